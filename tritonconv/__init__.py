@@ -1,0 +1,11 @@
+"""tritonconv: Triton convolution kernels for 1D, 2D and 3D, with torch.nn.functional's API.
+
+CUDA tensors run compiled kernels; CPU tensors run the same kernels under Triton's
+interpreter (see :mod:`tritonconv._runtime`).
+"""
+
+from . import shapes
+from .conv import conv1d, conv2d, conv3d
+
+__all__ = ["conv1d", "conv2d", "conv3d", "shapes"]
+__version__ = "0.1.0"

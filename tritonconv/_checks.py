@@ -1,0 +1,124 @@
+"""Argument checking shared by every op: one place, messages that name the argument.
+
+``conv_spec`` turns user arguments into a resolved :class:`ConvSpec` or raises a
+``ValueError``/``TypeError`` saying which argument is wrong and what was expected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import shapes
+
+SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+ACTIVATIONS = (None, "relu", "gelu", "silu")
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A checked convolution: everything the launcher needs besides the tensors."""
+
+    ndim: int
+    stride: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    dilation: tuple[int, ...]
+    groups: int
+    input_shape: tuple[int, ...]  # batched: (N, C_in, *spatial)
+    weight_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    unbatched: bool
+
+
+def _positive(name: str, values: tuple[int, ...], op: str) -> None:
+    if any(v <= 0 for v in values):
+        raise ValueError(f"{op}: expected `{name}` to be positive, got {values}")
+
+
+def check_activation(activation: str | None, op: str, name: str = "activation") -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"{op}: expected `{name}` to be one of {ACTIVATIONS}, got {activation!r}")
+
+
+def check_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    """Same dtype (a supported float) and same device for input, weight and bias."""
+    named = {"input": input, "weight": weight, "bias": bias}
+    for name, t in named.items():
+        if t is not None and not isinstance(t, torch.Tensor):
+            raise TypeError(f"{op}: expected `{name}` to be a torch.Tensor, got {type(t).__name__}")
+    if input.dtype not in SUPPORTED_DTYPES:
+        names = ", ".join(str(d).removeprefix("torch.") for d in SUPPORTED_DTYPES)
+        raise TypeError(f"{op}: expected `input` dtype to be one of {names}, got {input.dtype}")
+    for name, t in named.items():
+        if t is None:
+            continue
+        if t.dtype != input.dtype:
+            raise TypeError(f"{op}: expected `{name}` dtype to be {input.dtype} (the input's), got {t.dtype}")
+        if t.device != input.device:
+            raise ValueError(f"{op}: expected `{name}` on {input.device} (the input's device), got {t.device}")
+
+
+def conv_spec(
+    op: str,
+    ndim: int,
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: shapes.IntOrSeq,
+    padding: shapes.Padding,
+    dilation: shapes.IntOrSeq,
+    groups: int,
+) -> ConvSpec:
+    """Check a ``conv{ndim}d`` call and resolve its arguments."""
+    check_tensors(op, input, weight, bias)
+    if input.dim() not in (ndim + 1, ndim + 2):
+        raise ValueError(
+            f"{op}: expected `input` of rank {ndim + 2} (N, C, {_axes(ndim)}) or {ndim + 1} (unbatched), "
+            f"got shape {tuple(input.shape)}"
+        )
+    if weight.dim() != ndim + 2:
+        raise ValueError(
+            f"{op}: expected `weight` of rank {ndim + 2} (C_out, C_in/groups, {_axes(ndim, 'k')}), "
+            f"got shape {tuple(weight.shape)}"
+        )
+    unbatched = input.dim() == ndim + 1
+    input_shape = (1, *input.shape) if unbatched else tuple(input.shape)
+    weight_shape = tuple(weight.shape)
+    c_in, c_out = input_shape[1], weight_shape[0]
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups <= 0:
+        raise ValueError(f"{op}: expected `groups` to be a positive int, got {groups!r}")
+    if c_in % groups:
+        raise ValueError(f"{op}: expected `groups` to divide the input channels {c_in}, got groups={groups}")
+    if c_out == 0 or c_out % groups:
+        raise ValueError(f"{op}: expected `weight` output channels ({c_out}) to be a positive multiple of groups={groups}")
+    if weight_shape[1] != c_in // groups:
+        raise ValueError(
+            f"{op}: expected `weight` of shape (C_out, {c_in // groups}, ...) for {c_in} input channels and "
+            f"groups={groups}, got {weight_shape}"
+        )
+    _positive("weight kernel size", weight_shape[2:], op)
+    if bias is not None and tuple(bias.shape) != (c_out,):
+        raise ValueError(f"{op}: expected `bias` of shape ({c_out},), got {tuple(bias.shape)}")
+
+    try:
+        stride_t = shapes.as_tuple(stride, ndim, "stride")
+        dilation_t = shapes.as_tuple(dilation, ndim, "dilation")
+        _positive("stride", stride_t, op)
+        _positive("dilation", dilation_t, op)
+        pads = shapes.resolve_padding(padding, weight_shape[2:], stride_t, dilation_t)
+    except ValueError as err:
+        raise ValueError(f"{op}: {err}" if not str(err).startswith(op) else str(err)) from None
+    output_shape = shapes.conv_output_shape(input_shape, weight_shape, stride_t, pads, dilation_t, groups)
+    if any(s <= 0 for s in output_shape[2:]):
+        raise ValueError(
+            f"{op}: computed output size {output_shape[2:]} is not positive for input size {input_shape[2:]}, "
+            f"kernel {weight_shape[2:]}, stride {stride_t}, padding {pads}, dilation {dilation_t}: "
+            "the dilated kernel is larger than the padded input"
+        )
+    return ConvSpec(ndim, stride_t, pads, dilation_t, groups, input_shape, weight_shape, output_shape, unbatched)
+
+
+def _axes(ndim: int, prefix: str = "") -> str:
+    names = {1: "L", 2: "HW", 3: "DHW"}[ndim]
+    return ", ".join(prefix + a for a in names)

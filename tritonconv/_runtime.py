@@ -1,0 +1,51 @@
+"""Where a kernel runs: compiled for CUDA tensors, Triton's interpreter for CPU tensors.
+
+The mode follows the tensors, so a CUDA tensor never falls back to the CPU and a machine
+without a GPU needs no setting at all:
+
+* CUDA tensor -> the compiled Triton kernel.
+* CPU tensor  -> the same kernel source run by Triton's CPU interpreter (numpy).
+* ``TRITONCONV_INTERPRET=1`` (or Triton's own ``TRITON_INTERPRET=1``) forces the interpreter
+  for CUDA tensors too, for debugging; the data round-trips through host memory.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+from triton.runtime.interpreter import InterpretedFunction
+
+
+def force_interpreter() -> bool:
+    """True when the environment asks for the interpreter on every device."""
+    return os.environ.get("TRITONCONV_INTERPRET", "0") == "1" or os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def interpreting(device: torch.device) -> bool:
+    """Whether kernels for tensors on ``device`` run under Triton's interpreter."""
+    if device.type == "cpu":
+        return True
+    if device.type == "cuda":
+        return force_interpreter()
+    raise ValueError(
+        f"tritonconv runs on CUDA tensors, or on CPU tensors through Triton's interpreter; got device {device}"
+    )
+
+
+class Kernel:
+    """A ``@triton.jit`` kernel with its interpreted twin; ``kernel[device]`` picks one."""
+
+    def __init__(self, jit_fn: triton.JITFunction) -> None:
+        self.compiled = jit_fn
+        # Under TRITON_INTERPRET=1 triton.jit already returned an InterpretedFunction.
+        self.interpreted = jit_fn if isinstance(jit_fn, InterpretedFunction) else InterpretedFunction(jit_fn.fn)
+
+    def __getitem__(self, device: torch.device):
+        return self.interpreted if interpreting(device) else self.compiled
+
+
+def kernel(jit_fn: triton.JITFunction) -> Kernel:
+    """Decorator placed above ``@triton.jit``."""
+    return Kernel(jit_fn)

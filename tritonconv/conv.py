@@ -1,0 +1,236 @@
+"""N-d convolution forward as an implicit GEMM, one kernel for 1D, 2D and 3D.
+
+Every problem is seen as 3-D: a 1-D input ``(N, C, L)`` is ``(N, C, 1, 1, L)`` and a 2-D one
+``(N, C, 1, H, W)``, through sizes and strides only (no copy). Per group ``g`` the GEMM is
+
+    Y[m, n] = sum_k X[m, k] * W[k, n]
+    m = (batch, od, oh, ow)            M = N * OD * OH * OW   (output positions)
+    n = output channel in group g      N = C_out / groups     (output channels)
+    k = (kd, kh, kw, input channel)    K = C_in / groups * KD * KH * KW
+
+with ``X[m, k] = x[b, g*C_in_g + c, od*sd - pd + kd*dd, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]``
+(zero outside the input). The reduction walks the kernel taps in three nested loops and,
+inside each tap, the input channels in ``BLOCK_K`` chunks: the tap's input coordinates and
+bounds mask are computed once per tap, never by div/mod in the inner loop.
+
+Layout: the kernel reads and writes through strides, so contiguous (NCDHW), channels-last
+(NDHWC) or any strided view is read in place.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from . import _checks, tuning
+from ._checks import ConvSpec
+from ._runtime import interpreting, kernel
+
+INT32_MAX = 2**31 - 1
+
+
+@kernel
+@triton.jit
+def _conv_fwd_kernel(
+    x_ptr, w_ptr, b_ptr, y_ptr,
+    M, C_in_g, C_out_g, D, H, W, OD, OH, OW,
+    sd, sh, sw, pd, ph, pw, dd, dh, dw,
+    sxn, sxc, sxd, sxh, sxw,
+    swo, swi, swd, swh, sww,
+    syn, syc, syd, syh, syw,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr,
+    INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):
+    """One program: a ``BLOCK_M x BLOCK_N`` tile of output positions x output channels of one group.
+
+    Programs are ordered group-major; inside a group, ``GROUP_M`` row tiles share a column
+    tile before moving on (the L2-friendly swizzle of the Triton matmul tutorial).
+    """
+    pid = tl.program_id(0)
+    # Only builtins in here (no tl.cdiv, tl.zeros, tl.sigmoid, tl.sum: they are @jit helpers
+    # that the interpreted twin of this kernel cannot call; see _runtime).
+    tiles_m = (M + BLOCK_M - 1) // BLOCK_M
+    tiles_n = (C_out_g + BLOCK_N - 1) // BLOCK_N
+    group = pid // (tiles_m * tiles_n)
+    pid = pid % (tiles_m * tiles_n)
+    band = GROUP_M * tiles_n
+    first_m = (pid // band) * GROUP_M
+    band_m = min(tiles_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % band) % band_m
+    pid_n = (pid % band) // band_m
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    if INT64:  # some tensor has >= 2**31 elements: every offset product in int64
+        offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = offs_n.to(tl.int64)
+        offs_k = offs_k.to(tl.int64)
+        group = group.to(tl.int64)
+    mask_m = offs_m < M
+    mask_n = offs_n < C_out_g
+
+    # Output position -> (batch, od, oh, ow); done once per program.
+    ow = offs_m % OW
+    oh = (offs_m // OW) % OH
+    od = (offs_m // (OW * OH)) % OD
+    nb = offs_m // (OW * OH * OD)
+
+    x_rows = x_ptr + nb * sxn + group * C_in_g * sxc  # [BLOCK_M] pointers, channel 0 of the group
+    w_cols = w_ptr + (group * C_out_g + offs_n) * swo  # [BLOCK_N] pointers
+    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
+    for kd in range(KD):
+        id_ = od * sd - pd + kd * dd
+        ok_d = mask_m & (id_ >= 0) & (id_ < D)
+        for kh in range(KH):
+            ih = oh * sh - ph + kh * dh
+            ok_dh = ok_d & (ih >= 0) & (ih < H)
+            for kw in range(KW):
+                iw = ow * sw - pw + kw * dw
+                ok = ok_dh & (iw >= 0) & (iw < W)
+                x_tap = x_rows + id_ * sxd + ih * sxh + iw * sxw
+                if FLIP:  # true convolution: the kernel reversed along every axis
+                    w_tap = w_cols + (KD - 1 - kd) * swd + (KH - 1 - kh) * swh + (KW - 1 - kw) * sww
+                else:
+                    w_tap = w_cols + kd * swd + kh * swh + kw * sww
+                for c0 in range(0, C_in_g, BLOCK_K):
+                    cin = c0 + offs_k
+                    ok_k = cin < C_in_g
+                    a = tl.load(x_tap[:, None] + cin[None, :] * sxc, mask=ok[:, None] & ok_k[None, :], other=0.0)
+                    b = tl.load(w_tap[None, :] + cin[:, None] * swi, mask=ok_k[:, None] & mask_n[None, :], other=0.0)
+                    if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
+                        a = a.to(tl.float32)
+                        b = b.to(tl.float32)
+                    acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + group * C_out_g + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+    if ACTIVATION == "relu":
+        acc = tl.maximum(acc, 0.0)
+    elif ACTIVATION == "gelu":  # exact (erf) GELU, as torch.nn.functional.gelu
+        acc = 0.5 * acc * (1.0 + tl.erf(acc * 0.7071067811865476))
+    elif ACTIVATION == "silu":
+        acc = acc / (1.0 + tl.exp(-acc))
+
+    y_rows = y_ptr + nb * syn + od * syd + oh * syh + ow * syw
+    y_cols = (group * C_out_g + offs_n) * syc
+    tl.store(y_rows[:, None] + y_cols[None, :], acc.to(y_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+
+
+def _as_3d(values: tuple[int, ...], fill: int) -> tuple[int, ...]:
+    """Left-pad per-axis values of a 1-D/2-D problem to the kernel's three axes."""
+    return (fill,) * (3 - len(values)) + tuple(values)
+
+
+def _max_offset(t: torch.Tensor) -> int:
+    return sum((s - 1) * abs(st) for s, st in zip(t.shape, t.stride()))
+
+
+def output_memory_format(input: torch.Tensor, weight: torch.Tensor) -> torch.memory_format:
+    """torch's rule: channels-last output when the input or the weight is channels-last."""
+    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(input.dim())
+    if fmt is None:
+        return torch.contiguous_format
+    for t in (input, weight):
+        if t.is_contiguous(memory_format=fmt) and not t.is_contiguous():
+            return fmt
+    return torch.contiguous_format
+
+
+def conv_forward(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    spec: ConvSpec,
+    activation: str | None = None,
+    flip: bool = False,
+    config: tuning.Config | None = None,
+) -> torch.Tensor:
+    """Launch the forward kernel for a checked, batched problem; returns the output tensor."""
+    y = torch.empty(spec.output_shape, device=input.device, dtype=input.dtype,
+                    memory_format=output_memory_format(input, weight))
+    if y.numel() == 0:
+        return y
+    n, c_in = spec.input_shape[:2]
+    c_out, c_in_g = spec.weight_shape[:2]
+    c_out_g = c_out // spec.groups
+    m = n * y[0, 0].numel()
+    interp = interpreting(input.device)
+    if config is None:
+        config = tuning.heuristic_config(m, c_in_g, c_out_g, spec.weight_shape[2:], interp)
+
+    big = max(_max_offset(input), _max_offset(weight), _max_offset(y), m) > INT32_MAX
+    precision = None
+    if input.dtype == torch.float32:
+        precision = "ieee" if torch.get_float32_matmul_precision() == "highest" else "tf32"
+    if interp:
+        precision = "ieee" if precision else None
+
+    def strides(t: torch.Tensor) -> tuple[int, ...]:
+        return (*t.stride()[:2], *_as_3d(t.stride()[2:], 0))
+
+    grid = (spec.groups * triton.cdiv(m, config.block_m) * triton.cdiv(c_out_g, config.block_n),)
+    _conv_fwd_kernel[input.device][grid](
+        input, weight, bias if bias is not None else weight, y,
+        m, c_in_g, c_out_g, *_as_3d(spec.input_shape[2:], 1), *_as_3d(spec.output_shape[2:], 1),
+        *_as_3d(spec.stride, 1), *(p for p, _ in ((0, 0),) * (3 - spec.ndim) + spec.padding),
+        *_as_3d(spec.dilation, 1),
+        *strides(input), *strides(weight), *strides(y),
+        *_as_3d(spec.weight_shape[2:], 1),
+        HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
+        INT64=big, UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=precision,
+        BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
+        num_warps=config.num_warps, num_stages=config.num_stages,
+    )
+    return y
+
+
+class _ConvFunction(torch.autograd.Function):
+    """Forward in Triton. The backward kernels are not built yet: fail loudly, never silently."""
+
+    @staticmethod
+    def forward(ctx, input, weight, bias, spec, activation, flip):
+        return conv_forward(input, weight, bias, spec, activation, flip)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError(
+            "tritonconv: the backward of conv is not implemented yet; use torch.nn.functional for training"
+        )
+
+
+def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activation, flip):
+    op = f"conv{ndim}d"
+    spec = _checks.conv_spec(op, ndim, input, weight, bias, stride, padding, dilation, groups)
+    _checks.check_activation(activation, op)
+    if spec.unbatched:
+        input = input.unsqueeze(0)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (input, weight, bias)):
+        y = _ConvFunction.apply(input, weight, bias, spec, activation, flip)
+    else:
+        y = conv_forward(input, weight, bias, spec, activation, flip)
+    return y.squeeze(0) if spec.unbatched else y
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
+    """1-D convolution, as ``torch.nn.functional.conv1d``.
+
+    ``input`` (N, C_in, L) or (C_in, L); ``weight`` (C_out, C_in/groups, K).
+    ``padding``: int, tuple, ``'same'`` or ``'valid'``. ``activation``: None, ``'relu'``,
+    ``'gelu'`` or ``'silu'``, fused after the bias. ``flip=True`` reverses the kernel: the true
+    convolution ``y[n] = sum_k x[k] w[n-k]`` instead of the cross-correlation CNNs use.
+    """
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups, activation, flip)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
+    """2-D convolution, as ``torch.nn.functional.conv2d``; see :func:`conv1d` for the extras."""
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups, activation, flip)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
+    """3-D convolution, as ``torch.nn.functional.conv3d``; see :func:`conv1d` for the extras."""
+    return _conv(3, input, weight, bias, stride, padding, dilation, groups, activation, flip)

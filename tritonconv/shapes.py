@@ -1,0 +1,160 @@
+"""Shape algebra of N-d convolution: the one place every size formula lives.
+
+The kernels' launcher, the argument checks, the benchmarks and the spec notebooks all
+call these functions; none of them writes ``floor((L + 2P - K) / S) + 1`` again.
+
+Conventions: ``input_shape`` is ``(N, C_in, *spatial)``, ``weight_shape`` is
+``(C_out, C_in / groups, *kernel)``. Per-dimension arguments accept an ``int`` (same for
+every spatial dimension) or a sequence with one entry per spatial dimension. Padding is
+resolved to ``(before, after)`` pairs so that torch's asymmetric ``'same'`` is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+IntOrSeq = int | Sequence[int]
+Padding = str | int | Sequence[int] | Sequence[tuple[int, int]]
+
+__all__ = [
+    "as_tuple",
+    "conv_output_size",
+    "resolve_padding",
+    "conv_output_shape",
+    "receptive_field",
+    "conv_macs",
+    "conv_flops",
+    "conv_params",
+    "conv_bytes",
+    "DTYPE_BYTES",
+]
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+
+
+def as_tuple(value: IntOrSeq, ndim: int, name: str = "value") -> tuple[int, ...]:
+    """Broadcast an int to ``ndim`` entries, or check a sequence has ``ndim`` of them."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,) * ndim
+    values = tuple(value)
+    if len(values) == 1:
+        values = values * ndim
+    if len(values) != ndim or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"expected `{name}` to be an int or {ndim} ints, got {value!r}")
+    return values
+
+
+def conv_output_size(
+    size: int, kernel: int, stride: int = 1, padding: int | tuple[int, int] = 0, dilation: int = 1
+) -> int:
+    """Output length along one axis: ``floor((L + P_before + P_after - d(K-1) - 1) / S) + 1``.
+
+    With symmetric padding ``P`` and ``d = 1`` this is the document's
+    ``L' = floor((L + 2P - K) / S) + 1``. The result may be <= 0 for an impossible
+    configuration; callers decide whether that is an error.
+    """
+    before, after = (padding, padding) if isinstance(padding, int) else padding
+    span = dilation * (kernel - 1) + 1  # extent of the dilated kernel
+    return (size + before + after - span) // stride + 1
+
+
+def resolve_padding(
+    padding: Padding, kernel: Sequence[int], stride: IntOrSeq = 1, dilation: IntOrSeq = 1
+) -> tuple[tuple[int, int], ...]:
+    """Resolve ``'valid'``, ``'same'``, an int or a sequence into ``(before, after)`` pairs.
+
+    ``'same'`` follows torch: total padding ``d(K-1)`` split as ``total // 2`` before and the
+    remainder after (so even kernels pad one more at the end). It needs stride 1.
+    A sequence may hold one int per dimension (symmetric) or one ``(before, after)`` pair.
+    """
+    ndim = len(kernel)
+    dilation = as_tuple(dilation, ndim, "dilation")
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * ndim
+        if padding == "same":
+            if any(s != 1 for s in as_tuple(stride, ndim, "stride")):
+                raise ValueError(f"padding='same' needs stride 1 in every dimension, got stride={stride!r}")
+            totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+            return tuple((t // 2, t - t // 2) for t in totals)
+        raise ValueError(f"expected `padding` to be 'same', 'valid', an int or {ndim} ints, got {padding!r}")
+    if not isinstance(padding, int) and all(isinstance(p, (tuple, list)) for p in padding):
+        pairs = tuple((int(b), int(a)) for b, a in padding)
+        if len(pairs) != ndim:
+            raise ValueError(f"expected `padding` to have {ndim} (before, after) pairs, got {padding!r}")
+    else:
+        pairs = tuple((p, p) for p in as_tuple(padding, ndim, "padding"))
+    if any(p < 0 for pair in pairs for p in pair):
+        raise ValueError(f"expected `padding` to be >= 0, got {padding!r}")
+    return pairs
+
+
+def conv_output_shape(
+    input_shape: Sequence[int],
+    weight_shape: Sequence[int],
+    stride: IntOrSeq = 1,
+    padding: Padding = 0,
+    dilation: IntOrSeq = 1,
+    groups: int = 1,
+) -> tuple[int, ...]:
+    """``(N, C_out, *out_spatial)`` of a batched N-d convolution (sizes may be <= 0)."""
+    ndim = len(input_shape) - 2
+    kernel = tuple(weight_shape[2:])
+    stride_t = as_tuple(stride, ndim, "stride")
+    dilation_t = as_tuple(dilation, ndim, "dilation")
+    pads = resolve_padding(padding, kernel, stride_t, dilation_t)
+    spatial = tuple(
+        conv_output_size(size, k, s, p, d)
+        for size, k, s, p, d in zip(input_shape[2:], kernel, stride_t, pads, dilation_t)
+    )
+    return (input_shape[0], weight_shape[0], *spatial)
+
+
+def receptive_field(
+    kernels: Sequence[int], strides: Sequence[int], dilations: Sequence[int] | None = None
+) -> list[int]:
+    """Receptive field ``R_l`` after each layer of a stack, along one axis.
+
+    ``R_0 = 1`` and ``R_l = R_{l-1} + d_l (k_l - 1) prod_{i<l} s_i`` (the document's recursion
+    with dilation ``d_l``, which is 1 there). Returns ``[R_0, R_1, ..., R_L]``.
+    """
+    if len(kernels) != len(strides):
+        raise ValueError(f"expected one stride per kernel, got {len(kernels)} kernels and {len(strides)} strides")
+    dilations = [1] * len(kernels) if dilations is None else list(dilations)
+    fields, jump = [1], 1
+    for k, s, d in zip(kernels, strides, dilations):
+        fields.append(fields[-1] + d * (k - 1) * jump)
+        jump *= s
+    return fields
+
+
+def conv_macs(input_shape: Sequence[int], weight_shape: Sequence[int], output_shape: Sequence[int]) -> int:
+    """Multiply-accumulates: ``N * C_out * prod(out_spatial) * (C_in / groups) * prod(kernel)``.
+
+    The document's bound ``O(D_out H_out W_out C_in C_out k_d k_h k_w)`` per sample, exactly
+    (with groups dividing the ``C_in`` factor). Padding taps count as work, as on the GPU.
+    """
+    return output_shape[0] * math.prod(output_shape[1:]) * math.prod(weight_shape[1:])
+
+
+def conv_flops(input_shape: Sequence[int], weight_shape: Sequence[int], output_shape: Sequence[int]) -> int:
+    """Floating-point operations: two per multiply-accumulate."""
+    return 2 * conv_macs(input_shape, weight_shape, output_shape)
+
+
+def conv_params(weight_shape: Sequence[int], bias: bool = False) -> int:
+    """Learnable parameters: ``C_out * C_in / groups * prod(kernel)`` (+ ``C_out`` with bias)."""
+    return math.prod(weight_shape) + (weight_shape[0] if bias else 0)
+
+
+def conv_bytes(
+    input_shape: Sequence[int],
+    weight_shape: Sequence[int],
+    output_shape: Sequence[int],
+    dtype: str = "float32",
+    bias: bool = False,
+) -> int:
+    """Fewest bytes a convolution must move: each input, weight, bias read once, output written once."""
+    elems = math.prod(input_shape) + math.prod(weight_shape) + math.prod(output_shape)
+    return (elems + (weight_shape[0] if bias else 0)) * DTYPE_BYTES[dtype]
