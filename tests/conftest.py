@@ -1,0 +1,42 @@
+import math
+
+import pytest
+import torch
+
+import tritonconv.conv
+
+
+@pytest.fixture(autouse=True)
+def poison_outputs(monkeypatch):
+    """Every kernel output starts as NaN, so an element the kernel does not write fails the test."""
+
+    def poisoned(shape, like, fmt):
+        return torch.full(shape, math.nan, device=like.device, dtype=like.dtype).contiguous(memory_format=fmt)
+
+    monkeypatch.setattr(tritonconv.conv, "_alloc_output", poisoned)
+
+
+@pytest.fixture(autouse=True)
+def seed():
+    torch.manual_seed(0)
+
+
+# Relative L2 error allowed per dtype, against an fp32 (fp64 for fp32) reference on the same inputs.
+REL_TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+
+
+def assert_close(out: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype = torch.float32) -> None:
+    """Relative L2 error under the dtype's tolerance; on failure say how many elements are off."""
+    assert out.shape == ref.shape, f"shape {tuple(out.shape)} != reference {tuple(ref.shape)}"
+    out64, ref64 = out.double(), ref.double()
+    bad = ~torch.isfinite(out64)
+    assert not bad.any(), f"{int(bad.sum())} of {out.numel()} outputs are NaN/inf (unwritten?), first at {bad.nonzero()[:3].tolist()}"
+    err = (out64 - ref64).norm() / ref64.norm().clamp_min(1e-30)
+    if err > REL_TOL[dtype]:
+        diff = (out64 - ref64).abs()
+        worst = diff.flatten().topk(min(3, diff.numel())).indices
+        raise AssertionError(
+            f"relative L2 error {err:.3e} > {REL_TOL[dtype]:.0e}; "
+            f"{int((diff > 1e-3 * ref64.abs().max()).sum())} of {out.numel()} elements off; "
+            f"worst at flat {worst.tolist()}: got {out64.flatten()[worst].tolist()}, want {ref64.flatten()[worst].tolist()}"
+        )

@@ -1,0 +1,172 @@
+"""tritonconv.conv1d/2d/3d against torch.nn.functional on fresh random inputs."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import assert_close
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import tritonconv
+import tritonconv.conv
+from tritonconv import shapes
+
+OURS = {1: tritonconv.conv1d, 2: tritonconv.conv2d, 3: tritonconv.conv3d}
+TORCH = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+ACT = {None: lambda t: t, "relu": F.relu, "gelu": F.gelu, "silu": F.silu}
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def reference(ndim, x, w, b, activation=None, flip=False, **kw):
+    """torch in float64 on the same (possibly low-precision) inputs."""
+    if flip:
+        w = w.flip(list(range(2, 2 + ndim)))
+    b64 = None if b is None else b.double()
+    return ACT[activation](TORCH[ndim](x.double(), w.double(), b64, **kw))
+
+
+def check(ndim, x_shape, w_shape, *, bias=True, dtype=torch.float32, activation=None, flip=False, **kw):
+    x = torch.randn(x_shape, dtype=dtype, device=DEVICE)
+    w = torch.randn(w_shape, dtype=dtype, device=DEVICE)
+    b = torch.randn(w_shape[0], dtype=dtype, device=DEVICE) if bias else None
+    out = OURS[ndim](x, w, b, activation=activation, flip=flip, **kw)
+    assert out.dtype == dtype and out.device == x.device
+    assert_close(out, reference(ndim, x, w, b, activation, flip, **kw), dtype)
+    return out
+
+
+# (ndim, input shape, weight shape, kwargs): every argument, odd sizes, edges of the masks.
+GRID = [
+    (1, (2, 3, 17), (5, 3, 3), dict(padding=1)),
+    (1, (1, 1, 9), (1, 1, 4), dict()),  # batch 1, channel 1, even kernel
+    (1, (2, 4, 23), (6, 2, 3), dict(stride=2, dilation=3, groups=2, padding=2)),
+    (1, (3, 5, 11), (7, 5, 2), dict(stride=4)),  # stride > kernel
+    (1, (2, 6, 15), (6, 1, 5), dict(groups=6, padding="same")),  # depthwise, 'same'
+    (1, (2, 3, 12), (4, 3, 4), dict(padding="same", dilation=2)),  # even dilated kernel: asymmetric 'same'
+    (1, (2, 20, 7), (33, 20, 1), dict()),  # channels not dividing blocks, 1-tap kernel
+    (2, (2, 3, 17, 19), (8, 3, 3, 3), dict(padding=1)),
+    (2, (1, 1, 7, 9), (1, 1, 3, 2), dict(padding=(1, 0), stride=(2, 1))),  # anisotropic
+    (2, (2, 4, 13, 11), (8, 2, 3, 3), dict(stride=(3, 2), dilation=(2, 1), groups=2)),
+    (2, (2, 6, 9, 10), (6, 1, 3, 3), dict(groups=6, padding="same")),
+    (2, (2, 5, 8, 8), (4, 5, 2, 2), dict(padding="same")),
+    (2, (2, 5, 9, 9), (7, 5, 1, 7), dict(padding=(0, 3))),
+    (2, (1, 3, 10, 10), (4, 3, 3, 3), dict(padding="valid", stride=5)),
+    (3, (2, 3, 5, 6, 7), (4, 3, 3, 3, 3), dict(padding=1)),
+    (3, (1, 4, 6, 7, 5), (6, 2, 2, 3, 1), dict(stride=(2, 1, 3), dilation=(1, 2, 1), groups=2, padding=(1, 2, 0))),
+    (3, (2, 4, 5, 5, 5), (4, 1, 3, 3, 3), dict(groups=4, padding="same")),
+    (3, (1, 2, 4, 9, 9), (3, 2, 1, 3, 3), dict(stride=(1, 2, 2), padding=(0, 1, 1))),
+]
+
+
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID)
+@pytest.mark.parametrize("bias", [True, False])
+def test_grid_fp32(ndim, x_shape, w_shape, kw, bias):
+    check(ndim, x_shape, w_shape, bias=bias, **kw)
+
+
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID[::3])
+@pytest.mark.parametrize("activation", ["relu", "gelu", "silu"])
+def test_fused_activation(ndim, x_shape, w_shape, kw, activation):
+    check(ndim, x_shape, w_shape, activation=activation, **kw)
+
+
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID[::2])
+def test_flip_is_true_convolution(ndim, x_shape, w_shape, kw):
+    out = check(ndim, x_shape, w_shape, flip=True, **kw)
+    assert out.shape == tuple(shapes.conv_output_shape(x_shape, w_shape, groups=kw.get("groups", 1), **{
+        k: v for k, v in kw.items() if k in ("stride", "padding", "dilation")}))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", [GRID[2], GRID[9], GRID[15]])
+def test_half_precision(dtype, ndim, x_shape, w_shape, kw):
+    # The interpreter's own bf16 tl.dot is wrong; the kernel multiplies bf16 in fp32 there.
+    check(ndim, x_shape, w_shape, dtype=dtype, activation="gelu", **kw)
+
+
+def test_document_worked_example():
+    """Section 4: x = [3,1,4,1,5,9], w = [-1,0,1]: cross-correlation gives [1,0,1,8]."""
+    x = torch.tensor([[[3.0, 1, 4, 1, 5, 9]]])
+    w = torch.tensor([[[-1.0, 0, 1]]])
+    assert tritonconv.conv1d(x, w).flatten().tolist() == [1.0, 0.0, 1.0, 8.0]
+    # The definition y[n] = sum_k x[k] w[n-k] flips the kernel: the negated differences.
+    assert tritonconv.conv1d(x, w, flip=True).flatten().tolist() == [-1.0, 0.0, -1.0, -8.0]
+
+
+def test_unbatched():
+    x, w = torch.randn(3, 7, 8), torch.randn(5, 3, 2, 3)
+    out = tritonconv.conv2d(x, w, padding=1)
+    assert out.shape == (5, 8, 8)
+    assert_close(out, F.conv2d(x.double(), w.double(), padding=1))
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_channels_last_in_place_and_out(ndim):
+    fmt = {2: torch.channels_last, 3: torch.channels_last_3d}[ndim]
+    x = torch.randn((2, 5) + (6,) * ndim).contiguous(memory_format=fmt)
+    w = torch.randn((4, 5) + (3,) * ndim)
+    out = OURS[ndim](x, w, padding=1)
+    ref = TORCH[ndim](x, w, padding=1)
+    assert out.is_contiguous(memory_format=fmt) == ref.is_contiguous(memory_format=fmt) == True  # noqa: E712
+    assert_close(out, reference(ndim, x, w, None, padding=1))
+    # A channels-last weight makes a channels-last output too (torch's rule).
+    out = OURS[ndim](x.contiguous(), w.contiguous(memory_format=fmt), padding=1)
+    assert out.is_contiguous(memory_format=fmt)
+
+
+def test_strided_views_read_in_place():
+    base = torch.randn(2, 9, 4)  # (N, L, C): channels innermost, as telemetry often arrives
+    x = base.transpose(1, 2)  # (N, C, L) view, not contiguous
+    w = torch.randn(6, 4, 3)[:, :, :]
+    assert_close(tritonconv.conv1d(x, w, padding=1), F.conv1d(x.double(), w.double(), padding=1))
+    x2 = torch.randn(2, 3, 20, 18)[:, :, ::2, 1::3]  # sliced spatial dims
+    w2 = torch.randn(3, 4, 3, 3).transpose(0, 1)  # weight view
+    assert_close(tritonconv.conv2d(x2, w2), F.conv2d(x2.double(), w2.double()))
+
+
+def test_int64_offsets_path(monkeypatch):
+    """The >= 2**31 offsets branch computes the same result (threshold lowered to reach it on CPU)."""
+    monkeypatch.setattr(tritonconv.conv, "INT32_MAX", 16)
+    check(2, (2, 3, 9, 8), (4, 3, 3, 3), stride=2, padding=1)
+    check(1, (2, 4, 23), (6, 2, 3), stride=2, groups=2)
+
+
+def test_empty_batch():
+    out = tritonconv.conv2d(torch.randn(0, 3, 5, 5), torch.randn(4, 3, 3, 3))
+    assert out.shape == (0, 4, 3, 3)
+
+
+def test_backward_is_refused_loudly():
+    x = torch.randn(1, 2, 5, requires_grad=True)
+    out = tritonconv.conv1d(x, torch.randn(3, 2, 3))
+    with pytest.raises(NotImplementedError, match="backward"):
+        out.sum().backward()
+
+
+@st.composite
+def conv_problems(draw):
+    ndim = draw(st.integers(1, 3))
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    c_in = groups * draw(st.integers(1, 3))
+    c_out = groups * draw(st.integers(1, 3))
+    kernel = [draw(st.integers(1, 4)) for _ in range(ndim)]
+    stride = [draw(st.integers(1, 3)) for _ in range(ndim)]
+    dilation = [draw(st.integers(1, 2)) for _ in range(ndim)]
+    size_cap = {1: 24, 2: 10, 3: 6}[ndim]
+    sizes = [draw(st.integers(1, size_cap)) for _ in range(ndim)]
+    if draw(st.booleans()) and all(s == 1 for s in stride):
+        padding = "same"
+    else:
+        padding = [draw(st.integers(0, 2)) for _ in range(ndim)]
+    n = draw(st.integers(1, 2))
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    out = shapes.conv_output_shape((n, c_in, *sizes), (c_out, c_in // groups, *kernel), **kw)
+    assume(all(s > 0 for s in out[2:]))
+    return ndim, (n, c_in, *sizes), (c_out, c_in // groups, *kernel), kw, draw(st.booleans())
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conv_problems())
+def test_random_configurations(problem):
+    ndim, x_shape, w_shape, kw, bias = problem
+    check(ndim, x_shape, w_shape, bias=bias, **kw)
