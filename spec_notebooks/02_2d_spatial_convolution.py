@@ -91,7 +91,7 @@ ax.plot(range(len(R)), R, marker="o")
 ax.set_xlabel("layer l")
 ax.set_ylabel("receptive field R_l (pixels)")
 ax.set_title("ResNet-like stem: receptive field per layer")
-ax.grid(alpha=0.3);
+ax.grid(alpha=0.3)
 
 # %% [markdown]
 # ### Measured: which inputs reach one output

@@ -30,7 +30,8 @@ def assert_close(out: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype = torc
     assert out.shape == ref.shape, f"shape {tuple(out.shape)} != reference {tuple(ref.shape)}"
     out64, ref64 = out.double(), ref.double()
     bad = ~torch.isfinite(out64)
-    assert not bad.any(), f"{int(bad.sum())} of {out.numel()} outputs are NaN/inf (unwritten?), first at {bad.nonzero()[:3].tolist()}"
+    first = bad.nonzero()[:3].tolist()
+    assert not bad.any(), f"{int(bad.sum())} of {out.numel()} outputs are NaN/inf (unwritten?), first at {first}"
     err = (out64 - ref64).norm() / ref64.norm().clamp_min(1e-30)
     if err > REL_TOL[dtype]:
         diff = (out64 - ref64).abs()

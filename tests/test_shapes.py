@@ -63,3 +63,14 @@ def test_flops_params_bytes():
     assert shapes.conv_flops(x, w, y) == 2 * shapes.conv_macs(x, w, y)
     assert shapes.conv_params(w) == 144 and shapes.conv_params(w, bias=True) == 152
     assert shapes.conv_bytes(x, w, y, "float16") == 2 * (800 + 144 + 1600)
+
+
+def test_r2plus1d_mid_channels_published_widths():
+    # R(2+1)D-18 widths for in = out, t = d = 3.
+    assert [shapes.r2plus1d_mid_channels(c, c, 3, 3) for c in (64, 128, 256, 512)] == [144, 288, 576, 1152]
+    assert shapes.factorized_params(64, 64, 3, 3, "2+1d") == shapes.factorized_params(64, 64, 3, 3, "3d")
+    assert shapes.factorized_params(8, 16, 3, 3, "2+1d", mid_channels=4) == 8 * 4 * 9 + 4 * 16 * 3
+    assert shapes.factorized_params(8, 16, 3, 3, "P3D-B") == 8 * 16 * 12
+    assert shapes.factorized_params(8, 16, 3, 3, "P3D-A") == 8 * 16 * 9 + 16 * 16 * 3
+    with pytest.raises(ValueError, match="variant"):
+        shapes.factorized_params(8, 16, 3, 3, "P3D-D")

@@ -28,6 +28,9 @@ __all__ = [
     "conv_params",
     "conv_bytes",
     "DTYPE_BYTES",
+    "r2plus1d_mid_channels",
+    "factorized_params",
+    "FACTORIZATIONS",
 ]
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
@@ -158,3 +161,39 @@ def conv_bytes(
     """Fewest bytes a convolution must move: each input, weight, bias read once, output written once."""
     elems = math.prod(input_shape) + math.prod(weight_shape) + math.prod(output_shape)
     return (elems + (weight_shape[0] if bias else 0)) * DTYPE_BYTES[dtype]
+
+
+def r2plus1d_mid_channels(c_in: int, c_out: int, t: int, d: int) -> int:
+    """Mid channels of a (2+1)D block whose parameters match a full ``t x d x d`` 3D conv.
+
+    Tran et al. 2018 (R(2+1)D): ``M = floor(t d^2 C_in C_out / (d^2 C_in + t C_out))``.
+    """
+    return (t * d * d * c_in * c_out) // (d * d * c_in + t * c_out)
+
+
+FACTORIZATIONS = ("3d", "2+1d", "P3D-A", "P3D-B", "P3D-C")
+
+
+def factorized_params(c_in: int, c_out: int, t: int, d: int, variant: str, mid_channels: int | None = None) -> int:
+    """Weights of a ``t x d x d`` block, full or factorized into spatial ``1 x d x d`` (S)
+    and temporal ``t x 1 x 1`` (T) convolutions (biases excluded).
+
+    * ``'3d'``: one full convolution, ``C_in C_out t d^2``.
+    * ``'2+1d'``: S ``C_in -> M``, then T ``M -> C_out`` (``M`` by :func:`r2plus1d_mid_channels`
+      unless given).
+    * ``'P3D-A'`` = T(S(x)), ``'P3D-C'`` = S(x) + T(S(x)): S ``C_in -> C_out``, T ``C_out -> C_out``.
+    * ``'P3D-B'`` = S(x) + T(x): S and T both ``C_in -> C_out``.
+
+    With stride 1 and 'same' padding every stage outputs every voxel, so multiply-accumulates
+    are these parameters times ``N T H W`` (the P3D sums add no multiplies).
+    """
+    if variant == "3d":
+        return c_in * c_out * t * d * d
+    if variant == "2+1d":
+        m = r2plus1d_mid_channels(c_in, c_out, t, d) if mid_channels is None else mid_channels
+        return c_in * m * d * d + m * c_out * t
+    if variant in ("P3D-A", "P3D-C"):
+        return c_in * c_out * d * d + c_out * c_out * t
+    if variant == "P3D-B":
+        return c_in * c_out * (d * d + t)
+    raise ValueError(f"expected `variant` to be one of {FACTORIZATIONS}, got {variant!r}")

@@ -1,0 +1,67 @@
+# %% [markdown]
+# # 06 · Tuning and performance
+#
+# What the library will be measured on: the benchmark suite of real models' layers
+# (`benchmarks/shapes.json`, a copy of the project's shared suite), with each layer's work
+# and minimum memory traffic from `tritonconv.shapes`, and the kernel configuration the
+# launcher picks for it today.
+#
+# Measured GPU results and tuned configurations are read from `benchmarks/results/` and
+# `autotune_cache/` when they exist. **None has been committed yet: no GPU figure appears in
+# this notebook**, and the configurations below are the launcher's deterministic heuristic,
+# not tuned ones.
+
+# %%
+import json
+import math
+from pathlib import Path
+
+from tritonconv import shapes, tuning
+
+ROOT = Path.cwd().parent
+suite = json.loads((ROOT / "benchmarks" / "shapes.json").read_text())
+results = sorted((ROOT / "benchmarks" / "results").glob("*.jsonl")) if (ROOT / "benchmarks" / "results").exists() else []
+cached = sorted((ROOT / "autotune_cache").glob("*.json"))
+print(f"committed GPU result files: {len(results)}, shipped tuning files: {len(cached)}")
+
+# %% [markdown]
+# ## The suite: work, bytes, arithmetic intensity (bf16)
+#
+# Arithmetic intensity = FLOPs / minimum bytes. A GPU's ridge point is its matrix rate over
+# its memory bandwidth; for an H100 the datasheet figures (about 990 dense bf16 TFLOP/s,
+# 3.35 TB/s; not measured here) put it near 300 FLOP/byte. Layers far below the ridge are
+# memory-bound: their target is bandwidth, not tensor-core rate.
+
+# %%
+def problem(op, s):
+    nd = {"conv1d": 1, "conv2d": 2, "conv3d": 3}[op]
+    spatial = [s[a] for a in ("L",)] if nd == 1 else [s[a] for a in "HW"] if nd == 2 else [s[a] for a in "DHW"]
+    g = s.get("groups", 1)
+    x = (s["N"], s["C"], *spatial)
+    w = (s["OC"], s["C"] // g, *shapes.as_tuple(s["k"], nd))
+    y = shapes.conv_output_shape(x, w, s["s"], s["p"], s["d"], g)
+    return x, w, y, g
+
+
+intensity = {}
+print(f"{'op':>6} {'layer':>18} {'GFLOP':>8} {'MB (bf16)':>9} {'FLOP/B':>7}  {'heuristic (BM, BN, BK, warps)':>28}")
+for op in ("conv1d", "conv2d", "conv3d"):
+    for s in suite[op]:
+        x, w, y, g = problem(op, s)
+        flops = shapes.conv_flops(x, w, y)
+        nbytes = shapes.conv_bytes(x, w, y, "bfloat16")
+        cfg = tuning.heuristic_config(y[0] * math.prod(y[2:]), w[1], w[0] // g, w[2:], interpret=False)
+        print(f"{op:>6} {s['name']:>18} {flops / 1e9:8.2f} {nbytes / 1e6:9.1f} {flops / nbytes:7.1f}  "
+              f"{str((cfg.block_m, cfg.block_n, cfg.block_k, cfg.num_warps)):>28}")
+        assert flops > 0 and nbytes > 0
+        intensity[s["name"]] = flops / nbytes
+
+# %% [markdown]
+# The two depthwise layers sit below 20 FLOP/byte: memory-bound on any current GPU, which
+# is why the performance work plans a dedicated depthwise path without tensor cores.
+
+# %%
+low = sorted((v, k) for k, v in intensity.items() if v < 100)
+for v, k in low:
+    print(f"{k:>18} {v:7.1f} FLOP/byte")
+assert {k for v, k in low if v < 20} == {"depthwise_k31", "mobilenet_dw_3x3"}
