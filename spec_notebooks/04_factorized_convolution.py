@@ -21,6 +21,7 @@ import tritonconv
 from tritonconv import shapes
 
 _ = torch.manual_seed(0)
+print("CPU tensors run the kernels under Triton's interpreter:", tritonconv._runtime.interpreting(torch.device("cpu")))
 
 # %% [markdown]
 # ## The R(2+1)D mid-channel rule

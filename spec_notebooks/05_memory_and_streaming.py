@@ -19,6 +19,7 @@ import tritonconv
 from tritonconv import shapes
 
 _ = torch.manual_seed(0)
+print("CPU tensors run the kernels under Triton's interpreter:", tritonconv._runtime.interpreting(torch.device("cpu")))
 
 # %% [markdown]
 # ## How big: a CT volume and a 4K clip
