@@ -33,21 +33,12 @@ print(f"committed GPU result files: {len(results)}, shipped tuning files: {len(c
 # memory-bound: their target is bandwidth, not tensor-core rate.
 
 # %%
-def problem(op, s):
-    nd = {"conv1d": 1, "conv2d": 2, "conv3d": 3}[op]
-    spatial = [s[a] for a in ("L",)] if nd == 1 else [s[a] for a in "HW"] if nd == 2 else [s[a] for a in "DHW"]
-    g = s.get("groups", 1)
-    x = (s["N"], s["C"], *spatial)
-    w = (s["OC"], s["C"] // g, *shapes.as_tuple(s["k"], nd))
-    y = shapes.conv_output_shape(x, w, s["s"], s["p"], s["d"], g)
-    return x, w, y, g
-
-
 intensity = {}
 print(f"{'op':>6} {'layer':>18} {'GFLOP':>8} {'MB (bf16)':>9} {'FLOP/B':>7}  {'heuristic (BM, BN, BK, warps)':>28}")
 for op in ("conv1d", "conv2d", "conv3d"):
     for s in suite[op]:
-        x, w, y, g = problem(op, s)
+        prob = shapes.suite_problem(op, s)
+        x, w, y, g = prob["input_shape"], prob["weight_shape"], prob["output_shape"], prob["groups"]
         flops = shapes.conv_flops(x, w, y)
         nbytes = shapes.conv_bytes(x, w, y, "bfloat16")
         cfg = tuning.heuristic_config(y[0] * math.prod(y[2:]), w[1], w[0] // g, w[2:], interpret=False)

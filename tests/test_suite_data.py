@@ -18,22 +18,26 @@ def test_suite_copy_matches_shared():
     assert SUITE == json.loads(SHARED.read_text())
 
 
-def suite_problems():
-    for op, nd in (("conv1d", 1), ("conv2d", 2), ("conv3d", 3)):
-        for s in SUITE[op]:
-            spatial = [s[a] for a in {1: ["L"], 2: ["H", "W"], 3: ["D", "H", "W"]}[nd]]
-            g = s.get("groups", 1)
-            x = (s["N"], s["C"], *spatial)
-            w = (s["OC"], s["C"] // g, *shapes.as_tuple(s["k"], nd))
-            yield s["name"], x, w, g, (s["s"], s["p"], s["d"])
-
-
 @pytest.mark.parametrize("interpret", [False, True])
 def test_heuristic_configs_valid_for_suite(interpret):
-    for name, x, w, g, (s, p, d) in suite_problems():
-        y = shapes.conv_output_shape(x, w, s, p, d, g)
-        assert all(v > 0 for v in y[2:]), name
-        cfg = tuning.heuristic_config(y[0] * math.prod(y[2:]), w[1], w[0] // g, w[2:], interpret)
-        for block in (cfg.block_m, cfg.block_n, cfg.block_k):
-            assert block >= 16 and block & (block - 1) == 0, (name, cfg)  # tl.dot: powers of two >= 16
-        assert cfg.block_n <= max(16, 2 * w[0] // g) and cfg.block_k <= max(16, 2 * w[1]), (name, cfg)
+    for op in shapes.SUITE_AXES:
+        for entry in SUITE[op]:
+            name, prob = entry["name"], shapes.suite_problem(op, entry)
+            w, y, g = prob["weight_shape"], prob["output_shape"], prob["groups"]
+            assert all(v > 0 for v in y[2:]), name
+            cfg = tuning.heuristic_config(y[0] * math.prod(y[2:]), w[1], w[0] // g, w[2:], interpret)
+            for block in (cfg.block_m, cfg.block_n, cfg.block_k):
+                assert block >= 16 and block & (block - 1) == 0, (name, cfg)  # tl.dot: powers of two >= 16
+            assert cfg.block_n <= max(16, 2 * w[0] // g) and cfg.block_k <= max(16, 2 * w[1]), (name, cfg)
+
+
+def test_suite_problem_matches_torch_output_shape():
+    import torch
+    import torch.nn.functional as F
+
+    for op in shapes.SUITE_AXES:
+        for entry in SUITE[op]:
+            p = shapes.suite_problem(op, entry)
+            ref = getattr(F, op)(torch.empty(p["input_shape"], device="meta"), torch.empty(p["weight_shape"], device="meta"),
+                                 None, p["stride"], p["padding"], p["dilation"], p["groups"])
+            assert p["output_shape"] == tuple(ref.shape), entry["name"]

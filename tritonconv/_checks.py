@@ -108,7 +108,7 @@ def conv_spec(
         _positive("dilation", dilation_t, op)
         pads = shapes.resolve_padding(padding, weight_shape[2:], stride_t, dilation_t)
     except ValueError as err:
-        raise ValueError(f"{op}: {err}" if not str(err).startswith(op) else str(err)) from None
+        raise ValueError(f"{op}: {err}") from None
     output_shape = shapes.conv_output_shape(input_shape, weight_shape, stride_t, pads, dilation_t, groups)
     if any(s <= 0 for s in output_shape[2:]):
         raise ValueError(

@@ -19,6 +19,8 @@ Layout: the kernel reads and writes through strides, so contiguous (NCDHW), chan
 
 from __future__ import annotations
 
+import math
+
 import torch
 import triton
 import triton.language as tl
@@ -158,10 +160,9 @@ def conv_forward(
     y = _alloc_output(spec.output_shape, input, output_memory_format(input, weight))
     if y.numel() == 0:
         return y
-    n, c_in = spec.input_shape[:2]
     c_out, c_in_g = spec.weight_shape[:2]
     c_out_g = c_out // spec.groups
-    m = n * y[0, 0].numel()
+    m = spec.output_shape[0] * math.prod(spec.output_shape[2:])  # output positions (GEMM rows)
     interp = interpreting(input.device)
     if config is None:
         config = tuning.heuristic_config(m, c_in_g, c_out_g, spec.weight_shape[2:], interp)
@@ -180,7 +181,7 @@ def conv_forward(
     _conv_fwd_kernel[input.device][grid](
         input, weight, bias if bias is not None else weight, y,
         m, c_in_g, c_out_g, *_as_3d(spec.input_shape[2:], 1), *_as_3d(spec.output_shape[2:], 1),
-        *_as_3d(spec.stride, 1), *(p for p, _ in ((0, 0),) * (3 - spec.ndim) + spec.padding),
+        *_as_3d(spec.stride, 1), *_as_3d(tuple(before for before, _ in spec.padding), 0),
         *_as_3d(spec.dilation, 1),
         *strides(input), *strides(weight), *strides(y),
         *_as_3d(spec.weight_shape[2:], 1),

@@ -31,6 +31,7 @@ __all__ = [
     "r2plus1d_mid_channels",
     "factorized_params",
     "FACTORIZATIONS",
+    "suite_problem",
 ]
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
@@ -197,3 +198,20 @@ def factorized_params(c_in: int, c_out: int, t: int, d: int, variant: str, mid_c
     if variant == "P3D-B":
         return c_in * c_out * (d * d + t)
     raise ValueError(f"expected `variant` to be one of {FACTORIZATIONS}, got {variant!r}")
+
+
+SUITE_AXES = {"conv1d": ("L",), "conv2d": ("H", "W"), "conv3d": ("D", "H", "W")}
+
+
+def suite_problem(op: str, entry: dict) -> dict:
+    """One layer of a benchmark suite file (``benchmarks/shapes.json`` format) as conv arguments.
+
+    Returns ``input_shape``, ``weight_shape``, ``stride``, ``padding``, ``dilation``, ``groups``
+    and the resolved ``output_shape``.
+    """
+    ndim, groups = len(SUITE_AXES[op]), entry.get("groups", 1)
+    input_shape = (entry["N"], entry["C"], *(entry[a] for a in SUITE_AXES[op]))
+    weight_shape = (entry["OC"], entry["C"] // groups, *as_tuple(entry["k"], ndim, "k"))
+    args = dict(stride=entry["s"], padding=entry["p"], dilation=entry.get("d", 1), groups=groups)
+    output_shape = conv_output_shape(input_shape, weight_shape, **args)
+    return dict(input_shape=input_shape, weight_shape=weight_shape, output_shape=output_shape, **args)
