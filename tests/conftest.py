@@ -10,8 +10,8 @@ import tritonconv.conv
 def poison_outputs(monkeypatch):
     """Every kernel output starts as NaN, so an element the kernel does not write fails the test."""
 
-    def poisoned(shape, like, fmt):
-        return torch.full(shape, math.nan, device=like.device, dtype=like.dtype).contiguous(memory_format=fmt)
+    def poisoned(shape, device, dtype, fmt=torch.contiguous_format):
+        return torch.full(shape, math.nan, device=device, dtype=dtype).contiguous(memory_format=fmt)
 
     monkeypatch.setattr(tritonconv.conv, "_alloc_output", poisoned)
 

@@ -136,13 +136,6 @@ def test_empty_batch():
     assert out.shape == (0, 4, 3, 3)
 
 
-def test_backward_is_refused_loudly():
-    x = torch.randn(1, 2, 5, requires_grad=True)
-    out = tritonconv.conv1d(x, torch.randn(3, 2, 3))
-    with pytest.raises(NotImplementedError, match="backward"):
-        out.sum().backward()
-
-
 @st.composite
 def conv_problems(draw):
     ndim = draw(st.integers(1, 3))

@@ -4,8 +4,8 @@ CUDA tensors run compiled kernels; CPU tensors run the same kernels under Triton
 interpreter (see :mod:`tritonconv._runtime`).
 """
 
-from . import shapes
-from .conv import conv1d, conv2d, conv3d
+from . import nn, shapes
+from .functional import conv1d, conv2d, conv3d
 
-__all__ = ["conv1d", "conv2d", "conv3d", "shapes"]
+__all__ = ["conv1d", "conv2d", "conv3d", "nn", "shapes"]
 __version__ = "0.1.0"

@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import _checks, tuning
+from . import tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting, kernel
 
@@ -34,19 +34,26 @@ INT32_MAX = 2**31 - 1
 
 @kernel
 @triton.jit
-def _conv_fwd_kernel(
+def _conv_kernel(
     x_ptr, w_ptr, b_ptr, y_ptr,
     M, C_in_g, C_out_g, D, H, W, OD, OH, OW,
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
-    swo, swi, swd, swh, sww,
+    swg, swn, swk, swd, swh, sww,
     syn, syc, syd, syh, syw,
-    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of output positions x output channels of one group.
+
+    ``x`` is the tensor read (``C_in_g`` channels per group, sizes D, H, W) and ``y`` the one
+    written (``C_out_g`` channels per group, sizes OD, OH, OW). The weight element of group
+    ``g``, column ``n``, reduction channel ``k`` is at ``g*swg + n*swn + k*swk``: the forward
+    pass reads ``w[n, k]``, the transposed pass ``w[k, n]``. ``TRANSPOSED`` turns the tap
+    relation ``i = o*s - p + t*d`` around: output ``o`` gathers input ``i = (o + p - t*d) / s``
+    when that is an integer (the gradient of the forward pass with respect to its input).
 
     Programs are ordered group-major; inside a group, ``GROUP_M`` row tiles share a column
     tile before moving on (the L2-friendly swizzle of the Triton matmul tutorial).
@@ -82,17 +89,32 @@ def _conv_fwd_kernel(
     nb = offs_m // (OW * OH * OD)
 
     x_rows = x_ptr + nb * sxn + group * C_in_g * sxc  # [BLOCK_M] pointers, channel 0 of the group
-    w_cols = w_ptr + (group * C_out_g + offs_n) * swo  # [BLOCK_N] pointers
+    w_cols = w_ptr + group * swg + offs_n * swn  # [BLOCK_N] pointers
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     for kd in range(KD):
-        id_ = od * sd - pd + kd * dd
-        ok_d = mask_m & (id_ >= 0) & (id_ < D)
+        if TRANSPOSED:
+            td = od + pd - kd * dd
+            id_ = td // sd
+            ok_d = mask_m & (td >= 0) & (td % sd == 0) & (id_ < D)
+        else:
+            id_ = od * sd - pd + kd * dd
+            ok_d = mask_m & (id_ >= 0) & (id_ < D)
         for kh in range(KH):
-            ih = oh * sh - ph + kh * dh
-            ok_dh = ok_d & (ih >= 0) & (ih < H)
+            if TRANSPOSED:
+                th = oh + ph - kh * dh
+                ih = th // sh
+                ok_dh = ok_d & (th >= 0) & (th % sh == 0) & (ih < H)
+            else:
+                ih = oh * sh - ph + kh * dh
+                ok_dh = ok_d & (ih >= 0) & (ih < H)
             for kw in range(KW):
-                iw = ow * sw - pw + kw * dw
-                ok = ok_dh & (iw >= 0) & (iw < W)
+                if TRANSPOSED:
+                    tw = ow + pw - kw * dw
+                    iw = tw // sw
+                    ok = ok_dh & (tw >= 0) & (tw % sw == 0) & (iw < W)
+                else:
+                    iw = ow * sw - pw + kw * dw
+                    ok = ok_dh & (iw >= 0) & (iw < W)
                 x_tap = x_rows + id_ * sxd + ih * sxh + iw * sxw
                 if FLIP:  # true convolution: the kernel reversed along every axis
                     w_tap = w_cols + (KD - 1 - kd) * swd + (KH - 1 - kh) * swh + (KW - 1 - kw) * sww
@@ -102,7 +124,7 @@ def _conv_fwd_kernel(
                     cin = c0 + offs_k
                     ok_k = cin < C_in_g
                     a = tl.load(x_tap[:, None] + cin[None, :] * sxc, mask=ok[:, None] & ok_k[None, :], other=0.0)
-                    b = tl.load(w_tap[None, :] + cin[:, None] * swi, mask=ok_k[:, None] & mask_n[None, :], other=0.0)
+                    b = tl.load(w_tap[None, :] + cin[:, None] * swk, mask=ok_k[:, None] & mask_n[None, :], other=0.0)
                     if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
                         a = a.to(tl.float32)
                         b = b.to(tl.float32)
@@ -122,13 +144,29 @@ def _conv_fwd_kernel(
     tl.store(y_rows[:, None] + y_cols[None, :], acc.to(y_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
-def _as_3d(values: tuple[int, ...], fill: int) -> tuple[int, ...]:
-    """Left-pad per-axis values of a 1-D/2-D problem to the kernel's three axes."""
+def as_3d(values: tuple[int, ...], fill: int) -> tuple[int, ...]:
+    """Left-pad per-axis values of a 1-D/2-D problem to the kernels' three axes."""
     return (fill,) * (3 - len(values)) + tuple(values)
 
 
-def _max_offset(t: torch.Tensor) -> int:
-    return sum((s - 1) * abs(st) for s, st in zip(t.shape, t.stride()))
+def strides_3d(t: torch.Tensor) -> tuple[int, ...]:
+    """(batch, channel, depth, height, width) strides of a 1-D/2-D/3-D batched tensor."""
+    return (*t.stride()[:2], *as_3d(t.stride()[2:], 0))
+
+
+def needs_int64(*tensors: torch.Tensor, rows: int = 0) -> bool:
+    """True when an element offset (or the GEMM row count) can pass 2**31 - 1."""
+    offsets = (sum((s - 1) * abs(st) for s, st in zip(t.shape, t.stride())) for t in tensors)
+    return max(rows, *offsets) > INT32_MAX
+
+
+def dot_precision(dtype: torch.dtype, interp: bool) -> str | None:
+    """fp32 products: exact IEEE unless torch's matmul precision allows TF32 (compiled only)."""
+    if dtype != torch.float32:
+        return None
+    if interp or torch.get_float32_matmul_precision() == "highest":
+        return "ieee"
+    return "tf32"
 
 
 def output_memory_format(input: torch.Tensor, weight: torch.Tensor) -> torch.memory_format:
@@ -142,9 +180,40 @@ def output_memory_format(input: torch.Tensor, weight: torch.Tensor) -> torch.mem
     return torch.contiguous_format
 
 
-def _alloc_output(shape: tuple[int, ...], like: torch.Tensor, fmt: torch.memory_format) -> torch.Tensor:
-    """Uninitialised output (the tests replace this to poison outputs with NaN)."""
-    return torch.empty(shape, device=like.device, dtype=like.dtype, memory_format=fmt)
+def _alloc_output(
+    shape: tuple[int, ...], device: torch.device, dtype: torch.dtype, fmt: torch.memory_format = torch.contiguous_format
+) -> torch.Tensor:
+    """Uninitialised kernel output (the tests replace this to poison outputs with NaN)."""
+    return torch.empty(shape, device=device, dtype=dtype, memory_format=fmt)
+
+
+def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, flip: bool, config) -> torch.Tensor:
+    """Run :func:`_conv_kernel` reading ``x`` and writing ``y`` (both batched)."""
+    if y.numel() == 0:
+        return y
+    c_out, c_in_g = spec.weight_shape[:2]
+    c_out_g = c_out // spec.groups
+    s_out, s_in = weight.stride()[:2]
+    # (channels read per group, channels written per group, weight column / reduction strides)
+    c_read, c_write, swn, swk = (c_out_g, c_in_g, s_in, s_out) if transposed else (c_in_g, c_out_g, s_out, s_in)
+    m = y.shape[0] * math.prod(y.shape[2:])  # output positions (GEMM rows)
+    interp = interpreting(x.device)
+    if config is None:
+        config = tuning.heuristic_config(m, c_read, c_write, spec.weight_shape[2:], interp)
+    grid = (spec.groups * triton.cdiv(m, config.block_m) * triton.cdiv(c_write, config.block_n),)
+    _conv_kernel[x.device][grid](
+        x, weight, bias if bias is not None else weight, y,
+        m, c_read, c_write, *as_3d(tuple(x.shape[2:]), 1), *as_3d(tuple(y.shape[2:]), 1),
+        *as_3d(spec.stride, 1), *as_3d(tuple(before for before, _ in spec.padding), 0), *as_3d(spec.dilation, 1),
+        *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(y),
+        *as_3d(spec.weight_shape[2:], 1), TRANSPOSED=transposed,
+        HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
+        INT64=needs_int64(x, weight, y, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
+        DOT_PRECISION=dot_precision(x.dtype, interp),
+        BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
+        num_warps=config.num_warps, num_stages=config.num_stages,
+    )
+    return y
 
 
 def conv_forward(
@@ -156,86 +225,23 @@ def conv_forward(
     flip: bool = False,
     config: tuning.Config | None = None,
 ) -> torch.Tensor:
-    """Launch the forward kernel for a checked, batched problem; returns the output tensor."""
-    y = _alloc_output(spec.output_shape, input, output_memory_format(input, weight))
-    if y.numel() == 0:
-        return y
-    c_out, c_in_g = spec.weight_shape[:2]
-    c_out_g = c_out // spec.groups
-    m = spec.output_shape[0] * math.prod(spec.output_shape[2:])  # output positions (GEMM rows)
-    interp = interpreting(input.device)
-    if config is None:
-        config = tuning.heuristic_config(m, c_in_g, c_out_g, spec.weight_shape[2:], interp)
-
-    big = max(_max_offset(input), _max_offset(weight), _max_offset(y), m) > INT32_MAX
-    precision = None
-    if input.dtype == torch.float32:
-        precision = "ieee" if torch.get_float32_matmul_precision() == "highest" else "tf32"
-    if interp:
-        precision = "ieee" if precision else None
-
-    def strides(t: torch.Tensor) -> tuple[int, ...]:
-        return (*t.stride()[:2], *_as_3d(t.stride()[2:], 0))
-
-    grid = (spec.groups * triton.cdiv(m, config.block_m) * triton.cdiv(c_out_g, config.block_n),)
-    _conv_fwd_kernel[input.device][grid](
-        input, weight, bias if bias is not None else weight, y,
-        m, c_in_g, c_out_g, *_as_3d(spec.input_shape[2:], 1), *_as_3d(spec.output_shape[2:], 1),
-        *_as_3d(spec.stride, 1), *_as_3d(tuple(before for before, _ in spec.padding), 0),
-        *_as_3d(spec.dilation, 1),
-        *strides(input), *strides(weight), *strides(y),
-        *_as_3d(spec.weight_shape[2:], 1),
-        HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
-        INT64=big, UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=precision,
-        BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
-        num_warps=config.num_warps, num_stages=config.num_stages,
-    )
-    return y
+    """Forward convolution of a checked, batched problem; returns the output tensor."""
+    y = _alloc_output(spec.output_shape, input.device, input.dtype, output_memory_format(input, weight))
+    return _launch(input, weight, bias, y, spec, False, activation, flip, config)
 
 
-class _ConvFunction(torch.autograd.Function):
-    """Forward in Triton. The backward kernels are not built yet: fail loudly, never silently."""
+def conv_grad_input(
+    grad_output: torch.Tensor,
+    weight: torch.Tensor,
+    spec: ConvSpec,
+    flip: bool = False,
+    memory_format: torch.memory_format = torch.contiguous_format,
+    config: tuning.Config | None = None,
+) -> torch.Tensor:
+    """Gradient of the forward pass with respect to its input: the transposed convolution.
 
-    @staticmethod
-    def forward(ctx, input, weight, bias, spec, activation, flip):
-        return conv_forward(input, weight, bias, spec, activation, flip)
-
-    @staticmethod
-    def backward(ctx, grad):
-        raise NotImplementedError(
-            "tritonconv: the backward of conv is not implemented yet; use torch.nn.functional for training"
-        )
-
-
-def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activation, flip):
-    op = f"conv{ndim}d"
-    spec = _checks.conv_spec(op, ndim, input, weight, bias, stride, padding, dilation, groups)
-    _checks.check_activation(activation, op)
-    if spec.unbatched:
-        input = input.unsqueeze(0)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (input, weight, bias)):
-        y = _ConvFunction.apply(input, weight, bias, spec, activation, flip)
-    else:
-        y = conv_forward(input, weight, bias, spec, activation, flip)
-    return y.squeeze(0) if spec.unbatched else y
-
-
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
-    """1-D convolution, as ``torch.nn.functional.conv1d``.
-
-    ``input`` (N, C_in, L) or (C_in, L); ``weight`` (C_out, C_in/groups, K).
-    ``padding``: int, tuple, ``'same'`` or ``'valid'``. ``activation``: None, ``'relu'``,
-    ``'gelu'`` or ``'silu'``, fused after the bias. ``flip=True`` reverses the kernel: the true
-    convolution ``y[n] = sum_k x[k] w[n-k]`` instead of the cross-correlation CNNs use.
+    ``dx[i] = sum_{o, t : o*s - p + t*d = i} dy[o] * w[t]`` per channel pair; the input size
+    (``spec.input_shape``) fixes what torch calls ``output_padding``.
     """
-    return _conv(1, input, weight, bias, stride, padding, dilation, groups, activation, flip)
-
-
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
-    """2-D convolution, as ``torch.nn.functional.conv2d``; see :func:`conv1d` for the extras."""
-    return _conv(2, input, weight, bias, stride, padding, dilation, groups, activation, flip)
-
-
-def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
-    """3-D convolution, as ``torch.nn.functional.conv3d``; see :func:`conv1d` for the extras."""
-    return _conv(3, input, weight, bias, stride, padding, dilation, groups, activation, flip)
+    dx = _alloc_output(spec.input_shape, grad_output.device, grad_output.dtype, memory_format)
+    return _launch(grad_output, weight, None, dx, spec, True, None, flip, config)

@@ -1,0 +1,176 @@
+"""Gradients of tritonconv.conv1d/2d/3d (input, weight, bias) against torch autograd in float64."""
+
+import shutil
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import assert_close
+from hypothesis import HealthCheck, given, settings
+from test_conv import ACT, GRID, OURS, TORCH, conv_problems
+
+import tritonconv
+import tritonconv.conv
+from tritonconv import conv_weight_grad, functional, shapes, tuning
+from tritonconv._checks import conv_spec
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_grads(ndim, x_shape, w_shape, *, bias=True, dtype=torch.float32, activation=None, flip=False,
+                x_format=torch.contiguous_format, **kw):
+    x = torch.randn(x_shape, dtype=dtype, device=DEVICE).contiguous(memory_format=x_format).requires_grad_()
+    w = torch.randn(w_shape, dtype=dtype, device=DEVICE, requires_grad=True)
+    b = torch.randn(w_shape[0], dtype=dtype, device=DEVICE, requires_grad=True) if bias else None
+    y = OURS[ndim](x, w, b, activation=activation, flip=flip, **kw)
+    grad_y = torch.randn_like(y)
+    y.backward(grad_y)
+
+    leaves = [t.detach().double().requires_grad_() for t in (x, w, b) if t is not None]
+    w_ref = leaves[1].flip(list(range(2, 2 + ndim))) if flip else leaves[1]
+    y_ref = ACT[activation](TORCH[ndim](leaves[0], w_ref, leaves[2] if bias else None, **kw))
+    y_ref.backward(grad_y.double())
+    for name, ours, ref in zip(("input", "weight", "bias"), (x, w, b), leaves):
+        assert ours.grad is not None, f"no gradient for {name}"
+        assert ours.grad.dtype == dtype and ours.grad.shape == ours.shape, name
+        try:
+            assert_close(ours.grad, ref.grad, dtype)
+        except AssertionError as err:
+            raise AssertionError(f"grad of {name}: {err}") from None
+    return x, w, b
+
+
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID)
+def test_grid_gradients(ndim, x_shape, w_shape, kw):
+    check_grads(ndim, x_shape, w_shape, **kw)
+
+
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID[1::3])
+@pytest.mark.parametrize("activation", ["relu", "gelu", "silu"])
+def test_activation_derivative(ndim, x_shape, w_shape, kw, activation):
+    check_grads(ndim, x_shape, w_shape, activation=activation, **kw)
+
+
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID[::4])
+def test_flip_gradients(ndim, x_shape, w_shape, kw):
+    check_grads(ndim, x_shape, w_shape, flip=True, activation="relu", **kw)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_gradients(dtype):
+    check_grads(2, (2, 4, 9, 8), (6, 2, 3, 3), dtype=dtype, stride=2, padding=1, groups=2, activation="silu")
+
+
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_channels_last_gradients(ndim):
+    fmt = {2: torch.channels_last, 3: torch.channels_last_3d}[ndim]
+    x, _, _ = check_grads(ndim, (2, 5) + (5,) * ndim, (4, 5) + (3,) * ndim, x_format=fmt, padding=1, stride=2)
+    assert x.grad.is_contiguous(memory_format=fmt)
+
+
+def test_unbatched_and_expanded_grad_output():
+    """``sum().backward()`` hands the kernels a stride-0 gradient; unbatched inputs work too."""
+    x = torch.randn(3, 11, requires_grad=True)
+    w = torch.randn(4, 3, 3, requires_grad=True)
+    tritonconv.conv1d(x, w, padding=1).sum().backward()
+    x_ref, w_ref = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+    F.conv1d(x_ref, w_ref, padding=1).sum().backward()
+    assert_close(x.grad, x_ref.grad)
+    assert_close(w.grad, w_ref.grad)
+
+
+def test_only_requested_gradients():
+    x = torch.randn(1, 2, 6)
+    w = torch.randn(3, 2, 3, requires_grad=True)
+    tritonconv.conv1d(x, w).sum().backward()
+    assert x.grad is None and w.grad is not None
+
+
+def test_empty_batch_gradients():
+    x = torch.randn(0, 3, 5, 5, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, requires_grad=True)
+    tritonconv.conv2d(x, w).sum().backward()
+    assert x.grad.shape == x.shape and torch.equal(w.grad, torch.zeros_like(w))
+
+
+def test_double_backward_is_refused():
+    x = torch.randn(1, 2, 7, requires_grad=True)
+    w = torch.randn(3, 2, 3, requires_grad=True)
+    (gx,) = torch.autograd.grad(tritonconv.conv1d(x, w).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        gx.sum().backward()
+
+
+def test_split_reduction_of_weight_gradient():
+    """The GPU splits the weight gradient's reduction; the split partial sums add up the same."""
+    x, dy = torch.randn(3, 4, 10, 9), torch.randn(3, 6, 5, 5)
+    w = torch.randn(6, 2, 3, 3)
+    spec = conv_spec("conv2d", 2, x, w, None, 2, 1, 1, 2)
+    whole = conv_weight_grad.conv_grad_weight(dy, x, spec)
+    split = conv_weight_grad.conv_grad_weight(dy, x, spec, config=tuning.Config(16, 16, 16, split_k=4))
+    assert_close(split, whole)
+    ref = torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), stride=2, padding=1, groups=2)
+    assert_close(whole, ref)
+
+
+def test_int64_offsets_path_backward(monkeypatch):
+    monkeypatch.setattr(tritonconv.conv, "INT32_MAX", 16)
+    check_grads(2, (2, 3, 9, 8), (4, 3, 3, 3), stride=2, padding=1)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conv_problems())
+def test_random_configurations_gradients(problem):
+    ndim, x_shape, w_shape, kw, bias = problem
+    check_grads(ndim, x_shape, w_shape, bias=bias, **kw)
+
+
+def test_activation_grad_formulas():
+    z = torch.randn(1000, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(1000, dtype=torch.float64)
+    for name in ("relu", "gelu", "silu"):
+        (ref,) = torch.autograd.grad(ACT[name](z), z, g)
+        ours = functional.activation_grad(g, name, ACT[name](z.detach()), z.detach())
+        assert torch.allclose(ours, ref, rtol=1e-6, atol=1e-12), name
+
+
+def compile_or_skip(fn, backend):
+    if backend == "inductor":
+        if shutil.which("g++") is None and shutil.which("clang++") is None:
+            pytest.skip("torch.compile's inductor backend needs a C++ compiler on CPU; none installed")
+    return torch.compile(fn, backend=backend, fullgraph=True)
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_torch_compile_traces_forward_and_backward(backend):
+    """fullgraph=True: a graph break on the custom ops would raise."""
+    torch._dynamo.reset()
+
+    def block(x, w1, b1, w2):
+        h = tritonconv.conv2d(x, w1, b1, padding=1, activation="gelu")
+        return tritonconv.conv2d(h, w2, stride=2).square().mean()
+
+    args = [torch.randn(2, 3, 8, 8), torch.randn(4, 3, 3, 3), torch.randn(4), torch.randn(5, 4, 3, 3)]
+    args = [a.requires_grad_() for a in args]
+    compiled = compile_or_skip(block, backend)
+    loss = compiled(*args)
+    grads = torch.autograd.grad(loss, args)
+    loss_ref = block(*args)
+    grads_ref = torch.autograd.grad(loss_ref, args)
+    assert_close(loss, loss_ref)
+    for g, r in zip(grads, grads_ref):
+        assert_close(g, r)
+
+
+def test_fake_output_shapes_match_kernels():
+    x, w = torch.randn(2, 3, 9, 7).contiguous(memory_format=torch.channels_last), torch.randn(4, 3, 2, 3)
+    spec = conv_spec("conv2d", 2, x, w, None, (2, 1), 1, 1, 1)
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode() as mode:
+        fx, fw = mode.from_tensor(x), mode.from_tensor(w)
+        fake = torch.ops.tritonconv.conv(fx, fw, None, *functional._flat(spec), None, False)
+    real = tritonconv.conv2d(x, w, stride=(2, 1), padding=1)
+    assert fake.shape == real.shape == shapes.conv_output_shape(x.shape, w.shape, (2, 1), 1)
+    assert fake.stride() == real.stride()
+

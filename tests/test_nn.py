@@ -1,0 +1,100 @@
+"""tritonconv.nn modules: torch's constructor and state_dict, convert(), training equivalence."""
+
+import copy
+
+import pytest
+import torch
+from conftest import assert_close
+
+import tritonconv
+from tritonconv import nn as tnn
+
+PAIRS = [(torch.nn.Conv1d, tnn.Conv1d, (2, 4, 13)), (torch.nn.Conv2d, tnn.Conv2d, (2, 4, 9, 7)),
+         (torch.nn.Conv3d, tnn.Conv3d, (1, 4, 5, 6, 5))]
+
+
+@pytest.mark.parametrize("theirs,ours,x_shape", PAIRS)
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
+def test_module_matches_torch_and_loads_its_state_dict(theirs, ours, x_shape, padding_mode):
+    kw = dict(kernel_size=3, stride=2, padding=1, dilation=1, groups=2, bias=True, padding_mode=padding_mode)
+    ref = theirs(4, 6, **kw)
+    mod = ours(4, 6, **kw)
+    assert mod.state_dict().keys() == ref.state_dict().keys()
+    mod.load_state_dict(ref.state_dict())
+    assert repr(mod) == repr(ref)
+    x = torch.randn(x_shape)
+    assert_close(mod(x), ref.double()(x.double()))
+
+
+def test_constructor_arguments_as_torch():
+    mod = tnn.Conv2d(3, 8, (3, 5), stride=(2, 1), padding=(1, 2), dilation=1, bias=False,
+                     dtype=torch.float32, device="cpu")
+    assert mod.bias is None and mod.weight.shape == (8, 3, 3, 5) and isinstance(mod, torch.nn.Conv2d)
+    same = tnn.Conv1d(3, 5, 4, padding="same", dilation=2)
+    x = torch.randn(2, 3, 17)
+    assert same(x).shape == (2, 5, 17)
+
+
+def small_net():
+    """A torchvision-like mix: stem, BN, depthwise, strided, 1x1, and 1D/3D heads."""
+    torch.manual_seed(1)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1, groups=8),
+        torch.nn.Conv2d(8, 6, 1),
+        torch.nn.Flatten(2),  # (N, 6, H*W)
+        torch.nn.Conv1d(6, 4, 3, padding=1, padding_mode="circular"),
+        torch.nn.Unflatten(1, (1, 4)),  # (N, 1, 4, H*W)
+        torch.nn.Unflatten(3, (5, 5)),  # (N, 1, 4, 5, 5)
+        torch.nn.Conv3d(1, 2, 3, padding=1),
+    )
+
+
+def test_convert_swaps_every_conv_and_keeps_outputs():
+    net = small_net().eval()
+    x = torch.randn(2, 3, 10, 10)
+    ref = net(x)
+    state = copy.deepcopy(net.state_dict())
+    assert tritonconv.nn.convert(net) is net
+    kinds = [type(m) for m in net.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)]
+    assert kinds == [tnn.Conv2d, tnn.Conv2d, tnn.Conv2d, tnn.Conv1d, tnn.Conv3d]
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in state.items())
+    assert_close(net(x), ref)
+
+
+def test_converted_model_trains_like_torch():
+    """Same init, same data, SGD: the loss curves agree step by step."""
+    torch.manual_seed(0)
+    data = [(torch.randn(4, 2, 12, 12), torch.randn(4, 3, 6, 6)) for _ in range(5)]
+
+    def net():
+        torch.manual_seed(2)
+        return torch.nn.Sequential(torch.nn.Conv2d(2, 6, 3, padding=1), torch.nn.GELU(),
+                                   torch.nn.Conv2d(6, 3, 3, stride=2, padding=1, padding_mode="reflect"))
+
+    curves = []
+    for model in (net(), tritonconv.nn.convert(net())):
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        losses = []
+        for x, target in data:
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), target)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        curves.append(losses)
+    assert curves[0][-1] < curves[0][0]  # it does learn
+    assert_close(torch.tensor(curves[1]), torch.tensor(curves[0]))
+
+
+def test_module_under_torch_compile():
+    torch._dynamo.reset()
+    mod = tnn.Conv2d(3, 4, 3, padding=1)
+    x = torch.randn(1, 3, 6, 6, requires_grad=True)
+    y = torch.compile(mod, backend="aot_eager", fullgraph=True)(x)
+    y.sum().backward()
+    ref = torch.nn.functional.conv2d(x.detach().double(), mod.weight.double(), mod.bias.double(), padding=1)
+    assert_close(y, ref)
+    assert x.grad is not None and mod.weight.grad is not None

@@ -1,0 +1,129 @@
+"""Gradient of the convolution with respect to its weight, as a GEMM per kernel tap.
+
+For group ``g`` and tap ``t = (kd, kh, kw)``::
+
+    dW[co, ci, t] = sum_p dY[p, co] * X[p, ci, t]
+    p = (batch, od, oh, ow)                   the reduction: every output position
+    X[p, ci, t] = x[b, g*C_in_g + ci, od*sd - pd + kd*dd, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]
+
+Rows are output channels (``BLOCK_M``), columns input channels (``BLOCK_N``) and the
+reduction runs over output positions in ``BLOCK_K`` chunks. The reduction can be split
+(``Config.split_k``) into independent partial sums, added afterwards in a fixed order, so
+that layers with few channels but many positions still fill the GPU; results stay
+deterministic (no atomics).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from . import conv, tuning
+from ._checks import ConvSpec
+from ._runtime import interpreting, kernel
+
+
+@kernel
+@triton.jit
+def _conv_weight_grad_kernel(
+    x_ptr, dy_ptr, dw_ptr,
+    P, C_in_g, C_out_g, D, H, W, OD, OH, OW,
+    sd, sh, sw, pd, ph, pw, dd, dh, dw,
+    sxn, sxc, sxd, sxh, sxw,
+    syn, syc, syd, syh, syw,
+    sws, swo, swi, P_PER_SPLIT,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+    INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split."""
+    pid = tl.program_id(0)
+    split = tl.program_id(1)
+    tiles_n = (C_in_g + BLOCK_N - 1) // BLOCK_N
+    tiles_m = (C_out_g + BLOCK_M - 1) // BLOCK_M
+    pid_n = pid % tiles_n
+    pid_m = (pid // tiles_n) % tiles_m
+    tap = (pid // (tiles_n * tiles_m)) % (KD * KH * KW)
+    group = pid // (tiles_n * tiles_m * KD * KH * KW)
+    kw = tap % KW
+    kh = (tap // KW) % KH
+    kd = tap // (KW * KH)
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # output channels
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # input channels
+    first_p = split * P_PER_SPLIT
+    if INT64:
+        offs_m = offs_m.to(tl.int64)
+        offs_n = offs_n.to(tl.int64)
+        group = group.to(tl.int64)
+        first_p = first_p.to(tl.int64)
+    mask_m = offs_m < C_out_g
+    mask_n = offs_n < C_in_g
+    dy_rows = dy_ptr + (group * C_out_g + offs_m) * syc  # [BLOCK_M]
+    x_cols = x_ptr + (group * C_in_g + offs_n) * sxc  # [BLOCK_N]
+
+    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
+    for p0 in range(0, P_PER_SPLIT, BLOCK_K):
+        offs_p = first_p + p0 + tl.arange(0, BLOCK_K)
+        mask_p = offs_p < P
+        ow = offs_p % OW
+        oh = (offs_p // OW) % OH
+        od = (offs_p // (OW * OH)) % OD
+        nb = offs_p // (OW * OH * OD)
+        id_ = od * sd - pd + kd * dd
+        ih = oh * sh - ph + kh * dh
+        iw = ow * sw - pw + kw * dw
+        ok = mask_p & (id_ >= 0) & (id_ < D) & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+        dy_p = nb * syn + od * syd + oh * syh + ow * syw
+        x_p = nb * sxn + id_ * sxd + ih * sxh + iw * sxw
+        a = tl.load(dy_rows[:, None] + dy_p[None, :], mask=mask_m[:, None] & mask_p[None, :], other=0.0)
+        b = tl.load(x_cols[None, :] + x_p[:, None], mask=ok[:, None] & mask_n[None, :], other=0.0)
+        if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
+        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+
+    dw = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + offs_n[None, :] * swi + tap
+    tl.store(dw, acc, mask=mask_m[:, None] & mask_n[None, :])
+
+
+def conv_grad_weight(
+    grad_output: torch.Tensor,
+    input: torch.Tensor,
+    spec: ConvSpec,
+    flip: bool = False,
+    config: tuning.Config | None = None,
+) -> torch.Tensor:
+    """Gradient of the forward pass with respect to its weight (fp32 accumulation, weight dtype out)."""
+    c_out, c_in_g, *kernel_size = spec.weight_shape
+    c_out_g = c_out // spec.groups
+    taps = math.prod(kernel_size)
+    positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
+    interp = interpreting(input.device)
+    if config is None:
+        config = tuning.weight_grad_config(positions, c_in_g, c_out_g, taps, spec.groups, input.device, interp)
+    per_split = triton.cdiv(triton.cdiv(positions, config.split_k), config.block_k) * config.block_k
+    splits = triton.cdiv(positions, per_split) if positions else 1
+    partial = conv._alloc_output((splits, c_out, c_in_g, taps), input.device, torch.float32)
+    grid = (spec.groups * taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(c_in_g, config.block_n), splits)
+    if positions:
+        _conv_weight_grad_kernel[input.device][grid](
+            input, grad_output, partial,
+            positions, c_in_g, c_out_g, *conv.as_3d(spec.input_shape[2:], 1), *conv.as_3d(spec.output_shape[2:], 1),
+            *conv.as_3d(spec.stride, 1), *conv.as_3d(tuple(b for b, _ in spec.padding), 0), *conv.as_3d(spec.dilation, 1),
+            *conv.strides_3d(input), *conv.strides_3d(grad_output), *partial.stride()[:3], per_split,
+            *conv.as_3d(tuple(kernel_size), 1),
+            INT64=conv.needs_int64(input, grad_output, partial, rows=positions),
+            UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=conv.dot_precision(input.dtype, interp),
+            BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
+            num_warps=config.num_warps, num_stages=config.num_stages,
+        )
+    else:  # an empty batch: the gradient is exactly zero
+        partial.zero_()
+    grad = (partial[0] if splits == 1 else partial.sum(0)).view(spec.weight_shape)
+    if flip:  # the forward pass read the kernel reversed
+        grad = grad.flip(tuple(range(2, grad.dim())))
+    return grad.to(input.dtype)

@@ -1,0 +1,221 @@
+"""``conv1d/conv2d/conv3d``: checked arguments, autograd, and torch.compile support.
+
+Eager calls go through a ``torch.autograd.Function`` (the least host time per call). Under
+``torch.compile`` the same kernels are reached through ``torch.library`` custom ops
+(``tritonconv::conv``, ``::conv_grad_input``, ``::conv_grad_weight``) with fake
+implementations, so graphs trace them without breaks. Both paths share :func:`_backward`.
+
+Backward: ``grad_z = grad_y * act'(z)`` (ReLU from the saved output; GELU/SiLU recompute the
+pre-activation ``z`` with one forward launch instead of keeping it), then the transposed
+convolution for the input, the per-tap GEMM for the weight and a sum for the bias.
+Double backward is not supported and says so.
+"""
+
+from typing import Optional
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from . import _checks, conv, conv_weight_grad, shapes
+from ._checks import ConvSpec
+
+Tensor = torch.Tensor
+
+
+def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tensor], z: Optional[Tensor]) -> Tensor:
+    """``grad_y * act'(z)``: ReLU needs the output ``y``, GELU (erf) and SiLU the pre-activation ``z``."""
+    if activation is None:
+        return grad_y
+    if activation == "relu":
+        return grad_y * (y > 0)
+    acc = torch.promote_types(z.dtype, torch.float32)
+    zf = z.to(acc)
+    if activation == "silu":
+        s = torch.sigmoid(zf)
+        slope = s * (1 + zf * (1 - s))
+    else:  # gelu: Phi(z) + z * phi(z)
+        slope = 0.5 * (1 + torch.erf(zf * 0.7071067811865476)) + zf * torch.exp(-0.5 * zf * zf) * 0.3989422804014327
+    return (grad_y.to(acc) * slope).to(grad_y.dtype)
+
+
+def memory_format_of(t: Tensor) -> torch.memory_format:
+    """channels-last when ``t`` is laid out that way (and not also plain contiguous)."""
+    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(t.dim())
+    if fmt is not None and t.is_contiguous(memory_format=fmt) and not t.is_contiguous():
+        return fmt
+    return torch.contiguous_format
+
+
+def _backward(grad_y, input, weight, bias, y, spec: ConvSpec, activation, flip, needs, ops) -> tuple:
+    """Gradients for (input, weight, bias); ``ops`` launches the kernels (eager or custom ops)."""
+    z = ops.forward(input, weight, bias, spec, flip) if activation in ("gelu", "silu") else None
+    grad_z = activation_grad(grad_y, activation, y, z)
+    grad_input = ops.grad_input(grad_z, weight, spec, flip, memory_format_of(input)) if needs[0] else None
+    grad_weight = ops.grad_weight(grad_z, input, spec, flip) if needs[1] else None
+    grad_bias = None
+    if bias is not None and needs[2]:
+        grad_bias = grad_z.sum(dim=(0, *range(2, grad_z.dim())), dtype=torch.float32).to(bias.dtype)
+    return grad_input, grad_weight, grad_bias
+
+
+class _Eager:
+    """Kernel launches for the eager path (module lookups at call time, so tests can patch them)."""
+
+    @staticmethod
+    def forward(input, weight, bias, spec, flip):
+        return conv.conv_forward(input, weight, bias, spec, None, flip)
+
+    @staticmethod
+    def grad_input(grad_z, weight, spec, flip, fmt):
+        return conv.conv_grad_input(grad_z, weight, spec, flip, fmt)
+
+    @staticmethod
+    def grad_weight(grad_z, input, spec, flip):
+        return conv_weight_grad.conv_grad_weight(grad_z, input, spec, flip)
+
+
+class _ConvFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input, weight, bias, spec, activation, flip):
+        y = conv.conv_forward(input, weight, bias, spec, activation, flip)
+        ctx.save_for_backward(input, weight, bias, y if activation == "relu" else None)
+        ctx.spec, ctx.activation, ctx.flip = spec, activation, flip
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y):
+        grads = _backward(grad_y, *ctx.saved_tensors, ctx.spec, ctx.activation, ctx.flip, ctx.needs_input_grad, _Eager)
+        return (*grads, None, None, None)
+
+
+# --- torch.library custom ops: what torch.compile sees ---------------------------------------
+
+def _spec(input_shape, weight_shape, stride, padding, dilation, groups) -> ConvSpec:
+    """Rebuild a (checked earlier) spec from a custom op's flat arguments."""
+    pads = tuple(zip(padding[::2], padding[1::2]))
+    out = shapes.conv_output_shape(tuple(input_shape), tuple(weight_shape), tuple(stride), pads, tuple(dilation), groups)
+    ndim = len(weight_shape) - 2
+    return ConvSpec(ndim, tuple(stride), pads, tuple(dilation), groups, tuple(input_shape), tuple(weight_shape), out, False)
+
+
+def _flat(spec: ConvSpec) -> tuple:
+    return list(spec.stride), [p for pair in spec.padding for p in pair], list(spec.dilation), spec.groups
+
+
+@torch.library.custom_op("tritonconv::conv", mutates_args=())
+def _conv_op(
+    input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: list[int], padding: list[int],
+    dilation: list[int], groups: int, activation: Optional[str], flip: bool,
+) -> Tensor:
+    spec = _spec(input.shape, weight.shape, stride, padding, dilation, groups)
+    return conv.conv_forward(input, weight, bias, spec, activation, flip)
+
+
+@_conv_op.register_fake
+def _(input, weight, bias, stride, padding, dilation, groups, activation, flip):
+    spec = _spec(input.shape, weight.shape, stride, padding, dilation, groups)
+    return input.new_empty(spec.output_shape).contiguous(memory_format=conv.output_memory_format(input, weight))
+
+
+@torch.library.custom_op("tritonconv::conv_grad_input", mutates_args=())
+def _grad_input_op(
+    grad: Tensor, weight: Tensor, input_shape: list[int], stride: list[int], padding: list[int],
+    dilation: list[int], groups: int, flip: bool, channels_last: bool,
+) -> Tensor:
+    spec = _spec(input_shape, weight.shape, stride, padding, dilation, groups)
+    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}[len(input_shape)] if channels_last else torch.contiguous_format
+    return conv.conv_grad_input(grad, weight, spec, flip, fmt)
+
+
+@_grad_input_op.register_fake
+def _(grad, weight, input_shape, stride, padding, dilation, groups, flip, channels_last):
+    out = grad.new_empty(input_shape)
+    return out.contiguous(memory_format=torch.channels_last if len(input_shape) == 4 else torch.channels_last_3d) \
+        if channels_last else out
+
+
+@torch.library.custom_op("tritonconv::conv_grad_weight", mutates_args=())
+def _grad_weight_op(
+    grad: Tensor, input: Tensor, weight_shape: list[int], stride: list[int], padding: list[int],
+    dilation: list[int], groups: int, flip: bool,
+) -> Tensor:
+    spec = _spec(input.shape, weight_shape, stride, padding, dilation, groups)
+    return conv_weight_grad.conv_grad_weight(grad, input, spec, flip)
+
+
+@_grad_weight_op.register_fake
+def _(grad, input, weight_shape, stride, padding, dilation, groups, flip):
+    return input.new_empty(weight_shape)
+
+
+class _Ops:
+    """Kernel launches for the compiled path: every launch is a custom op."""
+
+    @staticmethod
+    def forward(input, weight, bias, spec, flip):
+        return _conv_op(input, weight, bias, *_flat(spec), None, flip)
+
+    @staticmethod
+    def grad_input(grad_z, weight, spec, flip, fmt):
+        return _grad_input_op(grad_z, weight, list(spec.input_shape), *_flat(spec), flip, fmt != torch.contiguous_format)
+
+    @staticmethod
+    def grad_weight(grad_z, input, spec, flip):
+        return _grad_weight_op(grad_z, input, list(spec.weight_shape), *_flat(spec), flip)
+
+
+def _setup_context(ctx, inputs, output):
+    input, weight, bias, stride, padding, dilation, groups, activation, flip = inputs
+    ctx.save_for_backward(input, weight, bias, output if activation == "relu" else None)
+    ctx.spec = _spec(input.shape, weight.shape, stride, padding, dilation, groups)
+    ctx.activation, ctx.flip = activation, flip
+
+
+def _op_backward(ctx, grad_y):
+    grads = _backward(grad_y, *ctx.saved_tensors, ctx.spec, ctx.activation, ctx.flip, ctx.needs_input_grad[:3], _Ops)
+    return (*grads, None, None, None, None, None, None)
+
+
+_conv_op.register_autograd(_op_backward, setup_context=_setup_context)
+
+
+# --- public functions -------------------------------------------------------------------------
+
+def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activation, flip):
+    op = f"conv{ndim}d"
+    spec = _checks.conv_spec(op, ndim, input, weight, bias, stride, padding, dilation, groups)
+    _checks.check_activation(activation, op)
+    if spec.unbatched:
+        input = input.unsqueeze(0)
+    if torch.compiler.is_compiling():
+        y = _conv_op(input, weight, bias, *_flat(spec), activation, flip)
+    elif torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (input, weight, bias)):
+        y = _ConvFunction.apply(input, weight, bias, spec, activation, flip)
+    else:
+        y = conv.conv_forward(input, weight, bias, spec, activation, flip)
+    return y.squeeze(0) if spec.unbatched else y
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
+    """1-D convolution, as ``torch.nn.functional.conv1d``; differentiable.
+
+    ``input`` (N, C_in, L) or (C_in, L); ``weight`` (C_out, C_in/groups, K).
+    ``padding``: int, tuple, ``'same'`` or ``'valid'``. ``activation``: None, ``'relu'``,
+    ``'gelu'`` or ``'silu'``, fused after the bias. ``flip=True`` reverses the kernel: the true
+    convolution ``y[n] = sum_k x[k] w[n-k]`` instead of the cross-correlation CNNs use.
+    """
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups, activation, flip)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
+    """2-D convolution, as ``torch.nn.functional.conv2d``; see :func:`conv1d` for the extras."""
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups, activation, flip)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
+    """3-D convolution, as ``torch.nn.functional.conv3d``; see :func:`conv1d` for the extras."""
+    return _conv(3, input, weight, bias, stride, padding, dilation, groups, activation, flip)
+
+
+__all__ = ["conv1d", "conv2d", "conv3d", "activation_grad"]
