@@ -13,7 +13,6 @@
 
 # %%
 import json
-import math
 from pathlib import Path
 
 from tritonconv import shapes, tuning
@@ -41,7 +40,7 @@ for op in ("conv1d", "conv2d", "conv3d"):
         x, w, y, g = prob["input_shape"], prob["weight_shape"], prob["output_shape"], prob["groups"]
         flops = shapes.conv_flops(x, w, y)
         nbytes = shapes.conv_bytes(x, w, y, "bfloat16")
-        cfg = tuning.heuristic_config(y[0] * math.prod(y[2:]), w[1], w[0] // g, w[2:], interpret=False)
+        cfg = tuning.heuristic(tuning.Problem.of("conv", "bfloat16", "channels_last", **prob), interpret=False)
         print(f"{op:>6} {s['name']:>18} {flops / 1e9:8.2f} {nbytes / 1e6:9.1f} {flops / nbytes:7.1f}  "
               f"{str((cfg.block_m, cfg.block_n, cfg.block_k, cfg.num_warps)):>28}")
         assert flops > 0 and nbytes > 0

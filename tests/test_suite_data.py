@@ -1,7 +1,6 @@
 """The benchmark suite shipped in benchmarks/ and the launcher's configurations for it."""
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -18,17 +17,36 @@ def test_suite_copy_matches_shared():
     assert SUITE == json.loads(SHARED.read_text())
 
 
-@pytest.mark.parametrize("interpret", [False, True])
-def test_heuristic_configs_valid_for_suite(interpret):
+def suite_problems():
     for op in shapes.SUITE_AXES:
         for entry in SUITE[op]:
-            name, prob = entry["name"], shapes.suite_problem(op, entry)
-            w, y, g = prob["weight_shape"], prob["output_shape"], prob["groups"]
-            assert all(v > 0 for v in y[2:]), name
-            cfg = tuning.heuristic_config(y[0] * math.prod(y[2:]), w[1], w[0] // g, w[2:], interpret)
-            for block in (cfg.block_m, cfg.block_n, cfg.block_k):
-                assert block >= 16 and block & (block - 1) == 0, (name, cfg)  # tl.dot: powers of two >= 16
-            assert cfg.block_n <= max(16, 2 * w[0] // g) and cfg.block_k <= max(16, 2 * w[1]), (name, cfg)
+            yield entry["name"], shapes.suite_problem(op, entry)
+
+
+def assert_valid(cfg, problem, name):
+    rows, cols, red = problem.gemm
+    for block in (cfg.block_m, cfg.block_n, cfg.block_k):
+        assert block >= 16 and block & (block - 1) == 0, (name, cfg)  # tl.dot: powers of two >= 16
+    assert cfg.block_m <= max(16, 2 * rows) and cfg.block_n <= max(16, 2 * cols), (name, cfg)
+    assert cfg.block_k <= max(16, 2 * red), (name, cfg)
+    assert cfg.num_warps in (1, 2, 4, 8) and cfg.num_stages >= 1 and cfg.split_k >= 1, (name, cfg)
+    itemsize = {"float32": 4, "float16": 2, "bfloat16": 2}[problem.dtype]
+    assert tuning.smem_bytes(cfg, itemsize) <= tuning.DEFAULT_SMEM, (name, cfg)
+
+
+@pytest.mark.parametrize("kind", tuning.KINDS)
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_configs_valid_for_suite(kind, dtype):
+    """Heuristic (GPU and interpreter) and every pruned candidate are valid for every suite layer."""
+    for name, prob in suite_problems():
+        problem = tuning.Problem.of(kind, dtype, "channels_last", **prob)
+        assert all(v > 0 for v in problem.output_shape[2:]), name
+        for interpret in (False, True):
+            assert_valid(tuning.heuristic(problem, interpret), problem, name)
+        configs = tuning.candidates(problem)
+        assert 1 <= len(configs) <= 64 and len(set(configs)) == len(configs), (name, len(configs))
+        for cfg in configs:
+            assert_valid(cfg, problem, name)
 
 
 def test_suite_problem_matches_torch_output_shape():

@@ -199,7 +199,11 @@ def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, fl
     m = y.shape[0] * math.prod(y.shape[2:])  # output positions (GEMM rows)
     interp = interpreting(x.device)
     if config is None:
-        config = tuning.heuristic_config(m, c_read, c_write, spec.weight_shape[2:], interp)
+        problem = tuning.Problem("conv_t" if transposed else "conv", str(x.dtype)[6:], tuning.layout_of(x),
+                                 spec.input_shape, spec.weight_shape, spec.output_shape, spec.stride, spec.padding,
+                                 spec.dilation, spec.groups)
+        config = tuning.choose(problem, x.device, interp, lambda cfg: _launch(
+            x, weight, bias, torch.empty_like(y), spec, transposed, activation, flip, cfg))
     grid = (spec.groups * triton.cdiv(m, config.block_m) * triton.cdiv(c_write, config.block_n),)
     _conv_kernel[x.device][grid](
         x, weight, bias if bias is not None else weight, y,

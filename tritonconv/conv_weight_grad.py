@@ -104,7 +104,11 @@ def conv_grad_weight(
     positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
     interp = interpreting(input.device)
     if config is None:
-        config = tuning.weight_grad_config(positions, c_in_g, c_out_g, taps, spec.groups, input.device, interp)
+        problem = tuning.Problem("conv_wgrad", str(input.dtype)[6:], tuning.layout_of(input), spec.input_shape,
+                                 spec.weight_shape, spec.output_shape, spec.stride, spec.padding, spec.dilation,
+                                 spec.groups)
+        config = tuning.choose(problem, input.device, interp, lambda cfg: conv_grad_weight(
+            grad_output, input, spec, flip, cfg))
     per_split = triton.cdiv(triton.cdiv(positions, config.split_k), config.block_k) * config.block_k
     splits = triton.cdiv(positions, per_split) if positions else 1
     partial = conv._alloc_output((splits, c_out, c_in_g, taps), input.device, torch.float32)

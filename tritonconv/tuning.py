@@ -1,12 +1,43 @@
-"""Kernel configurations: the tile sizes a launch uses, and how they are chosen."""
+"""Kernel configurations: the config spaces, the heuristic default, and how a launch picks one.
+
+A launch describes itself as a :class:`Problem` and calls :func:`choose`:
+
+1. Under Triton's interpreter: the heuristic config, always (CPU runs are reproducible and
+   never read a tuning cache).
+2. On a GPU: this process's memo, then the persistent caches (:mod:`tritonconv.cache`: the
+   user's, then the one shipped in the package), exact shape first, then the shape's bucket.
+3. Nothing cached: with ``TRITONCONV_AUTOTUNE=1`` (the default) the candidates of the
+   kernel's config space are benchmarked with ``triton.testing.do_bench`` (median), each
+   verified against the heuristic config's output, and the winner is written to the user
+   cache; with ``TRITONCONV_AUTOTUNE=0`` the heuristic config is used.
+
+Bucketing: an unseen shape reuses the config of a tuned shape that has the same kernel,
+dtype, layout, channels, kernel size, stride, dilation and groups and whose GEMM row count
+(output positions, or the reduction length for the weight gradient) rounds up to the same
+power of two. Batch and spatial sizes vary within a bucket; channel counts never do.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
-from dataclasses import dataclass
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import torch
 import triton
+
+from . import shapes
+
+log = logging.getLogger("tritonconv")
+
+#: What happened at each config choice of this process: ``memo``, ``cache``, ``bucket``,
+#: ``tuned``, ``heuristic``, ``interpreter``. Tests and the CLI read it.
+stats: Counter = Counter()
+
+KINDS = ("conv", "conv_t", "conv_wgrad")  # forward, transposed (input gradient), weight gradient
 
 
 @dataclass(frozen=True)
@@ -21,45 +52,233 @@ class Config:
     num_stages: int = 3
     split_k: int = 1  # independent partial sums over the reduction (weight gradient)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Config:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: int(v) for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What a launch computes, as far as the choice of config is concerned."""
+
+    kind: str  # one of KINDS
+    dtype: str  # "float32", "float16", "bfloat16"
+    layout: str  # "contiguous" or "channels_last" (of the tensor read)
+    input_shape: tuple[int, ...]  # the forward problem's input (N, C_in, *spatial)
+    weight_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    dilation: tuple[int, ...]
+    groups: int
+
+    @classmethod
+    def of(cls, kind: str, dtype: str, layout: str, input_shape, weight_shape, stride=1, padding=0, dilation=1,
+           groups: int = 1, output_shape=None) -> Problem:
+        """Build from convolution arguments (e.g. :func:`tritonconv.shapes.suite_problem`'s dict)."""
+        ndim = len(weight_shape) - 2
+        stride, dilation = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
+        pads = shapes.resolve_padding(padding, weight_shape[2:], stride, dilation)
+        out = shapes.conv_output_shape(input_shape, weight_shape, stride, pads, dilation, groups)
+        return cls(kind, dtype, layout, tuple(input_shape), tuple(weight_shape), out, stride, pads, dilation, groups)
+
+    @property
+    def gemm(self) -> tuple[int, int, int]:
+        """(rows, columns, reduction channels) of the kernel's GEMM, per group."""
+        c_out, c_in_g = self.weight_shape[:2]
+        c_out_g = c_out // self.groups
+        if self.kind == "conv":
+            return self.output_shape[0] * math.prod(self.output_shape[2:]), c_out_g, c_in_g
+        if self.kind == "conv_t":
+            return self.input_shape[0] * math.prod(self.input_shape[2:]), c_in_g, c_out_g
+        return c_out_g, c_in_g, self.output_shape[0] * math.prod(self.output_shape[2:])
+
+    @property
+    def taps(self) -> int:
+        return math.prod(self.weight_shape[2:])
+
+    def key(self) -> str:
+        """Exact cache key."""
+        pads = "x".join(f"{b},{a}" for b, a in self.padding)
+        return (f"{self.kind}|{self.dtype}|{self.layout}|x={_dims(self.input_shape)}|w={_dims(self.weight_shape)}"
+                f"|s={_dims(self.stride)}|p={pads}|d={_dims(self.dilation)}|g={self.groups}")
+
+    def bucket(self) -> str:
+        """Bucket key: the exact key with batch and spatial sizes replaced by the row count's power of two."""
+        rows = self.gemm[2] if self.kind == "conv_wgrad" else self.gemm[0]
+        return (f"{self.kind}|{self.dtype}|{self.layout}|c={self.input_shape[1]}|w={_dims(self.weight_shape)}"
+                f"|s={_dims(self.stride)}|d={_dims(self.dilation)}|g={self.groups}|rows~{triton.next_power_of_2(rows)}")
+
+
+def _dims(values) -> str:
+    return "x".join(str(v) for v in values)
+
+
+def layout_of(t: torch.Tensor) -> str:
+    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(t.dim())
+    return "channels_last" if fmt and t.is_contiguous(memory_format=fmt) and not t.is_contiguous() else "contiguous"
+
+
+# --- config spaces: candidates before pruning, one list per kernel --------------------------------
+# (block_m, block_n, block_k, num_warps, num_stages); the tutorial matmul's shapes plus small-N
+# tiles for few output channels. Pruning clamps each block to the problem and drops duplicates.
+SPACES: dict[str, list[tuple[int, int, int, int, int]]] = {
+    "conv": [
+        (128, 256, 64, 8, 3), (256, 128, 64, 8, 3), (128, 128, 64, 8, 3), (128, 128, 32, 4, 4),
+        (128, 64, 64, 4, 4), (64, 128, 64, 4, 4), (128, 64, 32, 4, 4), (64, 64, 64, 4, 3),
+        (64, 32, 32, 4, 4), (128, 32, 32, 4, 4), (256, 64, 32, 8, 3), (256, 32, 32, 4, 3),
+        (64, 16, 16, 2, 4), (128, 16, 16, 4, 3),
+    ],
+    "conv_wgrad": [  # rows: output channels, columns: input channels, reduction: positions
+        (128, 128, 64, 8, 3), (128, 64, 64, 4, 3), (64, 128, 64, 4, 3), (64, 64, 64, 4, 4),
+        (64, 64, 128, 4, 3), (32, 32, 128, 4, 4), (16, 16, 256, 4, 3), (64, 32, 64, 4, 4),
+    ],
+}
+SPLITS = (1, 2, 4, 8, 16, 32)  # weight-gradient split counts tried
+DEFAULT_SMEM = 232448  # bytes of shared memory per block on H100/H200 (opt-in), for pruning without a GPU
+
 
 def _clamp_pow2(value: int, low: int, high: int) -> int:
     return max(low, min(high, triton.next_power_of_2(max(value, 1))))
 
 
-def heuristic_config(m: int, c_in_g: int, c_out_g: int, kernel: tuple[int, ...], interpret: bool) -> Config:
+def smem_bytes(config: Config, itemsize: int) -> int:
+    """Shared memory the software pipeline holds: ``num_stages`` A and B tiles."""
+    return config.num_stages * (config.block_m * config.block_k + config.block_k * config.block_n) * itemsize
+
+
+def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM) -> list[Config]:
+    """The kernel's config space pruned for ``problem``: no block far above its dimension, none over smem."""
+    rows, cols, red = problem.gemm
+    itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
+    space = SPACES["conv_wgrad" if problem.kind == "conv_wgrad" else "conv"]
+    splits = SPLITS if problem.kind == "conv_wgrad" else (1,)
+    out: list[Config] = []
+    for bm, bn, bk, warps, stages in space:
+        for split in splits:
+            cfg = Config(
+                block_m=_clamp_pow2(rows, 16, bm), block_n=_clamp_pow2(cols, 16, bn),
+                block_k=_clamp_pow2(triton.cdiv(red, split), 16, bk), group_m=1 if problem.kind == "conv_wgrad" else 8,
+                num_warps=warps if problem.kind == "conv_wgrad" or bm * bn >= 64 * 64 else min(warps, 4),
+                num_stages=stages, split_k=split,
+            )
+            if split > 1 and triton.cdiv(red, split) < 4 * cfg.block_k:
+                continue  # each partial sum keeps at least four reduction steps
+            if smem_bytes(cfg, itemsize) <= smem_limit and cfg not in out:
+                out.append(cfg)
+    return out or [heuristic(problem, interpret=False)]
+
+
+def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
     """A deterministic config from the problem's sizes (``tl.dot`` needs every block >= 16).
 
     Under the interpreter each program is a sequence of numpy steps whose fixed cost
     dominates, so fewer, larger tiles run faster: up to 16K elements per operand tile.
     """
-    block_n = _clamp_pow2(c_out_g, 16, 128)
-    block_k = _clamp_pow2(c_in_g, 16, 64)
+    rows, cols, red = problem.gemm
+    if problem.kind == "conv_wgrad":
+        block_m = _clamp_pow2(rows, 16, 64 if interpret else 128)
+        block_n = _clamp_pow2(cols, 16, 64 if interpret else 128)
+        if interpret:
+            return Config(block_m, block_n, _clamp_pow2(red, 16, 16384 // max(block_m, block_n)), 1, 1, 1)
+        block_k = 64 if block_m * block_n <= 64 * 64 else 32
+        tiles = problem.groups * problem.taps * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n)
+        split = max(1, min(triton.cdiv(2 * sm_count, tiles), triton.cdiv(red, 8 * block_k)))
+        return Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=3, split_k=split)
+    block_n = _clamp_pow2(cols, 16, 128)
+    block_k = _clamp_pow2(red, 16, 64)
     if interpret:
-        block_m = _clamp_pow2(m, 16, 16384 // max(block_k, block_n))
-        return Config(block_m, block_n, block_k, group_m=1, num_warps=1, num_stages=1)
-    block_m = 128 if m >= 128 * 64 else 64
+        return Config(_clamp_pow2(rows, 16, 16384 // max(block_k, block_n)), block_n, block_k, 1, 1, 1)
+    block_m = 128 if rows >= 128 * 64 else 64
     warps = 8 if block_m * block_n >= 128 * 128 else 4
-    stages = 2 if math.prod(kernel) * c_in_g <= block_k else 3
+    stages = 2 if problem.taps * red <= block_k else 3
     return Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages)
 
 
-def _sm_count(device) -> int:
-    return torch.cuda.get_device_properties(device).multi_processor_count
+# --- choosing a config -------------------------------------------------------------------------
+
+def autotune_enabled() -> bool:
+    """``TRITONCONV_AUTOTUNE``: 1 (default) tunes unseen shapes on a GPU, 0 never tunes."""
+    value = os.environ.get("TRITONCONV_AUTOTUNE", "1")
+    if value not in ("0", "1"):
+        raise ValueError(f"expected TRITONCONV_AUTOTUNE to be 0 or 1, got {value!r}")
+    return value == "1"
 
 
-def weight_grad_config(
-    positions: int, c_in_g: int, c_out_g: int, taps: int, groups: int, device, interpret: bool
-) -> Config:
-    """Weight-gradient GEMM: rows = output channels, columns = input channels, reduction = positions.
+def do_bench_median(fn: Callable[[], object]) -> float:
+    """Median milliseconds of ``fn`` (warm-up and repetitions by ``triton.testing.do_bench``)."""
+    return triton.testing.do_bench(fn, warmup=10, rep=50, return_mode="median")
 
-    On a GPU the reduction is split until about two waves of programs fill the machine.
-    """
-    block_m = _clamp_pow2(c_out_g, 16, 64 if interpret else 128)
-    block_n = _clamp_pow2(c_in_g, 16, 64 if interpret else 128)
-    if interpret:
-        block_k = _clamp_pow2(positions, 16, 16384 // max(block_m, block_n))
-        return Config(block_m, block_n, block_k, group_m=1, num_warps=1, num_stages=1)
-    block_k = 64 if block_m * block_n <= 64 * 64 else 32
-    tiles = groups * taps * triton.cdiv(c_out_g, block_m) * triton.cdiv(c_in_g, block_n)
-    split = max(1, min(triton.cdiv(2 * _sm_count(device), tiles), triton.cdiv(positions, 8 * block_k)))
-    return Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=3, split_k=split)
+
+_TUNE_TOL = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}  # relative L2 vs the heuristic's output
+
+
+def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callable, smem_limit: int,
+         sm_count: int) -> tuple[Config, float]:
+    """Benchmark every candidate; a config must reproduce the heuristic config's output to win."""
+    reference = run(heuristic(problem, False, sm_count)).float()
+    best, best_ms = None, math.inf
+    for cfg in candidates(problem, smem_limit):
+        try:
+            out = run(cfg).float()
+        except Exception as err:  # e.g. out of resources for this config on this device
+            log.debug("tritonconv: %s skipped on %s: %s", cfg, problem.key(), err)
+            continue
+        err = ((out - reference).norm() / reference.norm().clamp_min(1e-30)).item()
+        if not err <= _TUNE_TOL[problem.dtype]:
+            log.warning("tritonconv: %s disagrees with the default config on %s (rel. error %.1e); skipped",
+                        cfg, problem.key(), err)
+            continue
+        ms = bench(lambda cfg=cfg: run(cfg))
+        if ms < best_ms:
+            best, best_ms = cfg, ms
+    if best is None:
+        best, best_ms = heuristic(problem, False, sm_count), math.nan
+    return best, best_ms
+
+
+def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Tensor] | None, *,
+            autotune: bool, bench: Callable = do_bench_median, smem_limit: int = DEFAULT_SMEM,
+            sm_count: int = 132) -> Config:
+    """Config for ``problem`` on a GPU called ``device_name``: caches, then tuning or the heuristic."""
+    from . import cache
+
+    hit = cache.lookup(device_name, problem)
+    if hit is not None:
+        cfg, how = hit
+        stats[how] += 1
+        log.debug("tritonconv: %s config for %s: %s", how, problem.key(), cfg)
+        return cfg
+    if autotune and run is not None:
+        cfg, ms = tune(problem, run, bench, smem_limit, sm_count)
+        stats["tuned"] += 1
+        log.info("tritonconv: tuned %s on %s: %s (%.4f ms)", problem.key(), device_name, cfg, ms)
+        cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms)})
+        return cfg
+    stats["heuristic"] += 1
+    return heuristic(problem, False, sm_count)
+
+
+_memo: dict[tuple, Config] = {}
+
+
+def choose(problem: Problem, device: torch.device, interp: bool, run: Callable[[Config], torch.Tensor]) -> Config:
+    """The config a launch uses (see the module docstring for the order)."""
+    if interp:
+        stats["interpreter"] += 1
+        return heuristic(problem, interpret=True)
+    memo_key = (problem, device.index)
+    cfg = _memo.get(memo_key)
+    if cfg is not None:
+        stats["memo"] += 1
+        return cfg
+    props = torch.cuda.get_device_properties(device)
+    cfg = resolve(problem, props.name, run, autotune=autotune_enabled(),
+                  smem_limit=getattr(props, "shared_memory_per_block_optin", DEFAULT_SMEM),
+                  sm_count=props.multi_processor_count)
+    _memo[memo_key] = cfg
+    return cfg
+
+
+__all__ = ["Config", "Problem", "candidates", "choose", "heuristic", "resolve", "stats", "tune"]

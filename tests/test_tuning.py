@@ -1,0 +1,191 @@
+"""Tuning cache and config choice, on CPU: keys, round trip, atomic and concurrent writes, bad files."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pytest
+import torch
+
+from tritonconv import cache, tuning
+from tritonconv.tune import main as tune_main
+from tritonconv.tune import runner
+
+GPU = "Test GPU 80GB"  # a device name of our own: the GPU path's logic, driven from the CPU
+
+
+def problem(kind="conv", n=2, size=9, c_in=4, c_out=6):
+    return tuning.Problem.of(kind, "float32", "contiguous", (n, c_in, size, size), (c_out, c_in, 3, 3), 1, 1)
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRITONCONV_CACHE_DIR", str(tmp_path / "user"))
+    monkeypatch.setattr(cache, "shipped_dir", lambda: tmp_path / "shipped")
+    cache.clear_memory()
+    tuning.stats.clear()
+    yield
+    cache.clear_memory()
+
+
+def fake_bench(fn):
+    """No GPU timer here: 'time' is a fixed function of the config, so the winner is known."""
+    fn()
+    return 1.0
+
+
+def test_key_is_stable_and_buckets_group_near_shapes():
+    p = problem()
+    assert p.key() == "conv|float32|contiguous|x=2x4x9x9|w=6x4x3x3|s=1x1|p=1,1x1,1|d=1x1|g=1"
+    assert p.bucket() == "conv|float32|contiguous|c=4|w=6x4x3x3|s=1x1|d=1x1|g=1|rows~256"
+    assert problem(n=3, size=8).bucket() == p.bucket()  # 192 rows -> 256, as 162
+    assert problem(n=4).bucket() != p.bucket()  # 324 rows -> 512
+    assert problem(c_out=8).bucket() != p.bucket()  # channels never share a bucket
+    assert problem("conv_wgrad").bucket().startswith("conv_wgrad|")
+
+
+def test_round_trip_exact_then_bucket():
+    cfg = tuning.Config(32, 16, 16, num_warps=2, num_stages=4)
+    path = cache.store(GPU, {problem().key(): cache.entry(problem(), cfg, 0.5)})
+    assert path.parent == cache.user_dir() and path.name == cache.file_name(GPU)
+    cache.clear_memory()
+    assert cache.lookup(GPU, problem()) == (cfg, "cache")
+    assert cache.lookup(GPU, problem(n=3, size=8)) == (cfg, "bucket")
+    assert cache.lookup(GPU, problem(c_out=8)) is None
+    assert cache.lookup("Another GPU", problem()) is None
+
+
+def test_user_cache_overrides_shipped():
+    shipped, mine = tuning.Config(64, 16, 16), tuning.Config(16, 16, 16)
+    cache.store(GPU, {problem().key(): cache.entry(problem(), shipped, 1.0)}, cache.shipped_dir())
+    assert cache.lookup(GPU, problem()) == (shipped, "cache")
+    cache.store(GPU, {problem().key(): cache.entry(problem(), mine, 1.0)})
+    assert cache.lookup(GPU, problem()) == (mine, "cache")
+
+
+def test_atomic_write_keeps_old_file_on_failure(monkeypatch):
+    old = tuning.Config(32, 16, 16)
+    path = cache.store(GPU, {problem().key(): cache.entry(problem(), old, 1.0)})
+    before = path.read_text()
+
+    def broken_dump(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(json, "dump", broken_dump)
+    with pytest.raises(OSError, match="disk full"):
+        cache.store(GPU, {problem(n=4).key(): cache.entry(problem(n=4), old, 1.0)})
+    assert path.read_text() == before
+    assert [p.name for p in path.parent.iterdir() if p.suffix == ".tmp"] == []
+
+
+@pytest.mark.parametrize("content,why", [
+    ("{not json", "unreadable"),
+    ('{"format": 1, "device": "Test GPU 80GB", "triton": "0.0.1", "entries": {}}', "triton"),
+    ('{"format": 99, "device": "Test GPU 80GB", "triton": "%s", "entries": {}}', "format"),
+    ('[1, 2, 3]', "not a tritonconv cache file"),
+])
+def test_bad_cache_file_warns_once_and_is_ignored(content, why):
+    path = cache.user_dir() / cache.file_name(GPU)
+    path.parent.mkdir(parents=True)
+    path.write_text(content.replace("%s", __import__("triton").__version__))
+    with pytest.warns(RuntimeWarning, match=why) as record:
+        assert cache.lookup(GPU, problem()) is None
+        cache._tables.clear()  # forget the table, keep the warned set: the file is read again
+        assert cache.lookup(GPU, problem(n=3)) is None
+    assert len(record) == 1
+    # A call still gets a config: the heuristic.
+    cfg = tuning.resolve(problem(), GPU, None, autotune=False)
+    assert cfg == tuning.heuristic(problem(), interpret=False)
+    # Writing over it replaces the bad file with a good one.
+    cache.store(GPU, {problem().key(): cache.entry(problem(), cfg, 1.0)})
+    cache.clear_memory()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cache.lookup(GPU, problem()) == (cfg, "cache")
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    script = textwrap.dedent("""
+        import sys
+        from tritonconv import cache, tuning
+        who = int(sys.argv[1])
+        for i in range(40):
+            p = tuning.Problem.of("conv", "float32", "contiguous", (1 + who, 4, 5 + i, 5), (6, 4, 3, 3))
+            cache.store("Test GPU 80GB", {p.key(): cache.entry(p, tuning.Config(16, 16, 16), float(i))})
+    """)
+    env = dict(os.environ)
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(who)], env=env) for who in (0, 1)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    data = json.loads((cache.user_dir() / cache.file_name(GPU)).read_text())
+    assert len(data["entries"]) == 80
+
+
+def test_interpreter_always_uses_the_heuristic():
+    p = problem()
+    cache.store(GPU, {p.key(): cache.entry(p, tuning.Config(16, 16, 16), 1.0)})
+    cfg = tuning.choose(p, torch.device("cpu"), True, run=None)
+    assert cfg == tuning.heuristic(p, interpret=True) and tuning.stats["interpreter"] == 1
+
+
+@pytest.mark.parametrize("kind", tuning.KINDS)
+def test_tuning_runs_real_kernels_and_rejects_wrong_configs(kind):
+    """Every candidate runs (interpreted, tiny shape); one that computes a wrong result cannot win."""
+    p = tuning.Problem.of(kind, "float32", "contiguous", (1, 3, 5, 4), (5, 3, 2, 3), 2, (1, 0))
+    run = runner(p, torch.device("cpu"))
+    configs = tuning.candidates(p)
+    cheat = configs[-1]
+
+    def run_or_cheat(cfg):
+        out = run(cfg)
+        return out + 1 if cfg == cheat else out
+
+    def bench(fn):  # the cheat is "fastest", then the first candidate
+        return 0.1 if fn.__defaults__[0] == cheat else 1.0 + configs.index(fn.__defaults__[0])
+
+    best, ms = tuning.tune(p, run_or_cheat, bench, tuning.DEFAULT_SMEM, 132)
+    assert best == configs[0] and ms == 1.0
+
+
+def test_second_process_does_no_tuning():
+    p = problem()
+    run = runner(p, torch.device("cpu"))
+    first = tuning.resolve(p, GPU, run, autotune=True, bench=fake_bench)
+    assert tuning.stats["tuned"] == 1
+    again = tuning.resolve(p, GPU, run, autotune=True, bench=fake_bench)  # same process, fresh lookup
+    assert again == first and tuning.stats["cache"] == 1
+    script = textwrap.dedent(f"""
+        from tritonconv import tuning
+        p = tuning.Problem.of("conv", "float32", "contiguous", (2, 4, 9, 9), (6, 4, 3, 3), 1, 1)
+        def no_bench(fn):
+            raise AssertionError("tuned again")
+        cfg = tuning.resolve(p, {GPU!r}, lambda cfg: None, autotune=True, bench=no_bench)
+        print(dict(tuning.stats), cfg)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"{{'cache': 1}} {first}"
+
+
+def test_autotune_env_is_checked(monkeypatch):
+    monkeypatch.setenv("TRITONCONV_AUTOTUNE", "yes")
+    with pytest.raises(ValueError, match="TRITONCONV_AUTOTUNE"):
+        tuning.autotune_enabled()
+    monkeypatch.setenv("TRITONCONV_AUTOTUNE", "0")
+    assert not tuning.autotune_enabled()
+
+
+def test_cli_without_gpu(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this checks the CPU-only behaviour")
+    assert tune_main(["--op", "conv1d", "--input", "2,4,50", "--weight", "8,4,3", "--padding", "same"]) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err
+    assert tune_main(["benchmarks/shapes.json", "--dry-run", "--dtype", "bf16", "--layout", "channels_last"]) == 0
+    out = capsys.readouterr()
+    assert "resnet50_l1_3x3" in out.out and "r2plus1d18_l1:temporal" in out.out and "100%" in out.err
+    cache.store(GPU, {problem().key(): cache.entry(problem(), tuning.Config(16, 16, 16), 0.25)})
+    assert tune_main(["--show"]) == 0
+    out = capsys.readouterr().out
+    assert "Test GPU 80GB / triton" in out and problem().key() in out and "0.2500 ms" in out

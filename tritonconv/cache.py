@@ -1,0 +1,139 @@
+"""Persistent tuning cache: JSON files of winning configs, one per GPU model and Triton version.
+
+Files are named ``<gpu>__triton-<version>.json`` and hold::
+
+    {"format": 1, "device": "NVIDIA H100 80GB HBM3", "triton": "3.6.0",
+     "entries": {"<exact key>": {"config": {...}, "ms": 0.123, "bucket": "<bucket key>"}}}
+
+Lookup order: the user cache (``$TRITONCONV_CACHE_DIR``, default the platform's user cache
+directory), then the cache shipped in the package (``autotune_cache/`` of the source tree),
+exact key before bucket key (see :mod:`tritonconv.tuning`). A file that cannot be read, or
+that says another format, device or Triton version, gives one warning and is ignored.
+Writes merge under a file lock and replace the file atomically (temp file + rename), so
+concurrent processes never see a half-written file and never lose each other's entries.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+import re
+import tempfile
+import warnings
+from pathlib import Path
+
+import filelock
+import platformdirs
+import triton
+
+from .tuning import Config, Problem
+
+FORMAT = 1
+
+
+def user_dir() -> Path:
+    return Path(os.environ.get("TRITONCONV_CACHE_DIR") or platformdirs.user_cache_dir("tritonconv"))
+
+
+def shipped_dir() -> Path:
+    return Path(str(importlib.resources.files("tritonconv.autotune_cache")))
+
+
+def file_name(device_name: str) -> str:
+    return f"{re.sub(r'[^A-Za-z0-9]+', '_', device_name).strip('_')}__triton-{triton.__version__}.json"
+
+
+def entry(problem: Problem, config: Config, ms: float) -> dict:
+    return {"config": vars(config).copy(), "ms": ms, "bucket": problem.bucket()}
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(path: Path, why: str) -> None:
+    if str(path) not in _warned:
+        _warned.add(str(path))
+        warnings.warn(f"tritonconv: ignoring tuning cache {path}: {why}", RuntimeWarning, stacklevel=3)
+
+
+def read(path: Path, device_name: str) -> dict[str, dict]:
+    """The valid entries of one cache file ({} when it is missing or unusable, with one warning)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        _warn_once(path, f"unreadable ({err})")
+        return {}
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
+        _warn_once(path, "not a tritonconv cache file")
+        return {}
+    found = (data.get("format"), data.get("device"), data.get("triton"))
+    wanted = (FORMAT, device_name, triton.__version__)
+    if found != wanted:
+        _warn_once(path, f"written for (format, device, triton) = {found}, this process is {wanted}")
+        return {}
+    entries = {}
+    for key, value in data["entries"].items():
+        try:
+            Config.from_dict(value["config"])
+            entries[key] = value
+        except (TypeError, KeyError, ValueError):
+            _warn_once(path, f"malformed entry {key!r}")
+    return entries
+
+
+_tables: dict[str, tuple[dict, dict]] = {}  # device name -> (exact key -> config, bucket key -> config)
+
+
+def _table(device_name: str) -> tuple[dict, dict]:
+    if device_name not in _tables:
+        exact: dict[str, Config] = {}
+        bucket: dict[str, Config] = {}
+        for directory in (shipped_dir(), user_dir()):  # user entries override shipped ones
+            for key, value in read(directory / file_name(device_name), device_name).items():
+                cfg = Config.from_dict(value["config"])
+                exact[key] = cfg
+                bucket.setdefault(value.get("bucket", ""), cfg)
+        _tables[device_name] = (exact, bucket)
+    return _tables[device_name]
+
+
+def lookup(device_name: str, problem: Problem) -> tuple[Config, str] | None:
+    """``(config, "cache")`` for an exact hit, ``(config, "bucket")`` for a bucket hit, else None."""
+    exact, bucket = _table(device_name)
+    if (cfg := exact.get(problem.key())) is not None:
+        return cfg, "cache"
+    if (cfg := bucket.get(problem.bucket())) is not None:
+        return cfg, "bucket"
+    return None
+
+
+def store(device_name: str, entries: dict[str, dict], directory: Path | None = None) -> Path:
+    """Merge ``entries`` into the device's cache file in ``directory`` (default: the user cache)."""
+    directory = Path(directory or user_dir())
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / file_name(device_name)
+    with filelock.FileLock(str(path) + ".lock"):
+        merged = read(path, device_name)
+        merged.update(entries)
+        data = {"format": FORMAT, "device": device_name, "triton": triton.__version__, "entries": merged}
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    _tables.pop(device_name, None)  # re-read on the next lookup
+    return path
+
+
+def clear_memory() -> None:
+    """Forget what this process has read (the files stay)."""
+    _tables.clear()
+    _warned.clear()

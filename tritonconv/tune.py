@@ -1,0 +1,174 @@
+"""``python -m tritonconv.tune``: tune shapes on this GPU and write the tuning cache.
+
+    python -m tritonconv.tune benchmarks/shapes.json --dtype bf16 fp16 --layout channels_last contiguous
+    python -m tritonconv.tune --op conv2d --input 8,64,56,56 --weight 64,64,3,3 --padding 1
+    python -m tritonconv.tune benchmarks/shapes.json --ship      # into autotune_cache/, for committing
+    python -m tritonconv.tune --show                              # what is cached for this device
+    python -m tritonconv.tune benchmarks/shapes.json --dry-run    # list problems and candidates, no GPU needed
+
+Every layer is tuned for the forward kernel and, with ``--kinds``, for the two backward
+kernels (``conv_t``: input gradient, ``conv_wgrad``: weight gradient). A ``conv2plus1d``
+layer is tuned as its two convolutions (spatial 1xkxk, temporal kx1x1, R(2+1)D mid channels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import cache, conv, conv_weight_grad, shapes, tuning
+from ._checks import ConvSpec
+
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def suite_problems(suite: dict) -> Iterator[tuple[str, dict]]:
+    """(name, conv arguments) for every layer of a suite file; (2+1)D layers as their two convs."""
+    for op in shapes.SUITE_AXES:
+        for entry in suite.get(op, []):
+            yield entry["name"], shapes.suite_problem(op, entry)
+    for entry in suite.get("conv2plus1d", []):
+        t, kh, kw = entry["k"]
+        st, sh, sw = entry["s"]
+        pt, ph, pw = entry["p"]
+        mid = shapes.r2plus1d_mid_channels(entry["C"], entry["OC"], t, kh)
+        spatial = {**entry, "OC": mid, "k": [1, kh, kw], "s": [1, sh, sw], "p": [0, ph, pw]}
+        out = shapes.suite_problem("conv3d", spatial)["output_shape"]
+        temporal = {**entry, "C": mid, "D": out[2], "H": out[3], "W": out[4], "k": [t, 1, 1], "s": [st, 1, 1],
+                    "p": [pt, 0, 0]}
+        yield entry["name"] + ":spatial", shapes.suite_problem("conv3d", spatial)
+        yield entry["name"] + ":temporal", shapes.suite_problem("conv3d", temporal)
+
+
+def runner(problem: tuning.Problem, device: torch.device) -> Callable[[tuning.Config], torch.Tensor]:
+    """Random operands for ``problem`` and a function launching its kernel with a given config."""
+    dtype = getattr(torch, problem.dtype)
+    fmt = torch.contiguous_format
+    if problem.layout == "channels_last":
+        fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(len(problem.input_shape), fmt)
+
+    def rand(shape):
+        return torch.randn(shape, device=device, dtype=dtype).contiguous(memory_format=fmt if len(shape) > 3 else
+                                                                          torch.contiguous_format)
+
+    ndim = len(problem.weight_shape) - 2
+    spec = ConvSpec(ndim, problem.stride, problem.padding, problem.dilation, problem.groups, problem.input_shape,
+                    problem.weight_shape, problem.output_shape, False)
+    w = rand(problem.weight_shape)
+    if problem.kind == "conv":
+        x = rand(problem.input_shape)
+        return lambda cfg: conv.conv_forward(x, w, None, spec, None, False, cfg)
+    dy = rand(problem.output_shape)
+    if problem.kind == "conv_t":
+        return lambda cfg: conv.conv_grad_input(dy, w, spec, False, fmt, cfg)
+    x = rand(problem.input_shape)
+    return lambda cfg: conv_weight_grad.conv_grad_weight(dy, x, spec, False, cfg)
+
+
+def show(device_name: str | None) -> None:
+    """Print the cache files (user, shipped) and their entries for ``device_name`` (all devices if None)."""
+    for label, directory in (("user", cache.user_dir()), ("shipped", cache.shipped_dir())):
+        files = sorted(directory.glob("*.json")) if directory.exists() else []
+        if device_name is not None:
+            files = [f for f in files if f.name == cache.file_name(device_name)]
+        print(f"{label} cache {directory}: {len(files) or 'no'} file(s)" + (f" for {device_name}" if device_name else ""))
+        for path in files:
+            data = json.loads(path.read_text()) if path.stat().st_size else {}
+            entries = cache.read(path, data.get("device", "")) if isinstance(data, dict) else {}
+            print(f"  {path.name}: {data.get('device')} / triton {data.get('triton')}: {len(entries)} entries")
+            for key, value in sorted(entries.items()):
+                cfg = value["config"]
+                print(f"    {key}  ->  BM={cfg['block_m']} BN={cfg['block_n']} BK={cfg['block_k']} "
+                      f"warps={cfg['num_warps']} stages={cfg['num_stages']} split={cfg.get('split_k', 1)} "
+                      f"({value.get('ms', float('nan')):.4f} ms)")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tritonconv.tune", description=__doc__.split("\n\n")[0])
+    p.add_argument("suite", nargs="?", type=Path, help="a JSON file in the format of benchmarks/shapes.json")
+    p.add_argument("--op", choices=list(shapes.SUITE_AXES), help="tune one shape given by the flags below")
+    p.add_argument("--input", help="input shape, e.g. 8,64,56,56")
+    p.add_argument("--weight", help="weight shape, e.g. 64,64,3,3")
+    p.add_argument("--stride", default="1")
+    p.add_argument("--padding", default="0", help="ints, or 'same' / 'valid'")
+    p.add_argument("--dilation", default="1")
+    p.add_argument("--groups", type=int, default=1)
+    p.add_argument("--dtype", nargs="+", choices=list(DTYPES), default=["bf16", "fp16"])
+    p.add_argument("--layout", nargs="+", choices=["channels_last", "contiguous"], default=["channels_last", "contiguous"])
+    p.add_argument("--kinds", nargs="+", choices=list(tuning.KINDS), default=["conv"])
+    p.add_argument("--ship", action="store_true", help="write into the shipped autotune_cache/ instead of the user cache")
+    p.add_argument("--show", action="store_true", help="print what is cached for this device and exit")
+    p.add_argument("--dry-run", action="store_true", help="list problems and candidate counts; tune nothing")
+    args = p.parse_args(argv)
+    if not args.show and (args.suite is None) == (args.op is None):
+        p.error("give a suite file or --op with --input and --weight (not both)")
+    if args.op and not (args.input and args.weight):
+        p.error("--op needs --input and --weight")
+    return args
+
+
+def _ints(text: str) -> int | tuple[int, ...]:
+    """'3' -> 3, '1,2' -> (1, 2); 'same'/'valid' pass through."""
+    if text in ("same", "valid"):
+        return text
+    values = tuple(int(v) for v in text.split(","))
+    return values[0] if len(values) == 1 else values
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(","))
+
+
+def problems(args: argparse.Namespace) -> list[tuple[str, tuning.Problem]]:
+    if args.op:
+        layers = [(args.op, dict(input_shape=_shape(args.input), weight_shape=_shape(args.weight),
+                                 stride=_ints(args.stride), padding=_ints(args.padding),
+                                 dilation=_ints(args.dilation), groups=args.groups))]
+    else:
+        layers = list(suite_problems(json.loads(args.suite.read_text())))
+    out = []
+    for name, prob in layers:
+        for dtype in args.dtype:
+            for layout in args.layout:
+                for kind in args.kinds:
+                    out.append((name, tuning.Problem.of(kind, DTYPES[dtype], layout, **prob)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    gpu = torch.cuda.is_available()
+    device_name = torch.cuda.get_device_name() if gpu else None
+    if args.show:
+        show(device_name)
+        return 0
+    todo = problems(args)
+    if args.dry_run:
+        for name, problem in tqdm(todo, desc="problems", unit="problem"):
+            tqdm.write(f"{name:24} {problem.key()}  {len(tuning.candidates(problem))} candidates")
+        return 0
+    if not gpu:
+        print("python -m tritonconv.tune needs a CUDA GPU (the interpreter does not benchmark); "
+              "use --dry-run or --show here", file=sys.stderr)
+        return 2
+    props = torch.cuda.get_device_properties(0)
+    smem = getattr(props, "shared_memory_per_block_optin", tuning.DEFAULT_SMEM)
+    target = cache.shipped_dir() if args.ship else cache.user_dir()
+    bar = tqdm(todo, desc=f"tuning on {device_name}", unit="problem")
+    for name, problem in bar:
+        bar.set_postfix_str(f"{name} {problem.kind} {problem.dtype} {problem.layout}")
+        cfg, ms = tuning.tune(problem, runner(problem, torch.device("cuda")), tuning.do_bench_median, smem,
+                              props.multi_processor_count)
+        path = cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms)}, target)
+    print(f"wrote {len(todo)} entries to {path if todo else target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
