@@ -5,7 +5,8 @@ interpreter (see :mod:`tritonconv._runtime`).
 """
 
 from . import nn, shapes
+from .conv2plus1d import conv2plus1d
 from .functional import conv1d, conv2d, conv3d
 
-__all__ = ["conv1d", "conv2d", "conv3d", "nn", "shapes"]
+__all__ = ["conv1d", "conv2d", "conv2plus1d", "conv3d", "nn", "shapes"]
 __version__ = "0.1.0"

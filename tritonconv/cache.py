@@ -77,14 +77,17 @@ def read(path: Path, device_name: str) -> dict[str, dict]:
     entries = {}
     for key, value in data["entries"].items():
         try:
+            if isinstance(value.get("choice"), str):  # a measured choice between paths
+                entries[key] = value
+                continue
             Config.from_dict(value["config"])
             entries[key] = value
-        except (TypeError, KeyError, ValueError):
+        except (AttributeError, TypeError, KeyError, ValueError):
             _warn_once(path, f"malformed entry {key!r}")
     return entries
 
 
-_tables: dict[str, tuple[dict, dict]] = {}  # device name -> (exact key -> config, bucket key -> config)
+_tables: dict[str, tuple[dict, dict]] = {}  # device name -> (exact key -> config or choice, bucket key -> config)
 
 
 def _table(device_name: str) -> tuple[dict, dict]:
@@ -93,6 +96,9 @@ def _table(device_name: str) -> tuple[dict, dict]:
         bucket: dict[str, Config] = {}
         for directory in (shipped_dir(), user_dir()):  # user entries override shipped ones
             for key, value in read(directory / file_name(device_name), device_name).items():
+                if "choice" in value:
+                    exact[key] = value["choice"]
+                    continue
                 cfg = Config.from_dict(value["config"])
                 exact[key] = cfg
                 bucket.setdefault(value.get("bucket", ""), cfg)
@@ -108,6 +114,12 @@ def lookup(device_name: str, problem: Problem) -> tuple[Config, str] | None:
     if (cfg := bucket.get(problem.bucket())) is not None:
         return cfg, "bucket"
     return None
+
+
+def lookup_choice(device_name: str, key: str) -> str | None:
+    """A measured choice between code paths (e.g. ``"fused"``), exact key only."""
+    value = _table(device_name)[0].get(key)
+    return value if isinstance(value, str) else None
 
 
 def store(device_name: str, entries: dict[str, dict], directory: Path | None = None) -> Path:

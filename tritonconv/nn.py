@@ -1,8 +1,11 @@
-"""Drop-in modules: ``tritonconv.nn.Conv1d/Conv2d/Conv3d`` and :func:`convert`.
+"""Modules: drop-in ``Conv1d/Conv2d/Conv3d``, :func:`convert`, and the factorized blocks.
 
-Each module *is* its ``torch.nn`` counterpart (a subclass that only swaps the convolution
-call), so the constructor, parameters, ``state_dict`` keys, ``padding_mode`` handling and
-``repr`` are torch's own, and a torch checkpoint loads unchanged.
+``Conv1d/2d/3d`` *are* their ``torch.nn`` counterparts (subclasses that only swap the
+convolution call), so the constructor, parameters, ``state_dict`` keys, ``padding_mode``
+handling and ``repr`` are torch's own, and a torch checkpoint loads unchanged.
+
+``Conv2Plus1d`` (Tran et al. 2018) and ``P3DBlock`` (Qiu et al. 2017) hold a ``spatial``
+``1 x kh x kw`` and a ``temporal`` ``kt x 1 x 1`` :class:`Conv3d`.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import functional
+from . import functional, shapes
+from .conv2plus1d import conv2plus1d
 
 
 class _TritonConv:
@@ -59,3 +63,92 @@ def convert(model: torch.nn.Module) -> torch.nn.Module:
         if ours is not None:
             module.__class__ = ours
     return model
+
+
+def _triple(value, name: str) -> tuple:
+    return value if isinstance(value, str) else shapes.as_tuple(value, 3, name)
+
+
+class Conv2Plus1d(torch.nn.Module):
+    """(2+1)D convolution: ``temporal(mid_activation(spatial(x)))`` via :func:`tritonconv.conv2plus1d`.
+
+    ``mid_channels=None`` follows R(2+1)D, ``M = floor(t kh kw C_in C_out / (kh kw C_in + t C_out))``,
+    so the block has the parameters of a full ``t x kh x kw`` conv (64 -> 64 at 3x3x3: 144).
+    ``stride``/``padding``/``dilation`` are per (t, h, w): h, w go to the spatial conv, t to the temporal.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 mid_channels: int | None = None, bias: bool = True, mid_activation: str | None = None,
+                 device=None, dtype=None) -> None:
+        super().__init__()
+        kt, kh, kw = shapes.as_tuple(kernel_size, 3, "kernel_size")
+        st, sh, sw = shapes.as_tuple(stride, 3, "stride")
+        dt, dh, dw = shapes.as_tuple(dilation, 3, "dilation")
+        pads = shapes.resolve_padding(padding, (kt, kh, kw), (st, sh, sw), (dt, dh, dw))
+        if mid_channels is None:
+            mid_channels = shapes.r2plus1d_mid_channels(in_channels, out_channels, kt, (kh, kw))
+        kw_ = dict(bias=bias, device=device, dtype=dtype)
+        self.spatial = Conv3d(in_channels, mid_channels, (1, kh, kw), (1, sh, sw), 0, (1, dh, dw), **kw_)
+        self.temporal = Conv3d(mid_channels, out_channels, (kt, 1, 1), (st, 1, 1), 0, (dt, 1, 1), **kw_)
+        self.padding = pads  # (before, after) per (t, h, w)
+        self.mid_activation = mid_activation
+
+    def forward(self, input: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
+        s, t = self.spatial, self.temporal
+        return conv2plus1d(input, s.weight, t.weight, s.bias, t.bias, (t.stride[0], *s.stride[1:]), self.padding,
+                           (t.dilation[0], *s.dilation[1:]), mid_activation=self.mid_activation, fused=fused)
+
+    def extra_repr(self) -> str:
+        return f"padding={self.padding}, mid_activation={self.mid_activation}"
+
+
+class P3DBlock(torch.nn.Module):
+    """Pseudo-3D block (Qiu et al. 2017) of a spatial conv S (``1 x k x k``) and a temporal conv T (``k x 1 x 1``).
+
+    * ``"A"``: ``T(S(x))``, S ``C_in -> C_out``, T ``C_out -> C_out`` (the (2+1)D cascade);
+    * ``"B"``: ``S(x) + T(x)``, both ``C_in -> C_out``, in parallel;
+    * ``"C"``: ``S(x) + T(S(x))``, S ``C_in -> C_out``, T ``C_out -> C_out``.
+
+    ``activation`` (None, ``'relu'``, ...) is applied to S's output where T reads it (A, C) and
+    to each branch (B). Default padding ``'same'`` keeps every branch the same shape; stride
+    and padding must keep the summed branches of B and C equal in shape, else a clear error.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size=3, stride=1, padding="same",
+                 variant: str = "A", bias: bool = True, activation: str | None = None, device=None, dtype=None) -> None:
+        super().__init__()
+        if variant not in ("A", "B", "C"):
+            raise ValueError(f"P3DBlock: expected `variant` to be 'A', 'B' or 'C', got {variant!r}")
+        kt, kh, kw = shapes.as_tuple(kernel_size, 3, "kernel_size")
+        st, sh, sw = shapes.as_tuple(stride, 3, "stride")
+        pt, ph, pw = shapes.resolve_padding(padding, (kt, kh, kw), (st, sh, sw))
+        kw_ = dict(bias=bias, device=device, dtype=dtype)
+        s_stride = (st, sh, sw) if variant == "B" else (1, sh, sw)
+        t_stride = (st, sh, sw) if variant == "B" else (st, 1, 1)
+        self.spatial = Conv3d(in_channels, out_channels, (1, kh, kw), s_stride, 0, **kw_)
+        t_in = in_channels if variant == "B" else out_channels
+        self.temporal = Conv3d(t_in, out_channels, (kt, 1, 1), t_stride, 0, **kw_)
+        self.variant, self.activation = variant, activation
+        self.spatial_padding, self.temporal_padding = ((0, 0), ph, pw), (pt, (0, 0), (0, 0))
+
+    def _s(self, x):
+        s = self.spatial
+        return functional.conv3d(x, s.weight, s.bias, s.stride, self.spatial_padding, activation=self.activation)
+
+    def _t(self, x, activation=None):
+        t = self.temporal
+        return functional.conv3d(x, t.weight, t.bias, t.stride, self.temporal_padding, activation=activation)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if self.variant == "A":
+            return self._t(self._s(input))
+        s = self._s(input)
+        t = self._t(input, self.activation) if self.variant == "B" else self._t(s)
+        if s.shape != t.shape:
+            raise ValueError(f"P3DBlock variant {self.variant}: the spatial branch gives {tuple(s.shape)} but the "
+                             f"temporal branch {tuple(t.shape)}; use padding='same' (stride 1) or a stride/padding "
+                             "that keeps both equal")
+        return s + t
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant!r}, activation={self.activation}"

@@ -164,12 +164,14 @@ def conv_bytes(
     return (elems + (weight_shape[0] if bias else 0)) * DTYPE_BYTES[dtype]
 
 
-def r2plus1d_mid_channels(c_in: int, c_out: int, t: int, d: int) -> int:
+def r2plus1d_mid_channels(c_in: int, c_out: int, t: int, d: int | tuple[int, int]) -> int:
     """Mid channels of a (2+1)D block whose parameters match a full ``t x d x d`` 3D conv.
 
-    Tran et al. 2018 (R(2+1)D): ``M = floor(t d^2 C_in C_out / (d^2 C_in + t C_out))``.
+    Tran et al. 2018 (R(2+1)D): ``M = floor(t d^2 C_in C_out / (d^2 C_in + t C_out))``;
+    ``d`` may be a ``(kh, kw)`` pair, with ``kh kw`` in place of ``d^2``.
     """
-    return (t * d * d * c_in * c_out) // (d * d * c_in + t * c_out)
+    area = d[0] * d[1] if isinstance(d, tuple) else d * d
+    return (t * area * c_in * c_out) // (area * c_in + t * c_out)
 
 
 FACTORIZATIONS = ("3d", "2+1d", "P3D-A", "P3D-B", "P3D-C")
@@ -215,3 +217,27 @@ def suite_problem(op: str, entry: dict) -> dict:
     args = dict(stride=entry["s"], padding=entry["p"], dilation=entry.get("d", 1), groups=groups)
     output_shape = conv_output_shape(input_shape, weight_shape, **args)
     return dict(input_shape=input_shape, weight_shape=weight_shape, output_shape=output_shape, **args)
+
+
+def factorized_macs(n: int, frames: int, height: int, width: int, c_in: int, c_out: int, t: int, d: int,
+                    variant: str, mid_channels: int | None = None) -> int:
+    """Multiply-accumulates of a stride-1, 'same'-padded block on an ``N x T x H x W`` clip.
+
+    Every stage of every variant outputs every voxel, so this is ``factorized_params`` times
+    ``N T H W``: the document's ``T H W k^3`` per channel pair for ``'3d'``.
+    """
+    return factorized_params(c_in, c_out, t, d, variant, mid_channels) * n * frames * height * width
+
+
+def conv2plus1d_bytes(input_shape: Sequence[int], c_mid: int, c_out: int, kernel: Sequence[int],
+                      output_shape: Sequence[int], dtype: str, fused: bool) -> int:
+    """Global-memory bytes of a (2+1)D layer, once each: input, both weights, output, and
+    for the two-launch path the mid tensor written and read back (spatial output size:
+    input frames, output height and width)."""
+    n, c_in, frames = input_shape[:3]
+    kt, kh, kw = kernel
+    size = DTYPE_BYTES[dtype]
+    elems = math.prod(input_shape) + c_mid * c_in * kh * kw + c_out * c_mid * kt + math.prod(output_shape)
+    if not fused:
+        elems += 2 * n * c_mid * frames * output_shape[3] * output_shape[4]
+    return elems * size

@@ -83,6 +83,9 @@ def show(device_name: str | None) -> None:
             entries = cache.read(path, data.get("device", "")) if isinstance(data, dict) else {}
             print(f"  {path.name}: {data.get('device')} / triton {data.get('triton')}: {len(entries)} entries")
             for key, value in sorted(entries.items()):
+                if "choice" in value:
+                    print(f"    {key}  ->  {value['choice']} ({value.get('ms')})")
+                    continue
                 cfg = value["config"]
                 print(f"    {key}  ->  BM={cfg['block_m']} BN={cfg['block_n']} BK={cfg['block_k']} "
                       f"warps={cfg['num_warps']} stages={cfg['num_stages']} split={cfg.get('split_k', 1)} "

@@ -139,7 +139,7 @@ SPLITS = (1, 2, 4, 8, 16, 32)  # weight-gradient split counts tried
 DEFAULT_SMEM = 232448  # bytes of shared memory per block on H100/H200 (opt-in), for pruning without a GPU
 
 
-def _clamp_pow2(value: int, low: int, high: int) -> int:
+def clamp_pow2(value: int, low: int, high: int) -> int:
     return max(low, min(high, triton.next_power_of_2(max(value, 1))))
 
 
@@ -158,8 +158,8 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM) -> list[Config]
     for bm, bn, bk, warps, stages in space:
         for split in splits:
             cfg = Config(
-                block_m=_clamp_pow2(rows, 16, bm), block_n=_clamp_pow2(cols, 16, bn),
-                block_k=_clamp_pow2(triton.cdiv(red, split), 16, bk), group_m=1 if problem.kind == "conv_wgrad" else 8,
+                block_m=clamp_pow2(rows, 16, bm), block_n=clamp_pow2(cols, 16, bn),
+                block_k=clamp_pow2(triton.cdiv(red, split), 16, bk), group_m=1 if problem.kind == "conv_wgrad" else 8,
                 num_warps=warps if problem.kind == "conv_wgrad" or bm * bn >= 64 * 64 else min(warps, 4),
                 num_stages=stages, split_k=split,
             )
@@ -178,18 +178,18 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
     """
     rows, cols, red = problem.gemm
     if problem.kind == "conv_wgrad":
-        block_m = _clamp_pow2(rows, 16, 64 if interpret else 128)
-        block_n = _clamp_pow2(cols, 16, 64 if interpret else 128)
+        block_m = clamp_pow2(rows, 16, 64 if interpret else 128)
+        block_n = clamp_pow2(cols, 16, 64 if interpret else 128)
         if interpret:
-            return Config(block_m, block_n, _clamp_pow2(red, 16, 16384 // max(block_m, block_n)), 1, 1, 1)
+            return Config(block_m, block_n, clamp_pow2(red, 16, 16384 // max(block_m, block_n)), 1, 1, 1)
         block_k = 64 if block_m * block_n <= 64 * 64 else 32
         tiles = problem.groups * problem.taps * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n)
         split = max(1, min(triton.cdiv(2 * sm_count, tiles), triton.cdiv(red, 8 * block_k)))
         return Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=3, split_k=split)
-    block_n = _clamp_pow2(cols, 16, 128)
-    block_k = _clamp_pow2(red, 16, 64)
+    block_n = clamp_pow2(cols, 16, 128)
+    block_k = clamp_pow2(red, 16, 64)
     if interpret:
-        return Config(_clamp_pow2(rows, 16, 16384 // max(block_k, block_n)), block_n, block_k, 1, 1, 1)
+        return Config(clamp_pow2(rows, 16, 16384 // max(block_k, block_n)), block_n, block_k, 1, 1, 1)
     block_m = 128 if rows >= 128 * 64 else 64
     warps = 8 if block_m * block_n >= 128 * 128 else 4
     stages = 2 if problem.taps * red <= block_k else 3

@@ -1,0 +1,164 @@
+"""(2+1)D and P3D: conv2plus1d (fused and two-launch) and the modules against composed torch conv3d."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import assert_close
+
+import tritonconv
+from tritonconv import shapes
+from tritonconv.nn import Conv2Plus1d, P3DBlock
+
+ACT = {None: lambda t: t, "relu": F.relu, "gelu": F.gelu, "silu": F.silu}
+
+
+def composed(x, ws, wt, bs, bt, stride, padding, dilation, mid_activation=None, activation=None):
+    """The two torch conv3d calls (float64), mid rounded to the input dtype as our two-launch path stores it."""
+    (st, sh, sw), (dt, dh, dw) = stride, dilation
+    pt, ph, pw = padding
+    d64 = [None if t is None else t.double() for t in (x, ws, wt, bs, bt)]
+    mid = ACT[mid_activation](F.conv3d(d64[0], d64[1], d64[3], (1, sh, sw), (0, ph, pw), (1, dh, dw)))
+    mid = mid.to(x.dtype).double()
+    return ACT[activation](F.conv3d(mid, d64[2], d64[4], (st, 1, 1), (pt, 0, 0), (dt, 1, 1)))
+
+
+CASES = [  # input, C_mid, C_out, (kt, kh, kw), stride, padding, dilation, mid_activation, activation
+    ((2, 3, 5, 7, 6), 4, 5, (3, 3, 3), (1, 1, 1), (1, 1, 1), (1, 1, 1), "relu", None),
+    ((1, 4, 7, 9, 8), 6, 3, (3, 3, 2), (2, 2, 1), (1, 0, 1), (1, 2, 1), "gelu", "silu"),
+    ((2, 2, 4, 5, 5), 17, 20, (2, 1, 3), (3, 1, 2), (2, 0, 1), (2, 1, 1), None, None),  # stride > kernel
+    ((1, 1, 3, 4, 4), 1, 1, (1, 3, 3), (1, 1, 1), (0, 1, 1), (1, 1, 1), "silu", "relu"),  # channels 1
+]
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("x_shape,c_mid,c_out,k,stride,padding,dilation,mid_act,act", CASES)
+def test_matches_composed_torch(fused, x_shape, c_mid, c_out, k, stride, padding, dilation, mid_act, act):
+    x = torch.randn(x_shape)
+    ws, wt = torch.randn(c_mid, x_shape[1], 1, *k[1:]), torch.randn(c_out, c_mid, k[0], 1, 1)
+    bs, bt = torch.randn(c_mid), torch.randn(c_out)
+    out = tritonconv.conv2plus1d(x, ws, wt, bs, bt, stride, padding, dilation, mid_activation=mid_act,
+                                 activation=act, fused=fused)
+    assert_close(out, composed(x, ws, wt, bs, bt, stride, padding, dilation, mid_act, act))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_fused_half_precision(dtype):
+    x = torch.randn(1, 4, 5, 6, 7, dtype=dtype)
+    ws, wt = torch.randn(8, 4, 1, 3, 3, dtype=dtype), torch.randn(6, 8, 3, 1, 1, dtype=dtype)
+    for fused in (True, False):
+        out = tritonconv.conv2plus1d(x, ws, wt, padding=1, mid_activation="relu", fused=fused)
+        assert_close(out, composed(x, ws, wt, None, None, (1, 1, 1), (1, 1, 1), (1, 1, 1), "relu"), dtype)
+
+
+def test_fused_and_two_launch_agree_with_channels_last_and_same_padding():
+    x = torch.randn(2, 5, 4, 6, 6).contiguous(memory_format=torch.channels_last_3d)
+    ws, wt = torch.randn(7, 5, 1, 3, 3), torch.randn(4, 7, 2, 1, 1)
+    a = tritonconv.conv2plus1d(x, ws, wt, padding="same", fused=True)
+    b = tritonconv.conv2plus1d(x, ws, wt, padding="same", fused=False)
+    assert a.shape == b.shape == (2, 4, 4, 6, 6) and a.is_contiguous(memory_format=torch.channels_last_3d)
+    assert_close(a, b.double())
+    # 'same' with the even temporal kernel pads one more frame at the end, as torch does
+    ref = F.conv3d(F.conv3d(x.double(), ws.double(), padding="same"), wt.double(), padding="same")
+    assert_close(a, ref)
+
+
+def test_unbatched():
+    x = torch.randn(3, 4, 5, 5)
+    ws, wt = torch.randn(4, 3, 1, 3, 3), torch.randn(2, 4, 3, 1, 1)
+    out = tritonconv.conv2plus1d(x, ws, wt, padding=1)
+    assert out.shape == (2, 4, 5, 5)
+    assert_close(out, composed(x[None], ws, wt, None, None, (1, 1, 1), (1, 1, 1), (1, 1, 1))[0])
+
+
+@pytest.mark.parametrize("ws_shape,wt_shape,match", [
+    ((4, 3, 2, 3, 3), (5, 4, 3, 1, 1), "weight_spatial.*temporal extent 2"),
+    ((4, 3, 1, 3, 3), (5, 4, 3, 3, 1), "weight_temporal.*kt, 1, 1"),
+    ((4, 3, 1, 3, 3), (5, 6, 3, 1, 1), "weight_temporal.*4 mid channels"),
+    ((4, 2, 1, 3, 3), (5, 4, 3, 1, 1), "spatial stage.*weight"),
+    ((4, 3, 3, 3), (5, 4, 3, 1, 1), "weight_spatial.*rank 5"),
+])
+def test_bad_weights(ws_shape, wt_shape, match):
+    with pytest.raises(ValueError, match=match):
+        tritonconv.conv2plus1d(torch.randn(1, 3, 4, 5, 5), torch.randn(ws_shape), torch.randn(wt_shape))
+
+
+def test_bad_arguments():
+    x, ws, wt = torch.randn(1, 3, 4, 5, 5), torch.randn(4, 3, 1, 3, 3), torch.randn(5, 4, 3, 1, 1)
+    with pytest.raises(ValueError, match="temporal stage.*not positive"):
+        tritonconv.conv2plus1d(x, ws, torch.randn(5, 4, 7, 1, 1))
+    with pytest.raises(ValueError, match="mid_activation"):
+        tritonconv.conv2plus1d(x, ws, wt, mid_activation="tanh")
+    with pytest.raises(TypeError, match="weight_temporal|weight.*dtype"):
+        tritonconv.conv2plus1d(x, ws, wt.half())
+    with pytest.raises(ValueError, match="fused path has no backward"):
+        tritonconv.conv2plus1d(x, ws.requires_grad_(), wt, fused=True)
+
+
+def test_mid_channel_rule_reproduces_r2plus1d18():
+    assert shapes.r2plus1d_mid_channels(64, 64, 3, 3) == 144
+    assert shapes.r2plus1d_mid_channels(128, 128, 3, 3) == 288
+    assert shapes.r2plus1d_mid_channels(256, 256, 3, 3) == 576
+    assert Conv2Plus1d(64, 64, 3).spatial.out_channels == 144
+    assert Conv2Plus1d(128, 128, 3).temporal.in_channels == 288
+    weights = sum(p.numel() for n, p in Conv2Plus1d(64, 64, 3, bias=False).named_parameters())
+    assert weights == shapes.factorized_params(64, 64, 3, 3, "2+1d") == 64 * 64 * 27
+
+
+def test_module_forward_and_gradients():
+    torch.manual_seed(3)
+    mod = Conv2Plus1d(3, 5, (3, 3, 3), stride=(2, 1, 1), padding=1, mid_activation="relu")
+    x = torch.randn(2, 3, 5, 6, 6, requires_grad=True)
+    y = mod(x)
+    s, t = mod.spatial, mod.temporal
+    x_ref = x.detach().double().requires_grad_()
+    params = [p.detach().double().requires_grad_() for p in (s.weight, t.weight, s.bias, t.bias)]
+    ref = composed(x_ref, params[0], params[1], params[2], params[3], (2, 1, 1), (1, 1, 1), (1, 1, 1), "relu")
+    assert_close(y, ref)
+    g = torch.randn_like(y)
+    y.backward(g)
+    ref.backward(g.double())
+    assert_close(x.grad, x_ref.grad)
+    for ours, theirs in zip((s.weight, t.weight, s.bias, t.bias), params):
+        assert_close(ours.grad, theirs.grad)
+    with torch.no_grad():
+        assert_close(mod(x, fused=True), ref.detach())
+
+
+@pytest.mark.parametrize("variant", ["A", "B", "C"])
+def test_p3d_variants(variant):
+    torch.manual_seed(4)
+    block = P3DBlock(4, 6 if variant != "C" else 4, 3, variant=variant, activation="relu")
+    x = torch.randn(2, 4, 5, 6, 6)
+    s, t = block.spatial, block.temporal
+
+    def S(v):
+        return F.relu(F.conv3d(v, s.weight.double(), s.bias.double(), padding=(0, 1, 1)))
+
+    def T(v, act=lambda u: u):
+        return act(F.conv3d(v, t.weight.double(), t.bias.double(), padding=(1, 0, 0)))
+
+    xd = x.double()
+    ref = {"A": lambda: T(S(xd)), "B": lambda: S(xd) + T(xd, F.relu), "C": lambda: S(xd) + T(S(xd))}[variant]()
+    assert_close(block(x), ref)
+    c_out = block.temporal.out_channels
+    weights = sum(p.numel() for n, p in block.named_parameters() if n.endswith("weight"))
+    assert weights == shapes.factorized_params(4, c_out, 3, 3, f"P3D-{variant}")
+
+
+def test_p3d_shape_mismatch_is_a_clear_error():
+    block = P3DBlock(3, 3, 3, stride=(2, 1, 1), padding=0, variant="C")
+    with pytest.raises(ValueError, match="variant C.*spatial branch"):
+        block(torch.randn(1, 3, 6, 6, 6))
+    with pytest.raises(ValueError, match="variant"):
+        P3DBlock(3, 3, variant="D")
+
+
+def test_complexity_and_traffic_algebra():
+    # The document: a k x k x k kernel costs T H W k^3 per channel pair; (2+1)D at R(2+1)D width the same.
+    assert shapes.factorized_macs(1, 8, 56, 56, 1, 1, 3, 3, "3d") == 8 * 56 * 56 * 27
+    assert shapes.factorized_macs(2, 8, 56, 56, 64, 64, 3, 3, "2+1d") == shapes.factorized_macs(
+        2, 8, 56, 56, 64, 64, 3, 3, "3d")
+    x, out = (8, 64, 8, 56, 56), (8, 64, 8, 56, 56)
+    two = shapes.conv2plus1d_bytes(x, 144, 64, (3, 3, 3), out, "bfloat16", fused=False)
+    one = shapes.conv2plus1d_bytes(x, 144, 64, (3, 3, 3), out, "bfloat16", fused=True)
+    assert two - one == 2 * 8 * 144 * 8 * 56 * 56 * 2  # the mid tensor written and read back
