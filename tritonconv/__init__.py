@@ -4,9 +4,9 @@ CUDA tensors run compiled kernels; CPU tensors run the same kernels under Triton
 interpreter (see :mod:`tritonconv._runtime`).
 """
 
-from . import nn, shapes
+from . import memory, nn, shapes, streaming
 from .conv2plus1d import conv2plus1d
 from .functional import conv1d, conv2d, conv3d
 
-__all__ = ["conv1d", "conv2d", "conv2plus1d", "conv3d", "nn", "shapes"]
+__all__ = ["conv1d", "conv2d", "conv2plus1d", "conv3d", "memory", "nn", "shapes", "streaming"]
 __version__ = "0.1.0"

@@ -1,0 +1,70 @@
+"""Device-memory estimates and the streaming planner.
+
+The kernels are implicit GEMMs: no im2col buffer, so a one-shot convolution holds exactly
+its input, weight, bias and output (the weight gradient's split partial sums aside).
+:func:`plan_stream` sizes the slabs of :func:`tritonconv.streaming.conv3d_stream`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from . import shapes
+
+CPU_BUDGET = 2**30  # bytes planned for when the device is the CPU (interpreter) and no budget is given
+MARGIN = 0.8  # share of the free GPU memory a default plan may use
+
+
+def conv_device_bytes(input_shape, weight_shape, output_shape, dtype: str, bias: bool = False) -> int:
+    """Bytes a one-shot convolution holds on the device: input + weight (+ bias) + output; no workspace."""
+    elems = math.prod(input_shape) + math.prod(weight_shape) + math.prod(output_shape)
+    return (elems + (weight_shape[0] if bias else 0)) * shapes.DTYPE_BYTES[dtype]
+
+
+def default_budget(device: torch.device) -> int:
+    """``MARGIN`` of the free memory of a CUDA device; ``CPU_BUDGET`` on the CPU."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * MARGIN)
+    return CPU_BUDGET
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """How :func:`~tritonconv.streaming.conv3d_stream` walks the depth axis."""
+
+    chunk: int  # output depth slices computed per launch
+    input_slices: int  # most input depth slices held on the device: (chunk - 1) * stride + halo
+    halo: int  # input slices one output slice reads: (kd - 1) * dilation + 1
+    bytes: int  # device bytes at the peak: input slices + output slab + weight + bias
+
+
+def plan_stream(slice_shape, weight_shape, stride: int = 1, dilation: int = 1, dtype: str = "float32",
+                output_slice_shape=None, budget: int | None = None, device: torch.device | str = "cpu",
+                max_chunk: int = 1024) -> StreamPlan:
+    """The largest chunk of output depth slices whose working set fits ``budget`` bytes.
+
+    ``slice_shape`` is one input depth slice ``(N, C, H, W)``, ``weight_shape`` the 3-D
+    weight, ``stride``/``dilation`` those of the depth axis; ``output_slice_shape`` (one output
+    depth slice) defaults to ``slice_shape`` with the weight's output channels.
+    """
+    if budget is None:
+        budget = default_budget(torch.device(device))
+    size = shapes.DTYPE_BYTES[dtype]
+    if output_slice_shape is None:
+        output_slice_shape = (slice_shape[0], weight_shape[0], *slice_shape[2:])
+    in_slice, out_slice = math.prod(slice_shape) * size, math.prod(output_slice_shape) * size
+    fixed = (math.prod(weight_shape) + weight_shape[0]) * size
+    halo = (weight_shape[2] - 1) * dilation + 1
+
+    def need(chunk: int) -> int:
+        return ((chunk - 1) * stride + halo) * in_slice + chunk * out_slice + fixed
+
+    if need(1) > budget:
+        raise ValueError(f"plan_stream: one output slice needs {need(1)} bytes ({halo} input slices of {in_slice} B, "
+                         f"an output slice, the weight), over the budget of {budget} bytes")
+    chunk = max(1, min(max_chunk, (budget - need(1)) // (stride * in_slice + out_slice) + 1))
+    return StreamPlan(chunk, (chunk - 1) * stride + halo, halo, need(chunk))
