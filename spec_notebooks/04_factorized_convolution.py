@@ -5,12 +5,9 @@
 # and $T H W k^3$ work, so practitioners factorize it into a spatial $1 \times k \times k$ and a
 # temporal $k \times 1 \times 1$ convolution (Pseudo-3D, (2+1)D). This notebook counts the
 # parameters and work of each form with `tritonconv.shapes`, checks the R(2+1)D mid-channel
-# rule, and computes every factorized block with `tritonconv.conv3d` calls against torch.
-#
-# What is here now: the algebra, and each block composed from the library's 3D kernel (two
-# launches, the activation fused into the first). The dedicated `conv2plus1d` op, its fused
-# single-launch kernel and the `nn` modules are not built yet; this notebook will check
-# them against the same compositions when they land.
+# rule, and computes every factorized block with the library against torch compositions:
+# `tritonconv.conv2plus1d` on both of its paths (one fused launch; two launches), and the
+# modules `tritonconv.nn.Conv2Plus1d` and `tritonconv.nn.P3DBlock`.
 
 # %%
 import matplotlib.pyplot as plt
@@ -90,43 +87,84 @@ ax.set_ylabel("GMACs (R(2+1)D-18 layer 1)")
 _ = ax.set_title("Full 3D vs factorized blocks")
 
 # %% [markdown]
-# ## The blocks, computed with the 3D kernel
+# ## Memory traffic: what the fused kernel saves
 #
-# Each block is composed from `tritonconv.conv3d` calls (the intermediate ReLU fused into
-# the spatial stage's epilogue) and compared with the same composition in torch (float64).
+# The two-launch (2+1)D writes the $N \times M \times T \times H \times W$ intermediate and
+# reads it back; the fused kernel keeps it in registers and pays instead by recomputing each
+# intermediate row once per temporal tap. `shapes.conv2plus1d_bytes` counts the global
+# traffic of both (each tensor once, bf16):
+
+# %%
+y_shape = (N, C, T, H, W)
+two = shapes.conv2plus1d_bytes(x_shape, M, C, (t, d, d), y_shape, "bfloat16", fused=False)
+one = shapes.conv2plus1d_bytes(x_shape, M, C, (t, d, d), y_shape, "bfloat16", fused=True)
+assert two - one == 2 * N * M * T * H * W * 2
+print(f"two launches {two / 1e6:.0f} MB, fused {one / 1e6:.0f} MB: the intermediate is {(two - one) / two:.0%} of the traffic")
+
+# %% [markdown]
+# ## The op: `tritonconv.conv2plus1d`, fused and two-launch
+#
+# $y = \mathrm{act}(T(\mathrm{act}_{mid}(S(x))))$ with the spatial stride/padding/dilation in
+# $S$ and the temporal ones in $T$. Both paths against the two torch `conv3d` calls (float64),
+# with odd sizes, a temporal stride and an anisotropic kernel:
 
 # %%
 def rel_err(a, b):
     return ((a.double() - b).norm() / b.norm()).item()
 
 
-c_in, c_mid, c_out, t, d = 3, 5, 4, 3, 3
+x = torch.randn(2, 3, 7, 9, 8)
+ws_mid, wt_mid = torch.randn(5, 3, 1, 3, 2), torch.randn(4, 5, 3, 1, 1)
+bs, bt = torch.randn(5), torch.randn(4)
+ref = F.conv3d(F.relu(F.conv3d(x.double(), ws_mid.double(), bs.double(), (1, 2, 1), (0, 1, 1))),
+               wt_mid.double(), bt.double(), (2, 1, 1), (1, 0, 0))
+for fused in (True, False):
+    out = tritonconv.conv2plus1d(x, ws_mid, wt_mid, bs, bt, stride=(2, 2, 1), padding=1, mid_activation="relu",
+                                 fused=fused)
+    assert out.shape == ref.shape and rel_err(out, ref) < 1e-5
+    print(f"fused={fused!s:5} output {tuple(out.shape)}  rel. L2 error < 1e-5: {rel_err(out, ref) < 1e-5}")
+
+# %% [markdown]
+# ## The modules: `nn.Conv2Plus1d` and `nn.P3DBlock`
+#
+# `Conv2Plus1d(64, 64, 3)` picks the R(2+1)D width (144) and has exactly the parameters of a
+# full 3D conv; `P3DBlock` computes A $= T(S(x))$, B $= S(x) + T(x)$, C $= S(x) + T(S(x))$
+# (ReLU after $S$ where $T$ reads it). Each against the torch composition of its own weights:
+
+# %%
+block = tritonconv.nn.Conv2Plus1d(64, 64, 3, bias=False)
+print(block.spatial.out_channels, sum(p.numel() for p in block.parameters()), shapes.factorized_params(64, 64, 3, 3, "3d"))
+
+def reference(block, v):
+    """The block's formula in torch (float64) with its own weights."""
+    s, t = block.spatial, block.temporal
+
+    def S(u):
+        return F.relu(F.conv3d(u, s.weight.double(), s.bias.double(), padding=(0, 1, 1)))
+
+    def T(u, act=lambda a: a):
+        return act(F.conv3d(u, t.weight.double(), t.bias.double(), padding=(1, 0, 0)))
+
+    v = v.double()
+    return {"A": lambda: T(S(v)), "B": lambda: S(v) + T(v, F.relu), "C": lambda: S(v) + T(S(v))}[block.variant]()
+
+
+c_in, c_out = 3, 4
 x = torch.randn(2, c_in, 5, 7, 6)
-ws_mid, wt_mid = torch.randn(c_mid, c_in, 1, d, d), torch.randn(c_out, c_mid, t, 1, 1)
-ws, wt = torch.randn(c_out, c_in, 1, d, d), torch.randn(c_out, c_out, t, 1, 1)
-wt_b = torch.randn(c_out, c_in, t, 1, 1)
-bs, bt = torch.randn(c_mid), torch.randn(c_out)
-pad_s, pad_t = (0, 1, 1), (1, 0, 0)
+print(f"{'block':>6} {'params':>6} {'= shapes':>8} {'output':>18} {'rel. L2 error < 1e-5':>21}")
+for variant in "ABC":
+    block_in = c_in if variant == "B" else c_out  # A and C here map C_out -> C_out after a 1x1x1 projection
+    p3d = tritonconv.nn.P3DBlock(block_in, c_out, 3, variant=variant, activation="relu")
+    inp = x if variant == "B" else tritonconv.conv3d(x, torch.randn(c_out, c_in, 1, 1, 1))
+    got = p3d(inp)
+    err = rel_err(got, reference(p3d, inp))
+    n_params = sum(p.numel() for name, p in p3d.named_parameters() if name.endswith("weight"))
+    matches = n_params == shapes.factorized_params(block_in, c_out, 3, 3, f"P3D-{variant}")
+    assert matches and err < 1e-5
+    print(f"{'P3D-' + variant:>6} {n_params:6d} {matches!s:>8} {str(tuple(got.shape)):>18} {str(err < 1e-5):>21}")
 
-ours = {
-    "2+1d": tritonconv.conv3d(tritonconv.conv3d(x, ws_mid, bs, padding=pad_s, activation="relu"), wt_mid, bt, padding=pad_t),
-    "P3D-A": tritonconv.conv3d(tritonconv.conv3d(x, ws, padding=pad_s, activation="relu"), wt, padding=pad_t),
-    "P3D-B": tritonconv.conv3d(x, ws, padding=pad_s) + tritonconv.conv3d(x, wt_b, padding=pad_t),
-}
-s_x = tritonconv.conv3d(x, ws, padding=pad_s)
-ours["P3D-C"] = s_x + tritonconv.conv3d(F.relu(s_x), wt, padding=pad_t)
-
-xd = x.double()
-s_ref = F.conv3d(xd, ws.double(), padding=pad_s)
-ref = {
-    "2+1d": F.conv3d(F.relu(F.conv3d(xd, ws_mid.double(), bs.double(), padding=pad_s)),
-                     wt_mid.double(), bt.double(), padding=pad_t),
-    "P3D-A": F.conv3d(F.relu(s_ref), wt.double(), padding=pad_t),
-    "P3D-B": s_ref + F.conv3d(xd, wt_b.double(), padding=pad_t),
-    "P3D-C": s_ref + F.conv3d(F.relu(s_ref), wt.double(), padding=pad_t),
-}
-print(f"{'block':>6} {'output':>18} {'rel. L2 error < 1e-5':>21}")
-for name in ours:
-    err = rel_err(ours[name], ref[name])
-    assert ours[name].shape == (2, c_out, 5, 7, 6) and err < 1e-5
-    print(f"{name:>6} {str(tuple(ours[name].shape)):>18} {str(err < 1e-5):>21}")
+# %% [markdown]
+# Which path runs when `fused=None`: under the interpreter, or when gradients are needed, the
+# two-launch path (the fused kernel has no backward); on a GPU with `TRITONCONV_AUTOTUNE=1`
+# the first call of a shape times both and caches the faster. No GPU measurement of that
+# choice is recorded in this repository yet.

@@ -3,13 +3,10 @@
 #
 # Section 5 of the design document: CT/MRI volumes and 4K video can exceed GPU memory, so
 # data is streamed with generators (`yield`), slice by slice. This notebook sizes the
-# tensors with `tritonconv.shapes` and shows that a convolution computed slab by slab over
-# a generator, each slab carrying a halo of $(k_d - 1)\, d_d$ extra input slices, equals the
-# one-shot convolution of the whole volume.
-#
-# What is here now: the byte counts, and the slab recurrence written out with the library's
-# `conv3d`. The library's own streaming API (`tritonconv.streaming`) and its memory planner
-# are not built yet; this notebook will exercise them when they land.
+# tensors with `tritonconv.shapes`, plans slabs with `tritonconv.memory.plan_stream`, and
+# shows that `tritonconv.streaming.conv3d_stream` over a generator, holding only a halo of
+# $(k_d - 1)\, d_d + 1$ input slices plus the current chunk, equals the one-shot convolution
+# of the whole volume; then the causal 1D stream of real-time telemetry.
 
 # %%
 import torch
@@ -52,44 +49,69 @@ for name, (x_shape, w_shape) in cases.items():
 #
 # ## Slab by slab over a generator
 #
-# Output depth slice $o$ reads input slices $o\,s_d - p_d + j\,d_d$ for $j < k_d$. A slab of
+# Output depth slice $o$ reads input slices $o\,s_d - p_d + j\,d_d$ for $j < k_d$. A chunk of
 # output slices $[o_0, o_1)$ therefore needs input slices
-# $[o_0 s_d - p_d,\; (o_1 - 1) s_d - p_d + (k_d - 1) d_d + 1)$, clipped to the volume, with
-# zero slices standing in for the depth padding. The generator below yields the volume two
-# slices at a time; slabs are convolved with depth padding 0 (supplied as explicit zero
-# slices) and the results concatenated.
+# $[o_0 s_d - p_d,\; (o_1 - 1) s_d - p_d + (k_d - 1) d_d + 1)$: $(o_1 - o_0 - 1) s_d + (k_d - 1) d_d + 1$
+# of them, zero slices standing in for the depth padding. `conv3d_stream` keeps exactly that
+# ring on the device and drops (or never copies, when the stride skips them) the slices no
+# later output reads. The generator below yields the volume in slabs of varying depth, as a
+# data loader would.
 
 # %%
-def slices(volume, step):
-    """A generator that yields (N, C, d, H, W) slabs of a volume, as a data loader would."""
-    for start in range(0, volume.shape[2], step):
-        yield volume[:, :, start:start + step]
+from tritonconv import memory, streaming
 
 
-def conv3d_by_slabs(gen, weight, stride, padding, dilation, out_per_slab):
-    kd, (sd, pd, dd) = weight.shape[2], (stride[0], padding[0], dilation[0])
-    held = torch.cat(list(gen), dim=2)  # the whole volume, for this demonstration only
-    depth = held.shape[2]
-    d_out = shapes.conv_output_size(depth, kd, sd, pd, dd)
-    outs, peak = [], 0
-    for o0 in range(0, d_out, out_per_slab):
-        o1 = min(d_out, o0 + out_per_slab)
-        lo, hi = o0 * sd - pd, (o1 - 1) * sd - pd + (kd - 1) * dd + 1
-        slab = held[:, :, max(lo, 0):min(hi, depth)]
-        slab = F.pad(slab, (0, 0, 0, 0, max(0, -lo), max(0, hi - depth)))  # depth padding as zero slices
-        peak = max(peak, slab.shape[2])
-        outs.append(tritonconv.conv3d(slab, weight, stride=stride, padding=(0, *padding[1:]), dilation=dilation))
-    return torch.cat(outs, dim=2), peak
+def slabs(volume, sizes):
+    """A generator of (N, C, d, H, W) slabs (a 4-D slice when d = 1), cycling through ``sizes``."""
+    start, i = 0, 0
+    while start < volume.shape[2]:
+        d = sizes[i % len(sizes)]
+        yield volume[:, :, start] if d == 1 else volume[:, :, start:start + d]
+        start, i = start + d, i + 1
 
 
-volume = torch.randn(1, 2, 11, 9, 8)
-print(f"{'k_d':>3} {'s_d':>3} {'p_d':>3} {'d_d':>3} {'out/slab':>8} {'peak input slices':>17} {'bitwise equal':>13}")
-for kd, sd, pd, dd, per in [(3, 1, 1, 1, 2), (3, 2, 1, 1, 1), (2, 3, 0, 1, 2), (3, 1, 2, 2, 3), (1, 2, 0, 1, 4)]:
-    w = torch.randn(3, 2, kd, 3, 3)
+# Integer-valued data: every sum is exact in fp32, so "equal" below is bitwise whatever the order of additions.
+volume = torch.randint(-3, 4, (1, 2, 11, 9, 8)).float()
+print(f"{'k_d':>3} {'s_d':>3} {'p_d':>3} {'d_d':>3} {'chunk':>5} {'held (max)':>10} {'plan':>4} {'equal':>5}")
+for kd, sd, pd, dd, chunk in [(3, 1, 1, 1, 2), (3, 2, 1, 1, 1), (2, 3, 0, 1, 2), (3, 1, 2, 2, 3), (1, 2, 0, 1, 4)]:
+    w = torch.randint(-2, 3, (3, 2, kd, 3, 3)).float()
     stride, padding, dilation = (sd, 1, 1), (pd, 1, 1), (dd, 1, 1)
     whole = tritonconv.conv3d(volume, w, stride=stride, padding=padding, dilation=dilation)
-    slabbed, peak = conv3d_by_slabs(slices(volume, 2), w, stride, padding, dilation, per)
-    halo = (per - 1) * sd + (kd - 1) * dd + 1
-    assert peak <= halo
-    assert torch.equal(slabbed, whole)  # same kernel, same per-output sums: bit-identical
-    print(f"{kd:3d} {sd:3d} {pd:3d} {dd:3d} {per:8d} {peak:17d} {str(torch.equal(slabbed, whole)):>13}")
+    stream = streaming.conv3d_stream(slabs(volume, [2, 1, 3]), w, stride=stride, padding=padding, dilation=dilation,
+                                     chunk=chunk)
+    out = torch.cat(list(stream), dim=2)
+    assert stream.peak_slices <= stream.plan.input_slices == (chunk - 1) * sd + (kd - 1) * dd + 1
+    assert torch.equal(out, whole)
+    print(f"{kd:3d} {sd:3d} {pd:3d} {dd:3d} {chunk:5d} {stream.peak_slices:10d} {stream.plan.input_slices:4d} "
+          f"{str(torch.equal(out, whole)):>5}")
+
+# %% [markdown]
+# ## Planning the chunk from a memory budget
+#
+# With `chunk=None` the stream asks `plan_stream` for the largest chunk whose working set
+# (ring of input slices + output chunk + weight) fits the budget; by default 80% of the free
+# GPU memory. For the 4K clip in bf16 with an 8 GiB budget:
+
+# %%
+plan = memory.plan_stream((1, 3, 2160, 3840), (64, 3, 3, 3, 3), dtype="bfloat16", budget=8 * GiB)
+one_shot = memory.conv_device_bytes((1, 3, 16, 2160, 3840), (64, 3, 3, 3, 3), (1, 64, 16, 2160, 3840), "bfloat16")
+print(f"one shot: {one_shot / GiB:.1f} GiB; streaming: {plan.chunk} output frames per launch, "
+      f"{plan.input_slices} input frames held, {plan.bytes / GiB:.2f} GiB")
+assert plan.bytes <= 8 * GiB < one_shot
+
+# %% [markdown]
+# ## Real-time 1D: a causal stream
+#
+# Telemetry arrives in chunks of any length. `StreamingConv1d` carries the last
+# $(K - 1)\,d$ samples, so the concatenated outputs equal the offline causal convolution
+# $y = \mathrm{conv1d}(\mathrm{pad}_{left}(x, (K-1)d), w)$ for any chunking:
+
+# %%
+x = torch.randn(1, 4, 50)
+w, b = torch.randn(6, 4, 3), torch.randn(6)
+layer = streaming.StreamingConv1d(w, b, dilation=4)
+chunks = [layer.step(x[..., a:z]) for a, z in [(0, 1), (1, 8), (8, 9), (9, 31), (31, 50)]]
+offline = F.conv1d(F.pad(x.double(), (8, 0)), w.double(), b.double(), dilation=4)
+err = ((torch.cat(chunks, -1).double() - offline).norm() / offline.norm()).item()
+assert err < 1e-5
+print("chunk lengths 1, 7, 1, 22, 19 -> output", tuple(torch.cat(chunks, -1).shape), "rel. L2 error < 1e-5:", err < 1e-5)

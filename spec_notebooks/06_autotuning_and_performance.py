@@ -1,15 +1,15 @@
 # %% [markdown]
 # # 06 · Tuning and performance
 #
-# What the library will be measured on: the benchmark suite of real models' layers
+# What the library is measured on: the benchmark suite of real models' layers
 # (`benchmarks/shapes.json`, a copy of the project's shared suite), with each layer's work
-# and minimum memory traffic from `tritonconv.shapes`, and the kernel configuration the
-# launcher picks for it today.
+# and minimum memory traffic from `tritonconv.shapes`; how a launch picks its kernel
+# configuration (`tritonconv.tuning`), and how tuned winners persist (`tritonconv.cache`).
 #
 # Measured GPU results and tuned configurations are read from `benchmarks/results/` and
 # `autotune_cache/` when they exist. **None has been committed yet: no GPU figure appears in
-# this notebook**, and the configurations below are the launcher's deterministic heuristic,
-# not tuned ones.
+# this notebook**; the configurations below are the heuristic default a GPU launch uses
+# before (or without) tuning.
 
 # %%
 import json
@@ -55,3 +55,34 @@ low = sorted((v, k) for k, v in intensity.items() if v < 100)
 for v, k in low:
     print(f"{k:>18} {v:7.1f} FLOP/byte")
 assert {k for v, k in low if v < 20} == {"depthwise_k31", "mobilenet_dw_3x3"}
+
+# %% [markdown]
+# ## How a launch picks its configuration
+#
+# Under the interpreter: the heuristic, always (reproducible CPU runs). On a GPU: this
+# process's memo, then the user's cache file, then the shipped `autotune_cache/`, each by
+# exact key first and then by bucket; with nothing cached and `TRITONCONV_AUTOTUNE=1` the
+# pruned candidates are benchmarked (each checked against the heuristic's output first) and
+# the winner is written to the user cache. Keys and buckets of one suite layer:
+
+# %%
+prob = shapes.suite_problem("conv2d", suite["conv2d"][1])
+p = tuning.Problem.of("conv", "bfloat16", "channels_last", **prob)
+print("exact :", p.key())
+print("bucket:", p.bucket())
+near = tuning.Problem.of("conv", "bfloat16", "channels_last", **{**prob, "input_shape": (24, 64, 60, 60)})
+assert near.bucket() == p.bucket() and near.key() != p.key()  # a near shape reuses the tuned config
+
+# %% [markdown]
+# Pruning clamps each block of the declared space to the problem (no output-channel tile
+# far above the channels, no reduction tile far above the reduction) and drops configs over
+# the shared-memory limit, so a layer has a dozen or so forward candidates, not hundreds:
+
+# %%
+print(f"{'layer':>18} {'fwd':>4} {'dgrad':>5} {'wgrad':>5}")
+for op in ("conv1d", "conv2d", "conv3d"):
+    for s in suite[op][:3]:
+        prob = shapes.suite_problem(op, s)
+        counts = [len(tuning.candidates(tuning.Problem.of(k, "bfloat16", "channels_last", **prob))) for k in tuning.KINDS]
+        assert all(1 <= c <= 64 for c in counts)
+        print(f"{s['name']:>18} {counts[0]:4d} {counts[1]:5d} {counts[2]:5d}")

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -70,21 +71,39 @@ def conv_spec(
     dilation: shapes.IntOrSeq,
     groups: int,
 ) -> ConvSpec:
-    """Check a ``conv{ndim}d`` call and resolve its arguments."""
+    """Check a ``conv{ndim}d`` call and resolve its arguments (shape work memoized per signature)."""
     check_tensors(op, input, weight, bias)
-    if input.dim() not in (ndim + 1, ndim + 2):
+    args = (op, ndim, tuple(input.shape), tuple(weight.shape), None if bias is None else tuple(bias.shape),
+            _freeze(stride), _freeze(padding), _freeze(dilation), groups)
+    if torch.compiler.is_compiling():  # traced: no lru_cache inside a graph
+        return _shape_spec.__wrapped__(*args)
+    try:
+        return _shape_spec(*args)
+    except TypeError as err:  # unhashable odd argument types: check without the memo
+        if "unhashable" not in str(err):
+            raise
+        return _shape_spec.__wrapped__(*args)
+
+
+def _freeze(value):
+    return tuple(_freeze(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+@functools.lru_cache(maxsize=4096)
+def _shape_spec(op, ndim, input_shape, weight_shape, bias_shape, stride, padding, dilation, groups) -> ConvSpec:
+    """The shape part of :func:`conv_spec`: a pure function of shapes and arguments."""
+    if len(input_shape) not in (ndim + 1, ndim + 2):
         raise ValueError(
             f"{op}: expected `input` of rank {ndim + 2} (N, C, {_axes(ndim)}) or {ndim + 1} (unbatched), "
-            f"got shape {tuple(input.shape)}"
+            f"got shape {input_shape}"
         )
-    if weight.dim() != ndim + 2:
+    if len(weight_shape) != ndim + 2:
         raise ValueError(
             f"{op}: expected `weight` of rank {ndim + 2} (C_out, C_in/groups, {_axes(ndim, 'k')}), "
-            f"got shape {tuple(weight.shape)}"
+            f"got shape {weight_shape}"
         )
-    unbatched = input.dim() == ndim + 1
-    input_shape = (1, *input.shape) if unbatched else tuple(input.shape)
-    weight_shape = tuple(weight.shape)
+    unbatched = len(input_shape) == ndim + 1
+    input_shape = (1, *input_shape) if unbatched else input_shape
     c_in, c_out = input_shape[1], weight_shape[0]
     if not isinstance(groups, int) or isinstance(groups, bool) or groups <= 0:
         raise ValueError(f"{op}: expected `groups` to be a positive int, got {groups!r}")
@@ -98,8 +117,8 @@ def conv_spec(
             f"groups={groups}, got {weight_shape}"
         )
     _positive("weight kernel size", weight_shape[2:], op)
-    if bias is not None and tuple(bias.shape) != (c_out,):
-        raise ValueError(f"{op}: expected `bias` of shape ({c_out},), got {tuple(bias.shape)}")
+    if bias_shape is not None and bias_shape != (c_out,):
+        raise ValueError(f"{op}: expected `bias` of shape ({c_out},), got {bias_shape}")
 
     try:
         stride_t = shapes.as_tuple(stride, ndim, "stride")

@@ -155,9 +155,12 @@ def strides_3d(t: torch.Tensor) -> tuple[int, ...]:
 
 
 def needs_int64(*tensors: torch.Tensor, rows: int = 0) -> bool:
-    """True when an element offset (or the GEMM row count) can pass 2**31 - 1."""
-    offsets = (sum((s - 1) * abs(st) for s, st in zip(t.shape, t.stride())) for t in tensors)
-    return max(rows, *offsets) > INT32_MAX
+    """True when an element offset (or the GEMM row count) can pass 2**31 - 1.
+
+    Bounded by each tensor's storage (a view never reaches past it): cheap, and conservative
+    only for small views of huge storages.
+    """
+    return max(rows, *(t.untyped_storage().nbytes() // t.element_size() for t in tensors)) > INT32_MAX
 
 
 def dot_precision(dtype: torch.dtype, interp: bool) -> str | None:

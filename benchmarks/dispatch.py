@@ -1,0 +1,75 @@
+"""``python -m benchmarks.dispatch``: host time a cached ``tritonconv.conv2d`` call adds over a bare launch.
+
+On a GPU: the per-call host time of ``tritonconv.conv2d`` (argument checks, config lookup in
+the memo, allocation, launch) against launching the same compiled kernel directly with
+precomputed arguments, both on a tiny layer so the GPU never limits the loop. Target: at
+most 20 us added per call. ``--smoke`` (CPU) times only the Python work before the launch
+(checks + config choice), as launches there run the interpreter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import triton
+
+import tritonconv
+from tritonconv import _checks, conv, tuning
+
+
+def per_call_us(fn, calls: int, sync) -> float:
+    for _ in range(20):
+        fn()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    sync()
+    return (time.perf_counter() - t0) / calls * 1e6
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.dispatch", description=__doc__.split("\n\n")[0])
+    p.add_argument("--smoke", action="store_true")
+    p.add_argument("--calls", type=int, default=2000)
+    args = p.parse_args(argv)
+    gpu = torch.cuda.is_available() and not args.smoke
+    device = torch.device("cuda" if gpu else "cpu")
+    x = torch.randn(1, 16, 8, 8, device=device, dtype=torch.float16 if gpu else torch.float32)
+    w = torch.randn(16, 16, 3, 3, device=device, dtype=x.dtype)
+    spec = _checks.conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1)
+    problem = tuning.Problem("conv", str(x.dtype)[6:], "contiguous", spec.input_shape, spec.weight_shape,
+                             spec.output_shape, spec.stride, spec.padding, spec.dilation, 1)
+
+    def host_work():
+        s = _checks.conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1)
+        tuning.choose(problem, device, not gpu, run=None)
+        return s
+
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
+    host = per_call_us(host_work, args.calls, sync)
+    if not gpu:
+        print(f"cpu smoke: checks + config choice {host:.1f} us per call (no launch timed)")
+        return 0
+    tritonconv.conv2d(x, w, padding=1)  # tune/cache once
+    cfg = tuning.choose(problem, device, False, run=None)
+    y = torch.empty(spec.output_shape, device=device, dtype=x.dtype)
+    grid = (triton.cdiv(64, cfg.block_m) * triton.cdiv(16, cfg.block_n),)
+    kern = conv._conv_kernel[device]
+    launch_args = (x, w, w, y, 64, 16, 16, 1, 8, 8, 1, 8, 8, 1, 1, 1, 0, 1, 1, 1, 1, 1,
+                   *conv.strides_3d(x), 16 * w.stride(0), w.stride(0), w.stride(1), *conv.strides_3d(w)[2:],
+                   *conv.strides_3d(y), 1, 3, 3)
+    launch_kw = dict(TRANSPOSED=False, HAS_BIAS=False, ACTIVATION=None, FLIP=False, INT64=False, UPCAST=False,
+                     DOT_PRECISION=None, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k,
+                     GROUP_M=cfg.group_m, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    bare = per_call_us(lambda: kern[grid](*launch_args, **launch_kw), args.calls, sync)
+    full = per_call_us(lambda: tritonconv.conv2d(x, w, padding=1), args.calls, sync)
+    print(f"{torch.cuda.get_device_name()}: tritonconv.conv2d {full:.1f} us/call, bare launch {bare:.1f} us/call, "
+          f"added {full - bare:.1f} us (target <= 20); checks + config choice alone {host:.1f} us")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
