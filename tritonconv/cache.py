@@ -5,8 +5,8 @@ Files are named ``<gpu>__triton-<version>.json`` and hold::
     {"format": 1, "device": "NVIDIA H100 80GB HBM3", "triton": "3.6.0",
      "entries": {"<exact key>": {"config": {...}, "ms": 0.123, "bucket": "<bucket key>"}}}
 
-Lookup order: the user cache (``$TRITONCONV_CACHE_DIR``, default the platform's user cache
-directory), then the cache shipped in the package (``autotune_cache/`` of the source tree),
+Lookup order: the user cache (``$TRITONCONV_CACHE_DIR``, default ``~/.cache/tritonconv``),
+then the cache shipped in the package (``autotune_cache/`` of the source tree),
 exact key before bucket key (see :mod:`tritonconv.tuning`). A file that cannot be read, or
 that says another format, device or Triton version, gives one warning and is ignored.
 Writes merge under a file lock and replace the file atomically (temp file + rename), so
@@ -24,7 +24,6 @@ import warnings
 from pathlib import Path
 
 import filelock
-import platformdirs
 import triton
 
 from .tuning import Config, Problem
@@ -33,7 +32,10 @@ FORMAT = 1
 
 
 def user_dir() -> Path:
-    return Path(os.environ.get("TRITONCONV_CACHE_DIR") or platformdirs.user_cache_dir("tritonconv"))
+    """``$TRITONCONV_CACHE_DIR``, else ``$XDG_CACHE_HOME/tritonconv``, else ``~/.cache/tritonconv``."""
+    if os.environ.get("TRITONCONV_CACHE_DIR"):
+        return Path(os.environ["TRITONCONV_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tritonconv"
 
 
 def shipped_dir() -> Path:
