@@ -17,4 +17,5 @@ python -m tritonconv.tune benchmarks/shapes.json --ship --dtype ${DTYPES:-bf16 f
   2>&1 | tail -n 5 | tee "$OUT/tune.txt"
 cp autotune_cache/*.json "$OUT/" 2>/dev/null
 python -m benchmarks.dispatch 2>&1 | tee "$OUT/dispatch.txt"
+python -m benchmarks.streaming 2>&1 | tee "$OUT/streaming.txt"
 python -m benchmarks.run --dtype ${DTYPES:-bf16 fp16} --out "$OUT" 2>&1 | tail -n 3

@@ -32,3 +32,11 @@ def test_smoke_shapes_keep_the_layer_kind():
 def test_dispatch_smoke(capsys):
     assert dispatch.main(["--smoke", "--calls", "50"]) == 0
     assert "us per call" in capsys.readouterr().out
+
+
+def test_streaming_benchmark_smoke(capsys):
+    from benchmarks import streaming as bench_streaming
+
+    assert bench_streaming.main(["--smoke"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["rel_err"] < 1e-2 and row["peak_bytes_stream"] < row["peak_bytes_one_shot"]
