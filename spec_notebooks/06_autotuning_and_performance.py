@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from tritonconv import shapes, tuning
+from tritonconv.conv_depthwise import is_depthwise
 
 ROOT = Path.cwd().parent
 suite = json.loads((ROOT / "benchmarks" / "shapes.json").read_text())
@@ -40,7 +41,8 @@ for op in ("conv1d", "conv2d", "conv3d"):
         x, w, y, g = prob["input_shape"], prob["weight_shape"], prob["output_shape"], prob["groups"]
         flops = shapes.conv_flops(x, w, y)
         nbytes = shapes.conv_bytes(x, w, y, "bfloat16")
-        cfg = tuning.heuristic(tuning.Problem.of("conv", "bfloat16", "channels_last", **prob), interpret=False)
+        fwd = "conv_dw" if is_depthwise(x, w, g) else "conv"  # depthwise layers run their own kernel
+        cfg = tuning.heuristic(tuning.Problem.of(fwd, "bfloat16", "channels_last", **prob), interpret=False)
         print(f"{op:>6} {s['name']:>18} {flops / 1e9:8.2f} {nbytes / 1e6:9.1f} {flops / nbytes:7.1f}  "
               f"{str((cfg.block_m, cfg.block_n, cfg.block_k, cfg.num_warps)):>28}")
         assert flops > 0 and nbytes > 0
@@ -48,7 +50,9 @@ for op in ("conv1d", "conv2d", "conv3d"):
 
 # %% [markdown]
 # The two depthwise layers sit below 20 FLOP/byte: memory-bound on any current GPU, which
-# is why the performance work plans a dedicated depthwise path without tensor cores.
+# is why they run a dedicated kernel without tensor cores (`tritonconv.conv_depthwise`:
+# a multiply-add chain over the taps, loads contiguous along channels in channels-last)
+# instead of a GEMM whose 16-wide reduction tile would hold one useful column.
 
 # %%
 low = sorted((v, k) for k, v in intensity.items() if v < 100)
@@ -79,10 +83,12 @@ assert near.bucket() == p.bucket() and near.key() != p.key()  # a near shape reu
 # the shared-memory limit, so a layer has a dozen or so forward candidates, not hundreds:
 
 # %%
-print(f"{'layer':>18} {'fwd':>4} {'dgrad':>5} {'wgrad':>5}")
+print(f"{'layer':>18} {'fwd':>4} {'dgrad':>5} {'wgrad':>5}  (dw: the depthwise kernel's space)")
 for op in ("conv1d", "conv2d", "conv3d"):
-    for s in suite[op][:3]:
+    for s in suite[op][:3] + [s for s in suite[op][3:] if s.get("groups", 1) > 1]:
         prob = shapes.suite_problem(op, s)
-        counts = [len(tuning.candidates(tuning.Problem.of(k, "bfloat16", "channels_last", **prob))) for k in tuning.KINDS]
+        fwd = "conv_dw" if is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]) else "conv"
+        counts = [len(tuning.candidates(tuning.Problem.of(k, "bfloat16", "channels_last", **prob)))
+                  for k in (fwd, "conv_t", "conv_wgrad")]
         assert all(1 <= c <= 64 for c in counts)
-        print(f"{s['name']:>18} {counts[0]:4d} {counts[1]:5d} {counts[2]:5d}")
+        print(f"{s['name']:>18} {counts[0]:4d} {counts[1]:5d} {counts[2]:5d}  {'dw' if fwd == 'conv_dw' else ''}")

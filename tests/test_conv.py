@@ -55,6 +55,8 @@ GRID = [
     (3, (1, 4, 6, 7, 5), (6, 2, 2, 3, 1), dict(stride=(2, 1, 3), dilation=(1, 2, 1), groups=2, padding=(1, 2, 0))),
     (3, (2, 4, 5, 5, 5), (4, 1, 3, 3, 3), dict(groups=4, padding="same")),
     (3, (1, 2, 4, 9, 9), (3, 2, 1, 3, 3), dict(stride=(1, 2, 2), padding=(0, 1, 1))),
+    (2, (1, 3, 7, 8), (6, 1, 3, 3), dict(groups=3, stride=2, padding=1, dilation=(1, 2))),  # depthwise, multiplier 2
+    (1, (2, 20, 13), (20, 1, 4), dict(groups=20, padding=2)),  # depthwise, channels over one 16-wide tile
 ]
 
 
@@ -163,3 +165,22 @@ def conv_problems(draw):
 def test_random_configurations(problem):
     ndim, x_shape, w_shape, kw, bias = problem
     check(ndim, x_shape, w_shape, bias=bias, **kw)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_depthwise_takes_its_own_kernel(monkeypatch, channels_last):
+    """groups == C_in with one channel per group runs the no-tensor-core kernel, and matches torch."""
+    from tritonconv import conv_depthwise
+
+    calls = []
+    original = conv_depthwise.depthwise_forward
+    monkeypatch.setattr(conv_depthwise, "depthwise_forward", lambda *a, **k: calls.append(1) or original(*a, **k))
+    x = torch.randn(2, 5, 9, 7)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    w, b = torch.randn(10, 1, 3, 2), torch.randn(10)
+    out = tritonconv.conv2d(x, w, b, padding=1, groups=5, activation="silu", flip=True)
+    assert calls == [1]
+    assert_close(out, reference(2, x, w, b, "silu", True, padding=1, groups=5))
+    tritonconv.conv2d(torch.randn(2, 4, 5, 5), torch.randn(4, 2, 3, 3), groups=2)  # grouped, not depthwise
+    assert calls == [1]

@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import tuning
+from . import conv_depthwise, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting, kernel
 
@@ -234,6 +234,8 @@ def conv_forward(
 ) -> torch.Tensor:
     """Forward convolution of a checked, batched problem; returns the output tensor."""
     y = _alloc_output(spec.output_shape, input.device, input.dtype, output_memory_format(input, weight))
+    if conv_depthwise.is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores
+        return conv_depthwise.depthwise_forward(input, weight, bias, y, spec, activation, flip, config)
     return _launch(input, weight, bias, y, spec, False, activation, flip, config)
 
 

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from . import cache, conv, conv_weight_grad, shapes, tuning
 from ._checks import ConvSpec
+from .conv_depthwise import is_depthwise
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -61,7 +62,7 @@ def runner(problem: tuning.Problem, device: torch.device) -> Callable[[tuning.Co
     spec = ConvSpec(ndim, problem.stride, problem.padding, problem.dilation, problem.groups, problem.input_shape,
                     problem.weight_shape, problem.output_shape, False)
     w = rand(problem.weight_shape)
-    if problem.kind == "conv":
+    if problem.kind in ("conv", "conv_dw"):
         x = rand(problem.input_shape)
         return lambda cfg: conv.conv_forward(x, w, None, spec, None, False, cfg)
     dy = rand(problem.output_shape)
@@ -140,6 +141,8 @@ def problems(args: argparse.Namespace) -> list[tuple[str, tuning.Problem]]:
         for dtype in args.dtype:
             for layout in args.layout:
                 for kind in args.kinds:
+                    depthwise = is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"])
+                    kind = "conv_dw" if kind == "conv" and depthwise else kind  # forward runs the depthwise kernel
                     out.append((name, tuning.Problem.of(kind, DTYPES[dtype], layout, **prob)))
     return out
 

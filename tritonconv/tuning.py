@@ -37,7 +37,7 @@ log = logging.getLogger("tritonconv")
 #: ``tuned``, ``heuristic``, ``interpreter``. Tests and the CLI read it.
 stats: Counter = Counter()
 
-KINDS = ("conv", "conv_t", "conv_wgrad")  # forward, transposed (input gradient), weight gradient
+KINDS = ("conv", "conv_t", "conv_wgrad", "conv_dw")  # forward, transposed (input grad), weight grad, depthwise
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,8 @@ class Problem:
             return self.output_shape[0] * math.prod(self.output_shape[2:]), c_out_g, c_in_g
         if self.kind == "conv_t":
             return self.input_shape[0] * math.prod(self.input_shape[2:]), c_in_g, c_out_g
+        if self.kind == "conv_dw":  # no GEMM: positions x all output channels, a sum over the taps
+            return self.output_shape[0] * math.prod(self.output_shape[2:]), c_out, self.taps
         return c_out_g, c_in_g, self.output_shape[0] * math.prod(self.output_shape[2:])
 
     @property
@@ -134,6 +136,10 @@ SPACES: dict[str, list[tuple[int, int, int, int, int]]] = {
         (128, 128, 64, 8, 3), (128, 64, 64, 4, 3), (64, 128, 64, 4, 3), (64, 64, 64, 4, 4),
         (64, 64, 128, 4, 3), (32, 32, 128, 4, 4), (16, 16, 256, 4, 3), (64, 32, 64, 4, 4),
     ],
+    "conv_dw": [  # (block_m, block_n, -, warps, stages): no reduction tile, no tensor cores
+        (64, 64, 16, 4, 1), (128, 32, 16, 4, 1), (32, 128, 16, 4, 1), (128, 64, 16, 8, 1),
+        (256, 16, 16, 4, 1), (64, 128, 16, 8, 1), (256, 32, 16, 8, 1), (16, 256, 16, 4, 1),
+    ],
 }
 SPLITS = (1, 2, 4, 8, 16, 32)  # weight-gradient split counts tried
 DEFAULT_SMEM = 232448  # bytes of shared memory per block on H100/H200 (opt-in), for pruning without a GPU
@@ -152,14 +158,15 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM) -> list[Config]
     """The kernel's config space pruned for ``problem``: no block far above its dimension, none over smem."""
     rows, cols, red = problem.gemm
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
-    space = SPACES["conv_wgrad" if problem.kind == "conv_wgrad" else "conv"]
+    space = SPACES.get(problem.kind, SPACES["conv"])
     splits = SPLITS if problem.kind == "conv_wgrad" else (1,)
     out: list[Config] = []
     for bm, bn, bk, warps, stages in space:
         for split in splits:
             cfg = Config(
                 block_m=clamp_pow2(rows, 16, bm), block_n=clamp_pow2(cols, 16, bn),
-                block_k=clamp_pow2(triton.cdiv(red, split), 16, bk), group_m=1 if problem.kind == "conv_wgrad" else 8,
+                block_k=16 if problem.kind == "conv_dw" else clamp_pow2(triton.cdiv(red, split), 16, bk),
+                group_m=8 if problem.kind in ("conv", "conv_t") else 1,
                 num_warps=warps if problem.kind == "conv_wgrad" or bm * bn >= 64 * 64 else min(warps, 4),
                 num_stages=stages, split_k=split,
             )
@@ -177,6 +184,11 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
     dominates, so fewer, larger tiles run faster: up to 16K elements per operand tile.
     """
     rows, cols, red = problem.gemm
+    if problem.kind == "conv_dw":
+        block_n = clamp_pow2(cols, 16, 64)
+        if interpret:
+            return Config(clamp_pow2(rows, 16, 16384 // block_n), block_n, 16, 1, 1, 1)
+        return Config(128 if block_n <= 32 else 64, block_n, 16, group_m=1, num_warps=4, num_stages=1)
     if problem.kind == "conv_wgrad":
         block_m = clamp_pow2(rows, 16, 64 if interpret else 128)
         block_n = clamp_pow2(cols, 16, 64 if interpret else 128)
