@@ -30,7 +30,7 @@ import torch.nn.functional as F
 import triton
 
 import tritonconv
-from tritonconv import shapes
+from tritonconv import shapes, tuning
 
 ROOT = Path(__file__).resolve().parent
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -163,12 +163,9 @@ def measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, bac
     checked on the forward (gradient correctness is the tests' job)."""
     torch.manual_seed(0)
     x_shape, impls, ref_fn, flops, nbytes, compile_target = layer_cases(op, entry, dtype, layout, device, backward)
-    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(len(x_shape))
 
-    def make():
-        x = torch.randn(x_shape, device=device, dtype=dtype)
-        x = x.contiguous(memory_format=fmt) if layout == "channels_last" and fmt else x
-        return x.requires_grad_(backward)
+    def make():  # channels-last 1-D input: (N, C, L) viewing NLC memory
+        return tuning.to_layout(torch.randn(x_shape, device=device, dtype=dtype), layout).requires_grad_(backward)
 
     xs = rotating(make, math.prod(x_shape) * torch.empty(0, dtype=dtype).element_size(), device)
     if compile_ok:

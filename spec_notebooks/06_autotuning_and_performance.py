@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from tritonconv import shapes, tuning
-from tritonconv.conv_depthwise import is_depthwise
+from tritonconv.shapes import is_depthwise
 
 ROOT = Path.cwd().parent
 suite = json.loads((ROOT / "benchmarks" / "shapes.json").read_text())
@@ -83,12 +83,12 @@ assert near.bucket() == p.bucket() and near.key() != p.key()  # a near shape reu
 # the shared-memory limit, so a layer has a dozen or so forward candidates, not hundreds:
 
 # %%
-print(f"{'layer':>18} {'fwd':>4} {'dgrad':>5} {'wgrad':>5}  (dw: the depthwise kernel's space)")
+print(f"{'layer':>18} {'fwd':>4} {'dgrad':>5} {'wgrad':>5}  (dw: the depthwise kernels' spaces)")
 for op in ("conv1d", "conv2d", "conv3d"):
     for s in suite[op][:3] + [s for s in suite[op][3:] if s.get("groups", 1) > 1]:
         prob = shapes.suite_problem(op, s)
-        fwd = "conv_dw" if is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]) else "conv"
-        counts = [len(tuning.candidates(tuning.Problem.of(k, "bfloat16", "channels_last", **prob)))
-                  for k in (fwd, "conv_t", "conv_wgrad")]
+        dw = is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"])
+        kinds = [tuning.DEPTHWISE_KIND[k] if dw else k for k in ("conv", "conv_t", "conv_wgrad")]
+        counts = [len(tuning.candidates(tuning.Problem.of(k, "bfloat16", "channels_last", **prob))) for k in kinds]
         assert all(1 <= c <= 64 for c in counts)
-        print(f"{s['name']:>18} {counts[0]:4d} {counts[1]:5d} {counts[2]:5d}  {'dw' if fwd == 'conv_dw' else ''}")
+        print(f"{s['name']:>18} {counts[0]:4d} {counts[1]:5d} {counts[2]:5d}  {'dw' if dw else ''}")

@@ -174,3 +174,38 @@ def test_fake_output_shapes_match_kernels():
     assert fake.shape == real.shape == shapes.conv_output_shape(x.shape, w.shape, (2, 1), 1)
     assert fake.stride() == real.stride()
 
+
+
+@pytest.mark.parametrize("ndim,fmt", [(1, None), (2, torch.channels_last), (3, torch.channels_last_3d)])
+def test_depthwise_gradients_take_their_own_kernels(monkeypatch, ndim, fmt):
+    """Depthwise layers (multiplier 1 and 2) differentiate through the no-tensor-core kernels."""
+    from tritonconv import conv_depthwise
+
+    calls = []
+    for name in ("depthwise_forward", "depthwise_grad_input", "depthwise_grad_weight"):
+        original = getattr(conv_depthwise, name)
+        monkeypatch.setattr(conv_depthwise, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    sizes = {1: (19,), 2: (7, 6), 3: (4, 5, 3)}[ndim]
+    kernel = {1: (5,), 2: (3, 2), 3: (2, 3, 3)}[ndim]
+    for mult, kw in ((1, dict(stride=2, padding=1, dilation=2)), (2, dict(padding="same"))):
+        x_format = fmt if fmt is not None else torch.contiguous_format
+        check_grads(ndim, (2, 3, *sizes), (3 * mult, 1, *kernel), groups=3, x_format=x_format, flip=mult == 2,
+                    activation="silu", **kw)
+    # silu keeps no activation: the backward recomputes the pre-activation (a second forward)
+    assert sorted(calls) == ["depthwise_forward"] * 4 + ["depthwise_grad_input"] * 2 + ["depthwise_grad_weight"] * 2
+
+
+def test_split_reduction_of_depthwise_weight_gradient():
+    x, dy = torch.randn(3, 4, 10, 9), torch.randn(3, 8, 5, 5)
+    w = torch.randn(8, 1, 3, 3)
+    spec = conv_spec("conv2d", 2, x, w, None, 2, 1, 1, 4)
+    whole = conv_weight_grad.conv_grad_weight(dy, x, spec)
+    split = conv_weight_grad.conv_grad_weight(dy, x, spec, config=tuning.Config(16, 16, 16, split_k=3))
+    assert_close(split, whole)
+    ref = torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), stride=2, padding=1, groups=4)
+    assert_close(whole, ref)
+
+
+def test_int64_offsets_path_depthwise(monkeypatch):
+    monkeypatch.setattr(tritonconv.conv, "INT32_MAX", 16)
+    check_grads(2, (2, 3, 9, 8), (6, 1, 3, 3), stride=2, padding=1, groups=3)

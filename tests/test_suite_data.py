@@ -34,12 +34,15 @@ def assert_valid(cfg, problem, name):
     assert tuning.smem_bytes(cfg, itemsize) <= tuning.DEFAULT_SMEM, (name, cfg)
 
 
-@pytest.mark.parametrize("kind", tuning.KINDS)
+@pytest.mark.parametrize("kind", list(tuning.DEPTHWISE_KIND))
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
 def test_configs_valid_for_suite(kind, dtype):
     """Heuristic (GPU and interpreter) and every pruned candidate are valid for every suite layer."""
+    seen = set()
     for name, prob in suite_problems():
-        problem = tuning.Problem.of(kind, dtype, "channels_last", **prob)
+        dw = shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"])
+        problem = tuning.Problem.of(tuning.DEPTHWISE_KIND[kind] if dw else kind, dtype, "channels_last", **prob)
+        seen.add(problem.kind)
         assert all(v > 0 for v in problem.output_shape[2:]), name
         for interpret in (False, True):
             assert_valid(tuning.heuristic(problem, interpret), problem, name)
@@ -47,6 +50,7 @@ def test_configs_valid_for_suite(kind, dtype):
         assert 1 <= len(configs) <= 64 and len(set(configs)) == len(configs), (name, len(configs))
         for cfg in configs:
             assert_valid(cfg, problem, name)
+    assert seen == {kind, tuning.DEPTHWISE_KIND[kind]}  # the suite has depthwise layers: all kinds covered
 
 
 def test_suite_problem_matches_torch_output_shape():

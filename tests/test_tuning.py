@@ -133,7 +133,10 @@ def test_interpreter_always_uses_the_heuristic():
 @pytest.mark.parametrize("kind", tuning.KINDS)
 def test_tuning_runs_real_kernels_and_rejects_wrong_configs(kind):
     """Every candidate runs (interpreted, tiny shape); one that computes a wrong result cannot win."""
-    p = tuning.Problem.of(kind, "float32", "contiguous", (1, 3, 5, 4), (5, 3, 2, 3), 2, (1, 0))
+    if kind.startswith("conv_dw"):
+        p = tuning.Problem.of(kind, "float32", "contiguous", (1, 3, 5, 4), (6, 1, 2, 3), 2, (1, 0), groups=3)
+    else:
+        p = tuning.Problem.of(kind, "float32", "contiguous", (1, 3, 5, 4), (5, 3, 2, 3), 2, (1, 0))
     run = runner(p, torch.device("cpu"))
     configs = tuning.candidates(p)
     cheat = configs[-1]
@@ -189,3 +192,17 @@ def test_cli_without_gpu(capsys):
     assert tune_main(["--show"]) == 0
     out = capsys.readouterr().out
     assert "Test GPU 80GB / triton" in out and problem().key() in out and "0.2500 ms" in out
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 7), (2, 3, 5, 4), (2, 3, 2, 5, 4)])
+def test_layout_of_and_to_layout(shape):
+    """Channels innermost is "channels_last" in every rank (1-D: NLC memory); other views are "contiguous"."""
+    x = torch.randn(shape)
+    last = tuning.to_layout(x, "channels_last")
+    assert torch.equal(last, x) and last.stride()[1] == 1 and tuning.layout_of(last) == "channels_last"
+    assert tuning.layout_of(x) == "contiguous" and tuning.layout_of(tuning.to_layout(last, "contiguous")) == "contiguous"
+    if len(shape) > 3:  # torch's own channels-last formats agree
+        fmt = {4: torch.channels_last, 5: torch.channels_last_3d}[len(shape)]
+        assert last.is_contiguous(memory_format=fmt)
+    assert tuning.layout_of(last[..., ::2]) == "contiguous"  # a strided view of it is not dense
+    assert tuning.layout_of(torch.randn(2, 1, *shape[2:])) == "contiguous"  # one channel: no channel order

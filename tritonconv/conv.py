@@ -28,6 +28,7 @@ import triton.language as tl
 from . import conv_depthwise, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting, kernel
+from .shapes import is_depthwise
 
 INT32_MAX = 2**31 - 1
 
@@ -234,7 +235,7 @@ def conv_forward(
 ) -> torch.Tensor:
     """Forward convolution of a checked, batched problem; returns the output tensor."""
     y = _alloc_output(spec.output_shape, input.device, input.dtype, output_memory_format(input, weight))
-    if conv_depthwise.is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores
+    if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores
         return conv_depthwise.depthwise_forward(input, weight, bias, y, spec, activation, flip, config)
     return _launch(input, weight, bias, y, spec, False, activation, flip, config)
 
@@ -253,4 +254,6 @@ def conv_grad_input(
     (``spec.input_shape``) fixes what torch calls ``output_padding``.
     """
     dx = _alloc_output(spec.input_shape, grad_output.device, grad_output.dtype, memory_format)
+    if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):
+        return conv_depthwise.depthwise_grad_input(grad_output, weight, dx, spec, flip, config)
     return _launch(grad_output, weight, None, dx, spec, True, None, flip, config)

@@ -1,13 +1,19 @@
 """Depthwise convolution (``groups == C_in``, one input channel per group) without tensor cores.
 
-Through the GEMM kernel a depthwise layer is a 1-wide reduction padded to 16 and a
+Through the GEMM kernels a depthwise layer is a 1-wide reduction padded to 16 and a
 ``C_out / groups``-wide column tile padded to 16: most of the MMA work is zeros. Here each
-output element is a plain multiply-add chain over the taps::
+output element is a plain multiply-add chain over the taps (``mult = C_out / C_in``)::
 
-    y[b, co, o] = sum_t x[b, co // mult, o*s - p + t*d] * w[co, 0, t]      mult = C_out / C_in
+    forward      y[b, co, o]  = sum_t x[b, co // mult, o*s - p + t*d] * w[co, 0, t]
+    input grad   dx[b, ci, i] = sum_j sum_{o, t : o*s - p + t*d = i} dy[b, ci*mult + j, o] * w[ci*mult + j, 0, t]
+    weight grad  dw[co, 0, t] = sum_{b, o} dy[b, co, o] * x[b, co // mult, o*s - p + t*d]
 
-A program owns ``BLOCK_M`` output positions x ``BLOCK_N`` output channels (all groups at
-once); in channels-last the ``BLOCK_N`` loads of one position are contiguous.
+The first two share :func:`_depthwise_kernel`: a program owns ``BLOCK_M`` positions x
+``BLOCK_N`` channels of the tensor written (every group at once) and reads channel
+``(n // DIV) * REP + j`` for ``j < REP`` (forward: ``DIV = mult, REP = 1``; input grad:
+``DIV = 1, REP = mult``). In channels-last the ``BLOCK_N`` loads of one position are
+contiguous. The weight gradient is a reduction over positions per (channel, tap), split
+into partial sums added afterwards in a fixed order (deterministic, no atomics).
 """
 
 from __future__ import annotations
@@ -18,26 +24,32 @@ import torch
 import triton
 import triton.language as tl
 
-from . import tuning
+from . import conv, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting, kernel
+from .shapes import is_depthwise
 
 
 @kernel
 @triton.jit
-def _conv_depthwise_kernel(
+def _depthwise_kernel(
     x_ptr, w_ptr, b_ptr, y_ptr,
-    M, C_out, MULT, D, H, W, OD, OH, OW,
+    M, C, DIV, REP, D, H, W, OD, OH, OW,
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     swo, swd, swh, sww,
     syn, syc, syd, syh, syw,
-    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
+    """``x`` is read (sizes D, H, W), ``y`` written (``C`` channels, sizes OD, OH, OW, ``M`` positions).
+
+    The tap relations are those of :func:`tritonconv.conv._conv_kernel` (restated: the
+    interpreted twin of a kernel cannot call a ``@triton.jit`` helper).
+    """
     pid = tl.program_id(0)
-    tiles_n = (C_out + BLOCK_N - 1) // BLOCK_N
+    tiles_n = (C + BLOCK_N - 1) // BLOCK_N
     pid_m = pid // tiles_n
     pid_n = pid % tiles_n
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -46,33 +58,50 @@ def _conv_depthwise_kernel(
         offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_n = offs_n.to(tl.int64)
     mask_m = offs_m < M
-    mask_n = offs_n < C_out
+    mask_n = offs_n < C
     ow = offs_m % OW
     oh = (offs_m // OW) % OH
     od = (offs_m // (OW * OH)) % OD
     nb = offs_m // (OW * OH * OD)
-    x_cols = (offs_n // MULT) * sxc  # the input channel each output channel reads
     x_rows = x_ptr + nb * sxn
-    w_cols = w_ptr + offs_n * swo
+    x_first = (offs_n // DIV) * REP  # first channel read for each channel written
+    w_first = offs_n * REP  # and its weight row
 
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     for kd in range(KD):
-        id_ = od * sd - pd + kd * dd
-        ok_d = mask_m & (id_ >= 0) & (id_ < D)
+        if TRANSPOSED:
+            td = od + pd - kd * dd
+            id_ = td // sd
+            ok_d = mask_m & (td >= 0) & (td % sd == 0) & (id_ < D)
+        else:
+            id_ = od * sd - pd + kd * dd
+            ok_d = mask_m & (id_ >= 0) & (id_ < D)
         for kh in range(KH):
-            ih = oh * sh - ph + kh * dh
-            ok_dh = ok_d & (ih >= 0) & (ih < H)
+            if TRANSPOSED:
+                th = oh + ph - kh * dh
+                ih = th // sh
+                ok_dh = ok_d & (th >= 0) & (th % sh == 0) & (ih < H)
+            else:
+                ih = oh * sh - ph + kh * dh
+                ok_dh = ok_d & (ih >= 0) & (ih < H)
             for kw in range(KW):
-                iw = ow * sw - pw + kw * dw
-                ok = ok_dh & (iw >= 0) & (iw < W)
-                if FLIP:
-                    w_tap = w_cols + (KD - 1 - kd) * swd + (KH - 1 - kh) * swh + (KW - 1 - kw) * sww
+                if TRANSPOSED:
+                    tw = ow + pw - kw * dw
+                    iw = tw // sw
+                    ok = ok_dh & (tw >= 0) & (tw % sw == 0) & (iw < W)
                 else:
-                    w_tap = w_cols + kd * swd + kh * swh + kw * sww
-                wv = tl.load(w_tap, mask=mask_n, other=0.0).to(tl.float32)
-                xv = tl.load((x_rows + id_ * sxd + ih * sxh + iw * sxw)[:, None] + x_cols[None, :],
-                             mask=ok[:, None] & mask_n[None, :], other=0.0).to(tl.float32)
-                acc += xv * wv[None, :]
+                    iw = ow * sw - pw + kw * dw
+                    ok = ok_dh & (iw >= 0) & (iw < W)
+                if FLIP:
+                    w_tap = w_ptr + (KD - 1 - kd) * swd + (KH - 1 - kh) * swh + (KW - 1 - kw) * sww
+                else:
+                    w_tap = w_ptr + kd * swd + kh * swh + kw * sww
+                x_tap = x_rows + id_ * sxd + ih * sxh + iw * sxw
+                for j in range(REP):
+                    wv = tl.load(w_tap + (w_first + j) * swo, mask=mask_n, other=0.0).to(tl.float32)
+                    xv = tl.load(x_tap[:, None] + ((x_first + j) * sxc)[None, :],
+                                 mask=ok[:, None] & mask_n[None, :], other=0.0).to(tl.float32)
+                    acc += xv * wv[None, :]
 
     if HAS_BIAS:
         acc += tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
@@ -87,34 +116,128 @@ def _conv_depthwise_kernel(
              mask=mask_m[:, None] & mask_n[None, :])
 
 
-def is_depthwise(input_shape, weight_shape, groups: int) -> bool:
-    """One input channel per group, every input channel its own group."""
-    return groups > 1 and weight_shape[1] == 1 and groups == input_shape[1]
+@kernel
+@triton.jit
+def _depthwise_weight_grad_kernel(
+    x_ptr, dy_ptr, dw_ptr,
+    P, C_out, MULT, D, H, W, OD, OH, OW,
+    sd, sh, sw, pd, ph, pw, dd, dh, dw,
+    sxn, sxc, sxd, sxh, sxw,
+    syn, syc, syd, syh, syw,
+    sws, swo, P_PER_SPLIT,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, INT64: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """One program: ``BLOCK_N`` output channels of one tap, over one split of the positions."""
+    pid = tl.program_id(0)
+    split = tl.program_id(1)
+    tiles_n = (C_out + BLOCK_N - 1) // BLOCK_N
+    pid_n = pid % tiles_n
+    tap = pid // tiles_n
+    kw = tap % KW
+    kh = (tap // KW) % KH
+    kd = tap // (KW * KH)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    first_p = split * P_PER_SPLIT
+    if INT64:
+        offs_n = offs_n.to(tl.int64)
+        first_p = first_p.to(tl.int64)
+    mask_n = offs_n < C_out
+    dy_cols = dy_ptr + offs_n * syc
+    x_cols = x_ptr + (offs_n // MULT) * sxc
+
+    acc = tl.full((BLOCK_K, BLOCK_N), 0.0, tl.float32)
+    for p0 in range(0, P_PER_SPLIT, BLOCK_K):
+        offs_p = first_p + p0 + tl.arange(0, BLOCK_K)
+        mask_p = offs_p < P
+        ow = offs_p % OW
+        oh = (offs_p // OW) % OH
+        od = (offs_p // (OW * OH)) % OD
+        nb = offs_p // (OW * OH * OD)
+        id_ = od * sd - pd + kd * dd
+        ih = oh * sh - ph + kh * dh
+        iw = ow * sw - pw + kw * dw
+        ok = mask_p & (id_ >= 0) & (id_ < D) & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+        dy_p = nb * syn + od * syd + oh * syh + ow * syw
+        x_p = nb * sxn + id_ * sxd + ih * sxh + iw * sxw
+        a = tl.load(dy_cols[None, :] + dy_p[:, None], mask=mask_p[:, None] & mask_n[None, :], other=0.0)
+        b = tl.load(x_cols[None, :] + x_p[:, None], mask=ok[:, None] & mask_n[None, :], other=0.0)
+        acc += a.to(tl.float32) * b.to(tl.float32)
+
+    # tl.sum is a @jit helper the interpreted twin cannot call; tl.reduce with its combine is a builtin.
+    total = tl.reduce(acc, 0, tl.standard._sum_combine)
+    tl.store(dw_ptr + split * sws + offs_n * swo + tap, total, mask=mask_n)
 
 
-def depthwise_forward(x, weight, bias, y, spec: ConvSpec, activation, flip: bool, config=None) -> torch.Tensor:
-    """Launch the depthwise kernel into ``y`` (called by :func:`tritonconv.conv.conv_forward`)."""
-    from .conv import as_3d, needs_int64, strides_3d
+def _problem(kind: str, t: torch.Tensor, spec: ConvSpec) -> tuning.Problem:
+    return tuning.Problem(kind, str(t.dtype)[6:], tuning.layout_of(t), spec.input_shape, spec.weight_shape,
+                          spec.output_shape, spec.stride, spec.padding, spec.dilation, spec.groups)
 
+
+def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, flip: bool, config) -> torch.Tensor:
+    """Run :func:`_depthwise_kernel` reading ``x`` and writing ``y`` (both batched)."""
     if y.numel() == 0:
         return y
-    c_out = spec.weight_shape[0]
+    channels = y.shape[1]
+    mult = spec.weight_shape[0] // spec.groups
     m = y.shape[0] * math.prod(y.shape[2:])
-    interp = interpreting(x.device)
     if config is None:
-        problem = tuning.Problem("conv_dw", str(x.dtype)[6:], tuning.layout_of(x), spec.input_shape,
-                                 spec.weight_shape, spec.output_shape, spec.stride, spec.padding, spec.dilation,
-                                 spec.groups)
-        config = tuning.choose(problem, x.device, interp, lambda cfg: depthwise_forward(
-            x, weight, bias, torch.empty_like(y), spec, activation, flip, cfg))
-    grid = (triton.cdiv(m, config.block_m) * triton.cdiv(c_out, config.block_n),)
-    _conv_depthwise_kernel[x.device][grid](
+        config = tuning.choose(_problem("conv_dw_t" if transposed else "conv_dw", x, spec), x.device,
+                               interpreting(x.device), lambda cfg: _launch(
+                                   x, weight, bias, torch.empty_like(y), spec, transposed, activation, flip, cfg))
+    grid = (triton.cdiv(m, config.block_m) * triton.cdiv(channels, config.block_n),)
+    _depthwise_kernel[x.device][grid](
         x, weight, bias if bias is not None else weight, y,
-        m, c_out, c_out // spec.groups, *as_3d(tuple(x.shape[2:]), 1), *as_3d(tuple(y.shape[2:]), 1),
-        *as_3d(spec.stride, 1), *as_3d(tuple(b for b, _ in spec.padding), 0), *as_3d(spec.dilation, 1),
-        *strides_3d(x), weight.stride(0), *strides_3d(weight)[2:], *strides_3d(y),
-        *as_3d(spec.weight_shape[2:], 1),
-        HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=needs_int64(x, weight, y, rows=m),
+        m, channels, 1 if transposed else mult, mult if transposed else 1,
+        *conv.as_3d(tuple(x.shape[2:]), 1), *conv.as_3d(tuple(y.shape[2:]), 1),
+        *conv.as_3d(spec.stride, 1), *conv.as_3d(tuple(b for b, _ in spec.padding), 0), *conv.as_3d(spec.dilation, 1),
+        *conv.strides_3d(x), weight.stride(0), *conv.strides_3d(weight)[2:], *conv.strides_3d(y),
+        *conv.as_3d(spec.weight_shape[2:], 1), TRANSPOSED=transposed,
+        HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=conv.needs_int64(x, weight, y, rows=m),
         BLOCK_M=config.block_m, BLOCK_N=config.block_n, num_warps=config.num_warps, num_stages=config.num_stages,
     )
     return y
+
+
+def depthwise_forward(x, weight, bias, y, spec: ConvSpec, activation, flip: bool, config=None) -> torch.Tensor:
+    """Forward pass into ``y`` (called by :func:`tritonconv.conv.conv_forward`)."""
+    return _launch(x, weight, bias, y, spec, False, activation, flip, config)
+
+
+def depthwise_grad_input(grad_output, weight, dx, spec: ConvSpec, flip: bool, config=None) -> torch.Tensor:
+    """Input gradient into ``dx`` (called by :func:`tritonconv.conv.conv_grad_input`)."""
+    return _launch(grad_output, weight, None, dx, spec, True, None, flip, config)
+
+
+def depthwise_grad_weight(grad_output, input, spec: ConvSpec, flip: bool, config=None) -> torch.Tensor:
+    """Weight gradient, fp32 partial sums, weight dtype out (called by ``conv_grad_weight``)."""
+    c_out, _, *kernel_size = spec.weight_shape
+    taps = math.prod(kernel_size)
+    positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
+    if config is None:
+        config = tuning.choose(_problem("conv_dw_wgrad", input, spec), input.device, interpreting(input.device),
+                               lambda cfg: depthwise_grad_weight(grad_output, input, spec, flip, cfg))
+    per_split = triton.cdiv(triton.cdiv(positions, config.split_k), config.block_k) * config.block_k
+    splits = triton.cdiv(positions, per_split) if positions else 1
+    partial = conv._alloc_output((splits, c_out, taps), input.device, torch.float32)
+    if positions:
+        grid = (taps * triton.cdiv(c_out, config.block_n), splits)
+        _depthwise_weight_grad_kernel[input.device][grid](
+            input, grad_output, partial,
+            positions, c_out, c_out // spec.groups,
+            *conv.as_3d(spec.input_shape[2:], 1), *conv.as_3d(spec.output_shape[2:], 1),
+            *conv.as_3d(spec.stride, 1), *conv.as_3d(tuple(b for b, _ in spec.padding), 0),
+            *conv.as_3d(spec.dilation, 1), *conv.strides_3d(input), *conv.strides_3d(grad_output),
+            *partial.stride()[:2], per_split, *conv.as_3d(tuple(kernel_size), 1),
+            INT64=conv.needs_int64(input, grad_output, partial, rows=positions),
+            BLOCK_N=config.block_n, BLOCK_K=config.block_k, num_warps=config.num_warps, num_stages=config.num_stages,
+        )
+    else:  # an empty batch: the gradient is exactly zero
+        partial.zero_()
+    grad = (partial[0] if splits == 1 else partial.sum(0)).view(spec.weight_shape)
+    if flip:
+        grad = grad.flip(tuple(range(2, grad.dim())))
+    return grad.to(input.dtype)
+
+
+__all__ = ["depthwise_forward", "depthwise_grad_input", "depthwise_grad_weight", "is_depthwise"]

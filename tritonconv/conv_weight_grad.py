@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import conv, tuning
+from . import conv, conv_depthwise, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting, kernel
 
@@ -98,6 +98,8 @@ def conv_grad_weight(
     config: tuning.Config | None = None,
 ) -> torch.Tensor:
     """Gradient of the forward pass with respect to its weight (fp32 accumulation, weight dtype out)."""
+    if conv_depthwise.is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores
+        return conv_depthwise.depthwise_grad_weight(grad_output, input, spec, flip, config)
     c_out, c_in_g, *kernel_size = spec.weight_shape
     c_out_g = c_out // spec.groups
     taps = math.prod(kernel_size)

@@ -23,6 +23,7 @@ __all__ = [
     "resolve_padding",
     "conv_output_shape",
     "receptive_field",
+    "is_depthwise",
     "conv_macs",
     "conv_flops",
     "conv_params",
@@ -131,6 +132,11 @@ def receptive_field(
         fields.append(fields[-1] + d * (k - 1) * jump)
         jump *= s
     return fields
+
+
+def is_depthwise(input_shape: Sequence[int], weight_shape: Sequence[int], groups: int) -> bool:
+    """Depthwise: every input channel its own group (``groups == C_in > 1``), any channel multiplier."""
+    return groups > 1 and groups == input_shape[1] and weight_shape[1] == 1
 
 
 def conv_macs(input_shape: Sequence[int], weight_shape: Sequence[int], output_shape: Sequence[int]) -> int:

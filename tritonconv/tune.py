@@ -24,7 +24,6 @@ from tqdm import tqdm
 
 from . import cache, conv, conv_weight_grad, shapes, tuning
 from ._checks import ConvSpec
-from .conv_depthwise import is_depthwise
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -50,23 +49,20 @@ def suite_problems(suite: dict) -> Iterator[tuple[str, dict]]:
 def runner(problem: tuning.Problem, device: torch.device) -> Callable[[tuning.Config], torch.Tensor]:
     """Random operands for ``problem`` and a function launching its kernel with a given config."""
     dtype = getattr(torch, problem.dtype)
-    fmt = torch.contiguous_format
-    if problem.layout == "channels_last":
-        fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(len(problem.input_shape), fmt)
 
-    def rand(shape):
-        return torch.randn(shape, device=device, dtype=dtype).contiguous(memory_format=fmt if len(shape) > 3 else
-                                                                          torch.contiguous_format)
+    def rand(shape, layout=problem.layout):
+        return tuning.to_layout(torch.randn(shape, device=device, dtype=dtype), layout)
 
     ndim = len(problem.weight_shape) - 2
     spec = ConvSpec(ndim, problem.stride, problem.padding, problem.dilation, problem.groups, problem.input_shape,
                     problem.weight_shape, problem.output_shape, False)
-    w = rand(problem.weight_shape)
+    w = rand(problem.weight_shape, problem.layout if ndim > 1 else "contiguous")  # as the benchmarks hold weights
     if problem.kind in ("conv", "conv_dw"):
         x = rand(problem.input_shape)
         return lambda cfg: conv.conv_forward(x, w, None, spec, None, False, cfg)
     dy = rand(problem.output_shape)
-    if problem.kind == "conv_t":
+    if problem.kind in ("conv_t", "conv_dw_t"):
+        fmt = conv.output_memory_format(dy, w)  # the input gradient's layout follows the forward input's
         return lambda cfg: conv.conv_grad_input(dy, w, spec, False, fmt, cfg)
     x = rand(problem.input_shape)
     return lambda cfg: conv_weight_grad.conv_grad_weight(dy, x, spec, False, cfg)
@@ -105,7 +101,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--groups", type=int, default=1)
     p.add_argument("--dtype", nargs="+", choices=list(DTYPES), default=["bf16", "fp16"])
     p.add_argument("--layout", nargs="+", choices=["channels_last", "contiguous"], default=["channels_last", "contiguous"])
-    p.add_argument("--kinds", nargs="+", choices=list(tuning.KINDS), default=["conv"])
+    p.add_argument("--kinds", nargs="+", choices=list(tuning.DEPTHWISE_KIND), default=["conv"],
+                   help="forward, input gradient, weight gradient (depthwise layers tune their own kernels)")
     p.add_argument("--ship", action="store_true", help="write into the shipped autotune_cache/ instead of the user cache")
     p.add_argument("--show", action="store_true", help="print what is cached for this device and exit")
     p.add_argument("--dry-run", action="store_true", help="list problems and candidate counts; tune nothing")
@@ -141,8 +138,8 @@ def problems(args: argparse.Namespace) -> list[tuple[str, tuning.Problem]]:
         for dtype in args.dtype:
             for layout in args.layout:
                 for kind in args.kinds:
-                    depthwise = is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"])
-                    kind = "conv_dw" if kind == "conv" and depthwise else kind  # forward runs the depthwise kernel
+                    if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
+                        kind = tuning.DEPTHWISE_KIND[kind]
                     out.append((name, tuning.Problem.of(kind, DTYPES[dtype], layout, **prob)))
     return out
 

@@ -37,7 +37,10 @@ log = logging.getLogger("tritonconv")
 #: ``tuned``, ``heuristic``, ``interpreter``. Tests and the CLI read it.
 stats: Counter = Counter()
 
-KINDS = ("conv", "conv_t", "conv_wgrad", "conv_dw")  # forward, transposed (input grad), weight grad, depthwise
+KINDS = ("conv", "conv_t", "conv_wgrad", "conv_dw", "conv_dw_t", "conv_dw_wgrad")
+"""Kernels with a config: forward, transposed (input gradient), weight gradient; then the same
+three for depthwise layers, which run :mod:`tritonconv.conv_depthwise` instead."""
+DEPTHWISE_KIND = {"conv": "conv_dw", "conv_t": "conv_dw_t", "conv_wgrad": "conv_dw_wgrad"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,13 @@ class Problem:
     dilation: tuple[int, ...]
     groups: int
 
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"expected kind to be one of {KINDS}, got {self.kind!r}")
+        if self.kind.startswith("conv_dw") != shapes.is_depthwise(self.input_shape, self.weight_shape, self.groups):
+            raise ValueError(f"kind {self.kind!r} does not fit groups={self.groups}, input {self.input_shape}, "
+                             f"weight {self.weight_shape}: depthwise layers take the conv_dw* kinds, others not")
+
     @classmethod
     def of(cls, kind: str, dtype: str, layout: str, input_shape, weight_shape, stride=1, padding=0, dilation=1,
            groups: int = 1, output_shape=None) -> Problem:
@@ -92,8 +102,13 @@ class Problem:
             return self.output_shape[0] * math.prod(self.output_shape[2:]), c_out_g, c_in_g
         if self.kind == "conv_t":
             return self.input_shape[0] * math.prod(self.input_shape[2:]), c_in_g, c_out_g
-        if self.kind == "conv_dw":  # no GEMM: positions x all output channels, a sum over the taps
+        # depthwise kernels (no GEMM): tiles of positions x every channel; the taps or positions summed
+        if self.kind == "conv_dw":
             return self.output_shape[0] * math.prod(self.output_shape[2:]), c_out, self.taps
+        if self.kind == "conv_dw_t":
+            return self.input_shape[0] * math.prod(self.input_shape[2:]), self.input_shape[1], self.taps * c_out_g
+        if self.kind == "conv_dw_wgrad":
+            return self.taps, c_out, self.output_shape[0] * math.prod(self.output_shape[2:])
         return c_out_g, c_in_g, self.output_shape[0] * math.prod(self.output_shape[2:])
 
     @property
@@ -108,7 +123,7 @@ class Problem:
 
     def bucket(self) -> str:
         """Bucket key: the exact key with batch and spatial sizes replaced by the row count's power of two."""
-        rows = self.gemm[2] if self.kind == "conv_wgrad" else self.gemm[0]
+        rows = self.gemm[2] if self.kind.endswith("wgrad") else self.gemm[0]
         return (f"{self.kind}|{self.dtype}|{self.layout}|c={self.input_shape[1]}|w={_dims(self.weight_shape)}"
                 f"|s={_dims(self.stride)}|d={_dims(self.dilation)}|g={self.groups}|rows~{triton.next_power_of_2(rows)}")
 
@@ -118,8 +133,27 @@ def _dims(values) -> str:
 
 
 def layout_of(t: torch.Tensor) -> str:
-    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(t.dim())
-    return "channels_last" if fmt and t.is_contiguous(memory_format=fmt) and not t.is_contiguous() else "contiguous"
+    """``"channels_last"`` when channels are innermost and dense (NLC, NHWC, NDHWC), else ``"contiguous"``.
+
+    Any other strided view is tuned as ``"contiguous"``. From sizes and strides only (cheap per call).
+    """
+    size, stride = t.shape, t.stride()
+    if t.dim() < 3 or size[1] == 1 or t.is_contiguous():
+        return "contiguous"
+    expected = 1
+    for d in (1, *range(t.dim() - 1, 1, -1), 0):
+        if size[d] != 1 and stride[d] != expected:
+            return "contiguous"
+        expected *= size[d]
+    return "channels_last"
+
+
+def to_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
+    """``t`` stored in ``layout`` (``"channels_last"`` also for 1-D: (N, C, L) viewing NLC memory)."""
+    if layout == "contiguous" or t.dim() < 3:
+        return t.contiguous()
+    last = (0, *range(2, t.dim()), 1)
+    return t.permute(last).contiguous().permute(0, t.dim() - 1, *range(1, t.dim() - 1))
 
 
 # --- config spaces: candidates before pruning, one list per kernel --------------------------------
@@ -136,11 +170,17 @@ SPACES: dict[str, list[tuple[int, int, int, int, int]]] = {
         (128, 128, 64, 8, 3), (128, 64, 64, 4, 3), (64, 128, 64, 4, 3), (64, 64, 64, 4, 4),
         (64, 64, 128, 4, 3), (32, 32, 128, 4, 4), (16, 16, 256, 4, 3), (64, 32, 64, 4, 4),
     ],
-    "conv_dw": [  # (block_m, block_n, -, warps, stages): no reduction tile, no tensor cores
+    "conv_dw": [  # (positions, channels, -, warps, stages): no reduction tile; also conv_dw_t
         (64, 64, 16, 4, 1), (128, 32, 16, 4, 1), (32, 128, 16, 4, 1), (128, 64, 16, 8, 1),
         (256, 16, 16, 4, 1), (64, 128, 16, 8, 1), (256, 32, 16, 8, 1), (16, 256, 16, 4, 1),
     ],
+    "conv_dw_wgrad": [  # (-, channels, positions per step, warps, stages)
+        (16, 64, 64, 4, 1), (16, 32, 128, 4, 1), (16, 128, 32, 4, 1), (16, 16, 256, 4, 1),
+        (16, 64, 128, 8, 1), (16, 128, 64, 8, 1), (16, 256, 16, 4, 1),
+    ],
 }
+SPACES["conv_t"] = SPACES["conv"]
+SPACES["conv_dw_t"] = SPACES["conv_dw"]
 SPLITS = (1, 2, 4, 8, 16, 32)  # weight-gradient split counts tried
 DEFAULT_SMEM = 232448  # bytes of shared memory per block on H100/H200 (opt-in), for pruning without a GPU
 
@@ -158,16 +198,16 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM) -> list[Config]
     """The kernel's config space pruned for ``problem``: no block far above its dimension, none over smem."""
     rows, cols, red = problem.gemm
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
-    space = SPACES.get(problem.kind, SPACES["conv"])
-    splits = SPLITS if problem.kind == "conv_wgrad" else (1,)
+    wgrad = problem.kind.endswith("wgrad")
     out: list[Config] = []
-    for bm, bn, bk, warps, stages in space:
-        for split in splits:
-            cfg = Config(
-                block_m=clamp_pow2(rows, 16, bm), block_n=clamp_pow2(cols, 16, bn),
-                block_k=16 if problem.kind == "conv_dw" else clamp_pow2(triton.cdiv(red, split), 16, bk),
+    for bm, bn, bk, warps, stages in SPACES[problem.kind]:
+        for split in SPLITS if wgrad else (1,):
+            cfg = Config(  # unused blocks of the depthwise kernels stay at their declared 16
+                block_m=bm if problem.kind == "conv_dw_wgrad" else clamp_pow2(rows, 16, bm),
+                block_n=clamp_pow2(cols, 16, bn),
+                block_k=bk if problem.kind in ("conv_dw", "conv_dw_t") else clamp_pow2(triton.cdiv(red, split), 16, bk),
                 group_m=8 if problem.kind in ("conv", "conv_t") else 1,
-                num_warps=warps if problem.kind == "conv_wgrad" or bm * bn >= 64 * 64 else min(warps, 4),
+                num_warps=warps if wgrad or bm * bn >= 64 * 64 else min(warps, 4),
                 num_stages=stages, split_k=split,
             )
             if split > 1 and triton.cdiv(red, split) < 4 * cfg.block_k:
@@ -184,11 +224,18 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
     dominates, so fewer, larger tiles run faster: up to 16K elements per operand tile.
     """
     rows, cols, red = problem.gemm
-    if problem.kind == "conv_dw":
+    if problem.kind in ("conv_dw", "conv_dw_t"):
         block_n = clamp_pow2(cols, 16, 64)
         if interpret:
             return Config(clamp_pow2(rows, 16, 16384 // block_n), block_n, 16, 1, 1, 1)
         return Config(128 if block_n <= 32 else 64, block_n, 16, group_m=1, num_warps=4, num_stages=1)
+    if problem.kind == "conv_dw_wgrad":
+        block_n = clamp_pow2(cols, 16, 64)
+        if interpret:
+            return Config(16, block_n, clamp_pow2(red, 16, 16384 // block_n), 1, 1, 1)
+        tiles = rows * triton.cdiv(cols, block_n)
+        split = max(1, min(triton.cdiv(4 * sm_count, tiles), triton.cdiv(red, 8 * 64)))
+        return Config(16, block_n, 64, group_m=1, num_warps=4, num_stages=1, split_k=split)
     if problem.kind == "conv_wgrad":
         block_m = clamp_pow2(rows, 16, 64 if interpret else 128)
         block_n = clamp_pow2(cols, 16, 64 if interpret else 128)
