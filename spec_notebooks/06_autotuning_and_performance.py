@@ -34,7 +34,7 @@ print(f"committed GPU result files: {len(results)}, shipped tuning files: {len(c
 
 # %%
 intensity = {}
-print(f"{'op':>6} {'layer':>18} {'GFLOP':>8} {'MB (bf16)':>9} {'FLOP/B':>7}  {'heuristic (BM, BN, BK, warps)':>28}")
+print(f"{'op':>6} {'layer':>18} {'GFLOP':>8} {'MB (bf16)':>9} {'FLOP/B':>7}  {'heuristic (BM, BN, BK, warps)':>28} fold")
 for op in ("conv1d", "conv2d", "conv3d"):
     for s in suite[op]:
         prob = shapes.suite_problem(op, s)
@@ -44,7 +44,7 @@ for op in ("conv1d", "conv2d", "conv3d"):
         fwd = "conv_dw" if is_depthwise(x, w, g) else "conv"  # depthwise layers run their own kernel
         cfg = tuning.heuristic(tuning.Problem.of(fwd, "bfloat16", "channels_last", **prob), interpret=False)
         print(f"{op:>6} {s['name']:>18} {flops / 1e9:8.2f} {nbytes / 1e6:9.1f} {flops / nbytes:7.1f}  "
-              f"{str((cfg.block_m, cfg.block_n, cfg.block_k, cfg.num_warps)):>28}")
+              f"{str((cfg.block_m, cfg.block_n, cfg.block_k, cfg.num_warps)):>28} {'yes' if cfg.fold else ''}")
         assert flops > 0 and nbytes > 0
         intensity[s["name"]] = flops / nbytes
 
@@ -59,6 +59,25 @@ low = sorted((v, k) for k, v in intensity.items() if v < 100)
 for v, k in low:
     print(f"{k:>18} {v:7.1f} FLOP/byte")
 assert {k for v, k in low if v < 20} == {"depthwise_k31", "mobilenet_dw_3x3"}
+
+# %% [markdown]
+# The stems (`resnet50_conv1`, `c3d_conv1`: 3 input channels) fold their taps into the
+# reduction (`fold`): walked tap by tap, each 16-wide reduction chunk would hold 3 channels
+# and 13 zeros (81% of the MMA work wasted); folded, a 7x7 stem reduces over 147 = 49 x 3
+# values in three chunks of 64 (23% padding). Whether the gather's per-element index math
+# costs more than it saves is for the GPU tuner to measure: both orders are candidates.
+
+# %%
+for name in ("resnet50_conv1", "c3d_conv1"):
+    op = "conv2d" if name.startswith("resnet") else "conv3d"
+    prob = shapes.suite_problem(op, next(s for s in suite[op] if s["name"] == name))
+    p = tuning.Problem.of("conv", "bfloat16", "channels_last", **prob)
+    cfg = tuning.heuristic(p, interpret=False)
+    k = p.taps * prob["input_shape"][1]
+    padded = -(-k // cfg.block_k) * cfg.block_k
+    print(f"{name:>15}: K = {p.taps} taps x {prob['input_shape'][1]} = {k}, padded to {padded} "
+          f"({1 - k / padded:.0%} zeros) vs {p.taps} x 16 = {p.taps * 16} tap by tap ({1 - k / (p.taps * 16):.0%} zeros)")
+    assert cfg.fold and padded < p.taps * 16
 
 # %% [markdown]
 # ## How a launch picks its configuration

@@ -1,5 +1,7 @@
 """tritonconv.conv1d/2d/3d against torch.nn.functional on fresh random inputs."""
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,7 +11,7 @@ from hypothesis import strategies as st
 
 import tritonconv
 import tritonconv.conv
-from tritonconv import shapes
+from tritonconv import shapes, tuning
 
 OURS = {1: tritonconv.conv1d, 2: tritonconv.conv2d, 3: tritonconv.conv3d}
 TORCH = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -57,6 +59,8 @@ GRID = [
     (3, (1, 2, 4, 9, 9), (3, 2, 1, 3, 3), dict(stride=(1, 2, 2), padding=(0, 1, 1))),
     (2, (1, 3, 7, 8), (6, 1, 3, 3), dict(groups=3, stride=2, padding=1, dilation=(1, 2))),  # depthwise, multiplier 2
     (1, (2, 20, 13), (20, 1, 4), dict(groups=20, padding=2)),  # depthwise, channels over one 16-wide tile
+    (2, (1, 18, 6, 7), (5, 18, 3, 3), dict(padding=1, stride=2)),  # 18 channels: tap by tap, two chunks
+    (2, (1, 3, 15, 13), (8, 3, 7, 7), dict(stride=2, padding=3)),  # stem: 147 folded taps, three chunks
 ]
 
 
@@ -64,6 +68,15 @@ GRID = [
 @pytest.mark.parametrize("bias", [True, False])
 def test_grid_fp32(ndim, x_shape, w_shape, kw, bias):
     check(ndim, x_shape, w_shape, bias=bias, **kw)
+
+
+@pytest.mark.parametrize("fold", [0, 1])
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID)
+def test_grid_both_reduction_orders(monkeypatch, ndim, x_shape, w_shape, kw, fold):
+    """Taps folded into the reduction or walked one by one: the same result for every problem."""
+    heuristic = tuning.heuristic
+    monkeypatch.setattr(tuning, "heuristic", lambda *a, **k: dataclasses.replace(heuristic(*a, **k), fold=fold))
+    check(ndim, x_shape, w_shape, flip=True, **kw)
 
 
 @pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID[::3])

@@ -42,7 +42,7 @@ def _conv_kernel(
     sxn, sxc, sxd, sxh, sxw,
     swg, swn, swk, swd, swh, sww,
     syn, syc, syd, syh, syw,
-    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr, FOLD: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
@@ -55,6 +55,11 @@ def _conv_kernel(
     pass reads ``w[n, k]``, the transposed pass ``w[k, n]``. ``TRANSPOSED`` turns the tap
     relation ``i = o*s - p + t*d`` around: output ``o`` gathers input ``i = (o + p - t*d) / s``
     when that is an integer (the gradient of the forward pass with respect to its input).
+
+    ``FOLD`` (forward only, for few input channels per group): the reduction runs over the
+    flattened ``k = ((kd*KH + kh)*KW + kw)*C_in_g + c`` in ``BLOCK_K`` chunks instead of tap by
+    tap, so a stem's 3 channels fill a chunk with taps rather than 13 zeros; the tap
+    coordinates become per-element (an implicit im2col tile).
 
     Programs are ordered group-major; inside a group, ``GROUP_M`` row tiles share a column
     tile before moving on (the L2-friendly swizzle of the Triton matmul tutorial).
@@ -92,44 +97,72 @@ def _conv_kernel(
     x_rows = x_ptr + nb * sxn + group * C_in_g * sxc  # [BLOCK_M] pointers, channel 0 of the group
     w_cols = w_ptr + group * swg + offs_n * swn  # [BLOCK_N] pointers
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
-    for kd in range(KD):
-        if TRANSPOSED:
-            td = od + pd - kd * dd
-            id_ = td // sd
-            ok_d = mask_m & (td >= 0) & (td % sd == 0) & (id_ < D)
-        else:
-            id_ = od * sd - pd + kd * dd
-            ok_d = mask_m & (id_ >= 0) & (id_ < D)
-        for kh in range(KH):
-            if TRANSPOSED:
-                th = oh + ph - kh * dh
-                ih = th // sh
-                ok_dh = ok_d & (th >= 0) & (th % sh == 0) & (ih < H)
+    if FOLD:
+        base_d = (od * sd - pd)[:, None]
+        base_h = (oh * sh - ph)[:, None]
+        base_w = (ow * sw - pw)[:, None]
+        for k0 in range(0, KD * KH * KW * C_in_g, BLOCK_K):
+            k = k0 + offs_k
+            c = k % C_in_g
+            t = k // C_in_g
+            kw_ = t % KW
+            kh_ = (t // KW) % KH
+            kd_ = t // (KW * KH)
+            ok_k = kd_ < KD
+            id_ = base_d + (kd_ * dd)[None, :]
+            ih = base_h + (kh_ * dh)[None, :]
+            iw = base_w + (kw_ * dw)[None, :]
+            ok = (mask_m[:, None] & ok_k[None, :] & (id_ >= 0) & (id_ < D) & (ih >= 0) & (ih < H)
+                  & (iw >= 0) & (iw < W))
+            a = tl.load(x_rows[:, None] + id_ * sxd + ih * sxh + iw * sxw + (c * sxc)[None, :], mask=ok, other=0.0)
+            if FLIP:
+                w_k = c * swk + (KD - 1 - kd_) * swd + (KH - 1 - kh_) * swh + (KW - 1 - kw_) * sww
             else:
-                ih = oh * sh - ph + kh * dh
-                ok_dh = ok_d & (ih >= 0) & (ih < H)
-            for kw in range(KW):
+                w_k = c * swk + kd_ * swd + kh_ * swh + kw_ * sww
+            b = tl.load(w_cols[None, :] + w_k[:, None], mask=ok_k[:, None] & mask_n[None, :], other=0.0)
+            if UPCAST:
+                a = a.to(tl.float32)
+                b = b.to(tl.float32)
+            acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+    else:  # tap by tap: coordinates and bounds once per tap, channels in BLOCK_K chunks
+        for kd in range(KD):
+            if TRANSPOSED:
+                td = od + pd - kd * dd
+                id_ = td // sd
+                ok_d = mask_m & (td >= 0) & (td % sd == 0) & (id_ < D)
+            else:
+                id_ = od * sd - pd + kd * dd
+                ok_d = mask_m & (id_ >= 0) & (id_ < D)
+            for kh in range(KH):
                 if TRANSPOSED:
-                    tw = ow + pw - kw * dw
-                    iw = tw // sw
-                    ok = ok_dh & (tw >= 0) & (tw % sw == 0) & (iw < W)
+                    th = oh + ph - kh * dh
+                    ih = th // sh
+                    ok_dh = ok_d & (th >= 0) & (th % sh == 0) & (ih < H)
                 else:
-                    iw = ow * sw - pw + kw * dw
-                    ok = ok_dh & (iw >= 0) & (iw < W)
-                x_tap = x_rows + id_ * sxd + ih * sxh + iw * sxw
-                if FLIP:  # true convolution: the kernel reversed along every axis
-                    w_tap = w_cols + (KD - 1 - kd) * swd + (KH - 1 - kh) * swh + (KW - 1 - kw) * sww
-                else:
-                    w_tap = w_cols + kd * swd + kh * swh + kw * sww
-                for c0 in range(0, C_in_g, BLOCK_K):
-                    cin = c0 + offs_k
-                    ok_k = cin < C_in_g
-                    a = tl.load(x_tap[:, None] + cin[None, :] * sxc, mask=ok[:, None] & ok_k[None, :], other=0.0)
-                    b = tl.load(w_tap[None, :] + cin[:, None] * swk, mask=ok_k[:, None] & mask_n[None, :], other=0.0)
-                    if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
-                        a = a.to(tl.float32)
-                        b = b.to(tl.float32)
-                    acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+                    ih = oh * sh - ph + kh * dh
+                    ok_dh = ok_d & (ih >= 0) & (ih < H)
+                for kw in range(KW):
+                    if TRANSPOSED:
+                        tw = ow + pw - kw * dw
+                        iw = tw // sw
+                        ok = ok_dh & (tw >= 0) & (tw % sw == 0) & (iw < W)
+                    else:
+                        iw = ow * sw - pw + kw * dw
+                        ok = ok_dh & (iw >= 0) & (iw < W)
+                    x_tap = x_rows + id_ * sxd + ih * sxh + iw * sxw
+                    if FLIP:  # true convolution: the kernel reversed along every axis
+                        w_tap = w_cols + (KD - 1 - kd) * swd + (KH - 1 - kh) * swh + (KW - 1 - kw) * sww
+                    else:
+                        w_tap = w_cols + kd * swd + kh * swh + kw * sww
+                    for c0 in range(0, C_in_g, BLOCK_K):
+                        cin = c0 + offs_k
+                        ok_k = cin < C_in_g
+                        a = tl.load(x_tap[:, None] + cin[None, :] * sxc, mask=ok[:, None] & ok_k[None, :], other=0.0)
+                        b = tl.load(w_tap[None, :] + cin[:, None] * swk, mask=ok_k[:, None] & mask_n[None, :], other=0.0)
+                        if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
+                            a = a.to(tl.float32)
+                            b = b.to(tl.float32)
+                        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
 
     if HAS_BIAS:
         acc += tl.load(b_ptr + group * C_out_g + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
@@ -215,6 +248,7 @@ def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, fl
         *as_3d(spec.stride, 1), *as_3d(tuple(before for before, _ in spec.padding), 0), *as_3d(spec.dilation, 1),
         *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(y),
         *as_3d(spec.weight_shape[2:], 1), TRANSPOSED=transposed,
+        FOLD=bool(config.fold) and not transposed,  # same result either way; forward only
         HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
         INT64=needs_int64(x, weight, y, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
         DOT_PRECISION=dot_precision(x.dtype, interp),

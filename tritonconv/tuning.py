@@ -19,6 +19,7 @@ power of two. Batch and spatial sizes vary within a bucket; channel counts never
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -54,6 +55,7 @@ class Config:
     num_warps: int = 4
     num_stages: int = 3
     split_k: int = 1  # independent partial sums over the reduction (weight gradient)
+    fold: int = 0  # 1: taps folded into the reduction (forward, few input channels per group)
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
@@ -199,21 +201,22 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM) -> list[Config]
     rows, cols, red = problem.gemm
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     wgrad = problem.kind.endswith("wgrad")
+    folds = (0, 1) if can_fold(problem) else (0,)
     out: list[Config] = []
-    for bm, bn, bk, warps, stages in SPACES[problem.kind]:
-        for split in SPLITS if wgrad else (1,):
-            cfg = Config(  # unused blocks of the depthwise kernels stay at their declared 16
-                block_m=bm if problem.kind == "conv_dw_wgrad" else clamp_pow2(rows, 16, bm),
-                block_n=clamp_pow2(cols, 16, bn),
-                block_k=bk if problem.kind in ("conv_dw", "conv_dw_t") else clamp_pow2(triton.cdiv(red, split), 16, bk),
-                group_m=8 if problem.kind in ("conv", "conv_t") else 1,
-                num_warps=warps if wgrad or bm * bn >= 64 * 64 else min(warps, 4),
-                num_stages=stages, split_k=split,
-            )
-            if split > 1 and triton.cdiv(red, split) < 4 * cfg.block_k:
-                continue  # each partial sum keeps at least four reduction steps
-            if smem_bytes(cfg, itemsize) <= smem_limit and cfg not in out:
-                out.append(cfg)
+    for (bm, bn, bk, warps, stages), split, fold in itertools.product(SPACES[problem.kind], SPLITS if wgrad else (1,), folds):
+        reduction = problem.taps * red if fold else triton.cdiv(red, split)
+        cfg = Config(  # unused blocks of the depthwise kernels stay at their declared 16
+            block_m=bm if problem.kind == "conv_dw_wgrad" else clamp_pow2(rows, 16, bm),
+            block_n=clamp_pow2(cols, 16, bn),
+            block_k=bk if problem.kind in ("conv_dw", "conv_dw_t") else clamp_pow2(reduction, 16, bk),
+            group_m=8 if problem.kind in ("conv", "conv_t") else 1,
+            num_warps=warps if wgrad or bm * bn >= 64 * 64 else min(warps, 4),
+            num_stages=stages, split_k=split, fold=fold,
+        )
+        if split > 1 and triton.cdiv(red, split) < 4 * cfg.block_k:
+            continue  # each partial sum keeps at least four reduction steps
+        if smem_bytes(cfg, itemsize) <= smem_limit and cfg not in out:
+            out.append(cfg)
     return out or [heuristic(problem, interpret=False)]
 
 
@@ -245,14 +248,20 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
         tiles = problem.groups * problem.taps * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n)
         split = max(1, min(triton.cdiv(2 * sm_count, tiles), triton.cdiv(red, 8 * block_k)))
         return Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=3, split_k=split)
+    fold = int(can_fold(problem) and red <= 8)  # per-tap chunks would be half zeros or worse
     block_n = clamp_pow2(cols, 16, 128)
-    block_k = clamp_pow2(red, 16, 64)
+    block_k = clamp_pow2(problem.taps * red if fold else red, 16, 64)
     if interpret:
-        return Config(clamp_pow2(rows, 16, 16384 // max(block_k, block_n)), block_n, block_k, 1, 1, 1)
+        return Config(clamp_pow2(rows, 16, 16384 // max(block_k, block_n)), block_n, block_k, 1, 1, 1, fold=fold)
     block_m = 128 if rows >= 128 * 64 else 64
     warps = 8 if block_m * block_n >= 128 * 128 else 4
     stages = 2 if problem.taps * red <= block_k else 3
-    return Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages)
+    return Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, fold=fold)
+
+
+def can_fold(problem: Problem) -> bool:
+    """Folding taps into the reduction: forward only, worth trying when a tap's channels fill no 16-wide chunk."""
+    return problem.kind == "conv" and problem.taps > 1 and problem.gemm[2] < 16
 
 
 # --- choosing a config -------------------------------------------------------------------------
