@@ -34,7 +34,7 @@ print(f"committed GPU result files: {len(results)}, shipped tuning files: {len(c
 
 # %%
 intensity = {}
-print(f"{'op':>6} {'layer':>18} {'GFLOP':>8} {'MB (bf16)':>9} {'FLOP/B':>7}  {'heuristic (BM, BN, BK, warps)':>28} fold")
+print(f"{'op':>6} {'layer':>18} {'GFLOP':>8} {'MB (bf16)':>9} {'FLOP/B':>7}  {'heuristic (BM, BN, BK, warps)':>28} split fold")
 for op in ("conv1d", "conv2d", "conv3d"):
     for s in suite[op]:
         prob = shapes.suite_problem(op, s)
@@ -44,7 +44,7 @@ for op in ("conv1d", "conv2d", "conv3d"):
         fwd = "conv_dw" if is_depthwise(x, w, g) else "conv"  # depthwise layers run their own kernel
         cfg = tuning.heuristic(tuning.Problem.of(fwd, "bfloat16", "channels_last", **prob), interpret=False)
         print(f"{op:>6} {s['name']:>18} {flops / 1e9:8.2f} {nbytes / 1e6:9.1f} {flops / nbytes:7.1f}  "
-              f"{str((cfg.block_m, cfg.block_n, cfg.block_k, cfg.num_warps)):>28} {'yes' if cfg.fold else ''}")
+              f"{str((cfg.block_m, cfg.block_n, cfg.block_k, cfg.num_warps)):>28} {cfg.split_k:5d} {'yes' if cfg.fold else '-':>4}")
         assert flops > 0 and nbytes > 0
         intensity[s["name"]] = flops / nbytes
 
@@ -66,6 +66,21 @@ assert {k for v, k in low if v < 20} == {"depthwise_k31", "mobilenet_dw_3x3"}
 # and 13 zeros (81% of the MMA work wasted); folded, a 7x7 stem reduces over 147 = 49 x 3
 # values in three chunks of 64 (23% padding). Whether the gather's per-element index math
 # costs more than it saves is for the GPU tuner to measure: both orders are candidates.
+#
+# At the other end, `resnet50_l4_3x3` (7x7 outputs, 512 channels) has only 1568 output
+# positions: 25 x 4 tiles of 64 x 128, fewer than an H100's 132 SMs. Its reduction
+# (9 taps x 512 channels) is split in two (`split`): twice the programs, each summing half of
+# every tap's channels into an fp32 partial; the partials are added in a fixed order and
+# the bias and activation applied to the sum.
+
+# %%
+prob = shapes.suite_problem("conv2d", next(s for s in suite["conv2d"] if s["name"] == "resnet50_l4_3x3"))
+p = tuning.Problem.of("conv", "bfloat16", "channels_last", **prob)
+cfg = tuning.heuristic(p, interpret=False)
+rows, cols, red = p.gemm
+tiles = -(-rows // cfg.block_m) * -(-cols // cfg.block_n)
+print(f"{rows} positions x {cols} channels: {tiles} tiles of {cfg.block_m} x {cfg.block_n}, split {cfg.split_k}")
+assert tiles < 132 and cfg.split_k == 2
 
 # %%
 for name in ("resnet50_conv1", "c3d_conv1"):

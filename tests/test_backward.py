@@ -1,5 +1,6 @@
 """Gradients of tritonconv.conv1d/2d/3d (input, weight, bias) against torch autograd in float64."""
 
+import dataclasses
 import shutil
 
 import pytest
@@ -209,3 +210,11 @@ def test_split_reduction_of_depthwise_weight_gradient():
 def test_int64_offsets_path_depthwise(monkeypatch):
     monkeypatch.setattr(tritonconv.conv, "INT32_MAX", 16)
     check_grads(2, (2, 3, 9, 8), (6, 1, 3, 3), stride=2, padding=1, groups=3)
+
+
+def test_split_reduction_of_input_gradient(monkeypatch):
+    """The transposed pass splits its reduction (over output channels) like the forward pass."""
+    heuristic = tuning.heuristic
+    monkeypatch.setattr(tuning, "heuristic", lambda *a, **k: dataclasses.replace(heuristic(*a, **k), block_k=16,
+                                                                                 split_k=2))
+    check_grads(2, (2, 5, 8, 7), (40, 5, 3, 3), stride=2, padding=1, activation="relu")

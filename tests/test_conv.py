@@ -1,6 +1,7 @@
 """tritonconv.conv1d/2d/3d against torch.nn.functional on fresh random inputs."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -77,6 +78,22 @@ def test_grid_both_reduction_orders(monkeypatch, ndim, x_shape, w_shape, kw, fol
     heuristic = tuning.heuristic
     monkeypatch.setattr(tuning, "heuristic", lambda *a, **k: dataclasses.replace(heuristic(*a, **k), fold=fold))
     check(ndim, x_shape, w_shape, flip=True, **kw)
+
+
+@pytest.mark.parametrize("fold", [0, 1])
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID)
+def test_grid_split_reduction(monkeypatch, ndim, x_shape, w_shape, kw, fold):
+    """Split partial sums (small outputs on a GPU), then bias and activation on their sum: the same result."""
+    heuristic = tuning.heuristic
+    monkeypatch.setattr(tuning, "heuristic", lambda *a, **k: dataclasses.replace(
+        heuristic(*a, **k), block_k=16, split_k=3, fold=fold))
+    allocated = []
+    alloc = tritonconv.conv._alloc_output
+    monkeypatch.setattr(tritonconv.conv, "_alloc_output", lambda *a, **k: allocated.append(a[0]) or alloc(*a, **k))
+    check(ndim, x_shape, w_shape, activation="silu", **kw)
+    reduction = math.prod(w_shape[1:]) if fold else w_shape[1]  # more than one 16-wide chunk: several splits
+    several = reduction > 16 and not shapes.is_depthwise(x_shape, w_shape, kw.get("groups", 1))
+    assert len(allocated) == (2 if several else 1)  # the output, then the splits' partial sums
 
 
 @pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID[::3])

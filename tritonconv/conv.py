@@ -41,7 +41,7 @@ def _conv_kernel(
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     swg, swn, swk, swd, swh, sww,
-    syn, syc, syd, syh, syw,
+    syn, syc, syd, syh, syw, sys, R_PER_SPLIT,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr, FOLD: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
@@ -61,10 +61,16 @@ def _conv_kernel(
     tap, so a stem's 3 channels fill a chunk with taps rather than 13 zeros; the tap
     coordinates become per-element (an implicit im2col tile).
 
+    Split reduction (``program_id(1)``, for outputs too small to fill the GPU): split ``s``
+    sums reduction channels ``[s*R_PER_SPLIT, (s+1)*R_PER_SPLIT)`` of every tap (flattened
+    ``k`` with ``FOLD``) and stores its fp32 partial at ``y + s*sys``; the launcher adds the
+    partials in a fixed order and applies bias and activation (no atomics: deterministic).
+
     Programs are ordered group-major; inside a group, ``GROUP_M`` row tiles share a column
     tile before moving on (the L2-friendly swizzle of the Triton matmul tutorial).
     """
     pid = tl.program_id(0)
+    split = tl.program_id(1)
     # Only builtins in here (no tl.cdiv, tl.zeros, tl.sigmoid, tl.sum: they are @jit helpers
     # that the interpreted twin of this kernel cannot call; see _runtime).
     tiles_m = (M + BLOCK_M - 1) // BLOCK_M
@@ -101,7 +107,7 @@ def _conv_kernel(
         base_d = (od * sd - pd)[:, None]
         base_h = (oh * sh - ph)[:, None]
         base_w = (ow * sw - pw)[:, None]
-        for k0 in range(0, KD * KH * KW * C_in_g, BLOCK_K):
+        for k0 in range(split * R_PER_SPLIT, min((split + 1) * R_PER_SPLIT, KD * KH * KW * C_in_g), BLOCK_K):
             k = k0 + offs_k
             c = k % C_in_g
             t = k // C_in_g
@@ -154,7 +160,7 @@ def _conv_kernel(
                         w_tap = w_cols + (KD - 1 - kd) * swd + (KH - 1 - kh) * swh + (KW - 1 - kw) * sww
                     else:
                         w_tap = w_cols + kd * swd + kh * swh + kw * sww
-                    for c0 in range(0, C_in_g, BLOCK_K):
+                    for c0 in range(split * R_PER_SPLIT, min((split + 1) * R_PER_SPLIT, C_in_g), BLOCK_K):
                         cin = c0 + offs_k
                         ok_k = cin < C_in_g
                         a = tl.load(x_tap[:, None] + cin[None, :] * sxc, mask=ok[:, None] & ok_k[None, :], other=0.0)
@@ -173,7 +179,7 @@ def _conv_kernel(
     elif ACTIVATION == "silu":
         acc = acc / (1.0 + tl.exp(-acc))
 
-    y_rows = y_ptr + nb * syn + od * syd + oh * syh + ow * syw
+    y_rows = y_ptr + split * sys + nb * syn + od * syd + oh * syh + ow * syw
     y_cols = (group * C_out_g + offs_n) * syc
     tl.store(y_rows[:, None] + y_cols[None, :], acc.to(y_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
@@ -241,20 +247,31 @@ def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, fl
                                  spec.dilation, spec.groups)
         config = tuning.choose(problem, x.device, interp, lambda cfg: _launch(
             x, weight, bias, torch.empty_like(y), spec, transposed, activation, flip, cfg))
-    grid = (spec.groups * triton.cdiv(m, config.block_m) * triton.cdiv(c_write, config.block_n),)
+    fold = bool(config.fold) and not transposed  # same result either way; forward only
+    reduction = math.prod(spec.weight_shape[2:]) * c_read if fold else c_read  # per split loop
+    per_split = triton.cdiv(triton.cdiv(reduction, config.split_k), config.block_k) * config.block_k
+    splits = triton.cdiv(reduction, per_split)
+    # Several splits write fp32 partial sums (laid out as y, one batch of them per split).
+    out = y if splits == 1 else _alloc_output((splits * y.shape[0], *y.shape[1:]), y.device, torch.float32,
+                                              output_memory_format(y, y))
+    grid = (spec.groups * triton.cdiv(m, config.block_m) * triton.cdiv(c_write, config.block_n), splits)
     _conv_kernel[x.device][grid](
-        x, weight, bias if bias is not None else weight, y,
+        x, weight, bias if bias is not None else weight, out,
         m, c_read, c_write, *as_3d(tuple(x.shape[2:]), 1), *as_3d(tuple(y.shape[2:]), 1),
         *as_3d(spec.stride, 1), *as_3d(tuple(before for before, _ in spec.padding), 0), *as_3d(spec.dilation, 1),
-        *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(y),
-        *as_3d(spec.weight_shape[2:], 1), TRANSPOSED=transposed,
-        FOLD=bool(config.fold) and not transposed,  # same result either way; forward only
-        HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
-        INT64=needs_int64(x, weight, y, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
+        *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(out),
+        y.shape[0] * out.stride(0), per_split, *as_3d(spec.weight_shape[2:], 1), TRANSPOSED=transposed, FOLD=fold,
+        HAS_BIAS=bias is not None and splits == 1, ACTIVATION=activation if splits == 1 else None, FLIP=flip,
+        INT64=needs_int64(x, weight, out, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
         DOT_PRECISION=dot_precision(x.dtype, interp),
         BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
         num_warps=config.num_warps, num_stages=config.num_stages,
     )
+    if splits > 1:  # the epilogue on the summed partials, in a fixed order (deterministic)
+        total = out.view(splits, *y.shape).sum(0)
+        if bias is not None:
+            total += bias.float().view(-1, *(1,) * (y.dim() - 2))
+        y.copy_(getattr(torch.nn.functional, activation)(total) if activation else total)
     return y
 
 

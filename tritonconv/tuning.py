@@ -54,7 +54,7 @@ class Config:
     group_m: int = 8  # row tiles sharing a column tile (L2 swizzle)
     num_warps: int = 4
     num_stages: int = 3
-    split_k: int = 1  # independent partial sums over the reduction (weight gradient)
+    split_k: int = 1  # independent partial sums over the reduction (weight gradient; small outputs)
     fold: int = 0  # 1: taps folded into the reduction (forward, few input channels per group)
 
     @classmethod
@@ -184,6 +184,8 @@ SPACES: dict[str, list[tuple[int, int, int, int, int]]] = {
 SPACES["conv_t"] = SPACES["conv"]
 SPACES["conv_dw_t"] = SPACES["conv_dw"]
 SPLITS = (1, 2, 4, 8, 16, 32)  # weight-gradient split counts tried
+FORWARD_SPLITS = (1, 2, 4)  # for outputs of at most SMALL_OUTPUT elements (conv, conv_t)
+SMALL_OUTPUT = 2**21
 DEFAULT_SMEM = 232448  # bytes of shared memory per block on H100/H200 (opt-in), for pruning without a GPU
 
 
@@ -201,9 +203,10 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM) -> list[Config]
     rows, cols, red = problem.gemm
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     wgrad = problem.kind.endswith("wgrad")
+    splits = SPLITS if wgrad else FORWARD_SPLITS if problem.kind in ("conv", "conv_t") and small_output(problem) else (1,)
     folds = (0, 1) if can_fold(problem) else (0,)
     out: list[Config] = []
-    for (bm, bn, bk, warps, stages), split, fold in itertools.product(SPACES[problem.kind], SPLITS if wgrad else (1,), folds):
+    for (bm, bn, bk, warps, stages), split, fold in itertools.product(SPACES[problem.kind], splits, folds):
         reduction = problem.taps * red if fold else triton.cdiv(red, split)
         cfg = Config(  # unused blocks of the depthwise kernels stay at their declared 16
             block_m=bm if problem.kind == "conv_dw_wgrad" else clamp_pow2(rows, 16, bm),
@@ -213,8 +216,8 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM) -> list[Config]
             num_warps=warps if wgrad or bm * bn >= 64 * 64 else min(warps, 4),
             num_stages=stages, split_k=split, fold=fold,
         )
-        if split > 1 and triton.cdiv(red, split) < 4 * cfg.block_k:
-            continue  # each partial sum keeps at least four reduction steps
+        if split > 1 and (fold or triton.cdiv(red, split) < (4 if wgrad else 1) * cfg.block_k):
+            continue  # each partial sum keeps at least four reduction steps (forward: one per tap)
         if smem_bytes(cfg, itemsize) <= smem_limit and cfg not in out:
             out.append(cfg)
     return out or [heuristic(problem, interpret=False)]
@@ -256,7 +259,17 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
     block_m = 128 if rows >= 128 * 64 else 64
     warps = 8 if block_m * block_n >= 128 * 128 else 4
     stages = 2 if problem.taps * red <= block_k else 3
-    return Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, fold=fold)
+    split = 1
+    tiles = problem.groups * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n)
+    if not fold and tiles < sm_count and small_output(problem):  # under one wave: split the reduction
+        split = max(1, min(triton.cdiv(sm_count, tiles), red // (2 * block_k), FORWARD_SPLITS[-1]))
+    return Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
+
+
+def small_output(problem: Problem) -> bool:
+    """Few enough output elements that one wave of tiles may leave SMs idle: split candidates are tried."""
+    rows, cols, _ = problem.gemm
+    return rows * cols * problem.groups <= SMALL_OUTPUT
 
 
 def can_fold(problem: Problem) -> bool:
