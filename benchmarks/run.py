@@ -158,6 +158,23 @@ def run(args) -> list[dict]:
     return rows
 
 
+def launched_configs(fn) -> list[dict]:
+    """Run ``fn`` once and list the kernel kind and config of every launch that chose one."""
+    seen, choose = [], tuning.choose
+
+    def spy(problem, *args):
+        cfg = choose(problem, *args)
+        seen.append({"kind": problem.kind, **vars(cfg)})
+        return cfg
+
+    tuning.choose = spy
+    try:
+        fn()
+    finally:
+        tuning.choose = choose
+    return seen
+
+
 def measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, backward=False) -> dict:
     """One row. ``backward``: time forward + backward (input and weight gradients); outputs are still
     checked on the forward (gradient correctness is the tests' job)."""
@@ -193,6 +210,8 @@ def measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, bac
 
         ms = bench(call) if err <= TOL[dtype] else None
         row[impl] = {"ms": ms, "rel_err": err, "ok": err <= TOL[dtype]}
+        if impl == "tritonconv":  # which kernels and configs the timed calls used (memoized by then)
+            row[impl]["configs"] = launched_configs(call)
         if ms:
             row[impl].update(TFLOPs=flops / ms / 1e9, GBps=nbytes / ms / 1e6)
     ours = row.get("tritonconv", {}).get("ms")

@@ -44,7 +44,8 @@ for op in ("conv1d", "conv2d", "conv3d"):
         fwd = "conv_dw" if is_depthwise(x, w, g) else "conv"  # depthwise layers run their own kernel
         cfg = tuning.heuristic(tuning.Problem.of(fwd, "bfloat16", "channels_last", **prob), interpret=False)
         print(f"{op:>6} {s['name']:>18} {flops / 1e9:8.2f} {nbytes / 1e6:9.1f} {flops / nbytes:7.1f}  "
-              f"{str((cfg.block_m, cfg.block_n, cfg.block_k, cfg.num_warps)):>28} {cfg.split_k:5d} {'yes' if cfg.fold else '-':>4}")
+              f"{str((cfg.block_m, cfg.block_n, cfg.block_k, cfg.num_warps)):>28} {cfg.split_k:5d} "
+              f"{'yes' if cfg.fold else '-':>4}")
         assert flops > 0 and nbytes > 0
         intensity[s["name"]] = flops / nbytes
 

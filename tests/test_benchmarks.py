@@ -17,6 +17,8 @@ def test_smoke_run_writes_checked_rows(tmp_path):
         assert row["smoke"] and "interpreter smoke" in row["device"] and row["torch"] == torch.__version__
         assert row["tritonconv"]["ok"] and row["tritonconv"]["ms"] > 0 and row["speedup_vs_cudnn"] > 0
     assert all("cudnn_full3d" in r for r in rows if r["op"] == "conv2plus1d")
+    kinds = {r["name"]: {c["kind"] for c in r["tritonconv"]["configs"]} for r in rows if r["op"] == "conv1d"}
+    assert kinds["depthwise_k31"] == {"conv_dw"} and kinds["tcn_k3"] == {"conv"}  # the kernels each layer ran
 
 
 def test_smoke_shapes_keep_the_layer_kind():

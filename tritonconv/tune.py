@@ -86,6 +86,7 @@ def show(device_name: str | None) -> None:
                 cfg = value["config"]
                 print(f"    {key}  ->  BM={cfg['block_m']} BN={cfg['block_n']} BK={cfg['block_k']} "
                       f"warps={cfg['num_warps']} stages={cfg['num_stages']} split={cfg.get('split_k', 1)} "
+                      f"fold={cfg.get('fold', 0)} "
                       f"({value.get('ms', float('nan')):.4f} ms)")
 
 
