@@ -142,7 +142,7 @@ def _fused(x, ws, bs, wt, bt, spatial: ConvSpec, temporal: ConvSpec, mid_activat
     c_mid, c_in = ws.shape[:2]
     m = y.shape[0] * math.prod(y.shape[2:])
     interp = interpreting(x.device)
-    config = config or fused_config(m, c_in, c_mid, wt.shape[0], interp)
+    config = config or fused_config(m, c_in, c_mid, wt.shape[0], interp=interp)
     block_c = tuning.clamp_pow2(c_mid, 16, 64)
     st, (sh, sw) = temporal.stride[0], spatial.stride[1:]
     grid = (triton.cdiv(m, config.block_m) * triton.cdiv(wt.shape[0], config.block_n),)
