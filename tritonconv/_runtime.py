@@ -49,3 +49,24 @@ class Kernel:
 def kernel(jit_fn: triton.JITFunction) -> Kernel:
     """Decorator placed above ``@triton.jit``."""
     return Kernel(jit_fn)
+
+
+class DeviceFunction(triton.JITFunction):
+    """A ``@triton.jit`` helper that kernels call, compiled and interpreted alike.
+
+    The compiler inlines a called ``JITFunction`` itself and never invokes it; an interpreted
+    kernel calls it as Python, which a plain ``JITFunction`` refuses ("Cannot call @triton.jit'd
+    outside of the scope of a kernel"). This one runs its interpreted twin instead.
+    """
+
+    def __init__(self, fn) -> None:
+        super().__init__(fn)
+        self._interpreted = InterpretedFunction(fn)
+
+    def __call__(self, *args, **kwargs):
+        return self._interpreted(*args, **kwargs)
+
+
+def device(fn) -> DeviceFunction:
+    """Decorator for helpers called from kernels (in place of ``@triton.jit``)."""
+    return DeviceFunction(fn)

@@ -28,6 +28,7 @@ import triton.language as tl
 from . import conv_depthwise, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting, kernel
+from ._tile import activate, positions, tap, weight_tap
 from .shapes import is_depthwise
 
 INT32_MAX = 2**31 - 1
@@ -71,8 +72,8 @@ def _conv_kernel(
     """
     pid = tl.program_id(0)
     split = tl.program_id(1)
-    # Only builtins in here (no tl.cdiv, tl.zeros, tl.sigmoid, tl.sum: they are @jit helpers
-    # that the interpreted twin of this kernel cannot call; see _runtime).
+    # Builtins and our _tile device functions only (not tl.cdiv, tl.zeros, tl.sum: Triton's own
+    # @jit helpers, which the interpreted twin of this kernel cannot call; see _runtime).
     tiles_m = (M + BLOCK_M - 1) // BLOCK_M
     tiles_n = (C_out_g + BLOCK_N - 1) // BLOCK_N
     group = pid // (tiles_m * tiles_n)
@@ -94,19 +95,12 @@ def _conv_kernel(
     mask_m = offs_m < M
     mask_n = offs_n < C_out_g
 
-    # Output position -> (batch, od, oh, ow); done once per program.
-    ow = offs_m % OW
-    oh = (offs_m // OW) % OH
-    od = (offs_m // (OW * OH)) % OD
-    nb = offs_m // (OW * OH * OD)
+    nb, od, oh, ow = positions(offs_m, OD, OH, OW)  # once per program
 
     x_rows = x_ptr + nb * sxn + group * C_in_g * sxc  # [BLOCK_M] pointers, channel 0 of the group
     w_cols = w_ptr + group * swg + offs_n * swn  # [BLOCK_N] pointers
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     if FOLD:
-        base_d = (od * sd - pd)[:, None]
-        base_h = (oh * sh - ph)[:, None]
-        base_w = (ow * sw - pw)[:, None]
         for k0 in range(split * R_PER_SPLIT, min((split + 1) * R_PER_SPLIT, KD * KH * KW * C_in_g), BLOCK_K):
             k = k0 + offs_k
             c = k % C_in_g
@@ -115,16 +109,12 @@ def _conv_kernel(
             kh_ = (t // KW) % KH
             kd_ = t // (KW * KH)
             ok_k = kd_ < KD
-            id_ = base_d + (kd_ * dd)[None, :]
-            ih = base_h + (kh_ * dh)[None, :]
-            iw = base_w + (kw_ * dw)[None, :]
-            ok = (mask_m[:, None] & ok_k[None, :] & (id_ >= 0) & (id_ < D) & (ih >= 0) & (ih < H)
-                  & (iw >= 0) & (iw < W))
+            id_, ok_d = tap(od[:, None], sd, pd, kd_[None, :], dd, D, False)  # [BLOCK_M, BLOCK_K] each
+            ih, ok_h = tap(oh[:, None], sh, ph, kh_[None, :], dh, H, False)
+            iw, ok_w = tap(ow[:, None], sw, pw, kw_[None, :], dw, W, False)
+            ok = mask_m[:, None] & ok_k[None, :] & ok_d & ok_h & ok_w
             a = tl.load(x_rows[:, None] + id_ * sxd + ih * sxh + iw * sxw + (c * sxc)[None, :], mask=ok, other=0.0)
-            if FLIP:
-                w_k = c * swk + (KD - 1 - kd_) * swd + (KH - 1 - kh_) * swh + (KW - 1 - kw_) * sww
-            else:
-                w_k = c * swk + kd_ * swd + kh_ * swh + kw_ * sww
+            w_k = c * swk + weight_tap(kd_, kh_, kw_, swd, swh, sww, KD, KH, KW, FLIP)
             b = tl.load(w_cols[None, :] + w_k[:, None], mask=ok_k[:, None] & mask_n[None, :], other=0.0)
             if UPCAST:
                 a = a.to(tl.float32)
@@ -132,34 +122,16 @@ def _conv_kernel(
             acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
     else:  # tap by tap: coordinates and bounds once per tap, channels in BLOCK_K chunks
         for kd in range(KD):
-            if TRANSPOSED:
-                td = od + pd - kd * dd
-                id_ = td // sd
-                ok_d = mask_m & (td >= 0) & (td % sd == 0) & (id_ < D)
-            else:
-                id_ = od * sd - pd + kd * dd
-                ok_d = mask_m & (id_ >= 0) & (id_ < D)
+            id_, ok_d = tap(od, sd, pd, kd, dd, D, TRANSPOSED)
+            ok_d = ok_d & mask_m
             for kh in range(KH):
-                if TRANSPOSED:
-                    th = oh + ph - kh * dh
-                    ih = th // sh
-                    ok_dh = ok_d & (th >= 0) & (th % sh == 0) & (ih < H)
-                else:
-                    ih = oh * sh - ph + kh * dh
-                    ok_dh = ok_d & (ih >= 0) & (ih < H)
+                ih, ok_h = tap(oh, sh, ph, kh, dh, H, TRANSPOSED)
+                ok_dh = ok_d & ok_h
                 for kw in range(KW):
-                    if TRANSPOSED:
-                        tw = ow + pw - kw * dw
-                        iw = tw // sw
-                        ok = ok_dh & (tw >= 0) & (tw % sw == 0) & (iw < W)
-                    else:
-                        iw = ow * sw - pw + kw * dw
-                        ok = ok_dh & (iw >= 0) & (iw < W)
+                    iw, ok_w = tap(ow, sw, pw, kw, dw, W, TRANSPOSED)
+                    ok = ok_dh & ok_w
                     x_tap = x_rows + id_ * sxd + ih * sxh + iw * sxw
-                    if FLIP:  # true convolution: the kernel reversed along every axis
-                        w_tap = w_cols + (KD - 1 - kd) * swd + (KH - 1 - kh) * swh + (KW - 1 - kw) * sww
-                    else:
-                        w_tap = w_cols + kd * swd + kh * swh + kw * sww
+                    w_tap = w_cols + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
                     for c0 in range(split * R_PER_SPLIT, min((split + 1) * R_PER_SPLIT, C_in_g), BLOCK_K):
                         cin = c0 + offs_k
                         ok_k = cin < C_in_g
@@ -172,12 +144,7 @@ def _conv_kernel(
 
     if HAS_BIAS:
         acc += tl.load(b_ptr + group * C_out_g + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-    if ACTIVATION == "relu":
-        acc = tl.maximum(acc, 0.0)
-    elif ACTIVATION == "gelu":  # exact (erf) GELU, as torch.nn.functional.gelu
-        acc = 0.5 * acc * (1.0 + tl.erf(acc * 0.7071067811865476))
-    elif ACTIVATION == "silu":
-        acc = acc / (1.0 + tl.exp(-acc))
+    acc = activate(acc, ACTIVATION)
 
     y_rows = y_ptr + split * sys + nb * syn + od * syd + oh * syh + ow * syw
     y_cols = (group * C_out_g + offs_n) * syc

@@ -31,6 +31,7 @@ import triton.language as tl
 from . import _checks, cache, conv, functional, shapes, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting, kernel
+from ._tile import activate, positions, tap
 
 
 @kernel
@@ -64,26 +65,23 @@ def _conv2plus1d_kernel(
         offs_k = offs_k.to(tl.int64)
     mask_m = offs_m < M
     mask_n = offs_n < C_out
-    ow = offs_m % OW
-    oh = (offs_m // OW) % OH
-    ot = (offs_m // (OW * OH)) % OT
-    nb = offs_m // (OW * OH * OT)
+    nb, ot, oh, ow = positions(offs_m, OT, OH, OW)
 
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     for j in range(KT):
-        tm = ot * st - pt + j * dt  # the mid frame this temporal tap reads
-        ok_t = mask_m & (tm >= 0) & (tm < T)
+        tm, ok_t = tap(ot, st, pt, j, dt, T, False)  # the mid frame this temporal tap reads
+        ok_t = ok_t & mask_m
         x_rows = x_ptr + nb * sxn + tm * sxt
         for c0 in range(0, C_mid, BLOCK_C):
             cm = c0 + offs_c
             ok_c = cm < C_mid
             mid = tl.full((BLOCK_M, BLOCK_C), 0.0, tl.float32)
             for kh in range(KH):
-                ih = oh * sh - ph + kh * dh
-                ok_h = ok_t & (ih >= 0) & (ih < H)
+                ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
+                ok_h = ok_h & ok_t
                 for kw in range(KW):
-                    iw = ow * sw - pw + kw * dw
-                    ok = ok_h & (iw >= 0) & (iw < W)
+                    iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
+                    ok = ok_h & ok_w
                     x_tap = x_rows + ih * sxh + iw * sxw
                     w_tap = ws_ptr + cm * wso + kh * wsh + kw * wsw
                     for k0 in range(0, C_in, BLOCK_K):
@@ -97,12 +95,7 @@ def _conv2plus1d_kernel(
                         mid = tl.dot(a, b, mid, input_precision=DOT_PRECISION)
             if HAS_BS:
                 mid += tl.load(bs_ptr + cm, mask=ok_c, other=0.0).to(tl.float32)[None, :]
-            if MID_ACT == "relu":
-                mid = tl.maximum(mid, 0.0)
-            elif MID_ACT == "gelu":
-                mid = 0.5 * mid * (1.0 + tl.erf(mid * 0.7071067811865476))
-            elif MID_ACT == "silu":
-                mid = mid / (1.0 + tl.exp(-mid))
+            mid = activate(mid, MID_ACT)
             mid = tl.where(ok_t[:, None], mid, 0.0)  # temporal zero padding of mid, after its bias
             mid = mid.to(x_ptr.dtype.element_ty)  # as the two-launch path stores it
             wt = tl.load(wt_ptr + offs_n[None, :] * wto + cm[:, None] * wti + j * wtt,
@@ -114,12 +107,7 @@ def _conv2plus1d_kernel(
 
     if HAS_BT:
         acc += tl.load(bt_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-    if ACTIVATION == "relu":
-        acc = tl.maximum(acc, 0.0)
-    elif ACTIVATION == "gelu":
-        acc = 0.5 * acc * (1.0 + tl.erf(acc * 0.7071067811865476))
-    elif ACTIVATION == "silu":
-        acc = acc / (1.0 + tl.exp(-acc))
+    acc = activate(acc, ACTIVATION)
     y_rows = y_ptr + nb * syn + ot * syt + oh * syh + ow * syw
     tl.store(y_rows[:, None] + offs_n[None, :] * syc, acc.to(y_ptr.dtype.element_ty),
              mask=mask_m[:, None] & mask_n[None, :])

@@ -27,6 +27,7 @@ import triton.language as tl
 from . import conv, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting, kernel
+from ._tile import activate, positions, tap, weight_tap
 from .shapes import is_depthwise
 
 
@@ -43,11 +44,7 @@ def _depthwise_kernel(
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
-    """``x`` is read (sizes D, H, W), ``y`` written (``C`` channels, sizes OD, OH, OW, ``M`` positions).
-
-    The tap relations are those of :func:`tritonconv.conv._conv_kernel` (restated: the
-    interpreted twin of a kernel cannot call a ``@triton.jit`` helper).
-    """
+    """``x`` is read (sizes D, H, W), ``y`` written (``C`` channels, sizes OD, OH, OW, ``M`` positions)."""
     pid = tl.program_id(0)
     tiles_n = (C + BLOCK_N - 1) // BLOCK_N
     pid_m = pid // tiles_n
@@ -59,43 +56,22 @@ def _depthwise_kernel(
         offs_n = offs_n.to(tl.int64)
     mask_m = offs_m < M
     mask_n = offs_n < C
-    ow = offs_m % OW
-    oh = (offs_m // OW) % OH
-    od = (offs_m // (OW * OH)) % OD
-    nb = offs_m // (OW * OH * OD)
+    nb, od, oh, ow = positions(offs_m, OD, OH, OW)
     x_rows = x_ptr + nb * sxn
     x_first = (offs_n // DIV) * REP  # first channel read for each channel written
     w_first = offs_n * REP  # and its weight row
 
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     for kd in range(KD):
-        if TRANSPOSED:
-            td = od + pd - kd * dd
-            id_ = td // sd
-            ok_d = mask_m & (td >= 0) & (td % sd == 0) & (id_ < D)
-        else:
-            id_ = od * sd - pd + kd * dd
-            ok_d = mask_m & (id_ >= 0) & (id_ < D)
+        id_, ok_d = tap(od, sd, pd, kd, dd, D, TRANSPOSED)
+        ok_d = ok_d & mask_m
         for kh in range(KH):
-            if TRANSPOSED:
-                th = oh + ph - kh * dh
-                ih = th // sh
-                ok_dh = ok_d & (th >= 0) & (th % sh == 0) & (ih < H)
-            else:
-                ih = oh * sh - ph + kh * dh
-                ok_dh = ok_d & (ih >= 0) & (ih < H)
+            ih, ok_h = tap(oh, sh, ph, kh, dh, H, TRANSPOSED)
+            ok_dh = ok_d & ok_h
             for kw in range(KW):
-                if TRANSPOSED:
-                    tw = ow + pw - kw * dw
-                    iw = tw // sw
-                    ok = ok_dh & (tw >= 0) & (tw % sw == 0) & (iw < W)
-                else:
-                    iw = ow * sw - pw + kw * dw
-                    ok = ok_dh & (iw >= 0) & (iw < W)
-                if FLIP:
-                    w_tap = w_ptr + (KD - 1 - kd) * swd + (KH - 1 - kh) * swh + (KW - 1 - kw) * sww
-                else:
-                    w_tap = w_ptr + kd * swd + kh * swh + kw * sww
+                iw, ok_w = tap(ow, sw, pw, kw, dw, W, TRANSPOSED)
+                ok = ok_dh & ok_w
+                w_tap = w_ptr + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
                 x_tap = x_rows + id_ * sxd + ih * sxh + iw * sxw
                 for j in range(REP):
                     wv = tl.load(w_tap + (w_first + j) * swo, mask=mask_n, other=0.0).to(tl.float32)
@@ -105,12 +81,7 @@ def _depthwise_kernel(
 
     if HAS_BIAS:
         acc += tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-    if ACTIVATION == "relu":
-        acc = tl.maximum(acc, 0.0)
-    elif ACTIVATION == "gelu":
-        acc = 0.5 * acc * (1.0 + tl.erf(acc * 0.7071067811865476))
-    elif ACTIVATION == "silu":
-        acc = acc / (1.0 + tl.exp(-acc))
+    acc = activate(acc, ACTIVATION)
     y_rows = y_ptr + nb * syn + od * syd + oh * syh + ow * syw
     tl.store(y_rows[:, None] + offs_n[None, :] * syc, acc.to(y_ptr.dtype.element_ty),
              mask=mask_m[:, None] & mask_n[None, :])
@@ -133,10 +104,10 @@ def _depthwise_weight_grad_kernel(
     split = tl.program_id(1)
     tiles_n = (C_out + BLOCK_N - 1) // BLOCK_N
     pid_n = pid % tiles_n
-    tap = pid // tiles_n
-    kw = tap % KW
-    kh = (tap // KW) % KH
-    kd = tap // (KW * KH)
+    t = pid // tiles_n  # this program's tap
+    kw = t % KW
+    kh = (t // KW) % KH
+    kd = t // (KW * KH)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     first_p = split * P_PER_SPLIT
     if INT64:
@@ -150,23 +121,20 @@ def _depthwise_weight_grad_kernel(
     for p0 in range(0, P_PER_SPLIT, BLOCK_K):
         offs_p = first_p + p0 + tl.arange(0, BLOCK_K)
         mask_p = offs_p < P
-        ow = offs_p % OW
-        oh = (offs_p // OW) % OH
-        od = (offs_p // (OW * OH)) % OD
-        nb = offs_p // (OW * OH * OD)
-        id_ = od * sd - pd + kd * dd
-        ih = oh * sh - ph + kh * dh
-        iw = ow * sw - pw + kw * dw
-        ok = mask_p & (id_ >= 0) & (id_ < D) & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+        nb, od, oh, ow = positions(offs_p, OD, OH, OW)
+        id_, ok_d = tap(od, sd, pd, kd, dd, D, False)
+        ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
+        iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
+        ok = mask_p & ok_d & ok_h & ok_w
         dy_p = nb * syn + od * syd + oh * syh + ow * syw
         x_p = nb * sxn + id_ * sxd + ih * sxh + iw * sxw
         a = tl.load(dy_cols[None, :] + dy_p[:, None], mask=mask_p[:, None] & mask_n[None, :], other=0.0)
         b = tl.load(x_cols[None, :] + x_p[:, None], mask=ok[:, None] & mask_n[None, :], other=0.0)
         acc += a.to(tl.float32) * b.to(tl.float32)
 
-    # tl.sum is a @jit helper the interpreted twin cannot call; tl.reduce with its combine is a builtin.
+    # tl.sum is Triton's own @jit helper, which the interpreted twin cannot call; tl.reduce is a builtin.
     total = tl.reduce(acc, 0, tl.standard._sum_combine)
-    tl.store(dw_ptr + split * sws + offs_n * swo + tap, total, mask=mask_n)
+    tl.store(dw_ptr + split * sws + offs_n * swo + t, total, mask=mask_n)
 
 
 def _problem(kind: str, t: torch.Tensor, spec: ConvSpec) -> tuning.Problem:

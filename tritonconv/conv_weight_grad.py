@@ -24,6 +24,7 @@ import triton.language as tl
 from . import conv, conv_depthwise, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting, kernel
+from ._tile import positions, tap
 
 
 @kernel
@@ -46,11 +47,11 @@ def _conv_weight_grad_kernel(
     tiles_m = (C_out_g + BLOCK_M - 1) // BLOCK_M
     pid_n = pid % tiles_n
     pid_m = (pid // tiles_n) % tiles_m
-    tap = (pid // (tiles_n * tiles_m)) % (KD * KH * KW)
+    t = (pid // (tiles_n * tiles_m)) % (KD * KH * KW)  # this program's tap
     group = pid // (tiles_n * tiles_m * KD * KH * KW)
-    kw = tap % KW
-    kh = (tap // KW) % KH
-    kd = tap // (KW * KH)
+    kw = t % KW
+    kh = (t // KW) % KH
+    kd = t // (KW * KH)
 
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # output channels
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # input channels
@@ -69,14 +70,11 @@ def _conv_weight_grad_kernel(
     for p0 in range(0, P_PER_SPLIT, BLOCK_K):
         offs_p = first_p + p0 + tl.arange(0, BLOCK_K)
         mask_p = offs_p < P
-        ow = offs_p % OW
-        oh = (offs_p // OW) % OH
-        od = (offs_p // (OW * OH)) % OD
-        nb = offs_p // (OW * OH * OD)
-        id_ = od * sd - pd + kd * dd
-        ih = oh * sh - ph + kh * dh
-        iw = ow * sw - pw + kw * dw
-        ok = mask_p & (id_ >= 0) & (id_ < D) & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+        nb, od, oh, ow = positions(offs_p, OD, OH, OW)
+        id_, ok_d = tap(od, sd, pd, kd, dd, D, False)
+        ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
+        iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
+        ok = mask_p & ok_d & ok_h & ok_w
         dy_p = nb * syn + od * syd + oh * syh + ow * syw
         x_p = nb * sxn + id_ * sxd + ih * sxh + iw * sxw
         a = tl.load(dy_rows[:, None] + dy_p[None, :], mask=mask_m[:, None] & mask_p[None, :], other=0.0)
@@ -86,7 +84,7 @@ def _conv_weight_grad_kernel(
             b = b.to(tl.float32)
         acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
 
-    dw = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + offs_n[None, :] * swi + tap
+    dw = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + offs_n[None, :] * swi + t
     tl.store(dw, acc, mask=mask_m[:, None] & mask_n[None, :])
 
 

@@ -1,0 +1,59 @@
+"""The kernels' shared index math (tritonconv._tile), run as a kernel, against plain Python."""
+
+import pytest
+import torch
+import triton
+import triton.language as tl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tritonconv._runtime import kernel
+from tritonconv._tile import positions, tap
+
+
+@kernel
+@triton.jit
+def _tap_kernel(i_ptr, ok_ptr, s, p, t, d, size, TRANSPOSED: tl.constexpr, B: tl.constexpr):
+    o = tl.arange(0, B)
+    i, ok = tap(o, s, p, t, d, size, TRANSPOSED)
+    tl.store(i_ptr + o, i, mask=ok)
+    tl.store(ok_ptr + o, ok.to(tl.int32))
+
+
+@settings(max_examples=40, deadline=None)
+@given(s=st.integers(1, 4), p=st.integers(0, 3), t=st.integers(0, 4), d=st.integers(1, 3), size=st.integers(1, 20),
+       transposed=st.booleans())
+def test_tap_relation(s, p, t, d, size, transposed):
+    """Forward: i = o*s - p + t*d inside [0, size). Transposed: the i in [0, size) with i*s - p + t*d = o."""
+    i = torch.full((32,), -99, dtype=torch.int32)
+    ok = torch.empty(32, dtype=torch.int32)
+    _tap_kernel[i.device][(1,)](i, ok, s, p, t, d, size, TRANSPOSED=transposed, B=32)
+    for o in range(32):
+        if transposed:
+            want = [j for j in range(size) if j * s - p + t * d == o]
+        else:
+            want = [o * s - p + t * d] if 0 <= o * s - p + t * d < size else []
+        assert bool(ok[o]) == bool(want), o
+        if want:
+            assert i[o] == want[0], o
+
+
+@kernel
+@triton.jit
+def _positions_kernel(out_ptr, OD, OH, OW, B: tl.constexpr):
+    m = tl.arange(0, B)
+    nb, od, oh, ow = positions(m, OD, OH, OW)
+    tl.store(out_ptr + m * 4, nb)
+    tl.store(out_ptr + m * 4 + 1, od)
+    tl.store(out_ptr + m * 4 + 2, oh)
+    tl.store(out_ptr + m * 4 + 3, ow)
+
+
+@pytest.mark.parametrize("sizes", [(1, 1, 7), (2, 3, 5), (3, 1, 2)])
+def test_positions_unflatten_row_major(sizes):
+    out = torch.empty(64, 4, dtype=torch.int32)
+    _positions_kernel[out.device][(1,)](out, *sizes, B=64)
+    grid = torch.arange(64).reshape(-1, 1)
+    od, oh, ow = sizes
+    expect = torch.cat([grid // (od * oh * ow), grid // (oh * ow) % od, grid // ow % oh, grid % ow], dim=1)
+    assert torch.equal(out, expect.int())
