@@ -1,4 +1,4 @@
-"""Every kernel variant compiles for a Hopper GPU (sm_90), on a machine without one.
+"""Every kernel variant compiles for Hopper (sm_90) and Ampere (sm_80) GPUs, on a machine without one.
 
 The interpreter runs the kernels' Python, not Triton's compiler: a construct the compiler
 rejects (a type mismatch between branches, an unsupported builtin) would pass every CPU
@@ -45,8 +45,8 @@ def record_launches(monkeypatch) -> list:
     return launches
 
 
-def compile_for_hopper(fn, args, kwargs):
-    """Compile ``fn`` as the GPU would for these arguments (signature from their types)."""
+def compile_for(arch: int, fn, args, kwargs):
+    """Compile ``fn`` for ``sm_<arch>`` as the GPU would for these arguments (signature from their types)."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
@@ -64,7 +64,7 @@ def compile_for_hopper(fn, args, kwargs):
             signature[param.name] = "i32" if -(2**31) <= value < 2**31 else "i64"
     options = {k: kwargs[k] for k in LAUNCH_OPTIONS if k in kwargs}
     return triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs),
-                          target=GPUTarget("cuda", 90, 32), options=options)
+                          target=GPUTarget("cuda", arch, 32), options=options)
 
 
 def problems():
@@ -93,7 +93,8 @@ def problems():
                            mid_activation="relu", activation="gelu", fused=True)
 
 
-def test_every_kernel_variant_compiles_for_sm90(monkeypatch):
+@pytest.mark.parametrize("arch", [90, 80])  # Hopper (wgmma), Ampere (mma)
+def test_every_kernel_variant_compiles(monkeypatch, arch):
     pytest.importorskip("triton.backends.nvidia")
     monkeypatch.setattr(conv, "INT32_MAX", 2**40)  # record real launches; INT64 variants are added below
     # the GPU's default tiles (the interpreter's are far larger: slow to compile, never run on a GPU)
@@ -109,9 +110,11 @@ def test_every_kernel_variant_compiles_for_sm90(monkeypatch):
         variants.setdefault(key, (fn, args, kwargs))
         if "INT64" in kwargs:  # the same launch with 64-bit offsets
             variants.setdefault(key + ("int64",), (fn, args, {**kwargs, "INT64": True}))
+        if kwargs.get("DOT_PRECISION") == "ieee":  # fp32 under torch.set_float32_matmul_precision("high")
+            variants.setdefault(key + ("tf32",), (fn, args, {**kwargs, "DOT_PRECISION": "tf32"}))
     names = {key[0] for key in variants}
     assert names == {"_conv_kernel", "_conv_weight_grad_kernel", "_depthwise_kernel",
                      "_depthwise_weight_grad_kernel", "_conv2plus1d_kernel"}, names
     for fn, args, kwargs in variants.values():
-        compiled = compile_for_hopper(fn, args, kwargs)
+        compiled = compile_for(arch, fn, args, kwargs)
         assert compiled.asm["cubin"], fn.fn.__name__
