@@ -65,8 +65,10 @@ assert {k for v, k in low if v < 20} == {"depthwise_k31", "mobilenet_dw_3x3"}
 # The stems (`resnet50_conv1`, `c3d_conv1`: 3 input channels) fold their taps into the
 # reduction (`fold`): walked tap by tap, each 16-wide reduction chunk would hold 3 channels
 # and 13 zeros (81% of the MMA work wasted); folded, a 7x7 stem reduces over 147 = 49 x 3
-# values in three chunks of 64 (23% padding). Whether the gather's per-element index math
-# costs more than it saves is for the GPU tuner to measure: both orders are candidates.
+# values in five chunks of 32 (8% padding; chunks of 32 and 8 warps, because the gather's
+# per-element index math needs registers: ptxas spills 128 x 64 x 64 tiles on 4 warps). Whether
+# that index math costs more than it saves is for the GPU tuner to measure: both orders are
+# candidates.
 #
 # At the other end, `resnet50_l4_3x3` (7x7 outputs, 512 channels) has only 1568 output
 # positions: 25 x 4 tiles of 64 x 128, fewer than an H100's 132 SMs. Its reduction

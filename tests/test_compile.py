@@ -4,67 +4,24 @@ The interpreter runs the kernels' Python, not Triton's compiler: a construct the
 rejects (a type mismatch between branches, an unsupported builtin) would pass every CPU
 test and fail on the first GPU call. Here the launches of small CPU problems are recorded
 and each distinct kernel specialisation is compiled to a cubin with Triton's own compiler
-(the ptxas shipped in its wheel), with the GPU's constexprs (no interpreter bf16 upcast).
+(the ptxas shipped in its wheel), specialised as a GPU launch would be (benchmarks.static).
 """
 
 import importlib
+import json
 
 import pytest
 import torch
-import triton
 
 import tritonconv
-from tritonconv import _runtime, conv, tuning
+from benchmarks import static
+from tritonconv import conv, tuning
 from tritonconv._checks import conv_spec
 
-pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU every launch compiles for real")
-
+pytestmark = [pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU every launch compiles for real"),
+              pytest.mark.filterwarnings("ignore::UserWarning")]
+pytest.importorskip("triton.backends.nvidia")
 conv2plus1d = importlib.import_module("tritonconv.conv2plus1d")  # the module (the package exports the function)
-TYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
-LAUNCH_OPTIONS = ("num_warps", "num_stages")
-
-
-def record_launches(monkeypatch) -> list:
-    """Make every interpreted launch also append (jit function, args, kwargs) to the returned list."""
-    launches = []
-
-    def getitem(self, device):
-        interpreted = self.interpreted
-
-        class Recorder:
-            def __getitem__(_, grid):
-                def launch(*args, **kwargs):
-                    launches.append((self.compiled, args, kwargs))
-                    return interpreted[grid](*args, **kwargs)
-
-                return launch
-
-        return Recorder()
-
-    monkeypatch.setattr(_runtime.Kernel, "__getitem__", getitem)
-    return launches
-
-
-def compile_for(arch: int, fn, args, kwargs):
-    """Compile ``fn`` for ``sm_<arch>`` as the GPU would for these arguments (signature from their types)."""
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
-    values = dict(zip(fn.arg_names, args)) | {k: v for k, v in kwargs.items() if k not in LAUNCH_OPTIONS}
-    values["UPCAST"] = False if "UPCAST" in values else None  # the interpreter-only bf16 workaround is off on GPUs
-    signature, constexprs = {}, {}
-    for param in fn.params:
-        value = values[param.name]
-        if param.is_constexpr:
-            signature[param.name] = "constexpr"
-            constexprs[param.name] = value
-        elif isinstance(value, torch.Tensor):
-            signature[param.name] = "*" + TYPES[value.dtype]
-        else:
-            signature[param.name] = "i32" if -(2**31) <= value < 2**31 else "i64"
-    options = {k: kwargs[k] for k in LAUNCH_OPTIONS if k in kwargs}
-    return triton.compile(ASTSource(fn=fn, signature=signature, constexprs=constexprs),
-                          target=GPUTarget("cuda", arch, 32), options=options)
 
 
 def problems():
@@ -79,7 +36,7 @@ def problems():
     b = rand(6).requires_grad_()
     # 2 channels per group: folded taps, activation, flip; backward: transposed pass and weight gradient
     tritonconv.conv2d(x, w, b, stride=2, padding=1, groups=2, activation="gelu", flip=True).sum().backward()
-    xb = rand(1, 20, 5, 7, dtype=torch.bfloat16).requires_grad_()  # tap by tap; bf16 tl.dot
+    xb = rand(1, 20, 5, 7, dtype=torch.bfloat16).requires_grad_()  # tap by tap; bf16 tl.dot; NCHW output
     tritonconv.conv2d(xb, rand(4, 20, 3, 3, dtype=torch.bfloat16), padding=1, activation="silu").sum().backward()
     x32 = rand(2, 20, 9, dtype=torch.float32)  # fp32 ieee dot, split reduction, relu
     spec = conv_spec("conv1d", 1, x32, rand(5, 20, 3, dtype=torch.float32), None, 1, 1, 1, 1)
@@ -95,14 +52,12 @@ def problems():
 
 @pytest.mark.parametrize("arch", [90, 80])  # Hopper (wgmma), Ampere (mma)
 def test_every_kernel_variant_compiles(monkeypatch, arch):
-    pytest.importorskip("triton.backends.nvidia")
-    monkeypatch.setattr(conv, "INT32_MAX", 2**40)  # record real launches; INT64 variants are added below
     # the GPU's default tiles (the interpreter's are far larger: slow to compile, never run on a GPU)
     monkeypatch.setattr(tuning, "choose", lambda problem, *_: tuning.heuristic(problem, interpret=False))
     fused_config = conv2plus1d.fused_config
     monkeypatch.setattr(conv2plus1d, "fused_config", lambda *sizes, interp: fused_config(*sizes, interp=False))
-    launches = record_launches(monkeypatch)
-    problems()
+    with static.recording() as launches:
+        problems()
     variants = {}
     for fn, args, kwargs in launches:
         key = (fn.fn.__name__, tuple(sorted((k, str(v)) for k, v in kwargs.items())),
@@ -116,5 +71,17 @@ def test_every_kernel_variant_compiles(monkeypatch, arch):
     assert names == {"_conv_kernel", "_conv_weight_grad_kernel", "_depthwise_kernel",
                      "_depthwise_weight_grad_kernel", "_conv2plus1d_kernel"}, names
     for fn, args, kwargs in variants.values():
-        compiled = compile_for(arch, fn, args, kwargs)
+        compiled = static.compile_for(arch, fn, args, kwargs)
         assert compiled.asm["cubin"], fn.fn.__name__
+
+
+def test_default_configs_do_not_spill_on_hopper(capsys):
+    """The heuristic's tiles fit the register file (ptxas reports no spills) for representative layers:
+    a 3x3 layer read channels-last and NCHW (written back NCHW), a folded stem, a depthwise layer."""
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    picked = {"resnet50_conv1", "resnet50_l3_3x3", "mobilenet_dw_3x3"}
+    mini = {"conv2d": [e for e in suite["conv2d"] if e["name"] in picked]}
+    rows = static.report(90, ["bf16"], ["channels_last", "contiguous"], ["conv", "conv_t", "conv_wgrad"], mini)
+    assert len(rows) == 3 * 2 * 3
+    assert {r["instruction"] for r in rows if not r["kind"].startswith("conv_dw")} == {"wgmma"}
+    assert [r for r in rows if r["spill_store_bytes"]] == []

@@ -146,7 +146,26 @@ def test_channels_last_in_place_and_out(ndim):
     assert out.is_contiguous(memory_format=fmt)
 
 
-def test_strided_views_read_in_place():
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_only_channels_inner_operands_are_read_in_place(monkeypatch, ndim):
+    """Channels-last (NLC/NHWC/NDHWC) activations and weights are read in place; NC(D)HW ones are copied
+    once with channels innermost (the GEMM tiles then load as vectors), and the output keeps torch's format."""
+    copies = []
+    to_layout = tuning.to_layout
+    monkeypatch.setattr(tuning, "to_layout", lambda t, layout: copies.append(tuple(t.shape)) or to_layout(t, layout))
+    x = torch.randn((2, 6) + (5,) * ndim)
+    w = torch.randn((4, 6) + (3,) * ndim)
+    last_x, last_w = tuning.to_layout(x, "channels_last"), tuning.to_layout(w, "channels_last")
+    copies.clear()
+    out = OURS[ndim](last_x, last_w, padding=1)
+    assert copies == []
+    assert_close(out, reference(ndim, x, w, None, padding=1))
+    out = OURS[ndim](x, w, padding=1)
+    assert copies == [x.shape, w.shape] and out.is_contiguous()
+    assert_close(out, reference(ndim, x, w, None, padding=1))
+
+
+def test_strided_views():
     base = torch.randn(2, 9, 4)  # (N, L, C): channels innermost, as telemetry often arrives
     x = base.transpose(1, 2)  # (N, C, L) view, not contiguous
     w = torch.randn(6, 4, 3)[:, :, :]

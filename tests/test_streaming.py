@@ -88,6 +88,9 @@ def test_one_shot_device_bytes():
     x, w = (1, 8, 16, 64, 64), (8, 8, 3, 3, 3)
     y = shapes.conv_output_shape(x, w, padding=1)
     assert memory.conv_device_bytes(x, w, y, "float16", bias=True) == 2 * (2 * 8 * 16 * 64 * 64 + 8 * 8 * 27 + 8)
+    copies = 2 * (8 * 16 * 64 * 64 + 8 * 8 * 27)  # NCDHW operands: their channels-last copies too
+    assert memory.conv_device_bytes(x, w, y, "float16", bias=True, channels_last=False) == \
+        memory.conv_device_bytes(x, w, y, "float16", bias=True) + copies
 
 
 def test_stream_errors():

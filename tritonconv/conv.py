@@ -13,8 +13,9 @@ with ``X[m, k] = x[b, g*C_in_g + c, od*sd - pd + kd*dd, oh*sh - ph + kh*dh, ow*s
 inside each tap, the input channels in ``BLOCK_K`` chunks: the tap's input coordinates and
 bounds mask are computed once per tap, never by div/mod in the inner loop.
 
-Layout: the kernel reads and writes through strides, so contiguous (NCDHW), channels-last
-(NDHWC) or any strided view is read in place.
+Layout: the kernel reads and writes through strides (any layout is correct); the launcher
+hands it operands with channels innermost (:func:`channels_inner`), the layout its tiles load
+fast, copying NC(D)HW ones once. The output may have any strides.
 """
 
 from __future__ import annotations
@@ -146,9 +147,10 @@ def _conv_kernel(
         acc += tl.load(b_ptr + group * C_out_g + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
     acc = activate(acc, ACTIVATION)
 
-    y_rows = y_ptr + split * sys + nb * syn + od * syd + oh * syh + ow * syw
+    y_rows = nb * syn + od * syd + oh * syh + ow * syw  # offsets, not pointers: half the registers per element
     y_cols = (group * C_out_g + offs_n) * syc
-    tl.store(y_rows[:, None] + y_cols[None, :], acc.to(y_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+    tl.store(y_ptr + split * sys + (y_rows[:, None] + y_cols[None, :]), acc.to(y_ptr.dtype.element_ty),
+             mask=mask_m[:, None] & mask_n[None, :])
 
 
 def as_3d(values: tuple[int, ...], fill: int) -> tuple[int, ...]:
@@ -197,10 +199,25 @@ def _alloc_output(
     return torch.empty(shape, device=device, dtype=dtype, memory_format=fmt)
 
 
+def channels_inner(t: torch.Tensor) -> torch.Tensor:
+    """``t`` with dimension 1 of stride 1 (NLC, NHWC, NDHWC memory): a copy unless it already is.
+
+    The GEMM kernels reduce over channels: with channels innermost their operand tiles load as
+    vectors (and stream into shared memory asynchronously). Read through other strides, the
+    compiler cannot prove any contiguity and every element needs its own address: ptxas then
+    runs out of registers and spills (``python -m benchmarks.static``), so a strided operand is
+    copied once instead.
+    """
+    return t if t.stride(1) == 1 or t.shape[1] == 1 else tuning.to_layout(t, "channels_last")
+
+
 def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, flip: bool, config) -> torch.Tensor:
     """Run :func:`_conv_kernel` reading ``x`` and writing ``y`` (both batched)."""
     if y.numel() == 0:
         return y
+    x = channels_inner(x)
+    # the weight's reduction dimension innermost: input channels (forward) or output channels (transposed)
+    weight = channels_inner(weight.transpose(0, 1)).transpose(0, 1) if transposed else channels_inner(weight)
     c_out, c_in_g = spec.weight_shape[:2]
     c_out_g = c_out // spec.groups
     s_out, s_in = weight.stride()[:2]

@@ -100,6 +100,7 @@ def conv_grad_weight(
         return conv_depthwise.depthwise_grad_weight(grad_output, input, spec, flip, config)
     c_out, c_in_g, *kernel_size = spec.weight_shape
     c_out_g = c_out // spec.groups
+    grad_output, input = conv.channels_inner(grad_output), conv.channels_inner(input)  # tiles along channels
     taps = math.prod(kernel_size)
     positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
     interp = interpreting(input.device)

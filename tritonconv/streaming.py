@@ -133,8 +133,9 @@ class Conv3dStream:
         else:
             halo, chunk = self.halo, self._chunk
             self.plan = memory.StreamPlan(chunk, (chunk - 1) * self.stride[0] + halo, halo, 0)
+        # channels innermost: windows of the ring are read in place (see tritonconv.conv.channels_inner)
         return torch.empty((slice_shape[0], slice_shape[1], self.plan.input_slices, *slice_shape[2:]),
-                           dtype=self.weight.dtype, device=self.device)
+                           dtype=self.weight.dtype, device=self.device, memory_format=torch.channels_last_3d)
 
     def _conv(self, window: torch.Tensor) -> torch.Tensor:
         spec = _checks.conv_spec("conv3d_stream", 3, window, self.weight, self.bias, self.stride,

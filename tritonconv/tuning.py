@@ -234,7 +234,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
         block_n = clamp_pow2(cols, 16, 64)
         if interpret:
             return Config(clamp_pow2(rows, 16, 16384 // block_n), block_n, 16, 1, 1, 1)
-        return Config(128 if block_n <= 32 else 64, block_n, 16, group_m=1, num_warps=4, num_stages=1)
+        warps = 8 if problem.layout == "contiguous" else 4  # strided NCHW tiles: per-element addresses
+        return Config(128 if block_n <= 32 else 64, block_n, 16, group_m=1, num_warps=warps, num_stages=1)
     if problem.kind == "conv_dw_wgrad":
         block_n = clamp_pow2(cols, 16, 64)
         if interpret:
@@ -252,12 +253,16 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
         split = max(1, min(triton.cdiv(2 * sm_count, tiles), triton.cdiv(red, 8 * block_k)))
         return Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=3, split_k=split)
     fold = int(can_fold(problem) and red <= 8)  # per-tap chunks would be half zeros or worse
-    block_n = clamp_pow2(cols, 16, 128)
+    block_n = clamp_pow2(cols, 16, 64 if problem.layout == "contiguous" else 128)  # see num_warps below
     block_k = clamp_pow2(problem.taps * red if fold else red, 16, 64)
     if interpret:
         return Config(clamp_pow2(rows, 16, 16384 // max(block_k, block_n)), block_n, block_k, 1, 1, 1, fold=fold)
     block_m = 128 if rows >= 128 * 64 else 64
-    warps = 8 if block_m * block_n >= 128 * 128 else 4
+    # 8 warps for big tiles, and where the output is written through NCHW strides: its per-element
+    # addresses need registers that 4 warps do not have (ptxas spills; python -m benchmarks.static)
+    warps = 8 if block_m * block_n >= 128 * 128 or problem.layout == "contiguous" else 4
+    if fold:  # the gather's per-element index math doubles register use (ptxas: 128x64x64, 4 warps spills)
+        block_k, warps = min(block_k, 32), 8
     stages = 2 if problem.taps * red <= block_k else 3
     split = 1
     tiles = problem.groups * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n)

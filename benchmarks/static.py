@@ -1,0 +1,148 @@
+"""Static kernel report: what Triton's compiler makes of each suite layer's kernels, no GPU needed.
+
+    python -m benchmarks.static                     # sm_90, bf16, both layouts, forward + backward kernels
+    python -m benchmarks.static --arch 80 --dtype fp16 --kinds conv
+
+For every layer of ``benchmarks/shapes.json`` the kernel launches a GPU would make with its
+default (heuristic) configs are recorded from CPU tensors, without running them, compiled for
+``sm_<arch>`` with Triton's compiler and the ptxas shipped in its wheel, and ptxas's own
+report is listed: registers per thread, spilled bytes, shared memory, and the matrix
+instruction the dot became (``wgmma`` on Hopper, ``mma`` before it, ``fma`` for the depthwise
+kernels). Compile-time facts, not timings: they say whether a tile fits the register file,
+not how fast it runs. The same recording serves ``tests/test_compile.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+import triton
+
+from tritonconv import _runtime, shapes, tune, tuning
+
+ROOT = Path(__file__).resolve().parent
+
+
+@contextlib.contextmanager
+def recording(execute: bool = True):
+    """Record every kernel launch as ``(jit function, args, kwargs)``; run it (interpreted) if ``execute``."""
+    launches: list[tuple] = []
+    getitem = _runtime.Kernel.__getitem__
+
+    def recorder(self, device):
+        def at(grid):
+            def launch(*args, **kwargs):
+                launches.append((self.compiled, args, kwargs))
+                if execute:
+                    return self.interpreted[grid](*args, **kwargs)
+
+            return launch
+
+        return type("Launcher", (), {"__getitem__": lambda _, grid: at(grid)})()
+
+    _runtime.Kernel.__getitem__ = recorder
+    try:
+        yield launches
+    finally:
+        _runtime.Kernel.__getitem__ = getitem
+
+
+def compile_for(arch: int, fn, args, kwargs):
+    """Compile ``fn`` for ``sm_<arch>`` exactly as a GPU launch with these arguments would.
+
+    Triton's launcher specialises the arguments first (an int equal to 1 becomes a constant,
+    ints and pointers divisible by 16 are marked so, which lets loads vectorise); the same
+    binder is built here for the target instead of the current device.
+    """
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, make_backend
+    from triton.runtime.jit import create_function_from_signature
+
+    if "UPCAST" in kwargs:
+        kwargs = {**kwargs, "UPCAST": False}  # the interpreter-only bf16 workaround is off on GPUs
+    target = GPUTarget("cuda", arch, 32)
+    backend = make_backend(target)
+    binder = create_function_from_signature(fn.signature, fn.params, backend)
+    bound, specialization, options = binder(*args, **kwargs)
+    options, signature, constexprs, attrs = fn._pack_args(backend, kwargs, bound, specialization, options)
+    return triton.compile(ASTSource(fn, signature, constexprs, attrs), target=target, options=options.__dict__)
+
+
+def ptxas_report(ptx: str, arch: int) -> dict:
+    """Registers, spills and static shared memory from ``ptxas -v`` on ``ptx``."""
+    from triton.backends.nvidia.compiler import get_ptxas, sm_arch_from_capability
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "kernel.ptx"
+        src.write_text(ptx)
+        log = subprocess.run([get_ptxas(arch).path, "-v", f"--gpu-name={sm_arch_from_capability(arch)}", str(src),
+                              "-o", str(Path(tmp) / "kernel.o")], capture_output=True, text=True, check=True).stderr
+
+    def number(pattern: str) -> int:
+        found = re.search(pattern, log)
+        return int(found.group(1)) if found else 0
+
+    return {"registers": number(r"Used (\d+) registers"), "spill_store_bytes": number(r"(\d+) bytes spill stores"),
+            "spill_load_bytes": number(r"(\d+) bytes spill loads")}
+
+
+def instruction(ptx: str) -> str:
+    return "wgmma" if "wgmma" in ptx else "mma" if "mma.sync" in ptx else "fma"
+
+
+def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], suite: dict) -> list[dict]:
+    rows = []
+    cpu = torch.device("cpu")
+    todo = [(name, prob, dtype, layout, kind) for name, prob in tune.suite_problems(suite)
+            for dtype in dtypes for layout in layouts for kind in kinds]
+    for name, prob, dtype, layout, kind in todo:
+        if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
+            kind = tuning.DEPTHWISE_KIND[kind]
+        problem = tuning.Problem.of(kind, tune.DTYPES[dtype], layout, **prob)
+        cfg = tuning.heuristic(problem, interpret=False)
+        with recording(execute=False) as launches:
+            tune.runner(problem, cpu)(cfg)
+        for fn, args, kwargs in launches:
+            compiled = compile_for(arch, fn, args, kwargs)
+            ptx = compiled.asm["ptx"]
+            rows.append({"name": name, "kind": kind, "dtype": dtype, "layout": layout, "kernel": fn.fn.__name__,
+                         "config": vars(cfg), "num_warps": kwargs.get("num_warps"),
+                         "shared_bytes": compiled.metadata.shared, "instruction": instruction(ptx),
+                         **ptxas_report(ptx, arch)})
+            print(f"{name:>24} {kind:>13} {dtype} {layout:>13} {rows[-1]['kernel']:>30} "
+                  f"regs={rows[-1]['registers']:3d} spill={rows[-1]['spill_store_bytes']:5d}B "
+                  f"smem={rows[-1]['shared_bytes'] // 1024:3d}KiB {rows[-1]['instruction']}", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.static", description=__doc__.split("\n\n")[0])
+    p.add_argument("--suite", type=Path, default=ROOT / "shapes.json")
+    p.add_argument("--arch", type=int, default=90, help="compute capability, e.g. 90 (H100/H200), 80 (A100)")
+    p.add_argument("--dtype", nargs="+", choices=list(tune.DTYPES), default=["bf16"])
+    p.add_argument("--layout", nargs="+", choices=["channels_last", "contiguous"], default=["channels_last", "contiguous"])
+    p.add_argument("--kinds", nargs="+", choices=list(tuning.DEPTHWISE_KIND), default=list(tuning.DEPTHWISE_KIND))
+    p.add_argument("--out", type=Path, default=ROOT / "results", help="where the JSON lines go")
+    args = p.parse_args(argv)
+    rows = report(args.arch, args.dtype, args.layout, args.kinds, json.loads(args.suite.read_text()))
+    meta = {"what": "static compile report (no GPU, no timing)", "arch": f"sm_{args.arch}", "triton": triton.__version__,
+            "torch": torch.__version__, "date": dt.date.today().isoformat()}
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"static-sm{args.arch}-triton{triton.__version__}-{'-'.join(args.dtype)}.jsonl"
+    path.write_text("".join(json.dumps({**meta, **row}) + "\n" for row in rows))
+    spills = [r for r in rows if r["spill_store_bytes"]]
+    print(f"{len(rows)} kernels compiled for sm_{args.arch}; {len(spills)} spill registers; wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
