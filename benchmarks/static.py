@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", nargs="+", choices=list(tune.DTYPES), default=["bf16"])
     p.add_argument("--layout", nargs="+", choices=["channels_last", "contiguous"], default=["channels_last", "contiguous"])
     p.add_argument("--kinds", nargs="+", choices=list(tuning.DEPTHWISE_KIND), default=list(tuning.DEPTHWISE_KIND))
-    p.add_argument("--out", type=Path, default=ROOT / "results", help="where the JSON lines go")
+    p.add_argument("--out", type=Path, default=ROOT / "results" / "static", help="where the JSON lines go")
     args = p.parse_args(argv)
     rows = report(args.arch, args.dtype, args.layout, args.kinds, json.loads(args.suite.read_text()))
     meta = {"what": "static compile report (no GPU, no timing)", "arch": f"sm_{args.arch}", "triton": triton.__version__,
