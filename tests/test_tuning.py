@@ -10,6 +10,7 @@ import warnings
 import pytest
 import torch
 
+import tritonconv
 from tritonconv import cache, tuning
 from tritonconv.tune import main as tune_main
 from tritonconv.tune import runner
@@ -206,3 +207,18 @@ def test_layout_of_and_to_layout(shape):
         assert last.is_contiguous(memory_format=fmt)
     assert tuning.layout_of(last[..., ::2]) == "contiguous"  # a strided view of it is not dense
     assert tuning.layout_of(torch.randn(2, 1, *shape[2:])) == "contiguous"  # one channel: no channel order
+
+
+def test_problem_layout_is_the_callers(monkeypatch):
+    """NCHW operands are copied channels-innermost for the GEMM kernels, but the config is chosen (and
+    cached) for the caller's layout: the output is still written through NCHW strides."""
+    seen = []
+    choose = tuning.choose
+    monkeypatch.setattr(tuning, "choose", lambda problem, *a: seen.append((problem.kind, problem.layout)) or
+                        choose(problem, *a))
+    x = torch.randn(2, 4, 6, 5, requires_grad=True)
+    w = torch.randn(3, 4, 3, 3, requires_grad=True)
+    tritonconv.conv2d(x, w, padding=1).sum().backward()
+    tritonconv.conv2d(x.detach().contiguous(memory_format=torch.channels_last), w.detach(), padding=1)
+    assert seen == [("conv", "contiguous"), ("conv_t", "contiguous"), ("conv_wgrad", "contiguous"),
+                    ("conv", "channels_last")]

@@ -215,6 +215,7 @@ def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, fl
     """Run :func:`_conv_kernel` reading ``x`` and writing ``y`` (both batched)."""
     if y.numel() == 0:
         return y
+    layout = tuning.layout_of(x)  # of the caller's tensor: the configs differ by how y is written
     x = channels_inner(x)
     # the weight's reduction dimension innermost: input channels (forward) or output channels (transposed)
     weight = channels_inner(weight.transpose(0, 1)).transpose(0, 1) if transposed else channels_inner(weight)
@@ -226,7 +227,7 @@ def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, fl
     m = y.shape[0] * math.prod(y.shape[2:])  # output positions (GEMM rows)
     interp = interpreting(x.device)
     if config is None:
-        problem = tuning.Problem("conv_t" if transposed else "conv", str(x.dtype)[6:], tuning.layout_of(x),
+        problem = tuning.Problem("conv_t" if transposed else "conv", str(x.dtype)[6:], layout,
                                  spec.input_shape, spec.weight_shape, spec.output_shape, spec.stride, spec.padding,
                                  spec.dilation, spec.groups)
         config = tuning.choose(problem, x.device, interp, lambda cfg: _launch(

@@ -100,12 +100,13 @@ def conv_grad_weight(
         return conv_depthwise.depthwise_grad_weight(grad_output, input, spec, flip, config)
     c_out, c_in_g, *kernel_size = spec.weight_shape
     c_out_g = c_out // spec.groups
+    layout = tuning.layout_of(input)  # of the caller's tensor (the cache key)
     grad_output, input = conv.channels_inner(grad_output), conv.channels_inner(input)  # tiles along channels
     taps = math.prod(kernel_size)
     positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
     interp = interpreting(input.device)
     if config is None:
-        problem = tuning.Problem("conv_wgrad", str(input.dtype)[6:], tuning.layout_of(input), spec.input_shape,
+        problem = tuning.Problem("conv_wgrad", str(input.dtype)[6:], layout, spec.input_shape,
                                  spec.weight_shape, spec.output_shape, spec.stride, spec.padding, spec.dilation,
                                  spec.groups)
         config = tuning.choose(problem, input.device, interp, lambda cfg: conv_grad_weight(
