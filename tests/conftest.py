@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import tritonconv.conv
+from tritonconv import tuning
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +20,14 @@ def poison_outputs(monkeypatch):
 @pytest.fixture(autouse=True)
 def seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def fresh_config_choice(monkeypatch):
+    """On a GPU: no benchmarking of every test shape, and no config memoized by an earlier test
+    (tests that force a config through ``tuning.heuristic`` must get it)."""
+    monkeypatch.setenv("TRITONCONV_AUTOTUNE", "0")
+    tuning._memo.clear()
 
 
 # Relative L2 error allowed per dtype, against an fp32 (fp64 for fp32) reference on the same inputs.
