@@ -55,7 +55,7 @@ def test_every_kernel_variant_compiles(monkeypatch, arch):
     # the GPU's default tiles (the interpreter's are far larger: slow to compile, never run on a GPU)
     monkeypatch.setattr(tuning, "choose", lambda problem, *_: tuning.heuristic(problem, interpret=False))
     fused_config = conv2plus1d.fused_config
-    monkeypatch.setattr(conv2plus1d, "fused_config", lambda *sizes, interp: fused_config(*sizes, interp=False))
+    monkeypatch.setattr(conv2plus1d, "fused_config", lambda *sizes, interp, **kw: fused_config(*sizes, interp=False, **kw))
     with static.recording() as launches:
         problems()
     variants = {}

@@ -113,13 +113,15 @@ def _conv2plus1d_kernel(
              mask=mask_m[:, None] & mask_n[None, :])
 
 
-def fused_config(m: int, c_in: int, c_mid: int, c_out: int, interp: bool) -> tuning.Config:
-    """Tiles of the fused kernel (``block_k`` is the input-channel step; the mid step equals it, capped at 64)."""
+def fused_config(m: int, c_in: int, c_mid: int, c_out: int, interp: bool, channels_last: bool = True) -> tuning.Config:
+    """Tiles of the fused kernel (``block_k`` is the input-channel step; the mid step equals it, capped at 64).
+
+    An output written through NCDHW strides needs 8 warps (on 4, ptxas spills its per-element addresses)."""
     block_n = tuning.clamp_pow2(c_out, 16, 64)
     block_k = tuning.clamp_pow2(c_in, 16, 64)
     if interp:
         return tuning.Config(tuning.clamp_pow2(m, 16, 8192 // max(block_k, block_n)), block_n, block_k, 1, 1, 1)
-    return tuning.Config(64, block_n, block_k, group_m=1, num_warps=4, num_stages=2)
+    return tuning.Config(64, block_n, block_k, group_m=1, num_warps=4 if channels_last else 8, num_stages=2)
 
 
 def _fused(x, ws, bs, wt, bt, spatial: ConvSpec, temporal: ConvSpec, mid_activation, activation, config=None):
@@ -130,7 +132,9 @@ def _fused(x, ws, bs, wt, bt, spatial: ConvSpec, temporal: ConvSpec, mid_activat
     c_mid, c_in = ws.shape[:2]
     m = y.shape[0] * math.prod(y.shape[2:])
     interp = interpreting(x.device)
-    config = config or fused_config(m, c_in, c_mid, wt.shape[0], interp=interp)
+    config = config or fused_config(m, c_in, c_mid, wt.shape[0], interp=interp, channels_last=y.stride(1) == 1)
+    # operands with their reduction channels innermost (see tritonconv.conv.channels_inner)
+    x, ws, wt = conv.channels_inner(x), conv.channels_inner(ws), conv.channels_inner(wt)
     block_c = tuning.clamp_pow2(c_mid, 16, 64)
     st, (sh, sw) = temporal.stride[0], spatial.stride[1:]
     grid = (triton.cdiv(m, config.block_m) * triton.cdiv(wt.shape[0], config.block_n),)
