@@ -163,6 +163,14 @@ def strides_3d(t: torch.Tensor) -> tuple[int, ...]:
     return (*t.stride()[:2], *as_3d(t.stride()[2:], 0))
 
 
+def geometry_3d(x_sizes, y_sizes, spec: ConvSpec) -> tuple[int, ...]:
+    """The kernels' geometry arguments: sizes read (D, H, W), written (OD, OH, OW), then per axis the
+    stride, padding before and dilation, all as 3-D."""
+    pads = tuple(before for before, _ in spec.padding)
+    return (*as_3d(tuple(x_sizes), 1), *as_3d(tuple(y_sizes), 1), *as_3d(spec.stride, 1), *as_3d(pads, 0),
+            *as_3d(spec.dilation, 1))
+
+
 def needs_int64(*tensors: torch.Tensor, rows: int = 0) -> bool:
     """True when an element offset (or the GEMM row count) can pass 2**31 - 1.
 
@@ -227,23 +235,19 @@ def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, fl
     m = y.shape[0] * math.prod(y.shape[2:])  # output positions (GEMM rows)
     interp = interpreting(x.device)
     if config is None:
-        problem = tuning.Problem("conv_t" if transposed else "conv", str(x.dtype)[6:], layout,
-                                 spec.input_shape, spec.weight_shape, spec.output_shape, spec.stride, spec.padding,
-                                 spec.dilation, spec.groups)
+        problem = tuning.Problem.for_launch("conv_t" if transposed else "conv", x, spec, layout)
         config = tuning.choose(problem, x.device, interp, lambda cfg: _launch(
             x, weight, bias, torch.empty_like(y), spec, transposed, activation, flip, cfg))
     fold = bool(config.fold) and not transposed  # same result either way; forward only
     reduction = math.prod(spec.weight_shape[2:]) * c_read if fold else c_read  # per split loop
-    per_split = triton.cdiv(triton.cdiv(reduction, config.split_k), config.block_k) * config.block_k
-    splits = triton.cdiv(reduction, per_split)
+    per_split, splits = tuning.split_sizes(reduction, config)
     # Several splits write fp32 partial sums (laid out as y, one batch of them per split).
     out = y if splits == 1 else _alloc_output((splits * y.shape[0], *y.shape[1:]), y.device, torch.float32,
                                               output_memory_format(y, y))
     grid = (spec.groups * triton.cdiv(m, config.block_m) * triton.cdiv(c_write, config.block_n), splits)
     _conv_kernel[x.device][grid](
         x, weight, bias if bias is not None else weight, out,
-        m, c_read, c_write, *as_3d(tuple(x.shape[2:]), 1), *as_3d(tuple(y.shape[2:]), 1),
-        *as_3d(spec.stride, 1), *as_3d(tuple(before for before, _ in spec.padding), 0), *as_3d(spec.dilation, 1),
+        m, c_read, c_write, *geometry_3d(x.shape[2:], y.shape[2:], spec),
         *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(out),
         y.shape[0] * out.stride(0), per_split, *as_3d(spec.weight_shape[2:], 1), TRANSPOSED=transposed, FOLD=fold,
         HAS_BIAS=bias is not None and splits == 1, ACTIVATION=activation if splits == 1 else None, FLIP=flip,

@@ -24,11 +24,10 @@ import torch
 import triton
 import triton.language as tl
 
-from . import conv, tuning
+from . import conv, conv_weight_grad, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting, kernel
 from ._tile import activate, positions, tap, weight_tap
-from .shapes import is_depthwise
 
 
 @kernel
@@ -137,11 +136,6 @@ def _depthwise_weight_grad_kernel(
     tl.store(dw_ptr + split * sws + offs_n * swo + t, total, mask=mask_n)
 
 
-def _problem(kind: str, t: torch.Tensor, spec: ConvSpec) -> tuning.Problem:
-    return tuning.Problem(kind, str(t.dtype)[6:], tuning.layout_of(t), spec.input_shape, spec.weight_shape,
-                          spec.output_shape, spec.stride, spec.padding, spec.dilation, spec.groups)
-
-
 def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, flip: bool, config) -> torch.Tensor:
     """Run :func:`_depthwise_kernel` reading ``x`` and writing ``y`` (both batched)."""
     if y.numel() == 0:
@@ -150,15 +144,14 @@ def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, fl
     mult = spec.weight_shape[0] // spec.groups
     m = y.shape[0] * math.prod(y.shape[2:])
     if config is None:
-        config = tuning.choose(_problem("conv_dw_t" if transposed else "conv_dw", x, spec), x.device,
+        config = tuning.choose(tuning.Problem.for_launch("conv_dw_t" if transposed else "conv_dw", x, spec), x.device,
                                interpreting(x.device), lambda cfg: _launch(
                                    x, weight, bias, torch.empty_like(y), spec, transposed, activation, flip, cfg))
     grid = (triton.cdiv(m, config.block_m) * triton.cdiv(channels, config.block_n),)
     _depthwise_kernel[x.device][grid](
         x, weight, bias if bias is not None else weight, y,
         m, channels, 1 if transposed else mult, mult if transposed else 1,
-        *conv.as_3d(tuple(x.shape[2:]), 1), *conv.as_3d(tuple(y.shape[2:]), 1),
-        *conv.as_3d(spec.stride, 1), *conv.as_3d(tuple(b for b, _ in spec.padding), 0), *conv.as_3d(spec.dilation, 1),
+        *conv.geometry_3d(x.shape[2:], y.shape[2:], spec),
         *conv.strides_3d(x), weight.stride(0), *conv.strides_3d(weight)[2:], *conv.strides_3d(y),
         *conv.as_3d(spec.weight_shape[2:], 1), TRANSPOSED=transposed,
         HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=conv.needs_int64(x, weight, y, rows=m),
@@ -183,29 +176,24 @@ def depthwise_grad_weight(grad_output, input, spec: ConvSpec, flip: bool, config
     taps = math.prod(kernel_size)
     positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
     if config is None:
-        config = tuning.choose(_problem("conv_dw_wgrad", input, spec), input.device, interpreting(input.device),
+        config = tuning.choose(tuning.Problem.for_launch("conv_dw_wgrad", input, spec), input.device,
+                               interpreting(input.device),
                                lambda cfg: depthwise_grad_weight(grad_output, input, spec, flip, cfg))
-    per_split = triton.cdiv(triton.cdiv(positions, config.split_k), config.block_k) * config.block_k
-    splits = triton.cdiv(positions, per_split) if positions else 1
+    per_split, splits = tuning.split_sizes(positions, config)
     partial = conv._alloc_output((splits, c_out, taps), input.device, torch.float32)
     if positions:
         grid = (taps * triton.cdiv(c_out, config.block_n), splits)
         _depthwise_weight_grad_kernel[input.device][grid](
             input, grad_output, partial,
-            positions, c_out, c_out // spec.groups,
-            *conv.as_3d(spec.input_shape[2:], 1), *conv.as_3d(spec.output_shape[2:], 1),
-            *conv.as_3d(spec.stride, 1), *conv.as_3d(tuple(b for b, _ in spec.padding), 0),
-            *conv.as_3d(spec.dilation, 1), *conv.strides_3d(input), *conv.strides_3d(grad_output),
+            positions, c_out, c_out // spec.groups, *conv.geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
+            *conv.strides_3d(input), *conv.strides_3d(grad_output),
             *partial.stride()[:2], per_split, *conv.as_3d(tuple(kernel_size), 1),
             INT64=conv.needs_int64(input, grad_output, partial, rows=positions),
             BLOCK_N=config.block_n, BLOCK_K=config.block_k, num_warps=config.num_warps, num_stages=config.num_stages,
         )
     else:  # an empty batch: the gradient is exactly zero
         partial.zero_()
-    grad = (partial[0] if splits == 1 else partial.sum(0)).view(spec.weight_shape)
-    if flip:
-        grad = grad.flip(tuple(range(2, grad.dim())))
-    return grad.to(input.dtype)
+    return conv_weight_grad.sum_partials(partial, spec, flip, input.dtype)
 
 
-__all__ = ["depthwise_forward", "depthwise_grad_input", "depthwise_grad_weight", "is_depthwise"]
+__all__ = ["depthwise_forward", "depthwise_grad_input", "depthwise_grad_weight"]

@@ -25,6 +25,7 @@ from . import conv, conv_depthwise, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting, kernel
 from ._tile import positions, tap
+from .shapes import is_depthwise
 
 
 @kernel
@@ -96,7 +97,7 @@ def conv_grad_weight(
     config: tuning.Config | None = None,
 ) -> torch.Tensor:
     """Gradient of the forward pass with respect to its weight (fp32 accumulation, weight dtype out)."""
-    if conv_depthwise.is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores
+    if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores
         return conv_depthwise.depthwise_grad_weight(grad_output, input, spec, flip, config)
     c_out, c_in_g, *kernel_size = spec.weight_shape
     c_out_g = c_out // spec.groups
@@ -106,20 +107,16 @@ def conv_grad_weight(
     positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
     interp = interpreting(input.device)
     if config is None:
-        problem = tuning.Problem("conv_wgrad", str(input.dtype)[6:], layout, spec.input_shape,
-                                 spec.weight_shape, spec.output_shape, spec.stride, spec.padding, spec.dilation,
-                                 spec.groups)
+        problem = tuning.Problem.for_launch("conv_wgrad", input, spec, layout)
         config = tuning.choose(problem, input.device, interp, lambda cfg: conv_grad_weight(
             grad_output, input, spec, flip, cfg))
-    per_split = triton.cdiv(triton.cdiv(positions, config.split_k), config.block_k) * config.block_k
-    splits = triton.cdiv(positions, per_split) if positions else 1
+    per_split, splits = tuning.split_sizes(positions, config)
     partial = conv._alloc_output((splits, c_out, c_in_g, taps), input.device, torch.float32)
     grid = (spec.groups * taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(c_in_g, config.block_n), splits)
     if positions:
         _conv_weight_grad_kernel[input.device][grid](
             input, grad_output, partial,
-            positions, c_in_g, c_out_g, *conv.as_3d(spec.input_shape[2:], 1), *conv.as_3d(spec.output_shape[2:], 1),
-            *conv.as_3d(spec.stride, 1), *conv.as_3d(tuple(b for b, _ in spec.padding), 0), *conv.as_3d(spec.dilation, 1),
+            positions, c_in_g, c_out_g, *conv.geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
             *conv.strides_3d(input), *conv.strides_3d(grad_output), *partial.stride()[:3], per_split,
             *conv.as_3d(tuple(kernel_size), 1),
             INT64=conv.needs_int64(input, grad_output, partial, rows=positions),
@@ -129,7 +126,12 @@ def conv_grad_weight(
         )
     else:  # an empty batch: the gradient is exactly zero
         partial.zero_()
-    grad = (partial[0] if splits == 1 else partial.sum(0)).view(spec.weight_shape)
+    return sum_partials(partial, spec, flip, input.dtype)
+
+
+def sum_partials(partial: torch.Tensor, spec: ConvSpec, flip: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The weight gradient from its fp32 split partial sums (first dimension), added in a fixed order."""
+    grad = (partial[0] if partial.shape[0] == 1 else partial.sum(0)).view(spec.weight_shape)
     if flip:  # the forward pass read the kernel reversed
         grad = grad.flip(tuple(range(2, grad.dim())))
-    return grad.to(input.dtype)
+    return grad.to(dtype)

@@ -95,6 +95,13 @@ class Problem:
         out = shapes.conv_output_shape(input_shape, weight_shape, stride, pads, dilation, groups)
         return cls(kind, dtype, layout, tuple(input_shape), tuple(weight_shape), out, stride, pads, dilation, groups)
 
+    @classmethod
+    def for_launch(cls, kind: str, tensor: torch.Tensor, spec, layout: str | None = None) -> Problem:
+        """The problem of a kernel launch: ``tensor`` is the one read (dtype; layout unless given), ``spec``
+        the checked convolution (:class:`tritonconv._checks.ConvSpec`)."""
+        return cls(kind, str(tensor.dtype)[6:], layout or layout_of(tensor), spec.input_shape, spec.weight_shape,
+                   spec.output_shape, spec.stride, spec.padding, spec.dilation, spec.groups)
+
     @property
     def gemm(self) -> tuple[int, int, int]:
         """(rows, columns, reduction channels) of the kernel's GEMM, per group."""
@@ -269,6 +276,12 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
     if not fold and tiles < sm_count and small_output(problem):  # under one wave: split the reduction
         split = max(1, min(triton.cdiv(sm_count, tiles), red // (2 * block_k), FORWARD_SPLITS[-1]))
     return Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
+
+
+def split_sizes(length: int, config: Config) -> tuple[int, int]:
+    """``(per_split, splits)``: a reduction of ``length`` cut into ``config.split_k`` parts of whole ``block_k`` steps."""
+    per_split = max(1, triton.cdiv(triton.cdiv(length, config.split_k), config.block_k)) * config.block_k
+    return per_split, max(1, triton.cdiv(length, per_split))  # an empty reduction: one (zero) split
 
 
 def small_output(problem: Problem) -> bool:
