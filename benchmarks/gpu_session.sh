@@ -1,21 +1,67 @@
 #!/usr/bin/env bash
-# Everything a session with a lent GPU should run, in one call; results land in $OUT (or benchmarks/results).
-#   bash benchmarks/gpu_session.sh            # correctness on GPU, tuning (shipped cache), dispatch, suite
-# Commit what it writes: benchmarks/results/*, autotune_cache/*.json.
+# The GPU work of a session that is lent a GPU, in stages that each fit one device call
+# (at most 10 minutes, at most 8 files back) and keep what they measured if stopped early.
+#
+#   bash benchmarks/gpu_session.sh check     # versions, correctness table, GPU tests, suite vs cuDNN (heuristic configs)
+#   bash benchmarks/gpu_session.sh tune      # tune bf16 channels-last forward into autotune_cache/, suite vs cuDNN again
+#   bash benchmarks/gpu_session.sh compile   # suite vs cuDNN and torch.compile(max-autotune), bf16 channels-last
+#   bash benchmarks/gpu_session.sh more      # fp16 and NCHW tuning + suite, >2**31 elements, dispatch, streaming
+#
+# Files land in $OUT (the device tool's folder) or benchmarks/results/session/: a log per stage,
+# the suite rows (JSON lines) and plot, the tuning cache. Commit them (benchmarks/NOTES.md says
+# where). Without a GPU every stage runs its CPU smoke version (a check of this script).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-benchmarks/results}
+stage=${1:?usage: bash benchmarks/gpu_session.sh check|tune|compile|more}
+OUT=${OUT:-benchmarks/results/session}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-python -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1 || export PYTHONPATH=$PWD
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/device.txt"
-python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/device.txt"
-python -m tritonconv 2>&1 | tee "$OUT/correctness.txt"
-python -m pytest -q -x -p no:cacheprovider -o addopts= tests/test_conv.py tests/test_backward.py tests/test_conv2plus1d.py \
-  2>&1 | tail -n 30 | tee "$OUT/gpu_tests.txt"
-python -m tritonconv.tune benchmarks/shapes.json --ship --dtype ${DTYPES:-bf16 fp16} --layout channels_last contiguous \
-  2>&1 | tail -n 5 | tee "$OUT/tune.txt"
-cp autotune_cache/*.json "$OUT/" 2>/dev/null
-python -m benchmarks.dispatch 2>&1 | tee "$OUT/dispatch.txt"
-python -m benchmarks.streaming 2>&1 | tee "$OUT/streaming.txt"
-python -m benchmarks.run --dtype ${DTYPES:-bf16 fp16} --out "$OUT" 2>&1 | tail -n 3
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # this checkout's tritonconv, installed or not
+gpu=$(python -c "import torch; print(int(torch.cuda.is_available()))")
+log="$OUT/$stage.log"
+exec > >(tee -a "$log") 2>&1
+
+# step SECONDS COMMAND...: run with a deadline (SIGINT first, so Python stops cleanly and keeps its rows)
+step() { local s=$1; shift; echo "## $(date -u +%T) $*"; timeout -s INT -k 15 "$s" "$@"; echo "## exit $?"; }
+if ((gpu)); then
+  suite=(python -m benchmarks.run --out "$OUT")
+  tune=(python -m tritonconv.tune benchmarks/shapes.json --ship)
+else  # smoke: the same steps on tiny shapes through the interpreter; tuning only lists its problems
+  suite=(python -m benchmarks.run --smoke --out "$OUT" --names tcn_k3 depthwise_k31)
+  tune=(python -m tritonconv.tune benchmarks/shapes.json --dry-run)
+fi
+heuristic=(env TRITONCONV_AUTOTUNE=0)  # suite runs never tune: configs come from the cache or the heuristic
+ship_cache() { cp autotune_cache/*.json "$OUT/" 2>/dev/null || echo "no tuning cache written"; }
+
+case $stage in
+  check)
+    ((gpu)) && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+    python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, 'cuda', torch.version.cuda)"
+    step 60 python -m tritonconv
+    tests=(tests/test_conv.py tests/test_backward.py tests/test_conv2plus1d.py tests/test_streaming.py)
+    ((gpu)) || tests=(tests/test_conv.py::test_int64_offsets_path)
+    python -c "import xdist" 2>/dev/null && par=(-n 8) || par=()
+    step 200 python -m pytest -q -x -p no:cacheprovider -o addopts= "${par[@]}" "${tests[@]}"
+    step 280 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout channels_last --no-compile --tag heuristic --budget-s 240
+    ;;
+  tune)
+    step 380 "${tune[@]}" --dtype bf16 --layout channels_last --budget-s 330
+    ship_cache
+    step 180 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout channels_last --no-compile --tag tuned --budget-s 150
+    ;;
+  compile)
+    step 560 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout channels_last --tag compile --budget-s 480
+    ;;
+  more)
+    step 240 "${tune[@]}" --dtype fp16 bf16 --layout channels_last contiguous --budget-s 200
+    ship_cache
+    step 150 "${heuristic[@]}" "${suite[@]}" --dtype fp16 --layout channels_last --no-compile --tag tuned_fp16 --budget-s 120
+    step 100 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout contiguous --no-compile --tag nchw --budget-s 80
+    if ((gpu)); then step 60 python -m benchmarks.large --out "$OUT/large.jsonl"; else
+      step 60 python -m benchmarks.large --smoke --out "$OUT/large.jsonl"; fi
+    ((gpu)) && step 30 python -m benchmarks.dispatch
+    ((gpu)) && step 30 python -m benchmarks.streaming
+    ;;
+  *) echo "unknown stage $stage (check | tune | compile | more)"; exit 2 ;;
+esac
+ls -la "$OUT"

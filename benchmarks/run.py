@@ -134,7 +134,9 @@ def layer_cases(op: str, entry: dict, dtype, layout: str, device, grad: bool = F
     return p["input_shape"], impls, lambda x: torch_fn(x.float(), w.float(), None, *args), flops, nbytes, impls["cudnn"]
 
 
-def run(args) -> list[dict]:
+def run(args, sink=None) -> list[dict]:
+    """Measure every selected layer; each row is also written to ``sink`` (a file) as soon as it exists,
+    so a run stopped part-way (``--budget-s``, a time limit) keeps what it measured."""
     device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
     bench = timer(device, args.smoke)
     suite = json.loads(Path(args.suite).read_text())
@@ -143,18 +145,30 @@ def run(args) -> list[dict]:
     meta = {"device": name, "torch": torch.__version__, "triton": triton.__version__,
             "cuda": torch.version.cuda, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "smoke": args.smoke}
+    start = time.monotonic()
     roof = ceilings(device, bench)
     print(json.dumps({**meta, **roof}))
-    rows = []
+    rows, skipped = [], []
     compile_ok = not args.no_compile and device.type == "cuda"
-    for op in args.ops:
-        for entry in suite.get(op, []):
-            entry = shrink(entry) if args.smoke else entry
-            for dname in args.dtype:
-                dtype = DTYPES[dname]
-                for layout in args.layout:
-                    rows.append(measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, args.backward))
-                    print(json.dumps(rows[-1]), flush=True)
+    for dname in args.dtype:
+        for layout in args.layout:
+            for op in args.ops:
+                for entry in suite.get(op, []):
+                    if args.names and entry["name"] not in args.names:
+                        continue
+                    if args.budget_s is not None and time.monotonic() - start > args.budget_s:
+                        skipped.append(f"{entry['name']} {dname} {layout}")
+                        continue
+                    entry = shrink(entry) if args.smoke else entry
+                    rows.append(measure(op, entry, DTYPES[dname], layout, device, bench, compile_ok, meta, roof,
+                                        args.backward))
+                    line = json.dumps(rows[-1])
+                    print(line, flush=True)
+                    if sink is not None:
+                        sink.write(line + "\n")
+                        sink.flush()
+    if skipped:
+        print(f"budget of {args.budget_s:.0f} s spent; not measured: {', '.join(skipped)}")
     return rows
 
 
@@ -195,9 +209,12 @@ def measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, bac
         ref = ref_fn(xs[0])
     grad_out = torch.randn_like(ref).to(dtype)
     for impl, fn in impls.items():
+        before = dict(tuning.stats)
         try:
             with torch.no_grad():
                 err = rel_err(fn(xs[0]), ref) if impl != "cudnn_full3d" else 0.0
+            # where the first call's configs came from: shipped/user cache (exact, bucket), tuned now, heuristic
+            source = {k: v - before.get(k, 0) for k, v in tuning.stats.items() if v != before.get(k, 0)}
         except Exception as exc:  # a failing implementation is a result, not a crash of the run
             row[impl] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             continue
@@ -212,6 +229,7 @@ def measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, bac
         row[impl] = {"ms": ms, "rel_err": err, "ok": err <= TOL[dtype]}
         if impl == "tritonconv":  # which kernels and configs the timed calls used (memoized by then)
             row[impl]["configs"] = launched_configs(call)
+            row[impl]["config_source"] = source
         if ms:
             row[impl].update(TFLOPs=flops / ms / 1e9, GBps=nbytes / ms / 1e6)
     ours = row.get("tritonconv", {}).get("ms")
@@ -254,17 +272,23 @@ def main(argv=None) -> int:
     p.add_argument("--smoke", action="store_true", help="CPU: tiny shapes under the interpreter (checks, not speed)")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile(max-autotune)")
     p.add_argument("--backward", action="store_true", help="time forward + backward instead of forward")
+    p.add_argument("--names", nargs="+", help="only these layers (names from the suite file)")
+    p.add_argument("--budget-s", type=float, default=None, help="start no new layer after this many seconds")
+    p.add_argument("--tag", default="", help="appended to the result file names (e.g. 'tuned', 'heuristic')")
     p.add_argument("--out", default=str(ROOT / "results"))
     args = p.parse_args(argv)
     if not args.smoke and not torch.cuda.is_available():
         print("benchmarks need a CUDA GPU; use --smoke on the CPU", file=sys.stderr)
         return 2
-    rows = run(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{rows[0]['date'][:10]}_{''.join(c if c.isalnum() else '_' for c in rows[0]['device'])[:40]}"
-    (out / f"{stem}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    plot(rows, out / f"{stem}.png")
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() and not args.smoke else "cpu_smoke"
+    stem = f"{dt.date.today().isoformat()}_{''.join(c if c.isalnum() else '_' for c in device)[:40]}"
+    stem += f"_{args.tag}" if args.tag else ""
+    with open(out / f"{stem}.jsonl", "a") as sink:
+        rows = run(args, sink)
+    if rows:
+        plot(rows, out / f"{stem}.png")
     bad = [r["name"] for r in rows if not r.get("tritonconv", {}).get("ok")]
     print(f"wrote {out / stem}.jsonl and .png; {len(rows)} rows; tritonconv wrong or failing on: {bad or 'none'}")
     return 1 if bad else 0

@@ -1,7 +1,11 @@
 """The benchmark harness keeps working on CPU (--smoke): checks run, rows and plot are written."""
 
 import json
+import os
+import re
+import subprocess
 
+import pytest
 import torch
 
 from benchmarks import dispatch, run
@@ -19,6 +23,18 @@ def test_smoke_run_writes_checked_rows(tmp_path):
     assert all("cudnn_full3d" in r for r in rows if r["op"] == "conv2plus1d")
     kinds = {r["name"]: {c["kind"] for c in r["tritonconv"]["configs"]} for r in rows if r["op"] == "conv1d"}
     assert kinds["depthwise_k31"] == {"conv_dw"} and kinds["tcn_k3"] == {"conv"}  # the kernels each layer ran
+    assert all(r["tritonconv"]["config_source"] == {"interpreter": 1} for r in rows if r["op"] == "conv1d")
+
+
+def test_rows_are_written_as_measured_and_the_budget_stops_new_layers(tmp_path, capsys):
+    """A run stopped by its budget (or killed by a time limit) keeps the rows it measured."""
+    args = ["--smoke", "--dtype", "bf16", "--layout", "channels_last", "--ops", "conv1d", "--out", str(tmp_path),
+            "--names", "tcn_k3", "depthwise_k31", "--tag", "part"]
+    assert run.main([*args, "--budget-s", "0"]) == 0  # the budget check runs before each layer: none measured
+    assert "not measured: tcn_k3 bf16 channels_last, depthwise_k31 bf16 channels_last" in capsys.readouterr().out
+    assert run.main(args) == 0
+    (jsonl,) = tmp_path.glob("*_part.jsonl")
+    assert [json.loads(line)["name"] for line in jsonl.read_text().splitlines()] == ["tcn_k3", "depthwise_k31"]
 
 
 def test_smoke_shapes_keep_the_layer_kind():
@@ -42,3 +58,29 @@ def test_streaming_benchmark_smoke(capsys):
     assert bench_streaming.main(["--smoke"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["rel_err"] < 1e-2 and row["peak_bytes_stream"] < row["peak_bytes_one_shot"]
+
+
+def test_large_tensor_check_smoke(monkeypatch, capsys, tmp_path):
+    """The >2**31-element check runs its cases (scaled down, int64 offsets forced) and writes its rows."""
+    from benchmarks import large
+    from tritonconv import conv
+
+    monkeypatch.setattr(conv, "INT32_MAX", conv.INT32_MAX)  # restored after the smoke run lowers it
+    assert large.main(["--smoke", "--out", str(tmp_path / "large.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "large.jsonl").read_text().splitlines()]
+    assert [r["case"] for r in rows] == [c[0] for c in large.CASES]
+    assert all(r["ok"] and r["int64_offsets"] for r in rows) and "grad_weight_rel_err_vs_fp32" in rows[-1]
+
+
+@pytest.mark.parametrize("stage", ["check", "more"])
+def test_gpu_session_stages_run_their_cpu_smoke_version(stage, tmp_path):
+    """Each stage of the GPU session script runs here (smoke versions of its steps), so an error in
+    the script or in a command's arguments shows on the CPU, not in a lent GPU's limited time."""
+    env = {**os.environ, "OUT": str(tmp_path)}
+    done = subprocess.run(["bash", "benchmarks/gpu_session.sh", stage], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=run.ROOT.parent)
+    log = (tmp_path / f"{stage}.log").read_text()
+    exits = re.findall(r"^## exit (\d+)$", log, re.M)
+    assert done.returncode == 0 and exits and set(exits) == {"0"}, log
+    assert len(list(tmp_path.iterdir())) <= 8  # the device tool brings back at most 8 files
+    assert list(tmp_path.glob("*.jsonl"))

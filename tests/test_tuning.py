@@ -222,3 +222,30 @@ def test_problem_layout_is_the_callers(monkeypatch):
     tritonconv.conv2d(x.detach().contiguous(memory_format=torch.channels_last), w.detach(), padding=1)
     assert seen == [("conv", "contiguous"), ("conv_t", "contiguous"), ("conv_wgrad", "contiguous"),
                     ("conv", "channels_last")]
+
+
+def test_tune_all_resumes_orders_by_dtype_and_layout_and_stops_on_budget(tmp_path, capsys):
+    """A tuning run groups (dtype, layout) in the order asked, skips what the cache holds, and a
+    run out of budget leaves the rest for the next one; candidates compile in worker processes."""
+    from tritonconv.tune import tune_all
+
+    def tiny(dtype, layout):
+        return tuning.Problem.of("conv", dtype, layout, (1, 2, 5, 4), (3, 2, 2, 3), 2, (1, 0))
+
+    todo = [("a", tiny("float32", "channels_last")), ("b", tiny("float32", "contiguous")),
+            ("c", tiny("float16", "channels_last"))]
+    order = []
+
+    def bench(fn):
+        order.append(fn.__defaults__[0])
+        return 1.0
+
+    target = tmp_path / "shipped"
+    assert tune_all(todo[:1], "cpu", GPU, target, bench, tuning.DEFAULT_SMEM, 132, jobs=2) == 1
+    assert "compiled" in capsys.readouterr().out  # the worker processes ran every candidate
+    assert tune_all(todo, "cpu", GPU, target, bench, tuning.DEFAULT_SMEM, 132, budget_s=0.0) == 0  # resumed: 'a' skipped
+    assert "2 left for a next run" in capsys.readouterr().out
+    assert tune_all(todo[:2], "cpu", GPU, target, bench, tuning.DEFAULT_SMEM, 132) == 1
+    entries = cache.read(target / cache.file_name(GPU), GPU)
+    assert set(entries) == {todo[0][1].key(), todo[1][1].key()}
+    assert len(order) == 2 * len(tuning.candidates(todo[0][1]))  # each problem timed once, never re-tuned

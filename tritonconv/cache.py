@@ -39,6 +39,10 @@ def user_dir() -> Path:
 
 
 def shipped_dir() -> Path:
+    """``autotune_cache/`` beside the package in a source checkout, else the installed package data."""
+    source_tree = Path(__file__).resolve().parent.parent / "autotune_cache"
+    if (source_tree / "__init__.py").exists():
+        return source_tree
     return Path(str(importlib.resources.files("tritonconv.autotune_cache")))
 
 

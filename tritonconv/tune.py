@@ -5,6 +5,13 @@
     python -m tritonconv.tune benchmarks/shapes.json --ship      # into autotune_cache/, for committing
     python -m tritonconv.tune --show                              # what is cached for this device
     python -m tritonconv.tune benchmarks/shapes.json --dry-run    # list problems and candidates, no GPU needed
+    python -m tritonconv.tune benchmarks/shapes.json --budget-s 480 --jobs 16   # stop in time; compile in 16 processes
+
+Problems run dtype by dtype, then layout by layout (the first ``--dtype``/``--layout`` given
+is tuned first), and one already in the target cache is skipped (``--retune`` tunes it again),
+so a run cut short by ``--budget-s`` resumes where it stopped. ``--jobs N`` first compiles
+every candidate in ``N`` worker processes (filling Triton's on-disk kernel cache), so the
+timing loop, which must run one kernel at a time, does not wait on the compiler.
 
 Every layer is tuned for the forward kernel and, with ``--kinds``, for the two backward
 kernels (``conv_t``: input gradient, ``conv_wgrad``: weight gradient). A ``conv2plus1d``
@@ -14,8 +21,13 @@ layer is tuned as its two convolutions (spatial 1xkxk, temporal kx1x1, R(2+1)D m
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import itertools
 import json
+import multiprocessing
+import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -107,6 +119,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ship", action="store_true", help="write into the shipped autotune_cache/ instead of the user cache")
     p.add_argument("--show", action="store_true", help="print what is cached for this device and exit")
     p.add_argument("--dry-run", action="store_true", help="list problems and candidate counts; tune nothing")
+    p.add_argument("--retune", action="store_true", help="tune problems already in the target cache again")
+    p.add_argument("--budget-s", type=float, default=None, help="start no new problem after this many seconds")
+    p.add_argument("--jobs", type=int, default=min(16, os.cpu_count() or 1),
+                   help="processes compiling the candidates before timing (0: compile while timing)")
     args = p.parse_args(argv)
     if not args.show and (args.suite is None) == (args.op is None):
         p.error("give a suite file or --op with --input and --weight (not both)")
@@ -135,14 +151,77 @@ def problems(args: argparse.Namespace) -> list[tuple[str, tuning.Problem]]:
     else:
         layers = list(suite_problems(json.loads(args.suite.read_text())))
     out = []
-    for name, prob in layers:
-        for dtype in args.dtype:
-            for layout in args.layout:
+    for dtype in args.dtype:
+        for layout in args.layout:
+            for name, prob in layers:
                 for kind in args.kinds:
                     if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
                         kind = tuning.DEPTHWISE_KIND[kind]
                     out.append((name, tuning.Problem.of(kind, DTYPES[dtype], layout, **prob)))
     return out
+
+
+def _compile_candidates(problem: tuning.Problem, configs: list[tuning.Config], device: str) -> int:
+    """Worker process: launch ``problem`` once per config so Triton compiles (and caches) each kernel."""
+    run, done = runner(problem, torch.device(device)), 0
+    for cfg in configs:
+        try:
+            run(cfg)
+            done += 1
+        except Exception:  # out of resources etc.: the timing loop skips it too
+            pass
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return done
+
+
+def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, device: str = "cuda") -> int:
+    """Compile every candidate of ``todo`` in ``jobs`` processes (a few configs per task, for balance)."""
+    tasks = [(problem, cfgs[i:i + 4]) for _, problem in todo
+             for cfgs in [tuning.candidates(problem, smem)] for i in range(0, len(cfgs), 4)]
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = [pool.submit(_compile_candidates, problem, cfgs, device) for problem, cfgs in tasks]
+        bar = tqdm(concurrent.futures.as_completed(futures), total=len(futures), desc=f"compiling ({jobs} processes)",
+                   unit="task")
+        compiled = sum(f.result() for f in bar)
+    print(f"compiled {compiled} of {sum(len(cfgs) for _, cfgs in tasks)} candidate kernels")
+    return compiled
+
+
+def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: str, target: Path, bench: Callable,
+             smem: int, sm_count: int, *, budget_s: float | None = None, jobs: int = 0, retune: bool = False) -> int:
+    """Tune ``todo`` into the cache file of ``device_name`` in ``target``, group by (dtype, layout) group.
+
+    Skips problems already there unless ``retune``; starts no problem after ``budget_s``
+    seconds; with ``jobs`` > 0 compiles each group's candidates in that many processes first.
+    Returns how many problems were tuned.
+    """
+    if not retune:
+        have = cache.read(target / cache.file_name(device_name), device_name)
+        todo = [(name, problem) for name, problem in todo if problem.key() not in have]
+    start, done = time.monotonic(), 0
+
+    def out_of_time() -> bool:
+        return budget_s is not None and time.monotonic() - start > budget_s
+
+    for (dtype, layout), group in itertools.groupby(todo, key=lambda item: (item[1].dtype, item[1].layout)):
+        group = list(group)
+        if out_of_time():
+            break
+        if jobs > 0:
+            precompile(group, smem, jobs, device)
+        bar = tqdm(group, desc=f"tuning {dtype} {layout} on {device_name}", unit="problem")
+        for name, problem in bar:
+            if out_of_time():
+                break
+            bar.set_postfix_str(f"{name} {problem.kind}")
+            cfg, ms = tuning.tune(problem, runner(problem, torch.device(device)), bench, smem, sm_count)
+            cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms)}, target)
+            done += 1
+    print(f"tuned {done} of {len(todo)} problems into {target / cache.file_name(device_name)}"
+          + (f"; {len(todo) - done} left for a next run (budget {budget_s:.0f} s)" if done < len(todo) else ""))
+    return done
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,13 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     props = torch.cuda.get_device_properties(0)
     smem = getattr(props, "shared_memory_per_block_optin", tuning.DEFAULT_SMEM)
     target = cache.shipped_dir() if args.ship else cache.user_dir()
-    bar = tqdm(todo, desc=f"tuning on {device_name}", unit="problem")
-    for name, problem in bar:
-        bar.set_postfix_str(f"{name} {problem.kind} {problem.dtype} {problem.layout}")
-        cfg, ms = tuning.tune(problem, runner(problem, torch.device("cuda")), tuning.do_bench_median, smem,
-                              props.multi_processor_count)
-        path = cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms)}, target)
-    print(f"wrote {len(todo)} entries to {path if todo else target}")
+    tune_all(todo, "cuda", device_name, target, tuning.do_bench_median, smem, props.multi_processor_count,
+             budget_s=args.budget_s, jobs=args.jobs, retune=args.retune)
     return 0
 
 
