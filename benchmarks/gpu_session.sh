@@ -41,8 +41,8 @@ case $stage in
     tests=(tests/test_conv.py tests/test_backward.py tests/test_conv2plus1d.py tests/test_streaming.py)
     ((gpu)) || tests=(tests/test_conv.py::test_int64_offsets_path)
     python -c "import xdist" 2>/dev/null && par=(-n 8) || par=()
-    step 200 python -m pytest -q -x -p no:cacheprovider -o addopts= "${par[@]}" "${tests[@]}"
-    step 280 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout channels_last --no-compile --tag heuristic --budget-s 240
+    step 150 python -m pytest -q -x -p no:cacheprovider -o addopts= "${par[@]}" "${tests[@]}"
+    step 230 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout channels_last --no-compile --tag heuristic --budget-s 190
     ;;
   tune)
     step 380 "${tune[@]}" --dtype bf16 --layout channels_last --budget-s 330
