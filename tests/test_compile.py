@@ -15,7 +15,7 @@ import torch
 
 import tritonconv
 from benchmarks import static
-from tritonconv import conv, tuning
+from tritonconv import conv, shapes, tune, tuning
 from tritonconv._checks import conv_spec
 
 pytestmark = [pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU every launch compiles for real"),
@@ -85,3 +85,28 @@ def test_default_configs_do_not_spill_on_hopper(capsys):
     assert len(rows) == 3 * 2 * 3
     assert {r["instruction"] for r in rows if not r["kind"].startswith("conv_dw")} == {"wgmma"}
     assert [r for r in rows if r["spill_store_bytes"]] == []
+
+
+def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
+    """The tensor-descriptor forward kernel (offered to the tuner on compute capability 9+): its loads
+    become TMA bulk tensor copies feeding wgmma, without spills, for every config the tuner tries on
+    a 3x3 layer, a 1x1 layer, a dilated 1-D layer and a 3-D layer with depth stride 2."""
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    layers = {"resnet50_l3_3x3": ("conv2d", {}), "resnet50_l1_1x1": ("conv2d", {}), "tcn_k3_d8": ("conv1d", {}),
+              "r3d18_l2_s2": ("conv3d", {"s": [2, 1, 1]})}
+    compiled = 0
+    for name, (op, override) in layers.items():
+        entry = {**next(e for e in suite[op] if e["name"] == name), **override}
+        problem = tuning.Problem.of("conv", "bfloat16", "channels_last", **shapes.suite_problem(op, entry))
+        assert tuning.tma_eligible(problem)
+        for cfg in tuning.tma_candidates(problem)[::3]:  # a spread of tile shapes, warps and stages
+            with static.recording(execute=False) as launches:
+                tune.runner(problem, torch.device("cpu"))(cfg)
+            ((fn, args, kwargs),) = launches
+            assert fn.fn.__name__ == "_conv_tma_kernel"
+            out = static.compile_for(90, fn, args, kwargs)
+            ptx = out.asm["ptx"]
+            assert "cp.async.bulk.tensor" in ptx and static.instruction(ptx) == "wgmma", (name, cfg)
+            assert static.ptxas_report(ptx, 90)["spill_store_bytes"] == 0, (name, cfg)
+            compiled += 1
+    assert compiled >= 8

@@ -20,13 +20,14 @@ fast, copying NC(D)HW ones once. The output may have any strides.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 import triton
 import triton.language as tl
 
-from . import conv_depthwise, tuning
+from . import conv_depthwise, conv_tma, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting, kernel
 from ._tile import activate, positions, tap, weight_tap
@@ -238,6 +239,11 @@ def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, fl
         problem = tuning.Problem.for_launch("conv_t" if transposed else "conv", x, spec, layout)
         config = tuning.choose(problem, x.device, interp, lambda cfg: _launch(
             x, weight, bias, torch.empty_like(y), spec, transposed, activation, flip, cfg))
+    if config.tile_h and not transposed:
+        if conv_tma.usable(x, weight, spec):
+            return conv_tma.conv_forward_tma(x, weight, bias, y, spec, activation, flip, config, interp=interp,
+                                             int64=needs_int64(y, rows=m), dot_precision=dot_precision(x.dtype, interp))
+        config = dataclasses.replace(config, tile_h=0)  # e.g. an unaligned view: the same tiles through pointers
     fold = bool(config.fold) and not transposed  # same result either way; forward only
     reduction = math.prod(spec.weight_shape[2:]) * c_read if fold else c_read  # per split loop
     per_split, splits = tuning.split_sizes(reduction, config)

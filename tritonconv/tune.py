@@ -98,7 +98,7 @@ def show(device_name: str | None) -> None:
                 cfg = value["config"]
                 print(f"    {key}  ->  BM={cfg['block_m']} BN={cfg['block_n']} BK={cfg['block_k']} "
                       f"warps={cfg['num_warps']} stages={cfg['num_stages']} split={cfg.get('split_k', 1)} "
-                      f"fold={cfg.get('fold', 0)} "
+                      f"fold={cfg.get('fold', 0)} tile_h={cfg.get('tile_h', 0)} "
                       f"({value.get('ms', float('nan')):.4f} ms)")
 
 
@@ -175,10 +175,11 @@ def _compile_candidates(problem: tuning.Problem, configs: list[tuning.Config], d
     return done
 
 
-def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, device: str = "cuda") -> int:
+def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, device: str = "cuda",
+               tma: bool = False) -> int:
     """Compile every candidate of ``todo`` in ``jobs`` processes (a few configs per task, for balance)."""
     tasks = [(problem, cfgs[i:i + 4]) for _, problem in todo
-             for cfgs in [tuning.candidates(problem, smem)] for i in range(0, len(cfgs), 4)]
+             for cfgs in [tuning.candidates(problem, smem, tma)] for i in range(0, len(cfgs), 4)]
     context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
         futures = [pool.submit(_compile_candidates, problem, cfgs, device) for problem, cfgs in tasks]
@@ -190,7 +191,8 @@ def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, dev
 
 
 def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: str, target: Path, bench: Callable,
-             smem: int, sm_count: int, *, budget_s: float | None = None, jobs: int = 0, retune: bool = False) -> int:
+             smem: int, sm_count: int, *, budget_s: float | None = None, jobs: int = 0, retune: bool = False,
+             tma: bool = False) -> int:
     """Tune ``todo`` into the cache file of ``device_name`` in ``target``, group by (dtype, layout) group.
 
     Skips problems already there unless ``retune``; starts no problem after ``budget_s``
@@ -210,13 +212,13 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
         if out_of_time():
             break
         if jobs > 0:
-            precompile(group, smem, jobs, device)
+            precompile(group, smem, jobs, device, tma)
         bar = tqdm(group, desc=f"tuning {dtype} {layout} on {device_name}", unit="problem")
         for name, problem in bar:
             if out_of_time():
                 break
             bar.set_postfix_str(f"{name} {problem.kind}")
-            cfg, ms = tuning.tune(problem, runner(problem, torch.device(device)), bench, smem, sm_count)
+            cfg, ms = tuning.tune(problem, runner(problem, torch.device(device)), bench, smem, sm_count, tma)
             cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms)}, target)
             done += 1
     print(f"tuned {done} of {len(todo)} problems into {target / cache.file_name(device_name)}"
@@ -234,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     todo = problems(args)
     if args.dry_run:
         for name, problem in tqdm(todo, desc="problems", unit="problem"):
-            tqdm.write(f"{name:24} {problem.key()}  {len(tuning.candidates(problem))} candidates")
+            tqdm.write(f"{name:24} {problem.key()}  {len(tuning.candidates(problem, tma=True))} candidates (Hopper)")
         return 0
     if not gpu:
         print("python -m tritonconv.tune needs a CUDA GPU (the interpreter does not benchmark); "
@@ -244,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     smem = getattr(props, "shared_memory_per_block_optin", tuning.DEFAULT_SMEM)
     target = cache.shipped_dir() if args.ship else cache.user_dir()
     tune_all(todo, "cuda", device_name, target, tuning.do_bench_median, smem, props.multi_processor_count,
-             budget_s=args.budget_s, jobs=args.jobs, retune=args.retune)
+             budget_s=args.budget_s, jobs=args.jobs, retune=args.retune, tma=props.major >= 9)
     return 0
 
 

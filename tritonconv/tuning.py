@@ -56,6 +56,7 @@ class Config:
     num_stages: int = 3
     split_k: int = 1  # independent partial sums over the reduction (weight gradient; small outputs)
     fold: int = 0  # 1: taps folded into the reduction (forward, few input channels per group)
+    tile_h: int = 0  # > 0: the tensor-descriptor forward kernel, tiles of tile_h x (block_m // tile_h) positions
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
@@ -205,8 +206,12 @@ def smem_bytes(config: Config, itemsize: int) -> int:
     return config.num_stages * (config.block_m * config.block_k + config.block_k * config.block_n) * itemsize
 
 
-def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM) -> list[Config]:
-    """The kernel's config space pruned for ``problem``: no block far above its dimension, none over smem."""
+def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = False) -> list[Config]:
+    """The kernel's config space pruned for ``problem``: no block far above its dimension, none over smem.
+
+    ``tma``: the device has a tensor memory accelerator (compute capability 9+); eligible
+    forward problems then also try :mod:`tritonconv.conv_tma`'s kernel.
+    """
     rows, cols, red = problem.gemm
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     wgrad = problem.kind.endswith("wgrad")
@@ -227,7 +232,41 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM) -> list[Config]
             continue  # each partial sum keeps at least four reduction steps (forward: one per tap)
         if smem_bytes(cfg, itemsize) <= smem_limit and cfg not in out:
             out.append(cfg)
+    if tma and tma_eligible(problem):
+        out += [cfg for cfg in tma_candidates(problem) if smem_bytes(cfg, itemsize) <= smem_limit]
     return out or [heuristic(problem, interpret=False)]
+
+
+TMA_SPACE = ((128, 64, 4, 4), (128, 64, 8, 3), (256, 64, 8, 3), (64, 64, 4, 4))  # block_n, block_k, warps, stages
+
+
+def tma_eligible(problem: Problem) -> bool:
+    """Forward, one group, unit stride along H and W, 16-byte channel rows (the descriptors' strides)."""
+    itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
+    return (problem.kind == "conv" and problem.groups == 1 and all(s == 1 for s in problem.stride[-2:])
+            and problem.weight_shape[1] * itemsize % 16 == 0)
+
+
+def tma_tile(out_h: int, out_w: int, block_m: int) -> int:
+    """The tile height (a power of two, tile width ``block_m // tile_h``) padding the output plane least."""
+    def padded(tile_h: int) -> tuple[int, int]:
+        tile_w = block_m // tile_h
+        return triton.cdiv(out_h, tile_h) * tile_h * triton.cdiv(out_w, tile_w) * tile_w, tile_h
+
+    return min(padded(1 << i) for i in range(block_m.bit_length()) if (1 << i) <= block_m)[1]
+
+
+def tma_candidates(problem: Problem) -> list[Config]:
+    rows, cols, red = problem.gemm
+    out_h, out_w = ((1, *problem.output_shape[2:]) if len(problem.output_shape) == 3 else problem.output_shape[-2:])
+    out: list[Config] = []
+    for block_m in (64, 128):
+        for bn, bk, warps, stages in TMA_SPACE:
+            cfg = Config(block_m, clamp_pow2(cols, 16, bn), clamp_pow2(red, 16, bk), group_m=1, num_warps=warps,
+                         num_stages=stages, tile_h=tma_tile(out_h, out_w, block_m))
+            if cfg not in out:
+                out.append(cfg)
+    return out
 
 
 def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
@@ -314,11 +353,11 @@ _TUNE_TOL = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}  # relative L2 
 
 
 def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callable, smem_limit: int,
-         sm_count: int) -> tuple[Config, float]:
+         sm_count: int, tma: bool = False) -> tuple[Config, float]:
     """Benchmark every candidate; a config must reproduce the heuristic config's output to win."""
     reference = run(heuristic(problem, False, sm_count)).float()
     best, best_ms = None, math.inf
-    for cfg in candidates(problem, smem_limit):
+    for cfg in candidates(problem, smem_limit, tma):
         try:
             out = run(cfg).float()
         except Exception as err:  # e.g. out of resources for this config on this device
@@ -339,7 +378,7 @@ def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callabl
 
 def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Tensor] | None, *,
             autotune: bool, bench: Callable = do_bench_median, smem_limit: int = DEFAULT_SMEM,
-            sm_count: int = 132) -> Config:
+            sm_count: int = 132, tma: bool = False) -> Config:
     """Config for ``problem`` on a GPU called ``device_name``: caches, then tuning or the heuristic."""
     from . import cache
 
@@ -350,7 +389,7 @@ def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Te
         log.debug("tritonconv: %s config for %s: %s", how, problem.key(), cfg)
         return cfg
     if autotune and run is not None:
-        cfg, ms = tune(problem, run, bench, smem_limit, sm_count)
+        cfg, ms = tune(problem, run, bench, smem_limit, sm_count, tma)
         stats["tuned"] += 1
         log.info("tritonconv: tuned %s on %s: %s (%.4f ms)", problem.key(), device_name, cfg, ms)
         cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms)})
@@ -375,7 +414,7 @@ def choose(problem: Problem, device: torch.device, interp: bool, run: Callable[[
     props = torch.cuda.get_device_properties(device)
     cfg = resolve(problem, props.name, run, autotune=autotune_enabled(),
                   smem_limit=getattr(props, "shared_memory_per_block_optin", DEFAULT_SMEM),
-                  sm_count=props.multi_processor_count)
+                  sm_count=props.multi_processor_count, tma=props.major >= 9)
     _memo[memo_key] = cfg
     return cfg
 

@@ -1,0 +1,92 @@
+"""The tensor-descriptor forward kernel (``tritonconv.conv_tma``): every config the tuner may try
+computes the convolution, with zero padding coming from out-of-range boxes; problems it cannot
+take are never offered to it, and an unaligned view falls back to pointer loads."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import assert_close
+
+from tritonconv import conv, tuning
+from tritonconv._checks import conv_spec
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+if DEVICE == "cuda" and torch.cuda.get_device_capability()[0] < 9:
+    pytest.skip("tensor descriptors need compute capability 9+", allow_module_level=True)
+
+CASES = [  # op, input, weight, arguments: odd sizes that no tile divides, padding beyond the taps
+    ("conv2d", (2, 16, 9, 11), (24, 16, 3, 3), dict(padding=1)),
+    ("conv2d", (1, 8, 7, 13), (16, 8, 3, 5), dict(padding=(2, 1), dilation=(2, 1))),
+    ("conv2d", (2, 16, 5, 6), (16, 16, 1, 1), dict()),  # 1x1: a plain GEMM
+    ("conv3d", (1, 8, 5, 6, 7), (16, 8, 3, 3, 3), dict(padding=1, stride=(2, 1, 1))),  # depth stride
+    ("conv1d", (2, 16, 37), (8, 16, 3), dict(padding=8, dilation=8)),
+    ("conv1d", (1, 24, 20), (40, 24, 4), dict(padding="same")),  # asymmetric 'same' padding
+]
+
+
+def run(op, x, w, b, cfg, activation=None, flip=False, **kwargs):
+    spec = conv_spec(op, int(op[-2]), x, w, b, kwargs.get("stride", 1), kwargs.get("padding", 0),
+                     kwargs.get("dilation", 1), 1)
+    return conv.conv_forward(x, w, b, spec, activation, flip, cfg)
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,kwargs", CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_every_descriptor_config_matches_torch(op, x_shape, w_shape, kwargs, dtype, monkeypatch):
+    launched = []
+    monkeypatch.setattr(conv.conv_tma, "conv_forward_tma",
+                        lambda *a, _f=conv.conv_tma.conv_forward_tma, **k: launched.append(1) or _f(*a, **k))
+    x = tuning.to_layout(torch.randn(x_shape, device=DEVICE, dtype=dtype), "channels_last")
+    w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
+    b = torch.randn(w_shape[0], device=DEVICE, dtype=dtype)
+    ref = F.relu(getattr(F, op)(x.double(), w.double(), b.double(), **kwargs))
+    spec = conv_spec(op, int(op[-2]), x, w, b, kwargs.get("stride", 1), kwargs.get("padding", 0),
+                     kwargs.get("dilation", 1), 1)
+    problem = tuning.Problem.for_launch("conv", x, spec)
+    configs = tuning.tma_candidates(problem)
+    assert tuning.tma_eligible(problem) and configs
+    for cfg in configs:
+        assert_close(run(op, x, w, b, cfg, "relu", **kwargs), ref, dtype)
+    assert len(launched) == len(configs)
+
+
+def test_flip_and_nchw_input():
+    """True convolution (flipped kernel), and an NCHW input (copied channels-innermost first)."""
+    x = torch.randn(2, 16, 7, 9, device=DEVICE)
+    w = torch.randn(8, 16, 3, 3, device=DEVICE)
+    cfg = tuning.tma_candidates(tuning.Problem.of("conv", "float32", "contiguous", x.shape, w.shape, 1, 1))[0]
+    assert_close(run("conv2d", x, w, None, cfg, flip=True, padding=1),
+                 F.conv2d(x.double(), w.double().flip(2, 3), padding=1))
+
+
+def test_unaligned_view_falls_back_to_pointer_loads(monkeypatch):
+    monkeypatch.setattr(conv.conv_tma, "conv_forward_tma", lambda *a, **k: pytest.fail("descriptor path taken"))
+    base = torch.randn(2, 9, 17, 11, device=DEVICE).contiguous(memory_format=torch.channels_last)
+    x = base[:, 1:]  # 8 channels starting 4 bytes into each 16-byte row: not a valid descriptor base
+    w = torch.randn(8, 8, 3, 3, device=DEVICE)
+    cfg = tuning.tma_candidates(tuning.Problem.of("conv", "float32", "channels_last", x.shape, w.shape, 1, 1))[0]
+    assert not conv.conv_tma.usable(x, w, conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1))
+    assert_close(run("conv2d", x, w, None, cfg, padding=1), F.conv2d(x.double(), w.double(), padding=1))
+
+
+@pytest.mark.parametrize("kind,dtype,input_shape,weight_shape,stride,groups,eligible", [
+    ("conv", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 1, 1, True),
+    ("conv", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 2, 1, False),  # a strided box: not a TMA tile
+    ("conv", "bfloat16", (1, 64, 8, 8), (64, 32, 3, 3), 1, 2, False),  # groups
+    ("conv", "bfloat16", (1, 4, 8, 8), (64, 4, 3, 3), 1, 1, False),  # 8-byte channel rows
+    ("conv", "float32", (1, 4, 8, 8), (64, 4, 3, 3), 1, 1, True),  # 16-byte rows in fp32
+    ("conv_t", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 1, 1, False),  # forward only
+    ("conv", "bfloat16", (1, 64, 4, 8, 8), (64, 64, 3, 3, 3), (2, 1, 1), 1, True),
+])
+def test_offered_only_where_descriptors_apply(kind, dtype, input_shape, weight_shape, stride, groups, eligible):
+    problem = tuning.Problem.of(kind, dtype, "channels_last", input_shape, weight_shape, stride, 1, groups=groups)
+    with_tma = tuning.candidates(problem, tma=True)
+    assert any(c.tile_h for c in with_tma) == eligible
+    assert not any(c.tile_h for c in tuning.candidates(problem))  # never without a TMA unit
+    assert not tuning.heuristic(problem, interpret=False).tile_h  # unmeasured: only the tuner picks it
+
+
+def test_tile_shape_pads_the_output_plane_least():
+    assert tuning.tma_tile(56, 56, 64) == 8  # 8 x 8 tiles cover 56 x 56 exactly
+    assert tuning.tma_tile(1, 8192, 128) == 1  # 1-D: one row of 128
+    assert tuning.tma_tile(28, 28, 128) in (4, 8)  # 28 = 7 * 4: 4 x 32 (32 cols pad 4) or 8 x 16 (pads 4 rows)

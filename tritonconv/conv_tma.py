@@ -1,0 +1,142 @@
+"""Forward convolution with tile loads by tensor descriptor (Hopper's tensor memory accelerator).
+
+For unit stride along height and width (any depth stride, padding and dilation; one group),
+the input a tap needs for a ``TILE_H x TILE_W`` patch of output positions is a box of the 5-D
+channels-innermost input ``[N, D, H, W, C]``: depth ``od*sd - pd + kd*dd``, rows from
+``oh0 - ph + kh*dh`` and columns from ``ow0 - pw + kw*dw``, ``BLOCK_K`` channels from ``c0``.
+Coordinates outside the tensor, the zero padding, are filled with zeros by the copy engine, so
+the main loop computes no addresses and no masks: one flat loop over (tap, channel chunk) with
+scalar coordinates, which the compiler pipelines into asynchronous bulk copies feeding ``wgmma``.
+The weight tile is a box of ``[C_out, KD, KH, KW, C_in]``. 1-D and 2-D problems are the 3-D one
+with unit sizes (as everywhere in tritonconv). The epilogue stores through pointers (any output
+layout). The tuner offers these configs (``Config.tile_h > 0``) on GPUs of compute capability 9
+or more; the interpreter runs the same kernel (descriptors are emulated), so CPU tests check it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
+
+from ._checks import ConvSpec
+from ._runtime import kernel
+from ._tile import activate
+
+
+@kernel
+@triton.jit
+def _conv_tma_kernel(
+    x_desc, w_desc, b_ptr, y_ptr,
+    C_in, C_out, OD, OH, OW, sd, pd, ph, pw, dd, dh, dw,
+    syn, syc, syd, syh, syw,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr,
+    UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """One program: ``TILE_H x TILE_W`` output positions of one (batch, depth) slice x ``BLOCK_N`` channels.
+
+    Programs run channel tile fastest, so the programs sharing an input patch run together (L2).
+    """
+    BLOCK_M: tl.constexpr = TILE_H * TILE_W
+    pid = tl.program_id(0)
+    tiles_n = (C_out + BLOCK_N - 1) // BLOCK_N
+    tiles_w = (OW + TILE_W - 1) // TILE_W
+    tiles_h = (OH + TILE_H - 1) // TILE_H
+    n0 = (pid % tiles_n) * BLOCK_N
+    rest = pid // tiles_n
+    ow0 = (rest % tiles_w) * TILE_W
+    rest = rest // tiles_w
+    oh0 = (rest % tiles_h) * TILE_H
+    rest = rest // tiles_h
+    od = rest % OD
+    nb = rest // OD
+
+    k_steps = (C_in + BLOCK_K - 1) // BLOCK_K
+    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
+    for i in range(KD * KH * KW * k_steps):  # one flat loop: (tap, channel chunk), scalar index math only
+        c0 = (i % k_steps) * BLOCK_K
+        t = i // k_steps
+        kw = t % KW
+        kh = (t // KW) % KH
+        kd = t // (KW * KH)
+        a = x_desc.load([nb, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw, c0])
+        if FLIP:  # true convolution: the kernel read reversed on every axis
+            b = w_desc.load([n0, KD - 1 - kd, KH - 1 - kh, KW - 1 - kw, c0])
+        else:
+            b = w_desc.load([n0, kd, kh, kw, c0])
+        a = a.reshape(BLOCK_M, BLOCK_K)
+        b = b.reshape(BLOCK_N, BLOCK_K)
+        if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
+        acc = tl.dot(a, tl.trans(b), acc, input_precision=DOT_PRECISION)
+
+    offs_n = n0 + tl.arange(0, BLOCK_N)
+    mask_n = offs_n < C_out
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+    acc = activate(acc, ACTIVATION)
+    oh = oh0 + tl.arange(0, BLOCK_M) // TILE_W
+    ow = ow0 + tl.arange(0, BLOCK_M) % TILE_W
+    if INT64:
+        nb = nb.to(tl.int64)
+        offs_n = offs_n.to(tl.int64)
+    y_rows = nb * syn + od * syd + oh * syh + ow * syw
+    tl.store(y_ptr + (y_rows[:, None] + (offs_n * syc)[None, :]), acc.to(y_ptr.dtype.element_ty),
+             mask=((oh < OH) & (ow < OW))[:, None] & mask_n[None, :])
+
+
+def as_5d(t: torch.Tensor) -> tuple[list[int], list[int]]:
+    """Sizes and strides of a channels-innermost ``(N, C, *spatial)`` tensor as ``[N, D, H, W, C]``."""
+    sizes, strides = list(t.shape), list(t.stride())
+    while len(sizes) < 5:
+        sizes.insert(2, 1)
+        strides.insert(2, 0)
+    sizes, strides = [sizes[0], *sizes[2:], sizes[1]], [strides[0], *strides[2:], strides[1]]
+    # an axis of size 1 is only ever read at coordinate 0 (or out of range): any stride serves, and the
+    # descriptor needs 16-byte multiples, so it gets the packed one (torch's can be anything there)
+    return sizes, [st if n > 1 else math.prod(sizes[i + 1:]) for i, (n, st) in enumerate(zip(sizes, strides))]
+
+
+def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec) -> bool:
+    """Whether the descriptors can be built: unit H/W stride, one group, 16-byte aligned bases and strides."""
+    if spec.groups != 1 or any(s != 1 for s in spec.stride[-2:]) or x.stride(1) != 1 or weight.stride(1) != 1:
+        return False
+    for t in (x, weight):
+        _, strides = as_5d(t)
+        if t.data_ptr() % 16 or any(s * t.element_size() % 16 for s in strides[:-1]):
+            return False
+    return True
+
+
+def conv_forward_tma(x, weight, bias, y, spec: ConvSpec, activation, flip: bool, config, *, interp: bool,
+                     int64: bool, dot_precision) -> torch.Tensor:
+    """Launch :func:`_conv_tma_kernel` (``x``, ``weight`` channels-innermost and :func:`usable`)."""
+    from .conv import as_3d, strides_3d  # the shared 3-D view of every problem
+
+    tile_h = config.tile_h
+    tile_w = config.block_m // tile_h
+    x_shape, x_strides = as_5d(x)
+    w_shape, w_strides = as_5d(weight)
+    x_desc = TensorDescriptor(x, x_shape, x_strides, [1, 1, tile_h, tile_w, config.block_k])
+    w_desc = TensorDescriptor(weight, w_shape, w_strides, [config.block_n, 1, 1, 1, config.block_k])
+    od, oh, ow = as_3d(tuple(y.shape[2:]), 1)
+    sd = as_3d(spec.stride, 1)[0]
+    pd, ph, pw = as_3d(tuple(before for before, _ in spec.padding), 0)
+    dd, dh, dw = as_3d(spec.dilation, 1)
+    c_out, c_in = spec.weight_shape[:2]
+    grid = (triton.cdiv(c_out, config.block_n) * y.shape[0] * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w),)
+    _conv_tma_kernel[x.device][grid](
+        x_desc, w_desc, bias if bias is not None else weight, y,
+        c_in, c_out, od, oh, ow, sd, pd, ph, pw, dd, dh, dw, *strides_3d(y),
+        *as_3d(spec.weight_shape[2:], 1), HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=int64,
+        UPCAST=interp and x.dtype == torch.bfloat16, DOT_PRECISION=dot_precision,
+        TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
+        num_warps=config.num_warps, num_stages=config.num_stages,
+    )
+    return y
