@@ -9,9 +9,11 @@ Every problem is seen as 3-D: a 1-D input ``(N, C, L)`` is ``(N, C, 1, 1, L)`` a
     k = (kd, kh, kw, input channel)    K = C_in / groups * KD * KH * KW
 
 with ``X[m, k] = x[b, g*C_in_g + c, od*sd - pd + kd*dd, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]``
-(zero outside the input). The reduction walks the kernel taps in three nested loops and,
-inside each tap, the input channels in ``BLOCK_K`` chunks: the tap's input coordinates and
-bounds mask are computed once per tap, never by div/mod in the inner loop.
+(zero outside the input). The reduction is one loop over (tap, ``BLOCK_K`` chunk of input
+channels): the tap indices come from the loop counter by scalar div/mod, and the tap's input
+coordinates and bounds mask are a few vector operations on the tile's precomputed output
+coordinates (no per-element div/mod). One flat loop rather than a loop per tap axis lets the
+compiler's software pipeline overlap the loads of the next tap with the current products.
 
 Layout: the kernel reads and writes through strides (any layout is correct); the launcher
 hands it operands with channels innermost (:func:`channels_inner`), the layout its tiles load
@@ -122,27 +124,29 @@ def _conv_kernel(
                 a = a.to(tl.float32)
                 b = b.to(tl.float32)
             acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
-    else:  # tap by tap: coordinates and bounds once per tap, channels in BLOCK_K chunks
-        for kd in range(KD):
-            id_, ok_d = tap(od, sd, pd, kd, dd, D, TRANSPOSED)
-            ok_d = ok_d & mask_m
-            for kh in range(KH):
-                ih, ok_h = tap(oh, sh, ph, kh, dh, H, TRANSPOSED)
-                ok_dh = ok_d & ok_h
-                for kw in range(KW):
-                    iw, ok_w = tap(ow, sw, pw, kw, dw, W, TRANSPOSED)
-                    ok = ok_dh & ok_w
-                    x_tap = x_rows + id_ * sxd + ih * sxh + iw * sxw
-                    w_tap = w_cols + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
-                    for c0 in range(split * R_PER_SPLIT, min((split + 1) * R_PER_SPLIT, C_in_g), BLOCK_K):
-                        cin = c0 + offs_k
-                        ok_k = cin < C_in_g
-                        a = tl.load(x_tap[:, None] + cin[None, :] * sxc, mask=ok[:, None] & ok_k[None, :], other=0.0)
-                        b = tl.load(w_tap[None, :] + cin[:, None] * swk, mask=ok_k[:, None] & mask_n[None, :], other=0.0)
-                        if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
-                            a = a.to(tl.float32)
-                            b = b.to(tl.float32)
-                        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+    else:  # tap by tap, channels in BLOCK_K chunks: one flat loop over (tap, chunk), so the compiler's
+        # software pipeline (num_stages) runs across taps instead of draining at every tap
+        c_lo = split * R_PER_SPLIT
+        k_steps = (min(R_PER_SPLIT, C_in_g - c_lo) + BLOCK_K - 1) // BLOCK_K  # <= 0: an empty split
+        for i in range(KD * KH * KW * k_steps):
+            t = i // k_steps
+            kw = t % KW
+            kh = (t // KW) % KH
+            kd = t // (KW * KH)
+            id_, ok_d = tap(od, sd, pd, kd, dd, D, TRANSPOSED)  # [BLOCK_M] each, from scalar tap indices
+            ih, ok_h = tap(oh, sh, ph, kh, dh, H, TRANSPOSED)
+            iw, ok_w = tap(ow, sw, pw, kw, dw, W, TRANSPOSED)
+            ok = mask_m & ok_d & ok_h & ok_w
+            cin = c_lo + (i % k_steps) * BLOCK_K + offs_k
+            ok_k = cin < C_in_g
+            x_tap = x_rows + id_ * sxd + ih * sxh + iw * sxw
+            w_tap = w_cols + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
+            a = tl.load(x_tap[:, None] + cin[None, :] * sxc, mask=ok[:, None] & ok_k[None, :], other=0.0)
+            b = tl.load(w_tap[None, :] + cin[:, None] * swk, mask=ok_k[:, None] & mask_n[None, :], other=0.0)
+            if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
+                a = a.to(tl.float32)
+                b = b.to(tl.float32)
+            acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
 
     if HAS_BIAS:
         acc += tl.load(b_ptr + group * C_out_g + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]

@@ -20,7 +20,11 @@ import math
 import torch
 import triton
 import triton.language as tl
-from triton.tools.tensor_descriptor import TensorDescriptor
+
+try:  # host-side tensor descriptors (Triton 3.4+)
+    from triton.tools.tensor_descriptor import TensorDescriptor
+except ImportError:  # pragma: no cover - older Triton: the tuner never offers this kernel
+    TensorDescriptor = None
 
 from ._checks import ConvSpec
 from ._runtime import kernel

@@ -242,9 +242,11 @@ TMA_SPACE = ((128, 64, 4, 4), (128, 64, 8, 3), (256, 64, 8, 3), (64, 64, 4, 4)) 
 
 def tma_eligible(problem: Problem) -> bool:
     """Forward, one group, unit stride along H and W, 16-byte channel rows (the descriptors' strides)."""
+    from .conv_tma import TensorDescriptor
+
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
-    return (problem.kind == "conv" and problem.groups == 1 and all(s == 1 for s in problem.stride[-2:])
-            and problem.weight_shape[1] * itemsize % 16 == 0)
+    return (TensorDescriptor is not None and problem.kind == "conv" and problem.groups == 1
+            and all(s == 1 for s in problem.stride[-2:]) and problem.weight_shape[1] * itemsize % 16 == 0)
 
 
 def tma_tile(out_h: int, out_w: int, block_m: int) -> int:
