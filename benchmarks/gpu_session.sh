@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The GPU work of a session that is lent a GPU, in stages that each fit one device call
-# (at most 10 minutes, at most 8 files back) and keep what they measured if stopped early.
+# The GPU work of a benchmarking session, in stages of under 10 minutes each that write at most
+# 8 files and keep what they measured if stopped early (for GPU time that comes in short slots).
 #
 #   bash benchmarks/gpu_session.sh check     # versions, correctness table, GPU tests, suite vs cuDNN (heuristic configs)
 #   bash benchmarks/gpu_session.sh tune      # tune bf16 channels-last forward into autotune_cache/, suite vs cuDNN again
 #   bash benchmarks/gpu_session.sh compile   # suite vs cuDNN and torch.compile(max-autotune), bf16 channels-last
 #   bash benchmarks/gpu_session.sh more      # fp16 and NCHW tuning + suite, >2**31 elements, dispatch, streaming
 #
-# Files land in $OUT (the device tool's folder) or benchmarks/results/session/: a log per stage,
+# Files land in $OUT if set, else benchmarks/results/session/: a log per stage,
 # the suite rows (JSON lines) and plot, the tuning cache. Commit them (benchmarks/NOTES.md says
 # where). Without a GPU every stage runs its CPU smoke version (a check of this script).
 set -uo pipefail
@@ -38,7 +38,7 @@ case $stage in
     ((gpu)) && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
     python -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__, 'cuda', torch.version.cuda)"
     step 60 python -m tritonconv
-    tests=(tests/test_conv.py tests/test_backward.py tests/test_conv2plus1d.py tests/test_streaming.py)
+    tests=(tests/test_conv.py tests/test_conv_tma.py tests/test_backward.py tests/test_conv2plus1d.py tests/test_streaming.py)
     ((gpu)) || tests=(tests/test_conv.py::test_int64_offsets_path)
     python -c "import xdist" 2>/dev/null && par=(-n 8) || par=()
     step 150 python -m pytest -q -x -p no:cacheprovider -o addopts= "${par[@]}" "${tests[@]}"

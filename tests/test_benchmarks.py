@@ -75,12 +75,12 @@ def test_large_tensor_check_smoke(monkeypatch, capsys, tmp_path):
 @pytest.mark.parametrize("stage", ["check", "more"])
 def test_gpu_session_stages_run_their_cpu_smoke_version(stage, tmp_path):
     """Each stage of the GPU session script runs here (smoke versions of its steps), so an error in
-    the script or in a command's arguments shows on the CPU, not in a lent GPU's limited time."""
+    the script or in a command's arguments shows on the CPU, not in scarce GPU time."""
     env = {**os.environ, "OUT": str(tmp_path)}
     done = subprocess.run(["bash", "benchmarks/gpu_session.sh", stage], capture_output=True, text=True, env=env,
                           timeout=300, cwd=run.ROOT.parent)
     log = (tmp_path / f"{stage}.log").read_text()
     exits = re.findall(r"^## exit (\d+)$", log, re.M)
     assert done.returncode == 0 and exits and set(exits) == {"0"}, log
-    assert len(list(tmp_path.iterdir())) <= 8  # the device tool brings back at most 8 files
+    assert len(list(tmp_path.iterdir())) <= 8  # a stage writes at most 8 files
     assert list(tmp_path.glob("*.jsonl"))

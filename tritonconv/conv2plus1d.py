@@ -76,23 +76,23 @@ def _conv2plus1d_kernel(
             cm = c0 + offs_c
             ok_c = cm < C_mid
             mid = tl.full((BLOCK_M, BLOCK_C), 0.0, tl.float32)
-            for kh in range(KH):
+            k_steps = (C_in + BLOCK_K - 1) // BLOCK_K
+            for i in range(KH * KW * k_steps):  # (spatial tap, chunk) flat: the pipeline runs across taps
+                kh = i // k_steps // KW
+                kw = i // k_steps % KW
                 ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
-                ok_h = ok_h & ok_t
-                for kw in range(KW):
-                    iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
-                    ok = ok_h & ok_w
-                    x_tap = x_rows + ih * sxh + iw * sxw
-                    w_tap = ws_ptr + cm * wso + kh * wsh + kw * wsw
-                    for k0 in range(0, C_in, BLOCK_K):
-                        ci = k0 + offs_k
-                        ok_k = ci < C_in
-                        a = tl.load(x_tap[:, None] + ci[None, :] * sxc, mask=ok[:, None] & ok_k[None, :], other=0.0)
-                        b = tl.load(w_tap[None, :] + ci[:, None] * wsi, mask=ok_k[:, None] & ok_c[None, :], other=0.0)
-                        if UPCAST:
-                            a = a.to(tl.float32)
-                            b = b.to(tl.float32)
-                        mid = tl.dot(a, b, mid, input_precision=DOT_PRECISION)
+                iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
+                ok = ok_t & ok_h & ok_w
+                ci = (i % k_steps) * BLOCK_K + offs_k
+                ok_k = ci < C_in
+                a = tl.load((x_rows + ih * sxh + iw * sxw)[:, None] + ci[None, :] * sxc,
+                            mask=ok[:, None] & ok_k[None, :], other=0.0)
+                b = tl.load((ws_ptr + cm * wso + kh * wsh + kw * wsw)[None, :] + ci[:, None] * wsi,
+                            mask=ok_k[:, None] & ok_c[None, :], other=0.0)
+                if UPCAST:
+                    a = a.to(tl.float32)
+                    b = b.to(tl.float32)
+                mid = tl.dot(a, b, mid, input_precision=DOT_PRECISION)
             if HAS_BS:
                 mid += tl.load(bs_ptr + cm, mask=ok_c, other=0.0).to(tl.float32)[None, :]
             mid = activate(mid, MID_ACT)
