@@ -242,10 +242,25 @@ def test_tune_all_resumes_orders_by_dtype_and_layout_and_stops_on_budget(tmp_pat
 
     target = tmp_path / "shipped"
     assert tune_all(todo[:1], "cpu", GPU, target, bench, tuning.DEFAULT_SMEM, 132, jobs=2) == 1
-    assert "compiled" in capsys.readouterr().out  # the worker processes ran every candidate
+    n = len(tuning.candidates(todo[0][1]))
+    assert f"compiled {n} candidate kernels; 0 failed" in capsys.readouterr().out  # worker processes ran each
     assert tune_all(todo, "cpu", GPU, target, bench, tuning.DEFAULT_SMEM, 132, budget_s=0.0) == 0  # resumed: 'a' skipped
     assert "2 left for a next run" in capsys.readouterr().out
     assert tune_all(todo[:2], "cpu", GPU, target, bench, tuning.DEFAULT_SMEM, 132) == 1
     entries = cache.read(target / cache.file_name(GPU), GPU)
     assert set(entries) == {todo[0][1].key(), todo[1][1].key()}
     assert len(order) == 2 * len(tuning.candidates(todo[0][1]))  # each problem timed once, never re-tuned
+
+
+def test_configs_failing_in_a_compile_worker_are_not_timed(monkeypatch):
+    """A config that fails (or faults the GPU) while precompiling is skipped by the timing loop."""
+    p = problem()
+    configs = tuning.candidates(p)
+    timed = []
+
+    def bench(fn):
+        timed.append(fn.__defaults__[0])
+        return 1.0
+
+    best, _ = tuning.tune(p, runner(p, torch.device("cpu")), bench, tuning.DEFAULT_SMEM, 132, skip={configs[0]})
+    assert configs[0] not in timed and len(timed) == len(configs) - 1 and best == configs[1]

@@ -161,33 +161,61 @@ def problems(args: argparse.Namespace) -> list[tuple[str, tuning.Problem]]:
     return out
 
 
-def _compile_candidates(problem: tuning.Problem, configs: list[tuning.Config], device: str) -> int:
-    """Worker process: launch ``problem`` once per config so Triton compiles (and caches) each kernel."""
-    run, done = runner(problem, torch.device(device)), 0
+_context_lost = False  # a worker process whose CUDA context a failed kernel broke (errors are sticky)
+
+
+def _compile_candidates(problem: tuning.Problem, configs: list[tuning.Config], device: str) -> list[bool | None]:
+    """Worker process: launch ``problem`` once per config, so Triton compiles (and caches) each kernel.
+
+    Per config: True (ran), False (failed: compiler limits, launch error, a fault) or None (not
+    known: an earlier fault left this process's CUDA context unusable).
+    """
+    global _context_lost
+    if _context_lost:
+        return [None] * len(configs)
+    run, status = runner(problem, torch.device(device)), []
     for cfg in configs:
         try:
             run(cfg)
-            done += 1
-        except Exception:  # out of resources etc.: the timing loop skips it too
-            pass
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return done
+            if device == "cuda":
+                torch.cuda.synchronize()  # a fault shows here, attributed to this config
+            status.append(True)
+        except Exception:
+            status.append(False)
+            if device == "cuda":
+                try:
+                    torch.cuda.synchronize()
+                except Exception:  # sticky: nothing more can run in this process
+                    _context_lost = True
+                    return status + [None] * (len(configs) - len(status))
+    return status
 
 
 def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, device: str = "cuda",
-               tma: bool = False) -> int:
-    """Compile every candidate of ``todo`` in ``jobs`` processes (a few configs per task, for balance)."""
+               tma: bool = False) -> dict[tuning.Problem, set[tuning.Config]]:
+    """Compile every candidate of ``todo`` in ``jobs`` processes (a few configs per task, for balance).
+
+    Returns the configs that failed there, per problem: the timing loop skips them, so a config
+    that faults the GPU does so in a worker process, not in the one that keeps the results.
+    """
     tasks = [(problem, cfgs[i:i + 4]) for _, problem in todo
              for cfgs in [tuning.candidates(problem, smem, tma)] for i in range(0, len(cfgs), 4)]
+    failed: dict[tuning.Problem, set[tuning.Config]] = {}
+    counts = {True: 0, False: 0, None: 0}
     context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [pool.submit(_compile_candidates, problem, cfgs, device) for problem, cfgs in tasks]
+        futures = {pool.submit(_compile_candidates, problem, cfgs, device): (problem, cfgs) for problem, cfgs in tasks}
         bar = tqdm(concurrent.futures.as_completed(futures), total=len(futures), desc=f"compiling ({jobs} processes)",
                    unit="task")
-        compiled = sum(f.result() for f in bar)
-    print(f"compiled {compiled} of {sum(len(cfgs) for _, cfgs in tasks)} candidate kernels")
-    return compiled
+        for future in bar:
+            problem, cfgs = futures[future]
+            for cfg, ok in zip(cfgs, future.result()):
+                counts[ok] += 1
+                if ok is False:
+                    failed.setdefault(problem, set()).add(cfg)
+    print(f"compiled {counts[True]} candidate kernels; {counts[False]} failed (skipped when timing); "
+          f"{counts[None]} not tried (a worker's GPU context was lost)")
+    return failed
 
 
 def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: str, target: Path, bench: Callable,
@@ -211,14 +239,14 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
         group = list(group)
         if out_of_time():
             break
-        if jobs > 0:
-            precompile(group, smem, jobs, device, tma)
+        failed = precompile(group, smem, jobs, device, tma) if jobs > 0 else {}
         bar = tqdm(group, desc=f"tuning {dtype} {layout} on {device_name}", unit="problem")
         for name, problem in bar:
             if out_of_time():
                 break
             bar.set_postfix_str(f"{name} {problem.kind}")
-            cfg, ms = tuning.tune(problem, runner(problem, torch.device(device)), bench, smem, sm_count, tma)
+            cfg, ms = tuning.tune(problem, runner(problem, torch.device(device)), bench, smem, sm_count, tma,
+                                  skip=failed.get(problem, set()))
             cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms)}, target)
             done += 1
     print(f"tuned {done} of {len(todo)} problems into {target / cache.file_name(device_name)}"

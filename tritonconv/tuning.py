@@ -24,7 +24,7 @@ import logging
 import math
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, fields
 
 import torch
@@ -355,11 +355,13 @@ _TUNE_TOL = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2}  # relative L2 
 
 
 def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callable, smem_limit: int,
-         sm_count: int, tma: bool = False) -> tuple[Config, float]:
-    """Benchmark every candidate; a config must reproduce the heuristic config's output to win."""
+         sm_count: int, tma: bool = False, skip: Collection[Config] = ()) -> tuple[Config, float]:
+    """Benchmark every candidate (but ``skip``); a config must reproduce the heuristic config's output to win."""
     reference = run(heuristic(problem, False, sm_count)).float()
     best, best_ms = None, math.inf
     for cfg in candidates(problem, smem_limit, tma):
+        if cfg in skip:
+            continue
         try:
             out = run(cfg).float()
         except Exception as err:  # e.g. out of resources for this config on this device
