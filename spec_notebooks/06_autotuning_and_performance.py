@@ -129,3 +129,28 @@ for op in ("conv1d", "conv2d", "conv3d"):
         counts = [len(tuning.candidates(tuning.Problem.of(k, "bfloat16", "channels_last", **prob))) for k in kinds]
         assert all(1 <= c <= 64 for c in counts)
         print(f"{s['name']:>18} {counts[0]:4d} {counts[1]:5d} {counts[2]:5d}  {'dw' if dw else ''}")
+
+# %% [markdown]
+# On Hopper GPUs (compute capability 9+) the forward candidates of unit-stride, one-group
+# layers with 16-byte channel rows also include the tensor-descriptor kernel
+# (`tritonconv.conv_tma`): each program computes a `tile_h x (block_m / tile_h)` patch of
+# output positions, whose input for one tap is a single box of the channels-last input, read
+# by the copy engine with the padding filled in as zeros. The patch is the power-of-two
+# shape that pads the output plane least; the heuristic never picks this kernel (no GPU
+# timing of it exists yet), only the tuner can:
+
+# %%
+print(f"{'layer':>18} {'output plane':>12} {'64-position patch':>18} {'128-position patch':>19} {'+ candidates':>12}")
+for op in ("conv1d", "conv2d", "conv3d"):
+    for s in suite[op]:
+        prob = shapes.suite_problem(op, s)
+        g = prob["groups"]
+        kind = "conv_dw" if is_depthwise(prob["input_shape"], prob["weight_shape"], g) else "conv"
+        p = tuning.Problem.of(kind, "bfloat16", "channels_last", **prob)
+        if not tuning.tma_eligible(p):
+            continue
+        oh, ow = (1, *p.output_shape[2:]) if op == "conv1d" else p.output_shape[-2:]
+        patches = [f"{tuning.tma_tile(oh, ow, m)} x {m // tuning.tma_tile(oh, ow, m)}" for m in (64, 128)]
+        extra = len(tuning.candidates(p, tma=True)) - len(tuning.candidates(p))
+        assert extra > 0 and not tuning.heuristic(p, interpret=False).tile_h
+        print(f"{s['name']:>18} {f'{oh} x {ow}':>12} {patches[0]:>18} {patches[1]:>19} {extra:12d}")

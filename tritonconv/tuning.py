@@ -250,12 +250,13 @@ def tma_eligible(problem: Problem) -> bool:
 
 
 def tma_tile(out_h: int, out_w: int, block_m: int) -> int:
-    """The tile height (a power of two, tile width ``block_m // tile_h``) padding the output plane least."""
-    def padded(tile_h: int) -> tuple[int, int]:
+    """The tile height (a power of two, tile width ``block_m // tile_h``) padding the output plane least;
+    among equals the squarest (the smallest input box: a tap's halo adds to both sides)."""
+    def cost(tile_h: int) -> tuple[int, int, int]:
         tile_w = block_m // tile_h
-        return triton.cdiv(out_h, tile_h) * tile_h * triton.cdiv(out_w, tile_w) * tile_w, tile_h
+        return triton.cdiv(out_h, tile_h) * tile_h * triton.cdiv(out_w, tile_w) * tile_w, tile_h + tile_w, tile_h
 
-    return min(padded(1 << i) for i in range(block_m.bit_length()) if (1 << i) <= block_m)[1]
+    return min(cost(1 << i) for i in range(block_m.bit_length()))[2]
 
 
 def tma_candidates(problem: Problem) -> list[Config]:
