@@ -45,7 +45,7 @@ case $stage in
     step 230 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout channels_last --no-compile --tag heuristic --budget-s 190
     ;;
   tune)
-    step 380 "${tune[@]}" --dtype bf16 --layout channels_last --budget-s 330
+    step 380 "${tune[@]}" --dtype bf16 fp16 --layout channels_last --budget-s 330
     ship_cache
     step 180 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout channels_last --no-compile --tag tuned --budget-s 150
     ;;
@@ -53,7 +53,7 @@ case $stage in
     step 560 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout channels_last --tag compile --budget-s 480
     ;;
   more)
-    step 240 "${tune[@]}" --dtype fp16 bf16 --layout channels_last contiguous --budget-s 200
+    step 240 "${tune[@]}" --dtype bf16 fp16 --layout channels_last contiguous --budget-s 200
     ship_cache
     step 150 "${heuristic[@]}" "${suite[@]}" --dtype fp16 --layout channels_last --no-compile --tag tuned_fp16 --budget-s 120
     step 100 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout contiguous --no-compile --tag nchw --budget-s 80
@@ -64,4 +64,5 @@ case $stage in
     ;;
   *) echo "unknown stage $stage (check | tune | compile | more)"; exit 2 ;;
 esac
+((gpu)) && python -m benchmarks.report "$OUT"/*.jsonl  # the targets, as markdown
 ls -la "$OUT"

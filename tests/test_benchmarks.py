@@ -84,3 +84,33 @@ def test_gpu_session_stages_run_their_cpu_smoke_version(stage, tmp_path):
     assert done.returncode == 0 and exits and set(exits) == {"0"}, log
     assert len(list(tmp_path.iterdir())) <= 8  # a stage writes at most 8 files
     assert list(tmp_path.glob("*.jsonl"))
+
+
+def test_report_checks_the_targets(tmp_path, capsys):
+    """Rows made up here (not measurements) with known ratios: the report's means and misses follow."""
+    from benchmarks import report
+
+    meta = {"device": "Test GPU", "torch": "t", "triton": "t", "cuda": "c", "date": "2026-01-01T00:00:00",
+            "smoke": False, "dtype": "bfloat16", "layout": "channels_last", "pass": "forward"}
+
+    def row(op, name, vs_cudnn, vs_compile=None, frac=0.9, bound="compute", ok=True):
+        r = {**meta, "op": op, "name": name, "speedup_vs_cudnn": vs_cudnn, "roofline_fraction": frac, "bound": bound,
+             "tritonconv": {"ok": ok}}
+        return {**r, "speedup_vs_torch_compile": vs_compile} if vs_compile else r
+
+    rows = [row("conv2d", "a", 2.0, 1.5), row("conv2d", "b", 0.5, 1.0), row("conv2d", "c", 1.0, frac=0.5),
+            row("conv1d", "d", 1.2, bound="memory", frac=0.85)]
+    path = tmp_path / "run.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"cut off"\n')
+    by_family = {s["family"]: s for s in report.summarize(report.load([path])[path])}
+    two = by_family["2D"]
+    assert abs(two["geomean_vs_cudnn"] - 1.0) < 1e-12 and two["slowest"] == ("b", 0.5)
+    assert abs(two["geomean_vs_compile"] - 1.5 ** 0.5) < 1e-12
+    assert two["missed"] == ["geomean vs cuDNN 1.00 < 1.1", "b 0.50x cuDNN < 0.8", "geomean vs torch.compile 1.22 < 1.3",
+                             "c 50% of its compute bound < 70%"]
+    assert by_family["1D"]["missed"] == [] and by_family["1D"]["geomean_vs_compile"] is None
+    assert report.main([str(path)]) == 0 and "| bfloat16 | channels_last | forward | 2D | 3 | 1.00x | b 0.50x |" in (
+        capsys.readouterr().out)
+    smoke = tmp_path / "smoke.jsonl"
+    smoke.write_text(json.dumps({**rows[0], "smoke": True}) + "\n")
+    assert report.main([str(smoke)]) == 1  # CPU smoke rows carry no speed: nothing to report
