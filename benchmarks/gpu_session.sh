@@ -2,10 +2,10 @@
 # The GPU work of a benchmarking session, in stages of under 10 minutes each that write at most
 # 8 files and keep what they measured if stopped early (for GPU time that comes in short slots).
 #
-#   bash benchmarks/gpu_session.sh check     # versions, correctness table, GPU tests, suite vs cuDNN (heuristic configs)
-#   bash benchmarks/gpu_session.sh tune      # tune bf16 channels-last forward into autotune_cache/, suite vs cuDNN again
+#   bash benchmarks/gpu_session.sh check     # versions, correctness, GPU tests, suite vs cuDNN (heuristic), >2**31 elements
+#   bash benchmarks/gpu_session.sh tune      # tune bf16 (then fp16) channels-last forward into autotune_cache/, suite again
 #   bash benchmarks/gpu_session.sh compile   # suite vs cuDNN and torch.compile(max-autotune), bf16 channels-last
-#   bash benchmarks/gpu_session.sh more      # fp16 and NCHW tuning + suite, >2**31 elements, dispatch, streaming
+#   bash benchmarks/gpu_session.sh more      # NCHW tuning, fp16 and NCHW suite rows, dispatch, streaming
 #
 # Files land in $OUT if set, else benchmarks/results/session/: a log per stage,
 # the suite rows (JSON lines) and plot, the tuning cache. Commit them (benchmarks/NOTES.md says
@@ -43,6 +43,8 @@ case $stage in
     python -c "import xdist" 2>/dev/null && par=(-n 8) || par=()
     step 150 python -m pytest -q -x -p no:cacheprovider -o addopts= "${par[@]}" "${tests[@]}"
     step 230 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout channels_last --no-compile --tag heuristic --budget-s 190
+    if ((gpu)); then step 60 python -m benchmarks.large --out "$OUT/large.jsonl"; else
+      step 60 python -m benchmarks.large --smoke --out "$OUT/large.jsonl"; fi
     ;;
   tune)
     step 380 "${tune[@]}" --dtype bf16 fp16 --layout channels_last --budget-s 330
@@ -57,8 +59,6 @@ case $stage in
     ship_cache
     step 150 "${heuristic[@]}" "${suite[@]}" --dtype fp16 --layout channels_last --no-compile --tag tuned_fp16 --budget-s 120
     step 100 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout contiguous --no-compile --tag nchw --budget-s 80
-    if ((gpu)); then step 60 python -m benchmarks.large --out "$OUT/large.jsonl"; else
-      step 60 python -m benchmarks.large --smoke --out "$OUT/large.jsonl"; fi
     ((gpu)) && step 30 python -m benchmarks.dispatch
     ((gpu)) && step 30 python -m benchmarks.streaming
     ;;
