@@ -88,25 +88,27 @@ def test_default_configs_do_not_spill_on_hopper(capsys):
 
 
 def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
-    """The tensor-descriptor forward kernel (offered to the tuner on compute capability 9+): its loads
-    become TMA bulk tensor copies feeding wgmma, without spills, for every config the tuner tries on
-    a 3x3 layer, a 1x1 layer, a dilated 1-D layer and a 3-D layer with depth stride 2."""
+    """The tensor-descriptor kernel (offered to the tuner on compute capability 9+): its loads become
+    TMA bulk tensor copies feeding wgmma, without spills, for a spread of the configs the tuner tries
+    on a 3x3 layer (forward and input gradient), a 1x1 layer, a dilated 1-D layer and a 3-D layer
+    with depth stride 2."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
-    layers = {"resnet50_l3_3x3": ("conv2d", {}), "resnet50_l1_1x1": ("conv2d", {}), "tcn_k3_d8": ("conv1d", {}),
-              "r3d18_l2_s2": ("conv3d", {"s": [2, 1, 1]})}
+    layers = [("resnet50_l3_3x3", "conv2d", {}, "conv"), ("resnet50_l3_3x3", "conv2d", {}, "conv_t"),
+              ("resnet50_l1_1x1", "conv2d", {}, "conv"), ("tcn_k3_d8", "conv1d", {}, "conv"),
+              ("r3d18_l2_s2", "conv3d", {"s": [2, 1, 1]}, "conv")]
     compiled = 0
-    for name, (op, override) in layers.items():
+    for name, op, override, kind in layers:
         entry = {**next(e for e in suite[op] if e["name"] == name), **override}
-        problem = tuning.Problem.of("conv", "bfloat16", "channels_last", **shapes.suite_problem(op, entry))
+        problem = tuning.Problem.of(kind, "bfloat16", "channels_last", **shapes.suite_problem(op, entry))
         assert tuning.tma_eligible(problem)
-        for cfg in tuning.tma_candidates(problem)[::3]:  # a spread of tile shapes, warps and stages
+        for cfg in tuning.tma_candidates(problem)[::3]:
             with static.recording(execute=False) as launches:
                 tune.runner(problem, torch.device("cpu"))(cfg)
             ((fn, args, kwargs),) = launches
             assert fn.fn.__name__ == "_conv_tma_kernel"
             out = static.compile_for(90, fn, args, kwargs)
             ptx = out.asm["ptx"]
-            assert "cp.async.bulk.tensor" in ptx and static.instruction(ptx) == "wgmma", (name, cfg)
-            assert static.ptxas_report(ptx, 90)["spill_store_bytes"] == 0, (name, cfg)
+            assert "cp.async.bulk.tensor" in ptx and static.instruction(ptx) == "wgmma", (name, kind, cfg)
+            assert static.ptxas_report(ptx, 90)["spill_store_bytes"] == 0, (name, kind, cfg)
             compiled += 1
-    assert compiled >= 8
+    assert compiled >= 10

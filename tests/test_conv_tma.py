@@ -1,6 +1,7 @@
-"""The tensor-descriptor forward kernel (``tritonconv.conv_tma``): every config the tuner may try
-computes the convolution, with zero padding coming from out-of-range boxes; problems it cannot
-take are never offered to it, and an unaligned view falls back to pointer loads."""
+"""The tensor-descriptor kernel (``tritonconv.conv_tma``): every config the tuner may try computes
+the convolution (and the input gradient of unit-stride ones), with zero padding coming from
+out-of-range boxes; problems it cannot take are never offered to it, and an unaligned view
+falls back to pointer loads."""
 
 import pytest
 import torch
@@ -75,7 +76,10 @@ def test_unaligned_view_falls_back_to_pointer_loads(monkeypatch):
     ("conv", "bfloat16", (1, 64, 8, 8), (64, 32, 3, 3), 1, 2, False),  # groups
     ("conv", "bfloat16", (1, 4, 8, 8), (64, 4, 3, 3), 1, 1, False),  # 8-byte channel rows
     ("conv", "float32", (1, 4, 8, 8), (64, 4, 3, 3), 1, 1, True),  # 16-byte rows in fp32
-    ("conv_t", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 1, 1, False),  # forward only
+    ("conv_t", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 1, 1, True),  # input gradient: a forward conv of dy
+    ("conv_t", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 2, 1, False),  # strided: a gather, not a box
+    ("conv_t", "bfloat16", (1, 64, 4, 8, 8), (64, 64, 3, 3, 3), (2, 1, 1), 1, False),
+    ("conv_wgrad", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 1, 1, False),
     ("conv", "bfloat16", (1, 64, 4, 8, 8), (64, 64, 3, 3, 3), (2, 1, 1), 1, True),
 ])
 def test_offered_only_where_descriptors_apply(kind, dtype, input_shape, weight_shape, stride, groups, eligible):
@@ -91,3 +95,27 @@ def test_tile_shape_pads_the_output_plane_least():
     assert tuning.tma_tile(56, 56, 128) == 8  # 8 x 16 and 2 x 64 both pad to 56 x 64: the squarer one
     assert tuning.tma_tile(1, 8192, 128) == 1  # 1-D: one row of 128
     assert tuning.tma_tile(28, 28, 128) == 4  # 4 x 32 pads to 28 x 32; 8 x 16 to 32 x 32
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,kwargs", [c for c in CASES if "stride" not in c[3]])
+@pytest.mark.parametrize("flip", [False, True])
+def test_input_gradient_through_descriptors(op, x_shape, w_shape, kwargs, flip, monkeypatch):
+    """Unit stride: the input gradient runs as a forward convolution of dy (kernel reversed, channel
+    axes swapped, padding (K-1)*d - p) through the same kernel, for every candidate config."""
+    launched = []
+    monkeypatch.setattr(conv.conv_tma, "conv_forward_tma",
+                        lambda *a, _f=conv.conv_tma.conv_forward_tma, **k: launched.append(1) or _f(*a, **k))
+    x = tuning.to_layout(torch.randn(x_shape, device=DEVICE, dtype=torch.float64), "channels_last").requires_grad_()
+    w = torch.randn(w_shape, device=DEVICE, dtype=torch.float64)
+    y = getattr(F, op)(x, w.flip(list(range(2, w.dim()))) if flip else w, **kwargs)
+    dy = torch.randn_like(y)
+    (ref,) = torch.autograd.grad(y, x, dy)
+    x32, w32, dy32 = x.detach().float(), w.float(), dy.float()
+    spec = conv_spec(op, int(op[-2]), x32, w32, None, 1, kwargs.get("padding", 0), kwargs.get("dilation", 1), 1)
+    problem = tuning.Problem.for_launch("conv_t", dy32, spec)
+    configs = tuning.tma_candidates(problem)
+    assert tuning.tma_eligible(problem) and configs
+    for cfg in configs:
+        dx = conv.conv_grad_input(dy32, w32, spec, flip, conv.output_memory_format(x32, w32), cfg)
+        assert_close(dx, ref)
+    assert len(launched) == len(configs)

@@ -243,10 +243,12 @@ def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, fl
         problem = tuning.Problem.for_launch("conv_t" if transposed else "conv", x, spec, layout)
         config = tuning.choose(problem, x.device, interp, lambda cfg: _launch(
             x, weight, bias, torch.empty_like(y), spec, transposed, activation, flip, cfg))
-    if config.tile_h and not transposed:
-        if conv_tma.usable(x, weight, spec):
-            return conv_tma.conv_forward_tma(x, weight, bias, y, spec, activation, flip, config, interp=interp,
-                                             int64=needs_int64(y, rows=m), dot_precision=dot_precision(x.dtype, interp))
+    if config.tile_h:  # tile loads by tensor descriptor; the transposed pass as its forward equivalent
+        w_fwd, spec_fwd = (weight.transpose(0, 1), conv_tma.transposed_as_forward(spec)) if transposed else (weight, spec)
+        if conv_tma.usable(x, w_fwd, spec_fwd):
+            return conv_tma.conv_forward_tma(x, w_fwd, bias, y, spec_fwd, activation, flip != transposed, config,
+                                             interp=interp, int64=needs_int64(y, rows=m),
+                                             dot_precision=dot_precision(x.dtype, interp))
         config = dataclasses.replace(config, tile_h=0)  # e.g. an unaligned view: the same tiles through pointers
     fold = bool(config.fold) and not transposed  # same result either way; forward only
     reduction = math.prod(spec.weight_shape[2:]) * c_read if fold else c_read  # per split loop

@@ -9,12 +9,15 @@ the main loop computes no addresses and no masks: one flat loop over (tap, chann
 scalar coordinates, which the compiler pipelines into asynchronous bulk copies feeding ``wgmma``.
 The weight tile is a box of ``[C_out, KD, KH, KW, C_in]``. 1-D and 2-D problems are the 3-D one
 with unit sizes (as everywhere in tritonconv). The epilogue stores through pointers (any output
-layout). The tuner offers these configs (``Config.tile_h > 0``) on GPUs of compute capability 9
-or more; the interpreter runs the same kernel (descriptors are emulated), so CPU tests check it.
+layout). The input gradient of a unit-stride convolution is itself such a forward convolution
+(:func:`transposed_as_forward`), so the transposed pass takes this kernel too. The tuner offers
+these configs (``Config.tile_h > 0``) on GPUs of compute capability 9 or more; the interpreter
+runs the same kernel (descriptors are emulated), so CPU tests check it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -105,6 +108,20 @@ def as_5d(t: torch.Tensor) -> tuple[list[int], list[int]]:
     # an axis of size 1 is only ever read at coordinate 0 (or out of range): any stride serves, and the
     # descriptor needs 16-byte multiples, so it gets the packed one (torch's can be anything there)
     return sizes, [st if n > 1 else math.prod(sizes[i + 1:]) for i, (n, st) in enumerate(zip(sizes, strides))]
+
+
+def transposed_as_forward(spec: ConvSpec) -> ConvSpec:
+    """The input gradient of a unit-stride convolution as a forward one (then run by this kernel).
+
+    ``dx[i] = sum_t dy[i + p - t*d] w[t]`` is the forward convolution of ``dy`` with the kernel
+    reversed (``t' = K-1-t``), its channel axes swapped, and padding ``(K-1)*d - p`` before each
+    axis (negative when ``p`` is larger: the boxes then start inside ``dy``).
+    """
+    kernel = spec.weight_shape[2:]
+    pads = tuple(((k - 1) * d - before, 0) for k, d, (before, _) in zip(kernel, spec.dilation, spec.padding))
+    c_out, c_in = spec.weight_shape[:2]
+    return dataclasses.replace(spec, padding=pads, input_shape=spec.output_shape, output_shape=spec.input_shape,
+                               weight_shape=(c_in, c_out, *kernel))
 
 
 def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec) -> bool:

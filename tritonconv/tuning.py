@@ -210,7 +210,7 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
     """The kernel's config space pruned for ``problem``: no block far above its dimension, none over smem.
 
     ``tma``: the device has a tensor memory accelerator (compute capability 9+); eligible
-    forward problems then also try :mod:`tritonconv.conv_tma`'s kernel.
+    forward and input-gradient problems then also try :mod:`tritonconv.conv_tma`'s kernel.
     """
     rows, cols, red = problem.gemm
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
@@ -241,12 +241,14 @@ TMA_SPACE = ((128, 64, 4, 4), (128, 64, 8, 3), (256, 64, 8, 3), (64, 64, 4, 4)) 
 
 
 def tma_eligible(problem: Problem) -> bool:
-    """Forward, one group, unit stride along H and W, 16-byte channel rows (the descriptors' strides)."""
+    """One group, 16-byte rows of reduction channels (the descriptors' strides), and unit stride: along
+    H and W for the forward pass, on every axis for the input gradient (then a forward convolution)."""
     from .conv_tma import TensorDescriptor
 
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
-    return (TensorDescriptor is not None and problem.kind == "conv" and problem.groups == 1
-            and all(s == 1 for s in problem.stride[-2:]) and problem.weight_shape[1] * itemsize % 16 == 0)
+    unit = problem.stride[-2:] if problem.kind == "conv" else problem.stride
+    return (TensorDescriptor is not None and problem.kind in ("conv", "conv_t") and problem.groups == 1
+            and all(s == 1 for s in unit) and problem.gemm[2] * itemsize % 16 == 0)
 
 
 def tma_tile(out_h: int, out_w: int, block_m: int) -> int:
@@ -261,7 +263,8 @@ def tma_tile(out_h: int, out_w: int, block_m: int) -> int:
 
 def tma_candidates(problem: Problem) -> list[Config]:
     rows, cols, red = problem.gemm
-    out_h, out_w = ((1, *problem.output_shape[2:]) if len(problem.output_shape) == 3 else problem.output_shape[-2:])
+    written = problem.input_shape if problem.kind == "conv_t" else problem.output_shape
+    out_h, out_w = (1, *written[2:]) if len(written) == 3 else written[-2:]
     out: list[Config] = []
     for block_m in (64, 128):
         for bn, bk, warps, stages in TMA_SPACE:
