@@ -138,7 +138,7 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec) -> bool:
 def conv_forward_tma(x, weight, bias, y, spec: ConvSpec, activation, flip: bool, config, *, interp: bool,
                      int64: bool, dot_precision) -> torch.Tensor:
     """Launch :func:`_conv_tma_kernel` (``x``, ``weight`` channels-innermost and :func:`usable`)."""
-    from .conv import as_3d, strides_3d  # the shared 3-D view of every problem
+    from .conv import as_3d, geometry_3d, strides_3d  # the shared 3-D view of every problem
 
     tile_h = config.tile_h
     tile_w = config.block_m // tile_h
@@ -146,10 +146,7 @@ def conv_forward_tma(x, weight, bias, y, spec: ConvSpec, activation, flip: bool,
     w_shape, w_strides = as_5d(weight)
     x_desc = TensorDescriptor(x, x_shape, x_strides, [1, 1, tile_h, tile_w, config.block_k])
     w_desc = TensorDescriptor(weight, w_shape, w_strides, [config.block_n, 1, 1, 1, config.block_k])
-    od, oh, ow = as_3d(tuple(y.shape[2:]), 1)
-    sd = as_3d(spec.stride, 1)[0]
-    pd, ph, pw = as_3d(tuple(before for before, _ in spec.padding), 0)
-    dd, dh, dw = as_3d(spec.dilation, 1)
+    _, _, _, od, oh, ow, sd, _, _, pd, ph, pw, dd, dh, dw = geometry_3d(x.shape[2:], y.shape[2:], spec)
     c_out, c_in = spec.weight_shape[:2]
     grid = (triton.cdiv(c_out, config.block_n) * y.shape[0] * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w),)
     _conv_tma_kernel[x.device][grid](

@@ -56,7 +56,7 @@ class Config:
     num_stages: int = 3
     split_k: int = 1  # independent partial sums over the reduction (weight gradient; small outputs)
     fold: int = 0  # 1: taps folded into the reduction (forward, few input channels per group)
-    tile_h: int = 0  # > 0: the tensor-descriptor forward kernel, tiles of tile_h x (block_m // tile_h) positions
+    tile_h: int = 0  # > 0: the tensor-descriptor kernel (conv_tma), tiles of tile_h x (block_m // tile_h) positions
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
