@@ -70,6 +70,21 @@ def test_unaligned_view_falls_back_to_pointer_loads(monkeypatch):
     assert_close(run("conv2d", x, w, None, cfg, padding=1), F.conv2d(x.double(), w.double(), padding=1))
 
 
+def test_strided_input_gradient_never_takes_the_descriptor_kernel(monkeypatch):
+    """A descriptor config reaching a strided input gradient (a cache entry, a config given by hand)
+    runs the pointer kernel with the same tiles: the forward equivalent exists only for unit stride."""
+    monkeypatch.setattr(conv.conv_tma, "conv_forward_tma", lambda *a, **k: pytest.fail("descriptor path taken"))
+    x = tuning.to_layout(torch.randn(1, 8, 5, 6, 7, device=DEVICE), "channels_last").requires_grad_()
+    w = torch.randn(16, 8, 3, 3, 3, device=DEVICE)
+    y = F.conv3d(x, w, padding=1, stride=(2, 1, 1))
+    dy = torch.randn_like(y)
+    (ref,) = torch.autograd.grad(y, x, dy)
+    spec = conv_spec("conv3d", 3, x.detach(), w, None, (2, 1, 1), 1, 1, 1)
+    cfg = tuning.tma_candidates(tuning.Problem.for_launch("conv", x, spec))[0]
+    dx = conv.conv_grad_input(dy, w, spec, False, conv.output_memory_format(x, w), cfg)
+    assert_close(dx, ref)
+
+
 @pytest.mark.parametrize("kind,dtype,input_shape,weight_shape,stride,groups,eligible", [
     ("conv", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 1, 1, True),
     ("conv", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 2, 1, False),  # a strided box: not a TMA tile

@@ -245,7 +245,7 @@ def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, fl
             x, weight, bias, torch.empty_like(y), spec, transposed, activation, flip, cfg))
     if config.tile_h:  # tile loads by tensor descriptor; the transposed pass as its forward equivalent
         w_fwd, spec_fwd = (weight.transpose(0, 1), conv_tma.transposed_as_forward(spec)) if transposed else (weight, spec)
-        if conv_tma.usable(x, w_fwd, spec_fwd):
+        if conv_tma.usable(x, w_fwd, spec_fwd, transposed):
             return conv_tma.conv_forward_tma(x, w_fwd, bias, y, spec_fwd, activation, flip != transposed, config,
                                              interp=interp, int64=needs_int64(y, rows=m),
                                              dot_precision=dot_precision(x.dtype, interp))

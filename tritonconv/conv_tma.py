@@ -124,9 +124,11 @@ def transposed_as_forward(spec: ConvSpec) -> ConvSpec:
                                weight_shape=(c_in, c_out, *kernel))
 
 
-def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec) -> bool:
-    """Whether the descriptors can be built: unit H/W stride, one group, 16-byte aligned bases and strides."""
-    if spec.groups != 1 or any(s != 1 for s in spec.stride[-2:]) or x.stride(1) != 1 or weight.stride(1) != 1:
+def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, transposed: bool = False) -> bool:
+    """Whether this kernel computes the problem: one group, unit H/W stride (every stride for an input
+    gradient, which is a forward convolution only then), 16-byte aligned bases and strides."""
+    unit = spec.stride if transposed else spec.stride[-2:]
+    if spec.groups != 1 or any(s != 1 for s in unit) or x.stride(1) != 1 or weight.stride(1) != 1:
         return False
     for t in (x, weight):
         _, strides = as_5d(t)
