@@ -9,7 +9,8 @@ the same inputs, then timed with ``triton.testing.do_bench`` (median; inputs rot
 enough copies to exceed L2). The run also measures the machine's ceilings (device copy
 bandwidth, bf16 matmul rate) and reports each layer against its roofline bound. Results are
 JSON lines under ``benchmarks/results/`` (device, versions, date, op, shape, dtype, layout,
-milliseconds, TFLOP/s, GB/s, ratios) plus a PNG plot. ``--smoke`` times with a wall clock on
+milliseconds, TFLOP/s, GB/s, ratios), each written as soon as it is measured (a run stopped by
+``--budget-s`` or a time limit keeps its rows), plus a PNG plot. ``--smoke`` times with a wall clock on
 the CPU; its numbers say nothing about GPU speed and are labelled as such.
 """
 
