@@ -13,10 +13,10 @@ import argparse
 import time
 
 import torch
-import triton
 
 import tritonconv
-from tritonconv import _checks, conv, tuning
+from benchmarks import static
+from tritonconv import _checks, tuning
 
 
 def per_call_us(fn, calls: int, sync) -> float:
@@ -50,21 +50,14 @@ def main(argv=None) -> int:
 
     sync = torch.cuda.synchronize if gpu else (lambda: None)
     host = per_call_us(host_work, args.calls, sync)
+    tritonconv.conv2d(x, w, padding=1)  # tune/cache once
+    with static.recording(execute=False) as launches:  # the exact launch a call makes, to replay bare
+        tritonconv.conv2d(x, w, padding=1)
+    ((fn, launch_args, launch_kw, grid),) = launches
     if not gpu:
         print(f"cpu smoke: checks + config choice {host:.1f} us per call (no launch timed)")
         return 0
-    tritonconv.conv2d(x, w, padding=1)  # tune/cache once
-    cfg = tuning.choose(problem, device, False, run=None)
-    y = torch.empty(spec.output_shape, device=device, dtype=x.dtype)
-    grid = (triton.cdiv(64, cfg.block_m) * triton.cdiv(16, cfg.block_n),)
-    kern = conv._conv_kernel[device]
-    launch_args = (x, w, w, y, 64, 16, 16, 1, 8, 8, 1, 8, 8, 1, 1, 1, 0, 1, 1, 1, 1, 1,
-                   *conv.strides_3d(x), 16 * w.stride(0), w.stride(0), w.stride(1), *conv.strides_3d(w)[2:],
-                   *conv.strides_3d(y), 1, 3, 3)
-    launch_kw = dict(TRANSPOSED=False, HAS_BIAS=False, ACTIVATION=None, FLIP=False, INT64=False, UPCAST=False,
-                     DOT_PRECISION=None, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k,
-                     GROUP_M=cfg.group_m, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
-    bare = per_call_us(lambda: kern[grid](*launch_args, **launch_kw), args.calls, sync)
+    bare = per_call_us(lambda: fn[grid](*launch_args, **launch_kw), args.calls, sync)
     full = per_call_us(lambda: tritonconv.conv2d(x, w, padding=1), args.calls, sync)
     print(f"{torch.cuda.get_device_name()}: tritonconv.conv2d {full:.1f} us/call, bare launch {bare:.1f} us/call, "
           f"added {full - bare:.1f} us (target <= 20); checks + config choice alone {host:.1f} us")

@@ -4,7 +4,7 @@
     python -m benchmarks.large --smoke         # CPU: the same cases scaled down, int64 threshold lowered
 
 The kernels switch their offsets to int64 when a tensor, or the count of output positions,
-passes 2**31 - 1 elements (``tritonconv.conv.needs_int64``). Each case here is just past that
+passes 2**31 - 1 elements (``tritonconv.geometry.needs_int64``). Each case here is just past that
 size; the batch items at both ends (the last one lies entirely past the 32-bit boundary) are
 compared with cuDNN run on those items alone, against an fp32 reference of the same slice. The
 backward case checks the input gradient on the end items the same way and the weight gradient
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 import triton
 
 import tritonconv
-from tritonconv import conv, tuning
+from tritonconv import geometry
 
 # name, op, input shape, weight shape, conv arguments, layout, backward
 CASES = [
@@ -52,7 +52,7 @@ def check(case, device: torch.device, dtype: torch.dtype, smoke: bool) -> dict:
         depthwise = kwargs.get("groups", 1) > 1
         w_shape = (x_shape[1], 1 if depthwise else x_shape[1], *w_shape[2:])
         kwargs = dict(kwargs, groups=x_shape[1]) if depthwise else kwargs
-    x = tuning.to_layout(torch.randn(x_shape, device=device, dtype=dtype), layout)
+    x = geometry.to_layout(torch.randn(x_shape, device=device, dtype=dtype), layout)
     w = torch.randn(w_shape, device=device, dtype=dtype) / (w_shape[1] * w_shape[2]) ** 0.5
     ours, theirs = getattr(tritonconv, op), getattr(F, op)
     ends = [0, x.shape[0] - 1]
@@ -62,7 +62,7 @@ def check(case, device: torch.device, dtype: torch.dtype, smoke: bool) -> dict:
     w.requires_grad_(backward)
     y = ours(x, w, **kwargs)
     row["output_elements"] = y.numel()
-    row["int64_offsets"] = conv.needs_int64(x, w, y, rows=y.numel() // y.shape[1])
+    row["int64_offsets"] = geometry.needs_int64(x, w, y, rows=y.numel() // y.shape[1])
     with torch.no_grad():
         xs = x.detach()[ends]
         ref = theirs(xs.float(), w.float(), **kwargs)
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cpu" if args.smoke else "cuda")
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
     if args.smoke:
-        conv.INT32_MAX = 200  # every smoke tensor passes it: the int64 branch runs
+        geometry.INT32_MAX = 200  # every smoke tensor passes it: the int64 branch runs
     meta = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu interpreter smoke",
             "torch": torch.__version__, "triton": triton.__version__,
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}

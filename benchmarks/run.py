@@ -31,7 +31,7 @@ import torch.nn.functional as F
 import triton
 
 import tritonconv
-from tritonconv import shapes, tuning
+from tritonconv import geometry, shapes, tuning
 
 ROOT = Path(__file__).resolve().parent
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -197,7 +197,7 @@ def measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, bac
     x_shape, impls, ref_fn, flops, nbytes, compile_target = layer_cases(op, entry, dtype, layout, device, backward)
 
     def make():  # channels-last 1-D input: (N, C, L) viewing NLC memory
-        return tuning.to_layout(torch.randn(x_shape, device=device, dtype=dtype), layout).requires_grad_(backward)
+        return geometry.to_layout(torch.randn(x_shape, device=device, dtype=dtype), layout).requires_grad_(backward)
 
     xs = rotating(make, math.prod(x_shape) * torch.empty(0, dtype=dtype).element_size(), device)
     if compile_ok:

@@ -34,14 +34,14 @@ ROOT = Path(__file__).resolve().parent
 
 @contextlib.contextmanager
 def recording(execute: bool = True):
-    """Record every kernel launch as ``(jit function, args, kwargs)``; run it (interpreted) if ``execute``."""
+    """Record every kernel launch as ``(jit function, args, kwargs, grid)``; run it (interpreted) if ``execute``."""
     launches: list[tuple] = []
     getitem = _runtime.Kernel.__getitem__
 
     def recorder(self, device):
         def at(grid):
             def launch(*args, **kwargs):
-                launches.append((self.compiled, args, kwargs))
+                launches.append((self.compiled, args, kwargs, grid))
                 if execute:
                     return self.interpreted[grid](*args, **kwargs)
 
@@ -111,7 +111,7 @@ def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], s
         cfg = tuning.heuristic(problem, interpret=False)
         with recording(execute=False) as launches:
             tune.runner(problem, cpu)(cfg)
-        for fn, args, kwargs in launches:
+        for fn, args, kwargs, _ in launches:
             compiled = compile_for(arch, fn, args, kwargs)
             ptx = compiled.asm["ptx"]
             rows.append({"name": name, "kind": kind, "dtype": dtype, "layout": layout, "kernel": fn.fn.__name__,

@@ -51,7 +51,7 @@ for op in ("conv1d", "conv2d", "conv3d"):
 
 # %% [markdown]
 # The two depthwise layers sit below 20 FLOP/byte: memory-bound on any current GPU, which
-# is why they run a dedicated kernel without tensor cores (`tritonconv.conv_depthwise`:
+# is why they run a dedicated kernel without tensor cores (`tritonconv.kernels.depthwise`:
 # a multiply-add chain over the taps, loads contiguous along channels in channels-last)
 # instead of a GEMM whose 16-wide reduction tile would hold one useful column.
 
@@ -133,7 +133,7 @@ for op in ("conv1d", "conv2d", "conv3d"):
 # %% [markdown]
 # On Hopper GPUs (compute capability 9+) the forward candidates of unit-stride, one-group
 # layers with 16-byte channel rows also include the tensor-descriptor kernel
-# (`tritonconv.conv_tma`): each program computes a `tile_h x (block_m / tile_h)` patch of
+# (`tritonconv.kernels.tma`): each program computes a `tile_h x (block_m / tile_h)` patch of
 # output positions, whose input for one tap is a single box of the channels-last input, read
 # by the copy engine with the padding filled in as zeros. The patch is the power-of-two
 # shape that pads the output plane least; the heuristic never picks this kernel (no GPU

@@ -3,8 +3,7 @@ import math
 import pytest
 import torch
 
-import tritonconv.conv
-from tritonconv import tuning
+from tritonconv import geometry, tuning
 
 
 @pytest.fixture(autouse=True)
@@ -14,7 +13,7 @@ def poison_outputs(monkeypatch):
     def poisoned(shape, device, dtype, fmt=torch.contiguous_format):
         return torch.full(shape, math.nan, device=device, dtype=dtype).contiguous(memory_format=fmt)
 
-    monkeypatch.setattr(tritonconv.conv, "_alloc_output", poisoned)
+    monkeypatch.setattr(geometry, "alloc_output", poisoned)
 
 
 @pytest.fixture(autouse=True)

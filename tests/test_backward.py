@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from test_conv import ACT, GRID, OURS, TORCH, conv_problems
 
 import tritonconv
-import tritonconv.conv
-from tritonconv import conv_weight_grad, functional, shapes, tuning
+from tritonconv import dispatch, functional, geometry, shapes, tuning
 from tritonconv._checks import conv_spec
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -107,15 +106,15 @@ def test_split_reduction_of_weight_gradient():
     x, dy = torch.randn(3, 4, 10, 9), torch.randn(3, 6, 5, 5)
     w = torch.randn(6, 2, 3, 3)
     spec = conv_spec("conv2d", 2, x, w, None, 2, 1, 1, 2)
-    whole = conv_weight_grad.conv_grad_weight(dy, x, spec)
-    split = conv_weight_grad.conv_grad_weight(dy, x, spec, config=tuning.Config(16, 16, 16, split_k=4))
+    whole = dispatch.conv_grad_weight(dy, x, spec)
+    split = dispatch.conv_grad_weight(dy, x, spec, config=tuning.Config(16, 16, 16, split_k=4))
     assert_close(split, whole)
     ref = torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), stride=2, padding=1, groups=2)
     assert_close(whole, ref)
 
 
 def test_int64_offsets_path_backward(monkeypatch):
-    monkeypatch.setattr(tritonconv.conv, "INT32_MAX", 16)
+    monkeypatch.setattr(geometry, "INT32_MAX", 16)
     check_grads(2, (2, 3, 9, 8), (4, 3, 3, 3), stride=2, padding=1)
 
 
@@ -180,12 +179,13 @@ def test_fake_output_shapes_match_kernels():
 @pytest.mark.parametrize("ndim,fmt", [(1, None), (2, torch.channels_last), (3, torch.channels_last_3d)])
 def test_depthwise_gradients_take_their_own_kernels(monkeypatch, ndim, fmt):
     """Depthwise layers (multiplier 1 and 2) differentiate through the no-tensor-core kernels."""
-    from tritonconv import conv_depthwise
+    from tritonconv.kernels import depthwise
 
     calls = []
-    for name in ("depthwise_forward", "depthwise_grad_input", "depthwise_grad_weight"):
-        original = getattr(conv_depthwise, name)
-        monkeypatch.setattr(conv_depthwise, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    launch, grad_weight = depthwise.launch, depthwise.grad_weight
+    monkeypatch.setattr(depthwise, "launch", lambda *a, **k: calls.append(
+        "depthwise_grad_input" if a[5] else "depthwise_forward") or launch(*a, **k))  # a[5]: transposed
+    monkeypatch.setattr(depthwise, "grad_weight", lambda *a, **k: calls.append("depthwise_grad_weight") or grad_weight(*a, **k))
     sizes = {1: (19,), 2: (7, 6), 3: (4, 5, 3)}[ndim]
     kernel = {1: (5,), 2: (3, 2), 3: (2, 3, 3)}[ndim]
     for mult, kw in ((1, dict(stride=2, padding=1, dilation=2)), (2, dict(padding="same"))):
@@ -200,15 +200,15 @@ def test_split_reduction_of_depthwise_weight_gradient():
     x, dy = torch.randn(3, 4, 10, 9), torch.randn(3, 8, 5, 5)
     w = torch.randn(8, 1, 3, 3)
     spec = conv_spec("conv2d", 2, x, w, None, 2, 1, 1, 4)
-    whole = conv_weight_grad.conv_grad_weight(dy, x, spec)
-    split = conv_weight_grad.conv_grad_weight(dy, x, spec, config=tuning.Config(16, 16, 16, split_k=3))
+    whole = dispatch.conv_grad_weight(dy, x, spec)
+    split = dispatch.conv_grad_weight(dy, x, spec, config=tuning.Config(16, 16, 16, split_k=3))
     assert_close(split, whole)
     ref = torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), stride=2, padding=1, groups=4)
     assert_close(whole, ref)
 
 
 def test_int64_offsets_path_depthwise(monkeypatch):
-    monkeypatch.setattr(tritonconv.conv, "INT32_MAX", 16)
+    monkeypatch.setattr(geometry, "INT32_MAX", 16)
     check_grads(2, (2, 3, 9, 8), (6, 1, 3, 3), stride=2, padding=1, groups=3)
 
 

@@ -63,9 +63,9 @@ def test_streaming_benchmark_smoke(capsys):
 def test_large_tensor_check_smoke(monkeypatch, capsys, tmp_path):
     """The >2**31-element check runs its cases (scaled down, int64 offsets forced) and writes its rows."""
     from benchmarks import large
-    from tritonconv import conv
+    from tritonconv import geometry
 
-    monkeypatch.setattr(conv, "INT32_MAX", conv.INT32_MAX)  # restored after the smoke run lowers it
+    monkeypatch.setattr(geometry, "INT32_MAX", geometry.INT32_MAX)  # restored after the smoke run lowers it
     assert large.main(["--smoke", "--out", str(tmp_path / "large.jsonl")]) == 0
     rows = [json.loads(line) for line in (tmp_path / "large.jsonl").read_text().splitlines()]
     assert [r["case"] for r in rows] == [c[0] for c in large.CASES]

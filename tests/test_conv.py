@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import tritonconv
-import tritonconv.conv
-from tritonconv import shapes, tuning
+from tritonconv import geometry, shapes, tuning
 
 OURS = {1: tritonconv.conv1d, 2: tritonconv.conv2d, 3: tritonconv.conv3d}
 TORCH = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -88,8 +87,8 @@ def test_grid_split_reduction(monkeypatch, ndim, x_shape, w_shape, kw, fold):
     monkeypatch.setattr(tuning, "heuristic", lambda *a, **k: dataclasses.replace(
         heuristic(*a, **k), block_k=16, split_k=3, fold=fold))
     allocated = []
-    alloc = tritonconv.conv._alloc_output
-    monkeypatch.setattr(tritonconv.conv, "_alloc_output", lambda *a, **k: allocated.append(a[0]) or alloc(*a, **k))
+    alloc = geometry.alloc_output
+    monkeypatch.setattr(geometry, "alloc_output", lambda *a, **k: allocated.append(a[0]) or alloc(*a, **k))
     check(ndim, x_shape, w_shape, activation="silu", **kw)
     reduction = math.prod(w_shape[1:]) if fold else w_shape[1]  # more than one 16-wide chunk: several splits
     several = reduction > 16 and not shapes.is_depthwise(x_shape, w_shape, kw.get("groups", 1))
@@ -151,11 +150,11 @@ def test_only_channels_inner_operands_are_read_in_place(monkeypatch, ndim):
     """Channels-last (NLC/NHWC/NDHWC) activations and weights are read in place; NC(D)HW ones are copied
     once with channels innermost (the GEMM tiles then load as vectors), and the output keeps torch's format."""
     copies = []
-    to_layout = tuning.to_layout
-    monkeypatch.setattr(tuning, "to_layout", lambda t, layout: copies.append(tuple(t.shape)) or to_layout(t, layout))
+    to_layout = geometry.to_layout
+    monkeypatch.setattr(geometry, "to_layout", lambda t, layout: copies.append(tuple(t.shape)) or to_layout(t, layout))
     x = torch.randn((2, 6) + (5,) * ndim)
     w = torch.randn((4, 6) + (3,) * ndim)
-    last_x, last_w = tuning.to_layout(x, "channels_last"), tuning.to_layout(w, "channels_last")
+    last_x, last_w = geometry.to_layout(x, "channels_last"), geometry.to_layout(w, "channels_last")
     copies.clear()
     out = OURS[ndim](last_x, last_w, padding=1)
     assert copies == []
@@ -177,7 +176,7 @@ def test_strided_views():
 
 def test_int64_offsets_path(monkeypatch):
     """The >= 2**31 offsets branch computes the same result (threshold lowered to reach it on CPU)."""
-    monkeypatch.setattr(tritonconv.conv, "INT32_MAX", 16)
+    monkeypatch.setattr(geometry, "INT32_MAX", 16)
     check(2, (2, 3, 9, 8), (4, 3, 3, 3), stride=2, padding=1)
     check(1, (2, 4, 23), (6, 2, 3), stride=2, groups=2)
 
@@ -219,11 +218,11 @@ def test_random_configurations(problem):
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_depthwise_takes_its_own_kernel(monkeypatch, channels_last):
     """groups == C_in with one channel per group runs the no-tensor-core kernel, and matches torch."""
-    from tritonconv import conv_depthwise
+    from tritonconv.kernels import depthwise
 
     calls = []
-    original = conv_depthwise.depthwise_forward
-    monkeypatch.setattr(conv_depthwise, "depthwise_forward", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = depthwise.launch
+    monkeypatch.setattr(depthwise, "launch", lambda *a, **k: calls.append(1) or original(*a, **k))
     x = torch.randn(2, 5, 9, 7)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)

@@ -1,4 +1,4 @@
-"""The tensor-descriptor kernel (``tritonconv.conv_tma``): every config the tuner may try computes
+"""The tensor-descriptor kernel (``tritonconv.kernels.tma``): every config the tuner may try computes
 the convolution (and the input gradient of unit-stride ones), with zero padding coming from
 out-of-range boxes; problems it cannot take are never offered to it, and an unaligned view
 falls back to pointer loads."""
@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from conftest import assert_close
 
-from tritonconv import conv, tuning
+from tritonconv import dispatch, geometry, tuning
 from tritonconv._checks import conv_spec
+from tritonconv.kernels import tma
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 if DEVICE == "cuda" and torch.cuda.get_device_capability()[0] < 9:
@@ -28,16 +29,15 @@ CASES = [  # op, input, weight, arguments: odd sizes that no tile divides, paddi
 def run(op, x, w, b, cfg, activation=None, flip=False, **kwargs):
     spec = conv_spec(op, int(op[-2]), x, w, b, kwargs.get("stride", 1), kwargs.get("padding", 0),
                      kwargs.get("dilation", 1), 1)
-    return conv.conv_forward(x, w, b, spec, activation, flip, cfg)
+    return dispatch.conv_forward(x, w, b, spec, activation, flip, cfg)
 
 
 @pytest.mark.parametrize("op,x_shape,w_shape,kwargs", CASES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_every_descriptor_config_matches_torch(op, x_shape, w_shape, kwargs, dtype, monkeypatch):
     launched = []
-    monkeypatch.setattr(conv.conv_tma, "conv_forward_tma",
-                        lambda *a, _f=conv.conv_tma.conv_forward_tma, **k: launched.append(1) or _f(*a, **k))
-    x = tuning.to_layout(torch.randn(x_shape, device=DEVICE, dtype=dtype), "channels_last")
+    monkeypatch.setattr(tma, "launch", lambda *a, _f=tma.launch, **k: launched.append(1) or _f(*a, **k))
+    x = geometry.to_layout(torch.randn(x_shape, device=DEVICE, dtype=dtype), "channels_last")
     w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
     b = torch.randn(w_shape[0], device=DEVICE, dtype=dtype)
     ref = F.relu(getattr(F, op)(x.double(), w.double(), b.double(), **kwargs))
@@ -61,27 +61,27 @@ def test_flip_and_nchw_input():
 
 
 def test_unaligned_view_falls_back_to_pointer_loads(monkeypatch):
-    monkeypatch.setattr(conv.conv_tma, "conv_forward_tma", lambda *a, **k: pytest.fail("descriptor path taken"))
+    monkeypatch.setattr(tma, "launch", lambda *a, **k: pytest.fail("descriptor path taken"))
     base = torch.randn(2, 9, 17, 11, device=DEVICE).contiguous(memory_format=torch.channels_last)
     x = base[:, 1:]  # 8 channels starting 4 bytes into each 16-byte row: not a valid descriptor base
     w = torch.randn(8, 8, 3, 3, device=DEVICE)
     cfg = tuning.tma_candidates(tuning.Problem.of("conv", "float32", "channels_last", x.shape, w.shape, 1, 1))[0]
-    assert not conv.conv_tma.usable(x, w, conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1))
+    assert not tma.usable(x, w, conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1))
     assert_close(run("conv2d", x, w, None, cfg, padding=1), F.conv2d(x.double(), w.double(), padding=1))
 
 
 def test_strided_input_gradient_never_takes_the_descriptor_kernel(monkeypatch):
     """A descriptor config reaching a strided input gradient (a cache entry, a config given by hand)
     runs the pointer kernel with the same tiles: the forward equivalent exists only for unit stride."""
-    monkeypatch.setattr(conv.conv_tma, "conv_forward_tma", lambda *a, **k: pytest.fail("descriptor path taken"))
-    x = tuning.to_layout(torch.randn(1, 8, 5, 6, 7, device=DEVICE), "channels_last").requires_grad_()
+    monkeypatch.setattr(tma, "launch", lambda *a, **k: pytest.fail("descriptor path taken"))
+    x = geometry.to_layout(torch.randn(1, 8, 5, 6, 7, device=DEVICE), "channels_last").requires_grad_()
     w = torch.randn(16, 8, 3, 3, 3, device=DEVICE)
     y = F.conv3d(x, w, padding=1, stride=(2, 1, 1))
     dy = torch.randn_like(y)
     (ref,) = torch.autograd.grad(y, x, dy)
     spec = conv_spec("conv3d", 3, x.detach(), w, None, (2, 1, 1), 1, 1, 1)
     cfg = tuning.tma_candidates(tuning.Problem.for_launch("conv", x, spec))[0]
-    dx = conv.conv_grad_input(dy, w, spec, False, conv.output_memory_format(x, w), cfg)
+    dx = dispatch.conv_grad_input(dy, w, spec, False, geometry.output_memory_format(x, w), cfg)
     assert_close(dx, ref)
 
 
@@ -118,9 +118,8 @@ def test_input_gradient_through_descriptors(op, x_shape, w_shape, kwargs, flip, 
     """Unit stride: the input gradient runs as a forward convolution of dy (kernel reversed, channel
     axes swapped, padding (K-1)*d - p) through the same kernel, for every candidate config."""
     launched = []
-    monkeypatch.setattr(conv.conv_tma, "conv_forward_tma",
-                        lambda *a, _f=conv.conv_tma.conv_forward_tma, **k: launched.append(1) or _f(*a, **k))
-    x = tuning.to_layout(torch.randn(x_shape, device=DEVICE, dtype=torch.float64), "channels_last").requires_grad_()
+    monkeypatch.setattr(tma, "launch", lambda *a, _f=tma.launch, **k: launched.append(1) or _f(*a, **k))
+    x = geometry.to_layout(torch.randn(x_shape, device=DEVICE, dtype=torch.float64), "channels_last").requires_grad_()
     w = torch.randn(w_shape, device=DEVICE, dtype=torch.float64)
     y = getattr(F, op)(x, w.flip(list(range(2, w.dim()))) if flip else w, **kwargs)
     dy = torch.randn_like(y)
@@ -131,6 +130,6 @@ def test_input_gradient_through_descriptors(op, x_shape, w_shape, kwargs, flip, 
     configs = tuning.tma_candidates(problem)
     assert tuning.tma_eligible(problem) and configs
     for cfg in configs:
-        dx = conv.conv_grad_input(dy32, w32, spec, flip, conv.output_memory_format(x32, w32), cfg)
+        dx = dispatch.conv_grad_input(dy32, w32, spec, flip, geometry.output_memory_format(x32, w32), cfg)
         assert_close(dx, ref)
     assert len(launched) == len(configs)

@@ -26,7 +26,7 @@ s.conv_output_size = lambda *a, **k: _orig(*a, **k) + 1
 """,
     # Every output shifted by one position: the worked example's values change.
     "output_shifted": """
-import tritonconv.conv as c
+import tritonconv.dispatch as c
 _orig = c.conv_forward
 c.conv_forward = lambda *a, **k: _orig(*a, **k).roll(1, dims=-1)
 """,

@@ -7,14 +7,14 @@ import torch
 import torch.nn.functional as F
 from conftest import assert_close
 
-from tritonconv import _checks, conv, memory, shapes, streaming, tuning
+from tritonconv import _checks, dispatch, memory, shapes, streaming, tuning
 
 CONFIG = tuning.Config(64, 16, 16, group_m=1, num_warps=1, num_stages=1)  # forced on both sides
 
 
 def one_shot(x, w, b, stride, padding, dilation, groups=1):
     spec = _checks.conv_spec("conv3d", 3, x, w, b, stride, padding, dilation, groups)
-    return conv.conv_forward(x, w, b, spec, None, False, CONFIG)
+    return dispatch.conv_forward(x, w, b, spec, None, False, CONFIG)
 
 
 def feed(x, sizes):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import tritonconv
-from tritonconv import cache, tuning
+from tritonconv import cache, geometry, tuning
 from tritonconv.tune import main as tune_main
 from tritonconv.tune import runner
 
@@ -111,7 +111,7 @@ def test_bad_cache_file_warns_once_and_is_ignored(content, why):
 def test_concurrent_writers_lose_nothing(tmp_path):
     script = textwrap.dedent("""
         import sys
-        from tritonconv import cache, tuning
+        from tritonconv import cache, geometry, tuning
         who = int(sys.argv[1])
         for i in range(40):
             p = tuning.Problem.of("conv", "float32", "contiguous", (1 + who, 4, 5 + i, 5), (6, 4, 3, 3))
@@ -199,14 +199,14 @@ def test_cli_without_gpu(capsys):
 def test_layout_of_and_to_layout(shape):
     """Channels innermost is "channels_last" in every rank (1-D: NLC memory); other views are "contiguous"."""
     x = torch.randn(shape)
-    last = tuning.to_layout(x, "channels_last")
-    assert torch.equal(last, x) and last.stride()[1] == 1 and tuning.layout_of(last) == "channels_last"
-    assert tuning.layout_of(x) == "contiguous" and tuning.layout_of(tuning.to_layout(last, "contiguous")) == "contiguous"
+    last = geometry.to_layout(x, "channels_last")
+    assert torch.equal(last, x) and last.stride()[1] == 1 and geometry.layout_of(last) == "channels_last"
+    assert geometry.layout_of(x) == "contiguous" and geometry.layout_of(geometry.to_layout(last, "contiguous")) == "contiguous"
     if len(shape) > 3:  # torch's own channels-last formats agree
         fmt = {4: torch.channels_last, 5: torch.channels_last_3d}[len(shape)]
         assert last.is_contiguous(memory_format=fmt)
-    assert tuning.layout_of(last[..., ::2]) == "contiguous"  # a strided view of it is not dense
-    assert tuning.layout_of(torch.randn(2, 1, *shape[2:])) == "contiguous"  # one channel: no channel order
+    assert geometry.layout_of(last[..., ::2]) == "contiguous"  # a strided view of it is not dense
+    assert geometry.layout_of(torch.randn(2, 1, *shape[2:])) == "contiguous"  # one channel: no channel order
 
 
 def test_problem_layout_is_the_callers(monkeypatch):

@@ -11,11 +11,18 @@ without a GPU needs no setting at all:
 
 from __future__ import annotations
 
+import functools
 import os
 
+import numpy as np
 import torch
 import triton
 from triton.runtime.interpreter import InterpretedFunction
+
+try:  # host-side tensor descriptors (Triton 3.4+); without them the descriptor kernel is never offered
+    from triton.tools.tensor_descriptor import TensorDescriptor
+except ImportError:  # pragma: no cover - older Triton
+    TensorDescriptor = None
 
 
 def force_interpreter() -> bool:
@@ -43,7 +50,33 @@ class Kernel:
         self.interpreted = jit_fn if isinstance(jit_fn, InterpretedFunction) else InterpretedFunction(jit_fn.fn)
 
     def __getitem__(self, device: torch.device):
-        return self.interpreted if interpreting(device) else self.compiled
+        if interpreting(device):
+            check_interpreter()
+            return self.interpreted
+        return self.compiled
+
+
+def _loop_to(n):  # a kernel looping to a runtime bound, as every tritonconv kernel does
+    for _ in range(n):
+        pass
+
+
+@functools.cache
+def check_interpreter() -> None:
+    """Raise a clear error, once, where this Triton's interpreter cannot run tritonconv's kernels.
+
+    Triton 3.6's interpreter turns a runtime loop bound (a 1-element array) into an int with
+    ``int(array)``, which numpy 2.4 refuses ("only 0-dimensional arrays can be converted");
+    Triton 3.7+ squeezes the array first.
+    """
+    try:
+        InterpretedFunction(_loop_to)[(1,)](2)
+    except Exception as err:
+        raise RuntimeError(
+            f"Triton {triton.__version__}'s interpreter, which runs tritonconv on CPU tensors, fails with "
+            f"numpy {np.__version__} ({err}). Triton 3.6 needs numpy<2.4 (pip install 'numpy<2.4'); "
+            "Triton 3.7+ runs with any numpy. CUDA tensors are unaffected."
+        ) from None
 
 
 def kernel(jit_fn: triton.JITFunction) -> Kernel:

@@ -26,7 +26,7 @@ from pathlib import Path
 import filelock
 import triton
 
-from .tuning import Config, Problem
+from .geometry import Config, Problem
 
 FORMAT = 1
 

@@ -16,8 +16,9 @@ from typing import Optional
 import torch
 from torch.autograd.function import once_differentiable
 
-from . import _checks, conv, conv_weight_grad, shapes
+from . import _checks, dispatch, shapes
 from ._checks import ConvSpec
+from .geometry import memory_format_of, output_memory_format
 
 Tensor = torch.Tensor
 
@@ -38,14 +39,6 @@ def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tenso
     return (grad_y.to(acc) * slope).to(grad_y.dtype)
 
 
-def memory_format_of(t: Tensor) -> torch.memory_format:
-    """channels-last when ``t`` is laid out that way (and not also plain contiguous)."""
-    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(t.dim())
-    if fmt is not None and t.is_contiguous(memory_format=fmt) and not t.is_contiguous():
-        return fmt
-    return torch.contiguous_format
-
-
 def _backward(grad_y, input, weight, bias, y, spec: ConvSpec, activation, flip, needs, ops) -> tuple:
     """Gradients for (input, weight, bias); ``ops`` launches the kernels (eager or custom ops)."""
     z = ops.forward(input, weight, bias, spec, flip) if activation in ("gelu", "silu") else None
@@ -63,21 +56,21 @@ class _Eager:
 
     @staticmethod
     def forward(input, weight, bias, spec, flip):
-        return conv.conv_forward(input, weight, bias, spec, None, flip)
+        return dispatch.conv_forward(input, weight, bias, spec, None, flip)
 
     @staticmethod
     def grad_input(grad_z, weight, spec, flip, fmt):
-        return conv.conv_grad_input(grad_z, weight, spec, flip, fmt)
+        return dispatch.conv_grad_input(grad_z, weight, spec, flip, fmt)
 
     @staticmethod
     def grad_weight(grad_z, input, spec, flip):
-        return conv_weight_grad.conv_grad_weight(grad_z, input, spec, flip)
+        return dispatch.conv_grad_weight(grad_z, input, spec, flip)
 
 
 class _ConvFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, input, weight, bias, spec, activation, flip):
-        y = conv.conv_forward(input, weight, bias, spec, activation, flip)
+        y = dispatch.conv_forward(input, weight, bias, spec, activation, flip)
         ctx.save_for_backward(input, weight, bias, y if activation == "relu" else None)
         ctx.spec, ctx.activation, ctx.flip = spec, activation, flip
         return y
@@ -109,13 +102,13 @@ def _conv_op(
     dilation: list[int], groups: int, activation: Optional[str], flip: bool,
 ) -> Tensor:
     spec = _spec(input.shape, weight.shape, stride, padding, dilation, groups)
-    return conv.conv_forward(input, weight, bias, spec, activation, flip)
+    return dispatch.conv_forward(input, weight, bias, spec, activation, flip)
 
 
 @_conv_op.register_fake
 def _(input, weight, bias, stride, padding, dilation, groups, activation, flip):
     spec = _spec(input.shape, weight.shape, stride, padding, dilation, groups)
-    return input.new_empty(spec.output_shape).contiguous(memory_format=conv.output_memory_format(input, weight))
+    return input.new_empty(spec.output_shape).contiguous(memory_format=output_memory_format(input, weight))
 
 
 @torch.library.custom_op("tritonconv::conv_grad_input", mutates_args=())
@@ -125,7 +118,7 @@ def _grad_input_op(
 ) -> Tensor:
     spec = _spec(input_shape, weight.shape, stride, padding, dilation, groups)
     fmt = {4: torch.channels_last, 5: torch.channels_last_3d}[len(input_shape)] if channels_last else torch.contiguous_format
-    return conv.conv_grad_input(grad, weight, spec, flip, fmt)
+    return dispatch.conv_grad_input(grad, weight, spec, flip, fmt)
 
 
 @_grad_input_op.register_fake
@@ -141,7 +134,7 @@ def _grad_weight_op(
     dilation: list[int], groups: int, flip: bool,
 ) -> Tensor:
     spec = _spec(input.shape, weight_shape, stride, padding, dilation, groups)
-    return conv_weight_grad.conv_grad_weight(grad, input, spec, flip)
+    return dispatch.conv_grad_weight(grad, input, spec, flip)
 
 
 @_grad_weight_op.register_fake
@@ -193,7 +186,7 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
     elif torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (input, weight, bias)):
         y = _ConvFunction.apply(input, weight, bias, spec, activation, flip)
     else:
-        y = conv.conv_forward(input, weight, bias, spec, activation, flip)
+        y = dispatch.conv_forward(input, weight, bias, spec, activation, flip)
     return y.squeeze(0) if spec.unbatched else y
 
 

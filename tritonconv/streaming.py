@@ -19,8 +19,8 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from . import _checks, conv, functional, memory, shapes
-from .tuning import Config
+from . import _checks, dispatch, functional, memory, shapes
+from .geometry import Config
 
 
 class Conv3dStream:
@@ -133,14 +133,14 @@ class Conv3dStream:
         else:
             halo, chunk = self.halo, self._chunk
             self.plan = memory.StreamPlan(chunk, (chunk - 1) * self.stride[0] + halo, halo, 0)
-        # channels innermost: windows of the ring are read in place (see tritonconv.conv.channels_inner)
+        # channels innermost: windows of the ring are read in place (see tritonconv.geometry.channels_inner)
         return torch.empty((slice_shape[0], slice_shape[1], self.plan.input_slices, *slice_shape[2:]),
                            dtype=self.weight.dtype, device=self.device, memory_format=torch.channels_last_3d)
 
     def _conv(self, window: torch.Tensor) -> torch.Tensor:
         spec = _checks.conv_spec("conv3d_stream", 3, window, self.weight, self.bias, self.stride,
                                  ((0, 0), *self.padding[1:]), self.dilation, self.groups)
-        return conv.conv_forward(window, self.weight, self.bias, spec, self.activation, False, self.config)
+        return dispatch.conv_forward(window, self.weight, self.bias, spec, self.activation, False, self.config)
 
 
 def conv3d_stream(slices: Iterable[torch.Tensor], weight: torch.Tensor, bias: torch.Tensor | None = None,

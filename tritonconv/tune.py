@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import cache, conv, conv_weight_grad, shapes, tuning
+from . import cache, dispatch, geometry, shapes, tuning
 from ._checks import ConvSpec
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -63,7 +63,7 @@ def runner(problem: tuning.Problem, device: torch.device) -> Callable[[tuning.Co
     dtype = getattr(torch, problem.dtype)
 
     def rand(shape, layout=problem.layout):
-        return tuning.to_layout(torch.randn(shape, device=device, dtype=dtype), layout)
+        return geometry.to_layout(torch.randn(shape, device=device, dtype=dtype), layout)
 
     ndim = len(problem.weight_shape) - 2
     spec = ConvSpec(ndim, problem.stride, problem.padding, problem.dilation, problem.groups, problem.input_shape,
@@ -71,13 +71,13 @@ def runner(problem: tuning.Problem, device: torch.device) -> Callable[[tuning.Co
     w = rand(problem.weight_shape, problem.layout if ndim > 1 else "contiguous")  # as the benchmarks hold weights
     if problem.kind in ("conv", "conv_dw"):
         x = rand(problem.input_shape)
-        return lambda cfg: conv.conv_forward(x, w, None, spec, None, False, cfg)
+        return lambda cfg: dispatch.conv_forward(x, w, None, spec, None, False, cfg)
     dy = rand(problem.output_shape)
     if problem.kind in ("conv_t", "conv_dw_t"):
-        fmt = conv.output_memory_format(dy, w)  # the input gradient's layout follows the forward input's
-        return lambda cfg: conv.conv_grad_input(dy, w, spec, False, fmt, cfg)
+        fmt = geometry.output_memory_format(dy, w)  # the input gradient's layout follows the forward input's
+        return lambda cfg: dispatch.conv_grad_input(dy, w, spec, False, fmt, cfg)
     x = rand(problem.input_shape)
-    return lambda cfg: conv_weight_grad.conv_grad_weight(dy, x, spec, False, cfg)
+    return lambda cfg: dispatch.conv_grad_weight(dy, x, spec, False, cfg)
 
 
 def show(device_name: str | None) -> None:

@@ -25,146 +25,19 @@ import math
 import os
 from collections import Counter
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, fields
 
 import torch
 import triton
 
-from . import shapes
+from . import cache
+from ._runtime import TensorDescriptor
+from .geometry import DEPTHWISE_KIND, KINDS, Config, Problem
 
 log = logging.getLogger("tritonconv")
 
 #: What happened at each config choice of this process: ``memo``, ``cache``, ``bucket``,
 #: ``tuned``, ``heuristic``, ``interpreter``. Tests and the CLI read it.
 stats: Counter = Counter()
-
-KINDS = ("conv", "conv_t", "conv_wgrad", "conv_dw", "conv_dw_t", "conv_dw_wgrad")
-"""Kernels with a config: forward, transposed (input gradient), weight gradient; then the same
-three for depthwise layers, which run :mod:`tritonconv.conv_depthwise` instead."""
-DEPTHWISE_KIND = {"conv": "conv_dw", "conv_t": "conv_dw_t", "conv_wgrad": "conv_dw_wgrad"}
-
-
-@dataclass(frozen=True)
-class Config:
-    """Tile sizes and launch parameters of a kernel, in its GEMM's terms (rows, columns, reduction)."""
-
-    block_m: int  # GEMM rows per program (forward: output positions)
-    block_n: int  # GEMM columns per program (forward: output channels)
-    block_k: int  # reduction step (forward: input channels)
-    group_m: int = 8  # row tiles sharing a column tile (L2 swizzle)
-    num_warps: int = 4
-    num_stages: int = 3
-    split_k: int = 1  # independent partial sums over the reduction (weight gradient; small outputs)
-    fold: int = 0  # 1: taps folded into the reduction (forward, few input channels per group)
-    tile_h: int = 0  # > 0: the tensor-descriptor kernel (conv_tma), tiles of tile_h x (block_m // tile_h) positions
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Config:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: int(v) for k, v in d.items() if k in names})
-
-
-@dataclass(frozen=True)
-class Problem:
-    """What a launch computes, as far as the choice of config is concerned."""
-
-    kind: str  # one of KINDS
-    dtype: str  # "float32", "float16", "bfloat16"
-    layout: str  # "contiguous" or "channels_last" (of the tensor read)
-    input_shape: tuple[int, ...]  # the forward problem's input (N, C_in, *spatial)
-    weight_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    stride: tuple[int, ...]
-    padding: tuple[tuple[int, int], ...]
-    dilation: tuple[int, ...]
-    groups: int
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"expected kind to be one of {KINDS}, got {self.kind!r}")
-        if self.kind.startswith("conv_dw") != shapes.is_depthwise(self.input_shape, self.weight_shape, self.groups):
-            raise ValueError(f"kind {self.kind!r} does not fit groups={self.groups}, input {self.input_shape}, "
-                             f"weight {self.weight_shape}: depthwise layers take the conv_dw* kinds, others not")
-
-    @classmethod
-    def of(cls, kind: str, dtype: str, layout: str, input_shape, weight_shape, stride=1, padding=0, dilation=1,
-           groups: int = 1, output_shape=None) -> Problem:
-        """Build from convolution arguments (e.g. :func:`tritonconv.shapes.suite_problem`'s dict)."""
-        ndim = len(weight_shape) - 2
-        stride, dilation = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
-        pads = shapes.resolve_padding(padding, weight_shape[2:], stride, dilation)
-        out = shapes.conv_output_shape(input_shape, weight_shape, stride, pads, dilation, groups)
-        return cls(kind, dtype, layout, tuple(input_shape), tuple(weight_shape), out, stride, pads, dilation, groups)
-
-    @classmethod
-    def for_launch(cls, kind: str, tensor: torch.Tensor, spec, layout: str | None = None) -> Problem:
-        """The problem of a kernel launch: ``tensor`` is the one read (dtype; layout unless given), ``spec``
-        the checked convolution (:class:`tritonconv._checks.ConvSpec`)."""
-        return cls(kind, str(tensor.dtype)[6:], layout or layout_of(tensor), spec.input_shape, spec.weight_shape,
-                   spec.output_shape, spec.stride, spec.padding, spec.dilation, spec.groups)
-
-    @property
-    def gemm(self) -> tuple[int, int, int]:
-        """(rows, columns, reduction channels) of the kernel's GEMM, per group."""
-        c_out, c_in_g = self.weight_shape[:2]
-        c_out_g = c_out // self.groups
-        if self.kind == "conv":
-            return self.output_shape[0] * math.prod(self.output_shape[2:]), c_out_g, c_in_g
-        if self.kind == "conv_t":
-            return self.input_shape[0] * math.prod(self.input_shape[2:]), c_in_g, c_out_g
-        # depthwise kernels (no GEMM): tiles of positions x every channel; the taps or positions summed
-        if self.kind == "conv_dw":
-            return self.output_shape[0] * math.prod(self.output_shape[2:]), c_out, self.taps
-        if self.kind == "conv_dw_t":
-            return self.input_shape[0] * math.prod(self.input_shape[2:]), self.input_shape[1], self.taps * c_out_g
-        if self.kind == "conv_dw_wgrad":
-            return self.taps, c_out, self.output_shape[0] * math.prod(self.output_shape[2:])
-        return c_out_g, c_in_g, self.output_shape[0] * math.prod(self.output_shape[2:])
-
-    @property
-    def taps(self) -> int:
-        return math.prod(self.weight_shape[2:])
-
-    def key(self) -> str:
-        """Exact cache key."""
-        pads = "x".join(f"{b},{a}" for b, a in self.padding)
-        return (f"{self.kind}|{self.dtype}|{self.layout}|x={_dims(self.input_shape)}|w={_dims(self.weight_shape)}"
-                f"|s={_dims(self.stride)}|p={pads}|d={_dims(self.dilation)}|g={self.groups}")
-
-    def bucket(self) -> str:
-        """Bucket key: the exact key with batch and spatial sizes replaced by the row count's power of two."""
-        rows = self.gemm[2] if self.kind.endswith("wgrad") else self.gemm[0]
-        return (f"{self.kind}|{self.dtype}|{self.layout}|c={self.input_shape[1]}|w={_dims(self.weight_shape)}"
-                f"|s={_dims(self.stride)}|d={_dims(self.dilation)}|g={self.groups}|rows~{triton.next_power_of_2(rows)}")
-
-
-def _dims(values) -> str:
-    return "x".join(str(v) for v in values)
-
-
-def layout_of(t: torch.Tensor) -> str:
-    """``"channels_last"`` when channels are innermost and dense (NLC, NHWC, NDHWC), else ``"contiguous"``.
-
-    Any other strided view is tuned as ``"contiguous"``. From sizes and strides only (cheap per call).
-    """
-    size, stride = t.shape, t.stride()
-    if t.dim() < 3 or size[1] == 1 or t.is_contiguous():
-        return "contiguous"
-    expected = 1
-    for d in (1, *range(t.dim() - 1, 1, -1), 0):
-        if size[d] != 1 and stride[d] != expected:
-            return "contiguous"
-        expected *= size[d]
-    return "channels_last"
-
-
-def to_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
-    """``t`` stored in ``layout`` (``"channels_last"`` also for 1-D: (N, C, L) viewing NLC memory)."""
-    if layout == "contiguous" or t.dim() < 3:
-        return t.contiguous()
-    last = (0, *range(2, t.dim()), 1)
-    return t.permute(last).contiguous().permute(0, t.dim() - 1, *range(1, t.dim() - 1))
-
 
 # --- config spaces: candidates before pruning, one list per kernel --------------------------------
 # (block_m, block_n, block_k, num_warps, num_stages); the tutorial matmul's shapes plus small-N
@@ -210,7 +83,7 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
     """The kernel's config space pruned for ``problem``: no block far above its dimension, none over smem.
 
     ``tma``: the device has a tensor memory accelerator (compute capability 9+); eligible
-    forward and input-gradient problems then also try :mod:`tritonconv.conv_tma`'s kernel.
+    forward and input-gradient problems then also try :mod:`tritonconv.kernels.tma`'s kernel.
     """
     rows, cols, red = problem.gemm
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
@@ -243,8 +116,6 @@ TMA_SPACE = ((128, 64, 4, 4), (128, 64, 8, 3), (256, 64, 8, 3), (64, 64, 4, 4)) 
 def tma_eligible(problem: Problem) -> bool:
     """One group, 16-byte rows of reduction channels (the descriptors' strides), and unit stride: along
     H and W for the forward pass, on every axis for the input gradient (then a forward convolution)."""
-    from .conv_tma import TensorDescriptor
-
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     unit = problem.stride[-2:] if problem.kind == "conv" else problem.stride
     return (TensorDescriptor is not None and problem.kind in ("conv", "conv_t") and problem.groups == 1
@@ -323,10 +194,15 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
     return Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
 
 
-def split_sizes(length: int, config: Config) -> tuple[int, int]:
-    """``(per_split, splits)``: a reduction of ``length`` cut into ``config.split_k`` parts of whole ``block_k`` steps."""
-    per_split = max(1, triton.cdiv(triton.cdiv(length, config.split_k), config.block_k)) * config.block_k
-    return per_split, max(1, triton.cdiv(length, per_split))  # an empty reduction: one (zero) split
+def fused_2plus1d_config(m: int, c_in: int, c_mid: int, c_out: int, interp: bool, channels_last: bool = True) -> Config:
+    """Tiles of the fused (2+1)D kernel (``block_k`` is the input-channel step; the mid step equals it,
+    capped at 64). An output written through NCDHW strides needs 8 warps (on 4, ptxas spills its
+    per-element addresses)."""
+    block_n = clamp_pow2(c_out, 16, 64)
+    block_k = clamp_pow2(c_in, 16, 64)
+    if interp:
+        return Config(clamp_pow2(m, 16, 8192 // max(block_k, block_n)), block_n, block_k, 1, 1, 1)
+    return Config(64, block_n, block_k, group_m=1, num_warps=4 if channels_last else 8, num_stages=2)
 
 
 def small_output(problem: Problem) -> bool:
@@ -388,8 +264,6 @@ def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Te
             autotune: bool, bench: Callable = do_bench_median, smem_limit: int = DEFAULT_SMEM,
             sm_count: int = 132, tma: bool = False) -> Config:
     """Config for ``problem`` on a GPU called ``device_name``: caches, then tuning or the heuristic."""
-    from . import cache
-
     hit = cache.lookup(device_name, problem)
     if hit is not None:
         cfg, how = hit
@@ -427,4 +301,4 @@ def choose(problem: Problem, device: torch.device, interp: bool, run: Callable[[
     return cfg
 
 
-__all__ = ["Config", "Problem", "candidates", "choose", "heuristic", "resolve", "stats", "tune"]
+__all__ = ["DEPTHWISE_KIND", "KINDS", "Config", "Problem", "candidates", "choose", "heuristic", "resolve", "stats", "tune"]

@@ -24,10 +24,11 @@ import torch
 import triton
 import triton.language as tl
 
-from . import conv, conv_weight_grad, tuning
-from ._checks import ConvSpec
-from ._runtime import interpreting, kernel
-from ._tile import activate, positions, tap, weight_tap
+from .. import geometry
+from .._checks import ConvSpec
+from .._runtime import kernel
+from .._tile import activate, positions, tap, weight_tap
+from ..geometry import Config, as_3d, geometry_3d, needs_int64, split_sizes, strides_3d
 
 
 @kernel
@@ -136,64 +137,45 @@ def _depthwise_weight_grad_kernel(
     tl.store(dw_ptr + split * sws + offs_n * swo + t, total, mask=mask_n)
 
 
-def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, flip: bool, config) -> torch.Tensor:
-    """Run :func:`_depthwise_kernel` reading ``x`` and writing ``y`` (both batched)."""
+def launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation: str | None, flip: bool,
+           config: Config) -> torch.Tensor:
+    """Run :func:`_depthwise_kernel` reading ``x`` and writing ``y`` (both batched): the forward pass,
+    or with ``transposed`` the input gradient (``x`` the output gradient, ``y`` the input gradient)."""
     if y.numel() == 0:
         return y
     channels = y.shape[1]
     mult = spec.weight_shape[0] // spec.groups
     m = y.shape[0] * math.prod(y.shape[2:])
-    if config is None:
-        config = tuning.choose(tuning.Problem.for_launch("conv_dw_t" if transposed else "conv_dw", x, spec), x.device,
-                               interpreting(x.device), lambda cfg: _launch(
-                                   x, weight, bias, torch.empty_like(y), spec, transposed, activation, flip, cfg))
     grid = (triton.cdiv(m, config.block_m) * triton.cdiv(channels, config.block_n),)
     _depthwise_kernel[x.device][grid](
         x, weight, bias if bias is not None else weight, y,
         m, channels, 1 if transposed else mult, mult if transposed else 1,
-        *conv.geometry_3d(x.shape[2:], y.shape[2:], spec),
-        *conv.strides_3d(x), weight.stride(0), *conv.strides_3d(weight)[2:], *conv.strides_3d(y),
-        *conv.as_3d(spec.weight_shape[2:], 1), TRANSPOSED=transposed,
-        HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=conv.needs_int64(x, weight, y, rows=m),
+        *geometry_3d(x.shape[2:], y.shape[2:], spec),
+        *strides_3d(x), weight.stride(0), *strides_3d(weight)[2:], *strides_3d(y),
+        *as_3d(spec.weight_shape[2:], 1), TRANSPOSED=transposed,
+        HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=needs_int64(x, weight, y, rows=m),
         BLOCK_M=config.block_m, BLOCK_N=config.block_n, num_warps=config.num_warps, num_stages=config.num_stages,
     )
     return y
 
 
-def depthwise_forward(x, weight, bias, y, spec: ConvSpec, activation, flip: bool, config=None) -> torch.Tensor:
-    """Forward pass into ``y`` (called by :func:`tritonconv.conv.conv_forward`)."""
-    return _launch(x, weight, bias, y, spec, False, activation, flip, config)
-
-
-def depthwise_grad_input(grad_output, weight, dx, spec: ConvSpec, flip: bool, config=None) -> torch.Tensor:
-    """Input gradient into ``dx`` (called by :func:`tritonconv.conv.conv_grad_input`)."""
-    return _launch(grad_output, weight, None, dx, spec, True, None, flip, config)
-
-
-def depthwise_grad_weight(grad_output, input, spec: ConvSpec, flip: bool, config=None) -> torch.Tensor:
-    """Weight gradient, fp32 partial sums, weight dtype out (called by ``conv_grad_weight``)."""
+def grad_weight(grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> torch.Tensor:
+    """Weight gradient: fp32 partial sums over splits of the positions, added in a fixed order; weight dtype out."""
     c_out, _, *kernel_size = spec.weight_shape
     taps = math.prod(kernel_size)
     positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
-    if config is None:
-        config = tuning.choose(tuning.Problem.for_launch("conv_dw_wgrad", input, spec), input.device,
-                               interpreting(input.device),
-                               lambda cfg: depthwise_grad_weight(grad_output, input, spec, flip, cfg))
-    per_split, splits = tuning.split_sizes(positions, config)
-    partial = conv._alloc_output((splits, c_out, taps), input.device, torch.float32)
+    per_split, splits = split_sizes(positions, config)
+    partial = geometry.alloc_output((splits, c_out, taps), input.device, torch.float32)
     if positions:
         grid = (taps * triton.cdiv(c_out, config.block_n), splits)
         _depthwise_weight_grad_kernel[input.device][grid](
             input, grad_output, partial,
-            positions, c_out, c_out // spec.groups, *conv.geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
-            *conv.strides_3d(input), *conv.strides_3d(grad_output),
-            *partial.stride()[:2], per_split, *conv.as_3d(tuple(kernel_size), 1),
-            INT64=conv.needs_int64(input, grad_output, partial, rows=positions),
+            positions, c_out, c_out // spec.groups, *geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
+            *strides_3d(input), *strides_3d(grad_output),
+            *partial.stride()[:2], per_split, *as_3d(tuple(kernel_size), 1),
+            INT64=needs_int64(input, grad_output, partial, rows=positions),
             BLOCK_N=config.block_n, BLOCK_K=config.block_k, num_warps=config.num_warps, num_stages=config.num_stages,
         )
     else:  # an empty batch: the gradient is exactly zero
         partial.zero_()
-    return conv_weight_grad.sum_partials(partial, spec, flip, input.dtype)
-
-
-__all__ = ["depthwise_forward", "depthwise_grad_input", "depthwise_grad_weight"]
+    return geometry.sum_partials(partial, spec, flip, input.dtype)

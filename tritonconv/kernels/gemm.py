@@ -15,27 +15,24 @@ coordinates and bounds mask are a few vector operations on the tile's precompute
 coordinates (no per-element div/mod). One flat loop rather than a loop per tap axis lets the
 compiler's software pipeline overlap the loads of the next tap with the current products.
 
-Layout: the kernel reads and writes through strides (any layout is correct); the launcher
-hands it operands with channels innermost (:func:`channels_inner`), the layout its tiles load
-fast, copying NC(D)HW ones once. The output may have any strides.
+Layout: the kernel reads and writes through strides (any layout is correct); the dispatcher
+hands it operands with channels innermost (:func:`tritonconv.geometry.channels_inner`), the
+layout its tiles load fast. The output may have any strides.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import torch
 import triton
 import triton.language as tl
 
-from . import conv_depthwise, conv_tma, tuning
-from ._checks import ConvSpec
-from ._runtime import interpreting, kernel
-from ._tile import activate, positions, tap, weight_tap
-from .shapes import is_depthwise
-
-INT32_MAX = 2**31 - 1
+from .. import geometry
+from .._checks import ConvSpec
+from .._runtime import interpreting, kernel
+from .._tile import activate, positions, tap, weight_tap
+from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, split_sizes, strides_3d
 
 
 @kernel
@@ -105,7 +102,8 @@ def _conv_kernel(
     w_cols = w_ptr + group * swg + offs_n * swn  # [BLOCK_N] pointers
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     if FOLD:
-        for k0 in range(split * R_PER_SPLIT, min((split + 1) * R_PER_SPLIT, KD * KH * KW * C_in_g), BLOCK_K):
+        # every split runs R_PER_SPLIT / BLOCK_K steps (the last one's past the reduction are masked: ok_k)
+        for k0 in range(split * R_PER_SPLIT, (split + 1) * R_PER_SPLIT, BLOCK_K):
             k = k0 + offs_k
             c = k % C_in_g
             t = k // C_in_g
@@ -127,7 +125,7 @@ def _conv_kernel(
     else:  # tap by tap, channels in BLOCK_K chunks: one flat loop over (tap, chunk), so the compiler's
         # software pipeline (num_stages) runs across taps instead of draining at every tap
         c_lo = split * R_PER_SPLIT
-        k_steps = (min(R_PER_SPLIT, C_in_g - c_lo) + BLOCK_K - 1) // BLOCK_K  # <= 0: an empty split
+        k_steps = R_PER_SPLIT // BLOCK_K  # a multiple of BLOCK_K; channels past C_in_g are masked (ok_k)
         for i in range(KD * KH * KW * k_steps):
             t = i // k_steps
             kw = t % KW
@@ -158,80 +156,15 @@ def _conv_kernel(
              mask=mask_m[:, None] & mask_n[None, :])
 
 
-def as_3d(values: tuple[int, ...], fill: int) -> tuple[int, ...]:
-    """Left-pad per-axis values of a 1-D/2-D problem to the kernels' three axes."""
-    return (fill,) * (3 - len(values)) + tuple(values)
+def launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation: str | None, flip: bool,
+           config: Config) -> torch.Tensor:
+    """Run :func:`_conv_kernel` reading ``x`` and writing ``y`` (both batched); returns ``y``.
 
-
-def strides_3d(t: torch.Tensor) -> tuple[int, ...]:
-    """(batch, channel, depth, height, width) strides of a 1-D/2-D/3-D batched tensor."""
-    return (*t.stride()[:2], *as_3d(t.stride()[2:], 0))
-
-
-def geometry_3d(x_sizes, y_sizes, spec: ConvSpec) -> tuple[int, ...]:
-    """The kernels' geometry arguments: sizes read (D, H, W), written (OD, OH, OW), then per axis the
-    stride, padding before and dilation, all as 3-D."""
-    pads = tuple(before for before, _ in spec.padding)
-    return (*as_3d(tuple(x_sizes), 1), *as_3d(tuple(y_sizes), 1), *as_3d(spec.stride, 1), *as_3d(pads, 0),
-            *as_3d(spec.dilation, 1))
-
-
-def needs_int64(*tensors: torch.Tensor, rows: int = 0) -> bool:
-    """True when an element offset (or the GEMM row count) can pass 2**31 - 1.
-
-    Bounded by each tensor's storage (a view never reaches past it): cheap, and conservative
-    only for small views of huge storages.
+    Forward: ``x`` is the input, ``weight`` is ``(C_out, C_in/groups, *k)``. Transposed (the input
+    gradient): ``x`` is the output gradient and ``y`` the input gradient, same weight.
     """
-    return max(rows, *(t.untyped_storage().nbytes() // t.element_size() for t in tensors)) > INT32_MAX
-
-
-def dot_precision(dtype: torch.dtype, interp: bool) -> str | None:
-    """fp32 products: exact IEEE unless torch's matmul precision allows TF32 (compiled only)."""
-    if dtype != torch.float32:
-        return None
-    if interp or torch.get_float32_matmul_precision() == "highest":
-        return "ieee"
-    return "tf32"
-
-
-def output_memory_format(input: torch.Tensor, weight: torch.Tensor) -> torch.memory_format:
-    """torch's rule: channels-last output when the input or the weight is channels-last."""
-    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(input.dim())
-    if fmt is None:
-        return torch.contiguous_format
-    for t in (input, weight):
-        if t.is_contiguous(memory_format=fmt) and not t.is_contiguous():
-            return fmt
-    return torch.contiguous_format
-
-
-def _alloc_output(
-    shape: tuple[int, ...], device: torch.device, dtype: torch.dtype, fmt: torch.memory_format = torch.contiguous_format
-) -> torch.Tensor:
-    """Uninitialised kernel output (the tests replace this to poison outputs with NaN)."""
-    return torch.empty(shape, device=device, dtype=dtype, memory_format=fmt)
-
-
-def channels_inner(t: torch.Tensor) -> torch.Tensor:
-    """``t`` with dimension 1 of stride 1 (NLC, NHWC, NDHWC memory): a copy unless it already is.
-
-    The GEMM kernels reduce over channels: with channels innermost their operand tiles load as
-    vectors (and stream into shared memory asynchronously). Read through other strides, the
-    compiler cannot prove any contiguity and every element needs its own address: ptxas then
-    runs out of registers and spills (``python -m benchmarks.static``), so a strided operand is
-    copied once instead.
-    """
-    return t if t.stride(1) == 1 or t.shape[1] == 1 else tuning.to_layout(t, "channels_last")
-
-
-def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, flip: bool, config) -> torch.Tensor:
-    """Run :func:`_conv_kernel` reading ``x`` and writing ``y`` (both batched)."""
     if y.numel() == 0:
         return y
-    layout = tuning.layout_of(x)  # of the caller's tensor: the configs differ by how y is written
-    x = channels_inner(x)
-    # the weight's reduction dimension innermost: input channels (forward) or output channels (transposed)
-    weight = channels_inner(weight.transpose(0, 1)).transpose(0, 1) if transposed else channels_inner(weight)
     c_out, c_in_g = spec.weight_shape[:2]
     c_out_g = c_out // spec.groups
     s_out, s_in = weight.stride()[:2]
@@ -239,23 +172,12 @@ def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, fl
     c_read, c_write, swn, swk = (c_out_g, c_in_g, s_in, s_out) if transposed else (c_in_g, c_out_g, s_out, s_in)
     m = y.shape[0] * math.prod(y.shape[2:])  # output positions (GEMM rows)
     interp = interpreting(x.device)
-    if config is None:
-        problem = tuning.Problem.for_launch("conv_t" if transposed else "conv", x, spec, layout)
-        config = tuning.choose(problem, x.device, interp, lambda cfg: _launch(
-            x, weight, bias, torch.empty_like(y), spec, transposed, activation, flip, cfg))
-    if config.tile_h:  # tile loads by tensor descriptor; the transposed pass as its forward equivalent
-        w_fwd, spec_fwd = (weight.transpose(0, 1), conv_tma.transposed_as_forward(spec)) if transposed else (weight, spec)
-        if conv_tma.usable(x, w_fwd, spec_fwd, transposed):
-            return conv_tma.conv_forward_tma(x, w_fwd, bias, y, spec_fwd, activation, flip != transposed, config,
-                                             interp=interp, int64=needs_int64(y, rows=m),
-                                             dot_precision=dot_precision(x.dtype, interp))
-        config = dataclasses.replace(config, tile_h=0)  # e.g. an unaligned view: the same tiles through pointers
     fold = bool(config.fold) and not transposed  # same result either way; forward only
     reduction = math.prod(spec.weight_shape[2:]) * c_read if fold else c_read  # per split loop
-    per_split, splits = tuning.split_sizes(reduction, config)
+    per_split, splits = split_sizes(reduction, config)
     # Several splits write fp32 partial sums (laid out as y, one batch of them per split).
-    out = y if splits == 1 else _alloc_output((splits * y.shape[0], *y.shape[1:]), y.device, torch.float32,
-                                              output_memory_format(y, y))
+    out = y if splits == 1 else geometry.alloc_output((splits * y.shape[0], *y.shape[1:]), y.device, torch.float32,
+                                                      geometry.output_memory_format(y, y))
     grid = (spec.groups * triton.cdiv(m, config.block_m) * triton.cdiv(c_write, config.block_n), splits)
     _conv_kernel[x.device][grid](
         x, weight, bias if bias is not None else weight, out,
@@ -274,38 +196,3 @@ def _launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, fl
             total += bias.float().view(-1, *(1,) * (y.dim() - 2))
         y.copy_(getattr(torch.nn.functional, activation)(total) if activation else total)
     return y
-
-
-def conv_forward(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    spec: ConvSpec,
-    activation: str | None = None,
-    flip: bool = False,
-    config: tuning.Config | None = None,
-) -> torch.Tensor:
-    """Forward convolution of a checked, batched problem; returns the output tensor."""
-    y = _alloc_output(spec.output_shape, input.device, input.dtype, output_memory_format(input, weight))
-    if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores
-        return conv_depthwise.depthwise_forward(input, weight, bias, y, spec, activation, flip, config)
-    return _launch(input, weight, bias, y, spec, False, activation, flip, config)
-
-
-def conv_grad_input(
-    grad_output: torch.Tensor,
-    weight: torch.Tensor,
-    spec: ConvSpec,
-    flip: bool = False,
-    memory_format: torch.memory_format = torch.contiguous_format,
-    config: tuning.Config | None = None,
-) -> torch.Tensor:
-    """Gradient of the forward pass with respect to its input: the transposed convolution.
-
-    ``dx[i] = sum_{o, t : o*s - p + t*d = i} dy[o] * w[t]`` per channel pair; the input size
-    (``spec.input_shape``) fixes what torch calls ``output_padding``.
-    """
-    dx = _alloc_output(spec.input_shape, grad_output.device, grad_output.dtype, memory_format)
-    if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):
-        return conv_depthwise.depthwise_grad_input(grad_output, weight, dx, spec, flip, config)
-    return _launch(grad_output, weight, None, dx, spec, True, None, flip, config)

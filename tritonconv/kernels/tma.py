@@ -12,7 +12,8 @@ with unit sizes (as everywhere in tritonconv). The epilogue stores through point
 layout). The input gradient of a unit-stride convolution is itself such a forward convolution
 (:func:`transposed_as_forward`), so the transposed pass takes this kernel too. The tuner offers
 these configs (``Config.tile_h > 0``) on GPUs of compute capability 9 or more; the interpreter
-runs the same kernel (descriptors are emulated), so CPU tests check it.
+runs the same kernel (descriptors are emulated), so CPU tests check it. Host-side descriptors
+need Triton 3.4+ (:data:`tritonconv._runtime.TensorDescriptor`).
 """
 
 from __future__ import annotations
@@ -24,14 +25,10 @@ import torch
 import triton
 import triton.language as tl
 
-try:  # host-side tensor descriptors (Triton 3.4+)
-    from triton.tools.tensor_descriptor import TensorDescriptor
-except ImportError:  # pragma: no cover - older Triton: the tuner never offers this kernel
-    TensorDescriptor = None
-
-from ._checks import ConvSpec
-from ._runtime import kernel
-from ._tile import activate
+from .._checks import ConvSpec
+from .._runtime import TensorDescriptor, interpreting, kernel
+from .._tile import activate
+from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
 
 @kernel
@@ -137,11 +134,10 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, transposed: bo
     return True
 
 
-def conv_forward_tma(x, weight, bias, y, spec: ConvSpec, activation, flip: bool, config, *, interp: bool,
-                     int64: bool, dot_precision) -> torch.Tensor:
-    """Launch :func:`_conv_tma_kernel` (``x``, ``weight`` channels-innermost and :func:`usable`)."""
-    from .conv import as_3d, geometry_3d, strides_3d  # the shared 3-D view of every problem
-
+def launch(x, weight, bias, y, spec: ConvSpec, activation: str | None, flip: bool, config: Config) -> torch.Tensor:
+    """Run :func:`_conv_tma_kernel`, a forward convolution (``x``, ``weight`` channels-innermost and
+    :func:`usable`; ``config.tile_h > 0``); returns ``y``."""
+    interp = interpreting(x.device)
     tile_h = config.tile_h
     tile_w = config.block_m // tile_h
     x_shape, x_strides = as_5d(x)
@@ -151,11 +147,13 @@ def conv_forward_tma(x, weight, bias, y, spec: ConvSpec, activation, flip: bool,
     _, _, _, od, oh, ow, sd, _, _, pd, ph, pw, dd, dh, dw = geometry_3d(x.shape[2:], y.shape[2:], spec)
     c_out, c_in = spec.weight_shape[:2]
     grid = (triton.cdiv(c_out, config.block_n) * y.shape[0] * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w),)
+    m = y.shape[0] * od * oh * ow
     _conv_tma_kernel[x.device][grid](
         x_desc, w_desc, bias if bias is not None else weight, y,
         c_in, c_out, od, oh, ow, sd, pd, ph, pw, dd, dh, dw, *strides_3d(y),
-        *as_3d(spec.weight_shape[2:], 1), HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=int64,
-        UPCAST=interp and x.dtype == torch.bfloat16, DOT_PRECISION=dot_precision,
+        *as_3d(spec.weight_shape[2:], 1), HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
+        INT64=needs_int64(y, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
+        DOT_PRECISION=dot_precision(x.dtype, interp),
         TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
         num_warps=config.num_warps, num_stages=config.num_stages,
     )

@@ -21,11 +21,11 @@ import torch
 import triton
 import triton.language as tl
 
-from . import conv, conv_depthwise, tuning
-from ._checks import ConvSpec
-from ._runtime import interpreting, kernel
-from ._tile import positions, tap
-from .shapes import is_depthwise
+from .. import geometry
+from .._checks import ConvSpec
+from .._runtime import interpreting, kernel
+from .._tile import positions, tap
+from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, split_sizes, strides_3d
 
 
 @kernel
@@ -89,49 +89,28 @@ def _conv_weight_grad_kernel(
     tl.store(dw, acc, mask=mask_m[:, None] & mask_n[None, :])
 
 
-def conv_grad_weight(
-    grad_output: torch.Tensor,
-    input: torch.Tensor,
-    spec: ConvSpec,
-    flip: bool = False,
-    config: tuning.Config | None = None,
-) -> torch.Tensor:
-    """Gradient of the forward pass with respect to its weight (fp32 accumulation, weight dtype out)."""
-    if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores
-        return conv_depthwise.depthwise_grad_weight(grad_output, input, spec, flip, config)
+def launch(grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> torch.Tensor:
+    """Run :func:`_conv_weight_grad_kernel` (fp32 partials, one per split), then add the partials in a
+    fixed order; returns the gradient in the input's dtype."""
     c_out, c_in_g, *kernel_size = spec.weight_shape
     c_out_g = c_out // spec.groups
-    layout = tuning.layout_of(input)  # of the caller's tensor (the cache key)
-    grad_output, input = conv.channels_inner(grad_output), conv.channels_inner(input)  # tiles along channels
     taps = math.prod(kernel_size)
     positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
     interp = interpreting(input.device)
-    if config is None:
-        problem = tuning.Problem.for_launch("conv_wgrad", input, spec, layout)
-        config = tuning.choose(problem, input.device, interp, lambda cfg: conv_grad_weight(
-            grad_output, input, spec, flip, cfg))
-    per_split, splits = tuning.split_sizes(positions, config)
-    partial = conv._alloc_output((splits, c_out, c_in_g, taps), input.device, torch.float32)
+    per_split, splits = split_sizes(positions, config)
+    partial = geometry.alloc_output((splits, c_out, c_in_g, taps), input.device, torch.float32)
     grid = (spec.groups * taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(c_in_g, config.block_n), splits)
     if positions:
         _conv_weight_grad_kernel[input.device][grid](
             input, grad_output, partial,
-            positions, c_in_g, c_out_g, *conv.geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
-            *conv.strides_3d(input), *conv.strides_3d(grad_output), *partial.stride()[:3], per_split,
-            *conv.as_3d(tuple(kernel_size), 1),
-            INT64=conv.needs_int64(input, grad_output, partial, rows=positions),
-            UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=conv.dot_precision(input.dtype, interp),
+            positions, c_in_g, c_out_g, *geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
+            *strides_3d(input), *strides_3d(grad_output), *partial.stride()[:3], per_split,
+            *as_3d(tuple(kernel_size), 1),
+            INT64=needs_int64(input, grad_output, partial, rows=positions),
+            UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
     else:  # an empty batch: the gradient is exactly zero
         partial.zero_()
-    return sum_partials(partial, spec, flip, input.dtype)
-
-
-def sum_partials(partial: torch.Tensor, spec: ConvSpec, flip: bool, dtype: torch.dtype) -> torch.Tensor:
-    """The weight gradient from its fp32 split partial sums (first dimension), added in a fixed order."""
-    grad = (partial[0] if partial.shape[0] == 1 else partial.sum(0)).view(spec.weight_shape)
-    if flip:  # the forward pass read the kernel reversed
-        grad = grad.flip(tuple(range(2, grad.dim())))
-    return grad.to(dtype)
+    return geometry.sum_partials(partial, spec, flip, input.dtype)

@@ -1,0 +1,246 @@
+"""What a launch computes and how its tensors are laid out: the ground every kernel stands on.
+
+* :class:`Problem` (what a launch computes, as far as the choice of config is concerned) and
+  :class:`Config` (a kernel's tile sizes and launch parameters), the kinds of kernel launch;
+* the kernels' 3-D view of every problem (a 1-D input ``(N, C, L)`` is ``(N, C, 1, 1, L)``, a
+  2-D one ``(N, C, 1, H, W)``, through sizes and strides only), the int64 decision;
+* layouts (channels innermost or not), output allocation and memory format, the split-size
+  rule and the sum of split partials.
+
+Nothing here launches a kernel or chooses a config; the shape algebra itself is
+:mod:`tritonconv.shapes`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import triton
+
+from . import shapes
+from ._checks import ConvSpec
+
+INT32_MAX = 2**31 - 1
+
+KINDS = ("conv", "conv_t", "conv_wgrad", "conv_dw", "conv_dw_t", "conv_dw_wgrad")
+"""Kernels with a config: forward, transposed (input gradient), weight gradient; then the same
+three for depthwise layers, which run :mod:`tritonconv.kernels.depthwise` instead."""
+DEPTHWISE_KIND = {"conv": "conv_dw", "conv_t": "conv_dw_t", "conv_wgrad": "conv_dw_wgrad"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Tile sizes and launch parameters of a kernel, in its GEMM's terms (rows, columns, reduction)."""
+
+    block_m: int  # GEMM rows per program (forward: output positions)
+    block_n: int  # GEMM columns per program (forward: output channels)
+    block_k: int  # reduction step (forward: input channels)
+    group_m: int = 8  # row tiles sharing a column tile (L2 swizzle)
+    num_warps: int = 4
+    num_stages: int = 3
+    split_k: int = 1  # independent partial sums over the reduction (weight gradient; small outputs)
+    fold: int = 0  # 1: taps folded into the reduction (forward, few input channels per group)
+    tile_h: int = 0  # > 0: the tensor-descriptor kernel (kernels.tma), tiles of tile_h x (block_m // tile_h) positions
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Config:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: int(v) for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What a launch computes, as far as the choice of config is concerned."""
+
+    kind: str  # one of KINDS
+    dtype: str  # "float32", "float16", "bfloat16"
+    layout: str  # "contiguous" or "channels_last" (of the tensor read)
+    input_shape: tuple[int, ...]  # the forward problem's input (N, C_in, *spatial)
+    weight_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    dilation: tuple[int, ...]
+    groups: int
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"expected kind to be one of {KINDS}, got {self.kind!r}")
+        if self.kind.startswith("conv_dw") != shapes.is_depthwise(self.input_shape, self.weight_shape, self.groups):
+            raise ValueError(f"kind {self.kind!r} does not fit groups={self.groups}, input {self.input_shape}, "
+                             f"weight {self.weight_shape}: depthwise layers take the conv_dw* kinds, others not")
+
+    @classmethod
+    def of(cls, kind: str, dtype: str, layout: str, input_shape, weight_shape, stride=1, padding=0, dilation=1,
+           groups: int = 1, output_shape=None) -> Problem:
+        """Build from convolution arguments (e.g. :func:`tritonconv.shapes.suite_problem`'s dict)."""
+        ndim = len(weight_shape) - 2
+        stride, dilation = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
+        pads = shapes.resolve_padding(padding, weight_shape[2:], stride, dilation)
+        out = shapes.conv_output_shape(input_shape, weight_shape, stride, pads, dilation, groups)
+        return cls(kind, dtype, layout, tuple(input_shape), tuple(weight_shape), out, stride, pads, dilation, groups)
+
+    @classmethod
+    def for_launch(cls, kind: str, tensor: torch.Tensor, spec: ConvSpec, layout: str | None = None) -> Problem:
+        """The problem of a kernel launch: ``tensor`` is the one read (dtype; layout unless given), ``spec``
+        the checked convolution."""
+        return cls(kind, str(tensor.dtype)[6:], layout or layout_of(tensor), spec.input_shape, spec.weight_shape,
+                   spec.output_shape, spec.stride, spec.padding, spec.dilation, spec.groups)
+
+    @property
+    def gemm(self) -> tuple[int, int, int]:
+        """(rows, columns, reduction channels) of the kernel's GEMM, per group."""
+        c_out, c_in_g = self.weight_shape[:2]
+        c_out_g = c_out // self.groups
+        if self.kind == "conv":
+            return self.output_shape[0] * math.prod(self.output_shape[2:]), c_out_g, c_in_g
+        if self.kind == "conv_t":
+            return self.input_shape[0] * math.prod(self.input_shape[2:]), c_in_g, c_out_g
+        # depthwise kernels (no GEMM): tiles of positions x every channel; the taps or positions summed
+        if self.kind == "conv_dw":
+            return self.output_shape[0] * math.prod(self.output_shape[2:]), c_out, self.taps
+        if self.kind == "conv_dw_t":
+            return self.input_shape[0] * math.prod(self.input_shape[2:]), self.input_shape[1], self.taps * c_out_g
+        if self.kind == "conv_dw_wgrad":
+            return self.taps, c_out, self.output_shape[0] * math.prod(self.output_shape[2:])
+        return c_out_g, c_in_g, self.output_shape[0] * math.prod(self.output_shape[2:])
+
+    @property
+    def taps(self) -> int:
+        return math.prod(self.weight_shape[2:])
+
+    def key(self) -> str:
+        """Exact cache key."""
+        pads = "x".join(f"{b},{a}" for b, a in self.padding)
+        return (f"{self.kind}|{self.dtype}|{self.layout}|x={_dims(self.input_shape)}|w={_dims(self.weight_shape)}"
+                f"|s={_dims(self.stride)}|p={pads}|d={_dims(self.dilation)}|g={self.groups}")
+
+    def bucket(self) -> str:
+        """Bucket key: the exact key with batch and spatial sizes replaced by the row count's power of two."""
+        rows = self.gemm[2] if self.kind.endswith("wgrad") else self.gemm[0]
+        return (f"{self.kind}|{self.dtype}|{self.layout}|c={self.input_shape[1]}|w={_dims(self.weight_shape)}"
+                f"|s={_dims(self.stride)}|d={_dims(self.dilation)}|g={self.groups}|rows~{triton.next_power_of_2(rows)}")
+
+
+def _dims(values) -> str:
+    return "x".join(str(v) for v in values)
+
+
+# --- layouts -----------------------------------------------------------------------------------
+
+def layout_of(t: torch.Tensor) -> str:
+    """``"channels_last"`` when channels are innermost and dense (NLC, NHWC, NDHWC), else ``"contiguous"``.
+
+    Any other strided view is tuned as ``"contiguous"``. From sizes and strides only (cheap per call).
+    """
+    size, stride = t.shape, t.stride()
+    if t.dim() < 3 or size[1] == 1 or t.is_contiguous():
+        return "contiguous"
+    expected = 1
+    for d in (1, *range(t.dim() - 1, 1, -1), 0):
+        if size[d] != 1 and stride[d] != expected:
+            return "contiguous"
+        expected *= size[d]
+    return "channels_last"
+
+
+def to_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
+    """``t`` stored in ``layout`` (``"channels_last"`` also for 1-D: (N, C, L) viewing NLC memory)."""
+    if layout == "contiguous" or t.dim() < 3:
+        return t.contiguous()
+    last = (0, *range(2, t.dim()), 1)
+    return t.permute(last).contiguous().permute(0, t.dim() - 1, *range(1, t.dim() - 1))
+
+
+def channels_inner(t: torch.Tensor) -> torch.Tensor:
+    """``t`` with dimension 1 of stride 1 (NLC, NHWC, NDHWC memory): a copy unless it already is.
+
+    The GEMM kernels reduce over channels: with channels innermost their operand tiles load as
+    vectors (and stream into shared memory asynchronously). Read through other strides, the
+    compiler cannot prove any contiguity and every element needs its own address: ptxas then
+    runs out of registers and spills (``python -m benchmarks.static``), so a strided operand is
+    copied once instead.
+    """
+    return t if t.stride(1) == 1 or t.shape[1] == 1 else to_layout(t, "channels_last")
+
+
+def memory_format_of(t: torch.Tensor) -> torch.memory_format:
+    """channels-last when ``t`` is laid out that way (and not also plain contiguous)."""
+    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(t.dim())
+    if fmt is not None and t.is_contiguous(memory_format=fmt) and not t.is_contiguous():
+        return fmt
+    return torch.contiguous_format
+
+
+def output_memory_format(input: torch.Tensor, weight: torch.Tensor) -> torch.memory_format:
+    """torch's rule: channels-last output when the input or the weight is channels-last."""
+    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(input.dim())
+    if fmt is None:
+        return torch.contiguous_format
+    for t in (input, weight):
+        if t.is_contiguous(memory_format=fmt) and not t.is_contiguous():
+            return fmt
+    return torch.contiguous_format
+
+
+def alloc_output(
+    shape: tuple[int, ...], device: torch.device, dtype: torch.dtype, fmt: torch.memory_format = torch.contiguous_format
+) -> torch.Tensor:
+    """Uninitialised kernel output (the tests replace this to poison outputs with NaN)."""
+    return torch.empty(shape, device=device, dtype=dtype, memory_format=fmt)
+
+
+# --- the kernels' 3-D view -----------------------------------------------------------------------
+
+def as_3d(values: tuple[int, ...], fill: int) -> tuple[int, ...]:
+    """Left-pad per-axis values of a 1-D/2-D problem to the kernels' three axes."""
+    return (fill,) * (3 - len(values)) + tuple(values)
+
+
+def strides_3d(t: torch.Tensor) -> tuple[int, ...]:
+    """(batch, channel, depth, height, width) strides of a 1-D/2-D/3-D batched tensor."""
+    return (*t.stride()[:2], *as_3d(t.stride()[2:], 0))
+
+
+def geometry_3d(x_sizes, y_sizes, spec: ConvSpec) -> tuple[int, ...]:
+    """The kernels' geometry arguments: sizes read (D, H, W), written (OD, OH, OW), then per axis the
+    stride, padding before and dilation, all as 3-D."""
+    pads = tuple(before for before, _ in spec.padding)
+    return (*as_3d(tuple(x_sizes), 1), *as_3d(tuple(y_sizes), 1), *as_3d(spec.stride, 1), *as_3d(pads, 0),
+            *as_3d(spec.dilation, 1))
+
+
+def needs_int64(*tensors: torch.Tensor, rows: int = 0) -> bool:
+    """True when an element offset (or the GEMM row count) can pass 2**31 - 1.
+
+    Bounded by each tensor's storage (a view never reaches past it): cheap, and conservative
+    only for small views of huge storages.
+    """
+    return max(rows, *(t.untyped_storage().nbytes() // t.element_size() for t in tensors)) > INT32_MAX
+
+
+def dot_precision(dtype: torch.dtype, interp: bool) -> str | None:
+    """fp32 products: exact IEEE unless torch's matmul precision allows TF32 (compiled only)."""
+    if dtype != torch.float32:
+        return None
+    if interp or torch.get_float32_matmul_precision() == "highest":
+        return "ieee"
+    return "tf32"
+
+
+# --- split reductions ------------------------------------------------------------------------------
+
+def split_sizes(length: int, config: Config) -> tuple[int, int]:
+    """``(per_split, splits)``: a reduction of ``length`` cut into ``config.split_k`` parts of whole ``block_k`` steps."""
+    per_split = max(1, triton.cdiv(triton.cdiv(length, config.split_k), config.block_k)) * config.block_k
+    return per_split, max(1, triton.cdiv(length, per_split))  # an empty reduction: one (zero) split
+
+
+def sum_partials(partial: torch.Tensor, spec: ConvSpec, flip: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The weight gradient from its fp32 split partial sums (first dimension), added in a fixed order."""
+    grad = (partial[0] if partial.shape[0] == 1 else partial.sum(0)).view(spec.weight_shape)
+    if flip:  # the forward pass read the kernel reversed
+        grad = grad.flip(tuple(range(2, grad.dim())))
+    return grad.to(dtype)

@@ -1,0 +1,130 @@
+"""Fused (2+1)D convolution: the spatial ``1 x kh x kw`` conv and the temporal ``kt x 1 x 1`` conv
+in one launch, the mid tensor kept in registers.
+
+A program owns a tile of output positions x output channels and, for each temporal tap,
+computes the ``mid`` rows it needs on the fly (spatial GEMM over ``C_in x kh x kw``), applies
+``b_s`` and ``act_mid`` in registers, zeroes the rows that fall in the temporal padding,
+rounds to the input dtype as the two-launch path stores ``mid``, and feeds them to the
+temporal GEMM. ``mid`` never touches global memory; the price is recomputing each ``mid`` row
+``kt / st`` times (and once per output-channel tile).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from .._checks import ConvSpec
+from .._runtime import interpreting, kernel
+from .._tile import activate, positions, tap
+from ..geometry import Config, dot_precision, needs_int64
+
+
+@kernel
+@triton.jit
+def _conv2plus1d_kernel(
+    x_ptr, ws_ptr, bs_ptr, wt_ptr, bt_ptr, y_ptr,
+    M, C_in, C_mid, C_out, T, H, W, OT, OH, OW,
+    st, sh, sw, pt, ph, pw, dt, dh, dw,
+    sxn, sxc, sxt, sxh, sxw,
+    wso, wsi, wsh, wsw,
+    wto, wti, wtt,
+    syn, syc, syt, syh, syw,
+    KT: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+    HAS_BS: tl.constexpr, HAS_BT: tl.constexpr, MID_ACT: tl.constexpr, ACTIVATION: tl.constexpr,
+    INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """One program: ``BLOCK_M`` output positions x ``BLOCK_N`` output channels; ``mid`` in ``BLOCK_C`` chunks."""
+    pid = tl.program_id(0)
+    tiles_n = (C_out + BLOCK_N - 1) // BLOCK_N
+    pid_m = pid // tiles_n
+    pid_n = pid % tiles_n
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_c = tl.arange(0, BLOCK_C)
+    offs_k = tl.arange(0, BLOCK_K)
+    if INT64:
+        offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+        offs_n = offs_n.to(tl.int64)
+        offs_c = offs_c.to(tl.int64)
+        offs_k = offs_k.to(tl.int64)
+    mask_m = offs_m < M
+    mask_n = offs_n < C_out
+    nb, ot, oh, ow = positions(offs_m, OT, OH, OW)
+
+    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
+    for j in range(KT):
+        tm, ok_t = tap(ot, st, pt, j, dt, T, False)  # the mid frame this temporal tap reads
+        ok_t = ok_t & mask_m
+        x_rows = x_ptr + nb * sxn + tm * sxt
+        for c0 in range(0, C_mid, BLOCK_C):
+            cm = c0 + offs_c
+            ok_c = cm < C_mid
+            mid = tl.full((BLOCK_M, BLOCK_C), 0.0, tl.float32)
+            k_steps = (C_in + BLOCK_K - 1) // BLOCK_K
+            for i in range(KH * KW * k_steps):  # (spatial tap, chunk) flat: the pipeline runs across taps
+                kh = i // k_steps // KW
+                kw = i // k_steps % KW
+                ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
+                iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
+                ok = ok_t & ok_h & ok_w
+                ci = (i % k_steps) * BLOCK_K + offs_k
+                ok_k = ci < C_in
+                a = tl.load((x_rows + ih * sxh + iw * sxw)[:, None] + ci[None, :] * sxc,
+                            mask=ok[:, None] & ok_k[None, :], other=0.0)
+                b = tl.load((ws_ptr + cm * wso + kh * wsh + kw * wsw)[None, :] + ci[:, None] * wsi,
+                            mask=ok_k[:, None] & ok_c[None, :], other=0.0)
+                if UPCAST:
+                    a = a.to(tl.float32)
+                    b = b.to(tl.float32)
+                mid = tl.dot(a, b, mid, input_precision=DOT_PRECISION)
+            if HAS_BS:
+                mid += tl.load(bs_ptr + cm, mask=ok_c, other=0.0).to(tl.float32)[None, :]
+            mid = activate(mid, MID_ACT)
+            mid = tl.where(ok_t[:, None], mid, 0.0)  # temporal zero padding of mid, after its bias
+            mid = mid.to(x_ptr.dtype.element_ty)  # as the two-launch path stores it
+            wt = tl.load(wt_ptr + offs_n[None, :] * wto + cm[:, None] * wti + j * wtt,
+                         mask=ok_c[:, None] & mask_n[None, :], other=0.0)
+            if UPCAST:
+                mid = mid.to(tl.float32)
+                wt = wt.to(tl.float32)
+            acc = tl.dot(mid, wt, acc, input_precision=DOT_PRECISION)
+
+    if HAS_BT:
+        acc += tl.load(bt_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+    acc = activate(acc, ACTIVATION)
+    y_rows = y_ptr + nb * syn + ot * syt + oh * syh + ow * syw
+    tl.store(y_rows[:, None] + offs_n[None, :] * syc, acc.to(y_ptr.dtype.element_ty),
+             mask=mask_m[:, None] & mask_n[None, :])
+
+
+def launch(x, ws, bs, wt, bt, y, spatial: ConvSpec, temporal: ConvSpec, mid_activation: str | None,
+           activation: str | None, config: Config) -> torch.Tensor:
+    """Run :func:`_conv2plus1d_kernel` into ``y``; ``spatial``/``temporal`` are the two stages' specs,
+    ``x``, ``ws``, ``wt`` channels-innermost (their reduction axes), ``config.block_k`` the input-channel step."""
+    if y.numel() == 0:
+        return y
+    c_mid, c_in = ws.shape[:2]
+    m = y.shape[0] * math.prod(y.shape[2:])
+    interp = interpreting(x.device)
+    block_c = min(64, triton.next_power_of_2(max(c_mid, 16)))
+    st, (sh, sw) = temporal.stride[0], spatial.stride[1:]
+    grid = (triton.cdiv(m, config.block_m) * triton.cdiv(wt.shape[0], config.block_n),)
+    _conv2plus1d_kernel[x.device][grid](
+        x, ws, bs if bs is not None else ws, wt, bt if bt is not None else wt, y,
+        m, c_in, c_mid, wt.shape[0], *x.shape[2:], *y.shape[2:],
+        st, sh, sw, temporal.padding[0][0], spatial.padding[1][0], spatial.padding[2][0],
+        temporal.dilation[0], spatial.dilation[1], spatial.dilation[2],
+        *x.stride(), ws.stride(0), ws.stride(1), ws.stride(3), ws.stride(4), *wt.stride()[:3], *y.stride(),
+        KT=wt.shape[2], KH=ws.shape[3], KW=ws.shape[4],
+        HAS_BS=bs is not None, HAS_BT=bt is not None, MID_ACT=mid_activation, ACTIVATION=activation,
+        INT64=needs_int64(x, ws, wt, y, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
+        DOT_PRECISION=dot_precision(x.dtype, interp),
+        BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_C=block_c, BLOCK_K=config.block_k,
+        num_warps=config.num_warps, num_stages=config.num_stages,
+    )
+    return y
