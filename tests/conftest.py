@@ -1,9 +1,15 @@
 import math
+import os
 
 import pytest
 import torch
 
 from tritonconv import geometry, tuning
+
+# TRITONCONV_TEST_DEVICE=cuda (the GPU session's check stage): tensors made without a device are CUDA
+# tensors, so every kernel test runs the compiled kernels rather than the interpreter.
+if os.environ.get("TRITONCONV_TEST_DEVICE", "cpu") == "cuda":
+    torch.set_default_device("cuda")
 
 
 @pytest.fixture(autouse=True)

@@ -157,8 +157,10 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
         block_n = clamp_pow2(cols, 16, 64)
         if interpret:
             return Config(clamp_pow2(rows, 16, 16384 // block_n), block_n, 16, 1, 1, 1)
-        warps = 8 if problem.layout == "contiguous" else 4  # strided NCHW tiles: per-element addresses
-        return Config(128 if block_n <= 32 else 64, block_n, 16, group_m=1, num_warps=warps, num_stages=1)
+        block_m = 128 if block_n <= 32 else 64
+        if problem.layout == "contiguous":  # strided NCHW tiles: per-element addresses, so 8 warps on half the
+            return Config(block_m // 2, block_n, 16, group_m=1, num_warps=8, num_stages=1)  # tile (ptxas spills)
+        return Config(block_m, block_n, 16, group_m=1, num_warps=4, num_stages=1)
     if problem.kind == "conv_dw_wgrad":
         block_n = clamp_pow2(cols, 16, 64)
         if interpret:
