@@ -31,7 +31,7 @@ import torch.nn.functional as F
 import triton
 
 import tritonconv
-from tritonconv import geometry, shapes, tuning
+from tritonconv import dispatch, geometry, shapes, tuning
 
 ROOT = Path(__file__).resolve().parent
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -174,8 +174,9 @@ def run(args, sink=None) -> list[dict]:
 
 
 def launched_configs(fn) -> list[dict]:
-    """Run ``fn`` once and list the kernel kind and config of every launch that chose one."""
+    """Run ``fn`` once, its plans built anew, and list the kernel kind and config of every launch."""
     seen, choose = [], tuning.choose
+    dispatch.clear_plans()  # a plan chose its config when it was built: build them again to see the choices
 
     def spy(problem, *args):
         cfg = choose(problem, *args)

@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from tritonconv import geometry, tuning
+from tritonconv import dispatch, geometry, tuning
 
 # TRITONCONV_TEST_DEVICE=cuda (the GPU session's check stage): tensors made without a device are CUDA
 # tensors, so every kernel test runs the compiled kernels rather than the interpreter.
@@ -33,6 +33,7 @@ def fresh_config_choice(monkeypatch):
     (tests that force a config through ``tuning.heuristic`` must get it)."""
     monkeypatch.setenv("TRITONCONV_AUTOTUNE", "0")
     tuning._memo.clear()
+    dispatch.clear_plans()  # plans hold configs: a test that forces one must build its own
 
 
 # Relative L2 error allowed per dtype, against an fp32 (fp64 for fp32) reference on the same inputs.

@@ -182,10 +182,11 @@ def test_depthwise_gradients_take_their_own_kernels(monkeypatch, ndim, fmt):
     from tritonconv.kernels import depthwise
 
     calls = []
-    launch, grad_weight = depthwise.launch, depthwise.grad_weight
-    monkeypatch.setattr(depthwise, "launch", lambda *a, **k: calls.append(
-        "depthwise_grad_input" if a[5] else "depthwise_forward") or launch(*a, **k))  # a[5]: transposed
-    monkeypatch.setattr(depthwise, "grad_weight", lambda *a, **k: calls.append("depthwise_grad_weight") or grad_weight(*a, **k))
+    launch, grad_weight = depthwise.Launch.__call__, depthwise.WeightGradLaunch.__call__
+    monkeypatch.setattr(depthwise.Launch, "__call__", lambda self, *a: calls.append(
+        "depthwise_grad_input" if self.kwargs["TRANSPOSED"] else "depthwise_forward") or launch(self, *a))
+    monkeypatch.setattr(depthwise.WeightGradLaunch, "__call__",
+                        lambda *a: calls.append("depthwise_grad_weight") or grad_weight(*a))
     sizes = {1: (19,), 2: (7, 6), 3: (4, 5, 3)}[ndim]
     kernel = {1: (5,), 2: (3, 2), 3: (2, 3, 3)}[ndim]
     for mult, kw in ((1, dict(stride=2, padding=1, dilation=2)), (2, dict(padding="same"))):

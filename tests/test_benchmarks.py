@@ -47,6 +47,14 @@ def test_smoke_shapes_keep_the_layer_kind():
             assert small["k"] == entry["k"] and small["s"] == entry["s"]
 
 
+def test_host_path_benchmark_runs_every_case(capsys):
+    from benchmarks import host
+
+    assert host.main(["--calls", "20", "--repeat", "1", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["case"] for r in rows] == list(host.cases()) and all(r["us_per_call"] > 0 for r in rows)
+
+
 def test_dispatch_smoke(capsys):
     assert dispatch.main(["--smoke", "--calls", "50"]) == 0
     assert "us per call" in capsys.readouterr().out

@@ -36,7 +36,7 @@ def run(op, x, w, b, cfg, activation=None, flip=False, **kwargs):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_every_descriptor_config_matches_torch(op, x_shape, w_shape, kwargs, dtype, monkeypatch):
     launched = []
-    monkeypatch.setattr(tma, "launch", lambda *a, _f=tma.launch, **k: launched.append(1) or _f(*a, **k))
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: launched.append(1) or _f(*a, **k))
     x = geometry.to_layout(torch.randn(x_shape, device=DEVICE, dtype=dtype), "channels_last")
     w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
     b = torch.randn(w_shape[0], device=DEVICE, dtype=dtype)
@@ -61,7 +61,7 @@ def test_flip_and_nchw_input():
 
 
 def test_unaligned_view_falls_back_to_pointer_loads(monkeypatch):
-    monkeypatch.setattr(tma, "launch", lambda *a, **k: pytest.fail("descriptor path taken"))
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, **k: pytest.fail("descriptor path taken"))
     base = torch.randn(2, 9, 17, 11, device=DEVICE).contiguous(memory_format=torch.channels_last)
     x = base[:, 1:]  # 8 channels starting 4 bytes into each 16-byte row: not a valid descriptor base
     w = torch.randn(8, 8, 3, 3, device=DEVICE)
@@ -70,10 +70,24 @@ def test_unaligned_view_falls_back_to_pointer_loads(monkeypatch):
     assert_close(run("conv2d", x, w, None, cfg, padding=1), F.conv2d(x.double(), w.double(), padding=1))
 
 
+def test_alignment_is_checked_per_call(monkeypatch):
+    """Same shapes and strides, another base address: a view starting 4 bytes into a 16-byte line runs
+    the pointer kernel, an aligned tensor of the same signature (the same plan) the descriptor kernel."""
+    ran = []
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: ran.append(1) or _f(*a, **k))
+    aligned = geometry.to_layout(torch.randn(1, 8, 5, 6, device=DEVICE), "channels_last")
+    shifted = torch.randn(aligned.numel() + 1, device=DEVICE)[1:].as_strided(aligned.shape, aligned.stride())
+    w = torch.randn(8, 8, 3, 3, device=DEVICE)
+    cfg = tuning.tma_candidates(tuning.Problem.of("conv", "float32", "channels_last", aligned.shape, w.shape, 1, 1))[0]
+    for x, runs in ((shifted, 0), (aligned, 1), (shifted, 1)):
+        assert_close(run("conv2d", x, w, None, cfg, padding=1), F.conv2d(x.double(), w.double(), padding=1))
+        assert len(ran) == runs
+
+
 def test_strided_input_gradient_never_takes_the_descriptor_kernel(monkeypatch):
     """A descriptor config reaching a strided input gradient (a cache entry, a config given by hand)
     runs the pointer kernel with the same tiles: the forward equivalent exists only for unit stride."""
-    monkeypatch.setattr(tma, "launch", lambda *a, **k: pytest.fail("descriptor path taken"))
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, **k: pytest.fail("descriptor path taken"))
     x = geometry.to_layout(torch.randn(1, 8, 5, 6, 7, device=DEVICE), "channels_last").requires_grad_()
     w = torch.randn(16, 8, 3, 3, 3, device=DEVICE)
     y = F.conv3d(x, w, padding=1, stride=(2, 1, 1))
@@ -118,7 +132,7 @@ def test_input_gradient_through_descriptors(op, x_shape, w_shape, kwargs, flip, 
     """Unit stride: the input gradient runs as a forward convolution of dy (kernel reversed, channel
     axes swapped, padding (K-1)*d - p) through the same kernel, for every candidate config."""
     launched = []
-    monkeypatch.setattr(tma, "launch", lambda *a, _f=tma.launch, **k: launched.append(1) or _f(*a, **k))
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: launched.append(1) or _f(*a, **k))
     x = geometry.to_layout(torch.randn(x_shape, device=DEVICE, dtype=torch.float64), "channels_last").requires_grad_()
     w = torch.randn(w_shape, device=DEVICE, dtype=torch.float64)
     y = getattr(F, op)(x, w.flip(list(range(2, w.dim()))) if flip else w, **kwargs)

@@ -26,9 +26,9 @@ s.conv_output_size = lambda *a, **k: _orig(*a, **k) + 1
 """,
     # Every output shifted by one position: the worked example's values change.
     "output_shifted": """
-import tritonconv.dispatch as c
-_orig = c.conv_forward
-c.conv_forward = lambda *a, **k: _orig(*a, **k).roll(1, dims=-1)
+import tritonconv.dispatch as d
+_orig = d.forward_plan
+d.forward_plan = lambda *a, **k: (lambda plan: lambda *t: plan(*t).roll(1, dims=-1))(_orig(*a, **k))
 """,
 }
 

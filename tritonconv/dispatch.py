@@ -7,25 +7,59 @@
     weight gradient  depthwise layers -> kernels.depthwise; others -> kernels.weight_grad
     (2+1)D fused     kernels.fused_2plus1d
 
-Configs come from :func:`tritonconv.tuning.choose` (which may time candidates by launching
-them through the ``run`` functions built here) unless the caller passes one. The GEMM kernels
-get their operands with channels innermost (:func:`tritonconv.geometry.channels_inner`); the
-config is chosen for the caller's layout, since tiles differ by how the output is written.
+The first call with a given signature (each tensor's shape, strides, dtype and device; the
+checked spec and the other arguments) builds a *plan*: the kernel family, its config (from
+:func:`tritonconv.tuning.choose`, which may time candidates by launching them), how each
+operand is laid out, the output's size and format, and the kernel's grid and arguments
+(a ``Launch`` of the kernel's module). Later calls with that signature look the plan up and
+only allocate the output, lay out the operands and launch: no checks, no config choice, no
+argument arithmetic. The GEMM kernels get their operands with channels innermost
+(:func:`tritonconv.geometry.channels_inner`); a weight's copy is kept while the weight is the
+same tensor at the same version (an optimizer step or any in-place change makes a new one),
+so a module call copies no weight. Nothing on a plan's path synchronises with the GPU.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
+from collections.abc import Callable
 
 import torch
 
 from . import geometry, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting
-from .geometry import DEPTHWISE_KIND, Config, channels_inner
+from .geometry import DEPTHWISE_KIND, Config, channels_inner, is_channels_inner
 from .kernels import depthwise, fused_2plus1d, gemm, tma, weight_grad
 from .shapes import is_depthwise
+
+MAX_PLANS = 4096
+_plans: dict[tuple, Callable] = {}
+generation = 0
+"""Counts :func:`clear_plans` calls: a caller keeping plans of its own (``functional``) drops those of
+an older generation."""
+
+
+def clear_plans() -> None:
+    """Forget every plan (the next call of each signature builds its plan again)."""
+    global generation
+    _plans.clear()
+    generation += 1
+
+
+def _meta(t: torch.Tensor | None) -> tuple | None:
+    return None if t is None else (t.shape, t.stride(), t.dtype, t.device)
+
+
+def _plan(key: tuple, build: Callable[[], Callable]) -> Callable:
+    plan = _plans.get(key)
+    if plan is None:
+        if len(_plans) >= MAX_PLANS:
+            clear_plans()
+        plan = _plans[key] = build()
+    return plan
 
 
 def _config(kind: str, tensor: torch.Tensor, spec: ConvSpec, layout: str | None, run) -> Config:
@@ -36,33 +70,97 @@ def _config(kind: str, tensor: torch.Tensor, spec: ConvSpec, layout: str | None,
     return tuning.choose(problem, tensor.device, interpreting(tensor.device), run)
 
 
-def _gemm(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, flip: bool, config) -> torch.Tensor:
-    """Forward (or transposed) pass of a non-depthwise layer: the descriptor kernel or the pointer kernel."""
-    if y.numel() == 0:
-        return y
+# --- operand layouts --------------------------------------------------------------------------
+
+def _same(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def _inner(t: torch.Tensor) -> torch.Tensor:
+    return geometry.to_layout(t, "channels_last")
+
+
+def _reduction_inner(transposed: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A weight with its reduction channels innermost: input channels (forward), output channels (transposed)."""
+    return (lambda w: channels_inner(w.transpose(0, 1)).transpose(0, 1)) if transposed else channels_inner
+
+
+class _KeptCopy:
+    """``layout(w)``, computed once per weight tensor and version (in-place updates bump the version)."""
+
+    def __init__(self, layout: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.layout, self.source, self.version, self.copy = layout, None, -1, None
+
+    def __call__(self, w: torch.Tensor) -> torch.Tensor:
+        if w.is_inference():  # no version counter to watch
+            return self.layout(w)
+        if self.source is not None and self.source() is w and w._version == self.version:
+            return self.copy
+        self.copy, self.source, self.version = self.layout(w), weakref.ref(w), w._version
+        return self.copy
+
+
+def _weight_layout(weight: torch.Tensor, transposed: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    inner = is_channels_inner(weight.transpose(0, 1) if transposed else weight)
+    return _same if inner else _KeptCopy(_reduction_inner(transposed))
+
+
+# --- plans ------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class _Pass:
+    """A forward or transposed pass: allocate ``y``, lay out ``x`` and the weight, launch."""
+
+    out: tuple  # (shape, dtype, memory format) of y
+    lay_x: Callable
+    lay_w: Callable
+    launch: Callable  # (x, w, b, y) -> y
+
+    def __call__(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        shape, dtype, fmt = self.out
+        y = geometry.alloc_output(shape, x.device, dtype, fmt)
+        return self.launch(self.lay_x(x), self.lay_w(w), b, y)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Descriptors:
+    """The descriptor kernel where the bases are 16-byte aligned, else the same tiles through pointers."""
+
+    launch: Callable
+    fallback: Callable
+    transposed: bool  # the input gradient runs as a forward convolution: the weight's channel axes swapped
+
+    def __call__(self, x, w, b, y) -> torch.Tensor:
+        w_fwd = w.transpose(0, 1) if self.transposed else w
+        if tma.aligned(x, w_fwd):
+            return self.launch(x, w_fwd, b, y)
+        return self.fallback(x, w, b, y)
+
+
+def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activation, flip: bool, config,
+               run: Callable[[Config], torch.Tensor]) -> _Pass:
+    """Build the plan of a forward (or transposed) pass from its first call's tensors; ``y`` (a meta tensor)
+    is laid out as its outputs will be, in ``fmt``; ``run`` launches the same pass with a given config
+    (for tuning)."""
+    out = (tuple(y.shape), y.dtype, fmt)
+    kind = "conv_t" if transposed else "conv"
+    if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores; any strides in place
+        config = config or _config(kind, x, spec, None, run)
+        return _Pass(out, _same, _same, depthwise.Launch(x, weight, bias, y, spec, transposed, activation, flip, config))
     layout = geometry.layout_of(x)  # of the caller's tensor: the configs differ by how y is written
-    x = channels_inner(x)
-    # the weight's reduction dimension innermost: input channels (forward) or output channels (transposed)
-    weight = channels_inner(weight.transpose(0, 1)).transpose(0, 1) if transposed else channels_inner(weight)
-    if config is None:
-        config = _config("conv_t" if transposed else "conv", x, spec, layout, lambda cfg: _gemm(
-            x, weight, bias, torch.empty_like(y), spec, transposed, activation, flip, cfg))
+    lay_x, lay_w = (_same if is_channels_inner(x) else _inner), _weight_layout(weight, transposed)
+    # x as lay_x will lay it out (for the launch arguments: no copy of the data here); the weight's copy is kept
+    xc = x if lay_x is _same else geometry.empty_channels_inner(x.shape, x.dtype, x.device)
+    wc = lay_w(weight)
+    config = config or _config(kind, x, spec, layout, run)
+    launch = gemm.Launch(xc, wc, bias, y, spec, transposed, activation, flip, dataclasses.replace(config, tile_h=0))
     if config.tile_h:  # tile loads by tensor descriptor; the transposed pass as its forward equivalent
-        w_fwd, spec_fwd = (weight.transpose(0, 1), tma.transposed_as_forward(spec)) if transposed else (weight, spec)
-        if tma.usable(x, w_fwd, spec_fwd, transposed):
-            return tma.launch(x, w_fwd, bias, y, spec_fwd, activation, flip != transposed, config)
-        config = dataclasses.replace(config, tile_h=0)  # e.g. an unaligned view: the same tiles through pointers
-    return gemm.launch(x, weight, bias, y, spec, transposed, activation, flip, config)
-
-
-def _depthwise(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation, flip: bool, config) -> torch.Tensor:
-    """Forward (or transposed) pass of a depthwise layer; reads any strides in place."""
-    if y.numel() == 0:
-        return y
-    if config is None:
-        config = _config("conv_t" if transposed else "conv", x, spec, None, lambda cfg: _depthwise(
-            x, weight, bias, torch.empty_like(y), spec, transposed, activation, flip, cfg))
-    return depthwise.launch(x, weight, bias, y, spec, transposed, activation, flip, config)
+        w_fwd, spec_fwd = (wc.transpose(0, 1), tma.transposed_as_forward(spec)) if transposed else (wc, spec)
+        if tma.usable(xc, w_fwd, spec_fwd, transposed):
+            descriptors = tma.Launch(xc, w_fwd, bias, y, spec_fwd, activation, flip != transposed, config)
+            launch = _Descriptors(descriptors, launch, transposed)
+        # else, e.g. strides of no 16-byte multiple: the same tiles through pointers
+    return _Pass(out, lay_x, lay_w, launch)
 
 
 def conv_forward(
@@ -75,9 +173,29 @@ def conv_forward(
     config: Config | None = None,
 ) -> torch.Tensor:
     """Forward convolution of a checked, batched problem; returns the output tensor."""
-    y = geometry.alloc_output(spec.output_shape, input.device, input.dtype, geometry.output_memory_format(input, weight))
-    family = _depthwise if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups) else _gemm
-    return family(input, weight, bias, y, spec, False, activation, flip, config)
+    return forward_plan(input, weight, bias, spec, activation, flip, config)(input, weight, bias)
+
+
+def forward_plan(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    spec: ConvSpec,
+    activation: str | None = None,
+    flip: bool = False,
+    config: Config | None = None,
+) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]:
+    """The plan of :func:`conv_forward` for tensors laid out as these: ``plan(input, weight, bias)``."""
+    key = ("forward", _meta(input), _meta(weight), _meta(bias), spec, activation, flip, config,
+           torch.get_float32_matmul_precision())
+
+    def build() -> _Pass:
+        fmt = geometry.output_memory_format(input, weight)
+        y = torch.empty(spec.output_shape, device="meta", dtype=input.dtype, memory_format=fmt)  # its layout only
+        return _pass_plan(input, weight, bias, y, fmt, spec, False, activation, flip, config,
+                          lambda cfg: conv_forward(input, weight, bias, spec, activation, flip, cfg))
+
+    return _plan(key, build)
 
 
 def conv_grad_input(
@@ -93,9 +211,24 @@ def conv_grad_input(
     ``dx[i] = sum_{o, t : o*s - p + t*d = i} dy[o] * w[t]`` per channel pair; the input size
     (``spec.input_shape``) fixes what torch calls ``output_padding``.
     """
-    dx = geometry.alloc_output(spec.input_shape, grad_output.device, grad_output.dtype, memory_format)
-    family = _depthwise if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups) else _gemm
-    return family(grad_output, weight, None, dx, spec, True, None, flip, config)
+    key = ("grad_input", _meta(grad_output), _meta(weight), spec, flip, memory_format, config,
+           torch.get_float32_matmul_precision())
+
+    def build() -> _Pass:
+        dx = torch.empty(spec.input_shape, device="meta", dtype=grad_output.dtype, memory_format=memory_format)
+        return _pass_plan(grad_output, weight, None, dx, memory_format, spec, True, None, flip, config,
+                          lambda cfg: conv_grad_input(grad_output, weight, spec, flip, memory_format, cfg))
+
+    return _plan(key, build)(grad_output, weight, None)
+
+
+@dataclasses.dataclass(frozen=True)
+class _WeightGrad:
+    lay: Callable  # for both operands: channels innermost (the GEMM kernel) or as they are (depthwise)
+    launch: Callable  # (grad_output, input) -> weight gradient
+
+    def __call__(self, grad_output: torch.Tensor, input: torch.Tensor) -> torch.Tensor:
+        return self.launch(self.lay(grad_output), self.lay(input))
 
 
 def conv_grad_weight(
@@ -106,30 +239,51 @@ def conv_grad_weight(
     config: Config | None = None,
 ) -> torch.Tensor:
     """Gradient of the forward pass with respect to its weight (fp32 accumulation, weight dtype out)."""
-    if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores; any strides in place
-        if config is None:
-            config = _config("conv_wgrad", input, spec, None,
-                             lambda cfg: conv_grad_weight(grad_output, input, spec, flip, cfg))
-        return depthwise.grad_weight(grad_output, input, spec, flip, config)
-    layout = geometry.layout_of(input)  # of the caller's tensor (the cache key)
-    grad_output, input = channels_inner(grad_output), channels_inner(input)  # tiles along channels
-    if config is None:
-        config = _config("conv_wgrad", input, spec, layout,
-                         lambda cfg: conv_grad_weight(grad_output, input, spec, flip, cfg))
-    return weight_grad.launch(grad_output, input, spec, flip, config)
+    key = ("grad_weight", _meta(grad_output), _meta(input), spec, flip, config, torch.get_float32_matmul_precision())
+
+    def build() -> _WeightGrad:
+        cfg = config
+        if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores; any strides in place
+            if cfg is None:
+                cfg = _config("conv_wgrad", input, spec, None,
+                              lambda c: conv_grad_weight(grad_output, input, spec, flip, c))
+            return _WeightGrad(_same, depthwise.WeightGradLaunch(grad_output, input, spec, flip, cfg))
+        layout = geometry.layout_of(input)  # of the caller's tensor (the cache key)
+        dy, x = channels_inner(grad_output), channels_inner(input)  # tiles along channels
+        if cfg is None:
+            cfg = _config("conv_wgrad", x, spec, layout, lambda c: conv_grad_weight(dy, x, spec, flip, c))
+        return _WeightGrad(channels_inner, weight_grad.Launch(dy, x, spec, flip, cfg))
+
+    return _plan(key, build)(grad_output, input)
 
 
 def conv2plus1d_fused(x, ws, bs, wt, bt, spatial: ConvSpec, temporal: ConvSpec, mid_activation, activation,
                       config: Config | None = None) -> torch.Tensor:
     """One launch of the fused (2+1)D kernel; ``spatial``/``temporal`` are the two stages' checked specs."""
-    y = geometry.alloc_output(temporal.output_shape, x.device, x.dtype, geometry.output_memory_format(x, ws))
-    if config is None:
-        m = y.shape[0] * math.prod(y.shape[2:])
-        config = tuning.fused_2plus1d_config(m, ws.shape[1], ws.shape[0], wt.shape[0], interp=interpreting(x.device),
-                                             channels_last=y.stride(1) == 1)
-    # operands with their reduction channels innermost
-    x, ws, wt = channels_inner(x), channels_inner(ws), channels_inner(wt)
-    return fused_2plus1d.launch(x, ws, bs, wt, bt, y, spatial, temporal, mid_activation, activation, config)
+    key = ("conv2plus1d", _meta(x), _meta(ws), _meta(bs), _meta(wt), _meta(bt), spatial, temporal, mid_activation,
+           activation, config, torch.get_float32_matmul_precision())
+
+    def build() -> Callable:
+        fmt = geometry.output_memory_format(x, ws)
+        y = torch.empty(temporal.output_shape, device="meta", dtype=x.dtype, memory_format=fmt)  # its layout only
+        cfg = config
+        if cfg is None:
+            m = y.shape[0] * math.prod(y.shape[2:])
+            cfg = tuning.fused_2plus1d_config(m, ws.shape[1], ws.shape[0], wt.shape[0], interp=interpreting(x.device),
+                                              channels_last=y.stride(1) == 1)
+        out = (tuple(y.shape), y.dtype, fmt)
+        lay_x = _same if is_channels_inner(x) else _inner
+        lay_s, lay_t = (_same if is_channels_inner(w) else _KeptCopy(channels_inner) for w in (ws, wt))
+        launch = fused_2plus1d.Launch(channels_inner(x), channels_inner(ws), bs, channels_inner(wt), bt, y, spatial,
+                                      temporal, mid_activation, activation, cfg)
+
+        def run(x, ws, bs, wt, bt):
+            y = geometry.alloc_output(out[0], x.device, out[1], out[2])
+            return launch(lay_x(x), lay_s(ws), bs, lay_t(wt), bt, y)
+
+        return run
+
+    return _plan(key, build)(x, ws, bs, wt, bt)
 
 
-__all__ = ["conv2plus1d_fused", "conv_forward", "conv_grad_input", "conv_grad_weight"]
+__all__ = ["clear_plans", "conv2plus1d_fused", "conv_forward", "conv_grad_input", "conv_grad_weight", "forward_plan"]

@@ -150,8 +150,13 @@ def to_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
     """``t`` stored in ``layout`` (``"channels_last"`` also for 1-D: (N, C, L) viewing NLC memory)."""
     if layout == "contiguous" or t.dim() < 3:
         return t.contiguous()
-    last = (0, *range(2, t.dim()), 1)
-    return t.permute(last).contiguous().permute(0, t.dim() - 1, *range(1, t.dim() - 1))
+    return empty_channels_inner(t.shape, t.dtype, t.device).copy_(t)
+
+
+def empty_channels_inner(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An uninitialised ``(N, C, *spatial)`` tensor with channels innermost (NLC, NHWC, NDHWC memory)."""
+    n = len(shape)
+    return torch.empty((shape[0], *shape[2:], shape[1]), dtype=dtype, device=device).permute(0, n - 1, *range(1, n - 1))
 
 
 def channels_inner(t: torch.Tensor) -> torch.Tensor:
@@ -163,7 +168,12 @@ def channels_inner(t: torch.Tensor) -> torch.Tensor:
     runs out of registers and spills (``python -m benchmarks.static``), so a strided operand is
     copied once instead.
     """
-    return t if t.stride(1) == 1 or t.shape[1] == 1 else to_layout(t, "channels_last")
+    return t if is_channels_inner(t) else to_layout(t, "channels_last")
+
+
+def is_channels_inner(t: torch.Tensor) -> bool:
+    """Dimension 1 (channels) of stride 1, or of size 1."""
+    return t.stride(1) == 1 or t.shape[1] == 1
 
 
 def memory_format_of(t: torch.Tensor) -> torch.memory_format:
@@ -212,13 +222,15 @@ def geometry_3d(x_sizes, y_sizes, spec: ConvSpec) -> tuple[int, ...]:
             *as_3d(spec.dilation, 1))
 
 
-def needs_int64(*tensors: torch.Tensor, rows: int = 0) -> bool:
-    """True when an element offset (or the GEMM row count) can pass 2**31 - 1.
+def extent(t: torch.Tensor) -> int:
+    """Elements from a tensor's first to its last (``1 + sum((size - 1) * stride)``): the offsets a
+    kernel reaches from its base pointer. From sizes and strides only."""
+    return 1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride())) if t.numel() else 0
 
-    Bounded by each tensor's storage (a view never reaches past it): cheap, and conservative
-    only for small views of huge storages.
-    """
-    return max(rows, *(t.untyped_storage().nbytes() // t.element_size() for t in tensors)) > INT32_MAX
+
+def needs_int64(*tensors: torch.Tensor, rows: int = 0) -> bool:
+    """True when an element offset (or the GEMM row count) can pass 2**31 - 1."""
+    return max(rows, *(extent(t) for t in tensors)) > INT32_MAX
 
 
 def dot_precision(dtype: torch.dtype, interp: bool) -> str | None:

@@ -273,6 +273,11 @@ def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Te
         log.debug("tritonconv: %s config for %s: %s", how, problem.key(), cfg)
         return cfg
     if autotune and run is not None:
+        if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError(
+                f"tritonconv: no tuned config for {problem.key()} on {device_name}, and tuning cannot run inside a "
+                "CUDA graph capture (it times kernels and synchronises); call the model once before capturing, "
+                "or set TRITONCONV_AUTOTUNE=0 to use the default config")
         cfg, ms = tune(problem, run, bench, smem_limit, sm_count, tma)
         stats["tuned"] += 1
         log.info("tritonconv: tuned %s on %s: %s (%.4f ms)", problem.key(), device_name, cfg, ms)

@@ -137,45 +137,63 @@ def _depthwise_weight_grad_kernel(
     tl.store(dw_ptr + split * sws + offs_n * swo + t, total, mask=mask_n)
 
 
-def launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation: str | None, flip: bool,
-           config: Config) -> torch.Tensor:
-    """Run :func:`_depthwise_kernel` reading ``x`` and writing ``y`` (both batched): the forward pass,
-    or with ``transposed`` the input gradient (``x`` the output gradient, ``y`` the input gradient)."""
-    if y.numel() == 0:
-        return y
-    channels = y.shape[1]
-    mult = spec.weight_shape[0] // spec.groups
-    m = y.shape[0] * math.prod(y.shape[2:])
-    grid = (triton.cdiv(m, config.block_m) * triton.cdiv(channels, config.block_n),)
-    _depthwise_kernel[x.device][grid](
-        x, weight, bias if bias is not None else weight, y,
-        m, channels, 1 if transposed else mult, mult if transposed else 1,
-        *geometry_3d(x.shape[2:], y.shape[2:], spec),
-        *strides_3d(x), weight.stride(0), *strides_3d(weight)[2:], *strides_3d(y),
-        *as_3d(spec.weight_shape[2:], 1), TRANSPOSED=transposed,
-        HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=needs_int64(x, weight, y, rows=m),
-        BLOCK_M=config.block_m, BLOCK_N=config.block_n, num_warps=config.num_warps, num_stages=config.num_stages,
-    )
-    return y
+class Launch:
+    """:func:`_depthwise_kernel` prepared for tensors laid out as ``x``, ``weight``, ``y``; calling it reads
+    ``x`` and writes ``y`` (both batched): the forward pass, or with ``transposed`` the input gradient
+    (``x`` the output gradient, ``y`` the input gradient)."""
 
-
-def grad_weight(grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> torch.Tensor:
-    """Weight gradient: fp32 partial sums over splits of the positions, added in a fixed order; weight dtype out."""
-    c_out, _, *kernel_size = spec.weight_shape
-    taps = math.prod(kernel_size)
-    positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
-    per_split, splits = split_sizes(positions, config)
-    partial = geometry.alloc_output((splits, c_out, taps), input.device, torch.float32)
-    if positions:
-        grid = (taps * triton.cdiv(c_out, config.block_n), splits)
-        _depthwise_weight_grad_kernel[input.device][grid](
-            input, grad_output, partial,
-            positions, c_out, c_out // spec.groups, *geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
-            *strides_3d(input), *strides_3d(grad_output),
-            *partial.stride()[:2], per_split, *as_3d(tuple(kernel_size), 1),
-            INT64=needs_int64(input, grad_output, partial, rows=positions),
-            BLOCK_N=config.block_n, BLOCK_K=config.block_k, num_warps=config.num_warps, num_stages=config.num_stages,
+    def __init__(self, x, weight, bias, y, spec: ConvSpec, transposed: bool, activation: str | None, flip: bool,
+                 config: Config) -> None:
+        channels = y.shape[1]
+        mult = spec.weight_shape[0] // spec.groups
+        m = y.shape[0] * math.prod(y.shape[2:])
+        self.empty = y.numel() == 0
+        self.grid = (triton.cdiv(m, config.block_m) * triton.cdiv(channels, config.block_n),)
+        self.args = (
+            m, channels, 1 if transposed else mult, mult if transposed else 1,
+            *geometry_3d(x.shape[2:], y.shape[2:], spec),
+            *strides_3d(x), weight.stride(0), *strides_3d(weight)[2:], *strides_3d(y),
+            *as_3d(spec.weight_shape[2:], 1),
         )
-    else:  # an empty batch: the gradient is exactly zero
-        partial.zero_()
-    return geometry.sum_partials(partial, spec, flip, input.dtype)
+        self.kwargs = dict(
+            TRANSPOSED=transposed, HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
+            INT64=needs_int64(x, weight, y, rows=m), BLOCK_M=config.block_m, BLOCK_N=config.block_n,
+            num_warps=config.num_warps, num_stages=config.num_stages,
+        )
+
+    def __call__(self, x, weight, bias, y) -> torch.Tensor:
+        if not self.empty:
+            _depthwise_kernel[x.device][self.grid](x, weight, bias if bias is not None else weight, y, *self.args,
+                                                   **self.kwargs)
+        return y
+
+
+class WeightGradLaunch:
+    """The weight gradient, prepared for tensors laid out as ``grad_output`` and ``input``: fp32 partial
+    sums over splits of the positions, added in a fixed order; the weight's dtype out."""
+
+    def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> None:
+        c_out, _, *kernel_size = spec.weight_shape
+        taps = math.prod(kernel_size)
+        positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
+        per_split, splits = split_sizes(positions, config)
+        self.spec, self.flip, self.empty = spec, flip, positions == 0
+        self.partial_shape = (splits, c_out, taps)
+        partial = torch.empty(self.partial_shape, device="meta")
+        self.grid = (taps * triton.cdiv(c_out, config.block_n), splits)
+        self.args = (
+            positions, c_out, c_out // spec.groups, *geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
+            *strides_3d(input), *strides_3d(grad_output), *partial.stride()[:2], per_split,
+            *as_3d(tuple(kernel_size), 1),
+        )
+        self.kwargs = dict(INT64=needs_int64(input, grad_output, partial, rows=positions), BLOCK_N=config.block_n,
+                           BLOCK_K=config.block_k, num_warps=config.num_warps, num_stages=config.num_stages)
+
+    def __call__(self, grad_output, input) -> torch.Tensor:
+        partial = geometry.alloc_output(self.partial_shape, input.device, torch.float32)
+        if self.empty:  # an empty batch: the gradient is exactly zero
+            partial.zero_()
+        else:
+            _depthwise_weight_grad_kernel[input.device][self.grid](input, grad_output, partial, *self.args,
+                                                                   **self.kwargs)
+        return geometry.sum_partials(partial, self.spec, self.flip, input.dtype)

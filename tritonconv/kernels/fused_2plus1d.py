@@ -102,29 +102,37 @@ def _conv2plus1d_kernel(
              mask=mask_m[:, None] & mask_n[None, :])
 
 
-def launch(x, ws, bs, wt, bt, y, spatial: ConvSpec, temporal: ConvSpec, mid_activation: str | None,
-           activation: str | None, config: Config) -> torch.Tensor:
-    """Run :func:`_conv2plus1d_kernel` into ``y``; ``spatial``/``temporal`` are the two stages' specs,
-    ``x``, ``ws``, ``wt`` channels-innermost (their reduction axes), ``config.block_k`` the input-channel step."""
-    if y.numel() == 0:
+class Launch:
+    """:func:`_conv2plus1d_kernel` prepared for tensors laid out as ``x``, ``ws``, ``wt``, ``y``;
+    ``spatial``/``temporal`` are the two stages' specs, ``x``, ``ws``, ``wt`` channels-innermost
+    (their reduction axes), ``config.block_k`` the input-channel step. Calling it writes ``y``."""
+
+    def __init__(self, x, ws, bs, wt, bt, y, spatial: ConvSpec, temporal: ConvSpec, mid_activation: str | None,
+                 activation: str | None, config: Config) -> None:
+        c_mid, c_in = ws.shape[:2]
+        m = y.shape[0] * math.prod(y.shape[2:])
+        interp = interpreting(x.device)
+        block_c = min(64, triton.next_power_of_2(max(c_mid, 16)))
+        st, (sh, sw) = temporal.stride[0], spatial.stride[1:]
+        self.empty = y.numel() == 0
+        self.grid = (triton.cdiv(m, config.block_m) * triton.cdiv(wt.shape[0], config.block_n),)
+        self.args = (
+            m, c_in, c_mid, wt.shape[0], *x.shape[2:], *y.shape[2:],
+            st, sh, sw, temporal.padding[0][0], spatial.padding[1][0], spatial.padding[2][0],
+            temporal.dilation[0], spatial.dilation[1], spatial.dilation[2],
+            *x.stride(), ws.stride(0), ws.stride(1), ws.stride(3), ws.stride(4), *wt.stride()[:3], *y.stride(),
+        )
+        self.kwargs = dict(
+            KT=wt.shape[2], KH=ws.shape[3], KW=ws.shape[4],
+            HAS_BS=bs is not None, HAS_BT=bt is not None, MID_ACT=mid_activation, ACTIVATION=activation,
+            INT64=needs_int64(x, ws, wt, y, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
+            DOT_PRECISION=dot_precision(x.dtype, interp),
+            BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_C=block_c, BLOCK_K=config.block_k,
+            num_warps=config.num_warps, num_stages=config.num_stages,
+        )
+
+    def __call__(self, x, ws, bs, wt, bt, y) -> torch.Tensor:
+        if not self.empty:
+            _conv2plus1d_kernel[x.device][self.grid](x, ws, bs if bs is not None else ws, wt,
+                                                     bt if bt is not None else wt, y, *self.args, **self.kwargs)
         return y
-    c_mid, c_in = ws.shape[:2]
-    m = y.shape[0] * math.prod(y.shape[2:])
-    interp = interpreting(x.device)
-    block_c = min(64, triton.next_power_of_2(max(c_mid, 16)))
-    st, (sh, sw) = temporal.stride[0], spatial.stride[1:]
-    grid = (triton.cdiv(m, config.block_m) * triton.cdiv(wt.shape[0], config.block_n),)
-    _conv2plus1d_kernel[x.device][grid](
-        x, ws, bs if bs is not None else ws, wt, bt if bt is not None else wt, y,
-        m, c_in, c_mid, wt.shape[0], *x.shape[2:], *y.shape[2:],
-        st, sh, sw, temporal.padding[0][0], spatial.padding[1][0], spatial.padding[2][0],
-        temporal.dilation[0], spatial.dilation[1], spatial.dilation[2],
-        *x.stride(), ws.stride(0), ws.stride(1), ws.stride(3), ws.stride(4), *wt.stride()[:3], *y.stride(),
-        KT=wt.shape[2], KH=ws.shape[3], KW=ws.shape[4],
-        HAS_BS=bs is not None, HAS_BT=bt is not None, MID_ACT=mid_activation, ACTIVATION=activation,
-        INT64=needs_int64(x, ws, wt, y, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
-        DOT_PRECISION=dot_precision(x.dtype, interp),
-        BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_C=block_c, BLOCK_K=config.block_k,
-        num_warps=config.num_warps, num_stages=config.num_stages,
-    )
-    return y

@@ -156,43 +156,57 @@ def _conv_kernel(
              mask=mask_m[:, None] & mask_n[None, :])
 
 
-def launch(x, weight, bias, y, spec: ConvSpec, transposed: bool, activation: str | None, flip: bool,
-           config: Config) -> torch.Tensor:
-    """Run :func:`_conv_kernel` reading ``x`` and writing ``y`` (both batched); returns ``y``.
+class Launch:
+    """A launch of :func:`_conv_kernel`, prepared once for tensors laid out as ``x``, ``weight``, ``y``:
+    the grid and every argument but the tensors. Calling it runs the kernel reading ``x`` and
+    writing ``y`` (both batched) and returns ``y``.
 
     Forward: ``x`` is the input, ``weight`` is ``(C_out, C_in/groups, *k)``. Transposed (the input
     gradient): ``x`` is the output gradient and ``y`` the input gradient, same weight.
     """
-    if y.numel() == 0:
+
+    def __init__(self, x, weight, bias, y, spec: ConvSpec, transposed: bool, activation: str | None, flip: bool,
+                 config: Config) -> None:
+        c_out, c_in_g = spec.weight_shape[:2]
+        c_out_g = c_out // spec.groups
+        s_out, s_in = weight.stride()[:2]
+        # (channels read per group, channels written per group, weight column / reduction strides)
+        c_read, c_write, swn, swk = (c_out_g, c_in_g, s_in, s_out) if transposed else (c_in_g, c_out_g, s_out, s_in)
+        m = y.shape[0] * math.prod(y.shape[2:])  # output positions (GEMM rows)
+        interp = interpreting(x.device)
+        fold = bool(config.fold) and not transposed  # same result either way; forward only
+        reduction = math.prod(spec.weight_shape[2:]) * c_read if fold else c_read  # per split loop
+        per_split, self.splits = split_sizes(reduction, config)
+        # Several splits write fp32 partial sums (laid out as y, one batch of them per split).
+        self.partials = ((self.splits * y.shape[0], *y.shape[1:]), geometry.output_memory_format(y, y))
+        out = y if self.splits == 1 else torch.empty(self.partials[0], device="meta", memory_format=self.partials[1])
+        self.empty = y.numel() == 0
+        self.activation = activation
+        self.grid = (spec.groups * triton.cdiv(m, config.block_m) * triton.cdiv(c_write, config.block_n), self.splits)
+        self.args = (
+            m, c_read, c_write, *geometry_3d(x.shape[2:], y.shape[2:], spec),
+            *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(out),
+            y.shape[0] * out.stride(0), per_split, *as_3d(spec.weight_shape[2:], 1),
+        )
+        self.kwargs = dict(
+            TRANSPOSED=transposed, FOLD=fold, HAS_BIAS=bias is not None and self.splits == 1,
+            ACTIVATION=activation if self.splits == 1 else None, FLIP=flip,
+            INT64=needs_int64(x, weight, out, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
+            DOT_PRECISION=dot_precision(x.dtype, interp),
+            BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
+            num_warps=config.num_warps, num_stages=config.num_stages,
+        )
+
+    def __call__(self, x, weight, bias, y) -> torch.Tensor:
+        if self.empty:
+            return y
+        out = y if self.splits == 1 else geometry.alloc_output(self.partials[0], y.device, torch.float32,
+                                                               self.partials[1])
+        _conv_kernel[x.device][self.grid](x, weight, bias if bias is not None else weight, out, *self.args,
+                                          **self.kwargs)
+        if self.splits > 1:  # the epilogue on the summed partials, in a fixed order (deterministic)
+            total = out.view(self.splits, *y.shape).sum(0)
+            if bias is not None:
+                total += bias.float().view(-1, *(1,) * (y.dim() - 2))
+            y.copy_(getattr(torch.nn.functional, self.activation)(total) if self.activation else total)
         return y
-    c_out, c_in_g = spec.weight_shape[:2]
-    c_out_g = c_out // spec.groups
-    s_out, s_in = weight.stride()[:2]
-    # (channels read per group, channels written per group, weight column / reduction strides)
-    c_read, c_write, swn, swk = (c_out_g, c_in_g, s_in, s_out) if transposed else (c_in_g, c_out_g, s_out, s_in)
-    m = y.shape[0] * math.prod(y.shape[2:])  # output positions (GEMM rows)
-    interp = interpreting(x.device)
-    fold = bool(config.fold) and not transposed  # same result either way; forward only
-    reduction = math.prod(spec.weight_shape[2:]) * c_read if fold else c_read  # per split loop
-    per_split, splits = split_sizes(reduction, config)
-    # Several splits write fp32 partial sums (laid out as y, one batch of them per split).
-    out = y if splits == 1 else geometry.alloc_output((splits * y.shape[0], *y.shape[1:]), y.device, torch.float32,
-                                                      geometry.output_memory_format(y, y))
-    grid = (spec.groups * triton.cdiv(m, config.block_m) * triton.cdiv(c_write, config.block_n), splits)
-    _conv_kernel[x.device][grid](
-        x, weight, bias if bias is not None else weight, out,
-        m, c_read, c_write, *geometry_3d(x.shape[2:], y.shape[2:], spec),
-        *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(out),
-        y.shape[0] * out.stride(0), per_split, *as_3d(spec.weight_shape[2:], 1), TRANSPOSED=transposed, FOLD=fold,
-        HAS_BIAS=bias is not None and splits == 1, ACTIVATION=activation if splits == 1 else None, FLIP=flip,
-        INT64=needs_int64(x, weight, out, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
-        DOT_PRECISION=dot_precision(x.dtype, interp),
-        BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
-        num_warps=config.num_warps, num_stages=config.num_stages,
-    )
-    if splits > 1:  # the epilogue on the summed partials, in a fixed order (deterministic)
-        total = out.view(splits, *y.shape).sum(0)
-        if bias is not None:
-            total += bias.float().view(-1, *(1,) * (y.dim() - 2))
-        y.copy_(getattr(torch.nn.functional, activation)(total) if activation else total)
-    return y

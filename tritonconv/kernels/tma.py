@@ -123,38 +123,50 @@ def transposed_as_forward(spec: ConvSpec) -> ConvSpec:
 
 def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, transposed: bool = False) -> bool:
     """Whether this kernel computes the problem: one group, unit H/W stride (every stride for an input
-    gradient, which is a forward convolution only then), 16-byte aligned bases and strides."""
+    gradient, which is a forward convolution only then), 16-byte strides. The base addresses must be
+    16-byte aligned too (:func:`aligned`, checked per call: a view may start anywhere)."""
     unit = spec.stride if transposed else spec.stride[-2:]
     if spec.groups != 1 or any(s != 1 for s in unit) or x.stride(1) != 1 or weight.stride(1) != 1:
         return False
-    for t in (x, weight):
-        _, strides = as_5d(t)
-        if t.data_ptr() % 16 or any(s * t.element_size() % 16 for s in strides[:-1]):
-            return False
-    return True
+    return all(s * t.element_size() % 16 == 0 for t in (x, weight) for s in as_5d(t)[1][:-1])
 
 
-def launch(x, weight, bias, y, spec: ConvSpec, activation: str | None, flip: bool, config: Config) -> torch.Tensor:
-    """Run :func:`_conv_tma_kernel`, a forward convolution (``x``, ``weight`` channels-innermost and
-    :func:`usable`; ``config.tile_h > 0``); returns ``y``."""
-    interp = interpreting(x.device)
-    tile_h = config.tile_h
-    tile_w = config.block_m // tile_h
-    x_shape, x_strides = as_5d(x)
-    w_shape, w_strides = as_5d(weight)
-    x_desc = TensorDescriptor(x, x_shape, x_strides, [1, 1, tile_h, tile_w, config.block_k])
-    w_desc = TensorDescriptor(weight, w_shape, w_strides, [config.block_n, 1, 1, 1, config.block_k])
-    _, _, _, od, oh, ow, sd, _, _, pd, ph, pw, dd, dh, dw = geometry_3d(x.shape[2:], y.shape[2:], spec)
-    c_out, c_in = spec.weight_shape[:2]
-    grid = (triton.cdiv(c_out, config.block_n) * y.shape[0] * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w),)
-    m = y.shape[0] * od * oh * ow
-    _conv_tma_kernel[x.device][grid](
-        x_desc, w_desc, bias if bias is not None else weight, y,
-        c_in, c_out, od, oh, ow, sd, pd, ph, pw, dd, dh, dw, *strides_3d(y),
-        *as_3d(spec.weight_shape[2:], 1), HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
-        INT64=needs_int64(y, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
-        DOT_PRECISION=dot_precision(x.dtype, interp),
-        TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
-        num_warps=config.num_warps, num_stages=config.num_stages,
-    )
-    return y
+def aligned(*tensors: torch.Tensor) -> bool:
+    """16-byte aligned base addresses (what a tensor descriptor needs)."""
+    return all(t.data_ptr() % 16 == 0 for t in tensors)
+
+
+class Launch:
+    """:func:`_conv_tma_kernel` prepared for tensors laid out as ``x``, ``weight``, ``y``: a forward
+    convolution (``x``, ``weight`` channels-innermost, :func:`usable` and :func:`aligned`;
+    ``config.tile_h > 0``). Calling it builds the two descriptors and launches; returns ``y``."""
+
+    def __init__(self, x, weight, bias, y, spec: ConvSpec, activation: str | None, flip: bool,
+                 config: Config) -> None:
+        interp = interpreting(x.device)
+        tile_h = config.tile_h
+        tile_w = config.block_m // tile_h
+        self.x_layout = (*as_5d(x), [1, 1, tile_h, tile_w, config.block_k])
+        self.w_layout = (*as_5d(weight), [config.block_n, 1, 1, 1, config.block_k])
+        _, _, _, od, oh, ow, sd, _, _, pd, ph, pw, dd, dh, dw = geometry_3d(x.shape[2:], y.shape[2:], spec)
+        c_out, c_in = spec.weight_shape[:2]
+        m = y.shape[0] * od * oh * ow
+        self.empty = m == 0
+        self.grid = (triton.cdiv(c_out, config.block_n) * y.shape[0] * od * triton.cdiv(oh, tile_h)
+                     * triton.cdiv(ow, tile_w),)
+        self.args = (c_in, c_out, od, oh, ow, sd, pd, ph, pw, dd, dh, dw, *strides_3d(y),
+                     *as_3d(spec.weight_shape[2:], 1))
+        self.kwargs = dict(
+            HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=needs_int64(y, rows=m),
+            UPCAST=interp and x.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(x.dtype, interp),
+            TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
+            num_warps=config.num_warps, num_stages=config.num_stages,
+        )
+
+    def __call__(self, x, weight, bias, y) -> torch.Tensor:
+        if not self.empty:
+            x_desc = TensorDescriptor(x, *self.x_layout)
+            w_desc = TensorDescriptor(weight, *self.w_layout)
+            _conv_tma_kernel[x.device][self.grid](x_desc, w_desc, bias if bias is not None else weight, y,
+                                                  *self.args, **self.kwargs)
+        return y

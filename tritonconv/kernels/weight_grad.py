@@ -89,28 +89,39 @@ def _conv_weight_grad_kernel(
     tl.store(dw, acc, mask=mask_m[:, None] & mask_n[None, :])
 
 
-def launch(grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> torch.Tensor:
-    """Run :func:`_conv_weight_grad_kernel` (fp32 partials, one per split), then add the partials in a
-    fixed order; returns the gradient in the input's dtype."""
-    c_out, c_in_g, *kernel_size = spec.weight_shape
-    c_out_g = c_out // spec.groups
-    taps = math.prod(kernel_size)
-    positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
-    interp = interpreting(input.device)
-    per_split, splits = split_sizes(positions, config)
-    partial = geometry.alloc_output((splits, c_out, c_in_g, taps), input.device, torch.float32)
-    grid = (spec.groups * taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(c_in_g, config.block_n), splits)
-    if positions:
-        _conv_weight_grad_kernel[input.device][grid](
-            input, grad_output, partial,
+class Launch:
+    """:func:`_conv_weight_grad_kernel` prepared for tensors laid out as ``grad_output`` and ``input``;
+    calling it writes fp32 partials (one per split), adds them in a fixed order and returns the
+    gradient in the input's dtype."""
+
+    def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> None:
+        c_out, c_in_g, *kernel_size = spec.weight_shape
+        c_out_g = c_out // spec.groups
+        taps = math.prod(kernel_size)
+        positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
+        interp = interpreting(input.device)
+        per_split, splits = split_sizes(positions, config)
+        self.spec, self.flip, self.empty = spec, flip, positions == 0
+        self.partial_shape = (splits, c_out, c_in_g, taps)
+        partial = torch.empty(self.partial_shape, device="meta")
+        self.grid = (spec.groups * taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(c_in_g, config.block_n),
+                     splits)
+        self.args = (
             positions, c_in_g, c_out_g, *geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
             *strides_3d(input), *strides_3d(grad_output), *partial.stride()[:3], per_split,
             *as_3d(tuple(kernel_size), 1),
+        )
+        self.kwargs = dict(
             INT64=needs_int64(input, grad_output, partial, rows=positions),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
-    else:  # an empty batch: the gradient is exactly zero
-        partial.zero_()
-    return geometry.sum_partials(partial, spec, flip, input.dtype)
+
+    def __call__(self, grad_output, input) -> torch.Tensor:
+        partial = geometry.alloc_output(self.partial_shape, input.device, torch.float32)
+        if self.empty:  # an empty batch: the gradient is exactly zero
+            partial.zero_()
+        else:
+            _conv_weight_grad_kernel[input.device][self.grid](input, grad_output, partial, *self.args, **self.kwargs)
+        return geometry.sum_partials(partial, self.spec, self.flip, input.dtype)

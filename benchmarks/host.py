@@ -1,0 +1,91 @@
+"""``python -m benchmarks.host``: tritonconv's own Python per call, with every kernel launch stubbed.
+
+Each kernel launch is replaced by a no-op (arguments built, nothing run), so what is timed is
+the host work of a cached call: argument checks, config choice, output allocation, operand
+layout and the launch arguments. CPU tensors, no gradient unless the row says backward; the
+median of ``--repeat`` runs of ``--calls`` calls. Target: at most 10 us per call. A figure
+of the machine it ran on (a shared CPU), not a GPU timing; the GPU figure (added time over a
+bare launch) is ``benchmarks.dispatch``'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+import tritonconv
+from tritonconv import _checks, _runtime, dispatch, geometry
+
+
+@contextlib.contextmanager
+def stubbed_launches():
+    """Every ``kernel[device][grid](...)`` does nothing (outputs keep their uninitialised values)."""
+    getitem = _runtime.Kernel.__getitem__
+    noop = type("Stub", (), {"__getitem__": lambda self, grid: lambda *args, **kwargs: None})()
+    _runtime.Kernel.__getitem__ = lambda self, device: noop
+    try:
+        yield
+    finally:
+        _runtime.Kernel.__getitem__ = getitem
+
+
+def per_call_us(fn, calls: int, repeat: int) -> float:
+    for _ in range(50):
+        fn()
+    runs = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        runs.append((time.perf_counter() - t0) / calls * 1e6)
+    return statistics.median(runs)
+
+
+def cases() -> dict[str, callable]:
+    """name -> a call to time (small problems: the host work, not the data, is what costs)."""
+    torch.manual_seed(0)
+    x1, w1 = torch.randn(1, 16, 64), torch.randn(16, 16, 3)
+    x2, w2, b2 = torch.randn(1, 16, 8, 8), torch.randn(16, 16, 3, 3), torch.randn(16)
+    x2cl, w2cl = x2.contiguous(memory_format=torch.channels_last), w2.contiguous(memory_format=torch.channels_last)
+    x3, w3 = torch.randn(1, 16, 4, 8, 8), torch.randn(16, 16, 3, 3, 3)
+    xdw, wdw = torch.randn(1, 16, 8, 8), torch.randn(16, 1, 3, 3)
+    module = tritonconv.nn.Conv2d(16, 16, 3, padding=1)
+    spec = _checks.conv_spec("conv2d", 2, x2, w2, None, 1, 1, 1, 1)
+    dy = torch.randn(spec.output_shape)
+    fmt = geometry.memory_format_of(x2)
+    return {
+        "conv1d": lambda: tritonconv.conv1d(x1, w1, padding=1),
+        "conv2d": lambda: tritonconv.conv2d(x2, w2, b2, padding=1),
+        "conv2d channels-last": lambda: tritonconv.conv2d(x2cl, w2cl, b2, padding=1),
+        "conv2d depthwise": lambda: tritonconv.conv2d(xdw, wdw, padding=1, groups=16),
+        "conv3d": lambda: tritonconv.conv3d(x3, w3, padding=1),
+        "nn.Conv2d": lambda: module(x2),
+        "input gradient (conv2d)": lambda: dispatch.conv_grad_input(dy, w2, spec, False, fmt),
+        "weight gradient (conv2d)": lambda: dispatch.conv_grad_weight(dy, x2, spec, False),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.host", description=__doc__.split("\n\n")[0])
+    p.add_argument("--calls", type=int, default=2000)
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--json", action="store_true", help="one JSON line per case instead of the table")
+    args = p.parse_args(argv)
+    with stubbed_launches(), torch.no_grad():
+        for name, fn in cases().items():
+            us = per_call_us(fn, args.calls, args.repeat)
+            if args.json:
+                print(json.dumps({"case": name, "us_per_call": round(us, 2), "torch": torch.__version__}))
+            else:
+                print(f"{name:28} {us:7.1f} us per call (launch stubbed)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The host path of a call: plans per signature, weights laid out once, nothing that would stop a
+CUDA graph capture (checked on the CPU, with launches stubbed where only the host code matters)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import assert_close
+
+import tritonconv
+from benchmarks.host import stubbed_launches
+from tritonconv import _checks, cache, dispatch, geometry, tuning
+
+
+def counting(monkeypatch, module, name):
+    calls = []
+    original = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(1) or original(*a, **k))
+    return calls
+
+
+def test_a_seen_signature_skips_checks_and_config_choice(monkeypatch):
+    checks, choices = counting(monkeypatch, _checks, "conv_spec"), counting(monkeypatch, tuning, "choose")
+    x, w, b = torch.randn(2, 3, 9, 7), torch.randn(4, 3, 3, 3), torch.randn(4)
+    for _ in range(3):
+        assert_close(tritonconv.conv2d(x, w, b, padding=1), F.conv2d(x.double(), w.double(), b.double(), padding=1))
+    assert (len(checks), len(choices)) == (1, 1)
+    x2 = torch.randn(2, 3, 9, 7)  # new data, same signature: the same plan
+    assert_close(tritonconv.conv2d(x2, w, b, padding=1), F.conv2d(x2.double(), w.double(), b.double(), padding=1))
+    assert (len(checks), len(choices)) == (1, 1)
+    # another argument, layout or batch size is another signature: checked and planned again
+    xl = x.contiguous(memory_format=torch.channels_last)
+    for args, kwargs in (((x, w, b), dict(padding=1, stride=2)), ((xl, w, b), dict(padding=1)),
+                         ((x[:1], w, b), dict(padding=1)), ((x[0], w, b), dict(padding=1))):
+        ref = F.conv2d(*(t.double() for t in args), **kwargs)
+        for _ in range(2):
+            assert_close(tritonconv.conv2d(*args, **kwargs), ref)
+    assert (len(checks), len(choices)) == (5, 5)
+
+
+def test_bad_arguments_fail_on_a_seen_signature_too():
+    x, w = torch.randn(1, 3, 6, 6), torch.randn(4, 3, 3, 3)
+    tritonconv.conv2d(x, w)
+    with pytest.raises(ValueError, match="expected `groups`"):
+        tritonconv.conv2d(x, w, groups=2)
+    with pytest.raises(TypeError, match="expected `weight` to be a torch.Tensor"):
+        tritonconv.conv2d(x, [[1.0]])
+    with pytest.raises(TypeError, match="dtype"):
+        tritonconv.conv2d(x, w.double())
+
+
+def test_modules_lay_their_weight_out_once(monkeypatch):
+    """A channels-last activation through a module with an NCHW weight: the weight is copied
+    channels-innermost on the first call only, and again after it changes in place."""
+    copies = counting(monkeypatch, geometry, "to_layout")
+    layer = tritonconv.nn.Conv2d(6, 8, 3, padding=1)
+    x = torch.randn(2, 6, 7, 5).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        for _ in range(3):
+            assert_close(layer(x), F.conv2d(x.double(), layer.weight.double(), layer.bias.double(), padding=1))
+        assert len(copies) == 1
+        layer.weight.mul_(-2.0)  # an optimizer step, say: the version counter moves
+        assert_close(layer(x), F.conv2d(x.double(), layer.weight.double(), layer.bias.double(), padding=1))
+        assert len(copies) == 2
+    layer.weight = torch.nn.Parameter(torch.randn_like(layer.weight))  # another tensor altogether
+    with torch.no_grad():
+        assert_close(layer(x), F.conv2d(x.double(), layer.weight.double(), layer.bias.double(), padding=1))
+    assert len(copies) == 3
+
+
+def test_training_steps_copy_the_weight_once_per_step(monkeypatch):
+    """Two forward passes of one signature per step: the weight is laid out once per optimizer step."""
+    layer = tritonconv.nn.Conv1d(4, 6, 3, padding=1)
+    ref = torch.nn.Conv1d(4, 6, 3, padding=1)
+    ref.load_state_dict(layer.state_dict())
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (layer, ref)]
+    x1, x2 = (torch.randn(3, 9, 4).transpose(1, 2) for _ in range(2))  # (N, C, L) viewing NLC memory
+    copies = []
+    to_layout = geometry.to_layout
+    monkeypatch.setattr(geometry, "to_layout", lambda t, layout: copies.append(tuple(t.shape)) or to_layout(t, layout))
+    for _ in range(3):
+        for model, opt in zip((layer, ref), opts):
+            opt.zero_grad()
+            (model(x1).square().sum() + model(x2).abs().sum()).backward()
+            opt.step()
+    assert_close(layer.weight.detach(), ref.weight.detach())
+    assert copies.count(tuple(layer.weight.shape)) == 3
+
+
+def test_launch_path_never_synchronises(monkeypatch):
+    """No .item(), .tolist() or synchronize on a warm call of any op (what a CUDA graph capture forbids)."""
+    x = torch.randn(2, 4, 6, 6, requires_grad=True)
+    w = torch.randn(8, 4, 3, 3, requires_grad=True)
+    xs, ws, wt = torch.randn(1, 3, 4, 5, 5), torch.randn(4, 3, 1, 3, 3), torch.randn(5, 4, 3, 1, 1)
+    live = tritonconv.streaming.StreamingConv1d(torch.randn(3, 2, 3))
+
+    def calls():
+        tritonconv.conv2d(x, w, padding=1, groups=1, activation="relu").sum().backward()
+        tritonconv.conv2d(x, torch.randn(8, 1, 3, 3), padding=1, groups=4).sum().backward()  # depthwise
+        with torch.no_grad():
+            tritonconv.conv1d(x[0, :, 0], w[:, :, 0], padding=1)  # unbatched
+            tritonconv.conv2plus1d(xs, ws, wt, padding=1, fused=True)
+        live.step(torch.randn(1, 2, 5))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("host synchronisation on the launch path")
+
+    with stubbed_launches():
+        calls()  # plans built
+        for name in ("item", "tolist"):
+            monkeypatch.setattr(torch.Tensor, name, forbidden)
+        monkeypatch.setattr(torch.cuda, "synchronize", forbidden)
+        calls()
+
+
+def test_no_tuning_inside_a_graph_capture(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRITONCONV_CACHE_DIR", str(tmp_path))
+    cache.clear_memory()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: True)
+    problem = tuning.Problem.of("conv", "float32", "contiguous", (1, 4, 8, 8), (4, 4, 3, 3), 1, 1)
+    with pytest.raises(RuntimeError, match="inside a CUDA graph capture"):
+        tuning.resolve(problem, "Test GPU", lambda cfg: torch.zeros(1), autotune=True)
+    cache.store("Test GPU", {problem.key(): cache.entry(problem, tuning.Config(16, 16, 16), 0.1)})
+    assert tuning.resolve(problem, "Test GPU", lambda cfg: torch.zeros(1), autotune=True) == tuning.Config(16, 16, 16)
+    cache.clear_memory()
+
+
+def test_plans_are_bounded(monkeypatch):
+    monkeypatch.setattr(dispatch, "MAX_PLANS", 3)
+    w = torch.randn(2, 1, 3)
+    for n in range(1, 6):
+        x = torch.randn(1, 1, 4 + n)
+        assert_close(tritonconv.conv1d(x, w), F.conv1d(x.double(), w.double()))
+        assert len(dispatch._plans) <= 3
