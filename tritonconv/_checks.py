@@ -138,6 +138,72 @@ def _shape_spec(op, ndim, input_shape, weight_shape, bias_shape, stride, padding
     return ConvSpec(ndim, stride_t, pads, dilation_t, groups, input_shape, weight_shape, output_shape, unbatched)
 
 
+def conv_transpose_spec(op: str, ndim: int, input, weight, bias, stride, padding, output_padding, groups,
+                        dilation) -> ConvSpec:
+    """Check a ``conv_transpose{ndim}d`` call; returns the spec of the convolution it transposes: that
+    convolution's input is this call's output (``input_shape``), its output this call's input."""
+    check_tensors(op, input, weight, bias)
+    args = (op, ndim, tuple(input.shape), tuple(weight.shape), None if bias is None else tuple(bias.shape),
+            _freeze(stride), _freeze(padding), _freeze(output_padding), groups, _freeze(dilation))
+    if torch.compiler.is_compiling():  # traced: no lru_cache inside a graph
+        return _transpose_shape_spec.__wrapped__(*args)
+    try:
+        return _transpose_shape_spec(*args)
+    except TypeError as err:  # unhashable odd argument types: check without the memo
+        if "unhashable" not in str(err):
+            raise
+        return _transpose_shape_spec.__wrapped__(*args)
+
+
+@functools.lru_cache(maxsize=4096)
+def _transpose_shape_spec(op, ndim, input_shape, weight_shape, bias_shape, stride, padding, output_padding, groups,
+                          dilation) -> ConvSpec:
+    if len(input_shape) not in (ndim + 1, ndim + 2):
+        raise ValueError(f"{op}: expected `input` of rank {ndim + 2} (N, C_in, {_axes(ndim)}) or {ndim + 1} "
+                         f"(unbatched), got shape {input_shape}")
+    if len(weight_shape) != ndim + 2:
+        raise ValueError(f"{op}: expected `weight` of rank {ndim + 2} (C_in, C_out/groups, {_axes(ndim, 'k')}), "
+                         f"got shape {weight_shape}")
+    unbatched = len(input_shape) == ndim + 1
+    input_shape = (1, *input_shape) if unbatched else input_shape
+    c_in = input_shape[1]
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups <= 0:
+        raise ValueError(f"{op}: expected `groups` to be a positive int, got {groups!r}")
+    if c_in % groups:
+        raise ValueError(f"{op}: expected `groups` to divide the input channels {c_in}, got groups={groups}")
+    if weight_shape[0] != c_in:
+        raise ValueError(f"{op}: expected `weight` of shape ({c_in}, C_out/groups, ...) for {c_in} input channels, "
+                         f"got {weight_shape}")
+    if weight_shape[1] == 0:
+        raise ValueError(f"{op}: expected `weight` with at least one output channel per group, got {weight_shape}")
+    _positive("weight kernel size", weight_shape[2:], op)
+    c_out = weight_shape[1] * groups
+    if bias_shape is not None and bias_shape != (c_out,):
+        raise ValueError(f"{op}: expected `bias` of shape ({c_out},), got {bias_shape}")
+    try:
+        stride_t, dilation_t = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
+        pad_t = shapes.as_tuple(padding, ndim, "padding")
+        out_pad_t = shapes.as_tuple(output_padding, ndim, "output_padding")
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{op}: {err}") from None
+    _positive("stride", stride_t, op)
+    _positive("dilation", dilation_t, op)
+    if any(p < 0 for p in pad_t) or any(p < 0 for p in out_pad_t):
+        raise ValueError(f"{op}: expected `padding` and `output_padding` to be >= 0, got {pad_t} and {out_pad_t}")
+    for o, s, d in zip(out_pad_t, stride_t, dilation_t):
+        if o >= s and o >= d:
+            raise ValueError(f"{op}: expected `output_padding` smaller than the stride or the dilation on each axis, "
+                             f"got output_padding={out_pad_t}, stride={stride_t}, dilation={dilation_t}")
+    out = tuple(shapes.conv_transpose_output_size(n, k, s, p, o, d) for n, k, s, p, o, d in
+                zip(input_shape[2:], weight_shape[2:], stride_t, pad_t, out_pad_t, dilation_t))
+    if any(n <= 0 for n in out):
+        raise ValueError(f"{op}: computed output size {out} is not positive for input size {input_shape[2:]}, kernel "
+                         f"{weight_shape[2:]}, stride {stride_t}, padding {pad_t}, output_padding {out_pad_t}, "
+                         f"dilation {dilation_t}")
+    return ConvSpec(ndim, stride_t, tuple((p, p) for p in pad_t), dilation_t, groups, (input_shape[0], c_out, *out),
+                    weight_shape, input_shape, unbatched)
+
+
 def _axes(ndim: int, prefix: str = "") -> str:
     names = {1: "L", 2: "HW", 3: "DHW"}[ndim]
     return ", ".join(prefix + a for a in names)

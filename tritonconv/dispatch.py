@@ -2,8 +2,8 @@
 
     forward          depthwise layers -> kernels.depthwise; others -> kernels.gemm, or
                      kernels.tma when the config says so (``tile_h > 0``) and the operands allow
-    input gradient   the transposed pass of the same families (kernels.tma as a forward
-                     convolution of the output gradient, unit strides only)
+    input gradient,  the transposed pass of the same families (kernels.tma as a forward
+    transposed conv  convolution of the output gradient, unit strides only)
     weight gradient  depthwise layers -> kernels.depthwise; others -> kernels.weight_grad
     (2+1)D fused     kernels.fused_2plus1d
 
@@ -211,15 +211,30 @@ def conv_grad_input(
     ``dx[i] = sum_{o, t : o*s - p + t*d = i} dy[o] * w[t]`` per channel pair; the input size
     (``spec.input_shape``) fixes what torch calls ``output_padding``.
     """
-    key = ("grad_input", _meta(grad_output), _meta(weight), spec, flip, memory_format, config,
+    return conv_transpose(grad_output, weight, None, spec, None, flip, memory_format, config)
+
+
+def conv_transpose(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    spec: ConvSpec,
+    activation: str | None = None,
+    flip: bool = False,
+    memory_format: torch.memory_format = torch.contiguous_format,
+    config: Config | None = None,
+) -> torch.Tensor:
+    """The transposed convolution of ``input`` (shaped as ``spec.output_shape``), then bias and activation:
+    an output shaped as ``spec.input_shape`` (the convolution ``spec`` describes, run backwards)."""
+    key = ("transposed", _meta(input), _meta(weight), _meta(bias), spec, activation, flip, memory_format, config,
            torch.get_float32_matmul_precision())
 
     def build() -> _Pass:
-        dx = torch.empty(spec.input_shape, device="meta", dtype=grad_output.dtype, memory_format=memory_format)
-        return _pass_plan(grad_output, weight, None, dx, memory_format, spec, True, None, flip, config,
-                          lambda cfg: conv_grad_input(grad_output, weight, spec, flip, memory_format, cfg))
+        y = torch.empty(spec.input_shape, device="meta", dtype=input.dtype, memory_format=memory_format)
+        return _pass_plan(input, weight, bias, y, memory_format, spec, True, activation, flip, config,
+                          lambda cfg: conv_transpose(input, weight, bias, spec, activation, flip, memory_format, cfg))
 
-    return _plan(key, build)(grad_output, weight, None)
+    return _plan(key, build)(input, weight, bias)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -286,4 +301,5 @@ def conv2plus1d_fused(x, ws, bs, wt, bt, spatial: ConvSpec, temporal: ConvSpec, 
     return _plan(key, build)(x, ws, bs, wt, bt)
 
 
-__all__ = ["clear_plans", "conv2plus1d_fused", "conv_forward", "conv_grad_input", "conv_grad_weight", "forward_plan"]
+__all__ = ["clear_plans", "conv2plus1d_fused", "conv_forward", "conv_grad_input", "conv_grad_weight", "conv_transpose",
+           "forward_plan"]

@@ -66,6 +66,10 @@ class _Eager:
     def grad_weight(grad_z, input, spec, flip):
         return dispatch.conv_grad_weight(grad_z, input, spec, flip)
 
+    @staticmethod
+    def transpose(input, weight, bias, spec):
+        return dispatch.conv_transpose(input, weight, bias, spec, None, False, output_memory_format(input, weight))
+
 
 class _ConvFunction(torch.autograd.Function):
     @staticmethod
@@ -157,6 +161,10 @@ class _Ops:
     def grad_weight(grad_z, input, spec, flip):
         return _grad_weight_op(grad_z, input, list(spec.weight_shape), *_flat(spec), flip)
 
+    @staticmethod
+    def transpose(input, weight, bias, spec):
+        return _conv_transpose_op(input, weight, bias, list(spec.input_shape), *_flat(spec), None)
+
 
 def _setup_context(ctx, inputs, output):
     input, weight, bias, stride, padding, dilation, groups, activation, flip = inputs
@@ -171,6 +179,110 @@ def _op_backward(ctx, grad_y):
 
 
 _conv_op.register_autograd(_op_backward, setup_context=_setup_context)
+
+
+# --- transposed convolution ----------------------------------------------------------------------
+# ``spec`` is the convolution being transposed: its input is the transposed op's output.
+
+def _transpose_backward(grad_y, input, weight, bias, y, spec: ConvSpec, activation, needs, ops) -> tuple:
+    """Gradients of ``y = act(conv_transpose(input, weight) + bias)``: the input's is the convolution of
+    ``grad_z``, the weight's the convolution's weight gradient with the roles of its tensors swapped."""
+    z = ops.transpose(input, weight, bias, spec) if activation in ("gelu", "silu") else None
+    grad_z = activation_grad(grad_y, activation, y, z)
+    grad_input = ops.forward(grad_z, weight, None, spec, False) if needs[0] else None
+    grad_weight = ops.grad_weight(input, grad_z, spec, False) if needs[1] else None
+    grad_bias = None
+    if bias is not None and needs[2]:
+        grad_bias = grad_z.sum(dim=(0, *range(2, grad_z.dim())), dtype=torch.float32).to(bias.dtype)
+    return grad_input, grad_weight, grad_bias
+
+
+class _ConvTransposeFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input, weight, bias, spec, activation):
+        y = dispatch.conv_transpose(input, weight, bias, spec, activation, False, output_memory_format(input, weight))
+        ctx.save_for_backward(input, weight, bias, y if activation == "relu" else None)
+        ctx.spec, ctx.activation = spec, activation
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y):
+        grads = _transpose_backward(grad_y, *ctx.saved_tensors, ctx.spec, ctx.activation, ctx.needs_input_grad, _Eager)
+        return (*grads, None, None)
+
+
+def _transpose_spec(input_shape, output_shape, weight_shape, stride, padding, dilation, groups) -> ConvSpec:
+    """Rebuild a (checked earlier) transposed spec: ``output_shape`` is the transposed op's output."""
+    pads = tuple(zip(padding[::2], padding[1::2]))
+    return ConvSpec(len(weight_shape) - 2, tuple(stride), pads, tuple(dilation), groups, tuple(output_shape),
+                    tuple(weight_shape), tuple(input_shape), False)
+
+
+@torch.library.custom_op("tritonconv::conv_transpose", mutates_args=())
+def _conv_transpose_op(
+    input: Tensor, weight: Tensor, bias: Optional[Tensor], output_shape: list[int], stride: list[int],
+    padding: list[int], dilation: list[int], groups: int, activation: Optional[str],
+) -> Tensor:
+    spec = _transpose_spec(input.shape, output_shape, weight.shape, stride, padding, dilation, groups)
+    return dispatch.conv_transpose(input, weight, bias, spec, activation, False, output_memory_format(input, weight))
+
+
+@_conv_transpose_op.register_fake
+def _(input, weight, bias, output_shape, stride, padding, dilation, groups, activation):
+    return input.new_empty(output_shape).contiguous(memory_format=output_memory_format(input, weight))
+
+
+def _transpose_setup_context(ctx, inputs, output):
+    input, weight, bias, output_shape, stride, padding, dilation, groups, activation = inputs
+    ctx.save_for_backward(input, weight, bias, output if activation == "relu" else None)
+    ctx.spec = _transpose_spec(input.shape, output_shape, weight.shape, stride, padding, dilation, groups)
+    ctx.activation = activation
+
+
+def _transpose_op_backward(ctx, grad_y):
+    grads = _transpose_backward(grad_y, *ctx.saved_tensors, ctx.spec, ctx.activation, ctx.needs_input_grad[:3], _Ops)
+    return (*grads, None, None, None, None, None, None)
+
+
+_conv_transpose_op.register_autograd(_transpose_op_backward, setup_context=_transpose_setup_context)
+
+
+def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, groups, dilation, activation):
+    op = f"conv_transpose{ndim}d"
+    spec = _checks.conv_transpose_spec(op, ndim, input, weight, bias, stride, padding, output_padding, groups,
+                                       dilation)
+    _checks.check_activation(activation, op)
+    if spec.unbatched:
+        input = input.unsqueeze(0)
+    if torch.compiler.is_compiling():
+        y = _conv_transpose_op(input, weight, bias, list(spec.input_shape), *_flat(spec), activation)
+    elif _needs_grad(input, weight, bias):
+        y = _ConvTransposeFunction.apply(input, weight, bias, spec, activation)
+    else:
+        y = dispatch.conv_transpose(input, weight, bias, spec, activation, False, output_memory_format(input, weight))
+    return y.squeeze(0) if spec.unbatched else y
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                     activation=None):
+    """1-D transposed convolution, as ``torch.nn.functional.conv_transpose1d`` (same argument order);
+    differentiable. ``input`` (N, C_in, L) or (C_in, L); ``weight`` (C_in, C_out/groups, K); output length
+    ``(L-1)*stride - 2*padding + dilation*(K-1) + output_padding + 1``
+    (:func:`tritonconv.shapes.conv_transpose_output_size`). ``activation`` as in :func:`conv1d`."""
+    return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups, dilation, activation)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                     activation=None):
+    """2-D transposed convolution, as ``torch.nn.functional.conv_transpose2d``; see :func:`conv_transpose1d`."""
+    return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups, dilation, activation)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                     activation=None):
+    """3-D transposed convolution, as ``torch.nn.functional.conv_transpose3d``; see :func:`conv_transpose1d`."""
+    return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups, dilation, activation)
 
 
 # --- public functions -------------------------------------------------------------------------
@@ -245,4 +357,4 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return _conv(3, input, weight, bias, stride, padding, dilation, groups, activation, flip)
 
 
-__all__ = ["conv1d", "conv2d", "conv3d", "activation_grad"]
+__all__ = ["activation_grad", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]

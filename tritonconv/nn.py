@@ -1,7 +1,7 @@
-"""Modules: drop-in ``Conv1d/Conv2d/Conv3d``, :func:`convert`, and the factorized blocks.
+"""Modules: drop-in ``Conv1d/2d/3d`` and ``ConvTranspose1d/2d/3d``, :func:`convert`, and the factorized blocks.
 
-``Conv1d/2d/3d`` *are* their ``torch.nn`` counterparts (subclasses that only swap the
-convolution call), so the constructor, parameters, ``state_dict`` keys, ``padding_mode``
+``Conv1d/2d/3d`` and ``ConvTranspose1d/2d/3d`` *are* their ``torch.nn`` counterparts (subclasses
+that only swap the convolution call), so the constructor, parameters, ``state_dict`` keys, ``padding_mode``
 handling and ``repr`` are torch's own, and a torch checkpoint loads unchanged.
 
 ``Conv2Plus1d`` (Tran et al. 2018) and ``P3DBlock`` (Qiu et al. 2017) hold a ``spatial``
@@ -48,15 +48,50 @@ class Conv3d(_TritonConv, torch.nn.Conv3d):
     _fn = staticmethod(functional.conv3d)
 
 
-_SWAP = {torch.nn.Conv1d: Conv1d, torch.nn.Conv2d: Conv2d, torch.nn.Conv3d: Conv3d}
+class _TritonConvTranspose:
+    """Mixin over ``torch.nn.ConvTransposeNd``: the transposed convolution runs in tritonconv's kernels."""
+
+    _fn = None  # tritonconv.functional.conv_transposeNd, set per class
+
+    def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if self.padding_mode != "zeros":  # as torch
+            raise ValueError(f"Only `zeros` padding mode is supported for {type(self).__name__}")
+        ndim = len(self.kernel_size)
+        output_padding = self._output_padding(input, output_size, self.stride, self.padding, self.kernel_size, ndim,
+                                              self.dilation)
+        return self._fn(input, self.weight, self.bias, self.stride, self.padding, output_padding, self.groups,
+                        self.dilation)
+
+
+class ConvTranspose1d(_TritonConvTranspose, torch.nn.ConvTranspose1d):
+    """``torch.nn.ConvTranspose1d`` computed by :func:`tritonconv.conv_transpose1d`."""
+
+    _fn = staticmethod(functional.conv_transpose1d)
+
+
+class ConvTranspose2d(_TritonConvTranspose, torch.nn.ConvTranspose2d):
+    """``torch.nn.ConvTranspose2d`` computed by :func:`tritonconv.conv_transpose2d`."""
+
+    _fn = staticmethod(functional.conv_transpose2d)
+
+
+class ConvTranspose3d(_TritonConvTranspose, torch.nn.ConvTranspose3d):
+    """``torch.nn.ConvTranspose3d`` computed by :func:`tritonconv.conv_transpose3d`."""
+
+    _fn = staticmethod(functional.conv_transpose3d)
+
+
+_SWAP = {torch.nn.Conv1d: Conv1d, torch.nn.Conv2d: Conv2d, torch.nn.Conv3d: Conv3d,
+         torch.nn.ConvTranspose1d: ConvTranspose1d, torch.nn.ConvTranspose2d: ConvTranspose2d,
+         torch.nn.ConvTranspose3d: ConvTranspose3d}
 
 
 def convert(model: torch.nn.Module) -> torch.nn.Module:
-    """Make every ``torch.nn.Conv1d/2d/3d`` in ``model`` a tritonconv module, in place; returns ``model``.
+    """Make every ``torch.nn.Conv1d/2d/3d`` and ``ConvTranspose1d/2d/3d`` in ``model`` a tritonconv module,
+    in place; returns ``model``.
 
     Parameters, buffers and hooks stay as they are (the modules change class, not state).
-    Only exact torch conv classes are converted: subclasses with their own ``forward`` and
-    transposed convolutions are left alone.
+    Only exact torch classes are converted: subclasses with their own ``forward`` are left alone.
     """
     for module in model.modules():
         ours = _SWAP.get(type(module))

@@ -64,6 +64,18 @@ def conv_output_size(
     return (size + before + after - span) // stride + 1
 
 
+def conv_transpose_output_size(
+    size: int, kernel: int, stride: int = 1, padding: int = 0, output_padding: int = 0, dilation: int = 1
+) -> int:
+    """Output length of a transposed convolution along one axis: ``(L-1)*S - 2P + d(K-1) + output_padding + 1``.
+
+    The sizes whose convolution (same ``K, S, P, d``) has length ``L`` are this one minus
+    ``0 .. S-1``: ``output_padding`` picks among them (it must be smaller than the stride or
+    the dilation, as torch requires).
+    """
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
 def resolve_padding(
     padding: Padding, kernel: Sequence[int], stride: IntOrSeq = 1, dilation: IntOrSeq = 1
 ) -> tuple[tuple[int, int], ...]:

@@ -1,0 +1,137 @@
+"""Transposed convolution against torch: forward, gradients, modules, bad arguments."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import assert_close
+
+import tritonconv
+from tritonconv import shapes
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+OURS = {1: tritonconv.conv_transpose1d, 2: tritonconv.conv_transpose2d, 3: tritonconv.conv_transpose3d}
+TORCH = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+ACT = {None: lambda t: t, "relu": F.relu, "gelu": F.gelu, "silu": F.silu}
+
+GRID = [  # ndim, input, weight (C_in, C_out/groups, *k), arguments: odd sizes, edges, every relation
+    (1, (2, 4, 9), (4, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    (1, (1, 3, 7), (3, 5, 2), dict(stride=3)),  # stride > kernel: gaps of zeros in the output
+    (1, (2, 4, 6), (4, 2, 3), dict(dilation=2, padding=2, groups=2)),
+    (1, (1, 6, 5), (6, 1, 4), dict(stride=2, groups=6)),  # depthwise
+    (1, (1, 2, 5), (2, 3, 3), dict(stride=2, dilation=3, output_padding=2)),  # output_padding >= stride, < dilation
+    (2, (2, 5, 5, 4), (5, 3, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    (2, (1, 4, 4, 3), (4, 2, 2, 3), dict(stride=(1, 2), padding=(0, 1), groups=2)),
+    (2, (1, 3, 3, 5), (3, 4, 1, 1), dict(stride=2)),  # 1x1
+    (2, (2, 4, 4, 4), (4, 2, 3, 3), dict(stride=2, padding=1, groups=4)),  # depthwise, multiplier 2
+    (3, (1, 3, 3, 4, 3), (3, 2, 3, 3, 3), dict(stride=2, padding=1, output_padding=(1, 0, 1))),
+    (3, (2, 2, 2, 3, 3), (2, 3, 2, 1, 3), dict(stride=(2, 1, 2), dilation=(1, 2, 1))),
+]
+
+
+def rand(shape, dtype=torch.float32, fmt=torch.contiguous_format):
+    return torch.randn(shape, device=DEVICE, dtype=dtype).contiguous(memory_format=fmt)
+
+
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID)
+@pytest.mark.parametrize("bias", [True, False])
+def test_forward_matches_torch(ndim, x_shape, w_shape, kw, bias):
+    x, w = rand(x_shape), rand(w_shape)
+    b = rand(w_shape[1] * kw.get("groups", 1)) if bias else None
+    out = OURS[ndim](x, w, b, **kw)
+    ref = TORCH[ndim](x.double(), w.double(), None if b is None else b.double(), **kw)
+    assert out.dtype == x.dtype and out.device == x.device
+    assert_close(out, ref)
+
+
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID[::2])
+@pytest.mark.parametrize("activation", ["relu", "gelu", "silu"])
+def test_gradients_match_torch(ndim, x_shape, w_shape, kw, activation):
+    x, w = rand(x_shape).requires_grad_(), rand(w_shape).requires_grad_()
+    b = rand(w_shape[1] * kw.get("groups", 1)).requires_grad_()
+    out = OURS[ndim](x, w, b, activation=activation, **kw)
+    xd, wd, bd = (t.detach().double().requires_grad_() for t in (x, w, b))
+    ref = ACT[activation](TORCH[ndim](xd, wd, bd, **kw))
+    assert_close(out, ref)
+    dy = torch.randn_like(ref)
+    grads = torch.autograd.grad(out, (x, w, b), dy.float())
+    refs = torch.autograd.grad(ref, (xd, wd, bd), dy)
+    for g, r in zip(grads, refs):
+        assert_close(g, r)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision(dtype):
+    x, w, b = rand((2, 8, 5, 6), dtype), rand((8, 4, 3, 3), dtype), rand(4, dtype)
+    out = tritonconv.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)
+    assert out.dtype == dtype
+    ref = F.conv_transpose2d(x.double(), w.double(), b.double(), stride=2, padding=1, output_padding=1)
+    assert_close(out, ref, dtype)
+
+
+def test_unbatched_and_channels_last():
+    x, w = rand((4, 5, 6)), rand((4, 3, 3, 3))
+    out = tritonconv.conv_transpose2d(x, w, stride=2)
+    assert_close(out, F.conv_transpose2d(x.double(), w.double(), stride=2))
+    xl = rand((2, 4, 5, 6), fmt=torch.channels_last)
+    out = tritonconv.conv_transpose2d(xl, w, stride=2, padding=1)
+    assert out.is_contiguous(memory_format=torch.channels_last)  # torch's rule: the input's format
+    assert_close(out, F.conv_transpose2d(xl.double(), w.double(), stride=2, padding=1))
+
+
+def test_output_size_formula_matches_torch():
+    for size, k, s, p, op, d in [(5, 3, 2, 1, 1, 1), (7, 2, 3, 0, 2, 1), (4, 3, 1, 2, 0, 2), (3, 3, 2, 0, 2, 3)]:
+        x, w = torch.zeros(1, 1, size, device="meta"), torch.zeros(1, 1, k, device="meta")
+        expected = F.conv_transpose1d(x, w, stride=s, padding=p, output_padding=op, dilation=d).shape[-1]
+        assert shapes.conv_transpose_output_size(size, k, s, p, op, d) == expected
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(output_padding=2, stride=2), "output_padding"),
+    (dict(padding=-1), "padding"),
+    (dict(groups=3), "groups"),
+    (dict(stride=0), "stride"),
+    (dict(padding=5), "not positive"),
+])
+def test_bad_arguments(kwargs, message):
+    x, w = torch.randn(1, 4, 5), torch.randn(4, 2, 3)
+    with pytest.raises(ValueError, match=message):
+        tritonconv.conv_transpose1d(x, w, **kwargs)
+    with pytest.raises(ValueError, match="expected `weight` of shape"):
+        tritonconv.conv_transpose1d(x, torch.randn(3, 2, 3))
+    with pytest.raises(ValueError, match="expected `bias` of shape"):
+        tritonconv.conv_transpose1d(x, w, torch.randn(3))
+
+
+@pytest.mark.parametrize("cls,shape", [(torch.nn.ConvTranspose1d, (2, 4, 7)), (torch.nn.ConvTranspose2d, (1, 4, 5, 6)),
+                                       (torch.nn.ConvTranspose3d, (1, 4, 3, 4, 3))])
+def test_modules_and_convert(cls, shape):
+    torch_module = cls(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2).to(DEVICE)
+    ours = tritonconv.nn.convert(torch.nn.Sequential(torch_module)).to(DEVICE)[0]
+    assert type(ours).__name__ == cls.__name__ and type(ours).__module__ == "tritonconv.nn"
+    x = rand(shape).requires_grad_()
+    out = ours(x)
+    reference = cls(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2).to(DEVICE).double()
+    reference.load_state_dict(ours.state_dict())
+    xd = x.detach().double().requires_grad_()
+    ref = reference(xd)
+    assert_close(out, ref)
+    out.sum().backward()
+    ref.sum().backward()
+    assert_close(x.grad, xd.grad)
+    assert_close(ours.weight.grad, reference.weight.grad)
+    sized = [s * 2 for s in shape[2:]]  # output_size picks the output padding, as in torch
+    assert ours(x, output_size=sized).shape[2:] == reference(xd, output_size=sized).shape[2:] == tuple(sized)
+
+
+def test_compiled_graph_traces_the_transposed_op():
+    x, w, b = rand((1, 4, 5, 5)).requires_grad_(), rand((4, 3, 3, 3)).requires_grad_(), rand(3).requires_grad_()
+    fn = torch.compile(lambda x, w, b: tritonconv.conv_transpose2d(x, w, b, stride=2, activation="silu"),
+                       backend="aot_eager", fullgraph=True)
+    out = fn(x, w, b)
+    ref = F.silu(F.conv_transpose2d(x.double(), w.double(), b.double(), stride=2))
+    assert_close(out, ref)
+    grads = torch.autograd.grad(out.sum(), (x, w, b))
+    xd, wd, bd = (t.detach().double().requires_grad_() for t in (x, w, b))
+    refs = torch.autograd.grad(F.silu(F.conv_transpose2d(xd, wd, bd, stride=2)).sum(), (xd, wd, bd))
+    for g, r in zip(grads, refs):
+        assert_close(g, r)
