@@ -1,4 +1,7 @@
-"""Transposed convolution against torch: forward, gradients, modules, bad arguments."""
+"""Transposed convolution against torch: forward, gradients, modules, bad arguments, stride phases."""
+
+import itertools
+import json
 
 import pytest
 import torch
@@ -135,3 +138,26 @@ def test_compiled_graph_traces_the_transposed_op():
     refs = torch.autograd.grad(F.silu(F.conv_transpose2d(xd, wd, bd, stride=2)).sum(), (xd, wd, bd))
     for g, r in zip(grads, refs):
         assert_close(g, r)
+
+
+def test_phase_taps_are_the_taps_reaching_each_phase():
+    for k, s, p, d in itertools.product(range(1, 6), range(1, 5), range(4), range(1, 4)):
+        step, phases = shapes.phase_taps(k, s, p, d)
+        for phase, (first, count) in enumerate(phases):
+            reaching = [t for t in range(k) if (phase + p - t * d) % s == 0]
+            assert list(range(first, first + count * step, step)) == reaching, (k, s, p, d, phase)
+        assert sum(count for _, count in phases) == k  # each tap reaches one phase
+
+
+def test_strided_transposed_passes_issue_no_masked_tap_work():
+    """By stride phase, the input gradient of a strided layer issues the matrix work of its forward pass
+    (every tap for every position would be stride**ndim times that: 4x in 2D, 8x in 3D)."""
+    from benchmarks import work
+
+    suite = json.loads((work.ROOT / "shapes.json").read_text())
+    picked = {"downsample_k7_s4", "resnet50_l2_3x3s2", "r3d18_l2_s2", "ct_anisotropic"}
+    mini = {op: [e for e in suite[op] if e["name"] in picked] for op in ("conv1d", "conv2d", "conv3d")}
+    rows = {(r["name"], r["kind"]): r["ratio"] for r in work.report(mini, kinds=("conv", "conv_t"))}
+    assert {name for name, _ in rows} == picked
+    for name in picked:
+        assert rows[name, "conv_t"] <= rows[name, "conv"] + 0.01, (name, rows)

@@ -146,6 +146,25 @@ def receptive_field(
     return fields
 
 
+def phase_taps(kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> tuple[int, list[tuple[int, int]]]:
+    """The taps of a transposed convolution that reach each output phase, along one axis.
+
+    Output ``o`` gathers input ``i = (o + padding - t*dilation) / stride`` where that is an
+    integer, so for ``o = phase (mod stride)`` exactly the taps ``t`` with
+    ``t*dilation = phase + padding (mod stride)`` contribute: ``first, first + step, ...`` with
+    ``step = stride / gcd(stride, dilation)``. Returns ``(step, [(first, count) per phase])``
+    (``count`` 0 where no tap reaches the phase, e.g. stride > kernel). Each tap reaches exactly one
+    phase, ``t*dilation - padding (mod stride)``, so the counts sum to ``kernel``: over its ``stride``
+    phases a transposed pass runs each tap once per position, as the forward pass does.
+    """
+    step = stride // math.gcd(stride, dilation)
+    phases = []
+    for phase in range(stride):
+        first = next((t for t in range(min(step, kernel)) if (t * dilation - phase - padding) % stride == 0), None)
+        phases.append((0, 0) if first is None else (first, len(range(first, kernel, step))))
+    return step, phases
+
+
 def is_depthwise(input_shape: Sequence[int], weight_shape: Sequence[int], groups: int) -> bool:
     """Depthwise: every input channel its own group (``groups == C_in > 1``), any channel multiplier."""
     return groups > 1 and groups == input_shape[1] and weight_shape[1] == 1

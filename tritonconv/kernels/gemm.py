@@ -28,7 +28,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .. import geometry
+from .. import geometry, shapes
 from .._checks import ConvSpec
 from .._runtime import interpreting, kernel
 from .._tile import activate, positions, tap, weight_tap
@@ -43,7 +43,7 @@ def _conv_kernel(
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     swg, swn, swk, swd, swh, sww,
-    syn, syc, syd, syh, syw, sys, R_PER_SPLIT,
+    syn, syc, syd, syh, syw, sys, R_PER_SPLIT, JD, JH, JW, ed, eh, ew, taps_ptr,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr, FOLD: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
@@ -56,7 +56,14 @@ def _conv_kernel(
     ``g``, column ``n``, reduction channel ``k`` is at ``g*swg + n*swn + k*swk``: the forward
     pass reads ``w[n, k]``, the transposed pass ``w[k, n]``. ``TRANSPOSED`` turns the tap
     relation ``i = o*s - p + t*d`` around: output ``o`` gathers input ``i = (o + p - t*d) / s``
-    when that is an integer (the gradient of the forward pass with respect to its input).
+    when that is an integer (the gradient of the forward pass with respect to its input, and the
+    transposed convolution). Only some taps reach a given output: those with
+    ``t*d = o + p (mod s)`` per axis. So the transposed pass runs by *stride phase*
+    (``program_id(2)``): a program's positions share ``o mod s`` on every axis (``o = phase + s*j``,
+    ``j`` in ``JD x JH x JW``), and it loops over only the taps reaching that phase, ``count``
+    of them from ``first`` in steps of ``e`` (``ed, eh, ew``), read from the host-made table
+    ``taps_ptr[phase] = (first_d, count_d, first_h, count_h, first_w, count_w)``
+    (:func:`tritonconv.shapes.phase_taps`). No matrix product is issued for a tap that adds nothing.
 
     ``FOLD`` (forward only, for few input channels per group): the reduction runs over the
     flattened ``k = ((kd*KH + kh)*KW + kw)*C_in_g + c`` in ``BLOCK_K`` chunks instead of tap by
@@ -96,7 +103,19 @@ def _conv_kernel(
     mask_m = offs_m < M
     mask_n = offs_n < C_out_g
 
-    nb, od, oh, ow = positions(offs_m, OD, OH, OW)  # once per program
+    if TRANSPOSED:  # this program's stride phase: positions o = phase + s*j, and the taps that reach them
+        phase = tl.program_id(2)
+        nb, od, oh, ow = positions(offs_m, JD, JH, JW)
+        od = phase // (sh * sw) + sd * od
+        oh = (phase // sw) % sh + sh * oh
+        ow = phase % sw + sw * ow
+        mask_m = mask_m & (od < OD) & (oh < OH) & (ow < OW)
+        row = taps_ptr + phase * 6
+        t0d, cd, t0h, ch, t0w, cw = tl.load(row), tl.load(row + 1), tl.load(row + 2), tl.load(row + 3), \
+            tl.load(row + 4), tl.load(row + 5)
+    else:  # every tap, from 0 in steps of 1
+        nb, od, oh, ow = positions(offs_m, OD, OH, OW)  # once per program
+        t0d, cd, t0h, ch, t0w, cw = 0, KD, 0, KH, 0, KW
 
     x_rows = x_ptr + nb * sxn + group * C_in_g * sxc  # [BLOCK_M] pointers, channel 0 of the group
     w_cols = w_ptr + group * swg + offs_n * swn  # [BLOCK_N] pointers
@@ -126,11 +145,11 @@ def _conv_kernel(
         # software pipeline (num_stages) runs across taps instead of draining at every tap
         c_lo = split * R_PER_SPLIT
         k_steps = R_PER_SPLIT // BLOCK_K  # a multiple of BLOCK_K; channels past C_in_g are masked (ok_k)
-        for i in range(KD * KH * KW * k_steps):
+        for i in range(cd * ch * cw * k_steps):
             t = i // k_steps
-            kw = t % KW
-            kh = (t // KW) % KH
-            kd = t // (KW * KH)
+            kw = t0w + (t % cw) * ew
+            kh = t0h + ((t // cw) % ch) * eh
+            kd = t0d + (t // (cw * ch)) * ed
             id_, ok_d = tap(od, sd, pd, kd, dd, D, TRANSPOSED)  # [BLOCK_M] each, from scalar tap indices
             ih, ok_h = tap(oh, sh, ph, kh, dh, H, TRANSPOSED)
             iw, ok_w = tap(ow, sw, pw, kw, dw, W, TRANSPOSED)
@@ -174,6 +193,18 @@ class Launch:
         c_read, c_write, swn, swk = (c_out_g, c_in_g, s_in, s_out) if transposed else (c_in_g, c_out_g, s_out, s_in)
         m = y.shape[0] * math.prod(y.shape[2:])  # output positions (GEMM rows)
         interp = interpreting(x.device)
+        rows, phases, steps, self.taps, table = m, 1, (1, 1, 1), None, []  # forward: one phase, every tap
+        j = (1, 1, 1)
+        if transposed:  # by stride phase: rows per phase, and the taps reaching each phase
+            stride, kernel = as_3d(spec.stride, 1), as_3d(spec.weight_shape[2:], 1)
+            pads, dilation = as_3d(tuple(b for b, _ in spec.padding), 0), as_3d(spec.dilation, 1)
+            j = tuple(triton.cdiv(o, st) for o, st in zip(as_3d(y.shape[2:], 1), stride))
+            rows, phases = y.shape[0] * math.prod(j), math.prod(stride)
+            axes = [shapes.phase_taps(*args) for args in zip(kernel, stride, pads, dilation)]
+            steps = tuple(step for step, _ in axes)
+            table = [[*axes[0][1][pd], *axes[1][1][ph], *axes[2][1][pw]]
+                     for pd in range(stride[0]) for ph in range(stride[1]) for pw in range(stride[2])]
+            self.taps = torch.tensor(table, dtype=torch.int32, device=x.device)
         fold = bool(config.fold) and not transposed  # same result either way; forward only
         reduction = math.prod(spec.weight_shape[2:]) * c_read if fold else c_read  # per split loop
         per_split, self.splits = split_sizes(reduction, config)
@@ -182,12 +213,19 @@ class Launch:
         out = y if self.splits == 1 else torch.empty(self.partials[0], device="meta", memory_format=self.partials[1])
         self.empty = y.numel() == 0
         self.activation = activation
-        self.grid = (spec.groups * triton.cdiv(m, config.block_m) * triton.cdiv(c_write, config.block_n), self.splits)
+        self.grid = (spec.groups * triton.cdiv(rows, config.block_m) * triton.cdiv(c_write, config.block_n),
+                     self.splits, phases)
         self.args = (
-            m, c_read, c_write, *geometry_3d(x.shape[2:], y.shape[2:], spec),
+            rows, c_read, c_write, *geometry_3d(x.shape[2:], y.shape[2:], spec),
             *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(out),
-            y.shape[0] * out.stride(0), per_split, *as_3d(spec.weight_shape[2:], 1),
+            y.shape[0] * out.stride(0), per_split, *j, *steps,
         )
+        self.kernel = as_3d(spec.weight_shape[2:], 1)
+        # matrix work per program, for mma_work(): tile volume x reduction steps, per phase
+        phase_taps = [math.prod(row[1::2]) for row in table] if transposed else [1 if fold else math.prod(self.kernel)]
+        self._work = (spec.groups * triton.cdiv(rows, config.block_m) * triton.cdiv(c_write, config.block_n)
+                      * self.splits * (per_split // config.block_k) * sum(phase_taps)
+                      * config.block_m * config.block_n * config.block_k)
         self.kwargs = dict(
             TRANSPOSED=transposed, FOLD=fold, HAS_BIAS=bias is not None and self.splits == 1,
             ACTIVATION=activation if self.splits == 1 else None, FLIP=flip,
@@ -197,13 +235,18 @@ class Launch:
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
 
+    def mma_work(self) -> int:
+        """Multiply-adds the launch's ``tl.dot`` calls issue, masked lanes included (tile edges, channel
+        padding, splits' tails): compare with :func:`tritonconv.shapes.conv_macs`."""
+        return 0 if self.empty else self._work
+
     def __call__(self, x, weight, bias, y) -> torch.Tensor:
         if self.empty:
             return y
         out = y if self.splits == 1 else geometry.alloc_output(self.partials[0], y.device, torch.float32,
                                                                self.partials[1])
         _conv_kernel[x.device][self.grid](x, weight, bias if bias is not None else weight, out, *self.args,
-                                          **self.kwargs)
+                                          x if self.taps is None else self.taps, *self.kernel, **self.kwargs)
         if self.splits > 1:  # the epilogue on the summed partials, in a fixed order (deterministic)
             total = out.view(self.splits, *y.shape).sum(0)
             if bias is not None:

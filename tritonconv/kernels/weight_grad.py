@@ -111,12 +111,18 @@ class Launch:
             *strides_3d(input), *strides_3d(grad_output), *partial.stride()[:3], per_split,
             *as_3d(tuple(kernel_size), 1),
         )
+        self._work = (spec.groups * taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(c_in_g, config.block_n)
+                      * splits * (per_split // config.block_k) * config.block_m * config.block_n * config.block_k)
         self.kwargs = dict(
             INT64=needs_int64(input, grad_output, partial, rows=positions),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
+
+    def mma_work(self) -> int:
+        """Multiply-adds the launch's ``tl.dot`` calls issue, masked lanes included."""
+        return 0 if self.empty else self._work
 
     def __call__(self, grad_output, input) -> torch.Tensor:
         partial = geometry.alloc_output(self.partial_shape, input.device, torch.float32)

@@ -1,0 +1,80 @@
+"""``python -m benchmarks.work``: matrix work each GEMM launch issues, against the useful multiply-adds.
+
+For every layer of ``benchmarks/shapes.json`` and every pass (forward ``conv``, input gradient
+``conv_t``, weight gradient ``conv_wgrad``), the launch a GPU would make with its default
+(heuristic) config is prepared (nothing runs) and asked for the multiply-adds its ``tl.dot``
+calls issue, masked lanes included: channels padded to the tile, tile edges, split tails and,
+before stride phases, the taps a transposed pass masked off. ``ratio = issued / useful``
+(:func:`tritonconv.shapes.conv_macs`); 1.0 is no waste. Depthwise layers run FMA kernels
+without ``tl.dot`` and are left out. Counts, not timings: no GPU needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from tritonconv import geometry, shapes, tune, tuning
+from tritonconv._checks import ConvSpec
+from tritonconv.kernels import gemm, weight_grad
+
+ROOT = Path(__file__).resolve().parent
+
+
+def launch_for(problem: geometry.Problem):
+    """The prepared launch of ``problem``'s kernel with its heuristic GPU config (tensors uninitialised)."""
+    cfg = tuning.heuristic(problem, interpret=False)
+    dtype = getattr(torch, problem.dtype)
+    ndim = len(problem.weight_shape) - 2
+    spec = ConvSpec(ndim, problem.stride, problem.padding, problem.dilation, problem.groups, problem.input_shape,
+                    problem.weight_shape, problem.output_shape, False)
+
+    def inner(shape):  # channels innermost, as dispatch hands the GEMM kernels their operands; never written
+        return geometry.empty_channels_inner(shape, dtype, torch.device("cpu"))
+
+    if problem.kind == "conv_wgrad":
+        return weight_grad.Launch(inner(problem.output_shape), inner(problem.input_shape), spec, False, cfg)
+    transposed = problem.kind == "conv_t"
+    read, written = (problem.output_shape, problem.input_shape) if transposed else (problem.input_shape,
+                                                                                    problem.output_shape)
+    swapped = (problem.weight_shape[1], problem.weight_shape[0], *problem.weight_shape[2:])
+    weight = inner(swapped).transpose(0, 1) if transposed else inner(problem.weight_shape)  # reduction axis inner
+    y = torch.empty(written, device="meta", dtype=dtype)
+    return gemm.Launch(inner(read), weight, None, y, spec, transposed, None, False, cfg)
+
+
+def report(suite: dict, dtype: str = "bf16", kinds=("conv", "conv_t", "conv_wgrad")) -> list[dict]:
+    rows = []
+    for name, prob in tune.suite_problems(suite):
+        if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
+            continue
+        for kind in kinds:
+            problem = geometry.Problem.of(kind, tune.DTYPES[dtype], "channels_last", **prob)
+            useful = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
+            issued = launch_for(problem).mma_work()
+            rows.append({"name": name, "kind": kind, "stride": list(problem.stride), "useful_macs": useful,
+                         "issued_macs": issued, "ratio": round(issued / useful, 3)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.work", description=__doc__.split("\n\n")[0])
+    p.add_argument("--suite", type=Path, default=ROOT / "shapes.json")
+    p.add_argument("--dtype", choices=list(tune.DTYPES), default="bf16")
+    p.add_argument("--json", action="store_true", help="JSON lines instead of the table")
+    args = p.parse_args(argv)
+    for row in report(json.loads(args.suite.read_text()), args.dtype):
+        if args.json:
+            print(json.dumps(row))
+        else:
+            print(f"{row['name']:>26} {row['kind']:>10} stride={str(row['stride']):>10} "
+                  f"issued/useful = {row['ratio']:6.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
