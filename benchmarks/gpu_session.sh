@@ -6,13 +6,14 @@
 #   bash benchmarks/gpu_session.sh tune      # tune bf16 (then fp16) channels-last forward into autotune_cache/, suite again
 #   bash benchmarks/gpu_session.sh compile   # suite vs cuDNN and torch.compile(max-autotune), bf16 channels-last
 #   bash benchmarks/gpu_session.sh more      # NCHW tuning, fp16 and NCHW suite rows, dispatch, streaming
+#   bash benchmarks/gpu_session.sh kernelbench  # KernelBench level 1's 35 convolutions vs PyTorch, fp32 then bf16
 #
 # Files land in $OUT if set, else benchmarks/results/session/: a log per stage,
 # the suite rows (JSON lines) and plot, the tuning cache. Commit them (benchmarks/NOTES.md says
 # where). Without a GPU every stage runs its CPU smoke version (a check of this script).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-stage=${1:?usage: bash benchmarks/gpu_session.sh check|tune|compile|more}
+stage=${1:?usage: bash benchmarks/gpu_session.sh check|tune|compile|more|kernelbench}
 OUT=${OUT:-benchmarks/results/session}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
@@ -31,9 +32,11 @@ step() {
 if ((gpu)); then
   suite=(python -m benchmarks.run --out "$OUT")
   tune=(python -m tritonconv.tune benchmarks/shapes.json --ship)
+  kernelbench=(python -m benchmarks.kernelbench --out "$OUT")
 else  # smoke: the same steps on tiny shapes through the interpreter; tuning only lists its problems
   suite=(python -m benchmarks.run --smoke --out "$OUT" --names tcn_k3 depthwise_k31)
   tune=(python -m tritonconv.tune benchmarks/shapes.json --dry-run)
+  kernelbench=(python -m benchmarks.kernelbench --smoke --out "$OUT" --names 57 64 87)
 fi
 heuristic=(env TRITONCONV_AUTOTUNE=0)  # suite runs never tune: configs come from the cache or the heuristic
 ship_cache() { cp autotune_cache/*.json "$OUT/" 2>/dev/null || echo "no tuning cache written"; }
@@ -75,7 +78,10 @@ case $stage in
     ((gpu)) && step 30 python -m benchmarks.dispatch
     ((gpu)) && step 30 python -m benchmarks.streaming
     ;;
-  *) echo "unknown stage $stage (check | tune | compile | more)"; exit 2 ;;
+  kernelbench)  # fp32 as KernelBench runs it (cuDNN with its TF32 default; each row names both precisions), then bf16
+    step 560 "${heuristic[@]}" "${kernelbench[@]}" --dtype fp32 bf16 --budget-s 500
+    ;;
+  *) echo "unknown stage $stage (check | tune | compile | more | kernelbench)"; exit 2 ;;
 esac
 ((gpu)) && python -m benchmarks.report "$OUT"/*.jsonl  # the targets, as markdown
 ls -la "$OUT"

@@ -93,12 +93,49 @@ def test_empty_batch_gradients():
     assert x.grad.shape == x.shape and torch.equal(w.grad, torch.zeros_like(w))
 
 
-def test_double_backward_is_refused():
+SECOND_ORDER = [  # op, input, weight, arguments: strided, grouped, dilated, flipped, each activation
+    ("conv1d", (2, 4, 9), (6, 2, 3), dict(stride=2, padding=1, groups=2, activation="gelu")),
+    ("conv2d", (1, 3, 6, 5), (4, 3, 3, 2), dict(padding=1, dilation=(1, 2), activation="relu", flip=True)),
+    ("conv3d", (1, 2, 4, 5, 4), (3, 2, 2, 3, 3), dict(stride=(1, 2, 1), padding=1, activation="silu")),
+    ("conv2d", (2, 4, 5, 5), (8, 1, 3, 3), dict(padding=1, groups=4)),  # depthwise
+    ("conv_transpose2d", (1, 4, 4, 3), (4, 3, 3, 3), dict(stride=2, padding=1, output_padding=1, activation="silu")),
+]
+
+
+def _torch_op(op, kw):
+    act = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu, None: lambda t: t}[kw.get("activation")]
+    args = {k: v for k, v in kw.items() if k not in ("activation", "flip")}
+    flip = kw.get("flip", False)
+    return lambda x, w, b: act(getattr(F, op)(x, w.flip(list(range(2, w.dim()))) if flip else w, b, **args))
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,kw", SECOND_ORDER)
+def test_double_backward_matches_torch(op, x_shape, w_shape, kw):
+    """A gradient penalty: d/d(x, w, b) of |d loss / dx|^2 (and of |d loss / dw|^2), against torch in float64."""
+    c_out = w_shape[1] * kw.get("groups", 1) if op.startswith("conv_transpose") else w_shape[0]
+    leaves = [torch.randn(x_shape), torch.randn(w_shape), torch.randn(c_out)]
+    ours = [t.clone().requires_grad_() for t in leaves]
+    ref = [t.double().requires_grad_() for t in leaves]
+    for (x, w, b), fn in ((ours, lambda x, w, b: getattr(tritonconv, op)(x, w, b, **kw)), (ref, _torch_op(op, kw))):
+        y = fn(x, w, b)
+        v = torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y)  # the same on both sides
+        gx, gw = torch.autograd.grad((y * v).sum(), (x, w), create_graph=True)
+        (gx.square().sum() + gw.square().sum()).backward()
+    for o, r in zip(ours, ref):  # None: no path to the leaf (relu's mask), as torch's zeros say
+        assert_close(torch.zeros_like(o) if o.grad is None else o.grad, torch.zeros_like(r) if r.grad is None else r.grad)
+
+
+def test_double_backward_through_the_custom_ops_is_refused():
+    """The custom ops (what torch.compile traces) are first order: a clear error, never a silent zero."""
     x = torch.randn(1, 2, 7, requires_grad=True)
     w = torch.randn(3, 2, 3, requires_grad=True)
-    (gx,) = torch.autograd.grad(tritonconv.conv1d(x, w).square().sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="differentiate twice"):
-        gx.sum().backward()
+    y = torch.ops.tritonconv.conv(x, w, None, [1], [0, 0], [1], 1, None, False)
+    with pytest.raises(NotImplementedError, match="eager mode only"):
+        torch.autograd.grad(y.square().sum(), x, create_graph=True)
+    fn = torch.compile(lambda x, w: tritonconv.conv1d(x, w), backend="aot_eager", fullgraph=True)
+    (gx,) = torch.autograd.grad(fn(x, w).square().sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="double backward"):  # torch's own word for compiled graphs
+        gx.square().sum().backward()
 
 
 def test_split_reduction_of_weight_gradient():

@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from benchmarks import dispatch, run
 
@@ -47,6 +48,44 @@ def test_smoke_shapes_keep_the_layer_kind():
             assert small["k"] == entry["k"] and small["s"] == entry["s"]
 
 
+def test_kernelbench_smoke_problems_keep_their_kind_and_match_torch(tmp_path):
+    from benchmarks import kernelbench
+
+    for problem in kernelbench.load():
+        small = kernelbench.shrink(problem)
+        assert [layer["op"] for layer in small["layers"]] == [layer["op"] for layer in problem["layers"]]
+        for big, tiny in zip(problem["layers"], small["layers"]):
+            assert (big["groups"] == 1) == (tiny["groups"] == 1)  # grouped and depthwise layers stay so
+    assert kernelbench.main(["--smoke", "--dtype", "fp32", "--names", "75", "86", "--out", str(tmp_path)]) == 0
+    rows = [json.loads(line) for line in next(tmp_path.glob("*.jsonl")).read_text().splitlines()]
+    assert [r["name"][:2] for r in rows] == ["75", "86"]
+    assert all(r["tritonconv"]["ok"] and r["torch"]["ok"] and r["precision"]["tritonconv"] == "float32" for r in rows)
+
+
+def test_kernelbench_layers_for_tuning_are_the_convolutions_dispatch_runs():
+    """Each KernelBench layer becomes the problem dispatch launches (a transposed layer as the convolution it
+    transposes, whose input is the layer's output: shapes from torch's meta tensors)."""
+    from benchmarks import kernelbench
+    from tritonconv import tune
+
+    data = json.loads(kernelbench.SUITE.read_text())
+    layers = list(tune.kernelbench_problems(data))
+    assert len(layers) == sum(len(p["layers"]) for p in data["problems"]) == 36
+    flat = [(p, layer) for p in data["problems"] for layer in p["layers"]]
+    shape = None
+    for (name, prob, transposed), (problem, layer) in zip(layers, flat):
+        x = torch.empty(problem["input"] if not name.endswith(":1") else shape, device="meta")
+        w = torch.empty(layer["weight"], device="meta")
+        if transposed:
+            y = F.conv_transpose1d if x.dim() == 3 else F.conv_transpose2d if x.dim() == 4 else F.conv_transpose3d
+            y = y(x, w, None, layer["stride"], layer["padding"], layer["output_padding"], layer["groups"], layer["dilation"])
+            assert prob["input_shape"] == tuple(y.shape) and layer["op"].startswith("conv_transpose")
+        else:
+            y = getattr(F, layer["op"])(x, w, None, layer["stride"], layer["padding"], layer["dilation"], layer["groups"])
+            assert prob["input_shape"] == tuple(x.shape)
+        shape = y.shape
+
+
 def test_host_path_benchmark_runs_every_case(capsys):
     from benchmarks import host
 
@@ -80,7 +119,7 @@ def test_large_tensor_check_smoke(monkeypatch, capsys, tmp_path):
     assert all(r["ok"] and r["int64_offsets"] for r in rows) and "grad_weight_rel_err_vs_fp32" in rows[-1]
 
 
-@pytest.mark.parametrize("stage", ["check", "more"])
+@pytest.mark.parametrize("stage", ["check", "more", "kernelbench"])
 def test_gpu_session_stages_run_their_cpu_smoke_version(stage, tmp_path):
     """Each stage of the GPU session script runs here (smoke versions of its steps), so an error in
     the script or in a command's arguments shows on the CPU, not in scarce GPU time. No deadline

@@ -162,3 +162,13 @@ def test_complexity_and_traffic_algebra():
     two = shapes.conv2plus1d_bytes(x, 144, 64, (3, 3, 3), out, "bfloat16", fused=False)
     one = shapes.conv2plus1d_bytes(x, 144, 64, (3, 3, 3), out, "bfloat16", fused=True)
     assert two - one == 2 * 8 * 144 * 8 * 56 * 56 * 2  # the mid tensor written and read back
+
+
+def test_blocks_keep_their_constructor_arguments():
+    block = Conv2Plus1d(4, 6, (3, 3, 3), stride=(2, 1, 1), padding=1)
+    assert (block.in_channels, block.out_channels, block.mid_channels) == (4, 6, shapes.r2plus1d_mid_channels(4, 6, 3, 3))
+    assert block.kernel_size == (3, 3, 3) and block.stride == (2, 1, 1) and block.dilation == (1, 1, 1)
+    assert "mid_channels=" in repr(block)
+    p3d = P3DBlock(4, 6, 3, variant="B")
+    assert (p3d.in_channels, p3d.out_channels, p3d.kernel_size, p3d.stride, p3d.padding) == (
+        4, 6, (3, 3, 3), (1, 1, 1), ((1, 1), (1, 1), (1, 1)))

@@ -8,13 +8,15 @@ implementations, so graphs trace them without breaks. Both paths share :func:`_b
 Backward: ``grad_z = grad_y * act'(z)`` (ReLU from the saved output; GELU/SiLU recompute the
 pre-activation ``z`` with one forward launch instead of keeping it), then the transposed
 convolution for the input, the per-tap GEMM for the weight and a sum for the bias.
-Double backward is not supported and says so.
+In eager mode every launch of a backward pass is itself an autograd function (the gradients of
+a convolution are convolutions), so gradients of gradients flow: double backward for gradient
+penalties, Hessian-vector products. Through ``torch.compile`` the backward is first order and
+says so when asked for more.
 """
 
 from typing import Optional
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from . import _checks, dispatch, shapes
 from ._checks import ConvSpec
@@ -52,23 +54,24 @@ def _backward(grad_y, input, weight, bias, y, spec: ConvSpec, activation, flip, 
 
 
 class _Eager:
-    """Kernel launches for the eager path (module lookups at call time, so tests can patch them)."""
+    """Kernel launches for the eager backward, each an autograd function so that it is differentiable
+    in turn (module lookups at call time, so tests can patch them)."""
 
     @staticmethod
     def forward(input, weight, bias, spec, flip):
-        return dispatch.conv_forward(input, weight, bias, spec, None, flip)
+        return _ConvFunction.apply(input, weight, bias, spec, None, flip)
 
     @staticmethod
     def grad_input(grad_z, weight, spec, flip, fmt):
-        return dispatch.conv_grad_input(grad_z, weight, spec, flip, fmt)
+        return _ConvTransposeFunction.apply(grad_z, weight, None, spec, None, flip, fmt)
 
     @staticmethod
     def grad_weight(grad_z, input, spec, flip):
-        return dispatch.conv_grad_weight(grad_z, input, spec, flip)
+        return _WeightGradFunction.apply(grad_z, input, spec, flip)
 
     @staticmethod
-    def transpose(input, weight, bias, spec):
-        return dispatch.conv_transpose(input, weight, bias, spec, None, False, output_memory_format(input, weight))
+    def transpose(input, weight, bias, spec, flip, fmt):
+        return _ConvTransposeFunction.apply(input, weight, bias, spec, None, flip, fmt)
 
 
 class _ConvFunction(torch.autograd.Function):
@@ -80,10 +83,29 @@ class _ConvFunction(torch.autograd.Function):
         return y
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_y):
         grads = _backward(grad_y, *ctx.saved_tensors, ctx.spec, ctx.activation, ctx.flip, ctx.needs_input_grad, _Eager)
         return (*grads, None, None, None)
+
+
+class _WeightGradFunction(torch.autograd.Function):
+    """The weight gradient ``dW = wgrad(dy, x)`` as a function of ``dy`` and ``x``, for double backward:
+    ``<wgrad(dy, x), G> = <dy, conv(x, G)> = <conv_transpose(dy, G), x>``."""
+
+    @staticmethod
+    def forward(ctx, grad_output, input, spec, flip):
+        ctx.save_for_backward(grad_output, input)
+        ctx.spec, ctx.flip = spec, flip
+        return dispatch.conv_grad_weight(grad_output, input, spec, flip)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_output, input = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        d_grad_output = _ConvFunction.apply(input, grad, None, ctx.spec, None, ctx.flip) if needs[0] else None
+        d_input = _ConvTransposeFunction.apply(grad_output, grad, None, ctx.spec, None, ctx.flip,
+                                               memory_format_of(input)) if needs[1] else None
+        return d_grad_output, d_input, None, None
 
 
 # --- torch.library custom ops: what torch.compile sees ---------------------------------------
@@ -162,8 +184,14 @@ class _Ops:
         return _grad_weight_op(grad_z, input, list(spec.weight_shape), *_flat(spec), flip)
 
     @staticmethod
-    def transpose(input, weight, bias, spec):
+    def transpose(input, weight, bias, spec, flip, fmt):
         return _conv_transpose_op(input, weight, bias, list(spec.input_shape), *_flat(spec), None)
+
+
+def _first_order_only() -> None:
+    if torch.is_grad_enabled():  # backward(create_graph=True): the custom ops below have no gradients of their own
+        raise NotImplementedError("tritonconv: gradients of gradients are supported in eager mode only, not through "
+                                  "torch.compile's graphs; run the double backward outside torch.compile")
 
 
 def _setup_context(ctx, inputs, output):
@@ -174,6 +202,7 @@ def _setup_context(ctx, inputs, output):
 
 
 def _op_backward(ctx, grad_y):
+    _first_order_only()
     grads = _backward(grad_y, *ctx.saved_tensors, ctx.spec, ctx.activation, ctx.flip, ctx.needs_input_grad[:3], _Ops)
     return (*grads, None, None, None, None, None, None)
 
@@ -184,13 +213,13 @@ _conv_op.register_autograd(_op_backward, setup_context=_setup_context)
 # --- transposed convolution ----------------------------------------------------------------------
 # ``spec`` is the convolution being transposed: its input is the transposed op's output.
 
-def _transpose_backward(grad_y, input, weight, bias, y, spec: ConvSpec, activation, needs, ops) -> tuple:
+def _transpose_backward(grad_y, input, weight, bias, y, spec: ConvSpec, activation, flip, fmt, needs, ops) -> tuple:
     """Gradients of ``y = act(conv_transpose(input, weight) + bias)``: the input's is the convolution of
     ``grad_z``, the weight's the convolution's weight gradient with the roles of its tensors swapped."""
-    z = ops.transpose(input, weight, bias, spec) if activation in ("gelu", "silu") else None
+    z = ops.transpose(input, weight, bias, spec, flip, fmt) if activation in ("gelu", "silu") else None
     grad_z = activation_grad(grad_y, activation, y, z)
-    grad_input = ops.forward(grad_z, weight, None, spec, False) if needs[0] else None
-    grad_weight = ops.grad_weight(input, grad_z, spec, False) if needs[1] else None
+    grad_input = ops.forward(grad_z, weight, None, spec, flip) if needs[0] else None
+    grad_weight = ops.grad_weight(input, grad_z, spec, flip) if needs[1] else None
     grad_bias = None
     if bias is not None and needs[2]:
         grad_bias = grad_z.sum(dim=(0, *range(2, grad_z.dim())), dtype=torch.float32).to(bias.dtype)
@@ -198,18 +227,21 @@ def _transpose_backward(grad_y, input, weight, bias, y, spec: ConvSpec, activati
 
 
 class _ConvTransposeFunction(torch.autograd.Function):
+    """``act(conv_transpose(input, weight) + bias)``, written in ``fmt``: the transposed op, and the input
+    gradient of a convolution (no bias, no activation)."""
+
     @staticmethod
-    def forward(ctx, input, weight, bias, spec, activation):
-        y = dispatch.conv_transpose(input, weight, bias, spec, activation, False, output_memory_format(input, weight))
+    def forward(ctx, input, weight, bias, spec, activation, flip, fmt):
+        y = dispatch.conv_transpose(input, weight, bias, spec, activation, flip, fmt)
         ctx.save_for_backward(input, weight, bias, y if activation == "relu" else None)
-        ctx.spec, ctx.activation = spec, activation
+        ctx.spec, ctx.activation, ctx.flip, ctx.fmt = spec, activation, flip, fmt
         return y
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad_y):
-        grads = _transpose_backward(grad_y, *ctx.saved_tensors, ctx.spec, ctx.activation, ctx.needs_input_grad, _Eager)
-        return (*grads, None, None)
+        grads = _transpose_backward(grad_y, *ctx.saved_tensors, ctx.spec, ctx.activation, ctx.flip, ctx.fmt,
+                                    ctx.needs_input_grad, _Eager)
+        return (*grads, None, None, None, None)
 
 
 def _transpose_spec(input_shape, output_shape, weight_shape, stride, padding, dilation, groups) -> ConvSpec:
@@ -241,7 +273,9 @@ def _transpose_setup_context(ctx, inputs, output):
 
 
 def _transpose_op_backward(ctx, grad_y):
-    grads = _transpose_backward(grad_y, *ctx.saved_tensors, ctx.spec, ctx.activation, ctx.needs_input_grad[:3], _Ops)
+    _first_order_only()
+    grads = _transpose_backward(grad_y, *ctx.saved_tensors, ctx.spec, ctx.activation, False, None,
+                                ctx.needs_input_grad[:3], _Ops)
     return (*grads, None, None, None, None, None, None)
 
 
@@ -258,7 +292,7 @@ def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, 
     if torch.compiler.is_compiling():
         y = _conv_transpose_op(input, weight, bias, list(spec.input_shape), *_flat(spec), activation)
     elif _needs_grad(input, weight, bias):
-        y = _ConvTransposeFunction.apply(input, weight, bias, spec, activation)
+        y = _ConvTransposeFunction.apply(input, weight, bias, spec, activation, False, output_memory_format(input, weight))
     else:
         y = dispatch.conv_transpose(input, weight, bias, spec, activation, False, output_memory_format(input, weight))
     return y.squeeze(0) if spec.unbatched else y

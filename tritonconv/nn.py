@@ -127,6 +127,9 @@ class Conv2Plus1d(torch.nn.Module):
         self.temporal = Conv3d(mid_channels, out_channels, (kt, 1, 1), (st, 1, 1), 0, (dt, 1, 1), **kw_)
         self.padding = pads  # (before, after) per (t, h, w)
         self.mid_activation = mid_activation
+        # the constructor's arguments, resolved, as torch's modules keep them
+        self.in_channels, self.out_channels, self.mid_channels = in_channels, out_channels, mid_channels
+        self.kernel_size, self.stride, self.dilation = (kt, kh, kw), (st, sh, sw), (dt, dh, dw)
 
     def forward(self, input: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
         s, t = self.spatial, self.temporal
@@ -134,7 +137,9 @@ class Conv2Plus1d(torch.nn.Module):
                            (t.dilation[0], *s.dilation[1:]), mid_activation=self.mid_activation, fused=fused)
 
     def extra_repr(self) -> str:
-        return f"padding={self.padding}, mid_activation={self.mid_activation}"
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, dilation={self.dilation}, mid_channels={self.mid_channels}, "
+                f"mid_activation={self.mid_activation}")
 
 
 class P3DBlock(torch.nn.Module):
@@ -165,6 +170,9 @@ class P3DBlock(torch.nn.Module):
         self.temporal = Conv3d(t_in, out_channels, (kt, 1, 1), t_stride, 0, **kw_)
         self.variant, self.activation = variant, activation
         self.spatial_padding, self.temporal_padding = ((0, 0), ph, pw), (pt, (0, 0), (0, 0))
+        # the constructor's arguments, resolved, as torch's modules keep them
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = (kt, kh, kw), (st, sh, sw), (pt, ph, pw)
 
     def _s(self, x):
         s = self.spatial
@@ -186,4 +194,5 @@ class P3DBlock(torch.nn.Module):
         return s + t
 
     def extra_repr(self) -> str:
-        return f"variant={self.variant!r}, activation={self.activation}"
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, variant={self.variant!r}, activation={self.activation}")

@@ -6,6 +6,7 @@
     python -m tritonconv.tune --show                              # what is cached for this device
     python -m tritonconv.tune benchmarks/shapes.json --dry-run    # list problems and candidates, no GPU needed
     python -m tritonconv.tune benchmarks/shapes.json --budget-s 480 --jobs 16   # stop in time; compile in 16 processes
+    python -m tritonconv.tune benchmarks/kernelbench_level1_conv.json --dtype fp32 bf16   # KernelBench's problems
 
 Problems run dtype by dtype, then layout by layout (the first ``--dtype``/``--layout`` given
 is tuned first), and one already in the target cache is skipped (``--retune`` tunes it again),
@@ -58,6 +59,33 @@ def suite_problems(suite: dict) -> Iterator[tuple[str, dict]]:
         yield entry["name"] + ":temporal", shapes.suite_problem("conv3d", temporal)
 
 
+TRANSPOSED_KIND = {"conv": "conv_t", "conv_t": "conv", "conv_wgrad": "conv_wgrad"}
+"""A transposed convolution's passes are those of the convolution it transposes: its forward is that
+convolution's transposed pass (``conv_t``), its input gradient that convolution's forward (``conv``)."""
+
+
+def kernelbench_problems(data: dict) -> Iterator[tuple[str, dict, bool]]:
+    """(name, conv arguments, transposed) for every layer of a KernelBench-format file (``problems``: an
+    input shape and layers applied in order); a transposed layer is described by the convolution it
+    transposes (its input is that layer's output)."""
+    for problem in data["problems"]:
+        shape = tuple(problem["input"])
+        for i, layer in enumerate(problem["layers"]):
+            name = problem["name"] if len(problem["layers"]) == 1 else f"{problem['name']}:{i}"
+            w, g = tuple(layer["weight"]), layer["groups"]
+            args = dict(weight_shape=w, stride=layer["stride"], padding=layer["padding"], dilation=layer["dilation"],
+                        groups=g)
+            if layer["op"].startswith("conv_transpose"):
+                out = (shape[0], w[1] * g, *(shapes.conv_transpose_output_size(n, k, s, p, o, d) for n, k, s, p, o, d in
+                                             zip(shape[2:], w[2:], layer["stride"], layer["padding"],
+                                                 layer["output_padding"], layer["dilation"])))
+                yield name, dict(input_shape=out, **args), True
+            else:
+                out = shapes.conv_output_shape(shape, w, layer["stride"], layer["padding"], layer["dilation"], g)
+                yield name, dict(input_shape=shape, **args), False
+            shape = out
+
+
 def runner(problem: tuning.Problem, device: torch.device) -> Callable[[tuning.Config], torch.Tensor]:
     """Random operands for ``problem`` and a function launching its kernel with a given config."""
     dtype = getattr(torch, problem.dtype)
@@ -104,7 +132,8 @@ def show(device_name: str | None) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tritonconv.tune", description=__doc__.split("\n\n")[0])
-    p.add_argument("suite", nargs="?", type=Path, help="a JSON file in the format of benchmarks/shapes.json")
+    p.add_argument("suite", nargs="?", type=Path,
+                   help="a JSON file in the format of benchmarks/shapes.json, or of benchmarks/kernelbench_level1_conv.json")
     p.add_argument("--op", choices=list(shapes.SUITE_AXES), help="tune one shape given by the flags below")
     p.add_argument("--input", help="input shape, e.g. 8,64,56,56")
     p.add_argument("--weight", help="weight shape, e.g. 64,64,3,3")
@@ -149,12 +178,15 @@ def problems(args: argparse.Namespace) -> list[tuple[str, tuning.Problem]]:
                                  stride=_ints(args.stride), padding=_ints(args.padding),
                                  dilation=_ints(args.dilation), groups=args.groups))]
     else:
-        layers = list(suite_problems(json.loads(args.suite.read_text())))
+        data = json.loads(args.suite.read_text())
+        layers = kernelbench_problems(data) if "problems" in data else suite_problems(data)
+    layers = [(name, prob, *transposed) for name, prob, *transposed in layers]  # suite layers: not transposed
     out = []
     for dtype in args.dtype:
         for layout in args.layout:
-            for name, prob in layers:
+            for name, prob, *transposed in layers:
                 for kind in args.kinds:
+                    kind = TRANSPOSED_KIND[kind] if transposed and transposed[0] else kind
                     if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
                         kind = tuning.DEPTHWISE_KIND[kind]
                     out.append((name, tuning.Problem.of(kind, DTYPES[dtype], layout, **prob)))
