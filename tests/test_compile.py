@@ -44,6 +44,8 @@ def problems():
     xd = rand(2, 3, 9, 8, fmt=torch.channels_last).requires_grad_()  # depthwise, multiplier 2
     tritonconv.conv2d(xd, rand(6, 1, 3, 3).requires_grad_(), rand(6), padding=1, groups=3,
                       activation="relu").sum().backward()
+    x64 = rand(1, 4, 5, 5, dtype=torch.float64).requires_grad_()  # fp64 accumulation (and the transposed pass)
+    tritonconv.conv2d(x64, rand(4, 4, 3, 3, dtype=torch.float64).requires_grad_(), stride=2, padding=1).sum().backward()
     xs = rand(1, 3, 4, 6, 6)  # (2+1)D fused: mid and output activations, both biases
     tritonconv.conv2plus1d(xs, rand(5, 3, 1, 3, 3), rand(4, 5, 3, 1, 1), rand(5), rand(4), padding=1,
                            mid_activation="relu", activation="gelu", fused=True)

@@ -13,8 +13,9 @@ SHARED = ROOT.parent / "shared" / "bench" / "shapes.json"
 
 
 @pytest.mark.skipif(not SHARED.exists(), reason="the project's shared suite is not beside this checkout")
-def test_suite_copy_matches_shared():
-    assert SUITE == json.loads(SHARED.read_text())
+@pytest.mark.parametrize("name", ["shapes.json", "kernelbench_level1_conv.json"])
+def test_suite_copies_match_shared(name):
+    assert json.loads((ROOT / "benchmarks" / name).read_text()) == json.loads((SHARED.parent / name).read_text())
 
 
 def suite_problems():

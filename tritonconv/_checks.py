@@ -13,7 +13,7 @@ import torch
 
 from . import shapes
 
-SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 ACTIVATIONS = (None, "relu", "gelu", "silu")
 
 

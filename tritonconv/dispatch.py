@@ -14,16 +14,15 @@ operand is laid out, the output's size and format, and the kernel's grid and arg
 (a ``Launch`` of the kernel's module). Later calls with that signature look the plan up and
 only allocate the output, lay out the operands and launch: no checks, no config choice, no
 argument arithmetic. The GEMM kernels get their operands with channels innermost
-(:func:`tritonconv.geometry.channels_inner`); a weight's copy is kept while the weight is the
-same tensor at the same version (an optimizer step or any in-place change makes a new one),
-so a module call copies no weight. Nothing on a plan's path synchronises with the GPU.
+(:func:`tritonconv.geometry.channels_inner`): read in place when they are, else copied per
+call (``tritonconv.nn`` modules keep their weights that way, so a module call copies no
+weight). Nothing on a plan's path synchronises with the GPU.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import weakref
 from collections.abc import Callable
 
 import torch
@@ -85,24 +84,20 @@ def _reduction_inner(transposed: bool) -> Callable[[torch.Tensor], torch.Tensor]
     return (lambda w: channels_inner(w.transpose(0, 1)).transpose(0, 1)) if transposed else channels_inner
 
 
-class _KeptCopy:
-    """``layout(w)``, computed once per weight tensor and version (in-place updates bump the version)."""
-
-    def __init__(self, layout: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        self.layout, self.source, self.version, self.copy = layout, None, -1, None
-
-    def __call__(self, w: torch.Tensor) -> torch.Tensor:
-        if w.is_inference():  # no version counter to watch
-            return self.layout(w)
-        if self.source is not None and self.source() is w and w._version == self.version:
-            return self.copy
-        self.copy, self.source, self.version = self.layout(w), weakref.ref(w), w._version
-        return self.copy
+def _laid_out_like(weight: torch.Tensor, transposed: bool) -> torch.Tensor:
+    """An uninitialised tensor laid out as ``_reduction_inner(transposed)`` lays a copy of ``weight`` out."""
+    if not transposed:
+        return geometry.empty_channels_inner(weight.shape, weight.dtype, weight.device)
+    swapped = (weight.shape[1], weight.shape[0], *weight.shape[2:])
+    return geometry.empty_channels_inner(swapped, weight.dtype, weight.device).transpose(0, 1)
 
 
 def _weight_layout(weight: torch.Tensor, transposed: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """How a weight is laid out per call: read in place when its reduction channels are innermost, else
+    copied (every call: a copy kept across calls could not see an in-place change made through
+    ``.data``, which moves no version counter; ``tritonconv.nn`` modules keep their weights laid out)."""
     inner = is_channels_inner(weight.transpose(0, 1) if transposed else weight)
-    return _same if inner else _KeptCopy(_reduction_inner(transposed))
+    return _same if inner else _reduction_inner(transposed)
 
 
 # --- plans ------------------------------------------------------------------------------------
@@ -149,9 +144,9 @@ def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activa
         return _Pass(out, _same, _same, depthwise.Launch(x, weight, bias, y, spec, transposed, activation, flip, config))
     layout = geometry.layout_of(x)  # of the caller's tensor: the configs differ by how y is written
     lay_x, lay_w = (_same if is_channels_inner(x) else _inner), _weight_layout(weight, transposed)
-    # x as lay_x will lay it out (for the launch arguments: no copy of the data here); the weight's copy is kept
+    # x and the weight as they will be laid out (for the launch arguments: no copy of the data here)
     xc = x if lay_x is _same else geometry.empty_channels_inner(x.shape, x.dtype, x.device)
-    wc = lay_w(weight)
+    wc = weight if lay_w is _same else _laid_out_like(weight, transposed)
     config = config or _config(kind, x, spec, layout, run)
     launch = gemm.Launch(xc, wc, bias, y, spec, transposed, activation, flip, dataclasses.replace(config, tile_h=0))
     if config.tile_h:  # tile loads by tensor descriptor; the transposed pass as its forward equivalent
@@ -288,9 +283,10 @@ def conv2plus1d_fused(x, ws, bs, wt, bt, spatial: ConvSpec, temporal: ConvSpec, 
                                               channels_last=y.stride(1) == 1)
         out = (tuple(y.shape), y.dtype, fmt)
         lay_x = _same if is_channels_inner(x) else _inner
-        lay_s, lay_t = (_same if is_channels_inner(w) else _KeptCopy(channels_inner) for w in (ws, wt))
-        launch = fused_2plus1d.Launch(channels_inner(x), channels_inner(ws), bs, channels_inner(wt), bt, y, spatial,
-                                      temporal, mid_activation, activation, cfg)
+        lay_s, lay_t = (_same if is_channels_inner(w) else channels_inner for w in (ws, wt))
+        xc, wsc, wtc = (t if is_channels_inner(t) else geometry.empty_channels_inner(t.shape, t.dtype, t.device)
+                        for t in (x, ws, wt))  # their layouts only, for the launch arguments
+        launch = fused_2plus1d.Launch(xc, wsc, bs, wtc, bt, y, spatial, temporal, mid_activation, activation, cfg)
 
         def run(x, ws, bs, wt, bt):
             y = geometry.alloc_output(out[0], x.device, out[1], out[2])

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 
 import torch
 import triton
+import triton.language as tl
 
 from . import shapes
 from ._checks import ConvSpec
@@ -231,6 +232,16 @@ def extent(t: torch.Tensor) -> int:
 def needs_int64(*tensors: torch.Tensor, rows: int = 0) -> bool:
     """True when an element offset (or the GEMM row count) can pass 2**31 - 1."""
     return max(rows, *(extent(t) for t in tensors)) > INT32_MAX
+
+
+def accumulator(dtype: torch.dtype) -> torch.dtype:
+    """The kernels' accumulation (and split partial sums') dtype: float64 for float64 operands, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def tl_accumulator(dtype: torch.dtype) -> tl.dtype:
+    """:func:`accumulator` as the kernels' ``ACC`` constexpr."""
+    return tl.float64 if dtype == torch.float64 else tl.float32
 
 
 def dot_precision(dtype: torch.dtype, interp: bool) -> str | None:

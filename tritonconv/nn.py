@@ -13,14 +13,26 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import functional, shapes
+from . import functional, geometry, shapes
 from .conv2plus1d import conv2plus1d
+
+
+def lay_out_weight(module: torch.nn.Module) -> None:
+    """Store a conv module's weight with its input channels innermost (NLC-, NHWC-, NDHWC-like memory), the
+    layout tritonconv's GEMM kernels read in place: no copy of the weight per call. Values, shape,
+    ``state_dict`` and the parameter object stay the same (``.to()``/``.cuda()`` keep the layout)."""
+    with torch.no_grad():
+        module.weight.data = geometry.channels_inner(module.weight.data)
 
 
 class _TritonConv:
     """Mixin over ``torch.nn.ConvNd``: the convolution runs in tritonconv's kernels."""
 
     _fn = None  # tritonconv.functional.convNd, set per class
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        lay_out_weight(self)
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         padding = self.padding
@@ -90,13 +102,16 @@ def convert(model: torch.nn.Module) -> torch.nn.Module:
     """Make every ``torch.nn.Conv1d/2d/3d`` and ``ConvTranspose1d/2d/3d`` in ``model`` a tritonconv module,
     in place; returns ``model``.
 
-    Parameters, buffers and hooks stay as they are (the modules change class, not state).
+    Parameters, buffers and hooks stay as they are (the modules change class, not state; a conv's weight
+    is stored channels-innermost, :func:`lay_out_weight`).
     Only exact torch classes are converted: subclasses with their own ``forward`` are left alone.
     """
     for module in model.modules():
         ours = _SWAP.get(type(module))
         if ours is not None:
             module.__class__ = ours
+            if issubclass(ours, _TritonConv):
+                lay_out_weight(module)
     return model
 
 

@@ -41,7 +41,7 @@ def _depthwise_kernel(
     swo, swd, swh, sww,
     syn, syc, syd, syh, syw,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr,
-    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr,
+    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """``x`` is read (sizes D, H, W), ``y`` written (``C`` channels, sizes OD, OH, OW, ``M`` positions)."""
@@ -61,7 +61,7 @@ def _depthwise_kernel(
     x_first = (offs_n // DIV) * REP  # first channel read for each channel written
     w_first = offs_n * REP  # and its weight row
 
-    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
+    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
     for kd in range(KD):
         id_, ok_d = tap(od, sd, pd, kd, dd, D, TRANSPOSED)
         ok_d = ok_d & mask_m
@@ -74,13 +74,13 @@ def _depthwise_kernel(
                 w_tap = w_ptr + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
                 x_tap = x_rows + id_ * sxd + ih * sxh + iw * sxw
                 for j in range(REP):
-                    wv = tl.load(w_tap + (w_first + j) * swo, mask=mask_n, other=0.0).to(tl.float32)
+                    wv = tl.load(w_tap + (w_first + j) * swo, mask=mask_n, other=0.0).to(ACC)
                     xv = tl.load(x_tap[:, None] + ((x_first + j) * sxc)[None, :],
-                                 mask=ok[:, None] & mask_n[None, :], other=0.0).to(tl.float32)
+                                 mask=ok[:, None] & mask_n[None, :], other=0.0).to(ACC)
                     acc += xv * wv[None, :]
 
     if HAS_BIAS:
-        acc += tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        acc += tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(ACC)[None, :]
     acc = activate(acc, ACTIVATION)
     y_rows = y_ptr + nb * syn + od * syd + oh * syh + ow * syw
     tl.store(y_rows[:, None] + offs_n[None, :] * syc, acc.to(y_ptr.dtype.element_ty),
@@ -96,7 +96,7 @@ def _depthwise_weight_grad_kernel(
     sxn, sxc, sxd, sxh, sxw,
     syn, syc, syd, syh, syw,
     sws, swo, P_PER_SPLIT,
-    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, INT64: tl.constexpr,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, INT64: tl.constexpr, ACC: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """One program: ``BLOCK_N`` output channels of one tap, over one split of the positions."""
@@ -117,7 +117,7 @@ def _depthwise_weight_grad_kernel(
     dy_cols = dy_ptr + offs_n * syc
     x_cols = x_ptr + (offs_n // MULT) * sxc
 
-    acc = tl.full((BLOCK_K, BLOCK_N), 0.0, tl.float32)
+    acc = tl.full((BLOCK_K, BLOCK_N), 0.0, ACC)
     for p0 in range(0, P_PER_SPLIT, BLOCK_K):
         offs_p = first_p + p0 + tl.arange(0, BLOCK_K)
         mask_p = offs_p < P
@@ -130,7 +130,7 @@ def _depthwise_weight_grad_kernel(
         x_p = nb * sxn + id_ * sxd + ih * sxh + iw * sxw
         a = tl.load(dy_cols[None, :] + dy_p[:, None], mask=mask_p[:, None] & mask_n[None, :], other=0.0)
         b = tl.load(x_cols[None, :] + x_p[:, None], mask=ok[:, None] & mask_n[None, :], other=0.0)
-        acc += a.to(tl.float32) * b.to(tl.float32)
+        acc += a.to(ACC) * b.to(ACC)
 
     # tl.sum is Triton's own @jit helper, which the interpreted twin cannot call; tl.reduce is a builtin.
     total = tl.reduce(acc, 0, tl.standard._sum_combine)
@@ -157,7 +157,8 @@ class Launch:
         )
         self.kwargs = dict(
             TRANSPOSED=transposed, HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
-            INT64=needs_int64(x, weight, y, rows=m), BLOCK_M=config.block_m, BLOCK_N=config.block_n,
+            INT64=needs_int64(x, weight, y, rows=m), ACC=geometry.tl_accumulator(x.dtype),
+            BLOCK_M=config.block_m, BLOCK_N=config.block_n,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
 
@@ -186,11 +187,12 @@ class WeightGradLaunch:
             *strides_3d(input), *strides_3d(grad_output), *partial.stride()[:2], per_split,
             *as_3d(tuple(kernel_size), 1),
         )
-        self.kwargs = dict(INT64=needs_int64(input, grad_output, partial, rows=positions), BLOCK_N=config.block_n,
+        self.kwargs = dict(INT64=needs_int64(input, grad_output, partial, rows=positions),
+                           ACC=geometry.tl_accumulator(input.dtype), BLOCK_N=config.block_n,
                            BLOCK_K=config.block_k, num_warps=config.num_warps, num_stages=config.num_stages)
 
     def __call__(self, grad_output, input) -> torch.Tensor:
-        partial = geometry.alloc_output(self.partial_shape, input.device, torch.float32)
+        partial = geometry.alloc_output(self.partial_shape, input.device, geometry.accumulator(input.dtype))
         if self.empty:  # an empty batch: the gradient is exactly zero
             partial.zero_()
         else:

@@ -17,6 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .. import geometry
 from .._checks import ConvSpec
 from .._runtime import interpreting, kernel
 from .._tile import activate, positions, tap
@@ -35,7 +36,7 @@ def _conv2plus1d_kernel(
     syn, syc, syt, syh, syw,
     KT: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     HAS_BS: tl.constexpr, HAS_BT: tl.constexpr, MID_ACT: tl.constexpr, ACTIVATION: tl.constexpr,
-    INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """One program: ``BLOCK_M`` output positions x ``BLOCK_N`` output channels; ``mid`` in ``BLOCK_C`` chunks."""
@@ -56,7 +57,7 @@ def _conv2plus1d_kernel(
     mask_n = offs_n < C_out
     nb, ot, oh, ow = positions(offs_m, OT, OH, OW)
 
-    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
+    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
     for j in range(KT):
         tm, ok_t = tap(ot, st, pt, j, dt, T, False)  # the mid frame this temporal tap reads
         ok_t = ok_t & mask_m
@@ -64,7 +65,7 @@ def _conv2plus1d_kernel(
         for c0 in range(0, C_mid, BLOCK_C):
             cm = c0 + offs_c
             ok_c = cm < C_mid
-            mid = tl.full((BLOCK_M, BLOCK_C), 0.0, tl.float32)
+            mid = tl.full((BLOCK_M, BLOCK_C), 0.0, ACC)
             k_steps = (C_in + BLOCK_K - 1) // BLOCK_K
             for i in range(KH * KW * k_steps):  # (spatial tap, chunk) flat: the pipeline runs across taps
                 kh = i // k_steps // KW
@@ -81,9 +82,9 @@ def _conv2plus1d_kernel(
                 if UPCAST:
                     a = a.to(tl.float32)
                     b = b.to(tl.float32)
-                mid = tl.dot(a, b, mid, input_precision=DOT_PRECISION)
+                mid = tl.dot(a, b, mid, input_precision=DOT_PRECISION, out_dtype=ACC)
             if HAS_BS:
-                mid += tl.load(bs_ptr + cm, mask=ok_c, other=0.0).to(tl.float32)[None, :]
+                mid += tl.load(bs_ptr + cm, mask=ok_c, other=0.0).to(ACC)[None, :]
             mid = activate(mid, MID_ACT)
             mid = tl.where(ok_t[:, None], mid, 0.0)  # temporal zero padding of mid, after its bias
             mid = mid.to(x_ptr.dtype.element_ty)  # as the two-launch path stores it
@@ -92,10 +93,10 @@ def _conv2plus1d_kernel(
             if UPCAST:
                 mid = mid.to(tl.float32)
                 wt = wt.to(tl.float32)
-            acc = tl.dot(mid, wt, acc, input_precision=DOT_PRECISION)
+            acc = tl.dot(mid, wt, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
 
     if HAS_BT:
-        acc += tl.load(bt_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        acc += tl.load(bt_ptr + offs_n, mask=mask_n, other=0.0).to(ACC)[None, :]
     acc = activate(acc, ACTIVATION)
     y_rows = y_ptr + nb * syn + ot * syt + oh * syh + ow * syw
     tl.store(y_rows[:, None] + offs_n[None, :] * syc, acc.to(y_ptr.dtype.element_ty),
@@ -126,7 +127,7 @@ class Launch:
             KT=wt.shape[2], KH=ws.shape[3], KW=ws.shape[4],
             HAS_BS=bs is not None, HAS_BT=bt is not None, MID_ACT=mid_activation, ACTIVATION=activation,
             INT64=needs_int64(x, ws, wt, y, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
-            DOT_PRECISION=dot_precision(x.dtype, interp),
+            DOT_PRECISION=dot_precision(x.dtype, interp), ACC=geometry.tl_accumulator(x.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_C=block_c, BLOCK_K=config.block_k,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )

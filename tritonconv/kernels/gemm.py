@@ -46,7 +46,7 @@ def _conv_kernel(
     syn, syc, syd, syh, syw, sys, R_PER_SPLIT, JD, JH, JW, ed, eh, ew, taps_ptr,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr, FOLD: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr,
-    INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of output positions x output channels of one group.
@@ -119,7 +119,7 @@ def _conv_kernel(
 
     x_rows = x_ptr + nb * sxn + group * C_in_g * sxc  # [BLOCK_M] pointers, channel 0 of the group
     w_cols = w_ptr + group * swg + offs_n * swn  # [BLOCK_N] pointers
-    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
+    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)  # fp32, or fp64 for fp64 operands
     if FOLD:
         # every split runs R_PER_SPLIT / BLOCK_K steps (the last one's past the reduction are masked: ok_k)
         for k0 in range(split * R_PER_SPLIT, (split + 1) * R_PER_SPLIT, BLOCK_K):
@@ -140,7 +140,7 @@ def _conv_kernel(
             if UPCAST:
                 a = a.to(tl.float32)
                 b = b.to(tl.float32)
-            acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+            acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
     else:  # tap by tap, channels in BLOCK_K chunks: one flat loop over (tap, chunk), so the compiler's
         # software pipeline (num_stages) runs across taps instead of draining at every tap
         c_lo = split * R_PER_SPLIT
@@ -163,10 +163,10 @@ def _conv_kernel(
             if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
                 a = a.to(tl.float32)
                 b = b.to(tl.float32)
-            acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+            acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
 
     if HAS_BIAS:
-        acc += tl.load(b_ptr + group * C_out_g + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        acc += tl.load(b_ptr + group * C_out_g + offs_n, mask=mask_n, other=0.0).to(ACC)[None, :]
     acc = activate(acc, ACTIVATION)
 
     y_rows = nb * syn + od * syd + oh * syh + ow * syw  # offsets, not pointers: half the registers per element
@@ -212,7 +212,7 @@ class Launch:
         self.partials = ((self.splits * y.shape[0], *y.shape[1:]), geometry.output_memory_format(y, y))
         out = y if self.splits == 1 else torch.empty(self.partials[0], device="meta", memory_format=self.partials[1])
         self.empty = y.numel() == 0
-        self.activation = activation
+        self.activation, self.acc = activation, geometry.accumulator(x.dtype)
         self.grid = (spec.groups * triton.cdiv(rows, config.block_m) * triton.cdiv(c_write, config.block_n),
                      self.splits, phases)
         self.args = (
@@ -230,7 +230,7 @@ class Launch:
             TRANSPOSED=transposed, FOLD=fold, HAS_BIAS=bias is not None and self.splits == 1,
             ACTIVATION=activation if self.splits == 1 else None, FLIP=flip,
             INT64=needs_int64(x, weight, out, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
-            DOT_PRECISION=dot_precision(x.dtype, interp),
+            DOT_PRECISION=dot_precision(x.dtype, interp), ACC=geometry.tl_accumulator(x.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
@@ -243,7 +243,7 @@ class Launch:
     def __call__(self, x, weight, bias, y) -> torch.Tensor:
         if self.empty:
             return y
-        out = y if self.splits == 1 else geometry.alloc_output(self.partials[0], y.device, torch.float32,
+        out = y if self.splits == 1 else geometry.alloc_output(self.partials[0], y.device, self.acc,
                                                                self.partials[1])
         _conv_kernel[x.device][self.grid](x, weight, bias if bias is not None else weight, out, *self.args,
                                           x if self.taps is None else self.taps, *self.kernel, **self.kwargs)

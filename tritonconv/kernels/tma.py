@@ -126,7 +126,8 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, transposed: bo
     gradient, which is a forward convolution only then), 16-byte strides. The base addresses must be
     16-byte aligned too (:func:`aligned`, checked per call: a view may start anywhere)."""
     unit = spec.stride if transposed else spec.stride[-2:]
-    if spec.groups != 1 or any(s != 1 for s in unit) or x.stride(1) != 1 or weight.stride(1) != 1:
+    if spec.groups != 1 or any(s != 1 for s in unit) or x.stride(1) != 1 or weight.stride(1) != 1 \
+            or x.dtype == torch.float64:  # its accumulator is fp32
         return False
     return all(s * t.element_size() % 16 == 0 for t in (x, weight) for s in as_5d(t)[1][:-1])
 

@@ -38,7 +38,7 @@ def _conv_weight_grad_kernel(
     syn, syc, syd, syh, syw,
     sws, swo, swi, P_PER_SPLIT,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
-    INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split."""
@@ -67,7 +67,7 @@ def _conv_weight_grad_kernel(
     dy_rows = dy_ptr + (group * C_out_g + offs_m) * syc  # [BLOCK_M]
     x_cols = x_ptr + (group * C_in_g + offs_n) * sxc  # [BLOCK_N]
 
-    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
+    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
     for p0 in range(0, P_PER_SPLIT, BLOCK_K):
         offs_p = first_p + p0 + tl.arange(0, BLOCK_K)
         mask_p = offs_p < P
@@ -83,7 +83,7 @@ def _conv_weight_grad_kernel(
         if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
             a = a.to(tl.float32)
             b = b.to(tl.float32)
-        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
 
     dw = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + offs_n[None, :] * swi + t
     tl.store(dw, acc, mask=mask_m[:, None] & mask_n[None, :])
@@ -116,6 +116,7 @@ class Launch:
         self.kwargs = dict(
             INT64=needs_int64(input, grad_output, partial, rows=positions),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
+            ACC=geometry.tl_accumulator(input.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
@@ -125,7 +126,7 @@ class Launch:
         return 0 if self.empty else self._work
 
     def __call__(self, grad_output, input) -> torch.Tensor:
-        partial = geometry.alloc_output(self.partial_shape, input.device, torch.float32)
+        partial = geometry.alloc_output(self.partial_shape, input.device, geometry.accumulator(input.dtype))
         if self.empty:  # an empty batch: the gradient is exactly zero
             partial.zero_()
         else:
