@@ -73,16 +73,22 @@ def conv_spec(
 ) -> ConvSpec:
     """Check a ``conv{ndim}d`` call and resolve its arguments (shape work memoized per signature)."""
     check_tensors(op, input, weight, bias)
-    args = (op, ndim, tuple(input.shape), tuple(weight.shape), None if bias is None else tuple(bias.shape),
-            _freeze(stride), _freeze(padding), _freeze(dilation), groups)
-    if torch.compiler.is_compiling():  # traced: no lru_cache inside a graph
-        return _shape_spec.__wrapped__(*args)
+    return _memoized(_shape_spec, op, ndim, tuple(input.shape), tuple(weight.shape),
+                     None if bias is None else tuple(bias.shape), _freeze(stride), _freeze(padding), _freeze(dilation),
+                     groups)
+
+
+def _memoized(shape_spec, *args) -> ConvSpec:
+    """``shape_spec(*args)`` through its ``lru_cache``; without it when traced (no cache inside a graph) or
+    for unhashable odd argument types."""
+    if torch.compiler.is_compiling():
+        return shape_spec.__wrapped__(*args)
     try:
-        return _shape_spec(*args)
-    except TypeError as err:  # unhashable odd argument types: check without the memo
+        return shape_spec(*args)
+    except TypeError as err:
         if "unhashable" not in str(err):
             raise
-        return _shape_spec.__wrapped__(*args)
+        return shape_spec.__wrapped__(*args)
 
 
 def _freeze(value):
@@ -143,16 +149,9 @@ def conv_transpose_spec(op: str, ndim: int, input, weight, bias, stride, padding
     """Check a ``conv_transpose{ndim}d`` call; returns the spec of the convolution it transposes: that
     convolution's input is this call's output (``input_shape``), its output this call's input."""
     check_tensors(op, input, weight, bias)
-    args = (op, ndim, tuple(input.shape), tuple(weight.shape), None if bias is None else tuple(bias.shape),
-            _freeze(stride), _freeze(padding), _freeze(output_padding), groups, _freeze(dilation))
-    if torch.compiler.is_compiling():  # traced: no lru_cache inside a graph
-        return _transpose_shape_spec.__wrapped__(*args)
-    try:
-        return _transpose_shape_spec(*args)
-    except TypeError as err:  # unhashable odd argument types: check without the memo
-        if "unhashable" not in str(err):
-            raise
-        return _transpose_shape_spec.__wrapped__(*args)
+    return _memoized(_transpose_shape_spec, op, ndim, tuple(input.shape), tuple(weight.shape),
+                     None if bias is None else tuple(bias.shape), _freeze(stride), _freeze(padding),
+                     _freeze(output_padding), groups, _freeze(dilation))
 
 
 @functools.lru_cache(maxsize=4096)
