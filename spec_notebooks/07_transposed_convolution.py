@@ -18,6 +18,7 @@ import tritonconv
 from tritonconv import shapes
 
 _ = torch.manual_seed(0)
+print("CPU tensors run the kernels under Triton's interpreter:", tritonconv._runtime.interpreting(torch.device("cpu")))
 
 # %% [markdown]
 # ## Output size
