@@ -15,7 +15,7 @@ operand is laid out, the output's size and format, and the kernel's grid and arg
 only allocate the output, lay out the operands and launch: no checks, no config choice, no
 argument arithmetic. The GEMM kernels get their operands with channels innermost
 (:func:`tritonconv.geometry.channels_inner`): read in place when they are, else copied per
-call (``tritonconv.nn`` modules keep their weights that way, so a module call copies no
+call (``tritonconv.nn.Conv1d/2d/3d`` keep their weights that way, so their calls copy no
 weight). Nothing on a plan's path synchronises with the GPU.
 """
 
@@ -95,7 +95,7 @@ def _laid_out_like(weight: torch.Tensor, transposed: bool) -> torch.Tensor:
 def _weight_layout(weight: torch.Tensor, transposed: bool) -> Callable[[torch.Tensor], torch.Tensor]:
     """How a weight is laid out per call: read in place when its reduction channels are innermost, else
     copied (every call: a copy kept across calls could not see an in-place change made through
-    ``.data``, which moves no version counter; ``tritonconv.nn`` modules keep their weights laid out)."""
+    ``.data``, which moves no version counter; ``tritonconv.nn.Conv*d`` keep their weights laid out)."""
     inner = is_channels_inner(weight.transpose(0, 1) if transposed else weight)
     return _same if inner else _reduction_inner(transposed)
 
