@@ -48,7 +48,8 @@ def clear_plans() -> None:
     generation += 1
 
 
-def _meta(t: torch.Tensor | None) -> tuple | None:
+def tensor_key(t: torch.Tensor | None) -> tuple | None:
+    """What a plan depends on in a tensor: shape, strides, dtype, device (not its data or address)."""
     return None if t is None else (t.shape, t.stride(), t.dtype, t.device)
 
 
@@ -181,7 +182,7 @@ def forward_plan(
     config: Config | None = None,
 ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]:
     """The plan of :func:`conv_forward` for tensors laid out as these: ``plan(input, weight, bias)``."""
-    key = ("forward", _meta(input), _meta(weight), _meta(bias), spec, activation, flip, config,
+    key = ("forward", tensor_key(input), tensor_key(weight), tensor_key(bias), spec, activation, flip, config,
            torch.get_float32_matmul_precision())
 
     def build() -> _Pass:
@@ -221,7 +222,7 @@ def conv_transpose(
 ) -> torch.Tensor:
     """The transposed convolution of ``input`` (shaped as ``spec.output_shape``), then bias and activation:
     an output shaped as ``spec.input_shape`` (the convolution ``spec`` describes, run backwards)."""
-    key = ("transposed", _meta(input), _meta(weight), _meta(bias), spec, activation, flip, memory_format, config,
+    key = ("transposed", tensor_key(input), tensor_key(weight), tensor_key(bias), spec, activation, flip, memory_format, config,
            torch.get_float32_matmul_precision())
 
     def build() -> _Pass:
@@ -249,7 +250,7 @@ def conv_grad_weight(
     config: Config | None = None,
 ) -> torch.Tensor:
     """Gradient of the forward pass with respect to its weight (fp32 accumulation, weight dtype out)."""
-    key = ("grad_weight", _meta(grad_output), _meta(input), spec, flip, config, torch.get_float32_matmul_precision())
+    key = ("grad_weight", tensor_key(grad_output), tensor_key(input), spec, flip, config, torch.get_float32_matmul_precision())
 
     def build() -> _WeightGrad:
         cfg = config
@@ -270,8 +271,8 @@ def conv_grad_weight(
 def conv2plus1d_fused(x, ws, bs, wt, bt, spatial: ConvSpec, temporal: ConvSpec, mid_activation, activation,
                       config: Config | None = None) -> torch.Tensor:
     """One launch of the fused (2+1)D kernel; ``spatial``/``temporal`` are the two stages' checked specs."""
-    key = ("conv2plus1d", _meta(x), _meta(ws), _meta(bs), _meta(wt), _meta(bt), spatial, temporal, mid_activation,
-           activation, config, torch.get_float32_matmul_precision())
+    key = ("conv2plus1d", *map(tensor_key, (x, ws, bs, wt, bt)), spatial, temporal, mid_activation, activation, config,
+           torch.get_float32_matmul_precision())
 
     def build() -> Callable:
         fmt = geometry.output_memory_format(x, ws)
@@ -298,4 +299,4 @@ def conv2plus1d_fused(x, ws, bs, wt, bt, spatial: ConvSpec, temporal: ConvSpec, 
 
 
 __all__ = ["clear_plans", "conv2plus1d_fused", "conv_forward", "conv_grad_input", "conv_grad_weight", "conv_transpose",
-           "forward_plan"]
+           "forward_plan", "tensor_key"]

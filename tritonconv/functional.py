@@ -321,10 +321,6 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 # --- public functions -------------------------------------------------------------------------
 
-def _meta(t) -> tuple | None:
-    return None if t is None else (t.shape, t.stride(), t.dtype, t.device)
-
-
 def _needs_grad(input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> bool:
     return torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad
                                         or (bias is not None and bias.requires_grad))
@@ -340,8 +336,8 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
     key = hit = None
     if not torch.compiler.is_compiling():  # traced calls take the custom op below
         try:
-            key = (ndim, _meta(input), _meta(weight), _meta(bias), stride, padding, dilation, groups, activation,
-                   flip, torch.get_float32_matmul_precision())
+            key = (ndim, *map(dispatch.tensor_key, (input, weight, bias)), stride, padding, dilation, groups,
+                   activation, flip, torch.get_float32_matmul_precision())
             hit = _calls.get(key)
         except (TypeError, AttributeError):  # unhashable arguments, or not tensors: the checks below say what is wrong
             key = None

@@ -1,6 +1,6 @@
 """Kernel configurations: the config spaces, the heuristic default, and how a launch picks one.
 
-A launch describes itself as a :class:`Problem` and calls :func:`choose`:
+The dispatcher describes a launch as a :class:`Problem` and calls :func:`choose` (once per call signature):
 
 1. Under Triton's interpreter: the heuristic config, always (CPU runs are reproducible and
    never read a tuning cache).

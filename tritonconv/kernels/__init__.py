@@ -1,4 +1,4 @@
-"""The Triton kernels, one file per family, each with its ``@triton.jit`` code and its launch function.
+"""The Triton kernels, one file per family, each with its ``@triton.jit`` code and a ``Launch`` class.
 
     gemm            N-d implicit GEMM: forward and transposed pass (input gradient), taps folded
                     into the reduction, split reductions
@@ -8,5 +8,6 @@
     fused_2plus1d   (2+1)D convolution in one launch
 
 A kernel file imports only the ground layer (geometry, shapes, checks, runtime, device
-functions); each launch function takes its config from the caller (:mod:`tritonconv.dispatch`).
+functions). A ``Launch`` is prepared once per call signature with the config the caller
+(:mod:`tritonconv.dispatch`) chose: grid and every argument but the tensors; calling it launches.
 """
