@@ -49,7 +49,7 @@ case $stage in
     compile=(tests/test_compile.py)
     ((gpu)) || compile=("tests/test_compile.py::test_every_kernel_variant_compiles[90]")
     step 90 python -m pytest -q -p no:cacheprovider -o addopts= "${compile[@]}"
-    step 60 python -m tritonconv
+    step 120 python -m tritonconv
     # the GPU tests on CUDA tensors (TRITONCONV_TEST_DEVICE: tests that make CPU tensors get CUDA ones);
     # no -x: a failing test is reported and the stage goes on
     tests="tests/test_conv.py tests/test_conv_tma.py tests/test_backward.py tests/test_conv2plus1d.py tests/test_streaming.py"
@@ -58,9 +58,9 @@ case $stage in
     python -c "import xdist" 2>/dev/null && par=(-n 8) || par=()
     step 150 env TRITONCONV_TEST_DEVICE="$( ((gpu)) && echo cuda || echo cpu)" \
       python -m pytest -q -p no:cacheprovider -o addopts= --maxfail=30 "${par[@]}" "${tests[@]}"
-    step 230 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout channels_last --no-compile --tag heuristic --budget-s 190
-    if ((gpu)); then step 60 python -m benchmarks.large --out "$OUT/large.jsonl"; else
-      step 60 python -m benchmarks.large --smoke --out "$OUT/large.jsonl"; fi
+    step 120 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout channels_last --no-compile --tag heuristic --budget-s 90
+    if ((gpu)); then step 120 "${heuristic[@]}" python -m benchmarks.large --out "$OUT/large.jsonl"; else
+      step 60 "${heuristic[@]}" python -m benchmarks.large --smoke --out "$OUT/large.jsonl"; fi
     ;;
   tune)
     step 380 "${tune[@]}" --dtype bf16 fp16 --layout channels_last --budget-s 330

@@ -46,7 +46,7 @@ def load(paths: list[Path]) -> dict[Path, list[dict]]:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut off when a run was stopped
-            if isinstance(row, dict) and "op" in row and not row.get("smoke"):
+            if isinstance(row, dict) and "speedup_vs_cudnn" in row and not row.get("smoke"):  # suite rows only
                 rows.append(row)
         if rows:
             runs[path] = rows

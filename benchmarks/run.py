@@ -5,8 +5,9 @@
 
 For every layer of ``benchmarks/shapes.json`` (the shared suite) and every dtype and layout,
 in one process: each implementation's output is first checked against an fp32 reference on
-the same inputs, then timed with ``triton.testing.do_bench`` (median; inputs rotate through
-enough copies to exceed L2). The run also measures the machine's ceilings (device copy
+the same inputs, then timed from replays of a CUDA graph of many calls (median; the kernels'
+time, Python's launch cost out, for every implementation alike), and also call by call from Python
+(``eager_ms``); inputs rotate through enough copies to exceed L2. The run also measures the machine's ceilings (device copy
 bandwidth, bf16 matmul rate) and reports each layer against its roofline bound. Results are
 JSON lines under ``benchmarks/results/`` (device, versions, date, op, shape, dtype, layout,
 milliseconds, TFLOP/s, GB/s, ratios), each written as soon as it is measured (a run stopped by
@@ -53,16 +54,30 @@ def shrink(entry: dict) -> dict:
 
 
 def timer(device: torch.device, smoke: bool):
+    """``bench(fn) -> dict``: milliseconds per call of ``fn``. On a GPU, two figures: ``ms`` from replays of
+    a CUDA graph of many calls (``triton.testing.do_bench_cudagraph``, median), the kernels' own time with
+    Python's launch cost left out, which is what implementations are compared on; and ``eager_ms``, the
+    calls issued one by one from Python (``triton.testing.do_bench``, median), what code without CUDA
+    graphs pays when the host takes longer than the kernels. ``timing`` says which ``ms`` is: where ``fn``
+    cannot be captured, ``ms`` is the eager time."""
     if not smoke:
-        return lambda fn: triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
+        def bench(fn) -> dict:
+            eager = triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
+            try:
+                graph = triton.testing.do_bench_cudagraph(fn, rep=50, return_mode="median")
+            except RuntimeError as err:  # not capturable: say so, keep the eager figure
+                torch.cuda.synchronize()
+                return {"ms": eager, "eager_ms": eager, "timing": f"eager ({type(err).__name__}: {err})"[:160]}
+            return {"ms": graph, "eager_ms": eager, "timing": "cuda_graph"}
+        return bench
 
-    def wall(fn):  # CPU smoke: a few wall-clock runs, median
+    def wall(fn) -> dict:  # CPU smoke: a few wall-clock runs, median
         times = []
         for _ in range(3):
             t0 = time.perf_counter()
             fn()
             times.append((time.perf_counter() - t0) * 1e3)
-        return statistics.median(times)
+        return {"ms": statistics.median(times), "timing": "cpu_wall_clock"}
 
     return wall
 
@@ -81,9 +96,9 @@ def ceilings(device: torch.device, bench) -> dict:
         return {}
     a = torch.empty(2**28, dtype=torch.uint8, device=device)
     b = torch.empty_like(a)
-    copy_ms = bench(lambda: b.copy_(a))
+    copy_ms = bench(lambda: b.copy_(a))["ms"]
     m = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
-    mm_ms = bench(lambda: m @ m)
+    mm_ms = bench(lambda: m @ m)["ms"]
     return {"copy_GBps": 2 * a.numel() / copy_ms / 1e6, "bf16_matmul_TFLOPs": 2 * 8192**3 / mm_ms / 1e9}
 
 
@@ -202,7 +217,8 @@ def measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, bac
 
     xs = rotating(make, math.prod(x_shape) * torch.empty(0, dtype=dtype).element_size(), device)
     if compile_ok:
-        impls["torch_compile"] = torch.compile(compile_target, mode="max-autotune", dynamic=False)
+        # max-autotune's kernel choice; the CUDA graphs it would add are the timer's, as for every implementation
+        impls["torch_compile"] = torch.compile(compile_target, mode="max-autotune-no-cudagraphs", dynamic=False)
     row = {**meta, "op": op, "name": entry["name"], "shape": entry, "dtype": str(dtype)[6:], "layout": layout,
            "pass": "forward+backward" if backward else "forward", "gflop": flops / 1e9 * (3 if backward else 1),
            "mbytes": nbytes / 1e6}
@@ -227,8 +243,9 @@ def measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, bac
                 out.backward(grad_out)
             return out
 
-        ms = bench(call) if err <= TOL[dtype] else None
-        row[impl] = {"ms": ms, "rel_err": err, "ok": err <= TOL[dtype]}
+        timed = bench(call) if err <= TOL[dtype] else {"ms": None}
+        row[impl] = {**timed, "rel_err": err, "ok": err <= TOL[dtype]}
+        ms = timed["ms"]
         if impl == "tritonconv":  # which kernels and configs the timed calls used (memoized by then)
             row[impl]["configs"] = launched_configs(call)
             row[impl]["config_source"] = source
@@ -239,6 +256,10 @@ def measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, bac
         theirs = row.get(other, {}).get("ms") if isinstance(row.get(other), dict) else None
         if ours and theirs:
             row[f"speedup_vs_{other}"] = theirs / ours
+        eager = [row.get(impl, {}).get("eager_ms") if isinstance(row.get(impl), dict) else None
+                 for impl in ("tritonconv", other)]
+        if all(eager):  # called one by one from Python: what code without CUDA graphs sees
+            row[f"eager_speedup_vs_{other}"] = eager[1] / eager[0]
     if roof and ours:
         bound_ms = max(flops / (roof["bf16_matmul_TFLOPs"] * 1e9), nbytes / (roof["copy_GBps"] * 1e6))
         row["roofline_fraction"] = bound_ms / ours

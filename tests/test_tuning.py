@@ -264,3 +264,14 @@ def test_configs_failing_in_a_compile_worker_are_not_timed(monkeypatch):
 
     best, _ = tuning.tune(p, runner(p, torch.device("cpu")), bench, tuning.DEFAULT_SMEM, 132, skip={configs[0]})
     assert configs[0] not in timed and len(timed) == len(configs) - 1 and best == configs[1]
+
+
+@pytest.mark.parametrize("kind", tuning.KINDS)
+def test_gpu_heuristic_takes_an_empty_batch(kind):
+    """An empty batch (0 GEMM rows or an empty reduction) still gets a config on the GPU branch, which the
+    interpreter never takes (found on an H200: the backward of an empty batch divided by zero tiles)."""
+    depthwise = kind.startswith("conv_dw")
+    weight = (4, 1, 3, 3) if depthwise else (6, 4, 3, 3)
+    p = tuning.Problem.of(kind, "bfloat16", "channels_last", (0, 4, 9, 9), weight, 1, 1, groups=4 if depthwise else 1)
+    cfg = tuning.heuristic(p, interpret=False, sm_count=132)
+    assert cfg.split_k >= 1 and cfg.block_m >= 16

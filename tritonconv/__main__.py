@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 
@@ -19,6 +21,7 @@ CASES = [
 
 
 def main() -> None:
+    os.environ.setdefault("TRITONCONV_AUTOTUNE", "0")  # a check of the kernels: cached or default configs, no tuning
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     mode = "Triton interpreter (CPU)" if interpreting(device) else f"compiled ({torch.cuda.get_device_name()})"
     print(f"tritonconv {tritonconv.__version__} on {device}: {mode}")

@@ -7,7 +7,7 @@ The dispatcher describes a launch as a :class:`Problem` and calls :func:`choose`
 2. On a GPU: this process's memo, then the persistent caches (:mod:`tritonconv.cache`: the
    user's, then the one shipped in the package), exact shape first, then the shape's bucket.
 3. Nothing cached: with ``TRITONCONV_AUTOTUNE=1`` (the default) the candidates of the
-   kernel's config space are benchmarked with ``triton.testing.do_bench`` (median), each
+   kernel's config space are timed (:func:`do_bench_median`: replays of a CUDA graph), each
    verified against the heuristic config's output, and the winner is written to the user
    cache; with ``TRITONCONV_AUTOTUNE=0`` the heuristic config is used.
 
@@ -166,7 +166,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
         block_n = clamp_pow2(cols, 16, 64)
         if interpret:
             return Config(16, block_n, clamp_pow2(red, 16, 16384 // block_n), 1, 1, 1)
-        tiles = rows * triton.cdiv(cols, block_n)
+        tiles = max(1, rows * triton.cdiv(cols, block_n))  # max: an empty problem still gets a config
         split = max(1, min(triton.cdiv(4 * sm_count, tiles), triton.cdiv(red, 8 * 64)))
         return Config(16, block_n, 64, group_m=1, num_warps=4, num_stages=1, split_k=split)
     if problem.kind == "conv_wgrad":
@@ -175,7 +175,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
         if interpret:
             return Config(block_m, block_n, clamp_pow2(red, 16, 16384 // max(block_m, block_n)), 1, 1, 1)
         block_k = 64 if block_m * block_n <= 64 * 64 else 32
-        tiles = problem.groups * problem.taps * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n)
+        tiles = max(1, problem.groups * problem.taps * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))
         split = max(1, min(triton.cdiv(2 * sm_count, tiles), triton.cdiv(red, 8 * block_k)))
         return Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=3, split_k=split)
     fold = int(can_fold(problem) and red <= 8)  # per-tap chunks would be half zeros or worse
@@ -191,7 +191,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
         block_k, warps = min(block_k, 32), 8
     stages = 2 if problem.taps * red <= block_k else 3
     split = 1
-    tiles = problem.groups * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n)
+    tiles = max(1, problem.groups * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))  # 0 rows: empty batch
     if not fold and tiles < sm_count and small_output(problem):  # under one wave: split the reduction
         split = max(1, min(triton.cdiv(sm_count, tiles), red // (2 * block_k), FORWARD_SPLITS[-1]))
     return Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
@@ -230,8 +230,15 @@ def autotune_enabled() -> bool:
 
 
 def do_bench_median(fn: Callable[[], object]) -> float:
-    """Median milliseconds of ``fn`` (warm-up and repetitions by ``triton.testing.do_bench``)."""
-    return triton.testing.do_bench(fn, warmup=10, rep=50, return_mode="median")
+    """Median milliseconds per call of ``fn``'s kernels, from replays of a CUDA graph of many calls
+    (``triton.testing.do_bench_cudagraph``): Python's cost per launch, tens of microseconds and more
+    than a small kernel takes, stays out, so configs are told apart by their kernels. Where ``fn`` cannot
+    be captured, its calls are timed one by one (``triton.testing.do_bench``)."""
+    try:
+        return triton.testing.do_bench_cudagraph(fn, rep=20, return_mode="median")
+    except RuntimeError as err:  # e.g. a synchronising call inside fn
+        log.debug("tritonconv: timing without a CUDA graph: %s", err)
+        return triton.testing.do_bench(fn, warmup=10, rep=50, return_mode="median")
 
 
 _TUNE_TOL = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2, "float64": 1e-10}  # relative L2 vs the heuristic's output
@@ -273,7 +280,7 @@ def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Te
         stats[how] += 1
         log.debug("tritonconv: %s config for %s: %s", how, problem.key(), cfg)
         return cfg
-    if autotune and run is not None:
+    if autotune and run is not None and problem.input_shape[0] > 0:  # an empty batch: nothing to time
         if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
             raise RuntimeError(
                 f"tritonconv: no tuned config for {problem.key()} on {device_name}, and tuning cannot run inside a "
