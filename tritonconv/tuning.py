@@ -19,6 +19,7 @@ power of two. Batch and spatial sizes vary within a bucket; channel counts never
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -147,11 +148,15 @@ def tma_candidates(problem: Problem) -> list[Config]:
     return out
 
 
-def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
+def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool = False) -> Config:
     """A deterministic config from the problem's sizes (``tl.dot`` needs every block >= 16).
 
     Under the interpreter each program is a sequence of numpy steps whose fixed cost
     dominates, so fewer, larger tiles run faster: up to 16K elements per operand tile.
+    ``tma``: the device has a tensor memory accelerator; a 16-bit forward problem the descriptor
+    kernel takes then gets it, with the same tiles (measured on an H200, 2026-11-26: with the
+    heuristic's tiles it ran 1.1-1.9x faster than the pointer kernel on all four unit-stride layers
+    whose kernel outlasted the host path; ``benchmarks/NOTES.md``).
     """
     rows, cols, red = problem.gemm
     if problem.kind in ("conv_dw", "conv_dw_t"):
@@ -194,7 +199,12 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132) -> Config:
     tiles = max(1, problem.groups * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))  # 0 rows: empty batch
     if not fold and tiles < sm_count and small_output(problem):  # under one wave: split the reduction
         split = max(1, min(triton.cdiv(sm_count, tiles), red // (2 * block_k), FORWARD_SPLITS[-1]))
-    return Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
+    cfg = Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
+    if tma and problem.kind == "conv" and problem.dtype in ("float16", "bfloat16") and tma_eligible(problem) \
+            and not fold and split == 1:
+        out_h, out_w = (1, *problem.output_shape[2:]) if len(problem.output_shape) == 3 else problem.output_shape[-2:]
+        cfg = dataclasses.replace(cfg, group_m=1, tile_h=tma_tile(out_h, out_w, block_m))
+    return cfg
 
 
 def fused_2plus1d_config(m: int, c_in: int, c_mid: int, c_out: int, interp: bool, channels_last: bool = True) -> Config:
@@ -266,7 +276,7 @@ def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callabl
         if ms < best_ms:
             best, best_ms = cfg, ms
     if best is None:
-        best, best_ms = heuristic(problem, False, sm_count), math.nan
+        best, best_ms = heuristic(problem, False, sm_count, tma), math.nan
     return best, best_ms
 
 
@@ -286,13 +296,13 @@ def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Te
                 f"tritonconv: no tuned config for {problem.key()} on {device_name}, and tuning cannot run inside a "
                 "CUDA graph capture (it times kernels and synchronises); call the model once before capturing, "
                 "or set TRITONCONV_AUTOTUNE=0 to use the default config")
-        cfg, ms = tune(problem, run, bench, smem_limit, sm_count, tma)
+        cfg, ms = tune(problem, run, bench, smem_limit, sm_count, tma)  # verified against the pointer kernel
         stats["tuned"] += 1
         log.info("tritonconv: tuned %s on %s: %s (%.4f ms)", problem.key(), device_name, cfg, ms)
         cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms)})
         return cfg
     stats["heuristic"] += 1
-    return heuristic(problem, False, sm_count)
+    return heuristic(problem, False, sm_count, tma)
 
 
 _memo: dict[tuple, Config] = {}

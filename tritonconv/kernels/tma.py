@@ -11,7 +11,8 @@ The weight tile is a box of ``[C_out, KD, KH, KW, C_in]``. 1-D and 2-D problems 
 with unit sizes (as everywhere in tritonconv). The epilogue stores through pointers (any output
 layout). The input gradient of a unit-stride convolution is itself such a forward convolution
 (:func:`transposed_as_forward`), so the transposed pass takes this kernel too. The tuner offers
-these configs (``Config.tile_h > 0``) on GPUs of compute capability 9 or more; the interpreter
+these configs (``Config.tile_h > 0``) on GPUs of compute capability 9 or more, and there the
+heuristic gives them to 16-bit forward problems (measured faster, ``benchmarks/NOTES.md``); the interpreter
 runs the same kernel (descriptors are emulated), so CPU tests check it. Host-side descriptors
 need Triton 3.4+ (:data:`tritonconv._runtime.TensorDescriptor`).
 """
