@@ -59,6 +59,8 @@ def cases() -> dict[str, callable]:
     spec = _checks.conv_spec("conv2d", 2, x2, w2, None, 1, 1, 1, 1)
     dy = torch.randn(spec.output_shape)
     fmt = geometry.memory_format_of(x2)
+    dycl = dy.contiguous(memory_format=torch.channels_last)
+    w2t = w2.transpose(0, 1).contiguous(memory_format=torch.channels_last).transpose(0, 1)  # output channels inner
     return {
         "conv1d": lambda: tritonconv.conv1d(x1, w1, padding=1),
         "conv2d": lambda: tritonconv.conv2d(x2, w2, b2, padding=1),
@@ -68,6 +70,8 @@ def cases() -> dict[str, callable]:
         "nn.Conv2d": lambda: module(x2),
         "input gradient (conv2d)": lambda: dispatch.conv_grad_input(dy, w2, spec, False, fmt),
         "weight gradient (conv2d)": lambda: dispatch.conv_grad_weight(dy, x2, spec, False),
+        "input gradient, channels-last": lambda: dispatch.conv_grad_input(dycl, w2t, spec, False, torch.channels_last),
+        "weight gradient, channels-last": lambda: dispatch.conv_grad_weight(dycl, x2cl, spec, False),
     }
 
 

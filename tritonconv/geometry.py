@@ -147,16 +147,28 @@ def layout_of(t: torch.Tensor) -> str:
     return "channels_last"
 
 
+_CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}  # torch's names for NHWC, NDHWC
+
+
 def to_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
-    """``t`` stored in ``layout`` (``"channels_last"`` also for 1-D: (N, C, L) viewing NLC memory)."""
+    """``t`` stored in ``layout`` (``"channels_last"`` also for 1-D: (N, C, L) viewing NLC memory).
+    One torch call where torch has a memory format for the rank (each call costs microseconds)."""
     if layout == "contiguous" or t.dim() < 3:
         return t.contiguous()
-    return empty_channels_inner(t.shape, t.dtype, t.device).copy_(t)
+    fmt = _CHANNELS_LAST.get(t.dim())
+    if fmt is not None:
+        out = t.contiguous(memory_format=fmt)
+        if out.stride(1) == 1 or out.shape[1] == 1:  # torch keeps a layout it finds ambiguous (size-1 dims)
+            return out
+    return t.movedim(1, -1).contiguous().movedim(-1, 1)
 
 
 def empty_channels_inner(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """An uninitialised ``(N, C, *spatial)`` tensor with channels innermost (NLC, NHWC, NDHWC memory)."""
     n = len(shape)
+    fmt = _CHANNELS_LAST.get(n)
+    if fmt is not None:
+        return torch.empty(shape, dtype=dtype, device=device, memory_format=fmt)
     return torch.empty((shape[0], *shape[2:], shape[1]), dtype=dtype, device=device).permute(0, n - 1, *range(1, n - 1))
 
 
