@@ -133,12 +133,18 @@ class _Descriptors:
         return self.fallback(x, w, b, y)
 
 
+def _shape_only(x, w, b, y: torch.Tensor) -> torch.Tensor:
+    return y
+
+
 def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activation, flip: bool, config,
                run: Callable[[Config], torch.Tensor]) -> _Pass:
     """Build the plan of a forward (or transposed) pass from its first call's tensors; ``y`` (a meta tensor)
     is laid out as its outputs will be, in ``fmt``; ``run`` launches the same pass with a given config
     (for tuning)."""
     out = (tuple(y.shape), y.dtype, fmt)
+    if x.device.type == "meta":  # shapes only (model summaries, deferred initialisation): nothing to run
+        return _Pass(out, _same, _same, _shape_only)
     kind = "conv_t" if transposed else "conv"
     if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores; any strides in place
         config = config or _config(kind, x, spec, None, run)
@@ -253,6 +259,8 @@ def conv_grad_weight(
     key = ("grad_weight", tensor_key(grad_output), tensor_key(input), spec, flip, config, torch.get_float32_matmul_precision())
 
     def build() -> _WeightGrad:
+        if input.device.type == "meta":  # shapes only
+            return _WeightGrad(_same, lambda dy, x: torch.empty(spec.weight_shape, device="meta", dtype=dy.dtype))
         cfg = config
         if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores; any strides in place
             if cfg is None:
@@ -277,6 +285,8 @@ def conv2plus1d_fused(x, ws, bs, wt, bt, spatial: ConvSpec, temporal: ConvSpec, 
     def build() -> Callable:
         fmt = geometry.output_memory_format(x, ws)
         y = torch.empty(temporal.output_shape, device="meta", dtype=x.dtype, memory_format=fmt)  # its layout only
+        if x.device.type == "meta":  # shapes only
+            return lambda x, *weights: torch.empty_like(y)
         cfg = config
         if cfg is None:
             m = y.shape[0] * math.prod(y.shape[2:])

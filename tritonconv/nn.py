@@ -10,10 +10,14 @@ handling and ``repr`` are torch's own, and a torch checkpoint loads unchanged.
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
+
 import torch
 import torch.nn.functional as F
 
 from . import functional, geometry, shapes
+from ._checks import SUPPORTED_DTYPES
 from .conv2plus1d import conv2plus1d
 
 
@@ -98,21 +102,97 @@ _SWAP = {torch.nn.Conv1d: Conv1d, torch.nn.Conv2d: Conv2d, torch.nn.Conv3d: Conv
          torch.nn.ConvTranspose3d: ConvTranspose3d}
 
 
-def convert(model: torch.nn.Module) -> torch.nn.Module:
-    """Make every ``torch.nn.Conv1d/2d/3d`` and ``ConvTranspose1d/2d/3d`` in ``model`` a tritonconv module,
-    in place; returns ``model``.
+@dataclasses.dataclass
+class ConversionReport:
+    """What :func:`convert` found: the convolutions that run tritonconv, per class, and those left on torch,
+    per class, with the reason (``str()`` is one line)."""
 
-    Parameters, buffers and hooks stay as they are (the modules change class, not state; a conv's weight
-    is stored channels-innermost, :func:`lay_out_weight`).
-    Only exact torch classes are converted: subclasses with their own ``forward`` are left alone.
+    converted: Counter = dataclasses.field(default_factory=Counter)
+    left: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)  # class -> (count, reason)
+
+    def __str__(self) -> str:
+        done = ", ".join(f"{name} {n}" for name, n in self.converted.most_common())
+        text = f"tritonconv.nn.convert: {sum(self.converted.values())} converted ({done or 'none'})"
+        if self.left:
+            text += "; left on torch: " + "; ".join(f"{name} {n}: {why}" for name, (n, why) in self.left.items())
+        return text
+
+
+def convert(model: torch.nn.Module, verbose: bool = False, report: bool = False):
+    """Make every convolution of ``model`` run tritonconv, in place; returns ``model`` (or, with
+    ``report=True``, a :class:`ConversionReport`; ``verbose=True`` prints it, one line).
+
+    Converted: every ``torch.nn.Conv1d/2d/3d`` and ``ConvTranspose1d/2d/3d``, subclasses included, whose class
+    keeps torch's ``forward`` (and ``_conv_forward``): a subclass that only changes ``__init__`` (torchvision's
+    ``Conv3DSimple``) becomes a subclass of both, so ``isinstance`` checks and its own methods still hold.
+    Left on torch, and named in the report: classes that override those methods (timm's ``Conv2dSame``
+    pads in its ``forward``), weights of a dtype or device tritonconv does not run, and lazy modules not
+    yet initialised. Parameters, buffers and hooks stay as they are (the modules change class, not
+    state; a conv's weight is stored channels-innermost, :func:`lay_out_weight`).
     """
+    found = ConversionReport()
     for module in model.modules():
-        ours = _SWAP.get(type(module))
-        if ours is not None:
-            module.__class__ = ours
-            if issubclass(ours, _TritonConv):
+        base = next((c for c in type(module).__mro__ if c in _SWAP), None)
+        if base is None:
+            continue
+        name = type(module).__name__
+        why = None if isinstance(module, (_TritonConv, _TritonConvTranspose)) else _why_not(module, base)
+        if why is not None:
+            count = found.left.get(name, (0, why))[0]
+            found.left[name] = (count + 1, why)
+            continue
+        found.converted[name] += 1
+        if not isinstance(module, (_TritonConv, _TritonConvTranspose)):
+            module.__class__ = _converted_class(type(module))
+            if isinstance(module, _TritonConv):
                 lay_out_weight(module)
-    return model
+    if verbose:
+        print(found)
+    return found if report else model
+
+
+def _why_not(module: torch.nn.Module, base: type) -> str | None:
+    """Why a torch convolution (an instance of ``base`` or a subclass) cannot be converted, or None."""
+    cls = type(module)
+    if isinstance(module, torch.nn.modules.lazy.LazyModuleMixin) and module.has_uninitialized_params():
+        return "lazy module not yet initialised: convert after its first call"
+    if cls.forward is not base.forward:
+        return "overrides forward"
+    if hasattr(base, "_conv_forward") and cls._conv_forward is not base._conv_forward:
+        return "overrides _conv_forward"
+    weight = module.weight
+    if weight.dtype not in SUPPORTED_DTYPES:
+        return f"weight dtype {str(weight.dtype)[6:]} not supported"
+    if weight.device.type not in ("cpu", "cuda", "meta"):
+        return f"weight device {weight.device.type} not supported"
+    return None
+
+
+_CONVERTED: dict[type, type] = {}
+
+
+def _converted_class(cls: type) -> type:
+    """tritonconv's module for torch's class ``cls``; for a subclass, a class deriving from both (made once)."""
+    if cls in _SWAP:
+        return _SWAP[cls]
+    if cls not in _CONVERTED:
+        ours = _SWAP[next(c for c in cls.__mro__ if c in _SWAP)]
+        _CONVERTED[cls] = type(cls.__name__, (ours, cls), {
+            "__module__": cls.__module__, "__qualname__": cls.__qualname__, "__doc__": cls.__doc__,
+            "_torch_class": cls, "__reduce_ex__": _reduce_converted})
+    return _CONVERTED[cls]
+
+
+def _reduce_converted(self, protocol: int):
+    """Pickle (``torch.save``, ``copy.deepcopy``) a converted subclass as its torch class and state: the class
+    made by :func:`_converted_class` exists only in the process that made it."""
+    return _restore_converted, (self._torch_class, self.__dict__)
+
+
+def _restore_converted(cls: type, state: dict) -> torch.nn.Module:
+    module = torch.nn.Module.__new__(_converted_class(cls))
+    module.__dict__.update(state)
+    return module
 
 
 def _triple(value, name: str) -> tuple:

@@ -1,0 +1,178 @@
+"""``tritonconv.nn.convert`` on what real model zoos hold: conv subclasses that change only ``__init__``,
+subclasses that pad or convolve themselves (left on torch, and named), the report, meta tensors, and
+MONAI's 3D segmentation networks, whose training step must match torch's."""
+
+import copy
+import io
+
+import pytest
+import torch
+from conftest import assert_close
+
+import tritonconv
+from tritonconv import nn as tnn
+
+
+class InitOnlyConv3d(torch.nn.Conv3d):
+    """As torchvision's video models' ``Conv3DSimple``: a subclass that only fixes constructor arguments."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__(c_in, c_out, (3, 3, 3), stride, (1, 1, 1), bias=False)
+
+    @staticmethod
+    def downsample_stride(stride: int) -> tuple[int, int, int]:
+        return stride, stride, stride
+
+
+class SelfPaddingConv2d(torch.nn.Conv2d):
+    """As timm's ``Conv2dSame``: pads in its own ``forward``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(torch.nn.functional.pad(x, (1, 1, 1, 1)))
+
+
+class OwnConvForward(torch.nn.Conv1d):
+    def _conv_forward(self, x, weight, bias):
+        return super()._conv_forward(x, weight.flip(-1), bias)
+
+
+def zoo() -> torch.nn.Sequential:
+    torch.manual_seed(3)
+    return torch.nn.Sequential(
+        InitOnlyConv3d(2, 4), torch.nn.ReLU(), InitOnlyConv3d(4, 4, stride=2),
+        torch.nn.ConvTranspose3d(4, 2, 2, stride=2), torch.nn.Conv3d(2, 2, 1),
+    )
+
+
+def test_subclass_that_changes_only_init_converts_and_keeps_its_class():
+    net = zoo()
+    x = torch.randn(1, 2, 6, 6, 6, requires_grad=True)
+    ref = net(x)
+    ref.backward(torch.ones_like(ref))
+    ref_grads = [p.grad.clone() for p in net.parameters()] + [x.grad.clone()]
+    net.zero_grad()
+    x.grad = None
+    report = tnn.convert(net, report=True)
+    assert report.converted == {"InitOnlyConv3d": 2, "ConvTranspose3d": 1, "Conv3d": 1} and not report.left
+    sub = net[0]
+    assert isinstance(sub, InitOnlyConv3d) and isinstance(sub, tnn.Conv3d) and sub.downsample_stride(2) == (2, 2, 2)
+    out = net(x)
+    out.backward(torch.ones_like(out))
+    assert_close(out, ref)
+    for got, want in zip([p.grad for p in net.parameters()] + [x.grad], ref_grads):
+        assert_close(got, want)
+    again = tnn.convert(net, report=True)  # converting twice changes nothing; the report still counts them
+    assert again.converted == report.converted and type(net[0]) is type(sub)
+
+
+def test_converted_subclass_pickles_and_deep_copies():
+    net = tnn.convert(zoo())
+    buffer = io.BytesIO()
+    torch.save(net, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=False)
+    twin = copy.deepcopy(net)
+    x = torch.randn(1, 2, 4, 4, 4)
+    for other in (loaded, twin):
+        assert type(other[0]) is type(net[0]) and isinstance(other[0], InitOnlyConv3d)
+        assert torch.equal(other(x), net(x))
+
+
+def test_modules_that_override_the_convolution_are_left_and_named(capsys):
+    net = torch.nn.Sequential(SelfPaddingConv2d(2, 3, 3), torch.nn.Flatten(2), OwnConvForward(3, 3, 3),
+                              torch.nn.Conv1d(3, 3, 1))
+    report = tnn.convert(net, verbose=True, report=True)
+    assert type(net[0]) is SelfPaddingConv2d and type(net[2]) is OwnConvForward and type(net[3]) is tnn.Conv1d
+    assert report.converted == {"Conv1d": 1}
+    assert report.left == {"SelfPaddingConv2d": (1, "overrides forward"), "OwnConvForward": (1, "overrides _conv_forward")}
+    line = capsys.readouterr().out.strip()
+    assert line == str(report) and "\n" not in line
+    assert "1 converted (Conv1d 1)" in line and "SelfPaddingConv2d 1: overrides forward" in line
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.int8])
+def test_weights_it_cannot_run_are_left(dtype):
+    conv = torch.nn.Conv2d(2, 2, 1)
+    conv.weight = torch.nn.Parameter(torch.ones(2, 2, 1, 1, dtype=dtype), requires_grad=dtype.is_complex)
+    report = tnn.convert(torch.nn.Sequential(conv), report=True)
+    assert type(conv) is torch.nn.Conv2d
+    assert report.left == {"Conv2d": (1, f"weight dtype {str(dtype)[6:]} not supported")}
+
+
+def test_uninitialised_lazy_module_is_left():
+    lazy = torch.nn.LazyConv2d(4, 3)
+    report = tnn.convert(torch.nn.Sequential(lazy), report=True)
+    assert report.left == {"LazyConv2d": (1, "lazy module not yet initialised: convert after its first call")}
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,kw", [
+    ("conv1d", (2, 4, 33), (6, 2, 5), dict(stride=2, padding=3, groups=2)),
+    ("conv2d", (1, 8, 15, 17), (8, 1, 3, 3), dict(padding="same", groups=8)),
+    ("conv3d", (2, 3, 5, 9, 8), (4, 3, 1, 3, 3), dict(stride=(1, 2, 2), dilation=(1, 2, 1))),
+    ("conv_transpose2d", (1, 6, 5, 7), (6, 4, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+])
+def test_meta_tensors_give_torch_shapes(op, x_shape, w_shape, kw):
+    x = torch.empty(x_shape, device="meta", requires_grad=True)
+    w = torch.empty(w_shape, device="meta", requires_grad=True)
+    out = getattr(tritonconv, op)(x, w, **kw)
+    ref = getattr(torch.nn.functional, op)(x, w, **kw)
+    assert out.device.type == "meta" and out.shape == ref.shape and out.dtype == ref.dtype
+    out.sum().backward()
+    assert x.grad.shape == x.shape and w.grad.shape == w.shape and x.grad.device.type == "meta"
+
+
+def test_converted_model_on_meta_device():
+    with torch.device("meta"):
+        net = tnn.convert(zoo())
+    out = net(torch.empty(2, 2, 8, 8, 8, device="meta"))
+    assert out.shape == (2, 2, 8, 8, 8) and out.device.type == "meta"
+    conv = tnn.Conv2d(3, 5, 3, stride=2, device="meta")
+    assert conv(torch.empty(1, 3, 11, 11, device="meta")).shape == (1, 5, 5, 5)
+
+
+# --- MONAI's 3D segmentation networks (what CT/MRI users run) -------------------------------------
+
+monai = pytest.importorskip("monai")
+NETS = {  # small widths, the smallest volume each one's downsampling allows
+    "UNet": (lambda: monai.networks.nets.UNet(3, 1, 2, channels=(4, 8, 16), strides=(2, 2), num_res_units=1),
+             (8, 8, 8)),
+    "BasicUNet": (lambda: monai.networks.nets.BasicUNet(3, 1, 2, features=(4, 4, 8, 8, 16, 4),
+                                                        norm=("group", {"num_groups": 2})), (16, 16, 16)),
+    "DynUNet": (lambda: monai.networks.nets.DynUNet(3, 1, 2, kernel_size=[3, 3, 3], strides=[1, 2, 2],
+                                                    upsample_kernel_size=[2, 2], filters=[4, 8, 16]), (8, 8, 8)),
+    "AttentionUnet": (lambda: monai.networks.nets.AttentionUnet(3, 1, 2, channels=(4, 8, 16), strides=(2, 2)),
+                      (8, 8, 8)),
+    "SegResNet": (lambda: monai.networks.nets.SegResNet(3, init_filters=8, in_channels=1, out_channels=2,
+                                                        blocks_down=(1, 1), blocks_up=(1,)), (8, 8, 8)),
+}
+
+
+@pytest.mark.parametrize("name", NETS)
+def test_monai_network_training_step_matches_torch(name):
+    """Every convolution converts (transposed ones included); output, input gradient and every
+    parameter's gradient match torch's (volumes of 8^3 and 16^3:
+    the interpreter's time, in CI, grows with them)."""
+    torch.manual_seed(0)
+    make, volume = NETS[name]
+    ref = make().train()
+    ours = copy.deepcopy(ref)
+    report = tnn.convert(ours, report=True)
+    convs = [m for m in ours.modules() if isinstance(m, (torch.nn.modules.conv._ConvNd))]
+    assert not report.left and sum(report.converted.values()) == len(convs) > 0, str(report)
+    assert all(isinstance(m, (tnn._TritonConv, tnn._TritonConvTranspose)) for m in convs)
+    x = torch.randn(1, 1, *volume)
+    outs = []
+    for model in (ref, ours):
+        xi = x.clone().requires_grad_()
+        out = model(xi)
+        out = out[0] if isinstance(out, (list, tuple)) else out
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        outs.append((out, xi.grad, {k: p.grad for k, p in model.named_parameters()}))
+    (o_ref, gx_ref, g_ref), (o, gx, g) = outs
+    assert_close(o, o_ref)
+    assert_close(gx, gx_ref)
+    assert g.keys() == g_ref.keys()
+    flat = [torch.cat([grads[k].flatten() for k in sorted(grads)]) for grads in (g, g_ref)]
+    assert_close(*flat)  # every parameter's gradient, as one vector
+    for k in g_ref:  # and each on the scale of the whole: a conv bias before a norm layer gets ~0 (rounding)
+        assert (g[k] - g_ref[k]).norm() <= 1e-4 * max(g_ref[k].norm(), 1e-3 * flat[1].norm()), k
