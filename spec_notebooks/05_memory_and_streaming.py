@@ -14,8 +14,10 @@ import torch.nn.functional as F
 
 import tritonconv
 from tritonconv import shapes
+from tritonconv.spec import use_device
 
 _ = torch.manual_seed(0)
+use_device()  # CPU tensors; `python -m tritonconv.spec --device cuda`: CUDA ones (same data, same outputs)
 print("CPU tensors run the kernels under Triton's interpreter:", tritonconv._runtime.interpreting(torch.device("cpu")))
 
 # %% [markdown]
