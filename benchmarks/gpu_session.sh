@@ -2,7 +2,7 @@
 # The GPU work of a benchmarking session, in stages of under 10 minutes each that write at most
 # 8 files and keep what they measured if stopped early (for GPU time that comes in short slots).
 #
-#   bash benchmarks/gpu_session.sh check     # versions, compile check, correctness, GPU tests, suite vs cuDNN (heuristic), >2**31 elements
+#   bash benchmarks/gpu_session.sh check     # versions, compile check, correctness, GPU tests, spec notebooks on the GPU, suite vs cuDNN (heuristic), >2**31 elements
 #   bash benchmarks/gpu_session.sh tune      # tune bf16 (then fp16) channels-last forward into autotune_cache/, suite again
 #   bash benchmarks/gpu_session.sh compile   # suite vs cuDNN and torch.compile(max-autotune), bf16 channels-last
 #   bash benchmarks/gpu_session.sh more      # NCHW tuning, fp16 and NCHW suite rows, dispatch, streaming
@@ -48,18 +48,21 @@ case $stage in
     # first minute: every kernel variant compiles with this Triton (sm_90 and sm_80; no launch, no interpreter)
     compile=(tests/test_compile.py)
     ((gpu)) || compile=("tests/test_compile.py::test_every_kernel_variant_compiles[90]")
-    step 90 python -m pytest -q -p no:cacheprovider -o addopts= "${compile[@]}"
-    step 120 python -m tritonconv
+    step 80 python -m pytest -q -p no:cacheprovider -o addopts= "${compile[@]}"
+    step 60 python -m tritonconv
     # the GPU tests on CUDA tensors (TRITONCONV_TEST_DEVICE: tests that make CPU tensors get CUDA ones);
     # no -x: a failing test is reported and the stage goes on
     tests="tests/test_conv.py tests/test_conv_tma.py tests/test_backward.py tests/test_conv2plus1d.py tests/test_streaming.py"
     ((gpu)) || tests=tests/test_conv.py::test_int64_offsets_path
     read -ra tests <<< "${GPU_SESSION_TESTS:-$tests}"  # GPU_SESSION_TESTS: another selection
     python -c "import xdist" 2>/dev/null && par=(-n 8) || par=()
-    step 150 env TRITONCONV_TEST_DEVICE="$( ((gpu)) && echo cuda || echo cpu)" \
+    step 120 env TRITONCONV_TEST_DEVICE="$( ((gpu)) && echo cuda || echo cpu)" \
       python -m pytest -q -p no:cacheprovider -o addopts= --maxfail=30 "${par[@]}" "${tests[@]}"
-    step 120 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout channels_last --no-compile --tag heuristic --budget-s 90
-    if ((gpu)); then step 120 "${heuristic[@]}" python -m benchmarks.large --out "$OUT/large.jsonl"; else
+    # the spec notebooks on the GPU (compiled kernels, cached configs) must print what the interpreter printed
+    if ((gpu)); then step 150 python -m tritonconv.spec --device cuda --junitxml "$OUT/spec.xml"; else
+      step 30 python -m tritonconv.spec --list; fi
+    step 80 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout channels_last --no-compile --tag heuristic --budget-s 50
+    if ((gpu)); then step 90 "${heuristic[@]}" python -m benchmarks.large --out "$OUT/large.jsonl"; else
       step 60 "${heuristic[@]}" python -m benchmarks.large --smoke --out "$OUT/large.jsonl"; fi
     ;;
   tune)
