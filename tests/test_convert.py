@@ -136,7 +136,7 @@ monai = pytest.importorskip("monai")
 NETS = {  # small widths, the smallest volume each one's downsampling allows
     "UNet": (lambda: monai.networks.nets.UNet(3, 1, 2, channels=(4, 8, 16), strides=(2, 2), num_res_units=1),
              (8, 8, 8)),
-    "BasicUNet": (lambda: monai.networks.nets.BasicUNet(3, 1, 2, features=(4, 4, 8, 8, 16, 4),
+    "BasicUNet": (lambda: monai.networks.nets.BasicUNet(3, 1, 2, features=(2, 2, 4, 4, 4, 2),
                                                         norm=("group", {"num_groups": 2})), (16, 16, 16)),
     "DynUNet": (lambda: monai.networks.nets.DynUNet(3, 1, 2, kernel_size=[3, 3, 3], strides=[1, 2, 2],
                                                     upsample_kernel_size=[2, 2], filters=[4, 8, 16]), (8, 8, 8)),
@@ -174,5 +174,6 @@ def test_monai_network_training_step_matches_torch(name):
     assert g.keys() == g_ref.keys()
     flat = [torch.cat([grads[k].flatten() for k in sorted(grads)]) for grads in (g, g_ref)]
     assert_close(*flat)  # every parameter's gradient, as one vector
-    for k in g_ref:  # and each on the scale of the whole: a conv bias before a norm layer gets ~0 (rounding)
-        assert (g[k] - g_ref[k]).norm() <= 1e-4 * max(g_ref[k].norm(), 1e-3 * flat[1].norm()), k
+    for k in g_ref:  # and each, with an allowance on the whole's scale: a conv bias before a norm layer
+        # gets a sum that cancels to ~0, whose rounding error follows the size of its terms
+        assert (g[k] - g_ref[k]).norm() <= 1e-4 * g_ref[k].norm() + 1e-6 * flat[1].norm(), k

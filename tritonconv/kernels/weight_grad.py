@@ -86,13 +86,13 @@ def _conv_weight_grad_kernel(
         acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
 
     dw = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + offs_n[None, :] * swi + t
-    tl.store(dw, acc, mask=mask_m[:, None] & mask_n[None, :])
+    tl.store(dw, acc.to(dw_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
 class Launch:
     """:func:`_conv_weight_grad_kernel` prepared for tensors laid out as ``grad_output`` and ``input``;
-    calling it writes fp32 partials (one per split), adds them in a fixed order and returns the
-    gradient in the input's dtype."""
+    calling it returns the gradient in the input's dtype: written by the kernel itself when there is one
+    split and no flip, else from fp32 partials (one per split) added in a fixed order."""
 
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> None:
         c_out, c_in_g, *kernel_size = spec.weight_shape
@@ -126,9 +126,13 @@ class Launch:
         return 0 if self.empty else self._work
 
     def __call__(self, grad_output, input) -> torch.Tensor:
-        partial = geometry.alloc_output(self.partial_shape, input.device, geometry.accumulator(input.dtype))
+        # one split and no flip: the kernel writes the gradient itself, in the input's dtype (no partials
+        # to add, no cast: one launch); else fp32 partials, added in a fixed order
+        direct = self.partial_shape[0] == 1 and not self.flip
+        out = geometry.alloc_output(self.spec.weight_shape if direct else self.partial_shape, input.device,
+                                    input.dtype if direct else geometry.accumulator(input.dtype))
         if self.empty:  # an empty batch: the gradient is exactly zero
-            partial.zero_()
+            out.zero_()
         else:
-            _conv_weight_grad_kernel[input.device][self.grid](input, grad_output, partial, *self.args, **self.kwargs)
-        return geometry.sum_partials(partial, self.spec, self.flip, input.dtype)
+            _conv_weight_grad_kernel[input.device][self.grid](input, grad_output, out, *self.args, **self.kwargs)
+        return out if direct else geometry.sum_partials(out, self.spec, self.flip, input.dtype)
