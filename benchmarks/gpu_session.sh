@@ -52,7 +52,7 @@ case $stage in
     step 60 python -m tritonconv
     # the GPU tests on CUDA tensors (TRITONCONV_TEST_DEVICE: tests that make CPU tensors get CUDA ones);
     # no -x: a failing test is reported and the stage goes on
-    tests="tests/test_conv.py tests/test_conv_tma.py tests/test_backward.py tests/test_conv2plus1d.py tests/test_streaming.py"
+    tests="tests/test_conv.py tests/test_conv_tma.py tests/test_backward.py tests/test_conv2plus1d.py tests/test_streaming.py tests/test_cuda_graphs.py"
     ((gpu)) || tests=tests/test_conv.py::test_int64_offsets_path
     read -ra tests <<< "${GPU_SESSION_TESTS:-$tests}"  # GPU_SESSION_TESTS: another selection
     python -c "import xdist" 2>/dev/null && par=(-n 8) || par=()
