@@ -54,6 +54,8 @@ def cases() -> dict[str, callable]:
     x2, w2, b2 = torch.randn(1, 16, 8, 8), torch.randn(16, 16, 3, 3), torch.randn(16)
     x2cl, w2cl = x2.contiguous(memory_format=torch.channels_last), w2.contiguous(memory_format=torch.channels_last)
     x3, w3 = torch.randn(1, 16, 4, 8, 8), torch.randn(16, 16, 3, 3, 3)
+    x1cl, w1cl = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (x1, w1))  # channels innermost
+    x3cl, w3cl = (t.contiguous(memory_format=torch.channels_last_3d) for t in (x3, w3))
     xdw, wdw = torch.randn(1, 16, 8, 8), torch.randn(16, 1, 3, 3)
     module = tritonconv.nn.Conv2d(16, 16, 3, padding=1)
     spec = _checks.conv_spec("conv2d", 2, x2, w2, None, 1, 1, 1, 1)
@@ -66,7 +68,9 @@ def cases() -> dict[str, callable]:
         "conv2d": lambda: tritonconv.conv2d(x2, w2, b2, padding=1),
         "conv2d channels-last": lambda: tritonconv.conv2d(x2cl, w2cl, b2, padding=1),
         "conv2d depthwise": lambda: tritonconv.conv2d(xdw, wdw, padding=1, groups=16),
+        "conv1d channels-last (NLC memory)": lambda: tritonconv.conv1d(x1cl, w1cl, padding=1),
         "conv3d": lambda: tritonconv.conv3d(x3, w3, padding=1),
+        "conv3d channels-last": lambda: tritonconv.conv3d(x3cl, w3cl, padding=1),
         "nn.Conv2d": lambda: module(x2),
         "input gradient (conv2d)": lambda: dispatch.conv_grad_input(dy, w2, spec, False, fmt),
         "weight gradient (conv2d)": lambda: dispatch.conv_grad_weight(dy, x2, spec, False),
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 print(json.dumps({"case": name, "us_per_call": round(us, 2), "torch": torch.__version__}))
             else:
-                print(f"{name:28} {us:7.1f} us per call (launch stubbed)")
+                print(f"{name:34} {us:7.1f} us per call (launch stubbed)")
     return 0
 
 
