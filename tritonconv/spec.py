@@ -6,8 +6,9 @@
     python -m tritonconv.spec --list
 
 The notebooks restate the design document's formulas and worked examples and check them against
-the kernels; their stored outputs are the interpreter's, and every value they print is exact or
-compared against a tolerance, so the compiled kernels of a GPU must reproduce the same text. They
+the kernels; their stored outputs are the interpreter's, and every value they print is exact, a
+comparison against a tolerance, or rounded to 4 decimals (notebook 01's random example, 1000x its fp32
+rounding), so the compiled kernels of a GPU must reproduce the same text. They
 ship with the package (``share/tritonconv`` of the environment, with the benchmark data notebook 06
 reads) and run from a copy in a temporary directory. Exit status: pytest's (0 when every cell passed).
 """

@@ -134,10 +134,15 @@ def tma_tile(out_h: int, out_w: int, block_m: int) -> int:
     return min(cost(1 << i) for i in range(block_m.bit_length()))[2]
 
 
+def tma_plane(problem: Problem) -> tuple[int, int]:
+    """(height, width) of the plane the descriptor kernel tiles: the written tensor's last two axes (1-D: 1 x L)."""
+    written = problem.input_shape if problem.kind == "conv_t" else problem.output_shape
+    return (1, *written[2:]) if len(written) == 3 else tuple(written[-2:])
+
+
 def tma_candidates(problem: Problem) -> list[Config]:
     rows, cols, red = problem.gemm
-    written = problem.input_shape if problem.kind == "conv_t" else problem.output_shape
-    out_h, out_w = (1, *written[2:]) if len(written) == 3 else written[-2:]
+    out_h, out_w = tma_plane(problem)
     out: list[Config] = []
     for block_m in (64, 128):
         for bn, bk, warps, stages in TMA_SPACE:
@@ -155,8 +160,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     dominates, so fewer, larger tiles run faster: up to 16K elements per operand tile.
     ``tma``: the device has a tensor memory accelerator; a 16-bit forward problem the descriptor
     kernel takes then gets it, with the same tiles (measured on an H200, 2026-11-26: with the
-    heuristic's tiles it ran 1.1-1.9x faster than the pointer kernel on all four unit-stride layers
-    whose kernel outlasted the host path; ``benchmarks/NOTES.md``).
+    heuristic's tiles it ran 1.9x and 1.45x faster than the pointer kernel on ``deeplab_3x3_d2`` and
+    ``c3d_conv3a``, and the tuner chose it, with other tiles, on the other two unit-stride layers whose
+    kernel outlasted the host path; ``benchmarks/NOTES.md``).
     """
     rows, cols, red = problem.gemm
     if problem.kind in ("conv_dw", "conv_dw_t"):
@@ -202,8 +208,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     cfg = Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
     if tma and problem.kind == "conv" and problem.dtype in ("float16", "bfloat16") and tma_eligible(problem) \
             and not fold and split == 1:
-        out_h, out_w = (1, *problem.output_shape[2:]) if len(problem.output_shape) == 3 else problem.output_shape[-2:]
-        cfg = dataclasses.replace(cfg, group_m=1, tile_h=tma_tile(out_h, out_w, block_m))
+        cfg = dataclasses.replace(cfg, group_m=1, tile_h=tma_tile(*tma_plane(problem), block_m))
     return cfg
 
 

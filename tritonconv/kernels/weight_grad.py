@@ -103,6 +103,11 @@ class Launch:
         per_split, splits = split_sizes(positions, config)
         self.spec, self.flip, self.empty = spec, flip, positions == 0
         self.partial_shape = (splits, c_out, c_in_g, taps)
+        # one split and no flip: the kernel writes the gradient itself, in the input's dtype (no partials to
+        # add, no cast: one launch); else fp32 partials, added in a fixed order
+        self.direct = splits == 1 and not flip
+        self.out = ((tuple(spec.weight_shape), input.dtype) if self.direct
+                    else (self.partial_shape, geometry.accumulator(input.dtype)))
         partial = torch.empty(self.partial_shape, device="meta")
         self.grid = (spec.groups * taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(c_in_g, config.block_n),
                      splits)
@@ -126,13 +131,10 @@ class Launch:
         return 0 if self.empty else self._work
 
     def __call__(self, grad_output, input) -> torch.Tensor:
-        # one split and no flip: the kernel writes the gradient itself, in the input's dtype (no partials
-        # to add, no cast: one launch); else fp32 partials, added in a fixed order
-        direct = self.partial_shape[0] == 1 and not self.flip
-        out = geometry.alloc_output(self.spec.weight_shape if direct else self.partial_shape, input.device,
-                                    input.dtype if direct else geometry.accumulator(input.dtype))
+        shape, dtype = self.out
+        out = geometry.alloc_output(shape, input.device, dtype)
         if self.empty:  # an empty batch: the gradient is exactly zero
             out.zero_()
         else:
             _conv_weight_grad_kernel[input.device][self.grid](input, grad_output, out, *self.args, **self.kwargs)
-        return out if direct else geometry.sum_partials(out, self.spec, self.flip, input.dtype)
+        return out if self.direct else geometry.sum_partials(out, self.spec, self.flip, input.dtype)
