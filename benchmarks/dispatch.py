@@ -3,7 +3,8 @@
 On a GPU: the per-call host time of ``tritonconv.conv2d`` (argument checks, config lookup in
 the memo, allocation, launch) against launching the same compiled kernel directly with
 precomputed arguments, both on a tiny layer so the GPU never limits the loop. Target: at
-most 20 us added per call. ``--smoke`` (CPU) times only the Python work before the launch
+most 20 us added per call. Then NCHW layers around ``geometry.COPY_BYTES``, copied channels-innermost
+and read in place (the threshold's check). ``--smoke`` (CPU) times only the Python work before the launch
 (checks + config choice), as launches there run the interpreter.
 """
 
@@ -18,7 +19,8 @@ import triton
 
 import tritonconv
 from benchmarks import static
-from tritonconv import _checks, tuning
+from benchmarks.host import stubbed_launches
+from tritonconv import _checks, dispatch, geometry, tuning
 
 
 def per_call_us(fn, calls: int, sync) -> float:
@@ -74,6 +76,8 @@ def main(argv=None) -> int:
     ((fn, launch_args, launch_kw, grid),) = launches
     if not gpu:
         print(f"cpu smoke: checks + config choice {host:.1f} us per call (no launch timed)")
+        with stubbed_launches():  # the comparison's code path, launches stubbed: host time only
+            copy_or_in_place(args.calls, device, sync, graph=False)
         return 0
     bare = per_call_us(lambda: fn[grid](*launch_args, **launch_kw), args.calls, sync)
     full = per_call_us(lambda: tritonconv.conv2d(x, w, padding=1), args.calls, sync)
@@ -82,7 +86,31 @@ def main(argv=None) -> int:
     direct = direct_launch(fn, grid, launch_args, launch_kw)
     if direct is not None:  # how far below JITFunction.run a launch can go (timing only; outputs not checked)
         print(f"compiled kernel's launcher called directly: {per_call_us(direct, args.calls, sync):.1f} us/call")
+    copy_or_in_place(args.calls // 4, device, sync)
     return 0
+
+
+def copy_or_in_place(calls: int, device: torch.device, sync, graph: bool = True) -> None:
+    """NCHW 3x3 layers around ``geometry.COPY_BYTES``: each timed with its NCHW operands copied
+    channels-innermost first and read in place, eagerly (calls back to back: host and GPU) and from
+    CUDA graph replays (``graph``: the GPU's time alone), to check the threshold where the copy pays."""
+    default, dtype = geometry.COPY_BYTES, torch.float16 if device.type == "cuda" else torch.float32
+    print(f"NCHW {str(dtype)[6:]} 3x3, 64 -> 64 channels, batch 1: copied vs read in place (COPY_BYTES = {default})")
+    for side in (8, 16, 32, 64, 128):
+        x = torch.randn(1, 64, side, side, device=device, dtype=dtype)
+        w = torch.randn(64, 64, 3, 3, device=device, dtype=dtype)
+        row = []
+        for threshold in (0, 2**62):  # copy always, never
+            geometry.COPY_BYTES = threshold
+            dispatch.clear_plans()
+            call = lambda: tritonconv.conv2d(x, w, padding=1)  # noqa: E731
+            eager = per_call_us(call, calls, sync)
+            row.append(f"{eager:7.1f} us/call eager" + (f", {1e3 * tuning.do_bench_median(call):7.1f} us graph"
+                                                        if graph else ""))
+        geometry.COPY_BYTES = default
+        dispatch.clear_plans()
+        activations = 2 * x.numel() * x.element_size()
+        print(f"  {side:4d}x{side:<4d} activations {activations / 2**10:6.0f} KiB: copied {row[0]}; in place {row[1]}")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,14 @@ def test_grid_gradients(ndim, x_shape, w_shape, kw):
     check_grads(ndim, x_shape, w_shape, **kw)
 
 
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID[::3])
+def test_gradients_with_operands_copied_channels_inner(monkeypatch, ndim, x_shape, w_shape, kw):
+    """The large-problem path: NC(D)HW operands copied channels-innermost before every pass (the test
+    shapes are small, so by default they are read in place; geometry.copy_pays)."""
+    monkeypatch.setattr(geometry, "COPY_BYTES", 0)
+    check_grads(ndim, x_shape, w_shape, **kw)
+
+
 @pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID[1::3])
 @pytest.mark.parametrize("activation", ["relu", "gelu", "silu"])
 def test_activation_derivative(ndim, x_shape, w_shape, kw, activation):

@@ -88,6 +88,18 @@ def test_default_configs_do_not_spill_on_hopper(capsys):
     assert [r for r in rows if r["spill_store_bytes"]] == []
 
 
+def test_small_problems_read_nchw_in_place_without_spilling_on_hopper():
+    """A small problem reads NCHW operands in place, through per-element addresses (no copy's launch):
+    the heuristic's tiles for those loads fit the register file too, every pass, 16- and 32-bit."""
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    mini = {"conv2d": [{**e, "N": 1} for e in suite["conv2d"] if e["name"] == "resnet50_l3_3x3"]}
+    ((_, prob),) = tune.suite_problems(mini)
+    assert not tuning.Problem.of("conv", "bfloat16", "contiguous", **prob).copies_operands
+    rows = static.report(90, ["bf16", "fp32"], ["contiguous"], ["conv", "conv_t", "conv_wgrad"], mini)
+    assert len(rows) == 2 * 3
+    assert [r for r in rows if r["spill_store_bytes"]] == []
+
+
 def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
     """The tensor-descriptor kernel (offered to the tuner on compute capability 9+): its loads become
     TMA bulk tensor copies feeding wgmma, without spills, for a spread of the configs the tuner tries

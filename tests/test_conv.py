@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import tritonconv
-from tritonconv import geometry, shapes, tuning
+from tritonconv import dispatch, geometry, shapes, tuning
 
 OURS = {1: tritonconv.conv1d, 2: tritonconv.conv2d, 3: tritonconv.conv3d}
 TORCH = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -146,22 +146,27 @@ def test_channels_last_in_place_and_out(ndim):
 
 
 @pytest.mark.parametrize("ndim", [1, 2, 3])
-def test_only_channels_inner_operands_are_read_in_place(monkeypatch, ndim):
-    """Channels-last (NLC/NHWC/NDHWC) activations and weights are read in place; NC(D)HW ones are copied
-    once with channels innermost (the GEMM tiles then load as vectors), and the output keeps torch's format."""
+def test_nc_operands_are_copied_channels_inner_only_in_large_problems(monkeypatch, ndim):
+    """Channels-last (NLC/NHWC/NDHWC) activations and weights are read in place. NC(D)HW ones are read in
+    place too in a small problem (a copy's launch would cost more than strided tiles lose), and copied once
+    with channels innermost in a large one (the GEMM tiles then load as vectors); the output keeps torch's
+    format either way."""
     copies = []
     to_layout = geometry.to_layout
     monkeypatch.setattr(geometry, "to_layout", lambda t, layout: copies.append(tuple(t.shape)) or to_layout(t, layout))
     x = torch.randn((2, 6) + (5,) * ndim)
     w = torch.randn((4, 6) + (3,) * ndim)
     last_x, last_w = geometry.to_layout(x, "channels_last"), geometry.to_layout(w, "channels_last")
-    copies.clear()
-    out = OURS[ndim](last_x, last_w, padding=1)
-    assert copies == []
-    assert_close(out, reference(ndim, x, w, None, padding=1))
-    out = OURS[ndim](x, w, padding=1)
-    assert sorted(copies) == sorted([tuple(x.shape), tuple(w.shape)]) and out.is_contiguous()
-    assert_close(out, reference(ndim, x, w, None, padding=1))
+    ref = reference(ndim, x, w, None, padding=1)
+    for large in (False, True):
+        monkeypatch.setattr(geometry, "COPY_BYTES", 0 if large else 1 << 20)
+        dispatch.clear_plans()
+        copies.clear()
+        assert_close(OURS[ndim](last_x, last_w, padding=1), ref)
+        assert copies == []
+        out = OURS[ndim](x, w, padding=1)
+        assert sorted(copies) == (sorted([tuple(x.shape), tuple(w.shape)]) if large else []) and out.is_contiguous()
+        assert_close(out, ref)
 
 
 def test_strided_views():

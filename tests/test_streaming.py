@@ -91,6 +91,10 @@ def test_one_shot_device_bytes():
     copies = 2 * (8 * 16 * 64 * 64 + 8 * 8 * 27)  # NCDHW operands: their channels-last copies too
     assert memory.conv_device_bytes(x, w, y, "float16", bias=True, channels_last=False) == \
         memory.conv_device_bytes(x, w, y, "float16", bias=True) + copies
+    small = (1, 8, 4, 16, 16)  # read in place whatever its layout: no copies
+    ys = shapes.conv_output_shape(small, w, padding=1)
+    assert memory.conv_device_bytes(small, w, ys, "float16", channels_last=False) == \
+        memory.conv_device_bytes(small, w, ys, "float16") == 2 * (2 * 8 * 4 * 16 * 16 + 8 * 8 * 27)
 
 
 def test_stream_errors():

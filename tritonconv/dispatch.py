@@ -13,10 +13,11 @@ checked spec and the other arguments) builds a *plan*: the kernel family, its co
 operand is laid out, the output's size and format, and the kernel's grid and arguments
 (a ``Launch`` of the kernel's module). Later calls with that signature look the plan up and
 only allocate the output, lay out the operands and launch: no checks, no config choice, no
-argument arithmetic. The GEMM kernels get their operands with channels innermost
-(:func:`tritonconv.geometry.channels_inner`): read in place when they are, else copied per
-call (``tritonconv.nn.Conv1d/2d/3d`` keep their weights that way, so their calls copy no
-weight). Nothing on a plan's path synchronises with the GPU.
+argument arithmetic. The GEMM kernels of large problems get their operands with channels
+innermost (:func:`tritonconv.geometry.channels_inner`): read in place when they are, else copied
+per call (``tritonconv.nn.Conv1d/2d/3d`` keep their weights that way, so their calls copy no
+weight); small problems read every operand in place (:func:`tritonconv.geometry.copy_pays`).
+Nothing on a plan's path synchronises with the GPU.
 """
 
 from __future__ import annotations
@@ -150,11 +151,15 @@ def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activa
         config = config or _config(kind, x, spec, None, run)
         return _Pass(out, _same, _same, depthwise.Launch(x, weight, bias, y, spec, transposed, activation, flip, config))
     layout = geometry.layout_of(x)  # of the caller's tensor: the configs differ by how y is written
-    lay_x, lay_w = (_same if is_channels_inner(x) else _inner), _weight_layout(weight, transposed)
+    config = config or _config(kind, x, spec, layout, run)
+    # descriptors need channels innermost; small problems read every operand in place (no copy's launch)
+    if config.tile_h or geometry.copy_pays(spec.input_shape, spec.output_shape, x.element_size()):
+        lay_x, lay_w = (_same if is_channels_inner(x) else _inner), _weight_layout(weight, transposed)
+    else:
+        lay_x = lay_w = _same
     # x and the weight as they will be laid out (for the launch arguments: no copy of the data here)
     xc = x if lay_x is _same else geometry.empty_channels_inner(x.shape, x.dtype, x.device)
     wc = weight if lay_w is _same else _laid_out_like(weight, transposed)
-    config = config or _config(kind, x, spec, layout, run)
     launch = gemm.Launch(xc, wc, bias, y, spec, transposed, activation, flip, dataclasses.replace(config, tile_h=0))
     if config.tile_h:  # tile loads by tensor descriptor; the transposed pass as its forward equivalent
         w_fwd, spec_fwd = (wc.transpose(0, 1), tma.transposed_as_forward(spec)) if transposed else (wc, spec)
@@ -268,10 +273,11 @@ def conv_grad_weight(
                               lambda c: conv_grad_weight(grad_output, input, spec, flip, c))
             return _WeightGrad(_same, depthwise.WeightGradLaunch(grad_output, input, spec, flip, cfg))
         layout = geometry.layout_of(input)  # of the caller's tensor (the cache key)
-        dy, x = channels_inner(grad_output), channels_inner(input)  # tiles along channels
+        lay = channels_inner if geometry.copy_pays(spec.input_shape, spec.output_shape, input.element_size()) else _same  # small: read in place
+        dy, x = lay(grad_output), lay(input)  # tiles along channels
         if cfg is None:
             cfg = _config("conv_wgrad", x, spec, layout, lambda c: conv_grad_weight(dy, x, spec, flip, c))
-        return _WeightGrad(channels_inner, weight_grad.Launch(dy, x, spec, flip, cfg))
+        return _WeightGrad(lay, weight_grad.Launch(dy, x, spec, flip, cfg))
 
     return _plan(key, build)(grad_output, input)
 
@@ -293,10 +299,11 @@ def conv2plus1d_fused(x, ws, bs, wt, bt, spatial: ConvSpec, temporal: ConvSpec, 
             cfg = tuning.fused_2plus1d_config(m, ws.shape[1], ws.shape[0], wt.shape[0], interp=interpreting(x.device),
                                               channels_last=y.stride(1) == 1)
         out = (tuple(y.shape), y.dtype, fmt)
-        lay_x = _same if is_channels_inner(x) else _inner
-        lay_s, lay_t = (_same if is_channels_inner(w) else channels_inner for w in (ws, wt))
-        xc, wsc, wtc = (t if is_channels_inner(t) else geometry.empty_channels_inner(t.shape, t.dtype, t.device)
-                        for t in (x, ws, wt))  # their layouts only, for the launch arguments
+        copy = geometry.copy_pays(x.shape, y.shape, x.element_size())  # else small: every operand read in place
+        lay_x = _same if is_channels_inner(x) or not copy else _inner
+        lay_s, lay_t = (_same if is_channels_inner(w) or not copy else channels_inner for w in (ws, wt))
+        xc, wsc, wtc = (t if lay is _same else geometry.empty_channels_inner(t.shape, t.dtype, t.device)
+                        for t, lay in ((x, lay_x), (ws, lay_s), (wt, lay_t)))  # their layouts, for the launch arguments
         launch = fused_2plus1d.Launch(xc, wsc, bs, wtc, bt, y, spatial, temporal, mid_activation, activation, cfg)
 
         def run(x, ws, bs, wt, bt):

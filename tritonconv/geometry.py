@@ -109,6 +109,11 @@ class Problem:
         return c_out_g, c_in_g, self.output_shape[0] * math.prod(self.output_shape[2:])
 
     @property
+    def copies_operands(self) -> bool:
+        """Whether operands that are not channels-innermost are copied that way (:func:`copy_pays`)."""
+        return copy_pays(self.input_shape, self.output_shape, getattr(torch, self.dtype).itemsize)
+
+    @property
     def taps(self) -> int:
         return math.prod(self.weight_shape[2:])
 
@@ -178,10 +183,27 @@ def channels_inner(t: torch.Tensor) -> torch.Tensor:
     The GEMM kernels reduce over channels: with channels innermost their operand tiles load as
     vectors (and stream into shared memory asynchronously). Read through other strides, the
     compiler cannot prove any contiguity and every element needs its own address: ptxas then
-    runs out of registers and spills (``python -m benchmarks.static``), so a strided operand is
-    copied once instead.
+    runs out of registers and spills (``python -m benchmarks.static``), so a strided operand of a
+    large problem is copied once instead (:func:`copy_pays`).
     """
     return t if is_channels_inner(t) else to_layout(t, "channels_last")
+
+
+COPY_BYTES = 1 << 20
+"""Problems whose activations (read plus written) stay under this many bytes read every operand in
+place, whatever its strides: a copy there costs a torch call on the host (10-25 us measured per
+copy, ``benchmarks/NOTES.md``) and a launch on the GPU, more than the strided tiles of a kernel
+that lasts a few microseconds lose. Above it, the copy's extra pass over memory is the smaller cost.
+The threshold is a prediction (about 1 us of copying on a GPU at a few TB/s), for a GPU lease to
+measure (``benchmarks.dispatch``)."""
+
+
+def copy_pays(input_shape, output_shape, itemsize: int) -> bool:
+    """Whether the GEMM kernels of a convolution get operands that are not channels-innermost copied that
+    way first (large problems) or read them in place (small ones, :data:`COPY_BYTES`). The same for
+    every pass: each reads or writes the input and the output once (forward ``x -> y``, input
+    gradient ``dy -> dx``, weight gradient ``x, dy -> dw``)."""
+    return (math.prod(input_shape) + math.prod(output_shape)) * itemsize > COPY_BYTES
 
 
 def is_channels_inner(t: torch.Tensor) -> bool:

@@ -1,7 +1,8 @@
 """Device-memory estimates and the streaming planner.
 
 The kernels are implicit GEMMs: no im2col buffer, so a one-shot convolution holds its input,
-weight, bias and output, plus a channels-innermost copy of NC(D)HW operands (and the split
+weight, bias and output, plus a channels-innermost copy of NC(D)HW operands in large problems
+(:func:`tritonconv.geometry.copy_pays`; and the split
 partial sums of small outputs and of the weight gradient). Streaming keeps its input ring
 channels-last, so it makes no copy.
 :func:`plan_stream` sizes the slabs of :func:`tritonconv.streaming.conv3d_stream`.
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import shapes
+from . import geometry, shapes
 
 CPU_BUDGET = 2**30  # bytes planned for when the device is the CPU (interpreter) and no budget is given
 MARGIN = 0.8  # share of the free GPU memory a default plan may use
@@ -23,9 +24,11 @@ MARGIN = 0.8  # share of the free GPU memory a default plan may use
 def conv_device_bytes(input_shape, weight_shape, output_shape, dtype: str, bias: bool = False,
                       channels_last: bool = True) -> int:
     """Bytes a one-shot convolution holds on the device: input + weight (+ bias) + output, and for
-    NC(D)HW operands (``channels_last=False``) the channels-innermost copies the GEMM kernels read."""
+    NC(D)HW operands (``channels_last=False``) of a large problem the channels-innermost copies the GEMM
+    kernels read."""
     operands = math.prod(input_shape) + math.prod(weight_shape)
-    elems = operands * (1 if channels_last else 2) + math.prod(output_shape)
+    copies = not channels_last and geometry.copy_pays(input_shape, output_shape, shapes.DTYPE_BYTES[dtype])
+    elems = operands * (2 if copies else 1) + math.prod(output_shape)
     return (elems + (weight_shape[0] if bias else 0)) * shapes.DTYPE_BYTES[dtype]
 
 

@@ -188,7 +188,14 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         block_k = 64 if block_m * block_n <= 64 * 64 else 32
         tiles = max(1, problem.groups * problem.taps * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))
         split = max(1, min(triton.cdiv(2 * sm_count, tiles), triton.cdiv(red, 8 * block_k)))
-        return Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=3, split_k=split)
+        # NC(D)HW operands read in place (small problems): per-element addresses need the registers of
+        # 8 warps and smaller steps (ptxas spills otherwise; tests/test_compile.py)
+        strided = problem.layout == "contiguous" and not problem.copies_operands
+        if strided:
+            block_m, block_n, block_k = (min(block_m, 64), min(block_n, 64), 16) if problem.dtype == "float32" \
+                else (block_m, block_n, 32)
+        warps = 8 if strided or (problem.dtype == "float32" and block_m * block_n >= 128 * 128) else 4  # fp32: spills
+        return Config(block_m, block_n, block_k, group_m=1, num_warps=warps, num_stages=3, split_k=split)
     fold = int(can_fold(problem) and red <= 8)  # per-tap chunks would be half zeros or worse
     block_n = clamp_pow2(cols, 16, 64 if problem.layout == "contiguous" else 128)  # see num_warps below
     block_k = clamp_pow2(problem.taps * red if fold else red, 16, 64)
@@ -200,6 +207,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     warps = 8 if block_m * block_n >= 128 * 128 or problem.layout == "contiguous" else 4
     if fold:  # the gather's per-element index math doubles register use (ptxas: 128x64x64, 4 warps spills)
         block_k, warps = min(block_k, 32), 8
+    if problem.layout == "contiguous" and not problem.copies_operands:  # NC(D)HW read in place: see conv_wgrad
+        block_k = min(block_k, 32)
     stages = 2 if problem.taps * red <= block_k else 3
     split = 1
     tiles = max(1, problem.groups * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))  # 0 rows: empty batch
