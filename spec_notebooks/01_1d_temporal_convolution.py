@@ -11,6 +11,7 @@
 # %%
 import itertools
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -148,9 +149,79 @@ assert true_conv == [-1.0, 0.0, -1.0, -8.0] == np.convolve(x_doc, w_doc, "valid"
 assert true_conv == [-v for v in valid]  # an antisymmetric kernel: flipping negates it
 
 # %% [markdown]
+# Drawn: each row is one output, the kernel's weights written under the inputs they multiply and
+# the kernel's output at the right. The worked example's arithmetic (top) slides $w$ as written;
+# the definition of section 1 (bottom) slides it reversed. The values at the right are the ones
+# the kernel computed above (`valid`, `true_conv`).
+
+# %%
+def draw_slides(ax, x, taps, outputs, title):
+    """One row per output position n: the inputs, the weights under the inputs they multiply, y[n]."""
+    for n, y in enumerate(outputs):
+        row = -1.6 * n
+        for i, v in enumerate(x):
+            inside = n <= i < n + len(taps)
+            ax.add_patch(plt.Rectangle((i, row), 0.9, 0.9, color="tab:orange" if inside else "0.9"))
+            ax.text(i + 0.45, row + 0.45, f"{v:g}", ha="center", va="center")
+            if inside:
+                ax.text(i + 0.45, row - 0.3, f"×({taps[i - n]:g})", ha="center", va="center", fontsize=8, color="tab:blue")
+        ax.text(len(x) + 0.3, row + 0.45, f"y[{n}] = {y:g}", va="center")
+    ax.set_xlim(-0.2, len(x) + 2.6)
+    ax.set_ylim(-1.6 * len(outputs) + 0.4, 1.2)
+    ax.set_title(title, fontsize=10)
+    ax.axis("off")
+
+
+fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6.5))
+draw_slides(top, x_doc, w_doc, valid, "worked example: cross-correlation, w = [-1, 0, 1] slides as written (flip=False)")
+draw_slides(bottom, x_doc, w_doc[::-1], true_conv, "section 1: true convolution, w reversed (flip=True)")
+fig.tight_layout()
+print("drawn outputs, flip=False:", valid, " flip=True:", true_conv)
+
+# %% [markdown]
 # For this antisymmetric "gradient-detecting" kernel, the two readings differ only in sign:
 # the definition of section 1 yields $[-1, 0, -1, -8]$, the worked example's arithmetic
 # $[1, 0, 1, 8]$. Both come from the same kernel, selected by `flip`.
+#
+# ## A dilated stack's receptive field, as the tree of taps
+#
+# Telemetry and audio models stack dilated kernels (WaveNet, TCNs): with kernel $K$ and
+# dilations $d_l$ doubling per layer, the receptive field grows as
+# $R = 1 + \sum_l d_l (K - 1)$, exponentially in depth for a linear cost
+# (`shapes.receptive_field`). Measured here: four `tritonconv.conv1d` layers ($K = 2$,
+# $d = 1, 2, 4, 8$, no padding) on a 16-sample input give one output; the gradient of that output
+# with respect to the input, through the kernels' own backward pass, is non-zero exactly at the
+# inputs that reach it. The tree draws which taps of each layer feed the one above.
+
+# %%
+K, dilations = 2, [1, 2, 4, 8]
+R = shapes.receptive_field([K] * len(dilations), [1] * len(dilations), dilations)
+signal = torch.randn(1, 1, R[-1], requires_grad=True)
+h = signal
+for d in dilations:
+    h = tritonconv.conv1d(h, torch.ones(1, 1, K), dilation=d)
+assert h.shape == (1, 1, 1)
+h.sum().backward()
+reached = (signal.grad.flatten() != 0).nonzero().flatten().tolist()
+print(f"receptive field per layer (formula): {R}")
+print(f"inputs that reach the output (measured through the kernels' gradient): {len(reached)} of {signal.shape[-1]}")
+assert reached == list(range(R[-1])) and R == [1, 2, 4, 8, 16]
+
+fig, ax = plt.subplots(figsize=(7, 3.2))
+nodes = {len(dilations): [R[-1] - 1]}  # position of each node, by layer; the output sits at the right edge
+for layer in range(len(dilations), 0, -1):  # a node at p in layer l reads p - d_l and p in layer l - 1
+    d = dilations[layer - 1]
+    nodes[layer - 1] = sorted({q for p in nodes[layer] for q in (p - d, p)})
+    for p in nodes[layer]:
+        for q in (p - d, p):
+            ax.plot([q, p], [layer - 1, layer], color="tab:blue", lw=1)
+for layer, positions in nodes.items():
+    ax.scatter(positions, [layer] * len(positions), s=30, color="tab:orange" if layer == 0 else "tab:blue", zorder=3)
+ax.set_yticks(range(len(dilations) + 1), ["input"] + [f"d = {d}" for d in dilations])
+ax.set_xlabel("time step")
+ax.set_title(f"K = {K}, dilations {dilations}: {len(nodes[0])} inputs reach one output (measured {len(reached)})", fontsize=10)
+assert nodes[0] == reached
+fig.tight_layout()
 #
 # ## Cross-check with torch on batched, multi-channel signals
 #

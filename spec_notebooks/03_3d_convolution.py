@@ -8,6 +8,8 @@
 # %%
 import itertools
 
+import matplotlib.pyplot as plt
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -116,6 +118,43 @@ for k in (1, 3, 5, 7):
     macs = shapes.conv_macs(x_shape, w_shape, y_shape)
     assert macs == T * H * W * k**3
     print(f"{k:2d} {k**3:10d} {macs:22,d} {str(macs == T * H * W * k**3):>12}")
+
+# %% [markdown]
+# Drawn: the two laws on log-log axes, the points counted by `shapes.conv_macs` for each layer
+# and the lines the formulas give. Left, the kernel size on the C3D clip (slope 3: $k^3$); right,
+# a $3^3$ kernel on volumes from a small clip to a 256³ CT scan (slope 1: linear in $T \cdot H \cdot W$).
+
+# %%
+ks = list(range(1, 10))
+volumes = [(8, 56, 56), (16, 112, 112), (32, 128, 128), (64, 224, 224), (128, 256, 256), (256, 256, 256)]
+
+
+def macs_per_pair(size, k):
+    x_shape, w_shape = (1, 1, *size), (1, 1, k, k, k)
+    return shapes.conv_macs(x_shape, w_shape, shapes.conv_output_shape(x_shape, w_shape, 1, "same"))
+
+
+by_k = [macs_per_pair((T, H, W), k) for k in ks]
+by_volume = [macs_per_pair(v, 3) for v in volumes]
+assert by_k == [T * H * W * k**3 for k in ks]
+assert by_volume == [t * h * w * 27 for t, h, w in volumes]
+fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+left.loglog(ks, [T * H * W * k**3 for k in ks], color="0.6", label="T·H·W·k³")
+left.loglog(ks, by_k, "o", color="tab:blue", label="shapes.conv_macs")
+left.set_xlabel("kernel size k")
+left.set_ylabel("MACs per channel pair")
+left.set_title(f"{T}×{H}×{W} clip, 'same' padding", fontsize=10)
+right.loglog([t * h * w for t, h, w in volumes], [27 * t * h * w for t, h, w in volumes], color="0.6", label="T·H·W·27")
+right.loglog([t * h * w for t, h, w in volumes], by_volume, "o", color="tab:orange", label="shapes.conv_macs")
+right.set_xlabel("voxels T·H·W")
+right.set_title("k = 3, from a small clip to a 256³ volume", fontsize=10)
+for ax in (left, right):
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+fig.tight_layout()
+slope_k = (np.log(by_k[-1]) - np.log(by_k[0])) / (np.log(ks[-1]) - np.log(ks[0]))
+slope_v = (np.log(by_volume[-1]) - np.log(by_volume[0])) / (np.log(256**3) - np.log(8 * 56 * 56))
+print(f"log-log slopes: {slope_k:.3f} in k, {slope_v:.3f} in T·H·W")
 
 # %% [markdown]
 # The same 'same'-padded cube through the kernel, compared with torch, on a clip small

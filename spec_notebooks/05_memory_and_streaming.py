@@ -9,6 +9,7 @@
 # of the whole volume; then the causal 1D stream of real-time telemetry.
 
 # %%
+import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
@@ -86,6 +87,82 @@ for kd, sd, pd, dd, chunk in [(3, 1, 1, 1, 2), (3, 2, 1, 1, 1), (2, 3, 0, 1, 2),
     assert torch.equal(out, whole)
     print(f"{kd:3d} {sd:3d} {pd:3d} {dd:3d} {chunk:5d} {stream.peak_slices:10d} {stream.plan.input_slices:4d} "
           f"{str(torch.equal(out, whole)):>5}")
+
+# %% [markdown]
+# Drawn: the ring, step by step, for a $3 \times 3 \times 3$ kernel ($k_d = 3$, halo 3) with depth
+# stride 1 and chunks of 2 output slices over a 10-slice volume ('same' padding: a zero slice at
+# each end). Each row is one launch: the input slices on the device (orange, the slices carried over
+# from the previous launch darker), and the output slices it computes (blue).
+
+# %%
+kd_r, sd_r, pd_r, chunk_r, depth_r = 3, 1, 1, 2, 10
+stream = streaming.conv3d_stream((torch.randn(1, 1, 4, 4) for _ in range(depth_r)), torch.randn(1, 1, kd_r, 3, 3),
+                                 padding=(pd_r, 1, 1), chunk=chunk_r)
+produced = [o.shape[2] for o in stream]
+d_out = shapes.conv_output_size(depth_r, kd_r, sd_r, pd_r)
+fig, ax = plt.subplots(figsize=(8, 3.2))
+held_before, most = set(), 0
+for step, o0 in enumerate(range(0, d_out, chunk_r)):
+    o1 = min(o0 + chunk_r, d_out)
+    held = set(range(o0 * sd_r - pd_r, (o1 - 1) * sd_r - pd_r + kd_r))  # input slices these outputs read
+    most = max(most, len(held))
+    for i in held:
+        pad = i < 0 or i >= depth_r
+        ax.add_patch(plt.Rectangle((i, -step), 0.9, 0.42, color="0.85" if pad else
+                                   ("tab:brown" if i in held_before else "tab:orange")))
+    for o in range(o0, o1):
+        ax.add_patch(plt.Rectangle((o, -step - 0.48), 0.9, 0.42, color="tab:blue"))
+    held_before = held
+ax.set_xlim(-pd_r - 0.5, depth_r + pd_r + 0.5)
+ax.set_ylim(-len(produced) + 0.3, 0.7)
+ax.set_xlabel("depth slice (input: orange, carried over: brown, zero padding: grey; output: blue)")
+ax.set_yticks([-s for s in range(len(produced))], [f"launch {s + 1}" for s in range(len(produced))])
+ax.set_title(f"k_d = {kd_r}, chunk = {chunk_r}: at most {most} input slices held", fontsize=10)
+fig.tight_layout()
+print(f"launches {len(produced)}, output slices per launch {produced}; slices held at most: drawn {most}, "
+      f"measured by the stream {stream.peak_slices}, planned {stream.plan.input_slices}")
+assert sum(produced) == d_out and stream.peak_slices <= most == stream.plan.input_slices == (chunk_r - 1) * sd_r + kd_r
+
+# %% [markdown]
+# ## Peak memory against depth, measured
+#
+# One shot, the whole volume is on the device with the whole output; streamed, only the ring and the
+# output chunks: the one being computed and the one the consumer's loop still holds. `memory.TensorBytes` measures the bytes of
+# tensor storage alive inside a block (torch keeps allocator statistics on CUDA only; this counts what
+# the same calls would hold on a GPU). Volumes of 16 × 16 slices, 1 → 4 channels, $3^3$ kernel, fp32;
+# chunks of 4 output slices; the planner's figures beside the measured ones.
+
+# %%
+w_m = torch.randn(4, 1, 3, 3, 3)
+w_bytes = w_m.numel() * 4
+depths, one_shot_peak, stream_peak = [8, 16, 32, 64], [], []
+print(f"{'depth':>5} {'one shot (measured)':>19} {'(planned)':>9} {'streamed (measured)':>19} {'(planned)':>9}")
+for depth in depths:
+    volume_m = torch.randn(1, 1, depth, 16, 16)  # on the host, as it arrives from disk
+    with memory.TensorBytes() as held:
+        y_m = tritonconv.conv3d(volume_m.clone(), w_m.clone(), padding=1)  # volume and weight copied to the device
+        del y_m
+    one_shot_peak.append(held.peak)
+    with memory.TensorBytes() as held:
+        s_m = streaming.conv3d_stream((volume_m[:, :, i] for i in range(depth)), w_m.clone(), padding=1, chunk=4)
+        for o in s_m:  # a plain loop: the previous chunk is still held while the next is computed
+            total = float(o.sum())
+        del o
+    stream_peak.append(held.peak)
+    planned_one = memory.conv_device_bytes(volume_m.shape, w_m.shape, (1, 4, depth, 16, 16), "float32")
+    print(f"{depth:5d} {one_shot_peak[-1]:19,d} {planned_one:9,d} {stream_peak[-1]:19,d} {s_m.plan.bytes:9,d}")
+    assert one_shot_peak[-1] == planned_one  # input + weight + output: nothing else is held (channels-last fp32)
+    assert stream_peak[-1] <= s_m.plan.bytes
+assert len(set(stream_peak)) == 1  # flat in depth
+assert all(b - w_bytes == 2 * (a - w_bytes) for a, b in zip(one_shot_peak, one_shot_peak[1:]))  # linear in depth
+fig, ax = plt.subplots(figsize=(5, 3))
+ax.plot(depths, [b / 2**10 for b in one_shot_peak], "o-", label="one shot")
+ax.plot(depths, [b / 2**10 for b in stream_peak], "o-", label="streamed, chunk = 4")
+ax.set_xlabel("volume depth (slices of 16 × 16)")
+ax.set_ylabel("peak tensor KiB (measured)")
+ax.legend()
+ax.grid(alpha=0.3)
+fig.tight_layout()
 
 # %% [markdown]
 # ## Planning the chunk from a memory budget

@@ -1,5 +1,6 @@
 """Streaming conv3d over generators and causal StreamingConv1d, against one-shot convolutions."""
 
+import math
 import random
 
 import pytest
@@ -7,7 +8,9 @@ import torch
 import torch.nn.functional as F
 from conftest import assert_close
 
-from tritonconv import _checks, dispatch, memory, shapes, streaming, tuning
+import tritonconv
+
+from tritonconv import _checks, dispatch, geometry, memory, shapes, streaming, tuning
 
 CONFIG = tuning.Config(64, 16, 16, group_m=1, num_warps=1, num_stages=1)  # forced on both sides
 
@@ -152,3 +155,41 @@ def test_streaming_conv1d_unbatched_and_errors():
         layer.step(torch.randn(1, 2, 0))
     with pytest.raises(ValueError, match="rank 3"):
         streaming.StreamingConv1d(torch.randn(3, 2))
+
+
+def test_tensor_bytes_counts_storage_from_allocation_to_its_last_tensor():
+    before = torch.randn(1000)
+    with memory.TensorBytes() as held:
+        a = torch.empty(100, 10)  # 4000 B
+        view = a[:5]
+        del a
+        assert held.live == 4000  # the view keeps the storage alive
+        before.add_(1)  # storage made before the block: never counted
+        b = before[:10]
+        del view
+        assert held.live == 0
+        c = torch.empty(50)
+        assert (held.live, held.peak) == (200, 4000)
+    assert b.shape == (10,) and c.numel() == 50
+
+
+@pytest.mark.parametrize("padding,stride", [(1, 1), (0, 2)])
+def test_stream_holds_what_its_plan_says(monkeypatch, padding, stride):
+    """Measured (memory.TensorBytes): a plain loop over the stream, which keeps each output chunk while
+    the next is computed, never holds more than the plan's bytes; the one-shot call holds it all."""
+    # outputs allocated as the library does (the poisoning fixture's fill-then-convert holds a second copy)
+    monkeypatch.setattr(geometry, "alloc_output", lambda shape, device, dtype, fmt=torch.contiguous_format:
+                        torch.empty(shape, device=device, dtype=dtype, memory_format=fmt))
+    volume, w = torch.randn(1, 2, 13, 6, 5), torch.randn(3, 2, 3, 3, 3)
+    with memory.TensorBytes() as held:
+        stream = streaming.conv3d_stream((volume[:, :, i] for i in range(13)), w.clone(), padding=padding,
+                                         stride=stride, chunk=2)
+        outs = []
+        for y in stream:
+            outs.append(float(y.sum()))
+    ref = F.conv3d(volume.double(), w.double(), padding=padding, stride=stride)
+    assert len(outs) == math.ceil(ref.shape[2] / 2)
+    assert 0 < held.peak <= stream.plan.bytes
+    with memory.TensorBytes() as one_shot:
+        tritonconv.conv3d(volume.clone(), w.clone(), padding=padding, stride=stride)
+    assert one_shot.peak == memory.conv_device_bytes(volume.shape, w.shape, ref.shape, "float32")

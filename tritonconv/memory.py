@@ -5,15 +5,19 @@ weight, bias and output, plus a channels-innermost copy of NC(D)HW operands in l
 (:func:`tritonconv.geometry.copy_pays`; and the split
 partial sums of small outputs and of the weight gradient). Streaming keeps its input ring
 channels-last, so it makes no copy.
-:func:`plan_stream` sizes the slabs of :func:`tritonconv.streaming.conv3d_stream`.
+:func:`plan_stream` sizes the slabs of :func:`tritonconv.streaming.conv3d_stream`; :class:`TensorBytes`
+measures what a block of torch calls holds, on the CPU too.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from . import geometry, shapes
 
@@ -47,20 +51,25 @@ class StreamPlan:
     chunk: int  # output depth slices computed per launch
     input_slices: int  # most input depth slices held on the device: (chunk - 1) * stride + halo
     halo: int  # input slices one output slice reads: (kd - 1) * dilation + 1
-    bytes: int  # device bytes at the peak: input slices + output slab + weight + bias
+    bytes: int  # device bytes at the peak: input slices + two output slabs + weight + bias (see plan_stream)
 
 
 def plan_stream(slice_shape, weight_shape, stride: int = 1, dilation: int = 1, dtype: str = "float32",
                 output_slice_shape=None, budget: int | None = None, device: torch.device | str = "cpu",
-                max_chunk: int = 1024) -> StreamPlan:
+                max_chunk: int = 1024, chunk: int | None = None) -> StreamPlan:
     """The largest chunk of output depth slices whose working set fits ``budget`` bytes.
 
     ``slice_shape`` is one input depth slice ``(N, C, H, W)``, ``weight_shape`` the 3-D
     weight, ``stride``/``dilation`` those of the depth axis; ``output_slice_shape`` (one output
-    depth slice) defaults to ``slice_shape`` with the weight's output channels.
+    depth slice) defaults to ``slice_shape`` with the weight's output channels. The working set is the
+    ring of input slices, the weight and bias, and two output slabs: the one being computed and the one
+    the consumer still holds (``for y in stream:`` keeps ``y`` until the next one arrives; measured with
+    :class:`TensorBytes` in notebook 05). ``budget`` defaults
+    to :func:`default_budget` of ``device``. A given ``chunk`` is taken as it is (no budget): the
+    plan then says what it holds.
+
+    :raises ValueError: when one output slice alone needs more than the budget.
     """
-    if budget is None:
-        budget = default_budget(torch.device(device))
     size = shapes.DTYPE_BYTES[dtype]
     if output_slice_shape is None:
         output_slice_shape = (slice_shape[0], weight_shape[0], *slice_shape[2:])
@@ -69,10 +78,58 @@ def plan_stream(slice_shape, weight_shape, stride: int = 1, dilation: int = 1, d
     halo = (weight_shape[2] - 1) * dilation + 1
 
     def need(chunk: int) -> int:
-        return ((chunk - 1) * stride + halo) * in_slice + chunk * out_slice + fixed
+        return ((chunk - 1) * stride + halo) * in_slice + 2 * chunk * out_slice + fixed
 
+    if chunk is not None:
+        return StreamPlan(chunk, (chunk - 1) * stride + halo, halo, need(chunk))
+    if budget is None:
+        budget = default_budget(torch.device(device))
     if need(1) > budget:
         raise ValueError(f"plan_stream: one output slice needs {need(1)} bytes ({halo} input slices of {in_slice} B, "
                          f"an output slice, the weight), over the budget of {budget} bytes")
-    chunk = max(1, min(max_chunk, (budget - need(1)) // (stride * in_slice + out_slice) + 1))
+    chunk = max(1, min(max_chunk, (budget - need(1)) // (stride * in_slice + 2 * out_slice) + 1))
     return StreamPlan(chunk, (chunk - 1) * stride + halo, halo, need(chunk))
+
+
+class TensorBytes(TorchDispatchMode):
+    """Measures the bytes of tensor storage alive inside a ``with`` block, on any device: ``peak`` and
+    ``live`` (now). Storage counts from the op that allocates it until its last tensor is gone.
+
+    Torch keeps allocator statistics for CUDA only; on the CPU this counts what the same torch calls
+    would hold on a GPU (the interpreter's own numpy buffers are not torch tensors and are not counted).
+    Storage made before the block is not counted, even when an op inside it writes to it or views it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = self.peak = 0
+        self._held: dict[int, list[int]] = {}  # storage address -> [tensors alive on it, bytes]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs))
+                  if isinstance(t, torch.Tensor) and t.device.type != "meta"}
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.device.type != "meta":
+                self._hold(t, inputs)
+        return out
+
+    def _hold(self, t: torch.Tensor, inputs: set[int]) -> None:
+        storage = t.untyped_storage()
+        key, nbytes = storage.data_ptr(), storage.nbytes()
+        entry = self._held.get(key)
+        if entry is None:
+            if key in inputs or nbytes == 0:  # a view of, or a write to, storage made before the block
+                return
+            entry = self._held[key] = [0, nbytes]
+            self.live += nbytes
+            self.peak = max(self.peak, self.live)
+        entry[0] += 1
+        weakref.finalize(t, self._release, key)
+
+    def _release(self, key: int) -> None:
+        entry = self._held[key]
+        entry[0] -= 1
+        if entry[0] == 0:
+            del self._held[key]
+            self.live -= entry[1]

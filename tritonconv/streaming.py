@@ -66,17 +66,21 @@ class Conv3dStream:
                 next_out += k
                 drop = next_out * sd - start  # input slices no later output reads
                 kept = max(0, count - drop)
-                if kept:
-                    buf[:, :, :kept] = buf[:, :, drop:count].clone()
+                for i in range(kept):  # forward, slice by slice: each source is read before it is overwritten
+                    buf[:, :, i].copy_(buf[:, :, drop + i])
                 skip += max(0, drop - count)
                 start, count = start + drop, kept
 
-        def push(depth_slice: torch.Tensor) -> None:
+        def push(depth_slice: torch.Tensor | None) -> None:
+            """The next input slice into the ring; None: a zero slice of depth padding."""
             nonlocal count, skip
             if skip:  # the stride jumps over this slice: never copied to the device
                 skip -= 1
                 return
-            buf[:, :, count].copy_(depth_slice, non_blocking=True)
+            if depth_slice is None:
+                buf[:, :, count].zero_()
+            else:
+                buf[:, :, count].copy_(depth_slice, non_blocking=True)
             count += 1
             self.peak_slices = max(self.peak_slices, count)
 
@@ -85,9 +89,8 @@ class Conv3dStream:
             if slice_shape is None:
                 slice_shape = (item.shape[0], item.shape[1], *item.shape[-2:])
                 buf = self._start(slice_shape)
-                zero = torch.zeros(slice_shape, dtype=self.weight.dtype, device=self.device)  # depth padding
                 for _ in range(self.padding[0][0]):
-                    push(zero)
+                    push(None)
                     yield from emit(False)
             for depth_slice in item.unbind(2) if item.dim() == 5 else (item,):
                 push(depth_slice)
@@ -95,7 +98,7 @@ class Conv3dStream:
         if slice_shape is None:
             raise ValueError("conv3d_stream: `slices` yielded nothing; a stream needs at least one depth slice")
         for _ in range(self.padding[0][1]):
-            push(zero)
+            push(None)
             yield from emit(False)
         yield from emit(True)
         if next_out == 0:
@@ -127,12 +130,9 @@ class Conv3dStream:
             raise ValueError(f"conv3d_stream: output height/width {tuple(out_hw)} not positive for slices of "
                              f"{tuple(slice_shape[2:])} and kernel {tuple(self.weight.shape[3:])}")
         dtype = str(self.weight.dtype)[6:]
-        if self._chunk is None:
-            self.plan = memory.plan_stream(slice_shape, self.weight.shape, self.stride[0], self.dilation[0], dtype,
-                                           (slice_shape[0], self.weight.shape[0], *out_hw), self._budget, self.device)
-        else:
-            halo, chunk = self.halo, self._chunk
-            self.plan = memory.StreamPlan(chunk, (chunk - 1) * self.stride[0] + halo, halo, 0)
+        self.plan = memory.plan_stream(slice_shape, self.weight.shape, self.stride[0], self.dilation[0], dtype,
+                                       (slice_shape[0], self.weight.shape[0], *out_hw), self._budget, self.device,
+                                       chunk=self._chunk)
         # channels innermost: windows of the ring are read in place (see tritonconv.geometry.channels_inner)
         return torch.empty((slice_shape[0], slice_shape[1], self.plan.input_slices, *slice_shape[2:]),
                            dtype=self.weight.dtype, device=self.device, memory_format=torch.channels_last_3d)
