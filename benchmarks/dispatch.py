@@ -103,7 +103,7 @@ def copy_or_in_place(calls: int, device: torch.device, sync, graph: bool = True)
         for threshold in (0, 2**62):  # copy always, never
             geometry.COPY_BYTES = threshold
             dispatch.clear_plans()
-            call = lambda: tritonconv.conv2d(x, w, padding=1)  # noqa: E731
+            call = lambda x=x, w=w: tritonconv.conv2d(x, w, padding=1)  # noqa: E731
             eager = per_call_us(call, calls, sync)
             row.append(f"{eager:7.1f} us/call eager" + (f", {1e3 * tuning.do_bench_median(call):7.1f} us graph"
                                                         if graph else ""))

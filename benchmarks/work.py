@@ -23,6 +23,7 @@ from tritonconv._checks import ConvSpec
 from tritonconv.kernels import gemm, weight_grad
 
 ROOT = Path(__file__).resolve().parent
+COMMITTED = ROOT / "results" / "static" / "work-bf16.jsonl"
 
 
 def launch_for(problem: geometry.Problem):
@@ -66,8 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--suite", type=Path, default=ROOT / "shapes.json")
     p.add_argument("--dtype", choices=list(tune.DTYPES), default="bf16")
     p.add_argument("--json", action="store_true", help="JSON lines instead of the table")
+    p.add_argument("--write", action="store_true", help=f"write the JSON lines to {COMMITTED.relative_to(ROOT.parent)} "
+                   "(what notebook 06 draws; tests/test_benchmarks.py checks it is current)")
     args = p.parse_args(argv)
-    for row in report(json.loads(args.suite.read_text()), args.dtype):
+    rows = report(json.loads(args.suite.read_text()), args.dtype)
+    if args.write:
+        COMMITTED.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        return 0
+    for row in rows:
         if args.json:
             print(json.dumps(row))
         else:

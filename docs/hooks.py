@@ -1,12 +1,15 @@
-"""MkDocs hooks of the documentation site: the plots of committed benchmark results, and MathJax served
-from the site itself (the notebooks' formulas render offline, with no CDN)."""
+"""MkDocs hooks of the documentation site: the plots of committed benchmark results, Sphinx roles dropped
+from the rendered docstrings, and MathJax served from the site itself (the notebooks' formulas render
+offline, with no CDN)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 PLOTS = "<!-- result-plots -->"
+ROLE = re.compile(r":(?:func|mod|class|meth|data|attr|obj):(<code>)")  # Sphinx roles left in docstring text
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
@@ -18,6 +21,11 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         return markdown.replace(PLOTS, "Not yet measured on a GPU: no result files are committed.")
     figures = [f"### {p.stem.replace('_', ' ')}\n\n![{p.stem}](results/{p.name})\n" for p in plots]
     return markdown.replace(PLOTS, "\n".join(figures))
+
+
+def on_page_content(html: str, page, config, files) -> str:
+    """The docstrings use Sphinx's cross-reference roles (``:func:`name```); drop the role, keep the name."""
+    return ROLE.sub(r"\1", html)
 
 
 def on_post_build(config) -> None:

@@ -15,6 +15,8 @@
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+
 from tritonconv import shapes, tuning
 from tritonconv.shapes import is_depthwise
 
@@ -160,6 +162,58 @@ for op in ("conv1d", "conv2d", "conv3d"):
         print(f"{s['name']:>18} {f'{oh} x {ow}':>12} {patches[0]:>18} {patches[1]:>19} {extra:12d}")
 
 # %% [markdown]
+# ## What the compiler makes of it, and the work each launch issues (no GPU)
+#
+# Two committed reports that need no GPU, drawn per layer and pass (forward `conv`, input
+# gradient `conv_t`, weight gradient `conv_wgrad`; the depthwise layers' own kernels as `conv_dw*`).
+# `python -m benchmarks.static` compiles each layer's default-config kernels for sm_90 with
+# Triton's compiler and records ptxas's report: registers per thread (255 at most; more spill to
+# local memory) and shared memory per program (227 KiB on an H100/H200). `python -m
+# benchmarks.work` counts the multiply-adds each launch's `tl.dot` calls issue, masked lanes
+# included, against the useful ones (`shapes.conv_macs`): 1.0 is no waste.
+
+# %%
+static_dir = ROOT / "benchmarks" / "results" / "static"
+static = [json.loads(line) for line in next(static_dir.glob("static-sm90-*-bf16.jsonl")).read_text().splitlines()]
+static = [r for r in static if r["dtype"] == "bf16" and r["layout"] == "channels_last"]
+work = [json.loads(line) for line in (static_dir / "work-bf16.jsonl").read_text().splitlines()]
+pass_of = {"conv": 0, "conv_dw": 0, "conv_t": 1, "conv_dw_t": 1, "conv_wgrad": 2, "conv_dw_wgrad": 2}
+layers = list(dict.fromkeys(r["name"] for r in static))
+print(f"static report: {static[0]['arch']}, Triton {static[0]['triton']}, {static[0]['date']}; {len(static)} kernels "
+      f"(bf16, channels-last), {len({r['name'] for r in static})} layers")
+print(f"  registers {min(r['registers'] for r in static)}-{max(r['registers'] for r in static)}, "
+      f"shared memory up to {max(r['shared_bytes'] for r in static) // 1024} KiB, "
+      f"spilled bytes {sum(r['spill_store_bytes'] for r in static)}, instructions {sorted({r['instruction'] for r in static})}")
+assert max(r["registers"] for r in static) <= 255 and max(r["shared_bytes"] for r in static) <= 227 * 1024
+worst = sorted(work, key=lambda r: -r["ratio"])[:4]
+print("work issued / useful, largest:", ", ".join(f"{r['name']} {r['kind']} {r['ratio']:.2f}" for r in worst))
+assert min(r["ratio"] for r in work) >= 1.0  # a launch never issues less than the convolution needs
+
+fig, axes = plt.subplots(3, 1, figsize=(9, 7.5), sharex=True)
+colors = ("C0", "C1", "C2")
+x_of = {name: i for i, name in enumerate(layers)}
+for r in static:
+    k = pass_of[r["kind"]]
+    axes[0].bar(x_of[r["name"]] + 0.27 * (k - 1), r["registers"], width=0.27, color=colors[k])
+    axes[1].bar(x_of[r["name"]] + 0.27 * (k - 1), r["shared_bytes"] / 1024, width=0.27, color=colors[k])
+for r in work:
+    k = pass_of[r["kind"]]
+    axes[2].bar(x_of[r["name"]] + 0.27 * (k - 1), r["ratio"], width=0.27, color=colors[k])
+axes[0].axhline(255, color="k", lw=0.8, ls="--")
+axes[0].set_ylabel("registers / thread")
+axes[1].axhline(227, color="k", lw=0.8, ls="--")
+axes[1].set_ylabel("shared KiB / program")
+axes[2].axhline(1.0, color="k", lw=0.8)
+axes[2].set_ylabel("MMA work issued / useful")
+axes[2].set_yscale("log")
+axes[2].set_xticks(range(len(layers)), layers, rotation=90, fontsize=7)
+for k, label in enumerate(("forward", "input gradient", "weight gradient")):
+    axes[0].bar([], [], color=colors[k], label=label)
+axes[0].legend(fontsize=7, ncol=3)
+axes[0].set_title("default configs compiled for sm_90 (ptxas), and the matrix work they issue (bf16)", fontsize=9)
+fig.tight_layout()
+
+# %% [markdown]
 # ## Measured: the first GPU session (NVIDIA H200, 2026-11-26)
 #
 # torch 2.11.0+cu130, Triton 3.6.0, CUDA 13.0 (`benchmarks/results/2026-11-26_NVIDIA_H200_*`,
@@ -233,8 +287,6 @@ for fam in family.values():
 # cuDNN's).
 
 # %%
-import matplotlib.pyplot as plt
-
 fig, ax = plt.subplots(figsize=(9, 3.2))
 names = [r["name"] for r in runs["heuristic"]]
 for i, (tag, rows) in enumerate(list(runs.items())[:2]):
@@ -247,6 +299,47 @@ ax.set_ylabel("time(cuDNN) / time(tritonconv)")
 ax.set_title("NVIDIA H200, bf16 channels-last, timed call by call (pale: host-bound rows)", fontsize=8)
 ax.legend(fontsize=7)
 fig.tight_layout()
+
+# %% [markdown]
+# The same rows on a roofline: achieved TFLOP/s (the layer's useful FLOPs over its time) against
+# arithmetic intensity (FLOPs over the minimum bytes, from the suite table above), tuned tritonconv
+# and cuDNN side by side. The roofs are the H200's datasheet figures (989 dense bf16 TFLOP/s,
+# 4.8 TB/s), not measurements. Hollow markers: host-bound rows, whose point is a lower bound.
+
+# %%
+PEAK_TFLOPS, PEAK_TBS = 989.0, 4.8  # NVIDIA H200 datasheet (dense bf16, HBM3e); not measured here
+fig, ax = plt.subplots(figsize=(6, 4))
+ridge = PEAK_TFLOPS / PEAK_TBS
+xs = [0.5, ridge, 2e3]
+ax.plot(xs, [min(PEAK_TFLOPS, PEAK_TBS * v) for v in xs], color="0.5", lw=1)
+ax.text(ridge * 1.1, PEAK_TFLOPS * 0.6, f"ridge {ridge:.0f} FLOP/B", fontsize=7, color="0.4")
+achieved = []
+for r in runs["tuned"]:
+    if r["name"] not in intensity:  # (2+1)D rows: two convolutions, no single intensity
+        continue
+    op = r["op"]
+    prob = shapes.suite_problem(op, next(s for s in suite[op] if s["name"] == r["name"]))
+    flops = shapes.conv_flops(prob["input_shape"], prob["weight_shape"], prob["output_shape"])
+    for impl, marker, color in (("tritonconv", "o", "C0"), ("cudnn", "s", "C3")):
+        tflops = flops / (r[impl]["ms"] * 1e-3) / 1e12
+        bound = impl == "tritonconv" and host_bound(r)
+        ax.scatter(intensity[r["name"]], tflops, marker=marker, s=22, facecolors="none" if bound else color,
+                   edgecolors=color, label=None)
+        achieved.append((impl, r["name"], tflops))
+ax.scatter([], [], marker="o", color="C0", label="tritonconv (tuned)")
+ax.scatter([], [], marker="s", color="C3", label="cuDNN")
+ax.set_xscale("log")
+ax.set_yscale("log")
+ax.set_xlabel("arithmetic intensity (FLOP / minimum byte, bf16)")
+ax.set_ylabel("achieved TFLOP/s")
+ax.set_title("NVIDIA H200, bf16 channels-last, timed call by call", fontsize=9)
+ax.legend(fontsize=7)
+ax.grid(alpha=0.3, which="both")
+fig.tight_layout()
+best = max(a for a in achieved if a[0] == "tritonconv")
+print(f"{len(achieved) // 2} layers; highest tritonconv rate {best[2]:.0f} TFLOP/s ({best[1]}), "
+      f"{best[2] / PEAK_TFLOPS:.0%} of the datasheet peak")
+assert all(t < PEAK_TFLOPS for _, _, t in achieved)
 
 # %% [markdown]
 # The tuned configurations shipped for this device and Triton version; how many tuned layers

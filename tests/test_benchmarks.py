@@ -174,3 +174,12 @@ def test_report_checks_the_targets(tmp_path, capsys):
     smoke = tmp_path / "smoke.jsonl"
     smoke.write_text(json.dumps({**rows[0], "smoke": True}) + "\n")
     assert report.main([str(smoke)]) == 1  # CPU smoke rows carry no speed: nothing to report
+
+
+def test_committed_work_report_is_current():
+    """Notebook 06 draws the committed matrix-work counts: they are what the heuristic configs issue now."""
+    from benchmarks import work
+
+    fresh = work.report(json.loads((work.ROOT / "shapes.json").read_text()))
+    committed = [json.loads(line) for line in work.COMMITTED.read_text().splitlines()]
+    assert fresh == committed, "the heuristic changed: regenerate with `python -m benchmarks.work --write`"

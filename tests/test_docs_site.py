@@ -5,8 +5,8 @@ of the home page and a notebook page are kept in ``build/site-screenshots/``."""
 
 import functools
 import html.parser
-import json
 import http.server
+import json
 import re
 import shutil
 import subprocess

@@ -9,7 +9,6 @@ import torch.nn.functional as F
 from conftest import assert_close
 
 import tritonconv
-
 from tritonconv import _checks, dispatch, geometry, memory, shapes, streaming, tuning
 
 CONFIG = tuning.Config(64, 16, 16, group_m=1, num_warps=1, num_stages=1)  # forced on both sides

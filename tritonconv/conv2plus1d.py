@@ -103,13 +103,28 @@ def conv2plus1d(
     activation: str | None = None,
     fused: bool | None = None,
 ) -> torch.Tensor:
-    """(2+1)D convolution of ``input`` (N, C_in, T, H, W) or (C_in, T, H, W).
+    """(2+1)D convolution: a spatial ``1 x kh x kw`` convolution, then a temporal ``kt x 1 x 1`` one, as
+    ``conv3d(act(conv3d(x, weight_spatial, bias_spatial)), weight_temporal, bias_temporal)`` with the stages'
+    parts of ``stride``, ``padding`` and ``dilation``; differentiable (on the two-launch path).
 
-    ``weight_spatial`` (C_mid, C_in, 1, kh, kw), ``weight_temporal`` (C_out, C_mid, kt, 1, 1).
-    ``stride``, ``padding``, ``dilation`` are per (t, h, w) axis (or one int, ``'same'``,
-    ``'valid'``): the spatial stage takes the h, w parts, the temporal stage the t part.
-    ``mid_activation`` follows the spatial stage, ``activation`` the temporal one.
-    ``fused``: True/False forces a path; None chooses (see the module docstring).
+    :param input: ``(N, C_in, T, H, W)`` or ``(C_in, T, H, W)``; fp32, fp16, bf16 or fp64, CUDA or CPU.
+    :param weight_spatial: ``(C_mid, C_in, 1, kh, kw)``, the input's dtype and device.
+    :param weight_temporal: ``(C_out, C_mid, kt, 1, 1)``.
+    :param bias_spatial: ``(C_mid,)`` or None.
+    :param bias_temporal: ``(C_out,)`` or None.
+    :param stride: int or ``(t, h, w)``: the spatial stage takes the h, w parts, the temporal stage the t part.
+    :param padding: int, ``(t, h, w)``, ``'same'`` (stride 1) or ``'valid'``, split the same way.
+    :param dilation: int or ``(t, h, w)``, split the same way.
+    :param mid_activation: None, ``'relu'``, ``'gelu'`` or ``'silu'`` after the spatial stage (on the mid tensor).
+    :param activation: the same choices, after the temporal stage.
+    :param fused: True runs one launch (the mid tensor never reaches memory; no backward), False two
+        launches; None chooses (the fused path on a GPU where it measured faster for the shape, never when
+        gradients are needed or under the interpreter).
+    :returns: ``(N, C_out, T_out, H_out, W_out)`` (unbatched in, unbatched out) in the input's dtype.
+    :raises TypeError: a non-tensor argument, an unsupported dtype or dtypes that differ.
+    :raises ValueError: weights that are not ``1 x kh x kw`` / ``kt x 1 x 1``, channels that do not chain
+        (``C_in`` -> ``C_mid`` -> ``C_out``), an unknown activation, ``fused=True`` with gradients needed, or
+        any error :func:`tritonconv.conv3d` raises for a stage.
     """
     spatial, temporal = stage_specs(input, weight_spatial, weight_temporal, bias_spatial, bias_temporal,
                                     stride, padding, dilation)

@@ -273,7 +273,8 @@ def conv_grad_weight(
                               lambda c: conv_grad_weight(grad_output, input, spec, flip, c))
             return _WeightGrad(_same, depthwise.WeightGradLaunch(grad_output, input, spec, flip, cfg))
         layout = geometry.layout_of(input)  # of the caller's tensor (the cache key)
-        lay = channels_inner if geometry.copy_pays(spec.input_shape, spec.output_shape, input.element_size()) else _same  # small: read in place
+        copy = geometry.copy_pays(spec.input_shape, spec.output_shape, input.element_size())
+        lay = channels_inner if copy else _same  # small problems: both operands read in place
         dy, x = lay(grad_output), lay(input)  # tiles along channels
         if cfg is None:
             cfg = _config("conv_wgrad", x, spec, layout, lambda c: conv_grad_weight(dy, x, spec, flip, c))

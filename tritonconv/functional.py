@@ -300,22 +300,16 @@ def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
                      activation=None):
-    """1-D transposed convolution, as ``torch.nn.functional.conv_transpose1d`` (same argument order);
-    differentiable. ``input`` (N, C_in, L) or (C_in, L); ``weight`` (C_in, C_out/groups, K); output length
-    ``(L-1)*stride - 2*padding + dilation*(K-1) + output_padding + 1``
-    (:func:`tritonconv.shapes.conv_transpose_output_size`). ``activation`` as in :func:`conv1d`."""
     return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups, dilation, activation)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
                      activation=None):
-    """2-D transposed convolution, as ``torch.nn.functional.conv_transpose2d``; see :func:`conv_transpose1d`."""
     return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups, dilation, activation)
 
 
 def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
                      activation=None):
-    """3-D transposed convolution, as ``torch.nn.functional.conv_transpose3d``; see :func:`conv_transpose1d`."""
     return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups, dilation, activation)
 
 
@@ -367,24 +361,76 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
-    """1-D convolution, as ``torch.nn.functional.conv1d``; differentiable.
-
-    ``input`` (N, C_in, L) or (C_in, L); ``weight`` (C_out, C_in/groups, K).
-    ``padding``: int, tuple, ``'same'`` or ``'valid'``. ``activation``: None, ``'relu'``,
-    ``'gelu'`` or ``'silu'``, fused after the bias. ``flip=True`` reverses the kernel: the true
-    convolution ``y[n] = sum_k x[k] w[n-k]`` instead of the cross-correlation CNNs use.
-    """
     return _conv(1, input, weight, bias, stride, padding, dilation, groups, activation, flip)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
-    """2-D convolution, as ``torch.nn.functional.conv2d``; see :func:`conv1d` for the extras."""
     return _conv(2, input, weight, bias, stride, padding, dilation, groups, activation, flip)
 
 
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
-    """3-D convolution, as ``torch.nn.functional.conv3d``; see :func:`conv1d` for the extras."""
     return _conv(3, input, weight, bias, stride, padding, dilation, groups, activation, flip)
+
+
+_AXES = {1: ("L", "K"), 2: ("H, W", "kH, kW"), 3: ("D, H, W", "kD, kH, kW")}
+
+_CONV_DOC = """{n}-D convolution, as ``torch.nn.functional.conv{n}d`` (same arguments, same result); differentiable
+(input, weight, bias; twice: double backward), traced by ``torch.compile(fullgraph=True)``.
+
+:param input: ``(N, C_in, {x})``, or ``(C_in, {x})`` unbatched; fp32, fp16, bf16 or fp64; CUDA (compiled
+    kernels) or CPU (the same kernels under Triton's interpreter); any strides (channels-last is read in
+    place; see the guide's "Host path").
+:param weight: ``(C_out, C_in / groups, {k})``, same dtype and device as ``input``.
+:param bias: ``(C_out,)`` or None.
+:param stride: int or tuple of {n}, >= 1.
+:param padding: int or tuple of {n} (zeros, both sides), ``'valid'`` (0) or ``'same'`` (stride 1; an
+    even kernel pads one more at the end, as torch does).
+:param dilation: int or tuple of {n}, >= 1.
+:param groups: divides ``C_in`` and ``C_out``; ``groups == C_in`` (depthwise, any channel multiplier) runs
+    the depthwise kernels.
+:param activation: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias.
+:param flip: reverse the kernel on every spatial axis: the true convolution
+    ``y[n] = sum_k x[k] w[n - k]`` instead of the cross-correlation CNNs use.
+:returns: ``(N, C_out, {y})`` in the input's dtype (fp32 accumulation; fp64 for fp64), channels-last when
+    ``input`` or ``weight`` is (torch's rule); unbatched in, unbatched out. Each output size is
+    ``floor((size + pad_before + pad_after - dilation * (k - 1) - 1) / stride) + 1``
+    (:func:`tritonconv.shapes.conv_output_size`).
+:raises TypeError: ``input``, ``weight`` or ``bias`` not a tensor; an unsupported dtype, or dtypes that differ.
+:raises ValueError: a wrong rank, channels or groups that do not match the weight, a non-positive stride or
+    dilation, an unknown padding string or activation, an output size <= 0, tensors on different devices,
+    or a device with no Triton backend. Each message names the argument and what was expected.
+"""
+
+_TRANSPOSE_DOC = """{n}-D transposed convolution, as ``torch.nn.functional.conv_transpose{n}d`` (same argument order, same
+result); differentiable, traced by ``torch.compile(fullgraph=True)``. The gradient of :func:`conv{n}d` with respect
+to its input, run as a convolution: by stride phase, only the taps that reach each output.
+
+:param input: ``(N, C_in, {x})``, or ``(C_in, {x})`` unbatched; dtypes and devices as :func:`conv{n}d`.
+:param weight: ``(C_in, C_out / groups, {k})`` (torch's layout for transposed convolutions).
+:param bias: ``(C_out,)`` or None.
+:param stride: int or tuple of {n}, >= 1.
+:param padding: int or tuple of {n}, >= 0: ``dilation * (k - 1) - padding`` zeros are implied on each side.
+:param output_padding: int or tuple of {n}, added at the end of each axis; smaller than the stride or the
+    dilation on that axis.
+:param groups: divides ``C_in`` and ``C_out``.
+:param dilation: int or tuple of {n}, >= 1.
+:param activation: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias.
+:returns: ``(N, C_out, {y})`` in the input's dtype, each size
+    ``(size - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1``
+    (:func:`tritonconv.shapes.conv_transpose_output_size`); channels-last when ``input`` or ``weight`` is.
+:raises TypeError: as :func:`conv{n}d`.
+:raises ValueError: as :func:`conv{n}d`, and a negative padding, an ``output_padding`` too large for its
+    stride and dilation, or a weight whose first axis is not ``C_in``.
+"""
+
+for _n, _fn in ((1, conv1d), (2, conv2d), (3, conv3d)):
+    _x, _k = _AXES[_n]
+    _fn.__doc__ = _CONV_DOC.format(n=_n, x=_x, k=_k, y=_x.replace("L", "L_out").replace("D", "D_out")
+                                   .replace("H", "H_out").replace("W", "W_out"))
+for _n, _fn in ((1, conv_transpose1d), (2, conv_transpose2d), (3, conv_transpose3d)):
+    _x, _k = _AXES[_n]
+    _fn.__doc__ = _TRANSPOSE_DOC.format(n=_n, x=_x, k=_k, y=_x.replace("L", "L_out").replace("D", "D_out")
+                                        .replace("H", "H_out").replace("W", "W_out"))
 
 
 __all__ = ["activation_grad", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]

@@ -27,9 +27,10 @@ MARGIN = 0.8  # share of the free GPU memory a default plan may use
 
 def conv_device_bytes(input_shape, weight_shape, output_shape, dtype: str, bias: bool = False,
                       channels_last: bool = True) -> int:
-    """Bytes a one-shot convolution holds on the device: input + weight (+ bias) + output, and for
-    NC(D)HW operands (``channels_last=False``) of a large problem the channels-innermost copies the GEMM
-    kernels read."""
+    """Bytes a one-shot convolution holds on the device: ``input_shape`` + ``weight_shape`` (+ the ``bias``
+    when True) + ``output_shape`` in ``dtype`` (``'float32'``, ``'float16'``, ``'bfloat16'``, ``'float64'``),
+    and for NC(D)HW operands (``channels_last=False``) of a large problem the channels-innermost copies
+    the GEMM kernels read (:func:`tritonconv.geometry.copy_pays`)."""
     operands = math.prod(input_shape) + math.prod(weight_shape)
     copies = not channels_last and geometry.copy_pays(input_shape, output_shape, shapes.DTYPE_BYTES[dtype])
     elems = operands * (2 if copies else 1) + math.prod(output_shape)
@@ -37,7 +38,8 @@ def conv_device_bytes(input_shape, weight_shape, output_shape, dtype: str, bias:
 
 
 def default_budget(device: torch.device) -> int:
-    """``MARGIN`` of the free memory of a CUDA device; ``CPU_BUDGET`` on the CPU."""
+    """Bytes a stream may plan for on ``device``: ``MARGIN`` of the free memory of a CUDA device,
+    ``CPU_BUDGET`` on the CPU."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free * MARGIN)
@@ -46,7 +48,9 @@ def default_budget(device: torch.device) -> int:
 
 @dataclass(frozen=True)
 class StreamPlan:
-    """How :func:`~tritonconv.streaming.conv3d_stream` walks the depth axis."""
+    """How :func:`~tritonconv.streaming.conv3d_stream` walks the depth axis: ``chunk`` output slices per
+    launch, at most ``input_slices`` input slices held, ``halo`` of them read by one output slice, and
+    ``bytes`` on the device at the peak (see :func:`plan_stream`)."""
 
     chunk: int  # output depth slices computed per launch
     input_slices: int  # most input depth slices held on the device: (chunk - 1) * stride + halo
@@ -60,7 +64,8 @@ def plan_stream(slice_shape, weight_shape, stride: int = 1, dilation: int = 1, d
     """The largest chunk of output depth slices whose working set fits ``budget`` bytes.
 
     ``slice_shape`` is one input depth slice ``(N, C, H, W)``, ``weight_shape`` the 3-D
-    weight, ``stride``/``dilation`` those of the depth axis; ``output_slice_shape`` (one output
+    weight, ``stride``/``dilation`` those of the depth axis, ``dtype`` the tensors' (as
+    :func:`conv_device_bytes` takes it), ``max_chunk`` a cap on the chunk; ``output_slice_shape`` (one output
     depth slice) defaults to ``slice_shape`` with the weight's output channels. The working set is the
     ring of input slices, the weight and bias, and two output slabs: the one being computed and the one
     the consumer still holds (``for y in stream:`` keeps ``y`` until the next one arrives; measured with

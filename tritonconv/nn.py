@@ -22,7 +22,7 @@ from .conv2plus1d import conv2plus1d
 
 
 def lay_out_weight(module: torch.nn.Module) -> None:
-    """Store a conv module's weight with its input channels innermost (NLC-, NHWC-, NDHWC-like memory), the
+    """Store ``module``'s weight (a convolution's) with its input channels innermost (NLC-, NHWC-, NDHWC-like memory), the
     layout tritonconv's GEMM kernels read in place: no copy of the weight per call. Values, shape,
     ``state_dict`` and the parameter object stay the same (``.to()``/``.cuda()`` keep the layout)."""
     with torch.no_grad():
@@ -47,19 +47,31 @@ class _TritonConv:
 
 
 class Conv1d(_TritonConv, torch.nn.Conv1d):
-    """``torch.nn.Conv1d`` computed by :func:`tritonconv.conv1d`."""
+    """``torch.nn.Conv1d`` computed by :func:`tritonconv.conv1d`: torch's constructor (``in_channels``,
+    ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``dilation``, ``groups``, ``bias``, ``padding_mode``,
+    ``device``, ``dtype``), parameters and ``state_dict``; the weight is stored channels-innermost
+    (:func:`lay_out_weight`). Input ``(N, C_in, L)`` or unbatched; dtypes, devices and errors as
+    :func:`tritonconv.conv1d`."""
 
     _fn = staticmethod(functional.conv1d)
 
 
 class Conv2d(_TritonConv, torch.nn.Conv2d):
-    """``torch.nn.Conv2d`` computed by :func:`tritonconv.conv2d`."""
+    """``torch.nn.Conv2d`` computed by :func:`tritonconv.conv2d`: torch's constructor (``in_channels``,
+    ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``dilation``, ``groups``, ``bias``, ``padding_mode``,
+    ``device``, ``dtype``), parameters and ``state_dict``; the weight is stored channels-innermost
+    (:func:`lay_out_weight`). Input ``(N, C_in, H, W)`` or unbatched; dtypes, devices and errors as
+    :func:`tritonconv.conv2d`."""
 
     _fn = staticmethod(functional.conv2d)
 
 
 class Conv3d(_TritonConv, torch.nn.Conv3d):
-    """``torch.nn.Conv3d`` computed by :func:`tritonconv.conv3d`."""
+    """``torch.nn.Conv3d`` computed by :func:`tritonconv.conv3d`: torch's constructor (``in_channels``,
+    ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``dilation``, ``groups``, ``bias``, ``padding_mode``,
+    ``device``, ``dtype``), parameters and ``state_dict``; the weight is stored channels-innermost
+    (:func:`lay_out_weight`). Input ``(N, C_in, D, H, W)`` or unbatched; dtypes, devices and errors as
+    :func:`tritonconv.conv3d`."""
 
     _fn = staticmethod(functional.conv3d)
 
@@ -80,19 +92,31 @@ class _TritonConvTranspose:
 
 
 class ConvTranspose1d(_TritonConvTranspose, torch.nn.ConvTranspose1d):
-    """``torch.nn.ConvTranspose1d`` computed by :func:`tritonconv.conv_transpose1d`."""
+    """``torch.nn.ConvTranspose1d`` computed by :func:`tritonconv.conv_transpose1d`: torch's constructor
+    (``in_channels``, ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``output_padding``, ``groups``,
+    ``bias``, ``dilation``, ``padding_mode`` (``'zeros'`` only, as torch), ``device``, ``dtype``), parameters and
+    ``state_dict``; ``forward(input, output_size=None)`` as torch's. Errors as
+    :func:`tritonconv.conv_transpose1d`."""
 
     _fn = staticmethod(functional.conv_transpose1d)
 
 
 class ConvTranspose2d(_TritonConvTranspose, torch.nn.ConvTranspose2d):
-    """``torch.nn.ConvTranspose2d`` computed by :func:`tritonconv.conv_transpose2d`."""
+    """``torch.nn.ConvTranspose2d`` computed by :func:`tritonconv.conv_transpose2d`: torch's constructor
+    (``in_channels``, ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``output_padding``, ``groups``,
+    ``bias``, ``dilation``, ``padding_mode`` (``'zeros'`` only, as torch), ``device``, ``dtype``), parameters and
+    ``state_dict``; ``forward(input, output_size=None)`` as torch's. Errors as
+    :func:`tritonconv.conv_transpose2d`."""
 
     _fn = staticmethod(functional.conv_transpose2d)
 
 
 class ConvTranspose3d(_TritonConvTranspose, torch.nn.ConvTranspose3d):
-    """``torch.nn.ConvTranspose3d`` computed by :func:`tritonconv.conv_transpose3d`."""
+    """``torch.nn.ConvTranspose3d`` computed by :func:`tritonconv.conv_transpose3d`: torch's constructor
+    (``in_channels``, ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``output_padding``, ``groups``,
+    ``bias``, ``dilation``, ``padding_mode`` (``'zeros'`` only, as torch), ``device``, ``dtype``), parameters and
+    ``state_dict``; ``forward(input, output_size=None)`` as torch's. Errors as
+    :func:`tritonconv.conv_transpose3d`."""
 
     _fn = staticmethod(functional.conv_transpose3d)
 
@@ -104,8 +128,11 @@ _SWAP = {torch.nn.Conv1d: Conv1d, torch.nn.Conv2d: Conv2d, torch.nn.Conv3d: Conv
 
 @dataclasses.dataclass
 class ConversionReport:
-    """What :func:`convert` found: the convolutions that run tritonconv, per class, and those left on torch,
-    per class, with the reason (``str()`` is one line)."""
+    """What :func:`convert` found (``str()`` is one line).
+
+    :param converted: class name -> how many of its modules now run tritonconv.
+    :param left: class name -> (how many were left on torch, why).
+    """
 
     converted: Counter = dataclasses.field(default_factory=Counter)
     left: dict[str, tuple[int, str]] = dataclasses.field(default_factory=dict)  # class -> (count, reason)
@@ -121,6 +148,7 @@ class ConversionReport:
 def convert(model: torch.nn.Module, verbose: bool = False, report: bool = False):
     """Make every convolution of ``model`` run tritonconv, in place; returns ``model`` (or, with
     ``report=True``, a :class:`ConversionReport`; ``verbose=True`` prints it, one line).
+    Meta-device models convert too (shapes only: summaries, deferred initialisation).
 
     Converted: every ``torch.nn.Conv1d/2d/3d`` and ``ConvTranspose1d/2d/3d``, subclasses included, whose class
     keeps torch's ``forward`` (and ``_conv_forward``): a subclass that only changes ``__init__`` (torchvision's
@@ -205,6 +233,17 @@ class Conv2Plus1d(torch.nn.Module):
     ``mid_channels=None`` follows R(2+1)D, ``M = floor(t kh kw C_in C_out / (kh kw C_in + t C_out))``,
     so the block has the parameters of a full ``t x kh x kw`` conv (64 -> 64 at 3x3x3: 144).
     ``stride``/``padding``/``dilation`` are per (t, h, w): h, w go to the spatial conv, t to the temporal.
+
+    :param in_channels: ``C_in``; input ``(N, C_in, T, H, W)`` or unbatched.
+    :param out_channels: ``C_out``.
+    :param kernel_size: ``(kt, kh, kw)`` or one int.
+    :param mid_channels: ``M``, the spatial conv's output channels (R(2+1)D's rule when None).
+    :param bias: both convs have a bias.
+    :param mid_activation: None, ``'relu'``, ``'gelu'`` or ``'silu'`` between the two convs.
+    :param device: of the parameters, as torch's modules take it.
+    :param dtype: of the parameters.
+    :raises ValueError: as :func:`tritonconv.shapes.as_tuple` and :func:`~tritonconv.shapes.resolve_padding`;
+        calls raise as :func:`tritonconv.conv2plus1d`.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
@@ -247,6 +286,17 @@ class P3DBlock(torch.nn.Module):
     ``activation`` (None, ``'relu'``, ...) is applied to S's output where T reads it (A, C) and
     to each branch (B). Default padding ``'same'`` keeps every branch the same shape; stride
     and padding must keep the summed branches of B and C equal in shape, else a clear error.
+
+    :param in_channels: ``C_in``; input ``(N, C_in, T, H, W)``.
+    :param out_channels: ``C_out``.
+    :param kernel_size: ``k``, the side of S's ``1 x k x k`` and the length of T's ``k x 1 x 1``.
+    :param stride: int or ``(t, h, w)``: S takes h, w, T takes t.
+    :param padding: ``'same'``, ``'valid'``, an int or ``(t, h, w)``, split the same way.
+    :param variant: ``"A"``, ``"B"`` or ``"C"``.
+    :param bias: S and T have biases.
+    :param device: of the parameters.
+    :param dtype: of the parameters.
+    :raises ValueError: an unknown variant; at call time, branches of different shapes.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size=3, stride=1, padding="same",

@@ -39,7 +39,11 @@ DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
 
 def as_tuple(value: IntOrSeq, ndim: int, name: str = "value") -> tuple[int, ...]:
-    """Broadcast an int to ``ndim`` entries, or check a sequence has ``ndim`` of them."""
+    """Broadcast an int ``value`` to ``ndim`` entries, or check a sequence has ``ndim`` ints (one is broadcast).
+
+    :param name: the argument's name in the error message.
+    :raises ValueError: not an int nor ``ndim`` ints (bools refused).
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         return (value,) * ndim
     values = tuple(value)
@@ -58,6 +62,12 @@ def conv_output_size(
     With symmetric padding ``P`` and ``d = 1`` this is the document's
     ``L' = floor((L + 2P - K) / S) + 1``. The result may be <= 0 for an impossible
     configuration; callers decide whether that is an error.
+
+    :param size: input length ``L``.
+    :param kernel: kernel length ``K``.
+    :param stride: ``S``.
+    :param padding: ``P`` on both sides, or a ``(before, after)`` pair.
+    :param dilation: ``d``.
     """
     before, after = (padding, padding) if isinstance(padding, int) else padding
     span = dilation * (kernel - 1) + 1  # extent of the dilated kernel
@@ -71,7 +81,8 @@ def conv_transpose_output_size(
 
     The sizes whose convolution (same ``K, S, P, d``) has length ``L`` are this one minus
     ``0 .. S-1``: ``output_padding`` picks among them (it must be smaller than the stride or
-    the dilation, as torch requires).
+    the dilation, as torch requires). ``size`` is ``L``, ``kernel`` ``K``, ``stride`` ``S``,
+    ``padding`` ``P``, ``dilation`` ``d``.
     """
     return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
@@ -79,11 +90,18 @@ def conv_transpose_output_size(
 def resolve_padding(
     padding: Padding, kernel: Sequence[int], stride: IntOrSeq = 1, dilation: IntOrSeq = 1
 ) -> tuple[tuple[int, int], ...]:
-    """Resolve ``'valid'``, ``'same'``, an int or a sequence into ``(before, after)`` pairs.
+    """Resolve ``padding`` (``'valid'``, ``'same'``, an int or a sequence) into ``(before, after)`` pairs.
 
     ``'same'`` follows torch: total padding ``d(K-1)`` split as ``total // 2`` before and the
     remainder after (so even kernels pad one more at the end). It needs stride 1.
     A sequence may hold one int per dimension (symmetric) or one ``(before, after)`` pair.
+
+    :param kernel: the kernel's spatial sizes (one per dimension).
+    :param stride: int or one per dimension (checked for ``'same'``).
+    :param dilation: int or one per dimension.
+    :returns: one ``(before, after)`` pair per dimension.
+    :raises ValueError: ``'same'`` with a stride other than 1, an unknown string, the wrong number of
+        entries, or a negative padding.
     """
     ndim = len(kernel)
     dilation = as_tuple(dilation, ndim, "dilation")
@@ -115,7 +133,16 @@ def conv_output_shape(
     dilation: IntOrSeq = 1,
     groups: int = 1,
 ) -> tuple[int, ...]:
-    """``(N, C_out, *out_spatial)`` of a batched N-d convolution (sizes may be <= 0)."""
+    """``(N, C_out, *out_spatial)`` of a batched N-d convolution (sizes may be <= 0).
+
+    :param input_shape: ``(N, C_in, *spatial)``.
+    :param weight_shape: ``(C_out, C_in / groups, *kernel)``.
+    :param stride: int or one per spatial dimension.
+    :param padding: as :func:`resolve_padding` takes it.
+    :param dilation: int or one per spatial dimension.
+    :param groups: not used for the shape (accepted so a call's arguments pass through unchanged).
+    :raises ValueError: as :func:`as_tuple` and :func:`resolve_padding`.
+    """
     ndim = len(input_shape) - 2
     kernel = tuple(weight_shape[2:])
     stride_t = as_tuple(stride, ndim, "stride")
@@ -135,6 +162,11 @@ def receptive_field(
 
     ``R_0 = 1`` and ``R_l = R_{l-1} + d_l (k_l - 1) prod_{i<l} s_i`` (the document's recursion
     with dilation ``d_l``, which is 1 there). Returns ``[R_0, R_1, ..., R_L]``.
+
+    :param kernels: ``k_l`` per layer.
+    :param strides: ``s_l`` per layer (as many as ``kernels``).
+    :param dilations: ``d_l`` per layer; all 1 when None.
+    :raises ValueError: ``kernels`` and ``strides`` of different lengths.
     """
     if len(kernels) != len(strides):
         raise ValueError(f"expected one stride per kernel, got {len(kernels)} kernels and {len(strides)} strides")
@@ -166,7 +198,9 @@ def phase_taps(kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1
 
 
 def is_depthwise(input_shape: Sequence[int], weight_shape: Sequence[int], groups: int) -> bool:
-    """Depthwise: every input channel its own group (``groups == C_in > 1``), any channel multiplier."""
+    """Whether a layer is depthwise: every input channel its own group (``groups == C_in > 1``, one input
+    channel per group in ``weight_shape``), any channel multiplier. ``input_shape`` is ``(N, C_in, ...)``;
+    ``groups`` the layer's."""
     return groups > 1 and groups == input_shape[1] and weight_shape[1] == 1
 
 
@@ -175,17 +209,21 @@ def conv_macs(input_shape: Sequence[int], weight_shape: Sequence[int], output_sh
 
     The document's bound ``O(D_out H_out W_out C_in C_out k_d k_h k_w)`` per sample, exactly
     (with groups dividing the ``C_in`` factor). Padding taps count as work, as on the GPU.
+    ``input_shape`` ``(N, C_in, ...)`` (for a uniform signature), ``weight_shape``
+    ``(C_out, C_in / groups, *kernel)``, ``output_shape`` ``(N, C_out, *out_spatial)``.
     """
     return output_shape[0] * math.prod(output_shape[1:]) * math.prod(weight_shape[1:])
 
 
 def conv_flops(input_shape: Sequence[int], weight_shape: Sequence[int], output_shape: Sequence[int]) -> int:
-    """Floating-point operations: two per multiply-accumulate."""
+    """Floating-point operations: two per multiply-accumulate (:func:`conv_macs` of ``input_shape``,
+    ``weight_shape``, ``output_shape``)."""
     return 2 * conv_macs(input_shape, weight_shape, output_shape)
 
 
 def conv_params(weight_shape: Sequence[int], bias: bool = False) -> int:
-    """Learnable parameters: ``C_out * C_in / groups * prod(kernel)`` (+ ``C_out`` with bias)."""
+    """Learnable parameters of a ``weight_shape`` ``(C_out, C_in / groups, *kernel)`` layer:
+    ``C_out * C_in / groups * prod(kernel)``, plus ``C_out`` with ``bias``."""
     return math.prod(weight_shape) + (weight_shape[0] if bias else 0)
 
 
@@ -196,7 +234,9 @@ def conv_bytes(
     dtype: str = "float32",
     bias: bool = False,
 ) -> int:
-    """Fewest bytes a convolution must move: each input, weight, bias read once, output written once."""
+    """Fewest bytes a convolution must move: ``input_shape``, ``weight_shape`` (and the ``bias``, when
+    True) read once, ``output_shape`` written once, in ``dtype`` (``'float32'``, ``'float16'``,
+    ``'bfloat16'``, ``'float64'``)."""
     elems = math.prod(input_shape) + math.prod(weight_shape) + math.prod(output_shape)
     return (elems + (weight_shape[0] if bias else 0)) * DTYPE_BYTES[dtype]
 
@@ -204,8 +244,9 @@ def conv_bytes(
 def r2plus1d_mid_channels(c_in: int, c_out: int, t: int, d: int | tuple[int, int]) -> int:
     """Mid channels of a (2+1)D block whose parameters match a full ``t x d x d`` 3D conv.
 
-    Tran et al. 2018 (R(2+1)D): ``M = floor(t d^2 C_in C_out / (d^2 C_in + t C_out))``;
-    ``d`` may be a ``(kh, kw)`` pair, with ``kh kw`` in place of ``d^2``.
+    Tran et al. 2018 (R(2+1)D): ``M = floor(t d^2 C_in C_out / (d^2 C_in + t C_out))`` for
+    ``c_in`` input and ``c_out`` output channels, temporal kernel ``t`` and spatial kernel ``d``; ``d``
+    may be a ``(kh, kw)`` pair, with ``kh kw`` in place of ``d^2``.
     """
     area = d[0] * d[1] if isinstance(d, tuple) else d * d
     return (t * area * c_in * c_out) // (area * c_in + t * c_out)
@@ -225,7 +266,11 @@ def factorized_params(c_in: int, c_out: int, t: int, d: int, variant: str, mid_c
     * ``'P3D-B'`` = S(x) + T(x): S and T both ``C_in -> C_out``.
 
     With stride 1 and 'same' padding every stage outputs every voxel, so multiply-accumulates
-    are these parameters times ``N T H W`` (the P3D sums add no multiplies).
+    are these parameters times ``N T H W`` (the P3D sums add no multiplies). ``c_in`` and ``c_out``
+    are the block's channels, ``t`` and ``d`` its temporal and spatial kernel sizes; ``mid_channels`` is
+    the (2+1)D block's ``M``.
+
+    :raises ValueError: an unknown ``variant``.
     """
     if variant == "3d":
         return c_in * c_out * t * d * d
@@ -245,8 +290,11 @@ SUITE_AXES = {"conv1d": ("L",), "conv2d": ("H", "W"), "conv3d": ("D", "H", "W")}
 def suite_problem(op: str, entry: dict) -> dict:
     """One layer of a benchmark suite file (``benchmarks/shapes.json`` format) as conv arguments.
 
-    Returns ``input_shape``, ``weight_shape``, ``stride``, ``padding``, ``dilation``, ``groups``
-    and the resolved ``output_shape``.
+    :param op: ``'conv1d'``, ``'conv2d'`` or ``'conv3d'`` (the suite's section).
+    :param entry: the layer's record: ``N``, ``C``, the spatial sizes, ``OC``, ``k``, ``s``, ``p``, and
+        optionally ``d`` and ``groups``.
+    :returns: ``input_shape``, ``weight_shape``, ``stride``, ``padding``, ``dilation``, ``groups`` and the
+        resolved ``output_shape``.
     """
     ndim, groups = len(SUITE_AXES[op]), entry.get("groups", 1)
     input_shape = (entry["N"], entry["C"], *(entry[a] for a in SUITE_AXES[op]))
@@ -258,10 +306,12 @@ def suite_problem(op: str, entry: dict) -> dict:
 
 def factorized_macs(n: int, frames: int, height: int, width: int, c_in: int, c_out: int, t: int, d: int,
                     variant: str, mid_channels: int | None = None) -> int:
-    """Multiply-accumulates of a stride-1, 'same'-padded block on an ``N x T x H x W`` clip.
+    """Multiply-accumulates of a stride-1, 'same'-padded block on an ``N x T x H x W`` clip (``n``,
+    ``frames``, ``height``, ``width``).
 
-    Every stage of every variant outputs every voxel, so this is ``factorized_params`` times
-    ``N T H W``: the document's ``T H W k^3`` per channel pair for ``'3d'``.
+    Every stage of every variant outputs every voxel, so this is :func:`factorized_params` (same
+    ``c_in``, ``c_out``, ``t``, ``d``, ``variant``, ``mid_channels``) times ``N T H W``: the document's
+    ``T H W k^3`` per channel pair for ``'3d'``.
     """
     return factorized_params(c_in, c_out, t, d, variant, mid_channels) * n * frames * height * width
 
@@ -269,8 +319,16 @@ def factorized_macs(n: int, frames: int, height: int, width: int, c_in: int, c_o
 def conv2plus1d_bytes(input_shape: Sequence[int], c_mid: int, c_out: int, kernel: Sequence[int],
                       output_shape: Sequence[int], dtype: str, fused: bool) -> int:
     """Global-memory bytes of a (2+1)D layer, once each: input, both weights, output, and
-    for the two-launch path the mid tensor written and read back (spatial output size:
-    input frames, output height and width)."""
+    for the two-launch path (``fused`` False) the mid tensor written and read back (its size:
+    input frames, output height and width).
+
+    :param input_shape: ``(N, C_in, T, H, W)``.
+    :param c_mid: the spatial stage's output channels.
+    :param c_out: the temporal stage's output channels.
+    :param kernel: ``(kt, kh, kw)``.
+    :param output_shape: the layer's output ``(N, C_out, T_out, H_out, W_out)``.
+    :param dtype: ``'float32'``, ``'float16'``, ``'bfloat16'`` or ``'float64'``.
+    """
     n, c_in, frames = input_shape[:3]
     kt, kh, kw = kernel
     size = DTYPE_BYTES[dtype]

@@ -24,8 +24,11 @@ from .geometry import Config
 
 
 class Conv3dStream:
-    """Iterable of output slabs; see :func:`conv3d_stream`. ``peak_slices`` counts the input
-    slices held on the device at the peak (for checking against ``plan``)."""
+    """Iterable of output slabs, made by :func:`conv3d_stream` (which documents ``slices``, ``weight``,
+    ``bias``, ``stride``, ``padding``, ``dilation``, ``groups``, ``device``, ``chunk``, ``activation`` and
+    ``budget``); ``config`` forces a kernel config (tests, tuning). After iteration, ``plan`` is the
+    :class:`~tritonconv.memory.StreamPlan` it followed and ``peak_slices`` the input slices it held at the
+    peak (at most ``plan.input_slices``)."""
 
     def __init__(self, slices: Iterable[torch.Tensor], weight: torch.Tensor, bias: torch.Tensor | None = None,
                  stride=1, padding=0, dilation=1, groups: int = 1, *, device=None, chunk: int | None = None,
@@ -146,13 +149,26 @@ class Conv3dStream:
 def conv3d_stream(slices: Iterable[torch.Tensor], weight: torch.Tensor, bias: torch.Tensor | None = None,
                   stride=1, padding=0, dilation=1, groups: int = 1, *, device=None, chunk: int | None = None,
                   activation: str | None = None, budget: int | None = None) -> Conv3dStream:
-    """``conv3d`` over a stream of depth slices or slabs; iterate the result for output slabs.
+    """``conv3d`` over a stream of depth slices or slabs; iterate the result for output slabs
+    ``(N, C_out, k, H_out, W_out)`` in depth order. Concatenated along depth, they equal
+    :func:`tritonconv.conv3d` of the whole volume. Forward only (no autograd through a stream).
 
-    ``chunk``: output depth slices per launch; ``None`` takes the largest that fits ``budget``
-    bytes (default: 80% of the free GPU memory, 1 GiB on the CPU) via
-    :func:`tritonconv.memory.plan_stream`. ``device``: where to compute (default: the weight's);
-    pinned CPU slices are copied asynchronously. An empty stream raises ``ValueError``.
-    Forward only (no autograd through a stream).
+    :param slices: an iterable (a generator, say) of depth slices ``(N, C_in, H, W)`` or slabs
+        ``(N, C_in, d, H, W)``, any mix, on any device (pinned CPU slices are copied asynchronously).
+    :param weight: ``(C_out, C_in / groups, kd, kh, kw)``; fp32, fp16, bf16 or fp64.
+    :param bias: ``(C_out,)`` or None.
+    :param stride: int or ``(d, h, w)``; a depth stride larger than the halo skips input slices uncopied.
+    :param padding: int, ``(d, h, w)``, ``'same'`` or ``'valid'``; the depth padding is zero slices.
+    :param dilation: int or ``(d, h, w)``.
+    :param groups: as :func:`tritonconv.conv3d`.
+    :param device: where to compute (default: the weight's).
+    :param chunk: output depth slices per launch; None takes the largest that fits ``budget`` bytes
+        (default: 80% of the free GPU memory, 1 GiB on the CPU) via :func:`tritonconv.memory.plan_stream`.
+    :param activation: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused.
+    :param budget: device bytes the plan may use when ``chunk`` is None.
+    :raises ValueError: a weight not of rank 5, a bad ``chunk`` or activation, an empty stream, a slice of
+        the wrong shape (naming its index), a depth too short for the kernel, or any error of
+        :func:`tritonconv.conv3d` (at the first slice).
     """
     return Conv3dStream(slices, weight, bias, stride, padding, dilation, groups, device=device, chunk=chunk,
                         activation=activation, budget=budget)
@@ -164,6 +180,15 @@ class StreamingConv1d:
     ``step(chunk)`` takes ``(N, C_in, L)`` or ``(C_in, L)`` with any ``L >= 1`` and returns the
     ``L`` matching outputs; concatenated, the outputs of any chunking equal the offline causal
     convolution of the concatenated input. ``reset()`` starts a new signal.
+
+    :param weight: ``(C_out, C_in / groups, K)``; its dtype and device are the stream's.
+    :param bias: ``(C_out,)`` or None.
+    :param dilation: the taps' spacing; the layer carries the last ``(K - 1) * dilation`` samples.
+    :param groups: as :func:`tritonconv.conv1d`.
+    :param activation: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused.
+    :raises ValueError: a weight not of rank 3, a non-positive ``dilation`` or an unknown ``activation``;
+        ``step`` raises for a chunk of the wrong rank or length, or whose ``(N, C)`` differ from the stream's
+        so far, and as :func:`tritonconv.conv1d` for its channels, groups, dtype and device.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None, dilation: int = 1, groups: int = 1,

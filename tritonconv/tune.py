@@ -42,7 +42,8 @@ DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def suite_problems(suite: dict) -> Iterator[tuple[str, dict]]:
-    """(name, conv arguments) for every layer of a suite file; (2+1)D layers as their two convs."""
+    """(name, conv arguments) for every layer of ``suite`` (a ``benchmarks/shapes.json``-format dict, as
+    :func:`tritonconv.shapes.suite_problem` reads it); (2+1)D layers as their two convs."""
     for op in shapes.SUITE_AXES:
         for entry in suite.get(op, []):
             yield entry["name"], shapes.suite_problem(op, entry)
@@ -59,14 +60,16 @@ def suite_problems(suite: dict) -> Iterator[tuple[str, dict]]:
         yield entry["name"] + ":temporal", shapes.suite_problem("conv3d", temporal)
 
 
+__all__ = ["kernelbench_problems", "main", "precompile", "runner", "show", "suite_problems", "tune_all"]
+
 TRANSPOSED_KIND = {"conv": "conv_t", "conv_t": "conv", "conv_wgrad": "conv_wgrad"}
 """A transposed convolution's passes are those of the convolution it transposes: its forward is that
 convolution's transposed pass (``conv_t``), its input gradient that convolution's forward (``conv``)."""
 
 
 def kernelbench_problems(data: dict) -> Iterator[tuple[str, dict, bool]]:
-    """(name, conv arguments, transposed) for every layer of a KernelBench-format file (``problems``: an
-    input shape and layers applied in order); a transposed layer is described by the convolution it
+    """(name, conv arguments, transposed) for every layer of ``data``, a KernelBench-format dict (``problems``:
+    an input shape and layers applied in order); a transposed layer is described by the convolution it
     transposes (its input is that layer's output)."""
     for problem in data["problems"]:
         shape = tuple(problem["input"])
@@ -87,7 +90,8 @@ def kernelbench_problems(data: dict) -> Iterator[tuple[str, dict, bool]]:
 
 
 def runner(problem: tuning.Problem, device: torch.device) -> Callable[[tuning.Config], torch.Tensor]:
-    """Random operands for ``problem`` and a function launching its kernel with a given config."""
+    """Random operands for ``problem`` on ``device`` and a function launching its kernel with a given config
+    (what the tuner times; it returns the kernel's output)."""
     dtype = getattr(torch, problem.dtype)
 
     def rand(shape, layout=problem.layout):
@@ -225,7 +229,9 @@ def _compile_candidates(problem: tuning.Problem, configs: list[tuning.Config], d
 
 def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, device: str = "cuda",
                tma: bool = False) -> dict[tuning.Problem, set[tuning.Config]]:
-    """Compile every candidate of ``todo`` in ``jobs`` processes (a few configs per task, for balance).
+    """Compile every candidate of ``todo`` ((name, problem) pairs) in ``jobs`` processes on ``device`` (a few
+    configs per task, for balance): the candidates that fit ``smem`` bytes of shared memory, the
+    descriptor kernel's too when ``tma``.
 
     Returns the configs that failed there, per problem: the timing loop skips them, so a config
     that faults the GPU does so in a worker process, not in the one that keeps the results.
@@ -253,11 +259,14 @@ def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, dev
 def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: str, target: Path, bench: Callable,
              smem: int, sm_count: int, *, budget_s: float | None = None, jobs: int = 0, retune: bool = False,
              tma: bool = False) -> int:
-    """Tune ``todo`` into the cache file of ``device_name`` in ``target``, group by (dtype, layout) group.
+    """Tune ``todo`` ((name, problem) pairs) into the cache file of ``device_name`` in the directory
+    ``target``, group by (dtype, layout) group, launching on ``device`` and timing with ``bench`` (a
+    function of a callable returning milliseconds, e.g. :func:`tritonconv.tuning.do_bench_median`).
 
-    Skips problems already there unless ``retune``; starts no problem after ``budget_s``
-    seconds; with ``jobs`` > 0 compiles each group's candidates in that many processes first.
-    Returns how many problems were tuned.
+    ``smem`` (shared memory per block) and ``sm_count`` prune and seed the candidates; ``tma`` adds the
+    descriptor kernel's. Skips problems already there unless ``retune``; starts no problem after
+    ``budget_s`` seconds; with ``jobs`` > 0 compiles each group's candidates in that many processes
+    first (:func:`precompile`). Returns how many problems were tuned.
     """
     if not retune:
         have = cache.read(target / cache.file_name(device_name), device_name)
@@ -287,6 +296,8 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (``argv``: its arguments; ``sys.argv`` when None): see the module docstring and
+    ``python -m tritonconv.tune --help``. Returns the exit status."""
     args = parse_args(argv)
     gpu = torch.cuda.is_available()
     device_name = torch.cuda.get_device_name() if gpu else None
