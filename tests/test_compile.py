@@ -86,6 +86,9 @@ def test_default_configs_do_not_spill_on_hopper(capsys):
     assert len(rows) == 3 * 2 * 3
     assert {r["instruction"] for r in rows if not r["kind"].startswith("conv_dw")} == {"wgmma"}
     assert [r for r in rows if r["spill_store_bytes"]] == []
+    # a strided 3-D input gradient: the phase's tap table on top of 128 x 64 tiles (spilled on 4 warps)
+    strided = {"conv3d": [e for e in suite["conv3d"] if e["name"] == "r3d18_l2_s2"]}
+    assert [r["spill_store_bytes"] for r in static.report(90, ["bf16"], ["channels_last"], ["conv_t"], strided)] == [0]
 
 
 def test_small_problems_read_nchw_in_place_without_spilling_on_hopper():

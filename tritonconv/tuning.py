@@ -204,7 +204,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     block_m = 128 if rows >= 128 * 64 else 64
     # 8 warps for big tiles, and where the output is written through NCHW strides: its per-element
     # addresses need registers that 4 warps do not have (ptxas spills; python -m benchmarks.static)
-    warps = 8 if block_m * block_n >= 128 * 128 or problem.layout == "contiguous" else 4
+    # and strided transposed passes of 128 x 64 tiles (their phase's tap table: r3d18_l2_s2 spilled 24 B on 4)
+    phases = problem.kind == "conv_t" and any(s > 1 for s in problem.stride)
+    warps = 8 if block_m * block_n >= (128 * 64 if phases else 128 * 128) or problem.layout == "contiguous" else 4
     if fold:  # the gather's per-element index math doubles register use (ptxas: 128x64x64, 4 warps spills)
         block_k, warps = min(block_k, 32), 8
     if problem.layout == "contiguous" and not problem.copies_operands:  # NC(D)HW read in place: see conv_wgrad
