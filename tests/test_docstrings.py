@@ -6,9 +6,9 @@ import inspect
 import pytest
 
 import tritonconv
-from tritonconv import memory, nn, shapes, streaming, tune
+from tritonconv import memory, netstream, nn, shapes, streaming, tune
 
-MODULES = [tritonconv, nn, shapes, memory, streaming, tune]
+MODULES = [tritonconv, nn, shapes, memory, streaming, netstream, tune]
 INHERITED = {"torch.nn.Conv1d", "torch.nn.Conv2d", "torch.nn.Conv3d", "torch.nn.ConvTranspose1d",
              "torch.nn.ConvTranspose2d", "torch.nn.ConvTranspose3d"}  # constructor documented by torch, named in ours
 
@@ -24,7 +24,10 @@ def public(module):
         yield f"{module.__name__}.{name}", obj
 
 
-@pytest.mark.parametrize("qualname,obj", [item for m in MODULES for item in public(m)], ids=lambda v: str(v))
+NAMES = [item for m in MODULES for item in public(m)]
+
+
+@pytest.mark.parametrize("qualname,obj", NAMES, ids=[name for name, _ in NAMES])
 def test_public_name_documents_its_parameters(qualname, obj):
     doc = inspect.getdoc(obj) or ""
     assert len(doc) >= 40, f"{qualname}: no real docstring"

@@ -57,7 +57,7 @@ def test_edited_stored_output_fails_nbval(tmp_path):
     for cell in nb["cells"]:
         for out in cell.get("outputs", []):
             text = "".join(out.get("text", []))
-            if "[1.0, 0.0, 1.0, 8.0]" in text:
+            if "[1.0, 0.0, 1.0, 8.0]" in text and not edited:  # the first print of the worked example
                 out["text"] = text.replace("[1.0, 0.0, 1.0, 8.0]", "[1.0, 0.0, 1.0, 9.0]")
                 edited += 1
     assert edited == 1

@@ -21,6 +21,7 @@ import torch
 
 from . import _checks, dispatch, functional, memory, shapes
 from .geometry import Config
+from .netstream import NetworkPlan, NetworkStream, plan, stream  # noqa: F401  whole networks (tritonconv.netstream)
 
 
 class Conv3dStream:
