@@ -9,6 +9,8 @@ to the input depth slices they read, and knows the depth it outputs for a given 
     upsampling        nearest: [a // f, (b-1) // f + 1); trilinear: the two neighbours of each source point
     pointwise         outputs [a, b) read [a, b) of every input: activations, batch norm and dropout in
                       eval mode, residual adds, concatenations along channels
+    (2+1)D block      its temporal convolution's slices (``tritonconv.nn.Conv2Plus1d``; the depth padding
+                      is applied to the block's mid tensor, as the whole-volume call does)
 
 The engine evaluates the graph lazily from the output: to produce the next output slab it asks each
 node for the depth slices it lacks, which asks its inputs in turn, down to the slices generator. Each
@@ -25,6 +27,7 @@ slice is read.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import operator
@@ -37,6 +40,7 @@ import torch.nn.functional as F
 
 from . import functional, memory, shapes
 from . import nn as tnn
+from .conv2plus1d import conv2plus1d
 
 PLAN_DEPTH = 256
 """Depth :func:`stream` plans for when it picks the chunk (the stream's own depth is unknown until it ends): a
@@ -162,8 +166,33 @@ def _upsample_rule(mode: str, factor, align_corners, name: str) -> _Rule:
     return _Rule(lambda d: d * fd, need, False, lambda s: (s[0], s[1] * f[1], s[2] * f[2]), run, lambda n: n * fd)
 
 
+def _conv2plus1d_rule(m: tnn.Conv2Plus1d) -> _Rule:
+    """A (2+1)D block: its spatial conv reads one depth slice, its temporal conv is a convolution along depth."""
+    (pd, pa), kt, st, dt = m.padding[0], m.kernel_size[0], m.stride[0], m.dilation[0]
+
+    def need(a, b):
+        return a * st - pd, (b - 1) * st - pd + (kt - 1) * dt + 1
+
+    def run(windows, lo, a, b):  # the depth padding is the mid tensor's (after the spatial conv), not zeros in
+        s_, t_ = m.spatial, m.temporal  # the input: the window is clipped and the block pads what is missing
+        first, top = need(a, b)
+        pads = ((lo - first, top - lo - windows[0].shape[2]), *m.padding[1:])
+        return conv2plus1d(windows[0], s_.weight, t_.weight, s_.bias, t_.bias, (st, *m.stride[1:]), pads,
+                           (dt, *m.dilation[1:]), mid_activation=m.mid_activation)
+
+    def shape(sizes):
+        c, h, w = sizes
+        out = shapes.conv_output_shape((1, c, 1, h, w), m.spatial.weight.shape, (1, *m.stride[1:]),
+                                       ((0, 0), *m.padding[1:]), (1, *m.dilation[1:]))
+        return m.out_channels, out[3], out[4]
+
+    return _Rule(lambda d: shapes.conv_output_size(d, kt, st, (pd, pa), dt), need, False, shape, run)
+
+
 def _module_rule(m: torch.nn.Module, name: str) -> _Rule:
     kind = type(m).__name__
+    if isinstance(m, tnn.Conv2Plus1d):
+        return _conv2plus1d_rule(m)
     if isinstance(m, _WHOLE_DEPTH):
         raise ValueError(f"stream: node {name!r} ({kind}) reads the whole volume at once (it normalises, pools or "
                          "attends over every depth slice); a network with it cannot stream slice by slice")
@@ -249,7 +278,8 @@ class NetworkStream:
     ``slices``, ``chunk`` and ``device``); ``dry`` runs on shapes alone (:func:`plan`). After a run,
     ``peak_bytes`` is the peak the engine held by its own count (what :func:`plan` predicts): every node's
     held slabs, the step's windows and results (counted twice: the op's and its channels-last copy) and the
-    output slab the consumer still holds."""
+    output slab the consumer still holds. ``measured_bytes`` is the peak it measured
+    (:class:`~tritonconv.memory.TensorBytes` around its own steps; never above ``peak_bytes``)."""
 
     def __init__(self, module: torch.nn.Module, slices: Iterable[torch.Tensor], chunk: int = 1,
                  device=None, dry: bool = False) -> None:
@@ -261,7 +291,7 @@ class NetworkStream:
         self.device = torch.device(device) if device is not None else (first.device if first is not None else None)
         self.nodes, self.input, self.output = self._build()
         self._slices = slices
-        self.peak_bytes = self._held = 0
+        self.peak_bytes = self.measured_bytes = 0
 
     def _build(self):
         nodes: dict[str, _Node] = {}
@@ -428,16 +458,19 @@ class NetworkStream:
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         self._iter, self._index, self._yielded = iter(self._slices), 0, 0
+        held = memory.TensorBytes()  # entered around the stream's own steps, not the consumer's code
         out = self.output
         while True:
-            self._ensure(out, out.end + self.chunk)
-            if not out.slabs:
-                if out.depth is not None and out.end >= out.depth:
-                    return
-                continue
-            slab = out.slabs[0][1] if len(out.slabs) == 1 else torch.cat([s for _, s in out.slabs], 2)
-            self._count(self._bytes(slab) if len(out.slabs) > 1 else 0)
-            out.slabs = []
+            with contextlib.nullcontext() if self.dry else held:
+                self._ensure(out, out.end + self.chunk)
+                if not out.slabs:
+                    if out.depth is not None and out.end >= out.depth:
+                        return
+                    continue
+                slab = out.slabs[0][1] if len(out.slabs) == 1 else torch.cat([s for _, s in out.slabs], 2)
+                self._count(self._bytes(slab) if len(out.slabs) > 1 else 0)
+                out.slabs = []
+            self.measured_bytes = held.peak
             self._yielded = self._bytes(slab)  # held by the consumer until the next slab
             yield slab
 
@@ -446,7 +479,8 @@ class _Tracer(torch.fx.Tracer):
     """torch.fx's tracer, with every convolution module a leaf (tritonconv's own included)."""
 
     def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
-        return isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d)) or super().is_leaf_module(m, qualname)
+        return isinstance(m, (torch.nn.Conv3d, torch.nn.ConvTranspose3d, tnn.Conv2Plus1d)) or \
+            super().is_leaf_module(m, qualname)
 
 
 def _trace(module: torch.nn.Module) -> torch.fx.GraphModule:
