@@ -46,13 +46,7 @@ def test_operands_copied_channels_inner(monkeypatch, fused):
     """The large-problem path (NCDHW operands copied channels-innermost; by default these small shapes
     read them in place)."""
     monkeypatch.setattr(geometry, "COPY_BYTES", 0)
-    x_shape, c_mid, c_out, k, stride, padding, dilation, mid_act, act = CASES[1]
-    x = torch.randn(x_shape)
-    ws, wt = torch.randn(c_mid, x_shape[1], 1, *k[1:]), torch.randn(c_out, c_mid, k[0], 1, 1)
-    bs, bt = torch.randn(c_mid), torch.randn(c_out)
-    out = tritonconv.conv2plus1d(x, ws, wt, bs, bt, stride, padding, dilation, mid_activation=mid_act,
-                                 activation=act, fused=fused)
-    assert_close(out, composed(x, ws, wt, bs, bt, stride, padding, dilation, mid_act, act))
+    test_matches_composed_torch(fused, *CASES[1])
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
