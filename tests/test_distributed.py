@@ -1,0 +1,94 @@
+"""Domain-parallel convolution (tritonconv.distributed) on the gloo backend, 2 and 4 processes started here:
+each rank's output and every gradient equal the single-process convolution's, uneven shards included."""
+
+import traceback
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from tritonconv import distributed
+
+CASES = [  # op, input shape, weight shape, sharded dim, arguments
+    ("conv1d", (2, 3, 19), (4, 3, 3), 2, dict(padding=1)),
+    ("conv1d", (1, 4, 23), (4, 2, 4), 2, dict(padding="same", groups=2)),  # even kernel: asymmetric padding
+    ("conv2d", (1, 4, 6, 21), (6, 2, 3, 3), 3, dict(stride=2, padding=1, dilation=(1, 2), groups=2)),
+    ("conv2d", (2, 2, 17, 5), (3, 2, 3, 2), 2, dict(stride=(3, 1), padding=(2, 0))),  # stride > kernel
+    ("conv3d", (1, 2, 21, 5, 4), (3, 2, 3, 3, 3), 2, dict(padding=(2, 1, 1), dilation=(2, 1, 1))),
+]
+
+
+def chunks(length: int, ranks: int) -> list[int]:
+    """torch.chunk's (and DTensor's) split: ceil(length / ranks) each, the last ones smaller."""
+    return [len(c) for c in torch.arange(length).chunk(ranks)]
+
+
+def worker(rank: int, world: int, init: str, errors: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        for op, x_shape, w_shape, dim, kw in CASES:
+            g = torch.Generator().manual_seed(0)
+            x = torch.randn(x_shape, generator=g)
+            w, b = torch.randn(w_shape, generator=g), torch.randn(w_shape[0], generator=g)
+            ref_leaves = [t.double().requires_grad_() for t in (x, w, b)]
+            ref = getattr(F, op)(*ref_leaves, **kw)
+            dy = torch.randn(ref.shape, generator=g)
+            ref.backward(dy.double())
+
+            sizes = chunks(x.shape[dim], world)
+            start = sum(sizes[:rank])
+            xs = x.narrow(dim, start, sizes[rank]).clone().requires_grad_()
+            ws, bs = w.clone().requires_grad_(), b.clone().requires_grad_()
+            y = getattr(distributed, op)(xs, ws, bs, dim=dim, **kw)
+            halo = distributed.Halo.plan(sizes, w_shape[dim], *_axis(kw, dim, len(x_shape) - 2, w_shape))
+            o0, o1 = halo.outputs[rank], halo.outputs[rank + 1]
+            want = ref.detach().narrow(dim, o0, o1 - o0)
+            (y * dy.narrow(dim, o0, o1 - o0)).sum().backward()
+            for name, got, expected in (("output", y, want), ("input grad", xs.grad,
+                                         ref_leaves[0].grad.narrow(dim, start, sizes[rank])),
+                                        ("weight grad", ws.grad, ref_leaves[1].grad),
+                                        ("bias grad", bs.grad, ref_leaves[2].grad)):
+                assert got.shape == expected.shape, f"{op} {kw} rank {rank}: {name} shape {tuple(got.shape)}"
+                if expected.numel():  # a thin last shard owns no output
+                    err = ((got.double() - expected).norm() / expected.norm()).item()
+                    assert err < 1e-5, f"{op} {kw} rank {rank}: {name} error {err:.2e}"
+    except Exception:
+        with open(f"{errors}.{rank}", "w") as f:
+            f.write(traceback.format_exc())
+    finally:
+        dist.destroy_process_group()
+
+
+def _axis(kw, dim, ndim, w_shape):
+    """(stride, padding pair, dilation) of the sharded axis, as distributed resolves them."""
+    from tritonconv import shapes
+
+    stride = shapes.as_tuple(kw.get("stride", 1), ndim, "stride")
+    dilation = shapes.as_tuple(kw.get("dilation", 1), ndim, "dilation")
+    pads = shapes.resolve_padding(kw.get("padding", 0), w_shape[2:], stride, dilation)
+    return stride[dim - 2], pads[dim - 2], dilation[dim - 2]
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_sharded_convolutions_equal_one_process(tmp_path, world):
+    errors = str(tmp_path / "errors")
+    mp.start_processes(worker, args=(world, f"file://{tmp_path / 'store'}", errors), nprocs=world,
+                       start_method="spawn", join=True)
+    failures = [p.read_text() for p in sorted(tmp_path.glob("errors.*"))]
+    assert not failures, "\n".join(failures)
+
+
+def test_halo_plan():
+    """Ownership by window start, halos from the right neighbour, and thin shards refused."""
+    plan = distributed.Halo.plan([5, 5, 3], kernel=3, stride=1, padding=(1, 1), dilation=1)
+    assert plan.outputs == (0, 6, 11, 13) and plan.recv == (2, 2, 0)  # windows starting at -1..4 are rank 0's
+    assert (plan.lo[0], plan.hi[0]) == (-1, 7) and (plan.lo[2], plan.hi[2]) == (10, 14)  # 14: a zero past the end
+    strided = distributed.Halo.plan([7, 6], kernel=3, stride=2, padding=(1, 1), dilation=1)
+    assert strided.outputs == (0, 4, 7) and strided.recv == (1, 0)
+    with pytest.raises(ValueError, match="past its shard, more than rank 1 holds"):
+        distributed.Halo.plan([6, 6, 1, 6], kernel=5, stride=1, padding=(0, 0), dilation=2)
+    thin = distributed.Halo.plan([6, 6, 6, 3], kernel=3, stride=2, padding=(1, 1), dilation=2)
+    assert thin.outputs == (0, 4, 7, 10, 10) and thin.recv == (4, 4, 3, 0)  # the last shard owns no output
