@@ -10,6 +10,9 @@
 
 # %%
 import itertools
+import json
+import math
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
@@ -282,6 +285,110 @@ ax.set_ylabel("max |difference| from whole")
 ax.legend(fontsize=8)
 ax.grid(alpha=0.3)
 fig.tight_layout()
+
+# %% [markdown]
+# ## Sharding one volume across GPUs: halos, and when to shard
+#
+# Training on a whole CT volume needs every activation at once: there the volume is split across
+# GPUs along a spatial axis (`tritonconv.distributed`, on a `torch.distributed` group). Rank $r$
+# holds input slices $[s_r, e_r)$ and owns the outputs whose window starts there,
+# $o_r = \lceil (s_r + p) / s \rceil$; it reads $[o_r s - p,\; (o_{r+1} - 1) s - p + (k-1) d + 1)$:
+# its own slices, a halo received from its right neighbour, and zeros only past the volume's true
+# edges. `distributed.Halo.plan` computes that from the shard sizes; below, each rank's part is
+# computed on its own window (one process playing four ranks, torch.chunk's uneven shards) and the
+# parts put together equal the one-shot convolution. The multi-process version (gloo, 2 and 4
+# processes, forward and every gradient) is in `tests/test_distributed.py`.
+
+# %%
+from tritonconv import distributed
+
+x_d = torch.randn(1, 2, 19, 6, 5)
+w_d = torch.randn(3, 2, 3, 3, 3)
+kw_d = dict(stride=(2, 1, 1), padding=1)
+sizes_d = [len(c) for c in torch.arange(19).chunk(4)]
+halo = distributed.Halo.plan(sizes_d, kernel=3, stride=2, padding=(1, 1), dilation=1)
+whole_d = tritonconv.conv3d(x_d, w_d, **kw_d)
+parts = []
+print(f"{'rank':>4} {'slices':>8} {'outputs':>8} {'reads':>9} {'halo in':>7}")
+for r in range(4):
+    lo, hi = halo.lo[r], halo.hi[r]
+    window = F.pad(x_d[:, :, max(lo, 0):min(hi, 19)], (0, 0, 0, 0, max(0, -lo), max(0, hi - 19)))
+    parts.append(tritonconv.conv3d(window, w_d, stride=(2, 1, 1), padding=(0, 1, 1)))
+    print(f"{r:4d} {str((halo.starts[r], halo.starts[r + 1])):>8} {str((halo.outputs[r], halo.outputs[r + 1])):>8} "
+          f"{str((lo, hi)):>9} {halo.recv[r]:7d}")
+    assert parts[-1].shape[2] == halo.outputs[r + 1] - halo.outputs[r]
+assert torch.allclose(torch.cat(parts, 2), whole_d, rtol=1e-5, atol=1e-5)
+print("the ranks' parts, concatenated, equal the one-shot convolution:", torch.allclose(torch.cat(parts, 2), whole_d,
+                                                                                          rtol=1e-5, atol=1e-5))
+
+# %% [markdown]
+# On paper (no machine here has several GPUs): the predicted strong-scaling efficiency of the
+# suite's 3-D layers sharded along depth over $P$ GPUs, $E(P) = T_1 / (P\,T_P)$ with
+# $T_P$ = the largest rank's share of the work at the layer's measured rate (NVIDIA H200, bf16,
+# tuned, timed call by call: `benchmarks/results/`) plus its halo at NVLink 4's 450 GB/s per
+# direction (datasheet, H100/H200) plus 10 us per exchange, without overlap (pessimistic).
+# Since the halo is a fixed number of slices and the work shrinks as $1/P$, efficiency falls when a
+# rank's slab gets thin or the layer is fast; the CT volume of this notebook (512³, 1 → 32
+# channels, bf16, at the `ct_anisotropic` layer's measured rate) is the case sharding is for.
+
+# %%
+NVLINK, LATENCY = 450e9, 10e-6  # bytes/s one way (datasheet), seconds per exchange (assumed)
+ROOT = Path.cwd().parent  # the repository (or the installed share/tritonconv): suite and measured rows
+suite_s = json.loads((ROOT / "benchmarks" / "shapes.json").read_text())
+tuned = {r["name"]: r for r in map(json.loads, (ROOT / "benchmarks" / "results" /
+                                               "2026-11-26_NVIDIA_H200_tuned.jsonl").read_text().splitlines())
+         if "speedup_vs_cudnn" in r}
+layers = {e["name"]: shapes.suite_problem("conv3d", e) for e in suite_s["conv3d"]}
+layers["CT 512^3 (1 -> 32, 3x3x3)"] = dict(input_shape=(1, 1, 512, 512, 512), weight_shape=(32, 1, 3, 3, 3),
+                                          stride=1, padding=1, dilation=1, groups=1)
+rate_of = {name: shapes.conv_flops(p["input_shape"], p["weight_shape"], p["output_shape"]) /
+           (tuned[name]["tritonconv"]["ms"] * 1e-3) for name, p in layers.items() if name in tuned}
+rate_of["CT 512^3 (1 -> 32, 3x3x3)"] = rate_of["ct_anisotropic"]
+ranks = [1, 2, 4, 8]
+fig, ax = plt.subplots(figsize=(5.5, 3.2))
+print(f"{'layer':>26} {'T1 ms':>8} " + " ".join(f"{'E(' + str(p) + ')':>6}" for p in ranks))
+for name, p in layers.items():
+    if name not in rate_of:
+        continue
+    x_shape, w_shape = p["input_shape"], p["weight_shape"]
+    st = shapes.as_tuple(p["stride"], 3, "stride")
+    pads = shapes.resolve_padding(p["padding"], w_shape[2:], st, shapes.as_tuple(p["dilation"], 3, "dilation"))
+    y_shape = shapes.conv_output_shape(x_shape, w_shape, p["stride"], p["padding"], p["dilation"])
+    flops = shapes.conv_flops(x_shape, w_shape, y_shape)
+    t1 = flops / rate_of[name]
+    slice_bytes = x_shape[0] * x_shape[1] * x_shape[3] * x_shape[4] * 2  # one depth slice of the input, bf16
+    eff = []
+    for n_ranks in ranks:
+        try:
+            h = distributed.Halo.plan([len(c) for c in torch.arange(x_shape[2]).chunk(n_ranks)], w_shape[2], st[0],
+                                      pads[0], 1)
+        except ValueError:  # slabs thinner than the halo: this layer cannot be split that many ways
+            eff.append(math.nan)
+            continue
+        share = max(b - a for a, b in zip(h.outputs, h.outputs[1:])) / y_shape[2]
+        comm = (max(h.recv) * slice_bytes / NVLINK + LATENCY) if n_ranks > 1 else 0.0
+        eff.append(t1 / (n_ranks * (t1 * share + comm)))
+    ax.plot(ranks, eff, "o-", label=name)
+    print(f"{name:>26} {t1 * 1e3:8.3f} " + " ".join(f"{e:6.2f}" if e == e else f"{'-':>6}" for e in eff))
+    assert all(0 < e <= 1.0 + 1e-9 for e in eff if e == e)
+ax.set_xlabel("GPUs (depth shards)")
+ax.set_ylabel("predicted efficiency")
+ax.set_xticks(ranks)
+ax.set_ylim(0, 1.05)
+ax.legend(fontsize=6)
+ax.grid(alpha=0.3)
+fig.tight_layout()
+
+# %% [markdown]
+# Read: the suite's layers take 0.1-0.9 ms on one H200, so the 10 us of an exchange already costs
+# a tenth of a 4-way split's share (efficiency 0.3-0.8 at 4 GPUs; the thin ones cannot be split 8 ways),
+# and sharding a single such layer pays only for its memory. The CT volume's layer (3.7 ms at that rate)
+# keeps 96% of its efficiency at 8 GPUs. So: **stream** for inference
+# when a volume does not fit one GPU (no communication, memory flat in depth; the section above);
+# **shard** for training, where the backward pass needs the activations of the whole volume at once
+# and no single GPU holds them, and for throughput on volumes large enough that each rank's slab is
+# many halos thick. (Predictions from datasheet bandwidth and call-by-call timings; no multi-GPU
+# machine has measured them.)
 
 # %% [markdown]
 # ## Real-time 1D: a causal stream

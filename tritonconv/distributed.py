@@ -30,10 +30,10 @@ from . import functional, shapes
 
 @dataclass(frozen=True)
 class Halo:
-    """The exchange of one sharded convolution, seen from every rank: ``starts[r]`` (input slab starts, one
-    more entry: the length), ``outputs[r]`` (first output each rank owns, one more: the output length),
-    ``lo[r]``/``hi[r]`` (the input range rank ``r`` reads, padding included) and ``recv[r]`` (slices it
-    receives from rank ``r + 1``)."""
+    """The exchange of one sharded convolution, seen from every rank: ``starts`` (each rank's first input
+    slice, and the length), ``outputs`` (each rank's first output, and the output length), ``lo``/``hi``
+    (the input range each rank reads, padding included) and ``recv`` (the slices each rank receives from
+    the next one)."""
 
     starts: tuple[int, ...]
     outputs: tuple[int, ...]
@@ -140,7 +140,8 @@ def _run(ops) -> None:
 
 
 def shard_sizes(x: torch.Tensor, dim: int, group=None) -> list[int]:
-    """Every rank's shard length along ``dim`` (one ``all_gather`` of ints)."""
+    """Every rank's shard length along ``dim``, from this rank's shard ``x`` (one ``all_gather`` of ints over
+    ``group``, the world when None)."""
     mine = torch.tensor([x.shape[dim]], dtype=torch.int64)
     sizes = [torch.zeros_like(mine) for _ in range(dist.get_world_size(group))]
     dist.all_gather(sizes, mine, group=group)
@@ -198,17 +199,17 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, d
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, dim: int = 2, group=None,
            sizes=None):
-    """:func:`conv1d` for an image ``(N, C_in, H_r, W)`` or ``(N, C_in, H, W_r)`` sharded along ``dim``
-    (2: height, 3: width); ``weight`` ``(C_out, C_in / groups, kH, kW)``; arguments as :func:`tritonconv.conv2d`,
-    ``group`` and ``sizes`` as :func:`conv1d`."""
+    """:func:`conv1d` for an image ``x`` ``(N, C_in, H_r, W)`` or ``(N, C_in, H, W_r)`` sharded along ``dim``
+    (2: height, 3: width); ``weight`` ``(C_out, C_in / groups, kH, kW)``; ``bias``, ``stride``, ``padding``,
+    ``dilation`` and ``groups`` as :func:`tritonconv.conv2d`; ``group`` and ``sizes`` as :func:`conv1d`."""
     return _conv(2, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes)
 
 
 def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, dim: int = 2, group=None,
            sizes=None):
-    """:func:`conv1d` for a volume ``(N, C_in, D, H, W)`` sharded along ``dim`` (2: depth, 3: height,
-    4: width); ``weight`` ``(C_out, C_in / groups, kD, kH, kW)``; arguments as :func:`tritonconv.conv3d`,
-    ``group`` and ``sizes`` as :func:`conv1d`."""
+    """:func:`conv1d` for a volume ``x`` ``(N, C_in, D, H, W)`` sharded along ``dim`` (2: depth, 3: height,
+    4: width); ``weight`` ``(C_out, C_in / groups, kD, kH, kW)``; ``bias``, ``stride``, ``padding``,
+    ``dilation`` and ``groups`` as :func:`tritonconv.conv3d`; ``group`` and ``sizes`` as :func:`conv1d`."""
     return _conv(3, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes)
 
 
