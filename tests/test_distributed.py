@@ -21,8 +21,9 @@ CASES = [  # op, input shape, weight shape, sharded dim, arguments
 
 
 def chunks(length: int, ranks: int) -> list[int]:
-    """torch.chunk's (and DTensor's) split: ceil(length / ranks) each, the last ones smaller."""
-    return [len(c) for c in torch.arange(length).chunk(ranks)]
+    """torch.chunk's (and DTensor's) split: ceil(length / ranks) each, the last ones smaller or empty."""
+    sizes = [len(c) for c in torch.arange(length).chunk(ranks)]
+    return sizes + [0] * (ranks - len(sizes))
 
 
 def worker(rank: int, world: int, init: str, errors: str) -> None:
@@ -55,6 +56,33 @@ def worker(rank: int, world: int, init: str, errors: str) -> None:
                 if expected.numel():  # a thin last shard owns no output
                     err = ((got.double() - expected).norm() / expected.norm()).item()
                     assert err < 1e-5, f"{op} {kw} rank {rank}: {name} error {err:.2e}"
+        for dim in (2, 3):  # (2+1)D: the mid tensor stays sharded; each stage exchanges its own halo
+            g = torch.Generator().manual_seed(1)
+            x = torch.randn(1, 2, 14, 9, 5, generator=g)
+            ws, wt = torch.randn(4, 2, 1, 3, 3, generator=g), torch.randn(3, 4, 3, 1, 1, generator=g)
+            leaves = [t.double().requires_grad_() for t in (x, ws, wt)]
+            ref = F.conv3d(torch.relu(F.conv3d(leaves[0], leaves[1], padding=(0, 1, 1))), leaves[2], stride=(2, 1, 1),
+                           padding=(1, 0, 0))
+            dy = torch.randn(ref.shape, generator=g)
+            ref.backward(dy.double())
+            sizes = chunks(x.shape[dim], world)
+            start = sum(sizes[:rank])
+            xs = x.narrow(dim, start, sizes[rank]).clone().requires_grad_()
+            ws_, wt_ = ws.clone().requires_grad_(), wt.clone().requires_grad_()
+            y = distributed.conv2plus1d(xs, ws_, wt_, stride=(2, 1, 1), padding=1, mid_activation="relu", dim=dim)
+            spatial = distributed.Halo.plan(sizes, *((1, 1, (0, 0), 1) if dim == 2 else (3, 1, (1, 1), 1)))
+            mid = [b - a for a, b in zip(spatial.outputs, spatial.outputs[1:])]
+            final = distributed.Halo.plan(mid, *((3, 2, (1, 1), 1) if dim == 2 else (1, 1, (0, 0), 1)))
+            o0, o1 = final.outputs[rank], final.outputs[rank + 1]
+            (y * dy.narrow(dim, o0, o1 - o0)).sum().backward()
+            for name, got, expected in (("output", y, ref.detach().narrow(dim, o0, o1 - o0)),
+                                        ("input grad", xs.grad, leaves[0].grad.narrow(dim, start, sizes[rank])),
+                                        ("spatial weight grad", ws_.grad, leaves[1].grad),
+                                        ("temporal weight grad", wt_.grad, leaves[2].grad)):
+                assert got.shape == expected.shape, f"(2+1)D dim {dim} rank {rank}: {name} {tuple(got.shape)}"
+                if expected.numel():  # a thin last shard owns no output
+                    err = ((got.double() - expected).norm() / expected.norm()).item()
+                    assert err < 1e-5, f"(2+1)D dim {dim} rank {rank}: {name} {err:.2e}"
     except Exception:
         with open(f"{errors}.{rank}", "w") as f:
             f.write(traceback.format_exc())

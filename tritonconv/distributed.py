@@ -12,8 +12,8 @@ sends), and zeros only beyond the volume's true edges. Backward sends the halo's
 that owns those slices, where it is added; the weight and bias gradients are summed over the group
 (``all_reduce``), so every rank holds the whole volume's gradient, as one process would.
 
-A shard that starts no output window (a thin last shard of a strided convolution) owns no output and
-returns an empty one, still taking part in the exchange. A shard thinner than the halo its left neighbour
+A shard that starts no output window (a thin or empty last shard, as ``torch.chunk`` makes them) owns no
+output and returns an empty one, still taking part in the exchange. A shard thinner than the halo its left neighbour
 needs is refused with a ``ValueError`` (never a wrong answer).
 """
 
@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from . import functional, shapes
+from . import _checks, functional, shapes
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def shard_sizes(x: torch.Tensor, dim: int, group=None) -> list[int]:
     return [int(s) for s in sizes]
 
 
-def _conv(ndim: int, x, weight, bias, stride, padding, dilation, groups, dim: int, group, sizes):
+def _conv(ndim: int, x, weight, bias, stride, padding, dilation, groups, dim: int, group, sizes, activation=None):
     if not dist.is_initialized():
         raise RuntimeError("tritonconv.distributed: torch.distributed is not initialised (init_process_group)")
     if not 2 <= dim < 2 + ndim:
@@ -172,11 +172,11 @@ def _conv(ndim: int, x, weight, bias, stride, padding, dilation, groups, dim: in
         out = (*out[:dim], 0, *out[dim + 1:])
         anchor = ext.sum() + weight.sum() + (0 if bias is None else bias.sum())
         return x.new_zeros(out) + 0 * anchor
-    return fn(ext, weight, bias, stride_t, local_pads, dilation_t, groups)
+    return fn(ext, weight, bias, stride_t, local_pads, dilation_t, groups, activation=activation)
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, dim: int = 2, group=None,
-           sizes=None):
+           sizes=None, activation: str | None = None):
     """This rank's part of ``conv1d`` of a signal sharded along ``dim`` over ``group``; differentiable.
 
     :param x: this rank's shard ``(N, C_in, L_r)`` (shards in group-rank order, any lengths).
@@ -189,28 +189,51 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, d
     :param dim: the sharded dimension (2: the length).
     :param group: the ``torch.distributed`` process group (default: the world).
     :param sizes: every rank's shard length along ``dim`` (default: gathered, one collective).
+    :param activation: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias.
     :returns: the outputs whose window starts in this rank's shard (module docstring), as a tensor.
     :raises ValueError: a thin shard or one that starts no output window, ``sizes`` that do not match, or any
         error of :func:`tritonconv.conv1d`.
     :raises RuntimeError: torch.distributed not initialised.
     """
-    return _conv(1, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes)
+    return _conv(1, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes, activation)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, dim: int = 2, group=None,
-           sizes=None):
+           sizes=None, activation: str | None = None):
     """:func:`conv1d` for an image ``x`` ``(N, C_in, H_r, W)`` or ``(N, C_in, H, W_r)`` sharded along ``dim``
     (2: height, 3: width); ``weight`` ``(C_out, C_in / groups, kH, kW)``; ``bias``, ``stride``, ``padding``,
-    ``dilation`` and ``groups`` as :func:`tritonconv.conv2d`; ``group`` and ``sizes`` as :func:`conv1d`."""
-    return _conv(2, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes)
+    ``dilation`` and ``groups`` as :func:`tritonconv.conv2d`; ``group``, ``sizes`` and ``activation`` as :func:`conv1d`."""
+    return _conv(2, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes, activation)
 
 
 def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, dim: int = 2, group=None,
-           sizes=None):
+           sizes=None, activation: str | None = None):
     """:func:`conv1d` for a volume ``x`` ``(N, C_in, D, H, W)`` sharded along ``dim`` (2: depth, 3: height,
     4: width); ``weight`` ``(C_out, C_in / groups, kD, kH, kW)``; ``bias``, ``stride``, ``padding``,
-    ``dilation`` and ``groups`` as :func:`tritonconv.conv3d`; ``group`` and ``sizes`` as :func:`conv1d`."""
-    return _conv(3, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes)
+    ``dilation`` and ``groups`` as :func:`tritonconv.conv3d`; ``group``, ``sizes`` and ``activation`` as :func:`conv1d`."""
+    return _conv(3, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes, activation)
 
 
-__all__ = ["Halo", "conv1d", "conv2d", "conv3d", "shard_sizes"]
+def conv2plus1d(x, weight_spatial, weight_temporal, bias_spatial=None, bias_temporal=None, stride=1, padding=0,
+                dilation=1, *, mid_activation: str | None = None, activation: str | None = None, dim: int = 2,
+                group=None):
+    """:func:`tritonconv.conv2plus1d` of a volume sharded along ``dim``: the spatial stage, then the temporal
+    one, each a sharded :func:`conv3d` (the mid tensor stays sharded; each stage exchanges its own halo).
+
+    ``x`` is this rank's shard ``(N, C_in, D, H, W)``; ``weight_spatial``, ``weight_temporal``,
+    ``bias_spatial``, ``bias_temporal``, ``stride``, ``padding``, ``dilation``, ``mid_activation`` and
+    ``activation`` as :func:`tritonconv.conv2plus1d`; ``dim`` and ``group`` as :func:`conv1d`. Returns this
+    rank's part of the output (the temporal stage's ownership, from the mid tensor's shards).
+    """
+    _checks.check_activation(mid_activation, "conv2plus1d", "mid_activation")
+    kernel = (weight_temporal.shape[2], *weight_spatial.shape[3:])
+    st, sh, sw = shapes.as_tuple(stride, 3, "stride")
+    dt, dh, dw = shapes.as_tuple(dilation, 3, "dilation")
+    (pt, ph, pw) = shapes.resolve_padding(padding, kernel, (st, sh, sw), (dt, dh, dw))
+    mid = conv3d(x, weight_spatial, bias_spatial, (1, sh, sw), ((0, 0), ph, pw), (1, dh, dw), dim=dim, group=group,
+                 activation=mid_activation)
+    return conv3d(mid, weight_temporal, bias_temporal, (st, 1, 1), (pt, (0, 0), (0, 0)), (dt, 1, 1), dim=dim,
+                  group=group, activation=activation)
+
+
+__all__ = ["Halo", "conv1d", "conv2d", "conv2plus1d", "conv3d", "shard_sizes"]
