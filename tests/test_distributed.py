@@ -20,6 +20,13 @@ CASES = [  # op, input shape, weight shape, sharded dim, arguments
 ]
 
 
+TRANSPOSED = [  # op, input shape, weight shape (C_in, C_out / groups, ...), sharded dim, arguments
+    ("conv_transpose1d", (2, 4, 13), (4, 3, 3), 2, dict(stride=2, padding=1, output_padding=1)),
+    ("conv_transpose2d", (1, 4, 5, 11), (4, 2, 3, 2), 3, dict(stride=(1, 3), padding=(1, 0), groups=2)),
+    ("conv_transpose3d", (1, 2, 10, 3, 4), (2, 3, 3, 3, 3), 2, dict(stride=(2, 1, 1), padding=1, dilation=(2, 1, 1))),
+]
+
+
 def chunks(length: int, ranks: int) -> list[int]:
     """torch.chunk's (and DTensor's) split: ceil(length / ranks) each, the last ones smaller or empty."""
     sizes = [len(c) for c in torch.arange(length).chunk(ranks)]
@@ -56,6 +63,32 @@ def worker(rank: int, world: int, init: str, errors: str) -> None:
                 if expected.numel():  # a thin last shard owns no output
                     err = ((got.double() - expected).norm() / expected.norm()).item()
                     assert err < 1e-5, f"{op} {kw} rank {rank}: {name} error {err:.2e}"
+        for op, x_shape, w_shape, dim, kw in TRANSPOSED:
+            g = torch.Generator().manual_seed(2)
+            x = torch.randn(x_shape, generator=g)
+            w, b = torch.randn(w_shape, generator=g), torch.randn(w_shape[1] * kw.get("groups", 1), generator=g)
+            leaves = [t.double().requires_grad_() for t in (x, w, b)]
+            ref = getattr(F, op)(*leaves, **kw)
+            dy = torch.randn(ref.shape, generator=g)
+            ref.backward(dy.double())
+            sizes = chunks(x.shape[dim], world)
+            start = sum(sizes[:rank])
+            xs = x.narrow(dim, start, sizes[rank]).clone().requires_grad_()
+            ws, bs = w.clone().requires_grad_(), b.clone().requires_grad_()
+            y = getattr(distributed, op)(xs, ws, bs, dim=dim, **kw)
+            ndim = len(x_shape) - 2
+            along = [distributed.shapes.as_tuple(kw.get(name, default), ndim, name)[dim - 2]
+                     for name, default in (("stride", 1), ("padding", 0), ("output_padding", 0), ("dilation", 1))]
+            halo = distributed.Halo.plan_transposed(sizes, w_shape[dim], *along)
+            o0, o1 = halo.outputs[rank], halo.outputs[rank + 1]
+            (y * dy.narrow(dim, o0, o1 - o0)).sum().backward()
+            for name, got, expected in (("output", y, ref.detach().narrow(dim, o0, o1 - o0)),
+                                        ("input grad", xs.grad, leaves[0].grad.narrow(dim, start, sizes[rank])),
+                                        ("weight grad", ws.grad, leaves[1].grad), ("bias grad", bs.grad, leaves[2].grad)):
+                assert got.shape == expected.shape, f"{op} {kw} rank {rank}: {name} shape {tuple(got.shape)}"
+                if expected.numel():
+                    err = ((got.double() - expected).norm() / expected.norm()).item()
+                    assert err < 1e-5, f"{op} {kw} rank {rank}: {name} error {err:.2e}"
         for dim in (2, 3):  # (2+1)D: the mid tensor stays sharded; each stage exchanges its own halo
             g = torch.Generator().manual_seed(1)
             x = torch.randn(1, 2, 14, 9, 5, generator=g)
@@ -83,11 +116,54 @@ def worker(rank: int, world: int, init: str, errors: str) -> None:
                 if expected.numel():  # a thin last shard owns no output
                     err = ((got.double() - expected).norm() / expected.norm()).item()
                     assert err < 1e-5, f"(2+1)D dim {dim} rank {rank}: {name} {err:.2e}"
+        train_two_steps(rank, world)
     except Exception:
         with open(f"{errors}.{rank}", "w") as f:
             f.write(traceback.format_exc())
     finally:
         dist.destroy_process_group()
+
+
+def encoder_decoder(x, params, conv3d, conv_transpose3d):
+    """conv + ReLU, strided conv + ReLU, transposed conv: a small 3-D encoder-decoder."""
+    w1, b1, w2, b2, w3, b3 = params
+    h = conv3d(x, w1, b1, padding=1, activation="relu")
+    h = conv3d(h, w2, b2, stride=2, padding=1, activation="relu")
+    return conv_transpose3d(h, w3, b3, stride=2)
+
+
+def train_two_steps(rank: int, world: int) -> None:
+    """Two SGD steps on a volume sharded along depth give the parameters one process gets."""
+    import tritonconv
+
+    g = torch.Generator().manual_seed(3)
+    x, target = torch.randn(1, 1, 16, 6, 4, generator=g), torch.randn(1, 2, 16, 6, 4, generator=g)
+    init = [torch.randn(4, 1, 3, 3, 3, generator=g) / 3, torch.randn(4, generator=g) / 3,
+            torch.randn(4, 4, 3, 3, 3, generator=g) / 6, torch.randn(4, generator=g) / 3,
+            torch.randn(4, 2, 2, 2, 2, generator=g) / 3, torch.randn(2, generator=g) / 3]
+    runs = {}
+    for name in ("one process", "sharded"):
+        params = [p.clone().requires_grad_() for p in init]
+        for _ in range(2):
+            if name == "one process":
+                y = encoder_decoder(x, params, tritonconv.conv3d, tritonconv.conv_transpose3d)
+                loss = (y - target).square().sum()
+            else:
+                sizes = chunks(16, world)
+                shard = x.narrow(2, sum(sizes[:rank]), sizes[rank])
+                y = encoder_decoder(shard, params, lambda *a, **k: distributed.conv3d(*a, dim=2, **k),
+                                    lambda *a, **k: distributed.conv_transpose3d(*a, dim=2, **k))
+                lengths = distributed.shard_sizes(y, 2)
+                loss = (y - target.narrow(2, sum(lengths[:rank]), lengths[rank])).square().sum()  # this rank's part
+            loss.backward()
+            with torch.no_grad():
+                for p in params:
+                    p -= 0.01 * p.grad
+                    p.grad = None
+        runs[name] = params
+    for a, b in zip(*runs.values()):
+        err = ((a - b).norm() / b.norm()).item()
+        assert err < 1e-5, f"rank {rank}: parameters after two sharded steps differ by {err:.2e}"
 
 
 def _axis(kw, dim, ndim, w_shape):

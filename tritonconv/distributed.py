@@ -1,5 +1,7 @@
 """Domain-parallel convolution: one volume sharded along a spatial dimension across the ranks of a
-``torch.distributed`` process group; each rank exchanges only the halo its taps reach.
+``torch.distributed`` process group; each rank exchanges only the halo its taps reach. Convolutions,
+transposed convolutions (:meth:`Halo.plan_transposed`: each rank owns the outputs its slab maps to and
+reads a halo from its left neighbour) and (2+1)D blocks.
 
 Rank ``r`` holds the input slab ``[s_r, e_r)`` of dimension ``dim`` (ranks in group order, any sizes).
 It owns the outputs whose window starts in its slab (rank 0 also those starting in the left padding)::
@@ -23,7 +25,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from . import _checks, functional, shapes
 
@@ -32,21 +33,29 @@ from . import _checks, functional, shapes
 class Halo:
     """The exchange of one sharded convolution, seen from every rank: ``starts`` (each rank's first input
     slice, and the length), ``outputs`` (each rank's first output, and the output length), ``lo``/``hi``
-    (the input range each rank reads, padding included) and ``recv`` (the slices each rank receives from
-    the next one)."""
+    (the input window each rank reads), ``recv`` and ``left`` (the slices it receives from the next and
+    from the previous rank), ``before``/``after`` (the zero slices at the window's ends)."""
 
     starts: tuple[int, ...]
     outputs: tuple[int, ...]
     lo: tuple[int, ...]
     hi: tuple[int, ...]
     recv: tuple[int, ...]
+    left: tuple[int, ...] = ()
+    before: tuple[int, ...] = ()
+    after: tuple[int, ...] = ()
+
+    @staticmethod
+    def _starts(sizes) -> list[int]:
+        starts = [0]
+        for n in sizes:
+            starts.append(starts[-1] + n)
+        return starts
 
     @classmethod
     def plan(cls, sizes, kernel: int, stride: int, padding: tuple[int, int], dilation: int) -> Halo:
         """From the shard sizes along the sharded dimension and that dimension's conv arguments."""
-        starts = [0]
-        for n in sizes:
-            starts.append(starts[-1] + n)
+        starts = cls._starts(sizes)
         length, (before, after) = starts[-1], padding
         total = shapes.conv_output_size(length, kernel, stride, (before, after), dilation)
         if total <= 0:
@@ -67,51 +76,109 @@ class Halo:
                 raise ValueError(f"distributed conv: rank {r} needs {need} slices past its shard, more than rank "
                                  f"{r + 1} holds ({sizes[r + 1] if r + 1 < ranks else 0}); thicker shards, or fewer ranks")
             recv.append(max(0, need))
-        return cls(tuple(starts), tuple(outputs), tuple(lo), tuple(hi), tuple(recv))
+        zeros = tuple(0 for _ in sizes)
+        return cls(tuple(starts), tuple(outputs), tuple(lo), tuple(hi), tuple(recv), zeros,
+                   tuple(max(0, -v) for v in lo), tuple(max(0, v - length) for v in hi))
+
+    @classmethod
+    def plan_transposed(cls, sizes, kernel: int, stride: int, padding: int, output_padding: int,
+                        dilation: int) -> Halo:
+        """The same for a transposed convolution: rank ``r`` owns the outputs ``[s_r*stride - padding,
+        e_r*stride - padding)`` (clipped; the last rank to the end) and reads inputs from its left neighbour,
+        the ones whose taps reach back into its outputs; zero slices after its own only extend the window's
+        output to its last owned position (they add no term)."""
+        starts = cls._starts(sizes)
+        length, ranks = starts[-1], len(sizes)
+        total = shapes.conv_transpose_output_size(length, kernel, stride, padding, output_padding, dilation)
+        outputs = [0] + [min(total, max(0, starts[r] * stride - padding)) for r in range(1, ranks)] + [total]
+        lo, hi, left, after = [], [], [], []
+        reach = (kernel - 1) * dilation
+        for r in range(ranks):
+            if outputs[r + 1] <= outputs[r]:
+                lo.append(starts[r])
+                hi.append(starts[r])
+                left.append(0)
+                after.append(0)
+                continue
+            first = max(0, min(-(-(outputs[r] + padding - reach) // stride), (outputs[r] + padding) // stride))
+            last = min(length, (outputs[r + 1] - 1 + padding) // stride + 1)
+            needed = -(-(outputs[r + 1] - 1 + padding - reach) // stride) + 1 - first  # slices for the window's reach
+            zeros = max(0, needed - (last - first))
+            take = max(0, starts[r] - first)
+            if take and (r == 0 or take > sizes[r - 1]):
+                raise ValueError(f"distributed conv_transpose: rank {r} needs {take} slices before its shard, more "
+                                 f"than rank {r - 1} holds; thicker shards, or fewer ranks")
+            lo.append(first)
+            hi.append(last + zeros)
+            left.append(take)
+            after.append(zeros)
+        none = tuple(0 for _ in sizes)
+        return cls(tuple(starts), tuple(outputs), tuple(lo), tuple(hi), none, tuple(left), none, tuple(after))
 
 
 class _Exchange(torch.autograd.Function):
-    """Forward: this rank's slab extended by the halo it reads (received) and zeros beyond the volume's edges.
-    Backward: the halo's gradient returned to its owner, which adds it to its own."""
+    """Forward: this rank's slab extended by the halos it reads (received from its neighbours) and zeros.
+    Backward: each halo's gradient returned to its owner, which adds it to its own."""
+
+    @staticmethod
+    def _own(halo: Halo, rank: int) -> tuple[int, int]:
+        """The part of this rank's own slab its window reads, as (offset in the slab, length)."""
+        start, end = halo.starts[rank], halo.starts[rank + 1]
+        a = max(halo.lo[rank], 0, start)
+        b = min(halo.hi[rank] - halo.after[rank], end)
+        return a - start, max(0, b - a)
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, halo: Halo, rank: int, dim: int, group) -> torch.Tensor:
         ctx.halo, ctx.rank, ctx.dim, ctx.group, ctx.size = halo, rank, dim, group, x.shape[dim]
-        start, length = halo.starts[rank], halo.starts[-1]
-        send = halo.recv[rank - 1] if rank > 0 else 0  # my first slices, which my left neighbour reads
+        ranks = len(halo.starts) - 1
+        to_prev = halo.recv[rank - 1] if rank > 0 else 0  # my first slices, which my left neighbour reads
+        to_next = halo.left[rank + 1] if rank + 1 < ranks else 0  # my last slices, which my right neighbour reads
+        shape = lambda n: (*x.shape[:dim], n, *x.shape[dim + 1:])  # noqa: E731
+        from_prev, from_next = x.new_empty(shape(halo.left[rank])), x.new_empty(shape(halo.recv[rank]))
         ops = []
-        if send:
-            ops.append(dist.P2POp(dist.isend, x.narrow(dim, 0, send).contiguous(), _peer(group, rank - 1), group))
-        received = x.new_empty((*x.shape[:dim], halo.recv[rank], *x.shape[dim + 1:]))
+        if to_prev:
+            ops.append(dist.P2POp(dist.isend, x.narrow(dim, 0, to_prev).contiguous(), _peer(group, rank - 1), group))
+        if to_next:
+            ops.append(dist.P2POp(dist.isend, x.narrow(dim, x.shape[dim] - to_next, to_next).contiguous(),
+                                  _peer(group, rank + 1), group))
+        if halo.left[rank]:
+            ops.append(dist.P2POp(dist.irecv, from_prev, _peer(group, rank - 1), group))
         if halo.recv[rank]:
-            ops.append(dist.P2POp(dist.irecv, received, _peer(group, rank + 1), group))
+            ops.append(dist.P2POp(dist.irecv, from_next, _peer(group, rank + 1), group))
         _run(ops)
-        own = x.narrow(dim, max(halo.lo[rank], 0) - start, min(halo.hi[rank], length, start + x.shape[dim])
-                       - max(halo.lo[rank], 0))
-        ext = torch.cat([own, received], dim)
-        pad = [0, 0] * (x.dim() - 1 - dim) + [max(0, -halo.lo[rank]), max(0, halo.hi[rank] - length)]
-        return F.pad(ext, pad) if any(pad) else ext
+        offset, n = _Exchange._own(halo, rank)
+        parts = [x.new_zeros(shape(halo.before[rank])), from_prev, x.narrow(dim, offset, n), from_next,
+                 x.new_zeros(shape(halo.after[rank]))]
+        return torch.cat(parts, dim)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         halo, rank, dim, group = ctx.halo, ctx.rank, ctx.dim, ctx.group
-        start, length = halo.starts[rank], halo.starts[-1]
-        grad = grad.narrow(dim, max(0, -halo.lo[rank]), grad.shape[dim] - max(0, -halo.lo[rank])
-                           - max(0, halo.hi[rank] - length))  # the zeros beyond the edges have no owner
-        own_len = grad.shape[dim] - halo.recv[rank]
+        ranks = len(halo.starts) - 1
+        offset, n = _Exchange._own(halo, rank)
+        g_prev, g_own, g_next = grad.narrow(dim, halo.before[rank], halo.left[rank] + n + halo.recv[rank]).split(
+            [halo.left[rank], n, halo.recv[rank]], dim)
         out = grad.new_zeros((*grad.shape[:dim], ctx.size, *grad.shape[dim + 1:]))
-        out.narrow(dim, max(halo.lo[rank], 0) - start, own_len).copy_(grad.narrow(dim, 0, own_len))
-        send = halo.recv[rank - 1] if rank > 0 else 0
-        back = grad.new_empty((*grad.shape[:dim], send, *grad.shape[dim + 1:]))
+        out.narrow(dim, offset, n).copy_(g_own)
+        to_prev = halo.recv[rank - 1] if rank > 0 else 0
+        to_next = halo.left[rank + 1] if rank + 1 < ranks else 0
+        shape = lambda k: (*grad.shape[:dim], k, *grad.shape[dim + 1:])  # noqa: E731
+        back_prev, back_next = grad.new_empty(shape(to_prev)), grad.new_empty(shape(to_next))
         ops = []
+        if halo.left[rank]:
+            ops.append(dist.P2POp(dist.isend, g_prev.contiguous(), _peer(group, rank - 1), group))
         if halo.recv[rank]:
-            ops.append(dist.P2POp(dist.isend, grad.narrow(dim, own_len, halo.recv[rank]).contiguous(),
-                                  _peer(group, rank + 1), group))
-        if send:
-            ops.append(dist.P2POp(dist.irecv, back, _peer(group, rank - 1), group))
+            ops.append(dist.P2POp(dist.isend, g_next.contiguous(), _peer(group, rank + 1), group))
+        if to_prev:
+            ops.append(dist.P2POp(dist.irecv, back_prev, _peer(group, rank - 1), group))
+        if to_next:
+            ops.append(dist.P2POp(dist.irecv, back_next, _peer(group, rank + 1), group))
         _run(ops)
-        if send:
-            out.narrow(dim, 0, send).add_(back)
+        if to_prev:
+            out.narrow(dim, 0, to_prev).add_(back_prev)
+        if to_next:
+            out.narrow(dim, ctx.size - to_next, to_next).add_(back_next)
         return out, None, None, None, None
 
 
@@ -175,6 +242,67 @@ def _conv(ndim: int, x, weight, bias, stride, padding, dilation, groups, dim: in
     return fn(ext, weight, bias, stride_t, local_pads, dilation_t, groups, activation=activation)
 
 
+def _conv_transpose(ndim: int, x, weight, bias, stride, padding, output_padding, groups, dilation, dim: int, group,
+                    sizes, activation=None):
+    if not dist.is_initialized():
+        raise RuntimeError("tritonconv.distributed: torch.distributed is not initialised (init_process_group)")
+    if not 2 <= dim < 2 + ndim:
+        raise ValueError(f"conv_transpose{ndim}d: expected `dim` to be a spatial dimension (2 to {ndim + 1}), got {dim}")
+    kernel = tuple(weight.shape[2:])
+    stride_t, dilation_t = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
+    pad_t, out_pad_t = shapes.as_tuple(padding, ndim, "padding"), shapes.as_tuple(output_padding, ndim, "output_padding")
+    axis = dim - 2
+    sizes = list(sizes) if sizes is not None else shard_sizes(x, dim, group)
+    rank = dist.get_rank(group)
+    halo = Halo.plan_transposed(sizes, kernel[axis], stride_t[axis], pad_t[axis], out_pad_t[axis], dilation_t[axis])
+    ext = _Exchange.apply(x, halo, rank, dim, group)
+    weight, bias = _SumGrad.apply(weight, group), None if bias is None else _SumGrad.apply(bias, group)
+    o0, o1 = halo.outputs[rank], halo.outputs[rank + 1]
+    if o1 == o0:  # no output here; still in the graph (see _conv)
+        out = [shapes.conv_transpose_output_size(n, k, st, p, op, d) for n, k, st, p, op, d in
+               zip(x.shape[2:], kernel, stride_t, pad_t, out_pad_t, dilation_t)]
+        out[axis] = 0
+        anchor = ext.sum() + weight.sum() + (0 if bias is None else bias.sum())
+        return x.new_zeros((x.shape[0], weight.shape[1] * groups, *out)) + 0 * anchor
+    local = lambda t: tuple(0 if a == axis else v for a, v in enumerate(t))  # noqa: E731
+    fn = (functional.conv_transpose1d, functional.conv_transpose2d, functional.conv_transpose3d)[ndim - 1]
+    y = fn(ext, weight, bias, stride_t, local(pad_t), local(out_pad_t), groups, dilation_t, activation=activation)
+    first = halo.lo[rank] * stride_t[axis] - pad_t[axis]  # the global index of y's first slice
+    return y.narrow(dim, o0 - first, o1 - o0)
+
+
+def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                     dim: int = 2, group=None, sizes=None, activation: str | None = None):
+    """This rank's part of ``conv_transpose1d`` of a signal sharded along ``dim``; differentiable. Rank ``r``
+    owns the outputs ``[s_r * stride - padding, e_r * stride - padding)`` (clipped; the last rank to the end)
+    and receives from its left neighbour the inputs whose taps reach them (:meth:`Halo.plan_transposed`).
+
+    ``x`` is this rank's shard ``(N, C_in, L_r)``; ``weight`` ``(C_in, C_out / groups, K)``; ``bias``,
+    ``stride``, ``padding``, ``output_padding``, ``groups`` and ``dilation`` as
+    :func:`tritonconv.conv_transpose1d`; ``dim``, ``group``, ``sizes`` and ``activation`` as :func:`conv1d`.
+    """
+    return _conv_transpose(1, x, weight, bias, stride, padding, output_padding, groups, dilation, dim, group, sizes,
+                           activation)
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                     dim: int = 2, group=None, sizes=None, activation: str | None = None):
+    """:func:`conv_transpose1d` for an image ``x`` sharded along ``dim`` (2 or 3); ``weight``, ``bias``,
+    ``stride``, ``padding``, ``output_padding``, ``groups`` and ``dilation`` as
+    :func:`tritonconv.conv_transpose2d`; ``group``, ``sizes`` and ``activation`` as :func:`conv1d`."""
+    return _conv_transpose(2, x, weight, bias, stride, padding, output_padding, groups, dilation, dim, group, sizes,
+                           activation)
+
+
+def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                     dim: int = 2, group=None, sizes=None, activation: str | None = None):
+    """:func:`conv_transpose1d` for a volume ``x`` sharded along ``dim`` (2, 3 or 4); ``weight``, ``bias``,
+    ``stride``, ``padding``, ``output_padding``, ``groups`` and ``dilation`` as
+    :func:`tritonconv.conv_transpose3d`; ``group``, ``sizes`` and ``activation`` as :func:`conv1d`."""
+    return _conv_transpose(3, x, weight, bias, stride, padding, output_padding, groups, dilation, dim, group, sizes,
+                           activation)
+
+
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, dim: int = 2, group=None,
            sizes=None, activation: str | None = None):
     """This rank's part of ``conv1d`` of a signal sharded along ``dim`` over ``group``; differentiable.
@@ -236,4 +364,5 @@ def conv2plus1d(x, weight_spatial, weight_temporal, bias_spatial=None, bias_temp
                   group=group, activation=activation)
 
 
-__all__ = ["Halo", "conv1d", "conv2d", "conv2plus1d", "conv3d", "shard_sizes"]
+__all__ = ["Halo", "conv1d", "conv2d", "conv2plus1d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+           "conv_transpose3d", "shard_sizes"]
