@@ -33,62 +33,49 @@ def chunks(length: int, ranks: int) -> list[int]:
     return sizes + [0] * (ranks - len(sizes))
 
 
+def compare(what: str, got: torch.Tensor, expected: torch.Tensor) -> None:
+    assert got.shape == expected.shape, f"{what}: shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
+    if expected.numel():  # a thin last shard owns no output
+        err = ((got.double() - expected).norm() / expected.norm()).item()
+        assert err < 1e-5, f"{what}: relative error {err:.2e}"
+
+
+def check_sharded(rank: int, world: int, op: str, x_shape, w_shape, dim: int, kw: dict) -> None:
+    """This rank's output and gradients of ``op`` on its shard against one process's, in float64."""
+    transposed = op.startswith("conv_transpose")
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(x_shape, generator=g), torch.randn(w_shape, generator=g)
+    b = torch.randn(w_shape[1] * kw.get("groups", 1) if transposed else w_shape[0], generator=g)
+    leaves = [t.double().requires_grad_() for t in (x, w, b)]
+    ref = getattr(F, op)(*leaves, **kw)
+    dy = torch.randn(ref.shape, generator=g)
+    ref.backward(dy.double())
+    sizes = chunks(x.shape[dim], world)
+    start = sum(sizes[:rank])
+    xs = x.narrow(dim, start, sizes[rank]).clone().requires_grad_()
+    ws, bs = w.clone().requires_grad_(), b.clone().requires_grad_()
+    y = getattr(distributed, op)(xs, ws, bs, dim=dim, **kw)
+    ndim = len(x_shape) - 2
+    if transposed:
+        along = [distributed.shapes.as_tuple(kw.get(name, default), ndim, name)[dim - 2]
+                 for name, default in (("stride", 1), ("padding", 0), ("output_padding", 0), ("dilation", 1))]
+        halo = distributed.Halo.plan_transposed(sizes, w_shape[dim], *along)
+    else:
+        halo = distributed.Halo.plan(sizes, w_shape[dim], *_axis(kw, dim, ndim, w_shape))
+    o0, o1 = halo.outputs[rank], halo.outputs[rank + 1]
+    (y * dy.narrow(dim, o0, o1 - o0)).sum().backward()
+    for name, got, expected in (("output", y, ref.detach().narrow(dim, o0, o1 - o0)),
+                                ("input grad", xs.grad, leaves[0].grad.narrow(dim, start, sizes[rank])),
+                                ("weight grad", ws.grad, leaves[1].grad), ("bias grad", bs.grad, leaves[2].grad)):
+        compare(f"{op} {kw} rank {rank}: {name}", got, expected)
+
+
 def worker(rank: int, world: int, init: str, errors: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     try:
-        for op, x_shape, w_shape, dim, kw in CASES:
-            g = torch.Generator().manual_seed(0)
-            x = torch.randn(x_shape, generator=g)
-            w, b = torch.randn(w_shape, generator=g), torch.randn(w_shape[0], generator=g)
-            ref_leaves = [t.double().requires_grad_() for t in (x, w, b)]
-            ref = getattr(F, op)(*ref_leaves, **kw)
-            dy = torch.randn(ref.shape, generator=g)
-            ref.backward(dy.double())
-
-            sizes = chunks(x.shape[dim], world)
-            start = sum(sizes[:rank])
-            xs = x.narrow(dim, start, sizes[rank]).clone().requires_grad_()
-            ws, bs = w.clone().requires_grad_(), b.clone().requires_grad_()
-            y = getattr(distributed, op)(xs, ws, bs, dim=dim, **kw)
-            halo = distributed.Halo.plan(sizes, w_shape[dim], *_axis(kw, dim, len(x_shape) - 2, w_shape))
-            o0, o1 = halo.outputs[rank], halo.outputs[rank + 1]
-            want = ref.detach().narrow(dim, o0, o1 - o0)
-            (y * dy.narrow(dim, o0, o1 - o0)).sum().backward()
-            for name, got, expected in (("output", y, want), ("input grad", xs.grad,
-                                         ref_leaves[0].grad.narrow(dim, start, sizes[rank])),
-                                        ("weight grad", ws.grad, ref_leaves[1].grad),
-                                        ("bias grad", bs.grad, ref_leaves[2].grad)):
-                assert got.shape == expected.shape, f"{op} {kw} rank {rank}: {name} shape {tuple(got.shape)}"
-                if expected.numel():  # a thin last shard owns no output
-                    err = ((got.double() - expected).norm() / expected.norm()).item()
-                    assert err < 1e-5, f"{op} {kw} rank {rank}: {name} error {err:.2e}"
-        for op, x_shape, w_shape, dim, kw in TRANSPOSED:
-            g = torch.Generator().manual_seed(2)
-            x = torch.randn(x_shape, generator=g)
-            w, b = torch.randn(w_shape, generator=g), torch.randn(w_shape[1] * kw.get("groups", 1), generator=g)
-            leaves = [t.double().requires_grad_() for t in (x, w, b)]
-            ref = getattr(F, op)(*leaves, **kw)
-            dy = torch.randn(ref.shape, generator=g)
-            ref.backward(dy.double())
-            sizes = chunks(x.shape[dim], world)
-            start = sum(sizes[:rank])
-            xs = x.narrow(dim, start, sizes[rank]).clone().requires_grad_()
-            ws, bs = w.clone().requires_grad_(), b.clone().requires_grad_()
-            y = getattr(distributed, op)(xs, ws, bs, dim=dim, **kw)
-            ndim = len(x_shape) - 2
-            along = [distributed.shapes.as_tuple(kw.get(name, default), ndim, name)[dim - 2]
-                     for name, default in (("stride", 1), ("padding", 0), ("output_padding", 0), ("dilation", 1))]
-            halo = distributed.Halo.plan_transposed(sizes, w_shape[dim], *along)
-            o0, o1 = halo.outputs[rank], halo.outputs[rank + 1]
-            (y * dy.narrow(dim, o0, o1 - o0)).sum().backward()
-            for name, got, expected in (("output", y, ref.detach().narrow(dim, o0, o1 - o0)),
-                                        ("input grad", xs.grad, leaves[0].grad.narrow(dim, start, sizes[rank])),
-                                        ("weight grad", ws.grad, leaves[1].grad), ("bias grad", bs.grad, leaves[2].grad)):
-                assert got.shape == expected.shape, f"{op} {kw} rank {rank}: {name} shape {tuple(got.shape)}"
-                if expected.numel():
-                    err = ((got.double() - expected).norm() / expected.norm()).item()
-                    assert err < 1e-5, f"{op} {kw} rank {rank}: {name} error {err:.2e}"
+        for op, x_shape, w_shape, dim, kw in CASES + TRANSPOSED:
+            check_sharded(rank, world, op, x_shape, w_shape, dim, kw)
         for dim in (2, 3):  # (2+1)D: the mid tensor stays sharded; each stage exchanges its own halo
             g = torch.Generator().manual_seed(1)
             x = torch.randn(1, 2, 14, 9, 5, generator=g)
@@ -112,10 +99,7 @@ def worker(rank: int, world: int, init: str, errors: str) -> None:
                                         ("input grad", xs.grad, leaves[0].grad.narrow(dim, start, sizes[rank])),
                                         ("spatial weight grad", ws_.grad, leaves[1].grad),
                                         ("temporal weight grad", wt_.grad, leaves[2].grad)):
-                assert got.shape == expected.shape, f"(2+1)D dim {dim} rank {rank}: {name} {tuple(got.shape)}"
-                if expected.numel():  # a thin last shard owns no output
-                    err = ((got.double() - expected).norm() / expected.norm()).item()
-                    assert err < 1e-5, f"(2+1)D dim {dim} rank {rank}: {name} {err:.2e}"
+                compare(f"(2+1)D dim {dim} rank {rank}: {name}", got, expected)
         train_two_steps(rank, world)
     except Exception:
         with open(f"{errors}.{rank}", "w") as f:
