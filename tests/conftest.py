@@ -22,6 +22,14 @@ def poison_outputs(monkeypatch):
     monkeypatch.setattr(geometry, "alloc_output", poisoned)
 
 
+@pytest.fixture
+def plain_allocation(monkeypatch):
+    """Outputs allocated as the library does, for tests that count bytes held (the poisoning fixture's
+    fill-then-convert holds a second copy for a moment)."""
+    monkeypatch.setattr(geometry, "alloc_output", lambda shape, device, dtype, fmt=torch.contiguous_format:
+                        torch.empty(shape, device=device, dtype=dtype, memory_format=fmt))
+
+
 @pytest.fixture(autouse=True)
 def seed():
     torch.manual_seed(0)

@@ -6,15 +6,9 @@ import torch
 from conftest import assert_close
 
 import tritonconv
-from tritonconv import geometry, memory, netstream
+from tritonconv import memory, netstream
 
-
-@pytest.fixture(autouse=True)
-def plain_allocation(monkeypatch):
-    """Outputs allocated as the library does (the poisoning fixture's fill-then-convert holds a second copy,
-    which the byte counts below would see)."""
-    monkeypatch.setattr(geometry, "alloc_output", lambda shape, device, dtype, fmt=torch.contiguous_format:
-                        torch.empty(shape, device=device, dtype=dtype, memory_format=fmt))
+pytestmark = pytest.mark.usefixtures("plain_allocation")  # byte counts below (conftest)
 
 
 def randomize_norms(net: torch.nn.Module) -> torch.nn.Module:

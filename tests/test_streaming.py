@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from conftest import assert_close
 
 import tritonconv
-from tritonconv import _checks, dispatch, geometry, memory, shapes, streaming, tuning
+from tritonconv import _checks, dispatch, memory, shapes, streaming, tuning
 
 CONFIG = tuning.Config(64, 16, 16, group_m=1, num_warps=1, num_stages=1)  # forced on both sides
 
@@ -173,12 +173,9 @@ def test_tensor_bytes_counts_storage_from_allocation_to_its_last_tensor():
 
 
 @pytest.mark.parametrize("padding,stride", [(1, 1), (0, 2)])
-def test_stream_holds_what_its_plan_says(monkeypatch, padding, stride):
+def test_stream_holds_what_its_plan_says(plain_allocation, padding, stride):
     """Measured (memory.TensorBytes): a plain loop over the stream, which keeps each output chunk while
     the next is computed, never holds more than the plan's bytes; the one-shot call holds it all."""
-    # outputs allocated as the library does (the poisoning fixture's fill-then-convert holds a second copy)
-    monkeypatch.setattr(geometry, "alloc_output", lambda shape, device, dtype, fmt=torch.contiguous_format:
-                        torch.empty(shape, device=device, dtype=dtype, memory_format=fmt))
     volume, w = torch.randn(1, 2, 13, 6, 5), torch.randn(3, 2, 3, 3, 3)
     with memory.TensorBytes() as held:
         stream = streaming.conv3d_stream((volume[:, :, i] for i in range(13)), w.clone(), padding=padding,

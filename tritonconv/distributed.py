@@ -215,55 +215,60 @@ def shard_sizes(x: torch.Tensor, dim: int, group=None) -> list[int]:
     return [int(s) for s in sizes]
 
 
-def _conv(ndim: int, x, weight, bias, stride, padding, dilation, groups, dim: int, group, sizes, activation=None):
+def _shards(op: str, ndim: int, x: torch.Tensor, dim: int, group, sizes) -> tuple[list[int], int]:
+    """The checks every op shares; returns every rank's shard length along ``dim`` and this rank's index."""
     if not dist.is_initialized():
         raise RuntimeError("tritonconv.distributed: torch.distributed is not initialised (init_process_group)")
     if not 2 <= dim < 2 + ndim:
-        raise ValueError(f"conv{ndim}d: expected `dim` to be a spatial dimension (2 to {ndim + 1}), got {dim}")
+        raise ValueError(f"{op}: expected `dim` to be a spatial dimension (2 to {ndim + 1}), got {dim}")
+    sizes = list(sizes) if sizes is not None else shard_sizes(x, dim, group)
+    rank = dist.get_rank(group)
+    if sizes[rank] != x.shape[dim]:
+        raise ValueError(f"{op}: `sizes` says rank {rank} holds {sizes[rank]} slices along dim {dim}, its input "
+                         f"holds {x.shape[dim]}")
+    return sizes, rank
+
+
+def _empty(x, ext, weight, bias, shape) -> torch.Tensor:
+    """The output of a rank that owns none, still in the autograd graph: its backward's exchange and sums
+    must run, since its neighbours' wait for them."""
+    anchor = ext.sum() + weight.sum() + (0 if bias is None else bias.sum())
+    return x.new_zeros(shape) + 0 * anchor
+
+
+def _conv(ndim: int, x, weight, bias, stride, padding, dilation, groups, dim: int, group, sizes, activation=None):
+    sizes, rank = _shards(f"conv{ndim}d", ndim, x, dim, group, sizes)
     kernel = tuple(weight.shape[2:])
     stride_t, dilation_t = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
     pads = shapes.resolve_padding(padding, kernel, stride_t, dilation_t)
     axis = dim - 2
-    sizes = list(sizes) if sizes is not None else shard_sizes(x, dim, group)
-    rank = dist.get_rank(group)
-    if sizes[rank] != x.shape[dim]:
-        raise ValueError(f"conv{ndim}d: `sizes` says rank {rank} holds {sizes[rank]} slices along dim {dim}, its "
-                         f"input holds {x.shape[dim]}")
     halo = Halo.plan(sizes, kernel[axis], stride_t[axis], pads[axis], dilation_t[axis])
     ext = _Exchange.apply(x, halo, rank, dim, group)
+    weight, bias = _SumGrad.apply(weight, group), None if bias is None else _SumGrad.apply(bias, group)
+    if halo.outputs[rank + 1] == halo.outputs[rank]:
+        out = shapes.conv_output_shape(x.shape, weight.shape, stride_t, pads, dilation_t)
+        return _empty(x, ext, weight, bias, (*out[:dim], 0, *out[dim + 1:]))
     local_pads = tuple((0, 0) if a == axis else p for a, p in enumerate(pads))
     fn = (functional.conv1d, functional.conv2d, functional.conv3d)[ndim - 1]
-    weight, bias = _SumGrad.apply(weight, group), None if bias is None else _SumGrad.apply(bias, group)
-    if halo.outputs[rank + 1] == halo.outputs[rank]:  # no output here; still in the graph, so that backward's
-        out = shapes.conv_output_shape(x.shape, weight.shape, stride_t, pads, dilation_t)  # exchange and sums run
-        out = (*out[:dim], 0, *out[dim + 1:])
-        anchor = ext.sum() + weight.sum() + (0 if bias is None else bias.sum())
-        return x.new_zeros(out) + 0 * anchor
     return fn(ext, weight, bias, stride_t, local_pads, dilation_t, groups, activation=activation)
 
 
 def _conv_transpose(ndim: int, x, weight, bias, stride, padding, output_padding, groups, dilation, dim: int, group,
                     sizes, activation=None):
-    if not dist.is_initialized():
-        raise RuntimeError("tritonconv.distributed: torch.distributed is not initialised (init_process_group)")
-    if not 2 <= dim < 2 + ndim:
-        raise ValueError(f"conv_transpose{ndim}d: expected `dim` to be a spatial dimension (2 to {ndim + 1}), got {dim}")
+    sizes, rank = _shards(f"conv_transpose{ndim}d", ndim, x, dim, group, sizes)
     kernel = tuple(weight.shape[2:])
     stride_t, dilation_t = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
     pad_t, out_pad_t = shapes.as_tuple(padding, ndim, "padding"), shapes.as_tuple(output_padding, ndim, "output_padding")
     axis = dim - 2
-    sizes = list(sizes) if sizes is not None else shard_sizes(x, dim, group)
-    rank = dist.get_rank(group)
     halo = Halo.plan_transposed(sizes, kernel[axis], stride_t[axis], pad_t[axis], out_pad_t[axis], dilation_t[axis])
     ext = _Exchange.apply(x, halo, rank, dim, group)
     weight, bias = _SumGrad.apply(weight, group), None if bias is None else _SumGrad.apply(bias, group)
     o0, o1 = halo.outputs[rank], halo.outputs[rank + 1]
-    if o1 == o0:  # no output here; still in the graph (see _conv)
-        out = [shapes.conv_transpose_output_size(n, k, st, p, op, d) for n, k, st, p, op, d in
+    if o1 == o0:
+        out = [shapes.conv_transpose_output_size(*args) for args in
                zip(x.shape[2:], kernel, stride_t, pad_t, out_pad_t, dilation_t)]
         out[axis] = 0
-        anchor = ext.sum() + weight.sum() + (0 if bias is None else bias.sum())
-        return x.new_zeros((x.shape[0], weight.shape[1] * groups, *out)) + 0 * anchor
+        return _empty(x, ext, weight, bias, (x.shape[0], weight.shape[1] * groups, *out))
     local = lambda t: tuple(0 if a == axis else v for a, v in enumerate(t))  # noqa: E731
     fn = (functional.conv_transpose1d, functional.conv_transpose2d, functional.conv_transpose3d)[ndim - 1]
     y = fn(ext, weight, bias, stride_t, local(pad_t), local(out_pad_t), groups, dilation_t, activation=activation)

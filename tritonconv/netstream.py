@@ -54,7 +54,7 @@ _POINTWISE_MODULES = (
 )
 _POINTWISE_FUNCTIONS = {
     operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub, torch.mul, torch.relu,
-    torch.sigmoid, torch.tanh, F.relu, F.gelu, F.silu, F.leaky_relu, F.elu, torch.cat,
+    torch.sigmoid, torch.tanh, F.relu, F.gelu, F.silu, F.leaky_relu, F.elu,
 }
 _POINTWISE_METHODS = {"relu", "sigmoid", "tanh", "add", "sub", "mul", "contiguous"}
 _WHOLE_DEPTH = (torch.nn.InstanceNorm3d, torch.nn.GroupNorm, torch.nn.LayerNorm, torch.nn.MultiheadAttention,
@@ -286,7 +286,7 @@ class NetworkStream:
         if not isinstance(chunk, int) or chunk < 1:
             raise ValueError(f"stream: expected `chunk` to be a positive int, got {chunk!r}")
         self.graph = _trace(module)
-        self.module, self.chunk, self.dry = module, chunk, dry
+        self.chunk, self.dry = chunk, dry
         first = next(iter(module.parameters()), None)
         self.device = torch.device(device) if device is not None else (first.device if first is not None else None)
         self.nodes, self.input, self.output = self._build()
