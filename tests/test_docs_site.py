@@ -7,6 +7,7 @@ import functools
 import html.parser
 import http.server
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -52,7 +53,7 @@ class _Ids(html.parser.HTMLParser):
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
     build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)], cwd=ROOT,
-                           capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1", **_env()})
+                           capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert build.returncode == 0, build.stdout + build.stderr
     assert "WARNING" not in build.stderr, build.stderr
     handler = functools.partial(_QuietHandler, directory=str(out))
@@ -60,12 +61,6 @@ def site(tmp_path_factory):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield out, f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
-
-
-def _env() -> dict:
-    import os
-
-    return dict(os.environ)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
