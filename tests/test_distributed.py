@@ -1,6 +1,7 @@
 """Domain-parallel convolution (tritonconv.distributed) on the gloo backend, 2 and 4 processes started here:
 each rank's output and every gradient equal the single-process convolution's, uneven shards included."""
 
+import math
 import traceback
 
 import pytest
@@ -8,8 +9,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
-from tritonconv import distributed
+from tritonconv import distributed, shapes
 
 CASES = [  # op, input shape, weight shape, sharded dim, arguments
     ("conv1d", (2, 3, 19), (4, 3, 3), 2, dict(padding=1)),
@@ -40,8 +43,37 @@ def compare(what: str, got: torch.Tensor, expected: torch.Tensor) -> None:
         assert err < 1e-5, f"{what}: relative error {err:.2e}"
 
 
-def check_sharded(rank: int, world: int, op: str, x_shape, w_shape, dim: int, kw: dict) -> None:
-    """This rank's output and gradients of ``op`` on its shard against one process's, in float64."""
+def shard(t: torch.Tensor, axes) -> torch.Tensor:
+    """This rank's block of ``t``: along each ``(dim, group, sizes)`` the slab at its rank in that group."""
+    for dim, group, sizes in axes:
+        rank = dist.get_rank(group)
+        t = t.narrow(dim, sum(sizes[:rank]), sizes[rank])
+    return t
+
+
+def owned(op: str, w_shape, kw: dict, axes, out_sizes=None) -> list[tuple[int, int, int]]:
+    """``(dim, first, count)`` of this rank's outputs along each sharded axis, from the op's own plans."""
+    plan = distributed._conv_transpose_plan if op.startswith("conv_transpose") else distributed._conv_plan
+    names = ("stride", "padding", "output_padding", "groups", "dilation") if "transpose" in op else \
+        ("stride", "padding", "dilation", "groups")
+    args = [kw.get(n, 1 if n in ("stride", "dilation", "groups") else 0) for n in names]
+    cuts = []
+    for d, group, sizes in axes:
+        halo, r = plan(len(w_shape) - 2, w_shape, *args, d, sizes, out_sizes), dist.get_rank(group)
+        cuts.append((d, halo.outputs[r], halo.outputs[r + 1] - halo.outputs[r]))
+    return cuts
+
+
+def block(t: torch.Tensor, cuts) -> torch.Tensor:
+    for d, first, count in cuts:
+        t = t.narrow(d, first, count)
+    return t
+
+
+def check_sharded(op: str, x_shape, w_shape, where, kw: dict, out_sizes=None) -> None:
+    """This rank's output and gradients of ``op`` on its block against one process's, in float64. ``where``:
+    the sharded dimension (over the world, torch.chunk's split) or ``(dim, group, sizes)`` per sharded one."""
+    axes = [(where, None, chunks(x_shape[where], dist.get_world_size()))] if isinstance(where, int) else where
     transposed = op.startswith("conv_transpose")
     g = torch.Generator().manual_seed(0)
     x, w = torch.randn(x_shape, generator=g), torch.randn(w_shape, generator=g)
@@ -50,24 +82,52 @@ def check_sharded(rank: int, world: int, op: str, x_shape, w_shape, dim: int, kw
     ref = getattr(F, op)(*leaves, **kw)
     dy = torch.randn(ref.shape, generator=g)
     ref.backward(dy.double())
-    sizes = chunks(x.shape[dim], world)
-    start = sum(sizes[:rank])
-    xs = x.narrow(dim, start, sizes[rank]).clone().requires_grad_()
+    xs = shard(x, axes).clone().requires_grad_()
     ws, bs = w.clone().requires_grad_(), b.clone().requires_grad_()
-    y = getattr(distributed, op)(xs, ws, bs, dim=dim, **kw)
-    ndim = len(x_shape) - 2
-    if transposed:
-        along = [distributed.shapes.as_tuple(kw.get(name, default), ndim, name)[dim - 2]
-                 for name, default in (("stride", 1), ("padding", 0), ("output_padding", 0), ("dilation", 1))]
-        halo = distributed.Halo.plan_transposed(sizes, w_shape[dim], *along)
+    if len(axes) == 1:
+        sharded = dict(dim=axes[0][0], group=axes[0][1], sizes=axes[0][2])
     else:
-        halo = distributed.Halo.plan(sizes, w_shape[dim], *_axis(kw, dim, ndim, w_shape))
-    o0, o1 = halo.outputs[rank], halo.outputs[rank + 1]
-    (y * dy.narrow(dim, o0, o1 - o0)).sum().backward()
-    for name, got, expected in (("output", y, ref.detach().narrow(dim, o0, o1 - o0)),
-                                ("input grad", xs.grad, leaves[0].grad.narrow(dim, start, sizes[rank])),
+        sharded = dict(dim=tuple(a[0] for a in axes), group=tuple(a[1] for a in axes))
+    y = getattr(distributed, op)(xs, ws, bs, **sharded, out_sizes=out_sizes, **kw)
+    cuts = owned(op, w_shape, kw, axes, out_sizes)
+    (y * block(dy, cuts)).sum().backward()
+    what = f"{op} {kw} dims {[a[0] for a in axes]} sizes {[a[2] for a in axes]} out_sizes {out_sizes} " \
+           f"rank {dist.get_rank()}"
+    for name, got, expected in (("output", y, block(ref.detach(), cuts)),
+                                ("input grad", xs.grad, shard(leaves[0].grad, axes)),
                                 ("weight grad", ws.grad, leaves[1].grad), ("bias grad", bs.grad, leaves[2].grad)):
-        compare(f"{op} {kw} rank {rank}: {name}", got, expected)
+        compare(f"{what}: {name}", got, expected)
+
+
+def check_dtensor(mesh, op: str, x_shape, w_shape, placements, kw: dict, dtensor_weight: bool = False) -> None:
+    """A DTensor input's output (a DTensor of the same placements) and gradients against one process's."""
+    from torch.distributed.tensor import DTensor, Replicate, distribute_tensor
+
+    transposed = op.startswith("conv_transpose")
+    g = torch.Generator().manual_seed(2)
+    x, w = torch.randn(x_shape, generator=g), torch.randn(w_shape, generator=g)
+    b = torch.randn(w_shape[1] * kw.get("groups", 1) if transposed else w_shape[0], generator=g)
+    leaves = [t.double().requires_grad_() for t in (x, w, b)]
+    ref = getattr(F, op)(*leaves, **kw)
+    dy = torch.randn(ref.shape, generator=g)
+    ref.backward(dy.double())
+    xd = distribute_tensor(x, mesh, placements).requires_grad_()
+    params = [distribute_tensor(t, mesh, [Replicate()] * mesh.ndim) if dtensor_weight else t.clone()
+              for t in (w, b)]
+    params = [t.requires_grad_() for t in params]
+    y = getattr(distributed, op)(xd, *params, **kw)
+    what = f"DTensor {op} {kw} {placements} rank {dist.get_rank()}"
+    assert isinstance(y, DTensor) and tuple(y.placements) == tuple(placements), f"{what}: {type(y)}"
+    compare(f"{what}: output", y.full_tensor(), ref.detach())
+    (y.to_local() * distribute_tensor(dy, mesh, placements).to_local()).sum().backward()  # each rank's part of the loss
+    compare(f"{what}: input grad", xd.grad.full_tensor(), leaves[0].grad)
+    for name, p, expected in (("weight grad", params[0], leaves[1].grad), ("bias grad", params[1], leaves[2].grad)):
+        grad = p.grad.full_tensor() if dtensor_weight else p.grad
+        if not dtensor_weight and any(getattr(pl, "dim", None) == 0 for pl in placements):
+            grad = grad.clone()  # a plain weight's gradient is this batch shard's: sum it as data parallelism would
+            dist.all_reduce(grad)
+            grad /= math.prod(mesh.size(i) for i, pl in enumerate(placements) if getattr(pl, "dim", None) != 0)
+        compare(f"{what}: {name}", grad, expected)
 
 
 def worker(rank: int, world: int, init: str, errors: str) -> None:
@@ -75,37 +135,125 @@ def worker(rank: int, world: int, init: str, errors: str) -> None:
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     try:
         for op, x_shape, w_shape, dim, kw in CASES + TRANSPOSED:
-            check_sharded(rank, world, op, x_shape, w_shape, dim, kw)
-        for dim in (2, 3):  # (2+1)D: the mid tensor stays sharded; each stage exchanges its own halo
-            g = torch.Generator().manual_seed(1)
-            x = torch.randn(1, 2, 14, 9, 5, generator=g)
-            ws, wt = torch.randn(4, 2, 1, 3, 3, generator=g), torch.randn(3, 4, 3, 1, 1, generator=g)
-            leaves = [t.double().requires_grad_() for t in (x, ws, wt)]
-            ref = F.conv3d(torch.relu(F.conv3d(leaves[0], leaves[1], padding=(0, 1, 1))), leaves[2], stride=(2, 1, 1),
-                           padding=(1, 0, 0))
-            dy = torch.randn(ref.shape, generator=g)
-            ref.backward(dy.double())
-            sizes = chunks(x.shape[dim], world)
-            start = sum(sizes[:rank])
-            xs = x.narrow(dim, start, sizes[rank]).clone().requires_grad_()
-            ws_, wt_ = ws.clone().requires_grad_(), wt.clone().requires_grad_()
-            y = distributed.conv2plus1d(xs, ws_, wt_, stride=(2, 1, 1), padding=1, mid_activation="relu", dim=dim)
-            spatial = distributed.Halo.plan(sizes, *((1, 1, (0, 0), 1) if dim == 2 else (3, 1, (1, 1), 1)))
-            mid = [b - a for a, b in zip(spatial.outputs, spatial.outputs[1:])]
-            final = distributed.Halo.plan(mid, *((3, 2, (1, 1), 1) if dim == 2 else (1, 1, (0, 0), 1)))
-            o0, o1 = final.outputs[rank], final.outputs[rank + 1]
-            (y * dy.narrow(dim, o0, o1 - o0)).sum().backward()
-            for name, got, expected in (("output", y, ref.detach().narrow(dim, o0, o1 - o0)),
-                                        ("input grad", xs.grad, leaves[0].grad.narrow(dim, start, sizes[rank])),
-                                        ("spatial weight grad", ws_.grad, leaves[1].grad),
-                                        ("temporal weight grad", wt_.grad, leaves[2].grad)):
-                compare(f"(2+1)D dim {dim} rank {rank}: {name}", got, expected)
+            check_sharded(op, x_shape, w_shape, dim, kw)
+        for op, x_shape, w_shape, dim, kw in (CASES[2], TRANSPOSED[0]):  # torch.chunk's split of the output
+            check_sharded(op, x_shape, w_shape, dim, kw, out_sizes="chunk")
+        if world == 4:
+            more_than_neighbours(rank)
+            two_dimensions()
+        dtensors(world)
+        conv2plus1d(rank, world)
         train_two_steps(rank, world)
+        converted_model(world)
     except Exception:
         with open(f"{errors}.{rank}", "w") as f:
             f.write(traceback.format_exc())
     finally:
         dist.destroy_process_group()
+
+
+def more_than_neighbours(rank: int) -> None:
+    """Shards thinner than a window: the slices come from every rank that holds them."""
+    check_sharded("conv1d", (1, 2, 19), (3, 2, 5), [(2, None, [8, 1, 1, 9])], dict(dilation=2))
+    check_sharded("conv1d", (1, 2, 19), (3, 2, 5), [(2, None, [0, 12, 1, 6])], dict(padding=3, dilation=2),
+                  out_sizes=[5, 0, 6, 6])
+    check_sharded("conv_transpose1d", (1, 2, 9), (2, 3, 4), [(2, None, [6, 1, 0, 2])], dict(stride=1, dilation=2))
+
+
+def two_dimensions() -> None:
+    """A 2 x 2 mesh: two spatial dimensions sharded at once, corners included."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    mesh = init_device_mesh("cpu", (2, 2))
+    rows, cols = mesh.get_group(0), mesh.get_group(1)
+    check_sharded("conv2d", (1, 3, 9, 7), (4, 3, 3, 3), [(2, rows, [5, 4]), (3, cols, [4, 3])], dict(padding=1))
+    check_sharded("conv3d", (1, 2, 4, 11, 9), (3, 2, 2, 3, 3), [(4, rows, [5, 4]), (3, cols, [6, 5])],
+                  dict(stride=(1, 2, 2), padding=(0, 1, 2), dilation=(1, 2, 1)))
+    check_sharded("conv3d", (1, 2, 5, 7, 4), (3, 2, 3, 3, 3), [(2, rows, [3, 2]), (3, cols, [7, 0])],
+                  dict(padding=1), out_sizes="chunk")
+    check_sharded("conv_transpose2d", (1, 2, 5, 6), (2, 3, 3, 3), [(2, rows, [3, 2]), (3, cols, [3, 3])],
+                  dict(stride=2, padding=1, output_padding=1))
+
+
+def dtensors(world: int) -> None:
+    """DTensor inputs: spatial and batch shards on one or two mesh dimensions; DTensor or plain parameters."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Replicate, Shard
+
+    if world == 2:
+        mesh = init_device_mesh("cpu", (2,))
+        check_dtensor(mesh, "conv1d", (2, 3, 11), (4, 3, 3), [Shard(2)], dict(padding=1, stride=2))
+        check_dtensor(mesh, "conv2d", (1, 2, 5, 9), (3, 2, 3, 3), [Shard(3)], dict(padding="same"),
+                      dtensor_weight=True)
+        check_dtensor(mesh, "conv_transpose1d", (1, 2, 7), (2, 3, 3), [Shard(2)], dict(stride=2))
+        return
+    mesh = init_device_mesh("cpu", (2, 2))
+    check_dtensor(mesh, "conv3d", (1, 2, 7, 5, 6), (3, 2, 3, 3, 3), [Shard(2), Shard(4)], dict(padding=1))
+    check_dtensor(mesh, "conv2d", (1, 2, 9, 7), (3, 2, 3, 3), [Shard(3), Shard(2)], dict(stride=2, padding=1),
+                  dtensor_weight=True)
+    check_dtensor(mesh, "conv_transpose3d", (2, 2, 3, 5, 4), (2, 3, 2, 2, 2), [Shard(0), Shard(3)], dict(stride=2),
+                  dtensor_weight=True)
+    check_dtensor(mesh, "conv2d", (2, 2, 7, 5), (3, 2, 3, 3), [Shard(0), Shard(2)], dict(padding=1))
+    try:
+        check_dtensor(mesh, "conv2d", (1, 4, 6, 6), (3, 4, 3, 3), [Shard(1), Replicate()], {})
+    except ValueError as e:
+        assert "channels cannot be sharded" in str(e), e
+    else:
+        raise AssertionError("a channel-sharded DTensor was accepted")
+
+
+def conv2plus1d(rank: int, world: int) -> None:
+    """(2+1)D: the mid tensor stays sharded; each stage exchanges its own halo."""
+    for dim in (2, 3):
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(1, 2, 14, 9, 5, generator=g)
+        ws, wt = torch.randn(4, 2, 1, 3, 3, generator=g), torch.randn(3, 4, 3, 1, 1, generator=g)
+        leaves = [t.double().requires_grad_() for t in (x, ws, wt)]
+        ref = F.conv3d(torch.relu(F.conv3d(leaves[0], leaves[1], padding=(0, 1, 1))), leaves[2], stride=(2, 1, 1),
+                       padding=(1, 0, 0))
+        dy = torch.randn(ref.shape, generator=g)
+        ref.backward(dy.double())
+        sizes = chunks(x.shape[dim], world)
+        start = sum(sizes[:rank])
+        xs = x.narrow(dim, start, sizes[rank]).clone().requires_grad_()
+        ws_, wt_ = ws.clone().requires_grad_(), wt.clone().requires_grad_()
+        y = distributed.conv2plus1d(xs, ws_, wt_, stride=(2, 1, 1), padding=1, mid_activation="relu", dim=dim)
+        spatial = distributed.Halo.plan(sizes, *((1, 1, (0, 0), 1) if dim == 2 else (3, 1, (1, 1), 1)))
+        mid = [b - a for a, b in zip(spatial.outputs, spatial.outputs[1:])]
+        final = distributed.Halo.plan(mid, *((3, 2, (1, 1), 1) if dim == 2 else (1, 1, (0, 0), 1)))
+        o0, o1 = final.outputs[rank], final.outputs[rank + 1]
+        (y * dy.narrow(dim, o0, o1 - o0)).sum().backward()
+        for name, got, expected in (("output", y, ref.detach().narrow(dim, o0, o1 - o0)),
+                                    ("input grad", xs.grad, leaves[0].grad.narrow(dim, start, sizes[rank])),
+                                    ("spatial weight grad", ws_.grad, leaves[1].grad),
+                                    ("temporal weight grad", wt_.grad, leaves[2].grad)):
+            compare(f"(2+1)D dim {dim} rank {rank}: {name}", got, expected)
+
+
+def converted_model(world: int) -> None:
+    """A converted 3-D model fed a DTensor: its convolutions run sharded, ReLU on the DTensor as torch runs it."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    import tritonconv
+
+    torch.manual_seed(4)
+    model = torch.nn.Sequential(torch.nn.Conv3d(2, 4, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv3d(4, 4, 3, stride=2, padding=1), torch.nn.ReLU(),
+                                torch.nn.ConvTranspose3d(4, 2, 2, stride=2)).double()
+    x = torch.randn(1, 2, 8, 6, 4, dtype=torch.float64)
+    ref = model(x)
+    ref.square().sum().backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    tritonconv.nn.convert(model)
+    mesh = init_device_mesh("cpu", (world,) if world == 2 else (2, 2))
+    placements = [Shard(2)] if world == 2 else [Shard(2), Shard(3)]
+    y = model(distribute_tensor(x, mesh, placements))
+    compare(f"converted model {placements}: output", y.full_tensor(), ref.detach())
+    y.to_local().square().sum().backward()
+    for i, (p, e) in enumerate(zip(model.parameters(), expected)):
+        compare(f"converted model {placements}: parameter {i} grad", p.grad, e)
 
 
 def encoder_decoder(x, params, conv3d, conv_transpose3d):
@@ -150,16 +298,6 @@ def train_two_steps(rank: int, world: int) -> None:
         assert err < 1e-5, f"rank {rank}: parameters after two sharded steps differ by {err:.2e}"
 
 
-def _axis(kw, dim, ndim, w_shape):
-    """(stride, padding pair, dilation) of the sharded axis, as distributed resolves them."""
-    from tritonconv import shapes
-
-    stride = shapes.as_tuple(kw.get("stride", 1), ndim, "stride")
-    dilation = shapes.as_tuple(kw.get("dilation", 1), ndim, "dilation")
-    pads = shapes.resolve_padding(kw.get("padding", 0), w_shape[2:], stride, dilation)
-    return stride[dim - 2], pads[dim - 2], dilation[dim - 2]
-
-
 @pytest.mark.parametrize("world", [2, 4])
 def test_sharded_convolutions_equal_one_process(tmp_path, world):
     errors = str(tmp_path / "errors")
@@ -170,13 +308,67 @@ def test_sharded_convolutions_equal_one_process(tmp_path, world):
 
 
 def test_halo_plan():
-    """Ownership by window start, halos from the right neighbour, and thin shards refused."""
+    """Ownership by window start, halos from the right neighbour, windows past the next rank."""
     plan = distributed.Halo.plan([5, 5, 3], kernel=3, stride=1, padding=(1, 1), dilation=1)
-    assert plan.outputs == (0, 6, 11, 13) and plan.recv == (2, 2, 0)  # windows starting at -1..4 are rank 0's
-    assert (plan.lo[0], plan.hi[0]) == (-1, 7) and (plan.lo[2], plan.hi[2]) == (10, 14)  # 14: a zero past the end
+    assert plan.outputs == (0, 6, 11, 13)  # windows starting at -1..4 are rank 0's
+    assert [plan.received(r) for r in range(3)] == [2, 2, 0] and [plan.sent(r) for r in range(3)] == [0, 2, 2]
+    assert (plan.before[0], plan.lo[0], plan.hi[0]) == (1, 0, 7) and (plan.lo[2], plan.hi[2], plan.after[2]) == (10, 13, 1)
     strided = distributed.Halo.plan([7, 6], kernel=3, stride=2, padding=(1, 1), dilation=1)
-    assert strided.outputs == (0, 4, 7) and strided.recv == (1, 0)
-    with pytest.raises(ValueError, match="past its shard, more than rank 1 holds"):
-        distributed.Halo.plan([6, 6, 1, 6], kernel=5, stride=1, padding=(0, 0), dilation=2)
-    thin = distributed.Halo.plan([6, 6, 6, 3], kernel=3, stride=2, padding=(1, 1), dilation=2)
-    assert thin.outputs == (0, 4, 7, 10, 10) and thin.recv == (4, 4, 3, 0)  # the last shard owns no output
+    assert strided.outputs == (0, 4, 7) and strided.piece(0, 1) == (7, 8)
+    thin = distributed.Halo.plan([6, 6, 1, 6], kernel=5, stride=1, padding=(0, 0), dilation=2)
+    assert thin.piece(1, 2) == (12, 13) and thin.piece(1, 3) == (13, 19)  # rank 1 reads from ranks 2 and 3
+    empty = distributed.Halo.plan([6, 6, 6, 3], kernel=3, stride=2, padding=(1, 1), dilation=2)
+    assert empty.outputs == (0, 4, 7, 10, 10) and empty.lo[3] == empty.hi[3]  # the last shard owns no output
+    with pytest.raises(ValueError, match="expected `out_sizes` to be 3 lengths >= 0 adding up to 13"):
+        distributed.Halo.plan([5, 5, 3], 3, 1, (1, 1), 1, outputs=[6, 6, 0])
+
+
+def _window(x: torch.Tensor, halo, r: int) -> torch.Tensor:
+    zeros = lambda n: x.new_zeros(*x.shape[:-1], n)  # noqa: E731
+    return torch.cat([zeros(halo.before[r]), x[..., halo.lo[r]:halo.hi[r]], zeros(halo.after[r])], -1)
+
+
+def _split(total: int, cuts: list[int]) -> list[int]:
+    """``total`` cut at ``cuts`` (mod total + 1): ``len(cuts) + 1`` lengths, empty ones included."""
+    bounds = [0, *sorted(c % (total + 1) for c in cuts), total]
+    return [b - a for a, b in zip(bounds, bounds[1:])]
+
+
+@settings(max_examples=300, deadline=None)
+@given(length=st.integers(1, 24), cuts=st.lists(st.integers(0, 99), max_size=4), kernel=st.integers(1, 4),
+       stride=st.integers(1, 4), dilation=st.integers(1, 3), pads=st.tuples(st.integers(0, 4), st.integers(0, 4)),
+       out_cuts=st.none() | st.lists(st.integers(0, 99), max_size=4), transposed=st.booleans(), seed=st.integers(0, 9))
+def test_halo_plans_put_every_split_together(length, cuts, kernel, stride, dilation, pads, out_cuts, transposed, seed):
+    """Any shard sizes (empty ones too) and any output split: each rank's window, convolved, gives its outputs,
+    and the parts together are the whole convolution (torch's, one process)."""
+    sizes = _split(length, cuts)
+    g = torch.Generator().manual_seed(seed)
+    x, w = torch.randn(1, 1, length, generator=g, dtype=torch.float64), torch.randn(1, 1, kernel, generator=g,
+                                                                                     dtype=torch.float64)
+    if transposed:
+        padding, output_padding = min(pads[0], (kernel - 1) * dilation), pads[1] % max(stride, dilation)
+        ref = F.conv_transpose1d(x, w, stride=stride, padding=padding, output_padding=output_padding,
+                                 dilation=dilation)
+        outputs = None if out_cuts is None else _split(ref.shape[-1], ((out_cuts or [0]) * len(sizes))[:len(sizes) - 1])
+        halo = distributed.Halo.plan_transposed(sizes, kernel, stride, padding, output_padding, dilation, outputs)
+    else:
+        assume(shapes.conv_output_size(length, kernel, stride, pads, dilation) > 0)
+        ref = F.conv1d(F.pad(x, pads), w, stride=stride, dilation=dilation)
+        outputs = None if out_cuts is None else _split(ref.shape[-1], ((out_cuts or [0]) * len(sizes))[:len(sizes) - 1])
+        halo = distributed.Halo.plan(sizes, kernel, stride, pads, dilation, outputs)
+    assert halo.outputs[-1] == ref.shape[-1] and len(halo.outputs) == len(sizes) + 1
+    parts = []
+    for r in range(len(sizes)):
+        o0, o1 = halo.outputs[r], halo.outputs[r + 1]
+        assert sum(b - a for a, b in (halo.piece(r, q) for q in range(len(sizes)))) == halo.hi[r] - halo.lo[r]
+        if o1 == o0:
+            continue
+        if transposed:
+            y = F.conv_transpose1d(_window(x, halo, r), w, stride=stride, dilation=dilation)
+            first = halo.lo[r] * stride - padding
+            assert first <= o0 and first + y.shape[-1] >= o1
+            parts.append(y[..., o0 - first:o1 - first])
+        else:
+            parts.append(F.conv1d(_window(x, halo, r), w, stride=stride, dilation=dilation))
+            assert parts[-1].shape[-1] == o1 - o0
+    torch.testing.assert_close(torch.cat(parts, -1), ref)

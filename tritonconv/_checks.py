@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -42,12 +43,21 @@ def check_activation(activation: str | None, op: str, name: str = "activation") 
         raise ValueError(f"{op}: expected `{name}` to be one of {ACTIVATIONS}, got {activation!r}")
 
 
+def is_dtensor(x) -> bool:
+    """Whether ``x`` is a ``torch.distributed.tensor.DTensor`` (without importing that package)."""
+    module = sys.modules.get("torch.distributed.tensor")
+    return module is not None and isinstance(x, module.DTensor)
+
+
 def check_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
-    """Same dtype (a supported float) and same device for input, weight and bias."""
+    """Same dtype (a supported float) and same device for input, weight and bias; no ``DTensor``."""
     named = {"input": input, "weight": weight, "bias": bias}
     for name, t in named.items():
         if t is not None and not isinstance(t, torch.Tensor):
             raise TypeError(f"{op}: expected `{name}` to be a torch.Tensor, got {type(t).__name__}")
+        if is_dtensor(t):
+            raise TypeError(f"{op}: expected `{name}` to be a plain tensor, got a DTensor: sharded tensors go through "
+                            f"tritonconv.distributed.{op} (tritonconv.nn's modules send them there)")
     if input.dtype not in SUPPORTED_DTYPES:
         names = ", ".join(str(d).removeprefix("torch.") for d in SUPPORTED_DTYPES)
         raise TypeError(f"{op}: expected `input` dtype to be one of {names}, got {input.dtype}")

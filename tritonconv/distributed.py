@@ -1,204 +1,108 @@
-"""Domain-parallel convolution: one volume sharded along a spatial dimension across the ranks of a
-``torch.distributed`` process group; each rank exchanges only the halo its taps reach. Convolutions,
-transposed convolutions (:meth:`Halo.plan_transposed`: each rank owns the outputs its slab maps to and
-reads a halo from its left neighbour) and (2+1)D blocks.
+"""Domain-parallel convolution: one volume sharded along spatial dimensions across the ranks of
+``torch.distributed`` process groups (or a ``DTensor`` on a ``DeviceMesh``); each rank exchanges only the
+halo its taps reach. Convolutions, transposed convolutions and (2+1)D blocks, forward and backward.
 
-Rank ``r`` holds the input slab ``[s_r, e_r)`` of dimension ``dim`` (ranks in group order, any sizes).
-It owns the outputs whose window starts in its slab (rank 0 also those starting in the left padding)::
+Along a sharded dimension rank ``r`` holds the input slab ``[s_r, e_r)`` (ranks in group order, any sizes,
+empty ones included) and computes the outputs it owns (:class:`~tritonconv.shapes.Halo`). By default, for a
+convolution, those whose window starts in its slab (rank 0 also those starting in the left padding)::
 
     o_0 = 0,   o_r = clamp(ceil((s_r + p_before) / stride), 0, L_out),   o_R = L_out
 
-and computes them from ``[o_r * stride - p_before, (o_(r+1) - 1) * stride - p_before + (k - 1) * dilation + 1)``:
-its own slab, the first slices of its right neighbour's (received with ``torch.distributed`` point-to-point
-sends), and zeros only beyond the volume's true edges. Backward sends the halo's gradient back to the rank
-that owns those slices, where it is added; the weight and bias gradients are summed over the group
-(``all_reduce``), so every rank holds the whole volume's gradient, as one process would.
+read from ``[o_r * stride - p_before, (o_(r+1) - 1) * stride - p_before + (k - 1) * dilation + 1)``: its own
+slab, slices of the ranks that hold the rest (``torch.distributed`` batched point-to-point sends; from as
+many ranks as the window spans, so thin shards work), and zeros only beyond the volume's true edges. A
+transposed convolution's rank owns the outputs its slab maps to and reads from its left. ``out_sizes``
+picks any other split: ``'chunk'`` is ``torch.chunk``'s, the one a ``DTensor`` output has.
 
-A shard that starts no output window (a thin or empty last shard, as ``torch.chunk`` makes them) owns no
-output and returns an empty one, still taking part in the exchange. A shard thinner than the halo its left neighbour
-needs is refused with a ``ValueError`` (never a wrong answer).
+Two or more sharded dimensions (``dim`` and ``group`` tuples: a 2-D or 3-D mesh) exchange along each in
+turn; the second exchange sends slabs that already carry the first one's halo, so corners arrive too.
+Backward sends each halo's gradient back to the rank that holds those slices, where it is added; the
+weight and bias gradients are summed over the groups (``all_reduce``), so every rank of the domain holds
+the whole volume's gradient, as one process would (data parallelism over another group composes).
+
+``DTensor`` inputs (``Shard(d)`` with ``d >= 2`` on any mesh dimensions, ``Shard(0)`` for batch,
+``Replicate()``) return a ``DTensor`` with the same placements, split as ``DTensor`` splits it; replicated
+``DTensor`` weights get their gradient as ``Partial()`` over batch-sharded mesh dimensions (DTensor's
+convention) and summed over the spatial ones.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
 
 from . import _checks, functional, shapes
-
-
-@dataclass(frozen=True)
-class Halo:
-    """The exchange of one sharded convolution, seen from every rank: ``starts`` (each rank's first input
-    slice, and the length), ``outputs`` (each rank's first output, and the output length), ``lo``/``hi``
-    (the input window each rank reads), ``recv`` and ``left`` (the slices it receives from the next and
-    from the previous rank), ``before``/``after`` (the zero slices at the window's ends)."""
-
-    starts: tuple[int, ...]
-    outputs: tuple[int, ...]
-    lo: tuple[int, ...]
-    hi: tuple[int, ...]
-    recv: tuple[int, ...]
-    left: tuple[int, ...] = ()
-    before: tuple[int, ...] = ()
-    after: tuple[int, ...] = ()
-
-    @staticmethod
-    def _starts(sizes) -> list[int]:
-        starts = [0]
-        for n in sizes:
-            starts.append(starts[-1] + n)
-        return starts
-
-    @classmethod
-    def plan(cls, sizes, kernel: int, stride: int, padding: tuple[int, int], dilation: int) -> Halo:
-        """From the shard sizes along the sharded dimension and that dimension's conv arguments."""
-        starts = cls._starts(sizes)
-        length, (before, after) = starts[-1], padding
-        total = shapes.conv_output_size(length, kernel, stride, (before, after), dilation)
-        if total <= 0:
-            raise ValueError(f"distributed conv: output size {total} along the sharded dimension for length {length}")
-        ranks = len(sizes)
-        outputs = [0] + [min(total, max(0, -(-(starts[r] + before) // stride))) for r in range(1, ranks)] + [total]
-        lo, hi, recv = [], [], []
-        for r in range(ranks):
-            if outputs[r + 1] <= outputs[r]:  # no window starts here (a thin last shard, say): nothing to read
-                lo.append(starts[r])
-                hi.append(starts[r])
-                recv.append(0)
-                continue
-            lo.append(outputs[r] * stride - before)
-            hi.append((outputs[r + 1] - 1) * stride - before + (kernel - 1) * dilation + 1)
-            need = min(hi[-1], length) - starts[r + 1]
-            if need > 0 and (r + 1 == ranks or need > sizes[r + 1]):
-                raise ValueError(f"distributed conv: rank {r} needs {need} slices past its shard, more than rank "
-                                 f"{r + 1} holds ({sizes[r + 1] if r + 1 < ranks else 0}); thicker shards, or fewer ranks")
-            recv.append(max(0, need))
-        zeros = tuple(0 for _ in sizes)
-        return cls(tuple(starts), tuple(outputs), tuple(lo), tuple(hi), tuple(recv), zeros,
-                   tuple(max(0, -v) for v in lo), tuple(max(0, v - length) for v in hi))
-
-    @classmethod
-    def plan_transposed(cls, sizes, kernel: int, stride: int, padding: int, output_padding: int,
-                        dilation: int) -> Halo:
-        """The same for a transposed convolution: rank ``r`` owns the outputs ``[s_r*stride - padding,
-        e_r*stride - padding)`` (clipped; the last rank to the end) and reads inputs from its left neighbour,
-        the ones whose taps reach back into its outputs; zero slices after its own only extend the window's
-        output to its last owned position (they add no term)."""
-        starts = cls._starts(sizes)
-        length, ranks = starts[-1], len(sizes)
-        total = shapes.conv_transpose_output_size(length, kernel, stride, padding, output_padding, dilation)
-        outputs = [0] + [min(total, max(0, starts[r] * stride - padding)) for r in range(1, ranks)] + [total]
-        lo, hi, left, after = [], [], [], []
-        reach = (kernel - 1) * dilation
-        for r in range(ranks):
-            if outputs[r + 1] <= outputs[r]:
-                lo.append(starts[r])
-                hi.append(starts[r])
-                left.append(0)
-                after.append(0)
-                continue
-            first = max(0, min(-(-(outputs[r] + padding - reach) // stride), (outputs[r] + padding) // stride))
-            last = min(length, (outputs[r + 1] - 1 + padding) // stride + 1)
-            needed = -(-(outputs[r + 1] - 1 + padding - reach) // stride) + 1 - first  # slices for the window's reach
-            zeros = max(0, needed - (last - first))
-            take = max(0, starts[r] - first)
-            if take and (r == 0 or take > sizes[r - 1]):
-                raise ValueError(f"distributed conv_transpose: rank {r} needs {take} slices before its shard, more "
-                                 f"than rank {r - 1} holds; thicker shards, or fewer ranks")
-            lo.append(first)
-            hi.append(last + zeros)
-            left.append(take)
-            after.append(zeros)
-        none = tuple(0 for _ in sizes)
-        return cls(tuple(starts), tuple(outputs), tuple(lo), tuple(hi), none, tuple(left), none, tuple(after))
+from .shapes import Halo
 
 
 class _Exchange(torch.autograd.Function):
-    """Forward: this rank's slab extended by the halos it reads (received from its neighbours) and zeros.
-    Backward: each halo's gradient returned to its owner, which adds it to its own."""
-
-    @staticmethod
-    def _own(halo: Halo, rank: int) -> tuple[int, int]:
-        """The part of this rank's own slab its window reads, as (offset in the slab, length)."""
-        start, end = halo.starts[rank], halo.starts[rank + 1]
-        a = max(halo.lo[rank], 0, start)
-        b = min(halo.hi[rank] - halo.after[rank], end)
-        return a - start, max(0, b - a)
+    """Forward: this rank's window along ``dim``, made of zeros, the slices other ranks send and its own.
+    Backward: each received slice's gradient returned to its holder, which adds it to its own."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, halo: Halo, rank: int, dim: int, group) -> torch.Tensor:
         ctx.halo, ctx.rank, ctx.dim, ctx.group, ctx.size = halo, rank, dim, group, x.shape[dim]
-        ranks = len(halo.starts) - 1
-        to_prev = halo.recv[rank - 1] if rank > 0 else 0  # my first slices, which my left neighbour reads
-        to_next = halo.left[rank + 1] if rank + 1 < ranks else 0  # my last slices, which my right neighbour reads
         shape = lambda n: (*x.shape[:dim], n, *x.shape[dim + 1:])  # noqa: E731
-        from_prev, from_next = x.new_empty(shape(halo.left[rank])), x.new_empty(shape(halo.recv[rank]))
-        ops = []
-        if to_prev:
-            ops.append(dist.P2POp(dist.isend, x.narrow(dim, 0, to_prev).contiguous(), _peer(group, rank - 1), group))
-        if to_next:
-            ops.append(dist.P2POp(dist.isend, x.narrow(dim, x.shape[dim] - to_next, to_next).contiguous(),
-                                  _peer(group, rank + 1), group))
-        if halo.left[rank]:
-            ops.append(dist.P2POp(dist.irecv, from_prev, _peer(group, rank - 1), group))
-        if halo.recv[rank]:
-            ops.append(dist.P2POp(dist.irecv, from_next, _peer(group, rank + 1), group))
+        start, ops, parts = halo.starts[rank], [], [x.new_zeros(shape(halo.before[rank]))]
+        for q in range(len(halo.starts) - 1):
+            a, b = halo.piece(rank, q)
+            if q == rank:
+                parts.append(x.narrow(dim, a - start, b - a))
+                continue
+            parts.append(x.new_empty(shape(b - a)))
+            _p2p(ops, dist.irecv, parts[-1], q, group)
+            a, b = halo.piece(q, rank)  # what rank q reads from this one
+            _p2p(ops, dist.isend, x.narrow(dim, a - start, b - a), q, group)
         _run(ops)
-        offset, n = _Exchange._own(halo, rank)
-        parts = [x.new_zeros(shape(halo.before[rank])), from_prev, x.narrow(dim, offset, n), from_next,
-                 x.new_zeros(shape(halo.after[rank]))]
-        return torch.cat(parts, dim)
+        return torch.cat(parts + [x.new_zeros(shape(halo.after[rank]))], dim)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         halo, rank, dim, group = ctx.halo, ctx.rank, ctx.dim, ctx.group
-        ranks = len(halo.starts) - 1
-        offset, n = _Exchange._own(halo, rank)
-        g_prev, g_own, g_next = grad.narrow(dim, halo.before[rank], halo.left[rank] + n + halo.recv[rank]).split(
-            [halo.left[rank], n, halo.recv[rank]], dim)
+        ranks, start = len(halo.starts) - 1, halo.starts[rank]
+        lengths = [b - a for a, b in (halo.piece(rank, q) for q in range(ranks))]
+        pieces = grad.narrow(dim, halo.before[rank], sum(lengths)).split(lengths, dim)
         out = grad.new_zeros((*grad.shape[:dim], ctx.size, *grad.shape[dim + 1:]))
-        out.narrow(dim, offset, n).copy_(g_own)
-        to_prev = halo.recv[rank - 1] if rank > 0 else 0
-        to_next = halo.left[rank + 1] if rank + 1 < ranks else 0
-        shape = lambda k: (*grad.shape[:dim], k, *grad.shape[dim + 1:])  # noqa: E731
-        back_prev, back_next = grad.new_empty(shape(to_prev)), grad.new_empty(shape(to_next))
-        ops = []
-        if halo.left[rank]:
-            ops.append(dist.P2POp(dist.isend, g_prev.contiguous(), _peer(group, rank - 1), group))
-        if halo.recv[rank]:
-            ops.append(dist.P2POp(dist.isend, g_next.contiguous(), _peer(group, rank + 1), group))
-        if to_prev:
-            ops.append(dist.P2POp(dist.irecv, back_prev, _peer(group, rank - 1), group))
-        if to_next:
-            ops.append(dist.P2POp(dist.irecv, back_next, _peer(group, rank + 1), group))
+        ops, back = [], []
+        for q in range(ranks):
+            if q == rank:
+                a, b = halo.piece(rank, rank)
+                out.narrow(dim, a - start, b - a).add_(pieces[q])
+                continue
+            _p2p(ops, dist.isend, pieces[q], q, group)
+            a, b = halo.piece(q, rank)
+            back.append((a - start, grad.new_empty((*grad.shape[:dim], b - a, *grad.shape[dim + 1:]))))
+            _p2p(ops, dist.irecv, back[-1][1], q, group)
         _run(ops)
-        if to_prev:
-            out.narrow(dim, 0, to_prev).add_(back_prev)
-        if to_next:
-            out.narrow(dim, ctx.size - to_next, to_next).add_(back_next)
+        for offset, g in back:
+            out.narrow(dim, offset, g.shape[dim]).add_(g)
         return out, None, None, None, None
 
 
 class _SumGrad(torch.autograd.Function):
-    """Identity forward; backward sums the gradient over the group (a replicated parameter's gradient)."""
+    """Identity forward; backward sums the gradient over each group (a replicated parameter's gradient)."""
 
     @staticmethod
-    def forward(ctx, t: torch.Tensor, group) -> torch.Tensor:
-        ctx.group = group
+    def forward(ctx, t: torch.Tensor, groups) -> torch.Tensor:
+        ctx.groups = groups
         return t.view_as(t)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         grad = grad.contiguous().clone()
-        dist.all_reduce(grad, group=ctx.group)
+        for group in ctx.groups:
+            dist.all_reduce(grad, group=group)
         return grad, None
 
 
-def _peer(group, rank: int) -> int:
-    return rank if group is None else dist.get_global_rank(group, rank)
+def _p2p(ops: list, op, t: torch.Tensor, rank: int, group) -> None:
+    """Queue a send or receive of ``t`` with group rank ``rank`` (nothing when ``t`` is empty: its peer's
+    matching tensor is empty too, every other dimension being the same on both)."""
+    if t.numel():
+        ops.append(dist.P2POp(op, t if op is dist.irecv else t.contiguous(),
+                              rank if group is None else dist.get_global_rank(group, rank), group))
 
 
 def _run(ops) -> None:
@@ -215,148 +119,271 @@ def shard_sizes(x: torch.Tensor, dim: int, group=None) -> list[int]:
     return [int(s) for s in sizes]
 
 
-def _shards(op: str, ndim: int, x: torch.Tensor, dim: int, group, sizes) -> tuple[list[int], int]:
-    """The checks every op shares; returns every rank's shard length along ``dim`` and this rank's index."""
+def _per_axis(value, count: int, op: str, name: str) -> tuple:
+    """``value`` for each of ``count`` sharded dimensions: itself for one; for several a sequence of ``count``
+    entries (None and ``'chunk'`` stand for every dimension)."""
+    if count == 1:
+        return (value,)
+    if value is None or isinstance(value, str):
+        return (value,) * count
+    if not isinstance(value, (tuple, list)) or len(value) != count:
+        raise ValueError(f"{op}: expected `{name}` to hold one entry per sharded dimension ({count}), got {value!r}")
+    return tuple(value)
+
+
+def _axes(op: str, ndim: int, x: torch.Tensor, dim, group, sizes, out_sizes) -> list[tuple]:
+    """The sharded axes as ``(dim, group, sizes, out_sizes, rank)``, after the checks every op shares."""
     if not dist.is_initialized():
         raise RuntimeError("tritonconv.distributed: torch.distributed is not initialised (init_process_group)")
-    if not 2 <= dim < 2 + ndim:
-        raise ValueError(f"{op}: expected `dim` to be a spatial dimension (2 to {ndim + 1}), got {dim}")
-    sizes = list(sizes) if sizes is not None else shard_sizes(x, dim, group)
-    rank = dist.get_rank(group)
-    if sizes[rank] != x.shape[dim]:
-        raise ValueError(f"{op}: `sizes` says rank {rank} holds {sizes[rank]} slices along dim {dim}, its input "
-                         f"holds {x.shape[dim]}")
-    return sizes, rank
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    if len(set(dims)) != len(dims) or not all(2 <= d < 2 + ndim for d in dims):
+        raise ValueError(f"{op}: expected `dim` to be distinct spatial dimensions (2 to {ndim + 1}), got {dim!r}")
+    if len(dims) > 1 and group is None:
+        raise ValueError(f"{op}: {len(dims)} sharded dimensions need one process group each (`group`), got None")
+    axes = []
+    for d, g, n, o in zip(dims, _per_axis(group, len(dims), op, "group"), _per_axis(sizes, len(dims), op, "sizes"),
+                          _per_axis(out_sizes, len(dims), op, "out_sizes")):
+        n = list(n) if n is not None else shard_sizes(x, d, g)
+        rank, ranks = dist.get_rank(g), dist.get_world_size(g)
+        if len(n) != ranks or n[rank] != x.shape[d]:
+            raise ValueError(f"{op}: expected `sizes` along dim {d} to hold {ranks} lengths with {x.shape[d]} (this "
+                             f"shard's) at index {rank}, got {n}")
+        axes.append((d, g, n, o, rank))
+    return axes
+
+
+def _outputs(out_sizes, total: int, ranks: int):
+    return shapes.chunk_sizes(total, ranks) if out_sizes == "chunk" else out_sizes
+
+
+def _exchange(x, weight, bias, axes, plans):
+    """``x``'s window after every axis's exchange, and the parameters whose gradients sum over the groups."""
+    for (d, g, _, _, rank), halo in zip(axes, plans):
+        x = _Exchange.apply(x, halo, rank, d, g)
+    groups = [g for _, g, *_ in axes]
+    if groups:
+        weight, bias = _SumGrad.apply(weight, groups), None if bias is None else _SumGrad.apply(bias, groups)
+    return x, weight, bias
 
 
 def _empty(x, ext, weight, bias, shape) -> torch.Tensor:
-    """The output of a rank that owns none, still in the autograd graph: its backward's exchange and sums
-    must run, since its neighbours' wait for them."""
+    """The output of a rank that owns none, still in the autograd graph: its backward's exchanges and sums
+    must run, since its peers' wait for them."""
     anchor = ext.sum() + weight.sum() + (0 if bias is None else bias.sum())
     return x.new_zeros(shape) + 0 * anchor
 
 
-def _conv(ndim: int, x, weight, bias, stride, padding, dilation, groups, dim: int, group, sizes, activation=None):
-    sizes, rank = _shards(f"conv{ndim}d", ndim, x, dim, group, sizes)
+def _conv_plan(ndim: int, weight_shape, stride, padding, dilation, groups, d: int, sizes, out_sizes) -> Halo:
+    """The plan of a convolution along dimension ``d`` (arguments as the op's)."""
+    a, kernel = d - 2, tuple(weight_shape[2:])
+    stride_t, dilation_t = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
+    pad = shapes.resolve_padding(padding, kernel, stride_t, dilation_t)[a]
+    total = shapes.conv_output_size(sum(sizes), kernel[a], stride_t[a], pad, dilation_t[a])
+    return Halo.plan(sizes, kernel[a], stride_t[a], pad, dilation_t[a], _outputs(out_sizes, total, len(sizes)))
+
+
+def _conv_transpose_plan(ndim: int, weight_shape, stride, padding, output_padding, groups, dilation, d: int, sizes,
+                         out_sizes) -> Halo:
+    """The plan of a transposed convolution along dimension ``d`` (arguments as the op's)."""
+    arg = tuple(shapes.as_tuple(v, ndim, name)[d - 2] for v, name in
+                ((stride, "stride"), (padding, "padding"), (output_padding, "output_padding"), (dilation, "dilation")))
+    total = shapes.conv_transpose_output_size(sum(sizes), weight_shape[d], *arg)
+    return Halo.plan_transposed(sizes, weight_shape[d], *arg, _outputs(out_sizes, total, len(sizes)))
+
+
+def _conv(ndim: int, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes, out_sizes=None,
+          activation=None):
+    args = (stride, padding, dilation, groups)
+    if _checks.is_dtensor(x):
+        return _on_dtensor(_conv, ndim, x, weight, bias, args, activation)
+    axes = _axes(f"conv{ndim}d", ndim, x, dim, group, sizes, out_sizes)
     kernel = tuple(weight.shape[2:])
     stride_t, dilation_t = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
     pads = shapes.resolve_padding(padding, kernel, stride_t, dilation_t)
-    axis = dim - 2
-    halo = Halo.plan(sizes, kernel[axis], stride_t[axis], pads[axis], dilation_t[axis])
-    ext = _Exchange.apply(x, halo, rank, dim, group)
-    weight, bias = _SumGrad.apply(weight, group), None if bias is None else _SumGrad.apply(bias, group)
-    if halo.outputs[rank + 1] == halo.outputs[rank]:
-        out = shapes.conv_output_shape(x.shape, weight.shape, stride_t, pads, dilation_t)
-        return _empty(x, ext, weight, bias, (*out[:dim], 0, *out[dim + 1:]))
-    local_pads = tuple((0, 0) if a == axis else p for a, p in enumerate(pads))
+    plans = [_conv_plan(ndim, weight.shape, *args, d, n, o) for d, _, n, o, _ in axes]
+    ext, weight, bias = _exchange(x, weight, bias, axes, plans)
+    if any(h.outputs[ax[4] + 1] == h.outputs[ax[4]] for ax, h in zip(axes, plans)):
+        out = list(shapes.conv_output_shape(x.shape, weight.shape, stride_t, pads, dilation_t))
+        for (d, *_, rank), h in zip(axes, plans):
+            out[d] = h.outputs[rank + 1] - h.outputs[rank]
+        return _empty(x, ext, weight, bias, out)
+    sharded = {d - 2 for d, *_ in axes}
+    local_pads = tuple((0, 0) if a in sharded else p for a, p in enumerate(pads))
     fn = (functional.conv1d, functional.conv2d, functional.conv3d)[ndim - 1]
     return fn(ext, weight, bias, stride_t, local_pads, dilation_t, groups, activation=activation)
 
 
-def _conv_transpose(ndim: int, x, weight, bias, stride, padding, output_padding, groups, dilation, dim: int, group,
-                    sizes, activation=None):
-    sizes, rank = _shards(f"conv_transpose{ndim}d", ndim, x, dim, group, sizes)
+def _conv_transpose(ndim: int, x, weight, bias, stride, padding, output_padding, groups, dilation, dim, group,
+                    sizes, out_sizes=None, activation=None):
+    args = (stride, padding, output_padding, groups, dilation)
+    if _checks.is_dtensor(x):
+        return _on_dtensor(_conv_transpose, ndim, x, weight, bias, args, activation)
+    axes = _axes(f"conv_transpose{ndim}d", ndim, x, dim, group, sizes, out_sizes)
     kernel = tuple(weight.shape[2:])
     stride_t, dilation_t = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
     pad_t, out_pad_t = shapes.as_tuple(padding, ndim, "padding"), shapes.as_tuple(output_padding, ndim, "output_padding")
-    axis = dim - 2
-    halo = Halo.plan_transposed(sizes, kernel[axis], stride_t[axis], pad_t[axis], out_pad_t[axis], dilation_t[axis])
-    ext = _Exchange.apply(x, halo, rank, dim, group)
-    weight, bias = _SumGrad.apply(weight, group), None if bias is None else _SumGrad.apply(bias, group)
-    o0, o1 = halo.outputs[rank], halo.outputs[rank + 1]
-    if o1 == o0:
-        out = [shapes.conv_transpose_output_size(*args) for args in
-               zip(x.shape[2:], kernel, stride_t, pad_t, out_pad_t, dilation_t)]
-        out[axis] = 0
-        return _empty(x, ext, weight, bias, (x.shape[0], weight.shape[1] * groups, *out))
-    local = lambda t: tuple(0 if a == axis else v for a, v in enumerate(t))  # noqa: E731
+    plans = [_conv_transpose_plan(ndim, weight.shape, *args, d, n, o) for d, _, n, o, _ in axes]
+    ext, weight, bias = _exchange(x, weight, bias, axes, plans)
+    if any(h.outputs[ax[4] + 1] == h.outputs[ax[4]] for ax, h in zip(axes, plans)):
+        out = [x.shape[0], weight.shape[1] * groups] + [shapes.conv_transpose_output_size(*a) for a in
+                                                         zip(x.shape[2:], kernel, stride_t, pad_t, out_pad_t, dilation_t)]
+        for (d, *_, rank), h in zip(axes, plans):
+            out[d] = h.outputs[rank + 1] - h.outputs[rank]
+        return _empty(x, ext, weight, bias, out)
+    sharded = {d - 2 for d, *_ in axes}
+    local = lambda t: tuple(0 if a in sharded else v for a, v in enumerate(t))  # noqa: E731
     fn = (functional.conv_transpose1d, functional.conv_transpose2d, functional.conv_transpose3d)[ndim - 1]
     y = fn(ext, weight, bias, stride_t, local(pad_t), local(out_pad_t), groups, dilation_t, activation=activation)
-    first = halo.lo[rank] * stride_t[axis] - pad_t[axis]  # the global index of y's first slice
-    return y.narrow(dim, o0 - first, o1 - o0)
+    for (d, *_, rank), h in zip(axes, plans):
+        first = h.lo[rank] * stride_t[d - 2] - pad_t[d - 2]  # the global index of y's first slice along d
+        y = y.narrow(d, h.outputs[rank] - first, h.outputs[rank + 1] - h.outputs[rank])
+    return y
+
+
+def _on_dtensor(local, ndim: int, x, weight, bias, args, activation):
+    """``local`` (:func:`_conv` or :func:`_conv_transpose`) on a ``DTensor`` input: its spatial shards, the
+    output as a ``DTensor`` of the same placements (DTensor's split), replicated parameters."""
+    from torch.distributed.tensor import DTensor, Partial, Replicate, Shard
+
+    op = f"{'conv_transpose' if local is _conv_transpose else 'conv'}{ndim}d"
+    mesh, placements = x.device_mesh, tuple(x.placements)
+    if x.ndim != ndim + 2:
+        raise ValueError(f"{op}: expected a DTensor of {ndim + 2} dimensions, got shape {tuple(x.shape)}")
+    dims, groups, sizes, batch = [], [], [], set()
+    for i, p in enumerate(placements):
+        if isinstance(p, Shard):
+            d = p.dim % x.ndim
+            if d == 1 or d in dims:
+                raise ValueError(f"{op}: input placements {placements}: "
+                                 + ("channels cannot be sharded" if d == 1 else f"dim {d} is sharded twice"))
+            if d == 0:
+                batch.add(i)
+                continue
+            dims.append(d)
+            groups.append(mesh.get_group(i))
+            sizes.append(list(shapes.chunk_sizes(x.shape[d], mesh.size(i))))
+        elif not isinstance(p, Replicate):
+            raise ValueError(f"{op}: expected input placements Shard or Replicate, got {placements}")
+
+    def param(t, name: str):
+        if not _checks.is_dtensor(t):
+            return t
+        if t.device_mesh != mesh or not all(isinstance(p, Replicate) for p in t.placements):
+            raise ValueError(f"{op}: expected `{name}` replicated on the input's mesh, got {t.placements}")
+        return t.to_local(grad_placements=[Partial() if i in batch else Replicate() for i in range(mesh.ndim)])
+
+    one = lambda v: v[0] if len(v) == 1 else tuple(v)  # noqa: E731  (one sharded dimension: plain arguments)
+    y = local(ndim, x.to_local(), param(weight, "weight"), param(bias, "bias"), *args, dim=one(dims),
+              group=one(groups) if groups else None, sizes=one(sizes), out_sizes=one(("chunk",) * len(dims)),
+              activation=activation)
+    plan = _conv_transpose_plan if local is _conv_transpose else _conv_plan
+    shape = [x.shape[0], *y.shape[1:]]
+    for d, n in zip(dims, sizes):  # the whole output's length along each sharded dimension
+        shape[d] = plan(ndim, weight.shape, *args, d, n, None).outputs[-1]
+    stride = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        stride[i] = stride[i + 1] * shape[i + 1]
+    return DTensor.from_local(y, mesh, placements, run_check=False, shape=torch.Size(shape), stride=tuple(stride))
 
 
 def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                     dim: int = 2, group=None, sizes=None, activation: str | None = None):
-    """This rank's part of ``conv_transpose1d`` of a signal sharded along ``dim``; differentiable. Rank ``r``
-    owns the outputs ``[s_r * stride - padding, e_r * stride - padding)`` (clipped; the last rank to the end)
-    and receives from its left neighbour the inputs whose taps reach them (:meth:`Halo.plan_transposed`).
+                     dim: int | Sequence[int] = 2, group=None, sizes=None, out_sizes=None,
+                     activation: str | None = None):
+    """This rank's part of ``conv_transpose1d`` of a signal sharded along ``dim``; differentiable. By default
+    rank ``r`` owns the outputs ``[s_r * stride - padding, e_r * stride - padding)`` (clipped; the last rank to
+    the end) and receives from its left the inputs whose taps reach them (:meth:`Halo.plan_transposed`).
 
-    ``x`` is this rank's shard ``(N, C_in, L_r)``; ``weight`` ``(C_in, C_out / groups, K)``; ``bias``,
-    ``stride``, ``padding``, ``output_padding``, ``groups`` and ``dilation`` as
-    :func:`tritonconv.conv_transpose1d`; ``dim``, ``group``, ``sizes`` and ``activation`` as :func:`conv1d`.
+    ``x`` is this rank's shard ``(N, C_in, L_r)`` or a ``DTensor``; ``weight`` ``(C_in, C_out / groups, K)``;
+    ``bias``, ``stride``, ``padding``, ``output_padding``, ``groups`` and ``dilation`` as
+    :func:`tritonconv.conv_transpose1d`; ``dim``, ``group``, ``sizes``, ``out_sizes`` and ``activation`` as
+    :func:`conv1d`.
     """
     return _conv_transpose(1, x, weight, bias, stride, padding, output_padding, groups, dilation, dim, group, sizes,
-                           activation)
+                           out_sizes, activation)
 
 
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                     dim: int = 2, group=None, sizes=None, activation: str | None = None):
+                     dim: int | Sequence[int] = 2, group=None, sizes=None, out_sizes=None,
+                     activation: str | None = None):
     """:func:`conv_transpose1d` for an image ``x`` sharded along ``dim`` (2 or 3); ``weight``, ``bias``,
     ``stride``, ``padding``, ``output_padding``, ``groups`` and ``dilation`` as
-    :func:`tritonconv.conv_transpose2d`; ``group``, ``sizes`` and ``activation`` as :func:`conv1d`."""
+    :func:`tritonconv.conv_transpose2d`; ``group``, ``sizes``, ``out_sizes`` and ``activation`` as
+    :func:`conv1d`."""
     return _conv_transpose(2, x, weight, bias, stride, padding, output_padding, groups, dilation, dim, group, sizes,
-                           activation)
+                           out_sizes, activation)
 
 
 def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                     dim: int = 2, group=None, sizes=None, activation: str | None = None):
+                     dim: int | Sequence[int] = 2, group=None, sizes=None, out_sizes=None,
+                     activation: str | None = None):
     """:func:`conv_transpose1d` for a volume ``x`` sharded along ``dim`` (2, 3 or 4); ``weight``, ``bias``,
     ``stride``, ``padding``, ``output_padding``, ``groups`` and ``dilation`` as
-    :func:`tritonconv.conv_transpose3d`; ``group``, ``sizes`` and ``activation`` as :func:`conv1d`."""
+    :func:`tritonconv.conv_transpose3d`; ``group``, ``sizes``, ``out_sizes`` and ``activation`` as
+    :func:`conv1d`."""
     return _conv_transpose(3, x, weight, bias, stride, padding, output_padding, groups, dilation, dim, group, sizes,
-                           activation)
+                           out_sizes, activation)
 
 
-def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, dim: int = 2, group=None,
-           sizes=None, activation: str | None = None):
+def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, dim: int | Sequence[int] = 2,
+           group=None, sizes=None, out_sizes=None, activation: str | None = None):
     """This rank's part of ``conv1d`` of a signal sharded along ``dim`` over ``group``; differentiable.
 
-    :param x: this rank's shard ``(N, C_in, L_r)`` (shards in group-rank order, any lengths).
-    :param weight: ``(C_out, C_in / groups, K)``, the same on every rank (its gradient is summed over the group).
+    :param x: this rank's shard ``(N, C_in, L_r)`` (shards in group-rank order, any lengths), or a ``DTensor``
+        (then ``dim``, ``group``, ``sizes`` and ``out_sizes`` come from its placements and mesh, and the
+        output is a ``DTensor`` with the same placements: module docstring).
+    :param weight: ``(C_out, C_in / groups, K)``, the same on every rank (its gradient is summed over the
+        group), or a replicated ``DTensor``.
     :param bias: ``(C_out,)`` or None, the same on every rank.
     :param stride: as :func:`tritonconv.conv1d`.
     :param padding: as :func:`tritonconv.conv1d`; applied only at the signal's true edges.
     :param dilation: as :func:`tritonconv.conv1d`.
     :param groups: as :func:`tritonconv.conv1d`.
-    :param dim: the sharded dimension (2: the length).
-    :param group: the ``torch.distributed`` process group (default: the world).
-    :param sizes: every rank's shard length along ``dim`` (default: gathered, one collective).
+    :param dim: the sharded dimension (2: the length); in 2-D and 3-D a tuple of them, sharded at once.
+    :param group: the ``torch.distributed`` process group (default: the world); a tuple of one group per
+        entry of ``dim`` (a mesh's rows and columns: ``DeviceMesh.get_group``).
+    :param sizes: every rank's shard length along ``dim`` (default: gathered, one collective); a tuple of
+        such lists for several dims.
+    :param out_sizes: every rank's output length along ``dim`` (default: the windows that start in its
+        shard), or ``'chunk'`` for ``torch.chunk``'s split; a tuple for several dims.
     :param activation: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias.
-    :returns: the outputs whose window starts in this rank's shard (module docstring), as a tensor.
-    :raises ValueError: a thin shard or one that starts no output window, ``sizes`` that do not match, or any
-        error of :func:`tritonconv.conv1d`.
+    :returns: this rank's outputs (module docstring); a rank that owns none gets an empty tensor.
+    :raises ValueError: ``dim``, ``group``, ``sizes`` or ``out_sizes`` that do not match the shards and
+        groups, DTensor placements other than spatial/batch ``Shard`` and ``Replicate``, or any error of
+        :func:`tritonconv.conv1d`.
     :raises RuntimeError: torch.distributed not initialised.
     """
-    return _conv(1, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes, activation)
+    return _conv(1, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes, out_sizes, activation)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, dim: int = 2, group=None,
-           sizes=None, activation: str | None = None):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, dim: int | Sequence[int] = 2,
+           group=None, sizes=None, out_sizes=None, activation: str | None = None):
     """:func:`conv1d` for an image ``x`` ``(N, C_in, H_r, W)`` or ``(N, C_in, H, W_r)`` sharded along ``dim``
-    (2: height, 3: width); ``weight`` ``(C_out, C_in / groups, kH, kW)``; ``bias``, ``stride``, ``padding``,
-    ``dilation`` and ``groups`` as :func:`tritonconv.conv2d`; ``group``, ``sizes`` and ``activation`` as :func:`conv1d`."""
-    return _conv(2, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes, activation)
+    (2: height, 3: width, or both), or a ``DTensor``; ``weight`` ``(C_out, C_in / groups, kH, kW)``; ``bias``,
+    ``stride``, ``padding``, ``dilation`` and ``groups`` as :func:`tritonconv.conv2d`; ``group``, ``sizes``,
+    ``out_sizes`` and ``activation`` as :func:`conv1d`."""
+    return _conv(2, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes, out_sizes, activation)
 
 
-def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, dim: int = 2, group=None,
-           sizes=None, activation: str | None = None):
+def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, dim: int | Sequence[int] = 2,
+           group=None, sizes=None, out_sizes=None, activation: str | None = None):
     """:func:`conv1d` for a volume ``x`` ``(N, C_in, D, H, W)`` sharded along ``dim`` (2: depth, 3: height,
-    4: width); ``weight`` ``(C_out, C_in / groups, kD, kH, kW)``; ``bias``, ``stride``, ``padding``,
-    ``dilation`` and ``groups`` as :func:`tritonconv.conv3d`; ``group``, ``sizes`` and ``activation`` as :func:`conv1d`."""
-    return _conv(3, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes, activation)
+    4: width; a tuple for several), or a ``DTensor``; ``weight`` ``(C_out, C_in / groups, kD, kH, kW)``;
+    ``bias``, ``stride``, ``padding``, ``dilation`` and ``groups`` as :func:`tritonconv.conv3d`; ``group``,
+    ``sizes``, ``out_sizes`` and ``activation`` as :func:`conv1d`."""
+    return _conv(3, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes, out_sizes, activation)
 
 
 def conv2plus1d(x, weight_spatial, weight_temporal, bias_spatial=None, bias_temporal=None, stride=1, padding=0,
-                dilation=1, *, mid_activation: str | None = None, activation: str | None = None, dim: int = 2,
-                group=None):
+                dilation=1, *, mid_activation: str | None = None, activation: str | None = None,
+                dim: int | Sequence[int] = 2, group=None):
     """:func:`tritonconv.conv2plus1d` of a volume sharded along ``dim``: the spatial stage, then the temporal
     one, each a sharded :func:`conv3d` (the mid tensor stays sharded; each stage exchanges its own halo).
 
-    ``x`` is this rank's shard ``(N, C_in, D, H, W)``; ``weight_spatial``, ``weight_temporal``,
-    ``bias_spatial``, ``bias_temporal``, ``stride``, ``padding``, ``dilation``, ``mid_activation`` and
-    ``activation`` as :func:`tritonconv.conv2plus1d`; ``dim`` and ``group`` as :func:`conv1d`. Returns this
-    rank's part of the output (the temporal stage's ownership, from the mid tensor's shards).
+    ``x`` is this rank's shard ``(N, C_in, D, H, W)`` or a ``DTensor`` (the output is one too);
+    ``weight_spatial``, ``weight_temporal``, ``bias_spatial``, ``bias_temporal``, ``stride``, ``padding``,
+    ``dilation``, ``mid_activation`` and ``activation`` as :func:`tritonconv.conv2plus1d`; ``dim`` and
+    ``group`` as :func:`conv1d`. Returns this rank's part of the output (the temporal stage's ownership, from
+    the mid tensor's shards).
     """
     _checks.check_activation(mid_activation, "conv2plus1d", "mid_activation")
     kernel = (weight_temporal.shape[2], *weight_spatial.shape[3:])

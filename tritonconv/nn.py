@@ -16,7 +16,7 @@ from collections import Counter
 import torch
 import torch.nn.functional as F
 
-from . import functional, geometry, shapes
+from . import _checks, distributed, functional, geometry, shapes
 from ._checks import SUPPORTED_DTYPES
 from .conv2plus1d import conv2plus1d
 
@@ -33,6 +33,7 @@ class _TritonConv:
     """Mixin over ``torch.nn.ConvNd``: the convolution runs in tritonconv's kernels."""
 
     _fn = None  # tritonconv.functional.convNd, set per class
+    _sharded = None  # tritonconv.distributed.convNd, for DTensor inputs
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -40,6 +41,11 @@ class _TritonConv:
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         padding = self.padding
+        if _checks.is_dtensor(input):
+            if self.padding_mode != "zeros":
+                raise ValueError(f"{type(self).__name__}: padding_mode={self.padding_mode!r} on a DTensor input: only "
+                                 f"'zeros' is sharded")
+            return self._sharded(input, weight, bias, self.stride, padding, self.dilation, self.groups)
         if self.padding_mode != "zeros":  # as torch: pad explicitly, then convolve unpadded
             input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
             padding = 0
@@ -54,6 +60,7 @@ class Conv1d(_TritonConv, torch.nn.Conv1d):
     :func:`tritonconv.conv1d`."""
 
     _fn = staticmethod(functional.conv1d)
+    _sharded = staticmethod(distributed.conv1d)
 
 
 class Conv2d(_TritonConv, torch.nn.Conv2d):
@@ -64,6 +71,7 @@ class Conv2d(_TritonConv, torch.nn.Conv2d):
     :func:`tritonconv.conv2d`."""
 
     _fn = staticmethod(functional.conv2d)
+    _sharded = staticmethod(distributed.conv2d)
 
 
 class Conv3d(_TritonConv, torch.nn.Conv3d):
@@ -74,12 +82,14 @@ class Conv3d(_TritonConv, torch.nn.Conv3d):
     :func:`tritonconv.conv3d`."""
 
     _fn = staticmethod(functional.conv3d)
+    _sharded = staticmethod(distributed.conv3d)
 
 
 class _TritonConvTranspose:
     """Mixin over ``torch.nn.ConvTransposeNd``: the transposed convolution runs in tritonconv's kernels."""
 
     _fn = None  # tritonconv.functional.conv_transposeNd, set per class
+    _sharded = None  # tritonconv.distributed.conv_transposeNd, for DTensor inputs
 
     def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if self.padding_mode != "zeros":  # as torch
@@ -87,8 +97,8 @@ class _TritonConvTranspose:
         ndim = len(self.kernel_size)
         output_padding = self._output_padding(input, output_size, self.stride, self.padding, self.kernel_size, ndim,
                                               self.dilation)
-        return self._fn(input, self.weight, self.bias, self.stride, self.padding, output_padding, self.groups,
-                        self.dilation)
+        fn = self._sharded if _checks.is_dtensor(input) else self._fn
+        return fn(input, self.weight, self.bias, self.stride, self.padding, output_padding, self.groups, self.dilation)
 
 
 class ConvTranspose1d(_TritonConvTranspose, torch.nn.ConvTranspose1d):
@@ -99,6 +109,7 @@ class ConvTranspose1d(_TritonConvTranspose, torch.nn.ConvTranspose1d):
     :func:`tritonconv.conv_transpose1d`."""
 
     _fn = staticmethod(functional.conv_transpose1d)
+    _sharded = staticmethod(distributed.conv_transpose1d)
 
 
 class ConvTranspose2d(_TritonConvTranspose, torch.nn.ConvTranspose2d):
@@ -109,6 +120,7 @@ class ConvTranspose2d(_TritonConvTranspose, torch.nn.ConvTranspose2d):
     :func:`tritonconv.conv_transpose2d`."""
 
     _fn = staticmethod(functional.conv_transpose2d)
+    _sharded = staticmethod(distributed.conv_transpose2d)
 
 
 class ConvTranspose3d(_TritonConvTranspose, torch.nn.ConvTranspose3d):
@@ -119,6 +131,7 @@ class ConvTranspose3d(_TritonConvTranspose, torch.nn.ConvTranspose3d):
     :func:`tritonconv.conv_transpose3d`."""
 
     _fn = staticmethod(functional.conv_transpose3d)
+    _sharded = staticmethod(distributed.conv_transpose3d)
 
 
 _SWAP = {torch.nn.Conv1d: Conv1d, torch.nn.Conv2d: Conv2d, torch.nn.Conv3d: Conv3d,
@@ -267,6 +280,10 @@ class Conv2Plus1d(torch.nn.Module):
 
     def forward(self, input: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
         s, t = self.spatial, self.temporal
+        if _checks.is_dtensor(input):  # both stages sharded (never fused)
+            return distributed.conv2plus1d(input, s.weight, t.weight, s.bias, t.bias, (t.stride[0], *s.stride[1:]),
+                                           self.padding, (t.dilation[0], *s.dilation[1:]),
+                                           mid_activation=self.mid_activation)
         return conv2plus1d(input, s.weight, t.weight, s.bias, t.bias, (t.stride[0], *s.stride[1:]), self.padding,
                            (t.dilation[0], *s.dilation[1:]), mid_activation=self.mid_activation, fused=fused)
 

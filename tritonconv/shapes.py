@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 IntOrSeq = int | Sequence[int]
 Padding = str | int | Sequence[int] | Sequence[tuple[int, int]]
@@ -33,6 +34,8 @@ __all__ = [
     "factorized_params",
     "FACTORIZATIONS",
     "suite_problem",
+    "chunk_sizes",
+    "Halo",
 ]
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
@@ -336,3 +339,115 @@ def conv2plus1d_bytes(input_shape: Sequence[int], c_mid: int, c_out: int, kernel
     if not fused:
         elems += 2 * n * c_mid * frames * output_shape[3] * output_shape[4]
     return elems * size
+
+
+def chunk_sizes(length: int, parts: int) -> tuple[int, ...]:
+    """``torch.chunk``'s split of ``length`` into ``parts`` (``DTensor``'s ``Shard``): ``ceil(length / parts)``
+    each, the last ones smaller or empty."""
+    full = -(-length // parts)
+    return tuple(max(0, min(length, full * (r + 1)) - full * r) for r in range(parts))
+
+
+def _bounds(sizes: Sequence[int]) -> tuple[int, ...]:
+    out = [0]
+    for n in sizes:
+        out.append(out[-1] + n)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Halo:
+    """One convolution sharded along one axis, seen from every rank: rank ``r`` holds input slices
+    ``[starts[r], starts[r + 1])``, owns outputs ``[outputs[r], outputs[r + 1])`` and computes them from
+    ``before[r]`` zeros, the input slices ``[lo[r], hi[r])`` (its own and its neighbours') and ``after[r]``
+    zeros. Built by :meth:`plan` (convolution) and :meth:`plan_transposed`; any split of the output works,
+    and a window may reach past the next rank (thin shards: the slices come from every rank that holds them).
+    """
+
+    starts: tuple[int, ...]
+    outputs: tuple[int, ...]
+    lo: tuple[int, ...]
+    hi: tuple[int, ...]
+    before: tuple[int, ...]
+    after: tuple[int, ...]
+
+    @classmethod
+    def plan(cls, sizes: Sequence[int], kernel: int, stride: int = 1, padding: tuple[int, int] = (0, 0),
+             dilation: int = 1, outputs: Sequence[int] | None = None) -> Halo:
+        """The plan of a convolution from the shard ``sizes`` (group order) and the axis's ``kernel``,
+        ``stride``, ``padding`` pair and ``dilation``. ``outputs``: each rank's output length; by default rank
+        ``r`` owns the windows that start in its shard (rank 0 also those starting in the padding),
+        ``o_r = clamp(ceil((s_r + p_before) / stride), 0, L_out)``, so a halo comes only from the right.
+
+        :raises ValueError: an output length <= 0, or ``outputs`` that do not add up to it.
+        """
+        starts = _bounds(sizes)
+        length, (before, after) = starts[-1], padding
+        total = conv_output_size(length, kernel, stride, (before, after), dilation)
+        if total <= 0:
+            raise ValueError(f"sharded conv: output size {total} along the sharded axis for length {length}")
+        owned = cls._owned(outputs, total, [-(-(s + before) // stride) for s in starts[1:-1]])
+        reach = (kernel - 1) * dilation
+        windows = [(o * stride - before, (e - 1) * stride - before + reach + 1) if e > o else (s, s)
+                   for o, e, s in zip(owned, owned[1:], starts)]
+        return cls._of(starts, owned, windows, [0] * len(sizes))
+
+    @classmethod
+    def plan_transposed(cls, sizes: Sequence[int], kernel: int, stride: int = 1, padding: int = 0,
+                        output_padding: int = 0, dilation: int = 1, outputs: Sequence[int] | None = None) -> Halo:
+        """The plan of a transposed convolution (arguments as :meth:`plan`, ``padding`` symmetric). By default
+        rank ``r`` owns the outputs its slab maps to, ``o_r = clamp(s_r * stride - padding, 0, L_out)``, and
+        reads from its left the inputs whose taps reach them; zeros after its window only stretch the local
+        output to its last owned position (they add no term). The local output's first position is
+        ``lo[r] * stride - padding``.
+        """
+        starts = _bounds(sizes)
+        length = starts[-1]
+        total = conv_transpose_output_size(length, kernel, stride, padding, output_padding, dilation)
+        owned = cls._owned(outputs, total, [s * stride - padding for s in starts[1:-1]])
+        reach = (kernel - 1) * dilation
+        windows, zeros = [], []
+        for o, e, s in zip(owned, owned[1:], starts):
+            if e <= o:
+                windows.append((s, s))
+                zeros.append(0)
+                continue
+            first = min(length, max(0, min(-(-(o + padding - reach) // stride), (o + padding) // stride)))
+            last = max(first, min(length, (e - 1 + padding) // stride + 1))
+            needed = max(1, -(-(e - 1 + padding - reach) // stride) + 1 - first)  # inputs the local output spans
+            windows.append((first, last))
+            zeros.append(max(0, needed - (last - first)))
+        return cls._of(starts, owned, windows, zeros)
+
+    @staticmethod
+    def _owned(outputs, total: int, default: Sequence[int]) -> tuple[int, ...]:
+        if outputs is None:
+            return (0, *(min(total, max(0, o)) for o in default), total)
+        owned = _bounds(outputs)
+        if owned[-1] != total or any(n < 0 for n in outputs) or len(outputs) != len(default) + 1:
+            raise ValueError(f"sharded conv: expected `out_sizes` to be {len(default) + 1} lengths >= 0 adding up "
+                             f"to {total}, got {list(outputs)}")
+        return owned
+
+    @classmethod
+    def _of(cls, starts, owned, windows, zeros) -> Halo:
+        length = starts[-1]
+        clip = lambda v: min(max(v, 0), length)  # noqa: E731
+        lo, hi = [clip(a) for a, _ in windows], [clip(b) for _, b in windows]
+        before = [min(max(0, -a), b - a) for a, b in windows]
+        after = [min(max(0, b - length), b - a) + z for (a, b), z in zip(windows, zeros)]
+        return cls(tuple(starts), tuple(owned), tuple(lo), tuple(hi), tuple(before), tuple(after))
+
+    def piece(self, reader: int, holder: int) -> tuple[int, int]:
+        """The input slices ``[a, b)`` rank ``reader`` reads from rank ``holder``'s shard (``a == b``: none)."""
+        end = self.starts[holder + 1]
+        a = min(max(self.lo[reader], self.starts[holder]), end)
+        return a, max(a, min(self.hi[reader], end))
+
+    def received(self, rank: int) -> int:
+        """Input slices ``rank`` receives from the others (its halo)."""
+        return sum(b - a for q in range(len(self.starts) - 1) if q != rank for a, b in [self.piece(rank, q)])
+
+    def sent(self, rank: int) -> int:
+        """Input slices ``rank`` sends to the others."""
+        return sum(b - a for q in range(len(self.starts) - 1) if q != rank for a, b in [self.piece(q, rank)])
