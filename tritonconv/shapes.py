@@ -359,8 +359,8 @@ def _bounds(sizes: Sequence[int]) -> tuple[int, ...]:
 class Halo:
     """One convolution sharded along one axis, seen from every rank ``r`` (all fields hold one entry per rank;
     ``starts`` and ``outputs`` one more): it holds input slices ``[starts[r], starts[r + 1])``, owns outputs
-    ``[outputs[r], outputs[r + 1])`` and computes them from ``before[r]`` zeros, the input slices
-    ``[lo[r], hi[r])`` (its own and other ranks', :meth:`piece`) and ``after[r]`` zeros. Built by :meth:`plan`
+    ``[outputs[r], outputs[r + 1])`` and computes them from a window: ``before`` (``[r]``) zeros, the input
+    slices from ``lo`` to ``hi`` (its own and other ranks', :meth:`piece`), ``after`` zeros. Built by :meth:`plan`
     (convolution) and :meth:`plan_transposed`; any split of the output works, and a window may reach past
     the next rank (thin shards: the slices come from every rank that holds them).
     """
