@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from tritonconv import distributed, shapes
+from tritonconv import distributed, memory, shapes
 
 CASES = [  # op, input shape, weight shape, sharded dim, arguments
     ("conv1d", (2, 3, 19), (4, 3, 3), 2, dict(padding=1)),
@@ -347,6 +347,7 @@ def test_halo_plans_put_every_split_together(length, cuts, kernel, stride, dilat
                                                                                      dtype=torch.float64)
     if transposed:
         padding, output_padding = min(pads[0], (kernel - 1) * dilation), pads[1] % max(stride, dilation)
+        assume(shapes.conv_transpose_output_size(length, kernel, stride, padding, output_padding, dilation) > 0)
         ref = F.conv_transpose1d(x, w, stride=stride, padding=padding, output_padding=output_padding,
                                  dilation=dilation)
         outputs = None if out_cuts is None else _split(ref.shape[-1], ((out_cuts or [0]) * len(sizes))[:len(sizes) - 1])
@@ -372,3 +373,23 @@ def test_halo_plans_put_every_split_together(length, cuts, kernel, stride, dilat
             parts.append(F.conv1d(_window(x, halo, r), w, stride=stride, dilation=dilation))
             assert parts[-1].shape[-1] == o1 - o0
     torch.testing.assert_close(torch.cat(parts, -1), ref)
+
+
+def test_shard_shares():
+    """Per-rank costs on paper: what one rank sends another receives, the ranks' work adds up to the whole
+    convolution's, and each window is the halo plan's."""
+    x_shape, w_shape = (1, 2, 11, 9, 7), (3, 2, 3, 3, 3)
+    whole = shapes.conv_macs(x_shape, w_shape, shapes.conv_output_shape(x_shape, w_shape, 2, 1, 1))
+    for shards in ({2: [3, 3, 3, 2]}, {3: [5, 4], 4: [4, 3]}, {4: [2, 2, 2, 1], 2: [6, 5]}):
+        shares = memory.shard_shares(x_shape, w_shape, shards, stride=2, padding=1, dtype="float32")
+        assert len(shares) == math.prod(len(n) for n in shards.values())
+        assert sum(s.received for s in shares) == sum(s.sent for s in shares) > 0
+        assert sum(s.macs for s in shares) == whole
+        for s in shares:
+            for (d, n), r in zip(shards.items(), s.coords):
+                h = shapes.Halo.plan(n, 3, 2, (1, 1), 1)
+                assert s.input_shape[d] == n[r] and s.window_shape[d] == h.before[r] + h.hi[r] - h.lo[r] + h.after[r]
+    depth, square = (memory.shard_shares((1, 8, 64, 64, 64), (8, 8, 3, 3, 3), shards, padding=1)
+                     for shards in ({2: [4] * 16}, {3: [16] * 4, 4: [16] * 4}))
+    assert max(s.received for s in depth) == 2 * 8 * 64 * 64 * 2  # two depth slices from the right, bf16
+    assert max(s.received for s in square) == 2 * 8 * 64 * (16 + 18) * 2  # a 4 x 4 mesh: less surface per rank

@@ -11,6 +11,7 @@ measures what a block of torch calls holds, on the CPU too.
 
 from __future__ import annotations
 
+import itertools
 import math
 import weakref
 from dataclasses import dataclass
@@ -94,6 +95,58 @@ def plan_stream(slice_shape, weight_shape, stride: int = 1, dilation: int = 1, d
                          f"an output slice, the weight), over the budget of {budget} bytes")
     chunk = max(1, min(max_chunk, (budget - need(1)) // (stride * in_slice + 2 * out_slice) + 1))
     return StreamPlan(chunk, (chunk - 1) * stride + halo, halo, need(chunk))
+
+
+@dataclass(frozen=True)
+class ShardShare:
+    """One rank's part of a sharded convolution (:func:`shard_shares`): its ``coords`` (its index in each
+    sharded dimension's group), its ``input_shape`` (its shard), the ``window_shape`` it convolves (shard,
+    halos and zeros), its ``output_shape``, the bytes it receives (``received``) and sends (``sent``) in the
+    halo exchanges, its multiply-accumulates (``macs``) and the ``device_bytes`` its call holds (shard, received
+    halos, window, weight, output)."""
+
+    coords: tuple[int, ...]
+    input_shape: tuple[int, ...]
+    window_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    received: int
+    sent: int
+    macs: int
+    device_bytes: int
+
+
+def shard_shares(input_shape, weight_shape, shards: dict[int, list[int]], stride=1, padding=0, dilation=1,
+                 dtype: str = "bfloat16", out_sizes: dict[int, list[int]] | None = None) -> list[ShardShare]:
+    """Every rank's share of a convolution of ``input_shape`` by ``weight_shape`` whose input is sharded as
+    ``shards`` (sharded dimension -> the shard lengths along it, one per rank of its group; several
+    dimensions: a mesh, ranks in row-major order of their coordinates), as :mod:`tritonconv.distributed` runs
+    it: exchanges in ``shards``' order (a later one sends slabs that carry the earlier halos), ``stride``,
+    ``padding``, ``dilation`` as :func:`tritonconv.conv3d` takes them, ``dtype`` as :func:`conv_device_bytes`,
+    ``out_sizes`` (dimension -> output lengths) as the distributed ops take it (default: by window start).
+    """
+    ndim = len(input_shape) - 2
+    st, dl = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
+    pads = shapes.resolve_padding(padding, tuple(weight_shape[2:]), st, dl)
+    out_sizes = out_sizes or {}
+    plans = {d: shapes.Halo.plan(n, weight_shape[d], st[d - 2], pads[d - 2], dl[d - 2], out_sizes.get(d))
+             for d, n in shards.items()}
+    full_out = shapes.conv_output_shape(input_shape, weight_shape, st, pads, dl)
+    size, shares = shapes.DTYPE_BYTES[dtype], []
+    for coords in itertools.product(*(range(len(n)) for n in shards.values())):
+        shape, out = list(input_shape), list(full_out)
+        for (d, n), r in zip(shards.items(), coords):
+            shape[d], out[d] = n[r], plans[d].outputs[r + 1] - plans[d].outputs[r]
+        mine, received, sent = tuple(shape), 0, 0
+        for d, r in zip(shards, coords):
+            h, other = plans[d], math.prod(shape[:d] + shape[d + 1:])  # elements per slice, earlier halos included
+            received += h.received(r) * other
+            sent += h.sent(r) * other
+            shape[d] = h.before[r] + h.hi[r] - h.lo[r] + h.after[r]
+        macs = shapes.conv_macs(shape, weight_shape, out) if math.prod(out) else 0
+        held = math.prod(mine) + received + math.prod(shape) + math.prod(weight_shape) + math.prod(out)
+        shares.append(ShardShare(coords, mine, tuple(shape), tuple(out), received * size, sent * size, macs,
+                                 held * size))
+    return shares
 
 
 class TensorBytes(TorchDispatchMode):
