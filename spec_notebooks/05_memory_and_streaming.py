@@ -290,46 +290,95 @@ fig.tight_layout()
 # ## Sharding one volume across GPUs: halos, and when to shard
 #
 # Training on a whole CT volume needs every activation at once: there the volume is split across
-# GPUs along a spatial axis (`tritonconv.distributed`, on a `torch.distributed` group). Rank $r$
-# holds input slices $[s_r, e_r)$ and owns the outputs whose window starts there,
-# $o_r = \lceil (s_r + p) / s \rceil$; it reads $[o_r s - p,\; (o_{r+1} - 1) s - p + (k-1) d + 1)$:
-# its own slices, a halo received from its right neighbour, and zeros only past the volume's true
-# edges. `distributed.Halo.plan` computes that from the shard sizes; below, each rank's part is
-# computed on its own window (one process playing four ranks, torch.chunk's uneven shards) and the
-# parts put together equal the one-shot convolution. The multi-process version (gloo, 2 and 4
-# processes, forward and every gradient) is in `tests/test_distributed.py`.
+# GPUs along spatial axes (`tritonconv.distributed`, on `torch.distributed` groups or a `DTensor`).
+# Along a sharded axis rank $r$ holds input slices $[s_r, e_r)$ and owns an output range
+# $[o_r, o_{r+1})$: by default `torch.chunk`'s split of the output (balanced work; a `DTensor` has it),
+# or, as in the table below, the windows that start in its slab, $o_r = \lceil (s_r + p) / s \rceil$
+# (halos from the right only). It reads the window
+# $[o_r s - p,\; (o_{r+1} - 1) s - p + (k-1) d + 1)$: its own slices, slices of every rank
+# that holds the rest, and zeros only past the volume's true edges. `shapes.Halo.plan` computes that
+# from the shard sizes; below, each rank's part is computed on its own window (one process playing
+# four ranks, torch.chunk's uneven shards) and the parts put together equal the one-shot convolution.
+# The multi-process version (gloo, 2 and 4 processes, forward and every gradient, two sharded axes,
+# DTensors) is in `tests/test_distributed.py`.
 
 # %%
 from tritonconv import distributed
 
+
+def window(x, halo, r, dim):
+    """Rank r's window along dim: zeros, the input slices lo..hi (from whichever ranks hold them), zeros."""
+    zeros = lambda n: x.new_zeros(*x.shape[:dim], n, *x.shape[dim + 1:])  # noqa: E731
+    return torch.cat([zeros(halo.before[r]), x.narrow(dim, halo.lo[r], halo.hi[r] - halo.lo[r]),
+                      zeros(halo.after[r])], dim)
+
+
 x_d = torch.randn(1, 2, 19, 6, 5)
 w_d = torch.randn(3, 2, 3, 3, 3)
-kw_d = dict(stride=(2, 1, 1), padding=1)
-sizes_d = [len(c) for c in torch.arange(19).chunk(4)]
-halo = distributed.Halo.plan(sizes_d, kernel=3, stride=2, padding=(1, 1), dilation=1)
-whole_d = tritonconv.conv3d(x_d, w_d, **kw_d)
+sizes_d = list(shapes.chunk_sizes(19, 4))
+halo = shapes.Halo.plan(sizes_d, kernel=3, stride=2, padding=(1, 1), dilation=1)
+whole_d = tritonconv.conv3d(x_d, w_d, stride=(2, 1, 1), padding=1)
 parts = []
-print(f"{'rank':>4} {'slices':>8} {'outputs':>8} {'reads':>9} {'halo in':>7}")
+print(f"{'rank':>4} {'slices':>8} {'outputs':>8} {'window':>12} {'halo in':>7} {'out':>4}")
 for r in range(4):
-    lo, hi = halo.lo[r], halo.hi[r]
-    window = F.pad(x_d[:, :, max(lo, 0):min(hi, 19)], (0, 0, 0, 0, max(0, -lo), max(0, hi - 19)))
-    parts.append(tritonconv.conv3d(window, w_d, stride=(2, 1, 1), padding=(0, 1, 1)))
-    print(f"{r:4d} {str((halo.starts[r], halo.starts[r + 1])):>8} {str((halo.outputs[r], halo.outputs[r + 1])):>8} "
-          f"{str((lo, hi)):>9} {halo.recv[r]:7d}")
+    parts.append(tritonconv.conv3d(window(x_d, halo, r, 2), w_d, stride=(2, 1, 1), padding=(0, 1, 1)))
+    print(f"{r:4d} {str(sizes_d[r]):>8} {str((halo.outputs[r], halo.outputs[r + 1])):>8} "
+          f"{f'{halo.before[r]}+[{halo.lo[r]},{halo.hi[r]})+{halo.after[r]}':>12} {halo.received(r):7d} "
+          f"{halo.sent(r):4d}")
     assert parts[-1].shape[2] == halo.outputs[r + 1] - halo.outputs[r]
 assert torch.allclose(torch.cat(parts, 2), whole_d, rtol=1e-5, atol=1e-5)
 print("the ranks' parts, concatenated, equal the one-shot convolution:", torch.allclose(torch.cat(parts, 2), whole_d,
                                                                                           rtol=1e-5, atol=1e-5))
 
 # %% [markdown]
+# Two axes at once (a $2 \times 2$ mesh over height and width): the exchange runs along one axis, then
+# along the other on slabs that already carry the first halo, so the corner a window needs arrives in
+# the second step. Below, the four ranks' windows built that way (first along H, then along W, each
+# from the other rank's extended slab) give the whole convolution, corners included:
+
+# %%
+x_m = torch.randn(1, 2, 3, 9, 7)
+w_m = torch.randn(3, 2, 3, 3, 3)
+plan_h = shapes.Halo.plan(shapes.chunk_sizes(9, 2), kernel=3, padding=(1, 1))
+plan_w = shapes.Halo.plan(shapes.chunk_sizes(7, 2), kernel=3, padding=(1, 1))
+rows = []
+for a in range(2):
+    along_h = window(x_m, plan_h, a, 3)  # step 1: H halos (from the rank below)
+    rows.append(torch.cat([tritonconv.conv3d(window(along_h, plan_w, b, 4), w_m, padding=(1, 0, 0))  # step 2: W
+                           for b in range(2)], 4))
+whole_m = tritonconv.conv3d(x_m, w_m, padding=1)
+assert torch.allclose(torch.cat(rows, 3), whole_m, rtol=1e-5, atol=1e-5)
+print("2 x 2 mesh, windows built along H then W, equal the one-shot convolution:",
+      torch.allclose(torch.cat(rows, 3), whole_m, rtol=1e-5, atol=1e-5))
+
+# %% [markdown]
+# What each rank moves and computes, from `memory.shard_shares` (the same plans the distributed ops
+# use): for a $64^3$ volume with 8 channels in bf16, 16 ranks as 16 depth slabs or as a $4 \times 4$ mesh
+# over height and width. A slab receives two whole $64 \times 64$ faces; a pencil two faces of
+# $64 \times 16$ and two of $64 \times 18$ (the second exchange carries the first one's halo):
+# about half the bytes, for the same work.
+
+# %%
+for label, shards in (("16 depth slabs", {2: [4] * 16}), ("4 x 4 mesh (H, W)", {3: [16] * 4, 4: [16] * 4})):
+    shares = memory.shard_shares((1, 8, 64, 64, 64), (8, 8, 3, 3, 3), shards, padding=1)
+    worst = max(shares, key=lambda s: s.received)
+    print(f"{label:>18}: most received {worst.received / 2**10:6.1f} KiB (rank {worst.coords}), "
+          f"work per rank {min(s.macs for s in shares) / 1e6:.1f}-{max(s.macs for s in shares) / 1e6:.1f} M MACs, "
+          f"held {max(s.device_bytes for s in shares) / 2**20:.2f} MiB")
+slabs, pencils = (max(s.received for s in memory.shard_shares((1, 8, 64, 64, 64), (8, 8, 3, 3, 3), sh, padding=1))
+                  for sh in ({2: [4] * 16}, {3: [16] * 4, 4: [16] * 4}))
+assert pencils < 0.6 * slabs
+
+# %% [markdown]
 # On paper (no machine here has several GPUs): the predicted strong-scaling efficiency of the
 # suite's 3-D layers sharded along depth over $P$ GPUs, $E(P) = T_1 / (P\,T_P)$ with
-# $T_P$ = the largest rank's share of the work at the layer's measured rate (NVIDIA H200, bf16,
-# tuned, timed call by call: `benchmarks/results/`) plus its halo at NVLink 4's 450 GB/s per
-# direction (datasheet, H100/H200) plus 10 us per exchange, without overlap (pessimistic).
-# Since the halo is a fixed number of slices and the work shrinks as $1/P$, efficiency falls when a
-# rank's slab gets thin or the layer is fast; the CT volume of this notebook (512³, 1 → 32
-# channels, bf16, at the `ct_anisotropic` layer's measured rate) is the case sharding is for.
+# $T_P$ = the busiest rank's share of the work (`shard_shares`' MACs) at the layer's measured rate
+# (NVIDIA H200, bf16, tuned, timed call by call: `benchmarks/results/`) plus its halo
+# (`shard_shares`' received bytes) at NVLink 4's 450 GB/s per direction (datasheet, H100/H200) plus
+# 10 us per exchange, without overlap (pessimistic). Since the halo is a fixed number of slices and the
+# work shrinks as $1/P$, efficiency falls when a rank's slab gets thin or the layer is fast; the CT
+# volume of this notebook (512³, 1 → 32 channels, bf16, at the `ct_anisotropic` layer's measured rate)
+# is the case sharding is for.
 
 # %%
 NVLINK, LATENCY = 450e9, 10e-6  # bytes/s one way (datasheet), seconds per exchange (assumed)
@@ -351,26 +400,18 @@ for name, p in layers.items():
     if name not in rate_of:
         continue
     x_shape, w_shape = p["input_shape"], p["weight_shape"]
-    st = shapes.as_tuple(p["stride"], 3, "stride")
-    pads = shapes.resolve_padding(p["padding"], w_shape[2:], st, shapes.as_tuple(p["dilation"], 3, "dilation"))
-    y_shape = shapes.conv_output_shape(x_shape, w_shape, p["stride"], p["padding"], p["dilation"])
-    flops = shapes.conv_flops(x_shape, w_shape, y_shape)
-    t1 = flops / rate_of[name]
-    slice_bytes = x_shape[0] * x_shape[1] * x_shape[3] * x_shape[4] * 2  # one depth slice of the input, bf16
+    t1 = 2 * sum(s.macs for s in memory.shard_shares(x_shape, w_shape, {2: [x_shape[2]]}, p["stride"], p["padding"],
+                                                      p["dilation"])) / rate_of[name]
     eff = []
     for n_ranks in ranks:
-        try:
-            h = distributed.Halo.plan([len(c) for c in torch.arange(x_shape[2]).chunk(n_ranks)], w_shape[2], st[0],
-                                      pads[0], 1)
-        except ValueError:  # slabs thinner than the halo: this layer cannot be split that many ways
-            eff.append(math.nan)
-            continue
-        share = max(b - a for a, b in zip(h.outputs, h.outputs[1:])) / y_shape[2]
-        comm = (max(h.recv) * slice_bytes / NVLINK + LATENCY) if n_ranks > 1 else 0.0
-        eff.append(t1 / (n_ranks * (t1 * share + comm)))
+        shares = memory.shard_shares(x_shape, w_shape, {2: list(shapes.chunk_sizes(x_shape[2], n_ranks))},
+                                     p["stride"], p["padding"], p["dilation"])
+        t_p = max(2 * s.macs / rate_of[name] + (s.received / NVLINK + LATENCY if n_ranks > 1 else 0.0)
+                  for s in shares)
+        eff.append(t1 / (n_ranks * t_p))
     ax.plot(ranks, eff, "o-", label=name)
-    print(f"{name:>26} {t1 * 1e3:8.3f} " + " ".join(f"{e:6.2f}" if e == e else f"{'-':>6}" for e in eff))
-    assert all(0 < e <= 1.0 + 1e-9 for e in eff if e == e)
+    print(f"{name:>26} {t1 * 1e3:8.3f} " + " ".join(f"{e:6.2f}" for e in eff))
+    assert all(0 < e <= 1.0 + 1e-9 for e in eff)
 ax.set_xlabel("GPUs (depth shards)")
 ax.set_ylabel("predicted efficiency")
 ax.set_xticks(ranks)
@@ -380,15 +421,16 @@ ax.grid(alpha=0.3)
 fig.tight_layout()
 
 # %% [markdown]
-# Read: the suite's layers take 0.1-0.9 ms on one H200, so the 10 us of an exchange already costs
-# a tenth of a 4-way split's share (efficiency 0.3-0.8 at 4 GPUs; the thin ones cannot be split 8 ways),
-# and sharding a single such layer pays only for its memory. The CT volume's layer (3.7 ms at that rate)
-# keeps 96% of its efficiency at 8 GPUs. So: **stream** for inference
-# when a volume does not fit one GPU (no communication, memory flat in depth; the section above);
-# **shard** for training, where the backward pass needs the activations of the whole volume at once
-# and no single GPU holds them, and for throughput on volumes large enough that each rank's slab is
-# many halos thick. (Predictions from datasheet bandwidth and call-by-call timings; no multi-GPU
-# machine has measured them.)
+# Read: the suite's layers take 0.08-0.9 ms on one H200, so the 10 us of an exchange is already a
+# large part of a 4-way share (efficiency 0.5-0.95 at 4 GPUs, 0.2-0.9 at 8; the strided ResNet layer,
+# 8 slices deep at 8 ranks, loses most), and sharding a single such layer pays only for its memory. The
+# CT volume's layer (3.7 ms at that rate) keeps 97% of its efficiency at 8 GPUs. So: **stream** for
+# inference when a volume does not fit one GPU (no communication, memory flat in depth; the section
+# above); **shard** for training, where the backward pass needs the activations of the whole volume at
+# once and no single GPU holds them, and for throughput on volumes large enough that each rank's slab is
+# many halos thick; past a few ranks per axis, shard two axes (a mesh), whose halo surface per rank
+# shrinks. (Predictions from datasheet bandwidth and call-by-call timings; no multi-GPU machine has
+# measured them.)
 
 # %% [markdown]
 # ## Real-time 1D: a causal stream

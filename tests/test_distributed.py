@@ -51,7 +51,7 @@ def shard(t: torch.Tensor, axes) -> torch.Tensor:
     return t
 
 
-def owned(op: str, w_shape, kw: dict, axes, out_sizes=None) -> list[tuple[int, int, int]]:
+def owned(op: str, w_shape, kw: dict, axes, out_sizes="chunk") -> list[tuple[int, int, int]]:
     """``(dim, first, count)`` of this rank's outputs along each sharded axis, from the op's own plans."""
     plan = distributed._conv_transpose_plan if op.startswith("conv_transpose") else distributed._conv_plan
     names = ("stride", "padding", "output_padding", "groups", "dilation") if "transpose" in op else \
@@ -70,7 +70,7 @@ def block(t: torch.Tensor, cuts) -> torch.Tensor:
     return t
 
 
-def check_sharded(op: str, x_shape, w_shape, where, kw: dict, out_sizes=None) -> None:
+def check_sharded(op: str, x_shape, w_shape, where, kw: dict, out_sizes="chunk") -> None:
     """This rank's output and gradients of ``op`` on its block against one process's, in float64. ``where``:
     the sharded dimension (over the world, torch.chunk's split) or ``(dim, group, sizes)`` per sharded one."""
     axes = [(where, None, chunks(x_shape[where], dist.get_world_size()))] if isinstance(where, int) else where
@@ -136,8 +136,8 @@ def worker(rank: int, world: int, init: str, errors: str) -> None:
     try:
         for op, x_shape, w_shape, dim, kw in CASES + TRANSPOSED:
             check_sharded(op, x_shape, w_shape, dim, kw)
-        for op, x_shape, w_shape, dim, kw in (CASES[2], TRANSPOSED[0]):  # torch.chunk's split of the output
-            check_sharded(op, x_shape, w_shape, dim, kw, out_sizes="chunk")
+        for op, x_shape, w_shape, dim, kw in (CASES[1], CASES[2], TRANSPOSED[0]):  # the windows starting in a shard
+            check_sharded(op, x_shape, w_shape, dim, kw, out_sizes=None)
         if world == 4:
             more_than_neighbours(rank)
             two_dimensions()
@@ -154,7 +154,7 @@ def worker(rank: int, world: int, init: str, errors: str) -> None:
 
 def more_than_neighbours(rank: int) -> None:
     """Shards thinner than a window: the slices come from every rank that holds them."""
-    check_sharded("conv1d", (1, 2, 19), (3, 2, 5), [(2, None, [8, 1, 1, 9])], dict(dilation=2))
+    check_sharded("conv1d", (1, 2, 19), (3, 2, 5), [(2, None, [8, 1, 1, 9])], dict(dilation=2), out_sizes=None)
     check_sharded("conv1d", (1, 2, 19), (3, 2, 5), [(2, None, [0, 12, 1, 6])], dict(padding=3, dilation=2),
                   out_sizes=[5, 0, 6, 6])
     check_sharded("conv_transpose1d", (1, 2, 9), (2, 3, 4), [(2, None, [6, 1, 0, 2])], dict(stride=1, dilation=2))
@@ -170,7 +170,7 @@ def two_dimensions() -> None:
     check_sharded("conv3d", (1, 2, 4, 11, 9), (3, 2, 2, 3, 3), [(4, rows, [5, 4]), (3, cols, [6, 5])],
                   dict(stride=(1, 2, 2), padding=(0, 1, 2), dilation=(1, 2, 1)))
     check_sharded("conv3d", (1, 2, 5, 7, 4), (3, 2, 3, 3, 3), [(2, rows, [3, 2]), (3, cols, [7, 0])],
-                  dict(padding=1), out_sizes="chunk")
+                  dict(padding=1), out_sizes=None)
     check_sharded("conv_transpose2d", (1, 2, 5, 6), (2, 3, 3, 3), [(2, rows, [3, 2]), (3, cols, [3, 3])],
                   dict(stride=2, padding=1, output_padding=1))
 
@@ -218,10 +218,8 @@ def conv2plus1d(rank: int, world: int) -> None:
         xs = x.narrow(dim, start, sizes[rank]).clone().requires_grad_()
         ws_, wt_ = ws.clone().requires_grad_(), wt.clone().requires_grad_()
         y = distributed.conv2plus1d(xs, ws_, wt_, stride=(2, 1, 1), padding=1, mid_activation="relu", dim=dim)
-        spatial = distributed.Halo.plan(sizes, *((1, 1, (0, 0), 1) if dim == 2 else (3, 1, (1, 1), 1)))
-        mid = [b - a for a, b in zip(spatial.outputs, spatial.outputs[1:])]
-        final = distributed.Halo.plan(mid, *((3, 2, (1, 1), 1) if dim == 2 else (1, 1, (0, 0), 1)))
-        o0, o1 = final.outputs[rank], final.outputs[rank + 1]
+        owned = chunks(ref.shape[dim], world)  # each stage's output: torch.chunk's split
+        o0, o1 = sum(owned[:rank]), sum(owned[:rank + 1])
         (y * dy.narrow(dim, o0, o1 - o0)).sum().backward()
         for name, got, expected in (("output", y, ref.detach().narrow(dim, o0, o1 - o0)),
                                     ("input grad", xs.grad, leaves[0].grad.narrow(dim, start, sizes[rank])),
@@ -231,27 +229,31 @@ def conv2plus1d(rank: int, world: int) -> None:
 
 
 def converted_model(world: int) -> None:
-    """A converted 3-D model fed a DTensor: its convolutions run sharded, ReLU on the DTensor as torch runs it."""
+    """A converted 3-D model fed a DTensor, as the README's example: its convolutions (and a (2+1)D block) run
+    sharded, ReLU on the DTensor as torch runs it, the loss a DTensor too; every parameter's gradient is the
+    one-process one."""
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.tensor import Shard, distribute_tensor
+    from torch.distributed.tensor import DTensor, Shard, distribute_tensor
 
     import tritonconv
 
     torch.manual_seed(4)
     model = torch.nn.Sequential(torch.nn.Conv3d(2, 4, 3, padding=1), torch.nn.ReLU(),
                                 torch.nn.Conv3d(4, 4, 3, stride=2, padding=1), torch.nn.ReLU(),
-                                torch.nn.ConvTranspose3d(4, 2, 2, stride=2)).double()
-    x = torch.randn(1, 2, 8, 6, 4, dtype=torch.float64)
+                                torch.nn.ConvTranspose3d(4, 3, 2, stride=2),
+                                tritonconv.nn.Conv2Plus1d(3, 2, 3, padding=1, mid_activation="relu")).double()
+    x, target = torch.randn(1, 2, 8, 6, 4, dtype=torch.float64), torch.randn(1, 2, 8, 6, 4, dtype=torch.float64)
     ref = model(x)
-    ref.square().sum().backward()
+    (ref - target).square().mean().backward()
     expected = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     tritonconv.nn.convert(model)
     mesh = init_device_mesh("cpu", (world,) if world == 2 else (2, 2))
     placements = [Shard(2)] if world == 2 else [Shard(2), Shard(3)]
     y = model(distribute_tensor(x, mesh, placements))
+    assert isinstance(y, DTensor) and tuple(y.placements) == tuple(placements)
     compare(f"converted model {placements}: output", y.full_tensor(), ref.detach())
-    y.to_local().square().sum().backward()
+    (y - distribute_tensor(target, mesh, placements)).square().mean().backward()
     for i, (p, e) in enumerate(zip(model.parameters(), expected)):
         compare(f"converted model {placements}: parameter {i} grad", p.grad, e)
 
@@ -381,7 +383,7 @@ def test_shard_shares():
     x_shape, w_shape = (1, 2, 11, 9, 7), (3, 2, 3, 3, 3)
     whole = shapes.conv_macs(x_shape, w_shape, shapes.conv_output_shape(x_shape, w_shape, 2, 1, 1))
     for shards in ({2: [3, 3, 3, 2]}, {3: [5, 4], 4: [4, 3]}, {4: [2, 2, 2, 1], 2: [6, 5]}):
-        shares = memory.shard_shares(x_shape, w_shape, shards, stride=2, padding=1, dtype="float32")
+        shares = memory.shard_shares(x_shape, w_shape, shards, stride=2, padding=1, dtype="float32", out_sizes=None)
         assert len(shares) == math.prod(len(n) for n in shards.values())
         assert sum(s.received for s in shares) == sum(s.sent for s in shares) > 0
         assert sum(s.macs for s in shares) == whole
@@ -391,5 +393,6 @@ def test_shard_shares():
                 assert s.input_shape[d] == n[r] and s.window_shape[d] == h.before[r] + h.hi[r] - h.lo[r] + h.after[r]
     depth, square = (memory.shard_shares((1, 8, 64, 64, 64), (8, 8, 3, 3, 3), shards, padding=1)
                      for shards in ({2: [4] * 16}, {3: [16] * 4, 4: [16] * 4}))
-    assert max(s.received for s in depth) == 2 * 8 * 64 * 64 * 2  # two depth slices from the right, bf16
-    assert max(s.received for s in square) == 2 * 8 * 64 * (16 + 19) * 2  # 4 x 4: less surface (19: after the first halo)
+    assert len({s.macs for s in depth}) == 1  # torch.chunk's split of the output: the same work on every rank
+    assert max(s.received for s in depth) == 2 * 8 * 64 * 64 * 2  # a depth slice from each side, bf16
+    assert max(s.received for s in square) == 2 * 8 * 64 * (16 + 18) * 2  # 4 x 4: less surface (18: after the first halo)

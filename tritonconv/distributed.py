@@ -3,16 +3,17 @@
 halo its taps reach. Convolutions, transposed convolutions and (2+1)D blocks, forward and backward.
 
 Along a sharded dimension rank ``r`` holds the input slab ``[s_r, e_r)`` (ranks in group order, any sizes,
-empty ones included) and computes the outputs it owns (:class:`~tritonconv.shapes.Halo`). By default, for a
-convolution, those whose window starts in its slab (rank 0 also those starting in the left padding)::
+empty ones included) and computes the outputs it owns (:class:`~tritonconv.shapes.Halo`): by default
+``torch.chunk``'s split of the output (``out_sizes='chunk'``, the one a ``DTensor`` output has: balanced
+work), or any split given, or (``out_sizes=None``) for a convolution the windows that start in its slab::
 
     o_0 = 0,   o_r = clamp(ceil((s_r + p_before) / stride), 0, L_out),   o_R = L_out
 
-read from ``[o_r * stride - p_before, (o_(r+1) - 1) * stride - p_before + (k - 1) * dilation + 1)``: its own
+It reads ``[o_r * stride - p_before, (o_(r+1) - 1) * stride - p_before + (k - 1) * dilation + 1)``: its own
 slab, slices of the ranks that hold the rest (``torch.distributed`` batched point-to-point sends; from as
-many ranks as the window spans, so thin shards work), and zeros only beyond the volume's true edges. A
-transposed convolution's rank owns the outputs its slab maps to and reads from its left. ``out_sizes``
-picks any other split: ``'chunk'`` is ``torch.chunk``'s, the one a ``DTensor`` output has.
+many ranks as the window spans, so thin shards work), and zeros only beyond the volume's true edges. For a
+transposed convolution (``out_sizes=None``: the outputs its slab maps to) it reads the inputs whose taps
+reach its outputs.
 
 Two or more sharded dimensions (``dim`` and ``group`` tuples: a 2-D or 3-D mesh) exchange along each in
 turn; the second exchange sends slabs that already carry the first one's halo, so corners arrive too.
@@ -191,7 +192,7 @@ def _conv_transpose_plan(ndim: int, weight_shape, stride, padding, output_paddin
     return Halo.plan_transposed(sizes, weight_shape[d], *arg, _outputs(out_sizes, total, len(sizes)))
 
 
-def _conv(ndim: int, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes, out_sizes=None,
+def _conv(ndim: int, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes, out_sizes="chunk",
           activation=None):
     args = (stride, padding, dilation, groups)
     if _checks.is_dtensor(x):
@@ -214,7 +215,7 @@ def _conv(ndim: int, x, weight, bias, stride, padding, dilation, groups, dim, gr
 
 
 def _conv_transpose(ndim: int, x, weight, bias, stride, padding, output_padding, groups, dilation, dim, group,
-                    sizes, out_sizes=None, activation=None):
+                    sizes, out_sizes="chunk", activation=None):
     args = (stride, padding, output_padding, groups, dilation)
     if _checks.is_dtensor(x):
         return _on_dtensor(_conv_transpose, ndim, x, weight, bias, args, activation)
@@ -287,7 +288,7 @@ def _on_dtensor(local, ndim: int, x, weight, bias, args, activation):
 
 
 def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                     dim: int | Sequence[int] = 2, group=None, sizes=None, out_sizes=None,
+                     dim: int | Sequence[int] = 2, group=None, sizes=None, out_sizes="chunk",
                      activation: str | None = None):
     """This rank's part of ``conv_transpose1d`` of a signal sharded along ``dim``; differentiable. By default
     rank ``r`` owns the outputs ``[s_r * stride - padding, e_r * stride - padding)`` (clipped; the last rank to
@@ -303,7 +304,7 @@ def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 
 
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                     dim: int | Sequence[int] = 2, group=None, sizes=None, out_sizes=None,
+                     dim: int | Sequence[int] = 2, group=None, sizes=None, out_sizes="chunk",
                      activation: str | None = None):
     """:func:`conv_transpose1d` for an image ``x`` sharded along ``dim`` (2 or 3); ``weight``, ``bias``,
     ``stride``, ``padding``, ``output_padding``, ``groups`` and ``dilation`` as
@@ -314,7 +315,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 
 
 def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                     dim: int | Sequence[int] = 2, group=None, sizes=None, out_sizes=None,
+                     dim: int | Sequence[int] = 2, group=None, sizes=None, out_sizes="chunk",
                      activation: str | None = None):
     """:func:`conv_transpose1d` for a volume ``x`` sharded along ``dim`` (2, 3 or 4); ``weight``, ``bias``,
     ``stride``, ``padding``, ``output_padding``, ``groups`` and ``dilation`` as
@@ -325,7 +326,7 @@ def conv_transpose3d(x, weight, bias=None, stride=1, padding=0, output_padding=0
 
 
 def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, dim: int | Sequence[int] = 2,
-           group=None, sizes=None, out_sizes=None, activation: str | None = None):
+           group=None, sizes=None, out_sizes="chunk", activation: str | None = None):
     """This rank's part of ``conv1d`` of a signal sharded along ``dim`` over ``group``; differentiable.
 
     :param x: this rank's shard ``(N, C_in, L_r)`` (shards in group-rank order, any lengths), or a ``DTensor``
@@ -343,8 +344,9 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, d
         entry of ``dim`` (a mesh's rows and columns: ``DeviceMesh.get_group``).
     :param sizes: every rank's shard length along ``dim`` (default: gathered, one collective); a tuple of
         such lists for several dims.
-    :param out_sizes: every rank's output length along ``dim`` (default: the windows that start in its
-        shard), or ``'chunk'`` for ``torch.chunk``'s split; a tuple for several dims.
+    :param out_sizes: every rank's output length along ``dim``: ``'chunk'`` (default) for ``torch.chunk``'s
+        split (balanced, as a ``DTensor`` has it), None for the windows that start in its shard (halos from
+        the right only), or a list; a tuple of these for several dims.
     :param activation: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias.
     :returns: this rank's outputs (module docstring); a rank that owns none gets an empty tensor.
     :raises ValueError: ``dim``, ``group``, ``sizes`` or ``out_sizes`` that do not match the shards and
@@ -356,7 +358,7 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, d
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, dim: int | Sequence[int] = 2,
-           group=None, sizes=None, out_sizes=None, activation: str | None = None):
+           group=None, sizes=None, out_sizes="chunk", activation: str | None = None):
     """:func:`conv1d` for an image ``x`` ``(N, C_in, H_r, W)`` or ``(N, C_in, H, W_r)`` sharded along ``dim``
     (2: height, 3: width, or both), or a ``DTensor``; ``weight`` ``(C_out, C_in / groups, kH, kW)``; ``bias``,
     ``stride``, ``padding``, ``dilation`` and ``groups`` as :func:`tritonconv.conv2d`; ``group``, ``sizes``,
@@ -365,7 +367,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, d
 
 
 def conv3d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, dim: int | Sequence[int] = 2,
-           group=None, sizes=None, out_sizes=None, activation: str | None = None):
+           group=None, sizes=None, out_sizes="chunk", activation: str | None = None):
     """:func:`conv1d` for a volume ``x`` ``(N, C_in, D, H, W)`` sharded along ``dim`` (2: depth, 3: height,
     4: width; a tuple for several), or a ``DTensor``; ``weight`` ``(C_out, C_in / groups, kD, kH, kW)``;
     ``bias``, ``stride``, ``padding``, ``dilation`` and ``groups`` as :func:`tritonconv.conv3d`; ``group``,

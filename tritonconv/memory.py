@@ -116,21 +116,22 @@ class ShardShare:
 
 
 def shard_shares(input_shape, weight_shape, shards: dict[int, list[int]], stride=1, padding=0, dilation=1,
-                 dtype: str = "bfloat16", out_sizes: dict[int, list[int]] | None = None) -> list[ShardShare]:
+                 dtype: str = "bfloat16", out_sizes: str | dict[int, list[int]] | None = "chunk") -> list[ShardShare]:
     """Every rank's share of a convolution of ``input_shape`` by ``weight_shape`` whose input is sharded as
     ``shards`` (sharded dimension -> the shard lengths along it, one per rank of its group; several
     dimensions: a mesh, ranks in row-major order of their coordinates), as :mod:`tritonconv.distributed` runs
     it: exchanges in ``shards``' order (a later one sends slabs that carry the earlier halos), ``stride``,
     ``padding``, ``dilation`` as :func:`tritonconv.conv3d` takes them, ``dtype`` as :func:`conv_device_bytes`,
-    ``out_sizes`` (dimension -> output lengths) as the distributed ops take it (default: by window start).
+    ``out_sizes`` ``'chunk'`` (default), None or a dict (dimension -> output lengths) as the distributed ops take it.
     """
     ndim = len(input_shape) - 2
     st, dl = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
     pads = shapes.resolve_padding(padding, tuple(weight_shape[2:]), st, dl)
-    out_sizes = out_sizes or {}
-    plans = {d: shapes.Halo.plan(n, weight_shape[d], st[d - 2], pads[d - 2], dl[d - 2], out_sizes.get(d))
-             for d, n in shards.items()}
     full_out = shapes.conv_output_shape(input_shape, weight_shape, st, pads, dl)
+    split = lambda d, n: (shapes.chunk_sizes(full_out[d], len(n)) if out_sizes == "chunk"  # noqa: E731
+                          else out_sizes.get(d) if out_sizes else None)
+    plans = {d: shapes.Halo.plan(n, weight_shape[d], st[d - 2], pads[d - 2], dl[d - 2], split(d, n))
+             for d, n in shards.items()}
     size, shares = shapes.DTYPE_BYTES[dtype], []
     for coords in itertools.product(*(range(len(n)) for n in shards.values())):
         shape, out = list(input_shape), list(full_out)
