@@ -423,7 +423,7 @@ fig.tight_layout()
 # %% [markdown]
 # Read: the suite's layers take 0.08-0.9 ms on one H200, so the 10 us of an exchange is already a
 # large part of a 4-way share (efficiency 0.5-0.95 at 4 GPUs, 0.2-0.9 at 8; the strided ResNet layer,
-# 8 slices deep at 8 ranks, loses most), and sharding a single such layer pays only for its memory. The
+# 4 output slices for 8 ranks, loses most), and sharding a single such layer pays only for its memory. The
 # CT volume's layer (3.7 ms at that rate) keeps 97% of its efficiency at 8 GPUs. So: **stream** for
 # inference when a volume does not fit one GPU (no communication, memory flat in depth; the section
 # above); **shard** for training, where the backward pass needs the activations of the whole volume at

@@ -2,6 +2,7 @@
 each rank's output and every gradient equal the single-process convolution's, uneven shards included."""
 
 import math
+import random
 import traceback
 
 import pytest
@@ -39,7 +40,7 @@ def chunks(length: int, ranks: int) -> list[int]:
 def compare(what: str, got: torch.Tensor, expected: torch.Tensor) -> None:
     assert got.shape == expected.shape, f"{what}: shape {tuple(got.shape)}, expected {tuple(expected.shape)}"
     if expected.numel():  # a thin last shard owns no output
-        err = ((got.double() - expected).norm() / expected.norm()).item()
+        err = ((got.double() - expected).norm() / expected.norm().clamp_min(1e-30)).item()  # 0: slices no tap reads
         assert err < 1e-5, f"{what}: relative error {err:.2e}"
 
 
@@ -138,6 +139,8 @@ def worker(rank: int, world: int, init: str, errors: str) -> None:
             check_sharded(op, x_shape, w_shape, dim, kw)
         for op, x_shape, w_shape, dim, kw in (CASES[1], CASES[2], TRANSPOSED[0]):  # the windows starting in a shard
             check_sharded(op, x_shape, w_shape, dim, kw, out_sizes=None)
+        for case in random_cases(world):
+            check_sharded(*case)
         if world == 4:
             more_than_neighbours(rank)
             two_dimensions()
@@ -150,6 +153,41 @@ def worker(rank: int, world: int, init: str, errors: str) -> None:
             f.write(traceback.format_exc())
     finally:
         dist.destroy_process_group()
+
+
+def random_cases(world: int, count: int = 4) -> list[tuple]:
+    """Seeded random convolutions and transposed convolutions, 1-D to 3-D, on random uneven shards (empty
+    ones included) of a random spatial dimension; the same on every rank."""
+    rng, cases = random.Random(world), []
+    while len(cases) < count:
+        ndim, transposed = rng.randint(1, 3), rng.random() < 0.4
+        groups = rng.choice([1, 2])
+        c_in, c_out = groups * rng.randint(1, 2), groups * rng.randint(1, 2)
+        kernel = [rng.randint(1, 3) for _ in range(ndim)]
+        stride, dilation = [rng.randint(1, 3) for _ in range(ndim)], [rng.randint(1, 2) for _ in range(ndim)]
+        spatial = [rng.randint(3, 6) for _ in range(ndim)]
+        dim = rng.randint(2, ndim + 1)
+        spatial[dim - 2] = rng.randint(world, 14)
+        cuts = sorted(rng.randint(0, spatial[dim - 2]) for _ in range(world - 1))
+        sizes = [b - a for a, b in zip([0, *cuts], [*cuts, spatial[dim - 2]])]
+        x_shape = (rng.randint(1, 2), c_in, *spatial)
+        if transposed:
+            padding = [rng.randint(0, (k - 1) * d) for k, d in zip(kernel, dilation)]
+            out_pad = [rng.randint(0, max(s, d) - 1) for s, d in zip(stride, dilation)]
+            kw = dict(stride=stride, padding=padding, output_padding=out_pad, groups=groups, dilation=dilation)
+            w_shape = (c_in, c_out // groups, *kernel)
+            if min(shapes.conv_transpose_output_size(*a) for a in zip(spatial, kernel, stride, padding, out_pad,
+                                                                      dilation)) <= 0:
+                continue
+        else:
+            padding = [rng.randint(0, 2) for _ in range(ndim)]
+            kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+            w_shape = (c_out, c_in // groups, *kernel)
+            if min(shapes.conv_output_shape(x_shape, w_shape, stride, padding, dilation)[2:]) <= 0:
+                continue
+        op = f"conv{'_transpose' if transposed else ''}{ndim}d"
+        cases.append((op, x_shape, w_shape, [(dim, None, sizes)], kw, rng.choice(["chunk", None])))
+    return cases
 
 
 def more_than_neighbours(rank: int) -> None:
