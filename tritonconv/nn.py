@@ -6,6 +6,9 @@ handling and ``repr`` are torch's own, and a torch checkpoint loads unchanged.
 
 ``Conv2Plus1d`` (Tran et al. 2018) and ``P3DBlock`` (Qiu et al. 2017) hold a ``spatial``
 ``1 x kh x kw`` and a ``temporal`` ``kt x 1 x 1`` :class:`Conv3d`.
+
+Every module takes a ``DTensor`` input (a volume sharded on a ``DeviceMesh``) too: its convolution then runs
+in :mod:`tritonconv.distributed` and returns a ``DTensor`` with the input's placements.
 """
 
 from __future__ import annotations
