@@ -216,10 +216,24 @@ def two_dimensions() -> None:
 def dtensors(world: int) -> None:
     """DTensor inputs: spatial and batch shards on one or two mesh dimensions; DTensor or plain parameters."""
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.tensor import Replicate, Shard
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor
+
+    import tritonconv
 
     if world == 2:
         mesh = init_device_mesh("cpu", (2,))
+        x = distribute_tensor(torch.randn(1, 2, 6, 5), mesh, [Shard(2)])
+        for call, message in ((lambda: tritonconv.conv2d(x, torch.randn(3, 2, 3, 3)),
+                               "expected `input` to be a plain tensor, got a DTensor: sharded tensors go through "
+                               "tritonconv.distributed.conv2d"),
+                              (lambda: tritonconv.nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular")(x),
+                               "padding_mode='circular' on a DTensor input: only 'zeros' is sharded")):
+            try:
+                call()
+            except (TypeError, ValueError) as e:
+                assert message in str(e), e
+            else:
+                raise AssertionError(f"accepted: {message}")
         check_dtensor(mesh, "conv1d", (2, 3, 11), (4, 3, 3), [Shard(2)], dict(padding=1, stride=2))
         check_dtensor(mesh, "conv2d", (1, 2, 5, 9), (3, 2, 3, 3), [Shard(3)], dict(padding="same"),
                       dtensor_weight=True)
