@@ -71,18 +71,24 @@ def block(t: torch.Tensor, cuts) -> torch.Tensor:
     return t
 
 
-def check_sharded(op: str, x_shape, w_shape, where, kw: dict, out_sizes="chunk") -> None:
-    """This rank's output and gradients of ``op`` on its block against one process's, in float64. ``where``:
-    the sharded dimension (over the world, torch.chunk's split) or ``(dim, group, sizes)`` per sharded one."""
-    axes = [(where, None, chunks(x_shape[where], dist.get_world_size()))] if isinstance(where, int) else where
-    transposed = op.startswith("conv_transpose")
-    g = torch.Generator().manual_seed(0)
+def reference(op: str, x_shape, w_shape, kw: dict, seed: int):
+    """Random ``x``, ``w``, ``b`` and output gradient ``dy``; one process's float64 output ``ref`` and its
+    ``leaves`` (x, w, b) holding their gradients."""
+    g = torch.Generator().manual_seed(seed)
     x, w = torch.randn(x_shape, generator=g), torch.randn(w_shape, generator=g)
-    b = torch.randn(w_shape[1] * kw.get("groups", 1) if transposed else w_shape[0], generator=g)
+    b = torch.randn(w_shape[1] * kw.get("groups", 1) if op.startswith("conv_transpose") else w_shape[0], generator=g)
     leaves = [t.double().requires_grad_() for t in (x, w, b)]
     ref = getattr(F, op)(*leaves, **kw)
     dy = torch.randn(ref.shape, generator=g)
     ref.backward(dy.double())
+    return x, w, b, dy, ref, leaves
+
+
+def check_sharded(op: str, x_shape, w_shape, where, kw: dict, out_sizes="chunk") -> None:
+    """This rank's output and gradients of ``op`` on its block against one process's, in float64. ``where``:
+    the sharded dimension (over the world, torch.chunk's split) or ``(dim, group, sizes)`` per sharded one."""
+    axes = [(where, None, chunks(x_shape[where], dist.get_world_size()))] if isinstance(where, int) else where
+    x, w, b, dy, ref, leaves = reference(op, x_shape, w_shape, kw, seed=0)
     xs = shard(x, axes).clone().requires_grad_()
     ws, bs = w.clone().requires_grad_(), b.clone().requires_grad_()
     if len(axes) == 1:
@@ -104,14 +110,7 @@ def check_dtensor(mesh, op: str, x_shape, w_shape, placements, kw: dict, dtensor
     """A DTensor input's output (a DTensor of the same placements) and gradients against one process's."""
     from torch.distributed.tensor import DTensor, Replicate, distribute_tensor
 
-    transposed = op.startswith("conv_transpose")
-    g = torch.Generator().manual_seed(2)
-    x, w = torch.randn(x_shape, generator=g), torch.randn(w_shape, generator=g)
-    b = torch.randn(w_shape[1] * kw.get("groups", 1) if transposed else w_shape[0], generator=g)
-    leaves = [t.double().requires_grad_() for t in (x, w, b)]
-    ref = getattr(F, op)(*leaves, **kw)
-    dy = torch.randn(ref.shape, generator=g)
-    ref.backward(dy.double())
+    x, w, b, dy, ref, leaves = reference(op, x_shape, w_shape, kw, seed=2)
     xd = distribute_tensor(x, mesh, placements).requires_grad_()
     params = [distribute_tensor(t, mesh, [Replicate()] * mesh.ndim) if dtensor_weight else t.clone()
               for t in (w, b)]
