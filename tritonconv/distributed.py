@@ -281,10 +281,8 @@ def _on_dtensor(local, ndim: int, x, weight, bias, args, activation):
     shape = [x.shape[0], *y.shape[1:]]
     for d, n in zip(dims, sizes):  # the whole output's length along each sharded dimension
         shape[d] = plan(ndim, weight.shape, *args, d, n, None).outputs[-1]
-    stride = [1] * len(shape)
-    for i in range(len(shape) - 2, -1, -1):
-        stride[i] = stride[i + 1] * shape[i + 1]
-    return DTensor.from_local(y, mesh, placements, run_check=False, shape=torch.Size(shape), stride=tuple(stride))
+    return DTensor.from_local(y, mesh, placements, run_check=False, shape=torch.Size(shape),
+                              stride=torch.empty(shape, device="meta").stride())
 
 
 def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
