@@ -143,6 +143,7 @@ def worker(rank: int, world: int, init: str, errors: str) -> None:
         if world == 4:
             more_than_neighbours(rank)
             two_dimensions()
+            data_parallel()
         dtensors(world)
         conv2plus1d(rank, world)
         train_two_steps(rank, world)
@@ -307,6 +308,30 @@ def converted_model(world: int) -> None:
     (y - distribute_tensor(target, mesh, placements)).square().mean().backward()
     for i, (p, e) in enumerate(zip(model.parameters(), expected)):
         compare(f"converted model {placements}: parameter {i} grad", p.grad, e)
+
+
+def data_parallel() -> None:
+    """DDP over one mesh dimension (batch), the domain sharded over the other: each replica's loss over its own
+    batch half, DDP's average over replicas, gives the one-process gradient of the whole batch's loss."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+    from torch.nn.parallel import DistributedDataParallel
+
+    import tritonconv
+
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(torch.nn.Conv3d(2, 3, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv3d(3, 2, 3, padding=1)).double()
+    x = torch.randn(4, 2, 6, 5, 4, dtype=torch.float64)
+    model(x).square().mean().backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    mesh = init_device_mesh("cpu", (2, 2), mesh_dim_names=("batch", "domain"))
+    ddp = DistributedDataParallel(tritonconv.nn.convert(model), process_group=mesh.get_group("batch"))
+    y = ddp(distribute_tensor(x, mesh, [Shard(0), Shard(2)]))
+    (y.to_local().square().sum() / (y.numel() / 2)).backward()  # this rank's part of its replica's mean
+    for i, (p, e) in enumerate(zip(model.parameters(), expected)):
+        compare(f"DDP over batch, domain sharded: parameter {i} grad", p.grad, e)
 
 
 def encoder_decoder(x, params, conv3d, conv_transpose3d):
