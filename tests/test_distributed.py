@@ -140,6 +140,9 @@ def worker(rank: int, world: int, init: str, errors: str) -> None:
             check_sharded(op, x_shape, w_shape, dim, kw, out_sizes=None)
         for case in random_cases(world):
             check_sharded(*case)
+        x, w = torch.randn(1, 2, 5, 4 * world + 1), torch.randn(3, 2, 3, 3)
+        mine = x.tensor_split(world, -1)[rank]
+        assert torch.equal(distributed.conv2d(mine, w, padding=1, dim=-1), distributed.conv2d(mine, w, padding=1, dim=3))
         if world == 4:
             more_than_neighbours(rank)
             two_dimensions()

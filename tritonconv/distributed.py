@@ -114,7 +114,7 @@ def _run(ops) -> None:
 def shard_sizes(x: torch.Tensor, dim: int, group=None) -> list[int]:
     """Every rank's shard length along ``dim``, from this rank's shard ``x`` (one ``all_gather`` of ints over
     ``group``, the world when None)."""
-    mine = torch.tensor([x.shape[dim]], dtype=torch.int64)
+    mine = torch.tensor([x.shape[dim]], dtype=torch.int64, device=x.device)  # on the GPU for NCCL
     sizes = [torch.zeros_like(mine) for _ in range(dist.get_world_size(group))]
     dist.all_gather(sizes, mine, group=group)
     return [int(s) for s in sizes]
@@ -136,9 +136,10 @@ def _axes(op: str, ndim: int, x: torch.Tensor, dim, group, sizes, out_sizes) -> 
     """The sharded axes as ``(dim, group, sizes, out_sizes, rank)``, after the checks every op shares."""
     if not dist.is_initialized():
         raise RuntimeError("tritonconv.distributed: torch.distributed is not initialised (init_process_group)")
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    if len(set(dims)) != len(dims) or not all(2 <= d < 2 + ndim for d in dims):
-        raise ValueError(f"{op}: expected `dim` to be distinct spatial dimensions (2 to {ndim + 1}), got {dim!r}")
+    dims = tuple(d + ndim + 2 if isinstance(d, int) and d < 0 else d for d in ((dim,) if isinstance(dim, int) else dim))
+    if len(set(dims)) != len(dims) or not all(isinstance(d, int) and 2 <= d < 2 + ndim for d in dims):
+        raise ValueError(f"{op}: expected `dim` to be distinct spatial dimensions (2 to {ndim + 1}, or negative), "
+                         f"got {dim!r}")
     if len(dims) > 1 and group is None:
         raise ValueError(f"{op}: {len(dims)} sharded dimensions need one process group each (`group`), got None")
     axes = []
