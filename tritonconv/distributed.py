@@ -106,6 +106,18 @@ def _p2p(ops: list, op, t: torch.Tensor, rank: int, group) -> None:
                               rank if group is None else dist.get_global_rank(group, rank), group))
 
 
+_MET: dict[int, object] = {}  # id -> group: the groups a collective has run on (held, so no id is reused)
+
+
+def _meet(group, device: torch.device) -> None:
+    """One small ``all_reduce`` on ``group`` the first time an op uses it: NCCL asks that a group's first
+    point-to-point batch include every rank, and a rank with no halo to send or receive takes no part."""
+    group = group if group is not None else dist.group.WORLD
+    if id(group) not in _MET:
+        dist.all_reduce(torch.zeros(1, device=device), group=group)
+        _MET[id(group)] = group
+
+
 def _run(ops) -> None:
     for request in dist.batch_isend_irecv(ops) if ops else ():
         request.wait()
@@ -146,6 +158,7 @@ def _axes(op: str, ndim: int, x: torch.Tensor, dim, group, sizes, out_sizes) -> 
     for d, g, n, o in zip(dims, _per_axis(group, len(dims), op, "group"), _per_axis(sizes, len(dims), op, "sizes"),
                           _per_axis(out_sizes, len(dims), op, "out_sizes")):
         n = list(n) if n is not None else shard_sizes(x, d, g)
+        _meet(g, x.device)
         rank, ranks = dist.get_rank(g), dist.get_world_size(g)
         if len(n) != ranks or n[rank] != x.shape[d]:
             raise ValueError(f"{op}: expected `sizes` along dim {d} to hold {ranks} lengths with {x.shape[d]} (this "
