@@ -167,10 +167,6 @@ def _axes(op: str, ndim: int, x: torch.Tensor, dim, group, sizes, out_sizes) -> 
     return axes
 
 
-def _outputs(out_sizes, total: int, ranks: int):
-    return shapes.chunk_sizes(total, ranks) if out_sizes == "chunk" else out_sizes
-
-
 def _exchange(x, weight, bias, axes, plans):
     """``x``'s window after every axis's exchange, and the parameters whose gradients sum over the groups."""
     for (d, g, _, _, rank), halo in zip(axes, plans):
@@ -193,8 +189,7 @@ def _conv_plan(ndim: int, weight_shape, stride, padding, dilation, groups, d: in
     a, kernel = d - 2, tuple(weight_shape[2:])
     stride_t, dilation_t = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
     pad = shapes.resolve_padding(padding, kernel, stride_t, dilation_t)[a]
-    total = shapes.conv_output_size(sum(sizes), kernel[a], stride_t[a], pad, dilation_t[a])
-    return Halo.plan(sizes, kernel[a], stride_t[a], pad, dilation_t[a], _outputs(out_sizes, total, len(sizes)))
+    return Halo.plan(sizes, kernel[a], stride_t[a], pad, dilation_t[a], out_sizes)
 
 
 def _conv_transpose_plan(ndim: int, weight_shape, stride, padding, output_padding, groups, dilation, d: int, sizes,
@@ -202,8 +197,7 @@ def _conv_transpose_plan(ndim: int, weight_shape, stride, padding, output_paddin
     """The plan of a transposed convolution along dimension ``d`` (arguments as the op's)."""
     arg = tuple(shapes.as_tuple(v, ndim, name)[d - 2] for v, name in
                 ((stride, "stride"), (padding, "padding"), (output_padding, "output_padding"), (dilation, "dilation")))
-    total = shapes.conv_transpose_output_size(sum(sizes), weight_shape[d], *arg)
-    return Halo.plan_transposed(sizes, weight_shape[d], *arg, _outputs(out_sizes, total, len(sizes)))
+    return Halo.plan_transposed(sizes, weight_shape[d], *arg, out_sizes)
 
 
 def _conv(ndim: int, x, weight, bias, stride, padding, dilation, groups, dim, group, sizes, out_sizes="chunk",
@@ -302,9 +296,10 @@ def _on_dtensor(local, ndim: int, x, weight, bias, args, activation):
 def conv_transpose1d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
                      dim: int | Sequence[int] = 2, group=None, sizes=None, out_sizes="chunk",
                      activation: str | None = None):
-    """This rank's part of ``conv_transpose1d`` of a signal sharded along ``dim``; differentiable. By default
-    rank ``r`` owns the outputs ``[s_r * stride - padding, e_r * stride - padding)`` (clipped; the last rank to
-    the end) and receives from its left the inputs whose taps reach them (:meth:`Halo.plan_transposed`).
+    """This rank's part of ``conv_transpose1d`` of a signal sharded along ``dim``; differentiable. Rank ``r``
+    owns ``torch.chunk``'s share of the output by default; with ``out_sizes=None`` the outputs its slab maps to,
+    ``[s_r * stride - padding, e_r * stride - padding)`` (clipped; the last rank to the end), reading from its
+    left the inputs whose taps reach them (:meth:`Halo.plan_transposed`).
 
     ``x`` is this rank's shard ``(N, C_in, L_r)`` or a ``DTensor``; ``weight`` ``(C_in, C_out / groups, K)``;
     ``bias``, ``stride``, ``padding``, ``output_padding``, ``groups`` and ``dilation`` as

@@ -128,9 +128,8 @@ def shard_shares(input_shape, weight_shape, shards: dict[int, list[int]], stride
     st, dl = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
     pads = shapes.resolve_padding(padding, tuple(weight_shape[2:]), st, dl)
     full_out = shapes.conv_output_shape(input_shape, weight_shape, st, pads, dl)
-    split = lambda d, n: (shapes.chunk_sizes(full_out[d], len(n)) if out_sizes == "chunk"  # noqa: E731
-                          else out_sizes.get(d) if out_sizes else None)
-    plans = {d: shapes.Halo.plan(n, weight_shape[d], st[d - 2], pads[d - 2], dl[d - 2], split(d, n))
+    plans = {d: shapes.Halo.plan(n, weight_shape[d], st[d - 2], pads[d - 2], dl[d - 2],
+                                 out_sizes.get(d) if isinstance(out_sizes, dict) else out_sizes)
              for d, n in shards.items()}
     size, shares = shapes.DTYPE_BYTES[dtype], []
     for coords in itertools.product(*(range(len(n)) for n in shards.values())):

@@ -14,6 +14,7 @@ in :mod:`tritonconv.distributed` and returns a ``DTensor`` with the input's plac
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import Counter
 
 import torch
@@ -283,12 +284,10 @@ class Conv2Plus1d(torch.nn.Module):
 
     def forward(self, input: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
         s, t = self.spatial, self.temporal
-        if _checks.is_dtensor(input):  # both stages sharded (never fused)
-            return distributed.conv2plus1d(input, s.weight, t.weight, s.bias, t.bias, (t.stride[0], *s.stride[1:]),
-                                           self.padding, (t.dilation[0], *s.dilation[1:]),
-                                           mid_activation=self.mid_activation)
-        return conv2plus1d(input, s.weight, t.weight, s.bias, t.bias, (t.stride[0], *s.stride[1:]), self.padding,
-                           (t.dilation[0], *s.dilation[1:]), mid_activation=self.mid_activation, fused=fused)
+        # a DTensor: both stages sharded, one after the other (never fused)
+        fn = distributed.conv2plus1d if _checks.is_dtensor(input) else functools.partial(conv2plus1d, fused=fused)
+        return fn(input, s.weight, t.weight, s.bias, t.bias, (t.stride[0], *s.stride[1:]), self.padding,
+                  (t.dilation[0], *s.dilation[1:]), mid_activation=self.mid_activation)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "

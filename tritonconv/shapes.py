@@ -374,9 +374,10 @@ class Halo:
 
     @classmethod
     def plan(cls, sizes: Sequence[int], kernel: int, stride: int = 1, padding: tuple[int, int] = (0, 0),
-             dilation: int = 1, outputs: Sequence[int] | None = None) -> Halo:
+             dilation: int = 1, outputs: Sequence[int] | str | None = None) -> Halo:
         """The plan of a convolution from the shard ``sizes`` (group order) and the axis's ``kernel``,
-        ``stride``, ``padding`` pair and ``dilation``. ``outputs``: each rank's output length; by default rank
+        ``stride``, ``padding`` pair and ``dilation``. ``outputs``: each rank's output length, or ``'chunk'`` for
+        ``torch.chunk``'s split of the output (a ``DTensor``'s); by default rank
         ``r`` owns the windows that start in its shard (rank 0 also those starting in the padding),
         ``o_r = clamp(ceil((s_r + p_before) / stride), 0, L_out)``, so a halo comes only from the right.
 
@@ -395,7 +396,8 @@ class Halo:
 
     @classmethod
     def plan_transposed(cls, sizes: Sequence[int], kernel: int, stride: int = 1, padding: int = 0,
-                        output_padding: int = 0, dilation: int = 1, outputs: Sequence[int] | None = None) -> Halo:
+                        output_padding: int = 0, dilation: int = 1,
+                        outputs: Sequence[int] | str | None = None) -> Halo:
         """The plan of a transposed convolution (arguments as :meth:`plan`, ``padding`` symmetric). By default
         rank ``r`` owns the outputs its slab maps to, ``o_r = clamp(s_r * stride - padding, 0, L_out)``, and
         reads from its left the inputs whose taps reach them; zeros after its window only stretch the local
@@ -422,6 +424,8 @@ class Halo:
 
     @staticmethod
     def _owned(outputs, total: int, default: Sequence[int]) -> tuple[int, ...]:
+        if outputs == "chunk":
+            outputs = chunk_sizes(total, len(default) + 1)
         if outputs is None:
             return (0, *(min(total, max(0, o)) for o in default), total)
         owned = _bounds(outputs)
