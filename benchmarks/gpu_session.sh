@@ -1,91 +1,94 @@
 #!/usr/bin/env bash
-# The GPU work of a benchmarking session, in stages of under 10 minutes each that write at most
-# 8 files and keep what they measured if stopped early (for GPU time that comes in short slots).
+# One GPU slot, one command: everything a rare, short GPU lease should measure, in under 560 s on an
+# H100/H200, at most 8 files in $OUT, each step with a deadline that keeps what it measured when cut off.
 #
-#   bash benchmarks/gpu_session.sh check     # versions, compile check, correctness, GPU tests, spec notebooks on the GPU, suite vs cuDNN (heuristic), >2**31 elements
-#   bash benchmarks/gpu_session.sh tune      # tune bf16 (then fp16) channels-last forward into autotune_cache/, suite again
-#   bash benchmarks/gpu_session.sh compile   # suite vs cuDNN and torch.compile(max-autotune), bf16 channels-last
-#   bash benchmarks/gpu_session.sh more      # NCHW tuning, fp16 and NCHW suite rows, dispatch, streaming
-#   bash benchmarks/gpu_session.sh kernelbench  # KernelBench level 1's 35 convolutions vs PyTorch, fp32 then bf16
+#   bash benchmarks/gpu_session.sh
 #
-# Files land in $OUT if set, else benchmarks/results/session/: a log per stage,
-# the suite rows (JSON lines) and plot, the tuning cache. Commit them (benchmarks/NOTES.md says
-# where). Without a GPU every stage runs its CPU smoke version (a check of this script).
+# In order: versions and the correctness table; the spec notebooks on the GPU; GPU tests on CUDA tensors
+# and a seeded fuzz against cuDNN; the suite (every layer, forward / input gradient / weight gradient,
+# bf16, channels-last and NCHW, tritonconv beside cuDNN, device and eager times); KernelBench level 1
+# (bf16, then fp32 while time is left; also timed as its own harness times); tuning that resumes where
+# the last slot stopped (host-timed entries and the layers furthest behind cuDNN first), then the tuned
+# layers timed again. Files ($OUT if set, else benchmarks/results/slot/): slot.log, spec.xml, fuzz.jsonl,
+# suite.jsonl, kernelbench.jsonl, tuned.jsonl and the tuning cache file. Read them with
+# `python -m benchmarks.readout DIR` (benchmarks/NOTES.md, "Status", names the device call).
+# Without a GPU every step runs its CPU smoke version (tiny shapes, the interpreter): a check of this script.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-stage=${1:?usage: bash benchmarks/gpu_session.sh check|tune|compile|more|kernelbench}
-OUT=${OUT:-benchmarks/results/session}
+OUT=${OUT:-benchmarks/results/slot}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # this checkout's tritonconv, installed or not
-gpu=$(python -c "import torch; print(int(torch.cuda.is_available()))")
-log="$OUT/$stage.log"
-exec > >(tee -a "$log") 2>&1
+exec > >(tee -a "$OUT/slot.log") 2>&1
 
-# step SECONDS COMMAND...: run with a deadline on a GPU (SIGINT first, so Python stops cleanly and keeps its
-# rows); the CPU smoke run has none, so a slow or busy machine cannot fail it. A failed step never ends the stage.
+# Deadlines in seconds, one per step (tests/test_benchmarks.py checks that they sum to at most 560).
+DEADLINES=(wheels=20 versions=15 table=45 spec=100 tests=70 fuzz=25 warm=45 suite=110 kernelbench=55 tune=45 retime=20)
+declare -A deadline
+for pair in "${DEADLINES[@]}"; do deadline[${pair%=*}]=${pair#*=}; done
+
+gpu=$(python3 -c "import torch; print(int(torch.cuda.is_available()))")
+
+# step NAME COMMAND...: run with its deadline on a GPU (SIGINT first, so Python stops cleanly and keeps its
+# rows); the CPU smoke run has none, so a slow or busy machine cannot fail it. A failed step never ends the run.
 step() {
-  local s=$1; shift; echo "## $(date -u +%T) $*"
-  if ((gpu)); then timeout -s INT -k 15 "$s" "$@"; else "$@"; fi
+  local name=$1; shift; echo "## $(date -u +%T) [$name] $*"
+  if ((gpu)); then timeout -s INT -k 10 "${deadline[$name]}" "$@"; else "$@"; fi
   echo "## exit $?"
 }
-if ((gpu)); then
-  suite=(python -m benchmarks.run --out "$OUT")
-  tune=(python -m tritonconv.tune benchmarks/shapes.json --ship)
-  kernelbench=(python -m benchmarks.kernelbench --out "$OUT")
-else  # smoke: the same steps on tiny shapes through the interpreter; tuning only lists its problems
-  suite=(python -m benchmarks.run --smoke --out "$OUT" --names tcn_k3 depthwise_k31)
-  tune=(python -m tritonconv.tune benchmarks/shapes.json --dry-run)
-  kernelbench=(python -m benchmarks.kernelbench --smoke --out "$OUT" --names 57 64 87)
-fi
-heuristic=(env TRITONCONV_AUTOTUNE=0)  # suite runs never tune: configs come from the cache or the heuristic
-ship_cache() { cp autotune_cache/*.json "$OUT/" 2>/dev/null || echo "no tuning cache written"; }
 
-case $stage in
-  check)
-    ((gpu)) && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
-    python -c "import torch, triton, numpy; print('torch', torch.__version__, 'triton', triton.__version__, 'cuda', torch.version.cuda, 'numpy', numpy.__version__)"
-    # first minute: every kernel variant compiles with this Triton (sm_90 and sm_80; no launch, no interpreter)
-    compile=(tests/test_compile.py)
-    ((gpu)) || compile=("tests/test_compile.py::test_every_kernel_variant_compiles[90]")
-    step 80 python -m pytest -q -p no:cacheprovider -o addopts= "${compile[@]}"
-    step 60 python -m tritonconv
-    # the GPU tests on CUDA tensors (TRITONCONV_TEST_DEVICE: tests that make CPU tensors get CUDA ones);
-    # no -x: a failing test is reported and the stage goes on
-    tests="tests/test_conv.py tests/test_conv_tma.py tests/test_backward.py tests/test_conv2plus1d.py tests/test_streaming.py tests/test_cuda_graphs.py"
-    ((gpu)) || tests=tests/test_conv.py::test_int64_offsets_path
-    read -ra tests <<< "${GPU_SESSION_TESTS:-$tests}"  # GPU_SESSION_TESTS: another selection
-    python -c "import xdist" 2>/dev/null && par=(-n 8) || par=()
-    step 120 env TRITONCONV_TEST_DEVICE="$( ((gpu)) && echo cuda || echo cpu)" \
-      python -m pytest -q -p no:cacheprovider -o addopts= --maxfail=30 "${par[@]}" "${tests[@]}"
-    # the spec notebooks on the GPU (compiled kernels, cached configs) must print what the interpreter printed
-    if ((gpu)); then step 150 python -m tritonconv.spec --device cuda --junitxml "$OUT/spec.xml"; else
-      step 30 python -m tritonconv.spec --list; fi
-    step 80 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout channels_last --no-compile --tag heuristic --budget-s 50
-    if ((gpu)); then step 90 "${heuristic[@]}" python -m benchmarks.large --out "$OUT/large.jsonl"; else
-      step 60 "${heuristic[@]}" python -m benchmarks.large --smoke --out "$OUT/large.jsonl"; fi
-    ;;
-  tune)
-    # --retune: the shipped H200 configs of 2026-11-26 were timed call by call (host-bound); time them again
-    step 380 "${tune[@]}" --retune --dtype bf16 fp16 --layout channels_last --budget-s 330
-    ship_cache
-    step 180 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout channels_last --no-compile --tag tuned --budget-s 150
-    ;;
-  compile)
-    step 560 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout channels_last --tag compile --budget-s 480
-    ;;
-  more)
-    step 240 "${tune[@]}" --dtype bf16 fp16 --layout channels_last contiguous --budget-s 200
-    ship_cache
-    step 150 "${heuristic[@]}" "${suite[@]}" --dtype fp16 --layout channels_last --no-compile --tag tuned_fp16 --budget-s 120
-    step 100 "${heuristic[@]}" "${suite[@]}" --dtype bf16 --layout contiguous --no-compile --tag nchw --budget-s 80
-    ((gpu)) && step 30 python -m benchmarks.dispatch
-    ((gpu)) && step 30 python -m benchmarks.streaming
-    ;;
-  kernelbench)  # fp32 as KernelBench runs it (cuDNN with its TF32 default; each row names both precisions), then bf16
-    step 560 "${heuristic[@]}" "${kernelbench[@]}" --dtype fp32 bf16 --budget-s 500
-    ;;
-  *) echo "unknown stage $stage (check | tune | compile | more | kernelbench)"; exit 2 ;;
-esac
-((gpu)) && python -m benchmarks.report "$OUT"/*.jsonl  # the targets, as markdown
+# the packages the image lacks (nbval, ipykernel, ...): wheels from `python -m benchmarks.wheels`, carried in .whl/
+if ((gpu)) && compgen -G ".whl/*.whl" > /dev/null; then
+  step wheels python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=$PYTHONPATH:/tmp/site
+fi
+heuristic=(env TRITONCONV_AUTOTUNE=0)  # measuring steps never tune: configs come from the cache or the heuristic
+cache_file=$(python3 -c "import torch; from tritonconv import cache; print(cache.file_name(torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'))")
+if ((gpu)); then
+  suite=(python3 -m benchmarks.run --dtype bf16 --layout channels_last contiguous --passes forward input_grad weight_grad --no-compile)
+  kernelbench=(python3 -m benchmarks.kernelbench --dtype bf16 fp32)
+  fuzz=(python3 -m benchmarks.fuzz --device cuda --seed "$(date +%j)")
+  tests="tests/test_conv.py tests/test_backward.py tests/test_conv_tma.py tests/test_cuda_graphs.py"
+  tune=(python3 -m tritonconv.tune benchmarks/shapes.json --ship --dtype bf16 --layout channels_last contiguous
+        --kinds conv conv_t conv_wgrad --behind "$OUT/suite.jsonl" --names-out /tmp/tuned_layers)
+  spec=(python3 -m tritonconv.spec --device cuda --workers 4 --junitxml "$OUT/spec.xml")
+  shards=16
+else  # smoke: the same steps on tiny shapes through the interpreter; tuning only lists its problems
+  suite=(python3 -m benchmarks.run --smoke --dtype bf16 --layout channels_last contiguous --passes forward input_grad weight_grad
+         --names tcn_k3)
+  kernelbench=(python3 -m benchmarks.kernelbench --smoke --dtype bf16 --names 87)
+  fuzz=(python3 -m benchmarks.fuzz --device cpu --count 2)
+  tests=tests/test_conv.py::test_int64_offsets_path
+  tune=(python3 -m tritonconv.tune benchmarks/shapes.json --dry-run --dtype bf16 --layout channels_last --kinds conv)
+  spec=(python3 -m tritonconv.spec --list)
+  shards=2
+fi
+read -ra tests <<< "${GPU_SESSION_TESTS:-$tests}"  # GPU_SESSION_TESTS: another selection
+
+((gpu)) && step versions nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+step versions python3 -c "import torch, triton, numpy; print('torch', torch.__version__, 'triton', triton.__version__, 'cuda', torch.version.cuda, 'numpy', numpy.__version__)"
+step table python3 -m tritonconv
+# the spec notebooks on the GPU (compiled kernels, cached configs) must print what the interpreter printed
+step spec "${spec[@]}"
+# GPU tests on CUDA tensors (TRITONCONV_TEST_DEVICE: tests that make CPU tensors get CUDA ones); no -x
+python3 -c "import xdist" 2>/dev/null && par=(-n "$( ((gpu)) && echo 12 || echo 1)") || par=()
+step tests env TRITONCONV_TEST_DEVICE="$( ((gpu)) && echo cuda || echo cpu)" \
+  python3 -m pytest -q -p no:cacheprovider -o addopts= --maxfail=30 "${par[@]}" "${tests[@]}"
+step fuzz bash -c '"$@" > "$0"' "$OUT/fuzz.jsonl" "${fuzz[@]}"
+tail -n 1 "$OUT/fuzz.jsonl"
+# compile the suite's kernels in parallel processes (Triton's on-disk cache), then time them in one
+pids=()
+for ((i = 0; i < shards; i++)); do "${heuristic[@]}" "${suite[@]}" --warm --shard "$i/$shards" & pids+=($!); done
+step warm bash -c 'for p in "$@"; do while kill -0 "$p" 2>/dev/null; do sleep 0.5; done; done' _ "${pids[@]}"
+kill "${pids[@]}" 2>/dev/null
+step suite "${heuristic[@]}" "${suite[@]}" --out "$OUT" --file suite.jsonl --budget-s $((${deadline[suite]} - 15))
+step kernelbench "${heuristic[@]}" "${kernelbench[@]}" --out "$OUT" --file kernelbench.jsonl --budget-s $((${deadline[kernelbench]} - 15))
+# tuning resumes from the shipped cache (committed from the last slot): host-timed and unmeasured entries,
+# the layers furthest behind cuDNN first; then those layers timed again
+rm -f /tmp/tuned_layers
+step tune "${tune[@]}" --budget-s $((${deadline[tune]} - 15))
+cp "autotune_cache/$cache_file" "$OUT/" 2>/dev/null || echo "no tuning cache written"
+if [ -s /tmp/tuned_layers ]; then
+  read -ra tuned <<< "$(sort -u /tmp/tuned_layers | tr '\n' ' ')"
+  step retime "${heuristic[@]}" "${suite[@]}" --names "${tuned[@]}" --out "$OUT" --file tuned.jsonl --budget-s $((${deadline[retime]} - 10))
+fi
 ls -la "$OUT"

@@ -1,30 +1,38 @@
-"""``python -m benchmarks.run``: tritonconv vs cuDNN vs torch.compile(max-autotune) on the suite.
+"""``python -m benchmarks.run``: tritonconv vs cuDNN (and torch.compile(max-autotune)) on the suite.
 
-    python -m benchmarks.run --dtype bf16 fp16 --layout channels_last contiguous
+    python -m benchmarks.run --dtype bf16 --layout channels_last contiguous --passes forward input_grad weight_grad
     python -m benchmarks.run --smoke          # CPU: tiny shapes through the interpreter, keeps the harness working
 
-For every layer of ``benchmarks/shapes.json`` (the shared suite) and every dtype and layout,
-in one process: each implementation's output is first checked against an fp32 reference on
-the same inputs, then timed from replays of a CUDA graph of many calls (median; the kernels'
-time, Python's launch cost out, for every implementation alike), and also call by call from Python
-(``eager_ms``); inputs rotate through enough copies to exceed L2. The run also measures the machine's ceilings (device copy
-bandwidth, bf16 matmul rate) and reports each layer against its roofline bound. Results are
-JSON lines under ``benchmarks/results/`` (device, versions, date, op, shape, dtype, layout,
-milliseconds, TFLOP/s, GB/s, ratios), each written as soon as it is measured (a run stopped by
-``--budget-s`` or a time limit keeps its rows), plus a PNG plot. ``--smoke`` times with a wall clock on
-the CPU; its numbers say nothing about GPU speed and are labelled as such.
+For every layer of ``benchmarks/shapes.json`` (the shared suite), dtype, layout and pass
+(``forward``; ``input_grad`` and ``weight_grad``, the gradient kernels alone), in one process:
+each implementation's output is first checked against an fp32 reference on the same operands,
+then timed from replays of a CUDA graph of many calls (``ms``, median: the kernels' time, Python's
+launch cost out, for every implementation alike), and call by call from Python (``eager_ms``: what
+a user's loop without CUDA graphs sees, host included); operands rotate through enough copies to
+exceed L2. Layers are measured one family after another in turn, every pass and layout of a
+layer together, so a run cut short keeps some of each family. The run also measures the machine's
+ceilings (device copy bandwidth, bf16 matmul rate) and reports each row against its roofline
+bound. Rows are JSON lines (device, versions, date, op, shape, dtype, layout, pass, milliseconds,
+TFLOP/s, GB/s, ratios), each written as soon as it is measured (a run stopped by ``--budget-s`` or
+a time limit keeps its rows); ``python -m benchmarks.readout`` draws and tabulates them.
+``--warm --shard I/N`` only compiles (tritonconv's side of every I-th of N cases, run once), so
+several processes can fill Triton's kernel cache before the timing process starts. ``--smoke``
+times with a wall clock on the CPU; its numbers say nothing about GPU speed and are labelled so.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
+import itertools
 import json
 import math
 import platform
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -32,12 +40,13 @@ import torch.nn.functional as F
 import triton
 
 import tritonconv
-from tritonconv import dispatch, geometry, shapes, tuning
+from tritonconv import _checks, dispatch, geometry, shapes, tuning
 
 ROOT = Path(__file__).resolve().parent
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2}  # rel. L2 vs fp32 reference (TF32 allowed)
 OPS = ("conv1d", "conv2d", "conv3d", "conv2plus1d")
+PASSES = ("forward", "input_grad", "weight_grad")
 
 
 def shrink(entry: dict) -> dict:
@@ -62,9 +71,9 @@ def timer(device: torch.device, smoke: bool):
     cannot be captured, ``ms`` is the eager time."""
     if not smoke:
         def bench(fn) -> dict:
-            eager = triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
+            eager = triton.testing.do_bench(fn, warmup=10, rep=40, return_mode="median")
             try:
-                graph = triton.testing.do_bench_cudagraph(fn, rep=50, return_mode="median")
+                graph = triton.testing.do_bench_cudagraph(fn, rep=30, return_mode="median")
             except RuntimeError as err:  # not capturable: say so, keep the eager figure
                 torch.cuda.synchronize()
                 return {"ms": eager, "eager_ms": eager, "timing": f"eager ({type(err).__name__}: {err})"[:160]}
@@ -82,12 +91,16 @@ def timer(device: torch.device, smoke: bool):
     return wall
 
 
-def rotating(make, nbytes_each: int, device: torch.device) -> list:
-    """Enough input copies that cycling through them exceeds twice the L2 cache."""
+def rotating(make, device: torch.device) -> list:
+    """Enough operand sets (``make()``: a dict of tensors or lists of them) that cycling through them
+    exceeds twice the L2 cache."""
+    first = make()
     if device.type != "cuda":
-        return [make()]
+        return [first]
+    tensors = [t for v in first.values() for t in (v if isinstance(v, list) else [v])]
+    nbytes = sum(t.numel() * t.element_size() for t in tensors)
     l2 = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 50 * 2**20)
-    return [make() for _ in range(max(1, min(16, math.ceil(2 * l2 / max(nbytes_each, 1)))))]
+    return [first] + [make() for _ in range(max(1, min(16, math.ceil(2 * l2 / max(nbytes, 1)))) - 1)]
 
 
 def ceilings(device: torch.device, bench) -> dict:
@@ -106,9 +119,44 @@ def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
     return ((out.double() - ref.double()).norm() / ref.double().norm().clamp_min(1e-30)).item()
 
 
-def layer_cases(op: str, entry: dict, dtype, layout: str, device, grad: bool = False):
-    """Yields (implementation name, callable(x) -> y) plus the input maker, reference and cost model."""
-    fmt = {3: torch.contiguous_format, 4: torch.channels_last, 5: torch.channels_last_3d}
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One convolution of a layer (a (2+1)D layer has two: spatial, then temporal)."""
+
+    op: str  # conv1d / conv2d / conv3d
+    weight: torch.Tensor
+    stride: object
+    padding: object
+    dilation: object = 1
+    groups: int = 1
+
+    @property
+    def args(self) -> tuple:
+        return self.stride, self.padding, self.dilation, self.groups
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        return getattr(F, self.op)(x, self.weight if weight is None else weight, None, *self.args)
+
+    def spec(self, x: torch.Tensor, weight: torch.Tensor | None = None):
+        w = self.weight if weight is None else weight
+        return _checks.conv_spec(self.op, w.dim() - 2, x, w, None, *self.args)
+
+    def cudnn_grad(self, dy: torch.Tensor, x: torch.Tensor, which: int, weight: torch.Tensor | None = None):
+        """cuDNN's (PyTorch's) input gradient (``which=0``) or weight gradient (``which=1``), alone."""
+        w = self.weight if weight is None else weight
+        spec = self.spec(x, w)
+        mask = [which == 0, which == 1, False]
+        grads = torch.ops.aten.convolution_backward(dy, x, w, None, list(spec.stride), [p for p, _ in spec.padding],
+                                                    list(spec.dilation), False, [0] * spec.ndim, spec.groups, mask)
+        return grads[which]
+
+
+def layer_stages(op: str, entry: dict, dtype, layout: str, device) -> tuple[tuple, list[Stage], int, int]:
+    """The layer's input shape, its convolutions (weights drawn here), its useful FLOPs and minimum bytes."""
+    def weight(shape, fan_in):
+        w = torch.randn(shape, device=device, dtype=dtype) / math.sqrt(fan_in)
+        return geometry.to_layout(w, layout) if layout == "channels_last" and w.dim() > 3 else w
+
     if op == "conv2plus1d":
         t, kh, kw = entry["k"]
         st, sh, sw = entry["s"]
@@ -116,46 +164,126 @@ def layer_cases(op: str, entry: dict, dtype, layout: str, device, grad: bool = F
         c_in, c_out = entry["C"], entry["OC"]
         mid = shapes.r2plus1d_mid_channels(c_in, c_out, t, (kh, kw))
         x_shape = (entry["N"], c_in, entry["D"], entry["H"], entry["W"])
-        ws = (torch.randn(mid, c_in, 1, kh, kw, device=device, dtype=dtype) / math.sqrt(c_in * kh * kw)).requires_grad_(grad)
-        wt = (torch.randn(c_out, mid, t, 1, 1, device=device, dtype=dtype) / math.sqrt(mid * t)).requires_grad_(grad)
-        w3 = (torch.randn(c_out, c_in, t, kh, kw, device=device, dtype=dtype) / math.sqrt(c_in * t * kh * kw)
-              ).requires_grad_(grad)
+        spatial = Stage("conv3d", weight((mid, c_in, 1, kh, kw), c_in * kh * kw), (1, sh, sw), (0, ph, pw))
+        temporal = Stage("conv3d", weight((c_out, mid, t, 1, 1), mid * t), (st, 1, 1), (pt, 0, 0))
         y_shape = shapes.conv_output_shape(x_shape, (c_out, c_in, t, kh, kw), entry["s"], entry["p"])
-        flops = 2 * (shapes.conv_macs(x_shape, (mid, c_in, 1, kh, kw), (y_shape[0], mid, x_shape[2], *y_shape[3:]))
-                     + shapes.conv_macs((y_shape[0], mid, x_shape[2], *y_shape[3:]), (c_out, mid, t, 1, 1), y_shape))
+        m_shape = (y_shape[0], mid, x_shape[2], *y_shape[3:])
+        flops = 2 * (shapes.conv_macs(x_shape, spatial.weight.shape, m_shape)
+                     + shapes.conv_macs(m_shape, temporal.weight.shape, y_shape))
         nbytes = shapes.conv2plus1d_bytes(x_shape, mid, c_out, (t, kh, kw), y_shape, str(dtype)[6:], fused=True)
-
-        def ours(x):
-            return tritonconv.conv2plus1d(x, ws, wt, stride=entry["s"], padding=entry["p"])
-
-        def cudnn(x):
-            return F.conv3d(F.conv3d(x, ws, None, (1, sh, sw), (0, ph, pw)), wt, None, (st, 1, 1), (pt, 0, 0))
-
-        def ref(x):
-            m = F.conv3d(x.float(), ws.float(), None, (1, sh, sw), (0, ph, pw)).to(dtype).float()
-            return F.conv3d(m, wt.float(), None, (st, 1, 1), (pt, 0, 0))
-
-        impls = {"tritonconv": ours, "cudnn": cudnn, "cudnn_full3d": lambda x: F.conv3d(x, w3, None, entry["s"], entry["p"])}
-        return x_shape, impls, ref, flops, nbytes, cudnn
+        return x_shape, [spatial, temporal], flops, nbytes
     p = shapes.suite_problem(op, entry)
-    w = torch.randn(p["weight_shape"], device=device, dtype=dtype) / math.sqrt(math.prod(p["weight_shape"][1:]))
-    if layout == "channels_last" and w.dim() > 3:
-        w = w.contiguous(memory_format=fmt[w.dim()])
-    w.requires_grad_(grad)
-    args = (p["stride"], p["padding"], p["dilation"], p["groups"])
-    ours_fn, torch_fn = getattr(tritonconv, op), getattr(F, op)
+    stage = Stage(op, weight(p["weight_shape"], math.prod(p["weight_shape"][1:])), p["stride"], p["padding"],
+                  p["dilation"], p["groups"])
     flops = shapes.conv_flops(p["input_shape"], p["weight_shape"], p["output_shape"])
     nbytes = shapes.conv_bytes(p["input_shape"], p["weight_shape"], p["output_shape"], str(dtype)[6:])
-    impls = {"tritonconv": lambda x: ours_fn(x, w, None, *args), "cudnn": lambda x: torch_fn(x, w, None, *args)}
-    return p["input_shape"], impls, lambda x: torch_fn(x.float(), w.float(), None, *args), flops, nbytes, impls["cudnn"]
+    return p["input_shape"], [stage], flops, nbytes
+
+
+def _chain(stages: list[Stage], x: torch.Tensor, upcast: bool = False) -> list[torch.Tensor]:
+    """Every stage's input, then the output (``upcast``: in fp32, each mid rounded to the input dtype as it is stored)."""
+    acts = [x.float() if upcast else x]
+    for i, stage in enumerate(stages):
+        y = stage.forward(acts[-1], stage.weight.float() if upcast else None)
+        acts.append(y.to(x.dtype).float() if upcast and i < len(stages) - 1 else y)
+    return acts
+
+
+def pass_cases(op: str, entry: dict, dtype, layout: str, device, pas: str):
+    """For one layer and pass: ``make()`` (a fresh set of operands), the implementations (each a function of
+    such a set), the fp32 reference, the pass's useful FLOPs and minimum bytes.
+
+    ``forward``: tritonconv's public op (a (2+1)D layer: ``tritonconv.conv2plus1d``, fused or two launches as
+    it chooses) against ``torch.nn.functional`` (cuDNN); (2+1)D also against cuDNN's full 3-D convolution.
+    ``input_grad`` / ``weight_grad``: the gradient kernels alone, tritonconv's (what its autograd backward
+    launches) against ``aten.convolution_backward`` with one output asked for (what PyTorch's backward runs),
+    through every stage of the layer, given the output gradient (and each stage's input)."""
+    x_shape, stages, flops, nbytes = layer_stages(op, entry, dtype, layout, device)
+
+    def operands() -> dict:
+        x = geometry.to_layout(torch.randn(x_shape, device=device, dtype=dtype), layout)
+        if pas == "forward":
+            return {"x": x}
+        with torch.no_grad():
+            acts = _chain(stages, x)
+            grads = [geometry.to_layout(torch.randn_like(acts[-1], memory_format=torch.contiguous_format), layout)]
+            for i in range(len(stages) - 1, 0, -1):  # each stage's output gradient, cuDNN's
+                grads.insert(0, stages[i].cudnn_grad(grads[0], acts[i], 0))
+        return {"acts": acts[:-1], "grads": grads}
+
+    if pas == "forward":
+        w = [s.weight for s in stages]
+        if op == "conv2plus1d":
+            ours = lambda o: tritonconv.conv2plus1d(o["x"], *w, stride=entry["s"], padding=entry["p"])  # noqa: E731
+            w3 = (stages[1].weight.shape[0], x_shape[1], *entry["k"])
+            full = Stage("conv3d", torch.randn(w3, device=device, dtype=dtype) / math.sqrt(math.prod(w3[1:])),
+                         entry["s"], entry["p"])
+            extra = {"cudnn_full3d": lambda o: full.forward(o["x"])}
+        else:
+            ours = lambda o: getattr(tritonconv, op)(o["x"], w[0], None, *stages[0].args)  # noqa: E731
+            extra = {}
+        impls = {"tritonconv": ours, "cudnn": lambda o: _chain(stages, o["x"])[-1], **extra}
+        return operands, impls, lambda o: _chain(stages, o["x"], upcast=True)[-1], flops, nbytes
+
+    def ours_dgrad(o):
+        g = o["grads"][-1]
+        for stage, x in zip(reversed(stages), reversed(o["acts"])):
+            g = dispatch.conv_grad_input(g, stage.weight, stage.spec(x), False, geometry.output_memory_format(x, stage.weight))
+        return g
+
+    def cudnn_dgrad(o, upcast=False):
+        g = o["grads"][-1].float() if upcast else o["grads"][-1]
+        for stage, x in zip(reversed(stages), reversed(o["acts"])):
+            g = stage.cudnn_grad(g, x.float() if upcast else x, 0, stage.weight.float() if upcast else None)
+        return g
+
+    def ours_wgrad(o):
+        return torch.cat([dispatch.conv_grad_weight(g, x, s.spec(x), False).flatten()
+                          for s, x, g in zip(stages, o["acts"], o["grads"])])
+
+    def cudnn_wgrad(o, upcast=False):
+        up = (lambda t: t.float()) if upcast else (lambda t: t)
+        return torch.cat([s.cudnn_grad(up(g), up(x), 1, up(s.weight)).flatten()
+                          for s, x, g in zip(stages, o["acts"], o["grads"])])
+
+    if pas == "input_grad":
+        return operands, {"tritonconv": ours_dgrad, "cudnn": cudnn_dgrad}, partial(cudnn_dgrad, upcast=True), flops, nbytes
+    return operands, {"tritonconv": ours_wgrad, "cudnn": cudnn_wgrad}, partial(cudnn_wgrad, upcast=True), flops, nbytes
+
+
+def interleaved(suite: dict, ops, names) -> list[tuple[str, dict]]:
+    """The suite's layers, one family after another in turn (a run cut short by its budget loses the tail
+    of every family, not a whole family)."""
+    families = [[(op, e) for e in suite.get(op, []) if not names or e["name"] in names] for op in ops]
+    return [pair for group in itertools.zip_longest(*families) for pair in group if pair]
+
+
+def cases(args, suite: dict) -> list[tuple]:
+    """(dtype name, op, entry, pass, layout) in measuring order: layer by layer, every pass and layout of
+    a layer together."""
+    return [(dname, op, entry, pas, layout) for dname in args.dtype for op, entry in interleaved(suite, args.ops, args.names)
+            for pas in args.passes for layout in args.layout]
 
 
 def run(args, sink=None) -> list[dict]:
-    """Measure every selected layer; each row is also written to ``sink`` (a file) as soon as it exists,
-    so a run stopped part-way (``--budget-s``, a time limit) keeps what it measured."""
+    """Measure every selected case; each row is also written to ``sink`` (a file) as soon as it exists,
+    so a run stopped part-way (``--budget-s``, a time limit) keeps what it measured. With ``--warm``, only
+    run tritonconv's implementation of this process's share of the cases once (compiling its kernels into
+    Triton's on-disk cache for the timing process); no row."""
     device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
-    bench = timer(device, args.smoke)
     suite = json.loads(Path(args.suite).read_text())
+    todo = cases(args, suite)
+    if args.warm:
+        index, count = args.shard
+        for dname, op, entry, pas, layout in todo[index::count]:
+            entry = shrink(entry) if args.smoke else entry
+            make, impls, *_ = pass_cases(op, entry, DTYPES[dname], layout, device, pas)
+            with torch.no_grad():
+                impls["tritonconv"](make())
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return []
+    bench = timer(device, args.smoke)
     name = (torch.cuda.get_device_name(device) if device.type == "cuda"
             else f"cpu ({platform.processor() or 'x86'}) interpreter smoke")
     meta = {"device": name, "torch": torch.__version__, "triton": triton.__version__,
@@ -166,23 +294,18 @@ def run(args, sink=None) -> list[dict]:
     print(json.dumps({**meta, **roof}))
     rows, skipped = [], []
     compile_ok = not args.no_compile and device.type == "cuda"
-    for dname in args.dtype:
-        for layout in args.layout:
-            for op in args.ops:
-                for entry in suite.get(op, []):
-                    if args.names and entry["name"] not in args.names:
-                        continue
-                    if args.budget_s is not None and time.monotonic() - start > args.budget_s:
-                        skipped.append(f"{entry['name']} {dname} {layout}")
-                        continue
-                    entry = shrink(entry) if args.smoke else entry
-                    rows.append(measure(op, entry, DTYPES[dname], layout, device, bench, compile_ok, meta, roof,
-                                        args.backward))
-                    line = json.dumps(rows[-1])
-                    print(line, flush=True)
-                    if sink is not None:
-                        sink.write(line + "\n")
-                        sink.flush()
+    for dname, op, entry, pas, layout in todo:
+        if args.budget_s is not None and time.monotonic() - start > args.budget_s:
+            skipped.append(f"{entry['name']} {dname} {layout} {pas}")
+            continue
+        entry = shrink(entry) if args.smoke else entry
+        rows.append(measure(op, entry, DTYPES[dname], layout, device, bench, compile_ok and pas == "forward", meta,
+                            roof, pas))
+        line = json.dumps(rows[-1])
+        print(line, flush=True)
+        if sink is not None:
+            sink.write(line + "\n")
+            sink.flush()
     if skipped:
         print(f"budget of {args.budget_s:.0f} s spent; not measured: {', '.join(skipped)}")
     return rows
@@ -206,42 +329,34 @@ def launched_configs(fn) -> list[dict]:
     return seen
 
 
-def measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, backward=False) -> dict:
-    """One row. ``backward``: time forward + backward (input and weight gradients); outputs are still
-    checked on the forward (gradient correctness is the tests' job)."""
+def measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, pas="forward") -> dict:
+    """One row: one layer, dtype, layout and pass (``forward``, ``input_grad``, ``weight_grad``); each
+    implementation checked against the fp32 reference on the same operands, then timed."""
     torch.manual_seed(0)
-    x_shape, impls, ref_fn, flops, nbytes, compile_target = layer_cases(op, entry, dtype, layout, device, backward)
-
-    def make():  # channels-last 1-D input: (N, C, L) viewing NLC memory
-        return geometry.to_layout(torch.randn(x_shape, device=device, dtype=dtype), layout).requires_grad_(backward)
-
-    xs = rotating(make, math.prod(x_shape) * torch.empty(0, dtype=dtype).element_size(), device)
+    make, impls, ref_fn, flops, nbytes = pass_cases(op, entry, dtype, layout, device, pas)
+    sets = rotating(make, device)
     if compile_ok:
         # max-autotune's kernel choice; the CUDA graphs it would add are the timer's, as for every implementation
-        impls["torch_compile"] = torch.compile(compile_target, mode="max-autotune-no-cudagraphs", dynamic=False)
+        impls["torch_compile"] = torch.compile(impls["cudnn"], mode="max-autotune-no-cudagraphs", dynamic=False)
     row = {**meta, "op": op, "name": entry["name"], "shape": entry, "dtype": str(dtype)[6:], "layout": layout,
-           "pass": "forward+backward" if backward else "forward", "gflop": flops / 1e9 * (3 if backward else 1),
-           "mbytes": nbytes / 1e6}
-    flops *= 3 if backward else 1
+           "pass": pas, "gflop": flops / 1e9, "mbytes": nbytes / 1e6}
     with torch.no_grad():
-        ref = ref_fn(xs[0])
-    grad_out = torch.randn_like(ref).to(dtype)
+        ref = ref_fn(sets[0])
     for impl, fn in impls.items():
         before = dict(tuning.stats)
         try:
             with torch.no_grad():
-                err = rel_err(fn(xs[0]), ref) if impl != "cudnn_full3d" else 0.0
+                err = rel_err(fn(sets[0]), ref) if impl != "cudnn_full3d" else 0.0
             # where the first call's configs came from: shipped/user cache (exact, bucket), tuned now, heuristic
             source = {k: v - before.get(k, 0) for k, v in tuning.stats.items() if v != before.get(k, 0)}
         except Exception as exc:  # a failing implementation is a result, not a crash of the run
             row[impl] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             continue
+
         def call(fn=fn, state={"i": 0}):  # noqa: B006  (per-implementation rotation counter)
-            state["i"] = (state["i"] + 1) % len(xs)
-            out = fn(xs[state["i"]])
-            if backward:
-                out.backward(grad_out)
-            return out
+            state["i"] = (state["i"] + 1) % len(sets)
+            with torch.no_grad():
+                return fn(sets[state["i"]])
 
         timed = bench(call) if err <= TOL[dtype] else {"ms": None}
         row[impl] = {**timed, "rel_err": err, "ok": err <= TOL[dtype]}
@@ -267,23 +382,11 @@ def measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, bac
     return row
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = [f"{r['name']}\n{r['dtype']} {r['layout'][:2]}" for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 0.35 * len(rows)), 5))
-    for key, ax in zip(("speedup_vs_cudnn", "speedup_vs_torch_compile"), axes):
-        vals = [r.get(key, float("nan")) for r in rows]
-        ax.bar(range(len(rows)), vals)
-        ax.axhline(1.0, color="k", lw=0.8)
-        ax.set_xticks(range(len(rows)), labels, rotation=90, fontsize=6)
-        ax.set_title(key.replace("_", " ") + f" ({rows[0]['device']})", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def shard(text: str) -> tuple[int, int]:
+    index, count = map(int, text.split("/"))
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text}")
+    return index, count
 
 
 def main(argv=None) -> int:
@@ -292,28 +395,34 @@ def main(argv=None) -> int:
     p.add_argument("--dtype", nargs="+", choices=list(DTYPES), default=["bf16", "fp16"])
     p.add_argument("--layout", nargs="+", choices=["channels_last", "contiguous"], default=["channels_last", "contiguous"])
     p.add_argument("--ops", nargs="+", choices=OPS, default=list(OPS))
+    p.add_argument("--passes", nargs="+", choices=PASSES, default=["forward"],
+                   help="forward, input gradient, weight gradient (each timed alone)")
     p.add_argument("--smoke", action="store_true", help="CPU: tiny shapes under the interpreter (checks, not speed)")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile(max-autotune)")
-    p.add_argument("--backward", action="store_true", help="time forward + backward instead of forward")
     p.add_argument("--names", nargs="+", help="only these layers (names from the suite file)")
-    p.add_argument("--budget-s", type=float, default=None, help="start no new layer after this many seconds")
+    p.add_argument("--budget-s", type=float, default=None, help="start no new case after this many seconds")
+    p.add_argument("--warm", action="store_true", help="only compile: run tritonconv's side of each case once, no row")
+    p.add_argument("--shard", type=shard, default=(0, 1), help="with --warm: I/N, this process's share of the cases")
     p.add_argument("--tag", default="", help="appended to the result file names (e.g. 'tuned', 'heuristic')")
     p.add_argument("--out", default=str(ROOT / "results"))
+    p.add_argument("--file", help="the rows' file name in --out (default: <date>_<device>[_<tag>].jsonl)")
     args = p.parse_args(argv)
     if not args.smoke and not torch.cuda.is_available():
         print("benchmarks need a CUDA GPU; use --smoke on the CPU", file=sys.stderr)
         return 2
+    if args.warm:
+        run(args)
+        return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() and not args.smoke else "cpu_smoke"
     stem = f"{dt.date.today().isoformat()}_{''.join(c if c.isalnum() else '_' for c in device)[:40]}"
     stem += f"_{args.tag}" if args.tag else ""
-    with open(out / f"{stem}.jsonl", "a") as sink:
+    path = out / (args.file or f"{stem}.jsonl")
+    with open(path, "a") as sink:
         rows = run(args, sink)
-    if rows:
-        plot(rows, out / f"{stem}.png")
-    bad = [r["name"] for r in rows if not r.get("tritonconv", {}).get("ok")]
-    print(f"wrote {out / stem}.jsonl and .png; {len(rows)} rows; tritonconv wrong or failing on: {bad or 'none'}")
+    bad = [f"{r['name']} {r['pass']} {r['layout']}" for r in rows if not r.get("tritonconv", {}).get("ok")]
+    print(f"wrote {path}; {len(rows)} rows; tritonconv wrong or failing on: {bad or 'none'}")
     return 1 if bad else 0
 
 

@@ -241,15 +241,49 @@ def test_tune_all_resumes_orders_by_dtype_and_layout_and_stops_on_budget(tmp_pat
         return 1.0
 
     target = tmp_path / "shipped"
-    assert tune_all(todo[:1], "cpu", GPU, target, bench, tuning.DEFAULT_SMEM, 132, jobs=2) == 1
+    assert tune_all(todo[:1], "cpu", GPU, target, bench, tuning.DEFAULT_SMEM, 132, jobs=2) == ["a"]
     n = len(tuning.candidates(todo[0][1]))
-    assert f"compiled {n} candidate kernels; 0 failed" in capsys.readouterr().out  # worker processes ran each
-    assert tune_all(todo, "cpu", GPU, target, bench, tuning.DEFAULT_SMEM, 132, budget_s=0.0) == 0  # resumed: 'a' skipped
+    assert f"compiled {n} candidate kernels; 0 spill registers (not timed); 0 failed" in capsys.readouterr().out
+    assert tune_all(todo, "cpu", GPU, target, bench, tuning.DEFAULT_SMEM, 132, budget_s=0.0) == []  # resumed: 'a' skipped
     assert "2 left for a next run" in capsys.readouterr().out
-    assert tune_all(todo[:2], "cpu", GPU, target, bench, tuning.DEFAULT_SMEM, 132) == 1
+    assert tune_all(todo[:2], "cpu", GPU, target, bench, tuning.DEFAULT_SMEM, 132) == ["b"]
     entries = cache.read(target / cache.file_name(GPU), GPU)
     assert set(entries) == {todo[0][1].key(), todo[1][1].key()}
     assert len(order) == 2 * len(tuning.candidates(todo[0][1]))  # each problem timed once, never re-tuned
+
+
+def test_host_timed_entries_are_tuned_again_and_the_layers_furthest_behind_go_first(tmp_path):
+    """An entry timed call by call (or written before entries said how) is not done: the next run tunes it,
+    first; then the layers whose measured rows are furthest behind cuDNN; graph-timed entries stay."""
+    from tritonconv.tune import behind_first, tune_all
+
+    def tiny(c, layout="channels_last"):
+        return tuning.Problem.of("conv", "float32", layout, (1, c, 5, 4), (3, c, 2, 3), 1, 0)
+
+    todo = [("fast", tiny(2)), ("slow", tiny(3)), ("host", tiny(4)), ("graph", tiny(5)), ("new", tiny(6))]
+    target = tmp_path / "shipped"
+    old = cache.entry(todo[2][1], tuning.heuristic(todo[2][1], False), 0.1)
+    del old["timing"]  # as the first GPU session's entries were written
+    cache.store(GPU, {todo[2][1].key(): old, todo[3][1].key(): cache.entry(todo[3][1], tuning.heuristic(todo[3][1], False),
+                                                                             0.1, "cuda_graph")}, target)
+    rows = [{"name": n, "pass": "forward", "layout": "channels_last", "dtype": "float32", "speedup_vs_cudnn": v}
+            for n, v in (("fast", 2.0), ("slow", 0.3), ("host", 1.5))]
+    have = cache.read(target / cache.file_name(GPU), GPU)
+    assert [n for n, _ in behind_first(todo, rows, have)] == ["host", "graph", "slow", "fast", "new"]
+    done = tune_all(todo, "cpu", GPU, target, lambda fn: 1.0, tuning.DEFAULT_SMEM, 132, rows=rows)
+    assert done == ["host", "slow", "fast", "new"]  # the graph-timed entry is done
+    assert all(cache.timing_of(e) == "cuda_graph" for e in cache.read(target / cache.file_name(GPU), GPU).values())
+
+
+def test_spilling_candidates_are_not_timed_unless_all_spill():
+    from tritonconv.tune import not_to_time
+
+    p = problem()
+    configs = tuning.candidates(p)
+    results = {p: dict(zip(configs, [False, "spills", True] + [True] * (len(configs) - 3)))}
+    assert not_to_time(results, {p: configs}) == {p: {configs[0], configs[1]}}
+    every = {p: dict.fromkeys(configs, "spills")}
+    assert not_to_time(every, {p: configs}) == {}  # all spill: time them rather than none
 
 
 def test_configs_failing_in_a_compile_worker_are_not_timed(monkeypatch):

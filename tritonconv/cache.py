@@ -3,7 +3,12 @@
 Files are named ``<gpu>__triton-<version>.json`` and hold::
 
     {"format": 1, "device": "NVIDIA H100 80GB HBM3", "triton": "3.6.0",
-     "entries": {"<exact key>": {"config": {...}, "ms": 0.123, "bucket": "<bucket key>"}}}
+     "entries": {"<exact key>": {"config": {...}, "ms": 0.123, "bucket": "<bucket key>", "timing": "cuda_graph"}}}
+
+``timing`` says how the winner's ``ms`` was taken: ``"cuda_graph"`` (replays of a CUDA graph: the
+kernels' own time) or ``"host"`` (calls timed one by one, where a kernel shorter than the host path is
+timed at the host's pace, and so may have won by chance); entries written without it are host-timed.
+``python -m tritonconv.tune`` tunes host-timed entries again.
 
 Lookup order: the user cache (``$TRITONCONV_CACHE_DIR``, default ``~/.cache/tritonconv``),
 then the cache shipped in the package (``autotune_cache/`` of the source tree),
@@ -50,8 +55,14 @@ def file_name(device_name: str) -> str:
     return f"{re.sub(r'[^A-Za-z0-9]+', '_', device_name).strip('_')}__triton-{triton.__version__}.json"
 
 
-def entry(problem: Problem, config: Config, ms: float) -> dict:
-    return {"config": vars(config).copy(), "ms": ms, "bucket": problem.bucket()}
+def entry(problem: Problem, config: Config, ms: float, timing: str = "cuda_graph") -> dict:
+    """A cache entry: the winning ``config``, its time and how that time was taken (``timing``)."""
+    return {"config": vars(config).copy(), "ms": ms, "bucket": problem.bucket(), "timing": timing}
+
+
+def timing_of(value: dict) -> str:
+    """How an entry's time was taken: ``"cuda_graph"`` or ``"host"`` (entries from before the field)."""
+    return value.get("timing", "host")
 
 
 _warned: set[str] = set()

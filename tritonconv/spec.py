@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="where the notebooks' tensors live: cpu (the interpreter) or cuda")
     p.add_argument("--list", action="store_true", help="list the notebooks and exit")
     p.add_argument("--junitxml", type=Path, help="also write pytest's JUnit XML report here")
+    p.add_argument("--workers", type=int, default=0,
+                   help="run the notebooks in this many processes (pytest-xdist, a notebook per process)")
     args = p.parse_args(argv)
     root = source_root()
     chosen = notebooks(root, args.notebooks)
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--nbval",
                "--nbval-current-env", "--nbval-sanitize-with", str(Path(tmp) / "spec_notebooks" / "sanitize.cfg"),
                f"--junitxml={junit}", "--rootdir", tmp, *map(str, staged)]
+        if args.workers > 0:
+            cmd[3:3] = ["-n", str(args.workers), "--dist", "loadfile"]
         # cached or default configs, no tuning: the spec checks what a user's calls run
         env = dict(os.environ, **{DEVICE_VARIABLE: args.device})
         env.setdefault("TRITONCONV_AUTOTUNE", "0")

@@ -9,10 +9,13 @@
     python -m tritonconv.tune benchmarks/kernelbench_level1_conv.json --dtype fp32 bf16   # KernelBench's problems
 
 Problems run dtype by dtype, then layout by layout (the first ``--dtype``/``--layout`` given
-is tuned first), and one already in the target cache is skipped (``--retune`` tunes it again),
-so a run cut short by ``--budget-s`` resumes where it stopped. ``--jobs N`` first compiles
-every candidate in ``N`` worker processes (filling Triton's on-disk kernel cache), so the
-timing loop, which must run one kernel at a time, does not wait on the compiler.
+is tuned first), or, with ``--behind ROWS.jsonl``, host-timed entries first and then the layers
+furthest behind cuDNN in those measured rows. One already in the target cache with a time from
+CUDA graph replays is skipped (``--retune`` tunes it again; host-timed entries are always tuned
+again), so a run cut short by ``--budget-s`` resumes where it stopped. ``--jobs N`` first compiles
+the candidates of every few problems in ``N`` worker processes (filling Triton's on-disk kernel
+cache), so the timing loop, which must run one kernel at a time, does not wait on the compiler;
+candidates whose kernels spill registers (ptxas's report of that compile) are not timed.
 
 Every layer is tuned for the forward kernel and, with ``--kinds``, for the two backward
 kernels (``conv_t``: input gradient, ``conv_wgrad``: weight gradient). A ``conv2plus1d``
@@ -23,19 +26,21 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import itertools
+import contextlib
 import json
+import math
 import multiprocessing
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from . import cache, dispatch, geometry, shapes, tuning
+from . import _runtime, cache, dispatch, geometry, shapes, tuning
 from ._checks import ConvSpec
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -152,7 +157,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ship", action="store_true", help="write into the shipped autotune_cache/ instead of the user cache")
     p.add_argument("--show", action="store_true", help="print what is cached for this device and exit")
     p.add_argument("--dry-run", action="store_true", help="list problems and candidate counts; tune nothing")
-    p.add_argument("--retune", action="store_true", help="tune problems already in the target cache again")
+    p.add_argument("--retune", action="store_true",
+                   help="tune problems again whose entry was timed from CUDA graph replays (host-timed ones always are)")
+    p.add_argument("--names", nargs="+", help="only these layers of the suite file")
+    p.add_argument("--names-out", type=Path,
+                   help="append the names of the layers tuned (with --dry-run: that would be) to this file, one a line")
+    p.add_argument("--behind", nargs="+", type=Path, default=[],
+                   help="suite rows (benchmarks.run JSON lines): tune the layers furthest behind cuDNN first")
     p.add_argument("--budget-s", type=float, default=None, help="start no new problem after this many seconds")
     p.add_argument("--jobs", type=int, default=min(16, os.cpu_count() or 1),
                    help="processes compiling the candidates before timing (0: compile while timing)")
@@ -184,7 +195,8 @@ def problems(args: argparse.Namespace) -> list[tuple[str, tuning.Problem]]:
     else:
         data = json.loads(args.suite.read_text())
         layers = kernelbench_problems(data) if "problems" in data else suite_problems(data)
-    layers = [(name, prob, *transposed) for name, prob, *transposed in layers]  # suite layers: not transposed
+    layers = [(name, prob, *transposed) for name, prob, *transposed in layers  # suite layers: not transposed
+              if not getattr(args, "names", None) or name.split(":")[0] in args.names]
     out = []
     for dtype in args.dtype:
         for layout in args.layout:
@@ -200,11 +212,39 @@ def problems(args: argparse.Namespace) -> list[tuple[str, tuning.Problem]]:
 _context_lost = False  # a worker process whose CUDA context a failed kernel broke (errors are sticky)
 
 
-def _compile_candidates(problem: tuning.Problem, configs: list[tuning.Config], device: str) -> list[bool | None]:
+@contextlib.contextmanager
+def _spill_counter():
+    """Count the spilled registers (ptxas's report, bytes) of every compiled kernel launched inside."""
+    spilled = [0]
+    getitem = _runtime.Kernel.__getitem__
+
+    def counting(self, device):
+        fn = getitem(self, device)
+        if fn is not self.compiled:  # the interpreter: no compiled kernel to ask
+            return fn
+
+        class At:
+            def __getitem__(_, grid):
+                def launch(*args, **kwargs):
+                    compiled = fn[grid](*args, **kwargs)
+                    spilled[0] += getattr(compiled, "n_spills", 0) or 0
+                    return compiled
+                return launch
+        return At()
+
+    _runtime.Kernel.__getitem__ = counting
+    try:
+        yield spilled
+    finally:
+        _runtime.Kernel.__getitem__ = getitem
+
+
+def _compile_candidates(problem: tuning.Problem, configs: list[tuning.Config], device: str) -> list[bool | str | None]:
     """Worker process: launch ``problem`` once per config, so Triton compiles (and caches) each kernel.
 
-    Per config: True (ran), False (failed: compiler limits, launch error, a fault) or None (not
-    known: an earlier fault left this process's CUDA context unusable).
+    Per config: True (ran), ``"spills"`` (ran, but a kernel spilled registers: pruned before timing),
+    False (failed: compiler limits, launch error, a fault) or None (not known: an earlier fault left
+    this process's CUDA context unusable).
     """
     global _context_lost
     if _context_lost:
@@ -212,10 +252,11 @@ def _compile_candidates(problem: tuning.Problem, configs: list[tuning.Config], d
     run, status = runner(problem, torch.device(device)), []
     for cfg in configs:
         try:
-            run(cfg)
+            with _spill_counter() as spilled:
+                run(cfg)
             if device == "cuda":
                 torch.cuda.synchronize()  # a fault shows here, attributed to this config
-            status.append(True)
+            status.append("spills" if spilled[0] else True)
         except Exception:
             status.append(False)
             if device == "cuda":
@@ -233,13 +274,14 @@ def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, dev
     configs per task, for balance): the candidates that fit ``smem`` bytes of shared memory, the
     descriptor kernel's too when ``tma``.
 
-    Returns the configs that failed there, per problem: the timing loop skips them, so a config
-    that faults the GPU does so in a worker process, not in the one that keeps the results.
+    Returns the configs not to time, per problem: those that failed there (so a config that faults the
+    GPU does so in a worker process, not in the one that keeps the results) and those whose kernels
+    spill registers (ptxas's report of the real compile; a spilling tile is slower than one that fits,
+    and the heuristic's tiles never spill on the suite), unless every candidate of a problem spills.
     """
-    tasks = [(problem, cfgs[i:i + 4]) for _, problem in todo
-             for cfgs in [tuning.candidates(problem, smem, tma)] for i in range(0, len(cfgs), 4)]
-    failed: dict[tuning.Problem, set[tuning.Config]] = {}
-    counts = {True: 0, False: 0, None: 0}
+    candidates = {problem: tuning.candidates(problem, smem, tma) for _, problem in todo}
+    tasks = [(problem, cfgs[i:i + 4]) for problem, cfgs in candidates.items() for i in range(0, len(cfgs), 4)]
+    results: dict[tuning.Problem, dict[tuning.Config, bool | str | None]] = {}
     context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
         futures = {pool.submit(_compile_candidates, problem, cfgs, device): (problem, cfgs) for problem, cfgs in tasks}
@@ -247,51 +289,91 @@ def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, dev
                    unit="task")
         for future in bar:
             problem, cfgs = futures[future]
-            for cfg, ok in zip(cfgs, future.result()):
-                counts[ok] += 1
-                if ok is False:
-                    failed.setdefault(problem, set()).add(cfg)
-    print(f"compiled {counts[True]} candidate kernels; {counts[False]} failed (skipped when timing); "
-          f"{counts[None]} not tried (a worker's GPU context was lost)")
-    return failed
+            results.setdefault(problem, {}).update(zip(cfgs, future.result()))
+    counts = Counter(status for per in results.values() for status in per.values())
+    print(f"compiled {counts[True] + counts['spills']} candidate kernels; {counts['spills']} spill registers (not timed); "
+          f"{counts[False]} failed (not timed); {counts[None]} not tried (a worker's GPU context was lost)")
+    return not_to_time(results, candidates)
+
+
+def not_to_time(results: dict, candidates: dict) -> dict[tuning.Problem, set[tuning.Config]]:
+    """From the compile workers' ``results`` (problem -> config -> status): the configs that failed, and those
+    that spilled unless every candidate of the problem (``candidates``) did."""
+    skip = {}
+    for problem, per in results.items():
+        failed = {cfg for cfg, status in per.items() if status is False}
+        spilled = {cfg for cfg, status in per.items() if status == "spills"}
+        if len(failed | spilled) < len(candidates[problem]):
+            failed |= spilled
+        if failed:
+            skip[problem] = failed
+    return skip
+
+
+PASS_OF_KIND = {"conv": "forward", "conv_dw": "forward", "conv_t": "input_grad", "conv_dw_t": "input_grad",
+                "conv_wgrad": "weight_grad", "conv_dw_wgrad": "weight_grad"}
+"""The suite row's ``pass`` that times each kernel kind (``benchmarks.run``)."""
+
+
+def behind_first(todo: list[tuple[str, tuning.Problem]], rows: list[dict], have: dict[str, dict]
+                 ) -> list[tuple[str, tuning.Problem]]:
+    """``todo`` reordered: problems with a host-timed cache entry first, then by how far the layer's
+    measured row (``rows``: the suite's JSON rows, ``benchmarks.run``) is behind cuDNN (``speedup_vs_cudnn``
+    ascending; unmeasured layers last), the given order otherwise."""
+    ratio = {(r["name"], r.get("pass", "forward"), r["layout"], r["dtype"]): r["speedup_vs_cudnn"]
+             for r in rows if r.get("speedup_vs_cudnn")}
+
+    def key(item):
+        name, problem = item
+        measured = ratio.get((name.split(":")[0], PASS_OF_KIND[problem.kind], problem.layout, problem.dtype), math.inf)
+        return (problem.key() not in have, measured)
+
+    return sorted(todo, key=key)
 
 
 def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: str, target: Path, bench: Callable,
              smem: int, sm_count: int, *, budget_s: float | None = None, jobs: int = 0, retune: bool = False,
-             tma: bool = False) -> int:
+             tma: bool = False, rows: list[dict] | None = None, chunk: int = 8) -> int:
     """Tune ``todo`` ((name, problem) pairs) into the cache file of ``device_name`` in the directory
-    ``target``, group by (dtype, layout) group, launching on ``device`` and timing with ``bench`` (a
-    function of a callable returning milliseconds, e.g. :func:`tritonconv.tuning.do_bench_median`).
+    ``target``, launching on ``device`` and timing with ``bench`` (a function of a callable returning
+    milliseconds, e.g. :func:`tritonconv.tuning.do_bench_median`).
 
     ``smem`` (shared memory per block) and ``sm_count`` prune and seed the candidates; ``tma`` adds the
-    descriptor kernel's. Skips problems already there unless ``retune``; starts no problem after
-    ``budget_s`` seconds; with ``jobs`` > 0 compiles each group's candidates in that many processes
-    first (:func:`precompile`). Returns how many problems were tuned.
+    descriptor kernel's. Problems whose entry there was timed from CUDA graph replays are done and
+    skipped (unless ``retune``): a run resumes where the last one stopped, host-timed entries tuned
+    again. With ``rows`` (measured suite rows) the problems go in :func:`behind_first` order. Starts no
+    problem after ``budget_s`` seconds; with ``jobs`` > 0 compiles the candidates of each ``chunk``
+    problems in that many processes first (:func:`precompile`; spilling and failing candidates are not
+    timed). Returns the names of the problems tuned, in order.
     """
+    have = cache.read(target / cache.file_name(device_name), device_name)
     if not retune:
-        have = cache.read(target / cache.file_name(device_name), device_name)
-        todo = [(name, problem) for name, problem in todo if problem.key() not in have]
-    start, done = time.monotonic(), 0
+        todo = [(name, problem) for name, problem in todo
+                if cache.timing_of(have.get(problem.key(), {})) != "cuda_graph"]
+    if rows:
+        todo = behind_first(todo, rows, have)
+    start, done = time.monotonic(), []
 
     def out_of_time() -> bool:
         return budget_s is not None and time.monotonic() - start > budget_s
 
-    for (dtype, layout), group in itertools.groupby(todo, key=lambda item: (item[1].dtype, item[1].layout)):
-        group = list(group)
+    for first in range(0, len(todo), chunk if jobs > 0 else len(todo) or 1):
+        group = todo[first:first + chunk] if jobs > 0 else todo
         if out_of_time():
             break
-        failed = precompile(group, smem, jobs, device, tma) if jobs > 0 else {}
-        bar = tqdm(group, desc=f"tuning {dtype} {layout} on {device_name}", unit="problem")
+        skip = precompile(group, smem, jobs, device, tma) if jobs > 0 else {}
+        bar = tqdm(group, desc=f"tuning on {device_name}", unit="problem")
         for name, problem in bar:
             if out_of_time():
                 break
-            bar.set_postfix_str(f"{name} {problem.kind}")
+            bar.set_postfix_str(f"{name} {problem.kind} {problem.dtype} {problem.layout}")
+            before = Counter(tuning.stats)
             cfg, ms = tuning.tune(problem, runner(problem, torch.device(device)), bench, smem, sm_count, tma,
-                                  skip=failed.get(problem, set()))
-            cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms)}, target)
-            done += 1
-    print(f"tuned {done} of {len(todo)} problems into {target / cache.file_name(device_name)}"
-          + (f"; {len(todo) - done} left for a next run (budget {budget_s:.0f} s)" if done < len(todo) else ""))
+                                  skip=skip.get(problem, set()))
+            cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms, tuning.timing_since(before))}, target)
+            done.append(name)
+    print(f"tuned {len(done)} of {len(todo)} problems into {target / cache.file_name(device_name)}"
+          + (f"; {len(todo) - len(done)} left for a next run (budget {budget_s:.0f} s)" if len(done) < len(todo) else ""))
     return done
 
 
@@ -308,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         for name, problem in tqdm(todo, desc="problems", unit="problem"):
             tqdm.write(f"{name:24} {problem.key()}  {len(tuning.candidates(problem, tma=True))} candidates (Hopper)")
+        record_names(args.names_out, [name for name, _ in todo])
         return 0
     if not gpu:
         print("python -m tritonconv.tune needs a CUDA GPU (the interpreter does not benchmark); "
@@ -316,8 +399,19 @@ def main(argv: list[str] | None = None) -> int:
     props = torch.cuda.get_device_properties(0)
     smem = getattr(props, "shared_memory_per_block_optin", tuning.DEFAULT_SMEM)
     target = cache.shipped_dir() if args.ship else cache.user_dir()
-    tune_all(todo, "cuda", device_name, target, tuning.do_bench_median, smem, props.multi_processor_count,
-             budget_s=args.budget_s, jobs=args.jobs, retune=args.retune, tma=props.major >= 9)
+    rows = [json.loads(line) for path in args.behind if path.is_file() for line in path.read_text().splitlines()
+            if line.startswith("{") and line.endswith("}")]
+    tuned = tune_all(todo, "cuda", device_name, target, tuning.do_bench_median, smem, props.multi_processor_count,
+                     budget_s=args.budget_s, jobs=args.jobs, retune=args.retune, tma=props.major >= 9, rows=rows)
+    record_names(args.names_out, tuned)
+    return 0
+
+
+def record_names(path: Path | None, names: list[str]) -> None:
+    """Append the layers' names (a (2+1)D layer's two problems under its own name) to ``path``, one a line."""
+    if path is not None:
+        with path.open("a") as f:
+            f.writelines(f"{n}\n" for n in dict.fromkeys(name.split(":")[0] for name in names))
     return 0
 
 

@@ -261,10 +261,19 @@ def do_bench_median(fn: Callable[[], object]) -> float:
     than a small kernel takes, stays out, so configs are told apart by their kernels. Where ``fn`` cannot
     be captured, its calls are timed one by one (``triton.testing.do_bench``)."""
     try:
-        return triton.testing.do_bench_cudagraph(fn, rep=20, return_mode="median")
+        ms = triton.testing.do_bench_cudagraph(fn, rep=20, return_mode="median")
+        stats["timed_cuda_graph"] += 1
+        return ms
     except RuntimeError as err:  # e.g. a synchronising call inside fn
         log.debug("tritonconv: timing without a CUDA graph: %s", err)
+        stats["timed_host"] += 1
         return triton.testing.do_bench(fn, warmup=10, rep=50, return_mode="median")
+
+
+def timing_since(before: Counter) -> str:
+    """``"host"`` if any timing since the ``stats`` snapshot ``before`` fell back to host timing, else
+    ``"cuda_graph"`` (what a cache entry records)."""
+    return "host" if stats["timed_host"] > before["timed_host"] else "cuda_graph"
 
 
 _TUNE_TOL = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2, "float64": 1e-10}  # relative L2 vs the heuristic's output
@@ -312,10 +321,11 @@ def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Te
                 f"tritonconv: no tuned config for {problem.key()} on {device_name}, and tuning cannot run inside a "
                 "CUDA graph capture (it times kernels and synchronises); call the model once before capturing, "
                 "or set TRITONCONV_AUTOTUNE=0 to use the default config")
+        before = Counter(stats)
         cfg, ms = tune(problem, run, bench, smem_limit, sm_count, tma)  # verified against the pointer kernel
         stats["tuned"] += 1
         log.info("tritonconv: tuned %s on %s: %s (%.4f ms)", problem.key(), device_name, cfg, ms)
-        cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms)})
+        cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms, timing_since(before))})
         return cfg
     stats["heuristic"] += 1
     return heuristic(problem, False, sm_count, tma)

@@ -1,0 +1,141 @@
+"""``python -m benchmarks.fuzz``: seeded random convolutions, forward and backward, against PyTorch.
+
+    python -m benchmarks.fuzz --device cuda --seed 0 --budget-s 30    # a GPU: compiled kernels vs cuDNN
+    python -m benchmarks.fuzz --device cpu --count 6                  # the interpreter, a few cases
+
+Each case draws a configuration from ``random.Random(seed + i)``: 1-D, 2-D or 3-D; convolution or
+transposed convolution; batch, channels, groups (depthwise included), kernel, stride (also larger
+than the kernel), padding (``'same'`` too), dilation, output padding, bias, contiguous or
+channels-last operands, fp32, fp16 or bf16. tritonconv's output and its input, weight and bias
+gradients (through autograd, as training runs them) are compared with float64 PyTorch on the same
+operands, and so are PyTorch's own in the case's dtype (cuDNN on a GPU), by relative L2 error; a
+case fails when tritonconv's error passes the dtype's tolerance. One JSON line per case, then a
+summary; the exit status is 1 if any case failed. A failing case is reproduced by its seed alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import tritonconv
+from tritonconv import geometry
+
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2}  # rel. L2 vs float64 (as benchmarks.run)
+
+
+def draw(seed: int) -> dict:
+    """One random configuration, small enough for the interpreter; every output size is positive."""
+    r = random.Random(seed)
+    ndim = r.choice((1, 2, 3))
+    transposed = r.random() < 0.3
+    groups = r.choice((1, 1, 2, 3))
+    depthwise = r.random() < 0.15
+    cin_g, cout_g = r.randint(1, 6), r.randint(1, 6)
+    if depthwise:
+        groups, cin_g = r.randint(2, 8), 1
+    kmax = (7, 5, 3)[ndim - 1]
+    k = [r.randint(1, kmax) for _ in range(ndim)]
+    s = [r.choice((1, 1, 2, 3, 5)) for _ in range(ndim)]
+    d = [r.choice((1, 1, 2)) for _ in range(ndim)]
+    span = [(ki - 1) * di + 1 for ki, di in zip(k, d)]
+    if transposed:
+        p = [r.randint(0, sp - 1) for sp in span]
+        op = [r.randint(0, max(si, di) - 1) for si, di in zip(s, d)]
+    elif all(si == 1 for si in s) and r.random() < 0.2:
+        p, op = "same", None
+    else:
+        p, op = [r.randint(0, sp // 2 + 1) for sp in span], None
+    size_max = (40, 13, 7)[ndim - 1]
+    sizes = [r.randint(max(1, sp - 2 * (0 if transposed or p == "same" else p[i])), max(sp, size_max))
+             for i, sp in enumerate(span)]
+    return {"seed": seed, "ndim": ndim, "transposed": transposed, "N": r.randint(1, 3), "C": cin_g * groups,
+            "OC": cout_g * groups, "groups": groups, "k": k, "stride": s, "padding": p, "dilation": d,
+            "output_padding": op, "sizes": sizes, "bias": r.random() < 0.5,
+            "dtype": str(r.choice(DTYPES)).removeprefix("torch."),
+            "channels_last": ndim > 1 and r.random() < 0.5}
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((out.double() - ref).norm() / ref.norm().clamp_min(1e-30)).item()
+
+
+def check(case: dict, device: torch.device) -> dict:
+    """tritonconv's and PyTorch's errors (output, input, weight and bias gradients) against float64."""
+    dtype = getattr(torch, case["dtype"])
+    g = torch.Generator().manual_seed(case["seed"])
+    c_in, c_out, groups = case["C"], case["OC"], case["groups"]
+    w_shape = (c_in, c_out // groups, *case["k"]) if case["transposed"] else (c_out, c_in // groups, *case["k"])
+    x = torch.randn(case["N"], c_in, *case["sizes"], generator=g)
+    w = torch.randn(w_shape, generator=g) / (w_shape[1] * max(1, len(case["k"]))) ** 0.5
+    b = torch.randn(c_out, generator=g) if case["bias"] else None
+    name = f"conv{'_transpose' if case['transposed'] else ''}{case['ndim']}d"
+    if case["transposed"]:
+        args = (case["stride"], case["padding"], case["output_padding"], groups, case["dilation"])
+    else:
+        args = (case["stride"], case["padding"], case["dilation"], groups)
+    layout = "channels_last" if case["channels_last"] else "contiguous"
+
+    def run(fn, dt):
+        xs = geometry.to_layout(x.to(device, dt), layout).requires_grad_()
+        ws = (geometry.to_layout(w.to(device, dt), layout) if case["ndim"] > 1 else w.to(device, dt)).requires_grad_()
+        bs = None if b is None else b.to(device, dt).requires_grad_()
+        y = fn(xs, ws, bs, *args)
+        grad = torch.randn(y.shape, generator=torch.Generator().manual_seed(case["seed"] + 1)).to(device, dt)
+        y.backward(grad)
+        return [y, xs.grad, ws.grad] + ([bs.grad] if bs is not None else [])
+
+    ref = run(getattr(F, name), torch.float64)
+    row = {**case}
+    for impl, fn in (("tritonconv", getattr(tritonconv, name)), ("torch", getattr(F, name))):
+        try:
+            outs = run(fn, dtype)
+        except Exception as exc:  # a crash is a result of the case
+            row[impl] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+            continue
+        errs = [rel_err(o, r) for o, r in zip(outs, ref)]
+        row[impl] = dict(zip(("out", "grad_input", "grad_weight", "grad_bias"), errs))
+    errs = row["tritonconv"]
+    row["ok"] = "error" not in errs and all(e <= TOL[dtype] for e in errs.values())
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.fuzz", description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--seed", type=int, default=0, help="case i draws from seed + i")
+    p.add_argument("--count", type=int, default=1000, help="at most this many cases")
+    p.add_argument("--budget-s", type=float, default=None, help="start no new case after this many seconds")
+    p.add_argument("--out", type=Path, help="write the cases' JSON lines here (default: print them)")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda":  # float64 and float32 references without TF32
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    start, done, failed = time.monotonic(), 0, []
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(args.out.open("w")) if args.out else sys.stdout
+        for i in range(args.count):
+            if args.budget_s is not None and time.monotonic() - start > args.budget_s:
+                break
+            row = check(draw(args.seed + i), device)
+            sink.write(json.dumps(row) + "\n")
+            sink.flush()
+            done += 1
+            if not row["ok"]:
+                failed.append(row["seed"])
+    print(f"fuzz on {device}: {done} cases, {len(failed)} wrong" + (f" (seeds {failed})" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
