@@ -49,7 +49,7 @@ if ((gpu)); then
   fuzz=(python3 -m benchmarks.fuzz --device cuda --seed "$(date +%j)")
   tests="tests/test_conv.py tests/test_backward.py tests/test_conv_tma.py tests/test_cuda_graphs.py"
   tune=(python3 -m tritonconv.tune benchmarks/shapes.json --ship --dtype bf16 --layout channels_last contiguous
-        --kinds conv conv_t conv_wgrad --behind "$OUT/suite.jsonl" --names-out /tmp/tuned_layers)
+        --kinds conv conv_t conv_wgrad --behind "$OUT/suite.jsonl")
   spec=(python3 -m tritonconv.spec --device cuda --workers 4 --junitxml "$OUT/spec.xml")
   shards=16
 else  # smoke: the same steps on tiny shapes through the interpreter; tuning only lists its problems
@@ -58,7 +58,8 @@ else  # smoke: the same steps on tiny shapes through the interpreter; tuning onl
   kernelbench=(python3 -m benchmarks.kernelbench --smoke --dtype bf16 --names 87)
   fuzz=(python3 -m benchmarks.fuzz --device cpu --count 2)
   tests=tests/test_conv.py::test_int64_offsets_path
-  tune=(python3 -m tritonconv.tune benchmarks/shapes.json --dry-run --dtype bf16 --layout channels_last --kinds conv)
+  tune=(python3 -m tritonconv.tune benchmarks/shapes.json --dry-run --dtype bf16 --layout channels_last --kinds conv
+        --names tcn_k3)
   spec=(python3 -m tritonconv.spec --list)
   shards=2
 fi
@@ -73,8 +74,7 @@ step spec "${spec[@]}"
 python3 -c "import xdist" 2>/dev/null && par=(-n "$( ((gpu)) && echo 12 || echo 1)") || par=()
 step tests env TRITONCONV_TEST_DEVICE="$( ((gpu)) && echo cuda || echo cpu)" \
   python3 -m pytest -q -p no:cacheprovider -o addopts= --maxfail=30 "${par[@]}" "${tests[@]}"
-step fuzz bash -c '"$@" > "$0"' "$OUT/fuzz.jsonl" "${fuzz[@]}"
-tail -n 1 "$OUT/fuzz.jsonl"
+step fuzz "${fuzz[@]}" --out "$OUT/fuzz.jsonl" --budget-s $((${deadline[fuzz]} - 10))
 # compile the suite's kernels in parallel processes (Triton's on-disk cache), then time them in one
 pids=()
 for ((i = 0; i < shards; i++)); do "${heuristic[@]}" "${suite[@]}" --warm --shard "$i/$shards" & pids+=($!); done
@@ -84,11 +84,12 @@ step suite "${heuristic[@]}" "${suite[@]}" --out "$OUT" --file suite.jsonl --bud
 step kernelbench "${heuristic[@]}" "${kernelbench[@]}" --out "$OUT" --file kernelbench.jsonl --budget-s $((${deadline[kernelbench]} - 15))
 # tuning resumes from the shipped cache (committed from the last slot): host-timed and unmeasured entries,
 # the layers furthest behind cuDNN first; then those layers timed again
-rm -f /tmp/tuned_layers
-step tune "${tune[@]}" --budget-s $((${deadline[tune]} - 15))
+tuned_list=$(mktemp)
+step tune "${tune[@]}" --names-out "$tuned_list" --budget-s $((${deadline[tune]} - 15))
 cp "autotune_cache/$cache_file" "$OUT/" 2>/dev/null || echo "no tuning cache written"
-if [ -s /tmp/tuned_layers ]; then
-  read -ra tuned <<< "$(sort -u /tmp/tuned_layers | tr '\n' ' ')"
+if [ -s "$tuned_list" ]; then
+  read -ra tuned <<< "$(tr '\n' ' ' < "$tuned_list")"
   step retime "${heuristic[@]}" "${suite[@]}" --names "${tuned[@]}" --out "$OUT" --file tuned.jsonl --budget-s $((${deadline[retime]} - 10))
 fi
+rm -f "$tuned_list"
 ls -la "$OUT"

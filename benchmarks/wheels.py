@@ -92,7 +92,12 @@ def check(folder: Path) -> list[str]:
     problems += [f"{name}: {len(v)} versions {v}" for name, v in versions.items() if len(v) > 1]
     problems += [f"{want}: missing" for want in WANTED if canonicalize_name(want) not in versions]
     for wheel in wheels:
-        for req in requirements(wheel):
+        try:
+            needs = requirements(wheel)
+        except (zipfile.BadZipFile, StopIteration):
+            problems.append(f"{wheel.name}: not a readable wheel")
+            continue
+        for req in needs:
             dep = canonicalize_name(req.name)
             if dep not in IMAGE and dep not in versions:
                 problems.append(f"{wheel.name} requires {req}: neither in the folder nor in the image")

@@ -5,10 +5,10 @@ import os
 import re
 import subprocess
 
-import pytest
 import torch
 import torch.nn.functional as F
 
+import tritonconv
 from benchmarks import dispatch, run
 
 
@@ -17,7 +17,8 @@ def test_smoke_run_writes_checked_rows(tmp_path):
                      "--out", str(tmp_path)]) == 0
     (jsonl,) = tmp_path.glob("*.jsonl")
     rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    assert len(rows) == 6 + 3 and (tmp_path / jsonl.name.replace(".jsonl", ".png")).stat().st_size > 0
+    assert len(rows) == 6 + 3
+    assert [r["name"] for r in rows[:4]] == ["tcn_k3", "r2plus1d18_l1", "tcn_k3_d8", "r2plus1d18_l2"]  # families in turn
     for row in rows:
         assert row["smoke"] and "interpreter smoke" in row["device"] and row["torch"] == torch.__version__
         assert row["tritonconv"]["ok"] and row["tritonconv"]["ms"] > 0 and row["speedup_vs_cudnn"] > 0
@@ -32,7 +33,8 @@ def test_rows_are_written_as_measured_and_the_budget_stops_new_layers(tmp_path, 
     args = ["--smoke", "--dtype", "bf16", "--layout", "channels_last", "--ops", "conv1d", "--out", str(tmp_path),
             "--names", "tcn_k3", "depthwise_k31", "--tag", "part"]
     assert run.main([*args, "--budget-s", "0"]) == 0  # the budget check runs before each layer: none measured
-    assert "not measured: tcn_k3 bf16 channels_last, depthwise_k31 bf16 channels_last" in capsys.readouterr().out
+    assert "not measured: tcn_k3 bf16 channels_last forward, depthwise_k31 bf16 channels_last forward" in (
+        capsys.readouterr().out)
     assert run.main(args) == 0
     (jsonl,) = tmp_path.glob("*_part.jsonl")
     assert [json.loads(line)["name"] for line in jsonl.read_text().splitlines()] == ["tcn_k3", "depthwise_k31"]
@@ -119,30 +121,101 @@ def test_large_tensor_check_smoke(monkeypatch, capsys, tmp_path):
     assert all(r["ok"] and r["int64_offsets"] for r in rows) and "grad_weight_rel_err_vs_fp32" in rows[-1]
 
 
-@pytest.mark.parametrize("stage", ["check", "more", "kernelbench"])
-def test_gpu_session_stages_run_their_cpu_smoke_version(stage, tmp_path):
-    """Each stage of the GPU session script runs here (smoke versions of its steps), so an error in
-    the script or in a command's arguments shows on the CPU, not in scarce GPU time. No deadline
-    applies off the GPU (a busy machine cannot fail this). In the check stage a planted failing test
-    sits among the GPU tests: it is reported, and the stage goes on to its next steps."""
+def test_gradient_passes_are_timed_alone_and_checked(tmp_path, monkeypatch):
+    """The input and weight gradients of every stage of a layer ((2+1)D: both convolutions), tritonconv's kernels
+    beside aten.convolution_backward, each checked against fp32 on the same operands; a planted fault is caught."""
+    args = ["--smoke", "--dtype", "fp32", "--layout", "contiguous", "--passes", "input_grad", "weight_grad",
+            "--names", "r2plus1d18_l1", "--out", str(tmp_path), "--file", "g.jsonl"]
+    assert run.main(args) == 0
+    rows = [json.loads(line) for line in (tmp_path / "g.jsonl").read_text().splitlines()]
+    assert [r["pass"] for r in rows] == ["input_grad", "weight_grad"]
+    assert all(r["tritonconv"]["rel_err"] < 1e-5 and r["cudnn"]["ok"] for r in rows)
+    kinds = [{c["kind"] for c in r["tritonconv"]["configs"]} for r in rows]
+    assert kinds == [{"conv_t"}, {"conv_wgrad"}]
+    from tritonconv import dispatch as tc_dispatch
+
+    real = tc_dispatch.conv_grad_weight
+
+    def off(dy, x, spec, flip):  # the spatial stage's weight gradient off by a little: the row says wrong
+        return real(dy, x, spec, flip) * (1.001 if spec.weight_shape[2] == 1 else 1)
+
+    monkeypatch.setattr(tc_dispatch, "conv_grad_weight", off)
+    assert run.main([*args[:-1], "bad.jsonl", "--passes", "weight_grad"]) == 1
+
+
+def test_fuzz_draws_valid_cases_and_catches_a_planted_fault(monkeypatch, capsys):
+    """Every drawn configuration is one torch accepts; a tritonconv op off by a little fails its case."""
+    from benchmarks import fuzz
+
+    for seed in range(300):
+        case = fuzz.draw(seed)
+        x = torch.empty(case["N"], case["C"], *case["sizes"], device="meta")
+        if case["transposed"]:
+            w = torch.empty(case["C"], case["OC"] // case["groups"], *case["k"], device="meta")
+            getattr(F, f"conv_transpose{case['ndim']}d")(x, w, None, case["stride"], case["padding"],
+                                                           case["output_padding"], case["groups"], case["dilation"])
+        else:
+            w = torch.empty(case["OC"], case["C"] // case["groups"], *case["k"], device="meta")
+            getattr(F, f"conv{case['ndim']}d")(x, w, None, case["stride"], case["padding"], case["dilation"], case["groups"])
+    assert fuzz.main(["--device", "cpu", "--count", "2", "--seed", "7"]) == 0
+    case = next(c for c in map(fuzz.draw, range(100)) if not c["transposed"] and c["ndim"] == 1 and c["dtype"] == "float32")
+    real = tritonconv.conv1d
+    monkeypatch.setattr(tritonconv, "conv1d", lambda *a, **k: real(*a, **k) * 1.001)
+    assert not fuzz.check(case, torch.device("cpu"))["ok"]
+
+
+SLOT_FILES = {"slot.log", "fuzz.jsonl", "suite.jsonl", "kernelbench.jsonl", "tuned.jsonl"}  # a GPU adds spec.xml, the cache
+
+
+def test_gpu_slot_runs_its_cpu_smoke_version_end_to_end(tmp_path):
+    """The one-command GPU slot runs here (smoke versions of its steps), so an error in the script or a
+    command's arguments shows on the CPU, not in scarce GPU time. No deadline applies off the GPU. A planted
+    failing test sits among the GPU tests: it is reported, and the run goes on to every later step."""
     out = tmp_path / "out"
     planted = tmp_path / "test_planted.py"
     planted.write_text("def test_planted_failure():\n    assert False\n")
-    tests = f"tests/test_conv.py::test_int64_offsets_path {planted}"
-    env = {**os.environ, "OUT": str(out), "GPU_SESSION_TESTS": tests}
-    done = subprocess.run(["bash", "benchmarks/gpu_session.sh", stage], capture_output=True, text=True, env=env,
+    env = {**os.environ, "OUT": str(out), "GPU_SESSION_TESTS": str(planted)}
+    done = subprocess.run(["bash", "benchmarks/gpu_session.sh"], capture_output=True, text=True, env=env,
                           cwd=run.ROOT.parent)
-    log = (out / f"{stage}.log").read_text()
-    steps = re.findall(r"^## \S+ (.*)$\n(?:.*\n)*?^## exit (\d+)$", log, re.M)
+    log = (out / "slot.log").read_text()
+    steps = re.findall(r"^## \S+ \[(\w+)\] (.*)$\n(?:.*\n)*?^## exit (\d+)$", log, re.M)
     assert done.returncode == 0 and steps, log
-    failed = [command for command, code in steps if code != "0"]
-    if stage == "check":
-        assert len(failed) == 1 and "test_int64_offsets_path" in failed[0], log  # the GPU tests' step, only
-        assert "1 failed, 1 passed" in log and "python -m benchmarks.large" in steps[-1][0], log
-    else:
-        assert failed == [], log
-    assert len(list(out.iterdir())) <= 8  # a stage writes at most 8 files
-    assert list(out.glob("*.jsonl"))
+    assert [name for name, _, _ in steps] == ["versions", "table", "spec", "tests", "fuzz", "warm", "suite",
+                                               "kernelbench", "tune", "retime"], log
+    assert [name for name, _, code in steps if code != "0"] == ["tests"], log  # only the planted failure
+    assert "1 failed" in log
+    files = {p.name for p in out.iterdir()}
+    assert files == SLOT_FILES and len(files) <= 8, files
+    suite = [json.loads(line) for line in (out / "suite.jsonl").read_text().splitlines()]
+    assert {(r["pass"], r["layout"]) for r in suite} == {(p, lay) for p in run.PASSES for lay in ("channels_last", "contiguous")}
+    assert all(r["tritonconv"]["ok"] for r in suite)
+    assert [json.loads(line)["name"] for line in (out / "tuned.jsonl").read_text().splitlines()] == ["tcn_k3"] * 6
+
+
+def test_gpu_slot_deadlines_fit_one_device_call():
+    script = (run.ROOT / "gpu_session.sh").read_text()
+    deadlines = dict(pair.split("=") for pair in re.search(r"^DEADLINES=\((.*)\)$", script, re.M).group(1).split())
+    assert set(deadlines) >= {"spec", "tests", "fuzz", "suite", "kernelbench", "tune", "retime"}
+    assert sum(map(int, deadlines.values())) <= 560
+    used = set(re.findall(r"^\s*step (\w+) ", script, re.M)) | set(re.findall(r"&& step (\w+) ", script))
+    assert used <= set(deadlines), used - set(deadlines)  # every step has a deadline
+
+
+def test_wheel_folder_holds_what_the_spec_run_needs_for_the_gpu_image(tmp_path):
+    """The wheel script downloads here and its folder installs on the GPU image's Python (3.12, manylinux
+    x86_64): tags, one version each, every requirement met by the folder or the image; a wrong one is named."""
+    from benchmarks import wheels
+
+    folder = tmp_path / "whl"
+    assert wheels.main(["--folder", str(folder)]) == 0
+    names = {f.name.split("-")[0].lower() for f in folder.glob("*.whl")}
+    assert {"nbval", "ipykernel", "jupyter_client", "nbformat", "pyzmq"} <= names
+    (folder / "torch-2.11.0-cp311-cp311-win_amd64.whl").write_bytes(b"")  # a planted wrong wheel
+    assert any("no tag for CPython 3.12" in line for line in wheels.check(folder))
+    assert any("the image has torch" in line for line in wheels.check(folder))
+    (folder / "torch-2.11.0-cp311-cp311-win_amd64.whl").unlink()
+    next(folder.glob("traitlets-*.whl")).unlink()  # a requirement missing
+    assert any("traitlets" in line and "neither in the folder nor in the image" in line for line in wheels.check(folder))
 
 
 def test_report_checks_the_targets(tmp_path, capsys):

@@ -1,0 +1,297 @@
+"""``python -m benchmarks.readout DIR``: a GPU slot's files, committed, drawn, tabulated and read.
+
+    python -m benchmarks.readout /work/.device/<files_at>     # after `bash benchmarks/gpu_session.sh`
+    python -m benchmarks.readout DIR --dry-run                 # print the comparison, write nothing
+
+From the folder a slot run wrote (``benchmarks/gpu_session.sh``: slot.log, spec.xml, fuzz.jsonl,
+suite.jsonl, kernelbench.jsonl, tuned.jsonl, the tuning cache file):
+
+(a) the rows go to ``benchmarks/results/<date>_<device>_slot_<part>.jsonl``, the log and the spec's
+    JUnit report to ``benchmarks/results/logs/``, the tuning cache to ``autotune_cache/``;
+(b) the README's slot table (between ``<!-- slot-table:start -->`` and ``<!-- slot-table:end -->``):
+    per family, geometric means of time(cuDNN) / time(tritonconv) for each pass (forward, input
+    gradient, weight gradient) and layout (channels-last, NCHW), device time and eager time, and one
+    chart per pass and layout (``<date>_<device>_slot_<pass>_<layout>.png``: horizontal bars on a log
+    ratio axis grouped by family, eager ratios as dots, 1.0 marked), which the documentation site's
+    performance page shows; notebook 06 reads the same rows (rebuild it: ``bash spec_notebooks/build.sh 06``);
+(c) ``<date>_<device>_slot_readout.md`` beside them: the spec, tests and fuzz outcome, every layer's
+    ratio now against the previous slot's (or the last committed rows of the same pass and layout),
+    and each prediction of ``benchmarks/NOTES.md`` ("Predictions to check", its ``claim`` column)
+    held, not held or not measured. The same markdown is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import operator
+import re
+import shutil
+import sys
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+FAMILY = {"conv1d": "1D", "conv2d": "2D", "conv3d": "3D", "conv2plus1d": "(2+1)D"}
+PASSES = ("forward", "input_grad", "weight_grad")
+LAYOUTS = ("channels_last", "contiguous")
+LAYOUT_NAME = {"channels_last": "channels-last", "contiguous": "NCHW"}
+PARTS = ("suite", "tuned", "kernelbench", "fuzz")
+START, END = "<!-- slot-table:start -->", "<!-- slot-table:end -->"
+OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+
+
+def geomean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else math.nan
+
+
+def read_rows(path: Path) -> list[dict]:
+    """JSON rows of a file, lines cut off by a stopped run left out."""
+    rows = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def suite_rows(rows: list[dict]) -> list[dict]:
+    """Measured suite rows (not smoke)."""
+    return [r for r in rows if "name" in r and "op" in r and "tritonconv" in r and not r.get("smoke")]
+
+
+def stem_of(rows: list[dict]) -> str:
+    first = rows[0]
+    device = re.sub(r"[^A-Za-z0-9]+", "_", first["device"]).strip("_")
+    return f"{first['date'][:10]}_{device}_slot"
+
+
+# --- (b) the table and the charts ---------------------------------------------------------------
+
+def table(rows: list[dict]) -> str:
+    """Markdown: per family and pass/layout, geomean device ratio (eager ratio) vs cuDNN, layers timed."""
+    cell = defaultdict(list)
+    for r in rows:
+        if r.get("speedup_vs_cudnn"):
+            cell[(FAMILY[r["op"]], r.get("pass", "forward"), r["layout"])].append(r)
+    columns = [(p, lay) for p in PASSES for lay in LAYOUTS if any(k[1:] == (p, lay) for k in cell)]
+    first = rows[0]
+    head = (f"{first['device']}, torch {first['torch']}, Triton {first['triton']}, CUDA {first.get('cuda')}, "
+            f"{first['date'][:10]}, {first['dtype']}: time(cuDNN) / time(tritonconv), geometric mean per family, "
+            "device time (CUDA-graph replays) and, in brackets, eager time (calls issued one by one from Python, "
+            "host included); n = layers timed.\n\n")
+    lines = ["| family | " + " | ".join(f"{p.replace('_', ' ')} {LAYOUT_NAME[lay]}" for p, lay in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for fam in FAMILY.values():
+        cells = []
+        for p, lay in columns:
+            group = cell.get((fam, p, lay), [])
+            dev = geomean([r["speedup_vs_cudnn"] for r in group])
+            eager = geomean([r["eager_speedup_vs_cudnn"] for r in group if r.get("eager_speedup_vs_cudnn")])
+            cells.append(f"{dev:.2f}x ({eager:.2f}x) n={len(group)}" if group else "not timed")
+        lines.append(f"| {fam} | " + " | ".join(cells) + " |")
+    return head + "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], directory: Path, stem: str) -> list[Path]:
+    """One chart per pass and layout that has rows; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    first = rows[0]
+    for pas in PASSES:
+        for layout in LAYOUTS:
+            group = [r for r in rows if r.get("pass", "forward") == pas and r["layout"] == layout
+                     and r.get("speedup_vs_cudnn")]
+            if not group:
+                continue
+            group.sort(key=lambda r: (list(FAMILY).index(r["op"]), r["name"]))
+            fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(group) + 1.6))
+            y = list(range(len(group)))[::-1]
+            colors = [f"C{list(FAMILY).index(r['op'])}" for r in group]
+            ax.barh(y, [r["speedup_vs_cudnn"] for r in group], color=colors, height=0.7, left=0)
+            eager = [(yy, r["eager_speedup_vs_cudnn"]) for yy, r in zip(y, group) if r.get("eager_speedup_vs_cudnn")]
+            if eager:
+                ax.plot([e[1] for e in eager], [e[0] for e in eager], "k.", markersize=5, label="eager (host included)")
+            ax.axvline(1.0, color="k", lw=1)
+            ax.set_xscale("log")
+            ax.set_yticks(y, [f"{r['name']} ({FAMILY[r['op']]})" for r in group], fontsize=9)
+            ax.set_xlabel("time(cuDNN) / time(tritonconv)   (> 1: tritonconv faster)", fontsize=9)
+            ax.set_title(f"{first['device']}, {first['dtype']}, {pas.replace('_', ' ')}, {LAYOUT_NAME[layout]}\n"
+                         f"bars: device time (CUDA-graph replays); {first['date'][:10]}", fontsize=10)
+            ax.grid(axis="x", which="both", alpha=0.3)
+            if eager:
+                ax.legend(fontsize=8, loc="lower right")
+            fig.tight_layout()
+            path = directory / f"{stem}_{pas}_{layout}.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            written.append(path)
+    return written
+
+
+def write_readme_table(markdown: str, readme: Path = ROOT / "README.md") -> None:
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"readout: {readme} has no {START} ... {END} block")
+    head, rest = text.split(START, 1)
+    readme.write_text(head + START + "\n" + markdown + END + rest.split(END, 1)[1])
+
+
+# --- (c) the comparison -------------------------------------------------------------------------
+
+def previous_rows(rows: list[dict], results: Path, exclude: set[Path]) -> tuple[str, dict]:
+    """The newest earlier measured row of each (layer, pass, layout, dtype) in ``results`` (slot files first)."""
+    date = rows[0]["date"]
+    best: dict[tuple, tuple[str, dict]] = {}
+    for path in sorted(results.glob("*.jsonl")):
+        if path in exclude:
+            continue
+        for r in suite_rows(read_rows(path)):
+            if r["date"] >= date or not r.get("speedup_vs_cudnn"):
+                continue
+            key = (r["name"], r.get("pass", "forward"), r["layout"], r["dtype"])
+            if key not in best or best[key][1]["date"] <= r["date"]:
+                best[key] = (path.name, r)
+    return ", ".join(sorted({name for name, _ in best.values()})) or "none", {k: r for k, (_, r) in best.items()}
+
+
+def comparison(rows: list[dict], before: dict) -> list[str]:
+    lines = ["| layer | pass | layout | now (device) | now (eager) | before | change |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if not r.get("speedup_vs_cudnn"):
+            continue
+        key = (r["name"], r.get("pass", "forward"), r["layout"], r["dtype"])
+        old = before.get(key)
+        then = old["speedup_vs_cudnn"] if old else None
+        eager = r.get("eager_speedup_vs_cudnn")
+        lines.append(f"| {r['name']} | {key[1]} | {LAYOUT_NAME[r['layout']]} | {r['speedup_vs_cudnn']:.2f}x | "
+                     + (f"{eager:.2f}x" if eager else "-") + " | "
+                     + (f"{then:.2f}x ({old.get('tritonconv', {}).get('timing', 'host')})" if then else "not measured")
+                     + " | " + (f"{r['speedup_vs_cudnn'] / then:.2f}" if then else "-") + " |")
+    return lines
+
+
+def predictions(notes: Path = ROOT / "benchmarks" / "NOTES.md") -> list[dict]:
+    """The rows of NOTES.md's "Predictions to check" table: id, layers, pass, layout, claim, why."""
+    text = notes.read_text()
+    section = text.split("## Predictions to check", 1)[1].split("\n## ", 1)[0]
+    out = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 6 and re.fullmatch(r"P\d+", cells[0]):
+            layers = [n.strip("` ") for n in cells[1].split(",")]
+            out.append({"id": cells[0], "layers": layers, "pass": cells[2], "layout": cells[3], "claim": cells[4].strip("`"),
+                        "why": cells[5]})
+    return out
+
+
+def judge(prediction: dict, rows: list[dict]) -> tuple[str, str]:
+    """("held" | "not held" | "not measured", the measured values) for one prediction on ``rows``."""
+    metric, op, value = prediction["claim"].split()
+    found = {}
+    for r in rows:
+        if (r["name"] in prediction["layers"] and r.get("pass", "forward") == prediction["pass"]
+                and r["layout"] == prediction["layout"] and r.get(metric) is not None):
+            found[r["name"]] = r[metric]
+    if not found:
+        return "not measured", "-"
+    held = all(OPS[op](v, float(value)) for v in found.values())
+    missing = [n for n in prediction["layers"] if n not in found]
+    measured = ", ".join(f"{n} {v:.2f}" for n, v in found.items()) + (f"; not measured: {', '.join(missing)}" if missing else "")
+    return ("held" if held else "not held") + (" (partly measured)" if missing else ""), measured
+
+
+def outcome(folder: Path) -> list[str]:
+    """Spec notebooks, tests and fuzz as the slot's files report them."""
+    lines = []
+    spec = folder / "spec.xml"
+    if spec.is_file():
+        cases = list(ET.parse(spec).getroot().iter("testcase"))
+        bad = [c.get("classname", "?") for c in cases if c.find("failure") is not None or c.find("error") is not None]
+        lines.append(f"- spec notebooks on the GPU: {len(cases) - len(bad)} cells passed, {len(bad)} failed"
+                     + (f" (in {', '.join(sorted(set(bad)))})" if bad else ""))
+    else:
+        lines.append("- spec notebooks on the GPU: no report (the step did not finish)")
+    fuzz = [r for r in read_rows(folder / "fuzz.jsonl") if "seed" in r]
+    if fuzz:
+        wrong = [r["seed"] for r in fuzz if not r.get("ok")]
+        lines.append(f"- fuzz: {len(fuzz)} random configurations, {len(wrong)} wrong" + (f" (seeds {wrong})" if wrong else ""))
+    log = folder / "slot.log"
+    if log.is_file():
+        summary = re.findall(r"^(?:\d+ (?:passed|failed).*) in [\d.]+s.*$", log.read_text(), re.M)
+        lines += [f"- GPU tests: {s}" for s in summary[:1]]
+        cut = re.findall(r"^## exit (124|137)$", log.read_text(), re.M)
+        if cut:
+            lines.append(f"- {len(cut)} step(s) stopped at their deadline (their rows so far are kept)")
+    return lines
+
+
+def readout(folder: Path, results: Path = RESULTS, cache_dir: Path = ROOT / "autotune_cache",
+            readme: Path = ROOT / "README.md", notes: Path = ROOT / "benchmarks" / "NOTES.md",
+            dry_run: bool = False) -> str:
+    """Everything above for one slot's ``folder``; returns the markdown report."""
+    rows = suite_rows(read_rows(folder / "suite.jsonl"))
+    if not rows:
+        raise SystemExit(f"readout: no measured suite rows in {folder / 'suite.jsonl'}")
+    stem = stem_of(rows)
+    targets = {part: results / f"{stem}_{part}.jsonl" for part in PARTS}
+    source, before = previous_rows(rows, results, exclude=set(targets.values()))
+    tuned = {(r["name"], r["pass"], r["layout"]): r for r in suite_rows(read_rows(folder / "tuned.jsonl"))}
+    latest = [tuned.get((r["name"], r["pass"], r["layout"]), r) for r in rows]  # tuned rows replace the first timing
+    report = [f"# GPU slot {stem}", "", *outcome(folder), "", "## Suite", "", table(latest),
+              f"## Each layer against the previous measurement ({source})", "", *comparison(latest, before), "",
+              "## Predictions (benchmarks/NOTES.md)", "", "| id | layers | pass | layout | claim | measured | verdict |",
+              "|---|---|---|---|---|---|---|"]
+    for p in predictions(notes):
+        verdict, measured = judge(p, latest)
+        report.append(f"| {p['id']} | {', '.join(p['layers'])} | {p['pass']} | {p['layout']} | `{p['claim']}` | "
+                      f"{measured} | {verdict} |")
+    kb = [r for r in read_rows(folder / "kernelbench.jsonl") if r.get("speedup")]
+    if kb:
+        report += ["", "## KernelBench level 1", ""]
+        for dtype in sorted({r["dtype"] for r in kb}):
+            mine = [r for r in kb if r["dtype"] == dtype]
+            harness = [r["kernelbench_speedup"] for r in mine if r.get("kernelbench_speedup")]
+            report.append(f"- {dtype}: {len(mine)} problems timed, fast_1 {sum(r['speedup'] > 1 for r in mine)}, geomean "
+                          f"{geomean([r['speedup'] for r in mine]):.2f}x (device time); as KernelBench's harness times: "
+                          f"geomean {geomean(harness):.2f}x over {len(harness)}")
+    text = "\n".join(report) + "\n"
+    if dry_run:
+        return text
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "logs").mkdir(exist_ok=True)
+    for part, target in targets.items():
+        if (folder / f"{part}.jsonl").is_file():
+            shutil.copy(folder / f"{part}.jsonl", target)
+    for name, suffix in (("slot.log", "log.log"), ("spec.xml", "spec.xml")):
+        if (folder / name).is_file():
+            shutil.copy(folder / name, results / "logs" / f"{stem}_{suffix}")
+    for cache_file in folder.glob("*__triton-*.json"):
+        shutil.copy(cache_file, cache_dir / cache_file.name)
+    plot(latest, results, stem)
+    write_readme_table(table(latest), readme)
+    (results / f"{stem}_readout.md").write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.readout", description=__doc__.split("\n\n")[0])
+    p.add_argument("folder", type=Path, help="the files one slot run wrote ($OUT of benchmarks/gpu_session.sh)")
+    p.add_argument("--dry-run", action="store_true", help="print the report; write nothing")
+    args = p.parse_args(argv)
+    print(readout(args.folder, dry_run=args.dry_run))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
