@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import operator
 import re
 import shutil
@@ -33,19 +32,16 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
+from benchmarks.report import FAMILY, geomean
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-FAMILY = {"conv1d": "1D", "conv2d": "2D", "conv3d": "3D", "conv2plus1d": "(2+1)D"}
 PASSES = ("forward", "input_grad", "weight_grad")
 LAYOUTS = ("channels_last", "contiguous")
 LAYOUT_NAME = {"channels_last": "channels-last", "contiguous": "NCHW"}
 PARTS = ("suite", "tuned", "kernelbench", "fuzz")
 START, END = "<!-- slot-table:start -->", "<!-- slot-table:end -->"
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
-
-
-def geomean(values: list[float]) -> float:
-    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else math.nan
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -102,6 +98,8 @@ def table(rows: list[dict]) -> str:
 def plot(rows: list[dict], directory: Path, stem: str) -> list[Path]:
     """One chart per pass and layout that has rows; returns the files written."""
     import matplotlib
+    import matplotlib.patches
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -114,23 +112,32 @@ def plot(rows: list[dict], directory: Path, stem: str) -> list[Path]:
                      and r.get("speedup_vs_cudnn")]
             if not group:
                 continue
-            group.sort(key=lambda r: (list(FAMILY).index(r["op"]), r["name"]))
-            fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(group) + 1.6))
+            group.sort(key=lambda r: list(FAMILY).index(r["op"]))  # grouped by family, in the suite's order
+            fig, ax = plt.subplots(figsize=(8.5, 0.32 * len(group) + 1.6))
             y = list(range(len(group)))[::-1]
             colors = [f"C{list(FAMILY).index(r['op'])}" for r in group]
-            ax.barh(y, [r["speedup_vs_cudnn"] for r in group], color=colors, height=0.7, left=0)
+            ratios = [r["speedup_vs_cudnn"] for r in group]
+            ax.barh(y, [v - 1 for v in ratios], left=1, color=colors, height=0.7)  # from 1.0 to the ratio
             eager = [(yy, r["eager_speedup_vs_cudnn"]) for yy, r in zip(y, group) if r.get("eager_speedup_vs_cudnn")]
             if eager:
                 ax.plot([e[1] for e in eager], [e[0] for e in eager], "k.", markersize=5, label="eager (host included)")
             ax.axvline(1.0, color="k", lw=1)
             ax.set_xscale("log")
+            values = ratios + [e[1] for e in eager]
+            low, high = min(values + [0.5]) / 1.3, max(values + [2.0]) * 1.3
+            ticks = [t for t in (0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if low <= t <= high]
+            ax.set_xlim(low, high)
+            ax.set_xticks(ticks, [f"{t:g}x" for t in ticks], fontsize=9)
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            handles = [matplotlib.patches.Patch(color=f"C{i}", label=fam) for i, fam in enumerate(FAMILY.values())
+                       if any(FAMILY[r["op"]] == fam for r in group)]
             ax.set_yticks(y, [f"{r['name']} ({FAMILY[r['op']]})" for r in group], fontsize=9)
             ax.set_xlabel("time(cuDNN) / time(tritonconv)   (> 1: tritonconv faster)", fontsize=9)
             ax.set_title(f"{first['device']}, {first['dtype']}, {pas.replace('_', ' ')}, {LAYOUT_NAME[layout]}\n"
                          f"bars: device time (CUDA-graph replays); {first['date'][:10]}", fontsize=10)
             ax.grid(axis="x", which="both", alpha=0.3)
-            if eager:
-                ax.legend(fontsize=8, loc="lower right")
+            ax.legend(handles=handles + ax.get_legend_handles_labels()[0], fontsize=8, loc="upper left",
+                      bbox_to_anchor=(1.01, 1.0), frameon=False)
             fig.tight_layout()
             path = directory / f"{stem}_{pas}_{layout}.png"
             fig.savefig(path, dpi=110)
@@ -217,7 +224,8 @@ def outcome(folder: Path) -> list[str]:
     spec = folder / "spec.xml"
     if spec.is_file():
         cases = list(ET.parse(spec).getroot().iter("testcase"))
-        bad = [c.get("classname", "?") for c in cases if c.find("failure") is not None or c.find("error") is not None]
+        bad = [c.get("classname", "?").removeprefix("spec_notebooks.") for c in cases
+               if c.find("failure") is not None or c.find("error") is not None]
         lines.append(f"- spec notebooks on the GPU: {len(cases) - len(bad)} cells passed, {len(bad)} failed"
                      + (f" (in {', '.join(sorted(set(bad)))})" if bad else ""))
     else:

@@ -380,3 +380,32 @@ print("slowest bf16:", ", ".join(f"{n[:32]} {v:.2f}x" for v, n in worst))
 # and write the output back through NCHW strides, which is most of why the pointwise
 # (`87_conv_pointwise_2D`, 0.18x) and several transposed problems lose. Tensors past 2**31
 # elements (`benchmarks.large`) were correct on the three cases that ran in the step's time.
+
+# %% [markdown]
+# ## Every pass and layout, device-timed (one GPU slot)
+#
+# Training runs the input and weight gradients as often as the forward, and NCHW is PyTorch's
+# default layout. Since 2026-11-28 one command per GPU slot (`bash benchmarks/gpu_session.sh`)
+# times every suite layer in all three passes, channels-last and NCHW, from CUDA-graph replays
+# and call by call, and `python -m benchmarks.readout` commits its rows as
+# `benchmarks/results/<date>_<device>_slot_suite.jsonl` (charts per pass and layout on the
+# documentation site's performance page). Per pass and layout of the newest slot: the geometric
+# mean of time(cuDNN) / time(tritonconv) over the layers timed, device and eager, and the layer
+# furthest behind.
+
+# %%
+slots = sorted((ROOT / "benchmarks" / "results").glob("*_slot_suite.jsonl"))
+if not slots:
+    print("no GPU slot committed yet: the gradients and NCHW have no device-timed figure")
+else:
+    newest = [r for r in map(json.loads, slots[-1].read_text().splitlines()) if r.get("speedup_vs_cudnn")]
+    print(f"{slots[-1].name}: {newest[0]['device']}, triton {newest[0]['triton']}, {newest[0]['dtype']}")
+    for pas in ("forward", "input_grad", "weight_grad"):
+        for layout in ("channels_last", "contiguous"):
+            mine = [r for r in newest if r["pass"] == pas and r["layout"] == layout]
+            if mine:
+                worst = min(mine, key=lambda r: r["speedup_vs_cudnn"])
+                eager = [r["eager_speedup_vs_cudnn"] for r in mine if r.get("eager_speedup_vs_cudnn")]
+                device = geomean([r["speedup_vs_cudnn"] for r in mine])
+                print(f"{pas:>12} {layout:>13}: {len(mine):2d} layers, device {device:5.2f}x,"
+                      f" eager {geomean(eager):5.2f}x, furthest behind {worst['name']} {worst['speedup_vs_cudnn']:.2f}x")

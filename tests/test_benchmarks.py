@@ -256,3 +256,79 @@ def test_committed_work_report_is_current():
     fresh = work.report(json.loads((work.ROOT / "shapes.json").read_text()))
     committed = [json.loads(line) for line in work.COMMITTED.read_text().splitlines()]
     assert fresh == committed, "the heuristic changed: regenerate with `python -m benchmarks.work --write`"
+
+
+def test_notes_predictions_are_checkable_claims_on_suite_layers():
+    """Every prediction of benchmarks/NOTES.md names suite layers, a pass, a layout and a claim the readout can judge."""
+    from benchmarks import readout
+
+    suite = json.loads((run.ROOT / "shapes.json").read_text())
+    names = {e["name"] for op in run.OPS for e in suite[op]}
+    found = readout.predictions()
+    assert len(found) >= 10
+    for p in found:
+        metric, op, value = p["claim"].split()
+        assert set(p["layers"]) <= names and p["pass"] in run.PASSES and p["layout"] in readout.LAYOUTS, p
+        assert metric in ("speedup_vs_cudnn", "eager_speedup_vs_cudnn", "roofline_fraction") and op in readout.OPS
+        float(value)
+
+
+def made_up_slot(folder, date="2026-12-01T10:00:00+00:00", scale=1.0):
+    """A slot's files with rows made up here (not measurements): known ratios, two layers, every pass and layout."""
+    meta = {"device": "Test GPU", "torch": "t", "triton": "3.6.0", "cuda": "c", "date": date, "smoke": False,
+            "dtype": "bfloat16"}
+    rows = []
+    for op, name, ratio in (("conv2d", "resnet50_l1_3x3", 0.5), ("conv1d", "tcn_k3", 2.0)):
+        for pas in run.PASSES:
+            for layout, f in (("channels_last", 1.0), ("contiguous", 0.5)):
+                rows.append({**meta, "op": op, "name": name, "pass": pas, "layout": layout,
+                             "speedup_vs_cudnn": ratio * f * scale, "eager_speedup_vs_cudnn": ratio * f * scale / 4,
+                             "roofline_fraction": 0.4, "bound": "compute",
+                             "tritonconv": {"ok": True, "ms": 1.0, "timing": "cuda_graph"}})
+    folder.mkdir(parents=True)
+    (folder / "suite.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"cut off')
+    tuned = {**rows[0], "speedup_vs_cudnn": 0.8 * scale}  # resnet50_l1_3x3 forward channels-last, after tuning
+    (folder / "tuned.jsonl").write_text(json.dumps(tuned) + "\n")
+    (folder / "kernelbench.jsonl").write_text(json.dumps({**meta, "name": "87_pointwise", "speedup": 0.5,
+                                                          "kernelbench_speedup": 0.25}) + "\n")
+    (folder / "fuzz.jsonl").write_text(json.dumps({"seed": 1, "ok": True}) + "\n" + json.dumps({"seed": 2, "ok": False}) + "\n")
+    (folder / "spec.xml").write_text('<testsuites><testsuite><testcase classname="spec_notebooks.01"/>'
+                                     '<testcase classname="spec_notebooks.02"><failure/></testcase></testsuite></testsuites>')
+    (folder / "slot.log").write_text("## 10:00:00 [tests] pytest\n3 passed, 1 failed in 9.0s\n## exit 1\n## exit 124\n")
+    (folder / "Test_GPU__triton-3.6.0.json").write_text("{}")
+    return rows
+
+
+def test_readout_commits_tabulates_draws_and_compares(tmp_path):
+    """From a slot's files: rows, logs and cache copied where they belong; the README block rewritten with per-family
+    geomeans (tuned rows replacing first timings); one chart per pass and layout; the report compares each layer
+    with the previous slot and judges the predictions."""
+    from benchmarks import readout
+
+    results, cache_dir = tmp_path / "results", tmp_path / "cache"
+    cache_dir.mkdir()
+    made_up_slot(tmp_path / "before", date="2026-11-30T10:00:00+00:00", scale=0.5)
+    readme, notes = tmp_path / "README.md", tmp_path / "NOTES.md"
+    readme.write_text(f"# x\n{readout.START}\nold\n{readout.END}\nrest\n")
+    notes.write_text("## Predictions to check\n\n| id | layers | pass | layout | claim | why |\n|---|---|---|---|---|---|\n"
+                     "| P1 | resnet50_l1_3x3 | forward | channels_last | `speedup_vs_cudnn >= 0.7` | tuned |\n"
+                     "| P2 | tcn_k3, resnet50_l1_3x3 | weight_grad | contiguous | `speedup_vs_cudnn >= 0.5` | w |\n"
+                     "| P3 | c3d_conv1 | forward | channels_last | `speedup_vs_cudnn >= 1` | x |\n\n## Log\n")
+    args = dict(results=results, cache_dir=cache_dir, readme=readme, notes=notes)
+    readout.readout(tmp_path / "before", **args)
+    made_up_slot(tmp_path / "now")
+    text = readout.readout(tmp_path / "now", **args)
+    stem = "2026-12-01_Test_GPU_slot"
+    assert {f"{stem}_{part}.jsonl" for part in readout.PARTS} <= {p.name for p in results.iterdir()}
+    assert (results / "logs" / f"{stem}_spec.xml").is_file() and (cache_dir / "Test_GPU__triton-3.6.0.json").is_file()
+    assert len(list(results.glob(f"{stem}_*.png"))) == 6  # 3 passes x 2 layouts, none empty
+    block = readme.read_text().split(readout.START)[1].split(readout.END)[0]
+    assert "| 2D | 0.80x (0.13x) n=1 | 0.25x (0.06x) n=1 |" in block and "rest" in readme.read_text()
+    assert "| 1D | 2.00x (0.50x) n=1 | 1.00x (0.25x) n=1 |" in block
+    assert "spec notebooks on the GPU: 1 cells passed, 1 failed (in 02)" in text
+    assert "fuzz: 2 random configurations, 1 wrong (seeds [2])" in text and "stopped at their deadline" in text
+    assert "| resnet50_l1_3x3 | forward | channels-last | 0.80x | 0.12x | 0.40x (cuda_graph) | 2.00 |" in text
+    assert "| P1 | resnet50_l1_3x3 | forward | channels_last | `speedup_vs_cudnn >= 0.7` | resnet50_l1_3x3 0.80 | held |" in text
+    assert "| P2 |" in text and "resnet50_l1_3x3 0.25, tcn_k3 1.00 | not held |" in text
+    assert "| P3 |" in text and "not measured |" in text
+    assert "bfloat16: 1 problems timed, fast_1 0, geomean 0.50x" in text and "geomean 0.25x over 1" in text
