@@ -16,6 +16,7 @@ reads) and run from a copy in a temporary directory. Exit status: pytest's (0 wh
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -49,6 +50,18 @@ def use_device(device: str | None = None) -> str:
         drawn_on_cpu._drawn_on_cpu = True
         setattr(torch, name, drawn_on_cpu)
     return device
+
+
+SPEC_NEEDS = {"pytest": "pytest", "nbval": "nbval", "ipykernel": "ipykernel", "jupyter_client": "jupyter_client",
+              "nbformat": "nbformat", "matplotlib": "matplotlib", "xdist": "pytest-xdist"}  # module: package (the extra)
+
+
+def check_installed() -> None:
+    """Exit with a message naming the extra to install if a package the spec run needs is missing."""
+    missing = [package for module, package in SPEC_NEEDS.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise SystemExit(f"tritonconv.spec: {', '.join(missing)} not installed (the spec run needs "
+                         f"{'it' if len(missing) == 1 else 'them'}): pip install \"tritonconv[spec]\"")
 
 
 def source_root() -> Path:
@@ -108,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print("\n".join(nb.name for nb in chosen))
         return 0
+    check_installed()
     with tempfile.TemporaryDirectory(prefix="tritonconv-spec-") as tmp:
         staged = stage(root, chosen, Path(tmp))
         junit = args.junitxml.resolve() if args.junitxml else Path(tmp) / "spec.xml"
