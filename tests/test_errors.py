@@ -41,3 +41,39 @@ CASES = [
 def test_bad_input(name, call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+x1, w1 = torch.randn(2, 4, 9), torch.randn(6, 4, 3)
+x3, w3 = torch.randn(1, 4, 5, 6, 6), torch.randn(6, 4, 3, 3, 3)
+NAMED = [  # (function name the message must start with, call): every family's argument checks
+    *[("conv2d", call) for _, call, _, _ in CASES[:-1]],
+    ("conv1d", lambda: tritonconv.conv1d(x1, w1, stride=0)),
+    ("conv1d", lambda: tritonconv.conv1d(x1, w1, dilation=(1, 1))),
+    ("conv1d", lambda: tritonconv.conv1d(x1, w1, padding="full")),
+    ("conv3d", lambda: tritonconv.conv3d(x3, w3, stride=(1, 0, 1))),
+    ("conv3d", lambda: tritonconv.conv3d(x3, w3, padding=-2)),
+    ("conv3d", lambda: tritonconv.conv3d(x3, torch.randn(6, 4, 9, 3, 3))),
+    ("conv_transpose1d", lambda: tritonconv.conv_transpose1d(x1, torch.randn(4, 6, 3), stride=0)),
+    ("conv_transpose2d", lambda: tritonconv.conv_transpose2d(x2, torch.randn(4, 6, 3, 3), dilation=0)),
+    ("conv_transpose2d", lambda: tritonconv.conv_transpose2d(x2, torch.randn(4, 6, 3, 3), padding=-1)),
+    ("conv_transpose2d", lambda: tritonconv.conv_transpose2d(x2, torch.randn(4, 6, 3, 3), stride=2, output_padding=3)),
+    ("conv_transpose3d", lambda: tritonconv.conv_transpose3d(x3, torch.randn(4, 6, 3, 3, 3), stride=(1, 2))),
+    ("conv_transpose3d", lambda: tritonconv.conv_transpose3d(x3, torch.randn(5, 6, 3, 3, 3))),
+    ("conv2plus1d", lambda: tritonconv.conv2plus1d(x3, torch.randn(5, 4, 1, 3, 3), torch.randn(6, 5, 3, 1, 1), stride=0)),
+    ("conv2plus1d", lambda: tritonconv.conv2plus1d(x3, torch.randn(5, 4, 1, 3, 3), torch.randn(6, 5, 3, 1, 1),
+                                                   padding=(1, 1))),
+    ("conv2plus1d", lambda: tritonconv.conv2plus1d(x3, torch.randn(5, 4, 1, 3, 3), torch.randn(6, 7, 3, 1, 1))),
+    ("conv2d", lambda: tritonconv.nn.Conv2d(4, 6, 3, stride=0)(x2)),
+    ("conv3d", lambda: tritonconv.nn.Conv3d(4, 6, 3, dilation=0)(x3)),
+]
+
+
+@pytest.mark.parametrize("name,call", NAMED, ids=[f"{n}-{i}" for i, (n, _) in enumerate(NAMED)])
+def test_messages_name_their_function_once(name, call):
+    """An argument error starts with the function's name, and says it once (not "conv2d: conv2d: ...")."""
+    with pytest.raises((ValueError, TypeError)) as err:
+        call()
+    message = str(err.value)
+    prefix = message.split(": ", 1)[0]
+    assert prefix.split(" ")[0] == name, message
+    assert message.count(f"{prefix}:") == 1 and message.count(f"{name}: {name}") == 0, message

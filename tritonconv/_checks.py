@@ -139,8 +139,11 @@ def _shape_spec(op, ndim, input_shape, weight_shape, bias_shape, stride, padding
     try:
         stride_t = shapes.as_tuple(stride, ndim, "stride")
         dilation_t = shapes.as_tuple(dilation, ndim, "dilation")
-        _positive("stride", stride_t, op)
-        _positive("dilation", dilation_t, op)
+    except ValueError as err:  # shapes' messages name the argument; the op's name goes in front, once
+        raise ValueError(f"{op}: {err}") from None
+    _positive("stride", stride_t, op)
+    _positive("dilation", dilation_t, op)
+    try:
         pads = shapes.resolve_padding(padding, weight_shape[2:], stride_t, dilation_t)
     except ValueError as err:
         raise ValueError(f"{op}: {err}") from None
