@@ -2,6 +2,7 @@
 
     python -m benchmarks.readout /work/.device/<files_at>     # after `bash benchmarks/gpu_session.sh`
     python -m benchmarks.readout DIR --dry-run                 # print the comparison, write nothing
+    python -m benchmarks.readout --draw benchmarks/results/2026-11-26_NVIDIA_H200_tuned.jsonl   # charts only
 
 From the folder a slot run wrote (``benchmarks/gpu_session.sh``: slot.log, spec.xml, fuzz.jsonl,
 suite.jsonl, kernelbench.jsonl, tuned.jsonl, the tuning cache file):
@@ -133,8 +134,11 @@ def plot(rows: list[dict], directory: Path, stem: str) -> list[Path]:
                        if any(FAMILY[r["op"]] == fam for r in group)]
             ax.set_yticks(y, [f"{r['name']} ({FAMILY[r['op']]})" for r in group], fontsize=9)
             ax.set_xlabel("time(cuDNN) / time(tritonconv)   (> 1: tritonconv faster)", fontsize=9)
-            ax.set_title(f"{first['device']}, {first['dtype']}, {pas.replace('_', ' ')}, {LAYOUT_NAME[layout]}\n"
-                         f"bars: device time (CUDA-graph replays); {first['date'][:10]}", fontsize=10)
+            graph = all((r.get("tritonconv") or {}).get("timing") == "cuda_graph" for r in group)
+            timing = ("bars: device time (CUDA-graph replays)" if graph else
+                      "bars: calls timed one by one from Python (host-bound where a kernel is shorter than a call)")
+            ax.set_title(f"{first['device']}, {first['dtype']}, {pas.replace('_', ' ')}, {LAYOUT_NAME[layout]}, "
+                         f"{first['date'][:10]}\n{timing}", fontsize=10)
             ax.grid(axis="x", which="both", alpha=0.3)
             ax.legend(handles=handles + ax.get_legend_handles_labels()[0], fontsize=8, loc="upper left",
                       bbox_to_anchor=(1.01, 1.0), frameon=False)
@@ -294,10 +298,18 @@ def readout(folder: Path, results: Path = RESULTS, cache_dir: Path = ROOT / "aut
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.readout", description=__doc__.split("\n\n")[0])
-    p.add_argument("folder", type=Path, help="the files one slot run wrote ($OUT of benchmarks/gpu_session.sh)")
+    p.add_argument("folder", type=Path, nargs="?", help="the files one slot run wrote ($OUT of benchmarks/gpu_session.sh)")
     p.add_argument("--dry-run", action="store_true", help="print the report; write nothing")
+    p.add_argument("--draw", nargs="+", type=Path, default=[],
+                   help="only (re)draw the charts of these committed row files, beside them (<file stem>_<pass>_<layout>.png)")
     args = p.parse_args(argv)
-    print(readout(args.folder, dry_run=args.dry_run))
+    for path in args.draw:
+        for chart in plot(suite_rows(read_rows(path)), path.parent, path.stem):
+            print(f"drew {chart}")
+    if args.folder is None and not args.draw:
+        p.error("give a slot's folder, or --draw FILES")
+    if args.folder is not None:
+        print(readout(args.folder, dry_run=args.dry_run))
     return 0
 
 

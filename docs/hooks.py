@@ -13,6 +13,7 @@ ROLE = re.compile(r":(?:func|mod|class|meth|data|attr|obj):(<code>)")  # Sphinx 
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
+    markdown = markdown.replace("](benchmarks/results/", "](results/")  # README's pictures, as the site holds them
     if PLOTS not in markdown:
         return markdown
     results = Path(config["docs_dir"]) / "results"
