@@ -13,14 +13,13 @@ ROLE = re.compile(r":(?:func|mod|class|meth|data|attr|obj):(<code>)")  # Sphinx 
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    markdown = markdown.replace("](benchmarks/results/", "](results/")  # README's pictures, as the site holds them
     if PLOTS not in markdown:
         return markdown
-    results = Path(config["docs_dir"]) / "results"
+    results = Path(config["docs_dir"]) / "benchmarks" / "results"  # a link to the repository's, as README's pictures name it
     plots = sorted(results.glob("*.png"))
     if not plots:
         return markdown.replace(PLOTS, "Not yet measured on a GPU: no result files are committed.")
-    figures = [f"### {p.stem.replace('_', ' ')}\n\n![{p.stem}](results/{p.name})\n" for p in plots]
+    figures = [f"### {p.stem.replace('_', ' ')}\n\n![{p.stem}](benchmarks/results/{p.name})\n" for p in plots]
     return markdown.replace(PLOTS, "\n".join(figures))
 
 
