@@ -121,6 +121,11 @@ def test_every_page_loads_with_its_images_links_and_formulas(site, browser):
                 problems.append(f"{path}: formulas left as TeX: {left[:3]}")
             if browser.find_elements("css selector", ".MathJax_Error, .merror"):
                 problems.append(f"{path}: MathJax reported an error")
+        if path == "":  # the home page opens with the quick start: its heading and code above the fold
+            fold = browser.execute_script("return window.innerHeight")
+            top = browser.execute_script("return document.getElementById('quick-start').getBoundingClientRect().top")
+            if not 0 <= top < fold / 2:
+                problems.append(f"home: the quick start starts at {top}px, not in the first half of a {fold}px window")
         if path in ("", "notebooks/01_1d_temporal_convolution"):
             SHOTS.mkdir(parents=True, exist_ok=True)
             browser.save_screenshot(str(SHOTS / f"{path.replace('/', '_') or 'home'}.png"))
