@@ -7,7 +7,8 @@ interpreter (see :mod:`tritonconv._runtime`).
 from . import memory, nn, shapes, streaming
 from .conv2plus1d import conv2plus1d
 from .functional import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d
+from .routing import disable, enable, enabled
 
 __all__ = ["conv1d", "conv2d", "conv2plus1d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-           "memory", "nn", "shapes", "streaming"]
+           "disable", "enable", "enabled", "memory", "nn", "shapes", "streaming"]
 __version__ = "0.1.0"
