@@ -9,8 +9,9 @@
 # bf16, channels-last and NCHW, tritonconv beside cuDNN, device and eager times); KernelBench level 1
 # (bf16, then fp32 while time is left; also timed as its own harness times); tuning that resumes where
 # the last slot stopped (host-timed entries and the layers furthest behind cuDNN first), then the tuned
-# layers timed again. Files ($OUT if set, else benchmarks/results/slot/): slot.log, spec.xml, fuzz.jsonl,
-# suite.jsonl, kernelbench.jsonl, tuned.jsonl and the tuning cache file. Read them with
+# layers timed again; whole networks' training steps under tritonconv.enabled() against cuDNN. Files ($OUT
+# if set, else benchmarks/results/slot/): slot.log, spec.xml, fuzz.jsonl, suite.jsonl, kernelbench.jsonl,
+# tuned.jsonl, e2e.jsonl and the tuning cache file. Read them with
 # `python -m benchmarks.readout DIR` (benchmarks/NOTES.md, "Status", names the device call).
 # Without a GPU every step runs its CPU smoke version (tiny shapes, the interpreter): a check of this script.
 set -uo pipefail
@@ -22,7 +23,8 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # this checkout's tritonconv,
 exec > >(tee -a "$OUT/slot.log") 2>&1
 
 # Deadlines in seconds, one per step (tests/test_benchmarks.py checks that they sum to at most 560).
-DEADLINES=(wheels=20 versions=15 table=45 spec=100 tests=70 fuzz=25 warm=45 suite=110 kernelbench=55 tune=45 retime=20)
+DEADLINES=(wheels=20 versions=15 table=40 spec=90 tests=65 fuzz=25 warm=45 suite=95 kernelbench=50 tune=45 retime=20
+           e2e=40)
 declare -A deadline
 for pair in "${DEADLINES[@]}"; do deadline[${pair%=*}]=${pair#*=}; done
 
@@ -51,6 +53,7 @@ if ((gpu)); then
   tune=(python3 -m tritonconv.tune benchmarks/shapes.json --ship --dtype bf16 --layout channels_last contiguous
         --kinds conv conv_t conv_wgrad --behind "$OUT/suite.jsonl")
   spec=(python3 -m tritonconv.spec --device cuda --workers 4 --junitxml "$OUT/spec.xml")
+  e2e=(python3 -m benchmarks.e2e)
   shards=16
 else  # smoke: the same steps on tiny shapes through the interpreter; tuning only lists its problems
   suite=(python3 -m benchmarks.run --smoke --dtype bf16 --layout channels_last contiguous --passes forward input_grad weight_grad
@@ -61,6 +64,7 @@ else  # smoke: the same steps on tiny shapes through the interpreter; tuning onl
   tune=(python3 -m tritonconv.tune benchmarks/shapes.json --dry-run --dtype bf16 --layout channels_last --kinds conv
         --names tcn_k3)
   spec=(python3 -m tritonconv.spec --list)
+  e2e=(python3 -m benchmarks.e2e --smoke --models small2d)
   shards=2
 fi
 read -ra tests <<< "${GPU_SESSION_TESTS:-$tests}"  # GPU_SESSION_TESTS: another selection
@@ -75,9 +79,10 @@ python3 -c "import xdist" 2>/dev/null && par=(-n "$( ((gpu)) && echo 12 || echo 
 step tests env TRITONCONV_TEST_DEVICE="$( ((gpu)) && echo cuda || echo cpu)" \
   python3 -m pytest -q -p no:cacheprovider -o addopts= --maxfail=30 "${par[@]}" "${tests[@]}"
 step fuzz "${fuzz[@]}" --out "$OUT/fuzz.jsonl" --budget-s $((${deadline[fuzz]} - 10))
-# compile the suite's kernels in parallel processes (Triton's on-disk cache), then time them in one
+# compile the suite's and the networks' kernels in parallel processes (Triton's on-disk cache), then time them in one
 pids=()
 for ((i = 0; i < shards; i++)); do "${heuristic[@]}" "${suite[@]}" --warm --shard "$i/$shards" & pids+=($!); done
+"${heuristic[@]}" "${e2e[@]}" --warm & pids+=($!)
 step warm bash -c 'for p in "$@"; do while kill -0 "$p" 2>/dev/null; do sleep 0.5; done; done' _ "${pids[@]}"
 kill "${pids[@]}" 2>/dev/null
 step suite "${heuristic[@]}" "${suite[@]}" --out "$OUT" --file suite.jsonl --budget-s $((${deadline[suite]} - 15))
@@ -92,4 +97,6 @@ if [ -s "$tuned_list" ]; then
   step retime "${heuristic[@]}" "${suite[@]}" --names "${tuned[@]}" --out "$OUT" --file tuned.jsonl --budget-s $((${deadline[retime]} - 10))
 fi
 rm -f "$tuned_list"
+# whole networks' training steps: torchvision's ResNet-50 and R3D-18 under tritonconv.enabled() vs cuDNN
+step e2e "${heuristic[@]}" "${e2e[@]}" --out "$OUT/e2e.jsonl"
 ls -la "$OUT"

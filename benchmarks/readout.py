@@ -5,7 +5,7 @@
     python -m benchmarks.readout --draw benchmarks/results/2026-11-26_NVIDIA_H200_tuned.jsonl   # charts only
 
 From the folder a slot run wrote (``benchmarks/gpu_session.sh``: slot.log, spec.xml, fuzz.jsonl,
-suite.jsonl, kernelbench.jsonl, tuned.jsonl, the tuning cache file):
+suite.jsonl, kernelbench.jsonl, tuned.jsonl, e2e.jsonl, the tuning cache file):
 
 (a) the rows go to ``benchmarks/results/<date>_<device>_slot_<part>.jsonl``, the log and the spec's
     JUnit report to ``benchmarks/results/logs/``, the tuning cache to ``autotune_cache/``;
@@ -40,7 +40,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 PASSES = ("forward", "input_grad", "weight_grad")
 LAYOUTS = ("channels_last", "contiguous")
 LAYOUT_NAME = {"channels_last": "channels-last", "contiguous": "NCHW"}
-PARTS = ("suite", "tuned", "kernelbench", "fuzz")
+PARTS = ("suite", "tuned", "kernelbench", "fuzz", "e2e")
 START, END = "<!-- slot-table:start -->", "<!-- slot-table:end -->"
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
@@ -277,6 +277,12 @@ def readout(folder: Path, results: Path = RESULTS, cache_dir: Path = ROOT / "aut
             report.append(f"- {dtype}: {len(mine)} problems timed, fast_1 {sum(r['speedup'] > 1 for r in mine)}, geomean "
                           f"{geomean([r['speedup'] for r in mine]):.2f}x (device time); as KernelBench's harness times: "
                           f"geomean {geomean(harness):.2f}x over {len(harness)}")
+    e2e = [r for r in read_rows(folder / "e2e.jsonl") if r.get("speedup")]
+    if e2e:
+        report += ["", "## Whole networks: a training step under tritonconv.enabled() vs torch", ""]
+        report += [f"- {r['model']} {r['input']} {r['dtype']}: torch {r['torch_ms']:.1f} ms, tritonconv {r['tritonconv_ms']:.1f} ms "
+                   f"({r['speedup']:.2f}x); routed {r['routed']}, left {r['left'] or 'none'}; loss rel. diff "
+                   f"{r['loss_rel_diff']:.1e}" for r in e2e]
     text = "\n".join(report) + "\n"
     if dry_run:
         return text

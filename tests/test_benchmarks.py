@@ -164,7 +164,7 @@ def test_fuzz_draws_valid_cases_and_catches_a_planted_fault(monkeypatch, capsys)
     assert not fuzz.check(case, torch.device("cpu"))["ok"]
 
 
-SLOT_FILES = {"slot.log", "fuzz.jsonl", "suite.jsonl", "kernelbench.jsonl", "tuned.jsonl"}  # a GPU adds spec.xml, the cache
+SLOT_FILES = {"slot.log", "fuzz.jsonl", "suite.jsonl", "kernelbench.jsonl", "tuned.jsonl", "e2e.jsonl"}  # a GPU adds spec.xml, the cache
 
 
 def test_gpu_slot_runs_its_cpu_smoke_version_end_to_end(tmp_path):
@@ -181,7 +181,7 @@ def test_gpu_slot_runs_its_cpu_smoke_version_end_to_end(tmp_path):
     steps = re.findall(r"^## \S+ \[(\w+)\] (.*)$\n(?:.*\n)*?^## exit (\d+)$", log, re.M)
     assert done.returncode == 0 and steps, log
     assert [name for name, _, _ in steps] == ["versions", "table", "spec", "tests", "fuzz", "warm", "suite",
-                                               "kernelbench", "tune", "retime"], log
+                                               "kernelbench", "tune", "retime", "e2e"], log
     assert [name for name, _, code in steps if code != "0"] == ["tests"], log  # only the planted failure
     assert "1 failed" in log
     files = {p.name for p in out.iterdir()}
@@ -194,8 +194,8 @@ def test_gpu_slot_runs_its_cpu_smoke_version_end_to_end(tmp_path):
 
 def test_gpu_slot_deadlines_fit_one_device_call():
     script = (run.ROOT / "gpu_session.sh").read_text()
-    deadlines = dict(pair.split("=") for pair in re.search(r"^DEADLINES=\((.*)\)$", script, re.M).group(1).split())
-    assert set(deadlines) >= {"spec", "tests", "fuzz", "suite", "kernelbench", "tune", "retime"}
+    deadlines = dict(pair.split("=") for pair in re.search(r"^DEADLINES=\(([^)]*)\)$", script, re.M).group(1).split())
+    assert set(deadlines) >= {"spec", "tests", "fuzz", "suite", "kernelbench", "tune", "retime", "e2e"}
     assert sum(map(int, deadlines.values())) <= 560
     used = set(re.findall(r"^\s*step (\w+) ", script, re.M)) | set(re.findall(r"&& step (\w+) ", script))
     assert used <= set(deadlines), used - set(deadlines)  # every step has a deadline
@@ -296,6 +296,9 @@ def made_up_slot(folder, date="2026-12-01T10:00:00+00:00", scale=1.0):
                                      '<testcase classname="spec_notebooks.02"><failure/></testcase></testsuite></testsuites>')
     (folder / "slot.log").write_text("## 10:00:00 [tests] pytest\n3 passed, 1 failed in 9.0s\n## exit 1\n## exit 124\n")
     (folder / "Test_GPU__triton-3.6.0.json").write_text("{}")
+    (folder / "e2e.jsonl").write_text(json.dumps({**meta, "model": "resnet50", "input": [32, 3, 224, 224], "torch_ms": 100.0,
+                                                  "tritonconv_ms": 200.0, "speedup": 0.5, "routed": {"conv2d": 53},
+                                                  "left": {}, "loss_rel_diff": 1e-3}) + "\n")
     return rows
 
 
@@ -332,3 +335,4 @@ def test_readout_commits_tabulates_draws_and_compares(tmp_path):
     assert "| P2 |" in text and "resnet50_l1_3x3 0.25, tcn_k3 1.00 | not held |" in text
     assert "| P3 |" in text and "not measured |" in text
     assert "bfloat16: 1 problems timed, fast_1 0, geomean 0.50x" in text and "geomean 0.25x over 1" in text
+    assert "- resnet50 [32, 3, 224, 224] bfloat16: torch 100.0 ms, tritonconv 200.0 ms (0.50x); routed {'conv2d': 53}" in text
