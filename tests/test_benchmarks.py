@@ -164,7 +164,8 @@ def test_fuzz_draws_valid_cases_and_catches_a_planted_fault(monkeypatch, capsys)
     assert not fuzz.check(case, torch.device("cpu"))["ok"]
 
 
-SLOT_FILES = {"slot.log", "fuzz.jsonl", "suite.jsonl", "kernelbench.jsonl", "tuned.jsonl", "e2e.jsonl"}  # a GPU adds spec.xml, the cache
+# what the CPU smoke run writes; a GPU adds spec.xml and the tuning cache (8 files)
+SLOT_FILES = {"slot.log", "fuzz.jsonl", "suite.jsonl", "kernelbench.jsonl", "tuned.jsonl", "e2e.jsonl"}
 
 
 def test_gpu_slot_runs_its_cpu_smoke_version_end_to_end(tmp_path):

@@ -1,6 +1,6 @@
 """CUDA graphs: once their plans and configs exist, tritonconv's ops are captured and replayed like torch's.
 
-GPU only (the GPU session's ``check`` stage runs this file on CUDA tensors); on the CPU the host-side
+GPU only (the GPU slot, `benchmarks/gpu_session.sh`, runs this file on CUDA tensors); on the CPU the host-side
 rules a capture needs are tested in ``test_host_path.py`` (no synchronisation on a warm call, no tuning
 inside a capture)."""
 
@@ -118,3 +118,35 @@ def test_fused_2plus1d_replays_in_a_cuda_graph():
     mid = torch.nn.functional.conv3d(x.double(), ws.double(), padding=(0, 1, 1))
     ref = torch.nn.functional.conv3d(mid, wt.double(), padding=(1, 0, 0))
     assert rel_err(static_y, ref) < 1e-5
+
+
+def test_a_routed_block_trains_in_a_cuda_graph():
+    """tritonconv.enabled() on an unconverted block: forward and backward captured once (the routing decision and
+    tritonconv's launches inside the capture), replayed on new data, equal to the same block in fp64 through torch."""
+    torch.manual_seed(0)
+    ref = BasicBlock(16).cuda().eval()
+    ours = copy.deepcopy(ref)
+    static_x = torch.randn(2, 16, 11, 13, device="cuda", requires_grad=True)
+    with tritonconv.enabled() as counts:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                ours(static_x).square().mean().backward()
+        torch.cuda.current_stream().wait_stream(side)
+        ours.zero_grad(set_to_none=True)
+        static_x.grad = None
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_y = ours(static_x)
+            static_y.square().mean().backward()
+    assert counts.routed["conv2d"] == 6 and not counts.left
+    x = torch.randn(2, 16, 11, 13, device="cuda")
+    with torch.no_grad():
+        static_x.copy_(x)
+    graph.replay()
+    torch.cuda.synchronize()
+    ref64, x64 = copy.deepcopy(ref).double(), x.double().requires_grad_()
+    y64 = ref64(x64)
+    y64.square().mean().backward()
+    assert rel_err(static_y, y64) < 1e-5 and rel_err(static_x.grad, x64.grad) < 1e-5
