@@ -17,8 +17,10 @@ suite.jsonl, kernelbench.jsonl, tuned.jsonl, e2e.jsonl, the tuning cache file):
     performance page shows; notebook 06 reads the same rows (rebuild it: ``bash spec_notebooks/build.sh 06``);
 (c) ``<date>_<device>_slot_readout.md`` beside them: the spec, tests and fuzz outcome, every layer's
     ratio now against the previous slot's (or the last committed rows of the same pass and layout),
-    and each prediction of ``benchmarks/NOTES.md`` ("Predictions to check", its ``claim`` column)
-    held, not held or not measured. The same markdown is printed.
+    each prediction of ``benchmarks/NOTES.md`` ("Predictions to check", its ``claim`` column)
+    held, not held or not measured, and the cost model's predicted device times
+    (``benchmarks/predictions/<device>.jsonl``, ``python -m benchmarks.costfit --predict``) against the
+    measured ones. The same markdown is printed.
 """
 
 from __future__ import annotations
@@ -250,7 +252,7 @@ def outcome(folder: Path) -> list[str]:
 
 def readout(folder: Path, results: Path = RESULTS, cache_dir: Path = ROOT / "autotune_cache",
             readme: Path = ROOT / "README.md", notes: Path = ROOT / "benchmarks" / "NOTES.md",
-            dry_run: bool = False) -> str:
+            predictions_dir: Path = ROOT / "benchmarks" / "predictions", dry_run: bool = False) -> str:
     """Everything above for one slot's ``folder``; returns the markdown report."""
     rows = suite_rows(read_rows(folder / "suite.jsonl"))
     if not rows:
@@ -268,6 +270,18 @@ def readout(folder: Path, results: Path = RESULTS, cache_dir: Path = ROOT / "aut
         verdict, measured = judge(p, latest)
         report.append(f"| {p['id']} | {', '.join(p['layers'])} | {p['pass']} | {p['layout']} | `{p['claim']}` | "
                       f"{measured} | {verdict} |")
+    predicted = {(r["name"], r["pass"], r["layout"]): r["predicted_ms"]
+                 for r in read_rows(predictions_dir / f"{rows[0]['device'].replace(' ', '_')}.jsonl")}
+    pairs = [(r, predicted[key]) for r in latest for key in [(r["name"], r.get("pass", "forward"), r["layout"])]
+             if key in predicted and (r.get("tritonconv") or {}).get("ms")]
+    if pairs:
+        ratios = [p / r["tritonconv"]["ms"] for r, p in pairs]
+        within = sum(1 / 1.5 <= q <= 1.5 for q in ratios)
+        report += ["", "## The cost model's predictions (benchmarks/predictions/), against this slot", "",
+                   f"Within 1.5x of the measured device time: {within} of {len(pairs)} rows (target: 80%).", "",
+                   "| layer | pass | layout | predicted ms | measured ms | predicted / measured |", "|---|---|---|---|---|---|"]
+        report += [f"| {r['name']} | {r.get('pass', 'forward')} | {LAYOUT_NAME[r['layout']]} | {p:.4f} | "
+                   f"{r['tritonconv']['ms']:.4f} | {p / r['tritonconv']['ms']:.2f} |" for (r, p) in pairs]
     kb = [r for r in read_rows(folder / "kernelbench.jsonl") if r.get("speedup")]
     if kb:
         report += ["", "## KernelBench level 1", ""]
@@ -280,9 +294,9 @@ def readout(folder: Path, results: Path = RESULTS, cache_dir: Path = ROOT / "aut
     e2e = [r for r in read_rows(folder / "e2e.jsonl") if r.get("speedup")]
     if e2e:
         report += ["", "## Whole networks: a training step under tritonconv.enabled() vs torch", ""]
-        report += [f"- {r['model']} {r['input']} {r['dtype']}: torch {r['torch_ms']:.1f} ms, tritonconv {r['tritonconv_ms']:.1f} ms "
-                   f"({r['speedup']:.2f}x); routed {r['routed']}, left {r['left'] or 'none'}; loss rel. diff "
-                   f"{r['loss_rel_diff']:.1e}" for r in e2e]
+        report += [f"- {r['model']} {r['input']} {r['dtype']}: torch {r['torch_ms']:.1f} ms, tritonconv "
+                   f"{r['tritonconv_ms']:.1f} ms ({r['speedup']:.2f}x); routed {r['routed']}, left {r['left'] or 'none'}; "
+                   f"loss rel. diff {r['loss_rel_diff']:.1e}" for r in e2e]
     text = "\n".join(report) + "\n"
     if dry_run:
         return text

@@ -16,36 +16,10 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
-from tritonconv import geometry, shapes, tune, tuning
-from tritonconv._checks import ConvSpec
-from tritonconv.kernels import gemm, weight_grad
+from tritonconv import costmodel, geometry, shapes, tune, tuning
 
 ROOT = Path(__file__).resolve().parent
 COMMITTED = ROOT / "results" / "static" / "work-bf16.jsonl"
-
-
-def launch_for(problem: geometry.Problem):
-    """The prepared launch of ``problem``'s kernel with its heuristic GPU config (tensors uninitialised)."""
-    cfg = tuning.heuristic(problem, interpret=False)
-    dtype = getattr(torch, problem.dtype)
-    ndim = len(problem.weight_shape) - 2
-    spec = ConvSpec(ndim, problem.stride, problem.padding, problem.dilation, problem.groups, problem.input_shape,
-                    problem.weight_shape, problem.output_shape, False)
-
-    def inner(shape):  # channels innermost, as dispatch hands the GEMM kernels their operands; never written
-        return geometry.empty_channels_inner(shape, dtype, torch.device("cpu"))
-
-    if problem.kind == "conv_wgrad":
-        return weight_grad.Launch(inner(problem.output_shape), inner(problem.input_shape), spec, False, cfg)
-    transposed = problem.kind == "conv_t"
-    read, written = (problem.output_shape, problem.input_shape) if transposed else (problem.input_shape,
-                                                                                    problem.output_shape)
-    swapped = (problem.weight_shape[1], problem.weight_shape[0], *problem.weight_shape[2:])
-    weight = inner(swapped).transpose(0, 1) if transposed else inner(problem.weight_shape)  # reduction axis inner
-    y = torch.empty(written, device="meta", dtype=dtype)
-    return gemm.Launch(inner(read), weight, None, y, spec, transposed, None, False, cfg)
 
 
 def report(suite: dict, dtype: str = "bf16", kinds=("conv", "conv_t", "conv_wgrad")) -> list[dict]:
@@ -56,7 +30,7 @@ def report(suite: dict, dtype: str = "bf16", kinds=("conv", "conv_t", "conv_wgra
         for kind in kinds:
             problem = geometry.Problem.of(kind, tune.DTYPES[dtype], "channels_last", **prob)
             useful = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
-            issued = launch_for(problem).mma_work()
+            issued, _ = costmodel.issued(problem, tuning.heuristic(problem, interpret=False))
             rows.append({"name": name, "kind": kind, "stride": list(problem.stride), "useful_macs": useful,
                          "issued_macs": issued, "ratio": round(issued / useful, 3)})
     return rows

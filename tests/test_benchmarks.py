@@ -318,7 +318,11 @@ def test_readout_commits_tabulates_draws_and_compares(tmp_path):
                      "| P1 | resnet50_l1_3x3 | forward | channels_last | `speedup_vs_cudnn >= 0.7` | tuned |\n"
                      "| P2 | tcn_k3, resnet50_l1_3x3 | weight_grad | contiguous | `speedup_vs_cudnn >= 0.5` | w |\n"
                      "| P3 | c3d_conv1 | forward | channels_last | `speedup_vs_cudnn >= 1` | x |\n\n## Log\n")
-    args = dict(results=results, cache_dir=cache_dir, readme=readme, notes=notes)
+    predictions = tmp_path / "predictions"
+    predictions.mkdir()
+    (predictions / "Test_GPU.jsonl").write_text(json.dumps({"name": "tcn_k3", "pass": "forward", "layout": "channels_last",
+                                                             "predicted_ms": 1.2}) + "\n")
+    args = dict(results=results, cache_dir=cache_dir, readme=readme, notes=notes, predictions_dir=predictions)
     readout.readout(tmp_path / "before", **args)
     made_up_slot(tmp_path / "now")
     text = readout.readout(tmp_path / "now", **args)
@@ -336,4 +340,6 @@ def test_readout_commits_tabulates_draws_and_compares(tmp_path):
     assert "| P2 |" in text and "resnet50_l1_3x3 0.25, tcn_k3 1.00 | not held |" in text
     assert "| P3 |" in text and "not measured |" in text
     assert "bfloat16: 1 problems timed, fast_1 0, geomean 0.50x" in text and "geomean 0.25x over 1" in text
+    assert "Within 1.5x of the measured device time: 1 of 1 rows" in text
+    assert "| tcn_k3 | forward | channels-last | 1.2000 |" in text
     assert "- resnet50 [32, 3, 224, 224] bfloat16: torch 100.0 ms, tritonconv 200.0 ms (0.50x); routed {'conv2d': 53}" in text

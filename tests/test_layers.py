@@ -15,7 +15,7 @@ LAYERS = {  # module -> layer; a module may import only from its own layer or be
     "shapes": 0, "_checks": 0, "_runtime": 0, "_tile": 0, "geometry": 0, "memory": 0,
     "kernels": 1, "kernels.gemm": 1, "kernels.depthwise": 1, "kernels.tma": 1, "kernels.weight_grad": 1,
     "kernels.fused_2plus1d": 1,
-    "cache": 2, "tuning": 2,
+    "cache": 2, "tuning": 2, "costmodel": 2,
     "dispatch": 3,
     "functional": 4, "conv2plus1d": 4, "streaming": 4, "netstream": 4, "distributed": 4, "nn": 4, "tune": 4,
     "spec": 4, "routing": 4, "__main__": 4, "": 5,

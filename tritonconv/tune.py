@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import _runtime, cache, dispatch, geometry, shapes, tuning
+from . import _runtime, cache, costmodel, dispatch, geometry, shapes, tuning
 from ._checks import ConvSpec
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -162,6 +162,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--names", nargs="+", help="only these layers of the suite file")
     p.add_argument("--names-out", type=Path,
                    help="append the names of the layers tuned (with --dry-run: that would be) to this file, one a line")
+    p.add_argument("--top", type=int, default=None,
+                   help="time only the N candidates the cost model (tritonconv.costmodel) predicts fastest")
     p.add_argument("--behind", nargs="+", type=Path, default=[],
                    help="suite rows (benchmarks.run JSON lines): tune the layers furthest behind cuDNN first")
     p.add_argument("--budget-s", type=float, default=None, help="start no new problem after this many seconds")
@@ -269,17 +271,18 @@ def _compile_candidates(problem: tuning.Problem, configs: list[tuning.Config], d
 
 
 def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, device: str = "cuda",
-               tma: bool = False) -> dict[tuning.Problem, set[tuning.Config]]:
+               tma: bool = False, only: dict | None = None) -> dict[tuning.Problem, set[tuning.Config]]:
     """Compile every candidate of ``todo`` ((name, problem) pairs) in ``jobs`` processes on ``device`` (a few
     configs per task, for balance): the candidates that fit ``smem`` bytes of shared memory, the
     descriptor kernel's too when ``tma``.
 
+    ``only``: per problem, the candidates to compile (default: all of them).
     Returns the configs not to time, per problem: those that failed there (so a config that faults the
     GPU does so in a worker process, not in the one that keeps the results) and those whose kernels
     spill registers (ptxas's report of the real compile; a spilling tile is slower than one that fits,
     and the heuristic's tiles never spill on the suite), unless every candidate of a problem spills.
     """
-    candidates = {problem: tuning.candidates(problem, smem, tma) for _, problem in todo}
+    candidates = {problem: (only or {}).get(problem) or tuning.candidates(problem, smem, tma) for _, problem in todo}
     tasks = [(problem, cfgs[i:i + 4]) for problem, cfgs in candidates.items() for i in range(0, len(cfgs), 4)]
     results: dict[tuning.Problem, dict[tuning.Config, bool | str | None]] = {}
     context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
@@ -333,7 +336,7 @@ def behind_first(todo: list[tuple[str, tuning.Problem]], rows: list[dict], have:
 
 def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: str, target: Path, bench: Callable,
              smem: int, sm_count: int, *, budget_s: float | None = None, jobs: int = 0, retune: bool = False,
-             tma: bool = False, rows: list[dict] | None = None, chunk: int = 8) -> int:
+             tma: bool = False, rows: list[dict] | None = None, chunk: int = 8, top: int | None = None) -> list[str]:
     """Tune ``todo`` ((name, problem) pairs) into the cache file of ``device_name`` in the directory
     ``target``, launching on ``device`` and timing with ``bench`` (a function of a callable returning
     milliseconds, e.g. :func:`tritonconv.tuning.do_bench_median`).
@@ -344,7 +347,8 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
     again. With ``rows`` (measured suite rows) the problems go in :func:`behind_first` order. Starts no
     problem after ``budget_s`` seconds; with ``jobs`` > 0 compiles the candidates of each ``chunk``
     problems in that many processes first (:func:`precompile`; spilling and failing candidates are not
-    timed). Returns the names of the problems tuned, in order.
+    timed). With ``top``, only the ``top`` candidates :mod:`tritonconv.costmodel` predicts fastest (with the
+    device's fitted constants) are compiled and timed. Returns the names of the problems tuned, in order.
     """
     have = cache.read(target / cache.file_name(device_name), device_name)
     if not retune:
@@ -357,11 +361,16 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
     def out_of_time() -> bool:
         return budget_s is not None and time.monotonic() - start > budget_s
 
+    model = costmodel.device_for(device_name) if top else None
     for first in range(0, len(todo), chunk if jobs > 0 else len(todo) or 1):
         group = todo[first:first + chunk] if jobs > 0 else todo
         if out_of_time():
             break
-        skip = precompile(group, smem, jobs, device, tma) if jobs > 0 else {}
+        every = {problem: tuning.candidates(problem, smem, tma) for _, problem in group}
+        only = {p: costmodel.rank(p, cfgs, model)[:top] for p, cfgs in every.items()} if top else None
+        skip = precompile(group, smem, jobs, device, tma, only) if jobs > 0 else {}
+        if only:  # the candidates the model ranks lower are not timed either
+            skip = {p: set(skip.get(p, ())) | (set(cfgs) - set(only[p])) for p, cfgs in every.items()}
         bar = tqdm(group, desc=f"tuning on {device_name}", unit="problem")
         for name, problem in bar:
             if out_of_time():
@@ -402,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [json.loads(line) for path in args.behind if path.is_file() for line in path.read_text().splitlines()
             if line.startswith("{") and line.endswith("}")]
     tuned = tune_all(todo, "cuda", device_name, target, tuning.do_bench_median, smem, props.multi_processor_count,
-                     budget_s=args.budget_s, jobs=args.jobs, retune=args.retune, tma=props.major >= 9, rows=rows)
+                     budget_s=args.budget_s, jobs=args.jobs, retune=args.retune, tma=props.major >= 9, rows=rows,
+                     top=args.top)
     record_names(args.names_out, tuned)
     return 0
 

@@ -1,0 +1,253 @@
+"""``python -m benchmarks.costfit``: fit :mod:`tritonconv.costmodel` on measured suite rows; predict the next slot.
+
+    python -m benchmarks.costfit                     # fit on benchmarks/results/*.jsonl, print each row and the errors
+    python -m benchmarks.costfit --write             # also store the constants and the per-row fit (notebook 06)
+    python -m benchmarks.costfit --predict           # predicted device times of every row the next GPU slot times
+    python -m benchmarks.costfit --heuristic-check   # the heuristic's config against the model's best, per problem
+
+Each measured row (``benchmarks.run``) names the kernels its call launched and their configs; with the
+layer's shapes they are the model's inputs, and the layer's time is the sum of its launches'. Rows
+timed call by call whose time is within 1.5x of the host's cost of their launches (``--host-ms`` per
+launch, 0.0833 ms on the H200 session of 2026-11-26, ``benchmarks.dispatch``) measured the host, not
+the kernels: they are marked and left out of the fit. The fit adjusts the tensor-core rate, the
+bandwidth and the launch cost (log-space least squares, ``scipy.optimize.least_squares``); the FMA
+rate keeps its datasheet value unless depthwise rows are in the fit. Its honesty: every layer is
+also predicted by a fit without that layer's rows (leave-one-layer-out), and both errors are
+printed (median ratio, share within 1.5x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+from scipy.optimize import least_squares
+
+from tritonconv import costmodel, shapes, tune, tuning
+from tritonconv.geometry import Config, Problem
+
+ROOT = Path(__file__).resolve().parent
+FIT_ROWS = ROOT / "results" / "static" / "costmodel-fit.jsonl"
+PREDICTIONS = ROOT / "predictions"
+PASS_KINDS = {"forward": "conv", "input_grad": "conv_t", "weight_grad": "conv_wgrad"}
+HOST_MS = 0.0833
+
+
+def stages(suite: dict) -> dict[str, list[dict]]:
+    """Layer name -> its convolutions' arguments (a (2+1)D layer: spatial, then temporal)."""
+    out: dict[str, list[dict]] = {}
+    for name, prob in tune.suite_problems(suite):
+        out.setdefault(name.split(":")[0], []).append(prob)
+    return out
+
+
+def problem_of(kind: str, dtype: str, layout: str, prob: dict) -> Problem:
+    if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]) and not kind.startswith("conv_dw"):
+        kind = tuning.DEPTHWISE_KIND[kind]
+    return Problem.of(kind, dtype, layout, prob["input_shape"], prob["weight_shape"], prob["stride"], prob["padding"],
+                      prob["dilation"], prob["groups"])
+
+
+def launches(row: dict, layers: dict) -> list[tuple[Problem, Config]] | None:
+    """The (problem, config) of every launch a measured row's tritonconv call made, or None if unknown."""
+    configs = (row.get("tritonconv") or {}).get("configs")
+    convs = layers.get(row["name"])
+    if not configs or not convs:
+        return None
+    order = convs[::-1] if row.get("pass") == "input_grad" else convs  # the input gradient runs back to front
+    if len(configs) != len(order):
+        return None  # e.g. a fused (2+1)D launch: not modelled
+    out = []
+    for cfg, prob in zip(configs, order):
+        fields = {f.name for f in dataclasses.fields(Config)}
+        try:
+            out.append((problem_of(cfg["kind"], row["dtype"], row["layout"], prob),
+                        Config(**{k: v for k, v in cfg.items() if k in fields})))
+        except ValueError:
+            return None
+    return out
+
+
+def host_bound(row: dict, count: int, host_ms: float) -> bool:
+    """A row timed call by call within 1.5x of its launches' host cost measured the host."""
+    timing = row["tritonconv"].get("timing")
+    return timing != "cuda_graph" and row["tritonconv"]["ms"] < 1.5 * host_ms * count
+
+
+def samples(rows: list[dict], suite: dict, host_ms: float) -> list[dict]:
+    layers = stages(suite)
+    out = []
+    for row in rows:
+        if not (row.get("tritonconv") or {}).get("ms"):
+            continue
+        found = launches(row, layers)
+        if found is None:
+            continue
+        out.append({"name": row["name"], "pass": row.get("pass", "forward"), "layout": row["layout"],
+                    "date": row["date"], "device": row["device"], "measured_ms": row["tritonconv"]["ms"],
+                    "host_bound": host_bound(row, len(found), host_ms), "launches": found,
+                    "call_by_call": row["tritonconv"].get("timing") != "cuda_graph"})
+    return out
+
+
+def predicted_ms(sample: dict, device: costmodel.Device, host_ms: float = 0.0) -> float:
+    """The sample's predicted time: its launches' device time, plus for a row timed call by call ``host_ms`` per
+    launch (the part of the host's cost that the timing did not hide; fitted)."""
+    device_ms = 1e3 * sum(costmodel.predict(p, c, device) for p, c in sample["launches"])
+    return device_ms + host_ms * len(sample["launches"]) if sample["call_by_call"] else device_ms
+
+
+def fit(fitted: list[dict], start: costmodel.Device) -> tuple[costmodel.Device, float]:
+    """The rates, bandwidth and launch cost minimising the squared log error over ``fitted``; a kernel's rate
+    only when ``fitted`` has launches of it (the others keep ``start``'s); and, when rows timed call by call are
+    among them, the host milliseconds per launch those timings added (else 0)."""
+    used = {p.kind.startswith("conv_dw") and "fma_macs" or c.tile_h and "tma_macs"
+            or (c.fold and p.kind == "conv") and "fold_macs" or "mma_macs" for s in fitted for p, c in s["launches"]}
+    names = ["bandwidth", "t0"] + sorted(used)
+
+    host = any(s["call_by_call"] for s in fitted)
+
+    def device(theta):
+        return dataclasses.replace(start, **{n: float(math.exp(v)) for n, v in zip(names, theta)})
+
+    def residuals(theta):
+        dev, extra = device(theta[:len(names)]), theta[len(names)] if host else 0.0
+        return [math.log(predicted_ms(s, dev, extra) / s["measured_ms"]) for s in fitted]
+
+    theta0 = [math.log(getattr(start, n)) for n in names]
+    low = {"bandwidth": math.log(0.5), "t0": -3}  # bandwidth: at least half the measured copy; rates: down to 1/50
+    bounds = ([math.log(getattr(start, n)) + low.get(n, -4) for n in names] + [0.0] * host,
+              [math.log(getattr(start, n)) + (1.2 if n == "t0" else 0.01) for n in names] + [0.2] * host)  # t0 <= 10 us
+    theta = least_squares(residuals, theta0 + [0.03] * host, bounds=bounds).x
+    return device(theta[:len(names)]), float(theta[len(names)]) if host else 0.0
+
+
+def evaluate(all_samples: list[dict], start: costmodel.Device) -> tuple[costmodel.Device, float, list[dict]]:
+    """The fit on every kernel-bound sample (constants, host ms per call-by-call launch), and per sample its
+    in-fit and left-out (its layer excluded) prediction."""
+    used = [s for s in all_samples if not s["host_bound"]]
+    device, extra = fit(used, start)
+    loo = {}
+    for name in sorted({s["name"] for s in used}):
+        others = [s for s in used if s["name"] != name]
+        loo[name] = fit(others, start) if others else (device, extra)
+    rows = []
+    for s in all_samples:
+        row = {k: v for k, v in s.items() if k != "launches"}
+        row["kernels"] = [p.kind + (" tma" if c.tile_h else "") for p, c in s["launches"]]
+        row["device_ms"] = predicted_ms({**s, "call_by_call": False}, device)  # the launches alone (a graph replay)
+        row["predicted_ms"] = predicted_ms(s, device, extra)  # as this row was timed
+        if not s["host_bound"]:
+            row["left_out_ms"] = predicted_ms(s, *loo[s["name"]])
+        rows.append(row)
+    return device, extra, rows
+
+
+def summary(rows: list[dict], key: str) -> str:
+    ratios = [r[key] / r["measured_ms"] for r in rows if key in r and not r["host_bound"]]
+    if not ratios:
+        return "no kernel-bound rows"
+    within = sum(1 / 1.5 <= q <= 1.5 for q in ratios)
+    return (f"{len(ratios)} rows: median predicted/measured {statistics.median(ratios):.2f}, "
+            f"median |log2| {statistics.median(abs(math.log2(q)) for q in ratios):.2f}, within 1.5x {within}/{len(ratios)}")
+
+
+def predictions(suite: dict, device: costmodel.Device, dtype: str = "bfloat16") -> list[dict]:
+    """Predicted device ms of every suite layer, pass and layout the GPU slot times, with the configs a GPU
+    call would use (the shipped cache, else the heuristic; no tuning)."""
+    out = []
+    for name, convs in stages(suite).items():
+        for pas, kind in PASS_KINDS.items():
+            for layout in ("channels_last", "contiguous"):
+                order = convs[::-1] if pas == "input_grad" else convs
+                total, configs = 0.0, []
+                for prob in order:
+                    problem = problem_of(kind, dtype, layout, prob)
+                    cfg = tuning.resolve(problem, device.name, None, autotune=False, sm_count=device.sms, tma=True)
+                    total += costmodel.predict(problem, cfg, device)
+                    configs.append(vars(cfg))
+                out.append({"device": device.name, "name": name, "pass": pas, "layout": layout, "dtype": dtype,
+                            "predicted_ms": 1e3 * total, "configs": configs})
+    return out
+
+
+def heuristic_check(suite: dict, device: costmodel.Device) -> list[dict]:
+    """Per suite problem (bf16, channels-last, each kernel kind): the heuristic's predicted time against the
+    model's best candidate's."""
+    out = []
+    for name, prob in tune.suite_problems(suite):
+        for kind in PASS_KINDS.values():
+            problem = problem_of(kind, "bfloat16", "channels_last", prob)
+            heuristic = tuning.heuristic(problem, False, device.sms, True)
+            ranked = costmodel.rank(problem, tuning.candidates(problem, tma=True) or [heuristic], device)
+            h, b = costmodel.predict(problem, heuristic, device), costmodel.predict(problem, ranked[0], device)
+            out.append({"name": name, "kind": problem.kind, "heuristic_ms": 1e3 * h, "model_best_ms": 1e3 * b,
+                        "ratio": h / b, "best": vars(ranked[0])})
+    return out
+
+
+def load_rows(paths: list[Path]) -> list[dict]:
+    rows = []
+    for path in paths:
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and "speedup_vs_cudnn" in row and not row.get("smoke"):
+                rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.costfit", description=__doc__.split("\n\n")[0])
+    p.add_argument("files", nargs="*", type=Path, help="measured rows (default: benchmarks/results/*.jsonl)")
+    p.add_argument("--suite", type=Path, default=ROOT / "shapes.json")
+    p.add_argument("--device", default="NVIDIA H200", help="the rows' device (and the constants' name)")
+    p.add_argument("--host-ms", type=float, default=HOST_MS, help="host cost of one call-by-call launch, ms")
+    p.add_argument("--write", action="store_true", help="store the constants (autotune_cache/costmodel/) and the per-row fit")
+    p.add_argument("--predict", action="store_true", help=f"write {PREDICTIONS.name}/<device>.jsonl for the next slot")
+    p.add_argument("--heuristic-check", action="store_true", help="heuristic config vs the model's best, per problem")
+    args = p.parse_args(argv)
+    suite = json.loads(args.suite.read_text())
+    if args.heuristic_check:
+        checks = heuristic_check(suite, costmodel.device_for(args.device))
+        for c in checks:
+            print(f"{c['name']:>24} {c['kind']:>13}  heuristic {c['heuristic_ms']:8.4f} ms  model's best "
+                  f"{c['model_best_ms']:8.4f} ms  ({c['ratio']:.2f}x)")
+        print(f"{sum(c['ratio'] <= 1.1 for c in checks)}/{len(checks)} heuristic configs within 10% of the model's best")
+        return 0
+    if args.predict:
+        rows = predictions(suite, costmodel.device_for(args.device))
+        PREDICTIONS.mkdir(exist_ok=True)
+        path = PREDICTIONS / f"{args.device.replace(' ', '_')}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        print(f"wrote {len(rows)} predictions to {path}")
+        return 0
+    files = args.files or sorted((ROOT / "results").glob("*.jsonl"))
+    rows = [r for r in load_rows(files) if r["device"] == args.device]
+    found = samples(rows, suite, args.host_ms)
+    device, extra, fitted = evaluate(found, dataclasses.replace(costmodel.DATASHEET, name=args.device))
+    for r in fitted:
+        flag = "host-bound (not fitted)" if r["host_bound"] else f"left out {r['left_out_ms']:.4f} ms"
+        print(f"{r['name']:>18} {r['pass']:>11} {r['layout']:>13} measured {r['measured_ms']:.4f} ms  "
+              f"predicted {r['predicted_ms']:.4f} ms  {flag}")
+    print(f"fitted: {device}; rows timed call by call: {extra * 1e3:.0f} us of host time per launch on top")
+    print(f"in the fit: {summary(fitted, 'predicted_ms')}")
+    print(f"left out (leave-one-layer-out): {summary(fitted, 'left_out_ms')}")
+    if args.write:
+        path = costmodel.fitted_path(device.name)
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(dataclasses.asdict(device), indent=1, sort_keys=True) + "\n")
+        FIT_ROWS.write_text("".join(json.dumps(r) + "\n" for r in fitted))
+        print(f"wrote {path} and {FIT_ROWS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

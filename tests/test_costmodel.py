@@ -1,0 +1,109 @@
+"""The cost model's inputs, its fit on the committed GPU rows, the committed predictions and the pruned tuner."""
+
+import dataclasses
+import json
+import math
+
+import torch
+
+from benchmarks import costfit, work
+from tritonconv import cache, costmodel, geometry, shapes, tune, tuning
+
+SUITE = json.loads((work.ROOT / "shapes.json").read_text())
+GPU = "Test GPU"
+
+
+def suite_problem(name, kind="conv", layout="channels_last"):
+    prob = dict(tune.suite_problems(SUITE))[name]
+    return costfit.problem_of(kind, "bfloat16", layout, prob)
+
+
+def test_issued_work_counts_padding_tiles_and_ctas():
+    """Issued multiply-adds never fall short of the useful ones; channel padding and patch edges show; a
+    depthwise kernel issues exactly the useful ones; the CTAs are the launch's grid."""
+    p = suite_problem("resnet50_l1_3x3")
+    useful = shapes.conv_macs(p.input_shape, p.weight_shape, p.output_shape)
+    pointer = tuning.Config(128, 64, 64, num_warps=4, num_stages=3)
+    macs, ctas = costmodel.issued(p, pointer)
+    assert macs == useful * math.ceil(32 * 56 * 56 / 128) * 128 / (32 * 56 * 56)  # only row tiles round up here
+    assert ctas == math.ceil(32 * 56 * 56 / 128) * 1
+    patches = dataclasses.replace(pointer, tile_h=8)  # 8 x 16 patches over a 56 x 56 plane: 56 x 64 covered
+    assert costmodel.issued(p, patches) == (useful * 64 // 56, 32 * 7 * 4)
+    stem = suite_problem("resnet50_conv1")  # 3 channels padded to BLOCK_K = 16 per tap
+    stem_useful = shapes.conv_macs(stem.input_shape, stem.weight_shape, stem.output_shape)
+    assert costmodel.issued(stem, tuning.Config(128, 64, 16, num_warps=4, num_stages=3))[0] >= 5 * stem_useful
+    dw = suite_problem("mobilenet_dw_3x3")
+    assert costmodel.issued(dw, tuning.heuristic(dw, False))[0] == shapes.conv_macs(dw.input_shape, dw.weight_shape,
+                                                                                      dw.output_shape)
+
+
+def test_prediction_follows_waves_rates_and_bytes():
+    device = costmodel.DATASHEET
+    p = suite_problem("c3d_conv3a")
+    cfg = tuning.heuristic(p, False, 132, True)
+    fast = costmodel.predict(p, cfg, dataclasses.replace(device, tma_macs=device.tma_macs * 2,
+                                                         mma_macs=device.mma_macs * 2))
+    assert fast < costmodel.predict(p, cfg, device)
+    memory_bound = suite_problem("ct_anisotropic")
+    cfg = tuning.heuristic(memory_bound, False, 132, True)
+    t = costmodel.predict(memory_bound, cfg, device) - device.t0
+    assert math.isclose(t, costmodel.moved(memory_bound, cfg) / device.bandwidth, rel_tol=1e-9)
+    nchw = suite_problem("ct_anisotropic", layout="contiguous")  # large: NC(D)HW operands copied, more bytes
+    assert costmodel.moved(nchw, cfg) > costmodel.moved(memory_bound, cfg)
+    cfg = tuning.Config(128, 64, 64, num_warps=8, num_stages=3)
+    per_sm, ctas = costmodel.ctas_per_sm(p, cfg, device), costmodel.issued(p, cfg)[1]
+    one_wave = dataclasses.replace(device, sms=math.ceil(ctas / per_sm))
+    more = dataclasses.replace(one_wave, sms=one_wave.sms - 1)  # a few CTAs over a wave: a second, nearly empty wave
+    assert costmodel.predict(p, cfg, more) - device.t0 > 1.8 * (costmodel.predict(p, cfg, one_wave) - device.t0)
+
+
+def test_fit_on_the_committed_rows_is_current_and_honest():
+    """Refitting the committed H200 rows gives the shipped constants; host-bound rows stay out; left-out layers
+    are predicted within 1.5x for at least 80% of the kernel-bound rows."""
+    rows = costfit.load_rows(sorted((work.ROOT / "results").glob("*.jsonl")))
+    found = costfit.samples([r for r in rows if r["device"] == "NVIDIA H200"], SUITE, costfit.HOST_MS)
+    device, _, fitted = costfit.evaluate(found, dataclasses.replace(costmodel.DATASHEET, name="NVIDIA H200"))
+    shipped = costmodel.device_for("NVIDIA H200")
+    for field in ("mma_macs", "tma_macs", "fold_macs", "bandwidth", "t0"):
+        assert math.isclose(getattr(device, field), getattr(shipped, field), rel_tol=1e-6), field
+    committed = [json.loads(line) for line in costfit.FIT_ROWS.read_text().splitlines()]
+    assert [(r["name"], round(r["predicted_ms"], 6)) for r in committed] == [
+        (r["name"], round(r["predicted_ms"], 6)) for r in fitted], "refit: python -m benchmarks.costfit --write"
+    kernel_bound = [r for r in fitted if not r["host_bound"]]
+    assert all(r["measured_ms"] > 1.5 * costfit.HOST_MS for r in kernel_bound)
+    within = [1 / 1.5 <= r["left_out_ms"] / r["measured_ms"] <= 1.5 for r in kernel_bound]
+    assert len(kernel_bound) >= 20 and sum(within) >= 0.8 * len(within)
+
+
+def test_committed_predictions_are_current():
+    """benchmarks/predictions/ holds what the model and the shipped configs predict for the next slot's rows."""
+    fresh = costfit.predictions(SUITE, costmodel.device_for("NVIDIA H200"))
+    committed = [json.loads(line) for line in (costfit.PREDICTIONS / "NVIDIA_H200.jsonl").read_text().splitlines()]
+    assert len(fresh) == 25 * 3 * 2 and [(r["name"], r["pass"], r["layout"]) for r in committed] == [
+        (r["name"], r["pass"], r["layout"]) for r in fresh]
+    assert all(math.isclose(a["predicted_ms"], b["predicted_ms"], rel_tol=1e-9) for a, b in zip(committed, fresh)), (
+        "regenerate: python -m benchmarks.costfit --predict")
+
+
+def test_tuner_times_only_the_models_best_candidates(tmp_path, monkeypatch):
+    """With top=N the tuner compiles and times the N candidates the model predicts fastest, and no other."""
+    p = tuning.Problem.of("conv", "float32", "channels_last", (1, 8, 9, 9), (16, 8, 3, 3), 1, 1)
+    device = dataclasses.replace(costmodel.DATASHEET, name=GPU)
+    monkeypatch.setattr(costmodel, "device_for", lambda name: device)
+    best = costmodel.rank(p, tuning.candidates(p), device)[:3]
+    timed = []
+
+    def bench(fn):
+        timed.append(fn.__defaults__[0])
+        return 1.0 + len(timed)
+
+    assert tune.tune_all([("x", p)], "cpu", GPU, tmp_path, bench, tuning.DEFAULT_SMEM, 132, top=3) == ["x"]
+    assert timed == best  # in the candidates' order, the model's three only
+    entry = cache.read(tmp_path / cache.file_name(GPU), GPU)[p.key()]
+    assert geometry.Config.from_dict(entry["config"]) == best[0]
+
+
+def test_heuristic_check_runs_on_every_suite_problem():
+    checks = costfit.heuristic_check(SUITE, costmodel.device_for("NVIDIA H200"))
+    assert len(checks) == 28 * 3 and all(c["ratio"] >= 1 - 1e-9 for c in checks)  # the model's best is the best
+    assert torch.get_float32_matmul_precision() == "highest"

@@ -1,0 +1,169 @@
+"""A performance model of tritonconv's launches: device time predicted from what the CPU can know.
+
+For one launch (a :class:`~tritonconv.geometry.Problem` and the :class:`~tritonconv.geometry.Config`
+it runs with) on a GPU described by :class:`Device`::
+
+    t = t0 + max(W / (R * e), B / BW)
+
+* ``W``: the multiply-adds the launch issues, masked lanes included (the GEMM kernels' own count,
+  ``Launch.mma_work``: channel padding to the tile, tile edges, split tails, the taps a transposed
+  pass masks; the descriptor kernel's TILE_H x TILE_W output patches; the useful multiply-adds of
+  a depthwise kernel, which runs on FMA units);
+* ``R``: the kernel's rate on the device, multiply-adds per second: ``mma_macs`` for the pointer GEMM
+  kernels' 16-bit ``tl.dot`` (a quarter of it for TF32), ``tma_macs`` for the descriptor kernel,
+  ``fold_macs`` for a forward that folds taps into the reduction (a gather per element), and
+  ``fma_macs`` for the depthwise kernels and IEEE fp32/fp64 dots;
+* ``e``: the wave efficiency, ``CTAs / (waves * SMs * CTAs per SM)``, with CTAs per SM from the
+  tile's shared memory (the software pipeline's stages), its warps and an estimate of its
+  registers (the fp32 accumulator over the threads, plus addressing);
+* ``B``: the bytes the launch must move: its operands and output once, plus the fp32 partial sums
+  of a split reduction and the channels-innermost copies of NC(D)HW operands above
+  :data:`tritonconv.geometry.COPY_BYTES`; ``BW``: the device's bandwidth;
+* ``t0``: a launch's fixed cost on the device (not the host's).
+
+A layer that launches several kernels costs the sum. The constants are fitted on measured rows
+(``python -m benchmarks.costfit``, rows whose time was the host's excluded) and stored per device
+in ``autotune_cache/costmodel/<device>.json``; :data:`DATASHEET` holds unfitted defaults. The tuner uses
+:func:`rank` to time only the candidates the model puts first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import torch
+import triton
+
+from . import cache, geometry, shapes, tuning
+from ._checks import ConvSpec
+from .geometry import Config, Problem
+from .kernels import gemm, weight_grad
+
+__all__ = ["DATASHEET", "Device", "device_for", "issued", "predict", "rank"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    """A GPU's constants for :func:`predict`.
+
+    :param name: the device name torch reports.
+    :param sms: streaming multiprocessors.
+    :param mma_macs: the pointer GEMM kernels' 16-bit multiply-adds per second (half the FLOP rate).
+    :param tma_macs: the descriptor (TMA) kernel's 16-bit multiply-adds per second.
+    :param fold_macs: a folded-tap forward's multiply-adds per second.
+    :param fma_macs: fp32 FMA multiply-adds per second.
+    :param bandwidth: device memory bytes per second (read and write together).
+    :param t0: seconds per launch on the device.
+    :param smem: shared memory per SM, bytes.
+    """
+
+    name: str
+    sms: int
+    mma_macs: float
+    tma_macs: float
+    fold_macs: float
+    fma_macs: float
+    bandwidth: float
+    t0: float
+    smem: int = 232448
+
+
+DATASHEET = Device("NVIDIA H200", 132, 395e12, 395e12, 395e12, 33.5e12, 4.3e12, 3e-6)
+"""Unfitted H200 figures: the bf16 matmul rate and device copy measured on such a machine (the device tool's
+notes: about 790 TFLOP/s and 4.3 TB/s) for every tensor-core kernel, the datasheet's fp32 rate, and a launch
+cost of a few microseconds."""
+
+def fitted_path(name: str) -> Path:
+    """Where a device's fitted constants ship: ``autotune_cache/costmodel/<name>.json``."""
+    return cache.shipped_dir() / "costmodel" / f"{name.replace(' ', '_')}.json"
+
+
+def device_for(name: str) -> Device:
+    """The fitted constants of the device called ``name`` (:func:`fitted_path`), else :data:`DATASHEET` renamed."""
+    try:
+        return Device(**json.loads(fitted_path(name).read_text()))
+    except (OSError, json.JSONDecodeError, TypeError):
+        return dataclasses.replace(DATASHEET, name=name)
+
+
+def _inner(shape, dtype) -> torch.Tensor:  # channels innermost, as the GEMM kernels take them; never written
+    return geometry.empty_channels_inner(shape, dtype, torch.device("cpu"))
+
+
+def issued(problem: Problem, config: Config) -> tuple[int, int]:
+    """(multiply-adds issued, CTAs) of ``problem``'s launch with ``config`` (nothing runs)."""
+    if problem.kind.startswith("conv_dw"):  # FMA kernels over (positions x channels) tiles: no padding counted
+        rows, cols, _ = problem.gemm
+        macs = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
+        return macs, triton.cdiv(rows, config.block_m) * triton.cdiv(cols, config.block_n) * max(config.split_k, 1)
+    c_out, c_in_g = problem.weight_shape[:2]
+    if config.tile_h:  # the descriptor kernel: TILE_H x TILE_W output patches, every tap, channels padded
+        n, _, od, oh, ow = (*problem.output_shape[:2], *geometry.as_3d(problem.output_shape[2:], 1))
+        tile_w = config.block_m // config.tile_h
+        patches = n * od * triton.cdiv(oh, config.tile_h) * triton.cdiv(ow, tile_w)
+        ctas = patches * triton.cdiv(c_out, config.block_n)
+        k = problem.taps * triton.cdiv(c_in_g, config.block_k) * config.block_k
+        return ctas * config.block_m * config.block_n * k, ctas
+    dtype = getattr(torch, problem.dtype)
+    ndim = len(problem.weight_shape) - 2
+    spec = ConvSpec(ndim, problem.stride, problem.padding, problem.dilation, problem.groups, problem.input_shape,
+                    problem.weight_shape, problem.output_shape, False)
+    if problem.kind == "conv_wgrad":
+        launch = weight_grad.Launch(_inner(problem.output_shape, dtype), _inner(problem.input_shape, dtype), spec,
+                                    False, config)
+    else:
+        transposed = problem.kind == "conv_t"
+        read, written = ((problem.output_shape, problem.input_shape) if transposed
+                         else (problem.input_shape, problem.output_shape))
+        swapped = (problem.weight_shape[1], problem.weight_shape[0], *problem.weight_shape[2:])
+        weight = _inner(swapped, dtype).transpose(0, 1) if transposed else _inner(problem.weight_shape, dtype)
+        y = torch.empty(written, device="meta", dtype=dtype)
+        launch = gemm.Launch(_inner(read, dtype), weight, None, y, spec, transposed, None, False, config)
+    return launch.mma_work(), math.prod(launch.grid)
+
+
+def ctas_per_sm(problem: Problem, config: Config, device: Device) -> int:
+    """Resident CTAs per SM: the least of what shared memory, warps and (estimated) registers allow."""
+    if problem.kind.startswith("conv_dw"):
+        return max(1, min(64 // config.num_warps, 8))
+    itemsize = getattr(torch, problem.dtype).itemsize
+    smem = max(tuning.smem_bytes(config, itemsize), 1)
+    registers = min(255, config.block_m * config.block_n // (32 * config.num_warps) + 64)
+    return max(1, min(device.smem // smem, 64 // config.num_warps, 65536 // (registers * 32 * config.num_warps)))
+
+
+def moved(problem: Problem, config: Config) -> int:
+    """Bytes a launch moves at least: operands and output once, split partials, NC(D)HW copies."""
+    itemsize = getattr(torch, problem.dtype).itemsize
+    base = shapes.conv_bytes(problem.input_shape, problem.weight_shape, problem.output_shape,
+                             str(getattr(torch, problem.dtype)).removeprefix("torch."))
+    written = math.prod(problem.weight_shape) if problem.kind.endswith("wgrad") else (
+        math.prod(problem.input_shape) if problem.kind.endswith("_t") else math.prod(problem.output_shape))
+    partials = 2 * 4 * written * config.split_k if config.split_k > 1 else 0
+    copies = 0
+    if problem.layout == "contiguous" and not problem.kind.startswith("conv_dw") and problem.copies_operands:
+        copies = 2 * itemsize * (math.prod(problem.input_shape) + math.prod(problem.output_shape))
+    return base + partials + copies
+
+
+def predict(problem: Problem, config: Config, device: Device) -> float:
+    """Predicted device seconds of one launch (the module docstring gives the form)."""
+    macs, ctas = issued(problem, config)
+    if problem.kind.startswith("conv_dw") or problem.dtype == "float64":
+        rate = device.fma_macs / (2 if problem.dtype == "float64" else 1)
+    elif problem.dtype == "float32":
+        rate = device.fma_macs if torch.get_float32_matmul_precision() == "highest" else device.mma_macs / 4
+    else:
+        rate = device.tma_macs if config.tile_h else device.fold_macs if config.fold and problem.kind == "conv" \
+            else device.mma_macs
+    slots = device.sms * ctas_per_sm(problem, config, device)
+    efficiency = ctas / (math.ceil(ctas / slots) * slots) if ctas else 1.0
+    return device.t0 + max(macs / (rate * efficiency), moved(problem, config) / device.bandwidth)
+
+
+def rank(problem: Problem, configs: list[Config], device: Device) -> list[Config]:
+    """``configs`` fastest first by :func:`predict` (ties keep the given order)."""
+    return sorted(configs, key=lambda cfg: predict(problem, cfg, device))
