@@ -51,7 +51,7 @@ if ((gpu)); then
   fuzz=(python3 -m benchmarks.fuzz --device cuda --seed "$(date +%j)")
   tests="tests/test_conv.py tests/test_backward.py tests/test_conv_tma.py tests/test_cuda_graphs.py"
   tune=(python3 -m tritonconv.tune benchmarks/shapes.json --ship --dtype bf16 --layout channels_last contiguous
-        --kinds conv conv_t conv_wgrad --behind "$OUT/suite.jsonl")
+        --kinds conv conv_t conv_wgrad --behind "$OUT/suite.jsonl" --top 6)
   spec=(python3 -m tritonconv.spec --device cuda --workers 4 --junitxml "$OUT/spec.xml")
   e2e=(python3 -m benchmarks.e2e)
   shards=16

@@ -409,3 +409,41 @@ else:
                 device = geomean([r["speedup_vs_cudnn"] for r in mine])
                 print(f"{pas:>12} {layout:>13}: {len(mine):2d} layers, device {device:5.2f}x,"
                       f" eager {geomean(eager):5.2f}x, furthest behind {worst['name']} {worst['speedup_vs_cudnn']:.2f}x")
+
+# %% [markdown]
+# ## A model of the kernels' time, fitted on the H200 rows
+#
+# `tritonconv.costmodel` predicts a launch's device time from what the CPU knows: the multiply-adds
+# the launch issues (padding and tile edges included), its waves over the SMs, the bytes it must
+# move, and a handful of per-device constants (one rate per kernel family, the bandwidth, a launch
+# cost): $t = t_0 + \max(W / (R\,e),\ B / BW)$. `python -m benchmarks.costfit` fits the constants on
+# the committed rows, leaving out those whose time was the host's; rows timed call by call also get
+# a fitted host cost per launch added. Each layer is also predicted by a fit without its own rows
+# (leave-one-layer-out): that error is the one to believe. The tuner uses the model to time only its
+# best few candidates (`python -m tritonconv.tune --top N`), and `benchmarks/predictions/` holds its
+# predictions for every row the next GPU slot times.
+
+# %%
+fit_rows = [json.loads(line) for line in (static_dir / "costmodel-fit.jsonl").read_text().splitlines()]
+model = json.loads((ROOT / "autotune_cache" / "costmodel" / "NVIDIA_H200.json").read_text())
+print("fitted, multiply-adds per second: pointer kernel {mma_macs:.3g}, descriptor kernel {tma_macs:.3g}, "
+      "folded taps {fold_macs:.3g}; bandwidth {bandwidth:.3g} B/s; launch {t0:.2g} s".format(**model))
+kernel_bound = [r for r in fit_rows if not r["host_bound"]]
+for key in ("predicted_ms", "left_out_ms"):
+    ratios = [r[key] / r["measured_ms"] for r in kernel_bound]
+    print(f"{key:>13}: {sum(1 / 1.5 <= q <= 1.5 for q in ratios)}/{len(ratios)} kernel-bound rows within 1.5x, "
+          f"worst {max(max(ratios), 1 / min(ratios)):.2f}x; {len(fit_rows) - len(kernel_bound)} host-bound rows left out")
+
+fig, ax = plt.subplots(figsize=(4.6, 4.2))
+for r in fit_rows:
+    ax.scatter(r["measured_ms"], r.get("left_out_ms", r["predicted_ms"]), s=18,
+               facecolors="none" if r["host_bound"] else "C0", edgecolors="0.6" if r["host_bound"] else "C0")
+lims = [0.03, 2.0]
+ax.plot(lims, lims, "k-", lw=0.8)
+ax.fill_between(lims, [v / 1.5 for v in lims], [v * 1.5 for v in lims], color="0.9")
+ax.set_xscale("log")
+ax.set_yscale("log")
+ax.set_xlabel("measured ms (NVIDIA H200, call by call)")
+ax.set_ylabel("predicted ms (layer left out of the fit)")
+ax.set_title("cost model: left-out predictions; hollow: host-bound rows (not fitted)", fontsize=8)
+fig.tight_layout()
