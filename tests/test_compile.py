@@ -128,3 +128,81 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
             assert static.ptxas_report(ptx, 90)["spill_store_bytes"] == 0, (name, kind, cfg)
             compiled += 1
     assert compiled >= 10
+
+
+def test_direct_launches_pass_what_jitfunction_run_passes(monkeypatch):
+    """Every kernel family's launch, laid out by the direct path, is the argument list Triton's own binder gives
+    JITFunction.run for the GPU (every parameter in signature order, defaults applied, constexprs included)."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import make_backend
+    from triton.runtime.jit import create_function_from_signature
+
+    from tritonconv import _runtime
+
+    monkeypatch.setattr(tuning, "choose", lambda problem, *_: tuning.heuristic(problem, interpret=False))
+    with static.recording(execute=False) as launches:
+        problems()
+    backend = make_backend(GPUTarget("cuda", 90, 32))
+    seen = set()
+    for fn, args, kwargs, _ in launches:
+        binder = create_function_from_signature(fn.signature, fn.params, backend)
+        bound, _, _ = binder(*args, **kwargs)
+        ours, slots, _ = _runtime.Direct(_runtime.Kernel(fn)).layout(args, kwargs)
+        expected = list(bound.values())
+        assert len(ours) == len(expected), fn.fn.__name__
+        assert all(a is b or a == b for a, b in zip(ours, expected)), fn.fn.__name__
+        assert all(isinstance(args[i], torch.Tensor) for i in slots)  # the per-call ones are the tensors
+        seen.add(fn.fn.__name__)
+    assert len(seen) == 5
+
+
+class FakeCompiled:
+    """A compiled kernel as JITFunction.run returns it: a launcher taking grid, stream, function, metadata,
+    launch metadata, hooks and every argument."""
+
+    function, packed_metadata = "function", "packed"
+
+    def __init__(self):
+        self.calls = []
+
+    def launch_metadata(self, grid, stream, *args):
+        return ("metadata", grid, stream)
+
+    def run(self, *args):
+        self.calls.append(args)
+
+
+def test_direct_path_reuses_the_compiled_kernel_and_falls_back_when_specialisation_changes(monkeypatch):
+    """After one launch through JITFunction.run, later calls go to the compiled kernel's launcher with the new
+    tensors in place; a tensor that lost its 16-byte alignment goes through JITFunction.run again."""
+    import triton
+
+    from tritonconv import _runtime
+
+    compiled, through_run = FakeCompiled(), []
+
+    class FakeJit:
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: through_run.append(args) or compiled
+
+    @triton.jit
+    def k(x, y, n, BLOCK: triton.language.constexpr, FLAG: triton.language.constexpr = 3):
+        pass
+
+    kernel = _runtime.Kernel(k)
+    monkeypatch.setattr(_runtime.Kernel, "__getitem__", lambda self, device: FakeJit())
+    monkeypatch.setattr(_runtime, "interpreting", lambda device: False)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: type("S", (), {"cuda_stream": 7})())
+    direct = _runtime.Direct(kernel)
+    cpu = torch.device("cpu")
+    a, b = torch.empty(64), torch.empty(64)
+    direct(cpu, (4,), a, b, 10, BLOCK=16, num_warps=4)
+    assert len(through_run) == 1 and not compiled.calls
+    c, d = torch.empty(64), torch.empty(64)
+    direct(cpu, (4,), c, d, 10, BLOCK=16, num_warps=4)
+    (call,) = compiled.calls
+    assert call[:7] == (4, 1, 1, 7, "function", "packed", ("metadata", (4, 1, 1), 7))
+    assert call[9:] == (c, d, 10, 16, 3) and len(through_run) == 1
+    misaligned = torch.empty(65)[1:]
+    direct(cpu, (4,), misaligned, d, 10, BLOCK=16, num_warps=4)
+    assert len(through_run) == 2 and len(compiled.calls) == 1

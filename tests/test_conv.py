@@ -237,3 +237,31 @@ def test_depthwise_takes_its_own_kernel(monkeypatch, channels_last):
     assert_close(out, reference(2, x, w, b, "silu", True, padding=1, groups=5))
     tritonconv.conv2d(torch.randn(2, 4, 5, 5), torch.randn(4, 2, 3, 3), groups=2)  # grouped, not depthwise
     assert calls == [1]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="direct launches exist on a GPU only")
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
+def test_warm_calls_launch_below_jitfunction_run(layout, monkeypatch):
+    """A plan's first call compiles through JITFunction.run; later calls go straight to the compiled kernel's
+    launcher (never through Kernel.__getitem__) and compute the same as torch, forward and both gradients."""
+    from tritonconv import _runtime
+
+    g = torch.Generator().manual_seed(3)
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    x = torch.randn(2, 16, 11, 13, generator=g).cuda().contiguous(memory_format=fmt).requires_grad_()
+    w = torch.randn(24, 16, 3, 3, generator=g).cuda().requires_grad_()
+    tritonconv.conv2d(x, w, padding=1).sum().backward()  # every pass's plan built and compiled
+    seen = []
+    getitem = _runtime.Kernel.__getitem__
+    monkeypatch.setattr(_runtime.Kernel, "__getitem__", lambda self, device: seen.append(1) or getitem(self, device))
+    for _ in range(2):
+        x.grad = w.grad = None
+        y = tritonconv.conv2d(x, w, padding=1)
+        y.backward(torch.ones_like(y))
+        ref_x, ref_w = x.detach().requires_grad_(), w.detach().requires_grad_()
+        ref = F.conv2d(ref_x, ref_w, padding=1)
+        ref.backward(torch.ones_like(ref))
+        torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(x.grad, ref_x.grad, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(w.grad, ref_w.grad, rtol=1e-4, atol=1e-3)
+    assert not seen

@@ -12,6 +12,7 @@ without a GPU needs no setting at all:
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 
 import numpy as np
@@ -77,6 +78,58 @@ def check_interpreter() -> None:
             f"numpy {np.__version__} ({err}). Triton 3.6 needs numpy<2.4 (pip install 'numpy<2.4'); "
             "Triton 3.7+ runs with any numpy. CUDA tensors are unaffected."
         ) from None
+
+
+class Direct:
+    """One call site of a kernel, launched below ``JITFunction.run`` once it has run there.
+
+    A kernel launch site prepared once per call signature (the kernels' ``Launch`` objects) passes the
+    same scalars, constexprs and options every time; only its tensors (and tensor descriptors) change.
+    The first call goes through ``JITFunction.run`` (binding, specialisation, the compile cache) and
+    keeps the compiled kernel and every argument in the kernel's signature order; later calls put the
+    new tensors in their places and call the compiled kernel's launcher as ``JITFunction.run`` does
+    (grid, stream, function, packed metadata, launch metadata and hooks, every argument constexprs
+    included). A tensor whose address lost the 16-byte alignment the kernel was specialised for, or a
+    different device, goes through ``JITFunction.run`` again. The interpreter always runs as before.
+    """
+
+    _SCALARS = (int, float, bool, str, type(None))
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.compiled = None  # (device, compiled kernel, argument template, per-call slots, alignment of each slot)
+
+    def __call__(self, device: torch.device, grid: tuple, *args, **kwargs):
+        if self.compiled is not None and self.compiled[0] == device:
+            _, compiled, template, slots, aligned = self.compiled
+            full = list(template)
+            for slot, was_aligned in zip(slots, aligned):
+                value = args[slot]
+                if was_aligned and isinstance(value, torch.Tensor) and value.data_ptr() % 16:
+                    break  # specialised for an aligned address: JITFunction.run specialises anew
+                full[slot] = value
+            else:
+                stream = torch.cuda.current_stream(device).cuda_stream
+                grid = (*grid, 1, 1)
+                runtime = triton.knobs.runtime
+                compiled.run(grid[0], grid[1], grid[2], stream, compiled.function, compiled.packed_metadata,
+                             compiled.launch_metadata(grid[:3], stream, *full), runtime.launch_enter_hook,
+                             runtime.launch_exit_hook, *full)
+                return compiled
+        compiled = self.kernel[device][grid](*args, **kwargs)
+        if not interpreting(device) and hasattr(compiled, "packed_metadata") and hasattr(compiled, "run"):
+            self.compiled = (device, compiled, *self.layout(args, kwargs))
+        return compiled
+
+    def layout(self, args: tuple, kwargs: dict) -> tuple[list, list[int], list[bool]]:
+        """Every argument in the kernel's signature order (defaults applied, launch options left out), the
+        positions of the per-call ones (tensors, descriptors) and whether each tensor was 16-byte aligned."""
+        signature = inspect.signature(self.kernel.compiled.fn)
+        bound = signature.bind(*args, **{k: v for k, v in kwargs.items() if k in signature.parameters})
+        bound.apply_defaults()
+        slots = [i for i, value in enumerate(args) if not isinstance(value, self._SCALARS)]
+        aligned = [isinstance(args[i], torch.Tensor) and args[i].data_ptr() % 16 == 0 for i in slots]
+        return list(bound.arguments.values()), slots, aligned
 
 
 def kernel(jit_fn: triton.JITFunction) -> Kernel:

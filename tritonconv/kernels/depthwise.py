@@ -26,7 +26,7 @@ import triton.language as tl
 
 from .. import geometry
 from .._checks import ConvSpec
-from .._runtime import kernel
+from .._runtime import Direct, kernel
 from .._tile import activate, positions, tap, weight_tap
 from ..geometry import Config, as_3d, geometry_3d, needs_int64, split_sizes, strides_3d
 
@@ -148,6 +148,7 @@ class Launch:
         mult = spec.weight_shape[0] // spec.groups
         m = y.shape[0] * math.prod(y.shape[2:])
         self.empty = y.numel() == 0
+        self.launcher = Direct(_depthwise_kernel)  # below JITFunction.run after the first launch
         self.grid = (triton.cdiv(m, config.block_m) * triton.cdiv(channels, config.block_n),)
         self.args = (
             m, channels, 1 if transposed else mult, mult if transposed else 1,
@@ -164,7 +165,7 @@ class Launch:
 
     def __call__(self, x, weight, bias, y) -> torch.Tensor:
         if not self.empty:
-            _depthwise_kernel[x.device][self.grid](x, weight, bias if bias is not None else weight, y, *self.args,
+            self.launcher(x.device, self.grid, x, weight, bias if bias is not None else weight, y, *self.args,
                                                    **self.kwargs)
         return y
 
@@ -181,6 +182,7 @@ class WeightGradLaunch:
         self.spec, self.flip, self.empty = spec, flip, positions == 0
         self.partial_shape = (splits, c_out, taps)
         partial = torch.empty(self.partial_shape, device="meta")
+        self.launcher = Direct(_depthwise_weight_grad_kernel)  # below JITFunction.run after the first launch
         self.grid = (taps * triton.cdiv(c_out, config.block_n), splits)
         self.args = (
             positions, c_out, c_out // spec.groups, *geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
@@ -196,6 +198,6 @@ class WeightGradLaunch:
         if self.empty:  # an empty batch: the gradient is exactly zero
             partial.zero_()
         else:
-            _depthwise_weight_grad_kernel[input.device][self.grid](input, grad_output, partial, *self.args,
+            self.launcher(input.device, self.grid, input, grad_output, partial, *self.args,
                                                                    **self.kwargs)
         return geometry.sum_partials(partial, self.spec, self.flip, input.dtype)

@@ -19,7 +19,7 @@ import triton.language as tl
 
 from .. import geometry
 from .._checks import ConvSpec
-from .._runtime import interpreting, kernel
+from .._runtime import Direct, interpreting, kernel
 from .._tile import activate, positions, tap
 from ..geometry import Config, dot_precision, needs_int64
 
@@ -116,6 +116,7 @@ class Launch:
         block_c = min(64, triton.next_power_of_2(max(c_mid, 16)))
         st, (sh, sw) = temporal.stride[0], spatial.stride[1:]
         self.empty = y.numel() == 0
+        self.launcher = Direct(_conv2plus1d_kernel)  # below JITFunction.run after the first launch
         self.grid = (triton.cdiv(m, config.block_m) * triton.cdiv(wt.shape[0], config.block_n),)
         self.args = (
             m, c_in, c_mid, wt.shape[0], *x.shape[2:], *y.shape[2:],
@@ -134,6 +135,6 @@ class Launch:
 
     def __call__(self, x, ws, bs, wt, bt, y) -> torch.Tensor:
         if not self.empty:
-            _conv2plus1d_kernel[x.device][self.grid](x, ws, bs if bs is not None else ws, wt,
+            self.launcher(x.device, self.grid, x, ws, bs if bs is not None else ws, wt,
                                                      bt if bt is not None else wt, y, *self.args, **self.kwargs)
         return y

@@ -30,7 +30,7 @@ import triton.language as tl
 
 from .. import geometry, shapes
 from .._checks import ConvSpec
-from .._runtime import interpreting, kernel
+from .._runtime import Direct, interpreting, kernel
 from .._tile import activate, positions, tap, weight_tap
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, split_sizes, strides_3d
 
@@ -213,6 +213,7 @@ class Launch:
         out = y if self.splits == 1 else torch.empty(self.partials[0], device="meta", memory_format=self.partials[1])
         self.empty = y.numel() == 0
         self.activation, self.acc = activation, geometry.accumulator(x.dtype)
+        self.launcher = Direct(_conv_kernel)  # below JITFunction.run after the first launch
         self.grid = (spec.groups * triton.cdiv(rows, config.block_m) * triton.cdiv(c_write, config.block_n),
                      self.splits, phases)
         self.args = (
@@ -245,7 +246,7 @@ class Launch:
             return y
         out = y if self.splits == 1 else geometry.alloc_output(self.partials[0], y.device, self.acc,
                                                                self.partials[1])
-        _conv_kernel[x.device][self.grid](x, weight, bias if bias is not None else weight, out, *self.args,
+        self.launcher(x.device, self.grid, x, weight, bias if bias is not None else weight, out, *self.args,
                                           x if self.taps is None else self.taps, *self.kernel, **self.kwargs)
         if self.splits > 1:  # the epilogue on the summed partials, in a fixed order (deterministic)
             total = out.view(self.splits, *y.shape).sum(0)

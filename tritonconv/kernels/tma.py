@@ -27,7 +27,7 @@ import triton
 import triton.language as tl
 
 from .._checks import ConvSpec
-from .._runtime import TensorDescriptor, interpreting, kernel
+from .._runtime import Direct, TensorDescriptor, interpreting, kernel
 from .._tile import activate
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
@@ -154,6 +154,7 @@ class Launch:
         c_out, c_in = spec.weight_shape[:2]
         m = y.shape[0] * od * oh * ow
         self.empty = m == 0
+        self.launcher = Direct(_conv_tma_kernel)  # below JITFunction.run after the first launch
         self.grid = (triton.cdiv(c_out, config.block_n) * y.shape[0] * od * triton.cdiv(oh, tile_h)
                      * triton.cdiv(ow, tile_w),)
         self.args = (c_in, c_out, od, oh, ow, sd, pd, ph, pw, dd, dh, dw, *strides_3d(y),
@@ -169,6 +170,6 @@ class Launch:
         if not self.empty:
             x_desc = TensorDescriptor(x, *self.x_layout)
             w_desc = TensorDescriptor(weight, *self.w_layout)
-            _conv_tma_kernel[x.device][self.grid](x_desc, w_desc, bias if bias is not None else weight, y,
+            self.launcher(x.device, self.grid, x_desc, w_desc, bias if bias is not None else weight, y,
                                                   *self.args, **self.kwargs)
         return y

@@ -23,7 +23,7 @@ import triton.language as tl
 
 from .. import geometry
 from .._checks import ConvSpec
-from .._runtime import interpreting, kernel
+from .._runtime import Direct, interpreting, kernel
 from .._tile import positions, tap
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, split_sizes, strides_3d
 
@@ -109,6 +109,7 @@ class Launch:
         self.out = ((tuple(spec.weight_shape), input.dtype) if self.direct
                     else (self.partial_shape, geometry.accumulator(input.dtype)))
         partial = torch.empty(self.partial_shape, device="meta")
+        self.launcher = Direct(_conv_weight_grad_kernel)  # below JITFunction.run after the first launch
         self.grid = (spec.groups * taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(c_in_g, config.block_n),
                      splits)
         self.args = (
@@ -136,5 +137,5 @@ class Launch:
         if self.empty:  # an empty batch: the gradient is exactly zero
             out.zero_()
         else:
-            _conv_weight_grad_kernel[input.device][self.grid](input, grad_output, out, *self.args, **self.kwargs)
+            self.launcher(input.device, self.grid, input, grad_output, out, *self.args, **self.kwargs)
         return out if self.direct else geometry.sum_partials(out, self.spec, self.flip, input.dtype)
