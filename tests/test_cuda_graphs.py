@@ -31,6 +31,23 @@ class BasicBlock(torch.nn.Module):
         return torch.relu(x + self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
 
 
+def capture_training_step(model, static_x):
+    """Warm up (plans built, configs chosen) outside the capture, then capture forward and backward once."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            model(static_x).square().mean().backward()
+    torch.cuda.current_stream().wait_stream(side)
+    model.zero_grad(set_to_none=True)
+    static_x.grad = None
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_y = model(static_x)
+        static_y.square().mean().backward()
+    return graph, static_y
+
+
 def test_converted_block_trains_in_a_cuda_graph():
     """Forward and backward of a converted block captured once, replayed on new data: output and every
     gradient match the same block in fp64 through torch."""
@@ -39,18 +56,7 @@ def test_converted_block_trains_in_a_cuda_graph():
     ours = tnn.convert(copy.deepcopy(ref)).to(memory_format=torch.channels_last)
     static_x = torch.randn(4, 32, 17, 19, device="cuda").contiguous(memory_format=torch.channels_last)
     static_x.requires_grad_()
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm-up: plans built, configs chosen, outside the capture
-        for _ in range(2):
-            ours(static_x).square().mean().backward()
-    torch.cuda.current_stream().wait_stream(side)
-    ours.zero_grad(set_to_none=True)
-    static_x.grad = None
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        static_y = ours(static_x)
-        static_y.square().mean().backward()
+    graph, static_y = capture_training_step(ours, static_x)
     for _ in range(2):  # each replay on fresh data
         x = torch.randn(4, 32, 17, 19, device="cuda")
         with torch.no_grad():
@@ -128,18 +134,7 @@ def test_a_routed_block_trains_in_a_cuda_graph():
     ours = copy.deepcopy(ref)
     static_x = torch.randn(2, 16, 11, 13, device="cuda", requires_grad=True)
     with tritonconv.enabled() as counts:
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                ours(static_x).square().mean().backward()
-        torch.cuda.current_stream().wait_stream(side)
-        ours.zero_grad(set_to_none=True)
-        static_x.grad = None
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_y = ours(static_x)
-            static_y.square().mean().backward()
+        graph, static_y = capture_training_step(ours, static_x)
     assert counts.routed["conv2d"] == 6 and not counts.left
     x = torch.randn(2, 16, 11, 13, device="cuda")
     with torch.no_grad():
