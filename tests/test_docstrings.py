@@ -6,9 +6,9 @@ import inspect
 import pytest
 
 import tritonconv
-from tritonconv import distributed, memory, netstream, nn, routing, shapes, streaming, tune
+from tritonconv import distributed, fp8, memory, netstream, nn, routing, shapes, streaming, tune
 
-MODULES = [tritonconv, nn, shapes, memory, streaming, netstream, distributed, tune, routing]
+MODULES = [tritonconv, nn, shapes, memory, streaming, netstream, distributed, tune, routing, fp8]
 INHERITED = {"torch.nn.Conv1d", "torch.nn.Conv2d", "torch.nn.Conv3d", "torch.nn.ConvTranspose1d",
              "torch.nn.ConvTranspose2d", "torch.nn.ConvTranspose3d"}  # constructor documented by torch, named in ours
 

@@ -4,11 +4,11 @@ CUDA tensors run compiled kernels; CPU tensors run the same kernels under Triton
 interpreter (see :mod:`tritonconv._runtime`).
 """
 
-from . import memory, nn, shapes, streaming
+from . import fp8, memory, nn, shapes, streaming
 from .conv2plus1d import conv2plus1d
 from .functional import conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d
 from .routing import disable, enable, enabled
 
 __all__ = ["conv1d", "conv2d", "conv2plus1d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-           "disable", "enable", "enabled", "memory", "nn", "shapes", "streaming"]
+           "disable", "enable", "enabled", "fp8", "memory", "nn", "shapes", "streaming"]
 __version__ = "0.1.0"

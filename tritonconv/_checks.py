@@ -83,6 +83,12 @@ def conv_spec(
 ) -> ConvSpec:
     """Check a ``conv{ndim}d`` call and resolve its arguments (shape work memoized per signature)."""
     check_tensors(op, input, weight, bias)
+    return shape_spec(op, ndim, input, weight, bias, stride, padding, dilation, groups)
+
+
+def shape_spec(op: str, ndim: int, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+               stride: shapes.IntOrSeq, padding: shapes.Padding, dilation: shapes.IntOrSeq, groups: int) -> ConvSpec:
+    """The shape part of :func:`conv_spec` alone (for callers that check dtypes their own way: fp8)."""
     return _memoized(_shape_spec, op, ndim, tuple(input.shape), tuple(weight.shape),
                      None if bias is None else tuple(bias.shape), _freeze(stride), _freeze(padding), _freeze(dilation),
                      groups)

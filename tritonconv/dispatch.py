@@ -170,6 +170,60 @@ def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activa
     return _Pass(out, lay_x, lay_w, launch)
 
 
+@dataclasses.dataclass(frozen=True)
+class _ScaledPass:
+    """An fp8 forward pass: allocate ``y`` in the output dtype, lay out ``x`` and the weight, launch with the
+    call's scales."""
+
+    out: tuple  # (shape, dtype, memory format) of y
+    lay_x: Callable
+    lay_w: Callable
+    launch: Callable  # (x, w, b, y, (weight scale, input scale)) -> y
+
+    def __call__(self, x, w, b, weight_scale, input_scale) -> torch.Tensor:
+        shape, dtype, fmt = self.out
+        y = geometry.alloc_output(shape, x.device, dtype, fmt)
+        return self.launch(self.lay_x(x), self.lay_w(w), b, y, (weight_scale, input_scale))
+
+
+def scaled_forward_plan(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    weight_scale: torch.Tensor,
+    spec: ConvSpec,
+    activation: str | None,
+    out_dtype: torch.dtype,
+    config: Config | None = None,
+) -> Callable:
+    """The plan of a forward convolution of 8-bit float operands (``tritonconv.fp8``), dequantised in the
+    kernel's epilogue: ``plan(input, weight, bias, weight_scale, input_scale)`` -> ``out_dtype``. The pointer
+    GEMM kernel only (its epilogue scales); depthwise problems are refused before this."""
+    key = ("scaled", tensor_key(input), tensor_key(weight), tensor_key(bias), tensor_key(weight_scale), spec,
+           activation, out_dtype, config)
+
+    def build() -> _ScaledPass:
+        fmt = geometry.output_memory_format(input, weight)
+        y = torch.empty(spec.output_shape, device="meta", dtype=out_dtype, memory_format=fmt)
+        out = (tuple(y.shape), out_dtype, fmt)
+        if input.device.type == "meta":
+            return _ScaledPass(out, _same, _same, lambda x, w, b, y, scales: y)
+        one = torch.ones((), device=input.device)  # tuning times the kernel with a unit input scale
+        cfg = config or _config("conv", input, spec, geometry.layout_of(input), lambda c: scaled_forward_plan(
+            input, weight, bias, weight_scale, spec, activation, out_dtype, c)(input, weight, bias, weight_scale, one))
+        if geometry.copy_pays(spec.input_shape, spec.output_shape, input.element_size()):
+            lay_x, lay_w = (_same if is_channels_inner(input) else _inner), _weight_layout(weight, False)
+        else:
+            lay_x = lay_w = _same
+        xc = input if lay_x is _same else geometry.empty_channels_inner(input.shape, input.dtype, input.device)
+        wc = weight if lay_w is _same else _laid_out_like(weight, False)
+        step = weight_scale.stride(0) if weight_scale.dim() else 0
+        launch = gemm.Launch(xc, wc, bias, y, spec, False, activation, False, dataclasses.replace(cfg, tile_h=0), step)
+        return _ScaledPass(out, lay_x, lay_w, launch)
+
+    return _plan(key, build)
+
+
 def conv_forward(
     input: torch.Tensor,
     weight: torch.Tensor,

@@ -91,13 +91,14 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
     wgrad = problem.kind.endswith("wgrad")
     splits = SPLITS if wgrad else FORWARD_SPLITS if problem.kind in ("conv", "conv_t") and small_output(problem) else (1,)
     folds = (0, 1) if can_fold(problem) else (0,)
+    low_k = min_k(problem)
     out: list[Config] = []
     for (bm, bn, bk, warps, stages), split, fold in itertools.product(SPACES[problem.kind], splits, folds):
         reduction = problem.taps * red if fold else triton.cdiv(red, split)
         cfg = Config(  # unused blocks of the depthwise kernels stay at their declared 16
             block_m=bm if problem.kind == "conv_dw_wgrad" else clamp_pow2(rows, 16, bm),
             block_n=clamp_pow2(cols, 16, bn),
-            block_k=bk if problem.kind in ("conv_dw", "conv_dw_t") else clamp_pow2(reduction, 16, bk),
+            block_k=bk if problem.kind in ("conv_dw", "conv_dw_t") else clamp_pow2(reduction, low_k, max(bk, low_k)),
             group_m=8 if problem.kind in ("conv", "conv_t") else 1,
             num_warps=warps if wgrad or bm * bn >= 64 * 64 else min(warps, 4),
             num_stages=stages, split_k=split, fold=fold,
@@ -114,13 +115,23 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
 TMA_SPACE = ((128, 64, 4, 4), (128, 64, 8, 3), (256, 64, 8, 3), (64, 64, 4, 4))  # block_n, block_k, warps, stages
 
 
+def fp8(problem: Problem) -> bool:
+    """Whether the problem's operands are 8-bit floats (``tritonconv.fp8``)."""
+    return problem.dtype.startswith("float8")
+
+
+def min_k(problem: Problem) -> int:
+    """The smallest reduction block ``tl.dot`` takes: 32 for 8-bit operands (the fp8 MMA's K), else 16."""
+    return 32 if fp8(problem) else 16
+
+
 def tma_eligible(problem: Problem) -> bool:
     """One group, 16-byte rows of reduction channels (the descriptors' strides), and unit stride: along
     H and W for the forward pass, on every axis for the input gradient (then a forward convolution)."""
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     unit = problem.stride[-2:] if problem.kind == "conv" else problem.stride
     return (TensorDescriptor is not None and problem.kind in ("conv", "conv_t") and problem.groups == 1
-            and problem.dtype != "float64"
+            and problem.dtype != "float64" and not fp8(problem)  # fp8: the pointer kernel's scaled epilogue only
             and all(s == 1 for s in unit) and problem.gemm[2] * itemsize % 16 == 0)
 
 
@@ -198,7 +209,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         return Config(block_m, block_n, block_k, group_m=1, num_warps=warps, num_stages=3, split_k=split)
     fold = int(can_fold(problem) and red <= 8)  # per-tap chunks would be half zeros or worse
     block_n = clamp_pow2(cols, 16, 64 if problem.layout == "contiguous" else 128)  # see num_warps below
-    block_k = clamp_pow2(problem.taps * red if fold else red, 16, 64)
+    block_k = clamp_pow2(problem.taps * red if fold else red, min_k(problem), 64)
     if interpret:
         return Config(clamp_pow2(rows, 16, 16384 // max(block_k, block_n)), block_n, block_k, 1, 1, 1, fold=fold)
     block_m = 128 if rows >= 128 * 64 else 64
@@ -208,9 +219,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     phases = problem.kind == "conv_t" and any(s > 1 for s in problem.stride)
     warps = 8 if block_m * block_n >= (128 * 64 if phases else 128 * 128) or problem.layout == "contiguous" else 4
     if fold:  # the gather's per-element index math doubles register use (ptxas: 128x64x64, 4 warps spills)
-        block_k, warps = min(block_k, 32), 8
+        block_k, warps = max(min(block_k, 32), min_k(problem)), 8
     if problem.layout == "contiguous" and not problem.copies_operands:  # NC(D)HW read in place: see conv_wgrad
-        block_k = min(block_k, 32)
+        block_k = max(min(block_k, 32), min_k(problem))
     stages = 2 if problem.taps * red <= block_k else 3
     split = 1
     tiles = max(1, problem.groups * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))  # 0 rows: empty batch

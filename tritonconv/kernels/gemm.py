@@ -38,14 +38,14 @@ from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, s
 @kernel
 @triton.jit
 def _conv_kernel(
-    x_ptr, w_ptr, b_ptr, y_ptr,
+    x_ptr, w_ptr, b_ptr, s_ptr, si_ptr, y_ptr,
     M, C_in_g, C_out_g, D, H, W, OD, OH, OW,
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     swg, swn, swk, swd, swh, sww,
-    syn, syc, syd, syh, syw, sys, R_PER_SPLIT, JD, JH, JW, ed, eh, ew, taps_ptr,
+    syn, syc, syd, syh, syw, sys, R_PER_SPLIT, JD, JH, JW, ed, eh, ew, taps_ptr, s_step,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr, FOLD: tl.constexpr,
-    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr,
+    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, SCALED: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):
@@ -74,6 +74,11 @@ def _conv_kernel(
     sums reduction channels ``[s*R_PER_SPLIT, (s+1)*R_PER_SPLIT)`` of every tap (flattened
     ``k`` with ``FOLD``) and stores its fp32 partial at ``y + s*sys``; the launcher adds the
     partials in a fixed order and applies bias and activation (no atomics: deterministic).
+
+    ``SCALED`` (fp8 operands): the products are dequantised in the epilogue, before the bias:
+    ``acc * si * s[n]`` with ``si`` the input's scale (``si_ptr``) and ``s[n]`` output channel ``n``'s
+    weight scale (``s_ptr``, step ``s_step``: 0 for one scale for every channel); linear, so each
+    split's partial is scaled alike.
 
     Programs are ordered group-major; inside a group, ``GROUP_M`` row tiles share a column
     tile before moving on (the L2-friendly swizzle of the Triton matmul tutorial).
@@ -165,6 +170,9 @@ def _conv_kernel(
                 b = b.to(tl.float32)
             acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
 
+    if SCALED:
+        scale = tl.load(s_ptr + (group * C_out_g + offs_n) * s_step, mask=mask_n, other=0.0).to(ACC)
+        acc = acc * (scale * tl.load(si_ptr).to(ACC))[None, :]
     if HAS_BIAS:
         acc += tl.load(b_ptr + group * C_out_g + offs_n, mask=mask_n, other=0.0).to(ACC)[None, :]
     acc = activate(acc, ACTIVATION)
@@ -185,7 +193,7 @@ class Launch:
     """
 
     def __init__(self, x, weight, bias, y, spec: ConvSpec, transposed: bool, activation: str | None, flip: bool,
-                 config: Config) -> None:
+                 config: Config, scale_step: int | None = None) -> None:
         c_out, c_in_g = spec.weight_shape[:2]
         c_out_g = c_out // spec.groups
         s_out, s_in = weight.stride()[:2]
@@ -221,6 +229,7 @@ class Launch:
             *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(out),
             y.shape[0] * out.stride(0), per_split, *j, *steps,
         )
+        self.scale_step = scale_step  # fp8: dequantise with per-call scales (weight scale's step per channel)
         self.kernel = as_3d(spec.weight_shape[2:], 1)
         # matrix work per program, for mma_work(): tile volume x reduction steps, per phase
         phase_taps = [math.prod(row[1::2]) for row in table] if transposed else [1 if fold else math.prod(self.kernel)]
@@ -229,7 +238,7 @@ class Launch:
                       * config.block_m * config.block_n * config.block_k)
         self.kwargs = dict(
             TRANSPOSED=transposed, FOLD=fold, HAS_BIAS=bias is not None and self.splits == 1,
-            ACTIVATION=activation if self.splits == 1 else None, FLIP=flip,
+            ACTIVATION=activation if self.splits == 1 else None, FLIP=flip, SCALED=scale_step is not None,
             INT64=needs_int64(x, weight, out, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
             DOT_PRECISION=dot_precision(x.dtype, interp), ACC=geometry.tl_accumulator(x.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
@@ -241,14 +250,17 @@ class Launch:
         padding, splits' tails): compare with :func:`tritonconv.shapes.conv_macs`."""
         return 0 if self.empty else self._work
 
-    def __call__(self, x, weight, bias, y) -> torch.Tensor:
+    def __call__(self, x, weight, bias, y, scales: tuple | None = None) -> torch.Tensor:
+        """Run the kernel reading ``x`` and writing ``y``; ``scales``: (weight scale, input scale) with fp8."""
         if self.empty:
             return y
         out = y if self.splits == 1 else geometry.alloc_output(self.partials[0], y.device, self.acc,
                                                                self.partials[1])
-        self.launcher(x.device, self.grid, x, weight, bias if bias is not None else weight, out, *self.args,
-                                          x if self.taps is None else self.taps, *self.kernel, **self.kwargs)
-        if self.splits > 1:  # the epilogue on the summed partials, in a fixed order (deterministic)
+        w_scale, x_scale = scales if scales is not None else (weight, weight)
+        self.launcher(x.device, self.grid, x, weight, bias if bias is not None else weight, w_scale, x_scale, out,
+                      *self.args, x if self.taps is None else self.taps, self.scale_step or 0, *self.kernel,
+                      **self.kwargs)
+        if self.splits > 1:  # the epilogue on the summed (already scaled) partials, in a fixed order (deterministic)
             total = out.view(self.splits, *y.shape).sum(0)
             if bias is not None:
                 total += bias.float().view(-1, *(1,) * (y.dim() - 2))

@@ -1,0 +1,171 @@
+"""FP8 convolution: equal to the dequantised fp32 convolution within fp32 accumulation error; quantisation round
+trips; converted models within a stated error of their float versions; clear errors; fp8 products compile."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tritonconv
+from tritonconv import dispatch, fp8, tuning
+from tritonconv._checks import shape_spec
+
+CASES = [  # (ndim, input shape, weight shape, kwargs)
+    (1, (2, 8, 37), (16, 8, 5), dict(padding=2, dilation=2)),
+    (2, (2, 8, 9, 11), (12, 4, 3, 3), dict(padding=1, groups=2)),
+    (2, (1, 3, 13, 12), (8, 3, 7, 7), dict(stride=2, padding=3)),  # a stem: folded taps
+    (2, (2, 16, 7, 6), (8, 16, 1, 1), dict(stride=(2, 1))),
+    (3, (1, 8, 5, 7, 6), (8, 8, 3, 3, 3), dict(padding="same")),
+    (3, (2, 8, 4, 6, 5), (16, 8, 3, 1, 1), dict(stride=(2, 1, 1), padding=(1, 0, 0))),
+]
+
+
+def reference(ndim, xq, xs, wq, ws, bias, kwargs, activation=None):
+    y = getattr(F, f"conv{ndim}d")(fp8.dequantize(xq, xs), fp8.dequantize(wq, ws, 0), bias, **kwargs)
+    return getattr(F, activation)(y) if activation else y
+
+
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kwargs", CASES)
+@pytest.mark.parametrize("dtype", fp8.FP8_DTYPES)
+def test_fp8_convolution_equals_the_dequantised_one(ndim, x_shape, w_shape, kwargs, dtype):
+    g = torch.Generator().manual_seed(len(x_shape) + sum(w_shape))
+    x, w, b = torch.randn(x_shape, generator=g), torch.randn(w_shape, generator=g), torch.randn(w_shape[0], generator=g)
+    xq, xs = fp8.quantize(x, dtype=dtype)
+    for per_channel in (0, None):
+        wq, ws = fp8.quantize(w, per_channel_dim=per_channel, dtype=dtype)
+        y = getattr(fp8, f"conv{ndim}d")(xq, wq, b, input_scale=xs, weight_scale=ws, out_dtype=torch.float32, **kwargs)
+        want = reference(ndim, xq, xs, wq, ws, b, kwargs)
+        assert y.dtype == torch.float32 and y.shape == want.shape
+        torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+
+
+@pytest.mark.parametrize("out_dtype", fp8.OUT_DTYPES)
+@pytest.mark.parametrize("activation", [None, "relu", "gelu"])
+def test_output_dtypes_activations_layouts_and_splits(out_dtype, activation):
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 32, 6, 7, generator=g).contiguous(memory_format=torch.channels_last)
+    w, b = torch.randn(24, 32, 3, 3, generator=g), torch.randn(24, generator=g).to(out_dtype)
+    (xq, xs), (wq, ws) = fp8.quantize(x), fp8.quantize(w, per_channel_dim=0)
+    want = reference(2, xq, xs, wq, ws, b.float(), dict(padding=1), activation)
+    y = fp8.conv2d(xq, wq, b, padding=1, input_scale=xs, weight_scale=ws, out_dtype=out_dtype, activation=activation)
+    assert y.dtype == out_dtype and y.is_contiguous(memory_format=torch.channels_last)  # the input's layout, as torch's
+    tol = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}[out_dtype]
+    torch.testing.assert_close(y.float(), want, rtol=tol, atol=tol * want.abs().max().item())
+    spec = shape_spec("fp8.conv2d", 2, xq, wq, b, 1, 1, 1, 1)  # a split reduction: each partial scaled, summed
+    plan = dispatch.scaled_forward_plan(xq, wq, b, ws, spec, activation, out_dtype, tuning.Config(16, 16, 32, split_k=2))
+    torch.testing.assert_close(plan(xq, wq, b, ws, xs).float(), want, rtol=tol, atol=tol * want.abs().max().item())
+
+
+def test_quantize_round_trips_within_the_formats_precision():
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(8, 4, 3, 3, generator=g) * torch.logspace(-3, 1, 8).view(8, 1, 1, 1)  # channels of unlike ranges
+    for dtype, bits in ((torch.float8_e4m3fn, 3), (torch.float8_e5m2, 2)):
+        q, s = fp8.quantize(w, per_channel_dim=0, dtype=dtype)
+        assert q.dtype == dtype and s.shape == (8,) and q.float().abs().amax() == torch.finfo(dtype).max
+        back = fp8.dequantize(q, s, per_channel_dim=0)
+        for c in range(8):  # each channel within its format's relative precision (normal numbers near its amax)
+            err = ((back[c] - w[c]).norm() / w[c].norm()).item()
+            assert err < 2.0 ** -(bits + 1), (dtype, c, err)
+        whole = fp8.dequantize(*fp8.quantize(w, dtype=dtype))
+        assert ((whole[0] - w[0]).norm() / w[0].norm()) > ((back[0] - w[0]).norm() / w[0].norm())  # per-channel wins
+    q, s = fp8.quantize(torch.zeros(3))
+    assert s.item() == 1.0 and not q.float().any()
+
+
+class SmallCNN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 16, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(16, 16, 3, padding=1, groups=16), torch.nn.ReLU(),  # depthwise: stays
+            torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(32, 10, 1))
+
+    def forward(self, x):
+        return self.body(x).mean(dim=(2, 3))
+
+
+def relative(a, b) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_converted_cnn_is_close_to_its_float_version(calibrated):
+    """Static (calibrated) or dynamic input scales: the fp8 model's output within 10% (relative L2) of the fp32
+    model's on fresh inputs; depthwise layers left and named."""
+    torch.manual_seed(0)
+    model = SmallCNN().eval()
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        want = model(x)
+        batches = [torch.randn(4, 3, 16, 16) for _ in range(3)] if calibrated else None
+        report = fp8.convert(model, calibration=batches, report=True)
+        got = model(x)
+    assert report.converted == {"Conv2d": 3} and report.left == {"depthwise: no tensor-core products": 1}
+    assert isinstance(model.body[0], fp8.Conv) and (model.body[0].input_scale is not None) == calibrated
+    assert got.dtype == torch.float32 and relative(got, want) < 0.1, relative(got, want)
+
+
+def test_converted_3d_unet_is_close_to_its_float_version():
+    """MONAI's UNet (3-D, strided and transposed convolutions, instance norm): its convolutions on fp8, the
+    transposed ones left; the output within 10% of the fp32 model's (measured here about 5.5%)."""
+    monai = pytest.importorskip("monai")
+    torch.manual_seed(0)
+    net = monai.networks.nets.UNet(3, 1, 2, channels=(8, 16), strides=(2,), num_res_units=0).eval()
+    x = torch.randn(1, 1, 8, 8, 8)
+    with torch.no_grad():
+        want = net(x)
+        report = fp8.convert(net, report=True)
+        got = net(x)
+    assert report.converted["Conv3d"] >= 2 and report.left["transposed convolution: not in fp8"] >= 1
+    assert relative(got, want) < 0.1, relative(got, want)
+
+
+def test_bad_inputs_get_clear_errors(monkeypatch):
+    x, w = fp8.quantize(torch.randn(1, 4, 6, 6))[0], fp8.quantize(torch.randn(8, 4, 3, 3))[0]
+    one = torch.tensor(1.0)
+    kw = dict(input_scale=one, weight_scale=one)
+    with pytest.raises(TypeError, match=r"fp8.conv2d: expected `input` dtype to be torch.float8_e4m3fn"):
+        fp8.conv2d(torch.randn(1, 4, 6, 6), w, **kw)
+    with pytest.raises(TypeError, match=r"expected `weight` dtype to be torch.float8_e4m3fn \(the input's\)"):
+        fp8.conv2d(x, w.float().to(torch.float8_e5m2), **kw)
+    with pytest.raises(ValueError, match=r"`weight_scale` of one value or shape \(8,\)"):
+        fp8.conv2d(x, w, input_scale=one, weight_scale=torch.ones(3))
+    with pytest.raises(ValueError, match=r"`input_scale` to hold one value"):
+        fp8.conv2d(x, w, input_scale=torch.ones(2), weight_scale=one)
+    with pytest.raises(TypeError, match=r"`out_dtype`"):
+        fp8.conv2d(x, w, out_dtype=torch.float64, **kw)
+    with pytest.raises(ValueError, match=r"depthwise"):
+        fp8.conv2d(x, fp8.quantize(torch.randn(4, 1, 3, 3))[0], groups=4, **kw)
+    with pytest.raises(RuntimeError, match=r"forward only"):
+        fp8.conv2d(x, w, input_scale=one.clone().requires_grad_(), weight_scale=one)
+    with pytest.raises(ValueError, match=r"fp8.conv2d: expected `weight` of rank 4"):
+        fp8.conv2d(x, w[0], **kw)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA A100-SXM4-80GB")
+    with pytest.raises(RuntimeError, match=r"compute capability 8.9 or newer .*A100-SXM4-80GB is 8.0"):
+        fp8._check_device("fp8.conv2d", torch.device("cuda", 0))
+    assert "fp8" in dir(tritonconv)
+
+
+def test_fp8_products_compile_to_tensor_core_instructions_without_spills():
+    """On Hopper the fp8 dot becomes wgmma on e4m3 operands, on Ada mma; no register spills (ptxas)."""
+    pytest.importorskip("triton.backends.nvidia")
+    from benchmarks import static
+
+    x = fp8.quantize(torch.randn(2, 32, 9, 10))[0].contiguous(memory_format=torch.channels_last)
+    w, s = fp8.quantize(torch.randn(64, 32, 3, 3), per_channel_dim=0)
+    choose = tuning.choose
+    tuning.choose = lambda problem, *_: tuning.heuristic(problem, interpret=False)
+    try:
+        with static.recording(execute=False) as launches:
+            fp8.conv2d(x, w, torch.randn(64), padding=1, input_scale=torch.tensor(0.1), weight_scale=s)
+    finally:
+        tuning.choose = choose
+    ((fn, args, kwargs, _),) = launches
+    assert kwargs["SCALED"] and kwargs["BLOCK_K"] >= 32
+    for arch, instruction in ((90, "wgmma"), (89, "mma")):
+        ptx = static.compile_for(arch, fn, args, kwargs).asm["ptx"]
+        report = static.ptxas_report(ptx, arch)
+        assert static.instruction(ptx) == instruction and "e4m3" in ptx and report["spill_store_bytes"] == 0, report
+    assert math.isfinite(report["registers"])

@@ -1,0 +1,303 @@
+"""FP8 convolution for inference: 8-bit float operands, scales, fp32 accumulation, a 16- or 32-bit output.
+
+PyTorch has no fp8 convolution (``F.conv2d`` refuses float8 tensors); Hopper's and Ada's tensor cores
+multiply e4m3 and e5m2 at twice the bf16 rate. Here::
+
+    y = act(conv(dequant(input), dequant(weight)) + bias),  dequant(q) = q.float() * scale
+
+with ``input`` and ``weight`` in ``torch.float8_e4m3fn`` (or ``float8_e5m2``), ``input_scale`` one value,
+``weight_scale`` one value or one per output channel. The products of 8-bit floats are exact in fp32
+and accumulate there; the scales, bias and activation are applied in the kernel's epilogue, and the
+output is written in ``out_dtype``. Forward only: no autograd. Depthwise layers (no tensor cores in
+their kernel) are refused, as are GPUs older than compute capability 8.9; CPU tensors run the same
+kernel under Triton's interpreter, which multiplies fp8 exactly.
+
+:func:`quantize` makes (fp8 tensor, scale) pairs by amax scaling; :class:`Conv` is an inference module
+holding a quantized weight; :func:`convert` turns a model's convolutions into such modules, with
+activation scales from a calibration pass (static) or from each call's input (dynamic).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Iterable
+
+import torch
+
+from . import _checks, dispatch, shapes
+from ._checks import ACTIVATIONS
+
+__all__ = ["FP8_DTYPES", "OUT_DTYPES", "Conv", "FP8Report", "conv1d", "conv2d", "conv3d", "convert", "dequantize",
+           "quantize"]
+
+FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
+OUT_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+
+
+def quantize(tensor: torch.Tensor, per_channel_dim: int | None = None, dtype: torch.dtype = torch.float8_e4m3fn
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(q, scale)`` with ``q = round(tensor / scale)`` in ``dtype`` and ``scale = amax / dtype's largest value``
+    (amax scaling; an all-zero slice gets scale 1).
+
+    :param tensor: any float tensor.
+    :param per_channel_dim: None for one scale (a 0-d fp32 tensor), or the dimension that gets one scale per index
+        (a 1-D fp32 tensor; a conv weight's output channels: 0).
+    :param dtype: ``torch.float8_e4m3fn`` (3 mantissa bits, to 448) or ``torch.float8_e5m2`` (2 bits, to 57344).
+    :raises TypeError: ``dtype`` not an fp8 dtype, or ``tensor`` not floating point.
+    """
+    if dtype not in FP8_DTYPES:
+        raise TypeError(f"quantize: expected `dtype` to be one of {FP8_DTYPES}, got {dtype}")
+    if not tensor.is_floating_point():
+        raise TypeError(f"quantize: expected `tensor` to be floating point, got {tensor.dtype}")
+    top = torch.finfo(dtype).max
+    t = tensor.float()
+    if per_channel_dim is None:
+        amax = t.abs().amax()
+        shaped = amax
+    else:
+        dims = [d for d in range(t.dim()) if d != per_channel_dim % t.dim()]
+        amax = t.abs().amax(dim=dims) if dims else t.abs()
+        shaped = amax.view([-1 if d == per_channel_dim % t.dim() else 1 for d in range(t.dim())])
+    scale = torch.where(amax > 0, amax / top, torch.ones_like(amax))
+    shaped_scale = torch.where(shaped > 0, shaped / top, torch.ones_like(shaped))
+    return (t / shaped_scale).clamp(-top, top).to(dtype), scale
+
+
+def dequantize(q: torch.Tensor, scale: torch.Tensor, per_channel_dim: int | None = None) -> torch.Tensor:
+    """``q.float() * scale`` (``scale`` broadcast along ``per_channel_dim`` when it has one value per index).
+
+    :param q: an fp8 tensor from :func:`quantize`.
+    :param scale: its scale, one value or one per index of ``per_channel_dim``.
+    :param per_channel_dim: the dimension a per-index ``scale`` runs along.
+    """
+    if per_channel_dim is None or scale.dim() == 0:
+        return q.float() * scale
+    return q.float() * scale.view([-1 if d == per_channel_dim % q.dim() else 1 for d in range(q.dim())])
+
+
+def _check_device(op: str, device: torch.device) -> None:
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        if (major, minor) < (8, 9):
+            raise RuntimeError(f"{op}: fp8 tensor-core products need compute capability 8.9 or newer (Ada, Hopper); "
+                               f"{torch.cuda.get_device_name(device)} is {major}.{minor}")
+    elif device.type not in ("cpu", "meta"):
+        raise ValueError(f"{op}: tritonconv runs on CUDA tensors, or on CPU tensors through Triton's interpreter; "
+                         f"got device {device}")
+
+
+def _check(op: str, input, weight, bias, input_scale, weight_scale, out_dtype, activation) -> None:
+    for name, t in (("input", input), ("weight", weight), ("input_scale", input_scale), ("weight_scale", weight_scale)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{op}: expected `{name}` to be a torch.Tensor, got {type(t).__name__}")
+    for name, t in (("input", input), ("weight", weight)):
+        if t.dtype not in FP8_DTYPES:
+            raise TypeError(f"{op}: expected `{name}` dtype to be torch.float8_e4m3fn or torch.float8_e5m2 "
+                            f"(tritonconv.fp8.quantize makes one), got {t.dtype}")
+    if weight.dtype != input.dtype:
+        raise TypeError(f"{op}: expected `weight` dtype to be {input.dtype} (the input's), got {weight.dtype}")
+    if out_dtype not in OUT_DTYPES:
+        raise TypeError(f"{op}: expected `out_dtype` to be one of {OUT_DTYPES}, got {out_dtype}")
+    if input_scale.numel() != 1:
+        raise ValueError(f"{op}: expected `input_scale` to hold one value, got shape {tuple(input_scale.shape)}")
+    c_out = weight.shape[0]
+    if weight_scale.numel() != 1 and tuple(weight_scale.shape) != (c_out,):
+        raise ValueError(f"{op}: expected `weight_scale` of one value or shape ({c_out},) (one per output channel), "
+                         f"got shape {tuple(weight_scale.shape)}")
+    if bias is not None and (not isinstance(bias, torch.Tensor) or bias.dtype not in (out_dtype, torch.float32)):
+        raise TypeError(f"{op}: expected `bias` to be a tensor of dtype {out_dtype} or torch.float32, got "
+                        f"{getattr(bias, 'dtype', type(bias).__name__)}")
+    for name, t in (("weight", weight), ("bias", bias), ("input_scale", input_scale), ("weight_scale", weight_scale)):
+        if t is not None and t.device != input.device:
+            raise ValueError(f"{op}: expected `{name}` on {input.device} (the input's device), got {t.device}")
+    if any(t is not None and t.requires_grad for t in (input, weight, bias, input_scale, weight_scale)):
+        raise RuntimeError(f"{op}: fp8 convolution is forward only (inference); call it under torch.no_grad() "
+                           "or on tensors that do not require grad")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"{op}: expected `activation` to be one of {ACTIVATIONS}, got {activation!r}")
+    _check_device(op, input.device)
+
+
+def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, input_scale, weight_scale, out_dtype,
+          activation):
+    op = f"fp8.conv{ndim}d"
+    _check(op, input, weight, bias, input_scale, weight_scale, out_dtype, activation)
+    spec = _checks.shape_spec(op, ndim, input, weight, bias, stride, padding, dilation, groups)
+    if shapes.is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):
+        raise ValueError(f"{op}: depthwise convolution (groups == input channels, {spec.groups}) is not supported in "
+                         "fp8: its kernel has no tensor-core products to speed up; run it in bf16")
+    x = input.unsqueeze(0) if spec.unbatched else input
+    w_scale = weight_scale.float().reshape(-1) if weight_scale.numel() > 1 else weight_scale.float().reshape(())
+    plan = dispatch.scaled_forward_plan(x, weight, bias, w_scale, spec, activation, out_dtype)
+    y = plan(x, weight, bias, w_scale, input_scale.float().reshape(()))
+    return y.squeeze(0) if spec.unbatched else y
+
+
+_DOC = """{n}-D convolution of fp8 operands, dequantised: ``act(conv{n}d(input * input_scale, weight * weight_scale)
++ bias)``, accumulated in fp32, written in ``out_dtype``; forward only.
+
+:param input: ``(N, C_in, {x})`` or unbatched, ``torch.float8_e4m3fn`` or ``torch.float8_e5m2``; CUDA with compute
+    capability 8.9+ (compiled) or CPU (Triton's interpreter).
+:param weight: ``(C_out, C_in / groups, {k})``, the input's fp8 dtype.
+:param bias: ``(C_out,)`` in ``out_dtype`` or fp32, or None.
+:param stride: int or ``{n}`` ints.
+:param padding: int, ``{n}`` ints, ``'same'`` or ``'valid'``.
+:param dilation: int or ``{n}`` ints.
+:param groups: as torch's; depthwise layers (``groups == C_in``) are refused.
+:param input_scale: the input's scale, one value (``tritonconv.fp8.quantize``).
+:param weight_scale: one value, or ``(C_out,)``: one per output channel.
+:param out_dtype: ``torch.bfloat16`` (default), ``torch.float16`` or ``torch.float32``.
+:param activation: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused.
+:returns: ``(N, C_out, {x_out})`` in ``out_dtype``, channels-last when the input or the weight is.
+:raises TypeError: a dtype that is not fp8 (input, weight), a mixed one, ``out_dtype`` or ``bias`` dtype.
+:raises ValueError: shapes, scale shapes, depthwise, devices.
+:raises RuntimeError: a GPU older than compute capability 8.9; a tensor that requires grad.
+"""
+_AXES = {1: ("L", "K", "L_out"), 2: ("H, W", "kH, kW", "H_out, W_out"), 3: ("D, H, W", "kD, kH, kW", "D_out, H_out, W_out")}
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, input_scale, weight_scale,
+           out_dtype=torch.bfloat16, activation=None):
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups, input_scale, weight_scale, out_dtype,
+                 activation)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, input_scale, weight_scale,
+           out_dtype=torch.bfloat16, activation=None):
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups, input_scale, weight_scale, out_dtype,
+                 activation)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, input_scale, weight_scale,
+           out_dtype=torch.bfloat16, activation=None):
+    return _conv(3, input, weight, bias, stride, padding, dilation, groups, input_scale, weight_scale, out_dtype,
+                 activation)
+
+
+for _n, _fn in ((1, conv1d), (2, conv2d), (3, conv3d)):
+    _x, _k, _o = _AXES[_n]
+    _fn.__doc__ = _DOC.format(n=_n, x=_x, k=_k, x_out=_o)
+
+
+class Conv(torch.nn.Module):
+    """An inference convolution on fp8 operands: the weight quantized once per output channel, the input
+    quantized per call with a fixed scale (``input_scale``, from calibration) or its own amax (dynamic).
+
+    :param weight: the float weight ``(C_out, C_in / groups, *k)``, quantized here.
+    :param bias: the float bias or None (kept in fp32).
+    :param stride: as the convolution's.
+    :param padding: as the convolution's (ints, ``'same'`` or ``'valid'``).
+    :param dilation: as the convolution's.
+    :param groups: as the convolution's; not depthwise.
+    :param input_scale: a float: the static input scale; None: each call's input amax.
+    :param out_dtype: the output dtype (default bf16).
+    :param dtype: the fp8 dtype of both operands.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding, dilation, groups: int,
+                 input_scale: float | None = None, out_dtype: torch.dtype = torch.bfloat16,
+                 dtype: torch.dtype = torch.float8_e4m3fn) -> None:
+        super().__init__()
+        q, scale = quantize(weight.detach(), per_channel_dim=0, dtype=dtype)
+        self.register_buffer("weight", q)
+        self.register_buffer("weight_scale", scale)
+        self.register_buffer("bias", None if bias is None else bias.detach().float())
+        self.register_buffer("input_scale", None if input_scale is None else torch.tensor(float(input_scale),
+                                                                                           device=weight.device))
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.out_dtype, self.dtype = out_dtype, dtype
+        self.ndim = weight.dim() - 2
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if self.input_scale is None:
+            x, scale = quantize(input, dtype=self.dtype)
+        else:
+            scale = self.input_scale
+            top = torch.finfo(self.dtype).max
+            x = (input.float() / scale).clamp(-top, top).to(self.dtype)
+        y = _conv(self.ndim, x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, scale,
+                  self.weight_scale, self.out_dtype, None)
+        return y if input.dtype not in OUT_DTYPES else y.to(input.dtype)
+
+    def extra_repr(self) -> str:
+        scale = "dynamic" if self.input_scale is None else f"{self.input_scale.item():.4g}"
+        return (f"{tuple(self.weight.shape)}, stride={self.stride}, padding={self.padding}, groups={self.groups}, "
+                f"{str(self.dtype)[6:]}, input_scale={scale}")
+
+
+@dataclasses.dataclass
+class FP8Report:
+    """What :func:`convert` did.
+
+    :param converted: torch class name -> modules now on fp8.
+    :param left: reason -> modules left as they were.
+    """
+
+    converted: Counter = dataclasses.field(default_factory=Counter)
+    left: Counter = dataclasses.field(default_factory=Counter)
+
+    def __str__(self) -> str:
+        done = ", ".join(f"{k} {n}" for k, n in sorted(self.converted.items())) or "none"
+        text = f"fp8: {sum(self.converted.values())} convolutions converted ({done})"
+        return text + ("; left: " + "; ".join(f"{n} ({why})" for why, n in sorted(self.left.items())) if self.left else "")
+
+
+def _why_not(module: torch.nn.Module) -> str | None:
+    if isinstance(module, torch.nn.modules.conv._ConvTransposeNd):
+        return "transposed convolution: not in fp8"
+    if module.padding_mode != "zeros":
+        return f"padding_mode={module.padding_mode!r}"
+    if module.groups > 1 and module.groups == module.in_channels and module.weight.shape[1] == 1:
+        return "depthwise: no tensor-core products"
+    if not module.weight.is_floating_point() or module.weight.dtype == torch.float64:
+        return f"weight dtype {str(module.weight.dtype)[6:]}"
+    if type(module).forward not in (torch.nn.Conv1d.forward, torch.nn.Conv2d.forward, torch.nn.Conv3d.forward) and \
+            not hasattr(module, "_fn"):
+        return "overrides forward"
+    return None
+
+
+def convert(model: torch.nn.Module, calibration: Iterable | None = None, out_dtype: torch.dtype = torch.bfloat16,
+            dtype: torch.dtype = torch.float8_e4m3fn, report: bool = False):
+    """Replace ``model``'s ``Conv1d/2d/3d`` modules (torch's or tritonconv's) by :class:`Conv`, in place; returns the
+    model (or, with ``report=True``, an :class:`FP8Report`).
+
+    :param model: any module; its convolutions' weights are quantized per output channel.
+    :param calibration: None for dynamic input scales (each call's amax), or an iterable of inputs (batches) the model
+        is run on first, in ``torch.no_grad()``: each convolution's input scale is its largest amax over them.
+    :param out_dtype: what the fp8 convolutions write (bf16 default); their outputs return in the input's dtype.
+    :param dtype: the fp8 dtype.
+    :param report: return the :class:`FP8Report` instead of the model.
+    Left as they were, with the reason in the report: transposed and depthwise convolutions, other padding modes,
+    fp64 weights, classes overriding ``forward``.
+    """
+    found, targets = FP8Report(), []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.modules.conv._ConvNd):
+            why = _why_not(module)
+            if why:
+                found.left[why] += 1
+            else:
+                targets.append((name, module))
+    amax = {}
+    if calibration is not None:
+        hooks = [m.register_forward_pre_hook(
+            lambda mod, args, n=n: amax.__setitem__(n, max(amax.get(n, 0.0), args[0].detach().abs().amax().item())))
+            for n, m in targets]
+        try:
+            with torch.no_grad():
+                for batch in calibration:
+                    model(batch)
+        finally:
+            for h in hooks:
+                h.remove()
+    top = torch.finfo(dtype).max
+    for name, module in targets:
+        scale = None if calibration is None else (amax.get(name, 0.0) / top or 1.0)
+        fp8 = Conv(module.weight, module.bias, module.stride, module.padding, module.dilation, module.groups, scale,
+                   out_dtype, dtype)
+        parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
+        setattr(parent, name.rpartition(".")[2], fp8)
+        found.converted[type(module).__name__] += 1
+    return found if report else model
