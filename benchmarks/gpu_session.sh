@@ -7,7 +7,7 @@
 # In order: versions and the correctness table; the spec notebooks on the GPU; GPU tests on CUDA tensors
 # and a seeded fuzz against cuDNN; the suite (every layer, forward / input gradient / weight gradient,
 # bf16, channels-last and NCHW, tritonconv beside cuDNN, device and eager times); KernelBench level 1
-# (bf16, then fp32 while time is left; also timed as its own harness times); tuning that resumes where
+# (bf16, then fp32 while time is left; also timed as its own harness times); fp8 forward rows; tuning that resumes where
 # the last slot stopped (host-timed entries and the layers furthest behind cuDNN first), then the tuned
 # layers timed again; whole networks' training steps under tritonconv.enabled() against cuDNN. Files ($OUT
 # if set, else benchmarks/results/slot/): slot.log, spec.xml, fuzz.jsonl, suite.jsonl, kernelbench.jsonl,
@@ -23,8 +23,8 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # this checkout's tritonconv,
 exec > >(tee -a "$OUT/slot.log") 2>&1
 
 # Deadlines in seconds, one per step (tests/test_benchmarks.py checks that they sum to at most 560).
-DEADLINES=(wheels=20 versions=15 table=40 spec=90 tests=65 fuzz=25 warm=45 suite=95 kernelbench=50 tune=45 retime=20
-           e2e=40)
+DEADLINES=(wheels=20 versions=15 table=40 spec=90 tests=65 fuzz=25 warm=45 suite=90 fp8=25 kernelbench=45 tune=45
+           retime=20 e2e=35)
 declare -A deadline
 for pair in "${DEADLINES[@]}"; do deadline[${pair%=*}]=${pair#*=}; done
 
@@ -47,6 +47,7 @@ heuristic=(env TRITONCONV_AUTOTUNE=0)  # measuring steps never tune: configs com
 cache_file=$(python3 -c "import torch; from tritonconv import cache; print(cache.file_name(torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'))")
 if ((gpu)); then
   suite=(python3 -m benchmarks.run --dtype bf16 --layout channels_last contiguous --passes forward input_grad weight_grad --no-compile)
+  fp8=(python3 -m benchmarks.run --dtype fp8 --layout channels_last --passes forward --no-compile)
   kernelbench=(python3 -m benchmarks.kernelbench --dtype bf16 fp32)
   fuzz=(python3 -m benchmarks.fuzz --device cuda --seed "$(date +%j)")
   tests="tests/test_conv.py tests/test_backward.py tests/test_conv_tma.py tests/test_cuda_graphs.py"
@@ -58,6 +59,7 @@ if ((gpu)); then
 else  # smoke: the same steps on tiny shapes through the interpreter; tuning only lists its problems
   suite=(python3 -m benchmarks.run --smoke --dtype bf16 --layout channels_last contiguous --passes forward input_grad weight_grad
          --names tcn_k3)
+  fp8=(python3 -m benchmarks.run --smoke --dtype fp8 --layout channels_last --passes forward --names tcn_k3)
   kernelbench=(python3 -m benchmarks.kernelbench --smoke --dtype bf16 --names 87)
   fuzz=(python3 -m benchmarks.fuzz --device cpu --count 2)
   tests=tests/test_conv.py::test_int64_offsets_path
@@ -82,10 +84,13 @@ step fuzz "${fuzz[@]}" --out "$OUT/fuzz.jsonl" --budget-s $((${deadline[fuzz]} -
 # compile the suite's and the networks' kernels in parallel processes (Triton's on-disk cache), then time them in one
 pids=()
 for ((i = 0; i < shards; i++)); do "${heuristic[@]}" "${suite[@]}" --warm --shard "$i/$shards" & pids+=($!); done
+for ((i = 0; i < shards / 4; i++)); do "${heuristic[@]}" "${fp8[@]}" --warm --shard "$i/$((shards / 4))" & pids+=($!); done
 "${heuristic[@]}" "${e2e[@]}" --warm & pids+=($!)
 step warm bash -c 'for p in "$@"; do while kill -0 "$p" 2>/dev/null; do sleep 0.5; done; done' _ "${pids[@]}"
 kill "${pids[@]}" 2>/dev/null
 step suite "${heuristic[@]}" "${suite[@]}" --out "$OUT" --file suite.jsonl --budget-s $((${deadline[suite]} - 15))
+# fp8 forward rows (tritonconv.fp8, e4m3) against cuDNN in bf16, into the same file
+step fp8 "${heuristic[@]}" "${fp8[@]}" --out "$OUT" --file suite.jsonl --budget-s $((${deadline[fp8]} - 10))
 step kernelbench "${heuristic[@]}" "${kernelbench[@]}" --out "$OUT" --file kernelbench.jsonl --budget-s $((${deadline[kernelbench]} - 15))
 # tuning resumes from the shipped cache (committed from the last slot): host-timed and unmeasured entries,
 # the layers furthest behind cuDNN first; then those layers timed again

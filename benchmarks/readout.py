@@ -254,7 +254,9 @@ def readout(folder: Path, results: Path = RESULTS, cache_dir: Path = ROOT / "aut
             readme: Path = ROOT / "README.md", notes: Path = ROOT / "benchmarks" / "NOTES.md",
             predictions_dir: Path = ROOT / "benchmarks" / "predictions", dry_run: bool = False) -> str:
     """Everything above for one slot's ``folder``; returns the markdown report."""
-    rows = suite_rows(read_rows(folder / "suite.jsonl"))
+    every = suite_rows(read_rows(folder / "suite.jsonl"))
+    rows = [r for r in every if not r["dtype"].startswith("float8")]  # fp8 rows: a section of their own
+    quantised = [r for r in every if r["dtype"].startswith("float8")]
     if not rows:
         raise SystemExit(f"readout: no measured suite rows in {folder / 'suite.jsonl'}")
     stem = stem_of(rows)
@@ -282,6 +284,13 @@ def readout(folder: Path, results: Path = RESULTS, cache_dir: Path = ROOT / "aut
                    "| layer | pass | layout | predicted ms | measured ms | predicted / measured |", "|---|---|---|---|---|---|"]
         report += [f"| {r['name']} | {r.get('pass', 'forward')} | {LAYOUT_NAME[r['layout']]} | {p:.4f} | "
                    f"{r['tritonconv']['ms']:.4f} | {p / r['tritonconv']['ms']:.2f} |" for (r, p) in pairs]
+    if quantised:
+        report += ["", "## FP8 forward (tritonconv.fp8, e4m3, channels-last) against cuDNN in bf16", ""]
+        for fam in FAMILY.values():
+            mine = [r for r in quantised if FAMILY[r["op"]] == fam and r.get("speedup_vs_cudnn")]
+            if mine:
+                report.append(f"- {fam}: {len(mine)} layers, geomean {geomean([r['speedup_vs_cudnn'] for r in mine]):.2f}x "
+                              f"(quantisation error vs fp32: up to {max(r['tritonconv']['rel_err'] for r in mine):.3f})")
     kb = [r for r in read_rows(folder / "kernelbench.jsonl") if r.get("speedup")]
     if kb:
         report += ["", "## KernelBench level 1", ""]
@@ -303,7 +312,7 @@ def readout(folder: Path, results: Path = RESULTS, cache_dir: Path = ROOT / "aut
     results.mkdir(parents=True, exist_ok=True)
     (results / "logs").mkdir(exist_ok=True)
     for part, target in targets.items():
-        if (folder / f"{part}.jsonl").is_file():
+        if (folder / f"{part}.jsonl").is_file():  # suite.jsonl keeps its fp8 rows
             shutil.copy(folder / f"{part}.jsonl", target)
     for name, suffix in (("slot.log", "log.log"), ("spec.xml", "spec.xml")):
         if (folder / name).is_file():

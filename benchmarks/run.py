@@ -40,11 +40,12 @@ import torch.nn.functional as F
 import triton
 
 import tritonconv
-from tritonconv import _checks, dispatch, geometry, shapes, tuning
+from tritonconv import _checks, dispatch, fp8, geometry, shapes, tuning
 
 ROOT = Path(__file__).resolve().parent
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2}  # rel. L2 vs fp32 reference (TF32 allowed)
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp8": torch.float8_e4m3fn}
+TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2,  # rel. L2 vs fp32 reference (TF32 allowed)
+       torch.float8_e4m3fn: 0.1}  # fp8: against the fp32 convolution of the unquantised operands (rounding included)
 OPS = ("conv1d", "conv2d", "conv3d", "conv2plus1d")
 PASSES = ("forward", "input_grad", "weight_grad")
 
@@ -198,6 +199,7 @@ def pass_cases(op: str, entry: dict, dtype, layout: str, device, pas: str):
     ``input_grad`` / ``weight_grad``: the gradient kernels alone, tritonconv's (what its autograd backward
     launches) against ``aten.convolution_backward`` with one output asked for (what PyTorch's backward runs),
     through every stage of the layer, given the output gradient (and each stage's input)."""
+    quantised, dtype = dtype == torch.float8_e4m3fn, torch.bfloat16 if dtype == torch.float8_e4m3fn else dtype
     x_shape, stages, flops, nbytes = layer_stages(op, entry, dtype, layout, device)
 
     def operands() -> dict:
@@ -211,6 +213,18 @@ def pass_cases(op: str, entry: dict, dtype, layout: str, device, pas: str):
                 grads.insert(0, stages[i].cudnn_grad(grads[0], acts[i], 0))
         return {"acts": acts[:-1], "grads": grads}
 
+    if quantised:  # fp8 (forward): quantised operands, against cuDNN in bf16 on the originals
+        stage = stages[0]
+        wq, ws = fp8.quantize(stage.weight, per_channel_dim=0)
+        conv = getattr(fp8, op)
+
+        def fp8_operands() -> dict:
+            x = operands()["x"]
+            return {"x": x, **dict(zip(("xq", "xs"), fp8.quantize(x)))}
+
+        impls = {"tritonconv": lambda o: conv(o["xq"], wq, None, *stage.args, input_scale=o["xs"], weight_scale=ws),
+                 "cudnn": lambda o: stage.forward(o["x"])}
+        return fp8_operands, impls, lambda o: _chain(stages, o["x"], upcast=True)[-1], flops, nbytes // 2
     if pas == "forward":
         w = [s.weight for s in stages]
         if op == "conv2plus1d":
@@ -262,7 +276,8 @@ def cases(args, suite: dict) -> list[tuple]:
     """(dtype name, op, entry, pass, layout) in measuring order: layer by layer, every pass and layout of
     a layer together."""
     return [(dname, op, entry, pas, layout) for dname in args.dtype for op, entry in interleaved(suite, args.ops, args.names)
-            for pas in args.passes for layout in args.layout]
+            for pas in args.passes for layout in args.layout
+            if dname != "fp8" or (pas == "forward" and op != "conv2plus1d" and entry.get("groups", 1) == 1)]  # fp8's
 
 
 def run(args, sink=None) -> list[dict]:

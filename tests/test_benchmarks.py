@@ -181,14 +181,17 @@ def test_gpu_slot_runs_its_cpu_smoke_version_end_to_end(tmp_path):
     log = (out / "slot.log").read_text()
     steps = re.findall(r"^## \S+ \[(\w+)\] (.*)$\n(?:.*\n)*?^## exit (\d+)$", log, re.M)
     assert done.returncode == 0 and steps, log
-    assert [name for name, _, _ in steps] == ["versions", "table", "spec", "tests", "fuzz", "warm", "suite",
+    assert [name for name, _, _ in steps] == ["versions", "table", "spec", "tests", "fuzz", "warm", "suite", "fp8",
                                                "kernelbench", "tune", "retime", "e2e"], log
     assert [name for name, _, code in steps if code != "0"] == ["tests"], log  # only the planted failure
     assert "1 failed" in log
     files = {p.name for p in out.iterdir()}
     assert files == SLOT_FILES and len(files) <= 8, files
     suite = [json.loads(line) for line in (out / "suite.jsonl").read_text().splitlines()]
-    assert {(r["pass"], r["layout"]) for r in suite} == {(p, lay) for p in run.PASSES for lay in ("channels_last", "contiguous")}
+    bf16 = [r for r in suite if r["dtype"] == "bfloat16"]
+    assert {(r["pass"], r["layout"]) for r in bf16} == {(p, lay) for p in run.PASSES for lay in ("channels_last", "contiguous")}
+    assert [(r["dtype"], r["pass"], r["layout"]) for r in suite if r not in bf16] == [("float8_e4m3fn", "forward",
+                                                                                      "channels_last")]
     assert all(r["tritonconv"]["ok"] for r in suite)
     assert [json.loads(line)["name"] for line in (out / "tuned.jsonl").read_text().splitlines()] == ["tcn_k3"] * 6
 
@@ -287,7 +290,8 @@ def made_up_slot(folder, date="2026-12-01T10:00:00+00:00", scale=1.0):
                              "roofline_fraction": 0.4, "bound": "compute",
                              "tritonconv": {"ok": True, "ms": 1.0, "timing": "cuda_graph"}})
     folder.mkdir(parents=True)
-    (folder / "suite.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"cut off')
+    quantised = {**rows[0], "dtype": "float8_e4m3fn", "speedup_vs_cudnn": 1.6, "tritonconv": {"ok": True, "rel_err": 0.04}}
+    (folder / "suite.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [*rows, quantised]) + '{"cut off')
     tuned = {**rows[0], "speedup_vs_cudnn": 0.8 * scale}  # resnet50_l1_3x3 forward channels-last, after tuning
     (folder / "tuned.jsonl").write_text(json.dumps(tuned) + "\n")
     (folder / "kernelbench.jsonl").write_text(json.dumps({**meta, "name": "87_pointwise", "speedup": 0.5,
@@ -341,5 +345,6 @@ def test_readout_commits_tabulates_draws_and_compares(tmp_path):
     assert "| P3 |" in text and "not measured |" in text
     assert "bfloat16: 1 problems timed, fast_1 0, geomean 0.50x" in text and "geomean 0.25x over 1" in text
     assert "Within 1.5x of the measured device time: 1 of 1 rows" in text
+    assert "- 2D: 1 layers, geomean 1.60x (quantisation error vs fp32: up to 0.040)" in text  # fp8, apart
     assert "| tcn_k3 | forward | channels-last | 1.2000 |" in text
     assert "- resnet50 [32, 3, 224, 224] bfloat16: torch 100.0 ms, tritonconv 200.0 ms (0.50x); routed {'conv2d': 53}" in text
