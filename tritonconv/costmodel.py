@@ -12,7 +12,7 @@ it runs with) on a GPU described by :class:`Device`::
 * ``R``: the kernel's rate on the device, multiply-adds per second: ``mma_macs`` for the pointer GEMM
   kernels' 16-bit ``tl.dot`` (a quarter of it for TF32), ``tma_macs`` for the descriptor kernel,
   ``fold_macs`` for a forward that folds taps into the reduction (a gather per element), and
-  ``fma_macs`` for the depthwise kernels and IEEE fp32/fp64 dots;
+  ``fma_macs`` for the depthwise kernels and IEEE fp32/fp64 dots; twice the tensor-core rates for fp8;
 * ``e``: the wave efficiency, ``CTAs / (waves * SMs * CTAs per SM)``, with CTAs per SM from the
   tile's shared memory (the software pipeline's stages), its warps and an estimate of its
   registers (the fp32 accumulator over the threads, plus addressing);
@@ -159,6 +159,7 @@ def predict(problem: Problem, config: Config, device: Device) -> float:
     else:
         rate = device.tma_macs if config.tile_h else device.fold_macs if config.fold and problem.kind == "conv" \
             else device.mma_macs
+        rate *= 2 if problem.dtype.startswith("float8") else 1  # fp8 tensor-core products: twice the 16-bit rate
     slots = device.sms * ctas_per_sm(problem, config, device)
     efficiency = ctas / (math.ceil(ctas / slots) * slots) if ctas else 1.0
     return device.t0 + max(macs / (rate * efficiency), moved(problem, config) / device.bandwidth)

@@ -186,6 +186,17 @@ class _ScaledPass:
         return self.launch(self.lay_x(x), self.lay_w(w), b, y, (weight_scale, input_scale))
 
 
+@dataclasses.dataclass(frozen=True)
+class _ScaledDescriptors:
+    """The descriptor kernel for an fp8 forward where the bases are 16-byte aligned, else the pointer kernel."""
+
+    launch: Callable
+    fallback: Callable
+
+    def __call__(self, x, w, b, y, scales) -> torch.Tensor:
+        return (self.launch if tma.aligned(x, w) else self.fallback)(x, w, b, y, scales)
+
+
 def scaled_forward_plan(
     input: torch.Tensor,
     weight: torch.Tensor,
@@ -197,8 +208,9 @@ def scaled_forward_plan(
     config: Config | None = None,
 ) -> Callable:
     """The plan of a forward convolution of 8-bit float operands (``tritonconv.fp8``), dequantised in the
-    kernel's epilogue: ``plan(input, weight, bias, weight_scale, input_scale)`` -> ``out_dtype``. The pointer
-    GEMM kernel only (its epilogue scales); depthwise problems are refused before this."""
+    kernel's epilogue: ``plan(input, weight, bias, weight_scale, input_scale)`` -> ``out_dtype``. The pointer GEMM
+    kernel, or the descriptor kernel for a config that asks for it (both epilogues scale); depthwise problems are
+    refused before this."""
     key = ("scaled", tensor_key(input), tensor_key(weight), tensor_key(bias), tensor_key(weight_scale), spec,
            activation, out_dtype, config)
 
@@ -211,7 +223,7 @@ def scaled_forward_plan(
         one = torch.ones((), device=input.device)  # tuning times the kernel with a unit input scale
         cfg = config or _config("conv", input, spec, geometry.layout_of(input), lambda c: scaled_forward_plan(
             input, weight, bias, weight_scale, spec, activation, out_dtype, c)(input, weight, bias, weight_scale, one))
-        if geometry.copy_pays(spec.input_shape, spec.output_shape, input.element_size()):
+        if cfg.tile_h or geometry.copy_pays(spec.input_shape, spec.output_shape, input.element_size()):
             lay_x, lay_w = (_same if is_channels_inner(input) else _inner), _weight_layout(weight, False)
         else:
             lay_x = lay_w = _same
@@ -219,6 +231,8 @@ def scaled_forward_plan(
         wc = weight if lay_w is _same else _laid_out_like(weight, False)
         step = weight_scale.stride(0) if weight_scale.dim() else 0
         launch = gemm.Launch(xc, wc, bias, y, spec, False, activation, False, dataclasses.replace(cfg, tile_h=0), step)
+        if cfg.tile_h and tma.usable(xc, wc, spec):  # tile loads by tensor descriptor, where the bases are aligned
+            launch = _ScaledDescriptors(tma.Launch(xc, wc, bias, y, spec, activation, False, cfg, step), launch)
         return _ScaledPass(out, lay_x, lay_w, launch)
 
     return _plan(key, build)

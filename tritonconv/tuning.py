@@ -115,6 +115,9 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
 TMA_SPACE = ((128, 64, 4, 4), (128, 64, 8, 3), (256, 64, 8, 3), (64, 64, 4, 4))  # block_n, block_k, warps, stages
 
 
+FP8 = ("float8_e4m3fn", "float8_e5m2")
+
+
 def fp8(problem: Problem) -> bool:
     """Whether the problem's operands are 8-bit floats (``tritonconv.fp8``)."""
     return problem.dtype.startswith("float8")
@@ -131,7 +134,7 @@ def tma_eligible(problem: Problem) -> bool:
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     unit = problem.stride[-2:] if problem.kind == "conv" else problem.stride
     return (TensorDescriptor is not None and problem.kind in ("conv", "conv_t") and problem.groups == 1
-            and problem.dtype != "float64" and not fp8(problem)  # fp8: the pointer kernel's scaled epilogue only
+            and problem.dtype != "float64"
             and all(s == 1 for s in unit) and problem.gemm[2] * itemsize % 16 == 0)
 
 
@@ -157,7 +160,8 @@ def tma_candidates(problem: Problem) -> list[Config]:
     out: list[Config] = []
     for block_m in (64, 128):
         for bn, bk, warps, stages in TMA_SPACE:
-            cfg = Config(block_m, clamp_pow2(cols, 16, bn), clamp_pow2(red, 16, bk), group_m=1, num_warps=warps,
+            cfg = Config(block_m, clamp_pow2(cols, 16, bn), clamp_pow2(red, min_k(problem), max(bk, min_k(problem))),
+                         group_m=1, num_warps=warps,
                          num_stages=stages, tile_h=tma_tile(out_h, out_w, block_m))
             if cfg not in out:
                 out.append(cfg)
@@ -228,7 +232,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     if not fold and tiles < sm_count and small_output(problem):  # under one wave: split the reduction
         split = max(1, min(triton.cdiv(sm_count, tiles), red // (2 * block_k), FORWARD_SPLITS[-1]))
     cfg = Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
-    if tma and problem.kind == "conv" and problem.dtype in ("float16", "bfloat16") and tma_eligible(problem) \
+    if tma and problem.kind == "conv" and problem.dtype in ("float16", "bfloat16", *FP8) and tma_eligible(problem) \
             and not fold and split == 1:
         cfg = dataclasses.replace(cfg, group_m=1, tile_h=tma_tile(*tma_plane(problem), block_m))
     return cfg

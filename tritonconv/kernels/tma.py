@@ -35,17 +35,19 @@ from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, s
 @kernel
 @triton.jit
 def _conv_tma_kernel(
-    x_desc, w_desc, b_ptr, y_ptr,
+    x_desc, w_desc, b_ptr, s_ptr, si_ptr, y_ptr,
     C_in, C_out, OD, OH, OW, sd, pd, ph, pw, dd, dh, dw,
-    syn, syc, syd, syh, syw,
+    syn, syc, syd, syh, syw, s_step,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
-    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr,
+    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, SCALED: tl.constexpr,
     UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
     TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """One program: ``TILE_H x TILE_W`` output positions of one (batch, depth) slice x ``BLOCK_N`` channels.
 
     Programs run channel tile fastest, so the programs sharing an input patch run together (L2).
+    ``SCALED`` (fp8 operands): the epilogue dequantises as the pointer kernel's does (``acc * si * s[n]``);
+    the weight tile is loaded K-major, the layout Hopper's fp8 MMA takes for its second operand.
     """
     BLOCK_M: tl.constexpr = TILE_H * TILE_W
     pid = tl.program_id(0)
@@ -83,6 +85,8 @@ def _conv_tma_kernel(
 
     offs_n = n0 + tl.arange(0, BLOCK_N)
     mask_n = offs_n < C_out
+    if SCALED:
+        acc = acc * (tl.load(s_ptr + offs_n * s_step, mask=mask_n, other=0.0) * tl.load(si_ptr))[None, :]
     if HAS_BIAS:
         acc += tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
     acc = activate(acc, ACTIVATION)
@@ -144,7 +148,7 @@ class Launch:
     ``config.tile_h > 0``). Calling it builds the two descriptors and launches; returns ``y``."""
 
     def __init__(self, x, weight, bias, y, spec: ConvSpec, activation: str | None, flip: bool,
-                 config: Config) -> None:
+                 config: Config, scale_step: int | None = None) -> None:
         interp = interpreting(x.device)
         tile_h = config.tile_h
         tile_w = config.block_m // tile_h
@@ -157,19 +161,22 @@ class Launch:
         self.launcher = Direct(_conv_tma_kernel)  # below JITFunction.run after the first launch
         self.grid = (triton.cdiv(c_out, config.block_n) * y.shape[0] * od * triton.cdiv(oh, tile_h)
                      * triton.cdiv(ow, tile_w),)
-        self.args = (c_in, c_out, od, oh, ow, sd, pd, ph, pw, dd, dh, dw, *strides_3d(y),
+        self.args = (c_in, c_out, od, oh, ow, sd, pd, ph, pw, dd, dh, dw, *strides_3d(y), scale_step or 0,
                      *as_3d(spec.weight_shape[2:], 1))
         self.kwargs = dict(
             HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=needs_int64(y, rows=m),
+            SCALED=scale_step is not None,
             UPCAST=interp and x.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(x.dtype, interp),
             TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
 
-    def __call__(self, x, weight, bias, y) -> torch.Tensor:
+    def __call__(self, x, weight, bias, y, scales: tuple | None = None) -> torch.Tensor:
+        """Build the descriptors and launch; ``scales``: (weight scale, input scale) with fp8."""
         if not self.empty:
             x_desc = TensorDescriptor(x, *self.x_layout)
             w_desc = TensorDescriptor(weight, *self.w_layout)
-            self.launcher(x.device, self.grid, x_desc, w_desc, bias if bias is not None else weight, y,
-                                                  *self.args, **self.kwargs)
+            w_scale, x_scale = scales if scales is not None else (y, y)
+            self.launcher(x.device, self.grid, x_desc, w_desc, bias if bias is not None else weight, w_scale, x_scale, y,
+                          *self.args, **self.kwargs)
         return y
