@@ -138,6 +138,19 @@ def _shape_only(x, w, b, y: torch.Tensor) -> torch.Tensor:
     return y
 
 
+def _operand_layouts(x, weight, spec: ConvSpec, transposed: bool, config: Config) -> tuple:
+    """How a GEMM pass lays out ``x`` and the weight per call (copied channels-innermost, or as they are), and
+    both as they will be laid out (meta-like stand-ins for the launch arguments: no data copied here).
+    Descriptors need channels innermost; small problems read every operand in place (no copy's launch)."""
+    if config.tile_h or geometry.copy_pays(spec.input_shape, spec.output_shape, x.element_size()):
+        lay_x, lay_w = (_same if is_channels_inner(x) else _inner), _weight_layout(weight, transposed)
+    else:
+        lay_x = lay_w = _same
+    xc = x if lay_x is _same else geometry.empty_channels_inner(x.shape, x.dtype, x.device)
+    wc = weight if lay_w is _same else _laid_out_like(weight, transposed)
+    return lay_x, lay_w, xc, wc
+
+
 def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activation, flip: bool, config,
                run: Callable[[Config], torch.Tensor]) -> _Pass:
     """Build the plan of a forward (or transposed) pass from its first call's tensors; ``y`` (a meta tensor)
@@ -152,14 +165,7 @@ def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activa
         return _Pass(out, _same, _same, depthwise.Launch(x, weight, bias, y, spec, transposed, activation, flip, config))
     layout = geometry.layout_of(x)  # of the caller's tensor: the configs differ by how y is written
     config = config or _config(kind, x, spec, layout, run)
-    # descriptors need channels innermost; small problems read every operand in place (no copy's launch)
-    if config.tile_h or geometry.copy_pays(spec.input_shape, spec.output_shape, x.element_size()):
-        lay_x, lay_w = (_same if is_channels_inner(x) else _inner), _weight_layout(weight, transposed)
-    else:
-        lay_x = lay_w = _same
-    # x and the weight as they will be laid out (for the launch arguments: no copy of the data here)
-    xc = x if lay_x is _same else geometry.empty_channels_inner(x.shape, x.dtype, x.device)
-    wc = weight if lay_w is _same else _laid_out_like(weight, transposed)
+    lay_x, lay_w, xc, wc = _operand_layouts(x, weight, spec, transposed, config)
     launch = gemm.Launch(xc, wc, bias, y, spec, transposed, activation, flip, dataclasses.replace(config, tile_h=0))
     if config.tile_h:  # tile loads by tensor descriptor; the transposed pass as its forward equivalent
         w_fwd, spec_fwd = (wc.transpose(0, 1), tma.transposed_as_forward(spec)) if transposed else (wc, spec)
@@ -223,12 +229,7 @@ def scaled_forward_plan(
         one = torch.ones((), device=input.device)  # tuning times the kernel with a unit input scale
         cfg = config or _config("conv", input, spec, geometry.layout_of(input), lambda c: scaled_forward_plan(
             input, weight, bias, weight_scale, spec, activation, out_dtype, c)(input, weight, bias, weight_scale, one))
-        if cfg.tile_h or geometry.copy_pays(spec.input_shape, spec.output_shape, input.element_size()):
-            lay_x, lay_w = (_same if is_channels_inner(input) else _inner), _weight_layout(weight, False)
-        else:
-            lay_x = lay_w = _same
-        xc = input if lay_x is _same else geometry.empty_channels_inner(input.shape, input.dtype, input.device)
-        wc = weight if lay_w is _same else _laid_out_like(weight, False)
+        lay_x, lay_w, xc, wc = _operand_layouts(input, weight, spec, False, cfg)
         step = weight_scale.stride(0) if weight_scale.dim() else 0
         launch = gemm.Launch(xc, wc, bias, y, spec, False, activation, False, dataclasses.replace(cfg, tile_h=0), step)
         if cfg.tile_h and tma.usable(xc, wc, spec):  # tile loads by tensor descriptor, where the bases are aligned
