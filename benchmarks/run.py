@@ -224,7 +224,9 @@ def pass_cases(op: str, entry: dict, dtype, layout: str, device, pas: str):
 
         impls = {"tritonconv": lambda o: conv(o["xq"], wq, None, *stage.args, input_scale=o["xs"], weight_scale=ws),
                  "cudnn": lambda o: stage.forward(o["x"])}
-        return fp8_operands, impls, lambda o: _chain(stages, o["x"], upcast=True)[-1], flops, nbytes // 2
+        y_shape = shapes.conv_output_shape(x_shape, tuple(stage.weight.shape), *stage.args)
+        moved = shapes.conv_bytes(x_shape, tuple(stage.weight.shape), y_shape, "float8_e4m3fn") + math.prod(y_shape)  # bf16 out
+        return fp8_operands, impls, lambda o: _chain(stages, o["x"], upcast=True)[-1], flops, moved
     if pas == "forward":
         w = [s.weight for s in stages]
         if op == "conv2plus1d":

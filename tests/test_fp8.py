@@ -1,6 +1,7 @@
 """FP8 convolution: equal to the dequantised fp32 convolution within fp32 accumulation error; quantisation round
 trips; converted models within a stated error of their float versions; clear errors; fp8 products compile."""
 
+import dataclasses
 import math
 
 import pytest
@@ -191,3 +192,24 @@ def test_the_descriptor_kernel_runs_fp8_too():
     pytest.importorskip("triton.backends.nvidia")
     ptx = static.compile_for(90, fn, args, kwargs).asm["ptx"]
     assert static.instruction(ptx) == "wgmma" and "e4m3" in ptx and static.ptxas_report(ptx, 90)["spill_store_bytes"] == 0
+
+
+def test_an_fp8_problem_tunes_and_the_cost_model_counts_its_rate_and_bytes():
+    """Tuning an fp8 layer checks candidates against the heuristic's output (a tolerance exists for fp8 dtypes);
+    the cost model runs its products at twice the 16-bit rate, reading 1-byte operands and writing a 16-bit output."""
+    from tritonconv import costmodel
+
+    g = torch.Generator().manual_seed(2)
+    xq, xs = fp8.quantize(torch.randn(1, 32, 5, 6, generator=g))
+    wq, ws = fp8.quantize(torch.randn(16, 32, 3, 3, generator=g), per_channel_dim=0)
+    spec = shape_spec("fp8.conv2d", 2, xq, wq, None, 1, 1, 1, 1)
+    problem = tuning.Problem.for_launch("conv", xq, spec)
+    configs = tuning.candidates(problem)
+    run = lambda c: dispatch.scaled_forward_plan(xq, wq, None, ws, spec, None, torch.float32, c)(xq, wq, None, ws, xs)  # noqa: E731
+    best, ms = tuning.tune(problem, run, lambda fn: 1.0, tuning.DEFAULT_SMEM, 132, skip=configs[2:])
+    assert best == configs[0] and ms == 1.0 and all(c.block_k >= 32 for c in configs)
+    bf16 = dataclasses.replace(problem, dtype="bfloat16")
+    cfg = tuning.Config(64, 16, 32, num_warps=4, num_stages=2)
+    assert costmodel.moved(problem, cfg) == (32 * 30 + 16 * 32 * 9) + 2 * 16 * 30  # 1-byte operands, 2-byte output
+    fast = dataclasses.replace(costmodel.DATASHEET, bandwidth=1e30, t0=0.0)  # the products alone
+    assert math.isclose(costmodel.predict(bf16, cfg, fast), 2 * costmodel.predict(problem, cfg, fast))

@@ -138,11 +138,12 @@ def ctas_per_sm(problem: Problem, config: Config, device: Device) -> int:
 def moved(problem: Problem, config: Config) -> int:
     """Bytes a launch moves at least: operands and output once, split partials, NC(D)HW copies."""
     itemsize = getattr(torch, problem.dtype).itemsize
-    base = shapes.conv_bytes(problem.input_shape, problem.weight_shape, problem.output_shape,
-                             str(getattr(torch, problem.dtype)).removeprefix("torch."))
+    base = shapes.conv_bytes(problem.input_shape, problem.weight_shape, problem.output_shape, problem.dtype)
     written = math.prod(problem.weight_shape) if problem.kind.endswith("wgrad") else (
         math.prod(problem.input_shape) if problem.kind.endswith("_t") else math.prod(problem.output_shape))
     partials = 2 * 4 * written * config.split_k if config.split_k > 1 else 0
+    if problem.dtype.startswith("float8"):  # fp8 operands, a 16-bit output (tritonconv.fp8's default)
+        base += math.prod(problem.output_shape)
     copies = 0
     if problem.layout == "contiguous" and not problem.kind.startswith("conv_dw") and problem.copies_operands:
         copies = 2 * itemsize * (math.prod(problem.input_shape) + math.prod(problem.output_shape))

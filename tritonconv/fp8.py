@@ -50,18 +50,27 @@ def quantize(tensor: torch.Tensor, per_channel_dim: int | None = None, dtype: to
         raise TypeError(f"quantize: expected `dtype` to be one of {FP8_DTYPES}, got {dtype}")
     if not tensor.is_floating_point():
         raise TypeError(f"quantize: expected `tensor` to be floating point, got {tensor.dtype}")
-    top = torch.finfo(dtype).max
     t = tensor.float()
     if per_channel_dim is None:
         amax = t.abs().amax()
-        shaped = amax
     else:
         dims = [d for d in range(t.dim()) if d != per_channel_dim % t.dim()]
         amax = t.abs().amax(dim=dims) if dims else t.abs()
-        shaped = amax.view([-1 if d == per_channel_dim % t.dim() else 1 for d in range(t.dim())])
-    scale = torch.where(amax > 0, amax / top, torch.ones_like(amax))
-    shaped_scale = torch.where(shaped > 0, shaped / top, torch.ones_like(shaped))
-    return (t / shaped_scale).clamp(-top, top).to(dtype), scale
+    scale = torch.where(amax > 0, amax / torch.finfo(dtype).max, torch.ones_like(amax))
+    return _round(t / _along(scale, t.dim(), per_channel_dim), dtype), scale
+
+
+def _along(scale: torch.Tensor, ndim: int, per_channel_dim: int | None) -> torch.Tensor:
+    """``scale`` shaped to broadcast over an ``ndim``-d tensor: one value, or one per index of ``per_channel_dim``."""
+    if per_channel_dim is None or scale.dim() == 0:
+        return scale
+    return scale.view([-1 if d == per_channel_dim % ndim else 1 for d in range(ndim)])
+
+
+def _round(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` (already divided by its scale) in ``dtype``, saturating at its largest value."""
+    top = torch.finfo(dtype).max
+    return t.clamp(-top, top).to(dtype)
 
 
 def dequantize(q: torch.Tensor, scale: torch.Tensor, per_channel_dim: int | None = None) -> torch.Tensor:
@@ -71,9 +80,7 @@ def dequantize(q: torch.Tensor, scale: torch.Tensor, per_channel_dim: int | None
     :param scale: its scale, one value or one per index of ``per_channel_dim``.
     :param per_channel_dim: the dimension a per-index ``scale`` runs along.
     """
-    if per_channel_dim is None or scale.dim() == 0:
-        return q.float() * scale
-    return q.float() * scale.view([-1 if d == per_channel_dim % q.dim() else 1 for d in range(q.dim())])
+    return q.float() * _along(scale, q.dim(), per_channel_dim)
 
 
 def _check_device(op: str, device: torch.device) -> None:
@@ -214,8 +221,7 @@ class Conv(torch.nn.Module):
             x, scale = quantize(input, dtype=self.dtype)
         else:
             scale = self.input_scale
-            top = torch.finfo(self.dtype).max
-            x = (input.float() / scale).clamp(-top, top).to(self.dtype)
+            x = _round(input.float() / scale, self.dtype)
         y = _conv(self.ndim, x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, scale,
                   self.weight_scale, self.out_dtype, None)
         return y if input.dtype not in OUT_DTYPES else y.to(input.dtype)

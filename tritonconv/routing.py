@@ -32,8 +32,8 @@ from collections.abc import Iterator
 
 import torch
 
-from . import functional
-from ._checks import SUPPORTED_DTYPES, is_dtensor
+from . import _checks, functional
+from ._checks import is_dtensor
 
 __all__ = ["RoutingReport", "disable", "enable", "enabled", "is_enabled", "report"]
 
@@ -136,18 +136,16 @@ def _count(routed: str | None, why: str | None = None) -> None:
 
 
 def _why_not(input, weight, bias) -> str | None:
-    """Why tritonconv does not take this call (``nn.convert``'s rules for dtypes and devices), or None."""
-    tensors = [t for t in (input, weight, bias) if t is not None]
-    if any(is_dtensor(t) for t in tensors):
+    """Why tritonconv does not take this call, or None: a DTensor (torch's sharding rules), a rank it has no
+    kernel for, or what tritonconv's own argument checks refuse (dtypes, devices; their message)."""
+    if any(is_dtensor(t) for t in (input, weight, bias) if t is not None):
         return "DTensor: torch's sharding rules"
-    if input.dtype not in SUPPORTED_DTYPES:
-        return f"dtype {str(input.dtype).removeprefix('torch.')} not supported"
-    if any(t.dtype != input.dtype for t in tensors):
-        return "mixed dtypes"
-    if any(t.device != input.device for t in tensors):
-        return "mixed devices"
     if not 3 <= input.dim() <= 5:
         return f"{input.dim() - 2}-D convolution"
+    try:
+        _checks.check_tensors("convolution", input, weight, bias)
+    except (TypeError, ValueError) as err:
+        return str(err).removeprefix("convolution: ")
     return None
 
 

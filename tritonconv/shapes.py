@@ -38,7 +38,7 @@ __all__ = [
     "Halo",
 ]
 
-DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "float8_e4m3fn": 1, "float8_e5m2": 1}
 
 
 def as_tuple(value: IntOrSeq, ndim: int, name: str = "value") -> tuple[int, ...]:
@@ -239,7 +239,7 @@ def conv_bytes(
 ) -> int:
     """Fewest bytes a convolution must move: ``input_shape``, ``weight_shape`` (and the ``bias``, when
     True) read once, ``output_shape`` written once, in ``dtype`` (``'float32'``, ``'float16'``,
-    ``'bfloat16'``, ``'float64'``)."""
+    ``'bfloat16'``, ``'float64'``, ``'float8_e4m3fn'``, ``'float8_e5m2'``)."""
     elems = math.prod(input_shape) + math.prod(weight_shape) + math.prod(output_shape)
     return (elems + (weight_shape[0] if bias else 0)) * DTYPE_BYTES[dtype]
 

@@ -422,7 +422,6 @@ def record_names(path: Path | None, names: list[str]) -> None:
     if path is not None:
         with path.open("a") as f:
             f.writelines(f"{n}\n" for n in dict.fromkeys(name.split(":")[0] for name in names))
-    return 0
 
 
 if __name__ == "__main__":

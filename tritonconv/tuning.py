@@ -115,9 +115,6 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
 TMA_SPACE = ((128, 64, 4, 4), (128, 64, 8, 3), (256, 64, 8, 3), (64, 64, 4, 4))  # block_n, block_k, warps, stages
 
 
-FP8 = ("float8_e4m3fn", "float8_e5m2")
-
-
 def fp8(problem: Problem) -> bool:
     """Whether the problem's operands are 8-bit floats (``tritonconv.fp8``)."""
     return problem.dtype.startswith("float8")
@@ -157,12 +154,12 @@ def tma_plane(problem: Problem) -> tuple[int, int]:
 def tma_candidates(problem: Problem) -> list[Config]:
     rows, cols, red = problem.gemm
     out_h, out_w = tma_plane(problem)
+    low_k = min_k(problem)
     out: list[Config] = []
     for block_m in (64, 128):
         for bn, bk, warps, stages in TMA_SPACE:
-            cfg = Config(block_m, clamp_pow2(cols, 16, bn), clamp_pow2(red, min_k(problem), max(bk, min_k(problem))),
-                         group_m=1, num_warps=warps,
-                         num_stages=stages, tile_h=tma_tile(out_h, out_w, block_m))
+            cfg = Config(block_m, clamp_pow2(cols, 16, bn), clamp_pow2(red, low_k, max(bk, low_k)), group_m=1,
+                         num_warps=warps, num_stages=stages, tile_h=tma_tile(out_h, out_w, block_m))
             if cfg not in out:
                 out.append(cfg)
     return out
@@ -232,7 +229,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     if not fold and tiles < sm_count and small_output(problem):  # under one wave: split the reduction
         split = max(1, min(triton.cdiv(sm_count, tiles), red // (2 * block_k), FORWARD_SPLITS[-1]))
     cfg = Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
-    if tma and problem.kind == "conv" and problem.dtype in ("float16", "bfloat16", *FP8) and tma_eligible(problem) \
+    if tma and problem.kind == "conv" and (problem.dtype in ("float16", "bfloat16") or fp8(problem)) and tma_eligible(problem) \
             and not fold and split == 1:
         cfg = dataclasses.replace(cfg, group_m=1, tile_h=tma_tile(*tma_plane(problem), block_m))
     return cfg
@@ -291,7 +288,8 @@ def timing_since(before: Counter) -> str:
     return "host" if stats["timed_host"] > before["timed_host"] else "cuda_graph"
 
 
-_TUNE_TOL = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2, "float64": 1e-10}  # relative L2 vs the heuristic's output
+_TUNE_TOL = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2, "float64": 1e-10,  # relative L2 vs the heuristic's output
+             "float8_e4m3fn": 1e-2, "float8_e5m2": 1e-2}  # fp8: exact products, fp32 sums, a 16-bit output
 
 
 def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callable, smem_limit: int,
