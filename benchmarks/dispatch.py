@@ -3,9 +3,10 @@
 On a GPU: the per-call host time of ``tritonconv.conv2d`` (argument checks, config lookup in
 the memo, allocation, launch) against launching the same compiled kernel directly with
 precomputed arguments, both on a tiny layer so the GPU never limits the loop. Target: at
-most 20 us added per call. Then NCHW layers around ``geometry.COPY_BYTES``, copied channels-innermost
-and read in place (the threshold's check). ``--smoke`` (CPU) times only the Python work before the launch
-(checks + config choice), as launches there run the interpreter.
+most 20 us added per call. Then 3x3 layers with a weight in torch's layout around
+``geometry.WEIGHT_COPY_MACS``, the weight copied channels-innermost and read in place (the
+threshold's check). ``--smoke`` (CPU) times only the Python work before the launch (checks +
+config choice), as launches there run the interpreter.
 """
 
 from __future__ import annotations
@@ -91,26 +92,28 @@ def main(argv=None) -> int:
 
 
 def copy_or_in_place(calls: int, device: torch.device, sync, graph: bool = True) -> None:
-    """NCHW 3x3 layers around ``geometry.COPY_BYTES``: each timed with its NCHW operands copied
-    channels-innermost first and read in place, eagerly (calls back to back: host and GPU) and from
-    CUDA graph replays (``graph``: the GPU's time alone), to check the threshold where the copy pays."""
-    default, dtype = geometry.COPY_BYTES, torch.float16 if device.type == "cuda" else torch.float32
-    print(f"NCHW {str(dtype)[6:]} 3x3, 64 -> 64 channels, batch 1: copied vs read in place (COPY_BYTES = {default})")
+    """NCHW 3x3 layers around ``geometry.WEIGHT_COPY_MACS``, with a weight in torch's layout: each timed with
+    the weight copied channels-innermost first and read in place through its strides, eagerly (calls back to
+    back: host and GPU) and from CUDA graph replays (``graph``: the GPU's time alone), to check where the
+    copy pays. Activations are read in place either way."""
+    default, dtype = geometry.WEIGHT_COPY_MACS, torch.float16 if device.type == "cuda" else torch.float32
+    print(f"NCHW {str(dtype)[6:]} 3x3, 64 -> 64 channels, batch 1: weight copied vs read in place "
+          f"(WEIGHT_COPY_MACS = 2**{default.bit_length() - 1})")
     for side in (8, 16, 32, 64, 128):
         x = torch.randn(1, 64, side, side, device=device, dtype=dtype)
         w = torch.randn(64, 64, 3, 3, device=device, dtype=dtype)
         row = []
         for threshold in (0, 2**62):  # copy always, never
-            geometry.COPY_BYTES = threshold
+            geometry.WEIGHT_COPY_MACS = threshold
             dispatch.clear_plans()
             call = lambda x=x, w=w: tritonconv.conv2d(x, w, padding=1)  # noqa: E731
             eager = per_call_us(call, calls, sync)
             row.append(f"{eager:7.1f} us/call eager" + (f", {1e3 * tuning.do_bench_median(call):7.1f} us graph"
                                                         if graph else ""))
-        geometry.COPY_BYTES = default
+        geometry.WEIGHT_COPY_MACS = default
         dispatch.clear_plans()
-        activations = 2 * x.numel() * x.element_size()
-        print(f"  {side:4d}x{side:<4d} activations {activations / 2**10:6.0f} KiB: copied {row[0]}; in place {row[1]}")
+        macs = side * side * 64 * 64 * 9
+        print(f"  {side:4d}x{side:<4d} 2**{macs.bit_length() - 1:<2d} multiply-adds: copied {row[0]}; in place {row[1]}")
 
 
 if __name__ == "__main__":

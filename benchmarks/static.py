@@ -99,6 +99,49 @@ def instruction(ptx: str) -> str:
     return "wgmma" if "wgmma" in ptx else "mma" if "mma.sync" in ptx else "fma"
 
 
+POSITION_AXES = {"_conv_kernel": {"a": 0, "store": 0}, "_conv_weight_grad_kernel": {"a": 1, "b": 0}}
+"""Per GEMM kernel, the axis of output positions in its activation tiles: ``a``/``b`` the tiles loaded into
+the variables of those names in the kernel's source, ``store`` its output tile."""
+
+
+def tile_orders(ttgir: str) -> dict[str, tuple[tuple[int, ...], int]]:
+    """Per 2-D tile a kernel loads (by source variable, ``a``/``b``; plain or asynchronous loads) or stores
+    (``store``), from Triton's GPU IR: its thread order (the first axis is the one whose consecutive
+    elements sit in consecutive lanes, where the compiler proved consecutive addresses: the accesses
+    coalesce along it) and the elements each thread moves at once along that axis (its vector width)."""
+    layouts = {name: (tuple(int(v) for v in order.split(",")), tuple(int(v) for v in per_thread.split(",")))
+               for name, per_thread, order in re.findall(
+                   r"^(#blocked\d*) = #ttg\.blocked<\{sizePerThread = \[([\d, ]+)\].*?order = \[([\d, ]+)\]", ttgir, re.M)}
+    tiles = {}
+    for line in ttgir.splitlines():
+        found = re.search(r"tensor<\d+x\d+x!tt\.ptr<[^>]+>, (#blocked\d*)>", line)
+        if not found:
+            continue
+        name = re.match(r"\s*%([ab])_\d+ = (?:tt\.load|ttg\.async_copy_global_to_local) ", line)
+        key = name.group(1) if name else "store" if re.match(r"\s*tt\.store ", line) else None
+        if key and key not in tiles:
+            order, per_thread = layouts[found.group(1)]
+            tiles[key] = (order, per_thread[order[0]])
+    return tiles
+
+
+def activations_along(kernel: str, ttgir: str) -> str | None:
+    """Which activation tiles of a GEMM kernel (:data:`POSITION_AXES`) run their lanes along output positions,
+    e.g. ``"a+store"`` (``""``: none, all along channels); ``None`` for the other kernels."""
+    axes = POSITION_AXES.get(kernel)
+    if axes is None:
+        return None
+    tiles = tile_orders(ttgir)
+    return "+".join(key for key, axis in axes.items() if key in tiles and tiles[key][0][0] == axis)
+
+
+def vector_width(kernel: str, ttgir: str) -> int | None:
+    """The elements a thread moves at once in the widest activation tile of a GEMM kernel (1: scalar)."""
+    tiles = tile_orders(ttgir)
+    widths = [tiles[key][1] for key in POSITION_AXES.get(kernel, {}) if key in tiles]
+    return max(widths) if widths else None
+
+
 def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], suite: dict) -> list[dict]:
     rows = []
     cpu = torch.device("cpu")
@@ -117,10 +160,13 @@ def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], s
             rows.append({"name": name, "kind": kind, "dtype": dtype, "layout": layout, "kernel": fn.fn.__name__,
                          "config": vars(cfg), "num_warps": kwargs.get("num_warps"),
                          "shared_bytes": compiled.metadata.shared, "instruction": instruction(ptx),
+                         "activations_along": activations_along(fn.fn.__name__, compiled.asm["ttgir"]),
+                         "vector_width": vector_width(fn.fn.__name__, compiled.asm["ttgir"]),
                          **ptxas_report(ptx, arch)})
             print(f"{name:>24} {kind:>13} {dtype} {layout:>13} {rows[-1]['kernel']:>30} "
                   f"regs={rows[-1]['registers']:3d} spill={rows[-1]['spill_store_bytes']:5d}B "
-                  f"smem={rows[-1]['shared_bytes'] // 1024:3d}KiB {rows[-1]['instruction']}", flush=True)
+                  f"smem={rows[-1]['shared_bytes'] // 1024:3d}KiB {rows[-1]['instruction']} "
+                  f"along={rows[-1]['activations_along']} vec={rows[-1]['vector_width']}", flush=True)
     return rows
 
 

@@ -46,10 +46,10 @@ def test_grid_gradients(ndim, x_shape, w_shape, kw):
 
 
 @pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID[::3])
-def test_gradients_with_operands_copied_channels_inner(monkeypatch, ndim, x_shape, w_shape, kw):
-    """The large-problem path: NC(D)HW operands copied channels-innermost before every pass (the test
-    shapes are small, so by default they are read in place; geometry.copy_pays)."""
-    monkeypatch.setattr(geometry, "COPY_BYTES", 0)
+def test_gradients_with_the_weight_copied(monkeypatch, ndim, x_shape, w_shape, kw):
+    """The large-problem path: a weight in torch's layout copied channels-innermost before each GEMM pass
+    (the test shapes are small, so by default it is read in place; geometry.weight_copy_pays)."""
+    monkeypatch.setattr(geometry, "WEIGHT_COPY_MACS", 0)
     check_grads(ndim, x_shape, w_shape, **kw)
 
 

@@ -91,16 +91,26 @@ def test_default_configs_do_not_spill_on_hopper(capsys):
     assert [r["spill_store_bytes"] for r in static.report(90, ["bf16"], ["channels_last"], ["conv_t"], strided)] == [0]
 
 
-def test_small_problems_read_nchw_in_place_without_spilling_on_hopper():
-    """A small problem reads NCHW operands in place, through per-element addresses (no copy's launch):
-    the heuristic's tiles for those loads fit the register file too, every pass, 16- and 32-bit."""
+@pytest.mark.parametrize("arch", [90, 80])
+def test_nchw_tiles_load_and_store_along_positions_without_spilling(arch):
+    """NC(D)HW operands are read in place at every size, tiled by rows: the compiler lays each activation
+    tile's threads along the positions (consecutive addresses; ``static.tile_orders``), loads and stores
+    alike, and the heuristic's tiles fit the register file, every GEMM pass, 16- and 32-bit, 1-D to 3-D,
+    stride 1 and 2."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
-    mini = {"conv2d": [{**e, "N": 1} for e in suite["conv2d"] if e["name"] == "resnet50_l3_3x3"]}
-    ((_, prob),) = tune.suite_problems(mini)
-    assert not tuning.Problem.of("conv", "bfloat16", "contiguous", **prob).copies_operands
-    rows = static.report(90, ["bf16", "fp32"], ["contiguous"], ["conv", "conv_t", "conv_wgrad"], mini)
-    assert len(rows) == 2 * 3
+    names = {"resnet50_l3_3x3", "resnet50_l2_3x3s2", "tcn_k3", "r3d18_l1"}
+    mini = {op: [e for e in suite[op] if e["name"] in names] for op in ("conv1d", "conv2d", "conv3d")}
+    rows = static.report(arch, ["bf16", "fp32"], ["contiguous"], ["conv", "conv_t", "conv_wgrad"], mini)
+    assert len(rows) == 4 * 2 * 3
     assert [r for r in rows if r["spill_store_bytes"]] == []
+    assert {r["instruction"] for r in rows if r["dtype"] == "bf16"} == {"wgmma" if arch == 90 else "mma"}
+    for r in rows:  # a: the tile read (weight gradient: dy), b: the weight gradient's x, store: the output
+        along = "a+b" if r["kind"] == "conv_wgrad" else "a+store"
+        if r["name"] == "resnet50_l2_3x3s2":  # stride 2: the input read at every second column
+            along = {"conv": "store", "conv_t": "a", "conv_wgrad": "a"}[r["kind"]]
+        assert r["activations_along"] == along, r
+    # 1-D rows are long: the loads become 16-byte vectors there
+    assert {r["vector_width"] for r in rows if r["name"] == "tcn_k3"} == {8, 4}
 
 
 def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():

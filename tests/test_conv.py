@@ -9,8 +9,10 @@ import torch.nn.functional as F
 from conftest import assert_close
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import tritonconv
+from benchmarks import static
 from tritonconv import dispatch, geometry, shapes, tuning
 
 OURS = {1: tritonconv.conv1d, 2: tritonconv.conv2d, 3: tritonconv.conv3d}
@@ -145,28 +147,53 @@ def test_channels_last_in_place_and_out(ndim):
     assert out.is_contiguous(memory_format=fmt)
 
 
+class CopyLog(TorchDispatchMode):
+    """The sizes (elements) of the tensors every copying torch op makes while active (clone, copy_, _to_copy)."""
+
+    def __init__(self):
+        super().__init__()
+        self.copies = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in (torch.ops.aten.clone, torch.ops.aten.copy_, torch.ops.aten._to_copy):
+            self.copies.append(args[0].numel())
+        return func(*args, **(kwargs or {}))
+
+
+def copies_made(fn) -> list:
+    """The copies tritonconv's own code makes in ``fn`` (launches recorded, not run: the interpreter's
+    own copies of the kernels' arguments are not tritonconv's)."""
+    with static.recording(execute=False), CopyLog() as log:
+        fn()
+    return log.copies
+
+
 @pytest.mark.parametrize("ndim", [1, 2, 3])
-def test_nc_operands_are_copied_channels_inner_only_in_large_problems(monkeypatch, ndim):
-    """Channels-last (NLC/NHWC/NDHWC) activations and weights are read in place. NC(D)HW ones are read in
-    place too in a small problem (a copy's launch would cost more than strided tiles lose), and copied once
-    with channels innermost in a large one (the GEMM tiles then load as vectors); the output keeps torch's
-    format either way."""
-    copies = []
-    to_layout = geometry.to_layout
-    monkeypatch.setattr(geometry, "to_layout", lambda t, layout: copies.append(tuple(t.shape)) or to_layout(t, layout))
-    x = torch.randn((2, 6) + (5,) * ndim)
-    w = torch.randn((4, 6) + (3,) * ndim)
-    last_x, last_w = geometry.to_layout(x, "channels_last"), geometry.to_layout(w, "channels_last")
-    ref = reference(ndim, x, w, None, padding=1)
+def test_activations_are_read_in_place_in_any_layout(monkeypatch, plain_allocation, ndim):
+    """No pass copies an activation, NC(D)HW or channels-last, small problem or large (every GEMM pass
+    reads NC(D)HW in place, tiled by rows); a weight with a channel axis innermost (``tritonconv.nn``'s
+    layout) is read in place by every pass too, and one in torch's layout is copied once per GEMM pass of
+    a large problem only (geometry.WEIGHT_COPY_MACS). The output keeps torch's format; the results equal
+    torch's."""
+    x = torch.randn((2, 6) + (5,) * ndim, requires_grad=True)
+    w_torch = torch.randn((4, 6) + (3,) * ndim, requires_grad=True)
+    w_laid = geometry.channels_inner(w_torch.detach()).requires_grad_()
+    ref = reference(ndim, x.detach(), w_torch.detach(), None, padding=1)
     for large in (False, True):
-        monkeypatch.setattr(geometry, "COPY_BYTES", 0 if large else 1 << 20)
-        dispatch.clear_plans()
-        copies.clear()
-        assert_close(OURS[ndim](last_x, last_w, padding=1), ref)
-        assert copies == []
-        out = OURS[ndim](x, w, padding=1)
-        assert sorted(copies) == (sorted([tuple(x.shape), tuple(w.shape)]) if large else []) and out.is_contiguous()
-        assert_close(out, ref)
+        monkeypatch.setattr(geometry, "WEIGHT_COPY_MACS", 0 if large else 1 << 27)
+        for xi in (x, geometry.to_layout(x.detach(), "channels_last").requires_grad_()):
+            for w in (w_laid, w_torch):
+                dispatch.clear_plans()
+
+                def step(xi=xi, w=w):
+                    OURS[ndim](xi, w, padding=1).sum().backward()
+
+                step()  # plans built, results checked below
+                copies = copies_made(step)
+                assert copies == ([w.numel()] * 2 if large and w is w_torch else []), (large, w is w_laid)
+                out = OURS[ndim](xi, w, padding=1)
+                assert_close(out, ref)
+                assert out.is_contiguous(memory_format=geometry.output_memory_format(xi, w))  # torch's rule
 
 
 def test_strided_views():

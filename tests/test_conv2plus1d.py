@@ -42,10 +42,10 @@ def test_matches_composed_torch(fused, x_shape, c_mid, c_out, k, stride, padding
 
 
 @pytest.mark.parametrize("fused", [False, True])
-def test_operands_copied_channels_inner(monkeypatch, fused):
-    """The large-problem path (NCDHW operands copied channels-innermost; by default these small shapes
-    read them in place)."""
-    monkeypatch.setattr(geometry, "COPY_BYTES", 0)
+def test_weights_copied_channels_inner(monkeypatch, fused):
+    """The large-problem path (weights in torch's layout copied channels-innermost; by default these small
+    shapes read them in place; the input is read in place either way)."""
+    monkeypatch.setattr(geometry, "WEIGHT_COPY_MACS", 0)
     test_matches_composed_torch(fused, *CASES[1])
 
 

@@ -53,13 +53,20 @@ def test_every_descriptor_config_matches_torch(op, x_shape, w_shape, kwargs, dty
     assert len(launched) == len(configs)
 
 
-def test_flip_and_nchw_input():
-    """True convolution (flipped kernel), and an NCHW input (copied channels-innermost first)."""
+def test_flip_and_nchw_input(monkeypatch):
+    """True convolution (flipped kernel) through descriptors; an NCHW input given a descriptor config is read
+    in place by the pointer kernel with the same tiles (descriptors are offered for channels-last only)."""
+    launched = []
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: launched.append(1) or _f(*a, **k))
     x = torch.randn(2, 16, 7, 9, device=DEVICE)
     w = torch.randn(8, 16, 3, 3, device=DEVICE)
-    cfg = tuning.tma_candidates(tuning.Problem.of("conv", "float32", "contiguous", x.shape, w.shape, 1, 1))[0]
-    assert_close(run("conv2d", x, w, None, cfg, flip=True, padding=1),
-                 F.conv2d(x.double(), w.double().flip(2, 3), padding=1))
+    cfg = tuning.tma_candidates(tuning.Problem.of("conv", "float32", "channels_last", x.shape, w.shape, 1, 1))[0]
+    assert not tuning.tma_eligible(tuning.Problem.of("conv", "float32", "contiguous", x.shape, w.shape, 1, 1))
+    ref = F.conv2d(x.double(), w.double().flip(2, 3), padding=1)
+    assert_close(run("conv2d", geometry.to_layout(x, "channels_last"), w, None, cfg, flip=True, padding=1), ref)
+    assert launched == [1]
+    assert_close(run("conv2d", x, w, None, cfg, flip=True, padding=1), ref)
+    assert launched == [1]
 
 
 def test_unaligned_view_falls_back_to_pointer_loads(monkeypatch):
@@ -143,7 +150,7 @@ def test_input_gradient_through_descriptors(op, x_shape, w_shape, kwargs, flip, 
     x = geometry.to_layout(torch.randn(x_shape, device=DEVICE, dtype=torch.float64), "channels_last").requires_grad_()
     w = torch.randn(w_shape, device=DEVICE, dtype=torch.float64)
     y = getattr(F, op)(x, w.flip(list(range(2, w.dim()))) if flip else w, **kwargs)
-    dy = torch.randn_like(y)
+    dy = geometry.to_layout(torch.randn_like(y), "channels_last")  # torch's 1-D output is NCL
     (ref,) = torch.autograd.grad(y, x, dy)
     x32, w32, dy32 = x.detach().float(), w.float(), dy.float()
     spec = conv_spec(op, int(op[-2]), x32, w32, None, 1, kwargs.get("padding", 0), kwargs.get("dilation", 1), 1)

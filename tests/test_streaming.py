@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from conftest import assert_close
 
 import tritonconv
-from tritonconv import _checks, dispatch, memory, shapes, streaming, tuning
+from tritonconv import _checks, dispatch, geometry, memory, shapes, streaming, tuning
 
 CONFIG = tuning.Config(64, 16, 16, group_m=1, num_warps=1, num_stages=1)  # forced on both sides
 
@@ -87,16 +87,18 @@ def test_plan_is_the_largest_chunk_that_fits():
 
 
 def test_one_shot_device_bytes():
-    x, w = (1, 8, 16, 64, 64), (8, 8, 3, 3, 3)
+    x, w = (4, 64, 16, 64, 64), (64, 64, 3, 3, 3)
     y = shapes.conv_output_shape(x, w, padding=1)
-    assert memory.conv_device_bytes(x, w, y, "float16", bias=True) == 2 * (2 * 8 * 16 * 64 * 64 + 8 * 8 * 27 + 8)
-    copies = 2 * (8 * 16 * 64 * 64 + 8 * 8 * 27)  # NCDHW operands: their channels-last copies too
-    assert memory.conv_device_bytes(x, w, y, "float16", bias=True, channels_last=False) == \
-        memory.conv_device_bytes(x, w, y, "float16", bias=True) + copies
-    small = (1, 8, 4, 16, 16)  # read in place whatever its layout: no copies
-    ys = shapes.conv_output_shape(small, w, padding=1)
-    assert memory.conv_device_bytes(small, w, ys, "float16", channels_last=False) == \
-        memory.conv_device_bytes(small, w, ys, "float16") == 2 * (2 * 8 * 4 * 16 * 16 + 8 * 8 * 27)
+    plain = 2 * (2 * 4 * 64 * 16 * 64 * 64 + 64 * 64 * 27 + 64)  # activations in place in any layout
+    assert memory.conv_device_bytes(x, w, y, "float16", bias=True, weight_inner=True) == plain
+    # a large problem copies a weight in torch's layout (reduction channels not innermost) once
+    assert geometry.weight_copy_pays(x, w, y)
+    assert memory.conv_device_bytes(x, w, y, "float16", bias=True) == plain + 2 * 64 * 64 * 27
+    small = (1, 8, 4, 16, 16)  # a small one reads it in place: no copy
+    ws = (8, 8, 3, 3, 3)
+    ys = shapes.conv_output_shape(small, ws, padding=1)
+    assert memory.conv_device_bytes(small, ws, ys, "float16") == \
+        memory.conv_device_bytes(small, ws, ys, "float16", weight_inner=True) == 2 * (2 * 8 * 4 * 16 * 16 + 8 * 8 * 27)
 
 
 def test_stream_errors():

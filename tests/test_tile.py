@@ -7,8 +7,9 @@ import triton.language as tl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tritonconv import geometry
 from tritonconv._runtime import kernel
-from tritonconv._tile import positions, tap
+from tritonconv._tile import position_tiles, positions, tap, tile_positions
 
 
 @kernel
@@ -57,3 +58,35 @@ def test_positions_unflatten_row_major(sizes):
     od, oh, ow = sizes
     expect = torch.cat([grid // (od * oh * ow), grid // (oh * ow) % od, grid // ow % oh, grid % ow], dim=1)
     assert torch.equal(out, expect.int())
+
+
+@kernel
+@triton.jit
+def _tiles_kernel(out_ptr, count_ptr, M, OD, OH, OW, BLOCK: tl.constexpr, BLOCK_W: tl.constexpr):
+    tile = tl.program_id(0)
+    if tile == 0:
+        tl.store(count_ptr, position_tiles(M, OW, BLOCK, BLOCK_W))
+    nb, od, oh, ow, ok = tile_positions(tile, M, OD, OH, OW, BLOCK, BLOCK_W, False)
+    m = ((nb * OD + od) * OH + oh) * OW + ow
+    tl.atomic_add(out_ptr + m, 1, mask=ok)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 3), od=st.integers(1, 3), oh=st.integers(1, 5), ow=st.integers(1, 40),
+       block=st.sampled_from([16, 32, 64]))
+def test_position_tiles_cover_every_position_once(n, od, oh, ow, block):
+    """Flat tiles and row tiles (NC(D)HW, ``geometry.row_block``) visit each output position exactly once; the
+    host's tile count (the grid) is the kernel's."""
+    m = n * od * oh * ow
+    for block_w in {0, 8, block, geometry.row_block(m, ow, block)}:
+        tiles = geometry.position_tiles(m, ow, block, block_w)
+        seen = torch.zeros(m, dtype=torch.int32)
+        count = torch.zeros(1, dtype=torch.int32)
+        _tiles_kernel[seen.device][(tiles,)](seen, count, m, od, oh, ow, BLOCK=block, BLOCK_W=block_w)
+        assert int(count) == tiles and torch.equal(seen, torch.ones_like(seen)), block_w
+
+
+def test_row_block_pads_least_then_runs_widest():
+    assert [geometry.row_block(32 * w, w, 64) for w in (7, 14, 28, 56, 112)] == [8, 16, 32, 8, 16]
+    assert geometry.row_block(8 * 16000, 16000, 128) == 128  # a few long 1-D rows: whole tiles along them
+    assert geometry.row_block(100, 3, 64) == 0  # rows under 4 wide: flat tiles

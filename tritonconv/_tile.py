@@ -3,6 +3,12 @@
 Every kernel sees its problem as 3-D (depth, height, width) and flat output positions
 ``m = ((b*OD + od)*OH + oh)*OW + ow``. Per axis, a tap ``t`` with stride ``s``, padding
 ``p`` and dilation ``d`` relates output ``o`` to input ``i`` by ``i = o*s - p + t*d``.
+
+A tile of ``BLOCK`` positions is either a flat run of ``m`` (``BLOCK_W = 0``: the layout of
+channels-innermost tensors, where a tile's loads run along channels) or ``BLOCK / BLOCK_W`` rows
+of ``BLOCK_W`` consecutive ``ow`` (for tensors whose width axis is innermost, NC(D)HW: the
+compiler then sees ``BLOCK_W`` consecutive addresses per row and lays its threads along them).
+A row is one ``(b, od, oh)``; ``BLOCK_W`` is a power of two (:func:`tritonconv.geometry.row_block`).
 """
 
 import triton.language as tl
@@ -17,6 +23,44 @@ def positions(m, OD, OH, OW):
     oh = (m // OW) % OH
     od = (m // (OW * OH)) % OD
     return m // (OW * OH * OD), od, oh, ow
+
+
+@device
+def position_tiles(M, OW, BLOCK: tl.constexpr, BLOCK_W: tl.constexpr):
+    """How many tiles of ``BLOCK`` positions cover ``M`` positions of rows ``OW`` wide (the same as
+    :func:`tritonconv.geometry.position_tiles`)."""
+    if BLOCK_W == 0:
+        tiles = (M + BLOCK - 1) // BLOCK
+    else:
+        ROWS: tl.constexpr = BLOCK // BLOCK_W
+        tiles = (M // OW + ROWS - 1) // ROWS * ((OW + BLOCK_W - 1) // BLOCK_W)
+    return tiles
+
+
+@device
+def tile_positions(tile, M, OD, OH, OW, BLOCK: tl.constexpr, BLOCK_W: tl.constexpr, INT64: tl.constexpr):
+    """Tile ``tile``'s ``BLOCK`` positions -> ``(batch, od, oh, ow, in range)``; width tiles run fastest."""
+    offs = tl.arange(0, BLOCK)
+    if BLOCK_W == 0:
+        if INT64:
+            m = tile.to(tl.int64) * BLOCK + offs
+        else:
+            m = tile * BLOCK + offs
+        nb, od, oh, ow = positions(m, OD, OH, OW)
+        ok = m < M
+    else:
+        ROWS: tl.constexpr = BLOCK // BLOCK_W
+        tiles_w = (OW + BLOCK_W - 1) // BLOCK_W
+        if INT64:
+            row = (tile // tiles_w).to(tl.int64) * ROWS + offs // BLOCK_W
+        else:
+            row = (tile // tiles_w) * ROWS + offs // BLOCK_W
+        ow = (tile % tiles_w) * BLOCK_W + offs % BLOCK_W
+        oh = row % OH
+        od = (row // OH) % OD
+        nb = row // (OH * OD)
+        ok = (row < M // OW) & (ow < OW)
+    return nb, od, oh, ow, ok
 
 
 @device
@@ -35,6 +79,15 @@ def tap(o, s, p, t, d, size, TRANSPOSED: tl.constexpr):
         i = o * s - p + t * d
         ok = (i >= 0) & (i < size)
     return i, ok
+
+
+@device
+def phase_tap(j, phase, s, p, t, d, size):
+    """The transposed relation for a position ``o = phase + s*j`` of one stride phase and a tap ``t`` that
+    reaches it (``t*d = phase + p (mod s)``): ``i = j + (phase + p - t*d) / s``, an exact division of
+    scalars, so ``i`` runs along ``j`` (consecutive positions of a phase read consecutive inputs)."""
+    i = j + (phase + p - t * d) // s
+    return i, (i >= 0) & (i < size)
 
 
 @device

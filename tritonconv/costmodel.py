@@ -17,8 +17,7 @@ it runs with) on a GPU described by :class:`Device`::
   tile's shared memory (the software pipeline's stages), its warps and an estimate of its
   registers (the fp32 accumulator over the threads, plus addressing);
 * ``B``: the bytes the launch must move: its operands and output once, plus the fp32 partial sums
-  of a split reduction and the channels-innermost copies of NC(D)HW operands above
-  :data:`tritonconv.geometry.COPY_BYTES`; ``BW``: the device's bandwidth;
+  of a split reduction (NC(D)HW operands are read in place: no copy); ``BW``: the device's bandwidth;
 * ``t0``: a launch's fixed cost on the device (not the host's).
 
 A layer that launches several kernels costs the sum. The constants are fitted on measured rows
@@ -89,8 +88,12 @@ def device_for(name: str) -> Device:
         return dataclasses.replace(DATASHEET, name=name)
 
 
-def _inner(shape, dtype) -> torch.Tensor:  # channels innermost, as the GEMM kernels take them; never written
-    return geometry.empty_channels_inner(shape, dtype, torch.device("cpu"))
+def _standin(shape, dtype, channels_inner: bool) -> torch.Tensor:
+    """An uninitialised CPU tensor laid out channels-innermost or in torch's contiguous layout: what a ``Launch``
+    reads of its tensors (sizes, strides, device), never read or written (the pages are never touched)."""
+    if channels_inner:
+        return geometry.empty_channels_inner(shape, dtype, torch.device("cpu"))
+    return torch.empty(shape, dtype=dtype)
 
 
 def issued(problem: Problem, config: Config) -> tuple[int, int]:
@@ -111,17 +114,19 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
     ndim = len(problem.weight_shape) - 2
     spec = ConvSpec(ndim, problem.stride, problem.padding, problem.dilation, problem.groups, problem.input_shape,
                     problem.weight_shape, problem.output_shape, False)
+    def activation(shape):  # laid out as the problem's layout says (NC(D)HW tensors are tiled by rows)
+        return _standin(shape, dtype, problem.layout == "channels_last")
+
     if problem.kind == "conv_wgrad":
-        launch = weight_grad.Launch(_inner(problem.output_shape, dtype), _inner(problem.input_shape, dtype), spec,
-                                    False, config)
+        launch = weight_grad.Launch(activation(problem.output_shape), activation(problem.input_shape), spec, False,
+                                    config)
     else:
         transposed = problem.kind == "conv_t"
         read, written = ((problem.output_shape, problem.input_shape) if transposed
                          else (problem.input_shape, problem.output_shape))
         swapped = (problem.weight_shape[1], problem.weight_shape[0], *problem.weight_shape[2:])
-        weight = _inner(swapped, dtype).transpose(0, 1) if transposed else _inner(problem.weight_shape, dtype)
-        y = torch.empty(written, device="meta", dtype=dtype)
-        launch = gemm.Launch(_inner(read, dtype), weight, None, y, spec, transposed, None, False, config)
+        weight = _standin(swapped, dtype, True).transpose(0, 1) if transposed else _standin(problem.weight_shape, dtype, True)
+        launch = gemm.Launch(activation(read), weight, None, activation(written), spec, transposed, None, False, config)
     return launch.mma_work(), math.prod(launch.grid)
 
 
@@ -136,18 +141,15 @@ def ctas_per_sm(problem: Problem, config: Config, device: Device) -> int:
 
 
 def moved(problem: Problem, config: Config) -> int:
-    """Bytes a launch moves at least: operands and output once, split partials, NC(D)HW copies."""
-    itemsize = getattr(torch, problem.dtype).itemsize
+    """Bytes a launch moves at least: operands and output once (in any layout: nothing is copied), split
+    partials."""
     base = shapes.conv_bytes(problem.input_shape, problem.weight_shape, problem.output_shape, problem.dtype)
     written = math.prod(problem.weight_shape) if problem.kind.endswith("wgrad") else (
         math.prod(problem.input_shape) if problem.kind.endswith("_t") else math.prod(problem.output_shape))
     partials = 2 * 4 * written * config.split_k if config.split_k > 1 else 0
     if problem.dtype.startswith("float8"):  # fp8 operands, a 16-bit output (tritonconv.fp8's default)
         base += math.prod(problem.output_shape)
-    copies = 0
-    if problem.layout == "contiguous" and not problem.kind.startswith("conv_dw") and problem.copies_operands:
-        copies = 2 * itemsize * (math.prod(problem.input_shape) + math.prod(problem.output_shape))
-    return base + partials + copies
+    return base + partials
 
 
 def predict(problem: Problem, config: Config, device: Device) -> float:

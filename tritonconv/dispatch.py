@@ -13,10 +13,10 @@ checked spec and the other arguments) builds a *plan*: the kernel family, its co
 operand is laid out, the output's size and format, and the kernel's grid and arguments
 (a ``Launch`` of the kernel's module). Later calls with that signature look the plan up and
 only allocate the output, lay out the operands and launch: no checks, no config choice, no
-argument arithmetic. The GEMM kernels of large problems get their operands with channels
-innermost (:func:`tritonconv.geometry.channels_inner`): read in place when they are, else copied
-per call (``tritonconv.nn.Conv1d/2d/3d`` keep their weights that way, so their calls copy no
-weight); small problems read every operand in place (:func:`tritonconv.geometry.copy_pays`).
+argument arithmetic. Every kernel reads its activations in place, in any layout (the GEMM kernels
+tile NC(D)HW ones by rows, :mod:`tritonconv._tile`); a GEMM pass of a large problem copies a weight
+whose reduction channels are not innermost (:func:`tritonconv.geometry.weight_copy_pays`;
+``tritonconv.nn.Conv1d/2d/3d`` keep their weights laid out, so their calls copy nothing).
 Nothing on a plan's path synchronises with the GPU.
 """
 
@@ -77,10 +77,6 @@ def _same(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def _inner(t: torch.Tensor) -> torch.Tensor:
-    return geometry.to_layout(t, "channels_last")
-
-
 def _reduction_inner(transposed: bool) -> Callable[[torch.Tensor], torch.Tensor]:
     """A weight with its reduction channels innermost: input channels (forward), output channels (transposed)."""
     return (lambda w: channels_inner(w.transpose(0, 1)).transpose(0, 1)) if transposed else channels_inner
@@ -106,17 +102,16 @@ def _weight_layout(weight: torch.Tensor, transposed: bool) -> Callable[[torch.Te
 
 @dataclasses.dataclass(frozen=True)
 class _Pass:
-    """A forward or transposed pass: allocate ``y``, lay out ``x`` and the weight, launch."""
+    """A forward or transposed pass: allocate ``y``, lay out the weight, launch."""
 
     out: tuple  # (shape, dtype, memory format) of y
-    lay_x: Callable
     lay_w: Callable
     launch: Callable  # (x, w, b, y) -> y
 
     def __call__(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
         shape, dtype, fmt = self.out
         y = geometry.alloc_output(shape, x.device, dtype, fmt)
-        return self.launch(self.lay_x(x), self.lay_w(w), b, y)
+        return self.launch(x, self.lay_w(w), b, y)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,17 +133,28 @@ def _shape_only(x, w, b, y: torch.Tensor) -> torch.Tensor:
     return y
 
 
+def _channel_axis_inner(weight: torch.Tensor) -> bool:
+    """Either channel axis of a weight innermost: the pointer kernels' weight tiles load as vectors."""
+    return is_channels_inner(weight) or is_channels_inner(weight.transpose(0, 1))
+
+
 def _operand_layouts(x, weight, spec: ConvSpec, transposed: bool, config: Config) -> tuple:
-    """How a GEMM pass lays out ``x`` and the weight per call (copied channels-innermost, or as they are), and
-    both as they will be laid out (meta-like stand-ins for the launch arguments: no data copied here).
-    Descriptors need channels innermost; small problems read every operand in place (no copy's launch)."""
-    if config.tile_h or geometry.copy_pays(spec.input_shape, spec.output_shape, x.element_size()):
-        lay_x, lay_w = (_same if is_channels_inner(x) else _inner), _weight_layout(weight, transposed)
+    """How a GEMM pass lays out the weight per call (activations are always read in place), and the weight as
+    it will be laid out (a stand-in for the launch arguments: no data copied here).
+
+    The descriptor kernel needs the weight's reduction channels innermost. The pointer kernel loads its
+    weight tiles as vectors when either channel axis is innermost (reduction or column: ``tritonconv.nn``'s
+    layout serves the forward and the input gradient alike); torch's layout, neither when the kernel has
+    more than one tap, is copied per call in a large problem (:func:`tritonconv.geometry.weight_copy_pays`)
+    and read in place in a small one."""
+    if config.tile_h and is_channels_inner(x):
+        lay_w = _weight_layout(weight, transposed)
+    elif _channel_axis_inner(weight) or not geometry.weight_copy_pays(spec.input_shape, spec.weight_shape,
+                                                                     spec.output_shape):
+        lay_w = _same
     else:
-        lay_x = lay_w = _same
-    xc = x if lay_x is _same else geometry.empty_channels_inner(x.shape, x.dtype, x.device)
-    wc = weight if lay_w is _same else _laid_out_like(weight, transposed)
-    return lay_x, lay_w, xc, wc
+        lay_w = channels_inner
+    return lay_w, weight if lay_w is _same else _laid_out_like(weight, transposed and lay_w is not channels_inner)
 
 
 def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activation, flip: bool, config,
@@ -158,38 +164,37 @@ def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activa
     (for tuning)."""
     out = (tuple(y.shape), y.dtype, fmt)
     if x.device.type == "meta":  # shapes only (model summaries, deferred initialisation): nothing to run
-        return _Pass(out, _same, _same, _shape_only)
+        return _Pass(out, _same, _shape_only)
     kind = "conv_t" if transposed else "conv"
     if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores; any strides in place
         config = config or _config(kind, x, spec, None, run)
-        return _Pass(out, _same, _same, depthwise.Launch(x, weight, bias, y, spec, transposed, activation, flip, config))
+        return _Pass(out, _same, depthwise.Launch(x, weight, bias, y, spec, transposed, activation, flip, config))
     layout = geometry.layout_of(x)  # of the caller's tensor: the configs differ by how y is written
     config = config or _config(kind, x, spec, layout, run)
-    lay_x, lay_w, xc, wc = _operand_layouts(x, weight, spec, transposed, config)
-    launch = gemm.Launch(xc, wc, bias, y, spec, transposed, activation, flip, dataclasses.replace(config, tile_h=0))
+    lay_w, wc = _operand_layouts(x, weight, spec, transposed, config)
+    launch = gemm.Launch(x, wc, bias, y, spec, transposed, activation, flip, dataclasses.replace(config, tile_h=0))
     if config.tile_h:  # tile loads by tensor descriptor; the transposed pass as its forward equivalent
         w_fwd, spec_fwd = (wc.transpose(0, 1), tma.transposed_as_forward(spec)) if transposed else (wc, spec)
-        if tma.usable(xc, w_fwd, spec_fwd, transposed):
-            descriptors = tma.Launch(xc, w_fwd, bias, y, spec_fwd, activation, flip != transposed, config)
+        if tma.usable(x, w_fwd, spec_fwd, transposed):
+            descriptors = tma.Launch(x, w_fwd, bias, y, spec_fwd, activation, flip != transposed, config)
             launch = _Descriptors(descriptors, launch, transposed)
-        # else, e.g. strides of no 16-byte multiple: the same tiles through pointers
-    return _Pass(out, lay_x, lay_w, launch)
+        # else, e.g. NC(D)HW or strides of no 16-byte multiple: the same tiles through pointers
+    return _Pass(out, lay_w, launch)
 
 
 @dataclasses.dataclass(frozen=True)
 class _ScaledPass:
-    """An fp8 forward pass: allocate ``y`` in the output dtype, lay out ``x`` and the weight, launch with the
-    call's scales."""
+    """An fp8 forward pass: allocate ``y`` in the output dtype, lay out the weight, launch with the call's
+    scales."""
 
     out: tuple  # (shape, dtype, memory format) of y
-    lay_x: Callable
     lay_w: Callable
     launch: Callable  # (x, w, b, y, (weight scale, input scale)) -> y
 
     def __call__(self, x, w, b, weight_scale, input_scale) -> torch.Tensor:
         shape, dtype, fmt = self.out
         y = geometry.alloc_output(shape, x.device, dtype, fmt)
-        return self.launch(self.lay_x(x), self.lay_w(w), b, y, (weight_scale, input_scale))
+        return self.launch(x, self.lay_w(w), b, y, (weight_scale, input_scale))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,16 +230,17 @@ def scaled_forward_plan(
         y = torch.empty(spec.output_shape, device="meta", dtype=out_dtype, memory_format=fmt)
         out = (tuple(y.shape), out_dtype, fmt)
         if input.device.type == "meta":
-            return _ScaledPass(out, _same, _same, lambda x, w, b, y, scales: y)
+            return _ScaledPass(out, _same, lambda x, w, b, y, scales: y)
         one = torch.ones((), device=input.device)  # tuning times the kernel with a unit input scale
         cfg = config or _config("conv", input, spec, geometry.layout_of(input), lambda c: scaled_forward_plan(
             input, weight, bias, weight_scale, spec, activation, out_dtype, c)(input, weight, bias, weight_scale, one))
-        lay_x, lay_w, xc, wc = _operand_layouts(input, weight, spec, False, cfg)
+        lay_w, wc = _operand_layouts(input, weight, spec, False, cfg)
         step = weight_scale.stride(0) if weight_scale.dim() else 0
-        launch = gemm.Launch(xc, wc, bias, y, spec, False, activation, False, dataclasses.replace(cfg, tile_h=0), step)
-        if cfg.tile_h and tma.usable(xc, wc, spec):  # tile loads by tensor descriptor, where the bases are aligned
-            launch = _ScaledDescriptors(tma.Launch(xc, wc, bias, y, spec, activation, False, cfg, step), launch)
-        return _ScaledPass(out, lay_x, lay_w, launch)
+        launch = gemm.Launch(input, wc, bias, y, spec, False, activation, False, dataclasses.replace(cfg, tile_h=0),
+                             step)
+        if cfg.tile_h and tma.usable(input, wc, spec):  # tile loads by tensor descriptor, where the bases are aligned
+            launch = _ScaledDescriptors(tma.Launch(input, wc, bias, y, spec, activation, False, cfg, step), launch)
+        return _ScaledPass(out, lay_w, launch)
 
     return _plan(key, build)
 
@@ -313,15 +319,6 @@ def conv_transpose(
     return _plan(key, build)(input, weight, bias)
 
 
-@dataclasses.dataclass(frozen=True)
-class _WeightGrad:
-    lay: Callable  # for both operands: channels innermost (the GEMM kernel) or as they are (depthwise)
-    launch: Callable  # (grad_output, input) -> weight gradient
-
-    def __call__(self, grad_output: torch.Tensor, input: torch.Tensor) -> torch.Tensor:
-        return self.launch(self.lay(grad_output), self.lay(input))
-
-
 def conv_grad_weight(
     grad_output: torch.Tensor,
     input: torch.Tensor,
@@ -332,22 +329,14 @@ def conv_grad_weight(
     """Gradient of the forward pass with respect to its weight (fp32 accumulation, weight dtype out)."""
     key = ("grad_weight", tensor_key(grad_output), tensor_key(input), spec, flip, config, torch.get_float32_matmul_precision())
 
-    def build() -> _WeightGrad:
+    def build() -> Callable:
         if input.device.type == "meta":  # shapes only
-            return _WeightGrad(_same, lambda dy, x: torch.empty(spec.weight_shape, device="meta", dtype=dy.dtype))
-        cfg = config
-        if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores; any strides in place
-            if cfg is None:
-                cfg = _config("conv_wgrad", input, spec, None,
-                              lambda c: conv_grad_weight(grad_output, input, spec, flip, c))
-            return _WeightGrad(_same, depthwise.WeightGradLaunch(grad_output, input, spec, flip, cfg))
-        layout = geometry.layout_of(input)  # of the caller's tensor (the cache key)
-        copy = geometry.copy_pays(spec.input_shape, spec.output_shape, input.element_size())
-        lay = channels_inner if copy else _same  # small problems: both operands read in place
-        dy, x = lay(grad_output), lay(input)  # tiles along channels
-        if cfg is None:
-            cfg = _config("conv_wgrad", x, spec, layout, lambda c: conv_grad_weight(dy, x, spec, flip, c))
-        return _WeightGrad(lay, weight_grad.Launch(dy, x, spec, flip, cfg))
+            return lambda dy, x: torch.empty(spec.weight_shape, device="meta", dtype=dy.dtype)
+        # both operands read in place, in any layout; depthwise layers: no tensor cores
+        family = depthwise.WeightGradLaunch if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups) \
+            else weight_grad.Launch
+        cfg = config or _config("conv_wgrad", input, spec, None, lambda c: conv_grad_weight(grad_output, input, spec, flip, c))
+        return family(grad_output, input, spec, flip, cfg)
 
     return _plan(key, build)(grad_output, input)
 
@@ -369,16 +358,15 @@ def conv2plus1d_fused(x, ws, bs, wt, bt, spatial: ConvSpec, temporal: ConvSpec, 
             cfg = tuning.fused_2plus1d_config(m, ws.shape[1], ws.shape[0], wt.shape[0], interp=interpreting(x.device),
                                               channels_last=y.stride(1) == 1)
         out = (tuple(y.shape), y.dtype, fmt)
-        copy = geometry.copy_pays(x.shape, y.shape, x.element_size())  # else small: every operand read in place
-        lay_x = _same if is_channels_inner(x) or not copy else _inner
-        lay_s, lay_t = (_same if is_channels_inner(w) or not copy else channels_inner for w in (ws, wt))
-        xc, wsc, wtc = (t if lay is _same else geometry.empty_channels_inner(t.shape, t.dtype, t.device)
-                        for t, lay in ((x, lay_x), (ws, lay_s), (wt, lay_t)))  # their layouts, for the launch arguments
-        launch = fused_2plus1d.Launch(xc, wsc, bs, wtc, bt, y, spatial, temporal, mid_activation, activation, cfg)
+        copy = any(geometry.weight_copy_pays(s.input_shape, s.weight_shape, s.output_shape) for s in (spatial, temporal))
+        lay_s, lay_t = (_same if _channel_axis_inner(w) or not copy else channels_inner for w in (ws, wt))
+        wsc, wtc = (w if lay is _same else geometry.empty_channels_inner(w.shape, w.dtype, w.device)
+                    for w, lay in ((ws, lay_s), (wt, lay_t)))  # their layouts, for the launch arguments
+        launch = fused_2plus1d.Launch(x, wsc, bs, wtc, bt, y, spatial, temporal, mid_activation, activation, cfg)
 
         def run(x, ws, bs, wt, bt):
             y = geometry.alloc_output(out[0], x.device, out[1], out[2])
-            return launch(lay_x(x), lay_s(ws), bs, lay_t(wt), bt, y)
+            return launch(x, lay_s(ws), bs, lay_t(wt), bt, y)
 
         return run
 

@@ -109,11 +109,6 @@ class Problem:
         return c_out_g, c_in_g, self.output_shape[0] * math.prod(self.output_shape[2:])
 
     @property
-    def copies_operands(self) -> bool:
-        """Whether operands that are not channels-innermost are copied that way (:func:`copy_pays`)."""
-        return copy_pays(self.input_shape, self.output_shape, getattr(torch, self.dtype).itemsize)
-
-    @property
     def taps(self) -> int:
         return math.prod(self.weight_shape[2:])
 
@@ -180,30 +175,55 @@ def empty_channels_inner(shape, dtype: torch.dtype, device: torch.device) -> tor
 def channels_inner(t: torch.Tensor) -> torch.Tensor:
     """``t`` with dimension 1 of stride 1 (NLC, NHWC, NDHWC memory): a copy unless it already is.
 
-    The GEMM kernels reduce over channels: with channels innermost their operand tiles load as
-    vectors (and stream into shared memory asynchronously). Read through other strides, the
-    compiler cannot prove any contiguity and every element needs its own address: ptxas then
-    runs out of registers and spills (``python -m benchmarks.static``), so a strided operand of a
-    large problem is copied once instead (:func:`copy_pays`).
+    The GEMM kernels reduce over channels: a weight with its reduction channels innermost loads its
+    tiles as vectors (:data:`WEIGHT_COPY_MACS`); ``tritonconv.nn`` keeps its weights this way.
     """
     return t if is_channels_inner(t) else to_layout(t, "channels_last")
 
 
-COPY_BYTES = 1 << 20
-"""Problems whose activations (read plus written) stay under this many bytes read every operand in
-place, whatever its strides: a copy there costs a torch call on the host (10-25 us measured per
-copy, ``benchmarks/NOTES.md``) and a launch on the GPU, more than the strided tiles of a kernel
-that lasts a few microseconds lose. Above it, the copy's extra pass over memory is the smaller cost.
-The threshold is a prediction (about 1 us of copying on a GPU at a few TB/s), for a GPU lease to
-measure (``benchmarks.dispatch``)."""
+WEIGHT_COPY_MACS = 1 << 27
+"""A GEMM pass whose weight's reduction channels are not innermost (torch's ``(C_out, C_in, *k)`` layout,
+read tap by tap: channel stride ``prod(k)``) copies the weight that way first when it issues more
+multiply-adds than this; below it, the weight is read in place. Activations are never copied. The
+weight's tiles, read through strides, cost one 32-byte sector per element, about ``macs / BLOCK_M``
+sectors over the launch: at 4 sectors per clock per SM on 132 SMs (an H100/H200), ``macs / 6e13``
+seconds, which passes the copy's few microseconds (one small launch) near ``2**27`` multiply-adds. A
+prediction, for a GPU to measure (``benchmarks.dispatch``). ``tritonconv.nn.Conv1d/2d/3d`` keep their
+weights laid out, so their forward copies nothing."""
 
 
-def copy_pays(input_shape, output_shape, itemsize: int) -> bool:
-    """Whether the GEMM kernels of a convolution get operands that are not channels-innermost copied that
-    way first (large problems) or read them in place (small ones, :data:`COPY_BYTES`). The same for
-    every pass: each reads or writes the input and the output once (forward ``x -> y``, input
-    gradient ``dy -> dx``, weight gradient ``x, dy -> dw``)."""
-    return (math.prod(input_shape) + math.prod(output_shape)) * itemsize > COPY_BYTES
+def weight_copy_pays(input_shape, weight_shape, output_shape) -> bool:
+    """Whether a GEMM pass copies a weight that is not reduction-innermost (:data:`WEIGHT_COPY_MACS`)."""
+    return shapes.conv_macs(input_shape, weight_shape, output_shape) > WEIGHT_COPY_MACS
+
+
+def width_inner(t: torch.Tensor) -> bool:
+    """Whether the last (width, length) axis of a batched ``(N, C, *spatial)`` tensor is its innermost and
+    the channels are not (NCL, NCHW, NCDHW memory): the GEMM kernels then tile positions by rows
+    (:func:`row_block`), so that a tile's loads and stores run along that axis."""
+    return t.stride(-1) == 1 and t.shape[-1] > 1 and not is_channels_inner(t)
+
+
+def row_block(positions: int, width: int, block: int) -> int:
+    """``BLOCK_W``: how many consecutive positions of a row (``width`` wide, ``positions`` in all) a tile of
+    ``block`` positions takes (a power of two from 8 to ``block``; the rest of the tile is further rows),
+    or 0 for flat tiles (rows under 4 wide).
+
+    The one whose tiles pad the positions least (masked lanes are multiply-adds issued for nothing), the
+    widest among equals (longer runs of consecutive addresses): rows 7, 14, 28, 56, 112 wide take 8, 16,
+    32, 8, 16 when there are many rows; a few long 1-D rows take ``block``."""
+    if width < 4:
+        return 0
+    sizes = [1 << i for i in range(3, block.bit_length()) if 1 << i <= block] or [block]
+    return min(sizes, key=lambda bw: (position_tiles(positions, width, block, bw), -bw))
+
+
+def position_tiles(positions: int, width: int, block: int, block_w: int) -> int:
+    """Tiles of ``block`` positions over ``positions`` (rows ``width`` wide): flat (``block_w = 0``) or rows of
+    ``block_w`` (the kernels' :func:`tritonconv._tile.position_tiles`)."""
+    if block_w == 0 or positions == 0:
+        return triton.cdiv(positions, block)
+    return triton.cdiv(positions // width, block // block_w) * triton.cdiv(width, block_w)
 
 
 def is_channels_inner(t: torch.Tensor) -> bool:

@@ -1,10 +1,10 @@
 """Device-memory estimates and the streaming planner.
 
 The kernels are implicit GEMMs: no im2col buffer, so a one-shot convolution holds its input,
-weight, bias and output, plus a channels-innermost copy of NC(D)HW operands in large problems
-(:func:`tritonconv.geometry.copy_pays`; and the split
-partial sums of small outputs and of the weight gradient). Streaming keeps its input ring
-channels-last, so it makes no copy.
+weight, bias and output (activations are read in place, in any layout), plus, in large problems, a
+copy of a weight not laid out for the kernels (:func:`tritonconv.geometry.weight_copy_pays`) and the
+split partial sums of small outputs and of the weight gradient. Streaming keeps its input ring
+channels-last.
 :func:`plan_stream` sizes the slabs of :func:`tritonconv.streaming.conv3d_stream`; :class:`TensorBytes`
 measures what a block of torch calls holds, on the CPU too.
 """
@@ -27,14 +27,14 @@ MARGIN = 0.8  # share of the free GPU memory a default plan may use
 
 
 def conv_device_bytes(input_shape, weight_shape, output_shape, dtype: str, bias: bool = False,
-                      channels_last: bool = True) -> int:
+                      weight_inner: bool = False) -> int:
     """Bytes a one-shot convolution holds on the device: ``input_shape`` + ``weight_shape`` (+ the ``bias``
     when True) + ``output_shape`` in ``dtype`` (``'float32'``, ``'float16'``, ``'bfloat16'``, ``'float64'``),
-    and for NC(D)HW operands (``channels_last=False``) of a large problem the channels-innermost copies
-    the GEMM kernels read (:func:`tritonconv.geometry.copy_pays`)."""
-    operands = math.prod(input_shape) + math.prod(weight_shape)
-    copies = not channels_last and geometry.copy_pays(input_shape, output_shape, shapes.DTYPE_BYTES[dtype])
-    elems = operands * (2 if copies else 1) + math.prod(output_shape)
+    and, for a large problem whose weight is in torch's layout (``weight_inner=False``; ``tritonconv.nn``
+    modules keep theirs reduction-innermost), the weight's copy the GEMM kernels read
+    (:func:`tritonconv.geometry.weight_copy_pays`). Activations are read in place, in any layout."""
+    copied = not weight_inner and geometry.weight_copy_pays(input_shape, weight_shape, output_shape)
+    elems = math.prod(input_shape) + math.prod(weight_shape) * (2 if copied else 1) + math.prod(output_shape)
     return (elems + (weight_shape[0] if bias else 0)) * shapes.DTYPE_BYTES[dtype]
 
 

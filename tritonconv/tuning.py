@@ -126,12 +126,13 @@ def min_k(problem: Problem) -> int:
 
 
 def tma_eligible(problem: Problem) -> bool:
-    """One group, 16-byte rows of reduction channels (the descriptors' strides), and unit stride: along
+    """One group, channels innermost (the descriptors' boxes run along them; NC(D)HW is read in place by the
+    pointer kernel), 16-byte rows of reduction channels (the descriptors' strides), and unit stride: along
     H and W for the forward pass, on every axis for the input gradient (then a forward convolution)."""
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     unit = problem.stride[-2:] if problem.kind == "conv" else problem.stride
     return (TensorDescriptor is not None and problem.kind in ("conv", "conv_t") and problem.groups == 1
-            and problem.dtype != "float64"
+            and problem.dtype != "float64" and problem.layout == "channels_last"
             and all(s == 1 for s in unit) and problem.gemm[2] * itemsize % 16 == 0)
 
 
@@ -200,13 +201,14 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         block_k = 64 if block_m * block_n <= 64 * 64 else 32
         tiles = max(1, problem.groups * problem.taps * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))
         split = max(1, min(triton.cdiv(2 * sm_count, tiles), triton.cdiv(red, 8 * block_k)))
-        # NC(D)HW operands read in place (small problems): per-element addresses need the registers of
+        # NC(D)HW operands read in place (tiled by rows): per-element addresses need the registers of
         # 8 warps and smaller steps (ptxas spills otherwise; tests/test_compile.py)
-        strided = problem.layout == "contiguous" and not problem.copies_operands
+        strided = problem.layout == "contiguous"
         if strided:
             block_m, block_n, block_k = (min(block_m, 64), min(block_n, 64), 16) if problem.dtype == "float32" \
                 else (block_m, block_n, 32)
-        warps = 8 if strided or (problem.dtype == "float32" and block_m * block_n >= 128 * 128) else 4  # fp32: spills
+        warps = 8 if (strided and problem.dtype != "float32") or (problem.dtype == "float32" and block_m * block_n >= 128 * 128) \
+            else 4  # fp32: spills (and the NC(D)HW fp32 64 x 64 x 16 tile on 8 warps spilled 12 B on sm_80)
         return Config(block_m, block_n, block_k, group_m=1, num_warps=warps, num_stages=3, split_k=split)
     fold = int(can_fold(problem) and red <= 8)  # per-tap chunks would be half zeros or worse
     block_n = clamp_pow2(cols, 16, 64 if problem.layout == "contiguous" else 128)  # see num_warps below
@@ -221,8 +223,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     warps = 8 if block_m * block_n >= (128 * 64 if phases else 128 * 128) or problem.layout == "contiguous" else 4
     if fold:  # the gather's per-element index math doubles register use (ptxas: 128x64x64, 4 warps spills)
         block_k, warps = max(min(block_k, 32), min_k(problem)), 8
-    if problem.layout == "contiguous" and not problem.copies_operands:  # NC(D)HW read in place: see conv_wgrad
-        block_k = max(min(block_k, 32), min_k(problem))
+    if problem.layout == "contiguous":  # NC(D)HW read in place: see conv_wgrad (fp32 128 x 64 x 32 spilled 8-16 B)
+        block_k = max(min(block_k, 16 if problem.dtype == "float32" else 32), min_k(problem))
     stages = 2 if problem.taps * red <= block_k else 3
     split = 1
     tiles = max(1, problem.groups * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))  # 0 rows: empty batch

@@ -20,7 +20,7 @@ import triton.language as tl
 from .. import geometry
 from .._checks import ConvSpec
 from .._runtime import Direct, interpreting, kernel
-from .._tile import activate, positions, tap
+from .._tile import activate, tap, tile_positions
 from ..geometry import Config, dot_precision, needs_int64
 
 
@@ -38,24 +38,22 @@ def _conv2plus1d_kernel(
     HAS_BS: tl.constexpr, HAS_BT: tl.constexpr, MID_ACT: tl.constexpr, ACTIVATION: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_W: tl.constexpr,
 ):
     """One program: ``BLOCK_M`` output positions x ``BLOCK_N`` output channels; ``mid`` in ``BLOCK_C`` chunks."""
     pid = tl.program_id(0)
     tiles_n = (C_out + BLOCK_N - 1) // BLOCK_N
     pid_m = pid // tiles_n
     pid_n = pid % tiles_n
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_c = tl.arange(0, BLOCK_C)
     offs_k = tl.arange(0, BLOCK_K)
     if INT64:
-        offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_n = offs_n.to(tl.int64)
         offs_c = offs_c.to(tl.int64)
         offs_k = offs_k.to(tl.int64)
-    mask_m = offs_m < M
     mask_n = offs_n < C_out
-    nb, ot, oh, ow = positions(offs_m, OT, OH, OW)
+    nb, ot, oh, ow, mask_m = tile_positions(pid_m, M, OT, OH, OW, BLOCK_M, BLOCK_W, INT64)  # rows for NCDHW
 
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
     for j in range(KT):
@@ -105,8 +103,8 @@ def _conv2plus1d_kernel(
 
 class Launch:
     """:func:`_conv2plus1d_kernel` prepared for tensors laid out as ``x``, ``ws``, ``wt``, ``y``;
-    ``spatial``/``temporal`` are the two stages' specs, ``x``, ``ws``, ``wt`` channels-innermost
-    (their reduction axes), ``config.block_k`` the input-channel step. Calling it writes ``y``."""
+    ``spatial``/``temporal`` are the two stages' specs (every tensor read in place, any layout: NCDHW
+    tiled by rows), ``config.block_k`` the input-channel step. Calling it writes ``y``."""
 
     def __init__(self, x, ws, bs, wt, bt, y, spatial: ConvSpec, temporal: ConvSpec, mid_activation: str | None,
                  activation: str | None, config: Config) -> None:
@@ -117,7 +115,10 @@ class Launch:
         st, (sh, sw) = temporal.stride[0], spatial.stride[1:]
         self.empty = y.numel() == 0
         self.launcher = Direct(_conv2plus1d_kernel)  # below JITFunction.run after the first launch
-        self.grid = (triton.cdiv(m, config.block_m) * triton.cdiv(wt.shape[0], config.block_n),)
+        block_w = geometry.row_block(m, y.shape[-1], config.block_m) \
+            if geometry.width_inner(x) or geometry.width_inner(y) else 0  # rows of positions (see _tile)
+        self.grid = (geometry.position_tiles(m, y.shape[-1], config.block_m, block_w)
+                     * triton.cdiv(wt.shape[0], config.block_n),)
         self.args = (
             m, c_in, c_mid, wt.shape[0], *x.shape[2:], *y.shape[2:],
             st, sh, sw, temporal.padding[0][0], spatial.padding[1][0], spatial.padding[2][0],
@@ -130,7 +131,7 @@ class Launch:
             INT64=needs_int64(x, ws, wt, y, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
             DOT_PRECISION=dot_precision(x.dtype, interp), ACC=geometry.tl_accumulator(x.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_C=block_c, BLOCK_K=config.block_k,
-            num_warps=config.num_warps, num_stages=config.num_stages,
+            BLOCK_W=block_w, num_warps=config.num_warps, num_stages=config.num_stages,
         )
 
     def __call__(self, x, ws, bs, wt, bt, y) -> torch.Tensor:

@@ -15,9 +15,13 @@ coordinates and bounds mask are a few vector operations on the tile's precompute
 coordinates (no per-element div/mod). One flat loop rather than a loop per tap axis lets the
 compiler's software pipeline overlap the loads of the next tap with the current products.
 
-Layout: the kernel reads and writes through strides (any layout is correct); the dispatcher
-hands it operands with channels innermost (:func:`tritonconv.geometry.channels_inner`), the
-layout its tiles load fast. The output may have any strides.
+Layout: the kernel reads and writes every tensor in place, through its strides. With channels
+innermost (NLC, NHWC, NDHWC) a tile's loads run along channels; with the width axis innermost
+(NCL, NCHW, NCDHW) a tile of ``BLOCK_M`` positions is ``BLOCK_M / BLOCK_W`` rows of ``BLOCK_W``
+consecutive columns (:mod:`tritonconv._tile`), so its loads of the input and stores of the output
+run along the rows (``BLOCK_W = 0``: flat tiles). No operand is copied into another layout; only a
+weight whose reduction channels are not innermost may be, by the dispatcher
+(:data:`tritonconv.geometry.WEIGHT_COPY_MACS`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import triton.language as tl
 from .. import geometry, shapes
 from .._checks import ConvSpec
 from .._runtime import Direct, interpreting, kernel
-from .._tile import activate, positions, tap, weight_tap
+from .._tile import activate, phase_tap, position_tiles, tap, tile_positions, weight_tap
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, split_sizes, strides_3d
 
 
@@ -48,6 +52,7 @@ def _conv_kernel(
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, SCALED: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+    BLOCK_W: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of output positions x output channels of one group.
 
@@ -87,7 +92,10 @@ def _conv_kernel(
     split = tl.program_id(1)
     # Builtins and our _tile device functions only (not tl.cdiv, tl.zeros, tl.sum: Triton's own
     # @jit helpers, which the interpreted twin of this kernel cannot call; see _runtime).
-    tiles_m = (M + BLOCK_M - 1) // BLOCK_M
+    if TRANSPOSED:  # position tiles: flat runs, or rows of BLOCK_W (NC(D)HW operands; see _tile)
+        tiles_m = position_tiles(M, JW, BLOCK_M, BLOCK_W)
+    else:
+        tiles_m = position_tiles(M, OW, BLOCK_M, BLOCK_W)
     tiles_n = (C_out_g + BLOCK_N - 1) // BLOCK_N
     group = pid // (tiles_m * tiles_n)
     pid = pid % (tiles_m * tiles_n)
@@ -97,30 +105,31 @@ def _conv_kernel(
     pid_m = first_m + (pid % band) % band_m
     pid_n = (pid % band) // band_m
 
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_k = tl.arange(0, BLOCK_K)
     if INT64:  # some tensor has >= 2**31 elements: every offset product in int64
-        offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_n = offs_n.to(tl.int64)
         offs_k = offs_k.to(tl.int64)
         group = group.to(tl.int64)
-    mask_m = offs_m < M
     mask_n = offs_n < C_out_g
 
     if TRANSPOSED:  # this program's stride phase: positions o = phase + s*j, and the taps that reach them
         phase = tl.program_id(2)
-        nb, od, oh, ow = positions(offs_m, JD, JH, JW)
-        od = phase // (sh * sw) + sd * od
-        oh = (phase // sw) % sh + sh * oh
-        ow = phase % sw + sw * ow
+        nb, jd, jh, jw, mask_m = tile_positions(pid_m, M, JD, JH, JW, BLOCK_M, BLOCK_W, INT64)
+        phd = phase // (sh * sw)
+        phh = (phase // sw) % sh
+        phw = phase % sw
+        od = phd + sd * jd
+        oh = phh + sh * jh
+        ow = phw + sw * jw
         mask_m = mask_m & (od < OD) & (oh < OH) & (ow < OW)
         row = taps_ptr + phase * 6
         t0d, cd, t0h, ch, t0w, cw = tl.load(row), tl.load(row + 1), tl.load(row + 2), tl.load(row + 3), \
             tl.load(row + 4), tl.load(row + 5)
     else:  # every tap, from 0 in steps of 1
-        nb, od, oh, ow = positions(offs_m, OD, OH, OW)  # once per program
+        nb, od, oh, ow, mask_m = tile_positions(pid_m, M, OD, OH, OW, BLOCK_M, BLOCK_W, INT64)  # once per program
         t0d, cd, t0h, ch, t0w, cw = 0, KD, 0, KH, 0, KW
+        jd, jh, jw, phd, phh, phw = od, oh, ow, 0, 0, 0  # (the transposed pass's names; unused)
 
     x_rows = x_ptr + nb * sxn + group * C_in_g * sxc  # [BLOCK_M] pointers, channel 0 of the group
     w_cols = w_ptr + group * swg + offs_n * swn  # [BLOCK_N] pointers
@@ -155,9 +164,14 @@ def _conv_kernel(
             kw = t0w + (t % cw) * ew
             kh = t0h + ((t // cw) % ch) * eh
             kd = t0d + (t // (cw * ch)) * ed
-            id_, ok_d = tap(od, sd, pd, kd, dd, D, TRANSPOSED)  # [BLOCK_M] each, from scalar tap indices
-            ih, ok_h = tap(oh, sh, ph, kh, dh, H, TRANSPOSED)
-            iw, ok_w = tap(ow, sw, pw, kw, dw, W, TRANSPOSED)
+            if TRANSPOSED:  # [BLOCK_M] each, from scalar tap indices: along j within the phase
+                id_, ok_d = phase_tap(jd, phd, sd, pd, kd, dd, D)
+                ih, ok_h = phase_tap(jh, phh, sh, ph, kh, dh, H)
+                iw, ok_w = phase_tap(jw, phw, sw, pw, kw, dw, W)
+            else:
+                id_, ok_d = tap(od, sd, pd, kd, dd, D, False)
+                ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
+                iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
             ok = mask_m & ok_d & ok_h & ok_w
             cin = c_lo + (i % k_steps) * BLOCK_K + offs_k
             ok_k = cin < C_in_g
@@ -222,8 +236,10 @@ class Launch:
         self.empty = y.numel() == 0
         self.activation, self.acc = activation, geometry.accumulator(x.dtype)
         self.launcher = Direct(_conv_kernel)  # below JITFunction.run after the first launch
-        self.grid = (spec.groups * triton.cdiv(rows, config.block_m) * triton.cdiv(c_write, config.block_n),
-                     self.splits, phases)
+        width = j[-1] if transposed else y.shape[-1]  # of a row of positions
+        block_w = geometry.row_block(rows, width, config.block_m) if geometry.width_inner(x) or geometry.width_inner(y) else 0
+        tiles_m = geometry.position_tiles(rows, width, config.block_m, block_w)
+        self.grid = (spec.groups * tiles_m * triton.cdiv(c_write, config.block_n), self.splits, phases)
         self.args = (
             rows, c_read, c_write, *geometry_3d(x.shape[2:], y.shape[2:], spec),
             *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(out),
@@ -233,7 +249,7 @@ class Launch:
         self.kernel = as_3d(spec.weight_shape[2:], 1)
         # matrix work per program, for mma_work(): tile volume x reduction steps, per phase
         phase_taps = [math.prod(row[1::2]) for row in table] if transposed else [1 if fold else math.prod(self.kernel)]
-        self._work = (spec.groups * triton.cdiv(rows, config.block_m) * triton.cdiv(c_write, config.block_n)
+        self._work = (spec.groups * tiles_m * triton.cdiv(c_write, config.block_n)
                       * self.splits * (per_split // config.block_k) * sum(phase_taps)
                       * config.block_m * config.block_n * config.block_k)
         self.kwargs = dict(
@@ -242,7 +258,7 @@ class Launch:
             INT64=needs_int64(x, weight, out, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
             DOT_PRECISION=dot_precision(x.dtype, interp), ACC=geometry.tl_accumulator(x.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
-            num_warps=config.num_warps, num_stages=config.num_stages,
+            BLOCK_W=block_w, num_warps=config.num_warps, num_stages=config.num_stages,
         )
 
     def mma_work(self) -> int:

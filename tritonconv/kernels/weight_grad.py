@@ -7,7 +7,8 @@ For group ``g`` and tap ``t = (kd, kh, kw)``::
     X[p, ci, t] = x[b, g*C_in_g + ci, od*sd - pd + kd*dd, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]
 
 Rows are output channels (``BLOCK_M``), columns input channels (``BLOCK_N``) and the
-reduction runs over output positions in ``BLOCK_K`` chunks. The reduction can be split
+reduction runs over output positions in tiles of ``BLOCK_K`` (rows of ``BLOCK_W`` for NC(D)HW
+operands, read in place: :mod:`tritonconv._tile`). The reduction can be split
 (``Config.split_k``) into independent partial sums, added afterwards in a fixed order, so
 that layers with few channels but many positions still fill the GPU; results stay
 deterministic (no atomics).
@@ -24,8 +25,8 @@ import triton.language as tl
 from .. import geometry
 from .._checks import ConvSpec
 from .._runtime import Direct, interpreting, kernel
-from .._tile import positions, tap
-from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, split_sizes, strides_3d
+from .._tile import tap, tile_positions
+from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
 
 @kernel
@@ -36,10 +37,10 @@ def _conv_weight_grad_kernel(
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     syn, syc, syd, syh, syw,
-    sws, swo, swi, P_PER_SPLIT,
+    sws, swo, swi, STEPS_PER_SPLIT,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split."""
     pid = tl.program_id(0)
@@ -56,22 +57,18 @@ def _conv_weight_grad_kernel(
 
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # output channels
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # input channels
-    first_p = split * P_PER_SPLIT
     if INT64:
         offs_m = offs_m.to(tl.int64)
         offs_n = offs_n.to(tl.int64)
         group = group.to(tl.int64)
-        first_p = first_p.to(tl.int64)
     mask_m = offs_m < C_out_g
     mask_n = offs_n < C_in_g
     dy_rows = dy_ptr + (group * C_out_g + offs_m) * syc  # [BLOCK_M]
     x_cols = x_ptr + (group * C_in_g + offs_n) * sxc  # [BLOCK_N]
 
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
-    for p0 in range(0, P_PER_SPLIT, BLOCK_K):
-        offs_p = first_p + p0 + tl.arange(0, BLOCK_K)
-        mask_p = offs_p < P
-        nb, od, oh, ow = positions(offs_p, OD, OH, OW)
+    for step in range(split * STEPS_PER_SPLIT, (split + 1) * STEPS_PER_SPLIT):  # position tiles (see _tile)
+        nb, od, oh, ow, mask_p = tile_positions(step, P, OD, OH, OW, BLOCK_K, BLOCK_W, INT64)
         id_, ok_d = tap(od, sd, pd, kd, dd, D, False)
         ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
         iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
@@ -100,7 +97,12 @@ class Launch:
         taps = math.prod(kernel_size)
         positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
         interp = interpreting(input.device)
-        per_split, splits = split_sizes(positions, config)
+        width = spec.output_shape[-1]  # of a row of positions; NC(D)HW operands are tiled by rows (see _tile)
+        block_w = geometry.row_block(positions, width, config.block_k) \
+            if geometry.width_inner(grad_output) or geometry.width_inner(input) else 0
+        steps = geometry.position_tiles(positions, width, config.block_k, block_w)
+        per_split = max(1, triton.cdiv(steps, config.split_k))  # position tiles per split
+        splits = max(1, triton.cdiv(steps, per_split))
         self.spec, self.flip, self.empty = spec, flip, positions == 0
         self.partial_shape = (splits, c_out, c_in_g, taps)
         # one split and no flip: the kernel writes the gradient itself, in the input's dtype (no partials to
@@ -118,12 +120,12 @@ class Launch:
             *as_3d(tuple(kernel_size), 1),
         )
         self._work = (spec.groups * taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(c_in_g, config.block_n)
-                      * splits * (per_split // config.block_k) * config.block_m * config.block_n * config.block_k)
+                      * splits * per_split * config.block_m * config.block_n * config.block_k)
         self.kwargs = dict(
             INT64=needs_int64(input, grad_output, partial, rows=positions),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             ACC=geometry.tl_accumulator(input.dtype),
-            BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
+            BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, BLOCK_W=block_w,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
 
