@@ -116,16 +116,21 @@ def test_nchw_tiles_load_and_store_along_positions_without_spilling(arch):
 def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
     """The tensor-descriptor kernel (offered to the tuner on compute capability 9+): its loads become
     TMA bulk tensor copies feeding wgmma, without spills, for a spread of the configs the tuner tries
-    on a 3x3 layer (forward and input gradient), a 1x1 layer, a dilated 1-D layer and a 3-D layer
-    with depth stride 2."""
+    on a 3x3 layer (forward and input gradient), a 1x1 layer (channels-last, and NCHW read as boxes of
+    channels x positions, forward and input gradient), a dilated 1-D layer and a 3-D layer with depth
+    stride 2."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
-    layers = [("resnet50_l3_3x3", "conv2d", {}, "conv"), ("resnet50_l3_3x3", "conv2d", {}, "conv_t"),
-              ("resnet50_l1_1x1", "conv2d", {}, "conv"), ("tcn_k3_d8", "conv1d", {}, "conv"),
-              ("r3d18_l2_s2", "conv3d", {"s": [2, 1, 1]}, "conv")]
+    layers = [("resnet50_l3_3x3", "conv2d", {}, "conv", "channels_last"),
+              ("resnet50_l3_3x3", "conv2d", {}, "conv_t", "channels_last"),
+              ("resnet50_l1_1x1", "conv2d", {}, "conv", "channels_last"),
+              ("resnet50_l1_1x1", "conv2d", {}, "conv", "contiguous"),
+              ("resnet50_l1_1x1", "conv2d", {}, "conv_t", "contiguous"),
+              ("tcn_k3_d8", "conv1d", {}, "conv", "channels_last"),
+              ("r3d18_l2_s2", "conv3d", {"s": [2, 1, 1]}, "conv", "channels_last")]
     compiled = 0
-    for name, op, override, kind in layers:
+    for name, op, override, kind, layout in layers:
         entry = {**next(e for e in suite[op] if e["name"] == name), **override}
-        problem = tuning.Problem.of(kind, "bfloat16", "channels_last", **shapes.suite_problem(op, entry))
+        problem = tuning.Problem.of(kind, "bfloat16", layout, **shapes.suite_problem(op, entry))
         assert tuning.tma_eligible(problem)
         for cfg in tuning.tma_candidates(problem)[::3]:
             with static.recording(execute=False) as launches:
@@ -137,7 +142,7 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
             assert "cp.async.bulk.tensor" in ptx and static.instruction(ptx) == "wgmma", (name, kind, cfg)
             assert static.ptxas_report(ptx, 90)["spill_store_bytes"] == 0, (name, kind, cfg)
             compiled += 1
-    assert compiled >= 10
+    assert compiled >= 14
 
 
 def test_direct_launches_pass_what_jitfunction_run_passes(monkeypatch):

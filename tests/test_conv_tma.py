@@ -53,9 +53,67 @@ def test_every_descriptor_config_matches_torch(op, x_shape, w_shape, kwargs, dty
     assert len(launched) == len(configs)
 
 
+NCHW_CASES = [  # NC(D)HW read in place: rows of 16-byte multiples, every box starting on one (one column of taps)
+    ("conv2d", (2, 16, 9, 16), (24, 16, 1, 1), dict()),  # 1x1: a plain GEMM
+    ("conv2d", (1, 8, 7, 8), (16, 8, 3, 1), dict(padding=(2, 0), dilation=(2, 1))),
+    ("conv3d", (1, 8, 5, 3, 8), (16, 8, 3, 1, 1), dict(padding=(1, 0, 0), stride=(2, 1, 1))),  # (2+1)D's temporal
+    ("conv1d", (2, 16, 40), (8, 16, 1), dict()),
+]
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,kwargs", NCHW_CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_nchw_boxes_match_torch_forward_and_input_gradient(op, x_shape, w_shape, kwargs, dtype, monkeypatch):
+    """An NC(D)HW input (and output gradient) read in place by descriptors: boxes of channels x positions,
+    transposed for the MMA; the forward for every candidate config (each an NC(D)HW box, rows of at least 16
+    bytes), the input gradient for a spread of them."""
+    launched = []
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: launched.append(1) or _f(*a, **k))
+    x = torch.randn(x_shape, device=DEVICE, dtype=dtype)
+    w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
+    b = torch.randn(w_shape[0], device=DEVICE, dtype=dtype)
+    ref = F.relu(getattr(F, op)(x.double(), w.double(), b.double(), **kwargs))
+    spec = conv_spec(op, int(op[-2]), x, w, b, kwargs.get("stride", 1), kwargs.get("padding", 0),
+                     kwargs.get("dilation", 1), 1)
+    problem = tuning.Problem.for_launch("conv", x, spec)
+    assert problem.layout == "contiguous" and tuning.tma_eligible(problem)
+    configs = tuning.tma_candidates(problem)
+    assert configs and all(c.block_m // c.tile_h * x.element_size() >= 16 for c in configs)
+    for cfg in configs:
+        assert_close(run(op, x, w, b, cfg, "relu", **kwargs), ref, dtype)
+    assert len(launched) == len(configs)
+    if "stride" in kwargs:
+        return
+    x64 = x.double().requires_grad_()
+    y = getattr(F, op)(x64, w.double(), **kwargs)
+    dy = torch.randn(y.shape, device=DEVICE, dtype=dtype)  # NC(D)HW
+    (ref_dx,) = torch.autograd.grad(y, x64, dy.double())
+    problem_t = tuning.Problem.for_launch("conv_t", dy, spec)
+    assert tuning.tma_eligible(problem_t)
+    launched.clear()
+    picked = tuning.tma_candidates(problem_t)[::3]
+    for cfg in picked:
+        assert_close(dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg), ref_dx, dtype)
+    assert len(launched) == len(picked)
+
+
+def test_nchw_boxes_only_where_they_start_on_16_bytes():
+    """A descriptor load's innermost offset must be a 16-byte multiple: an NC(D)HW read whose taps shift the
+    columns by other amounts (3x3 with padding 1) runs the pointer kernel; 1x1 and (k,1,1) layers, and taps
+    shifted by 16-byte multiples, take descriptors."""
+    def eligible(kind, w_shape, padding, dilation=1, dtype="bfloat16", width=16):
+        return tuning.tma_eligible(tuning.Problem.of(kind, dtype, "contiguous", (1, 16, 9, width), w_shape, 1, padding,
+                                                     dilation))
+    assert eligible("conv", (16, 16, 1, 1), 0) and eligible("conv_t", (16, 16, 1, 1), 0)
+    assert not eligible("conv", (16, 16, 3, 3), 1) and not eligible("conv_t", (16, 16, 3, 3), 1)
+    assert eligible("conv", (16, 16, 3, 3), 8, dilation=8)  # taps shift by 8 bf16 columns: 16 bytes
+    assert not eligible("conv", (16, 16, 1, 1), 0, width=12)  # 24-byte rows
+    assert eligible("conv", (16, 16, 1, 1), 0, dtype="float32", width=12)  # 48-byte rows
+
+
 def test_flip_and_nchw_input(monkeypatch):
-    """True convolution (flipped kernel) through descriptors; an NCHW input given a descriptor config is read
-    in place by the pointer kernel with the same tiles (descriptors are offered for channels-last only)."""
+    """True convolution (flipped kernel) through descriptors; an NCHW input whose rows are no 16-byte multiple
+    (9 fp32 columns), given a descriptor config, is read in place by the pointer kernel with the same tiles."""
     launched = []
     monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: launched.append(1) or _f(*a, **k))
     x = torch.randn(2, 16, 7, 9, device=DEVICE)
@@ -75,7 +133,7 @@ def test_unaligned_view_falls_back_to_pointer_loads(monkeypatch):
     x = base[:, 1:]  # 8 channels starting 4 bytes into each 16-byte row: not a valid descriptor base
     w = torch.randn(8, 8, 3, 3, device=DEVICE)
     cfg = tuning.tma_candidates(tuning.Problem.of("conv", "float32", "channels_last", x.shape, w.shape, 1, 1))[0]
-    assert not tma.usable(x, w, conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1))
+    assert not tma.usable(x, w, conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1), cfg)
     assert_close(run("conv2d", x, w, None, cfg, padding=1), F.conv2d(x.double(), w.double(), padding=1))
 
 

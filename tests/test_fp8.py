@@ -194,6 +194,28 @@ def test_the_descriptor_kernel_runs_fp8_too():
     assert static.instruction(ptx) == "wgmma" and "e4m3" in ptx and static.ptxas_report(ptx, 90)["spill_store_bytes"] == 0
 
 
+def test_nchw_fp8_boxes_through_descriptors():
+    """An NCHW fp8 input of a 1x1 layer read in place as descriptor boxes of channels x positions (16-byte rows:
+    16 columns of 1 byte) on Hopper's heuristic: the dequantised convolution's result; wgmma on e4m3, no spills."""
+    from benchmarks import static
+
+    g = torch.Generator().manual_seed(7)
+    x, w = torch.randn(1, 32, 5, 16, generator=g), torch.randn(64, 32, 1, 1, generator=g)
+    (xq, xs), (wq, ws) = fp8.quantize(x), fp8.quantize(w, per_channel_dim=0)
+    spec = shape_spec("fp8.conv2d", 2, xq, wq, None, 1, 0, 1, 1)
+    cfg = tuning.heuristic(tuning.Problem.for_launch("conv", xq, spec), interpret=False, tma=True)
+    assert cfg.tile_h and cfg.block_m // cfg.tile_h >= 16
+    with static.recording() as launches:
+        y = dispatch.scaled_forward_plan(xq, wq, None, ws, spec, None, torch.float32, cfg)(xq, wq, None, ws, xs)
+    ((fn, args, kwargs, _),) = launches
+    assert fn.fn.__name__ == "_conv_tma_kernel" and not kwargs["CHANNELS_INNER"]
+    want = reference(2, xq, xs, wq, ws, None, {}, None)
+    torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+    pytest.importorskip("triton.backends.nvidia")
+    ptx = static.compile_for(90, fn, args, kwargs).asm["ptx"]
+    assert static.instruction(ptx) == "wgmma" and "e4m3" in ptx and static.ptxas_report(ptx, 90)["spill_store_bytes"] == 0
+
+
 def test_an_fp8_problem_tunes_and_the_cost_model_counts_its_rate_and_bytes():
     """Tuning an fp8 layer checks candidates against the heuristic's output (a tolerance exists for fp8 dtypes);
     the cost model runs its products at twice the 16-bit rate, reading 1-byte operands and writing a 16-bit output."""

@@ -142,12 +142,12 @@ def _operand_layouts(x, weight, spec: ConvSpec, transposed: bool, config: Config
     """How a GEMM pass lays out the weight per call (activations are always read in place), and the weight as
     it will be laid out (a stand-in for the launch arguments: no data copied here).
 
-    The descriptor kernel needs the weight's reduction channels innermost. The pointer kernel loads its
+    The descriptor kernel (a config with ``tile_h``) needs the weight's reduction channels innermost. The pointer kernel loads its
     weight tiles as vectors when either channel axis is innermost (reduction or column: ``tritonconv.nn``'s
     layout serves the forward and the input gradient alike); torch's layout, neither when the kernel has
     more than one tap, is copied per call in a large problem (:func:`tritonconv.geometry.weight_copy_pays`)
     and read in place in a small one."""
-    if config.tile_h and is_channels_inner(x):
+    if config.tile_h:
         lay_w = _weight_layout(weight, transposed)
     elif _channel_axis_inner(weight) or not geometry.weight_copy_pays(spec.input_shape, spec.weight_shape,
                                                                      spec.output_shape):
@@ -175,10 +175,10 @@ def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activa
     launch = gemm.Launch(x, wc, bias, y, spec, transposed, activation, flip, dataclasses.replace(config, tile_h=0))
     if config.tile_h:  # tile loads by tensor descriptor; the transposed pass as its forward equivalent
         w_fwd, spec_fwd = (wc.transpose(0, 1), tma.transposed_as_forward(spec)) if transposed else (wc, spec)
-        if tma.usable(x, w_fwd, spec_fwd, transposed):
+        if tma.usable(x, w_fwd, spec_fwd, config, transposed):
             descriptors = tma.Launch(x, w_fwd, bias, y, spec_fwd, activation, flip != transposed, config)
             launch = _Descriptors(descriptors, launch, transposed)
-        # else, e.g. NC(D)HW or strides of no 16-byte multiple: the same tiles through pointers
+        # else, e.g. strides of no 16-byte multiple: the same tiles through pointers
     return _Pass(out, lay_w, launch)
 
 
@@ -238,7 +238,7 @@ def scaled_forward_plan(
         step = weight_scale.stride(0) if weight_scale.dim() else 0
         launch = gemm.Launch(input, wc, bias, y, spec, False, activation, False, dataclasses.replace(cfg, tile_h=0),
                              step)
-        if cfg.tile_h and tma.usable(input, wc, spec):  # tile loads by tensor descriptor, where the bases are aligned
+        if cfg.tile_h and tma.usable(input, wc, spec, cfg):  # tile loads by tensor descriptor, where the bases are aligned
             launch = _ScaledDescriptors(tma.Launch(input, wc, bias, y, spec, activation, False, cfg, step), launch)
         return _ScaledPass(out, lay_w, launch)
 

@@ -126,24 +126,35 @@ def min_k(problem: Problem) -> int:
 
 
 def tma_eligible(problem: Problem) -> bool:
-    """One group, channels innermost (the descriptors' boxes run along them; NC(D)HW is read in place by the
-    pointer kernel), 16-byte rows of reduction channels (the descriptors' strides), and unit stride: along
-    H and W for the forward pass, on every axis for the input gradient (then a forward convolution)."""
+    """One group, 16-byte rows of reduction channels (the weight descriptor's strides), unit stride (along H
+    and W for the forward pass, on every axis for the input gradient, then a forward convolution), and for
+    an NC(D)HW read its rows in 16-byte multiples with every box starting on one
+    (:func:`tritonconv.kernels.tma.nc_boxes_aligned`)."""
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     unit = problem.stride[-2:] if problem.kind == "conv" else problem.stride
+    read = problem.output_shape if problem.kind == "conv_t" else problem.input_shape
+    (pad, _), dilation, taps = problem.padding[-1], problem.dilation[-1], problem.weight_shape[-1]
+    pad = (taps - 1) * dilation - pad if problem.kind == "conv_t" else pad  # run as a forward convolution
+    rows = problem.layout == "channels_last" or (  # NC(D)HW: every box starts a row on 16 bytes (kernels.tma)
+        read[-1] * itemsize % 16 == 0 and pad * itemsize % 16 == 0 and (taps == 1 or dilation * itemsize % 16 == 0))
     return (TensorDescriptor is not None and problem.kind in ("conv", "conv_t") and problem.groups == 1
-            and problem.dtype != "float64" and problem.layout == "channels_last"
+            and problem.dtype != "float64" and rows
             and all(s == 1 for s in unit) and problem.gemm[2] * itemsize % 16 == 0)
 
 
-def tma_tile(out_h: int, out_w: int, block_m: int) -> int:
-    """The tile height (a power of two, tile width ``block_m // tile_h``) padding the output plane least;
-    among equals the squarest (the smallest input box: a tap's halo adds to both sides)."""
+def tma_min_width(problem: Problem) -> int:
+    """The narrowest tile the descriptor kernel takes: an NC(D)HW box's rows are 16-byte multiples."""
+    return 1 if problem.layout == "channels_last" else 16 // torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
+
+
+def tma_tile(out_h: int, out_w: int, block_m: int, min_w: int = 1) -> int:
+    """The tile height (a power of two, tile width ``block_m // tile_h`` at least ``min_w``) padding the output
+    plane least; among equals the squarest (the smallest input box: a tap's halo adds to both sides)."""
     def cost(tile_h: int) -> tuple[int, int, int]:
         tile_w = block_m // tile_h
         return triton.cdiv(out_h, tile_h) * tile_h * triton.cdiv(out_w, tile_w) * tile_w, tile_h + tile_w, tile_h
 
-    return min(cost(1 << i) for i in range(block_m.bit_length()))[2]
+    return min(cost(1 << i) for i in range(block_m.bit_length()) if block_m >> i >= min_w)[2]
 
 
 def tma_plane(problem: Problem) -> tuple[int, int]:
@@ -160,7 +171,8 @@ def tma_candidates(problem: Problem) -> list[Config]:
     for block_m in (64, 128):
         for bn, bk, warps, stages in TMA_SPACE:
             cfg = Config(block_m, clamp_pow2(cols, 16, bn), clamp_pow2(red, low_k, max(bk, low_k)), group_m=1,
-                         num_warps=warps, num_stages=stages, tile_h=tma_tile(out_h, out_w, block_m))
+                         num_warps=warps, num_stages=stages,
+                         tile_h=tma_tile(out_h, out_w, block_m, tma_min_width(problem)))
             if cfg not in out:
                 out.append(cfg)
     return out
@@ -233,7 +245,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     cfg = Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
     if tma and problem.kind == "conv" and (problem.dtype in ("float16", "bfloat16") or fp8(problem)) and tma_eligible(problem) \
             and not fold and split == 1:
-        cfg = dataclasses.replace(cfg, group_m=1, tile_h=tma_tile(*tma_plane(problem), block_m))
+        cfg = dataclasses.replace(cfg, group_m=1, tile_h=tma_tile(*tma_plane(problem), block_m, tma_min_width(problem)))
     return cfg
 
 

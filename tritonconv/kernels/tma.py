@@ -4,6 +4,10 @@ For unit stride along height and width (any depth stride, padding and dilation; 
 the input a tap needs for a ``TILE_H x TILE_W`` patch of output positions is a box of the 5-D
 channels-innermost input ``[N, D, H, W, C]``: depth ``od*sd - pd + kd*dd``, rows from
 ``oh0 - ph + kh*dh`` and columns from ``ow0 - pw + kw*dw``, ``BLOCK_K`` channels from ``c0``.
+An NC(D)HW input is read in place the same way, as a box of ``[N, C, D, H, W]`` (``BLOCK_K``
+channels x ``TILE_H x TILE_W`` positions) transposed for the MMA, where every box starts a row on a
+16-byte boundary (:func:`nc_boxes_aligned`: 1x1 and (k,1,1) layers, say); other NC(D)HW layers run the
+pointer kernel.
 Coordinates outside the tensor, the zero padding, are filled with zeros by the copy engine, so
 the main loop computes no addresses and no masks: one flat loop over (tap, channel chunk) with
 scalar coordinates, which the compiler pipelines into asynchronous bulk copies feeding ``wgmma``.
@@ -40,7 +44,7 @@ def _conv_tma_kernel(
     syn, syc, syd, syh, syw, s_step,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, SCALED: tl.constexpr,
-    UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, CHANNELS_INNER: tl.constexpr,
     TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """One program: ``TILE_H x TILE_W`` output positions of one (batch, depth) slice x ``BLOCK_N`` channels.
@@ -71,12 +75,16 @@ def _conv_tma_kernel(
         kw = t % KW
         kh = (t // KW) % KH
         kd = t // (KW * KH)
-        a = x_desc.load([nb, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw, c0])
+        if CHANNELS_INNER:  # a box [1, 1, TILE_H, TILE_W, BLOCK_K] of NDHWC: positions x channels
+            a = x_desc.load([nb, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw, c0])
+            a = a.reshape(BLOCK_M, BLOCK_K)
+        else:  # NC(D)HW: a box [1, BLOCK_K, 1, TILE_H, TILE_W], channels x positions, transposed for the MMA
+            a = x_desc.load([nb, c0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw])
+            a = tl.trans(a.reshape(BLOCK_K, BLOCK_M))
         if FLIP:  # true convolution: the kernel read reversed on every axis
             b = w_desc.load([n0, KD - 1 - kd, KH - 1 - kh, KW - 1 - kw, c0])
         else:
             b = w_desc.load([n0, kd, kh, kw, c0])
-        a = a.reshape(BLOCK_M, BLOCK_K)
         b = b.reshape(BLOCK_N, BLOCK_K)
         if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
             a = a.to(tl.float32)
@@ -101,15 +109,23 @@ def _conv_tma_kernel(
 
 
 def as_5d(t: torch.Tensor) -> tuple[list[int], list[int]]:
-    """Sizes and strides of a channels-innermost ``(N, C, *spatial)`` tensor as ``[N, D, H, W, C]``."""
+    """Sizes and strides of a batched ``(N, C, *spatial)`` tensor as the descriptor sees it: ``[N, D, H, W, C]``
+    when its channels are innermost, else ``[N, C, D, H, W]`` (NC(D)HW, width innermost)."""
     sizes, strides = list(t.shape), list(t.stride())
     while len(sizes) < 5:
         sizes.insert(2, 1)
         strides.insert(2, 0)
-    sizes, strides = [sizes[0], *sizes[2:], sizes[1]], [strides[0], *strides[2:], strides[1]]
+    if channels_inner(t):
+        sizes, strides = [sizes[0], *sizes[2:], sizes[1]], [strides[0], *strides[2:], strides[1]]
     # an axis of size 1 is only ever read at coordinate 0 (or out of range): any stride serves, and the
     # descriptor needs 16-byte multiples, so it gets the packed one (torch's can be anything there)
     return sizes, [st if n > 1 else math.prod(sizes[i + 1:]) for i, (n, st) in enumerate(zip(sizes, strides))]
+
+
+def channels_inner(x: torch.Tensor) -> bool:
+    """Whether the descriptor kernel reads ``x`` as NDHWC (else as NC(D)HW): channels of stride 1 (and more than
+    one of them, or a width of one)."""
+    return x.stride(1) == 1 and (x.shape[1] > 1 or x.shape[-1] == 1)
 
 
 def transposed_as_forward(spec: ConvSpec) -> ConvSpec:
@@ -126,15 +142,29 @@ def transposed_as_forward(spec: ConvSpec) -> ConvSpec:
                                weight_shape=(c_in, c_out, *kernel))
 
 
-def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, transposed: bool = False) -> bool:
-    """Whether this kernel computes the problem: one group, unit H/W stride (every stride for an input
-    gradient, which is a forward convolution only then), 16-byte strides. The base addresses must be
-    16-byte aligned too (:func:`aligned`, checked per call: a view may start anywhere)."""
+def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config, transposed: bool = False) -> bool:
+    """Whether this kernel computes the problem with ``config``'s tiles: one group, unit H/W stride (every stride
+    for an input gradient, which is a forward convolution only then), the weight's reduction channels
+    innermost, ``x`` channels-innermost or width-innermost (NC(D)HW: then box rows of 16-byte multiples),
+    16-byte strides. The base addresses must be 16-byte aligned too (:func:`aligned`, checked per call: a
+    view may start anywhere)."""
     unit = spec.stride if transposed else spec.stride[-2:]
-    if spec.groups != 1 or any(s != 1 for s in unit) or x.stride(1) != 1 or weight.stride(1) != 1 \
+    if spec.groups != 1 or any(s != 1 for s in unit) or weight.stride(1) != 1 or as_5d(x)[1][-1] != 1 \
             or x.dtype == torch.float64:  # its accumulator is fp32
         return False
+    if not channels_inner(x) and not nc_boxes_aligned(spec, config.block_m // config.tile_h, x.element_size()):
+        return False
     return all(s * t.element_size() % 16 == 0 for t in (x, weight) for s in as_5d(t)[1][:-1])
+
+
+def nc_boxes_aligned(spec: ConvSpec, tile_w: int, itemsize: int) -> bool:
+    """Whether every box of an NC(D)HW read starts a row on a 16-byte boundary, as a descriptor load needs of
+    its innermost offset: tiles ``tile_w`` wide of 16-byte multiples, and the columns a tap adds
+    (``kw*dw - pw``) multiples of 16 bytes too: one column of taps (1x1, (k,1,1)) or such padding and
+    dilation. Other NC(D)HW layers run the pointer kernel."""
+    (pad, _), dilation, taps = spec.padding[-1], spec.dilation[-1], spec.weight_shape[-1]
+    return (tile_w * itemsize % 16 == 0 and pad * itemsize % 16 == 0
+            and (taps == 1 or dilation * itemsize % 16 == 0))
 
 
 def aligned(*tensors: torch.Tensor) -> bool:
@@ -144,15 +174,19 @@ def aligned(*tensors: torch.Tensor) -> bool:
 
 class Launch:
     """:func:`_conv_tma_kernel` prepared for tensors laid out as ``x``, ``weight``, ``y``: a forward
-    convolution (``x``, ``weight`` channels-innermost, :func:`usable` and :func:`aligned`;
-    ``config.tile_h > 0``). Calling it builds the two descriptors and launches; returns ``y``."""
+    convolution (``x`` channels- or width-innermost, ``weight`` reduction-innermost, :func:`usable` and
+    :func:`aligned`; ``config.tile_h > 0``). Calling it builds the two descriptors and launches; returns ``y``."""
 
     def __init__(self, x, weight, bias, y, spec: ConvSpec, activation: str | None, flip: bool,
                  config: Config, scale_step: int | None = None) -> None:
         interp = interpreting(x.device)
         tile_h = config.tile_h
         tile_w = config.block_m // tile_h
-        self.x_layout = (*as_5d(x), [1, 1, tile_h, tile_w, config.block_k])
+        inner = channels_inner(x)
+        box = [1, 1, tile_h, tile_w, config.block_k] if inner else [1, config.block_k, 1, tile_h, tile_w]
+        if not inner and tile_w * x.element_size() % 16:
+            raise ValueError(f"an NC(D)HW box needs rows of 16-byte multiples, got tile width {tile_w}")
+        self.x_layout = (*as_5d(x), box)
         self.w_layout = (*as_5d(weight), [config.block_n, 1, 1, 1, config.block_k])
         _, _, _, od, oh, ow, sd, _, _, pd, ph, pw, dd, dh, dw = geometry_3d(x.shape[2:], y.shape[2:], spec)
         c_out, c_in = spec.weight_shape[:2]
@@ -167,7 +201,7 @@ class Launch:
             HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=needs_int64(y, rows=m),
             SCALED=scale_step is not None,
             UPCAST=interp and x.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(x.dtype, interp),
-            TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
+            CHANNELS_INNER=inner, TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
 
