@@ -113,6 +113,26 @@ def test_nchw_tiles_load_and_store_along_positions_without_spilling(arch):
     assert {r["vector_width"] for r in rows if r["name"] == "tcn_k3"} == {8, 4}
 
 
+@pytest.mark.parametrize("arch", [90, 80])
+def test_split_reduction_compiles_to_a_ticket_and_l2_reads(arch):
+    """A layer under one wave (``resnet50_l4_3x3`` at batch 32: the heuristic splits its reduction) meets its
+    splits in the kernel: an acquire-release atomic add on a tile counter (gpu scope), the partials read
+    back through L2 (``ld.global.cg``), no spills; forward and input gradient."""
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    entry = next(e for e in suite["conv2d"] if e["name"] == "resnet50_l4_3x3")
+    for kind in ("conv", "conv_t"):
+        problem = tuning.Problem.of(kind, "bfloat16", "channels_last", **shapes.suite_problem("conv2d", entry))
+        cfg = tuning.heuristic(problem, interpret=False)
+        assert cfg.split_k > 1
+        with static.recording(execute=False) as launches:
+            tune.runner(problem, torch.device("cpu"))(cfg)
+        ((fn, args, kwargs, grid),) = launches
+        assert kwargs["SPLIT"] and grid[1] == cfg.split_k
+        ptx = static.compile_for(arch, fn, args, kwargs).asm["ptx"]
+        assert "atom.global.gpu.acq_rel.add" in ptx and "ld.global.cg" in ptx
+        assert static.ptxas_report(ptx, arch)["spill_store_bytes"] == 0
+
+
 def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
     """The tensor-descriptor kernel (offered to the tuner on compute capability 9+): its loads become
     TMA bulk tensor copies feeding wgmma, without spills, for a spread of the configs the tuner tries

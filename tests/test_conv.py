@@ -13,7 +13,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import tritonconv
 from benchmarks import static
-from tritonconv import dispatch, geometry, shapes, tuning
+from tritonconv import _checks, dispatch, geometry, shapes, tuning
+from tritonconv.kernels import gemm
 
 OURS = {1: tritonconv.conv1d, 2: tritonconv.conv2d, 3: tritonconv.conv3d}
 TORCH = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -84,7 +85,8 @@ def test_grid_both_reduction_orders(monkeypatch, ndim, x_shape, w_shape, kw, fol
 @pytest.mark.parametrize("fold", [0, 1])
 @pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID)
 def test_grid_split_reduction(monkeypatch, ndim, x_shape, w_shape, kw, fold):
-    """Split partial sums (small outputs on a GPU), then bias and activation on their sum: the same result."""
+    """Split partial sums (small outputs on a GPU), added in the kernel, then bias and activation on their sum:
+    the same result."""
     heuristic = tuning.heuristic
     monkeypatch.setattr(tuning, "heuristic", lambda *a, **k: dataclasses.replace(
         heuristic(*a, **k), block_k=16, split_k=3, fold=fold))
@@ -94,7 +96,7 @@ def test_grid_split_reduction(monkeypatch, ndim, x_shape, w_shape, kw, fold):
     check(ndim, x_shape, w_shape, activation="silu", **kw)
     reduction = math.prod(w_shape[1:]) if fold else w_shape[1]  # more than one 16-wide chunk: several splits
     several = reduction > 16 and not shapes.is_depthwise(x_shape, w_shape, kw.get("groups", 1))
-    assert len(allocated) == (2 if several else 1)  # the output, then the splits' partial sums
+    assert len(allocated) == (2 if several else 1)  # the output, then the splits' workspace
 
 
 @pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID[::3])
@@ -204,6 +206,56 @@ def test_strided_views():
     x2 = torch.randn(2, 3, 20, 18)[:, :, ::2, 1::3]  # sliced spatial dims
     w2 = torch.randn(3, 4, 3, 3).transpose(0, 1)  # weight view
     assert_close(tritonconv.conv2d(x2, w2), F.conv2d(x2.double(), w2.double()))
+
+
+class OpLog(TorchDispatchMode):
+    """The name of every torch op run while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_split_reduction_meets_in_the_kernel_in_split_order(monkeypatch, plain_allocation, transposed):
+    """A split reduction is one launch with no torch epilogue (the only torch ops: the output's and the
+    workspace's allocation); its output equals, bit for bit, the splits' partial tiles added in split order
+    (0 + 1) + 2 on the host, and again on a second call (the tile counters reset themselves); added in
+    the reverse order the partials differ from it (the check can fail)."""
+    g = torch.Generator().manual_seed(3)
+    x = geometry.to_layout(torch.randn(2, 40, 5, 6, generator=g), "channels_last")  # flat tiles: rows are positions
+    w = torch.randn(24, 40, 3, 3, generator=g)
+    spec = _checks.conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1)
+    if transposed:  # the input gradient: 24 channels of dy reduced, 40 written
+        spec = _checks.conv_spec("conv2d", 2, torch.empty(2, 24, 5, 6), w.transpose(0, 1).contiguous(), None, 1, 1, 1, 1)
+        w = w.transpose(0, 1).contiguous()
+        x = geometry.to_layout(torch.randn(2, 40, 5, 6, generator=g), "channels_last")  # dy of that convolution
+    cfg = tuning.Config(64, 64 if transposed else 32, 16, split_k=3)  # one tile holds the whole output
+    workspaces = []
+    alloc = gemm.Launch.workspace
+    monkeypatch.setattr(gemm.Launch, "workspace", lambda self, device: workspaces.append(alloc(self, device)) or workspaces[-1])
+
+    def run():
+        if transposed:
+            return dispatch.conv_grad_input(x, w, spec, False, torch.channels_last, cfg)
+        return dispatch.conv_forward(x, w, None, spec, None, False, cfg)
+
+    first = run()
+    again = run()
+    assert torch.equal(first, again) and len(workspaces) == 2
+    rows, cols = first.shape[0] * first.shape[2] * first.shape[3], first.shape[1]
+    parts = workspaces[0].view(3, 64, -1)[:, :rows, :cols]
+    out = first.permute(0, 2, 3, 1).reshape(rows, cols)
+    assert torch.equal(out, (parts[0] + parts[1]) + parts[2])
+    assert not torch.equal(out, (parts[2] + parts[1]) + parts[0])
+    with static.recording(execute=False) as launches, OpLog() as log:
+        run()
+    assert len(launches) == 1 and launches[0][3][1] == 3  # one launch, three splits
+    assert set(log.ops) <= {"empty", "empty_strided"}, log.ops
 
 
 def test_int64_offsets_path(monkeypatch):

@@ -42,14 +42,14 @@ from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, s
 @kernel
 @triton.jit
 def _conv_kernel(
-    x_ptr, w_ptr, b_ptr, s_ptr, si_ptr, y_ptr,
+    x_ptr, w_ptr, b_ptr, s_ptr, si_ptr, y_ptr, ws_ptr, cnt_ptr,
     M, C_in_g, C_out_g, D, H, W, OD, OH, OW,
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     swg, swn, swk, swd, swh, sww,
-    syn, syc, syd, syh, syw, sys, R_PER_SPLIT, JD, JH, JW, ed, eh, ew, taps_ptr, s_step,
+    syn, syc, syd, syh, syw, R_PER_SPLIT, JD, JH, JW, ed, eh, ew, taps_ptr, s_step,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr, FOLD: tl.constexpr,
-    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, SCALED: tl.constexpr,
+    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, SCALED: tl.constexpr, SPLIT: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
     BLOCK_W: tl.constexpr,
@@ -75,10 +75,14 @@ def _conv_kernel(
     tap, so a stem's 3 channels fill a chunk with taps rather than 13 zeros; the tap
     coordinates become per-element (an implicit im2col tile).
 
-    Split reduction (``program_id(1)``, for outputs too small to fill the GPU): split ``s``
+    Split reduction (``SPLIT``, ``program_id(1)``, for outputs too small to fill the GPU): split ``s``
     sums reduction channels ``[s*R_PER_SPLIT, (s+1)*R_PER_SPLIT)`` of every tap (flattened
-    ``k`` with ``FOLD``) and stores its fp32 partial at ``y + s*sys``; the launcher adds the
-    partials in a fixed order and applies bias and activation (no atomics: deterministic).
+    ``k`` with ``FOLD``) and stores its partial tile in the workspace ``ws_ptr`` (tile-major,
+    ``[split, tile, BLOCK_M, BLOCK_N]``), then takes a ticket from the tile's counter
+    (``cnt_ptr``, an atomic add after a barrier, acquire-release). The split that draws the last
+    ticket adds the partials in split order ``0, 1, ..., S-1`` (so the result does not depend on
+    which split finished last: bitwise deterministic), resets the counter to 0 for the next
+    launch, and runs the epilogue. One launch, no torch epilogue.
 
     ``SCALED`` (fp8 operands): the products are dequantised in the epilogue, before the bias:
     ``acc * si * s[n]`` with ``si`` the input's scale (``si_ptr``) and ``s[n]`` output channel ``n``'s
@@ -184,17 +188,34 @@ def _conv_kernel(
                 b = b.to(tl.float32)
             acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
 
-    if SCALED:
-        scale = tl.load(s_ptr + (group * C_out_g + offs_n) * s_step, mask=mask_n, other=0.0).to(ACC)
-        acc = acc * (scale * tl.load(si_ptr).to(ACC))[None, :]
-    if HAS_BIAS:
-        acc += tl.load(b_ptr + group * C_out_g + offs_n, mask=mask_n, other=0.0).to(ACC)[None, :]
-    acc = activate(acc, ACTIVATION)
-
-    y_rows = nb * syn + od * syd + oh * syh + ow * syw  # offsets, not pointers: half the registers per element
-    y_cols = (group * C_out_g + offs_n) * syc
-    tl.store(y_ptr + split * sys + (y_rows[:, None] + y_cols[None, :]), acc.to(y_ptr.dtype.element_ty),
-             mask=mask_m[:, None] & mask_n[None, :])
+    finish = True
+    if SPLIT:  # the splits' partial tiles meet in the last split to arrive, added in split order
+        tile = tl.program_id(2) * tl.num_programs(0) + tl.program_id(0)
+        splits = tl.num_programs(1)
+        tile_elems = BLOCK_M * BLOCK_N
+        cell = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+        part = ws_ptr + tile.to(tl.int64) * tile_elems + cell
+        step = (tl.num_programs(0) * tl.num_programs(2)).to(tl.int64) * tile_elems  # one split's tiles
+        tl.store(part + split * step, acc)
+        tl.debug_barrier()  # every thread's partial stored before the ticket is taken
+        ticket = tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel")
+        finish = ticket == splits - 1
+        if finish:
+            acc = tl.load(part, cache_modifier=".cg")
+            for other in range(1, splits):
+                acc += tl.load(part + other * step, cache_modifier=".cg")
+            tl.store(cnt_ptr + tile, 0)  # ready for the next launch
+    if finish:
+        if SCALED:
+            scale = tl.load(s_ptr + (group * C_out_g + offs_n) * s_step, mask=mask_n, other=0.0).to(ACC)
+            acc = acc * (scale * tl.load(si_ptr).to(ACC))[None, :]
+        if HAS_BIAS:
+            acc += tl.load(b_ptr + group * C_out_g + offs_n, mask=mask_n, other=0.0).to(ACC)[None, :]
+        acc = activate(acc, ACTIVATION)
+        y_rows = nb * syn + od * syd + oh * syh + ow * syw  # offsets, not pointers: half the registers per element
+        y_cols = (group * C_out_g + offs_n) * syc
+        tl.store(y_ptr + (y_rows[:, None] + y_cols[None, :]), acc.to(y_ptr.dtype.element_ty),
+                 mask=mask_m[:, None] & mask_n[None, :])
 
 
 class Launch:
@@ -230,9 +251,6 @@ class Launch:
         fold = bool(config.fold) and not transposed  # same result either way; forward only
         reduction = math.prod(spec.weight_shape[2:]) * c_read if fold else c_read  # per split loop
         per_split, self.splits = split_sizes(reduction, config)
-        # Several splits write fp32 partial sums (laid out as y, one batch of them per split).
-        self.partials = ((self.splits * y.shape[0], *y.shape[1:]), geometry.output_memory_format(y, y))
-        out = y if self.splits == 1 else torch.empty(self.partials[0], device="meta", memory_format=self.partials[1])
         self.empty = y.numel() == 0
         self.activation, self.acc = activation, geometry.accumulator(x.dtype)
         self.launcher = Direct(_conv_kernel)  # below JITFunction.run after the first launch
@@ -240,10 +258,12 @@ class Launch:
         block_w = geometry.row_block(rows, width, config.block_m) if geometry.width_inner(x) or geometry.width_inner(y) else 0
         tiles_m = geometry.position_tiles(rows, width, config.block_m, block_w)
         self.grid = (spec.groups * tiles_m * triton.cdiv(c_write, config.block_n), self.splits, phases)
+        # split partial tiles (accumulator dtype), tile-major; a ticket counter per output tile, per stream
+        self.workspace_elems = self.splits * self.grid[0] * phases * config.block_m * config.block_n
+        self._counters: dict[int, torch.Tensor] = {}
         self.args = (
             rows, c_read, c_write, *geometry_3d(x.shape[2:], y.shape[2:], spec),
-            *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(out),
-            y.shape[0] * out.stride(0), per_split, *j, *steps,
+            *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(y), per_split, *j, *steps,
         )
         self.scale_step = scale_step  # fp8: dequantise with per-call scales (weight scale's step per channel)
         self.kernel = as_3d(spec.weight_shape[2:], 1)
@@ -253,9 +273,8 @@ class Launch:
                       * self.splits * (per_split // config.block_k) * sum(phase_taps)
                       * config.block_m * config.block_n * config.block_k)
         self.kwargs = dict(
-            TRANSPOSED=transposed, FOLD=fold, HAS_BIAS=bias is not None and self.splits == 1,
-            ACTIVATION=activation if self.splits == 1 else None, FLIP=flip, SCALED=scale_step is not None,
-            INT64=needs_int64(x, weight, out, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
+            TRANSPOSED=transposed, FOLD=fold, HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
+            SCALED=scale_step is not None, SPLIT=self.splits > 1, INT64=needs_int64(x, weight, y, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
             DOT_PRECISION=dot_precision(x.dtype, interp), ACC=geometry.tl_accumulator(x.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
             BLOCK_W=block_w, num_warps=config.num_warps, num_stages=config.num_stages,
@@ -266,19 +285,26 @@ class Launch:
         padding, splits' tails): compare with :func:`tritonconv.shapes.conv_macs`."""
         return 0 if self.empty else self._work
 
+    def workspace(self, device: torch.device) -> torch.Tensor:
+        """The split partial tiles of one launch (uninitialised: every split writes its tiles first)."""
+        return geometry.alloc_output((self.workspace_elems,), device, self.acc)
+
+    def counters(self, device: torch.device) -> torch.Tensor:
+        """The ticket counters of the output tiles, zero between launches (the last split resets its tile's):
+        one set per stream, so launches of this plan on two streams never share them."""
+        key = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+        found = self._counters.get(key)
+        if found is None:
+            found = self._counters[key] = torch.zeros(self.grid[0] * self.grid[2], device=device, dtype=torch.int32)
+        return found
+
     def __call__(self, x, weight, bias, y, scales: tuple | None = None) -> torch.Tensor:
         """Run the kernel reading ``x`` and writing ``y``; ``scales``: (weight scale, input scale) with fp8."""
         if self.empty:
             return y
-        out = y if self.splits == 1 else geometry.alloc_output(self.partials[0], y.device, self.acc,
-                                                               self.partials[1])
+        ws, cnt = (self.workspace(x.device), self.counters(x.device)) if self.splits > 1 else (y, y)
         w_scale, x_scale = scales if scales is not None else (weight, weight)
-        self.launcher(x.device, self.grid, x, weight, bias if bias is not None else weight, w_scale, x_scale, out,
-                      *self.args, x if self.taps is None else self.taps, self.scale_step or 0, *self.kernel,
+        self.launcher(x.device, self.grid, x, weight, bias if bias is not None else weight, w_scale, x_scale, y,
+                      ws, cnt, *self.args, x if self.taps is None else self.taps, self.scale_step or 0, *self.kernel,
                       **self.kwargs)
-        if self.splits > 1:  # the epilogue on the summed (already scaled) partials, in a fixed order (deterministic)
-            total = out.view(self.splits, *y.shape).sum(0)
-            if bias is not None:
-                total += bias.float().view(-1, *(1,) * (y.dim() - 2))
-            y.copy_(getattr(torch.nn.functional, self.activation)(total) if self.activation else total)
         return y
