@@ -274,7 +274,8 @@ class Launch:
                       * config.block_m * config.block_n * config.block_k)
         self.kwargs = dict(
             TRANSPOSED=transposed, FOLD=fold, HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
-            SCALED=scale_step is not None, SPLIT=self.splits > 1, INT64=needs_int64(x, weight, y, rows=m), UPCAST=interp and x.dtype == torch.bfloat16,
+            SCALED=scale_step is not None, SPLIT=self.splits > 1, INT64=needs_int64(x, weight, y, rows=m),
+            UPCAST=interp and x.dtype == torch.bfloat16,
             DOT_PRECISION=dot_precision(x.dtype, interp), ACC=geometry.tl_accumulator(x.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
             BLOCK_W=block_w, num_warps=config.num_warps, num_stages=config.num_stages,
