@@ -309,3 +309,13 @@ def test_gpu_heuristic_takes_an_empty_batch(kind):
     p = tuning.Problem.of(kind, "bfloat16", "channels_last", (0, 4, 9, 9), weight, 1, 1, groups=4 if depthwise else 1)
     cfg = tuning.heuristic(p, interpret=False, sm_count=132)
     assert cfg.split_k >= 1 and cfg.block_m >= 16
+
+
+def test_tiles_fit_the_channels_they_cover():
+    """The heuristic's GPU tiles pad a channel count by at most 15% where a power of two allows: R(2+1)D's
+    144 / 288 / 576 mid channels take 32 / 64 / 128 (128-wide tiles issued up to 1.78x their work)."""
+    assert [tuning.fit_pow2(c, 16, 128) for c in (144, 288, 576, 64, 96, 3)] == [32, 64, 128, 64, 32, 16]
+    assert tuning.fit_pow2(81, 16, 64) == 32  # nothing within 15%: the least padding (96), the wider of equals
+    problem = tuning.Problem.of("conv", "bfloat16", "channels_last", (8, 64, 16, 56, 56), (144, 64, 1, 3, 3), 1,
+                                (0, 1, 1))
+    assert tuning.heuristic(problem, interpret=False).block_n == 32

@@ -75,6 +75,16 @@ def clamp_pow2(value: int, low: int, high: int) -> int:
     return max(low, min(high, triton.next_power_of_2(max(value, 1))))
 
 
+def fit_pow2(value: int, low: int, high: int, slack: float = 1.15) -> int:
+    """The widest power of two in ``[low, high]`` whose multiples cover ``value`` with at most ``slack`` of it
+    (a tile padding a dimension less: 144 -> 32, 288 -> 64, 576 -> 128 where :func:`clamp_pow2` gives 128,
+    issuing 1.3-1.8x the multiply-adds); when none does, the one padding least."""
+    sizes = [1 << i for i in range(low.bit_length() - 1, high.bit_length()) if low <= 1 << i <= high]
+    padded = {p: triton.cdiv(max(value, 1), p) * p for p in sizes}
+    fits = [p for p in sizes if padded[p] <= slack * max(value, 1)]
+    return max(fits) if fits else min(sizes, key=lambda p: (padded[p], -p))
+
+
 def smem_bytes(config: Config, itemsize: int) -> int:
     """Shared memory the software pipeline holds: ``num_stages`` A and B tiles."""
     return config.num_stages * (config.block_m * config.block_k + config.block_k * config.block_n) * itemsize
@@ -206,8 +216,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         split = max(1, min(triton.cdiv(4 * sm_count, tiles), triton.cdiv(red, 8 * 64)))
         return Config(16, block_n, 64, group_m=1, num_warps=4, num_stages=1, split_k=split)
     if problem.kind == "conv_wgrad":
-        block_m = clamp_pow2(rows, 16, 64 if interpret else 128)
-        block_n = clamp_pow2(cols, 16, 64 if interpret else 128)
+        block_m = clamp_pow2(rows, 16, 64) if interpret else fit_pow2(rows, 16, 128)
+        block_n = clamp_pow2(cols, 16, 64) if interpret else fit_pow2(cols, 16, 128)
         if interpret:
             return Config(block_m, block_n, clamp_pow2(red, 16, 16384 // max(block_m, block_n)), 1, 1, 1)
         block_k = 64 if block_m * block_n <= 64 * 64 else 32
@@ -225,6 +235,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     fold = int(can_fold(problem) and red <= 8)  # per-tap chunks would be half zeros or worse
     block_n = clamp_pow2(cols, 16, 64 if problem.layout == "contiguous" else 128)  # see num_warps below
     block_k = clamp_pow2(problem.taps * red if fold else red, min_k(problem), 64)
+    if not interpret:  # tiles that pad the channels least (the interpreter: the largest, fewest numpy steps)
+        block_n = fit_pow2(cols, 16, block_n)
+        block_k = fit_pow2(problem.taps * red if fold else red, min_k(problem), block_k)
     if interpret:
         return Config(clamp_pow2(rows, 16, 16384 // max(block_k, block_n)), block_n, block_k, 1, 1, 1, fold=fold)
     block_m = 128 if rows >= 128 * 64 else 64
@@ -253,8 +266,8 @@ def fused_2plus1d_config(m: int, c_in: int, c_mid: int, c_out: int, interp: bool
     """Tiles of the fused (2+1)D kernel (``block_k`` is the input-channel step; the mid step equals it,
     capped at 64). An output written through NCDHW strides needs 8 warps (on 4, ptxas spills its
     per-element addresses)."""
-    block_n = clamp_pow2(c_out, 16, 64)
-    block_k = clamp_pow2(c_in, 16, 64)
+    block_n = clamp_pow2(c_out, 16, 64) if interp else fit_pow2(c_out, 16, 64)
+    block_k = clamp_pow2(c_in, 16, 64) if interp else fit_pow2(c_in, 16, 64)
     if interp:
         return Config(clamp_pow2(m, 16, 8192 // max(block_k, block_n)), block_n, block_k, 1, 1, 1)
     return Config(64, block_n, block_k, group_m=1, num_warps=4 if channels_last else 8, num_stages=2)
