@@ -99,9 +99,9 @@ def test_tuner_times_only_the_models_best_candidates(tmp_path, monkeypatch):
         return 1.0 + len(timed)
 
     assert tune.tune_all([("x", p)], "cpu", GPU, tmp_path, bench, tuning.DEFAULT_SMEM, 132, top=3) == ["x"]
-    assert timed == best  # in the candidates' order, the model's three only
+    assert timed == [c for c in tuning.candidates(p) if c in best]  # in the candidates' order, the model's three only
     entry = cache.read(tmp_path / cache.file_name(GPU), GPU)[p.key()]
-    assert geometry.Config.from_dict(entry["config"]) == best[0]
+    assert geometry.Config.from_dict(entry["config"]) == timed[0]  # the fastest timed (the bench's first)
 
 
 def test_heuristic_check_runs_on_every_suite_problem():

@@ -91,7 +91,8 @@ def smem_bytes(config: Config, itemsize: int) -> int:
 
 
 def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = False) -> list[Config]:
-    """The kernel's config space pruned for ``problem``: no block far above its dimension, none over smem.
+    """The kernel's config space pruned for ``problem``: no block far above its dimension, none over smem; and the
+    heuristic's config.
 
     ``tma``: the device has a tensor memory accelerator (compute capability 9+); eligible
     forward and input-gradient problems then also try :mod:`tritonconv.kernels.tma`'s kernel.
@@ -119,7 +120,8 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
             out.append(cfg)
     if tma and tma_eligible(problem):
         out += [cfg for cfg in tma_candidates(problem) if smem_bytes(cfg, itemsize) <= smem_limit]
-    return out or [heuristic(problem, interpret=False)]
+    chosen = heuristic(problem, interpret=False, tma=tma)  # always a candidate (its tiles may fit the channels
+    return out + [chosen] if chosen not in out else out  # better than the space's powers of two)
 
 
 TMA_SPACE = ((128, 64, 4, 4), (128, 64, 8, 3), (256, 64, 8, 3), (64, 64, 4, 4))  # block_n, block_k, warps, stages
