@@ -8,8 +8,11 @@ default (heuristic) configs are recorded from CPU tensors, without running them,
 ``sm_<arch>`` with Triton's compiler and the ptxas shipped in its wheel, and ptxas's own
 report is listed: registers per thread, spilled bytes, shared memory, and the matrix
 instruction the dot became (``wgmma`` on Hopper, ``mma`` before it, ``fma`` for the depthwise
-kernels). Compile-time facts, not timings: they say whether a tile fits the register file,
-not how fast it runs. The same recording serves ``tests/test_compile.py``.
+kernels), and from the SASS (``nvdisasm``) the main loop's instruction mix per iteration: math
+instructions, TMA or asynchronous copies or plain loads (and their widest bytes), integer
+instructions per math instruction; programs per SM from registers and shared memory.
+Compile-time facts, not timings: they say whether a tile fits the register file and what a loop
+iteration issues, not how fast it runs. The same recording serves ``tests/test_compile.py``.
 """
 
 from __future__ import annotations
@@ -95,6 +98,74 @@ def ptxas_report(ptx: str, arch: int) -> dict:
             "spill_load_bytes": number(r"(\d+) bytes spill loads")}
 
 
+MATH = ("HGMMA", "QGMMA", "HMMA", "IMMA", "DMMA", "FFMA", "DFMA", "HFMA2")
+INTEGER = {"IMAD", "IADD3", "IADD", "VIADD", "LEA", "SHF", "LOP3", "ISETP", "SEL", "IMNMX", "VIMNMX", "IABS", "SGXT",
+           "PRMT", "BMSK", "FLO", "POPC"}
+LOAD_BYTES = {"128": 16, "64": 8, "U16": 2, "S16": 2, "U8": 1, "S8": 1}
+
+
+def sass(cubin: bytes, arch: int) -> list[tuple[int, str, str]]:
+    """The kernel's SASS from ``nvdisasm`` (shipped with Triton's wheel): ``(address, opcode, text)`` per
+    instruction, a branch's text holding its target's address."""
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "kernel.cubin"
+        path.write_bytes(cubin)
+        listing = subprocess.run([str(Path(get_ptxas(arch).path).with_name("nvdisasm")), "-c", str(path)],
+                                 capture_output=True, text=True, check=True).stdout
+    out, labels, pending = [], {}, []
+    for line in listing.splitlines():
+        label = re.match(r"^(\.L_x_\d+):", line.strip())
+        if label:
+            pending.append(label.group(1))
+            continue
+        found = re.match(r"\s*/\*([0-9a-f]+)\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)(.*)", line)
+        if found:
+            address = int(found.group(1), 16)
+            for name in pending:
+                labels[name] = address
+            pending = []
+            out.append((address, found.group(2), found.group(3)))
+    return [(a, op, re.sub(r"\.L_x_\d+", lambda m: str(labels.get(m.group(0), -1)), text)) for a, op, text in out]
+
+
+def loop_census(cubin: bytes, arch: int) -> dict:
+    """The instruction mix of the kernel's main loop: the backward branch's range holding the most math
+    instructions (tensor-core MMAs, else FMAs), per iteration: math instructions, TMA bulk copies (``UTMALDG``),
+    asynchronous copies (``LDGSTS``), plain global loads and the widest one's bytes, integer instructions
+    (address and index arithmetic) and their count per math instruction."""
+    code = sass(cubin, arch)
+    best = None
+    for address, op, text in code:
+        target = re.search(r"\(\s*(-?\d+)\s*\)", text)
+        if op.startswith("BRA") and target and 0 <= int(target.group(1)) <= address:
+            body = [(o, t) for a, o, t in code if int(target.group(1)) <= a <= address]
+            math_ops = sum(o.startswith(MATH) for o, _ in body)
+            if math_ops and (best is None or (math_ops, -len(body)) > (best[0], -len(best[1]))):
+                best = (math_ops, body)
+    if best is None:
+        return {}
+    math_ops, body = best
+    roots = [o.split(".")[0] for o, _ in body]
+    loads = [o for o in (o for o, _ in body) if o.split(".")[0] == "LDG"]
+    widest = max((LOAD_BYTES.get(part, 4) for o in loads for part in o.split(".")[1:] if part in LOAD_BYTES),
+                 default=4 if loads else 0)
+    integer = sum(r in INTEGER for r in roots)
+    return {"loop_math": math_ops, "loop_math_op": next(o.split(".")[0] for o, _ in body if o.startswith(MATH)),
+            "loop_tma": roots.count("UTMALDG"), "loop_async_copies": roots.count("LDGSTS"), "loop_loads": len(loads),
+            "loop_load_bytes": widest, "loop_integer": integer, "integer_per_math": round(integer / math_ops, 2),
+            "loop_instructions": len(body)}
+
+
+def ctas_per_sm(arch: int, registers: int, shared: int, warps: int) -> int:
+    """Programs resident per SM from ptxas's registers and the shared memory: 64K registers (allocated per warp
+    in units of 256), 228 KiB (sm_90; 164 KiB sm_80) with 1 KiB reserved per program, 2048 threads, 32 programs."""
+    per_warp = -(-max(registers, 1) * 32 // 256) * 256
+    smem = (228 if arch >= 90 else 164) * 1024
+    return max(0, min(65536 // (per_warp * warps), smem // (shared + 1024), 2048 // (32 * warps), 32))
+
+
 def instruction(ptx: str) -> str:
     return "wgmma" if "wgmma" in ptx else "mma" if "mma.sync" in ptx else "fma"
 
@@ -151,7 +222,7 @@ def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], s
         if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
             kind = tuning.DEPTHWISE_KIND[kind]
         problem = tuning.Problem.of(kind, tune.DTYPES[dtype], layout, **prob)
-        cfg = tuning.heuristic(problem, interpret=False)
+        cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)  # as a GPU of that arch chooses
         with recording(execute=False) as launches:
             tune.runner(problem, cpu)(cfg)
         for fn, args, kwargs, _ in launches:
@@ -162,7 +233,9 @@ def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], s
                          "shared_bytes": compiled.metadata.shared, "instruction": instruction(ptx),
                          "activations_along": activations_along(fn.fn.__name__, compiled.asm["ttgir"]),
                          "vector_width": vector_width(fn.fn.__name__, compiled.asm["ttgir"]),
-                         **ptxas_report(ptx, arch)})
+                         **ptxas_report(ptx, arch), **loop_census(compiled.asm["cubin"], arch)})
+            rows[-1]["ctas_per_sm"] = ctas_per_sm(arch, rows[-1]["registers"], compiled.metadata.shared,
+                                                  kwargs.get("num_warps", 4))
             print(f"{name:>24} {kind:>13} {dtype} {layout:>13} {rows[-1]['kernel']:>30} "
                   f"regs={rows[-1]['registers']:3d} spill={rows[-1]['spill_store_bytes']:5d}B "
                   f"smem={rows[-1]['shared_bytes'] // 1024:3d}KiB {rows[-1]['instruction']} "

@@ -13,6 +13,7 @@
 
 # %%
 import json
+from collections import Counter
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -213,6 +214,44 @@ axes[2].set_xticks(range(len(layers)), layers, rotation=90, fontsize=7)
 axes[0].legend([plt.Rectangle((0, 0), 1, 1, color=c) for c in colors], ["forward", "input gradient", "weight gradient"],
                fontsize=7, ncol=3)
 axes[0].set_title("default configs compiled for sm_90 (ptxas), and the matrix work they issue (bf16)", fontsize=9)
+fig.tight_layout()
+
+# %% [markdown]
+# ### The main loop, instruction by instruction (SASS, no GPU)
+#
+# The same report disassembles each kernel (`nvdisasm`, shipped with Triton) and counts what one
+# iteration of its main loop (the backward branch around the most math instructions) issues: math
+# instructions (`HGMMA` on Hopper's tensor cores, `FFMA` for the depthwise kernels), how tiles arrive
+# (`UTMALDG`: TMA bulk copies; `LDGSTS`: asynchronous copies; `LDG`: plain loads, with their width),
+# and the integer instructions spent on indices and addresses per math instruction. Programs per SM
+# come from ptxas's registers and the shared memory. Channels-last against NC(D)HW, both read in place.
+
+# %%
+census = [json.loads(line) for line in next(static_dir.glob("static-sm90-*-bf16.jsonl")).read_text().splitlines()]
+census = [r for r in census if r["dtype"] == "bf16" and "loop_math" in r]
+assert all(r["spill_store_bytes"] == 0 for r in census), "a default config spills"
+for layout in ("channels_last", "contiguous"):
+    rows = [r for r in census if r["layout"] == layout and not r["kind"].startswith("conv_dw")]
+    how = Counter("TMA" if r["loop_tma"] else "async copies" if r["loop_async_copies"] and not r["loop_loads"]
+                  else f"loads of {r['loop_load_bytes']} B" for r in rows)
+    ratio = sorted(r["integer_per_math"] for r in rows)
+    print(f"{layout:>13}: {len(rows)} GEMM kernels; tiles arrive by {dict(how)}; integer instructions per MMA "
+          f"instruction {ratio[0]}-{ratio[-1]} (median {ratio[len(ratio) // 2]}); programs per SM "
+          f"{min(r['ctas_per_sm'] for r in rows)}-{max(r['ctas_per_sm'] for r in rows)}")
+
+fig, axes = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
+for ax, layout in zip(axes, ("channels_last", "contiguous")):
+    for r in census:
+        if r["layout"] == layout and r["name"] in x_of:
+            k = pass_of[r["kind"]]
+            ax.bar(x_of[r["name"]] + 0.27 * (k - 1), r["integer_per_math"], width=0.27, color=colors[k])
+    ax.set_yscale("log")
+    ax.set_ylabel(f"integer / math instr.\n{layout}")
+axes[1].set_xticks(range(len(layers)), layers, rotation=90, fontsize=7)
+axes[0].legend([plt.Rectangle((0, 0), 1, 1, color=c) for c in colors], ["forward", "input gradient", "weight gradient"],
+               fontsize=7, ncol=3)
+axes[0].set_title("main loop per iteration: integer instructions per math instruction (sm_90, bf16, default configs)",
+                  fontsize=9)
 fig.tight_layout()
 
 # %% [markdown]

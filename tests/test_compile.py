@@ -113,6 +113,27 @@ def test_nchw_tiles_load_and_store_along_positions_without_spilling(arch):
     assert {r["vector_width"] for r in rows if r["name"] == "tcn_k3"} == {8, 4}
 
 
+def test_sass_census_sees_how_tiles_arrive():
+    """The report's main-loop census from the SASS, for the configs a Hopper GPU's heuristic picks: the
+    channels-last forward of a 3x3 layer takes TMA copies into HGMMA, its input gradient (the pointer kernel)
+    asynchronous 16-byte copies; NCHW (read in place) 2-byte loads; NCL (1-D) 16-byte ones; and it counts the
+    integer instructions spent per MMA instruction."""
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    mini = {"conv2d": [e for e in suite["conv2d"] if e["name"] == "resnet50_l1_3x3"],
+            "conv1d": [e for e in suite["conv1d"] if e["name"] == "tcn_k3"]}
+    rows = {(r["name"], r["kind"], r["layout"]): r
+            for r in static.report(90, ["bf16"], ["channels_last", "contiguous"], ["conv", "conv_t"], mini)}
+    tma = rows["resnet50_l1_3x3", "conv", "channels_last"]
+    pointer = rows["resnet50_l1_3x3", "conv_t", "channels_last"]
+    nchw, ncl = rows["resnet50_l1_3x3", "conv", "contiguous"], rows["tcn_k3", "conv", "contiguous"]
+    assert {r["loop_math_op"] for r in rows.values()} == {"HGMMA"}
+    assert tma["loop_tma"] > 0 and tma["loop_loads"] == 0
+    assert pointer["loop_async_copies"] > 0 and pointer["loop_loads"] == 0
+    assert nchw["loop_loads"] > 0 and nchw["loop_load_bytes"] == 2
+    assert ncl["loop_async_copies"] > 0 or ncl["loop_load_bytes"] == 16
+    assert all(r["integer_per_math"] > 0 and 1 <= r["ctas_per_sm"] <= 32 for r in rows.values())
+
+
 @pytest.mark.parametrize("arch", [90, 80])
 def test_split_reduction_compiles_to_a_ticket_and_l2_reads(arch):
     """A layer under one wave (``resnet50_l4_3x3`` at batch 32: the heuristic splits its reduction) meets its
@@ -160,6 +181,8 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
             out = static.compile_for(90, fn, args, kwargs)
             ptx = out.asm["ptx"]
             assert "cp.async.bulk.tensor" in ptx and static.instruction(ptx) == "wgmma", (name, kind, cfg)
+            loop = static.loop_census(out.asm["cubin"], 90)  # the SASS main loop: TMA copies feed HGMMA
+            assert loop["loop_tma"] > 0 and loop["loop_math_op"] == "HGMMA" and loop["loop_loads"] == 0, (name, loop)
             assert static.ptxas_report(ptx, 90)["spill_store_bytes"] == 0, (name, kind, cfg)
             compiled += 1
     assert compiled >= 14
