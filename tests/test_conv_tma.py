@@ -37,20 +37,29 @@ def run(op, x, w, b, cfg, activation=None, flip=False, **kwargs):
 @pytest.mark.parametrize("op,x_shape,w_shape,kwargs", CASES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_every_descriptor_config_matches_torch(op, x_shape, w_shape, kwargs, dtype, monkeypatch):
+    x = geometry.to_layout(torch.randn(x_shape, device=DEVICE, dtype=dtype), "channels_last")
+    every_descriptor_config(op, x, w_shape, kwargs, monkeypatch)
+
+
+def every_descriptor_config(op, x, w_shape, kwargs, monkeypatch) -> tuple:
+    """Run the forward of ``x`` with every descriptor candidate (bias, relu), each through the descriptor kernel,
+    against torch; returns the spec, the weight and the list counting descriptor launches."""
     launched = []
     monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: launched.append(1) or _f(*a, **k))
-    x = geometry.to_layout(torch.randn(x_shape, device=DEVICE, dtype=dtype), "channels_last")
-    w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
-    b = torch.randn(w_shape[0], device=DEVICE, dtype=dtype)
+    w = torch.randn(w_shape, device=DEVICE, dtype=x.dtype)
+    b = torch.randn(w_shape[0], device=DEVICE, dtype=x.dtype)
     ref = F.relu(getattr(F, op)(x.double(), w.double(), b.double(), **kwargs))
     spec = conv_spec(op, int(op[-2]), x, w, b, kwargs.get("stride", 1), kwargs.get("padding", 0),
                      kwargs.get("dilation", 1), 1)
     problem = tuning.Problem.for_launch("conv", x, spec)
     configs = tuning.tma_candidates(problem)
     assert tuning.tma_eligible(problem) and configs
+    assert all(c.block_m // c.tile_h * x.element_size() >= 16 or problem.layout == "channels_last" for c in configs)
     for cfg in configs:
-        assert_close(run(op, x, w, b, cfg, "relu", **kwargs), ref, dtype)
+        assert_close(run(op, x, w, b, cfg, "relu", **kwargs), ref, x.dtype)
     assert len(launched) == len(configs)
+    launched.clear()
+    return spec, w, launched
 
 
 NCHW_CASES = [  # NC(D)HW read in place: rows of 16-byte multiples, every box starting on one (one column of taps)
@@ -67,21 +76,9 @@ def test_nchw_boxes_match_torch_forward_and_input_gradient(op, x_shape, w_shape,
     """An NC(D)HW input (and output gradient) read in place by descriptors: boxes of channels x positions,
     transposed for the MMA; the forward for every candidate config (each an NC(D)HW box, rows of at least 16
     bytes), the input gradient for a spread of them."""
-    launched = []
-    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: launched.append(1) or _f(*a, **k))
     x = torch.randn(x_shape, device=DEVICE, dtype=dtype)
-    w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
-    b = torch.randn(w_shape[0], device=DEVICE, dtype=dtype)
-    ref = F.relu(getattr(F, op)(x.double(), w.double(), b.double(), **kwargs))
-    spec = conv_spec(op, int(op[-2]), x, w, b, kwargs.get("stride", 1), kwargs.get("padding", 0),
-                     kwargs.get("dilation", 1), 1)
-    problem = tuning.Problem.for_launch("conv", x, spec)
-    assert problem.layout == "contiguous" and tuning.tma_eligible(problem)
-    configs = tuning.tma_candidates(problem)
-    assert configs and all(c.block_m // c.tile_h * x.element_size() >= 16 for c in configs)
-    for cfg in configs:
-        assert_close(run(op, x, w, b, cfg, "relu", **kwargs), ref, dtype)
-    assert len(launched) == len(configs)
+    assert geometry.layout_of(x) == "contiguous"
+    spec, w, launched = every_descriptor_config(op, x, w_shape, kwargs, monkeypatch)
     if "stride" in kwargs:
         return
     x64 = x.double().requires_grad_()
@@ -90,7 +87,6 @@ def test_nchw_boxes_match_torch_forward_and_input_gradient(op, x_shape, w_shape,
     (ref_dx,) = torch.autograd.grad(y, x64, dy.double())
     problem_t = tuning.Problem.for_launch("conv_t", dy, spec)
     assert tuning.tma_eligible(problem_t)
-    launched.clear()
     picked = tuning.tma_candidates(problem_t)[::3]
     for cfg in picked:
         assert_close(dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg), ref_dx, dtype)
