@@ -115,19 +115,19 @@ def test_nchw_tiles_load_and_store_along_positions_without_spilling(arch):
 
 def test_sass_census_sees_how_tiles_arrive():
     """The report's main-loop census from the SASS, for the configs a Hopper GPU's heuristic picks: the
-    channels-last forward of a 3x3 layer takes TMA copies into HGMMA, its input gradient (the pointer kernel)
-    asynchronous 16-byte copies; NCHW (read in place) 2-byte loads; NCL (1-D) 16-byte ones; and it counts the
-    integer instructions spent per MMA instruction."""
+    channels-last forward and input gradient of a 3x3 layer take TMA copies into HGMMA, its weight gradient (the
+    pointer kernel) asynchronous 16-byte copies; NCHW (read in place) 2-byte loads; NCL (1-D) 16-byte ones; and
+    it counts the integer instructions spent per MMA instruction."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
     mini = {"conv2d": [e for e in suite["conv2d"] if e["name"] == "resnet50_l1_3x3"],
             "conv1d": [e for e in suite["conv1d"] if e["name"] == "tcn_k3"]}
     rows = {(r["name"], r["kind"], r["layout"]): r
-            for r in static.report(90, ["bf16"], ["channels_last", "contiguous"], ["conv", "conv_t"], mini)}
-    tma = rows["resnet50_l1_3x3", "conv", "channels_last"]
-    pointer = rows["resnet50_l1_3x3", "conv_t", "channels_last"]
+            for r in static.report(90, ["bf16"], ["channels_last", "contiguous"], ["conv", "conv_t", "conv_wgrad"], mini)}
+    tma, tma_t = rows["resnet50_l1_3x3", "conv", "channels_last"], rows["resnet50_l1_3x3", "conv_t", "channels_last"]
+    pointer = rows["resnet50_l1_3x3", "conv_wgrad", "channels_last"]
     nchw, ncl = rows["resnet50_l1_3x3", "conv", "contiguous"], rows["tcn_k3", "conv", "contiguous"]
     assert {r["loop_math_op"] for r in rows.values()} == {"HGMMA"}
-    assert tma["loop_tma"] > 0 and tma["loop_loads"] == 0
+    assert tma["loop_tma"] > 0 and tma_t["loop_tma"] > 0 and tma["loop_loads"] == 0
     assert pointer["loop_async_copies"] > 0 and pointer["loop_loads"] == 0
     assert nchw["loop_loads"] > 0 and nchw["loop_load_bytes"] == 2
     assert ncl["loop_async_copies"] > 0 or ncl["loop_load_bytes"] == 16

@@ -199,7 +199,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     kernel takes then gets it, with the same tiles (measured on an H200, 2026-11-26: with the
     heuristic's tiles it ran 1.9x and 1.45x faster than the pointer kernel on ``deeplab_3x3_d2`` and
     ``c3d_conv3a``, and the tuner chose it, with other tiles, on the other two unit-stride layers whose
-    kernel outlasted the host path; ``benchmarks/NOTES.md``).
+    kernel outlasted the host path; ``benchmarks/NOTES.md``). So does a unit-stride input gradient,
+    which that kernel runs as a forward convolution (a prediction: its main loop issues 1-8 integer
+    instructions per MMA against the pointer kernel's 33-90, ``benchmarks.static``).
     """
     rows, cols, red = problem.gemm
     if problem.kind in ("conv_dw", "conv_dw_t"):
@@ -258,7 +260,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     if not fold and tiles < sm_count and small_output(problem):  # under one wave: split the reduction
         split = max(1, min(triton.cdiv(sm_count, tiles), red // (2 * block_k), FORWARD_SPLITS[-1]))
     cfg = Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
-    if tma and problem.kind == "conv" and (problem.dtype in ("float16", "bfloat16") or fp8(problem)) and tma_eligible(problem) \
+    if tma and problem.kind in ("conv", "conv_t") and (problem.dtype in ("float16", "bfloat16") or fp8(problem)) \
+            and tma_eligible(problem) \
             and not fold and split == 1:
         cfg = dataclasses.replace(cfg, group_m=1, tile_h=tma_tile(*tma_plane(problem), block_m, tma_min_width(problem)))
     return cfg
