@@ -91,7 +91,7 @@ def test_one_shot_device_bytes():
     y = shapes.conv_output_shape(x, w, padding=1)
     plain = 2 * (2 * 4 * 64 * 16 * 64 * 64 + 64 * 64 * 27 + 64)  # activations in place in any layout
     assert memory.conv_device_bytes(x, w, y, "float16", bias=True, weight_inner=True) == plain
-    # a large problem copies a weight in torch's layout (reduction channels not innermost) once
+    # a large problem copies a weight in torch's layout (neither channel axis innermost) once
     assert geometry.weight_copy_pays(x, w, y)
     assert memory.conv_device_bytes(x, w, y, "float16", bias=True) == plain + 2 * 64 * 64 * 27
     small = (1, 8, 4, 16, 16)  # a small one reads it in place: no copy

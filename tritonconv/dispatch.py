@@ -15,7 +15,7 @@ operand is laid out, the output's size and format, and the kernel's grid and arg
 only allocate the output, lay out the operands and launch: no checks, no config choice, no
 argument arithmetic. Every kernel reads its activations in place, in any layout (the GEMM kernels
 tile NC(D)HW ones by rows, :mod:`tritonconv._tile`); a GEMM pass of a large problem copies a weight
-whose reduction channels are not innermost (:func:`tritonconv.geometry.weight_copy_pays`;
+with neither channel axis innermost (:func:`tritonconv.geometry.weight_copy_pays`;
 ``tritonconv.nn.Conv1d/2d/3d`` keep their weights laid out, so their calls copy nothing).
 Nothing on a plan's path synchronises with the GPU.
 """
@@ -82,12 +82,10 @@ def _reduction_inner(transposed: bool) -> Callable[[torch.Tensor], torch.Tensor]
     return (lambda w: channels_inner(w.transpose(0, 1)).transpose(0, 1)) if transposed else channels_inner
 
 
-def _laid_out_like(weight: torch.Tensor, transposed: bool) -> torch.Tensor:
-    """An uninitialised tensor laid out as ``_reduction_inner(transposed)`` lays a copy of ``weight`` out."""
-    if not transposed:
-        return geometry.empty_channels_inner(weight.shape, weight.dtype, weight.device)
-    swapped = (weight.shape[1], weight.shape[0], *weight.shape[2:])
-    return geometry.empty_channels_inner(swapped, weight.dtype, weight.device).transpose(0, 1)
+def _stand_in(lay: Callable[[torch.Tensor], torch.Tensor], t: torch.Tensor) -> torch.Tensor:
+    """``t`` as ``lay`` will lay it out per call, for a ``Launch``'s arguments (sizes and strides): ``t`` itself,
+    or the layout applied to a meta copy (no data copied)."""
+    return t if lay is _same else lay(t.detach().to("meta"))
 
 
 def _weight_layout(weight: torch.Tensor, transposed: bool) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -154,7 +152,7 @@ def _operand_layouts(x, weight, spec: ConvSpec, transposed: bool, config: Config
         lay_w = _same
     else:
         lay_w = channels_inner
-    return lay_w, weight if lay_w is _same else _laid_out_like(weight, transposed and lay_w is not channels_inner)
+    return lay_w, _stand_in(lay_w, weight)
 
 
 def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activation, flip: bool, config,
@@ -360,8 +358,7 @@ def conv2plus1d_fused(x, ws, bs, wt, bt, spatial: ConvSpec, temporal: ConvSpec, 
         out = (tuple(y.shape), y.dtype, fmt)
         copy = any(geometry.weight_copy_pays(s.input_shape, s.weight_shape, s.output_shape) for s in (spatial, temporal))
         lay_s, lay_t = (_same if _channel_axis_inner(w) or not copy else channels_inner for w in (ws, wt))
-        wsc, wtc = (w if lay is _same else geometry.empty_channels_inner(w.shape, w.dtype, w.device)
-                    for w, lay in ((ws, lay_s), (wt, lay_t)))  # their layouts, for the launch arguments
+        wsc, wtc = _stand_in(lay_s, ws), _stand_in(lay_t, wt)
         launch = fused_2plus1d.Launch(x, wsc, bs, wtc, bt, y, spatial, temporal, mid_activation, activation, cfg)
 
         def run(x, ws, bs, wt, bt):

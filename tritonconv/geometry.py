@@ -182,8 +182,8 @@ def channels_inner(t: torch.Tensor) -> torch.Tensor:
 
 
 WEIGHT_COPY_MACS = 1 << 27
-"""A GEMM pass whose weight's reduction channels are not innermost (torch's ``(C_out, C_in, *k)`` layout,
-read tap by tap: channel stride ``prod(k)``) copies the weight that way first when it issues more
+"""A GEMM pass whose weight has neither channel axis innermost (torch's ``(C_out, C_in, *k)`` layout for
+more than one tap: channel stride ``prod(k)``) copies it channels-innermost first when it issues more
 multiply-adds than this; below it, the weight is read in place. Activations are never copied. The
 weight's tiles, read through strides, cost one 32-byte sector per element, about ``macs / BLOCK_M``
 sectors over the launch: at 4 sectors per clock per SM on 132 SMs (an H100/H200), ``macs / 6e13``
@@ -193,7 +193,7 @@ weights laid out, so their forward copies nothing."""
 
 
 def weight_copy_pays(input_shape, weight_shape, output_shape) -> bool:
-    """Whether a GEMM pass copies a weight that is not reduction-innermost (:data:`WEIGHT_COPY_MACS`)."""
+    """Whether a GEMM pass copies a weight with neither channel axis innermost (:data:`WEIGHT_COPY_MACS`)."""
     return shapes.conv_macs(input_shape, weight_shape, output_shape) > WEIGHT_COPY_MACS
 
 

@@ -20,7 +20,7 @@ innermost (NLC, NHWC, NDHWC) a tile's loads run along channels; with the width a
 (NCL, NCHW, NCDHW) a tile of ``BLOCK_M`` positions is ``BLOCK_M / BLOCK_W`` rows of ``BLOCK_W``
 consecutive columns (:mod:`tritonconv._tile`), so its loads of the input and stores of the output
 run along the rows (``BLOCK_W = 0``: flat tiles). No operand is copied into another layout; only a
-weight whose reduction channels are not innermost may be, by the dispatcher
+weight with neither channel axis innermost may be, by the dispatcher
 (:data:`tritonconv.geometry.WEIGHT_COPY_MACS`).
 """
 
@@ -133,7 +133,6 @@ def _conv_kernel(
     else:  # every tap, from 0 in steps of 1
         nb, od, oh, ow, mask_m = tile_positions(pid_m, M, OD, OH, OW, BLOCK_M, BLOCK_W, INT64)  # once per program
         t0d, cd, t0h, ch, t0w, cw = 0, KD, 0, KH, 0, KW
-        jd, jh, jw, phd, phh, phw = od, oh, ow, 0, 0, 0  # (the transposed pass's names; unused)
 
     x_rows = x_ptr + nb * sxn + group * C_in_g * sxc  # [BLOCK_M] pointers, channel 0 of the group
     w_cols = w_ptr + group * swg + offs_n * swn  # [BLOCK_N] pointers
@@ -252,7 +251,7 @@ class Launch:
         reduction = math.prod(spec.weight_shape[2:]) * c_read if fold else c_read  # per split loop
         per_split, self.splits = split_sizes(reduction, config)
         self.empty = y.numel() == 0
-        self.activation, self.acc = activation, geometry.accumulator(x.dtype)
+        self.acc = geometry.accumulator(x.dtype)  # of the split workspace
         self.launcher = Direct(_conv_kernel)  # below JITFunction.run after the first launch
         width = j[-1] if transposed else y.shape[-1]  # of a row of positions
         block_w = geometry.row_block(rows, width, config.block_m) if geometry.width_inner(x) or geometry.width_inner(y) else 0
