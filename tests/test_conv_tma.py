@@ -12,7 +12,7 @@ from conftest import assert_close
 
 from tritonconv import dispatch, geometry, tuning
 from tritonconv._checks import conv_spec
-from tritonconv.kernels import tma
+from tritonconv.kernels import tma, weight_grad_tma
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 if DEVICE == "cuda" and torch.cuda.get_device_capability()[0] < 9:
@@ -171,7 +171,10 @@ def test_strided_input_gradient_never_takes_the_descriptor_kernel(monkeypatch):
     ("conv_t", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 1, 1, True),  # input gradient: a forward conv of dy
     ("conv_t", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 2, 1, False),  # strided: a gather, not a box
     ("conv_t", "bfloat16", (1, 64, 4, 8, 8), (64, 64, 3, 3, 3), (2, 1, 1), 1, False),
-    ("conv_wgrad", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 1, 1, False),
+    ("conv_wgrad", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 1, 1, True),  # weight gradient: its own kernel
+    ("conv_wgrad", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 2, 1, False),
+    ("conv_wgrad", "bfloat16", (1, 4, 8, 8), (64, 4, 3, 3), 1, 1, False),  # 8-byte rows of x's channels
+    ("conv_wgrad", "float32", (1, 4, 8, 8), (64, 4, 3, 3), 1, 1, True),
     ("conv", "bfloat16", (1, 64, 4, 8, 8), (64, 64, 3, 3, 3), (2, 1, 1), 1, True),
 ])
 def test_offered_only_where_descriptors_apply(kind, dtype, input_shape, weight_shape, stride, groups, eligible):
@@ -180,12 +183,16 @@ def test_offered_only_where_descriptors_apply(kind, dtype, input_shape, weight_s
     assert any(c.tile_h for c in with_tma) == eligible
     assert not any(c.tile_h for c in tuning.candidates(problem))  # never without a TMA unit
     assert not tuning.heuristic(problem, interpret=False).tile_h  # never without a TMA unit
-    # with one, the heuristic takes it for 16-bit forward problems (measured faster on an H200) and unit-stride
-    # input gradients (the same kernel, run as a forward convolution)
+    # with one, the heuristic takes it for 16-bit forward problems (measured faster on an H200), unit-stride
+    # input gradients (the same kernel, run as a forward convolution) and weight gradients (their own kernel)
     chosen = tuning.heuristic(problem, interpret=False, tma=True)
-    assert bool(chosen.tile_h) == (eligible and kind in ("conv", "conv_t") and dtype != "float32")
-    assert dataclasses.replace(chosen, tile_h=0, group_m=1) == dataclasses.replace(
-        tuning.heuristic(problem, interpret=False), group_m=1)  # the same tiles as the pointer kernel's
+    pointer = tuning.heuristic(problem, interpret=False)
+    assert bool(chosen.tile_h) == (eligible and dtype != "float32")
+    if kind == "conv_wgrad":  # the same channel tiles and splits; patches of 64 positions per step
+        assert (chosen.block_m, chosen.block_n, chosen.split_k) == (pointer.block_m, pointer.block_n, pointer.split_k)
+        assert not chosen.tile_h or chosen.block_k == 64
+    else:
+        assert dataclasses.replace(chosen, tile_h=0, group_m=1) == dataclasses.replace(pointer, group_m=1)
 
 
 def test_tile_shape_pads_the_output_plane_least():
@@ -216,3 +223,61 @@ def test_input_gradient_through_descriptors(op, x_shape, w_shape, kwargs, flip, 
         dx = dispatch.conv_grad_input(dy32, w32, spec, flip, geometry.output_memory_format(x32, w32), cfg)
         assert_close(dx, ref)
     assert len(launched) == len(configs)
+
+
+WGRAD_CASES = [  # the weight gradient through descriptors: unit H/W stride, channels-last and NC(D)HW operands
+    ("conv2d", (2, 16, 9, 11), (24, 16, 3, 3), dict(padding=1), "channels_last"),
+    ("conv3d", (1, 8, 5, 6, 7), (16, 8, 3, 3, 3), dict(padding=1, stride=(2, 1, 1)), "channels_last"),
+    ("conv1d", (2, 16, 37), (8, 16, 3), dict(padding=8, dilation=8), "channels_last"),
+    ("conv1d", (1, 24, 20), (40, 24, 4), dict(padding="same"), "channels_last"),  # asymmetric padding
+    ("conv2d", (2, 16, 9, 16), (24, 16, 1, 1), dict(), "contiguous"),
+    ("conv3d", (1, 8, 5, 3, 8), (16, 8, 3, 1, 1), dict(padding=(1, 0, 0), stride=(2, 1, 1)), "contiguous"),
+]
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,kwargs,layout", WGRAD_CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_weight_gradient_through_descriptors(op, x_shape, w_shape, kwargs, layout, dtype, monkeypatch):
+    """Patches of output positions as boxes of dy and of x shifted by each tap (zero padding from out-of-range
+    boxes, positions past the edge zero in dy): a spread of the tuner's descriptor configs, split or not, with
+    the kernel flipped or not, against torch."""
+    launched = []
+    monkeypatch.setattr(weight_grad_tma.Launch, "launch",
+                        lambda *a, _f=weight_grad_tma.Launch.launch: launched.append(1) or _f(*a))
+    x = geometry.to_layout(torch.randn(x_shape, device=DEVICE, dtype=dtype), layout)
+    w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
+    spec = conv_spec(op, int(op[-2]), x, w, None, kwargs.get("stride", 1), kwargs.get("padding", 0),
+                     kwargs.get("dilation", 1), 1)
+    dy = geometry.to_layout(torch.randn(spec.output_shape, device=DEVICE, dtype=dtype), layout)
+    w64 = w.double().requires_grad_()
+    (ref,) = torch.autograd.grad(getattr(F, op)(x.double(), w64, **kwargs), w64, dy.double())
+    problem = tuning.Problem.for_launch("conv_wgrad", x, spec)
+    assert tuning.tma_eligible(problem) and problem.layout == layout
+    configs = tuning.tma_candidates(problem)
+    assert configs and all(c.tile_h and c.block_k >= 64 for c in configs)
+    picked = configs[::5] + [dataclasses.replace(configs[0], block_m=16, block_n=16, split_k=3)]
+    for i, cfg in enumerate(picked):
+        flip = i % 2 == 1
+        expected = ref.flip(tuple(range(2, ref.dim()))) if flip else ref
+        assert_close(dispatch.conv_grad_weight(dy, x, spec, flip, cfg), expected, dtype)
+    assert len(launched) == len(picked)
+
+
+def test_weight_gradient_descriptors_only_where_they_apply(monkeypatch):
+    """A descriptor config reaching a weight gradient the kernel cannot take (H/W stride 2; an NCHW input whose taps
+    shift boxes off 16 bytes; a base 4 bytes into a line, checked per call) runs the pointer kernel with the same
+    tiles."""
+    monkeypatch.setattr(weight_grad_tma.Launch, "launch", lambda *a: pytest.fail("descriptor path taken"))
+    cfg = tuning.Config(16, 16, 64, group_m=1, num_stages=1, tile_h=8)
+    aligned = geometry.to_layout(torch.randn(1, 8, 9, 16, device=DEVICE), "channels_last")
+    shifted = torch.randn(aligned.numel() + 1, device=DEVICE)[1:].as_strided(aligned.shape, aligned.stride())
+    for x, kwargs in ((aligned, dict(stride=2)), (torch.randn(1, 8, 9, 16, device=DEVICE), dict(padding=1)),
+                      (shifted, dict(padding=1))):
+        w = torch.randn(8, 8, 3, 3, device=DEVICE)
+        w64 = w.double().requires_grad_()
+        y = F.conv2d(x.double(), w64, **kwargs)
+        dy = geometry.to_layout(torch.randn(y.shape, device=DEVICE), geometry.layout_of(x))
+        (ref,) = torch.autograd.grad(y, w64, dy.double())
+        spec = conv_spec("conv2d", 2, x, w, None, kwargs.get("stride", 1), kwargs.get("padding", 0), 1, 1)
+        assert weight_grad_tma.usable(dy, x, spec, cfg) == (x is shifted)  # shapes and strides allow it there
+        assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref)

@@ -7,10 +7,10 @@ it runs with) on a GPU described by :class:`Device`::
 
 * ``W``: the multiply-adds the launch issues, masked lanes included (the GEMM kernels' own count,
   ``Launch.mma_work``: channel padding to the tile, tile edges, split tails, the taps a transposed
-  pass masks; the descriptor kernel's TILE_H x TILE_W output patches; the useful multiply-adds of
+  pass masks; the descriptor kernels' TILE_H x TILE_W output patches; the useful multiply-adds of
   a depthwise kernel, which runs on FMA units);
 * ``R``: the kernel's rate on the device, multiply-adds per second: ``mma_macs`` for the pointer GEMM
-  kernels' 16-bit ``tl.dot`` (a quarter of it for TF32), ``tma_macs`` for the descriptor kernel,
+  kernels' 16-bit ``tl.dot`` (a quarter of it for TF32), ``tma_macs`` for the descriptor kernels,
   ``fold_macs`` for a forward that folds taps into the reduction (a gather per element), and
   ``fma_macs`` for the depthwise kernels and IEEE fp32/fp64 dots; twice the tensor-core rates for fp8;
 * ``e``: the wave efficiency, ``CTAs / (waves * SMs * CTAs per SM)``, with CTAs per SM from the
@@ -39,7 +39,7 @@ import triton
 from . import cache, geometry, shapes, tuning
 from ._checks import ConvSpec
 from .geometry import Config, Problem
-from .kernels import gemm, weight_grad
+from .kernels import gemm, weight_grad, weight_grad_tma
 
 __all__ = ["DATASHEET", "Device", "device_for", "issued", "predict", "rank"]
 
@@ -103,7 +103,7 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
         macs = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
         return macs, triton.cdiv(rows, config.block_m) * triton.cdiv(cols, config.block_n) * max(config.split_k, 1)
     c_out, c_in_g = problem.weight_shape[:2]
-    if config.tile_h:  # the descriptor kernel: TILE_H x TILE_W output patches, every tap, channels padded
+    if config.tile_h and problem.kind != "conv_wgrad":  # TILE_H x TILE_W output patches, every tap, channels padded
         n, _, od, oh, ow = (*problem.output_shape[:2], *geometry.as_3d(problem.output_shape[2:], 1))
         tile_w = config.block_m // config.tile_h
         patches = n * od * triton.cdiv(oh, config.tile_h) * triton.cdiv(ow, tile_w)
@@ -118,8 +118,8 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
         return _standin(shape, dtype, problem.layout == "channels_last")
 
     if problem.kind == "conv_wgrad":
-        launch = weight_grad.Launch(activation(problem.output_shape), activation(problem.input_shape), spec, False,
-                                    config)
+        family = weight_grad_tma.Launch if config.tile_h else weight_grad.Launch
+        launch = family(activation(problem.output_shape), activation(problem.input_shape), spec, False, config)
     else:
         transposed = problem.kind == "conv_t"
         read, written = ((problem.output_shape, problem.input_shape) if transposed

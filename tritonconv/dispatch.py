@@ -4,7 +4,8 @@
                      kernels.tma when the config says so (``tile_h > 0``) and the operands allow
     input gradient,  the transposed pass of the same families (kernels.tma as a forward
     transposed conv  convolution of the output gradient, unit strides only)
-    weight gradient  depthwise layers -> kernels.depthwise; others -> kernels.weight_grad
+    weight gradient  depthwise layers -> kernels.depthwise; others -> kernels.weight_grad, or
+                     kernels.weight_grad_tma when the config says so and the operands allow
     (2+1)D fused     kernels.fused_2plus1d
 
 The first call with a given signature (each tensor's shape, strides, dtype and device; the
@@ -32,7 +33,7 @@ from . import geometry, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting
 from .geometry import DEPTHWISE_KIND, Config, channels_inner, is_channels_inner
-from .kernels import depthwise, fused_2plus1d, gemm, tma, weight_grad
+from .kernels import depthwise, fused_2plus1d, gemm, tma, weight_grad, weight_grad_tma
 from .shapes import is_depthwise
 
 MAX_PLANS = 4096
@@ -125,6 +126,18 @@ class _Descriptors:
         if tma.aligned(x, w_fwd):
             return self.launch(x, w_fwd, b, y)
         return self.fallback(x, w, b, y)
+
+
+@dataclasses.dataclass(frozen=True)
+class _GradDescriptors:
+    """The descriptor weight-gradient kernel where the bases are 16-byte aligned, else the same tiles through
+    pointers."""
+
+    launch: Callable
+    fallback: Callable
+
+    def __call__(self, dy, x) -> torch.Tensor:
+        return (self.launch if tma.aligned(dy, x) else self.fallback)(dy, x)
 
 
 def _shape_only(x, w, b, y: torch.Tensor) -> torch.Tensor:
@@ -331,10 +344,13 @@ def conv_grad_weight(
         if input.device.type == "meta":  # shapes only
             return lambda dy, x: torch.empty(spec.weight_shape, device="meta", dtype=dy.dtype)
         # both operands read in place, in any layout; depthwise layers: no tensor cores
-        family = depthwise.WeightGradLaunch if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups) \
-            else weight_grad.Launch
         cfg = config or _config("conv_wgrad", input, spec, None, lambda c: conv_grad_weight(grad_output, input, spec, flip, c))
-        return family(grad_output, input, spec, flip, cfg)
+        if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):
+            return depthwise.WeightGradLaunch(grad_output, input, spec, flip, cfg)
+        launch = weight_grad.Launch(grad_output, input, spec, flip, dataclasses.replace(cfg, tile_h=0))
+        if cfg.tile_h and weight_grad_tma.usable(grad_output, input, spec, cfg):  # tile loads by tensor descriptor
+            return _GradDescriptors(weight_grad_tma.Launch(grad_output, input, spec, flip, cfg), launch)
+        return launch  # else, e.g. strides of no 16-byte multiple: the same tiles through pointers
 
     return _plan(key, build)(grad_output, input)
 

@@ -138,20 +138,27 @@ def min_k(problem: Problem) -> int:
 
 
 def tma_eligible(problem: Problem) -> bool:
-    """One group, 16-byte rows of reduction channels (the weight descriptor's strides), unit stride (along H
-    and W for the forward pass, on every axis for the input gradient, then a forward convolution), and for
-    an NC(D)HW read its rows in 16-byte multiples with every box starting on one
-    (:func:`tritonconv.kernels.tma.nc_boxes_aligned`)."""
+    """Whether the descriptor kernels can run ``problem``: one group, no fp64, unit stride (along H and W for the
+    forward pass and the weight gradient, on every axis for the input gradient, then a forward convolution),
+    16-byte rows of channels where channels are innermost (the activations read and, but for the weight
+    gradient, the weight's reduction rows), and for an NC(D)HW read rows of 16-byte multiples with every box of
+    the convolution's input starting on one (:func:`tritonconv.kernels.tma.nc_boxes_aligned`)."""
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
-    unit = problem.stride[-2:] if problem.kind == "conv" else problem.stride
-    read = problem.output_shape if problem.kind == "conv_t" else problem.input_shape
+    wgrad = problem.kind == "conv_wgrad"
+    unit = problem.stride if problem.kind == "conv_t" else problem.stride[-2:]
+    if (TensorDescriptor is None or problem.kind not in ("conv", "conv_t", "conv_wgrad") or problem.groups != 1
+            or problem.dtype == "float64" or any(s != 1 for s in unit)):
+        return False
+    rows, cols, red = problem.gemm
+    channels = (rows, cols) if wgrad else (red,)  # wgrad: dy's and x's channels; else the reduction's
+    if problem.layout == "channels_last":
+        return all(c * itemsize % 16 == 0 for c in channels)
+    reads = {"conv": [problem.input_shape], "conv_t": [problem.output_shape],
+             "conv_wgrad": [problem.input_shape, problem.output_shape]}[problem.kind]
     (pad, _), dilation, taps = problem.padding[-1], problem.dilation[-1], problem.weight_shape[-1]
     pad = (taps - 1) * dilation - pad if problem.kind == "conv_t" else pad  # run as a forward convolution
-    rows = problem.layout == "channels_last" or (  # NC(D)HW: every box starts a row on 16 bytes (kernels.tma)
-        read[-1] * itemsize % 16 == 0 and pad * itemsize % 16 == 0 and (taps == 1 or dilation * itemsize % 16 == 0))
-    return (TensorDescriptor is not None and problem.kind in ("conv", "conv_t") and problem.groups == 1
-            and problem.dtype != "float64" and rows
-            and all(s == 1 for s in unit) and problem.gemm[2] * itemsize % 16 == 0)
+    return (all(r[-1] * itemsize % 16 == 0 for r in reads) and pad * itemsize % 16 == 0
+            and (taps == 1 or dilation * itemsize % 16 == 0) and (wgrad or red * itemsize % 16 == 0))
 
 
 def tma_min_width(problem: Problem) -> int:
@@ -170,21 +177,34 @@ def tma_tile(out_h: int, out_w: int, block_m: int, min_w: int = 1) -> int:
 
 
 def tma_plane(problem: Problem) -> tuple[int, int]:
-    """(height, width) of the plane the descriptor kernel tiles: the written tensor's last two axes (1-D: 1 x L)."""
+    """(height, width) of the plane of positions the descriptor kernels tile: the output's last two axes (the
+    input's for the input gradient, which writes it; 1-D: 1 x L)."""
     written = problem.input_shape if problem.kind == "conv_t" else problem.output_shape
     return (1, *written[2:]) if len(written) == 3 else tuple(written[-2:])
 
 
 def tma_candidates(problem: Problem) -> list[Config]:
+    """The descriptor kernels' configs for an eligible problem: forward and input gradient tiles of ``block_m``
+    positions (:data:`TMA_SPACE`), weight-gradient tiles of :data:`SPACES`' channels with ``block_k`` positions
+    of at least 64 per step, every split count that keeps four steps per partial sum."""
     rows, cols, red = problem.gemm
     out_h, out_w = tma_plane(problem)
-    low_k = min_k(problem)
+    min_w = tma_min_width(problem)
     out: list[Config] = []
+    if problem.kind == "conv_wgrad":
+        for (bm, bn, bk, warps, stages), split in itertools.product(SPACES["conv_wgrad"], SPLITS):
+            if bk < 64 or (split > 1 and triton.cdiv(red, split) < 4 * bk):
+                continue
+            cfg = Config(clamp_pow2(rows, 16, bm), clamp_pow2(cols, 16, bn), bk, group_m=1, num_warps=warps,
+                         num_stages=stages, split_k=split, tile_h=tma_tile(out_h, out_w, bk, min_w))
+            if cfg not in out:
+                out.append(cfg)
+        return out
+    low_k = min_k(problem)
     for block_m in (64, 128):
         for bn, bk, warps, stages in TMA_SPACE:
             cfg = Config(block_m, clamp_pow2(cols, 16, bn), clamp_pow2(red, low_k, max(bk, low_k)), group_m=1,
-                         num_warps=warps, num_stages=stages,
-                         tile_h=tma_tile(out_h, out_w, block_m, tma_min_width(problem)))
+                         num_warps=warps, num_stages=stages, tile_h=tma_tile(out_h, out_w, block_m, min_w))
             if cfg not in out:
                 out.append(cfg)
     return out
@@ -201,7 +221,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     ``c3d_conv3a``, and the tuner chose it, with other tiles, on the other two unit-stride layers whose
     kernel outlasted the host path; ``benchmarks/NOTES.md``). So does a unit-stride input gradient,
     which that kernel runs as a forward convolution (a prediction: its main loop issues 1-8 integer
-    instructions per MMA against the pointer kernel's 33-90, ``benchmarks.static``).
+    instructions per MMA against the pointer kernel's 33-90, ``benchmarks.static``), and a unit-stride
+    16-bit weight gradient (its own descriptor kernel, :mod:`tritonconv.kernels.weight_grad_tma`; a
+    prediction too).
     """
     rows, cols, red = problem.gemm
     if problem.kind in ("conv_dw", "conv_dw_t"):
@@ -237,6 +259,12 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         # NC(D)HW fp32 64 x 64 x 16 tiles spilled 4-16 B with 2-3 stages on 4 or 8 warps (Triton 3.6 or 3.9,
         # sm_80 or sm_90, depending on the layer); one stage on 8 warps spilled on none (tests/test_compile.py)
         stages = 1 if strided and problem.dtype == "float32" else 3
+        if tma and problem.dtype in ("float16", "bfloat16") and tma_eligible(problem):
+            # the descriptor kernel: patches of 64 positions per step (four k-steps of the MMA), no per-element
+            # addresses (a prediction, benchmarks/NOTES.md P16: the pointer kernel's loop issues 27-331 integer
+            # instructions per MMA)
+            return Config(block_m, block_n, 64, group_m=1, num_warps=8 if block_m * block_n >= 128 * 128 else 4,
+                          num_stages=3, split_k=split, tile_h=tma_tile(*tma_plane(problem), 64, tma_min_width(problem)))
         return Config(block_m, block_n, block_k, group_m=1, num_warps=warps, num_stages=stages, split_k=split)
     fold = int(can_fold(problem) and red <= 8)  # per-tap chunks would be half zeros or worse
     block_n = clamp_pow2(cols, 16, 64 if problem.layout == "contiguous" else 128)  # see num_warps below

@@ -5,6 +5,7 @@
     depthwise       depthwise layers without tensor cores: forward, input and weight gradients
     tma             forward pass with tile loads by tensor descriptor (Hopper's TMA)
     weight_grad     weight gradient as a GEMM per tap, split reduction
+    weight_grad_tma the same with tile loads by tensor descriptor (unit H/W stride)
     fused_2plus1d   (2+1)D convolution in one launch
 
 A kernel file imports only the ground layer (geometry, shapes, checks, runtime, device

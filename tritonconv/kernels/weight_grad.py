@@ -86,10 +86,40 @@ def _conv_weight_grad_kernel(
     tl.store(dw, acc.to(dw_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
-class Launch:
+class Partials:
+    """What a weight-gradient launch writes and how the gradient comes out of it: the gradient itself, in the
+    input's dtype, when there is one split and no flip (no partials to add, no cast: one launch); else fp32
+    partials (one per split, ``(splits, C_out, C_in_g, taps)``) added in a fixed order. Subclasses set
+    ``launcher``, ``grid``, ``args``, ``kwargs`` and may override :meth:`launch`."""
+
+    def __init__(self, spec: ConvSpec, flip: bool, splits: int, positions: int, dtype: torch.dtype) -> None:
+        c_out, c_in_g, *kernel_size = spec.weight_shape
+        self.spec, self.flip, self.empty = spec, flip, positions == 0
+        self.partial_shape = (splits, c_out, c_in_g, math.prod(kernel_size))
+        self.direct = splits == 1 and not flip
+        self.out = (tuple(spec.weight_shape), dtype) if self.direct else (self.partial_shape, geometry.accumulator(dtype))
+        self.partial = torch.empty(self.partial_shape, device="meta")  # its strides are the kernel's
+
+    def mma_work(self) -> int:
+        """Multiply-adds the launch's ``tl.dot`` calls issue, masked lanes included."""
+        return 0 if self.empty else self._work
+
+    def launch(self, grad_output, input, out) -> None:
+        self.launcher(input.device, self.grid, input, grad_output, out, *self.args, **self.kwargs)
+
+    def __call__(self, grad_output, input) -> torch.Tensor:
+        shape, dtype = self.out
+        out = geometry.alloc_output(shape, input.device, dtype)
+        if self.empty:  # an empty batch: the gradient is exactly zero
+            out.zero_()
+        else:
+            self.launch(grad_output, input, out)
+        return out if self.direct else geometry.sum_partials(out, self.spec, self.flip, input.dtype)
+
+
+class Launch(Partials):
     """:func:`_conv_weight_grad_kernel` prepared for tensors laid out as ``grad_output`` and ``input``;
-    calling it returns the gradient in the input's dtype: written by the kernel itself when there is one
-    split and no flip, else from fp32 partials (one per split) added in a fixed order."""
+    calling it returns the gradient in the input's dtype (:class:`Partials`)."""
 
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> None:
         c_out, c_in_g, *kernel_size = spec.weight_shape
@@ -103,41 +133,21 @@ class Launch:
         steps = geometry.position_tiles(positions, width, config.block_k, block_w)
         per_split = max(1, triton.cdiv(steps, config.split_k))  # position tiles per split
         splits = max(1, triton.cdiv(steps, per_split))
-        self.spec, self.flip, self.empty = spec, flip, positions == 0
-        self.partial_shape = (splits, c_out, c_in_g, taps)
-        # one split and no flip: the kernel writes the gradient itself, in the input's dtype (no partials to
-        # add, no cast: one launch); else fp32 partials, added in a fixed order
-        self.direct = splits == 1 and not flip
-        self.out = ((tuple(spec.weight_shape), input.dtype) if self.direct
-                    else (self.partial_shape, geometry.accumulator(input.dtype)))
-        partial = torch.empty(self.partial_shape, device="meta")
+        super().__init__(spec, flip, splits, positions, input.dtype)
         self.launcher = Direct(_conv_weight_grad_kernel)  # below JITFunction.run after the first launch
         self.grid = (spec.groups * taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(c_in_g, config.block_n),
                      splits)
         self.args = (
             positions, c_in_g, c_out_g, *geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
-            *strides_3d(input), *strides_3d(grad_output), *partial.stride()[:3], per_split,
+            *strides_3d(input), *strides_3d(grad_output), *self.partial.stride()[:3], per_split,
             *as_3d(tuple(kernel_size), 1),
         )
         self._work = (spec.groups * taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(c_in_g, config.block_n)
                       * splits * per_split * config.block_m * config.block_n * config.block_k)
         self.kwargs = dict(
-            INT64=needs_int64(input, grad_output, partial, rows=positions),
+            INT64=needs_int64(input, grad_output, self.partial, rows=positions),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             ACC=geometry.tl_accumulator(input.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, BLOCK_W=block_w,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
-
-    def mma_work(self) -> int:
-        """Multiply-adds the launch's ``tl.dot`` calls issue, masked lanes included."""
-        return 0 if self.empty else self._work
-
-    def __call__(self, grad_output, input) -> torch.Tensor:
-        shape, dtype = self.out
-        out = geometry.alloc_output(shape, input.device, dtype)
-        if self.empty:  # an empty batch: the gradient is exactly zero
-            out.zero_()
-        else:
-            self.launcher(input.device, self.grid, input, grad_output, out, *self.args, **self.kwargs)
-        return out if self.direct else geometry.sum_partials(out, self.spec, self.flip, input.dtype)
