@@ -1,8 +1,9 @@
 """``python -m benchmarks.work``: matrix work each GEMM launch issues, against the useful multiply-adds.
 
 For every layer of ``benchmarks/shapes.json`` and every pass (forward ``conv``, input gradient
-``conv_t``, weight gradient ``conv_wgrad``), the launch a GPU would make with its default
-(heuristic) config is prepared (nothing runs) and asked for the multiply-adds its ``tl.dot``
+``conv_t``, weight gradient ``conv_wgrad``), the launch a Hopper GPU (H100/H200: descriptor kernels
+where the heuristic takes them) would make with its default (heuristic) config is prepared (nothing
+runs) and asked for the multiply-adds its ``tl.dot``
 calls issue, masked lanes included: channels padded to the tile, tile edges, split tails and,
 before stride phases, the taps a transposed pass masked off. ``ratio = issued / useful``
 (:func:`tritonconv.shapes.conv_macs`); 1.0 is no waste. Depthwise layers run FMA kernels
@@ -30,9 +31,11 @@ def report(suite: dict, dtype: str = "bf16", kinds=("conv", "conv_t", "conv_wgra
         for kind in kinds:
             problem = geometry.Problem.of(kind, tune.DTYPES[dtype], "channels_last", **prob)
             useful = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
-            issued, _ = costmodel.issued(problem, tuning.heuristic(problem, interpret=False))
+            cfg = tuning.heuristic(problem, interpret=False, tma=True)
+            issued, _ = costmodel.issued(problem, cfg)
             rows.append({"name": name, "kind": kind, "stride": list(problem.stride), "useful_macs": useful,
-                         "issued_macs": issued, "ratio": round(issued / useful, 3)})
+                         "issued_macs": issued, "ratio": round(issued / useful, 3),
+                         "kernel": "descriptor" if cfg.tile_h else "pointer"})
     return rows
 
 
@@ -53,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row))
         else:
             print(f"{row['name']:>26} {row['kind']:>10} stride={str(row['stride']):>10} "
-                  f"issued/useful = {row['ratio']:6.3f}")
+                  f"{row['kernel']:>10} issued/useful = {row['ratio']:6.3f}")
     return 0
 
 

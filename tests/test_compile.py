@@ -115,19 +115,19 @@ def test_nchw_tiles_load_and_store_along_positions_without_spilling(arch):
 
 def test_sass_census_sees_how_tiles_arrive():
     """The report's main-loop census from the SASS, for the configs a Hopper GPU's heuristic picks: the
-    channels-last forward and input gradient of a 3x3 layer take TMA copies into HGMMA, its weight gradient (the
-    pointer kernel) asynchronous 16-byte copies; NCHW (read in place) 2-byte loads; NCL (1-D) 16-byte ones; and
-    it counts the integer instructions spent per MMA instruction."""
+    channels-last passes of a unit-stride 3x3 layer take TMA copies into HGMMA, the weight gradient of a
+    stride-2 one (the pointer kernel) asynchronous 16-byte copies; NCHW (read in place) 2-byte loads; NCL
+    (1-D) 16-byte ones; and it counts the integer instructions spent per MMA instruction."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
-    mini = {"conv2d": [e for e in suite["conv2d"] if e["name"] == "resnet50_l1_3x3"],
+    mini = {"conv2d": [e for e in suite["conv2d"] if e["name"] in ("resnet50_l1_3x3", "resnet50_l2_3x3s2")],
             "conv1d": [e for e in suite["conv1d"] if e["name"] == "tcn_k3"]}
     rows = {(r["name"], r["kind"], r["layout"]): r
             for r in static.report(90, ["bf16"], ["channels_last", "contiguous"], ["conv", "conv_t", "conv_wgrad"], mini)}
-    tma, tma_t = rows["resnet50_l1_3x3", "conv", "channels_last"], rows["resnet50_l1_3x3", "conv_t", "channels_last"]
-    pointer = rows["resnet50_l1_3x3", "conv_wgrad", "channels_last"]
+    tma = [rows["resnet50_l1_3x3", kind, "channels_last"] for kind in ("conv", "conv_t", "conv_wgrad")]
+    pointer = rows["resnet50_l2_3x3s2", "conv_wgrad", "channels_last"]
     nchw, ncl = rows["resnet50_l1_3x3", "conv", "contiguous"], rows["tcn_k3", "conv", "contiguous"]
     assert {r["loop_math_op"] for r in rows.values()} == {"HGMMA"}
-    assert tma["loop_tma"] > 0 and tma_t["loop_tma"] > 0 and tma["loop_loads"] == 0
+    assert all(r["loop_tma"] > 0 and r["loop_loads"] == 0 for r in tma)
     assert pointer["loop_async_copies"] > 0 and pointer["loop_loads"] == 0
     assert nchw["loop_loads"] > 0 and nchw["loop_load_bytes"] == 2
     assert ncl["loop_async_copies"] > 0 or ncl["loop_load_bytes"] == 16
@@ -155,11 +155,11 @@ def test_split_reduction_compiles_to_a_ticket_and_l2_reads(arch):
 
 
 def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
-    """The tensor-descriptor kernel (offered to the tuner on compute capability 9+): its loads become
+    """The tensor-descriptor kernels (offered to the tuner on compute capability 9+): their loads become
     TMA bulk tensor copies feeding wgmma, without spills, for a spread of the configs the tuner tries
-    on a 3x3 layer (forward and input gradient), a 1x1 layer (channels-last, and NCHW read as boxes of
-    channels x positions, forward and input gradient), a dilated 1-D layer and a 3-D layer with depth
-    stride 2."""
+    on a 3x3 layer (forward, input and weight gradient), a 1x1 layer (channels-last, and NCHW read as boxes
+    of channels x positions, forward and both gradients), a dilated 1-D layer and 3-D layers (depth stride
+    2; a weight gradient)."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
     layers = [("resnet50_l3_3x3", "conv2d", {}, "conv", "channels_last"),
               ("resnet50_l3_3x3", "conv2d", {}, "conv_t", "channels_last"),
@@ -167,25 +167,31 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
               ("resnet50_l1_1x1", "conv2d", {}, "conv", "contiguous"),
               ("resnet50_l1_1x1", "conv2d", {}, "conv_t", "contiguous"),
               ("tcn_k3_d8", "conv1d", {}, "conv", "channels_last"),
-              ("r3d18_l2_s2", "conv3d", {"s": [2, 1, 1]}, "conv", "channels_last")]
+              ("r3d18_l2_s2", "conv3d", {"s": [2, 1, 1]}, "conv", "channels_last"),
+              ("resnet50_l3_3x3", "conv2d", {}, "conv_wgrad", "channels_last"),
+              ("resnet50_l1_1x1", "conv2d", {}, "conv_wgrad", "contiguous"),
+              ("r3d18_l1", "conv3d", {}, "conv_wgrad", "channels_last")]
     compiled = 0
     for name, op, override, kind, layout in layers:
         entry = {**next(e for e in suite[op] if e["name"] == name), **override}
         problem = tuning.Problem.of(kind, "bfloat16", layout, **shapes.suite_problem(op, entry))
         assert tuning.tma_eligible(problem)
-        for cfg in tuning.tma_candidates(problem)[::3]:
+        for cfg in tuning.tma_candidates(problem)[::3 if kind != "conv_wgrad" else 9]:
             with static.recording(execute=False) as launches:
                 tune.runner(problem, torch.device("cpu"))(cfg)
             ((fn, args, kwargs, _),) = launches
-            assert fn.fn.__name__ == "_conv_tma_kernel"
+            assert fn.fn.__name__ == ("_conv_weight_grad_tma_kernel" if kind == "conv_wgrad" else "_conv_tma_kernel")
             out = static.compile_for(90, fn, args, kwargs)
             ptx = out.asm["ptx"]
-            assert "cp.async.bulk.tensor" in ptx and static.instruction(ptx) == "wgmma", (name, kind, cfg)
+            wgmma = cfg.block_m >= 64  # a warpgroup's MMA takes 64 rows; narrower tiles run Ampere's mma
+            assert "cp.async.bulk.tensor" in ptx and static.instruction(ptx) == ("wgmma" if wgmma else "mma"), \
+                (name, kind, cfg)
             loop = static.loop_census(out.asm["cubin"], 90)  # the SASS main loop: TMA copies feed HGMMA
-            assert loop["loop_tma"] > 0 and loop["loop_math_op"] == "HGMMA" and loop["loop_loads"] == 0, (name, loop)
+            assert loop["loop_tma"] > 0 and loop["loop_math_op"] == ("HGMMA" if wgmma else "HMMA"), (name, loop)
+            assert loop["loop_loads"] == 0, (name, loop)
             assert static.ptxas_report(ptx, 90)["spill_store_bytes"] == 0, (name, kind, cfg)
             compiled += 1
-    assert compiled >= 14
+    assert compiled >= 20
 
 
 def test_direct_launches_pass_what_jitfunction_run_passes(monkeypatch):
@@ -200,6 +206,9 @@ def test_direct_launches_pass_what_jitfunction_run_passes(monkeypatch):
     monkeypatch.setattr(tuning, "choose", lambda problem, *_: tuning.heuristic(problem, interpret=False))
     with static.recording(execute=False) as launches:
         problems()
+        for kind in ("conv", "conv_wgrad"):  # the descriptor kernels: descriptors are per-call arguments too
+            problem = tuning.Problem.of(kind, "bfloat16", "channels_last", (1, 16, 8, 8), (16, 16, 3, 3), 1, 1)
+            tune.runner(problem, torch.device("cpu"))(tuning.heuristic(problem, interpret=False, tma=True))
     backend = make_backend(GPUTarget("cuda", 90, 32))
     seen = set()
     for fn, args, kwargs, _ in launches:
@@ -209,9 +218,9 @@ def test_direct_launches_pass_what_jitfunction_run_passes(monkeypatch):
         expected = list(bound.values())
         assert len(ours) == len(expected), fn.fn.__name__
         assert all(a is b or a == b for a, b in zip(ours, expected)), fn.fn.__name__
-        assert all(isinstance(args[i], torch.Tensor) for i in slots)  # the per-call ones are the tensors
+        assert all(isinstance(args[i], (torch.Tensor, _runtime.TensorDescriptor)) for i in slots)  # per-call ones
         seen.add(fn.fn.__name__)
-    assert len(seen) == 5
+    assert len(seen) == 7
 
 
 class FakeCompiled:

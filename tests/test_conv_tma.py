@@ -191,8 +191,27 @@ def test_offered_only_where_descriptors_apply(kind, dtype, input_shape, weight_s
     if kind == "conv_wgrad":  # the same channel tiles and splits; patches of 64 positions per step
         assert (chosen.block_m, chosen.block_n, chosen.split_k) == (pointer.block_m, pointer.block_n, pointer.split_k)
         assert not chosen.tile_h or chosen.block_k == 64
-    else:
-        assert dataclasses.replace(chosen, tile_h=0, group_m=1) == dataclasses.replace(pointer, group_m=1)
+    else:  # the same channel tiles; patches of the pointer kernel's rows or 64, whichever pads the plane less
+        assert (chosen.block_n, chosen.block_k, chosen.split_k) == (pointer.block_n, pointer.block_k, pointer.split_k)
+        assert chosen.block_m in (pointer.block_m, 64)
+
+
+def test_descriptor_patches_only_where_they_pad_the_plane_little():
+    """Boxes are power-of-two rectangles: the heuristic gives a unit-stride layer the descriptor kernels only
+    where their patches pad the plane at most TMA_PADDING (14 x 14: 1.31x, taken; 17 x 17: 2x, not), and takes
+    64-position patches where they pad less than 128 (56 x 56: 8 x 8, exact)."""
+    def chosen(kind, hw, batch=32):
+        problem = tuning.Problem.of(kind, "bfloat16", "channels_last", (batch, 128, hw, hw), (128, 128, 3, 3), 1, 1)
+        return tuning.heuristic(problem, interpret=False, tma=True), problem
+
+    for kind in ("conv", "conv_t", "conv_wgrad"):
+        cfg, problem = chosen(kind, 56)
+        positions = cfg.block_k if kind == "conv_wgrad" else cfg.block_m
+        assert cfg.tile_h and tuning.tma_padding(problem, positions) == 1.0 and positions // cfg.tile_h == 8
+        cfg, problem = chosen(kind, 14)
+        assert cfg.tile_h and tuning.tma_padding(problem, 64) == 256 / 196
+        cfg, problem = chosen(kind, 17)
+        assert not cfg.tile_h and tuning.tma_padding(problem, 64) > 1.9
 
 
 def test_tile_shape_pads_the_output_plane_least():

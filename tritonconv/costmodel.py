@@ -103,12 +103,14 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
         macs = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
         return macs, triton.cdiv(rows, config.block_m) * triton.cdiv(cols, config.block_n) * max(config.split_k, 1)
     c_out, c_in_g = problem.weight_shape[:2]
-    if config.tile_h and problem.kind != "conv_wgrad":  # TILE_H x TILE_W output patches, every tap, channels padded
-        n, _, od, oh, ow = (*problem.output_shape[:2], *geometry.as_3d(problem.output_shape[2:], 1))
+    if config.tile_h and problem.kind != "conv_wgrad":  # TILE_H x TILE_W patches of the written plane, every
+        written = problem.input_shape if problem.kind == "conv_t" else problem.output_shape  # tap, channels padded
+        n, od, (oh, ow) = written[0], geometry.as_3d(written[2:], 1)[0], tuning.tma_plane(problem)
+        _, cols, red = problem.gemm  # the input gradient runs as a forward convolution: channel axes swapped
         tile_w = config.block_m // config.tile_h
         patches = n * od * triton.cdiv(oh, config.tile_h) * triton.cdiv(ow, tile_w)
-        ctas = patches * triton.cdiv(c_out, config.block_n)
-        k = problem.taps * triton.cdiv(c_in_g, config.block_k) * config.block_k
+        ctas = patches * triton.cdiv(cols, config.block_n)
+        k = problem.taps * triton.cdiv(red, config.block_k) * config.block_k
         return ctas * config.block_m * config.block_n * k, ctas
     dtype = getattr(torch, problem.dtype)
     ndim = len(problem.weight_shape) - 2

@@ -176,6 +176,22 @@ def tma_tile(out_h: int, out_w: int, block_m: int, min_w: int = 1) -> int:
     return min(cost(1 << i) for i in range(block_m.bit_length()) if block_m >> i >= min_w)[2]
 
 
+TMA_PADDING = 1.35
+"""The most the descriptor kernels' patches may pad the plane of positions (:func:`tma_padding`) for the heuristic
+to give a problem to them. Their boxes are rectangles of power-of-two sides, so 14 x 14 and 7 x 7 planes pad to
+1.31x, 17 x 17 ones to 2.0-2.2x; the pointer kernel tiles flat runs or rows and pads about 1.0-1.14x. The H200
+fit (``autotune_cache/costmodel``, 2026-11-26 rows) rates the descriptor kernel at 1.46x the pointer kernel's
+multiply-adds per second, so it still wins at 1.31x and loses at 2x; the threshold sits between."""
+
+
+def tma_padding(problem: Problem, positions: int) -> float:
+    """Positions the descriptor kernels' patches of ``positions`` cover (:func:`tma_tile`) over the plane's."""
+    out_h, out_w = tma_plane(problem)
+    tile_h = tma_tile(out_h, out_w, positions, tma_min_width(problem))
+    tile_w = positions // tile_h
+    return triton.cdiv(out_h, tile_h) * tile_h * triton.cdiv(out_w, tile_w) * tile_w / max(out_h * out_w, 1)
+
+
 def tma_plane(problem: Problem) -> tuple[int, int]:
     """(height, width) of the plane of positions the descriptor kernels tile: the output's last two axes (the
     input's for the input gradient, which writes it; 1-D: 1 x L)."""
@@ -223,7 +239,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     which that kernel runs as a forward convolution (a prediction: its main loop issues 1-8 integer
     instructions per MMA against the pointer kernel's 33-90, ``benchmarks.static``), and a unit-stride
     16-bit weight gradient (its own descriptor kernel, :mod:`tritonconv.kernels.weight_grad_tma`; a
-    prediction too).
+    prediction too); each where its patches pad the plane at most :data:`TMA_PADDING`.
     """
     rows, cols, red = problem.gemm
     if problem.kind in ("conv_dw", "conv_dw_t"):
@@ -259,7 +275,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         # NC(D)HW fp32 64 x 64 x 16 tiles spilled 4-16 B with 2-3 stages on 4 or 8 warps (Triton 3.6 or 3.9,
         # sm_80 or sm_90, depending on the layer); one stage on 8 warps spilled on none (tests/test_compile.py)
         stages = 1 if strided and problem.dtype == "float32" else 3
-        if tma and problem.dtype in ("float16", "bfloat16") and tma_eligible(problem):
+        if tma and problem.dtype in ("float16", "bfloat16") and tma_eligible(problem) \
+                and tma_padding(problem, 64) <= TMA_PADDING:
             # the descriptor kernel: patches of 64 positions per step (four k-steps of the MMA), no per-element
             # addresses (a prediction, benchmarks/NOTES.md P16: the pointer kernel's loop issues 27-331 integer
             # instructions per MMA)
@@ -291,9 +308,13 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         split = max(1, min(triton.cdiv(sm_count, tiles), red // (2 * block_k), FORWARD_SPLITS[-1]))
     cfg = Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
     if tma and problem.kind in ("conv", "conv_t") and (problem.dtype in ("float16", "bfloat16") or fp8(problem)) \
-            and tma_eligible(problem) \
-            and not fold and split == 1:
-        cfg = dataclasses.replace(cfg, group_m=1, tile_h=tma_tile(*tma_plane(problem), block_m, tma_min_width(problem)))
+            and tma_eligible(problem) and not fold and split == 1:
+        # patches of 64 positions where they pad the plane less than 128 (56 x 56: 8 x 8 exactly, 8 x 16 1.14x)
+        tma_m = min((block_m, 64), key=lambda m: (tma_padding(problem, m), -m))
+        if tma_padding(problem, tma_m) <= TMA_PADDING:
+            warps = 8 if tma_m * block_n >= 128 * 128 or problem.layout == "contiguous" else 4
+            cfg = dataclasses.replace(cfg, block_m=tma_m, group_m=1, num_warps=warps,
+                                      tile_h=tma_tile(*tma_plane(problem), tma_m, tma_min_width(problem)))
     return cfg
 
 
