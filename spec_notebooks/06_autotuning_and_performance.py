@@ -142,10 +142,16 @@ for op in ("conv1d", "conv2d", "conv3d"):
 # shape that pads the output plane least. On such a GPU the heuristic gives it the 16-bit
 # forward layers (in the H200 session below, with the pointer kernel's own tiles it ran 1.9x and
 # 1.45x faster on `deeplab_3x3_d2` and `c3d_conv3a`, and the tuner chose it on every unit-stride
-# layer whose kernel outlasted the host path); the tuner weighs it for the rest:
+# layer whose kernel outlasted the host path), unit-stride input gradients and, through a kernel of
+# its own (`tritonconv.kernels.weight_grad_tma`: patches of 64 positions as boxes of the output
+# gradient and of the input shifted by the tap), weight gradients, each only where its patches pad
+# the plane at most `tuning.TMA_PADDING` (1.35: a power-of-two box pads 14 x 14 and 7 x 7 planes to
+# 1.31x, 17 x 17 ones to 2x; the H200 fit rates the descriptor kernel 1.46x the pointer kernel), with
+# 64-position patches where they pad less than 128. The tuner weighs it for the rest:
 
 # %%
-print(f"{'layer':>18} {'output plane':>12} {'64-position patch':>18} {'128-position patch':>19} {'+ candidates':>12}")
+print(f"{'layer':>18} {'output plane':>12} {'64-position patch':>18} {'128-position patch':>19} "
+      f"{'heuristic (fwd)':>16} {'+ candidates':>12}")
 for op in ("conv1d", "conv2d", "conv3d"):
     for s in suite[op]:
         prob = shapes.suite_problem(op, s)
@@ -155,12 +161,16 @@ for op in ("conv1d", "conv2d", "conv3d"):
         if not tuning.tma_eligible(p):
             continue
         oh, ow = (1, *p.output_shape[2:]) if op == "conv1d" else p.output_shape[-2:]
-        patches = [f"{tuning.tma_tile(oh, ow, m)} x {m // tuning.tma_tile(oh, ow, m)}" for m in (64, 128)]
+        patches = [f"{tuning.tma_tile(oh, ow, m)} x {m // tuning.tma_tile(oh, ow, m)} "
+                   f"({tuning.tma_padding(p, m):.2f}x)" for m in (64, 128)]
         extra = len(tuning.candidates(p, tma=True)) - len(tuning.candidates(p))
-        assert extra > 0 and not tuning.heuristic(p, interpret=False).tile_h  # not without a TMA unit
-        assert tuning.heuristic(p, interpret=False, tma=True).tile_h == tuning.tma_tile(
-            oh, ow, tuning.heuristic(p, interpret=False).block_m) or tuning.heuristic(p, interpret=False).split_k > 1
-        print(f"{s['name']:>18} {f'{oh} x {ow}':>12} {patches[0]:>18} {patches[1]:>19} {extra:12d}")
+        pointer, chosen = tuning.heuristic(p, interpret=False), tuning.heuristic(p, interpret=False, tma=True)
+        assert extra > 0 and not pointer.tile_h  # not without a TMA unit
+        least = min(tuning.tma_padding(p, m) for m in {pointer.block_m, 64})
+        assert bool(chosen.tile_h) == (least <= tuning.TMA_PADDING and pointer.split_k == 1 and not pointer.fold)
+        assert not chosen.tile_h or tuning.tma_padding(p, chosen.block_m) == least
+        how = f"{chosen.tile_h} x {chosen.block_m // chosen.tile_h}" if chosen.tile_h else "pointer"
+        print(f"{s['name']:>18} {f'{oh} x {ow}':>12} {patches[0]:>18} {patches[1]:>19} {how:>16} {extra:12d}")
 
 # %% [markdown]
 # ## What the compiler makes of it, and the work each launch issues (no GPU)
@@ -171,7 +181,10 @@ for op in ("conv1d", "conv2d", "conv3d"):
 # Triton's compiler and records ptxas's report: registers per thread (255 at most; more spill to
 # local memory) and shared memory per program (227 KiB on an H100/H200). `python -m
 # benchmarks.work` counts the multiply-adds each launch's `tl.dot` calls issue, masked lanes
-# included, against the useful ones (`shapes.conv_macs`): 1.0 is no waste.
+# included, against the useful ones (`shapes.conv_macs`): 1.0 is no waste. Both take the configs a
+# Hopper GPU's heuristic picks: the descriptor kernels' patches are power-of-two rectangles, so
+# they pad small planes (14 x 14 and 7 x 7 to 1.31x), which the heuristic accepts up to
+# `tuning.TMA_PADDING` for their faster main loop (below).
 
 # %%
 static_dir = ROOT / "benchmarks" / "results" / "static"
