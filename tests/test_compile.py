@@ -41,6 +41,8 @@ def problems():
     spec = conv_spec("conv1d", 1, x32, rand(5, 20, 3, dtype=torch.float32), None, 1, 1, 1, 1)
     dispatch.conv_forward(x32, rand(5, 20, 3, dtype=torch.float32), None, spec, "relu", False,
                           tuning.Config(16, 16, 16, split_k=2))
+    x1 = rand(2, 3, 11).requires_grad_()  # 1-D on 3 channels: the weight gradient folds its width taps
+    tritonconv.conv1d(x1, rand(4, 3, 5).requires_grad_(), padding=2).sum().backward()
     xd = rand(2, 3, 9, 8, fmt=torch.channels_last).requires_grad_()  # depthwise, multiplier 2
     tritonconv.conv2d(xd, rand(6, 1, 3, 3).requires_grad_(), rand(6), padding=1, groups=3,
                       activation="relu").sum().backward()

@@ -42,7 +42,7 @@ class Config:
     num_warps: int = 4
     num_stages: int = 3
     split_k: int = 1  # independent partial sums over the reduction (weight gradient; small outputs)
-    fold: int = 0  # 1: taps folded into the reduction (forward, few input channels per group)
+    fold: int = 0  # taps folded (few input channels per group): 1 into the forward's reduction; 1 (W), 2 (H, W) wgrad columns
     tile_h: int = 0  # > 0: the tensor-descriptor kernel (kernels.tma), tiles of tile_h x (block_m // tile_h) positions
 
     @classmethod

@@ -101,20 +101,20 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     wgrad = problem.kind.endswith("wgrad")
     splits = SPLITS if wgrad else FORWARD_SPLITS if problem.kind in ("conv", "conv_t") and small_output(problem) else (1,)
-    folds = (0, 1) if can_fold(problem) else (0,)
+    folds = (tuple(range(wgrad_max_fold(problem) + 1)) if wgrad else (0, 1)) if can_fold(problem) else (0,)
     low_k = min_k(problem)
     out: list[Config] = []
     for (bm, bn, bk, warps, stages), split, fold in itertools.product(SPACES[problem.kind], splits, folds):
-        reduction = problem.taps * red if fold else triton.cdiv(red, split)
+        reduction = problem.taps * red if fold and not wgrad else triton.cdiv(red, split)
         cfg = Config(  # unused blocks of the depthwise kernels stay at their declared 16
             block_m=bm if problem.kind == "conv_dw_wgrad" else clamp_pow2(rows, 16, bm),
-            block_n=clamp_pow2(cols, 16, bn),
+            block_n=clamp_pow2(cols * (folded_taps(problem, fold) if wgrad else 1), 16, bn),
             block_k=bk if problem.kind in ("conv_dw", "conv_dw_t") else clamp_pow2(reduction, low_k, max(bk, low_k)),
             group_m=8 if problem.kind in ("conv", "conv_t") else 1,
             num_warps=warps if wgrad or bm * bn >= 64 * 64 else min(warps, 4),
             num_stages=stages, split_k=split, fold=fold,
         )
-        if split > 1 and (fold or triton.cdiv(red, split) < (4 if wgrad else 1) * cfg.block_k):
+        if split > 1 and ((fold and not wgrad) or triton.cdiv(red, split) < (4 if wgrad else 1) * cfg.block_k):
             continue  # each partial sum keeps at least four reduction steps (forward: one per tap)
         if smem_bytes(cfg, itemsize) <= smem_limit and cfg not in out:
             out.append(cfg)
@@ -258,12 +258,17 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         split = max(1, min(triton.cdiv(4 * sm_count, tiles), triton.cdiv(red, 8 * 64)))
         return Config(16, block_n, 64, group_m=1, num_warps=4, num_stages=1, split_k=split)
     if problem.kind == "conv_wgrad":
+        # tap axes folded into the columns where that issues fewer columns (3-channel stems: all but depth)
+        fold = min(range(wgrad_max_fold(problem) + 1 if can_fold(problem) else 1),
+                   key=lambda f: wgrad_columns(problem, f, fit_pow2(folded_taps(problem, f) * cols, 16, 128)))
+        width = folded_taps(problem, fold)
         block_m = clamp_pow2(rows, 16, 64) if interpret else fit_pow2(rows, 16, 128)
-        block_n = clamp_pow2(cols, 16, 64) if interpret else fit_pow2(cols, 16, 128)
+        block_n = clamp_pow2(width * cols, 16, 64) if interpret else fit_pow2(width * cols, 16, 128)
         if interpret:
-            return Config(block_m, block_n, clamp_pow2(red, 16, 16384 // max(block_m, block_n)), 1, 1, 1)
+            return Config(block_m, block_n, clamp_pow2(red, 16, 16384 // max(block_m, block_n)), 1, 1, 1, fold=fold)
         block_k = 64 if block_m * block_n <= 64 * 64 else 32
-        tiles = max(1, problem.groups * problem.taps * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))
+        tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, block_m)
+                    * triton.cdiv(width * cols, block_n))
         split = max(1, min(triton.cdiv(2 * sm_count, tiles), triton.cdiv(red, 8 * block_k)))
         # NC(D)HW operands read in place (tiled by rows): per-element addresses need the registers of
         # 8 warps and smaller steps (ptxas spills otherwise; tests/test_compile.py)
@@ -275,6 +280,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         # NC(D)HW fp32 64 x 64 x 16 tiles spilled 4-16 B with 2-3 stages on 4 or 8 warps (Triton 3.6 or 3.9,
         # sm_80 or sm_90, depending on the layer); one stage on 8 warps spilled on none (tests/test_compile.py)
         stages = 1 if strided and problem.dtype == "float32" else 3
+        if fold:  # per-element tap masks: 8 warps (fp32 64 x 32 x 64 tiles on 4 spilled 76-108 B on sm_80)
+            return Config(block_m, block_n, block_k, group_m=1, num_warps=8, num_stages=stages, split_k=split,
+                          fold=fold)
         if tma and problem.dtype in ("float16", "bfloat16") and tma_eligible(problem) \
                 and tma_padding(problem, 64) <= TMA_PADDING:
             # the descriptor kernel: patches of 64 positions per step (four k-steps of the MMA), no per-element
@@ -336,8 +344,28 @@ def small_output(problem: Problem) -> bool:
 
 
 def can_fold(problem: Problem) -> bool:
-    """Folding taps into the reduction: forward only, worth trying when a tap's channels fill no 16-wide chunk."""
+    """Folding taps, worth trying when a tap's channels fill no 16-wide chunk: into the forward's reduction
+    (few input channels per group), or the width taps into the weight gradient's columns (the same)."""
+    if problem.kind == "conv_wgrad":
+        return problem.weight_shape[-1] > 1 and problem.gemm[1] < 16
     return problem.kind == "conv" and problem.taps > 1 and problem.gemm[2] < 16
+
+
+def wgrad_max_fold(problem: Problem) -> int:
+    """How many trailing tap axes a weight gradient can fold into its columns: width, then height (never depth)."""
+    return min(2, len(problem.weight_shape) - 2)
+
+
+def folded_taps(problem: Problem, fold: int) -> int:
+    """Taps of the ``fold`` trailing axes (1 for none)."""
+    return math.prod(problem.weight_shape[len(problem.weight_shape) - fold:]) if fold else 1
+
+
+def wgrad_columns(problem: Problem, fold: int, block_n: int) -> int:
+    """Columns a weight gradient's tiles of ``block_n`` issue over every tap: per tap of the axes not folded, tiles
+    of ``folded taps x C_in_g`` columns."""
+    width = folded_taps(problem, fold)
+    return problem.taps // width * triton.cdiv(width * problem.gemm[1], block_n) * block_n
 
 
 # --- choosing a config -------------------------------------------------------------------------

@@ -12,6 +12,13 @@ operands, read in place: :mod:`tritonconv._tile`). The reduction can be split
 (``Config.split_k``) into independent partial sums, added afterwards in a fixed order, so
 that layers with few channels but many positions still fill the GPU; results stay
 deterministic (no atomics).
+
+Few input channels per group (stems: 3) would fill a 16-wide column tile with zeros per tap (5.3x the
+useful multiply-adds), so a config's ``fold`` folds trailing tap axes into the columns: 1, the width
+taps (one program per (depth, height) tap, columns ``j = kw * C_in_g + ci``: with channels innermost a
+run of x's memory); 2, the height and width taps (columns ``j = (kh * KW + kw) * C_in_g + ci``: 147 for
+a 7x7 stem on 3 channels, 160 wide, 1.09x). Each column's taps are masked per position; the column
+offsets are computed once per program, outside the loop.
 """
 
 from __future__ import annotations
@@ -38,52 +45,83 @@ def _conv_weight_grad_kernel(
     sxn, sxc, sxd, sxh, sxw,
     syn, syc, syd, syh, syw,
     sws, swo, swi, STEPS_PER_SPLIT,
-    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, FOLD: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr,
 ):
-    """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split."""
+    """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split; with
+    ``FOLD`` 1 (2), of (output channel, (width tap, input channel)) columns of one (depth, height) tap
+    (((height, width) tap, input channel) columns of one depth tap)."""
     pid = tl.program_id(0)
     split = tl.program_id(1)
-    tiles_n = (C_in_g + BLOCK_N - 1) // BLOCK_N
+    TAPS: tl.constexpr = KD if FOLD == 2 else KD * KH if FOLD == 1 else KD * KH * KW  # taps of the grid
+    cols = (KH * KW if FOLD == 2 else KW if FOLD == 1 else 1) * C_in_g
+    tiles_n = (cols + BLOCK_N - 1) // BLOCK_N
     tiles_m = (C_out_g + BLOCK_M - 1) // BLOCK_M
     pid_n = pid % tiles_n
     pid_m = (pid // tiles_n) % tiles_m
-    t = (pid // (tiles_n * tiles_m)) % (KD * KH * KW)  # this program's tap
-    group = pid // (tiles_n * tiles_m * KD * KH * KW)
-    kw = t % KW
-    kh = (t // KW) % KH
-    kd = t // (KW * KH)
+    t = (pid // (tiles_n * tiles_m)) % TAPS  # this program's tap (of the axes not folded)
+    group = pid // (tiles_n * tiles_m * TAPS)
 
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # output channels
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # input channels
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # input channels (FOLD: folded taps x input channels)
     if INT64:
         offs_m = offs_m.to(tl.int64)
         offs_n = offs_n.to(tl.int64)
         group = group.to(tl.int64)
+    if FOLD == 2:  # column j = (kh * KW + kw) * C_in_g + ci
+        ci = offs_n % C_in_g
+        kw = (offs_n // C_in_g) % KW
+        kh = offs_n // (C_in_g * KW)
+        kd = t
+        x_cols = x_ptr + (group * C_in_g + ci) * sxc + kh * dh * sxh + kw * dw * sxw  # [BLOCK_N]
+        w_cols = ci * swi + (t * KH + kh) * KW + kw
+    elif FOLD == 1:  # column j = kw * C_in_g + ci: with channels innermost, a run of x's memory
+        kw = offs_n // C_in_g
+        ci = offs_n % C_in_g
+        kh = t % KH
+        kd = t // KH
+        x_cols = x_ptr + (group * C_in_g + ci) * sxc + kw * dw * sxw  # [BLOCK_N]
+        w_cols = ci * swi + t * KW + kw
+    else:
+        kw = t % KW
+        kh = (t // KW) % KH
+        kd = t // (KW * KH)
+        x_cols = x_ptr + (group * C_in_g + offs_n) * sxc  # [BLOCK_N]
+        w_cols = offs_n * swi + t
     mask_m = offs_m < C_out_g
-    mask_n = offs_n < C_in_g
+    mask_n = offs_n < cols
     dy_rows = dy_ptr + (group * C_out_g + offs_m) * syc  # [BLOCK_M]
-    x_cols = x_ptr + (group * C_in_g + offs_n) * sxc  # [BLOCK_N]
 
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
     for step in range(split * STEPS_PER_SPLIT, (split + 1) * STEPS_PER_SPLIT):  # position tiles (see _tile)
         nb, od, oh, ow, mask_p = tile_positions(step, P, OD, OH, OW, BLOCK_K, BLOCK_W, INT64)
         id_, ok_d = tap(od, sd, pd, kd, dd, D, False)
-        ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
-        iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
-        ok = mask_p & ok_d & ok_h & ok_w
         dy_p = nb * syn + od * syd + oh * syh + ow * syw
-        x_p = nb * sxn + id_ * sxd + ih * sxh + iw * sxw
         a = tl.load(dy_rows[:, None] + dy_p[None, :], mask=mask_m[:, None] & mask_p[None, :], other=0.0)
-        b = tl.load(x_cols[None, :] + x_p[:, None], mask=ok[:, None] & mask_n[None, :], other=0.0)
+        if FOLD == 2:  # each column its own (height, width) tap: the mask is per (position, column)
+            _, ok_h = tap(oh[:, None], sh, ph, kh[None, :], dh, H, False)
+            _, ok_w = tap(ow[:, None], sw, pw, kw[None, :], dw, W, False)
+            x_p = nb * sxn + id_ * sxd + (oh * sh - ph) * sxh + (ow * sw - pw) * sxw
+            ok = (mask_p & ok_d)[:, None] & ok_h & ok_w & mask_n[None, :]
+        elif FOLD == 1:  # each column its own width tap
+            ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
+            _, ok_w = tap(ow[:, None], sw, pw, kw[None, :], dw, W, False)
+            x_p = nb * sxn + id_ * sxd + ih * sxh + (ow * sw - pw) * sxw
+            ok = (mask_p & ok_d & ok_h)[:, None] & ok_w & mask_n[None, :]
+        else:
+            ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
+            iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
+            x_p = nb * sxn + id_ * sxd + ih * sxh + iw * sxw
+            ok = (mask_p & ok_d & ok_h & ok_w)[:, None] & mask_n[None, :]
+        b = tl.load(x_cols[None, :] + x_p[:, None], mask=ok, other=0.0)
         if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
             a = a.to(tl.float32)
             b = b.to(tl.float32)
         acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
 
-    dw = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + offs_n[None, :] * swi + t
-    tl.store(dw, acc.to(dw_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+    out = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + w_cols[None, :]
+    tl.store(out, acc.to(dw_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
 class Partials:
@@ -134,17 +172,20 @@ class Launch(Partials):
         per_split = max(1, triton.cdiv(steps, config.split_k))  # position tiles per split
         splits = max(1, triton.cdiv(steps, per_split))
         super().__init__(spec, flip, splits, positions, input.dtype)
+        fold = min(config.fold, len(kernel_size) - (len(kernel_size) == 3))  # trailing tap axes folded (not D)
+        folded = math.prod(as_3d(tuple(kernel_size), 1)[3 - fold:]) if fold else 1
+        grid_taps, cols = taps // folded, folded * c_in_g
+        tiles = spec.groups * grid_taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(cols, config.block_n)
         self.launcher = Direct(_conv_weight_grad_kernel)  # below JITFunction.run after the first launch
-        self.grid = (spec.groups * taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(c_in_g, config.block_n),
-                     splits)
+        self.grid = (tiles, splits)
         self.args = (
             positions, c_in_g, c_out_g, *geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
             *strides_3d(input), *strides_3d(grad_output), *self.partial.stride()[:3], per_split,
             *as_3d(tuple(kernel_size), 1),
         )
-        self._work = (spec.groups * taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(c_in_g, config.block_n)
-                      * splits * per_split * config.block_m * config.block_n * config.block_k)
+        self._work = tiles * splits * per_split * config.block_m * config.block_n * config.block_k
         self.kwargs = dict(
+            FOLD=fold,
             INT64=needs_int64(input, grad_output, self.partial, rows=positions),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             ACC=geometry.tl_accumulator(input.dtype),
