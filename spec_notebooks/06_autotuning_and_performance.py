@@ -143,7 +143,7 @@ for op in ("conv1d", "conv2d", "conv3d"):
 # forward layers (in the H200 session below, with the pointer kernel's own tiles it ran 1.9x and
 # 1.45x faster on `deeplab_3x3_d2` and `c3d_conv3a`, and the tuner chose it on every unit-stride
 # layer whose kernel outlasted the host path), unit-stride input gradients and, through a kernel of
-# its own (`tritonconv.kernels.weight_grad_tma`: patches of 64 positions as boxes of the output
+# its own (in `tritonconv.kernels.weight_grad`: patches of 64 positions as boxes of the output
 # gradient and of the input shifted by the tap), weight gradients, each only where its patches pad
 # the plane at most `tuning.TMA_PADDING` (1.35: a power-of-two box pads 14 x 14 and 7 x 7 planes to
 # 1.31x, 17 x 17 ones to 2x; the H200 fit rates the descriptor kernel 1.46x the pointer kernel), with

@@ -196,6 +196,28 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
     assert compiled >= 20
 
 
+def test_descriptor_input_gradient_reads_the_weight_as_it_is_laid_out():
+    """The input gradient of a weight laid out as ``tritonconv.nn`` keeps it (input channels innermost: the
+    transposed pass's columns) reads it as boxes of reduction x columns, the MMA's second operand N-major, with
+    no copy: TMA copies into HGMMA, no spills, channels-last (3x3) and NCHW (1x1) tiles."""
+    from tritonconv import geometry
+
+    for layout, k in (("channels_last", 3), ("contiguous", 1)):
+        x = geometry.to_layout(torch.randn(8, 64, 8, 16, dtype=torch.bfloat16), layout)
+        w = geometry.channels_inner(torch.randn(128, 64, k, k, dtype=torch.bfloat16))
+        spec = conv_spec("conv2d", 2, x, w, None, 1, k // 2, 1, 1)
+        dy = geometry.to_layout(torch.randn(spec.output_shape, dtype=torch.bfloat16), layout)
+        for cfg in tuning.tma_candidates(tuning.Problem.for_launch("conv_t", dy, spec))[::5]:
+            with static.recording(execute=False) as launches:
+                dispatch.conv_grad_input(dy, w, spec, False, geometry.output_memory_format(x, w), cfg)
+            ((fn, args, kwargs, _),) = launches
+            assert fn.fn.__name__ == "_conv_tma_kernel" and kwargs["W_COLS_INNER"]
+            out = static.compile_for(90, fn, args, kwargs)
+            assert static.instruction(out.asm["ptx"]) == "wgmma" and "cp.async.bulk.tensor" in out.asm["ptx"]
+            assert static.loop_census(out.asm["cubin"], 90)["loop_math_op"] == "HGMMA"
+            assert static.ptxas_report(out.asm["ptx"], 90)["spill_store_bytes"] == 0, (layout, cfg)
+
+
 def test_direct_launches_pass_what_jitfunction_run_passes(monkeypatch):
     """Every kernel family's launch, laid out by the direct path, is the argument list Triton's own binder gives
     JITFunction.run for the GPU (every parameter in signature order, defaults applied, constexprs included)."""

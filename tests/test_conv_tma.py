@@ -10,9 +10,11 @@ import torch
 import torch.nn.functional as F
 from conftest import assert_close
 
+import tritonconv
+
 from tritonconv import dispatch, geometry, tuning
 from tritonconv._checks import conv_spec
-from tritonconv.kernels import tma, weight_grad_tma
+from tritonconv.kernels import tma, weight_grad
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 if DEVICE == "cuda" and torch.cuda.get_device_capability()[0] < 9:
@@ -261,8 +263,8 @@ def test_weight_gradient_through_descriptors(op, x_shape, w_shape, kwargs, layou
     boxes, positions past the edge zero in dy): a spread of the tuner's descriptor configs, split or not, with
     the kernel flipped or not, against torch."""
     launched = []
-    monkeypatch.setattr(weight_grad_tma.Launch, "launch",
-                        lambda *a, _f=weight_grad_tma.Launch.launch: launched.append(1) or _f(*a))
+    monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch",
+                        lambda *a, _f=weight_grad.DescriptorLaunch.launch: launched.append(1) or _f(*a))
     x = geometry.to_layout(torch.randn(x_shape, device=DEVICE, dtype=dtype), layout)
     w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
     spec = conv_spec(op, int(op[-2]), x, w, None, kwargs.get("stride", 1), kwargs.get("padding", 0),
@@ -286,7 +288,7 @@ def test_weight_gradient_descriptors_only_where_they_apply(monkeypatch):
     """A descriptor config reaching a weight gradient the kernel cannot take (H/W stride 2; an NCHW input whose taps
     shift boxes off 16 bytes; a base 4 bytes into a line, checked per call) runs the pointer kernel with the same
     tiles."""
-    monkeypatch.setattr(weight_grad_tma.Launch, "launch", lambda *a: pytest.fail("descriptor path taken"))
+    monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch", lambda *a: pytest.fail("descriptor path taken"))
     cfg = tuning.Config(16, 16, 64, group_m=1, num_stages=1, tile_h=8)
     aligned = geometry.to_layout(torch.randn(1, 8, 9, 16, device=DEVICE), "channels_last")
     shifted = torch.randn(aligned.numel() + 1, device=DEVICE)[1:].as_strided(aligned.shape, aligned.stride())
@@ -298,5 +300,41 @@ def test_weight_gradient_descriptors_only_where_they_apply(monkeypatch):
         dy = geometry.to_layout(torch.randn(y.shape, device=DEVICE), geometry.layout_of(x))
         (ref,) = torch.autograd.grad(y, w64, dy.double())
         spec = conv_spec("conv2d", 2, x, w, None, kwargs.get("stride", 1), kwargs.get("padding", 0), 1, 1)
-        assert weight_grad_tma.usable(dy, x, spec, cfg) == (x is shifted)  # shapes and strides allow it there
+        assert weight_grad.descriptors_usable(dy, x, spec, cfg) == (x is shifted)  # shapes and strides allow it there
         assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref)
+
+
+@pytest.mark.parametrize("fmt", [torch.channels_last, torch.contiguous_format])
+def test_descriptor_passes_read_the_weight_in_place(monkeypatch, plain_allocation, fmt):
+    """On a Hopper GPU's heuristic, a 16-bit unit-stride layer runs its three passes on descriptor tiles, and a weight
+    in ``tritonconv.nn``'s layout (input channels innermost) is read in place by all of them (the input gradient reads
+    it as boxes of reduction x columns: its output channels are the reduction); a 1x1 weight in torch's layout too.
+    Only torch's layout of a 3x3 weight is copied, once per input gradient (and forward). Results against torch."""
+    from test_conv import copies_made
+
+    monkeypatch.setattr(tuning, "choose", lambda problem, *_: tuning.heuristic(problem, interpret=False, tma=True))
+    names = []
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: names.append("tma") or _f(*a, **k))
+    monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch",
+                        lambda *a, _f=weight_grad.DescriptorLaunch.launch: names.append("wgrad") or _f(*a))
+    for k, copied in ((3, False), (1, False), (3, True)):
+        x = torch.randn(2, 16, 6, 16, device=DEVICE, dtype=torch.bfloat16).contiguous(memory_format=fmt)
+        w_torch = torch.randn(32, 16, k, k, device=DEVICE, dtype=torch.bfloat16)
+        w = w_torch if copied else geometry.channels_inner(w_torch)
+        if fmt == torch.contiguous_format and k == 3:
+            continue  # NCHW 3x3: its boxes would start off 16 bytes; the pointer kernel takes it
+        x.requires_grad_(), w.requires_grad_()
+        dy = torch.randn(2, 32, 6, 16, device=DEVICE, dtype=torch.bfloat16).contiguous(memory_format=fmt)
+
+        def step(x=x, w=w, k=k, dy=dy):
+            (tritonconv.conv2d(x, w, padding=k // 2) * dy).sum().backward()
+
+        dispatch.clear_plans()
+        names.clear()
+        step()
+        assert names.count("tma") == 2 and names.count("wgrad") == 1, names
+        x64, w64 = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+        (F.conv2d(x64, w64, padding=k // 2) * dy.double()).sum().backward()
+        assert_close(x.grad, x64.grad, torch.bfloat16)
+        assert_close(w.grad, w64.grad, torch.bfloat16)
+        assert copies_made(step) == ([w.numel()] * 2 if copied and k == 3 else []), (k, copied)

@@ -39,7 +39,7 @@ import triton
 from . import cache, geometry, shapes, tuning
 from ._checks import ConvSpec
 from .geometry import Config, Problem
-from .kernels import gemm, weight_grad, weight_grad_tma
+from .kernels import gemm, weight_grad
 
 __all__ = ["DATASHEET", "Device", "device_for", "issued", "predict", "rank"]
 
@@ -120,7 +120,7 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
         return _standin(shape, dtype, problem.layout == "channels_last")
 
     if problem.kind == "conv_wgrad":
-        family = weight_grad_tma.Launch if config.tile_h else weight_grad.Launch
+        family = weight_grad.DescriptorLaunch if config.tile_h else weight_grad.Launch
         launch = family(activation(problem.output_shape), activation(problem.input_shape), spec, False, config)
     else:
         transposed = problem.kind == "conv_t"

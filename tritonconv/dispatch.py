@@ -5,7 +5,7 @@
     input gradient,  the transposed pass of the same families (kernels.tma as a forward
     transposed conv  convolution of the output gradient, unit strides only)
     weight gradient  depthwise layers -> kernels.depthwise; others -> kernels.weight_grad, or
-                     kernels.weight_grad_tma when the config says so and the operands allow
+                     its descriptor kernel when the config says so and the operands allow
     (2+1)D fused     kernels.fused_2plus1d
 
 The first call with a given signature (each tensor's shape, strides, dtype and device; the
@@ -29,11 +29,11 @@ from collections.abc import Callable
 
 import torch
 
-from . import geometry, tuning
+from . import _descriptors, geometry, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting
 from .geometry import DEPTHWISE_KIND, Config, channels_inner, is_channels_inner
-from .kernels import depthwise, fused_2plus1d, gemm, tma, weight_grad, weight_grad_tma
+from .kernels import depthwise, fused_2plus1d, gemm, tma, weight_grad
 from .shapes import is_depthwise
 
 MAX_PLANS = 4096
@@ -123,7 +123,7 @@ class _Descriptors:
 
     def __call__(self, x, w, b, y) -> torch.Tensor:
         w_fwd = w.transpose(0, 1) if self.transposed else w
-        if tma.aligned(x, w_fwd):
+        if _descriptors.aligned(x, w_fwd):
             return self.launch(x, w_fwd, b, y)
         return self.fallback(x, w, b, y)
 
@@ -137,7 +137,7 @@ class _GradDescriptors:
     fallback: Callable
 
     def __call__(self, dy, x) -> torch.Tensor:
-        return (self.launch if tma.aligned(dy, x) else self.fallback)(dy, x)
+        return (self.launch if _descriptors.aligned(dy, x) else self.fallback)(dy, x)
 
 
 def _shape_only(x, w, b, y: torch.Tensor) -> torch.Tensor:
@@ -153,13 +153,15 @@ def _operand_layouts(x, weight, spec: ConvSpec, transposed: bool, config: Config
     """How a GEMM pass lays out the weight per call (activations are always read in place), and the weight as
     it will be laid out (a stand-in for the launch arguments: no data copied here).
 
-    The descriptor kernel (a config with ``tile_h``) needs the weight's reduction channels innermost. The pointer kernel loads its
-    weight tiles as vectors when either channel axis is innermost (reduction or column: ``tritonconv.nn``'s
-    layout serves the forward and the input gradient alike); torch's layout, neither when the kernel has
-    more than one tap, is copied per call in a large problem (:func:`tritonconv.geometry.weight_copy_pays`)
-    and read in place in a small one."""
+    The descriptor kernel (a config with ``tile_h``) reads a weight with its reduction channels innermost, or a
+    16-bit one with its column channels innermost (:func:`tritonconv.kernels.tma.weight_view`: ``tritonconv.nn``'s
+    layout serves the forward and the input gradient alike), else lays it out per call. The pointer kernel
+    loads its weight tiles as vectors when either channel axis is innermost; torch's layout, neither when the
+    kernel has more than one tap, is copied per call in a large problem
+    (:func:`tritonconv.geometry.weight_copy_pays`) and read in place in a small one."""
     if config.tile_h:
-        lay_w = _weight_layout(weight, transposed)
+        w_fwd = weight.transpose(0, 1) if transposed else weight  # the transposed pass runs as a forward one
+        lay_w = _same if tma.weight_view(w_fwd) is not None else _weight_layout(weight, transposed)
     elif _channel_axis_inner(weight) or not geometry.weight_copy_pays(spec.input_shape, spec.weight_shape,
                                                                      spec.output_shape):
         lay_w = _same
@@ -216,7 +218,7 @@ class _ScaledDescriptors:
     fallback: Callable
 
     def __call__(self, x, w, b, y, scales) -> torch.Tensor:
-        return (self.launch if tma.aligned(x, w) else self.fallback)(x, w, b, y, scales)
+        return (self.launch if _descriptors.aligned(x, w) else self.fallback)(x, w, b, y, scales)
 
 
 def scaled_forward_plan(
@@ -348,8 +350,8 @@ def conv_grad_weight(
         if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):
             return depthwise.WeightGradLaunch(grad_output, input, spec, flip, cfg)
         launch = weight_grad.Launch(grad_output, input, spec, flip, dataclasses.replace(cfg, tile_h=0))
-        if cfg.tile_h and weight_grad_tma.usable(grad_output, input, spec, cfg):  # tile loads by tensor descriptor
-            return _GradDescriptors(weight_grad_tma.Launch(grad_output, input, spec, flip, cfg), launch)
+        if cfg.tile_h and weight_grad.descriptors_usable(grad_output, input, spec, cfg):  # tile loads by tensor descriptor
+            return _GradDescriptors(weight_grad.DescriptorLaunch(grad_output, input, spec, flip, cfg), launch)
         return launch  # else, e.g. strides of no 16-byte multiple: the same tiles through pointers
 
     return _plan(key, build)(grad_output, input)

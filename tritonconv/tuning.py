@@ -142,7 +142,7 @@ def tma_eligible(problem: Problem) -> bool:
     forward pass and the weight gradient, on every axis for the input gradient, then a forward convolution),
     16-byte rows of channels where channels are innermost (the activations read and, but for the weight
     gradient, the weight's reduction rows), and for an NC(D)HW read rows of 16-byte multiples with every box of
-    the convolution's input starting on one (:func:`tritonconv.kernels.tma.nc_boxes_aligned`)."""
+    the convolution's input starting on one (:func:`tritonconv._descriptors.nc_boxes_aligned`)."""
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     wgrad = problem.kind == "conv_wgrad"
     unit = problem.stride if problem.kind == "conv_t" else problem.stride[-2:]
@@ -238,7 +238,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     kernel outlasted the host path; ``benchmarks/NOTES.md``). So does a unit-stride input gradient,
     which that kernel runs as a forward convolution (a prediction: its main loop issues 1-8 integer
     instructions per MMA against the pointer kernel's 33-90, ``benchmarks.static``), and a unit-stride
-    16-bit weight gradient (its own descriptor kernel, :mod:`tritonconv.kernels.weight_grad_tma`; a
+    16-bit weight gradient (its own descriptor kernel, :class:`tritonconv.kernels.weight_grad.DescriptorLaunch`; a
     prediction too); each where its patches pad the plane at most :data:`TMA_PADDING`.
     """
     rows, cols, red = problem.gemm

@@ -4,11 +4,11 @@
                     into the reduction, split reductions
     depthwise       depthwise layers without tensor cores: forward, input and weight gradients
     tma             forward pass with tile loads by tensor descriptor (Hopper's TMA)
-    weight_grad     weight gradient as a GEMM per tap, split reduction
-    weight_grad_tma the same with tile loads by tensor descriptor (unit H/W stride)
+    weight_grad     weight gradient as a GEMM per tap (taps folded for few channels), split
+                    reduction; on Hopper, tile loads by tensor descriptor (unit H/W stride)
     fused_2plus1d   (2+1)D convolution in one launch
 
 A kernel file imports only the ground layer (geometry, shapes, checks, runtime, device
-functions). A ``Launch`` is prepared once per call signature with the config the caller
+functions, descriptors). A ``Launch`` is prepared once per call signature with the config the caller
 (:mod:`tritonconv.dispatch`) chose: grid and every argument but the tensors; calling it launches.
 """

@@ -6,13 +6,15 @@ channels-innermost input ``[N, D, H, W, C]``: depth ``od*sd - pd + kd*dd``, rows
 ``oh0 - ph + kh*dh`` and columns from ``ow0 - pw + kw*dw``, ``BLOCK_K`` channels from ``c0``.
 An NC(D)HW input is read in place the same way, as a box of ``[N, C, D, H, W]`` (``BLOCK_K``
 channels x ``TILE_H x TILE_W`` positions) transposed for the MMA, where every box starts a row on a
-16-byte boundary (:func:`nc_boxes_aligned`: 1x1 and (k,1,1) layers, say); other NC(D)HW layers run the
+16-byte boundary (:func:`tritonconv._descriptors.nc_boxes_aligned`: 1x1 and (k,1,1) layers, say); other NC(D)HW layers run the
 pointer kernel.
 Coordinates outside the tensor, the zero padding, are filled with zeros by the copy engine, so
 the main loop computes no addresses and no masks: one flat loop over (tap, channel chunk) with
 scalar coordinates, which the compiler pipelines into asynchronous bulk copies feeding ``wgmma``.
-The weight tile is a box of ``[C_out, KD, KH, KW, C_in]``. 1-D and 2-D problems are the 3-D one
-with unit sizes (as everywhere in tritonconv). The epilogue stores through pointers (any output
+The weight tile is a box of ``[C_out, KD, KH, KW, C_in]`` (reduction channels innermost), or, for a 16-bit
+weight with its output channels innermost (the input gradient's view of ``tritonconv.nn``'s layout), of
+``[C_in, KD, KH, KW, C_out]`` (:func:`weight_view`): no per-call copy of the weight in either. 1-D and
+2-D problems are the 3-D one with unit sizes (as everywhere in tritonconv). The epilogue stores through pointers (any output
 layout). The input gradient of a unit-stride convolution is itself such a forward convolution
 (:func:`transposed_as_forward`), so the transposed pass takes this kernel too. The tuner offers
 these configs (``Config.tile_h > 0``) on GPUs of compute capability 9 or more, and there the
@@ -24,13 +26,13 @@ need Triton 3.4+ (:data:`tritonconv._runtime.TensorDescriptor`).
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 import triton
 import triton.language as tl
 
 from .._checks import ConvSpec
+from .._descriptors import as_5d, channels_inner, nc_boxes_aligned
 from .._runtime import Direct, TensorDescriptor, interpreting, kernel
 from .._tile import activate
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
@@ -44,7 +46,7 @@ def _conv_tma_kernel(
     syn, syc, syd, syh, syw, s_step,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, SCALED: tl.constexpr,
-    UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, CHANNELS_INNER: tl.constexpr,
+    UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, CHANNELS_INNER: tl.constexpr, W_COLS_INNER: tl.constexpr,
     TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
     """One program: ``TILE_H x TILE_W`` output positions of one (batch, depth) slice x ``BLOCK_N`` channels.
@@ -82,14 +84,15 @@ def _conv_tma_kernel(
             a = x_desc.load([nb, c0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw])
             a = tl.trans(a.reshape(BLOCK_K, BLOCK_M))
         if FLIP:  # true convolution: the kernel read reversed on every axis
-            b = w_desc.load([n0, KD - 1 - kd, KH - 1 - kh, KW - 1 - kw, c0])
-        else:
-            b = w_desc.load([n0, kd, kh, kw, c0])
-        b = b.reshape(BLOCK_N, BLOCK_K)
+            kd, kh, kw = KD - 1 - kd, KH - 1 - kh, KW - 1 - kw
+        if W_COLS_INNER:  # a box [BLOCK_K, 1, 1, 1, BLOCK_N] of [C_in, KD, KH, KW, C_out]: the MMA's operand as is
+            b = w_desc.load([c0, kd, kh, kw, n0]).reshape(BLOCK_K, BLOCK_N)
+        else:  # [BLOCK_N, 1, 1, 1, BLOCK_K] of [C_out, KD, KH, KW, C_in], transposed (K-major: what fp8 needs)
+            b = tl.trans(w_desc.load([n0, kd, kh, kw, c0]).reshape(BLOCK_N, BLOCK_K))
         if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
             a = a.to(tl.float32)
             b = b.to(tl.float32)
-        acc = tl.dot(a, tl.trans(b), acc, input_precision=DOT_PRECISION)
+        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
 
     offs_n = n0 + tl.arange(0, BLOCK_N)
     mask_n = offs_n < C_out
@@ -108,26 +111,6 @@ def _conv_tma_kernel(
              mask=((oh < OH) & (ow < OW))[:, None] & mask_n[None, :])
 
 
-def as_5d(t: torch.Tensor) -> tuple[list[int], list[int]]:
-    """Sizes and strides of a batched ``(N, C, *spatial)`` tensor as the descriptor sees it: ``[N, D, H, W, C]``
-    when its channels are innermost, else ``[N, C, D, H, W]`` (NC(D)HW, width innermost)."""
-    sizes, strides = list(t.shape), list(t.stride())
-    while len(sizes) < 5:
-        sizes.insert(2, 1)
-        strides.insert(2, 0)
-    if channels_inner(t):
-        sizes, strides = [sizes[0], *sizes[2:], sizes[1]], [strides[0], *strides[2:], strides[1]]
-    # an axis of size 1 is only ever read at coordinate 0 (or out of range): any stride serves, and the
-    # descriptor needs 16-byte multiples, so it gets the packed one (torch's can be anything there)
-    return sizes, [st if n > 1 else math.prod(sizes[i + 1:]) for i, (n, st) in enumerate(zip(sizes, strides))]
-
-
-def channels_inner(x: torch.Tensor) -> bool:
-    """Whether the descriptor kernel reads ``x`` as NDHWC (else as NC(D)HW): channels of stride 1 (and more than
-    one of them, or a width of one)."""
-    return x.stride(1) == 1 and (x.shape[1] > 1 or x.shape[-1] == 1)
-
-
 def transposed_as_forward(spec: ConvSpec) -> ConvSpec:
     """The input gradient of a unit-stride convolution as a forward one (then run by this kernel).
 
@@ -142,40 +125,38 @@ def transposed_as_forward(spec: ConvSpec) -> ConvSpec:
                                weight_shape=(c_in, c_out, *kernel))
 
 
+def weight_view(weight: torch.Tensor) -> torch.Tensor | None:
+    """The weight as its descriptor reads it, channels innermost: ``weight`` itself when its reduction (input)
+    channels are innermost, ``weight.transpose(0, 1)`` when a 16-bit weight has its output channels innermost
+    (the MMA takes that operand N-major; fp8 and tf32 need it K-major); else None (to be laid out first)."""
+    if weight.stride(1) == 1:
+        return weight
+    if weight.stride(0) == 1 and weight.element_size() == 2:
+        return weight.transpose(0, 1)
+    return None
+
+
 def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config, transposed: bool = False) -> bool:
     """Whether this kernel computes the problem with ``config``'s tiles: one group, unit H/W stride (every stride
-    for an input gradient, which is a forward convolution only then), the weight's reduction channels
-    innermost, ``x`` channels-innermost or width-innermost (NC(D)HW: then box rows of 16-byte multiples),
-    16-byte strides. The base addresses must be 16-byte aligned too (:func:`aligned`, checked per call: a
-    view may start anywhere)."""
+    for an input gradient, which is a forward convolution only then), a channel axis of the weight innermost
+    (:func:`weight_view`), ``x`` channels-innermost or width-innermost (NC(D)HW: then box rows of 16-byte
+    multiples), 16-byte strides. The base addresses must be 16-byte aligned too
+    (:func:`tritonconv._descriptors.aligned`, checked per call: a view may start anywhere)."""
     unit = spec.stride if transposed else spec.stride[-2:]
-    if spec.groups != 1 or any(s != 1 for s in unit) or weight.stride(1) != 1 or as_5d(x)[1][-1] != 1 \
+    view = weight_view(weight)
+    if spec.groups != 1 or any(s != 1 for s in unit) or view is None or as_5d(x)[1][-1] != 1 \
             or x.dtype == torch.float64:  # its accumulator is fp32
         return False
     if not channels_inner(x) and not nc_boxes_aligned(spec, config.block_m // config.tile_h, x.element_size()):
         return False
-    return all(s * t.element_size() % 16 == 0 for t in (x, weight) for s in as_5d(t)[1][:-1])
-
-
-def nc_boxes_aligned(spec: ConvSpec, tile_w: int, itemsize: int) -> bool:
-    """Whether every box of an NC(D)HW read starts a row on a 16-byte boundary, as a descriptor load needs of
-    its innermost offset: tiles ``tile_w`` wide of 16-byte multiples, and the columns a tap adds
-    (``kw*dw - pw``) multiples of 16 bytes too: one column of taps (1x1, (k,1,1)) or such padding and
-    dilation. Other NC(D)HW layers run the pointer kernel."""
-    (pad, _), dilation, taps = spec.padding[-1], spec.dilation[-1], spec.weight_shape[-1]
-    return (tile_w * itemsize % 16 == 0 and pad * itemsize % 16 == 0
-            and (taps == 1 or dilation * itemsize % 16 == 0))
-
-
-def aligned(*tensors: torch.Tensor) -> bool:
-    """16-byte aligned base addresses (what a tensor descriptor needs)."""
-    return all(t.data_ptr() % 16 == 0 for t in tensors)
+    return all(s * t.element_size() % 16 == 0 for t in (x, view) for s in as_5d(t)[1][:-1])
 
 
 class Launch:
     """:func:`_conv_tma_kernel` prepared for tensors laid out as ``x``, ``weight``, ``y``: a forward
-    convolution (``x`` channels- or width-innermost, ``weight`` reduction-innermost, :func:`usable` and
-    :func:`aligned`; ``config.tile_h > 0``). Calling it builds the two descriptors and launches; returns ``y``."""
+    convolution (``x`` channels- or width-innermost, a channel axis of ``weight`` innermost, :func:`usable`
+    and :func:`tritonconv._descriptors.aligned`; ``config.tile_h > 0``). Calling it builds the two descriptors
+    and launches; returns ``y``."""
 
     def __init__(self, x, weight, bias, y, spec: ConvSpec, activation: str | None, flip: bool,
                  config: Config, scale_step: int | None = None) -> None:
@@ -187,7 +168,10 @@ class Launch:
         if not inner and tile_w * x.element_size() % 16:
             raise ValueError(f"an NC(D)HW box needs rows of 16-byte multiples, got tile width {tile_w}")
         self.x_layout = (*as_5d(x), box)
-        self.w_layout = (*as_5d(weight), [config.block_n, 1, 1, 1, config.block_k])
+        cols_inner = weight_view(weight) is not weight  # output channels innermost: boxes of reduction x columns
+        self.w_layout = (*as_5d(weight_view(weight)), [config.block_k, 1, 1, 1, config.block_n] if cols_inner
+                         else [config.block_n, 1, 1, 1, config.block_k])
+        self.w_view = (lambda w: w.transpose(0, 1)) if cols_inner else (lambda w: w)
         _, _, _, od, oh, ow, sd, _, _, pd, ph, pw, dd, dh, dw = geometry_3d(x.shape[2:], y.shape[2:], spec)
         c_out, c_in = spec.weight_shape[:2]
         m = y.shape[0] * od * oh * ow
@@ -201,7 +185,8 @@ class Launch:
             HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=needs_int64(y, rows=m),
             SCALED=scale_step is not None,
             UPCAST=interp and x.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(x.dtype, interp),
-            CHANNELS_INNER=inner, TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
+            CHANNELS_INNER=inner, W_COLS_INNER=cols_inner,
+            TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
 
@@ -209,7 +194,7 @@ class Launch:
         """Build the descriptors and launch; ``scales``: (weight scale, input scale) with fp8."""
         if not self.empty:
             x_desc = TensorDescriptor(x, *self.x_layout)
-            w_desc = TensorDescriptor(weight, *self.w_layout)
+            w_desc = TensorDescriptor(self.w_view(weight), *self.w_layout)
             w_scale, x_scale = scales if scales is not None else (y, y)
             self.launcher(x.device, self.grid, x_desc, w_desc, bias if bias is not None else weight, w_scale, x_scale, y,
                           *self.args, **self.kwargs)
