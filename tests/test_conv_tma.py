@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from conftest import assert_close
 
 import tritonconv
-
 from tritonconv import dispatch, geometry, tuning
 from tritonconv._checks import conv_spec
 from tritonconv.kernels import tma, weight_grad

@@ -26,9 +26,12 @@ def suite_problems():
 
 def assert_valid(cfg, problem, name):
     rows, cols, red = problem.gemm
-    if cfg.fold:  # taps folded into the reduction
+    if cfg.fold:  # taps folded into the reduction (forward) or the columns (weight gradient)
         assert tuning.can_fold(problem), (name, cfg)
-        red *= problem.taps
+        if problem.kind == "conv_wgrad":
+            cols *= tuning.folded_taps(problem, cfg.fold)
+        else:
+            red *= problem.taps
     for block in (cfg.block_m, cfg.block_n, cfg.block_k):
         assert block >= 16 and block & (block - 1) == 0, (name, cfg)  # tl.dot: powers of two >= 16
     assert cfg.block_m <= max(16, 2 * rows) and cfg.block_n <= max(16, 2 * cols), (name, cfg)
