@@ -336,4 +336,5 @@ def test_descriptor_passes_read_the_weight_in_place(monkeypatch, plain_allocatio
         (F.conv2d(x64, w64, padding=k // 2) * dy.double()).sum().backward()
         assert_close(x.grad, x64.grad, torch.bfloat16)
         assert_close(w.grad, w64.grad, torch.bfloat16)
+        assert w.grad.stride() == w.stride()  # the weight gradient written in the weight's layout
         assert copies_made(step) == ([w.numel()] * 2 if copied and k == 3 else []), (k, copied)

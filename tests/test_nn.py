@@ -98,3 +98,49 @@ def test_module_under_torch_compile():
     ref = torch.nn.functional.conv2d(x.detach().double(), mod.weight.double(), mod.bias.double(), padding=1)
     assert_close(y, ref)
     assert x.grad is not None and mod.weight.grad is not None
+
+
+class _Copies(torch.utils._python_dispatch.TorchDispatchMode):
+    """The shapes of the tensors every copying torch op is given while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in (torch.ops.aten.clone, torch.ops.aten.copy_, torch.ops.aten._to_copy):
+            self.shapes.append(tuple(args[0].shape))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("module,x_shape", [(tnn.Conv1d, (2, 6, 11)), (tnn.Conv2d, (2, 6, 7, 9)),
+                                            (tnn.Conv3d, (1, 6, 4, 5, 6))])
+def test_weight_gradient_written_in_the_parameters_layout(module, x_shape):
+    """tritonconv.nn keeps its weights channels-innermost and their gradients are written that way, so autograd
+    takes each as it comes (a gradient laid out unlike its parameter is copied to the parameter's layout on every
+    step); split and flipped weight gradients too. Values against torch."""
+    from tritonconv import dispatch, geometry, tuning
+    from tritonconv._checks import conv_spec
+
+    ndim = len(x_shape) - 2
+    theirs = getattr(torch.nn.functional, f"conv{ndim}d")
+    m = module(6, 4, 3, padding=1)
+    assert geometry.grad_channels_inner(m.weight)
+    x = torch.randn(x_shape)
+    with _Copies() as log:
+        m(x).square().sum().backward()
+    assert m.weight.grad.stride() == m.weight.stride()
+    assert tuple(m.weight.shape) not in log.shapes  # autograd kept the gradient as written
+    w64 = m.weight.detach().double().requires_grad_()
+    theirs(x.double(), w64, m.bias.detach().double(), padding=1).square().sum().backward()
+    assert_close(m.weight.grad, w64.grad)
+
+    w = m.weight.detach()  # a split and flipped weight gradient, summed by torch into the same layout
+    spec = conv_spec(f"conv{ndim}d", ndim, x, w, None, 1, 1, 1, 1)
+    dy = torch.randn(spec.output_shape)
+    grad = dispatch.conv_grad_weight(dy, x, spec, True, tuning.Config(16, 16, 16, num_stages=1, split_k=3), True)
+    assert grad.stride() == w.stride()
+    w_ref = w.double().requires_grad_()
+    (expected,) = torch.autograd.grad(theirs(x.double(), w_ref.flip(list(range(2, w.dim()))), padding=1), w_ref,
+                                      dy.double())
+    assert_close(grad, expected)

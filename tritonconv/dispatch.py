@@ -338,9 +338,13 @@ def conv_grad_weight(
     spec: ConvSpec,
     flip: bool = False,
     config: Config | None = None,
+    channels_inner: bool = False,
 ) -> torch.Tensor:
-    """Gradient of the forward pass with respect to its weight (fp32 accumulation, weight dtype out)."""
-    key = ("grad_weight", tensor_key(grad_output), tensor_key(input), spec, flip, config, torch.get_float32_matmul_precision())
+    """Gradient of the forward pass with respect to its weight (fp32 accumulation, weight dtype out), contiguous or
+    with its input channels innermost (``channels_inner``: the layout of the weight it is for,
+    :func:`tritonconv.geometry.grad_channels_inner`)."""
+    key = ("grad_weight", tensor_key(grad_output), tensor_key(input), spec, flip, config, channels_inner,
+           torch.get_float32_matmul_precision())
 
     def build() -> Callable:
         if input.device.type == "meta":  # shapes only
@@ -349,9 +353,10 @@ def conv_grad_weight(
         cfg = config or _config("conv_wgrad", input, spec, None, lambda c: conv_grad_weight(grad_output, input, spec, flip, c))
         if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):
             return depthwise.WeightGradLaunch(grad_output, input, spec, flip, cfg)
-        launch = weight_grad.Launch(grad_output, input, spec, flip, dataclasses.replace(cfg, tile_h=0))
+        launch = weight_grad.Launch(grad_output, input, spec, flip, dataclasses.replace(cfg, tile_h=0), channels_inner)
         if cfg.tile_h and weight_grad.descriptors_usable(grad_output, input, spec, cfg):  # tile loads by tensor descriptor
-            return _GradDescriptors(weight_grad.DescriptorLaunch(grad_output, input, spec, flip, cfg), launch)
+            return _GradDescriptors(weight_grad.DescriptorLaunch(grad_output, input, spec, flip, cfg, channels_inner),
+                                    launch)
         return launch  # else, e.g. strides of no 16-byte multiple: the same tiles through pointers
 
     return _plan(key, build)(grad_output, input)

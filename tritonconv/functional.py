@@ -20,7 +20,7 @@ import torch
 
 from . import _checks, dispatch, shapes
 from ._checks import ConvSpec
-from .geometry import memory_format_of, output_memory_format
+from .geometry import alloc_weight_grad, grad_channels_inner, memory_format_of, output_memory_format
 
 Tensor = torch.Tensor
 
@@ -46,7 +46,7 @@ def _backward(grad_y, input, weight, bias, y, spec: ConvSpec, activation, flip, 
     z = ops.forward(input, weight, bias, spec, flip) if activation in ("gelu", "silu") else None
     grad_z = activation_grad(grad_y, activation, y, z)
     grad_input = ops.grad_input(grad_z, weight, spec, flip, memory_format_of(input)) if needs[0] else None
-    grad_weight = ops.grad_weight(grad_z, input, spec, flip) if needs[1] else None
+    grad_weight = ops.grad_weight(grad_z, input, spec, flip, grad_channels_inner(weight)) if needs[1] else None
     grad_bias = None
     if bias is not None and needs[2]:
         grad_bias = grad_z.sum(dim=(0, *range(2, grad_z.dim())), dtype=torch.float32).to(bias.dtype)
@@ -66,8 +66,8 @@ class _Eager:
         return _ConvTransposeFunction.apply(grad_z, weight, None, spec, None, flip, fmt)
 
     @staticmethod
-    def grad_weight(grad_z, input, spec, flip):
-        return _WeightGradFunction.apply(grad_z, input, spec, flip)
+    def grad_weight(grad_z, input, spec, flip, channels_inner):
+        return _WeightGradFunction.apply(grad_z, input, spec, flip, channels_inner)
 
     @staticmethod
     def transpose(input, weight, bias, spec, flip, fmt):
@@ -93,10 +93,10 @@ class _WeightGradFunction(torch.autograd.Function):
     ``<wgrad(dy, x), G> = <dy, conv(x, G)> = <conv_transpose(dy, G), x>``."""
 
     @staticmethod
-    def forward(ctx, grad_output, input, spec, flip):
+    def forward(ctx, grad_output, input, spec, flip, channels_inner):
         ctx.save_for_backward(grad_output, input)
         ctx.spec, ctx.flip = spec, flip
-        return dispatch.conv_grad_weight(grad_output, input, spec, flip)
+        return dispatch.conv_grad_weight(grad_output, input, spec, flip, channels_inner=channels_inner)
 
     @staticmethod
     def backward(ctx, grad):
@@ -105,7 +105,7 @@ class _WeightGradFunction(torch.autograd.Function):
         d_grad_output = _ConvFunction.apply(input, grad, None, ctx.spec, None, ctx.flip) if needs[0] else None
         d_input = _ConvTransposeFunction.apply(grad_output, grad, None, ctx.spec, None, ctx.flip,
                                                memory_format_of(input)) if needs[1] else None
-        return d_grad_output, d_input, None, None
+        return d_grad_output, d_input, None, None, None
 
 
 # --- torch.library custom ops: what torch.compile sees ---------------------------------------
@@ -157,15 +157,15 @@ def _(grad, weight, input_shape, stride, padding, dilation, groups, flip, channe
 @torch.library.custom_op("tritonconv::conv_grad_weight", mutates_args=())
 def _grad_weight_op(
     grad: Tensor, input: Tensor, weight_shape: list[int], stride: list[int], padding: list[int],
-    dilation: list[int], groups: int, flip: bool,
+    dilation: list[int], groups: int, flip: bool, channels_inner: bool,
 ) -> Tensor:
     spec = _spec(input.shape, weight_shape, stride, padding, dilation, groups)
-    return dispatch.conv_grad_weight(grad, input, spec, flip)
+    return dispatch.conv_grad_weight(grad, input, spec, flip, channels_inner=channels_inner)
 
 
 @_grad_weight_op.register_fake
-def _(grad, input, weight_shape, stride, padding, dilation, groups, flip):
-    return input.new_empty(weight_shape)
+def _(grad, input, weight_shape, stride, padding, dilation, groups, flip, channels_inner):
+    return alloc_weight_grad(tuple(weight_shape), input.device, input.dtype, channels_inner)
 
 
 class _Ops:
@@ -180,8 +180,8 @@ class _Ops:
         return _grad_input_op(grad_z, weight, list(spec.input_shape), *_flat(spec), flip, fmt != torch.contiguous_format)
 
     @staticmethod
-    def grad_weight(grad_z, input, spec, flip):
-        return _grad_weight_op(grad_z, input, list(spec.weight_shape), *_flat(spec), flip)
+    def grad_weight(grad_z, input, spec, flip, channels_inner):
+        return _grad_weight_op(grad_z, input, list(spec.weight_shape), *_flat(spec), flip, channels_inner)
 
     @staticmethod
     def transpose(input, weight, bias, spec, flip, fmt):
@@ -219,7 +219,7 @@ def _transpose_backward(grad_y, input, weight, bias, y, spec: ConvSpec, activati
     z = ops.transpose(input, weight, bias, spec, flip, fmt) if activation in ("gelu", "silu") else None
     grad_z = activation_grad(grad_y, activation, y, z)
     grad_input = ops.forward(grad_z, weight, None, spec, flip) if needs[0] else None
-    grad_weight = ops.grad_weight(input, grad_z, spec, flip) if needs[1] else None
+    grad_weight = ops.grad_weight(input, grad_z, spec, flip, grad_channels_inner(weight)) if needs[1] else None
     grad_bias = None
     if bias is not None and needs[2]:
         grad_bias = grad_z.sum(dim=(0, *range(2, grad_z.dim())), dtype=torch.float32).to(bias.dtype)

@@ -315,9 +315,29 @@ def split_sizes(length: int, config: Config) -> tuple[int, int]:
     return per_split, max(1, triton.cdiv(length, per_split))  # an empty reduction: one (zero) split
 
 
-def sum_partials(partial: torch.Tensor, spec: ConvSpec, flip: bool, dtype: torch.dtype) -> torch.Tensor:
-    """The weight gradient from its fp32 split partial sums (first dimension), added in a fixed order."""
+def grad_channels_inner(weight: torch.Tensor) -> bool:
+    """Whether a weight's gradient is written channels-innermost: the weight is (``tritonconv.nn``'s layout), and
+    not contiguous too (a size-1 axis). Autograd then keeps the gradient as written: a gradient laid out unlike
+    its parameter is copied to the parameter's layout on every step."""
+    return is_channels_inner(weight) and not weight.is_contiguous()
+
+
+def alloc_weight_grad(shape: tuple[int, ...], device: torch.device, dtype: torch.dtype,
+                      channels_inner: bool) -> torch.Tensor:
+    """An uninitialised weight gradient, contiguous or with its input channels innermost (``(C_out, *k, C_in)``
+    memory viewed as ``(C_out, C_in, *k)``)."""
+    if not channels_inner:
+        return alloc_output(shape, device, dtype)
+    return alloc_output((shape[0], *shape[2:], shape[1]), device, dtype).movedim(-1, 1)
+
+
+def sum_partials(partial: torch.Tensor, spec: ConvSpec, flip: bool, dtype: torch.dtype,
+                 channels_inner: bool = False) -> torch.Tensor:
+    """The weight gradient from its fp32 split partial sums (first dimension), added in a fixed order, in ``dtype``
+    and the layout :func:`alloc_weight_grad` gives."""
     grad = (partial[0] if partial.shape[0] == 1 else partial.sum(0)).view(spec.weight_shape)
     if flip:  # the forward pass read the kernel reversed
         grad = grad.flip(tuple(range(2, grad.dim())))
-    return grad.to(dtype)
+    if not channels_inner:
+        return grad.to(dtype)
+    return alloc_weight_grad(tuple(grad.shape), grad.device, dtype, True).copy_(grad)  # cast and lay out at once

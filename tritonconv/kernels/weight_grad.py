@@ -60,7 +60,7 @@ def _conv_weight_grad_kernel(
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     syn, syc, syd, syh, syw,
-    sws, swo, swi, STEPS_PER_SPLIT,
+    sws, swo, swi, swt, STEPS_PER_SPLIT,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, FOLD: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr,
@@ -91,20 +91,20 @@ def _conv_weight_grad_kernel(
         kh = offs_n // (C_in_g * KW)
         kd = t
         x_cols = x_ptr + (group * C_in_g + ci) * sxc + kh * dh * sxh + kw * dw * sxw  # [BLOCK_N]
-        w_cols = ci * swi + (t * KH + kh) * KW + kw
+        w_cols = ci * swi + ((t * KH + kh) * KW + kw) * swt
     elif FOLD == 1:  # column j = kw * C_in_g + ci: with channels innermost, a run of x's memory
         kw = offs_n // C_in_g
         ci = offs_n % C_in_g
         kh = t % KH
         kd = t // KH
         x_cols = x_ptr + (group * C_in_g + ci) * sxc + kw * dw * sxw  # [BLOCK_N]
-        w_cols = ci * swi + t * KW + kw
+        w_cols = ci * swi + (t * KW + kw) * swt
     else:
         kw = t % KW
         kh = (t // KW) % KH
         kd = t // (KW * KH)
         x_cols = x_ptr + (group * C_in_g + offs_n) * sxc  # [BLOCK_N]
-        w_cols = offs_n * swi + t
+        w_cols = offs_n * swi + t * swt
     mask_m = offs_m < C_out_g
     mask_n = offs_n < cols
     dy_rows = dy_ptr + (group * C_out_g + offs_m) * syc  # [BLOCK_M]
@@ -143,16 +143,24 @@ def _conv_weight_grad_kernel(
 class Partials:
     """What a weight-gradient launch writes and how the gradient comes out of it: the gradient itself, in the
     input's dtype, when there is one split and no flip (no partials to add, no cast: one launch); else fp32
-    partials (one per split, ``(splits, C_out, C_in_g, taps)``) added in a fixed order. Subclasses set
+    partials (one per split, ``(splits, C_out, C_in_g, taps)``) added in a fixed order. The gradient is
+    contiguous, or with its input channels innermost (``inner_grad``, :func:`tritonconv.geometry.alloc_weight_grad`:
+    the layout of ``tritonconv.nn``'s weights, which autograd then keeps without a copy). Subclasses set
     ``launcher``, ``grid``, ``args``, ``kwargs`` and may override :meth:`launch`."""
 
-    def __init__(self, spec: ConvSpec, flip: bool, splits: int, positions: int, dtype: torch.dtype) -> None:
+    def __init__(self, spec: ConvSpec, flip: bool, splits: int, positions: int, dtype: torch.dtype,
+                 inner_grad: bool) -> None:
         c_out, c_in_g, *kernel_size = spec.weight_shape
-        self.spec, self.flip, self.empty = spec, flip, positions == 0
+        self.spec, self.flip, self.empty, self.inner_grad = spec, flip, positions == 0, inner_grad
         self.partial_shape = (splits, c_out, c_in_g, math.prod(kernel_size))
         self.direct = splits == 1 and not flip
         self.out = (tuple(spec.weight_shape), dtype) if self.direct else (self.partial_shape, geometry.accumulator(dtype))
-        self.partial = torch.empty(self.partial_shape, device="meta")  # its strides are the kernel's
+        if self.direct:  # the gradient itself, laid out as asked: (co, ci, tap) strides, taps flattened
+            grad = geometry.alloc_weight_grad(tuple(spec.weight_shape), torch.device("meta"), dtype, inner_grad)
+            self.store = (0, *grad.reshape(c_out, c_in_g, -1).stride())
+        else:
+            self.store = torch.empty(self.partial_shape, device="meta").stride()
+        self.partial = torch.empty(self.partial_shape, device="meta")  # for the int64 decision
 
     def mma_work(self) -> int:
         """Multiply-adds the launch's ``tl.dot`` calls issue, masked lanes included."""
@@ -163,19 +171,21 @@ class Partials:
 
     def __call__(self, grad_output, input) -> torch.Tensor:
         shape, dtype = self.out
-        out = geometry.alloc_output(shape, input.device, dtype)
+        out = (geometry.alloc_weight_grad(shape, input.device, dtype, self.inner_grad) if self.direct
+               else geometry.alloc_output(shape, input.device, dtype))
         if self.empty:  # an empty batch: the gradient is exactly zero
             out.zero_()
         else:
             self.launch(grad_output, input, out)
-        return out if self.direct else geometry.sum_partials(out, self.spec, self.flip, input.dtype)
+        return out if self.direct else geometry.sum_partials(out, self.spec, self.flip, input.dtype, self.inner_grad)
 
 
 class Launch(Partials):
     """:func:`_conv_weight_grad_kernel` prepared for tensors laid out as ``grad_output`` and ``input``;
     calling it returns the gradient in the input's dtype (:class:`Partials`)."""
 
-    def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> None:
+    def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config,
+                 inner_grad: bool = False) -> None:
         c_out, c_in_g, *kernel_size = spec.weight_shape
         c_out_g = c_out // spec.groups
         taps = math.prod(kernel_size)
@@ -187,7 +197,7 @@ class Launch(Partials):
         steps = geometry.position_tiles(positions, width, config.block_k, block_w)
         per_split = max(1, triton.cdiv(steps, config.split_k))  # position tiles per split
         splits = max(1, triton.cdiv(steps, per_split))
-        super().__init__(spec, flip, splits, positions, input.dtype)
+        super().__init__(spec, flip, splits, positions, input.dtype, inner_grad)
         fold = min(config.fold, len(kernel_size) - (len(kernel_size) == 3))  # trailing tap axes folded (not D)
         folded = math.prod(as_3d(tuple(kernel_size), 1)[3 - fold:]) if fold else 1
         grid_taps, cols = taps // folded, folded * c_in_g
@@ -196,7 +206,7 @@ class Launch(Partials):
         self.grid = (tiles, splits)
         self.args = (
             positions, c_in_g, c_out_g, *geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
-            *strides_3d(input), *strides_3d(grad_output), *self.partial.stride()[:3], per_split,
+            *strides_3d(input), *strides_3d(grad_output), *self.store, per_split,
             *as_3d(tuple(kernel_size), 1),
         )
         self._work = tiles * splits * per_split * config.block_m * config.block_n * config.block_k
@@ -217,7 +227,7 @@ class Launch(Partials):
 def _conv_weight_grad_tma_kernel(
     x_desc, dy_desc, dw_ptr,
     C_in, C_out, OD, OH, OW, sd, pd, ph, pw, dd, dh, dw,
-    sws, swo, swi, STEPS, STEPS_PER_SPLIT,
+    sws, swo, swi, swt, STEPS, STEPS_PER_SPLIT,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     X_INNER: tl.constexpr, DY_INNER: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr,
     DOT_PRECISION: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
@@ -281,7 +291,7 @@ def _conv_weight_grad_tma_kernel(
         offs_m = offs_m.to(tl.int64)
         offs_n = offs_n.to(tl.int64)
         split = split.to(tl.int64)
-    out = dw_ptr + split * sws + offs_m[:, None] * swo + offs_n[None, :] * swi + t
+    out = dw_ptr + split * sws + offs_m[:, None] * swo + offs_n[None, :] * swi + t * swt
     tl.store(out, acc.to(dw_ptr.dtype.element_ty), mask=(offs_m < C_out)[:, None] & (offs_n < C_in)[None, :])
 
 
@@ -307,7 +317,8 @@ class DescriptorLaunch(Partials):
     (:func:`descriptors_usable`); calling it builds the two descriptors, launches and returns the gradient in the input's
     dtype (:class:`Partials`)."""
 
-    def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> None:
+    def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config,
+                 inner_grad: bool = False) -> None:
         c_out, c_in, *kernel_size = spec.weight_shape
         tile_h = config.tile_h
         tile_w = config.block_k // tile_h
@@ -317,7 +328,7 @@ class DescriptorLaunch(Partials):
         steps = grad_output.shape[0] * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w)  # patches
         per_split = max(1, triton.cdiv(steps, config.split_k))
         splits = max(1, triton.cdiv(steps, per_split))
-        super().__init__(spec, flip, splits, positions, input.dtype)
+        super().__init__(spec, flip, splits, positions, input.dtype, inner_grad)
 
         def layout(t: torch.Tensor, channels: int) -> tuple:
             box = [1, 1, tile_h, tile_w, channels] if channels_inner(t) else [1, channels, 1, tile_h, tile_w]
@@ -328,7 +339,7 @@ class DescriptorLaunch(Partials):
         tiles = math.prod(kernel_size) * triton.cdiv(c_out, config.block_m) * triton.cdiv(c_in, config.block_n)
         self.launcher = Direct(_conv_weight_grad_tma_kernel)  # below JITFunction.run after the first launch
         self.grid = (tiles, splits)
-        self.args = (c_in, c_out, od, oh, ow, sd, pd, ph, pw, dd, dh, dw, *self.partial.stride()[:3], steps,
+        self.args = (c_in, c_out, od, oh, ow, sd, pd, ph, pw, dd, dh, dw, *self.store, steps,
                      per_split, *as_3d(tuple(kernel_size), 1))
         self._work = tiles * steps * config.block_m * config.block_n * config.block_k
         self.kwargs = dict(
