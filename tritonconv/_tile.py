@@ -64,6 +64,17 @@ def tile_positions(tile, M, OD, OH, OW, BLOCK: tl.constexpr, BLOCK_W: tl.constex
 
 
 @device
+def patch(index, OD, tiles_h, tiles_w, TILE_H: tl.constexpr, TILE_W: tl.constexpr):
+    """Patch ``index`` of ``TILE_H x TILE_W`` output positions (the descriptor kernels' tiles; width patches run
+    fastest) -> its origin ``(batch, od, oh0, ow0)``, scalars."""
+    ow0 = (index % tiles_w) * TILE_W
+    rest = index // tiles_w
+    oh0 = (rest % tiles_h) * TILE_H
+    rest = rest // tiles_h
+    return rest // OD, rest % OD, oh0, ow0
+
+
+@device
 def tap(o, s, p, t, d, size, TRANSPOSED: tl.constexpr):
     """The input coordinate tap ``t`` of output ``o`` reads, and whether it lies in ``[0, size)``.
 

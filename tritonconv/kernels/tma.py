@@ -34,7 +34,7 @@ import triton.language as tl
 from .._checks import ConvSpec
 from .._descriptors import as_5d, channels_inner, nc_boxes_aligned
 from .._runtime import Direct, TensorDescriptor, interpreting, kernel
-from .._tile import activate
+from .._tile import activate, patch
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
 
@@ -61,13 +61,7 @@ def _conv_tma_kernel(
     tiles_w = (OW + TILE_W - 1) // TILE_W
     tiles_h = (OH + TILE_H - 1) // TILE_H
     n0 = (pid % tiles_n) * BLOCK_N
-    rest = pid // tiles_n
-    ow0 = (rest % tiles_w) * TILE_W
-    rest = rest // tiles_w
-    oh0 = (rest % tiles_h) * TILE_H
-    rest = rest // tiles_h
-    od = rest % OD
-    nb = rest // OD
+    nb, od, oh0, ow0 = patch(pid // tiles_n, OD, tiles_h, tiles_w, TILE_H, TILE_W)
 
     k_steps = (C_in + BLOCK_K - 1) // BLOCK_K
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)

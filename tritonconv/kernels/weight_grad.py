@@ -48,7 +48,7 @@ from .. import geometry
 from .._checks import ConvSpec
 from .._descriptors import as_5d, channels_inner, nc_boxes_aligned
 from .._runtime import Direct, TensorDescriptor, interpreting, kernel
-from .._tile import tap, tile_positions
+from .._tile import patch, tap, tile_positions
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
 
@@ -251,12 +251,7 @@ def _conv_weight_grad_tma_kernel(
     tiles_h = (OH + TILE_H - 1) // TILE_H
 
     first = split * STEPS_PER_SPLIT  # this split's first patch, then the next ones in (nb, od, oh, ow) order
-    ow0 = (first % tiles_w) * TILE_W
-    rest = first // tiles_w
-    oh0 = (rest % tiles_h) * TILE_H
-    rest = rest // tiles_h
-    od = rest % OD
-    nb = rest // OD
+    nb, od, oh0, ow0 = patch(first, OD, tiles_h, tiles_w, TILE_H, TILE_W)
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     for _ in range(first, tl.minimum(first + STEPS_PER_SPLIT, STEPS)):
         if DY_INNER:  # [1, 1, TILE_H, TILE_W, BLOCK_M] of NDHWC: positions x channels, transposed for the MMA
