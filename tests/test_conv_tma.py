@@ -338,3 +338,19 @@ def test_descriptor_passes_read_the_weight_in_place(monkeypatch, plain_allocatio
         assert_close(w.grad, w64.grad, torch.bfloat16)
         assert w.grad.stride() == w.stride()  # the weight gradient written in the weight's layout
         assert copies_made(step) == ([w.numel()] * 2 if copied and k == 3 else []), (k, copied)
+
+
+def test_forward_reads_an_output_channels_inner_weight(monkeypatch):
+    """A 16-bit weight whose output channels are innermost (a permuted view) is read by the forward as boxes of
+    reduction x columns too, flipped or not; an fp32 one is laid out first (tf32 takes its operand K-major)."""
+    seen = []
+    monkeypatch.setattr(tma.Launch, "__call__",
+                        lambda *a, _f=tma.Launch.__call__, **k: seen.append(a[0].kwargs["W_COLS_INNER"]) or _f(*a, **k))
+    x = geometry.to_layout(torch.randn(2, 16, 8, 16, device=DEVICE, dtype=torch.bfloat16), "channels_last")
+    w = torch.randn(16, 3, 3, 32, device=DEVICE, dtype=torch.bfloat16).permute(3, 0, 1, 2)  # (32, 16, 3, 3)
+    assert w.stride(0) == 1 and tma.weight_view(w) is not None and tma.weight_view(w.float()) is None
+    cfg = tuning.tma_candidates(tuning.Problem.of("conv", "bfloat16", "channels_last", x.shape, w.shape, 1, 1))[0]
+    for flip in (False, True):
+        ref = F.conv2d(x.double(), (w.flip(2, 3) if flip else w).double(), padding=1)
+        assert_close(run("conv2d", x, w, None, cfg, flip=flip, padding=1), ref, torch.bfloat16)
+    assert seen == [True, True]
