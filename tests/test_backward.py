@@ -314,3 +314,14 @@ def test_float64_passes_gradcheck_and_gradgradcheck(op, x_shape, w_shape, kw):
     assert_close(fn(x, w), ref, torch.float64)
     assert torch.autograd.gradcheck(fn, (x, w), fast_mode=True)
     assert torch.autograd.gradgradcheck(fn, (x, w), fast_mode=True)
+
+
+def test_weight_gradient_op_keeps_its_earlier_signature():
+    """torch.compile caches compiled backward graphs on disk; one compiled before the weight gradient's layout
+    argument existed calls the op without it: it still runs (a contiguous gradient, the same values)."""
+    x, dy, w = torch.randn(2, 4, 7, 6), torch.randn(2, 5, 7, 6), torch.randn(5, 4, 3, 3)
+    old = torch.ops.tritonconv.conv_grad_weight(dy, x, list(w.shape), [1, 1], [1, 1, 1, 1], [1, 1], 1, False)
+    new = torch.ops.tritonconv.conv_grad_weight(dy, x, list(w.shape), [1, 1], [1, 1, 1, 1], [1, 1], 1, False, True)
+    assert old.is_contiguous() and new.stride(1) == 1
+    assert_close(old, torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), padding=1))
+    assert_close(new, old)

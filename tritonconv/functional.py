@@ -157,14 +157,16 @@ def _(grad, weight, input_shape, stride, padding, dilation, groups, flip, channe
 @torch.library.custom_op("tritonconv::conv_grad_weight", mutates_args=())
 def _grad_weight_op(
     grad: Tensor, input: Tensor, weight_shape: list[int], stride: list[int], padding: list[int],
-    dilation: list[int], groups: int, flip: bool, channels_inner: bool,
+    dilation: list[int], groups: int, flip: bool, channels_inner: bool = False,
 ) -> Tensor:
+    # channels_inner has a default so that graphs compiled (and cached on disk by torch.compile) before it existed
+    # still call this op: they get a contiguous gradient, the same values
     spec = _spec(input.shape, weight_shape, stride, padding, dilation, groups)
     return dispatch.conv_grad_weight(grad, input, spec, flip, channels_inner=channels_inner)
 
 
 @_grad_weight_op.register_fake
-def _(grad, input, weight_shape, stride, padding, dilation, groups, flip, channels_inner):
+def _(grad, input, weight_shape, stride, padding, dilation, groups, flip, channels_inner=False):
     return alloc_weight_grad(tuple(weight_shape), input.device, input.dtype, channels_inner)
 
 
