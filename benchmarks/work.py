@@ -7,7 +7,8 @@ runs) and asked for the multiply-adds its ``tl.dot``
 calls issue, masked lanes included: channels padded to the tile, tile edges, split tails and,
 before stride phases, the taps a transposed pass masked off. ``ratio = issued / useful``
 (:func:`tritonconv.shapes.conv_macs`); 1.0 is no waste. Depthwise layers run FMA kernels
-without ``tl.dot`` and are left out. Counts, not timings: no GPU needed.
+without ``tl.dot`` and are left out. Counts, not timings: no GPU needed. ``--kernelbench``: the
+same for KernelBench level 1's problems (NCHW).
 """
 
 from __future__ import annotations
@@ -39,24 +40,58 @@ def report(suite: dict, dtype: str = "bf16", kinds=("conv", "conv_t", "conv_wgra
     return rows
 
 
+def kernelbench_report(dtype: str = "bf16") -> list[dict]:
+    """The same count for KernelBench level 1's convolutions (``kernelbench_level1_conv.json``: NCHW, as its
+    harness makes its inputs), one row per layer: the forward launch, or for a transposed convolution the
+    transposed pass of the convolution it reverses (``conv_t``). Depthwise layers (FMA kernels) are left out."""
+    from benchmarks.kernelbench import load
+
+    rows = []
+    for problem in load():
+        x = list(problem["input"])
+        for layer in problem["layers"]:
+            w, g, transposed = layer["weight"], layer["groups"], layer["op"].startswith("conv_transpose")
+            if transposed:  # the convolution it reverses: input = this layer's output, weight (C_out, C_in / g, *k)
+                out = [shapes.conv_transpose_output_size(n, k, s, p, op, d) for n, k, s, p, op, d in zip(
+                    x[2:], w[2:], layer["stride"], layer["padding"], layer["output_padding"], layer["dilation"])]
+                forward_input, weight = [x[0], w[1] * g, *out], [w[1] * g, w[0] // g, *w[2:]]
+            else:
+                forward_input, weight = x, w
+            depthwise = shapes.is_depthwise(tuple(forward_input), tuple(weight), g)
+            kind = "conv_t" if transposed else "conv"
+            problem_ = geometry.Problem.of(tuning.DEPTHWISE_KIND[kind] if depthwise else kind, tune.DTYPES[dtype],
+                                           "contiguous", forward_input, weight, layer["stride"], layer["padding"],
+                                           layer["dilation"], g)
+            x = list(forward_input if transposed else problem_.output_shape)
+            if depthwise:
+                continue
+            useful = shapes.conv_macs(problem_.input_shape, problem_.weight_shape, problem_.output_shape)
+            cfg = tuning.heuristic(problem_, interpret=False, tma=True)
+            issued, _ = costmodel.issued(problem_, cfg)
+            rows.append({"name": problem["name"], "kind": kind, "useful_macs": useful, "issued_macs": issued,
+                         "ratio": round(issued / useful, 3), "kernel": "descriptor" if cfg.tile_h else "pointer"})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.work", description=__doc__.split("\n\n")[0])
     p.add_argument("--suite", type=Path, default=ROOT / "shapes.json")
     p.add_argument("--dtype", choices=list(tune.DTYPES), default="bf16")
     p.add_argument("--json", action="store_true", help="JSON lines instead of the table")
+    p.add_argument("--kernelbench", action="store_true", help="KernelBench level 1's problems instead of the suite")
     p.add_argument("--write", action="store_true", help=f"write the JSON lines to {COMMITTED.relative_to(ROOT.parent)} "
                    "(what notebook 06 draws; tests/test_benchmarks.py checks it is current)")
     args = p.parse_args(argv)
-    rows = report(json.loads(args.suite.read_text()), args.dtype)
-    if args.write:
+    rows = kernelbench_report(args.dtype) if args.kernelbench else report(json.loads(args.suite.read_text()), args.dtype)
+    if args.write and not args.kernelbench:
         COMMITTED.write_text("".join(json.dumps(row) + "\n" for row in rows))
         return 0
     for row in rows:
         if args.json:
             print(json.dumps(row))
         else:
-            print(f"{row['name']:>26} {row['kind']:>10} stride={str(row['stride']):>10} "
-                  f"{row['kernel']:>10} issued/useful = {row['ratio']:6.3f}")
+            stride = f" stride={str(row['stride']):>10}" if "stride" in row else ""
+            print(f"{row['name'][:52]:>52} {row['kind']:>10}{stride} {row['kernel']:>10} issued/useful = {row['ratio']:6.3f}")
     return 0
 
 

@@ -275,6 +275,18 @@ def test_committed_work_report_is_current():
     assert max(r["ratio"] for r in committed if r["kind"] == "conv_wgrad" and r["name"] in stems) < 1.2  # folded
 
 
+def test_kernelbench_work_report_counts_every_gemm_layer():
+    """The same count for KernelBench level 1 (NCHW), no GPU: every layer but the depthwise ones, transposed
+    convolutions as the transposed pass of the convolution they reverse."""
+    from benchmarks import kernelbench, work
+
+    rows = work.kernelbench_report()
+    layers = sum(len(p["layers"]) for p in kernelbench.load())
+    assert 30 <= len(rows) < layers and {r["kind"] for r in rows} == {"conv", "conv_t"}
+    assert all(r["ratio"] >= 0.9 and r["useful_macs"] > 0 for r in rows)
+    assert work.main(["--kernelbench"]) == 0
+
+
 def test_notes_predictions_are_checkable_claims_on_suite_layers():
     """Every prediction of benchmarks/NOTES.md names suite layers, a pass, a layout and a claim the readout can judge."""
     from benchmarks import readout
