@@ -25,6 +25,12 @@ def as_5d(t: torch.Tensor) -> tuple[list[int], list[int]]:
     return sizes, [st if n > 1 else math.prod(sizes[i + 1:]) for i, (n, st) in enumerate(zip(sizes, strides))]
 
 
+def describable(t: torch.Tensor) -> bool:
+    """Whether a descriptor can view ``t`` (:func:`as_5d`): innermost stride 1, every other a 16-byte multiple."""
+    strides = as_5d(t)[1]
+    return strides[-1] == 1 and all(s * t.element_size() % 16 == 0 for s in strides[:-1])
+
+
 def channels_inner(x: torch.Tensor) -> bool:
     """Whether the descriptor kernel reads ``x`` as NDHWC (else as NC(D)HW): channels of stride 1 (and more than
     one of them, or a width of one)."""

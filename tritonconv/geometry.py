@@ -315,6 +315,17 @@ def split_sizes(length: int, config: Config) -> tuple[int, int]:
     return per_split, max(1, triton.cdiv(length, per_split))  # an empty reduction: one (zero) split
 
 
+def max_wgrad_fold(weight_shape: tuple[int, ...]) -> int:
+    """How many trailing tap axes a weight gradient can fold into its GEMM columns (``Config.fold``): width, then
+    height, never depth."""
+    return min(2, len(weight_shape) - 2)
+
+
+def folded_taps(weight_shape: tuple[int, ...], fold: int) -> int:
+    """Taps of the ``fold`` trailing axes of a weight (1 for none): the columns' factor over the input channels."""
+    return math.prod(weight_shape[len(weight_shape) - fold:]) if fold else 1
+
+
 def grad_channels_inner(weight: torch.Tensor) -> bool:
     """Whether a weight's gradient is written channels-innermost: the weight is (``tritonconv.nn``'s layout), and
     not contiguous too (a size-1 axis). Autograd then keeps the gradient as written: a gradient laid out unlike

@@ -30,7 +30,7 @@ from collections.abc import Callable, Collection
 import torch
 import triton
 
-from . import cache
+from . import cache, geometry
 from ._runtime import TensorDescriptor
 from .geometry import DEPTHWISE_KIND, KINDS, Config, Problem
 
@@ -354,13 +354,13 @@ def can_fold(problem: Problem) -> bool:
 
 
 def wgrad_max_fold(problem: Problem) -> int:
-    """How many trailing tap axes a weight gradient can fold into its columns: width, then height (never depth)."""
-    return min(2, len(problem.weight_shape) - 2)
+    """:func:`tritonconv.geometry.max_wgrad_fold` of the problem's weight."""
+    return geometry.max_wgrad_fold(problem.weight_shape)
 
 
 def folded_taps(problem: Problem, fold: int) -> int:
-    """Taps of the ``fold`` trailing axes (1 for none)."""
-    return math.prod(problem.weight_shape[len(problem.weight_shape) - fold:]) if fold else 1
+    """:func:`tritonconv.geometry.folded_taps` of the problem's weight."""
+    return geometry.folded_taps(problem.weight_shape, fold)
 
 
 def wgrad_columns(problem: Problem, fold: int, block_n: int) -> int:

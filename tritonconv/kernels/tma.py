@@ -32,7 +32,7 @@ import triton
 import triton.language as tl
 
 from .._checks import ConvSpec
-from .._descriptors import as_5d, channels_inner, nc_boxes_aligned
+from .._descriptors import as_5d, channels_inner, describable, nc_boxes_aligned
 from .._runtime import Direct, TensorDescriptor, interpreting, kernel
 from .._tile import activate, patch
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
@@ -138,12 +138,11 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config
     (:func:`tritonconv._descriptors.aligned`, checked per call: a view may start anywhere)."""
     unit = spec.stride if transposed else spec.stride[-2:]
     view = weight_view(weight)
-    if spec.groups != 1 or any(s != 1 for s in unit) or view is None or as_5d(x)[1][-1] != 1 \
-            or x.dtype == torch.float64:  # its accumulator is fp32
+    if spec.groups != 1 or any(s != 1 for s in unit) or view is None or x.dtype == torch.float64:  # fp32 accumulator
         return False
     if not channels_inner(x) and not nc_boxes_aligned(spec, config.block_m // config.tile_h, x.element_size()):
         return False
-    return all(s * t.element_size() % 16 == 0 for t in (x, view) for s in as_5d(t)[1][:-1])
+    return describable(x) and describable(view)
 
 
 class Launch:

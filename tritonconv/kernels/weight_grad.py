@@ -46,7 +46,7 @@ import triton.language as tl
 
 from .. import geometry
 from .._checks import ConvSpec
-from .._descriptors import as_5d, channels_inner, nc_boxes_aligned
+from .._descriptors import as_5d, channels_inner, describable, nc_boxes_aligned
 from .._runtime import Direct, TensorDescriptor, interpreting, kernel
 from .._tile import patch, tap, tile_positions
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
@@ -155,12 +155,12 @@ class Partials:
         self.partial_shape = (splits, c_out, c_in_g, math.prod(kernel_size))
         self.direct = splits == 1 and not flip
         self.out = (tuple(spec.weight_shape), dtype) if self.direct else (self.partial_shape, geometry.accumulator(dtype))
+        self.partial = torch.empty(self.partial_shape, device="meta")  # its strides; the int64 decision
         if self.direct:  # the gradient itself, laid out as asked: (co, ci, tap) strides, taps flattened
             grad = geometry.alloc_weight_grad(tuple(spec.weight_shape), torch.device("meta"), dtype, inner_grad)
             self.store = (0, *grad.reshape(c_out, c_in_g, -1).stride())
         else:
-            self.store = torch.empty(self.partial_shape, device="meta").stride()
-        self.partial = torch.empty(self.partial_shape, device="meta")  # for the int64 decision
+            self.store = self.partial.stride()
 
     def mma_work(self) -> int:
         """Multiply-adds the launch's ``tl.dot`` calls issue, masked lanes included."""
@@ -198,8 +198,8 @@ class Launch(Partials):
         per_split = max(1, triton.cdiv(steps, config.split_k))  # position tiles per split
         splits = max(1, triton.cdiv(steps, per_split))
         super().__init__(spec, flip, splits, positions, input.dtype, inner_grad)
-        fold = min(config.fold, len(kernel_size) - (len(kernel_size) == 3))  # trailing tap axes folded (not D)
-        folded = math.prod(as_3d(tuple(kernel_size), 1)[3 - fold:]) if fold else 1
+        fold = min(config.fold, geometry.max_wgrad_fold(spec.weight_shape))  # trailing tap axes folded (not D)
+        folded = geometry.folded_taps(spec.weight_shape, fold)
         grid_taps, cols = taps // folded, folded * c_in_g
         tiles = spec.groups * grid_taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(cols, config.block_n)
         self.launcher = Direct(_conv_weight_grad_kernel)  # below JITFunction.run after the first launch
@@ -300,9 +300,7 @@ def descriptors_usable(grad_output: torch.Tensor, input: torch.Tensor, spec: Con
         return False
     tile_w = config.block_k // config.tile_h
     for t in (grad_output, input):
-        if as_5d(t)[1][-1] != 1 or any(s * t.element_size() % 16 for s in as_5d(t)[1][:-1]):
-            return False
-        if not channels_inner(t) and tile_w * t.element_size() % 16:
+        if not describable(t) or (not channels_inner(t) and tile_w * t.element_size() % 16):
             return False
     return channels_inner(input) or nc_boxes_aligned(spec, tile_w, input.element_size())
 
