@@ -46,11 +46,13 @@ def stages(suite: dict) -> dict[str, list[dict]]:
     return out
 
 
-def problem_of(kind: str, dtype: str, layout: str, prob: dict) -> Problem:
+def problem_of(kind: str, dtype: str, layout: str, prob: dict, as_run: bool = True) -> Problem:
+    """The problem a launch ran; ``as_run``: stems packed and axes a kernel of 1 passes over merged, as the dispatch
+    has run them since 2026-11-29 (rows measured since say so: their configs record the ``ndim`` run)."""
     if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]) and not kind.startswith("conv_dw"):
         kind = tuning.DEPTHWISE_KIND[kind]
     return Problem.of(kind, dtype, layout, prob["input_shape"], prob["weight_shape"], prob["stride"], prob["padding"],
-                      prob["dilation"], prob["groups"])
+                      prob["dilation"], prob["groups"], as_run=as_run)
 
 
 def launches(row: dict, layers: dict) -> list[tuple[Problem, Config]] | None:
@@ -66,7 +68,7 @@ def launches(row: dict, layers: dict) -> list[tuple[Problem, Config]] | None:
     for cfg, prob in zip(configs, order):
         fields = {f.name for f in dataclasses.fields(Config)}
         try:
-            out.append((problem_of(cfg["kind"], row["dtype"], row["layout"], prob),
+            out.append((problem_of(cfg["kind"], row["dtype"], row["layout"], prob, as_run="ndim" in cfg),
                         Config(**{k: v for k, v in cfg.items() if k in fields})))
         except ValueError:
             return None
@@ -107,7 +109,7 @@ def fit(fitted: list[dict], start: costmodel.Device) -> tuple[costmodel.Device, 
     only when ``fitted`` has launches of it (the others keep ``start``'s); and, when rows timed call by call are
     among them, the host milliseconds per launch those timings added (else 0)."""
     used = {p.kind.startswith("conv_dw") and "fma_macs" or c.tile_h and "tma_macs"
-            or (c.fold and p.kind == "conv") and "fold_macs" or "mma_macs" for s in fitted for p, c in s["launches"]}
+            or costmodel.folds(p, c) and "fold_macs" or "mma_macs" for s in fitted for p, c in s["launches"]}
     names = ["bandwidth", "t0"] + sorted(used)
 
     host = any(s["call_by_call"] for s in fitted)
@@ -170,6 +172,7 @@ def predictions(suite: dict, device: costmodel.Device, dtype: str = "bfloat16") 
                     problem = problem_of(kind, dtype, layout, prob)
                     cfg = tuning.resolve(problem, device.name, None, autotune=False, sm_count=device.sms, tma=True)
                     total += costmodel.predict(problem, cfg, device)
+                    total += costmodel.pack_seconds(problem_of(kind, dtype, layout, prob, as_run=False), device)
                     configs.append(vars(cfg))
                 out.append({"device": device.name, "name": name, "pass": pas, "layout": layout, "dtype": dtype,
                             "predicted_ms": 1e3 * total, "configs": configs})

@@ -57,6 +57,8 @@ def cases() -> dict[str, callable]:
     x1cl, w1cl = (t.transpose(1, 2).contiguous().transpose(1, 2) for t in (x1, w1))  # channels innermost
     x3cl, w3cl = (t.contiguous(memory_format=torch.channels_last_3d) for t in (x3, w3))
     xdw, wdw = torch.randn(1, 16, 8, 8), torch.randn(16, 1, 3, 3)
+    w11 = torch.randn(16, 16, 1, 1)
+    wt = torch.randn(16, 16, 3, 1, 1).contiguous(memory_format=torch.channels_last_3d)
     module = tritonconv.nn.Conv2d(16, 16, 3, padding=1)
     spec = _checks.conv_spec("conv2d", 2, x2, w2, None, 1, 1, 1, 1)
     dy = torch.randn(spec.output_shape)
@@ -71,6 +73,8 @@ def cases() -> dict[str, callable]:
         "conv1d channels-last (NLC memory)": lambda: tritonconv.conv1d(x1cl, w1cl, padding=1),
         "conv3d": lambda: tritonconv.conv3d(x3, w3, padding=1),
         "conv3d channels-last": lambda: tritonconv.conv3d(x3cl, w3cl, padding=1),
+        "conv2d 1x1 (axes merged)": lambda: tritonconv.conv2d(x2, w11),
+        "conv3d (3,1,1) cl (axes merged)": lambda: tritonconv.conv3d(x3cl, wt, padding=(1, 0, 0)),
         "nn.Conv2d": lambda: module(x2),
         "input gradient (conv2d)": lambda: dispatch.conv_grad_input(dy, w2, spec, False, fmt),
         "weight gradient (conv2d)": lambda: dispatch.conv_grad_weight(dy, x2, spec, False),

@@ -335,7 +335,7 @@ def launched_configs(fn) -> list[dict]:
 
     def spy(problem, *args):
         cfg = choose(problem, *args)
-        seen.append({"kind": problem.kind, **vars(cfg)})
+        seen.append({"kind": problem.kind, "ndim": len(problem.stride), **vars(cfg)})  # ndim: axes as run (merged)
         return cfg
 
     tuning.choose = spy

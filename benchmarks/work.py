@@ -31,7 +31,7 @@ def report(suite: dict, dtype: str = "bf16", kinds=("conv", "conv_t", "conv_wgra
             continue
         for kind in kinds:
             problem = geometry.Problem.of(kind, tune.DTYPES[dtype], "channels_last", **prob)
-            useful = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
+            useful = shapes.conv_macs(prob["input_shape"], prob["weight_shape"], problem.output_shape)  # as written
             cfg = tuning.heuristic(problem, interpret=False, tma=True)
             issued, _ = costmodel.issued(problem, cfg)
             rows.append({"name": name, "kind": kind, "stride": list(problem.stride), "useful_macs": useful,
@@ -62,10 +62,11 @@ def kernelbench_report(dtype: str = "bf16") -> list[dict]:
             problem_ = geometry.Problem.of(tuning.DEPTHWISE_KIND[kind] if depthwise else kind, tune.DTYPES[dtype],
                                            "contiguous", forward_input, weight, layer["stride"], layer["padding"],
                                            layer["dilation"], g)
-            x = list(forward_input if transposed else problem_.output_shape)
+            x = list(forward_input if transposed else shapes.conv_output_shape(  # the caller's shape, not the merged one
+                x, weight, layer["stride"], layer["padding"], layer["dilation"]))
             if depthwise:
                 continue
-            useful = shapes.conv_macs(problem_.input_shape, problem_.weight_shape, problem_.output_shape)
+            useful = shapes.conv_macs(forward_input, weight, problem_.output_shape)  # as written, not as packed
             cfg = tuning.heuristic(problem_, interpret=False, tma=True)
             issued, _ = costmodel.issued(problem_, cfg)
             rows.append({"name": problem["name"], "kind": kind, "useful_macs": useful, "issued_macs": issued,

@@ -65,13 +65,16 @@ for v, k in low:
 assert {k for v, k in low if v < 20} == {"depthwise_k31", "mobilenet_dw_3x3"}
 
 # %% [markdown]
-# The stems (`resnet50_conv1`, `c3d_conv1`: 3 input channels) fold their taps into the
-# reduction (`fold`): walked tap by tap, each 16-wide reduction chunk would hold 3 channels
-# and 13 zeros (81% of the MMA work wasted); folded, a 7x7 stem reduces over 147 = 49 x 3
-# values in five chunks of 32 (8% padding; chunks of 32 and 8 warps, because the gather's
-# per-element index math needs registers: ptxas spills 128 x 64 x 64 tiles on 4 warps). Whether
-# that index math costs more than it saves is for the GPU tuner to measure: both orders are
-# candidates.
+# The stems (`resnet50_conv1`, `c3d_conv1`: 3 input channels) would waste most of the tensor cores walked
+# tap by tap: each 16-wide reduction chunk would hold 3 channels and 13 zeros (81% of the MMA work). The
+# unit-stride one (`c3d_conv1`) folds its taps into the reduction (`fold`): 81 = 27 x 3 values in chunks
+# of 32 (16% padding), each element's tap address and mask computed in the loop (integer-bound: the
+# H200 fit rates folded launches near 15 T multiply-adds/s, against 270-400 T for plain tiles). The
+# strided one (`resnet50_conv1`, 7x7 stride 2) packs its positions into channels instead (space to depth,
+# `shapes.pack_positions`): 2 x 2 positions x 3 channels = 12 channels, padded to 16, and 4 x 4 taps at
+# stride 1, a plain convolution (the descriptor kernel on Hopper) of 256 reduction values per output where
+# the layer has 147 (1.74x the useful work at the plain tiles' rate), after one memory-bound launch
+# that packs the input.
 #
 # At the other end, `resnet50_l4_3x3` (7x7 outputs, 512 channels) has only 1568 output
 # positions: 25 x 4 tiles of 64 x 128, fewer than an H100's 132 SMs. Its reduction
@@ -89,16 +92,25 @@ print(f"{rows} positions x {cols} channels: {tiles} tiles of {cfg.block_m} x {cf
 assert tiles < 132 and cfg.split_k == 2
 
 # %%
-for name in ("resnet50_conv1", "c3d_conv1"):
-    op = "conv2d" if name.startswith("resnet") else "conv3d"
-    prob = shapes.suite_problem(op, next(s for s in suite[op] if s["name"] == name))
-    p = tuning.Problem.of("conv", "bfloat16", "channels_last", **prob)
-    cfg = tuning.heuristic(p, interpret=False)
-    k = p.taps * prob["input_shape"][1]
-    padded = -(-k // cfg.block_k) * cfg.block_k
-    print(f"{name:>15}: K = {p.taps} taps x {prob['input_shape'][1]} = {k}, padded to {padded} "
-          f"({1 - k / padded:.0%} zeros) vs {p.taps} x 16 = {p.taps * 16} tap by tap ({1 - k / (p.taps * 16):.0%} zeros)")
-    assert cfg.fold and padded < p.taps * 16
+prob = shapes.suite_problem("conv3d", next(s for s in suite["conv3d"] if s["name"] == "c3d_conv1"))
+p = tuning.Problem.of("conv", "bfloat16", "channels_last", **prob)
+cfg = tuning.heuristic(p, interpret=False)
+k = p.taps * prob["input_shape"][1]
+padded = -(-k // cfg.block_k) * cfg.block_k
+print(f"c3d_conv1: K = {p.taps} taps x {prob['input_shape'][1]} = {k}, padded to {padded} "
+      f"({1 - k / padded:.0%} zeros) vs {p.taps} x 16 = {p.taps * 16} tap by tap ({1 - k / (p.taps * 16):.0%} zeros)")
+assert cfg.fold and padded < p.taps * 16
+
+prob = shapes.suite_problem("conv2d", next(s for s in suite["conv2d"] if s["name"] == "resnet50_conv1"))
+written = tuning.Problem.of("conv", "bfloat16", "channels_last", **prob, as_run=False)
+p = tuning.Problem.of("conv", "bfloat16", "channels_last", **prob)  # as the kernels run it: packed
+cfg = tuning.heuristic(p, interpret=False, tma=True)
+useful = shapes.conv_macs(written.input_shape, written.weight_shape, written.output_shape)
+issued = shapes.conv_macs(p.input_shape, p.weight_shape, p.output_shape)
+print(f"resnet50_conv1: input {written.input_shape}, weight {written.weight_shape}, stride {written.stride}\n"
+      f"  packed: input {p.input_shape}, weight {p.weight_shape}, stride {p.stride}; "
+      f"{issued / useful:.2f}x the useful multiply-adds, {'descriptor' if cfg.tile_h else 'pointer'} kernel, fold {cfg.fold}")
+assert p.stride == (1, 1) and p.input_shape[1] == 16 and p.weight_shape[2:] == (4, 4) and not cfg.fold
 
 # %% [markdown]
 # ## How a launch picks its configuration

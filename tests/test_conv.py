@@ -94,7 +94,10 @@ def test_grid_split_reduction(monkeypatch, ndim, x_shape, w_shape, kw, fold):
     alloc = geometry.alloc_output
     monkeypatch.setattr(geometry, "alloc_output", lambda *a, **k: allocated.append(a[0]) or alloc(*a, **k))
     check(ndim, x_shape, w_shape, activation="silu", **kw)
-    reduction = math.prod(w_shape[1:]) if fold else w_shape[1]  # more than one 16-wide chunk: several splits
+    args = (kw.get("stride", 1), kw.get("padding", 0), kw.get("dilation", 1), kw.get("groups", 1))
+    run = geometry.run_spec(_checks.conv_spec("conv", ndim, torch.empty(x_shape), torch.empty(w_shape), None, *args))
+    run = run.weight_shape  # strided stems run packed
+    reduction = math.prod(run[1:]) if fold else run[1]  # more than one 16-wide chunk: several splits
     several = reduction > 16 and not shapes.is_depthwise(x_shape, w_shape, kw.get("groups", 1))
     assert len(allocated) == (2 if several else 1)  # the output, then the splits' workspace
 
@@ -256,6 +259,102 @@ def test_split_reduction_meets_in_the_kernel_in_split_order(monkeypatch, plain_a
         run()
     assert len(launches) == 1 and launches[0][3][1] == 3  # one launch, three splits
     assert set(log.ops) <= {"empty", "empty_strided"}, log.ops
+
+
+# (ndim, input, weight, kwargs, merged input shape): axes a kernel of 1 passes over (kernel 1, stride 1, no padding)
+# merged into the axis before them, the merged axis last in its run (geometry.merged), or None where none can merge.
+MERGES = [
+    (2, (2, 5, 7, 6), (4, 5, 3, 1), dict(padding=(1, 0)), (2, 5, 1, 42)),  # (k, 1): rows of H*W, dilation W
+    (3, (2, 3, 4, 5, 3), (6, 3, 3, 1, 1), dict(padding=(1, 0, 0), dilation=(2, 1, 1)), (2, 3, 1, 1, 60)),  # temporal
+    (3, (1, 4, 5, 3, 2), (5, 4, 2, 3, 1), dict(padding="same"), (1, 4, 5, 1, 6)),  # asymmetric 'same' pads scaled
+    (2, (1, 6, 5, 4), (3, 6, 1, 1), dict(), (1, 6, 1, 20)),  # 1x1: pointwise over rows of H*W
+    (3, (1, 16, 5, 4, 3), (3, 16, 1, 1, 1), dict(stride=(2, 1, 1)), (1, 16, 5, 1, 12)),  # the strided depth stays
+    (3, (2, 16, 5, 6, 4), (5, 16, 3, 1, 1), dict(stride=(2, 1, 1), padding=(1, 0, 0)), (2, 16, 5, 1, 24)),  # (2+1)D's
+    (2, (2, 6, 7, 5), (6, 1, 3, 1), dict(groups=6, padding=(1, 0)), (2, 6, 1, 35)),  # depthwise
+    (2, (2, 4, 9, 5), (6, 2, 3, 1), dict(groups=2, stride=(2, 1)), None),  # H strided: W stays
+    (3, (2, 4, 1, 5, 6), (5, 4, 1, 3, 3), dict(padding=(0, 1, 1)), None),  # nothing before a leading unit axis
+]
+
+
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw,merged", MERGES)
+def test_axes_a_kernel_of_one_passes_over_are_merged(ndim, x_shape, w_shape, kw, merged):
+    """Every pass of such a layer runs on views with the axes merged (long rows of positions, no copy), in
+    both layouts, and returns what torch does in torch's format; a weight laid out as tritonconv.nn lays it
+    gets its gradient in that layout."""
+    args = (kw.get("stride", 1), kw.get("padding", 0), kw.get("dilation", 1), kw.get("groups", 1))
+    spec = _checks.conv_spec("conv", ndim, torch.empty(x_shape), torch.empty(w_shape), None, *args)
+    assert geometry.merged(spec).input_shape == (merged or x_shape)
+    for layout in ("contiguous", "channels_last"):
+        for w0 in (torch.randn(w_shape), geometry.channels_inner(torch.randn(w_shape))):
+            x = geometry.to_layout(torch.randn(x_shape), layout).requires_grad_()
+            w = w0.requires_grad_()
+            out = OURS[ndim](x, w, **kw)
+            ref = TORCH[ndim](x.double(), w.double(), **kw)
+            assert_close(out, ref)
+            assert out.is_contiguous(memory_format=geometry.output_memory_format(x, w))
+            dy = torch.randn_like(out)
+            grads = torch.autograd.grad(out, (x, w), dy)
+            for g, r, t in zip(grads, torch.autograd.grad(ref, (x, w), dy.double()), (x, w)):
+                assert_close(g, r)
+                assert geometry.is_channels_inner(g) == geometry.is_channels_inner(t) or t.shape[1] == 1
+            plan = dispatch.forward_plan(x.detach(), w.detach(), None, spec)
+            assert (plan.views is not None) == (merged is not None)
+
+
+def test_merged_axes_need_dense_views():
+    """Where the merged axes of a tensor are not dense (rows cut short), the layer runs unmerged, as right."""
+    x = torch.randn(2, 3, 7, 13)[..., :6]  # rows 13 apart, 6 read
+    w = torch.randn(4, 3, 3, 1)
+    spec = _checks.conv_spec("conv2d", 2, x, w, None, 1, (1, 0), 1, 1)
+    assert geometry.merged(spec) is not spec and dispatch.forward_plan(x, w, None, spec).views is None
+    assert_close(tritonconv.conv2d(x, w, padding=(1, 0)), F.conv2d(x.double(), w.double(), padding=(1, 0)))
+
+
+# (ndim, input, weight, kwargs): strided layers of few input channels, run with positions packed into channels
+STEMS = [
+    (2, (2, 3, 15, 13), (8, 3, 7, 7), dict(stride=2, padding=3)),  # ResNet's: 12 channels (16), 4x4 taps
+    (2, (1, 2, 9, 10), (5, 2, 3, 4), dict(stride=(2, 3), padding=(1, 2))),  # anisotropic: 12 channels
+    (3, (1, 3, 5, 9, 8), (4, 3, 3, 3, 3), dict(stride=(1, 2, 2), padding=1)),  # video: depth not packed
+    (1, (2, 3, 30), (6, 3, 11), dict(stride=4, padding=2)),  # 12 channels, 3 taps
+    (2, (1, 3, 19, 21), (4, 3, 11, 11), dict(stride=4, padding=2)),  # AlexNet's: 48 channels, 3x3 taps
+]
+
+
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", STEMS)
+def test_strided_stems_pack_positions_into_channels(ndim, x_shape, w_shape, kw):
+    """The forward and the weight gradient run packed (a pack launch, then a stride-1 convolution of the packed
+    channels), in both layouts, flipped or not, with bias and activation; the input gradient as before: all
+    against torch, outputs in torch's format, a weight laid out as tritonconv.nn lays it gets its gradient so;
+    the pack launch's input equals the packing built with torch (tests/test_shapes.py)."""
+    from test_shapes import packed_reference
+
+    from tritonconv.kernels import pack
+
+    spec = _checks.conv_spec("conv", ndim, torch.empty(x_shape), torch.empty(w_shape), None, kw["stride"],
+                             kw["padding"], 1, 1)
+    factors = geometry.pack_factors(spec)
+    assert factors == spec.stride and geometry.run_spec(spec).stride == (1,) * ndim
+    packed = geometry.packed(spec, factors)
+    for layout, flip in (("contiguous", False), ("channels_last", True)):
+        x = geometry.to_layout(torch.randn(x_shape), layout).requires_grad_()
+        w = geometry.to_layout(torch.randn(w_shape), layout).requires_grad_()
+        b = torch.randn(w_shape[0], requires_grad=True)
+        with static.recording() as launches:
+            out = OURS[ndim](x, w, b, activation="relu", flip=flip, **kw)
+        assert [fn.__name__ for fn, *_ in launches][0] == "_pack_kernel" and len(launches) == 2
+        wf = w.flip(list(range(2, 2 + ndim))) if flip else w
+        ref = F.relu(TORCH[ndim](x.double(), wf.double(), b.double(), **kw))
+        assert_close(out, ref)
+        assert out.is_contiguous(memory_format=geometry.output_memory_format(x, w))
+        dy = torch.randn_like(out)
+        for g, r in zip(torch.autograd.grad(out, (x, w, b), dy), torch.autograd.grad(ref, (x, w, b), dy.double())):
+            assert_close(g, r)
+        grad_w = torch.autograd.grad(OURS[ndim](x, w, b, flip=flip, **kw), w, dy)[0]
+        assert geometry.is_channels_inner(grad_w) == geometry.is_channels_inner(w)  # in the weight's layout
+        xr, wr = packed_reference(x.detach(), w.detach(), spec.stride, spec.padding, factors, packed.weight_shape[2:],
+                                  packed.input_shape[2:], packed.input_shape[1])
+        assert torch.equal(pack.Launch(x, spec, packed, factors)(x.detach()), xr)
+        assert torch.equal(pack.pack_weight(w.detach(), factors, packed.weight_shape[1]), wr)
 
 
 def test_int64_offsets_path(monkeypatch):

@@ -28,6 +28,8 @@ GRID = [  # ndim, input, weight (C_in, C_out/groups, *k), arguments: odd sizes, 
     (2, (2, 4, 4, 4), (4, 2, 3, 3), dict(stride=2, padding=1, groups=4)),  # depthwise, multiplier 2
     (3, (1, 3, 3, 4, 3), (3, 2, 3, 3, 3), dict(stride=2, padding=1, output_padding=(1, 0, 1))),
     (3, (2, 2, 2, 3, 3), (2, 3, 2, 1, 3), dict(stride=(2, 1, 2), dilation=(1, 2, 1))),
+    (2, (2, 3, 5, 4), (3, 4, 3, 1), dict(padding=(1, 0))),  # (k, 1): run with H and W merged
+    (3, (1, 2, 3, 2, 3), (2, 3, 2, 1, 1), dict(dilation=(2, 1, 1))),  # (k, 1, 1): a 1-D transposed convolution
 ]
 
 

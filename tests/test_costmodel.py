@@ -13,9 +13,9 @@ SUITE = json.loads((work.ROOT / "shapes.json").read_text())
 GPU = "Test GPU"
 
 
-def suite_problem(name, kind="conv", layout="channels_last"):
+def suite_problem(name, kind="conv", layout="channels_last", as_run=True):
     prob = dict(tune.suite_problems(SUITE))[name]
-    return costfit.problem_of(kind, "bfloat16", layout, prob)
+    return costfit.problem_of(kind, "bfloat16", layout, prob, as_run)
 
 
 def test_issued_work_counts_padding_tiles_and_ctas():
@@ -29,7 +29,7 @@ def test_issued_work_counts_padding_tiles_and_ctas():
     assert ctas == math.ceil(32 * 56 * 56 / 128) * 1
     patches = dataclasses.replace(pointer, tile_h=8)  # 8 x 16 patches over a 56 x 56 plane: 56 x 64 covered
     assert costmodel.issued(p, patches) == (useful * 64 // 56, 32 * 7 * 4)
-    stem = suite_problem("resnet50_conv1")  # 3 channels padded to BLOCK_K = 16 per tap
+    stem = suite_problem("resnet50_conv1", as_run=False)  # unpacked: 3 channels padded to BLOCK_K = 16 per tap
     stem_useful = shapes.conv_macs(stem.input_shape, stem.weight_shape, stem.output_shape)
     assert costmodel.issued(stem, tuning.Config(128, 64, 16, num_warps=4, num_stages=3))[0] >= 5 * stem_useful
     dw = suite_problem("mobilenet_dw_3x3")
@@ -50,6 +50,13 @@ def test_prediction_follows_waves_rates_and_bytes():
     assert math.isclose(t, costmodel.moved(memory_bound, cfg) / device.bandwidth, rel_tol=1e-9)
     nchw = suite_problem("ct_anisotropic", layout="contiguous")  # NC(D)HW read in place: the same bytes
     assert costmodel.moved(nchw, cfg) == costmodel.moved(memory_bound, cfg)
+    stem = suite_problem("c3d_conv1", "conv_wgrad")  # taps folded into the columns: the folded kernels' rate
+    cfg = tuning.heuristic(stem, False, 132, True)
+    assert costmodel.folds(stem, cfg)
+    half = {name: costmodel.predict(stem, cfg, dataclasses.replace(device, **{name: getattr(device, name) / 2}))
+            for name in ("fold_macs", "mma_macs")}
+    assert half["fold_macs"] > 1.5 * costmodel.predict(stem, cfg, device) - device.t0 and \
+        half["mma_macs"] == costmodel.predict(stem, cfg, device)
     cfg = tuning.Config(128, 64, 64, num_warps=8, num_stages=3)
     per_sm, ctas = costmodel.ctas_per_sm(p, cfg, device), costmodel.issued(p, cfg)[1]
     one_wave = dataclasses.replace(device, sms=math.ceil(ctas / per_sm))

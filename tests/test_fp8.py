@@ -18,7 +18,8 @@ CASES = [  # (ndim, input shape, weight shape, kwargs)
     (2, (1, 3, 13, 12), (8, 3, 7, 7), dict(stride=2, padding=3)),  # a stem: folded taps
     (2, (2, 16, 7, 6), (8, 16, 1, 1), dict(stride=(2, 1))),
     (3, (1, 8, 5, 7, 6), (8, 8, 3, 3, 3), dict(padding="same")),
-    (3, (2, 8, 4, 6, 5), (16, 8, 3, 1, 1), dict(stride=(2, 1, 1), padding=(1, 0, 0))),
+    (3, (2, 8, 4, 6, 5), (16, 8, 3, 1, 1), dict(stride=(2, 1, 1), padding=(1, 0, 0))),  # H and W merged
+    (3, (1, 8, 3, 4, 5), (8, 8, 3, 1, 1), dict(padding=(1, 0, 0))),  # all three merged: a 1-D convolution
 ]
 
 

@@ -1,10 +1,13 @@
 """tritonconv.shapes: the one copy of the shape algebra, checked against torch and by hand."""
 
 import itertools
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from tritonconv import shapes
 
@@ -74,3 +77,92 @@ def test_r2plus1d_mid_channels_published_widths():
     assert shapes.factorized_params(8, 16, 3, 3, "P3D-A") == 8 * 16 * 9 + 16 * 16 * 3
     with pytest.raises(ValueError, match="variant"):
         shapes.factorized_params(8, 16, 3, 3, "P3D-D")
+
+
+@st.composite
+def merge_cases(draw):
+    ndim = draw(st.integers(1, 3))
+    kernel = [draw(st.sampled_from([1, 1, 2, 3])) for _ in range(ndim)]
+    stride = [draw(st.sampled_from([1, 1, 2])) for _ in range(ndim)]
+    dilation = [draw(st.sampled_from([1, 2])) for _ in range(ndim)]
+    sizes = [draw(st.integers(1, 6)) for _ in range(ndim)]
+    padding = [(draw(st.integers(0, 1)), draw(st.integers(0, 1))) for _ in range(ndim)]
+    weight = (3, 2, *kernel)
+    out = shapes.conv_output_shape((2, 2, *sizes), weight, stride, padding, dilation)
+    assume(all(o > 0 for o in out[2:]))
+    return (2, 2, *sizes), weight, out, tuple(stride), tuple(padding), tuple(dilation)
+
+
+@settings(max_examples=80, deadline=None)
+@given(merge_cases())
+def test_merged_axes_are_the_same_convolution(case):
+    """torch computes both: the convolution on views with merged axes is the original one, viewed."""
+    x_shape, w_shape, out_shape, stride, padding, dilation = case
+    xm, wm, om, sm, pm, dm = shapes.merge_axes(*case)
+    assert shapes.conv_output_shape(xm, wm, sm, pm, dm) == om and math.prod(om) == math.prod(out_shape)
+    x, w = torch.randn(x_shape, dtype=torch.float64), torch.randn(w_shape, dtype=torch.float64)
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+    def run(x, w, stride, padding, dilation):
+        pads = [p for pair in reversed(padding) for p in pair]  # F.pad: last axis first
+        return conv[len(stride)](F.pad(x, pads), w, stride=stride, dilation=dilation)
+
+    ref = run(x, w, stride, padding, dilation)
+    assert torch.allclose(run(x.view(xm), w.view(wm), sm, pm, dm).view(out_shape), ref)
+    assert len(xm) == len(x_shape) and shapes.merge_axes(xm, wm, om, sm, pm, dm) == (xm, wm, om, sm, pm, dm)
+    assert [s for s in sm if s > 1] == [s for s in stride if s > 1]  # strided axes keep their order
+
+
+def packed_reference(x, w, stride, padding, factors, taps, sizes, channels):
+    """``x'`` and ``w'`` of shapes.pack_positions built with torch slicing, independently of tritonconv's code."""
+    n, c = x.shape[:2]
+    xp = F.pad(x, [p for pair in reversed(padding) for p in pair])
+    need = [s * (j - 1) + r for s, j, r in zip(stride, sizes, factors)]  # padded positions read, per axis
+    xp = F.pad(xp, [e for size, k in reversed(list(zip(xp.shape[2:], need))) for e in (0, max(0, k - size))])
+    wp = F.pad(w, [e for k, r, t in reversed(list(zip(w.shape[2:], factors, taps))) for e in (0, r * t - k)])
+    xs, ws = [], []
+    for r in itertools.product(*(range(f) for f in factors)):
+        xs.append(xp[(slice(None), slice(None), *[slice(o, o + s * (j - 1) + 1, s) for o, s, j in zip(r, stride, sizes)])])
+        ws.append(wp[(slice(None), slice(None), *[slice(o, None, f) for o, f in zip(r, factors)])])
+    xr = torch.stack(xs, 2).reshape(n, c * len(xs), *sizes)
+    wr = torch.stack(ws, 2).reshape(w.shape[0], c * len(ws), *taps)
+    fill = [0, 0] * len(sizes) + [0, channels - c * len(xs)]
+    return F.pad(xr, fill), F.pad(wr, fill)
+
+
+@st.composite
+def pack_cases(draw):
+    ndim = draw(st.integers(1, 3))
+    stride = [draw(st.integers(1, 3)) for _ in range(ndim)]
+    factors = [s * draw(st.integers(1, 2)) for s in stride]
+    kernel = [draw(st.integers(1, 5)) for _ in range(ndim)]
+    sizes = [draw(st.integers(1, 9)) for _ in range(ndim)]
+    padding = [(draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(ndim)]
+    c = draw(st.integers(1, 3))
+    x_shape, w_shape = (2, c, *sizes), (3, c, *kernel)
+    out = shapes.conv_output_shape(x_shape, w_shape, stride, padding)
+    assume(all(o > 0 for o in out[2:]))
+    return x_shape, w_shape, out, tuple(stride), tuple(padding), tuple(factors), c * math.prod(factors) + draw(
+        st.integers(0, 3))
+
+
+@settings(max_examples=80, deadline=None)
+@given(pack_cases())
+def test_packed_positions_are_the_same_convolution(case):
+    """torch computes both: the stride-1 convolution of the packed input and weight is the original one."""
+    x_shape, w_shape, out_shape, stride, padding, factors, channels = case
+    xs, ws, os_, ss, ps, ds = shapes.pack_positions(x_shape, w_shape, out_shape, stride, factors, channels)
+    assert os_ == out_shape and shapes.conv_output_shape(xs, ws, ss, ps, ds) == out_shape
+    x, w = torch.randn(x_shape, dtype=torch.float64), torch.randn(w_shape, dtype=torch.float64)
+    xr, wr = packed_reference(x, w, stride, padding, factors, ws[2:], xs[2:], channels)
+    assert xr.shape == xs and wr.shape == ws
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[len(stride)]
+    ref = conv(F.pad(x, [p for pair in reversed(padding) for p in pair]), w, stride=stride)
+    assert torch.allclose(conv(xr, wr, dilation=ds), ref)
+
+
+def test_pack_positions_refuses_factors_off_the_stride():
+    with pytest.raises(ValueError, match="multiples of the strides"):
+        shapes.pack_positions((1, 3, 9, 9), (4, 3, 3, 3), (1, 4, 4, 4), (2, 2), (3, 2), 16)
+    with pytest.raises(ValueError, match="at least 12 channels"):
+        shapes.pack_positions((1, 3, 9, 9), (4, 3, 3, 3), (1, 4, 4, 4), (2, 2), (2, 2), 8)

@@ -230,7 +230,7 @@ def test_tune_all_resumes_orders_by_dtype_and_layout_and_stops_on_budget(tmp_pat
     from tritonconv.tune import tune_all
 
     def tiny(dtype, layout):
-        return tuning.Problem.of("conv", dtype, layout, (1, 2, 5, 4), (3, 2, 2, 3), 2, (1, 0))
+        return tuning.Problem.of("conv", dtype, layout, (1, 2, 5, 4), (3, 2, 2, 3), 1, (1, 0))
 
     todo = [("a", tiny("float32", "channels_last")), ("b", tiny("float32", "contiguous")),
             ("c", tiny("float16", "channels_last"))]

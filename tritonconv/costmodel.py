@@ -11,7 +11,8 @@ it runs with) on a GPU described by :class:`Device`::
   a depthwise kernel, which runs on FMA units);
 * ``R``: the kernel's rate on the device, multiply-adds per second: ``mma_macs`` for the pointer GEMM
   kernels' 16-bit ``tl.dot`` (a quarter of it for TF32), ``tma_macs`` for the descriptor kernels,
-  ``fold_macs`` for a forward that folds taps into the reduction (a gather per element), and
+  ``fold_macs`` for a launch that folds taps into its tiles (the forward's reduction, the weight
+  gradient's columns: a tap's address and mask per element, integer-bound), and
   ``fma_macs`` for the depthwise kernels and IEEE fp32/fp64 dots; twice the tensor-core rates for fp8;
 * ``e``: the wave efficiency, ``CTAs / (waves * SMs * CTAs per SM)``, with CTAs per SM from the
   tile's shared memory (the software pipeline's stages), its warps and an estimate of its
@@ -20,7 +21,8 @@ it runs with) on a GPU described by :class:`Device`::
   of a split reduction (NC(D)HW operands are read in place: no copy); ``BW``: the device's bandwidth;
 * ``t0``: a launch's fixed cost on the device (not the host's).
 
-A layer that launches several kernels costs the sum. The constants are fitted on measured rows
+A layer that launches several kernels costs the sum (a strided stem's packing launch, :func:`pack_seconds`,
+included). The constants are fitted on measured rows
 (``python -m benchmarks.costfit``, rows whose time was the host's excluded) and stored per device
 in ``autotune_cache/costmodel/<device>.json``; :data:`DATASHEET` holds unfitted defaults. The tuner uses
 :func:`rank` to time only the candidates the model puts first.
@@ -41,7 +43,7 @@ from ._checks import ConvSpec
 from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
-__all__ = ["DATASHEET", "Device", "device_for", "issued", "predict", "rank"]
+__all__ = ["DATASHEET", "Device", "device_for", "folds", "issued", "pack_seconds", "predict", "rank"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +54,7 @@ class Device:
     :param sms: streaming multiprocessors.
     :param mma_macs: the pointer GEMM kernels' 16-bit multiply-adds per second (half the FLOP rate).
     :param tma_macs: the descriptor (TMA) kernel's 16-bit multiply-adds per second.
-    :param fold_macs: a folded-tap forward's multiply-adds per second.
+    :param fold_macs: a folded-tap launch's multiply-adds per second (forward or weight gradient).
     :param fma_macs: fp32 FMA multiply-adds per second.
     :param bandwidth: device memory bytes per second (read and write together).
     :param t0: seconds per launch on the device.
@@ -154,6 +156,12 @@ def moved(problem: Problem, config: Config) -> int:
     return base + partials
 
 
+def folds(problem: Problem, config: Config) -> bool:
+    """Whether the launch folds taps into its tiles (rated ``fold_macs``): the pointer kernels' ``Config.fold``
+    (the input gradient never folds)."""
+    return bool(config.fold) and not config.tile_h and problem.kind in ("conv", "conv_wgrad")
+
+
 def predict(problem: Problem, config: Config, device: Device) -> float:
     """Predicted device seconds of one launch (the module docstring gives the form)."""
     macs, ctas = issued(problem, config)
@@ -162,12 +170,24 @@ def predict(problem: Problem, config: Config, device: Device) -> float:
     elif problem.dtype == "float32":
         rate = device.fma_macs if torch.get_float32_matmul_precision() == "highest" else device.mma_macs / 4
     else:
-        rate = device.tma_macs if config.tile_h else device.fold_macs if config.fold and problem.kind == "conv" \
-            else device.mma_macs
+        rate = device.tma_macs if config.tile_h else device.fold_macs if folds(problem, config) else device.mma_macs
         rate *= 2 if problem.dtype.startswith("float8") else 1  # fp8 tensor-core products: twice the 16-bit rate
     slots = device.sms * ctas_per_sm(problem, config, device)
     efficiency = ctas / (math.ceil(ctas / slots) * slots) if ctas else 1.0
     return device.t0 + max(macs / (rate * efficiency), moved(problem, config) / device.bandwidth)
+
+
+def pack_seconds(written: Problem, device: Device) -> float:
+    """The packing launch a strided stem's forward and weight gradient make first (:mod:`tritonconv.kernels.pack`):
+    the input read and the packed input written at the device's bandwidth, plus a launch; 0 where ``written`` (the
+    layer as written, not as run) does not pack."""
+    spec = ConvSpec(len(written.stride), written.stride, written.padding, written.dilation, written.groups,
+                    written.input_shape, written.weight_shape, written.output_shape, False)
+    factors = geometry.pack_factors(spec)
+    if factors is None or written.kind not in ("conv", "conv_wgrad") or written.dtype.startswith("float8"):
+        return 0.0
+    elements = math.prod(written.input_shape) + math.prod(geometry.packed(spec, factors).input_shape)
+    return device.t0 + elements * getattr(torch, written.dtype).itemsize / device.bandwidth
 
 
 def rank(problem: Problem, configs: list[Config], device: Device) -> list[Config]:

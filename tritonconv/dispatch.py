@@ -33,7 +33,7 @@ from . import _descriptors, geometry, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting
 from .geometry import DEPTHWISE_KIND, Config, channels_inner, is_channels_inner
-from .kernels import depthwise, fused_2plus1d, gemm, tma, weight_grad
+from .kernels import depthwise, fused_2plus1d, gemm, pack, tma, weight_grad
 from .shapes import is_depthwise
 
 MAX_PLANS = 4096
@@ -99,18 +99,46 @@ def _weight_layout(weight: torch.Tensor, transposed: bool) -> Callable[[torch.Te
 
 # --- plans ------------------------------------------------------------------------------------
 
+def _merge(spec: ConvSpec, tensors: tuple, transposed: bool = False) -> tuple[ConvSpec, tuple | None]:
+    """The problem the kernels run (:func:`tritonconv.geometry.merged`: axes a kernel of 1 passes over merged)
+    and the shapes ``tensors`` are viewed as for it: (x, weight, y) of a pass (``transposed``: x shaped as the
+    convolution's output, y as its input), or (dy, x) of a weight gradient. ``(spec, None)`` when no axis merges
+    or a tensor's strides allow no such view (its merged axes not dense)."""
+    merged = geometry.merged(spec)
+    if merged is spec:
+        return spec, None
+    x, y = (merged.output_shape, merged.input_shape) if transposed else (merged.input_shape, merged.output_shape)
+    views = (x, merged.weight_shape, y) if len(tensors) == 3 else (y, x)
+    try:
+        for t, shape in zip(tensors, views):
+            t.view(shape)
+    except RuntimeError:
+        return spec, None
+    return merged, views
+
+
+def _viewed(tensors: tuple, views: tuple) -> tuple:
+    return tuple(t.view(shape) for t, shape in zip(tensors, views))
+
+
 @dataclasses.dataclass(frozen=True)
 class _Pass:
-    """A forward or transposed pass: allocate ``y``, lay out the weight, launch."""
+    """A forward or transposed pass: allocate ``y``, lay out the weight, launch (on views with merged axes
+    where the plan's problem merged them, :func:`_merge`)."""
 
     out: tuple  # (shape, dtype, memory format) of y
     lay_w: Callable
     launch: Callable  # (x, w, b, y) -> y
+    views: tuple | None = None  # shapes the launch reads x, w, y as, or None: as they come
 
     def __call__(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
         shape, dtype, fmt = self.out
         y = geometry.alloc_output(shape, x.device, dtype, fmt)
-        return self.launch(x, self.lay_w(w), b, y)
+        if self.views is None:
+            return self.launch(x, self.lay_w(w), b, y)
+        x, w, yv = _viewed((x, w, y), self.views)
+        self.launch(x, self.lay_w(w), b, yv)
+        return y
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +166,18 @@ class _GradDescriptors:
 
     def __call__(self, dy, x) -> torch.Tensor:
         return (self.launch if _descriptors.aligned(dy, x) else self.fallback)(dy, x)
+
+
+@dataclasses.dataclass(frozen=True)
+class _MergedGrad:
+    """A weight gradient computed on views with merged axes (:func:`_merge`), returned in the weight's shape."""
+
+    launch: Callable  # (dy, x) -> the merged problem's weight gradient
+    views: tuple  # shapes of dy, x
+    weight_shape: tuple
+
+    def __call__(self, dy, x) -> torch.Tensor:
+        return self.launch(*_viewed((dy, x), self.views)).view(self.weight_shape)
 
 
 def _shape_only(x, w, b, y: torch.Tensor) -> torch.Tensor:
@@ -179,9 +219,12 @@ def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activa
     if x.device.type == "meta":  # shapes only (model summaries, deferred initialisation): nothing to run
         return _Pass(out, _same, _shape_only)
     kind = "conv_t" if transposed else "conv"
+    spec, views = _merge(spec, (x, weight, y), transposed)
+    if views is not None:
+        x, weight, y = _viewed((x, weight, y), views)
     if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores; any strides in place
         config = config or _config(kind, x, spec, None, run)
-        return _Pass(out, _same, depthwise.Launch(x, weight, bias, y, spec, transposed, activation, flip, config))
+        return _Pass(out, _same, depthwise.Launch(x, weight, bias, y, spec, transposed, activation, flip, config), views)
     layout = geometry.layout_of(x)  # of the caller's tensor: the configs differ by how y is written
     config = config or _config(kind, x, spec, layout, run)
     lay_w, wc = _operand_layouts(x, weight, spec, transposed, config)
@@ -192,7 +235,36 @@ def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activa
             descriptors = tma.Launch(x, w_fwd, bias, y, spec_fwd, activation, flip != transposed, config)
             launch = _Descriptors(descriptors, launch, transposed)
         # else, e.g. strides of no 16-byte multiple: the same tiles through pointers
-    return _Pass(out, lay_w, launch)
+    return _Pass(out, lay_w, launch, views)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Packed:
+    """A stem's forward pass run packed (:func:`tritonconv.geometry.pack_factors`): its input packed by a launch,
+    its weight by torch reshapes (both per call), then the packed convolution's pass (unflipped: the weight is
+    flipped first for ``flip``)."""
+
+    pack_x: pack.Launch
+    factors: tuple[int, ...]
+    channels: int
+    flip: tuple[int, ...]  # the weight's axes reversed before packing
+    inner: _Pass
+
+    def __call__(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        w = w.flip(self.flip) if self.flip else w
+        return self.inner(self.pack_x(x), pack.pack_weight(w, self.factors, self.channels), b)
+
+
+def _packed_plan(x, weight, bias, y, fmt, spec: ConvSpec, factors, activation, flip: bool, config, run) -> _Packed:
+    """Build a stem's packed forward plan; ``y`` (meta) in the caller's format ``fmt``, which the packed pass
+    writes (its input is packed channels innermost)."""
+    spec_p = geometry.packed(spec, factors)
+    pack_x = pack.Launch(x, spec, spec_p, factors)
+    axes = tuple(range(2, weight.dim())) if flip else ()
+    # the packed operands as they will be laid out (stand-ins: sizes, strides, device; tuning runs ``run``)
+    xp, wp = (geometry.empty_channels_inner(shape, x.dtype, x.device) for shape in (spec_p.input_shape, spec_p.weight_shape))
+    inner = _pass_plan(xp, wp, bias, y, fmt, spec_p, False, activation, False, config, run)
+    return _Packed(pack_x, factors, spec_p.weight_shape[1], axes, inner)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,11 +275,16 @@ class _ScaledPass:
     out: tuple  # (shape, dtype, memory format) of y
     lay_w: Callable
     launch: Callable  # (x, w, b, y, (weight scale, input scale)) -> y
+    views: tuple | None = None  # as _Pass's
 
     def __call__(self, x, w, b, weight_scale, input_scale) -> torch.Tensor:
         shape, dtype, fmt = self.out
         y = geometry.alloc_output(shape, x.device, dtype, fmt)
-        return self.launch(x, self.lay_w(w), b, y, (weight_scale, input_scale))
+        if self.views is None:
+            return self.launch(x, self.lay_w(w), b, y, (weight_scale, input_scale))
+        x, w, yv = _viewed((x, w, y), self.views)
+        self.launch(x, self.lay_w(w), b, yv, (weight_scale, input_scale))
+        return y
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,15 +322,17 @@ def scaled_forward_plan(
         if input.device.type == "meta":
             return _ScaledPass(out, _same, lambda x, w, b, y, scales: y)
         one = torch.ones((), device=input.device)  # tuning times the kernel with a unit input scale
-        cfg = config or _config("conv", input, spec, geometry.layout_of(input), lambda c: scaled_forward_plan(
-            input, weight, bias, weight_scale, spec, activation, out_dtype, c)(input, weight, bias, weight_scale, one))
-        lay_w, wc = _operand_layouts(input, weight, spec, False, cfg)
+        run = lambda c: scaled_forward_plan(  # noqa: E731
+            input, weight, bias, weight_scale, spec, activation, out_dtype, c)(input, weight, bias, weight_scale, one)
+        m, views = _merge(spec, (input, weight, y))
+        x, w, yv = (input, weight, y) if views is None else _viewed((input, weight, y), views)
+        cfg = config or _config("conv", x, m, geometry.layout_of(x), run)
+        lay_w, wc = _operand_layouts(x, w, m, False, cfg)
         step = weight_scale.stride(0) if weight_scale.dim() else 0
-        launch = gemm.Launch(input, wc, bias, y, spec, False, activation, False, dataclasses.replace(cfg, tile_h=0),
-                             step)
-        if cfg.tile_h and tma.usable(input, wc, spec, cfg):  # tile loads by tensor descriptor, where the bases are aligned
-            launch = _ScaledDescriptors(tma.Launch(input, wc, bias, y, spec, activation, False, cfg, step), launch)
-        return _ScaledPass(out, lay_w, launch)
+        launch = gemm.Launch(x, wc, bias, yv, m, False, activation, False, dataclasses.replace(cfg, tile_h=0), step)
+        if cfg.tile_h and tma.usable(x, wc, m, cfg):  # tile loads by tensor descriptor, where the bases are aligned
+            launch = _ScaledDescriptors(tma.Launch(x, wc, bias, yv, m, activation, False, cfg, step), launch)
+        return _ScaledPass(out, lay_w, launch, views)
 
     return _plan(key, build)
 
@@ -284,11 +363,17 @@ def forward_plan(
     key = ("forward", tensor_key(input), tensor_key(weight), tensor_key(bias), spec, activation, flip, config,
            torch.get_float32_matmul_precision())
 
-    def build() -> _Pass:
+    def build() -> Callable:
         fmt = geometry.output_memory_format(input, weight)
         y = torch.empty(spec.output_shape, device="meta", dtype=input.dtype, memory_format=fmt)  # its layout only
-        return _pass_plan(input, weight, bias, y, fmt, spec, False, activation, flip, config,
-                          lambda cfg: conv_forward(input, weight, bias, spec, activation, flip, cfg))
+
+        def run(cfg: Config) -> torch.Tensor:
+            return conv_forward(input, weight, bias, spec, activation, flip, cfg)
+
+        factors = geometry.pack_factors(spec)
+        if factors and input.device.type != "meta":
+            return _packed_plan(input, weight, bias, y, fmt, spec, factors, activation, flip, config, run)
+        return _pass_plan(input, weight, bias, y, fmt, spec, False, activation, flip, config, run)
 
     return _plan(key, build)
 
@@ -349,15 +434,28 @@ def conv_grad_weight(
     def build() -> Callable:
         if input.device.type == "meta":  # shapes only
             return lambda dy, x: torch.empty(spec.weight_shape, device="meta", dtype=dy.dtype)
+        factors = geometry.pack_factors(spec)
+        if factors:  # a stem: the packed convolution's weight gradient (its own plan), unpacked
+            spec_p = geometry.packed(spec, factors)
+            pack_x = pack.Launch(input, spec, spec_p, factors)
+
+            def packed(dy, x) -> torch.Tensor:
+                grad = conv_grad_weight(dy, pack_x(x), spec_p, False, config)
+                return pack.unpack_weight_grad(grad, spec.weight_shape, factors, flip, channels_inner)
+
+            return packed
+        m, views = _merge(spec, (grad_output, input))
+        dy, x = (grad_output, input) if views is None else _viewed((grad_output, input), views)
         # both operands read in place, in any layout; depthwise layers: no tensor cores
-        cfg = config or _config("conv_wgrad", input, spec, None, lambda c: conv_grad_weight(grad_output, input, spec, flip, c))
-        if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):
-            return depthwise.WeightGradLaunch(grad_output, input, spec, flip, cfg)
-        launch = weight_grad.Launch(grad_output, input, spec, flip, dataclasses.replace(cfg, tile_h=0), channels_inner)
-        if cfg.tile_h and weight_grad.descriptors_usable(grad_output, input, spec, cfg):  # tile loads by tensor descriptor
-            return _GradDescriptors(weight_grad.DescriptorLaunch(grad_output, input, spec, flip, cfg, channels_inner),
-                                    launch)
-        return launch  # else, e.g. strides of no 16-byte multiple: the same tiles through pointers
+        cfg = config or _config("conv_wgrad", x, m, None, lambda c: conv_grad_weight(grad_output, input, spec, flip, c))
+        if is_depthwise(m.input_shape, m.weight_shape, m.groups):
+            launch = depthwise.WeightGradLaunch(dy, x, m, flip, cfg)
+        else:
+            launch = weight_grad.Launch(dy, x, m, flip, dataclasses.replace(cfg, tile_h=0), channels_inner)
+            if cfg.tile_h and weight_grad.descriptors_usable(dy, x, m, cfg):  # tile loads by tensor descriptor
+                launch = _GradDescriptors(weight_grad.DescriptorLaunch(dy, x, m, flip, cfg, channels_inner), launch)
+            # else, e.g. strides of no 16-byte multiple: the same tiles through pointers
+        return launch if views is None else _MergedGrad(launch, views, spec.weight_shape)
 
     return _plan(key, build)(grad_output, input)
 

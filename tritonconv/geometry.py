@@ -2,7 +2,8 @@
 
 * :class:`Problem` (what a launch computes, as far as the choice of config is concerned) and
   :class:`Config` (a kernel's tile sizes and launch parameters), the kinds of kernel launch;
-* the kernels' 3-D view of every problem (a 1-D input ``(N, C, L)`` is ``(N, C, 1, 1, L)``, a
+* the problem the kernels run (:func:`run_spec`: stems packed, axes a kernel of 1 passes over merged), and the
+  kernels' 3-D view of every problem (a 1-D input ``(N, C, L)`` is ``(N, C, 1, 1, L)``, a
   2-D one ``(N, C, 1, H, W)``, through sizes and strides only), the int64 decision;
 * layouts (channels innermost or not), output allocation and memory format, the split-size
   rule and the sum of split partials.
@@ -75,13 +76,22 @@ class Problem:
 
     @classmethod
     def of(cls, kind: str, dtype: str, layout: str, input_shape, weight_shape, stride=1, padding=0, dilation=1,
-           groups: int = 1, output_shape=None) -> Problem:
-        """Build from convolution arguments (e.g. :func:`tritonconv.shapes.suite_problem`'s dict)."""
+           groups: int = 1, output_shape=None, as_run: bool = True) -> Problem:
+        """Build from convolution arguments (e.g. :func:`tritonconv.shapes.suite_problem`'s dict): the problem
+        the kernels run (:func:`run_spec`: stems packed, axes a kernel of 1 passes over merged), as the dispatch runs
+        it, unless not ``as_run`` (the layer as written: launches measured before the dispatch packed and merged)."""
         ndim = len(weight_shape) - 2
         stride, dilation = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
         pads = shapes.resolve_padding(padding, weight_shape[2:], stride, dilation)
         out = shapes.conv_output_shape(input_shape, weight_shape, stride, pads, dilation, groups)
-        return cls(kind, dtype, layout, tuple(input_shape), tuple(weight_shape), out, stride, pads, dilation, groups)
+        spec = ConvSpec(ndim, stride, pads, dilation, groups, tuple(input_shape), tuple(weight_shape), out, False)
+        if as_run:
+            pack = kind in ("conv", "conv_wgrad") and not dtype.startswith("float8")
+            if pack and pack_factors(spec):
+                layout = "channels_last"  # the packed input is laid out so, whatever the caller's
+            spec = run_spec(spec, pack)
+        return cls(kind, dtype, layout, spec.input_shape, spec.weight_shape, spec.output_shape, spec.stride,
+                   spec.padding, spec.dilation, spec.groups)
 
     @classmethod
     def for_launch(cls, kind: str, tensor: torch.Tensor, spec: ConvSpec, layout: str | None = None) -> Problem:
@@ -255,6 +265,48 @@ def alloc_output(
 ) -> torch.Tensor:
     """Uninitialised kernel output (the tests replace this to poison outputs with NaN)."""
     return torch.empty(shape, device=device, dtype=dtype, memory_format=fmt)
+
+
+PACK_CHANNELS = 16
+"""The tensor cores' reduction chunk (16-bit): a layer with fewer input channels per tap leaves lanes idle."""
+
+
+def pack_factors(spec: ConvSpec) -> tuple[int, ...] | None:
+    """The positions per axis a strided layer of few input channels packs into its channels
+    (:func:`tritonconv.shapes.pack_positions`): its strides, when it has one group, no dilation, fewer than
+    :data:`PACK_CHANNELS` input channels and at most four chunks of them packed (ResNet's stem: 3 channels,
+    stride 2 x 2: 12; AlexNet's: stride 4 x 4, 48); else None (unit-stride layers fold their taps instead)."""
+    c_in = spec.weight_shape[1]
+    if spec.groups != 1 or c_in >= PACK_CHANNELS or any(d != 1 for d in spec.dilation) or max(spec.stride) == 1:
+        return None
+    return spec.stride if c_in * math.prod(spec.stride) <= 4 * PACK_CHANNELS else None
+
+
+def packed(spec: ConvSpec, factors: tuple[int, ...]) -> ConvSpec:
+    """``spec`` with ``factors`` positions per axis packed into its channels, padded to a multiple of
+    :data:`PACK_CHANNELS` (:func:`tritonconv.shapes.pack_positions`)."""
+    channels = -(-spec.weight_shape[1] * math.prod(factors) // PACK_CHANNELS) * PACK_CHANNELS
+    x, w, y, stride, pads, dilation = shapes.pack_positions(spec.input_shape, spec.weight_shape, spec.output_shape,
+                                                            spec.stride, factors, channels)
+    return ConvSpec(spec.ndim, stride, pads, dilation, 1, x, w, y, spec.unbatched)
+
+
+def run_spec(spec: ConvSpec, pack: bool = True) -> ConvSpec:
+    """The convolution the kernels run for ``spec``: packed (:func:`pack_factors`; only if ``pack``: the forward
+    and the weight gradient of 16-, 32- and 64-bit layers pack, input gradients and fp8 layers do not), then
+    merged (:func:`merged`)."""
+    factors = pack_factors(spec) if pack else None
+    return merged(packed(spec, factors) if factors else spec)
+
+
+def merged(spec: ConvSpec) -> ConvSpec:
+    """``spec`` over fewer axes: those a kernel of 1 passes over merged into the axis before them
+    (:func:`tritonconv.shapes.merge_axes`); ``spec`` itself when none merges."""
+    x, w, y, stride, pads, dilation = shapes.merge_axes(spec.input_shape, spec.weight_shape, spec.output_shape,
+                                                        spec.stride, spec.padding, spec.dilation)
+    if x == spec.input_shape:
+        return spec
+    return ConvSpec(spec.ndim, stride, pads, dilation, spec.groups, x, w, y, spec.unbatched)
 
 
 # --- the kernels' 3-D view -----------------------------------------------------------------------

@@ -24,6 +24,8 @@ __all__ = [
     "resolve_padding",
     "conv_output_shape",
     "receptive_field",
+    "merge_axes",
+    "pack_positions",
     "is_depthwise",
     "conv_macs",
     "conv_flops",
@@ -198,6 +200,94 @@ def phase_taps(kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1
         first = next((t for t in range(min(step, kernel)) if (t * dilation - phase - padding) % stride == 0), None)
         phases.append((0, 0) if first is None else (first, len(range(first, kernel, step))))
     return step, phases
+
+
+def merge_axes(
+    input_shape: Sequence[int],
+    weight_shape: Sequence[int],
+    output_shape: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[tuple[int, int]],
+    dilation: Sequence[int],
+) -> tuple[tuple, ...]:
+    """The same convolution with its positions in fewer, longer axes, read from the same memory.
+
+    Along an axis the kernel passes over unchanged (kernel 1, stride 1, no padding) each output
+    position reads only the input position of the same index, as along the batch. Merged into the
+    axis before it, when that one has unit stride, its size multiplies that axis's sizes, and that
+    axis's taps step over whole rows of it: its dilation and padding scale by the merged size
+    (output ``a*n + b`` reads ``(a - p + t*d)*n + b``, inside the merged axis exactly when
+    ``a - p + t*d`` is inside the original one). Each run of merged axes keeps its place: the merged
+    axis stands last in it, the others become axes of size 1, so the number of axes, and a strided
+    axis's place, do not change. So a ``(k, 1, 1)`` kernel over ``D x H x W`` is a convolution over
+    ``1 x 1 x D*H*W`` with dilation ``H*W`` (a 1-D one), a 1x1 one over ``1 x H*W``, and a ``(2, 1, 1)``
+    kernel of depth stride 2 one over ``D x 1 x H*W``: long rows of positions instead of short ones.
+    The operands are views of the caller's tensors where each merged pair of axes is dense
+    (``stride[a] == size[b] * stride[b]``: NC(D)HW and channels-last alike).
+
+    :param input_shape: ``(N, C_in, *spatial)``.
+    :param weight_shape: ``(C_out, C_in / groups, *kernel)``.
+    :param output_shape: ``(N, C_out, *out_spatial)`` (:func:`conv_output_shape`).
+    :param stride: one per spatial axis.
+    :param padding: ``(before, after)`` per axis, resolved (:func:`resolve_padding`).
+    :param dilation: one per spatial axis.
+    :returns: ``(input_shape, weight_shape, output_shape, stride, padding, dilation)``, merged (as tuples).
+    """
+    runs: list[list] = []  # per run of merged axes: [axes in it, size, kernel, out, stride, (lo, hi), dilation]
+    for size, k, out, s, (lo, hi), d in zip(input_shape[2:], weight_shape[2:], output_shape[2:], stride, padding,
+                                             dilation):
+        if k == 1 and s == 1 and lo == hi == 0 and runs and runs[-1][4] == 1:
+            run = runs[-1]
+            run[0] += 1
+            run[1], run[3], run[5] = run[1] * size, run[3] * size, (run[5][0] * size, run[5][1] * size)
+            run[6] = run[6] * size if run[2] > 1 else 1
+        else:
+            runs.append([1, size, k, out, s, (lo, hi), d])
+    unit = (1, 1, 1, 1, (0, 0), 1)
+    axes = [a for count, *merged in runs for a in [unit] * (count - 1) + [tuple(merged)]]
+    sizes, kernel, outs, strides, pads, dilations = zip(*axes)
+    return ((*input_shape[:2], *sizes), (*weight_shape[:2], *kernel), (*output_shape[:2], *outs), strides, pads,
+            dilations)
+
+
+def pack_positions(
+    input_shape: Sequence[int],
+    weight_shape: Sequence[int],
+    output_shape: Sequence[int],
+    stride: Sequence[int],
+    factors: Sequence[int],
+    channels: int,
+) -> tuple[tuple, ...]:
+    """A convolution of few input channels (dilation 1, one group) with ``R = factors[a]`` consecutive positions
+    of each padded axis packed into the channels (space to depth), as a stride-1 convolution of more channels.
+
+    ``R`` is a multiple ``s*m`` of the axis's stride ``s``. The packed input is
+    ``x'[n, c*prod(R) + r, j] = x_pad[n, c, s*j + r]`` (``r`` over the ``R`` offsets of every axis, row-major;
+    zeros past ``C*prod(R)`` up to ``channels``), the packed weight ``w'[o, c*prod(R) + r, a] = w[o, c, R*a + r]``
+    (zero past the kernel), since output ``o`` reads tap ``t = R*a + r`` at ``x_pad[s*o + R*a + r]
+    = x'[.., r, o + m*a]``: ``ceil(k/R)`` taps of dilation ``m`` on ``(O - 1) + m*(ceil(k/R) - 1) + 1`` packed
+    positions per axis, no padding (the packing reads it), the output unchanged. So ResNet's 7x7 stride-2 stem
+    on 3 channels is a 4x4 stride-1 convolution on 12 (padded to 16): a tap's reduction fills the
+    tensor cores' 16-wide chunk instead of using 3 of its 16 lanes.
+
+    :param input_shape: ``(N, C_in, *spatial)``.
+    :param weight_shape: ``(C_out, C_in, *kernel)``.
+    :param output_shape: ``(N, C_out, *out_spatial)``.
+    :param stride: one per spatial axis.
+    :param factors: ``R`` per axis, each a multiple of that axis's stride.
+    :param channels: the packed channel count, at least ``C_in * prod(factors)``.
+    :returns: ``(input_shape, weight_shape, output_shape, stride, padding, dilation)`` of the packed convolution.
+    :raises ValueError: a factor not a multiple of its stride, or too few ``channels``.
+    """
+    if any(r % s for r, s in zip(factors, stride)) or channels < input_shape[1] * math.prod(factors):
+        raise ValueError(f"expected factors that are multiples of the strides {tuple(stride)} and at least "
+                         f"{input_shape[1] * math.prod(factors)} channels, got {tuple(factors)} and {channels}")
+    taps = tuple(-(-k // r) for k, r in zip(weight_shape[2:], factors))
+    dilation = tuple(r // s if t > 1 else 1 for r, s, t in zip(factors, stride, taps))
+    sizes = tuple(o + d * (t - 1) for o, d, t in zip(output_shape[2:], dilation, taps))
+    ndim = len(taps)
+    return ((input_shape[0], channels, *sizes), (weight_shape[0], channels, *taps), tuple(output_shape), (1,) * ndim,
+            ((0, 0),) * ndim, dilation)
 
 
 def is_depthwise(input_shape: Sequence[int], weight_shape: Sequence[int], groups: int) -> bool:
