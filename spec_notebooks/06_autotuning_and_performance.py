@@ -66,15 +66,16 @@ assert {k for v, k in low if v < 20} == {"depthwise_k31", "mobilenet_dw_3x3"}
 
 # %% [markdown]
 # The stems (`resnet50_conv1`, `c3d_conv1`: 3 input channels) would waste most of the tensor cores walked
-# tap by tap: each 16-wide reduction chunk would hold 3 channels and 13 zeros (81% of the MMA work). The
-# unit-stride one (`c3d_conv1`) folds its taps into the reduction (`fold`): 81 = 27 x 3 values in chunks
-# of 32 (16% padding), each element's tap address and mask computed in the loop (integer-bound: the
-# H200 fit rates folded launches near 15 T multiply-adds/s, against 270-400 T for plain tiles). The
-# strided one (`resnet50_conv1`, 7x7 stride 2) packs its positions into channels instead (space to depth,
-# `shapes.pack_positions`): 2 x 2 positions x 3 channels = 12 channels, padded to 16, and 4 x 4 taps at
-# stride 1, a plain convolution (the descriptor kernel on Hopper) of 256 reduction values per output where
-# the layer has 147 (1.74x the useful work at the plain tiles' rate), after one memory-bound launch
-# that packs the input.
+# tap by tap: each 16-wide reduction chunk would hold 3 channels and 13 zeros (81% of the MMA work). Both
+# pack positions into channels (`shapes.pack_positions`), one memory-bound launch before a plain
+# convolution (the descriptor kernel on Hopper): the strided one (`resnet50_conv1`, 7x7 stride 2) by space
+# to depth, 2 x 2 positions x 3 channels = 12 channels (padded to 16) and 4 x 4 taps at stride 1, 256
+# reduction values per output where the layer has 147 (1.74x the useful work); the unit-stride one
+# (`c3d_conv1`) packs its 3 width taps, 9 channels (16) and 3 x 3 x 1 taps (1.78x). Where a layer of few
+# channels per group cannot pack (groups, dilation), it folds its taps into the reduction (`fold`): 81 =
+# 27 x 3 values in chunks of 32 for `c3d_conv1` as written (16% padding), each element's tap address and
+# mask computed in the loop, integer-bound (the H200 fit rates folded launches near 15 T multiply-adds/s,
+# against 270-400 T for plain tiles: packing issues more and runs far faster).
 #
 # At the other end, `resnet50_l4_3x3` (7x7 outputs, 512 channels) has only 1568 output
 # positions: 25 x 4 tiles of 64 x 128, fewer than an H100's 132 SMs. Its reduction
@@ -93,24 +94,25 @@ assert tiles < 132 and cfg.split_k == 2
 
 # %%
 prob = shapes.suite_problem("conv3d", next(s for s in suite["conv3d"] if s["name"] == "c3d_conv1"))
-p = tuning.Problem.of("conv", "bfloat16", "channels_last", **prob)
+p = tuning.Problem.of("conv", "bfloat16", "channels_last", **prob, as_run=False)  # as written: folds
 cfg = tuning.heuristic(p, interpret=False)
 k = p.taps * prob["input_shape"][1]
 padded = -(-k // cfg.block_k) * cfg.block_k
-print(f"c3d_conv1: K = {p.taps} taps x {prob['input_shape'][1]} = {k}, padded to {padded} "
+print(f"c3d_conv1 as written: K = {p.taps} taps x {prob['input_shape'][1]} = {k}, padded to {padded} "
       f"({1 - k / padded:.0%} zeros) vs {p.taps} x 16 = {p.taps * 16} tap by tap ({1 - k / (p.taps * 16):.0%} zeros)")
 assert cfg.fold and padded < p.taps * 16
 
-prob = shapes.suite_problem("conv2d", next(s for s in suite["conv2d"] if s["name"] == "resnet50_conv1"))
-written = tuning.Problem.of("conv", "bfloat16", "channels_last", **prob, as_run=False)
-p = tuning.Problem.of("conv", "bfloat16", "channels_last", **prob)  # as the kernels run it: packed
-cfg = tuning.heuristic(p, interpret=False, tma=True)
-useful = shapes.conv_macs(written.input_shape, written.weight_shape, written.output_shape)
-issued = shapes.conv_macs(p.input_shape, p.weight_shape, p.output_shape)
-print(f"resnet50_conv1: input {written.input_shape}, weight {written.weight_shape}, stride {written.stride}\n"
-      f"  packed: input {p.input_shape}, weight {p.weight_shape}, stride {p.stride}; "
-      f"{issued / useful:.2f}x the useful multiply-adds, {'descriptor' if cfg.tile_h else 'pointer'} kernel, fold {cfg.fold}")
-assert p.stride == (1, 1) and p.input_shape[1] == 16 and p.weight_shape[2:] == (4, 4) and not cfg.fold
+for op, name in (("conv2d", "resnet50_conv1"), ("conv3d", "c3d_conv1")):
+    prob = shapes.suite_problem(op, next(s for s in suite[op] if s["name"] == name))
+    written = tuning.Problem.of("conv", "bfloat16", "channels_last", **prob, as_run=False)
+    p = tuning.Problem.of("conv", "bfloat16", "channels_last", **prob)  # as the kernels run it: packed
+    cfg = tuning.heuristic(p, interpret=False, tma=True)
+    useful = shapes.conv_macs(written.input_shape, written.weight_shape, written.output_shape)
+    issued = shapes.conv_macs(p.input_shape, p.weight_shape, p.output_shape)  # the packed convolution's
+    print(f"{name}: input {written.input_shape}, weight {written.weight_shape}, stride {written.stride}\n"
+          f"  packed (then merged): input {p.input_shape}, weight {p.weight_shape}, stride {p.stride}; "
+          f"{issued / useful:.2f}x the layer's multiply-adds, {'descriptor' if cfg.tile_h else 'pointer'} kernel")
+    assert set(p.stride) == {1} and p.input_shape[1] == 16 and not cfg.fold and issued < 1.8 * useful
 
 # %% [markdown]
 # ## How a launch picks its configuration

@@ -260,11 +260,11 @@ def test_committed_work_report_is_current():
     fresh = work.report(json.loads((work.ROOT / "shapes.json").read_text()))
     committed = [json.loads(line) for line in work.COMMITTED.read_text().splitlines()]
     assert fresh == committed, "the heuristic changed: regenerate with `python -m benchmarks.work --write`"
-    # issued / useful within 1.15 everywhere but where no power-of-two tile can fit: 3 input channels (the
-    # stems' input gradient writes them; c3d_conv1's weight gradient folds its taps into the columns, 27 of them
-    # 32 wide), c3d_conv1's folded reduction of 81 (3 channels x 27 taps) in steps of 16, resnet50_conv1 packed
-    # (12 channels in 16, 4 x 4 taps where the 7 x 7 kernel has 49 / 4: 1.74x, at the plain tiles' rate where a
-    # folded loop is integer-bound), and the descriptor kernels' power-of-two boxes on
+    # issued / useful within 1.15 everywhere but where no power-of-two tile can fit: the stems packed
+    # (resnet50_conv1: 12 channels in 16, 4 x 4 taps where the 7 x 7 kernel has 49 / 4: 1.74x, its input gradient
+    # 2.0x; c3d_conv1: 9 in 16, 1.78x; at the plain tiles' rate where a folded loop is integer-bound),
+    # c3d_conv1's input gradient (3 channels written by 16-wide columns: 5.3x, at the plain rate; unit-stride
+    # packing's copies overlap, so it does not pack), and the descriptor kernels' power-of-two boxes on
     # planes they pad (14 x 14, 7 x 7: 1.31x; 28 x 28: 1.14x, then times a channel tile's <= 1.15x), which the
     # heuristic takes up to tuning.TMA_PADDING (their fitted rate is 1.46x the pointer kernel's)
     from tritonconv import tuning
@@ -272,10 +272,9 @@ def test_committed_work_report_is_current():
     stems = {"resnet50_conv1", "c3d_conv1"}
     over = [r for r in committed if r["ratio"] > 1.15 and r["name"] not in stems]
     assert over and all(r["kernel"] == "descriptor" and r["ratio"] <= tuning.TMA_PADDING * 1.15 for r in over), over
-    assert {r["name"] for r in committed if r["ratio"] > 1.15 and r["kernel"] == "pointer"} == stems
-    assert max(r["ratio"] for r in committed if r["kind"] == "conv_wgrad" and r["name"] == "c3d_conv1") < 1.2  # folded
-    packed = [r for r in committed if r["name"] == "resnet50_conv1" and r["kind"] != "conv_t"]
-    assert all(r["stride"] == [1, 1] and r["kernel"] == "descriptor" and r["ratio"] < 1.75 for r in packed), packed
+    assert not [r for r in committed if r["ratio"] > 1.15 and r["kernel"] == "pointer"]
+    packed = [r for r in committed if r["name"] in stems and (r["name"], r["kind"]) != ("c3d_conv1", "conv_t")]
+    assert all(set(r["stride"]) == {1} and r["kernel"] == "descriptor" and r["ratio"] < 2.05 for r in packed), packed
 
 
 def test_kernelbench_work_report_counts_every_gemm_layer():

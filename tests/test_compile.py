@@ -47,7 +47,7 @@ def problems():
     tritonconv.conv2d(xd, rand(6, 1, 3, 3).requires_grad_(), rand(6), padding=1, groups=3,
                       activation="relu").sum().backward()
     x64 = rand(1, 4, 5, 5, dtype=torch.float64).requires_grad_()  # fp64 accumulation, the transposed pass; 4
-    # channels at stride 2: the forward and weight gradient pack positions into 16 channels (a pack launch)
+    # channels at stride 2: every pass packs positions into 16 channels (the pack and unpack launches)
     tritonconv.conv2d(x64, rand(4, 4, 3, 3, dtype=torch.float64).requires_grad_(), stride=2, padding=1).sum().backward()
     xs = rand(1, 3, 4, 6, 6)  # (2+1)D fused: mid and output activations, both biases
     tritonconv.conv2plus1d(xs, rand(5, 3, 1, 3, 3), rand(4, 5, 3, 1, 1), rand(5), rand(4), padding=1,
@@ -73,7 +73,7 @@ def test_every_kernel_variant_compiles(monkeypatch, arch):
             variants.setdefault(key + ("tf32",), (fn, args, {**kwargs, "DOT_PRECISION": "tf32"}))
     names = {key[0] for key in variants}
     assert names == {"_conv_kernel", "_conv_weight_grad_kernel", "_depthwise_kernel",
-                     "_depthwise_weight_grad_kernel", "_conv2plus1d_kernel", "_pack_kernel"}, names
+                     "_depthwise_weight_grad_kernel", "_conv2plus1d_kernel", "_pack_kernel", "_unpack_kernel"}, names
     for fn, args, kwargs in variants.values():
         compiled = static.compile_for(arch, fn, args, kwargs)
         assert compiled.asm["cubin"], fn.fn.__name__
@@ -245,7 +245,7 @@ def test_direct_launches_pass_what_jitfunction_run_passes(monkeypatch):
         assert all(a is b or a == b for a, b in zip(ours, expected)), fn.fn.__name__
         assert all(isinstance(args[i], (torch.Tensor, _runtime.TensorDescriptor)) for i in slots)  # per-call ones
         seen.add(fn.fn.__name__)
-    assert len(seen) == 8
+    assert len(seen) == 9
 
 
 class FakeCompiled:

@@ -310,30 +310,34 @@ def test_merged_axes_need_dense_views():
     assert_close(tritonconv.conv2d(x, w, padding=(1, 0)), F.conv2d(x.double(), w.double(), padding=(1, 0)))
 
 
-# (ndim, input, weight, kwargs): strided layers of few input channels, run with positions packed into channels
+# (ndim, input, weight, kwargs, positions packed per axis): layers of few input channels, run with positions
+# packed into channels
 STEMS = [
-    (2, (2, 3, 15, 13), (8, 3, 7, 7), dict(stride=2, padding=3)),  # ResNet's: 12 channels (16), 4x4 taps
-    (2, (1, 2, 9, 10), (5, 2, 3, 4), dict(stride=(2, 3), padding=(1, 2))),  # anisotropic: 12 channels
-    (3, (1, 3, 5, 9, 8), (4, 3, 3, 3, 3), dict(stride=(1, 2, 2), padding=1)),  # video: depth not packed
-    (1, (2, 3, 30), (6, 3, 11), dict(stride=4, padding=2)),  # 12 channels, 3 taps
-    (2, (1, 3, 19, 21), (4, 3, 11, 11), dict(stride=4, padding=2)),  # AlexNet's: 48 channels, 3x3 taps
+    (2, (2, 3, 15, 13), (8, 3, 7, 7), dict(stride=2, padding=3), (2, 2)),  # ResNet's: 12 channels (16), 4x4 taps
+    (2, (1, 2, 9, 10), (5, 2, 3, 4), dict(stride=(2, 3), padding=(1, 2)), (2, 3)),  # anisotropic: 12 channels
+    (3, (1, 3, 5, 9, 8), (4, 3, 3, 3, 3), dict(stride=(1, 2, 2), padding=1), (1, 2, 2)),  # video: depth not packed
+    (1, (2, 3, 30), (6, 3, 11), dict(stride=4, padding=2), (4,)),  # 12 channels, 3 taps
+    (2, (1, 3, 19, 21), (4, 3, 11, 11), dict(stride=4, padding=2), (4, 4)),  # AlexNet's: 48 channels, 3x3 taps
+    (3, (1, 3, 4, 6, 7), (4, 3, 3, 3, 3), dict(padding=1), (1, 1, 3)),  # C3D's, unit stride: width taps packed
+    (2, (2, 5, 6, 9), (3, 5, 2, 3), dict(padding=(1, 0)), (1, 3)),  # unit stride, 15 channels, no padding on W
+    (3, (1, 3, 4, 5, 3), (4, 3, 3, 3, 1), dict(padding=(1, 1, 0)), (1, 3, 1)),  # height taps packed, then merged
 ]
 
 
-@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", STEMS)
-def test_strided_stems_pack_positions_into_channels(ndim, x_shape, w_shape, kw):
-    """The forward and the weight gradient run packed (a pack launch, then a stride-1 convolution of the packed
-    channels), in both layouts, flipped or not, with bias and activation; the input gradient as before: all
-    against torch, outputs in torch's format, a weight laid out as tritonconv.nn lays it gets its gradient so;
-    the pack launch's input equals the packing built with torch (tests/test_shapes.py)."""
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw,factors", STEMS)
+def test_stems_pack_positions_into_channels(ndim, x_shape, w_shape, kw, factors):
+    """The forward and the weight gradient run packed: a pack launch, then a stride-1 convolution of the packed
+    channels (strided layers space to depth, unit-stride ones their innermost taps); the input gradient of a
+    strided one the packed layer's, then the unpack launch. In both layouts, flipped or not, with bias and activation, against
+    torch; outputs in torch's format, a weight laid out as tritonconv.nn lays it gets its gradient so; the pack
+    launch's input equals the packing built with torch (tests/test_shapes.py)."""
     from test_shapes import packed_reference
 
     from tritonconv.kernels import pack
 
-    spec = _checks.conv_spec("conv", ndim, torch.empty(x_shape), torch.empty(w_shape), None, kw["stride"],
+    spec = _checks.conv_spec("conv", ndim, torch.empty(x_shape), torch.empty(w_shape), None, kw.get("stride", 1),
                              kw["padding"], 1, 1)
-    factors = geometry.pack_factors(spec)
-    assert factors == spec.stride and geometry.run_spec(spec).stride == (1,) * ndim
+    assert geometry.pack_factors(spec) == factors and geometry.run_spec(spec).stride == (1,) * ndim
     packed = geometry.packed(spec, factors)
     for layout, flip in (("contiguous", False), ("channels_last", True)):
         x = geometry.to_layout(torch.randn(x_shape), layout).requires_grad_()
@@ -342,6 +346,10 @@ def test_strided_stems_pack_positions_into_channels(ndim, x_shape, w_shape, kw):
         with static.recording() as launches:
             out = OURS[ndim](x, w, b, activation="relu", flip=flip, **kw)
         assert [fn.__name__ for fn, *_ in launches][0] == "_pack_kernel" and len(launches) == 2
+        with static.recording() as launches:
+            dx = torch.autograd.grad(out, x, torch.ones_like(out), retain_graph=True)[0]
+        unpacked = "_unpack_kernel" in [fn.__name__ for fn, *_ in launches]  # space to depth only
+        assert unpacked == (max(spec.stride) > 1) and dx.shape == x.shape
         wf = w.flip(list(range(2, 2 + ndim))) if flip else w
         ref = F.relu(TORCH[ndim](x.double(), wf.double(), b.double(), **kw))
         assert_close(out, ref)
@@ -357,15 +365,61 @@ def test_strided_stems_pack_positions_into_channels(ndim, x_shape, w_shape, kw):
         assert torch.equal(pack.pack_weight(w.detach(), factors, packed.weight_shape[1]), wr)
 
 
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", [
+    (2, (2, 8, 5, 6), (8, 3, 4, 4), dict(stride=2, padding=1)),  # a generator's last layer: 3 channels out
+    (3, (1, 6, 3, 4, 4), (6, 2, 3, 3, 3), dict(stride=(1, 2, 2), padding=1, output_padding=(0, 1, 1))),
+    (1, (2, 5, 13), (5, 3, 5), dict(stride=3, padding=2, dilation=1)),  # 9 channels
+])
+def test_transposed_layers_with_few_output_channels_run_packed(ndim, x_shape, w_shape, kw):
+    """A transposed convolution with few output channels is the input gradient of a packable layer: it runs the
+    packed layer's transposed pass and the unpack launch (bias and activation in it), and its gradients the
+    packed forward and weight gradient; all against torch."""
+    x = torch.randn(x_shape, requires_grad=True)
+    w = torch.randn(w_shape, requires_grad=True)
+    b = torch.randn(w_shape[1], requires_grad=True)
+    op = {1: tritonconv.conv_transpose1d, 2: tritonconv.conv_transpose2d, 3: tritonconv.conv_transpose3d}[ndim]
+    ref_op = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[ndim]
+    with static.recording() as launches:
+        out = op(x, w, b, activation="silu", **kw)
+    assert [fn.__name__ for fn, *_ in launches][-1] == "_unpack_kernel"
+    ref = F.silu(ref_op(x.double(), w.double(), b.double(), **kw))
+    assert_close(out, ref)
+    dy = torch.randn_like(out)
+    for g, r in zip(torch.autograd.grad(out, (x, w, b), dy), torch.autograd.grad(ref, (x, w, b), dy.double())):
+        assert_close(g, r)
+
+
+def test_unpack_launch_is_the_packings_adjoint():
+    """The unpack kernel sums every packed copy of a position back, overlapping ones too (a unit-stride packing's
+    ``R / s`` copies per axis): torch's gradient of the packing built by slicing is the reference."""
+    from test_shapes import packed_reference
+
+    from tritonconv.kernels import pack
+
+    for x_shape, w_shape, stride, padding, factors in [((2, 3, 6, 7), (4, 3, 3, 5), (1, 1), (1, 2), (1, 5)),
+                                                         ((1, 2, 5, 9), (4, 2, 3, 3), (1, 2), (1, 0), (3, 4))]:
+        spec = _checks.conv_spec("conv2d", 2, torch.empty(x_shape), torch.empty(w_shape), None, stride, padding, 1, 1)
+        packed = geometry.packed(spec, factors)
+        x = torch.randn(x_shape, dtype=torch.float64, requires_grad=True)
+        xr, _ = packed_reference(x, torch.randn(w_shape, dtype=torch.float64), spec.stride, spec.padding, factors,
+                                 packed.weight_shape[2:], packed.input_shape[2:], packed.input_shape[1])
+        g = geometry.to_layout(torch.randn(packed.input_shape, dtype=torch.float64), "channels_last")
+        (ref,) = torch.autograd.grad(xr, x, g)
+        y = torch.full(x_shape, math.nan, dtype=torch.float64)
+        assert torch.allclose(pack.UnpackLaunch(g, None, y, spec, factors, None)(g, None, y), ref)
+
+
 def test_int64_offsets_path(monkeypatch):
     """The >= 2**31 offsets branch computes the same result (threshold lowered to reach it on CPU)."""
     monkeypatch.setattr(geometry, "INT32_MAX", 16)
-    check(2, (2, 3, 9, 8), (4, 3, 3, 3), stride=2, padding=1)
+    check(2, (2, 3, 9, 8), (4, 3, 3, 3), stride=2, padding=1)  # a stem: the pack launch, then the packed pass
     check(1, (2, 4, 23), (6, 2, 3), stride=2, groups=2)
 
 
 def test_empty_batch():
-    out = tritonconv.conv2d(torch.randn(0, 3, 5, 5), torch.randn(4, 3, 3, 3))
+    out = tritonconv.conv2d(torch.randn(0, 3, 5, 5), torch.randn(4, 3, 3, 3))  # packed (a stem), as every layer
+    assert out.shape == (0, 4, 3, 3)
+    out = tritonconv.conv2d(torch.randn(0, 20, 5, 5), torch.randn(4, 20, 3, 3))
     assert out.shape == (0, 4, 3, 3)
 
 

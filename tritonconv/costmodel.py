@@ -21,7 +21,7 @@ it runs with) on a GPU described by :class:`Device`::
   of a split reduction (NC(D)HW operands are read in place: no copy); ``BW``: the device's bandwidth;
 * ``t0``: a launch's fixed cost on the device (not the host's).
 
-A layer that launches several kernels costs the sum (a strided stem's packing launch, :func:`pack_seconds`,
+A layer that launches several kernels costs the sum (a packed layer's packing launch, :func:`pack_seconds`,
 included). The constants are fitted on measured rows
 (``python -m benchmarks.costfit``, rows whose time was the host's excluded) and stored per device
 in ``autotune_cache/costmodel/<device>.json``; :data:`DATASHEET` holds unfitted defaults. The tuner uses
@@ -178,13 +178,14 @@ def predict(problem: Problem, config: Config, device: Device) -> float:
 
 
 def pack_seconds(written: Problem, device: Device) -> float:
-    """The packing launch a strided stem's forward and weight gradient make first (:mod:`tritonconv.kernels.pack`):
-    the input read and the packed input written at the device's bandwidth, plus a launch; 0 where ``written`` (the
-    layer as written, not as run) does not pack."""
+    """The packing launch a packed layer's forward and weight gradient make first, or the unpacking one its input
+    gradient makes last (:mod:`tritonconv.kernels.pack`): the input and the packed input, one read and the other
+    written, at the device's bandwidth, plus a launch; 0 where ``written`` (the layer as written, not as run) does
+    not pack."""
     spec = ConvSpec(len(written.stride), written.stride, written.padding, written.dilation, written.groups,
                     written.input_shape, written.weight_shape, written.output_shape, False)
-    factors = geometry.pack_factors(spec)
-    if factors is None or written.kind not in ("conv", "conv_wgrad") or written.dtype.startswith("float8"):
+    factors = geometry.pack_factors(spec, written.kind == "conv_t")
+    if factors is None or written.kind not in ("conv", "conv_t", "conv_wgrad") or written.dtype.startswith("float8"):
         return 0.0
     elements = math.prod(written.input_shape) + math.prod(geometry.packed(spec, factors).input_shape)
     return device.t0 + elements * getattr(torch, written.dtype).itemsize / device.bandwidth

@@ -268,6 +268,27 @@ def _packed_plan(x, weight, bias, y, fmt, spec: ConvSpec, factors, activation, f
 
 
 @dataclasses.dataclass(frozen=True)
+class _PackedTranspose:
+    """A packed layer's transposed pass (:func:`tritonconv.geometry.pack_factors`): the packed layer's own, into
+    channels-innermost packed positions, then the packing's adjoint with bias and activation
+    (:class:`tritonconv.kernels.pack.UnpackLaunch`) into the output."""
+
+    spec: ConvSpec  # packed
+    factors: tuple[int, ...]
+    flip: tuple[int, ...]  # the weight's axes reversed before packing
+    packed_fmt: torch.memory_format  # of the packed pass's output: channels-last (NCL for a 1-D layer)
+    unpack: pack.UnpackLaunch
+    out: tuple  # (shape, dtype, memory format) of y
+    config: Config | None
+
+    def __call__(self, dy: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        w = pack.pack_weight(w.flip(self.flip) if self.flip else w, self.factors, self.spec.weight_shape[1])
+        grad = conv_transpose(dy, w, None, self.spec, None, False, self.packed_fmt, self.config)
+        shape, dtype, fmt = self.out
+        return self.unpack(grad, b, geometry.alloc_output(shape, dy.device, dtype, fmt))
+
+
+@dataclasses.dataclass(frozen=True)
 class _ScaledPass:
     """An fp8 forward pass: allocate ``y`` in the output dtype, lay out the weight, launch with the call's
     scales."""
@@ -409,8 +430,16 @@ def conv_transpose(
     key = ("transposed", tensor_key(input), tensor_key(weight), tensor_key(bias), spec, activation, flip, memory_format, config,
            torch.get_float32_matmul_precision())
 
-    def build() -> _Pass:
+    def build() -> Callable:
         y = torch.empty(spec.input_shape, device="meta", dtype=input.dtype, memory_format=memory_format)
+        factors = geometry.pack_factors(spec, transposed=True)
+        if factors and input.device.type != "meta":
+            spec_p = geometry.packed(spec, factors)
+            packed_fmt = geometry.CHANNELS_LAST.get(len(spec_p.input_shape), torch.contiguous_format)
+            packed = torch.empty(spec_p.input_shape, device="meta", dtype=input.dtype, memory_format=packed_fmt)
+            return _PackedTranspose(spec_p, factors, tuple(range(2, weight.dim())) if flip else (), packed_fmt,
+                                    pack.UnpackLaunch(packed, bias, y, spec, factors, activation),
+                                    (tuple(y.shape), y.dtype, memory_format), config)
         return _pass_plan(input, weight, bias, y, memory_format, spec, True, activation, flip, config,
                           lambda cfg: conv_transpose(input, weight, bias, spec, activation, flip, memory_format, cfg))
 

@@ -86,10 +86,10 @@ class Problem:
         out = shapes.conv_output_shape(input_shape, weight_shape, stride, pads, dilation, groups)
         spec = ConvSpec(ndim, stride, pads, dilation, groups, tuple(input_shape), tuple(weight_shape), out, False)
         if as_run:
-            pack = kind in ("conv", "conv_wgrad") and not dtype.startswith("float8")
-            if pack and pack_factors(spec):
-                layout = "channels_last"  # the packed input is laid out so, whatever the caller's
-            spec = run_spec(spec, pack)
+            pack = kind in ("conv", "conv_t", "conv_wgrad") and not dtype.startswith("float8")
+            if pack and pack_factors(spec) and kind != "conv_t":
+                layout = "channels_last"  # the packed input, read, is laid out so whatever the caller's
+            spec = run_spec(spec, pack, kind == "conv_t")
         return cls(kind, dtype, layout, spec.input_shape, spec.weight_shape, spec.output_shape, spec.stride,
                    spec.padding, spec.dilation, spec.groups)
 
@@ -157,7 +157,7 @@ def layout_of(t: torch.Tensor) -> str:
     return "channels_last"
 
 
-_CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}  # torch's names for NHWC, NDHWC
+CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}  # torch's names for NHWC, NDHWC
 
 
 def to_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
@@ -165,7 +165,7 @@ def to_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
     One torch call where torch has a memory format for the rank (each call costs microseconds)."""
     if layout == "contiguous" or t.dim() < 3:
         return t.contiguous()
-    fmt = _CHANNELS_LAST.get(t.dim())
+    fmt = CHANNELS_LAST.get(t.dim())
     if fmt is not None:
         out = t.contiguous(memory_format=fmt)
         if out.stride(1) == 1 or out.shape[1] == 1:  # torch keeps a layout it finds ambiguous (size-1 dims)
@@ -176,7 +176,7 @@ def to_layout(t: torch.Tensor, layout: str) -> torch.Tensor:
 def empty_channels_inner(shape, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """An uninitialised ``(N, C, *spatial)`` tensor with channels innermost (NLC, NHWC, NDHWC memory)."""
     n = len(shape)
-    fmt = _CHANNELS_LAST.get(n)
+    fmt = CHANNELS_LAST.get(n)
     if fmt is not None:
         return torch.empty(shape, dtype=dtype, device=device, memory_format=fmt)
     return torch.empty((shape[0], *shape[2:], shape[1]), dtype=dtype, device=device).permute(0, n - 1, *range(1, n - 1))
@@ -271,15 +271,26 @@ PACK_CHANNELS = 16
 """The tensor cores' reduction chunk (16-bit): a layer with fewer input channels per tap leaves lanes idle."""
 
 
-def pack_factors(spec: ConvSpec) -> tuple[int, ...] | None:
-    """The positions per axis a strided layer of few input channels packs into its channels
-    (:func:`tritonconv.shapes.pack_positions`): its strides, when it has one group, no dilation, fewer than
-    :data:`PACK_CHANNELS` input channels and at most four chunks of them packed (ResNet's stem: 3 channels,
-    stride 2 x 2: 12; AlexNet's: stride 4 x 4, 48); else None (unit-stride layers fold their taps instead)."""
-    c_in = spec.weight_shape[1]
-    if spec.groups != 1 or c_in >= PACK_CHANNELS or any(d != 1 for d in spec.dilation) or max(spec.stride) == 1:
+def pack_factors(spec: ConvSpec, transposed: bool = False) -> tuple[int, ...] | None:
+    """The positions per axis a layer of few input channels packs into its channels
+    (:func:`tritonconv.shapes.pack_positions`), when it has one group, no dilation and fewer than
+    :data:`PACK_CHANNELS` input channels: a strided layer its strides (space to depth: ResNet's stem, 3
+    channels at stride 2 x 2, packs 12; AlexNet's, stride 4 x 4, 48), a unit-stride one the taps of its
+    innermost axis with taps (C3D's 3x3x3 stem: 3 x 3 = 9 channels, then 3 x 3 x 1 taps); at most four chunks of
+    channels packed. Else None: the layer runs as written (few channels per group fold their taps instead).
+    A ``transposed`` pass (the input gradient) packs by space to depth only: it runs at the plain tiles' rate
+    unpacked too, and a unit-stride packing's overlapping copies would write ``k`` times its output's bytes."""
+    c_in, kernel = spec.weight_shape[1], spec.weight_shape[2:]
+    if spec.groups != 1 or c_in >= PACK_CHANNELS or any(d != 1 for d in spec.dilation):
         return None
-    return spec.stride if c_in * math.prod(spec.stride) <= 4 * PACK_CHANNELS else None
+    if max(spec.stride) > 1:
+        factors = spec.stride
+    elif max(kernel) > 1 and not transposed:
+        last = max(a for a, k in enumerate(kernel) if k > 1)  # the innermost axis with taps
+        factors = tuple(k if a == last else 1 for a, k in enumerate(kernel))
+    else:
+        return None
+    return factors if c_in * math.prod(factors) <= 4 * PACK_CHANNELS else None
 
 
 def packed(spec: ConvSpec, factors: tuple[int, ...]) -> ConvSpec:
@@ -291,11 +302,11 @@ def packed(spec: ConvSpec, factors: tuple[int, ...]) -> ConvSpec:
     return ConvSpec(spec.ndim, stride, pads, dilation, 1, x, w, y, spec.unbatched)
 
 
-def run_spec(spec: ConvSpec, pack: bool = True) -> ConvSpec:
-    """The convolution the kernels run for ``spec``: packed (:func:`pack_factors`; only if ``pack``: the forward
-    and the weight gradient of 16-, 32- and 64-bit layers pack, input gradients and fp8 layers do not), then
-    merged (:func:`merged`)."""
-    factors = pack_factors(spec) if pack else None
+def run_spec(spec: ConvSpec, pack: bool = True, transposed: bool = False) -> ConvSpec:
+    """The convolution the kernels run for ``spec`` (its ``transposed`` pass: the input gradient): packed
+    (:func:`pack_factors`; only if ``pack``: 16-, 32- and 64-bit layers pack, fp8 layers do not), then merged
+    (:func:`merged`)."""
+    factors = pack_factors(spec, transposed) if pack else None
     return merged(packed(spec, factors) if factors else spec)
 
 

@@ -7,7 +7,7 @@
     weight_grad     weight gradient as a GEMM per tap (taps folded for few channels), split
                     reduction; on Hopper, tile loads by tensor descriptor (unit H/W stride)
     fused_2plus1d   (2+1)D convolution in one launch
-    pack            space to depth: a strided stem's positions packed into its channels
+    pack            positions packed into channels (layers of few input channels), and back
 
 A kernel file imports only the ground layer (geometry, shapes, checks, runtime, device
 functions, descriptors). A ``Launch`` is prepared once per call signature with the config the caller

@@ -4,11 +4,14 @@
     packed input   x'[n, c*R + r, j] = x[n, c, s*j + r - p]     (zero outside x, and for channels past C*R)
     packed weight  w'[o, c*R + r, a] = w[o, c, R*a + r]          (zero past the kernel)
     weight grad    dw[o, c, R*a + r] = dw'[o, c*R + r, a]
+    input grad     dx[n, c, i] = sum dx'[n, c*R + r, j] over s*j + r - p = i   (the packing's adjoint)
 
 per axis (``R`` positions packed, ``r < R``; ``s`` the stride, ``p`` the padding before). The input is packed by
 :func:`_pack_kernel`, one gather per packed element (a memory-bound launch), channels innermost, so that the
 convolution reads it as it reads any channels-last tensor (tensor descriptors included); the weight, small, by
-torch reshapes per call.
+torch reshapes per call. The transposed pass (the input gradient, a transposed convolution's forward) runs the
+packed layer's transposed pass, then :func:`_unpack_kernel` sums each position's ``R / s`` packed copies per axis
+(one for space to depth) and adds the bias and activation.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import triton.language as tl
 
 from .._checks import ConvSpec
 from .._runtime import Direct, kernel
-from ..geometry import as_3d, empty_channels_inner, needs_int64, strides_3d, to_layout
+from .._tile import activate
+from ..geometry import as_3d, empty_channels_inner, needs_int64, strides_3d, tl_accumulator, to_layout
 
 
 @kernel
@@ -77,6 +81,71 @@ class Launch:
         return y
 
 
+@kernel
+@triton.jit
+def _unpack_kernel(
+    g_ptr, b_ptr, y_ptr, TOTAL, C, D, H, W, PD, PH, PW, RD, RH, RW, sd, sh, sw, pd, ph, pw,
+    sgn, sgc, sgd, sgh, sgw, syn, syc, syd, syh, syw,
+    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, INT64: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr,
+):
+    """``BLOCK`` elements of ``y`` (``C`` channels, sizes D, H, W; channels fastest): the adjoint of the packing
+    applied to ``g`` (packed channels, sizes PD, PH, PW), ``y[c, i] = sum g[c*R + r, j]`` over ``s*j + r - p = i``
+    (``R / s`` terms per axis), then bias and activation."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    if INT64:
+        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    inside = offs < TOTAL
+    c = offs % C
+    pos = offs // C
+    iw = pos % W
+    ih = (pos // W) % H
+    id = (pos // (W * H)) % D
+    nb = pos // (W * H * D)
+    acc = tl.full((BLOCK,), 0.0, ACC)
+    g_rows = g_ptr + nb * sgn + c * (RD * RH * RW) * sgc
+    for td in range(RD // sd):  # the packed offsets reaching this position: r = (i + p) mod s, then + s
+        rd = (id + pd) % sd + td * sd
+        jd = (id + pd - rd) // sd
+        for th in range(RH // sh):
+            rh = (ih + ph) % sh + th * sh
+            jh = (ih + ph - rh) // sh
+            for tw in range(RW // sw):
+                rw = (iw + pw) % sw + tw * sw
+                jw = (iw + pw - rw) // sw
+                ok = inside & (jd >= 0) & (jd < PD) & (jh >= 0) & (jh < PH) & (jw >= 0) & (jw < PW)
+                r = (rd * RH + rh) * RW + rw
+                v = tl.load(g_rows + r * sgc + jd * sgd + jh * sgh + jw * sgw, mask=ok, other=0.0)
+                acc += v.to(ACC)
+    if HAS_BIAS:
+        acc += tl.load(b_ptr + c, mask=inside, other=0.0).to(ACC)
+    acc = activate(acc, ACTIVATION)
+    tl.store(y_ptr + nb * syn + c * syc + id * syd + ih * syh + iw * syw, acc.to(y_ptr.dtype.element_ty), mask=inside)
+
+
+class UnpackLaunch:
+    """:func:`_unpack_kernel` prepared for a packed gradient laid out as ``g`` and an output laid out as ``y`` (the
+    transposed pass of a packed layer: ``y`` shaped as ``spec``'s input); calling it fills ``y``, returns it."""
+
+    BLOCK = 1024
+
+    def __init__(self, g: torch.Tensor, bias, y: torch.Tensor, spec: ConvSpec, factors: tuple[int, ...],
+                 activation: str | None) -> None:
+        total = y.numel()
+        self.empty = total == 0
+        self.grid = (triton.cdiv(total, self.BLOCK),)
+        self.launcher = Direct(_unpack_kernel)
+        self.args = (total, y.shape[1], *as_3d(y.shape[2:], 1), *as_3d(g.shape[2:], 1), *as_3d(factors, 1),
+                     *as_3d(spec.stride, 1), *as_3d(tuple(b for b, _ in spec.padding), 0), *strides_3d(g),
+                     *strides_3d(y))
+        self.kwargs = dict(HAS_BIAS=bias is not None, ACTIVATION=activation, INT64=needs_int64(g, y, rows=total),
+                           ACC=tl_accumulator(y.dtype), BLOCK=self.BLOCK, num_warps=4)
+
+    def __call__(self, g: torch.Tensor, bias: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
+        if not self.empty:
+            self.launcher(y.device, self.grid, g, bias if bias is not None else g, y, *self.args, **self.kwargs)
+        return y
+
+
 def _phases(t: torch.Tensor, factors: tuple[int, ...]) -> torch.Tensor:
     """``(O, C, *kernel)`` padded to whole multiples of ``factors`` and split: ``(O, C, *R, *taps)``."""
     ndim = len(factors)
@@ -115,4 +184,4 @@ def unpack_weight_grad(grad: torch.Tensor, weight_shape: tuple[int, ...], factor
     return to_layout(full, "channels_last" if channels_inner else "contiguous")
 
 
-__all__ = ["Launch", "pack_weight", "unpack_weight_grad"]
+__all__ = ["Launch", "UnpackLaunch", "pack_weight", "unpack_weight_grad"]
