@@ -262,17 +262,18 @@ def test_split_reduction_meets_in_the_kernel_in_split_order(monkeypatch, plain_a
 
 
 # (ndim, input, weight, kwargs, merged input shape): axes a kernel of 1 passes over (kernel 1, stride 1, no padding)
-# merged into the axis before them, the merged axis last in its run (geometry.merged), or None where none can merge.
+# merged into the axis before them, size-1 axes in front (geometry.merged), or None where none can merge (16 input
+# channels: fewer would pack positions into channels first, test_stems_pack_positions_into_channels).
 MERGES = [
-    (2, (2, 5, 7, 6), (4, 5, 3, 1), dict(padding=(1, 0)), (2, 5, 1, 42)),  # (k, 1): rows of H*W, dilation W
-    (3, (2, 3, 4, 5, 3), (6, 3, 3, 1, 1), dict(padding=(1, 0, 0), dilation=(2, 1, 1)), (2, 3, 1, 1, 60)),  # temporal
-    (3, (1, 4, 5, 3, 2), (5, 4, 2, 3, 1), dict(padding="same"), (1, 4, 5, 1, 6)),  # asymmetric 'same' pads scaled
+    (2, (2, 16, 7, 6), (4, 16, 3, 1), dict(padding=(1, 0)), (2, 16, 1, 42)),  # (k, 1): rows of H*W, dilation W
+    (3, (2, 16, 4, 5, 3), (6, 16, 3, 1, 1), dict(padding=(1, 0, 0), dilation=(2, 1, 1)), (2, 16, 1, 1, 60)),  # temporal
+    (3, (1, 16, 5, 3, 2), (5, 16, 2, 3, 1), dict(padding="same"), (1, 16, 1, 5, 6)),  # asymmetric 'same' pads scaled
     (2, (1, 6, 5, 4), (3, 6, 1, 1), dict(), (1, 6, 1, 20)),  # 1x1: pointwise over rows of H*W
     (3, (1, 16, 5, 4, 3), (3, 16, 1, 1, 1), dict(stride=(2, 1, 1)), (1, 16, 5, 1, 12)),  # the strided depth stays
     (3, (2, 16, 5, 6, 4), (5, 16, 3, 1, 1), dict(stride=(2, 1, 1), padding=(1, 0, 0)), (2, 16, 5, 1, 24)),  # (2+1)D's
     (2, (2, 6, 7, 5), (6, 1, 3, 1), dict(groups=6, padding=(1, 0)), (2, 6, 1, 35)),  # depthwise
     (2, (2, 4, 9, 5), (6, 2, 3, 1), dict(groups=2, stride=(2, 1)), None),  # H strided: W stays
-    (3, (2, 4, 1, 5, 6), (5, 4, 1, 3, 3), dict(padding=(0, 1, 1)), None),  # nothing before a leading unit axis
+    (3, (2, 16, 1, 5, 6), (5, 16, 1, 3, 3), dict(padding=(0, 1, 1)), None),  # nothing before a leading unit axis
 ]
 
 
@@ -303,8 +304,8 @@ def test_axes_a_kernel_of_one_passes_over_are_merged(ndim, x_shape, w_shape, kw,
 
 def test_merged_axes_need_dense_views():
     """Where the merged axes of a tensor are not dense (rows cut short), the layer runs unmerged, as right."""
-    x = torch.randn(2, 3, 7, 13)[..., :6]  # rows 13 apart, 6 read
-    w = torch.randn(4, 3, 3, 1)
+    x = torch.randn(2, 16, 7, 13)[..., :6]  # rows 13 apart, 6 read
+    w = torch.randn(4, 16, 3, 1)
     spec = _checks.conv_spec("conv2d", 2, x, w, None, 1, (1, 0), 1, 1)
     assert geometry.merged(spec) is not spec and dispatch.forward_plan(x, w, None, spec).views is None
     assert_close(tritonconv.conv2d(x, w, padding=(1, 0)), F.conv2d(x.double(), w.double(), padding=(1, 0)))
@@ -387,6 +388,18 @@ def test_transposed_layers_with_few_output_channels_run_packed(ndim, x_shape, w_
     dy = torch.randn_like(out)
     for g, r in zip(torch.autograd.grad(out, (x, w, b), dy), torch.autograd.grad(ref, (x, w, b), dy.double())):
         assert_close(g, r)
+
+
+def test_packing_is_bounded_in_memory():
+    """A packed input holds at most geometry.PACK_EXPANSION times the input's elements; layers past it fold."""
+    def factors(c, k, stride):
+        x, w = torch.empty(1, c, 8, 8, 8), torch.empty(4, c, k, k, k)
+        return geometry.pack_factors(_checks.conv_spec("conv3d", 3, x, w, None, stride, 1, 1, 1))
+
+    assert factors(3, 3, 1) == (1, 1, 3)  # C3D's stem: 16 / 3 = 5.3x its input's elements
+    assert factors(1, 3, 1) is None  # a CT volume's first layer would hold 16x: it folds instead
+    assert factors(1, 3, 2) == (2, 2, 2)  # strided: 16 / 8 = 2x
+    assert factors(16, 3, 2) is None and factors(3, 3, 4) is None  # a full chunk already; 192 channels packed
 
 
 def test_unpack_launch_is_the_packings_adjoint():

@@ -113,18 +113,19 @@ class _Copies(torch.utils._python_dispatch.TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("module,x_shape", [(tnn.Conv1d, (2, 6, 11)), (tnn.Conv2d, (2, 6, 7, 9)),
-                                            (tnn.Conv3d, (1, 6, 4, 5, 6))])
+@pytest.mark.parametrize("module,x_shape", [(tnn.Conv1d, (2, 16, 11)), (tnn.Conv2d, (2, 16, 7, 9)),
+                                            (tnn.Conv3d, (1, 16, 4, 5, 6))])
 def test_weight_gradient_written_in_the_parameters_layout(module, x_shape):
     """tritonconv.nn keeps its weights channels-innermost and their gradients are written that way, so autograd
     takes each as it comes (a gradient laid out unlike its parameter is copied to the parameter's layout on every
-    step); split and flipped weight gradients too. Values against torch."""
+    step); split and flipped weight gradients too. Values against torch. (16 channels: a layer of fewer packs its
+    positions into channels and unpacks its weight gradient into the weight's layout, tests/test_conv.py.)"""
     from tritonconv import dispatch, geometry, tuning
     from tritonconv._checks import conv_spec
 
     ndim = len(x_shape) - 2
     theirs = getattr(torch.nn.functional, f"conv{ndim}d")
-    m = module(6, 4, 3, padding=1)
+    m = module(16, 4, 3, padding=1)
     assert geometry.grad_channels_inner(m.weight)
     x = torch.randn(x_shape)
     with _Copies() as log:

@@ -67,10 +67,11 @@ def test_random_data_and_groups():
 def test_planner_bounds_what_is_held():
     x = torch.randn(1, 3, 40, 8, 8)
     w = torch.randn(4, 3, 3, 3, 3)
-    plan = memory.plan_stream((1, 3, 8, 8), w.shape, budget=60_000)
+    unpacked = memory.plan_stream((1, 3, 8, 8), w.shape, budget=60_000)
     stream = streaming.conv3d_stream(feed(x, [1]), w, padding=1, budget=60_000)
     out = torch.cat(list(stream), 2)
-    assert stream.plan == plan and 1 < plan.chunk < 40
+    plan = stream.plan  # 3 channels: each window's convolution packs positions into 16, which the plan counts
+    assert 1 < plan.chunk < unpacked.chunk < 40
     assert stream.peak_slices <= plan.input_slices and plan.bytes <= 60_000
     assert_close(out, F.conv3d(x.double(), w.double(), padding=1))
 
@@ -188,6 +189,13 @@ def test_stream_holds_what_its_plan_says(plain_allocation, padding, stride):
     ref = F.conv3d(volume.double(), w.double(), padding=padding, stride=stride)
     assert len(outs) == math.ceil(ref.shape[2] / 2)
     assert 0 < held.peak <= stream.plan.bytes
-    with memory.TensorBytes() as one_shot:
+    with memory.TensorBytes() as one_shot:  # 2 channels at stride 2: positions packed into 16 channels, a buffer
         tritonconv.conv3d(volume.clone(), w.clone(), padding=padding, stride=stride)
-    assert one_shot.peak == memory.conv_device_bytes(volume.shape, w.shape, ref.shape, "float32")
+    operands = memory.conv_device_bytes(volume.shape, w.shape, ref.shape, "float32")
+    packed = memory.packed_bytes(_checks.conv_spec("conv3d", 3, volume, w, None, stride, padding, 1, 1), "float32")
+    assert (packed > 0) == (stride == 2)  # at stride 1 the packed input would hold 8x the input's elements: not packed
+    assert operands + (packed > 0) <= one_shot.peak <= operands + packed
+    wide, w16 = torch.randn(1, 16, 5, 6, 5), torch.randn(3, 16, 3, 3, 3)  # 16 channels: no packing, operands only
+    with memory.TensorBytes() as one_shot:
+        out = tritonconv.conv3d(wide.clone(), w16.clone(), padding=padding, stride=stride)
+    assert one_shot.peak == memory.conv_device_bytes(wide.shape, w16.shape, out.shape, "float32")

@@ -271,15 +271,22 @@ PACK_CHANNELS = 16
 """The tensor cores' reduction chunk (16-bit): a layer with fewer input channels per tap leaves lanes idle."""
 
 
+PACK_EXPANSION = 6
+"""A packed input holds at most this many times the input's elements (about ``C' / (C * prod(stride))``): C3D's
+stem packs 3 channels into 16 (5.3x); a 1-channel volume's unit-stride layer would hold 16x its input (a CT
+volume of 512**3 voxels: 8 GiB in fp32), so it folds its taps instead."""
+
+
 def pack_factors(spec: ConvSpec, transposed: bool = False) -> tuple[int, ...] | None:
     """The positions per axis a layer of few input channels packs into its channels
     (:func:`tritonconv.shapes.pack_positions`), when it has one group, no dilation and fewer than
     :data:`PACK_CHANNELS` input channels: a strided layer its strides (space to depth: ResNet's stem, 3
     channels at stride 2 x 2, packs 12; AlexNet's, stride 4 x 4, 48), a unit-stride one the taps of its
-    innermost axis with taps (C3D's 3x3x3 stem: 3 x 3 = 9 channels, then 3 x 3 x 1 taps); at most four chunks of
-    channels packed. Else None: the layer runs as written (few channels per group fold their taps instead).
-    A ``transposed`` pass (the input gradient) packs by space to depth only: it runs at the plain tiles' rate
-    unpacked too, and a unit-stride packing's overlapping copies would write ``k`` times its output's bytes."""
+    innermost axis with taps (C3D's 3x3x3 stem: 3 x 3 = 9 channels, then 3 x 3 x 1 taps); at most four chunks
+    of channels packed, and at most :data:`PACK_EXPANSION` times the input's elements. Else None: the layer
+    runs as written (few channels per group fold their taps instead). A ``transposed`` pass (the input
+    gradient) packs by space to depth only: it runs at the plain tiles' rate unpacked too, and a unit-stride
+    packing's overlapping copies would write ``k`` times its output's bytes."""
     c_in, kernel = spec.weight_shape[1], spec.weight_shape[2:]
     if spec.groups != 1 or c_in >= PACK_CHANNELS or any(d != 1 for d in spec.dilation):
         return None
@@ -290,7 +297,10 @@ def pack_factors(spec: ConvSpec, transposed: bool = False) -> tuple[int, ...] | 
         factors = tuple(k if a == last else 1 for a, k in enumerate(kernel))
     else:
         return None
-    return factors if c_in * math.prod(factors) <= 4 * PACK_CHANNELS else None
+    packed = -(-c_in * math.prod(factors) // PACK_CHANNELS) * PACK_CHANNELS
+    if packed > 4 * PACK_CHANNELS or packed > PACK_EXPANSION * c_in * math.prod(spec.stride):
+        return None
+    return factors
 
 
 def packed(spec: ConvSpec, factors: tuple[int, ...]) -> ConvSpec:

@@ -2,9 +2,9 @@
 
 The kernels are implicit GEMMs: no im2col buffer, so a one-shot convolution holds its input,
 weight, bias and output (activations are read in place, in any layout), plus, in large problems, a
-copy of a weight not laid out for the kernels (:func:`tritonconv.geometry.weight_copy_pays`) and the
-split partial sums of small outputs and of the weight gradient. Streaming keeps its input ring
-channels-last.
+copy of a weight not laid out for the kernels (:func:`tritonconv.geometry.weight_copy_pays`), the
+split partial sums of small outputs and of the weight gradient, and a layer of few input channels' packed
+input (:func:`packed_bytes`). Streaming keeps its input ring channels-last.
 :func:`plan_stream` sizes the slabs of :func:`tritonconv.streaming.conv3d_stream`; :class:`TensorBytes`
 measures what a block of torch calls holds, on the CPU too.
 """
@@ -21,6 +21,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from . import geometry, shapes
+from ._checks import ConvSpec
 
 CPU_BUDGET = 2**30  # bytes planned for when the device is the CPU (interpreter) and no budget is given
 MARGIN = 0.8  # share of the free GPU memory a default plan may use
@@ -32,7 +33,9 @@ def conv_device_bytes(input_shape, weight_shape, output_shape, dtype: str, bias:
     when True) + ``output_shape`` in ``dtype`` (``'float32'``, ``'float16'``, ``'bfloat16'``, ``'float64'``),
     and, for a large problem whose weight is in torch's layout (``weight_inner=False``; ``tritonconv.nn``
     modules keep theirs reduction-innermost), the weight's copy the GEMM kernels read
-    (:func:`tritonconv.geometry.weight_copy_pays`). Activations are read in place, in any layout."""
+    (:func:`tritonconv.geometry.weight_copy_pays`). Activations are read in place, in any layout. A layer of few
+    input channels also holds its packed input while it runs (:func:`packed_bytes`, which needs the strides and
+    padding)."""
     copied = not weight_inner and geometry.weight_copy_pays(input_shape, weight_shape, output_shape)
     elems = math.prod(input_shape) + math.prod(weight_shape) * (2 if copied else 1) + math.prod(output_shape)
     return (elems + (weight_shape[0] if bias else 0)) * shapes.DTYPE_BYTES[dtype]
@@ -61,7 +64,7 @@ class StreamPlan:
 
 def plan_stream(slice_shape, weight_shape, stride: int = 1, dilation: int = 1, dtype: str = "float32",
                 output_slice_shape=None, budget: int | None = None, device: torch.device | str = "cpu",
-                max_chunk: int = 1024, chunk: int | None = None) -> StreamPlan:
+                max_chunk: int = 1024, chunk: int | None = None, packed=None) -> StreamPlan:
     """The largest chunk of output depth slices whose working set fits ``budget`` bytes.
 
     ``slice_shape`` is one input depth slice ``(N, C, H, W)``, ``weight_shape`` the 3-D
@@ -72,7 +75,8 @@ def plan_stream(slice_shape, weight_shape, stride: int = 1, dilation: int = 1, d
     the consumer still holds (``for y in stream:`` keeps ``y`` until the next one arrives; measured with
     :class:`TensorBytes` in notebook 05). ``budget`` defaults
     to :func:`default_budget` of ``device``. A given ``chunk`` is taken as it is (no budget): the
-    plan then says what it holds.
+    plan then says what it holds. ``packed(chunk)``: the bytes a chunk's convolution adds when it packs
+    positions into channels (:func:`packed_bytes`; affine in the chunk), if it does.
 
     :raises ValueError: when one output slice alone needs more than the budget.
     """
@@ -83,8 +87,10 @@ def plan_stream(slice_shape, weight_shape, stride: int = 1, dilation: int = 1, d
     fixed = (math.prod(weight_shape) + weight_shape[0]) * size
     halo = (weight_shape[2] - 1) * dilation + 1
 
+    extra = packed or (lambda chunk: 0)
+
     def need(chunk: int) -> int:
-        return ((chunk - 1) * stride + halo) * in_slice + 2 * chunk * out_slice + fixed
+        return ((chunk - 1) * stride + halo) * in_slice + 2 * chunk * out_slice + fixed + extra(chunk)
 
     if chunk is not None:
         return StreamPlan(chunk, (chunk - 1) * stride + halo, halo, need(chunk))
@@ -93,8 +99,21 @@ def plan_stream(slice_shape, weight_shape, stride: int = 1, dilation: int = 1, d
     if need(1) > budget:
         raise ValueError(f"plan_stream: one output slice needs {need(1)} bytes ({halo} input slices of {in_slice} B, "
                          f"an output slice, the weight), over the budget of {budget} bytes")
-    chunk = max(1, min(max_chunk, (budget - need(1)) // (stride * in_slice + 2 * out_slice) + 1))
+    chunk = max(1, min(max_chunk, (budget - need(1)) // max(1, need(2) - need(1)) + 1))
+    while chunk > 1 and need(chunk) > budget:  # packed bytes round up per chunk: at most a step or two back
+        chunk -= 1
     return StreamPlan(chunk, (chunk - 1) * stride + halo, halo, need(chunk))
+
+
+def packed_bytes(spec: ConvSpec, dtype: str) -> int:
+    """Bytes a convolution's call holds beyond its operands when it packs positions into channels
+    (:func:`tritonconv.geometry.pack_factors`): the packed input, and the packed weight with the reshapes that
+    make it (counted three times); 0 if it does not pack."""
+    factors = geometry.pack_factors(spec)
+    if factors is None:
+        return 0
+    packed = geometry.packed(spec, factors)
+    return (math.prod(packed.input_shape) + 3 * math.prod(packed.weight_shape)) * shapes.DTYPE_BYTES[dtype]
 
 
 @dataclass(frozen=True)

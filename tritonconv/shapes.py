@@ -217,11 +217,12 @@ def merge_axes(
     axis before it, when that one has unit stride, its size multiplies that axis's sizes, and that
     axis's taps step over whole rows of it: its dilation and padding scale by the merged size
     (output ``a*n + b`` reads ``(a - p + t*d)*n + b``, inside the merged axis exactly when
-    ``a - p + t*d`` is inside the original one). Each run of merged axes keeps its place: the merged
-    axis stands last in it, the others become axes of size 1, so the number of axes, and a strided
-    axis's place, do not change. So a ``(k, 1, 1)`` kernel over ``D x H x W`` is a convolution over
-    ``1 x 1 x D*H*W`` with dilation ``H*W`` (a 1-D one), a 1x1 one over ``1 x H*W``, and a ``(2, 1, 1)``
-    kernel of depth stride 2 one over ``D x 1 x H*W``: long rows of positions instead of short ones.
+    ``a - p + t*d`` is inside the original one). The merged axes stand last, axes of size 1 before them,
+    so the number of axes does not change, except that a strided first axis keeps the first place (the
+    descriptor kernel strides depth only); merging the result again changes nothing. So a ``(k, 1, 1)``
+    kernel over ``D x H x W`` is a convolution over ``1 x 1 x D*H*W`` with dilation ``H*W`` (a 1-D one), a
+    1x1 one over ``1 x H*W``, a ``(3, 3, 1)`` one over ``1 x D x H*W``, and a ``(2, 1, 1)`` kernel of depth
+    stride 2 one over ``D x 1 x H*W``: long rows of positions instead of short ones.
     The operands are views of the caller's tensors where each merged pair of axes is dense
     (``stride[a] == size[b] * stride[b]``: NC(D)HW and channels-last alike).
 
@@ -233,18 +234,18 @@ def merge_axes(
     :param dilation: one per spatial axis.
     :returns: ``(input_shape, weight_shape, output_shape, stride, padding, dilation)``, merged (as tuples).
     """
-    runs: list[list] = []  # per run of merged axes: [axes in it, size, kernel, out, stride, (lo, hi), dilation]
+    kept: list[list] = []  # per merged axis: [size, kernel, out, stride, (lo, hi), dilation]
     for size, k, out, s, (lo, hi), d in zip(input_shape[2:], weight_shape[2:], output_shape[2:], stride, padding,
                                              dilation):
-        if k == 1 and s == 1 and lo == hi == 0 and runs and runs[-1][4] == 1:
-            run = runs[-1]
-            run[0] += 1
-            run[1], run[3], run[5] = run[1] * size, run[3] * size, (run[5][0] * size, run[5][1] * size)
-            run[6] = run[6] * size if run[2] > 1 else 1
+        if k == 1 and s == 1 and lo == hi == 0 and kept and kept[-1][3] == 1:
+            axis = kept[-1]
+            axis[0], axis[2], axis[4] = axis[0] * size, axis[2] * size, (axis[4][0] * size, axis[4][1] * size)
+            axis[5] = axis[5] * size if axis[1] > 1 else 1
         else:
-            runs.append([1, size, k, out, s, (lo, hi), d])
-    unit = (1, 1, 1, 1, (0, 0), 1)
-    axes = [a for count, *merged in runs for a in [unit] * (count - 1) + [tuple(merged)]]
+            kept.append([size, k, out, s, (lo, hi), d if k > 1 else 1])  # a 1-tap axis's dilation means nothing
+    units = [(1, 1, 1, 1, (0, 0), 1)] * (len(stride) - len(kept))
+    first = 1 if units and len(kept) > 1 and kept[0][3] > 1 else 0  # a strided first axis keeps the depth slot
+    axes = [tuple(a) for a in kept[:first]] + units + [tuple(a) for a in kept[first:]]
     sizes, kernel, outs, strides, pads, dilations = zip(*axes)
     return ((*input_shape[:2], *sizes), (*weight_shape[:2], *kernel), (*output_shape[:2], *outs), strides, pads,
             dilations)

@@ -134,9 +134,17 @@ class Conv3dStream:
             raise ValueError(f"conv3d_stream: output height/width {tuple(out_hw)} not positive for slices of "
                              f"{tuple(slice_shape[2:])} and kernel {tuple(self.weight.shape[3:])}")
         dtype = str(self.weight.dtype)[6:]
+        halo = (self.weight.shape[2] - 1) * self.dilation[0] + 1
+
+        def packed(chunk: int) -> int:  # what a window's convolution adds if it packs positions into channels
+            window = (slice_shape[0], slice_shape[1], (chunk - 1) * self.stride[0] + halo, *slice_shape[2:])
+            spec = _checks.shape_spec("conv3d_stream", 3, torch.empty(window, device="meta"), self.weight, None,
+                                      self.stride, ((0, 0), *self.padding[1:]), self.dilation, self.groups)
+            return memory.packed_bytes(spec, dtype)
+
         self.plan = memory.plan_stream(slice_shape, self.weight.shape, self.stride[0], self.dilation[0], dtype,
                                        (slice_shape[0], self.weight.shape[0], *out_hw), self._budget, self.device,
-                                       chunk=self._chunk)
+                                       chunk=self._chunk, packed=packed)
         # channels innermost: windows of the ring are read in place (see tritonconv.geometry.channels_inner)
         return torch.empty((slice_shape[0], slice_shape[1], self.plan.input_slices, *slice_shape[2:]),
                            dtype=self.weight.dtype, device=self.device, memory_format=torch.channels_last_3d)
