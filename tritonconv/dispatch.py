@@ -8,6 +8,11 @@
                      its descriptor kernel when the config says so and the operands allow
     (2+1)D fused     kernels.fused_2plus1d
 
+Every pass runs the problem :func:`tritonconv.geometry.run_spec` gives: a layer of few input channels with
+its positions packed into channels (kernels.pack: a packing launch before the forward and the weight
+gradient, an unpacking one after a strided layer's input gradient; :func:`tritonconv.geometry.pack_factors`),
+and the axes a kernel of 1 passes over merged, on views of the caller's tensors (:func:`_merge`).
+
 The first call with a given signature (each tensor's shape, strides, dtype and device; the
 checked spec and the other arguments) builds a *plan*: the kernel family, its config (from
 :func:`tritonconv.tuning.choose`, which may time candidates by launching them), how each

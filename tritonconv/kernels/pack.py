@@ -1,5 +1,6 @@
-"""Space to depth: a layer of few input channels with positions packed into its channels
-(:func:`tritonconv.shapes.pack_positions`), so that its convolution runs tap by tap on full tensor-core chunks.
+"""Positions packed into channels: a layer of few input channels as a stride-1 convolution of more
+(:func:`tritonconv.shapes.pack_positions`: space to depth for a strided layer, the innermost taps for a
+unit-stride one), so that its convolution runs tap by tap on full tensor-core chunks.
 
     packed input   x'[n, c*R + r, j] = x[n, c, s*j + r - p]     (zero outside x, and for channels past C*R)
     packed weight  w'[o, c*R + r, a] = w[o, c, R*a + r]          (zero past the kernel)
