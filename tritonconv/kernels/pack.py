@@ -25,7 +25,7 @@ import triton.language as tl
 
 from .._checks import ConvSpec
 from .._runtime import Direct, kernel
-from .._tile import activate
+from .._tile import activate, positions
 from ..geometry import as_3d, empty_channels_inner, needs_int64, strides_3d, tl_accumulator, to_layout
 
 
@@ -42,11 +42,7 @@ def _pack_kernel(
         offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     inside = offs < TOTAL
     cp = offs % C_PACKED
-    pos = offs // C_PACKED
-    jw = pos % PW
-    jh = (pos // PW) % PH
-    jd = (pos // (PW * PH)) % PD
-    nb = pos // (PW * PH * PD)
+    nb, jd, jh, jw = positions(offs // C_PACKED, PD, PH, PW)
     per_channel = RD * RH * RW
     c = cp // per_channel
     r = cp % per_channel
@@ -97,11 +93,7 @@ def _unpack_kernel(
         offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     inside = offs < TOTAL
     c = offs % C
-    pos = offs // C
-    iw = pos % W
-    ih = (pos // W) % H
-    id = (pos // (W * H)) % D
-    nb = pos // (W * H * D)
+    nb, id, ih, iw = positions(offs // C, D, H, W)
     acc = tl.full((BLOCK,), 0.0, ACC)
     g_rows = g_ptr + nb * sgn + c * (RD * RH * RW) * sgc
     for td in range(RD // sd):  # the packed offsets reaching this position: r = (i + p) mod s, then + s
