@@ -26,6 +26,17 @@ def positions(m, OD, OH, OW):
 
 
 @device
+def elements(TOTAL, C, D, H, W, INT64: tl.constexpr, BLOCK: tl.constexpr):
+    """This program's ``BLOCK`` flat elements of a ``(N, D, H, W, C)`` tensor, channels fastest (the element-wise
+    kernels' index): ``(in range, batch, d, h, w, channel)``."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    if INT64:
+        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    nb, d, h, w = positions(offs // C, D, H, W)
+    return offs < TOTAL, nb, d, h, w, offs % C
+
+
+@device
 def position_tiles(M, OW, BLOCK: tl.constexpr, BLOCK_W: tl.constexpr):
     """How many tiles of ``BLOCK`` positions cover ``M`` positions of rows ``OW`` wide (the same as
     :func:`tritonconv.geometry.position_tiles`)."""
