@@ -75,8 +75,8 @@ def plan_stream(slice_shape, weight_shape, stride: int = 1, dilation: int = 1, d
     the consumer still holds (``for y in stream:`` keeps ``y`` until the next one arrives; measured with
     :class:`TensorBytes` in notebook 05). ``budget`` defaults
     to :func:`default_budget` of ``device``. A given ``chunk`` is taken as it is (no budget): the
-    plan then says what it holds. ``packed(chunk)``: the bytes a chunk's convolution adds when it packs
-    positions into channels (:func:`packed_bytes`; affine in the chunk), if it does.
+    plan then says what it holds. ``packed``: a function, ``packed(chunk)`` the bytes a chunk's convolution
+    adds when it packs positions into channels (:func:`packed_bytes`; affine in the chunk), if it does.
 
     :raises ValueError: when one output slice alone needs more than the budget.
     """
@@ -108,7 +108,10 @@ def plan_stream(slice_shape, weight_shape, stride: int = 1, dilation: int = 1, d
 def packed_bytes(spec: ConvSpec, dtype: str) -> int:
     """Bytes a convolution's call holds beyond its operands when it packs positions into channels
     (:func:`tritonconv.geometry.pack_factors`): the packed input, and the packed weight with the reshapes that
-    make it (counted three times); 0 if it does not pack."""
+    make it (counted three times); 0 if it does not pack.
+
+    :param spec: the checked convolution.
+    :param dtype: its tensors' dtype, as :func:`conv_device_bytes` takes it."""
     factors = geometry.pack_factors(spec)
     if factors is None:
         return 0
