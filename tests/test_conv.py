@@ -180,8 +180,8 @@ def test_activations_are_read_in_place_in_any_layout(monkeypatch, plain_allocati
     layout) is read in place by every pass too, and one in torch's layout is copied once per GEMM pass of
     a large problem only (geometry.WEIGHT_COPY_MACS). The output keeps torch's format; the results equal
     torch's."""
-    x = torch.randn((2, 6) + (5,) * ndim, requires_grad=True)
-    w_torch = torch.randn((4, 6) + (3,) * ndim, requires_grad=True)
+    x = torch.randn((2, 16) + (5,) * ndim, requires_grad=True)  # 16 channels: fewer would pack (a copy, planned)
+    w_torch = torch.randn((4, 16) + (3,) * ndim, requires_grad=True)
     w_laid = geometry.channels_inner(w_torch.detach()).requires_grad_()
     ref = reference(ndim, x.detach(), w_torch.detach(), None, padding=1)
     for large in (False, True):

@@ -29,6 +29,13 @@ CASES = [  # op, input, weight, arguments: odd sizes that no tile divides, paddi
 ]
 
 
+@pytest.fixture(autouse=True)
+def layers_as_written(monkeypatch):
+    """The descriptor kernels' own rules, on layers as written: the 8-channel layers here (the fewest a 16-byte
+    bf16 row holds) would otherwise pack their positions into channels first (tests/test_conv.py tests that)."""
+    monkeypatch.setattr(geometry, "pack_factors", lambda spec, transposed=False: None)
+
+
 def run(op, x, w, b, cfg, activation=None, flip=False, **kwargs):
     spec = conv_spec(op, int(op[-2]), x, w, b, kwargs.get("stride", 1), kwargs.get("padding", 0),
                      kwargs.get("dilation", 1), 1)

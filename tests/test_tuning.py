@@ -19,7 +19,7 @@ GPU = "Test GPU 80GB"  # a device name of our own: the GPU path's logic, driven 
 
 
 def problem(kind="conv", n=2, size=9, c_in=4, c_out=6):
-    return tuning.Problem.of(kind, "float32", "contiguous", (n, c_in, size, size), (c_out, c_in, 3, 3), 1, 1)
+    return tuning.Problem.of(kind, "float32", "contiguous", (n, c_in, size, size), (c_out, c_in, 3, 3), 1, 1, as_run=False)
 
 
 @pytest.fixture(autouse=True)
@@ -114,7 +114,7 @@ def test_concurrent_writers_lose_nothing(tmp_path):
         from tritonconv import cache, geometry, tuning
         who = int(sys.argv[1])
         for i in range(40):
-            p = tuning.Problem.of("conv", "float32", "contiguous", (1 + who, 4, 5 + i, 5), (6, 4, 3, 3))
+            p = tuning.Problem.of("conv", "float32", "contiguous", (1 + who, 4, 5 + i, 5), (6, 4, 3, 3), as_run=False)
             cache.store("Test GPU 80GB", {p.key(): cache.entry(p, tuning.Config(16, 16, 16), float(i))})
     """)
     env = dict(os.environ)
@@ -135,9 +135,9 @@ def test_interpreter_always_uses_the_heuristic():
 def test_tuning_runs_real_kernels_and_rejects_wrong_configs(kind):
     """Every candidate runs (interpreted, tiny shape); one that computes a wrong result cannot win."""
     if kind.startswith("conv_dw"):
-        p = tuning.Problem.of(kind, "float32", "contiguous", (1, 3, 5, 4), (6, 1, 2, 3), 2, (1, 0), groups=3)
+        p = tuning.Problem.of(kind, "float32", "contiguous", (1, 3, 5, 4), (6, 1, 2, 3), 2, (1, 0), groups=3, as_run=False)
     else:
-        p = tuning.Problem.of(kind, "float32", "contiguous", (1, 3, 5, 4), (5, 3, 2, 3), 2, (1, 0))
+        p = tuning.Problem.of(kind, "float32", "contiguous", (1, 3, 5, 4), (5, 3, 2, 3), 2, (1, 0), as_run=False)
     run = runner(p, torch.device("cpu"))
     configs = tuning.candidates(p)
     cheat = next(c for c in reversed(configs) if c != tuning.heuristic(p, False))  # (the heuristic is the reference)
@@ -162,7 +162,7 @@ def test_second_process_does_no_tuning():
     assert again == first and tuning.stats["cache"] == 1
     script = textwrap.dedent(f"""
         from tritonconv import tuning
-        p = tuning.Problem.of("conv", "float32", "contiguous", (2, 4, 9, 9), (6, 4, 3, 3), 1, 1)
+        p = tuning.Problem.of("conv", "float32", "contiguous", (2, 4, 9, 9), (6, 4, 3, 3), 1, 1, as_run=False)
         def no_bench(fn):
             raise AssertionError("tuned again")
         cfg = tuning.resolve(p, {GPU!r}, lambda cfg: None, autotune=True, bench=no_bench)
@@ -216,8 +216,8 @@ def test_problem_layout_is_the_callers(monkeypatch):
     choose = tuning.choose
     monkeypatch.setattr(tuning, "choose", lambda problem, *a: seen.append((problem.kind, problem.layout)) or
                         choose(problem, *a))
-    x = torch.randn(2, 4, 6, 5, requires_grad=True)
-    w = torch.randn(3, 4, 3, 3, requires_grad=True)
+    x = torch.randn(2, 16, 6, 5, requires_grad=True)  # 16 channels: fewer pack (read channels-last, packed)
+    w = torch.randn(3, 16, 3, 3, requires_grad=True)
     tritonconv.conv2d(x, w, padding=1).sum().backward()
     tritonconv.conv2d(x.detach().contiguous(memory_format=torch.channels_last), w.detach(), padding=1)
     assert seen == [("conv", "contiguous"), ("conv_t", "contiguous"), ("conv_wgrad", "contiguous"),
@@ -230,7 +230,7 @@ def test_tune_all_resumes_orders_by_dtype_and_layout_and_stops_on_budget(tmp_pat
     from tritonconv.tune import tune_all
 
     def tiny(dtype, layout):
-        return tuning.Problem.of("conv", dtype, layout, (1, 2, 5, 4), (3, 2, 2, 3), 1, (1, 0))
+        return tuning.Problem.of("conv", dtype, layout, (1, 2, 5, 4), (3, 2, 2, 3), 1, (1, 0), as_run=False)
 
     todo = [("a", tiny("float32", "channels_last")), ("b", tiny("float32", "contiguous")),
             ("c", tiny("float16", "channels_last"))]
@@ -258,7 +258,7 @@ def test_host_timed_entries_are_tuned_again_and_the_layers_furthest_behind_go_fi
     from tritonconv.tune import behind_first, tune_all
 
     def tiny(c, layout="channels_last"):
-        return tuning.Problem.of("conv", "float32", layout, (1, c, 5, 4), (3, c, 2, 3), 1, 0)
+        return tuning.Problem.of("conv", "float32", layout, (1, c, 5, 4), (3, c, 2, 3), 1, 0, as_run=False)
 
     todo = [("fast", tiny(2)), ("slow", tiny(3)), ("host", tiny(4)), ("graph", tiny(5)), ("new", tiny(6))]
     target = tmp_path / "shipped"
@@ -306,7 +306,8 @@ def test_gpu_heuristic_takes_an_empty_batch(kind):
     interpreter never takes (found on an H200: the backward of an empty batch divided by zero tiles)."""
     depthwise = kind.startswith("conv_dw")
     weight = (4, 1, 3, 3) if depthwise else (6, 4, 3, 3)
-    p = tuning.Problem.of(kind, "bfloat16", "channels_last", (0, 4, 9, 9), weight, 1, 1, groups=4 if depthwise else 1)
+    p = tuning.Problem.of(kind, "bfloat16", "channels_last", (0, 4, 9, 9), weight, 1, 1, groups=4 if depthwise else 1,
+                          as_run=False)
     cfg = tuning.heuristic(p, interpret=False, sm_count=132)
     assert cfg.split_k >= 1 and cfg.block_m >= 16
 
