@@ -28,12 +28,12 @@ def positions(m, OD, OH, OW):
 @device
 def elements(TOTAL, C, D, H, W, INT64: tl.constexpr, BLOCK: tl.constexpr):
     """This program's ``BLOCK`` flat elements of a ``(N, D, H, W, C)`` tensor, channels fastest (the element-wise
-    kernels' index): ``(in range, batch, d, h, w, channel)``."""
+    kernels' index): ``(flat offsets, in range, batch, d, h, w, channel)``."""
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     if INT64:
         offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     nb, d, h, w = positions(offs // C, D, H, W)
-    return offs < TOTAL, nb, d, h, w, offs % C
+    return offs, offs < TOTAL, nb, d, h, w, offs % C
 
 
 @device

@@ -39,7 +39,6 @@ import torch
 import triton
 
 from . import cache, geometry, shapes, tuning
-from ._checks import ConvSpec
 from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
@@ -115,9 +114,7 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
         k = problem.taps * triton.cdiv(red, config.block_k) * config.block_k
         return ctas * config.block_m * config.block_n * k, ctas
     dtype = getattr(torch, problem.dtype)
-    ndim = len(problem.weight_shape) - 2
-    spec = ConvSpec(ndim, problem.stride, problem.padding, problem.dilation, problem.groups, problem.input_shape,
-                    problem.weight_shape, problem.output_shape, False)
+    spec = problem.spec
     def activation(shape):  # laid out as the problem's layout says (NC(D)HW tensors are tiled by rows)
         return _standin(shape, dtype, problem.layout == "channels_last")
 
@@ -182,8 +179,7 @@ def pack_seconds(written: Problem, device: Device) -> float:
     gradient makes last (:mod:`tritonconv.kernels.pack`): the input and the packed input, one read and the other
     written, at the device's bandwidth, plus a launch; 0 where ``written`` (the layer as written, not as run) does
     not pack."""
-    spec = ConvSpec(len(written.stride), written.stride, written.padding, written.dilation, written.groups,
-                    written.input_shape, written.weight_shape, written.output_shape, False)
+    spec = written.spec
     factors = geometry.pack_factors(spec, written.kind == "conv_t")
     if factors is None or written.kind not in ("conv", "conv_t", "conv_wgrad") or written.dtype.startswith("float8"):
         return 0.0

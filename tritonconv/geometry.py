@@ -119,6 +119,12 @@ class Problem:
         return c_out_g, c_in_g, self.output_shape[0] * math.prod(self.output_shape[2:])
 
     @property
+    def spec(self) -> ConvSpec:
+        """The problem as a checked, batched convolution (what a kernel's ``Launch`` takes)."""
+        return ConvSpec(len(self.stride), self.stride, self.padding, self.dilation, self.groups, self.input_shape,
+                        self.weight_shape, self.output_shape, False)
+
+    @property
     def taps(self) -> int:
         return math.prod(self.weight_shape[2:])
 
@@ -277,6 +283,11 @@ stem packs 3 channels into 16 (5.3x); a 1-channel volume's unit-stride layer wou
 volume of 512**3 voxels: 8 GiB in fp32), so it folds its taps instead."""
 
 
+def _packed_channels(c_in: int, factors: tuple[int, ...]) -> int:
+    """A packed layer's channels: ``c_in * prod(factors)`` rounded up to a multiple of :data:`PACK_CHANNELS`."""
+    return -(-c_in * math.prod(factors) // PACK_CHANNELS) * PACK_CHANNELS
+
+
 def pack_factors(spec: ConvSpec, transposed: bool = False) -> tuple[int, ...] | None:
     """The positions per axis a layer of few input channels packs into its channels
     (:func:`tritonconv.shapes.pack_positions`), when it has one group, no dilation and fewer than
@@ -297,7 +308,7 @@ def pack_factors(spec: ConvSpec, transposed: bool = False) -> tuple[int, ...] | 
         factors = tuple(k if a == last else 1 for a, k in enumerate(kernel))
     else:
         return None
-    packed = -(-c_in * math.prod(factors) // PACK_CHANNELS) * PACK_CHANNELS
+    packed = _packed_channels(c_in, factors)
     if packed > 4 * PACK_CHANNELS or packed > PACK_EXPANSION * c_in * math.prod(spec.stride):
         return None
     return factors
@@ -306,9 +317,9 @@ def pack_factors(spec: ConvSpec, transposed: bool = False) -> tuple[int, ...] | 
 def packed(spec: ConvSpec, factors: tuple[int, ...]) -> ConvSpec:
     """``spec`` with ``factors`` positions per axis packed into its channels, padded to a multiple of
     :data:`PACK_CHANNELS` (:func:`tritonconv.shapes.pack_positions`)."""
-    channels = -(-spec.weight_shape[1] * math.prod(factors) // PACK_CHANNELS) * PACK_CHANNELS
     x, w, y, stride, pads, dilation = shapes.pack_positions(spec.input_shape, spec.weight_shape, spec.output_shape,
-                                                            spec.stride, factors, channels)
+                                                            spec.stride, factors,
+                                                            _packed_channels(spec.weight_shape[1], factors))
     return ConvSpec(spec.ndim, stride, pads, dilation, 1, x, w, y, spec.unbatched)
 
 

@@ -41,7 +41,6 @@ import torch
 from tqdm import tqdm
 
 from . import _runtime, cache, costmodel, dispatch, geometry, shapes, tuning
-from ._checks import ConvSpec
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -102,9 +101,7 @@ def runner(problem: tuning.Problem, device: torch.device) -> Callable[[tuning.Co
     def rand(shape, layout=problem.layout):
         return geometry.to_layout(torch.randn(shape, device=device, dtype=dtype), layout)
 
-    ndim = len(problem.weight_shape) - 2
-    spec = ConvSpec(ndim, problem.stride, problem.padding, problem.dilation, problem.groups, problem.input_shape,
-                    problem.weight_shape, problem.output_shape, False)
+    ndim, spec = len(problem.stride), problem.spec
     w = rand(problem.weight_shape, problem.layout if ndim > 1 else "contiguous")  # as the benchmarks hold weights
     if problem.kind in ("conv", "conv_dw"):
         x = rand(problem.input_shape)

@@ -37,7 +37,7 @@ def _pack_kernel(
     INT64: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """``BLOCK`` elements of the packed input ``y`` (``(N, PD, PH, PW, CP)`` memory, channels innermost)."""
-    inside, nb, jd, jh, jw, cp = elements(TOTAL, C_PACKED, PD, PH, PW, INT64, BLOCK)
+    offs, inside, nb, jd, jh, jw, cp = elements(TOTAL, C_PACKED, PD, PH, PW, INT64, BLOCK)
     per_channel = RD * RH * RW
     c = cp // per_channel
     r = cp % per_channel
@@ -46,7 +46,7 @@ def _pack_kernel(
     id = jd * sd + r // (RW * RH) - pd
     ok = inside & (c < C) & (id >= 0) & (id < D) & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
     v = tl.load(x_ptr + nb * sxn + c * sxc + id * sxd + ih * sxh + iw * sxw, mask=ok, other=0.0)
-    tl.store(y_ptr + (((nb * PD + jd) * PH + jh) * PW + jw) * C_PACKED + cp, v, mask=inside)
+    tl.store(y_ptr + offs, v, mask=inside)
 
 
 class Launch:
@@ -83,7 +83,7 @@ def _unpack_kernel(
     """``BLOCK`` elements of ``y`` (``C`` channels, sizes D, H, W; channels fastest): the adjoint of the packing
     applied to ``g`` (packed channels, sizes PD, PH, PW), ``y[c, i] = sum g[c*R + r, j]`` over ``s*j + r - p = i``
     (``R / s`` terms per axis), then bias and activation."""
-    inside, nb, id, ih, iw, c = elements(TOTAL, C, D, H, W, INT64, BLOCK)
+    _, inside, nb, id, ih, iw, c = elements(TOTAL, C, D, H, W, INT64, BLOCK)
     acc = tl.full((BLOCK,), 0.0, ACC)
     g_rows = g_ptr + nb * sgn + c * (RD * RH * RW) * sgc
     for td in range(RD // sd):  # the packed offsets reaching this position: r = (i + p) mod s, then + s
