@@ -47,6 +47,13 @@ def per_call_us(fn, calls: int, repeat: int) -> float:
     return statistics.median(runs)
 
 
+def training_step(module: torch.nn.Module, x: torch.Tensor) -> None:
+    """One forward and backward of ``module`` (three launches: forward, input and weight gradient; autograd's
+    own work included, which cuDNN's calls pay too)."""
+    with torch.enable_grad():
+        module(x).sum().backward()
+
+
 def cases() -> dict[str, callable]:
     """name -> a call to time (small problems: the host work, not the data, is what costs)."""
     torch.manual_seed(0)
@@ -60,6 +67,8 @@ def cases() -> dict[str, callable]:
     w11 = torch.randn(16, 16, 1, 1)
     wt = torch.randn(16, 16, 3, 1, 1).contiguous(memory_format=torch.channels_last_3d)
     module = tritonconv.nn.Conv2d(16, 16, 3, padding=1)
+    xs, ws = torch.randn(1, 3, 16, 16), torch.randn(16, 3, 7, 7)  # a stem: positions packed into channels
+    xg = x2.clone().requires_grad_()
     spec = _checks.conv_spec("conv2d", 2, x2, w2, None, 1, 1, 1, 1)
     dy = torch.randn(spec.output_shape)
     fmt = geometry.memory_format_of(x2)
@@ -76,6 +85,8 @@ def cases() -> dict[str, callable]:
         "conv2d 1x1 (axes merged)": lambda: tritonconv.conv2d(x2, w11),
         "conv3d (3,1,1) cl (axes merged)": lambda: tritonconv.conv3d(x3cl, wt, padding=(1, 0, 0)),
         "nn.Conv2d": lambda: module(x2),
+        "conv2d stem 7x7/2, 3 channels (packed)": lambda: tritonconv.conv2d(xs, ws, stride=2, padding=3),
+        "nn.Conv2d forward + backward": lambda: training_step(module, xg),
         "input gradient (conv2d)": lambda: dispatch.conv_grad_input(dy, w2, spec, False, fmt),
         "weight gradient (conv2d)": lambda: dispatch.conv_grad_weight(dy, x2, spec, False),
         "input gradient, channels-last": lambda: dispatch.conv_grad_input(dycl, w2t, spec, False, torch.channels_last),

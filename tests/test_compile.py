@@ -239,11 +239,13 @@ def test_direct_launches_pass_what_jitfunction_run_passes(monkeypatch):
     for fn, args, kwargs, _ in launches:
         binder = create_function_from_signature(fn.signature, fn.params, backend)
         bound, _, _ = binder(*args, **kwargs)
-        ours, slots, _ = _runtime.Direct(_runtime.Kernel(fn)).layout(args, kwargs)
+        per_call = (torch.Tensor, _runtime.TensorDescriptor)
+        n = next(i for i, a in enumerate(args) if not isinstance(a, per_call))  # the tensors lead
+        assert not any(isinstance(a, per_call) for a in args[n:]), fn.fn.__name__  # the rest is fixed per plan
+        rest, _ = _runtime.Direct(_runtime.Kernel(fn), args[n:], kwargs).layout(args[:n])
         expected = list(bound.values())
-        assert len(ours) == len(expected), fn.fn.__name__
-        assert all(a is b or a == b for a, b in zip(ours, expected)), fn.fn.__name__
-        assert all(isinstance(args[i], (torch.Tensor, _runtime.TensorDescriptor)) for i in slots)  # per-call ones
+        assert len(rest) == len(expected) - n, fn.fn.__name__
+        assert all(a is b or a == b for a, b in zip(rest, expected[n:])), fn.fn.__name__
         seen.add(fn.fn.__name__)
     assert len(seen) == 9
 
@@ -284,17 +286,29 @@ def test_direct_path_reuses_the_compiled_kernel_and_falls_back_when_specialisati
     kernel = _runtime.Kernel(k)
     monkeypatch.setattr(_runtime.Kernel, "__getitem__", lambda self, device: FakeJit())
     monkeypatch.setattr(_runtime, "interpreting", lambda device: False)
-    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: type("S", (), {"cuda_stream": 7})())
-    direct = _runtime.Direct(kernel)
+    monkeypatch.setattr(_runtime, "current_stream", lambda device: 7)
+    direct = _runtime.Direct(kernel, (10,), dict(BLOCK=16, num_warps=4))
     cpu = torch.device("cpu")
     a, b = torch.empty(64), torch.empty(64)
-    direct(cpu, (4,), a, b, 10, BLOCK=16, num_warps=4)
+    direct(cpu, (4,), a, b)
     assert len(through_run) == 1 and not compiled.calls
     c, d = torch.empty(64), torch.empty(64)
-    direct(cpu, (4,), c, d, 10, BLOCK=16, num_warps=4)
+    direct(cpu, (4,), c, d)
     (call,) = compiled.calls
     assert call[:7] == (4, 1, 1, 7, "function", "packed", ("metadata", (4, 1, 1), 7))
     assert call[9:] == (c, d, 10, 16, 3) and len(through_run) == 1
     misaligned = torch.empty(65)[1:]
-    direct(cpu, (4,), misaligned, d, 10, BLOCK=16, num_warps=4)
+    direct(cpu, (4,), misaligned, d)
     assert len(through_run) == 2 and len(compiled.calls) == 1
+
+
+def test_the_direct_path_asks_for_the_stream_as_triton_does(monkeypatch):
+    """The stream handle comes from torch's raw getter (an int, no Stream object), for the tensor's device or,
+    for a device named without an index, the current one."""
+    from tritonconv import _runtime
+
+    asked = []
+    monkeypatch.setattr(_runtime, "_raw_stream", lambda index: asked.append(index) or 100 + index)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    assert _runtime.current_stream(torch.device("cuda", 1)) == 101
+    assert _runtime.current_stream(torch.device("cuda")) == 103 and asked == [1, 3]

@@ -299,7 +299,7 @@ def test_axes_a_kernel_of_one_passes_over_are_merged(ndim, x_shape, w_shape, kw,
                 assert_close(g, r)
                 assert geometry.is_channels_inner(g) == geometry.is_channels_inner(t) or t.shape[1] == 1
             plan = dispatch.forward_plan(x.detach(), w.detach(), None, spec)
-            assert (plan.views is not None) == (merged is not None)
+            assert plan.spec == geometry.merged(spec) and (plan.spec == spec) == (merged is None)
 
 
 def test_merged_axes_need_dense_views():
@@ -307,7 +307,7 @@ def test_merged_axes_need_dense_views():
     x = torch.randn(2, 16, 7, 13)[..., :6]  # rows 13 apart, 6 read
     w = torch.randn(4, 16, 3, 1)
     spec = _checks.conv_spec("conv2d", 2, x, w, None, 1, (1, 0), 1, 1)
-    assert geometry.merged(spec) is not spec and dispatch.forward_plan(x, w, None, spec).views is None
+    assert geometry.merged(spec) is not spec and dispatch.forward_plan(x, w, None, spec).spec == spec
     assert_close(tritonconv.conv2d(x, w, padding=(1, 0)), F.conv2d(x.double(), w.double(), padding=(1, 0)))
 
 
@@ -327,11 +327,11 @@ STEMS = [
 
 @pytest.mark.parametrize("ndim,x_shape,w_shape,kw,factors", STEMS)
 def test_stems_pack_positions_into_channels(ndim, x_shape, w_shape, kw, factors):
-    """The forward and the weight gradient run packed: a pack launch, then a stride-1 convolution of the packed
-    channels (strided layers space to depth, unit-stride ones their innermost taps); the input gradient of a
-    strided one the packed layer's, then the unpack launch. In both layouts, flipped or not, with bias and activation, against
-    torch; outputs in torch's format, a weight laid out as tritonconv.nn lays it gets its gradient so; the pack
-    launch's input equals the packing built with torch (tests/test_shapes.py)."""
+    """The forward and the weight gradient run packed: pack launches (input, weight), then a stride-1 convolution
+    of the packed channels (strided layers space to depth, unit-stride ones their innermost taps); the input
+    gradient of a strided one the packed layer's, then the unpack launch. In both layouts, flipped or not, with
+    bias and activation, against torch; outputs in torch's format, a weight laid out as tritonconv.nn lays it gets
+    its gradient so; the pack launches' outputs equal the packings built with torch (tests/test_shapes.py)."""
     from test_shapes import packed_reference
 
     from tritonconv.kernels import pack
@@ -346,11 +346,11 @@ def test_stems_pack_positions_into_channels(ndim, x_shape, w_shape, kw, factors)
         b = torch.randn(w_shape[0], requires_grad=True)
         with static.recording() as launches:
             out = OURS[ndim](x, w, b, activation="relu", flip=flip, **kw)
-        assert [fn.__name__ for fn, *_ in launches][0] == "_pack_kernel" and len(launches) == 2
+        assert [fn.__name__ for fn, *_ in launches][:2] == ["_pack_kernel"] * 2 and len(launches) == 3  # x, w, conv
         with static.recording() as launches:
             dx = torch.autograd.grad(out, x, torch.ones_like(out), retain_graph=True)[0]
-        unpacked = "_unpack_kernel" in [fn.__name__ for fn, *_ in launches]  # space to depth only
-        assert unpacked == (max(spec.stride) > 1) and dx.shape == x.shape
+        unpacks = [fn.__name__ for fn, *_ in launches].count("_unpack_kernel")  # the weight's gradient (computed too)
+        assert unpacks == 1 + (max(spec.stride) > 1) and dx.shape == x.shape  # and space to depth's input gradient
         wf = w.flip(list(range(2, 2 + ndim))) if flip else w
         ref = F.relu(TORCH[ndim](x.double(), wf.double(), b.double(), **kw))
         assert_close(out, ref)
@@ -362,8 +362,8 @@ def test_stems_pack_positions_into_channels(ndim, x_shape, w_shape, kw, factors)
         assert geometry.is_channels_inner(grad_w) == geometry.is_channels_inner(w)  # in the weight's layout
         xr, wr = packed_reference(x.detach(), w.detach(), spec.stride, spec.padding, factors, packed.weight_shape[2:],
                                   packed.input_shape[2:], packed.input_shape[1])
-        assert torch.equal(pack.Launch(x, spec, packed, factors)(x.detach()), xr)
-        assert torch.equal(pack.pack_weight(w.detach(), factors, packed.weight_shape[1]), wr)
+        assert torch.equal(pack.input_launch(x, spec, packed, factors)(x.detach()), xr)
+        assert torch.equal(pack.weight_launch(w, packed, factors)(w.detach()), wr)
 
 
 @pytest.mark.parametrize("ndim,x_shape,w_shape,kw", [
@@ -404,7 +404,8 @@ def test_packing_is_bounded_in_memory():
 
 def test_unpack_launch_is_the_packings_adjoint():
     """The unpack kernel sums every packed copy of a position back, overlapping ones too (a unit-stride packing's
-    ``R / s`` copies per axis): torch's gradient of the packing built by slicing is the reference."""
+    ``R / s`` copies per axis), and unpacks a packed weight's gradient: torch's gradients of the packings built by
+    slicing are the references."""
     from test_shapes import packed_reference
 
     from tritonconv.kernels import pack
@@ -414,12 +415,18 @@ def test_unpack_launch_is_the_packings_adjoint():
         spec = _checks.conv_spec("conv2d", 2, torch.empty(x_shape), torch.empty(w_shape), None, stride, padding, 1, 1)
         packed = geometry.packed(spec, factors)
         x = torch.randn(x_shape, dtype=torch.float64, requires_grad=True)
-        xr, _ = packed_reference(x, torch.randn(w_shape, dtype=torch.float64), spec.stride, spec.padding, factors,
-                                 packed.weight_shape[2:], packed.input_shape[2:], packed.input_shape[1])
+        w = torch.randn(w_shape, dtype=torch.float64, requires_grad=True)
+        xr, wr = packed_reference(x, w, spec.stride, spec.padding, factors, packed.weight_shape[2:],
+                                  packed.input_shape[2:], packed.input_shape[1])
         g = geometry.to_layout(torch.randn(packed.input_shape, dtype=torch.float64), "channels_last")
         (ref,) = torch.autograd.grad(xr, x, g)
         y = torch.full(x_shape, math.nan, dtype=torch.float64)
-        assert torch.allclose(pack.UnpackLaunch(g, None, y, spec, factors, None)(g, None, y), ref)
+        assert torch.allclose(pack.input_grad_launch(g, None, y, spec, factors, None)(g, None, y), ref)
+        # the weight's: the weight gradient unpacked (into its own layout, channels innermost here)
+        gw = torch.randn(packed.weight_shape, dtype=torch.float64)
+        (ref_w,) = torch.autograd.grad(wr, w, gw)
+        dw = geometry.to_layout(torch.full(w_shape, math.nan, dtype=torch.float64), "channels_last")
+        assert torch.equal(pack.weight_grad_launch(gw, dw, factors)(gw, None, dw), ref_w)
 
 
 def test_int64_offsets_path(monkeypatch):
@@ -484,27 +491,47 @@ def test_depthwise_takes_its_own_kernel(monkeypatch, channels_last):
     assert calls == [1]
 
 
+# (input, weight, kwargs): a plain layer, one whose axes merge (1x1), a stem (packed: four more launches)
+WARM = [((2, 16, 11, 13), (24, 16, 3, 3), dict(padding=1)), ((2, 16, 7, 9), (24, 16, 1, 1), dict()),
+        ((2, 3, 15, 13), (16, 3, 7, 7), dict(stride=2, padding=3))]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kw", WARM)
+def test_warm_calls_make_nothing_but_their_outputs(x_shape, w_shape, kw, plain_allocation):
+    """A warm call without gradients goes to its plan, whose launches read their operands by address: no torch op
+    but the outputs' allocation (a merged layer views nothing, a stem packs its weight by a launch)."""
+    for layout in ("contiguous", "channels_last"):
+        x, w = (geometry.to_layout(torch.randn(shape), layout) for shape in (x_shape, w_shape))
+        tritonconv.conv2d(x, w, **kw)
+        assert_close(tritonconv.conv2d(x, w, **kw), F.conv2d(x.double(), w.double(), **kw))  # warm
+        with static.recording(execute=False) as launches, OpLog() as log:  # not run: the interpreter's own ops
+            tritonconv.conv2d(x, w, **kw)
+        assert set(log.ops) <= {"empty", "empty_strided"}, log.ops
+        assert len(launches) == (3 if w_shape[1] < 16 else 1)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="direct launches exist on a GPU only")
+@pytest.mark.parametrize("x_shape,w_shape,kw", WARM)
 @pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
-def test_warm_calls_launch_below_jitfunction_run(layout, monkeypatch):
+def test_warm_calls_launch_below_jitfunction_run(layout, x_shape, w_shape, kw, monkeypatch):
     """A plan's first call compiles through JITFunction.run; later calls go straight to the compiled kernel's
     launcher (never through Kernel.__getitem__) and compute the same as torch, forward and both gradients."""
     from tritonconv import _runtime
 
     g = torch.Generator().manual_seed(3)
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-    x = torch.randn(2, 16, 11, 13, generator=g).cuda().contiguous(memory_format=fmt).requires_grad_()
-    w = torch.randn(24, 16, 3, 3, generator=g).cuda().requires_grad_()
-    tritonconv.conv2d(x, w, padding=1).sum().backward()  # every pass's plan built and compiled
+    x = torch.randn(x_shape, generator=g).cuda().contiguous(memory_format=fmt).requires_grad_()
+    w = torch.randn(w_shape, generator=g).cuda().requires_grad_()
+    tritonconv.conv2d(x, w, **kw).sum().backward()  # every pass's plan built and compiled
     seen = []
     getitem = _runtime.Kernel.__getitem__
     monkeypatch.setattr(_runtime.Kernel, "__getitem__", lambda self, device: seen.append(1) or getitem(self, device))
     for _ in range(2):
         x.grad = w.grad = None
-        y = tritonconv.conv2d(x, w, padding=1)
+        y = tritonconv.conv2d(x, w, **kw)
         y.backward(torch.ones_like(y))
         ref_x, ref_w = x.detach().requires_grad_(), w.detach().requires_grad_()
-        ref = F.conv2d(ref_x, ref_w, padding=1)
+        ref = F.conv2d(ref_x, ref_w, **kw)
         ref.backward(torch.ones_like(ref))
         torch.testing.assert_close(y, ref, rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(x.grad, ref_x.grad, rtol=1e-4, atol=1e-4)

@@ -80,56 +80,66 @@ def check_interpreter() -> None:
         ) from None
 
 
+try:  # what Triton's own launch path asks for the stream: an int, no Stream object made
+    from torch._C import _cuda_getCurrentRawStream as _raw_stream
+except ImportError:  # CPU-only torch builds
+    _raw_stream = None
+
+
+def current_stream(device: torch.device) -> int:
+    """The handle of ``device``'s current CUDA stream (as ``JITFunction.run`` gets it)."""
+    if _raw_stream is None:
+        return torch.cuda.current_stream(device).cuda_stream
+    return _raw_stream(device.index if device.index is not None else torch.cuda.current_device())
+
+
 class Direct:
     """One call site of a kernel, launched below ``JITFunction.run`` once it has run there.
 
     A kernel launch site prepared once per call signature (the kernels' ``Launch`` objects) passes the
-    same scalars, constexprs and options every time; only its tensors (and tensor descriptors) change.
-    The first call goes through ``JITFunction.run`` (binding, specialisation, the compile cache) and
-    keeps the compiled kernel and every argument in the kernel's signature order; later calls put the
-    new tensors in their places and call the compiled kernel's launcher as ``JITFunction.run`` does
-    (grid, stream, function, packed metadata, launch metadata and hooks, every argument constexprs
-    included). A tensor whose address lost the 16-byte alignment the kernel was specialised for, or a
-    different device, goes through ``JITFunction.run`` again. The interpreter always runs as before.
+    same scalars, constexprs and options every time; only its leading arguments, the tensors (and tensor
+    descriptors) it reads and writes, change. So the site gives those once, here: ``fixed`` (the arguments
+    after the tensors, in signature order) and ``options`` (constexprs by name, launch options), and each
+    call passes only the tensors. The first call goes through ``JITFunction.run`` (binding,
+    specialisation, the compile cache) and keeps the compiled kernel with every argument after the
+    tensors in the kernel's signature order (defaults applied); later calls put the new tensors in front
+    and call the compiled kernel's launcher as ``JITFunction.run`` does (grid, stream, function, packed
+    metadata, launch metadata and hooks, every argument constexprs included). A tensor whose address lost
+    the 16-byte alignment the kernel was specialised for, or a different device, goes through
+    ``JITFunction.run`` again. The interpreter always runs as before.
     """
 
-    _SCALARS = (int, float, bool, str, type(None))
-
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: Kernel, fixed: tuple = (), options: dict | None = None) -> None:
         self.kernel = kernel
-        self.compiled = None  # (device, compiled kernel, argument template, per-call slots, alignment of each slot)
+        self.fixed, self.options = tuple(fixed), dict(options or {})
+        self.compiled = None  # (device, compiled kernel, the arguments after the tensors, the aligned tensors)
 
-    def __call__(self, device: torch.device, grid: tuple, *args, **kwargs):
+    def __call__(self, device: torch.device, grid: tuple, *tensors):
         if self.compiled is not None and self.compiled[0] == device:
-            _, compiled, template, slots, aligned = self.compiled
-            full = list(template)
-            for slot, was_aligned in zip(slots, aligned):
-                value = args[slot]
-                if was_aligned and isinstance(value, torch.Tensor) and value.data_ptr() % 16:
-                    break  # specialised for an aligned address: JITFunction.run specialises anew
-                full[slot] = value
-            else:
-                stream = torch.cuda.current_stream(device).cuda_stream
+            _, compiled, rest, aligned = self.compiled
+            if not any(tensors[i].data_ptr() % 16 for i in aligned):  # else JITFunction.run specialises anew
+                stream = current_stream(device)
                 grid = (*grid, 1, 1)
+                full = (*tensors, *rest)
                 runtime = triton.knobs.runtime
                 compiled.run(grid[0], grid[1], grid[2], stream, compiled.function, compiled.packed_metadata,
                              compiled.launch_metadata(grid[:3], stream, *full), runtime.launch_enter_hook,
                              runtime.launch_exit_hook, *full)
                 return compiled
-        compiled = self.kernel[device][grid](*args, **kwargs)
+        compiled = self.kernel[device][grid](*tensors, *self.fixed, **self.options)
         if not interpreting(device) and hasattr(compiled, "packed_metadata") and hasattr(compiled, "run"):
-            self.compiled = (device, compiled, *self.layout(args, kwargs))
+            self.compiled = (device, compiled, *self.layout(tensors))
         return compiled
 
-    def layout(self, args: tuple, kwargs: dict) -> tuple[list, list[int], list[bool]]:
-        """Every argument in the kernel's signature order (defaults applied, launch options left out), the
-        positions of the per-call ones (tensors, descriptors) and whether each tensor was 16-byte aligned."""
+    def layout(self, tensors: tuple) -> tuple[tuple, tuple[int, ...]]:
+        """Every argument after ``tensors`` in the kernel's signature order (defaults applied, launch options
+        left out), and the positions of the tensors that were 16-byte aligned (specialised so)."""
         signature = inspect.signature(self.kernel.compiled.fn)
-        bound = signature.bind(*args, **{k: v for k, v in kwargs.items() if k in signature.parameters})
+        bound = signature.bind(*tensors, *self.fixed,
+                               **{k: v for k, v in self.options.items() if k in signature.parameters})
         bound.apply_defaults()
-        slots = [i for i, value in enumerate(args) if not isinstance(value, self._SCALARS)]
-        aligned = [isinstance(args[i], torch.Tensor) and args[i].data_ptr() % 16 == 0 for i in slots]
-        return list(bound.arguments.values()), slots, aligned
+        aligned = tuple(i for i, t in enumerate(tensors) if isinstance(t, torch.Tensor) and t.data_ptr() % 16 == 0)
+        return tuple(bound.arguments.values())[len(tensors):], aligned
 
 
 def kernel(jit_fn: triton.JITFunction) -> Kernel:

@@ -126,39 +126,41 @@ def _viewed(tensors: tuple, views: tuple) -> tuple:
     return tuple(t.view(shape) for t, shape in zip(tensors, views))
 
 
+def _weight_viewed(lay_w: Callable, shape: tuple | None) -> Callable:
+    """``lay_w`` applied to the weight viewed as the merged problem's (``shape``), when it copies: the copy is
+    laid out for those axes. A weight read in place needs no view (a launch reads only its address)."""
+    if shape is None or lay_w is _same:
+        return lay_w
+    return lambda w: lay_w(w.view(shape))
+
+
 @dataclasses.dataclass(frozen=True)
 class _Pass:
-    """A forward or transposed pass: allocate ``y``, lay out the weight, launch (on views with merged axes
-    where the plan's problem merged them, :func:`_merge`)."""
+    """A forward or transposed pass: allocate ``y``, lay out the weight, launch.
+
+    A plan's launch reads only its tensors' addresses, dtype and device; their sizes and strides are the plan's
+    (of views with merged axes where its problem merged them, :func:`_merge`), so ``x`` and ``y`` go to it as
+    they come, and no view is made per call."""
 
     out: tuple  # (shape, dtype, memory format) of y
     lay_w: Callable
     launch: Callable  # (x, w, b, y) -> y
-    views: tuple | None = None  # shapes the launch reads x, w, y as, or None: as they come
+    spec: ConvSpec  # the problem launched (axes merged or not)
 
     def __call__(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
         shape, dtype, fmt = self.out
-        y = geometry.alloc_output(shape, x.device, dtype, fmt)
-        if self.views is None:
-            return self.launch(x, self.lay_w(w), b, y)
-        x, w, yv = _viewed((x, w, y), self.views)
-        self.launch(x, self.lay_w(w), b, yv)
-        return y
+        return self.launch(x, self.lay_w(w), b, geometry.alloc_output(shape, x.device, dtype, fmt))
 
 
 @dataclasses.dataclass(frozen=True)
 class _Descriptors:
     """The descriptor kernel where the bases are 16-byte aligned, else the same tiles through pointers."""
 
-    launch: Callable
+    launch: Callable  # reads the weight as the forward convolution's (transposed: its transpose, same address)
     fallback: Callable
-    transposed: bool  # the input gradient runs as a forward convolution: the weight's channel axes swapped
 
     def __call__(self, x, w, b, y) -> torch.Tensor:
-        w_fwd = w.transpose(0, 1) if self.transposed else w
-        if _descriptors.aligned(x, w_fwd):
-            return self.launch(x, w_fwd, b, y)
-        return self.fallback(x, w, b, y)
+        return (self.launch if _descriptors.aligned(x, w) else self.fallback)(x, w, b, y)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,14 +177,14 @@ class _GradDescriptors:
 
 @dataclasses.dataclass(frozen=True)
 class _MergedGrad:
-    """A weight gradient computed on views with merged axes (:func:`_merge`), returned in the weight's shape."""
+    """A weight gradient computed as the problem with merged axes (:func:`_merge`; its launch reads ``dy`` and ``x``
+    as views of that problem's shapes, by their addresses), returned in the weight's shape."""
 
     launch: Callable  # (dy, x) -> the merged problem's weight gradient
-    views: tuple  # shapes of dy, x
     weight_shape: tuple
 
     def __call__(self, dy, x) -> torch.Tensor:
-        return self.launch(*_viewed((dy, x), self.views)).view(self.weight_shape)
+        return self.launch(dy, x).view(self.weight_shape)
 
 
 def _shape_only(x, w, b, y: torch.Tensor) -> torch.Tensor:
@@ -222,14 +224,14 @@ def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activa
     (for tuning)."""
     out = (tuple(y.shape), y.dtype, fmt)
     if x.device.type == "meta":  # shapes only (model summaries, deferred initialisation): nothing to run
-        return _Pass(out, _same, _shape_only)
+        return _Pass(out, _same, _shape_only, spec)
     kind = "conv_t" if transposed else "conv"
     spec, views = _merge(spec, (x, weight, y), transposed)
     if views is not None:
         x, weight, y = _viewed((x, weight, y), views)
     if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores; any strides in place
         config = config or _config(kind, x, spec, None, run)
-        return _Pass(out, _same, depthwise.Launch(x, weight, bias, y, spec, transposed, activation, flip, config), views)
+        return _Pass(out, _same, depthwise.Launch(x, weight, bias, y, spec, transposed, activation, flip, config), spec)
     layout = geometry.layout_of(x)  # of the caller's tensor: the configs differ by how y is written
     config = config or _config(kind, x, spec, layout, run)
     lay_w, wc = _operand_layouts(x, weight, spec, transposed, config)
@@ -238,57 +240,56 @@ def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activa
         w_fwd, spec_fwd = (wc.transpose(0, 1), tma.transposed_as_forward(spec)) if transposed else (wc, spec)
         if tma.usable(x, w_fwd, spec_fwd, config, transposed):
             descriptors = tma.Launch(x, w_fwd, bias, y, spec_fwd, activation, flip != transposed, config)
-            launch = _Descriptors(descriptors, launch, transposed)
+            launch = _Descriptors(descriptors, launch)
         # else, e.g. strides of no 16-byte multiple: the same tiles through pointers
-    return _Pass(out, lay_w, launch, views)
+    return _Pass(out, _weight_viewed(lay_w, views and views[1]), launch, spec)
+
+
+def _flipped(t: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
+    """``t`` reversed on ``axes`` (a copy, whose strides torch's meta kernel gives alike), or ``t``."""
+    return t.flip(axes) if axes else t
 
 
 @dataclasses.dataclass(frozen=True)
 class _Packed:
-    """A stem's forward pass run packed (:func:`tritonconv.geometry.pack_factors`): its input packed by a launch,
-    its weight by torch reshapes (both per call), then the packed convolution's pass (unflipped: the weight is
-    flipped first for ``flip``)."""
+    """A stem's forward pass run packed (:func:`tritonconv.geometry.pack_factors`): its input and its weight packed
+    by a launch each, then the packed convolution's pass (unflipped: the weight is flipped first for ``flip``)."""
 
     pack_x: pack.Launch
-    factors: tuple[int, ...]
-    channels: int
+    pack_w: pack.Launch
     flip: tuple[int, ...]  # the weight's axes reversed before packing
     inner: _Pass
 
     def __call__(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-        w = w.flip(self.flip) if self.flip else w
-        return self.inner(self.pack_x(x), pack.pack_weight(w, self.factors, self.channels), b)
+        return self.inner(self.pack_x(x), self.pack_w(_flipped(w, self.flip)), b)
 
 
 def _packed_plan(x, weight, bias, y, fmt, spec: ConvSpec, factors, activation, flip: bool, config, run) -> _Packed:
     """Build a stem's packed forward plan; ``y`` (meta) in the caller's format ``fmt``, which the packed pass
     writes (its input is packed channels innermost)."""
     spec_p = geometry.packed(spec, factors)
-    pack_x = pack.Launch(x, spec, spec_p, factors)
     axes = tuple(range(2, weight.dim())) if flip else ()
+    pack_w = pack.weight_launch(_flipped(weight.detach().to("meta"), axes), spec_p, factors)
     # the packed operands as they will be laid out (stand-ins: sizes, strides, device; tuning runs ``run``)
     xp, wp = (geometry.empty_channels_inner(shape, x.dtype, x.device) for shape in (spec_p.input_shape, spec_p.weight_shape))
     inner = _pass_plan(xp, wp, bias, y, fmt, spec_p, False, activation, False, config, run)
-    return _Packed(pack_x, factors, spec_p.weight_shape[1], axes, inner)
+    return _Packed(pack.input_launch(x, spec, spec_p, factors), pack_w, axes, inner)
 
 
 @dataclasses.dataclass(frozen=True)
 class _PackedTranspose:
-    """A packed layer's transposed pass (:func:`tritonconv.geometry.pack_factors`): the packed layer's own, into
-    channels-innermost packed positions, then the packing's adjoint with bias and activation
-    (:class:`tritonconv.kernels.pack.UnpackLaunch`) into the output."""
+    """A packed layer's transposed pass (:func:`tritonconv.geometry.pack_factors`): its weight packed by a launch,
+    the packed layer's own transposed pass into channels-innermost packed positions, then the packing's adjoint
+    with bias and activation (:func:`tritonconv.kernels.pack.input_grad_launch`) into the output."""
 
-    spec: ConvSpec  # packed
-    factors: tuple[int, ...]
+    pack_w: pack.Launch
     flip: tuple[int, ...]  # the weight's axes reversed before packing
-    packed_fmt: torch.memory_format  # of the packed pass's output: channels-last (NCL for a 1-D layer)
+    inner: Callable  # the packed layer's transposed pass: (dy, packed weight, None) -> packed positions
     unpack: pack.UnpackLaunch
     out: tuple  # (shape, dtype, memory format) of y
-    config: Config | None
 
     def __call__(self, dy: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-        w = pack.pack_weight(w.flip(self.flip) if self.flip else w, self.factors, self.spec.weight_shape[1])
-        grad = conv_transpose(dy, w, None, self.spec, None, False, self.packed_fmt, self.config)
+        grad = self.inner(dy, self.pack_w(_flipped(w, self.flip)), None)
         shape, dtype, fmt = self.out
         return self.unpack(grad, b, geometry.alloc_output(shape, dy.device, dtype, fmt))
 
@@ -300,17 +301,12 @@ class _ScaledPass:
 
     out: tuple  # (shape, dtype, memory format) of y
     lay_w: Callable
-    launch: Callable  # (x, w, b, y, (weight scale, input scale)) -> y
-    views: tuple | None = None  # as _Pass's
+    launch: Callable  # (x, w, b, y, (weight scale, input scale)) -> y; tensors by address, as _Pass's
 
     def __call__(self, x, w, b, weight_scale, input_scale) -> torch.Tensor:
         shape, dtype, fmt = self.out
         y = geometry.alloc_output(shape, x.device, dtype, fmt)
-        if self.views is None:
-            return self.launch(x, self.lay_w(w), b, y, (weight_scale, input_scale))
-        x, w, yv = _viewed((x, w, y), self.views)
-        self.launch(x, self.lay_w(w), b, yv, (weight_scale, input_scale))
-        return y
+        return self.launch(x, self.lay_w(w), b, y, (weight_scale, input_scale))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -358,7 +354,7 @@ def scaled_forward_plan(
         launch = gemm.Launch(x, wc, bias, yv, m, False, activation, False, dataclasses.replace(cfg, tile_h=0), step)
         if cfg.tile_h and tma.usable(x, wc, m, cfg):  # tile loads by tensor descriptor, where the bases are aligned
             launch = _ScaledDescriptors(tma.Launch(x, wc, bias, yv, m, activation, False, cfg, step), launch)
-        return _ScaledPass(out, lay_w, launch, views)
+        return _ScaledPass(out, _weight_viewed(lay_w, views and views[1]), launch)
 
     return _plan(key, build)
 
@@ -432,6 +428,20 @@ def conv_transpose(
 ) -> torch.Tensor:
     """The transposed convolution of ``input`` (shaped as ``spec.output_shape``), then bias and activation:
     an output shaped as ``spec.input_shape`` (the convolution ``spec`` describes, run backwards)."""
+    return transpose_plan(input, weight, bias, spec, activation, flip, memory_format, config)(input, weight, bias)
+
+
+def transpose_plan(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    spec: ConvSpec,
+    activation: str | None = None,
+    flip: bool = False,
+    memory_format: torch.memory_format = torch.contiguous_format,
+    config: Config | None = None,
+) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]:
+    """The plan of :func:`conv_transpose` for tensors laid out as these: ``plan(input, weight, bias)``."""
     key = ("transposed", tensor_key(input), tensor_key(weight), tensor_key(bias), spec, activation, flip, memory_format, config,
            torch.get_float32_matmul_precision())
 
@@ -442,13 +452,40 @@ def conv_transpose(
             spec_p = geometry.packed(spec, factors)
             packed_fmt = geometry.CHANNELS_LAST.get(len(spec_p.input_shape), torch.contiguous_format)
             packed = torch.empty(spec_p.input_shape, device="meta", dtype=input.dtype, memory_format=packed_fmt)
-            return _PackedTranspose(spec_p, factors, tuple(range(2, weight.dim())) if flip else (), packed_fmt,
-                                    pack.UnpackLaunch(packed, bias, y, spec, factors, activation),
-                                    (tuple(y.shape), y.dtype, memory_format), config)
+            axes = tuple(range(2, weight.dim())) if flip else ()
+            wp = geometry.empty_channels_inner(spec_p.weight_shape, weight.dtype, weight.device)  # as packed per call
+            return _PackedTranspose(pack.weight_launch(_flipped(weight.detach().to("meta"), axes), spec_p, factors), axes,
+                                    transpose_plan(input, wp, None, spec_p, None, False, packed_fmt, config),
+                                    pack.input_grad_launch(packed, bias, y, spec, factors, activation),
+                                    (tuple(y.shape), y.dtype, memory_format))
         return _pass_plan(input, weight, bias, y, memory_format, spec, True, activation, flip, config,
                           lambda cfg: conv_transpose(input, weight, bias, spec, activation, flip, memory_format, cfg))
 
-    return _plan(key, build)(input, weight, bias)
+    return _plan(key, build)
+
+
+class _PackedGrad:
+    """A stem's weight gradient (:func:`tritonconv.geometry.pack_factors`): its input packed by a launch, the packed
+    convolution's weight gradient, then unpacked by a launch (the weight packing's adjoint) into the weight's
+    shape and layout (reversed on every spatial axis for ``flip``, a torch copy)."""
+
+    def __init__(self, pack_x: pack.Launch, inner: Callable, spec: ConvSpec, factors: tuple[int, ...], flip: bool,
+                 channels_inner: bool) -> None:
+        self.pack_x, self.inner, self.factors = pack_x, inner, factors
+        self.flip = tuple(range(2, len(spec.weight_shape))) if flip else ()
+        self.shape, self.channels_inner = spec.weight_shape, channels_inner
+        self.unpack: dict[tuple, pack.UnpackLaunch] = {}  # by the packed gradient's strides (the inner plan's)
+
+    def __call__(self, dy: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        grad = self.inner(dy, self.pack_x(x))
+        dw = geometry.alloc_weight_grad(self.shape, grad.device, grad.dtype, self.channels_inner and not self.flip)
+        launch = self.unpack.get(grad.stride())
+        if launch is None:
+            launch = self.unpack[grad.stride()] = pack.weight_grad_launch(grad, dw, self.factors)
+        launch(grad, None, dw)
+        if self.flip:  # reversed by torch (a copy), then laid out as the weight
+            return geometry.to_layout(dw.flip(self.flip), "channels_last" if self.channels_inner else "contiguous")
+        return dw
 
 
 def conv_grad_weight(
@@ -462,6 +499,18 @@ def conv_grad_weight(
     """Gradient of the forward pass with respect to its weight (fp32 accumulation, weight dtype out), contiguous or
     with its input channels innermost (``channels_inner``: the layout of the weight it is for,
     :func:`tritonconv.geometry.grad_channels_inner`)."""
+    return grad_weight_plan(grad_output, input, spec, flip, config, channels_inner)(grad_output, input)
+
+
+def grad_weight_plan(
+    grad_output: torch.Tensor,
+    input: torch.Tensor,
+    spec: ConvSpec,
+    flip: bool = False,
+    config: Config | None = None,
+    channels_inner: bool = False,
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The plan of :func:`conv_grad_weight` for tensors laid out as these: ``plan(grad_output, input)``."""
     key = ("grad_weight", tensor_key(grad_output), tensor_key(input), spec, flip, config, channels_inner,
            torch.get_float32_matmul_precision())
 
@@ -471,13 +520,10 @@ def conv_grad_weight(
         factors = geometry.pack_factors(spec)
         if factors:  # a stem: the packed convolution's weight gradient (its own plan), unpacked
             spec_p = geometry.packed(spec, factors)
-            pack_x = pack.Launch(input, spec, spec_p, factors)
-
-            def packed(dy, x) -> torch.Tensor:
-                grad = conv_grad_weight(dy, pack_x(x), spec_p, False, config)
-                return pack.unpack_weight_grad(grad, spec.weight_shape, factors, flip, channels_inner)
-
-            return packed
+            xp = geometry.empty_channels_inner(spec_p.input_shape, input.dtype, input.device)  # as packed per call
+            return _PackedGrad(pack.input_launch(input, spec, spec_p, factors),
+                               grad_weight_plan(grad_output, xp, spec_p, False, config), spec, factors, flip,
+                               channels_inner)
         m, views = _merge(spec, (grad_output, input))
         dy, x = (grad_output, input) if views is None else _viewed((grad_output, input), views)
         # both operands read in place, in any layout; depthwise layers: no tensor cores
@@ -489,9 +535,9 @@ def conv_grad_weight(
             if cfg.tile_h and weight_grad.descriptors_usable(dy, x, m, cfg):  # tile loads by tensor descriptor
                 launch = _GradDescriptors(weight_grad.DescriptorLaunch(dy, x, m, flip, cfg, channels_inner), launch)
             # else, e.g. strides of no 16-byte multiple: the same tiles through pointers
-        return launch if views is None else _MergedGrad(launch, views, spec.weight_shape)
+        return launch if views is None else _MergedGrad(launch, spec.weight_shape)
 
-    return _plan(key, build)(grad_output, input)
+    return _plan(key, build)
 
 
 def conv2plus1d_fused(x, ws, bs, wt, bt, spatial: ConvSpec, temporal: ConvSpec, mid_activation, activation,
@@ -526,4 +572,4 @@ def conv2plus1d_fused(x, ws, bs, wt, bt, spatial: ConvSpec, temporal: ConvSpec, 
 
 
 __all__ = ["clear_plans", "conv2plus1d_fused", "conv_forward", "conv_grad_input", "conv_grad_weight", "conv_transpose",
-           "forward_plan", "tensor_key"]
+           "forward_plan", "grad_weight_plan", "tensor_key", "transpose_plan"]

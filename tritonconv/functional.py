@@ -322,13 +322,13 @@ def _needs_grad(input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> bool:
                                         or (bias is not None and bias.requires_grad))
 
 
-_calls: dict[tuple, tuple] = {}  # call signature -> (dispatch generation, unbatched, dispatch plan)
+_calls: dict[tuple, tuple] = {}  # call signature -> (dispatch generation, checked spec, dispatch plan or None)
 
 
 def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activation, flip):
-    """Checked, then launched. A call without gradients whose signature was seen before (tensor shapes,
-    strides, dtypes, devices and every argument) is valid for the same reasons as then: it goes straight
-    to the dispatch plan that call built."""
+    """Checked, then launched. A call whose signature was seen before (tensor shapes, strides, dtypes, devices
+    and every argument) is valid for the same reasons as then: it skips the checks, and without gradients goes
+    straight to the dispatch plan that call built."""
     key = hit = None
     if not torch.compiler.is_compiling():  # traced calls take the custom op below
         try:
@@ -337,15 +337,15 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
             hit = _calls.get(key)
         except (TypeError, AttributeError):  # unhashable arguments, or not tensors: the checks below say what is wrong
             key = None
-    if hit is not None and hit[0] == dispatch.generation and not _needs_grad(input, weight, bias):
-        _, unbatched, plan = hit
-        if unbatched:
-            return plan(input.unsqueeze(0), weight, bias).squeeze(0)
-        return plan(input, weight, bias)
-
-    op = f"conv{ndim}d"
-    spec = _checks.conv_spec(op, ndim, input, weight, bias, stride, padding, dilation, groups)
-    _checks.check_activation(activation, op)
+    if hit is not None and hit[0] == dispatch.generation:
+        _, spec, plan = hit
+    else:
+        op = f"conv{ndim}d"
+        spec = _checks.conv_spec(op, ndim, input, weight, bias, stride, padding, dilation, groups)
+        _checks.check_activation(activation, op)
+        plan = None
+        if key is not None:
+            _remember(key, spec, None)
     if spec.unbatched:
         input = input.unsqueeze(0)
     if torch.compiler.is_compiling():
@@ -353,13 +353,18 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
     elif _needs_grad(input, weight, bias):
         y = _ConvFunction.apply(input, weight, bias, spec, activation, flip)
     else:
-        plan = dispatch.forward_plan(input, weight, bias, spec, activation, flip)
-        if key is not None:
-            if len(_calls) >= dispatch.MAX_PLANS:
-                _calls.clear()
-            _calls[key] = (dispatch.generation, spec.unbatched, plan)
+        if plan is None:
+            plan = dispatch.forward_plan(input, weight, bias, spec, activation, flip)
+            if key is not None:
+                _remember(key, spec, plan)
         y = plan(input, weight, bias)
     return y.squeeze(0) if spec.unbatched else y
+
+
+def _remember(key: tuple, spec: _checks.ConvSpec, plan) -> None:
+    if len(_calls) >= dispatch.MAX_PLANS:
+        _calls.clear()
+    _calls[key] = (dispatch.generation, spec, plan)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):

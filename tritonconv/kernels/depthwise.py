@@ -148,7 +148,6 @@ class Launch:
         mult = spec.weight_shape[0] // spec.groups
         m = y.shape[0] * math.prod(y.shape[2:])
         self.empty = y.numel() == 0
-        self.launcher = Direct(_depthwise_kernel)  # below JITFunction.run after the first launch
         self.grid = (triton.cdiv(m, config.block_m) * triton.cdiv(channels, config.block_n),)
         self.args = (
             m, channels, 1 if transposed else mult, mult if transposed else 1,
@@ -162,11 +161,11 @@ class Launch:
             BLOCK_M=config.block_m, BLOCK_N=config.block_n,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
+        self.launcher = Direct(_depthwise_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
     def __call__(self, x, weight, bias, y) -> torch.Tensor:
         if not self.empty:
-            self.launcher(x.device, self.grid, x, weight, bias if bias is not None else weight, y, *self.args,
-                                                   **self.kwargs)
+            self.launcher(x.device, self.grid, x, weight, bias if bias is not None else weight, y)
         return y
 
 
@@ -182,7 +181,6 @@ class WeightGradLaunch:
         self.spec, self.flip, self.empty = spec, flip, positions == 0
         self.partial_shape = (splits, c_out, taps)
         partial = torch.empty(self.partial_shape, device="meta")
-        self.launcher = Direct(_depthwise_weight_grad_kernel)  # below JITFunction.run after the first launch
         self.grid = (taps * triton.cdiv(c_out, config.block_n), splits)
         self.args = (
             positions, c_out, c_out // spec.groups, *geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
@@ -192,12 +190,12 @@ class WeightGradLaunch:
         self.kwargs = dict(INT64=needs_int64(input, grad_output, partial, rows=positions),
                            ACC=geometry.tl_accumulator(input.dtype), BLOCK_N=config.block_n,
                            BLOCK_K=config.block_k, num_warps=config.num_warps, num_stages=config.num_stages)
+        self.launcher = Direct(_depthwise_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
     def __call__(self, grad_output, input) -> torch.Tensor:
         partial = geometry.alloc_output(self.partial_shape, input.device, geometry.accumulator(input.dtype))
         if self.empty:  # an empty batch: the gradient is exactly zero
             partial.zero_()
         else:
-            self.launcher(input.device, self.grid, input, grad_output, partial, *self.args,
-                                                                   **self.kwargs)
+            self.launcher(input.device, self.grid, input, grad_output, partial)
         return geometry.sum_partials(partial, self.spec, self.flip, input.dtype)

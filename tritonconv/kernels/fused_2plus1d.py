@@ -114,7 +114,6 @@ class Launch:
         block_c = min(64, triton.next_power_of_2(max(c_mid, 16)))
         st, (sh, sw) = temporal.stride[0], spatial.stride[1:]
         self.empty = y.numel() == 0
-        self.launcher = Direct(_conv2plus1d_kernel)  # below JITFunction.run after the first launch
         block_w = geometry.row_block(m, y.shape[-1], config.block_m) \
             if geometry.width_inner(x) or geometry.width_inner(y) else 0  # rows of positions (see _tile)
         self.grid = (geometry.position_tiles(m, y.shape[-1], config.block_m, block_w)
@@ -133,9 +132,9 @@ class Launch:
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_C=block_c, BLOCK_K=config.block_k,
             BLOCK_W=block_w, num_warps=config.num_warps, num_stages=config.num_stages,
         )
+        self.launcher = Direct(_conv2plus1d_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
     def __call__(self, x, ws, bs, wt, bt, y) -> torch.Tensor:
         if not self.empty:
-            self.launcher(x.device, self.grid, x, ws, bs if bs is not None else ws, wt,
-                                                     bt if bt is not None else wt, y, *self.args, **self.kwargs)
+            self.launcher(x.device, self.grid, x, ws, bs if bs is not None else ws, wt, bt if bt is not None else wt, y)
         return y

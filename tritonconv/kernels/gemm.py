@@ -34,7 +34,7 @@ import triton.language as tl
 
 from .. import geometry, shapes
 from .._checks import ConvSpec
-from .._runtime import Direct, interpreting, kernel
+from .._runtime import Direct, current_stream, interpreting, kernel
 from .._tile import activate, phase_tap, position_tiles, tap, tile_positions, weight_tap
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, split_sizes, strides_3d
 
@@ -42,12 +42,12 @@ from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, s
 @kernel
 @triton.jit
 def _conv_kernel(
-    x_ptr, w_ptr, b_ptr, s_ptr, si_ptr, y_ptr, ws_ptr, cnt_ptr,
+    x_ptr, w_ptr, b_ptr, s_ptr, si_ptr, y_ptr, ws_ptr, cnt_ptr, taps_ptr,
     M, C_in_g, C_out_g, D, H, W, OD, OH, OW,
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     swg, swn, swk, swd, swh, sww,
-    syn, syc, syd, syh, syw, R_PER_SPLIT, JD, JH, JW, ed, eh, ew, taps_ptr, s_step,
+    syn, syc, syd, syh, syw, R_PER_SPLIT, JD, JH, JW, ed, eh, ew, s_step,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr, FOLD: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, SCALED: tl.constexpr, SPLIT: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
@@ -252,7 +252,6 @@ class Launch:
         per_split, self.splits = split_sizes(reduction, config)
         self.empty = y.numel() == 0
         self.acc = geometry.accumulator(x.dtype)  # of the split workspace
-        self.launcher = Direct(_conv_kernel)  # below JITFunction.run after the first launch
         width = j[-1] if transposed else y.shape[-1]  # of a row of positions
         block_w = geometry.row_block(rows, width, config.block_m) if geometry.width_inner(x) or geometry.width_inner(y) else 0
         tiles_m = geometry.position_tiles(rows, width, config.block_m, block_w)
@@ -260,14 +259,14 @@ class Launch:
         # split partial tiles (accumulator dtype), tile-major; a ticket counter per output tile, per stream
         self.workspace_elems = self.splits * self.grid[0] * phases * config.block_m * config.block_n
         self._counters: dict[int, torch.Tensor] = {}
-        self.args = (
+        taps = as_3d(spec.weight_shape[2:], 1)
+        self.args = (  # scale_step: fp8 dequantises with per-call scales (the weight scale's step per channel)
             rows, c_read, c_write, *geometry_3d(x.shape[2:], y.shape[2:], spec),
             *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(y), per_split, *j, *steps,
+            scale_step or 0, *taps,
         )
-        self.scale_step = scale_step  # fp8: dequantise with per-call scales (weight scale's step per channel)
-        self.kernel = as_3d(spec.weight_shape[2:], 1)
         # matrix work per program, for mma_work(): tile volume x reduction steps, per phase
-        phase_taps = [math.prod(row[1::2]) for row in table] if transposed else [1 if fold else math.prod(self.kernel)]
+        phase_taps = [math.prod(row[1::2]) for row in table] if transposed else [1 if fold else math.prod(taps)]
         self._work = (spec.groups * tiles_m * triton.cdiv(c_write, config.block_n)
                       * self.splits * (per_split // config.block_k) * sum(phase_taps)
                       * config.block_m * config.block_n * config.block_k)
@@ -279,6 +278,7 @@ class Launch:
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
             BLOCK_W=block_w, num_warps=config.num_warps, num_stages=config.num_stages,
         )
+        self.launcher = Direct(_conv_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
     def mma_work(self) -> int:
         """Multiply-adds the launch's ``tl.dot`` calls issue, masked lanes included (tile edges, channel
@@ -292,7 +292,7 @@ class Launch:
     def counters(self, device: torch.device) -> torch.Tensor:
         """The ticket counters of the output tiles, zero between launches (the last split resets its tile's):
         one set per stream, so launches of this plan on two streams never share them."""
-        key = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
+        key = current_stream(device) if device.type == "cuda" else 0
         found = self._counters.get(key)
         if found is None:
             found = self._counters[key] = torch.zeros(self.grid[0] * self.grid[2], device=device, dtype=torch.int32)
@@ -305,6 +305,5 @@ class Launch:
         ws, cnt = (self.workspace(x.device), self.counters(x.device)) if self.splits > 1 else (y, y)
         w_scale, x_scale = scales if scales is not None else (weight, weight)
         self.launcher(x.device, self.grid, x, weight, bias if bias is not None else weight, w_scale, x_scale, y,
-                      ws, cnt, *self.args, x if self.taps is None else self.taps, self.scale_step or 0, *self.kernel,
-                      **self.kwargs)
+                      ws, cnt, x if self.taps is None else self.taps)
         return y

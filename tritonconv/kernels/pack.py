@@ -9,10 +9,11 @@ unit-stride one), so that its convolution runs tap by tap on full tensor-core ch
 
 per axis (``R`` positions packed, ``r < R``; ``s`` the stride, ``p`` the padding before). The input is packed by
 :func:`_pack_kernel`, one gather per packed element (a memory-bound launch), channels innermost, so that the
-convolution reads it as it reads any channels-last tensor (tensor descriptors included); the weight, small, by
-torch reshapes per call. The transposed pass (the input gradient, a transposed convolution's forward) runs the
-packed layer's transposed pass, then :func:`_unpack_kernel` sums each position's ``R / s`` packed copies per axis
-(one for space to depth) and adds the bias and activation.
+convolution reads it as it reads any channels-last tensor (tensor descriptors included); the weight by the same
+kernel (its packing is the input's with stride ``R`` and no padding), one small launch per call. The transposed
+pass (the input gradient, a transposed convolution's forward) runs the packed layer's transposed pass, then
+:func:`_unpack_kernel` sums each position's ``R / s`` packed copies per axis (one for space to depth) and adds the
+bias and activation; the weight gradient is unpacked by the same kernel (one copy each).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import triton.language as tl
 from .._checks import ConvSpec
 from .._runtime import Direct, kernel
 from .._tile import activate, elements
-from ..geometry import as_3d, empty_channels_inner, needs_int64, strides_3d, tl_accumulator, to_layout
+from ..geometry import as_3d, empty_channels_inner, needs_int64, strides_3d, tl_accumulator
 
 
 @kernel
@@ -50,27 +51,41 @@ def _pack_kernel(
 
 
 class Launch:
-    """:func:`_pack_kernel` prepared for inputs laid out as ``x`` (any strides): calling it allocates the packed
-    input of ``packed`` (the spec :func:`tritonconv.shapes.pack_positions` gives for ``spec``) and fills it."""
+    """:func:`_pack_kernel` prepared for tensors laid out as ``x`` (any strides): calling it allocates the packed
+    tensor, ``shape`` channels innermost, and fills it: ``y[n, c*R + r, j] = x[n, c, s*j + r - p]`` per axis (``R``
+    the ``factors``, ``s`` the ``stride``, ``p`` the padding ``before``; zero outside ``x`` and past ``C*R``)."""
 
     BLOCK = 1024
 
-    def __init__(self, x: torch.Tensor, spec: ConvSpec, packed: ConvSpec, factors: tuple[int, ...]) -> None:
-        self.shape = packed.input_shape
-        total = math.prod(self.shape)
+    def __init__(self, x: torch.Tensor, shape: tuple[int, ...], factors: tuple[int, ...], stride: tuple[int, ...],
+                 before: tuple[int, ...]) -> None:
+        self.shape = shape
+        total = math.prod(shape)
         self.empty = total == 0
         self.grid = (triton.cdiv(total, self.BLOCK),)
-        self.launcher = Direct(_pack_kernel)
-        self.args = (total, spec.input_shape[1], self.shape[1], *as_3d(x.shape[2:], 1), *as_3d(self.shape[2:], 1),
-                     *as_3d(factors, 1), *as_3d(spec.stride, 1), *as_3d(tuple(b for b, _ in spec.padding), 0),
-                     *strides_3d(x))
+        self.args = (total, x.shape[1], shape[1], *as_3d(x.shape[2:], 1), *as_3d(shape[2:], 1), *as_3d(factors, 1),
+                     *as_3d(stride, 1), *as_3d(before, 0), *strides_3d(x))
         self.kwargs = dict(INT64=needs_int64(x, rows=total), BLOCK=self.BLOCK, num_warps=4)
+        self.launcher = Direct(_pack_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         y = empty_channels_inner(self.shape, x.dtype, x.device)
         if not self.empty:
-            self.launcher(x.device, self.grid, x, y, *self.args, **self.kwargs)
+            self.launcher(x.device, self.grid, x, y)
         return y
+
+
+def input_launch(x: torch.Tensor, spec: ConvSpec, packed: ConvSpec, factors: tuple[int, ...]) -> Launch:
+    """The packing of ``spec``'s input ``x'`` (module docstring) into ``packed``'s (the spec
+    :func:`tritonconv.shapes.pack_positions` gives), for inputs laid out as ``x``."""
+    return Launch(x, packed.input_shape, factors, spec.stride, tuple(b for b, _ in spec.padding))
+
+
+def weight_launch(weight: torch.Tensor, packed: ConvSpec, factors: tuple[int, ...]) -> Launch:
+    """The packing of the weight ``w'[o, c*R + r, a] = w[o, c, R*a + r]`` (the input's packing with stride ``R``
+    and no padding) into ``packed``'s weight shape, reduction channels innermost (as the convolution kernels read
+    a weight in place), for weights laid out as ``weight``."""
+    return Launch(weight, packed.weight_shape, factors, factors, (0,) * len(factors))
 
 
 @kernel
@@ -106,65 +121,40 @@ def _unpack_kernel(
 
 
 class UnpackLaunch:
-    """:func:`_unpack_kernel` prepared for a packed gradient laid out as ``g`` and an output laid out as ``y`` (the
-    transposed pass of a packed layer: ``y`` shaped as ``spec``'s input); calling it fills ``y``, returns it."""
+    """:func:`_unpack_kernel` prepared for a packed tensor laid out as ``g`` and an output laid out as ``y``: calling it
+    fills ``y`` with the packing's adjoint (``factors``, ``stride``, padding ``before`` as :class:`Launch`'s), then
+    the bias and activation, and returns it."""
 
     BLOCK = 1024
 
-    def __init__(self, g: torch.Tensor, bias, y: torch.Tensor, spec: ConvSpec, factors: tuple[int, ...],
-                 activation: str | None) -> None:
+    def __init__(self, g: torch.Tensor, bias, y: torch.Tensor, factors: tuple[int, ...], stride: tuple[int, ...],
+                 before: tuple[int, ...], activation: str | None = None) -> None:
         total = y.numel()
         self.empty = total == 0
         self.grid = (triton.cdiv(total, self.BLOCK),)
-        self.launcher = Direct(_unpack_kernel)
         self.args = (total, y.shape[1], *as_3d(y.shape[2:], 1), *as_3d(g.shape[2:], 1), *as_3d(factors, 1),
-                     *as_3d(spec.stride, 1), *as_3d(tuple(b for b, _ in spec.padding), 0), *strides_3d(g),
-                     *strides_3d(y))
+                     *as_3d(stride, 1), *as_3d(before, 0), *strides_3d(g), *strides_3d(y))
         self.kwargs = dict(HAS_BIAS=bias is not None, ACTIVATION=activation, INT64=needs_int64(g, y, rows=total),
                            ACC=tl_accumulator(y.dtype), BLOCK=self.BLOCK, num_warps=4)
+        self.launcher = Direct(_unpack_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
     def __call__(self, g: torch.Tensor, bias: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
         if not self.empty:
-            self.launcher(y.device, self.grid, g, bias if bias is not None else g, y, *self.args, **self.kwargs)
+            self.launcher(y.device, self.grid, g, bias if bias is not None else g, y)
         return y
 
 
-def _phases(t: torch.Tensor, factors: tuple[int, ...]) -> torch.Tensor:
-    """``(O, C, *kernel)`` padded to whole multiples of ``factors`` and split: ``(O, C, *R, *taps)``."""
-    ndim = len(factors)
-    taps = [-(-k // r) for k, r in zip(t.shape[2:], factors)]
-    pads = [p for k, r, n in reversed(list(zip(t.shape[2:], factors, taps))) for p in (0, n * r - k)]
-    t = torch.nn.functional.pad(t, pads).reshape(*t.shape[:2], *[v for n, r in zip(taps, factors) for v in (n, r)])
-    return t.permute(0, 1, *range(3, 2 + 2 * ndim, 2), *range(2, 2 + 2 * ndim, 2))
+def input_grad_launch(g: torch.Tensor, bias, y: torch.Tensor, spec: ConvSpec, factors: tuple[int, ...],
+                      activation: str | None) -> UnpackLaunch:
+    """The input gradient ``dx`` (module docstring) of ``spec``'s input from the packed one laid out as ``g``,
+    into ``y``, with bias and activation (a transposed convolution's)."""
+    return UnpackLaunch(g, bias, y, factors, spec.stride, tuple(b for b, _ in spec.padding), activation)
 
 
-def pack_weight(weight: torch.Tensor, factors: tuple[int, ...], channels: int) -> torch.Tensor:
-    """``w'`` (module docstring), ``channels`` input channels (zeros past ``C * prod(factors)``), reduction
-    channels innermost (as the convolution kernels read a weight in place)."""
-    split = _phases(weight, factors)  # (O, C, *R, *taps)
-    ndim = len(factors)
-    packed = split.reshape(weight.shape[0], -1, *split.shape[2 + ndim:])
-    out = empty_channels_inner((weight.shape[0], channels, *packed.shape[2:]), weight.dtype, weight.device)
-    out[:, packed.shape[1]:].zero_()
-    out[:, :packed.shape[1]] = packed
-    return out
+def weight_grad_launch(g: torch.Tensor, y: torch.Tensor, factors: tuple[int, ...]) -> UnpackLaunch:
+    """The weight gradient ``dw[o, c, R*a + r] = dw'[o, c*R + r, a]`` from the packed one laid out as ``g``, into
+    ``y`` (the weight packing's adjoint: one term each)."""
+    return UnpackLaunch(g, None, y, factors, factors, (0,) * len(factors))
 
 
-def unpack_weight_grad(grad: torch.Tensor, weight_shape: tuple[int, ...], factors: tuple[int, ...], flip: bool,
-                       channels_inner: bool) -> torch.Tensor:
-    """``dw`` from the packed convolution's weight gradient ``dw'`` (module docstring), shaped ``weight_shape``,
-    reversed on every spatial axis if ``flip`` (the gradient of a true convolution's weight), contiguous or with
-    its input channels innermost."""
-    ndim = len(factors)
-    c_out, c_in, kernel = weight_shape[0], weight_shape[1], weight_shape[2:]
-    taps = grad.shape[2:]
-    split = grad[:, :c_in * math.prod(factors)].reshape(c_out, c_in, *factors, *taps)
-    order = [v for a in range(ndim) for v in (2 + ndim + a, 2 + a)]  # (O, C, taps_0, R_0, taps_1, R_1, ...)
-    full = split.permute(0, 1, *order).reshape(c_out, c_in, *[n * r for n, r in zip(taps, factors)])
-    full = full[(slice(None), slice(None), *[slice(0, k) for k in kernel])]
-    if flip:
-        full = full.flip(tuple(range(2, 2 + ndim)))
-    return to_layout(full, "channels_last" if channels_inner else "contiguous")
-
-
-__all__ = ["Launch", "UnpackLaunch", "pack_weight", "unpack_weight_grad"]
+__all__ = ["Launch", "UnpackLaunch", "input_grad_launch", "input_launch", "weight_grad_launch", "weight_launch"]

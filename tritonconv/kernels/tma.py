@@ -149,7 +149,8 @@ class Launch:
     """:func:`_conv_tma_kernel` prepared for tensors laid out as ``x``, ``weight``, ``y``: a forward
     convolution (``x`` channels- or width-innermost, a channel axis of ``weight`` innermost, :func:`usable`
     and :func:`tritonconv._descriptors.aligned`; ``config.tile_h > 0``). Calling it builds the two descriptors
-    and launches; returns ``y``."""
+    and launches; returns ``y``. A call reads only its tensors' addresses, dtype and device (the weight's
+    address is its transpose's too): their sizes and strides are the ones this was prepared for."""
 
     def __init__(self, x, weight, bias, y, spec: ConvSpec, activation: str | None, flip: bool,
                  config: Config, scale_step: int | None = None) -> None:
@@ -164,12 +165,10 @@ class Launch:
         cols_inner = weight_view(weight) is not weight  # output channels innermost: boxes of reduction x columns
         self.w_layout = (*as_5d(weight_view(weight)), [config.block_k, 1, 1, 1, config.block_n] if cols_inner
                          else [config.block_n, 1, 1, 1, config.block_k])
-        self.w_view = (lambda w: w.transpose(0, 1)) if cols_inner else (lambda w: w)
         _, _, _, od, oh, ow, sd, _, _, pd, ph, pw, dd, dh, dw = geometry_3d(x.shape[2:], y.shape[2:], spec)
         c_out, c_in = spec.weight_shape[:2]
         m = y.shape[0] * od * oh * ow
         self.empty = m == 0
-        self.launcher = Direct(_conv_tma_kernel)  # below JITFunction.run after the first launch
         self.grid = (triton.cdiv(c_out, config.block_n) * y.shape[0] * od * triton.cdiv(oh, tile_h)
                      * triton.cdiv(ow, tile_w),)
         self.args = (c_in, c_out, od, oh, ow, sd, pd, ph, pw, dd, dh, dw, *strides_3d(y), scale_step or 0,
@@ -182,13 +181,13 @@ class Launch:
             TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
+        self.launcher = Direct(_conv_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
     def __call__(self, x, weight, bias, y, scales: tuple | None = None) -> torch.Tensor:
         """Build the descriptors and launch; ``scales``: (weight scale, input scale) with fp8."""
         if not self.empty:
             x_desc = TensorDescriptor(x, *self.x_layout)
-            w_desc = TensorDescriptor(self.w_view(weight), *self.w_layout)
+            w_desc = TensorDescriptor(weight, *self.w_layout)  # the address: sizes and strides are the plan's
             w_scale, x_scale = scales if scales is not None else (y, y)
-            self.launcher(x.device, self.grid, x_desc, w_desc, bias if bias is not None else weight, w_scale, x_scale, y,
-                          *self.args, **self.kwargs)
+            self.launcher(x.device, self.grid, x_desc, w_desc, bias if bias is not None else weight, w_scale, x_scale, y)
         return y

@@ -167,7 +167,7 @@ class Partials:
         return 0 if self.empty else self._work
 
     def launch(self, grad_output, input, out) -> None:
-        self.launcher(input.device, self.grid, input, grad_output, out, *self.args, **self.kwargs)
+        self.launcher(input.device, self.grid, input, grad_output, out)
 
     def __call__(self, grad_output, input) -> torch.Tensor:
         shape, dtype = self.out
@@ -202,7 +202,6 @@ class Launch(Partials):
         folded = geometry.folded_taps(spec.weight_shape, fold)
         grid_taps, cols = taps // folded, folded * c_in_g
         tiles = spec.groups * grid_taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(cols, config.block_n)
-        self.launcher = Direct(_conv_weight_grad_kernel)  # below JITFunction.run after the first launch
         self.grid = (tiles, splits)
         self.args = (
             positions, c_in_g, c_out_g, *geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
@@ -218,6 +217,7 @@ class Launch(Partials):
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, BLOCK_W=block_w,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
+        self.launcher = Direct(_conv_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
 
 # --- tile loads by tensor descriptor (Hopper) ---------------------------------------------------
@@ -330,7 +330,6 @@ class DescriptorLaunch(Partials):
         self.x_layout, self.dy_layout = layout(input, config.block_n), layout(grad_output, config.block_m)
         interp = interpreting(input.device)
         tiles = math.prod(kernel_size) * triton.cdiv(c_out, config.block_m) * triton.cdiv(c_in, config.block_n)
-        self.launcher = Direct(_conv_weight_grad_tma_kernel)  # below JITFunction.run after the first launch
         self.grid = (tiles, splits)
         self.args = (c_in, c_out, od, oh, ow, sd, pd, ph, pw, dd, dh, dw, *self.store, steps,
                      per_split, *as_3d(tuple(kernel_size), 1))
@@ -341,8 +340,9 @@ class DescriptorLaunch(Partials):
             TILE_H=tile_h, TILE_W=tile_w, BLOCK_M=config.block_m, BLOCK_N=config.block_n,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
+        self.launcher = Direct(_conv_weight_grad_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
     def launch(self, grad_output, input, out) -> None:
         x_desc = TensorDescriptor(input, *self.x_layout)
         dy_desc = TensorDescriptor(grad_output, *self.dy_layout)
-        self.launcher(input.device, self.grid, x_desc, dy_desc, out, *self.args, **self.kwargs)
+        self.launcher(input.device, self.grid, x_desc, dy_desc, out)
