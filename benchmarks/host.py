@@ -1,11 +1,11 @@
 """``python -m benchmarks.host``: tritonconv's own Python per call, with every kernel launch stubbed.
 
-Each kernel launch is replaced by a no-op (arguments built, nothing run), so what is timed is
-the host work of a cached call: argument checks, config choice, output allocation, operand
-layout and the launch arguments. CPU tensors, no gradient unless the row says backward; the
-median of ``--repeat`` runs of ``--calls`` calls. Target: at most 10 us per call. A figure
-of the machine it ran on (a shared CPU), not a GPU timing; the GPU figure (added time over a
-bare launch) is ``benchmarks.dispatch``'s.
+Each launch site goes the way a warm call on a GPU goes, below ``JITFunction.run`` (``_runtime.Direct``), to a
+compiled kernel whose launcher does nothing: what is timed is the host work of a cached call (the plan's
+lookup, output allocation, operand layout, the launch's argument list) without the driver's launch. CPU tensors,
+no gradient unless the row says backward; the median of ``--repeat`` runs of ``--calls`` calls. Target: at most
+10 us per call. A figure of the machine it ran on (a shared CPU), not a GPU timing; the GPU figure (added time
+over a bare launch) is ``benchmarks.dispatch``'s.
 """
 
 from __future__ import annotations
@@ -23,16 +23,32 @@ import tritonconv
 from tritonconv import _checks, _runtime, dispatch, geometry
 
 
+class _NoLaunch:
+    """A compiled kernel as ``JITFunction.run`` returns it, whose launcher launches nothing."""
+
+    function, packed_metadata = None, None
+
+    def launch_metadata(self, grid, stream, *args):
+        return None
+
+    def run(self, *args):
+        return None
+
+
 @contextlib.contextmanager
 def stubbed_launches():
-    """Every ``kernel[device][grid](...)`` does nothing (outputs keep their uninitialised values)."""
-    getitem = _runtime.Kernel.__getitem__
-    noop = type("Stub", (), {"__getitem__": lambda self, grid: lambda *args, **kwargs: None})()
+    """Every launch does nothing (outputs keep their uninitialised values): the first at a launch site returns a
+    :class:`_NoLaunch`, later ones call its launcher from ``_runtime.Direct``'s direct path."""
+    getitem, interpreting, stream = _runtime.Kernel.__getitem__, _runtime.interpreting, _runtime.current_stream
+    compiled = _NoLaunch()
+    noop = type("Stub", (), {"__getitem__": lambda self, grid: lambda *args, **kwargs: compiled})()
     _runtime.Kernel.__getitem__ = lambda self, device: noop
+    _runtime.interpreting = lambda device: False  # Direct's view only: the kernels' modules keep their own
+    _runtime.current_stream = lambda device: 0
     try:
         yield
     finally:
-        _runtime.Kernel.__getitem__ = getitem
+        _runtime.Kernel.__getitem__, _runtime.interpreting, _runtime.current_stream = getitem, interpreting, stream
 
 
 def per_call_us(fn, calls: int, repeat: int) -> float:

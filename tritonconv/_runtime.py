@@ -117,7 +117,10 @@ class Direct:
     def __call__(self, device: torch.device, grid: tuple, *tensors):
         if self.compiled is not None and self.compiled[0] == device:
             _, compiled, rest, aligned = self.compiled
-            if not any(tensors[i].data_ptr() % 16 for i in aligned):  # else JITFunction.run specialises anew
+            for i in aligned:
+                if tensors[i].data_ptr() & 15:
+                    break  # specialised for an aligned address: JITFunction.run specialises anew
+            else:
                 stream = current_stream(device)
                 grid = (*grid, 1, 1)
                 full = (*tensors, *rest)
