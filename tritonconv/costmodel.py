@@ -21,7 +21,7 @@ it runs with) on a GPU described by :class:`Device`::
   of a split reduction (NC(D)HW operands are read in place: no copy); ``BW``: the device's bandwidth;
 * ``t0``: a launch's fixed cost on the device (not the host's).
 
-A layer that launches several kernels costs the sum (a packed layer's packing launch, :func:`pack_seconds`,
+A layer that launches several kernels costs the sum (a packed layer's packing launches, :func:`pack_seconds`,
 included). The constants are fitted on measured rows
 (``python -m benchmarks.costfit``, rows whose time was the host's excluded) and stored per device
 in ``autotune_cache/costmodel/<device>.json``; :data:`DATASHEET` holds unfitted defaults. The tuner uses
@@ -175,16 +175,19 @@ def predict(problem: Problem, config: Config, device: Device) -> float:
 
 
 def pack_seconds(written: Problem, device: Device) -> float:
-    """The packing launch a packed layer's forward and weight gradient make first, or the unpacking one its input
-    gradient makes last (:mod:`tritonconv.kernels.pack`): the input and the packed input, one read and the other
-    written, at the device's bandwidth, plus a launch; 0 where ``written`` (the layer as written, not as run) does
-    not pack."""
+    """The two small launches a packed layer makes beside its convolution (:mod:`tritonconv.kernels.pack`): the
+    forward packs its input and its weight, the weight gradient packs its input and unpacks the gradient, the input
+    gradient packs the weight and unpacks its result; each moves its tensor and the packed one, one read and the
+    other written, at the device's bandwidth, plus a launch; 0 where ``written`` (the layer as written, not as run)
+    does not pack."""
     spec = written.spec
     factors = geometry.pack_factors(spec, written.kind == "conv_t")
     if factors is None or written.kind not in ("conv", "conv_t", "conv_wgrad") or written.dtype.startswith("float8"):
         return 0.0
-    elements = math.prod(written.input_shape) + math.prod(geometry.packed(spec, factors).input_shape)
-    return device.t0 + elements * getattr(torch, written.dtype).itemsize / device.bandwidth
+    packed = geometry.packed(spec, factors)
+    elements = sum(math.prod(shape) for shape in (written.input_shape, packed.input_shape, written.weight_shape,
+                                                  packed.weight_shape))
+    return 2 * device.t0 + elements * getattr(torch, written.dtype).itemsize / device.bandwidth
 
 
 def rank(problem: Problem, configs: list[Config], device: Device) -> list[Config]:

@@ -107,8 +107,7 @@ def plan_stream(slice_shape, weight_shape, stride: int = 1, dilation: int = 1, d
 
 def packed_bytes(spec: ConvSpec, dtype: str) -> int:
     """Bytes a convolution's call holds beyond its operands when it packs positions into channels
-    (:func:`tritonconv.geometry.pack_factors`): the packed input, and the packed weight with the reshapes that
-    make it (counted three times); 0 if it does not pack.
+    (:func:`tritonconv.geometry.pack_factors`): the packed input and the packed weight; 0 if it does not pack.
 
     :param spec: the checked convolution.
     :param dtype: its tensors' dtype, as :func:`conv_device_bytes` takes it."""
@@ -116,7 +115,7 @@ def packed_bytes(spec: ConvSpec, dtype: str) -> int:
     if factors is None:
         return 0
     packed = geometry.packed(spec, factors)
-    return (math.prod(packed.input_shape) + 3 * math.prod(packed.weight_shape)) * shapes.DTYPE_BYTES[dtype]
+    return (math.prod(packed.input_shape) + math.prod(packed.weight_shape)) * shapes.DTYPE_BYTES[dtype]
 
 
 @dataclass(frozen=True)
