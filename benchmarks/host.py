@@ -102,6 +102,7 @@ def cases() -> dict[str, callable]:
         "conv3d (3,1,1) cl (axes merged)": lambda: tritonconv.conv3d(x3cl, wt, padding=(1, 0, 0)),
         "nn.Conv2d": lambda: module(x2),
         "conv2d stem 7x7/2, 3 channels (packed)": lambda: tritonconv.conv2d(xs, ws, stride=2, padding=3),
+        "conv_transpose2d, stride 2": lambda: tritonconv.conv_transpose2d(x2, w2, stride=2, padding=1, output_padding=1),
         "nn.Conv2d forward + backward": lambda: training_step(module, xg),
         "input gradient (conv2d)": lambda: dispatch.conv_grad_input(dy, w2, spec, False, fmt),
         "weight gradient (conv2d)": lambda: dispatch.conv_grad_weight(dy, x2, spec, False),

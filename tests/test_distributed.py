@@ -1,6 +1,7 @@
 """Domain-parallel convolution (tritonconv.distributed) on the gloo backend, 2 and 4 processes started here:
 each rank's output and every gradient equal the single-process convolution's, uneven shards included."""
 
+import datetime
 import math
 import random
 import traceback
@@ -132,7 +133,8 @@ def check_dtensor(mesh, op: str, x_shape, w_shape, placements, kw: dict, dtensor
 
 def worker(rank: int, world: int, init: str, errors: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world,
+                            timeout=datetime.timedelta(minutes=3))  # a rank that fails never hangs the others long
     try:
         for op, x_shape, w_shape, dim, kw in CASES + TRANSPOSED:
             check_sharded(op, x_shape, w_shape, dim, kw)
@@ -155,7 +157,10 @@ def worker(rank: int, world: int, init: str, errors: str) -> None:
         with open(f"{errors}.{rank}", "w") as f:
             f.write(traceback.format_exc())
     finally:
-        dist.destroy_process_group()
+        try:  # every rank done before any tears its group down: a send still in flight to a slower rank aborts gloo
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def random_cases(world: int, count: int = 4) -> list[tuple]:

@@ -54,23 +54,33 @@ def _backward(grad_y, input, weight, bias, y, spec: ConvSpec, activation, flip, 
 
 
 class _Eager:
-    """Kernel launches for the eager backward, each an autograd function so that it is differentiable
-    in turn (module lookups at call time, so tests can patch them)."""
+    """Kernel launches for the eager backward. Where the backward itself is differentiated (``create_graph``:
+    grad mode on), each is an autograd function so that it is differentiable in turn; in a plain backward (grad
+    mode off) the dispatch is called directly, sparing each launch an ``autograd.Function.apply`` (several
+    microseconds of host time). Module lookups at call time, so tests can patch them."""
 
     @staticmethod
     def forward(input, weight, bias, spec, flip):
+        if not torch.is_grad_enabled():
+            return dispatch.conv_forward(input, weight, bias, spec, None, flip)
         return _ConvFunction.apply(input, weight, bias, spec, None, flip)
 
     @staticmethod
     def grad_input(grad_z, weight, spec, flip, fmt):
+        if not torch.is_grad_enabled():
+            return dispatch.conv_transpose(grad_z, weight, None, spec, None, flip, fmt)
         return _ConvTransposeFunction.apply(grad_z, weight, None, spec, None, flip, fmt)
 
     @staticmethod
     def grad_weight(grad_z, input, spec, flip, channels_inner):
+        if not torch.is_grad_enabled():
+            return dispatch.conv_grad_weight(grad_z, input, spec, flip, channels_inner=channels_inner)
         return _WeightGradFunction.apply(grad_z, input, spec, flip, channels_inner)
 
     @staticmethod
     def transpose(input, weight, bias, spec, flip, fmt):
+        if not torch.is_grad_enabled():
+            return dispatch.conv_transpose(input, weight, bias, spec, None, flip, fmt)
         return _ConvTransposeFunction.apply(input, weight, bias, spec, None, flip, fmt)
 
 
@@ -285,10 +295,17 @@ _conv_transpose_op.register_autograd(_transpose_op_backward, setup_context=_tran
 
 
 def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, groups, dilation, activation):
-    op = f"conv_transpose{ndim}d"
-    spec = _checks.conv_transpose_spec(op, ndim, input, weight, bias, stride, padding, output_padding, groups,
-                                       dilation)
-    _checks.check_activation(activation, op)
+    """Checked, then launched; a seen signature skips the checks (as :func:`_conv`)."""
+    key, hit = _lookup(("conv_transpose", ndim), (input, weight, bias),
+                       (stride, padding, output_padding, groups, dilation, activation))
+    if hit is not None:
+        _, spec, plan = hit
+    else:
+        op = f"conv_transpose{ndim}d"
+        spec = _checks.conv_transpose_spec(op, ndim, input, weight, bias, stride, padding, output_padding, groups,
+                                           dilation)
+        _checks.check_activation(activation, op)
+        plan = _remember(key, spec, None)
     if spec.unbatched:
         input = input.unsqueeze(0)
     if torch.compiler.is_compiling():
@@ -296,7 +313,10 @@ def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, 
     elif _needs_grad(input, weight, bias):
         y = _ConvTransposeFunction.apply(input, weight, bias, spec, activation, False, output_memory_format(input, weight))
     else:
-        y = dispatch.conv_transpose(input, weight, bias, spec, activation, False, output_memory_format(input, weight))
+        if plan is None:
+            plan = _remember(key, spec, dispatch.transpose_plan(input, weight, bias, spec, activation, False,
+                                                                 output_memory_format(input, weight)))
+        y = plan(input, weight, bias)
     return y.squeeze(0) if spec.unbatched else y
 
 
@@ -325,27 +345,41 @@ def _needs_grad(input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> bool:
 _calls: dict[tuple, tuple] = {}  # call signature -> (dispatch generation, checked spec, dispatch plan or None)
 
 
+def _lookup(op: tuple, tensors: tuple, args: tuple) -> tuple[tuple | None, tuple | None]:
+    """A call's signature (its tensors' shapes, strides, dtypes and devices, every other argument) and what a call
+    with that signature left (:data:`_calls`, this dispatch generation's), or None. No signature when traced, or
+    for arguments the checks will refuse (unhashable, not tensors)."""
+    if torch.compiler.is_compiling():  # traced calls take the custom ops
+        return None, None
+    try:
+        key = (*op, *map(dispatch.tensor_key, tensors), *args, torch.get_float32_matmul_precision())
+        hit = _calls.get(key)
+    except (TypeError, AttributeError):
+        return None, None
+    return key, (hit if hit is not None and hit[0] == dispatch.generation else None)
+
+
+def _remember(key: tuple | None, spec: _checks.ConvSpec, plan):
+    """Keep a checked call's spec (and its plan, once built) under its signature; returns ``plan``."""
+    if key is not None:
+        if len(_calls) >= dispatch.MAX_PLANS:
+            _calls.clear()
+        _calls[key] = (dispatch.generation, spec, plan)
+    return plan
+
+
 def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activation, flip):
     """Checked, then launched. A call whose signature was seen before (tensor shapes, strides, dtypes, devices
     and every argument) is valid for the same reasons as then: it skips the checks, and without gradients goes
     straight to the dispatch plan that call built."""
-    key = hit = None
-    if not torch.compiler.is_compiling():  # traced calls take the custom op below
-        try:
-            key = (ndim, *map(dispatch.tensor_key, (input, weight, bias)), stride, padding, dilation, groups,
-                   activation, flip, torch.get_float32_matmul_precision())
-            hit = _calls.get(key)
-        except (TypeError, AttributeError):  # unhashable arguments, or not tensors: the checks below say what is wrong
-            key = None
-    if hit is not None and hit[0] == dispatch.generation:
+    key, hit = _lookup(("conv", ndim), (input, weight, bias), (stride, padding, dilation, groups, activation, flip))
+    if hit is not None:
         _, spec, plan = hit
     else:
         op = f"conv{ndim}d"
         spec = _checks.conv_spec(op, ndim, input, weight, bias, stride, padding, dilation, groups)
         _checks.check_activation(activation, op)
-        plan = None
-        if key is not None:
-            _remember(key, spec, None)
+        plan = _remember(key, spec, None)
     if spec.unbatched:
         input = input.unsqueeze(0)
     if torch.compiler.is_compiling():
@@ -354,17 +388,9 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
         y = _ConvFunction.apply(input, weight, bias, spec, activation, flip)
     else:
         if plan is None:
-            plan = dispatch.forward_plan(input, weight, bias, spec, activation, flip)
-            if key is not None:
-                _remember(key, spec, plan)
+            plan = _remember(key, spec, dispatch.forward_plan(input, weight, bias, spec, activation, flip))
         y = plan(input, weight, bias)
     return y.squeeze(0) if spec.unbatched else y
-
-
-def _remember(key: tuple, spec: _checks.ConvSpec, plan) -> None:
-    if len(_calls) >= dispatch.MAX_PLANS:
-        _calls.clear()
-    _calls[key] = (dispatch.generation, spec, plan)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
