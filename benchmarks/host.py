@@ -20,7 +20,7 @@ import time
 import torch
 
 import tritonconv
-from tritonconv import _checks, _runtime, dispatch, geometry
+from tritonconv import _checks, _runtime, dispatch, geometry, tuning
 
 
 class _NoLaunch:
@@ -85,6 +85,9 @@ def cases() -> dict[str, callable]:
     module = tritonconv.nn.Conv2d(16, 16, 3, padding=1)
     xs, ws = torch.randn(1, 3, 16, 16), torch.randn(16, 3, 7, 7)  # a stem: positions packed into channels
     xg = x2.clone().requires_grad_()
+    xb, wb = x2cl.to(torch.bfloat16), w2cl.to(torch.bfloat16)  # the descriptor kernel, as Hopper runs it
+    spec_b = _checks.conv_spec("conv2d", 2, xb, wb, None, 1, 1, 1, 1)
+    tma = tuning.heuristic(geometry.Problem.for_launch("conv", xb, spec_b), interpret=False, tma=True)
     spec = _checks.conv_spec("conv2d", 2, x2, w2, None, 1, 1, 1, 1)
     dy = torch.randn(spec.output_shape)
     fmt = geometry.memory_format_of(x2)
@@ -102,6 +105,8 @@ def cases() -> dict[str, callable]:
         "conv3d (3,1,1) cl (axes merged)": lambda: tritonconv.conv3d(x3cl, wt, padding=(1, 0, 0)),
         "nn.Conv2d": lambda: module(x2),
         "conv2d stem 7x7/2, 3 channels (packed)": lambda: tritonconv.conv2d(xs, ws, stride=2, padding=3),
+        "conv2d bf16 channels-last, descriptor kernel": lambda: dispatch.conv_forward(xb, wb, None, spec_b, None,
+                                                                                        False, tma),
         "conv_transpose2d, stride 2": lambda: tritonconv.conv_transpose2d(x2, w2, stride=2, padding=1, output_padding=1),
         "nn.Conv2d forward + backward": lambda: training_step(module, xg),
         "input gradient (conv2d)": lambda: dispatch.conv_grad_input(dy, w2, spec, False, fmt),

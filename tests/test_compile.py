@@ -312,3 +312,45 @@ def test_the_direct_path_asks_for_the_stream_as_triton_does(monkeypatch):
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
     assert _runtime.current_stream(torch.device("cuda", 1)) == 101
     assert _runtime.current_stream(torch.device("cuda")) == 103 and asked == [1, 3]
+
+
+def test_direct_launches_keep_descriptors_by_address_not_tensors(monkeypatch):
+    """A launch site's descriptors are built on the tensor for its first launch (JITFunction.run specialises on
+    it), then on the tensor's address alone, one per address: the same address reuses its descriptor, a new one
+    gets its own, and no kept descriptor keeps its tensor alive."""
+    import gc
+    import weakref
+
+    import triton
+
+    from tritonconv import _runtime
+
+    if _runtime.TensorDescriptor is None:
+        pytest.skip("host-side tensor descriptors need Triton 3.4+")
+
+    class FakeJit:
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: FakeCompiled()
+
+    @triton.jit
+    def k(x_desc, n):
+        pass
+
+    monkeypatch.setattr(_runtime.Kernel, "__getitem__", lambda self, device: FakeJit())
+    monkeypatch.setattr(_runtime, "interpreting", lambda device: False)
+    monkeypatch.setattr(_runtime, "current_stream", lambda device: 7)
+    direct = _runtime.Direct(_runtime.Kernel(k), (1,))
+    descriptors = _runtime.Descriptors(direct, [4, 64], [64, 1], [2, 16])
+    a = torch.randn(4, 64)
+    first = descriptors(a)
+    assert first.base is a  # before the first launch: on the tensor
+    direct(a.device, (1,), first)
+    kept = descriptors(a)
+    assert isinstance(kept.base, _runtime.Address) and kept.base.data_ptr() == a.data_ptr()
+    assert kept.base.dtype == a.dtype and descriptors(a) is kept and len(descriptors.kept) == 1
+    b = torch.randn(4, 64)
+    assert descriptors(b) is not kept and descriptors(b).base.data_ptr() == b.data_ptr()
+    gone = weakref.ref(b)
+    del b
+    gc.collect()
+    assert gone() is None  # the kept descriptor holds an address, not the tensor

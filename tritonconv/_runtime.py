@@ -145,6 +145,45 @@ class Direct:
         return tuple(bound.arguments.values())[len(tensors):], aligned
 
 
+class Address:
+    """What a tensor descriptor asks of its base at launch, a tensor's address and dtype, without the tensor: a
+    descriptor built on it can be kept across calls without keeping the tensor alive."""
+
+    __slots__ = ("_ptr", "dtype")
+
+    def __init__(self, ptr: int, dtype: torch.dtype) -> None:
+        self._ptr, self.dtype = ptr, dtype
+
+    def data_ptr(self) -> int:
+        return self._ptr
+
+
+class Descriptors:
+    """The tensor descriptors of one operand of a launch site, whose sizes, strides and box are fixed: built on the
+    tensor itself for a launch through ``JITFunction.run`` (which specialises on it) or the interpreter; for a
+    direct launch (:class:`Direct`) built on its :class:`Address` and kept per address (the same address makes the
+    same descriptor), at most :data:`KEEP` of them, so a steady loop whose allocator hands out the same addresses
+    builds none."""
+
+    KEEP = 8
+
+    def __init__(self, launcher: Direct, sizes: list[int], strides: list[int], box: list[int]) -> None:
+        self.launcher, self.layout = launcher, (sizes, strides, box)
+        self.kept: dict[int, object] = {}
+
+    def __call__(self, t: torch.Tensor):
+        compiled = self.launcher.compiled
+        if compiled is None or compiled[0] != t.device:
+            return TensorDescriptor(t, *self.layout)
+        ptr = t.data_ptr()
+        found = self.kept.get(ptr)
+        if found is None:
+            if len(self.kept) >= self.KEEP:
+                self.kept.clear()
+            found = self.kept[ptr] = TensorDescriptor(Address(ptr, t.dtype), *self.layout)
+        return found
+
+
 def kernel(jit_fn: triton.JITFunction) -> Kernel:
     """Decorator placed above ``@triton.jit``."""
     return Kernel(jit_fn)

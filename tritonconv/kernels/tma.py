@@ -33,7 +33,7 @@ import triton.language as tl
 
 from .._checks import ConvSpec
 from .._descriptors import as_5d, channels_inner, describable, nc_boxes_aligned
-from .._runtime import Direct, TensorDescriptor, interpreting, kernel
+from .._runtime import Descriptors, Direct, interpreting, kernel
 from .._tile import activate, patch
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
@@ -148,9 +148,10 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config
 class Launch:
     """:func:`_conv_tma_kernel` prepared for tensors laid out as ``x``, ``weight``, ``y``: a forward
     convolution (``x`` channels- or width-innermost, a channel axis of ``weight`` innermost, :func:`usable`
-    and :func:`tritonconv._descriptors.aligned`; ``config.tile_h > 0``). Calling it builds the two descriptors
-    and launches; returns ``y``. A call reads only its tensors' addresses, dtype and device (the weight's
-    address is its transpose's too): their sizes and strides are the ones this was prepared for."""
+    and :func:`tritonconv._descriptors.aligned`; ``config.tile_h > 0``). Calling it gets the two descriptors
+    (:class:`tritonconv._runtime.Descriptors`) and launches; returns ``y``. A call reads only its tensors'
+    addresses, dtype and device (the weight's address is its transpose's too): their sizes and strides are the
+    ones this was prepared for."""
 
     def __init__(self, x, weight, bias, y, spec: ConvSpec, activation: str | None, flip: bool,
                  config: Config, scale_step: int | None = None) -> None:
@@ -182,12 +183,12 @@ class Launch:
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
+        self.x_desc, self.w_desc = Descriptors(self.launcher, *self.x_layout), Descriptors(self.launcher, *self.w_layout)
 
     def __call__(self, x, weight, bias, y, scales: tuple | None = None) -> torch.Tensor:
         """Build the descriptors and launch; ``scales``: (weight scale, input scale) with fp8."""
         if not self.empty:
-            x_desc = TensorDescriptor(x, *self.x_layout)
-            w_desc = TensorDescriptor(weight, *self.w_layout)  # the address: sizes and strides are the plan's
             w_scale, x_scale = scales if scales is not None else (y, y)
-            self.launcher(x.device, self.grid, x_desc, w_desc, bias if bias is not None else weight, w_scale, x_scale, y)
+            self.launcher(x.device, self.grid, self.x_desc(x), self.w_desc(weight), bias if bias is not None else weight,
+                          w_scale, x_scale, y)
         return y

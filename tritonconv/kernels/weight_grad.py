@@ -47,7 +47,7 @@ import triton.language as tl
 from .. import geometry
 from .._checks import ConvSpec
 from .._descriptors import as_5d, channels_inner, describable, nc_boxes_aligned
-from .._runtime import Direct, TensorDescriptor, interpreting, kernel
+from .._runtime import Descriptors, Direct, TensorDescriptor, interpreting, kernel
 from .._tile import patch, tap, tile_positions
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
@@ -307,8 +307,8 @@ def descriptors_usable(grad_output: torch.Tensor, input: torch.Tensor, spec: Con
 
 class DescriptorLaunch(Partials):
     """:func:`_conv_weight_grad_tma_kernel` prepared for tensors laid out as ``grad_output`` and ``input``
-    (:func:`descriptors_usable`); calling it builds the two descriptors, launches and returns the gradient in the input's
-    dtype (:class:`Partials`)."""
+    (:func:`descriptors_usable`); calling it gets the two descriptors (:class:`tritonconv._runtime.Descriptors`),
+    launches and returns the gradient in the input's dtype (:class:`Partials`)."""
 
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config,
                  inner_grad: bool = False) -> None:
@@ -341,8 +341,7 @@ class DescriptorLaunch(Partials):
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_weight_grad_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
+        self.x_desc, self.dy_desc = Descriptors(self.launcher, *self.x_layout), Descriptors(self.launcher, *self.dy_layout)
 
     def launch(self, grad_output, input, out) -> None:
-        x_desc = TensorDescriptor(input, *self.x_layout)
-        dy_desc = TensorDescriptor(grad_output, *self.dy_layout)
-        self.launcher(input.device, self.grid, x_desc, dy_desc, out)
+        self.launcher(input.device, self.grid, self.x_desc(input), self.dy_desc(grad_output), out)
