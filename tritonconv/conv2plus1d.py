@@ -63,20 +63,43 @@ def stage_specs(input, weight_spatial, weight_temporal, bias_spatial, bias_tempo
     return spatial, temporal
 
 
+_checked: dict[tuple, tuple[ConvSpec, ConvSpec]] = {}  # call signature -> its stage specs
+
+
+def _checked_stages(input, weight_spatial, weight_temporal, bias_spatial, bias_temporal, stride, padding, dilation):
+    """:func:`stage_specs`, once per call signature (the tensors' shapes, strides, dtypes and devices, the other
+    arguments): a seen signature is valid for the same reasons as then."""
+    try:
+        key = (*map(dispatch.tensor_key, (input, weight_spatial, weight_temporal, bias_spatial, bias_temporal)),
+               stride, padding, dilation)
+        hit = _checked.get(key)
+    except (TypeError, AttributeError):  # unhashable arguments, or not tensors: the checks say what is wrong
+        key = hit = None
+    if hit is None:
+        hit = stage_specs(input, weight_spatial, weight_temporal, bias_spatial, bias_temporal, stride, padding,
+                          dilation)
+        if key is not None:
+            if len(_checked) >= dispatch.MAX_PLANS:
+                _checked.clear()
+            _checked[key] = hit
+    return hit
+
+
 def _decision_key(x, ws, wt, spatial: ConvSpec, temporal: ConvSpec) -> str:
     return (f"conv2plus1d|{str(x.dtype)[6:]}|{geometry.layout_of(x)}|x={tuple(spatial.input_shape)}"
             f"|ws={tuple(ws.shape)}|wt={tuple(wt.shape)}|s={spatial.stride}{temporal.stride}"
             f"|p={spatial.padding}{temporal.padding}|d={spatial.dilation}{temporal.dilation}")
 
 
-_decisions: dict[str, bool] = {}
+_decisions: dict[tuple, bool] = {}
 
 
 def _choose_fused(x, ws, bs, wt, bt, spatial, temporal, mid_activation, activation) -> bool:
     """GPU only: the measured faster path for this shape (cached), or the two-launch path unmeasured."""
+    seen = (x.dtype, geometry.layout_of(x), x.device, spatial, temporal)
+    if seen in _decisions:
+        return _decisions[seen]
     key = _decision_key(x, ws, wt, spatial, temporal)
-    if key in _decisions:
-        return _decisions[key]
     name = torch.cuda.get_device_properties(x.device).name
     hit = cache.lookup_choice(name, key)
     if hit is None and tuning.autotune_enabled():
@@ -85,8 +108,8 @@ def _choose_fused(x, ws, bs, wt, bt, spatial, temporal, mid_activation, activati
         two_ms = tuning.do_bench_median(lambda: _two_launch(*args))
         hit = "fused" if fused_ms < two_ms else "two_launch"
         cache.store(name, {key: {"choice": hit, "ms": {"fused": fused_ms, "two_launch": two_ms}}})
-    _decisions[key] = hit == "fused"
-    return _decisions[key]
+    _decisions[seen] = hit == "fused"
+    return _decisions[seen]
 
 
 def conv2plus1d(
@@ -126,8 +149,8 @@ def conv2plus1d(
         (``C_in`` -> ``C_mid`` -> ``C_out``), an unknown activation, ``fused=True`` with gradients needed, or
         any error :func:`tritonconv.conv3d` raises for a stage.
     """
-    spatial, temporal = stage_specs(input, weight_spatial, weight_temporal, bias_spatial, bias_temporal,
-                                    stride, padding, dilation)
+    spatial, temporal = _checked_stages(input, weight_spatial, weight_temporal, bias_spatial, bias_temporal,
+                                        stride, padding, dilation)
     for name, act in (("mid_activation", mid_activation), ("activation", activation)):
         _checks.check_activation(act, "conv2plus1d", name)
     unbatched = spatial.unbatched
