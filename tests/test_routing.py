@@ -181,3 +181,25 @@ def test_torch_compile_traces_the_routed_convolutions_without_a_graph_break():
     assert {"tritonconv.conv.default", "tritonconv.conv_grad_input.default", "tritonconv.conv_grad_weight.default"} <= set(
         targets), targets
     torch.testing.assert_close(y, model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_routed_calls_are_checked_once_per_signature(transposed, monkeypatch):
+    """The operator's list arguments reach tritonconv as tuples, so a routed call whose signature was seen skips the
+    argument checks (and, without gradients, goes straight to its plan), as a direct call does."""
+    from tritonconv import _checks
+
+    checks = []
+    for name in ("conv_spec", "conv_transpose_spec"):
+        original = getattr(_checks, name)
+        monkeypatch.setattr(_checks, name, lambda *a, _f=original, **k: checks.append(1) or _f(*a, **k))
+    x, w = torch.randn(1, 4, 6, 7), torch.randn(4, 3, 3, 3)
+    wf = w.transpose(0, 1).contiguous()  # (3, 4, 3, 3): a convolution of 4 channels into 3
+
+    def op():
+        return F.conv_transpose2d(x, w, stride=2, padding=1) if transposed else F.conv2d(x, wf, padding=1)
+
+    with torch.no_grad(), tritonconv.enabled() as report:
+        first, again = op(), op()
+    assert len(checks) == 1 and sum(report.routed.values()) == 2
+    assert torch.equal(first, again)
