@@ -416,16 +416,9 @@ def conv_grad_input(
     return conv_transpose(grad_output, weight, None, spec, None, flip, memory_format, config)
 
 
-def conv_transpose(
-    input: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor | None,
-    spec: ConvSpec,
-    activation: str | None = None,
-    flip: bool = False,
-    memory_format: torch.memory_format = torch.contiguous_format,
-    config: Config | None = None,
-) -> torch.Tensor:
+def conv_transpose(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, spec: ConvSpec,
+                   activation: str | None = None, flip: bool = False,
+                   memory_format: torch.memory_format = torch.contiguous_format, config: Config | None = None) -> torch.Tensor:
     """The transposed convolution of ``input`` (shaped as ``spec.output_shape``), then bias and activation:
     an output shaped as ``spec.input_shape`` (the convolution ``spec`` describes, run backwards)."""
     return transpose_plan(input, weight, bias, spec, activation, flip, memory_format, config)(input, weight, bias)
@@ -488,14 +481,8 @@ class _PackedGrad:
         return dw
 
 
-def conv_grad_weight(
-    grad_output: torch.Tensor,
-    input: torch.Tensor,
-    spec: ConvSpec,
-    flip: bool = False,
-    config: Config | None = None,
-    channels_inner: bool = False,
-) -> torch.Tensor:
+def conv_grad_weight(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, flip: bool = False,
+                     config: Config | None = None, channels_inner: bool = False) -> torch.Tensor:
     """Gradient of the forward pass with respect to its weight (fp32 accumulation, weight dtype out), contiguous or
     with its input channels innermost (``channels_inner``: the layout of the weight it is for,
     :func:`tritonconv.geometry.grad_channels_inner`)."""
