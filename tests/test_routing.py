@@ -185,8 +185,9 @@ def test_torch_compile_traces_the_routed_convolutions_without_a_graph_break():
 
 @pytest.mark.parametrize("transposed", [False, True])
 def test_routed_calls_are_checked_once_per_signature(transposed, monkeypatch):
-    """The operator's list arguments reach tritonconv as tuples, so a routed call whose signature was seen skips the
-    argument checks (and, without gradients, goes straight to its plan), as a direct call does."""
+    """The operator passes its int[] arguments as lists; a call's signature keeps them as tuples, so a routed call
+    whose signature was seen skips the argument checks (and, without gradients, goes straight to its plan), as a
+    direct call does."""
     from tritonconv import _checks
 
     checks = []

@@ -114,8 +114,12 @@ class Direct:
         self.fixed, self.options = tuple(fixed), dict(options or {})
         self.compiled = None  # (device, compiled kernel, the arguments after the tensors, the aligned tensors)
 
+    def ready(self, device: torch.device) -> bool:
+        """Whether a launch on ``device`` goes the direct path (the kernel was compiled there)."""
+        return self.compiled is not None and self.compiled[0] == device
+
     def __call__(self, device: torch.device, grid: tuple, *tensors):
-        if self.compiled is not None and self.compiled[0] == device:
+        if self.ready(device):
             _, compiled, rest, aligned = self.compiled
             for i in aligned:
                 if tensors[i].data_ptr() & 15:
@@ -172,8 +176,7 @@ class Descriptors:
         self.kept: dict[int, object] = {}
 
     def __call__(self, t: torch.Tensor):
-        compiled = self.launcher.compiled
-        if compiled is None or compiled[0] != t.device:
+        if not self.launcher.ready(t.device):
             return TensorDescriptor(t, *self.layout)
         ptr = t.data_ptr()
         found = self.kept.get(ptr)

@@ -63,26 +63,16 @@ def stage_specs(input, weight_spatial, weight_temporal, bias_spatial, bias_tempo
     return spatial, temporal
 
 
-_checked: dict[tuple, tuple[ConvSpec, ConvSpec]] = {}  # call signature -> its stage specs
-
-
 def _checked_stages(input, weight_spatial, weight_temporal, bias_spatial, bias_temporal, stride, padding, dilation):
-    """:func:`stage_specs`, once per call signature (the tensors' shapes, strides, dtypes and devices, the other
-    arguments): a seen signature is valid for the same reasons as then."""
-    try:
-        key = (*map(dispatch.tensor_key, (input, weight_spatial, weight_temporal, bias_spatial, bias_temporal)),
-               stride, padding, dilation)
-        hit = _checked.get(key)
-    except (TypeError, AttributeError):  # unhashable arguments, or not tensors: the checks say what is wrong
-        key = hit = None
-    if hit is None:
-        hit = stage_specs(input, weight_spatial, weight_temporal, bias_spatial, bias_temporal, stride, padding,
-                          dilation)
-        if key is not None:
-            if len(_checked) >= dispatch.MAX_PLANS:
-                _checked.clear()
-            _checked[key] = hit
-    return hit
+    """:func:`stage_specs`, once per call signature (kept as the convolutions' are, ``functional._lookup``): a seen
+    signature is valid for the same reasons as then."""
+    key, hit = functional._lookup(("conv2plus1d",), (input, weight_spatial, weight_temporal, bias_spatial,
+                                                     bias_temporal), (stride, padding, dilation))
+    if hit is not None:
+        return hit[1]
+    specs = stage_specs(input, weight_spatial, weight_temporal, bias_spatial, bias_temporal, stride, padding, dilation)
+    functional._remember(key, specs, None)
+    return specs
 
 
 def _decision_key(x, ws, wt, spatial: ConvSpec, temporal: ConvSpec) -> str:

@@ -342,7 +342,7 @@ def _needs_grad(input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> bool:
                                         or (bias is not None and bias.requires_grad))
 
 
-_calls: dict[tuple, tuple] = {}  # call signature -> (dispatch generation, checked spec, dispatch plan or None)
+_calls: dict[tuple, tuple] = {}  # call signature -> (dispatch generation, checked spec(s), dispatch plan or None)
 
 
 def _lookup(op: tuple, tensors: tuple, args: tuple) -> tuple[tuple | None, tuple | None]:
@@ -351,6 +351,7 @@ def _lookup(op: tuple, tensors: tuple, args: tuple) -> tuple[tuple | None, tuple
     for arguments the checks will refuse (unhashable, not tensors)."""
     if torch.compiler.is_compiling():  # traced calls take the custom ops
         return None, None
+    args = tuple(tuple(a) if isinstance(a, list) else a for a in args)  # stride=[2, 2] as (2, 2), as the checks take it
     try:
         key = (*op, *map(dispatch.tensor_key, tensors), *args, torch.get_float32_matmul_precision())
         hit = _calls.get(key)
@@ -359,8 +360,9 @@ def _lookup(op: tuple, tensors: tuple, args: tuple) -> tuple[tuple | None, tuple
     return key, (hit if hit is not None and hit[0] == dispatch.generation else None)
 
 
-def _remember(key: tuple | None, spec: _checks.ConvSpec, plan):
-    """Keep a checked call's spec (and its plan, once built) under its signature; returns ``plan``."""
+def _remember(key: tuple | None, spec, plan):
+    """Keep a checked call's spec (a (2+1)D call's pair of them; and its plan, once built) under its signature;
+    returns ``plan``."""
     if key is not None:
         if len(_calls) >= dispatch.MAX_PLANS:
             _calls.clear()

@@ -153,8 +153,6 @@ def _convolution(input, weight, bias, stride, padding, dilation, transposed, out
     """``aten::convolution`` at the autograd keys while routing is on."""
     why = "routing off in this thread" if not is_enabled() else _why_not(input, weight, bias)
     if why is None:
-        # the operator's int[] arguments come as lists: tuples make the call's signature one tritonconv keeps
-        stride, padding, dilation, output_padding = map(tuple, (stride, padding, dilation, output_padding))
         ndim = input.dim() - 2
         name = f"conv_transpose{ndim}d" if transposed else f"conv{ndim}d"
         if transposed:

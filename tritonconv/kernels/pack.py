@@ -37,7 +37,8 @@ def _pack_kernel(
     sxn, sxc, sxd, sxh, sxw,
     INT64: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    """``BLOCK`` elements of the packed input ``y`` (``(N, PD, PH, PW, CP)`` memory, channels innermost)."""
+    """``BLOCK`` elements of the packed tensor ``y`` (an input or a weight: ``(N, PD, PH, PW, CP)`` memory, channels
+    innermost)."""
     offs, inside, nb, jd, jh, jw, cp = elements(TOTAL, C_PACKED, PD, PH, PW, INT64, BLOCK)
     per_channel = RD * RH * RW
     c = cp // per_channel
