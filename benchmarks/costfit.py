@@ -108,7 +108,7 @@ def fit(fitted: list[dict], start: costmodel.Device) -> tuple[costmodel.Device, 
     """The rates, bandwidth and launch cost minimising the squared log error over ``fitted``; a kernel's rate
     only when ``fitted`` has launches of it (the others keep ``start``'s); and, when rows timed call by call are
     among them, the host milliseconds per launch those timings added (else 0)."""
-    used = {p.kind.startswith("conv_dw") and "fma_macs" or c.tile_h and "tma_macs"
+    used = {p.kind.startswith("conv_dw") and "fma_macs" or p.dtype == "float32" and "ieee_macs" or c.tile_h and "tma_macs"
             or costmodel.folds(p, c) and "fold_macs" or "mma_macs" for s in fitted for p, c in s["launches"]}
     names = ["bandwidth", "t0"] + sorted(used)
 
@@ -159,23 +159,51 @@ def summary(rows: list[dict], key: str) -> str:
             f"median |log2| {statistics.median(abs(math.log2(q)) for q in ratios):.2f}, within 1.5x {within}/{len(ratios)}")
 
 
+def layer_seconds(kind: str, dtype: str, layout: str, prob: dict, device: costmodel.Device) -> tuple[float, Config]:
+    """Predicted device seconds of one convolution's pass (packing launches included) and the config a GPU call
+    would use (the shipped cache, else the heuristic; no tuning)."""
+    problem = problem_of(kind, dtype, layout, prob)
+    cfg = tuning.resolve(problem, device.name, None, autotune=False, sm_count=device.sms, tma=True)
+    seconds = costmodel.predict(problem, cfg, device)
+    return seconds + costmodel.pack_seconds(problem_of(kind, dtype, layout, prob, as_run=False), device), cfg
+
+
 def predictions(suite: dict, device: costmodel.Device, dtype: str = "bfloat16") -> list[dict]:
-    """Predicted device ms of every suite layer, pass and layout the GPU slot times, with the configs a GPU
-    call would use (the shipped cache, else the heuristic; no tuning)."""
+    """Predicted device ms of every suite layer, pass and layout the GPU slot times, with its configs."""
     out = []
     for name, convs in stages(suite).items():
         for pas, kind in PASS_KINDS.items():
             for layout in ("channels_last", "contiguous"):
                 order = convs[::-1] if pas == "input_grad" else convs
-                total, configs = 0.0, []
-                for prob in order:
-                    problem = problem_of(kind, dtype, layout, prob)
-                    cfg = tuning.resolve(problem, device.name, None, autotune=False, sm_count=device.sms, tma=True)
-                    total += costmodel.predict(problem, cfg, device)
-                    total += costmodel.pack_seconds(problem_of(kind, dtype, layout, prob, as_run=False), device)
-                    configs.append(vars(cfg))
+                timed = [layer_seconds(kind, dtype, layout, prob, device) for prob in order]
                 out.append({"device": device.name, "name": name, "pass": pas, "layout": layout, "dtype": dtype,
-                            "predicted_ms": 1e3 * total, "configs": configs})
+                            "predicted_ms": 1e3 * sum(t for t, _ in timed), "configs": [vars(c) for _, c in timed]})
+    return out
+
+
+def kernelbench_predictions(device: costmodel.Device, measured: list[dict],
+                            dtypes: tuple[str, ...] = ("bfloat16", "float32")) -> list[dict]:
+    """Predicted device ms of every KernelBench level 1 problem the GPU slot times (NCHW inputs, as its harness
+    makes them; a problem's layers summed; fp32 in IEEE products, as the slot runs it), beside PyTorch's latest
+    time in ``measured`` (rows of ``benchmarks.kernelbench`` on ``device``) where there is one: ``speedup`` is
+    PyTorch's measured time over the predicted one."""
+    from benchmarks import kernelbench
+
+    layers: dict[str, list[tuple[str, dict]]] = {}
+    for name, prob, transposed in tune.kernelbench_problems(json.loads(kernelbench.SUITE.read_text())):
+        layers.setdefault(name.split(":")[0], []).append(("conv_t" if transposed else "conv", prob))
+    torch_ms = {(r["name"], r["dtype"]): (r["torch"]["ms"], r["date"][:10]) for r in sorted(measured, key=lambda r: r["date"])
+                if r.get("device") == device.name and not r.get("smoke") and (r.get("torch") or {}).get("ms")}
+    out = []
+    for dtype in dtypes:
+        for name, convs in layers.items():
+            timed = [layer_seconds(kind, dtype, "contiguous", prob, device) for kind, prob in convs]
+            row = {"device": device.name, "suite": "kernelbench", "name": name, "dtype": dtype,
+                   "predicted_ms": 1e3 * sum(t for t, _ in timed), "configs": [vars(c) for _, c in timed]}
+            if (name, dtype) in torch_ms:
+                ms, date = torch_ms[name, dtype]
+                row.update(torch_ms=ms, torch_measured=date, speedup=ms / row["predicted_ms"])
+            out.append(row)
     return out
 
 
@@ -194,6 +222,11 @@ def heuristic_check(suite: dict, device: costmodel.Device) -> list[dict]:
     return out
 
 
+def prediction_path(device: str, suite: str = "") -> Path:
+    """``predictions/<device>.jsonl`` (the suite's rows) or ``predictions/<device>_<suite>.jsonl``."""
+    return PREDICTIONS / f"{device.replace(' ', '_')}{'_' + suite if suite else ''}.jsonl"
+
+
 def load_rows(paths: list[Path]) -> list[dict]:
     rows = []
     for path in paths:
@@ -204,6 +237,15 @@ def load_rows(paths: list[Path]) -> list[dict]:
                 continue
             if isinstance(row, dict) and "speedup_vs_cudnn" in row and not row.get("smoke"):
                 rows.append(row)
+    return rows
+
+
+def kernelbench_rows(results: Path = ROOT / "results") -> list[dict]:
+    """Every committed KernelBench row (``benchmarks.kernelbench``'s files and the slots' copies of them)."""
+    rows = []
+    for path in sorted(results.glob("*kernelbench*.jsonl")):
+        rows += [r for line in path.read_text().splitlines() if line.startswith("{")
+                 for r in [json.loads(line)] if r.get("suite") == "kernelbench-level1-conv"]
     return rows
 
 
@@ -226,11 +268,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{sum(c['ratio'] <= 1.1 for c in checks)}/{len(checks)} heuristic configs within 10% of the model's best")
         return 0
     if args.predict:
-        rows = predictions(suite, costmodel.device_for(args.device))
+        device = costmodel.device_for(args.device)
         PREDICTIONS.mkdir(exist_ok=True)
-        path = PREDICTIONS / f"{args.device.replace(' ', '_')}.jsonl"
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        print(f"wrote {len(rows)} predictions to {path}")
+        for path, rows in ((prediction_path(args.device), predictions(suite, device)),
+                           (prediction_path(args.device, "kernelbench"), kernelbench_predictions(device, kernelbench_rows()))):
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            print(f"wrote {len(rows)} predictions to {path}")
+        faster = [r for r in kernelbench_predictions(device, kernelbench_rows()) if r.get("speedup")]
+        for dtype in sorted({r["dtype"] for r in faster}):
+            mine = [r for r in faster if r["dtype"] == dtype]
+            print(f"KernelBench {dtype}: predicted faster than PyTorch's measured time on "
+                  f"{sum(r['speedup'] > 1 for r in mine)} of {len(mine)}")
         return 0
     files = args.files or sorted((ROOT / "results").glob("*.jsonl"))
     rows = [r for r in load_rows(files) if r["device"] == args.device]

@@ -250,6 +250,29 @@ def outcome(folder: Path) -> list[str]:
     return lines
 
 
+def kernelbench_predicted(kb: list[dict], path: Path) -> list[str]:
+    """The cost model's KernelBench predictions (``python -m benchmarks.costfit --predict``) against the slot's rows:
+    per problem and dtype, predicted and measured tritonconv ms, and the speedups the prediction implied (against
+    PyTorch's time measured before) beside those measured."""
+    predicted = {(r["name"], r["dtype"]): r for r in read_rows(path)}
+    pairs = [(r, predicted[r["name"], r["dtype"]]) for r in kb if (r["name"], r["dtype"]) in predicted]
+    if not pairs:
+        return []
+    within = sum(1 / 1.5 <= p["predicted_ms"] / r["tritonconv"]["ms"] <= 1.5 for r, p in pairs)
+    lines = ["", f"The cost model's predictions ({path.name}): within 1.5x of the measured device time on {within} of "
+             f"{len(pairs)} problems (target: 80%).", ""]
+    for dtype in sorted({r["dtype"] for r, _ in pairs}):
+        mine = [(r, p) for r, p in pairs if r["dtype"] == dtype and p.get("speedup")]
+        lines.append(f"- {dtype}: predicted faster than PyTorch on {sum(p['speedup'] > 1 for _, p in mine)} of {len(mine)}, "
+                     f"measured faster on {sum(r['speedup'] > 1 for r, _ in mine)} of them")
+    lines += ["", "| problem | dtype | predicted ms | measured ms | predicted / measured | speedup predicted | measured |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['name'][:40]} | {r['dtype']} | {p['predicted_ms']:.3f} | {r['tritonconv']['ms']:.3f} | "
+              f"{p['predicted_ms'] / r['tritonconv']['ms']:.2f} | {p.get('speedup', float('nan')):.2f} | {r['speedup']:.2f} |"
+              for r, p in pairs]
+    return lines
+
+
 def readout(folder: Path, results: Path = RESULTS, cache_dir: Path = ROOT / "autotune_cache",
             readme: Path = ROOT / "README.md", notes: Path = ROOT / "benchmarks" / "NOTES.md",
             predictions_dir: Path = ROOT / "benchmarks" / "predictions", dry_run: bool = False) -> str:
@@ -300,6 +323,7 @@ def readout(folder: Path, results: Path = RESULTS, cache_dir: Path = ROOT / "aut
             report.append(f"- {dtype}: {len(mine)} problems timed, fast_1 {sum(r['speedup'] > 1 for r in mine)}, geomean "
                           f"{geomean([r['speedup'] for r in mine]):.2f}x (device time); as KernelBench's harness times: "
                           f"geomean {geomean(harness):.2f}x over {len(harness)}")
+        report += kernelbench_predicted(kb, predictions_dir / f"{kb[0]['device'].replace(' ', '_')}_kernelbench.jsonl")
     e2e = [r for r in read_rows(folder / "e2e.jsonl") if r.get("speedup")]
     if e2e:
         report += ["", "## Whole networks: a training step under tritonconv.enabled() vs torch", ""]

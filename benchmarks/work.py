@@ -44,33 +44,20 @@ def kernelbench_report(dtype: str = "bf16") -> list[dict]:
     """The same count for KernelBench level 1's convolutions (``kernelbench_level1_conv.json``: NCHW, as its
     harness makes its inputs), one row per layer: the forward launch, or for a transposed convolution the
     transposed pass of the convolution it reverses (``conv_t``). Depthwise layers (FMA kernels) are left out."""
-    from benchmarks.kernelbench import load
+    from benchmarks.kernelbench import SUITE
 
     rows = []
-    for problem in load():
-        x = list(problem["input"])
-        for layer in problem["layers"]:
-            w, g, transposed = layer["weight"], layer["groups"], layer["op"].startswith("conv_transpose")
-            if transposed:  # the convolution it reverses: input = this layer's output, weight (C_out, C_in / g, *k)
-                out = [shapes.conv_transpose_output_size(n, k, s, p, op, d) for n, k, s, p, op, d in zip(
-                    x[2:], w[2:], layer["stride"], layer["padding"], layer["output_padding"], layer["dilation"])]
-                forward_input, weight = [x[0], w[1] * g, *out], [w[1] * g, w[0] // g, *w[2:]]
-            else:
-                forward_input, weight = x, w
-            depthwise = shapes.is_depthwise(tuple(forward_input), tuple(weight), g)
-            kind = "conv_t" if transposed else "conv"
-            problem_ = geometry.Problem.of(tuning.DEPTHWISE_KIND[kind] if depthwise else kind, tune.DTYPES[dtype],
-                                           "contiguous", forward_input, weight, layer["stride"], layer["padding"],
-                                           layer["dilation"], g)
-            x = list(forward_input if transposed else shapes.conv_output_shape(  # the caller's shape, not the merged one
-                x, weight, layer["stride"], layer["padding"], layer["dilation"]))
-            if depthwise:
-                continue
-            useful = shapes.conv_macs(forward_input, weight, problem_.output_shape)  # as written, not as packed
-            cfg = tuning.heuristic(problem_, interpret=False, tma=True)
-            issued, _ = costmodel.issued(problem_, cfg)
-            rows.append({"name": problem["name"], "kind": kind, "useful_macs": useful, "issued_macs": issued,
-                         "ratio": round(issued / useful, 3), "kernel": "descriptor" if cfg.tile_h else "pointer"})
+    for name, prob, transposed in tune.kernelbench_problems(json.loads(SUITE.read_text())):
+        if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
+            continue
+        kind = "conv_t" if transposed else "conv"
+        problem = geometry.Problem.of(kind, tune.DTYPES[dtype], "contiguous", **prob)
+        written = geometry.Problem.of(kind, tune.DTYPES[dtype], "contiguous", **prob, as_run=False)
+        useful = shapes.conv_macs(written.input_shape, written.weight_shape, written.output_shape)
+        cfg = tuning.heuristic(problem, interpret=False, tma=True)
+        issued, _ = costmodel.issued(problem, cfg)
+        rows.append({"name": name.split(":")[0], "kind": kind, "useful_macs": useful, "issued_macs": issued,
+                     "ratio": round(issued / useful, 3), "kernel": "descriptor" if cfg.tile_h else "pointer"})
     return rows
 
 

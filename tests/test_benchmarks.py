@@ -322,7 +322,7 @@ def made_up_slot(folder, date="2026-12-01T10:00:00+00:00", scale=1.0):
     tuned = {**rows[0], "speedup_vs_cudnn": 0.8 * scale}  # resnet50_l1_3x3 forward channels-last, after tuning
     (folder / "tuned.jsonl").write_text(json.dumps(tuned) + "\n")
     (folder / "kernelbench.jsonl").write_text(json.dumps({**meta, "name": "87_pointwise", "speedup": 0.5,
-                                                          "kernelbench_speedup": 0.25}) + "\n")
+                                                          "kernelbench_speedup": 0.25, "tritonconv": {"ms": 4.0}}) + "\n")
     (folder / "fuzz.jsonl").write_text(json.dumps({"seed": 1, "ok": True}) + "\n" + json.dumps({"seed": 2, "ok": False}) + "\n")
     (folder / "spec.xml").write_text('<testsuites><testsuite><testcase classname="spec_notebooks.01"/>'
                                      '<testcase classname="spec_notebooks.02"><failure/></testcase></testsuite></testsuites>')
@@ -353,6 +353,8 @@ def test_readout_commits_tabulates_draws_and_compares(tmp_path):
     predictions.mkdir()
     (predictions / "Test_GPU.jsonl").write_text(json.dumps({"name": "tcn_k3", "pass": "forward", "layout": "channels_last",
                                                              "predicted_ms": 1.2}) + "\n")
+    (predictions / "Test_GPU_kernelbench.jsonl").write_text(json.dumps({"name": "87_pointwise", "dtype": "bfloat16",
+                                                                         "predicted_ms": 2.0, "speedup": 1.5}) + "\n")
     args = dict(results=results, cache_dir=cache_dir, readme=readme, notes=notes, predictions_dir=predictions)
     readout.readout(tmp_path / "before", **args)
     made_up_slot(tmp_path / "now")
@@ -372,6 +374,9 @@ def test_readout_commits_tabulates_draws_and_compares(tmp_path):
     assert "| P3 |" in text and "not measured |" in text
     assert "bfloat16: 1 problems timed, fast_1 0, geomean 0.50x" in text and "geomean 0.25x over 1" in text
     assert "Within 1.5x of the measured device time: 1 of 1 rows" in text
+    assert "within 1.5x of the measured device time on 0 of 1 problems" in text  # KernelBench: 2.0 ms predicted, 4.0 run
+    assert "- bfloat16: predicted faster than PyTorch on 1 of 1, measured faster on 0 of them" in text
+    assert "| 87_pointwise | bfloat16 | 2.000 | 4.000 | 0.50 | 1.50 | 0.50 |" in text
     assert "- 2D: 1 layers, geomean 1.60x (quantisation error vs fp32: up to 0.040)" in text  # fp8, apart
     assert "| tcn_k3 | forward | channels-last | 1.2000 |" in text
     assert "- resnet50 [32, 3, 224, 224] bfloat16: torch 100.0 ms, tritonconv 200.0 ms (0.50x); routed {'conv2d': 53}" in text

@@ -93,6 +93,34 @@ def test_committed_predictions_are_current():
         "regenerate: python -m benchmarks.costfit --predict")
 
 
+def test_committed_kernelbench_predictions_are_current():
+    """The KernelBench rows the slot times are predicted too (bf16 and fp32, every problem, NCHW), each beside
+    PyTorch's committed time where one was measured."""
+    fresh = costfit.kernelbench_predictions(costmodel.device_for("NVIDIA H200"), costfit.kernelbench_rows())
+    committed = [json.loads(line) for line in costfit.prediction_path("NVIDIA H200", "kernelbench").read_text().splitlines()]
+    assert len(fresh) == 35 * 2 and [(r["name"], r["dtype"]) for r in committed] == [(r["name"], r["dtype"]) for r in fresh]
+    assert all(math.isclose(a["predicted_ms"], b["predicted_ms"], rel_tol=1e-9) and a.get("torch_ms") == b.get("torch_ms")
+               for a, b in zip(committed, fresh)), "regenerate: python -m benchmarks.costfit --predict"
+    with_torch = [r for r in fresh if "torch_ms" in r]
+    assert len(with_torch) >= 35 and all(math.isclose(r["speedup"], r["torch_ms"] / r["predicted_ms"]) for r in with_torch)
+    depthwise = next(r for r in fresh if r["name"].startswith("84_") and r["dtype"] == "bfloat16")
+    assert len(depthwise["configs"]) == 1 and len(next(r for r in fresh if r["name"].startswith("86_"))["configs"]) == 2
+
+
+def test_ieee_fp32_products_are_rated_apart_from_tf32():
+    """fp32 GEMM launches take ``ieee_macs`` with IEEE products and a quarter of the tensor-core rate with TF32."""
+    p = tuning.Problem.of("conv", "float32", "channels_last", (8, 64, 56, 56), (64, 64, 3, 3), 1, 1)
+    cfg = tuning.heuristic(p, False, 132, True)
+    slow = dataclasses.replace(costmodel.DATASHEET, ieee_macs=1e9, bandwidth=1e18, t0=0.0)
+    macs, _ = costmodel.issued(p, cfg)
+    assert costmodel.predict(p, cfg, slow) >= macs / 1e9
+    try:
+        torch.set_float32_matmul_precision("high")
+        assert costmodel.predict(p, cfg, slow) < macs / 1e11
+    finally:
+        torch.set_float32_matmul_precision("highest")
+
+
 def test_tuner_times_only_the_models_best_candidates(tmp_path, monkeypatch):
     """With top=N the tuner compiles and times the N candidates the model predicts fastest, and no other."""
     p = tuning.Problem.of("conv", "float32", "channels_last", (1, 8, 9, 9), (16, 8, 3, 3), 1, 1)

@@ -13,7 +13,8 @@ it runs with) on a GPU described by :class:`Device`::
   kernels' 16-bit ``tl.dot`` (a quarter of it for TF32), ``tma_macs`` for the descriptor kernels,
   ``fold_macs`` for a launch that folds taps into its tiles (the forward's reduction, the weight
   gradient's columns: a tap's address and mask per element, integer-bound), and
-  ``fma_macs`` for the depthwise kernels and IEEE fp32/fp64 dots; twice the tensor-core rates for fp8;
+  ``fma_macs`` for the depthwise kernels and fp64 dots, ``ieee_macs`` for IEEE fp32 dots (TF32 ones: a quarter
+  of ``mma_macs``); twice the tensor-core rates for fp8;
 * ``e``: the wave efficiency, ``CTAs / (waves * SMs * CTAs per SM)``, with CTAs per SM from the
   tile's shared memory (the software pipeline's stages), its warps and an estimate of its
   registers (the fp32 accumulator over the threads, plus addressing);
@@ -54,10 +55,13 @@ class Device:
     :param mma_macs: the pointer GEMM kernels' 16-bit multiply-adds per second (half the FLOP rate).
     :param tma_macs: the descriptor (TMA) kernel's 16-bit multiply-adds per second.
     :param fold_macs: a folded-tap launch's multiply-adds per second (forward or weight gradient).
-    :param fma_macs: fp32 FMA multiply-adds per second.
+    :param fma_macs: fp32 FMA multiply-adds per second (the depthwise kernels).
     :param bandwidth: device memory bytes per second (read and write together).
     :param t0: seconds per launch on the device.
     :param smem: shared memory per SM, bytes.
+    :param ieee_macs: the GEMM kernels' multiply-adds per second with IEEE fp32 products (``tl.dot`` lowered to
+        FMAs): by default the rate the H200's KernelBench fp32 rows of 2026-11-26 ran at (useful multiply-adds
+        over time, 6.3-6.6e12 on the dense problems, operand copies included), far below ``fma_macs``.
     """
 
     name: str
@@ -69,12 +73,13 @@ class Device:
     bandwidth: float
     t0: float
     smem: int = 232448
+    ieee_macs: float = 6.5e12
 
 
 DATASHEET = Device("NVIDIA H200", 132, 395e12, 395e12, 395e12, 33.5e12, 4.3e12, 3e-6)
 """Unfitted H200 figures: the bf16 matmul rate and device copy measured on such a machine (the device tool's
-notes: about 790 TFLOP/s and 4.3 TB/s) for every tensor-core kernel, the datasheet's fp32 rate, and a launch
-cost of a few microseconds."""
+notes: about 790 TFLOP/s and 4.3 TB/s) for every tensor-core kernel, the datasheet's fp32 FMA rate, the IEEE
+fp32 GEMM rate measured (``Device.ieee_macs``), and a launch cost of a few microseconds."""
 
 def fitted_path(name: str) -> Path:
     """Where a device's fitted constants ship: ``autotune_cache/costmodel/<name>.json``."""
@@ -165,7 +170,7 @@ def predict(problem: Problem, config: Config, device: Device) -> float:
     if problem.kind.startswith("conv_dw") or problem.dtype == "float64":
         rate = device.fma_macs / (2 if problem.dtype == "float64" else 1)
     elif problem.dtype == "float32":
-        rate = device.fma_macs if torch.get_float32_matmul_precision() == "highest" else device.mma_macs / 4
+        rate = device.ieee_macs if torch.get_float32_matmul_precision() == "highest" else device.mma_macs / 4
     else:
         rate = device.tma_macs if config.tile_h else device.fold_macs if folds(problem, config) else device.mma_macs
         rate *= 2 if problem.dtype.startswith("float8") else 1  # fp8 tensor-core products: twice the 16-bit rate
