@@ -244,6 +244,9 @@ def outcome(folder: Path) -> list[str]:
     if log.is_file():
         summary = re.findall(r"^(?:\d+ (?:passed|failed).*) in [\d.]+s.*$", log.read_text(), re.M)
         lines += [f"- GPU tests: {s}" for s in summary[:1]]
+        if "## direct launches differ" in log.read_text():
+            lines.append("- direct launches differed from JITFunction.run's in the table: this slot measured with "
+                         "TRITONCONV_DIRECT=0 (every launch through JITFunction.run)")
         cut = re.findall(r"^## exit (124|137)$", log.read_text(), re.M)
         if cut:
             lines.append(f"- {len(cut)} step(s) stopped at their deadline (their rows so far are kept)")

@@ -326,7 +326,8 @@ def made_up_slot(folder, date="2026-12-01T10:00:00+00:00", scale=1.0):
     (folder / "fuzz.jsonl").write_text(json.dumps({"seed": 1, "ok": True}) + "\n" + json.dumps({"seed": 2, "ok": False}) + "\n")
     (folder / "spec.xml").write_text('<testsuites><testsuite><testcase classname="spec_notebooks.01"/>'
                                      '<testcase classname="spec_notebooks.02"><failure/></testcase></testsuite></testsuites>')
-    (folder / "slot.log").write_text("## 10:00:00 [tests] pytest\n3 passed, 1 failed in 9.0s\n## exit 1\n## exit 124\n")
+    (folder / "slot.log").write_text("## 10:00:00 [tests] pytest\n3 passed, 1 failed in 9.0s\n## exit 1\n## exit 124\n"
+                                     "## direct launches differ from JITFunction.run's: TRITONCONV_DIRECT=0 from here on\n")
     (folder / "Test_GPU__triton-3.6.0.json").write_text("{}")
     (folder / "e2e.jsonl").write_text(json.dumps({**meta, "model": "resnet50", "input": [32, 3, 224, 224], "torch_ms": 100.0,
                                                   "tritonconv_ms": 200.0, "speedup": 0.5, "routed": {"conv2d": 53},
@@ -368,6 +369,7 @@ def test_readout_commits_tabulates_draws_and_compares(tmp_path):
     assert "| 1D | 2.00x (0.50x) n=1 | 1.00x (0.25x) n=1 |" in block
     assert "spec notebooks on the GPU: 1 cells passed, 1 failed (in 02)" in text
     assert "fuzz: 2 random configurations, 1 wrong (seeds [2])" in text and "stopped at their deadline" in text
+    assert "this slot measured with TRITONCONV_DIRECT=0" in text
     assert "| resnet50_l1_3x3 | forward | channels-last | 0.80x | 0.12x | 0.40x (cuda_graph) | 2.00 |" in text
     assert "| P1 | resnet50_l1_3x3 | forward | channels_last | `speedup_vs_cudnn >= 0.7` | resnet50_l1_3x3 0.80 | held |" in text
     assert "| P2 |" in text and "resnet50_l1_3x3 0.25, tcn_k3 1.00 | not held |" in text

@@ -300,6 +300,11 @@ def test_direct_path_reuses_the_compiled_kernel_and_falls_back_when_specialisati
     misaligned = torch.empty(65)[1:]
     direct(cpu, (4,), misaligned, d)
     assert len(through_run) == 2 and len(compiled.calls) == 1
+    monkeypatch.setattr(_runtime, "DIRECT", False)  # TRITONCONV_DIRECT=0: every launch through JITFunction.run
+    off = _runtime.Direct(kernel, (10,), dict(BLOCK=16, num_warps=4))
+    for _ in range(3):
+        off(cpu, (4,), a, b)
+    assert len(through_run) == 5 and len(compiled.calls) == 1 and not off.ready(cpu)
 
 
 def test_the_direct_path_asks_for_the_stream_as_triton_does(monkeypatch):
@@ -354,3 +359,28 @@ def test_direct_launches_keep_descriptors_by_address_not_tensors(monkeypatch):
     del b
     gc.collect()
     assert gone() is None  # the kept descriptor holds an address, not the tensor
+
+
+def test_the_table_checks_direct_launches_against_the_first_call(monkeypatch, capsys):
+    """``python -m tritonconv`` on a GPU runs each case twice and wants both outputs equal bit for bit (the second
+    call launches below JITFunction.run); a planted difference is reported and fails the table."""
+    from tritonconv import __main__ as table
+
+    monkeypatch.setattr(table, "CASES", table.CASES[:1])
+    monkeypatch.setattr(table, "interpreting", lambda device: False)  # as compiled; the kernels still interpret
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Fake GPU", raising=False)
+    with pytest.raises(SystemExit) as ok:
+        table.main()
+    out = capsys.readouterr().out
+    assert ok.value.code == 0 and out.count(" same") == 3 and "DIFFERS" not in out
+    real, calls = tritonconv.conv1d, []
+
+    def drifting(*args, **kwargs):
+        calls.append(1)
+        y = real(*args, **kwargs)
+        return y if len(calls) % 2 else y + torch.finfo(y.dtype).eps * y.abs().max()
+
+    monkeypatch.setattr(tritonconv, "conv1d", drifting)
+    with pytest.raises(SystemExit) as bad:
+        table.main()
+    assert bad.value.code == 1 and capsys.readouterr().out.count("DIFFERS") == 3

@@ -361,3 +361,57 @@ def test_forward_reads_an_output_channels_inner_weight(monkeypatch):
         ref = F.conv2d(x.double(), (w.flip(2, 3) if flip else w).double(), padding=1)
         assert_close(run("conv2d", x, w, None, cfg, flip=flip, padding=1), ref, torch.bfloat16)
     assert seen == [True, True]
+
+
+RELAID_CASES = [  # NC(D)HW layers whose taps shift boxes off 16 bytes: in place they take pointer tiles only
+    ("conv2d", (2, 16, 9, 11), (24, 16, 3, 3), dict(padding=1)),
+    ("conv3d", (1, 8, 5, 6, 7), (16, 8, 3, 3, 3), dict(padding=1)),
+    ("conv1d", (2, 16, 37), (8, 16, 3), dict(padding=1, dilation=3)),
+    ("conv2d", (2, 16, 5, 7), (24, 16, 1, 1), dict(padding=0)),  # axes merged: copies of (N, C, H * W) views
+    ("conv3d", (1, 16, 5, 3, 7), (16, 16, 3, 1, 1), dict(padding=(1, 0, 0))),  # (2+1)D's temporal, merged
+]
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,kwargs", RELAID_CASES)
+def test_relayout_configs_copy_the_activations_once_and_match_torch(op, x_shape, w_shape, kwargs, monkeypatch):
+    """A tuning candidate of an NC(D)HW problem (``Config.relayout``, offered with descriptors only) copies the
+    activations each pass reads channels innermost, once per call, and runs the channels-last problem's
+    descriptor tiles on the copies: forward (bias, relu), input gradient and weight gradient, against torch; the
+    output keeps the caller's NC(D)HW format. The heuristic never relays out."""
+    from test_conv import copies_made
+
+    launched = []
+    for cls, name in ((tma.Launch, "__call__"), (weight_grad.DescriptorLaunch, "launch")):
+        real = getattr(cls, name)
+        monkeypatch.setattr(cls, name, lambda *a, _f=real, **k: launched.append(1) or _f(*a, **k))
+    dtype = torch.bfloat16
+    x = torch.randn(x_shape, device=DEVICE, dtype=dtype)
+    w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
+    b = torch.randn(w_shape[0], device=DEVICE, dtype=dtype)
+    spec = conv_spec(op, int(op[-2]), x, w, b, 1, kwargs["padding"], kwargs.get("dilation", 1), 1)
+    dy = torch.randn(spec.output_shape, device=DEVICE, dtype=dtype)
+    x64, w64 = x.double().requires_grad_(), w.double().requires_grad_()
+    y64 = getattr(F, op)(x64, w64, **kwargs)
+    dx_ref, dw_ref = torch.autograd.grad(y64, (x64, w64), dy.double())
+    y_ref = F.relu(y64 + b.double().view(-1, *[1] * (x.dim() - 2)))
+    fmt = geometry.output_memory_format(x, w)
+    passes = {  # kind: (the tensor the pass reads, the call with a config, the reference, activations it copies)
+        "conv": (x, lambda c: dispatch.conv_forward(x, w, b, spec, "relu", False, c), y_ref, [x.numel()]),
+        "conv_t": (dy, lambda c: dispatch.conv_grad_input(dy, w, spec, False, fmt, c), dx_ref, [dy.numel()]),
+        "conv_wgrad": (x, lambda c: dispatch.conv_grad_weight(dy, x, spec, False, c), dw_ref, [dy.numel(), x.numel()]),
+    }
+    for kind, (read, call, ref, copied) in passes.items():
+        problem = tuning.Problem.for_launch(kind, read, spec)
+        configs = tuning.relaid(problem)
+        assert problem.layout == "contiguous" and not tuning.tma_eligible(problem) and configs
+        assert all(c.relayout and c.tile_h for c in configs) and set(configs) <= set(tuning.candidates(problem, tma=True))
+        assert not tuning.heuristic(problem, False, 132, True).relayout
+        assert not tuning.relaid(tuning.as_relaid(problem))  # channels-last problems read in place
+        for cfg in configs[::4]:
+            out = call(cfg)
+            assert_close(out, ref, dtype)
+            assert kind == "conv_wgrad" or out.is_contiguous()  # NC(D)HW out, as the caller's
+            # copies in a warm call: the relaid activations (the weight only where a large problem copies it)
+            assert [n for n in copies_made(lambda call=call, cfg=cfg: call(cfg)) if n != w.numel()] == copied, (kind, cfg)
+        assert len(launched) == len(configs[::4]) * 2  # the descriptor kernels ran (twice: checked, then recorded)
+        launched.clear()

@@ -122,11 +122,15 @@ def test_ieee_fp32_products_are_rated_apart_from_tf32():
 
 
 def test_tuner_times_only_the_models_best_candidates(tmp_path, monkeypatch):
-    """With top=N the tuner compiles and times the N candidates the model predicts fastest, and no other."""
+    """With top=N the tuner compiles and times the N candidates the model predicts fastest and the heuristic's, and
+    no other."""
     p = tuning.Problem.of("conv", "float32", "channels_last", (1, 8, 9, 9), (16, 8, 3, 3), 1, 1)
     device = dataclasses.replace(costmodel.DATASHEET, name=GPU)
     monkeypatch.setattr(costmodel, "device_for", lambda name: device)
     best = costmodel.rank(p, tuning.candidates(p), device)[:3]
+    default = tuning.heuristic(p, False, 132)
+    assert default not in best  # so the search times four
+    best.append(default)
     timed = []
 
     def bench(fn):
@@ -134,7 +138,7 @@ def test_tuner_times_only_the_models_best_candidates(tmp_path, monkeypatch):
         return 1.0 + len(timed)
 
     assert tune.tune_all([("x", p)], "cpu", GPU, tmp_path, bench, tuning.DEFAULT_SMEM, 132, top=3) == ["x"]
-    assert timed == [c for c in tuning.candidates(p) if c in best]  # in the candidates' order, the model's three only
+    assert timed == [c for c in tuning.candidates(p) if c in best]  # in the candidates' order: the model's three, the default
     entry = cache.read(tmp_path / cache.file_name(GPU), GPU)[p.key()]
     assert geometry.Config.from_dict(entry["config"]) == timed[0]  # the fastest timed (the bench's first)
 
@@ -143,3 +147,17 @@ def test_heuristic_check_runs_on_every_suite_problem():
     checks = costfit.heuristic_check(SUITE, costmodel.device_for("NVIDIA H200"))
     assert len(checks) == 28 * 3 and all(c["ratio"] >= 1 - 1e-9 for c in checks)  # the model's best is the best
     assert torch.get_float32_matmul_precision() == "highest"
+
+
+def test_relayout_configs_pay_for_their_copies():
+    """A relayout config's launch is the channels-last problem's, after one copy (read and written, a launch) of
+    each NC(D)HW activation the pass reads: the input, the output gradient, or both for the weight gradient."""
+    device = costmodel.DATASHEET
+    for kind, copied in (("conv", [(8, 64, 28, 30)]), ("conv_t", [(8, 128, 28, 30)]),
+                         ("conv_wgrad", [(8, 64, 28, 30), (8, 128, 28, 30)])):
+        p = tuning.Problem.of(kind, "bfloat16", "contiguous", (8, 64, 28, 30), (128, 64, 3, 3), 1, 1)
+        cfg = tuning.relaid(p)[0]
+        inner = costmodel.predict(tuning.as_relaid(p), dataclasses.replace(cfg, relayout=0), device)
+        copies = sum(device.t0 + 2 * math.prod(s) * 2 / device.bandwidth for s in copied)
+        assert math.isclose(costmodel.predict(p, cfg, device), inner + copies)
+        assert costmodel.issued(p, cfg) == costmodel.issued(tuning.as_relaid(p), dataclasses.replace(cfg, relayout=0))

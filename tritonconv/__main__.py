@@ -1,4 +1,8 @@
-"""``python -m tritonconv``: a correctness table of the kernels against torch.nn.functional."""
+"""``python -m tritonconv``: a correctness table of the kernels against torch.nn.functional.
+
+On a GPU each case runs twice: the first call launches through ``JITFunction.run``, the second below it
+(:class:`tritonconv._runtime.Direct`), and the two outputs must be equal bit for bit (the ``direct`` column;
+``TRITONCONV_DIRECT=0`` turns that path off). Channels-last cases take the descriptor kernels on Hopper."""
 
 from __future__ import annotations
 
@@ -17,27 +21,39 @@ CASES = [
     ("conv2d", (1, 8, 15, 15), (8, 4, 3, 3), dict(dilation=2, groups=2)),
     ("conv3d", (1, 4, 6, 9, 9), (8, 4, 3, 3, 3), dict(padding=1)),
     ("conv3d", (1, 4, 8, 9, 9), (8, 4, 1, 3, 3), dict(stride=(1, 2, 2), padding=(0, 1, 1))),
+    ("conv2d", (2, 16, 13, 11), (32, 16, 3, 3), dict(padding=1, channels_last=True)),
+    ("conv3d", (1, 16, 5, 7, 9), (16, 16, 3, 3, 3), dict(padding=1, channels_last=True)),
 ]
 
 
 def main() -> None:
     os.environ.setdefault("TRITONCONV_AUTOTUNE", "0")  # a check of the kernels: cached or default configs, no tuning
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    mode = "Triton interpreter (CPU)" if interpreting(device) else f"compiled ({torch.cuda.get_device_name()})"
+    compiled = not interpreting(device)
+    mode = f"compiled ({torch.cuda.get_device_name()})" if compiled else "Triton interpreter (CPU)"
     print(f"tritonconv {tritonconv.__version__} on {device}: {mode}")
-    print(f"{'op':7} {'input':>18} {'weight':>16} {'dtype':>9} {'rel. L2 error':>14}  ok")
+    print(f"{'op':10} {'input':>15} {'weight':>16} {'dtype':>9} {'rel. L2 error':>14}  ok" + ("  direct" if compiled else ""))
     torch.manual_seed(0)
     failures = 0
     for op, x_shape, w_shape, kw in CASES:
+        kw = dict(kw)
+        last = kw.pop("channels_last", False)
+        layout = {4: torch.channels_last, 5: torch.channels_last_3d}[len(x_shape)] if last else torch.contiguous_format
         for dtype, tol in ((torch.float32, 1e-5), (torch.float16, 2e-3), (torch.bfloat16, 1e-2)):
-            x = torch.randn(x_shape, device=device, dtype=dtype)
+            x = torch.randn(x_shape, device=device, dtype=dtype).to(memory_format=layout)
             w = torch.randn(w_shape, device=device, dtype=dtype)
-            out = getattr(tritonconv, op)(x, w, **kw).double()
+            out = getattr(tritonconv, op)(x, w, **kw)
             ref = getattr(F, op)(x.double(), w.double(), **kw)
-            err = ((out - ref).norm() / ref.norm()).item()
+            err = ((out.double() - ref).norm() / ref.norm()).item()
             ok = err < tol
+            name = op + ("/cl" if last else "")
+            line = f"{name:10} {str(x_shape):>15} {str(w_shape):>16} {str(dtype)[6:]:>9} {err:14.2e}  {'yes' if ok else 'NO'}"
+            if compiled:  # the same call again: its launches go below JITFunction.run
+                same = torch.equal(getattr(tritonconv, op)(x, w, **kw), out)
+                ok &= same
+                line += f"  {'same' if same else 'DIFFERS'}"
             failures += not ok
-            print(f"{op:7} {str(x_shape):>18} {str(w_shape):>16} {str(dtype)[6:]:>9} {err:14.2e}  {'yes' if ok else 'NO'}")
+            print(line)
     raise SystemExit(1 if failures else 0)
 
 

@@ -7,6 +7,9 @@ without a GPU needs no setting at all:
 * CPU tensor  -> the same kernel source run by Triton's CPU interpreter (numpy).
 * ``TRITONCONV_INTERPRET=1`` (or Triton's own ``TRITON_INTERPRET=1``) forces the interpreter
   for CUDA tensors too, for debugging; the data round-trips through host memory.
+
+Compiled kernels launch below ``JITFunction.run`` once they have run through it (:class:`Direct`);
+``TRITONCONV_DIRECT=0`` (read at import) keeps every launch on ``JITFunction.run``, to rule that path out.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ except ImportError:  # pragma: no cover - older Triton
 def force_interpreter() -> bool:
     """True when the environment asks for the interpreter on every device."""
     return os.environ.get("TRITONCONV_INTERPRET", "0") == "1" or os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+DIRECT = os.environ.get("TRITONCONV_DIRECT", "1") != "0"
+"""Whether :class:`Direct` launches below ``JITFunction.run`` (``TRITONCONV_DIRECT=0``: never)."""
 
 
 def interpreting(device: torch.device) -> bool:
@@ -134,7 +141,7 @@ class Direct:
                              runtime.launch_exit_hook, *full)
                 return compiled
         compiled = self.kernel[device][grid](*tensors, *self.fixed, **self.options)
-        if not interpreting(device) and hasattr(compiled, "packed_metadata") and hasattr(compiled, "run"):
+        if DIRECT and not interpreting(device) and hasattr(compiled, "packed_metadata") and hasattr(compiled, "run"):
             self.compiled = (device, compiled, *self.layout(tensors))
         return compiled
 

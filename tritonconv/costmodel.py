@@ -23,7 +23,7 @@ it runs with) on a GPU described by :class:`Device`::
 * ``t0``: a launch's fixed cost on the device (not the host's).
 
 A layer that launches several kernels costs the sum (a packed layer's packing launches, :func:`pack_seconds`,
-included). The constants are fitted on measured rows
+and a relayout config's copies, :func:`relayout_seconds`, included). The constants are fitted on measured rows
 (``python -m benchmarks.costfit``, rows whose time was the host's excluded) and stored per device
 in ``autotune_cache/costmodel/<device>.json``; :data:`DATASHEET` holds unfitted defaults. The tuner uses
 :func:`rank` to time only the candidates the model puts first.
@@ -43,7 +43,7 @@ from . import cache, geometry, shapes, tuning
 from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
-__all__ = ["DATASHEET", "Device", "device_for", "folds", "issued", "pack_seconds", "predict", "rank"]
+__all__ = ["DATASHEET", "Device", "device_for", "folds", "issued", "pack_seconds", "predict", "rank", "relayout_seconds"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +104,8 @@ def _standin(shape, dtype, channels_inner: bool) -> torch.Tensor:
 
 def issued(problem: Problem, config: Config) -> tuple[int, int]:
     """(multiply-adds issued, CTAs) of ``problem``'s launch with ``config`` (nothing runs)."""
+    if config.relayout:  # the channels-last problem's launch, on copies
+        return issued(tuning.as_relaid(problem), dataclasses.replace(config, relayout=0))
     if problem.kind.startswith("conv_dw"):  # FMA kernels over (positions x channels) tiles: no padding counted
         rows, cols, _ = problem.gemm
         macs = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
@@ -164,8 +166,22 @@ def folds(problem: Problem, config: Config) -> bool:
     return bool(config.fold) and not config.tile_h and problem.kind in ("conv", "conv_wgrad")
 
 
+def relayout_seconds(problem: Problem, device: Device) -> float:
+    """The copies a relayout config (``Config.relayout``) makes before its launch: each NC(D)HW activation the pass
+    reads (the forward's input, the input gradient's output gradient, both for the weight gradient) read and
+    written once channels innermost, a launch each."""
+    read = {"conv": [problem.input_shape], "conv_t": [problem.output_shape],
+            "conv_wgrad": [problem.input_shape, problem.output_shape]}[problem.kind]
+    itemsize = getattr(torch, problem.dtype).itemsize
+    return sum(device.t0 + 2 * math.prod(shape) * itemsize / device.bandwidth for shape in read)
+
+
 def predict(problem: Problem, config: Config, device: Device) -> float:
-    """Predicted device seconds of one launch (the module docstring gives the form)."""
+    """Predicted device seconds of one launch (the module docstring gives the form); a relayout config's copies
+    included (:func:`relayout_seconds`)."""
+    if config.relayout:
+        return (predict(tuning.as_relaid(problem), dataclasses.replace(config, relayout=0), device)
+                + relayout_seconds(problem, device))
     macs, ctas = issued(problem, config)
     if problem.kind.startswith("conv_dw") or problem.dtype == "float64":
         rate = device.fma_macs / (2 if problem.dtype == "float64" else 1)

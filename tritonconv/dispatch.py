@@ -20,7 +20,9 @@ operand is laid out, the output's size and format, and the kernel's grid and arg
 (a ``Launch`` of the kernel's module). Later calls with that signature look the plan up and
 only allocate the output, lay out the operands and launch: no checks, no config choice, no
 argument arithmetic. Every kernel reads its activations in place, in any layout (the GEMM kernels
-tile NC(D)HW ones by rows, :mod:`tritonconv._tile`); a GEMM pass of a large problem copies a weight
+tile NC(D)HW ones by rows, :mod:`tritonconv._tile`), unless a tuned config asks for NC(D)HW activations copied
+channels innermost first (``Config.relayout``: a GPU measured the copy and the descriptor kernels' tiles to beat
+reading in place, :func:`tritonconv.tuning.relaid`); a GEMM pass of a large problem copies a weight
 with neither channel axis innermost (:func:`tritonconv.geometry.weight_copy_pays`;
 ``tritonconv.nn.Conv1d/2d/3d`` keep their weights laid out, so their calls copy nothing).
 Nothing on a plan's path synchronises with the GPU.
@@ -187,6 +189,33 @@ class _MergedGrad:
         return self.launch(dy, x).view(self.weight_shape)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Relaid:
+    """A launch whose leading NC(D)HW activations are read copied channels innermost (a config's ``relayout``,
+    :func:`tritonconv.tuning.relaid`): each copied per call, in the shape the launch reads it as (merged axes
+    viewed first)."""
+
+    launch: Callable
+    shapes: tuple[tuple[int, ...], ...]  # of the leading arguments copied
+
+    def __call__(self, *args):
+        n = len(self.shapes)
+        return self.launch(*(channels_inner(t.view(shape)) for t, shape in zip(args, self.shapes)), *args[n:])
+
+
+def _relaid(config: Config, *tensors: torch.Tensor) -> tuple | None:
+    """The shapes of ``tensors`` when ``config`` asks to read them copied channels innermost and they are not
+    already (so laid out, a plan's stand-ins), else None."""
+    if config.relayout and not any(is_channels_inner(t) for t in tensors):
+        return tuple(tuple(t.shape) for t in tensors)
+    return None
+
+
+def _channels_inner_like(t: torch.Tensor) -> torch.Tensor:
+    """A stand-in for ``t`` copied channels innermost (sizes, strides, device; built with the plan, then freed)."""
+    return geometry.empty_channels_inner(t.shape, t.dtype, t.device)
+
+
 def _shape_only(x, w, b, y: torch.Tensor) -> torch.Tensor:
     return y
 
@@ -234,6 +263,9 @@ def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activa
         return _Pass(out, _same, depthwise.Launch(x, weight, bias, y, spec, transposed, activation, flip, config), spec)
     layout = geometry.layout_of(x)  # of the caller's tensor: the configs differ by how y is written
     config = config or _config(kind, x, spec, layout, run)
+    relaid = _relaid(config, x)
+    if relaid:  # the activations read copied channels innermost
+        x = _channels_inner_like(x)
     lay_w, wc = _operand_layouts(x, weight, spec, transposed, config)
     launch = gemm.Launch(x, wc, bias, y, spec, transposed, activation, flip, dataclasses.replace(config, tile_h=0))
     if config.tile_h:  # tile loads by tensor descriptor; the transposed pass as its forward equivalent
@@ -242,7 +274,7 @@ def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activa
             descriptors = tma.Launch(x, w_fwd, bias, y, spec_fwd, activation, flip != transposed, config)
             launch = _Descriptors(descriptors, launch)
         # else, e.g. strides of no 16-byte multiple: the same tiles through pointers
-    return _Pass(out, _weight_viewed(lay_w, views and views[1]), launch, spec)
+    return _Pass(out, _weight_viewed(lay_w, views and views[1]), _Relaid(launch, relaid) if relaid else launch, spec)
 
 
 def _flipped(t: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
@@ -518,10 +550,14 @@ def grad_weight_plan(
         if is_depthwise(m.input_shape, m.weight_shape, m.groups):
             launch = depthwise.WeightGradLaunch(dy, x, m, flip, cfg)
         else:
+            relaid = _relaid(cfg, dy, x)
+            if relaid:  # both read copied channels innermost
+                dy, x = _channels_inner_like(dy), _channels_inner_like(x)
             launch = weight_grad.Launch(dy, x, m, flip, dataclasses.replace(cfg, tile_h=0), channels_inner)
             if cfg.tile_h and weight_grad.descriptors_usable(dy, x, m, cfg):  # tile loads by tensor descriptor
                 launch = _GradDescriptors(weight_grad.DescriptorLaunch(dy, x, m, flip, cfg, channels_inner), launch)
             # else, e.g. strides of no 16-byte multiple: the same tiles through pointers
+            launch = _Relaid(launch, relaid) if relaid else launch
         return launch if views is None else _MergedGrad(launch, spec.weight_shape)
 
     return _plan(key, build)

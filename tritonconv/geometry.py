@@ -45,6 +45,7 @@ class Config:
     split_k: int = 1  # independent partial sums over the reduction (weight gradient; small outputs)
     fold: int = 0  # taps folded (few input channels per group): 1 into the forward's reduction; 1 (W), 2 (H, W) wgrad columns
     tile_h: int = 0  # > 0: the tensor-descriptor kernel (kernels.tma), tiles of tile_h x (block_m // tile_h) positions
+    relayout: int = 0  # 1: NC(D)HW activations read copied channels innermost first (a tuning candidate, tuning.relaid)
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:

@@ -122,6 +122,8 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
             out.append(cfg)
     if tma and tma_eligible(problem):
         out += [cfg for cfg in tma_candidates(problem) if smem_bytes(cfg, itemsize) <= smem_limit]
+    if tma:
+        out += [cfg for cfg in relaid(problem) if smem_bytes(cfg, itemsize) <= smem_limit]
     chosen = heuristic(problem, interpret=False, tma=tma)  # always a candidate (its tiles may fit the channels
     return out + [chosen] if chosen not in out else out  # better than the space's powers of two)
 
@@ -226,6 +228,22 @@ def tma_candidates(problem: Problem) -> list[Config]:
             if cfg not in out:
                 out.append(cfg)
     return out
+
+
+def relaid(problem: Problem) -> list[Config]:
+    """The relayout candidates of an NC(D)HW problem (``Config.relayout``): its activations copied channels
+    innermost per call, then the descriptor kernels' tiles of the channels-last problem
+    (:func:`as_relaid`). Tuning times them beside the in-place kernels, so a copy runs only where a GPU
+    measured it to pay; the heuristic never picks one. None for fp8 (its plan reads in place) or where the
+    channels-last problem is not :func:`tma_eligible`."""
+    if problem.layout != "contiguous" or fp8(problem) or not tma_eligible(as_relaid(problem)):
+        return []
+    return [dataclasses.replace(cfg, relayout=1) for cfg in tma_candidates(as_relaid(problem))]
+
+
+def as_relaid(problem: Problem) -> Problem:
+    """The problem a relayout config's kernel runs: ``problem`` reading channels-innermost copies."""
+    return dataclasses.replace(problem, layout="channels_last")
 
 
 def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool = False) -> Config:
