@@ -161,3 +161,32 @@ def test_relayout_configs_pay_for_their_copies():
         copies = sum(device.t0 + 2 * math.prod(s) * 2 / device.bandwidth for s in copied)
         assert math.isclose(costmodel.predict(p, cfg, device), inner + copies)
         assert costmodel.issued(p, cfg) == costmodel.issued(tuning.as_relaid(p), dataclasses.replace(cfg, relayout=0))
+
+
+def test_nchw_row_tiles_get_their_own_rate_when_their_rows_are_fitted():
+    """Pointer launches over 2-D / 3-D NC(D)HW tiles are rated ``row_macs`` (the pointer rate until fitted); a fit on
+    rows that include them recovers a rate of their own, one without them leaves it unset."""
+    def problem(layout, x, w, pad):
+        return tuning.Problem.of("conv", "bfloat16", layout, x, w, 1, pad)
+
+    nchw = problem("contiguous", (32, 64, 56, 58), (64, 64, 3, 3), 1)
+    others = [problem("channels_last", (32, 64, 56, 58), (64, 64, 3, 3), 1),
+              problem("contiguous", (16, 64, 4096), (64, 64, 3), 1),  # 1-D rows: 16-byte vectors
+              problem("channels_last", (8, 256, 28, 30), (256, 256, 3, 3), 1)]
+    pointer = dataclasses.replace(tuning.heuristic(nchw, False, 132, False), tile_h=0)
+    assert costmodel.by_rows(nchw, pointer) and not any(costmodel.by_rows(p, pointer) for p in others)
+    truth = dataclasses.replace(costmodel.DATASHEET, mma_macs=2.5e14, row_macs=0.8e14)
+    start = dataclasses.replace(costmodel.DATASHEET, name="Test")
+    assert start.row_macs is None and costmodel.predict(nchw, pointer, start) == costmodel.predict(
+        dataclasses.replace(nchw, layout="channels_last"), pointer, start)  # unfitted: the pointer rate
+
+    def sample(p, batch):
+        p = dataclasses.replace(p, input_shape=(batch, *p.input_shape[1:]), output_shape=(batch, *p.output_shape[1:]))
+        return {"name": f"{p.layout}{len(p.stride)}{batch}", "launches": [(p, pointer)], "call_by_call": False,
+                "host_bound": False, "measured_ms": 1e3 * costmodel.predict(p, pointer, truth)}
+
+    plain = [sample(p, b) for p in others for b in (8, 16)]
+    fitted, _ = costfit.fit(plain + [sample(nchw, b) for b in (8, 16, 32)], start)
+    assert math.isclose(fitted.row_macs, truth.row_macs, rel_tol=0.05) and math.isclose(fitted.mma_macs, truth.mma_macs,
+                                                                                         rel_tol=0.05)
+    assert costfit.fit(plain, start)[0].row_macs is None

@@ -10,7 +10,8 @@ it runs with) on a GPU described by :class:`Device`::
   pass masks; the descriptor kernels' TILE_H x TILE_W output patches; the useful multiply-adds of
   a depthwise kernel, which runs on FMA units);
 * ``R``: the kernel's rate on the device, multiply-adds per second: ``mma_macs`` for the pointer GEMM
-  kernels' 16-bit ``tl.dot`` (a quarter of it for TF32), ``tma_macs`` for the descriptor kernels,
+  kernels' 16-bit ``tl.dot`` (a quarter of it for TF32), ``row_macs`` for them on 2-D and 3-D NC(D)HW tiles
+  (:func:`by_rows`), ``tma_macs`` for the descriptor kernels,
   ``fold_macs`` for a launch that folds taps into its tiles (the forward's reduction, the weight
   gradient's columns: a tap's address and mask per element, integer-bound), and
   ``fma_macs`` for the depthwise kernels and fp64 dots, ``ieee_macs`` for IEEE fp32 dots (TF32 ones: a quarter
@@ -43,7 +44,8 @@ from . import cache, geometry, shapes, tuning
 from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
-__all__ = ["DATASHEET", "Device", "device_for", "folds", "issued", "pack_seconds", "predict", "rank", "relayout_seconds"]
+__all__ = ["DATASHEET", "Device", "by_rows", "device_for", "folds", "issued", "pack_seconds", "predict", "rank",
+           "relayout_seconds"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +64,8 @@ class Device:
     :param ieee_macs: the GEMM kernels' multiply-adds per second with IEEE fp32 products (``tl.dot`` lowered to
         FMAs): by default the rate the H200's KernelBench fp32 rows of 2026-11-26 ran at (useful multiply-adds
         over time, 6.3-6.6e12 on the dense problems, operand copies included), far below ``fma_macs``.
+    :param row_macs: the pointer GEMM kernels' 16-bit rate on 2-D and 3-D NC(D)HW tiles (:func:`by_rows`), or
+        None: ``mma_macs`` (until NC(D)HW rows are measured and fitted).
     """
 
     name: str
@@ -74,6 +78,7 @@ class Device:
     t0: float
     smem: int = 232448
     ieee_macs: float = 6.5e12
+    row_macs: float | None = None
 
 
 DATASHEET = Device("NVIDIA H200", 132, 395e12, 395e12, 395e12, 33.5e12, 4.3e12, 3e-6)
@@ -160,6 +165,13 @@ def moved(problem: Problem, config: Config) -> int:
     return base + partials
 
 
+def by_rows(problem: Problem, config: Config) -> bool:
+    """Whether a pointer GEMM launch tiles 2-D or 3-D NC(D)HW activations by rows (rated ``row_macs``): loads of
+    2 bytes where a tap shifts the row (``benchmarks.static``), no asynchronous copies. 1-D rows (and problems whose
+    axes merged into one) load 16-byte vectors, rated as channels-last tiles."""
+    return problem.layout == "contiguous" and len(problem.stride) >= 2 and not config.tile_h and not folds(problem, config)
+
+
 def folds(problem: Problem, config: Config) -> bool:
     """Whether the launch folds taps into its tiles (rated ``fold_macs``): the pointer kernels' ``Config.fold``
     (the input gradient never folds)."""
@@ -188,7 +200,8 @@ def predict(problem: Problem, config: Config, device: Device) -> float:
     elif problem.dtype == "float32":
         rate = device.ieee_macs if torch.get_float32_matmul_precision() == "highest" else device.mma_macs / 4
     else:
-        rate = device.tma_macs if config.tile_h else device.fold_macs if folds(problem, config) else device.mma_macs
+        rate = (device.tma_macs if config.tile_h else device.fold_macs if folds(problem, config)
+                else (device.row_macs or device.mma_macs) if by_rows(problem, config) else device.mma_macs)
         rate *= 2 if problem.dtype.startswith("float8") else 1  # fp8 tensor-core products: twice the 16-bit rate
     slots = device.sms * ctas_per_sm(problem, config, device)
     efficiency = ctas / (math.ceil(ctas / slots) * slots) if ctas else 1.0
