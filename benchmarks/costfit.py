@@ -3,6 +3,7 @@
     python -m benchmarks.costfit                     # fit on benchmarks/results/*.jsonl, print each row and the errors
     python -m benchmarks.costfit --write             # also store the constants and the per-row fit (notebook 06)
     python -m benchmarks.costfit --predict           # predicted device times of every row the next GPU slot times
+                                                     # (the suite's, and KernelBench's beside PyTorch's last times)
     python -m benchmarks.costfit --heuristic-check   # the heuristic's config against the model's best, per problem
 
 Each measured row (``benchmarks.run``) names the kernels its call launched and their configs; with the
@@ -283,13 +284,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.predict:
         device = costmodel.device_for(args.device)
         PREDICTIONS.mkdir(exist_ok=True)
+        kb = kernelbench_predictions(device, kernelbench_rows())
         for path, rows in ((prediction_path(args.device), predictions(suite, device)),
-                           (prediction_path(args.device, "kernelbench"), kernelbench_predictions(device, kernelbench_rows()))):
+                           (prediction_path(args.device, "kernelbench"), kb)):
             path.write_text("".join(json.dumps(r) + "\n" for r in rows))
             print(f"wrote {len(rows)} predictions to {path}")
-        faster = [r for r in kernelbench_predictions(device, kernelbench_rows()) if r.get("speedup")]
-        for dtype in sorted({r["dtype"] for r in faster}):
-            mine = [r for r in faster if r["dtype"] == dtype]
+        for dtype in sorted({r["dtype"] for r in kb if r.get("speedup")}):
+            mine = [r for r in kb if r["dtype"] == dtype and r.get("speedup")]
             print(f"KernelBench {dtype}: predicted faster than PyTorch's measured time on "
                   f"{sum(r['speedup'] > 1 for r in mine)} of {len(mine)}")
         return 0

@@ -204,8 +204,8 @@ class _Relaid:
 
 
 def _relaid(config: Config, *tensors: torch.Tensor) -> tuple | None:
-    """The shapes of ``tensors`` when ``config`` asks to read them copied channels innermost and they are not
-    already (so laid out, a plan's stand-ins), else None."""
+    """The shapes of ``tensors`` when ``config`` asks to read them copied channels innermost and none of them has
+    its channels innermost already (a channels-last caller's tensors are read in place), else None."""
     if config.relayout and not any(is_channels_inner(t) for t in tensors):
         return tuple(tuple(t.shape) for t in tensors)
     return None

@@ -95,7 +95,8 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
     heuristic's config.
 
     ``tma``: the device has a tensor memory accelerator (compute capability 9+); eligible
-    forward and input-gradient problems then also try :mod:`tritonconv.kernels.tma`'s kernel.
+    problems then also try the descriptor kernels (:func:`tma_candidates`), and NC(D)HW ones those kernels on
+    channels-innermost copies of their activations (:func:`relaid`).
     """
     rows, cols, red = problem.gemm
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
@@ -234,7 +235,7 @@ def relaid(problem: Problem) -> list[Config]:
     """The relayout candidates of an NC(D)HW problem (``Config.relayout``): its activations copied channels
     innermost per call, then the descriptor kernels' tiles of the channels-last problem
     (:func:`as_relaid`). Tuning times them beside the in-place kernels, so a copy runs only where a GPU
-    measured it to pay; the heuristic never picks one. None for fp8 (its plan reads in place) or where the
+    measured it to pay; the heuristic never picks one. None for fp8 (its plan reads in place), nor where the
     channels-last problem is not :func:`tma_eligible`."""
     if problem.layout != "contiguous" or fp8(problem) or not tma_eligible(as_relaid(problem)):
         return []
