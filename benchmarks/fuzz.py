@@ -6,7 +6,10 @@
 Each case draws a configuration from ``random.Random(seed + i)``: 1-D, 2-D or 3-D; convolution or
 transposed convolution; batch, channels, groups (depthwise included), kernel, stride (also larger
 than the kernel), padding (``'same'`` too), dilation, output padding, bias, contiguous or
-channels-last operands, fp32, fp16 or bf16. tritonconv's output and its input, weight and bias
+channels-last operands, fp32, fp16 or bf16; and the configs: the ones a call would take (cached or
+heuristic), or for each launch one drawn from every candidate the tuner may time (``tuning.candidates``:
+descriptor tiles and relayout copies where the device has TMA, split and folded reductions...), since a
+cached config also serves the other shapes of its bucket untimed. tritonconv's output and its input, weight and bias
 gradients (through autograd, as training runs them) are compared with float64 PyTorch on the same
 operands, and so are PyTorch's own in the case's dtype (cuDNN on a GPU), by relative L2 error; a
 case fails when tritonconv's error passes the dtype's tolerance. One JSON line per case, then a
@@ -27,9 +30,10 @@ import torch
 import torch.nn.functional as F
 
 import tritonconv
-from tritonconv import geometry
+from tritonconv import dispatch, geometry, tuning
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+CHANNELS = (1, 2, 3, 4, 5, 6, 8, 16)  # per group; 8 and 16 make 16-byte rows in 16 bits (descriptor tiles)
 TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2}  # rel. L2 vs float64 (as benchmarks.run)
 
 
@@ -40,7 +44,7 @@ def draw(seed: int) -> dict:
     transposed = r.random() < 0.3
     groups = r.choice((1, 1, 2, 3))
     depthwise = r.random() < 0.15
-    cin_g, cout_g = r.randint(1, 6), r.randint(1, 6)
+    cin_g, cout_g = r.choice(CHANNELS), r.choice(CHANNELS)
     if depthwise:
         groups, cin_g = r.randint(2, 8), 1
     kmax = (7, 5, 3)[ndim - 1]
@@ -62,7 +66,27 @@ def draw(seed: int) -> dict:
             "OC": cout_g * groups, "groups": groups, "k": k, "stride": s, "padding": p, "dilation": d,
             "output_padding": op, "sizes": sizes, "bias": r.random() < 0.5,
             "dtype": str(r.choice(DTYPES)).removeprefix("torch."),
-            "channels_last": ndim > 1 and r.random() < 0.5}
+            "channels_last": ndim > 1 and r.random() < 0.5, "configs": r.choice(("chosen", "drawn"))}
+
+
+@contextlib.contextmanager
+def drawn_configs(seed: int, tma: bool, picked: list):
+    """While active, every launch's config is drawn (``random.Random(seed)``) from the tuner's candidates for its
+    problem, and appended to ``picked``; plans built meanwhile are dropped after."""
+    r, choose = random.Random(seed), tuning.choose
+
+    def draw_one(problem, *_):
+        cfg = r.choice(tuning.candidates(problem, tma=tma))
+        picked.append({"kind": problem.kind, "layout": problem.layout, **vars(cfg)})
+        return cfg
+
+    dispatch.clear_plans()
+    tuning.choose = draw_one
+    try:
+        yield
+    finally:
+        tuning.choose = choose
+        dispatch.clear_plans()
 
 
 def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
@@ -96,14 +120,21 @@ def check(case: dict, device: torch.device) -> dict:
 
     ref = run(getattr(F, name), torch.float64)
     row = {**case}
+    tma = device.type == "cpu" or torch.cuda.get_device_capability(device)[0] >= 9  # the interpreter emulates TMA
     for impl, fn in (("tritonconv", getattr(tritonconv, name)), ("torch", getattr(F, name))):
+        picked: list[dict] = []
+        drawn = drawn_configs(case["seed"] + 2, tma, picked) if impl == "tritonconv" and case.get("configs") == "drawn" \
+            else contextlib.nullcontext()
         try:
-            outs = run(fn, dtype)
+            with drawn:
+                outs = run(fn, dtype)
         except Exception as exc:  # a crash is a result of the case
             row[impl] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             continue
         errs = [rel_err(o, r) for o, r in zip(outs, ref)]
         row[impl] = dict(zip(("out", "grad_input", "grad_weight", "grad_bias"), errs))
+        if picked:
+            row["picked"] = picked
     errs = row["tritonconv"]
     row["ok"] = "error" not in errs and all(e <= TOL[dtype] for e in errs.values())
     return row

@@ -158,6 +158,10 @@ def test_fuzz_draws_valid_cases_and_catches_a_planted_fault(monkeypatch, capsys)
             w = torch.empty(case["OC"], case["C"] // case["groups"], *case["k"], device="meta")
             getattr(F, f"conv{case['ndim']}d")(x, w, None, case["stride"], case["padding"], case["dilation"], case["groups"])
     assert fuzz.main(["--device", "cpu", "--count", "2", "--seed", "7"]) == 0
+    drawn = next(c for c in map(fuzz.draw, range(100))
+                 if c["configs"] == "drawn" and c["ndim"] == 1 and c["C"] >= 8 and c["groups"] == 1)
+    row = fuzz.check(drawn, torch.device("cpu"))  # each launch's config drawn from the tuner's candidates
+    assert row["ok"] and len(row["picked"]) >= 3 and {p["kind"] for p in row["picked"]} >= {"conv", "conv_t"}
     case = next(c for c in map(fuzz.draw, range(100)) if not c["transposed"] and c["ndim"] == 1 and c["dtype"] == "float32")
     real = tritonconv.conv1d
     monkeypatch.setattr(tritonconv, "conv1d", lambda *a, **k: real(*a, **k) * 1.001)
