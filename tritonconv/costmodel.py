@@ -45,7 +45,7 @@ from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
 __all__ = ["DATASHEET", "Device", "by_rows", "device_for", "folds", "issued", "pack_seconds", "predict", "rank",
-           "relayout_seconds"]
+           "ranking", "relayout_seconds"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,3 +227,10 @@ def pack_seconds(written: Problem, device: Device) -> float:
 def rank(problem: Problem, configs: list[Config], device: Device) -> list[Config]:
     """``configs`` fastest first by :func:`predict` (ties keep the given order)."""
     return sorted(configs, key=lambda cfg: predict(problem, cfg, device))
+
+
+def ranking(device_name: str) -> tuning.Rank:
+    """:func:`rank` with the constants of the GPU called ``device_name`` (:func:`device_for`): what a tuning in the
+    library shortlists its candidates by (:func:`tritonconv.tuning.shortlist`)."""
+    device = device_for(device_name)
+    return lambda problem, configs: rank(problem, configs, device)

@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 import torch
 
-from . import _descriptors, geometry, tuning
+from . import _descriptors, costmodel, geometry, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting
 from .geometry import DEPTHWISE_KIND, Config, channels_inner, is_channels_inner
@@ -76,7 +76,7 @@ def _config(kind: str, tensor: torch.Tensor, spec: ConvSpec, layout: str | None,
     if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):
         kind = DEPTHWISE_KIND[kind]
     problem = geometry.Problem.for_launch(kind, tensor, spec, layout)
-    return tuning.choose(problem, tensor.device, interpreting(tensor.device), run)
+    return tuning.choose(problem, tensor.device, interpreting(tensor.device), run, costmodel.ranking)
 
 
 # --- operand layouts --------------------------------------------------------------------------

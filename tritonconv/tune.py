@@ -331,15 +331,6 @@ def behind_first(todo: list[tuple[str, tuning.Problem]], rows: list[dict], have:
     return sorted(todo, key=key)
 
 
-def pruned(problem: tuning.Problem, configs: list[tuning.Config], model: costmodel.Device, top: int, sm_count: int,
-           tma: bool) -> list[tuning.Config]:
-    """The candidates a pruned search times: the ``top`` the model predicts fastest, and the heuristic's config,
-    so that a tuned entry (a relayout config's copies, say) replaces the default only where it measured faster."""
-    best = costmodel.rank(problem, configs, model)[:top]
-    default = tuning.heuristic(problem, False, sm_count, tma)
-    return best if default in best else [*best, default]
-
-
 def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: str, target: Path, bench: Callable,
              smem: int, sm_count: int, *, budget_s: float | None = None, jobs: int = 0, retune: bool = False,
              tma: bool = False, rows: list[dict] | None = None, chunk: int = 8, top: int | None = None) -> list[str]:
@@ -354,8 +345,8 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
     problem after ``budget_s`` seconds; with ``jobs`` > 0 compiles the candidates of each ``chunk``
     problems in that many processes first (:func:`precompile`; spilling and failing candidates are not
     timed). With ``top``, only the ``top`` candidates :mod:`tritonconv.costmodel` predicts fastest (with the
-    device's fitted constants) and the heuristic's are compiled and timed (:func:`pruned`). Returns the names of
-    the problems tuned, in order.
+    device's fitted constants) and the heuristic's are compiled and timed (:func:`tritonconv.tuning.shortlist`).
+    Returns the names of the problems tuned, in order.
     """
     have = cache.read(target / cache.file_name(device_name), device_name)
     if not retune:
@@ -374,7 +365,8 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
         if out_of_time():
             break
         every = {problem: tuning.candidates(problem, smem, tma) for _, problem in group}
-        only = {p: pruned(p, cfgs, model, top, sm_count, tma) for p, cfgs in every.items()} if top else None
+        only = {p: tuning.shortlist(p, costmodel.rank(p, cfgs, model), top, sm_count, tma)
+                for p, cfgs in every.items()} if top else None
         skip = precompile(group, smem, jobs, device, tma, only) if jobs > 0 else {}
         if only:  # the candidates the model ranks lower are not timed either
             skip = {p: set(skip.get(p, ())) | (set(cfgs) - set(only[p])) for p, cfgs in every.items()}

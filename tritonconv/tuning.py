@@ -6,10 +6,12 @@ The dispatcher describes a launch as a :class:`Problem` and calls :func:`choose`
    never read a tuning cache).
 2. On a GPU: this process's memo, then the persistent caches (:mod:`tritonconv.cache`: the
    user's, then the one shipped in the package), exact shape first, then the shape's bucket.
-3. Nothing cached: with ``TRITONCONV_AUTOTUNE=1`` (the default) the candidates of the
-   kernel's config space are timed (:func:`do_bench_median`: replays of a CUDA graph), each
-   verified against the heuristic config's output, and the winner is written to the user
-   cache; with ``TRITONCONV_AUTOTUNE=0`` the heuristic config is used.
+3. Nothing cached: with ``TRITONCONV_AUTOTUNE=1`` (the default) candidates of the kernel's config
+   space are timed (:func:`do_bench_median`: replays of a CUDA graph), each verified against the
+   heuristic config's output, and the winner is written to the user cache: the
+   ``TRITONCONV_AUTOTUNE_TOP`` (6) that the dispatcher's ranking (:mod:`tritonconv.costmodel`)
+   predicts fastest, and the heuristic's config (:func:`shortlist`); ``TRITONCONV_AUTOTUNE_TOP=0``
+   times every candidate. With ``TRITONCONV_AUTOTUNE=0`` the heuristic config is used.
 
 Bucketing: an unseen shape reuses the config of a tuned shape that has the same kernel,
 dtype, layout, channels, kernel size, stride, dilation and groups and whose GEMM row count
@@ -424,13 +426,39 @@ _TUNE_TOL = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2, "float64": 1e-1
              "float8_e4m3fn": 1e-2, "float8_e5m2": 1e-2}  # fp8: exact products, fp32 sums, a 16-bit output
 
 
+def autotune_top() -> int:
+    """``TRITONCONV_AUTOTUNE_TOP``: how many candidates a tuning in the library times beside the heuristic's,
+    those its ranking predicts fastest (:func:`shortlist`); 0: every candidate. Default 6."""
+    value = os.environ.get("TRITONCONV_AUTOTUNE_TOP", "6")
+    if not value.isdigit():
+        raise ValueError(f"expected TRITONCONV_AUTOTUNE_TOP to be a count (0: every candidate), got {value!r}")
+    return int(value)
+
+
+Rank = Callable[[Problem, list[Config]], list[Config]]
+"""Orders a problem's candidates, the predicted fastest first (:func:`tritonconv.costmodel.rank` with a device's
+constants)."""
+
+
+def shortlist(problem: Problem, ranked: list[Config], top: int, sm_count: int, tma: bool) -> list[Config]:
+    """The candidates a pruned search times: the first ``top`` of ``ranked``, and the heuristic's config, so that
+    a tuned entry (a relayout config's copies, say) replaces the default only where it measured faster."""
+    best = ranked[:top]
+    default = heuristic(problem, False, sm_count, tma)
+    return best if default in best else [*best, default]
+
+
 def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callable, smem_limit: int,
-         sm_count: int, tma: bool = False, skip: Collection[Config] = ()) -> tuple[Config, float]:
-    """Benchmark every candidate (but ``skip``); a config must reproduce the heuristic config's output to win."""
+         sm_count: int, tma: bool = False, skip: Collection[Config] = (), rank: Rank | None = None,
+         top: int = 0) -> tuple[Config, float]:
+    """Benchmark every candidate (but ``skip``; with ``rank`` and ``top``, only :func:`shortlist`'s); a config
+    must reproduce the heuristic config's output to win."""
     reference = run(heuristic(problem, False, sm_count)).float()
     best, best_ms = None, math.inf
-    for cfg in candidates(problem, smem_limit, tma):
-        if cfg in skip:
+    every = candidates(problem, smem_limit, tma)
+    timed = set(shortlist(problem, rank(problem, every), top, sm_count, tma)) if rank is not None and top else set(every)
+    for cfg in every:
+        if cfg in skip or cfg not in timed:
             continue
         try:
             out = run(cfg).float()
@@ -452,8 +480,9 @@ def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callabl
 
 def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Tensor] | None, *,
             autotune: bool, bench: Callable = do_bench_median, smem_limit: int = DEFAULT_SMEM,
-            sm_count: int = 132, tma: bool = False) -> Config:
-    """Config for ``problem`` on a GPU called ``device_name``: caches, then tuning or the heuristic."""
+            sm_count: int = 132, tma: bool = False, rank: Rank | None = None) -> Config:
+    """Config for ``problem`` on a GPU called ``device_name``: caches, then tuning (of :func:`autotune_top`'s
+    shortlist by ``rank``, or every candidate without one) or the heuristic."""
     hit = cache.lookup(device_name, problem)
     if hit is not None:
         cfg, how = hit
@@ -467,7 +496,7 @@ def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Te
                 "CUDA graph capture (it times kernels and synchronises); call the model once before capturing, "
                 "or set TRITONCONV_AUTOTUNE=0 to use the default config")
         before = Counter(stats)
-        cfg, ms = tune(problem, run, bench, smem_limit, sm_count, tma)  # verified against the pointer kernel
+        cfg, ms = tune(problem, run, bench, smem_limit, sm_count, tma, rank=rank, top=autotune_top())  # verified
         stats["tuned"] += 1
         log.info("tritonconv: tuned %s on %s: %s (%.4f ms)", problem.key(), device_name, cfg, ms)
         cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms, timing_since(before))})
@@ -479,8 +508,10 @@ def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Te
 _memo: dict[tuple, Config] = {}
 
 
-def choose(problem: Problem, device: torch.device, interp: bool, run: Callable[[Config], torch.Tensor]) -> Config:
-    """The config a launch uses (see the module docstring for the order)."""
+def choose(problem: Problem, device: torch.device, interp: bool, run: Callable[[Config], torch.Tensor],
+           ranking: Callable[[str], Rank] | None = None) -> Config:
+    """The config a launch uses (see the module docstring for the order); ``ranking``: the candidates' ranking on a
+    GPU of a given name, for a tuning's shortlist (:func:`resolve`)."""
     if interp:
         stats["interpreter"] += 1
         return heuristic(problem, interpret=True)
@@ -492,9 +523,11 @@ def choose(problem: Problem, device: torch.device, interp: bool, run: Callable[[
     props = torch.cuda.get_device_properties(device)
     cfg = resolve(problem, props.name, run, autotune=autotune_enabled(),
                   smem_limit=getattr(props, "shared_memory_per_block_optin", DEFAULT_SMEM),
-                  sm_count=props.multi_processor_count, tma=props.major >= 9)
+                  sm_count=props.multi_processor_count, tma=props.major >= 9,
+                  rank=ranking(props.name) if ranking is not None else None)
     _memo[memo_key] = cfg
     return cfg
 
 
-__all__ = ["DEPTHWISE_KIND", "KINDS", "Config", "Problem", "candidates", "choose", "heuristic", "resolve", "stats", "tune"]
+__all__ = ["DEPTHWISE_KIND", "KINDS", "Config", "Problem", "candidates", "choose", "heuristic", "resolve", "shortlist",
+           "stats", "tune"]
