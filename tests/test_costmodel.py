@@ -4,6 +4,7 @@ import dataclasses
 import json
 import math
 
+import pytest
 import torch
 
 from benchmarks import costfit, work
@@ -190,3 +191,19 @@ def test_nchw_row_tiles_get_their_own_rate_when_their_rows_are_fitted():
     assert math.isclose(fitted.row_macs, truth.row_macs, rel_tol=0.05) and math.isclose(fitted.mma_macs, truth.mma_macs,
                                                                                          rel_tol=0.05)
     assert costfit.fit(plain, start)[0].row_macs is None
+
+
+@pytest.mark.parametrize("kind", tuning.KINDS)
+def test_every_candidate_of_every_kind_can_be_ranked(kind):
+    """A tuning in the library ranks its candidates before timing any (:func:`costmodel.ranking`): every kind, dtype
+    and layout, with the descriptor and relayout candidates a Hopper GPU adds, gets a prediction."""
+    depthwise = kind.startswith("conv_dw")
+    for dtype in ("float16", "bfloat16", "float32", "float64"):
+        for layout in ("contiguous", "channels_last"):
+            for x, w in (((2, 16, 9, 11), (32, 16, 3, 3)), ((1, 16, 5, 6, 7), (16, 16, 3, 1, 1)), ((2, 8, 37), (8, 8, 5))):
+                if depthwise:
+                    w = (x[1], 1, *w[2:])
+                p = tuning.Problem.of(kind, dtype, layout, x, w, 1, 1, groups=x[1] if depthwise else 1)
+                configs = tuning.candidates(p, tma=True)
+                ranked = costmodel.ranking("NVIDIA H200")(p, configs)
+                assert sorted(map(str, ranked)) == sorted(map(str, configs)), (kind, dtype, layout, x)
