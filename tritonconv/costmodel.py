@@ -232,5 +232,4 @@ def rank(problem: Problem, configs: list[Config], device: Device) -> list[Config
 def ranking(device_name: str) -> tuning.Rank:
     """:func:`rank` with the constants of the GPU called ``device_name`` (:func:`device_for`): what a tuning in the
     library shortlists its candidates by (:func:`tritonconv.tuning.shortlist`)."""
-    device = device_for(device_name)
-    return lambda problem, configs: rank(problem, configs, device)
+    return lambda problem, configs: rank(problem, configs, device_for(device_name))  # constants read when tuning
