@@ -29,13 +29,15 @@ from pathlib import Path
 
 from scipy.optimize import least_squares
 
-from tritonconv import costmodel, shapes, tune, tuning
+from tritonconv import cache, costmodel, shapes, tune, tuning
 from tritonconv.geometry import Config, Problem
 
 ROOT = Path(__file__).resolve().parent
 FIT_ROWS = ROOT / "results" / "static" / "costmodel-fit.jsonl"
 PREDICTIONS = ROOT / "predictions"
 PASS_KINDS = {"forward": "conv", "input_grad": "conv_t", "weight_grad": "conv_wgrad"}
+TUNED_PASS = {"conv": "forward", "conv_t": "input_grad", "conv_wgrad": "weight_grad", "conv_dw": "forward",
+              "conv_dw_t": "input_grad", "conv_dw_wgrad": "weight_grad"}
 HOST_MS = 0.0833
 
 
@@ -96,6 +98,41 @@ def samples(rows: list[dict], suite: dict, host_ms: float) -> list[dict]:
                     "host_bound": host_bound(row, len(found), host_ms), "launches": found,
                     "call_by_call": row["tritonconv"].get("timing") != "cuda_graph"})
     return out
+
+
+def tuning_samples(cache_files: list[Path], device: str) -> list[dict]:
+    """Every candidate a GPU tuning of ``device`` timed from CUDA graph replays (the cache entries' ``candidates``,
+    :func:`tritonconv.cache.entry`) as a sample of one launch, named by its problem's key (a problem's candidates
+    are left out together)."""
+    out = []
+    for path in cache_files:
+        data = json.loads(path.read_text())
+        if data.get("device") != device:
+            continue
+        for key, value in data.get("entries", {}).items():
+            if value.get("timing") != "cuda_graph" or not value.get("candidates"):
+                continue
+            problem = Problem.from_key(key)
+            for timed in value["candidates"]:
+                if timed["ms"] and math.isfinite(timed["ms"]):
+                    out.append({"name": key, "pass": TUNED_PASS[problem.kind], "layout": problem.layout, "date": "",
+                                "device": device, "measured_ms": timed["ms"], "host_bound": False, "call_by_call": False,
+                                "launches": [(problem, Config.from_dict(timed["config"]))], "source": "tuning"})
+    return out
+
+
+def ranking_report(tuned: list[dict], device: costmodel.Device) -> dict:
+    """How the model ranked what tunings timed (:func:`tuning_samples`): per problem, the measured time of the
+    candidate it predicted fastest over the fastest measured; problems, those within 5%, their median ratio."""
+    by_problem: dict[str, list[dict]] = {}
+    for s in tuned:
+        by_problem.setdefault(s["name"], []).append(s)
+    ratios = []
+    for group in by_problem.values():
+        pick = min(group, key=lambda s: predicted_ms(s, device))
+        ratios.append(pick["measured_ms"] / min(s["measured_ms"] for s in group))
+    return {"problems": len(ratios), "within_5pct": sum(r <= 1.05 for r in ratios),
+            "median_ratio": statistics.median(ratios) if ratios else math.nan}
 
 
 def predicted_ms(sample: dict, device: costmodel.Device, host_ms: float = 0.0) -> float:
@@ -296,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     files = args.files or sorted((ROOT / "results").glob("*.jsonl"))
     rows = [r for r in load_rows(files) if r["device"] == args.device]
-    found = samples(rows, suite, args.host_ms)
+    tuned = tuning_samples(sorted(cache.shipped_dir().glob("*.json")), args.device)
+    found = samples(rows, suite, args.host_ms) + tuned
     device, extra, fitted = evaluate(found, dataclasses.replace(costmodel.DATASHEET, name=args.device))
     for r in fitted:
         flag = "host-bound (not fitted)" if r["host_bound"] else f"left out {r['left_out_ms']:.4f} ms"
@@ -305,6 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fitted: {device}; rows timed call by call: {extra * 1e3:.0f} us of host time per launch on top")
     print(f"in the fit: {summary(fitted, 'predicted_ms')}")
     print(f"left out (leave-one-layer-out): {summary(fitted, 'left_out_ms')}")
+    if tuned:
+        rep = ranking_report(tuned, device)
+        print(f"tunings: {len(tuned)} timed candidates of {rep['problems']} problems; the model's pick among each "
+              f"tuning's within 5% of its fastest on {rep['within_5pct']} (median {rep['median_ratio']:.3f}x)")
     if args.write:
         path = costmodel.fitted_path(device.name)
         path.parent.mkdir(exist_ok=True)

@@ -276,6 +276,21 @@ def kernelbench_predicted(kb: list[dict], path: Path) -> list[str]:
     return lines
 
 
+def tuning_ranked(folder: Path, device: str) -> list[str]:
+    """How the cost model ranked the candidates the slot's tuning timed (their times are in the cache file's
+    entries, ``candidates``): what issue 34's pruned search rests on."""
+    from benchmarks import costfit
+    from tritonconv import costmodel
+
+    tuned = costfit.tuning_samples(sorted(folder.glob("*__triton-*.json")), device)
+    if not tuned:
+        return []
+    rep = costfit.ranking_report(tuned, costmodel.device_for(device))
+    return ["", "## Tuning, against the cost model", "",
+            f"{len(tuned)} candidates timed for {rep['problems']} problems; the one the model predicted fastest was "
+            f"within 5% of the fastest timed on {rep['within_5pct']} (median {rep['median_ratio']:.3f}x)."]
+
+
 def readout(folder: Path, results: Path = RESULTS, cache_dir: Path = ROOT / "autotune_cache",
             readme: Path = ROOT / "README.md", notes: Path = ROOT / "benchmarks" / "NOTES.md",
             predictions_dir: Path = ROOT / "benchmarks" / "predictions", dry_run: bool = False) -> str:
@@ -327,6 +342,7 @@ def readout(folder: Path, results: Path = RESULTS, cache_dir: Path = ROOT / "aut
                           f"{geomean([r['speedup'] for r in mine]):.2f}x (device time); as KernelBench's harness times: "
                           f"geomean {geomean(harness):.2f}x over {len(harness)}")
         report += kernelbench_predicted(kb, predictions_dir / f"{kb[0]['device'].replace(' ', '_')}_kernelbench.jsonl")
+    report += tuning_ranked(folder, rows[0]["device"])
     e2e = [r for r in read_rows(folder / "e2e.jsonl") if r.get("speedup")]
     if e2e:
         report += ["", "## Whole networks: a training step under tritonconv.enabled() vs torch", ""]

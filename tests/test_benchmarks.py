@@ -10,6 +10,8 @@ import torch.nn.functional as F
 
 import tritonconv
 from benchmarks import dispatch, run
+from tritonconv import cache as tc_cache
+from tritonconv import tuning as tc_tuning
 
 
 def test_smoke_run_writes_checked_rows(tmp_path):
@@ -332,7 +334,10 @@ def made_up_slot(folder, date="2026-12-01T10:00:00+00:00", scale=1.0):
                                      '<testcase classname="spec_notebooks.02"><failure/></testcase></testsuite></testsuites>')
     (folder / "slot.log").write_text("## 10:00:00 [tests] pytest\n3 passed, 1 failed in 9.0s\n## exit 1\n## exit 124\n"
                                      "## direct launches differ from JITFunction.run's: TRITONCONV_DIRECT=0 from here on\n")
-    (folder / "Test_GPU__triton-3.6.0.json").write_text("{}")
+    tuned_problem = tc_tuning.Problem.of("conv", "bfloat16", "channels_last", (8, 64, 28, 30), (128, 64, 3, 3), 1, 1)
+    candidates = [(c, 1.0) for c in tc_tuning.candidates(tuned_problem, tma=True)[:2]]  # timed alike
+    (folder / "Test_GPU__triton-3.6.0.json").write_text(json.dumps({"device": "Test GPU", "entries": {
+        tuned_problem.key(): tc_cache.entry(tuned_problem, candidates[0][0], 1.0, "cuda_graph", candidates)}}))
     (folder / "e2e.jsonl").write_text(json.dumps({**meta, "model": "resnet50", "input": [32, 3, 224, 224], "torch_ms": 100.0,
                                                   "tritonconv_ms": 200.0, "speedup": 0.5, "routed": {"conv2d": 53},
                                                   "left": {}, "loss_rel_diff": 1e-3}) + "\n")
@@ -374,6 +379,8 @@ def test_readout_commits_tabulates_draws_and_compares(tmp_path):
     assert "spec notebooks on the GPU: 1 cells passed, 1 failed (in 02)" in text
     assert "fuzz: 2 random configurations, 1 wrong (seeds [2])" in text and "stopped at their deadline" in text
     assert "this slot measured with TRITONCONV_DIRECT=0" in text
+    assert ("2 candidates timed for 1 problems; the one the model predicted fastest was within 5% of the fastest "
+            "timed on 1") in text
     assert "| resnet50_l1_3x3 | forward | channels-last | 0.80x | 0.12x | 0.40x (cuda_graph) | 2.00 |" in text
     assert "| P1 | resnet50_l1_3x3 | forward | channels_last | `speedup_vs_cudnn >= 0.7` | resnet50_l1_3x3 0.80 | held |" in text
     assert "| P2 |" in text and "resnet50_l1_3x3 0.25, tcn_k3 1.00 | not held |" in text

@@ -207,3 +207,24 @@ def test_every_candidate_of_every_kind_can_be_ranked(kind):
                 configs = tuning.candidates(p, tma=True)
                 ranked = costmodel.ranking("NVIDIA H200")(p, configs)
                 assert sorted(map(str, ranked)) == sorted(map(str, configs)), (kind, dtype, layout, x)
+
+
+def test_tunings_timings_are_samples_and_judge_the_ranking(tmp_path):
+    """Every candidate a GPU tuning timed from graph replays (a cache entry's ``candidates``) is a fit sample of one
+    launch; per problem, the ranking is judged by the measured time of the model's pick over the fastest."""
+    p = tuning.Problem.of("conv", "bfloat16", "channels_last", (8, 64, 28, 30), (128, 64, 3, 3), 1, 1)
+    q = dataclasses.replace(p, layout="contiguous")
+    device = costmodel.device_for("NVIDIA H200")
+    ranked = costmodel.rank(p, tuning.candidates(p, tma=True), device)[:3]
+    timed = list(zip(ranked, (1.1, 1.0, 1.5)))  # the model's first pick 10% behind its second
+    entries = {p.key(): cache.entry(p, ranked[1], 1.0, "cuda_graph", timed),
+               q.key(): cache.entry(q, ranked[0], 1.0, "host", timed)}  # host-timed: not a sample
+    path = tmp_path / "NVIDIA_H200__triton-3.6.0.json"
+    path.write_text(json.dumps({"device": "NVIDIA H200", "entries": entries}))
+    samples = costfit.tuning_samples([path], "NVIDIA H200")
+    assert [(s["launches"], s["measured_ms"], s["pass"]) for s in samples] == [([(p, c)], t, "forward") for c, t in timed]
+    report = costfit.ranking_report(samples, device)
+    assert report["problems"] == 1 and report["within_5pct"] == 0 and math.isclose(report["median_ratio"], 1.1)
+    assert costfit.tuning_samples([path], "Another GPU") == []
+    fitted, _ = costfit.fit(samples, dataclasses.replace(costmodel.DATASHEET, name="NVIDIA H200"))  # they fit
+    assert fitted.tma_macs > 0

@@ -343,3 +343,31 @@ def test_tiles_fit_the_channels_they_cover():
     problem = tuning.Problem.of("conv", "bfloat16", "channels_last", (8, 64, 16, 56, 56), (144, 64, 1, 3, 3), 1,
                                 (0, 1, 1))
     assert tuning.heuristic(problem, interpret=False).block_n == 32
+
+
+def test_problems_are_rebuilt_from_their_cache_keys():
+    """A cache entry's key gives back its problem (the cost model is fitted on tunings' timings by key)."""
+    for kind in tuning.KINDS:
+        depthwise = kind.startswith("conv_dw")
+        for x, w, stride, pad, dil in (((2, 16, 9, 11), (32, 16, 3, 5), (2, 1), (1, 2), (1, 2)),
+                                       ((1, 8, 5, 6, 7), (8, 8, 3, 1, 1), 1, (1, 0, 0), 1),
+                                       ((3, 8, 37), (16, 8, 4), 3, "same", 1)):
+            if depthwise:
+                w = (x[1] * 2, 1, *w[2:])
+            s = 1 if pad == "same" else stride
+            for as_run in (True, False):
+                p = tuning.Problem.of(kind, "bfloat16", "contiguous", x, w, s, pad, dil, x[1] if depthwise else 1,
+                                      as_run=as_run)
+                assert tuning.Problem.from_key(p.key()) == p
+
+
+def test_a_tuning_keeps_what_it_timed_in_its_entry(monkeypatch):
+    """Every config a tuning timed, with its milliseconds, is kept in the cache entry (``candidates``)."""
+    monkeypatch.setenv("TRITONCONV_AUTOTUNE_TOP", "0")
+    p = problem(c_out=10)
+    every = tuning.candidates(p)
+    bench = lambda fn: 1.0 + every.index(fn.__defaults__[0])  # noqa: E731
+    cfg = tuning.resolve(p, GPU, runner(p, torch.device("cpu")), autotune=True, bench=bench)
+    entry = cache.read(cache.user_dir() / cache.file_name(GPU), GPU)[p.key()]
+    assert cfg == every[0] and [(geometry.Config.from_dict(c["config"]), c["ms"]) for c in entry["candidates"]] == [
+        (c, 1.0 + i) for i, c in enumerate(every)]

@@ -55,9 +55,14 @@ def file_name(device_name: str) -> str:
     return f"{re.sub(r'[^A-Za-z0-9]+', '_', device_name).strip('_')}__triton-{triton.__version__}.json"
 
 
-def entry(problem: Problem, config: Config, ms: float, timing: str = "cuda_graph") -> dict:
-    """A cache entry: the winning ``config``, its time and how that time was taken (``timing``)."""
-    return {"config": vars(config).copy(), "ms": ms, "bucket": problem.bucket(), "timing": timing}
+def entry(problem: Problem, config: Config, ms: float, timing: str = "cuda_graph",
+          timed: list[tuple[Config, float]] | None = None) -> dict:
+    """A cache entry: the winning ``config``, its time and how that time was taken (``timing``), and every config
+    the tuning ``timed`` with its milliseconds (``candidates``: what the cost model is fitted and judged on)."""
+    out = {"config": vars(config).copy(), "ms": ms, "bucket": problem.bucket(), "timing": timing}
+    if timed:
+        out["candidates"] = [{"config": vars(cfg).copy(), "ms": t} for cfg, t in timed]
+    return out
 
 
 def timing_of(value: dict) -> str:

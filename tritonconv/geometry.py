@@ -135,6 +135,20 @@ class Problem:
         return (f"{self.kind}|{self.dtype}|{self.layout}|x={_dims(self.input_shape)}|w={_dims(self.weight_shape)}"
                 f"|s={_dims(self.stride)}|p={pads}|d={_dims(self.dilation)}|g={self.groups}")
 
+    @classmethod
+    def from_key(cls, key: str) -> Problem:
+        """The problem whose :meth:`key` is ``key`` (a cache entry's)."""
+        kind, dtype, layout, *fields = key.split("|")
+        f = dict(field.split("=", 1) for field in fields)
+
+        def dims(text: str) -> tuple[int, ...]:
+            return tuple(int(v) for v in text.split("x"))
+
+        x, w, stride, dilation, groups = dims(f["x"]), dims(f["w"]), dims(f["s"]), dims(f["d"]), int(f["g"])
+        pads = tuple(tuple(int(v) for v in pair.split(",")) for pair in f["p"].split("x"))
+        out = shapes.conv_output_shape(x, w, stride, pads, dilation, groups)
+        return cls(kind, dtype, layout, x, w, out, stride, pads, dilation, groups)
+
     def bucket(self) -> str:
         """Bucket key: the exact key with batch and spatial sizes replaced by the row count's power of two."""
         rows = self.gemm[2] if self.kind.endswith("wgrad") else self.gemm[0]

@@ -376,9 +376,11 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
                 break
             bar.set_postfix_str(f"{name} {problem.kind} {problem.dtype} {problem.layout}")
             before = Counter(tuning.stats)
+            timed: list[tuple[tuning.Config, float]] = []
             cfg, ms = tuning.tune(problem, runner(problem, torch.device(device)), bench, smem, sm_count, tma,
-                                  skip=skip.get(problem, set()))
-            cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms, tuning.timing_since(before))}, target)
+                                  skip=skip.get(problem, set()), timed=timed)
+            entry = cache.entry(problem, cfg, ms, tuning.timing_since(before), timed)
+            cache.store(device_name, {problem.key(): entry}, target)
             done.append(name)
     print(f"tuned {len(done)} of {len(todo)} problems into {target / cache.file_name(device_name)}"
           + (f"; {len(todo) - len(done)} left for a next run (budget {budget_s:.0f} s)" if len(done) < len(todo) else ""))

@@ -450,15 +450,16 @@ def shortlist(problem: Problem, ranked: list[Config], top: int, sm_count: int, t
 
 def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callable, smem_limit: int,
          sm_count: int, tma: bool = False, skip: Collection[Config] = (), rank: Rank | None = None,
-         top: int = 0) -> tuple[Config, float]:
-    """Benchmark every candidate (but ``skip``; with ``rank`` and ``top``, only :func:`shortlist`'s); a config
-    must reproduce the heuristic config's output to win."""
+         top: int = 0, timed: list[tuple[Config, float]] | None = None) -> tuple[Config, float]:
+    """Benchmark every candidate (but ``skip``; with ``rank`` and ``top``, only :func:`shortlist`'s), each
+    (config, ms) appended to ``timed`` when given; a config must reproduce the heuristic config's output to
+    win."""
     reference = run(heuristic(problem, False, sm_count)).float()
     best, best_ms = None, math.inf
     every = candidates(problem, smem_limit, tma)
-    timed = set(shortlist(problem, rank(problem, every), top, sm_count, tma)) if rank is not None and top else set(every)
+    listed = set(shortlist(problem, rank(problem, every), top, sm_count, tma)) if rank is not None and top else set(every)
     for cfg in every:
-        if cfg in skip or cfg not in timed:
+        if cfg in skip or cfg not in listed:
             continue
         try:
             out = run(cfg).float()
@@ -471,6 +472,8 @@ def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callabl
                         cfg, problem.key(), err)
             continue
         ms = bench(lambda cfg=cfg: run(cfg))
+        if timed is not None:
+            timed.append((cfg, ms))
         if ms < best_ms:
             best, best_ms = cfg, ms
     if best is None:
@@ -496,10 +499,11 @@ def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Te
                 "CUDA graph capture (it times kernels and synchronises); call the model once before capturing, "
                 "or set TRITONCONV_AUTOTUNE=0 to use the default config")
         before = Counter(stats)
-        cfg, ms = tune(problem, run, bench, smem_limit, sm_count, tma, rank=rank, top=autotune_top())  # verified
+        timed: list[tuple[Config, float]] = []
+        cfg, ms = tune(problem, run, bench, smem_limit, sm_count, tma, rank=rank, top=autotune_top(), timed=timed)
         stats["tuned"] += 1
         log.info("tritonconv: tuned %s on %s: %s (%.4f ms)", problem.key(), device_name, cfg, ms)
-        cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms, timing_since(before))})
+        cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms, timing_since(before), timed)})
         return cfg
     stats["heuristic"] += 1
     return heuristic(problem, False, sm_count, tma)
