@@ -120,8 +120,10 @@ for op, name in (("conv2d", "resnet50_conv1"), ("conv3d", "c3d_conv1")):
 # Under the interpreter: the heuristic, always (reproducible CPU runs). On a GPU: this
 # process's memo, then the user's cache file, then the shipped `autotune_cache/`, each by
 # exact key first and then by bucket; with nothing cached and `TRITONCONV_AUTOTUNE=1` the
-# pruned candidates are benchmarked (each checked against the heuristic's output first) and
-# the winner is written to the user cache. Keys and buckets of one suite layer:
+# pruned candidates are benchmarked (each checked against the heuristic's output first): the
+# `TRITONCONV_AUTOTUNE_TOP` (6) the cost model below predicts fastest, and the heuristic's own
+# (`tuning.shortlist`; 0 benchmarks them all). The winner is written to the user cache, with every
+# config timed and its time. Keys and buckets of one suite layer:
 
 # %%
 prob = shapes.suite_problem("conv2d", suite["conv2d"][1])
@@ -185,6 +187,37 @@ for op in ("conv1d", "conv2d", "conv3d"):
         assert not chosen.tile_h or tuning.tma_padding(p, chosen.block_m) == least
         how = f"{chosen.tile_h} x {chosen.block_m // chosen.tile_h}" if chosen.tile_h else "pointer"
         print(f"{s['name']:>18} {f'{oh} x {ow}':>12} {patches[0]:>18} {patches[1]:>19} {how:>16} {extra:12d}")
+
+# %% [markdown]
+# NC(D)HW layers, PyTorch's default layout, are read in place: the pointer kernel tiles them by
+# rows, and the descriptor kernel takes them only where every box starts on 16 bytes (1x1 and
+# `(k, 1, 1)` layers). On Hopper the tuner also times, for a 16-bit NC(D)HW layer, the
+# channels-last descriptor tiles on a copy of the activations the pass reads (`Config.relayout`,
+# `tuning.relaid`: one copy per call, the output still written NC(D)HW); the heuristic never
+# takes one, so a copy runs only where a GPU measured it to pay. What the cost model (H200
+# constants, below) predicts of the best relayout candidate against the heuristic's in-place
+# launch, copies included:
+
+# %%
+from tritonconv import costmodel
+
+h200 = costmodel.device_for("NVIDIA H200")
+lines = [f"{'layer':>18} {'pass':>10} {'in place ms':>12} {'relaid ms':>10} {'in place / relaid':>18}"]
+for op in ("conv2d", "conv3d"):
+    for s in suite[op]:
+        prob = shapes.suite_problem(op, s)
+        if is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
+            continue
+        for kind in ("conv", "conv_t", "conv_wgrad"):
+            p = tuning.Problem.of(kind, "bfloat16", "contiguous", **prob)
+            relaid = tuning.relaid(p)
+            default = tuning.heuristic(p, False, h200.sms, True)
+            assert not default.relayout and all(c.relayout and c.tile_h for c in relaid)
+            if relaid and kind == "conv":  # the forward shown; the gradients are alike
+                in_place = costmodel.predict(p, default, h200)
+                best = min(costmodel.predict(p, c, h200) for c in relaid)
+                lines.append(f"{s['name']:>18} {kind:>10} {1e3 * in_place:12.4f} {1e3 * best:10.4f} {in_place / best:18.2f}")
+print("\n".join(lines))
 
 # %% [markdown]
 # ## What the compiler makes of it, and the work each launch issues (no GPU)
@@ -485,9 +518,10 @@ else:
 # cost): $t = t_0 + \max(W / (R\,e),\ B / BW)$. `python -m benchmarks.costfit` fits the constants on
 # the committed rows, leaving out those whose time was the host's; rows timed call by call also get
 # a fitted host cost per launch added. Each layer is also predicted by a fit without its own rows
-# (leave-one-layer-out): that error is the one to believe. The tuner uses the model to time only its
-# best few candidates (`python -m tritonconv.tune --top N`), and `benchmarks/predictions/` holds its
-# predictions for every row the next GPU slot times.
+# (leave-one-layer-out): that error is the one to believe. The tuners use the model to time only its
+# best few candidates (`python -m tritonconv.tune --top N`; in the library `TRITONCONV_AUTOTUNE_TOP`),
+# each with the heuristic's, and `benchmarks/predictions/` holds its predictions for every row the
+# next GPU slot times (the suite's, and KernelBench's beside PyTorch's last measured times).
 
 # %%
 fit_rows = [json.loads(line) for line in (static_dir / "costmodel-fit.jsonl").read_text().splitlines()]
