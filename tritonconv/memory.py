@@ -3,8 +3,9 @@
 The kernels are implicit GEMMs: no im2col buffer, so a one-shot convolution holds its input,
 weight, bias and output (activations are read in place, in any layout), plus, in large problems, a
 copy of a weight not laid out for the kernels (:func:`tritonconv.geometry.weight_copy_pays`), the
-split partial sums of small outputs and of the weight gradient, and a layer of few input channels' packed
-input (:func:`packed_bytes`). Streaming keeps its input ring channels-last.
+split partial sums of small outputs and of the weight gradient, a layer of few input channels' packed
+input (:func:`packed_bytes`), and, where tuning chose a relayout config for NC(D)HW activations
+(``Config.relayout``), their channels-innermost copy. Streaming keeps its input ring channels-last.
 :func:`plan_stream` sizes the slabs of :func:`tritonconv.streaming.conv3d_stream`; :class:`TensorBytes`
 measures what a block of torch calls holds, on the CPU too.
 """
