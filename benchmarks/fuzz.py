@@ -13,7 +13,8 @@ cached config also serves the other shapes of its bucket untimed. tritonconv's o
 gradients (through autograd, as training runs them) are compared with float64 PyTorch on the same
 operands, and so are PyTorch's own in the case's dtype (cuDNN on a GPU), by relative L2 error; a
 case fails when tritonconv's error passes the dtype's tolerance. One JSON line per case, then a
-summary; the exit status is 1 if any case failed. A failing case is reproduced by its seed alone.
+summary; the exit status is 1 if any case failed. A case whose drawn config is out of the GPU's resources (as
+tuning skips it) is not run (``ok`` null). A failing case is reproduced by its seed alone.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from triton.runtime.errors import OutOfResources
 
 import tritonconv
 from tritonconv import dispatch, geometry, tuning
@@ -123,12 +125,15 @@ def check(case: dict, device: torch.device) -> dict:
     tma = device.type == "cpu" or torch.cuda.get_device_capability(device)[0] >= 9  # the interpreter emulates TMA
     for impl, fn in (("tritonconv", getattr(tritonconv, name)), ("torch", getattr(F, name))):
         picked: list[dict] = []
-        drawn = drawn_configs(case["seed"] + 2, tma, picked) if impl == "tritonconv" and case.get("configs") == "drawn" \
-            else contextlib.nullcontext()
+        drawing = impl == "tritonconv" and case.get("configs") == "drawn"
         try:
-            with drawn:
+            with drawn_configs(case["seed"] + 2, tma, picked) if drawing else contextlib.nullcontext():
                 outs = run(fn, dtype)
         except Exception as exc:  # a crash is a result of the case
+            if drawing and isinstance(exc, OutOfResources):
+                # a drawn config this GPU cannot launch (tuning skips it too): the case is not run
+                row[impl], row["picked"], row["ok"] = {"skipped": f"{exc}"[:300]}, picked, None
+                return row
             row[impl] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             continue
         errs = [rel_err(o, r) for o, r in zip(outs, ref)]
@@ -152,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":  # float64 and float32 references without TF32
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
-    start, done, failed = time.monotonic(), 0, []
+    start, done, failed, skipped = time.monotonic(), 0, [], 0
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(args.out.open("w")) if args.out else sys.stdout
         for i in range(args.count):
@@ -162,9 +167,11 @@ def main(argv: list[str] | None = None) -> int:
             sink.write(json.dumps(row) + "\n")
             sink.flush()
             done += 1
-            if not row["ok"]:
+            if row["ok"] is False:
                 failed.append(row["seed"])
-    print(f"fuzz on {device}: {done} cases, {len(failed)} wrong" + (f" (seeds {failed})" if failed else ""))
+            skipped += row["ok"] is None
+    print(f"fuzz on {device}: {done} cases, {len(failed)} wrong" + (f" (seeds {failed})" if failed else "")
+          + (f", {skipped} not run (a drawn config out of this GPU's resources)" if skipped else ""))
     return 1 if failed else 0
 
 

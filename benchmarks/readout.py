@@ -238,8 +238,10 @@ def outcome(folder: Path) -> list[str]:
         lines.append("- spec notebooks on the GPU: no report (the step did not finish)")
     fuzz = [r for r in read_rows(folder / "fuzz.jsonl") if "seed" in r]
     if fuzz:
-        wrong = [r["seed"] for r in fuzz if not r.get("ok")]
-        lines.append(f"- fuzz: {len(fuzz)} random configurations, {len(wrong)} wrong" + (f" (seeds {wrong})" if wrong else ""))
+        wrong = [r["seed"] for r in fuzz if r.get("ok") is False or "ok" not in r]
+        unrun = sum(r.get("ok", False) is None for r in fuzz)
+        lines.append(f"- fuzz: {len(fuzz)} random configurations, {len(wrong)} wrong" + (f" (seeds {wrong})" if wrong else "")
+                     + (f", {unrun} not run (a drawn config out of the GPU's resources)" if unrun else ""))
     log = folder / "slot.log"
     if log.is_file():
         summary = re.findall(r"^(?:\d+ (?:passed|failed).*) in [\d.]+s.*$", log.read_text(), re.M)

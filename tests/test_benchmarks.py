@@ -164,6 +164,14 @@ def test_fuzz_draws_valid_cases_and_catches_a_planted_fault(monkeypatch, capsys)
                  if c["configs"] == "drawn" and c["ndim"] == 1 and c["C"] >= 8 and c["groups"] == 1)
     row = fuzz.check(drawn, torch.device("cpu"))  # each launch's config drawn from the tuner's candidates
     assert row["ok"] and len(row["picked"]) >= 3 and {p["kind"] for p in row["picked"]} >= {"conv", "conv_t"}
+    from triton.runtime.errors import OutOfResources
+
+    def too_big(*args, **kwargs):
+        raise OutOfResources(300000, 232448, "shared memory")
+
+    with monkeypatch.context() as m:  # a drawn config the GPU cannot launch: not run, not wrong
+        m.setattr(tritonconv, "conv1d", too_big)
+        assert fuzz.check(drawn, torch.device("cpu"))["ok"] is None
     case = next(c for c in map(fuzz.draw, range(100)) if not c["transposed"] and c["ndim"] == 1 and c["dtype"] == "float32")
     real = tritonconv.conv1d
     monkeypatch.setattr(tritonconv, "conv1d", lambda *a, **k: real(*a, **k) * 1.001)
@@ -329,7 +337,8 @@ def made_up_slot(folder, date="2026-12-01T10:00:00+00:00", scale=1.0):
     (folder / "tuned.jsonl").write_text(json.dumps(tuned) + "\n")
     (folder / "kernelbench.jsonl").write_text(json.dumps({**meta, "name": "87_pointwise", "speedup": 0.5,
                                                           "kernelbench_speedup": 0.25, "tritonconv": {"ms": 4.0}}) + "\n")
-    (folder / "fuzz.jsonl").write_text(json.dumps({"seed": 1, "ok": True}) + "\n" + json.dumps({"seed": 2, "ok": False}) + "\n")
+    fuzzed = ((1, True), (2, False), (3, None))  # passed, wrong, not run
+    (folder / "fuzz.jsonl").write_text("".join(json.dumps({"seed": i, "ok": ok}) + "\n" for i, ok in fuzzed))
     (folder / "spec.xml").write_text('<testsuites><testsuite><testcase classname="spec_notebooks.01"/>'
                                      '<testcase classname="spec_notebooks.02"><failure/></testcase></testsuite></testsuites>')
     (folder / "slot.log").write_text("## 10:00:00 [tests] pytest\n3 passed, 1 failed in 9.0s\n## exit 1\n## exit 124\n"
@@ -377,7 +386,7 @@ def test_readout_commits_tabulates_draws_and_compares(tmp_path):
     assert "| 2D | 0.80x (0.13x) n=1 | 0.25x (0.06x) n=1 |" in block and "rest" in readme.read_text()
     assert "| 1D | 2.00x (0.50x) n=1 | 1.00x (0.25x) n=1 |" in block
     assert "spec notebooks on the GPU: 1 cells passed, 1 failed (in 02)" in text
-    assert "fuzz: 2 random configurations, 1 wrong (seeds [2])" in text and "stopped at their deadline" in text
+    assert "fuzz: 3 random configurations, 1 wrong (seeds [2]), 1 not run" in text and "stopped at their deadline" in text
     assert "this slot measured with TRITONCONV_DIRECT=0" in text
     assert ("2 candidates timed for 1 problems; the one the model predicted fastest was within 5% of the fastest "
             "timed on 1") in text
