@@ -364,7 +364,7 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
         group = todo[first:first + chunk] if jobs > 0 else todo
         if out_of_time():
             break
-        every = {problem: tuning.candidates(problem, smem, tma) for _, problem in group}
+        every = {problem: tuning.candidates(problem, smem, tma, sm_count) for _, problem in group}
         only = {p: tuning.shortlist(p, costmodel.rank(p, cfgs, model), top, sm_count, tma)
                 for p, cfgs in every.items()} if top else None
         skip = precompile(group, smem, jobs, device, tma, only) if jobs > 0 else {}

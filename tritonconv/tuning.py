@@ -92,9 +92,9 @@ def smem_bytes(config: Config, itemsize: int) -> int:
     return config.num_stages * (config.block_m * config.block_k + config.block_k * config.block_n) * itemsize
 
 
-def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = False) -> list[Config]:
+def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = False, sm_count: int = 132) -> list[Config]:
     """The kernel's config space pruned for ``problem``: no block far above its dimension, none over smem; and the
-    heuristic's config.
+    heuristic's config (for a GPU of ``sm_count`` SMs).
 
     ``tma``: the device has a tensor memory accelerator (compute capability 9+); eligible
     problems then also try the descriptor kernels (:func:`tma_candidates`), and NC(D)HW ones those kernels on
@@ -127,7 +127,7 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
         out += [cfg for cfg in tma_candidates(problem) if smem_bytes(cfg, itemsize) <= smem_limit]
     if tma:
         out += [cfg for cfg in relaid(problem) if smem_bytes(cfg, itemsize) <= smem_limit]
-    chosen = heuristic(problem, interpret=False, tma=tma)  # always a candidate (its tiles may fit the channels
+    chosen = heuristic(problem, interpret=False, sm_count=sm_count, tma=tma)  # always a candidate (its tiles may fit the channels
     return out + [chosen] if chosen not in out else out  # better than the space's powers of two)
 
 
@@ -456,7 +456,7 @@ def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callabl
     win."""
     reference = run(heuristic(problem, False, sm_count)).float()
     best, best_ms = None, math.inf
-    every = candidates(problem, smem_limit, tma)
+    every = candidates(problem, smem_limit, tma, sm_count)
     listed = set(shortlist(problem, rank(problem, every), top, sm_count, tma)) if rank is not None and top else set(every)
     for cfg in every:
         if cfg in skip or cfg not in listed:
