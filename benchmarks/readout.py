@@ -284,13 +284,20 @@ def tuning_ranked(folder: Path, device: str) -> list[str]:
     from benchmarks import costfit
     from tritonconv import costmodel
 
-    tuned = costfit.tuning_samples(sorted(folder.glob("*__triton-*.json")), device)
+    files = sorted(folder.glob("*__triton-*.json"))
+    tuned = costfit.tuning_samples(files, device)
     if not tuned:
         return []
     rep = costfit.ranking_report(tuned, costmodel.device_for(device))
+    entries = {key: value for path in files for key, value in json.loads(path.read_text()).get("entries", {}).items()
+               if key in {s["name"] for s in tuned}}
+    nchw = [key for key in entries if key.split("|")[2] == "contiguous"]
+    relaid = sorted(key for key in nchw if entries[key]["config"].get("relayout"))
     return ["", "## Tuning, against the cost model", "",
             f"{len(tuned)} candidates timed for {rep['problems']} problems; the one the model predicted fastest was "
-            f"within 5% of the fastest timed on {rep['within_5pct']} (median {rep['median_ratio']:.3f}x)."]
+            f"within 5% of the fastest timed on {rep['within_5pct']} (median {rep['median_ratio']:.3f}x).",
+            "", f"NC(D)HW problems tuned: {len(nchw)}; won by a relayout config (activations copied channels innermost): "
+            f"{len(relaid)}" + "".join(f"\n- `{key}`" for key in relaid)]
 
 
 def readout(folder: Path, results: Path = RESULTS, cache_dir: Path = ROOT / "autotune_cache",
