@@ -36,8 +36,7 @@ ROOT = Path(__file__).resolve().parent
 FIT_ROWS = ROOT / "results" / "static" / "costmodel-fit.jsonl"
 PREDICTIONS = ROOT / "predictions"
 PASS_KINDS = {"forward": "conv", "input_grad": "conv_t", "weight_grad": "conv_wgrad"}
-TUNED_PASS = {"conv": "forward", "conv_t": "input_grad", "conv_wgrad": "weight_grad", "conv_dw": "forward",
-              "conv_dw_t": "input_grad", "conv_dw_wgrad": "weight_grad"}
+TUNED_PASS = {kind: pas for pas, k in PASS_KINDS.items() for kind in (k, tuning.DEPTHWISE_KIND[k])}  # a kind's pass
 HOST_MS = 0.0833
 
 
@@ -142,23 +141,11 @@ def predicted_ms(sample: dict, device: costmodel.Device, host_ms: float = 0.0) -
     return device_ms + host_ms * len(sample["launches"]) if sample["call_by_call"] else device_ms
 
 
-def rate_of(problem: Problem, config: Config) -> str:
-    """The :class:`~tritonconv.costmodel.Device` rate a launch is predicted with (the one its rows fit)."""
-    if problem.kind.startswith("conv_dw") or problem.dtype == "float64":
-        return "fma_macs"
-    if problem.dtype == "float32":
-        return "ieee_macs"
-    if config.relayout:
-        return rate_of(tuning.as_relaid(problem), dataclasses.replace(config, relayout=0))
-    return ("tma_macs" if config.tile_h else "fold_macs" if costmodel.folds(problem, config)
-            else "row_macs" if costmodel.by_rows(problem, config) else "mma_macs")
-
-
 def fit(fitted: list[dict], start: costmodel.Device) -> tuple[costmodel.Device, float]:
     """The rates, bandwidth and launch cost minimising the squared log error over ``fitted``; a kernel's rate
     only when ``fitted`` has launches of it (the others keep ``start``'s); and, when rows timed call by call are
     among them, the host milliseconds per launch those timings added (else 0)."""
-    used = {rate_of(p, c) for s in fitted for p, c in s["launches"]}
+    used = {costmodel.rate_of(p, c)[0] for s in fitted for p, c in s["launches"]}
     names = ["bandwidth", "t0"] + sorted(used)
     if "row_macs" in used:  # NC(D)HW rows measured: their rate fitted, from the pointer kernels' (else it stays None)
         start = dataclasses.replace(start, row_macs=start.row_macs or start.mma_macs)

@@ -44,8 +44,8 @@ from . import cache, geometry, shapes, tuning
 from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
-__all__ = ["DATASHEET", "Device", "by_rows", "device_for", "folds", "issued", "pack_seconds", "predict", "rank",
-           "ranking", "relayout_seconds"]
+__all__ = ["DATASHEET", "Device", "by_rows", "device_for", "folds", "issued", "launched", "pack_seconds", "predict",
+           "rank", "ranking", "rate_of", "relayout_seconds"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,10 +107,17 @@ def _standin(shape, dtype, channels_inner: bool) -> torch.Tensor:
     return torch.empty(shape, dtype=dtype)
 
 
+def launched(problem: Problem, config: Config) -> tuple[Problem, Config]:
+    """The problem and config the kernel runs: a relayout config's (``Config.relayout``) are the channels-last
+    problem's, on copies (:func:`relayout_seconds` prices them)."""
+    if config.relayout:
+        return tuning.as_relaid(problem), dataclasses.replace(config, relayout=0)
+    return problem, config
+
+
 def issued(problem: Problem, config: Config) -> tuple[int, int]:
     """(multiply-adds issued, CTAs) of ``problem``'s launch with ``config`` (nothing runs)."""
-    if config.relayout:  # the channels-last problem's launch, on copies
-        return issued(tuning.as_relaid(problem), dataclasses.replace(config, relayout=0))
+    problem, config = launched(problem, config)
     if problem.kind.startswith("conv_dw"):  # FMA kernels over (positions x channels) tiles: no padding counted
         rows, cols, _ = problem.gemm
         macs = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
@@ -180,29 +187,33 @@ def folds(problem: Problem, config: Config) -> bool:
 
 def relayout_seconds(problem: Problem, device: Device) -> float:
     """The copies a relayout config (``Config.relayout``) makes before its launch: each NC(D)HW activation the pass
-    reads (the forward's input, the input gradient's output gradient, both for the weight gradient) read and
-    written once channels innermost, a launch each."""
-    read = {"conv": [problem.input_shape], "conv_t": [problem.output_shape],
-            "conv_wgrad": [problem.input_shape, problem.output_shape]}[problem.kind]
+    reads (:attr:`~tritonconv.geometry.Problem.reads`) read and written once channels innermost, a launch each."""
     itemsize = getattr(torch, problem.dtype).itemsize
-    return sum(device.t0 + 2 * math.prod(shape) * itemsize / device.bandwidth for shape in read)
+    return sum(device.t0 + 2 * math.prod(shape) * itemsize / device.bandwidth for shape in problem.reads)
+
+
+def rate_of(problem: Problem, config: Config) -> tuple[str, float]:
+    """The :class:`Device` rate a launch runs at, and the factor applied to it: ``fma_macs`` for the depthwise
+    kernels and fp64 dots (half of it), ``ieee_macs`` for IEEE fp32 dots, a quarter of ``mma_macs`` for TF32 ones;
+    else the kernel's 16-bit rate (``tma_macs``, ``fold_macs``, ``row_macs``, ``mma_macs``), twice it for fp8."""
+    problem, config = launched(problem, config)
+    if problem.kind.startswith("conv_dw") or problem.dtype == "float64":
+        return "fma_macs", 0.5 if problem.dtype == "float64" else 1.0
+    if problem.dtype == "float32":
+        return ("ieee_macs", 1.0) if torch.get_float32_matmul_precision() == "highest" else ("mma_macs", 0.25)
+    name = ("tma_macs" if config.tile_h else "fold_macs" if folds(problem, config)
+            else "row_macs" if by_rows(problem, config) else "mma_macs")
+    return name, 2.0 if problem.dtype.startswith("float8") else 1.0  # fp8 tensor-core products: twice as fast
 
 
 def predict(problem: Problem, config: Config, device: Device) -> float:
     """Predicted device seconds of one launch (the module docstring gives the form); a relayout config's copies
     included (:func:`relayout_seconds`)."""
     if config.relayout:
-        return (predict(tuning.as_relaid(problem), dataclasses.replace(config, relayout=0), device)
-                + relayout_seconds(problem, device))
+        return predict(*launched(problem, config), device) + relayout_seconds(problem, device)
     macs, ctas = issued(problem, config)
-    if problem.kind.startswith("conv_dw") or problem.dtype == "float64":
-        rate = device.fma_macs / (2 if problem.dtype == "float64" else 1)
-    elif problem.dtype == "float32":
-        rate = device.ieee_macs if torch.get_float32_matmul_precision() == "highest" else device.mma_macs / 4
-    else:
-        rate = (device.tma_macs if config.tile_h else device.fold_macs if folds(problem, config)
-                else (device.row_macs or device.mma_macs) if by_rows(problem, config) else device.mma_macs)
-        rate *= 2 if problem.dtype.startswith("float8") else 1  # fp8 tensor-core products: twice the 16-bit rate
+    name, factor = rate_of(problem, config)
+    rate = (getattr(device, name) or device.mma_macs) * factor  # row_macs unset: the pointer rate
     slots = device.sms * ctas_per_sm(problem, config, device)
     efficiency = ctas / (math.ceil(ctas / slots) * slots) if ctas else 1.0
     return device.t0 + max(macs / (rate * efficiency), moved(problem, config) / device.bandwidth)

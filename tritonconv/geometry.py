@@ -120,6 +120,13 @@ class Problem:
         return c_out_g, c_in_g, self.output_shape[0] * math.prod(self.output_shape[2:])
 
     @property
+    def reads(self) -> list[tuple[int, ...]]:
+        """The shapes of the activations a launch of this kind reads: the input (forward), the output gradient
+        (input gradient), both (weight gradient)."""
+        return {"conv": [self.input_shape], "conv_t": [self.output_shape],
+                "conv_wgrad": [self.input_shape, self.output_shape]}[self.kind.replace("_dw", "")]
+
+    @property
     def spec(self) -> ConvSpec:
         """The problem as a checked, batched convolution (what a kernel's ``Launch`` takes)."""
         return ConvSpec(len(self.stride), self.stride, self.padding, self.dilation, self.groups, self.input_shape,

@@ -160,8 +160,7 @@ def tma_eligible(problem: Problem) -> bool:
     channels = (rows, cols) if wgrad else (red,)  # wgrad: dy's and x's channels; else the reduction's
     if problem.layout == "channels_last":
         return all(c * itemsize % 16 == 0 for c in channels)
-    reads = {"conv": [problem.input_shape], "conv_t": [problem.output_shape],
-             "conv_wgrad": [problem.input_shape, problem.output_shape]}[problem.kind]
+    reads = problem.reads
     (pad, _), dilation, taps = problem.padding[-1], problem.dilation[-1], problem.weight_shape[-1]
     pad = (taps - 1) * dilation - pad if problem.kind == "conv_t" else pad  # run as a forward convolution
     return (all(r[-1] * itemsize % 16 == 0 for r in reads) and pad * itemsize % 16 == 0

@@ -186,7 +186,7 @@ class Launch:
         self.x_desc, self.w_desc = Descriptors(self.launcher, *self.x_layout), Descriptors(self.launcher, *self.w_layout)
 
     def __call__(self, x, weight, bias, y, scales: tuple | None = None) -> torch.Tensor:
-        """Build the descriptors and launch; ``scales``: (weight scale, input scale) with fp8."""
+        """Get the descriptors and launch; ``scales``: (weight scale, input scale) with fp8."""
         if not self.empty:
             w_scale, x_scale = scales if scales is not None else (y, y)
             self.launcher(x.device, self.grid, self.x_desc(x), self.w_desc(weight), bias if bias is not None else weight,
