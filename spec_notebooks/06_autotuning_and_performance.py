@@ -152,22 +152,26 @@ for op in ("conv1d", "conv2d", "conv3d"):
 # %% [markdown]
 # On Hopper GPUs (compute capability 9+) the forward candidates of unit-stride, one-group
 # layers with 16-byte channel rows also include the tensor-descriptor kernel
-# (`tritonconv.kernels.tma`): each program computes a `tile_h x (block_m / tile_h)` patch of
-# output positions, whose input for one tap is a single box of the channels-last input, read
-# by the copy engine with the padding filled in as zeros. The patch is the power-of-two
-# shape that pads the output plane least. On such a GPU the heuristic gives it the 16-bit
+# (`tritonconv.kernels.tma`): each program computes a `tile_b x tile_h x tile_w` patch of
+# output positions (images x rows x columns, `tile_b * tile_h * tile_w = block_m`), whose input for
+# one tap is a single box of the channels-last input, read by the copy engine with the padding
+# filled in as zeros. The patch is the power-of-two shape that pads the batch's output planes
+# least: one image's rows where the plane is large, several images where it is small (a 14 x 14
+# plane in 2 x 2 patches of 32 images covers it exactly, where one image's 16 x 16 padded 1.31x;
+# NC(D)HW boxes are one image's). On such a GPU the heuristic gives it the 16-bit
 # forward layers (in the H200 session below, with the pointer kernel's own tiles it ran 1.9x and
 # 1.45x faster on `deeplab_3x3_d2` and `c3d_conv3a`, and the tuner chose it on every unit-stride
 # layer whose kernel outlasted the host path), unit-stride input gradients and, through a kernel of
 # its own (in `tritonconv.kernels.weight_grad`: patches of 64 positions as boxes of the output
 # gradient and of the input shifted by the tap), weight gradients, each only where its patches pad
-# the plane at most `tuning.TMA_PADDING` (1.35: a power-of-two box pads 14 x 14 and 7 x 7 planes to
-# 1.31x, 17 x 17 ones to 2x; the H200 fit rates the descriptor kernel 1.46x the pointer kernel), with
-# 64-position patches where they pad less than 128. The tuner weighs it for the rest:
+# the output positions at most `tuning.TMA_PADDING` (1.35: one image's power-of-two box pads 14 x 14
+# and 7 x 7 planes to 1.31x, 17 x 17 ones to 2x; the H200 fit rates the descriptor kernel 1.46x the
+# pointer kernel; patches spanning images pad every suite plane at most 1.14x), with 64-position
+# patches where they pad less than 128. The tuner weighs it for the rest:
 
 # %%
 print(f"{'layer':>18} {'output plane':>12} {'64-position patch':>18} {'128-position patch':>19} "
-      f"{'heuristic (fwd)':>16} {'+ candidates':>12}")
+      f"{'heuristic (fwd)':>16} {'+ candidates':>12}   (patches: images x rows x columns)")
 for op in ("conv1d", "conv2d", "conv3d"):
     for s in suite[op]:
         prob = shapes.suite_problem(op, s)
@@ -177,15 +181,18 @@ for op in ("conv1d", "conv2d", "conv3d"):
         if not tuning.tma_eligible(p):
             continue
         oh, ow = (1, *p.output_shape[2:]) if op == "conv1d" else p.output_shape[-2:]
-        patches = [f"{tuning.tma_tile(oh, ow, m)} x {m // tuning.tma_tile(oh, ow, m)} "
-                   f"({tuning.tma_padding(p, m):.2f}x)" for m in (64, 128)]
+        patches = []
+        for m in (64, 128):
+            fields = tuning.tma_patch(p, m)
+            images, rows, cols = tuning.Config(m, 16, 16, **fields).patch(m)
+            patches.append(f"{images}x{rows}x{cols} ({tuning.tma_padding(p, m):.2f}x)")
         extra = len(tuning.candidates(p, tma=True)) - len(tuning.candidates(p))
         pointer, chosen = tuning.heuristic(p, interpret=False), tuning.heuristic(p, interpret=False, tma=True)
         assert extra > 0 and not pointer.tile_h  # not without a TMA unit
         least = min(tuning.tma_padding(p, m) for m in {pointer.block_m, 64})
         assert bool(chosen.tile_h) == (least <= tuning.TMA_PADDING and pointer.split_k == 1 and not pointer.fold)
         assert not chosen.tile_h or tuning.tma_padding(p, chosen.block_m) == least
-        how = f"{chosen.tile_h} x {chosen.block_m // chosen.tile_h}" if chosen.tile_h else "pointer"
+        how = "x".join(map(str, chosen.patch(chosen.block_m))) if chosen.tile_h else "pointer"
         print(f"{s['name']:>18} {f'{oh} x {ow}':>12} {patches[0]:>18} {patches[1]:>19} {how:>16} {extra:12d}")
 
 # %% [markdown]
@@ -229,9 +236,10 @@ print("\n".join(lines))
 # local memory) and shared memory per program (227 KiB on an H100/H200). `python -m
 # benchmarks.work` counts the multiply-adds each launch's `tl.dot` calls issue, masked lanes
 # included, against the useful ones (`shapes.conv_macs`): 1.0 is no waste. Both take the configs a
-# Hopper GPU's heuristic picks: the descriptor kernels' patches are power-of-two rectangles, so
-# they pad small planes (14 x 14 and 7 x 7 to 1.31x), which the heuristic accepts up to
-# `tuning.TMA_PADDING` for their faster main loop (below).
+# Hopper GPU's heuristic picks: the descriptor kernels' patches have power-of-two sides, and span
+# images where a plane is small, so they pad the suite's channels-last planes at most 1.14x (one
+# image's patches padded 14 x 14 and 7 x 7 planes 1.31x); the stems' packed channels and the
+# (2+1)D layers' mid widths pad the channels instead (below).
 
 # %%
 static_dir = ROOT / "benchmarks" / "results" / "static"

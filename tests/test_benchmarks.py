@@ -274,19 +274,14 @@ def test_committed_work_report_is_current():
     fresh = work.report(json.loads((work.ROOT / "shapes.json").read_text()))
     committed = [json.loads(line) for line in work.COMMITTED.read_text().splitlines()]
     assert fresh == committed, "the heuristic changed: regenerate with `python -m benchmarks.work --write`"
-    # issued / useful within 1.15 everywhere but where no power-of-two tile can fit: the stems packed
-    # (resnet50_conv1: 12 channels in 16, 4 x 4 taps where the 7 x 7 kernel has 49 / 4: 1.74x, its input gradient
-    # 2.0x; c3d_conv1: 9 in 16, 1.78x; at the plain tiles' rate where a folded loop is integer-bound),
-    # c3d_conv1's input gradient (3 channels written by 16-wide columns: 5.3x, at the plain rate; unit-stride
-    # packing's copies overlap, so it does not pack), and the descriptor kernels' power-of-two boxes on
-    # planes they pad (14 x 14, 7 x 7: 1.31x; 28 x 28: 1.14x, then times a channel tile's <= 1.15x), which the
-    # heuristic takes up to tuning.TMA_PADDING (their fitted rate is 1.46x the pointer kernel's)
-    from tritonconv import tuning
-
+    # issued / useful within 1.15 everywhere but the stems packed (resnet50_conv1: 12 channels in 16, 4 x 4 taps where
+    # the 7 x 7 kernel has 49 / 4: 1.74x, its input gradient 1.85x; c3d_conv1: 9 in 16, 1.78x; at the plain tiles'
+    # rate where a folded loop is integer-bound) and c3d_conv1's input gradient (3 channels written by 16-wide
+    # columns: 5.3x, at the plain rate; unit-stride packing's copies overlap, so it does not pack). The descriptor
+    # kernels' patches span images where a plane is small (14 x 14, 7 x 7, 17 x 17, 28 x 28), and their channel
+    # tiles narrow beside a patch that pads (tuning.within_slack), so no other layer or pass passes 1.15.
     stems = {"resnet50_conv1", "c3d_conv1"}
-    over = [r for r in committed if r["ratio"] > 1.15 and r["name"] not in stems]
-    assert over and all(r["kernel"] == "descriptor" and r["ratio"] <= tuning.TMA_PADDING * 1.15 for r in over), over
-    assert not [r for r in committed if r["ratio"] > 1.15 and r["kernel"] == "pointer"]
+    assert not [r for r in committed if r["ratio"] > 1.15 and r["name"] not in stems]
     packed = [r for r in committed if r["name"] in stems and (r["name"], r["kind"]) != ("c3d_conv1", "conv_t")]
     assert all(set(r["stride"]) == {1} and r["kernel"] == "descriptor" and r["ratio"] < 2.05 for r in packed), packed
 

@@ -115,6 +115,44 @@ def test_nchw_boxes_only_where_they_start_on_16_bytes():
     assert eligible("conv", (16, 16, 1, 1), 0, dtype="float32", width=12)  # 48-byte rows
 
 
+@pytest.mark.parametrize("op,x_shape,w_shape,kwargs", [
+    ("conv2d", (3, 16, 5, 6), (24, 16, 3, 3), dict(padding=1)),
+    ("conv3d", (3, 8, 3, 4, 5), (16, 8, 3, 3, 3), dict(padding=1, stride=(2, 1, 1))),  # depth slices of each image
+])
+@pytest.mark.parametrize("images", [2, 4])
+def test_patches_spanning_images_stop_at_the_batch(op, x_shape, w_shape, kwargs, images, monkeypatch):
+    """Patches of several images (``Config.tile_b``) on a batch of 3: the last patch's images past the batch read
+    zeros and are not stored (the output is poisoned first), in the forward (bias, relu), the input gradient and
+    the weight gradient (one sum over every patch, and split so a split starts mid-batch), through the
+    descriptor kernels, against torch; an NC(D)HW input, whose boxes are one image's, runs the pointer kernel
+    with the same tiles."""
+    launched = []
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: launched.append(1) or _f(*a, **k))
+    monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch",
+                        lambda *a, _f=weight_grad.DescriptorLaunch.launch: launched.append(1) or _f(*a))
+    x = geometry.to_layout(torch.randn(x_shape, device=DEVICE), "channels_last").requires_grad_()
+    w = torch.randn(w_shape, device=DEVICE)
+    b = torch.randn(w_shape[0], device=DEVICE)
+    y = getattr(F, op)(x, w, b, **kwargs)
+    dy = geometry.to_layout(torch.randn(y.shape, device=DEVICE), "channels_last")
+    (ref_dx,) = torch.autograd.grad(y, x, dy)
+    x = x.detach()
+    ref_dw = torch.autograd.grad(getattr(F, op)(x, w.requires_grad_(), **kwargs), w, dy)[0]
+    w = w.detach()
+    spec = conv_spec(op, int(op[-2]), x, w, b, kwargs.get("stride", 1), kwargs.get("padding", 0), 1, 1)
+    cfg = tuning.Config(64, 16, 16, group_m=1, num_stages=1, tile_h=2, tile_b=images)
+    assert_close(run(op, x, w, b, cfg, "relu", **kwargs), F.relu(y))
+    for split in (1, 3):  # one sum walking every patch; three starting mid-batch
+        assert_close(dispatch.conv_grad_weight(dy, x, spec, False, dataclasses.replace(cfg, split_k=split)), ref_dw)
+    if "stride" not in kwargs:
+        assert_close(dispatch.conv_grad_input(dy, w, spec, False, geometry.output_memory_format(x, w), cfg), ref_dx)
+    assert len(launched) == (4 if "stride" not in kwargs else 3)
+    nchw = x.contiguous()
+    assert not tma.usable(nchw, w, spec, cfg)
+    assert_close(run(op, nchw, w, b, cfg, "relu", **kwargs), F.relu(y))
+    assert len(launched) == (4 if "stride" not in kwargs else 3)
+
+
 def test_flip_and_nchw_input(monkeypatch):
     """True convolution (flipped kernel) through descriptors; an NCHW input whose rows are no 16-byte multiple
     (9 fp32 columns), given a descriptor config, is read in place by the pointer kernel with the same tiles."""
@@ -205,28 +243,40 @@ def test_offered_only_where_descriptors_apply(kind, dtype, input_shape, weight_s
 
 
 def test_descriptor_patches_only_where_they_pad_the_plane_little():
-    """Boxes are power-of-two rectangles: the heuristic gives a unit-stride layer the descriptor kernels only
-    where their patches pad the plane at most TMA_PADDING (14 x 14: 1.31x, taken; 17 x 17: 2x, not), and takes
-    64-position patches where they pad less than 128 (56 x 56: 8 x 8, exact)."""
+    """Boxes have power-of-two sides: the heuristic gives a unit-stride layer the descriptor kernels only where
+    their patches pad the output positions at most TMA_PADDING. Channels-innermost patches span images, so small
+    planes pad little (14 x 14 and 17 x 17 at batch 32: at most 1.06x, taken); an NC(D)HW box is one image's
+    (17 x 24 in rows of 8 bf16 columns or more: 1.41x, not taken). 56 x 56: two images' 8 x 8 patches, exact."""
     def chosen(kind, hw, batch=32):
         problem = tuning.Problem.of(kind, "bfloat16", "channels_last", (batch, 128, hw, hw), (128, 128, 3, 3), 1, 1)
-        return tuning.heuristic(problem, interpret=False, tma=True), problem
+        cfg = tuning.heuristic(problem, interpret=False, tma=True)
+        return cfg, problem, cfg.block_k if kind == "conv_wgrad" else cfg.block_m
 
     for kind in ("conv", "conv_t", "conv_wgrad"):
-        cfg, problem = chosen(kind, 56)
-        positions = cfg.block_k if kind == "conv_wgrad" else cfg.block_m
-        assert cfg.tile_h and tuning.tma_padding(problem, positions) == 1.0 and positions // cfg.tile_h == 8
-        cfg, problem = chosen(kind, 14)
-        assert cfg.tile_h and tuning.tma_padding(problem, 64) == 256 / 196
-        cfg, problem = chosen(kind, 17)
-        assert not cfg.tile_h and tuning.tma_padding(problem, 64) > 1.9
+        cfg, problem, positions = chosen(kind, 56)
+        assert cfg.tile_h and tuning.tma_padding(problem, positions) == 1.0 and cfg.patch(positions)[1:] == (8, 8)
+        for hw in (14, 17):
+            cfg, problem, positions = chosen(kind, hw)
+            assert cfg.tile_h and cfg.tile_b > 1 and tuning.tma_padding(problem, positions) <= 1.06
+            cfg, problem, positions = chosen(kind, hw, batch=1)  # one image: its plane alone
+            assert bool(cfg.tile_h) == (hw == 14) and cfg.tile_b == 1
+        problem = tuning.Problem.of(kind, "bfloat16", "contiguous", (32, 128, 17, 24), (128, 128, 3, 3), 1, 8, 8)
+        assert tuning.tma_eligible(problem) and tuning.tma_padding(problem, 64) > 1.4  # taps shift 16 bytes
+        assert not tuning.heuristic(problem, interpret=False, tma=True).tile_h
 
 
-def test_tile_shape_pads_the_output_plane_least():
-    assert tuning.tma_tile(56, 56, 64) == 8  # 8 x 8 tiles cover 56 x 56 exactly
-    assert tuning.tma_tile(56, 56, 128) == 8  # 8 x 16 and 2 x 64 both pad to 56 x 64: the squarer one
-    assert tuning.tma_tile(1, 8192, 128) == 1  # 1-D: one row of 128
-    assert tuning.tma_tile(28, 28, 128) == 4  # 4 x 32 pads to 28 x 32; 8 x 16 to 32 x 32
+def test_tile_shape_pads_the_output_positions_least():
+    assert tuning.tma_tile(56, 56, 64) == (1, 8)  # 8 x 8 tiles cover 56 x 56 exactly
+    assert tuning.tma_tile(56, 56, 128) == (1, 8)  # one image: 8 x 16 and 2 x 64 both pad to 56 x 64, the squarer
+    assert tuning.tma_tile(56, 56, 128, batch=32) == (2, 8)  # two images' 8 x 8: exact
+    assert tuning.tma_tile(1, 8192, 128) == (1, 1)  # 1-D: one row of 128
+    assert tuning.tma_tile(28, 28, 128) == (1, 4)  # 4 x 32 pads to 28 x 32; 8 x 16 to 32 x 32
+    assert tuning.tma_tile(14, 14, 128, batch=32) == (32, 2)  # 2 x 2 of 32 images: exact
+    assert tuning.tma_tile(14, 14, 128, batch=3) == (1, 8)  # 4 images would pad the batch 1.33x
+    assert tuning.tma_tile(17, 17, 64, min_w=8) == (1, 8)  # NC(D)HW rows of 16 bytes at least, one image
+    for hw, batch in ((7, 32), (14, 8), (17, 32), (28, 8), (9, 2), (5, 3)):
+        images, rows = tuning.tma_tile(hw, hw, 128, batch=batch)
+        assert images < 2 * batch and 128 % (images * rows) == 0  # no more than the batch's next power of two
 
 
 @pytest.mark.parametrize("op,x_shape,w_shape,kwargs", [c for c in CASES if "stride" not in c[3]])

@@ -75,14 +75,15 @@ def tile_positions(tile, M, OD, OH, OW, BLOCK: tl.constexpr, BLOCK_W: tl.constex
 
 
 @device
-def patch(index, OD, tiles_h, tiles_w, TILE_H: tl.constexpr, TILE_W: tl.constexpr):
-    """Patch ``index`` of ``TILE_H x TILE_W`` output positions (the descriptor kernels' tiles; width patches run
-    fastest) -> its origin ``(batch, od, oh0, ow0)``, scalars."""
+def patch(index, OD, tiles_h, tiles_w, TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr):
+    """Patch ``index`` of ``TILE_B x TILE_H x TILE_W`` output positions (the descriptor kernels' tiles: images x
+    rows x columns of one depth slice; width patches run fastest, then height, depth, images) -> its origin
+    ``(batch, od, oh0, ow0)``, scalars."""
     ow0 = (index % tiles_w) * TILE_W
     rest = index // tiles_w
     oh0 = (rest % tiles_h) * TILE_H
     rest = rest // tiles_h
-    return rest // OD, rest % OD, oh0, ow0
+    return (rest // OD) * TILE_B, rest % OD, oh0, ow0
 
 
 @device

@@ -7,7 +7,7 @@ it runs with) on a GPU described by :class:`Device`::
 
 * ``W``: the multiply-adds the launch issues, masked lanes included (the GEMM kernels' own count,
   ``Launch.mma_work``: channel padding to the tile, tile edges, split tails, the taps a transposed
-  pass masks; the descriptor kernels' TILE_H x TILE_W output patches; the useful multiply-adds of
+  pass masks; the descriptor kernels' TILE_B x TILE_H x TILE_W output patches; the useful multiply-adds of
   a depthwise kernel, which runs on FMA units);
 * ``R``: the kernel's rate on the device, multiply-adds per second: ``mma_macs`` for the pointer GEMM
   kernels' 16-bit ``tl.dot`` (a quarter of it for TF32), ``row_macs`` for them on 2-D and 3-D NC(D)HW tiles
@@ -123,12 +123,12 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
         macs = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
         return macs, triton.cdiv(rows, config.block_m) * triton.cdiv(cols, config.block_n) * max(config.split_k, 1)
     c_out, c_in_g = problem.weight_shape[:2]
-    if config.tile_h and problem.kind != "conv_wgrad":  # TILE_H x TILE_W patches of the written plane, every
-        written = problem.input_shape if problem.kind == "conv_t" else problem.output_shape  # tap, channels padded
+    if config.tile_h and problem.kind != "conv_wgrad":  # images x rows x columns patches of the written planes,
+        written = problem.input_shape if problem.kind == "conv_t" else problem.output_shape  # every tap, channels padded
         n, od, (oh, ow) = written[0], geometry.as_3d(written[2:], 1)[0], tuning.tma_plane(problem)
         _, cols, red = problem.gemm  # the input gradient runs as a forward convolution: channel axes swapped
-        tile_w = config.block_m // config.tile_h
-        patches = n * od * triton.cdiv(oh, config.tile_h) * triton.cdiv(ow, tile_w)
+        tile_b, tile_h, tile_w = config.patch(config.block_m)
+        patches = triton.cdiv(n, tile_b) * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w)
         ctas = patches * triton.cdiv(cols, config.block_n)
         k = problem.taps * triton.cdiv(red, config.block_k) * config.block_k
         return ctas * config.block_m * config.block_n * k, ctas

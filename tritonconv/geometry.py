@@ -44,8 +44,14 @@ class Config:
     num_stages: int = 3
     split_k: int = 1  # independent partial sums over the reduction (weight gradient; small outputs)
     fold: int = 0  # taps folded (few input channels per group): 1 into the forward's reduction; 1 (W), 2 (H, W) wgrad columns
-    tile_h: int = 0  # > 0: the tensor-descriptor kernel (kernels.tma), tiles of tile_h x (block_m // tile_h) positions
+    tile_h: int = 0  # > 0: the tensor-descriptor kernels (kernels.tma), patches of tile_b x tile_h x tile_w positions
+    tile_b: int = 1  # images per descriptor patch (channels-innermost reads only): small planes fill a tile
     relayout: int = 0  # 1: NC(D)HW activations read copied channels innermost first (a tuning candidate, tuning.relaid)
+
+    def patch(self, positions: int) -> tuple[int, int, int]:
+        """A descriptor config's patch of ``positions`` output positions (``block_m``; the weight gradient's
+        ``block_k``): ``(images, rows, columns)``."""
+        return self.tile_b, self.tile_h, positions // (self.tile_b * self.tile_h)
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:

@@ -87,6 +87,18 @@ def fit_pow2(value: int, low: int, high: int, slack: float = 1.15) -> int:
     return max(fits) if fits else min(sizes, key=lambda p: (padded[p], -p))
 
 
+def within_slack(sizes: tuple[int, ...], tiles: tuple[int, ...], padding: float, slack: float = 1.15) -> tuple[int, ...]:
+    """Channel tiles (powers of two, each at most the one given) narrowed where the positions' ``padding`` times
+    theirs would pass ``slack``: a descriptor patch padding a 14 x 14 plane 1.14x leaves 576 channels the 64-wide
+    tile that covers them exactly, not the 128-wide one padding them 1.11x (1.27x together)."""
+    out = []
+    for size, tile in zip(sizes, tiles):
+        tile = fit_pow2(size, 16, tile, slack / padding)
+        padding *= triton.cdiv(max(size, 1), tile) * tile / max(size, 1)
+        out.append(tile)
+    return tuple(out)
+
+
 def smem_bytes(config: Config, itemsize: int) -> int:
     """Shared memory the software pipeline holds: ``num_stages`` A and B tiles."""
     return config.num_stages * (config.block_m * config.block_k + config.block_k * config.block_n) * itemsize
@@ -172,30 +184,54 @@ def tma_min_width(problem: Problem) -> int:
     return 1 if problem.layout == "channels_last" else 16 // torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
 
 
-def tma_tile(out_h: int, out_w: int, block_m: int, min_w: int = 1) -> int:
-    """The tile height (a power of two, tile width ``block_m // tile_h`` at least ``min_w``) padding the output
-    plane least; among equals the squarest (the smallest input box: a tap's halo adds to both sides)."""
-    def cost(tile_h: int) -> tuple[int, int, int]:
-        tile_w = block_m // tile_h
-        return triton.cdiv(out_h, tile_h) * tile_h * triton.cdiv(out_w, tile_w) * tile_w, tile_h + tile_w, tile_h
+def tma_tile(out_h: int, out_w: int, block_m: int, min_w: int = 1, batch: int = 1) -> tuple[int, int]:
+    """``(images, rows)`` of the patch of ``block_m`` positions (powers of two; columns ``block_m // (images *
+    rows)``, at least ``min_w``) padding the ``batch`` output planes least; among equals the fewest images,
+    then the squarest (the smallest input box: a tap's halo adds to both sides). ``batch`` 1: one image per
+    patch (NC(D)HW boxes)."""
+    def cost(images: int, rows: int) -> tuple[int, int, int, int]:
+        cols = block_m // (images * rows)
+        covered = triton.cdiv(batch, images) * images * triton.cdiv(out_h, rows) * rows * triton.cdiv(out_w, cols) * cols
+        return covered, images, rows + cols, rows
 
-    return min(cost(1 << i) for i in range(block_m.bit_length()) if block_m >> i >= min_w)[2]
+    bits = block_m.bit_length()
+    shapes_ = [(1 << i, 1 << j) for i in range(bits) for j in range(bits - i)
+               if block_m >> (i + j) >= min_w and (i == 0 or 1 << (i - 1) < batch)]
+    return min(shapes_, key=lambda s: cost(*s))
+
+
+def tma_patch(problem: Problem, positions: int) -> dict[str, int]:
+    """The patch fields (``tile_b``, ``tile_h``) of ``problem``'s descriptor configs of ``positions`` positions
+    (:func:`tma_tile`): several images per patch where a channels-innermost plane is small (14 x 14 in 2 x 16
+    rows of 4 images: 1.14x, where one image's 16 x 16 padded 1.31x)."""
+    images, rows = tma_tile(*tma_plane(problem), positions, tma_min_width(problem), tma_batch(problem))
+    return dict(tile_b=images, tile_h=rows)
+
+
+def tma_batch(problem: Problem) -> int:
+    """The images a descriptor patch may span: the batch, channels-innermost (an NC(D)HW box is one image's)."""
+    return problem.input_shape[0] if problem.layout == "channels_last" else 1
 
 
 TMA_PADDING = 1.35
-"""The most the descriptor kernels' patches may pad the plane of positions (:func:`tma_padding`) for the heuristic
-to give a problem to them. Their boxes are rectangles of power-of-two sides, so 14 x 14 and 7 x 7 planes pad to
-1.31x, 17 x 17 ones to 2.0-2.2x; the pointer kernel tiles flat runs or rows and pads about 1.0-1.14x. The H200
-fit (``autotune_cache/costmodel``, 2026-11-26 rows) rates the descriptor kernel at 1.46x the pointer kernel's
-multiply-adds per second, so it still wins at 1.31x and loses at 2x; the threshold sits between."""
+"""The most the descriptor kernels' patches may pad the output positions (:func:`tma_padding`) for the heuristic
+to give a problem to them. Their boxes are power-of-two sides, so one image's 14 x 14 and 7 x 7 planes pad to
+1.31x and 17 x 17 ones to 2.0-2.2x; patches spanning images (``Config.tile_b``, channels-innermost) pad them
+1.14x, 1.14x and 1.06x (a batch of 32), as the pointer kernel's flat runs pad about 1.0-1.14x. The H200 fit
+(``autotune_cache/costmodel``, 2026-11-26 rows) rates the descriptor kernel at 1.46x the pointer kernel's
+multiply-adds per second, so it still wins at 1.31x and loses at 2x; the threshold sits between (it now bites on
+NC(D)HW planes only, whose boxes are one image's)."""
 
 
 def tma_padding(problem: Problem, positions: int) -> float:
-    """Positions the descriptor kernels' patches of ``positions`` cover (:func:`tma_tile`) over the plane's."""
+    """Positions the descriptor kernels' patches of ``positions`` cover (:func:`tma_patch`) over the output's."""
     out_h, out_w = tma_plane(problem)
-    tile_h = tma_tile(out_h, out_w, positions, tma_min_width(problem))
-    tile_w = positions // tile_h
-    return triton.cdiv(out_h, tile_h) * tile_h * triton.cdiv(out_w, tile_w) * tile_w / max(out_h * out_w, 1)
+    batch = tma_batch(problem)
+    patch = tma_patch(problem, positions)
+    images, rows = patch["tile_b"], patch["tile_h"]
+    cols = positions // (images * rows)
+    covered = triton.cdiv(batch, images) * images * triton.cdiv(out_h, rows) * rows * triton.cdiv(out_w, cols) * cols
+    return covered / max(batch * out_h * out_w, 1)
 
 
 def tma_plane(problem: Problem) -> tuple[int, int]:
@@ -210,15 +246,13 @@ def tma_candidates(problem: Problem) -> list[Config]:
     positions (:data:`TMA_SPACE`), weight-gradient tiles of :data:`SPACES`' channels with ``block_k`` positions
     of at least 64 per step, every split count that keeps four steps per partial sum."""
     rows, cols, red = problem.gemm
-    out_h, out_w = tma_plane(problem)
-    min_w = tma_min_width(problem)
     out: list[Config] = []
     if problem.kind == "conv_wgrad":
         for (bm, bn, bk, warps, stages), split in itertools.product(SPACES["conv_wgrad"], SPLITS):
             if bk < 64 or (split > 1 and triton.cdiv(red, split) < 4 * bk):
                 continue
             cfg = Config(clamp_pow2(rows, 16, bm), clamp_pow2(cols, 16, bn), bk, group_m=1, num_warps=warps,
-                         num_stages=stages, split_k=split, tile_h=tma_tile(out_h, out_w, bk, min_w))
+                         num_stages=stages, split_k=split, **tma_patch(problem, bk))
             if cfg not in out:
                 out.append(cfg)
         return out
@@ -226,7 +260,7 @@ def tma_candidates(problem: Problem) -> list[Config]:
     for block_m in (64, 128):
         for bn, bk, warps, stages in TMA_SPACE:
             cfg = Config(block_m, clamp_pow2(cols, 16, bn), clamp_pow2(red, low_k, max(bk, low_k)), group_m=1,
-                         num_warps=warps, num_stages=stages, tile_h=tma_tile(out_h, out_w, block_m, min_w))
+                         num_warps=warps, num_stages=stages, **tma_patch(problem, block_m))
             if cfg not in out:
                 out.append(cfg)
     return out
@@ -309,9 +343,13 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
                 and tma_padding(problem, 64) <= TMA_PADDING:
             # the descriptor kernel: patches of 64 positions per step (four k-steps of the MMA), no per-element
             # addresses (a prediction, benchmarks/NOTES.md P16: the pointer kernel's loop issues 27-331 integer
-            # instructions per MMA)
+            # instructions per MMA); channel tiles padding little beside the patches' padding
+            block_m, block_n = within_slack((rows, width * cols), (block_m, block_n), tma_padding(problem, 64))
+            tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, block_m)
+                        * triton.cdiv(width * cols, block_n))
+            split = max(1, min(triton.cdiv(2 * sm_count, tiles), triton.cdiv(red, 8 * block_k)))
             return Config(block_m, block_n, 64, group_m=1, num_warps=8 if block_m * block_n >= 128 * 128 else 4,
-                          num_stages=3, split_k=split, tile_h=tma_tile(*tma_plane(problem), 64, tma_min_width(problem)))
+                          num_stages=3, split_k=split, **tma_patch(problem, 64))
         return Config(block_m, block_n, block_k, group_m=1, num_warps=warps, num_stages=stages, split_k=split)
     fold = int(can_fold(problem) and red <= 8)  # per-tap chunks would be half zeros or worse
     block_n = clamp_pow2(cols, 16, 64 if problem.layout == "contiguous" else 128)  # see num_warps below
@@ -342,9 +380,10 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         # patches of 64 positions where they pad the plane less than 128 (56 x 56: 8 x 8 exactly, 8 x 16 1.14x)
         tma_m = min((block_m, 64), key=lambda m: (tma_padding(problem, m), -m))
         if tma_padding(problem, tma_m) <= TMA_PADDING:
+            (block_n,) = within_slack((cols,), (block_n,), tma_padding(problem, tma_m))  # channels beside the patches
             warps = 8 if tma_m * block_n >= 128 * 128 or problem.layout == "contiguous" else 4
-            cfg = dataclasses.replace(cfg, block_m=tma_m, group_m=1, num_warps=warps,
-                                      tile_h=tma_tile(*tma_plane(problem), tma_m, tma_min_width(problem)))
+            cfg = dataclasses.replace(cfg, block_m=tma_m, block_n=block_n, group_m=1, num_warps=warps,
+                                      **tma_patch(problem, tma_m))
     return cfg
 
 

@@ -1,10 +1,12 @@
 """Forward convolution with tile loads by tensor descriptor (Hopper's tensor memory accelerator).
 
 For unit stride along height and width (any depth stride, padding and dilation; one group),
-the input a tap needs for a ``TILE_H x TILE_W`` patch of output positions is a box of the 5-D
-channels-innermost input ``[N, D, H, W, C]``: depth ``od*sd - pd + kd*dd``, rows from
-``oh0 - ph + kh*dh`` and columns from ``ow0 - pw + kw*dw``, ``BLOCK_K`` channels from ``c0``.
-An NC(D)HW input is read in place the same way, as a box of ``[N, C, D, H, W]`` (``BLOCK_K``
+the input a tap needs for a ``TILE_B x TILE_H x TILE_W`` patch of output positions (images x rows x
+columns of one depth slice) is a box of the 5-D channels-innermost input ``[N, D, H, W, C]``: images from
+``nb0``, depth ``od*sd - pd + kd*dd``, rows from ``oh0 - ph + kh*dh`` and columns from ``ow0 - pw + kw*dw``,
+``BLOCK_K`` channels from ``c0``. Patches spanning images fill a tile where one image's plane is small
+(``Config.tile_b``: 14 x 14 as 4 images x 2 x 16); images past the batch read as zeros and are not stored.
+An NC(D)HW input is read in place the same way, one image per box, as a box of ``[N, C, D, H, W]`` (``BLOCK_K``
 channels x ``TILE_H x TILE_W`` positions) transposed for the MMA, where every box starts a row on a
 16-byte boundary (:func:`tritonconv._descriptors.nc_boxes_aligned`: 1x1 and (k,1,1) layers, say); other NC(D)HW layers run the
 pointer kernel.
@@ -42,26 +44,27 @@ from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, s
 @triton.jit
 def _conv_tma_kernel(
     x_desc, w_desc, b_ptr, s_ptr, si_ptr, y_ptr,
-    C_in, C_out, OD, OH, OW, sd, pd, ph, pw, dd, dh, dw,
+    C_in, C_out, NB, OD, OH, OW, sd, pd, ph, pw, dd, dh, dw,
     syn, syc, syd, syh, syw, s_step,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, SCALED: tl.constexpr,
     UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, CHANNELS_INNER: tl.constexpr, W_COLS_INNER: tl.constexpr,
-    TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
-    """One program: ``TILE_H x TILE_W`` output positions of one (batch, depth) slice x ``BLOCK_N`` channels.
+    """One program: ``TILE_B x TILE_H x TILE_W`` output positions (images x rows x columns) of one depth slice x
+    ``BLOCK_N`` channels.
 
     Programs run channel tile fastest, so the programs sharing an input patch run together (L2).
     ``SCALED`` (fp8 operands): the epilogue dequantises as the pointer kernel's does (``acc * si * s[n]``);
     the weight tile is loaded K-major, the layout Hopper's fp8 MMA takes for its second operand.
     """
-    BLOCK_M: tl.constexpr = TILE_H * TILE_W
+    BLOCK_M: tl.constexpr = TILE_B * TILE_H * TILE_W
     pid = tl.program_id(0)
     tiles_n = (C_out + BLOCK_N - 1) // BLOCK_N
     tiles_w = (OW + TILE_W - 1) // TILE_W
     tiles_h = (OH + TILE_H - 1) // TILE_H
     n0 = (pid % tiles_n) * BLOCK_N
-    nb, od, oh0, ow0 = patch(pid // tiles_n, OD, tiles_h, tiles_w, TILE_H, TILE_W)
+    nb0, od, oh0, ow0 = patch(pid // tiles_n, OD, tiles_h, tiles_w, TILE_B, TILE_H, TILE_W)
 
     k_steps = (C_in + BLOCK_K - 1) // BLOCK_K
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
@@ -71,11 +74,11 @@ def _conv_tma_kernel(
         kw = t % KW
         kh = (t // KW) % KH
         kd = t // (KW * KH)
-        if CHANNELS_INNER:  # a box [1, 1, TILE_H, TILE_W, BLOCK_K] of NDHWC: positions x channels
-            a = x_desc.load([nb, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw, c0])
+        if CHANNELS_INNER:  # a box [TILE_B, 1, TILE_H, TILE_W, BLOCK_K] of NDHWC: positions x channels
+            a = x_desc.load([nb0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw, c0])
             a = a.reshape(BLOCK_M, BLOCK_K)
-        else:  # NC(D)HW: a box [1, BLOCK_K, 1, TILE_H, TILE_W], channels x positions, transposed for the MMA
-            a = x_desc.load([nb, c0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw])
+        else:  # NC(D)HW (TILE_B = 1): a box [1, BLOCK_K, 1, TILE_H, TILE_W], channels x positions, transposed for the MMA
+            a = x_desc.load([nb0, c0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw])
             a = tl.trans(a.reshape(BLOCK_K, BLOCK_M))
         if FLIP:  # true convolution: the kernel read reversed on every axis
             kd, kh, kw = KD - 1 - kd, KH - 1 - kh, KW - 1 - kw
@@ -95,14 +98,16 @@ def _conv_tma_kernel(
     if HAS_BIAS:
         acc += tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
     acc = activate(acc, ACTIVATION)
-    oh = oh0 + tl.arange(0, BLOCK_M) // TILE_W
-    ow = ow0 + tl.arange(0, BLOCK_M) % TILE_W
+    r = tl.arange(0, BLOCK_M)
+    nb = nb0 + r // (TILE_H * TILE_W)
+    oh = oh0 + (r // TILE_W) % TILE_H
+    ow = ow0 + r % TILE_W
     if INT64:
         nb = nb.to(tl.int64)
         offs_n = offs_n.to(tl.int64)
     y_rows = nb * syn + od * syd + oh * syh + ow * syw
     tl.store(y_ptr + (y_rows[:, None] + (offs_n * syc)[None, :]), acc.to(y_ptr.dtype.element_ty),
-             mask=((oh < OH) & (ow < OW))[:, None] & mask_n[None, :])
+             mask=((nb < NB) & (oh < OH) & (ow < OW))[:, None] & mask_n[None, :])
 
 
 def transposed_as_forward(spec: ConvSpec) -> ConvSpec:
@@ -140,7 +145,8 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config
     view = weight_view(weight)
     if spec.groups != 1 or any(s != 1 for s in unit) or view is None or x.dtype == torch.float64:  # fp32 accumulator
         return False
-    if not channels_inner(x) and not nc_boxes_aligned(spec, config.block_m // config.tile_h, x.element_size()):
+    _, _, tile_w = config.patch(config.block_m)
+    if not channels_inner(x) and (config.tile_b > 1 or not nc_boxes_aligned(spec, tile_w, x.element_size())):
         return False
     return describable(x) and describable(view)
 
@@ -156,12 +162,12 @@ class Launch:
     def __init__(self, x, weight, bias, y, spec: ConvSpec, activation: str | None, flip: bool,
                  config: Config, scale_step: int | None = None) -> None:
         interp = interpreting(x.device)
-        tile_h = config.tile_h
-        tile_w = config.block_m // tile_h
+        tile_b, tile_h, tile_w = config.patch(config.block_m)
         inner = channels_inner(x)
-        box = [1, 1, tile_h, tile_w, config.block_k] if inner else [1, config.block_k, 1, tile_h, tile_w]
-        if not inner and tile_w * x.element_size() % 16:
-            raise ValueError(f"an NC(D)HW box needs rows of 16-byte multiples, got tile width {tile_w}")
+        box = [tile_b, 1, tile_h, tile_w, config.block_k] if inner else [1, config.block_k, 1, tile_h, tile_w]
+        if not inner and (tile_w * x.element_size() % 16 or tile_b > 1):
+            raise ValueError(f"an NC(D)HW box needs rows of 16-byte multiples and one image, got tile width {tile_w} "
+                             f"and {tile_b} images")
         self.x_layout = (*as_5d(x), box)
         cols_inner = weight_view(weight) is not weight  # output channels innermost: boxes of reduction x columns
         self.w_layout = (*as_5d(weight_view(weight)), [config.block_k, 1, 1, 1, config.block_n] if cols_inner
@@ -170,16 +176,16 @@ class Launch:
         c_out, c_in = spec.weight_shape[:2]
         m = y.shape[0] * od * oh * ow
         self.empty = m == 0
-        self.grid = (triton.cdiv(c_out, config.block_n) * y.shape[0] * od * triton.cdiv(oh, tile_h)
+        self.grid = (triton.cdiv(c_out, config.block_n) * triton.cdiv(y.shape[0], tile_b) * od * triton.cdiv(oh, tile_h)
                      * triton.cdiv(ow, tile_w),)
-        self.args = (c_in, c_out, od, oh, ow, sd, pd, ph, pw, dd, dh, dw, *strides_3d(y), scale_step or 0,
+        self.args = (c_in, c_out, y.shape[0], od, oh, ow, sd, pd, ph, pw, dd, dh, dw, *strides_3d(y), scale_step or 0,
                      *as_3d(spec.weight_shape[2:], 1))
         self.kwargs = dict(
             HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=needs_int64(y, rows=m),
             SCALED=scale_step is not None,
             UPCAST=interp and x.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(x.dtype, interp),
             CHANNELS_INNER=inner, W_COLS_INNER=cols_inner,
-            TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
+            TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher

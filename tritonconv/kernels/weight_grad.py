@@ -22,8 +22,9 @@ offsets are computed once per program, outside the loop.
 
 On Hopper, with unit stride along height and width (any depth stride, padding and dilation; one
 group), a second kernel loads its tiles by tensor descriptor (:class:`DescriptorLaunch`, a config
-with ``tile_h > 0``: ``block_k = tile_h * tile_w`` positions per step). The reduction runs over
-``TILE_H x TILE_W`` patches of output positions, and a patch needs two boxes: ``BLOCK_M`` channels of
+with ``tile_h > 0``: ``block_k = tile_b * tile_h * tile_w`` positions per step). The reduction runs over
+``TILE_B x TILE_H x TILE_W`` patches of output positions (images x rows x columns of one depth slice; images
+past the batch read as zeros), and a patch needs two boxes: ``BLOCK_M`` channels of
 ``dY`` at the patch (``[N, OD, OH, OW, C_out]``), and ``BLOCK_N`` channels of ``x`` at the patch
 shifted by the tap (``[N, D, H, W, C_in]``: depth ``od*sd - pd + kd*dd``, rows from ``oh0 - ph +
 kh*dh``, columns from ``ow0 - pw + kw*dw``). The copy engine fills coordinates outside a tensor with
@@ -230,13 +231,13 @@ def _conv_weight_grad_tma_kernel(
     sws, swo, swi, swt, STEPS, STEPS_PER_SPLIT,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     X_INNER: tl.constexpr, DY_INNER: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr,
-    DOT_PRECISION: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
+    DOT_PRECISION: tl.constexpr, TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split of the patches.
 
     Programs run input-channel tile fastest, so those reading the same ``dY`` boxes run together (L2)."""
-    BLOCK_K: tl.constexpr = TILE_H * TILE_W
+    BLOCK_K: tl.constexpr = TILE_B * TILE_H * TILE_W
     pid = tl.program_id(0)
     split = tl.program_id(1)
     tiles_n = (C_in + BLOCK_N - 1) // BLOCK_N
@@ -251,12 +252,12 @@ def _conv_weight_grad_tma_kernel(
     tiles_h = (OH + TILE_H - 1) // TILE_H
 
     first = split * STEPS_PER_SPLIT  # this split's first patch, then the next ones in (nb, od, oh, ow) order
-    nb, od, oh0, ow0 = patch(first, OD, tiles_h, tiles_w, TILE_H, TILE_W)
+    nb, od, oh0, ow0 = patch(first, OD, tiles_h, tiles_w, TILE_B, TILE_H, TILE_W)
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     for _ in range(first, tl.minimum(first + STEPS_PER_SPLIT, STEPS)):
-        if DY_INNER:  # [1, 1, TILE_H, TILE_W, BLOCK_M] of NDHWC: positions x channels, transposed for the MMA
+        if DY_INNER:  # [TILE_B, 1, TILE_H, TILE_W, BLOCK_M] of NDHWC: positions x channels, transposed for the MMA
             a = tl.trans(dy_desc.load([nb, od, oh0, ow0, m0]).reshape(BLOCK_K, BLOCK_M))
-        else:  # [1, BLOCK_M, 1, TILE_H, TILE_W] of NC(D)HW: channels x positions
+        else:  # [1, BLOCK_M, 1, TILE_H, TILE_W] of NC(D)HW (TILE_B = 1): channels x positions
             a = dy_desc.load([nb, m0, od, oh0, ow0]).reshape(BLOCK_M, BLOCK_K)
         id_ = od * sd - pd + kd * dd
         ih = oh0 - ph + kh * dh
@@ -278,7 +279,7 @@ def _conv_weight_grad_tma_kernel(
         od = tl.where(plane_done, od + 1, od)
         volume_done = od >= OD
         od = tl.where(volume_done, 0, od)
-        nb = tl.where(volume_done, nb + 1, nb)
+        nb = tl.where(volume_done, nb + TILE_B, nb)
 
     offs_m = m0 + tl.arange(0, BLOCK_M)
     offs_n = n0 + tl.arange(0, BLOCK_N)
@@ -298,9 +299,9 @@ def descriptors_usable(grad_output: torch.Tensor, input: torch.Tensor, spec: Con
     if (TensorDescriptor is None or not config.tile_h or spec.groups != 1 or any(s != 1 for s in spec.stride[-2:])
             or input.dtype == torch.float64):
         return False
-    tile_w = config.block_k // config.tile_h
+    tile_b, _, tile_w = config.patch(config.block_k)
     for t in (grad_output, input):
-        if not describable(t) or (not channels_inner(t) and tile_w * t.element_size() % 16):
+        if not describable(t) or (not channels_inner(t) and (tile_w * t.element_size() % 16 or tile_b > 1)):
             return False
     return channels_inner(input) or nc_boxes_aligned(spec, tile_w, input.element_size())
 
@@ -313,18 +314,17 @@ class DescriptorLaunch(Partials):
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config,
                  inner_grad: bool = False) -> None:
         c_out, c_in, *kernel_size = spec.weight_shape
-        tile_h = config.tile_h
-        tile_w = config.block_k // tile_h
+        tile_b, tile_h, tile_w = config.patch(config.block_k)
         _, _, _, od, oh, ow, sd, _, _, pd, ph, pw, dd, dh, dw = geometry_3d(spec.input_shape[2:],
                                                                             spec.output_shape[2:], spec)
         positions = grad_output.shape[0] * od * oh * ow
-        steps = grad_output.shape[0] * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w)  # patches
+        steps = triton.cdiv(grad_output.shape[0], tile_b) * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w)
         per_split = max(1, triton.cdiv(steps, config.split_k))
         splits = max(1, triton.cdiv(steps, per_split))
         super().__init__(spec, flip, splits, positions, input.dtype, inner_grad)
 
         def layout(t: torch.Tensor, channels: int) -> tuple:
-            box = [1, 1, tile_h, tile_w, channels] if channels_inner(t) else [1, channels, 1, tile_h, tile_w]
+            box = [tile_b, 1, tile_h, tile_w, channels] if channels_inner(t) else [1, channels, 1, tile_h, tile_w]
             return (*as_5d(t), box)
 
         self.x_layout, self.dy_layout = layout(input, config.block_n), layout(grad_output, config.block_m)
@@ -337,7 +337,7 @@ class DescriptorLaunch(Partials):
         self.kwargs = dict(
             X_INNER=channels_inner(input), DY_INNER=channels_inner(grad_output), INT64=needs_int64(self.partial),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
-            TILE_H=tile_h, TILE_W=tile_w, BLOCK_M=config.block_m, BLOCK_N=config.block_n,
+            TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_M=config.block_m, BLOCK_N=config.block_n,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_weight_grad_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
