@@ -238,8 +238,9 @@ print("\n".join(lines))
 # included, against the useful ones (`shapes.conv_macs`): 1.0 is no waste. Both take the configs a
 # Hopper GPU's heuristic picks: the descriptor kernels' patches have power-of-two sides, and span
 # images where a plane is small, so they pad the suite's channels-last planes at most 1.14x (one
-# image's patches padded 14 x 14 and 7 x 7 planes 1.31x); the stems' packed channels and the
-# (2+1)D layers' mid widths pad the channels instead (below).
+# image's patches padded 14 x 14 and 7 x 7 planes 1.31x), and channel tiles narrow beside a patch
+# that pads; every layer and pass issues at most 1.15x its useful work but the stems, whose packed
+# channels (12 or 9 in 16) and taps (7 x 7 in 4 x 4 packed) pad (the largest ratios below).
 
 # %%
 static_dir = ROOT / "benchmarks" / "results" / "static"
@@ -254,7 +255,8 @@ print(f"  registers {min(r['registers'] for r in static)}-{max(r['registers'] fo
       f"shared memory up to {max(r['shared_bytes'] for r in static) // 1024} KiB, "
       f"spilled bytes {sum(r['spill_store_bytes'] for r in static)}, instructions {sorted({r['instruction'] for r in static})}")
 assert max(r["registers"] for r in static) <= 255 and max(r["shared_bytes"] for r in static) <= 227 * 1024
-worst = sorted(work, key=lambda r: -r["ratio"])[:4]
+worst = sorted(work, key=lambda r: -r["ratio"])[:6]
+assert all(r["ratio"] <= 1.15 for r in work if r["name"] not in ("resnet50_conv1", "c3d_conv1"))
 print("work issued / useful, largest:", ", ".join(f"{r['name']} {r['kind']} {r['ratio']:.2f}" for r in worst))
 least = min(work, key=lambda r: r["ratio"])
 print(f"smallest: {least['name']} {least['kind']} {least['ratio']:.3f} (conv_macs counts the forward's padding taps as "

@@ -158,6 +158,49 @@ def test_split_reduction_of_weight_gradient():
     assert_close(whole, ref)
 
 
+@pytest.mark.parametrize("flip", [False, True])
+@pytest.mark.parametrize("inner", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_split_weight_gradient_adds_its_partials_in_one_launch_in_split_order(monkeypatch, plain_allocation, flip,
+                                                                             inner, dtype):
+    """A split weight gradient is two launches and no torch op but allocations (and a view): the GEMM's fp32
+    partials, then one launch adding them in split order ((p0 + p1) + p2, bit for bit in fp32; the reverse order's
+    sum differs, so the check can fail), reversing the taps for ``flip``, casting to the weight's dtype and laying
+    the gradient out contiguous or with its input channels innermost (``tritonconv.nn``'s weights). (Triton's interpreter casts
+    fp32 to bf16 by truncation, a GPU to nearest: bf16 is checked against torch's gradient.)"""
+    from test_conv import OpLog
+
+    from benchmarks import static
+    from tritonconv.kernels import partials
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 16, 9, 7, generator=g).to(dtype)
+    w = torch.empty(24, 16, 3, 2, dtype=dtype)
+    spec = conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1)
+    dy = torch.randn(spec.output_shape, generator=g).to(dtype)
+    cfg = tuning.Config(32, 16, 16, split_k=3)
+    seen = []
+    real = partials.Sum.__call__
+    monkeypatch.setattr(partials.Sum, "__call__", lambda self, p, grad: seen.append(p.clone()) or real(self, p, grad))
+    grad = dispatch.conv_grad_weight(dy, x, spec, flip, cfg, channels_inner=inner)
+    (parts,) = seen
+    assert parts.shape[0] == 3 and parts.dtype == torch.float32
+    assert grad.dtype == dtype and grad.shape == w.shape and (grad.stride(1) == 1) == inner
+    ref = torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), padding=1)
+    assert_close(grad, ref.flip((2, 3)) if flip else ref, dtype)
+    if dtype == torch.float32:
+        expected = ((parts[0] + parts[1]) + parts[2]).view(spec.weight_shape)
+        reverse = ((parts[2] + parts[1]) + parts[0]).view(spec.weight_shape)
+        if flip:
+            expected, reverse = expected.flip((2, 3)), reverse.flip((2, 3))
+        assert torch.equal(grad, expected) and not torch.equal(grad, reverse)
+    monkeypatch.setattr(partials.Sum, "__call__", real)
+    with static.recording(execute=False) as launches, OpLog() as log:
+        dispatch.conv_grad_weight(dy, x, spec, flip, cfg, channels_inner=inner)
+    assert [fn.fn.__name__ for fn, *_ in launches] == ["_conv_weight_grad_kernel", "_sum_partials_kernel"]
+    assert set(log.ops) <= {"empty", "empty_strided", "permute"}, log.ops  # permute: the inner layout's view
+
+
 FOLD_CASES = [  # few input channels per group: stems (3 channels, 7x7 stride 2; 3x3x3), narrow groups, 1-D
     ("conv2d", (2, 3, 17, 19), (8, 3, 7, 7), dict(stride=2, padding=3), torch.channels_last),
     ("conv2d", (1, 4, 9, 11), (6, 2, 3, 5), dict(padding=(1, 4), dilation=(1, 2), groups=2), torch.contiguous_format),

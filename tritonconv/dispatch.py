@@ -40,7 +40,7 @@ from . import _descriptors, costmodel, geometry, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting
 from .geometry import DEPTHWISE_KIND, Config, channels_inner, is_channels_inner
-from .kernels import depthwise, fused_2plus1d, gemm, pack, tma, weight_grad
+from .kernels import depthwise, fused_2plus1d, gemm, pack, partials, tma, weight_grad
 from .shapes import is_depthwise
 
 MAX_PLANS = 4096
@@ -175,6 +175,32 @@ class _GradDescriptors:
 
     def __call__(self, dy, x) -> torch.Tensor:
         return (self.launch if _descriptors.aligned(dy, x) else self.fallback)(dy, x)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Summed:
+    """A weight-gradient launch that writes partial sums (split, or flipped), then the launch adding them in split
+    order into the gradient (:class:`tritonconv.kernels.partials.Sum`), allocated in its dtype and layout."""
+
+    launch: Callable  # (dy, x) -> partials
+    sum: partials.Sum
+    shape: tuple
+    dtype: torch.dtype
+    inner: bool  # the gradient's input channels innermost
+
+    def __call__(self, dy, x) -> torch.Tensor:
+        return self.sum(self.launch(dy, x), geometry.alloc_weight_grad(self.shape, x.device, self.dtype, self.inner))
+
+
+def _summed(launch, device: torch.device) -> Callable:
+    """``launch`` (a weight-gradient kernel's) as a launch returning the gradient: itself where it writes it
+    (:attr:`tritonconv.kernels.weight_grad.Partials.direct`), else followed by the sum of its partials."""
+    if launch.direct:
+        return launch
+    shape = tuple(launch.spec.weight_shape)
+    grad = geometry.alloc_weight_grad(shape, torch.device("meta"), launch.dtype, launch.inner_grad)
+    return _Summed(launch, partials.Sum(launch.partial_shape, grad, launch.flip, device), shape, launch.dtype,
+                   launch.inner_grad)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -548,14 +574,16 @@ def grad_weight_plan(
         # both operands read in place, in any layout; depthwise layers: no tensor cores
         cfg = config or _config("conv_wgrad", x, m, None, lambda c: conv_grad_weight(grad_output, input, spec, flip, c))
         if is_depthwise(m.input_shape, m.weight_shape, m.groups):
-            launch = depthwise.WeightGradLaunch(dy, x, m, flip, cfg)
+            launch = _summed(depthwise.WeightGradLaunch(dy, x, m, flip, cfg), x.device)
         else:
             relaid = _relaid(cfg, dy, x)
             if relaid:  # both read copied channels innermost
                 dy, x = _channels_inner_like(dy), _channels_inner_like(x)
-            launch = weight_grad.Launch(dy, x, m, flip, dataclasses.replace(cfg, tile_h=0), channels_inner)
+            launch = _summed(weight_grad.Launch(dy, x, m, flip, dataclasses.replace(cfg, tile_h=0), channels_inner),
+                             x.device)
             if cfg.tile_h and weight_grad.descriptors_usable(dy, x, m, cfg):  # tile loads by tensor descriptor
-                launch = _GradDescriptors(weight_grad.DescriptorLaunch(dy, x, m, flip, cfg, channels_inner), launch)
+                descriptors = weight_grad.DescriptorLaunch(dy, x, m, flip, cfg, channels_inner)
+                launch = _GradDescriptors(_summed(descriptors, x.device), launch)
             # else, e.g. strides of no 16-byte multiple: the same tiles through pointers
             launch = _Relaid(launch, relaid) if relaid else launch
         return launch if views is None else _MergedGrad(launch, spec.weight_shape)

@@ -452,15 +452,3 @@ def alloc_weight_grad(shape: tuple[int, ...], device: torch.device, dtype: torch
     if not channels_inner:
         return alloc_output(shape, device, dtype)
     return alloc_output((shape[0], *shape[2:], shape[1]), device, dtype).movedim(-1, 1)
-
-
-def sum_partials(partial: torch.Tensor, spec: ConvSpec, flip: bool, dtype: torch.dtype,
-                 channels_inner: bool = False) -> torch.Tensor:
-    """The weight gradient from its fp32 split partial sums (first dimension), added in a fixed order, in ``dtype``
-    and the layout :func:`alloc_weight_grad` gives."""
-    grad = (partial[0] if partial.shape[0] == 1 else partial.sum(0)).view(spec.weight_shape)
-    if flip:  # the forward pass read the kernel reversed
-        grad = grad.flip(tuple(range(2, grad.dim())))
-    if not channels_inner:
-        return grad.to(dtype)
-    return alloc_weight_grad(tuple(grad.shape), grad.device, dtype, True).copy_(grad)  # cast and lay out at once

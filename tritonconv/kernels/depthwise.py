@@ -13,7 +13,8 @@ The first two share :func:`_depthwise_kernel`: a program owns ``BLOCK_M`` positi
 ``(n // DIV) * REP + j`` for ``j < REP`` (forward: ``DIV = mult, REP = 1``; input grad:
 ``DIV = 1, REP = mult``). In channels-last the ``BLOCK_N`` loads of one position are
 contiguous. The weight gradient is a reduction over positions per (channel, tap), split
-into partial sums added afterwards in a fixed order (deterministic, no atomics).
+into partial sums added afterwards in split order by one more launch (:mod:`tritonconv.kernels.partials`;
+deterministic, no atomics).
 """
 
 from __future__ import annotations
@@ -171,7 +172,8 @@ class Launch:
 
 class WeightGradLaunch:
     """The weight gradient, prepared for tensors laid out as ``grad_output`` and ``input``: fp32 partial
-    sums over splits of the positions, added in a fixed order; the weight's dtype out."""
+    sums over splits of the positions (``partial_shape``: ``(splits, C_out, 1, taps)``), which the caller adds in
+    split order by a second launch (:class:`tritonconv.kernels.partials.Sum`)."""
 
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> None:
         c_out, _, *kernel_size = spec.weight_shape
@@ -179,7 +181,8 @@ class WeightGradLaunch:
         positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
         per_split, splits = split_sizes(positions, config)
         self.spec, self.flip, self.empty = spec, flip, positions == 0
-        self.partial_shape = (splits, c_out, taps)
+        self.direct, self.dtype, self.inner_grad = False, input.dtype, False  # partials, always (Partials' terms)
+        self.partial_shape = (splits, c_out, 1, taps)
         partial = torch.empty(self.partial_shape, device="meta")
         self.grid = (taps * triton.cdiv(c_out, config.block_n), splits)
         self.args = (
@@ -193,9 +196,10 @@ class WeightGradLaunch:
         self.launcher = Direct(_depthwise_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
     def __call__(self, grad_output, input) -> torch.Tensor:
+        """Launch; returns the partials (``partial_shape``)."""
         partial = geometry.alloc_output(self.partial_shape, input.device, geometry.accumulator(input.dtype))
         if self.empty:  # an empty batch: the gradient is exactly zero
             partial.zero_()
         else:
             self.launcher(input.device, self.grid, input, grad_output, partial)
-        return geometry.sum_partials(partial, self.spec, self.flip, input.dtype)
+        return partial

@@ -9,9 +9,9 @@ For group ``g`` and tap ``t = (kd, kh, kw)``::
 Rows are output channels (``BLOCK_M``), columns input channels (``BLOCK_N``) and the
 reduction runs over output positions in tiles of ``BLOCK_K`` (rows of ``BLOCK_W`` for NC(D)HW
 operands, read in place: :mod:`tritonconv._tile`). The reduction can be split
-(``Config.split_k``) into independent partial sums, added afterwards in a fixed order, so
-that layers with few channels but many positions still fill the GPU; results stay
-deterministic (no atomics).
+(``Config.split_k``) into independent partial sums, added afterwards in split order by one more
+launch (:mod:`tritonconv.kernels.partials`), so that layers with few channels but many positions
+still fill the GPU; results stay deterministic (no atomics).
 
 Few input channels per group (stems: 3) would fill a 16-wide column tile with zeros per tap (5.3x the
 useful multiply-adds), so a config's ``fold`` folds trailing tap axes into the columns: 1, the width
@@ -143,8 +143,9 @@ def _conv_weight_grad_kernel(
 
 class Partials:
     """What a weight-gradient launch writes and how the gradient comes out of it: the gradient itself, in the
-    input's dtype, when there is one split and no flip (no partials to add, no cast: one launch); else fp32
-    partials (one per split, ``(splits, C_out, C_in_g, taps)``) added in a fixed order. The gradient is
+    input's dtype, when there is one split and no flip (``direct``: no partials to add, no cast: one launch);
+    else fp32 partials (one per split, ``partial_shape``: ``(splits, C_out, C_in_g, taps)``), which the caller
+    adds in split order by a second launch (:class:`tritonconv.kernels.partials.Sum`). The gradient is
     contiguous, or with its input channels innermost (``inner_grad``, :func:`tritonconv.geometry.alloc_weight_grad`:
     the layout of ``tritonconv.nn``'s weights, which autograd then keeps without a copy). Subclasses set
     ``launcher``, ``grid``, ``args``, ``kwargs`` and may override :meth:`launch`."""
@@ -157,10 +158,11 @@ class Partials:
         self.direct = splits == 1 and not flip
         self.out = (tuple(spec.weight_shape), dtype) if self.direct else (self.partial_shape, geometry.accumulator(dtype))
         self.partial = torch.empty(self.partial_shape, device="meta")  # its strides; the int64 decision
+        self.dtype = dtype  # the gradient's
         if self.direct:  # the gradient itself, laid out as asked: (co, ci, tap) strides, taps flattened
             grad = geometry.alloc_weight_grad(tuple(spec.weight_shape), torch.device("meta"), dtype, inner_grad)
             self.store = (0, *grad.reshape(c_out, c_in_g, -1).stride())
-        else:
+        else:  # fp32 partials: added in split order, flipped, cast and laid out by kernels.partials' launch
             self.store = self.partial.stride()
 
     def mma_work(self) -> int:
@@ -171,6 +173,7 @@ class Partials:
         self.launcher(input.device, self.grid, input, grad_output, out)
 
     def __call__(self, grad_output, input) -> torch.Tensor:
+        """Launch; returns the gradient when :attr:`direct`, else the partials (``partial_shape``)."""
         shape, dtype = self.out
         out = (geometry.alloc_weight_grad(shape, input.device, dtype, self.inner_grad) if self.direct
                else geometry.alloc_output(shape, input.device, dtype))
@@ -178,7 +181,7 @@ class Partials:
             out.zero_()
         else:
             self.launch(grad_output, input, out)
-        return out if self.direct else geometry.sum_partials(out, self.spec, self.flip, input.dtype, self.inner_grad)
+        return out
 
 
 class Launch(Partials):
