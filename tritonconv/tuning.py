@@ -191,8 +191,7 @@ def tma_tile(out_h: int, out_w: int, block_m: int, min_w: int = 1, batch: int = 
     patch (NC(D)HW boxes)."""
     def cost(images: int, rows: int) -> tuple[int, int, int, int]:
         cols = block_m // (images * rows)
-        covered = triton.cdiv(batch, images) * images * triton.cdiv(out_h, rows) * rows * triton.cdiv(out_w, cols) * cols
-        return covered, images, rows + cols, rows
+        return covered((batch, out_h, out_w), (images, rows, cols)), images, rows + cols, rows
 
     bits = block_m.bit_length()
     shapes_ = [(1 << i, 1 << j) for i in range(bits) for j in range(bits - i)
@@ -200,10 +199,15 @@ def tma_tile(out_h: int, out_w: int, block_m: int, min_w: int = 1, batch: int = 
     return min(shapes_, key=lambda s: cost(*s))
 
 
+def covered(sizes: tuple[int, ...], patch: tuple[int, ...]) -> int:
+    """Positions the patches of shape ``patch`` cover on axes of ``sizes`` (each axis rounded up to whole patches)."""
+    return math.prod(triton.cdiv(size, side) * side for size, side in zip(sizes, patch))
+
+
 def tma_patch(problem: Problem, positions: int) -> dict[str, int]:
     """The patch fields (``tile_b``, ``tile_h``) of ``problem``'s descriptor configs of ``positions`` positions
-    (:func:`tma_tile`): several images per patch where a channels-innermost plane is small (14 x 14 in 2 x 16
-    rows of 4 images: 1.14x, where one image's 16 x 16 padded 1.31x)."""
+    (:func:`tma_tile`): several images per patch where a channels-innermost plane is small (14 x 14 in 2 x 2
+    patches of 16 images: exact, where one image's 8 x 8 padded 1.31x)."""
     images, rows = tma_tile(*tma_plane(problem), positions, tma_min_width(problem), tma_batch(problem))
     return dict(tile_b=images, tile_h=rows)
 
@@ -217,7 +221,7 @@ TMA_PADDING = 1.35
 """The most the descriptor kernels' patches may pad the output positions (:func:`tma_padding`) for the heuristic
 to give a problem to them. Their boxes are power-of-two sides, so one image's 14 x 14 and 7 x 7 planes pad to
 1.31x and 17 x 17 ones to 2.0-2.2x; patches spanning images (``Config.tile_b``, channels-innermost) pad them
-1.14x, 1.14x and 1.06x (a batch of 32), as the pointer kernel's flat runs pad about 1.0-1.14x. The H200 fit
+1.0x, 1.14x and 1.06x (a batch of 32), as the pointer kernel's flat runs pad about 1.0-1.14x. The H200 fit
 (``autotune_cache/costmodel``, 2026-11-26 rows) rates the descriptor kernel at 1.46x the pointer kernel's
 multiply-adds per second, so it still wins at 1.31x and loses at 2x; the threshold sits between (it now bites on
 NC(D)HW planes only, whose boxes are one image's)."""
@@ -225,13 +229,10 @@ NC(D)HW planes only, whose boxes are one image's)."""
 
 def tma_padding(problem: Problem, positions: int) -> float:
     """Positions the descriptor kernels' patches of ``positions`` cover (:func:`tma_patch`) over the output's."""
-    out_h, out_w = tma_plane(problem)
-    batch = tma_batch(problem)
+    sizes = (tma_batch(problem), *tma_plane(problem))
     patch = tma_patch(problem, positions)
     images, rows = patch["tile_b"], patch["tile_h"]
-    cols = positions // (images * rows)
-    covered = triton.cdiv(batch, images) * images * triton.cdiv(out_h, rows) * rows * triton.cdiv(out_w, cols) * cols
-    return covered / max(batch * out_h * out_w, 1)
+    return covered(sizes, (images, rows, positions // (images * rows))) / max(math.prod(sizes), 1)
 
 
 def tma_plane(problem: Problem) -> tuple[int, int]:
@@ -377,7 +378,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     cfg = Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
     if tma and problem.kind in ("conv", "conv_t") and (problem.dtype in ("float16", "bfloat16") or fp8(problem)) \
             and tma_eligible(problem) and not fold and split == 1:
-        # patches of 64 positions where they pad the plane less than 128 (56 x 56: 8 x 8 exactly, 8 x 16 1.14x)
+        # patches of 64 positions where they pad less than 128 (one image's 56 x 56: 8 x 8 exactly, 8 x 16 1.14x;
+        # spanning two images, 128 as 2 x 8 x 8: exact too, so 128)
         tma_m = min((block_m, 64), key=lambda m: (tma_padding(problem, m), -m))
         if tma_padding(problem, tma_m) <= TMA_PADDING:
             (block_n,) = within_slack((cols,), (block_n,), tma_padding(problem, tma_m))  # channels beside the patches

@@ -5,7 +5,8 @@ the input a tap needs for a ``TILE_B x TILE_H x TILE_W`` patch of output positio
 columns of one depth slice) is a box of the 5-D channels-innermost input ``[N, D, H, W, C]``: images from
 ``nb0``, depth ``od*sd - pd + kd*dd``, rows from ``oh0 - ph + kh*dh`` and columns from ``ow0 - pw + kw*dw``,
 ``BLOCK_K`` channels from ``c0``. Patches spanning images fill a tile where one image's plane is small
-(``Config.tile_b``: 14 x 14 as 4 images x 2 x 16); images past the batch read as zeros and are not stored.
+(``Config.tile_b``: 14 x 14 planes as 16 images x 2 x 2, exact); images past the batch read as zeros and are not
+stored.
 An NC(D)HW input is read in place the same way, one image per box, as a box of ``[N, C, D, H, W]`` (``BLOCK_K``
 channels x ``TILE_H x TILE_W`` positions) transposed for the MMA, where every box starts a row on a
 16-byte boundary (:func:`tritonconv._descriptors.nc_boxes_aligned`: 1x1 and (k,1,1) layers, say); other NC(D)HW layers run the
