@@ -524,8 +524,11 @@ else:
 #
 # `tritonconv.costmodel` predicts a launch's device time from what the CPU knows: the multiply-adds
 # the launch issues (padding and tile edges included), its waves over the SMs, the bytes it must
-# move, and a handful of per-device constants (one rate per kernel family, the bandwidth, a launch
-# cost): $t = t_0 + \max(W / (R\,e),\ B / BW)$. `python -m benchmarks.costfit` fits the constants on
+# move, the bytes its tiles load from L2 per multiply-add ($L = $ itemsize $\times (1/M + 1/N)$ for
+# $M \times N$ tiles: small tiles cannot feed the tensor cores), and a handful of per-device constants
+# (one rate per kernel family, the bandwidth, an L2 fill rate, a launch cost):
+# $t = t_0 + \max(W \cdot \mathrm{softmax}(1/R,\ L/BW_{L2}) / e,\ B / BW)$, the soft maximum an 8-norm.
+# `python -m benchmarks.costfit` fits the constants on
 # the committed rows, leaving out those whose time was the host's; rows timed call by call also get
 # a fitted host cost per launch added. Each layer is also predicted by a fit without its own rows
 # (leave-one-layer-out): that error is the one to believe. The tuners use the model to time only its

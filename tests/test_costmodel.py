@@ -54,6 +54,7 @@ def test_prediction_follows_waves_rates_and_bytes():
     stem = suite_problem("c3d_conv1", "conv_wgrad", as_run=False)  # unpacked, taps folded: the folded kernels' rate
     cfg = tuning.heuristic(stem, False, 132, True)
     assert costmodel.folds(stem, cfg)
+    device = dataclasses.replace(device, fold_macs=15e12)  # about the H200's fitted rate (the datasheet's is the MMA's)
     half = {name: costmodel.predict(stem, cfg, dataclasses.replace(device, **{name: getattr(device, name) / 2}))
             for name in ("fold_macs", "mma_macs")}
     assert half["fold_macs"] > 1.5 * costmodel.predict(stem, cfg, device) - device.t0 and \
@@ -63,6 +64,23 @@ def test_prediction_follows_waves_rates_and_bytes():
     one_wave = dataclasses.replace(device, sms=math.ceil(ctas / per_sm))
     more = dataclasses.replace(one_wave, sms=one_wave.sms - 1)  # a few CTAs over a wave: a second, nearly empty wave
     assert costmodel.predict(p, cfg, more) - device.t0 > 1.8 * (costmodel.predict(p, cfg, one_wave) - device.t0)
+
+
+def test_small_tiles_are_rated_by_filling_their_operand_tiles():
+    """Each reduction step loads a tile's two operands from L2 (``fill_bytes``: itemsize x (1/BLOCK_M + 1/BLOCK_N) per
+    multiply-add): 16 x 16 tiles run far below the MMA rate where 128 x 128 ones do not, and without that term (an
+    unbounded L2) the two would be rated alike; so the model ranks no narrow tile first on a wide compute-bound
+    weight gradient."""
+    device = costmodel.device_for("NVIDIA H200")
+    p = suite_problem("deeplab_3x3_d2")  # compute-bound, 512 channels
+    big, small = tuning.Config(128, 128, 64, num_warps=8), tuning.Config(16, 16, 64)
+    assert costmodel.fill_bytes(p, big) == 2 * (1 / 128 + 1 / 128) and costmodel.fill_bytes(p, small) == 2 * (2 / 16)
+    assert costmodel.predict(p, small, device) > 3 * costmodel.predict(p, big, device)
+    unbounded = dataclasses.replace(device, l2_bandwidth=1e30)
+    assert costmodel.predict(p, small, unbounded) < 1.5 * costmodel.predict(p, big, unbounded)
+    wgrad = suite_problem("deeplab_3x3_d2", "conv_wgrad")
+    best = costmodel.rank(wgrad, tuning.candidates(wgrad, tma=True), device)[0]
+    assert min(best.block_m, best.block_n) >= 64, best
 
 
 def test_fit_on_the_committed_rows_is_current_and_honest():

@@ -16,6 +16,11 @@ it runs with) on a GPU described by :class:`Device`::
   gradient's columns: a tap's address and mask per element, integer-bound), and
   ``fma_macs`` for the depthwise kernels and fp64 dots, ``ieee_macs`` for IEEE fp32 dots (TF32 ones: a quarter
   of ``mma_macs``); twice the tensor-core rates for fp8;
+* ``L``: the shared-memory fill: each CTA loads its operand tiles from L2 at every reduction step,
+  ``itemsize * (1/BLOCK_M + 1/BLOCK_N)`` bytes per multiply-add issued, at ``l2_bandwidth`` for all SMs together;
+  where that is slower than the MMA rate, it sets the rate (small tiles: on an H200, 32 x 32 tiles at most 0.4x the
+  MMA rate, 16 x 16 ones 0.2x), so ``W / (R e)`` reads ``W * softmax(1/R, L / l2_bandwidth) / e``
+  (:func:`soft_max`);
 * ``e``: the wave efficiency, ``CTAs / (waves * SMs * CTAs per SM)``, with CTAs per SM from the
   tile's shared memory (the software pipeline's stages), its warps and an estimate of its
   registers (the fp32 accumulator over the threads, plus addressing);
@@ -44,8 +49,8 @@ from . import cache, geometry, shapes, tuning
 from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
-__all__ = ["DATASHEET", "Device", "by_rows", "device_for", "folds", "issued", "launched", "pack_seconds", "predict",
-           "rank", "ranking", "rate_of", "relayout_seconds"]
+__all__ = ["DATASHEET", "Device", "by_rows", "device_for", "fill_bytes", "folds", "issued", "launched", "pack_seconds",
+           "predict", "rank", "ranking", "rate_of", "relayout_seconds"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +71,9 @@ class Device:
         over time, 6.3-6.6e12 on the dense problems, operand copies included), far below ``fma_macs``.
     :param row_macs: the pointer GEMM kernels' 16-bit rate on 2-D and 3-D NC(D)HW tiles (:func:`by_rows`), or
         None: ``mma_macs`` (until NC(D)HW rows are measured and fitted).
+    :param l2_bandwidth: bytes per second the SMs together load from L2 into shared memory (the GEMM kernels'
+        operand tiles, :func:`fill_bytes`): unfitted, 64 bytes per SM per clock at an H200's 1.98 GHz, about 16.7e12
+        (its 2026-11-26 rows ran 128 x 128 descriptor tiles at up to 250e12 multiply-adds/s: 7.8e12 bytes/s).
     """
 
     name: str
@@ -79,6 +87,7 @@ class Device:
     smem: int = 232448
     ieee_macs: float = 6.5e12
     row_macs: float | None = None
+    l2_bandwidth: float = 16.7e12
 
 
 DATASHEET = Device("NVIDIA H200", 132, 395e12, 395e12, 395e12, 33.5e12, 4.3e12, 3e-6)
@@ -172,6 +181,16 @@ def moved(problem: Problem, config: Config) -> int:
     return base + partials
 
 
+def fill_bytes(problem: Problem, config: Config) -> float:
+    """Bytes a GEMM launch loads into shared memory per multiply-add issued: each reduction step of a
+    ``BLOCK_M x BLOCK_N`` tile loads ``BLOCK_K`` columns of its two operands (a relayout config's: the
+    channels-last problem's tiles); 0 for the depthwise kernels (no operand tiles)."""
+    problem, config = launched(problem, config)
+    if problem.kind.startswith("conv_dw"):
+        return 0.0
+    return getattr(torch, problem.dtype).itemsize * (1 / config.block_m + 1 / config.block_n)
+
+
 def by_rows(problem: Problem, config: Config) -> bool:
     """Whether a pointer GEMM launch tiles 2-D or 3-D NC(D)HW activations by rows (rated ``row_macs``): loads of
     2 bytes where a tap shifts the row (``benchmarks.static``), no asynchronous copies. 1-D rows (and problems whose
@@ -206,6 +225,12 @@ def rate_of(problem: Problem, config: Config) -> tuple[str, float]:
     return name, 2.0 if problem.dtype.startswith("float8") else 1.0  # fp8 tensor-core products: twice as fast
 
 
+def soft_max(a: float, b: float) -> float:
+    """The larger of two times, smoothly (their 8-norm: at most 1.09x the larger, 1.0x where one dominates): the
+    MMA and the fill of its tiles overlap in the software pipeline, not perfectly; and a fit sees both terms."""
+    return (a ** 8 + b ** 8) ** 0.125
+
+
 def predict(problem: Problem, config: Config, device: Device) -> float:
     """Predicted device seconds of one launch (the module docstring gives the form); a relayout config's copies
     included (:func:`relayout_seconds`)."""
@@ -214,9 +239,10 @@ def predict(problem: Problem, config: Config, device: Device) -> float:
     macs, ctas = issued(problem, config)
     name, factor = rate_of(problem, config)
     rate = (getattr(device, name) or device.mma_macs) * factor  # row_macs unset: the pointer rate
+    per_mac = soft_max(1 / rate, fill_bytes(problem, config) / device.l2_bandwidth)  # the MMA, or filling its tiles
     slots = device.sms * ctas_per_sm(problem, config, device)
     efficiency = ctas / (math.ceil(ctas / slots) * slots) if ctas else 1.0
-    return device.t0 + max(macs / (rate * efficiency), moved(problem, config) / device.bandwidth)
+    return device.t0 + max(macs * per_mac / efficiency, moved(problem, config) / device.bandwidth)
 
 
 def pack_seconds(written: Problem, device: Device) -> float:
