@@ -161,8 +161,8 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
     """The tensor-descriptor kernels (offered to the tuner on compute capability 9+): their loads become
     TMA bulk tensor copies feeding wgmma, without spills, for a spread of the configs the tuner tries
     on a 3x3 layer (forward, input and weight gradient), a 1x1 layer (channels-last, and NCHW read as boxes
-    of channels x positions, forward and both gradients), a dilated 1-D layer and 3-D layers (depth stride
-    2; a weight gradient)."""
+    of channels x positions, forward and both gradients), a dilated 1-D layer, 3-D layers (depth stride
+    2; a weight gradient) and strided forward layers (height and width strides folded into the input's view)."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
     layers = [("resnet50_l3_3x3", "conv2d", {}, "conv", "channels_last"),
               ("resnet50_l3_3x3", "conv2d", {}, "conv_t", "channels_last"),
@@ -173,7 +173,10 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
               ("r3d18_l2_s2", "conv3d", {"s": [2, 1, 1]}, "conv", "channels_last"),
               ("resnet50_l3_3x3", "conv2d", {}, "conv_wgrad", "channels_last"),
               ("resnet50_l1_1x1", "conv2d", {}, "conv_wgrad", "contiguous"),
-              ("r3d18_l1", "conv3d", {}, "conv_wgrad", "channels_last")]
+              ("r3d18_l1", "conv3d", {}, "conv_wgrad", "channels_last"),
+              ("resnet50_l2_3x3s2", "conv2d", {}, "conv", "channels_last"),  # strides folded into the input's view
+              ("downsample_k7_s4", "conv1d", {}, "conv", "channels_last"),
+              ("ct_anisotropic", "conv3d", {}, "conv", "channels_last")]  # depth slices as images
     compiled = 0
     for name, op, override, kind, layout in layers:
         entry = {**next(e for e in suite[op] if e["name"] == name), **override}

@@ -70,6 +70,40 @@ def every_descriptor_config(op, x, w_shape, kwargs, monkeypatch) -> tuple:
     return spec, w, launched
 
 
+STRIDED_CASES = [  # strides folded into the input's view (channels innermost): a strided tap is a unit-stride box
+    ("conv2d", (2, 32, 10, 12), (24, 32, 3, 3), dict(padding=1, stride=2)),  # ResNet's 3x3 stride 2
+    ("conv2d", (3, 16, 8, 14), (16, 16, 1, 1), dict(stride=2)),  # its 1x1 downsample; patches spanning images
+    ("conv2d", (1, 16, 12, 15), (8, 16, 3, 5), dict(padding=(1, 2), stride=(2, 3), dilation=(1, 2))),
+    ("conv1d", (2, 16, 36), (8, 16, 7), dict(padding=3, stride=4)),
+    ("conv3d", (2, 16, 3, 8, 10), (16, 16, 1, 3, 3), dict(padding=(0, 1, 1), stride=(1, 2, 2))),  # slices as images
+    ("conv3d", (1, 16, 3, 6, 8), (16, 16, 3, 3, 3), dict(padding=1, stride=(2, 1, 2))),  # width stride only
+]
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,kwargs", STRIDED_CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_strided_boxes_match_torch(op, x_shape, w_shape, kwargs, dtype, monkeypatch):
+    x = geometry.to_layout(torch.randn(x_shape, device=DEVICE, dtype=dtype), "channels_last")
+    every_descriptor_config(op, x, w_shape, kwargs, monkeypatch)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kwargs,layout,block_k,reason", [
+    ((1, 16, 9, 12), (16, 16, 3, 3), dict(padding=1, stride=2), "channels_last", 16, "odd height"),
+    ((1, 16, 3, 8, 8), (16, 16, 3, 3, 3), dict(padding=1, stride=2), "channels_last", 16, "depth taps over slices"),
+    ((1, 48, 8, 8), (16, 48, 3, 3), dict(padding=1, stride=2), "channels_last", 32, "a box past a column's channels"),
+    ((1, 16, 8, 8), (16, 16, 3, 3), dict(padding=1, stride=2), "contiguous", 16, "NCHW"),
+])
+def test_strides_no_view_folds_take_pointer_loads(x_shape, w_shape, kwargs, layout, block_k, reason, monkeypatch):
+    """A descriptor config (a cache entry, a config given by hand) on a strided layer whose input view does not
+    exist runs the pointer kernel with the same tiles, and is right."""
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, **k: pytest.fail(f"descriptor path taken: {reason}"))
+    op = f"conv{len(x_shape) - 2}d"
+    x = geometry.to_layout(torch.randn(x_shape, device=DEVICE), layout)
+    w = torch.randn(w_shape, device=DEVICE)
+    cfg = tuning.Config(64, 16, block_k, 1, 4, 2, tile_h=8, tile_b=1)
+    assert_close(run(op, x, w, None, cfg, **kwargs), getattr(F, op)(x, w, **kwargs))
+
+
 NCHW_CASES = [  # NC(D)HW read in place: rows of 16-byte multiples, every box starting on one (one column of taps)
     ("conv2d", (2, 16, 9, 16), (24, 16, 1, 1), dict()),  # 1x1: a plain GEMM
     ("conv2d", (1, 8, 7, 8), (16, 8, 3, 1), dict(padding=(2, 0), dilation=(2, 1))),
@@ -210,7 +244,11 @@ def test_strided_input_gradient_never_takes_the_descriptor_kernel(monkeypatch):
 
 @pytest.mark.parametrize("kind,dtype,input_shape,weight_shape,stride,groups,eligible", [
     ("conv", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 1, 1, True),
-    ("conv", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 2, 1, False),  # a strided box: not a TMA tile
+    ("conv", "bfloat16", (1, 64, 16, 16), (64, 64, 3, 3), 2, 1, True),  # strides folded into the input's view
+    ("conv", "bfloat16", (1, 64, 17, 16), (64, 64, 3, 3), 2, 1, False),  # no such view: 17 rows at stride 2
+    ("conv", "bfloat16", (1, 64, 4, 16, 16), (64, 64, 3, 3, 3), 2, 1, False),  # depth taps across slices
+    ("conv", "bfloat16", (1, 64, 4, 16, 16), (64, 64, 1, 3, 3), (1, 2, 2), 1, False),  # depth padded: not images
+    ("conv", "bfloat16", (1, 24, 8, 8), (64, 24, 3, 3), 2, 1, False),  # 24 channels: no whole 16-wide chunks
     ("conv", "bfloat16", (1, 64, 8, 8), (64, 32, 3, 3), 1, 2, False),  # groups
     ("conv", "bfloat16", (1, 4, 8, 8), (64, 4, 3, 3), 1, 1, False),  # 8-byte channel rows
     ("conv", "float32", (1, 4, 8, 8), (64, 4, 3, 3), 1, 1, True),  # 16-byte rows in fp32

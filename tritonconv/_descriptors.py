@@ -25,10 +25,40 @@ def as_5d(t: torch.Tensor) -> tuple[list[int], list[int]]:
     return sizes, [st if n > 1 else math.prod(sizes[i + 1:]) for i, (n, st) in enumerate(zip(sizes, strides))]
 
 
-def describable(t: torch.Tensor) -> bool:
-    """Whether a descriptor can view ``t`` (:func:`as_5d`): innermost stride 1, every other a 16-byte multiple."""
-    strides = as_5d(t)[1]
+def describable(t: torch.Tensor, strides: list[int] | None = None) -> bool:
+    """Whether a descriptor can view ``t`` (:func:`as_5d`, or the view of ``strides``): innermost stride 1, every
+    other a 16-byte multiple."""
+    strides = as_5d(t)[1] if strides is None else strides
     return strides[-1] == 1 and all(s * t.element_size() % 16 == 0 for s in strides[:-1])
+
+
+def folds_stride(input_shape: tuple[int, ...], weight_shape: tuple[int, ...], stride: tuple[int, ...],
+                 padding: tuple[tuple[int, int], ...]) -> bool:
+    """Whether a forward convolution's height and width strides fold into the view :func:`phase_view` makes of its
+    channels-innermost input: each strided axis a multiple of its stride long, and a height stride on more than
+    one depth slice only where a kernel of 1 passes over depth unpadded at unit stride (slices read as images)."""
+    pad = lambda v, fill: (fill,) * (3 - len(v)) + tuple(v)  # noqa: E731  (1-D and 2-D as 3-D)
+    (d, h, w), (kd, _, _), (sd, sh, sw) = pad(input_shape[2:], 1), pad(weight_shape[2:], 1), pad(stride, 1)
+    depth_pads = pad(padding, (0, 0))[0]
+    return w % sw == 0 and h % sh == 0 and (sh == 1 or d == 1 or (kd == 1 and sd == 1 and depth_pads == (0, 0)))
+
+
+def phase_view(t: torch.Tensor, sh: int, sw: int) -> tuple[list[int], list[int]] | None:
+    """Sizes and strides of a channels-innermost input (:func:`as_5d`: ``[N, D, H, W, C]``) as a convolution of
+    height and width strides ``sh``, ``sw`` reads it through one box per tap, at unit stride: input column
+    ``sw*j + r`` is column ``j`` of the view, channels from ``r*C`` (``[N, D, H, W/sw, sw*C]``); with ``sh > 1``
+    row ``sh*i + q`` is row ``i`` at coordinate ``q`` of axis 1, depth slices merged into images
+    (``[N*D, sh, H/sh, W/sw, sw*C]``). The taps' offsets ``o*s + t`` become (``t // s``, phase ``t % s``), so a
+    strided convolution's boxes are unit-stride ones. None where the view does not exist (:func:`folds_stride`;
+    a column's channels not dense; images not slices apart)."""
+    sizes, strides = as_5d(t)
+    n, d, h, w, c = sizes
+    s_n, s_d, s_h, s_w, _ = strides
+    if w % sw or h % sh or (sw > 1 and s_w != c) or (sh > 1 and d > 1 and s_n != d * s_d):
+        return None
+    if sh == 1:
+        return [n, d, h, w // sw, sw * c], [s_n, s_d, s_h, sw * s_w, 1]
+    return [n * d, sh, h // sh, w // sw, sw * c], [s_d if d > 1 else s_n, s_h, sh * s_h, sw * s_w, 1]
 
 
 def channels_inner(x: torch.Tensor) -> bool:

@@ -7,6 +7,12 @@ columns of one depth slice) is a box of the 5-D channels-innermost input ``[N, D
 ``BLOCK_K`` channels from ``c0``. Patches spanning images fill a tile where one image's plane is small
 (``Config.tile_b``: 14 x 14 planes as 16 images x 2 x 2, exact); images past the batch read as zeros and are not
 stored.
+Strided along height or width (channels innermost), the input is read through a view that folds each stride into
+its axis (:func:`tritonconv._descriptors.phase_view`): column ``sw*j + r`` is column ``j``, channels from ``r*C``,
+and with a height stride row ``sh*i + q`` is row ``i`` at coordinate ``q`` of the second axis. A tap's offset
+``t`` along a strided axis is then ``t // s`` rows or columns and phase ``t % s``: the boxes of a strided
+convolution are unit-stride boxes of the view (ResNet's 3x3 and 1x1 stride-2 layers; the axes must be multiples
+of their strides).
 An NC(D)HW input is read in place the same way, one image per box, as a box of ``[N, C, D, H, W]`` (``BLOCK_K``
 channels x ``TILE_H x TILE_W`` positions) transposed for the MMA, where every box starts a row on a
 16-byte boundary (:func:`tritonconv._descriptors.nc_boxes_aligned`: 1x1 and (k,1,1) layers, say); other NC(D)HW layers run the
@@ -35,7 +41,7 @@ import triton
 import triton.language as tl
 
 from .._checks import ConvSpec
-from .._descriptors import as_5d, channels_inner, describable, nc_boxes_aligned
+from .._descriptors import as_5d, channels_inner, describable, folds_stride, nc_boxes_aligned, phase_view
 from .._runtime import Descriptors, Direct, interpreting, kernel
 from .._tile import activate, patch
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
@@ -51,6 +57,7 @@ def _conv_tma_kernel(
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, SCALED: tl.constexpr,
     UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, CHANNELS_INNER: tl.constexpr, W_COLS_INNER: tl.constexpr,
     TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    PHASE_H: tl.constexpr, PHASE_W: tl.constexpr,
 ):
     """One program: ``TILE_B x TILE_H x TILE_W`` output positions (images x rows x columns) of one depth slice x
     ``BLOCK_N`` channels.
@@ -76,7 +83,16 @@ def _conv_tma_kernel(
         kh = (t // KW) % KH
         kd = t // (KW * KH)
         if CHANNELS_INNER:  # a box [TILE_B, 1, TILE_H, TILE_W, BLOCK_K] of NDHWC: positions x channels
-            a = x_desc.load([nb0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw, c0])
+            if PHASE_H * PHASE_W == 1:
+                a = x_desc.load([nb0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw, c0])
+            else:  # strided: the phase view (_descriptors.phase_view); offsets made >= 0 before // and %
+                qh = kh * dh - ph + PHASE_H * ph  # (the tap's row offset) + PHASE_H * ph
+                qw = kw * dw - pw + PHASE_W * pw
+                col, chan = ow0 + qw // PHASE_W - pw, (qw % PHASE_W) * C_in + c0
+                if PHASE_H == 1:
+                    a = x_desc.load([nb0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, col, chan])
+                else:  # depth slices are images here (one, or a kernel of 1 over them unpadded: od is the slice)
+                    a = x_desc.load([nb0 * OD + od, qh % PHASE_H, oh0 + qh // PHASE_H - ph, col, chan])
             a = a.reshape(BLOCK_M, BLOCK_K)
         else:  # NC(D)HW (TILE_B = 1): a box [1, BLOCK_K, 1, TILE_H, TILE_W], channels x positions, transposed for the MMA
             a = x_desc.load([nb0, c0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw])
@@ -137,19 +153,35 @@ def weight_view(weight: torch.Tensor) -> torch.Tensor | None:
 
 
 def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config, transposed: bool = False) -> bool:
-    """Whether this kernel computes the problem with ``config``'s tiles: one group, unit H/W stride (every stride
-    for an input gradient, which is a forward convolution only then), a channel axis of the weight innermost
-    (:func:`weight_view`), ``x`` channels-innermost or width-innermost (NC(D)HW: then box rows of 16-byte
-    multiples), 16-byte strides. The base addresses must be 16-byte aligned too
-    (:func:`tritonconv._descriptors.aligned`, checked per call: a view may start anywhere)."""
-    unit = spec.stride if transposed else spec.stride[-2:]
+    """Whether this kernel computes the problem with ``config``'s tiles: one group, a channel axis of the weight
+    innermost (:func:`weight_view`), ``x`` channels-innermost or width-innermost (NC(D)HW: then box rows of
+    16-byte multiples), 16-byte strides; unit stride along height and width, or (forward, channels innermost)
+    strides its :func:`input view <tritonconv._descriptors.phase_view>` folds, with tiles of whole channel chunks
+    (a box never reaches the next column's channels) and, where depth slices become images, one image per patch.
+    An input gradient is a forward convolution only at unit stride on every axis. The base addresses must be
+    16-byte aligned too (:func:`tritonconv._descriptors.aligned`, checked per call: a view may start anywhere)."""
     view = weight_view(weight)
-    if spec.groups != 1 or any(s != 1 for s in unit) or view is None or x.dtype == torch.float64:  # fp32 accumulator
+    if spec.groups != 1 or view is None or x.dtype == torch.float64:  # fp32 accumulator
         return False
     _, _, tile_w = config.patch(config.block_m)
     if not channels_inner(x) and (config.tile_b > 1 or not nc_boxes_aligned(spec, tile_w, x.element_size())):
         return False
-    return describable(x) and describable(view)
+    return describable(x, _x_view(x, spec, config, transposed)[1]) and describable(view)
+
+
+def _x_view(x: torch.Tensor, spec: ConvSpec, config: Config, transposed: bool = False) -> list[int]:
+    """Sizes then strides of the input view the descriptor reads (:func:`as_5d`, or
+    :func:`tritonconv._descriptors.phase_view` for a strided forward convolution); ``[[], [0]]`` (no view a
+    descriptor takes) where :func:`usable` refuses the strides."""
+    sd, sh, sw = as_3d(spec.stride, 1)
+    if sh * sw == 1 and (not transposed or sd == 1):
+        return list(as_5d(x))
+    view = None if transposed or not channels_inner(x) else phase_view(x, sh, sw)
+    depth_images = sh > 1 and view is not None and view[0][0] != x.shape[0]  # slices merged into images
+    if (view is None or not folds_stride(spec.input_shape, spec.weight_shape, spec.stride, spec.padding)
+            or (sw > 1 and spec.weight_shape[1] % config.block_k) or (depth_images and config.tile_b > 1)):
+        return [[], [0]]
+    return list(view)
 
 
 class Launch:
@@ -169,7 +201,7 @@ class Launch:
         if not inner and (tile_w * x.element_size() % 16 or tile_b > 1):
             raise ValueError(f"an NC(D)HW box needs rows of 16-byte multiples and one image, got tile width {tile_w} "
                              f"and {tile_b} images")
-        self.x_layout = (*as_5d(x), box)
+        self.x_layout = (*_x_view(x, spec, config), box)
         cols_inner = weight_view(weight) is not weight  # output channels innermost: boxes of reduction x columns
         self.w_layout = (*as_5d(weight_view(weight)), [config.block_k, 1, 1, 1, config.block_n] if cols_inner
                          else [config.block_n, 1, 1, 1, config.block_k])
@@ -187,6 +219,7 @@ class Launch:
             UPCAST=interp and x.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(x.dtype, interp),
             CHANNELS_INNER=inner, W_COLS_INNER=cols_inner,
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
+            PHASE_H=as_3d(spec.stride, 1)[1] if inner else 1, PHASE_W=as_3d(spec.stride, 1)[2] if inner else 1,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
