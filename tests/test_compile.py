@@ -162,7 +162,8 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
     TMA bulk tensor copies feeding wgmma, without spills, for a spread of the configs the tuner tries
     on a 3x3 layer (forward, input and weight gradient), a 1x1 layer (channels-last, and NCHW read as boxes
     of channels x positions, forward and both gradients), a dilated 1-D layer, 3-D layers (depth stride
-    2; a weight gradient) and strided forward layers (height and width strides folded into the input's view)."""
+    2; a weight gradient) and strided layers' forward and weight gradient (height and width strides folded into
+    the input's view)."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
     layers = [("resnet50_l3_3x3", "conv2d", {}, "conv", "channels_last"),
               ("resnet50_l3_3x3", "conv2d", {}, "conv_t", "channels_last"),
@@ -175,6 +176,7 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
               ("resnet50_l1_1x1", "conv2d", {}, "conv_wgrad", "contiguous"),
               ("r3d18_l1", "conv3d", {}, "conv_wgrad", "channels_last"),
               ("resnet50_l2_3x3s2", "conv2d", {}, "conv", "channels_last"),  # strides folded into the input's view
+              ("resnet50_l2_3x3s2", "conv2d", {}, "conv_wgrad", "channels_last"),
               ("downsample_k7_s4", "conv1d", {}, "conv", "channels_last"),
               ("ct_anisotropic", "conv3d", {}, "conv", "channels_last")]  # depth slices as images
     compiled = 0

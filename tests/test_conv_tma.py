@@ -256,7 +256,8 @@ def test_strided_input_gradient_never_takes_the_descriptor_kernel(monkeypatch):
     ("conv_t", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 2, 1, False),  # strided: a gather, not a box
     ("conv_t", "bfloat16", (1, 64, 4, 8, 8), (64, 64, 3, 3, 3), (2, 1, 1), 1, False),
     ("conv_wgrad", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 1, 1, True),  # weight gradient: its own kernel
-    ("conv_wgrad", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 2, 1, False),
+    ("conv_wgrad", "bfloat16", (1, 64, 16, 16), (64, 64, 3, 3), 2, 1, True),  # x read through the strided view
+    ("conv_wgrad", "bfloat16", (1, 64, 17, 16), (64, 64, 3, 3), 2, 1, False),
     ("conv_wgrad", "bfloat16", (1, 4, 8, 8), (64, 4, 3, 3), 1, 1, False),  # 8-byte rows of x's channels
     ("conv_wgrad", "float32", (1, 4, 8, 8), (64, 4, 3, 3), 1, 1, True),
     ("conv", "bfloat16", (1, 64, 4, 8, 8), (64, 64, 3, 3, 3), (2, 1, 1), 1, True),
@@ -340,13 +341,16 @@ def test_input_gradient_through_descriptors(op, x_shape, w_shape, kwargs, flip, 
     assert len(launched) == len(configs)
 
 
-WGRAD_CASES = [  # the weight gradient through descriptors: unit H/W stride, channels-last and NC(D)HW operands
+WGRAD_CASES = [  # the weight gradient through descriptors: channels-last and NC(D)HW operands, strided channels-last
     ("conv2d", (2, 16, 9, 11), (24, 16, 3, 3), dict(padding=1), "channels_last"),
     ("conv3d", (1, 8, 5, 6, 7), (16, 8, 3, 3, 3), dict(padding=1, stride=(2, 1, 1)), "channels_last"),
     ("conv1d", (2, 16, 37), (8, 16, 3), dict(padding=8, dilation=8), "channels_last"),
     ("conv1d", (1, 24, 20), (40, 24, 4), dict(padding="same"), "channels_last"),  # asymmetric padding
     ("conv2d", (2, 16, 9, 16), (24, 16, 1, 1), dict(), "contiguous"),
     ("conv3d", (1, 8, 5, 3, 8), (16, 8, 3, 1, 1), dict(padding=(1, 0, 0), stride=(2, 1, 1)), "contiguous"),
+    ("conv2d", (2, 16, 10, 12), (24, 16, 3, 3), dict(padding=1, stride=2), "channels_last"),  # x's strided view
+    ("conv1d", (2, 16, 36), (8, 16, 7), dict(padding=3, stride=4), "channels_last"),
+    ("conv3d", (2, 16, 3, 8, 10), (16, 16, 1, 3, 3), dict(padding=(0, 1, 1), stride=(1, 2, 2)), "channels_last"),
 ]
 
 
@@ -379,7 +383,7 @@ def test_weight_gradient_through_descriptors(op, x_shape, w_shape, kwargs, layou
 
 
 def test_weight_gradient_descriptors_only_where_they_apply(monkeypatch):
-    """A descriptor config reaching a weight gradient the kernel cannot take (H/W stride 2; an NCHW input whose taps
+    """A descriptor config reaching a weight gradient the kernel cannot take (H/W stride 2 on 9 rows; an NCHW input whose taps
     shift boxes off 16 bytes; a base 4 bytes into a line, checked per call) runs the pointer kernel with the same
     tiles."""
     monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch", lambda *a: pytest.fail("descriptor path taken"))

@@ -80,3 +80,19 @@ def nc_boxes_aligned(spec: ConvSpec, tile_w: int, itemsize: int) -> bool:
 def aligned(*tensors: torch.Tensor) -> bool:
     """16-byte aligned base addresses (what a tensor descriptor needs)."""
     return all(t.data_ptr() % 16 == 0 for t in tensors)
+
+
+def input_view(x: torch.Tensor, spec: ConvSpec, chunk: int, tile_b: int) -> tuple[list[int], list[int]] | None:
+    """Sizes and strides of the view of a convolution's input ``x`` that its descriptor boxes read: :func:`as_5d` at
+    unit height and width stride, else :func:`phase_view` (channels innermost, strides :func:`folds_stride` folds),
+    where boxes of ``chunk`` channels never reach the next column's and, where depth slices become images, a patch
+    holds one image (``tile_b``). None where no view serves (the pointer kernels run such problems)."""
+    sh, sw = ((1, 1) + tuple(spec.stride))[-2:]
+    if sh * sw == 1:
+        return as_5d(x)
+    if not channels_inner(x) or not folds_stride(spec.input_shape, spec.weight_shape, spec.stride, spec.padding):
+        return None
+    view = phase_view(x, sh, sw)
+    if view is None or (sw > 1 and spec.weight_shape[1] % chunk) or (view[0][0] != x.shape[0] and tile_b > 1):
+        return None
+    return view

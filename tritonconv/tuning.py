@@ -160,8 +160,8 @@ def min_k(problem: Problem) -> int:
 def tma_eligible(problem: Problem) -> bool:
     """Whether the descriptor kernels can run ``problem``: one group, no fp64, unit stride (along H and W for the
     forward pass and the weight gradient, on every axis for the input gradient, then a forward convolution; a
-    channels-last forward pass also at strides its input view folds, :func:`tritonconv._descriptors.folds_stride`,
-    on channels of whole 16-wide chunks),
+    channels-last forward pass or weight gradient also at strides its input view folds,
+    :func:`tritonconv._descriptors.folds_stride`, on input channels of whole 16-wide chunks),
     16-byte rows of channels where channels are innermost (the activations read and, but for the weight
     gradient, the weight's reduction rows), and for an NC(D)HW read rows of 16-byte multiples with every box of
     the convolution's input starting on one (:func:`tritonconv._descriptors.nc_boxes_aligned`)."""
@@ -169,7 +169,8 @@ def tma_eligible(problem: Problem) -> bool:
     wgrad = problem.kind == "conv_wgrad"
     rows, cols, red = problem.gemm
     unit = problem.stride if problem.kind == "conv_t" else problem.stride[-2:]
-    folded = (problem.kind == "conv" and problem.layout == "channels_last" and red % 16 == 0  # whole chunks
+    folded = (problem.kind in ("conv", "conv_wgrad") and problem.layout == "channels_last"
+              and problem.weight_shape[1] % 16 == 0  # x's channels in whole 16-wide chunks
               and folds_stride(problem.input_shape, problem.weight_shape, problem.stride, problem.padding))
     if (TensorDescriptor is None or problem.kind not in ("conv", "conv_t", "conv_wgrad") or problem.groups != 1
             or problem.dtype == "float64" or (any(s != 1 for s in unit) and not folded)):
@@ -220,8 +221,8 @@ def tma_patch(problem: Problem, positions: int) -> dict[str, int]:
 def tma_batch(problem: Problem) -> int:
     """The images a descriptor patch may span: the batch, channels-innermost (an NC(D)HW box is one image's, and so
     is a strided one whose depth slices read as images, :func:`tritonconv._descriptors.phase_view`)."""
-    depth_images = problem.kind == "conv" and len(problem.input_shape) == 5 and problem.input_shape[2] > 1 \
-        and problem.stride[-2] > 1
+    depth_images = problem.kind in ("conv", "conv_wgrad") and len(problem.input_shape) == 5 \
+        and problem.input_shape[2] > 1 and problem.stride[-2] > 1
     return problem.input_shape[0] if problem.layout == "channels_last" and not depth_images else 1
 
 

@@ -41,7 +41,7 @@ import triton
 import triton.language as tl
 
 from .._checks import ConvSpec
-from .._descriptors import as_5d, channels_inner, describable, folds_stride, nc_boxes_aligned, phase_view
+from .._descriptors import as_5d, channels_inner, describable, input_view, nc_boxes_aligned
 from .._runtime import Descriptors, Direct, interpreting, kernel
 from .._tile import activate, patch
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
@@ -169,19 +169,11 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config
     return describable(x, _x_view(x, spec, config, transposed)[1]) and describable(view)
 
 
-def _x_view(x: torch.Tensor, spec: ConvSpec, config: Config, transposed: bool = False) -> list[int]:
-    """Sizes then strides of the input view the descriptor reads (:func:`as_5d`, or
-    :func:`tritonconv._descriptors.phase_view` for a strided forward convolution); ``[[], [0]]`` (no view a
-    descriptor takes) where :func:`usable` refuses the strides."""
-    sd, sh, sw = as_3d(spec.stride, 1)
-    if sh * sw == 1 and (not transposed or sd == 1):
-        return list(as_5d(x))
-    view = None if transposed or not channels_inner(x) else phase_view(x, sh, sw)
-    depth_images = sh > 1 and view is not None and view[0][0] != x.shape[0]  # slices merged into images
-    if (view is None or not folds_stride(spec.input_shape, spec.weight_shape, spec.stride, spec.padding)
-            or (sw > 1 and spec.weight_shape[1] % config.block_k) or (depth_images and config.tile_b > 1)):
-        return [[], [0]]
-    return list(view)
+def _x_view(x: torch.Tensor, spec: ConvSpec, config: Config, transposed: bool = False) -> list[list[int]]:
+    """Sizes then strides of the input view the descriptor reads (:func:`tritonconv._descriptors.input_view`;
+    a strided input gradient has none); ``[[], [0]]`` (no view a descriptor takes) where there is none."""
+    view = None if transposed and any(s != 1 for s in spec.stride) else input_view(x, spec, config.block_k, config.tile_b)
+    return [[], [0]] if view is None else list(view)
 
 
 class Launch:

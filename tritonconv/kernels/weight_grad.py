@@ -33,8 +33,9 @@ padding of ``x`` comes for free, so the main loop is one flat loop over patches 
 coordinates, no addresses and no masks, pipelined into bulk copies feeding ``wgmma`` (``dY``'s box
 transposed in shared memory for the MMA's first operand). NC(D)HW operands are read in place as
 boxes ``[1, channels, 1, TILE_H, TILE_W]`` of ``[N, C, D, H, W]`` where every box starts a row on 16
-bytes (:func:`tritonconv._descriptors.nc_boxes_aligned`). Its reduction splits as the pointer
-kernel's.
+bytes (:func:`tritonconv._descriptors.nc_boxes_aligned`). Strided along height or width, channels-innermost ``x``
+is read through the view that folds the strides into its axes, as the forward descriptor kernel reads it
+(:func:`tritonconv._descriptors.phase_view`). Its reduction splits as the pointer kernel's.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import triton.language as tl
 
 from .. import geometry
 from .._checks import ConvSpec
-from .._descriptors import as_5d, channels_inner, describable, nc_boxes_aligned
+from .._descriptors import as_5d, channels_inner, describable, input_view, nc_boxes_aligned
 from .._runtime import Descriptors, Direct, TensorDescriptor, interpreting, kernel
 from .._tile import patch, tap, tile_positions
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
@@ -235,7 +236,7 @@ def _conv_weight_grad_tma_kernel(
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     X_INNER: tl.constexpr, DY_INNER: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr,
     DOT_PRECISION: tl.constexpr, TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PHASE_H: tl.constexpr, PHASE_W: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split of the patches.
 
@@ -254,6 +255,11 @@ def _conv_weight_grad_tma_kernel(
     tiles_w = (OW + TILE_W - 1) // TILE_W
     tiles_h = (OH + TILE_H - 1) // TILE_H
 
+    # strided (PHASE_H or PHASE_W > 1): x read through its phase view (_descriptors.phase_view), the tap's offsets
+    # as (rows or columns, phase), made >= 0 before // and %: fixed per program
+    qh = kh * dh - ph + PHASE_H * ph
+    qw = kw * dw - pw + PHASE_W * pw
+    col, chan = qw // PHASE_W - pw, (qw % PHASE_W) * C_in + n0
     first = split * STEPS_PER_SPLIT  # this split's first patch, then the next ones in (nb, od, oh, ow) order
     nb, od, oh0, ow0 = patch(first, OD, tiles_h, tiles_w, TILE_B, TILE_H, TILE_W)
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
@@ -265,7 +271,12 @@ def _conv_weight_grad_tma_kernel(
         id_ = od * sd - pd + kd * dd
         ih = oh0 - ph + kh * dh
         iw = ow0 - pw + kw * dw
-        if X_INNER:
+        if PHASE_H > 1:  # depth slices are images here (one, or a kernel of 1 over them unpadded: od is the slice)
+            b = x_desc.load([nb * OD + od, qh % PHASE_H, oh0 + qh // PHASE_H - ph, ow0 + col, chan])
+            b = b.reshape(BLOCK_K, BLOCK_N)
+        elif PHASE_W > 1:
+            b = x_desc.load([nb, id_, ih, ow0 + col, chan]).reshape(BLOCK_K, BLOCK_N)
+        elif X_INNER:
             b = x_desc.load([nb, id_, ih, iw, n0]).reshape(BLOCK_K, BLOCK_N)
         else:
             b = tl.trans(x_desc.load([nb, n0, id_, ih, iw]).reshape(BLOCK_N, BLOCK_K))
@@ -295,14 +306,17 @@ def _conv_weight_grad_tma_kernel(
 
 
 def descriptors_usable(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, config: Config) -> bool:
-    """Whether this kernel computes the weight gradient with ``config``'s tiles: one group, unit H/W stride, each
+    """Whether this kernel computes the weight gradient with ``config``'s tiles: one group, unit H/W stride or
+    strides ``x``'s view folds (:func:`tritonconv._descriptors.input_view`, channels innermost), each
     operand channels- or width-innermost (NC(D)HW: box rows of 16-byte multiples, ``x``'s boxes starting on 16
     bytes), 16-byte strides, no fp64 (its accumulator is fp32). The base addresses must be 16-byte aligned too
     (:func:`tritonconv._descriptors.aligned`, checked per call)."""
-    if (TensorDescriptor is None or not config.tile_h or spec.groups != 1 or any(s != 1 for s in spec.stride[-2:])
-            or input.dtype == torch.float64):
+    if TensorDescriptor is None or not config.tile_h or spec.groups != 1 or input.dtype == torch.float64:
         return False
     tile_b, _, tile_w = config.patch(config.block_k)
+    view = input_view(input, spec, config.block_n, tile_b)
+    if view is None or not describable(input, view[1]):
+        return False
     for t in (grad_output, input):
         if not describable(t) or (not channels_inner(t) and (tile_w * t.element_size() % 16 or tile_b > 1)):
             return False
@@ -326,11 +340,13 @@ class DescriptorLaunch(Partials):
         splits = max(1, triton.cdiv(steps, per_split))
         super().__init__(spec, flip, splits, positions, input.dtype, inner_grad)
 
-        def layout(t: torch.Tensor, channels: int) -> tuple:
+        def layout(t: torch.Tensor, channels: int, view: tuple) -> tuple:
             box = [tile_b, 1, tile_h, tile_w, channels] if channels_inner(t) else [1, channels, 1, tile_h, tile_w]
-            return (*as_5d(t), box)
+            return (*view, box)
 
-        self.x_layout, self.dy_layout = layout(input, config.block_n), layout(grad_output, config.block_m)
+        self.x_layout = layout(input, config.block_n, input_view(input, spec, config.block_n, tile_b))
+        self.dy_layout = layout(grad_output, config.block_m, as_5d(grad_output))
+        _, phase_h, phase_w = as_3d(spec.stride, 1)
         interp = interpreting(input.device)
         tiles = math.prod(kernel_size) * triton.cdiv(c_out, config.block_m) * triton.cdiv(c_in, config.block_n)
         self.grid = (tiles, splits)
@@ -341,7 +357,7 @@ class DescriptorLaunch(Partials):
             X_INNER=channels_inner(input), DY_INNER=channels_inner(grad_output), INT64=needs_int64(self.partial),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_M=config.block_m, BLOCK_N=config.block_n,
-            num_warps=config.num_warps, num_stages=config.num_stages,
+            PHASE_H=phase_h, PHASE_W=phase_w, num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_weight_grad_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
         self.x_desc, self.dy_desc = Descriptors(self.launcher, *self.x_layout), Descriptors(self.launcher, *self.dy_layout)
