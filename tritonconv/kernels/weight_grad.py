@@ -20,8 +20,9 @@ run of x's memory); 2, the height and width taps (columns ``j = (kh * KW + kw) *
 a 7x7 stem on 3 channels, 160 wide, 1.09x). Each column's taps are masked per position; the column
 offsets are computed once per program, outside the loop.
 
-On Hopper, with unit stride along height and width (any depth stride, padding and dilation; one
-group), a second kernel loads its tiles by tensor descriptor (:class:`DescriptorLaunch`, a config
+On Hopper, with unit stride along height and width or strides ``x``'s folded view takes (below; any depth
+stride, padding and dilation; one group), a second kernel loads its tiles by tensor descriptor
+(:class:`DescriptorLaunch`, a config
 with ``tile_h > 0``: ``block_k = tile_b * tile_h * tile_w`` positions per step). The reduction runs over
 ``TILE_B x TILE_H x TILE_W`` patches of output positions (images x rows x columns of one depth slice; images
 past the batch read as zeros), and a patch needs two boxes: ``BLOCK_M`` channels of
