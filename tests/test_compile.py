@@ -118,16 +118,19 @@ def test_nchw_tiles_load_and_store_along_positions_without_spilling(arch):
 
 def test_sass_census_sees_how_tiles_arrive():
     """The report's main-loop census from the SASS, for the configs a Hopper GPU's heuristic picks: the
-    channels-last passes of a unit-stride 3x3 layer take TMA copies into HGMMA, the weight gradient of a
-    stride-2 one (the pointer kernel) asynchronous 16-byte copies; NCHW (read in place) 2-byte loads; NCL
-    (1-D) 16-byte ones; and it counts the integer instructions spent per MMA instruction."""
+    channels-last passes of a unit-stride 3x3 layer and of a stride-2 one take TMA copies into HGMMA, the forward
+    of a 3-D layer strided in depth and height (the pointer kernel) asynchronous 16-byte copies; NCHW (read in
+    place) 2-byte loads; NCL (1-D) 16-byte ones; and it counts the integer instructions spent per MMA
+    instruction."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
     mini = {"conv2d": [e for e in suite["conv2d"] if e["name"] in ("resnet50_l1_3x3", "resnet50_l2_3x3s2")],
-            "conv1d": [e for e in suite["conv1d"] if e["name"] == "tcn_k3"]}
+            "conv1d": [e for e in suite["conv1d"] if e["name"] == "tcn_k3"],
+            "conv3d": [e for e in suite["conv3d"] if e["name"] == "r3d18_l2_s2"]}
     rows = {(r["name"], r["kind"], r["layout"]): r
             for r in static.report(90, ["bf16"], ["channels_last", "contiguous"], ["conv", "conv_t", "conv_wgrad"], mini)}
-    tma = [rows["resnet50_l1_3x3", kind, "channels_last"] for kind in ("conv", "conv_t", "conv_wgrad")]
-    pointer = rows["resnet50_l2_3x3s2", "conv_wgrad", "channels_last"]
+    tma = [rows[name, kind, "channels_last"] for name in ("resnet50_l1_3x3", "resnet50_l2_3x3s2")
+           for kind in ("conv", "conv_t", "conv_wgrad")]
+    pointer = rows["r3d18_l2_s2", "conv", "channels_last"]
     nchw, ncl = rows["resnet50_l1_3x3", "conv", "contiguous"], rows["tcn_k3", "conv", "contiguous"]
     assert {r["loop_math_op"] for r in rows.values()} == {"HGMMA"}
     assert all(r["loop_tma"] > 0 and r["loop_loads"] == 0 for r in tma)
@@ -163,7 +166,7 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
     on a 3x3 layer (forward, input and weight gradient), a 1x1 layer (channels-last, and NCHW read as boxes
     of channels x positions, forward and both gradients), a dilated 1-D layer, 3-D layers (depth stride
     2; a weight gradient) and strided layers' forward and weight gradient (height and width strides folded into
-    the input's view)."""
+    the input's view) and input gradient (by stride phase)."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
     layers = [("resnet50_l3_3x3", "conv2d", {}, "conv", "channels_last"),
               ("resnet50_l3_3x3", "conv2d", {}, "conv_t", "channels_last"),
@@ -177,6 +180,8 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
               ("r3d18_l1", "conv3d", {}, "conv_wgrad", "channels_last"),
               ("resnet50_l2_3x3s2", "conv2d", {}, "conv", "channels_last"),  # strides folded into the input's view
               ("resnet50_l2_3x3s2", "conv2d", {}, "conv_wgrad", "channels_last"),
+              ("resnet50_l2_3x3s2", "conv2d", {}, "conv_t", "channels_last"),  # by stride phase
+              ("r3d18_l2_s2", "conv3d", {}, "conv_t", "channels_last"),
               ("downsample_k7_s4", "conv1d", {}, "conv", "channels_last"),
               ("ct_anisotropic", "conv3d", {}, "conv", "channels_last")]  # depth slices as images
     compiled = 0

@@ -12,7 +12,7 @@ from conftest import assert_close
 
 import tritonconv
 from tritonconv import dispatch, geometry, tuning
-from tritonconv._checks import conv_spec
+from tritonconv._checks import conv_spec, conv_transpose_spec
 from tritonconv.kernels import tma, weight_grad
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -227,19 +227,71 @@ def test_alignment_is_checked_per_call(monkeypatch):
         assert len(ran) == runs
 
 
-def test_strided_input_gradient_never_takes_the_descriptor_kernel(monkeypatch):
-    """A descriptor config reaching a strided input gradient (a cache entry, a config given by hand)
-    runs the pointer kernel with the same tiles: the forward equivalent exists only for unit stride."""
+def test_strided_nchw_input_gradient_never_takes_the_descriptor_kernel(monkeypatch):
+    """A descriptor config reaching a strided input gradient of an NC(D)HW output gradient (a cache entry, a config
+    given by hand) runs the pointer kernel with the same tiles: by phase, boxes start anywhere along the width."""
     monkeypatch.setattr(tma.Launch, "__call__", lambda *a, **k: pytest.fail("descriptor path taken"))
-    x = geometry.to_layout(torch.randn(1, 8, 5, 6, 7, device=DEVICE), "channels_last").requires_grad_()
+    x = torch.randn(1, 8, 5, 6, 16, device=DEVICE).requires_grad_()
     w = torch.randn(16, 8, 3, 3, 3, device=DEVICE)
     y = F.conv3d(x, w, padding=1, stride=(2, 1, 1))
     dy = torch.randn_like(y)
     (ref,) = torch.autograd.grad(y, x, dy)
     spec = conv_spec("conv3d", 3, x.detach(), w, None, (2, 1, 1), 1, 1, 1)
-    cfg = tuning.tma_candidates(tuning.Problem.for_launch("conv", x, spec))[0]
+    cfg = tuning.Config(64, 16, 16, 1, 4, 2, tile_h=4, tile_b=1)
+    assert not tma.usable(dy, w, spec, cfg, transposed=True)
     dx = dispatch.conv_grad_input(dy, w, spec, False, geometry.output_memory_format(x, w), cfg)
     assert_close(dx, ref)
+
+
+STRIDED_T_CASES = [  # strided input gradients by stride phase: phases of unequal tap counts, and of none
+    ("conv2d", (2, 32, 10, 12), (24, 32, 3, 3), dict(padding=1, stride=2)),
+    ("conv2d", (3, 16, 8, 14), (16, 16, 1, 1), dict(stride=2)),  # patches spanning images
+    ("conv2d", (1, 16, 13, 15), (16, 16, 3, 5), dict(padding=(1, 2), stride=(2, 3), dilation=(1, 2))),
+    ("conv1d", (2, 16, 37), (16, 16, 7), dict(padding=3, stride=4)),
+    ("conv3d", (1, 16, 5, 7, 9), (16, 16, 3, 3, 3), dict(padding=1, stride=2)),
+    ("conv2d", (1, 16, 9, 9), (16, 16, 2, 2), dict(stride=3)),  # stride > kernel: a phase no tap reaches
+]
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,kwargs", STRIDED_T_CASES)
+@pytest.mark.parametrize("flip", [False, True])
+def test_strided_input_gradient_by_phase_through_descriptors(op, x_shape, w_shape, kwargs, flip, monkeypatch):
+    """A strided input gradient, channels-last: each program writes one stride phase's positions from the taps
+    reaching it, boxes of dy at ``j + (phase + p - t*d) / s``; every candidate config against torch (the output
+    poisoned by the allocator: every position is written, zeros where no tap reaches)."""
+    launched = []
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: launched.append(1) or _f(*a, **k))
+    x = geometry.to_layout(torch.randn(x_shape, device=DEVICE, dtype=torch.float64), "channels_last").requires_grad_()
+    w = torch.randn(w_shape, device=DEVICE, dtype=torch.float64)
+    y = getattr(F, op)(x, w.flip(list(range(2, w.dim()))) if flip else w, **kwargs)
+    dy = geometry.to_layout(torch.randn_like(y), "channels_last")
+    (ref,) = torch.autograd.grad(y, x, dy)
+    x32, w32, dy32 = x.detach().float(), w.float(), dy.float()
+    spec = conv_spec(op, int(op[-2]), x32, w32, None, kwargs["stride"], kwargs.get("padding", 0),
+                     kwargs.get("dilation", 1), 1)
+    problem = tuning.Problem.for_launch("conv_t", dy32, spec)
+    configs = tuning.tma_candidates(problem)
+    assert tuning.tma_eligible(problem) and configs
+    for cfg in configs[::2]:
+        dx = dispatch.conv_grad_input(dy32, w32, spec, flip, geometry.output_memory_format(x32, w32), cfg)
+        assert_close(dx, ref)
+    assert len(launched) == len(configs[::2])
+
+
+def test_strided_transposed_convolution_through_descriptors(monkeypatch):
+    """``conv_transpose2d`` (stride 2, output padding, bias, an activation) on a channels-last bf16 input runs
+    the descriptor kernel by phase when given its config, and matches torch."""
+    launched = []
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: launched.append(1) or _f(*a, **k))
+    x = geometry.to_layout(torch.randn(2, 32, 5, 7, device=DEVICE, dtype=torch.bfloat16), "channels_last")
+    w = torch.randn(32, 16, 3, 3, device=DEVICE, dtype=torch.bfloat16)
+    b = torch.randn(16, device=DEVICE, dtype=torch.bfloat16)
+    ref = F.relu(F.conv_transpose2d(x.double(), w.double(), b.double(), stride=2, padding=1, output_padding=1))
+    spec = conv_transpose_spec("conv_transpose2d", 2, x, w, b, 2, 1, 1, 1, 1)
+    cfg = tuning.tma_candidates(tuning.Problem.for_launch("conv_t", x, spec))[0]
+    out = dispatch.conv_transpose(x, w, b, spec, "relu", False, torch.channels_last, cfg)
+    assert_close(out, ref, torch.bfloat16)
+    assert launched
 
 
 @pytest.mark.parametrize("kind,dtype,input_shape,weight_shape,stride,groups,eligible", [
@@ -253,8 +305,8 @@ def test_strided_input_gradient_never_takes_the_descriptor_kernel(monkeypatch):
     ("conv", "bfloat16", (1, 4, 8, 8), (64, 4, 3, 3), 1, 1, False),  # 8-byte channel rows
     ("conv", "float32", (1, 4, 8, 8), (64, 4, 3, 3), 1, 1, True),  # 16-byte rows in fp32
     ("conv_t", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 1, 1, True),  # input gradient: a forward conv of dy
-    ("conv_t", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 2, 1, False),  # strided: a gather, not a box
-    ("conv_t", "bfloat16", (1, 64, 4, 8, 8), (64, 64, 3, 3, 3), (2, 1, 1), 1, False),
+    ("conv_t", "bfloat16", (1, 64, 16, 16), (64, 64, 3, 3), 2, 1, True),  # strided: by stride phase
+    ("conv_t", "bfloat16", (1, 64, 4, 16, 16), (64, 64, 3, 3, 3), (2, 1, 1), 1, True),
     ("conv_wgrad", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 1, 1, True),  # weight gradient: its own kernel
     ("conv_wgrad", "bfloat16", (1, 64, 16, 16), (64, 64, 3, 3), 2, 1, True),  # x read through the strided view
     ("conv_wgrad", "bfloat16", (1, 64, 17, 16), (64, 64, 3, 3), 2, 1, False),

@@ -132,15 +132,16 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
         macs = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
         return macs, triton.cdiv(rows, config.block_m) * triton.cdiv(cols, config.block_n) * max(config.split_k, 1)
     c_out, c_in_g = problem.weight_shape[:2]
-    if config.tile_h and problem.kind != "conv_wgrad":  # images x rows x columns patches of the written planes,
-        written = problem.input_shape if problem.kind == "conv_t" else problem.output_shape  # every tap, channels padded
-        n, od, (oh, ow) = written[0], geometry.as_3d(written[2:], 1)[0], tuning.tma_plane(problem)
+    if config.tile_h and problem.kind != "conv_wgrad":  # images x rows x columns patches of the written planes
+        written = tuning.tma_written(problem)  # (one stride phase's, for a strided input gradient: each tap reaches
+        n, od, (oh, ow) = written[0], geometry.as_3d(written[2:], 1)[0], tuning.tma_plane(problem)  # one phase)
         _, cols, red = problem.gemm  # the input gradient runs as a forward convolution: channel axes swapped
         tile_b, tile_h, tile_w = config.patch(config.block_m)
         patches = triton.cdiv(n, tile_b) * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w)
         ctas = patches * triton.cdiv(cols, config.block_n)
         k = problem.taps * triton.cdiv(red, config.block_k) * config.block_k
-        return ctas * config.block_m * config.block_n * k, ctas
+        phases = math.prod(problem.stride) if problem.kind == "conv_t" else 1
+        return ctas * config.block_m * config.block_n * k, ctas * phases
     dtype = getattr(torch, problem.dtype)
     spec = problem.spec
     def activation(shape):  # laid out as the problem's layout says (NC(D)HW tensors are tiled by rows)

@@ -294,11 +294,9 @@ def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activa
         x = _channels_inner_like(x)
     lay_w, wc = _operand_layouts(x, weight, spec, transposed, config)
     launch = gemm.Launch(x, wc, bias, y, spec, transposed, activation, flip, dataclasses.replace(config, tile_h=0))
-    if config.tile_h:  # tile loads by tensor descriptor; the transposed pass as its forward equivalent
-        w_fwd, spec_fwd = (wc.transpose(0, 1), tma.transposed_as_forward(spec)) if transposed else (wc, spec)
-        if tma.usable(x, w_fwd, spec_fwd, config, transposed):
-            descriptors = tma.Launch(x, w_fwd, bias, y, spec_fwd, activation, flip != transposed, config)
-            launch = _Descriptors(descriptors, launch)
+    if config.tile_h:  # tile loads by tensor descriptor (a transposed pass as its forward equivalent, or by phase)
+        if tma.usable(x, wc, spec, config, transposed):
+            launch = _Descriptors(tma.Launch(x, wc, bias, y, spec, activation, flip, config, transposed=transposed), launch)
         # else, e.g. strides of no 16-byte multiple: the same tiles through pointers
     return _Pass(out, _weight_viewed(lay_w, views and views[1]), _Relaid(launch, relaid) if relaid else launch, spec)
 

@@ -202,6 +202,17 @@ def phase_taps(kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1
     return step, phases
 
 
+def phase_table(kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+                dilation: Sequence[int]) -> tuple[tuple[int, ...], list[list[int]]]:
+    """A transposed pass's taps by stride phase on three axes (:func:`phase_taps` per axis): the per-axis tap
+    steps, and per phase (depth phase slowest, width fastest) ``[first_d, count_d, first_h, count_h, first_w,
+    count_w]``, the table the kernels read."""
+    axes = [phase_taps(*args) for args in zip(kernel, stride, padding, dilation)]
+    table = [[*axes[0][1][a], *axes[1][1][b], *axes[2][1][c]]
+             for a in range(stride[0]) for b in range(stride[1]) for c in range(stride[2])]
+    return tuple(step for step, _ in axes), table
+
+
 def merge_axes(
     input_shape: Sequence[int],
     weight_shape: Sequence[int],

@@ -158,17 +158,18 @@ def min_k(problem: Problem) -> int:
 
 
 def tma_eligible(problem: Problem) -> bool:
-    """Whether the descriptor kernels can run ``problem``: one group, no fp64, unit stride (along H and W for the
-    forward pass and the weight gradient, on every axis for the input gradient, then a forward convolution; a
-    channels-last forward pass or weight gradient also at strides its input view folds,
-    :func:`tritonconv._descriptors.folds_stride`, on input channels of whole 16-wide chunks),
+    """Whether the descriptor kernels can run ``problem``: one group, no fp64, unit stride along H and W for the
+    forward pass and the weight gradient (channels-last, also strides their input view folds,
+    :func:`tritonconv._descriptors.folds_stride`, on input channels of whole 16-wide chunks), any stride for a
+    channels-last input gradient (a forward convolution at unit stride, else by stride phase), unit stride for an
+    NC(D)HW one,
     16-byte rows of channels where channels are innermost (the activations read and, but for the weight
     gradient, the weight's reduction rows), and for an NC(D)HW read rows of 16-byte multiples with every box of
     the convolution's input starting on one (:func:`tritonconv._descriptors.nc_boxes_aligned`)."""
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     wgrad = problem.kind == "conv_wgrad"
     rows, cols, red = problem.gemm
-    unit = problem.stride if problem.kind == "conv_t" else problem.stride[-2:]
+    unit = problem.stride[-2:] if problem.kind != "conv_t" else () if problem.layout == "channels_last" else problem.stride
     folded = (problem.kind in ("conv", "conv_wgrad") and problem.layout == "channels_last"
               and problem.weight_shape[1] % 16 == 0  # x's channels in whole 16-wide chunks
               and folds_stride(problem.input_shape, problem.weight_shape, problem.stride, problem.padding))
@@ -246,9 +247,18 @@ def tma_padding(problem: Problem, positions: int) -> float:
 
 def tma_plane(problem: Problem) -> tuple[int, int]:
     """(height, width) of the plane of positions the descriptor kernels tile: the output's last two axes (the
-    input's for the input gradient, which writes it; 1-D: 1 x L)."""
-    written = problem.input_shape if problem.kind == "conv_t" else problem.output_shape
+    input's for the input gradient, which writes it, one stride phase's where it is strided; 1-D: 1 x L)."""
+    written = tma_written(problem)
     return (1, *written[2:]) if len(written) == 3 else tuple(written[-2:])
+
+
+def tma_written(problem: Problem) -> tuple[int, ...]:
+    """The shape of the positions a descriptor program tiles: the output's; for the input gradient the input's,
+    one stride phase's (``ceil(size / stride)`` per axis) where it is strided."""
+    if problem.kind != "conv_t":
+        return problem.output_shape
+    n, c, *sizes = problem.input_shape
+    return (n, c, *(-(-size // s) for size, s in zip(sizes, problem.stride)))
 
 
 def tma_candidates(problem: Problem) -> list[Config]:

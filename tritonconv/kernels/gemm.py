@@ -242,10 +242,7 @@ class Launch:
             pads, dilation = as_3d(tuple(b for b, _ in spec.padding), 0), as_3d(spec.dilation, 1)
             j = tuple(triton.cdiv(o, st) for o, st in zip(as_3d(y.shape[2:], 1), stride))
             rows, phases = y.shape[0] * math.prod(j), math.prod(stride)
-            axes = [shapes.phase_taps(*args) for args in zip(kernel, stride, pads, dilation)]
-            steps = tuple(step for step, _ in axes)
-            table = [[*axes[0][1][pd], *axes[1][1][ph], *axes[2][1][pw]]
-                     for pd in range(stride[0]) for ph in range(stride[1]) for pw in range(stride[2])]
+            steps, table = shapes.phase_table(kernel, stride, pads, dilation)
             self.taps = torch.tensor(table, dtype=torch.int32, device=x.device)
         fold = bool(config.fold) and not transposed  # same result either way; forward only
         reduction = math.prod(spec.weight_shape[2:]) * c_read if fold else c_read  # per split loop

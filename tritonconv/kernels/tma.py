@@ -25,7 +25,9 @@ weight with its output channels innermost (the input gradient's view of ``triton
 ``[C_in, KD, KH, KW, C_out]`` (:func:`weight_view`): no per-call copy of the weight in either. 1-D and
 2-D problems are the 3-D one with unit sizes (as everywhere in tritonconv). The epilogue stores through pointers (any output
 layout). The input gradient of a unit-stride convolution is itself such a forward convolution
-(:func:`transposed_as_forward`), so the transposed pass takes this kernel too. The tuner offers
+(:func:`transposed_as_forward`), so the transposed pass takes this kernel too; a strided one (channels innermost)
+runs it by stride phase (``PHASED``: each program writes positions ``phase + s*j`` of one phase from the taps
+reaching it, whose boxes of the output gradient are unit-stride runs along ``j``). The tuner offers
 these configs (``Config.tile_h > 0``) on GPUs of compute capability 9 or more, and there the
 heuristic gives them to 16-bit forward problems (measured faster, ``benchmarks/NOTES.md``); the interpreter
 runs the same kernel (descriptors are emulated), so CPU tests check it. Host-side descriptors
@@ -40,6 +42,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .. import shapes
 from .._checks import ConvSpec
 from .._descriptors import as_5d, channels_inner, describable, input_view, nc_boxes_aligned
 from .._runtime import Descriptors, Direct, interpreting, kernel
@@ -50,14 +53,14 @@ from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, s
 @kernel
 @triton.jit
 def _conv_tma_kernel(
-    x_desc, w_desc, b_ptr, s_ptr, si_ptr, y_ptr,
-    C_in, C_out, NB, OD, OH, OW, sd, pd, ph, pw, dd, dh, dw,
+    x_desc, w_desc, b_ptr, s_ptr, si_ptr, y_ptr, taps_ptr,
+    C_in, C_out, NB, OD, OH, OW, JD, JH, JW, sd, pd, ph, pw, dd, dh, dw, step_d, step_h, step_w,
     syn, syc, syd, syh, syw, s_step,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, SCALED: tl.constexpr,
     UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, CHANNELS_INNER: tl.constexpr, W_COLS_INNER: tl.constexpr,
     TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    PHASE_H: tl.constexpr, PHASE_W: tl.constexpr,
+    PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, PHASED: tl.constexpr,
 ):
     """One program: ``TILE_B x TILE_H x TILE_W`` output positions (images x rows x columns) of one depth slice x
     ``BLOCK_N`` channels.
@@ -65,24 +68,45 @@ def _conv_tma_kernel(
     Programs run channel tile fastest, so the programs sharing an input patch run together (L2).
     ``SCALED`` (fp8 operands): the epilogue dequantises as the pointer kernel's does (``acc * si * s[n]``);
     the weight tile is loaded K-major, the layout Hopper's fp8 MMA takes for its second operand.
+
+    ``PHASED`` (a strided input gradient, ``x`` the output gradient, channels innermost): program ``(pid, phase)``
+    writes positions ``o = phase + s*j`` of one stride phase (strides ``sd``, ``PHASE_H``, ``PHASE_W``; ``j`` in
+    ``JD x JH x JW``), from the taps reaching that phase, ``count`` of them from ``first`` in steps ``step_*``
+    (the host's table ``taps_ptr[phase]``, :func:`tritonconv.shapes.phase_table`); tap ``t`` reads the output
+    gradient at ``j + (phase + p - t*d) / s`` (an exact division), so consecutive positions of a phase read a box.
     """
     BLOCK_M: tl.constexpr = TILE_B * TILE_H * TILE_W
     pid = tl.program_id(0)
     tiles_n = (C_out + BLOCK_N - 1) // BLOCK_N
-    tiles_w = (OW + TILE_W - 1) // TILE_W
-    tiles_h = (OH + TILE_H - 1) // TILE_H
     n0 = (pid % tiles_n) * BLOCK_N
-    nb0, od, oh0, ow0 = patch(pid // tiles_n, OD, tiles_h, tiles_w, TILE_B, TILE_H, TILE_W)
+    if PHASED:  # patches of j; this program's phase and the taps that reach it
+        phase = tl.program_id(1)
+        nb0, jd, jh0, jw0 = patch(pid // tiles_n, JD, (JH + TILE_H - 1) // TILE_H, (JW + TILE_W - 1) // TILE_W,
+                                  TILE_B, TILE_H, TILE_W)
+        phd = phase // (PHASE_H * PHASE_W)
+        phh = (phase // PHASE_W) % PHASE_H
+        phw = phase % PHASE_W
+        row = taps_ptr + phase * 6
+        t0d, cd, t0h, ch, t0w, cw = tl.load(row), tl.load(row + 1), tl.load(row + 2), tl.load(row + 3), \
+            tl.load(row + 4), tl.load(row + 5)
+        ed, eh, ew = step_d, step_h, step_w
+    else:  # every tap, from 0 in steps of 1
+        nb0, od, oh0, ow0 = patch(pid // tiles_n, OD, (OH + TILE_H - 1) // TILE_H, (OW + TILE_W - 1) // TILE_W,
+                                  TILE_B, TILE_H, TILE_W)
+        t0d, cd, t0h, ch, t0w, cw, ed, eh, ew = 0, KD, 0, KH, 0, KW, 1, 1, 1
 
     k_steps = (C_in + BLOCK_K - 1) // BLOCK_K
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
-    for i in range(KD * KH * KW * k_steps):  # one flat loop: (tap, channel chunk), scalar index math only
+    for i in range(cd * ch * cw * k_steps):  # one flat loop: (tap, channel chunk), scalar index math only
         c0 = (i % k_steps) * BLOCK_K
         t = i // k_steps
-        kw = t % KW
-        kh = (t // KW) % KH
-        kd = t // (KW * KH)
-        if CHANNELS_INNER:  # a box [TILE_B, 1, TILE_H, TILE_W, BLOCK_K] of NDHWC: positions x channels
+        kw = t0w + (t % cw) * ew
+        kh = t0h + ((t // cw) % ch) * eh
+        kd = t0d + (t // (cw * ch)) * ed
+        if PHASED:  # a box [TILE_B, 1, TILE_H, TILE_W, BLOCK_K] of the output gradient, NDHWC
+            a = x_desc.load([nb0, jd + (phd + pd - kd * dd) // sd, jh0 + (phh + ph - kh * dh) // PHASE_H,
+                             jw0 + (phw + pw - kw * dw) // PHASE_W, c0]).reshape(BLOCK_M, BLOCK_K)
+        elif CHANNELS_INNER:  # a box [TILE_B, 1, TILE_H, TILE_W, BLOCK_K] of NDHWC: positions x channels
             if PHASE_H * PHASE_W == 1:
                 a = x_desc.load([nb0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw, c0])
             else:  # strided: the phase view (_descriptors.phase_view); offsets made >= 0 before // and %
@@ -117,14 +141,21 @@ def _conv_tma_kernel(
     acc = activate(acc, ACTIVATION)
     r = tl.arange(0, BLOCK_M)
     nb = nb0 + r // (TILE_H * TILE_W)
-    oh = oh0 + (r // TILE_W) % TILE_H
-    ow = ow0 + r % TILE_W
+    if PHASED:  # o = phase + s*j
+        od = phd + sd * jd + 0 * r  # a vector: the interpreter's & of a scalar and a vector mask is not boolean
+        oh = phh + PHASE_H * (jh0 + (r // TILE_W) % TILE_H)
+        ow = phw + PHASE_W * (jw0 + r % TILE_W)
+        inside = (nb < NB) & (od < OD) & (oh < OH) & (ow < OW)
+    else:
+        oh = oh0 + (r // TILE_W) % TILE_H
+        ow = ow0 + r % TILE_W
+        inside = (nb < NB) & (oh < OH) & (ow < OW)
     if INT64:
         nb = nb.to(tl.int64)
         offs_n = offs_n.to(tl.int64)
     y_rows = nb * syn + od * syd + oh * syh + ow * syw
     tl.store(y_ptr + (y_rows[:, None] + (offs_n * syc)[None, :]), acc.to(y_ptr.dtype.element_ty),
-             mask=((nb < NB) & (oh < OH) & (ow < OW))[:, None] & mask_n[None, :])
+             mask=inside[:, None] & mask_n[None, :])
 
 
 def transposed_as_forward(spec: ConvSpec) -> ConvSpec:
@@ -152,66 +183,93 @@ def weight_view(weight: torch.Tensor) -> torch.Tensor | None:
     return None
 
 
+def phased(spec: ConvSpec, transposed: bool) -> bool:
+    """Whether the pass runs by stride phase (``PHASED``): an input gradient strided on some axis."""
+    return transposed and any(s != 1 for s in spec.stride)
+
+
 def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config, transposed: bool = False) -> bool:
     """Whether this kernel computes the problem with ``config``'s tiles: one group, a channel axis of the weight
     innermost (:func:`weight_view`), ``x`` channels-innermost or width-innermost (NC(D)HW: then box rows of
     16-byte multiples), 16-byte strides; unit stride along height and width, or (forward, channels innermost)
     strides its :func:`input view <tritonconv._descriptors.phase_view>` folds, with tiles of whole channel chunks
     (a box never reaches the next column's channels) and, where depth slices become images, one image per patch.
-    An input gradient is a forward convolution only at unit stride on every axis. The base addresses must be
-    16-byte aligned too (:func:`tritonconv._descriptors.aligned`, checked per call: a view may start anywhere)."""
+    ``transposed``: the input gradient of the convolution ``spec`` (``x`` its output gradient, ``weight`` its
+    weight): a forward convolution at unit stride, else by stride phase (``x`` channels innermost). The base
+    addresses must be 16-byte aligned too (:func:`tritonconv._descriptors.aligned`, checked per call: a view may
+    start anywhere)."""
+    if transposed:
+        weight = weight.transpose(0, 1)
+        if phased(spec, transposed):
+            view = weight_view(weight)
+            return (spec.groups == 1 and view is not None and x.dtype != torch.float64 and channels_inner(x)
+                    and describable(x) and describable(view))
+        spec = transposed_as_forward(spec)
     view = weight_view(weight)
     if spec.groups != 1 or view is None or x.dtype == torch.float64:  # fp32 accumulator
         return False
     _, _, tile_w = config.patch(config.block_m)
     if not channels_inner(x) and (config.tile_b > 1 or not nc_boxes_aligned(spec, tile_w, x.element_size())):
         return False
-    return describable(x, _x_view(x, spec, config, transposed)[1]) and describable(view)
+    return describable(x, _x_view(x, spec, config)[1]) and describable(view)
 
 
-def _x_view(x: torch.Tensor, spec: ConvSpec, config: Config, transposed: bool = False) -> list[list[int]]:
-    """Sizes then strides of the input view the descriptor reads (:func:`tritonconv._descriptors.input_view`;
-    a strided input gradient has none); ``[[], [0]]`` (no view a descriptor takes) where there is none."""
-    view = None if transposed and any(s != 1 for s in spec.stride) else input_view(x, spec, config.block_k, config.tile_b)
+def _x_view(x: torch.Tensor, spec: ConvSpec, config: Config) -> list[list[int]]:
+    """Sizes then strides of the forward input view the descriptor reads
+    (:func:`tritonconv._descriptors.input_view`); ``[[], [0]]`` (no view a descriptor takes) where there is none."""
+    view = input_view(x, spec, config.block_k, config.tile_b)
     return [[], [0]] if view is None else list(view)
 
 
 class Launch:
     """:func:`_conv_tma_kernel` prepared for tensors laid out as ``x``, ``weight``, ``y``: a forward
     convolution (``x`` channels- or width-innermost, a channel axis of ``weight`` innermost, :func:`usable`
-    and :func:`tritonconv._descriptors.aligned`; ``config.tile_h > 0``). Calling it gets the two descriptors
-    (:class:`tritonconv._runtime.Descriptors`) and launches; returns ``y``. A call reads only its tensors'
-    addresses, dtype and device (the weight's address is its transpose's too): their sizes and strides are the
-    ones this was prepared for."""
+    and :func:`tritonconv._descriptors.aligned`; ``config.tile_h > 0``), or with ``transposed`` the input
+    gradient of ``spec`` (``x`` the output gradient, ``weight`` the convolution's, ``y`` the input gradient): at
+    unit stride as a forward convolution (:func:`transposed_as_forward`), else by stride phase. Calling it gets
+    the two descriptors (:class:`tritonconv._runtime.Descriptors`) and launches; returns ``y``. A call reads only
+    its tensors' addresses, dtype and device (the weight's address is its transpose's too): their sizes and
+    strides are the ones this was prepared for."""
 
     def __init__(self, x, weight, bias, y, spec: ConvSpec, activation: str | None, flip: bool,
-                 config: Config, scale_step: int | None = None) -> None:
+                 config: Config, scale_step: int | None = None, transposed: bool = False) -> None:
         interp = interpreting(x.device)
+        by_phase = phased(spec, transposed)
+        if transposed:  # channel axes swapped; at unit stride the kernel reversed (a forward convolution)
+            weight = weight.transpose(0, 1)
+            if not by_phase:
+                spec, flip = transposed_as_forward(spec), not flip
         tile_b, tile_h, tile_w = config.patch(config.block_m)
         inner = channels_inner(x)
         box = [tile_b, 1, tile_h, tile_w, config.block_k] if inner else [1, config.block_k, 1, tile_h, tile_w]
-        if not inner and (tile_w * x.element_size() % 16 or tile_b > 1):
-            raise ValueError(f"an NC(D)HW box needs rows of 16-byte multiples and one image, got tile width {tile_w} "
-                             f"and {tile_b} images")
-        self.x_layout = (*_x_view(x, spec, config), box)
+        if not inner and (tile_w * x.element_size() % 16 or tile_b > 1 or by_phase):
+            raise ValueError(f"an NC(D)HW box needs rows of 16-byte multiples, one image and unit stride, got tile "
+                             f"width {tile_w}, {tile_b} images and strides {spec.stride}")
+        self.x_layout = (*(as_5d(x) if by_phase else _x_view(x, spec, config)), box)
         cols_inner = weight_view(weight) is not weight  # output channels innermost: boxes of reduction x columns
         self.w_layout = (*as_5d(weight_view(weight)), [config.block_k, 1, 1, 1, config.block_n] if cols_inner
                          else [config.block_n, 1, 1, 1, config.block_k])
-        _, _, _, od, oh, ow, sd, _, _, pd, ph, pw, dd, dh, dw = geometry_3d(x.shape[2:], y.shape[2:], spec)
-        c_out, c_in = spec.weight_shape[:2]
+        _, _, _, od, oh, ow, sd, sh, sw, pd, ph, pw, dd, dh, dw = geometry_3d(x.shape[2:], y.shape[2:], spec)
+        c_out, c_in = spec.weight_shape[:2] if not by_phase else reversed(spec.weight_shape[:2])
         m = y.shape[0] * od * oh * ow
         self.empty = m == 0
-        self.grid = (triton.cdiv(c_out, config.block_n) * triton.cdiv(y.shape[0], tile_b) * od * triton.cdiv(oh, tile_h)
-                     * triton.cdiv(ow, tile_w),)
-        self.args = (c_in, c_out, y.shape[0], od, oh, ow, sd, pd, ph, pw, dd, dh, dw, *strides_3d(y), scale_step or 0,
-                     *as_3d(spec.weight_shape[2:], 1))
+        if by_phase:  # positions o = phase + s*j per axis, j in jd x jh x jw; the taps reaching each phase
+            jd, jh, jw = triton.cdiv(od, sd), triton.cdiv(oh, sh), triton.cdiv(ow, sw)
+            steps, table = shapes.phase_table(as_3d(spec.weight_shape[2:], 1), (sd, sh, sw), (pd, ph, pw), (dd, dh, dw))
+            self.taps = torch.tensor(table, dtype=torch.int32, device=x.device)
+        else:
+            (jd, jh, jw), steps, self.taps = (od, oh, ow), (1, 1, 1), None
+        self.grid = (triton.cdiv(c_out, config.block_n) * triton.cdiv(y.shape[0], tile_b) * jd * triton.cdiv(jh, tile_h)
+                     * triton.cdiv(jw, tile_w), sd * sh * sw if by_phase else 1)
+        self.args = (c_in, c_out, y.shape[0], od, oh, ow, jd, jh, jw, sd, pd, ph, pw, dd, dh, dw, *steps,
+                     *strides_3d(y), scale_step or 0, *as_3d(spec.weight_shape[2:], 1))
         self.kwargs = dict(
             HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=needs_int64(y, rows=m),
             SCALED=scale_step is not None,
             UPCAST=interp and x.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(x.dtype, interp),
             CHANNELS_INNER=inner, W_COLS_INNER=cols_inner,
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
-            PHASE_H=as_3d(spec.stride, 1)[1] if inner else 1, PHASE_W=as_3d(spec.stride, 1)[2] if inner else 1,
+            PHASE_H=sh if inner else 1, PHASE_W=sw if inner else 1, PHASED=by_phase,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
@@ -222,5 +280,5 @@ class Launch:
         if not self.empty:
             w_scale, x_scale = scales if scales is not None else (y, y)
             self.launcher(x.device, self.grid, self.x_desc(x), self.w_desc(weight), bias if bias is not None else weight,
-                          w_scale, x_scale, y)
+                          w_scale, x_scale, y, y if self.taps is None else self.taps)
         return y
