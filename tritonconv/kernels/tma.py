@@ -90,6 +90,12 @@ def _conv_tma_kernel(
         t0d, cd, t0h, ch, t0w, cw = tl.load(row), tl.load(row + 1), tl.load(row + 2), tl.load(row + 3), \
             tl.load(row + 4), tl.load(row + 5)
         ed, eh, ew = step_d, step_h, step_w
+        # tap first + m*e reads dy at j + base - m*in (the divisions are exact: t*d = phase + p (mod s)); the loop
+        # carries (md, mh, mw, c0) forward instead of dividing its index (runtime divisors cost ~20 instructions)
+        base_d, in_d = (phd + pd - t0d * dd) // sd, ed * dd // sd
+        base_h, in_h = (phh + ph - t0h * dh) // PHASE_H, eh * dh // PHASE_H
+        base_w, in_w = (phw + pw - t0w * dw) // PHASE_W, ew * dw // PHASE_W
+        md, mh, mw, c0 = 0, 0, 0, 0
     else:  # every tap, from 0 in steps of 1
         nb0, od, oh0, ow0 = patch(pid // tiles_n, OD, (OH + TILE_H - 1) // TILE_H, (OW + TILE_W - 1) // TILE_W,
                                   TILE_B, TILE_H, TILE_W)
@@ -98,29 +104,31 @@ def _conv_tma_kernel(
     k_steps = (C_in + BLOCK_K - 1) // BLOCK_K
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     for i in range(cd * ch * cw * k_steps):  # one flat loop: (tap, channel chunk), scalar index math only
-        c0 = (i % k_steps) * BLOCK_K
-        t = i // k_steps
-        kw = t0w + (t % cw) * ew
-        kh = t0h + ((t // cw) % ch) * eh
-        kd = t0d + (t // (cw * ch)) * ed
         if PHASED:  # a box [TILE_B, 1, TILE_H, TILE_W, BLOCK_K] of the output gradient, NDHWC
-            a = x_desc.load([nb0, jd + (phd + pd - kd * dd) // sd, jh0 + (phh + ph - kh * dh) // PHASE_H,
-                             jw0 + (phw + pw - kw * dw) // PHASE_W, c0]).reshape(BLOCK_M, BLOCK_K)
-        elif CHANNELS_INNER:  # a box [TILE_B, 1, TILE_H, TILE_W, BLOCK_K] of NDHWC: positions x channels
-            if PHASE_H * PHASE_W == 1:
-                a = x_desc.load([nb0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw, c0])
-            else:  # strided: the phase view (_descriptors.phase_view); offsets made >= 0 before // and %
-                qh = kh * dh - ph + PHASE_H * ph  # (the tap's row offset) + PHASE_H * ph
-                qw = kw * dw - pw + PHASE_W * pw
-                col, chan = ow0 + qw // PHASE_W - pw, (qw % PHASE_W) * C_in + c0
-                if PHASE_H == 1:
-                    a = x_desc.load([nb0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, col, chan])
-                else:  # depth slices are images here (one, or a kernel of 1 over them unpadded: od is the slice)
-                    a = x_desc.load([nb0 * OD + od, qh % PHASE_H, oh0 + qh // PHASE_H - ph, col, chan])
+            kd, kh, kw = t0d + md * ed, t0h + mh * eh, t0w + mw * ew
+            a = x_desc.load([nb0, jd + base_d - md * in_d, jh0 + base_h - mh * in_h, jw0 + base_w - mw * in_w, c0])
             a = a.reshape(BLOCK_M, BLOCK_K)
-        else:  # NC(D)HW (TILE_B = 1): a box [1, BLOCK_K, 1, TILE_H, TILE_W], channels x positions, transposed for the MMA
-            a = x_desc.load([nb0, c0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw])
-            a = tl.trans(a.reshape(BLOCK_K, BLOCK_M))
+        else:
+            c0 = (i % k_steps) * BLOCK_K
+            t = i // k_steps
+            kw = t0w + (t % cw) * ew
+            kh = t0h + ((t // cw) % ch) * eh
+            kd = t0d + (t // (cw * ch)) * ed
+            if CHANNELS_INNER:  # a box [TILE_B, 1, TILE_H, TILE_W, BLOCK_K] of NDHWC: positions x channels
+                if PHASE_H * PHASE_W == 1:
+                    a = x_desc.load([nb0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw, c0])
+                else:  # strided: the phase view (_descriptors.phase_view); offsets made >= 0 before // and %
+                    qh = kh * dh - ph + PHASE_H * ph  # (the tap's row offset) + PHASE_H * ph
+                    qw = kw * dw - pw + PHASE_W * pw
+                    col, chan = ow0 + qw // PHASE_W - pw, (qw % PHASE_W) * C_in + c0
+                    if PHASE_H == 1:
+                        a = x_desc.load([nb0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, col, chan])
+                    else:  # depth slices are images here (one, or a kernel of 1 over them unpadded: od is the slice)
+                        a = x_desc.load([nb0 * OD + od, qh % PHASE_H, oh0 + qh // PHASE_H - ph, col, chan])
+                a = a.reshape(BLOCK_M, BLOCK_K)
+            else:  # NC(D)HW (TILE_B = 1): a box [1, BLOCK_K, 1, TILE_H, TILE_W], channels x positions, transposed for the MMA
+                a = x_desc.load([nb0, c0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw])
+                a = tl.trans(a.reshape(BLOCK_K, BLOCK_M))
         if FLIP:  # true convolution: the kernel read reversed on every axis
             kd, kh, kw = KD - 1 - kd, KH - 1 - kh, KW - 1 - kw
         if W_COLS_INNER:  # a box [BLOCK_K, 1, 1, 1, BLOCK_N] of [C_in, KD, KH, KW, C_out]: the MMA's operand as is
@@ -131,6 +139,17 @@ def _conv_tma_kernel(
             a = a.to(tl.float32)
             b = b.to(tl.float32)
         acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+        if PHASED:  # the next (tap, chunk): channels fastest, then width, height and depth taps, by carries
+            c0 += BLOCK_K
+            tap_done = c0 >= k_steps * BLOCK_K
+            c0 = tl.where(tap_done, 0, c0)
+            mw = tl.where(tap_done, mw + 1, mw)
+            row_done = mw >= cw
+            mw = tl.where(row_done, 0, mw)
+            mh = tl.where(row_done, mh + 1, mh)
+            plane_done = mh >= ch
+            mh = tl.where(plane_done, 0, mh)
+            md = tl.where(plane_done, md + 1, md)
 
     offs_n = n0 + tl.arange(0, BLOCK_N)
     mask_n = offs_n < C_out
