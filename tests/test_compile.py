@@ -118,19 +118,17 @@ def test_nchw_tiles_load_and_store_along_positions_without_spilling(arch):
 
 def test_sass_census_sees_how_tiles_arrive():
     """The report's main-loop census from the SASS, for the configs a Hopper GPU's heuristic picks: the
-    channels-last passes of a unit-stride 3x3 layer and of a stride-2 one take TMA copies into HGMMA, the forward
-    of a 3-D layer strided in depth and height (the pointer kernel) asynchronous 16-byte copies; NCHW (read in
-    place) 2-byte loads; NCL (1-D) 16-byte ones; and it counts the integer instructions spent per MMA
-    instruction."""
+    channels-last passes of a unit-stride 3x3 layer and of a stride-2 one take TMA copies into HGMMA, the split
+    forward of a layer under one wave (the pointer kernel) asynchronous 16-byte copies; NCHW (read in place) 2-byte
+    loads; NCL (1-D) 16-byte ones; and it counts the integer instructions spent per MMA instruction."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
-    mini = {"conv2d": [e for e in suite["conv2d"] if e["name"] in ("resnet50_l1_3x3", "resnet50_l2_3x3s2")],
-            "conv1d": [e for e in suite["conv1d"] if e["name"] == "tcn_k3"],
-            "conv3d": [e for e in suite["conv3d"] if e["name"] == "r3d18_l2_s2"]}
+    mini = {"conv2d": [e for e in suite["conv2d"] if e["name"] in ("resnet50_l1_3x3", "resnet50_l2_3x3s2", "resnet50_l4_3x3")],
+            "conv1d": [e for e in suite["conv1d"] if e["name"] == "tcn_k3"]}
     rows = {(r["name"], r["kind"], r["layout"]): r
             for r in static.report(90, ["bf16"], ["channels_last", "contiguous"], ["conv", "conv_t", "conv_wgrad"], mini)}
     tma = [rows[name, kind, "channels_last"] for name in ("resnet50_l1_3x3", "resnet50_l2_3x3s2")
            for kind in ("conv", "conv_t", "conv_wgrad")]
-    pointer = rows["r3d18_l2_s2", "conv", "channels_last"]
+    pointer = rows["resnet50_l4_3x3", "conv", "channels_last"]
     nchw, ncl = rows["resnet50_l1_3x3", "conv", "contiguous"], rows["tcn_k3", "conv", "contiguous"]
     assert {r["loop_math_op"] for r in rows.values()} == {"HGMMA"}
     assert all(r["loop_tma"] > 0 and r["loop_loads"] == 0 for r in tma)
@@ -182,6 +180,7 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
               ("resnet50_l2_3x3s2", "conv2d", {}, "conv_wgrad", "channels_last"),
               ("resnet50_l2_3x3s2", "conv2d", {}, "conv_t", "channels_last"),  # by stride phase
               ("r3d18_l2_s2", "conv3d", {}, "conv_t", "channels_last"),
+              ("r3d18_l2_s2", "conv3d", {}, "conv_wgrad", "channels_last"),  # slices and rows on one axis
               ("downsample_k7_s4", "conv1d", {}, "conv", "channels_last"),
               ("ct_anisotropic", "conv3d", {}, "conv", "channels_last")]  # depth slices as images
     compiled = 0

@@ -75,7 +75,8 @@ STRIDED_CASES = [  # strides folded into the input's view (channels innermost): 
     ("conv2d", (3, 16, 8, 14), (16, 16, 1, 1), dict(stride=2)),  # its 1x1 downsample; patches spanning images
     ("conv2d", (1, 16, 12, 15), (8, 16, 3, 5), dict(padding=(1, 2), stride=(2, 3), dilation=(1, 2))),
     ("conv1d", (2, 16, 36), (8, 16, 7), dict(padding=3, stride=4)),
-    ("conv3d", (2, 16, 3, 8, 10), (16, 16, 1, 3, 3), dict(padding=(0, 1, 1), stride=(1, 2, 2))),  # slices as images
+    ("conv3d", (2, 16, 3, 8, 10), (16, 16, 1, 3, 3), dict(padding=(0, 1, 1), stride=(1, 2, 2))),
+    ("conv3d", (2, 16, 5, 6, 8), (16, 16, 3, 3, 3), dict(padding=1, stride=2)),  # depth taps, slices padded
     ("conv3d", (1, 16, 3, 6, 8), (16, 16, 3, 3, 3), dict(padding=1, stride=(2, 1, 2))),  # width stride only
 ]
 
@@ -89,7 +90,6 @@ def test_strided_boxes_match_torch(op, x_shape, w_shape, kwargs, dtype, monkeypa
 
 @pytest.mark.parametrize("x_shape,w_shape,kwargs,layout,block_k,reason", [
     ((1, 16, 9, 12), (16, 16, 3, 3), dict(padding=1, stride=2), "channels_last", 16, "odd height"),
-    ((1, 16, 3, 8, 8), (16, 16, 3, 3, 3), dict(padding=1, stride=2), "channels_last", 16, "depth taps over slices"),
     ((1, 48, 8, 8), (16, 48, 3, 3), dict(padding=1, stride=2), "channels_last", 32, "a box past a column's channels"),
     ((1, 16, 8, 8), (16, 16, 3, 3), dict(padding=1, stride=2), "contiguous", 16, "NCHW"),
 ])
@@ -298,8 +298,8 @@ def test_strided_transposed_convolution_through_descriptors(monkeypatch):
     ("conv", "bfloat16", (1, 64, 8, 8), (64, 64, 3, 3), 1, 1, True),
     ("conv", "bfloat16", (1, 64, 16, 16), (64, 64, 3, 3), 2, 1, True),  # strides folded into the input's view
     ("conv", "bfloat16", (1, 64, 17, 16), (64, 64, 3, 3), 2, 1, False),  # no such view: 17 rows at stride 2
-    ("conv", "bfloat16", (1, 64, 4, 16, 16), (64, 64, 3, 3, 3), 2, 1, False),  # depth taps across slices
-    ("conv", "bfloat16", (1, 64, 4, 16, 16), (64, 64, 1, 3, 3), (1, 2, 2), 1, False),  # depth padded: not images
+    ("conv", "bfloat16", (1, 64, 4, 16, 16), (64, 64, 3, 3, 3), 2, 1, True),  # slices and rows on one axis
+    ("conv", "bfloat16", (1, 64, 4, 16, 16), (64, 64, 1, 3, 3), (1, 2, 2), 1, True),
     ("conv", "bfloat16", (1, 24, 8, 8), (64, 24, 3, 3), 2, 1, False),  # 24 channels: no whole 16-wide chunks
     ("conv", "bfloat16", (1, 64, 8, 8), (64, 32, 3, 3), 1, 2, False),  # groups
     ("conv", "bfloat16", (1, 4, 8, 8), (64, 4, 3, 3), 1, 1, False),  # 8-byte channel rows
@@ -403,6 +403,7 @@ WGRAD_CASES = [  # the weight gradient through descriptors: channels-last and NC
     ("conv2d", (2, 16, 10, 12), (24, 16, 3, 3), dict(padding=1, stride=2), "channels_last"),  # x's strided view
     ("conv1d", (2, 16, 36), (8, 16, 7), dict(padding=3, stride=4), "channels_last"),
     ("conv3d", (2, 16, 3, 8, 10), (16, 16, 1, 3, 3), dict(padding=(0, 1, 1), stride=(1, 2, 2)), "channels_last"),
+    ("conv3d", (2, 16, 5, 6, 8), (16, 16, 3, 3, 3), dict(padding=1, stride=2), "channels_last"),
 ]
 
 

@@ -32,33 +32,30 @@ def describable(t: torch.Tensor, strides: list[int] | None = None) -> bool:
     return strides[-1] == 1 and all(s * t.element_size() % 16 == 0 for s in strides[:-1])
 
 
-def folds_stride(input_shape: tuple[int, ...], weight_shape: tuple[int, ...], stride: tuple[int, ...],
-                 padding: tuple[tuple[int, int], ...]) -> bool:
-    """Whether a forward convolution's height and width strides fold into the view :func:`phase_view` makes of its
-    channels-innermost input: each strided axis a multiple of its stride long, and a height stride on more than
-    one depth slice only where a kernel of 1 passes over depth unpadded at unit stride (slices read as images)."""
-    pad = lambda v, fill: (fill,) * (3 - len(v)) + tuple(v)  # noqa: E731  (1-D and 2-D as 3-D)
-    (d, h, w), (kd, _, _), (sd, sh, sw) = pad(input_shape[2:], 1), pad(weight_shape[2:], 1), pad(stride, 1)
-    depth_pads = pad(padding, (0, 0))[0]
-    return w % sw == 0 and h % sh == 0 and (sh == 1 or d == 1 or (kd == 1 and sd == 1 and depth_pads == (0, 0)))
+def folds_stride(input_shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
+    """Whether a convolution's height and width strides fold into the view :func:`phase_view` makes of its
+    channels-innermost input: each strided axis a multiple of its stride long."""
+    (h, w), (sh, sw) = ((1, 1) + tuple(input_shape[2:]))[-2:], ((1, 1) + tuple(stride))[-2:]
+    return w % sw == 0 and h % sh == 0
 
 
 def phase_view(t: torch.Tensor, sh: int, sw: int) -> tuple[list[int], list[int]] | None:
     """Sizes and strides of a channels-innermost input (:func:`as_5d`: ``[N, D, H, W, C]``) as a convolution of
     height and width strides ``sh``, ``sw`` reads it through one box per tap, at unit stride: input column
     ``sw*j + r`` is column ``j`` of the view, channels from ``r*C`` (``[N, D, H, W/sw, sw*C]``); with ``sh > 1``
-    row ``sh*i + q`` is row ``i`` at coordinate ``q`` of axis 1, depth slices merged into images
-    (``[N*D, sh, H/sh, W/sw, sw*C]``). The taps' offsets ``o*s + t`` become (``t // s``, phase ``t % s``), so a
-    strided convolution's boxes are unit-stride ones. None where the view does not exist (:func:`folds_stride`;
-    a column's channels not dense; images not slices apart)."""
+    row ``sh*i + q`` of depth slice ``d`` is row ``i`` at coordinate ``d*H + q`` of axis 1 (``[N, D*H, H/sh,
+    W/sw, sw*C]``: that axis steps one row, so ``d*H + q`` rows is slice ``d``'s row ``q``, and a slice outside the
+    input is a coordinate outside ``[0, D*H)``). The taps' offsets ``o*s + t`` become (``t // s``, phase
+    ``t % s``), so a strided convolution's boxes are unit-stride ones. None where the view does not exist
+    (:func:`folds_stride`; a column's channels or a slice's rows not dense)."""
     sizes, strides = as_5d(t)
     n, d, h, w, c = sizes
     s_n, s_d, s_h, s_w, _ = strides
-    if w % sw or h % sh or (sw > 1 and s_w != c) or (sh > 1 and d > 1 and s_n != d * s_d):
+    if w % sw or h % sh or (sw > 1 and s_w != c) or (sh > 1 and s_d != h * s_h):
         return None
     if sh == 1:
         return [n, d, h, w // sw, sw * c], [s_n, s_d, s_h, sw * s_w, 1]
-    return [n * d, sh, h // sh, w // sw, sw * c], [s_d if d > 1 else s_n, s_h, sh * s_h, sw * s_w, 1]
+    return [n, d * h, h // sh, w // sw, sw * c], [s_n, s_h, sh * s_h, sw * s_w, 1]
 
 
 def channels_inner(x: torch.Tensor) -> bool:
@@ -82,17 +79,12 @@ def aligned(*tensors: torch.Tensor) -> bool:
     return all(t.data_ptr() % 16 == 0 for t in tensors)
 
 
-def input_view(x: torch.Tensor, spec: ConvSpec, chunk: int, tile_b: int) -> tuple[list[int], list[int]] | None:
+def input_view(x: torch.Tensor, spec: ConvSpec, chunk: int) -> tuple[list[int], list[int]] | None:
     """Sizes and strides of the view of a convolution's input ``x`` that its descriptor boxes read: :func:`as_5d` at
-    unit height and width stride, else :func:`phase_view` (channels innermost, strides :func:`folds_stride` folds),
-    where boxes of ``chunk`` channels never reach the next column's and, where depth slices become images, a patch
-    holds one image (``tile_b``). None where no view serves (the pointer kernels run such problems)."""
+    unit height and width stride, else :func:`phase_view` (channels innermost), where boxes of ``chunk`` channels
+    never reach the next column's. None where no view serves (the pointer kernels run such problems)."""
     sh, sw = ((1, 1) + tuple(spec.stride))[-2:]
     if sh * sw == 1:
         return as_5d(x)
-    if not channels_inner(x) or not folds_stride(spec.input_shape, spec.weight_shape, spec.stride, spec.padding):
-        return None
-    view = phase_view(x, sh, sw)
-    if view is None or (sw > 1 and spec.weight_shape[1] % chunk) or (view[0][0] != x.shape[0] and tile_b > 1):
-        return None
-    return view
+    view = phase_view(x, sh, sw) if channels_inner(x) else None
+    return None if view is None or (sw > 1 and spec.weight_shape[1] % chunk) else view

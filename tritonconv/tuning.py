@@ -172,7 +172,7 @@ def tma_eligible(problem: Problem) -> bool:
     unit = problem.stride[-2:] if problem.kind != "conv_t" else () if problem.layout == "channels_last" else problem.stride
     folded = (problem.kind in ("conv", "conv_wgrad") and problem.layout == "channels_last"
               and problem.weight_shape[1] % 16 == 0  # x's channels in whole 16-wide chunks
-              and folds_stride(problem.input_shape, problem.weight_shape, problem.stride, problem.padding))
+              and folds_stride(problem.input_shape, problem.stride))
     if (TensorDescriptor is None or problem.kind not in ("conv", "conv_t", "conv_wgrad") or problem.groups != 1
             or problem.dtype == "float64" or (any(s != 1 for s in unit) and not folded)):
         return False
@@ -220,11 +220,8 @@ def tma_patch(problem: Problem, positions: int) -> dict[str, int]:
 
 
 def tma_batch(problem: Problem) -> int:
-    """The images a descriptor patch may span: the batch, channels-innermost (an NC(D)HW box is one image's, and so
-    is a strided one whose depth slices read as images, :func:`tritonconv._descriptors.phase_view`)."""
-    depth_images = problem.kind in ("conv", "conv_wgrad") and len(problem.input_shape) == 5 \
-        and problem.input_shape[2] > 1 and problem.stride[-2] > 1
-    return problem.input_shape[0] if problem.layout == "channels_last" and not depth_images else 1
+    """The images a descriptor patch may span: the batch, channels-innermost (an NC(D)HW box is one image's)."""
+    return problem.input_shape[0] if problem.layout == "channels_last" else 1
 
 
 TMA_PADDING = 1.35

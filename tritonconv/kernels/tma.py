@@ -54,7 +54,7 @@ from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, s
 @triton.jit
 def _conv_tma_kernel(
     x_desc, w_desc, b_ptr, s_ptr, si_ptr, y_ptr, taps_ptr,
-    C_in, C_out, NB, OD, OH, OW, JD, JH, JW, sd, pd, ph, pw, dd, dh, dw, step_d, step_h, step_w,
+    C_in, C_out, NB, OD, OH, OW, JD, JH, JW, XH, sd, pd, ph, pw, dd, dh, dw, step_d, step_h, step_w,
     syn, syc, syd, syh, syw, s_step,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, SCALED: tl.constexpr,
@@ -123,8 +123,9 @@ def _conv_tma_kernel(
                     col, chan = ow0 + qw // PHASE_W - pw, (qw % PHASE_W) * C_in + c0
                     if PHASE_H == 1:
                         a = x_desc.load([nb0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, col, chan])
-                    else:  # depth slices are images here (one, or a kernel of 1 over them unpadded: od is the slice)
-                        a = x_desc.load([nb0 * OD + od, qh % PHASE_H, oh0 + qh // PHASE_H - ph, col, chan])
+                    else:  # axis 1 steps rows: slice (od*sd - pd + kd*dd), row phase qh % PHASE_H
+                        a = x_desc.load([nb0, (od * sd - pd + kd * dd) * XH + qh % PHASE_H, oh0 + qh // PHASE_H - ph,
+                                         col, chan])
                 a = a.reshape(BLOCK_M, BLOCK_K)
             else:  # NC(D)HW (TILE_B = 1): a box [1, BLOCK_K, 1, TILE_H, TILE_W], channels x positions, transposed for the MMA
                 a = x_desc.load([nb0, c0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw])
@@ -212,7 +213,7 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config
     innermost (:func:`weight_view`), ``x`` channels-innermost or width-innermost (NC(D)HW: then box rows of
     16-byte multiples), 16-byte strides; unit stride along height and width, or (forward, channels innermost)
     strides its :func:`input view <tritonconv._descriptors.phase_view>` folds, with tiles of whole channel chunks
-    (a box never reaches the next column's channels) and, where depth slices become images, one image per patch.
+    (a box never reaches the next column's channels).
     ``transposed``: the input gradient of the convolution ``spec`` (``x`` its output gradient, ``weight`` its
     weight): a forward convolution at unit stride, else by stride phase (``x`` channels innermost). The base
     addresses must be 16-byte aligned too (:func:`tritonconv._descriptors.aligned`, checked per call: a view may
@@ -236,7 +237,7 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config
 def _x_view(x: torch.Tensor, spec: ConvSpec, config: Config) -> list[list[int]]:
     """Sizes then strides of the forward input view the descriptor reads
     (:func:`tritonconv._descriptors.input_view`); ``[[], [0]]`` (no view a descriptor takes) where there is none."""
-    view = input_view(x, spec, config.block_k, config.tile_b)
+    view = input_view(x, spec, config.block_k)
     return [[], [0]] if view is None else list(view)
 
 
@@ -268,7 +269,7 @@ class Launch:
         cols_inner = weight_view(weight) is not weight  # output channels innermost: boxes of reduction x columns
         self.w_layout = (*as_5d(weight_view(weight)), [config.block_k, 1, 1, 1, config.block_n] if cols_inner
                          else [config.block_n, 1, 1, 1, config.block_k])
-        _, _, _, od, oh, ow, sd, sh, sw, pd, ph, pw, dd, dh, dw = geometry_3d(x.shape[2:], y.shape[2:], spec)
+        _, xh, _, od, oh, ow, sd, sh, sw, pd, ph, pw, dd, dh, dw = geometry_3d(x.shape[2:], y.shape[2:], spec)
         c_out, c_in = spec.weight_shape[:2] if not by_phase else reversed(spec.weight_shape[:2])
         m = y.shape[0] * od * oh * ow
         self.empty = m == 0
@@ -280,7 +281,7 @@ class Launch:
             (jd, jh, jw), steps, self.taps = (od, oh, ow), (1, 1, 1), None
         self.grid = (triton.cdiv(c_out, config.block_n) * triton.cdiv(y.shape[0], tile_b) * jd * triton.cdiv(jh, tile_h)
                      * triton.cdiv(jw, tile_w), sd * sh * sw if by_phase else 1)
-        self.args = (c_in, c_out, y.shape[0], od, oh, ow, jd, jh, jw, sd, pd, ph, pw, dd, dh, dw, *steps,
+        self.args = (c_in, c_out, y.shape[0], od, oh, ow, jd, jh, jw, xh, sd, pd, ph, pw, dd, dh, dw, *steps,
                      *strides_3d(y), scale_step or 0, *as_3d(spec.weight_shape[2:], 1))
         self.kwargs = dict(
             HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=needs_int64(y, rows=m),

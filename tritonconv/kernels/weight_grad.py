@@ -232,7 +232,7 @@ class Launch(Partials):
 @triton.jit
 def _conv_weight_grad_tma_kernel(
     x_desc, dy_desc, dw_ptr,
-    C_in, C_out, OD, OH, OW, sd, pd, ph, pw, dd, dh, dw,
+    C_in, C_out, OD, OH, OW, XH, sd, pd, ph, pw, dd, dh, dw,
     sws, swo, swi, swt, STEPS, STEPS_PER_SPLIT,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     X_INNER: tl.constexpr, DY_INNER: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr,
@@ -272,8 +272,8 @@ def _conv_weight_grad_tma_kernel(
         id_ = od * sd - pd + kd * dd
         ih = oh0 - ph + kh * dh
         iw = ow0 - pw + kw * dw
-        if PHASE_H > 1:  # depth slices are images here (one, or a kernel of 1 over them unpadded: od is the slice)
-            b = x_desc.load([nb * OD + od, qh % PHASE_H, oh0 + qh // PHASE_H - ph, ow0 + col, chan])
+        if PHASE_H > 1:  # axis 1 steps rows: slice id_, row phase qh % PHASE_H
+            b = x_desc.load([nb, id_ * XH + qh % PHASE_H, oh0 + qh // PHASE_H - ph, ow0 + col, chan])
             b = b.reshape(BLOCK_K, BLOCK_N)
         elif PHASE_W > 1:
             b = x_desc.load([nb, id_, ih, ow0 + col, chan]).reshape(BLOCK_K, BLOCK_N)
@@ -315,7 +315,7 @@ def descriptors_usable(grad_output: torch.Tensor, input: torch.Tensor, spec: Con
     if TensorDescriptor is None or not config.tile_h or spec.groups != 1 or input.dtype == torch.float64:
         return False
     tile_b, _, tile_w = config.patch(config.block_k)
-    view = input_view(input, spec, config.block_n, tile_b)
+    view = input_view(input, spec, config.block_n)
     if view is None or not describable(input, view[1]):
         return False
     for t in (grad_output, input):
@@ -345,13 +345,14 @@ class DescriptorLaunch(Partials):
             box = [tile_b, 1, tile_h, tile_w, channels] if channels_inner(t) else [1, channels, 1, tile_h, tile_w]
             return (*view, box)
 
-        self.x_layout = layout(input, config.block_n, input_view(input, spec, config.block_n, tile_b))
+        self.x_layout = layout(input, config.block_n, input_view(input, spec, config.block_n))
         self.dy_layout = layout(grad_output, config.block_m, as_5d(grad_output))
         _, phase_h, phase_w = as_3d(spec.stride, 1)
         interp = interpreting(input.device)
         tiles = math.prod(kernel_size) * triton.cdiv(c_out, config.block_m) * triton.cdiv(c_in, config.block_n)
         self.grid = (tiles, splits)
-        self.args = (c_in, c_out, od, oh, ow, sd, pd, ph, pw, dd, dh, dw, *self.store, steps,
+        self.args = (c_in, c_out, od, oh, ow, as_3d(tuple(spec.input_shape[2:]), 1)[1], sd, pd, ph, pw, dd, dh, dw,
+                     *self.store, steps,
                      per_split, *as_3d(tuple(kernel_size), 1))
         self._work = tiles * steps * config.block_m * config.block_n * config.block_k
         self.kwargs = dict(
