@@ -258,9 +258,10 @@ def _conv_weight_grad_tma_kernel(
 
     # strided (PHASE_H or PHASE_W > 1): x read through its phase view (_descriptors.phase_view), the tap's offsets
     # as (rows or columns, phase), made >= 0 before // and %: fixed per program
-    qh = kh * dh - ph + PHASE_H * ph
-    qw = kw * dw - pw + PHASE_W * pw
-    col, chan = qw // PHASE_W - pw, (qw % PHASE_W) * C_in + n0
+    if PHASE_H * PHASE_W > 1:
+        qh = kh * dh - ph + PHASE_H * ph
+        qw = kw * dw - pw + PHASE_W * pw
+        col, chan = qw // PHASE_W - pw, (qw % PHASE_W) * C_in + n0
     first = split * STEPS_PER_SPLIT  # this split's first patch, then the next ones in (nb, od, oh, ow) order
     nb, od, oh0, ow0 = patch(first, OD, tiles_h, tiles_w, TILE_B, TILE_H, TILE_W)
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
