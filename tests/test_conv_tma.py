@@ -4,6 +4,7 @@ out-of-range boxes; problems it cannot take are never offered to it, and an unal
 falls back to pointer loads."""
 
 import dataclasses
+import random
 
 import pytest
 import torch
@@ -560,3 +561,37 @@ def test_relayout_configs_copy_the_activations_once_and_match_torch(op, x_shape,
             assert [n for n in copies_made(lambda call=call, cfg=cfg: call(cfg)) if n != w.numel()] == copied, (kind, cfg)
         assert len(launched) == len(configs[::4]) * 2  # the descriptor kernels ran (twice: checked, then recorded)
         launched.clear()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_strided_layers_take_descriptors_in_every_pass(seed, monkeypatch):
+    """Seeded random channels-last layers (1-D to 3-D; kernel 1-4, stride 1-3, dilation 1-2, padding up to the
+    kernel's reach; sizes that are and are not multiples of the stride): every pass, on a descriptor candidate,
+    against float64 torch, and every eligible pass does take a descriptor kernel."""
+    r = random.Random(seed)
+    launched = []
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: launched.append(1) or _f(*a, **k))
+    monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch",
+                        lambda *a, _f=weight_grad.DescriptorLaunch.launch: launched.append(1) or _f(*a))
+    nd = r.choice([1, 2, 3])
+    kernel, stride, dilation = ([r.choice(v) for _ in range(nd)] for v in ([1, 2, 3, 4], [1, 2, 3], [1, 1, 2]))
+    padding = [r.randint(0, (k - 1) * d) for k, d in zip(kernel, dilation)]
+    sizes = [max(s, (k - 1) * d + 1) * r.randint(1, 3) + r.choice([0, 1]) for s, k, d in zip(stride, kernel, dilation)]
+    op, args = f"conv{nd}d", dict(stride=stride, padding=padding, dilation=dilation)
+    x = geometry.to_layout(torch.randn(r.randint(1, 3), r.choice([16, 32]), *sizes, device=DEVICE), "channels_last")
+    w = torch.randn(r.choice([8, 16, 24]), x.shape[1], *kernel, device=DEVICE)
+    xd, wd = x.double().requires_grad_(), w.double().requires_grad_()
+    y = getattr(F, op)(xd, wd, **args)
+    dy = geometry.to_layout(torch.randn(y.shape, device=DEVICE), "channels_last")
+    dx, dw = torch.autograd.grad(y, (xd, wd), dy.double())
+    spec = conv_spec(op, nd, x, w, None, stride, padding, dilation, 1)
+    runs = {"conv": (x, lambda c: dispatch.conv_forward(x, w, None, spec, None, False, c), y),
+            "conv_t": (dy, lambda c: dispatch.conv_grad_input(dy, w, spec, False, geometry.output_memory_format(x, w), c), dx),
+            "conv_wgrad": (x, lambda c: dispatch.conv_grad_weight(dy, x, spec, False, c), dw)}
+    eligible = 0
+    for kind, (operand, call, ref) in runs.items():
+        problem = tuning.Problem.for_launch(kind, operand, spec)
+        if tuning.tma_eligible(problem):
+            eligible += 1
+            assert_close(call(r.choice(tuning.tma_candidates(problem))), ref)
+    assert len(launched) == eligible
