@@ -150,9 +150,10 @@ for op in ("conv1d", "conv2d", "conv3d"):
         print(f"{s['name']:>18} {counts[0]:4d} {counts[1]:5d} {counts[2]:5d}  {'dw' if dw else ''}")
 
 # %% [markdown]
-# On Hopper GPUs (compute capability 9+) the forward candidates of unit-stride, one-group
-# layers with 16-byte channel rows also include the tensor-descriptor kernel
-# (`tritonconv.kernels.tma`): each program computes a `tile_b x tile_h x tile_w` patch of
+# On Hopper GPUs (compute capability 9+) the forward candidates of one-group layers with
+# 16-byte channel rows also include the tensor-descriptor kernel (`tritonconv.kernels.tma`; strided
+# layers channels-last, their input read through a view that folds each stride into its axis, so a
+# strided tap is a unit-stride box): each program computes a `tile_b x tile_h x tile_w` patch of
 # output positions (images x rows x columns, `tile_b * tile_h * tile_w = block_m`), whose input for
 # one tap is a single box of the channels-last input, read by the copy engine with the padding
 # filled in as zeros. The patch is the power-of-two shape that pads the batch's output planes
@@ -161,7 +162,8 @@ for op in ("conv1d", "conv2d", "conv3d"):
 # NC(D)HW boxes are one image's). On such a GPU the heuristic gives it the 16-bit
 # forward layers (in the H200 session below, with the pointer kernel's own tiles it ran 1.9x and
 # 1.45x faster on `deeplab_3x3_d2` and `c3d_conv3a`, and the tuner chose it on every unit-stride
-# layer whose kernel outlasted the host path), unit-stride input gradients and, through a kernel of
+# layer whose kernel outlasted the host path), input gradients (strided ones by stride phase: each
+# program writes one phase's positions from the taps reaching it) and, through a kernel of
 # its own (in `tritonconv.kernels.weight_grad`: patches of 64 positions as boxes of the output
 # gradient and of the input shifted by the tap), weight gradients, each only where its patches pad
 # the output positions at most `tuning.TMA_PADDING` (1.35: one image's power-of-two box pads 14 x 14

@@ -515,6 +515,7 @@ RELAID_CASES = [  # NC(D)HW layers whose taps shift boxes off 16 bytes: in place
     ("conv1d", (2, 16, 37), (8, 16, 3), dict(padding=1, dilation=3)),
     ("conv2d", (2, 16, 5, 7), (24, 16, 1, 1), dict(padding=0)),  # axes merged: copies of (N, C, H * W) views
     ("conv3d", (1, 16, 5, 3, 7), (16, 16, 3, 1, 1), dict(padding=(1, 0, 0))),  # (2+1)D's temporal, merged
+    ("conv2d", (2, 16, 10, 12), (24, 16, 3, 3), dict(padding=1, stride=2)),  # strided: a folded view, phases
 ]
 
 
@@ -534,7 +535,7 @@ def test_relayout_configs_copy_the_activations_once_and_match_torch(op, x_shape,
     x = torch.randn(x_shape, device=DEVICE, dtype=dtype)
     w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
     b = torch.randn(w_shape[0], device=DEVICE, dtype=dtype)
-    spec = conv_spec(op, int(op[-2]), x, w, b, 1, kwargs["padding"], kwargs.get("dilation", 1), 1)
+    spec = conv_spec(op, int(op[-2]), x, w, b, kwargs.get("stride", 1), kwargs["padding"], kwargs.get("dilation", 1), 1)
     dy = torch.randn(spec.output_shape, device=DEVICE, dtype=dtype)
     x64, w64 = x.double().requires_grad_(), w.double().requires_grad_()
     y64 = getattr(F, op)(x64, w64, **kwargs)
