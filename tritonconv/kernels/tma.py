@@ -9,10 +9,10 @@ columns of one depth slice) is a box of the 5-D channels-innermost input ``[N, D
 stored.
 Strided along height or width (channels innermost), the input is read through a view that folds each stride into
 its axis (:func:`tritonconv._descriptors.phase_view`): column ``sw*j + r`` is column ``j``, channels from ``r*C``,
-and with a height stride row ``sh*i + q`` is row ``i`` at coordinate ``q`` of the second axis. A tap's offset
-``t`` along a strided axis is then ``t // s`` rows or columns and phase ``t % s``: the boxes of a strided
-convolution are unit-stride boxes of the view (ResNet's 3x3 and 1x1 stride-2 layers; the axes must be multiples
-of their strides).
+and with a height stride row ``sh*i + q`` of slice ``d`` is row ``i`` at coordinate ``d*H + q`` of the second axis
+(an axis stepping one row). A tap's offset ``t`` along a strided axis is then ``t // s`` rows or columns and phase
+``t % s``: the boxes of a strided convolution are unit-stride boxes of the view (ResNet's 3x3 and 1x1 stride-2
+layers, R3D's 3x3x3 stride-2 ones; the axes must be multiples of their strides).
 An NC(D)HW input is read in place the same way, one image per box, as a box of ``[N, C, D, H, W]`` (``BLOCK_K``
 channels x ``TILE_H x TILE_W`` positions) transposed for the MMA, where every box starts a row on a
 16-byte boundary (:func:`tritonconv._descriptors.nc_boxes_aligned`: 1x1 and (k,1,1) layers, say); other NC(D)HW layers run the

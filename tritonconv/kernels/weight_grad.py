@@ -20,10 +20,10 @@ run of x's memory); 2, the height and width taps (columns ``j = (kh * KW + kw) *
 a 7x7 stem on 3 channels, 160 wide, 1.09x). Each column's taps are masked per position; the column
 offsets are computed once per program, outside the loop.
 
-On Hopper, with unit stride along height and width or strides ``x``'s folded view takes (below; any depth
-stride, padding and dilation; one group), a second kernel loads its tiles by tensor descriptor
-(:class:`DescriptorLaunch`, a config
-with ``tile_h > 0``: ``block_k = tile_b * tile_h * tile_w`` positions per step). The reduction runs over
+On Hopper, with unit stride along height and width or strides ``x``'s folded view takes (below), and any depth
+stride, padding and dilation (one group), a second kernel loads its tiles by tensor descriptor
+(:class:`DescriptorLaunch`, a config with ``tile_h > 0``: ``block_k = tile_b * tile_h * tile_w`` positions per
+step). The reduction runs over
 ``TILE_B x TILE_H x TILE_W`` patches of output positions (images x rows x columns of one depth slice; images
 past the batch read as zeros), and a patch needs two boxes: ``BLOCK_M`` channels of
 ``dY`` at the patch (``[N, OD, OH, OW, C_out]``), and ``BLOCK_N`` channels of ``x`` at the patch
@@ -353,8 +353,7 @@ class DescriptorLaunch(Partials):
         tiles = math.prod(kernel_size) * triton.cdiv(c_out, config.block_m) * triton.cdiv(c_in, config.block_n)
         self.grid = (tiles, splits)
         self.args = (c_in, c_out, od, oh, ow, as_3d(tuple(spec.input_shape[2:]), 1)[1], sd, pd, ph, pw, dd, dh, dw,
-                     *self.store, steps,
-                     per_split, *as_3d(tuple(kernel_size), 1))
+                     *self.store, steps, per_split, *as_3d(tuple(kernel_size), 1))
         self._work = tiles * steps * config.block_m * config.block_n * config.block_k
         self.kwargs = dict(
             X_INNER=channels_inner(input), DY_INNER=channels_inner(grad_output), INT64=needs_int64(self.partial),
