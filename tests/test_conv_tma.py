@@ -596,3 +596,42 @@ def test_random_strided_layers_take_descriptors_in_every_pass(seed, monkeypatch)
             eligible += 1
             assert_close(call(r.choice(tuning.tma_candidates(problem))), ref)
     assert len(launched) == eligible
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,kwargs", [
+    ("conv2d", (2, 48, 7, 9), (24, 48, 3, 3), dict(padding=1)),
+    ("conv2d", (2, 32, 10, 12), (24, 32, 3, 3), dict(padding=1, stride=2)),  # strided: the folded view
+    ("conv3d", (1, 32, 3, 5, 6), (16, 32, 3, 3, 3), dict(padding=1)),
+])
+def test_split_descriptor_reductions_meet_in_the_kernel(op, x_shape, w_shape, kwargs, monkeypatch):
+    """A split descriptor launch (outputs under one wave): each split runs its share of the (tap, chunk) steps, and
+    the partial tiles meet in the kernel in split order: against torch (bias, relu), bitwise the same on a second
+    call, the ticket counters back at zero; the unit-stride input gradient too; a strided input gradient (by
+    phase) given a split config runs unsplit, and is right."""
+    splits = []
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: splits.append(a[0].splits) or _f(*a, **k))
+    x = geometry.to_layout(torch.randn(x_shape, device=DEVICE), "channels_last")
+    w, b = torch.randn(w_shape, device=DEVICE), torch.randn(w_shape[0], device=DEVICE)
+    stride = kwargs.get("stride", 1)
+    spec = conv_spec(op, int(op[-2]), x, w, b, stride, kwargs["padding"], 1, 1)
+    ref = F.relu(getattr(F, op)(x.double(), w.double(), b.double(), **kwargs))
+    problem = tuning.Problem.for_launch("conv", x, spec)
+    assert {c.split_k for c in tuning.tma_candidates(problem)} == set(tuning.FORWARD_SPLITS)  # a small output
+    base = tuning.tma_candidates(problem)[0]
+    for split in (2, 3, 5):
+        cfg = dataclasses.replace(base, split_k=split, block_k=16)
+        first = run(op, x, w, b, cfg, "relu", **kwargs)
+        assert_close(first, ref)
+        assert torch.equal(first, run(op, x, w, b, cfg, "relu", **kwargs))
+        launch = dispatch.forward_plan(x, w, b, spec, "relu", False, cfg).launch.launch
+        assert not launch.counters(x.device).any()
+    assert splits == [2, 2, 3, 3, 5, 5]
+    xd = x.double().requires_grad_()
+    y = getattr(F, op)(xd, w.double(), **kwargs)
+    dy = geometry.to_layout(torch.randn(y.shape, device=DEVICE), "channels_last")
+    (dx_ref,) = torch.autograd.grad(y, xd, dy.double())
+    splits.clear()
+    cfg = dataclasses.replace(tuning.tma_candidates(tuning.Problem.for_launch("conv_t", dy, spec))[0], split_k=3,
+                              block_k=16)
+    assert_close(dispatch.conv_grad_input(dy, w, spec, False, geometry.output_memory_format(x, w), cfg), dx_ref)
+    assert splits == [1 if stride != 1 else 3]

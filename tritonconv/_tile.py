@@ -133,3 +133,27 @@ def weight_tap(kd, kh, kw, swd, swh, sww, KD: tl.constexpr, KH: tl.constexpr, KW
     else:
         offset = kd * swd + kh * swh + kw * sww
     return offset
+
+
+@device
+def meet_splits(acc, ws_ptr, cnt_ptr, tile, tiles, split, splits, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """A split reduction's partial tiles meet in the kernel: split ``split`` of ``splits`` stores its partial of output
+    tile ``tile`` (of ``tiles`` per split) in the workspace ``ws_ptr`` (tile-major, ``[split, tile, BLOCK_M,
+    BLOCK_N]``), then takes a ticket from the tile's counter (``cnt_ptr``, an atomic add after a barrier,
+    acquire-release). The split drawing the last ticket adds the partials in split order ``0, 1, ..., S-1`` (the
+    result does not depend on which split finished last: bitwise deterministic) and resets the counter for the next
+    launch. Returns ``(acc, finish)``: the whole sum and True in that split, the partial and False in the others."""
+    tile_elems = BLOCK_M * BLOCK_N
+    cell = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+    part = ws_ptr + tile.to(tl.int64) * tile_elems + cell
+    step = tiles.to(tl.int64) * tile_elems  # one split's tiles
+    tl.store(part + split * step, acc)
+    tl.debug_barrier()  # every thread's partial stored before the ticket is taken
+    ticket = tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel")
+    finish = ticket == splits - 1
+    if finish:
+        acc = tl.load(part, cache_modifier=".cg")
+        for other in range(1, splits):
+            acc += tl.load(part + other * step, cache_modifier=".cg")
+        tl.store(cnt_ptr + tile, 0)  # ready for the next launch
+    return acc, finish

@@ -35,7 +35,7 @@ import triton.language as tl
 from .. import geometry, shapes
 from .._checks import ConvSpec
 from .._runtime import Direct, current_stream, interpreting, kernel
-from .._tile import activate, phase_tap, position_tiles, tap, tile_positions, weight_tap
+from .._tile import activate, meet_splits, phase_tap, position_tiles, tap, tile_positions, weight_tap
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, split_sizes, strides_3d
 
 
@@ -189,21 +189,8 @@ def _conv_kernel(
 
     finish = True
     if SPLIT:  # the splits' partial tiles meet in the last split to arrive, added in split order
-        tile = tl.program_id(2) * tl.num_programs(0) + tl.program_id(0)
-        splits = tl.num_programs(1)
-        tile_elems = BLOCK_M * BLOCK_N
-        cell = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
-        part = ws_ptr + tile.to(tl.int64) * tile_elems + cell
-        step = (tl.num_programs(0) * tl.num_programs(2)).to(tl.int64) * tile_elems  # one split's tiles
-        tl.store(part + split * step, acc)
-        tl.debug_barrier()  # every thread's partial stored before the ticket is taken
-        ticket = tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel")
-        finish = ticket == splits - 1
-        if finish:
-            acc = tl.load(part, cache_modifier=".cg")
-            for other in range(1, splits):
-                acc += tl.load(part + other * step, cache_modifier=".cg")
-            tl.store(cnt_ptr + tile, 0)  # ready for the next launch
+        acc, finish = meet_splits(acc, ws_ptr, cnt_ptr, tl.program_id(2) * tl.num_programs(0) + tl.program_id(0),
+                                  tl.num_programs(0) * tl.num_programs(2), split, tl.num_programs(1), BLOCK_M, BLOCK_N)
     if finish:
         if SCALED:
             scale = tl.load(s_ptr + (group * C_out_g + offs_n) * s_step, mask=mask_n, other=0.0).to(ACC)

@@ -37,30 +37,31 @@ need Triton 3.4+ (:data:`tritonconv._runtime.TensorDescriptor`).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 import triton
 import triton.language as tl
 
-from .. import shapes
+from .. import geometry, shapes
 from .._checks import ConvSpec
 from .._descriptors import as_5d, channels_inner, describable, input_view, nc_boxes_aligned
-from .._runtime import Descriptors, Direct, interpreting, kernel
-from .._tile import activate, patch
+from .._runtime import Descriptors, Direct, current_stream, interpreting, kernel
+from .._tile import activate, meet_splits, patch
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
 
 @kernel
 @triton.jit
 def _conv_tma_kernel(
-    x_desc, w_desc, b_ptr, s_ptr, si_ptr, y_ptr, taps_ptr,
+    x_desc, w_desc, b_ptr, s_ptr, si_ptr, y_ptr, taps_ptr, ws_ptr, cnt_ptr,
     C_in, C_out, NB, OD, OH, OW, JD, JH, JW, XH, sd, pd, ph, pw, dd, dh, dw, step_d, step_h, step_w,
-    syn, syc, syd, syh, syw, s_step,
+    syn, syc, syd, syh, syw, s_step, STEPS_PER_SPLIT,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, SCALED: tl.constexpr,
     UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, CHANNELS_INNER: tl.constexpr, W_COLS_INNER: tl.constexpr,
     TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, PHASED: tl.constexpr,
+    PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, PHASED: tl.constexpr, SPLIT: tl.constexpr,
 ):
     """One program: ``TILE_B x TILE_H x TILE_W`` output positions (images x rows x columns) of one depth slice x
     ``BLOCK_N`` channels.
@@ -74,6 +75,10 @@ def _conv_tma_kernel(
     ``JD x JH x JW``), from the taps reaching that phase, ``count`` of them from ``first`` in steps ``step_*``
     (the host's table ``taps_ptr[phase]``, :func:`tritonconv.shapes.phase_table`); tap ``t`` reads the output
     gradient at ``j + (phase + p - t*d) / s`` (an exact division), so consecutive positions of a phase read a box.
+
+    ``SPLIT`` (not with ``PHASED``; outputs under one wave of tiles): program ``(pid, split)`` runs ``STEPS_PER_SPLIT``
+    of the flat loop's (tap, channel chunk) steps from ``split * STEPS_PER_SPLIT``, and the partial tiles meet in
+    the kernel, added in split order (:func:`tritonconv._tile.meet_splits`: deterministic, one launch).
     """
     BLOCK_M: tl.constexpr = TILE_B * TILE_H * TILE_W
     pid = tl.program_id(0)
@@ -102,8 +107,12 @@ def _conv_tma_kernel(
         t0d, cd, t0h, ch, t0w, cw, ed, eh, ew = 0, KD, 0, KH, 0, KW, 1, 1, 1
 
     k_steps = (C_in + BLOCK_K - 1) // BLOCK_K
+    first, last = 0, cd * ch * cw * k_steps
+    if SPLIT:  # this split's run of the flat loop's steps
+        first = tl.program_id(1) * STEPS_PER_SPLIT
+        last = tl.minimum(first + STEPS_PER_SPLIT, last)
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
-    for i in range(cd * ch * cw * k_steps):  # one flat loop: (tap, channel chunk), scalar index math only
+    for i in range(first, last):  # one flat loop: (tap, channel chunk), scalar index math only
         if PHASED:  # a box [TILE_B, 1, TILE_H, TILE_W, BLOCK_K] of the output gradient, NDHWC
             kd, kh, kw = t0d + md * ed, t0h + mh * eh, t0w + mw * ew
             a = x_desc.load([nb0, jd + base_d - md * in_d, jh0 + base_h - mh * in_h, jw0 + base_w - mw * in_w, c0])
@@ -152,30 +161,35 @@ def _conv_tma_kernel(
             mh = tl.where(plane_done, 0, mh)
             md = tl.where(plane_done, md + 1, md)
 
-    offs_n = n0 + tl.arange(0, BLOCK_N)
-    mask_n = offs_n < C_out
-    if SCALED:
-        acc = acc * (tl.load(s_ptr + offs_n * s_step, mask=mask_n, other=0.0) * tl.load(si_ptr))[None, :]
-    if HAS_BIAS:
-        acc += tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
-    acc = activate(acc, ACTIVATION)
-    r = tl.arange(0, BLOCK_M)
-    nb = nb0 + r // (TILE_H * TILE_W)
-    if PHASED:  # o = phase + s*j
-        od = phd + sd * jd + 0 * r  # a vector: the interpreter's & of a scalar and a vector mask is not boolean
-        oh = phh + PHASE_H * (jh0 + (r // TILE_W) % TILE_H)
-        ow = phw + PHASE_W * (jw0 + r % TILE_W)
-        inside = (nb < NB) & (od < OD) & (oh < OH) & (ow < OW)
-    else:
-        oh = oh0 + (r // TILE_W) % TILE_H
-        ow = ow0 + r % TILE_W
-        inside = (nb < NB) & (oh < OH) & (ow < OW)
-    if INT64:
-        nb = nb.to(tl.int64)
-        offs_n = offs_n.to(tl.int64)
-    y_rows = nb * syn + od * syd + oh * syh + ow * syw
-    tl.store(y_ptr + (y_rows[:, None] + (offs_n * syc)[None, :]), acc.to(y_ptr.dtype.element_ty),
-             mask=inside[:, None] & mask_n[None, :])
+    finish = True
+    if SPLIT:  # the splits' partial tiles meet in the last split to arrive, added in split order
+        acc, finish = meet_splits(acc, ws_ptr, cnt_ptr, pid, tl.num_programs(0), tl.program_id(1), tl.num_programs(1),
+                                  BLOCK_M, BLOCK_N)
+    if finish:
+        offs_n = n0 + tl.arange(0, BLOCK_N)
+        mask_n = offs_n < C_out
+        if SCALED:
+            acc = acc * (tl.load(s_ptr + offs_n * s_step, mask=mask_n, other=0.0) * tl.load(si_ptr))[None, :]
+        if HAS_BIAS:
+            acc += tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        acc = activate(acc, ACTIVATION)
+        r = tl.arange(0, BLOCK_M)
+        nb = nb0 + r // (TILE_H * TILE_W)
+        if PHASED:  # o = phase + s*j
+            od = phd + sd * jd + 0 * r  # a vector: the interpreter's & of a scalar and a vector mask is not boolean
+            oh = phh + PHASE_H * (jh0 + (r // TILE_W) % TILE_H)
+            ow = phw + PHASE_W * (jw0 + r % TILE_W)
+            inside = (nb < NB) & (od < OD) & (oh < OH) & (ow < OW)
+        else:
+            oh = oh0 + (r // TILE_W) % TILE_H
+            ow = ow0 + r % TILE_W
+            inside = (nb < NB) & (oh < OH) & (ow < OW)
+        if INT64:
+            nb = nb.to(tl.int64)
+            offs_n = offs_n.to(tl.int64)
+        y_rows = nb * syn + od * syd + oh * syh + ow * syw
+        tl.store(y_ptr + (y_rows[:, None] + (offs_n * syc)[None, :]), acc.to(y_ptr.dtype.element_ty),
+                 mask=inside[:, None] & mask_n[None, :])
 
 
 def transposed_as_forward(spec: ConvSpec) -> ConvSpec:
@@ -279,26 +293,43 @@ class Launch:
             self.taps = torch.tensor(table, dtype=torch.int32, device=x.device)
         else:
             (jd, jh, jw), steps, self.taps = (od, oh, ow), (1, 1, 1), None
-        self.grid = (triton.cdiv(c_out, config.block_n) * triton.cdiv(y.shape[0], tile_b) * jd * triton.cdiv(jh, tile_h)
-                     * triton.cdiv(jw, tile_w), sd * sh * sw if by_phase else 1)
+        tiles = (triton.cdiv(c_out, config.block_n) * triton.cdiv(y.shape[0], tile_b) * jd * triton.cdiv(jh, tile_h)
+                 * triton.cdiv(jw, tile_w))
+        steps_total = math.prod(spec.weight_shape[2:]) * triton.cdiv(c_in, config.block_k)  # (tap, chunk) steps
+        per_split = triton.cdiv(steps_total, max(config.split_k, 1)) if not by_phase else steps_total
+        self.splits = max(1, triton.cdiv(steps_total, max(per_split, 1)))
+        self.grid = (tiles, sd * sh * sw if by_phase else self.splits)
+        self.workspace_elems = self.splits * tiles * config.block_m * config.block_n  # fp32 partial tiles
+        self._counters: dict[int, torch.Tensor] = {}
         self.args = (c_in, c_out, y.shape[0], od, oh, ow, jd, jh, jw, xh, sd, pd, ph, pw, dd, dh, dw, *steps,
-                     *strides_3d(y), scale_step or 0, *as_3d(spec.weight_shape[2:], 1))
+                     *strides_3d(y), scale_step or 0, per_split, *as_3d(spec.weight_shape[2:], 1))
         self.kwargs = dict(
             HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=needs_int64(y, rows=m),
             SCALED=scale_step is not None,
             UPCAST=interp and x.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(x.dtype, interp),
             CHANNELS_INNER=inner, W_COLS_INNER=cols_inner,
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
-            PHASE_H=sh if inner else 1, PHASE_W=sw if inner else 1, PHASED=by_phase,
+            PHASE_H=sh if inner else 1, PHASE_W=sw if inner else 1, PHASED=by_phase, SPLIT=self.splits > 1,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
         self.x_desc, self.w_desc = Descriptors(self.launcher, *self.x_layout), Descriptors(self.launcher, *self.w_layout)
 
+    def counters(self, device: torch.device) -> torch.Tensor:
+        """The ticket counters of the output tiles of a split launch, zero between launches (the last split resets
+        its tile's): one set per stream, so launches of this plan on two streams never share them."""
+        key = current_stream(device) if device.type == "cuda" else 0
+        found = self._counters.get(key)
+        if found is None:
+            found = self._counters[key] = torch.zeros(self.grid[0], device=device, dtype=torch.int32)
+        return found
+
     def __call__(self, x, weight, bias, y, scales: tuple | None = None) -> torch.Tensor:
         """Get the descriptors and launch; ``scales``: (weight scale, input scale) with fp8."""
         if not self.empty:
             w_scale, x_scale = scales if scales is not None else (y, y)
+            ws, cnt = ((geometry.alloc_output((self.workspace_elems,), x.device, torch.float32), self.counters(x.device))
+                       if self.splits > 1 else (y, y))
             self.launcher(x.device, self.grid, self.x_desc(x), self.w_desc(weight), bias if bias is not None else weight,
-                          w_scale, x_scale, y, y if self.taps is None else self.taps)
+                          w_scale, x_scale, y, y if self.taps is None else self.taps, ws, cnt)
         return y
