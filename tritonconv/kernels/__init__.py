@@ -3,8 +3,8 @@
     gemm            N-d implicit GEMM: forward and transposed pass (input gradient), taps folded
                     into the reduction, split reductions
     depthwise       depthwise layers without tensor cores: forward, input and weight gradients
-    tma             forward pass with tile loads by tensor descriptor (Hopper's TMA; strides folded
-                    into a view of the input)
+    tma             forward and transposed passes with tile loads by tensor descriptor (Hopper's TMA;
+                    strides folded into a view of the input, or by stride phase), split reductions
     weight_grad     weight gradient as a GEMM per tap (taps folded for few channels), split
                     reduction; on Hopper, tile loads by tensor descriptor
     fused_2plus1d   (2+1)D convolution in one launch

@@ -82,7 +82,7 @@ def _conv_kernel(
     (``cnt_ptr``, an atomic add after a barrier, acquire-release). The split that draws the last
     ticket adds the partials in split order ``0, 1, ..., S-1`` (so the result does not depend on
     which split finished last: bitwise deterministic), resets the counter to 0 for the next
-    launch, and runs the epilogue. One launch, no torch epilogue.
+    launch, and runs the epilogue (:func:`tritonconv._tile.meet_splits`). One launch, no torch epilogue.
 
     ``SCALED`` (fp8 operands): the products are dequantised in the epilogue, before the bias:
     ``acc * si * s[n]`` with ``si`` the input's scale (``si_ptr``) and ``s[n]`` output channel ``n``'s
