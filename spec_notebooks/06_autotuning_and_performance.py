@@ -192,7 +192,7 @@ for op in ("conv1d", "conv2d", "conv3d"):
         pointer, chosen = tuning.heuristic(p, interpret=False), tuning.heuristic(p, interpret=False, tma=True)
         assert extra > 0 and not pointer.tile_h  # not without a TMA unit
         least = min(tuning.tma_padding(p, m) for m in {pointer.block_m, 64})
-        assert bool(chosen.tile_h) == (least <= tuning.TMA_PADDING and pointer.split_k == 1 and not pointer.fold)
+        assert bool(chosen.tile_h) == (least <= tuning.TMA_PADDING and not pointer.fold)  # split or not
         assert not chosen.tile_h or tuning.tma_padding(p, chosen.block_m) == least
         how = "x".join(map(str, chosen.patch(chosen.block_m))) if chosen.tile_h else "pointer"
         print(f"{s['name']:>18} {f'{oh} x {ow}':>12} {patches[0]:>18} {patches[1]:>19} {how:>16} {extra:12d}")
