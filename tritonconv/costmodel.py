@@ -140,8 +140,7 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
         patches = triton.cdiv(n, tile_b) * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w)
         ctas = patches * triton.cdiv(cols, config.block_n)
         k = problem.taps * triton.cdiv(red, config.block_k) * config.block_k
-        phased = problem.kind == "conv_t" and any(s != 1 for s in problem.stride)
-        parts = math.prod(problem.stride) if phased else max(config.split_k, 1)  # programs per tile: phases or splits
+        parts = math.prod(problem.stride) if problem.by_phase else max(config.split_k, 1)  # per tile: phases or splits
         return ctas * config.block_m * config.block_n * k, ctas * parts
     dtype = getattr(torch, problem.dtype)
     spec = problem.spec

@@ -142,6 +142,11 @@ class Problem:
     def taps(self) -> int:
         return math.prod(self.weight_shape[2:])
 
+    @property
+    def by_phase(self) -> bool:
+        """An input gradient strided on some axis: the kernels run it by stride phase (the descriptor kernel unsplit)."""
+        return self.kind == "conv_t" and any(s != 1 for s in self.stride)
+
     def key(self) -> str:
         """Exact cache key."""
         pads = "x".join(f"{b},{a}" for b, a in self.padding)

@@ -274,8 +274,7 @@ def tma_candidates(problem: Problem) -> list[Config]:
                 out.append(cfg)
         return out
     low_k = min_k(problem)
-    by_phase = problem.kind == "conv_t" and any(s != 1 for s in problem.stride)
-    splits = FORWARD_SPLITS if small_output(problem) and not by_phase else (1,)  # split in the kernel, as the pointer's
+    splits = FORWARD_SPLITS if small_output(problem) and not problem.by_phase else (1,)  # split in the kernel
     for block_m, (bn, bk, warps, stages), split in itertools.product((64, 128), TMA_SPACE, splits):
         cfg = Config(block_m, clamp_pow2(cols, 16, bn), clamp_pow2(red, low_k, max(bk, low_k)), group_m=1,
                      num_warps=warps, num_stages=stages, split_k=split, **tma_patch(problem, block_m))
@@ -393,9 +392,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     if not fold and tiles < sm_count and small_output(problem):  # under one wave: split the reduction
         split = max(1, min(triton.cdiv(sm_count, tiles), red // (2 * block_k), FORWARD_SPLITS[-1]))
     cfg = Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
-    by_phase = problem.kind == "conv_t" and any(s != 1 for s in problem.stride)  # the descriptor kernel: unsplit
     if tma and problem.kind in ("conv", "conv_t") and (problem.dtype in ("float16", "bfloat16") or fp8(problem)) \
-            and tma_eligible(problem) and not fold and (split == 1 or not by_phase):
+            and tma_eligible(problem) and not fold and (split == 1 or not problem.by_phase):
         # patches of 64 positions where they pad less than 128 (one image's 56 x 56: 8 x 8 exactly, 8 x 16 1.14x;
         # spanning two images, 128 as 2 x 8 x 8: exact too, so 128)
         tma_m = min((block_m, 64), key=lambda m: (tma_padding(problem, m), -m))
