@@ -51,7 +51,7 @@ def phase_view(t: torch.Tensor, sh: int, sw: int) -> tuple[list[int], list[int]]
     sizes, strides = as_5d(t)
     n, d, h, w, c = sizes
     s_n, s_d, s_h, s_w, _ = strides
-    if w % sw or h % sh or (sw > 1 and s_w != c) or (sh > 1 and s_d != h * s_h):
+    if not folds_stride(t.shape, (sh, sw)) or (sw > 1 and s_w != c) or (sh > 1 and s_d != h * s_h):
         return None
     if sh == 1:
         return [n, d, h, w // sw, sw * c], [s_n, s_d, s_h, sw * s_w, 1]

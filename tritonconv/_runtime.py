@@ -100,6 +100,22 @@ def current_stream(device: torch.device) -> int:
     return _raw_stream(device.index if device.index is not None else torch.cuda.current_device())
 
 
+class Counters:
+    """The ticket counters of a split launch's ``count`` output tiles (:func:`tritonconv._tile.meet_splits`), zero
+    between launches (the last split resets its tile's): one set per stream, so launches of a plan on two streams
+    never share them. Calling it with a device gets that device's current stream's set."""
+
+    def __init__(self, count: int) -> None:
+        self.count, self.sets = count, {}
+
+    def __call__(self, device: torch.device) -> torch.Tensor:
+        key = current_stream(device) if device.type == "cuda" else 0
+        found = self.sets.get(key)
+        if found is None:
+            found = self.sets[key] = torch.zeros(self.count, device=device, dtype=torch.int32)
+        return found
+
+
 class Direct:
     """One call site of a kernel, launched below ``JITFunction.run`` once it has run there.
 

@@ -34,7 +34,7 @@ import triton.language as tl
 
 from .. import geometry, shapes
 from .._checks import ConvSpec
-from .._runtime import Direct, current_stream, interpreting, kernel
+from .._runtime import Counters, Direct, interpreting, kernel
 from .._tile import activate, meet_splits, phase_tap, position_tiles, tap, tile_positions, weight_tap
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, split_sizes, strides_3d
 
@@ -242,7 +242,7 @@ class Launch:
         self.grid = (spec.groups * tiles_m * triton.cdiv(c_write, config.block_n), self.splits, phases)
         # split partial tiles (accumulator dtype), tile-major; a ticket counter per output tile, per stream
         self.workspace_elems = self.splits * self.grid[0] * phases * config.block_m * config.block_n
-        self._counters: dict[int, torch.Tensor] = {}
+        self.counters = Counters(self.grid[0] * self.grid[2])  # the output tiles' tickets, per stream
         taps = as_3d(spec.weight_shape[2:], 1)
         self.args = (  # scale_step: fp8 dequantises with per-call scales (the weight scale's step per channel)
             rows, c_read, c_write, *geometry_3d(x.shape[2:], y.shape[2:], spec),
@@ -272,15 +272,6 @@ class Launch:
     def workspace(self, device: torch.device) -> torch.Tensor:
         """The split partial tiles of one launch (uninitialised: every split writes its tiles first)."""
         return geometry.alloc_output((self.workspace_elems,), device, self.acc)
-
-    def counters(self, device: torch.device) -> torch.Tensor:
-        """The ticket counters of the output tiles, zero between launches (the last split resets its tile's):
-        one set per stream, so launches of this plan on two streams never share them."""
-        key = current_stream(device) if device.type == "cuda" else 0
-        found = self._counters.get(key)
-        if found is None:
-            found = self._counters[key] = torch.zeros(self.grid[0] * self.grid[2], device=device, dtype=torch.int32)
-        return found
 
     def __call__(self, x, weight, bias, y, scales: tuple | None = None) -> torch.Tensor:
         """Run the kernel reading ``x`` and writing ``y``; ``scales``: (weight scale, input scale) with fp8."""

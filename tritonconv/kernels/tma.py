@@ -46,7 +46,7 @@ import triton.language as tl
 from .. import geometry, shapes
 from .._checks import ConvSpec
 from .._descriptors import as_5d, channels_inner, describable, input_view, nc_boxes_aligned
-from .._runtime import Descriptors, Direct, current_stream, interpreting, kernel
+from .._runtime import Counters, Descriptors, Direct, interpreting, kernel
 from .._tile import activate, meet_splits, patch
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
@@ -300,7 +300,7 @@ class Launch:
         self.splits = max(1, triton.cdiv(steps_total, max(per_split, 1)))
         self.grid = (tiles, sd * sh * sw if by_phase else self.splits)
         self.workspace_elems = self.splits * tiles * config.block_m * config.block_n  # fp32 partial tiles
-        self._counters: dict[int, torch.Tensor] = {}
+        self.counters = Counters(tiles)  # the output tiles' tickets, per stream (split launches)
         self.args = (c_in, c_out, y.shape[0], od, oh, ow, jd, jh, jw, xh, sd, pd, ph, pw, dd, dh, dw, *steps,
                      *strides_3d(y), scale_step or 0, per_split, *as_3d(spec.weight_shape[2:], 1))
         self.kwargs = dict(
@@ -314,15 +314,6 @@ class Launch:
         )
         self.launcher = Direct(_conv_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
         self.x_desc, self.w_desc = Descriptors(self.launcher, *self.x_layout), Descriptors(self.launcher, *self.w_layout)
-
-    def counters(self, device: torch.device) -> torch.Tensor:
-        """The ticket counters of the output tiles of a split launch, zero between launches (the last split resets
-        its tile's): one set per stream, so launches of this plan on two streams never share them."""
-        key = current_stream(device) if device.type == "cuda" else 0
-        found = self._counters.get(key)
-        if found is None:
-            found = self._counters[key] = torch.zeros(self.grid[0], device=device, dtype=torch.int32)
-        return found
 
     def __call__(self, x, weight, bias, y, scales: tuple | None = None) -> torch.Tensor:
         """Get the descriptors and launch; ``scales``: (weight scale, input scale) with fp8."""

@@ -334,8 +334,8 @@ class DescriptorLaunch(Partials):
                  inner_grad: bool = False) -> None:
         c_out, c_in, *kernel_size = spec.weight_shape
         tile_b, tile_h, tile_w = config.patch(config.block_k)
-        _, _, _, od, oh, ow, sd, _, _, pd, ph, pw, dd, dh, dw = geometry_3d(spec.input_shape[2:],
-                                                                            spec.output_shape[2:], spec)
+        _, xh, _, od, oh, ow, sd, phase_h, phase_w, pd, ph, pw, dd, dh, dw = geometry_3d(spec.input_shape[2:],
+                                                                                          spec.output_shape[2:], spec)
         positions = grad_output.shape[0] * od * oh * ow
         steps = triton.cdiv(grad_output.shape[0], tile_b) * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w)
         per_split = max(1, triton.cdiv(steps, config.split_k))
@@ -348,12 +348,11 @@ class DescriptorLaunch(Partials):
 
         self.x_layout = layout(input, config.block_n, input_view(input, spec, config.block_n))
         self.dy_layout = layout(grad_output, config.block_m, as_5d(grad_output))
-        _, phase_h, phase_w = as_3d(spec.stride, 1)
         interp = interpreting(input.device)
         tiles = math.prod(kernel_size) * triton.cdiv(c_out, config.block_m) * triton.cdiv(c_in, config.block_n)
         self.grid = (tiles, splits)
-        self.args = (c_in, c_out, od, oh, ow, as_3d(tuple(spec.input_shape[2:]), 1)[1], sd, pd, ph, pw, dd, dh, dw,
-                     *self.store, steps, per_split, *as_3d(tuple(kernel_size), 1))
+        self.args = (c_in, c_out, od, oh, ow, xh, sd, pd, ph, pw, dd, dh, dw, *self.store, steps, per_split,
+                     *as_3d(tuple(kernel_size), 1))
         self._work = tiles * steps * config.block_m * config.block_n * config.block_k
         self.kwargs = dict(
             X_INNER=channels_inner(input), DY_INNER=channels_inner(grad_output), INT64=needs_int64(self.partial),
