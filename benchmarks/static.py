@@ -2,6 +2,7 @@
 
     python -m benchmarks.static                     # sm_90, bf16, both layouts, forward + backward kernels
     python -m benchmarks.static --arch 80 --dtype fp16 --kinds conv
+    python -m benchmarks.static --rows              # NC(D)HW row tiles beside the same tiles channels-last
 
 For every layer of ``benchmarks/shapes.json`` the kernel launches a GPU would make with its
 default (heuristic) configs are recorded from CPU tensors, without running them, compiled for
@@ -19,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +33,7 @@ from pathlib import Path
 import torch
 import triton
 
-from tritonconv import _runtime, shapes, tune, tuning
+from tritonconv import _runtime, costmodel, shapes, tune, tuning
 
 ROOT = Path(__file__).resolve().parent
 
@@ -252,6 +255,46 @@ def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], s
     return rows
 
 
+def compiled_census(arch: int, problem: tuning.Problem, cfg) -> dict:
+    """ptxas's report and the main loop's census of the main kernel ``problem``'s launch with ``cfg`` compiles to."""
+    with recording(execute=False) as launches:
+        tune.runner(problem, torch.device("cpu"))(cfg)
+    fn, args, kwargs, _ = next(launch for launch in launches if launch[0].fn.__name__ not in EPILOGUES)
+    compiled = compile_for(arch, fn, args, kwargs)
+    return {"kernel": fn.fn.__name__, **ptxas_report(compiled.asm["ptx"], arch), **loop_census(compiled.asm["cubin"], arch)}
+
+
+def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> list[dict]:
+    """Per suite layer and pass whose NC(D)HW launch the pointer kernel tiles by rows (:func:`costmodel.by_rows`, the
+    heuristic's config for ``arch``): the main loop's census of that launch and of the same tiles on the
+    channels-last problem, and ``ratio``, the channels-last loop's instructions per math instruction over the rows'
+    (the rows' issue rate relative to the channels-last pointer rate, where issue bound: what
+    :data:`tritonconv.costmodel.ROW_ISSUE` holds until NC(D)HW rows are measured)."""
+    rows = []
+    for name, prob in tune.suite_problems(suite):
+        if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
+            continue
+        for dtype, kind in ((d, k) for d in dtypes for k in kinds if not k.startswith("conv_dw")):
+            problem = tuning.Problem.of(kind, tune.DTYPES[dtype], "contiguous", **prob)
+            cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)
+            if not costmodel.by_rows(problem, cfg):
+                continue
+            by_rows = compiled_census(arch, problem, cfg)
+            inner = compiled_census(arch, dataclasses.replace(problem, layout="channels_last"), cfg)
+            ratio = (inner["loop_instructions"] / inner["loop_math"]) / (by_rows["loop_instructions"] / by_rows["loop_math"])
+            rows.append({"name": name, "kind": kind, "dtype": dtype, "config": vars(cfg), "rows": by_rows,
+                         "channels_last": inner, "ratio": round(ratio, 3)})
+            print(f"{name:>24} {kind:>10} {dtype} instructions per math: rows "
+                  f"{by_rows['loop_instructions'] / by_rows['loop_math']:.0f}, channels-last "
+                  f"{inner['loop_instructions'] / inner['loop_math']:.0f} ({ratio:.2f}x)", flush=True)
+    return rows
+
+
+def row_pairs_path(arch: int, dtypes: list[str], out: Path = ROOT / "results" / "static") -> Path:
+    """Where :func:`row_pairs` writes (``--rows``)."""
+    return out / f"static-sm{arch}-triton{triton.__version__}-{'-'.join(dtypes)}-rows.jsonl"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.static", description=__doc__.split("\n\n")[0])
     p.add_argument("--suite", type=Path, default=ROOT / "shapes.json")
@@ -260,11 +303,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layout", nargs="+", choices=["channels_last", "contiguous"], default=["channels_last", "contiguous"])
     p.add_argument("--kinds", nargs="+", choices=list(tuning.DEPTHWISE_KIND), default=list(tuning.DEPTHWISE_KIND))
     p.add_argument("--out", type=Path, default=ROOT / "results" / "static", help="where the JSON lines go")
+    p.add_argument("--rows", action="store_true", help="NC(D)HW row tiles against the same tiles channels-last")
     args = p.parse_args(argv)
-    rows = report(args.arch, args.dtype, args.layout, args.kinds, json.loads(args.suite.read_text()))
     meta = {"what": "static compile report (no GPU, no timing)", "arch": f"sm_{args.arch}", "triton": triton.__version__,
             "torch": torch.__version__, "date": dt.date.today().isoformat()}
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.rows:
+        pairs = row_pairs(args.arch, args.dtype, [k for k in args.kinds if k in costmodel.ROW_ISSUE],
+                          json.loads(args.suite.read_text()))
+        path = row_pairs_path(args.arch, args.dtype, args.out)
+        path.write_text("".join(json.dumps({**meta, **row}) + "\n" for row in pairs))
+        for kind in costmodel.ROW_ISSUE:
+            ratios = [r["ratio"] for r in pairs if r["kind"] == kind]
+            if ratios:
+                print(f"{kind}: median ratio {statistics.median(ratios):.2f} over {len(ratios)} layers")
+        print(f"wrote {path}")
+        return 0
+    rows = report(args.arch, args.dtype, args.layout, args.kinds, json.loads(args.suite.read_text()))
     path = args.out / f"static-sm{args.arch}-triton{triton.__version__}-{'-'.join(args.dtype)}.jsonl"
     path.write_text("".join(json.dumps({**meta, **row}) + "\n" for row in rows))
     spills = [r for r in rows if r["spill_store_bytes"]]

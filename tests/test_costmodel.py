@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+import statistics
 
 import pytest
 import torch
@@ -183,8 +184,9 @@ def test_relayout_configs_pay_for_their_copies():
 
 
 def test_nchw_row_tiles_get_their_own_rate_when_their_rows_are_fitted():
-    """Pointer launches over 2-D / 3-D NC(D)HW tiles are rated ``row_macs`` (the pointer rate until fitted); a fit on
-    rows that include them recovers a rate of their own, one without them leaves it unset."""
+    """Pointer launches over 2-D / 3-D NC(D)HW tiles are rated ``row_macs`` (until fitted, the pointer rate at the
+    census's issue share, ``ROW_ISSUE``); a fit on rows that include them recovers a rate of their own, one without
+    them leaves it unset."""
     def problem(layout, x, w, pad):
         return tuning.Problem.of("conv", "bfloat16", layout, x, w, 1, pad)
 
@@ -197,7 +199,9 @@ def test_nchw_row_tiles_get_their_own_rate_when_their_rows_are_fitted():
     truth = dataclasses.replace(costmodel.DATASHEET, mma_macs=2.5e14, row_macs=0.8e14)
     start = dataclasses.replace(costmodel.DATASHEET, name="Test")
     assert start.row_macs is None and costmodel.predict(nchw, pointer, start) == costmodel.predict(
-        dataclasses.replace(nchw, layout="channels_last"), pointer, start)  # unfitted: the pointer rate
+        nchw, pointer, dataclasses.replace(start, row_macs=start.mma_macs * costmodel.ROW_ISSUE["conv"]))
+    assert costmodel.predict(nchw, pointer, start) > costmodel.predict(dataclasses.replace(nchw, layout="channels_last"),
+                                                                       pointer, start)
 
     def sample(p, batch):
         p = dataclasses.replace(p, input_shape=(batch, *p.input_shape[1:]), output_shape=(batch, *p.output_shape[1:]))
@@ -209,6 +213,17 @@ def test_nchw_row_tiles_get_their_own_rate_when_their_rows_are_fitted():
     assert math.isclose(fitted.row_macs, truth.row_macs, rel_tol=0.05) and math.isclose(fitted.mma_macs, truth.mma_macs,
                                                                                          rel_tol=0.05)
     assert costfit.fit(plain, start)[0].row_macs is None
+
+
+def test_row_issue_shares_are_the_committed_census_medians():
+    """``ROW_ISSUE`` restates the committed SASS census of the suite's NC(D)HW row tiles against the same tiles
+    channels-last (``python -m benchmarks.static --rows``): per pass, the median ratio, to two places."""
+    (path,) = sorted((work.ROOT / "results" / "static").glob("static-sm90-*-bf16-rows.jsonl"))
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    for kind, share in costmodel.ROW_ISSUE.items():
+        ratios = [r["ratio"] for r in rows if r["kind"] == kind]
+        assert len(ratios) >= 5 and round(statistics.median(ratios), 2) == share, kind
+    assert all(r["rows"]["loop_load_bytes"] == 2 for r in rows)  # the rows' loads: 2 bytes at a time
 
 
 @pytest.mark.parametrize("kind", tuning.KINDS)

@@ -11,7 +11,8 @@ it runs with) on a GPU described by :class:`Device`::
   a depthwise kernel, which runs on FMA units);
 * ``R``: the kernel's rate on the device, multiply-adds per second: ``mma_macs`` for the pointer GEMM
   kernels' 16-bit ``tl.dot`` (a quarter of it for TF32), ``row_macs`` for them on 2-D and 3-D NC(D)HW tiles
-  (:func:`by_rows`), ``tma_macs`` for the descriptor kernels,
+  (:func:`by_rows`; unfitted, ``mma_macs`` scaled by the census's :data:`ROW_ISSUE`), ``tma_macs`` for the
+  descriptor kernels,
   ``fold_macs`` for a launch that folds taps into its tiles (the forward's reduction, the weight
   gradient's columns: a tap's address and mask per element, integer-bound), and
   ``fma_macs`` for the depthwise kernels and fp64 dots, ``ieee_macs`` for IEEE fp32 dots (TF32 ones: a quarter
@@ -70,7 +71,7 @@ class Device:
         FMAs): by default the rate the H200's KernelBench fp32 rows of 2026-11-26 ran at (useful multiply-adds
         over time, 6.3-6.6e12 on the dense problems, operand copies included), far below ``fma_macs``.
     :param row_macs: the pointer GEMM kernels' 16-bit rate on 2-D and 3-D NC(D)HW tiles (:func:`by_rows`), or
-        None: ``mma_macs`` (until NC(D)HW rows are measured and fitted).
+        None: ``mma_macs`` at the rows' issue share, :data:`ROW_ISSUE` (until NC(D)HW rows are measured and fitted).
     :param l2_bandwidth: bytes per second the SMs together load from L2 into shared memory (the GEMM kernels'
         operand tiles, :func:`fill_bytes`): unfitted, 64 bytes per SM per clock at an H200's 1.98 GHz, about 16.7e12
         (its 2026-11-26 rows ran 128 x 128 descriptor tiles at up to 250e12 multiply-adds/s: 7.8e12 bytes/s).
@@ -106,6 +107,14 @@ def device_for(name: str) -> Device:
         return Device(**json.loads(fitted_path(name).read_text()))
     except (OSError, json.JSONDecodeError, TypeError):
         return dataclasses.replace(DATASHEET, name=name)
+
+
+ROW_ISSUE = {"conv": 0.67, "conv_t": 0.79, "conv_wgrad": 0.97}
+"""Per pass, the pointer rate's share that NC(D)HW row tiles (:func:`by_rows`) are rated at while ``Device.row_macs``
+is unfitted: the median, over the suite's layers, of the channels-last main loop's instructions per MMA over the
+rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the rows' loop adds the 2-byte
+loads' addresses and masks). An issue-bound estimate, not a measurement; the rows' synchronous loads, whose latency
+the pipeline does not hide, are not in it."""
 
 
 def _standin(shape, dtype, channels_inner: bool) -> torch.Tensor:
@@ -239,7 +248,10 @@ def predict(problem: Problem, config: Config, device: Device) -> float:
         return predict(*launched(problem, config), device) + relayout_seconds(problem, device)
     macs, ctas = issued(problem, config)
     name, factor = rate_of(problem, config)
-    rate = (getattr(device, name) or device.mma_macs) * factor  # row_macs unset: the pointer rate
+    rate = getattr(device, name)
+    if rate is None:  # row_macs unfitted: the pointer rate at the rows' issue share (ROW_ISSUE)
+        rate = device.mma_macs * ROW_ISSUE[launched(problem, config)[0].kind]
+    rate *= factor
     per_mac = soft_max(1 / rate, fill_bytes(problem, config) / device.l2_bandwidth)  # the MMA, or filling its tiles
     slots = device.sms * ctas_per_sm(problem, config, device)
     efficiency = ctas / (math.ceil(ctas / slots) * slots) if ctas else 1.0
