@@ -227,6 +227,29 @@ def test_row_issue_shares_are_the_committed_census_medians():
 
 
 @pytest.mark.parametrize("kind", tuning.KINDS)
+def test_the_models_ctas_are_the_grid_each_candidate_launches(kind):
+    """``issued``'s CTA count is the grid the kernel gets (recorded, nothing runs), for every candidate of every
+    kind: pointer and descriptor tiles, splits, stride phases, patches spanning images, the depthwise kernels (the
+    weight gradient's programs one tap each)."""
+    from benchmarks import static
+
+    depthwise = kind.startswith("conv_dw")
+    for x, w, stride in (((2, 16, 9, 12), (32, 16, 3, 3), 1), ((2, 32, 8, 8), (32, 32, 3, 3), 2),
+                         ((1, 16, 4, 6, 8), (16, 16, 3, 1, 1), 1), ((2, 16, 37), (16, 16, 5), 1)):
+        if depthwise:
+            w = (x[1], 1, *w[2:])
+        p = tuning.Problem.of(kind, "bfloat16", "channels_last", x, w, stride, 1, groups=x[1] if depthwise else 1)
+        for cfg in tuning.candidates(p, tma=True)[::5]:
+            with static.recording(execute=False) as launches:
+                tune.runner(p, torch.device("cpu"))(cfg)
+            grids = [grid for fn, _, _, grid in launches if fn.fn.__name__ not in static.EPILOGUES | PACKING]
+            assert grids and costmodel.issued(p, cfg)[1] == math.prod(grids[0]), (kind, x, stride, cfg)
+
+
+PACKING = {"_pack_kernel", "_unpack_kernel"}
+
+
+@pytest.mark.parametrize("kind", tuning.KINDS)
 def test_every_candidate_of_every_kind_can_be_ranked(kind):
     """A tuning in the library ranks its candidates before timing any (:func:`costmodel.ranking`): every kind, dtype
     and layout, with the descriptor and relayout candidates a Hopper GPU adds, gets a prediction."""

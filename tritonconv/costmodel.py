@@ -137,9 +137,10 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
     """(multiply-adds issued, CTAs) of ``problem``'s launch with ``config`` (nothing runs)."""
     problem, config = launched(problem, config)
     if problem.kind.startswith("conv_dw"):  # FMA kernels over (positions x channels) tiles: no padding counted
-        rows, cols, _ = problem.gemm
+        rows, cols, _ = problem.gemm  # the weight gradient's rows are taps, one per program (no row tiles)
         macs = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
-        return macs, triton.cdiv(rows, config.block_m) * triton.cdiv(cols, config.block_n) * max(config.split_k, 1)
+        row_tiles = rows if problem.kind == "conv_dw_wgrad" else triton.cdiv(rows, config.block_m)
+        return macs, row_tiles * triton.cdiv(cols, config.block_n) * max(config.split_k, 1)
     c_out, c_in_g = problem.weight_shape[:2]
     if config.tile_h and problem.kind != "conv_wgrad":  # images x rows x columns patches of the written planes
         written = tuning.tma_written(problem)  # (one stride phase's, for a strided input gradient: each tap reaches
@@ -148,9 +149,9 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
         tile_b, tile_h, tile_w = config.patch(config.block_m)
         patches = triton.cdiv(n, tile_b) * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w)
         ctas = patches * triton.cdiv(cols, config.block_n)
-        k = problem.taps * triton.cdiv(red, config.block_k) * config.block_k
-        parts = math.prod(problem.stride) if problem.by_phase else max(config.split_k, 1)  # per tile: phases or splits
-        return ctas * config.block_m * config.block_n * k, ctas * parts
+        steps = problem.taps * triton.cdiv(red, config.block_k)  # (tap, channel chunk) steps
+        parts = math.prod(problem.stride) if problem.by_phase else geometry.step_splits(steps, config.split_k)[1]
+        return ctas * config.block_m * config.block_n * steps * config.block_k, ctas * parts  # per tile: phases or splits
     dtype = getattr(torch, problem.dtype)
     spec = problem.spec
     def activation(shape):  # laid out as the problem's layout says (NC(D)HW tensors are tiled by rows)

@@ -426,10 +426,19 @@ def dot_precision(dtype: torch.dtype, interp: bool) -> str | None:
 
 # --- split reductions ------------------------------------------------------------------------------
 
+def step_splits(steps: int, split_k: int) -> tuple[int, int]:
+    """``(per_split, splits)``: a reduction loop of ``steps`` steps cut into at most ``split_k`` runs of equal
+    length, the last shorter; ``splits`` is how many a launch gets (9 steps cut 4 ways: 3 splits of 3). An empty
+    loop is one (zero) split."""
+    per_split = max(1, triton.cdiv(steps, max(split_k, 1)))
+    return per_split, max(1, triton.cdiv(steps, per_split))
+
+
 def split_sizes(length: int, config: Config) -> tuple[int, int]:
-    """``(per_split, splits)``: a reduction of ``length`` cut into ``config.split_k`` parts of whole ``block_k`` steps."""
-    per_split = max(1, triton.cdiv(triton.cdiv(length, config.split_k), config.block_k)) * config.block_k
-    return per_split, max(1, triton.cdiv(length, per_split))  # an empty reduction: one (zero) split
+    """``(per_split, splits)``: a reduction of ``length`` cut into ``config.split_k`` parts of whole ``block_k`` steps
+    (:func:`step_splits`; ``per_split`` in elements)."""
+    per_split, splits = step_splits(triton.cdiv(length, config.block_k), config.split_k)
+    return per_split * config.block_k, splits
 
 
 def max_wgrad_fold(weight_shape: tuple[int, ...]) -> int:

@@ -296,8 +296,7 @@ class Launch:
         tiles = (triton.cdiv(c_out, config.block_n) * triton.cdiv(y.shape[0], tile_b) * jd * triton.cdiv(jh, tile_h)
                  * triton.cdiv(jw, tile_w))
         steps_total = math.prod(spec.weight_shape[2:]) * triton.cdiv(c_in, config.block_k)  # (tap, chunk) steps
-        per_split = triton.cdiv(steps_total, max(config.split_k, 1)) if not by_phase else steps_total
-        self.splits = max(1, triton.cdiv(steps_total, max(per_split, 1)))
+        per_split, self.splits = geometry.step_splits(steps_total, 1 if by_phase else config.split_k)
         self.grid = (tiles, sd * sh * sw if by_phase else self.splits)
         self.workspace_elems = self.splits * tiles * config.block_m * config.block_n  # fp32 partial tiles
         self.counters = Counters(tiles)  # the output tiles' tickets, per stream (split launches)

@@ -201,8 +201,7 @@ class Launch(Partials):
         block_w = geometry.row_block(positions, width, config.block_k) \
             if geometry.width_inner(grad_output) or geometry.width_inner(input) else 0
         steps = geometry.position_tiles(positions, width, config.block_k, block_w)
-        per_split = max(1, triton.cdiv(steps, config.split_k))  # position tiles per split
-        splits = max(1, triton.cdiv(steps, per_split))
+        per_split, splits = geometry.step_splits(steps, config.split_k)  # position tiles per split
         super().__init__(spec, flip, splits, positions, input.dtype, inner_grad)
         fold = min(config.fold, geometry.max_wgrad_fold(spec.weight_shape))  # trailing tap axes folded (not D)
         folded = geometry.folded_taps(spec.weight_shape, fold)
@@ -338,8 +337,7 @@ class DescriptorLaunch(Partials):
                                                                                           spec.output_shape[2:], spec)
         positions = grad_output.shape[0] * od * oh * ow
         steps = triton.cdiv(grad_output.shape[0], tile_b) * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w)
-        per_split = max(1, triton.cdiv(steps, config.split_k))
-        splits = max(1, triton.cdiv(steps, per_split))
+        per_split, splits = geometry.step_splits(steps, config.split_k)
         super().__init__(spec, flip, splits, positions, input.dtype, inner_grad)
 
         def layout(t: torch.Tensor, channels: int, view: tuple) -> tuple:
