@@ -1,6 +1,7 @@
 """The cost model's inputs, its fit on the committed GPU rows, the committed predictions and the pruned tuner."""
 
 import dataclasses
+import itertools
 import json
 import math
 import statistics
@@ -228,25 +229,61 @@ def test_row_issue_shares_are_the_committed_census_medians():
 
 @pytest.mark.parametrize("kind", tuning.KINDS)
 def test_the_models_ctas_are_the_grid_each_candidate_launches(kind):
-    """``issued``'s CTA count is the grid the kernel gets (recorded, nothing runs), for every candidate of every
-    kind: pointer and descriptor tiles, splits, stride phases, patches spanning images, the depthwise kernels (the
-    weight gradient's programs one tap each)."""
+    """``issued``'s CTA count is the grid the kernel gets (recorded, nothing runs), for every fifth candidate of
+    every kind in both layouts, 16- and 32-bit: pointer and descriptor tiles, splits, stride phases, patches spanning images, the
+    depthwise kernels (the weight gradient's programs one tap each); and a descriptor config (one the tuner
+    offers, so ``tuning.tma_eligible``) launches a descriptor kernel, not the pointer kernel in its place."""
     from benchmarks import static
 
     depthwise = kind.startswith("conv_dw")
-    for x, w, stride in (((2, 16, 9, 12), (32, 16, 3, 3), 1), ((2, 32, 8, 8), (32, 32, 3, 3), 2),
-                         ((1, 16, 4, 6, 8), (16, 16, 3, 1, 1), 1), ((2, 16, 37), (16, 16, 5), 1)):
+    cases = (((2, 16, 9, 12), (32, 16, 3, 3), 1, 1), ((2, 32, 8, 8), (32, 32, 3, 3), 2, 1),
+             ((1, 16, 4, 6, 8), (16, 16, 3, 1, 1), 1, 1), ((2, 16, 37), (16, 16, 5), 1, 1),
+             ((2, 16, 4, 16), (8, 16, 1, 1), 1, 0), ((2, 16, 4, 16), (3, 16, 1, 1), 1, 0),  # NCHW 1x1 boxes
+             ((1, 3, 6, 16), (8, 3, 3, 3), 1, 1))  # 3 input channels: the weight's rows are 6 bytes
+    for (x, w, stride, pad), layout, dtype in itertools.product(cases, ("channels_last", "contiguous"),
+                                                                 ("bfloat16", "float32")):
         if depthwise:
             w = (x[1], 1, *w[2:])
-        p = tuning.Problem.of(kind, "bfloat16", "channels_last", x, w, stride, 1, groups=x[1] if depthwise else 1)
+        p = tuning.Problem.of(kind, dtype, layout, x, w, stride, pad, groups=x[1] if depthwise else 1)
         for cfg in tuning.candidates(p, tma=True)[::5]:
             with static.recording(execute=False) as launches:
                 tune.runner(p, torch.device("cpu"))(cfg)
-            grids = [grid for fn, _, _, grid in launches if fn.fn.__name__ not in static.EPILOGUES | PACKING]
-            assert grids and costmodel.issued(p, cfg)[1] == math.prod(grids[0]), (kind, x, stride, cfg)
+            main = [(fn.fn.__name__, grid) for fn, _, _, grid in launches
+                    if fn.fn.__name__ not in static.EPILOGUES | PACKING]
+            assert main and costmodel.issued(p, cfg)[1] == math.prod(main[0][1]), (kind, layout, x, stride, cfg)
+            assert depthwise or main[0][0].endswith("_tma_kernel") == bool(cfg.tile_h), (kind, layout, x, cfg, main)
 
 
 PACKING = {"_pack_kernel", "_unpack_kernel"}
+
+
+@pytest.mark.parametrize("kind", tuning.KINDS)
+def test_the_models_work_is_what_the_kernels_dots_multiply(kind, monkeypatch):
+    """``issued``'s multiply-adds are those the launch's ``tl.dot`` calls multiply when the kernel runs (under the
+    interpreter, every program: masked lanes, padded channels, patch edges, split tails and skipped taps as they
+    are), for candidates of every kind: pointer and descriptor tiles, splits, stride phases, folds. The depthwise
+    kernels multiply on FMA units: the useful multiply-adds, no dot."""
+    from triton.runtime import interpreter
+
+    counted = []
+    dot = interpreter.InterpreterBuilder.create_dot
+
+    def counting(self, a, b, d, *args):
+        counted.append(a.data.shape[-2] * a.data.shape[-1] * b.data.shape[-1])
+        return dot(self, a, b, d, *args)
+
+    monkeypatch.setattr(interpreter.InterpreterBuilder, "create_dot", counting)
+    depthwise = kind.startswith("conv_dw")
+    for x, w, stride in (((2, 16, 9, 12), (24, 16, 3, 3), 1), ((2, 16, 8, 8), (16, 16, 3, 3), 2),
+                         ((1, 3, 6, 10), (8, 3, 3, 3), 1)):
+        if depthwise:
+            w = (x[1], 1, *w[2:])
+        p = tuning.Problem.of(kind, "bfloat16", "channels_last", x, w, stride, 1, groups=x[1] if depthwise else 1)
+        for cfg in tuning.candidates(p, tma=True)[::9]:  # as run: a 3-channel layer packed
+            counted.clear()
+            tune.runner(p, torch.device("cpu"))(cfg)
+            useful = shapes.conv_macs(p.input_shape, p.weight_shape, p.output_shape)
+            assert costmodel.issued(p, cfg)[0] == (useful if depthwise else sum(counted)), (kind, x, stride, cfg)
 
 
 @pytest.mark.parametrize("kind", tuning.KINDS)

@@ -164,7 +164,8 @@ def tma_eligible(problem: Problem) -> bool:
     channels-last input gradient (a forward convolution at unit stride, else by stride phase), unit stride for an
     NC(D)HW one,
     16-byte rows of channels where channels are innermost (the activations read and, but for the weight
-    gradient, the weight's reduction rows), and for an NC(D)HW read rows of 16-byte multiples with every box of
+    gradient, the weight's rows: its input channels, innermost in ``tritonconv.nn``'s layout, so a 16-bit input
+    gradient's written channels too), and for an NC(D)HW read rows of 16-byte multiples with every box of
     the convolution's input starting on one (:func:`tritonconv._descriptors.nc_boxes_aligned`)."""
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     wgrad = problem.kind == "conv_wgrad"
@@ -176,14 +177,17 @@ def tma_eligible(problem: Problem) -> bool:
     if (TensorDescriptor is None or problem.kind not in ("conv", "conv_t", "conv_wgrad") or problem.groups != 1
             or problem.dtype == "float64" or (any(s != 1 for s in unit) and not folded)):
         return False
-    channels = (rows, cols) if wgrad else (red,)  # wgrad: dy's and x's channels; else the reduction's
-    if problem.layout == "channels_last":
+    # the weight's rows: the forward's reduction channels; an input gradient's written ones in 16 bits (the weight
+    # read in place, nn layout), else its reduction channels again (the weight laid out K-major first)
+    weight_rows = () if wgrad else (cols,) if problem.kind == "conv_t" and itemsize == 2 else (red,)
+    if problem.layout == "channels_last":  # and the activations' channels: dy's and x's, or the reduction's
+        channels = (rows, cols) if wgrad else (red, *weight_rows)
         return all(c * itemsize % 16 == 0 for c in channels)
     reads = problem.reads
     (pad, _), dilation, taps = problem.padding[-1], problem.dilation[-1], problem.weight_shape[-1]
     pad = (taps - 1) * dilation - pad if problem.kind == "conv_t" else pad  # run as a forward convolution
     return (all(r[-1] * itemsize % 16 == 0 for r in reads) and pad * itemsize % 16 == 0
-            and (taps == 1 or dilation * itemsize % 16 == 0) and (wgrad or red * itemsize % 16 == 0))
+            and (taps == 1 or dilation * itemsize % 16 == 0) and all(c * itemsize % 16 == 0 for c in weight_rows))
 
 
 def tma_min_width(problem: Problem) -> int:
