@@ -117,19 +117,15 @@ loads' addresses and masks). An issue-bound estimate, not a measurement; the row
 the pipeline does not hide, are not in it."""
 
 
-def _standin(shape, dtype, channels_inner: bool) -> torch.Tensor:
-    """An uninitialised CPU tensor laid out channels-innermost or in torch's contiguous layout: what a ``Launch``
-    reads of its tensors (sizes, strides, device), never read or written (the pages are never touched)."""
-    if channels_inner:
-        return geometry.empty_channels_inner(shape, dtype, torch.device("cpu"))
-    return torch.empty(shape, dtype=dtype)
-
-
 def launched(problem: Problem, config: Config) -> tuple[Problem, Config]:
     """The problem and config the kernel runs: a relayout config's (``Config.relayout``) are the channels-last
-    problem's, on copies (:func:`relayout_seconds` prices them)."""
+    problem's, on copies (:func:`relayout_seconds` prices them); a descriptor config whose boxes the problem's
+    tensors cannot take (:func:`tritonconv.tuning.descriptors_launch`) runs the pointer kernel with its tiles, as the
+    dispatch does."""
     if config.relayout:
         return tuning.as_relaid(problem), dataclasses.replace(config, relayout=0)
+    if config.tile_h and not tuning.descriptors_launch(problem, config):
+        return problem, dataclasses.replace(config, tile_h=0, tile_b=1)
     return problem, config
 
 
@@ -155,7 +151,7 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
     dtype = getattr(torch, problem.dtype)
     spec = problem.spec
     def activation(shape):  # laid out as the problem's layout says (NC(D)HW tensors are tiled by rows)
-        return _standin(shape, dtype, problem.layout == "channels_last")
+        return tuning.standin(shape, dtype, problem.layout == "channels_last")
 
     if problem.kind == "conv_wgrad":
         family = weight_grad.DescriptorLaunch if config.tile_h else weight_grad.Launch
@@ -165,7 +161,8 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
         read, written = ((problem.output_shape, problem.input_shape) if transposed
                          else (problem.input_shape, problem.output_shape))
         swapped = (problem.weight_shape[1], problem.weight_shape[0], *problem.weight_shape[2:])
-        weight = _standin(swapped, dtype, True).transpose(0, 1) if transposed else _standin(problem.weight_shape, dtype, True)
+        weight = (tuning.standin(swapped, dtype, True).transpose(0, 1) if transposed
+                  else tuning.standin(problem.weight_shape, dtype, True))
         launch = gemm.Launch(activation(read), weight, None, activation(written), spec, transposed, None, False, config)
     return launch.mma_work(), math.prod(launch.grid)
 

@@ -101,8 +101,8 @@ def runner(problem: tuning.Problem, device: torch.device) -> Callable[[tuning.Co
     def rand(shape, layout=problem.layout):
         return geometry.to_layout(torch.randn(shape, device=device, dtype=dtype), layout)
 
-    ndim, spec = len(problem.stride), problem.spec
-    w = rand(problem.weight_shape, problem.layout if ndim > 1 else "contiguous")  # as the benchmarks hold weights
+    spec = problem.spec
+    w = rand(problem.weight_shape, tuning.weight_layout(problem))  # as the benchmarks hold weights
     if problem.kind in ("conv", "conv_dw"):
         x = rand(problem.input_shape)
         return lambda cfg: dispatch.conv_forward(x, w, None, spec, None, False, cfg)

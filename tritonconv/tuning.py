@@ -22,6 +22,7 @@ power of two. Batch and spatial sizes vary within a bucket; channel counts never
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 import math
@@ -36,6 +37,7 @@ from . import cache, geometry
 from ._descriptors import folds_stride
 from ._runtime import TensorDescriptor
 from .geometry import DEPTHWISE_KIND, KINDS, Config, Problem
+from .kernels import tma, weight_grad
 
 log = logging.getLogger("tritonconv")
 
@@ -262,10 +264,51 @@ def tma_written(problem: Problem) -> tuple[int, ...]:
     return (n, c, *(-(-size // s) for size, s in zip(sizes, problem.stride)))
 
 
+def weight_layout(problem: Problem) -> str:
+    """How a problem's weight is held where tuning times it (:func:`tritonconv.tune.runner`) and the cost model
+    rates it: ``tritonconv.nn``'s layout (channels innermost) beside 2-D and 3-D channels-last activations, torch's
+    otherwise (as the benchmarks hold weights)."""
+    return "channels_last" if problem.layout == "channels_last" and len(problem.stride) > 1 else "contiguous"
+
+
+def standin(shape, dtype: torch.dtype, channels_inner: bool) -> torch.Tensor:
+    """An uninitialised CPU tensor laid out channels-innermost or in torch's contiguous layout: what a ``Launch``
+    reads of its tensors (sizes, strides, device), never read or written (the pages are never touched)."""
+    if channels_inner:
+        return geometry.empty_channels_inner(shape, dtype, torch.device("cpu"))
+    return torch.empty(shape, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=4096)
+def descriptors_launch(problem: Problem, config: Config) -> bool:
+    """Whether a descriptor config (``tile_h > 0``) launches a descriptor kernel on ``problem``'s tensors, not the
+    pointer kernel in its place: the kernels' own checks (:func:`tritonconv.kernels.tma.usable`,
+    :func:`tritonconv.kernels.weight_grad.descriptors_usable`: the boxes' 16-byte rules, a strided input's view)
+    on stand-ins laid out as the problem says, the weight as :func:`weight_layout` holds it and, where the
+    descriptor kernel cannot read that in place, with its reduction channels innermost, as the dispatch lays it
+    out per call."""
+    dtype, inner = getattr(torch, problem.dtype), problem.layout == "channels_last"
+    if problem.kind == "conv_wgrad":
+        return weight_grad.descriptors_usable(standin(problem.output_shape, dtype, inner),
+                                              standin(problem.input_shape, dtype, inner), problem.spec, config)
+    if problem.kind not in ("conv", "conv_t"):
+        return False
+    transposed = problem.kind == "conv_t"
+    weight = standin(problem.weight_shape, dtype, weight_layout(problem) == "channels_last")
+    forward = weight.transpose(0, 1) if transposed else weight  # the transposed pass runs as a forward one
+    if tma.weight_view(forward) is None and not geometry.is_channels_inner(forward):  # laid out per call
+        c_out, c_in, *kernel = problem.weight_shape
+        weight = (standin((c_in, c_out, *kernel), dtype, True).transpose(0, 1) if transposed
+                  else standin(problem.weight_shape, dtype, True))
+    read = problem.output_shape if transposed else problem.input_shape
+    return tma.usable(standin(read, dtype, inner), weight, problem.spec, config, transposed)
+
+
 def tma_candidates(problem: Problem) -> list[Config]:
     """The descriptor kernels' configs for an eligible problem: forward and input gradient tiles of ``block_m``
     positions (:data:`TMA_SPACE`), weight-gradient tiles of :data:`SPACES`' channels with ``block_k`` positions
-    of at least 64 per step, every split count that keeps four steps per partial sum."""
+    of at least 64 per step, every split count that keeps four steps per partial sum; each one that
+    :func:`launches a descriptor kernel <descriptors_launch>`."""
     rows, cols, red = problem.gemm
     out: list[Config] = []
     if problem.kind == "conv_wgrad":
@@ -274,7 +317,7 @@ def tma_candidates(problem: Problem) -> list[Config]:
                 continue
             cfg = Config(clamp_pow2(rows, 16, bm), clamp_pow2(cols, 16, bn), bk, group_m=1, num_warps=warps,
                          num_stages=stages, split_k=split, **tma_patch(problem, bk))
-            if cfg not in out:
+            if cfg not in out and descriptors_launch(problem, cfg):
                 out.append(cfg)
         return out
     low_k = min_k(problem)
@@ -282,7 +325,8 @@ def tma_candidates(problem: Problem) -> list[Config]:
     for block_m, (bn, bk, warps, stages), split in itertools.product((64, 128), TMA_SPACE, splits):
         cfg = Config(block_m, clamp_pow2(cols, 16, bn), clamp_pow2(red, low_k, max(bk, low_k)), group_m=1,
                      num_warps=warps, num_stages=stages, split_k=split, **tma_patch(problem, block_m))
-        if (split == 1 or problem.taps * triton.cdiv(red, cfg.block_k) >= 2 * split) and cfg not in out:
+        if (split == 1 or problem.taps * triton.cdiv(red, cfg.block_k) >= 2 * split) and cfg not in out \
+                and descriptors_launch(problem, cfg):
             out.append(cfg)  # each split keeps two (tap, chunk) steps at least
     return out
 
@@ -365,12 +409,14 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             # the descriptor kernel: patches of 64 positions per step (four k-steps of the MMA), no per-element
             # addresses (a prediction, benchmarks/NOTES.md P16: the pointer kernel's loop issues 27-331 integer
             # instructions per MMA); channel tiles padding little beside the patches' padding
-            block_m, block_n = within_slack((rows, width * cols), (block_m, block_n), tma_padding(problem, 64))
-            tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, block_m)
-                        * triton.cdiv(width * cols, block_n))
-            split = max(1, min(triton.cdiv(2 * sm_count, tiles), triton.cdiv(red, 8 * block_k)))
-            return Config(block_m, block_n, 64, group_m=1, num_warps=8 if block_m * block_n >= 128 * 128 else 4,
-                          num_stages=3, split_k=split, **tma_patch(problem, 64))
+            tma_m, tma_n = within_slack((rows, width * cols), (block_m, block_n), tma_padding(problem, 64))
+            tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, tma_m)
+                        * triton.cdiv(width * cols, tma_n))
+            chosen = Config(tma_m, tma_n, 64, group_m=1, num_warps=8 if tma_m * tma_n >= 128 * 128 else 4, num_stages=3,
+                            split_k=max(1, min(triton.cdiv(2 * sm_count, tiles), triton.cdiv(red, 8 * block_k))),
+                            **tma_patch(problem, 64))
+            if descriptors_launch(problem, chosen):
+                return chosen
         return Config(block_m, block_n, block_k, group_m=1, num_warps=warps, num_stages=stages, split_k=split)
     fold = int(can_fold(problem) and red <= 8)  # per-tap chunks would be half zeros or worse
     block_n = clamp_pow2(cols, 16, 64 if problem.layout == "contiguous" else 128)  # see num_warps below
@@ -404,8 +450,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         if tma_padding(problem, tma_m) <= TMA_PADDING:
             (block_n,) = within_slack((cols,), (block_n,), tma_padding(problem, tma_m))  # channels beside the patches
             warps = 8 if tma_m * block_n >= 128 * 128 or problem.layout == "contiguous" else 4
-            cfg = dataclasses.replace(cfg, block_m=tma_m, block_n=block_n, group_m=1, num_warps=warps,
-                                      **tma_patch(problem, tma_m))
+            chosen = dataclasses.replace(cfg, block_m=tma_m, block_n=block_n, group_m=1, num_warps=warps,
+                                         **tma_patch(problem, tma_m))
+            cfg = chosen if descriptors_launch(problem, chosen) else cfg
     return cfg
 
 
