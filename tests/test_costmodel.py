@@ -274,16 +274,18 @@ def test_the_models_work_is_what_the_kernels_dots_multiply(kind, monkeypatch):
 
     monkeypatch.setattr(interpreter.InterpreterBuilder, "create_dot", counting)
     depthwise = kind.startswith("conv_dw")
-    for x, w, stride in (((2, 16, 9, 12), (24, 16, 3, 3), 1), ((2, 16, 8, 8), (16, 16, 3, 3), 2),
-                         ((1, 3, 6, 10), (8, 3, 3, 3), 1)):
+    cases = (((2, 16, 9, 12), (24, 16, 3, 3), 1, 1, "channels_last"), ((2, 16, 8, 8), (16, 16, 3, 3), 2, 1, "channels_last"),
+             ((1, 3, 6, 10), (8, 3, 3, 3), 1, 1, "channels_last"), ((2, 16, 5, 12), (24, 16, 3, 3), 1, 1, "contiguous"),
+             ((2, 16, 4, 16), (8, 16, 1, 1), 1, 0, "contiguous"))  # NC(D)HW: row tiles; 1x1 boxes
+    for x, w, stride, pad, layout in cases:
         if depthwise:
             w = (x[1], 1, *w[2:])
-        p = tuning.Problem.of(kind, "bfloat16", "channels_last", x, w, stride, 1, groups=x[1] if depthwise else 1)
+        p = tuning.Problem.of(kind, "bfloat16", layout, x, w, stride, pad, groups=x[1] if depthwise else 1)
         for cfg in tuning.candidates(p, tma=True)[::9]:  # as run: a 3-channel layer packed
             counted.clear()
             tune.runner(p, torch.device("cpu"))(cfg)
             useful = shapes.conv_macs(p.input_shape, p.weight_shape, p.output_shape)
-            assert costmodel.issued(p, cfg)[0] == (useful if depthwise else sum(counted)), (kind, x, stride, cfg)
+            assert costmodel.issued(p, cfg)[0] == (useful if depthwise else sum(counted)), (kind, layout, x, cfg)
 
 
 @pytest.mark.parametrize("kind", tuning.KINDS)
