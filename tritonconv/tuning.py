@@ -271,12 +271,13 @@ def weight_layout(problem: Problem) -> str:
     return "channels_last" if problem.layout == "channels_last" and len(problem.stride) > 1 else "contiguous"
 
 
-def standin(shape, dtype: torch.dtype, channels_inner: bool) -> torch.Tensor:
-    """An uninitialised CPU tensor laid out channels-innermost or in torch's contiguous layout: what a ``Launch``
-    reads of its tensors (sizes, strides, device), never read or written (the pages are never touched)."""
+def standin(shape, dtype: torch.dtype, channels_inner: bool, device: str = "cpu") -> torch.Tensor:
+    """An uninitialised tensor laid out channels-innermost or in torch's contiguous layout: what a ``Launch``
+    reads of its tensors (sizes, strides, device), never read or written (the pages are never touched); on the
+    ``meta`` device, no memory at all (for checks that read sizes and strides only)."""
     if channels_inner:
-        return geometry.empty_channels_inner(shape, dtype, torch.device("cpu"))
-    return torch.empty(shape, dtype=dtype)
+        return geometry.empty_channels_inner(shape, dtype, torch.device(device))
+    return torch.empty(shape, dtype=dtype, device=device)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -288,20 +289,21 @@ def descriptors_launch(problem: Problem, config: Config) -> bool:
     descriptor kernel cannot read that in place, with its reduction channels innermost, as the dispatch lays it
     out per call."""
     dtype, inner = getattr(torch, problem.dtype), problem.layout == "channels_last"
+    meta = functools.partial(standin, device="meta")  # sizes and strides only: any problem size
     if problem.kind == "conv_wgrad":
-        return weight_grad.descriptors_usable(standin(problem.output_shape, dtype, inner),
-                                              standin(problem.input_shape, dtype, inner), problem.spec, config)
+        return weight_grad.descriptors_usable(meta(problem.output_shape, dtype, inner),
+                                              meta(problem.input_shape, dtype, inner), problem.spec, config)
     if problem.kind not in ("conv", "conv_t"):
         return False
     transposed = problem.kind == "conv_t"
-    weight = standin(problem.weight_shape, dtype, weight_layout(problem) == "channels_last")
+    weight = meta(problem.weight_shape, dtype, weight_layout(problem) == "channels_last")
     forward = weight.transpose(0, 1) if transposed else weight  # the transposed pass runs as a forward one
     if tma.weight_view(forward) is None and not geometry.is_channels_inner(forward):  # laid out per call
         c_out, c_in, *kernel = problem.weight_shape
-        weight = (standin((c_in, c_out, *kernel), dtype, True).transpose(0, 1) if transposed
-                  else standin(problem.weight_shape, dtype, True))
+        weight = (meta((c_in, c_out, *kernel), dtype, True).transpose(0, 1) if transposed
+                  else meta(problem.weight_shape, dtype, True))
     read = problem.output_shape if transposed else problem.input_shape
-    return tma.usable(standin(read, dtype, inner), weight, problem.spec, config, transposed)
+    return tma.usable(meta(read, dtype, inner), weight, problem.spec, config, transposed)
 
 
 def tma_candidates(problem: Problem) -> list[Config]:
