@@ -1,6 +1,7 @@
 """Tuning cache and config choice, on CPU: keys, round trip, atomic and concurrent writes, bad files."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -371,3 +372,12 @@ def test_a_tuning_keeps_what_it_timed_in_its_entry(monkeypatch):
     entry = cache.read(cache.user_dir() / cache.file_name(GPU), GPU)[p.key()]
     assert cfg == every[0] and [(geometry.Config.from_dict(c["config"]), c["ms"]) for c in entry["candidates"]] == [
         (c, 1.0 + i) for i, c in enumerate(every)]
+
+
+def test_the_gpu_heuristic_plans_problems_beyond_this_machines_memory():
+    """Choosing a descriptor config checks the kernels' 16-byte rules on meta stand-ins (sizes and strides only),
+    so the heuristic plans a 4K-video volume of 10**12 elements as it plans a small one."""
+    for kind in ("conv", "conv_t", "conv_wgrad"):
+        p = tuning.Problem.of(kind, "bfloat16", "channels_last", (8, 64, 64, 2160, 3840), (64, 64, 3, 3, 3), 1, 1)
+        assert math.prod(p.input_shape) > 10**11
+        assert tuning.heuristic(p, False, 132, True).tile_h  # a descriptor config, checked, for every pass
