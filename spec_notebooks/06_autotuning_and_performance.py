@@ -205,7 +205,9 @@ for op in ("conv1d", "conv2d", "conv3d"):
 # `tuning.relaid`: one copy per call, the output still written NC(D)HW); the heuristic never
 # takes one, so a copy runs only where a GPU measured it to pay. What the cost model (H200
 # constants, below) predicts of the best relayout candidate against the heuristic's in-place
-# launch, copies included:
+# launch, copies included (no NC(D)HW row has been measured: the model rates the in-place row
+# tiles at the share of the pointer rate their main loop's instruction count allows,
+# `costmodel.ROW_ISSUE`, from the SASS of `python -m benchmarks.static --rows`):
 
 # %%
 from tritonconv import costmodel
