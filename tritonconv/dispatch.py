@@ -96,14 +96,6 @@ def _stand_in(lay: Callable[[torch.Tensor], torch.Tensor], t: torch.Tensor) -> t
     return t if lay is _same else lay(t.detach().to("meta"))
 
 
-def _weight_layout(weight: torch.Tensor, transposed: bool) -> Callable[[torch.Tensor], torch.Tensor]:
-    """How a weight is laid out per call: read in place when its reduction channels are innermost, else
-    copied (every call: a copy kept across calls could not see an in-place change made through
-    ``.data``, which moves no version counter; ``tritonconv.nn.Conv*d`` keep their weights laid out)."""
-    inner = is_channels_inner(weight.transpose(0, 1) if transposed else weight)
-    return _same if inner else _reduction_inner(transposed)
-
-
 # --- plans ------------------------------------------------------------------------------------
 
 def _merge(spec: ConvSpec, tensors: tuple, transposed: bool = False) -> tuple[ConvSpec, tuple | None]:
@@ -261,9 +253,9 @@ def _operand_layouts(x, weight, spec: ConvSpec, transposed: bool, config: Config
     loads its weight tiles as vectors when either channel axis is innermost; torch's layout, neither when the
     kernel has more than one tap, is copied per call in a large problem
     (:func:`tritonconv.geometry.weight_copy_pays`) and read in place in a small one."""
-    if config.tile_h:
-        w_fwd = weight.transpose(0, 1) if transposed else weight  # the transposed pass runs as a forward one
-        lay_w = _same if tma.weight_view(w_fwd) is not None else _weight_layout(weight, transposed)
+    if config.tile_h:  # copied every call: a copy kept across calls could not see an in-place change made through
+        # .data, which moves no version counter (tritonconv.nn.Conv*d keep their weights laid out)
+        lay_w = _reduction_inner(transposed) if tma.laid_out(weight, transposed) else _same
     elif _channel_axis_inner(weight) or not geometry.weight_copy_pays(spec.input_shape, spec.weight_shape,
                                                                      spec.output_shape):
         lay_w = _same

@@ -297,8 +297,7 @@ def descriptors_launch(problem: Problem, config: Config) -> bool:
         return False
     transposed = problem.kind == "conv_t"
     weight = meta(problem.weight_shape, dtype, weight_layout(problem) == "channels_last")
-    forward = weight.transpose(0, 1) if transposed else weight  # the transposed pass runs as a forward one
-    if tma.weight_view(forward) is None and not geometry.is_channels_inner(forward):  # laid out per call
+    if tma.laid_out(weight, transposed):  # as the dispatch lays it out per call
         c_out, c_in, *kernel = problem.weight_shape
         weight = (meta((c_in, c_out, *kernel), dtype, True).transpose(0, 1) if transposed
                   else meta(problem.weight_shape, dtype, True))

@@ -217,6 +217,13 @@ def weight_view(weight: torch.Tensor) -> torch.Tensor | None:
     return None
 
 
+def laid_out(weight: torch.Tensor, transposed: bool = False) -> bool:
+    """Whether a pass of this kernel (``transposed``: the input gradient) lays ``weight`` out per call, its reduction
+    channels innermost: when it has no :func:`weight_view` and those channels are not innermost already."""
+    forward = weight.transpose(0, 1) if transposed else weight  # the transposed pass runs as a forward one
+    return weight_view(forward) is None and not geometry.is_channels_inner(forward)
+
+
 def phased(spec: ConvSpec, transposed: bool) -> bool:
     """Whether the pass runs by stride phase (``PHASED``): an input gradient strided on some axis."""
     return transposed and any(s != 1 for s in spec.stride)
