@@ -290,9 +290,9 @@ def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> li
     return rows
 
 
-def row_pairs_path(arch: int, dtypes: list[str], out: Path = ROOT / "results" / "static") -> Path:
-    """Where :func:`row_pairs` writes (``--rows``)."""
-    return out / f"static-sm{arch}-triton{triton.__version__}-{'-'.join(dtypes)}-rows.jsonl"
+def report_path(arch: int, dtypes: list[str], out: Path, suffix: str = "") -> Path:
+    """Where a report goes: :func:`report`'s, or with ``suffix="-rows"`` :func:`row_pairs`'s (``--rows``)."""
+    return out / f"static-sm{arch}-triton{triton.__version__}-{'-'.join(dtypes)}{suffix}.jsonl"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows:
         pairs = row_pairs(args.arch, args.dtype, [k for k in args.kinds if k in costmodel.ROW_ISSUE],
                           json.loads(args.suite.read_text()))
-        path = row_pairs_path(args.arch, args.dtype, args.out)
+        path = report_path(args.arch, args.dtype, args.out, "-rows")
         path.write_text("".join(json.dumps({**meta, **row}) + "\n" for row in pairs))
         for kind in costmodel.ROW_ISSUE:
             ratios = [r["ratio"] for r in pairs if r["kind"] == kind]
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
         return 0
     rows = report(args.arch, args.dtype, args.layout, args.kinds, json.loads(args.suite.read_text()))
-    path = args.out / f"static-sm{args.arch}-triton{triton.__version__}-{'-'.join(args.dtype)}.jsonl"
+    path = report_path(args.arch, args.dtype, args.out)
     path.write_text("".join(json.dumps({**meta, **row}) + "\n" for row in rows))
     spills = [r for r in rows if r["spill_store_bytes"]]
     print(f"{len(rows)} kernels compiled for sm_{args.arch}; {len(spills)} spill registers; wrote {path}")

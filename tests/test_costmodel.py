@@ -228,12 +228,15 @@ def test_row_issue_shares_are_the_committed_census_medians():
     assert all(r["rows"]["loop_load_bytes"] == 2 for r in rows)  # the rows' loads: 2 bytes at a time
 
 
+PACKING = {"_pack_kernel", "_unpack_kernel"}  # a packed layer's launches beside its convolution
+
+
 @pytest.mark.parametrize("kind", tuning.KINDS)
 def test_the_models_ctas_are_the_grid_each_candidate_launches(kind):
     """``issued``'s CTA count is the grid the kernel gets (recorded, nothing runs), for every fifth candidate of
     every kind in both layouts, 16- and 32-bit: pointer and descriptor tiles, splits, stride phases, patches spanning images, the
     depthwise kernels (the weight gradient's programs one tap each); and a descriptor config (one the tuner
-    offers, so ``tuning.tma_eligible``) launches a descriptor kernel, not the pointer kernel in its place."""
+    offers: ``tuning.descriptors_launch``) launches a descriptor kernel, not the pointer kernel in its place."""
     from benchmarks import static
 
     depthwise = kind.startswith("conv_dw")
@@ -253,9 +256,6 @@ def test_the_models_ctas_are_the_grid_each_candidate_launches(kind):
                     if fn.fn.__name__ not in static.EPILOGUES | PACKING]
             assert main and costmodel.issued(p, cfg)[1] == math.prod(main[0][1]), (kind, layout, x, stride, cfg)
             assert depthwise or main[0][0].endswith("_tma_kernel") == bool(cfg.tile_h), (kind, layout, x, cfg, main)
-
-
-PACKING = {"_pack_kernel", "_unpack_kernel"}
 
 
 @pytest.mark.parametrize("kind", tuning.KINDS)
