@@ -162,11 +162,9 @@ def loop_census(cubin: bytes, arch: int) -> dict:
 
 
 def ctas_per_sm(arch: int, registers: int, shared: int, warps: int) -> int:
-    """Programs resident per SM from ptxas's registers and the shared memory: 64K registers (allocated per warp
-    in units of 256), 228 KiB (sm_90; 164 KiB sm_80) with 1 KiB reserved per program, 2048 threads, 32 programs."""
-    per_warp = -(-max(registers, 1) * 32 // 256) * 256
-    smem = (228 if arch >= 90 else 164) * 1024
-    return max(0, min(65536 // (per_warp * warps), smem // (shared + 1024), 2048 // (32 * warps), 32))
+    """Programs resident per SM from ptxas's registers and the shared memory (:func:`tritonconv.costmodel.occupancy`,
+    the rule the cost model applies to its estimates): 228 KiB of shared memory on sm_90, 164 KiB on sm_80."""
+    return costmodel.occupancy(registers, shared, warps, (228 if arch >= 90 else 164) * 1024)
 
 
 def instruction(ptx: str) -> str:

@@ -22,9 +22,10 @@ it runs with) on a GPU described by :class:`Device`::
   where that is slower than the MMA rate, it sets the rate (small tiles: on an H200, 32 x 32 tiles at most 0.4x the
   MMA rate, 16 x 16 ones 0.2x), so ``W / (R e)`` reads ``W * softmax(1/R, L / l2_bandwidth) / e``
   (:func:`soft_max`);
-* ``e``: the wave efficiency, ``CTAs / (waves * SMs * CTAs per SM)``, with CTAs per SM from the
-  tile's shared memory (the software pipeline's stages), its warps and an estimate of its
-  registers (the fp32 accumulator over the threads, plus addressing);
+* ``e``: the wave efficiency (:func:`efficiency`): the grid runs in waves of at most CTAs-per-SM programs on every
+  SM (:func:`occupancy`, the hardware's allocation rule, from the tile's shared memory, its warps and its kernel's
+  registers, :data:`REGISTERS`); a wave lasts as long as its fullest SM takes to run its programs at the SM's rate,
+  which the SM reaches once ``saturating_warps`` warps are resident, and a share of it below that;
 * ``B``: the bytes the launch must move: its operands and output once, plus the fp32 partial sums
   of a split reduction (NC(D)HW operands are read in place: no copy); ``BW``: the device's bandwidth;
 * ``t0``: a launch's fixed cost on the device (not the host's).
@@ -50,8 +51,9 @@ from . import cache, geometry, shapes, tuning
 from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
-__all__ = ["DATASHEET", "Device", "by_rows", "device_for", "fill_bytes", "folds", "issued", "launched", "pack_seconds",
-           "predict", "rank", "ranking", "rate_of", "relayout_seconds"]
+__all__ = ["DATASHEET", "REGISTERS", "Device", "by_rows", "ctas_per_sm", "device_for", "efficiency", "fill_bytes",
+           "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "predict", "rank", "ranking",
+           "rate_of", "registers", "relayout_seconds"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,12 +68,14 @@ class Device:
     :param fma_macs: fp32 FMA multiply-adds per second (the depthwise kernels).
     :param bandwidth: device memory bytes per second (read and write together).
     :param t0: seconds per launch on the device.
-    :param smem: shared memory per SM, bytes.
+    :param smem: shared memory per SM, bytes (1 KiB of it reserved per resident program, :func:`occupancy`).
     :param ieee_macs: the GEMM kernels' multiply-adds per second with IEEE fp32 products (``tl.dot`` lowered to
         FMAs): by default the rate the H200's KernelBench fp32 rows of 2026-11-26 ran at (useful multiply-adds
         over time, 6.3-6.6e12 on the dense problems, operand copies included), far below ``fma_macs``.
     :param row_macs: the pointer GEMM kernels' 16-bit rate on 2-D and 3-D NC(D)HW tiles (:func:`by_rows`), or
         None: ``mma_macs`` at the rows' issue share, :data:`ROW_ISSUE` (until NC(D)HW rows are measured and fitted).
+    :param saturating_warps: resident warps at which an SM reaches its rate (:func:`efficiency`); unfitted: 8, two
+        per warp scheduler (the 2026-11-26 rows, whose grids ran many waves, fit 4, 8 and 16 alike).
     :param l2_bandwidth: bytes per second the SMs together load from L2 into shared memory (the GEMM kernels'
         operand tiles, :func:`fill_bytes`): unfitted, 64 bytes per SM per clock at an H200's 1.98 GHz, about 16.7e12
         (its 2026-11-26 rows ran 128 x 128 descriptor tiles at up to 250e12 multiply-adds/s: 7.8e12 bytes/s).
@@ -85,10 +89,11 @@ class Device:
     fma_macs: float
     bandwidth: float
     t0: float
-    smem: int = 232448
+    smem: int = 228 * 1024
     ieee_macs: float = 6.5e12
     row_macs: float | None = None
     l2_bandwidth: float = 16.7e12
+    saturating_warps: int = 8
 
 
 DATASHEET = Device("NVIDIA H200", 132, 395e12, 395e12, 395e12, 33.5e12, 4.3e12, 3e-6)
@@ -167,14 +172,45 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
     return launch.mma_work(), math.prod(launch.grid)
 
 
+REGISTERS = {"_conv_kernel": (36, 1.75), "_conv_weight_grad_kernel": (46, 2.5), "_conv_tma_kernel": (24, 1.25),
+             "_conv_weight_grad_tma_kernel": (30, 1.5)}
+"""Per GEMM kernel, ``(base, per_accumulator)``: its registers per thread estimated as ``base + per_accumulator *
+BLOCK_M * BLOCK_N / threads`` (the fp32 accumulator's share of a thread, plus addresses, masks and the pipeline's
+state), at most 255. Fitted on ptxas's counts for sm_90 (Triton 3.9; ``benchmarks/results/static/``, the suite's
+heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 123 of its 156 GEMM kernels with the
+estimated shared memory (:func:`tritonconv.tuning.smem_bytes`, which counts every stage's two tiles; 138 with the
+compiled), where one estimate for all (the accumulator plus 64) gave 96. The pointer weight gradient's count grows
+fastest: 173-254 registers at 128 x 128 on 8 warps, one program per SM."""
+
+
+def kernel_of(problem: Problem, config: Config) -> str:
+    """The GEMM kernel a launch runs (:func:`launched`): ``_conv_kernel`` and ``_conv_tma_kernel`` for the forward and
+    the input gradient, ``_conv_weight_grad_kernel`` and ``_conv_weight_grad_tma_kernel`` for the weight gradient."""
+    problem, config = launched(problem, config)
+    grad = "_weight_grad" if problem.kind == "conv_wgrad" else ""
+    return f"_conv{grad}_tma_kernel" if config.tile_h else f"_conv{grad}_kernel"
+
+
+def registers(problem: Problem, config: Config) -> int:
+    """Estimated registers per thread of a GEMM launch (:data:`REGISTERS`)."""
+    base, per_accumulator = REGISTERS[kernel_of(problem, config)]
+    return min(255, round(base + per_accumulator * config.block_m * config.block_n / (32 * config.num_warps)))
+
+
+def occupancy(registers: int, shared: int, warps: int, smem: int) -> int:
+    """Programs resident per SM (at least 1): 64K registers allocated per warp in units of 256, ``smem`` bytes of
+    shared memory with 1 KiB reserved per program, 2048 threads, 32 programs."""
+    per_warp = -(-max(registers, 1) * 32 // 256) * 256
+    return max(1, min(65536 // (per_warp * warps), smem // (shared + 1024), 2048 // (32 * warps), 32))
+
+
 def ctas_per_sm(problem: Problem, config: Config, device: Device) -> int:
-    """Resident CTAs per SM: the least of what shared memory, warps and (estimated) registers allow."""
+    """Resident CTAs per SM (:func:`occupancy`) from the tile's shared memory, its warps and its estimated registers
+    (:func:`registers`); the depthwise kernels (no operand tiles in shared memory): as their warps allow, at most 8."""
     if problem.kind.startswith("conv_dw"):
         return max(1, min(64 // config.num_warps, 8))
     itemsize = getattr(torch, problem.dtype).itemsize
-    smem = max(tuning.smem_bytes(config, itemsize), 1)
-    registers = min(255, config.block_m * config.block_n // (32 * config.num_warps) + 64)
-    return max(1, min(device.smem // smem, 64 // config.num_warps, 65536 // (registers * 32 * config.num_warps)))
+    return occupancy(registers(problem, config), tuning.smem_bytes(config, itemsize), config.num_warps, device.smem)
 
 
 def moved(problem: Problem, config: Config) -> int:
@@ -251,9 +287,24 @@ def predict(problem: Problem, config: Config, device: Device) -> float:
         rate = device.mma_macs * ROW_ISSUE[launched(problem, config)[0].kind]
     rate *= factor
     per_mac = soft_max(1 / rate, fill_bytes(problem, config) / device.l2_bandwidth)  # the MMA, or filling its tiles
-    slots = device.sms * ctas_per_sm(problem, config, device)
-    efficiency = ctas / (math.ceil(ctas / slots) * slots) if ctas else 1.0
-    return device.t0 + max(macs * per_mac / efficiency, moved(problem, config) / device.bandwidth)
+    e = efficiency(ctas, ctas_per_sm(problem, config, device), config.num_warps, device)
+    return device.t0 + max(macs * per_mac / e, moved(problem, config) / device.bandwidth)
+
+
+def efficiency(ctas: int, per_sm: int, warps: int, device: Device) -> float:
+    """The share of the device's rate a grid of ``ctas`` programs of ``warps`` warps gets, ``per_sm`` resident at a
+    time on each SM: it runs in waves, full ones of ``per_sm`` programs per SM and a last one of the rest spread over
+    the SMs; a wave of ``j`` programs per SM lasts ``j`` programs' work at the SM's rate, or, where those programs hold
+    fewer than ``device.saturating_warps`` warps, at the share of it their warps reach. So a grid of whole waves of
+    saturating programs gets 1, a single program per SM at most ``warps / saturating_warps``, and a grid within one
+    wave the same however many more programs an SM could hold."""
+    if not ctas:
+        return 1.0
+    def wave(j: int) -> float:  # a wave's time, in one program's work at an SM's rate
+        return j / min(1.0, j * warps / device.saturating_warps)
+    full, rest = divmod(ctas, device.sms * per_sm)
+    time = full * wave(per_sm) + (wave(math.ceil(rest / device.sms)) if rest else 0.0)
+    return ctas / (device.sms * time)
 
 
 def pack_seconds(written: Problem, device: Device) -> float:
