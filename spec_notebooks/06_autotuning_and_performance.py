@@ -566,6 +566,25 @@ ax.set_title("cost model: left-out predictions; hollow: host-bound rows (not fit
 fig.tight_layout()
 
 # %% [markdown]
+# The wave efficiency $e$ needs the programs each SM holds at once. The model estimates them without
+# compiling: registers per thread from the kernel's accumulator share (`costmodel.REGISTERS`, one line per
+# kernel fitted on ptxas's counts), shared memory from the pipeline's stages, and the hardware's allocation
+# rule (`costmodel.occupancy`, the one the compile report applies to ptxas's counts). Against the compiled
+# default configs above, both layouts:
+
+# %%
+from tritonconv import tune
+
+suite_probs = dict(tune.suite_problems(suite))
+gemm = [r for r in census if r["kernel"] in costmodel.REGISTERS]
+agree = 0
+for r in gemm:
+    p = tuning.Problem.of(r["kind"], "bfloat16", r["layout"], **suite_probs[r["name"]])
+    assert costmodel.kernel_of(p, tuning.Config(**r["config"])) == r["kernel"]
+    agree += costmodel.ctas_per_sm(p, tuning.Config(**r["config"]), h200) == r["ctas_per_sm"]
+print(f"programs per SM as the model estimates them = as ptxas's registers give them: {agree} of {len(gemm)} GEMM kernels")
+
+# %% [markdown]
 # ## FP8 inference: how far a converted model moves
 #
 # `tritonconv.fp8` convolves `float8_e4m3fn` operands (3 mantissa bits) with an input scale and one
