@@ -347,21 +347,22 @@ def test_tunings_timings_are_samples_and_judge_the_ranking(tmp_path):
 
 
 def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
-    """Per GEMM kernel of the committed sm_90 compile report (the suite's heuristic tiles, both layouts), the model
-    names the kernel the launch runs, and its CTAs per SM (estimated registers and shared memory) equal those of
-    ptxas's registers and the compiled shared memory on at least 120 of the 156 (the estimate before
+    """Per kernel of the committed sm_90 compile report (the suite's heuristic tiles, both layouts), the model names
+    the kernel the launch runs; per GEMM kernel, its CTAs per SM (estimated registers and shared memory) equal those
+    of ptxas's registers and the compiled shared memory on at least 120 of the 156 (the estimate before
     ``costmodel.REGISTERS``, the accumulator plus 64 for every kernel: 96); ``benchmarks.static`` counts by the same
     rule (``costmodel.occupancy``)."""
     paths = sorted((work.ROOT / "results" / "static").glob("static-sm90-*-bf16.jsonl"))
     assert paths, "run python -m benchmarks.static"
     rows = [json.loads(line) for line in paths[-1].read_text().splitlines()]
+    for r in rows:
+        assert costmodel.kernel_of(suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"])) \
+            == r["kernel"], (r["name"], r["kind"], r["layout"])
     rows = [r for r in rows if r["kernel"] in costmodel.REGISTERS]
     device = costmodel.DATASHEET  # an H200: 228 KiB of shared memory per SM
     agree = 0
     for r in rows:
-        problem = suite_problem(r["name"], r["kind"], r["layout"])
-        cfg = geometry.Config(**r["config"])
-        assert costmodel.kernel_of(problem, cfg) == r["kernel"], (r["name"], r["kind"], r["layout"])
+        problem, cfg = suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"])
         agree += costmodel.ctas_per_sm(problem, cfg, device) == r["ctas_per_sm"]
         assert costmodel.occupancy(r["registers"], r["shared_bytes"], r["num_warps"], device.smem) == r["ctas_per_sm"]
     assert len(rows) == 156 and agree >= 120, agree

@@ -184,9 +184,12 @@ fastest: 173-254 registers at 128 x 128 on 8 warps, one program per SM."""
 
 
 def kernel_of(problem: Problem, config: Config) -> str:
-    """The GEMM kernel a launch runs (:func:`launched`): ``_conv_kernel`` and ``_conv_tma_kernel`` for the forward and
-    the input gradient, ``_conv_weight_grad_kernel`` and ``_conv_weight_grad_tma_kernel`` for the weight gradient."""
+    """The kernel a launch runs (:func:`launched`): ``_conv_kernel`` and ``_conv_tma_kernel`` for the forward and
+    the input gradient, ``_conv_weight_grad_kernel`` and ``_conv_weight_grad_tma_kernel`` for the weight gradient;
+    ``_depthwise_kernel`` and ``_depthwise_weight_grad_kernel`` for depthwise layers."""
     problem, config = launched(problem, config)
+    if problem.kind.startswith("conv_dw"):
+        return "_depthwise_weight_grad_kernel" if problem.kind == "conv_dw_wgrad" else "_depthwise_kernel"
     grad = "_weight_grad" if problem.kind == "conv_wgrad" else ""
     return f"_conv{grad}_tma_kernel" if config.tile_h else f"_conv{grad}_kernel"
 
