@@ -200,10 +200,9 @@ def summary(rows: list[dict], key: str) -> str:
 def layer_seconds(kind: str, dtype: str, layout: str, prob: dict, device: costmodel.Device) -> tuple[float, Config]:
     """Predicted device seconds of one convolution's pass (packing launches included) and the config a GPU call
     would use (the shipped cache, else the heuristic; no tuning)."""
-    problem = problem_of(kind, dtype, layout, prob)
-    cfg = tuning.resolve(problem, device.name, None, autotune=False, sm_count=device.sms, tma=True)
-    seconds = costmodel.predict(problem, cfg, device)
-    return seconds + costmodel.pack_seconds(problem_of(kind, dtype, layout, prob, as_run=False), device), cfg
+    written = problem_of(kind, dtype, layout, prob, as_run=False)
+    cfg = tuning.resolve(written.as_run(), device.name, None, autotune=False, sm_count=device.sms, tma=True)
+    return costmodel.pass_seconds(written, cfg, device), cfg
 
 
 def predictions(suite: dict, device: costmodel.Device, dtype: str = "bfloat16") -> list[dict]:

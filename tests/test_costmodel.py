@@ -202,18 +202,20 @@ def test_relayout_configs_pay_for_their_copies():
 
 
 def test_nchw_row_tiles_get_their_own_rate_when_their_rows_are_fitted():
-    """Pointer launches over 2-D / 3-D NC(D)HW tiles are rated ``row_macs`` (until fitted, the pointer rate at the
+    """Pointer launches over NC(D)HW tiles, 1-D to 3-D, are rated ``row_macs`` (until fitted, the pointer rate at the
     census's issue share, ``ROW_ISSUE``); a fit on rows that include them recovers a rate of their own, one without
     them leaves it unset."""
     def problem(layout, x, w, pad):
         return tuning.Problem.of("conv", "bfloat16", layout, x, w, 1, pad)
 
     nchw = problem("contiguous", (32, 64, 56, 58), (64, 64, 3, 3), 1)
+    ncl = problem("contiguous", (16, 64, 4096), (64, 64, 3), 1)  # 1-D rows: 2-byte loads too (the SASS census)
     others = [problem("channels_last", (32, 64, 56, 58), (64, 64, 3, 3), 1),
-              problem("contiguous", (16, 64, 4096), (64, 64, 3), 1),  # 1-D rows: 16-byte vectors
+              problem("channels_last", (16, 64, 4096), (64, 64, 3), 1),
               problem("channels_last", (8, 256, 28, 30), (256, 256, 3, 3), 1)]
     pointer = dataclasses.replace(tuning.heuristic(nchw, False, 132, False), tile_h=0)
-    assert costmodel.by_rows(nchw, pointer) and not any(costmodel.by_rows(p, pointer) for p in others)
+    assert costmodel.by_rows(nchw, pointer) and costmodel.by_rows(ncl, pointer)
+    assert not any(costmodel.by_rows(p, pointer) for p in others)
     truth = dataclasses.replace(costmodel.DATASHEET, mma_macs=2.5e14, row_macs=0.8e14)
     start = dataclasses.replace(costmodel.DATASHEET, name="Test")
     assert start.row_macs is None and costmodel.predict(nchw, pointer, start) == costmodel.predict(

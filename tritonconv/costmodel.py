@@ -10,7 +10,7 @@ it runs with) on a GPU described by :class:`Device`::
   pass masks; the descriptor kernels' TILE_B x TILE_H x TILE_W output patches; the useful multiply-adds of
   a depthwise kernel, which runs on FMA units);
 * ``R``: the kernel's rate on the device, multiply-adds per second: ``mma_macs`` for the pointer GEMM
-  kernels' 16-bit ``tl.dot`` (a quarter of it for TF32), ``row_macs`` for them on 2-D and 3-D NC(D)HW tiles
+  kernels' 16-bit ``tl.dot`` (a quarter of it for TF32), ``row_macs`` for them on NC(D)HW tiles
   (:func:`by_rows`; unfitted, ``mma_macs`` scaled by the census's :data:`ROW_ISSUE`), ``tma_macs`` for the
   descriptor kernels,
   ``fold_macs`` for a launch that folds taps into its tiles (the forward's reduction, the weight
@@ -52,7 +52,7 @@ from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
 __all__ = ["DATASHEET", "REGISTERS", "Device", "by_rows", "ctas_per_sm", "device_for", "efficiency", "fill_bytes",
-           "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "predict", "rank", "ranking",
+           "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds", "predict", "rank", "ranking",
            "rate_of", "registers", "relayout_seconds"]
 
 
@@ -72,7 +72,7 @@ class Device:
     :param ieee_macs: the GEMM kernels' multiply-adds per second with IEEE fp32 products (``tl.dot`` lowered to
         FMAs): by default the rate the H200's KernelBench fp32 rows of 2026-11-26 ran at (useful multiply-adds
         over time, 6.3-6.6e12 on the dense problems, operand copies included), far below ``fma_macs``.
-    :param row_macs: the pointer GEMM kernels' 16-bit rate on 2-D and 3-D NC(D)HW tiles (:func:`by_rows`), or
+    :param row_macs: the pointer GEMM kernels' 16-bit rate on NC(D)HW tiles (:func:`by_rows`), or
         None: ``mma_macs`` at the rows' issue share, :data:`ROW_ISSUE` (until NC(D)HW rows are measured and fitted).
     :param saturating_warps: resident warps at which an SM reaches its rate (:func:`efficiency`); unfitted: 8, two
         per warp scheduler (the 2026-11-26 rows, whose grids ran many waves, fit 4, 8 and 16 alike).
@@ -114,7 +114,7 @@ def device_for(name: str) -> Device:
         return dataclasses.replace(DATASHEET, name=name)
 
 
-ROW_ISSUE = {"conv": 0.67, "conv_t": 0.79, "conv_wgrad": 0.97}
+ROW_ISSUE = {"conv": 0.67, "conv_t": 0.78, "conv_wgrad": 0.93}
 """Per pass, the pointer rate's share that NC(D)HW row tiles (:func:`by_rows`) are rated at while ``Device.row_macs``
 is unfitted: the median, over the suite's layers, of the channels-last main loop's instructions per MMA over the
 rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the rows' loop adds the 2-byte
@@ -239,10 +239,10 @@ def fill_bytes(problem: Problem, config: Config) -> float:
 
 
 def by_rows(problem: Problem, config: Config) -> bool:
-    """Whether a pointer GEMM launch tiles 2-D or 3-D NC(D)HW activations by rows (rated ``row_macs``): loads of
-    2 bytes where a tap shifts the row (``benchmarks.static``), no asynchronous copies. 1-D rows (and problems whose
-    axes merged into one) load 16-byte vectors, rated as channels-last tiles."""
-    return problem.layout == "contiguous" and len(problem.stride) >= 2 and not config.tile_h and not folds(problem, config)
+    """Whether a pointer GEMM launch tiles NC(D)HW activations by rows (rated ``row_macs``), 1-D to 3-D: loads of 2
+    bytes, no asynchronous copies (``benchmarks.static``'s SASS census: a tap's shift hides the rows' alignment from
+    the compiler, along a long 1-D row as along a plane's)."""
+    return problem.layout == "contiguous" and not config.tile_h and not folds(problem, config)
 
 
 def folds(problem: Problem, config: Config) -> bool:
@@ -324,6 +324,13 @@ def pack_seconds(written: Problem, device: Device) -> float:
     elements = sum(math.prod(shape) for shape in (written.input_shape, packed.input_shape, written.weight_shape,
                                                   packed.weight_shape))
     return 2 * device.t0 + elements * getattr(torch, written.dtype).itemsize / device.bandwidth
+
+
+def pass_seconds(written: Problem, config: Config, device: Device) -> float:
+    """Predicted device seconds of one pass of a layer as written (``written``: not packed or merged yet, as
+    :meth:`~tritonconv.geometry.Problem.as_run` makes it) run with ``config``: the kernel's launch and a packed
+    layer's packing launches (:func:`pack_seconds`)."""
+    return predict(written.as_run(), config, device) + pack_seconds(written, device)
 
 
 def rank(problem: Problem, configs: list[Config], device: Device) -> list[Config]:

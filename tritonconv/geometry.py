@@ -91,14 +91,18 @@ class Problem:
         stride, dilation = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
         pads = shapes.resolve_padding(padding, weight_shape[2:], stride, dilation)
         out = shapes.conv_output_shape(input_shape, weight_shape, stride, pads, dilation, groups)
-        spec = ConvSpec(ndim, stride, pads, dilation, groups, tuple(input_shape), tuple(weight_shape), out, False)
-        if as_run:
-            pack = kind in ("conv", "conv_t", "conv_wgrad") and not dtype.startswith("float8")
-            if pack and pack_factors(spec) and kind != "conv_t":
-                layout = "channels_last"  # the packed input, read, is laid out so whatever the caller's
-            spec = run_spec(spec, pack, kind == "conv_t")
-        return cls(kind, dtype, layout, spec.input_shape, spec.weight_shape, spec.output_shape, spec.stride,
-                   spec.padding, spec.dilation, spec.groups)
+        written = cls(kind, dtype, layout, tuple(input_shape), tuple(weight_shape), out, stride, pads, dilation, groups)
+        return written.as_run() if as_run else written
+
+    def as_run(self) -> Problem:
+        """The problem the kernels run for this one as written (:func:`run_spec`: stems packed, axes a kernel of 1
+        passes over merged), as the dispatch runs it."""
+        pack = self.kind in ("conv", "conv_t", "conv_wgrad") and not self.dtype.startswith("float8")
+        # the packed input, read, is laid out channels innermost whatever the caller's
+        layout = "channels_last" if pack and self.kind != "conv_t" and pack_factors(self.spec) else self.layout
+        spec = run_spec(self.spec, pack, self.kind == "conv_t")
+        return Problem(self.kind, self.dtype, layout, spec.input_shape, spec.weight_shape, spec.output_shape,
+                       spec.stride, spec.padding, spec.dilation, spec.groups)
 
     @classmethod
     def for_launch(cls, kind: str, tensor: torch.Tensor, spec: ConvSpec, layout: str | None = None) -> Problem:

@@ -1,0 +1,93 @@
+"""``tritonconv.explain``: each pass as a call on a named GPU would run it, and the cost model's predictions of it."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+import tritonconv
+from tritonconv import cache, costmodel, explanation, geometry, tuning
+
+GPU = "Test GPU"  # no fitted constants, no shipped cache: the datasheet's constants and the heuristic
+SHIPPED = cache.shipped_dir  # the library's own (the fixture below hides it)
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRITONCONV_CACHE_DIR", str(tmp_path / "user"))
+    monkeypatch.setattr(cache, "shipped_dir", lambda: tmp_path / "shipped")
+    cache.clear_memory()
+    yield
+    cache.clear_memory()
+
+
+def meta(*shape, dtype=torch.bfloat16, channels_last=False):
+    t = torch.empty(*shape, dtype=dtype, device="meta")
+    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(len(shape)) if channels_last else None
+    return t.to(memory_format=fmt) if fmt else t
+
+
+def test_each_pass_is_the_launch_a_call_takes_and_the_models_time_of_it():
+    """An NCHW 3x3 layer: forward, input gradient and weight gradient, each the heuristic's config on the problem
+    the kernels run, its predicted time the model's for that launch, the model's best candidate no slower, and the
+    same pass on channels-last activations beside it; the text names the datasheet's constants."""
+    x, w = meta(8, 64, 28, 30), meta(128, 64, 3, 3)
+    report = tritonconv.explain(x, w, padding=1, gpu=GPU)
+    device = costmodel.device_for(GPU)
+    assert [p.name for p in report.passes] == ["forward", "input gradient", "weight gradient"] and not report.fitted
+    for p, kind in zip(report.passes, ("conv", "conv_t", "conv_wgrad")):
+        written = tuning.Problem.of(kind, "bfloat16", "contiguous", x.shape, w.shape, 1, 1, as_run=False)
+        assert p.problem == written.as_run() and p.source == "heuristic"
+        assert p.config == tuning.heuristic(p.problem, False, device.sms, True)
+        assert math.isclose(p.predicted_ms, 1e3 * costmodel.pass_seconds(written, p.config, device))
+        assert p.best_ms <= p.predicted_ms and p.issued >= 1.0
+        inner = dataclasses.replace(written, layout="channels_last")
+        cfg = tuning.heuristic(inner.as_run(), False, device.sms, True)
+        assert math.isclose(p.channels_last_ms, 1e3 * costmodel.pass_seconds(inner, cfg, device))
+    assert "NC(D)HW rows" in report.passes[0].kernel  # 3 column taps: the pointer kernel's rows
+    text = str(report)
+    assert "H200 datasheet" in text and "forward" in text and "weight gradient" in text
+    assert explanation.config_text(report.passes[0].config) in text
+
+
+def test_a_tuned_config_in_the_cache_is_the_one_explained():
+    x, w = meta(4, 32, 20, 20, channels_last=True), meta(32, 32, 3, 3)
+    problem = tuning.Problem.of("conv", "bfloat16", "channels_last", x.shape, w.shape, 1, 1)
+    cfg = tuning.Config(64, 32, 32, num_warps=4, num_stages=2)
+    cache.store(GPU, {problem.key(): cache.entry(problem, cfg, 0.01)})
+    cache.clear_memory()
+    forward = tritonconv.explain(x, w, padding=1, gpu=GPU).passes[0]
+    assert (forward.config, forward.source, forward.channels_last_ms) == (cfg, "cache", None)
+    assert forward.kernel == "pointer GEMM"
+
+
+def test_stems_depthwise_and_merged_layers_say_what_runs():
+    stem = tritonconv.explain(meta(2, 3, 64, 64, channels_last=True), meta(16, 3, 7, 7), stride=2, padding=3, gpu=GPU)
+    forward = stem.passes[0]
+    assert "packed 3->16 ch" in forward.kernel and forward.problem.weight_shape[1] == 16 and forward.issued > 1.5
+    dw = tritonconv.explain(meta(2, 32, 14, 14), meta(32, 1, 3, 3), padding=1, groups=32, gpu=GPU)
+    assert [p.problem.kind for p in dw.passes] == ["conv_dw", "conv_dw_t", "conv_dw_wgrad"]
+    assert all(p.kernel == "depthwise (FMA)" and p.issued == 1.0 for p in dw.passes)
+    pointwise = tritonconv.explain(meta(2, 16, 4, 6, 6, dtype=torch.float32), meta(8, 16, 1, 1, 1, dtype=torch.float32),
+                                   gpu=GPU)
+    assert all("axes merged" in p.kernel for p in pointwise.passes)
+
+
+def test_real_tensors_and_unbatched_inputs_work_and_bad_arguments_get_the_convolutions_errors():
+    x, w = torch.randn(3, 9, 11), torch.randn(5, 3, 3, 3)  # unbatched, on the CPU: nothing runs
+    report = tritonconv.explain(x, w, gpu=GPU)
+    assert report.written.input_shape == (1, 3, 9, 11) and report.passes[0].problem.dtype == "float32"
+    with pytest.raises(ValueError, match="weight"):
+        tritonconv.explain(meta(2, 4, 9, 9), meta(8, 5, 3, 3), gpu=GPU)  # 5 input channels against 4
+    with pytest.raises(ValueError, match="explain"):
+        tritonconv.explain(meta(2, 4, 9), meta(8, 4), gpu=GPU)
+    with pytest.raises(TypeError, match="dtype"):
+        tritonconv.explain(meta(2, 4, 9, 9), meta(8, 4, 3, 3, dtype=torch.float16), gpu=GPU)
+
+
+def test_the_shipped_h200_constants_are_named_as_fitted(monkeypatch):
+    monkeypatch.setattr(cache, "shipped_dir", SHIPPED)
+    report = tritonconv.explain(meta(2, 16, 12, 12, channels_last=True), meta(16, 16, 3, 3), padding=1)
+    assert report.fitted and report.gpu == "NVIDIA H200" and "fitted on its measured rows" in str(report)
+    assert geometry.layout_of(meta(2, 16, 12, 12, channels_last=True)) == report.written.layout == "channels_last"
