@@ -51,9 +51,9 @@ from . import cache, geometry, shapes, tuning
 from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
-__all__ = ["DATASHEET", "REGISTERS", "Device", "by_rows", "ctas_per_sm", "device_for", "efficiency", "fill_bytes",
-           "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds", "predict", "rank", "ranking",
-           "rate_of", "registers", "relayout_seconds"]
+__all__ = ["DATASHEET", "REGISTERS", "ROW_ISSUE", "Device", "by_rows", "ctas_per_sm", "device_for", "efficiency",
+           "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds",
+           "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds"]
 
 
 @dataclasses.dataclass(frozen=True)
