@@ -9,7 +9,7 @@ import torch
 import tritonconv
 from tritonconv import cache, costmodel, explanation, geometry, tuning
 
-GPU = "Test GPU"  # no fitted constants, no shipped cache: the datasheet's constants and the heuristic
+GPU = "Test H100"  # no fitted constants, no shipped cache: the datasheet's constants and the heuristic; TMA
 SHIPPED = cache.shipped_dir  # the library's own (the fixture below hides it)
 
 
@@ -84,6 +84,14 @@ def test_real_tensors_and_unbatched_inputs_work_and_bad_arguments_get_the_convol
         tritonconv.explain(meta(2, 4, 9), meta(8, 4), gpu=GPU)
     with pytest.raises(TypeError, match="dtype"):
         tritonconv.explain(meta(2, 4, 9, 9), meta(8, 4, 3, 3, dtype=torch.float16), gpu=GPU)
+
+
+def test_a_gpu_without_tma_gets_no_descriptor_kernels():
+    x, w = meta(8, 64, 28, 30, channels_last=True), meta(64, 64, 3, 3)
+    assert "descriptor" in tritonconv.explain(x, w, padding=1, gpu=GPU).passes[0].kernel
+    for report in (tritonconv.explain(x, w, padding=1, gpu="NVIDIA A100-SXM4-80GB"),
+                   tritonconv.explain(x, w, padding=1, gpu=GPU, tma=False)):
+        assert not any("descriptor" in p.kernel or p.config.tile_h or p.best.tile_h for p in report.passes)
 
 
 def test_the_shipped_h200_constants_are_named_as_fitted(monkeypatch):

@@ -24,6 +24,8 @@ from ._checks import conv_spec
 from .geometry import DEPTHWISE_KIND, Config, Problem
 
 PASSES = {"forward": "conv", "input gradient": "conv_t", "weight gradient": "conv_wgrad"}
+TMA_NAMES = ("H100", "H200", "H800", "H20", "GH200", "B100", "B200", "GB200")
+"""Parts of the names of GPUs with a tensor memory accelerator (Hopper, Blackwell), for :func:`explain`."""
 
 KERNELS = {"_conv_kernel": "pointer GEMM", "_conv_tma_kernel": "descriptor (TMA) GEMM",
            "_conv_weight_grad_kernel": "pointer GEMM", "_conv_weight_grad_tma_kernel": "descriptor (TMA) GEMM",
@@ -117,7 +119,7 @@ def _plan(written: Problem, device: costmodel.Device, tma: bool) -> tuple[Proble
 
 
 def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride=1, padding=0,
-            dilation=1, groups: int = 1, *, gpu: str = "NVIDIA H200", tma: bool = True) -> Explanation:
+            dilation=1, groups: int = 1, *, gpu: str = "NVIDIA H200", tma: bool | None = None) -> Explanation:
     """What ``conv{1,2,3}d(input, weight, bias, stride, padding, dilation, groups)`` runs on a GPU called ``gpu``,
     pass by pass, and the cost model's predictions of it; nothing runs and no memory is needed (``device="meta"``
     tensors serve). The arguments are checked as the convolution checks them.
@@ -131,8 +133,8 @@ def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     :param groups: as ``torch.nn.functional.conv2d``'s.
     :param gpu: the GPU's name as ``torch.cuda.get_device_name()`` gives it: its tuning cache and fitted constants
         (:func:`tritonconv.costmodel.device_for`; the H200 datasheet's where none were fitted).
-    :param tma: the GPU has a tensor memory accelerator (compute capability 9.0 and up: H100, H200), which the
-        descriptor kernels use.
+    :param tma: the GPU has a tensor memory accelerator (compute capability 9.0 and up), which the descriptor
+        kernels use; None: as its name says (:data:`TMA_NAMES`).
     """
     ndim = weight.dim() - 2
     op = f"conv{ndim}d"
@@ -142,6 +144,7 @@ def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     dtype = str(input.dtype).removeprefix("torch.")
     layout = geometry.layout_of(input if input.dim() == ndim + 2 else input.unsqueeze(0))
     device = costmodel.device_for(gpu)
+    tma = any(name in gpu for name in TMA_NAMES) if tma is None else tma
     depthwise = shapes.is_depthwise(spec.input_shape, spec.weight_shape, spec.groups)
 
     def written(kind: str) -> Problem:  # the layer as the caller wrote it, for the pass of ``kind``
