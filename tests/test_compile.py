@@ -112,8 +112,8 @@ def test_nchw_tiles_load_and_store_along_positions_without_spilling(arch):
         if r["name"] == "resnet50_l2_3x3s2":  # stride 2: the input read at every second column (no run to see;
             along = {"conv": {"store"}, "conv_t": {"a"}, "conv_wgrad": {"a"}}[r["kind"]]  # a compiler may still order it)
         assert along <= set(r["activations_along"].split("+")), r
-    # 1-D rows are long: the compiler lays 8 (bf16) or 4 (fp32) consecutive positions on each thread there, though
-    # with no proof of their alignment (a tap shifts the row) it loads them 2 bytes at a time (the SASS census, below)
+    # 1-D rows are long: the output's stores take 8 (bf16) or 4 (fp32) consecutive positions per thread there, 16-byte
+    # vectors; the loads stay 2 bytes wide, a tap shifting the row (the SASS census, below)
     assert {r["vector_width"] for r in rows if r["name"] == "tcn_k3"} == {8, 4}
 
 
