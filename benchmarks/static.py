@@ -288,6 +288,18 @@ def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> li
     return rows
 
 
+def pass_shares(pairs: list[dict]) -> dict[str, float]:
+    """Per pass, the median over the layers of :func:`row_pairs`' rows of the channels-last forward main loop's
+    instructions per math instruction over that pass's (each with its own heuristic tiles), to two places: the pointer
+    kernels' rate per pass as a share of the forward's, :data:`tritonconv.costmodel.PASS_ISSUE`."""
+    per: dict[str, dict[str, float]] = {}
+    for r in pairs:
+        inner = r["channels_last"]
+        per.setdefault(r["name"], {})[r["kind"]] = inner["loop_instructions"] / inner["loop_math"]
+    return {kind: round(statistics.median(v["conv"] / v[kind] for v in per.values() if "conv" in v and kind in v), 2)
+            for kind in costmodel.PASS_ISSUE}
+
+
 def report_path(arch: int, dtypes: list[str], out: Path, suffix: str = "") -> Path:
     """Where a report goes: :func:`report`'s, or with ``suffix="-rows"`` :func:`row_pairs`'s (``--rows``)."""
     return out / f"static-sm{arch}-triton{triton.__version__}-{'-'.join(dtypes)}{suffix}.jsonl"
@@ -315,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             ratios = [r["ratio"] for r in pairs if r["kind"] == kind]
             if ratios:
                 print(f"{kind}: median ratio {statistics.median(ratios):.2f} over {len(ratios)} layers")
+        print(f"pointer kernels' rate per pass, as a share of the forward's (channels-last): {pass_shares(pairs)}")
         print(f"wrote {path}")
         return 0
     rows = report(args.arch, args.dtype, args.layout, args.kinds, json.loads(args.suite.read_text()))

@@ -245,6 +245,8 @@ def test_row_issue_shares_are_the_committed_census_medians():
         ratios = [r["ratio"] for r in rows if r["kind"] == kind]
         assert len(ratios) >= 5 and round(statistics.median(ratios), 2) == share, kind
     assert all(r["rows"]["loop_load_bytes"] == 2 for r in rows)  # the rows' loads: 2 bytes at a time
+    from benchmarks import static
+    assert static.pass_shares(rows) == costmodel.PASS_ISSUE  # the channels-last sides: each pass against the forward
 
 
 PACKING = {"_pack_kernel", "_unpack_kernel"}  # a packed layer's launches beside its convolution

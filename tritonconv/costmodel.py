@@ -11,8 +11,8 @@ it runs with) on a GPU described by :class:`Device`::
   a depthwise kernel, which runs on FMA units);
 * ``R``: the kernel's rate on the device, multiply-adds per second: ``mma_macs`` for the pointer GEMM
   kernels' 16-bit ``tl.dot`` (a quarter of it for TF32), ``row_macs`` for them on NC(D)HW tiles
-  (:func:`by_rows`; unfitted, ``mma_macs`` scaled by the census's :data:`ROW_ISSUE`), ``tma_macs`` for the
-  descriptor kernels,
+  (:func:`by_rows`; unfitted, ``mma_macs`` scaled by the census's :data:`ROW_ISSUE`), both fitted on forward
+  launches and scaled per pass by the census's :data:`PASS_ISSUE`; ``tma_macs`` for the descriptor kernels,
   ``fold_macs`` for a launch that folds taps into its tiles (the forward's reduction, the weight
   gradient's columns: a tap's address and mask per element, integer-bound), and
   ``fma_macs`` for the depthwise kernels and fp64 dots, ``ieee_macs`` for IEEE fp32 dots (TF32 ones: a quarter
@@ -51,7 +51,7 @@ from . import cache, geometry, shapes, tuning
 from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
-__all__ = ["DATASHEET", "REGISTERS", "ROW_ISSUE", "Device", "by_rows", "ctas_per_sm", "device_for", "efficiency",
+__all__ = ["DATASHEET", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "Device", "by_rows", "ctas_per_sm", "device_for", "efficiency",
            "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds",
            "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds"]
 
@@ -114,12 +114,19 @@ def device_for(name: str) -> Device:
         return dataclasses.replace(DATASHEET, name=name)
 
 
-ROW_ISSUE = {"conv": 0.67, "conv_t": 0.78, "conv_wgrad": 0.93}
-"""Per pass, the pointer rate's share that NC(D)HW row tiles (:func:`by_rows`) are rated at while ``Device.row_macs``
-is unfitted: the median, over the suite's layers, of the channels-last main loop's instructions per MMA over the
-rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the rows' loop adds the 2-byte
-loads' addresses and masks). An issue-bound estimate, not a measurement; the rows' synchronous loads, whose latency
-the pipeline does not hide, are not in it."""
+ROW_ISSUE = {"conv": 0.67, "conv_t": 0.71, "conv_wgrad": 0.93}
+"""Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles (:func:`by_rows`) are rated at
+while ``Device.row_macs`` is unfitted: the median, over the suite's layers, of the channels-last main loop's
+instructions per MMA over the rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the
+rows' loop adds the 2-byte loads' addresses and masks). An issue-bound estimate, not a measurement; the rows'
+synchronous loads, whose latency the pipeline does not hide, are not in it."""
+
+
+PASS_ISSUE = {"conv": 1.0, "conv_t": 0.89, "conv_wgrad": 0.66}
+"""Per pass, the pointer GEMM kernels' rate as a share of their forward's (``mma_macs`` and ``row_macs`` are fitted on
+forward launches): the median, over the suite's layers, of the channels-last forward main loop's instructions per
+MMA over the pass's, each with its heuristic tiles (sm_90 SASS, the channels-last sides of ``python -m
+benchmarks.static --rows``; ``benchmarks.static.pass_shares``). An issue-bound estimate, not a measurement."""
 
 
 def launched(problem: Problem, config: Config) -> tuple[Problem, Config]:
@@ -261,15 +268,19 @@ def relayout_seconds(problem: Problem, device: Device) -> float:
 def rate_of(problem: Problem, config: Config) -> tuple[str, float]:
     """The :class:`Device` rate a launch runs at, and the factor applied to it: ``fma_macs`` for the depthwise
     kernels and fp64 dots (half of it), ``ieee_macs`` for IEEE fp32 dots, a quarter of ``mma_macs`` for TF32 ones;
-    else the kernel's 16-bit rate (``tma_macs``, ``fold_macs``, ``row_macs``, ``mma_macs``), twice it for fp8."""
+    else the kernel's 16-bit rate (``tma_macs``, ``fold_macs``, ``row_macs``, ``mma_macs``), twice it for fp8; the
+    pointer kernels' (``mma_macs``, ``row_macs``) at their pass's share of the forward's (:data:`PASS_ISSUE`)."""
     problem, config = launched(problem, config)
     if problem.kind.startswith("conv_dw") or problem.dtype == "float64":
         return "fma_macs", 0.5 if problem.dtype == "float64" else 1.0
     if problem.dtype == "float32":
-        return ("ieee_macs", 1.0) if torch.get_float32_matmul_precision() == "highest" else ("mma_macs", 0.25)
+        if torch.get_float32_matmul_precision() == "highest":
+            return "ieee_macs", 1.0
+        return "mma_macs", 0.25 * PASS_ISSUE[problem.kind]
     name = ("tma_macs" if config.tile_h else "fold_macs" if folds(problem, config)
             else "row_macs" if by_rows(problem, config) else "mma_macs")
-    return name, 2.0 if problem.dtype.startswith("float8") else 1.0  # fp8 tensor-core products: twice as fast
+    factor = 2.0 if problem.dtype.startswith("float8") else 1.0  # fp8 tensor-core products: twice as fast
+    return name, factor * PASS_ISSUE[problem.kind] if name in ("mma_macs", "row_macs") else factor
 
 
 def soft_max(a: float, b: float) -> float:

@@ -162,11 +162,13 @@ def _conv_kernel(
         # software pipeline (num_stages) runs across taps instead of draining at every tap
         c_lo = split * R_PER_SPLIT
         k_steps = R_PER_SPLIT // BLOCK_K  # a multiple of BLOCK_K; channels past C_in_g are masked (ok_k)
-        for i in range(cd * ch * cw * k_steps):
-            t = i // k_steps
-            kw = t0w + (t % cw) * ew
-            kh = t0h + ((t // cw) % ch) * eh
-            kd = t0d + (t // (cw * ch)) * ed
+        # the loop carries its (depth, height, width) tap and chunk counters: chunks fastest, then width, height and
+        # depth taps (dividing the index by runtime counts instead costs some 20 instructions a division)
+        md, mh, mw, chunk = 0, 0, 0, 0
+        for _ in range(cd * ch * cw * k_steps):
+            kw = t0w + mw * ew
+            kh = t0h + mh * eh
+            kd = t0d + md * ed
             if TRANSPOSED:  # [BLOCK_M] each, from scalar tap indices: along j within the phase
                 id_, ok_d = phase_tap(jd, phd, sd, pd, kd, dd, D)
                 ih, ok_h = phase_tap(jh, phh, sh, ph, kh, dh, H)
@@ -176,7 +178,7 @@ def _conv_kernel(
                 ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
                 iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
             ok = mask_m & ok_d & ok_h & ok_w
-            cin = c_lo + (i % k_steps) * BLOCK_K + offs_k
+            cin = c_lo + chunk * BLOCK_K + offs_k
             ok_k = cin < C_in_g
             x_tap = x_rows + id_ * sxd + ih * sxh + iw * sxw
             w_tap = w_cols + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
@@ -186,6 +188,16 @@ def _conv_kernel(
                 a = a.to(tl.float32)
                 b = b.to(tl.float32)
             acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
+            chunk += 1
+            tap_done = chunk >= k_steps
+            chunk = tl.where(tap_done, 0, chunk)
+            mw = tl.where(tap_done, mw + 1, mw)
+            row_done = mw >= cw
+            mw = tl.where(row_done, 0, mw)
+            mh = tl.where(row_done, mh + 1, mh)
+            plane_done = mh >= ch
+            mh = tl.where(plane_done, 0, mh)
+            md = tl.where(plane_done, md + 1, md)
 
     finish = True
     if SPLIT:  # the splits' partial tiles meet in the last split to arrive, added in split order
