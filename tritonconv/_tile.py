@@ -105,6 +105,24 @@ def tap(o, s, p, t, d, size, TRANSPOSED: tl.constexpr):
 
 
 @device
+def next_step(c, mw, mh, md, step, c_end, cw, ch):
+    """A flat (tap, channel chunk) loop's next step, by carries instead of divisions of its index by runtime counts
+    (some 20 instructions each): the chunk ``c`` advances by ``step`` up to ``c_end``, then the width tap counter
+    ``mw`` up to ``cw``, the height's ``mh`` up to ``ch``, then the depth's ``md`` (counters from 0)."""
+    c += step
+    tap_done = c >= c_end
+    c = tl.where(tap_done, 0, c)
+    mw = tl.where(tap_done, mw + 1, mw)
+    row_done = mw >= cw
+    mw = tl.where(row_done, 0, mw)
+    mh = tl.where(row_done, mh + 1, mh)
+    plane_done = mh >= ch
+    mh = tl.where(plane_done, 0, mh)
+    md = tl.where(plane_done, md + 1, md)
+    return c, mw, mh, md
+
+
+@device
 def phase_tap(j, phase, s, p, t, d, size):
     """The transposed relation for a position ``o = phase + s*j`` of one stride phase and a tap ``t`` that
     reaches it (``t*d = phase + p (mod s)``): ``i = j + (phase + p - t*d) / s``, an exact division of

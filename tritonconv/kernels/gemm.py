@@ -35,7 +35,7 @@ import triton.language as tl
 from .. import geometry, shapes
 from .._checks import ConvSpec
 from .._runtime import Counters, Direct, interpreting, kernel
-from .._tile import activate, meet_splits, phase_tap, position_tiles, tap, tile_positions, weight_tap
+from .._tile import activate, meet_splits, next_step, phase_tap, position_tiles, tap, tile_positions, weight_tap
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, split_sizes, strides_3d
 
 
@@ -162,8 +162,7 @@ def _conv_kernel(
         # software pipeline (num_stages) runs across taps instead of draining at every tap
         c_lo = split * R_PER_SPLIT
         k_steps = R_PER_SPLIT // BLOCK_K  # a multiple of BLOCK_K; channels past C_in_g are masked (ok_k)
-        # the loop carries its (depth, height, width) tap and chunk counters: chunks fastest, then width, height and
-        # depth taps (dividing the index by runtime counts instead costs some 20 instructions a division)
+        # the loop carries its (depth, height, width) tap and chunk counters (next_step): chunks fastest, then taps
         md, mh, mw, chunk = 0, 0, 0, 0
         for _ in range(cd * ch * cw * k_steps):
             kw = t0w + mw * ew
@@ -188,16 +187,7 @@ def _conv_kernel(
                 a = a.to(tl.float32)
                 b = b.to(tl.float32)
             acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
-            chunk += 1
-            tap_done = chunk >= k_steps
-            chunk = tl.where(tap_done, 0, chunk)
-            mw = tl.where(tap_done, mw + 1, mw)
-            row_done = mw >= cw
-            mw = tl.where(row_done, 0, mw)
-            mh = tl.where(row_done, mh + 1, mh)
-            plane_done = mh >= ch
-            mh = tl.where(plane_done, 0, mh)
-            md = tl.where(plane_done, md + 1, md)
+            chunk, mw, mh, md = next_step(chunk, mw, mh, md, 1, k_steps, cw, ch)
 
     finish = True
     if SPLIT:  # the splits' partial tiles meet in the last split to arrive, added in split order

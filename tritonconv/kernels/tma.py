@@ -47,7 +47,7 @@ from .. import geometry, shapes
 from .._checks import ConvSpec
 from .._descriptors import as_5d, channels_inner, describable, input_view, nc_boxes_aligned
 from .._runtime import Counters, Descriptors, Direct, interpreting, kernel
-from .._tile import activate, meet_splits, patch
+from .._tile import activate, meet_splits, next_step, patch
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
 
@@ -150,16 +150,7 @@ def _conv_tma_kernel(
             b = b.to(tl.float32)
         acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
         if PHASED:  # the next (tap, chunk): channels fastest, then width, height and depth taps, by carries
-            c0 += BLOCK_K
-            tap_done = c0 >= k_steps * BLOCK_K
-            c0 = tl.where(tap_done, 0, c0)
-            mw = tl.where(tap_done, mw + 1, mw)
-            row_done = mw >= cw
-            mw = tl.where(row_done, 0, mw)
-            mh = tl.where(row_done, mh + 1, mh)
-            plane_done = mh >= ch
-            mh = tl.where(plane_done, 0, mh)
-            md = tl.where(plane_done, md + 1, md)
+            c0, mw, mh, md = next_step(c0, mw, mh, md, BLOCK_K, k_steps * BLOCK_K, cw, ch)
 
     finish = True
     if SPLIT:  # the splits' partial tiles meet in the last split to arrive, added in split order
