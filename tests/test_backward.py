@@ -371,3 +371,31 @@ def test_weight_gradient_op_keeps_its_earlier_signature():
     assert old.is_contiguous() and new.stride(1) == 1
     assert_close(old, torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), padding=1))
     assert_close(new, old)
+
+
+@pytest.mark.parametrize("block_k,split", [(16, 1), (16, 3), (32, 5)])
+def test_weight_gradient_rows_carried_across_planes_depths_and_images(block_k, split, monkeypatch):
+    """NC(D)HW positions in tiles of rows: tiles of at most a plane's rows carry their rows' (image, depth, height)
+    from tile to tile (``CARRY``, ``_tile.next_rows``), wrapping the height and the depth, splits starting mid-plane;
+    tiles of more rows than a plane has divide them out. Both against torch, also with int64 offsets."""
+    from benchmarks import static
+
+    g = torch.Generator().manual_seed(11)
+    cases = [((2, 16, 3, 5, 6), (8, 16, 3, 3, 3), True),  # rows 6 wide in tiles of 8: 2 or 4 rows of a 5-row plane
+             ((3, 16, 2, 6), (8, 16, 3, 3), block_k == 16),  # 2-row planes: 4 rows a tile are more than a plane's
+             ((2, 16, 40), (8, 16, 3), False)]  # 1-D rows: no plane to carry across
+    for int32_max in (None, 16):
+        if int32_max:
+            monkeypatch.setattr(geometry, "INT32_MAX", int32_max)
+        for x_shape, w_shape, carry in cases:
+            x = torch.randn(x_shape, generator=g)
+            w = torch.empty(w_shape)
+            spec = conv_spec(f"conv{len(w_shape) - 2}d", len(w_shape) - 2, x, w, None, 1, 1, 1, 1)
+            dy = torch.randn(spec.output_shape, generator=g)
+            cfg = tuning.Config(16, 16, block_k, num_warps=4, num_stages=1, split_k=split)
+            with static.recording(execute=False) as launches:
+                dispatch.conv_grad_weight(dy, x, spec, False, cfg)
+            (kwargs,) = [kw for fn, _, kw, _ in launches if fn.fn.__name__ == "_conv_weight_grad_kernel"]
+            assert kwargs["CARRY"] == carry and kwargs["BLOCK_W"] > 0
+            ref = getattr(torch.nn.grad, f"conv{len(w_shape) - 2}d_weight")(x.double(), w_shape, dy.double(), padding=1)
+            assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref)

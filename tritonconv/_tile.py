@@ -75,6 +75,26 @@ def tile_positions(tile, M, OD, OH, OW, BLOCK: tl.constexpr, BLOCK_W: tl.constex
 
 
 @device
+def next_rows(tw, nb, od, oh, row, tiles_w, OD, OH, ROWS: tl.constexpr):
+    """The next tile of rows' positions after this one (:func:`tile_positions`' order: width tiles fastest), by
+    carries instead of divisions: ``tw``, the width tile; per element the (batch, depth, height) of its row and the
+    flat row index. A new block of ``ROWS`` rows wraps the height at most once (``ROWS <= OH``), so the depth too."""
+    tw += 1
+    bump = tw >= tiles_w
+    tw = tl.where(bump, 0, tw)
+    rows = tl.where(bump, ROWS, 0)
+    oh += rows
+    row += rows
+    wrap = oh >= OH
+    oh = tl.where(wrap, oh - OH, oh)
+    od = tl.where(wrap, od + 1, od)
+    wrap = od >= OD
+    od = tl.where(wrap, od - OD, od)
+    nb = tl.where(wrap, nb + 1, nb)
+    return tw, nb, od, oh, row
+
+
+@device
 def patch(index, OD, tiles_h, tiles_w, TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr):
     """Patch ``index`` of ``TILE_B x TILE_H x TILE_W`` output positions (the descriptor kernels' tiles: images x
     rows x columns of one depth slice; width patches run fastest, then height, depth, images) -> its origin

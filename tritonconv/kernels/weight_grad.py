@@ -51,7 +51,7 @@ from .. import geometry
 from .._checks import ConvSpec
 from .._descriptors import as_5d, channels_inner, describable, input_view, nc_boxes_aligned
 from .._runtime import Descriptors, Direct, TensorDescriptor, interpreting, kernel
-from .._tile import patch, tap, tile_positions
+from .._tile import next_rows, patch, tap, tile_positions
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
 
@@ -66,7 +66,7 @@ def _conv_weight_grad_kernel(
     sws, swo, swi, swt, STEPS_PER_SPLIT,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, FOLD: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr, CARRY: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split; with
     ``FOLD`` 1 (2), of (output channel, (width tap, input channel)) columns of one (depth, height) tap
@@ -113,8 +113,24 @@ def _conv_weight_grad_kernel(
     dy_rows = dy_ptr + (group * C_out_g + offs_m) * syc  # [BLOCK_M]
 
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
+    if CARRY:  # tiles of rows, at most OH rows each: the first tile's positions divided out, the next ones carried
+        ROWS: tl.constexpr = BLOCK_K // BLOCK_W
+        tiles_w = (OW + BLOCK_W - 1) // BLOCK_W
+        q = tl.arange(0, BLOCK_K)
+        tw = (split * STEPS_PER_SPLIT) % tiles_w
+        if INT64:
+            row = ((split * STEPS_PER_SPLIT) // tiles_w).to(tl.int64) * ROWS + q // BLOCK_W
+        else:
+            row = ((split * STEPS_PER_SPLIT) // tiles_w) * ROWS + q // BLOCK_W
+        oh = row % OH
+        od = (row // OH) % OD
+        nb = row // (OH * OD)
     for step in range(split * STEPS_PER_SPLIT, (split + 1) * STEPS_PER_SPLIT):  # position tiles (see _tile)
-        nb, od, oh, ow, mask_p = tile_positions(step, P, OD, OH, OW, BLOCK_K, BLOCK_W, INT64)
+        if CARRY:
+            ow = tw * BLOCK_W + q % BLOCK_W
+            mask_p = (row < P // OW) & (ow < OW)
+        else:
+            nb, od, oh, ow, mask_p = tile_positions(step, P, OD, OH, OW, BLOCK_K, BLOCK_W, INT64)
         id_, ok_d = tap(od, sd, pd, kd, dd, D, False)
         dy_p = nb * syn + od * syd + oh * syh + ow * syw
         a = tl.load(dy_rows[:, None] + dy_p[None, :], mask=mask_m[:, None] & mask_p[None, :], other=0.0)
@@ -138,6 +154,8 @@ def _conv_weight_grad_kernel(
             a = a.to(tl.float32)
             b = b.to(tl.float32)
         acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
+        if CARRY:
+            tw, nb, od, oh, row = next_rows(tw, nb, od, oh, row, tiles_w, OD, OH, ROWS)
 
     out = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + w_cols[None, :]
     tl.store(out, acc.to(dw_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
@@ -201,6 +219,9 @@ class Launch(Partials):
         block_w = geometry.row_block(positions, width, config.block_k) \
             if geometry.width_inner(grad_output) or geometry.width_inner(input) else 0
         steps = geometry.position_tiles(positions, width, config.block_k, block_w)
+        height = (1, 1, *spec.output_shape[2:])[-2]
+        # rows carried from tile to tile where a tile holds at most a plane's (1-D rows: sizes of 1 divide for free)
+        carry = bool(block_w) and 1 < height and config.block_k // block_w <= height
         per_split, splits = geometry.step_splits(steps, config.split_k)  # position tiles per split
         super().__init__(spec, flip, splits, positions, input.dtype, inner_grad)
         fold = min(config.fold, geometry.max_wgrad_fold(spec.weight_shape))  # trailing tap axes folded (not D)
@@ -220,6 +241,7 @@ class Launch(Partials):
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             ACC=geometry.tl_accumulator(input.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, BLOCK_W=block_w,
+            CARRY=carry,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
