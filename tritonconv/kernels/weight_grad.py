@@ -118,13 +118,8 @@ def _conv_weight_grad_kernel(
         tiles_w = (OW + BLOCK_W - 1) // BLOCK_W
         q = tl.arange(0, BLOCK_K)
         tw = (split * STEPS_PER_SPLIT) % tiles_w
-        if INT64:
-            row = ((split * STEPS_PER_SPLIT) // tiles_w).to(tl.int64) * ROWS + q // BLOCK_W
-        else:
-            row = ((split * STEPS_PER_SPLIT) // tiles_w) * ROWS + q // BLOCK_W
-        oh = row % OH
-        od = (row // OH) % OD
-        nb = row // (OH * OD)
+        nb, od, oh, _, _ = tile_positions(split * STEPS_PER_SPLIT, P, OD, OH, OW, BLOCK_K, BLOCK_W, INT64)
+        row = (nb * OD + od) * OH + oh  # each position's flat row index
     for step in range(split * STEPS_PER_SPLIT, (split + 1) * STEPS_PER_SPLIT):  # position tiles (see _tile)
         if CARRY:
             ow = tw * BLOCK_W + q % BLOCK_W
