@@ -9,6 +9,9 @@ channels-innermost tensors, where a tile's loads run along channels) or ``BLOCK 
 of ``BLOCK_W`` consecutive ``ow`` (for tensors whose width axis is innermost, NC(D)HW: the
 compiler then sees ``BLOCK_W`` consecutive addresses per row and lays its threads along them).
 A row is one ``(b, od, oh)``; ``BLOCK_W`` is a power of two (:func:`tritonconv.geometry.row_block`).
+
+Loops step from one tile or tap to the next by carrying their counters (:func:`next_step`, :func:`next_rows`):
+a division by a runtime size costs some 20 instructions, a carry a compare and a select.
 """
 
 import triton.language as tl
