@@ -354,7 +354,7 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
     """Per kernel of the committed sm_90 compile report (the suite's heuristic tiles, both layouts), the model names
     the kernel the launch runs; per GEMM kernel, its CTAs per SM (estimated registers and shared memory) equal those
     of ptxas's registers and the compiled shared memory on at least 120 of the 156 (the estimate before
-    ``costmodel.REGISTERS``, the accumulator plus 64 for every kernel: 96); ``benchmarks.static`` counts by the same
+    ``costmodel.REGISTERS``, the accumulator plus 64 for every kernel: 90); ``benchmarks.static`` counts by the same
     rule (``costmodel.occupancy``)."""
     paths = sorted((work.ROOT / "results" / "static").glob("static-sm90-*-bf16.jsonl"))
     assert paths, "run python -m benchmarks.static"

@@ -184,9 +184,9 @@ REGISTERS = {"_conv_kernel": (36, 1.75), "_conv_weight_grad_kernel": (46, 2.5), 
 """Per GEMM kernel, ``(base, per_accumulator)``: its registers per thread estimated as ``base + per_accumulator *
 BLOCK_M * BLOCK_N / threads`` (the fp32 accumulator's share of a thread, plus addresses, masks and the pipeline's
 state), at most 255. Fitted on ptxas's counts for sm_90 (Triton 3.9; ``benchmarks/results/static/``, the suite's
-heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 123 of its 156 GEMM kernels with the
-estimated shared memory (:func:`tritonconv.tuning.smem_bytes`, which counts every stage's two tiles; 138 with the
-compiled), where one estimate for all (the accumulator plus 64) gave 96. The pointer weight gradient's count grows
+heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 122 of its 156 GEMM kernels with the
+estimated shared memory (:func:`tritonconv.tuning.smem_bytes`, which counts every stage's two tiles; 137 with the
+compiled), where one estimate for all (the accumulator plus 64) gives 90. The pointer weight gradient's count grows
 fastest: 173-254 registers at 128 x 128 on 8 warps, one program per SM."""
 
 
@@ -208,19 +208,21 @@ def registers(problem: Problem, config: Config) -> int:
 
 
 def occupancy(registers: int, shared: int, warps: int, smem: int) -> int:
-    """Programs resident per SM (at least 1): 64K registers allocated per warp in units of 256, ``smem`` bytes of
-    shared memory with 1 KiB reserved per program, 2048 threads, 32 programs."""
+    """Programs resident per SM (0: the program does not fit): 64K registers allocated per warp in units of 256,
+    ``smem`` bytes of shared memory with 1 KiB reserved per program, 2048 threads, 32 programs."""
     per_warp = -(-max(registers, 1) * 32 // 256) * 256
-    return max(1, min(65536 // (per_warp * warps), smem // (shared + 1024), 2048 // (32 * warps), 32))
+    return max(0, min(65536 // (per_warp * warps), smem // (shared + 1024), 2048 // (32 * warps), 32))
 
 
 def ctas_per_sm(problem: Problem, config: Config, device: Device) -> int:
-    """Resident CTAs per SM (:func:`occupancy`) from the tile's shared memory, its warps and its estimated registers
-    (:func:`registers`); the depthwise kernels (no operand tiles in shared memory): as their warps allow, at most 8."""
+    """Resident CTAs per SM (:func:`occupancy`, at least 1) from the tile's shared memory, its warps and its estimated
+    registers (:func:`registers`); the depthwise kernels (no operand tiles in shared memory): as their warps allow, at
+    most 8."""
     if problem.kind.startswith("conv_dw"):
         return max(1, min(64 // config.num_warps, 8))
     itemsize = getattr(torch, problem.dtype).itemsize
-    return occupancy(registers(problem, config), tuning.smem_bytes(config, itemsize), config.num_warps, device.smem)
+    return max(1, occupancy(registers(problem, config), tuning.smem_bytes(config, itemsize), config.num_warps,
+                            device.smem))
 
 
 def moved(problem: Problem, config: Config) -> int:

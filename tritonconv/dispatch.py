@@ -31,6 +31,7 @@ Nothing on a plan's path synchronises with the GPU.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 
@@ -83,11 +84,6 @@ def _config(kind: str, tensor: torch.Tensor, spec: ConvSpec, layout: str | None,
 
 def _same(t: torch.Tensor) -> torch.Tensor:
     return t
-
-
-def _reduction_inner(transposed: bool) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A weight with its reduction channels innermost: input channels (forward), output channels (transposed)."""
-    return (lambda w: channels_inner(w.transpose(0, 1)).transpose(0, 1)) if transposed else channels_inner
 
 
 def _stand_in(lay: Callable[[torch.Tensor], torch.Tensor], t: torch.Tensor) -> torch.Tensor:
@@ -255,7 +251,7 @@ def _operand_layouts(x, weight, spec: ConvSpec, transposed: bool, config: Config
     (:func:`tritonconv.geometry.weight_copy_pays`) and read in place in a small one."""
     if config.tile_h:  # copied every call: a copy kept across calls could not see an in-place change made through
         # .data, which moves no version counter (tritonconv.nn.Conv*d keep their weights laid out)
-        lay_w = _reduction_inner(transposed) if tma.laid_out(weight, transposed) else _same
+        lay_w = functools.partial(tma.lay_out, transposed=transposed) if tma.laid_out(weight, transposed) else _same
     elif _channel_axis_inner(weight) or not geometry.weight_copy_pays(spec.input_shape, spec.weight_shape,
                                                                      spec.output_shape):
         lay_w = _same

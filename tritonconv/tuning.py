@@ -298,9 +298,7 @@ def descriptors_launch(problem: Problem, config: Config) -> bool:
     transposed = problem.kind == "conv_t"
     weight = meta(problem.weight_shape, dtype, weight_layout(problem) == "channels_last")
     if tma.laid_out(weight, transposed):  # as the dispatch lays it out per call
-        c_out, c_in, *kernel = problem.weight_shape
-        weight = (meta((c_in, c_out, *kernel), dtype, True).transpose(0, 1) if transposed
-                  else meta(problem.weight_shape, dtype, True))
+        weight = tma.lay_out(weight, transposed)
     read = problem.output_shape if transposed else problem.input_shape
     return tma.usable(meta(read, dtype, inner), weight, problem.spec, config, transposed)
 

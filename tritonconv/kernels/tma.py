@@ -209,10 +209,18 @@ def weight_view(weight: torch.Tensor) -> torch.Tensor | None:
 
 
 def laid_out(weight: torch.Tensor, transposed: bool = False) -> bool:
-    """Whether a pass of this kernel (``transposed``: the input gradient) lays ``weight`` out per call, its reduction
-    channels innermost: when it has no :func:`weight_view` and those channels are not innermost already."""
+    """Whether a pass of this kernel (``transposed``: the input gradient) lays ``weight`` out per call
+    (:func:`lay_out`): when it has no :func:`weight_view` and its reduction channels are not innermost already."""
     forward = weight.transpose(0, 1) if transposed else weight  # the transposed pass runs as a forward one
     return weight_view(forward) is None and not geometry.is_channels_inner(forward)
+
+
+def lay_out(weight: torch.Tensor, transposed: bool = False) -> torch.Tensor:
+    """``weight`` copied with its reduction channels innermost: the input channels (forward), the output channels
+    (``transposed``); in the caller's shape."""
+    if transposed:
+        return geometry.channels_inner(weight.transpose(0, 1)).transpose(0, 1)
+    return geometry.channels_inner(weight)
 
 
 def phased(spec: ConvSpec, transposed: bool) -> bool:

@@ -214,7 +214,7 @@ class Launch(Partials):
         block_w = geometry.row_block(positions, width, config.block_k) \
             if geometry.width_inner(grad_output) or geometry.width_inner(input) else 0
         steps = geometry.position_tiles(positions, width, config.block_k, block_w)
-        height = (1, 1, *spec.output_shape[2:])[-2]
+        height = as_3d(spec.output_shape[2:], 1)[1]
         # rows carried from tile to tile where a tile holds at most a plane's (1-D rows: sizes of 1 divide for free)
         carry = bool(block_w) and 1 < height and config.block_k // block_w <= height
         per_split, splits = geometry.step_splits(steps, config.split_k)  # position tiles per split
