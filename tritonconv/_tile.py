@@ -146,6 +146,16 @@ def next_step(c, mw, mh, md, step, c_end, cw, ch):
 
 
 @device
+def shift_rows(acc, step, col, BLOCK: tl.constexpr):
+    """``acc`` (a tile of whole rows, ``col`` each position's column) moved ``step`` columns right along its rows,
+    zero in the first ``step`` columns: a gather inside the tile."""
+    ok = col >= step
+    m = tl.arange(0, BLOCK)
+    moved = tl.gather(acc, tl.broadcast_to(tl.where(ok, m - step, m)[:, None], acc.shape), 0)
+    return tl.where(ok[:, None], moved, 0.0)
+
+
+@device
 def phase_tap(j, phase, s, p, t, d, size):
     """The transposed relation for a position ``o = phase + s*j`` of one stride phase and a tap ``t`` that
     reaches it (``t*d = phase + p (mod s)``): ``i = j + (phase + p - t*d) / s``, an exact division of

@@ -35,7 +35,7 @@ import triton.language as tl
 from .. import geometry, shapes
 from .._checks import ConvSpec
 from .._runtime import Counters, Direct, interpreting, kernel
-from .._tile import activate, meet_splits, next_step, phase_tap, position_tiles, tap, tile_positions, weight_tap
+from .._tile import activate, meet_splits, next_step, phase_tap, position_tiles, shift_rows, tap, tile_positions, weight_tap
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, split_sizes, strides_3d
 
 
@@ -52,7 +52,7 @@ def _conv_kernel(
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, SCALED: tl.constexpr, SPLIT: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    BLOCK_W: tl.constexpr,
+    BLOCK_W: tl.constexpr, ROW_VEC: tl.constexpr, SHIFT: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of output positions x output channels of one group.
 
@@ -158,6 +158,49 @@ def _conv_kernel(
                 a = a.to(tl.float32)
                 b = b.to(tl.float32)
             acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
+    elif ROW_VEC:  # NC(D)HW rows read at their own columns in aligned runs of ROW_VEC (geometry.aligned_rows): width
+        # taps in increasing order of their shift, each a flat loop over (depth tap, height tap, chunk) into acc, which
+        # moves one tap's shift along the rows between taps; the epilogue stores column c at ow = c - (largest shift)
+        c_lo = split * R_PER_SPLIT
+        k_steps = R_PER_SPLIT // BLOCK_K
+        col = jw if TRANSPOSED else ow  # the input column read: the position's own
+        col_ok = tl.max_constancy((col // ROW_VEC) < (W // ROW_VEC), [ROW_VEC])  # W % ROW_VEC == 0: col < W
+        row_ok = (nb < M // (JW * JH * JD) if TRANSPOSED else nb < M // (OW * OH * OD)) & (od < OD) & (oh < OH)
+        for mw in range(cw):
+            kw = t0w + (cw - 1 - mw) * ew if TRANSPOSED else mw  # shifts pw - kw*dw, or kw*dw - pw: increasing
+            md, mh, chunk = 0, 0, 0
+            for _ in range(cd * ch * k_steps):
+                kh = t0h + mh * eh
+                kd = t0d + md * ed
+                if TRANSPOSED:
+                    id_, ok_d = phase_tap(jd, phd, sd, pd, kd, dd, D)
+                    ih, ok_h = phase_tap(jh, phh, sh, ph, kh, dh, H)
+                else:
+                    id_, ok_d = tap(od, sd, pd, kd, dd, D, False)
+                    ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
+                ok = row_ok & ok_d & ok_h & col_ok
+                cin = c_lo + chunk * BLOCK_K + offs_k
+                ok_k = cin < C_in_g
+                rows = tl.multiple_of(nb * sxn + id_ * sxd + ih * sxh, ROW_VEC)  # every stride a multiple of ROW_VEC
+                chans = tl.multiple_of((group * C_in_g + cin) * sxc, ROW_VEC)
+                a = tl.load(x_ptr + ((rows + col)[:, None] + chans[None, :]), mask=ok[:, None] & ok_k[None, :],
+                            other=0.0)
+                w_tap = w_cols + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
+                b = tl.load(w_tap[None, :] + cin[:, None] * swk, mask=ok_k[:, None] & mask_n[None, :], other=0.0)
+                if UPCAST:
+                    a = a.to(tl.float32)
+                    b = b.to(tl.float32)
+                acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
+                chunk, _, mh, md = next_step(chunk, 0, mh, md, 1, k_steps, 1, ch)
+            if SHIFT:
+                if mw < cw - 1:  # the next tap's shift is dw more: the sum so far moves dw columns right
+                    acc = shift_rows(acc, dw, col, BLOCK_M)
+        if TRANSPOSED:  # the largest shift: the first tap's (t0w = 0 at unit width stride)
+            s_max, _ = phase_tap(0, phw, sw, pw, t0w, dw, W)
+        else:
+            s_max, _ = tap(0, sw, pw, KW - 1, dw, W, False)
+        ow = col - s_max
+        mask_m = row_ok & (ow >= 0) & (ow < OW)
     else:  # tap by tap, channels in BLOCK_K chunks: one flat loop over (tap, chunk), so the compiler's
         # software pipeline (num_stages) runs across taps instead of draining at every tap
         c_lo = split * R_PER_SPLIT
@@ -239,7 +282,11 @@ class Launch:
         self.empty = y.numel() == 0
         self.acc = geometry.accumulator(x.dtype)  # of the split workspace
         width = j[-1] if transposed else y.shape[-1]  # of a row of positions
-        block_w = geometry.row_block(rows, width, config.block_m) if geometry.width_inner(x) or geometry.width_inner(y) else 0
+        row_vec, block_w = (0, 0) if fold else geometry.aligned_rows(
+            x, width, rows, spec.weight_shape[-1], spec.stride[-1], spec.padding[-1][0], spec.dilation[-1], transposed,
+            config.block_m)
+        if not block_w:
+            block_w = geometry.row_block(rows, width, config.block_m) if geometry.width_inner(x) or geometry.width_inner(y) else 0
         tiles_m = geometry.position_tiles(rows, width, config.block_m, block_w)
         self.grid = (spec.groups * tiles_m * triton.cdiv(c_write, config.block_n), self.splits, phases)
         # split partial tiles (accumulator dtype), tile-major; a ticket counter per output tile, per stream
@@ -262,7 +309,8 @@ class Launch:
             UPCAST=interp and x.dtype == torch.bfloat16,
             DOT_PRECISION=dot_precision(x.dtype, interp), ACC=geometry.tl_accumulator(x.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
-            BLOCK_W=block_w, num_warps=config.num_warps, num_stages=config.num_stages,
+            BLOCK_W=block_w, ROW_VEC=row_vec, SHIFT=bool(row_vec) and spec.weight_shape[-1] > 1,
+            num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 

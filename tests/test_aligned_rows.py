@@ -1,0 +1,110 @@
+"""NC(D)HW row tiles read at their own columns in aligned runs, the width taps moving the sum instead
+(``geometry.aligned_rows``, the pointer kernel's ``ROW_VEC``): the choice, and the forward and the input
+gradient against torch in float64, each case checked to take that path."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import assert_close
+
+from tritonconv import dispatch, geometry, tuning
+from tritonconv._checks import conv_spec
+
+TORCH = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def nchw(*shape, dtype=torch.bfloat16):
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+@pytest.mark.parametrize("width,expected", [(56, (8, 64)), (28, (4, 32)), (14, (2, 16)), (7, (0, 0)), (64, (0, 0))])
+def test_aligned_rows_of_a_3x3_layer(width, expected):
+    """Rows of 56, 28, 14 in whole-row tiles of 64, 32, 16 (1.14x the positions), read in runs of what their width
+    divides (16 bytes at most); 7 divides no run of 2; 64 needs 65 columns (the largest shift is 1): 128, 2x."""
+    x = nchw(32, 64, width, width)
+    assert geometry.aligned_rows(x, width, 32 * width * width, 3, 1, 1, 1, False, 128) == expected
+
+
+def test_aligned_rows_declines_what_it_cannot_serve():
+    x = nchw(2, 16, 28, 28)
+    assert geometry.aligned_rows(x, 14, 2 * 14 * 14, 3, 2, 1, 1, False, 128) == (0, 0)  # width stride 2
+    assert geometry.aligned_rows(x, 30, 2 * 28 * 30, 3, 1, 3, 1, False, 128) == (0, 0)  # padding 3 > 2: no tap at 0
+    assert geometry.aligned_rows(x, 28, 2 * 28 * 28, 3, 1, 1, 1, False, 16) == (0, 0)  # rows wider than the tile
+    cl = nchw(2, 16, 28, 28).contiguous(memory_format=torch.channels_last)
+    assert geometry.aligned_rows(cl, 28, 2 * 28 * 28, 3, 1, 1, 1, False, 128) == (0, 0)  # channels innermost
+    odd = torch.empty(2, 16, 28, 30, device="meta", dtype=torch.bfloat16)[..., :28]  # rows 30 apart: runs of 2
+    assert geometry.aligned_rows(odd, 28, 2 * 28 * 28, 3, 1, 1, 1, False, 128) == (2, 32)
+
+
+def test_aligned_rows_without_a_moving_tap_keep_the_exact_rows():
+    x = nchw(4, 16, 7, 56)
+    exact = geometry.row_block(4 * 7 * 56, 56, 128)
+    assert geometry.aligned_rows(x, 56, 4 * 7 * 56, 1, 1, 0, 1, False, 128) == (min(8, exact), exact)
+    # the transposed pass's largest shift is its padding: the first tap's
+    assert geometry.aligned_rows(x, 56, 4 * 7 * 56, 3, 1, 1, 1, True, 128) == (8, 64)
+
+
+CASES = [  # (input shape, weight shape, stride, padding, dilation, groups, config)
+    ((2, 16, 5, 14), (8, 16, 3, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1)),
+    ((2, 16, 6, 12), (8, 16, 3, 5), (2, 1), (1, 2), 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1)),
+    ((1, 16, 5, 12), (6, 8, 3, 3), 1, 2, 2, 2, tuning.Config(16, 16, 8, num_warps=4, num_stages=1)),
+    ((1, 16, 4, 5, 6), (8, 16, 3, 3, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1)),
+    ((2, 16, 30), (8, 16, 5), 1, 2, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1)),
+    ((2, 16, 5, 10), (8, 16, 4, 4), 1, "same", 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1)),
+    ((1, 32, 3, 14), (8, 32, 3, 3), 1, 1, 1, 1, tuning.Config(16, 16, 8, num_warps=4, num_stages=1, split_k=3)),
+]
+
+
+def kernel_args(run):
+    """The pointer kernel's constexprs of the launches ``run`` makes (nothing runs)."""
+    from benchmarks import static
+
+    with static.recording(execute=False) as launches:
+        run()
+    return [kw for fn, _, kw, _ in launches if fn.fn.__name__ == "_conv_kernel"]
+
+
+@pytest.mark.parametrize("int64", [False, True])
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_forward_and_input_gradient_on_aligned_rows(case, int64, monkeypatch):
+    """Whole-row tiles across images and planes, a width tap moving by the dilation, a strided height (the input
+    gradient by stride phase), 1-D and 3-D rows, 'same' padding of an even kernel, a split reduction; also with int64
+    offsets. Bias, activation and a true (flipped) convolution ride on the forward."""
+    if int64:
+        monkeypatch.setattr(geometry, "INT32_MAX", 16)
+    x_shape, w_shape, stride, padding, dilation, groups, cfg = CASES[case]
+    ndim = len(w_shape) - 2
+    x = torch.randn(x_shape)
+    w = torch.randn(w_shape)
+    b = torch.randn(w_shape[0])
+    spec = conv_spec(f"conv{ndim}d", ndim, x, w, b, stride, padding, dilation, groups)
+    dy = torch.randn(spec.output_shape)
+
+    def forward():
+        return dispatch.conv_forward(x, w, b, spec, "relu", True, cfg)
+
+    def input_gradient():
+        return dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg)
+
+    for run in (forward, input_gradient):
+        (kwargs,) = kernel_args(run)
+        assert kwargs["ROW_VEC"] >= 2 and kwargs["SHIFT"] and kwargs["INT64"] == int64, run.__name__
+    pads = spec.padding
+    xd, wd = x.double().requires_grad_(), w.double()
+    padded = F.pad(xd, [p for pair in reversed(pads) for p in pair])
+    ref = TORCH[ndim](padded, wd.flip(list(range(2, 2 + ndim))), b.double(), stride, 0, dilation, groups)
+    assert_close(forward(), ref.relu())
+    (ref_dx,) = torch.autograd.grad(TORCH[ndim](padded, wd, None, stride, 0, dilation, groups), xd, dy.double())
+    assert_close(input_gradient(), ref_dx)
+
+
+def test_bf16_forward_on_aligned_rows():
+    """16-bit operands: runs of 8 (16 bytes), the interpreter multiplying in fp32."""
+    x = torch.randn(1, 16, 2, 56).bfloat16()
+    w = torch.randn(16, 16, 3, 3).bfloat16()
+    spec = conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1)
+    cfg = tuning.Config(64, 16, 16, num_warps=4, num_stages=1)
+    (kwargs,) = kernel_args(lambda: dispatch.conv_forward(x, w, None, spec, None, False, cfg))
+    assert kwargs["ROW_VEC"] == 8 and kwargs["BLOCK_W"] == 64
+    assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg), F.conv2d(x.double(), w.double(), padding=1),
+                 torch.bfloat16)
