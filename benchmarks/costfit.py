@@ -147,8 +147,9 @@ def fit(fitted: list[dict], start: costmodel.Device) -> tuple[costmodel.Device, 
     among them, the host milliseconds per launch those timings added (else 0)."""
     used = {costmodel.rate_of(p, c)[0] for s in fitted for p, c in s["launches"]}
     names = ["bandwidth", "t0"] + sorted(used)
-    if "row_macs" in used:  # NC(D)HW rows measured: their rate fitted, from the pointer kernels' (else it stays None)
-        start = dataclasses.replace(start, row_macs=start.row_macs or start.mma_macs)
+    for name in costmodel.UNFITTED_SHARES:  # NC(D)HW rows measured: their rate fitted, from the pointer kernels'
+        if name in used:  # (else it stays None)
+            start = dataclasses.replace(start, **{name: getattr(start, name) or start.mma_macs})
 
     host = any(s["call_by_call"] for s in fitted)
 

@@ -136,29 +136,41 @@ def sass(cubin: bytes, arch: int) -> list[tuple[int, str, str]]:
 def loop_census(cubin: bytes, arch: int) -> dict:
     """The instruction mix of the kernel's main loop: the backward branch's range holding the most math
     instructions (tensor-core MMAs, else FMAs), per iteration: math instructions, TMA bulk copies (``UTMALDG``),
-    asynchronous copies (``LDGSTS``), plain global loads and the widest one's bytes, integer instructions
-    (address and index arithmetic) and their count per math instruction."""
+    asynchronous copies (``LDGSTS``) and plain global loads, with each kind's widest bytes, integer instructions
+    (address and index arithmetic) and their count per math instruction; and the instructions of the loop around it
+    outside it, if any (``loop_outer_extra``: the aligned rows' move of the sum between width taps, with the main
+    loop's prologue and epilogue)."""
     code = sass(cubin, arch)
-    best = None
+    loops = []  # (first, last address) of each backward branch's range
     for address, op, text in code:
         target = re.search(r"\(\s*(-?\d+)\s*\)", text)
         if op.startswith("BRA") and target and 0 <= int(target.group(1)) <= address:
-            body = [(o, t) for a, o, t in code if int(target.group(1)) <= a <= address]
-            math_ops = sum(o.startswith(MATH) for o, _ in body)
-            if math_ops and (best is None or (math_ops, -len(body)) > (best[0], -len(best[1]))):
-                best = (math_ops, body)
+            loops.append((int(target.group(1)), address))
+    best = None
+    for first, last in loops:
+        body = [(o, t) for a, o, t in code if first <= a <= last]
+        math_ops = sum(o.startswith(MATH) for o, _ in body)
+        if math_ops and (best is None or (math_ops, -len(body)) > (best[0], -len(best[1]))):
+            best = (math_ops, body, (first, last))
     if best is None:
         return {}
-    math_ops, body = best
+    math_ops, body, (first, last) = best
+    around = [(a, b) for a, b in loops if a <= first and last <= b and (a, b) != (first, last)]
+    outer = min(around, key=lambda ab: ab[1] - ab[0], default=None)  # the loop around the main loop, if any
+    outer_extra = sum(outer[0] <= a <= outer[1] for a, _, _ in code) - len(body) if outer else 0
     roots = [o.split(".")[0] for o, _ in body]
-    loads = [o for o in (o for o, _ in body) if o.split(".")[0] == "LDG"]
-    widest = max((LOAD_BYTES.get(part, 4) for o in loads for part in o.split(".")[1:] if part in LOAD_BYTES),
-                 default=4 if loads else 0)
+    def widest(root: str) -> int:  # bytes of the widest such instruction (4 where no width is named), 0 if none
+        found = [o for o, _ in body if o.split(".")[0] == root]
+        return max((LOAD_BYTES[part] for o in found for part in o.split(".")[1:] if part in LOAD_BYTES),
+                   default=4 if found else 0)
+
+    loads = [o for o, _ in body if o.split(".")[0] == "LDG"]
     integer = sum(r in INTEGER for r in roots)
     return {"loop_math": math_ops, "loop_math_op": next(o.split(".")[0] for o, _ in body if o.startswith(MATH)),
-            "loop_tma": roots.count("UTMALDG"), "loop_async_copies": roots.count("LDGSTS"), "loop_loads": len(loads),
-            "loop_load_bytes": widest, "loop_integer": integer, "integer_per_math": round(integer / math_ops, 2),
-            "loop_instructions": len(body)}
+            "loop_tma": roots.count("UTMALDG"), "loop_async_copies": roots.count("LDGSTS"),
+            "loop_async_bytes": widest("LDGSTS"), "loop_loads": len(loads), "loop_load_bytes": widest("LDG"),
+            "loop_integer": integer, "integer_per_math": round(integer / math_ops, 2),
+            "loop_instructions": len(body), "loop_outer_extra": outer_extra}
 
 
 def ctas_per_sm(arch: int, registers: int, shared: int, warps: int) -> int:
@@ -279,13 +291,26 @@ def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> li
                 continue
             by_rows = compiled_census(arch, problem, cfg)
             inner = compiled_census(arch, dataclasses.replace(problem, layout="channels_last"), cfg)
-            ratio = (inner["loop_instructions"] / inner["loop_math"]) / (by_rows["loop_instructions"] / by_rows["loop_math"])
-            rows.append({"name": name, "kind": kind, "dtype": dtype, "config": vars(cfg), "rows": by_rows,
-                         "channels_last": inner, "ratio": round(ratio, 3)})
-            print(f"{name:>24} {kind:>10} {dtype} instructions per math: rows "
-                  f"{by_rows['loop_instructions'] / by_rows['loop_math']:.0f}, channels-last "
-                  f"{inner['loop_instructions'] / inner['loop_math']:.0f} ({ratio:.2f}x)", flush=True)
+            aligned = costmodel.aligned(problem, cfg)
+            per_math = row_instructions_per_math(problem, cfg, by_rows) if aligned else \
+                by_rows["loop_instructions"] / by_rows["loop_math"]
+            ratio = (inner["loop_instructions"] / inner["loop_math"]) / per_math
+            rows.append({"name": name, "kind": kind, "dtype": dtype, "config": vars(cfg), "aligned": aligned,
+                         "rows": by_rows, "channels_last": inner, "ratio": round(ratio, 3)})
+            print(f"{name:>24} {kind:>10} {dtype} instructions per math: rows{' (aligned)' * aligned} "
+                  f"{per_math:.0f}, channels-last {inner['loop_instructions'] / inner['loop_math']:.0f} "
+                  f"({ratio:.2f}x)", flush=True)
     return rows
+
+
+def row_instructions_per_math(problem: tuning.Problem, cfg, census: dict) -> float:
+    """An aligned-rows launch's instructions per math instruction: its main loop's, with the loop around it (the
+    sum's move between width taps, ``loop_outer_extra``) spread over the main loop's steps, one move per width tap
+    but the last (:func:`tritonconv.costmodel.issued`: a program's steps)."""
+    macs, ctas = costmodel.issued(problem, cfg)
+    steps = macs / (ctas * cfg.block_m * cfg.block_n * cfg.block_k)
+    moves = problem.weight_shape[-1] - 1
+    return (census["loop_instructions"] * steps + census["loop_outer_extra"] * moves) / (census["loop_math"] * steps)
 
 
 def pass_shares(pairs: list[dict]) -> dict[str, float]:
@@ -323,10 +348,12 @@ def main(argv: list[str] | None = None) -> int:
                           json.loads(args.suite.read_text()))
         path = report_path(args.arch, args.dtype, args.out, "-rows")
         path.write_text("".join(json.dumps({**meta, **row}) + "\n" for row in pairs))
-        for kind in costmodel.ROW_ISSUE:
-            ratios = [r["ratio"] for r in pairs if r["kind"] == kind]
-            if ratios:
-                print(f"{kind}: median ratio {statistics.median(ratios):.2f} over {len(ratios)} layers")
+        for aligned, shares in ((False, costmodel.ROW_ISSUE), (True, costmodel.ALIGNED_ISSUE)):
+            for kind in shares:
+                ratios = [r["ratio"] for r in pairs if r["kind"] == kind and r["aligned"] == aligned]
+                if ratios:
+                    print(f"{kind}{' aligned' * aligned}: median ratio {statistics.median(ratios):.2f} over "
+                          f"{len(ratios)} layers")
         print(f"pointer kernels' rate per pass, as a share of the forward's (channels-last): {pass_shares(pairs)}")
         print(f"wrote {path}")
         return 0

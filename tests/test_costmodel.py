@@ -208,18 +208,22 @@ def test_nchw_row_tiles_get_their_own_rate_when_their_rows_are_fitted():
     def problem(layout, x, w, pad):
         return tuning.Problem.of("conv", "bfloat16", layout, x, w, 1, pad)
 
-    nchw = problem("contiguous", (32, 64, 56, 58), (64, 64, 3, 3), 1)
+    nchw = problem("contiguous", (32, 64, 56, 57), (64, 64, 3, 3), 1)  # odd rows: no aligned run
     ncl = problem("contiguous", (16, 64, 4096), (64, 64, 3), 1)  # 1-D rows: 2-byte loads too (the SASS census)
+    aligned = problem("contiguous", (32, 64, 56, 56), (64, 64, 3, 3), 1)  # rows of 56 in 64: aligned runs
     others = [problem("channels_last", (32, 64, 56, 58), (64, 64, 3, 3), 1),
               problem("channels_last", (16, 64, 4096), (64, 64, 3), 1),
               problem("channels_last", (8, 256, 28, 30), (256, 256, 3, 3), 1)]
     pointer = dataclasses.replace(tuning.heuristic(nchw, False, 132, False), tile_h=0)
-    assert costmodel.by_rows(nchw, pointer) and costmodel.by_rows(ncl, pointer)
+    assert costmodel.by_rows(nchw, pointer) and costmodel.by_rows(ncl, pointer) and costmodel.by_rows(aligned, pointer)
     assert not any(costmodel.by_rows(p, pointer) for p in others)
+    assert [costmodel.aligned(p, pointer) for p in (nchw, ncl, aligned)] == [False, False, True]
+    assert costmodel.rate_of(aligned, pointer)[0] == "aligned_macs"
     truth = dataclasses.replace(costmodel.DATASHEET, mma_macs=2.5e14, row_macs=0.8e14)
     start = dataclasses.replace(costmodel.DATASHEET, name="Test")
-    assert start.row_macs is None and costmodel.predict(nchw, pointer, start) == costmodel.predict(
-        nchw, pointer, dataclasses.replace(start, row_macs=start.mma_macs * costmodel.ROW_ISSUE["conv"]))
+    for p, name, shares in ((nchw, "row_macs", costmodel.ROW_ISSUE), (aligned, "aligned_macs", costmodel.ALIGNED_ISSUE)):
+        assert getattr(start, name) is None and costmodel.predict(p, pointer, start) == costmodel.predict(
+            p, pointer, dataclasses.replace(start, **{name: start.mma_macs * shares["conv"]}))
     assert costmodel.predict(nchw, pointer, start) > costmodel.predict(dataclasses.replace(nchw, layout="channels_last"),
                                                                        pointer, start)
 
@@ -236,15 +240,22 @@ def test_nchw_row_tiles_get_their_own_rate_when_their_rows_are_fitted():
 
 
 def test_row_issue_shares_are_the_committed_census_medians():
-    """``ROW_ISSUE`` restates the committed SASS census of the suite's NC(D)HW row tiles against the same tiles
-    channels-last (``python -m benchmarks.static --rows``): per pass, the median ratio, to two places."""
+    """``ROW_ISSUE`` and ``ALIGNED_ISSUE`` restate the committed SASS census of the suite's NC(D)HW row tiles
+    against the same tiles channels-last (``python -m benchmarks.static --rows``): per pass, the median ratio, to two
+    places, of the rows that load 2 bytes at a time and of those read in aligned runs."""
     paths = sorted((work.ROOT / "results" / "static").glob("static-sm90-*-bf16-rows.jsonl"))
     assert paths, "run python -m benchmarks.static --rows"
     rows = [json.loads(line) for line in paths[-1].read_text().splitlines()]  # the last by name, if several
-    for kind, share in costmodel.ROW_ISSUE.items():
-        ratios = [r["ratio"] for r in rows if r["kind"] == kind]
-        assert len(ratios) >= 5 and round(statistics.median(ratios), 2) == share, kind
-    assert all(r["rows"]["loop_load_bytes"] == 2 for r in rows)  # the rows' loads: 2 bytes at a time
+    for aligned, shares in ((False, costmodel.ROW_ISSUE), (True, costmodel.ALIGNED_ISSUE)):
+        for kind, share in shares.items():
+            ratios = [r["ratio"] for r in rows if r["kind"] == kind and r["aligned"] == aligned]
+            assert len(ratios) >= 5 and round(statistics.median(ratios), 2) == share, (kind, aligned)
+    # the rows' loads: 2 bytes at a time; aligned rows': asynchronous copies of 4 bytes or more, no plain loads
+    assert all(r["rows"]["loop_load_bytes"] == 2 for r in rows if not r["aligned"])
+    for r in (r for r in rows if r["aligned"]):  # plain loads only of a weight tile under 8 columns (a 3-channel stem's)
+        problem = suite_problem(r["name"], r["kind"], "contiguous")
+        narrow = (problem.input_shape if r["kind"] == "conv_t" else problem.output_shape)[1] < 8
+        assert r["rows"]["loop_async_bytes"] >= 4 and (r["rows"]["loop_loads"] == 0 or narrow), r["name"]
     from benchmarks import static
     assert static.pass_shares(rows) == costmodel.PASS_ISSUE  # the channels-last sides: each pass against the forward
 

@@ -8,7 +8,8 @@ A tile of ``BLOCK`` positions is either a flat run of ``m`` (``BLOCK_W = 0``: th
 channels-innermost tensors, where a tile's loads run along channels) or ``BLOCK / BLOCK_W`` rows
 of ``BLOCK_W`` consecutive ``ow`` (for tensors whose width axis is innermost, NC(D)HW: the
 compiler then sees ``BLOCK_W`` consecutive addresses per row and lays its threads along them).
-A row is one ``(b, od, oh)``; ``BLOCK_W`` is a power of two (:func:`tritonconv.geometry.row_block`).
+A row is one ``(b, od, oh)``; ``BLOCK_W`` is a power of two (:func:`tritonconv.geometry.row_block`; whole rows for
+:func:`tritonconv.geometry.aligned_rows`, whose sums move along the rows by :func:`shift_rows`).
 
 Loops step from one tile or tap to the next by carrying their counters (:func:`next_step`, :func:`next_rows`):
 a division by a runtime size costs some 20 instructions, a carry a compare and a select.

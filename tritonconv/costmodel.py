@@ -11,7 +11,8 @@ it runs with) on a GPU described by :class:`Device`::
   a depthwise kernel, which runs on FMA units);
 * ``R``: the kernel's rate on the device, multiply-adds per second: ``mma_macs`` for the pointer GEMM
   kernels' 16-bit ``tl.dot`` (a quarter of it for TF32), ``row_macs`` for them on NC(D)HW tiles
-  (:func:`by_rows`; unfitted, ``mma_macs`` scaled by the census's :data:`ROW_ISSUE`), both fitted on forward
+  (:func:`by_rows`; unfitted, ``mma_macs`` scaled by the census's :data:`ROW_ISSUE`), ``aligned_macs`` on NC(D)HW
+  tiles read in aligned runs (:func:`aligned`; :data:`ALIGNED_ISSUE` likewise), all fitted on forward
   launches and scaled per pass by the census's :data:`PASS_ISSUE`; ``tma_macs`` for the descriptor kernels,
   ``fold_macs`` for a launch that folds taps into its tiles (the forward's reduction, the weight
   gradient's columns: a tap's address and mask per element, integer-bound), and
@@ -40,6 +41,7 @@ in ``autotune_cache/costmodel/<device>.json``; :data:`DATASHEET` holds unfitted 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from pathlib import Path
@@ -51,7 +53,8 @@ from . import cache, geometry, shapes, tuning
 from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
-__all__ = ["DATASHEET", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "Device", "by_rows", "ctas_per_sm", "device_for", "efficiency",
+__all__ = ["ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "Device",
+           "aligned", "by_rows", "gemm_launch", "ctas_per_sm", "device_for", "efficiency",
            "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds",
            "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds"]
 
@@ -74,6 +77,8 @@ class Device:
         over time, 6.3-6.6e12 on the dense problems, operand copies included), far below ``fma_macs``.
     :param row_macs: the pointer GEMM kernels' 16-bit rate on NC(D)HW tiles (:func:`by_rows`), or
         None: ``mma_macs`` at the rows' issue share, :data:`ROW_ISSUE` (until NC(D)HW rows are measured and fitted).
+    :param aligned_macs: the same on NC(D)HW tiles read in aligned runs (:func:`aligned`), or None: ``mma_macs`` at
+        their issue share, :data:`ALIGNED_ISSUE`.
     :param saturating_warps: resident warps at which an SM reaches its rate (:func:`efficiency`); unfitted: 8, two
         per warp scheduler (the 2026-11-26 rows, whose grids ran many waves, fit 4, 8 and 16 alike).
     :param l2_bandwidth: bytes per second the SMs together load from L2 into shared memory (the GEMM kernels'
@@ -92,6 +97,7 @@ class Device:
     smem: int = 228 * 1024
     ieee_macs: float = 6.5e12
     row_macs: float | None = None
+    aligned_macs: float | None = None
     l2_bandwidth: float = 16.7e12
     saturating_warps: int = 8
 
@@ -114,12 +120,23 @@ def device_for(name: str) -> Device:
         return dataclasses.replace(DATASHEET, name=name)
 
 
-ROW_ISSUE = {"conv": 0.67, "conv_t": 0.71, "conv_wgrad": 1.07}
+ROW_ISSUE = {"conv": 0.58, "conv_t": 0.7, "conv_wgrad": 1.07}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles (:func:`by_rows`) are rated at
 while ``Device.row_macs`` is unfitted: the median, over the suite's layers, of the channels-last main loop's
 instructions per MMA over the rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the
 rows' loop adds the 2-byte loads' addresses and masks). An issue-bound estimate, not a measurement; the rows'
 synchronous loads, whose latency the pipeline does not hide, are not in it."""
+
+
+ALIGNED_ISSUE = {"conv": 1.12, "conv_t": 1.24}
+"""Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles read in aligned runs
+(:func:`aligned`) are rated at while ``Device.aligned_macs`` is unfitted: the median, over the suite's layers, of the
+channels-last main loop's instructions per MMA over the aligned rows', theirs counting the moves of the sum between
+width taps spread over the steps (sm_90 SASS, ``python -m benchmarks.static --rows``). An issue-bound estimate, not a
+measurement."""
+
+UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
+"""The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
 
 
 PASS_ISSUE = {"conv": 1.0, "conv_t": 0.89, "conv_wgrad": 0.66}
@@ -160,6 +177,14 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
         steps = problem.taps * triton.cdiv(red, config.block_k)  # (tap, channel chunk) steps
         parts = math.prod(problem.stride) if problem.by_phase else geometry.step_splits(steps, config.split_k)[1]
         return ctas * config.block_m * config.block_n * steps * config.block_k, ctas * parts  # per tile: phases or splits
+    launch = gemm_launch(problem, config)
+    return launch.mma_work(), math.prod(launch.grid)
+
+
+def gemm_launch(problem: Problem, config: Config) -> gemm.Launch | weight_grad.Launch | weight_grad.DescriptorLaunch:
+    """The GEMM kernels' launch of ``problem`` with ``config``, prepared on stand-in tensors laid out as the problem's
+    (nothing runs or is cached: the stand-ins are the problem's sizes; ``problem`` and ``config`` as launched,
+    :func:`launched`)."""
     dtype = getattr(torch, problem.dtype)
     spec = problem.spec
     def activation(shape):  # laid out as the problem's layout says (NC(D)HW tensors are tiled by rows)
@@ -167,16 +192,14 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
 
     if problem.kind == "conv_wgrad":
         family = weight_grad.DescriptorLaunch if config.tile_h else weight_grad.Launch
-        launch = family(activation(problem.output_shape), activation(problem.input_shape), spec, False, config)
-    else:
-        transposed = problem.kind == "conv_t"
-        read, written = ((problem.output_shape, problem.input_shape) if transposed
-                         else (problem.input_shape, problem.output_shape))
-        swapped = (problem.weight_shape[1], problem.weight_shape[0], *problem.weight_shape[2:])
-        weight = (tuning.standin(swapped, dtype, True).transpose(0, 1) if transposed
-                  else tuning.standin(problem.weight_shape, dtype, True))
-        launch = gemm.Launch(activation(read), weight, None, activation(written), spec, transposed, None, False, config)
-    return launch.mma_work(), math.prod(launch.grid)
+        return family(activation(problem.output_shape), activation(problem.input_shape), spec, False, config)
+    transposed = problem.kind == "conv_t"
+    read, written = ((problem.output_shape, problem.input_shape) if transposed
+                     else (problem.input_shape, problem.output_shape))
+    swapped = (problem.weight_shape[1], problem.weight_shape[0], *problem.weight_shape[2:])
+    weight = (tuning.standin(swapped, dtype, True).transpose(0, 1) if transposed
+              else tuning.standin(problem.weight_shape, dtype, True))
+    return gemm.Launch(activation(read), weight, None, activation(written), spec, transposed, None, False, config)
 
 
 REGISTERS = {"_conv_kernel": (36, 1.75), "_conv_weight_grad_kernel": (46, 2.5), "_conv_tma_kernel": (24, 1.25),
@@ -184,10 +207,17 @@ REGISTERS = {"_conv_kernel": (36, 1.75), "_conv_weight_grad_kernel": (46, 2.5), 
 """Per GEMM kernel, ``(base, per_accumulator)``: its registers per thread estimated as ``base + per_accumulator *
 BLOCK_M * BLOCK_N / threads`` (the fp32 accumulator's share of a thread, plus addresses, masks and the pipeline's
 state), at most 255. Fitted on ptxas's counts for sm_90 (Triton 3.9; ``benchmarks/results/static/``, the suite's
-heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 122 of its 156 GEMM kernels with the
-estimated shared memory (:func:`tritonconv.tuning.smem_bytes`, which counts every stage's two tiles; 137 with the
-compiled), where one estimate for all (the accumulator plus 64) gives 90. The pointer weight gradient's count grows
+heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 123 of its 156 GEMM kernels with the
+estimated shared memory (:func:`tritonconv.tuning.smem_bytes`, which counts every stage's two tiles; 138 with the
+compiled; the aligned rows' variant by :data:`ALIGNED_REGISTERS`), where one estimate for all (the accumulator plus 64)
+gives 90. The pointer weight gradient's count grows
 fastest: 173-254 registers at 128 x 128 on 8 warps, one program per SM."""
+
+
+ALIGNED_REGISTERS = (96, 0.5)
+"""``(base, per_accumulator)`` of the pointer kernel reading NC(D)HW rows in aligned runs (:func:`aligned`), in
+place of its :data:`REGISTERS` entry: the move of the sum along the rows (a gather) holds some 100-120 registers
+whatever the tile (ptxas on sm_90: 104-122 at 128 x 64 and 64 x 64 on 8 warps, 76-77 at 128 x 16 and 128 x 32)."""
 
 
 def kernel_of(problem: Problem, config: Config) -> str:
@@ -203,7 +233,8 @@ def kernel_of(problem: Problem, config: Config) -> str:
 
 def registers(problem: Problem, config: Config) -> int:
     """Estimated registers per thread of a GEMM launch (:data:`REGISTERS`)."""
-    base, per_accumulator = REGISTERS[kernel_of(problem, config)]
+    kernel = kernel_of(problem, config)
+    base, per_accumulator = ALIGNED_REGISTERS if kernel == "_conv_kernel" and aligned(problem, config) else REGISTERS[kernel]
     return min(255, round(base + per_accumulator * config.block_m * config.block_n / (32 * config.num_warps)))
 
 
@@ -248,10 +279,20 @@ def fill_bytes(problem: Problem, config: Config) -> float:
 
 
 def by_rows(problem: Problem, config: Config) -> bool:
-    """Whether a pointer GEMM launch tiles NC(D)HW activations by rows (rated ``row_macs``), 1-D to 3-D: loads of 2
-    bytes, no asynchronous copies (``benchmarks.static``'s SASS census: a tap's shift hides the rows' alignment from
-    the compiler, along a long 1-D row as along a plane's)."""
+    """Whether a pointer GEMM launch tiles NC(D)HW activations by rows, 1-D to 3-D (rated ``row_macs``, or
+    ``aligned_macs`` where :func:`aligned`): else loads of 2 bytes, no asynchronous copies (``benchmarks.static``'s
+    SASS census: a tap's shift hides the rows' alignment from the compiler, along a long 1-D row as along a plane's)."""
     return problem.layout == "contiguous" and not config.tile_h and not folds(problem, config)
+
+
+@functools.lru_cache(maxsize=4096)
+def aligned(problem: Problem, config: Config) -> bool:
+    """Whether a pointer launch over NC(D)HW row tiles (:func:`by_rows`) reads its rows in aligned runs, the width taps
+    moving the sum instead (:func:`tritonconv.geometry.aligned_rows`; rated ``aligned_macs``): asynchronous 16-byte
+    copies where the others load 2 bytes at a time."""
+    problem, config = launched(problem, config)
+    return (by_rows(problem, config) and problem.kind != "conv_wgrad"
+            and getattr(gemm_launch(problem, config), "aligned", False))
 
 
 def folds(problem: Problem, config: Config) -> bool:
@@ -280,9 +321,10 @@ def rate_of(problem: Problem, config: Config) -> tuple[str, float]:
             return "ieee_macs", 1.0
         return "mma_macs", 0.25 * PASS_ISSUE[problem.kind]
     name = ("tma_macs" if config.tile_h else "fold_macs" if folds(problem, config)
-            else "row_macs" if by_rows(problem, config) else "mma_macs")
+            else ("aligned_macs" if aligned(problem, config) else "row_macs") if by_rows(problem, config)
+            else "mma_macs")
     factor = 2.0 if problem.dtype.startswith("float8") else 1.0  # fp8 tensor-core products: twice as fast
-    return name, factor * PASS_ISSUE[problem.kind] if name in ("mma_macs", "row_macs") else factor
+    return name, factor * PASS_ISSUE[problem.kind] if name in ("mma_macs", *UNFITTED_SHARES) else factor
 
 
 def soft_max(a: float, b: float) -> float:
@@ -299,8 +341,8 @@ def predict(problem: Problem, config: Config, device: Device) -> float:
     macs, ctas = issued(problem, config)
     name, factor = rate_of(problem, config)
     rate = getattr(device, name)
-    if rate is None:  # row_macs unfitted: the pointer rate at the rows' issue share (ROW_ISSUE)
-        rate = device.mma_macs * ROW_ISSUE[launched(problem, config)[0].kind]
+    if rate is None:  # row_macs or aligned_macs unfitted: the pointer rate at the census's issue share
+        rate = device.mma_macs * UNFITTED_SHARES[name][launched(problem, config)[0].kind]
     rate *= factor
     per_mac = soft_max(1 / rate, fill_bytes(problem, config) / device.l2_bandwidth)  # the MMA, or filling its tiles
     e = efficiency(ctas, ctas_per_sm(problem, config, device), config.num_warps, device)

@@ -104,7 +104,7 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
     if config.relayout:
         words.append("on channels-last copies")
     elif kernel.startswith("_conv") and costmodel.by_rows(ran, cfg):
-        words.append("NC(D)HW rows")
+        words.append("NC(D)HW rows, aligned" if costmodel.aligned(ran, cfg) else "NC(D)HW rows")
     if costmodel.folds(ran, cfg):
         words.append("taps folded")
     return ", ".join(words)

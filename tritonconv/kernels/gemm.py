@@ -19,7 +19,10 @@ Layout: the kernel reads and writes every tensor in place, through its strides. 
 innermost (NLC, NHWC, NDHWC) a tile's loads run along channels; with the width axis innermost
 (NCL, NCHW, NCDHW) a tile of ``BLOCK_M`` positions is ``BLOCK_M / BLOCK_W`` rows of ``BLOCK_W``
 consecutive columns (:mod:`tritonconv._tile`), so its loads of the input and stores of the output
-run along the rows (``BLOCK_W = 0``: flat tiles). No operand is copied into another layout; only a
+run along the rows (``BLOCK_W = 0``: flat tiles). A width tap one column off starts those loads off their
+vector boundaries (2-byte loads); where the rows allow (``ROW_VEC``, :func:`tritonconv.geometry.aligned_rows`:
+unit width stride, whole rows in a tile) a tile reads the input at its own columns in aligned runs and the width
+taps move the sum along the rows instead. No operand is copied into another layout; only a
 weight with neither channel axis innermost may be, by the dispatcher
 (:data:`tritonconv.geometry.WEIGHT_COPY_MACS`).
 """
@@ -312,6 +315,7 @@ class Launch:
             BLOCK_W=block_w, ROW_VEC=row_vec, SHIFT=bool(row_vec) and spec.weight_shape[-1] > 1,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
+        self.aligned = bool(row_vec)  # NC(D)HW rows read in aligned runs (geometry.aligned_rows)
         self.launcher = Direct(_conv_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
     def mma_work(self) -> int:
