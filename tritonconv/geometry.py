@@ -272,39 +272,60 @@ def row_block(positions: int, width: int, block: int) -> int:
 
 
 ALIGNED_ROWS_PAD = 1.15
-"""The most positions whole-row tiles (:func:`aligned_rows`) may issue over the exact row tiles' (rows of 56, 28, 14
+"""The most positions aligned row tiles (:func:`aligned_rows`) may issue over the exact row tiles' (rows of 56, 28, 14
 in 64, 32, 16: 1.14x)."""
 
 
+@dataclass(frozen=True)
+class AlignedRows:
+    """How the pointer kernel reads NC(D)HW rows in aligned runs (:func:`aligned_rows`): runs of ``vec`` elements,
+    tiles ``block_w`` columns wide, a row in ``segments`` tiles starting ``step`` columns apart (one: whole rows)."""
+
+    vec: int = 0
+    block_w: int = 0
+    step: int = 0
+    segments: int = 1
+
+
 def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int, stride_w: int, pad_w: int,
-                 dilation_w: int, transposed: bool, block: int) -> tuple[int, int]:
-    """``(VEC, BLOCK_W)`` for NC(D)HW row tiles that read the input at their own columns, in runs that start on
-    ``VEC``-element boundaries (at most 16 bytes: vector loads, asynchronous copies on a GPU), or ``(0, 0)``.
+                 dilation_w: int, transposed: bool, block: int) -> AlignedRows:
+    """NC(D)HW row tiles that read the input at their own columns, in runs that start on ``vec``-element boundaries
+    (at most 16 bytes: vector loads, asynchronous copies on a GPU); ``vec = 0``: not.
 
     A width tap ``t`` reads column ``ow + s_t`` (``s_t = t*d - p``; the transposed pass ``p - t*d``): one element
     off for a 3x3 layer, which starts every run off its boundary. Read at the position's own column ``c`` instead,
     the taps' products belong to output column ``c - s_t``. The kernel adds them tap by tap in increasing ``s_t``
     (steps of ``d``), moving the sum ``d`` columns along the tile's rows between taps (a gather per tap and tile,
-    not per step), and stores column ``c`` at ``c - s_max``. So a tile holds whole rows: ``BLOCK_W``, a power of
-    two, at least the input's width and ``width_out + s_max``, at most ``block``, issuing at most
-    :data:`ALIGNED_ROWS_PAD` times the exact row tiles' positions. Needs unit stride along the width,
-    ``s_max >= 0``, and the input's width and other strides multiples of ``VEC`` (2 at least). Where no tap moves
-    (a kernel 1 wide, no padding) the exact row tiles read aligned as they are."""
+    not per step), and stores column ``c`` at ``c - s_max``. A tile then holds a whole row (``block_w``, a power of
+    two, at least the input's width and ``width_out + s_max``), or a segment of a long one: tiles of ``block`` columns
+    ``step`` apart (a multiple of ``vec``, at most ``block - (k-1)*d``: each output's taps inside one tile, each
+    output stored by one). Taken where it issues at most :data:`ALIGNED_ROWS_PAD` times the exact row tiles'
+    positions, with unit stride along the width, ``s_max >= 0``, and the input's width and other strides multiples of
+    ``vec`` (2 at least). Where no tap moves (a kernel 1 wide, no padding) the exact row tiles read aligned as they
+    are."""
     width = x.shape[-1]
-    s_max = pad_w if transposed else (kernel_w - 1) * dilation_w - pad_w
+    reach = (kernel_w - 1) * dilation_w  # the columns between a tile's first and last tap
+    s_max = pad_w if transposed else reach - pad_w
     if not width_inner(x) or stride_w != 1 or s_max < 0 or block < 8:
-        return 0, 0
+        return AlignedRows()
     vec = 16 // x.element_size()
     while vec > 1 and any(n % vec for n in (width, *strides_3d(x)[:4])):
         vec //= 2
     exact = row_block(positions, width_out, block)
-    block_w = exact
-    if kernel_w > 1 or pad_w > 0:  # whole rows
-        block_w = max(8, triton.next_power_of_2(max(width, width_out + s_max)))
-        if block_w > block or (position_tiles(positions, width_out, block, block_w)
-                               > ALIGNED_ROWS_PAD * position_tiles(positions, width_out, block, exact)):
-            return 0, 0
-    return (min(vec, block_w), block_w) if vec >= 2 and block_w else (0, 0)
+    if vec < 2 or not exact:
+        return AlignedRows()
+    if kernel_w == 1 and pad_w == 0:  # no tap moves: the exact row tiles, aligned
+        return AlignedRows(min(vec, exact), exact, exact)
+    rows = positions // width_out
+    whole = max(8, triton.next_power_of_2(max(width, width_out + s_max)))
+    step = (block - reach) // vec * vec  # segments of block columns; the outputs a segment stores start reach - s_max in
+    options = [AlignedRows(min(vec, whole), whole, whole)] if whole <= block else []
+    if step >= vec:
+        options.append(AlignedRows(vec, block, step, max(1, -(-(width_out - (reach - s_max)) // step))))
+    allowed = ALIGNED_ROWS_PAD * position_tiles(positions, width_out, block, exact)
+    options = [o for o in options if position_tiles(rows * o.segments * o.block_w, o.segments * o.block_w, block,
+                                                    o.block_w) <= allowed]
+    return min(options, key=lambda o: o.segments * o.block_w, default=AlignedRows())
 
 
 def position_tiles(positions: int, width: int, block: int, block_w: int) -> int:

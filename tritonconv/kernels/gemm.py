@@ -50,7 +50,7 @@ def _conv_kernel(
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     swg, swn, swk, swd, swh, sww,
-    syn, syc, syd, syh, syw, R_PER_SPLIT, JD, JH, JW, ed, eh, ew, s_step,
+    syn, syc, syd, syh, syw, R_PER_SPLIT, JD, JH, JW, ed, eh, ew, s_step, VW, STEP_RUNS,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr, FOLD: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, SCALED: tl.constexpr, SPLIT: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
@@ -99,10 +99,12 @@ def _conv_kernel(
     split = tl.program_id(1)
     # Builtins and our _tile device functions only (not tl.cdiv, tl.zeros, tl.sum: Triton's own
     # @jit helpers, which the interpreted twin of this kernel cannot call; see _runtime).
-    if TRANSPOSED:  # position tiles: flat runs, or rows of BLOCK_W (NC(D)HW operands; see _tile)
-        tiles_m = position_tiles(M, JW, BLOCK_M, BLOCK_W)
-    else:
-        tiles_m = position_tiles(M, OW, BLOCK_M, BLOCK_W)
+    # position tiles: flat runs, or rows of BLOCK_W (NC(D)HW operands; see _tile); aligned rows (ROW_VEC) are tiled as
+    # rows VW = segments * BLOCK_W wide, the segments STEP_RUNS runs of ROW_VEC columns apart (geometry.aligned_rows)
+    m_tiled, width = M, JW if TRANSPOSED else OW
+    if ROW_VEC:
+        m_tiled, width = M // width * VW, VW
+    tiles_m = position_tiles(m_tiled, width, BLOCK_M, BLOCK_W)
     tiles_n = (C_out_g + BLOCK_N - 1) // BLOCK_N
     group = pid // (tiles_m * tiles_n)
     pid = pid % (tiles_m * tiles_n)
@@ -122,7 +124,7 @@ def _conv_kernel(
 
     if TRANSPOSED:  # this program's stride phase: positions o = phase + s*j, and the taps that reach them
         phase = tl.program_id(2)
-        nb, jd, jh, jw, mask_m = tile_positions(pid_m, M, JD, JH, JW, BLOCK_M, BLOCK_W, INT64)
+        nb, jd, jh, jw, mask_m = tile_positions(pid_m, m_tiled, JD, JH, width, BLOCK_M, BLOCK_W, INT64)
         phd = phase // (sh * sw)
         phh = (phase // sw) % sh
         phw = phase % sw
@@ -134,7 +136,7 @@ def _conv_kernel(
         t0d, cd, t0h, ch, t0w, cw = tl.load(row), tl.load(row + 1), tl.load(row + 2), tl.load(row + 3), \
             tl.load(row + 4), tl.load(row + 5)
     else:  # every tap, from 0 in steps of 1
-        nb, od, oh, ow, mask_m = tile_positions(pid_m, M, OD, OH, OW, BLOCK_M, BLOCK_W, INT64)  # once per program
+        nb, od, oh, ow, mask_m = tile_positions(pid_m, m_tiled, OD, OH, width, BLOCK_M, BLOCK_W, INT64)  # once
         t0d, cd, t0h, ch, t0w, cw = 0, KD, 0, KH, 0, KW
 
     x_rows = x_ptr + nb * sxn + group * C_in_g * sxc  # [BLOCK_M] pointers, channel 0 of the group
@@ -166,7 +168,10 @@ def _conv_kernel(
         # moves one tap's shift along the rows between taps; the epilogue stores column c at ow = c - (largest shift)
         c_lo = split * R_PER_SPLIT
         k_steps = R_PER_SPLIT // BLOCK_K
-        col = jw if TRANSPOSED else ow  # the input column read: the position's own
+        seg = pid_m % (VW // BLOCK_W)  # the tile's segment of its rows (a scalar: _tile.tile_positions' width tile)
+        col_in = (jw if TRANSPOSED else ow) - seg * BLOCK_W  # a position's column in its segment
+        step = STEP_RUNS * ROW_VEC  # (a multiple of ROW_VEC the compiler sees: the runs stay aligned)
+        col = seg * step + col_in  # the input column read: the position's own
         col_ok = tl.max_constancy((col // ROW_VEC) < (W // ROW_VEC), [ROW_VEC])  # W % ROW_VEC == 0: col < W
         row_ok = (nb < M // (JW * JH * JD) if TRANSPOSED else nb < M // (OW * OH * OD)) & (od < OD) & (oh < OH)
         for mw in range(cw):
@@ -197,13 +202,15 @@ def _conv_kernel(
                 chunk, _, mh, md = next_step(chunk, 0, mh, md, 1, k_steps, 1, ch)
             if SHIFT:
                 if mw < cw - 1:  # the next tap's shift is dw more: the sum so far moves dw columns right
-                    acc = shift_rows(acc, dw, col, BLOCK_M)
+                    acc = shift_rows(acc, dw, col_in, BLOCK_M)
         if TRANSPOSED:  # the largest shift: the first tap's (t0w = 0 at unit width stride)
             s_max, _ = phase_tap(0, phw, sw, pw, t0w, dw, W)
         else:
             s_max, _ = tap(0, sw, pw, KW - 1, dw, W, False)
         ow = col - s_max
-        mask_m = row_ok & (ow >= 0) & (ow < OW)
+        first = (KW - 1) * dw - s_max  # a segment after the first stores from past its taps' reach on
+        lo = tl.where(seg > 0, seg * step + first, 0)
+        mask_m = row_ok & (ow >= lo) & (ow < (seg + 1) * step + first) & (ow < OW)
     else:  # tap by tap, channels in BLOCK_K chunks: one flat loop over (tap, chunk), so the compiler's
         # software pipeline (num_stages) runs across taps instead of draining at every tap
         c_lo = split * R_PER_SPLIT
@@ -285,12 +292,15 @@ class Launch:
         self.empty = y.numel() == 0
         self.acc = geometry.accumulator(x.dtype)  # of the split workspace
         width = j[-1] if transposed else y.shape[-1]  # of a row of positions
-        row_vec, block_w = (0, 0) if fold else geometry.aligned_rows(
+        aligned = geometry.AlignedRows() if fold else geometry.aligned_rows(
             x, width, rows, spec.weight_shape[-1], spec.stride[-1], spec.padding[-1][0], spec.dilation[-1], transposed,
             config.block_m)
-        if not block_w:
-            block_w = geometry.row_block(rows, width, config.block_m) if geometry.width_inner(x) or geometry.width_inner(y) else 0
-        tiles_m = geometry.position_tiles(rows, width, config.block_m, block_w)
+        row_vec, block_w, tiled = aligned.vec, aligned.block_w, (rows, width)
+        if row_vec:  # tiled as rows of its segments
+            tiled = (rows // width * aligned.segments * block_w, aligned.segments * block_w)
+        elif geometry.width_inner(x) or geometry.width_inner(y):
+            block_w = geometry.row_block(rows, width, config.block_m)
+        tiles_m = geometry.position_tiles(*tiled, config.block_m, block_w)
         self.grid = (spec.groups * tiles_m * triton.cdiv(c_write, config.block_n), self.splits, phases)
         # split partial tiles (accumulator dtype), tile-major; a ticket counter per output tile, per stream
         self.workspace_elems = self.splits * self.grid[0] * phases * config.block_m * config.block_n
@@ -299,7 +309,7 @@ class Launch:
         self.args = (  # scale_step: fp8 dequantises with per-call scales (the weight scale's step per channel)
             rows, c_read, c_write, *geometry_3d(x.shape[2:], y.shape[2:], spec),
             *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(y), per_split, *j, *steps,
-            scale_step or 0, *taps,
+            scale_step or 0, aligned.segments * block_w, aligned.step // max(row_vec, 1), *taps,
         )
         # matrix work per program, for mma_work(): tile volume x reduction steps, per phase
         phase_taps = [math.prod(row[1::2]) for row in table] if transposed else [1 if fold else math.prod(taps)]
