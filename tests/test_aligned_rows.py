@@ -22,53 +22,55 @@ def test_aligned_rows_of_a_3x3_layer(width, expected):
     """Rows of 56, 28, 14 in whole-row tiles of 64, 32, 16 (1.14x the positions), read in runs of what their width
     divides (16 bytes at most); 7 divides no run of 2; 64 needs 65 columns (the largest shift is 1): 128, 2x."""
     x = nchw(32, 64, width, width)
-    rows = geometry.aligned_rows(x, width, 32 * width * width, 3, 1, 1, 1, False, 128)
+    rows = geometry.aligned_rows(x, width, 32 * width * width, 3, 1, 1, 1, False, 128, 4)
     assert (rows.vec, rows.block_w) == expected and rows.segments == 1
 
 
 def test_aligned_rows_declines_what_it_cannot_serve():
     x = nchw(2, 16, 28, 28)
     none = geometry.AlignedRows()
-    assert geometry.aligned_rows(x, 14, 2 * 14 * 14, 3, 2, 1, 1, False, 128) == none  # width stride 2
-    assert geometry.aligned_rows(x, 30, 2 * 28 * 30, 3, 1, 3, 1, False, 128) == none  # padding 3 > 2: no tap at 0
+    assert geometry.aligned_rows(x, 14, 2 * 14 * 14, 3, 2, 1, 1, False, 128, 4) == none  # width stride 2
+    assert geometry.aligned_rows(x, 30, 2 * 28 * 30, 3, 1, 3, 1, False, 128, 4) == none  # padding 3 > 2: no tap at 0
+    assert geometry.aligned_rows(x, 28, 2 * 28 * 28, 3, 1, 1, 1, False, 128, 1) == none  # one step a tap: moves cost more
     cl = nchw(2, 16, 28, 28).contiguous(memory_format=torch.channels_last)
-    assert geometry.aligned_rows(cl, 28, 2 * 28 * 28, 3, 1, 1, 1, False, 128) == none  # channels innermost
+    assert geometry.aligned_rows(cl, 28, 2 * 28 * 28, 3, 1, 1, 1, False, 128, 4) == none  # channels innermost
     odd = torch.empty(2, 16, 28, 30, device="meta", dtype=torch.bfloat16)[..., :28]  # rows 30 apart: runs of 2
-    assert geometry.aligned_rows(odd, 28, 2 * 28 * 28, 3, 1, 1, 1, False, 128) == geometry.AlignedRows(2, 32, 32)
+    assert geometry.aligned_rows(odd, 28, 2 * 28 * 28, 3, 1, 1, 1, False, 128, 4) == geometry.AlignedRows(2, 32, 32)
 
 
 def test_long_rows_in_segments():
     """Rows longer than a tile: tiles of the block's width, ``step`` apart (a multiple of the run, the taps' reach
     short of the block), as many as the row's outputs need; only where they issue no more than the exact row tiles
     allow (rows of 28 in 16-wide tiles: 3 segments of 16 for 28 would be 1.7x)."""
-    assert geometry.aligned_rows(nchw(16, 64, 4096), 4096, 16 * 4096, 3, 1, 1, 1, False, 128) == \
+    assert geometry.aligned_rows(nchw(16, 64, 4096), 4096, 16 * 4096, 3, 1, 1, 1, False, 128, 4) == \
         geometry.AlignedRows(8, 128, 120, 35)  # 35 * 120 + 1 >= 4096
-    assert geometry.aligned_rows(nchw(16, 64, 4096), 4096, 16 * 4096, 3, 1, 2, 2, True, 128) == \
+    assert geometry.aligned_rows(nchw(16, 64, 4096), 4096, 16 * 4096, 3, 1, 2, 2, True, 128, 4) == \
         geometry.AlignedRows(8, 128, 120, 35)  # dilation 2: 4 columns of reach
     # dilation 8: 16 columns of reach, segments 112 apart, 37 of 128 for 4096 columns: 1.16x
-    assert geometry.aligned_rows(nchw(16, 64, 4096), 4096, 16 * 4096, 3, 1, 8, 8, True, 128) == geometry.AlignedRows()
-    assert geometry.aligned_rows(nchw(2, 16, 28, 28), 28, 2 * 28 * 28, 3, 1, 1, 1, False, 16) == geometry.AlignedRows()
+    assert geometry.aligned_rows(nchw(16, 64, 4096), 4096, 16 * 4096, 3, 1, 8, 8, True, 128, 4) == geometry.AlignedRows()
+    assert geometry.aligned_rows(nchw(2, 16, 28, 28), 28, 2 * 28 * 28, 3, 1, 1, 1, False, 16, 4) == geometry.AlignedRows()
 
 
 def test_aligned_rows_without_a_moving_tap_keep_the_exact_rows():
     x = nchw(4, 16, 7, 56)
     exact = geometry.row_block(4 * 7 * 56, 56, 128)
-    assert geometry.aligned_rows(x, 56, 4 * 7 * 56, 1, 1, 0, 1, False, 128) == geometry.AlignedRows(min(8, exact), exact,
+    assert geometry.aligned_rows(x, 56, 4 * 7 * 56, 1, 1, 0, 1, False, 128, 4) == geometry.AlignedRows(min(8, exact), exact,
                                                                                                    exact)
     # the transposed pass's largest shift is its padding: the first tap's
-    assert geometry.aligned_rows(x, 56, 4 * 7 * 56, 3, 1, 1, 1, True, 128) == geometry.AlignedRows(8, 64, 64)
+    assert geometry.aligned_rows(x, 56, 4 * 7 * 56, 3, 1, 1, 1, True, 128, 4) == geometry.AlignedRows(8, 64, 64)
 
 
-CASES = [  # (input shape, weight shape, stride, padding, dilation, groups, config, segments per row)
+CASES = [  # (input shape, weight shape, stride, padding, dilation, groups, config, segments per row): every pass at least
+    # two steps per width tap (geometry.ALIGNED_MIN_STEPS), the input gradient's phases included
     ((2, 16, 5, 14), (8, 16, 3, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1),
-    ((2, 16, 6, 12), (8, 16, 3, 5), (2, 1), (1, 2), 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1),
+    ((2, 16, 6, 12), (16, 16, 3, 5), (2, 1), (1, 2), 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1),
     ((1, 16, 5, 12), (6, 8, 3, 3), 1, 2, 2, 2, tuning.Config(16, 16, 8, num_warps=4, num_stages=1), 1),
     ((1, 16, 4, 5, 6), (8, 16, 3, 3, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1),
-    ((2, 16, 30), (8, 16, 5), 1, 2, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1),
+    ((2, 16, 30), (16, 16, 5), 1, 2, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1),
     ((2, 16, 5, 10), (8, 16, 4, 4), 1, "same", 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1),
     ((1, 32, 3, 14), (8, 32, 3, 3), 1, 1, 1, 1, tuning.Config(16, 16, 8, num_warps=4, num_stages=1, split_k=3), 1),
-    ((2, 16, 100), (8, 16, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 4),  # long rows
-    ((1, 16, 96), (8, 16, 3), 1, 4, 4, 1, tuning.Config(64, 16, 8, num_warps=4, num_stages=1), 2),
+    ((2, 16, 100), (16, 16, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 4),  # long rows
+    ((1, 16, 96), (16, 16, 3), 1, 4, 4, 1, tuning.Config(64, 16, 8, num_warps=4, num_stages=1), 2),
     ((1, 16, 2, 130), (8, 16, 3, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 5),
 ]
 

@@ -271,6 +271,12 @@ def row_block(positions: int, width: int, block: int) -> int:
     return min(sizes, key=lambda bw: (position_tiles(positions, width, block, bw), -bw))
 
 
+ALIGNED_MIN_STEPS = 2
+"""The fewest main-loop steps per width tap for which :func:`aligned_rows` pays: a move of the sum costs some 160-330
+instructions, where an aligned step saves some 100 over a 2-byte one (sm_90 SASS, ``python -m benchmarks.static
+--rows``: the 1-D layer with 9 taps of one step each issued 3x the channels-last loop's instructions per MMA, one with
+two steps 1.3x)."""
+
 ALIGNED_ROWS_PAD = 1.15
 """The most positions aligned row tiles (:func:`aligned_rows`) may issue over the exact row tiles' (rows of 56, 28, 14
 in 64, 32, 16: 1.14x)."""
@@ -288,7 +294,7 @@ class AlignedRows:
 
 
 def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int, stride_w: int, pad_w: int,
-                 dilation_w: int, transposed: bool, block: int) -> AlignedRows:
+                 dilation_w: int, transposed: bool, block: int, steps: int) -> AlignedRows:
     """NC(D)HW row tiles that read the input at their own columns, in runs that start on ``vec``-element boundaries
     (at most 16 bytes: vector loads, asynchronous copies on a GPU); ``vec = 0``: not.
 
@@ -300,9 +306,9 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
     two, at least the input's width and ``width_out + s_max``), or a segment of a long one: tiles of ``block`` columns
     ``step`` apart (a multiple of ``vec``, at most ``block - (k-1)*d``: each output's taps inside one tile, each
     output stored by one). Taken where it issues at most :data:`ALIGNED_ROWS_PAD` times the exact row tiles'
-    positions, with unit stride along the width, ``s_max >= 0``, and the input's width and other strides multiples of
-    ``vec`` (2 at least). Where no tap moves (a kernel 1 wide, no padding) the exact row tiles read aligned as they
-    are."""
+    positions and the main loop runs at least :data:`ALIGNED_MIN_STEPS` ``steps`` per width tap, with unit stride
+    along the width, ``s_max >= 0``, and the input's width and other strides multiples of ``vec`` (2 at least).
+    Where no tap moves (a kernel 1 wide, no padding) the exact row tiles read aligned as they are."""
     width = x.shape[-1]
     reach = (kernel_w - 1) * dilation_w  # the columns between a tile's first and last tap
     s_max = pad_w if transposed else reach - pad_w
@@ -316,6 +322,8 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
         return AlignedRows()
     if kernel_w == 1 and pad_w == 0:  # no tap moves: the exact row tiles, aligned
         return AlignedRows(min(vec, exact), exact, exact)
+    if steps < ALIGNED_MIN_STEPS:
+        return AlignedRows()
     rows = positions // width_out
     whole = max(8, triton.next_power_of_2(max(width, width_out + s_max)))
     step = (block - reach) // vec * vec  # segments of block columns; the outputs a segment stores start reach - s_max in

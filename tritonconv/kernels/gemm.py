@@ -292,9 +292,10 @@ class Launch:
         self.empty = y.numel() == 0
         self.acc = geometry.accumulator(x.dtype)  # of the split workspace
         width = j[-1] if transposed else y.shape[-1]  # of a row of positions
+        dh_taps = min(row[1] * row[3] for row in table) if transposed else math.prod(as_3d(spec.weight_shape[2:], 1)[:2])
         aligned = geometry.AlignedRows() if fold else geometry.aligned_rows(
             x, width, rows, spec.weight_shape[-1], spec.stride[-1], spec.padding[-1][0], spec.dilation[-1], transposed,
-            config.block_m)
+            config.block_m, dh_taps * (per_split // config.block_k))  # steps per width tap
         row_vec, block_w, tiled = aligned.vec, aligned.block_w, (rows, width)
         if row_vec:  # tiled as rows of its segments
             tiled = (rows // width * aligned.segments * block_w, aligned.segments * block_w)
