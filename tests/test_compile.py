@@ -120,8 +120,8 @@ def test_nchw_tiles_load_and_store_along_positions_without_spilling(arch):
 def test_sass_census_sees_how_tiles_arrive():
     """The report's main-loop census from the SASS, for the configs a Hopper GPU's heuristic picks: the
     channels-last passes of a unit-stride 3x3 layer and of a stride-2 one, and the split forward of a layer under
-    one wave, take TMA copies into HGMMA; NC(D)HW activations read in place: rows of 56 in aligned runs, 16-byte
-    asynchronous copies and no plain loads, while 7-wide rows (no run of 2) and 1-D rows (too long for a tile) load
+    one wave, take TMA copies into HGMMA; NC(D)HW activations read in place: rows of 56 and long 1-D rows (in
+    segments) in aligned runs, 16-byte asynchronous copies and no plain loads, while 7-wide rows (no run of 2) load
     2 bytes at a time (the weight tile an asynchronous copy); and it counts the integer instructions spent per MMA
     instruction."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
@@ -134,9 +134,10 @@ def test_sass_census_sees_how_tiles_arrive():
     aligned, nchw, ncl = (rows[name, "conv", "contiguous"] for name in ("resnet50_l1_3x3", "resnet50_l4_3x3", "tcn_k3"))
     assert {r["loop_math_op"] for r in rows.values()} == {"HGMMA"}
     assert all(r["loop_tma"] > 0 and r["loop_loads"] == 0 for r in tma)
-    assert aligned["loop_loads"] == 0 and aligned["loop_async_bytes"] == 16 and aligned["loop_outer_extra"] > 0
-    assert nchw["loop_loads"] > 0 and nchw["loop_load_bytes"] == 2 and nchw["loop_outer_extra"] == 0
-    assert ncl["loop_loads"] > 0 and ncl["loop_load_bytes"] == 2 and ncl["loop_async_copies"] > 0
+    for runs in (aligned, ncl):
+        assert runs["loop_loads"] == 0 and runs["loop_async_bytes"] == 16 and runs["loop_outer_extra"] > 0
+    assert nchw["loop_loads"] > 0 and nchw["loop_load_bytes"] == 2 and nchw["loop_async_copies"] > 0
+    assert nchw["loop_outer_extra"] == 0
     assert all(r["integer_per_math"] > 0 and 1 <= r["ctas_per_sm"] <= 32 for r in rows.values())
 
 
