@@ -54,8 +54,8 @@ def test_long_rows_in_segments():
 def test_aligned_rows_without_a_moving_tap_keep_the_exact_rows():
     x = nchw(4, 16, 7, 56)
     exact = geometry.row_block(4 * 7 * 56, 56, 128)
-    assert geometry.aligned_rows(x, 56, 4 * 7 * 56, 1, 1, 0, 1, False, 128, 4) == geometry.AlignedRows(min(8, exact), exact,
-                                                                                                   exact)
+    assert geometry.aligned_rows(x, 56, 4 * 7 * 56, 1, 1, 0, 1, False, 128, 4) == geometry.AlignedRows(
+        min(8, exact), exact, exact, -(-56 // exact))  # a row in as many tiles as it takes
     # the transposed pass's largest shift is its padding: the first tap's
     assert geometry.aligned_rows(x, 56, 4 * 7 * 56, 3, 1, 1, 1, True, 128, 4) == geometry.AlignedRows(8, 64, 64)
 
@@ -130,3 +130,26 @@ def test_bf16_forward_on_aligned_rows():
     assert kwargs["ROW_VEC"] == 8 and kwargs["BLOCK_W"] == 64
     assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg), F.conv2d(x.double(), w.double(), padding=1),
                  torch.bfloat16)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_a_kernel_one_wide_reads_long_rows_aligned_in_their_exact_tiles(memory_format):
+    """No tap moves (1x1): the exact row tiles, several to a row (here rows of 120 merged from 3 x 40 in tiles of
+    32), read aligned from NCHW activations; the output written NCHW or channels-last (the weight's layout)."""
+    x = torch.randn(2, 16, 3, 40)
+    w = torch.randn(16, 16, 1, 1).contiguous(memory_format=memory_format)
+    spec = conv_spec("conv2d", 2, x, w, None, 1, 0, 1, 1)
+    dy = torch.randn(spec.output_shape)
+    cfg = tuning.Config(32, 16, 8, num_warps=4, num_stages=1)
+
+    def forward():
+        return dispatch.conv_forward(x, w, None, spec, None, False, cfg)
+
+    def input_gradient():
+        return dispatch.conv_grad_input(dy, w, spec, False, memory_format, cfg)
+
+    for run in (forward, input_gradient):
+        for kwargs in kernel_args(run):
+            assert kwargs["ROW_VEC"] >= 2 and not kwargs["SHIFT"] and kwargs["VW"] > kwargs["BLOCK_W"], run.__name__
+    assert_close(forward(), F.conv2d(x.double(), w.double()))
+    assert_close(input_gradient(), torch.nn.grad.conv2d_input(x.shape, w.double(), dy.double()))

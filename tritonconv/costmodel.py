@@ -281,7 +281,7 @@ def fill_bytes(problem: Problem, config: Config) -> float:
 def by_rows(problem: Problem, config: Config) -> bool:
     """Whether a pointer GEMM launch tiles NC(D)HW activations by rows, 1-D to 3-D (rated ``row_macs``, or
     ``aligned_macs`` where :func:`aligned`): else loads of 2 bytes, no asynchronous copies (``benchmarks.static``'s
-    SASS census: a tap's shift hides the rows' alignment from the compiler, along a long 1-D row as along a plane's)."""
+    SASS census: a tap's shift hides the rows' alignment from the compiler, along a 1-D row as along a plane's)."""
     return problem.layout == "contiguous" and not config.tile_h and not folds(problem, config)
 
 

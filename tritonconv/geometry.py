@@ -320,8 +320,8 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
     exact = row_block(positions, width_out, block)
     if vec < 2 or not exact:
         return AlignedRows()
-    if kernel_w == 1 and pad_w == 0:  # no tap moves: the exact row tiles, aligned
-        return AlignedRows(min(vec, exact), exact, exact)
+    if kernel_w == 1 and pad_w == 0:  # no tap moves: the exact row tiles, aligned, a row's width tiles its segments
+        return AlignedRows(min(vec, exact), exact, exact, -(-width_out // exact))
     if steps < ALIGNED_MIN_STEPS:
         return AlignedRows()
     rows = positions // width_out

@@ -21,8 +21,8 @@ innermost (NLC, NHWC, NDHWC) a tile's loads run along channels; with the width a
 consecutive columns (:mod:`tritonconv._tile`), so its loads of the input and stores of the output
 run along the rows (``BLOCK_W = 0``: flat tiles). A width tap one column off starts those loads off their
 vector boundaries (2-byte loads); where the rows allow (``ROW_VEC``, :func:`tritonconv.geometry.aligned_rows`:
-unit width stride, whole rows in a tile) a tile reads the input at its own columns in aligned runs and the width
-taps move the sum along the rows instead. No operand is copied into another layout; only a
+unit width stride, whole rows in a tile or a long row in segments) a tile reads the input at its own columns in
+aligned runs and the width taps move the sum along the rows instead. No operand is copied into another layout; only a
 weight with neither channel axis innermost may be, by the dispatcher
 (:data:`tritonconv.geometry.WEIGHT_COPY_MACS`).
 """
