@@ -8,8 +8,9 @@ A tile of ``BLOCK`` positions is either a flat run of ``m`` (``BLOCK_W = 0``: th
 channels-innermost tensors, where a tile's loads run along channels) or ``BLOCK / BLOCK_W`` rows
 of ``BLOCK_W`` consecutive ``ow`` (for tensors whose width axis is innermost, NC(D)HW: the
 compiler then sees ``BLOCK_W`` consecutive addresses per row and lays its threads along them).
-A row is one ``(b, od, oh)``; ``BLOCK_W`` is a power of two (:func:`tritonconv.geometry.row_block`; whole rows for
-:func:`tritonconv.geometry.aligned_rows`, whose sums move along the rows by :func:`shift_rows`).
+A row is one ``(b, od, oh)``; ``BLOCK_W`` is a power of two (:func:`tritonconv.geometry.row_block`; whole rows, or
+segments of a long one, for :func:`tritonconv.geometry.aligned_rows`, whose sums move along the rows by
+:func:`shift_rows`).
 
 Loops step from one tile or tap to the next by carrying their counters (:func:`next_step`, :func:`next_rows`):
 a division by a runtime size costs some 20 instructions, a carry a compare and a select.
@@ -148,8 +149,8 @@ def next_step(c, mw, mh, md, step, c_end, cw, ch):
 
 @device
 def shift_rows(acc, step, col, BLOCK: tl.constexpr):
-    """``acc`` (a tile of whole rows, ``col`` each position's column) moved ``step`` columns right along its rows,
-    zero in the first ``step`` columns: a gather inside the tile."""
+    """``acc`` (a tile of whole rows or segments, ``col`` each position's column in its row or segment) moved ``step``
+    columns right along its rows, zero in the first ``step`` columns: a gather inside the tile."""
     ok = col >= step
     m = tl.arange(0, BLOCK)
     moved = tl.gather(acc, tl.broadcast_to(tl.where(ok, m - step, m)[:, None], acc.shape), 0)
