@@ -217,7 +217,8 @@ fastest: 173-254 registers at 128 x 128 on 8 warps, one program per SM."""
 ALIGNED_REGISTERS = (96, 0.5)
 """``(base, per_accumulator)`` of the pointer kernel reading NC(D)HW rows in aligned runs (:func:`aligned`), in
 place of its :data:`REGISTERS` entry: the move of the sum along the rows (a gather) holds some 100-120 registers
-whatever the tile (ptxas on sm_90: 104-122 at 128 x 64 and 64 x 64 on 8 warps, 76-77 at 128 x 16 and 128 x 32)."""
+whatever the tile (ptxas on sm_90, the committed report: 108-123 at 128 x 64 and 64 x 64 on 8 warps, 74-79 at
+128 x 16, 78 and 108 at 128 x 32)."""
 
 
 def kernel_of(problem: Problem, config: Config) -> str:
