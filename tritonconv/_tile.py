@@ -167,6 +167,26 @@ def phase_tap(j, phase, s, p, t, d, size):
 
 
 @device
+def axis_tap(j, phase, s, p, t, d, size, TRANSPOSED: tl.constexpr):
+    """One axis of the GEMM kernel's tap relation: forward, the input coordinate tap ``t`` of output ``j`` reads
+    (:func:`tap`; ``phase`` unused); transposed, that of position ``phase + s*j`` of a stride phase (:func:`phase_tap`)."""
+    if TRANSPOSED:
+        i, ok = phase_tap(j, phase, s, p, t, d, size)
+    else:
+        i, ok = tap(j, s, p, t, d, size, False)
+    return i, ok
+
+
+@device
+def mma(acc, a, b, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr):
+    """``acc + a @ b`` in ``ACC``; ``UPCAST`` multiplies in fp32 (the interpreter's bf16 dot is wrong)."""
+    if UPCAST:
+        a = a.to(tl.float32)
+        b = b.to(tl.float32)
+    return tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
+
+
+@device
 def activate(acc, ACTIVATION: tl.constexpr):
     """The fused activation epilogue (GELU exact, through erf, as ``torch.nn.functional.gelu``)."""
     if ACTIVATION == "relu":

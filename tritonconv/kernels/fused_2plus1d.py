@@ -20,7 +20,7 @@ import triton.language as tl
 from .. import geometry
 from .._checks import ConvSpec
 from .._runtime import Direct, interpreting, kernel
-from .._tile import activate, tap, tile_positions
+from .._tile import activate, mma, tap, tile_positions
 from ..geometry import Config, dot_precision, needs_int64
 
 
@@ -77,10 +77,7 @@ def _conv2plus1d_kernel(
                             mask=ok[:, None] & ok_k[None, :], other=0.0)
                 b = tl.load((ws_ptr + cm * wso + kh * wsh + kw * wsw)[None, :] + ci[:, None] * wsi,
                             mask=ok_k[:, None] & ok_c[None, :], other=0.0)
-                if UPCAST:
-                    a = a.to(tl.float32)
-                    b = b.to(tl.float32)
-                mid = tl.dot(a, b, mid, input_precision=DOT_PRECISION, out_dtype=ACC)
+                mid = mma(mid, a, b, UPCAST, DOT_PRECISION, ACC)
             if HAS_BS:
                 mid += tl.load(bs_ptr + cm, mask=ok_c, other=0.0).to(ACC)[None, :]
             mid = activate(mid, MID_ACT)
@@ -88,10 +85,7 @@ def _conv2plus1d_kernel(
             mid = mid.to(x_ptr.dtype.element_ty)  # as the two-launch path stores it
             wt = tl.load(wt_ptr + offs_n[None, :] * wto + cm[:, None] * wti + j * wtt,
                          mask=ok_c[:, None] & mask_n[None, :], other=0.0)
-            if UPCAST:
-                mid = mid.to(tl.float32)
-                wt = wt.to(tl.float32)
-            acc = tl.dot(mid, wt, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
+            acc = mma(acc, mid, wt, UPCAST, DOT_PRECISION, ACC)
 
     if HAS_BT:
         acc += tl.load(bt_ptr + offs_n, mask=mask_n, other=0.0).to(ACC)[None, :]

@@ -38,7 +38,7 @@ import triton.language as tl
 from .. import geometry, shapes
 from .._checks import ConvSpec
 from .._runtime import Counters, Direct, interpreting, kernel
-from .._tile import activate, meet_splits, next_step, phase_tap, position_tiles, shift_rows, tap, tile_positions, weight_tap
+from .._tile import activate, axis_tap, meet_splits, mma, next_step, position_tiles, shift_rows, tap, tile_positions, weight_tap
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, split_sizes, strides_3d
 
 
@@ -138,6 +138,7 @@ def _conv_kernel(
     else:  # every tap, from 0 in steps of 1
         nb, od, oh, ow, mask_m = tile_positions(pid_m, m_tiled, OD, OH, width, BLOCK_M, BLOCK_W, INT64)  # once
         t0d, cd, t0h, ch, t0w, cw = 0, KD, 0, KH, 0, KW
+        jd, jh, jw, phd, phh, phw = od, oh, ow, 0, 0, 0  # (axis_tap's arguments: no phases)
 
     x_rows = x_ptr + nb * sxn + group * C_in_g * sxc  # [BLOCK_M] pointers, channel 0 of the group
     w_cols = w_ptr + group * swg + offs_n * swn  # [BLOCK_N] pointers
@@ -159,17 +160,14 @@ def _conv_kernel(
             a = tl.load(x_rows[:, None] + id_ * sxd + ih * sxh + iw * sxw + (c * sxc)[None, :], mask=ok, other=0.0)
             w_k = c * swk + weight_tap(kd_, kh_, kw_, swd, swh, sww, KD, KH, KW, FLIP)
             b = tl.load(w_cols[None, :] + w_k[:, None], mask=ok_k[:, None] & mask_n[None, :], other=0.0)
-            if UPCAST:
-                a = a.to(tl.float32)
-                b = b.to(tl.float32)
-            acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
+            acc = mma(acc, a, b, UPCAST, DOT_PRECISION, ACC)
     elif ROW_VEC:  # NC(D)HW rows read at their own columns in aligned runs of ROW_VEC (geometry.aligned_rows): width
         # taps in increasing order of their shift, each a flat loop over (depth tap, height tap, chunk) into acc, which
         # moves one tap's shift along the rows between taps; the epilogue stores column c at ow = c - (largest shift)
         c_lo = split * R_PER_SPLIT
         k_steps = R_PER_SPLIT // BLOCK_K
         seg = pid_m % (VW // BLOCK_W)  # the tile's segment of its rows (a scalar: _tile.tile_positions' width tile)
-        col_in = (jw if TRANSPOSED else ow) - seg * BLOCK_W  # a position's column in its segment
+        col_in = jw - seg * BLOCK_W  # a position's column in its segment
         step = STEP_RUNS * ROW_VEC  # (a multiple of ROW_VEC the compiler sees: the runs stay aligned)
         col = seg * step + col_in  # the input column read: the position's own
         col_ok = tl.max_constancy((col // ROW_VEC) < (W // ROW_VEC), [ROW_VEC])  # W % ROW_VEC == 0: col < W
@@ -180,12 +178,8 @@ def _conv_kernel(
             for _ in range(cd * ch * k_steps):
                 kh = t0h + mh * eh
                 kd = t0d + md * ed
-                if TRANSPOSED:
-                    id_, ok_d = phase_tap(jd, phd, sd, pd, kd, dd, D)
-                    ih, ok_h = phase_tap(jh, phh, sh, ph, kh, dh, H)
-                else:
-                    id_, ok_d = tap(od, sd, pd, kd, dd, D, False)
-                    ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
+                id_, ok_d = axis_tap(jd, phd, sd, pd, kd, dd, D, TRANSPOSED)
+                ih, ok_h = axis_tap(jh, phh, sh, ph, kh, dh, H, TRANSPOSED)
                 ok = row_ok & ok_d & ok_h & col_ok
                 cin = c_lo + chunk * BLOCK_K + offs_k
                 ok_k = cin < C_in_g
@@ -195,18 +189,13 @@ def _conv_kernel(
                             other=0.0)
                 w_tap = w_cols + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
                 b = tl.load(w_tap[None, :] + cin[:, None] * swk, mask=ok_k[:, None] & mask_n[None, :], other=0.0)
-                if UPCAST:
-                    a = a.to(tl.float32)
-                    b = b.to(tl.float32)
-                acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
+                acc = mma(acc, a, b, UPCAST, DOT_PRECISION, ACC)
                 chunk, _, mh, md = next_step(chunk, 0, mh, md, 1, k_steps, 1, ch)
             if SHIFT:
                 if mw < cw - 1:  # the next tap's shift is dw more: the sum so far moves dw columns right
                     acc = shift_rows(acc, dw, col_in, BLOCK_M)
-        if TRANSPOSED:  # the largest shift: the first tap's (t0w = 0 at unit width stride)
-            s_max, _ = phase_tap(0, phw, sw, pw, t0w, dw, W)
-        else:
-            s_max, _ = tap(0, sw, pw, KW - 1, dw, W, False)
+        # the largest shift: the last tap's (transposed, the first of the phase's: t0w = 0 at unit width stride)
+        s_max, _ = axis_tap(0, phw, sw, pw, t0w if TRANSPOSED else KW - 1, dw, W, TRANSPOSED)
         ow = col - s_max
         first = (KW - 1) * dw - s_max  # a segment after the first stores from past its taps' reach on
         lo = tl.where(seg > 0, seg * step + first, 0)
@@ -221,14 +210,9 @@ def _conv_kernel(
             kw = t0w + mw * ew
             kh = t0h + mh * eh
             kd = t0d + md * ed
-            if TRANSPOSED:  # [BLOCK_M] each, from scalar tap indices: along j within the phase
-                id_, ok_d = phase_tap(jd, phd, sd, pd, kd, dd, D)
-                ih, ok_h = phase_tap(jh, phh, sh, ph, kh, dh, H)
-                iw, ok_w = phase_tap(jw, phw, sw, pw, kw, dw, W)
-            else:
-                id_, ok_d = tap(od, sd, pd, kd, dd, D, False)
-                ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
-                iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
+            id_, ok_d = axis_tap(jd, phd, sd, pd, kd, dd, D, TRANSPOSED)  # [BLOCK_M] each, from scalar tap indices
+            ih, ok_h = axis_tap(jh, phh, sh, ph, kh, dh, H, TRANSPOSED)
+            iw, ok_w = axis_tap(jw, phw, sw, pw, kw, dw, W, TRANSPOSED)
             ok = mask_m & ok_d & ok_h & ok_w
             cin = c_lo + chunk * BLOCK_K + offs_k
             ok_k = cin < C_in_g
@@ -236,10 +220,7 @@ def _conv_kernel(
             w_tap = w_cols + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
             a = tl.load(x_tap[:, None] + cin[None, :] * sxc, mask=ok[:, None] & ok_k[None, :], other=0.0)
             b = tl.load(w_tap[None, :] + cin[:, None] * swk, mask=ok_k[:, None] & mask_n[None, :], other=0.0)
-            if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
-                a = a.to(tl.float32)
-                b = b.to(tl.float32)
-            acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
+            acc = mma(acc, a, b, UPCAST, DOT_PRECISION, ACC)
             chunk, mw, mh, md = next_step(chunk, mw, mh, md, 1, k_steps, cw, ch)
 
     finish = True

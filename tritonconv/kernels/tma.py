@@ -47,7 +47,7 @@ from .. import geometry, shapes
 from .._checks import ConvSpec
 from .._descriptors import as_5d, channels_inner, describable, input_view, nc_boxes_aligned
 from .._runtime import Counters, Descriptors, Direct, interpreting, kernel
-from .._tile import activate, meet_splits, next_step, patch
+from .._tile import activate, meet_splits, mma, next_step, patch
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
 
@@ -145,10 +145,7 @@ def _conv_tma_kernel(
             b = w_desc.load([c0, kd, kh, kw, n0]).reshape(BLOCK_K, BLOCK_N)
         else:  # [BLOCK_N, 1, 1, 1, BLOCK_K] of [C_out, KD, KH, KW, C_in], transposed (K-major: what fp8 needs)
             b = tl.trans(w_desc.load([n0, kd, kh, kw, c0]).reshape(BLOCK_N, BLOCK_K))
-        if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
-            a = a.to(tl.float32)
-            b = b.to(tl.float32)
-        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+        acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
         if PHASED:  # the next (tap, chunk): channels fastest, then width, height and depth taps, by carries
             c0, mw, mh, md = next_step(c0, mw, mh, md, BLOCK_K, k_steps * BLOCK_K, cw, ch)
 

@@ -51,7 +51,7 @@ from .. import geometry
 from .._checks import ConvSpec
 from .._descriptors import as_5d, channels_inner, describable, input_view, nc_boxes_aligned
 from .._runtime import Descriptors, Direct, TensorDescriptor, interpreting, kernel
-from .._tile import next_rows, patch, tap, tile_positions
+from .._tile import mma, next_rows, patch, tap, tile_positions
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
 
@@ -145,10 +145,7 @@ def _conv_weight_grad_kernel(
             x_p = nb * sxn + id_ * sxd + ih * sxh + iw * sxw
             ok = (mask_p & ok_d & ok_h & ok_w)[:, None] & mask_n[None, :]
         b = tl.load(x_cols[None, :] + x_p[:, None], mask=ok, other=0.0)
-        if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
-            a = a.to(tl.float32)
-            b = b.to(tl.float32)
-        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION, out_dtype=ACC)
+        acc = mma(acc, a, b, UPCAST, DOT_PRECISION, ACC)
         if CARRY:
             tw, nb, od, oh, row = next_rows(tw, nb, od, oh, row, tiles_w, OD, OH, ROWS)
 
@@ -300,10 +297,7 @@ def _conv_weight_grad_tma_kernel(
             b = x_desc.load([nb, id_, ih, iw, n0]).reshape(BLOCK_K, BLOCK_N)
         else:
             b = tl.trans(x_desc.load([nb, n0, id_, ih, iw]).reshape(BLOCK_N, BLOCK_K))
-        if UPCAST:  # the interpreter's bf16 dot is wrong: multiply in fp32 there
-            a = a.to(tl.float32)
-            b = b.to(tl.float32)
-        acc = tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+        acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
         ow0 += TILE_W  # the next patch by carries, not divisions (scalar coordinates only)
         row_done = ow0 >= OW
         ow0 = tl.where(row_done, 0, ow0)
