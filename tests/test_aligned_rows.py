@@ -17,20 +17,26 @@ def nchw(*shape, dtype=torch.bfloat16):
     return torch.empty(shape, dtype=dtype, device="meta")
 
 
-@pytest.mark.parametrize("width,expected", [(56, (8, 64)), (28, (4, 32)), (14, (2, 16)), (7, (0, 0)), (64, (0, 0))])
+@pytest.mark.parametrize("width,expected", [(56, (8, 64, False)), (28, (4, 32, False)), (14, (2, 16, False)),
+                                            (7, (0, 0, False)), (64, (8, 64, True)), (32, (8, 32, True))])
 def test_aligned_rows_of_a_3x3_layer(width, expected):
     """Rows of 56, 28, 14 in whole-row tiles of 64, 32, 16 (1.14x the positions), read in runs of what their width
-    divides (16 bytes at most); 7 divides no run of 2; 64 needs 65 columns (the largest shift is 1): 128, 2x."""
+    divides (16 bytes at most), the sum moving between taps; 7 divides no run of 2; 64 would need 65 columns for the
+    moving sum (the largest shift is 1: 128, 2x), so its rows are held at their own width, each tap's products
+    moved."""
     x = nchw(32, 64, width, width)
     rows = geometry.aligned_rows(x, width, 32 * width * width, 3, 1, 1, 1, False, 128, 4)
-    assert (rows.vec, rows.block_w) == expected and rows.segments == 1
+    assert (rows.vec, rows.block_w, rows.each) == expected and rows.segments == 1
 
 
 def test_aligned_rows_declines_what_it_cannot_serve():
     x = nchw(2, 16, 28, 28)
     none = geometry.AlignedRows()
     assert geometry.aligned_rows(x, 14, 2 * 14 * 14, 3, 2, 1, 1, False, 128, 4) == none  # width stride 2
-    assert geometry.aligned_rows(x, 30, 2 * 28 * 30, 3, 1, 3, 1, False, 128, 4) == none  # padding 3 > 2: no tap at 0
+    # padding 3 > 2 (no tap at shift 0: the sum cannot move): rows of 30 at their own width, 32, each tap's products
+    assert geometry.aligned_rows(x, 30, 2 * 28 * 30, 3, 1, 3, 1, False, 128, 4) == geometry.AlignedRows(4, 32, 32, 1, True)
+    wide = nchw(2, 16, 28, 256)  # rows of 256 in 128-wide tiles, padded: segments need s_max >= 0
+    assert geometry.aligned_rows(wide, 260, 2 * 28 * 260, 3, 1, 3, 1, False, 128, 4) == none
     assert geometry.aligned_rows(x, 28, 2 * 28 * 28, 3, 1, 1, 1, False, 128, 1) == none  # one step a tap: moves cost more
     cl = nchw(2, 16, 28, 28).contiguous(memory_format=torch.channels_last)
     assert geometry.aligned_rows(cl, 28, 2 * 28 * 28, 3, 1, 1, 1, False, 128, 4) == none  # channels innermost
@@ -60,18 +66,25 @@ def test_aligned_rows_without_a_moving_tap_keep_the_exact_rows():
     assert geometry.aligned_rows(x, 56, 4 * 7 * 56, 3, 1, 1, 1, True, 128, 4) == geometry.AlignedRows(8, 64, 64)
 
 
-CASES = [  # (input shape, weight shape, stride, padding, dilation, groups, config, segments per row): every pass at least
-    # two steps per width tap (geometry.ALIGNED_MIN_STEPS), the input gradient's phases included
-    ((2, 16, 5, 14), (8, 16, 3, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1),
-    ((2, 16, 6, 12), (16, 16, 3, 5), (2, 1), (1, 2), 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1),
-    ((1, 16, 5, 12), (6, 8, 3, 3), 1, 2, 2, 2, tuning.Config(16, 16, 8, num_warps=4, num_stages=1), 1),
-    ((1, 16, 4, 5, 6), (8, 16, 3, 3, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1),
-    ((2, 16, 30), (16, 16, 5), 1, 2, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1),
-    ((2, 16, 5, 10), (8, 16, 4, 4), 1, "same", 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1),
-    ((1, 32, 3, 14), (8, 32, 3, 3), 1, 1, 1, 1, tuning.Config(16, 16, 8, num_warps=4, num_stages=1, split_k=3), 1),
-    ((2, 16, 100), (16, 16, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 4),  # long rows
-    ((1, 16, 96), (16, 16, 3), 1, 4, 4, 1, tuning.Config(64, 16, 8, num_warps=4, num_stages=1), 2),
-    ((1, 16, 2, 130), (8, 16, 3, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 5),
+CASES = [  # (input shape, weight shape, stride, padding, dilation, groups, config, segments per row, SHIFT): every pass at
+    # least two steps per width tap (geometry.ALIGNED_MIN_STEPS), the input gradient's phases included
+    ((2, 16, 5, 14), (8, 16, 3, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, 1),
+    ((2, 16, 6, 12), (16, 16, 3, 5), (2, 1), (1, 2), 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, 1),
+    ((1, 16, 5, 12), (6, 8, 3, 3), 1, 2, 2, 2, tuning.Config(16, 16, 8, num_warps=4, num_stages=1), 1, 1),
+    ((1, 16, 4, 5, 6), (8, 16, 3, 3, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, 1),
+    ((2, 16, 30), (16, 16, 5), 1, 2, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, 1),
+    ((2, 16, 5, 10), (8, 16, 4, 4), 1, "same", 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, 1),
+    ((1, 32, 3, 14), (8, 32, 3, 3), 1, 1, 1, 1, tuning.Config(16, 16, 8, num_warps=4, num_stages=1, split_k=3), 1, 1),
+    ((2, 16, 100), (16, 16, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 4, 1),  # long rows
+    ((1, 16, 96), (16, 16, 3), 1, 4, 4, 1, tuning.Config(64, 16, 8, num_warps=4, num_stages=1), 2, 1),
+    ((1, 16, 2, 130), (8, 16, 3, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 5, 1),
+    # rows held at their own width, each tap's products moved (SHIFT 2): 'same' padding of power-of-two rows, dilated,
+    # padding past the taps' reach (1-D: no tap at shift 0; its input gradient's sum moves), 3-D, 1-D with a split
+    ((2, 16, 5, 16), (8, 16, 3, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, 2),
+    ((1, 16, 6, 16), (16, 16, 3, 3), 1, 2, 2, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, 2),
+    ((2, 16, 26), (16, 16, 3), 1, 3, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (2, 1)),
+    ((1, 16, 3, 4, 8), (8, 16, 3, 3, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, 2),
+    ((2, 32, 32), (32, 32, 5), 1, 2, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1, split_k=2), 1, 2),
 ]
 
 
@@ -93,7 +106,7 @@ def test_forward_and_input_gradient_on_aligned_rows(case, int64, monkeypatch):
     the forward."""
     if int64:
         monkeypatch.setattr(geometry, "INT32_MAX", 16)
-    x_shape, w_shape, stride, padding, dilation, groups, cfg, segments = CASES[case]
+    x_shape, w_shape, stride, padding, dilation, groups, cfg, segments, shift = CASES[case]
     ndim = len(w_shape) - 2
     x = torch.randn(x_shape)
     w = torch.randn(w_shape)
@@ -107,9 +120,9 @@ def test_forward_and_input_gradient_on_aligned_rows(case, int64, monkeypatch):
     def input_gradient():
         return dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg)
 
-    for run in (forward, input_gradient):
+    for run, moves in zip((forward, input_gradient), shift if isinstance(shift, tuple) else (shift, shift)):
         (kwargs,) = kernel_args(run)
-        assert kwargs["ROW_VEC"] >= 2 and kwargs["SHIFT"] and kwargs["INT64"] == int64, run.__name__
+        assert kwargs["ROW_VEC"] >= 2 and kwargs["SHIFT"] == moves and kwargs["INT64"] == int64, run.__name__
         assert kwargs["VW"] == segments * kwargs["BLOCK_W"], run.__name__
     pads = spec.padding
     xd, wd = x.double().requires_grad_(), w.double()

@@ -148,10 +148,13 @@ def next_step(c, mw, mh, md, step, c_end, cw, ch):
 
 
 @device
-def shift_rows(acc, step, col, BLOCK: tl.constexpr):
+def shift_rows(acc, step, col, BLOCK: tl.constexpr, BLOCK_W: tl.constexpr):
     """``acc`` (a tile of whole rows or segments, ``col`` each position's column in its row or segment) moved ``step``
-    columns right along its rows, zero in the first ``step`` columns: a gather inside the tile."""
+    columns right along its rows (left where negative), zero where no column moves in: a gather inside the tile.
+    ``BLOCK_W = 0``: ``step >= 0``; else the rows' width, for either sign."""
     ok = col >= step
+    if BLOCK_W > 0:
+        ok = ok & (col - step < BLOCK_W)
     m = tl.arange(0, BLOCK)
     moved = tl.gather(acc, tl.broadcast_to(tl.where(ok, m - step, m)[:, None], acc.shape), 0)
     return tl.where(ok[:, None], moved, 0.0)

@@ -53,8 +53,9 @@ from . import cache, geometry, shapes, tuning
 from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
-__all__ = ["ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "Device",
-           "aligned", "by_rows", "gemm_launch", "ctas_per_sm", "device_for", "efficiency",
+__all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET",
+           "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "Device",
+           "aligned", "apart", "by_rows", "gemm_launch", "ctas_per_sm", "device_for", "efficiency",
            "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds",
            "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds"]
 
@@ -120,7 +121,7 @@ def device_for(name: str) -> Device:
         return dataclasses.replace(DATASHEET, name=name)
 
 
-ROW_ISSUE = {"conv": 0.59, "conv_t": 0.71, "conv_wgrad": 1.07}
+ROW_ISSUE = {"conv": 0.56, "conv_t": 0.75, "conv_wgrad": 1.07}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles (:func:`by_rows`) are rated at
 while ``Device.row_macs`` is unfitted: the median, over the suite's layers, of the channels-last main loop's
 instructions per MMA over the rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the
@@ -221,6 +222,13 @@ whatever the tile (ptxas on sm_90, the committed report: 108-123 at 128 x 64 and
 128 x 16, 78 and 108 at 128 x 32)."""
 
 
+ALIGNED_EACH_REGISTERS = (70, 3.2)
+"""The same where each width tap's products are held apart in a second accumulator and moved
+(:class:`tritonconv.geometry.AlignedRows` ``each``): ptxas on sm_90 gave 98-109 registers at 8 accumulator elements
+per thread, 107-119 at 16, 128-182 at 32 (``deeplab_3x3_d2``'s and ``unet3d_64cube``'s forwards and input gradients,
+tiles from 128 x 16 to 64 x 64 and 128 x 64)."""
+
+
 def kernel_of(problem: Problem, config: Config) -> str:
     """The kernel a launch runs (:func:`launched`): ``_conv_kernel`` and ``_conv_tma_kernel`` for the forward and
     the input gradient, ``_conv_weight_grad_kernel`` and ``_conv_weight_grad_tma_kernel`` for the weight gradient;
@@ -235,7 +243,9 @@ def kernel_of(problem: Problem, config: Config) -> str:
 def registers(problem: Problem, config: Config) -> int:
     """Estimated registers per thread of a GEMM launch (:data:`REGISTERS`)."""
     kernel = kernel_of(problem, config)
-    base, per_accumulator = ALIGNED_REGISTERS if kernel == "_conv_kernel" and aligned(problem, config) else REGISTERS[kernel]
+    base, per_accumulator = REGISTERS[kernel]
+    if kernel == "_conv_kernel" and aligned(problem, config):
+        base, per_accumulator = ALIGNED_EACH_REGISTERS if apart(problem, config) else ALIGNED_REGISTERS
     return min(255, round(base + per_accumulator * config.block_m * config.block_n / (32 * config.num_warps)))
 
 
@@ -289,11 +299,18 @@ def by_rows(problem: Problem, config: Config) -> bool:
 @functools.lru_cache(maxsize=4096)
 def aligned(problem: Problem, config: Config) -> bool:
     """Whether a pointer launch over NC(D)HW row tiles (:func:`by_rows`) reads its rows in aligned runs, the width taps
-    moving the sum instead (:func:`tritonconv.geometry.aligned_rows`; rated ``aligned_macs``): asynchronous 16-byte
-    copies where the others load 2 bytes at a time."""
+    moving the sum (or their products, :func:`apart`) instead (:func:`tritonconv.geometry.aligned_rows`; rated
+    ``aligned_macs``): asynchronous 16-byte copies where the others load 2 bytes at a time."""
     problem, config = launched(problem, config)
     return (by_rows(problem, config) and problem.kind != "conv_wgrad"
             and getattr(gemm_launch(problem, config), "aligned", False))
+
+
+@functools.lru_cache(maxsize=4096)
+def apart(problem: Problem, config: Config) -> bool:
+    """Whether an :func:`aligned` launch holds each width tap's products apart, moving them into the sum (whole rows at
+    their own width, :class:`tritonconv.geometry.AlignedRows` ``each``), not the sum between taps."""
+    return aligned(problem, config) and gemm_launch(*launched(problem, config)).each
 
 
 def folds(problem: Problem, config: Config) -> bool:

@@ -285,16 +285,24 @@ in 64, 32, 16: 1.14x)."""
 @dataclass(frozen=True)
 class AlignedRows:
     """How the pointer kernel reads NC(D)HW rows in aligned runs (:func:`aligned_rows`): runs of ``vec`` elements,
-    tiles ``block_w`` columns wide, a row in ``segments`` tiles starting ``step`` columns apart (one: whole rows)."""
+    tiles ``block_w`` columns wide, a row in ``segments`` tiles starting ``step`` columns apart (one: whole rows);
+    ``each``: each width tap's products moved to their columns (whole rows), not the sum between taps."""
 
     vec: int = 0
     block_w: int = 0
     step: int = 0
     segments: int = 1
+    each: bool = False
+
+
+ALIGNED_EACH_ACCUMULATOR = 32
+"""The most accumulator elements per thread (``BLOCK_M * BLOCK_N / (32 * num_warps)``) for which :func:`aligned_rows`
+holds each tap's products apart (a second accumulator): ptxas for sm_90 fits 32 in 128-182 registers and spills at 64
+(128 x 64 tiles on 4 warps, 128 x 128 on 8)."""
 
 
 def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int, stride_w: int, pad_w: int,
-                 dilation_w: int, transposed: bool, block: int, steps: int) -> AlignedRows:
+                 dilation_w: int, transposed: bool, block: int, steps: int, accumulator: int = 0) -> AlignedRows:
     """NC(D)HW row tiles that read the input at their own columns, in runs that start on ``vec``-element boundaries
     (at most 16 bytes: vector loads, asynchronous copies on a GPU); ``vec = 0``: not.
 
@@ -305,14 +313,18 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
     not per step), and stores column ``c`` at ``c - s_max``. A tile then holds a whole row (``block_w``, a power of
     two, at least the input's width and ``width_out + s_max``), or a segment of a long one: tiles of ``block`` columns
     ``step`` apart (a multiple of ``vec``, at most ``block - (k-1)*d``: each output's taps inside one tile, each
-    output stored by one). Taken where it issues at most :data:`ALIGNED_ROWS_PAD` times the exact row tiles'
-    positions and the main loop runs at least :data:`ALIGNED_MIN_STEPS` ``steps`` per width tap, with unit stride
-    along the width, ``s_max >= 0``, and the input's width and other strides multiples of ``vec`` (2 at least).
+    output stored by one). A row whose slack for the moving sum would cost a wider tile (64 columns and 'same'
+    padding: 66) is held whole at its own width instead, each tap's products summed apart and moved ``-s_t`` columns
+    into the sum (``each``: a second accumulator, a move per tap; what leaves the row is a padding column's).
+    Taken where it issues at most :data:`ALIGNED_ROWS_PAD` times the exact row tiles' positions and the main loop
+    runs at least :data:`ALIGNED_MIN_STEPS` ``steps`` per width tap, with unit stride along the width, and the
+    input's width and other strides multiples of ``vec`` (2 at least); the moving sum needs ``s_max >= 0``, the
+    products held apart at most :data:`ALIGNED_EACH_ACCUMULATOR` ``accumulator`` elements per thread.
     Where no tap moves (a kernel 1 wide, no padding) the exact row tiles read aligned as they are."""
     width = x.shape[-1]
     reach = (kernel_w - 1) * dilation_w  # the columns between a tile's first and last tap
     s_max = pad_w if transposed else reach - pad_w
-    if not width_inner(x) or stride_w != 1 or s_max < 0 or block < 8:
+    if not width_inner(x) or stride_w != 1 or block < 8:
         return AlignedRows()
     vec = 16 // x.element_size()
     while vec > 1 and any(n % vec for n in (width, *strides_3d(x)[:4])):
@@ -327,9 +339,12 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
     rows = positions // width_out
     whole = max(8, triton.next_power_of_2(max(width, width_out + s_max)))
     step = (block - reach) // vec * vec  # segments of block columns; the outputs a segment stores start reach - s_max in
-    options = [AlignedRows(min(vec, whole), whole, whole)] if whole <= block else []
-    if step >= vec:
+    options = [AlignedRows(min(vec, whole), whole, whole)] if whole <= block and s_max >= 0 else []
+    if step >= vec and s_max >= 0:
         options.append(AlignedRows(vec, block, step, max(1, -(-(width_out - (reach - s_max)) // step))))
+    own = max(8, triton.next_power_of_2(max(width, width_out)))  # whole rows, each tap's products moved
+    if own <= block and accumulator <= ALIGNED_EACH_ACCUMULATOR:
+        options.append(AlignedRows(min(vec, own), own, own, 1, True))
     allowed = ALIGNED_ROWS_PAD * position_tiles(positions, width_out, block, exact)
     options = [o for o in options if position_tiles(rows * o.segments * o.block_w, o.segments * o.block_w, block,
                                                     o.block_w) <= allowed]

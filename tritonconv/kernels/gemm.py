@@ -163,7 +163,8 @@ def _conv_kernel(
             acc = mma(acc, a, b, UPCAST, DOT_PRECISION, ACC)
     elif ROW_VEC:  # NC(D)HW rows read at their own columns in aligned runs of ROW_VEC (geometry.aligned_rows): width
         # taps in increasing order of their shift, each a flat loop over (depth tap, height tap, chunk) into acc, which
-        # moves one tap's shift along the rows between taps; the epilogue stores column c at ow = c - (largest shift)
+        # moves one tap's shift along the rows between taps (SHIFT 1); the epilogue stores column c at ow = c - (largest
+        # shift). SHIFT 2 (whole rows at their own width): each tap's products summed apart, then moved to their columns
         c_lo = split * R_PER_SPLIT
         k_steps = R_PER_SPLIT // BLOCK_K
         seg = pid_m % (VW // BLOCK_W)  # the tile's segment of its rows (a scalar: _tile.tile_positions' width tile)
@@ -174,6 +175,10 @@ def _conv_kernel(
         row_ok = (nb < M // (JW * JH * JD) if TRANSPOSED else nb < M // (OW * OH * OD)) & (od < OD) & (oh < OH)
         for mw in range(cw):
             kw = t0w + (cw - 1 - mw) * ew if TRANSPOSED else mw  # shifts pw - kw*dw, or kw*dw - pw: increasing
+            if SHIFT == 2:  # this tap's products apart: a sum of their own
+                part = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
+            else:
+                part = acc
             md, mh, chunk = 0, 0, 0
             for _ in range(cd * ch * k_steps):
                 kh = t0h + mh * eh
@@ -189,17 +194,26 @@ def _conv_kernel(
                             other=0.0)
                 w_tap = w_cols + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
                 b = tl.load(w_tap[None, :] + cin[:, None] * swk, mask=ok_k[:, None] & mask_n[None, :], other=0.0)
-                acc = mma(acc, a, b, UPCAST, DOT_PRECISION, ACC)
+                part = mma(part, a, b, UPCAST, DOT_PRECISION, ACC)
                 chunk, _, mh, md = next_step(chunk, 0, mh, md, 1, k_steps, 1, ch)
-            if SHIFT:
-                if mw < cw - 1:  # the next tap's shift is dw more: the sum so far moves dw columns right
-                    acc = shift_rows(acc, dw, col_in, BLOCK_M)
-        # the largest shift: the last tap's (transposed, the first of the phase's: t0w = 0 at unit width stride)
-        s_max, _ = axis_tap(0, phw, sw, pw, t0w if TRANSPOSED else KW - 1, dw, W, TRANSPOSED)
-        ow = col - s_max
-        first = (KW - 1) * dw - s_max  # a segment after the first stores from past its taps' reach on
-        lo = tl.where(seg > 0, seg * step + first, 0)
-        mask_m = row_ok & (ow >= lo) & (ow < (seg + 1) * step + first) & (ow < OW)
+            if SHIFT == 2:  # products of column c belong to output column c - s: moved there (whole rows)
+                s, _ = axis_tap(0, phw, sw, pw, kw, dw, W, TRANSPOSED)
+                acc += shift_rows(part, -s, col_in, BLOCK_M, BLOCK_W)
+            else:
+                acc = part
+                if SHIFT == 1:
+                    if mw < cw - 1:  # the next tap's shift is dw more: the sum so far moves dw columns right
+                        acc = shift_rows(acc, dw, col_in, BLOCK_M, 0)
+        if SHIFT == 2:  # every output at its own column
+            ow = col
+            mask_m = row_ok & (ow < OW)
+        else:
+            # the largest shift: the last tap's (transposed, the first of the phase's: t0w = 0 at unit width stride)
+            s_max, _ = axis_tap(0, phw, sw, pw, t0w if TRANSPOSED else KW - 1, dw, W, TRANSPOSED)
+            ow = col - s_max
+            first = (KW - 1) * dw - s_max  # a segment after the first stores from past its taps' reach on
+            lo = tl.where(seg > 0, seg * step + first, 0)
+            mask_m = row_ok & (ow >= lo) & (ow < (seg + 1) * step + first) & (ow < OW)
     else:  # tap by tap, channels in BLOCK_K chunks: one flat loop over (tap, chunk), so the compiler's
         # software pipeline (num_stages) runs across taps instead of draining at every tap
         c_lo = split * R_PER_SPLIT
@@ -276,7 +290,8 @@ class Launch:
         dh_taps = min(row[1] * row[3] for row in table) if transposed else math.prod(as_3d(spec.weight_shape[2:], 1)[:2])
         aligned = geometry.AlignedRows() if fold else geometry.aligned_rows(
             x, width, rows, spec.weight_shape[-1], spec.stride[-1], spec.padding[-1][0], spec.dilation[-1], transposed,
-            config.block_m, dh_taps * (per_split // config.block_k))  # steps per width tap
+            config.block_m, dh_taps * (per_split // config.block_k),  # steps per width tap
+            config.block_m * config.block_n // (32 * config.num_warps))  # accumulator elements per thread
         row_vec, block_w, tiled = aligned.vec, aligned.block_w, (rows, width)
         if row_vec:  # tiled as rows of its segments
             tiled = (rows // width * aligned.segments * block_w, aligned.segments * block_w)
@@ -304,10 +319,11 @@ class Launch:
             UPCAST=interp and x.dtype == torch.bfloat16,
             DOT_PRECISION=dot_precision(x.dtype, interp), ACC=geometry.tl_accumulator(x.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
-            BLOCK_W=block_w, ROW_VEC=row_vec, SHIFT=bool(row_vec) and spec.weight_shape[-1] > 1,
+            BLOCK_W=block_w, ROW_VEC=row_vec, SHIFT=2 if aligned.each else int(bool(row_vec) and spec.weight_shape[-1] > 1),
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.aligned = bool(row_vec)  # NC(D)HW rows read in aligned runs (geometry.aligned_rows)
+        self.each = aligned.each  # ... each width tap's products moved, in a second accumulator
         self.launcher = Direct(_conv_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
     def mma_work(self) -> int:
