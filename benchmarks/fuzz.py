@@ -12,7 +12,9 @@ descriptor tiles and relayout copies where the device has TMA, split and folded 
 cached config also serves the other shapes of its bucket untimed. tritonconv's output and its input, weight and bias
 gradients (through autograd, as training runs them) are compared with float64 PyTorch on the same
 operands, and so are PyTorch's own in the case's dtype (cuDNN on a GPU), by relative L2 error; a
-case fails when tritonconv's error passes the dtype's tolerance. One JSON line per case, then a
+case fails when tritonconv's error on a tensor passes the dtype's tolerance and twice PyTorch's own on it (what the
+operands' rounding to the dtype costs an ill-conditioned result: a one-channel bias gradient in fp16 summing to
+near zero erred 0.024 in PyTorch). One JSON line per case, then a
 summary; the exit status is 1 if any case failed. A case whose drawn config is out of the GPU's resources (as
 tuning skips it) is not run (``ok`` null). A failing case is reproduced by its seed alone.
 """
@@ -140,8 +142,8 @@ def check(case: dict, device: torch.device) -> dict:
         row[impl] = dict(zip(("out", "grad_input", "grad_weight", "grad_bias"), errs))
         if picked:
             row["picked"] = picked
-    errs = row["tritonconv"]
-    row["ok"] = "error" not in errs and all(e <= TOL[dtype] for e in errs.values())
+    errs, theirs = row["tritonconv"], row.get("torch", {})
+    row["ok"] = "error" not in errs and all(e <= max(TOL[dtype], 2 * theirs.get(k, 0.0)) for k, e in errs.items())
     return row
 
 

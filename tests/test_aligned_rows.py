@@ -166,3 +166,66 @@ def test_a_kernel_one_wide_reads_long_rows_aligned_in_their_exact_tiles(memory_f
             assert kwargs["ROW_VEC"] >= 2 and not kwargs["SHIFT"] and kwargs["VW"] > kwargs["BLOCK_W"], run.__name__
     assert_close(forward(), F.conv2d(x.double(), w.double()))
     assert_close(input_gradient(), torch.nn.grad.conv2d_input(x.shape, w.double(), dy.double()))
+
+
+PLANES = [  # (input shape, weight shape, dilation, config): forwards with no padding whose rows segments would pad
+    ((2, 16, 9, 40), (8, 16, 3, 5), 1, tuning.Config(64, 16, 8, num_warps=4, num_stages=1)),
+    ((1, 16, 3, 5, 72), (8, 16, 2, 3, 5), 1, tuning.Config(64, 16, 8, num_warps=4, num_stages=1)),
+    ((2, 16, 9, 40), (8, 16, 3, 3), 2, tuning.Config(32, 16, 8, num_warps=4, num_stages=1)),
+    ((2, 16, 7, 72), (8, 16, 2, 3), (3, 2), tuning.Config(64, 16, 8, num_warps=4, num_stages=1, split_k=2)),
+]
+
+
+@pytest.mark.parametrize("int64", [False, True])
+@pytest.mark.parametrize("case", range(len(PLANES)))
+def test_forward_reads_planes_as_rows(case, int64, monkeypatch):
+    """No padding, unit strides, rows longer than their segments serve well: each plane read as one row at the input's
+    pitch (``geometry.aligned_planes``), the columns past the output width computed and not stored (poisoned output:
+    none written there); 2-D and 3-D, dilated, a split reduction, int64 offsets."""
+    if int64:
+        monkeypatch.setattr(geometry, "INT32_MAX", 16)
+    x_shape, w_shape, dilation, cfg = PLANES[case]
+    ndim = len(w_shape) - 2
+    x, w, b = torch.randn(x_shape), torch.randn(w_shape), torch.randn(w_shape[0])
+    spec = conv_spec(f"conv{ndim}d", ndim, x, w, b, 1, 0, dilation, 1)
+
+    def forward():
+        return dispatch.conv_forward(x, w, b, spec, "relu", False, cfg)
+
+    (kwargs,) = kernel_args(forward)
+    assert kwargs["FLAT"] and kwargs["PITCH"] == x_shape[-1] and kwargs["ROW_VEC"] == 4 and kwargs["INT64"] == int64
+    assert_close(forward(), TORCH[ndim](x.double(), w.double(), b.double(), 1, 0, dilation).relu())
+
+
+def test_planes_only_where_rows_join_without_padding():
+    x = torch.randn(2, 16, 9, 40)
+
+    def planes(x, w, stride=1, padding=0):
+        spec = conv_spec("conv2d", 2, x, w, None, stride, padding, 1, 1)
+        return geometry.aligned_planes(x, spec.output_shape, spec, 64, 4) is not None
+
+    w = torch.randn(8, 16, 3, 5)
+    assert planes(x, w)
+    assert not planes(x, w, padding=(0, 1)) and not planes(x, w, padding=(1, 0))  # padding: a row's taps leave it
+    assert not planes(x, w, stride=(2, 1)) and not planes(x, w, stride=(1, 2))
+    assert not planes(torch.randn(2, 16, 9, 48)[..., :40], w)  # rows 48 apart: not one row at the pitch 40
+    assert not planes(x.contiguous(memory_format=torch.channels_last), w)
+    assert not planes(x, torch.randn(8, 16, 3, 1))  # no width tap to move
+
+
+def test_planes_store_no_column_past_the_output_width():
+    """The columns a plane's row computes past the output width alias the next row's first ones in a dense output (where
+    a GPU's programs race): written into rows with room after them, those stay poisoned."""
+    from tritonconv.kernels import gemm
+
+    x_shape, w_shape, dilation, cfg = PLANES[0]
+    x, w = torch.randn(x_shape), torch.randn(w_shape)
+    spec = conv_spec("conv2d", 2, x, w, None, 1, 0, dilation, 1)
+    n, c, oh, ow = spec.output_shape
+    room = torch.full((n, c, oh, ow + 8), float("nan"))
+    y = room[..., :ow]
+    launch = gemm.Launch(x, w, None, y, spec, False, None, False, cfg)
+    assert launch.planes
+    launch(x, w, None, y)
+    assert room[..., ow:].isnan().all()
+    assert_close(y, F.conv2d(x.double(), w.double()))

@@ -21,9 +21,10 @@ innermost (NLC, NHWC, NDHWC) a tile's loads run along channels; with the width a
 consecutive columns (:mod:`tritonconv._tile`), so its loads of the input and stores of the output
 run along the rows (``BLOCK_W = 0``: flat tiles). A width tap one column off starts those loads off their
 vector boundaries (2-byte loads); where the rows allow (``ROW_VEC``, :func:`tritonconv.geometry.aligned_rows`:
-unit width stride, whole rows in a tile or a long row in segments) a tile reads the input at its own columns in
-aligned runs and the width taps move the sum along the rows instead. No operand is copied into another layout; only a
-weight with neither channel axis innermost may be, by the dispatcher
+unit width stride, whole rows in a tile or a long row in segments; a forward with no padding, each plane as one row
+at the input's pitch, ``FLAT``: :func:`tritonconv.geometry.aligned_planes`) a tile reads the input at its own columns
+in aligned runs and the width taps move the sum (or their products) along the rows instead. No operand is copied
+into another layout; only a weight with neither channel axis innermost may be, by the dispatcher
 (:data:`tritonconv.geometry.WEIGHT_COPY_MACS`).
 """
 
@@ -50,12 +51,12 @@ def _conv_kernel(
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     swg, swn, swk, swd, swh, sww,
-    syn, syc, syd, syh, syw, R_PER_SPLIT, JD, JH, JW, ed, eh, ew, s_step, VW, STEP_RUNS,
+    syn, syc, syd, syh, syw, R_PER_SPLIT, JD, JH, JW, ed, eh, ew, s_step, VW, STEP_RUNS, PITCH, OWR,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr, FOLD: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, SCALED: tl.constexpr, SPLIT: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    BLOCK_W: tl.constexpr, ROW_VEC: tl.constexpr, SHIFT: tl.constexpr,
+    BLOCK_W: tl.constexpr, ROW_VEC: tl.constexpr, SHIFT: tl.constexpr, FLAT: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of output positions x output channels of one group.
 
@@ -214,6 +215,10 @@ def _conv_kernel(
             first = (KW - 1) * dw - s_max  # a segment after the first stores from past its taps' reach on
             lo = tl.where(seg > 0, seg * step + first, 0)
             mask_m = row_ok & (ow >= lo) & (ow < (seg + 1) * step + first) & (ow < OW)
+        if FLAT:  # a plane's rows at the input's pitch: back to the output's (row, column), past its width not stored
+            oh = ow // PITCH
+            ow = ow % PITCH
+            mask_m = mask_m & (ow < OWR)
     else:  # tap by tap, channels in BLOCK_K chunks: one flat loop over (tap, chunk), so the compiler's
         # software pipeline (num_stages) runs across taps instead of draining at every tap
         c_lo = split * R_PER_SPLIT
@@ -288,10 +293,18 @@ class Launch:
         self.acc = geometry.accumulator(x.dtype)  # of the split workspace
         width = j[-1] if transposed else y.shape[-1]  # of a row of positions
         dh_taps = min(row[1] * row[3] for row in table) if transposed else math.prod(as_3d(spec.weight_shape[2:], 1)[:2])
+        tap_steps = dh_taps * (per_split // config.block_k)  # main-loop steps per width tap
+        accumulator = config.block_m * config.block_n // (32 * config.num_warps)  # elements per thread
         aligned = geometry.AlignedRows() if fold else geometry.aligned_rows(
             x, width, rows, spec.weight_shape[-1], spec.stride[-1], spec.padding[-1][0], spec.dilation[-1], transposed,
-            config.block_m, dh_taps * (per_split // config.block_k),  # steps per width tap
-            config.block_m * config.block_n // (32 * config.num_warps))  # accumulator elements per thread
+            config.block_m, tap_steps, accumulator)
+        read, written, pitch = x.shape[2:], y.shape[2:], 0  # the sizes the kernel sees
+        planes = None if aligned.vec or fold or transposed else geometry.aligned_planes(
+            x, tuple(y.shape), spec, config.block_m, tap_steps, accumulator)
+        if planes:  # each plane one long row at the input's pitch; the epilogue stores (row, column) of the output
+            read, written, pitch, aligned = planes.read[2:], planes.written[2:], x.shape[-1], planes.rows
+            m = rows = y.shape[0] * math.prod(written)
+            width = written[-1]
         row_vec, block_w, tiled = aligned.vec, aligned.block_w, (rows, width)
         if row_vec:  # tiled as rows of its segments
             tiled = (rows // width * aligned.segments * block_w, aligned.segments * block_w)
@@ -304,9 +317,9 @@ class Launch:
         self.counters = Counters(self.grid[0] * self.grid[2])  # the output tiles' tickets, per stream
         taps = as_3d(spec.weight_shape[2:], 1)
         self.args = (  # scale_step: fp8 dequantises with per-call scales (the weight scale's step per channel)
-            rows, c_read, c_write, *geometry_3d(x.shape[2:], y.shape[2:], spec),
+            rows, c_read, c_write, *geometry_3d(read, written, spec),
             *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(y), per_split, *j, *steps,
-            scale_step or 0, aligned.segments * block_w, aligned.step // max(row_vec, 1), *taps,
+            scale_step or 0, aligned.segments * block_w, aligned.step // max(row_vec, 1), pitch, y.shape[-1], *taps,
         )
         # matrix work per program, for mma_work(): tile volume x reduction steps, per phase
         phase_taps = [math.prod(row[1::2]) for row in table] if transposed else [1 if fold else math.prod(taps)]
@@ -319,11 +332,13 @@ class Launch:
             UPCAST=interp and x.dtype == torch.bfloat16,
             DOT_PRECISION=dot_precision(x.dtype, interp), ACC=geometry.tl_accumulator(x.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
-            BLOCK_W=block_w, ROW_VEC=row_vec, SHIFT=2 if aligned.each else int(bool(row_vec) and spec.weight_shape[-1] > 1),
+            BLOCK_W=block_w, ROW_VEC=row_vec, FLAT=bool(pitch),
+            SHIFT=2 if aligned.each else int(bool(row_vec) and spec.weight_shape[-1] > 1),
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.aligned = bool(row_vec)  # NC(D)HW rows read in aligned runs (geometry.aligned_rows)
         self.each = aligned.each  # ... each width tap's products moved, in a second accumulator
+        self.planes = bool(pitch)  # ... a forward's planes as one row each (geometry.aligned_planes)
         self.launcher = Direct(_conv_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
     def mma_work(self) -> int:
