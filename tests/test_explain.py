@@ -51,6 +51,17 @@ def test_each_pass_is_the_launch_a_call_takes_and_the_models_time_of_it():
     assert explanation.config_text(report.passes[0].config) in text
 
 
+def test_how_nchw_rows_are_read_is_named():
+    """Rows of 64 with 'same' padding: each tap's products moved; 2-D rows of 512 with no padding: planes as rows;
+    a strided width: 2-byte rows."""
+    same = tritonconv.explain(meta(8, 64, 64, 64), meta(64, 64, 3, 3), padding=1, gpu=GPU).passes
+    assert [p.kernel.endswith("NC(D)HW rows, aligned, each tap's products moved") for p in same] == [True, True, False]
+    valid = tritonconv.explain(meta(8, 32, 64, 512), meta(64, 32, 5, 9), gpu=GPU).passes[0]
+    assert valid.kernel.endswith("NC(D)HW planes as rows, aligned")
+    strided = tritonconv.explain(meta(8, 64, 64, 64), meta(64, 64, 3, 3), stride=2, padding=1, gpu=GPU).passes[0]
+    assert strided.kernel.endswith("NC(D)HW rows")
+
+
 def test_a_tuned_config_in_the_cache_is_the_one_explained():
     x, w = meta(4, 32, 20, 20, channels_last=True), meta(32, 32, 3, 3)
     problem = tuning.Problem.of("conv", "bfloat16", "channels_last", x.shape, w.shape, 1, 1)

@@ -104,7 +104,12 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
     if config.relayout:
         words.append("on channels-last copies")
     elif kernel.startswith("_conv") and costmodel.by_rows(ran, cfg):
-        words.append("NC(D)HW rows, aligned" if costmodel.aligned(ran, cfg) else "NC(D)HW rows")
+        if not costmodel.aligned(ran, cfg):
+            words.append("NC(D)HW rows")
+        elif costmodel.gemm_launch(ran, cfg).planes:
+            words.append("NC(D)HW planes as rows, aligned")
+        else:
+            words.append("NC(D)HW rows, aligned" + (", each tap's products moved" if costmodel.apart(ran, cfg) else ""))
     if costmodel.folds(ran, cfg):
         words.append("taps folded")
     return ", ".join(words)
