@@ -362,7 +362,7 @@ class AlignedPlanes:
     rows: AlignedRows
 
 
-def aligned_planes(x: torch.Tensor, out_shape: tuple[int, ...], spec, block: int, steps: int,
+def aligned_planes(x: torch.Tensor, out_shape: tuple[int, ...], spec: ConvSpec, block: int, steps: int,
                    accumulator: int = 0) -> AlignedPlanes | None:
     """A forward with no padding and unit stride in height and width, over NC(D)HW planes whose rows are contiguous,
     read as one long row per plane (the output at the input's pitch: columns past the output width computed and not
