@@ -6,8 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import assert_close
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
-from tritonconv import dispatch, geometry, tuning
+from tritonconv import dispatch, geometry, shapes, tuning
 from tritonconv._checks import conv_spec
 
 TORCH = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -229,3 +231,43 @@ def test_planes_store_no_column_past_the_output_width():
     launch(x, w, None, y)
     assert room[..., ow:].isnan().all()
     assert_close(y, F.conv2d(x.double(), w.double()))
+
+
+@st.composite
+def nchw_layers(draw):
+    """NC(D)HW layers in the aligned paths' reach: 16 channels (two or more steps a width tap in chunks of 8), even
+    widths, unit width stride, a strided height at times, padding from none to past the reach; half of them long rows
+    with no padding (planes as rows). Drawn 24 times (derandomized): 7 forwards on planes, 8 on rows or segments, 8
+    input gradients on rows or segments, the rest on 2-byte rows."""
+    planes = draw(st.booleans())  # long rows, no padding, unit strides: mostly planes as rows
+    ndim = draw(st.integers(2, 3) if planes else st.integers(1, 3))
+    width = 2 * draw(st.integers(20, 32) if planes else st.integers(4, 40 if ndim == 1 else 24))
+    height = draw(st.integers(6, 8) if planes else st.integers(2, 6))
+    sizes = [draw(st.integers(2, 3)) for _ in range(ndim - 2)] + [height] * (ndim > 1) + [width]
+    kernel = [draw(st.integers(1, 3)) for _ in range(ndim - 1)] + [draw(st.integers(2, 5))]
+    dilation = [1] * (ndim - 1) + [draw(st.integers(1, 2))]
+    stride = [1 if planes else draw(st.sampled_from([1, 1, 2])) for _ in range(ndim - 1)] + [1]
+    padding = "valid" if planes else draw(st.sampled_from(["valid", "low", "same", "past"]))
+    pads = {"valid": 0, "same": [(k - 1) * d // 2 for k, d in zip(kernel, dilation)],
+            "low": [draw(st.integers(0, 1)) for _ in range(ndim)], "past": [(k - 1) * d + 1 for k, d in zip(kernel, dilation)]}
+    kw = dict(stride=stride, padding=pads[padding], dilation=dilation)
+    x_shape, w_shape = (1, 16, *sizes), (16, 16, *kernel)
+    assume(all(o > 0 for o in shapes.conv_output_shape(x_shape, w_shape, **kw)[2:]))
+    return ndim, x_shape, w_shape, kw, draw(st.sampled_from([32, 64] if planes else [16, 32, 64]))
+
+
+@settings(max_examples=24, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(nchw_layers())
+def test_random_nchw_layers_on_the_aligned_paths(layer):
+    """Forward and input gradient against torch in float64 on random layers around the aligned paths (whole rows,
+    segments, products moved, planes as rows, or 2-byte rows where none serves)."""
+    ndim, x_shape, w_shape, kw, block = layer
+    x, w, b = torch.randn(x_shape), torch.randn(w_shape), torch.randn(w_shape[0])
+    spec = conv_spec(f"conv{ndim}d", ndim, x, w, b, kw["stride"], kw["padding"], kw["dilation"], 1)
+    dy = torch.randn(spec.output_shape)
+    cfg = tuning.Config(block, 16, 8, num_warps=4, num_stages=1)
+    assert_close(dispatch.conv_forward(x, w, b, spec, None, False, cfg),
+                 TORCH[ndim](x.double(), w.double(), b.double(), **kw))
+    xd = x.double().requires_grad_()
+    (ref,) = torch.autograd.grad(TORCH[ndim](xd, w.double(), None, **kw), xd, dy.double())
+    assert_close(dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg), ref)
