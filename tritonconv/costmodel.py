@@ -224,8 +224,8 @@ whatever the tile (ptxas on sm_90, the committed report: 108-123 at 128 x 64 and
 
 ALIGNED_EACH_REGISTERS = (70, 3.2)
 """The same where each width tap's products are held apart in a second accumulator and moved
-(:class:`tritonconv.geometry.AlignedRows` ``each``): ptxas on sm_90 gave 98-109 registers at 8 accumulator elements
-per thread, 107-119 at 16, 128-182 at 32 (``deeplab_3x3_d2``'s and ``unet3d_64cube``'s forwards and input gradients,
+(:class:`tritonconv.geometry.AlignedRows` ``each``): ptxas on sm_90 gave 94-107 registers at 8 accumulator elements
+per thread, 96-119 at 16, 128-179 at 32 (``deeplab_3x3_d2``'s and ``unet3d_64cube``'s forwards and input gradients,
 tiles from 128 x 16 to 64 x 64 and 128 x 64)."""
 
 

@@ -297,8 +297,8 @@ class AlignedRows:
 
 ALIGNED_EACH_ACCUMULATOR = 32
 """The most accumulator elements per thread (``BLOCK_M * BLOCK_N / (32 * num_warps)``) for which :func:`aligned_rows`
-holds each tap's products apart (a second accumulator): ptxas for sm_90 fits 32 in 128-182 registers and spills at 64
-(128 x 64 tiles on 4 warps, 128 x 128 on 8)."""
+holds each tap's products apart (a second accumulator): ptxas for sm_90 fits 32 in 128-179 registers and spilled at
+64 (128 x 64 tiles on 4 warps, 128 x 128 on 8)."""
 
 
 def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int, stride_w: int, pad_w: int,

@@ -176,10 +176,11 @@ def _conv_kernel(
         row_ok = (nb < M // (JW * JH * JD) if TRANSPOSED else nb < M // (OW * OH * OD)) & (od < OD) & (oh < OH)
         for mw in range(cw):
             kw = t0w + (cw - 1 - mw) * ew if TRANSPOSED else mw  # shifts pw - kw*dw, or kw*dw - pw: increasing
-            if SHIFT == 2:  # this tap's products apart: a sum of their own
-                part = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
-            else:
-                part = acc
+            part = acc
+            if SHIFT == 2:  # this tap's products apart, a sum of their own (into acc itself where they need no move)
+                s, _ = axis_tap(0, phw, sw, pw, kw, dw, W, TRANSPOSED)
+                if s != 0:
+                    part = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
             md, mh, chunk = 0, 0, 0
             for _ in range(cd * ch * k_steps):
                 kh = t0h + mh * eh
@@ -198,8 +199,10 @@ def _conv_kernel(
                 part = mma(part, a, b, UPCAST, DOT_PRECISION, ACC)
                 chunk, _, mh, md = next_step(chunk, 0, mh, md, 1, k_steps, 1, ch)
             if SHIFT == 2:  # products of column c belong to output column c - s: moved there (whole rows)
-                s, _ = axis_tap(0, phw, sw, pw, kw, dw, W, TRANSPOSED)
-                acc += shift_rows(part, -s, col_in, BLOCK_M, BLOCK_W)
+                if s != 0:
+                    acc += shift_rows(part, -s, col_in, BLOCK_M, BLOCK_W)
+                else:
+                    acc = part
             else:
                 acc = part
                 if SHIFT == 1:
