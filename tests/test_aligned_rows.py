@@ -1,6 +1,7 @@
-"""NC(D)HW row tiles read at their own columns in aligned runs, the width taps moving the sum instead
-(``geometry.aligned_rows``, the pointer kernel's ``ROW_VEC``): the choice, and the forward and the input
-gradient against torch in float64, each case checked to take that path."""
+"""NC(D)HW row tiles read at their own columns in aligned runs, the width taps moving the sum instead, or each
+tap's products where rows are held at their own width, or a forward's unpadded planes read as rows
+(``geometry.aligned_rows``, ``geometry.aligned_planes``; the pointer kernel's ``ROW_VEC``, ``SHIFT``, ``FLAT``): the
+choice, and the forward and the input gradient against torch in float64, each case checked to take its path."""
 
 import pytest
 import torch
