@@ -306,8 +306,9 @@ def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> li
 def row_instructions_per_math(problem: tuning.Problem, cfg, census: dict) -> float:
     """An aligned-rows launch's instructions per math instruction: its main loop's, with the loop around it (the
     sum's move between width taps, ``loop_outer_extra``) spread over the main loop's steps, one move per width tap
-    but the last (every tap's products moved where they are held apart, :func:`tritonconv.costmodel.apart`)
-    (:func:`tritonconv.costmodel.issued`: a program's steps)."""
+    but the last (:func:`tritonconv.costmodel.issued`: a program's steps). Where the products are held apart
+    (:func:`tritonconv.costmodel.apart`) every tap is charged a move: the kernel skips the one at shift 0 at run
+    time, which a static count cannot see, so the figure overstates those launches' moves."""
     macs, ctas = costmodel.issued(problem, cfg)
     steps = macs / (ctas * cfg.block_m * cfg.block_n * cfg.block_k)
     moves = problem.weight_shape[-1] - (0 if costmodel.apart(problem, cfg) else 1)
