@@ -308,10 +308,12 @@ def row_instructions_per_math(problem: tuning.Problem, cfg, census: dict) -> flo
     sum's move between width taps, ``loop_outer_extra``) spread over the main loop's steps, one move per width tap
     but the last (:func:`tritonconv.costmodel.issued`: a program's steps). Where the products are held apart
     (:func:`tritonconv.costmodel.apart`) every tap is charged a move: the kernel skips the one at shift 0 at run
-    time, which a static count cannot see, so the figure overstates those launches' moves."""
+    time, which a static count cannot see, so the figure overstates those launches' moves. By stride phase, a program
+    loops over its phase's width taps only: each tap reaches one phase, so ``KW / s`` of them on average."""
     macs, ctas = costmodel.issued(problem, cfg)
     steps = macs / (ctas * cfg.block_m * cfg.block_n * cfg.block_k)
-    moves = problem.weight_shape[-1] - (0 if costmodel.apart(problem, cfg) else 1)
+    taps = problem.weight_shape[-1] / (problem.stride[-1] if problem.by_phase else 1)
+    moves = taps - (0 if costmodel.apart(problem, cfg) else 1)
     return (census["loop_instructions"] * steps + census["loop_outer_extra"] * moves) / (census["loop_math"] * steps)
 
 

@@ -60,6 +60,20 @@ def test_long_rows_in_segments():
     assert geometry.aligned_rows(nchw(2, 16, 28, 28), 28, 2 * 28 * 28, 3, 1, 1, 1, False, 16, 4) == geometry.AlignedRows()
 
 
+def test_a_strided_input_gradient_holds_each_phase_rows_products_apart():
+    """By stride phase, position ``j`` of a phase reads dy's column ``j + (phase + p - t*d) / s``: unit steps along dy's
+    rows, but the shifts step unevenly from tap to tap and phase to phase, so the sum cannot move between taps: the rows
+    of dy (28 wide for ResNet-50's 3x3 stride-2 layer) held at their own width, each tap's products moved. Not the
+    forward, whose reads step ``s`` columns."""
+    dy = nchw(32, 128, 28, 28)
+    rows = geometry.aligned_rows(dy, 28, 32 * 28 * 28, 3, 2, 1, 1, True, 128, 4, 32)
+    assert rows == geometry.AlignedRows(4, 32, 32, 1, True)
+    assert geometry.aligned_rows(dy, 28, 32 * 28 * 28, 3, 2, 1, 1, True, 128, 4, 64) == geometry.AlignedRows()
+    assert geometry.aligned_rows(nchw(32, 128, 56, 56), 28, 32 * 28 * 28, 3, 2, 1, 1, False, 128, 4) == geometry.AlignedRows()
+    long = nchw(8, 64, 1000)  # rows longer than a tile: no segments for products held apart
+    assert geometry.aligned_rows(long, 1000, 8 * 1000, 7, 4, 3, 1, True, 128, 4) == geometry.AlignedRows()
+
+
 def test_aligned_rows_without_a_moving_tap_keep_the_exact_rows():
     x = nchw(4, 16, 7, 56)
     exact = geometry.row_block(4 * 7 * 56, 56, 128)
@@ -88,6 +102,14 @@ CASES = [  # (input shape, weight shape, stride, padding, dilation, groups, conf
     ((2, 16, 26), (16, 16, 3), 1, 3, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (2, 1)),
     ((1, 16, 3, 4, 8), (8, 16, 3, 3, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, 2),
     ((2, 32, 32), (32, 32, 5), 1, 2, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1, split_k=2), 1, 2),
+    # strided widths: the forward keeps 2-byte rows (None); the input gradient by stride phase reads each phase's rows
+    # of dy aligned, its taps' products moved (uneven shifts), or none moved (1x1: phases no tap reaches included)
+    ((2, 16, 6, 16), (16, 16, 3, 3), 2, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (None, 2)),
+    ((2, 16, 40), (16, 16, 7), 4, 3, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (None, 2)),
+    ((1, 16, 48), (16, 16, 4), 3, 2, 2, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (None, 2)),
+    ((1, 16, 3, 4, 12), (8, 16, 3, 3, 3), (1, 2, 2), 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1,
+     (None, 2)),
+    ((2, 16, 5, 16), (16, 16, 1, 1), 2, 0, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (None, 0)),
 ]
 
 
@@ -125,6 +147,9 @@ def test_forward_and_input_gradient_on_aligned_rows(case, int64, monkeypatch):
 
     for run, moves in zip((forward, input_gradient), shift if isinstance(shift, tuple) else (shift, shift)):
         (kwargs,) = kernel_args(run)
+        if moves is None:
+            assert not kwargs["ROW_VEC"], run.__name__
+            continue
         assert kwargs["ROW_VEC"] >= 2 and kwargs["SHIFT"] == moves and kwargs["INT64"] == int64, run.__name__
         assert kwargs["VW"] == segments * kwargs["BLOCK_W"], run.__name__
     pads = spec.padding

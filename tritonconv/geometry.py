@@ -324,7 +324,8 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
     width = x.shape[-1]
     reach = (kernel_w - 1) * dilation_w  # the columns between a tile's first and last tap
     s_max = pad_w if transposed else reach - pad_w
-    if not width_inner(x) or stride_w != 1 or block < 8:
+    phased = transposed and stride_w > 1  # by stride phase: the taps' shifts step unevenly, products held apart only
+    if not width_inner(x) or (stride_w != 1 and not transposed) or block < 8:
         return AlignedRows()
     vec = 16 // x.element_size()
     while vec > 1 and any(n % vec for n in (width, *strides_3d(x)[:4])):
@@ -339,8 +340,8 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
     rows = positions // width_out
     whole = max(8, triton.next_power_of_2(max(width, width_out + s_max)))
     step = (block - reach) // vec * vec  # segments of block columns; the outputs a segment stores start reach - s_max in
-    options = [AlignedRows(min(vec, whole), whole, whole)] if whole <= block and s_max >= 0 else []
-    if step >= vec and s_max >= 0:
+    options = [AlignedRows(min(vec, whole), whole, whole)] if whole <= block and s_max >= 0 and not phased else []
+    if step >= vec and s_max >= 0 and not phased:
         options.append(AlignedRows(vec, block, step, max(1, -(-(width_out - (reach - s_max)) // step))))
     own = max(8, triton.next_power_of_2(max(width, width_out)))  # whole rows, each tap's products moved
     if own <= block and accumulator <= ALIGNED_EACH_ACCUMULATOR:

@@ -209,15 +209,17 @@ def _conv_kernel(
                     if mw < cw - 1:  # the next tap's shift is dw more: the sum so far moves dw columns right
                         acc = shift_rows(acc, dw, col_in, BLOCK_M, 0)
         if SHIFT == 2:  # every output at its own column
-            ow = col
-            mask_m = row_ok & (ow < OW)
+            jw = col
+            mask_m = row_ok
         else:
             # the largest shift: the last tap's (transposed, the first of the phase's: t0w = 0 at unit width stride)
             s_max, _ = axis_tap(0, phw, sw, pw, t0w if TRANSPOSED else KW - 1, dw, W, TRANSPOSED)
-            ow = col - s_max
+            jw = col - s_max
             first = (KW - 1) * dw - s_max  # a segment after the first stores from past its taps' reach on
             lo = tl.where(seg > 0, seg * step + first, 0)
-            mask_m = row_ok & (ow >= lo) & (ow < (seg + 1) * step + first) & (ow < OW)
+            mask_m = row_ok & (jw >= lo) & (jw < (seg + 1) * step + first)
+        ow = phw + sw * jw if TRANSPOSED else jw  # transposed: the column of the stride phase's position j
+        mask_m = mask_m & (ow < OW)
         if FLAT:  # a plane's rows at the input's pitch: back to the output's (row, column), past its width not stored
             oh = ow // PITCH
             ow = ow % PITCH
