@@ -35,7 +35,9 @@ def test_aligned_rows_of_a_3x3_layer(width, expected):
 def test_aligned_rows_declines_what_it_cannot_serve():
     x = nchw(2, 16, 28, 28)
     none = geometry.AlignedRows()
-    assert geometry.aligned_rows(x, 14, 2 * 14 * 14, 3, 2, 1, 1, False, 128, 4) == none  # width stride 2
+    assert geometry.aligned_rows(x, 10, 2 * 10 * 10, 3, 3, 1, 1, False, 128, 4) == none  # width stride 3
+    ds = nchw(32, 1024, 14, 14)  # a forward's width stride 2 on runs of 4 bytes: 2-byte rows serve better
+    assert geometry.aligned_rows(ds, 7, 32 * 7 * 7, 1, 2, 0, 1, False, 128, 4) == none
     # padding 3 > 2 (no tap at shift 0: the sum cannot move): rows of 30 at their own width, 32, each tap's products
     assert geometry.aligned_rows(x, 30, 2 * 28 * 30, 3, 1, 3, 1, False, 128, 4) == geometry.AlignedRows(4, 32, 32, 1, True)
     wide = nchw(2, 16, 28, 256)  # rows of 256 in 128-wide tiles, padded: segments need s_max >= 0
@@ -63,15 +65,28 @@ def test_long_rows_in_segments():
 def test_a_strided_input_gradient_holds_each_phase_rows_products_apart():
     """By stride phase, position ``j`` of a phase reads dy's column ``j + (phase + p - t*d) / s``: unit steps along dy's
     rows, but the shifts step unevenly from tap to tap and phase to phase, so the sum cannot move between taps: the rows
-    of dy (28 wide for ResNet-50's 3x3 stride-2 layer) held at their own width, each tap's products moved. Not the
-    forward, whose reads step ``s`` columns."""
+    of dy (28 wide for ResNet-50's 3x3 stride-2 layer) held at their own width, each tap's products moved."""
     dy = nchw(32, 128, 28, 28)
     rows = geometry.aligned_rows(dy, 28, 32 * 28 * 28, 3, 2, 1, 1, True, 128, 4, 32)
     assert rows == geometry.AlignedRows(4, 32, 32, 1, True)
     assert geometry.aligned_rows(dy, 28, 32 * 28 * 28, 3, 2, 1, 1, True, 128, 4, 64) == geometry.AlignedRows()
-    assert geometry.aligned_rows(nchw(32, 128, 56, 56), 28, 32 * 28 * 28, 3, 2, 1, 1, False, 128, 4) == geometry.AlignedRows()
     long = nchw(8, 64, 1000)  # rows longer than a tile: no segments for products held apart
     assert geometry.aligned_rows(long, 1000, 8 * 1000, 7, 4, 3, 1, True, 128, 4) == geometry.AlignedRows()
+
+
+def test_a_strided_forward_deals_its_rows_into_phases():
+    """A forward strided 2 (4) along the width reads each row twice (four times) the tile's width from its first column,
+    aligned, and deals the columns into phases: tap ``t`` reads phase ``(t*d - p) mod s``, its products ``floor((t*d -
+    p) / s)`` columns off, so the sum moves by the floors' steps (3x3, stride 2, padding 1: -1, 0, 0; ResNet-50's rows
+    of 56 into tiles of 32 output columns, 64 input ones); padding past the reach: each tap's products moved."""
+    x = nchw(32, 128, 56, 56)
+    assert geometry.aligned_rows(x, 28, 32 * 28 * 28, 3, 2, 1, 1, False, 128, 4, 64) == \
+        geometry.AlignedRows(8, 32, 32, 1, False, 2)
+    assert geometry.aligned_rows(nchw(16, 64, 64), 16, 16 * 16, 7, 4, 3, 1, False, 128, 4) == \
+        geometry.AlignedRows(8, 16, 16, 1, False, 4)
+    assert geometry.aligned_rows(x, 30, 32 * 28 * 30, 3, 2, 3, 1, False, 128, 4, 32) == \
+        geometry.AlignedRows(8, 32, 32, 1, True, 2)  # padding 3: shifts -2, -1, -1 (no tap at 0 or past)
+    assert geometry.aligned_rows(x, 28, 32 * 28 * 28, 3, 2, 1, 1, False, 128, 1, 64) == geometry.AlignedRows()  # 1 step
 
 
 def test_aligned_rows_without_a_moving_tap_keep_the_exact_rows():
@@ -102,14 +117,19 @@ CASES = [  # (input shape, weight shape, stride, padding, dilation, groups, conf
     ((2, 16, 26), (16, 16, 3), 1, 3, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (2, 1)),
     ((1, 16, 3, 4, 8), (8, 16, 3, 3, 3), 1, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, 2),
     ((2, 32, 32), (32, 32, 5), 1, 2, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1, split_k=2), 1, 2),
-    # strided widths: the forward keeps 2-byte rows (None); the input gradient by stride phase reads each phase's rows
-    # of dy aligned, its taps' products moved (uneven shifts), or none moved (1x1: phases no tap reaches included)
-    ((2, 16, 6, 16), (16, 16, 3, 3), 2, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (None, 2)),
-    ((2, 16, 40), (16, 16, 7), 4, 3, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (None, 2)),
+    # strided widths: the forward's rows read twice (four times) as wide, dealt into phases (DEAL), the sum moving by
+    # the taps' uneven shifts or their products moved; stride 3 keeps 2-byte rows (None). The input gradient by stride
+    # phase reads each phase's rows of dy aligned, its taps' products moved, or none moved (1x1: phases no tap reaches);
+    # not where a phase has no tap to step through (dilation 2, stride 2: half the phases)
+    ((2, 16, 6, 16), (16, 16, 3, 3), 2, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (1, 2)),
+    ((2, 16, 40), (16, 16, 7), 4, 3, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (1, 2)),
     ((1, 16, 48), (16, 16, 4), 3, 2, 2, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (None, 2)),
     ((1, 16, 3, 4, 12), (8, 16, 3, 3, 3), (1, 2, 2), 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1,
-     (None, 2)),
-    ((2, 16, 5, 16), (16, 16, 1, 1), 2, 0, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (None, 0)),
+     (1, 2)),
+    ((2, 16, 5, 16), (16, 16, 1, 1), 2, 0, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (0, 0)),
+    ((2, 16, 5, 18), (16, 16, 3, 5), (1, 2), (1, 3), 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (1, 2)),
+    ((2, 16, 5, 18), (16, 16, 3, 3), 2, 1, 2, 1, tuning.Config(64, 16, 8, num_warps=4, num_stages=1), 1, (1, None)),
+    ((2, 16, 42), (16, 16, 5), 4, 5, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (2, 2)),
 ]
 
 
@@ -151,6 +171,8 @@ def test_forward_and_input_gradient_on_aligned_rows(case, int64, monkeypatch):
             assert not kwargs["ROW_VEC"], run.__name__
             continue
         assert kwargs["ROW_VEC"] >= 2 and kwargs["SHIFT"] == moves and kwargs["INT64"] == int64, run.__name__
+        dealt = run is forward and spec.stride[-1] > 1
+        assert kwargs["DEAL"] == (spec.stride[-1] if dealt else 1), run.__name__
         assert kwargs["VW"] == segments * kwargs["BLOCK_W"], run.__name__
     pads = spec.padding
     xd, wd = x.double().requires_grad_(), w.double()
@@ -171,6 +193,20 @@ def test_bf16_forward_on_aligned_rows():
     assert kwargs["ROW_VEC"] == 8 and kwargs["BLOCK_W"] == 64
     assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg), F.conv2d(x.double(), w.double(), padding=1),
                  torch.bfloat16)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding", [((1, 16, 2, 112), (16, 16, 3, 3), 2, 1),
+                                                            ((1, 16, 256), (16, 16, 7), 4, 3)])
+def test_bf16_forward_dealt_into_phases(x_shape, w_shape, stride, padding):
+    """16-bit rows read 16 bytes at a time, twice (four times) the tile's width, dealt into phases."""
+    nd = len(w_shape) - 2
+    x, w = torch.randn(x_shape).bfloat16(), torch.randn(w_shape).bfloat16()
+    spec = conv_spec(f"conv{nd}d", nd, x, w, None, stride, padding, 1, 1)
+    cfg = tuning.Config(64, 16, 8, num_warps=4, num_stages=1)  # two steps a tap
+    (kwargs,) = kernel_args(lambda: dispatch.conv_forward(x, w, None, spec, None, False, cfg))
+    assert kwargs["ROW_VEC"] == 8 and kwargs["BLOCK_W"] == 64 and kwargs["DEAL"] == stride
+    assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg),
+                 TORCH[nd](x.double(), w.double(), None, stride, padding), torch.bfloat16)
 
 
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])

@@ -161,6 +161,21 @@ def shift_rows(acc, step, col, BLOCK: tl.constexpr, BLOCK_W: tl.constexpr):
 
 
 @device
+def deal(t, q, BLOCK_K: tl.constexpr, BLOCK_M: tl.constexpr, DEAL: tl.constexpr):
+    """A ``[BLOCK_K, DEAL * BLOCK_M]`` tile of consecutive columns (a strided width's input rows, read aligned) dealt
+    into ``DEAL`` phases (2 or 4): its columns ``DEAL * c + q`` (``q`` a scalar), as ``[BLOCK_M, BLOCK_K]``. The
+    compiler keeps a column's phases in one thread's registers: byte permutes, no shared memory."""
+    if DEAL == 2:
+        even, odd = tl.split(tl.reshape(t, (BLOCK_K, BLOCK_M, 2)))
+        a = tl.where(q == 0, even, odd)
+    else:  # column 4c + 2*j1 + j0: j0 split off first, then j1
+        lo, hi = tl.split(tl.reshape(t, (BLOCK_K, BLOCK_M, 2, 2)))
+        lo, hi = tl.split(tl.where(q % 2 == 0, lo, hi))
+        a = tl.where(q // 2 == 0, lo, hi)
+    return tl.trans(a)
+
+
+@device
 def phase_tap(j, phase, s, p, t, d, size):
     """The transposed relation for a position ``o = phase + s*j`` of one stride phase and a tap ``t`` that
     reaches it (``t*d = phase + p (mod s)``): ``i = j + (phase + p - t*d) / s``, an exact division of

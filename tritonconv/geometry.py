@@ -286,13 +286,15 @@ in 64, 32, 16: 1.14x)."""
 class AlignedRows:
     """How the pointer kernel reads NC(D)HW rows in aligned runs (:func:`aligned_rows`): runs of ``vec`` elements,
     tiles ``block_w`` columns wide, a row in ``segments`` tiles starting ``step`` columns apart (one: whole rows);
-    ``each``: each width tap's products moved to their columns (whole rows), not the sum between taps."""
+    ``each``: each width tap's products moved to their columns (whole rows), not the sum between taps; ``deal``: a
+    forward's width stride, its rows read ``deal`` times as wide and dealt into phases (whole rows)."""
 
     vec: int = 0
     block_w: int = 0
     step: int = 0
     segments: int = 1
     each: bool = False
+    deal: int = 1
 
 
 ALIGNED_EACH_ACCUMULATOR = 32
@@ -320,12 +322,15 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
     runs at least :data:`ALIGNED_MIN_STEPS` ``steps`` per width tap, with unit stride along the width, and the
     input's width and other strides multiples of ``vec`` (2 at least); the moving sum needs ``s_max >= 0``, the
     products held apart at most :data:`ALIGNED_EACH_ACCUMULATOR` ``accumulator`` elements per thread.
-    Where no tap moves (a kernel 1 wide, no padding) the exact row tiles read aligned as they are."""
+    Where no tap moves (a kernel 1 wide, no padding) the exact row tiles read aligned as they are. A width stride:
+    the input gradient runs by stride phase (each phase's positions read dy at unit steps; the shifts step unevenly,
+    so only with the products held apart); a forward strided by :data:`DEALT_STRIDES` reads its rows dealt into
+    phases (``deal``, :func:`_dealt`, runs of at least :data:`DEALT_RUN_BYTES`)."""
     width = x.shape[-1]
     reach = (kernel_w - 1) * dilation_w  # the columns between a tile's first and last tap
     s_max = pad_w if transposed else reach - pad_w
     phased = transposed and stride_w > 1  # by stride phase: the taps' shifts step unevenly, products held apart only
-    if not width_inner(x) or (stride_w != 1 and not transposed) or block < 8:
+    if not width_inner(x) or block < 8 or (stride_w != 1 and not transposed and stride_w not in DEALT_STRIDES):
         return AlignedRows()
     vec = 16 // x.element_size()
     while vec > 1 and any(n % vec for n in (width, *strides_3d(x)[:4])):
@@ -333,6 +338,10 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
     exact = row_block(positions, width_out, block)
     if vec < 2 or not exact:
         return AlignedRows()
+    if stride_w > 1 and not transposed:  # (runs under 8 bytes read twice the bytes for little: 2-byte rows serve)
+        if vec * x.element_size() < DEALT_RUN_BYTES:
+            return AlignedRows()
+        return _dealt(width, width_out, positions, reach, pad_w, stride_w, vec, exact, block, steps, accumulator)
     if kernel_w == 1 and pad_w == 0:  # no tap moves: the exact row tiles, aligned, a row's width tiles its segments
         return AlignedRows(min(vec, exact), exact, exact, -(-width_out // exact))
     if steps < ALIGNED_MIN_STEPS:
@@ -350,6 +359,37 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
     options = [o for o in options if position_tiles(rows * o.segments * o.block_w, o.segments * o.block_w, block,
                                                     o.block_w) <= allowed]
     return min(options, key=lambda o: o.segments * o.block_w, default=AlignedRows())
+
+
+DEALT_STRIDES = (2, 4)
+"""The width strides whose forward reads its rows aligned, dealt into phases (:func:`aligned_rows`)."""
+
+DEALT_RUN_BYTES = 8
+"""The shortest runs a dealt forward reads (:func:`aligned_rows`): rows of 14 in bf16 (runs of 4 bytes) issued 1.35x
+the 2-byte rows' instructions per MMA in the sm_90 SASS (``resnet50_ds_1x1s2``: 93 against 69), rows of 56 (16 bytes)
+0.75x (``resnet50_l2_3x3s2``: 105 against 140)."""
+
+
+def _dealt(width: int, width_out: int, positions: int, reach: int, pad: int, stride: int, vec: int, exact: int,
+           block: int, steps: int, accumulator: int) -> AlignedRows:
+    """:func:`aligned_rows` for a forward's width stride ``s``: a tile of whole output rows ``block_w`` wide reads
+    ``s * block_w`` input columns from the first (at least the row), dealt into phases; tap ``t`` reads column
+    ``s*ow + t*d - p = s*(ow + sigma_t) + q_t`` (floors), phase ``q_t``, its products belonging ``sigma_t`` columns
+    left, moved as for unit strides (the sum by ``sigma_{t+1} - sigma_t`` between taps, at least 0: ``block_w`` holds
+    ``width_out + sigma_max``; or each tap's products). A kernel 1 wide, no padding: phase 0, nothing moves."""
+    if steps < ALIGNED_MIN_STEPS and (reach or pad):
+        return AlignedRows()
+    s_max = (reach - pad) // stride  # (Python floors)
+    least = max(8, triton.next_power_of_2(-(-width // stride)))  # s * block_w >= width
+    whole = max(least, triton.next_power_of_2(width_out + max(s_max, 0)))
+    own = max(least, triton.next_power_of_2(width_out))
+    options = [AlignedRows(min(vec, whole), whole, whole, 1, False, stride)] if whole <= block and s_max >= 0 else []
+    if own <= block and accumulator <= ALIGNED_EACH_ACCUMULATOR and (reach or pad):
+        options.append(AlignedRows(min(vec, own), own, own, 1, True, stride))
+    rows = positions // width_out
+    allowed = ALIGNED_ROWS_PAD * position_tiles(positions, width_out, block, exact)
+    options = [o for o in options if position_tiles(rows * o.block_w, o.block_w, block, o.block_w) <= allowed]
+    return min(options, key=lambda o: o.block_w, default=AlignedRows())
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,19 @@ import triton.language as tl
 from .. import geometry, shapes
 from .._checks import ConvSpec
 from .._runtime import Counters, Direct, interpreting, kernel
-from .._tile import activate, axis_tap, meet_splits, mma, next_step, position_tiles, shift_rows, tap, tile_positions, weight_tap
+from .._tile import (
+    activate,
+    axis_tap,
+    deal,
+    meet_splits,
+    mma,
+    next_step,
+    position_tiles,
+    shift_rows,
+    tap,
+    tile_positions,
+    weight_tap,
+)
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, split_sizes, strides_3d
 
 
@@ -56,7 +68,7 @@ def _conv_kernel(
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, SCALED: tl.constexpr, SPLIT: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    BLOCK_W: tl.constexpr, ROW_VEC: tl.constexpr, SHIFT: tl.constexpr, FLAT: tl.constexpr,
+    BLOCK_W: tl.constexpr, ROW_VEC: tl.constexpr, SHIFT: tl.constexpr, FLAT: tl.constexpr, DEAL: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of output positions x output channels of one group.
 
@@ -174,26 +186,46 @@ def _conv_kernel(
         col = seg * step + col_in  # the input column read: the position's own
         col_ok = tl.max_constancy((col // ROW_VEC) < (W // ROW_VEC), [ROW_VEC])  # W % ROW_VEC == 0: col < W
         row_ok = (nb < M // (JW * JH * JD) if TRANSPOSED else nb < M // (OW * OH * OD)) & (od < OD) & (oh < OH)
+        if DEAL > 1:  # a forward's width stride: the tile's rows read DEAL * BLOCK_W input columns from the first, dealt
+            # into phases (_tile.deal); the same rows as the tile's, tiled DEAL times wider
+            wnb, wod, woh, wcol, wrow_ok = tile_positions(pid_m, m_tiled * DEAL, OD, OH, width * DEAL, BLOCK_M * DEAL,
+                                                          BLOCK_W * DEAL, INT64)
+            wcol_ok = tl.max_constancy((wcol // ROW_VEC) < (W // ROW_VEC), [ROW_VEC])
         for mw in range(cw):
             kw = t0w + (cw - 1 - mw) * ew if TRANSPOSED else mw  # shifts pw - kw*dw, or kw*dw - pw: increasing
+            if DEAL > 1:  # input column DEAL*ow + kw*dw - pw = DEAL*(ow + s) + q: phase q, shift s (floors, kept >= 0)
+                q = (kw * dw - pw + DEAL * pw) % DEAL
+                s = (kw * dw - pw + DEAL * pw) // DEAL - pw
+            else:
+                q, s = 0, 0
+                if SHIFT == 2:
+                    s, _ = axis_tap(0, phw, sw, pw, kw, dw, W, TRANSPOSED)
             part = acc
             if SHIFT == 2:  # this tap's products apart, a sum of their own (into acc itself where they need no move)
-                s, _ = axis_tap(0, phw, sw, pw, kw, dw, W, TRANSPOSED)
                 if s != 0:
                     part = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
             md, mh, chunk = 0, 0, 0
             for _ in range(cd * ch * k_steps):
                 kh = t0h + mh * eh
                 kd = t0d + md * ed
-                id_, ok_d = axis_tap(jd, phd, sd, pd, kd, dd, D, TRANSPOSED)
-                ih, ok_h = axis_tap(jh, phh, sh, ph, kh, dh, H, TRANSPOSED)
-                ok = row_ok & ok_d & ok_h & col_ok
                 cin = c_lo + chunk * BLOCK_K + offs_k
                 ok_k = cin < C_in_g
-                rows = tl.multiple_of(nb * sxn + id_ * sxd + ih * sxh, ROW_VEC)  # every stride a multiple of ROW_VEC
                 chans = tl.multiple_of((group * C_in_g + cin) * sxc, ROW_VEC)
-                a = tl.load(x_ptr + ((rows + col)[:, None] + chans[None, :]), mask=ok[:, None] & ok_k[None, :],
-                            other=0.0)
+                if DEAL > 1:
+                    id_, ok_d = axis_tap(wod, phd, sd, pd, kd, dd, D, TRANSPOSED)
+                    ih, ok_h = axis_tap(woh, phh, sh, ph, kh, dh, H, TRANSPOSED)
+                    ok = wrow_ok & ok_d & ok_h & wcol_ok
+                    rows = tl.multiple_of(wnb * sxn + id_ * sxd + ih * sxh, ROW_VEC)
+                    wide = tl.load(x_ptr + (chans[:, None] + (rows + wcol)[None, :]), mask=ok_k[:, None] & ok[None, :],
+                                   other=0.0)
+                    a = deal(wide, q, BLOCK_K, BLOCK_M, DEAL)
+                else:
+                    id_, ok_d = axis_tap(jd, phd, sd, pd, kd, dd, D, TRANSPOSED)
+                    ih, ok_h = axis_tap(jh, phh, sh, ph, kh, dh, H, TRANSPOSED)
+                    ok = row_ok & ok_d & ok_h & col_ok
+                    rows = tl.multiple_of(nb * sxn + id_ * sxd + ih * sxh, ROW_VEC)  # every stride a multiple of ROW_VEC
+                    a = tl.load(x_ptr + ((rows + col)[:, None] + chans[None, :]), mask=ok[:, None] & ok_k[None, :],
+                                other=0.0)
                 w_tap = w_cols + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
                 b = tl.load(w_tap[None, :] + cin[:, None] * swk, mask=ok_k[:, None] & mask_n[None, :], other=0.0)
                 part = mma(part, a, b, UPCAST, DOT_PRECISION, ACC)
@@ -207,13 +239,20 @@ def _conv_kernel(
                 acc = part
                 if SHIFT == 1:
                     if mw < cw - 1:  # the next tap's shift is dw more: the sum so far moves dw columns right
-                        acc = shift_rows(acc, dw, col_in, BLOCK_M, 0)
+                        if DEAL > 1:  # (dealt: its shift in output columns, 0 or more)
+                            step_w = ((kw + 1) * dw - pw + DEAL * pw) // DEAL - pw - s
+                            if step_w != 0:
+                                acc = shift_rows(acc, step_w, col_in, BLOCK_M, 0)
+                        else:
+                            acc = shift_rows(acc, dw, col_in, BLOCK_M, 0)
         if SHIFT == 2:  # every output at its own column
             jw = col
             mask_m = row_ok
         else:
             # the largest shift: the last tap's (transposed, the first of the phase's: t0w = 0 at unit width stride)
             s_max, _ = axis_tap(0, phw, sw, pw, t0w if TRANSPOSED else KW - 1, dw, W, TRANSPOSED)
+            if DEAL > 1:
+                s_max = ((KW - 1) * dw - pw + DEAL * pw) // DEAL - pw
             jw = col - s_max
             first = (KW - 1) * dw - s_max  # a segment after the first stores from past its taps' reach on
             lo = tl.where(seg > 0, seg * step + first, 0)
@@ -337,7 +376,7 @@ class Launch:
             UPCAST=interp and x.dtype == torch.bfloat16,
             DOT_PRECISION=dot_precision(x.dtype, interp), ACC=geometry.tl_accumulator(x.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
-            BLOCK_W=block_w, ROW_VEC=row_vec, FLAT=bool(pitch),
+            BLOCK_W=block_w, ROW_VEC=row_vec, FLAT=bool(pitch), DEAL=aligned.deal,
             SHIFT=2 if aligned.each else int(bool(row_vec) and spec.weight_shape[-1] > 1),
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
