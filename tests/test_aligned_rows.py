@@ -1,7 +1,8 @@
 """NC(D)HW row tiles read at their own columns in aligned runs, the width taps moving the sum instead, or each
-tap's products where rows are held at their own width, or a forward's unpadded planes read as rows
-(``geometry.aligned_rows``, ``geometry.aligned_planes``; the pointer kernel's ``ROW_VEC``, ``SHIFT``, ``FLAT``): the
-choice, and the forward and the input gradient against torch in float64, each case checked to take its path."""
+tap's products where rows are held at their own width, or a forward's unpadded planes read as rows, or a strided
+forward's rows dealt into phases, or a strided input gradient's phases' rows (``geometry.aligned_rows``,
+``geometry.aligned_planes``; the pointer kernel's ``ROW_VEC``, ``SHIFT``, ``FLAT``, ``DEAL``): the choice, and the
+forward and the input gradient against torch in float64, each case checked to take its path."""
 
 import pytest
 import torch

@@ -55,7 +55,7 @@ from .kernels import gemm, weight_grad
 
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET",
            "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "Device",
-           "aligned", "apart", "by_rows", "gemm_launch", "ctas_per_sm", "device_for", "efficiency",
+           "aligned", "apart", "by_rows", "row_reads", "gemm_launch", "ctas_per_sm", "device_for", "efficiency",
            "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds",
            "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds"]
 
@@ -297,20 +297,28 @@ def by_rows(problem: Problem, config: Config) -> bool:
 
 
 @functools.lru_cache(maxsize=4096)
+def row_reads(problem: Problem, config: Config) -> tuple[geometry.AlignedRows, bool]:
+    """How a pointer launch over NC(D)HW row tiles (:func:`by_rows`) reads its rows: its
+    :class:`tritonconv.geometry.AlignedRows` (``vec`` 0: 2 bytes at a time), and whether a forward reads its planes as
+    rows (:func:`tritonconv.geometry.aligned_planes`)."""
+    problem, config = launched(problem, config)
+    if not by_rows(problem, config) or problem.kind == "conv_wgrad":
+        return geometry.AlignedRows(), False
+    launch = gemm_launch(problem, config)
+    return launch.rows, launch.planes
+
+
 def aligned(problem: Problem, config: Config) -> bool:
     """Whether a pointer launch over NC(D)HW row tiles (:func:`by_rows`) reads its rows in aligned runs, the width taps
     moving the sum (or their products, :func:`apart`) instead (:func:`tritonconv.geometry.aligned_rows`; rated
     ``aligned_macs``): asynchronous 16-byte copies where the others load 2 bytes at a time."""
-    problem, config = launched(problem, config)
-    return (by_rows(problem, config) and problem.kind != "conv_wgrad"
-            and getattr(gemm_launch(problem, config), "aligned", False))
+    return bool(row_reads(problem, config)[0].vec)
 
 
-@functools.lru_cache(maxsize=4096)
 def apart(problem: Problem, config: Config) -> bool:
     """Whether an :func:`aligned` launch holds each width tap's products apart, moving them into the sum (whole rows at
     their own width, :class:`tritonconv.geometry.AlignedRows` ``each``), not the sum between taps."""
-    return aligned(problem, config) and gemm_launch(*launched(problem, config)).each
+    return row_reads(problem, config)[0].each
 
 
 def folds(problem: Problem, config: Config) -> bool:

@@ -104,12 +104,14 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
     if config.relayout:
         words.append("on channels-last copies")
     elif kernel.startswith("_conv") and costmodel.by_rows(ran, cfg):
-        if not costmodel.aligned(ran, cfg):
+        rows, planes = costmodel.row_reads(ran, cfg)
+        if not rows.vec:
             words.append("NC(D)HW rows")
-        elif costmodel.gemm_launch(ran, cfg).planes:
+        elif planes:
             words.append("NC(D)HW planes as rows, aligned")
         else:
-            words.append("NC(D)HW rows, aligned" + (", each tap's products moved" if costmodel.apart(ran, cfg) else ""))
+            words.append("NC(D)HW rows, aligned" + (f", dealt into {rows.deal} phases" if rows.deal > 1 else "")
+                         + (", each tap's products moved" if rows.each else ""))
     if costmodel.folds(ran, cfg):
         words.append("taps folded")
     return ", ".join(words)

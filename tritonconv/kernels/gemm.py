@@ -21,10 +21,11 @@ innermost (NLC, NHWC, NDHWC) a tile's loads run along channels; with the width a
 consecutive columns (:mod:`tritonconv._tile`), so its loads of the input and stores of the output
 run along the rows (``BLOCK_W = 0``: flat tiles). A width tap one column off starts those loads off their
 vector boundaries (2-byte loads); where the rows allow (``ROW_VEC``, :func:`tritonconv.geometry.aligned_rows`:
-unit width stride, whole rows in a tile or a long row in segments; a forward with no padding, each plane as one row
-at the input's pitch, ``FLAT``: :func:`tritonconv.geometry.aligned_planes`) a tile reads the input at its own columns
-in aligned runs and the width taps move the sum (or their products) along the rows instead. No operand is copied
-into another layout; only a weight with neither channel axis innermost may be, by the dispatcher
+whole rows in a tile or a long row in segments; a forward with no padding, each plane as one row at the input's
+pitch, ``FLAT``: :func:`tritonconv.geometry.aligned_planes`; a forward's width stride, each row read ``DEAL`` times as
+wide and dealt into phases, :func:`tritonconv._tile.deal`; an input gradient's, by stride phase) a tile reads the input
+at its own columns in aligned runs and the width taps move the sum (or their products) along the rows instead. No
+operand is copied into another layout; only a weight with neither channel axis innermost may be, by the dispatcher
 (:data:`tritonconv.geometry.WEIGHT_COPY_MACS`).
 """
 
@@ -380,8 +381,7 @@ class Launch:
             SHIFT=2 if aligned.each else int(bool(row_vec) and spec.weight_shape[-1] > 1),
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
-        self.aligned = bool(row_vec)  # NC(D)HW rows read in aligned runs (geometry.aligned_rows)
-        self.each = aligned.each  # ... each width tap's products moved, in a second accumulator
+        self.rows = aligned  # how NC(D)HW rows are read in aligned runs (geometry.aligned_rows; vec 0: not)
         self.planes = bool(pitch)  # ... a forward's planes as one row each (geometry.aligned_planes)
         self.launcher = Direct(_conv_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
