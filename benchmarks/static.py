@@ -139,7 +139,8 @@ def loop_census(cubin: bytes, arch: int) -> dict:
     asynchronous copies (``LDGSTS``) and plain global loads, with each kind's widest bytes, integer instructions
     (address and index arithmetic) and their count per math instruction; and the instructions of the loop around it
     outside it, if any (``loop_outer_extra``: the aligned rows' move of the sum between width taps, with the main
-    loop's prologue and epilogue)."""
+    loop's prologue and epilogue); where that loop is unrolled (a strided forward's width taps, dealt: copies of the
+    main loop one after another), the instructions between one copy and the next, on average."""
     code = sass(cubin, arch)
     loops = []  # (first, last address) of each backward branch's range
     for address, op, text in code:
@@ -158,6 +159,12 @@ def loop_census(cubin: bytes, arch: int) -> dict:
     around = [(a, b) for a, b in loops if a <= first and last <= b and (a, b) != (first, last)]
     outer = min(around, key=lambda ab: ab[1] - ab[0], default=None)  # the loop around the main loop, if any
     outer_extra = sum(outer[0] <= a <= outer[1] for a, _, _ in code) - len(body) if outer else 0
+    copies = sorted((a, b) for a, b in loops if sum(a <= c <= b and o.startswith(MATH) for c, o, _ in code) == math_ops
+                    and not any(x <= a and b <= y and (x, y) != (a, b) for x, y in loops))
+    if not outer and len(copies) > 1:  # an unrolled loop around the main loop: its copies one after another
+        span = sum(copies[0][0] <= a <= copies[-1][1] for a, _, _ in code)
+        inside = sum(sum(a <= c <= b for c, _, _ in code) for a, b in copies)
+        outer_extra = round((span - inside) / (len(copies) - 1))
     roots = [o.split(".")[0] for o, _ in body]
     def widest(root: str) -> int:  # bytes of the widest such instruction (4 where no width is named), 0 if none
         found = [o for o, _ in body if o.split(".")[0] == root]

@@ -192,7 +192,8 @@ def _conv_kernel(
             wnb, wod, woh, wcol, wrow_ok = tile_positions(pid_m, m_tiled * DEAL, OD, OH, width * DEAL, BLOCK_M * DEAL,
                                                           BLOCK_W * DEAL, INT64)
             wcol_ok = tl.max_constancy((wcol // ROW_VEC) < (W // ROW_VEC), [ROW_VEC])
-        for mw in range(cw):
+        # (dealt: unrolled, each tap's phase and shift constants where the padding and dilation are, e.g. 1: no selects)
+        for mw in tl.range(cw, loop_unroll_factor=KW if DEAL > 1 else 1):
             kw = t0w + (cw - 1 - mw) * ew if TRANSPOSED else mw  # shifts pw - kw*dw, or kw*dw - pw: increasing
             if DEAL > 1:  # input column DEAL*ow + kw*dw - pw = DEAL*(ow + s) + q: phase q, shift s (floors, kept >= 0)
                 q = (kw * dw - pw + DEAL * pw) % DEAL
