@@ -121,7 +121,7 @@ def device_for(name: str) -> Device:
         return dataclasses.replace(DATASHEET, name=name)
 
 
-ROW_ISSUE = {"conv": 0.56, "conv_t": 0.75, "conv_wgrad": 1.07}
+ROW_ISSUE = {"conv": 0.61, "conv_t": 0.71, "conv_wgrad": 1.07}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles (:func:`by_rows`) are rated at
 while ``Device.row_macs`` is unfitted: the median, over the suite's layers, of the channels-last main loop's
 instructions per MMA over the rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the
@@ -129,12 +129,13 @@ rows' loop adds the 2-byte loads' addresses and masks). An issue-bound estimate,
 synchronous loads, whose latency the pipeline does not hide, are not in it."""
 
 
-ALIGNED_ISSUE = {"conv": 1.12, "conv_t": 1.24}
+ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.09}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles read in aligned runs
 (:func:`aligned`) are rated at while ``Device.aligned_macs`` is unfitted: the median, over the suite's layers, of the
 channels-last main loop's instructions per MMA over the aligned rows', theirs counting the moves of the sum between
 width taps spread over the steps (sm_90 SASS, ``python -m benchmarks.static --rows``). An issue-bound estimate, not a
-measurement."""
+measurement. One share for all aligned launches of a pass, so it moves with the layers that join them: the strided
+ones (forwards dealt into phases, 0.88-0.94; input gradients by phase, 0.86 and 1.01) took it from 1.12 and 1.24."""
 
 UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
@@ -208,8 +209,8 @@ REGISTERS = {"_conv_kernel": (36, 1.75), "_conv_weight_grad_kernel": (46, 2.5), 
 """Per GEMM kernel, ``(base, per_accumulator)``: its registers per thread estimated as ``base + per_accumulator *
 BLOCK_M * BLOCK_N / threads`` (the fp32 accumulator's share of a thread, plus addresses, masks and the pipeline's
 state), at most 255. Fitted on ptxas's counts for sm_90 (Triton 3.9; ``benchmarks/results/static/``, the suite's
-heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 123 of its 156 GEMM kernels with the
-estimated shared memory (:func:`tritonconv.tuning.smem_bytes`, which counts every stage's two tiles; 138 with the
+heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 122 of its 156 GEMM kernels with the
+estimated shared memory (:func:`tritonconv.tuning.smem_bytes`, which counts every stage's two tiles; 137 with the
 compiled; the aligned rows' variant by :data:`ALIGNED_REGISTERS`), where one estimate for all (the accumulator plus 64)
 gives 90. The pointer weight gradient's count grows
 fastest: 173-254 registers at 128 x 128 on 8 warps, one program per SM."""

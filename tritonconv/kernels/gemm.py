@@ -189,9 +189,12 @@ def _conv_kernel(
         row_ok = (nb < M // (JW * JH * JD) if TRANSPOSED else nb < M // (OW * OH * OD)) & (od < OD) & (oh < OH)
         if DEAL > 1:  # a forward's width stride: the tile's rows read DEAL * BLOCK_W input columns from the first, dealt
             # into phases (_tile.deal); the same rows as the tile's, tiled DEAL times wider
-            wnb, wod, woh, wcol, wrow_ok = tile_positions(pid_m, m_tiled * DEAL, OD, OH, width * DEAL, BLOCK_M * DEAL,
-                                                          BLOCK_W * DEAL, INT64)
-            wcol_ok = tl.max_constancy((wcol // ROW_VEC) < (W // ROW_VEC), [ROW_VEC])
+            wnb, wod, woh, wcol, w_ok = tile_positions(pid_m, m_tiled * DEAL, OD, OH, width * DEAL, BLOCK_M * DEAL,
+                                                       BLOCK_W * DEAL, INT64)
+            w_ok = w_ok & tl.max_constancy((wcol // ROW_VEC) < (W // ROW_VEC), [ROW_VEC])
+            w_at = wnb * sxn + wcol  # (few vectors held across the taps: the row's first tap, offsets, mask)
+            wd0 = wod * sd - pd
+            wh0 = woh * sh - ph
         # (dealt: unrolled, each tap's phase and shift constants where the padding and dilation are, e.g. 1: no selects)
         for mw in tl.range(cw, loop_unroll_factor=KW if DEAL > 1 else 1):
             kw = t0w + (cw - 1 - mw) * ew if TRANSPOSED else mw  # shifts pw - kw*dw, or kw*dw - pw: increasing
@@ -213,13 +216,12 @@ def _conv_kernel(
                 cin = c_lo + chunk * BLOCK_K + offs_k
                 ok_k = cin < C_in_g
                 chans = tl.multiple_of((group * C_in_g + cin) * sxc, ROW_VEC)
-                if DEAL > 1:
-                    id_, ok_d = axis_tap(wod, phd, sd, pd, kd, dd, D, TRANSPOSED)
-                    ih, ok_h = axis_tap(woh, phh, sh, ph, kh, dh, H, TRANSPOSED)
-                    ok = wrow_ok & ok_d & ok_h & wcol_ok
-                    rows = tl.multiple_of(wnb * sxn + id_ * sxd + ih * sxh, ROW_VEC)
-                    wide = tl.load(x_ptr + (chans[:, None] + (rows + wcol)[None, :]), mask=ok_k[:, None] & ok[None, :],
-                                   other=0.0)
+                if DEAL > 1:  # (the forward's tap relation, axis_tap's, from the row's first tap)
+                    id_ = wd0 + kd * dd
+                    ih = wh0 + kh * dh
+                    ok = w_ok & (id_ >= 0) & (id_ < D) & (ih >= 0) & (ih < H)
+                    at = tl.multiple_of(w_at + id_ * sxd + ih * sxh, ROW_VEC)
+                    wide = tl.load(x_ptr + (chans[:, None] + at[None, :]), mask=ok_k[:, None] & ok[None, :], other=0.0)
                     a = deal(wide, q, BLOCK_K, BLOCK_M, DEAL)
                 else:
                     id_, ok_d = axis_tap(jd, phd, sd, pd, kd, dd, D, TRANSPOSED)
