@@ -63,15 +63,18 @@ def test_long_rows_in_segments():
     assert geometry.aligned_rows(nchw(2, 16, 28, 28), 28, 2 * 28 * 28, 3, 1, 1, 1, False, 16, 4) == geometry.AlignedRows()
 
 
-def test_a_strided_input_gradient_holds_each_phase_rows_products_apart():
+def test_a_strided_input_gradient_reads_each_phase_rows_aligned():
     """By stride phase, position ``j`` of a phase reads dy's column ``j + (phase + p - t*d) / s``: unit steps along dy's
-    rows, but the shifts step unevenly from tap to tap and phase to phase, so the sum cannot move between taps: the rows
-    of dy (28 wide for ResNet-50's 3x3 stride-2 layer) held at their own width, each tap's products moved."""
+    rows, a phase's taps' shifts ``d / gcd(s, d)`` apart, so the sum moves between them where no phase's largest shift
+    is negative (ResNet-50's 3x3 stride-2 layer: dy's rows of 28 in tiles of 32, shifts 0 and 1); else each tap's
+    products moved (4 taps, stride 3, dilation 2, padding 2: a phase's shifts -1 and -3)."""
     dy = nchw(32, 128, 28, 28)
-    rows = geometry.aligned_rows(dy, 28, 32 * 28 * 28, 3, 2, 1, 1, True, 128, 4, 32)
-    assert rows == geometry.AlignedRows(4, 32, 32, 1, True)
-    assert geometry.aligned_rows(dy, 28, 32 * 28 * 28, 3, 2, 1, 1, True, 128, 4, 64) == geometry.AlignedRows()
-    long = nchw(8, 64, 1000)  # rows longer than a tile: no segments for products held apart
+    for accumulator in (32, 64):
+        rows = geometry.aligned_rows(dy, 28, 32 * 28 * 28, 3, 2, 1, 1, True, 128, 4, accumulator)
+        assert rows == geometry.AlignedRows(4, 32, 32)
+    odd = geometry.aligned_rows(nchw(2, 16, 16), 16, 2 * 16, 4, 3, 2, 2, True, 32, 4, 4)
+    assert odd == geometry.AlignedRows(8, 16, 16, 1, True)
+    long = nchw(8, 64, 1000)  # rows longer than a tile: no segments by phase
     assert geometry.aligned_rows(long, 1000, 8 * 1000, 7, 4, 3, 1, True, 128, 4) == geometry.AlignedRows()
 
 
@@ -120,17 +123,19 @@ CASES = [  # (input shape, weight shape, stride, padding, dilation, groups, conf
     ((2, 32, 32), (32, 32, 5), 1, 2, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1, split_k=2), 1, 2),
     # strided widths: the forward's rows read twice (four times) as wide, dealt into phases (DEAL), the sum moving by
     # the taps' uneven shifts or their products moved; stride 3 keeps 2-byte rows (None). The input gradient by stride
-    # phase reads each phase's rows of dy aligned, its taps' products moved, or none moved (1x1: phases no tap reaches);
-    # not where a phase has no tap to step through (dilation 2, stride 2: half the phases)
+    # phase reads each phase's rows of dy aligned, the sum moving by d / gcd(s, d) between a phase's taps, or its taps'
+    # products moved (a negative shift; slack that would pad the rows), or none moved (1x1: phases no tap reaches); not
+    # where a phase has no tap to step through (dilation 2, stride 2: half the phases)
     ((2, 16, 6, 16), (16, 16, 3, 3), 2, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (1, 2)),
-    ((2, 16, 40), (16, 16, 7), 4, 3, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (1, 2)),
+    ((2, 16, 40), (16, 16, 7), 4, 3, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (1, 1)),
     ((1, 16, 48), (16, 16, 4), 3, 2, 2, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (None, 2)),
     ((1, 16, 3, 4, 12), (8, 16, 3, 3, 3), (1, 2, 2), 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1,
-     (1, 2)),
+     (1, 1)),
     ((2, 16, 5, 16), (16, 16, 1, 1), 2, 0, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (0, 0)),
-    ((2, 16, 5, 18), (16, 16, 3, 5), (1, 2), (1, 3), 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (1, 2)),
+    ((2, 16, 5, 18), (16, 16, 3, 5), (1, 2), (1, 3), 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (1, 1)),
     ((2, 16, 5, 18), (16, 16, 3, 3), 2, 1, 2, 1, tuning.Config(64, 16, 8, num_warps=4, num_stages=1), 1, (1, None)),
-    ((2, 16, 42), (16, 16, 5), 4, 5, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (2, 2)),
+    ((2, 16, 42), (16, 16, 5), 4, 5, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (2, 1)),
+    ((2, 16, 40), (16, 16, 3), 2, 2, 2, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (1, 1)),
 ]
 
 

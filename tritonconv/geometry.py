@@ -323,13 +323,18 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
     input's width and other strides multiples of ``vec`` (2 at least); the moving sum needs ``s_max >= 0``, the
     products held apart at most :data:`ALIGNED_EACH_ACCUMULATOR` ``accumulator`` elements per thread.
     Where no tap moves (a kernel 1 wide, no padding) the exact row tiles read aligned as they are. A width stride:
-    the input gradient runs by stride phase (each phase's positions read dy at unit steps; the shifts step unevenly,
-    so only with the products held apart); a forward strided by :data:`DEALT_STRIDES` reads its rows dealt into
+    the input gradient runs by stride phase (each phase's positions read dy at unit steps, its taps' shifts
+    ``d / gcd(s, d)`` apart: the sum moves where no phase's shifts are negative; whole rows only); a forward strided by
+    :data:`DEALT_STRIDES` reads its rows dealt into
     phases (``deal``, :func:`_dealt`, runs of at least :data:`DEALT_RUN_BYTES`)."""
     width = x.shape[-1]
     reach = (kernel_w - 1) * dilation_w  # the columns between a tile's first and last tap
     s_max = pad_w if transposed else reach - pad_w
-    phased = transposed and stride_w > 1  # by stride phase: the taps' shifts step unevenly, products held apart only
+    phased = transposed and stride_w > 1  # by stride phase: each phase's taps, d / gcd(s, d) apart in shift
+    if phased:  # the largest shift of each phase's taps (its first tap's); the sum moves only where none is negative
+        _, taps = shapes.phase_taps(kernel_w, stride_w, pad_w, dilation_w)
+        shifts = [(q + pad_w - first * dilation_w) // stride_w for q, (first, count) in enumerate(taps) if count]
+        s_max = max(shifts) if min(shifts, default=-1) >= 0 else -1
     if not width_inner(x) or block < 8 or (stride_w != 1 and not transposed and stride_w not in DEALT_STRIDES):
         return AlignedRows()
     vec = 16 // x.element_size()
@@ -349,7 +354,7 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
     rows = positions // width_out
     whole = max(8, triton.next_power_of_2(max(width, width_out + s_max)))
     step = (block - reach) // vec * vec  # segments of block columns; the outputs a segment stores start reach - s_max in
-    options = [AlignedRows(min(vec, whole), whole, whole)] if whole <= block and s_max >= 0 and not phased else []
+    options = [AlignedRows(min(vec, whole), whole, whole)] if whole <= block and s_max >= 0 else []
     if step >= vec and s_max >= 0 and not phased:
         options.append(AlignedRows(vec, block, step, max(1, -(-(width_out - (reach - s_max)) // step))))
     own = max(8, triton.next_power_of_2(max(width, width_out)))  # whole rows, each tap's products moved

@@ -247,6 +247,8 @@ def _conv_kernel(
                             step_w = ((kw + 1) * dw - pw + DEAL * pw) // DEAL - pw - s
                             if step_w != 0:
                                 acc = shift_rows(acc, step_w, col_in, BLOCK_M, 0)
+                        elif TRANSPOSED:  # (a stride phase's taps: ew apart, their shifts ew * dw / sw)
+                            acc = shift_rows(acc, ew * dw // sw, col_in, BLOCK_M, 0)
                         else:
                             acc = shift_rows(acc, dw, col_in, BLOCK_M, 0)
         if SHIFT == 2:  # every output at its own column
