@@ -319,14 +319,14 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
     padding: 66) is held whole at its own width instead, each tap's products summed apart and moved ``-s_t`` columns
     into the sum (``each``: a second accumulator, a move per tap; what leaves the row is a padding column's).
     Taken where it issues at most :data:`ALIGNED_ROWS_PAD` times the exact row tiles' positions and the main loop
-    runs at least :data:`ALIGNED_MIN_STEPS` ``steps`` per width tap, with unit stride along the width, and the
-    input's width and other strides multiples of ``vec`` (2 at least); the moving sum needs ``s_max >= 0``, the
+    runs at least :data:`ALIGNED_MIN_STEPS` ``steps`` per width tap, and the input's width and other strides
+    multiples of ``vec`` (2 at least); the moving sum needs ``s_max >= 0``, the
     products held apart at most :data:`ALIGNED_EACH_ACCUMULATOR` ``accumulator`` elements per thread.
     Where no tap moves (a kernel 1 wide, no padding) the exact row tiles read aligned as they are. A width stride:
     the input gradient runs by stride phase (each phase's positions read dy at unit steps, its taps' shifts
-    ``d / gcd(s, d)`` apart: the sum moves where no phase's shifts are negative; whole rows only); a forward strided by
-    :data:`DEALT_STRIDES` reads its rows dealt into
-    phases (``deal``, :func:`_dealt`, runs of at least :data:`DEALT_RUN_BYTES`)."""
+    ``d / gcd(s, d)`` apart: the sum moves where no phase's shifts are negative; whole rows only); a forward strided
+    by :data:`DEALT_STRIDES` reads its rows dealt into phases (``deal``, :func:`_dealt`, runs of at least
+    :data:`DEALT_RUN_BYTES`)."""
     width = x.shape[-1]
     reach = (kernel_w - 1) * dilation_w  # the columns between a tile's first and last tap
     s_max = pad_w if transposed else reach - pad_w
@@ -372,7 +372,7 @@ DEALT_STRIDES = (2, 4)
 DEALT_RUN_BYTES = 8
 """The shortest runs a dealt forward reads (:func:`aligned_rows`): rows of 14 in bf16 (runs of 4 bytes) issued 1.35x
 the 2-byte rows' instructions per MMA in the sm_90 SASS (``resnet50_ds_1x1s2``: 93 against 69), rows of 56 (16 bytes)
-0.75x (``resnet50_l2_3x3s2``: 105 against 140)."""
+0.58x (``resnet50_l2_3x3s2``: 81 against 140, the moves spread over the steps)."""
 
 
 def _dealt(width: int, width_out: int, positions: int, reach: int, pad: int, stride: int, vec: int, exact: int,

@@ -195,7 +195,8 @@ def _conv_kernel(
             w_at = wnb * sxn + wcol  # (few vectors held across the taps: the row's first tap, offsets, mask)
             wd0 = wod * sd - pd
             wh0 = woh * sh - ph
-        # (dealt: unrolled, each tap's phase and shift constants where the padding and dilation are, e.g. 1: no selects)
+        # (dealt: the width taps unrolled, so where the padding and dilation are constants (Triton makes a 1 one) each
+        # tap's phase and shift are too: no selects)
         for mw in tl.range(cw, loop_unroll_factor=KW if DEAL > 1 else 1):
             kw = t0w + (cw - 1 - mw) * ew if TRANSPOSED else mw  # shifts pw - kw*dw, or kw*dw - pw: increasing
             if DEAL > 1:  # input column DEAL*ow + kw*dw - pw = DEAL*(ow + s) + q: phase q, shift s (floors, kept >= 0)
