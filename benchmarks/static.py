@@ -34,6 +34,7 @@ import torch
 import triton
 
 from tritonconv import _runtime, costmodel, shapes, tune, tuning
+from tritonconv.kernels import gemm
 
 ROOT = Path(__file__).resolve().parent
 
@@ -75,6 +76,8 @@ def compile_for(arch: int, fn, args, kwargs):
 
     if "UPCAST" in kwargs:
         kwargs = {**kwargs, "UPCAST": False}  # the interpreter-only bf16 workaround is off on GPUs
+    if fn.fn.__name__ == "_conv_kernel":  # the launch options a GPU of that arch gets (recorded on the CPU: none)
+        kwargs = gemm.target_options(kwargs, arch)
     target = GPUTarget("cuda", arch, 32)
     backend = make_backend(target)
     binder = create_function_from_signature(fn.signature, fn.params, backend)

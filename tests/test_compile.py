@@ -94,6 +94,27 @@ def test_default_configs_do_not_spill_on_hopper(capsys):
     assert [r["spill_store_bytes"] for r in static.report(90, ["bf16"], ["channels_last"], ["conv_t"], strided)] == [0]
 
 
+def test_aligned_rows_let_ptxas_use_every_register_below_hopper():
+    """Below sm_90 an aligned-rows launch compiles with ``maxnreg`` (ptxas otherwise traded a few spilled bytes for
+    occupancy there); Hopper, the CPU, and 2-byte rows keep the options they had; ``benchmarks.static`` compiles for an
+    arch with that arch's options."""
+    from tritonconv import _runtime
+    from tritonconv.kernels import gemm
+
+    assert gemm.target_options({"ROW_VEC": 8}, 80) == {"ROW_VEC": 8, "maxnreg": 255}
+    assert gemm.target_options({"ROW_VEC": 8}, 90) == gemm.target_options({"ROW_VEC": 8}, None) == {"ROW_VEC": 8}
+    assert gemm.target_options({"ROW_VEC": 0}, 80) == {"ROW_VEC": 0}
+    assert _runtime.capability(torch.device("cpu")) is None
+    x, w = torch.randn(2, 16, 6, 32).bfloat16(), torch.randn(16, 16, 3, 3).bfloat16()
+    spec = conv_spec("conv2d", 2, x, w, None, 2, 1, 1, 1)
+    with static.recording(execute=False) as launches:
+        dispatch.conv_forward(x, w, None, spec, None, False, tuning.Config(64, 16, 16, num_warps=4, num_stages=2))
+    ((fn, args, kwargs, _),) = launches
+    assert kwargs["DEAL"] == 2 and "maxnreg" not in kwargs
+    assert ".maxnreg 255" in static.compile_for(80, fn, args, kwargs).asm["ptx"]
+    assert ".maxnreg" not in static.compile_for(90, fn, args, kwargs).asm["ptx"]
+
+
 @pytest.mark.parametrize("arch", [90, 80])
 def test_nchw_tiles_load_and_store_along_positions_without_spilling(arch):
     """NC(D)HW operands are read in place at every size, tiled by rows: the compiler lays each activation

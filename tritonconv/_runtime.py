@@ -93,6 +93,14 @@ except ImportError:  # CPU-only torch builds
     _raw_stream = None
 
 
+def capability(device: torch.device) -> int | None:
+    """A CUDA device's compute capability as ``major * 10 + minor`` (90: Hopper); None elsewhere, or interpreted."""
+    if device.type != "cuda" or interpreting(device):
+        return None
+    major, minor = torch.cuda.get_device_capability(device)
+    return 10 * major + minor
+
+
 def current_stream(device: torch.device) -> int:
     """The handle of ``device``'s current CUDA stream (as ``JITFunction.run`` gets it)."""
     if _raw_stream is None:

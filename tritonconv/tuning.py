@@ -436,10 +436,6 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     if problem.layout == "contiguous":  # NC(D)HW read in place: see conv_wgrad (fp32 128 x 64 x 32 spilled 8-16 B)
         block_k = max(min(block_k, 16 if problem.dtype == "float32" else 32), min_k(problem))
     stages = 2 if problem.taps * red <= block_k else 3
-    if problem.layout == "contiguous" and problem.stride[-1] > 1 and not tma:
-        # NC(D)HW rows with a width stride, read aligned (dealt, or by phase): on sm_80 ptxas (Triton 3.6) held 3 stages
-        # to 128 registers and spilled 4-12 B (resnet50_l2_3x3s2's bf16 forward, fp32 input gradient); 2 fit
-        stages = 2
     split = 1
     tiles = max(1, problem.groups * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))  # 0 rows: empty batch
     if not fold and tiles < sm_count and small_output(problem):  # under one wave: split the reduction

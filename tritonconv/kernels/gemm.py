@@ -39,7 +39,7 @@ import triton.language as tl
 
 from .. import geometry, shapes
 from .._checks import ConvSpec
-from .._runtime import Counters, Direct, interpreting, kernel
+from .._runtime import Counters, Direct, capability, interpreting, kernel
 from .._tile import (
     activate,
     axis_tap,
@@ -310,6 +310,17 @@ def _conv_kernel(
                  mask=mask_m[:, None] & mask_n[None, :])
 
 
+def target_options(kwargs: dict, capability: int | None) -> dict:
+    """:func:`_conv_kernel`'s launch options for a GPU of compute capability ``capability`` (``major * 10 + minor``;
+    None: the CPU, unchanged). Below sm_90 a launch reading NC(D)HW rows in aligned runs lets ptxas use every register
+    (``maxnreg``): left to choose, ptxas for sm_80 held such tiles to 128 or 80 registers, for occupancy, and spilled
+    4-12 B (strided layers, Triton 3.6 and 3.9); on sm_90 it chose 119-180 without a spill, which a cap of 255 raised
+    (the dealt forward's 122 to 137: one program per SM instead of two), so Hopper keeps ptxas's choice."""
+    if capability is not None and capability < 90 and kwargs.get("ROW_VEC"):
+        return {**kwargs, "maxnreg": 255}
+    return kwargs
+
+
 class Launch:
     """A launch of :func:`_conv_kernel`, prepared once for tensors laid out as ``x``, ``weight``, ``y``:
     the grid and every argument but the tensors. Calling it runs the kernel reading ``x`` and
@@ -377,7 +388,7 @@ class Launch:
         self._work = (spec.groups * tiles_m * triton.cdiv(c_write, config.block_n)
                       * self.splits * (per_split // config.block_k) * sum(phase_taps)
                       * config.block_m * config.block_n * config.block_k)
-        self.kwargs = dict(
+        self.kwargs = target_options(dict(
             TRANSPOSED=transposed, FOLD=fold, HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
             SCALED=scale_step is not None, SPLIT=self.splits > 1, INT64=needs_int64(x, weight, y, rows=m),
             UPCAST=interp and x.dtype == torch.bfloat16,
@@ -386,7 +397,7 @@ class Launch:
             BLOCK_W=block_w, ROW_VEC=row_vec, FLAT=bool(pitch), DEAL=aligned.deal,
             SHIFT=2 if aligned.each else int(bool(row_vec) and spec.weight_shape[-1] > 1),
             num_warps=config.num_warps, num_stages=config.num_stages,
-        )
+        ), capability(x.device))
         self.rows = aligned  # how NC(D)HW rows are read in aligned runs (geometry.aligned_rows; vec 0: not)
         self.planes = bool(pitch)  # ... a forward's planes as one row each (geometry.aligned_planes)
         self.launcher = Direct(_conv_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
