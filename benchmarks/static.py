@@ -164,7 +164,8 @@ def loop_census(cubin: bytes, arch: int) -> dict:
     outer_extra = sum(outer[0] <= a <= outer[1] for a, _, _ in code) - len(body) if outer else 0
     copies = sorted((a, b) for a, b in loops if sum(a <= c <= b and o.startswith(MATH) for c, o, _ in code) == math_ops
                     and not any(x <= a and b <= y and (x, y) != (a, b) for x, y in loops))
-    if not outer and len(copies) > 1:  # an unrolled loop around the main loop: its copies one after another
+    disjoint = all(end < start for (_, end), (start, _) in zip(copies, copies[1:]))
+    if not outer and len(copies) > 1 and disjoint:  # an unrolled loop around the main loop: its copies one after another
         span = sum(copies[0][0] <= a <= copies[-1][1] for a, _, _ in code)
         inside = sum(sum(a <= c <= b for c, _, _ in code) for a, b in copies)
         outer_extra = round((span - inside) / (len(copies) - 1))

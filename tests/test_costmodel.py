@@ -258,6 +258,12 @@ def test_row_issue_shares_are_the_committed_census_medians():
         assert r["rows"]["loop_async_bytes"] >= 4 and (r["rows"]["loop_loads"] == 0 or narrow), r["name"]
     from benchmarks import static
     assert static.pass_shares(rows) == costmodel.PASS_ISSUE  # the channels-last sides: each pass against the forward
+    # the code around a main loop: none counted for a loop alone, never negative, and a dealt forward's unrolled copies
+    # of its loop have some between them (the move of the sum)
+    main = [json.loads(line) for line in sorted(paths[-1].parent.glob("static-sm90-*-bf16.jsonl"))[-1].read_text().splitlines()]
+    assert all(r["loop_outer_extra"] >= 0 for r in main) and all(r["rows"]["loop_outer_extra"] >= 0 for r in rows)
+    dealt = [r for r in rows if r["kind"] == "conv" and r["name"] in ("resnet50_l2_3x3s2", "r3d18_l2_s2")]
+    assert len(dealt) == 2 and all(r["aligned"] and r["rows"]["loop_outer_extra"] > 0 for r in dealt)
 
 
 PACKING = {"_pack_kernel", "_unpack_kernel"}  # a packed layer's launches beside its convolution
