@@ -66,14 +66,18 @@ def test_long_rows_in_segments():
 def test_a_strided_input_gradient_reads_each_phase_rows_aligned():
     """By stride phase, position ``j`` of a phase reads dy's column ``j + (phase + p - t*d) / s``: unit steps along dy's
     rows, a phase's taps' shifts ``d / gcd(s, d)`` apart, so the sum moves between them where no phase's largest shift
-    is negative (ResNet-50's 3x3 stride-2 layer: dy's rows of 28 in tiles of 32, shifts 0 and 1); else each tap's
-    products moved (4 taps, stride 3, dilation 2, padding 2: a phase's shifts -1 and -3)."""
+    is negative (ResNet-50's 3x3 stride-2 layer: dy's rows of 28 in tiles of 32, shifts 0 and 1; rows of 12 in 16);
+    else each tap's products moved (3 taps, stride 2, dilation 3, no padding: the odd phase's one tap shifts -1), as where
+    the moving sum's slack would pad the rows (16 in 32)."""
     dy = nchw(32, 128, 28, 28)
     for accumulator in (32, 64):
         rows = geometry.aligned_rows(dy, 28, 32 * 28 * 28, 3, 2, 1, 1, True, 128, 4, accumulator)
         assert rows == geometry.AlignedRows(4, 32, 32)
-    odd = geometry.aligned_rows(nchw(2, 16, 16), 16, 2 * 16, 4, 3, 2, 2, True, 32, 4, 4)
-    assert odd == geometry.AlignedRows(8, 16, 16, 1, True)
+    assert geometry.aligned_rows(nchw(2, 16, 12), 12, 2 * 12, 3, 2, 0, 1, True, 32, 4, 4) == geometry.AlignedRows(4, 16, 16)
+    negative = geometry.aligned_rows(nchw(2, 16, 12), 12, 2 * 12, 3, 2, 0, 3, True, 32, 4, 4)
+    assert negative == geometry.AlignedRows(4, 16, 16, 1, True)
+    slack = geometry.aligned_rows(nchw(2, 16, 16), 16, 2 * 16, 4, 3, 2, 2, True, 32, 4, 4)
+    assert slack == geometry.AlignedRows(8, 16, 16, 1, True)
     long = nchw(8, 64, 1000)  # rows longer than a tile: no segments by phase
     assert geometry.aligned_rows(long, 1000, 8 * 1000, 7, 4, 3, 1, True, 128, 4) == geometry.AlignedRows()
 
@@ -136,6 +140,7 @@ CASES = [  # (input shape, weight shape, stride, padding, dilation, groups, conf
     ((2, 16, 5, 18), (16, 16, 3, 3), 2, 1, 2, 1, tuning.Config(64, 16, 8, num_warps=4, num_stages=1), 1, (1, None)),
     ((2, 16, 42), (16, 16, 5), 4, 5, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (2, 1)),
     ((2, 16, 40), (16, 16, 3), 2, 2, 2, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (1, 1)),
+    ((2, 16, 30), (16, 16, 3), 2, 0, 3, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (1, 2)),
 ]
 
 
