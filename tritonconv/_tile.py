@@ -161,6 +161,15 @@ def shift_rows(acc, step, col, BLOCK: tl.constexpr, BLOCK_W: tl.constexpr):
 
 
 @device
+def dealt_tap(t, p, d, DEAL: tl.constexpr):
+    """Where a forward's width tap ``t`` (padding ``p``, dilation ``d``) reads a row dealt into ``DEAL`` phases: input
+    column ``DEAL*ow + t*d - p = DEAL*(ow + shift) + phase`` (floors; the offset keeps the division's operand >= 0),
+    ``(phase, shift)``."""
+    i = t * d - p + DEAL * p
+    return i % DEAL, i // DEAL - p
+
+
+@device
 def deal(t, q, BLOCK_K: tl.constexpr, BLOCK_M: tl.constexpr, DEAL: tl.constexpr):
     """A ``[BLOCK_K, DEAL * BLOCK_M]`` tile of consecutive columns (a strided width's input rows, read aligned) dealt
     into ``DEAL`` phases (2 or 4): its columns ``DEAL * c + q`` (``q`` a scalar), as ``[BLOCK_M, BLOCK_K]``. The

@@ -351,7 +351,6 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
         return AlignedRows(min(vec, exact), exact, exact, -(-width_out // exact))
     if steps < ALIGNED_MIN_STEPS:
         return AlignedRows()
-    rows = positions // width_out
     whole = max(8, triton.next_power_of_2(max(width, width_out + s_max)))
     step = (block - reach) // vec * vec  # segments of block columns; the outputs a segment stores start reach - s_max in
     options = [AlignedRows(min(vec, whole), whole, whole)] if whole <= block and s_max >= 0 else []
@@ -360,6 +359,13 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
     own = max(8, triton.next_power_of_2(max(width, width_out)))  # whole rows, each tap's products moved
     if own <= block and accumulator <= ALIGNED_EACH_ACCUMULATOR:
         options.append(AlignedRows(min(vec, own), own, own, 1, True))
+    return _narrowest(options, positions, width_out, block, exact)
+
+
+def _narrowest(options: list[AlignedRows], positions: int, width_out: int, block: int, exact: int) -> AlignedRows:
+    """Of :func:`aligned_rows`' options, the narrowest among those whose tiles issue at most :data:`ALIGNED_ROWS_PAD`
+    times the exact row tiles' (``exact`` columns wide) positions; else none."""
+    rows = positions // width_out
     allowed = ALIGNED_ROWS_PAD * position_tiles(positions, width_out, block, exact)
     options = [o for o in options if position_tiles(rows * o.segments * o.block_w, o.segments * o.block_w, block,
                                                     o.block_w) <= allowed]
@@ -391,10 +397,7 @@ def _dealt(width: int, width_out: int, positions: int, reach: int, pad: int, str
     options = [AlignedRows(min(vec, whole), whole, whole, 1, False, stride)] if whole <= block and s_max >= 0 else []
     if own <= block and accumulator <= ALIGNED_EACH_ACCUMULATOR and (reach or pad):
         options.append(AlignedRows(min(vec, own), own, own, 1, True, stride))
-    rows = positions // width_out
-    allowed = ALIGNED_ROWS_PAD * position_tiles(positions, width_out, block, exact)
-    options = [o for o in options if position_tiles(rows * o.block_w, o.block_w, block, o.block_w) <= allowed]
-    return min(options, key=lambda o: o.block_w, default=AlignedRows())
+    return _narrowest(options, positions, width_out, block, exact)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from .._tile import (
     activate,
     axis_tap,
     deal,
+    dealt_tap,
     meet_splits,
     mma,
     next_step,
@@ -199,9 +200,8 @@ def _conv_kernel(
         # tap's phase and shift are too: no selects)
         for mw in tl.range(cw, loop_unroll_factor=KW if DEAL > 1 else 1):
             kw = t0w + (cw - 1 - mw) * ew if TRANSPOSED else mw  # shifts pw - kw*dw, or kw*dw - pw: increasing
-            if DEAL > 1:  # input column DEAL*ow + kw*dw - pw = DEAL*(ow + s) + q: phase q, shift s (floors, kept >= 0)
-                q = (kw * dw - pw + DEAL * pw) % DEAL
-                s = (kw * dw - pw + DEAL * pw) // DEAL - pw
+            if DEAL > 1:  # the tap's phase q of the row, its shift s in output columns
+                q, s = dealt_tap(kw, pw, dw, DEAL)
             else:
                 q, s = 0, 0
                 if SHIFT == 2:
@@ -245,7 +245,8 @@ def _conv_kernel(
                 if SHIFT == 1:
                     if mw < cw - 1:  # the next tap's shift is dw more: the sum so far moves dw columns right
                         if DEAL > 1:  # (dealt: its shift in output columns, 0 or more)
-                            step_w = ((kw + 1) * dw - pw + DEAL * pw) // DEAL - pw - s
+                            _, s_next = dealt_tap(kw + 1, pw, dw, DEAL)
+                            step_w = s_next - s
                             if step_w != 0:
                                 acc = shift_rows(acc, step_w, col_in, BLOCK_M, 0)
                         elif TRANSPOSED:  # (a stride phase's taps: ew apart, their shifts ew * dw / sw)
@@ -259,7 +260,7 @@ def _conv_kernel(
             # the largest shift: the last tap's (transposed, the first of the phase's: t0w = 0 at unit width stride)
             s_max, _ = axis_tap(0, phw, sw, pw, t0w if TRANSPOSED else KW - 1, dw, W, TRANSPOSED)
             if DEAL > 1:
-                s_max = ((KW - 1) * dw - pw + DEAL * pw) // DEAL - pw
+                _, s_max = dealt_tap(KW - 1, pw, dw, DEAL)
             jw = col - s_max
             first = (KW - 1) * dw - s_max  # a segment after the first stores from past its taps' reach on
             lo = tl.where(seg > 0, seg * step + first, 0)
