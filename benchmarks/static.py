@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 import triton
 
-from tritonconv import _runtime, costmodel, shapes, tune, tuning
+from tritonconv import _runtime, costmodel, geometry, shapes, tune, tuning
 from tritonconv.kernels import gemm
 
 ROOT = Path(__file__).resolve().parent
@@ -143,7 +143,9 @@ def loop_census(cubin: bytes, arch: int) -> dict:
     (address and index arithmetic) and their count per math instruction; and the instructions of the loop around it
     outside it, if any (``loop_outer_extra``: the aligned rows' move of the sum between width taps, with the main
     loop's prologue and epilogue); where that loop is unrolled (a strided forward's width taps, dealt: copies of the
-    main loop one after another), the instructions between one copy and the next, on average."""
+    main loop one after another), the instructions between one copy and the next, on average; ``loop_variants``, where
+    the kernel holds more than one such loop (unrolled copies; the weight gradient's loops for programs reading ``x``
+    aligned and the others), each one's instructions and plain global loads, in address order."""
     code = sass(cubin, arch)
     loops = []  # (first, last address) of each backward branch's range
     for address, op, text in code:
@@ -177,11 +179,17 @@ def loop_census(cubin: bytes, arch: int) -> dict:
 
     loads = [o for o, _ in body if o.split(".")[0] == "LDG"]
     integer = sum(r in INTEGER for r in roots)
+    innermost = [(a, b) for a, b in loops if sum(a <= c <= b and o.startswith(MATH) for c, o, _ in code) == math_ops
+                 and not any(a <= x and y <= b and (x, y) != (a, b) for x, y in loops
+                             if any(x <= c <= y and o.startswith(MATH) for c, o, _ in code))]
+    variants = [[sum(a <= c <= b for c, _, _ in code), sum(a <= c <= b and o.split(".")[0] == "LDG" for c, o, _ in code)]
+                for a, b in sorted(innermost)]
     return {"loop_math": math_ops, "loop_math_op": next(o.split(".")[0] for o, _ in body if o.startswith(MATH)),
             "loop_tma": roots.count("UTMALDG"), "loop_async_copies": roots.count("LDGSTS"),
             "loop_async_bytes": widest("LDGSTS"), "loop_loads": len(loads), "loop_load_bytes": widest("LDG"),
             "loop_integer": integer, "integer_per_math": round(integer / math_ops, 2),
-            "loop_instructions": len(body), "loop_outer_extra": outer_extra}
+            "loop_instructions": len(body), "loop_outer_extra": outer_extra,
+            "loop_variants": variants if len(variants) > 1 else []}
 
 
 def ctas_per_sm(arch: int, registers: int, shared: int, warps: int) -> int:
@@ -282,7 +290,8 @@ def compiled_census(arch: int, problem: tuning.Problem, cfg) -> dict:
         tune.runner(problem, torch.device("cpu"))(cfg)
     fn, args, kwargs, _ = next(launch for launch in launches if launch[0].fn.__name__ not in EPILOGUES)
     compiled = compile_for(arch, fn, args, kwargs)
-    return {"kernel": fn.fn.__name__, **ptxas_report(compiled.asm["ptx"], arch), **loop_census(compiled.asm["cubin"], arch)}
+    return {"kernel": fn.fn.__name__, **ptxas_report(compiled.asm["ptx"], arch), **loop_census(compiled.asm["cubin"], arch),
+            **({"x_vec": kwargs["X_VEC"]} if "X_VEC" in kwargs else {})}
 
 
 def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> list[dict]:
@@ -304,6 +313,7 @@ def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> li
             inner = compiled_census(arch, dataclasses.replace(problem, layout="channels_last"), cfg)
             aligned = costmodel.aligned(problem, cfg)
             per_math = row_instructions_per_math(problem, cfg, by_rows) if aligned else \
+                wgrad_instructions_per_math(problem, by_rows) if kind == "conv_wgrad" else \
                 by_rows["loop_instructions"] / by_rows["loop_math"]
             ratio = (inner["loop_instructions"] / inner["loop_math"]) / per_math
             rows.append({"name": name, "kind": kind, "dtype": dtype, "config": vars(cfg), "aligned": aligned,
@@ -326,6 +336,18 @@ def row_instructions_per_math(problem: tuning.Problem, cfg, census: dict) -> flo
     taps = problem.weight_shape[-1] / (problem.stride[-1] if problem.by_phase else 1)
     moves = taps - (0 if costmodel.apart(problem, cfg) else 1)
     return (census["loop_instructions"] * steps + census["loop_outer_extra"] * moves) / (census["loop_math"] * steps)
+
+
+def wgrad_instructions_per_math(problem: tuning.Problem, census: dict) -> float:
+    """A weight-gradient launch's instructions per math instruction over its programs: where it holds a loop for the
+    programs reading ``x`` in aligned runs and one for the others (:func:`tritonconv.geometry.wgrad_runs`), each loop's
+    (the first with the fewer plain loads) at its share of the programs (:func:`tritonconv.geometry.aligned_taps`)."""
+    variants = census.get("loop_variants") or [[census["loop_instructions"], 0]]
+    if len(variants) == 1 or not census.get("x_vec", 1) > 1:
+        return census["loop_instructions"] / census["loop_math"]
+    share = geometry.aligned_taps(problem.spec, census["x_vec"])
+    runs, other = sorted(variants, key=lambda v: v[1])[:2]
+    return (share * runs[0] + (1 - share) * other[0]) / census["loop_math"]
 
 
 def pass_shares(pairs: list[dict]) -> dict[str, float]:

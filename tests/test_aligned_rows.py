@@ -332,8 +332,8 @@ def nchw_layers(draw):
 @settings(max_examples=24, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(nchw_layers())
 def test_random_nchw_layers_on_the_aligned_paths(layer):
-    """Forward and input gradient against torch in float64 on random layers around the aligned paths (whole rows,
-    segments, products moved, planes as rows, or 2-byte rows where none serves)."""
+    """Forward, input gradient and weight gradient against torch in float64 on random layers around the aligned paths
+    (whole rows, segments, products moved, planes as rows, rows in runs, or 2-byte rows where none serves)."""
     ndim, x_shape, w_shape, kw, block = layer
     x, w, b = torch.randn(x_shape), torch.randn(w_shape), torch.randn(w_shape[0])
     spec = conv_spec(f"conv{ndim}d", ndim, x, w, b, kw["stride"], kw["padding"], kw["dilation"], 1)
@@ -344,3 +344,82 @@ def test_random_nchw_layers_on_the_aligned_paths(layer):
     xd = x.double().requires_grad_()
     (ref,) = torch.autograd.grad(TORCH[ndim](xd, w.double(), None, **kw), xd, dy.double())
     assert_close(dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg), ref)
+    ref_w = getattr(torch.nn.grad, f"conv{ndim}d_weight")(x.double(), w_shape, dy.double(), **kw)
+    assert_close(dispatch.conv_grad_weight(dy, x, spec, False, tuning.Config(16, 16, 64, num_warps=4, num_stages=1)),
+                 ref_w)
+
+
+def wgrad_runs(x_shape, w_shape, stride=1, padding=1, dilation=1, block_w=8, fold=0, dtype=torch.bfloat16, fmt=None):
+    x = torch.empty(x_shape, dtype=dtype, device="meta")
+    if fmt is not None:
+        x = x.contiguous(memory_format=fmt)
+    ndim = len(w_shape) - 2
+    spec = conv_spec(f"conv{ndim}d", ndim, x, torch.empty(w_shape, dtype=dtype, device="meta"), None, stride, padding,
+                     dilation, 1)
+    dy = torch.empty(spec.output_shape, dtype=dtype, device="meta")
+    if fmt is not None:
+        dy = dy.contiguous(memory_format=fmt)
+    return geometry.wgrad_runs(dy, x, spec, block_w, fold), spec
+
+
+@pytest.mark.parametrize("width,runs", [(56, (8, 8)), (28, (4, 4)), (14, (2, 2)), (7, (1, 1))])
+def test_weight_gradient_reads_rows_in_runs(width, runs):
+    """The weight gradient reads dY at its own columns, in runs of what the rows' width divides (16 bytes at most), and
+    x in runs by the programs whose tap does not shift its columns off a run: a 3x3 layer's middle third."""
+    got, spec = wgrad_runs((32, 64, width, width), (64, 64, 3, 3))
+    assert got == runs
+    assert geometry.aligned_taps(spec, runs[1]) == (1 / 3 if runs[1] > 1 else 0.0)
+
+
+def test_weight_gradient_runs_where_each_bound_falls_on_a_run():
+    """x in runs only at unit width stride, unfolded taps, some tap's shift a multiple of the run and the output's
+    width too (a run's positions all in the rows or all past them); dY wherever its own rows allow."""
+    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), stride=2)[0] == (4, 1)  # strided: x's columns 2 apart
+    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), fold=1)[0] == (8, 1)  # folded taps: each column its own shift
+    got, spec = wgrad_runs((2, 16, 8, 16), (16, 16, 3, 3), padding=0)  # output 14 wide: runs of 2, taps 0 and 2
+    assert got == (2, 2) and geometry.aligned_taps(spec, 2) == 2 / 3
+    got, spec = wgrad_runs((2, 16, 8, 64), (16, 16, 3, 3), padding=2, dilation=2)  # shifts -2, 0, 2 in runs of 8
+    assert got == (8, 8) and geometry.aligned_taps(spec, 8) == 1 / 3
+    got, spec = wgrad_runs((2, 16, 8, 64), (16, 16, 3, 3), padding=7, dilation=3)  # shifts -7, -4, -1: runs of 4
+    assert got == (8, 4) and geometry.aligned_taps(spec, 4) == 1 / 3
+    assert wgrad_runs((2, 16, 8, 62), (16, 16, 3, 3), padding=9, dilation=4)[0] == (8, 1)  # odd shifts, runs of 2: none
+    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), fmt=torch.channels_last)[0] == (1, 1)
+    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), block_w=0)[0] == (1, 1)  # flat tiles
+    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), dtype=torch.float32)[0] == (4, 4)  # 16 bytes of fp32
+
+
+WGRAD_CASES = [  # x shape, weight shape, stride, padding, dilation, config, (DY_VEC, X_VEC)
+    ((2, 16, 5, 16), (8, 16, 3, 3), 1, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4)),
+    ((1, 16, 4, 16), (8, 16, 3, 3), 1, 0, 1, tuning.Config(16, 16, 32, num_warps=4, num_stages=1), (2, 2)),
+    ((2, 16, 3, 24), (8, 16, 3, 3), 1, 2, 2, tuning.Config(16, 16, 16, num_warps=4, num_stages=1, split_k=3), (4, 4)),
+    ((1, 16, 3, 4, 8), (8, 16, 3, 3, 3), 1, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4)),
+    ((2, 16, 40), (8, 16, 5), 1, 2, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4)),
+    ((2, 16, 6, 16), (8, 16, 3, 3), 2, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 1)),
+    ((2, 16, 3, 16), (8, 16, 1, 1), 1, 0, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4)),
+    ((2, 16, 4, 4, 8), (8, 16, 3, 1, 1), 1, (1, 0, 0), 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4)),
+    ((1, 16, 4, 15), (8, 16, 3, 3), 1, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("int64", [False, True])
+@pytest.mark.parametrize("case", range(len(WGRAD_CASES)))
+def test_weight_gradient_on_rows_read_in_runs(case, int64, monkeypatch):
+    """The weight gradient against torch in float64 where it reads NC(D)HW rows in runs: 2-D, output rows narrower than
+    the input's (a run's mask its first position's), dilated with a split, 3-D, 1-D, strided (dY only), 1x1 and a
+    temporal kernel (every tap in runs), odd rows (none); with int64 offsets too."""
+    from benchmarks import static
+
+    if int64:
+        monkeypatch.setattr(geometry, "INT32_MAX", 16)
+    x_shape, w_shape, stride, padding, dilation, cfg, runs = WGRAD_CASES[case]
+    ndim = len(w_shape) - 2
+    g = torch.Generator().manual_seed(case)
+    x, w = torch.randn(x_shape, generator=g), torch.empty(w_shape)
+    spec = conv_spec(f"conv{ndim}d", ndim, x, w, None, stride, padding, dilation, 1)
+    dy = torch.randn(spec.output_shape, generator=g)
+    with static.recording(execute=False) as launches:
+        dispatch.conv_grad_weight(dy, x, spec, False, cfg)
+    (kwargs,) = [kw for fn, _, kw, _ in launches if fn.fn.__name__ == "_conv_weight_grad_kernel"]
+    assert (kwargs["DY_VEC"], kwargs["X_VEC"], kwargs["INT64"]) == (*runs, int64)
+    ref = getattr(torch.nn.grad, f"conv{ndim}d_weight")(x.double(), w_shape, dy.double(), stride, padding, dilation)
+    assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref)

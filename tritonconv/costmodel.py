@@ -55,7 +55,7 @@ from .kernels import gemm, weight_grad
 
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET",
            "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "Device",
-           "aligned", "apart", "by_rows", "row_reads", "gemm_launch", "ctas_per_sm", "device_for", "efficiency",
+           "aligned", "apart", "by_rows", "row_reads", "wgrad_runs", "gemm_launch", "ctas_per_sm", "device_for", "efficiency",
            "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds",
            "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds"]
 
@@ -308,6 +308,17 @@ def row_reads(problem: Problem, config: Config) -> tuple[geometry.AlignedRows, b
         return geometry.AlignedRows(), False
     launch = gemm_launch(problem, config)
     return launch.rows, launch.planes
+
+
+@functools.lru_cache(maxsize=4096)
+def wgrad_runs(problem: Problem, config: Config) -> tuple[int, int]:
+    """How a pointer weight-gradient launch over NC(D)HW row tiles (:func:`by_rows`) reads its rows:
+    ``(DY_VEC, X_VEC)`` (:func:`tritonconv.geometry.wgrad_runs`; 1: an element at a time); ``(1, 1)`` for other
+    launches. Rated within ``row_macs``: the census's share for the pass weighs the loops of both kinds of program."""
+    problem, config = launched(problem, config)
+    if problem.kind != "conv_wgrad" or not by_rows(problem, config):
+        return 1, 1
+    return gemm_launch(problem, config).runs
 
 
 def aligned(problem: Problem, config: Config) -> bool:

@@ -105,7 +105,12 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
         words.append("on channels-last copies")
     elif kernel.startswith("_conv") and costmodel.by_rows(ran, cfg):
         rows, planes = costmodel.row_reads(ran, cfg)
-        if not rows.vec:
+        dy_vec, x_vec = costmodel.wgrad_runs(ran, cfg)
+        if ran.kind == "conv_wgrad":
+            taps = round(geometry.aligned_taps(ran.spec, x_vec) * ran.weight_shape[-1])
+            words.append("NC(D)HW rows" + (f", dY in runs of {dy_vec}" if dy_vec > 1 else "")
+                         + (f", x in runs of {x_vec} for {taps} of {ran.weight_shape[-1]} width taps" if x_vec > 1 else ""))
+        elif not rows.vec:
             words.append("NC(D)HW rows")
         elif planes:
             words.append("NC(D)HW planes as rows, aligned")

@@ -271,6 +271,41 @@ def row_block(positions: int, width: int, block: int) -> int:
     return min(sizes, key=lambda bw: (position_tiles(positions, width, block, bw), -bw))
 
 
+def run_vec(t: torch.Tensor) -> int:
+    """The longest runs, in elements, that a width-innermost tensor's rows can be read in from run boundaries: the
+    largest power of two of at most 16 bytes dividing its width and every other stride (1: none)."""
+    vec = 16 // t.element_size()
+    while vec > 1 and any(n % vec for n in (t.shape[-1], *strides_3d(t)[:4])):
+        vec //= 2
+    return vec
+
+
+def wgrad_runs(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, block_w: int, fold: int) -> tuple[int, int]:
+    """How the weight gradient's pointer kernel reads NC(D)HW rows (tiles of ``block_w`` output columns, a power of two
+    of at least 8; 0: flat tiles, none): ``(DY_VEC, X_VEC)``, runs of that many elements from run boundaries (1: an
+    element at a time). ``dY`` is read at its own columns, so in runs wherever its strides and width allow
+    (:func:`run_vec`); ``x`` at the columns a tap shifts them to, ``ow + kw*dw - pw`` at unit width stride, so in runs
+    for the taps whose shift is a multiple of the run (:func:`aligned_taps`; unfolded taps, the longest run some tap's
+    shift is a multiple of, the output's width a multiple of it too; else 1). A run's mask is its first element's:
+    every bound a run could cross (the input's and the output's widths, a tile's) falls on a run boundary."""
+    if not block_w:
+        return 1, 1
+    dy_vec = run_vec(grad_output) if width_inner(grad_output) else 1
+    x_vec = run_vec(input) if width_inner(input) and spec.stride[-1] == 1 and not fold else 1
+    while spec.output_shape[-1] % x_vec:  # (a run's positions all inside the output's rows, or all past them)
+        x_vec //= 2
+    while x_vec > 1 and not aligned_taps(spec, x_vec):
+        x_vec //= 2
+    return min(dy_vec, block_w), min(x_vec, block_w)
+
+
+def aligned_taps(spec: ConvSpec, vec: int) -> float:
+    """The share of the width taps whose shift ``kw*dw - pw`` is a multiple of ``vec`` (0 for ``vec`` 1): the weight
+    gradient's programs that read ``x`` in runs (:func:`wgrad_runs`; a 3x3 layer with padding 1: the middle third)."""
+    kernel_w, (pad, _), dilation = spec.weight_shape[-1], spec.padding[-1], spec.dilation[-1]
+    return sum((k * dilation - pad) % vec == 0 for k in range(kernel_w)) / kernel_w if vec > 1 else 0.0
+
+
 ALIGNED_MIN_STEPS = 2
 """The fewest main-loop steps per width tap for which :func:`aligned_rows` pays: a move of the sum costs some 160-330
 instructions, where an aligned step saves some 100 over a 2-byte one (sm_90 SASS, ``python -m benchmarks.static
@@ -337,9 +372,7 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
         s_max = max(shifts) if min(shifts, default=-1) >= 0 else -1
     if not width_inner(x) or block < 8 or (stride_w != 1 and not transposed and stride_w not in DEALT_STRIDES):
         return AlignedRows()
-    vec = 16 // x.element_size()
-    while vec > 1 and any(n % vec for n in (width, *strides_3d(x)[:4])):
-        vec //= 2
+    vec = run_vec(x)
     exact = row_block(positions, width_out, block)
     if vec < 2 or not exact:
         return AlignedRows()

@@ -67,10 +67,16 @@ def _conv_weight_grad_kernel(
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, FOLD: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr, CARRY: tl.constexpr,
+    DY_VEC: tl.constexpr, X_VEC: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split; with
     ``FOLD`` 1 (2), of (output channel, (width tap, input channel)) columns of one (depth, height) tap
-    (((height, width) tap, input channel) columns of one depth tap)."""
+    (((height, width) tap, input channel) columns of one depth tap).
+
+    NC(D)HW rows (:func:`tritonconv.geometry.wgrad_runs`): ``DY_VEC > 1``, ``dY`` read in runs of ``DY_VEC`` columns
+    that start on ``DY_VEC``-element boundaries (vector loads, asynchronous copies on a GPU); ``X_VEC > 1``, ``x`` too,
+    by the programs whose tap shifts its columns by a multiple of ``X_VEC`` (a 3x3 layer's middle column of taps, every
+    tap of a 1x1): the loop is compiled twice, for those programs and for the others (one branch per program)."""
     pid = tl.program_id(0)
     split = tl.program_id(1)
     TAPS: tl.constexpr = KD if FOLD == 2 else KD * KH if FOLD == 1 else KD * KH * KW  # taps of the grid
@@ -120,34 +126,53 @@ def _conv_weight_grad_kernel(
         tw = (split * STEPS_PER_SPLIT) % tiles_w
         nb, od, oh, _, _ = tile_positions(split * STEPS_PER_SPLIT, P, OD, OH, OW, BLOCK_K, BLOCK_W, INT64)
         row = (nb * OD + od) * OH + oh  # each position's flat row index
-    for step in range(split * STEPS_PER_SPLIT, (split + 1) * STEPS_PER_SPLIT):  # position tiles (see _tile)
-        if CARRY:
-            ow = tw * BLOCK_W + q % BLOCK_W
-            mask_p = (row < P // OW) & (ow < OW)
-        else:
-            nb, od, oh, ow, mask_p = tile_positions(step, P, OD, OH, OW, BLOCK_K, BLOCK_W, INT64)
-        id_, ok_d = tap(od, sd, pd, kd, dd, D, False)
-        dy_p = nb * syn + od * syd + oh * syh + ow * syw
-        a = tl.load(dy_rows[:, None] + dy_p[None, :], mask=mask_m[:, None] & mask_p[None, :], other=0.0)
-        if FOLD == 2:  # each column its own (height, width) tap: the mask is per (position, column)
-            _, ok_h = tap(oh[:, None], sh, ph, kh[None, :], dh, H, False)
-            _, ok_w = tap(ow[:, None], sw, pw, kw[None, :], dw, W, False)
-            x_p = nb * sxn + id_ * sxd + (oh * sh - ph) * sxh + (ow * sw - pw) * sxw
-            ok = (mask_p & ok_d)[:, None] & ok_h & ok_w & mask_n[None, :]
-        elif FOLD == 1:  # each column its own width tap
-            ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
-            _, ok_w = tap(ow[:, None], sw, pw, kw[None, :], dw, W, False)
-            x_p = nb * sxn + id_ * sxd + ih * sxh + (ow * sw - pw) * sxw
-            ok = (mask_p & ok_d & ok_h)[:, None] & ok_w & mask_n[None, :]
-        else:
-            ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
-            iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
-            x_p = nb * sxn + id_ * sxd + ih * sxh + iw * sxw
-            ok = (mask_p & ok_d & ok_h & ok_w)[:, None] & mask_n[None, :]
-        b = tl.load(x_cols[None, :] + x_p[:, None], mask=ok, other=0.0)
-        acc = mma(acc, a, b, UPCAST, DOT_PRECISION, ACC)
-        if CARRY:
-            tw, nb, od, oh, row = next_rows(tw, nb, od, oh, row, tiles_w, OD, OH, ROWS)
+    if DY_VEC > 1:  # (every stride of dY a multiple of DY_VEC, its width too: a run's mask is the run's first's)
+        dy_rows = dy_ptr + tl.multiple_of((group * C_out_g + offs_m) * syc, DY_VEC)
+    x_aligned = False  # this program's tap reads x in aligned runs (a runtime flag: one loop or the other)
+    if X_VEC > 1:
+        x_aligned = (kw * dw - pw) % X_VEC == 0
+    for variant in tl.static_range(2 if X_VEC > 1 else 1):  # 1: the loop reading x aligned
+        if x_aligned == (variant == 1):
+            x_at = x_cols
+            if variant == 1:
+                x_at = x_ptr + tl.multiple_of((group * C_in_g + offs_n) * sxc, X_VEC)
+            for step in range(split * STEPS_PER_SPLIT, (split + 1) * STEPS_PER_SPLIT):  # position tiles (see _tile)
+                if CARRY:
+                    ow = tw * BLOCK_W + q % BLOCK_W
+                    mask_p = (row < P // OW) & (ow < OW)
+                else:
+                    nb, od, oh, ow, mask_p = tile_positions(step, P, OD, OH, OW, BLOCK_K, BLOCK_W, INT64)
+                id_, ok_d = tap(od, sd, pd, kd, dd, D, False)
+                if DY_VEC > 1:  # a row's base on a run boundary, constant along each run; its columns consecutive
+                    dy_p = tl.max_constancy(tl.multiple_of(nb * syn + od * syd + oh * syh, DY_VEC), [DY_VEC]) + ow
+                    mask_p = tl.max_constancy(mask_p, [DY_VEC])
+                else:
+                    dy_p = nb * syn + od * syd + oh * syh + ow * syw
+                a = tl.load(dy_rows[:, None] + dy_p[None, :], mask=mask_m[:, None] & mask_p[None, :], other=0.0)
+                if FOLD == 2:  # each column its own (height, width) tap: the mask is per (position, column)
+                    _, ok_h = tap(oh[:, None], sh, ph, kh[None, :], dh, H, False)
+                    _, ok_w = tap(ow[:, None], sw, pw, kw[None, :], dw, W, False)
+                    x_p = nb * sxn + id_ * sxd + (oh * sh - ph) * sxh + (ow * sw - pw) * sxw
+                    ok = (mask_p & ok_d)[:, None] & ok_h & ok_w & mask_n[None, :]
+                elif FOLD == 1:  # each column its own width tap
+                    ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
+                    _, ok_w = tap(ow[:, None], sw, pw, kw[None, :], dw, W, False)
+                    x_p = nb * sxn + id_ * sxd + ih * sxh + (ow * sw - pw) * sxw
+                    ok = (mask_p & ok_d & ok_h)[:, None] & ok_w & mask_n[None, :]
+                else:
+                    ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
+                    iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
+                    x_p = nb * sxn + id_ * sxd + ih * sxh + iw * sxw
+                    ok_p = mask_p & ok_d & ok_h & ok_w
+                    if variant == 1:  # (unit width stride; the tap's shift, x's strides and width multiples of X_VEC)
+                        x_p = tl.max_constancy(tl.multiple_of(nb * sxn + id_ * sxd + ih * sxh + (kw * dw - pw), X_VEC),
+                                               [X_VEC]) + ow
+                        ok_p = tl.max_constancy(ok_p, [X_VEC])
+                    ok = ok_p[:, None] & mask_n[None, :]
+                b = tl.load(x_at[None, :] + x_p[:, None], mask=ok, other=0.0)
+                acc = mma(acc, a, b, UPCAST, DOT_PRECISION, ACC)
+                if CARRY:
+                    tw, nb, od, oh, row = next_rows(tw, nb, od, oh, row, tiles_w, OD, OH, ROWS)
 
     out = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + w_cols[None, :]
     tl.store(out, acc.to(dw_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
@@ -218,6 +243,7 @@ class Launch(Partials):
         super().__init__(spec, flip, splits, positions, input.dtype, inner_grad)
         fold = min(config.fold, geometry.max_wgrad_fold(spec.weight_shape))  # trailing tap axes folded (not D)
         folded = geometry.folded_taps(spec.weight_shape, fold)
+        self.runs = geometry.wgrad_runs(grad_output, input, spec, block_w, fold)  # (dY's, x's) aligned runs
         grid_taps, cols = taps // folded, folded * c_in_g
         tiles = spec.groups * grid_taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(cols, config.block_n)
         self.grid = (tiles, splits)
@@ -233,7 +259,7 @@ class Launch(Partials):
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             ACC=geometry.tl_accumulator(input.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, BLOCK_W=block_w,
-            CARRY=carry,
+            CARRY=carry, DY_VEC=self.runs[0], X_VEC=self.runs[1],
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
