@@ -34,7 +34,7 @@ import torch
 import triton
 
 from tritonconv import _runtime, costmodel, geometry, shapes, tune, tuning
-from tritonconv.kernels import gemm
+from tritonconv.kernels import gemm, weight_grad
 
 ROOT = Path(__file__).resolve().parent
 
@@ -63,6 +63,10 @@ def recording(execute: bool = True):
         _runtime.Kernel.__getitem__ = getitem
 
 
+TARGET_OPTIONS = {"_conv_kernel": gemm.target_options, "_conv_weight_grad_kernel": weight_grad.target_options}
+"""Per kernel with launch options that depend on the GPU, the function its launches take them from."""
+
+
 def compile_for(arch: int, fn, args, kwargs):
     """Compile ``fn`` for ``sm_<arch>`` exactly as a GPU launch with these arguments would.
 
@@ -76,8 +80,9 @@ def compile_for(arch: int, fn, args, kwargs):
 
     if "UPCAST" in kwargs:
         kwargs = {**kwargs, "UPCAST": False}  # the interpreter-only bf16 workaround is off on GPUs
-    if fn.fn.__name__ == "_conv_kernel":  # the launch options a GPU of that arch gets (recorded on the CPU: none)
-        kwargs = gemm.target_options(kwargs, arch)
+    options = TARGET_OPTIONS.get(fn.fn.__name__)
+    if options:  # the launch options a GPU of that arch gets (recorded on the CPU: none)
+        kwargs = options(kwargs, arch)
     target = GPUTarget("cuda", arch, 32)
     backend = make_backend(target)
     binder = create_function_from_signature(fn.signature, fn.params, backend)
@@ -144,8 +149,8 @@ def loop_census(cubin: bytes, arch: int) -> dict:
     outside it, if any (``loop_outer_extra``: the aligned rows' move of the sum between width taps, with the main
     loop's prologue and epilogue); where that loop is unrolled (a strided forward's width taps, dealt: copies of the
     main loop one after another), the instructions between one copy and the next, on average; ``loop_variants``, where
-    the kernel holds more than one such loop (unrolled copies; the weight gradient's loops for programs reading ``x``
-    aligned and the others), each one's instructions and plain global loads, in address order."""
+    the kernel holds more than one such loop (unrolled copies; the weight gradient's loops, one for each way its
+    programs read ``x``), each one's instructions and plain global loads, in address order."""
     code = sass(cubin, arch)
     loops = []  # (first, last address) of each backward branch's range
     for address, op, text in code:
@@ -291,7 +296,7 @@ def compiled_census(arch: int, problem: tuning.Problem, cfg) -> dict:
     fn, args, kwargs, _ = next(launch for launch in launches if launch[0].fn.__name__ not in EPILOGUES)
     compiled = compile_for(arch, fn, args, kwargs)
     return {"kernel": fn.fn.__name__, **ptxas_report(compiled.asm["ptx"], arch), **loop_census(compiled.asm["cubin"], arch),
-            **({"x_vec": kwargs["X_VEC"]} if "X_VEC" in kwargs else {})}
+            **({"x_vec": kwargs["X_VEC"], "x_kinds": kwargs["X_KINDS"]} if "X_VEC" in kwargs else {})}
 
 
 def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> list[dict]:
@@ -339,15 +344,15 @@ def row_instructions_per_math(problem: tuning.Problem, cfg, census: dict) -> flo
 
 
 def wgrad_instructions_per_math(problem: tuning.Problem, census: dict) -> float:
-    """A weight-gradient launch's instructions per math instruction over its programs: where it holds a loop for the
-    programs reading ``x`` in aligned runs and one for the others (:func:`tritonconv.geometry.wgrad_runs`), each loop's
-    (the first with the fewer plain loads) at its share of the programs (:func:`tritonconv.geometry.aligned_taps`)."""
-    variants = census.get("loop_variants") or [[census["loop_instructions"], 0]]
-    if len(variants) == 1 or not census.get("x_vec", 1) > 1:
+    """A weight-gradient launch's instructions per math instruction over its programs: where it holds a loop for each
+    way its taps read ``x`` (:func:`tritonconv.geometry.wgrad_runs`' ``X_KINDS``; in address order, as in the source),
+    each loop's at the share of the width taps that run it (:func:`tritonconv.geometry.tap_kinds`)."""
+    kinds = [k for k in range(4) if census.get("x_kinds", 1) >> k & 1]
+    variants = census.get("loop_variants") or []
+    if len(kinds) < 2 or len(variants) != len(kinds):
         return census["loop_instructions"] / census["loop_math"]
-    share = geometry.aligned_taps(problem.spec, census["x_vec"])
-    runs, other = sorted(variants, key=lambda v: v[1])[:2]
-    return (share * runs[0] + (1 - share) * other[0]) / census["loop_math"]
+    taps = geometry.tap_kinds(problem.spec, census["x_vec"])
+    return sum(taps.count(k) * v[0] for k, v in zip(kinds, variants)) / (len(taps) * census["loop_math"])
 
 
 def pass_shares(pairs: list[dict]) -> dict[str, float]:

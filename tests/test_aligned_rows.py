@@ -362,42 +362,46 @@ def wgrad_runs(x_shape, w_shape, stride=1, padding=1, dilation=1, block_w=8, fol
     return geometry.wgrad_runs(dy, x, spec, block_w, fold), spec
 
 
-@pytest.mark.parametrize("width,runs", [(56, (8, 8)), (28, (4, 4)), (14, (2, 2)), (7, (1, 1))])
+@pytest.mark.parametrize("width,runs", [(56, (8, 8, 0b1110)), (28, (4, 4, 0b1110)), (14, (2, 2, 0b110)), (7, (1, 1, 1))])
 def test_weight_gradient_reads_rows_in_runs(width, runs):
     """The weight gradient reads dY at its own columns, in runs of what the rows' width divides (16 bytes at most), and
-    x in runs by the programs whose tap does not shift its columns off a run: a 3x3 layer's middle third."""
+    x in runs too: a 3x3 layer's middle tap the runs at its columns, the outer taps each run and the next moved a
+    column (loops 1, 2 and 3; runs of 2: one column up is one down); rows of 7 an element at a time (loop 0)."""
     got, spec = wgrad_runs((32, 64, width, width), (64, 64, 3, 3))
     assert got == runs
-    assert geometry.aligned_taps(spec, runs[1]) == (1 / 3 if runs[1] > 1 else 0.0)
+    assert geometry.tap_kinds(spec, runs[1]) == ([3, 1, 2] if runs[1] > 2 else [2, 1, 2] if runs[1] == 2 else [0] * 3)
 
 
 def test_weight_gradient_runs_where_each_bound_falls_on_a_run():
-    """x in runs only at unit width stride, unfolded taps, some tap's shift a multiple of the run and the output's
-    width too (a run's positions all in the rows or all past them); dY wherever its own rows allow."""
-    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), stride=2)[0] == (4, 1)  # strided: x's columns 2 apart
-    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), fold=1)[0] == (8, 1)  # folded taps: each column its own shift
-    got, spec = wgrad_runs((2, 16, 8, 16), (16, 16, 3, 3), padding=0)  # output 14 wide: runs of 2, taps 0 and 2
-    assert got == (2, 2) and geometry.aligned_taps(spec, 2) == 2 / 3
-    got, spec = wgrad_runs((2, 16, 8, 64), (16, 16, 3, 3), padding=2, dilation=2)  # shifts -2, 0, 2 in runs of 8
-    assert got == (8, 8) and geometry.aligned_taps(spec, 8) == 1 / 3
-    got, spec = wgrad_runs((2, 16, 8, 64), (16, 16, 3, 3), padding=7, dilation=3)  # shifts -7, -4, -1: runs of 4
-    assert got == (8, 4) and geometry.aligned_taps(spec, 4) == 1 / 3
-    assert wgrad_runs((2, 16, 8, 62), (16, 16, 3, 3), padding=9, dilation=4)[0] == (8, 1)  # odd shifts, runs of 2: none
-    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), fmt=torch.channels_last)[0] == (1, 1)
-    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), block_w=0)[0] == (1, 1)  # flat tiles
-    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), dtype=torch.float32)[0] == (4, 4)  # 16 bytes of fp32
+    """x in runs only at unit width stride, unfolded taps, the output's width a multiple of the run (a run's positions
+    all in the rows or all past them), and runs that read every tap in runs (the longest); dY wherever its own rows
+    allow."""
+    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), stride=2)[0] == (4, 1, 1)  # strided: x's columns 2 apart
+    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), fold=1)[0] == (8, 1, 1)  # folded taps: each column its own shift
+    assert wgrad_runs((2, 16, 8, 16), (16, 16, 3, 3), padding=0)[0] == (2, 2, 0b110)  # output 14 wide: runs of 2
+    assert wgrad_runs((2, 16, 8, 64), (16, 16, 3, 3), padding=2, dilation=2)[0] == (8, 2, 0b10)  # shifts -2, 0, 2
+    assert wgrad_runs((2, 16, 8, 64), (16, 16, 3, 3), padding=7, dilation=3)[0] == (8, 4, 0b1110)  # -7, -4, -1
+    assert wgrad_runs((2, 16, 8, 62), (16, 16, 3, 3), padding=9, dilation=4)[0] == (8, 2, 0b100)  # -9, -5, -1 by 2
+    got, spec = wgrad_runs((2, 16, 8, 64), (16, 16, 1, 5), padding=(0, 2))  # -2 .. 2: runs of 8 miss -2 and 2
+    assert got == (8, 2, 0b110) and geometry.tap_kinds(spec, 8) == [0, 3, 1, 2, 0]
+    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), fmt=torch.channels_last)[0] == (1, 1, 1)
+    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), block_w=0)[0] == (1, 1, 1)  # flat tiles
+    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), dtype=torch.float32)[0] == (4, 4, 0b1110)  # 16 bytes of fp32
 
 
-WGRAD_CASES = [  # x shape, weight shape, stride, padding, dilation, config, (DY_VEC, X_VEC)
-    ((2, 16, 5, 16), (8, 16, 3, 3), 1, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4)),
-    ((1, 16, 4, 16), (8, 16, 3, 3), 1, 0, 1, tuning.Config(16, 16, 32, num_warps=4, num_stages=1), (2, 2)),
-    ((2, 16, 3, 24), (8, 16, 3, 3), 1, 2, 2, tuning.Config(16, 16, 16, num_warps=4, num_stages=1, split_k=3), (4, 4)),
-    ((1, 16, 3, 4, 8), (8, 16, 3, 3, 3), 1, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4)),
-    ((2, 16, 40), (8, 16, 5), 1, 2, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4)),
-    ((2, 16, 6, 16), (8, 16, 3, 3), 2, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 1)),
-    ((2, 16, 3, 16), (8, 16, 1, 1), 1, 0, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4)),
-    ((2, 16, 4, 4, 8), (8, 16, 3, 1, 1), 1, (1, 0, 0), 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4)),
-    ((1, 16, 4, 15), (8, 16, 3, 3), 1, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (1, 1)),
+WGRAD_CASES = [  # x shape, weight shape, stride, padding, dilation, config, (DY_VEC, X_VEC, X_KINDS)
+    ((2, 16, 5, 16), (8, 16, 3, 3), 1, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4, 0b1110)),
+    ((1, 16, 4, 16), (8, 16, 3, 3), 1, 0, 1, tuning.Config(16, 16, 32, num_warps=4, num_stages=1), (2, 2, 0b110)),
+    ((2, 16, 3, 24), (8, 16, 3, 3), 1, 2, 2, tuning.Config(16, 16, 16, num_warps=4, num_stages=1, split_k=3), (4, 2, 0b10)),
+    ((1, 16, 3, 4, 8), (8, 16, 3, 3, 3), 1, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4, 0b1110)),
+    ((2, 16, 40), (8, 16, 3), 1, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4, 0b1110)),
+    ((2, 16, 40), (8, 16, 5), 1, 2, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 2, 0b110)),
+    ((2, 16, 6, 16), (8, 16, 3, 3), 2, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 1, 1)),
+    ((2, 16, 3, 16), (8, 16, 1, 1), 1, 0, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4, 0b10)),
+    ((2, 16, 4, 4, 8), (8, 16, 3, 1, 1), 1, (1, 0, 0), 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1),
+     (4, 4, 0b10)),
+    ((1, 16, 4, 15), (8, 16, 3, 3), 1, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (1, 1, 1)),
+    ((1, 16, 2, 8), (8, 16, 3, 3), 1, 9, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4, 0b1110)),
 ]
 
 
@@ -405,8 +409,9 @@ WGRAD_CASES = [  # x shape, weight shape, stride, padding, dilation, config, (DY
 @pytest.mark.parametrize("case", range(len(WGRAD_CASES)))
 def test_weight_gradient_on_rows_read_in_runs(case, int64, monkeypatch):
     """The weight gradient against torch in float64 where it reads NC(D)HW rows in runs: 2-D, output rows narrower than
-    the input's (a run's mask its first position's), dilated with a split, 3-D, 1-D, strided (dY only), 1x1 and a
-    temporal kernel (every tap in runs), odd rows (none); with int64 offsets too."""
+    the input's (a run's mask its first position's), dilated with a split, 3-D, 1-D (runs moved a column up and down; 5
+    taps: runs of 2), strided (dY only), 1x1 and a temporal kernel (every tap at its own
+    runs), odd rows (none), padding past the taps' reach (runs of zeros moved in); with int64 offsets too."""
     from benchmarks import static
 
     if int64:
@@ -420,6 +425,6 @@ def test_weight_gradient_on_rows_read_in_runs(case, int64, monkeypatch):
     with static.recording(execute=False) as launches:
         dispatch.conv_grad_weight(dy, x, spec, False, cfg)
     (kwargs,) = [kw for fn, _, kw, _ in launches if fn.fn.__name__ == "_conv_weight_grad_kernel"]
-    assert (kwargs["DY_VEC"], kwargs["X_VEC"], kwargs["INT64"]) == (*runs, int64)
+    assert (kwargs["DY_VEC"], kwargs["X_VEC"], kwargs["X_KINDS"], kwargs["INT64"]) == (*runs, int64)
     ref = getattr(torch.nn.grad, f"conv{ndim}d_weight")(x.double(), w_shape, dy.double(), stride, padding, dilation)
     assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref)

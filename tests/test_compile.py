@@ -95,15 +95,19 @@ def test_default_configs_do_not_spill_on_hopper(capsys):
 
 
 def test_aligned_rows_let_ptxas_use_every_register_below_hopper():
-    """Below sm_90 an aligned-rows launch compiles with ``maxnreg`` (ptxas otherwise traded a few spilled bytes for
-    occupancy there); Hopper, the CPU, and 2-byte rows keep the options they had; ``benchmarks.static`` compiles for an
-    arch with that arch's options."""
+    """Below sm_90 an aligned-rows launch (forward, input gradient, or weight gradient reading runs) compiles with
+    ``maxnreg`` (ptxas otherwise traded a few spilled bytes for occupancy there); Hopper, the CPU, and 2-byte rows
+    keep the options they had; ``benchmarks.static`` compiles for an arch with that arch's options."""
     from tritonconv import _runtime
-    from tritonconv.kernels import gemm
+    from tritonconv.kernels import gemm, weight_grad
 
     assert gemm.target_options({"ROW_VEC": 8}, 80) == {"ROW_VEC": 8, "maxnreg": 255}
     assert gemm.target_options({"ROW_VEC": 8}, 90) == gemm.target_options({"ROW_VEC": 8}, None) == {"ROW_VEC": 8}
     assert gemm.target_options({"ROW_VEC": 0}, 80) == {"ROW_VEC": 0}
+    assert weight_grad.target_options({"DY_VEC": 1, "X_VEC": 2}, 80)["maxnreg"] == 255
+    assert weight_grad.target_options({"DY_VEC": 8, "X_VEC": 1}, 86)["maxnreg"] == 255
+    assert weight_grad.target_options({"DY_VEC": 8, "X_VEC": 8}, 90) == {"DY_VEC": 8, "X_VEC": 8}
+    assert weight_grad.target_options({"DY_VEC": 1, "X_VEC": 1}, 80) == {"DY_VEC": 1, "X_VEC": 1}
     assert _runtime.capability(torch.device("cpu")) is None
     x, w = torch.randn(2, 16, 6, 32).bfloat16(), torch.randn(16, 16, 3, 3).bfloat16()
     spec = conv_spec("conv2d", 2, x, w, None, 2, 1, 1, 1)
@@ -159,6 +163,12 @@ def test_sass_census_sees_how_tiles_arrive():
         assert runs["loop_loads"] == 0 and runs["loop_async_bytes"] == 16 and runs["loop_outer_extra"] > 0
     assert nchw["loop_loads"] > 0 and nchw["loop_load_bytes"] == 2 and nchw["loop_async_copies"] > 0
     assert nchw["loop_outer_extra"] == 0
+    # the NC(D)HW weight gradient: dY in 16-byte runs; x too, a loop for each way a tap reads it (its runs, or runs
+    # moved a column up or down), none with a plain load; at a width stride x 2 bytes at a time
+    wgrad, strided = (rows[name, "conv_wgrad", "contiguous"] for name in ("resnet50_l1_3x3", "resnet50_l2_3x3s2"))
+    assert len(wgrad["loop_variants"]) == 3 and all(v[1] == 0 for v in wgrad["loop_variants"])
+    assert wgrad["loop_async_bytes"] == 16
+    assert strided["loop_variants"] == [] and strided["loop_async_copies"] > 0 and strided["loop_load_bytes"] == 2
     assert all(r["integer_per_math"] > 0 and 1 <= r["ctas_per_sm"] <= 32 for r in rows.values())
 
 

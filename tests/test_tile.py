@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tritonconv import geometry
 from tritonconv._runtime import kernel
-from tritonconv._tile import position_tiles, positions, tap, tile_positions
+from tritonconv._tile import position_tiles, positions, run_kind, shift_runs, tap, tile_positions
 
 
 @kernel
@@ -90,3 +90,42 @@ def test_row_block_pads_least_then_runs_widest():
     assert [geometry.row_block(32 * w, w, 64) for w in (7, 14, 28, 56, 112)] == [8, 16, 32, 8, 16]
     assert geometry.row_block(8 * 16000, 16000, 128) == 128  # a few long 1-D rows: whole tiles along them
     assert geometry.row_block(100, 3, 64) == 0  # rows under 4 wide: flat tiles
+
+
+@kernel
+@triton.jit
+def _shift_runs_kernel(lo_ptr, hi_ptr, out_ptr, UP: tl.constexpr, LEAD: tl.constexpr, WIDTH: tl.constexpr,
+                       VEC: tl.constexpr):
+    at = tl.arange(0, LEAD)[:, None] * WIDTH + tl.arange(0, WIDTH)[None, :]
+    tl.store(out_ptr + at, shift_runs(tl.load(lo_ptr + at), tl.load(hi_ptr + at), UP, LEAD, WIDTH, VEC))
+
+
+@pytest.mark.parametrize("vec", [2, 4, 8])
+@pytest.mark.parametrize("up", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_shift_runs_moves_each_run_one_column(vec, up, dtype):
+    """Each run of ``vec`` columns, followed by the next run's (``hi``), read one column on (``up``) or ``vec - 1``
+    columns on: the weight gradient's x for a tap one column off a run boundary."""
+    lo = torch.randperm(4 * 32).reshape(4, 32).to(dtype)
+    hi = lo + 1000
+    out = torch.full_like(lo, -1)
+    _shift_runs_kernel[lo.device][(1,)](lo, hi, out, up, 4, 32, vec)
+    both = torch.cat([lo.reshape(4, -1, vec), hi.reshape(4, -1, vec)], -1)
+    start = 1 if up else vec - 1
+    assert torch.equal(out, both[..., start:start + vec].reshape(4, 32))
+
+
+@kernel
+@triton.jit
+def _run_kind_kernel(kind_ptr, first, VEC: tl.constexpr, B: tl.constexpr):
+    shift = first + tl.arange(0, B)
+    tl.store(kind_ptr + tl.arange(0, B), run_kind(shift, VEC))
+
+
+@pytest.mark.parametrize("vec", [1, 2, 4, 8])
+def test_run_kind_on_the_device_is_the_host_rule(vec):
+    """The weight gradient's kernel classifies each tap's shift as :func:`tritonconv.geometry.run_kind` does (the host
+    chooses which loops to compile by it; a program whose way of reading has no loop would add nothing)."""
+    kinds = torch.full((64,), -1, dtype=torch.int32)
+    _run_kind_kernel[kinds.device][(1,)](kinds, -32, vec, 64)
+    assert kinds.tolist() == [geometry.run_kind(shift, vec) for shift in range(-32, 32)]

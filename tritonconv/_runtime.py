@@ -101,6 +101,18 @@ def capability(device: torch.device) -> int | None:
     return 10 * major + minor
 
 
+def target_options(kwargs: dict, capability: int | None, runs: bool) -> dict:
+    """A GEMM launch's options for a GPU of compute capability ``capability`` (``major * 10 + minor``; None: the CPU,
+    unchanged). Below sm_90 a launch reading NC(D)HW rows in aligned runs (``runs``) lets ptxas use every register
+    (``maxnreg``): left to choose, ptxas for sm_80 held such tiles to 128 or 80 registers, for occupancy, and spilled
+    4-12 B (the strided forwards and input gradients, the weight gradient's moved runs in fp32; Triton 3.6 and 3.9); on
+    sm_90 it chose 119-180 without a spill, which a cap of 255 raised (the dealt forward's 122 to 137: one program per
+    SM instead of two), so Hopper keeps ptxas's choice."""
+    if capability is not None and capability < 90 and runs:
+        return {**kwargs, "maxnreg": 255}
+    return kwargs
+
+
 def current_stream(device: torch.device) -> int:
     """The handle of ``device``'s current CUDA stream (as ``JITFunction.run`` gets it)."""
     if _raw_stream is None:

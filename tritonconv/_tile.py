@@ -257,3 +257,78 @@ def meet_splits(acc, ws_ptr, cnt_ptr, tile, tiles, split, splits, BLOCK_M: tl.co
             acc += tl.load(part + other * step, cache_modifier=".cg")
         tl.store(cnt_ptr + tile, 0)  # ready for the next launch
     return acc, finish
+
+
+@device
+def run_kind(shift, VEC: tl.constexpr):
+    """:func:`tritonconv.geometry.run_kind` on the device: how the weight gradient reads ``x`` for a tap shifting its
+    columns by ``shift`` in runs of ``VEC`` (0 an element at a time, 1 the runs at its columns, 2 (3) runs moved a
+    column up (down))."""
+    kind = 0
+    if VEC > 1:
+        r = (shift % VEC + VEC) % VEC
+        kind = tl.where(r == 0, 1, tl.where(r == 1, 2, tl.where(r == VEC - 1, 3, 0)))
+    return kind
+
+
+@device
+def _halves(t, LEAD: tl.constexpr, RUNS: tl.constexpr, N: tl.constexpr):
+    """A ``[LEAD, RUNS, N]`` tile's elements at even and odd places of its last axis, each ``[LEAD, RUNS, N // 2]``."""
+    return tl.split(tl.reshape(t, (LEAD, RUNS, N // 2, 2)))
+
+
+@device
+def _interleave(a, b, LEAD: tl.constexpr, RUNS: tl.constexpr, N: tl.constexpr):
+    """``[LEAD, RUNS, N]`` tiles ``a`` and ``b`` interleaved along their last axis: ``a[0], b[0], a[1], b[1], ...``."""
+    return tl.reshape(tl.join(a, b), (LEAD, RUNS, 2 * N))
+
+
+@device
+def shift_runs(lo, hi, UP: tl.constexpr, LEAD: tl.constexpr, WIDTH: tl.constexpr, VEC: tl.constexpr):
+    """Runs of ``VEC`` columns one column off theirs: ``lo`` and ``hi`` (``[LEAD, WIDTH]``) hold each run and the next,
+    the result ``[LEAD, WIDTH]`` each run's columns ``1 .. VEC`` of the two (``UP``; ``lo``'s last and ``hi``'s first
+    ``VEC - 1`` otherwise). By halves: a run shifted up is its odd elements interleaved with its even ones shifted up,
+    down its odd ones shifted down interleaved with the next's even ones, so registers move and no thread reads
+    another's."""
+    R: tl.constexpr = WIDTH // VEC
+    lo = tl.reshape(lo, (LEAD, R, VEC))
+    hi = tl.reshape(hi, (LEAD, R, VEC))
+    if UP:
+        if VEC == 2:
+            _, l1 = _halves(lo, LEAD, R, 2)
+            h0, _ = _halves(hi, LEAD, R, 2)
+            out = _interleave(l1, h0, LEAD, R, 1)
+        elif VEC == 4:
+            e, o = _halves(lo, LEAD, R, 4)
+            _, eo = _halves(e, LEAD, R, 2)
+            he, _ = _halves(hi, LEAD, R, 4)
+            hee, _ = _halves(he, LEAD, R, 2)
+            out = _interleave(o, _interleave(eo, hee, LEAD, R, 1), LEAD, R, 2)
+        else:
+            e, o = _halves(lo, LEAD, R, 8)
+            ee, eo = _halves(e, LEAD, R, 4)
+            _, eeo = _halves(ee, LEAD, R, 2)
+            he, _ = _halves(hi, LEAD, R, 8)
+            hee, _ = _halves(he, LEAD, R, 4)
+            heee, _ = _halves(hee, LEAD, R, 2)
+            out = _interleave(o, _interleave(eo, _interleave(eeo, heee, LEAD, R, 1), LEAD, R, 2), LEAD, R, 4)
+    else:
+        if VEC == 2:
+            _, p1 = _halves(lo, LEAD, R, 2)
+            c0, _ = _halves(hi, LEAD, R, 2)
+            out = _interleave(p1, c0, LEAD, R, 1)
+        elif VEC == 4:
+            _, po = _halves(lo, LEAD, R, 4)
+            _, poo = _halves(po, LEAD, R, 2)
+            ce, co = _halves(hi, LEAD, R, 4)
+            coe, _ = _halves(co, LEAD, R, 2)
+            out = _interleave(_interleave(poo, coe, LEAD, R, 1), ce, LEAD, R, 2)
+        else:
+            _, po = _halves(lo, LEAD, R, 8)
+            _, poo = _halves(po, LEAD, R, 4)
+            _, pooo = _halves(poo, LEAD, R, 2)
+            ce, co = _halves(hi, LEAD, R, 8)
+            coe, coo = _halves(co, LEAD, R, 4)
+            cooe, _ = _halves(coo, LEAD, R, 2)
+            out = _interleave(_interleave(_interleave(pooo, cooe, LEAD, R, 1), coe, LEAD, R, 2), ce, LEAD, R, 4)
+    return tl.reshape(out, (LEAD, WIDTH))

@@ -121,7 +121,7 @@ def device_for(name: str) -> Device:
         return dataclasses.replace(DATASHEET, name=name)
 
 
-ROW_ISSUE = {"conv": 0.61, "conv_t": 0.71, "conv_wgrad": 1.07}
+ROW_ISSUE = {"conv": 0.61, "conv_t": 0.71, "conv_wgrad": 1.10}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles (:func:`by_rows`) are rated at
 while ``Device.row_macs`` is unfitted: the median, over the suite's layers, of the channels-last main loop's
 instructions per MMA over the rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the
@@ -311,13 +311,13 @@ def row_reads(problem: Problem, config: Config) -> tuple[geometry.AlignedRows, b
 
 
 @functools.lru_cache(maxsize=4096)
-def wgrad_runs(problem: Problem, config: Config) -> tuple[int, int]:
+def wgrad_runs(problem: Problem, config: Config) -> tuple[int, int, int]:
     """How a pointer weight-gradient launch over NC(D)HW row tiles (:func:`by_rows`) reads its rows:
-    ``(DY_VEC, X_VEC)`` (:func:`tritonconv.geometry.wgrad_runs`; 1: an element at a time); ``(1, 1)`` for other
-    launches. Rated within ``row_macs``: the census's share for the pass weighs the loops of both kinds of program."""
+    ``(DY_VEC, X_VEC, X_KINDS)`` (:func:`tritonconv.geometry.wgrad_runs`); ``(1, 1, 1)`` for other launches. Rated
+    within ``row_macs``: the census's share for the pass weighs each loop by the taps that run it."""
     problem, config = launched(problem, config)
     if problem.kind != "conv_wgrad" or not by_rows(problem, config):
-        return 1, 1
+        return 1, 1, 1
     return gemm_launch(problem, config).runs
 
 

@@ -105,9 +105,9 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
         words.append("on channels-last copies")
     elif kernel.startswith("_conv") and costmodel.by_rows(ran, cfg):
         rows, planes = costmodel.row_reads(ran, cfg)
-        dy_vec, x_vec = costmodel.wgrad_runs(ran, cfg)
+        dy_vec, x_vec, _ = costmodel.wgrad_runs(ran, cfg)
         if ran.kind == "conv_wgrad":
-            taps = round(geometry.aligned_taps(ran.spec, x_vec) * ran.weight_shape[-1])
+            taps = sum(kind > 0 for kind in geometry.tap_kinds(ran.spec, x_vec))
             words.append("NC(D)HW rows" + (f", dY in runs of {dy_vec}" if dy_vec > 1 else "")
                          + (f", x in runs of {x_vec} for {taps} of {ran.weight_shape[-1]} width taps" if x_vec > 1 else ""))
         elif not rows.vec:

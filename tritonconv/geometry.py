@@ -280,30 +280,43 @@ def run_vec(t: torch.Tensor) -> int:
     return vec
 
 
-def wgrad_runs(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, block_w: int, fold: int) -> tuple[int, int]:
+RUN_KINDS = ("an element at a time", "in aligned runs", "in runs moved a column up", "in runs moved a column down")
+"""How the weight gradient's pointer kernel reads a tap's columns of an NC(D)HW ``x`` (:func:`run_kind`)."""
+
+
+def run_kind(shift: int, vec: int) -> int:
+    """How the weight gradient reads ``x`` for a tap that shifts its columns by ``shift``, with runs of ``vec`` (an index
+    into :data:`RUN_KINDS`): the runs themselves where the shift is a multiple of ``vec``; one column off a multiple,
+    each run and the next, moved one column along in registers (:func:`tritonconv._tile.shift_runs`); else an element
+    at a time (``vec`` 1, or a shift 2 to ``vec - 2`` columns off)."""
+    r = shift % vec
+    return 0 if vec == 1 else 1 if r == 0 else 2 if r == 1 else 3 if r == vec - 1 else 0
+
+
+def tap_kinds(spec: ConvSpec, vec: int) -> list[int]:
+    """:func:`run_kind` of each width tap ``kw`` (its shift ``kw*dw - pw``)."""
+    (pad, _), dilation = spec.padding[-1], spec.dilation[-1]
+    return [run_kind(k * dilation - pad, vec) for k in range(spec.weight_shape[-1])]
+
+
+def wgrad_runs(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, block_w: int,
+               fold: int) -> tuple[int, int, int]:
     """How the weight gradient's pointer kernel reads NC(D)HW rows (tiles of ``block_w`` output columns, a power of two
-    of at least 8; 0: flat tiles, none): ``(DY_VEC, X_VEC)``, runs of that many elements from run boundaries (1: an
-    element at a time). ``dY`` is read at its own columns, so in runs wherever its strides and width allow
-    (:func:`run_vec`); ``x`` at the columns a tap shifts them to, ``ow + kw*dw - pw`` at unit width stride, so in runs
-    for the taps whose shift is a multiple of the run (:func:`aligned_taps`; unfolded taps, the longest run some tap's
-    shift is a multiple of, the output's width a multiple of it too; else 1). A run's mask is its first element's:
-    every bound a run could cross (the input's and the output's widths, a tile's) falls on a run boundary."""
+    of at least 8; 0: flat tiles, none): ``(DY_VEC, X_VEC, X_KINDS)``. ``dY`` is read at its own columns, in runs of
+    ``DY_VEC`` elements from run boundaries wherever its strides and width allow (:func:`run_vec`; 1: an element at a
+    time). ``x`` is read at the columns a tap shifts them to, ``ow + kw*dw - pw`` at unit width stride: in runs of
+    ``X_VEC`` as :func:`run_kind` says for each tap, the longest runs that read every tap in runs (runs of 2 always
+    do; unfolded taps, the output's width a multiple of the run too; else 1); ``X_KINDS``, bit ``k`` set where some
+    tap reads ``x`` in way ``k`` (one loop each). A run's mask is its first element's: every bound a run could cross (the
+    input's and the output's widths, a tile's) falls on a run boundary."""
     if not block_w:
-        return 1, 1
+        return 1, 1, 1
     dy_vec = run_vec(grad_output) if width_inner(grad_output) else 1
     x_vec = run_vec(input) if width_inner(input) and spec.stride[-1] == 1 and not fold else 1
     while spec.output_shape[-1] % x_vec:  # (a run's positions all inside the output's rows, or all past them)
         x_vec //= 2
-    while x_vec > 1 and not aligned_taps(spec, x_vec):
-        x_vec //= 2
-    return min(dy_vec, block_w), min(x_vec, block_w)
-
-
-def aligned_taps(spec: ConvSpec, vec: int) -> float:
-    """The share of the width taps whose shift ``kw*dw - pw`` is a multiple of ``vec`` (0 for ``vec`` 1): the weight
-    gradient's programs that read ``x`` in runs (:func:`wgrad_runs`; a 3x3 layer with padding 1: the middle third)."""
-    kernel_w, (pad, _), dilation = spec.weight_shape[-1], spec.padding[-1], spec.dilation[-1]
-    return sum((k * dilation - pad) % vec == 0 for k in range(kernel_w)) / kernel_w if vec > 1 else 0.0
+    x_vec = next((v for v in (x_vec >> i for i in range(x_vec.bit_length())) if 0 not in tap_kinds(spec, v)), 1)
+    return min(dy_vec, block_w), min(x_vec, block_w), sum(1 << k for k in set(tap_kinds(spec, x_vec)))
 
 
 ALIGNED_MIN_STEPS = 2

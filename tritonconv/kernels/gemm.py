@@ -40,6 +40,7 @@ import triton.language as tl
 from .. import geometry, shapes
 from .._checks import ConvSpec
 from .._runtime import Counters, Direct, capability, interpreting, kernel
+from .._runtime import target_options as _target_options
 from .._tile import (
     activate,
     axis_tap,
@@ -312,14 +313,9 @@ def _conv_kernel(
 
 
 def target_options(kwargs: dict, capability: int | None) -> dict:
-    """:func:`_conv_kernel`'s launch options for a GPU of compute capability ``capability`` (``major * 10 + minor``;
-    None: the CPU, unchanged). Below sm_90 a launch reading NC(D)HW rows in aligned runs lets ptxas use every register
-    (``maxnreg``): left to choose, ptxas for sm_80 held such tiles to 128 or 80 registers, for occupancy, and spilled
-    4-12 B (strided layers, Triton 3.6 and 3.9); on sm_90 it chose 119-180 without a spill, which a cap of 255 raised
-    (the dealt forward's 122 to 137: one program per SM instead of two), so Hopper keeps ptxas's choice."""
-    if capability is not None and capability < 90 and kwargs.get("ROW_VEC"):
-        return {**kwargs, "maxnreg": 255}
-    return kwargs
+    """:func:`_conv_kernel`'s launch options for a GPU of compute capability ``capability``
+    (:func:`tritonconv._runtime.target_options`: rows read in aligned runs where ``ROW_VEC``)."""
+    return _target_options(kwargs, capability, bool(kwargs.get("ROW_VEC")))
 
 
 class Launch:

@@ -8,7 +8,9 @@ For group ``g`` and tap ``t = (kd, kh, kw)``::
 
 Rows are output channels (``BLOCK_M``), columns input channels (``BLOCK_N``) and the
 reduction runs over output positions in tiles of ``BLOCK_K`` (rows of ``BLOCK_W`` for NC(D)HW
-operands, read in place: :mod:`tritonconv._tile`). The reduction can be split
+operands, read in place: :mod:`tritonconv._tile`; ``dY`` in aligned runs along its rows, ``x`` too, each run
+moved a column along in registers where the tap's shift is one column off a run:
+:func:`tritonconv.geometry.wgrad_runs`). The reduction can be split
 (``Config.split_k``) into independent partial sums, added afterwards in split order by one more
 launch (:mod:`tritonconv.kernels.partials`), so that layers with few channels but many positions
 still fill the GPU; results stay deterministic (no atomics).
@@ -50,8 +52,9 @@ import triton.language as tl
 from .. import geometry
 from .._checks import ConvSpec
 from .._descriptors import as_5d, channels_inner, describable, input_view, nc_boxes_aligned
-from .._runtime import Descriptors, Direct, TensorDescriptor, interpreting, kernel
-from .._tile import mma, next_rows, patch, tap, tile_positions
+from .._runtime import Descriptors, Direct, TensorDescriptor, capability, interpreting, kernel
+from .._runtime import target_options as _target_options
+from .._tile import mma, next_rows, patch, run_kind, shift_runs, tap, tile_positions
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
 
@@ -67,7 +70,7 @@ def _conv_weight_grad_kernel(
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, FOLD: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr, CARRY: tl.constexpr,
-    DY_VEC: tl.constexpr, X_VEC: tl.constexpr,
+    DY_VEC: tl.constexpr, X_VEC: tl.constexpr, X_KINDS: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split; with
     ``FOLD`` 1 (2), of (output channel, (width tap, input channel)) columns of one (depth, height) tap
@@ -75,8 +78,11 @@ def _conv_weight_grad_kernel(
 
     NC(D)HW rows (:func:`tritonconv.geometry.wgrad_runs`): ``DY_VEC > 1``, ``dY`` read in runs of ``DY_VEC`` columns
     that start on ``DY_VEC``-element boundaries (vector loads, asynchronous copies on a GPU); ``X_VEC > 1``, ``x`` too,
-    by the programs whose tap shifts its columns by a multiple of ``X_VEC`` (a 3x3 layer's middle column of taps, every
-    tap of a 1x1): the loop is compiled twice, for those programs and for the others (one branch per program)."""
+    in runs from the boundary at or below each tap's columns: where the tap shifts them by a multiple of ``X_VEC``
+    those runs themselves, where it shifts them one column off a multiple (a 3x3 layer's outer taps) each run and the
+    next, moved one column along in registers (:func:`tritonconv._tile.shift_runs`); other shifts an element at a
+    time. The loop is compiled once for each of these ways that some tap takes (``X_KINDS``, bit ``k`` for way ``k``
+    of :func:`tritonconv.geometry.run_kind`), each program running its tap's (one branch per program)."""
     pid = tl.program_id(0)
     split = tl.program_id(1)
     TAPS: tl.constexpr = KD if FOLD == 2 else KD * KH if FOLD == 1 else KD * KH * KW  # taps of the grid
@@ -128,54 +134,73 @@ def _conv_weight_grad_kernel(
         row = (nb * OD + od) * OH + oh  # each position's flat row index
     if DY_VEC > 1:  # (every stride of dY a multiple of DY_VEC, its width too: a run's mask is the run's first's)
         dy_rows = dy_ptr + tl.multiple_of((group * C_out_g + offs_m) * syc, DY_VEC)
-    x_aligned = False  # this program's tap reads x in aligned runs (a runtime flag: one loop or the other)
-    if X_VEC > 1:
-        x_aligned = (kw * dw - pw) % X_VEC == 0
-    for variant in tl.static_range(2 if X_VEC > 1 else 1):  # 1: the loop reading x aligned
-        if x_aligned == (variant == 1):
-            x_at = x_cols
-            if variant == 1:
-                x_at = x_ptr + tl.multiple_of((group * C_in_g + offs_n) * sxc, X_VEC)
-            for step in range(split * STEPS_PER_SPLIT, (split + 1) * STEPS_PER_SPLIT):  # position tiles (see _tile)
-                if CARRY:
-                    ow = tw * BLOCK_W + q % BLOCK_W
-                    mask_p = (row < P // OW) & (ow < OW)
-                else:
-                    nb, od, oh, ow, mask_p = tile_positions(step, P, OD, OH, OW, BLOCK_K, BLOCK_W, INT64)
-                id_, ok_d = tap(od, sd, pd, kd, dd, D, False)
-                if DY_VEC > 1:  # a row's base on a run boundary, constant along each run; its columns consecutive
-                    dy_p = tl.max_constancy(tl.multiple_of(nb * syn + od * syd + oh * syh, DY_VEC), [DY_VEC]) + ow
-                    mask_p = tl.max_constancy(mask_p, [DY_VEC])
-                else:
-                    dy_p = nb * syn + od * syd + oh * syh + ow * syw
-                a = tl.load(dy_rows[:, None] + dy_p[None, :], mask=mask_m[:, None] & mask_p[None, :], other=0.0)
-                if FOLD == 2:  # each column its own (height, width) tap: the mask is per (position, column)
-                    _, ok_h = tap(oh[:, None], sh, ph, kh[None, :], dh, H, False)
-                    _, ok_w = tap(ow[:, None], sw, pw, kw[None, :], dw, W, False)
-                    x_p = nb * sxn + id_ * sxd + (oh * sh - ph) * sxh + (ow * sw - pw) * sxw
-                    ok = (mask_p & ok_d)[:, None] & ok_h & ok_w & mask_n[None, :]
-                elif FOLD == 1:  # each column its own width tap
-                    ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
-                    _, ok_w = tap(ow[:, None], sw, pw, kw[None, :], dw, W, False)
-                    x_p = nb * sxn + id_ * sxd + ih * sxh + (ow * sw - pw) * sxw
-                    ok = (mask_p & ok_d & ok_h)[:, None] & ok_w & mask_n[None, :]
-                else:
-                    ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
-                    iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
-                    x_p = nb * sxn + id_ * sxd + ih * sxh + iw * sxw
-                    ok_p = mask_p & ok_d & ok_h & ok_w
-                    if variant == 1:  # (unit width stride; the tap's shift, x's strides and width multiples of X_VEC)
-                        x_p = tl.max_constancy(tl.multiple_of(nb * sxn + id_ * sxd + ih * sxh + (kw * dw - pw), X_VEC),
-                                               [X_VEC]) + ow
-                        ok_p = tl.max_constancy(ok_p, [X_VEC])
-                    ok = ok_p[:, None] & mask_n[None, :]
-                b = tl.load(x_at[None, :] + x_p[:, None], mask=ok, other=0.0)
-                acc = mma(acc, a, b, UPCAST, DOT_PRECISION, ACC)
-                if CARRY:
-                    tw, nb, od, oh, row = next_rows(tw, nb, od, oh, row, tiles_w, OD, OH, ROWS)
+    reads = run_kind(kw * dw - pw, X_VEC)  # how this program's tap reads x (geometry.run_kind)
+    for kind in tl.static_range(4):  # a loop for each way some tap of the launch reads x (X_KINDS), one runs
+        if (X_KINDS >> kind) & 1:
+            if reads == kind:
+                x_at = x_cols
+                if kind > 0:
+                    x_at = x_ptr + tl.multiple_of((group * C_in_g + offs_n) * sxc, X_VEC)
+                for step in range(split * STEPS_PER_SPLIT, (split + 1) * STEPS_PER_SPLIT):  # position tiles (see _tile)
+                    if CARRY:
+                        ow = tw * BLOCK_W + q % BLOCK_W
+                        mask_p = (row < P // OW) & (ow < OW)
+                    else:
+                        nb, od, oh, ow, mask_p = tile_positions(step, P, OD, OH, OW, BLOCK_K, BLOCK_W, INT64)
+                    id_, ok_d = tap(od, sd, pd, kd, dd, D, False)
+                    if DY_VEC > 1:  # a row's base on a run boundary, constant along each run; its columns consecutive
+                        dy_p = tl.max_constancy(tl.multiple_of(nb * syn + od * syd + oh * syh, DY_VEC), [DY_VEC]) + ow
+                        mask_p = tl.max_constancy(mask_p, [DY_VEC])
+                    else:
+                        dy_p = nb * syn + od * syd + oh * syh + ow * syw
+                    a = tl.load(dy_rows[:, None] + dy_p[None, :], mask=mask_m[:, None] & mask_p[None, :], other=0.0)
+                    if FOLD == 2:  # each column its own (height, width) tap: the mask is per (position, column)
+                        _, ok_h = tap(oh[:, None], sh, ph, kh[None, :], dh, H, False)
+                        _, ok_w = tap(ow[:, None], sw, pw, kw[None, :], dw, W, False)
+                        x_p = nb * sxn + id_ * sxd + (oh * sh - ph) * sxh + (ow * sw - pw) * sxw
+                        ok = (mask_p & ok_d)[:, None] & ok_h & ok_w & mask_n[None, :]
+                        b = tl.load(x_at[None, :] + x_p[:, None], mask=ok, other=0.0)
+                    elif FOLD == 1:  # each column its own width tap
+                        ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
+                        _, ok_w = tap(ow[:, None], sw, pw, kw[None, :], dw, W, False)
+                        x_p = nb * sxn + id_ * sxd + ih * sxh + (ow * sw - pw) * sxw
+                        ok = (mask_p & ok_d & ok_h)[:, None] & ok_w & mask_n[None, :]
+                        b = tl.load(x_at[None, :] + x_p[:, None], mask=ok, other=0.0)
+                    elif kind == 0:
+                        ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
+                        iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
+                        x_p = nb * sxn + id_ * sxd + ih * sxh + iw * sxw
+                        ok = (mask_p & ok_d & ok_h & ok_w)[:, None] & mask_n[None, :]
+                        b = tl.load(x_at[None, :] + x_p[:, None], mask=ok, other=0.0)
+                    else:  # (unit width stride; x's strides and widths multiples of X_VEC) runs from the run boundary
+                        # `r` columns below the tap's: its columns themselves (1), or one run and the next, moved (2, 3)
+                        ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
+                        r: tl.constexpr = 0 if kind == 1 else 1 if kind == 2 else X_VEC - 1
+                        first = ow + (kw * dw - pw - r)  # each position's column in the run read
+                        at = tl.max_constancy(tl.multiple_of(nb * sxn + id_ * sxd + ih * sxh + (kw * dw - pw - r),
+                                                             X_VEC), [X_VEC]) + ow
+                        ok_p = tl.max_constancy(mask_p & ok_d & ok_h, [X_VEC])
+                        ok_lo = ok_p & tl.max_constancy((first >= 0) & (first < W), [X_VEC])
+                        if kind == 1:
+                            b = tl.load(x_at[None, :] + at[:, None], mask=ok_lo[:, None] & mask_n[None, :], other=0.0)
+                        else:  # the zero padding is whole runs: a moved run's columns are zeros where x's are
+                            ok_hi = ok_p & tl.max_constancy((first + X_VEC >= 0) & (first + X_VEC < W), [X_VEC])
+                            lo = tl.load(x_at[:, None] + at[None, :], mask=mask_n[:, None] & ok_lo[None, :], other=0.0)
+                            hi = tl.load(x_at[:, None] + (at + X_VEC)[None, :], mask=mask_n[:, None] & ok_hi[None, :],
+                                         other=0.0)
+                            b = tl.trans(shift_runs(lo, hi, kind == 2, BLOCK_N, BLOCK_K, X_VEC))
+                    acc = mma(acc, a, b, UPCAST, DOT_PRECISION, ACC)
+                    if CARRY:
+                        tw, nb, od, oh, row = next_rows(tw, nb, od, oh, row, tiles_w, OD, OH, ROWS)
 
     out = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + w_cols[None, :]
     tl.store(out, acc.to(dw_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+
+
+def target_options(kwargs: dict, capability: int | None) -> dict:
+    """:func:`_conv_weight_grad_kernel`'s launch options for a GPU of compute capability ``capability``
+    (:func:`tritonconv._runtime.target_options`: rows read in aligned runs where ``DY_VEC`` or ``X_VEC`` exceeds 1)."""
+    return _target_options(kwargs, capability, kwargs.get("DY_VEC", 1) > 1 or kwargs.get("X_VEC", 1) > 1)
 
 
 class Partials:
@@ -243,7 +268,7 @@ class Launch(Partials):
         super().__init__(spec, flip, splits, positions, input.dtype, inner_grad)
         fold = min(config.fold, geometry.max_wgrad_fold(spec.weight_shape))  # trailing tap axes folded (not D)
         folded = geometry.folded_taps(spec.weight_shape, fold)
-        self.runs = geometry.wgrad_runs(grad_output, input, spec, block_w, fold)  # (dY's, x's) aligned runs
+        self.runs = geometry.wgrad_runs(grad_output, input, spec, block_w, fold)  # dY's and x's runs, x's loops
         grid_taps, cols = taps // folded, folded * c_in_g
         tiles = spec.groups * grid_taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(cols, config.block_n)
         self.grid = (tiles, splits)
@@ -253,15 +278,15 @@ class Launch(Partials):
             *as_3d(tuple(kernel_size), 1),
         )
         self._work = tiles * splits * per_split * config.block_m * config.block_n * config.block_k
-        self.kwargs = dict(
+        self.kwargs = target_options(dict(
             FOLD=fold,
             INT64=needs_int64(input, grad_output, self.partial, rows=positions),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             ACC=geometry.tl_accumulator(input.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, BLOCK_W=block_w,
-            CARRY=carry, DY_VEC=self.runs[0], X_VEC=self.runs[1],
+            CARRY=carry, DY_VEC=self.runs[0], X_VEC=self.runs[1], X_KINDS=self.runs[2],
             num_warps=config.num_warps, num_stages=config.num_stages,
-        )
+        ), capability(input.device))
         self.launcher = Direct(_conv_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
 
