@@ -317,8 +317,8 @@ def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> li
             by_rows = compiled_census(arch, problem, cfg)
             inner = compiled_census(arch, dataclasses.replace(problem, layout="channels_last"), cfg)
             aligned = costmodel.aligned(problem, cfg)
-            per_math = row_instructions_per_math(problem, cfg, by_rows) if aligned else \
-                wgrad_instructions_per_math(problem, by_rows) if kind == "conv_wgrad" else \
+            per_math = wgrad_instructions_per_math(problem, by_rows) if kind == "conv_wgrad" else \
+                row_instructions_per_math(problem, cfg, by_rows) if aligned else \
                 by_rows["loop_instructions"] / by_rows["loop_math"]
             ratio = (inner["loop_instructions"] / inner["loop_math"]) / per_math
             rows.append({"name": name, "kind": kind, "dtype": dtype, "config": vars(cfg), "aligned": aligned,

@@ -370,9 +370,11 @@ def test_tunings_timings_are_samples_and_judge_the_ranking(tmp_path):
 def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
     """Per kernel of the committed sm_90 compile report (the suite's heuristic tiles, both layouts), the model names
     the kernel the launch runs; per GEMM kernel, its CTAs per SM (estimated registers and shared memory) equal those
-    of ptxas's registers and the compiled shared memory on at least 120 of the 156 (the estimate before
-    ``costmodel.REGISTERS``, the accumulator plus 64 for every kernel: 90); ``benchmarks.static`` counts by the same
-    rule (``costmodel.occupancy``)."""
+    of ptxas's registers and the compiled shared memory on at least 115 of the 156 (the estimate before
+    ``costmodel.REGISTERS``, the accumulator plus 64 for every kernel: 90; 122 before the NC(D)HW weight gradient read
+    its rows in runs, where ptxas gives one tile 128-160 registers from layer to layer:
+    ``costmodel.WGRAD_RUNS_REGISTERS`` agrees on 9 of those 16); ``benchmarks.static`` counts by the same rule
+    (``costmodel.occupancy``)."""
     paths = sorted((work.ROOT / "results" / "static").glob("static-sm90-*-bf16.jsonl"))
     assert paths, "run python -m benchmarks.static"
     rows = [json.loads(line) for line in paths[-1].read_text().splitlines()]
@@ -386,4 +388,4 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
         problem, cfg = suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"])
         agree += costmodel.ctas_per_sm(problem, cfg, device) == r["ctas_per_sm"]
         assert costmodel.occupancy(r["registers"], r["shared_bytes"], r["num_warps"], device.smem) == r["ctas_per_sm"]
-    assert len(rows) == 156 and agree >= 120, agree
+    assert len(rows) == 156 and agree >= 115, agree

@@ -54,7 +54,7 @@ from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET",
-           "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "Device",
+           "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "Device",
            "aligned", "apart", "by_rows", "row_reads", "wgrad_runs", "gemm_launch", "ctas_per_sm", "device_for", "efficiency",
            "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds",
            "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds"]
@@ -121,7 +121,7 @@ def device_for(name: str) -> Device:
         return dataclasses.replace(DATASHEET, name=name)
 
 
-ROW_ISSUE = {"conv": 0.61, "conv_t": 0.71, "conv_wgrad": 1.10}
+ROW_ISSUE = {"conv": 0.61, "conv_t": 0.71, "conv_wgrad": 1.07}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles (:func:`by_rows`) are rated at
 while ``Device.row_macs`` is unfitted: the median, over the suite's layers, of the channels-last main loop's
 instructions per MMA over the rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the
@@ -129,14 +129,15 @@ rows' loop adds the 2-byte loads' addresses and masks). An issue-bound estimate,
 synchronous loads, whose latency the pipeline does not hide, are not in it."""
 
 
-ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.25}
+ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.25, "conv_wgrad": 1.36}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles read in aligned runs
 (:func:`aligned`) are rated at while ``Device.aligned_macs`` is unfitted: the median, over the suite's layers, of the
 channels-last main loop's instructions per MMA over the aligned rows', theirs counting the moves of the sum between
 width taps spread over the steps (sm_90 SASS, ``python -m benchmarks.static --rows``). An issue-bound estimate, not a
 measurement. One share for all aligned launches of a pass, so it moves with the layers that join them: the strided
 forwards, dealt into phases (0.85-0.98), took the forward's from 1.12; the input gradients by phase (1.29) leave the
-input gradient's near where it was (1.24)."""
+input gradient's near where it was (1.24). The weight gradient's: its launches reading x in runs (each of their loops
+weighed by the taps that run it), 0.79-2.24."""
 
 UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
@@ -210,10 +211,10 @@ REGISTERS = {"_conv_kernel": (36, 1.75), "_conv_weight_grad_kernel": (46, 2.5), 
 """Per GEMM kernel, ``(base, per_accumulator)``: its registers per thread estimated as ``base + per_accumulator *
 BLOCK_M * BLOCK_N / threads`` (the fp32 accumulator's share of a thread, plus addresses, masks and the pipeline's
 state), at most 255. Fitted on ptxas's counts for sm_90 (Triton 3.9; ``benchmarks/results/static/``, the suite's
-heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 122 of its 156 GEMM kernels with the
-estimated shared memory (:func:`tritonconv.tuning.smem_bytes`, which counts every stage's two tiles; 137 with the
-compiled; the aligned rows' variant by :data:`ALIGNED_REGISTERS`), where one estimate for all (the accumulator plus 64)
-gives 90. The pointer weight gradient's count grows
+heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 117 of its 156 GEMM kernels with the
+estimated shared memory (:func:`tritonconv.tuning.smem_bytes`, which counts every stage's two tiles; 132 with the
+compiled; the aligned rows' variants by :data:`ALIGNED_REGISTERS`, :data:`ALIGNED_EACH_REGISTERS` and
+:data:`WGRAD_RUNS_REGISTERS`), where one estimate for all (the accumulator plus 64) gives 90. The pointer weight gradient's count grows
 fastest: 173-254 registers at 128 x 128 on 8 warps, one program per SM."""
 
 
@@ -222,6 +223,12 @@ ALIGNED_REGISTERS = (96, 0.5)
 place of its :data:`REGISTERS` entry: the move of the sum along the rows (a gather) holds some 100-120 registers
 whatever the tile (ptxas on sm_90, the committed report: 108-123 at 128 x 64 and 64 x 64 on 8 warps, 74-79 at
 128 x 16, 78 and 108 at 128 x 32)."""
+
+
+WGRAD_RUNS_REGISTERS = (30, 1.75)
+"""The same for the weight gradient's pointer kernel reading NC(D)HW rows in runs (:func:`wgrad_runs`): ptxas on sm_90
+gave 40-75 registers at 2-16 accumulator elements per thread, 78-102 at 32, 128-160 at 64 (the committed report's 16
+such launches, 8 warps; 9 of them get ptxas's programs per SM from this estimate, 2 from :data:`REGISTERS`'s)."""
 
 
 ALIGNED_EACH_REGISTERS = (70, 3.2)
@@ -248,6 +255,8 @@ def registers(problem: Problem, config: Config) -> int:
     base, per_accumulator = REGISTERS[kernel]
     if kernel == "_conv_kernel" and aligned(problem, config):
         base, per_accumulator = ALIGNED_EACH_REGISTERS if apart(problem, config) else ALIGNED_REGISTERS
+    elif kernel == "_conv_weight_grad_kernel" and wgrad_runs(problem, config)[:2] != (1, 1):
+        base, per_accumulator = WGRAD_RUNS_REGISTERS
     return min(255, round(base + per_accumulator * config.block_m * config.block_n / (32 * config.num_warps)))
 
 
@@ -323,8 +332,11 @@ def wgrad_runs(problem: Problem, config: Config) -> tuple[int, int, int]:
 
 def aligned(problem: Problem, config: Config) -> bool:
     """Whether a pointer launch over NC(D)HW row tiles (:func:`by_rows`) reads its rows in aligned runs, the width taps
-    moving the sum (or their products, :func:`apart`) instead (:func:`tritonconv.geometry.aligned_rows`; rated
-    ``aligned_macs``): asynchronous 16-byte copies where the others load 2 bytes at a time."""
+    moving the sum (or their products, :func:`apart`) instead (:func:`tritonconv.geometry.aligned_rows`), or, a weight
+    gradient, x's rows in runs (:func:`wgrad_runs`; rated ``aligned_macs``): asynchronous copies of up to 16 bytes
+    where the others load 2 bytes at a time."""
+    if problem.kind == "conv_wgrad":
+        return wgrad_runs(problem, config)[1] > 1
     return bool(row_reads(problem, config)[0].vec)
 
 
