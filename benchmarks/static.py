@@ -296,7 +296,14 @@ def compiled_census(arch: int, problem: tuning.Problem, cfg) -> dict:
     fn, args, kwargs, _ = next(launch for launch in launches if launch[0].fn.__name__ not in EPILOGUES)
     compiled = compile_for(arch, fn, args, kwargs)
     return {"kernel": fn.fn.__name__, **ptxas_report(compiled.asm["ptx"], arch), **loop_census(compiled.asm["cubin"], arch),
-            **({"x_vec": kwargs["X_VEC"], "x_kinds": kwargs["X_KINDS"]} if "X_VEC" in kwargs else {})}
+            **run_args(kwargs)}
+
+
+def run_args(kwargs: dict) -> dict:
+    """A GEMM launch's runs along its rows' taps (``RUN_VEC``/``RUN_KINDS``, the weight gradient's
+    ``X_VEC``/``X_KINDS``) as ``run_vec``/``run_kinds``, where it has them."""
+    vec, kinds = kwargs.get("RUN_VEC", kwargs.get("X_VEC")), kwargs.get("RUN_KINDS", kwargs.get("X_KINDS"))
+    return {"run_vec": vec, "run_kinds": kinds} if vec and vec > 1 else {}
 
 
 def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> list[dict]:
@@ -317,7 +324,7 @@ def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> li
             by_rows = compiled_census(arch, problem, cfg)
             inner = compiled_census(arch, dataclasses.replace(problem, layout="channels_last"), cfg)
             aligned = costmodel.aligned(problem, cfg)
-            per_math = wgrad_instructions_per_math(problem, by_rows) if kind == "conv_wgrad" else \
+            per_math = runs_instructions_per_math(problem, by_rows) if "run_vec" in by_rows else \
                 row_instructions_per_math(problem, cfg, by_rows) if aligned else \
                 by_rows["loop_instructions"] / by_rows["loop_math"]
             ratio = (inner["loop_instructions"] / inner["loop_math"]) / per_math
@@ -343,15 +350,19 @@ def row_instructions_per_math(problem: tuning.Problem, cfg, census: dict) -> flo
     return (census["loop_instructions"] * steps + census["loop_outer_extra"] * moves) / (census["loop_math"] * steps)
 
 
-def wgrad_instructions_per_math(problem: tuning.Problem, census: dict) -> float:
-    """A weight-gradient launch's instructions per math instruction over its programs: where it holds a loop for each
-    way its taps read ``x`` (:func:`tritonconv.geometry.wgrad_runs`' ``X_KINDS``; in address order, as in the source),
-    each loop's at the share of the width taps that run it (:func:`tritonconv.geometry.tap_kinds`)."""
-    kinds = [k for k in range(4) if census.get("x_kinds", 1) >> k & 1]
+def runs_instructions_per_math(problem: tuning.Problem, census: dict) -> float:
+    """A launch reading each width tap's columns in runs (:func:`tritonconv.costmodel.tap_runs`): its instructions per
+    math instruction over its programs and taps, each loop (one per way a tap reads, ``run_kinds``; in address order,
+    as in the source) at the share of the taps that run it (:func:`tritonconv.geometry.tap_shifts`,
+    :func:`tritonconv.geometry.run_kind`)."""
+    kinds = [k for k in range(4) if census.get("run_kinds", 1) >> k & 1]
     variants = census.get("loop_variants") or []
     if len(kinds) < 2 or len(variants) != len(kinds):
         return census["loop_instructions"] / census["loop_math"]
-    taps = geometry.tap_kinds(problem.spec, census["x_vec"])
+    run = problem.as_run()  # (the problem the kernel runs: axes merged, stems packed)
+    shifts = geometry.tap_shifts(run.weight_shape[-1], run.stride[-1], run.padding[-1][0], run.dilation[-1],
+                                 run.kind == "conv_t")
+    taps = [geometry.run_kind(t, census["run_vec"]) for t in shifts]
     return sum(taps.count(k) * v[0] for k, v in zip(kinds, variants)) / (len(taps) * census["loop_math"])
 
 

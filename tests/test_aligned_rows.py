@@ -4,6 +4,8 @@ forward's rows dealt into phases, or a strided input gradient's phases' rows (``
 ``geometry.aligned_planes``; the pointer kernel's ``ROW_VEC``, ``SHIFT``, ``FLAT``, ``DEAL``): the choice, and the
 forward and the input gradient against torch in float64, each case checked to take its path."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -369,7 +371,8 @@ def test_weight_gradient_reads_rows_in_runs(width, runs):
     column (loops 1, 2 and 3; runs of 2: one column up is one down); rows of 7 an element at a time (loop 0)."""
     got, spec = wgrad_runs((32, 64, width, width), (64, 64, 3, 3))
     assert got == runs
-    assert geometry.tap_kinds(spec, runs[1]) == ([3, 1, 2] if runs[1] > 2 else [2, 1, 2] if runs[1] == 2 else [0] * 3)
+    kinds = [geometry.run_kind(t, runs[1]) for t in geometry.tap_shifts(3, 1, 1, 1, False)]
+    assert kinds == ([3, 1, 2] if runs[1] > 2 else [2, 1, 2] if runs[1] == 2 else [0] * 3)
 
 
 def test_weight_gradient_runs_where_each_bound_falls_on_a_run():
@@ -382,8 +385,8 @@ def test_weight_gradient_runs_where_each_bound_falls_on_a_run():
     assert wgrad_runs((2, 16, 8, 64), (16, 16, 3, 3), padding=2, dilation=2)[0] == (8, 2, 0b10)  # shifts -2, 0, 2
     assert wgrad_runs((2, 16, 8, 64), (16, 16, 3, 3), padding=7, dilation=3)[0] == (8, 4, 0b1110)  # -7, -4, -1
     assert wgrad_runs((2, 16, 8, 62), (16, 16, 3, 3), padding=9, dilation=4)[0] == (8, 2, 0b100)  # -9, -5, -1 by 2
-    got, spec = wgrad_runs((2, 16, 8, 64), (16, 16, 1, 5), padding=(0, 2))  # -2 .. 2: runs of 8 miss -2 and 2
-    assert got == (8, 2, 0b110) and geometry.tap_kinds(spec, 8) == [0, 3, 1, 2, 0]
+    got, _ = wgrad_runs((2, 16, 8, 64), (16, 16, 1, 5), padding=(0, 2))  # -2 .. 2: runs of 8 miss -2 and 2
+    assert got == (8, 2, 0b110) and [geometry.run_kind(t, 8) for t in range(-2, 3)] == [0, 3, 1, 2, 0]
     assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), fmt=torch.channels_last)[0] == (1, 1, 1)
     assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), block_w=0)[0] == (1, 1, 1)  # flat tiles
     assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), dtype=torch.float32)[0] == (4, 4, 0b1110)  # 16 bytes of fp32
@@ -428,3 +431,81 @@ def test_weight_gradient_on_rows_read_in_runs(case, int64, monkeypatch):
     assert (kwargs["DY_VEC"], kwargs["X_VEC"], kwargs["X_KINDS"], kwargs["INT64"]) == (*runs, int64)
     ref = getattr(torch.nn.grad, f"conv{ndim}d_weight")(x.double(), w_shape, dy.double(), stride, padding, dilation)
     assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref)
+
+
+def row_runs(x_shape, w_shape, stride=1, padding=1, dilation=1, transposed=False, block=32, dtype=torch.bfloat16,
+             fmt=None):
+    x = torch.empty(x_shape, dtype=dtype, device="meta")
+    ndim = len(w_shape) - 2
+    spec = conv_spec(f"conv{ndim}d", ndim, x, torch.empty(w_shape, dtype=dtype, device="meta"), None, stride, padding,
+                     dilation, 1)
+    read = torch.empty(spec.output_shape if transposed else x_shape, dtype=dtype, device="meta")
+    if fmt is not None:
+        read = read.contiguous(memory_format=fmt)
+    written = x_shape if transposed else spec.output_shape
+    kernel_w, stride_w, pad_w, dilation_w = w_shape[-1], spec.stride[-1], spec.padding[-1][0], spec.dilation[-1]
+    width = -(-written[-1] // stride_w) if transposed else written[-1]
+    positions = written[0] * math.prod(written[2:-1]) * width
+    return geometry.row_runs(read, positions, width, kernel_w, stride_w, pad_w, dilation_w, transposed, block)
+
+
+def test_rows_read_in_runs_at_each_taps_columns():
+    """Where the aligned rows decline, a forward at unit width stride or an input gradient reads each width tap's
+    columns in runs: the runs at a tap's columns, or each run and the next moved a column; the longest runs that read
+    every tap so (9 taps: runs of 2; 3x3: 16 bytes); not at a forward's width stride, on odd widths or channels
+    innermost."""
+    assert row_runs((2, 16, 40), (16, 16, 9), padding=4) == (2, 0b110)
+    assert row_runs((1, 16, 2, 96), (8, 16, 3, 3)) == (8, 0b1110)
+    assert row_runs((1, 16, 2, 96), (8, 16, 3, 3), transposed=True) == (8, 0b1110)
+    assert row_runs((1, 16, 2, 48), (8, 16, 3, 3), padding=2, dilation=2) == (2, 0b10)
+    assert row_runs((2, 16, 40), (16, 16, 7), stride=2, padding=3) == (0, 0)
+    assert row_runs((2, 16, 40), (16, 16, 7), stride=2, padding=3, transposed=True) == (2, 0b110)  # by phase
+    assert row_runs((2, 16, 41), (16, 16, 3)) == (0, 0)
+    assert row_runs((2, 16, 8, 40), (16, 16, 3, 3), fmt=torch.channels_last) == (0, 0)
+    assert row_runs((2, 16, 40), (16, 16, 3), dtype=torch.float32) == (4, 0b1110)
+
+
+RUNS_CASES = [  # x shape, weight shape, stride, padding, dilation, config, (forward's, input gradient's RUN_KINDS)
+    ((2, 16, 40), (16, 16, 9), 1, 4, 1, tuning.Config(32, 16, 16, num_warps=4, num_stages=1), (0b110, 0b110)),
+    ((1, 16, 3, 40), (8, 16, 3, 5), 1, (1, 2), 1, tuning.Config(32, 16, 16, num_warps=4, num_stages=1), (0b110, 0b110)),
+    ((1, 16, 2, 96), (8, 16, 3, 3), 1, 1, 1, tuning.Config(32, 16, 16, num_warps=4, num_stages=1), (0b1110, 0b1110)),
+    ((1, 16, 2, 48), (8, 16, 3, 3), 1, 2, 2, tuning.Config(32, 16, 16, num_warps=4, num_stages=1), (0b10, 0b10)),
+    ((2, 16, 40), (16, 16, 7), 2, 3, 1, tuning.Config(32, 16, 16, num_warps=4, num_stages=1), (0, 0b110)),
+    ((1, 16, 2, 3, 40), (8, 16, 3, 3, 3), 1, 1, 1, tuning.Config(32, 16, 16, num_warps=4, num_stages=1, split_k=2),
+     (0b1110, 0b1110)),
+    ((2, 16, 36), (16, 16, 5), 1, 6, 1, tuning.Config(32, 16, 16, num_warps=4, num_stages=1), (0b110, 0b110)),
+]
+
+
+@pytest.mark.parametrize("int64", [False, True])
+@pytest.mark.parametrize("case", range(len(RUNS_CASES)))
+def test_forward_and_input_gradient_reading_each_taps_runs(case, int64, monkeypatch):
+    """Forward (bias, activation, flipped) and input gradient against torch in float64 where they read each width
+    tap's columns in runs (``RUN_VEC``, ``RUN_KINDS``): one step per tap (1-D, 9 taps), rows longer than a tile with
+    padding, dilated, a strided input gradient by phase, 3-D with a split, padding past the taps' reach; with int64
+    offsets too."""
+    if int64:
+        monkeypatch.setattr(geometry, "INT32_MAX", 16)
+    x_shape, w_shape, stride, padding, dilation, cfg, kinds = RUNS_CASES[case]
+    ndim = len(w_shape) - 2
+    g = torch.Generator().manual_seed(100 + case)
+    x, w, b = torch.randn(x_shape, generator=g), torch.randn(w_shape, generator=g), torch.randn(w_shape[0], generator=g)
+    spec = conv_spec(f"conv{ndim}d", ndim, x, w, b, stride, padding, dilation, 1)
+    dy = torch.randn(spec.output_shape, generator=g)
+
+    def forward():
+        return dispatch.conv_forward(x, w, b, spec, "relu", True, cfg)
+
+    def input_gradient():
+        return dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg)
+
+    for run, want in zip((forward, input_gradient), kinds):
+        (kwargs,) = kernel_args(run)
+        assert (kwargs["RUN_KINDS"], kwargs["ROW_VEC"], kwargs["INT64"]) == (want, 0, int64), run.__name__
+    pads = spec.padding
+    xd, wd = x.double().requires_grad_(), w.double()
+    padded = F.pad(xd, [p for pair in reversed(pads) for p in pair])
+    ref = TORCH[ndim](padded, wd.flip(list(range(2, 2 + ndim))), b.double(), stride, 0, dilation)
+    assert_close(forward(), ref.relu())
+    (ref_dx,) = torch.autograd.grad(TORCH[ndim](padded, wd, None, stride, 0, dilation), xd, dy.double())
+    assert_close(input_gradient(), ref_dx)

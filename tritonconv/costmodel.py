@@ -55,7 +55,8 @@ from .kernels import gemm, weight_grad
 
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET",
            "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "Device",
-           "aligned", "apart", "by_rows", "row_reads", "wgrad_runs", "gemm_launch", "ctas_per_sm", "device_for", "efficiency",
+           "aligned", "apart", "by_rows", "row_reads", "tap_runs", "wgrad_runs", "gemm_launch", "ctas_per_sm",
+           "device_for", "efficiency",
            "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds",
            "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds"]
 
@@ -214,8 +215,8 @@ state), at most 255. Fitted on ptxas's counts for sm_90 (Triton 3.9; ``benchmark
 heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 117 of its 156 GEMM kernels with the
 estimated shared memory (:func:`tritonconv.tuning.smem_bytes`, which counts every stage's two tiles; 132 with the
 compiled; the aligned rows' variants by :data:`ALIGNED_REGISTERS`, :data:`ALIGNED_EACH_REGISTERS` and
-:data:`WGRAD_RUNS_REGISTERS`), where one estimate for all (the accumulator plus 64) gives 90. The pointer weight gradient's count grows
-fastest: 173-254 registers at 128 x 128 on 8 warps, one program per SM."""
+:data:`WGRAD_RUNS_REGISTERS`), where one estimate for all (the accumulator plus 64) gives 90. The pointer weight
+gradient's count grows fastest: 173-254 registers at 128 x 128 on 8 warps, one program per SM."""
 
 
 ALIGNED_REGISTERS = (96, 0.5)
@@ -330,14 +331,25 @@ def wgrad_runs(problem: Problem, config: Config) -> tuple[int, int, int]:
     return gemm_launch(problem, config).runs
 
 
+@functools.lru_cache(maxsize=4096)
+def tap_runs(problem: Problem, config: Config) -> tuple[int, int]:
+    """How a pointer launch over NC(D)HW row tiles (:func:`by_rows`) reads each width tap's columns in runs, ``(vec,
+    kinds)`` (:func:`tritonconv.geometry.row_runs`; a weight gradient's x, :func:`wgrad_runs`); ``vec`` below 2:
+    not."""
+    problem, config = launched(problem, config)
+    if not by_rows(problem, config):
+        return 0, 0
+    if problem.kind == "conv_wgrad":
+        return wgrad_runs(problem, config)[1:]
+    return gemm_launch(problem, config).runs
+
+
 def aligned(problem: Problem, config: Config) -> bool:
     """Whether a pointer launch over NC(D)HW row tiles (:func:`by_rows`) reads its rows in aligned runs, the width taps
-    moving the sum (or their products, :func:`apart`) instead (:func:`tritonconv.geometry.aligned_rows`), or, a weight
-    gradient, x's rows in runs (:func:`wgrad_runs`; rated ``aligned_macs``): asynchronous copies of up to 16 bytes
+    moving the sum (or their products, :func:`apart`) instead (:func:`tritonconv.geometry.aligned_rows`), or each
+    width tap's columns in runs (:func:`tap_runs`; rated ``aligned_macs``): asynchronous copies of up to 16 bytes
     where the others load 2 bytes at a time."""
-    if problem.kind == "conv_wgrad":
-        return wgrad_runs(problem, config)[1] > 1
-    return bool(row_reads(problem, config)[0].vec)
+    return bool(row_reads(problem, config)[0].vec) or tap_runs(problem, config)[0] > 1
 
 
 def apart(problem: Problem, config: Config) -> bool:

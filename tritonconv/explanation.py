@@ -106,10 +106,12 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
     elif kernel.startswith("_conv") and costmodel.by_rows(ran, cfg):
         rows, planes = costmodel.row_reads(ran, cfg)
         dy_vec, x_vec, _ = costmodel.wgrad_runs(ran, cfg)
+        runs, _ = costmodel.tap_runs(ran, cfg)
         if ran.kind == "conv_wgrad":
-            taps = sum(kind > 0 for kind in geometry.tap_kinds(ran.spec, x_vec))
             words.append("NC(D)HW rows" + (f", dY in runs of {dy_vec}" if dy_vec > 1 else "")
-                         + (f", x in runs of {x_vec} for {taps} of {ran.weight_shape[-1]} width taps" if x_vec > 1 else ""))
+                         + (f", x in runs of {x_vec}" if x_vec > 1 else ""))
+        elif runs > 1:
+            words.append(f"NC(D)HW rows, each tap's in runs of {runs}")
         elif not rows.vec:
             words.append("NC(D)HW rows")
         elif planes:

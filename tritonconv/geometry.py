@@ -293,10 +293,40 @@ def run_kind(shift: int, vec: int) -> int:
     return 0 if vec == 1 else 1 if r == 0 else 2 if r == 1 else 3 if r == vec - 1 else 0
 
 
-def tap_kinds(spec: ConvSpec, vec: int) -> list[int]:
-    """:func:`run_kind` of each width tap ``kw`` (its shift ``kw*dw - pw``)."""
-    (pad, _), dilation = spec.padding[-1], spec.dilation[-1]
-    return [run_kind(k * dilation - pad, vec) for k in range(spec.weight_shape[-1])]
+def tap_shifts(kernel_w: int, stride_w: int, pad_w: int, dilation_w: int, transposed: bool) -> list[int]:
+    """The columns each width tap shifts a row tile's reads by, where consecutive positions read consecutive columns:
+    ``t*d - p`` (a forward at unit stride, or the weight gradient's ``x``); an input gradient's ``(q + p - t*d) / s``
+    for each stride phase ``q`` and tap ``t`` reaching it (each tap reaches one phase)."""
+    if not transposed:
+        return [t * dilation_w - pad_w for t in range(kernel_w)]
+    step, phases = shapes.phase_taps(kernel_w, stride_w, pad_w, dilation_w)
+    return [(q + pad_w - (first + m * step) * dilation_w) // stride_w
+            for q, (first, count) in enumerate(phases) for m in range(count)]
+
+
+def longest_runs(vec: int, shifts: list[int]) -> int:
+    """The longest runs, at most ``vec`` elements, that read every tap (shifting its columns by one of ``shifts``) in
+    runs (:func:`run_kind`; runs of 2 always do), 1 if ``vec`` is."""
+    return next((v for v in (vec >> i for i in range(vec.bit_length())) if all(run_kind(t, v) for t in shifts)), 1)
+
+
+def row_runs(x: torch.Tensor, positions: int, width_out: int, kernel_w: int, stride_w: int, pad_w: int,
+             dilation_w: int, transposed: bool, block: int) -> tuple[int, int]:
+    """NC(D)HW row tiles (the exact ones, :func:`row_block`) that read ``x`` at each width tap's columns in runs:
+    ``(vec, kinds)``, runs of ``vec`` elements from run boundaries (:func:`run_kind` per tap: the runs at a tap's
+    columns, or each run and the next moved a column in registers; the longest runs that read every tap so), a loop
+    for each way some tap reads (bit ``k`` of ``kinds``); ``(0, 0)``: not. Consecutive positions must read
+    consecutive columns: a forward at unit width stride, or an input gradient (by stride phase: a phase's positions
+    read dy at unit steps, tap ``t`` of phase ``q`` shifted by ``(q + p - t*d) / s``). The input's width and strides
+    multiples of the run, so its zero padding is whole runs; positions past a row read what they read and are not
+    stored. For the launches :func:`aligned_rows` declines (rows of no whole tile, few steps per tap)."""
+    if not width_inner(x) or (stride_w != 1 and not transposed) or not row_block(positions, width_out, block):
+        return 0, 0
+    shifts = tap_shifts(kernel_w, stride_w, pad_w, dilation_w, transposed)
+    vec = longest_runs(run_vec(x), shifts)
+    if vec < 2:
+        return 0, 0
+    return vec, sum(1 << k for k in {run_kind(t, vec) for t in shifts})
 
 
 def wgrad_runs(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, block_w: int,
@@ -315,8 +345,9 @@ def wgrad_runs(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, b
     x_vec = run_vec(input) if width_inner(input) and spec.stride[-1] == 1 and not fold else 1
     while spec.output_shape[-1] % x_vec:  # (a run's positions all inside the output's rows, or all past them)
         x_vec //= 2
-    x_vec = next((v for v in (x_vec >> i for i in range(x_vec.bit_length())) if 0 not in tap_kinds(spec, v)), 1)
-    return min(dy_vec, block_w), min(x_vec, block_w), sum(1 << k for k in set(tap_kinds(spec, x_vec)))
+    shifts = tap_shifts(spec.weight_shape[-1], 1, spec.padding[-1][0], spec.dilation[-1], False)
+    x_vec = min(longest_runs(x_vec, shifts), block_w)
+    return min(dy_vec, block_w), x_vec, sum(1 << k for k in {run_kind(t, x_vec) for t in shifts})
 
 
 ALIGNED_MIN_STEPS = 2

@@ -50,7 +50,9 @@ from .._tile import (
     mma,
     next_step,
     position_tiles,
+    run_kind,
     shift_rows,
+    shift_runs,
     tap,
     tile_positions,
     weight_tap,
@@ -72,6 +74,7 @@ def _conv_kernel(
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
     BLOCK_W: tl.constexpr, ROW_VEC: tl.constexpr, SHIFT: tl.constexpr, FLAT: tl.constexpr, DEAL: tl.constexpr,
+    RUN_VEC: tl.constexpr, RUN_KINDS: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of output positions x output channels of one group.
 
@@ -272,6 +275,48 @@ def _conv_kernel(
             oh = ow // PITCH
             ow = ow % PITCH
             mask_m = mask_m & (ow < OWR)
+    elif RUN_VEC > 1:  # NC(D)HW rows read at each width tap's columns in runs of RUN_VEC (geometry.row_runs): a tap whose
+        # shift is a multiple of the run reads the runs at its columns, one a column off each run and the next, moved a
+        # column in registers (_tile.shift_runs); a loop for each way some tap reads (RUN_KINDS), over that way's taps
+        c_lo = split * R_PER_SPLIT
+        k_steps = R_PER_SPLIT // BLOCK_K
+        rows_ok = (nb < M // (width * JH * JD) if TRANSPOSED else nb < M // (width * OH * OD)) & (od < OD) & (oh < OH)
+        for kind in tl.static_range(1, 4):
+            if (RUN_KINDS >> kind) & 1:
+                for mw in range(cw):
+                    kw = t0w + mw * ew
+                    shift = axis_tap(0, phw, sw, pw, kw, dw, W, TRANSPOSED)[0]  # the column position 0 reads
+                    if run_kind(shift, RUN_VEC) == kind:
+                        r: tl.constexpr = 0 if kind == 1 else 1 if kind == 2 else RUN_VEC - 1
+                        first = jw + (shift - r)  # each position's column in the run read
+                        lo_ok = tl.max_constancy((first >= 0) & (first < W), [RUN_VEC])
+                        hi_ok = tl.max_constancy((first + RUN_VEC >= 0) & (first + RUN_VEC < W), [RUN_VEC])
+                        md, mh, chunk = 0, 0, 0
+                        for _ in range(cd * ch * k_steps):
+                            kh = t0h + mh * eh
+                            kd = t0d + md * ed
+                            id_, ok_d = axis_tap(jd, phd, sd, pd, kd, dd, D, TRANSPOSED)
+                            ih, ok_h = axis_tap(jh, phh, sh, ph, kh, dh, H, TRANSPOSED)
+                            ok = tl.max_constancy(rows_ok & ok_d & ok_h, [RUN_VEC])
+                            at = tl.max_constancy(tl.multiple_of(nb * sxn + id_ * sxd + ih * sxh + (shift - r), RUN_VEC),
+                                                  [RUN_VEC]) + jw
+                            cin = c_lo + chunk * BLOCK_K + offs_k
+                            ok_k = cin < C_in_g
+                            chans = tl.multiple_of((group * C_in_g + cin) * sxc, RUN_VEC)
+                            if kind == 1:
+                                a = tl.load(x_ptr + (at[:, None] + chans[None, :]),
+                                            mask=(ok & lo_ok)[:, None] & ok_k[None, :], other=0.0)
+                            else:  # (the zero padding is whole runs: a moved run's columns are zeros where x's are)
+                                lo = tl.load(x_ptr + (chans[:, None] + at[None, :]),
+                                             mask=ok_k[:, None] & (ok & lo_ok)[None, :], other=0.0)
+                                hi = tl.load(x_ptr + (chans[:, None] + (at + RUN_VEC)[None, :]),
+                                             mask=ok_k[:, None] & (ok & hi_ok)[None, :], other=0.0)
+                                a = tl.trans(shift_runs(lo, hi, kind == 2, BLOCK_K, BLOCK_M, RUN_VEC))
+                            w_tap = w_cols + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
+                            b = tl.load(w_tap[None, :] + cin[:, None] * swk, mask=ok_k[:, None] & mask_n[None, :],
+                                        other=0.0)
+                            acc = mma(acc, a, b, UPCAST, DOT_PRECISION, ACC)
+                            chunk, _, mh, md = next_step(chunk, 0, mh, md, 1, k_steps, 1, ch)
     else:  # tap by tap, channels in BLOCK_K chunks: one flat loop over (tap, chunk), so the compiler's
         # software pipeline (num_stages) runs across taps instead of draining at every tap
         c_lo = split * R_PER_SPLIT
@@ -314,8 +359,8 @@ def _conv_kernel(
 
 def target_options(kwargs: dict, capability: int | None) -> dict:
     """:func:`_conv_kernel`'s launch options for a GPU of compute capability ``capability``
-    (:func:`tritonconv._runtime.target_options`: rows read in aligned runs where ``ROW_VEC``)."""
-    return _target_options(kwargs, capability, bool(kwargs.get("ROW_VEC")))
+    (:func:`tritonconv._runtime.target_options`: rows read in aligned runs where ``ROW_VEC`` or ``RUN_VEC``)."""
+    return _target_options(kwargs, capability, bool(kwargs.get("ROW_VEC")) or kwargs.get("RUN_VEC", 0) > 1)
 
 
 class Launch:
@@ -364,6 +409,9 @@ class Launch:
             read, written, pitch, aligned = planes.read[2:], planes.written[2:], x.shape[-1], planes.rows
             m = rows = y.shape[0] * math.prod(written)
             width = written[-1]
+        runs = (0, 0) if aligned.vec or planes or fold else geometry.row_runs(
+            x, rows, width, spec.weight_shape[-1], spec.stride[-1], spec.padding[-1][0], spec.dilation[-1], transposed,
+            config.block_m)
         row_vec, block_w, tiled = aligned.vec, aligned.block_w, (rows, width)
         if row_vec:  # tiled as rows of its segments
             tiled = (rows // width * aligned.segments * block_w, aligned.segments * block_w)
@@ -391,12 +439,13 @@ class Launch:
             UPCAST=interp and x.dtype == torch.bfloat16,
             DOT_PRECISION=dot_precision(x.dtype, interp), ACC=geometry.tl_accumulator(x.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
-            BLOCK_W=block_w, ROW_VEC=row_vec, FLAT=bool(pitch), DEAL=aligned.deal,
+            BLOCK_W=block_w, ROW_VEC=row_vec, FLAT=bool(pitch), DEAL=aligned.deal, RUN_VEC=runs[0], RUN_KINDS=runs[1],
             SHIFT=2 if aligned.each else int(bool(row_vec) and spec.weight_shape[-1] > 1),
             num_warps=config.num_warps, num_stages=config.num_stages,
         ), capability(x.device))
         self.rows = aligned  # how NC(D)HW rows are read in aligned runs (geometry.aligned_rows; vec 0: not)
         self.planes = bool(pitch)  # ... a forward's planes as one row each (geometry.aligned_planes)
+        self.runs = runs  # ... or each width tap's columns read in runs (geometry.row_runs; (0, 0): not)
         self.launcher = Direct(_conv_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
     def mma_work(self) -> int:
