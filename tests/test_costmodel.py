@@ -242,14 +242,16 @@ def test_nchw_row_tiles_get_their_own_rate_when_their_rows_are_fitted():
 def test_row_issue_shares_are_the_committed_census_medians():
     """``ROW_ISSUE`` and ``ALIGNED_ISSUE`` restate the committed SASS census of the suite's NC(D)HW row tiles
     against the same tiles channels-last (``python -m benchmarks.static --rows``): per pass, the median ratio, to two
-    places, of the rows that load 2 bytes at a time and of those read in aligned runs."""
+    places, of the rows that load 2 bytes at a time and of those read in aligned runs (each median over 3 layers or
+    more: the 2-byte classes shrink as more rows are read in runs, 4 forwards and 3 input gradients since the eleventh
+    session)."""
     paths = sorted((work.ROOT / "results" / "static").glob("static-sm90-*-bf16-rows.jsonl"))
     assert paths, "run python -m benchmarks.static --rows"
     rows = [json.loads(line) for line in paths[-1].read_text().splitlines()]  # the last by name, if several
     for aligned, shares in ((False, costmodel.ROW_ISSUE), (True, costmodel.ALIGNED_ISSUE)):
         for kind, share in shares.items():
             ratios = [r["ratio"] for r in rows if r["kind"] == kind and r["aligned"] == aligned]
-            assert len(ratios) >= 5 and round(statistics.median(ratios), 2) == share, (kind, aligned)
+            assert len(ratios) >= 3 and round(statistics.median(ratios), 2) == share, (kind, aligned)
     # the rows' loads: 2 bytes at a time; aligned rows': asynchronous copies of 4 bytes or more, no plain loads
     assert all(r["rows"]["loop_load_bytes"] == 2 for r in rows if not r["aligned"])
     for r in (r for r in rows if r["aligned"]):  # plain loads only of a weight tile under 8 columns (a 3-channel stem's)

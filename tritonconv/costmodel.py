@@ -130,15 +130,17 @@ rows' loop adds the 2-byte loads' addresses and masks). An issue-bound estimate,
 synchronous loads, whose latency the pipeline does not hide, are not in it."""
 
 
-ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.25, "conv_wgrad": 1.36}
+ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.24, "conv_wgrad": 1.36}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles read in aligned runs
 (:func:`aligned`) are rated at while ``Device.aligned_macs`` is unfitted: the median, over the suite's layers, of the
 channels-last main loop's instructions per MMA over the aligned rows', theirs counting the moves of the sum between
 width taps spread over the steps (sm_90 SASS, ``python -m benchmarks.static --rows``). An issue-bound estimate, not a
 measurement. One share for all aligned launches of a pass, so it moves with the layers that join them: the strided
 forwards, dealt into phases (0.85-0.98), took the forward's from 1.12; the input gradients by phase (1.29) leave the
-input gradient's near where it was (1.24). The weight gradient's: its launches reading x in runs (each of their loops
-weighed by the taps that run it), 0.79-2.24."""
+input gradient's near where it was (1.24). Since the eleventh session the launches reading each width tap's columns in
+runs (:func:`tap_runs`; each of their loops weighed by the taps that run it) count too: forwards and input gradients
+at 0.69-1.29 (the input gradient's median 1.25 -> 1.24), the weight gradient's launches reading x in runs at
+0.79-2.24."""
 
 UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""

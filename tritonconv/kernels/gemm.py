@@ -24,7 +24,10 @@ vector boundaries (2-byte loads); where the rows allow (``ROW_VEC``, :func:`trit
 whole rows in a tile or a long row in segments; a forward with no padding, each plane as one row at the input's
 pitch, ``FLAT``: :func:`tritonconv.geometry.aligned_planes`; a forward's width stride, each row read ``DEAL`` times as
 wide and dealt into phases, :func:`tritonconv._tile.deal`; an input gradient's, by stride phase) a tile reads the input
-at its own columns in aligned runs and the width taps move the sum (or their products) along the rows instead. No
+at its own columns in aligned runs and the width taps move the sum (or their products) along the rows instead. Where
+those decline (rows no tile holds whole with their padding, one step per tap), ``RUN_VEC``: each width tap reads its
+own columns in runs, a tap one column off a run boundary each run and the next, moved a column in registers
+(:func:`tritonconv.geometry.row_runs`, :func:`tritonconv._tile.shift_runs`). No
 operand is copied into another layout; only a weight with neither channel axis innermost may be, by the dispatcher
 (:data:`tritonconv.geometry.WEIGHT_COPY_MACS`).
 """
