@@ -284,51 +284,44 @@ def _interleave(a, b, LEAD: tl.constexpr, RUNS: tl.constexpr, N: tl.constexpr):
 
 
 @device
+def _shift_level(lo, hi, UP: tl.constexpr, LEAD: tl.constexpr, RUNS: tl.constexpr, N: tl.constexpr):
+    """One level of :func:`shift_runs` on runs of ``N``: the half the result keeps as it is (a run moved up keeps its odd
+    elements, down the next run's even ones), and the halves to move by a column, as runs of ``N // 2``."""
+    even, odd = _halves(lo, LEAD, RUNS, N)
+    next_even, next_odd = _halves(hi, LEAD, RUNS, N)
+    if UP:
+        return odd, even, next_even
+    return next_even, odd, next_odd
+
+
+@device
+def _join_level(kept, moved, UP: tl.constexpr, LEAD: tl.constexpr, RUNS: tl.constexpr, N: tl.constexpr):
+    """Undo one level of :func:`_shift_level`: its kept half and the moved one, interleaved in their places."""
+    if UP:
+        return _interleave(kept, moved, LEAD, RUNS, N)
+    return _interleave(moved, kept, LEAD, RUNS, N)
+
+
+@device
 def shift_runs(lo, hi, UP: tl.constexpr, LEAD: tl.constexpr, WIDTH: tl.constexpr, VEC: tl.constexpr):
-    """Runs of ``VEC`` columns one column off theirs: ``lo`` and ``hi`` (``[LEAD, WIDTH]``) hold each run and the next,
-    the result ``[LEAD, WIDTH]`` each run's columns ``1 .. VEC`` of the two (``UP``; ``lo``'s last and ``hi``'s first
-    ``VEC - 1`` otherwise). By halves: a run shifted up is its odd elements interleaved with its even ones shifted up,
-    down its odd ones shifted down interleaved with the next's even ones, so registers move and no thread reads
+    """Runs of ``VEC`` (2, 4 or 8) columns one column off theirs: ``lo`` and ``hi`` (``[LEAD, WIDTH]``) hold each run and
+    the next, the result ``[LEAD, WIDTH]`` each run's columns ``1 .. VEC`` of the two (``UP``; ``lo``'s last and
+    ``hi``'s first ``VEC - 1`` otherwise). By halves: a run moved up is its odd elements interleaved with its even
+    ones moved up (with the next run's even ones), a run moved down its odd ones moved down interleaved with the next
+    run's even ones; a run of one moved up is the next run's, down its own. Registers move; no thread reads
     another's."""
     R: tl.constexpr = WIDTH // VEC
     lo = tl.reshape(lo, (LEAD, R, VEC))
     hi = tl.reshape(hi, (LEAD, R, VEC))
-    if UP:
-        if VEC == 2:
-            _, l1 = _halves(lo, LEAD, R, 2)
-            h0, _ = _halves(hi, LEAD, R, 2)
-            out = _interleave(l1, h0, LEAD, R, 1)
-        elif VEC == 4:
-            e, o = _halves(lo, LEAD, R, 4)
-            _, eo = _halves(e, LEAD, R, 2)
-            he, _ = _halves(hi, LEAD, R, 4)
-            hee, _ = _halves(he, LEAD, R, 2)
-            out = _interleave(o, _interleave(eo, hee, LEAD, R, 1), LEAD, R, 2)
-        else:
-            e, o = _halves(lo, LEAD, R, 8)
-            ee, eo = _halves(e, LEAD, R, 4)
-            _, eeo = _halves(ee, LEAD, R, 2)
-            he, _ = _halves(hi, LEAD, R, 8)
-            hee, _ = _halves(he, LEAD, R, 4)
-            heee, _ = _halves(hee, LEAD, R, 2)
-            out = _interleave(o, _interleave(eo, _interleave(eeo, heee, LEAD, R, 1), LEAD, R, 2), LEAD, R, 4)
-    else:
-        if VEC == 2:
-            _, p1 = _halves(lo, LEAD, R, 2)
-            c0, _ = _halves(hi, LEAD, R, 2)
-            out = _interleave(p1, c0, LEAD, R, 1)
-        elif VEC == 4:
-            _, po = _halves(lo, LEAD, R, 4)
-            _, poo = _halves(po, LEAD, R, 2)
-            ce, co = _halves(hi, LEAD, R, 4)
-            coe, _ = _halves(co, LEAD, R, 2)
-            out = _interleave(_interleave(poo, coe, LEAD, R, 1), ce, LEAD, R, 2)
-        else:
-            _, po = _halves(lo, LEAD, R, 8)
-            _, poo = _halves(po, LEAD, R, 4)
-            _, pooo = _halves(poo, LEAD, R, 2)
-            ce, co = _halves(hi, LEAD, R, 8)
-            coe, coo = _halves(co, LEAD, R, 4)
-            cooe, _ = _halves(coo, LEAD, R, 2)
-            out = _interleave(_interleave(_interleave(pooo, cooe, LEAD, R, 1), coe, LEAD, R, 2), ce, LEAD, R, 4)
+    if VEC == 8:
+        kept8, lo, hi = _shift_level(lo, hi, UP, LEAD, R, 8)
+    if VEC >= 4:
+        kept4, lo, hi = _shift_level(lo, hi, UP, LEAD, R, 4)
+    kept2, lo, hi = _shift_level(lo, hi, UP, LEAD, R, 2)
+    out = hi if UP else lo
+    out = _join_level(kept2, out, UP, LEAD, R, 1)
+    if VEC >= 4:
+        out = _join_level(kept4, out, UP, LEAD, R, 2)
+    if VEC == 8:
+        out = _join_level(kept8, out, UP, LEAD, R, 4)
     return tl.reshape(out, (LEAD, WIDTH))
