@@ -325,33 +325,3 @@ def shift_runs(lo, hi, UP: tl.constexpr, LEAD: tl.constexpr, WIDTH: tl.constexpr
     if VEC == 8:
         out = _join_level(kept8, out, UP, LEAD, R, 4)
     return tl.reshape(out, (LEAD, WIDTH))
-
-
-@device
-def run_columns(cols, shift, W, KIND: tl.constexpr, VEC: tl.constexpr):
-    """Where positions at columns ``cols`` read a tap shifting them by ``shift`` in runs of ``VEC`` (``KIND`` of
-    :func:`run_kind`, 1 to 3: :func:`read_runs`): the offset of the run read from each position's column (``shift`` less
-    0, 1 or ``VEC - 1``: a multiple of ``VEC``), and whether each position's run, and the next, lie in a row ``W`` wide
-    (``W`` a multiple of ``VEC``: the same for a whole run)."""
-    r: tl.constexpr = 0 if KIND == 1 else 1 if KIND == 2 else VEC - 1
-    first = cols + (shift - r)
-    return (shift - r, tl.max_constancy((first >= 0) & (first < W), [VEC]),
-            tl.max_constancy((first + VEC >= 0) & (first + VEC < W), [VEC]))
-
-
-@device
-def read_runs(x_at, at, ok, ok_c, lo_ok, hi_ok, KIND: tl.constexpr, VEC: tl.constexpr, CH: tl.constexpr,
-              POS: tl.constexpr):
-    """A ``[POS, CH]`` tile of ``x`` (positions x channels, ``x_at`` the channels' pointers) read in runs of ``VEC``:
-    ``at`` each position's offset in the run read (runs start on multiples of ``VEC``), ``ok`` the positions' mask (a
-    run's is its first's), ``ok_c`` the channels', ``lo_ok``/``hi_ok`` :func:`run_columns`'. ``KIND`` 1: the runs as
-    they are; 2 (3): each run and the next, moved a column up (down, :func:`shift_runs`). The zero padding is whole
-    runs: a moved run's columns are zeros where ``x``'s are."""
-    ok = tl.max_constancy(ok, [VEC])
-    if KIND == 1:
-        tile = tl.load(x_at[None, :] + at[:, None], mask=(ok & lo_ok)[:, None] & ok_c[None, :], other=0.0)
-    else:
-        lo = tl.load(x_at[:, None] + at[None, :], mask=ok_c[:, None] & (ok & lo_ok)[None, :], other=0.0)
-        hi = tl.load(x_at[:, None] + (at + VEC)[None, :], mask=ok_c[:, None] & (ok & hi_ok)[None, :], other=0.0)
-        tile = tl.trans(shift_runs(lo, hi, KIND == 2, CH, POS, VEC))
-    return tile

@@ -53,10 +53,9 @@ from .._tile import (
     mma,
     next_step,
     position_tiles,
-    read_runs,
-    run_columns,
     run_kind,
     shift_rows,
+    shift_runs,
     tap,
     tile_positions,
     weight_tap,
@@ -291,20 +290,31 @@ def _conv_kernel(
                     kw = t0w + mw * ew
                     shift = axis_tap(0, phw, sw, pw, kw, dw, W, TRANSPOSED)[0]  # the column position 0 reads
                     if run_kind(shift, RUN_VEC) == kind:
-                        off, lo_ok, hi_ok = run_columns(jw, shift, W, kind, RUN_VEC)  # (per tap)
+                        r: tl.constexpr = 0 if kind == 1 else 1 if kind == 2 else RUN_VEC - 1
+                        first = jw + (shift - r)  # each position's column in the run read
+                        lo_ok = tl.max_constancy((first >= 0) & (first < W), [RUN_VEC])
+                        hi_ok = tl.max_constancy((first + RUN_VEC >= 0) & (first + RUN_VEC < W), [RUN_VEC])
                         md, mh, chunk = 0, 0, 0
                         for _ in range(cd * ch * k_steps):
                             kh = t0h + mh * eh
                             kd = t0d + md * ed
                             id_, ok_d = axis_tap(jd, phd, sd, pd, kd, dd, D, TRANSPOSED)
                             ih, ok_h = axis_tap(jh, phh, sh, ph, kh, dh, H, TRANSPOSED)
-                            at = tl.max_constancy(tl.multiple_of(nb * sxn + id_ * sxd + ih * sxh + off, RUN_VEC),
+                            ok = tl.max_constancy(rows_ok & ok_d & ok_h, [RUN_VEC])
+                            at = tl.max_constancy(tl.multiple_of(nb * sxn + id_ * sxd + ih * sxh + (shift - r), RUN_VEC),
                                                   [RUN_VEC]) + jw
                             cin = c_lo + chunk * BLOCK_K + offs_k
                             ok_k = cin < C_in_g
                             chans = tl.multiple_of((group * C_in_g + cin) * sxc, RUN_VEC)
-                            a = read_runs(x_ptr + chans, at, rows_ok & ok_d & ok_h, ok_k, lo_ok, hi_ok, kind, RUN_VEC,
-                                          BLOCK_K, BLOCK_M)
+                            if kind == 1:
+                                a = tl.load(x_ptr + (at[:, None] + chans[None, :]),
+                                            mask=(ok & lo_ok)[:, None] & ok_k[None, :], other=0.0)
+                            else:  # (the zero padding is whole runs: a moved run's columns are zeros where x's are)
+                                lo = tl.load(x_ptr + (chans[:, None] + at[None, :]),
+                                             mask=ok_k[:, None] & (ok & lo_ok)[None, :], other=0.0)
+                                hi = tl.load(x_ptr + (chans[:, None] + (at + RUN_VEC)[None, :]),
+                                             mask=ok_k[:, None] & (ok & hi_ok)[None, :], other=0.0)
+                                a = tl.trans(shift_runs(lo, hi, kind == 2, BLOCK_K, BLOCK_M, RUN_VEC))
                             w_tap = w_cols + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
                             b = tl.load(w_tap[None, :] + cin[:, None] * swk, mask=ok_k[:, None] & mask_n[None, :],
                                         other=0.0)

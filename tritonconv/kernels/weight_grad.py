@@ -54,7 +54,7 @@ from .._checks import ConvSpec
 from .._descriptors import as_5d, channels_inner, describable, input_view, nc_boxes_aligned
 from .._runtime import Descriptors, Direct, TensorDescriptor, capability, interpreting, kernel
 from .._runtime import target_options as _target_options
-from .._tile import mma, next_rows, patch, read_runs, run_columns, run_kind, tap, tile_positions
+from .._tile import mma, next_rows, patch, run_kind, shift_runs, tap, tile_positions
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
 
@@ -135,9 +135,10 @@ def _conv_weight_grad_kernel(
     if DY_VEC > 1:  # (every stride of dY a multiple of DY_VEC, its width too: a run's mask is the run's first's)
         dy_rows = dy_ptr + tl.multiple_of((group * C_out_g + offs_m) * syc, DY_VEC)
     reads = run_kind(kw * dw - pw, X_VEC)  # how this program's tap reads x (geometry.run_kind)
-    for kind in tl.static_range(4):  # a loop for each way some tap of the launch reads x (X_KINDS); a program runs its tap's
+    for kind in tl.static_range(4):  # a loop for each way some tap of the launch reads x (X_KINDS), one runs
         if (X_KINDS >> kind) & 1:
             if reads == kind:
+                x_at = x_cols
                 if kind > 0:
                     x_at = x_ptr + tl.multiple_of((group * C_in_g + offs_n) * sxc, X_VEC)
                 for step in range(split * STEPS_PER_SPLIT, (split + 1) * STEPS_PER_SPLIT):  # position tiles (see _tile)
@@ -158,25 +159,36 @@ def _conv_weight_grad_kernel(
                         _, ok_w = tap(ow[:, None], sw, pw, kw[None, :], dw, W, False)
                         x_p = nb * sxn + id_ * sxd + (oh * sh - ph) * sxh + (ow * sw - pw) * sxw
                         ok = (mask_p & ok_d)[:, None] & ok_h & ok_w & mask_n[None, :]
-                        b = tl.load(x_cols[None, :] + x_p[:, None], mask=ok, other=0.0)
+                        b = tl.load(x_at[None, :] + x_p[:, None], mask=ok, other=0.0)
                     elif FOLD == 1:  # each column its own width tap
                         ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
                         _, ok_w = tap(ow[:, None], sw, pw, kw[None, :], dw, W, False)
                         x_p = nb * sxn + id_ * sxd + ih * sxh + (ow * sw - pw) * sxw
                         ok = (mask_p & ok_d & ok_h)[:, None] & ok_w & mask_n[None, :]
-                        b = tl.load(x_cols[None, :] + x_p[:, None], mask=ok, other=0.0)
+                        b = tl.load(x_at[None, :] + x_p[:, None], mask=ok, other=0.0)
                     elif kind == 0:
                         ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
                         iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
                         x_p = nb * sxn + id_ * sxd + ih * sxh + iw * sxw
                         ok = (mask_p & ok_d & ok_h & ok_w)[:, None] & mask_n[None, :]
-                        b = tl.load(x_cols[None, :] + x_p[:, None], mask=ok, other=0.0)
-                    else:  # (unit width stride; x's strides and widths multiples of X_VEC) in runs
+                        b = tl.load(x_at[None, :] + x_p[:, None], mask=ok, other=0.0)
+                    else:  # (unit width stride; x's strides and widths multiples of X_VEC) runs from the run boundary
+                        # `r` columns below the tap's: its columns themselves (1), or one run and the next, moved (2, 3)
                         ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
-                        off, lo_ok, hi_ok = run_columns(ow, kw * dw - pw, W, kind, X_VEC)
-                        at = tl.max_constancy(tl.multiple_of(nb * sxn + id_ * sxd + ih * sxh + off, X_VEC), [X_VEC]) + ow
-                        b = read_runs(x_at, at, mask_p & ok_d & ok_h, mask_n, lo_ok, hi_ok, kind, X_VEC,
-                                      BLOCK_N, BLOCK_K)
+                        r: tl.constexpr = 0 if kind == 1 else 1 if kind == 2 else X_VEC - 1
+                        first = ow + (kw * dw - pw - r)  # each position's column in the run read
+                        at = tl.max_constancy(tl.multiple_of(nb * sxn + id_ * sxd + ih * sxh + (kw * dw - pw - r),
+                                                             X_VEC), [X_VEC]) + ow
+                        ok_p = tl.max_constancy(mask_p & ok_d & ok_h, [X_VEC])
+                        ok_lo = ok_p & tl.max_constancy((first >= 0) & (first < W), [X_VEC])
+                        if kind == 1:
+                            b = tl.load(x_at[None, :] + at[:, None], mask=ok_lo[:, None] & mask_n[None, :], other=0.0)
+                        else:  # the zero padding is whole runs: a moved run's columns are zeros where x's are
+                            ok_hi = ok_p & tl.max_constancy((first + X_VEC >= 0) & (first + X_VEC < W), [X_VEC])
+                            lo = tl.load(x_at[:, None] + at[None, :], mask=mask_n[:, None] & ok_lo[None, :], other=0.0)
+                            hi = tl.load(x_at[:, None] + (at + X_VEC)[None, :], mask=mask_n[:, None] & ok_hi[None, :],
+                                         other=0.0)
+                            b = tl.trans(shift_runs(lo, hi, kind == 2, BLOCK_N, BLOCK_K, X_VEC))
                     acc = mma(acc, a, b, UPCAST, DOT_PRECISION, ACC)
                     if CARRY:
                         tw, nb, od, oh, row = next_rows(tw, nb, od, oh, row, tiles_w, OD, OH, ROWS)
