@@ -261,9 +261,9 @@ def meet_splits(acc, ws_ptr, cnt_ptr, tile, tiles, split, splits, BLOCK_M: tl.co
 
 @device
 def run_kind(shift, VEC: tl.constexpr):
-    """:func:`tritonconv.geometry.run_kind` on the device: how the weight gradient reads ``x`` for a tap shifting its
-    columns by ``shift`` in runs of ``VEC`` (0 an element at a time, 1 the runs at its columns, 2 (3) runs moved a
-    column up (down))."""
+    """:func:`tritonconv.geometry.run_kind` on the device: how a pointer kernel reads NC(D)HW rows for a width tap
+    shifting their columns by ``shift`` in runs of ``VEC`` (0 an element at a time, 1 the runs at its columns, 2 (3)
+    runs moved a column up (down))."""
     kind = 0
     if VEC > 1:
         r = (shift % VEC + VEC) % VEC

@@ -326,7 +326,7 @@ def row_reads(problem: Problem, config: Config) -> tuple[geometry.AlignedRows, b
 def wgrad_runs(problem: Problem, config: Config) -> tuple[int, int, int]:
     """How a pointer weight-gradient launch over NC(D)HW row tiles (:func:`by_rows`) reads its rows:
     ``(DY_VEC, X_VEC, X_KINDS)`` (:func:`tritonconv.geometry.wgrad_runs`); ``(1, 1, 1)`` for other launches. Rated
-    within ``row_macs``: the census's share for the pass weighs each loop by the taps that run it."""
+    ``aligned_macs`` where ``X_VEC`` exceeds 1 (:func:`aligned`), else ``row_macs``."""
     problem, config = launched(problem, config)
     if problem.kind != "conv_wgrad" or not by_rows(problem, config):
         return 1, 1, 1

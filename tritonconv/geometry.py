@@ -280,15 +280,12 @@ def run_vec(t: torch.Tensor) -> int:
     return vec
 
 
-RUN_KINDS = ("an element at a time", "in aligned runs", "in runs moved a column up", "in runs moved a column down")
-"""How the weight gradient's pointer kernel reads a tap's columns of an NC(D)HW ``x`` (:func:`run_kind`)."""
-
-
 def run_kind(shift: int, vec: int) -> int:
-    """How the weight gradient reads ``x`` for a tap that shifts its columns by ``shift``, with runs of ``vec`` (an index
-    into :data:`RUN_KINDS`): the runs themselves where the shift is a multiple of ``vec``; one column off a multiple,
-    each run and the next, moved one column along in registers (:func:`tritonconv._tile.shift_runs`); else an element
-    at a time (``vec`` 1, or a shift 2 to ``vec - 2`` columns off)."""
+    """How a pointer kernel reads NC(D)HW rows for a width tap that shifts their columns by ``shift``, with runs of
+    ``vec`` (the weight gradient's ``x``, :func:`wgrad_runs`; a forward's or input gradient's, :func:`row_runs`): 1, the
+    runs themselves, where the shift is a multiple of ``vec``; 2 (3), one column above (below) a multiple, each run and
+    the next, moved one column up (down) in registers (:func:`tritonconv._tile.shift_runs`); else 0, an element at a
+    time (``vec`` 1, or a shift 2 to ``vec - 2`` columns off)."""
     r = shift % vec
     return 0 if vec == 1 else 1 if r == 0 else 2 if r == 1 else 3 if r == vec - 1 else 0
 
