@@ -308,7 +308,8 @@ def run_args(kwargs: dict) -> dict:
 
 def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> list[dict]:
     """Per suite layer and pass whose NC(D)HW launch the pointer kernel tiles by rows (:func:`costmodel.by_rows`, the
-    heuristic's config for ``arch``): the main loop's census of that launch and of the same tiles on the
+    heuristic's config for ``arch``; where that reads rows whole on descriptors, :func:`nc_row_pairs`, the pointer
+    rows a GPU without a TMA unit runs): the main loop's census of that launch and of the same tiles on the
     channels-last problem, and ``ratio``, the channels-last loop's instructions per math instruction over the rows'
     (the rows' issue rate relative to the channels-last pointer rate, where issue bound: what
     :data:`tritonconv.costmodel.ROW_ISSUE` holds until NC(D)HW rows are measured)."""
@@ -319,6 +320,8 @@ def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> li
         for dtype, kind in ((d, k) for d in dtypes for k in kinds if not k.startswith("conv_dw")):
             problem = tuning.Problem.of(kind, tune.DTYPES[dtype], "contiguous", **prob)
             cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)
+            if costmodel.nc_rows(problem, cfg):  # rows whole on descriptors here: the pointer rows a GPU without them runs
+                cfg = tuning.heuristic(problem, interpret=False)
             if not costmodel.by_rows(problem, cfg):
                 continue
             by_rows = compiled_census(arch, problem, cfg)
@@ -336,6 +339,36 @@ def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> li
     return rows
 
 
+def nc_row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> list[dict]:
+    """Per suite layer and pass whose NC(D)HW launch the descriptor kernel runs reading rows whole
+    (:func:`costmodel.nc_rows`, the heuristic's config for ``arch``): the main loop's census of that launch and of the
+    channels-last problem's heuristic launch, and ``ratio``, the channels-last loop's instructions per multiply-add over
+    the rows' with the moves between width taps spread over the steps (:func:`row_instructions_per_math`), at most 1:
+    what :data:`tritonconv.costmodel.NC_ROWS_ISSUE` holds until such launches are measured."""
+    rows = []
+    for name, prob in tune.suite_problems(suite):
+        if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
+            continue
+        for dtype, kind in ((d, k) for d in dtypes for k in kinds if k in costmodel.NC_ROWS_ISSUE):
+            problem = tuning.Problem.of(kind, tune.DTYPES[dtype], "contiguous", **prob)
+            cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)
+            if not costmodel.nc_rows(problem, cfg):
+                continue
+            inner_problem = dataclasses.replace(problem, layout="channels_last")
+            inner_cfg = tuning.heuristic(inner_problem, interpret=False, tma=arch >= 90)
+            nc, inner = compiled_census(arch, problem, cfg), compiled_census(arch, inner_problem, inner_cfg)
+            per_mac = row_instructions_per_math(problem, cfg, nc) * nc["loop_math"] / (cfg.block_m * cfg.block_n
+                                                                                      * cfg.block_k)
+            inner_per_mac = inner["loop_instructions"] / (inner_cfg.block_m * inner_cfg.block_n * inner_cfg.block_k)
+            ratio = min(1.0, inner_per_mac / per_mac)
+            rows.append({"name": name, "kind": kind, "dtype": dtype, "config": vars(cfg), "nc_rows": True,
+                         "aligned": True, "rows": nc, "channels_last": inner, "channels_last_config": vars(inner_cfg),
+                         "ratio": round(ratio, 3)})
+            print(f"{name:>24} {kind:>10} {dtype} descriptor rows whole: {per_mac * 1e3:.2f} instructions per 1000 "
+                  f"multiply-adds, channels-last {inner_per_mac * 1e3:.2f} ({ratio:.2f}x)", flush=True)
+    return rows
+
+
 def row_instructions_per_math(problem: tuning.Problem, cfg, census: dict) -> float:
     """An aligned-rows launch's instructions per math instruction: its main loop's, with the loop around it (the
     sum's move between width taps, ``loop_outer_extra``) spread over the main loop's steps, one move per width tap
@@ -346,7 +379,7 @@ def row_instructions_per_math(problem: tuning.Problem, cfg, census: dict) -> flo
     macs, ctas = costmodel.issued(problem, cfg)
     steps = macs / (ctas * cfg.block_m * cfg.block_n * cfg.block_k)
     taps = problem.weight_shape[-1] / (problem.stride[-1] if problem.by_phase else 1)
-    moves = taps - (0 if costmodel.apart(problem, cfg) else 1)
+    moves = taps - (0 if costmodel.apart(problem, cfg) or costmodel.nc_rows(problem, cfg) == 2 else 1)
     return (census["loop_instructions"] * steps + census["loop_outer_extra"] * moves) / (census["loop_math"] * steps)
 
 
@@ -397,16 +430,19 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__, "date": dt.date.today().isoformat()}
     args.out.mkdir(parents=True, exist_ok=True)
     if args.rows:
-        pairs = row_pairs(args.arch, args.dtype, [k for k in args.kinds if k in costmodel.ROW_ISSUE],
-                          json.loads(args.suite.read_text()))
+        suite = json.loads(args.suite.read_text())
+        pairs = row_pairs(args.arch, args.dtype, [k for k in args.kinds if k in costmodel.ROW_ISSUE], suite)
+        whole = nc_row_pairs(args.arch, args.dtype, [k for k in args.kinds if k in costmodel.NC_ROWS_ISSUE], suite)
         path = report_path(args.arch, args.dtype, args.out, "-rows")
-        path.write_text("".join(json.dumps({**meta, **row}) + "\n" for row in pairs))
-        for aligned, shares in ((False, costmodel.ROW_ISSUE), (True, costmodel.ALIGNED_ISSUE)):
+        path.write_text("".join(json.dumps({**meta, **row}) + "\n" for row in pairs + whole))
+        for label, shares, of in (("", costmodel.ROW_ISSUE, lambda r: not r["aligned"]),
+                                  (" aligned", costmodel.ALIGNED_ISSUE, lambda r: r["aligned"]),
+                                  (" descriptor rows whole", costmodel.NC_ROWS_ISSUE, lambda r: True)):
             for kind in shares:
-                ratios = [r["ratio"] for r in pairs if r["kind"] == kind and r["aligned"] == aligned]
+                ratios = [r["ratio"] for r in (whole if label.startswith(" descriptor") else pairs)
+                          if r["kind"] == kind and of(r)]
                 if ratios:
-                    print(f"{kind}{' aligned' * aligned}: median ratio {statistics.median(ratios):.2f} over "
-                          f"{len(ratios)} layers")
+                    print(f"{kind}{label}: median ratio {statistics.median(ratios):.2f} over {len(ratios)} layers")
         print(f"pointer kernels' rate per pass, as a share of the forward's (channels-last): {pass_shares(pairs)}")
         print(f"wrote {path}")
         return 0

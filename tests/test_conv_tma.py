@@ -141,17 +141,94 @@ def test_nchw_boxes_match_torch_forward_and_input_gradient(op, x_shape, w_shape,
 
 
 def test_nchw_boxes_only_where_they_start_on_16_bytes():
-    """A descriptor load's innermost offset must be a 16-byte multiple: an NC(D)HW read whose taps shift the
-    columns by other amounts (3x3 with padding 1) runs the pointer kernel; 1x1 and (k,1,1) layers, and taps
-    shifted by 16-byte multiples, take descriptors."""
+    """A descriptor load's innermost offset must be a 16-byte multiple: 1x1 and (k,1,1) layers, and taps shifted by
+    16-byte multiples, take descriptors as they are; a 3x3 layer's one-column shifts take them only where its rows,
+    of 16-byte multiples, fit a tile whole (read from column 0, the taps moving the sum:
+    ``_descriptors.nc_row_shift``); else the pointer kernel."""
     def eligible(kind, w_shape, padding, dilation=1, dtype="bfloat16", width=16):
         return tuning.tma_eligible(tuning.Problem.of(kind, dtype, "contiguous", (1, 16, 9, width), w_shape, 1, padding,
                                                      dilation))
     assert eligible("conv", (16, 16, 1, 1), 0) and eligible("conv_t", (16, 16, 1, 1), 0)
-    assert not eligible("conv", (16, 16, 3, 3), 1) and not eligible("conv_t", (16, 16, 3, 3), 1)
+    assert eligible("conv", (16, 16, 3, 3), 1) and eligible("conv_t", (16, 16, 3, 3), 1)  # rows whole
+    assert not eligible("conv", (16, 16, 3, 3), 1, width=12)  # 24-byte rows: no box
+    assert not eligible("conv", (16, 16, 3, 3), 1, width=4096)  # no tile holds the row
+    assert not eligible("conv_wgrad", (16, 16, 3, 3), 1)  # the weight gradient's boxes must start on 16 bytes
     assert eligible("conv", (16, 16, 3, 3), 8, dilation=8)  # taps shift by 8 bf16 columns: 16 bytes
     assert not eligible("conv", (16, 16, 1, 1), 0, width=12)  # 24-byte rows
     assert eligible("conv", (16, 16, 1, 1), 0, dtype="float32", width=12)  # 48-byte rows
+
+
+NC_ROW_CASES = [  # NC(D)HW rows read whole from column 0 (op, input, weight, arguments, tile width, how the taps move)
+    ("conv2d", (2, 16, 5, 8), (24, 16, 3, 3), dict(padding=1), 16, 1),  # the sum moves; rows padded to the tile
+    ("conv2d", (1, 8, 6, 16), (16, 8, 3, 3), dict(padding=1), 16, 2),  # rows of the tile's width: products apart
+    ("conv2d", (1, 8, 4, 8), (16, 8, 3, 3), dict(padding=3), 16, 2),  # padding past the taps' reach: s_max < 0
+    ("conv2d", (1, 8, 7, 16), (16, 8, 3, 5), dict(padding=(2, 4), dilation=(2, 2)), 32, 1),
+    ("conv2d", (2, 8, 7, 16), (16, 8, 3, 3), dict(padding=(1, 0)), 16, 1),  # no width padding: narrower output
+    ("conv3d", (1, 8, 3, 5, 8), (16, 8, 3, 3, 3), dict(padding=1), 16, 1),  # depth and height taps as boxes' rows
+    ("conv1d", (2, 16, 24), (8, 16, 3), dict(padding="same"), 32, 1),
+]
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,kwargs,tile_w,shift", NC_ROW_CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_nchw_rows_whole_through_descriptors(op, x_shape, w_shape, kwargs, tile_w, shift, dtype, monkeypatch):
+    """NC(D)HW layers whose taps would start a box off 16 bytes (3x3, padding 1) read each row whole from column 0,
+    the width taps moving the sum (or each tap's products) along the rows: the forward (bias, an activation, and the
+    kernel flipped) and the input gradient against torch, each launch asserting how it reads."""
+    shifts = []
+    monkeypatch.setattr(tma.Launch, "__call__",
+                        lambda self, *a, _f=tma.Launch.__call__, **k: shifts.append(self.nc_shift) or _f(self, *a, **k))
+    x = torch.randn(x_shape, device=DEVICE, dtype=dtype)
+    w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
+    b = torch.randn(w_shape[0], device=DEVICE, dtype=dtype)
+    nd = int(op[-2])
+    spec = conv_spec(op, nd, x, w, b, 1, kwargs.get("padding", 0), kwargs.get("dilation", 1), 1)
+    rows = 32 // tile_w if tile_w < 32 else 1
+    cfg = geometry.Config(tile_w * rows, 16, 16, 1, 4, 2, tile_h=rows)
+    for flip in (False, True):
+        w_ref = w.double().flip(list(range(2, 2 + nd))) if flip else w.double()
+        ref = F.relu(getattr(F, op)(x.double(), w_ref, b.double(), **kwargs))
+        assert_close(dispatch.conv_forward(x, w, b, spec, "relu", flip, cfg), ref, dtype)
+    x64 = x.double().requires_grad_()
+    y = getattr(F, op)(x64, w.double(), **kwargs)
+    dy = torch.randn(y.shape, device=DEVICE, dtype=dtype)
+    (ref_dx,) = torch.autograd.grad(y, x64, dy.double())
+    assert_close(dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg), ref_dx, dtype)
+    # the input gradient runs as a forward convolution of dy: its rows whole too where they are 16-byte multiples
+    dx_rows = dy.shape[-1] * dy.element_size() % 16 == 0
+    assert shifts[:2] == [shift, shift] and (shifts[2:] == [tma_shift(spec, tile_w, dy)] if dx_rows else shifts[2:] == [])
+
+
+def tma_shift(spec, tile_w, dy) -> int:
+    from tritonconv._descriptors import nc_row_shift
+    return nc_row_shift(tma.transposed_as_forward(spec), tile_w, dy.element_size())
+
+
+def test_nchw_rows_whole_only_where_they_fit():
+    """Rows whole need the whole row in one tile (input and output), 16-byte rows and unit width stride, and are not
+    split; a 1x1 layer needs no move. The heuristic gives an NC(D)HW 16-bit 3x3 layer such tiles on a GPU with a TMA
+    unit (as many rows of the tile's width as fill it), and the cost model sees how they move."""
+    from tritonconv import costmodel
+    from tritonconv._descriptors import nc_row_shift, nc_row_width
+
+    def spec_of(x_shape, w_shape, padding=1, stride=1):
+        x, w = torch.empty(x_shape), torch.empty(w_shape)
+        return conv_spec("conv2d", 2, x, w, None, stride, padding, 1, 1)
+    assert nc_row_shift(spec_of((1, 8, 9, 56), (8, 8, 3, 3)), 64, 2) == 1  # 56 + 1 columns fit 64
+    assert nc_row_shift(spec_of((1, 8, 9, 64), (8, 8, 3, 3)), 64, 2) == 2  # 64 + 1 do not: products apart
+    assert nc_row_shift(spec_of((1, 8, 9, 64), (8, 8, 3, 3)), 32, 2) == 0  # the row past the tile
+    assert nc_row_shift(spec_of((1, 8, 9, 12), (8, 8, 3, 3)), 16, 2) == 0  # 24-byte rows
+    assert nc_row_shift(spec_of((1, 8, 9, 16), (8, 8, 3, 3), stride=2), 16, 2) == 0
+    assert nc_row_shift(spec_of((1, 8, 9, 16), (8, 8, 1, 1), padding=0), 16, 2) == 0
+    assert nc_row_width(spec_of((1, 8, 9, 56), (8, 8, 3, 3)), 2) == 64
+    assert nc_row_width(spec_of((1, 8, 9, 28), (8, 8, 3, 3)), 4) == 32  # fp32: 112-byte rows
+    problem = tuning.Problem.of("conv", "bfloat16", "contiguous", (32, 64, 56, 56), (64, 64, 3, 3), 1, 1)
+    cfg = tuning.heuristic(problem, interpret=False, tma=True)
+    assert cfg.tile_h and cfg.patch(cfg.block_m)[2] == 64 and cfg.split_k == 1
+    assert costmodel.nc_rows(problem, cfg) == 1 and tuning.descriptors_launch(problem, cfg)
+    assert not costmodel.nc_rows(problem, tuning.heuristic(problem, interpret=False))  # no TMA unit: the pointer kernel
+    split = dataclasses.replace(cfg, split_k=2)
+    assert not tuning.descriptors_launch(problem, split) and not costmodel.nc_rows(problem, split)
 
 
 @pytest.mark.parametrize("op,x_shape,w_shape,kwargs", [

@@ -74,6 +74,37 @@ def nc_boxes_aligned(spec: ConvSpec, tile_w: int, itemsize: int) -> bool:
             and (taps == 1 or dilation * itemsize % 16 == 0))
 
 
+BOX_SIDE = 256
+"""The most elements a descriptor box spans along one axis."""
+
+
+def nc_row_shift(spec: ConvSpec, tile_w: int, itemsize: int) -> int:
+    """How an NC(D)HW box of ``tile_w`` columns reads whole rows from column 0 (always a 16-byte boundary) where a
+    tap's shift ``s_t = t*d - p`` would move its box off one: the products of input column ``c`` belong to output
+    column ``c - s_t``, and the kernel moves them there along the tile's rows (a gather per width tap and tile, not
+    per step). 1: the sum moves ``d`` columns between taps (taps in increasing shift) and the epilogue stores
+    column ``c`` at ``c - s_max``, which needs ``s_max >= 0`` and ``width_out + s_max`` columns; 2: each tap's
+    products summed apart and moved ``-s_t`` columns into the sum (a second accumulator), rows at their own width.
+    0: no such tile (a row wider than ``tile_w`` or :data:`BOX_SIDE`, rows not 16-byte multiples, a width stride, a
+    kernel that moves nothing: :func:`nc_boxes_aligned` serves those)."""
+    width, width_out = spec.input_shape[-1], spec.output_shape[-1]
+    (pad, _), dilation, taps, stride = spec.padding[-1], spec.dilation[-1], spec.weight_shape[-1], spec.stride[-1]
+    if (stride != 1 or tile_w * itemsize % 16 or width * itemsize % 16 or max(width, width_out) > tile_w
+            or tile_w > BOX_SIDE or (taps == 1 and pad == 0)):
+        return 0
+    s_max = (taps - 1) * dilation - pad
+    return 1 if s_max >= 0 and width_out + s_max <= tile_w else 2
+
+
+def nc_row_width(spec: ConvSpec, itemsize: int) -> int:
+    """The narrowest tile width (a power of two, 16 bytes at least) whose boxes read ``spec``'s NC(D)HW rows whole
+    (:func:`nc_row_shift`; the moving sum's where it fits as narrow), or 0 where none does."""
+    for tile_w in (2 ** i for i in range(BOX_SIDE.bit_length())):
+        if nc_row_shift(spec, tile_w, itemsize):
+            return tile_w
+    return 0
+
+
 def aligned(*tensors: torch.Tensor) -> bool:
     """16-byte aligned base addresses (what a tensor descriptor needs)."""
     return all(t.data_ptr() % 16 == 0 for t in tensors)

@@ -50,12 +50,13 @@ import torch
 import triton
 
 from . import cache, geometry, shapes, tuning
+from ._descriptors import nc_row_shift
 from .geometry import Config, Problem
-from .kernels import gemm, weight_grad
+from .kernels import gemm, tma, weight_grad
 
-__all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET",
+__all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "NC_ROWS_ISSUE",
            "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "Device",
-           "aligned", "apart", "by_rows", "row_reads", "tap_runs", "wgrad_runs", "gemm_launch", "ctas_per_sm",
+           "aligned", "apart", "by_rows", "nc_rows", "row_reads", "tap_runs", "wgrad_runs", "gemm_launch", "ctas_per_sm",
            "device_for", "efficiency",
            "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds",
            "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds"]
@@ -141,6 +142,14 @@ input gradient's near where it was (1.24). Since the eleventh session the launch
 runs (:func:`tap_runs`; each of their loops weighed by the taps that run it) count too: forwards and input gradients
 at 0.69-1.29 (the input gradient's median 1.25 -> 1.24), the weight gradient's launches reading x in runs at
 0.79-2.24."""
+
+NC_ROWS_ISSUE = {"conv": 1.0, "conv_t": 1.0}
+"""Per pass, the share of the descriptor rate (``tma_macs``, fitted on channels-innermost launches) that descriptor
+launches reading NC(D)HW rows whole from column 0 (:func:`nc_rows`) are rated at: the median, over the suite's such
+launches, of the channels-last descriptor loop's instructions per multiply-add (its heuristic tiles) over theirs, the
+moves of the sum (or of each width tap's products) between width taps spread over the steps, at most 1 (sm_90 SASS,
+``python -m benchmarks.static --rows``). An issue-bound estimate, not a measurement: the moves go through shared
+memory while the tensor cores wait, which the census counts only as instructions."""
 
 UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
@@ -258,6 +267,8 @@ def registers(problem: Problem, config: Config) -> int:
     base, per_accumulator = REGISTERS[kernel]
     if kernel == "_conv_kernel" and aligned(problem, config):
         base, per_accumulator = ALIGNED_EACH_REGISTERS if apart(problem, config) else ALIGNED_REGISTERS
+    elif kernel == "_conv_tma_kernel" and nc_rows(problem, config):  # the same moves (a gather), the same registers
+        base, per_accumulator = ALIGNED_EACH_REGISTERS if nc_rows(problem, config) == 2 else ALIGNED_REGISTERS
     elif kernel == "_conv_weight_grad_kernel" and wgrad_runs(problem, config)[:2] != (1, 1):
         base, per_accumulator = WGRAD_RUNS_REGISTERS
     return min(255, round(base + per_accumulator * config.block_m * config.block_n / (32 * config.num_warps)))
@@ -360,6 +371,18 @@ def apart(problem: Problem, config: Config) -> bool:
     return row_reads(problem, config)[0].each
 
 
+@functools.lru_cache(maxsize=4096)
+def nc_rows(problem: Problem, config: Config) -> int:
+    """How a descriptor launch reads NC(D)HW rows whole from column 0, where a tap's box would start off 16 bytes
+    (:func:`tritonconv._descriptors.nc_row_shift`: 1, the sum moves between width taps; 2, each tap's products apart);
+    0 where it does not."""
+    problem, config = launched(problem, config)
+    if not config.tile_h or not tuning.nc_row_tile(problem):
+        return 0
+    spec = tma.transposed_as_forward(problem.spec) if problem.kind == "conv_t" else problem.spec
+    return nc_row_shift(spec, config.patch(config.block_m)[2], getattr(torch, problem.dtype).itemsize)
+
+
 def folds(problem: Problem, config: Config) -> bool:
     """Whether the launch folds taps into its tiles (rated ``fold_macs``): the pointer kernels' ``Config.fold``
     (the input gradient never folds)."""
@@ -389,6 +412,8 @@ def rate_of(problem: Problem, config: Config) -> tuple[str, float]:
             else ("aligned_macs" if aligned(problem, config) else "row_macs") if by_rows(problem, config)
             else "mma_macs")
     factor = 2.0 if problem.dtype.startswith("float8") else 1.0  # fp8 tensor-core products: twice as fast
+    if name == "tma_macs" and nc_rows(problem, config):
+        factor *= NC_ROWS_ISSUE[problem.kind]
     return name, factor * PASS_ISSUE[problem.kind] if name in ("mma_macs", *UNFITTED_SHARES) else factor
 
 

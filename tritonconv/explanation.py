@@ -119,6 +119,8 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
         else:
             words.append("NC(D)HW rows, aligned" + (f", dealt into {rows.deal} phases" if rows.deal > 1 else "")
                          + (", each tap's products moved" if rows.each else ""))
+    elif costmodel.nc_rows(ran, cfg):
+        words.append("NC(D)HW rows whole" + (", each tap's products moved" if costmodel.nc_rows(ran, cfg) == 2 else ""))
     if costmodel.folds(ran, cfg):
         words.append("taps folded")
     return ", ".join(words)

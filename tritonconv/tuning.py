@@ -34,7 +34,7 @@ import torch
 import triton
 
 from . import cache, geometry
-from ._descriptors import folds_stride
+from ._descriptors import folds_stride, nc_boxes_aligned, nc_row_width
 from ._runtime import TensorDescriptor
 from .geometry import DEPTHWISE_KIND, KINDS, Config, Problem
 from .kernels import tma, weight_grad
@@ -168,7 +168,8 @@ def tma_eligible(problem: Problem) -> bool:
     16-byte rows of channels where channels are innermost (the activations read and, but for the weight
     gradient, the weight's rows: its input channels, innermost in ``tritonconv.nn``'s layout, so a 16-bit input
     gradient's written channels too), and for an NC(D)HW read rows of 16-byte multiples with every box of
-    the convolution's input starting on one (:func:`tritonconv._descriptors.nc_boxes_aligned`)."""
+    the convolution's input starting on one (:func:`tritonconv._descriptors.nc_boxes_aligned`) or, a forward or input
+    gradient, rows a tile holds whole (:func:`nc_row_tile`)."""
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     wgrad = problem.kind == "conv_wgrad"
     rows, cols, red = problem.gemm
@@ -188,8 +189,21 @@ def tma_eligible(problem: Problem) -> bool:
     reads = problem.reads
     (pad, _), dilation, taps = problem.padding[-1], problem.dilation[-1], problem.weight_shape[-1]
     pad = (taps - 1) * dilation - pad if problem.kind == "conv_t" else pad  # run as a forward convolution
-    return (all(r[-1] * itemsize % 16 == 0 for r in reads) and pad * itemsize % 16 == 0
-            and (taps == 1 or dilation * itemsize % 16 == 0) and all(c * itemsize % 16 == 0 for c in weight_rows))
+    return (all(r[-1] * itemsize % 16 == 0 for r in reads) and all(c * itemsize % 16 == 0 for c in weight_rows)
+            and ((pad * itemsize % 16 == 0 and (taps == 1 or dilation * itemsize % 16 == 0)) or nc_row_tile(problem) > 0))
+
+
+def nc_row_tile(problem: Problem) -> int:
+    """The tile width whose descriptor boxes read an NC(D)HW forward's or input gradient's rows whole from column 0
+    (:func:`tritonconv._descriptors.nc_row_width`), where a tap's shift would start its box off 16 bytes (3x3 layers);
+    0 elsewhere (channels innermost, the weight gradient, boxes that start on 16 bytes as they are, rows too wide)."""
+    if problem.layout != "contiguous" or problem.kind not in ("conv", "conv_t"):
+        return 0
+    spec = tma.transposed_as_forward(problem.spec) if problem.kind == "conv_t" else problem.spec
+    itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
+    if nc_boxes_aligned(spec, 16 // itemsize, itemsize):
+        return 0
+    return nc_row_width(spec, itemsize)
 
 
 def tma_min_width(problem: Problem) -> int:
@@ -220,7 +234,11 @@ def covered(sizes: tuple[int, ...], patch: tuple[int, ...]) -> int:
 def tma_patch(problem: Problem, positions: int) -> dict[str, int]:
     """The patch fields (``tile_b``, ``tile_h``) of ``problem``'s descriptor configs of ``positions`` positions
     (:func:`tma_tile`): several images per patch where a channels-innermost plane is small (14 x 14 in 2 x 2
-    patches of 16 images: exact, where one image's 8 x 8 padded 1.31x)."""
+    patches of 16 images: exact, where one image's 8 x 8 padded 1.31x); NC(D)HW rows read whole (:func:`nc_row_tile`)
+    as many rows of that width as fill the patch (56-wide rows: 2 x 64 for 128 positions, 1.14x)."""
+    width = nc_row_tile(problem)
+    if width and positions >= width:  # NC(D)HW rows read whole: tiles of whole rows
+        return dict(tile_b=1, tile_h=positions // width)
     images, rows = tma_tile(*tma_plane(problem), positions, tma_min_width(problem), tma_batch(problem))
     return dict(tile_b=images, tile_h=rows)
 
@@ -359,7 +377,10 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     which that kernel runs as a forward convolution (a prediction: its main loop issues 1-8 integer
     instructions per MMA against the pointer kernel's 33-90, ``benchmarks.static``), and a unit-stride
     16-bit weight gradient (its own descriptor kernel, :class:`tritonconv.kernels.weight_grad.DescriptorLaunch`; a
-    prediction too); each where its patches pad the plane at most :data:`TMA_PADDING`.
+    prediction too); each where its patches pad the plane at most :data:`TMA_PADDING`. An NC(D)HW forward or
+    input gradient takes it too where its boxes start on 16 bytes or its rows fit a tile whole
+    (:func:`nc_row_tile`: a prediction, ``benchmarks/NOTES.md``), with the channels-last problem's reduction step and
+    no narrower a channel tile than the pointer kernel's.
     """
     rows, cols, red = problem.gemm
     if problem.kind in ("conv_dw", "conv_dw_t"):
@@ -433,6 +454,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     warps = 8 if block_m * block_n >= (128 * 64 if phases else 128 * 128) or problem.layout == "contiguous" else 4
     if fold:  # the gather's per-element index math doubles register use (ptxas: 128x64x64, 4 warps spills)
         block_k, warps = max(min(block_k, 32), min_k(problem)), 8
+    descriptor_k = block_k  # (a descriptor loop computes no addresses: the NC(D)HW clamp below is the pointer kernel's)
     if problem.layout == "contiguous":  # NC(D)HW read in place: see conv_wgrad (fp32 128 x 64 x 32 spilled 8-16 B)
         block_k = max(min(block_k, 16 if problem.dtype == "float32" else 32), min_k(problem))
     stages = 2 if problem.taps * red <= block_k else 3
@@ -447,10 +469,13 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         # spanning two images, 128 as 2 x 8 x 8: exact too, so 128)
         tma_m = min((block_m, 64), key=lambda m: (tma_padding(problem, m), -m))
         if tma_padding(problem, tma_m) <= TMA_PADDING:
-            (block_n,) = within_slack((cols,), (block_n,), tma_padding(problem, tma_m))  # channels beside the patches
+            # channels beside the patches (NC(D)HW too: the 64 above is the pointer kernel's, for its row addresses)
+            (block_n,) = within_slack((cols,), (clamp_pow2(cols, 16, 128),), tma_padding(problem, tma_m))
+            if problem.layout == "contiguous":  # no narrower than the pointer kernel's (rows whole pad 1.14x already:
+                block_n = max(block_n, cfg.block_n)  # a 16-wide tile for 144 channels would starve its MMA)
             warps = 8 if tma_m * block_n >= 128 * 128 or problem.layout == "contiguous" else 4
-            chosen = dataclasses.replace(cfg, block_m=tma_m, block_n=block_n, group_m=1, num_warps=warps,
-                                         **tma_patch(problem, tma_m))
+            chosen = dataclasses.replace(cfg, block_m=tma_m, block_n=block_n, block_k=descriptor_k, group_m=1,
+                                         num_warps=warps, **tma_patch(problem, tma_m))
             cfg = chosen if descriptors_launch(problem, chosen) else cfg
     return cfg
 

@@ -15,7 +15,10 @@ and with a height stride row ``sh*i + q`` of slice ``d`` is row ``i`` at coordin
 layers, R3D's 3x3x3 stride-2 ones; the axes must be multiples of their strides).
 An NC(D)HW input is read in place the same way, one image per box, as a box of ``[N, C, D, H, W]`` (``BLOCK_K``
 channels x ``TILE_H x TILE_W`` positions) transposed for the MMA, where every box starts a row on a
-16-byte boundary (:func:`tritonconv._descriptors.nc_boxes_aligned`: 1x1 and (k,1,1) layers, say); other NC(D)HW layers run the
+16-byte boundary (:func:`tritonconv._descriptors.nc_boxes_aligned`: 1x1 and (k,1,1) layers, say). Where a width tap's
+shift would start it off one (a 3x3 layer's one column), rows of 16-byte multiples that a tile holds whole are read
+from column 0 and the width taps move the sum along the rows instead (``NC_SHIFT``,
+:func:`tritonconv._descriptors.nc_row_shift`: ResNet's 56-wide rows in tiles 64 wide); other NC(D)HW layers run the
 pointer kernel.
 Coordinates outside the tensor, the zero padding, are filled with zeros by the copy engine, so
 the main loop computes no addresses and no masks: one flat loop over (tap, channel chunk) with
@@ -45,10 +48,23 @@ import triton.language as tl
 
 from .. import geometry, shapes
 from .._checks import ConvSpec
-from .._descriptors import as_5d, channels_inner, describable, input_view, nc_boxes_aligned
-from .._runtime import Counters, Descriptors, Direct, interpreting, kernel
-from .._tile import activate, meet_splits, mma, next_step, patch
+from .._descriptors import as_5d, channels_inner, describable, input_view, nc_boxes_aligned, nc_row_shift
+from .._runtime import Counters, Descriptors, Direct, device, interpreting, kernel
+from .._tile import activate, meet_splits, mma, next_step, patch, shift_rows
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
+
+
+@device
+def _weight_box(w_desc, c0, n0, kd, kh, kw, KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, FLIP: tl.constexpr,
+                W_COLS_INNER: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """The weight's ``[BLOCK_K, BLOCK_N]`` operand of tap ``(kd, kh, kw)`` (reversed on every axis with ``FLIP``: a
+    true convolution), reduction channels from ``c0``, output channels from ``n0``."""
+    if FLIP:
+        kd, kh, kw = KD - 1 - kd, KH - 1 - kh, KW - 1 - kw
+    if W_COLS_INNER:  # a box [BLOCK_K, 1, 1, 1, BLOCK_N] of [C_in, KD, KH, KW, C_out]: the MMA's operand as is
+        return w_desc.load([c0, kd, kh, kw, n0]).reshape(BLOCK_K, BLOCK_N)
+    # [BLOCK_N, 1, 1, 1, BLOCK_K] of [C_out, KD, KH, KW, C_in], transposed (K-major: what fp8 needs)
+    return tl.trans(w_desc.load([n0, kd, kh, kw, c0]).reshape(BLOCK_N, BLOCK_K))
 
 
 @kernel
@@ -61,7 +77,7 @@ def _conv_tma_kernel(
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, SCALED: tl.constexpr,
     UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, CHANNELS_INNER: tl.constexpr, W_COLS_INNER: tl.constexpr,
     TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, PHASED: tl.constexpr, SPLIT: tl.constexpr,
+    PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, PHASED: tl.constexpr, SPLIT: tl.constexpr, NC_SHIFT: tl.constexpr,
 ):
     """One program: ``TILE_B x TILE_H x TILE_W`` output positions (images x rows x columns) of one depth slice x
     ``BLOCK_N`` channels.
@@ -79,6 +95,13 @@ def _conv_tma_kernel(
     ``SPLIT`` (not with ``PHASED``; outputs under one wave of tiles): program ``(pid, split)`` runs ``STEPS_PER_SPLIT``
     of the flat loop's (tap, channel chunk) steps from ``split * STEPS_PER_SPLIT``, and the partial tiles meet in
     the kernel, added in split order (:func:`tritonconv._tile.meet_splits`: deterministic, one launch).
+
+    ``NC_SHIFT`` (NC(D)HW, unit width stride, ``TILE_W`` columns holding whole rows:
+    :func:`tritonconv._descriptors.nc_row_shift`): every box starts its rows at column 0, a 16-byte boundary, and
+    the width taps run outermost in increasing shift ``s = kw*dw - pw``, each over its (depth tap, height tap,
+    chunk) steps; the products of column ``c`` belong to output column ``c - s``. 1: the sum moves ``dw`` columns
+    along the rows between taps, and column ``c`` is stored at ``c - s_max``; 2: each tap's products summed apart
+    and moved ``-s`` columns into the sum (:func:`tritonconv._tile.shift_rows`).
     """
     BLOCK_M: tl.constexpr = TILE_B * TILE_H * TILE_W
     pid = tl.program_id(0)
@@ -112,42 +135,62 @@ def _conv_tma_kernel(
         first = tl.program_id(1) * STEPS_PER_SPLIT
         last = tl.minimum(first + STEPS_PER_SPLIT, last)
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
-    for i in range(first, last):  # one flat loop: (tap, channel chunk), scalar index math only
-        if PHASED:  # a box [TILE_B, 1, TILE_H, TILE_W, BLOCK_K] of the output gradient, NDHWC
-            kd, kh, kw = t0d + md * ed, t0h + mh * eh, t0w + mw * ew
-            a = x_desc.load([nb0, jd + base_d - md * in_d, jh0 + base_h - mh * in_h, jw0 + base_w - mw * in_w, c0])
-            a = a.reshape(BLOCK_M, BLOCK_K)
-        else:
-            c0 = (i % k_steps) * BLOCK_K
-            t = i // k_steps
-            kw = t0w + (t % cw) * ew
-            kh = t0h + ((t // cw) % ch) * eh
-            kd = t0d + (t // (cw * ch)) * ed
-            if CHANNELS_INNER:  # a box [TILE_B, 1, TILE_H, TILE_W, BLOCK_K] of NDHWC: positions x channels
-                if PHASE_H * PHASE_W == 1:
-                    a = x_desc.load([nb0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw, c0])
-                else:  # strided: the phase view (_descriptors.phase_view); offsets made >= 0 before // and %
-                    qh = kh * dh - ph + PHASE_H * ph  # (the tap's row offset) + PHASE_H * ph
-                    qw = kw * dw - pw + PHASE_W * pw
-                    col, chan = ow0 + qw // PHASE_W - pw, (qw % PHASE_W) * C_in + c0
-                    if PHASE_H == 1:
-                        a = x_desc.load([nb0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, col, chan])
-                    else:  # axis 1 steps rows: slice (od*sd - pd + kd*dd), row phase qh % PHASE_H
-                        a = x_desc.load([nb0, (od * sd - pd + kd * dd) * XH + qh % PHASE_H, oh0 + qh // PHASE_H - ph,
-                                         col, chan])
-                a = a.reshape(BLOCK_M, BLOCK_K)
-            else:  # NC(D)HW (TILE_B = 1): a box [1, BLOCK_K, 1, TILE_H, TILE_W], channels x positions, transposed for the MMA
-                a = x_desc.load([nb0, c0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw])
+    if NC_SHIFT:  # NC(D)HW rows read whole from column 0; the width taps move the products along the rows instead
+        col_in = tl.arange(0, BLOCK_M) % TILE_W  # a position's column in its row
+        for kw in range(KW):
+            s = kw * dw - pw
+            part = acc
+            if NC_SHIFT == 2:  # this tap's products apart (into acc itself where they need no move)
+                if s != 0:
+                    part = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
+            c0, kh, kd = 0, 0, 0
+            for _ in range(KD * KH * k_steps):  # (depth tap, height tap, chunk), channels fastest, by carries
+                a = x_desc.load([nb0, c0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, 0])
                 a = tl.trans(a.reshape(BLOCK_K, BLOCK_M))
-        if FLIP:  # true convolution: the kernel read reversed on every axis
-            kd, kh, kw = KD - 1 - kd, KH - 1 - kh, KW - 1 - kw
-        if W_COLS_INNER:  # a box [BLOCK_K, 1, 1, 1, BLOCK_N] of [C_in, KD, KH, KW, C_out]: the MMA's operand as is
-            b = w_desc.load([c0, kd, kh, kw, n0]).reshape(BLOCK_K, BLOCK_N)
-        else:  # [BLOCK_N, 1, 1, 1, BLOCK_K] of [C_out, KD, KH, KW, C_in], transposed (K-major: what fp8 needs)
-            b = tl.trans(w_desc.load([n0, kd, kh, kw, c0]).reshape(BLOCK_N, BLOCK_K))
-        acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
-        if PHASED:  # the next (tap, chunk): channels fastest, then width, height and depth taps, by carries
-            c0, mw, mh, md = next_step(c0, mw, mh, md, BLOCK_K, k_steps * BLOCK_K, cw, ch)
+                part = mma(part, a, _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP, W_COLS_INNER, BLOCK_N,
+                                                BLOCK_K), UPCAST, DOT_PRECISION, tl.float32)
+                c0, _, kh, kd = next_step(c0, 0, kh, kd, BLOCK_K, k_steps * BLOCK_K, 1, KH)
+            if NC_SHIFT == 2:
+                if s != 0:
+                    acc += shift_rows(part, -s, col_in, BLOCK_M, TILE_W)
+                else:
+                    acc = part
+            else:
+                acc = part
+                if kw < KW - 1:  # the next tap's shift is dw more: the sum so far moves dw columns right
+                    acc = shift_rows(acc, dw, col_in, BLOCK_M, 0)
+    else:
+        for i in range(first, last):  # one flat loop: (tap, channel chunk), scalar index math only
+            if PHASED:  # a box [TILE_B, 1, TILE_H, TILE_W, BLOCK_K] of the output gradient, NDHWC
+                kd, kh, kw = t0d + md * ed, t0h + mh * eh, t0w + mw * ew
+                a = x_desc.load([nb0, jd + base_d - md * in_d, jh0 + base_h - mh * in_h, jw0 + base_w - mw * in_w, c0])
+                a = a.reshape(BLOCK_M, BLOCK_K)
+            else:
+                c0 = (i % k_steps) * BLOCK_K
+                t = i // k_steps
+                kw = t0w + (t % cw) * ew
+                kh = t0h + ((t // cw) % ch) * eh
+                kd = t0d + (t // (cw * ch)) * ed
+                if CHANNELS_INNER:  # a box [TILE_B, 1, TILE_H, TILE_W, BLOCK_K] of NDHWC: positions x channels
+                    if PHASE_H * PHASE_W == 1:
+                        a = x_desc.load([nb0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw, c0])
+                    else:  # strided: the phase view (_descriptors.phase_view); offsets made >= 0 before // and %
+                        qh = kh * dh - ph + PHASE_H * ph  # (the tap's row offset) + PHASE_H * ph
+                        qw = kw * dw - pw + PHASE_W * pw
+                        col, chan = ow0 + qw // PHASE_W - pw, (qw % PHASE_W) * C_in + c0
+                        if PHASE_H == 1:
+                            a = x_desc.load([nb0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, col, chan])
+                        else:  # axis 1 steps rows: slice (od*sd - pd + kd*dd), row phase qh % PHASE_H
+                            a = x_desc.load([nb0, (od * sd - pd + kd * dd) * XH + qh % PHASE_H, oh0 + qh // PHASE_H - ph,
+                                             col, chan])
+                    a = a.reshape(BLOCK_M, BLOCK_K)
+                else:  # NC(D)HW (TILE_B = 1): a box [1, BLOCK_K, 1, TILE_H, TILE_W], channels x positions, transposed for the MMA
+                    a = x_desc.load([nb0, c0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw])
+                    a = tl.trans(a.reshape(BLOCK_K, BLOCK_M))
+            b = _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP, W_COLS_INNER, BLOCK_N, BLOCK_K)
+            acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
+            if PHASED:  # the next (tap, chunk): channels fastest, then width, height and depth taps, by carries
+                c0, mw, mh, md = next_step(c0, mw, mh, md, BLOCK_K, k_steps * BLOCK_K, cw, ch)
 
     finish = True
     if SPLIT:  # the splits' partial tiles meet in the last split to arrive, added in split order
@@ -171,7 +214,9 @@ def _conv_tma_kernel(
         else:
             oh = oh0 + (r // TILE_W) % TILE_H
             ow = ow0 + r % TILE_W
-            inside = (nb < NB) & (oh < OH) & (ow < OW)
+            if NC_SHIFT == 1:  # column c holds output column c - s_max
+                ow -= (KW - 1) * dw - pw
+            inside = (nb < NB) & (oh < OH) & (ow >= 0) & (ow < OW)
         if INT64:
             nb = nb.to(tl.int64)
             offs_n = offs_n.to(tl.int64)
@@ -230,7 +275,8 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config
     innermost (:func:`weight_view`), ``x`` channels-innermost or width-innermost (NC(D)HW: then box rows of
     16-byte multiples), 16-byte strides; unit stride along height and width, or (forward, channels innermost)
     strides its :func:`input view <tritonconv._descriptors.phase_view>` folds, with tiles of whole channel chunks
-    (a box never reaches the next column's channels).
+    (a box never reaches the next column's channels). NC(D)HW: one image per box, and boxes starting on 16 bytes or
+    rows read whole (:func:`tritonconv._descriptors.nc_row_shift`, unsplit).
     ``transposed``: the input gradient of the convolution ``spec`` (``x`` its output gradient, ``weight`` its
     weight): a forward convolution at unit stride, else by stride phase (``x`` channels innermost). The base
     addresses must be 16-byte aligned too (:func:`tritonconv._descriptors.aligned`, checked per call: a view may
@@ -246,7 +292,8 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config
     if spec.groups != 1 or view is None or x.dtype == torch.float64:  # fp32 accumulator
         return False
     _, _, tile_w = config.patch(config.block_m)
-    if not channels_inner(x) and (config.tile_b > 1 or not nc_boxes_aligned(spec, tile_w, x.element_size())):
+    if not channels_inner(x) and (config.tile_b > 1 or not (nc_boxes_aligned(spec, tile_w, x.element_size()) or (
+            nc_row_shift(spec, tile_w, x.element_size()) and config.split_k == 1))):
         return False
     return describable(x, _x_view(x, spec, config)[1]) and describable(view)
 
@@ -298,8 +345,11 @@ class Launch:
             (jd, jh, jw), steps, self.taps = (od, oh, ow), (1, 1, 1), None
         tiles = (triton.cdiv(c_out, config.block_n) * triton.cdiv(y.shape[0], tile_b) * jd * triton.cdiv(jh, tile_h)
                  * triton.cdiv(jw, tile_w))
+        # NC(D)HW rows read whole where a tap's box would start off 16 bytes (_descriptors.nc_row_shift; unsplit)
+        nc_shift = 0 if inner or nc_boxes_aligned(spec, tile_w, x.element_size()) else nc_row_shift(
+            spec, tile_w, x.element_size())
         steps_total = math.prod(spec.weight_shape[2:]) * triton.cdiv(c_in, config.block_k)  # (tap, chunk) steps
-        per_split, self.splits = geometry.step_splits(steps_total, 1 if by_phase else config.split_k)
+        per_split, self.splits = geometry.step_splits(steps_total, 1 if by_phase or nc_shift else config.split_k)
         self.grid = (tiles, sd * sh * sw if by_phase else self.splits)
         self.workspace_elems = self.splits * tiles * config.block_m * config.block_n  # fp32 partial tiles
         self.counters = Counters(tiles)  # the output tiles' tickets, per stream (split launches)
@@ -312,8 +362,10 @@ class Launch:
             CHANNELS_INNER=inner, W_COLS_INNER=cols_inner,
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
             PHASE_H=sh if inner else 1, PHASE_W=sw if inner else 1, PHASED=by_phase, SPLIT=self.splits > 1,
+            NC_SHIFT=nc_shift,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
+        self.nc_shift = nc_shift  # how NC(D)HW rows are read whole (_descriptors.nc_row_shift; 0: not)
         self.launcher = Direct(_conv_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
         self.x_desc, self.w_desc = Descriptors(self.launcher, *self.x_layout), Descriptors(self.launcher, *self.w_layout)
 
