@@ -158,6 +158,47 @@ def test_nchw_boxes_only_where_they_start_on_16_bytes():
     assert eligible("conv", (16, 16, 1, 1), 0, dtype="float32", width=12)  # 48-byte rows
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_random_nchw_rows_whole_layers(seed, monkeypatch):
+    """Seeded random NC(D)HW layers (1-D to 3-D, widths of 16-byte rows, kernels 1-5 wide, padding up to past the
+    taps' reach, dilation): where :func:`tritonconv._descriptors.nc_row_width` finds a tile, the forward and the
+    input gradient through descriptors reading rows whole, against torch in float64, each launch reading as
+    :func:`nc_row_shift` says."""
+    from tritonconv._descriptors import nc_row_shift, nc_row_width
+    r = random.Random(7100 + seed)
+    done = 0
+    while done < 2:
+        nd = r.randint(1, 3)
+        k = [r.randint(1, 3) for _ in range(nd - 1)] + [r.randint(1, 5)]
+        d = r.randint(1, 2)
+        pad = [r.randint(0, kk // 2) for kk in k[:-1]] + [r.randint(1 if k[-1] == 1 else 0, (k[-1] - 1) * d + 1)]
+        sizes = [r.randint(kk, kk + 3) for kk in k[:-1]] + [8 * r.randint(1, 4)]
+        if sizes[-1] + 2 * pad[-1] - d * (k[-1] - 1) < 1:
+            continue
+        c_in, c_out = r.choice([8, 16, 24]), r.choice([8, 16, 40])
+        op = f"conv{nd}d"
+        x = torch.randn((r.randint(1, 2), c_in, *sizes), device=DEVICE, dtype=torch.float32)
+        w = torch.randn((c_out, c_in, *k), device=DEVICE, dtype=torch.float32)
+        dilation = [1] * (nd - 1) + [d]
+        spec = conv_spec(op, nd, x, w, None, 1, tuple(pad), tuple(dilation), 1)
+        tile_w = nc_row_width(spec, 4)
+        if not tile_w or nc_row_shift(spec, tile_w, 4) == 0:
+            continue
+        shifts = []
+        monkeypatch.setattr(tma.Launch, "__call__", lambda self, *a, _f=tma.Launch.__call__, **kw:
+                            shifts.append(self.nc_shift) or _f(self, *a, **kw))
+        rows = max(1, 64 // tile_w)
+        cfg = geometry.Config(tile_w * rows, 16, 16, 1, 4, 2, tile_h=rows)
+        x64 = x.double().requires_grad_()
+        y64 = getattr(F, op)(x64, w.double(), padding=tuple(pad), dilation=tuple(dilation))
+        assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg), y64, x.dtype)
+        dy = torch.randn(y64.shape, device=DEVICE, dtype=x.dtype)
+        (dx_ref,) = torch.autograd.grad(y64, x64, dy.double())
+        assert_close(dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg), dx_ref, x.dtype)
+        assert shifts[0] == nc_row_shift(spec, tile_w, 4) > 0, (spec, tile_w)
+        done += 1
+
+
 NC_ROW_CASES = [  # NC(D)HW rows read whole from column 0 (op, input, weight, arguments, tile width, how the taps move)
     ("conv2d", (2, 16, 5, 8), (24, 16, 3, 3), dict(padding=1), 16, 1),  # the sum moves; rows padded to the tile
     ("conv2d", (1, 8, 6, 16), (16, 8, 3, 3), dict(padding=1), 16, 2),  # rows of the tile's width: products apart

@@ -78,13 +78,20 @@ BOX_SIDE = 256
 """The most elements a descriptor box spans along one axis."""
 
 
-def nc_row_shift(spec: ConvSpec, tile_w: int, itemsize: int) -> int:
+NC_EACH_ACCUMULATOR = 64
+"""The most accumulator elements per thread (``BLOCK_M * BLOCK_N / (32 * num_warps)``) for which the descriptor kernel
+holds each width tap's products apart (:func:`nc_row_shift` 2, a second accumulator): ptxas for sm_90 fits 64 in 254
+registers (``deeplab_3x3_d2``'s 128 x 128 tiles on 8 warps) and spilled 884 B at 128 (128 x 256)."""
+
+
+def nc_row_shift(spec: ConvSpec, tile_w: int, itemsize: int, accumulator: int = 0) -> int:
     """How an NC(D)HW box of ``tile_w`` columns reads whole rows from column 0 (always a 16-byte boundary) where a
     tap's shift ``s_t = t*d - p`` would move its box off one: the products of input column ``c`` belong to output
     column ``c - s_t``, and the kernel moves them there along the tile's rows (a gather per width tap and tile, not
     per step). 1: the sum moves ``d`` columns between taps (taps in increasing shift) and the epilogue stores
     column ``c`` at ``c - s_max``, which needs ``s_max >= 0`` and ``width_out + s_max`` columns; 2: each tap's
-    products summed apart and moved ``-s_t`` columns into the sum (a second accumulator), rows at their own width.
+    products summed apart and moved ``-s_t`` columns into the sum (a second accumulator, of ``accumulator`` elements
+    per thread: at most :data:`NC_EACH_ACCUMULATOR`), rows at their own width.
     0: no such tile (a row wider than ``tile_w`` or :data:`BOX_SIDE`, rows not 16-byte multiples, a width stride, a
     kernel that moves nothing: :func:`nc_boxes_aligned` serves those)."""
     width, width_out = spec.input_shape[-1], spec.output_shape[-1]
@@ -93,7 +100,9 @@ def nc_row_shift(spec: ConvSpec, tile_w: int, itemsize: int) -> int:
             or tile_w > BOX_SIDE or (taps == 1 and pad == 0)):
         return 0
     s_max = (taps - 1) * dilation - pad
-    return 1 if s_max >= 0 and width_out + s_max <= tile_w else 2
+    if s_max >= 0 and width_out + s_max <= tile_w:
+        return 1
+    return 2 if accumulator <= NC_EACH_ACCUMULATOR else 0
 
 
 def nc_row_width(spec: ConvSpec, itemsize: int) -> int:

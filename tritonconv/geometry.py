@@ -48,6 +48,11 @@ class Config:
     tile_b: int = 1  # images per descriptor patch (channels-innermost reads only): small planes fill a tile
     relayout: int = 0  # 1: NC(D)HW activations read copied channels innermost first (a tuning candidate, tuning.relaid)
 
+    @property
+    def accumulator(self) -> int:
+        """The fp32 accumulator's elements per thread: ``BLOCK_M * BLOCK_N / (32 * num_warps)``."""
+        return self.block_m * self.block_n // (32 * self.num_warps)
+
     def patch(self, positions: int) -> tuple[int, int, int]:
         """A descriptor config's patch of ``positions`` output positions (``block_m``; the weight gradient's
         ``block_k``): ``(images, rows, columns)``."""

@@ -401,7 +401,7 @@ class Launch:
         width = j[-1] if transposed else y.shape[-1]  # of a row of positions
         dh_taps = min(row[1] * row[3] for row in table) if transposed else math.prod(as_3d(spec.weight_shape[2:], 1)[:2])
         tap_steps = dh_taps * (per_split // config.block_k)  # main-loop steps per width tap
-        accumulator = config.block_m * config.block_n // (32 * config.num_warps)  # elements per thread
+        accumulator = config.accumulator  # elements per thread
         aligned = geometry.AlignedRows() if fold else geometry.aligned_rows(
             x, width, rows, spec.weight_shape[-1], spec.stride[-1], spec.padding[-1][0], spec.dilation[-1], transposed,
             config.block_m, tap_steps, accumulator)

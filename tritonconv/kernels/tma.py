@@ -293,7 +293,7 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config
         return False
     _, _, tile_w = config.patch(config.block_m)
     if not channels_inner(x) and (config.tile_b > 1 or not (nc_boxes_aligned(spec, tile_w, x.element_size()) or (
-            nc_row_shift(spec, tile_w, x.element_size()) and config.split_k == 1))):
+            nc_row_shift(spec, tile_w, x.element_size(), config.accumulator) and config.split_k == 1))):
         return False
     return describable(x, _x_view(x, spec, config)[1]) and describable(view)
 
@@ -347,7 +347,7 @@ class Launch:
                  * triton.cdiv(jw, tile_w))
         # NC(D)HW rows read whole where a tap's box would start off 16 bytes (_descriptors.nc_row_shift; unsplit)
         nc_shift = 0 if inner or nc_boxes_aligned(spec, tile_w, x.element_size()) else nc_row_shift(
-            spec, tile_w, x.element_size())
+            spec, tile_w, x.element_size(), config.accumulator)
         steps_total = math.prod(spec.weight_shape[2:]) * triton.cdiv(c_in, config.block_k)  # (tap, chunk) steps
         per_split, self.splits = geometry.step_splits(steps_total, 1 if by_phase or nc_shift else config.split_k)
         self.grid = (tiles, sd * sh * sw if by_phase else self.splits)
