@@ -201,9 +201,9 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
     """The tensor-descriptor kernels (offered to the tuner on compute capability 9+): their loads become
     TMA bulk tensor copies feeding wgmma, without spills, for a spread of the configs the tuner tries
     on a 3x3 layer (forward, input and weight gradient), a 1x1 layer (channels-last, and NCHW read as boxes
-    of channels x positions, forward and both gradients), NCHW 3x3 layers' rows read whole, a dilated 1-D layer, 3-D layers (depth stride
-    2; a weight gradient) and strided layers' forward and weight gradient (height and width strides folded into
-    the input's view) and input gradient (by stride phase)."""
+    of channels x positions, forward and both gradients), NCHW 3x3 layers' rows read whole, a dilated 1-D
+    layer, 3-D layers (depth stride 2; a weight gradient) and strided layers' forward and weight gradient (height
+    and width strides folded into the input's view) and input gradient (by stride phase)."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
     layers = [("resnet50_l3_3x3", "conv2d", {}, "conv", "channels_last"),
               ("resnet50_l3_3x3", "conv2d", {}, "conv_t", "channels_last"),

@@ -166,6 +166,9 @@ def test_random_nchw_rows_whole_layers(seed, monkeypatch):
     :func:`nc_row_shift` says."""
     from tritonconv._descriptors import nc_row_shift, nc_row_width
     r = random.Random(7100 + seed)
+    shifts = []
+    monkeypatch.setattr(tma.Launch, "__call__",
+                        lambda self, *a, _f=tma.Launch.__call__, **kw: shifts.append(self.nc_shift) or _f(self, *a, **kw))
     done = 0
     while done < 2:
         nd = r.randint(1, 3)
@@ -184,9 +187,7 @@ def test_random_nchw_rows_whole_layers(seed, monkeypatch):
         tile_w = nc_row_width(spec, 4)
         if not tile_w or nc_row_shift(spec, tile_w, 4) == 0:
             continue
-        shifts = []
-        monkeypatch.setattr(tma.Launch, "__call__", lambda self, *a, _f=tma.Launch.__call__, **kw:
-                            shifts.append(self.nc_shift) or _f(self, *a, **kw))
+        shifts.clear()
         rows = max(1, 64 // tile_w)
         cfg = geometry.Config(tile_w * rows, 16, 16, 1, 4, 2, tile_h=rows)
         x64 = x.double().requires_grad_()
