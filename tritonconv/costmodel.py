@@ -50,9 +50,8 @@ import torch
 import triton
 
 from . import cache, geometry, shapes, tuning
-from ._descriptors import nc_row_shift
 from .geometry import Config, Problem
-from .kernels import gemm, tma, weight_grad
+from .kernels import gemm, weight_grad
 
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "NC_ROWS_ISSUE",
            "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "Device",
@@ -376,11 +375,7 @@ def nc_rows(problem: Problem, config: Config) -> int:
     """How a descriptor launch reads NC(D)HW rows whole from column 0, where a tap's box would start off 16 bytes
     (:func:`tritonconv._descriptors.nc_row_shift`: 1, the sum moves between width taps; 2, each tap's products apart);
     0 where it does not."""
-    problem, config = launched(problem, config)
-    if not config.tile_h or not tuning.nc_row_tile(problem):
-        return 0
-    spec = tma.transposed_as_forward(problem.spec) if problem.kind == "conv_t" else problem.spec
-    return nc_row_shift(spec, config.patch(config.block_m)[2], getattr(torch, problem.dtype).itemsize, config.accumulator)
+    return tuning.nc_rows(*launched(problem, config))
 
 
 def folds(problem: Problem, config: Config) -> bool:

@@ -34,7 +34,8 @@ import torch
 import triton
 
 from . import cache, geometry
-from ._descriptors import folds_stride, nc_boxes_aligned, nc_row_width
+from ._checks import ConvSpec
+from ._descriptors import folds_stride, nc_boxes_aligned, nc_row_shift, nc_row_width
 from ._runtime import TensorDescriptor
 from .geometry import DEPTHWISE_KIND, KINDS, Config, Problem
 from .kernels import tma, weight_grad
@@ -199,11 +200,25 @@ def nc_row_tile(problem: Problem) -> int:
     0 elsewhere (channels innermost, the weight gradient, boxes that start on 16 bytes as they are, rows too wide)."""
     if problem.layout != "contiguous" or problem.kind not in ("conv", "conv_t"):
         return 0
-    spec = tma.transposed_as_forward(problem.spec) if problem.kind == "conv_t" else problem.spec
-    itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
+    spec, itemsize = as_forward(problem), getattr(torch, problem.dtype).itemsize
     if nc_boxes_aligned(spec, 16 // itemsize, itemsize):
         return 0
     return nc_row_width(spec, itemsize)
+
+
+def nc_rows(problem: Problem, config: Config) -> int:
+    """How a descriptor config reads an NC(D)HW problem's rows whole (:func:`tritonconv._descriptors.nc_row_shift`:
+    1, the sum moves between width taps; 2, each tap's products apart); 0 where it does not (:func:`nc_row_tile`)."""
+    if not config.tile_h or not nc_row_tile(problem):
+        return 0
+    return nc_row_shift(as_forward(problem), config.patch(config.block_m)[2], getattr(torch, problem.dtype).itemsize,
+                        config.accumulator)
+
+
+def as_forward(problem: Problem) -> ConvSpec:
+    """The forward convolution the descriptor kernel runs for a forward or unit-stride input gradient problem
+    (:func:`tritonconv.kernels.tma.transposed_as_forward`)."""
+    return tma.transposed_as_forward(problem.spec) if problem.kind == "conv_t" else problem.spec
 
 
 def tma_min_width(problem: Problem) -> int:
