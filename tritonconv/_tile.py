@@ -161,6 +161,18 @@ def shift_rows(acc, step, col, BLOCK: tl.constexpr, BLOCK_W: tl.constexpr):
 
 
 @device
+def add_apart(acc, part, s, col, BLOCK: tl.constexpr, BLOCK_W: tl.constexpr):
+    """A width tap's products summed apart (``part``, rows read at their own columns) added into the sum ``acc``: those
+    of column ``c`` belong to output column ``c - s``, moved there along whole rows of ``BLOCK_W`` (:func:`shift_rows`);
+    where ``s`` is 0 they need no move and ``part`` was summed into ``acc`` itself."""
+    if s != 0:
+        acc += shift_rows(part, -s, col, BLOCK, BLOCK_W)
+    else:
+        acc = part
+    return acc
+
+
+@device
 def dealt_tap(t, p, d, DEAL: tl.constexpr):
     """Where a forward's width tap ``t`` (padding ``p``, dilation ``d``) reads a row dealt into ``DEAL`` phases: input
     column ``DEAL*ow + t*d - p = DEAL*(ow + shift) + phase`` (floors; the offset keeps the division's operand >= 0),

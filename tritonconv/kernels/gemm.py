@@ -46,6 +46,7 @@ from .._runtime import Counters, Direct, capability, interpreting, kernel
 from .._runtime import target_options as _target_options
 from .._tile import (
     activate,
+    add_apart,
     axis_tap,
     deal,
     dealt_tap,
@@ -243,10 +244,7 @@ def _conv_kernel(
                 part = mma(part, a, b, UPCAST, DOT_PRECISION, ACC)
                 chunk, _, mh, md = next_step(chunk, 0, mh, md, 1, k_steps, 1, ch)
             if SHIFT == 2:  # products of column c belong to output column c - s: moved there (whole rows)
-                if s != 0:
-                    acc += shift_rows(part, -s, col_in, BLOCK_M, BLOCK_W)
-                else:
-                    acc = part
+                acc = add_apart(acc, part, s, col_in, BLOCK_M, BLOCK_W)
             else:
                 acc = part
                 if SHIFT == 1:
