@@ -241,6 +241,27 @@ def test_nchw_rows_whole_through_descriptors(op, x_shape, w_shape, kwargs, tile_
     assert shifts[:2] == [shift, shift] and (shifts[2:] == [tma_shift(spec, tile_w, dy)] if dx_rows else shifts[2:] == [])
 
 
+@pytest.mark.parametrize("view,tile_h,shift", [
+    ((slice(None), slice(0, 16), slice(None), slice(0, 16)), 4, 2),  # rows of 16 at a pitch of 24: past them, zeros
+    ((slice(None), slice(4, 20), slice(None), slice(None)), 2, 1),  # channels from the 4th
+    ((slice(None), slice(0, 16), slice(1, 6), slice(None)), 2, 1),  # rows from the 2nd
+])
+def test_nchw_rows_whole_read_views_in_place(view, tile_h, shift, monkeypatch):
+    """A view of a larger NCHW tensor (its own strides, 16-byte aligned) is read in place by boxes of whole rows: a
+    box past a row's width reads zeros, not the next columns of the larger tensor."""
+    shifts = []
+    monkeypatch.setattr(tma.Launch, "__call__",
+                        lambda self, *a, _f=tma.Launch.__call__, **k: shifts.append(self.nc_shift) or _f(self, *a, **k))
+    big = torch.randn(2, 20, 7, 24, device=DEVICE)
+    x = big[view]
+    w, b = torch.randn(8, 16, 3, 3, device=DEVICE), torch.randn(8, device=DEVICE)
+    spec = conv_spec("conv2d", 2, x, w, b, 1, 1, 1, 1)
+    cfg = geometry.Config(64, 16, 16, 1, 4, 2, tile_h=tile_h)
+    assert_close(dispatch.conv_forward(x, w, b, spec, None, False, cfg),
+                 F.conv2d(x.double(), w.double(), b.double(), padding=1), x.dtype)
+    assert not x.is_contiguous() and shifts == [shift]
+
+
 def tma_shift(spec, tile_w, dy) -> int:
     from tritonconv._descriptors import nc_row_shift
     return nc_row_shift(tma.transposed_as_forward(spec), tile_w, dy.element_size())
