@@ -142,13 +142,14 @@ def sass(cubin: bytes, arch: int) -> list[tuple[int, str, str]]:
 
 
 def loop_census(cubin: bytes, arch: int) -> dict:
-    """The instruction mix of the kernel's main loop: the backward branch's range holding the most math
-    instructions (tensor-core MMAs, else FMAs), per iteration: math instructions, TMA bulk copies (``UTMALDG``),
-    asynchronous copies (``LDGSTS``) and plain global loads, with each kind's widest bytes, integer instructions
-    (address and index arithmetic) and their count per math instruction; and the instructions of the loop around it
-    outside it, if any (``loop_outer_extra``: the aligned rows' move of the sum between width taps, with the main
-    loop's prologue and epilogue); where that loop is unrolled (a strided forward's width taps, dealt: copies of the
-    main loop one after another), the instructions between one copy and the next, on average; ``loop_variants``, where
+    """The instruction mix of the kernel's main loop: of the backward branches' ranges that hold math instructions
+    (tensor-core MMAs, else FMAs) and no other such range, the one holding the most, per iteration: math instructions,
+    TMA bulk copies (``UTMALDG``), asynchronous copies (``LDGSTS``) and plain global loads, with each kind's widest
+    bytes, integer instructions (address and index arithmetic) and their count per math instruction; and the
+    instructions of the loop around it outside it, if that loop holds no other math (``loop_outer_extra``: the aligned
+    rows' move of the sum between width taps, with the main loop's prologue and epilogue); where that loop is unrolled
+    (a strided forward's width taps, dealt: copies of the main loop, about as long, one after another), the
+    instructions between one copy and the next, on average; ``loop_variants``, where
     the kernel holds more than one such loop (unrolled copies; the weight gradient's loops, one for each way its
     programs read ``x``), each one's instructions and plain global loads, in address order."""
     code = sass(cubin, arch)
@@ -157,20 +158,32 @@ def loop_census(cubin: bytes, arch: int) -> dict:
         target = re.search(r"\(\s*(-?\d+)\s*\)", text)
         if op.startswith("BRA") and target and 0 <= int(target.group(1)) <= address:
             loops.append((int(target.group(1)), address))
-    best = None
+    def math_in(first: int, last: int) -> int:
+        return sum(first <= a <= last and o.startswith(MATH) for a, o, _ in code)
+
+    def inside(a: tuple[int, int], b: tuple[int, int]) -> bool:  # loop a strictly inside loop b
+        return b[0] <= a[0] and a[1] <= b[1] and a != b
+
+    best = None  # of the loops holding math and no other loop that does (a range around unrolled copies holds more)
     for first, last in loops:
         body = [(o, t) for a, o, t in code if first <= a <= last]
         math_ops = sum(o.startswith(MATH) for o, _ in body)
-        if math_ops and (best is None or (math_ops, -len(body)) > (best[0], -len(best[1]))):
+        if math_ops and not any(inside(m, (first, last)) and math_in(*m) for m in loops) and (
+                best is None or (math_ops, -len(body)) > (best[0], -len(best[1]))):
             best = (math_ops, body, (first, last))
     if best is None:
         return {}
     math_ops, body, (first, last) = best
-    around = [(a, b) for a, b in loops if a <= first and last <= b and (a, b) != (first, last)]
+    around = [(a, b) for a, b in loops if inside((first, last), (a, b)) and math_in(a, b) == math_ops]
     outer = min(around, key=lambda ab: ab[1] - ab[0], default=None)  # the loop around the main loop, if any
     outer_extra = sum(outer[0] <= a <= outer[1] for a, _, _ in code) - len(body) if outer else 0
-    copies = sorted((a, b) for a, b in loops if sum(a <= c <= b and o.startswith(MATH) for c, o, _ in code) == math_ops
-                    and not any(x <= a and b <= y and (x, y) != (a, b) for x, y in loops))
+    def length(m: tuple[int, int]) -> int:
+        return sum(m[0] <= a <= m[1] for a, _, _ in code)
+
+    # copies of the main loop: its math, about its length, no math loop inside (a wait's retry branch spans more)
+    copies = sorted(m for m in loops if math_in(*m) == math_ops and length(m) <= 1.25 * len(body)
+                    and not any(inside(n, m) and math_in(*n) for n in loops)
+                    and not any(inside(m, n) and math_in(*n) == math_ops for n in loops))
     disjoint = all(end < start for (_, end), (start, _) in zip(copies, copies[1:]))
     if not outer and len(copies) > 1 and disjoint:  # an unrolled loop around the main loop: its copies one after another
         span = sum(copies[0][0] <= a <= copies[-1][1] for a, _, _ in code)

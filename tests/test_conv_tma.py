@@ -262,6 +262,62 @@ def test_nchw_rows_whole_read_views_in_place(view, tile_h, shift, monkeypatch):
     assert not x.is_contiguous() and shifts == [shift]
 
 
+NC_DEALT_CASES = [  # NC(D)HW forwards strided 2 along height and width, rows read dealt (op, input, weight, arguments)
+    ("conv2d", (2, 16, 8, 16), (24, 16, 3, 3), dict(padding=1)),  # ResNet's 3x3 stride 2: shifts -1, 0, 0
+    ("conv2d", (2, 16, 8, 16), (24, 16, 1, 1), dict()),  # its 1x1 downsample: no move
+    ("conv2d", (1, 8, 6, 24), (16, 8, 5, 3), dict(padding=(2, 0))),  # height taps on both rows of a pair
+    ("conv2d", (1, 8, 10, 32), (16, 8, 3, 3), dict(padding=1, dilation=(2, 3))),  # shifts -1, 1, 2
+    ("conv3d", (1, 8, 5, 6, 8), (16, 8, 3, 3, 3), dict(padding=1)),  # depth strided 2 too: the box's slice
+    ("conv3d", (1, 8, 3, 6, 8), (16, 8, 1, 3, 3), dict(padding=(0, 1, 1), stride_d=1)),  # (1, 2, 2)
+]
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,kwargs", NC_DEALT_CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_nchw_strided_rows_dealt_through_descriptors(op, x_shape, w_shape, kwargs, dtype, monkeypatch):
+    """An NC(D)HW forward strided 2 along height and width reads, through a view pairing each two rows, boxes twice the
+    tile's width from the even row's first column or the odd row's, deals their columns into phases and moves the
+    width taps' products as at unit stride: against torch in float64 (bias, relu, flipped), each launch dealt."""
+    seen = []
+    monkeypatch.setattr(tma.Launch, "__call__", lambda self, *a, _f=tma.Launch.__call__, **k:
+                        seen.append((self.nc_shift, self.kwargs["NC_DEAL"])) or _f(self, *a, **k))
+    nd = int(op[-2])
+    kwargs = dict(kwargs)
+    stride = (kwargs.pop("stride_d", 2),) * (nd - 2) + (2, 2)
+    x = torch.randn(x_shape, device=DEVICE, dtype=dtype)
+    w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
+    b = torch.randn(w_shape[0], device=DEVICE, dtype=dtype)
+    spec = conv_spec(op, nd, x, w, b, stride, kwargs.get("padding", 0), kwargs.get("dilation", 1), 1)
+    from tritonconv._descriptors import nc_row_width
+    tile_w = nc_row_width(spec, x.element_size())
+    cfg = geometry.Config(max(32, tile_w), 16, 16, 1, 4, 2, tile_h=max(1, 32 // tile_w))
+    for flip in (False, True):
+        w_ref = w.double().flip(list(range(2, 2 + nd))) if flip else w.double()
+        ref = F.relu(getattr(F, op)(x.double(), w_ref, b.double(), stride=stride, **kwargs))
+        assert_close(dispatch.conv_forward(x, w, b, spec, "relu", flip, cfg), ref, dtype)
+    assert tile_w and len(seen) == 2 and all(deal == 2 and shift > 0 for shift, deal in seen), seen
+
+
+def test_nchw_strided_rows_dealt_only_where_they_fit():
+    """Dealt rows need an even height (rows paired), 16-byte rows and no output reading past its row (the even row's
+    box runs on into the odd one): ResNet-50's 3x3 and 1x1 stride-2 rows of 56 take them, a 5x5 layer padded 2 and an
+    odd height do not; the heuristic gives them to a 16-bit NC(D)HW forward on Hopper."""
+    from tritonconv import costmodel
+    from tritonconv._descriptors import nc_row_shift, nc_row_width
+
+    def spec_of(x_shape, w_shape, padding):
+        return conv_spec("conv2d", 2, torch.empty(x_shape), torch.empty(w_shape), None, 2, padding, 1, 1)
+    assert nc_row_width(spec_of((1, 8, 56, 56), (8, 8, 3, 3), 1), 2) == 32
+    assert nc_row_width(spec_of((1, 8, 56, 56), (8, 8, 1, 1), 0), 2) == 32
+    assert nc_row_shift(spec_of((1, 8, 56, 56), (8, 8, 5, 5), 2), 32, 2) == 0  # the last output reads column 56
+    assert nc_row_shift(spec_of((1, 8, 55, 56), (8, 8, 3, 3), 1), 32, 2) == 0  # odd height: no pairs
+    assert nc_row_shift(spec_of((1, 8, 56, 52), (8, 8, 3, 3), 1), 32, 2) == 0  # 104-byte rows: the odd row off 16
+    problem = tuning.Problem.of("conv", "bfloat16", "contiguous", (32, 128, 56, 56), (128, 128, 3, 3), 2, 1)
+    cfg = tuning.heuristic(problem, interpret=False, tma=True)
+    assert cfg.tile_h and cfg.patch(cfg.block_m)[2] == 32 and costmodel.nc_rows(problem, cfg) == 1
+    assert not tuning.heuristic(dataclasses.replace(problem, kind="conv_t"), interpret=False, tma=True).tile_h
+
+
 def tma_shift(spec, tile_w, dy) -> int:
     from tritonconv._descriptors import nc_row_shift
     return nc_row_shift(tma.transposed_as_forward(spec), tile_w, dy.element_size())

@@ -54,8 +54,8 @@ def test_each_pass_is_the_launch_a_call_takes_and_the_models_time_of_it():
 def test_how_nchw_rows_are_read_is_named():
     """Rows of 64 with 'same' padding: each tap's products moved (on descriptor boxes of whole rows with a TMA unit, the
     pointer kernel's aligned rows without); 2-D rows of 512 with no padding: planes as rows; a width stride 2: the
-    forward's rows dealt into 2 phases, the input gradient's phases' rows of dy each tap's products moved; stride 3:
-    2-byte rows."""
+    forward's rows dealt into 2 phases (descriptor boxes with a TMA unit, pointer tiles without), the input gradient's
+    phases' rows of dy each tap's products moved; stride 3: 2-byte rows."""
     same = tritonconv.explain(meta(8, 64, 64, 64), meta(64, 64, 3, 3), padding=1, gpu=GPU).passes
     assert [p.kernel for p in same][:2] == ["descriptor (TMA) GEMM, NC(D)HW rows whole, each tap's products moved"] * 2
     same = tritonconv.explain(meta(8, 64, 64, 64), meta(64, 64, 3, 3), padding=1, gpu=GPU, tma=False).passes
@@ -63,8 +63,10 @@ def test_how_nchw_rows_are_read_is_named():
     valid = tritonconv.explain(meta(8, 32, 64, 512), meta(64, 32, 5, 9), gpu=GPU).passes[0]
     assert valid.kernel.endswith("NC(D)HW planes as rows, aligned")
     strided = tritonconv.explain(meta(8, 64, 64, 64), meta(64, 64, 3, 3), stride=2, padding=1, gpu=GPU).passes
-    assert strided[0].kernel.endswith("NC(D)HW rows, aligned, dealt into 2 phases")
+    assert strided[0].kernel == "descriptor (TMA) GEMM, NC(D)HW rows whole, dealt into 2 phases"
     assert strided[1].kernel.endswith("NC(D)HW rows, aligned, each tap's products moved")
+    strided = tritonconv.explain(meta(8, 64, 64, 64), meta(64, 64, 3, 3), stride=2, padding=1, gpu=GPU, tma=False).passes
+    assert strided[0].kernel.endswith("NC(D)HW rows, aligned, dealt into 2 phases")
     three = tritonconv.explain(meta(8, 64, 66, 66), meta(64, 64, 3, 3), stride=3, padding=1, gpu=GPU).passes[0]
     assert three.kernel.endswith("NC(D)HW rows")
 

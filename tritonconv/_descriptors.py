@@ -91,18 +91,45 @@ def nc_row_shift(spec: ConvSpec, tile_w: int, itemsize: int, accumulator: int = 
     per step). 1: the sum moves ``d`` columns between taps (taps in increasing shift) and the epilogue stores
     column ``c`` at ``c - s_max``, which needs ``s_max >= 0`` and ``width_out + s_max`` columns; 2: each tap's
     products summed apart and moved ``-s_t`` columns into the sum (a second accumulator, of ``accumulator`` elements
-    per thread: at most :data:`NC_EACH_ACCUMULATOR`), rows at their own width.
-    0: no such tile (a row wider than ``tile_w`` or :data:`BOX_SIDE`, rows not 16-byte multiples, a width stride, a
-    kernel that moves nothing: :func:`nc_boxes_aligned` serves those)."""
+    per thread: at most :data:`NC_EACH_ACCUMULATOR`), rows at their own width. A forward strided 2 along height and
+    width reads its rows dealt (:func:`nc_dealt`; the shifts ``floor(s_t / 2)``). 0: no such tile (a row wider than
+    ``tile_w`` or :data:`BOX_SIDE`, rows not 16-byte multiples, another width stride, a unit-stride kernel that moves
+    nothing: :func:`nc_boxes_aligned` serves those)."""
     width, width_out = spec.input_shape[-1], spec.output_shape[-1]
     (pad, _), dilation, taps, stride = spec.padding[-1], spec.dilation[-1], spec.weight_shape[-1], spec.stride[-1]
-    if (stride != 1 or tile_w * itemsize % 16 or width * itemsize % 16 or max(width, width_out) > tile_w
+    if nc_dealt(spec):
+        if (spec.input_shape[-2] % 2 or width * itemsize % 16 or tile_w * itemsize % 16 or 2 * tile_w > BOX_SIDE
+                or max(-(-width // 2), width_out) > tile_w or 2 * (width_out - 1) + (taps - 1) * dilation - pad >= width):
+            return 0
+        s_max = ((taps - 1) * dilation - pad) // 2
+    elif (stride != 1 or tile_w * itemsize % 16 or width * itemsize % 16 or max(width, width_out) > tile_w
             or tile_w > BOX_SIDE or (taps == 1 and pad == 0)):
         return 0
-    s_max = (taps - 1) * dilation - pad
+    else:
+        s_max = (taps - 1) * dilation - pad
     if s_max >= 0 and width_out + s_max <= tile_w:
         return 1
     return 2 if accumulator <= NC_EACH_ACCUMULATOR else 0
+
+
+def nc_dealt(spec: ConvSpec) -> bool:
+    """Whether :func:`nc_row_shift` reads a forward strided 2 along height and width (any depth stride) dealt: boxes of
+    the view pairing each two input rows (:func:`nc_pair_view`) read ``2 * tile_w`` columns from the start of the even
+    row (column 0) or of the odd one (column ``W``, a 16-byte boundary too: rows of 16-byte multiples), the columns
+    dealt into their two phases in registers; width tap ``t`` takes phase ``(t*d - p) mod 2``, its products
+    ``floor((t*d - p) / 2)`` output columns off, moved as a unit-stride tap's. The even row's box runs on into the odd
+    row, so no output may read past its row (the padding after it)."""
+    return len(spec.stride) >= 2 and tuple(spec.stride[-2:]) == (2, 2)
+
+
+def nc_pair_view(t: torch.Tensor) -> tuple[list[int], list[int]] | None:
+    """Sizes and strides of an NC(D)HW tensor (:func:`as_5d`) with each two rows as one (``[N, C, D, H/2, 2W]``), or
+    None where its rows are not dense (a row pitch other than its width) or its height is odd."""
+    sizes, strides = as_5d(t)
+    n, c, d, h, w = sizes
+    if h % 2 or strides[-1] != 1 or (h > 1 and strides[-2] != w):
+        return None
+    return [n, c, d, h // 2, 2 * w], [*strides[:3], 2 * w, 1]
 
 
 def nc_row_width(spec: ConvSpec, itemsize: int) -> int:

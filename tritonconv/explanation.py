@@ -21,6 +21,7 @@ import torch
 
 from . import cache, costmodel, geometry, shapes, tuning
 from ._checks import conv_spec
+from ._descriptors import nc_dealt
 from .geometry import DEPTHWISE_KIND, Config, Problem
 
 PASSES = {"forward": "conv", "input gradient": "conv_t", "weight gradient": "conv_wgrad"}
@@ -120,7 +121,8 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
             words.append("NC(D)HW rows, aligned" + (f", dealt into {rows.deal} phases" if rows.deal > 1 else "")
                          + (", each tap's products moved" if rows.each else ""))
     elif costmodel.nc_rows(ran, cfg):
-        words.append("NC(D)HW rows whole" + (", each tap's products moved" if costmodel.nc_rows(ran, cfg) == 2 else ""))
+        words.append("NC(D)HW rows whole" + (", dealt into 2 phases" if nc_dealt(ran.spec) else "")
+                     + (", each tap's products moved" if costmodel.nc_rows(ran, cfg) == 2 else ""))
     if costmodel.folds(ran, cfg):
         words.append("taps folded")
     return ", ".join(words)

@@ -35,7 +35,7 @@ import triton
 
 from . import cache, geometry
 from ._checks import ConvSpec
-from ._descriptors import folds_stride, nc_boxes_aligned, nc_row_shift, nc_row_width
+from ._descriptors import folds_stride, nc_boxes_aligned, nc_dealt, nc_row_shift, nc_row_width
 from ._runtime import TensorDescriptor
 from .geometry import DEPTHWISE_KIND, KINDS, Config, Problem
 from .kernels import tma, weight_grad
@@ -170,14 +170,15 @@ def tma_eligible(problem: Problem) -> bool:
     gradient, the weight's rows: its input channels, innermost in ``tritonconv.nn``'s layout, so a 16-bit input
     gradient's written channels too), and for an NC(D)HW read rows of 16-byte multiples with every box of
     the convolution's input starting on one (:func:`tritonconv._descriptors.nc_boxes_aligned`) or, a forward or input
-    gradient, rows a tile holds whole (:func:`nc_row_tile`)."""
+    gradient, rows a tile holds whole (:func:`nc_row_tile`; a forward strided 2 along height and width too, dealt)."""
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     wgrad = problem.kind == "conv_wgrad"
     rows, cols, red = problem.gemm
     unit = problem.stride[-2:] if problem.kind != "conv_t" else () if problem.layout == "channels_last" else problem.stride
-    folded = (problem.kind in ("conv", "conv_wgrad") and problem.layout == "channels_last"
-              and problem.weight_shape[1] % 16 == 0  # x's channels in whole 16-wide chunks
-              and folds_stride(problem.input_shape, problem.stride))
+    folded = ((problem.kind in ("conv", "conv_wgrad") and problem.layout == "channels_last"
+               and problem.weight_shape[1] % 16 == 0  # x's channels in whole 16-wide chunks
+               and folds_stride(problem.input_shape, problem.stride))
+              or (problem.kind == "conv" and nc_row_tile(problem) > 0))  # NC(D)HW strided 2: dealt (nc_row_tile)
     if (TensorDescriptor is None or problem.kind not in ("conv", "conv_t", "conv_wgrad") or problem.groups != 1
             or problem.dtype == "float64" or (any(s != 1 for s in unit) and not folded)):
         return False
@@ -201,7 +202,7 @@ def nc_row_tile(problem: Problem) -> int:
     if problem.layout != "contiguous" or problem.kind not in ("conv", "conv_t"):
         return 0
     spec, itemsize = as_forward(problem), getattr(torch, problem.dtype).itemsize
-    if nc_boxes_aligned(spec, 16 // itemsize, itemsize):
+    if not nc_dealt(spec) and nc_boxes_aligned(spec, 16 // itemsize, itemsize):
         return 0
     return nc_row_width(spec, itemsize)
 

@@ -18,8 +18,10 @@ channels x ``TILE_H x TILE_W`` positions) transposed for the MMA, where every bo
 16-byte boundary (:func:`tritonconv._descriptors.nc_boxes_aligned`: 1x1 and (k,1,1) layers, say). Where a width tap's
 shift would start it off one (a 3x3 layer's one column), rows of 16-byte multiples that a tile holds whole are read
 from column 0 and the width taps move the sum along the rows instead (``NC_SHIFT``,
-:func:`tritonconv._descriptors.nc_row_shift`: ResNet's 56-wide rows in tiles 64 wide); other NC(D)HW layers run the
-pointer kernel.
+:func:`tritonconv._descriptors.nc_row_shift`: ResNet's 56-wide rows in tiles 64 wide); a forward strided 2 along height
+and width reads them through a view pairing each two rows, boxes twice the tile's width from the even row's first
+column or the odd row's, dealt into phases in registers (``NC_DEAL``, :func:`tritonconv._descriptors.nc_dealt`); other
+NC(D)HW layers run the pointer kernel.
 Coordinates outside the tensor, the zero padding, are filled with zeros by the copy engine, so
 the main loop computes no addresses and no masks: one flat loop over (tap, channel chunk) with
 scalar coordinates, which the compiler pipelines into asynchronous bulk copies feeding ``wgmma``.
@@ -48,9 +50,18 @@ import triton.language as tl
 
 from .. import geometry, shapes
 from .._checks import ConvSpec
-from .._descriptors import as_5d, channels_inner, describable, input_view, nc_boxes_aligned, nc_row_shift
+from .._descriptors import (
+    as_5d,
+    channels_inner,
+    describable,
+    input_view,
+    nc_boxes_aligned,
+    nc_dealt,
+    nc_pair_view,
+    nc_row_shift,
+)
 from .._runtime import Counters, Descriptors, Direct, device, interpreting, kernel
-from .._tile import activate, meet_splits, mma, next_step, patch, shift_rows
+from .._tile import activate, add_apart, deal, dealt_tap, meet_splits, mma, next_step, patch, shift_rows
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
 
@@ -71,13 +82,14 @@ def _weight_box(w_desc, c0, n0, kd, kh, kw, KD: tl.constexpr, KH: tl.constexpr, 
 @triton.jit
 def _conv_tma_kernel(
     x_desc, w_desc, b_ptr, s_ptr, si_ptr, y_ptr, taps_ptr, ws_ptr, cnt_ptr,
-    C_in, C_out, NB, OD, OH, OW, JD, JH, JW, XH, sd, pd, ph, pw, dd, dh, dw, step_d, step_h, step_w,
+    C_in, C_out, NB, OD, OH, OW, JD, JH, JW, X_STEP, sd, pd, ph, pw, dd, dh, dw, step_d, step_h, step_w,
     syn, syc, syd, syh, syw, s_step, STEPS_PER_SPLIT,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, SCALED: tl.constexpr,
     UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, CHANNELS_INNER: tl.constexpr, W_COLS_INNER: tl.constexpr,
     TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, PHASED: tl.constexpr, SPLIT: tl.constexpr, NC_SHIFT: tl.constexpr,
+    NC_DEAL: tl.constexpr,
 ):
     """One program: ``TILE_B x TILE_H x TILE_W`` output positions (images x rows x columns) of one depth slice x
     ``BLOCK_N`` channels.
@@ -101,7 +113,10 @@ def _conv_tma_kernel(
     the width taps run outermost in increasing shift ``s = kw*dw - pw``, each over its (depth tap, height tap,
     chunk) steps; the products of column ``c`` belong to output column ``c - s``. 1: the sum moves ``dw`` columns
     along the rows between taps, and column ``c`` is stored at ``c - s_max``; 2: each tap's products summed apart
-    and moved ``-s`` columns into the sum (:func:`tritonconv._tile.shift_rows`).
+    and moved ``-s`` columns into the sum (:func:`tritonconv._tile.add_apart`). ``NC_DEAL`` 2 (a forward strided 2
+    along height and width, :func:`tritonconv._descriptors.nc_dealt`): ``x`` is the view pairing each two rows, a
+    box reads ``2 * TILE_W`` columns from the even row's first (column 0) or the odd row's (column ``X_STEP``, the
+    input's width), and its columns are dealt into the tap's phase (:func:`tritonconv._tile.deal`).
     """
     BLOCK_M: tl.constexpr = TILE_B * TILE_H * TILE_W
     pid = tl.program_id(0)
@@ -137,28 +152,40 @@ def _conv_tma_kernel(
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     if NC_SHIFT:  # NC(D)HW rows read whole from column 0; the width taps move the products along the rows instead
         col_in = tl.arange(0, BLOCK_M) % TILE_W  # a position's column in its row
-        for kw in range(KW):
-            s = kw * dw - pw
+        # (dealt: the width taps unrolled, so where the padding and dilation are constants (Triton makes a 1 one) each
+        # tap's phase and shift are too: no selects)
+        for kw in tl.range(KW, loop_unroll_factor=KW if NC_DEAL > 1 else 1):
+            if NC_DEAL > 1:  # the tap's phase q of the dealt row, its shift s in output columns
+                q, s = dealt_tap(kw, pw, dw, NC_DEAL)
+            else:
+                q, s = 0, kw * dw - pw
             part = acc
             if NC_SHIFT == 2:  # this tap's products apart (into acc itself where they need no move)
                 if s != 0:
                     part = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
             c0, kh, kd = 0, 0, 0
             for _ in range(KD * KH * k_steps):  # (depth tap, height tap, chunk), channels fastest, by carries
-                a = x_desc.load([nb0, c0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, 0])
-                a = tl.trans(a.reshape(BLOCK_K, BLOCK_M))
+                if NC_DEAL > 1:  # input row 2*oh + kh*dh - ph: pair (row // 2), the even row from column 0, the odd
+                    qh = kh * dh + ph  # from column X_STEP (offset by 2*ph: the operands of // and % stay >= 0)
+                    wide = x_desc.load([nb0, c0, od * sd - pd + kd * dd, oh0 + qh // 2 - ph, (qh % 2) * X_STEP])
+                    a = deal(wide.reshape(BLOCK_K, NC_DEAL * BLOCK_M), q, BLOCK_K, BLOCK_M, NC_DEAL)
+                else:
+                    a = x_desc.load([nb0, c0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, 0])
+                    a = tl.trans(a.reshape(BLOCK_K, BLOCK_M))
                 part = mma(part, a, _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP, W_COLS_INNER, BLOCK_N,
                                                 BLOCK_K), UPCAST, DOT_PRECISION, tl.float32)
                 c0, _, kh, kd = next_step(c0, 0, kh, kd, BLOCK_K, k_steps * BLOCK_K, 1, KH)
             if NC_SHIFT == 2:
-                if s != 0:
-                    acc += shift_rows(part, -s, col_in, BLOCK_M, TILE_W)
-                else:
-                    acc = part
+                acc = add_apart(acc, part, s, col_in, BLOCK_M, TILE_W)
             else:
                 acc = part
-                if kw < KW - 1:  # the next tap's shift is dw more: the sum so far moves dw columns right
-                    acc = shift_rows(acc, dw, col_in, BLOCK_M, 0)
+                if kw < KW - 1:  # the sum so far moves to the next tap's shift: dw columns right, or dealt 0 or more
+                    if NC_DEAL > 1:
+                        move = dealt_tap(kw + 1, pw, dw, NC_DEAL)[1] - s
+                        if move != 0:
+                            acc = shift_rows(acc, move, col_in, BLOCK_M, 0)
+                    else:
+                        acc = shift_rows(acc, dw, col_in, BLOCK_M, 0)
     else:
         for i in range(first, last):  # one flat loop: (tap, channel chunk), scalar index math only
             if PHASED:  # a box [TILE_B, 1, TILE_H, TILE_W, BLOCK_K] of the output gradient, NDHWC
@@ -181,7 +208,7 @@ def _conv_tma_kernel(
                         if PHASE_H == 1:
                             a = x_desc.load([nb0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, col, chan])
                         else:  # axis 1 steps rows: slice (od*sd - pd + kd*dd), row phase qh % PHASE_H
-                            a = x_desc.load([nb0, (od * sd - pd + kd * dd) * XH + qh % PHASE_H, oh0 + qh // PHASE_H - ph,
+                            a = x_desc.load([nb0, (od * sd - pd + kd * dd) * X_STEP + qh % PHASE_H, oh0 + qh // PHASE_H - ph,
                                              col, chan])
                     a = a.reshape(BLOCK_M, BLOCK_K)
                 else:  # NC(D)HW (TILE_B = 1): a box [1, BLOCK_K, 1, TILE_H, TILE_W], channels x positions, transposed for the MMA
@@ -215,7 +242,10 @@ def _conv_tma_kernel(
             oh = oh0 + (r // TILE_W) % TILE_H
             ow = ow0 + r % TILE_W
             if NC_SHIFT == 1:  # column c holds output column c - s_max
-                ow -= (KW - 1) * dw - pw
+                if NC_DEAL > 1:
+                    ow -= dealt_tap(KW - 1, pw, dw, NC_DEAL)[1]
+                else:
+                    ow -= (KW - 1) * dw - pw
             inside = (nb < NB) & (oh < OH) & (ow >= 0) & (ow < OW)
         if INT64:
             nb = nb.to(tl.int64)
@@ -291,17 +321,28 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config
     view = weight_view(weight)
     if spec.groups != 1 or view is None or x.dtype == torch.float64:  # fp32 accumulator
         return False
-    _, _, tile_w = config.patch(config.block_m)
-    if not channels_inner(x) and (config.tile_b > 1 or not (nc_boxes_aligned(spec, tile_w, x.element_size()) or (
-            nc_row_shift(spec, tile_w, x.element_size(), config.accumulator) and config.split_k == 1))):
+    if not channels_inner(x) and (config.tile_b > 1 or (
+            _nc_shift(x, spec, config) == 0 and not nc_boxes_aligned(spec, config.patch(config.block_m)[2],
+                                                                      x.element_size()))
+            or (_nc_shift(x, spec, config) and config.split_k > 1)):
         return False
     return describable(x, _x_view(x, spec, config)[1]) and describable(view)
 
 
+def _nc_shift(x: torch.Tensor, spec: ConvSpec, config: Config) -> int:
+    """The kernel's ``NC_SHIFT`` for ``x`` (:func:`tritonconv._descriptors.nc_row_shift`): 0 channels innermost, or at
+    unit stride where every box starts on 16 bytes as it is (:func:`tritonconv._descriptors.nc_boxes_aligned`)."""
+    tile_w, itemsize = config.patch(config.block_m)[2], x.element_size()
+    if channels_inner(x) or (not nc_dealt(spec) and nc_boxes_aligned(spec, tile_w, itemsize)):
+        return 0
+    return nc_row_shift(spec, tile_w, itemsize, config.accumulator)
+
+
 def _x_view(x: torch.Tensor, spec: ConvSpec, config: Config) -> list[list[int]]:
-    """Sizes then strides of the forward input view the descriptor reads
-    (:func:`tritonconv._descriptors.input_view`); ``[[], [0]]`` (no view a descriptor takes) where there is none."""
-    view = input_view(x, spec, config.block_k)
+    """Sizes then strides of the forward input view the descriptor reads (:func:`tritonconv._descriptors.input_view`;
+    an NC(D)HW one strided 2, :func:`tritonconv._descriptors.nc_pair_view`); ``[[], [0]]`` (no view a descriptor takes)
+    where there is none."""
+    view = nc_pair_view(x) if not channels_inner(x) and nc_dealt(spec) else input_view(x, spec, config.block_k)
     return [[], [0]] if view is None else list(view)
 
 
@@ -325,10 +366,14 @@ class Launch:
                 spec, flip = transposed_as_forward(spec), not flip
         tile_b, tile_h, tile_w = config.patch(config.block_m)
         inner = channels_inner(x)
-        box = [tile_b, 1, tile_h, tile_w, config.block_k] if inner else [1, config.block_k, 1, tile_h, tile_w]
+        # NC(D)HW rows read whole where a tap's box would start off 16 bytes (_descriptors.nc_row_shift; unsplit), a
+        # forward strided 2 dealt from boxes twice as wide (_descriptors.nc_dealt)
+        nc_shift = 0 if by_phase else _nc_shift(x, spec, config)
+        dealt = 2 if nc_shift and nc_dealt(spec) else 1
+        box = [tile_b, 1, tile_h, tile_w, config.block_k] if inner else [1, config.block_k, 1, tile_h, dealt * tile_w]
         if not inner and (tile_w * x.element_size() % 16 or tile_b > 1 or by_phase):
-            raise ValueError(f"an NC(D)HW box needs rows of 16-byte multiples, one image and unit stride, got tile "
-                             f"width {tile_w}, {tile_b} images and strides {spec.stride}")
+            raise ValueError(f"an NC(D)HW box needs rows of 16-byte multiples, one image and no stride phases, got "
+                             f"tile width {tile_w}, {tile_b} images and strides {spec.stride}")
         self.x_layout = (*(as_5d(x) if by_phase else _x_view(x, spec, config)), box)
         cols_inner = weight_view(weight) is not weight  # output channels innermost: boxes of reduction x columns
         self.w_layout = (*as_5d(weight_view(weight)), [config.block_k, 1, 1, 1, config.block_n] if cols_inner
@@ -345,15 +390,13 @@ class Launch:
             (jd, jh, jw), steps, self.taps = (od, oh, ow), (1, 1, 1), None
         tiles = (triton.cdiv(c_out, config.block_n) * triton.cdiv(y.shape[0], tile_b) * jd * triton.cdiv(jh, tile_h)
                  * triton.cdiv(jw, tile_w))
-        # NC(D)HW rows read whole where a tap's box would start off 16 bytes (_descriptors.nc_row_shift; unsplit)
-        nc_shift = 0 if inner or nc_boxes_aligned(spec, tile_w, x.element_size()) else nc_row_shift(
-            spec, tile_w, x.element_size(), config.accumulator)
         steps_total = math.prod(spec.weight_shape[2:]) * triton.cdiv(c_in, config.block_k)  # (tap, chunk) steps
         per_split, self.splits = geometry.step_splits(steps_total, 1 if by_phase or nc_shift else config.split_k)
         self.grid = (tiles, sd * sh * sw if by_phase else self.splits)
         self.workspace_elems = self.splits * tiles * config.block_m * config.block_n  # fp32 partial tiles
         self.counters = Counters(tiles)  # the output tiles' tickets, per stream (split launches)
-        self.args = (c_in, c_out, y.shape[0], od, oh, ow, jd, jh, jw, xh, sd, pd, ph, pw, dd, dh, dw, *steps,
+        x_step = x.shape[-1] if dealt > 1 else xh  # the view's step: a pair's odd row's column, or a slice's rows
+        self.args = (c_in, c_out, y.shape[0], od, oh, ow, jd, jh, jw, x_step, sd, pd, ph, pw, dd, dh, dw, *steps,
                      *strides_3d(y), scale_step or 0, per_split, *as_3d(spec.weight_shape[2:], 1))
         self.kwargs = dict(
             HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=needs_int64(y, rows=m),
@@ -362,7 +405,7 @@ class Launch:
             CHANNELS_INNER=inner, W_COLS_INNER=cols_inner,
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
             PHASE_H=sh if inner else 1, PHASE_W=sw if inner else 1, PHASED=by_phase, SPLIT=self.splits > 1,
-            NC_SHIFT=nc_shift,
+            NC_SHIFT=nc_shift, NC_DEAL=dealt,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.nc_shift = nc_shift  # how NC(D)HW rows are read whole (_descriptors.nc_row_shift; 0: not)
