@@ -132,10 +132,12 @@ def test_nchw_tiles_load_and_store_along_positions_without_spilling(arch):
     assert len(rows) == 4 * 2 * 3
     assert [r for r in rows if r["spill_store_bytes"]] == []
     assert {r["instruction"] for r in rows if r["dtype"] == "bf16"} == {"wgmma" if arch == 90 else "mma"}
-    # on Hopper r3d18_l1's 16-bit forward and input gradient read their rows of 56 whole on descriptor boxes
+    # on Hopper r3d18_l1's 16-bit forward and input gradient read their rows of 56 whole on descriptor boxes, and
+    # resnet50_l2_3x3s2's forward its rows dealt
     boxes = [r for r in rows if r["kernel"] == "_conv_tma_kernel"]
-    assert {(r["name"], r["kind"], r["dtype"]) for r in boxes} == (
-        {("r3d18_l1", "conv", "bf16"), ("r3d18_l1", "conv_t", "bf16")} if arch == 90 else set())
+    assert {(r["name"], r["kind"], r["dtype"]) for r in boxes} == ({
+        ("r3d18_l1", "conv", "bf16"), ("r3d18_l1", "conv_t", "bf16"), ("resnet50_l2_3x3s2", "conv", "bf16")}
+        if arch == 90 else set())
     for r in (r for r in rows if r not in boxes):  # a: the tile read (weight gradient: dy), b: x, store: the output
         along = {"a", "b"} if r["kind"] == "conv_wgrad" else {"a", "store"}
         if r["name"] == "resnet50_l2_3x3s2":  # stride 2: the input read at every second column (no run to see;
@@ -212,6 +214,7 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
               ("resnet50_l1_1x1", "conv2d", {}, "conv_t", "contiguous"),
               ("resnet50_l1_3x3", "conv2d", {}, "conv", "contiguous"),  # NC(D)HW rows whole: the sum moves
               ("deeplab_3x3_d2", "conv2d", {}, "conv_t", "contiguous"),  # ... each tap's products apart
+              ("resnet50_l2_3x3s2", "conv2d", {}, "conv", "contiguous"),  # ... strided 2: dealt
               ("tcn_k3_d8", "conv1d", {}, "conv", "channels_last"),
               ("r3d18_l2_s2", "conv3d", {"s": [2, 1, 1]}, "conv", "channels_last"),
               ("resnet50_l3_3x3", "conv2d", {}, "conv_wgrad", "channels_last"),

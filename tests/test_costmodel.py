@@ -382,8 +382,8 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
     of ptxas's registers and the compiled shared memory on at least 115 of the 156 (the estimate before
     ``costmodel.REGISTERS``, the accumulator plus 64 for every kernel: 90; 122 before the NC(D)HW weight gradient read
     its rows in runs, where ptxas gives one tile 128-160 registers from layer to layer:
-    ``costmodel.WGRAD_RUNS_REGISTERS`` agrees on 9 of those 16); ``benchmarks.static`` counts by the same rule
-    (``costmodel.occupancy``)."""
+    ``costmodel.WGRAD_RUNS_REGISTERS`` agrees on 9 of those 16; 115 since the descriptor kernel reads NC(D)HW rows
+    whole, ``costmodel.NC_ROWS_REGISTERS``); ``benchmarks.static`` counts by the same rule (``costmodel.occupancy``)."""
     paths = sorted((work.ROOT / "results" / "static").glob("static-sm90-*-bf16.jsonl"))
     assert paths, "run python -m benchmarks.static"
     rows = [json.loads(line) for line in paths[-1].read_text().splitlines()]

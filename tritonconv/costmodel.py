@@ -53,7 +53,7 @@ from . import cache, geometry, shapes, tuning
 from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
-__all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "NC_ROWS_ISSUE",
+__all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS",
            "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "Device",
            "aligned", "apart", "by_rows", "nc_rows", "row_reads", "tap_runs", "wgrad_runs", "gemm_launch", "ctas_per_sm",
            "device_for", "efficiency",
@@ -244,6 +244,14 @@ gave 40-75 registers at 2-16 accumulator elements per thread, 78-102 at 32, 128-
 such launches, 8 warps; 9 of them get ptxas's programs per SM from this estimate, 2 from :data:`REGISTERS`'s)."""
 
 
+NC_ROWS_REGISTERS = (42, 1.25)
+"""The same for the descriptor kernel reading NC(D)HW rows whole with the sum moving between width taps
+(:func:`nc_rows` 1; with each tap's products apart, 2, :data:`ALIGNED_EACH_REGISTERS`, the pointer kernel's: 254 on
+``deeplab_3x3_d2``'s 128 x 128 tiles): ptxas on sm_90 gave 55-86 registers at 16 accumulator elements per thread,
+86-90 at 32, 126-134 at 64 (the committed report's 9 such launches, 8 warps); the plain descriptor kernel's
+:data:`REGISTERS` entry plus 18, the fit that gives the most of the report's kernels ptxas's programs per SM."""
+
+
 ALIGNED_EACH_REGISTERS = (70, 3.2)
 """The same where each width tap's products are held apart in a second accumulator and moved
 (:class:`tritonconv.geometry.AlignedRows` ``each``): ptxas on sm_90 gave 94-107 registers at 8 accumulator elements
@@ -268,8 +276,8 @@ def registers(problem: Problem, config: Config) -> int:
     base, per_accumulator = REGISTERS[kernel]
     if kernel == "_conv_kernel" and aligned(problem, config):
         base, per_accumulator = ALIGNED_EACH_REGISTERS if apart(problem, config) else ALIGNED_REGISTERS
-    elif kernel == "_conv_tma_kernel" and nc_rows(problem, config):  # the same moves (a gather), the same registers
-        base, per_accumulator = ALIGNED_EACH_REGISTERS if nc_rows(problem, config) == 2 else ALIGNED_REGISTERS
+    elif kernel == "_conv_tma_kernel" and nc_rows(problem, config):
+        base, per_accumulator = ALIGNED_EACH_REGISTERS if nc_rows(problem, config) == 2 else NC_ROWS_REGISTERS
     elif kernel == "_conv_weight_grad_kernel" and wgrad_runs(problem, config)[:2] != (1, 1):
         base, per_accumulator = WGRAD_RUNS_REGISTERS
     return min(255, round(base + per_accumulator * config.accumulator))
