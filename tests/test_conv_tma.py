@@ -92,7 +92,8 @@ def test_strided_boxes_match_torch(op, x_shape, w_shape, kwargs, dtype, monkeypa
 @pytest.mark.parametrize("x_shape,w_shape,kwargs,layout,block_k,reason", [
     ((1, 16, 9, 12), (16, 16, 3, 3), dict(padding=1, stride=2), "channels_last", 16, "odd height"),
     ((1, 48, 8, 8), (16, 48, 3, 3), dict(padding=1, stride=2), "channels_last", 32, "a box past a column's channels"),
-    ((1, 16, 8, 8), (16, 16, 3, 3), dict(padding=1, stride=2), "contiguous", 16, "NCHW"),
+    ((1, 16, 9, 8), (16, 16, 3, 3), dict(padding=1, stride=2), "contiguous", 16, "NCHW, odd height: no row pairs"),
+    ((1, 16, 8, 8), (16, 16, 5, 5), dict(padding=2, stride=2), "contiguous", 16, "NCHW, an output past its row"),
 ])
 def test_strides_no_view_folds_take_pointer_loads(x_shape, w_shape, kwargs, layout, block_k, reason, monkeypatch):
     """A descriptor config (a cache entry, a config given by hand) on a strided layer whose input view does not
@@ -296,6 +297,20 @@ def test_nchw_strided_rows_dealt_through_descriptors(op, x_shape, w_shape, kwarg
         ref = F.relu(getattr(F, op)(x.double(), w_ref, b.double(), stride=stride, **kwargs))
         assert_close(dispatch.conv_forward(x, w, b, spec, "relu", flip, cfg), ref, dtype)
     assert tile_w and len(seen) == 2 and all(deal == 2 and shift > 0 for shift, deal in seen), seen
+
+
+@pytest.mark.parametrize("w_shape,padding", [((24, 16, 3, 3), 1), ((24, 16, 1, 1), 0)])
+def test_every_descriptor_config_of_a_strided_nchw_forward_matches_torch(w_shape, padding, monkeypatch):
+    """Every descriptor candidate of an NCHW forward strided 2 (tiles of every width: those that cannot hold the dealt
+    rows are never offered, and would run the pointer kernel) computes the convolution."""
+    x = torch.randn(2, 16, 8, 32, device=DEVICE, dtype=torch.bfloat16)
+    from tritonconv._descriptors import nc_row_shift
+    w = torch.empty(w_shape, device=DEVICE, dtype=x.dtype)
+    spec = conv_spec("conv2d", 2, x, w, None, 2, padding, 1, 1)
+    for cfg in (geometry.Config(64, 16, 16, 1, 4, 2, tile_h=th) for th in (1, 2, 4, 8)):  # rows of 64 down to 8
+        assert tma.usable(x, tma.lay_out(w), spec, cfg) == bool(
+            nc_row_shift(spec, cfg.patch(64)[2], 2)), cfg
+    every_descriptor_config("conv2d", x, w_shape, dict(padding=padding, stride=2), monkeypatch)
 
 
 def test_nchw_strided_rows_dealt_only_where_they_fit():

@@ -321,11 +321,11 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config
     view = weight_view(weight)
     if spec.groups != 1 or view is None or x.dtype == torch.float64:  # fp32 accumulator
         return False
-    if not channels_inner(x) and (config.tile_b > 1 or (
-            _nc_shift(x, spec, config) == 0 and not nc_boxes_aligned(spec, config.patch(config.block_m)[2],
-                                                                      x.element_size()))
-            or (_nc_shift(x, spec, config) and config.split_k > 1)):
-        return False
+    if not channels_inner(x):  # one image per box; boxes on 16 bytes as they are, or rows whole (unsplit), or dealt
+        shift = _nc_shift(x, spec, config)
+        as_they_are = not nc_dealt(spec) and nc_boxes_aligned(spec, config.patch(config.block_m)[2], x.element_size())
+        if config.tile_b > 1 or (shift and config.split_k > 1) or not (shift or as_they_are):
+            return False
     return describable(x, _x_view(x, spec, config)[1]) and describable(view)
 
 
