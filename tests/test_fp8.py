@@ -195,25 +195,25 @@ def test_the_descriptor_kernel_runs_fp8_too():
     assert static.instruction(ptx) == "wgmma" and "e4m3" in ptx and static.ptxas_report(ptx, 90)["spill_store_bytes"] == 0
 
 
-@pytest.mark.parametrize("kernel,padding,nc_shift", [(1, 0, 0), (3, 1, 2)])
-def test_nchw_fp8_boxes_through_descriptors(kernel, padding, nc_shift):
-    """An NCHW fp8 input read in place as descriptor boxes of channels x positions (16-byte rows: 16 columns of 1
-    byte) on Hopper's heuristic, a 1x1 layer's boxes as they are, a 3x3 layer's rows whole from column 0 (each width
-    tap's products moved along them): the dequantised convolution's result; wgmma on e4m3, no spills."""
+@pytest.mark.parametrize("kernel,padding,stride,nc_shift", [(1, 0, 1, 0), (3, 1, 1, 2), (3, 1, 2, 1)])
+def test_nchw_fp8_boxes_through_descriptors(kernel, padding, stride, nc_shift):
+    """An NCHW fp8 input read in place as descriptor boxes of channels x positions (rows of 16-byte multiples: 32
+    columns of 1 byte) on Hopper's heuristic, a 1x1 layer's boxes as they are, a 3x3 layer's rows whole from column 0 (each width
+    tap's products moved along them; strided 2, dealt): the dequantised convolution's result; wgmma on e4m3, no spills."""
     from benchmarks import static
 
     g = torch.Generator().manual_seed(7)
-    x = torch.randn(1, 32, 4, 16, generator=g)  # 4 x 16 boxes, exact
+    x = torch.randn(1, 32, 8, 32, generator=g)  # boxes of whole rows, exact
     w = torch.randn(64, 32, kernel, kernel, generator=g)
     (xq, xs), (wq, ws) = fp8.quantize(x), fp8.quantize(w, per_channel_dim=0)
-    spec = shape_spec("fp8.conv2d", 2, xq, wq, None, 1, padding, 1, 1)
+    spec = shape_spec("fp8.conv2d", 2, xq, wq, None, stride, padding, 1, 1)
     cfg = tuning.heuristic(tuning.Problem.for_launch("conv", xq, spec), interpret=False, tma=True)
     assert cfg.tile_h and cfg.block_m // cfg.tile_h >= 16
     with static.recording() as launches:
         y = dispatch.scaled_forward_plan(xq, wq, None, ws, spec, None, torch.float32, cfg)(xq, wq, None, ws, xs)
     ((fn, args, kwargs, _),) = launches
     assert fn.fn.__name__ == "_conv_tma_kernel" and not kwargs["CHANNELS_INNER"] and kwargs["NC_SHIFT"] == nc_shift
-    want = reference(2, xq, xs, wq, ws, None, dict(padding=padding), None)
+    want = reference(2, xq, xs, wq, ws, None, dict(padding=padding, stride=stride), None)
     torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
     pytest.importorskip("triton.backends.nvidia")
     ptx = static.compile_for(90, fn, args, kwargs).asm["ptx"]
