@@ -374,9 +374,8 @@ def nc_row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) ->
                                                                                       * cfg.block_k)
             inner_per_mac = inner["loop_instructions"] / (inner_cfg.block_m * inner_cfg.block_n * inner_cfg.block_k)
             ratio = min(1.0, inner_per_mac / per_mac)
-            rows.append({"name": name, "kind": kind, "dtype": dtype, "config": vars(cfg), "nc_rows": True,
-                         "aligned": True, "rows": nc, "channels_last": inner, "channels_last_config": vars(inner_cfg),
-                         "ratio": round(ratio, 3)})
+            rows.append({"name": name, "kind": kind, "dtype": dtype, "config": vars(cfg), "nc_rows": True, "rows": nc,
+                         "channels_last": inner, "channels_last_config": vars(inner_cfg), "ratio": round(ratio, 3)})
             print(f"{name:>24} {kind:>10} {dtype} descriptor rows whole: {per_mac * 1e3:.2f} instructions per 1000 "
                   f"multiply-adds, channels-last {inner_per_mac * 1e3:.2f} ({ratio:.2f}x)", flush=True)
     return rows
@@ -448,12 +447,12 @@ def main(argv: list[str] | None = None) -> int:
         whole = nc_row_pairs(args.arch, args.dtype, [k for k in args.kinds if k in costmodel.NC_ROWS_ISSUE], suite)
         path = report_path(args.arch, args.dtype, args.out, "-rows")
         path.write_text("".join(json.dumps({**meta, **row}) + "\n" for row in pairs + whole))
-        for label, shares, of in (("", costmodel.ROW_ISSUE, lambda r: not r["aligned"]),
-                                  (" aligned", costmodel.ALIGNED_ISSUE, lambda r: r["aligned"]),
-                                  (" descriptor rows whole", costmodel.NC_ROWS_ISSUE, lambda r: True)):
+        classes = (("", costmodel.ROW_ISSUE, [r for r in pairs if not r["aligned"]]),
+                   (" aligned", costmodel.ALIGNED_ISSUE, [r for r in pairs if r["aligned"]]),
+                   (" descriptor rows whole", costmodel.NC_ROWS_ISSUE, whole))
+        for label, shares, members in classes:
             for kind in shares:
-                ratios = [r["ratio"] for r in (whole if label.startswith(" descriptor") else pairs)
-                          if r["kind"] == kind and of(r)]
+                ratios = [r["ratio"] for r in members if r["kind"] == kind]
                 if ratios:
                     print(f"{kind}{label}: median ratio {statistics.median(ratios):.2f} over {len(ratios)} layers")
         print(f"pointer kernels' rate per pass, as a share of the forward's (channels-last): {pass_shares(pairs)}")
