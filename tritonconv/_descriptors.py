@@ -93,8 +93,8 @@ def nc_row_shift(spec: ConvSpec, tile_w: int, itemsize: int, accumulator: int = 
     products summed apart and moved ``-s_t`` columns into the sum (a second accumulator, of ``accumulator`` elements
     per thread: at most :data:`NC_EACH_ACCUMULATOR`), rows at their own width. A forward strided 2 along height and
     width reads its rows dealt (:func:`nc_dealt`; the shifts ``floor(s_t / 2)``). 0: no such tile (a row wider than
-    ``tile_w`` or :data:`BOX_SIDE`, rows not 16-byte multiples, another width stride, a unit-stride kernel that moves
-    nothing: :func:`nc_boxes_aligned` serves those)."""
+    ``tile_w`` or :data:`BOX_SIDE`, rows not 16-byte multiples, another width stride; at unit stride, boxes that start
+    on 16 bytes as they are, :func:`nc_boxes_aligned`: a kernel that moves nothing, say)."""
     width, width_out = spec.input_shape[-1], spec.output_shape[-1]
     (pad, _), dilation, taps, stride = spec.padding[-1], spec.dilation[-1], spec.weight_shape[-1], spec.stride[-1]
     if nc_dealt(spec):
@@ -103,7 +103,7 @@ def nc_row_shift(spec: ConvSpec, tile_w: int, itemsize: int, accumulator: int = 
             return 0
         s_max = ((taps - 1) * dilation - pad) // 2
     elif (stride != 1 or tile_w * itemsize % 16 or width * itemsize % 16 or max(width, width_out) > tile_w
-            or tile_w > BOX_SIDE or (taps == 1 and pad == 0)):
+            or tile_w > BOX_SIDE or nc_boxes_aligned(spec, tile_w, itemsize)):
         return 0
     else:
         s_max = (taps - 1) * dilation - pad

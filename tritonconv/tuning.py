@@ -35,7 +35,7 @@ import triton
 
 from . import cache, geometry
 from ._checks import ConvSpec
-from ._descriptors import folds_stride, nc_boxes_aligned, nc_dealt, nc_row_shift, nc_row_width
+from ._descriptors import folds_stride, nc_row_shift, nc_row_width
 from ._runtime import TensorDescriptor
 from .geometry import DEPTHWISE_KIND, KINDS, Config, Problem
 from .kernels import tma, weight_grad
@@ -201,10 +201,7 @@ def nc_row_tile(problem: Problem) -> int:
     0 elsewhere (channels innermost, the weight gradient, boxes that start on 16 bytes as they are, rows too wide)."""
     if problem.layout != "contiguous" or problem.kind not in ("conv", "conv_t"):
         return 0
-    spec, itemsize = as_forward(problem), getattr(torch, problem.dtype).itemsize
-    if not nc_dealt(spec) and nc_boxes_aligned(spec, 16 // itemsize, itemsize):
-        return 0
-    return nc_row_width(spec, itemsize)
+    return nc_row_width(as_forward(problem), getattr(torch, problem.dtype).itemsize)
 
 
 def nc_rows(problem: Problem, config: Config) -> int:

@@ -330,12 +330,10 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config
 
 
 def _nc_shift(x: torch.Tensor, spec: ConvSpec, config: Config) -> int:
-    """The kernel's ``NC_SHIFT`` for ``x`` (:func:`tritonconv._descriptors.nc_row_shift`): 0 channels innermost, or at
-    unit stride where every box starts on 16 bytes as it is (:func:`tritonconv._descriptors.nc_boxes_aligned`)."""
-    tile_w, itemsize = config.patch(config.block_m)[2], x.element_size()
-    if channels_inner(x) or (not nc_dealt(spec) and nc_boxes_aligned(spec, tile_w, itemsize)):
+    """The kernel's ``NC_SHIFT`` for ``x`` (:func:`tritonconv._descriptors.nc_row_shift`; 0 channels innermost)."""
+    if channels_inner(x):
         return 0
-    return nc_row_shift(spec, tile_w, itemsize, config.accumulator)
+    return nc_row_shift(spec, config.patch(config.block_m)[2], x.element_size(), config.accumulator)
 
 
 def _x_view(x: torch.Tensor, spec: ConvSpec, config: Config) -> list[list[int]]:
