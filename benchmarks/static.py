@@ -400,7 +400,7 @@ def runs_instructions_per_math(problem: tuning.Problem, census: dict) -> float:
     math instruction over its programs and taps, each loop (one per way a tap reads, ``run_kinds``; in address order,
     as in the source) at the share of the taps that run it (:func:`tritonconv.geometry.tap_shifts`,
     :func:`tritonconv.geometry.run_kind`)."""
-    kinds = [k for k in range(4) if census.get("run_kinds", 1) >> k & 1]
+    kinds = [k for k in range(census.get("run_vec", 1) + 1) if census.get("run_kinds", 1) >> k & 1]
     variants = census.get("loop_variants") or []
     if len(kinds) < 2 or len(variants) != len(kinds):
         return census["loop_instructions"] / census["loop_math"]

@@ -94,25 +94,23 @@ def test_row_block_pads_least_then_runs_widest():
 
 @kernel
 @triton.jit
-def _shift_runs_kernel(lo_ptr, hi_ptr, out_ptr, UP: tl.constexpr, LEAD: tl.constexpr, WIDTH: tl.constexpr,
+def _shift_runs_kernel(lo_ptr, hi_ptr, out_ptr, R: tl.constexpr, LEAD: tl.constexpr, WIDTH: tl.constexpr,
                        VEC: tl.constexpr):
     at = tl.arange(0, LEAD)[:, None] * WIDTH + tl.arange(0, WIDTH)[None, :]
-    tl.store(out_ptr + at, shift_runs(tl.load(lo_ptr + at), tl.load(hi_ptr + at), UP, LEAD, WIDTH, VEC))
+    tl.store(out_ptr + at, shift_runs(tl.load(lo_ptr + at), tl.load(hi_ptr + at), R, LEAD, WIDTH, VEC))
 
 
-@pytest.mark.parametrize("vec", [2, 4, 8])
-@pytest.mark.parametrize("up", [True, False])
+@pytest.mark.parametrize("vec, r", [(vec, r) for vec in (2, 4, 8) for r in range(1, vec)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_shift_runs_moves_each_run_one_column(vec, up, dtype):
-    """Each run of ``vec`` columns, followed by the next run's (``hi``), read one column on (``up``) or ``vec - 1``
-    columns on: the weight gradient's x for a tap one column off a run boundary."""
+def test_shift_runs_reads_each_run_r_columns_on(vec, r, dtype):
+    """Each run of ``vec`` columns, followed by the next run's (``hi``), read ``r`` columns on: x for a width tap whose
+    shift is ``r`` columns past a run boundary (the weight gradient's, or a forward's reading its rows in runs)."""
     lo = torch.randperm(4 * 32).reshape(4, 32).to(dtype)
     hi = lo + 1000
     out = torch.full_like(lo, -1)
-    _shift_runs_kernel[lo.device][(1,)](lo, hi, out, up, 4, 32, vec)
+    _shift_runs_kernel[lo.device][(1,)](lo, hi, out, r, 4, 32, vec)
     both = torch.cat([lo.reshape(4, -1, vec), hi.reshape(4, -1, vec)], -1)
-    start = 1 if up else vec - 1
-    assert torch.equal(out, both[..., start:start + vec].reshape(4, 32))
+    assert torch.equal(out, both[..., r:r + vec].reshape(4, 32))
 
 
 @kernel

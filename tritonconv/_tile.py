@@ -274,12 +274,11 @@ def meet_splits(acc, ws_ptr, cnt_ptr, tile, tiles, split, splits, BLOCK_M: tl.co
 @device
 def run_kind(shift, VEC: tl.constexpr):
     """:func:`tritonconv.geometry.run_kind` on the device: how a pointer kernel reads NC(D)HW rows for a width tap
-    shifting their columns by ``shift`` in runs of ``VEC`` (0 an element at a time, 1 the runs at its columns, 2 (3)
-    runs moved a column up (down))."""
+    shifting their columns by ``shift`` in runs of ``VEC`` (0 an element at a time; ``r + 1``, the runs from the
+    boundary ``r`` columns below the tap's, ``r = shift mod VEC``)."""
     kind = 0
     if VEC > 1:
-        r = (shift % VEC + VEC) % VEC
-        kind = tl.where(r == 0, 1, tl.where(r == 1, 2, tl.where(r == VEC - 1, 3, 0)))
+        kind = (shift % VEC + VEC) % VEC + 1
     return kind
 
 
@@ -296,44 +295,33 @@ def _interleave(a, b, LEAD: tl.constexpr, RUNS: tl.constexpr, N: tl.constexpr):
 
 
 @device
-def _shift_level(lo, hi, UP: tl.constexpr, LEAD: tl.constexpr, RUNS: tl.constexpr, N: tl.constexpr):
-    """One level of :func:`shift_runs` on runs of ``N``: the half the result keeps as it is (a run moved up keeps its odd
-    elements, down the next run's even ones), and the halves to move by a column, as runs of ``N // 2``."""
-    even, odd = _halves(lo, LEAD, RUNS, N)
-    next_even, next_odd = _halves(hi, LEAD, RUNS, N)
-    if UP:
-        return odd, even, next_even
-    return next_even, odd, next_odd
+def _funnel(lo, hi, R: tl.constexpr, LEAD: tl.constexpr, RUNS: tl.constexpr, N: tl.constexpr):
+    """Each run of ``N`` (``[LEAD, RUNS, N]``) followed by the next (``hi``), read ``R`` columns on (``0 <= R <= N``). By
+    halves: the even places of the result are the odd ones of the two read ``R // 2`` on (``R`` odd) or the even ones
+    (``R`` even), its odd places the even ones read ``R // 2 + 1`` on (odd) or the odd ones (even)."""
+    if R == 0:
+        out = lo
+    elif R == N:
+        out = hi
+    else:
+        even, odd = _halves(lo, LEAD, RUNS, N)
+        next_even, next_odd = _halves(hi, LEAD, RUNS, N)
+        H: tl.constexpr = N // 2
+        if R % 2:
+            out = _interleave(_funnel(odd, next_odd, R // 2, LEAD, RUNS, H),
+                              _funnel(even, next_even, R // 2 + 1, LEAD, RUNS, H), LEAD, RUNS, H)
+        else:
+            out = _interleave(_funnel(even, next_even, R // 2, LEAD, RUNS, H),
+                              _funnel(odd, next_odd, R // 2, LEAD, RUNS, H), LEAD, RUNS, H)
+    return out
 
 
 @device
-def _join_level(kept, moved, UP: tl.constexpr, LEAD: tl.constexpr, RUNS: tl.constexpr, N: tl.constexpr):
-    """Undo one level of :func:`_shift_level`: its kept half and the moved one, interleaved in their places."""
-    if UP:
-        return _interleave(kept, moved, LEAD, RUNS, N)
-    return _interleave(moved, kept, LEAD, RUNS, N)
-
-
-@device
-def shift_runs(lo, hi, UP: tl.constexpr, LEAD: tl.constexpr, WIDTH: tl.constexpr, VEC: tl.constexpr):
-    """Runs of ``VEC`` (2, 4 or 8) columns one column off theirs: ``lo`` and ``hi`` (``[LEAD, WIDTH]``) hold each run and
-    the next, the result ``[LEAD, WIDTH]`` each run's columns ``1 .. VEC`` of the two (``UP``; ``lo``'s last and
-    ``hi``'s first ``VEC - 1`` otherwise). By halves: a run moved up is its odd elements interleaved with its even
-    ones moved up (with the next run's even ones), a run moved down its odd ones moved down interleaved with the next
-    run's even ones; a run of one moved up is the next run's, down its own. Registers move; no thread reads
+def shift_runs(lo, hi, R: tl.constexpr, LEAD: tl.constexpr, WIDTH: tl.constexpr, VEC: tl.constexpr):
+    """Runs of ``VEC`` (2, 4 or 8) columns ``R`` columns off theirs (``0 < R < VEC``): ``lo`` and ``hi``
+    (``[LEAD, WIDTH]``) hold each run and the next, the result ``[LEAD, WIDTH]`` each run's columns ``R .. R + VEC - 1``
+    of the two. Registers move (even and odd places split and interleaved, :func:`_funnel`); no thread reads
     another's."""
-    R: tl.constexpr = WIDTH // VEC
-    lo = tl.reshape(lo, (LEAD, R, VEC))
-    hi = tl.reshape(hi, (LEAD, R, VEC))
-    if VEC == 8:
-        kept8, lo, hi = _shift_level(lo, hi, UP, LEAD, R, 8)
-    if VEC >= 4:
-        kept4, lo, hi = _shift_level(lo, hi, UP, LEAD, R, 4)
-    kept2, lo, hi = _shift_level(lo, hi, UP, LEAD, R, 2)
-    out = hi if UP else lo
-    out = _join_level(kept2, out, UP, LEAD, R, 1)
-    if VEC >= 4:
-        out = _join_level(kept4, out, UP, LEAD, R, 2)
-    if VEC == 8:
-        out = _join_level(kept8, out, UP, LEAD, R, 4)
+    RUNS: tl.constexpr = WIDTH // VEC
+    out = _funnel(tl.reshape(lo, (LEAD, RUNS, VEC)), tl.reshape(hi, (LEAD, RUNS, VEC)), R, LEAD, RUNS, VEC)
     return tl.reshape(out, (LEAD, WIDTH))

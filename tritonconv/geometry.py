@@ -287,12 +287,11 @@ def run_vec(t: torch.Tensor) -> int:
 
 def run_kind(shift: int, vec: int) -> int:
     """How a pointer kernel reads NC(D)HW rows for a width tap that shifts their columns by ``shift``, with runs of
-    ``vec`` (the weight gradient's ``x``, :func:`wgrad_runs`; a forward's or input gradient's, :func:`row_runs`): 1, the
-    runs themselves, where the shift is a multiple of ``vec``; 2 (3), one column above (below) a multiple, each run and
-    the next, moved one column up (down) in registers (:func:`tritonconv._tile.shift_runs`); else 0, an element at a
-    time (``vec`` 1, or a shift 2 to ``vec - 2`` columns off)."""
-    r = shift % vec
-    return 0 if vec == 1 else 1 if r == 0 else 2 if r == 1 else 3 if r == vec - 1 else 0
+    ``vec`` (the weight gradient's ``x``, :func:`wgrad_runs`; a forward's or input gradient's, :func:`row_runs`):
+    ``r + 1`` for the runs from the boundary ``r = shift mod vec`` columns below the tap's: 1, the runs themselves;
+    above 1, each run and the next, read ``r`` columns on in registers (:func:`tritonconv._tile.shift_runs`); 0 for
+    ``vec`` 1, an element at a time."""
+    return shift % vec + 1 if vec > 1 else 0
 
 
 def tap_shifts(kernel_w: int, stride_w: int, pad_w: int, dilation_w: int, transposed: bool) -> list[int]:
@@ -306,18 +305,12 @@ def tap_shifts(kernel_w: int, stride_w: int, pad_w: int, dilation_w: int, transp
             for q, (first, count) in enumerate(phases) for m in range(count)]
 
 
-def longest_runs(vec: int, shifts: list[int]) -> int:
-    """The longest runs, at most ``vec`` elements, that read every tap (shifting its columns by one of ``shifts``) in
-    runs (:func:`run_kind`; runs of 2 always do), 1 if ``vec`` is."""
-    return next((v for v in (vec >> i for i in range(vec.bit_length())) if all(run_kind(t, v) for t in shifts)), 1)
-
-
 def row_runs(x: torch.Tensor, positions: int, width_out: int, kernel_w: int, stride_w: int, pad_w: int,
              dilation_w: int, transposed: bool, block: int) -> tuple[int, int]:
     """NC(D)HW row tiles (the exact ones, :func:`row_block`) that read ``x`` at each width tap's columns in runs:
     ``(vec, kinds)``, runs of ``vec`` elements from run boundaries (:func:`run_kind` per tap: the runs at a tap's
-    columns, or each run and the next moved a column in registers; the longest runs that read every tap so), a loop
-    for each way some tap reads (bit ``k`` of ``kinds``); ``(0, 0)``: not. Consecutive positions must read
+    columns, or each run and the next read some columns on in registers: any shift), a loop for each way some tap
+    reads (bit ``k`` of ``kinds``); ``(0, 0)``: not. Consecutive positions must read
     consecutive columns: a forward at unit width stride, or an input gradient (by stride phase: a phase's positions
     read dy at unit steps, tap ``t`` of phase ``q`` shifted by ``(q + p - t*d) / s``). The input's width and strides
     multiples of the run, so its zero padding is whole runs; positions past a row read what they read and are not
@@ -325,7 +318,7 @@ def row_runs(x: torch.Tensor, positions: int, width_out: int, kernel_w: int, str
     if not width_inner(x) or (stride_w != 1 and not transposed) or not row_block(positions, width_out, block):
         return 0, 0
     shifts = tap_shifts(kernel_w, stride_w, pad_w, dilation_w, transposed)
-    vec = longest_runs(run_vec(x), shifts)
+    vec = run_vec(x)
     if vec < 2:
         return 0, 0
     return vec, sum(1 << k for k in {run_kind(t, vec) for t in shifts})
@@ -337,8 +330,8 @@ def wgrad_runs(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, b
     of at least 8; 0: flat tiles, none): ``(DY_VEC, X_VEC, X_KINDS)``. ``dY`` is read at its own columns, in runs of
     ``DY_VEC`` elements from run boundaries wherever its strides and width allow (:func:`run_vec`; 1: an element at a
     time). ``x`` is read at the columns a tap shifts them to, ``ow + kw*dw - pw`` at unit width stride: in runs of
-    ``X_VEC`` as :func:`run_kind` says for each tap, the longest runs that read every tap in runs (runs of 2 always
-    do; unfolded taps, the output's width a multiple of the run too; else 1); ``X_KINDS``, bit ``k`` set where some
+    ``X_VEC`` as :func:`run_kind` says for each tap (unfolded taps, the output's width a multiple of the run too;
+    else 1); ``X_KINDS``, bit ``k`` set where some
     tap reads ``x`` in way ``k`` (one loop each). A run's mask is its first element's: every bound a run could cross (the
     input's and the output's widths, a tile's) falls on a run boundary."""
     if not block_w:
@@ -348,7 +341,7 @@ def wgrad_runs(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, b
     while spec.output_shape[-1] % x_vec:  # (a run's positions all inside the output's rows, or all past them)
         x_vec //= 2
     shifts = tap_shifts(spec.weight_shape[-1], 1, spec.padding[-1][0], spec.dilation[-1], False)
-    x_vec = min(longest_runs(x_vec, shifts), block_w)
+    x_vec = min(x_vec, block_w)
     return min(dy_vec, block_w), x_vec, sum(1 << k for k in {run_kind(t, x_vec) for t in shifts})
 
 

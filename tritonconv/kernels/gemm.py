@@ -26,7 +26,7 @@ pitch, ``FLAT``: :func:`tritonconv.geometry.aligned_planes`; a forward's width s
 wide and dealt into phases, :func:`tritonconv._tile.deal`; an input gradient's, by stride phase) a tile reads the input
 at its own columns in aligned runs and the width taps move the sum (or their products) along the rows instead. Where
 those decline (rows no tile holds whole with their padding, one step per tap), ``RUN_VEC``: each width tap reads its
-own columns in runs, a tap one column off a run boundary each run and the next, moved a column in registers
+own columns in runs, a tap off a run boundary each run and the next, read the columns on it is off, in registers
 (:func:`tritonconv.geometry.row_runs`, :func:`tritonconv._tile.shift_runs`). No
 operand is copied into another layout; only a weight with neither channel axis innermost may be, by the dispatcher
 (:data:`tritonconv.geometry.WEIGHT_COPY_MACS`).
@@ -277,18 +277,19 @@ def _conv_kernel(
             ow = ow % PITCH
             mask_m = mask_m & (ow < OWR)
     elif RUN_VEC > 1:  # NC(D)HW rows read at each width tap's columns in runs of RUN_VEC (geometry.row_runs): a tap whose
-        # shift is a multiple of the run reads the runs at its columns, one a column off each run and the next, moved a
-        # column in registers (_tile.shift_runs); a loop for each way some tap reads (RUN_KINDS), over that way's taps
+        # shift is a multiple of the run reads the runs at its columns, another each run and the next, read the columns
+        # on that its shift is off, in registers (_tile.shift_runs); a loop for each way some tap reads (RUN_KINDS), over
+        # that way's taps
         c_lo = split * R_PER_SPLIT
         k_steps = R_PER_SPLIT // BLOCK_K
         rows_ok = (nb < M // (width * JH * JD) if TRANSPOSED else nb < M // (width * OH * OD)) & (od < OD) & (oh < OH)
-        for kind in tl.static_range(1, 4):
+        for kind in tl.static_range(1, RUN_VEC + 1):
             if (RUN_KINDS >> kind) & 1:
                 for mw in range(cw):
                     kw = t0w + mw * ew
                     shift = axis_tap(0, phw, sw, pw, kw, dw, W, TRANSPOSED)[0]  # the column position 0 reads
                     if run_kind(shift, RUN_VEC) == kind:
-                        r: tl.constexpr = 0 if kind == 1 else 1 if kind == 2 else RUN_VEC - 1
+                        r: tl.constexpr = kind - 1
                         first = jw + (shift - r)  # each position's column in the run read
                         lo_ok = tl.max_constancy((first >= 0) & (first < W), [RUN_VEC])
                         hi_ok = tl.max_constancy((first + RUN_VEC >= 0) & (first + RUN_VEC < W), [RUN_VEC])
@@ -304,7 +305,7 @@ def _conv_kernel(
                             cin = c_lo + chunk * BLOCK_K + offs_k
                             ok_k = cin < C_in_g
                             chans = tl.multiple_of((group * C_in_g + cin) * sxc, RUN_VEC)
-                            if kind == 1:
+                            if r == 0:
                                 a = tl.load(x_ptr + (at[:, None] + chans[None, :]),
                                             mask=(ok & lo_ok)[:, None] & ok_k[None, :], other=0.0)
                             else:  # (the zero padding is whole runs: a moved run's columns are zeros where x's are)
@@ -312,7 +313,7 @@ def _conv_kernel(
                                              mask=ok_k[:, None] & (ok & lo_ok)[None, :], other=0.0)
                                 hi = tl.load(x_ptr + (chans[:, None] + (at + RUN_VEC)[None, :]),
                                              mask=ok_k[:, None] & (ok & hi_ok)[None, :], other=0.0)
-                                a = tl.trans(shift_runs(lo, hi, kind == 2, BLOCK_K, BLOCK_M, RUN_VEC))
+                                a = tl.trans(shift_runs(lo, hi, r, BLOCK_K, BLOCK_M, RUN_VEC))
                             w_tap = w_cols + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
                             b = tl.load(w_tap[None, :] + cin[:, None] * swk, mask=ok_k[:, None] & mask_n[None, :],
                                         other=0.0)

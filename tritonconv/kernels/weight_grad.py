@@ -9,7 +9,7 @@ For group ``g`` and tap ``t = (kd, kh, kw)``::
 Rows are output channels (``BLOCK_M``), columns input channels (``BLOCK_N``) and the
 reduction runs over output positions in tiles of ``BLOCK_K`` (rows of ``BLOCK_W`` for NC(D)HW
 operands, read in place: :mod:`tritonconv._tile`; ``dY`` in aligned runs along its rows, ``x`` too, each run
-moved a column along in registers where the tap's shift is one column off a run:
+read on in registers where the tap's shift is off a run boundary:
 :func:`tritonconv.geometry.wgrad_runs`). The reduction can be split
 (``Config.split_k``) into independent partial sums, added afterwards in split order by one more
 launch (:mod:`tritonconv.kernels.partials`), so that layers with few channels but many positions
@@ -79,9 +79,8 @@ def _conv_weight_grad_kernel(
     NC(D)HW rows (:func:`tritonconv.geometry.wgrad_runs`): ``DY_VEC > 1``, ``dY`` read in runs of ``DY_VEC`` columns
     that start on ``DY_VEC``-element boundaries (vector loads, asynchronous copies on a GPU); ``X_VEC > 1``, ``x`` too,
     in runs from the boundary at or below each tap's columns: where the tap shifts them by a multiple of ``X_VEC``
-    those runs themselves, where it shifts them one column off a multiple (a 3x3 layer's outer taps) each run and the
-    next, moved one column along in registers (:func:`tritonconv._tile.shift_runs`); other shifts an element at a
-    time. The loop is compiled once for each of these ways that some tap takes (``X_KINDS``, bit ``k`` for way ``k``
+    those runs themselves, else (a 3x3 layer's outer taps, say) each run and the next, read the ``r`` columns on that
+    the tap's shift is off a multiple, in registers (:func:`tritonconv._tile.shift_runs`). The loop is compiled once for each of these ways that some tap takes (``X_KINDS``, bit ``k`` for way ``k``
     of :func:`tritonconv.geometry.run_kind`), each program running its tap's (one branch per program)."""
     pid = tl.program_id(0)
     split = tl.program_id(1)
@@ -135,7 +134,7 @@ def _conv_weight_grad_kernel(
     if DY_VEC > 1:  # (every stride of dY a multiple of DY_VEC, its width too: a run's mask is the run's first's)
         dy_rows = dy_ptr + tl.multiple_of((group * C_out_g + offs_m) * syc, DY_VEC)
     reads = run_kind(kw * dw - pw, X_VEC)  # how this program's tap reads x (geometry.run_kind)
-    for kind in tl.static_range(4):  # a loop for each way some tap of the launch reads x (X_KINDS), one runs
+    for kind in tl.static_range(X_VEC + 1):  # a loop for each way some tap of the launch reads x (X_KINDS)
         if (X_KINDS >> kind) & 1:
             if reads == kind:
                 x_at = x_cols
@@ -173,22 +172,22 @@ def _conv_weight_grad_kernel(
                         ok = (mask_p & ok_d & ok_h & ok_w)[:, None] & mask_n[None, :]
                         b = tl.load(x_at[None, :] + x_p[:, None], mask=ok, other=0.0)
                     else:  # (unit width stride; x's strides and widths multiples of X_VEC) runs from the run boundary
-                        # `r` columns below the tap's: its columns themselves (1), or one run and the next, moved (2, 3)
+                        # `r` columns below the tap's: its columns themselves (r = 0), or one run and the next, read on
                         ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
-                        r: tl.constexpr = 0 if kind == 1 else 1 if kind == 2 else X_VEC - 1
+                        r: tl.constexpr = kind - 1
                         first = ow + (kw * dw - pw - r)  # each position's column in the run read
                         at = tl.max_constancy(tl.multiple_of(nb * sxn + id_ * sxd + ih * sxh + (kw * dw - pw - r),
                                                              X_VEC), [X_VEC]) + ow
                         ok_p = tl.max_constancy(mask_p & ok_d & ok_h, [X_VEC])
                         ok_lo = ok_p & tl.max_constancy((first >= 0) & (first < W), [X_VEC])
-                        if kind == 1:
+                        if r == 0:
                             b = tl.load(x_at[None, :] + at[:, None], mask=ok_lo[:, None] & mask_n[None, :], other=0.0)
                         else:  # the zero padding is whole runs: a moved run's columns are zeros where x's are
                             ok_hi = ok_p & tl.max_constancy((first + X_VEC >= 0) & (first + X_VEC < W), [X_VEC])
                             lo = tl.load(x_at[:, None] + at[None, :], mask=mask_n[:, None] & ok_lo[None, :], other=0.0)
                             hi = tl.load(x_at[:, None] + (at + X_VEC)[None, :], mask=mask_n[:, None] & ok_hi[None, :],
                                          other=0.0)
-                            b = tl.trans(shift_runs(lo, hi, kind == 2, BLOCK_N, BLOCK_K, X_VEC))
+                            b = tl.trans(shift_runs(lo, hi, r, BLOCK_N, BLOCK_K, X_VEC))
                     acc = mma(acc, a, b, UPCAST, DOT_PRECISION, ACC)
                     if CARRY:
                         tw, nb, od, oh, row = next_rows(tw, nb, od, oh, row, tiles_w, OD, OH, ROWS)
