@@ -351,7 +351,8 @@ def test_random_nchw_layers_on_the_aligned_paths(layer):
                  ref_w)
 
 
-def wgrad_runs(x_shape, w_shape, stride=1, padding=1, dilation=1, block_w=8, fold=0, dtype=torch.bfloat16, fmt=None):
+def wgrad_runs(x_shape, w_shape, stride=1, padding=1, dilation=1, block_w=8, fold=0, dtype=torch.bfloat16, fmt=None,
+               per_thread=16):
     x = torch.empty(x_shape, dtype=dtype, device="meta")
     if fmt is not None:
         x = x.contiguous(memory_format=fmt)
@@ -361,7 +362,7 @@ def wgrad_runs(x_shape, w_shape, stride=1, padding=1, dilation=1, block_w=8, fol
     dy = torch.empty(spec.output_shape, dtype=dtype, device="meta")
     if fmt is not None:
         dy = dy.contiguous(memory_format=fmt)
-    return geometry.wgrad_runs(dy, x, spec, block_w, fold), spec
+    return geometry.wgrad_runs(dy, x, spec, block_w, fold, per_thread), spec
 
 
 @pytest.mark.parametrize("width,runs", [(56, (8, 8, 0b100000110)), (28, (4, 4, 0b10110)), (14, (2, 2, 0b110)),
@@ -379,15 +380,18 @@ def test_weight_gradient_reads_rows_in_runs(width, runs):
 
 def test_weight_gradient_runs_where_each_bound_falls_on_a_run():
     """x in runs only at unit width stride, unfolded taps, the output's width a multiple of the run (a run's positions
-    all in the rows or all past them), whatever the taps' shifts; dY wherever its own rows allow."""
+    all in the rows or all past them); runs of 16 bytes at any offset where the runs with every tap at most a column
+    off a boundary are under 8 bytes and the tile holds two runs per thread (:func:`tritonconv.geometry.run_length`);
+    dY wherever its own rows allow."""
     assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), stride=2)[0] == (4, 1, 1)  # strided: x's columns 2 apart
     assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), fold=1)[0] == (8, 1, 1)  # folded taps: each column its own shift
     assert wgrad_runs((2, 16, 8, 16), (16, 16, 3, 3), padding=0)[0] == (2, 2, 0b110)  # output 14 wide: runs of 2
     assert wgrad_runs((2, 16, 8, 64), (16, 16, 3, 3), padding=2, dilation=2)[0] == (8, 8, 0b10001010)  # -2, 0, 2
-    assert wgrad_runs((2, 16, 8, 64), (16, 16, 3, 3), padding=7, dilation=3)[0] == (8, 8, 0b100100100)  # -7, -4, -1
+    assert wgrad_runs((2, 16, 8, 64), (16, 16, 3, 3), padding=7, dilation=3)[0] == (8, 4, 0b10110)  # -7, -4, -1: 8 B
     assert wgrad_runs((2, 16, 8, 62), (16, 16, 3, 3), padding=9, dilation=4)[0] == (8, 2, 0b100)  # rows of 62: by 2
     got, _ = wgrad_runs((2, 16, 8, 64), (16, 16, 1, 5), padding=(0, 2))  # -2 .. 2: 6, 7, 0, 1, 2 columns on
     assert got == (8, 8, 0b110001110) and [geometry.run_kind(t, 8) for t in range(-2, 3)] == [7, 8, 1, 2, 3]
+    assert wgrad_runs((2, 16, 8, 64), (16, 16, 1, 5), padding=(0, 2), per_thread=8)[0] == (8, 2, 0b110)  # small tile
     assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), fmt=torch.channels_last)[0] == (1, 1, 1)
     assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), block_w=0)[0] == (1, 1, 1)  # flat tiles
     assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), dtype=torch.float32)[0] == (4, 4, 0b10110)  # 16 bytes of fp32
@@ -396,10 +400,10 @@ def test_weight_gradient_runs_where_each_bound_falls_on_a_run():
 WGRAD_CASES = [  # x shape, weight shape, stride, padding, dilation, config, (DY_VEC, X_VEC, X_KINDS)
     ((2, 16, 5, 16), (8, 16, 3, 3), 1, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4, 0b10110)),
     ((1, 16, 4, 16), (8, 16, 3, 3), 1, 0, 1, tuning.Config(16, 16, 32, num_warps=4, num_stages=1), (2, 2, 0b110)),
-    ((2, 16, 3, 24), (8, 16, 3, 3), 1, 2, 2, tuning.Config(16, 16, 16, num_warps=4, num_stages=1, split_k=3), (4, 4, 0b1010)),
+    ((2, 16, 3, 24), (8, 16, 3, 3), 1, 2, 2, tuning.Config(16, 16, 16, num_warps=4, num_stages=1, split_k=3), (4, 2, 0b10)),
     ((1, 16, 3, 4, 8), (8, 16, 3, 3, 3), 1, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4, 0b10110)),
     ((2, 16, 40), (8, 16, 3), 1, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4, 0b10110)),
-    ((2, 16, 40), (8, 16, 5), 1, 2, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4, 0b11110)),
+    ((2, 16, 40), (8, 16, 5), 1, 2, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 2, 0b110)),
     ((2, 16, 6, 16), (8, 16, 3, 3), 2, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 1, 1)),
     ((2, 16, 3, 16), (8, 16, 1, 1), 1, 0, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4, 0b10)),
     ((2, 16, 4, 4, 8), (8, 16, 3, 1, 1), 1, (1, 0, 0), 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1),
@@ -413,8 +417,8 @@ WGRAD_CASES = [  # x shape, weight shape, stride, padding, dilation, config, (DY
 @pytest.mark.parametrize("case", range(len(WGRAD_CASES)))
 def test_weight_gradient_on_rows_read_in_runs(case, int64, monkeypatch):
     """The weight gradient against torch in float64 where it reads NC(D)HW rows in runs: 2-D, output rows narrower than
-    the input's (a run's mask its first position's), dilated with a split (runs read 2 columns on), 3-D, 1-D (runs
-    read 1 and 3 columns on; 5 taps: 1 to 3), strided (dY only), 1x1 and a temporal kernel (every tap at its own
+    the input's (a run's mask its first position's), dilated with a split, 3-D, 1-D (runs read 1 and 3 columns on; 5
+    taps: runs of 2), strided (dY only), 1x1 and a temporal kernel (every tap at its own
     runs), odd rows (none), padding past the taps' reach (runs of zeros moved in); with int64 offsets too."""
     from benchmarks import static
 
@@ -434,17 +438,18 @@ def test_weight_gradient_on_rows_read_in_runs(case, int64, monkeypatch):
     assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref)
 
 
-
 def test_runs_read_every_offset_in_bf16():
     """In bf16 (runs of 8, 16 bytes) nine width taps padded 4 shift the rows by -4 .. 4, every offset 0 .. 7 from a run
     boundary: the forward, the input gradient and the weight gradient each compile a loop per offset (kinds 1 to 8)
     and match torch in float64."""
+    from benchmarks import static
+
     g = torch.Generator().manual_seed(7)
     x, w = torch.randn(2, 16, 3, 40, generator=g).bfloat16(), torch.randn(16, 16, 3, 9, generator=g).bfloat16()
     spec = conv_spec("conv2d", 2, x, w, None, 1, (1, 4), 1, 1)
     dy = torch.randn(spec.output_shape, generator=g).bfloat16()
-    cfg = tuning.Config(32, 16, 16, num_warps=4, num_stages=1)
-    wcfg = tuning.Config(16, 16, 16, num_warps=4, num_stages=1)
+    cfg = tuning.Config(32, 16, 16, num_warps=1, num_stages=1)  # 16 elements of x per thread: runs of 8 at any offset
+    wcfg = tuning.Config(16, 16, 32, num_warps=1, num_stages=1)
 
     def forward():
         return dispatch.conv_forward(x, w, None, spec, None, False, cfg)
@@ -456,6 +461,10 @@ def test_runs_read_every_offset_in_bf16():
         (kwargs,) = kernel_args(run)
         assert (kwargs["RUN_VEC"], kwargs["RUN_KINDS"]) == (8, 0b111111110), run.__name__
     assert wgrad_runs((2, 16, 3, 40), (16, 16, 3, 9), padding=(1, 4), block_w=16)[0] == (8, 8, 0b111111110)
+    with static.recording(execute=False) as launches:
+        dispatch.conv_grad_weight(dy, x, spec, False, wcfg)
+    (kwargs,) = [kw for fn, _, kw, _ in launches if fn.fn.__name__ == "_conv_weight_grad_kernel"]
+    assert (kwargs["X_VEC"], kwargs["X_KINDS"]) == (8, 0b111111110)
     xd = x.double().requires_grad_()
     ref = F.conv2d(xd, w.double(), padding=(1, 4))
     assert_close(forward(), ref, torch.bfloat16)
@@ -464,8 +473,9 @@ def test_runs_read_every_offset_in_bf16():
     ref_w = torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), padding=(1, 4))
     assert_close(dispatch.conv_grad_weight(dy, x, spec, False, wcfg), ref_w, torch.bfloat16)
 
+
 def row_runs(x_shape, w_shape, stride=1, padding=1, dilation=1, transposed=False, block=32, dtype=torch.bfloat16,
-             fmt=None):
+             fmt=None, per_thread=16):
     x = torch.empty(x_shape, dtype=dtype, device="meta")
     ndim = len(w_shape) - 2
     spec = conv_spec(f"conv{ndim}d", ndim, x, torch.empty(w_shape, dtype=dtype, device="meta"), None, stride, padding,
@@ -477,35 +487,37 @@ def row_runs(x_shape, w_shape, stride=1, padding=1, dilation=1, transposed=False
     kernel_w, stride_w, pad_w, dilation_w = w_shape[-1], spec.stride[-1], spec.padding[-1][0], spec.dilation[-1]
     width = -(-written[-1] // stride_w) if transposed else written[-1]
     positions = written[0] * math.prod(written[2:-1]) * width
-    return geometry.row_runs(read, positions, width, kernel_w, stride_w, pad_w, dilation_w, transposed, block)
+    return geometry.row_runs(read, positions, width, kernel_w, stride_w, pad_w, dilation_w, transposed, block,
+                             per_thread)
 
 
 def test_rows_read_in_runs_at_each_taps_columns():
     """Where the aligned rows decline, a forward at unit width stride or an input gradient reads each width tap's
-    columns in runs of 16 bytes: the runs at a tap's columns, or each run and the next read the columns on that the
-    tap's shift is off a run boundary (9 taps: every one of 0 to 7, loops 1 to 8); not at a forward's width stride, on
-    odd widths or channels innermost."""
+    columns in runs: the runs at a tap's columns, or each run and the next read the columns on that the tap's shift is
+    off a run boundary; the longest with every tap at most a column off (3x3: 16 bytes), or, where those are under 8
+    bytes, 16 bytes at any offset on a tile of two runs per thread (9 taps: offsets 0 to 7, loops 1 to 8; a tile of 4
+    elements per thread: runs of 2); not at a forward's width stride, on odd widths or channels innermost."""
     assert row_runs((2, 16, 40), (16, 16, 9), padding=4) == (8, 0b111111110)
+    assert row_runs((2, 16, 40), (16, 16, 9), padding=4, per_thread=4) == (2, 0b110)
     assert row_runs((1, 16, 2, 96), (8, 16, 3, 3)) == (8, 0b100000110)
     assert row_runs((1, 16, 2, 96), (8, 16, 3, 3), transposed=True) == (8, 0b100000110)
     assert row_runs((1, 16, 2, 48), (8, 16, 3, 3), padding=2, dilation=2) == (8, 0b10001010)
     assert row_runs((2, 16, 40), (16, 16, 7), stride=2, padding=3) == (0, 0)
-    assert row_runs((2, 16, 40), (16, 16, 7), stride=2, padding=3, transposed=True) == (4, 0b11110)  # by phase: dy rows of 20
+    assert row_runs((2, 16, 40), (16, 16, 7), stride=2, padding=3, transposed=True) == (4, 0b11110)  # by phase, rows of 20
     assert row_runs((2, 16, 41), (16, 16, 3)) == (0, 0)
     assert row_runs((2, 16, 8, 40), (16, 16, 3, 3), fmt=torch.channels_last) == (0, 0)
     assert row_runs((2, 16, 40), (16, 16, 3), dtype=torch.float32) == (4, 0b10110)
 
 
 RUNS_CASES = [  # x shape, weight shape, stride, padding, dilation, config, (forward's, input gradient's RUN_KINDS)
-    ((2, 16, 40), (16, 16, 9), 1, 4, 1, tuning.Config(32, 16, 16, num_warps=4, num_stages=1), (0b11110, 0b11110)),
-    ((1, 16, 3, 40), (8, 16, 3, 5), 1, (1, 2), 1, tuning.Config(32, 16, 16, num_warps=4, num_stages=1),
-     (0b11110, 0b11110)),
+    ((2, 16, 40), (16, 16, 9), 1, 4, 1, tuning.Config(32, 16, 16, num_warps=4, num_stages=1), (0b110, 0b110)),
+    ((1, 16, 3, 40), (8, 16, 3, 5), 1, (1, 2), 1, tuning.Config(32, 16, 16, num_warps=4, num_stages=1), (0b110, 0b110)),
     ((1, 16, 2, 96), (8, 16, 3, 3), 1, 1, 1, tuning.Config(32, 16, 16, num_warps=4, num_stages=1), (0b10110, 0b10110)),
-    ((1, 16, 2, 48), (8, 16, 3, 3), 1, 2, 2, tuning.Config(32, 16, 16, num_warps=4, num_stages=1), (0b1010, 0b1010)),
-    ((2, 16, 40), (16, 16, 7), 2, 3, 1, tuning.Config(32, 16, 16, num_warps=4, num_stages=1), (0, 0b11110)),
+    ((1, 16, 2, 48), (8, 16, 3, 3), 1, 2, 2, tuning.Config(32, 16, 16, num_warps=4, num_stages=1), (0b10, 0b10)),
+    ((2, 16, 40), (16, 16, 7), 2, 3, 1, tuning.Config(32, 16, 16, num_warps=4, num_stages=1), (0, 0b110)),
     ((1, 16, 2, 3, 40), (8, 16, 3, 3, 3), 1, 1, 1, tuning.Config(32, 16, 16, num_warps=4, num_stages=1, split_k=2),
      (0b10110, 0b10110)),
-    ((2, 16, 36), (16, 16, 5), 1, 6, 1, tuning.Config(32, 16, 16, num_warps=4, num_stages=1), (0b11110, 0b11110)),
+    ((2, 16, 36), (16, 16, 5), 1, 6, 1, tuning.Config(32, 16, 16, num_warps=4, num_stages=1), (0b110, 0b110)),
 ]
 
 

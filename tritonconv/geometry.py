@@ -305,35 +305,57 @@ def tap_shifts(kernel_w: int, stride_w: int, pad_w: int, dilation_w: int, transp
             for q, (first, count) in enumerate(phases) for m in range(count)]
 
 
+RUNS_NEAR_BYTES = 8
+"""Runs at least this long (bytes) in which every tap is at most a column off a run boundary are kept over 16-byte runs
+at any offset (:func:`run_length`)."""
+
+
+def run_length(vec: int, shifts: list[int], itemsize: int, per_thread: int) -> int:
+    """The runs, at most ``vec`` elements, in which a tile reads rows that the width taps shift by ``shifts``: the
+    longest in which every tap is at most a column off a run boundary (offsets 0, 1 or ``v - 1``), where those
+    are :data:`RUNS_NEAR_BYTES` or more or the tile holds fewer than two runs of ``vec`` per thread (``per_thread``
+    elements); else runs of ``vec`` whatever the offsets. From the sm_90 SASS (bf16, ``benchmarks.static --rows``, per
+    MMA): a funnel costs some 20-35 instructions per step over the same runs at a boundary, runs of 8 save some 8 over
+    runs of 4 (``r2plus1d18_l3``'s temporal forward, shifts 4 off runs of 8: 48.5 in runs of 4, 56.5 in runs of 8);
+    9 taps on a tile of 4 elements per thread cost more in longer runs (``telemetry_k9``'s weight gradient: 62, 69, 75
+    in runs of 2, 4, 8), 16 per thread less (its forward: 80, 75, 69; ``deeplab_3x3_d2``'s weight gradient, shifts of
+    2: 86 in runs of 2, 73 in runs of 8)."""
+    near = next(v for v in (vec >> i for i in range(vec.bit_length())) if all(t % v in (0, 1, v - 1) for t in shifts))
+    if near * itemsize >= RUNS_NEAR_BYTES or per_thread < 2 * vec:
+        return near
+    return vec
+
+
 def row_runs(x: torch.Tensor, positions: int, width_out: int, kernel_w: int, stride_w: int, pad_w: int,
-             dilation_w: int, transposed: bool, block: int) -> tuple[int, int]:
-    """NC(D)HW row tiles (the exact ones, :func:`row_block`) that read ``x`` at each width tap's columns in runs:
-    ``(vec, kinds)``, runs of ``vec`` elements from run boundaries (:func:`run_kind` per tap: the runs at a tap's
-    columns, or each run and the next read some columns on in registers: any shift), a loop for each way some tap
-    reads (bit ``k`` of ``kinds``); ``(0, 0)``: not. Consecutive positions must read
-    consecutive columns: a forward at unit width stride, or an input gradient (by stride phase: a phase's positions
-    read dy at unit steps, tap ``t`` of phase ``q`` shifted by ``(q + p - t*d) / s``). The input's width and strides
-    multiples of the run, so its zero padding is whole runs; positions past a row read what they read and are not
-    stored. For the launches :func:`aligned_rows` declines (rows of no whole tile, few steps per tap)."""
+             dilation_w: int, transposed: bool, block: int, per_thread: int) -> tuple[int, int]:
+    """NC(D)HW row tiles (the exact ones, :func:`row_block`) that read ``x`` at each width tap's columns in runs: ``(vec,
+    kinds)``, runs of ``vec`` elements from run boundaries (:func:`run_kind` per tap: the runs at a tap's columns, or
+    each run and the next read some columns on in registers; :func:`run_length`, ``per_thread`` the elements of the
+    tile of ``x`` each thread holds), a loop for each way some tap reads (bit ``k`` of ``kinds``); ``(0, 0)``: not.
+    Consecutive positions must read consecutive columns: a forward at unit width stride, or an input gradient (by
+    stride phase: a phase's positions read dy at unit steps, tap ``t`` of phase ``q`` shifted by ``(q + p - t*d) /
+    s``). The input's width and strides multiples of the run, so its zero padding is whole runs; positions past a row
+    read what they read and are not stored. For the launches :func:`aligned_rows` declines (rows of no whole tile, few
+    steps per tap)."""
     if not width_inner(x) or (stride_w != 1 and not transposed) or not row_block(positions, width_out, block):
         return 0, 0
     shifts = tap_shifts(kernel_w, stride_w, pad_w, dilation_w, transposed)
-    vec = run_vec(x)
+    vec = run_length(run_vec(x), shifts, x.element_size(), per_thread)
     if vec < 2:
         return 0, 0
     return vec, sum(1 << k for k in {run_kind(t, vec) for t in shifts})
 
 
-def wgrad_runs(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, block_w: int,
-               fold: int) -> tuple[int, int, int]:
+def wgrad_runs(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, block_w: int, fold: int,
+               per_thread: int) -> tuple[int, int, int]:
     """How the weight gradient's pointer kernel reads NC(D)HW rows (tiles of ``block_w`` output columns, a power of two
     of at least 8; 0: flat tiles, none): ``(DY_VEC, X_VEC, X_KINDS)``. ``dY`` is read at its own columns, in runs of
     ``DY_VEC`` elements from run boundaries wherever its strides and width allow (:func:`run_vec`; 1: an element at a
     time). ``x`` is read at the columns a tap shifts them to, ``ow + kw*dw - pw`` at unit width stride: in runs of
-    ``X_VEC`` as :func:`run_kind` says for each tap (unfolded taps, the output's width a multiple of the run too;
-    else 1); ``X_KINDS``, bit ``k`` set where some
-    tap reads ``x`` in way ``k`` (one loop each). A run's mask is its first element's: every bound a run could cross (the
-    input's and the output's widths, a tile's) falls on a run boundary."""
+    ``X_VEC`` as :func:`run_kind` says for each tap (:func:`run_length`, ``per_thread`` the elements of the tile of
+    ``x`` each thread holds; unfolded taps, the output's width a multiple of the run too; else 1); ``X_KINDS``, bit
+    ``k`` set where some tap reads ``x`` in way ``k`` (one loop each). A run's mask is its first element's: every
+    bound a run could cross (the input's and the output's widths, a tile's) falls on a run boundary."""
     if not block_w:
         return 1, 1, 1
     dy_vec = run_vec(grad_output) if width_inner(grad_output) else 1
@@ -341,7 +363,7 @@ def wgrad_runs(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, b
     while spec.output_shape[-1] % x_vec:  # (a run's positions all inside the output's rows, or all past them)
         x_vec //= 2
     shifts = tap_shifts(spec.weight_shape[-1], 1, spec.padding[-1][0], spec.dilation[-1], False)
-    x_vec = min(x_vec, block_w)
+    x_vec = run_length(min(x_vec, block_w), shifts, input.element_size(), per_thread)
     return min(dy_vec, block_w), x_vec, sum(1 << k for k in {run_kind(t, x_vec) for t in shifts})
 
 

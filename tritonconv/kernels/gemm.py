@@ -413,7 +413,7 @@ class Launch:
             width = written[-1]
         runs = (0, 0) if aligned.vec or planes or fold else geometry.row_runs(
             x, rows, width, spec.weight_shape[-1], spec.stride[-1], spec.padding[-1][0], spec.dilation[-1], transposed,
-            config.block_m)
+            config.block_m, config.block_k * config.block_m // (32 * config.num_warps))
         row_vec, block_w, tiled = aligned.vec, aligned.block_w, (rows, width)
         if row_vec:  # tiled as rows of its segments
             tiled = (rows // width * aligned.segments * block_w, aligned.segments * block_w)

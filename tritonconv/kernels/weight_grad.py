@@ -80,8 +80,9 @@ def _conv_weight_grad_kernel(
     that start on ``DY_VEC``-element boundaries (vector loads, asynchronous copies on a GPU); ``X_VEC > 1``, ``x`` too,
     in runs from the boundary at or below each tap's columns: where the tap shifts them by a multiple of ``X_VEC``
     those runs themselves, else (a 3x3 layer's outer taps, say) each run and the next, read the ``r`` columns on that
-    the tap's shift is off a multiple, in registers (:func:`tritonconv._tile.shift_runs`). The loop is compiled once for each of these ways that some tap takes (``X_KINDS``, bit ``k`` for way ``k``
-    of :func:`tritonconv.geometry.run_kind`), each program running its tap's (one branch per program)."""
+    the tap's shift is off a multiple, in registers (:func:`tritonconv._tile.shift_runs`). The loop is compiled once
+    for each of these ways that some tap takes (``X_KINDS``, bit ``k`` for way ``k`` of
+    :func:`tritonconv.geometry.run_kind`), each program running its tap's (one branch per program)."""
     pid = tl.program_id(0)
     split = tl.program_id(1)
     TAPS: tl.constexpr = KD if FOLD == 2 else KD * KH if FOLD == 1 else KD * KH * KW  # taps of the grid
@@ -267,7 +268,8 @@ class Launch(Partials):
         super().__init__(spec, flip, splits, positions, input.dtype, inner_grad)
         fold = min(config.fold, geometry.max_wgrad_fold(spec.weight_shape))  # trailing tap axes folded (not D)
         folded = geometry.folded_taps(spec.weight_shape, fold)
-        self.runs = geometry.wgrad_runs(grad_output, input, spec, block_w, fold)  # dY's and x's runs, x's loops
+        per_thread = config.block_n * config.block_k // (32 * config.num_warps)  # elements of x's tile per thread
+        self.runs = geometry.wgrad_runs(grad_output, input, spec, block_w, fold, per_thread)  # dY's and x's runs, loops
         grid_taps, cols = taps // folded, folded * c_in_g
         tiles = spec.groups * grid_taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(cols, config.block_n)
         self.grid = (tiles, splits)
