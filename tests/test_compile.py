@@ -152,11 +152,12 @@ def test_sass_census_sees_how_tiles_arrive():
     """The report's main-loop census from the SASS, for the configs a Hopper GPU's heuristic picks: the
     channels-last passes of a unit-stride 3x3 layer and of a stride-2 one, and the split forward of a layer under
     one wave, take TMA copies into HGMMA, and so do NC(D)HW rows of 56 read whole; on the pointer kernel long 1-D
-    rows (in segments) in aligned runs, 16-byte asynchronous copies and no plain loads, while 7-wide rows (no run of
-    2) load 2 bytes at a time (the weight tile an asynchronous copy); and it counts the integer instructions spent
-    per MMA instruction."""
+    rows (in segments) in aligned runs, 16-byte asynchronous copies and no plain loads (the weight gradient's too,
+    dilated or not), while 7-wide rows (no run of 2) load 2 bytes at a time (the weight tile an asynchronous copy);
+    and it counts the integer instructions spent per MMA instruction."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
-    mini = {"conv2d": [e for e in suite["conv2d"] if e["name"] in ("resnet50_l1_3x3", "resnet50_l2_3x3s2", "resnet50_l4_3x3")],
+    mini = {"conv2d": [e for e in suite["conv2d"]
+                       if e["name"] in ("resnet50_l1_3x3", "resnet50_l2_3x3s2", "resnet50_l4_3x3", "deeplab_3x3_d2")],
             "conv1d": [e for e in suite["conv1d"] if e["name"] == "tcn_k3"]}
     rows = {(r["name"], r["kind"], r["layout"]): r
             for r in static.report(90, ["bf16"], ["channels_last", "contiguous"], ["conv", "conv_t", "conv_wgrad"], mini)}
@@ -170,11 +171,14 @@ def test_sass_census_sees_how_tiles_arrive():
     assert ncl["loop_loads"] == 0 and ncl["loop_async_bytes"] == 16 and ncl["loop_outer_extra"] > 0
     assert nchw["loop_loads"] > 0 and nchw["loop_load_bytes"] == 2 and nchw["loop_async_copies"] > 0
     assert nchw["loop_outer_extra"] == 0
-    # the NC(D)HW weight gradient: dY in 16-byte runs; x too, a loop for each way a tap reads it (its runs, or runs
-    # moved a column up or down), none with a plain load; at a width stride x 2 bytes at a time
-    wgrad, strided = (rows[name, "conv_wgrad", "contiguous"] for name in ("resnet50_l1_3x3", "resnet50_l2_3x3s2"))
-    assert len(wgrad["loop_variants"]) == 3 and all(v[1] == 0 for v in wgrad["loop_variants"])
-    assert wgrad["loop_async_bytes"] == 16
+    # the NC(D)HW weight gradient: dY in 16-byte runs; x too, a loop for each way a tap reads it (its runs, or each
+    # run and the next read 1 or 7 columns on; dilated by 2, 2 or 6), none with a plain load; at a width stride x 2
+    # bytes at a time
+    wgrad, dilated, strided = (rows[name, "conv_wgrad", "contiguous"]
+                               for name in ("resnet50_l1_3x3", "deeplab_3x3_d2", "resnet50_l2_3x3s2"))
+    for r in (wgrad, dilated):
+        assert len(r["loop_variants"]) == 3 and all(v[1] == 0 for v in r["loop_variants"])
+        assert r["loop_async_bytes"] == 16 and r["spill_store_bytes"] == 0
     assert strided["loop_variants"] == [] and strided["loop_async_copies"] > 0 and strided["loop_load_bytes"] == 2
     assert all(r["integer_per_math"] > 0 and 1 <= r["ctas_per_sm"] <= 32 for r in rows.values())
 
