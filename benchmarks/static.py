@@ -354,30 +354,34 @@ def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> li
 
 def nc_row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> list[dict]:
     """Per suite layer and pass whose NC(D)HW launch the descriptor kernel runs reading rows whole
-    (:func:`costmodel.nc_rows`, the heuristic's config for ``arch``): the main loop's census of that launch and of the
-    channels-last problem's heuristic launch, and ``ratio``, the channels-last loop's instructions per multiply-add over
-    the rows' with the moves between width taps spread over the steps (:func:`row_instructions_per_math`), at most 1:
-    what :data:`tritonconv.costmodel.NC_ROWS_ISSUE` holds until such launches are measured."""
+    (:func:`costmodel.nc_rows`, the heuristic's config for ``arch``) or, the weight gradient, x's boxes in runs
+    (:func:`costmodel.nc_runs`): the main loop's census of that launch and of the channels-last problem's heuristic
+    launch, and ``ratio``, the channels-last loop's instructions per multiply-add over the rows' with the moves between
+    width taps spread over the steps (:func:`row_instructions_per_math`; the runs' loops weighed by their taps,
+    :func:`runs_instructions_per_math`), at most 1: what :data:`tritonconv.costmodel.NC_ROWS_ISSUE` and
+    :data:`~tritonconv.costmodel.NC_RUNS_ISSUE` hold until such launches are measured."""
     rows = []
     for name, prob in tune.suite_problems(suite):
         if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
             continue
-        for dtype, kind in ((d, k) for d in dtypes for k in kinds if k in costmodel.NC_ROWS_ISSUE):
+        for dtype, kind in ((d, k) for d in dtypes for k in kinds):
             problem = tuning.Problem.of(kind, tune.DTYPES[dtype], "contiguous", **prob)
             cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)
-            if not costmodel.nc_rows(problem, cfg):
+            runs = costmodel.nc_runs(problem, cfg)
+            if not costmodel.nc_rows(problem, cfg) and not runs:
                 continue
             inner_problem = dataclasses.replace(problem, layout="channels_last")
             inner_cfg = tuning.heuristic(inner_problem, interpret=False, tma=arch >= 90)
             nc, inner = compiled_census(arch, problem, cfg), compiled_census(arch, inner_problem, inner_cfg)
-            per_mac = row_instructions_per_math(problem, cfg, nc) * nc["loop_math"] / (cfg.block_m * cfg.block_n
-                                                                                      * cfg.block_k)
+            per_math = runs_instructions_per_math(problem, nc) if runs else row_instructions_per_math(problem, cfg, nc)
+            per_mac = per_math * nc["loop_math"] / (cfg.block_m * cfg.block_n * cfg.block_k)
             inner_per_mac = inner["loop_instructions"] / (inner_cfg.block_m * inner_cfg.block_n * inner_cfg.block_k)
             ratio = min(1.0, inner_per_mac / per_mac)
-            rows.append({"name": name, "kind": kind, "dtype": dtype, "config": vars(cfg), "nc_rows": True, "rows": nc,
+            rows.append({"name": name, "kind": kind, "dtype": dtype, "config": vars(cfg), "rows": nc,
+                         ("nc_runs" if runs else "nc_rows"): True,
                          "channels_last": inner, "channels_last_config": vars(inner_cfg), "ratio": round(ratio, 3)})
-            print(f"{name:>24} {kind:>10} {dtype} descriptor rows whole: {per_mac * 1e3:.2f} instructions per 1000 "
-                  f"multiply-adds, channels-last {inner_per_mac * 1e3:.2f} ({ratio:.2f}x)", flush=True)
+            print(f"{name:>24} {kind:>10} {dtype} descriptor {'runs' if runs else 'rows whole'}: {per_mac * 1e3:.2f} "
+                  f"instructions per 1000 multiply-adds, channels-last {inner_per_mac * 1e3:.2f} ({ratio:.2f}x)", flush=True)
     return rows
 
 
@@ -402,6 +406,8 @@ def runs_instructions_per_math(problem: tuning.Problem, census: dict) -> float:
     :func:`tritonconv.geometry.run_kind`)."""
     kinds = [k for k in range(census.get("run_vec", 1) + 1) if census.get("run_kinds", 1) >> k & 1]
     variants = census.get("loop_variants") or []
+    if census.get("kernel") == "_conv_weight_grad_tma_kernel":  # its offsets' loops, then two more its pipeline makes
+        variants = variants[:len(kinds)]
     if len(kinds) < 2 or len(variants) != len(kinds):
         return census["loop_instructions"] / census["loop_math"]
     run = problem.as_run()  # (the problem the kernel runs: axes merged, stems packed)
@@ -444,12 +450,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows:
         suite = json.loads(args.suite.read_text())
         pairs = row_pairs(args.arch, args.dtype, [k for k in args.kinds if k in costmodel.ROW_ISSUE], suite)
-        whole = nc_row_pairs(args.arch, args.dtype, [k for k in args.kinds if k in costmodel.NC_ROWS_ISSUE], suite)
+        whole = nc_row_pairs(args.arch, args.dtype, [k for k in args.kinds if k in costmodel.NC_ROWS_ISSUE
+                                                     or k in costmodel.NC_RUNS_ISSUE], suite)
         path = report_path(args.arch, args.dtype, args.out, "-rows")
         path.write_text("".join(json.dumps({**meta, **row}) + "\n" for row in pairs + whole))
         classes = (("", costmodel.ROW_ISSUE, [r for r in pairs if not r["aligned"]]),
                    (" aligned", costmodel.ALIGNED_ISSUE, [r for r in pairs if r["aligned"]]),
-                   (" descriptor rows whole", costmodel.NC_ROWS_ISSUE, whole))
+                   (" descriptor rows whole", costmodel.NC_ROWS_ISSUE, [r for r in whole if r.get("nc_rows")]),
+                   (" descriptor runs", costmodel.NC_RUNS_ISSUE, [r for r in whole if r.get("nc_runs")]))
         for label, shares, members in classes:
             for kind in shares:
                 ratios = [r["ratio"] for r in members if r["kind"] == kind]

@@ -74,6 +74,25 @@ def nc_boxes_aligned(spec: ConvSpec, tile_w: int, itemsize: int) -> bool:
             and (taps == 1 or dilation * itemsize % 16 == 0))
 
 
+
+def nc_box_runs(spec: ConvSpec, tile_w: int, itemsize: int) -> int:
+    """How the weight gradient's descriptor kernel reads an NC(D)HW input's boxes (``tile_w`` columns, 16-byte
+    multiples): ``X_KINDS``, bit ``r + 1`` for each offset ``r`` (in elements) that some width tap's first column
+    ``ow0 + kw*dw - pw`` lies past a 16-byte boundary. Bit 1 alone: every box starts on one as it is
+    (:func:`nc_boxes_aligned`). Else, at unit width stride, a tap ``r`` columns off reads the box from the boundary below
+    and the box 16 bytes on, each row's runs of 16 bytes read ``r`` columns on in registers
+    (:func:`tritonconv._tile.shift_runs`). 0: neither (a width stride, or tiles of no 16-byte multiple)."""
+    if tile_w * itemsize % 16:
+        return 0
+    if nc_boxes_aligned(spec, tile_w, itemsize):
+        return 0b10
+    if spec.stride[-1] != 1:
+        return 0
+    vec = 16 // itemsize
+    (pad, _), dilation, taps = spec.padding[-1], spec.dilation[-1], spec.weight_shape[-1]
+    return sum(1 << k for k in {(t * dilation - pad) % vec + 1 for t in range(taps)})
+
+
 BOX_SIDE = 256
 """The most elements a descriptor box spans along one axis."""
 

@@ -54,6 +54,7 @@ from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS",
+           "NC_RUNS_ISSUE", "nc_runs",
            "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "Device",
            "aligned", "apart", "by_rows", "nc_rows", "row_reads", "tap_runs", "wgrad_runs", "gemm_launch", "ctas_per_sm",
            "device_for", "efficiency",
@@ -154,6 +155,14 @@ moves of the sum (or of each width tap's products) between width taps spread ove
 memory while the tensor cores wait, which the census counts only as instructions. The forward's median (0.97 over the
 unit-stride launches) fell to 0.85 when the forwards strided 2, dealt (0.72-0.77: the deal's instructions in every
 step), joined them."""
+
+NC_RUNS_ISSUE = {"conv_wgrad": 0.9}
+"""Per pass, the share of the descriptor rate (``tma_macs``) that NC(D)HW weight-gradient descriptor launches reading
+x's boxes in runs (:func:`nc_runs`: a width tap off a 16-byte boundary reads the box below and the box 16 bytes on,
+each row's runs taken on in registers) are rated at: the median, over the suite's such launches, of the channels-last
+descriptor loop's instructions per multiply-add (its heuristic tiles) over theirs, each offset's loop weighed by the
+taps that run it, at most 1 (sm_90 SASS, ``python -m benchmarks.static --rows``). An issue-bound estimate, not a
+measurement: the second box doubles x's shared-memory traffic, which the census does not see."""
 
 UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
@@ -391,6 +400,12 @@ def nc_rows(problem: Problem, config: Config) -> int:
     return tuning.nc_rows(*launched(problem, config))
 
 
+
+def nc_runs(problem: Problem, config: Config) -> int:
+    """How a descriptor weight-gradient launch reads an NC(D)HW input's boxes in runs where a width tap's would start
+    off 16 bytes (``X_KINDS``, :func:`tritonconv.tuning.nc_runs`); 0 where it does not."""
+    return tuning.nc_runs(*launched(problem, config))
+
 def folds(problem: Problem, config: Config) -> bool:
     """Whether the launch folds taps into its tiles (rated ``fold_macs``): the pointer kernels' ``Config.fold``
     (the input gradient never folds)."""
@@ -422,6 +437,8 @@ def rate_of(problem: Problem, config: Config) -> tuple[str, float]:
     factor = 2.0 if problem.dtype.startswith("float8") else 1.0  # fp8 tensor-core products: twice as fast
     if name == "tma_macs" and nc_rows(problem, config):
         factor *= NC_ROWS_ISSUE[problem.kind]
+    elif name == "tma_macs" and nc_runs(problem, config):
+        factor *= NC_RUNS_ISSUE[problem.kind]
     return name, factor * PASS_ISSUE[problem.kind] if name in ("mma_macs", *UNFITTED_SHARES) else factor
 
 

@@ -35,7 +35,7 @@ import triton
 
 from . import cache, geometry
 from ._checks import ConvSpec
-from ._descriptors import folds_stride, nc_row_shift, nc_row_width
+from ._descriptors import folds_stride, nc_box_runs, nc_row_shift, nc_row_width
 from ._runtime import TensorDescriptor
 from .geometry import DEPTHWISE_KIND, KINDS, Config, Problem
 from .kernels import tma, weight_grad
@@ -170,7 +170,8 @@ def tma_eligible(problem: Problem) -> bool:
     gradient, the weight's rows: its input channels, innermost in ``tritonconv.nn``'s layout, so a 16-bit input
     gradient's written channels too), and for an NC(D)HW read rows of 16-byte multiples with every box of
     the convolution's input starting on one (:func:`tritonconv._descriptors.nc_boxes_aligned`) or, a forward or input
-    gradient, rows a tile holds whole (:func:`nc_row_tile`; a forward strided 2 along height and width too, dealt)."""
+    gradient, rows a tile holds whole (:func:`nc_row_tile`; a forward strided 2 along height and width too, dealt);
+    the weight gradient's at any shift (:func:`tritonconv._descriptors.nc_box_runs`)."""
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     wgrad = problem.kind == "conv_wgrad"
     rows, cols, red = problem.gemm
@@ -192,7 +193,8 @@ def tma_eligible(problem: Problem) -> bool:
     (pad, _), dilation, taps = problem.padding[-1], problem.dilation[-1], problem.weight_shape[-1]
     pad = (taps - 1) * dilation - pad if problem.kind == "conv_t" else pad  # run as a forward convolution
     return (all(r[-1] * itemsize % 16 == 0 for r in reads) and all(c * itemsize % 16 == 0 for c in weight_rows)
-            and ((pad * itemsize % 16 == 0 and (taps == 1 or dilation * itemsize % 16 == 0)) or nc_row_tile(problem) > 0))
+            and ((pad * itemsize % 16 == 0 and (taps == 1 or dilation * itemsize % 16 == 0)) or nc_row_tile(problem) > 0
+                 or wgrad))
 
 
 def nc_row_tile(problem: Problem) -> int:
@@ -212,6 +214,17 @@ def nc_rows(problem: Problem, config: Config) -> int:
     return nc_row_shift(as_forward(problem), config.patch(config.block_m)[2], getattr(torch, problem.dtype).itemsize,
                         config.accumulator)
 
+
+
+def nc_runs(problem: Problem, config: Config) -> int:
+    """How a descriptor config reads an NC(D)HW weight gradient's input where some width tap's boxes would start off 16
+    bytes: ``X_KINDS`` of :func:`tritonconv._descriptors.nc_box_runs` (bit ``r + 1`` per offset ``r``, each run read
+    ``r`` columns on in registers); 0 where it does not (channels innermost, boxes that start on 16 bytes as they are,
+    the pointer kernel)."""
+    if problem.kind != "conv_wgrad" or problem.layout != "contiguous" or not config.tile_h:
+        return 0
+    kinds = nc_box_runs(problem.spec, config.patch(config.block_k)[2], getattr(torch, problem.dtype).itemsize)
+    return kinds if kinds > 0b10 else 0
 
 def as_forward(problem: Problem) -> ConvSpec:
     """The forward convolution the descriptor kernel runs for a forward or unit-stride input gradient problem
@@ -443,6 +456,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             # addresses (a prediction, benchmarks/NOTES.md P16: the pointer kernel's loop issues 27-331 integer
             # instructions per MMA); channel tiles padding little beside the patches' padding
             tma_m, tma_n = within_slack((rows, width * cols), (block_m, block_n), tma_padding(problem, 64))
+            if tma_m < 64 and nc_runs(problem, Config(tma_m, tma_n, 64, **tma_patch(problem, 64))):
+                tma_n = min(tma_n, 32)  # x's runs read on in registers: ptxas spilled 36 B at 32 x 64 on 4 warps
             tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, tma_m)
                         * triton.cdiv(width * cols, tma_n))
             chosen = Config(tma_m, tma_n, 64, group_m=1, num_warps=8 if tma_m * tma_n >= 128 * 128 else 4, num_stages=3,

@@ -35,8 +35,10 @@ zeros: positions past the output's edge contribute nothing (their ``dY`` is zero
 padding of ``x`` comes for free, so the main loop is one flat loop over patches with scalar
 coordinates, no addresses and no masks, pipelined into bulk copies feeding ``wgmma`` (``dY``'s box
 transposed in shared memory for the MMA's first operand). NC(D)HW operands are read in place as
-boxes ``[1, channels, 1, TILE_H, TILE_W]`` of ``[N, C, D, H, W]`` where every box starts a row on 16
-bytes (:func:`tritonconv._descriptors.nc_boxes_aligned`). Strided along height or width, channels-innermost ``x``
+boxes ``[1, channels, 1, TILE_H, TILE_W]`` of ``[N, C, D, H, W]``; where a width tap's first column lies ``r``
+elements past a 16-byte boundary (a 3x3 layer's outer taps), ``x`` is read as the two boxes from that boundary and
+16 bytes on, each row's 16-byte runs taken ``r`` columns on in registers, at unit width stride
+(:func:`tritonconv._descriptors.nc_box_runs`). Strided along height or width, channels-innermost ``x``
 is read through the view that folds the strides into its axes, as the forward descriptor kernel reads it
 (:func:`tritonconv._descriptors.phase_view`). Its reduction splits as the pointer kernel's.
 """
@@ -51,7 +53,7 @@ import triton.language as tl
 
 from .. import geometry
 from .._checks import ConvSpec
-from .._descriptors import as_5d, channels_inner, describable, input_view, nc_boxes_aligned
+from .._descriptors import as_5d, channels_inner, describable, input_view, nc_box_runs
 from .._runtime import Descriptors, Direct, TensorDescriptor, capability, interpreting, kernel
 from .._runtime import target_options as _target_options
 from .._tile import mma, next_rows, patch, run_kind, shift_runs, tap, tile_positions
@@ -303,8 +305,14 @@ def _conv_weight_grad_tma_kernel(
     X_INNER: tl.constexpr, DY_INNER: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr,
     DOT_PRECISION: tl.constexpr, TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, EVEN: tl.constexpr,
+    X_VEC: tl.constexpr, X_KINDS: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split of the patches.
+
+    NC(D)HW ``x`` (:func:`tritonconv._descriptors.nc_box_runs`): a box must start on 16 bytes (``X_VEC`` elements), so
+    a tap whose first column is ``r`` past a boundary reads the box from that boundary and the box ``X_VEC`` on, and
+    takes each row's runs ``r`` columns on in registers (:func:`tritonconv._tile.shift_runs`); a loop for each offset
+    some tap takes (``X_KINDS``, bit ``r + 1``), each program running its tap's.
 
     Programs run input-channel tile fastest, so those reading the same ``dY`` boxes run together (L2). ``EVEN``:
     the channel tiles divide both channel counts, so the epilogue stores without a mask (a 128 x 128 tile's
@@ -332,34 +340,46 @@ def _conv_weight_grad_tma_kernel(
     first = split * STEPS_PER_SPLIT  # this split's first patch, then the next ones in (nb, od, oh, ow) order
     nb, od, oh0, ow0 = patch(first, OD, tiles_h, tiles_w, TILE_B, TILE_H, TILE_W)
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
-    for _ in range(first, tl.minimum(first + STEPS_PER_SPLIT, STEPS)):
-        if DY_INNER:  # [TILE_B, 1, TILE_H, TILE_W, BLOCK_M] of NDHWC: positions x channels, transposed for the MMA
-            a = tl.trans(dy_desc.load([nb, od, oh0, ow0, m0]).reshape(BLOCK_K, BLOCK_M))
-        else:  # [1, BLOCK_M, 1, TILE_H, TILE_W] of NC(D)HW (TILE_B = 1): channels x positions
-            a = dy_desc.load([nb, m0, od, oh0, ow0]).reshape(BLOCK_M, BLOCK_K)
-        id_ = od * sd - pd + kd * dd
-        ih = oh0 - ph + kh * dh
-        iw = ow0 - pw + kw * dw
-        if PHASE_H > 1:  # axis 1 steps rows: slice id_, row phase qh % PHASE_H
-            b = x_desc.load([nb, id_ * XH + qh % PHASE_H, oh0 + qh // PHASE_H - ph, ow0 + col, chan])
-            b = b.reshape(BLOCK_K, BLOCK_N)
-        elif PHASE_W > 1:
-            b = x_desc.load([nb, id_, ih, ow0 + col, chan]).reshape(BLOCK_K, BLOCK_N)
-        elif X_INNER:
-            b = x_desc.load([nb, id_, ih, iw, n0]).reshape(BLOCK_K, BLOCK_N)
-        else:
-            b = tl.trans(x_desc.load([nb, n0, id_, ih, iw]).reshape(BLOCK_N, BLOCK_K))
-        acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
-        ow0 += TILE_W  # the next patch by carries, not divisions (scalar coordinates only)
-        row_done = ow0 >= OW
-        ow0 = tl.where(row_done, 0, ow0)
-        oh0 = tl.where(row_done, oh0 + TILE_H, oh0)
-        plane_done = oh0 >= OH
-        oh0 = tl.where(plane_done, 0, oh0)
-        od = tl.where(plane_done, od + 1, od)
-        volume_done = od >= OD
-        od = tl.where(volume_done, 0, od)
-        nb = tl.where(volume_done, nb + TILE_B, nb)
+    if X_KINDS == 2:  # every box as it is
+        reads = 1
+    else:
+        reads = run_kind(kw * dw - pw, X_VEC)  # this program's tap's offset past a 16-byte boundary, plus 1
+    for kind in tl.static_range(1, X_VEC + 1):  # a loop for each offset some tap of the launch takes (X_KINDS)
+        if (X_KINDS >> kind) & 1:
+            if reads == kind:
+                R: tl.constexpr = kind - 1
+                for _ in range(first, tl.minimum(first + STEPS_PER_SPLIT, STEPS)):
+                    if DY_INNER:  # [TILE_B, 1, TILE_H, TILE_W, BLOCK_M] of NDHWC: positions x channels, transposed
+                        a = tl.trans(dy_desc.load([nb, od, oh0, ow0, m0]).reshape(BLOCK_K, BLOCK_M))
+                    else:  # [1, BLOCK_M, 1, TILE_H, TILE_W] of NC(D)HW (TILE_B = 1): channels x positions
+                        a = dy_desc.load([nb, m0, od, oh0, ow0]).reshape(BLOCK_M, BLOCK_K)
+                    id_ = od * sd - pd + kd * dd
+                    ih = oh0 - ph + kh * dh
+                    iw = ow0 - pw + kw * dw
+                    if PHASE_H > 1:  # axis 1 steps rows: slice id_, row phase qh % PHASE_H
+                        b = x_desc.load([nb, id_ * XH + qh % PHASE_H, oh0 + qh // PHASE_H - ph, ow0 + col, chan])
+                        b = b.reshape(BLOCK_K, BLOCK_N)
+                    elif PHASE_W > 1:
+                        b = x_desc.load([nb, id_, ih, ow0 + col, chan]).reshape(BLOCK_K, BLOCK_N)
+                    elif X_INNER:
+                        b = x_desc.load([nb, id_, ih, iw, n0]).reshape(BLOCK_K, BLOCK_N)
+                    elif R == 0:
+                        b = tl.trans(x_desc.load([nb, n0, id_, ih, iw]).reshape(BLOCK_N, BLOCK_K))
+                    else:  # the boxes from the boundary R columns below the tap's and X_VEC on, rows' runs read R on
+                        lo = x_desc.load([nb, n0, id_, ih, iw - R]).reshape(BLOCK_N, BLOCK_K)
+                        hi = x_desc.load([nb, n0, id_, ih, iw - R + X_VEC]).reshape(BLOCK_N, BLOCK_K)
+                        b = tl.trans(shift_runs(lo, hi, R, BLOCK_N, BLOCK_K, X_VEC))
+                    acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
+                    ow0 += TILE_W  # the next patch by carries, not divisions (scalar coordinates only)
+                    row_done = ow0 >= OW
+                    ow0 = tl.where(row_done, 0, ow0)
+                    oh0 = tl.where(row_done, oh0 + TILE_H, oh0)
+                    plane_done = oh0 >= OH
+                    oh0 = tl.where(plane_done, 0, oh0)
+                    od = tl.where(plane_done, od + 1, od)
+                    volume_done = od >= OD
+                    od = tl.where(volume_done, 0, od)
+                    nb = tl.where(volume_done, nb + TILE_B, nb)
 
     offs_m = m0 + tl.arange(0, BLOCK_M)
     offs_n = n0 + tl.arange(0, BLOCK_N)
@@ -375,11 +395,11 @@ def _conv_weight_grad_tma_kernel(
 
 
 def descriptors_usable(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, config: Config) -> bool:
-    """Whether this kernel computes the weight gradient with ``config``'s tiles: one group, unit H/W stride or
-    strides ``x``'s view folds (:func:`tritonconv._descriptors.input_view`, channels innermost), each
-    operand channels- or width-innermost (NC(D)HW: box rows of 16-byte multiples, ``x``'s boxes starting on 16
-    bytes), 16-byte strides, no fp64 (its accumulator is fp32). The base addresses must be 16-byte aligned too
-    (:func:`tritonconv._descriptors.aligned`, checked per call)."""
+    """Whether this kernel computes the weight gradient with ``config``'s tiles: one group, unit H/W stride or strides
+    ``x``'s view folds (:func:`tritonconv._descriptors.input_view`, channels innermost), each operand channels- or
+    width-innermost (NC(D)HW: box rows of 16-byte multiples, ``x``'s boxes starting on 16 bytes or read in runs at unit
+    width stride, :func:`tritonconv._descriptors.nc_box_runs`), 16-byte strides, no fp64 (its accumulator is fp32). The
+    base addresses must be 16-byte aligned too (:func:`tritonconv._descriptors.aligned`, checked per call)."""
     if TensorDescriptor is None or not config.tile_h or spec.groups != 1 or input.dtype == torch.float64:
         return False
     tile_b, _, tile_w = config.patch(config.block_k)
@@ -389,7 +409,7 @@ def descriptors_usable(grad_output: torch.Tensor, input: torch.Tensor, spec: Con
     for t in (grad_output, input):
         if not describable(t) or (not channels_inner(t) and (tile_w * t.element_size() % 16 or tile_b > 1)):
             return False
-    return channels_inner(input) or nc_boxes_aligned(spec, tile_w, input.element_size())
+    return channels_inner(input) or nc_box_runs(spec, tile_w, input.element_size()) > 0
 
 
 class DescriptorLaunch(Partials):
@@ -413,6 +433,7 @@ class DescriptorLaunch(Partials):
             return (*view, box)
 
         self.x_layout = layout(input, config.block_n, input_view(input, spec, config.block_n))
+        self.x_kinds = 0b10 if channels_inner(input) else nc_box_runs(spec, tile_w, input.element_size())
         self.dy_layout = layout(grad_output, config.block_m, as_5d(grad_output))
         interp = interpreting(input.device)
         tiles = math.prod(kernel_size) * triton.cdiv(c_out, config.block_m) * triton.cdiv(c_in, config.block_n)
@@ -425,7 +446,8 @@ class DescriptorLaunch(Partials):
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_M=config.block_m, BLOCK_N=config.block_n,
             PHASE_H=phase_h, PHASE_W=phase_w, EVEN=c_out % config.block_m == 0 and c_in % config.block_n == 0,
-            num_warps=config.num_warps, num_stages=config.num_stages,
+            X_VEC=16 // input.element_size(), X_KINDS=self.x_kinds, num_warps=config.num_warps,
+            num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_weight_grad_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
         self.x_desc, self.dy_desc = Descriptors(self.launcher, *self.x_layout), Descriptors(self.launcher, *self.dy_layout)
