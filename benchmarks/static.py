@@ -333,7 +333,8 @@ def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> li
         for dtype, kind in ((d, k) for d in dtypes for k in kinds if not k.startswith("conv_dw")):
             problem = tuning.Problem.of(kind, tune.DTYPES[dtype], "contiguous", **prob)
             cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)
-            if costmodel.nc_rows(problem, cfg):  # rows whole on descriptors here: the pointer rows a GPU without them runs
+            if costmodel.nc_rows(problem, cfg) or costmodel.nc_runs(problem, cfg):  # descriptors here: the pointer rows
+                # a GPU without them runs
                 cfg = tuning.heuristic(problem, interpret=False)
             if not costmodel.by_rows(problem, cfg):
                 continue
@@ -356,8 +357,8 @@ def nc_row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) ->
     """Per suite layer and pass whose NC(D)HW launch the descriptor kernel runs reading rows whole
     (:func:`costmodel.nc_rows`, the heuristic's config for ``arch``) or, the weight gradient, x's boxes in runs
     (:func:`costmodel.nc_runs`): the main loop's census of that launch and of the channels-last problem's heuristic
-    launch, and ``ratio``, the channels-last loop's instructions per multiply-add over the rows' with the moves between
-    width taps spread over the steps (:func:`row_instructions_per_math`; the runs' loops weighed by their taps,
+    launch, and ``ratio``, the channels-last loop's warp instructions per multiply-add over the rows' with the moves
+    between width taps spread over the steps (:func:`row_instructions_per_math`; the runs' loops weighed by their taps,
     :func:`runs_instructions_per_math`), at most 1: what :data:`tritonconv.costmodel.NC_ROWS_ISSUE` and
     :data:`~tritonconv.costmodel.NC_RUNS_ISSUE` hold until such launches are measured."""
     rows = []
@@ -374,14 +375,15 @@ def nc_row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) ->
             inner_cfg = tuning.heuristic(inner_problem, interpret=False, tma=arch >= 90)
             nc, inner = compiled_census(arch, problem, cfg), compiled_census(arch, inner_problem, inner_cfg)
             per_math = runs_instructions_per_math(problem, nc) if runs else row_instructions_per_math(problem, cfg, nc)
-            per_mac = per_math * nc["loop_math"] / (cfg.block_m * cfg.block_n * cfg.block_k)
-            inner_per_mac = inner["loop_instructions"] / (inner_cfg.block_m * inner_cfg.block_n * inner_cfg.block_k)
+            per_mac = per_math * nc["loop_math"] * cfg.num_warps / (cfg.block_m * cfg.block_n * cfg.block_k)
+            inner_per_mac = inner["loop_instructions"] * inner_cfg.num_warps / (inner_cfg.block_m * inner_cfg.block_n
+                                                                                * inner_cfg.block_k)
             ratio = min(1.0, inner_per_mac / per_mac)
             rows.append({"name": name, "kind": kind, "dtype": dtype, "config": vars(cfg), "rows": nc,
                          ("nc_runs" if runs else "nc_rows"): True,
                          "channels_last": inner, "channels_last_config": vars(inner_cfg), "ratio": round(ratio, 3)})
             print(f"{name:>24} {kind:>10} {dtype} descriptor {'runs' if runs else 'rows whole'}: {per_mac * 1e3:.2f} "
-                  f"instructions per 1000 multiply-adds, channels-last {inner_per_mac * 1e3:.2f} ({ratio:.2f}x)", flush=True)
+                  f"warp instructions per 1000 multiply-adds, channels-last {inner_per_mac * 1e3:.2f} ({ratio:.2f}x)", flush=True)
     return rows
 
 

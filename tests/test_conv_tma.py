@@ -621,6 +621,14 @@ WGRAD_CASES = [  # the weight gradient through descriptors: channels-last and NC
     ("conv1d", (2, 16, 36), (8, 16, 7), dict(padding=3, stride=4), "channels_last"),
     ("conv3d", (2, 16, 3, 8, 10), (16, 16, 1, 3, 3), dict(padding=(0, 1, 1), stride=(1, 2, 2)), "channels_last"),
     ("conv3d", (2, 16, 5, 6, 8), (16, 16, 3, 3, 3), dict(padding=1, stride=2), "channels_last"),
+    # NC(D)HW x read in runs: taps 1 and 7 (3 in fp32) columns off a 16-byte boundary, shifts of 2 (dilated), five taps,
+    # 3-D, padding past the taps' reach, depth strided
+    ("conv2d", (2, 16, 9, 16), (24, 16, 3, 3), dict(padding=1), "contiguous"),
+    ("conv2d", (1, 16, 5, 24), (8, 16, 3, 3), dict(padding=2, dilation=2), "contiguous"),
+    ("conv1d", (2, 16, 40), (8, 16, 5), dict(padding=2), "contiguous"),
+    ("conv3d", (1, 8, 4, 5, 16), (16, 8, 3, 3, 3), dict(padding=1), "contiguous"),
+    ("conv2d", (1, 16, 3, 8), (8, 16, 3, 3), dict(padding=9), "contiguous"),
+    ("conv3d", (2, 16, 5, 4, 8), (16, 16, 3, 1, 3), dict(padding=(1, 0, 1), stride=(2, 1, 1)), "contiguous"),
 ]
 
 
@@ -628,8 +636,8 @@ WGRAD_CASES = [  # the weight gradient through descriptors: channels-last and NC
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_weight_gradient_through_descriptors(op, x_shape, w_shape, kwargs, layout, dtype, monkeypatch):
     """Patches of output positions as boxes of dy and of x shifted by each tap (zero padding from out-of-range
-    boxes, positions past the edge zero in dy): a spread of the tuner's descriptor configs, split or not, with
-    the kernel flipped or not, against torch."""
+    boxes, positions past the edge zero in dy; NC(D)HW x off 16 bytes read in runs): a spread of the tuner's descriptor
+    configs, split or not, with the kernel flipped or not, against torch."""
     launched = []
     monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch",
                         lambda *a, _f=weight_grad.DescriptorLaunch.launch: launched.append(1) or _f(*a))
@@ -653,14 +661,14 @@ def test_weight_gradient_through_descriptors(op, x_shape, w_shape, kwargs, layou
 
 
 def test_weight_gradient_descriptors_only_where_they_apply(monkeypatch):
-    """A descriptor config reaching a weight gradient the kernel cannot take (H/W stride 2 on 9 rows; an NCHW input whose taps
-    shift boxes off 16 bytes; a base 4 bytes into a line, checked per call) runs the pointer kernel with the same
-    tiles."""
+    """A descriptor config reaching a weight gradient the kernel cannot take (H/W stride 2 on 9 rows; an NCHW input strided
+    along its width, whose boxes no view reads; a base 4 bytes into a line, checked per call) runs the pointer kernel
+    with the same tiles."""
     monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch", lambda *a: pytest.fail("descriptor path taken"))
     cfg = tuning.Config(16, 16, 64, group_m=1, num_stages=1, tile_h=8)
     aligned = geometry.to_layout(torch.randn(1, 8, 9, 16, device=DEVICE), "channels_last")
     shifted = torch.randn(aligned.numel() + 1, device=DEVICE)[1:].as_strided(aligned.shape, aligned.stride())
-    for x, kwargs in ((aligned, dict(stride=2)), (torch.randn(1, 8, 9, 16, device=DEVICE), dict(padding=1)),
+    for x, kwargs in ((aligned, dict(stride=2)), (torch.randn(1, 8, 9, 16, device=DEVICE), dict(padding=1, stride=(1, 2))),
                       (shifted, dict(padding=1))):
         w = torch.randn(8, 8, 3, 3, device=DEVICE)
         w64 = w.double().requires_grad_()
