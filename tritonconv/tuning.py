@@ -221,9 +221,10 @@ def nc_runs(problem: Problem, config: Config) -> int:
     bytes: ``X_KINDS`` of :func:`tritonconv._descriptors.nc_box_runs` (bit ``r + 1`` per offset ``r``, each run read
     ``r`` columns on in registers); 0 where it does not (channels innermost, boxes that start on 16 bytes as they are,
     the pointer kernel)."""
-    if problem.kind != "conv_wgrad" or problem.layout != "contiguous" or not config.tile_h:
+    run = problem.as_run()  # (stems packed channels innermost, axes merged)
+    if run.kind != "conv_wgrad" or run.layout != "contiguous" or not config.tile_h:
         return 0
-    kinds = nc_box_runs(problem.spec, config.patch(config.block_k)[2], getattr(torch, problem.dtype).itemsize)
+    kinds = nc_box_runs(run.spec, config.patch(config.block_k)[2], getattr(torch, run.dtype).itemsize)
     return kinds if kinds > 0b10 else 0
 
 def as_forward(problem: Problem) -> ConvSpec:
@@ -501,7 +502,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             (block_n,) = within_slack((cols,), (clamp_pow2(cols, 16, 128),), tma_padding(problem, tma_m))
             if problem.layout == "contiguous":  # no narrower than the pointer kernel's (rows whole pad 1.14x already:
                 block_n = max(block_n, cfg.block_n)  # a 16-wide tile for 144 channels would starve its MMA)
-            warps = 8 if tma_m * block_n >= 128 * 128 or problem.layout == "contiguous" else 4
+            # 8 warps for 128 x 128 tiles only, NC(D)HW too (its epilogue's addresses spill on none of the suite's on 4,
+            # and 8 warps issued 1.5-2x the warp instructions per multiply-add: benchmarks/NOTES.md, thirteenth session)
+            warps = 8 if tma_m * block_n >= 128 * 128 else 4
             chosen = dataclasses.replace(cfg, block_m=tma_m, block_n=block_n, block_k=descriptor_k, group_m=1,
                                          num_warps=warps, **tma_patch(problem, tma_m))
             cfg = chosen if descriptors_launch(problem, chosen) else cfg
