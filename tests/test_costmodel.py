@@ -245,16 +245,19 @@ def test_row_issue_shares_are_the_committed_census_medians():
     places, of the rows that load 2 bytes at a time and of those read in aligned runs (each median over 3 layers or
     more: the 2-byte classes shrink as more rows are read in runs, 4 forwards and 3 input gradients since the eleventh
     session); ``NC_ROWS_ISSUE`` that of the descriptor launches reading rows whole against the channels-last
-    descriptor launches (TMA copies, no plain load in their main loops)."""
+    descriptor launches, ``NC_RUNS_ISSUE`` that of the weight gradients reading x in runs (TMA copies, no plain load
+    in their main loops)."""
     paths = sorted((work.ROOT / "results" / "static").glob("static-sm90-*-bf16-rows.jsonl"))
     assert paths, "run python -m benchmarks.static --rows"
     rows = [json.loads(line) for line in paths[-1].read_text().splitlines()]  # the last by name, if several
     whole = [r for r in rows if r.get("nc_rows")]  # descriptor launches reading NC(D)HW rows whole: their own share
-    rows = [r for r in rows if not r.get("nc_rows")]
-    for kind, share in costmodel.NC_ROWS_ISSUE.items():
-        ratios = [r["ratio"] for r in whole if r["kind"] == kind]
-        assert len(ratios) >= 3 and round(statistics.median(ratios), 2) == share and max(ratios) <= 1, kind
-    assert all(r["rows"]["loop_tma"] > 0 and r["rows"]["loop_loads"] == 0 for r in whole)
+    runs = [r for r in rows if r.get("nc_runs")]  # descriptor weight gradients reading x in runs: theirs
+    rows = [r for r in rows if not r.get("nc_rows") and not r.get("nc_runs")]
+    for members, shares in ((whole, costmodel.NC_ROWS_ISSUE), (runs, costmodel.NC_RUNS_ISSUE)):
+        for kind, share in shares.items():
+            ratios = [r["ratio"] for r in members if r["kind"] == kind]
+            assert len(ratios) >= 3 and round(statistics.median(ratios), 2) == share and max(ratios) <= 1, kind
+    assert all(r["rows"]["loop_tma"] > 0 and r["rows"]["loop_loads"] == 0 for r in whole + runs)
     for aligned, shares in ((False, costmodel.ROW_ISSUE), (True, costmodel.ALIGNED_ISSUE)):
         for kind, share in shares.items():
             ratios = [r["ratio"] for r in rows if r["kind"] == kind and r["aligned"] == aligned]

@@ -146,22 +146,24 @@ runs with every tap a column off would be shorter than 8 bytes (:func:`tritoncon
 ``deeplab_3x3_d2``'s weight gradient 1.36 -> 1.59 (the weight gradient's median 1.36 -> 1.40), ``telemetry_k9``'s
 forward 0.69 -> 0.79."""
 
-NC_ROWS_ISSUE = {"conv": 0.85, "conv_t": 0.97}
+NC_ROWS_ISSUE = {"conv": 0.79, "conv_t": 0.83}
 """Per pass, the share of the descriptor rate (``tma_macs``, fitted on channels-innermost launches) that descriptor
 launches reading NC(D)HW rows whole from column 0 (:func:`nc_rows`) are rated at: the median, over the suite's such
-launches, of the channels-last descriptor loop's instructions per multiply-add (its heuristic tiles) over theirs, the
+launches, of the channels-last descriptor loop's warp instructions per multiply-add (its heuristic tiles) over theirs, the
 moves of the sum (or of each width tap's products) between width taps spread over the steps, at most 1 (sm_90 SASS,
 ``python -m benchmarks.static --rows``). An issue-bound estimate, not a measurement: the moves go through shared
 memory while the tensor cores wait, which the census counts only as instructions. The forward's median (0.97 over the
 unit-stride launches) fell to 0.85 when the forwards strided 2, dealt (0.72-0.77: the deal's instructions in every
-step), joined them."""
+step), joined them. Since the thirteenth session the census counts warp instructions (a loop's instructions times the
+config's warps; the NC(D)HW configs had taken 8 warps where the channels-last ones take 4, and issued 1.5-2x the warp
+instructions of 4, which the heuristic now gives them): forward 0.85 -> 0.79, input gradient 0.97 -> 0.83."""
 
-NC_RUNS_ISSUE = {"conv_wgrad": 0.9}
+NC_RUNS_ISSUE = {"conv_wgrad": 0.84}
 """Per pass, the share of the descriptor rate (``tma_macs``) that NC(D)HW weight-gradient descriptor launches reading
 x's boxes in runs (:func:`nc_runs`: a width tap off a 16-byte boundary reads the box below and the box 16 bytes on,
 each row's runs taken on in registers) are rated at: the median, over the suite's such launches, of the channels-last
-descriptor loop's instructions per multiply-add (its heuristic tiles) over theirs, each offset's loop weighed by the
-taps that run it, at most 1 (sm_90 SASS, ``python -m benchmarks.static --rows``). An issue-bound estimate, not a
+descriptor loop's warp instructions per multiply-add (its heuristic tiles) over theirs, each offset's loop weighed by
+the taps that run it, at most 1 (0.43-0.96 over 8 launches; 2-4x fewer than the pointer kernel's NC(D)HW rows issued) (sm_90 SASS, ``python -m benchmarks.static --rows``). An issue-bound estimate, not a
 measurement: the second box doubles x's shared-memory traffic, which the census does not see."""
 
 UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
