@@ -163,8 +163,9 @@ NC_RUNS_ISSUE = {"conv_wgrad": 0.84}
 x's boxes in runs (:func:`nc_runs`: a width tap off a 16-byte boundary reads the box below and the box 16 bytes on,
 each row's runs taken on in registers) are rated at: the median, over the suite's such launches, of the channels-last
 descriptor loop's warp instructions per multiply-add (its heuristic tiles) over theirs, each offset's loop weighed by
-the taps that run it, at most 1 (0.43-0.96 over 8 launches; 2-4x fewer than the pointer kernel's NC(D)HW rows issued) (sm_90 SASS, ``python -m benchmarks.static --rows``). An issue-bound estimate, not a
-measurement: the second box doubles x's shared-memory traffic, which the census does not see."""
+the taps that run it, at most 1 (0.43-0.96 over 8 launches; 2-4x fewer than the pointer kernel's NC(D)HW rows issued)
+(sm_90 SASS, ``python -m benchmarks.static --rows``). An issue-bound estimate, not a measurement: the second box
+doubles x's shared-memory traffic, which the census does not see."""
 
 UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
