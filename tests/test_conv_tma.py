@@ -145,7 +145,8 @@ def test_nchw_boxes_only_where_they_start_on_16_bytes():
     """A descriptor load's innermost offset must be a 16-byte multiple: 1x1 and (k,1,1) layers, and taps shifted by
     16-byte multiples, take descriptors as they are; a 3x3 layer's one-column shifts take them only where its rows,
     of 16-byte multiples, fit a tile whole (read from column 0, the taps moving the sum:
-    ``_descriptors.nc_row_shift``); else the pointer kernel."""
+    ``_descriptors.nc_row_shift``), the weight gradient's at unit width stride (x's boxes from the 16-byte boundary
+    below and 16 bytes on, read on in registers: ``_descriptors.nc_box_runs``); else the pointer kernel."""
     def eligible(kind, w_shape, padding, dilation=1, dtype="bfloat16", width=16):
         return tuning.tma_eligible(tuning.Problem.of(kind, dtype, "contiguous", (1, 16, 9, width), w_shape, 1, padding,
                                                      dilation))
@@ -153,7 +154,10 @@ def test_nchw_boxes_only_where_they_start_on_16_bytes():
     assert eligible("conv", (16, 16, 3, 3), 1) and eligible("conv_t", (16, 16, 3, 3), 1)  # rows whole
     assert not eligible("conv", (16, 16, 3, 3), 1, width=12)  # 24-byte rows: no box
     assert not eligible("conv", (16, 16, 3, 3), 1, width=4096)  # no tile holds the row
-    assert not eligible("conv_wgrad", (16, 16, 3, 3), 1)  # the weight gradient's boxes must start on 16 bytes
+    assert eligible("conv_wgrad", (16, 16, 3, 3), 1)  # the weight gradient's x in runs read on in registers
+    assert not eligible("conv_wgrad", (16, 16, 3, 3), 1, width=12)  # 24-byte rows: no box
+    assert not tuning.tma_eligible(tuning.Problem.of("conv_wgrad", "bfloat16", "contiguous", (1, 16, 9, 16),
+                                                     (16, 16, 3, 3), (1, 2), 1, 1))  # a width stride: no run
     assert eligible("conv", (16, 16, 3, 3), 8, dilation=8)  # taps shift by 8 bf16 columns: 16 bytes
     assert not eligible("conv", (16, 16, 1, 1), 0, width=12)  # 24-byte rows
     assert eligible("conv", (16, 16, 1, 1), 0, dtype="float32", width=12)  # 48-byte rows
@@ -626,7 +630,7 @@ WGRAD_CASES = [  # the weight gradient through descriptors: channels-last and NC
     ("conv2d", (2, 16, 9, 16), (24, 16, 3, 3), dict(padding=1), "contiguous"),
     ("conv2d", (1, 16, 5, 24), (8, 16, 3, 3), dict(padding=2, dilation=2), "contiguous"),
     ("conv1d", (2, 16, 40), (8, 16, 5), dict(padding=2), "contiguous"),
-    ("conv3d", (1, 8, 4, 5, 16), (16, 8, 3, 3, 3), dict(padding=1), "contiguous"),
+    ("conv3d", (1, 16, 4, 5, 16), (16, 16, 3, 3, 3), dict(padding=1), "contiguous"),
     ("conv2d", (1, 16, 3, 8), (8, 16, 3, 3), dict(padding=9), "contiguous"),
     ("conv3d", (2, 16, 5, 4, 8), (16, 16, 3, 1, 3), dict(padding=(1, 0, 1), stride=(2, 1, 1)), "contiguous"),
 ]
@@ -640,7 +644,7 @@ def test_weight_gradient_through_descriptors(op, x_shape, w_shape, kwargs, layou
     configs, split or not, with the kernel flipped or not, against torch."""
     launched = []
     monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch",
-                        lambda *a, _f=weight_grad.DescriptorLaunch.launch: launched.append(1) or _f(*a))
+                        lambda *a, _f=weight_grad.DescriptorLaunch.launch: launched.append(a[0].x_kinds) or _f(*a))
     x = geometry.to_layout(torch.randn(x_shape, device=DEVICE, dtype=dtype), layout)
     w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
     spec = conv_spec(op, int(op[-2]), x, w, None, kwargs.get("stride", 1), kwargs.get("padding", 0),
@@ -657,7 +661,11 @@ def test_weight_gradient_through_descriptors(op, x_shape, w_shape, kwargs, layou
         flip = i % 2 == 1
         expected = ref.flip(tuple(range(2, ref.dim()))) if flip else ref
         assert_close(dispatch.conv_grad_weight(dy, x, spec, flip, cfg), expected, dtype)
+        assert (launched[-1] > 0b10) == (tuning.nc_runs(problem, cfg) > 0)  # x read in runs where the model says so
     assert len(launched) == len(picked)
+    (pad, _), dilation = spec.padding[-1], spec.dilation[-1]
+    off = any((t * dilation - pad) * x.element_size() % 16 for t in range(w_shape[-1]))
+    assert (layout == "contiguous" and off) == any(kinds > 0b10 for kinds in launched)  # NC(D)HW taps off 16 bytes
 
 
 def test_weight_gradient_descriptors_only_where_they_apply(monkeypatch):
