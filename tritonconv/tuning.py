@@ -457,14 +457,15 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             # addresses (a prediction, benchmarks/NOTES.md P16: the pointer kernel's loop issues 27-331 integer
             # instructions per MMA); channel tiles padding little beside the patches' padding
             tma_m, tma_n = within_slack((rows, width * cols), (block_m, block_n), tma_padding(problem, 64))
-            if tma_m < 64 and nc_runs(problem, Config(tma_m, tma_n, 64, **tma_patch(problem, 64))):
-                tma_n = min(tma_n, 32)  # x's runs read on in registers: ptxas spilled 36 B at 32 x 64 on 4 warps
             tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, tma_m)
                         * triton.cdiv(width * cols, tma_n))
             chosen = Config(tma_m, tma_n, 64, group_m=1, num_warps=8 if tma_m * tma_n >= 128 * 128 else 4, num_stages=3,
                             split_k=max(1, min(triton.cdiv(2 * sm_count, tiles), triton.cdiv(red, 8 * block_k))),
                             **tma_patch(problem, 64))
-            if descriptors_launch(problem, chosen):
+            # NC(D)HW x read in runs (nc_runs): their moves in registers paid for by 64 output channels or more (32-row
+            # tiles issued 0.43-0.78x the channels-last loop's rate, and 32 x 64 spilled 36 B on 4 warps; 64 and more,
+            # 0.70-0.96x: python -m benchmarks.static --rows)
+            if descriptors_launch(problem, chosen) and (tma_m >= 64 or not nc_runs(problem, chosen)):
                 return chosen
         return Config(block_m, block_n, block_k, group_m=1, num_warps=warps, num_stages=stages, split_k=split)
     fold = int(can_fold(problem) and red <= 8)  # per-tap chunks would be half zeros or worse
