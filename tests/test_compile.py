@@ -132,12 +132,12 @@ def test_nchw_tiles_load_and_store_along_positions_without_spilling(arch):
     assert len(rows) == 4 * 2 * 3
     assert [r for r in rows if r["spill_store_bytes"]] == []
     assert {r["instruction"] for r in rows if r["dtype"] == "bf16"} == {"wgmma" if arch == 90 else "mma"}
-    # on Hopper r3d18_l1's 16-bit forward and input gradient read their rows of 56 whole on descriptor boxes, and
-    # resnet50_l2_3x3s2's forward its rows dealt
-    boxes = [r for r in rows if r["kernel"] == "_conv_tma_kernel"]
+    # on Hopper r3d18_l1's 16-bit forward and input gradient read their rows of 56 whole on descriptor boxes,
+    # resnet50_l2_3x3s2's forward its rows dealt, and r3d18_l1's and tcn_k3's weight gradients x's boxes in runs
+    boxes = [r for r in rows if r["kernel"] in ("_conv_tma_kernel", "_conv_weight_grad_tma_kernel")]
     assert {(r["name"], r["kind"], r["dtype"]) for r in boxes} == ({
-        ("r3d18_l1", "conv", "bf16"), ("r3d18_l1", "conv_t", "bf16"), ("resnet50_l2_3x3s2", "conv", "bf16")}
-        if arch == 90 else set())
+        ("r3d18_l1", "conv", "bf16"), ("r3d18_l1", "conv_t", "bf16"), ("resnet50_l2_3x3s2", "conv", "bf16"),
+        ("r3d18_l1", "conv_wgrad", "bf16"), ("tcn_k3", "conv_wgrad", "bf16")} if arch == 90 else set())
     for r in (r for r in rows if r not in boxes):  # a: the tile read (weight gradient: dy), b: x, store: the output
         along = {"a", "b"} if r["kind"] == "conv_wgrad" else {"a", "store"}
         if r["name"] == "resnet50_l2_3x3s2":  # stride 2: the input read at every second column (no run to see;
@@ -145,7 +145,7 @@ def test_nchw_tiles_load_and_store_along_positions_without_spilling(arch):
         assert along <= set(r["activations_along"].split("+")), r
     # 1-D rows are long: the output's stores take 8 (bf16) or 4 (fp32) consecutive positions per thread there, 16-byte
     # vectors; the loads stay 2 bytes wide, a tap shifting the row (the SASS census, below)
-    assert {r["vector_width"] for r in rows if r["name"] == "tcn_k3"} == {8, 4}
+    assert {r["vector_width"] for r in rows if r["name"] == "tcn_k3" and r not in boxes} == {8, 4}
 
 
 def test_sass_census_sees_how_tiles_arrive():
@@ -171,14 +171,22 @@ def test_sass_census_sees_how_tiles_arrive():
     assert ncl["loop_loads"] == 0 and ncl["loop_async_bytes"] == 16 and ncl["loop_outer_extra"] > 0
     assert nchw["loop_loads"] > 0 and nchw["loop_load_bytes"] == 2 and nchw["loop_async_copies"] > 0
     assert nchw["loop_outer_extra"] == 0
-    # the NC(D)HW weight gradient: dY in 16-byte runs; x too, a loop for each way a tap reads it (its runs, or each
-    # run and the next read 1 or 7 columns on; dilated by 2, 2 or 6), none with a plain load; at a width stride x 2
-    # bytes at a time
+    # the NC(D)HW weight gradient on Hopper: x's boxes in runs, a loop for each offset a tap takes (its runs, or each
+    # run and the next read 1 or 7 columns on; dilated by 2, 2 or 6), TMA copies and no plain load in any; without
+    # a TMA unit (the pointer kernel) dY and x in 16-byte runs by asynchronous copies; at a width stride x 2 bytes
+    # at a time
     wgrad, dilated, strided = (rows[name, "conv_wgrad", "contiguous"]
                                for name in ("resnet50_l1_3x3", "deeplab_3x3_d2", "resnet50_l2_3x3s2"))
     for r in (wgrad, dilated):
-        assert len(r["loop_variants"]) == 3 and all(v[1] == 0 for v in r["loop_variants"])
-        assert r["loop_async_bytes"] == 16 and r["spill_store_bytes"] == 0
+        assert r["kernel"] == "_conv_weight_grad_tma_kernel"
+        assert len(r["loop_variants"]) >= 3 and all(v[1] == 0 for v in r["loop_variants"]) and r["loop_tma"] > 0
+        assert r["spill_store_bytes"] == 0
+    for name in ("resnet50_l1_3x3", "deeplab_3x3_d2"):
+        problem = tuning.Problem.of("conv_wgrad", "bfloat16", "contiguous",
+                                    **shapes.suite_problem("conv2d", next(e for e in mini["conv2d"] if e["name"] == name)))
+        r = static.compiled_census(90, problem, tuning.heuristic(problem, interpret=False))
+        assert len(r["loop_variants"]) == 3 and all(v[1] == 0 for v in r["loop_variants"]), name
+        assert r["loop_async_bytes"] == 16 and r["spill_store_bytes"] == 0, name
     assert strided["loop_variants"] == [] and strided["loop_async_copies"] > 0 and strided["loop_load_bytes"] == 2
     assert all(r["integer_per_math"] > 0 and 1 <= r["ctas_per_sm"] <= 32 for r in rows.values())
 

@@ -53,9 +53,9 @@ def test_each_pass_is_the_launch_a_call_takes_and_the_models_time_of_it():
 
 def test_how_nchw_rows_are_read_is_named():
     """Rows of 64 with 'same' padding: each tap's products moved (on descriptor boxes of whole rows with a TMA unit, the
-    pointer kernel's aligned rows without), the weight gradient's x boxes read in runs; 2-D rows of 512 with no padding: planes as rows; a width stride 2: the
-    forward's rows dealt into 2 phases (descriptor boxes with a TMA unit, pointer tiles without), the input gradient's
-    phases' rows of dy each tap's products moved; stride 3: 2-byte rows."""
+    pointer kernel's aligned rows without), the weight gradient's x boxes read in runs; 2-D rows of 512 with no padding:
+    planes as rows; a width stride 2: the forward's rows dealt into 2 phases (descriptor boxes with a TMA unit, pointer
+    tiles without), the input gradient's phases' rows of dy each tap's products moved; stride 3: 2-byte rows."""
     same = tritonconv.explain(meta(8, 64, 64, 64), meta(64, 64, 3, 3), padding=1, gpu=GPU).passes
     assert [p.kernel for p in same][:2] == ["descriptor (TMA) GEMM, NC(D)HW rows whole, each tap's products moved"] * 2
     assert same[2].kernel.endswith("NC(D)HW boxes, x's runs read on in registers")  # the weight gradient's
