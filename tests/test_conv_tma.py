@@ -168,12 +168,14 @@ def test_random_nchw_rows_whole_layers(seed, monkeypatch):
     """Seeded random NC(D)HW layers (1-D to 3-D, widths of 16-byte rows, kernels 1-5 wide, padding up to past the
     taps' reach, dilation): where :func:`tritonconv._descriptors.nc_row_width` finds a tile, the forward and the
     input gradient through descriptors reading rows whole, against torch in float64, each launch reading as
-    :func:`nc_row_shift` says."""
+    :func:`nc_row_shift` says; the weight gradient through descriptors too (x's boxes in runs at any shift)."""
     from tritonconv._descriptors import nc_row_shift, nc_row_width
     r = random.Random(7100 + seed)
-    shifts = []
+    shifts, kinds = [], []
     monkeypatch.setattr(tma.Launch, "__call__",
                         lambda self, *a, _f=tma.Launch.__call__, **kw: shifts.append(self.nc_shift) or _f(self, *a, **kw))
+    monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch",
+                        lambda *a, _f=weight_grad.DescriptorLaunch.launch: kinds.append(a[0].x_kinds) or _f(*a))
     done = 0
     while done < 2:
         nd = r.randint(1, 3)
@@ -202,6 +204,17 @@ def test_random_nchw_rows_whole_layers(seed, monkeypatch):
         (dx_ref,) = torch.autograd.grad(y64, x64, dy.double())
         assert_close(dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg), dx_ref, x.dtype)
         assert shifts[0] == nc_row_shift(spec, tile_w, 4) > 0, (spec, tile_w)
+        # the weight gradient through descriptors, x's boxes in runs where a tap is off 16 bytes (nc_box_runs)
+        w64 = w.double().requires_grad_()
+        (dw_ref,) = torch.autograd.grad(getattr(F, op)(x.double(), w64, padding=tuple(pad), dilation=tuple(dilation)),
+                                        w64, dy.double())
+        wcfg = geometry.Config(16, 16, 64, 1, 4, 2, tile_h=max(1, 64 // sizes[-1]) if nd > 1 else 1)
+        usable = weight_grad.descriptors_usable(dy, x, spec, wcfg)
+        assert usable == (y64.shape[-1] % 4 == 0)  # dy's rows: 16 bytes
+        kinds.clear()
+        assert_close(dispatch.conv_grad_weight(dy, x, spec, False, wcfg), dw_ref, x.dtype)
+        off = any((t * d - pad[-1]) % 4 for t in range(k[-1]))
+        assert [k > 0b10 for k in kinds] == ([off] if usable else [])  # x in runs where a tap is off 16 bytes
         done += 1
 
 
