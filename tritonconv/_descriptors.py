@@ -74,7 +74,6 @@ def nc_boxes_aligned(spec: ConvSpec, tile_w: int, itemsize: int) -> bool:
             and (taps == 1 or dilation * itemsize % 16 == 0))
 
 
-
 def nc_box_runs(spec: ConvSpec, tile_w: int, itemsize: int) -> int:
     """How the weight gradient's descriptor kernel reads an NC(D)HW input's boxes (``tile_w`` columns, 16-byte
     multiples): ``X_KINDS``, bit ``r + 1`` for each offset ``r`` (in elements) that some width tap's first column
