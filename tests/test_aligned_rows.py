@@ -383,7 +383,9 @@ def test_weight_gradient_runs_where_each_bound_falls_on_a_run():
     all in the rows or all past them); runs of 16 bytes at any offset where the runs with every tap at most a column
     off a boundary are under 8 bytes and the tile holds two runs per thread (:func:`tritonconv.geometry.run_length`);
     dY wherever its own rows allow."""
-    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), stride=2)[0] == (4, 1, 1)  # strided: x's columns 2 apart
+    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), stride=2)[0] == (4, 8, 0b100000110)  # strided: dealt
+    assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), stride=2, per_thread=4)[0] == (4, 1, 1)  # under 2 runs a thread
+    assert wgrad_runs((2, 16, 8, 64), (16, 16, 1, 7), stride=4, padding=(0, 3))[0] == (8, 1, 1)  # 3 columns off: not
     assert wgrad_runs((2, 16, 8, 56), (16, 16, 3, 3), fold=1)[0] == (8, 1, 1)  # folded taps: each column its own shift
     assert wgrad_runs((2, 16, 8, 16), (16, 16, 3, 3), padding=0)[0] == (2, 2, 0b110)  # output 14 wide: runs of 2
     assert wgrad_runs((2, 16, 8, 64), (16, 16, 3, 3), padding=2, dilation=2)[0] == (8, 8, 0b10001010)  # -2, 0, 2
@@ -405,6 +407,10 @@ WGRAD_CASES = [  # x shape, weight shape, stride, padding, dilation, config, (DY
     ((2, 16, 40), (8, 16, 3), 1, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4, 0b10110)),
     ((2, 16, 40), (8, 16, 5), 1, 2, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 2, 0b110)),
     ((2, 16, 6, 16), (8, 16, 3, 3), 2, 1, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 1, 1)),
+    ((2, 16, 6, 32), (8, 16, 3, 3), 2, 1, 1, tuning.Config(16, 16, 32, num_warps=1, num_stages=1), (4, 4, 0b10110)),
+    ((2, 16, 5, 16), (8, 16, 1, 1), 2, 0, 1, tuning.Config(16, 16, 32, num_warps=1, num_stages=1), (4, 4, 0b10)),
+    ((1, 16, 3, 6, 16), (8, 16, 3, 3, 3), (1, 2, 2), 1, 1, tuning.Config(16, 16, 32, num_warps=1, num_stages=1),
+     (4, 4, 0b10110)),
     ((2, 16, 3, 16), (8, 16, 1, 1), 1, 0, 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1), (4, 4, 0b10)),
     ((2, 16, 4, 4, 8), (8, 16, 3, 1, 1), 1, (1, 0, 0), 1, tuning.Config(16, 16, 16, num_warps=4, num_stages=1),
      (4, 4, 0b10)),
@@ -418,7 +424,7 @@ WGRAD_CASES = [  # x shape, weight shape, stride, padding, dilation, config, (DY
 def test_weight_gradient_on_rows_read_in_runs(case, int64, monkeypatch):
     """The weight gradient against torch in float64 where it reads NC(D)HW rows in runs: 2-D, output rows narrower than
     the input's (a run's mask its first position's), dilated with a split, 3-D, 1-D (runs read 1 and 3 columns on; 5
-    taps: runs of 2), strided (dY only), 1x1 and a temporal kernel (every tap at its own
+    taps: runs of 2), strided (dY only on a tile of 2 elements of x per thread; else x's runs dealt: 3x3, 1x1, 3-D), 1x1 and a temporal kernel (every tap at its own
     runs), odd rows (none), padding past the taps' reach (runs of zeros moved in); with int64 offsets too."""
     from benchmarks import static
 
@@ -473,6 +479,25 @@ def test_runs_read_every_offset_in_bf16():
     ref_w = torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), padding=(1, 4))
     assert_close(dispatch.conv_grad_weight(dy, x, spec, False, wcfg), ref_w, torch.bfloat16)
 
+
+
+@pytest.mark.parametrize("stride", [2, 4])
+def test_strided_weight_gradient_deals_its_runs_in_bf16(stride):
+    """In bf16 a weight gradient strided 2 (4) along the width reads x in 16-byte runs of 4 (2) positions' 2 (4)
+    columns each, read a column on where its tap is (a 3x3 layer padded 1) and dealt in registers, against torch."""
+    from benchmarks import static
+
+    g = torch.Generator().manual_seed(stride)
+    x, w = torch.randn(2, 16, 5, 64, generator=g).bfloat16(), torch.randn(8, 16, 3, 3, generator=g).bfloat16()
+    spec = conv_spec("conv2d", 2, x, w, None, (1, stride), 1, 1, 1)
+    dy = torch.randn(spec.output_shape, generator=g).bfloat16()
+    cfg = tuning.Config(16, 16, 32, num_warps=1, num_stages=1)
+    with static.recording(execute=False) as launches:
+        dispatch.conv_grad_weight(dy, x, spec, False, cfg)
+    (kwargs,) = [kw for fn, _, kw, _ in launches if fn.fn.__name__ == "_conv_weight_grad_kernel"]
+    assert (kwargs["X_VEC"], kwargs["X_KINDS"], kwargs["X_DEAL"]) == (8, 0b100000110, stride)
+    ref = torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), (1, stride), 1)
+    assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref, torch.bfloat16)
 
 def row_runs(x_shape, w_shape, stride=1, padding=1, dilation=1, transposed=False, block=32, dtype=torch.bfloat16,
              fmt=None, per_thread=16):

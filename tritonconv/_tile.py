@@ -197,6 +197,17 @@ def deal(t, q, BLOCK_K: tl.constexpr, BLOCK_M: tl.constexpr, DEAL: tl.constexpr)
 
 
 @device
+def repeat(v, N: tl.constexpr, TIMES: tl.constexpr):
+    """A ``[N]`` vector with each element repeated ``TIMES`` (1, 2 or 4) times in place, ``[TIMES * N]``: per position,
+    a value for each of its columns (a strided weight gradient's dealt runs)."""
+    if TIMES >= 2:
+        v = tl.reshape(tl.join(v, v), (2 * N,))
+    if TIMES == 4:
+        v = tl.reshape(tl.join(v, v), (4 * N,))
+    return v
+
+
+@device
 def phase_tap(j, phase, s, p, t, d, size):
     """The transposed relation for a position ``o = phase + s*j`` of one stride phase and a tap ``t`` that
     reaches it (``t*d = phase + p (mod s)``): ``i = j + (phase + p - t*d) / s``, an exact division of

@@ -351,19 +351,29 @@ def wgrad_runs(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, b
     """How the weight gradient's pointer kernel reads NC(D)HW rows (tiles of ``block_w`` output columns, a power of two
     of at least 8; 0: flat tiles, none): ``(DY_VEC, X_VEC, X_KINDS)``. ``dY`` is read at its own columns, in runs of
     ``DY_VEC`` elements from run boundaries wherever its strides and width allow (:func:`run_vec`; 1: an element at a
-    time). ``x`` is read at the columns a tap shifts them to, ``ow + kw*dw - pw`` at unit width stride: in runs of
+    time). ``x`` is read at the columns a tap shifts them to, ``s*ow + kw*dw - pw`` (width stride ``s``): in runs of
     ``X_VEC`` as :func:`run_kind` says for each tap (:func:`run_length`, ``per_thread`` the elements of the tile of
-    ``x`` each thread holds; unfolded taps, the output's width a multiple of the run too; else 1); ``X_KINDS``, bit
-    ``k`` set where some tap reads ``x`` in way ``k`` (one loop each). A run's mask is its first element's: every
-    bound a run could cross (the input's and the output's widths, a tile's) falls on a run boundary."""
+    ``x`` each thread holds at unit stride; unfolded taps, the output's width a multiple of the run's ``X_VEC / s``
+    positions; else 1); at a width stride of 2 or 4 each run holds ``X_VEC / s`` positions' ``s`` columns, dealt in
+    registers (:func:`tritonconv._tile.deal`), where every tap is at most a column off a run boundary and the tile holds
+    two runs per thread (sm_90 SASS, bf16, instructions per MMA: ``resnet50_l2_3x3s2`` 166 -> 112, ``r3d18_l2_s2``
+    120 -> 97, ``resnet50_ds_1x1s2`` 193 -> 108; ``downsample_k7_s4``'s 7 taps 79 -> 85 and ``ct_anisotropic``'s 4
+    elements per thread 63 -> 70 had they been dealt). ``X_KINDS``, bit ``k`` set where some tap reads ``x`` in way ``k`` (one
+    loop each). A run's mask is its first element's: every bound a run could cross (the input's and the output's
+    widths, a tile's) falls on a run boundary."""
     if not block_w:
         return 1, 1, 1
     dy_vec = run_vec(grad_output) if width_inner(grad_output) else 1
-    x_vec = run_vec(input) if width_inner(input) and spec.stride[-1] == 1 and not fold else 1
-    while spec.output_shape[-1] % x_vec:  # (a run's positions all inside the output's rows, or all past them)
+    deal = spec.stride[-1]
+    x_vec = run_vec(input) if width_inner(input) and deal in (1, 2, 4) and not fold else 1
+    while x_vec >= deal and spec.output_shape[-1] % (x_vec // deal):  # a run's positions all in the rows or all past
         x_vec //= 2
     shifts = tap_shifts(spec.weight_shape[-1], 1, spec.padding[-1][0], spec.dilation[-1], False)
-    x_vec = run_length(min(x_vec, block_w), shifts, input.element_size(), per_thread)
+    if deal == 1:
+        x_vec = run_length(min(x_vec, block_w), shifts, input.element_size(), per_thread)
+    else:  # dealt: runs with every tap at most a column off, two of them per thread at least (the census, below)
+        x_vec = run_length(min(x_vec, deal * block_w), shifts, input.element_size(), 0)
+        x_vec = x_vec if x_vec >= deal and deal * per_thread >= 2 * x_vec else 1
     return min(dy_vec, block_w), x_vec, sum(1 << k for k in {run_kind(t, x_vec) for t in shifts})
 
 

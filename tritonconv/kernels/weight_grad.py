@@ -56,7 +56,7 @@ from .._checks import ConvSpec
 from .._descriptors import as_5d, channels_inner, describable, input_view, nc_box_runs
 from .._runtime import Descriptors, Direct, TensorDescriptor, capability, interpreting, kernel
 from .._runtime import target_options as _target_options
-from .._tile import mma, next_rows, patch, run_kind, shift_runs, tap, tile_positions
+from .._tile import deal, mma, next_rows, patch, repeat, run_kind, shift_runs, tap, tile_positions
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
 
@@ -72,7 +72,7 @@ def _conv_weight_grad_kernel(
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, FOLD: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr, CARRY: tl.constexpr,
-    DY_VEC: tl.constexpr, X_VEC: tl.constexpr, X_KINDS: tl.constexpr,
+    DY_VEC: tl.constexpr, X_VEC: tl.constexpr, X_KINDS: tl.constexpr, X_DEAL: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split; with
     ``FOLD`` 1 (2), of (output channel, (width tap, input channel)) columns of one (depth, height) tap
@@ -82,9 +82,11 @@ def _conv_weight_grad_kernel(
     that start on ``DY_VEC``-element boundaries (vector loads, asynchronous copies on a GPU); ``X_VEC > 1``, ``x`` too,
     in runs from the boundary at or below each tap's columns: where the tap shifts them by a multiple of ``X_VEC``
     those runs themselves, else (a 3x3 layer's outer taps, say) each run and the next, read the ``r`` columns on that
-    the tap's shift is off a multiple, in registers (:func:`tritonconv._tile.shift_runs`). The loop is compiled once
-    for each of these ways that some tap takes (``X_KINDS``, bit ``k`` for way ``k`` of
-    :func:`tritonconv.geometry.run_kind`), each program running its tap's (one branch per program)."""
+    the tap's shift is off a multiple, in registers (:func:`tritonconv._tile.shift_runs`). At a width stride
+    ``X_DEAL`` (2 or 4) a run holds ``X_VEC / X_DEAL`` positions' ``X_DEAL`` consecutive columns each, the positions'
+    own dealt out in registers (:func:`tritonconv._tile.deal`). The loop is compiled once for each of these ways that
+    some tap takes (``X_KINDS``, bit ``k`` for way ``k`` of :func:`tritonconv.geometry.run_kind`), each program running
+    its tap's (one branch per program)."""
     pid = tl.program_id(0)
     split = tl.program_id(1)
     TAPS: tl.constexpr = KD if FOLD == 2 else KD * KH if FOLD == 1 else KD * KH * KW  # taps of the grid
@@ -168,6 +170,25 @@ def _conv_weight_grad_kernel(
                         x_p = nb * sxn + id_ * sxd + ih * sxh + (ow * sw - pw) * sxw
                         ok = (mask_p & ok_d & ok_h)[:, None] & ok_w & mask_n[None, :]
                         b = tl.load(x_at[None, :] + x_p[:, None], mask=ok, other=0.0)
+                    elif kind > 0 and X_DEAL > 1:  # width stride X_DEAL: each position's X_DEAL columns, in runs
+                        # of X_VEC from the boundary `r` below the tap's first, read on and dealt in registers; each
+                        # position's row repeated over its columns, the columns from the tile's first position's
+                        r2: tl.constexpr = kind - 1
+                        ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
+                        rows_x = repeat(nb * sxn + id_ * sxd + ih * sxh + (kw * dw - pw - r2), BLOCK_K, X_DEAL)
+                        ok_p = tl.max_constancy(repeat(mask_p & ok_d & ok_h, BLOCK_K, X_DEAL), [X_VEC])
+                        ow0 = (tw if CARRY else step % ((OW + BLOCK_W - 1) // BLOCK_W)) * BLOCK_W
+                        cols_x = X_DEAL * ow0 + tl.arange(0, X_DEAL * BLOCK_K) % (X_DEAL * BLOCK_W)
+                        first = cols_x + (kw * dw - pw - r2)  # each column's in the run read
+                        at = tl.max_constancy(tl.multiple_of(rows_x, X_VEC), [X_VEC]) + cols_x
+                        ok_lo = ok_p & tl.max_constancy((first >= 0) & (first < W), [X_VEC])
+                        lo = tl.load(x_at[:, None] + at[None, :], mask=mask_n[:, None] & ok_lo[None, :], other=0.0)
+                        if r2 > 0:
+                            ok_hi = ok_p & tl.max_constancy((first + X_VEC >= 0) & (first + X_VEC < W), [X_VEC])
+                            hi = tl.load(x_at[:, None] + (at + X_VEC)[None, :], mask=mask_n[:, None] & ok_hi[None, :],
+                                         other=0.0)
+                            lo = shift_runs(lo, hi, r2, BLOCK_N, X_DEAL * BLOCK_K, X_VEC)
+                        b = deal(lo, 0, BLOCK_N, BLOCK_K, X_DEAL)
                     elif kind == 0:
                         ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
                         iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
@@ -272,6 +293,7 @@ class Launch(Partials):
         folded = geometry.folded_taps(spec.weight_shape, fold)
         per_thread = config.block_n * config.block_k // (32 * config.num_warps)  # elements of x's tile per thread
         self.runs = geometry.wgrad_runs(grad_output, input, spec, block_w, fold, per_thread)  # dY's and x's runs, loops
+        x_deal = spec.stride[-1] if self.runs[1] > 1 else 1  # x's runs at a width stride: dealt
         grid_taps, cols = taps // folded, folded * c_in_g
         tiles = spec.groups * grid_taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(cols, config.block_n)
         self.grid = (tiles, splits)
@@ -287,7 +309,7 @@ class Launch(Partials):
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             ACC=geometry.tl_accumulator(input.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, BLOCK_W=block_w,
-            CARRY=carry, DY_VEC=self.runs[0], X_VEC=self.runs[1], X_KINDS=self.runs[2],
+            CARRY=carry, DY_VEC=self.runs[0], X_VEC=self.runs[1], X_KINDS=self.runs[2], X_DEAL=x_deal,
             num_warps=config.num_warps, num_stages=config.num_stages,
         ), capability(input.device))
         self.launcher = Direct(_conv_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
