@@ -423,9 +423,10 @@ WGRAD_CASES = [  # x shape, weight shape, stride, padding, dilation, config, (DY
 @pytest.mark.parametrize("case", range(len(WGRAD_CASES)))
 def test_weight_gradient_on_rows_read_in_runs(case, int64, monkeypatch):
     """The weight gradient against torch in float64 where it reads NC(D)HW rows in runs: 2-D, output rows narrower than
-    the input's (a run's mask its first position's), dilated with a split, 3-D, 1-D (runs read 1 and 3 columns on; 5
-    taps: runs of 2), strided (dY only on a tile of 2 elements of x per thread; else x's runs dealt: 3x3, 1x1, 3-D), 1x1 and a temporal kernel (every tap at its own
-    runs), odd rows (none), padding past the taps' reach (runs of zeros moved in); with int64 offsets too."""
+    the input's (a run's mask its first position's), dilated with a split, 3-D, 1-D (runs read 1 and 3 columns on; 5 taps:
+    runs of 2), strided (dY only on a tile of 2 elements of x per thread; else x's runs dealt: 3x3, 1x1, 3-D), 1x1 and a
+    temporal kernel (every tap at its own runs), odd rows (none), padding past the taps' reach (runs of zeros moved in);
+    with int64 offsets too."""
     from benchmarks import static
 
     if int64:
@@ -484,11 +485,12 @@ def test_runs_read_every_offset_in_bf16():
 @pytest.mark.parametrize("stride", [2, 4])
 def test_strided_weight_gradient_deals_its_runs_in_bf16(stride):
     """In bf16 a weight gradient strided 2 (4) along the width reads x in 16-byte runs of 4 (2) positions' 2 (4)
-    columns each, read a column on where its tap is (a 3x3 layer padded 1) and dealt in registers, against torch."""
+    columns each, read a column on where its tap is (a 3x3 layer padded 1) and dealt in registers, against torch; rows
+    of 128 (64) outputs in tiles of 32, so a tile's first column is past the row's."""
     from benchmarks import static
 
     g = torch.Generator().manual_seed(stride)
-    x, w = torch.randn(2, 16, 5, 64, generator=g).bfloat16(), torch.randn(8, 16, 3, 3, generator=g).bfloat16()
+    x, w = torch.randn(2, 16, 3, 256, generator=g).bfloat16(), torch.randn(8, 16, 3, 3, generator=g).bfloat16()
     spec = conv_spec("conv2d", 2, x, w, None, (1, stride), 1, 1, 1)
     dy = torch.randn(spec.output_shape, generator=g).bfloat16()
     cfg = tuning.Config(16, 16, 32, num_warps=1, num_stages=1)
