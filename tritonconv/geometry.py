@@ -355,10 +355,10 @@ def wgrad_runs(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, b
     ``X_VEC`` as :func:`run_kind` says for each tap (:func:`run_length`, ``per_thread`` the elements of the tile of
     ``x`` each thread holds at unit stride; unfolded taps, the output's width a multiple of the run's ``X_VEC / s``
     positions; else 1); at a width stride of 2 or 4 each run holds ``X_VEC / s`` positions' ``s`` columns, dealt in
-    registers (:func:`tritonconv._tile.deal`), where every tap is at most a column off a run boundary and the tile holds
-    two runs per thread (sm_90 SASS, bf16, instructions per MMA: ``resnet50_l2_3x3s2`` 166 -> 112, ``r3d18_l2_s2``
-    120 -> 97, ``resnet50_ds_1x1s2`` 193 -> 108; ``downsample_k7_s4``'s 7 taps 79 -> 85 and ``ct_anisotropic``'s 4
-    elements per thread 63 -> 70 had they been dealt). ``X_KINDS``, bit ``k`` set where some tap reads ``x`` in way ``k`` (one
+    registers (:func:`tritonconv._tile.deal`), in runs of 8 bytes or more with every tap at most a column off a run
+    boundary, two runs per thread (sm_90 SASS, bf16, instructions per MMA: ``resnet50_l2_3x3s2`` 166 -> 112,
+    ``r3d18_l2_s2`` 120 -> 97; ``downsample_k7_s4``'s 7 taps 79 -> 85 and ``ct_anisotropic``'s 4 elements per thread
+    63 -> 70 had they been dealt; ``resnet50_ds_1x1s2``'s rows of 14, runs of 4 bytes, compiled to 2-byte loads). ``X_KINDS``, bit ``k`` set where some tap reads ``x`` in way ``k`` (one
     loop each). A run's mask is its first element's: every bound a run could cross (the input's and the output's
     widths, a tile's) falls on a run boundary."""
     if not block_w:
@@ -371,9 +371,9 @@ def wgrad_runs(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, b
     shifts = tap_shifts(spec.weight_shape[-1], 1, spec.padding[-1][0], spec.dilation[-1], False)
     if deal == 1:
         x_vec = run_length(min(x_vec, block_w), shifts, input.element_size(), per_thread)
-    else:  # dealt: runs with every tap at most a column off, two of them per thread at least (the census, below)
+    else:  # dealt: runs of 8 bytes or more with every tap at most a column off, two a thread (the census, below)
         x_vec = run_length(min(x_vec, deal * block_w), shifts, input.element_size(), 0)
-        x_vec = x_vec if x_vec >= deal and deal * per_thread >= 2 * x_vec else 1
+        x_vec = x_vec if x_vec >= deal and x_vec * input.element_size() >= 8 and deal * per_thread >= 2 * x_vec else 1
     return min(dy_vec, block_w), x_vec, sum(1 << k for k in {run_kind(t, x_vec) for t in shifts})
 
 
