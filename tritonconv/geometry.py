@@ -348,19 +348,19 @@ def row_runs(x: torch.Tensor, positions: int, width_out: int, kernel_w: int, str
 
 def wgrad_runs(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, block_w: int, fold: int,
                per_thread: int) -> tuple[int, int, int]:
-    """How the weight gradient's pointer kernel reads NC(D)HW rows (tiles of ``block_w`` output columns, a power of two
-    of at least 8; 0: flat tiles, none): ``(DY_VEC, X_VEC, X_KINDS)``. ``dY`` is read at its own columns, in runs of
+    """How the weight gradient's pointer kernel reads NC(D)HW rows (tiles of ``block_w`` output columns, a power of two of
+    at least 8; 0: flat tiles, none): ``(DY_VEC, X_VEC, X_KINDS)``. ``dY`` is read at its own columns, in runs of
     ``DY_VEC`` elements from run boundaries wherever its strides and width allow (:func:`run_vec`; 1: an element at a
     time). ``x`` is read at the columns a tap shifts them to, ``s*ow + kw*dw - pw`` (width stride ``s``): in runs of
-    ``X_VEC`` as :func:`run_kind` says for each tap (:func:`run_length`, ``per_thread`` the elements of the tile of
-    ``x`` each thread holds at unit stride; unfolded taps, the output's width a multiple of the run's ``X_VEC / s``
-    positions; else 1); at a width stride of 2 or 4 each run holds ``X_VEC / s`` positions' ``s`` columns, dealt in
-    registers (:func:`tritonconv._tile.deal`), in runs of 8 bytes or more with every tap at most a column off a run
-    boundary, two runs per thread (sm_90 SASS, bf16, instructions per MMA: ``resnet50_l2_3x3s2`` 166 -> 112,
-    ``r3d18_l2_s2`` 120 -> 97; ``downsample_k7_s4``'s 7 taps 79 -> 85 and ``ct_anisotropic``'s 4 elements per thread
-    63 -> 70 had they been dealt; ``resnet50_ds_1x1s2``'s rows of 14, runs of 4 bytes, compiled to 2-byte loads). ``X_KINDS``, bit ``k`` set where some tap reads ``x`` in way ``k`` (one
-    loop each). A run's mask is its first element's: every bound a run could cross (the input's and the output's
-    widths, a tile's) falls on a run boundary."""
+    ``X_VEC`` as :func:`run_kind` says for each tap (:func:`run_length`, ``per_thread`` the elements of the tile of ``x``
+    each thread holds at unit stride; unfolded taps, the output's width a multiple of the run's ``X_VEC / s`` positions;
+    else 1); at a width stride of 2 or 4 each run holds ``X_VEC / s`` positions' ``s`` columns, dealt in registers
+    (:func:`tritonconv._tile.deal`), in runs of 8 bytes or more with every tap at most a column off a run boundary, two
+    runs per thread (sm_90 SASS, bf16, instructions per MMA: ``resnet50_l2_3x3s2`` 166 -> 112, ``r3d18_l2_s2`` 120 -> 97;
+    ``downsample_k7_s4``'s 7 taps 79 -> 85 and ``ct_anisotropic``'s 4 elements per thread 63 -> 70 had they been dealt;
+    ``resnet50_ds_1x1s2``'s rows of 14, runs of 4 bytes, compiled to 2-byte loads). ``X_KINDS``, bit ``k`` set where some
+    tap reads ``x`` in way ``k`` (one loop each). A run's mask is its first element's: every bound a run could cross (the
+    input's and the output's widths, a tile's) falls on a run boundary."""
     if not block_w:
         return 1, 1, 1
     dy_vec = run_vec(grad_output) if width_inner(grad_output) else 1
