@@ -181,6 +181,7 @@ def _conv_weight_grad_kernel(
                         cols_x = X_DEAL * ow0 + tl.arange(0, X_DEAL * BLOCK_K) % (X_DEAL * BLOCK_W)
                         first = cols_x + (kw * dw - pw - r2)  # each column's in the run read
                         at = tl.max_constancy(tl.multiple_of(rows_x, X_VEC), [X_VEC]) + cols_x
+                        at = tl.max_contiguous(tl.multiple_of(at, X_VEC), X_VEC)  # (Triton 3.6 sees no run otherwise)
                         ok_lo = ok_p & tl.max_constancy((first >= 0) & (first < W), [X_VEC])
                         lo = tl.load(x_at[:, None] + at[None, :], mask=mask_n[:, None] & ok_lo[None, :], other=0.0)
                         if r2 > 0:
