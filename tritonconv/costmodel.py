@@ -54,9 +54,8 @@ from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS",
-           "NC_RUNS_ISSUE", "nc_runs",
-           "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "Device",
-           "aligned", "apart", "by_rows", "nc_rows", "row_reads", "tap_runs", "wgrad_runs", "gemm_launch", "ctas_per_sm",
+           "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS",
+           "Device", "aligned", "apart", "by_rows", "nc_rows", "nc_runs", "row_reads", "tap_runs", "wgrad_runs", "gemm_launch", "ctas_per_sm",
            "device_for", "efficiency",
            "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds",
            "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds"]
@@ -405,11 +404,11 @@ def nc_rows(problem: Problem, config: Config) -> int:
     return tuning.nc_rows(*launched(problem, config))
 
 
-
 def nc_runs(problem: Problem, config: Config) -> int:
     """How a descriptor weight-gradient launch reads an NC(D)HW input's boxes in runs where a width tap's would start
     off 16 bytes (``X_KINDS``, :func:`tritonconv.tuning.nc_runs`); 0 where it does not."""
     return tuning.nc_runs(*launched(problem, config))
+
 
 def folds(problem: Problem, config: Config) -> bool:
     """Whether the launch folds taps into its tiles (rated ``fold_macs``): the pointer kernels' ``Config.fold``
