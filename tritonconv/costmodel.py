@@ -55,8 +55,8 @@ from .kernels import gemm, weight_grad
 
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS",
            "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS",
-           "Device", "aligned", "apart", "by_rows", "nc_rows", "nc_runs", "row_reads", "tap_runs", "wgrad_runs", "gemm_launch", "ctas_per_sm",
-           "device_for", "efficiency",
+           "Device", "aligned", "apart", "by_rows", "nc_rows", "nc_runs", "row_reads", "tap_runs", "wgrad_runs",
+           "gemm_launch", "ctas_per_sm", "device_for", "efficiency",
            "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds",
            "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds"]
 
