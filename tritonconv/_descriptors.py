@@ -9,6 +9,7 @@ import math
 import torch
 
 from ._checks import ConvSpec
+from .geometry import run_kind, tap_shifts
 
 
 def as_5d(t: torch.Tensor) -> tuple[list[int], list[int]]:
@@ -87,9 +88,8 @@ def nc_box_runs(spec: ConvSpec, tile_w: int, itemsize: int) -> int:
         return 0b10
     if spec.stride[-1] != 1:
         return 0
-    vec = 16 // itemsize
-    (pad, _), dilation, taps = spec.padding[-1], spec.dilation[-1], spec.weight_shape[-1]
-    return sum(1 << k for k in {(t * dilation - pad) % vec + 1 for t in range(taps)})
+    shifts = tap_shifts(spec.weight_shape[-1], 1, spec.padding[-1][0], spec.dilation[-1], False)
+    return sum(1 << k for k in {run_kind(t, 16 // itemsize) for t in shifts})
 
 
 BOX_SIDE = 256
