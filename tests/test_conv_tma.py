@@ -14,6 +14,7 @@ from conftest import assert_close
 import tritonconv
 from tritonconv import dispatch, geometry, tuning
 from tritonconv._checks import conv_spec, conv_transpose_spec
+from tritonconv._descriptors import flat_shifts, nc_flat
 from tritonconv.kernels import tma, weight_grad
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -155,12 +156,35 @@ def test_nchw_boxes_only_where_they_start_on_16_bytes():
     assert not eligible("conv", (16, 16, 3, 3), 1, width=12)  # 24-byte rows: no box
     assert not eligible("conv", (16, 16, 3, 3), 1, width=4096)  # no tile holds the row
     assert eligible("conv_wgrad", (16, 16, 3, 3), 1)  # the weight gradient's x in runs read on in registers
-    assert not eligible("conv_wgrad", (16, 16, 3, 3), 1, width=12)  # 24-byte rows: no box
+    assert not eligible("conv_wgrad", (16, 16, 3, 3), 1, width=12)  # 24-byte rows: no box; planes of 216 bytes neither
+    assert tuning.tma_eligible(tuning.Problem.of("conv_wgrad", "bfloat16", "contiguous", (1, 16, 8, 12), (16, 16, 3, 3),
+                                                 1, 1, 1))  # 24-byte rows in 192-byte planes: planes as rows
     assert not tuning.tma_eligible(tuning.Problem.of("conv_wgrad", "bfloat16", "contiguous", (1, 16, 9, 16),
                                                      (16, 16, 3, 3), (1, 2), 1, 1))  # a width stride: no run
     assert eligible("conv", (16, 16, 3, 3), 8, dilation=8)  # taps shift by 8 bf16 columns: 16 bytes
     assert not eligible("conv", (16, 16, 1, 1), 0, width=12)  # 24-byte rows
     assert eligible("conv", (16, 16, 1, 1), 0, dtype="float32", width=12)  # 48-byte rows
+
+
+def test_planes_as_rows_where_rows_are_no_box():
+    """The NC(D)HW weight gradient reads each plane as one row (``_descriptors.nc_flat``) where its rows are no 16-byte
+    multiple and its planes are, at unit height and width stride with the output as wide as the input: 1 where every
+    tap whose boxes start on 16 bytes keeps its columns, 2 where one moves them (read through registers, masked)."""
+    def flat(x_shape, w_shape, dtype=torch.bfloat16, **kwargs):
+        x, w = torch.empty(x_shape, dtype=dtype), torch.empty(w_shape, dtype=dtype)
+        spec = conv_spec(f"conv{len(x_shape) - 2}d", len(x_shape) - 2, x, w, None, kwargs.get("stride", 1),
+                         kwargs.get("padding", 0), kwargs.get("dilation", 1), 1)
+        return nc_flat(spec, x.element_size())
+    assert flat((8, 128, 8, 28, 28), (256, 128, 3, 3, 3), padding=1) == 1  # c3d_conv3a: shifts -29 .. 29, 0 and +-28 on
+    assert flat((1, 16, 4, 14), (8, 16, 5, 5), padding=2) == 2  # shift -40: 16 bytes, two columns off
+    assert flat((1, 16, 4, 10), (8, 16, 3, 3), padding=1, dtype=torch.float32) == 1
+    assert flat((1, 16, 4, 16), (8, 16, 3, 3), padding=1) == 0  # 32-byte rows: rows
+    assert flat((1, 16, 9, 12), (8, 16, 3, 3), padding=1) == 0  # 216-byte planes
+    assert flat((1, 16, 4, 14), (8, 16, 3, 3), padding=(1, 0)) == 0  # 12 output columns of 14
+    assert flat((1, 16, 8, 28), (8, 16, 3, 3), padding=1, stride=(1, 2)) == 0  # a width stride
+    assert flat((1, 16, 28), (8, 16, 3), padding=1) == 0  # 1-D: a plane is a row
+    assert flat_shifts(conv_spec("conv2d", 2, torch.empty(1, 1, 4, 10), torch.empty(1, 1, 2, 3), None, 1, (1, 2), (2, 1),
+                                 1)) == [-12, -11, -10, 8, 9, 10]  # (kh*dh - ph) * W + kw*dw - pw
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -646,6 +670,11 @@ WGRAD_CASES = [  # the weight gradient through descriptors: channels-last and NC
     ("conv3d", (1, 16, 4, 5, 16), (16, 16, 3, 3, 3), dict(padding=1), "contiguous"),
     ("conv2d", (1, 16, 3, 8), (8, 16, 3, 3), dict(padding=9), "contiguous"),
     ("conv3d", (2, 16, 5, 4, 8), (16, 16, 3, 1, 3), dict(padding=(1, 0, 1), stride=(2, 1, 1)), "contiguous"),
+    # NC(D)HW planes read as rows (rows of no 16-byte multiple, planes of one): seams masked; a 5x5 layer whose taps
+    # on 16 bytes include some that move their columns (nc_flat 2)
+    ("conv2d", (2, 16, 4, 10), (24, 16, 3, 3), dict(padding=1), "contiguous"),
+    ("conv3d", (1, 16, 3, 4, 6), (16, 16, 3, 3, 3), dict(padding=1), "contiguous"),
+    ("conv2d", (1, 16, 4, 14), (8, 16, 5, 5), dict(padding=2), "contiguous"),
 ]
 
 
@@ -653,11 +682,12 @@ WGRAD_CASES = [  # the weight gradient through descriptors: channels-last and NC
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_weight_gradient_through_descriptors(op, x_shape, w_shape, kwargs, layout, dtype, monkeypatch):
     """Patches of output positions as boxes of dy and of x shifted by each tap (zero padding from out-of-range
-    boxes, positions past the edge zero in dy; NC(D)HW x off 16 bytes read in runs): a spread of the tuner's descriptor
-    configs, split or not, with the kernel flipped or not, against torch."""
-    launched = []
-    monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch",
-                        lambda *a, _f=weight_grad.DescriptorLaunch.launch: launched.append(a[0].x_kinds) or _f(*a))
+    boxes, positions past the edge zero in dy; NC(D)HW x off 16 bytes read in runs, planes as rows where rows are of no
+    16-byte multiple): a spread of the tuner's descriptor configs, split or not, with the kernel flipped or not, against
+    torch."""
+    launched, flat = [], []
+    monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch", lambda *a, _f=weight_grad.DescriptorLaunch.launch:
+                        launched.append(a[0].x_kinds) or flat.append(a[0].flat) or _f(*a))
     x = geometry.to_layout(torch.randn(x_shape, device=DEVICE, dtype=dtype), layout)
     w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
     spec = conv_spec(op, int(op[-2]), x, w, None, kwargs.get("stride", 1), kwargs.get("padding", 0),
@@ -677,8 +707,11 @@ def test_weight_gradient_through_descriptors(op, x_shape, w_shape, kwargs, layou
         assert (launched[-1] > 0b10) == (tuning.nc_runs(problem, cfg) > 0)  # x read in runs where the model says so
     assert len(launched) == len(picked)
     (pad, _), dilation = spec.padding[-1], spec.dilation[-1]
-    off = any((t * dilation - pad) * x.element_size() % 16 for t in range(w_shape[-1]))
+    planes = layout == "contiguous" and x.shape[-1] * x.element_size() % 16 != 0  # rows of no 16-byte multiple
+    shifts = flat_shifts(spec) if planes else [t * dilation - pad for t in range(w_shape[-1])]
+    off = any(s * x.element_size() % 16 for s in shifts)
     assert (layout == "contiguous" and off) == any(kinds > 0b10 for kinds in launched)  # NC(D)HW taps off 16 bytes
+    assert flat == [nc_flat(spec, x.element_size()) if planes else 0] * len(picked) and (not planes or flat[0] > 0)
 
 
 def test_weight_gradient_descriptors_only_where_they_apply(monkeypatch):

@@ -75,15 +75,57 @@ def nc_boxes_aligned(spec: ConvSpec, tile_w: int, itemsize: int) -> bool:
             and (taps == 1 or dilation * itemsize % 16 == 0))
 
 
+def nc_flat(spec: ConvSpec, itemsize: int) -> int:
+    """How the weight gradient's descriptor kernel reads an NC(D)HW layer's planes as rows (:func:`flat_view`), where
+    its rows are no box's (not 16-byte multiples: 28 bf16 columns) but its planes are (28 x 28), at unit height and
+    width stride, the output as wide as the input (so a tap moves a plane's positions as a whole, by
+    :func:`flat_shifts`; rows past the plane's edges lie outside the box: zeros). A position whose tap column leaves its
+    row reads the next or previous row's: the kernel masks those in registers where it reads a box in runs (offsets
+    past 16 bytes). 1: so it reads planes, every tap whose boxes start on 16 bytes keeping its columns (read straight
+    into shared memory); 2: some such tap moves its columns, and those boxes pass through registers too, masked.
+    0: no such read (rows of 16-byte multiples are read as rows)."""
+    if len(spec.stride) < 2 or tuple(spec.stride[-2:]) != (1, 1) or spec.output_shape[-1] != spec.input_shape[-1]:
+        return 0
+    (h, w), (oh, ow) = spec.input_shape[-2:], spec.output_shape[-2:]
+    vec = 16 // itemsize
+    if w % vec == 0 or h * w % vec or oh * ow % vec:
+        return 0
+    (pw, _), dw = spec.padding[-1], spec.dilation[-1]
+    columns = [t * dw - pw for t in range(spec.weight_shape[-1])] * spec.weight_shape[-2]
+    return 2 if any(s % vec == 0 and c for s, c in zip(flat_shifts(spec), columns)) else 1
+
+
+def flat_shifts(spec: ConvSpec) -> list[int]:
+    """The positions each (height, width) tap shifts a plane's by, the plane read as one row (:func:`nc_flat`):
+    ``(kh*dh - ph) * W + kw*dw - pw``, height taps outer."""
+    kh, kw = spec.weight_shape[-2:]
+    (ph, _), (pw, _) = spec.padding[-2:]
+    dh, dw = spec.dilation[-2:]
+    return [(i * dh - ph) * spec.input_shape[-1] + j * dw - pw for i in range(kh) for j in range(kw)]
+
+
+def flat_view(t: torch.Tensor) -> tuple[list[int], list[int]] | None:
+    """Sizes and strides of an NC(D)HW tensor (:func:`as_5d`) with each plane as one row (``[N, C, D, 1, H*W]``), or
+    None where its planes are not dense."""
+    sizes, strides = as_5d(t)
+    n, c, d, h, w = sizes
+    if strides[-1] != 1 or (h > 1 and strides[-2] != w):
+        return None
+    return [n, c, d, 1, h * w], [*strides[:3], h * w, 1]
+
+
 def nc_box_runs(spec: ConvSpec, tile_w: int, itemsize: int) -> int:
     """How the weight gradient's descriptor kernel reads an NC(D)HW input's boxes (``tile_w`` columns, 16-byte
     multiples): ``X_KINDS``, bit ``r + 1`` for each offset ``r`` (in elements) that some width tap's first column
     ``ow0 + kw*dw - pw`` lies past a 16-byte boundary. Bit 1 alone: every box starts on one as it is
     (:func:`nc_boxes_aligned`). Else, at unit width stride, a tap ``r`` columns off reads the box from the boundary below
     and the box 16 bytes on, each row's runs of 16 bytes read ``r`` columns on in registers
-    (:func:`tritonconv._tile.shift_runs`). 0: neither (a width stride, or tiles of no 16-byte multiple)."""
+    (:func:`tritonconv._tile.shift_runs`); planes read as rows (:func:`nc_flat`) likewise, by each tap's
+    :func:`flat_shifts`. 0: neither (a width stride, or tiles of no 16-byte multiple)."""
     if tile_w * itemsize % 16:
         return 0
+    if nc_flat(spec, itemsize):
+        return sum(1 << k for k in {run_kind(s, 16 // itemsize) for s in flat_shifts(spec)})
     if nc_boxes_aligned(spec, tile_w, itemsize):
         return 0b10
     if spec.stride[-1] != 1:

@@ -35,7 +35,7 @@ import triton
 
 from . import cache, geometry
 from ._checks import ConvSpec
-from ._descriptors import folds_stride, nc_box_runs, nc_row_shift, nc_row_width
+from ._descriptors import folds_stride, nc_box_runs, nc_flat, nc_row_shift, nc_row_width
 from ._runtime import TensorDescriptor
 from .geometry import DEPTHWISE_KIND, KINDS, Config, Problem
 from .kernels import tma, weight_grad
@@ -171,7 +171,8 @@ def tma_eligible(problem: Problem) -> bool:
     gradient's written channels too), and for an NC(D)HW read rows of 16-byte multiples with every box of
     the convolution's input starting on one (:func:`tritonconv._descriptors.nc_boxes_aligned`) or, a forward or input
     gradient, rows a tile holds whole (:func:`nc_row_tile`; a forward strided 2 along height and width too, dealt);
-    the weight gradient's at any shift (:func:`tritonconv._descriptors.nc_box_runs`)."""
+    the weight gradient's at any shift (:func:`tritonconv._descriptors.nc_box_runs`), or its planes read as rows where
+    they are 16-byte multiples and its rows are not (:func:`tritonconv._descriptors.nc_flat`)."""
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     wgrad = problem.kind == "conv_wgrad"
     rows, cols, red = problem.gemm
@@ -192,6 +193,8 @@ def tma_eligible(problem: Problem) -> bool:
     reads = problem.reads
     (pad, _), dilation, taps = problem.padding[-1], problem.dilation[-1], problem.weight_shape[-1]
     pad = (taps - 1) * dilation - pad if problem.kind == "conv_t" else pad  # run as a forward convolution
+    if planes_as_rows(problem):
+        return True
     return (all(r[-1] * itemsize % 16 == 0 for r in reads) and all(c * itemsize % 16 == 0 for c in weight_rows)
             and ((pad * itemsize % 16 == 0 and (taps == 1 or dilation * itemsize % 16 == 0)) or nc_row_tile(problem) > 0
                  or wgrad))
@@ -204,6 +207,13 @@ def nc_row_tile(problem: Problem) -> int:
     if problem.layout != "contiguous" or problem.kind not in ("conv", "conv_t"):
         return 0
     return nc_row_width(as_forward(problem), getattr(torch, problem.dtype).itemsize)
+
+
+def planes_as_rows(problem: Problem) -> bool:
+    """Whether the descriptor kernel reads an NC(D)HW weight gradient's planes as rows
+    (:func:`tritonconv._descriptors.nc_flat`: rows of no 16-byte multiple in planes of one)."""
+    return (problem.kind == "conv_wgrad" and problem.layout == "contiguous" and problem.groups == 1
+            and nc_flat(problem.spec, getattr(torch, problem.dtype).itemsize) > 0)
 
 
 def nc_rows(problem: Problem, config: Config) -> int:
@@ -264,6 +274,8 @@ def tma_patch(problem: Problem, positions: int) -> dict[str, int]:
     patches of 16 images: exact, where one image's 8 x 8 padded 1.31x); NC(D)HW rows read whole (:func:`nc_row_tile`)
     as many rows of that width as fill the patch (56-wide rows: 2 x 64 for 128 positions, 1.14x)."""
     width = nc_row_tile(problem)
+    if planes_as_rows(problem):  # patches of one row
+        return dict(tile_b=1, tile_h=1)
     if width and positions >= width:  # NC(D)HW rows read whole: tiles of whole rows
         return dict(tile_b=1, tile_h=positions // width)
     images, rows = tma_tile(*tma_plane(problem), positions, tma_min_width(problem), tma_batch(problem))
@@ -295,8 +307,11 @@ def tma_padding(problem: Problem, positions: int) -> float:
 
 def tma_plane(problem: Problem) -> tuple[int, int]:
     """(height, width) of the plane of positions the descriptor kernels tile: the output's last two axes (the
-    input's for the input gradient, which writes it, one stride phase's where it is strided; 1-D: 1 x L)."""
+    input's for the input gradient, which writes it, one stride phase's where it is strided; 1-D: 1 x L; an NC(D)HW
+    weight gradient's planes read as rows, :func:`tritonconv._descriptors.nc_flat`: 1 x H*W)."""
     written = tma_written(problem)
+    if planes_as_rows(problem):
+        return 1, written[-2] * written[-1]
     return (1, *written[2:]) if len(written) == 3 else tuple(written[-2:])
 
 

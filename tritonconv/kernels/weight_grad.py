@@ -53,7 +53,7 @@ import triton.language as tl
 
 from .. import geometry
 from .._checks import ConvSpec
-from .._descriptors import as_5d, channels_inner, describable, input_view, nc_box_runs
+from .._descriptors import as_5d, channels_inner, describable, flat_view, input_view, nc_box_runs, nc_flat
 from .._runtime import Descriptors, Direct, TensorDescriptor, capability, interpreting, kernel
 from .._runtime import target_options as _target_options
 from .._tile import deal, mma, next_rows, patch, repeat, run_kind, shift_runs, tap, tile_positions
@@ -328,14 +328,17 @@ def _conv_weight_grad_tma_kernel(
     X_INNER: tl.constexpr, DY_INNER: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr,
     DOT_PRECISION: tl.constexpr, TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, EVEN: tl.constexpr,
-    X_VEC: tl.constexpr, X_KINDS: tl.constexpr,
+    X_VEC: tl.constexpr, X_KINDS: tl.constexpr, FLAT: tl.constexpr, RW: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split of the patches.
 
     NC(D)HW ``x`` (:func:`tritonconv._descriptors.nc_box_runs`): a box must start on 16 bytes (``X_VEC`` elements), so
     a tap whose first column is ``r`` past a boundary reads the box from that boundary and the box ``X_VEC`` on, and
     takes each row's runs ``r`` columns on in registers (:func:`tritonconv._tile.shift_runs`); a loop for each offset
-    some tap takes (``X_KINDS``, bit ``r + 1``), each program running its tap's.
+    some tap takes (``X_KINDS``, bit ``r + 1``), each program running its tap's. ``FLAT``: each plane one row
+    (:func:`tritonconv._descriptors.nc_flat`: ``OH`` 1, ``OW`` the plane's positions, rows ``RW`` wide), a tap shifting
+    it by ``(kh*dh - ph) * RW + kw*dw - pw``; runs read on (``FLAT`` 2: boxes as they are too) are masked where a
+    position's tap column leaves its row.
 
     Programs run input-channel tile fastest, so those reading the same ``dY`` boxes run together (L2). ``EVEN``:
     the channel tiles divide both channel counts, so the epilogue stores without a mask (a 128 x 128 tile's
@@ -363,10 +366,13 @@ def _conv_weight_grad_tma_kernel(
     first = split * STEPS_PER_SPLIT  # this split's first patch, then the next ones in (nb, od, oh, ow) order
     nb, od, oh0, ow0 = patch(first, OD, tiles_h, tiles_w, TILE_B, TILE_H, TILE_W)
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
+    shift = kw * dw - pw  # the columns this tap moves x's positions by (FLAT: of the plane, rows RW wide)
+    if FLAT:
+        shift += (kh * dh - ph) * RW
     if X_KINDS == 2:  # every box as it is
         reads = 1
     else:
-        reads = run_kind(kw * dw - pw, X_VEC)  # this program's tap's offset past a 16-byte boundary, plus 1
+        reads = run_kind(shift, X_VEC)  # this program's tap's offset past a 16-byte boundary, plus 1
     for kind in tl.static_range(1, X_VEC + 1):  # a loop for each offset some tap of the launch takes (X_KINDS)
         if (X_KINDS >> kind) & 1:
             if reads == kind:
@@ -378,7 +384,9 @@ def _conv_weight_grad_tma_kernel(
                         a = dy_desc.load([nb, m0, od, oh0, ow0]).reshape(BLOCK_M, BLOCK_K)
                     id_ = od * sd - pd + kd * dd
                     ih = oh0 - ph + kh * dh
-                    iw = ow0 - pw + kw * dw
+                    if FLAT:  # the plane's one row
+                        ih = 0
+                    iw = ow0 + shift
                     if PHASE_H > 1:  # axis 1 steps rows: slice id_, row phase qh % PHASE_H
                         b = x_desc.load([nb, id_ * XH + qh % PHASE_H, oh0 + qh // PHASE_H - ph, ow0 + col, chan])
                         b = b.reshape(BLOCK_K, BLOCK_N)
@@ -386,12 +394,17 @@ def _conv_weight_grad_tma_kernel(
                         b = x_desc.load([nb, id_, ih, ow0 + col, chan]).reshape(BLOCK_K, BLOCK_N)
                     elif X_INNER:
                         b = x_desc.load([nb, id_, ih, iw, n0]).reshape(BLOCK_K, BLOCK_N)
-                    elif R == 0:
+                    elif R == 0 and FLAT < 2:
                         b = tl.trans(x_desc.load([nb, n0, id_, ih, iw]).reshape(BLOCK_N, BLOCK_K))
                     else:  # the boxes from the boundary R columns below the tap's and X_VEC on, rows' runs read R on
-                        lo = x_desc.load([nb, n0, id_, ih, iw - R]).reshape(BLOCK_N, BLOCK_K)
-                        hi = x_desc.load([nb, n0, id_, ih, iw - R + X_VEC]).reshape(BLOCK_N, BLOCK_K)
-                        b = tl.trans(shift_runs(lo, hi, R, BLOCK_N, BLOCK_K, X_VEC))
+                        b = x_desc.load([nb, n0, id_, ih, iw - R]).reshape(BLOCK_N, BLOCK_K)
+                        if R > 0:
+                            hi = x_desc.load([nb, n0, id_, ih, iw - R + X_VEC]).reshape(BLOCK_N, BLOCK_K)
+                            b = shift_runs(b, hi, R, BLOCK_N, BLOCK_K, X_VEC)
+                        if FLAT:  # positions whose tap column leaves their row (the seams): zeros
+                            col = (ow0 + tl.arange(0, BLOCK_K)) % RW + (kw * dw - pw)
+                            b = tl.where(((col >= 0) & (col < RW))[None, :], b, tl.full((BLOCK_N, BLOCK_K), 0, b.dtype))
+                        b = tl.trans(b)
                     acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
                     ow0 += TILE_W  # the next patch by carries, not divisions (scalar coordinates only)
                     row_done = ow0 >= OW
@@ -421,11 +434,17 @@ def descriptors_usable(grad_output: torch.Tensor, input: torch.Tensor, spec: Con
     """Whether this kernel computes the weight gradient with ``config``'s tiles: one group, unit H/W stride or strides
     ``x``'s view folds (:func:`tritonconv._descriptors.input_view`, channels innermost), each operand channels- or
     width-innermost (NC(D)HW: box rows of 16-byte multiples, ``x``'s boxes starting on 16 bytes or read in runs at unit
-    width stride, :func:`tritonconv._descriptors.nc_box_runs`), 16-byte strides, no fp64 (its accumulator is fp32). The
+    width stride, :func:`tritonconv._descriptors.nc_box_runs`; or planes read as rows, patches of one row,
+    :func:`tritonconv._descriptors.nc_flat`), 16-byte strides, no fp64 (its accumulator is fp32). The
     base addresses must be 16-byte aligned too (:func:`tritonconv._descriptors.aligned`, checked per call)."""
     if TensorDescriptor is None or not config.tile_h or spec.groups != 1 or input.dtype == torch.float64:
         return False
-    tile_b, _, tile_w = config.patch(config.block_k)
+    tile_b, tile_h, tile_w = config.patch(config.block_k)
+    if not channels_inner(input) and nc_flat(spec, input.element_size()):  # planes as rows: patches of one row
+        views = [flat_view(t) for t in (grad_output, input)]
+        return (tile_b == tile_h == 1 and not channels_inner(grad_output) and None not in views
+                and all(describable(t, v[1]) for t, v in zip((grad_output, input), views))
+                and nc_box_runs(spec, tile_w, input.element_size()) > 0)
     view = input_view(input, spec, config.block_n)
     if view is None or not describable(input, view[1]):
         return False
@@ -444,8 +463,11 @@ class DescriptorLaunch(Partials):
                  inner_grad: bool = False) -> None:
         c_out, c_in, *kernel_size = spec.weight_shape
         tile_b, tile_h, tile_w = config.patch(config.block_k)
-        _, xh, _, od, oh, ow, sd, phase_h, phase_w, pd, ph, pw, dd, dh, dw = geometry_3d(spec.input_shape[2:],
-                                                                                          spec.output_shape[2:], spec)
+        _, xh, rw, od, oh, ow, sd, phase_h, phase_w, pd, ph, pw, dd, dh, dw = geometry_3d(spec.input_shape[2:],
+                                                                                           spec.output_shape[2:], spec)
+        flat = 0 if channels_inner(input) else nc_flat(spec, input.element_size())
+        if flat:  # each plane one row (rw columns wide: its seams)
+            oh, ow = 1, oh * ow
         positions = grad_output.shape[0] * od * oh * ow
         steps = triton.cdiv(grad_output.shape[0], tile_b) * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w)
         per_split, splits = geometry.step_splits(steps, config.split_k)
@@ -453,10 +475,11 @@ class DescriptorLaunch(Partials):
 
         def layout(t: torch.Tensor, channels: int, view: tuple) -> tuple:
             box = [tile_b, 1, tile_h, tile_w, channels] if channels_inner(t) else [1, channels, 1, tile_h, tile_w]
-            return (*view, box)
+            return (*(flat_view(t) if flat else view), box)
 
         self.x_layout = layout(input, config.block_n, input_view(input, spec, config.block_n))
         self.x_kinds = 0b10 if channels_inner(input) else nc_box_runs(spec, tile_w, input.element_size())
+        self.flat = flat
         self.dy_layout = layout(grad_output, config.block_m, as_5d(grad_output))
         interp = interpreting(input.device)
         tiles = math.prod(kernel_size) * triton.cdiv(c_out, config.block_m) * triton.cdiv(c_in, config.block_n)
@@ -469,7 +492,7 @@ class DescriptorLaunch(Partials):
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_M=config.block_m, BLOCK_N=config.block_n,
             PHASE_H=phase_h, PHASE_W=phase_w, EVEN=c_out % config.block_m == 0 and c_in % config.block_n == 0,
-            X_VEC=16 // input.element_size(), X_KINDS=self.x_kinds, num_warps=config.num_warps,
+            X_VEC=16 // input.element_size(), X_KINDS=self.x_kinds, FLAT=flat, RW=rw if flat else 0, num_warps=config.num_warps,
             num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_weight_grad_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
