@@ -34,6 +34,7 @@ import torch
 import triton
 
 from tritonconv import _runtime, costmodel, geometry, shapes, tune, tuning
+from tritonconv._descriptors import flat_shifts
 from tritonconv.kernels import gemm, weight_grad
 
 ROOT = Path(__file__).resolve().parent
@@ -380,7 +381,7 @@ def nc_row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) ->
                                                                                 * inner_cfg.block_k)
             ratio = min(1.0, inner_per_mac / per_mac)
             rows.append({"name": name, "kind": kind, "dtype": dtype, "config": vars(cfg), "rows": nc,
-                         ("nc_runs" if runs else "nc_rows"): True,
+                         ("nc_flat" if costmodel.nc_flat(problem, cfg) else "nc_runs" if runs else "nc_rows"): True,
                          "channels_last": inner, "channels_last_config": vars(inner_cfg), "ratio": round(ratio, 3)})
             print(f"{name:>24} {kind:>10} {dtype} descriptor {'runs' if runs else 'rows whole'}: {per_mac * 1e3:.2f} "
                   f"warp instructions per 1000 multiply-adds, channels-last {inner_per_mac * 1e3:.2f} ({ratio:.2f}x)", flush=True)
@@ -415,6 +416,8 @@ def runs_instructions_per_math(problem: tuning.Problem, census: dict) -> float:
     run = problem.as_run()  # (the problem the kernel runs: axes merged, stems packed)
     shifts = geometry.tap_shifts(run.weight_shape[-1], run.stride[-1], run.padding[-1][0], run.dilation[-1],
                                  run.kind == "conv_t")
+    if tuning.planes_as_rows(run):  # planes read as rows: each (height, width) tap's shift of the plane
+        shifts = flat_shifts(run.spec)
     taps = [geometry.run_kind(t, census["run_vec"]) for t in shifts]
     return sum(taps.count(k) * v[0] for k, v in zip(kinds, variants)) / (len(taps) * census["loop_math"])
 
@@ -453,13 +456,14 @@ def main(argv: list[str] | None = None) -> int:
         suite = json.loads(args.suite.read_text())
         pairs = row_pairs(args.arch, args.dtype, [k for k in args.kinds if k in costmodel.ROW_ISSUE], suite)
         whole = nc_row_pairs(args.arch, args.dtype, [k for k in args.kinds if k in costmodel.NC_ROWS_ISSUE
-                                                     or k in costmodel.NC_RUNS_ISSUE], suite)
+                                                     or k in costmodel.NC_RUNS_ISSUE], suite)  # (NC_FLAT_ISSUE's too)
         path = report_path(args.arch, args.dtype, args.out, "-rows")
         path.write_text("".join(json.dumps({**meta, **row}) + "\n" for row in pairs + whole))
         classes = (("", costmodel.ROW_ISSUE, [r for r in pairs if not r["aligned"]]),
                    (" aligned", costmodel.ALIGNED_ISSUE, [r for r in pairs if r["aligned"]]),
                    (" descriptor rows whole", costmodel.NC_ROWS_ISSUE, [r for r in whole if r.get("nc_rows")]),
-                   (" descriptor runs", costmodel.NC_RUNS_ISSUE, [r for r in whole if r.get("nc_runs")]))
+                   (" descriptor runs", costmodel.NC_RUNS_ISSUE, [r for r in whole if r.get("nc_runs")]),
+                   (" descriptor planes as rows", costmodel.NC_FLAT_ISSUE, [r for r in whole if r.get("nc_flat")]))
         for label, shares, members in classes:
             for kind in shares:
                 ratios = [r["ratio"] for r in members if r["kind"] == kind]

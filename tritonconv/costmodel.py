@@ -54,8 +54,8 @@ from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS",
-           "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS",
-           "Device", "aligned", "apart", "by_rows", "nc_rows", "nc_runs", "row_reads", "tap_runs", "wgrad_runs",
+           "NC_FLAT_ISSUE", "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS",
+           "Device", "aligned", "apart", "by_rows", "nc_flat", "nc_rows", "nc_runs", "row_reads", "tap_runs", "wgrad_runs",
            "gemm_launch", "ctas_per_sm", "device_for", "efficiency",
            "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds",
            "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds"]
@@ -167,6 +167,15 @@ descriptor loop's warp instructions per multiply-add (its heuristic tiles) over 
 the taps that run it, at most 1 (0.70-0.96 over 6 launches; 2-4x fewer than the pointer kernel's NC(D)HW rows issued)
 (sm_90 SASS, ``python -m benchmarks.static --rows``). An issue-bound estimate, not a measurement: the second box
 doubles x's shared-memory traffic, which the census does not see."""
+
+NC_FLAT_ISSUE = {"conv_wgrad": 0.52}
+"""The share of the descriptor rate (``tma_macs``) that NC(D)HW weight-gradient descriptor launches reading each plane
+as one row (:func:`nc_flat`: rows of no 16-byte multiple, 28 bf16 columns) are rated at, as :data:`NC_RUNS_ISSUE`: the
+census of the suite's one such launch (``c3d_conv3a``; sm_90 SASS, ``python -m benchmarks.static --rows``). Its loops
+read x in runs at every offset a 28-column row puts a tap at, and each masks the positions whose tap column leaves
+their row (a modulo per position and a select per element: about 117 of a shifted loop's 271 instructions per step,
+its 128 x 128 x 64 tiles on 8 warps; 1.95 warp instructions per 1000 multiply-adds against the channels-last
+descriptor loop's 1.01 and the pointer kernel's NC(D)HW rows' 2.52)."""
 
 UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
@@ -410,6 +419,13 @@ def nc_runs(problem: Problem, config: Config) -> int:
     return tuning.nc_runs(*launched(problem, config))
 
 
+def nc_flat(problem: Problem, config: Config) -> bool:
+    """Whether a descriptor weight-gradient launch reads an NC(D)HW input's planes as rows
+    (:func:`tritonconv.tuning.planes_as_rows`)."""
+    problem, config = launched(problem, config)
+    return bool(config.tile_h) and tuning.planes_as_rows(problem)
+
+
 def folds(problem: Problem, config: Config) -> bool:
     """Whether the launch folds taps into its tiles (rated ``fold_macs``): the pointer kernels' ``Config.fold``
     (the input gradient never folds)."""
@@ -441,6 +457,8 @@ def rate_of(problem: Problem, config: Config) -> tuple[str, float]:
     factor = 2.0 if problem.dtype.startswith("float8") else 1.0  # fp8 tensor-core products: twice as fast
     if name == "tma_macs" and nc_rows(problem, config):
         factor *= NC_ROWS_ISSUE[problem.kind]
+    elif name == "tma_macs" and nc_flat(problem, config):
+        factor *= NC_FLAT_ISSUE[problem.kind]
     elif name == "tma_macs" and nc_runs(problem, config):
         factor *= NC_RUNS_ISSUE[problem.kind]
     return name, factor * PASS_ISSUE[problem.kind] if name in ("mma_macs", *UNFITTED_SHARES) else factor
