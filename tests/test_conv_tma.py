@@ -168,21 +168,20 @@ def test_nchw_boxes_only_where_they_start_on_16_bytes():
 
 def test_planes_as_rows_where_rows_are_no_box():
     """The NC(D)HW weight gradient reads each plane as one row (``_descriptors.nc_flat``) where its rows are no 16-byte
-    multiple and its planes are, at unit height and width stride with the output as wide as the input: 1 where every
-    tap whose boxes start on 16 bytes keeps its columns, 2 where one moves them (read through registers, masked)."""
+    multiple and its planes are, at unit height and width stride with the output as wide as the input."""
     def flat(x_shape, w_shape, dtype=torch.bfloat16, **kwargs):
         x, w = torch.empty(x_shape, dtype=dtype), torch.empty(w_shape, dtype=dtype)
         spec = conv_spec(f"conv{len(x_shape) - 2}d", len(x_shape) - 2, x, w, None, kwargs.get("stride", 1),
                          kwargs.get("padding", 0), kwargs.get("dilation", 1), 1)
         return nc_flat(spec, x.element_size())
-    assert flat((8, 128, 8, 28, 28), (256, 128, 3, 3, 3), padding=1) == 1  # c3d_conv3a: shifts -29 .. 29, 0 and +-28 on
-    assert flat((1, 16, 4, 14), (8, 16, 5, 5), padding=2) == 2  # shift -40: 16 bytes, two columns off
-    assert flat((1, 16, 4, 10), (8, 16, 3, 3), padding=1, dtype=torch.float32) == 1
-    assert flat((1, 16, 4, 16), (8, 16, 3, 3), padding=1) == 0  # 32-byte rows: rows
-    assert flat((1, 16, 9, 12), (8, 16, 3, 3), padding=1) == 0  # 216-byte planes
-    assert flat((1, 16, 4, 14), (8, 16, 3, 3), padding=(1, 0)) == 0  # 12 output columns of 14
-    assert flat((1, 16, 8, 28), (8, 16, 3, 3), padding=1, stride=(1, 2)) == 0  # a width stride
-    assert flat((1, 16, 28), (8, 16, 3), padding=1) == 0  # 1-D: a plane is a row
+    assert flat((8, 128, 8, 28, 28), (256, 128, 3, 3, 3), padding=1)  # c3d_conv3a
+    assert flat((1, 16, 4, 14), (8, 16, 5, 5), padding=2) and flat((1, 16, 4, 10), (8, 16, 3, 3), dtype=torch.float32,
+                                                                     padding=1)
+    assert not flat((1, 16, 4, 16), (8, 16, 3, 3), padding=1)  # 32-byte rows: rows
+    assert not flat((1, 16, 9, 12), (8, 16, 3, 3), padding=1)  # 216-byte planes
+    assert not flat((1, 16, 4, 14), (8, 16, 3, 3), padding=(1, 0))  # 12 output columns of 14
+    assert not flat((1, 16, 8, 28), (8, 16, 3, 3), padding=1, stride=(1, 2))  # a width stride
+    assert not flat((1, 16, 28), (8, 16, 3), padding=1)  # 1-D: a plane is a row
     assert flat_shifts(conv_spec("conv2d", 2, torch.empty(1, 1, 4, 10), torch.empty(1, 1, 2, 3), None, 1, (1, 2), (2, 1),
                                  1)) == [-12, -11, -10, 8, 9, 10]  # (kh*dh - ph) * W + kw*dw - pw
 
@@ -670,8 +669,8 @@ WGRAD_CASES = [  # the weight gradient through descriptors: channels-last and NC
     ("conv3d", (1, 16, 4, 5, 16), (16, 16, 3, 3, 3), dict(padding=1), "contiguous"),
     ("conv2d", (1, 16, 3, 8), (8, 16, 3, 3), dict(padding=9), "contiguous"),
     ("conv3d", (2, 16, 5, 4, 8), (16, 16, 3, 1, 3), dict(padding=(1, 0, 1), stride=(2, 1, 1)), "contiguous"),
-    # NC(D)HW planes read as rows (rows of no 16-byte multiple, planes of one): seams masked; a 5x5 layer whose taps
-    # on 16 bytes include some that move their columns (nc_flat 2)
+    # NC(D)HW planes read as rows (rows of no 16-byte multiple, planes of one), the seams' products taken out; a 5x5
+    # layer (taps two columns off, some on 16 bytes)
     ("conv2d", (2, 16, 4, 10), (24, 16, 3, 3), dict(padding=1), "contiguous"),
     ("conv3d", (1, 16, 3, 4, 6), (16, 16, 3, 3, 3), dict(padding=1), "contiguous"),
     ("conv2d", (1, 16, 4, 14), (8, 16, 5, 5), dict(padding=2), "contiguous"),
@@ -711,7 +710,7 @@ def test_weight_gradient_through_descriptors(op, x_shape, w_shape, kwargs, layou
     shifts = flat_shifts(spec) if planes else [t * dilation - pad for t in range(w_shape[-1])]
     off = any(s * x.element_size() % 16 for s in shifts)
     assert (layout == "contiguous" and off) == any(kinds > 0b10 for kinds in launched)  # NC(D)HW taps off 16 bytes
-    assert flat == [nc_flat(spec, x.element_size()) if planes else 0] * len(picked) and (not planes or flat[0] > 0)
+    assert flat == [planes] * len(picked) and nc_flat(spec, x.element_size()) == planes
 
 
 def test_weight_gradient_descriptors_only_where_they_apply(monkeypatch):

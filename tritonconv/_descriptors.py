@@ -75,24 +75,18 @@ def nc_boxes_aligned(spec: ConvSpec, tile_w: int, itemsize: int) -> bool:
             and (taps == 1 or dilation * itemsize % 16 == 0))
 
 
-def nc_flat(spec: ConvSpec, itemsize: int) -> int:
-    """How the weight gradient's descriptor kernel reads an NC(D)HW layer's planes as rows (:func:`flat_view`), where
-    its rows are no box's (not 16-byte multiples: 28 bf16 columns) but its planes are (28 x 28), at unit height and
-    width stride, the output as wide as the input (so a tap moves a plane's positions as a whole, by
-    :func:`flat_shifts`; rows past the plane's edges lie outside the box: zeros). A position whose tap column leaves its
-    row reads the next or previous row's: the kernel masks those in registers where it reads a box in runs (offsets
-    past 16 bytes). 1: so it reads planes, every tap whose boxes start on 16 bytes keeping its columns (read straight
-    into shared memory); 2: some such tap moves its columns, and those boxes pass through registers too, masked.
-    0: no such read (rows of 16-byte multiples are read as rows)."""
+def nc_flat(spec: ConvSpec, itemsize: int) -> bool:
+    """Whether the weight gradient's descriptor kernel reads an NC(D)HW layer's planes as rows (:func:`flat_view`): its
+    rows are no box's (not 16-byte multiples: 28 bf16 columns) but its planes are (28 x 28), at unit height and width
+    stride, the output as wide as the input (so a tap moves a plane's positions as a whole, by :func:`flat_shifts`; rows
+    past the plane's edges lie outside the box: zeros). A position whose tap column leaves its row (at the rows' seams)
+    reads the row before's or after's column there; the kernel takes those products out again, read by address (rows of
+    28 and a 3x3 tap: one position a row, 1/28 of the reduction). Rows of 16-byte multiples are read as rows."""
     if len(spec.stride) < 2 or tuple(spec.stride[-2:]) != (1, 1) or spec.output_shape[-1] != spec.input_shape[-1]:
-        return 0
+        return False
     (h, w), (oh, ow) = spec.input_shape[-2:], spec.output_shape[-2:]
     vec = 16 // itemsize
-    if w % vec == 0 or h * w % vec or oh * ow % vec:
-        return 0
-    (pw, _), dw = spec.padding[-1], spec.dilation[-1]
-    columns = [t * dw - pw for t in range(spec.weight_shape[-1])] * spec.weight_shape[-2]
-    return 2 if any(s % vec == 0 and c for s, c in zip(flat_shifts(spec), columns)) else 1
+    return w % vec != 0 and h * w % vec == 0 and oh * ow % vec == 0
 
 
 def flat_shifts(spec: ConvSpec) -> list[int]:

@@ -321,14 +321,14 @@ class Launch(Partials):
 @kernel
 @triton.jit
 def _conv_weight_grad_tma_kernel(
-    x_desc, dy_desc, dw_ptr,
+    x_desc, dy_desc, dw_ptr, x_ptr, dy_ptr,
     C_in, C_out, OD, OH, OW, XH, sd, pd, ph, pw, dd, dh, dw,
-    sws, swo, swi, swt, STEPS, STEPS_PER_SPLIT,
+    sws, swo, swi, swt, STEPS, STEPS_PER_SPLIT, D, RW, ROWS, XHW, sxn, sxc, sxd, syn, syc, syd,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     X_INNER: tl.constexpr, DY_INNER: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr,
     DOT_PRECISION: tl.constexpr, TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, EVEN: tl.constexpr,
-    X_VEC: tl.constexpr, X_KINDS: tl.constexpr, FLAT: tl.constexpr, RW: tl.constexpr,
+    X_VEC: tl.constexpr, X_KINDS: tl.constexpr, FLAT: tl.constexpr, SEAMS: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split of the patches.
 
@@ -336,9 +336,11 @@ def _conv_weight_grad_tma_kernel(
     a tap whose first column is ``r`` past a boundary reads the box from that boundary and the box ``X_VEC`` on, and
     takes each row's runs ``r`` columns on in registers (:func:`tritonconv._tile.shift_runs`); a loop for each offset
     some tap takes (``X_KINDS``, bit ``r + 1``), each program running its tap's. ``FLAT``: each plane one row
-    (:func:`tritonconv._descriptors.nc_flat`: ``OH`` 1, ``OW`` the plane's positions, rows ``RW`` wide), a tap shifting
-    it by ``(kh*dh - ph) * RW + kw*dw - pw``; runs read on (``FLAT`` 2: boxes as they are too) are masked where a
-    position's tap column leaves its row.
+    (:func:`tritonconv._descriptors.nc_flat`: ``OH`` 1, ``OW`` the plane's positions, ``ROWS`` rows of ``RW``; ``x``'s
+    ``XHW``), a tap shifting it by ``(kh*dh - ph) * RW + kw*dw - pw``; a position whose tap column ``c`` leaves its row
+    (the ``|c|`` columns at the rows' seams) read the row before's or after's in the main loop, whose products the
+    program then takes out again: the same products, of ``dY`` and ``x`` read by address (``x_ptr``, ``dy_ptr``;
+    ``SEAMS`` positions a step), this split's seam positions only.
 
     Programs run input-channel tile fastest, so those reading the same ``dY`` boxes run together (L2). ``EVEN``:
     the channel tiles divide both channel counts, so the epilogue stores without a mask (a 128 x 128 tile's
@@ -394,17 +396,12 @@ def _conv_weight_grad_tma_kernel(
                         b = x_desc.load([nb, id_, ih, ow0 + col, chan]).reshape(BLOCK_K, BLOCK_N)
                     elif X_INNER:
                         b = x_desc.load([nb, id_, ih, iw, n0]).reshape(BLOCK_K, BLOCK_N)
-                    elif R == 0 and FLAT < 2:
+                    elif R == 0:
                         b = tl.trans(x_desc.load([nb, n0, id_, ih, iw]).reshape(BLOCK_N, BLOCK_K))
                     else:  # the boxes from the boundary R columns below the tap's and X_VEC on, rows' runs read R on
-                        b = x_desc.load([nb, n0, id_, ih, iw - R]).reshape(BLOCK_N, BLOCK_K)
-                        if R > 0:
-                            hi = x_desc.load([nb, n0, id_, ih, iw - R + X_VEC]).reshape(BLOCK_N, BLOCK_K)
-                            b = shift_runs(b, hi, R, BLOCK_N, BLOCK_K, X_VEC)
-                        if FLAT:  # positions whose tap column leaves their row (the seams): zeros
-                            col = (ow0 + tl.arange(0, BLOCK_K)) % RW + (kw * dw - pw)
-                            b = tl.where(((col >= 0) & (col < RW))[None, :], b, tl.full((BLOCK_N, BLOCK_K), 0, b.dtype))
-                        b = tl.trans(b)
+                        lo = x_desc.load([nb, n0, id_, ih, iw - R]).reshape(BLOCK_N, BLOCK_K)
+                        hi = x_desc.load([nb, n0, id_, ih, iw - R + X_VEC]).reshape(BLOCK_N, BLOCK_K)
+                        b = tl.trans(shift_runs(lo, hi, R, BLOCK_N, BLOCK_K, X_VEC))
                     acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
                     ow0 += TILE_W  # the next patch by carries, not divisions (scalar coordinates only)
                     row_done = ow0 >= OW
@@ -423,6 +420,33 @@ def _conv_weight_grad_tma_kernel(
         offs_m = offs_m.to(tl.int64)
         offs_n = offs_n.to(tl.int64)
         split = split.to(tl.int64)
+    c = kw * dw - pw
+    if FLAT and c != 0:  # the seams: each row's |c| positions whose tap column left it, read the row before's (after's)
+        cols = tl.maximum(c, -c)
+        last = tl.minimum(first + STEPS_PER_SPLIT, STEPS)
+        per_plane = (OW + TILE_W - 1) // TILE_W  # steps
+        dy_rows = dy_ptr + offs_m * syc
+        x_rows = x_ptr + offs_n * sxc
+        acc = -acc  # the seams' products added to it, then negated back: taken out (negations are exact)
+        for plane in range(first // per_plane, (last - 1) // per_plane + 1):  # this split's (image, depth) planes
+            pnb = plane // OD
+            pod = plane % OD
+            pid_ = pod * sd - pd + kd * dd
+            if INT64:
+                pnb = pnb.to(tl.int64)
+            if (pid_ >= 0) & (pid_ < D):  # (else the main loop read zeros of x there)
+                for k0 in range(0, ROWS * cols, SEAMS):  # (row, seam column) pairs
+                    k = k0 + tl.arange(0, SEAMS)
+                    p = (k // cols) * RW + tl.where(c < 0, 0, RW - cols) + k % cols  # the position, in its plane
+                    step = plane * per_plane + p // TILE_W  # the main loop's step that read it
+                    ok = (k < ROWS * cols) & (step >= first) & (step < last)
+                    q = p + shift  # the column of x the main loop read there
+                    a = tl.load(dy_rows[:, None] + (pnb * syn + pod * syd + p)[None, :],
+                                mask=(offs_m < C_out)[:, None] & ok[None, :], other=0.0)
+                    b = tl.load(x_rows[None, :] + (pnb * sxn + pid_ * sxd + q)[:, None],
+                                mask=(ok & (q >= 0) & (q < XHW))[:, None] & (offs_n < C_in)[None, :], other=0.0)
+                    acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
+        acc = -acc
     out = dw_ptr + split * sws + offs_m[:, None] * swo + offs_n[None, :] * swi + t * swt
     if EVEN:
         tl.store(out, acc.to(dw_ptr.dtype.element_ty))
@@ -463,10 +487,12 @@ class DescriptorLaunch(Partials):
                  inner_grad: bool = False) -> None:
         c_out, c_in, *kernel_size = spec.weight_shape
         tile_b, tile_h, tile_w = config.patch(config.block_k)
-        _, xh, rw, od, oh, ow, sd, phase_h, phase_w, pd, ph, pw, dd, dh, dw = geometry_3d(spec.input_shape[2:],
-                                                                                           spec.output_shape[2:], spec)
-        flat = 0 if channels_inner(input) else nc_flat(spec, input.element_size())
-        if flat:  # each plane one row (rw columns wide: its seams)
+        xd, xh, xw, od, oh, ow, sd, phase_h, phase_w, pd, ph, pw, dd, dh, dw = geometry_3d(spec.input_shape[2:],
+                                                                                            spec.output_shape[2:], spec)
+        flat = not channels_inner(input) and nc_flat(spec, input.element_size())
+        seams = (0,) * 10  # planes as rows: x's depth, the rows' width, the output's rows, x's plane, then by address
+        if flat:  # each plane one row (its rows' seams taken out by address)
+            seams = (xd, xw, oh, xh * xw, *flat_view(input)[1][:3], *flat_view(grad_output)[1][:3])
             oh, ow = 1, oh * ow
         positions = grad_output.shape[0] * od * oh * ow
         steps = triton.cdiv(grad_output.shape[0], tile_b) * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w)
@@ -484,19 +510,21 @@ class DescriptorLaunch(Partials):
         interp = interpreting(input.device)
         tiles = math.prod(kernel_size) * triton.cdiv(c_out, config.block_m) * triton.cdiv(c_in, config.block_n)
         self.grid = (tiles, splits)
-        self.args = (c_in, c_out, od, oh, ow, xh, sd, pd, ph, pw, dd, dh, dw, *self.store, steps, per_split,
+        self.args = (c_in, c_out, od, oh, ow, xh, sd, pd, ph, pw, dd, dh, dw, *self.store, steps, per_split, *seams,
                      *as_3d(tuple(kernel_size), 1))
         self._work = tiles * steps * config.block_m * config.block_n * config.block_k
         self.kwargs = dict(
-            X_INNER=channels_inner(input), DY_INNER=channels_inner(grad_output), INT64=needs_int64(self.partial),
+            X_INNER=channels_inner(input), DY_INNER=channels_inner(grad_output),
+            INT64=needs_int64(self.partial, *((input, grad_output) if flat else ())),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_M=config.block_m, BLOCK_N=config.block_n,
             PHASE_H=phase_h, PHASE_W=phase_w, EVEN=c_out % config.block_m == 0 and c_in % config.block_n == 0,
-            X_VEC=16 // input.element_size(), X_KINDS=self.x_kinds, FLAT=flat, RW=rw if flat else 0, num_warps=config.num_warps,
+            X_VEC=16 // input.element_size(), X_KINDS=self.x_kinds, FLAT=flat, SEAMS=32,
+            num_warps=config.num_warps,
             num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_weight_grad_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
         self.x_desc, self.dy_desc = Descriptors(self.launcher, *self.x_layout), Descriptors(self.launcher, *self.dy_layout)
 
     def launch(self, grad_output, input, out) -> None:
-        self.launcher(input.device, self.grid, self.x_desc(input), self.dy_desc(grad_output), out)
+        self.launcher(input.device, self.grid, self.x_desc(input), self.dy_desc(grad_output), out, input, grad_output)
