@@ -673,7 +673,7 @@ WGRAD_CASES = [  # the weight gradient through descriptors: channels-last and NC
     # layer (taps two columns off, some on 16 bytes)
     ("conv2d", (2, 16, 4, 10), (24, 16, 3, 3), dict(padding=1), "contiguous"),
     ("conv3d", (1, 16, 3, 4, 6), (16, 16, 3, 3, 3), dict(padding=1), "contiguous"),
-    ("conv2d", (1, 16, 4, 14), (8, 16, 5, 5), dict(padding=2), "contiguous"),
+    ("conv2d", (1, 16, 8, 14), (8, 16, 5, 5), dict(padding=2), "contiguous"),  # splits inside a plane
 ]
 
 
