@@ -309,8 +309,26 @@ def compiled_census(arch: int, problem: tuning.Problem, cfg) -> dict:
         tune.runner(problem, torch.device("cpu"))(cfg)
     fn, args, kwargs, _ = next(launch for launch in launches if launch[0].fn.__name__ not in EPILOGUES)
     compiled = compile_for(arch, fn, args, kwargs)
+    seams = {"seam_loop": seam_loop(compiled.asm["cubin"], arch), "seams": kwargs["SEAMS"]} if kwargs.get("FLAT") else {}
     return {"kernel": fn.fn.__name__, **ptxas_report(compiled.asm["ptx"], arch), **loop_census(compiled.asm["cubin"], arch),
-            **run_args(kwargs)}
+            **run_args(kwargs), **seams}
+
+
+def seam_loop(cubin: bytes, arch: int) -> int:
+    """Instructions of the weight gradient's seam loop, where it reads planes as rows (``FLAT``: the rows' seam
+    positions read by address, their products taken out): the innermost loop holding math and plain global loads."""
+    code = sass(cubin, arch)
+    loops = []
+    for address, op, text in code:
+        target = re.search(r"\(\s*(-?\d+)\s*\)", text)
+        if op.startswith("BRA") and target and 0 <= int(target.group(1)) <= address:
+            loops.append((int(target.group(1)), address))
+    def holds(first: int, last: int, root: str) -> bool:
+        return any(first <= a <= last and o.startswith(root) for a, o, _ in code)
+
+    found = [(a, b) for a, b in loops if any(holds(a, b, m) for m in MATH) and holds(a, b, "LDG")
+             and not any((a, b) != (x, y) and a <= x and y <= b and any(holds(x, y, m) for m in MATH) for x, y in loops)]
+    return max((sum(a <= c <= b for c, _, _ in code) for a, b in found), default=0)
 
 
 def run_args(kwargs: dict) -> dict:
@@ -375,7 +393,8 @@ def nc_row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) ->
             inner_problem = dataclasses.replace(problem, layout="channels_last")
             inner_cfg = tuning.heuristic(inner_problem, interpret=False, tma=arch >= 90)
             nc, inner = compiled_census(arch, problem, cfg), compiled_census(arch, inner_problem, inner_cfg)
-            per_math = runs_instructions_per_math(problem, nc) if runs else row_instructions_per_math(problem, cfg, nc)
+            per_math = runs_instructions_per_math(problem, nc, cfg.block_k) if runs else \
+                row_instructions_per_math(problem, cfg, nc)
             per_mac = per_math * nc["loop_math"] * cfg.num_warps / (cfg.block_m * cfg.block_n * cfg.block_k)
             inner_per_mac = inner["loop_instructions"] * inner_cfg.num_warps / (inner_cfg.block_m * inner_cfg.block_n
                                                                                 * inner_cfg.block_k)
@@ -402,11 +421,12 @@ def row_instructions_per_math(problem: tuning.Problem, cfg, census: dict) -> flo
     return (census["loop_instructions"] * steps + census["loop_outer_extra"] * moves) / (census["loop_math"] * steps)
 
 
-def runs_instructions_per_math(problem: tuning.Problem, census: dict) -> float:
+def runs_instructions_per_math(problem: tuning.Problem, census: dict, patch: int = 0) -> float:
     """A launch reading each width tap's columns in runs (:func:`tritonconv.costmodel.tap_runs`): its instructions per
     math instruction over its programs and taps, each loop (one per way a tap reads, ``run_kinds``; in address order,
     as in the source) at the share of the taps that run it (:func:`tritonconv.geometry.tap_shifts`,
-    :func:`tritonconv.geometry.run_kind`)."""
+    :func:`tritonconv.geometry.run_kind`; planes read as rows, :func:`tritonconv._descriptors.flat_shifts`, their seam
+    loop's instructions added, per plane, against the main loop's steps of ``patch`` positions)."""
     kinds = [k for k in range(census.get("run_vec", 1) + 1) if census.get("run_kinds", 1) >> k & 1]
     variants = census.get("loop_variants") or []
     if census.get("kernel") == "_conv_weight_grad_tma_kernel":  # its offsets' loops, then two more its pipeline makes
@@ -419,7 +439,16 @@ def runs_instructions_per_math(problem: tuning.Problem, census: dict) -> float:
     if tuning.planes_as_rows(run):  # planes read as rows: each (height, width) tap's shift of the plane
         shifts = flat_shifts(run.spec)
     taps = [geometry.run_kind(t, census["run_vec"]) for t in shifts]
-    return sum(taps.count(k) * v[0] for k, v in zip(kinds, variants)) / (len(taps) * census["loop_math"])
+    main = sum(taps.count(k) * v[0] for k, v in zip(kinds, variants)) / (len(taps) * census["loop_math"])
+    if not census.get("seam_loop"):
+        return main
+    # planes as rows: per plane, each tap whose column c leaves the rows runs the seam loop |c| * ceil(rows / SEAMS)
+    # times beside the main loop's steps (ceil(positions / its patch))
+    oh, ow = run.output_shape[-2:]
+    columns = [abs(t * run.dilation[-1] - run.padding[-1][0]) for t in range(run.weight_shape[-1])]
+    steps = -(-oh * ow // patch)
+    seams = sum(c * -(-oh // census["seams"]) for c in columns) / len(columns)
+    return main + seams * census["seam_loop"] / (steps * census["loop_math"])
 
 
 def pass_shares(pairs: list[dict]) -> dict[str, float]:

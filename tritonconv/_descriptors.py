@@ -81,7 +81,9 @@ def nc_flat(spec: ConvSpec, itemsize: int) -> bool:
     stride, the output as wide as the input (so a tap moves a plane's positions as a whole, by :func:`flat_shifts`; rows
     past the plane's edges lie outside the box: zeros). A position whose tap column leaves its row (at the rows' seams)
     reads the row before's or after's column there; the kernel takes those products out again, read by address (rows of
-    28 and a 3x3 tap: one position a row, 1/28 of the reduction). Rows of 16-byte multiples are read as rows."""
+    28 and a 3x3 tap: one position a row, 1/28 of the reduction), exactly but for rounding: an inf or nan in x's first or
+    last column makes the gradient of the taps that wrapped onto it nan (as it makes the taps that read it non-finite).
+    Rows of 16-byte multiples are read as rows."""
     if len(spec.stride) < 2 or tuple(spec.stride[-2:]) != (1, 1) or spec.output_shape[-1] != spec.input_shape[-1]:
         return False
     (h, w), (oh, ow) = spec.input_shape[-2:], spec.output_shape[-2:]

@@ -38,9 +38,12 @@ transposed in shared memory for the MMA's first operand). NC(D)HW operands are r
 boxes ``[1, channels, 1, TILE_H, TILE_W]`` of ``[N, C, D, H, W]``; where a width tap's first column lies ``r``
 elements past a 16-byte boundary (a 3x3 layer's outer taps), ``x`` is read as the two boxes from that boundary and
 16 bytes on, each row's 16-byte runs taken ``r`` columns on in registers, at unit width stride
-(:func:`tritonconv._descriptors.nc_box_runs`). Strided along height or width, channels-innermost ``x``
-is read through the view that folds the strides into its axes, as the forward descriptor kernel reads it
-(:func:`tritonconv._descriptors.phase_view`). Its reduction splits as the pointer kernel's.
+(:func:`tritonconv._descriptors.nc_box_runs`); rows of no 16-byte multiple (28 columns) in planes of one are read as
+``[N, C, D, 1, H*W]``, each plane one row, a tap moving it by ``(kh*dh - ph) * W + kw*dw - pw``: at the rows' seams a
+tap column that leaves its row reads the next row's (the previous row's), and those products, read by address (one
+position a row for a 3x3 tap), are taken out (:func:`tritonconv._descriptors.nc_flat`). Strided along height or width,
+channels-innermost ``x`` is read through the view that folds the strides into its axes, as the forward descriptor
+kernel reads it (:func:`tritonconv._descriptors.phase_view`). Its reduction splits as the pointer kernel's.
 """
 
 from __future__ import annotations
@@ -371,6 +374,37 @@ def _conv_weight_grad_tma_kernel(
     shift = kw * dw - pw  # the columns this tap moves x's positions by (FLAT: of the plane, rows RW wide)
     if FLAT:
         shift += (kh * dh - ph) * RW
+    c = kw * dw - pw
+    if FLAT and c != 0:  # the rows' seams: each row's |c| positions whose tap column leaves it read the row before's
+        # (after's) in the main loop; their products summed here first and negated, so the main loop adds to minus them
+        cols = tl.maximum(c, -c)
+        last = tl.minimum(first + STEPS_PER_SPLIT, STEPS)
+        per_plane = (OW + TILE_W - 1) // TILE_W  # the main loop's steps per plane
+        chan_m = m0 + tl.arange(0, BLOCK_M)
+        chan_n = n0 + tl.arange(0, BLOCK_N)
+        if INT64:
+            chan_m = chan_m.to(tl.int64)
+            chan_n = chan_n.to(tl.int64)
+        for plane in range(first // per_plane, (last - 1) // per_plane + 1):  # this split's (image, depth) planes
+            pnb = plane // OD
+            pod = plane % OD
+            pid_ = pod * sd - pd + kd * dd
+            if INT64:
+                pnb = pnb.to(tl.int64)
+            if (pid_ >= 0) & (pid_ < D):  # (else the main loop read zeros of x there)
+                for j in range(cols):  # the rows' seam columns
+                    col = tl.where(c < 0, j, RW - cols + j)
+                    for r0 in range(0, ROWS, SEAMS):
+                        p = (r0 + tl.arange(0, SEAMS)) * RW + col  # the positions, in their plane
+                        step = plane * per_plane + p // TILE_W  # the main loop's step that read each
+                        ok = (p < ROWS * RW) & (step >= first) & (step < last)
+                        q = p + shift  # x's position the main loop read there
+                        a = tl.load(dy_ptr + chan_m[:, None] * syc + (pnb * syn + pod * syd + p)[None, :],
+                                    mask=(chan_m < C_out)[:, None] & ok[None, :], other=0.0)
+                        b = tl.load(x_ptr + chan_n[None, :] * sxc + (pnb * sxn + pid_ * sxd + q)[:, None],
+                                    mask=(ok & (q >= 0) & (q < XHW))[:, None] & (chan_n < C_in)[None, :], other=0.0)
+                        acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
+        acc = -acc  # (negation is exact)
     if X_KINDS == 2:  # every box as it is
         reads = 1
     else:
@@ -420,33 +454,6 @@ def _conv_weight_grad_tma_kernel(
         offs_m = offs_m.to(tl.int64)
         offs_n = offs_n.to(tl.int64)
         split = split.to(tl.int64)
-    c = kw * dw - pw
-    if FLAT and c != 0:  # the seams: each row's |c| positions whose tap column left it, read the row before's (after's)
-        cols = tl.maximum(c, -c)
-        last = tl.minimum(first + STEPS_PER_SPLIT, STEPS)
-        per_plane = (OW + TILE_W - 1) // TILE_W  # steps
-        dy_rows = dy_ptr + offs_m * syc
-        x_rows = x_ptr + offs_n * sxc
-        acc = -acc  # the seams' products added to it, then negated back: taken out (negations are exact)
-        for plane in range(first // per_plane, (last - 1) // per_plane + 1):  # this split's (image, depth) planes
-            pnb = plane // OD
-            pod = plane % OD
-            pid_ = pod * sd - pd + kd * dd
-            if INT64:
-                pnb = pnb.to(tl.int64)
-            if (pid_ >= 0) & (pid_ < D):  # (else the main loop read zeros of x there)
-                for k0 in range(0, ROWS * cols, SEAMS):  # (row, seam column) pairs
-                    k = k0 + tl.arange(0, SEAMS)
-                    p = (k // cols) * RW + tl.where(c < 0, 0, RW - cols) + k % cols  # the position, in its plane
-                    step = plane * per_plane + p // TILE_W  # the main loop's step that read it
-                    ok = (k < ROWS * cols) & (step >= first) & (step < last)
-                    q = p + shift  # the column of x the main loop read there
-                    a = tl.load(dy_rows[:, None] + (pnb * syn + pod * syd + p)[None, :],
-                                mask=(offs_m < C_out)[:, None] & ok[None, :], other=0.0)
-                    b = tl.load(x_rows[None, :] + (pnb * sxn + pid_ * sxd + q)[:, None],
-                                mask=(ok & (q >= 0) & (q < XHW))[:, None] & (offs_n < C_in)[None, :], other=0.0)
-                    acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
-        acc = -acc
     out = dw_ptr + split * sws + offs_m[:, None] * swo + offs_n[None, :] * swi + t * swt
     if EVEN:
         tl.store(out, acc.to(dw_ptr.dtype.element_ty))
@@ -519,7 +526,7 @@ class DescriptorLaunch(Partials):
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_M=config.block_m, BLOCK_N=config.block_n,
             PHASE_H=phase_h, PHASE_W=phase_w, EVEN=c_out % config.block_m == 0 and c_in % config.block_n == 0,
-            X_VEC=16 // input.element_size(), X_KINDS=self.x_kinds, FLAT=flat, SEAMS=32,
+            X_VEC=16 // input.element_size(), X_KINDS=self.x_kinds, FLAT=flat, SEAMS=16,
             num_warps=config.num_warps,
             num_stages=config.num_stages,
         )
