@@ -399,10 +399,11 @@ def nc_row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) ->
             inner_per_mac = inner["loop_instructions"] * inner_cfg.num_warps / (inner_cfg.block_m * inner_cfg.block_n
                                                                                 * inner_cfg.block_k)
             ratio = min(1.0, inner_per_mac / per_mac)
-            rows.append({"name": name, "kind": kind, "dtype": dtype, "config": vars(cfg), "rows": nc,
-                         ("nc_flat" if costmodel.nc_flat(problem, cfg) else "nc_runs" if runs else "nc_rows"): True,
+            how = "nc_flat" if costmodel.nc_flat(problem, cfg) else "nc_runs" if runs else "nc_rows"
+            rows.append({"name": name, "kind": kind, "dtype": dtype, "config": vars(cfg), "rows": nc, how: True,
                          "channels_last": inner, "channels_last_config": vars(inner_cfg), "ratio": round(ratio, 3)})
-            print(f"{name:>24} {kind:>10} {dtype} descriptor {'runs' if runs else 'rows whole'}: {per_mac * 1e3:.2f} "
+            label = {"nc_flat": "planes as rows", "nc_runs": "runs", "nc_rows": "rows whole"}[how]
+            print(f"{name:>24} {kind:>10} {dtype} descriptor {label}: {per_mac * 1e3:.2f} "
                   f"warp instructions per 1000 multiply-adds, channels-last {inner_per_mac * 1e3:.2f} ({ratio:.2f}x)", flush=True)
     return rows
 
