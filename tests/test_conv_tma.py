@@ -241,6 +241,41 @@ def test_random_nchw_rows_whole_layers(seed, monkeypatch):
         done += 1
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_random_planes_as_rows(seed, monkeypatch):
+    """Seeded random NC(D)HW weight gradients whose rows are no 16-byte multiple and whose planes are (2-D and 3-D,
+    kernels 1-5 wide, dilation, height padding up to past the taps' reach, the width padded to keep it): through the
+    descriptor kernel reading planes as rows, split or not, against torch in float64."""
+    r = random.Random(7300 + seed)
+    flat = []
+    monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch",
+                        lambda *a, _f=weight_grad.DescriptorLaunch.launch: flat.append(a[0].flat) or _f(*a))
+    done = 0
+    while done < 3:
+        nd = r.randint(2, 3)
+        k = [r.randint(1, 3) for _ in range(nd - 1)] + [r.choice([3, 5])]
+        d = r.randint(1, 2)
+        width = r.choice([6, 10, 14, 18])  # fp32 rows of 24-72 bytes
+        height = r.choice([2, 4, 6])  # planes of 16-byte multiples
+        pad = [r.randint(0, kk) for kk in k[:-1]] + [(k[-1] - 1) * d // 2]
+        sizes = [r.randint(1, 3) for _ in range(nd - 2)] + [height, width]
+        x = torch.randn((r.randint(1, 2), 16, *sizes), device=DEVICE)
+        w = torch.randn((r.choice([8, 24]), 16, *k), device=DEVICE)
+        dilation = (1,) * (nd - 1) + (d,)
+        spec = conv_spec(f"conv{nd}d", nd, x, w, None, 1, tuple(pad), dilation, 1)
+        if min(spec.output_shape[2:]) < 1 or not nc_flat(spec, 4):
+            continue
+        w64 = w.double().requires_grad_()
+        y = getattr(F, f"conv{nd}d")(x.double(), w64, padding=tuple(pad), dilation=dilation)
+        dy = torch.randn(y.shape, device=DEVICE)
+        (ref,) = torch.autograd.grad(y, w64, dy.double())
+        cfg = geometry.Config(16, 16, 64, 1, 4, 2, split_k=r.choice([1, 3]), tile_h=1)
+        flat.clear()
+        assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref, x.dtype)
+        assert flat == [True], spec
+        done += 1
+
+
 NC_ROW_CASES = [  # NC(D)HW rows read whole from column 0 (op, input, weight, arguments, tile width, how the taps move)
     ("conv2d", (2, 16, 5, 8), (24, 16, 3, 3), dict(padding=1), 16, 1),  # the sum moves; rows padded to the tile
     ("conv2d", (1, 8, 6, 16), (16, 8, 3, 3), dict(padding=1), 16, 2),  # rows of the tile's width: products apart
