@@ -206,8 +206,8 @@ for op in ("conv1d", "conv2d", "conv3d"):
 # descriptor rate), and a 16-bit weight gradient on tiles of 64 output channels or more, x's boxes
 # from the 16-byte boundary below each tap and 16 bytes on, each row's runs taken on in registers
 # (`_descriptors.nc_box_runs`; rated at `costmodel.NC_RUNS_ISSUE`); where the rows are no 16-byte multiple (28
-# columns) and the planes are, it reads each plane as one row, the positions whose tap column leaves their row
-# masked (`_descriptors.nc_flat`; rated at `costmodel.NC_FLAT_ISSUE`). On Hopper the tuner also times, for an NC(D)HW layer (but in fp8), the
+# columns) and the planes are, it reads each plane as one row, the products of the positions whose tap column leaves
+# their row taken out (`_descriptors.nc_flat`; rated at `costmodel.NC_FLAT_ISSUE`). On Hopper the tuner also times, for an NC(D)HW layer (but in fp8), the
 # channels-last descriptor tiles on a copy of the activations the pass reads (`Config.relayout`,
 # `tuning.relaid`: one copy per call, the output still written NC(D)HW); the heuristic never
 # takes one, so a copy runs only where a GPU measured it to pay. What the cost model (H200

@@ -238,7 +238,7 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
               ("resnet50_l1_1x1", "conv2d", {}, "conv_wgrad", "contiguous"),
               ("resnet50_l1_3x3", "conv2d", {}, "conv_wgrad", "contiguous"),  # NC(D)HW x in runs: 1 and 7 on
               ("deeplab_3x3_d2", "conv2d", {}, "conv_wgrad", "contiguous"),  # ... 2 and 6 on
-              ("c3d_conv3a", "conv3d", {}, "conv_wgrad", "contiguous"),  # NC(D)HW planes as rows, the seams masked
+              ("c3d_conv3a", "conv3d", {}, "conv_wgrad", "contiguous"),  # NC(D)HW planes as rows, the seams taken out
               ("r3d18_l1", "conv3d", {}, "conv_wgrad", "channels_last"),
               ("resnet50_l2_3x3s2", "conv2d", {}, "conv", "channels_last"),  # strides folded into the input's view
               ("resnet50_l2_3x3s2", "conv2d", {}, "conv_wgrad", "channels_last"),

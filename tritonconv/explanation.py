@@ -124,7 +124,7 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
         words.append("NC(D)HW rows whole" + (", dealt into 2 phases" if nc_dealt(ran.spec) else "")
                      + (", each tap's products moved" if costmodel.nc_rows(ran, cfg) == 2 else ""))
     elif costmodel.nc_flat(ran, cfg):
-        words.append("NC(D)HW planes as rows, x's runs read on in registers, the rows' seams masked")
+        words.append("NC(D)HW planes as rows, x's runs read on in registers, the rows' seams taken out")
     elif costmodel.nc_runs(ran, cfg):
         words.append("NC(D)HW boxes, x's runs read on in registers")
     if costmodel.folds(ran, cfg):

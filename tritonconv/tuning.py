@@ -213,7 +213,7 @@ def planes_as_rows(problem: Problem) -> bool:
     """Whether the descriptor kernel reads an NC(D)HW weight gradient's planes as rows
     (:func:`tritonconv._descriptors.nc_flat`: rows of no 16-byte multiple in planes of one)."""
     return (problem.kind == "conv_wgrad" and problem.layout == "contiguous" and problem.groups == 1
-            and nc_flat(problem.spec, getattr(torch, problem.dtype).itemsize) > 0)
+            and nc_flat(problem.spec, getattr(torch, problem.dtype).itemsize))
 
 
 def nc_rows(problem: Problem, config: Config) -> int:

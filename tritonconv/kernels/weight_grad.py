@@ -371,10 +371,10 @@ def _conv_weight_grad_tma_kernel(
     first = split * STEPS_PER_SPLIT  # this split's first patch, then the next ones in (nb, od, oh, ow) order
     nb, od, oh0, ow0 = patch(first, OD, tiles_h, tiles_w, TILE_B, TILE_H, TILE_W)
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
-    shift = kw * dw - pw  # the columns this tap moves x's positions by (FLAT: of the plane, rows RW wide)
-    if FLAT:
+    c = kw * dw - pw  # the columns this tap moves x's positions by
+    shift = c
+    if FLAT:  # and the rows (of RW columns), planes read as rows
         shift += (kh * dh - ph) * RW
-    c = kw * dw - pw
     if FLAT and c != 0:  # the rows' seams: each row's |c| positions whose tap column leaves it read the row before's
         # (after's) in the main loop; their products summed here first and negated, so the main loop adds to minus them
         cols = tl.maximum(c, -c)
@@ -527,8 +527,7 @@ class DescriptorLaunch(Partials):
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_M=config.block_m, BLOCK_N=config.block_n,
             PHASE_H=phase_h, PHASE_W=phase_w, EVEN=c_out % config.block_m == 0 and c_in % config.block_n == 0,
             X_VEC=16 // input.element_size(), X_KINDS=self.x_kinds, FLAT=flat, SEAMS=16,
-            num_warps=config.num_warps,
-            num_stages=config.num_stages,
+            num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_weight_grad_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
         self.x_desc, self.dy_desc = Descriptors(self.launcher, *self.x_layout), Descriptors(self.launcher, *self.dy_layout)
