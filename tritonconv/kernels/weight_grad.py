@@ -399,10 +399,17 @@ def _conv_weight_grad_tma_kernel(
                         step = plane * per_plane + p // TILE_W  # the main loop's step that read each
                         ok = (p < ROWS * RW) & (step >= first) & (step < last)
                         q = p + shift  # x's position the main loop read there
-                        a = tl.load(dy_ptr + chan_m[:, None] * syc + (pnb * syn + pod * syd + p)[None, :],
-                                    mask=(chan_m < C_out)[:, None] & ok[None, :], other=0.0)
-                        b = tl.load(x_ptr + chan_n[None, :] * sxc + (pnb * sxn + pid_ * sxd + q)[:, None],
-                                    mask=(ok & (q >= 0) & (q < XHW))[:, None] & (chan_n < C_in)[None, :], other=0.0)
+                        ok_x = ok & (q >= 0) & (q < XHW)
+                        if EVEN:  # (the channel tiles divide the channels)
+                            ok_m = ok[None, :]
+                            ok_n = ok_x[:, None]
+                        else:
+                            ok_m = (chan_m < C_out)[:, None] & ok[None, :]
+                            ok_n = ok_x[:, None] & (chan_n < C_in)[None, :]
+                        a = tl.load(dy_ptr + chan_m[:, None] * syc + (pnb * syn + pod * syd + p)[None, :], mask=ok_m,
+                                    other=0.0)
+                        b = tl.load(x_ptr + chan_n[None, :] * sxc + (pnb * sxn + pid_ * sxd + q)[:, None], mask=ok_n,
+                                    other=0.0)
                         acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
         acc = -acc  # (negation is exact)
     if X_KINDS == 2:  # every box as it is
