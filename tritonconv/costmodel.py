@@ -168,12 +168,12 @@ the taps that run it, at most 1 (0.70-0.96 over 6 launches; 2-4x fewer than the 
 (sm_90 SASS, ``python -m benchmarks.static --rows``). An issue-bound estimate, not a measurement: the second box
 doubles x's shared-memory traffic, which the census does not see."""
 
-NC_FLAT_ISSUE = {"conv_wgrad": 0.69}
+NC_FLAT_ISSUE = {"conv_wgrad": 0.70}
 """The share of the descriptor rate (``tma_macs``) that NC(D)HW weight-gradient descriptor launches reading each plane
 as one row (:func:`nc_flat`: rows of no 16-byte multiple, 28 bf16 columns) are rated at, as :data:`NC_RUNS_ISSUE`: the
 census of the suite's one such launch (``c3d_conv3a``; sm_90 SASS, ``python -m benchmarks.static --rows``). Its main
 loops read x in runs at every offset a 28-column row puts a tap at (137-174 instructions a step of 128 x 128 x 64 on 8
-warps); the seam loop (274 instructions per 16 seam positions, read by address) adds about a fifth per plane: 1.45
+warps); the seam loop (258 instructions per 16 seam positions, read by address) adds about a fifth per plane: 1.44
 warp instructions per 1000 multiply-adds, against the channels-last descriptor loop's 1.01 and the pointer kernel's
 NC(D)HW rows' 2.52 (a mask in every step, tried first: 1.95)."""
 
