@@ -245,11 +245,14 @@ def test_random_nchw_rows_whole_layers(seed, monkeypatch):
 def test_random_planes_as_rows(seed, monkeypatch):
     """Seeded random NC(D)HW weight gradients whose rows are no 16-byte multiple and whose planes are (2-D and 3-D,
     kernels 1-5 wide, dilation, height padding up to past the taps' reach, the width padded to keep it): through the
-    descriptor kernel reading planes as rows, split or not, against torch in float64."""
+    descriptor kernel reading planes as rows, split or not, against torch in float64; the second seed with int64
+    offsets (the threshold lowered)."""
     r = random.Random(7300 + seed)
     flat = []
-    monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch",
-                        lambda *a, _f=weight_grad.DescriptorLaunch.launch: flat.append(a[0].flat) or _f(*a))
+    monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch", lambda *a, _f=weight_grad.DescriptorLaunch.launch:
+                        flat.append((a[0].flat, a[0].kwargs["INT64"])) or _f(*a))
+    if seed:
+        monkeypatch.setattr(geometry, "INT32_MAX", 16)
     done = 0
     while done < 3:
         nd = r.randint(2, 3)
@@ -272,7 +275,7 @@ def test_random_planes_as_rows(seed, monkeypatch):
         cfg = geometry.Config(16, 16, 64, 1, 4, 2, split_k=r.choice([1, 3]), tile_h=1)
         flat.clear()
         assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref, x.dtype)
-        assert flat == [True], spec
+        assert flat == [(True, bool(seed))], spec
         done += 1
 
 

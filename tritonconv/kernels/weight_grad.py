@@ -389,8 +389,10 @@ def _conv_weight_grad_tma_kernel(
             pnb = plane // OD
             pod = plane % OD
             pid_ = pod * sd - pd + kd * dd
-            if INT64:
+            if INT64:  # (a plane's offsets: of images, depth slices)
                 pnb = pnb.to(tl.int64)
+                pod = pod.to(tl.int64)
+                pid_ = pid_.to(tl.int64)
             if (pid_ >= 0) & (pid_ < D):  # (else the main loop read zeros of x there)
                 for j in range(cols):  # the rows' seam columns
                     col = tl.where(c < 0, j, RW - cols + j)
