@@ -142,6 +142,16 @@ def sass(cubin: bytes, arch: int) -> list[tuple[int, str, str]]:
     return [(a, op, re.sub(r"\.L_x_\d+", lambda m: str(labels.get(m.group(0), -1)), text)) for a, op, text in out]
 
 
+def backward_loops(code: list[tuple[int, str, str]]) -> list[tuple[int, int]]:
+    """The ``(first, last)`` addresses of each backward branch's range in :func:`sass`'s listing: the loops."""
+    loops = []
+    for address, op, text in code:
+        target = re.search(r"\(\s*(-?\d+)\s*\)", text)
+        if op.startswith("BRA") and target and 0 <= int(target.group(1)) <= address:
+            loops.append((int(target.group(1)), address))
+    return loops
+
+
 def loop_census(cubin: bytes, arch: int) -> dict:
     """The instruction mix of the kernel's main loop: of the backward branches' ranges that hold math instructions
     (tensor-core MMAs, else FMAs) and no other such range, the one holding the most, per iteration: math instructions,
@@ -154,11 +164,7 @@ def loop_census(cubin: bytes, arch: int) -> dict:
     the kernel holds more than one such loop (unrolled copies; the weight gradient's loops, one for each way its
     programs read ``x``), each one's instructions and plain global loads, in address order."""
     code = sass(cubin, arch)
-    loops = []  # (first, last address) of each backward branch's range
-    for address, op, text in code:
-        target = re.search(r"\(\s*(-?\d+)\s*\)", text)
-        if op.startswith("BRA") and target and 0 <= int(target.group(1)) <= address:
-            loops.append((int(target.group(1)), address))
+    loops = backward_loops(code)
     def math_in(first: int, last: int) -> int:
         return sum(first <= a <= last and o.startswith(MATH) for a, o, _ in code)
 
@@ -318,11 +324,7 @@ def seam_loop(cubin: bytes, arch: int) -> int:
     """Instructions of the weight gradient's seam loop, where it reads planes as rows (``FLAT``: the rows' seam
     positions read by address, their products taken out): the innermost loop holding math and plain global loads."""
     code = sass(cubin, arch)
-    loops = []
-    for address, op, text in code:
-        target = re.search(r"\(\s*(-?\d+)\s*\)", text)
-        if op.startswith("BRA") and target and 0 <= int(target.group(1)) <= address:
-            loops.append((int(target.group(1)), address))
+    loops = backward_loops(code)
     def holds(first: int, last: int, root: str) -> bool:
         return any(first <= a <= last and o.startswith(root) for a, o, _ in code)
 
@@ -446,7 +448,7 @@ def runs_instructions_per_math(problem: tuning.Problem, census: dict, patch: int
     # planes as rows: per plane, each tap whose column c leaves the rows runs the seam loop |c| * ceil(rows / SEAMS)
     # times beside the main loop's steps (ceil(positions / its patch))
     oh, ow = run.output_shape[-2:]
-    columns = [abs(t * run.dilation[-1] - run.padding[-1][0]) for t in range(run.weight_shape[-1])]
+    columns = [abs(c) for c in geometry.tap_shifts(run.weight_shape[-1], 1, run.padding[-1][0], run.dilation[-1], False)]
     steps = -(-oh * ow // patch)
     seams = sum(c * -(-oh // census["seams"]) for c in columns) / len(columns)
     return main + seams * census["seam_loop"] / (steps * census["loop_math"])

@@ -94,10 +94,8 @@ def nc_flat(spec: ConvSpec, itemsize: int) -> bool:
 def flat_shifts(spec: ConvSpec) -> list[int]:
     """The positions each (height, width) tap shifts a plane's by, the plane read as one row (:func:`nc_flat`):
     ``(kh*dh - ph) * W + kw*dw - pw``, height taps outer."""
-    kh, kw = spec.weight_shape[-2:]
-    (ph, _), (pw, _) = spec.padding[-2:]
-    dh, dw = spec.dilation[-2:]
-    return [(i * dh - ph) * spec.input_shape[-1] + j * dw - pw for i in range(kh) for j in range(kw)]
+    (kh, kw), ((ph, _), (pw, _)), (dh, dw) = spec.weight_shape[-2:], spec.padding[-2:], spec.dilation[-2:]
+    return [(i * dh - ph) * spec.input_shape[-1] + c for i in range(kh) for c in tap_shifts(kw, 1, pw, dw, False)]
 
 
 def flat_view(t: torch.Tensor) -> tuple[list[int], list[int]] | None:

@@ -175,7 +175,7 @@ census of the suite's one such launch (``c3d_conv3a``; sm_90 SASS, ``python -m b
 loops read x in runs at every offset a 28-column row puts a tap at (137-174 instructions a step of 128 x 128 x 64 on 8
 warps); the seam loop (258 instructions per 16 seam positions, read by address) adds about a fifth per plane: 1.44
 warp instructions per 1000 multiply-adds, against the channels-last descriptor loop's 1.01 and the pointer kernel's
-NC(D)HW rows' 2.52 (a mask in every step, tried first: 1.95)."""
+NC(D)HW rows' 2.84, each census weighed by the taps that run its loops (a mask in every step, tried first: 1.95)."""
 
 UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""

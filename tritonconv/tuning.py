@@ -190,11 +190,11 @@ def tma_eligible(problem: Problem) -> bool:
     if problem.layout == "channels_last":  # and the activations' channels: dy's and x's, or the reduction's
         channels = (rows, cols) if wgrad else (red, *weight_rows)
         return all(c * itemsize % 16 == 0 for c in channels)
+    if planes_as_rows(problem):
+        return True
     reads = problem.reads
     (pad, _), dilation, taps = problem.padding[-1], problem.dilation[-1], problem.weight_shape[-1]
     pad = (taps - 1) * dilation - pad if problem.kind == "conv_t" else pad  # run as a forward convolution
-    if planes_as_rows(problem):
-        return True
     return (all(r[-1] * itemsize % 16 == 0 for r in reads) and all(c * itemsize % 16 == 0 for c in weight_rows)
             and ((pad * itemsize % 16 == 0 and (taps == 1 or dilation * itemsize % 16 == 0)) or nc_row_tile(problem) > 0
                  or wgrad))
@@ -273,9 +273,9 @@ def tma_patch(problem: Problem, positions: int) -> dict[str, int]:
     (:func:`tma_tile`): several images per patch where a channels-innermost plane is small (14 x 14 in 2 x 2
     patches of 16 images: exact, where one image's 8 x 8 padded 1.31x); NC(D)HW rows read whole (:func:`nc_row_tile`)
     as many rows of that width as fill the patch (56-wide rows: 2 x 64 for 128 positions, 1.14x)."""
-    width = nc_row_tile(problem)
     if planes_as_rows(problem):  # patches of one row
         return dict(tile_b=1, tile_h=1)
+    width = nc_row_tile(problem)
     if width and positions >= width:  # NC(D)HW rows read whole: tiles of whole rows
         return dict(tile_b=1, tile_h=positions // width)
     images, rows = tma_tile(*tma_plane(problem), positions, tma_min_width(problem), tma_batch(problem))

@@ -341,9 +341,9 @@ def _conv_weight_grad_tma_kernel(
     some tap takes (``X_KINDS``, bit ``r + 1``), each program running its tap's. ``FLAT``: each plane one row
     (:func:`tritonconv._descriptors.nc_flat`: ``OH`` 1, ``OW`` the plane's positions, ``ROWS`` rows of ``RW``; ``x``'s
     ``XHW``), a tap shifting it by ``(kh*dh - ph) * RW + kw*dw - pw``; a position whose tap column ``c`` leaves its row
-    (the ``|c|`` columns at the rows' seams) read the row before's or after's in the main loop, whose products the
-    program then takes out again: the same products, of ``dY`` and ``x`` read by address (``x_ptr``, ``dy_ptr``;
-    ``SEAMS`` positions a step), this split's seam positions only.
+    (the ``|c|`` columns at the rows' seams) reads the row before's or after's in the main loop, so the program first
+    sums those products, of ``dY`` and ``x`` read by address (``x_ptr``, ``dy_ptr``; ``SEAMS`` positions a step, this
+    split's seam positions only), and starts the main loop from minus that sum.
 
     Programs run input-channel tile fastest, so those reading the same ``dY`` boxes run together (L2). ``EVEN``:
     the channel tiles divide both channel counts, so the epilogue stores without a mask (a 128 x 128 tile's
