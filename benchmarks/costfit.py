@@ -5,6 +5,7 @@
     python -m benchmarks.costfit --predict           # predicted device times of every row the next GPU slot times
                                                      # (the suite's, and KernelBench's beside PyTorch's last times)
     python -m benchmarks.costfit --heuristic-check   # the heuristic's config against the model's best, per problem
+                                                     # (--layout contiguous: NC(D)HW, and its best in place)
 
 Each measured row (``benchmarks.run``) names the kernels its call launched and their configs; with the
 layer's shapes they are the model's inputs, and the layer's time is the sum of its launches'. Rows
@@ -141,6 +142,12 @@ def predicted_ms(sample: dict, device: costmodel.Device, host_ms: float = 0.0) -
     return device_ms + host_ms * len(sample["launches"]) if sample["call_by_call"] else device_ms
 
 
+def log_errors(samples: list[dict], device: costmodel.Device, host_ms: float = 0.0) -> list[float]:
+    """Per sample, the log of its predicted time (:func:`predicted_ms`) over its measured one: what :func:`fit`
+    minimises the squares of."""
+    return [math.log(predicted_ms(s, device, host_ms) / s["measured_ms"]) for s in samples]
+
+
 def fit(fitted: list[dict], start: costmodel.Device) -> tuple[costmodel.Device, float]:
     """The rates, bandwidth and launch cost minimising the squared log error over ``fitted``; a kernel's rate
     only when ``fitted`` has launches of it (the others keep ``start``'s); and, when rows timed call by call are
@@ -158,7 +165,7 @@ def fit(fitted: list[dict], start: costmodel.Device) -> tuple[costmodel.Device, 
 
     def residuals(theta):
         dev, extra = device(theta[:len(names)]), theta[len(names)] if host else 0.0
-        return [math.log(predicted_ms(s, dev, extra) / s["measured_ms"]) for s in fitted]
+        return log_errors(fitted, dev, extra)
 
     theta0 = [math.log(getattr(start, n)) for n in names]
     low = {"bandwidth": math.log(0.5), "t0": -3}  # bandwidth: at least half the measured copy; rates: down to 1/50
@@ -245,18 +252,19 @@ def kernelbench_predictions(device: costmodel.Device, measured: list[dict],
     return out
 
 
-def heuristic_check(suite: dict, device: costmodel.Device) -> list[dict]:
-    """Per suite problem (bf16, channels-last, each kernel kind): the heuristic's predicted time against the
-    model's best candidate's."""
+def heuristic_check(suite: dict, device: costmodel.Device, layout: str = "channels_last") -> list[dict]:
+    """Per suite problem (bf16, ``layout``, each kernel kind): the heuristic's predicted time against the model's best
+    candidate's, and (NC(D)HW) against its best that reads the activations in place (no relayout copy)."""
     out = []
     for name, prob in tune.suite_problems(suite):
         for kind in PASS_KINDS.values():
-            problem = problem_of(kind, "bfloat16", "channels_last", prob)
+            problem = problem_of(kind, "bfloat16", layout, prob)
             heuristic = tuning.heuristic(problem, False, device.sms, True)
             ranked = costmodel.rank(problem, tuning.candidates(problem, tma=True) or [heuristic], device)
-            h, b = costmodel.predict(problem, heuristic, device), costmodel.predict(problem, ranked[0], device)
+            in_place = next((c for c in ranked if not c.relayout), heuristic)
+            h, b, i = (costmodel.predict(problem, c, device) for c in (heuristic, ranked[0], in_place))
             out.append({"name": name, "kind": problem.kind, "heuristic_ms": 1e3 * h, "model_best_ms": 1e3 * b,
-                        "ratio": h / b, "best": vars(ranked[0])})
+                        "ratio": h / b, "best": vars(ranked[0]), "in_place_ms": 1e3 * i, "in_place_ratio": h / i})
     return out
 
 
@@ -296,14 +304,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", action="store_true", help="store the constants (autotune_cache/costmodel/) and the per-row fit")
     p.add_argument("--predict", action="store_true", help=f"write {PREDICTIONS.name}/<device>.jsonl for the next slot")
     p.add_argument("--heuristic-check", action="store_true", help="heuristic config vs the model's best, per problem")
+    p.add_argument("--layout", choices=("channels_last", "contiguous"), default="channels_last",
+                   help="the activations' layout --heuristic-check takes (contiguous: NC(D)HW)")
     args = p.parse_args(argv)
     suite = json.loads(args.suite.read_text())
     if args.heuristic_check:
-        checks = heuristic_check(suite, costmodel.device_for(args.device))
+        checks = heuristic_check(suite, costmodel.device_for(args.device), args.layout)
+        nc = args.layout == "contiguous"
         for c in checks:
+            in_place = f"  in place {c['in_place_ms']:8.4f} ms ({c['in_place_ratio']:.2f}x)" if nc else ""
             print(f"{c['name']:>24} {c['kind']:>13}  heuristic {c['heuristic_ms']:8.4f} ms  model's best "
-                  f"{c['model_best_ms']:8.4f} ms  ({c['ratio']:.2f}x)")
-        print(f"{sum(c['ratio'] <= 1.1 for c in checks)}/{len(checks)} heuristic configs within 10% of the model's best")
+                  f"{c['model_best_ms']:8.4f} ms  ({c['ratio']:.2f}x){in_place}")
+        print(f"{sum(c['ratio'] <= 1.1 for c in checks)}/{len(checks)} heuristic configs within 10% of the model's best"
+              + (f", {sum(c['in_place_ratio'] <= 1.1 for c in checks)} of its best in place" if nc else ""))
         return 0
     if args.predict:
         device = costmodel.device_for(args.device)

@@ -166,6 +166,26 @@ def test_nchw_boxes_only_where_they_start_on_16_bytes():
     assert eligible("conv", (16, 16, 1, 1), 0, dtype="float32", width=12)  # 48-byte rows
 
 
+def test_nchw_weight_gradient_in_runs_takes_64_output_channels():
+    """An NC(D)HW weight gradient whose x the descriptor kernel reads in runs takes tiles of 64 output channels or more
+    on a GPU with a TMA unit (narrower ones issued 0.43-0.78x the channels-last loop's rate): where 32-row tiles would
+    cover the channels exactly (R(2+1)D's 144 and 288 mid channels), 64-row ones pad them; with fewer than 64 output
+    channels the pointer kernel runs."""
+    def heuristic(c_out, hw):
+        problem = tuning.Problem.of("conv_wgrad", "bfloat16", "contiguous", (8, 128, 4, hw, hw), (c_out, 128, 1, 3, 3),
+                                    1, (0, 1, 1))
+        return problem, tuning.heuristic(problem, interpret=False, tma=True)
+
+    for c_out, hw, flat in ((288, 28, True), (144, 56, False)):
+        problem, cfg = heuristic(c_out, hw)
+        assert cfg.tile_h and cfg.block_m == 64 and tuning.descriptors_launch(problem, cfg)
+        assert tuning.nc_runs(problem, cfg) and tuning.planes_as_rows(problem) == flat
+        narrow = tuning.within_slack((c_out, 128), (128, 128), tuning.tma_padding(problem, 64))[0]
+        assert narrow == 32  # what the channels alone would take
+    problem, cfg = heuristic(32, 56)
+    assert not cfg.tile_h and cfg.block_m == 32  # under 64 output channels: the pointer kernel
+
+
 def test_planes_as_rows_where_rows_are_no_box():
     """The NC(D)HW weight gradient reads each plane as one row (``_descriptors.nc_flat``) where its rows are no 16-byte
     multiple and its planes are, at unit height and width stride with the output as wide as the input."""

@@ -103,18 +103,26 @@ def test_small_tiles_are_rated_by_filling_their_operand_tiles():
 
 
 def test_fit_on_the_committed_rows_is_current_and_honest():
-    """Refitting the committed H200 rows gives the shipped constants; host-bound rows stay out; left-out layers
-    are predicted within 1.5x for at least 80% of the kernel-bound rows."""
+    """The committed fit rows are what the shipped H200 constants predict (the model has not moved since the fit); a
+    refit of the committed rows finds no constants that fit them more than 2% better (the sum of squared log errors:
+    the model's max and min pieces leave the objective flat in places, so where scipy stops moves with its version and
+    its start; scipy 1.17.1 with numpy 2.4.6 stops 1.5% lower, at 2.29 TB/s where the shipped fit has 2.71); host-bound
+    rows stay out; left-out layers are predicted within 1.5x for at least 80% of the kernel-bound rows."""
     rows = costfit.load_rows(sorted((work.ROOT / "results").glob("*.jsonl")))
     found = costfit.samples([r for r in rows if r["device"] == "NVIDIA H200"], SUITE, costfit.HOST_MS)
-    device, _, fitted = costfit.evaluate(found, dataclasses.replace(costmodel.DATASHEET, name="NVIDIA H200"))
     shipped = costmodel.device_for("NVIDIA H200")
-    for field in ("mma_macs", "tma_macs", "fold_macs", "bandwidth", "t0"):
-        assert math.isclose(getattr(device, field), getattr(shipped, field), rel_tol=1e-3), field  # scipy's tolerances
     committed = [json.loads(line) for line in costfit.FIT_ROWS.read_text().splitlines()]
-    assert [r["name"] for r in committed] == [r["name"] for r in fitted]
-    assert all(math.isclose(a["predicted_ms"], b["predicted_ms"], rel_tol=1e-3) for a, b in zip(committed, fitted)), (
-        "refit: python -m benchmarks.costfit --write")
+    assert [r["name"] for r in committed] == [s["name"] for s in found]
+    timed, row = next((s, r) for s, r in zip(found, committed) if s["call_by_call"])
+    host_ms = (row["predicted_ms"] - row["device_ms"]) / len(timed["launches"])  # the shipped fit's, per launch
+    for s, r in zip(found, committed):
+        assert math.isclose(costfit.predicted_ms({**s, "call_by_call": False}, shipped), r["device_ms"], rel_tol=1e-6)
+        assert math.isclose(costfit.predicted_ms(s, shipped, host_ms), r["predicted_ms"], rel_tol=1e-6), (
+            "refit: python -m benchmarks.costfit --write")
+    device, extra, fitted = costfit.evaluate(found, dataclasses.replace(costmodel.DATASHEET, name="NVIDIA H200"))
+    used = [s for s in found if not s["host_bound"]]
+    squares = [sum(e * e for e in costfit.log_errors(used, d, h)) for d, h in ((shipped, host_ms), (device, extra))]
+    assert squares[0] <= 1.02 * squares[1], squares
     kernel_bound = [r for r in fitted if not r["host_bound"]]
     assert all(r["measured_ms"] > 1.5 * costfit.HOST_MS for r in kernel_bound)
     within = [1 / 1.5 <= r["left_out_ms"] / r["measured_ms"] <= 1.5 for r in kernel_bound]
@@ -181,9 +189,15 @@ def test_tuner_times_only_the_models_best_candidates(tmp_path, monkeypatch):
     assert geometry.Config.from_dict(entry["config"]) == timed[0]  # the fastest timed (the bench's first)
 
 
-def test_heuristic_check_runs_on_every_suite_problem():
-    checks = costfit.heuristic_check(SUITE, costmodel.device_for("NVIDIA H200"))
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
+def test_heuristic_check_runs_on_every_suite_problem(layout):
+    checks = costfit.heuristic_check(SUITE, costmodel.device_for("NVIDIA H200"), layout)
     assert len(checks) == 28 * 3 and all(c["ratio"] >= 1 - 1e-9 for c in checks)  # the model's best is the best
+    assert all(c["in_place_ratio"] <= c["ratio"] + 1e-9 for c in checks)  # in place: among fewer candidates
+    if layout == "channels_last":  # nothing to lay out
+        assert all(c["in_place_ms"] == c["model_best_ms"] for c in checks)
+    else:  # some NC(D)HW problem's best copies its activations channels-last first (costmodel: resnet50_l4_3x3)
+        assert any(c["in_place_ms"] > c["model_best_ms"] for c in checks)
     assert torch.get_float32_matmul_precision() == "highest"
 
 
@@ -246,7 +260,7 @@ def test_row_issue_shares_are_the_committed_census_medians():
     more: the 2-byte classes shrink as more rows are read in runs, 4 forwards and 3 input gradients since the eleventh
     session); ``NC_ROWS_ISSUE`` that of the descriptor launches reading rows whole against the channels-last
     descriptor launches, ``NC_RUNS_ISSUE`` that of the weight gradients reading x in runs (TMA copies, no plain load
-    in their main loops), ``NC_FLAT_ISSUE`` that of the suite's one weight gradient reading planes as rows."""
+    in their main loops), ``NC_FLAT_ISSUE`` that of the suite's weight gradients reading planes as rows."""
     paths = sorted((work.ROOT / "results" / "static").glob("static-sm90-*-bf16-rows.jsonl"))
     assert paths, "run python -m benchmarks.static --rows"
     rows = [json.loads(line) for line in paths[-1].read_text().splitlines()]  # the last by name, if several
@@ -255,7 +269,7 @@ def test_row_issue_shares_are_the_committed_census_medians():
     flat = [r for r in rows if r.get("nc_flat")]  # and those reading planes as rows
     rows = [r for r in rows if not r.get("nc_rows") and not r.get("nc_runs") and not r.get("nc_flat")]
     for members, shares, least in ((whole, costmodel.NC_ROWS_ISSUE, 3), (runs, costmodel.NC_RUNS_ISSUE, 3),
-                                   (flat, costmodel.NC_FLAT_ISSUE, 1)):
+                                   (flat, costmodel.NC_FLAT_ISSUE, 2)):
         for kind, share in shares.items():
             ratios = [r["ratio"] for r in members if r["kind"] == kind]
             assert len(ratios) >= least and round(statistics.median(ratios), 2) == share and max(ratios) <= 1, kind
@@ -384,13 +398,15 @@ def test_tunings_timings_are_samples_and_judge_the_ranking(tmp_path):
 def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
     """Per kernel of the committed sm_90 compile report (the suite's heuristic tiles, both layouts), the model names
     the kernel the launch runs; per GEMM kernel, its CTAs per SM (estimated registers and shared memory) equal those
-    of ptxas's registers and the compiled shared memory on at least 115 of the 156 (the estimate before
+    of ptxas's registers and the compiled shared memory on at least 111 of the 156 (the estimate before
     ``costmodel.REGISTERS``, the accumulator plus 64 for every kernel: 90; 122 before the NC(D)HW weight gradient read
     its rows in runs, where ptxas gives one tile 128-160 registers from layer to layer:
     ``costmodel.WGRAD_RUNS_REGISTERS`` agrees on 9 of those 16; 115 since the descriptor kernel reads NC(D)HW rows
     whole, ``costmodel.NC_ROWS_REGISTERS``; 112 since those launches take 4 warps below 128 x 128 tiles, where ptxas
     gives 112-153 registers, and NC(D)HW weight gradients read x's boxes in runs, a third tile in shared memory that
-    ``tuning.smem_bytes`` leaves out: counting it loses as many 128 x 128 tiles as it gains 64 x 64 ones);
+    ``tuning.smem_bytes`` leaves out: counting it loses as many 128 x 128 tiles as it gains 64 x 64 ones; 111 since
+    R(2+1)D's spatial weight gradients take such tiles, 64 x 64 and 64 x 128 on 4 warps, for one pointer launch that
+    agreed: ptxas's shared memory gives them 3 and 2 programs per SM where the model says 4 and 3);
     ``benchmarks.static`` counts by the same rule (``costmodel.occupancy``)."""
     paths = sorted((work.ROOT / "results" / "static").glob("static-sm90-*-bf16.jsonl"))
     assert paths, "run python -m benchmarks.static"
@@ -405,4 +421,4 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
         problem, cfg = suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"])
         agree += costmodel.ctas_per_sm(problem, cfg, device) == r["ctas_per_sm"]
         assert costmodel.occupancy(r["registers"], r["shared_bytes"], r["num_warps"], device.smem) == r["ctas_per_sm"]
-    assert len(rows) == 156 and agree >= 112, agree
+    assert len(rows) == 156 and agree >= 111, agree

@@ -472,15 +472,25 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             # addresses (a prediction, benchmarks/NOTES.md P16: the pointer kernel's loop issues 27-331 integer
             # instructions per MMA); channel tiles padding little beside the patches' padding
             tma_m, tma_n = within_slack((rows, width * cols), (block_m, block_n), tma_padding(problem, 64))
-            tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, tma_m)
-                        * triton.cdiv(width * cols, tma_n))
-            chosen = Config(tma_m, tma_n, 64, group_m=1, num_warps=8 if tma_m * tma_n >= 128 * 128 else 4, num_stages=3,
-                            split_k=max(1, min(triton.cdiv(2 * sm_count, tiles), triton.cdiv(red, 8 * block_k))),
-                            **tma_patch(problem, 64))
+
+            def on_descriptors(tma_m: int) -> Config:
+                tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, tma_m)
+                            * triton.cdiv(width * cols, tma_n))
+                return Config(tma_m, tma_n, 64, group_m=1, num_warps=8 if tma_m * tma_n >= 128 * 128 else 4,
+                              num_stages=3, split_k=max(1, min(triton.cdiv(2 * sm_count, tiles),
+                                                               triton.cdiv(red, 8 * block_k))),
+                              **tma_patch(problem, 64))
+
+            chosen = on_descriptors(tma_m)
             # NC(D)HW x read in runs (nc_runs): their moves in registers paid for by 64 output channels or more (32-row
             # tiles issued 0.43-0.78x the channels-last loop's rate, and 32 x 64 spilled 36 B on 4 warps; 64 and more,
-            # 0.70-0.96x: python -m benchmarks.static --rows)
-            if descriptors_launch(problem, chosen) and (tma_m >= 64 or not nc_runs(problem, chosen)):
+            # 0.70-1.0x: python -m benchmarks.static --rows); where narrower tiles would cover the output channels
+            # exactly, 64 rows pad them instead (R(2+1)D's mid channels, 144 as 192 and 288 as 320: 2.15 and 1.80 warp
+            # instructions per 1000 issued multiply-adds, where the pointer kernel's 32 x 64 and 64 x 128 row tiles
+            # issued 17.9 and 5.38)
+            if tma_m < 64 <= rows and nc_runs(problem, chosen):
+                chosen = on_descriptors(64)
+            if descriptors_launch(problem, chosen) and (chosen.block_m >= 64 or not nc_runs(problem, chosen)):
                 return chosen
         return Config(block_m, block_n, block_k, group_m=1, num_warps=warps, num_stages=stages, split_k=split)
     fold = int(can_fold(problem) and red <= 8)  # per-tap chunks would be half zeros or worse
