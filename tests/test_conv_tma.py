@@ -170,9 +170,9 @@ def test_nchw_weight_gradient_in_runs_takes_64_output_channels():
     """An NC(D)HW weight gradient whose x the descriptor kernel reads in runs takes tiles of 64 output channels or more
     on a GPU with a TMA unit (narrower ones issued 0.43-0.78x the channels-last loop's rate): where 32-row tiles would
     cover the channels exactly (R(2+1)D's 144 and 288 mid channels), 64-row ones pad them; with fewer than 64 output
-    channels the pointer kernel runs."""
-    def heuristic(c_out, hw):
-        problem = tuning.Problem.of("conv_wgrad", "bfloat16", "contiguous", (8, 128, 4, hw, hw), (c_out, 128, 1, 3, 3),
+    channels, 32 x 32 tiles (the 3-D U-Net's 32 channels), else the pointer kernel (32 x 64 spilled on 4 warps)."""
+    def heuristic(c_out, hw, c_in=128):
+        problem = tuning.Problem.of("conv_wgrad", "bfloat16", "contiguous", (8, c_in, 4, hw, hw), (c_out, c_in, 1, 3, 3),
                                     1, (0, 1, 1))
         return problem, tuning.heuristic(problem, interpret=False, tma=True)
 
@@ -183,7 +183,9 @@ def test_nchw_weight_gradient_in_runs_takes_64_output_channels():
         narrow = tuning.within_slack((c_out, 128), (128, 128), tuning.tma_padding(problem, 64))[0]
         assert narrow == 32  # what the channels alone would take
     problem, cfg = heuristic(32, 56)
-    assert not cfg.tile_h and cfg.block_m == 32  # under 64 output channels: the pointer kernel
+    assert not cfg.tile_h and cfg.block_m == 32  # under 64 output channels, 32 x 128 tiles: the pointer kernel
+    problem, cfg = heuristic(32, 56, c_in=32)
+    assert cfg.tile_h and (cfg.block_m, cfg.block_n, cfg.num_warps) == (32, 32, 4) and tuning.nc_runs(problem, cfg)
 
 
 def test_planes_as_rows_where_rows_are_no_box():
