@@ -487,8 +487,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             # 0.70-1.0x: python -m benchmarks.static --rows); where narrower tiles would cover the output channels
             # exactly, 64 rows pad them instead (R(2+1)D's mid channels, 144 as 192 and 288 as 320: 2.15 and 1.80 warp
             # instructions per 1000 issued multiply-adds, where the pointer kernel's 32 x 64 and 64 x 128 row tiles
-            # issued 17.9 and 5.38); under 64 output channels, 32 x 32 tiles on 4 warps (the 3-D U-Net's 32 channels: 7.73,
-            # where the pointer kernel's 32 x 32 x 32 on 8 warps issued 28.6)
+            # issued 17.9 and 5.38); under 64 output channels, tiles of at most 32 x 32 elements on 4 warps (no spill; the
+            # 3-D U-Net's 32 channels: 7.73, where the pointer kernel's 32 x 32 x 32 on 8 warps issued 28.6)
             if tma_m < 64 <= rows and nc_runs(problem, chosen):
                 chosen = on_descriptors(64)
             if descriptors_launch(problem, chosen) and (chosen.block_m >= 64 or chosen.block_m * chosen.block_n <= 32 * 32
