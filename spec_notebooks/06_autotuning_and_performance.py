@@ -575,9 +575,10 @@ fig.tight_layout()
 # %% [markdown]
 # The wave efficiency $e$ needs the programs each SM holds at once. The model estimates them without
 # compiling: registers per thread from the kernel's accumulator share (`costmodel.REGISTERS`, one line per
-# kernel fitted on ptxas's counts), shared memory from the pipeline's stages, and the hardware's allocation
-# rule (`costmodel.occupancy`, the one the compile report applies to ptxas's counts). Against the compiled
-# default configs above, both layouts:
+# kernel fitted on ptxas's counts), shared memory from the pipeline's stages as the compiler keeps them
+# (`costmodel.shared_bytes`: the stages of each tile the compiler keeps, within 64 bytes of ptxas on every
+# descriptor kernel), and the hardware's allocation rule (`costmodel.occupancy`, the one the compile
+# report applies to ptxas's counts). Against the compiled default configs above, both layouts:
 
 # %%
 from tritonconv import tune
@@ -590,6 +591,12 @@ for r in gemm:
     assert costmodel.kernel_of(p, tuning.Config(**r["config"])) == r["kernel"]
     agree += costmodel.ctas_per_sm(p, tuning.Config(**r["config"]), h200) == r["ctas_per_sm"]
 print(f"programs per SM as the model estimates them = as ptxas's registers give them: {agree} of {len(gemm)} GEMM kernels")
+shared_ok = sum(abs(costmodel.shared_bytes(tuning.Problem.of(r["kind"], "bfloat16", r["layout"], **suite_probs[r["name"]]),
+                                           tuning.Config(**r["config"])) - r["shared_bytes"]) <= 64
+                for r in gemm if r["kernel"].endswith("_tma_kernel"))
+print(f"descriptor kernels whose estimated shared memory is ptxas's within 64 bytes: {shared_ok} of "
+      f"{sum(r['kernel'].endswith('_tma_kernel') for r in gemm)}")
+assert agree >= 134
 
 # %% [markdown]
 # ## FP8 inference: how far a converted model moves

@@ -406,7 +406,8 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
     gives 112-153 registers, and NC(D)HW weight gradients read x's boxes in runs, a third tile in shared memory that
     ``tuning.smem_bytes`` leaves out: counting it loses as many 128 x 128 tiles as it gains 64 x 64 ones; 111 since
     R(2+1)D's spatial weight gradients take such tiles, 64 x 64 and 64 x 128 on 4 warps, for one pointer launch that
-    agreed: ptxas's shared memory gives them 3 and 2 programs per SM where the model says 4 and 3);
+    agreed: ptxas's shared memory gives them 3 and 2 programs per SM where the model says 4 and 3; 134 since
+    ``costmodel.shared_bytes`` counts the stages the compiler keeps, that third tile included);
     ``benchmarks.static`` counts by the same rule (``costmodel.occupancy``)."""
     paths = sorted((work.ROOT / "results" / "static").glob("static-sm90-*-bf16.jsonl"))
     assert paths, "run python -m benchmarks.static"
@@ -421,4 +422,18 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
         problem, cfg = suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"])
         agree += costmodel.ctas_per_sm(problem, cfg, device) == r["ctas_per_sm"]
         assert costmodel.occupancy(r["registers"], r["shared_bytes"], r["num_warps"], device.smem) == r["ctas_per_sm"]
-    assert len(rows) == 156 and agree >= 111, agree
+    assert len(rows) == 156 and agree >= 134, agree
+
+
+def test_the_models_shared_memory_is_ptxas_counts_for_the_descriptor_kernels():
+    """``costmodel.shared_bytes`` of every descriptor launch of the committed sm_90 report (both layouts, every pass:
+    one-row and multi-row patches, NC(D)HW boxes transposed, dealt, read in runs, tiles under 64 rows) is the
+    compiled shared memory within 64 bytes (the barriers); ``tuning.smem_bytes``, every stage of both tiles, is within
+    64 bytes on 22 of the 119, the others 25% under to 50% over."""
+    paths = sorted((work.ROOT / "results" / "static").glob("static-sm90-*-bf16.jsonl"))
+    rows = [json.loads(line) for line in paths[-1].read_text().splitlines()]
+    rows = [r for r in rows if r["kernel"].endswith("_tma_kernel")]
+    assert len(rows) >= 100
+    for r in rows:
+        problem, cfg = suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"])
+        assert abs(costmodel.shared_bytes(problem, cfg) - r["shared_bytes"]) <= 64, (r["name"], r["kind"], r["layout"])

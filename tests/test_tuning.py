@@ -7,9 +7,12 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from fractions import Fraction
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tritonconv
 from tritonconv import cache, geometry, tuning
@@ -334,6 +337,37 @@ def test_gpu_heuristic_takes_an_empty_batch(kind):
                           as_run=False)
     cfg = tuning.heuristic(p, interpret=False, sm_count=132)
     assert cfg.split_k >= 1 and cfg.block_m >= 16
+
+
+@given(tiles=st.integers(1, 600), most=st.integers(1, 300), sm_count=st.sampled_from((78, 108, 132)))
+@settings(max_examples=300, deadline=None)
+def test_weight_gradient_splits_fill_their_rounds(tiles, most, sm_count):
+    """``tuning.wave_split``: at most the split count that rounds the target's programs up (and ``most``), at least
+    half of it, and of those the one whose rounds of programs over the SMs take least time (each program ``1/s`` of
+    a tile's work), the fewest on ties."""
+    target = 2 * sm_count
+    high = max(1, min(-(-target // tiles), most))
+    split = tuning.wave_split(tiles, target, most, sm_count)
+    span = range(-(-high // 2), high + 1)
+    assert split in span
+
+    def time(s):  # rounds of programs on every SM, each 1/s of a tile's work
+        return Fraction(-(-tiles * s // sm_count), s)
+
+    assert all(time(split) < time(s) or (time(split) == time(s) and split <= s) for s in span)
+
+
+def test_weight_gradient_splits_end_on_a_full_round():
+    """Nine taps' tiles on 132 SMs: 29 splits, 261 programs in two rounds of the SMs, where rounding 264 up gave 30 (270:
+    a third round on 6 SMs; the cost model, ``python -m benchmarks.costfit``, rated the suite's weight gradients
+    1.0-1.45x faster so, none slower); 144 tiles keep 2 (288 in three rounds, where one split takes two rounds for
+    all the work)."""
+    assert tuning.wave_split(9, 264, 1000, 132) == 29
+    assert tuning.wave_split(144, 264, 64, 132) == 2
+    assert tuning.wave_split(9, 264, 3, 132) == 3  # the reduction's own bound
+    problem = tuning.Problem.of("conv_wgrad", "bfloat16", "channels_last", (32, 64, 56, 56), (64, 64, 3, 3), 1, 1)
+    cfg = tuning.heuristic(problem, interpret=False, sm_count=132, tma=True)
+    assert (cfg.block_m, cfg.block_n, cfg.split_k) == (64, 64, 29)
 
 
 def test_tiles_fit_the_channels_they_cover():

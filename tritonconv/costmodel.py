@@ -50,6 +50,7 @@ import torch
 import triton
 
 from . import cache, geometry, shapes, tuning
+from ._descriptors import nc_dealt
 from .geometry import Config, Problem
 from .kernels import gemm, weight_grad
 
@@ -58,7 +59,7 @@ __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATA
            "Device", "aligned", "apart", "by_rows", "nc_flat", "nc_rows", "nc_runs", "row_reads", "tap_runs", "wgrad_runs",
            "gemm_launch", "ctas_per_sm", "device_for", "efficiency",
            "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds",
-           "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds"]
+           "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds", "shared_bytes"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,11 +254,11 @@ REGISTERS = {"_conv_kernel": (36, 1.75), "_conv_weight_grad_kernel": (46, 2.5), 
 """Per GEMM kernel, ``(base, per_accumulator)``: its registers per thread estimated as ``base + per_accumulator *
 BLOCK_M * BLOCK_N / threads`` (the fp32 accumulator's share of a thread, plus addresses, masks and the pipeline's
 state), at most 255. Fitted on ptxas's counts for sm_90 (Triton 3.9; ``benchmarks/results/static/``, the suite's
-heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 117 of its 156 GEMM kernels with the
-estimated shared memory (:func:`tritonconv.tuning.smem_bytes`, which counts every stage's two tiles; 132 with the
-compiled; the aligned rows' variants by :data:`ALIGNED_REGISTERS`, :data:`ALIGNED_EACH_REGISTERS` and
-:data:`WGRAD_RUNS_REGISTERS`), where one estimate for all (the accumulator plus 64) gives 90. The pointer weight
-gradient's count grows fastest: 173-254 registers at 128 x 128 on 8 warps, one program per SM."""
+heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 134 of its 156 GEMM kernels with the
+estimated shared memory (:func:`shared_bytes`; as many with the compiled; the aligned rows' variants by
+:data:`ALIGNED_REGISTERS`, :data:`ALIGNED_EACH_REGISTERS` and :data:`WGRAD_RUNS_REGISTERS`), where one estimate for
+all (the accumulator plus 64) gives 90. The pointer weight gradient's count grows fastest: 173-254 registers at
+128 x 128 on 8 warps, one program per SM."""
 
 
 ALIGNED_REGISTERS = (96, 0.5)
@@ -325,9 +326,36 @@ def ctas_per_sm(problem: Problem, config: Config, device: Device) -> int:
     most 8."""
     if problem.kind.startswith("conv_dw"):
         return max(1, min(64 // config.num_warps, 8))
+    return max(1, occupancy(registers(problem, config), shared_bytes(problem, config), config.num_warps, device.smem))
+
+
+def shared_bytes(problem: Problem, config: Config) -> int:
+    """Estimated shared memory of a GEMM launch, from its tiles ``A`` (``BLOCK_M x BLOCK_K``) and ``B``
+    (``BLOCK_K x BLOCK_N``) and its ``S`` stages, as Triton's pipeliner allocates them (ptxas's counts for sm_90 on
+    Triton 3.9 and 3.6, the committed report). The descriptor kernels keep ``S`` stages of ``B`` and ``S - 1`` of ``A``
+    (the compiler's allocation), ``A`` twice as wide where a forward deals its NC(D)HW columns into
+    stride phases (:func:`tritonconv._descriptors.nc_dealt`); ``S`` of both where channels-innermost activations are
+    read in one-row patches; ``S - 1`` of both below 64 rows (no
+    warpgroup MMA); an NC(D)HW weight gradient whose ``x`` boxes are read in runs (:func:`nc_runs`) ``S - 1`` of
+    ``A`` and two ``B`` boxes, and one ``B`` of the shifted runs; plus a barrier pair per stage. The pointer kernels:
+    :func:`tritonconv.tuning.smem_bytes` (``S`` of both; ptxas gives their NC(D)HW variants a third to twice that, by
+    variant and Triton version, and their occupancy is set by registers more often)."""
+    problem, config = launched(problem, config)
     itemsize = getattr(torch, problem.dtype).itemsize
-    return max(1, occupancy(registers(problem, config), tuning.smem_bytes(config, itemsize), config.num_warps,
-                            device.smem))
+    stages = config.num_stages
+    a, b = config.block_m * config.block_k * itemsize, config.block_k * config.block_n * itemsize
+    if not config.tile_h:
+        return tuning.smem_bytes(config, itemsize)
+    barriers = 16 * stages
+    if nc_runs(problem, config):
+        return (stages - 1) * (a + 2 * b) + b + barriers
+    if config.block_m < 64:
+        return (stages - 1) * (a + b) + barriers
+    if problem.layout == "channels_last" and config.tile_h == config.tile_b == 1:
+        return stages * (a + b) + barriers
+    if problem.kind == "conv" and problem.layout == "contiguous" and nc_dealt(problem.spec):
+        a *= 2
+    return (stages - 1) * a + stages * b + barriers
 
 
 def moved(problem: Problem, config: Config) -> int:

@@ -29,6 +29,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Callable, Collection
+from fractions import Fraction
 
 import torch
 import triton
@@ -406,6 +407,17 @@ def as_relaid(problem: Problem) -> Problem:
     return dataclasses.replace(problem, layout="channels_last")
 
 
+def wave_split(tiles: int, target: int, most: int, sm_count: int) -> int:
+    """A split count for ``tiles`` output tiles towards ``target`` programs (at most ``most`` splits): of the counts
+    from half the target's to the target's, the one whose programs fill their rounds over the ``sm_count`` SMs best
+    (``ceil(tiles * s / sm_count) / s`` least: a round on every SM for each ``1/s`` of a tile's work), the fewest on
+    ties. Rounding the target's count up instead gave 9 taps' tiles 30 splits (270 programs: two rounds on 126 SMs,
+    three on 6, so the layer's time is three rounds' where 29 splits, 261 programs, take two)."""
+    high = max(1, min(triton.cdiv(target, tiles), most))
+    return min(range(max(1, triton.cdiv(high, 2)), high + 1),
+               key=lambda s: (Fraction(triton.cdiv(tiles * s, sm_count), s), s))
+
+
 def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool = False) -> Config:
     """A deterministic config from the problem's sizes (``tl.dot`` needs every block >= 16).
 
@@ -452,7 +464,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         block_k = 64 if block_m * block_n <= 64 * 64 else 32
         tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, block_m)
                     * triton.cdiv(width * cols, block_n))
-        split = max(1, min(triton.cdiv(2 * sm_count, tiles), triton.cdiv(red, 8 * block_k)))
+        split = wave_split(tiles, 2 * sm_count, triton.cdiv(red, 8 * block_k), sm_count)
         # NC(D)HW operands read in place (tiled by rows): per-element addresses need the registers of
         # 8 warps and smaller steps (ptxas spills otherwise; tests/test_compile.py)
         strided = problem.layout == "contiguous"
@@ -477,8 +489,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
                 tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, tma_m)
                             * triton.cdiv(width * cols, tma_n))
                 return Config(tma_m, tma_n, 64, group_m=1, num_warps=8 if tma_m * tma_n >= 128 * 128 else 4,
-                              num_stages=3, split_k=max(1, min(triton.cdiv(2 * sm_count, tiles),
-                                                               triton.cdiv(red, 8 * block_k))),
+                              num_stages=3, split_k=wave_split(tiles, 2 * sm_count, triton.cdiv(red, 8 * block_k),
+                                                               sm_count),
                               **tma_patch(problem, 64))
 
             chosen = on_descriptors(tma_m)
