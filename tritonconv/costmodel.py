@@ -332,14 +332,14 @@ def ctas_per_sm(problem: Problem, config: Config, device: Device) -> int:
 def shared_bytes(problem: Problem, config: Config) -> int:
     """Estimated shared memory of a GEMM launch, from its tiles ``A`` (``BLOCK_M x BLOCK_K``) and ``B``
     (``BLOCK_K x BLOCK_N``) and its ``S`` stages, as Triton's pipeliner allocates them (ptxas's counts for sm_90 on
-    Triton 3.9 and 3.6, the committed report). The descriptor kernels keep ``S`` stages of ``B`` and ``S - 1`` of ``A``
-    (the compiler's allocation), ``A`` twice as wide where a forward deals its NC(D)HW columns into
-    stride phases (:func:`tritonconv._descriptors.nc_dealt`); ``S`` of both where channels-innermost activations are
-    read in one-row patches; ``S - 1`` of both below 64 rows (no
-    warpgroup MMA); an NC(D)HW weight gradient whose ``x`` boxes are read in runs (:func:`nc_runs`) ``S - 1`` of
-    ``A`` and two ``B`` boxes, and one ``B`` of the shifted runs; plus a barrier pair per stage. The pointer kernels:
-    :func:`tritonconv.tuning.smem_bytes` (``S`` of both; ptxas gives their NC(D)HW variants a third to twice that, by
-    variant and Triton version, and their occupancy is set by registers more often)."""
+    Triton 3.9 and 3.6, the committed report). The descriptor kernels keep ``S`` stages of ``B`` and ``S - 1`` of
+    ``A``, ``A`` twice as wide where a forward deals its NC(D)HW columns into stride phases
+    (:func:`tritonconv._descriptors.nc_dealt`); ``S`` of both where channels-innermost activations are read in
+    one-row patches; ``S - 1`` of both below 64 rows (no warpgroup MMA); where an NC(D)HW weight gradient reads
+    ``x``'s boxes in runs (:func:`nc_runs`), ``S - 1`` of ``A`` and of two ``B`` boxes, and one ``B`` of the shifted
+    runs; plus a barrier pair per stage. The pointer kernels: :func:`tritonconv.tuning.smem_bytes` (``S`` of both;
+    ptxas gives their NC(D)HW variants a third to twice that, by variant and Triton version, and registers set their
+    programs per SM more often)."""
     problem, config = launched(problem, config)
     itemsize = getattr(torch, problem.dtype).itemsize
     stages = config.num_stages
