@@ -6,6 +6,44 @@ import torch
 
 from tritonconv import dispatch, geometry, tuning
 
+
+def pytest_addoption(parser):
+    parser.addoption("--overflow-checks", action="store_true",
+                     help="keep the Triton interpreter's int32 overflow checks (on by default in Triton; off here)")
+    parser.addoption("--first-case-only", action="store_true",
+                     help="run each test function on its first parametrization only (.ci/run's Triton 3.6 sample)")
+
+
+def pytest_configure(config):
+    """The interpreter checks every 32-bit integer add, subtract and multiply for overflow (in 64 bits, then an
+    assert): half of an interpreted kernel's time. A GPU compiles the kernels without those checks, sizes past
+    2**31 are tested on the 64-bit offsets path (``geometry.INT32_MAX`` lowered), and ``.ci/run`` keeps the checks
+    where it runs each kernel test once on Triton 3.6 (``--overflow-checks``), as in the notebooks and the
+    correctness table (processes of their own)."""
+    if not config.getoption("--overflow-checks"):
+        no_overflow_checks()
+
+
+def no_overflow_checks() -> None:
+    """The Triton interpreter without its 32-bit overflow checks (this process)."""
+    from triton.runtime import interpreter
+
+    interpreter.interpreter_builder.options = interpreter.InterpreterOptions(sanitize_overflow=False)
+
+
+def pytest_collection_modifyitems(config, items):
+    """``--first-case-only``: each test function's first case (every function still runs once)."""
+    if not config.getoption("--first-case-only"):
+        return
+    seen, kept, dropped = set(), [], []
+    for item in items:
+        key = (item.path, getattr(item, "originalname", item.name))
+        (dropped if key in seen else kept).append(item)
+        seen.add(key)
+    config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
+
+
 # TRITONCONV_TEST_DEVICE=cuda (the GPU session's check stage): tensors made without a device are CUDA
 # tensors, so every kernel test runs the compiled kernels rather than the interpreter.
 if os.environ.get("TRITONCONV_TEST_DEVICE", "cpu") == "cuda":

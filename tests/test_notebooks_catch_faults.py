@@ -34,7 +34,8 @@ d.forward_plan = lambda *a, **k: (lambda plan: lambda *t: plan(*t).roll(1, dims=
 
 
 def run_nbval(notebook: Path, env: dict) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--nbval",
+    """Strict nbval on ``notebook``, stopping at its first failing cell (``-x``: a fault needs one)."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=", "--nbval",
            "--nbval-current-env", "--nbval-sanitize-with", str(ROOT / "spec_notebooks" / "sanitize.cfg"),
            str(notebook)]
     return subprocess.run(cmd, cwd=notebook.parent, env=env, capture_output=True, text=True, timeout=600)
