@@ -4,31 +4,26 @@ import os
 import pytest
 import torch
 
-from tritonconv import dispatch, geometry, tuning
+from tritonconv import _runtime, dispatch, geometry, tuning
 
 
 def pytest_addoption(parser):
     parser.addoption("--overflow-checks", action="store_true",
-                     help="keep the Triton interpreter's int32 overflow checks (on by default in Triton; off here)")
+                     help="assert the Triton interpreter's 32-bit overflow checks (here off; by default computed, not asserted)")
     parser.addoption("--first-case-only", action="store_true",
                      help="run each test function on its first parametrization only (.ci/run's Triton 3.6 sample)")
 
 
 def pytest_configure(config):
-    """The interpreter checks every 32-bit integer add, subtract and multiply for overflow (in 64 bits, then an
-    assert): half of an interpreted kernel's time. A GPU compiles the kernels without those checks, sizes past
-    2**31 are tested on the 64-bit offsets path (``geometry.INT32_MAX`` lowered), and ``.ci/run`` keeps the checks
-    where it runs each kernel test once on Triton 3.6 (``--overflow-checks``), as in the notebooks and the
-    correctness table (processes of their own)."""
-    if not config.getoption("--overflow-checks"):
-        no_overflow_checks()
-
-
-def no_overflow_checks() -> None:
-    """The Triton interpreter without its 32-bit overflow checks (this process)."""
-    from triton.runtime import interpreter
-
-    interpreter.interpreter_builder.options = interpreter.InterpreterOptions(sanitize_overflow=False)
+    """The interpreter's 32-bit overflow checks (``tritonconv._runtime.overflow_checks``) took half of an interpreted
+    kernel's time without asserting anything (Triton asserts them only in debug mode): the tests run without them,
+    in this process and in those it starts (the notebooks' kernels, the spawned ranks, the command-line runs).
+    ``--overflow-checks`` asserts them, as ``.ci/run`` does where it runs each kernel test once on Triton 3.6; a GPU
+    compiles the kernels without them, and sizes past 2**31 are tested on the 64-bit offsets path
+    (``geometry.INT32_MAX`` lowered)."""
+    on = config.getoption("--overflow-checks")
+    os.environ["TRITONCONV_OVERFLOW_CHECKS"] = "1" if on else "0"
+    _runtime.overflow_checks(on)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -6,6 +6,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+import triton
+import triton.language as tl
 from conftest import assert_close
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -540,3 +542,27 @@ def test_warm_calls_launch_below_jitfunction_run(layout, dtype, x_shape, w_shape
         for ours, theirs in ((y, ref), (x.grad, ref_x.grad), (w.grad, ref_w.grad)):
             assert ((ours.double() - theirs).norm() / theirs.norm()).item() < tol
     assert not seen
+
+
+@triton.jit
+def _scaled(x_ptr, out_ptr, factor):
+    tl.store(out_ptr, tl.load(x_ptr) * factor)
+
+
+def test_overflow_checks_off_wrap_as_a_gpu_does_and_on_stop_the_kernel(monkeypatch):
+    """``_runtime.overflow_checks``: an int32 product past 2**31 wraps with the checks off, as on a GPU, and stops the
+    interpreted kernel with an error naming the operation with them on (Triton computes them by default and asserts
+    them only in debug mode: no error)."""
+    from triton.runtime import interpreter
+
+    from tritonconv import _runtime
+
+    monkeypatch.setattr(interpreter.interpreter_builder, "options", interpreter.interpreter_builder.options)
+    kernel = _runtime.Kernel(_scaled)[torch.device("cpu")]
+    x, out = torch.tensor([2**20 + 1], dtype=torch.int32, device="cpu"), torch.empty(1, dtype=torch.int32, device="cpu")
+    _runtime.overflow_checks(False)
+    kernel[(1,)](x, out, 4096)
+    assert out.item() == 4096  # (2**20 + 1) * 4096 mod 2**32
+    _runtime.overflow_checks(True)
+    with pytest.raises(BaseException, match="int32 overflow detected for operation mul"):
+        kernel[(1,)](x, out, 4096)

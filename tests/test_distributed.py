@@ -11,7 +11,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from conftest import no_overflow_checks
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -136,7 +135,6 @@ def worker(rank: int, world: int, init: str, errors: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world,
                             timeout=datetime.timedelta(minutes=3))  # a rank that fails never hangs the others long
-    no_overflow_checks()  # as in the test process (conftest)
     try:
         for case in random_cases(world, count=2 if world == 2 else 4):
             check_sharded(*case)

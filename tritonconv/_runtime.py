@@ -10,10 +10,13 @@ without a GPU needs no setting at all:
 
 Compiled kernels launch below ``JITFunction.run`` once they have run through it (:class:`Direct`);
 ``TRITONCONV_DIRECT=0`` (read at import) keeps every launch on ``JITFunction.run``, to rule that path out.
+``TRITONCONV_OVERFLOW_CHECKS=0`` (read at import) runs the interpreter without its 32-bit overflow checks, ``=1``
+with them asserted (:func:`overflow_checks`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import os
@@ -21,6 +24,7 @@ import os
 import numpy as np
 import torch
 import triton
+from triton.runtime import interpreter
 from triton.runtime.interpreter import InterpretedFunction
 
 try:  # host-side tensor descriptors (Triton 3.4+); without them the descriptor kernel is never offered
@@ -36,6 +40,20 @@ def force_interpreter() -> bool:
 
 DIRECT = os.environ.get("TRITONCONV_DIRECT", "1") != "0"
 """Whether :class:`Direct` launches below ``JITFunction.run`` (``TRITONCONV_DIRECT=0``: never)."""
+
+
+def overflow_checks(on: bool) -> None:
+    """Triton's interpreter computes a 64-bit check of every 32-bit integer add, subtract and multiply for overflow,
+    and asserts it only in its debug mode (off by default): half of an interpreted kernel's time for no check. Off,
+    it skips them (about twice as fast); on, it asserts them (an overflow stops the kernel with an error naming the
+    operation). For this process; a GPU compiles the kernels without them."""
+    builder = interpreter.interpreter_builder
+    if hasattr(builder.options, "sanitize_overflow"):
+        builder.options = dataclasses.replace(builder.options, sanitize_overflow=on, debug=on or builder.options.debug)
+
+
+if os.environ.get("TRITONCONV_OVERFLOW_CHECKS") in ("0", "1"):
+    overflow_checks(os.environ["TRITONCONV_OVERFLOW_CHECKS"] == "1")
 
 
 def interpreting(device: torch.device) -> bool:
