@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         # cached or default configs, no tuning: the spec checks what a user's calls run
         env = dict(os.environ, **{DEVICE_VARIABLE: args.device})
         env.setdefault("TRITONCONV_AUTOTUNE", "0")
+        env.setdefault("TRITONCONV_OVERFLOW_CHECKS", "0")  # computed and never asserted by default: half the time
         print(f"tritonconv.spec: {len(staged)} notebooks from {root}, tensors on {args.device}", flush=True)
         status = subprocess.run(cmd, cwd=Path(tmp) / "spec_notebooks", env=env).returncode
         if junit.is_file():
