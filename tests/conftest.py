@@ -19,8 +19,8 @@ def pytest_configure(config):
     kernel's time without asserting anything (Triton asserts them only in debug mode): the tests run without them,
     in this process and in those it starts (the notebooks' kernels, the spawned ranks, the command-line runs).
     ``--overflow-checks`` asserts them, as ``.ci/run`` does in its correctness table and where it runs each kernel
-    test once on Triton 3.6; a GPU compiles the kernels without them, and sizes past 2**31 are tested on the 64-bit offsets path
-    (``geometry.INT32_MAX`` lowered)."""
+    test once on Triton 3.6; a GPU compiles the kernels without them, and sizes past 2**31 are tested on the 64-bit
+    offsets path (``geometry.INT32_MAX`` lowered)."""
     on = config.getoption("--overflow-checks")
     os.environ["TRITONCONV_OVERFLOW_CHECKS"] = "1" if on else "0"
     _runtime.overflow_checks(on)

@@ -46,10 +46,11 @@ def overflow_checks(on: bool) -> None:
     """Triton's interpreter computes a 64-bit check of every 32-bit integer add, subtract and multiply for overflow,
     and asserts it only in its debug mode (off by default): half of an interpreted kernel's time for no check. Off,
     it skips them (about twice as fast); on, it asserts them (an overflow stops the kernel with an error naming the
-    operation). For this process; a GPU compiles the kernels without them."""
+    operation: the interpreter's debug mode on, which asserts nothing else of tritonconv's). For this process; a GPU
+    compiles the kernels without them."""
     builder = interpreter.interpreter_builder
     if hasattr(builder.options, "sanitize_overflow"):
-        builder.options = dataclasses.replace(builder.options, sanitize_overflow=on, debug=on or builder.options.debug)
+        builder.options = dataclasses.replace(builder.options, sanitize_overflow=on, debug=on)
 
 
 if os.environ.get("TRITONCONV_OVERFLOW_CHECKS") in ("0", "1"):
