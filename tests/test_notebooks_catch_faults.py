@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tritonconv.spec import KERNEL_STARTUP_S
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "spec_notebooks" / "01_1d_temporal_convolution.ipynb"
 
@@ -36,8 +38,8 @@ d.forward_plan = lambda *a, **k: (lambda plan: lambda *t: plan(*t).roll(1, dims=
 def run_nbval(notebook: Path, env: dict) -> subprocess.CompletedProcess:
     """Strict nbval on ``notebook``, stopping at its first failing cell (``-x``: a fault needs one)."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-o", "addopts=", "--nbval",
-           "--nbval-current-env", "--nbval-sanitize-with", str(ROOT / "spec_notebooks" / "sanitize.cfg"),
-           str(notebook)]
+           "--nbval-current-env", "--nbval-kernel-startup-timeout", str(KERNEL_STARTUP_S),
+           "--nbval-sanitize-with", str(ROOT / "spec_notebooks" / "sanitize.cfg"), str(notebook)]
     return subprocess.run(cmd, cwd=notebook.parent, env=env, capture_output=True, text=True, timeout=600)
 
 

@@ -3,6 +3,7 @@ the installed library (here from a wheel in a fresh virtual environment, so pack
 
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -19,6 +20,13 @@ def test_lists_every_notebook_of_the_checkout(capsys):
     assert spec.main(["--list"]) == 0
     listed = capsys.readouterr().out.split()
     assert listed == sorted(p.name for p in (ROOT / "spec_notebooks").glob("[0-9][0-9]_*.ipynb")) and len(listed) == 7
+
+
+def test_every_nbval_run_waits_as_long_for_a_notebook_kernel():
+    """The suite's own nbval run (pyproject addopts) waits as long as ``python -m tritonconv.spec`` does."""
+    addopts = re.search(r'^addopts = "(.*)"$', (ROOT / "pyproject.toml").read_text(), re.M).group(1).split()
+    i = addopts.index("--nbval-kernel-startup-timeout")
+    assert int(addopts[i + 1]) == spec.KERNEL_STARTUP_S > 60
 
 
 def test_use_device_draws_random_tensors_on_the_cpu(monkeypatch):

@@ -29,6 +29,8 @@ import torch
 
 DEVICE_VARIABLE = "TRITONCONV_SPEC_DEVICE"  # read by each notebook's first cell (use_device)
 RANDOM_FACTORIES = ("randn", "rand", "randint", "randperm")
+# seconds nbval waits for a notebook's kernel to start: its default of 60 was once exceeded on a busy 2-core machine
+KERNEL_STARTUP_S = 600
 
 
 def use_device(device: str | None = None) -> str:
@@ -126,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         staged = stage(root, chosen, Path(tmp))
         junit = args.junitxml.resolve() if args.junitxml else Path(tmp) / "spec.xml"
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--nbval",
-               "--nbval-current-env", "--nbval-sanitize-with", str(Path(tmp) / "spec_notebooks" / "sanitize.cfg"),
-               f"--junitxml={junit}", "--rootdir", tmp, *map(str, staged)]
+               "--nbval-current-env", "--nbval-kernel-startup-timeout", str(KERNEL_STARTUP_S),
+               "--nbval-sanitize-with", str(Path(tmp) / "spec_notebooks" / "sanitize.cfg"), f"--junitxml={junit}",
+               "--rootdir", tmp, *map(str, staged)]
         if args.workers > 0:
             cmd[3:3] = ["-n", str(args.workers), "--dist", "loadfile"]
         # cached or default configs, no tuning: the spec checks what a user's calls run
