@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent
 FIT_ROWS = ROOT / "results" / "static" / "costmodel-fit.jsonl"
 PREDICTIONS = ROOT / "predictions"
 PASS_KINDS = {"forward": "conv", "input_grad": "conv_t", "weight_grad": "conv_wgrad"}
+SLOT_TRITON = "3.6.0"  # the GPU machine's Triton: whose shipped cache file the slot's calls read
 TUNED_PASS = {kind: pas for pas, k in PASS_KINDS.items() for kind in (k, tuning.DEPTHWISE_KIND[k])}  # a kind's pass
 HOST_MS = 0.0833
 
@@ -207,9 +208,11 @@ def summary(rows: list[dict], key: str) -> str:
 
 def layer_seconds(kind: str, dtype: str, layout: str, prob: dict, device: costmodel.Device) -> tuple[float, Config]:
     """Predicted device seconds of one convolution's pass (packing launches included) and the config a GPU call
-    would use (the shipped cache, else the heuristic; no tuning)."""
+    would use: the cache shipped for the GPU machine's Triton (:data:`SLOT_TRITON`, whatever Triton runs here),
+    else the heuristic; no tuning."""
     written = problem_of(kind, dtype, layout, prob, as_run=False)
-    cfg = tuning.resolve(written.as_run(), device.name, None, autotune=False, sm_count=device.sms, tma=True)
+    hit = cache.lookup(device.name, written.as_run(), SLOT_TRITON)
+    cfg = hit[0] if hit else tuning.heuristic(written.as_run(), False, device.sms, tma=True)
     return costmodel.pass_seconds(written, cfg, device), cfg
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from tritonconv import shapes, tuning
+from tritonconv import cache, shapes, tuning
 from tritonconv.shapes import is_depthwise
 
 ROOT = Path.cwd().parent
@@ -118,8 +118,8 @@ for op, name in (("conv2d", "resnet50_conv1"), ("conv3d", "c3d_conv1")):
 # ## How a launch picks its configuration
 #
 # Under the interpreter: the heuristic, always (reproducible CPU runs). On a GPU: this
-# process's memo, then the user's cache file, then the shipped `autotune_cache/`, each by
-# exact key first and then by bucket; with nothing cached and `TRITONCONV_AUTOTUNE=1` the
+# process's memo, then the user's cache file, then the shipped `autotune_cache/` (its winners
+# timed from CUDA graph replays only), each by exact key first and then by bucket; with nothing cached and `TRITONCONV_AUTOTUNE=1` the
 # pruned candidates are benchmarked (each checked against the heuristic's output first): the
 # `TRITONCONV_AUTOTUNE_TOP` (6) the cost model below predicts fastest, and the heuristic's own
 # (`tuning.shortlist`; 0 benchmarks them all). The winner is written to the user cache, with every
@@ -466,8 +466,9 @@ assert all(t < PEAK_TFLOPS for _, _, t in achieved)
 # %% [markdown]
 # The tuned configurations shipped for this device and Triton version; how many tuned layers
 # chose the tensor-descriptor kernel (`tile_h > 0`). They were chosen by call-by-call timing
-# too, so a candidate shorter than the host path won by chance; the next tuning run times
-# candidates from CUDA graph replays (`tuning.do_bench_median`).
+# too, so a candidate shorter than the host path won by chance, and against the kernels of
+# that day: lookups pass over them (the heuristic runs) until a tuning run times candidates
+# from CUDA graph replays (`tuning.do_bench_median`) and redoes them, first.
 
 # %%
 shipped = json.loads((ROOT / "autotune_cache" / "NVIDIA_H200__triton-3.6.0.json").read_text())
@@ -475,6 +476,8 @@ entries = shipped["entries"]
 kinds = sorted({k.split("|")[0] for k in entries})
 print(f"{len(entries)} tuned problems ({', '.join(kinds)}; {', '.join(sorted({k.split('|')[1] for k in entries}))})")
 print("descriptor kernel chosen for:", sorted(k.split("|")[3] for k, e in entries.items() if e["config"]["tile_h"]))
+served = [k for k in entries if cache.lookup(shipped["device"], tuning.Problem.from_key(k), shipped["triton"])]
+print(f"served by lookups (timed from CUDA graph replays): {len(served)} of {len(entries)}")
 
 # %% [markdown]
 # KernelBench level 1's 35 convolutions, as KernelBench defines them (NCHW, inputs from

@@ -285,6 +285,38 @@ def test_torch_compile_traces_forward_and_backward(backend):
         assert_close(g, r)
 
 
+def test_calls_on_fake_tensors_trace_without_launching():
+    """Calls on fake tensors (``FakeTensorMode``: shape inference, ``torch.export``) take the custom ops' fake kernels,
+    with gradients or without, as routed ``torch.nn`` layers and through ``torch.export``: nothing launches (a launch
+    on a fake tensor fails), and the shapes and strides are those of the kernels' outputs."""
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+
+    x = torch.randn(2, 3, 5, 9, 7).contiguous(memory_format=torch.channels_last_3d)
+    w, wt, ws, wtemp = torch.randn(4, 3, 3, 1, 2), torch.randn(3, 4, 2, 3, 3), torch.randn(6, 3, 1, 3, 3), \
+        torch.randn(4, 6, 3, 1, 1)
+    calls = {"conv3d": lambda x, w, wt, ws, wtemp: tritonconv.conv3d(x, w, stride=(1, 2, 1), padding=1),
+             "conv_transpose3d": lambda x, w, wt, ws, wtemp: tritonconv.conv_transpose3d(x, wt, stride=2),
+             "conv2plus1d": lambda x, w, wt, ws, wtemp: tritonconv.conv2plus1d(x, ws, wtemp, padding=1)}
+    for name, call in calls.items():
+        for grad in (False, True):
+            real = call(x.requires_grad_(grad), w, wt, ws, wtemp)
+            with FakeTensorMode() as mode:
+                fake = call(*(mode.from_tensor(t).requires_grad_(grad) for t in (x, w, wt, ws, wtemp)))
+                if grad:
+                    fake.sum().backward()
+            assert isinstance(fake, FakeTensor) and (fake.shape, fake.stride()) == (real.shape, real.stride()), name
+    with FakeTensorMode(), tritonconv.enabled() as counts:
+        layer = torch.nn.Conv2d(3, 5, 3, padding=1)
+        assert layer(torch.randn(1, 3, 8, 8)).shape == (1, 5, 8, 8)
+    assert dict(counts.routed) == {"conv2d (traced into a graph)": 1}
+    model = tritonconv.nn.Conv2d(3, 5, 3, stride=2)
+    exported = torch.export.export(model, (torch.randn(1, 3, 9, 9),))
+    targets = {str(n.target) for n in exported.graph.nodes if n.op == "call_function"}
+    assert "tritonconv.conv.default" in targets, targets
+    got = exported.module()(inp := torch.randn(1, 3, 9, 9))  # fresh values, the traced shape
+    assert_close(got, F.conv2d(inp, model.weight, model.bias, stride=2))
+
+
 def test_fake_output_shapes_match_kernels():
     x, w = torch.randn(2, 3, 9, 7).contiguous(memory_format=torch.channels_last), torch.randn(4, 3, 2, 3)
     spec = conv_spec("conv2d", 2, x, w, None, (2, 1), 1, 1, 1)

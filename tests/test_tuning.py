@@ -71,6 +71,33 @@ def test_user_cache_overrides_shipped():
     assert cache.lookup(GPU, problem()) == (mine, "cache")
 
 
+def test_shipped_host_timed_entries_are_kept_for_tuning_but_not_served():
+    """A shipped winner timed call by call may have won by chance, against the kernels of its day: lookups pass over
+    it, exact and bucket alike (the heuristic runs), while its file keeps it for tuning to redo first; a user's own
+    host-timed entry is served."""
+    host, graph = tuning.Config(64, 16, 16), tuning.Config(32, 32, 16)
+    cache.store(GPU, {problem().key(): cache.entry(problem(), host, 1.0, "host"),
+                      problem(c_out=8).key(): cache.entry(problem(c_out=8), graph, 1.0)}, cache.shipped_dir())
+    assert cache.lookup(GPU, problem()) is None and cache.lookup(GPU, problem(n=3, size=8)) is None
+    assert cache.lookup(GPU, problem(c_out=8)) == (graph, "cache")
+    assert tuning.resolve(problem(), GPU, None, autotune=False) == tuning.heuristic(problem(), interpret=False)
+    assert cache.timing_of(cache.read(cache.shipped_dir() / cache.file_name(GPU), GPU)[problem().key()]) == "host"
+    cache.store(GPU, {problem().key(): cache.entry(problem(), host, 1.0, "host")})
+    assert cache.lookup(GPU, problem()) == (host, "cache")
+
+
+def test_lookup_reads_another_triton_versions_files_when_asked():
+    """Predictions for a GPU machine read the cache of its Triton version, whatever Triton runs here."""
+    cfg = tuning.Config(32, 16, 16)
+    directory = cache.shipped_dir()
+    directory.mkdir(parents=True)
+    (directory / cache.file_name(GPU, "0.0.1")).write_text(json.dumps(
+        {"format": cache.FORMAT, "device": GPU, "triton": "0.0.1",
+         "entries": {problem().key(): cache.entry(problem(), cfg, 1.0)}}))
+    assert cache.file_name(GPU, "0.0.1") != cache.file_name(GPU)
+    assert cache.lookup(GPU, problem(), "0.0.1") == (cfg, "cache") and cache.lookup(GPU, problem()) is None
+
+
 def test_atomic_write_keeps_old_file_on_failure(monkeypatch):
     old = tuning.Config(32, 16, 16)
     path = cache.store(GPU, {problem().key(): cache.entry(problem(), old, 1.0)})

@@ -11,6 +11,8 @@ import sys
 from dataclasses import dataclass
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
+from torch._subclasses.functional_tensor import FunctionalTensor
 
 from . import shapes
 
@@ -47,6 +49,16 @@ def is_dtensor(x) -> bool:
     """Whether ``x`` is a ``torch.distributed.tensor.DTensor`` (without importing that package)."""
     module = sys.modules.get("torch.distributed.tensor")
     return module is not None and isinstance(x, module.DTensor)
+
+
+def is_traced(input: torch.Tensor) -> bool:
+    """Whether a call is traced rather than run: under ``torch.compile``, on a fake or functional tensor, or with a
+    dispatch mode on (``FakeTensorMode``, ``torch.export``, ``make_fx``; a mode of the user's runs its real kernels
+    through the same ops). Traced calls take tritonconv's custom ops, whose fake kernels give the output's shape and
+    strides without launching anything. (torch 2.11 runs Dynamo's fake-tensor propagation with
+    ``torch.compiler.is_compiling()`` false.) About 0.3 us on a plain tensor."""
+    return (torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack() > 0
+            or (type(input) is not torch.Tensor and isinstance(input, (FakeTensor, FunctionalTensor))))
 
 
 def check_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:

@@ -12,7 +12,10 @@ timed at the host's pace, and so may have won by chance); entries written withou
 
 Lookup order: the user cache (``$TRITONCONV_CACHE_DIR``, default ``~/.cache/tritonconv``),
 then the cache shipped in the package (``autotune_cache/`` of the source tree),
-exact key before bucket key (see :mod:`tritonconv.tuning`). A file that cannot be read, or
+exact key before bucket key (see :mod:`tritonconv.tuning`). The shipped cache serves only entries
+timed from CUDA graph replays: a host-timed winner there may have won by chance and was tuned
+against the kernels of its day (its file keeps it, so that tuning redoes it first); a user's own
+entries serve whatever their timing. A file that cannot be read, or
 that says another format, device or Triton version, gives one warning and is ignored.
 Writes merge under a file lock and replace the file atomically (temp file + rename), so
 concurrent processes never see a half-written file and never lose each other's entries.
@@ -51,8 +54,9 @@ def shipped_dir() -> Path:
     return Path(str(importlib.resources.files("tritonconv.autotune_cache")))
 
 
-def file_name(device_name: str) -> str:
-    return f"{re.sub(r'[^A-Za-z0-9]+', '_', device_name).strip('_')}__triton-{triton.__version__}.json"
+def file_name(device_name: str, version: str | None = None) -> str:
+    """The cache file of a GPU model under a Triton version (default: this process's)."""
+    return f"{re.sub(r'[^A-Za-z0-9]+', '_', device_name).strip('_')}__triton-{version or triton.__version__}.json"
 
 
 def entry(problem: Problem, config: Config, ms: float, timing: str = "cuda_graph",
@@ -79,8 +83,9 @@ def _warn_once(path: Path, why: str) -> None:
         warnings.warn(f"tritonconv: ignoring tuning cache {path}: {why}", RuntimeWarning, stacklevel=3)
 
 
-def read(path: Path, device_name: str) -> dict[str, dict]:
-    """The valid entries of one cache file ({} when it is missing or unusable, with one warning)."""
+def read(path: Path, device_name: str, version: str | None = None) -> dict[str, dict]:
+    """The valid entries of one cache file ({} when it is missing or unusable, with one warning), written for
+    ``device_name`` under Triton ``version`` (default: this process's)."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -92,7 +97,7 @@ def read(path: Path, device_name: str) -> dict[str, dict]:
         _warn_once(path, "not a tritonconv cache file")
         return {}
     found = (data.get("format"), data.get("device"), data.get("triton"))
-    wanted = (FORMAT, device_name, triton.__version__)
+    wanted = (FORMAT, device_name, version or triton.__version__)
     if found != wanted:
         _warn_once(path, f"written for (format, device, triton) = {found}, this process is {wanted}")
         return {}
@@ -109,28 +114,33 @@ def read(path: Path, device_name: str) -> dict[str, dict]:
     return entries
 
 
-_tables: dict[str, tuple[dict, dict]] = {}  # device name -> (exact key -> config or choice, bucket key -> config)
+# (device name, Triton version) -> (exact key -> config or choice, bucket key -> config)
+_tables: dict[tuple[str, str | None], tuple[dict, dict]] = {}
 
 
-def _table(device_name: str) -> tuple[dict, dict]:
-    if device_name not in _tables:
+def _table(device_name: str, version: str | None = None) -> tuple[dict, dict]:
+    if (device_name, version) not in _tables:
         exact: dict[str, Config] = {}
         bucket: dict[str, Config] = {}
-        for directory in (shipped_dir(), user_dir()):  # user entries override shipped ones
-            for key, value in read(directory / file_name(device_name), device_name).items():
+        shipped = shipped_dir()
+        for directory in (shipped, user_dir()):  # user entries override shipped ones
+            for key, value in read(directory / file_name(device_name, version), device_name, version).items():
                 if "choice" in value:
                     exact[key] = value["choice"]
                     continue
+                if directory == shipped and timing_of(value) != "cuda_graph":
+                    continue  # may have won by chance, against older kernels: tuning redoes it
                 cfg = Config.from_dict(value["config"])
                 exact[key] = cfg
                 bucket.setdefault(value.get("bucket", ""), cfg)
-        _tables[device_name] = (exact, bucket)
-    return _tables[device_name]
+        _tables[device_name, version] = (exact, bucket)
+    return _tables[device_name, version]
 
 
-def lookup(device_name: str, problem: Problem) -> tuple[Config, str] | None:
-    """``(config, "cache")`` for an exact hit, ``(config, "bucket")`` for a bucket hit, else None."""
-    exact, bucket = _table(device_name)
+def lookup(device_name: str, problem: Problem, version: str | None = None) -> tuple[Config, str] | None:
+    """``(config, "cache")`` for an exact hit, ``(config, "bucket")`` for a bucket hit, else None; from the
+    files of Triton ``version`` (default: this process's, the only one a launch may use)."""
+    exact, bucket = _table(device_name, version)
     if (cfg := exact.get(problem.key())) is not None:
         return cfg, "cache"
     if (cfg := bucket.get(problem.bucket())) is not None:
@@ -163,7 +173,8 @@ def store(device_name: str, entries: dict[str, dict], directory: Path | None = N
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    _tables.pop(device_name, None)  # re-read on the next lookup
+    for table in [k for k in _tables if k[0] == device_name]:  # re-read on the next lookup
+        del _tables[table]
     return path
 
 

@@ -152,6 +152,6 @@ def conv2plus1d(
     if fused and grad:
         raise ValueError("conv2plus1d: the fused path has no backward; use fused=None or False when gradients are needed")
     if fused is None:
-        fused = not grad and not interpreting(x.device) and not torch.compiler.is_compiling() and _choose_fused(*args)
+        fused = not grad and not interpreting(x.device) and not _checks.is_traced(x) and _choose_fused(*args)
     y = dispatch.conv2plus1d_fused(*args) if fused else _two_launch(*args)
     return y.squeeze(0) if unbatched else y

@@ -308,7 +308,7 @@ def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, 
         plan = _remember(key, spec, None)
     if spec.unbatched:
         input = input.unsqueeze(0)
-    if torch.compiler.is_compiling():
+    if _checks.is_traced(input):
         y = _conv_transpose_op(input, weight, bias, list(spec.input_shape), *_flat(spec), activation)
     elif _needs_grad(input, weight, bias):
         y = _ConvTransposeFunction.apply(input, weight, bias, spec, activation, False, output_memory_format(input, weight))
@@ -384,7 +384,7 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
         plan = _remember(key, spec, None)
     if spec.unbatched:
         input = input.unsqueeze(0)
-    if torch.compiler.is_compiling():
+    if _checks.is_traced(input):
         y = _conv_op(input, weight, bias, *_flat(spec), activation, flip)
     elif _needs_grad(input, weight, bias):
         y = _ConvFunction.apply(input, weight, bias, spec, activation, flip)

@@ -160,7 +160,7 @@ def _convolution(input, weight, bias, stride, padding, dilation, transposed, out
                                            None)
         else:
             y = functional._conv(ndim, input, weight, bias, stride, padding, dilation, groups, None, False)
-        traced = torch.compiler.is_compiling() or isinstance(input, torch._subclasses.FakeTensor)
+        traced = _checks.is_traced(input)
         _count(f"{name} (traced into a graph)" if traced else name)
         return y
     _count(None, why)
