@@ -99,7 +99,7 @@ def read(path: Path, device_name: str, version: str | None = None) -> dict[str, 
     found = (data.get("format"), data.get("device"), data.get("triton"))
     wanted = (FORMAT, device_name, version or triton.__version__)
     if found != wanted:
-        _warn_once(path, f"written for (format, device, triton) = {found}, this process is {wanted}")
+        _warn_once(path, f"written for (format, device, triton) = {found}, expected {wanted}")
         return {}
     entries = {}
     for key, value in data["entries"].items():
