@@ -123,6 +123,43 @@ def test_converted_3d_unet_is_close_to_its_float_version():
     assert relative(got, want) < 0.1, relative(got, want)
 
 
+def test_converted_model_compiles_into_one_graph_and_traces_on_fake_tensors():
+    """``torch.compile`` of a converted model: one graph, no break (the fp8 convolution is the custom op
+    ``tritonconv::conv_fp8``), equal to the eager model bit for bit (the same kernel); on fake tensors the op gives the
+    output's shape, dtype and layout without launching."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(16, 8, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(8, 16, 1, stride=2)).eval()
+    x = torch.randn(2, 16, 7, 9)
+    for calibration in ([x], None):  # a static input scale, then each call's own
+        q = fp8.convert(model, calibration=calibration)
+        with torch.no_grad():
+            eager = q(x)
+            targets = []
+
+            def backend(gm, _):
+                targets.extend(str(n.target) for n in gm.graph.nodes if n.op == "call_function")
+                return gm.forward
+
+            counter = CompileCounterWithBackend(backend)
+            torch._dynamo.reset()
+            compiled = torch.compile(q, backend=counter, fullgraph=True)(x)
+        assert counter.frame_count == 1 and targets.count("tritonconv.conv_fp8.default") == 2, targets
+        assert torch.equal(compiled, eager) and compiled.dtype == x.dtype
+    spec = shape_spec("fp8.conv2d", 2, x, model[0].weight, None, 1, 1, 1, 1)
+    xq, xs = fp8.quantize(x.contiguous(memory_format=torch.channels_last))
+    wq, ws = fp8.quantize(model[0].weight.detach(), per_channel_dim=0)
+    real = fp8.conv2d(xq, wq, None, padding=1, input_scale=xs, weight_scale=ws)
+    with FakeTensorMode() as mode:
+        fake = fp8.conv2d(*(mode.from_tensor(t) for t in (xq, wq)), None, padding=1, input_scale=mode.from_tensor(xs),
+                          weight_scale=mode.from_tensor(ws))
+    assert isinstance(fake, FakeTensor) and (fake.shape, fake.stride(), fake.dtype) == (
+        real.shape, real.stride(), real.dtype) and real.shape == spec.output_shape
+
+
 def test_bad_inputs_get_clear_errors(monkeypatch):
     x, w = fp8.quantize(torch.randn(1, 4, 6, 6))[0], fp8.quantize(torch.randn(8, 4, 3, 3))[0]
     one = torch.tensor(1.0)

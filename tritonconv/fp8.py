@@ -8,7 +8,8 @@ multiply e4m3 and e5m2 at twice the bf16 rate. Here::
 with ``input`` and ``weight`` in ``torch.float8_e4m3fn`` (or ``float8_e5m2``), ``input_scale`` one value,
 ``weight_scale`` one value or one per output channel. The products of 8-bit floats are exact in fp32
 and accumulate there; the scales, bias and activation are applied in the kernel's epilogue, and the
-output is written in ``out_dtype``. Forward only: no autograd. Depthwise layers (no tensor cores in
+output is written in ``out_dtype``. Forward only: no autograd. Under ``torch.compile`` (and on fake tensors) the
+convolution is the custom op ``tritonconv::conv_fp8``, so a converted model compiles into one graph. Depthwise layers (no tensor cores in
 their kernel) are refused, as are GPUs older than compute capability 8.9; CPU tensors run the same
 kernel under Triton's interpreter, which multiplies fp8 exactly.
 
@@ -25,8 +26,9 @@ from collections.abc import Iterable
 
 import torch
 
-from . import _checks, dispatch, shapes
+from . import _checks, dispatch, functional, shapes
 from ._checks import ACTIVATIONS
+from .geometry import output_memory_format
 
 __all__ = ["FP8_DTYPES", "OUT_DTYPES", "Conv", "FP8Report", "conv1d", "conv2d", "conv3d", "convert", "dequantize",
            "quantize"]
@@ -136,9 +138,32 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, input_sc
                          "fp8: its kernel has no tensor-core products to speed up; run it in bf16")
     x = input.unsqueeze(0) if spec.unbatched else input
     w_scale = weight_scale.float().reshape(-1) if weight_scale.numel() > 1 else weight_scale.float().reshape(())
-    plan = dispatch.scaled_forward_plan(x, weight, bias, w_scale, spec, activation, out_dtype)
-    y = plan(x, weight, bias, w_scale, input_scale.float().reshape(()))
+    x_scale = input_scale.float().reshape(())
+    if _checks.is_traced(x):  # torch.compile, torch.export, fake tensors: the custom op
+        y = _conv_fp8_op(x, weight, bias, w_scale, x_scale, *functional._flat(spec), activation, out_dtype)
+    else:
+        y = dispatch.scaled_forward_plan(x, weight, bias, w_scale, spec, activation, out_dtype)(x, weight, bias, w_scale,
+                                                                                               x_scale)
     return y.squeeze(0) if spec.unbatched else y
+
+
+@torch.library.custom_op("tritonconv::conv_fp8", mutates_args=())
+def _conv_fp8_op(
+    input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, weight_scale: torch.Tensor,
+    input_scale: torch.Tensor, stride: list[int], padding: list[int], dilation: list[int], groups: int,
+    activation: str | None, out_dtype: torch.dtype,
+) -> torch.Tensor:
+    """What ``torch.compile`` sees of a checked fp8 convolution (batched; scales as the kernel takes them)."""
+    spec = functional._spec(input.shape, weight.shape, stride, padding, dilation, groups)
+    plan = dispatch.scaled_forward_plan(input, weight, bias, weight_scale, spec, activation, out_dtype)
+    return plan(input, weight, bias, weight_scale, input_scale)
+
+
+@_conv_fp8_op.register_fake
+def _(input, weight, bias, weight_scale, input_scale, stride, padding, dilation, groups, activation, out_dtype):
+    spec = functional._spec(input.shape, weight.shape, stride, padding, dilation, groups)
+    return input.new_empty(spec.output_shape, dtype=out_dtype).contiguous(
+        memory_format=output_memory_format(input, weight))
 
 
 _DOC = """{n}-D convolution of fp8 operands, dequantised: ``act(conv{n}d(input * input_scale, weight * weight_scale)
