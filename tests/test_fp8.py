@@ -134,16 +134,17 @@ def test_converted_model_compiles_into_one_graph_and_traces_on_fake_tensors():
     model = torch.nn.Sequential(torch.nn.Conv2d(16, 8, 3, padding=1), torch.nn.ReLU(),
                                 torch.nn.Conv2d(8, 16, 1, stride=2)).eval()
     x = torch.randn(2, 16, 7, 9)
+    targets = []
+
+    def backend(gm, _):
+        targets.extend(str(n.target) for n in gm.graph.nodes if n.op == "call_function")
+        return gm.forward
+
     for calibration in ([x], None):  # a static input scale, then each call's own
         q = fp8.convert(model, calibration=calibration)
+        targets.clear()
         with torch.no_grad():
             eager = q(x)
-            targets = []
-
-            def backend(gm, _):
-                targets.extend(str(n.target) for n in gm.graph.nodes if n.op == "call_function")
-                return gm.forward
-
             counter = CompileCounterWithBackend(backend)
             torch._dynamo.reset()
             compiled = torch.compile(q, backend=counter, fullgraph=True)(x)

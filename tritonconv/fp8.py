@@ -8,10 +8,10 @@ multiply e4m3 and e5m2 at twice the bf16 rate. Here::
 with ``input`` and ``weight`` in ``torch.float8_e4m3fn`` (or ``float8_e5m2``), ``input_scale`` one value,
 ``weight_scale`` one value or one per output channel. The products of 8-bit floats are exact in fp32
 and accumulate there; the scales, bias and activation are applied in the kernel's epilogue, and the
-output is written in ``out_dtype``. Forward only: no autograd. Under ``torch.compile`` (and on fake tensors) the
-convolution is the custom op ``tritonconv::conv_fp8``, so a converted model compiles into one graph. Depthwise layers (no tensor cores in
-their kernel) are refused, as are GPUs older than compute capability 8.9; CPU tensors run the same
-kernel under Triton's interpreter, which multiplies fp8 exactly.
+output is written in ``out_dtype``. Forward only: no autograd. Under ``torch.compile`` (and on fake tensors)
+the convolution is the custom op ``tritonconv::conv_fp8``, so a converted model compiles into one graph.
+Depthwise layers (no tensor cores in their kernel) are refused, as are GPUs older than compute capability
+8.9; CPU tensors run the same kernel under Triton's interpreter, which multiplies fp8 exactly.
 
 :func:`quantize` makes (fp8 tensor, scale) pairs by amax scaling; :class:`Conv` is an inference module
 holding a quantized weight; :func:`convert` turns a model's convolutions into such modules, with
