@@ -142,9 +142,14 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, input_sc
     if _checks.is_traced(x):  # torch.compile, torch.export, fake tensors: the custom op
         y = _conv_fp8_op(x, weight, bias, w_scale, x_scale, *functional._flat(spec), activation, out_dtype)
     else:
-        y = dispatch.scaled_forward_plan(x, weight, bias, w_scale, spec, activation, out_dtype)(x, weight, bias, w_scale,
-                                                                                               x_scale)
+        y = _launch(x, weight, bias, w_scale, x_scale, spec, activation, out_dtype)
     return y.squeeze(0) if spec.unbatched else y
+
+
+def _launch(x, weight, bias, w_scale, x_scale, spec, activation, out_dtype) -> torch.Tensor:
+    """The checked, batched convolution on the kernels (eager calls and the custom op alike)."""
+    return dispatch.scaled_forward_plan(x, weight, bias, w_scale, spec, activation, out_dtype)(x, weight, bias, w_scale,
+                                                                                              x_scale)
 
 
 @torch.library.custom_op("tritonconv::conv_fp8", mutates_args=())
@@ -155,8 +160,7 @@ def _conv_fp8_op(
 ) -> torch.Tensor:
     """What ``torch.compile`` sees of a checked fp8 convolution (batched; scales as the kernel takes them)."""
     spec = functional._spec(input.shape, weight.shape, stride, padding, dilation, groups)
-    plan = dispatch.scaled_forward_plan(input, weight, bias, weight_scale, spec, activation, out_dtype)
-    return plan(input, weight, bias, weight_scale, input_scale)
+    return _launch(input, weight, bias, weight_scale, input_scale, spec, activation, out_dtype)
 
 
 @_conv_fp8_op.register_fake
