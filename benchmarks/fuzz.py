@@ -6,7 +6,8 @@
 Each case draws a configuration from ``random.Random(seed + i)``: 1-D, 2-D or 3-D; convolution or
 transposed convolution; batch, channels, groups (depthwise included), kernel, stride (also larger
 than the kernel), padding (``'same'`` too), dilation, output padding, bias, contiguous or
-channels-last operands, fp32, fp16 or bf16; and the configs: the ones a call would take (cached or
+channels-last operands, a weight and bias sliced out of larger tensors (every other element, the others NaN),
+fp32, fp16 or bf16; and the configs: the ones a call would take (cached or
 heuristic), or for each launch one drawn from every candidate the tuner may time (``tuning.candidates``:
 descriptor tiles and relayout copies where the device has TMA, split and folded reductions...), since a
 cached config also serves the other shapes of its bucket untimed. tritonconv's output and its input, weight and bias
@@ -68,11 +69,12 @@ def draw(seed: int) -> dict:
              for i, sp in enumerate(span)]
     if random.Random(~seed).random() < 0.25:  # (a stream of its own: the other draws stay as they were)
         sizes[-1] = -(-sizes[-1] // 8) * 8  # 16-byte rows in 16 bits: NC(D)HW descriptor boxes, rows read whole
+    views = random.Random(f"views:{seed}").random() < 0.25  # (likewise)
     return {"seed": seed, "ndim": ndim, "transposed": transposed, "N": r.randint(1, 3), "C": cin_g * groups,
             "OC": cout_g * groups, "groups": groups, "k": k, "stride": s, "padding": p, "dilation": d,
             "output_padding": op, "sizes": sizes, "bias": r.random() < 0.5,
             "dtype": str(r.choice(DTYPES)).removeprefix("torch."),
-            "channels_last": ndim > 1 and r.random() < 0.5, "configs": r.choice(("chosen", "drawn"))}
+            "channels_last": ndim > 1 and r.random() < 0.5, "configs": r.choice(("chosen", "drawn")), "views": views}
 
 
 @contextlib.contextmanager
@@ -115,14 +117,21 @@ def check(case: dict, device: torch.device) -> dict:
         args = (case["stride"], case["padding"], case["dilation"], groups)
     layout = "channels_last" if case["channels_last"] else "contiguous"
 
+    def sliced(t: torch.Tensor) -> torch.Tensor:  # t at the even positions of its last axis, NaN between
+        return torch.stack((t, torch.full_like(t, float("nan"))), -1).flatten(-2)
+
     def run(fn, dt):
         xs = geometry.to_layout(x.to(device, dt), layout).requires_grad_()
-        ws = (geometry.to_layout(w.to(device, dt), layout) if case["ndim"] > 1 else w.to(device, dt)).requires_grad_()
-        bs = None if b is None else b.to(device, dt).requires_grad_()
+        wl = sliced(w) if case.get("views") else w
+        wl = (geometry.to_layout(wl.to(device, dt), layout) if case["ndim"] > 1 else wl.to(device, dt)).requires_grad_()
+        bl = None if b is None else (sliced(b) if case.get("views") else b).to(device, dt).requires_grad_()
+        ws, bs = (wl[..., ::2], None if bl is None else bl[::2]) if case.get("views") else (wl, bl)
         y = fn(xs, ws, bs, *args)
         grad = torch.randn(y.shape, generator=torch.Generator().manual_seed(case["seed"] + 1)).to(device, dt)
         y.backward(grad)
-        return [y, xs.grad, ws.grad] + ([bs.grad] if bs is not None else [])
+        if case.get("views"):
+            return [y, xs.grad, wl.grad[..., ::2]] + ([bl.grad[::2]] if bl is not None else [])
+        return [y, xs.grad, wl.grad] + ([bl.grad] if bl is not None else [])
 
     ref = run(getattr(F, name), torch.float64)
     row = {**case}

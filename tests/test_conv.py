@@ -213,6 +213,42 @@ def test_strided_views():
     assert_close(tritonconv.conv2d(x2, w2), F.conv2d(x2.double(), w2.double()))
 
 
+@pytest.mark.parametrize("channels", [3, 16])  # 3: a stem, whose weight a launch packs; 16: weights read in place
+def test_weights_and_biases_are_read_in_any_strides(channels):
+    """A weight or bias sliced out of a larger tensor, or expanded from one element (stride 0), is read where it
+    lies by the forward, transposed, depthwise and (2+1)D passes (fused and not), and the gradients reach the
+    tensor it was taken from. (A stem's weight-packing launch had taken a sliced weight as dense, and every kernel
+    had read the bias as dense: wrong answers, no error.)"""
+    x = torch.randn(2, channels, 7, 6)
+    w_base = torch.randn(4, channels, 3, 6, requires_grad=True)
+    b_base = torch.randn(8, requires_grad=True)
+    dy = torch.randn(2, 4, 7, 3)
+    views = {"sliced": (lambda: w_base[..., ::2], lambda: b_base[::2]),
+             "expanded": (lambda: w_base[:1, :, :, :3].expand(4, -1, -1, -1), lambda: b_base[:1].expand(4))}
+    for weight, bias in views.values():
+        got = []
+        for conv in (tritonconv.conv2d, F.conv2d):
+            w_base.grad = b_base.grad = None
+            out = conv(x, weight(), bias(), padding=1, stride=(1, 2))
+            out.backward(dy)
+            got.append((out.detach(), w_base.grad, b_base.grad))
+        for ours, theirs in zip(*got):
+            assert_close(ours, theirs.double())
+    wt, bt = torch.randn(4, channels, 3, 6)[..., ::2], torch.randn(2 * channels)[::2]  # transposed: (C_in, C_out, ...)
+    xt = torch.randn(2, 4, 5, 4)
+    assert_close(tritonconv.conv_transpose2d(xt, wt, bt, stride=2, padding=1),
+                 F.conv_transpose2d(xt.double(), wt.double(), bt.double(), stride=2, padding=1))
+    wd, bd = torch.randn(channels, 1, 3, 6)[..., ::2], torch.randn(1).expand(channels)  # depthwise
+    assert_close(tritonconv.conv2d(x, wd, bd, padding=1, groups=channels),
+                 F.conv2d(x.double(), wd.double(), bd.double(), padding=1, groups=channels))
+    x3 = torch.randn(1, channels, 3, 5, 4)  # (2+1)D: sliced weights, a sliced and an expanded bias
+    ws, wt3 = torch.randn(5, channels, 1, 3, 6)[..., ::2], torch.randn(4, 10, 2, 1, 1)[:, ::2]
+    bs, bt3 = torch.randn(10)[::2], torch.randn(1).expand(4)
+    ref = F.conv3d(F.conv3d(x3.double(), ws.double(), bs.double(), padding=(0, 1, 1)), wt3.double(), bt3.double())
+    for fused in (False, True):
+        assert_close(tritonconv.conv2plus1d(x3, ws, wt3, bs, bt3, padding=(0, 1, 1), fused=fused), ref)
+
+
 class OpLog(TorchDispatchMode):
     """The name of every torch op run while active."""
 

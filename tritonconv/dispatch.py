@@ -86,10 +86,16 @@ def _same(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def _meta(t: torch.Tensor) -> torch.Tensor:
+    """A meta tensor with ``t``'s sizes, strides and dtype (``t.to("meta")`` makes a slice or an expanded tensor
+    dense: a launch prepared on it would read ``t`` at the wrong addresses)."""
+    return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
+
+
 def _stand_in(lay: Callable[[torch.Tensor], torch.Tensor], t: torch.Tensor) -> torch.Tensor:
     """``t`` as ``lay`` will lay it out per call, for a ``Launch``'s arguments (sizes and strides): ``t`` itself,
     or the layout applied to a meta copy (no data copied)."""
-    return t if lay is _same else lay(t.detach().to("meta"))
+    return t if lay is _same else lay(_meta(t))
 
 
 # --- plans ------------------------------------------------------------------------------------
@@ -313,7 +319,7 @@ def _packed_plan(x, weight, bias, y, fmt, spec: ConvSpec, factors, activation, f
     writes (its input is packed channels innermost)."""
     spec_p = geometry.packed(spec, factors)
     axes = tuple(range(2, weight.dim())) if flip else ()
-    pack_w = pack.weight_launch(_flipped(weight.detach().to("meta"), axes), spec_p, factors)
+    pack_w = pack.weight_launch(_flipped(_meta(weight), axes), spec_p, factors)
     # the packed operands as they will be laid out (stand-ins: sizes, strides, device; tuning runs ``run``)
     xp, wp = (geometry.empty_channels_inner(shape, x.dtype, x.device) for shape in (spec_p.input_shape, spec_p.weight_shape))
     inner = _pass_plan(xp, wp, bias, y, fmt, spec_p, False, activation, False, config, run)
@@ -491,7 +497,7 @@ def transpose_plan(
             packed = torch.empty(spec_p.input_shape, device="meta", dtype=input.dtype, memory_format=packed_fmt)
             axes = tuple(range(2, weight.dim())) if flip else ()
             wp = geometry.empty_channels_inner(spec_p.weight_shape, weight.dtype, weight.device)  # as packed per call
-            return _PackedTranspose(pack.weight_launch(_flipped(weight.detach().to("meta"), axes), spec_p, factors), axes,
+            return _PackedTranspose(pack.weight_launch(_flipped(_meta(weight), axes), spec_p, factors), axes,
                                     transpose_plan(input, wp, None, spec_p, None, False, packed_fmt, config),
                                     pack.input_grad_launch(packed, bias, y, spec, factors, activation),
                                     (tuple(y.shape), y.dtype, memory_format))

@@ -656,6 +656,11 @@ def as_3d(values: tuple[int, ...], fill: int) -> tuple[int, ...]:
     return (fill,) * (3 - len(values)) + tuple(values)
 
 
+def bias_step(bias: torch.Tensor | None) -> int:
+    """The elements between a bias's consecutive channels (any layout read in place: a slice, an expanded scalar)."""
+    return 1 if bias is None else bias.stride(0)
+
+
 def strides_3d(t: torch.Tensor) -> tuple[int, ...]:
     """(batch, channel, depth, height, width) strides of a 1-D/2-D/3-D batched tensor."""
     return (*t.stride()[:2], *as_3d(t.stride()[2:], 0))

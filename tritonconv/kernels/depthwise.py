@@ -40,7 +40,7 @@ def _depthwise_kernel(
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     swo, swd, swh, sww,
-    syn, syc, syd, syh, syw,
+    syn, syc, syd, syh, syw, sb,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -81,7 +81,7 @@ def _depthwise_kernel(
                     acc += xv * wv[None, :]
 
     if HAS_BIAS:
-        acc += tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(ACC)[None, :]
+        acc += tl.load(b_ptr + offs_n * sb, mask=mask_n, other=0.0).to(ACC)[None, :]
     acc = activate(acc, ACTIVATION)
     y_rows = y_ptr + nb * syn + od * syd + oh * syh + ow * syw
     tl.store(y_rows[:, None] + offs_n[None, :] * syc, acc.to(y_ptr.dtype.element_ty),
@@ -153,7 +153,7 @@ class Launch:
         self.args = (
             m, channels, 1 if transposed else mult, mult if transposed else 1,
             *geometry_3d(x.shape[2:], y.shape[2:], spec),
-            *strides_3d(x), weight.stride(0), *strides_3d(weight)[2:], *strides_3d(y),
+            *strides_3d(x), weight.stride(0), *strides_3d(weight)[2:], *strides_3d(y), geometry.bias_step(bias),
             *as_3d(spec.weight_shape[2:], 1),
         )
         self.kwargs = dict(

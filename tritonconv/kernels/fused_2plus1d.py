@@ -33,7 +33,7 @@ def _conv2plus1d_kernel(
     sxn, sxc, sxt, sxh, sxw,
     wso, wsi, wsh, wsw,
     wto, wti, wtt,
-    syn, syc, syt, syh, syw,
+    syn, syc, syt, syh, syw, sbs, sbt,
     KT: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     HAS_BS: tl.constexpr, HAS_BT: tl.constexpr, MID_ACT: tl.constexpr, ACTIVATION: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
@@ -79,7 +79,7 @@ def _conv2plus1d_kernel(
                             mask=ok_k[:, None] & ok_c[None, :], other=0.0)
                 mid = mma(mid, a, b, UPCAST, DOT_PRECISION, ACC)
             if HAS_BS:
-                mid += tl.load(bs_ptr + cm, mask=ok_c, other=0.0).to(ACC)[None, :]
+                mid += tl.load(bs_ptr + cm * sbs, mask=ok_c, other=0.0).to(ACC)[None, :]
             mid = activate(mid, MID_ACT)
             mid = tl.where(ok_t[:, None], mid, 0.0)  # temporal zero padding of mid, after its bias
             mid = mid.to(x_ptr.dtype.element_ty)  # as the two-launch path stores it
@@ -88,7 +88,7 @@ def _conv2plus1d_kernel(
             acc = mma(acc, mid, wt, UPCAST, DOT_PRECISION, ACC)
 
     if HAS_BT:
-        acc += tl.load(bt_ptr + offs_n, mask=mask_n, other=0.0).to(ACC)[None, :]
+        acc += tl.load(bt_ptr + offs_n * sbt, mask=mask_n, other=0.0).to(ACC)[None, :]
     acc = activate(acc, ACTIVATION)
     y_rows = y_ptr + nb * syn + ot * syt + oh * syh + ow * syw
     tl.store(y_rows[:, None] + offs_n[None, :] * syc, acc.to(y_ptr.dtype.element_ty),
@@ -117,6 +117,7 @@ class Launch:
             st, sh, sw, temporal.padding[0][0], spatial.padding[1][0], spatial.padding[2][0],
             temporal.dilation[0], spatial.dilation[1], spatial.dilation[2],
             *x.stride(), ws.stride(0), ws.stride(1), ws.stride(3), ws.stride(4), *wt.stride()[:3], *y.stride(),
+            geometry.bias_step(bs), geometry.bias_step(bt),
         )
         self.kwargs = dict(
             KT=wt.shape[2], KH=ws.shape[3], KW=ws.shape[4],

@@ -72,7 +72,7 @@ def _conv_kernel(
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     swg, swn, swk, swd, swh, sww,
-    syn, syc, syd, syh, syw, R_PER_SPLIT, JD, JH, JW, ed, eh, ew, s_step, VW, STEP_RUNS, PITCH, OWR,
+    syn, syc, syd, syh, syw, R_PER_SPLIT, JD, JH, JW, ed, eh, ew, s_step, VW, STEP_RUNS, PITCH, OWR, sb,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr, FOLD: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, SCALED: tl.constexpr, SPLIT: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
@@ -351,7 +351,7 @@ def _conv_kernel(
             scale = tl.load(s_ptr + (group * C_out_g + offs_n) * s_step, mask=mask_n, other=0.0).to(ACC)
             acc = acc * (scale * tl.load(si_ptr).to(ACC))[None, :]
         if HAS_BIAS:
-            acc += tl.load(b_ptr + group * C_out_g + offs_n, mask=mask_n, other=0.0).to(ACC)[None, :]
+            acc += tl.load(b_ptr + (group * C_out_g + offs_n) * sb, mask=mask_n, other=0.0).to(ACC)[None, :]
         acc = activate(acc, ACTIVATION)
         y_rows = nb * syn + od * syd + oh * syh + ow * syw  # offsets, not pointers: half the registers per element
         y_cols = (group * C_out_g + offs_n) * syc
@@ -428,7 +428,8 @@ class Launch:
         self.args = (  # scale_step: fp8 dequantises with per-call scales (the weight scale's step per channel)
             rows, c_read, c_write, *geometry_3d(read, written, spec),
             *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(y), per_split, *j, *steps,
-            scale_step or 0, aligned.segments * block_w, aligned.step // max(row_vec, 1), pitch, y.shape[-1], *taps,
+            scale_step or 0, aligned.segments * block_w, aligned.step // max(row_vec, 1), pitch, y.shape[-1],
+            geometry.bias_step(bias), *taps,
         )
         # matrix work per program, for mma_work(): tile volume x reduction steps, per phase
         phase_taps = [math.prod(row[1::2]) for row in table] if transposed else [1 if fold else math.prod(taps)]

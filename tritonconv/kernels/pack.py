@@ -27,7 +27,7 @@ import triton.language as tl
 from .._checks import ConvSpec
 from .._runtime import Direct, kernel
 from .._tile import activate, elements
-from ..geometry import as_3d, empty_channels_inner, needs_int64, strides_3d, tl_accumulator
+from ..geometry import as_3d, bias_step, empty_channels_inner, needs_int64, strides_3d, tl_accumulator
 
 
 @kernel
@@ -93,7 +93,7 @@ def weight_launch(weight: torch.Tensor, packed: ConvSpec, factors: tuple[int, ..
 @triton.jit
 def _unpack_kernel(
     g_ptr, b_ptr, y_ptr, TOTAL, C, D, H, W, PD, PH, PW, RD, RH, RW, sd, sh, sw, pd, ph, pw,
-    sgn, sgc, sgd, sgh, sgw, syn, syc, syd, syh, syw,
+    sgn, sgc, sgd, sgh, sgw, syn, syc, syd, syh, syw, sb,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, INT64: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """``BLOCK`` elements of ``y`` (``C`` channels, sizes D, H, W; channels fastest): the adjoint of the packing
@@ -116,7 +116,7 @@ def _unpack_kernel(
                 v = tl.load(g_rows + r * sgc + jd * sgd + jh * sgh + jw * sgw, mask=ok, other=0.0)
                 acc += v.to(ACC)
     if HAS_BIAS:
-        acc += tl.load(b_ptr + c, mask=inside, other=0.0).to(ACC)
+        acc += tl.load(b_ptr + c * sb, mask=inside, other=0.0).to(ACC)
     acc = activate(acc, ACTIVATION)
     tl.store(y_ptr + nb * syn + c * syc + id * syd + ih * syh + iw * syw, acc.to(y_ptr.dtype.element_ty), mask=inside)
 
@@ -134,7 +134,7 @@ class UnpackLaunch:
         self.empty = total == 0
         self.grid = (triton.cdiv(total, self.BLOCK),)
         self.args = (total, y.shape[1], *as_3d(y.shape[2:], 1), *as_3d(g.shape[2:], 1), *as_3d(factors, 1),
-                     *as_3d(stride, 1), *as_3d(before, 0), *strides_3d(g), *strides_3d(y))
+                     *as_3d(stride, 1), *as_3d(before, 0), *strides_3d(g), *strides_3d(y), bias_step(bias))
         self.kwargs = dict(HAS_BIAS=bias is not None, ACTIVATION=activation, INT64=needs_int64(g, y, rows=total),
                            ACC=tl_accumulator(y.dtype), BLOCK=self.BLOCK, num_warps=4)
         self.launcher = Direct(_unpack_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher

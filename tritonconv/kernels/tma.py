@@ -83,7 +83,7 @@ def _weight_box(w_desc, c0, n0, kd, kh, kw, KD: tl.constexpr, KH: tl.constexpr, 
 def _conv_tma_kernel(
     x_desc, w_desc, b_ptr, s_ptr, si_ptr, y_ptr, taps_ptr, ws_ptr, cnt_ptr,
     C_in, C_out, NB, OD, OH, OW, JD, JH, JW, X_STEP, sd, pd, ph, pw, dd, dh, dw, step_d, step_h, step_w,
-    syn, syc, syd, syh, syw, s_step, STEPS_PER_SPLIT,
+    syn, syc, syd, syh, syw, s_step, STEPS_PER_SPLIT, sb,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, SCALED: tl.constexpr,
     UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, CHANNELS_INNER: tl.constexpr, W_COLS_INNER: tl.constexpr,
@@ -229,7 +229,7 @@ def _conv_tma_kernel(
         if SCALED:
             acc = acc * (tl.load(s_ptr + offs_n * s_step, mask=mask_n, other=0.0) * tl.load(si_ptr))[None, :]
         if HAS_BIAS:
-            acc += tl.load(b_ptr + offs_n, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+            acc += tl.load(b_ptr + offs_n * sb, mask=mask_n, other=0.0).to(tl.float32)[None, :]
         acc = activate(acc, ACTIVATION)
         r = tl.arange(0, BLOCK_M)
         nb = nb0 + r // (TILE_H * TILE_W)
@@ -395,7 +395,7 @@ class Launch:
         self.counters = Counters(tiles)  # the output tiles' tickets, per stream (split launches)
         x_step = x.shape[-1] if dealt > 1 else xh  # the view's step: a pair's odd row's column, or a slice's rows
         self.args = (c_in, c_out, y.shape[0], od, oh, ow, jd, jh, jw, x_step, sd, pd, ph, pw, dd, dh, dw, *steps,
-                     *strides_3d(y), scale_step or 0, per_split, *as_3d(spec.weight_shape[2:], 1))
+                     *strides_3d(y), scale_step or 0, per_split, geometry.bias_step(bias), *as_3d(spec.weight_shape[2:], 1))
         self.kwargs = dict(
             HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip, INT64=needs_int64(y, rows=m),
             SCALED=scale_step is not None,
