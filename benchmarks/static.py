@@ -162,7 +162,9 @@ def loop_census(cubin: bytes, arch: int) -> dict:
     (a strided forward's width taps, dealt: copies of the main loop, about as long, one after another), the
     instructions between one copy and the next, on average; ``loop_variants``, where
     the kernel holds more than one such loop (unrolled copies; the weight gradient's loops, one for each way its
-    programs read ``x``), each one's instructions and plain global loads, in address order."""
+    programs read ``x``), each one's instructions and plain global loads, in address order; ``loop_local``, the
+    main loop's local-memory loads and stores (``LDL``, ``STL``: registers spilled and reloaded at every step; ptxas's
+    spill count covers the whole kernel, where a spill outside the main loop costs once per tap or tile)."""
     code = sass(cubin, arch)
     loops = backward_loops(code)
     def math_in(first: int, last: int) -> int:
@@ -214,6 +216,7 @@ def loop_census(cubin: bytes, arch: int) -> dict:
             "loop_async_bytes": widest("LDGSTS"), "loop_loads": len(loads), "loop_load_bytes": widest("LDG"),
             "loop_integer": integer, "integer_per_math": round(integer / math_ops, 2),
             "loop_instructions": len(body), "loop_outer_extra": outer_extra,
+            "loop_local": sum(r in ("LDL", "STL") for r in roots),
             "loop_variants": variants if len(variants) > 1 else []}
 
 
@@ -466,9 +469,15 @@ def pass_shares(pairs: list[dict]) -> dict[str, float]:
             for kind in costmodel.PASS_ISSUE}
 
 
-def report_path(arch: int, dtypes: list[str], out: Path, suffix: str = "") -> Path:
-    """Where a report goes: :func:`report`'s, or with ``suffix="-rows"`` :func:`row_pairs`'s (``--rows``)."""
-    return out / f"static-sm{arch}-triton{triton.__version__}-{'-'.join(dtypes)}{suffix}.jsonl"
+CENSUS_TRITON = "3.9.0"
+"""The Triton version whose committed reports the cost model's census constants restate (``tests/test_costmodel.py``)
+and notebook 06 draws. The GPU machine's version (``benchmarks.costfit.SLOT_TRITON``) has its reports beside them."""
+
+
+def report_path(arch: int, dtypes: list[str], out: Path, suffix: str = "", version: str | None = None) -> Path:
+    """Where a report goes: :func:`report`'s, or with ``suffix="-rows"`` :func:`row_pairs`'s (``--rows``); of this
+    process's Triton unless ``version`` names another."""
+    return out / f"static-sm{arch}-triton{version or triton.__version__}-{'-'.join(dtypes)}{suffix}.jsonl"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -507,8 +516,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = report(args.arch, args.dtype, args.layout, args.kinds, json.loads(args.suite.read_text()))
     path = report_path(args.arch, args.dtype, args.out)
     path.write_text("".join(json.dumps({**meta, **row}) + "\n" for row in rows))
-    spills = [r for r in rows if r["spill_store_bytes"]]
-    print(f"{len(rows)} kernels compiled for sm_{args.arch}; {len(spills)} spill registers; wrote {path}")
+    spills, reloads = [r for r in rows if r["spill_store_bytes"]], [r for r in rows if r.get("loop_local")]
+    print(f"{len(rows)} kernels compiled for sm_{args.arch}; {len(spills)} spill registers, {len(reloads)} of them in "
+          f"their main loop; wrote {path}")
     return 0
 
 

@@ -255,8 +255,14 @@ print("\n".join(lines))
 
 # %%
 static_dir = ROOT / "benchmarks" / "results" / "static"
-static = [json.loads(line) for line in next(static_dir.glob("static-sm90-*-bf16.jsonl")).read_text().splitlines()]
-static = [r for r in static if r["dtype"] == "bf16" and r["layout"] == "channels_last"]
+CPU_TRITON, GPU_TRITON = "3.9.0", "3.6.0"  # the report drawn here (this project's CPU runs) and the GPU machine's
+
+
+def compile_report(version: str) -> list[dict]:
+    return [json.loads(line) for line in (static_dir / f"static-sm90-triton{version}-bf16.jsonl").read_text().splitlines()]
+
+
+static = [r for r in compile_report(CPU_TRITON) if r["dtype"] == "bf16" and r["layout"] == "channels_last"]
 work = [json.loads(line) for line in (static_dir / "work-bf16.jsonl").read_text().splitlines()]
 pass_of = {"conv": 0, "conv_dw": 0, "conv_t": 1, "conv_dw_t": 1, "conv_wgrad": 2, "conv_dw_wgrad": 2}
 layers = list(dict.fromkeys(r["name"] for r in static))
@@ -308,8 +314,7 @@ fig.tight_layout()
 # come from ptxas's registers and the shared memory. Channels-last against NC(D)HW, both read in place.
 
 # %%
-census = [json.loads(line) for line in next(static_dir.glob("static-sm90-*-bf16.jsonl")).read_text().splitlines()]
-census = [r for r in census if r["dtype"] == "bf16" and "loop_math" in r]
+census = [r for r in compile_report(CPU_TRITON) if r["dtype"] == "bf16" and "loop_math" in r]
 assert all(r["spill_store_bytes"] == 0 for r in census), "a default config spills"
 for layout in ("channels_last", "contiguous"):
     rows = [r for r in census if r["layout"] == layout and not r["kind"].startswith("conv_dw")]
@@ -334,6 +339,29 @@ axes[0].legend([plt.Rectangle((0, 0), 1, 1, color=c) for c in colors], ["forward
 axes[0].set_title("main loop per iteration: integer instructions per math instruction (sm_90, bf16, default configs)",
                   fontsize=9)
 fig.tight_layout()
+
+# %% [markdown]
+# ### The same kernels from the GPU machine's Triton
+#
+# The GPU machine runs Triton 3.6, whose compiler is not 3.9's: the same report from an environment
+# with Triton 3.6 (`python -m benchmarks.static` there; `.ci/run` makes one), beside the one above,
+# kernel by kernel (the same heuristic configs). Where registers differ, programs per SM may too, and a kernel at the
+# register file's limit may spill: `loop_local` counts the local-memory loads and stores inside the
+# main loop (a register reloaded at every step); a spill outside it costs once per tap or tile.
+
+# %%
+gpu = {(r["name"], r["kind"], r["layout"]): r for r in compile_report(GPU_TRITON)}
+cpu = {(r["name"], r["kind"], r["layout"]): r for r in compile_report(CPU_TRITON)}
+assert gpu.keys() == cpu.keys() and all(gpu[k]["config"] == cpu[k]["config"] for k in cpu)
+moved = sorted(gpu[k]["registers"] - cpu[k]["registers"] for k in cpu)
+print(f"{len(cpu)} kernels; registers differ on {sum(d != 0 for d in moved)} (Triton {GPU_TRITON} minus {CPU_TRITON}: "
+      f"{moved[0]:+d} to {moved[-1]:+d}, median {moved[len(moved) // 2]:+d}); programs per SM differ on "
+      f"{sum(gpu[k]['ctas_per_sm'] != cpu[k]['ctas_per_sm'] for k in cpu)}")
+for version, rows in ((CPU_TRITON, cpu), (GPU_TRITON, gpu)):
+    spilled = [f"{k[0]} {k[1]} {k[2]} {r['spill_store_bytes']} B" for k, r in rows.items() if r["spill_store_bytes"]]
+    print(f"Triton {version}: spills in {len(spilled)} kernels {spilled}; main loops reloading spilled registers: "
+          f"{sum(r['loop_local'] > 0 for r in rows.values())}")
+assert all(r["loop_local"] == 0 for r in [*gpu.values(), *cpu.values()])
 
 # %% [markdown]
 # ## Measured: the first GPU session (NVIDIA H200, 2026-11-26)

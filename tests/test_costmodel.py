@@ -253,6 +253,15 @@ def test_nchw_row_tiles_get_their_own_rate_when_their_rows_are_fitted():
     assert costfit.fit(plain, start)[0].row_macs is None
 
 
+def census_report(suffix: str = "") -> list[dict]:
+    """The committed sm_90 bf16 report (``python -m benchmarks.static``; ``-rows``: ``--rows``) of the Triton version
+    the model's census constants restate."""
+    from benchmarks import static
+
+    path = static.report_path(90, ["bf16"], work.ROOT / "results" / "static", suffix, static.CENSUS_TRITON)
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def test_row_issue_shares_are_the_committed_census_medians():
     """``ROW_ISSUE`` and ``ALIGNED_ISSUE`` restate the committed SASS census of the suite's NC(D)HW row tiles
     against the same tiles channels-last (``python -m benchmarks.static --rows``): per pass, the median ratio, to two
@@ -261,9 +270,9 @@ def test_row_issue_shares_are_the_committed_census_medians():
     session); ``NC_ROWS_ISSUE`` that of the descriptor launches reading rows whole against the channels-last
     descriptor launches, ``NC_RUNS_ISSUE`` that of the weight gradients reading x in runs (TMA copies, no plain load
     in their main loops), ``NC_FLAT_ISSUE`` that of the suite's weight gradients reading planes as rows."""
-    paths = sorted((work.ROOT / "results" / "static").glob("static-sm90-*-bf16-rows.jsonl"))
-    assert paths, "run python -m benchmarks.static --rows"
-    rows = [json.loads(line) for line in paths[-1].read_text().splitlines()]  # the last by name, if several
+    from benchmarks import static
+
+    rows = census_report("-rows")
     whole = [r for r in rows if r.get("nc_rows")]  # descriptor launches reading NC(D)HW rows whole: their own share
     runs = [r for r in rows if r.get("nc_runs")]  # descriptor weight gradients reading x in runs: theirs
     flat = [r for r in rows if r.get("nc_flat")]  # and those reading planes as rows
@@ -284,11 +293,10 @@ def test_row_issue_shares_are_the_committed_census_medians():
         problem = suite_problem(r["name"], r["kind"], "contiguous")
         narrow = (problem.input_shape if r["kind"] == "conv_t" else problem.output_shape)[1] < 8
         assert r["rows"]["loop_async_bytes"] >= 4 and (r["rows"]["loop_loads"] == 0 or narrow), r["name"]
-    from benchmarks import static
     assert static.pass_shares(rows) == costmodel.PASS_ISSUE  # the channels-last sides: each pass against the forward
     # the code around a main loop: none counted for a loop alone, never negative, and a dealt forward's unrolled copies
     # of its loop have some between them (the move of the sum)
-    main = [json.loads(line) for line in sorted(paths[-1].parent.glob("static-sm90-*-bf16.jsonl"))[-1].read_text().splitlines()]
+    main = census_report()
     assert all(r["loop_outer_extra"] >= 0 for r in main) and all(r["rows"]["loop_outer_extra"] >= 0 for r in rows)
     dealt = [r for r in rows if r["kind"] == "conv" and r["name"] in ("resnet50_l2_3x3s2", "r3d18_l2_s2")]
     assert len(dealt) == 2 and all(r["aligned"] and r["rows"]["loop_outer_extra"] > 0 for r in dealt)
@@ -409,9 +417,7 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
     agreed: ptxas's shared memory gives them 3 and 2 programs per SM where the model says 4 and 3; 134 since
     ``costmodel.shared_bytes`` counts the stages the compiler keeps, that third tile included);
     ``benchmarks.static`` counts by the same rule (``costmodel.occupancy``)."""
-    paths = sorted((work.ROOT / "results" / "static").glob("static-sm90-*-bf16.jsonl"))
-    assert paths, "run python -m benchmarks.static"
-    rows = [json.loads(line) for line in paths[-1].read_text().splitlines()]
+    rows = census_report()
     for r in rows:
         assert costmodel.kernel_of(suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"])) \
             == r["kernel"], (r["name"], r["kind"], r["layout"])
@@ -430,8 +436,7 @@ def test_the_models_shared_memory_is_ptxas_counts_for_the_descriptor_kernels():
     one-row and multi-row patches, NC(D)HW boxes transposed, dealt, read in runs, tiles under 64 rows) is the
     compiled shared memory within 64 bytes (the barriers); ``tuning.smem_bytes``, every stage of both tiles, is within
     64 bytes on 22 of the 119, the others 25% under to 50% over."""
-    paths = sorted((work.ROOT / "results" / "static").glob("static-sm90-*-bf16.jsonl"))
-    rows = [json.loads(line) for line in paths[-1].read_text().splitlines()]
+    rows = census_report()
     rows = [r for r in rows if r["kernel"].endswith("_tma_kernel")]
     assert len(rows) >= 100
     for r in rows:

@@ -338,6 +338,9 @@ def test_spilling_candidates_are_not_timed_unless_all_spill():
     assert not_to_time(results, {p: configs}) == {p: {configs[0], configs[1]}}
     every = {p: dict.fromkeys(configs, "spills")}
     assert not_to_time(every, {p: configs}) == {}  # all spill: time them rather than none
+    # the heuristic's config is timed though it spills (the baseline), unless it failed
+    assert not_to_time(results, {p: configs}, {p: configs[1]}) == {p: {configs[0]}}
+    assert not_to_time(results, {p: configs}, {p: configs[0]}) == {p: {configs[0], configs[1]}}
 
 
 def test_configs_failing_in_a_compile_worker_are_not_timed(monkeypatch):

@@ -15,7 +15,7 @@ CUDA graph replays is skipped (``--retune`` tunes it again; host-timed entries a
 again), so a run cut short by ``--budget-s`` resumes where it stopped. ``--jobs N`` first compiles
 the candidates of every few problems in ``N`` worker processes (filling Triton's on-disk kernel
 cache), so the timing loop, which must run one kernel at a time, does not wait on the compiler;
-candidates whose kernels spill registers (ptxas's report of that compile) are not timed.
+candidates whose kernels spill registers (ptxas's report of that compile) are not timed, but for the heuristic's.
 
 Every layer is tuned for the forward kernel and, with ``--kinds``, for the two backward
 kernels (``conv_t``: input gradient, ``conv_wgrad``: weight gradient). A ``conv2plus1d``
@@ -268,7 +268,8 @@ def _compile_candidates(problem: tuning.Problem, configs: list[tuning.Config], d
 
 
 def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, device: str = "cuda",
-               tma: bool = False, only: dict | None = None) -> dict[tuning.Problem, set[tuning.Config]]:
+               tma: bool = False, only: dict | None = None, sm_count: int = 132
+               ) -> dict[tuning.Problem, set[tuning.Config]]:
     """Compile every candidate of ``todo`` ((name, problem) pairs) in ``jobs`` processes on ``device`` (a few
     configs per task, for balance): the candidates that fit ``smem`` bytes of shared memory, the
     descriptor kernel's too when ``tma``.
@@ -276,8 +277,10 @@ def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, dev
     ``only``: per problem, the candidates to compile (default: all of them).
     Returns the configs not to time, per problem: those that failed there (so a config that faults the
     GPU does so in a worker process, not in the one that keeps the results) and those whose kernels
-    spill registers (ptxas's report of the real compile; a spilling tile is slower than one that fits,
-    and the heuristic's tiles never spill on the suite), unless every candidate of a problem spills.
+    spill registers (ptxas's report of the real compile; a spilling tile is slower than one that fits),
+    unless every candidate of a problem spills; the heuristic's config (for ``sm_count`` SMs) is timed
+    whenever it ran, the baseline a winner must beat (with Triton 3.6, two of the suite's spill 36 B outside
+    their main loops: ``benchmarks/results/static``).
     """
     candidates = {problem: (only or {}).get(problem) or tuning.candidates(problem, smem, tma) for _, problem in todo}
     tasks = [(problem, cfgs[i:i + 4]) for problem, cfgs in candidates.items() for i in range(0, len(cfgs), 4)]
@@ -293,16 +296,17 @@ def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, dev
     counts = Counter(status for per in results.values() for status in per.values())
     print(f"compiled {counts[True] + counts['spills']} candidate kernels; {counts['spills']} spill registers (not timed); "
           f"{counts[False]} failed (not timed); {counts[None]} not tried (a worker's GPU context was lost)")
-    return not_to_time(results, candidates)
+    return not_to_time(results, candidates, {p: tuning.heuristic(p, False, sm_count, tma) for p in candidates})
 
 
-def not_to_time(results: dict, candidates: dict) -> dict[tuning.Problem, set[tuning.Config]]:
+def not_to_time(results: dict, candidates: dict, keep: dict | None = None) -> dict[tuning.Problem, set[tuning.Config]]:
     """From the compile workers' ``results`` (problem -> config -> status): the configs that failed, and those
-    that spilled unless every candidate of the problem (``candidates``) did."""
+    that spilled unless every candidate of the problem (``candidates``) did or the config is the problem's in
+    ``keep`` (the heuristic's)."""
     skip = {}
     for problem, per in results.items():
         failed = {cfg for cfg, status in per.items() if status is False}
-        spilled = {cfg for cfg, status in per.items() if status == "spills"}
+        spilled = {cfg for cfg, status in per.items() if status == "spills"} - {(keep or {}).get(problem)}
         if len(failed | spilled) < len(candidates[problem]):
             failed |= spilled
         if failed:
@@ -367,7 +371,7 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
         every = {problem: tuning.candidates(problem, smem, tma, sm_count) for _, problem in group}
         only = {p: tuning.shortlist(p, costmodel.rank(p, cfgs, model), top, sm_count, tma)
                 for p, cfgs in every.items()} if top else None
-        skip = precompile(group, smem, jobs, device, tma, only) if jobs > 0 else {}
+        skip = precompile(group, smem, jobs, device, tma, only, sm_count) if jobs > 0 else {}
         if only:  # the candidates the model ranks lower are not timed either
             skip = {p: set(skip.get(p, ())) | (set(cfgs) - set(only[p])) for p, cfgs in every.items()}
         bar = tqdm(group, desc=f"tuning on {device_name}", unit="problem")
