@@ -351,9 +351,10 @@ def _lookup(op: tuple, tensors: tuple, args: tuple) -> tuple[tuple | None, tuple
     for arguments the checks will refuse (unhashable, not tensors)."""
     if torch.compiler.is_compiling():  # traced calls take the custom ops
         return None, None
-    args = tuple(tuple(a) if isinstance(a, list) else a for a in args)  # stride=[2, 2] as (2, 2), as the checks take it
+    if list in map(type, args):  # stride=[2, 2] as (2, 2), as the checks take it (routed calls pass lists)
+        args = tuple(tuple(a) if isinstance(a, list) else a for a in args)
     try:
-        key = (*op, *map(dispatch.tensor_key, tensors), *args, torch.get_float32_matmul_precision())
+        key = (*op, *map(dispatch.tensor_key, tensors), *args, torch._C._get_float32_matmul_precision())
         hit = _calls.get(key)
     except (TypeError, AttributeError):
         return None, None
