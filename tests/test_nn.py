@@ -145,3 +145,29 @@ def test_weight_gradient_written_in_the_parameters_layout(module, x_shape):
     (expected,) = torch.autograd.grad(theirs(x.double(), w_ref.flip(list(range(2, w.dim()))), padding=1), w_ref,
                                       dy.double())
     assert_close(grad, expected)
+
+
+def test_autocast_runs_the_layers_as_torchs():
+    """Under ``torch.autocast`` a layer (and a direct call) runs in the region's dtype, as torch's convolutions do:
+    the output's dtype is torch's, its values torch's within that dtype's tolerance, the gradients reach the fp32
+    parameters in fp32; float64 operands are not cast (torch's rule); outside the region nothing is cast."""
+    ref = torch.nn.Conv2d(4, 6, 3, padding=1)
+    mod = tnn.Conv2d(4, 6, 3, padding=1)
+    mod.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 4, 7, 6)
+    dy = torch.randn(2, 6, 7, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours, theirs = mod(x), ref(x)
+        assert ours.dtype == theirs.dtype == torch.bfloat16
+        assert tritonconv.conv_transpose2d(x, ref.weight.transpose(0, 1)).dtype == torch.bfloat16
+        x5 = torch.randn(1, 4, 3, 5, 5)
+        ws, wt = torch.randn(5, 4, 1, 3, 3), torch.randn(6, 5, 2, 1, 1)
+        assert tritonconv.conv2plus1d(x5, ws, wt).dtype == torch.bfloat16
+        assert tritonconv.conv2d(x.double(), ref.weight.double()).dtype == torch.float64
+    assert_close(ours, theirs.double(), torch.bfloat16)
+    ours.backward(dy)
+    theirs.backward(dy)
+    for a, b in ((mod.weight, ref.weight), (mod.bias, ref.bias)):
+        assert a.grad.dtype == b.grad.dtype == torch.float32
+        assert_close(a.grad, b.grad.double(), torch.bfloat16)
+    assert mod(x).dtype == torch.float32

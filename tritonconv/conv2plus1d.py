@@ -139,6 +139,8 @@ def conv2plus1d(
         (``C_in`` -> ``C_mid`` -> ``C_out``), an unknown activation, ``fused=True`` with gradients needed, or
         any error :func:`tritonconv.conv3d` raises for a stage.
     """
+    input, weight_spatial, weight_temporal, bias_spatial, bias_temporal = functional.autocast(
+        input, weight_spatial, weight_temporal, bias_spatial, bias_temporal)
     spatial, temporal = _checked_stages(input, weight_spatial, weight_temporal, bias_spatial, bias_temporal,
                                         stride, padding, dilation)
     for name, act in (("mid_activation", mid_activation), ("activation", activation)):

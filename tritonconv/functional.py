@@ -296,6 +296,7 @@ _conv_transpose_op.register_autograd(_transpose_op_backward, setup_context=_tran
 
 def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, groups, dilation, activation):
     """Checked, then launched; a seen signature skips the checks (as :func:`_conv`)."""
+    input, weight, bias = autocast(input, weight, bias)
     key, hit = _lookup(("conv_transpose", ndim), (input, weight, bias),
                        (stride, padding, output_padding, groups, dilation, activation))
     if hit is not None:
@@ -343,6 +344,21 @@ def _needs_grad(input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> bool:
 
 
 _calls: dict[tuple, tuple] = {}  # call signature -> (dispatch generation, checked spec(s), dispatch plan or None)
+_any_autocast = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
+
+
+def autocast(*tensors):
+    """``tensors`` as torch's autocast casts a convolution's operands: inside an autocast region for the first one's
+    device, the floating-point ones but float64 in the region's dtype (where torch runs ``F.conv*``: ``tritonconv.nn``'s
+    layers behave as ``torch.nn``'s under mixed precision, gradients reaching the fp32 parameters); else as they are."""
+    if not _any_autocast() or not isinstance(tensors[0], Tensor):
+        return tensors
+    kind = tensors[0].device.type
+    if not torch.amp.is_autocast_available(kind) or not torch.is_autocast_enabled(kind):
+        return tensors
+    dtype = torch.get_autocast_dtype(kind)
+    return tuple(t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point() and t.dtype not in (dtype, torch.float64)
+                 else t for t in tensors)
 
 
 def _lookup(op: tuple, tensors: tuple, args: tuple) -> tuple[tuple | None, tuple | None]:
@@ -375,6 +391,7 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
     """Checked, then launched. A call whose signature was seen before (tensor shapes, strides, dtypes, devices
     and every argument) is valid for the same reasons as then: it skips the checks, and without gradients goes
     straight to the dispatch plan that call built."""
+    input, weight, bias = autocast(input, weight, bias)
     key, hit = _lookup(("conv", ndim), (input, weight, bias), (stride, padding, dilation, groups, activation, flip))
     if hit is not None:
         _, spec, plan = hit
