@@ -294,7 +294,8 @@ def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, dev
             problem, cfgs = futures[future]
             results.setdefault(problem, {}).update(zip(cfgs, future.result()))
     counts = Counter(status for per in results.values() for status in per.values())
-    print(f"compiled {counts[True] + counts['spills']} candidate kernels; {counts['spills']} spill registers (not timed); "
+    print(f"compiled {counts[True] + counts['spills']} candidate kernels; {counts['spills']} spill registers (not timed, "
+          f"but for the heuristic's); "
           f"{counts[False]} failed (not timed); {counts[None]} not tried (a worker's GPU context was lost)")
     return not_to_time(results, candidates, {p: tuning.heuristic(p, False, sm_count, tma) for p in candidates})
 
