@@ -68,8 +68,24 @@ def is_traced(input: torch.Tensor) -> bool:
         torch._C._get_dispatch_mode(key) is not None for key in _TRACING_MODES)
 
 
+def under_functorch() -> bool:
+    """Whether a ``torch.func`` transform (``grad``, ``vmap``, ...) is running the call."""
+    return torch._C._functorch.maybe_current_level() is not None
+
+
+def under_vmap() -> bool:
+    """Whether ``torch.func.vmap`` is among the transforms running the call (at any level)."""
+    if not under_functorch():
+        return False
+    from torch._C._functorch import TransformType
+    from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+
+    return any(i.key() == TransformType.Vmap for i in retrieve_all_functorch_interpreters())
+
+
 def check_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
-    """Same dtype (a supported float) and same device for input, weight and bias; no ``DTensor``."""
+    """Same dtype (a supported float) and same device for input, weight and bias; no ``DTensor``; not under
+    ``torch.func.vmap``."""
     named = {"input": input, "weight": weight, "bias": bias}
     for name, t in named.items():
         if t is not None and not isinstance(t, torch.Tensor):
@@ -77,6 +93,9 @@ def check_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torc
         if is_dtensor(t):
             raise TypeError(f"{op}: expected `{name}` to be a plain tensor, got a DTensor: sharded tensors go through "
                             f"tritonconv.distributed.{op} (tritonconv.nn's modules send them there)")
+    if under_vmap():
+        raise NotImplementedError(f"{op}: called under torch.func.vmap, which tritonconv does not support (its kernels "
+                                  "read tensors by address); torch.func.grad is supported")
     if input.dtype not in SUPPORTED_DTYPES:
         names = ", ".join(str(d).removeprefix("torch.") for d in SUPPORTED_DTYPES)
         raise TypeError(f"{op}: expected `input` dtype to be one of {names}, got {input.dtype}")

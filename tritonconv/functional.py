@@ -41,6 +41,11 @@ def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tenso
     return (grad_y.to(acc) * slope).to(grad_y.dtype)
 
 
+def _bias_grad(grad_z: Tensor) -> Tensor:
+    """The bias gradient: ``grad_z`` summed over every axis but the channels, in fp32 at least (float64 in float64)."""
+    return grad_z.sum(dim=(0, *range(2, grad_z.dim())), dtype=torch.promote_types(grad_z.dtype, torch.float32))
+
+
 def _backward(grad_y, input, weight, bias, y, spec: ConvSpec, activation, flip, needs, ops) -> tuple:
     """Gradients for (input, weight, bias); ``ops`` launches the kernels (eager or custom ops)."""
     z = ops.forward(input, weight, bias, spec, flip) if activation in ("gelu", "silu") else None
@@ -49,7 +54,7 @@ def _backward(grad_y, input, weight, bias, y, spec: ConvSpec, activation, flip, 
     grad_weight = ops.grad_weight(grad_z, input, spec, flip, grad_channels_inner(weight)) if needs[1] else None
     grad_bias = None
     if bias is not None and needs[2]:
-        grad_bias = grad_z.sum(dim=(0, *range(2, grad_z.dim())), dtype=torch.float32).to(bias.dtype)
+        grad_bias = _bias_grad(grad_z).to(bias.dtype)
     return grad_input, grad_weight, grad_bias
 
 
@@ -85,12 +90,18 @@ class _Eager:
 
 
 class _ConvFunction(torch.autograd.Function):
+    """``act(conv(input, weight) + bias)``. Forward and context apart (``setup_context``), as ``torch.func.grad``
+    asks of an autograd function."""
+
     @staticmethod
-    def forward(ctx, input, weight, bias, spec, activation, flip):
-        y = dispatch.conv_forward(input, weight, bias, spec, activation, flip)
-        ctx.save_for_backward(input, weight, bias, y if activation == "relu" else None)
+    def forward(input, weight, bias, spec, activation, flip):
+        return dispatch.conv_forward(input, weight, bias, spec, activation, flip)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, weight, bias, spec, activation, flip = inputs
+        ctx.save_for_backward(input, weight, bias, output if activation == "relu" else None)
         ctx.spec, ctx.activation, ctx.flip = spec, activation, flip
-        return y
 
     @staticmethod
     def backward(ctx, grad_y):
@@ -103,10 +114,14 @@ class _WeightGradFunction(torch.autograd.Function):
     ``<wgrad(dy, x), G> = <dy, conv(x, G)> = <conv_transpose(dy, G), x>``."""
 
     @staticmethod
-    def forward(ctx, grad_output, input, spec, flip, channels_inner):
+    def forward(grad_output, input, spec, flip, channels_inner):
+        return dispatch.conv_grad_weight(grad_output, input, spec, flip, channels_inner=channels_inner)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        grad_output, input, spec, flip, _ = inputs
         ctx.save_for_backward(grad_output, input)
         ctx.spec, ctx.flip = spec, flip
-        return dispatch.conv_grad_weight(grad_output, input, spec, flip, channels_inner=channels_inner)
 
     @staticmethod
     def backward(ctx, grad):
@@ -234,7 +249,7 @@ def _transpose_backward(grad_y, input, weight, bias, y, spec: ConvSpec, activati
     grad_weight = ops.grad_weight(input, grad_z, spec, flip, grad_channels_inner(weight)) if needs[1] else None
     grad_bias = None
     if bias is not None and needs[2]:
-        grad_bias = grad_z.sum(dim=(0, *range(2, grad_z.dim())), dtype=torch.float32).to(bias.dtype)
+        grad_bias = _bias_grad(grad_z).to(bias.dtype)
     return grad_input, grad_weight, grad_bias
 
 
@@ -243,11 +258,14 @@ class _ConvTransposeFunction(torch.autograd.Function):
     gradient of a convolution (no bias, no activation)."""
 
     @staticmethod
-    def forward(ctx, input, weight, bias, spec, activation, flip, fmt):
-        y = dispatch.conv_transpose(input, weight, bias, spec, activation, flip, fmt)
-        ctx.save_for_backward(input, weight, bias, y if activation == "relu" else None)
+    def forward(input, weight, bias, spec, activation, flip, fmt):
+        return dispatch.conv_transpose(input, weight, bias, spec, activation, flip, fmt)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, weight, bias, spec, activation, flip, fmt = inputs
+        ctx.save_for_backward(input, weight, bias, output if activation == "relu" else None)
         ctx.spec, ctx.activation, ctx.flip, ctx.fmt = spec, activation, flip, fmt
-        return y
 
     @staticmethod
     def backward(ctx, grad_y):
@@ -345,6 +363,7 @@ def _needs_grad(input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> bool:
 
 _calls: dict[tuple, tuple] = {}  # call signature -> (dispatch generation, checked spec(s), dispatch plan or None)
 _any_autocast = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
+_functorch_level = torch._C._functorch.maybe_current_level  # not None under a torch.func transform
 
 
 def autocast(*tensors):
@@ -364,8 +383,9 @@ def autocast(*tensors):
 def _lookup(op: tuple, tensors: tuple, args: tuple) -> tuple[tuple | None, tuple | None]:
     """A call's signature (its tensors' shapes, strides, dtypes and devices, every other argument) and what a call
     with that signature left (:data:`_calls`, this dispatch generation's), or None. No signature when traced, or
-    for arguments the checks will refuse (unhashable, not tensors)."""
-    if torch.compiler.is_compiling():  # traced calls take the custom ops
+    for arguments the checks will refuse (unhashable, not tensors), or under a ``torch.func`` transform (checked
+    every call: the checks refuse ``vmap``)."""
+    if torch.compiler.is_compiling() or _functorch_level() is not None:  # traced calls take the custom ops
         return None, None
     if list in map(type, args):  # stride=[2, 2] as (2, 2), as the checks take it (routed calls pass lists)
         args = tuple(tuple(a) if isinstance(a, list) else a for a in args)
