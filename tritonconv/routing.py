@@ -153,8 +153,8 @@ def _convolution(input, weight, bias, stride, padding, dilation, transposed, out
     """``aten::convolution`` at the autograd keys while routing is on."""
     if _checks.under_functorch():  # (vmap alone is not seen here: its batching rule, above, folds its dimension)
         raise NotImplementedError("convolution under a torch.func transform (grad, jvp, ...) while tritonconv's routing "
-                                  "is on: not supported; turn routing off around the transform "
-                                  "(with tritonconv.enabled(False): ...), or call tritonconv.conv* directly")
+                                  "is registered: not supported; run the transform with routing off in every thread, "
+                                  "or call tritonconv.conv* directly under it")
     why = "routing off in this thread" if not is_enabled() else _why_not(input, weight, bias)
     if why is None:
         ndim = input.dim() - 2
