@@ -457,19 +457,18 @@ def test_torch_func_grad_runs_the_kernels_and_vmap_is_refused_by_name():
 
     x, w, b = torch.randn(2, 4, 6, 5, dtype=torch.float64), torch.randn(3, 4, 3, 3, dtype=torch.float64), \
         torch.randn(3, dtype=torch.float64)
+    wt = torch.randn(4, 3, 3, 3, dtype=torch.float64)  # a transposed convolution's (C_in, C_out, ...)
 
-    def loss(conv, act):
-        return lambda ww, bb, xx: act(conv(xx, ww, bb, padding=1)).pow(2).sum()
+    def grads(conv, *args):  # of a loss, with respect to every argument
+        return grad(lambda *a: conv(*a).pow(2).sum(), argnums=tuple(range(len(args))))(*args)
 
-    for ours, act in ((lambda *a, **k: tritonconv.conv2d(*a, **k, activation="gelu"), F.gelu),
-                      (lambda xx, ww, bb, **k: tritonconv.conv_transpose2d(xx, ww.transpose(0, 1), None, stride=2),
-                       lambda t: t)):
-        theirs = F.conv2d if act is F.gelu else lambda xx, ww, bb, **k: F.conv_transpose2d(xx, ww.transpose(0, 1),
-                                                                                             None, stride=2)
-        got = grad(loss(ours, lambda t: t), argnums=(0, 1, 2))(w, b, x)
-        want = grad(loss(theirs, act), argnums=(0, 1, 2))(w, b, x)
-        for g, r in zip(got, want):
-            assert_close(g, r, torch.float64)
+    for ours, theirs, args in (
+            (lambda x, w, b: tritonconv.conv2d(x, w, b, padding=1, activation="gelu"),
+             lambda x, w, b: F.gelu(F.conv2d(x, w, b, padding=1)), (x, w, b)),
+            (lambda x, w, b: tritonconv.conv_transpose2d(x, w, b, stride=2),
+             lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2), (x, wt, b))):
+        for got, want in zip(grads(ours, *args), grads(theirs, *args)):
+            assert_close(got, want, torch.float64)
     second = grad(lambda ww: grad(lambda xx: tritonconv.conv2d(xx, ww, padding=1).pow(2).sum())(x).sum())(w)
     assert_close(second, grad(lambda ww: grad(lambda xx: F.conv2d(xx, ww, padding=1).pow(2).sum())(x).sum())(w),
                  torch.float64)
