@@ -33,6 +33,11 @@ CASES = [
     ("not a tensor", lambda: tritonconv.conv2d(x2, [[1.0]]), TypeError, r"`weight` to be a torch.Tensor, got list"),
     ("activation", lambda: tritonconv.conv2d(x2, w2, activation="tanh"), ValueError, r"`activation` to be one of"),
     ("device", lambda: tritonconv.conv2d(x2, w2.to("meta")), ValueError, r"`weight` on cpu"),
+    ("no input channels", lambda: tritonconv.conv2d(torch.randn(2, 0, 8, 8), torch.randn(6, 0, 3, 3)), ValueError,
+     r"`input` with at least one channel, got shape \(2, 0, 8, 8\)"),  # (a fault under the interpreter before)
+    ("input None", lambda: tritonconv.conv2d(None, w2), TypeError, r"`input` to be a torch.Tensor, got NoneType"),
+    ("stride float", lambda: tritonconv.conv2d(x2, w2, stride=1.5), ValueError, r"`stride` to be an int or 2 ints, got 1.5"),
+    ("padding None", lambda: tritonconv.conv2d(x2, w2, padding=None), ValueError, r"`padding` to be an int or 2 ints"),
     ("unsupported device", lambda: tritonconv._runtime.interpreting(torch.device("mps")), ValueError, r"got device mps"),
 ]
 
@@ -55,6 +60,7 @@ NAMED = [  # (function name the message must start with, call): every family's a
     ("conv3d", lambda: tritonconv.conv3d(x3, torch.randn(6, 4, 9, 3, 3))),
     ("conv_transpose1d", lambda: tritonconv.conv_transpose1d(x1, torch.randn(4, 6, 3), stride=0)),
     ("conv_transpose2d", lambda: tritonconv.conv_transpose2d(x2, torch.randn(4, 6, 3, 3), dilation=0)),
+    ("conv_transpose2d", lambda: tritonconv.conv_transpose2d(torch.randn(2, 0, 8, 8), torch.randn(0, 6, 3, 3))),
     ("conv_transpose2d", lambda: tritonconv.conv_transpose2d(x2, torch.randn(4, 6, 3, 3), padding=-1)),
     ("conv_transpose2d", lambda: tritonconv.conv_transpose2d(x2, torch.randn(4, 6, 3, 3), stride=2, output_padding=3)),
     ("conv_transpose3d", lambda: tritonconv.conv_transpose3d(x3, torch.randn(4, 6, 3, 3, 3), stride=(1, 2))),

@@ -152,11 +152,15 @@ print("ok")
 
 def test_what_tritonconv_does_not_run_falls_back_and_is_counted():
     """A DTensor (on a one-process mesh) is left to torch's sharding rules: torch's kernels, gradients included,
-    counted with the reason; torch's own errors for torch's own misuse are unchanged."""
+    counted with the reason; torch's own errors for torch's own misuse are unchanged, and so is its result where
+    tritonconv refuses what torch runs (no input channels)."""
     done = subprocess.run([sys.executable, "-c", DTENSOR], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
     with tritonconv.enabled(), pytest.raises(RuntimeError):
         F.conv2d(torch.randn(1, 2, 7, 7), torch.randn(3, 2, 3, 3, dtype=torch.float64))
+    with tritonconv.enabled() as counts:  # no input channels: tritonconv refuses, torch returns an empty tensor
+        assert F.conv2d(torch.randn(1, 0, 7, 7), torch.randn(3, 0, 3, 3)).shape == (1, 0, 5, 5)
+    assert dict(counts.left) == {"no input channels": 1}, counts
 
 
 def test_torch_compile_traces_the_routed_convolutions_without_a_graph_break():

@@ -88,7 +88,7 @@ def check_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torc
     ``torch.func.vmap``."""
     named = {"input": input, "weight": weight, "bias": bias}
     for name, t in named.items():
-        if t is not None and not isinstance(t, torch.Tensor):
+        if (t is not None or name != "bias") and not isinstance(t, torch.Tensor):
             raise TypeError(f"{op}: expected `{name}` to be a torch.Tensor, got {type(t).__name__}")
         if is_dtensor(t):
             raise TypeError(f"{op}: expected `{name}` to be a plain tensor, got a DTensor: sharded tensors go through "
@@ -167,6 +167,8 @@ def _shape_spec(op, ndim, input_shape, weight_shape, bias_shape, stride, padding
     c_in, c_out = input_shape[1], weight_shape[0]
     if not isinstance(groups, int) or isinstance(groups, bool) or groups <= 0:
         raise ValueError(f"{op}: expected `groups` to be a positive int, got {groups!r}")
+    if c_in == 0:  # (torch returns an empty tensor of 0 channels here, not the bias; the kernels reduce nothing)
+        raise ValueError(f"{op}: expected `input` with at least one channel, got shape {input_shape}")
     if c_in % groups:
         raise ValueError(f"{op}: expected `groups` to divide the input channels {c_in}, got groups={groups}")
     if c_out == 0 or c_out % groups:
@@ -225,6 +227,8 @@ def _transpose_shape_spec(op, ndim, input_shape, weight_shape, bias_shape, strid
     c_in = input_shape[1]
     if not isinstance(groups, int) or isinstance(groups, bool) or groups <= 0:
         raise ValueError(f"{op}: expected `groups` to be a positive int, got {groups!r}")
+    if c_in == 0:
+        raise ValueError(f"{op}: expected `input` with at least one channel, got shape {input_shape}")
     if c_in % groups:
         raise ValueError(f"{op}: expected `groups` to divide the input channels {c_in}, got groups={groups}")
     if weight_shape[0] != c_in:

@@ -142,6 +142,8 @@ def _why_not(input, weight, bias) -> str | None:
         return "DTensor: torch's sharding rules"
     if not 3 <= input.dim() <= 5:
         return f"{input.dim() - 2}-D convolution"
+    if input.shape[1] == 0:  # tritonconv refuses it; torch returns an empty tensor
+        return "no input channels"
     try:
         _checks.check_tensors("convolution", input, weight, bias)
     except (TypeError, ValueError) as err:

@@ -51,7 +51,10 @@ def as_tuple(value: IntOrSeq, ndim: int, name: str = "value") -> tuple[int, ...]
     """
     if isinstance(value, int) and not isinstance(value, bool):
         return (value,) * ndim
-    values = tuple(value)
+    try:
+        values = tuple(value)
+    except TypeError:  # a float, None: not a sequence either
+        raise ValueError(f"expected `{name}` to be an int or {ndim} ints, got {value!r}") from None
     if len(values) == 1:
         values = values * ndim
     if len(values) != ndim or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
@@ -119,7 +122,7 @@ def resolve_padding(
             totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
             return tuple((t // 2, t - t // 2) for t in totals)
         raise ValueError(f"expected `padding` to be 'same', 'valid', an int or {ndim} ints, got {padding!r}")
-    if not isinstance(padding, int) and all(isinstance(p, (tuple, list)) for p in padding):
+    if isinstance(padding, (tuple, list)) and padding and all(isinstance(p, (tuple, list)) for p in padding):
         pairs = tuple((int(b), int(a)) for b, a in padding)
         if len(pairs) != ndim:
             raise ValueError(f"expected `padding` to have {ndim} (before, after) pairs, got {padding!r}")
