@@ -249,6 +249,32 @@ def test_weights_and_biases_are_read_in_any_strides(channels):
         assert_close(tritonconv.conv2plus1d(x3, ws, wt3, bs, bt3, padding=(0, 1, 1), fused=fused), ref)
 
 
+def test_threads_calling_at_once_get_torchs_results():
+    """Calls from several threads at once (the interpreter keeps a launch's state in globals: they failed, or could
+    mix, before interpreted launches took a lock) each get torch's result."""
+    import threading
+
+    failures = []
+
+    def work(i):
+        g = torch.Generator().manual_seed(i)
+        for j in range(4):
+            c = (3, 8, 16)[(i + j) % 3]  # a stem (packing launches), folded taps, plain tiles
+            x, w = torch.randn(2, c, 7 + i, 6 + j, generator=g), torch.randn(5, c, 3, 3, generator=g)
+            try:
+                assert_close(tritonconv.conv2d(x, w, padding=1, stride=1 + j % 2),
+                             F.conv2d(x.double(), w.double(), padding=1, stride=1 + j % 2))
+            except Exception as err:  # reported below, with the thread's case
+                failures.append((i, j, f"{type(err).__name__}: {err}"[:200]))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
 class OpLog(TorchDispatchMode):
     """The name of every torch op run while active."""
 

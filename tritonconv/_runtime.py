@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import inspect
 import os
+import threading
 
 import numpy as np
 import torch
@@ -68,13 +69,34 @@ def interpreting(device: torch.device) -> bool:
     )
 
 
+INTERPRETER_LOCK = threading.RLock()
+"""Held by every interpreted launch: Triton's interpreter keeps a launch's state in globals (it patches
+``triton.language`` and holds the grid), so launches from two threads at once failed or could mix."""
+
+
+class _Serialised:
+    """An interpreted kernel whose launches hold :data:`INTERPRETER_LOCK`."""
+
+    def __init__(self, fn: InterpretedFunction) -> None:
+        self.fn = fn
+
+    def __getitem__(self, grid):
+        launch = self.fn[grid]
+
+        def locked(*args, **kwargs):
+            with INTERPRETER_LOCK:
+                return launch(*args, **kwargs)
+
+        return locked
+
+
 class Kernel:
     """A ``@triton.jit`` kernel with its interpreted twin; ``kernel[device]`` picks one."""
 
     def __init__(self, jit_fn: triton.JITFunction) -> None:
         self.compiled = jit_fn
         # Under TRITON_INTERPRET=1 triton.jit already returned an InterpretedFunction.
-        self.interpreted = jit_fn if isinstance(jit_fn, InterpretedFunction) else InterpretedFunction(jit_fn.fn)
+        self.interpreted = _Serialised(jit_fn if isinstance(jit_fn, InterpretedFunction) else InterpretedFunction(jit_fn.fn))
 
     def __getitem__(self, device: torch.device):
         if interpreting(device):
@@ -97,7 +119,8 @@ def check_interpreter() -> None:
     Triton 3.7+ squeezes the array first.
     """
     try:
-        InterpretedFunction(_loop_to)[(1,)](2)
+        with INTERPRETER_LOCK:
+            InterpretedFunction(_loop_to)[(1,)](2)
     except Exception as err:
         raise RuntimeError(
             f"Triton {triton.__version__}'s interpreter, which runs tritonconv on CPU tensors, fails with "
