@@ -117,21 +117,23 @@ def check(case: dict, device: torch.device) -> dict:
         args = (case["stride"], case["padding"], case["dilation"], groups)
     layout = "channels_last" if case["channels_last"] else "contiguous"
 
-    def sliced(t: torch.Tensor) -> torch.Tensor:  # t at the even positions of its last axis, NaN between
-        return torch.stack((t, torch.full_like(t, float("nan"))), -1).flatten(-2)
+    views = case.get("views")
+
+    def spread(t: torch.Tensor) -> torch.Tensor:  # (views) t at the even positions of its last axis, NaN between
+        return torch.stack((t, torch.full_like(t, float("nan"))), -1).flatten(-2) if views else t
+
+    def view(t: torch.Tensor) -> torch.Tensor:  # the operand (or its gradient) at those positions
+        return t[..., ::2] if views else t
 
     def run(fn, dt):
         xs = geometry.to_layout(x.to(device, dt), layout).requires_grad_()
-        wl = sliced(w) if case.get("views") else w
-        wl = (geometry.to_layout(wl.to(device, dt), layout) if case["ndim"] > 1 else wl.to(device, dt)).requires_grad_()
-        bl = None if b is None else (sliced(b) if case.get("views") else b).to(device, dt).requires_grad_()
-        ws, bs = (wl[..., ::2], None if bl is None else bl[::2]) if case.get("views") else (wl, bl)
-        y = fn(xs, ws, bs, *args)
+        wl = spread(w).to(device, dt)
+        wl = (geometry.to_layout(wl, layout) if case["ndim"] > 1 else wl).requires_grad_()
+        bl = None if b is None else spread(b).to(device, dt).requires_grad_()
+        y = fn(xs, view(wl), None if bl is None else view(bl), *args)
         grad = torch.randn(y.shape, generator=torch.Generator().manual_seed(case["seed"] + 1)).to(device, dt)
         y.backward(grad)
-        if case.get("views"):
-            return [y, xs.grad, wl.grad[..., ::2]] + ([bl.grad[::2]] if bl is not None else [])
-        return [y, xs.grad, wl.grad] + ([bl.grad] if bl is not None else [])
+        return [y, xs.grad, view(wl.grad)] + ([view(bl.grad)] if bl is not None else [])
 
     ref = run(getattr(F, name), torch.float64)
     row = {**case}

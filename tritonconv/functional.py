@@ -363,7 +363,6 @@ def _needs_grad(input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> bool:
 
 _calls: dict[tuple, tuple] = {}  # call signature -> (dispatch generation, checked spec(s), dispatch plan or None)
 _any_autocast = getattr(torch._C, "_is_any_autocast_enabled", lambda: True)
-_functorch_level = torch._C._functorch.maybe_current_level  # not None under a torch.func transform
 
 
 def autocast(*tensors):
@@ -385,7 +384,7 @@ def _lookup(op: tuple, tensors: tuple, args: tuple) -> tuple[tuple | None, tuple
     with that signature left (:data:`_calls`, this dispatch generation's), or None. No signature when traced, or
     for arguments the checks will refuse (unhashable, not tensors), or under a ``torch.func`` transform (checked
     every call: the checks refuse ``vmap``)."""
-    if torch.compiler.is_compiling() or _functorch_level() is not None:  # traced calls take the custom ops
+    if torch.compiler.is_compiling() or _checks.under_functorch():  # traced calls take the custom ops
         return None, None
     if list in map(type, args):  # stride=[2, 2] as (2, 2), as the checks take it (routed calls pass lists)
         args = tuple(tuple(a) if isinstance(a, list) else a for a in args)
