@@ -181,6 +181,9 @@ def test_bad_inputs_get_clear_errors(monkeypatch):
         fp8.conv2d(x, w, input_scale=one.clone().requires_grad_(), weight_scale=one)
     with pytest.raises(ValueError, match=r"fp8.conv2d: expected `weight` of rank 4"):
         fp8.conv2d(x, w[0], **kw)
+    xs = fp8.quantize(torch.randn(3, 4, 6, 6))[0]
+    with pytest.raises(NotImplementedError, match=r"fp8.conv2d: called under torch.func.vmap"):
+        torch.func.vmap(lambda xi: fp8.conv2d(xi[None], w, **kw))(xs)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA A100-SXM4-80GB")
     with pytest.raises(RuntimeError, match=r"compute capability 8.9 or newer .*A100-SXM4-80GB is 8.0"):

@@ -83,6 +83,13 @@ def under_vmap() -> bool:
     return any(i.key() == TransformType.Vmap for i in retrieve_all_functorch_interpreters())
 
 
+def refuse_vmap(op: str, hint: str = "") -> None:
+    """Refuse a call under ``torch.func.vmap`` by name (its batched tensors have no storage a kernel can read)."""
+    if under_vmap():
+        raise NotImplementedError(f"{op}: called under torch.func.vmap, which tritonconv does not support (its kernels "
+                                  f"read tensors by address){hint}")
+
+
 def check_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
     """Same dtype (a supported float) and same device for input, weight and bias; no ``DTensor``; not under
     ``torch.func.vmap``."""
@@ -93,9 +100,7 @@ def check_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torc
         if is_dtensor(t):
             raise TypeError(f"{op}: expected `{name}` to be a plain tensor, got a DTensor: sharded tensors go through "
                             f"tritonconv.distributed.{op} (tritonconv.nn's modules send them there)")
-    if under_vmap():
-        raise NotImplementedError(f"{op}: called under torch.func.vmap, which tritonconv does not support (its kernels "
-                                  "read tensors by address); torch.func.grad is supported")
+    refuse_vmap(op, "; torch.func.grad is supported")
     if input.dtype not in SUPPORTED_DTYPES:
         names = ", ".join(str(d).removeprefix("torch.") for d in SUPPORTED_DTYPES)
         raise TypeError(f"{op}: expected `input` dtype to be one of {names}, got {input.dtype}")

@@ -97,6 +97,7 @@ def _check_device(op: str, device: torch.device) -> None:
 
 
 def _check(op: str, input, weight, bias, input_scale, weight_scale, out_dtype, activation) -> None:
+    _checks.refuse_vmap(op)
     for name, t in (("input", input), ("weight", weight), ("input_scale", input_scale), ("weight_scale", weight_scale)):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{op}: expected `{name}` to be a torch.Tensor, got {type(t).__name__}")
