@@ -69,7 +69,8 @@ def draw(seed: int) -> dict:
              for i, sp in enumerate(span)]
     if random.Random(~seed).random() < 0.25:  # (a stream of its own: the other draws stay as they were)
         sizes[-1] = -(-sizes[-1] // 8) * 8  # 16-byte rows in 16 bits: NC(D)HW descriptor boxes, rows read whole
-    views = random.Random(f"views:{seed}").random() < 0.25  # (likewise)
+    v = random.Random(f"views:{seed}")  # (likewise)
+    views = v.random() < 0.25 and v.choice(("sliced", "expanded"))
     return {"seed": seed, "ndim": ndim, "transposed": transposed, "N": r.randint(1, 3), "C": cin_g * groups,
             "OC": cout_g * groups, "groups": groups, "k": k, "stride": s, "padding": p, "dilation": d,
             "output_padding": op, "sizes": sizes, "bias": r.random() < 0.5,
@@ -118,22 +119,32 @@ def check(case: dict, device: torch.device) -> dict:
     layout = "channels_last" if case["channels_last"] else "contiguous"
 
     views = case.get("views")
+    views = "sliced" if views is True else views  # (rows written before expanded views were drawn)
+    if views == "expanded":  # the weight's values equal along its input channels, the bias's all equal
+        w, b = w[:, :1].expand(w_shape), None if b is None else b[:1].expand(c_out)
 
-    def spread(t: torch.Tensor) -> torch.Tensor:  # (views) t at the even positions of its last axis, NaN between
-        return torch.stack((t, torch.full_like(t, float("nan"))), -1).flatten(-2) if views else t
+    def base(t: torch.Tensor) -> torch.Tensor:  # the tensor an operand is a view of (made a leaf by the caller)
+        if views == "sliced":  # t at the even positions of its last axis, NaN between
+            return torch.stack((t, torch.full_like(t, float("nan"))), -1).flatten(-2)
+        return (t[:, :1] if t.dim() > 1 else t[:1]).clone() if views == "expanded" else t
 
-    def view(t: torch.Tensor) -> torch.Tensor:  # the operand (or its gradient) at those positions
-        return t[..., ::2] if views else t
+    def view(t: torch.Tensor, shape: tuple) -> torch.Tensor:  # the operand of that shape, a view of its base
+        return t[..., ::2] if views == "sliced" else t.expand(shape) if views == "expanded" else t
+
+    def grad(t: torch.Tensor) -> torch.Tensor:  # a base's gradient, where it is compared
+        return t.grad[..., ::2] if views == "sliced" else t.grad
 
     def run(fn, dt):
-        xs = geometry.to_layout(x.to(device, dt), layout).requires_grad_()
-        wl = spread(w).to(device, dt)
+        # fresh leaves each run (copy=True: a same-device, same-dtype .to() would return the tensor itself, and the
+        # next implementation's gradients would add to this one's)
+        xs = geometry.to_layout(x.to(device, dt, copy=True), layout).requires_grad_()
+        wl = base(w).to(device, dt, copy=True)
         wl = (geometry.to_layout(wl, layout) if case["ndim"] > 1 else wl).requires_grad_()
-        bl = None if b is None else spread(b).to(device, dt).requires_grad_()
-        y = fn(xs, view(wl), None if bl is None else view(bl), *args)
-        grad = torch.randn(y.shape, generator=torch.Generator().manual_seed(case["seed"] + 1)).to(device, dt)
-        y.backward(grad)
-        return [y, xs.grad, view(wl.grad)] + ([view(bl.grad)] if bl is not None else [])
+        bl = None if b is None else base(b).to(device, dt, copy=True).requires_grad_()
+        y = fn(xs, view(wl, w.shape), None if bl is None else view(bl, b.shape), *args)
+        dy = torch.randn(y.shape, generator=torch.Generator().manual_seed(case["seed"] + 1)).to(device, dt)
+        y.backward(dy)
+        return [y, xs.grad, grad(wl)] + ([grad(bl)] if bl is not None else [])
 
     ref = run(getattr(F, name), torch.float64)
     row = {**case}

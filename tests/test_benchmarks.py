@@ -174,10 +174,23 @@ def test_fuzz_draws_valid_cases_and_catches_a_planted_fault(monkeypatch, capsys)
         assert fuzz.check(drawn, torch.device("cpu"))["ok"] is None
     case = next(c for c in map(fuzz.draw, range(100)) if not c["transposed"] and c["ndim"] == 1 and c["dtype"] == "float32")
     real = tritonconv.conv1d
-    monkeypatch.setattr(tritonconv, "conv1d", lambda *a, **k: real(*a, **k) * 1.001)
-    assert not fuzz.check(case, torch.device("cpu"))["ok"]
-    # a weight and bias sliced out of larger tensors (NaN between their elements): kernels reading the bias as dense fail
-    viewed = next(c for c in map(fuzz.draw, range(100)) if c["views"] and c["bias"] and c["dtype"] == "float32")
+    with monkeypatch.context() as m:
+        m.setattr(tritonconv, "conv1d", lambda *a, **k: real(*a, **k) * 1.001)
+        assert not fuzz.check(case, torch.device("cpu"))["ok"]
+
+    class Skewed(torch.autograd.Function):  # the output right, every gradient 0.1% off
+        forward = staticmethod(lambda ctx, y: y.view_as(y))
+        backward = staticmethod(lambda ctx, g: g * 1.001)
+
+    with monkeypatch.context() as m:  # (fp32 on the CPU: each implementation's gradients on leaves of its own)
+        m.setattr(tritonconv, "conv1d", lambda *a, **k: Skewed.apply(real(*a, **k)))
+        row = fuzz.check(case, torch.device("cpu"))
+        assert not row["ok"] and row["tritonconv"]["out"] < 1e-6 and row["torch"]["grad_input"] < 1e-6
+    # a weight and bias sliced out of larger tensors (NaN between their elements), or expanded from one input
+    # channel and one element: kernels reading the bias as dense fail the sliced case
+    expanded = next(c for c in map(fuzz.draw, range(200)) if c["views"] == "expanded" and c["bias"])
+    assert fuzz.check(expanded, torch.device("cpu"))["ok"]
+    viewed = next(c for c in map(fuzz.draw, range(100)) if c["views"] == "sliced" and c["bias"] and c["dtype"] == "float32")
     assert fuzz.check(viewed, torch.device("cpu"))["ok"]
     monkeypatch.setattr(geometry, "bias_step", lambda bias: 1)
     assert not fuzz.check(viewed, torch.device("cpu"))["ok"]
