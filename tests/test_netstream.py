@@ -136,6 +136,35 @@ def test_converted_network_streams_through_tritonconv_kernels():
         assert_close(out, net(x).double())
 
 
+class Scaled(torch.nn.Module):
+    """Per-channel state (a parameter and a function of a buffer), a tensor used twice in one call, clamps, an
+    upsampling by a tuple of floats (as nn.Upsample keeps it), and an in-place activation no other layer reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv3d(2, 3, 3, padding=1)
+        self.gamma = torch.nn.Parameter(torch.randn(1, 3, 1, 1, 1))
+        self.register_buffer("shift", torch.randn(3, 1, 1, 1))
+        self.act = torch.nn.ReLU(inplace=True)
+        self.up = torch.nn.Upsample(scale_factor=(2, 1, 2), mode="nearest")
+
+    def forward(self, x):
+        h = self.act(self.conv(x))
+        g = torch.sigmoid(self.shift) * 2  # module state alone: computed once
+        y = torch.cat([h * self.gamma + g, h, h], 1)  # h read three times
+        return self.up(torch.add(y, y, alpha=0.5).clamp(-1.0, 1.0))
+
+
+def test_per_channel_state_and_repeated_operands_stream():
+    torch.manual_seed(0)
+    net, x = Scaled().eval(), torch.randn(1, 2, 7, 5, 6)
+    with torch.no_grad():
+        ref = net(x.clone())
+        out = torch.cat(list(netstream.stream(net, slices(x), chunk=2)), 2)
+        assert netstream.plan(net, (1, 2, 5, 6), 7, 2).depth == ref.shape[2] == 14
+    assert_close(out, ref.double())
+
+
 def never_read():
     raise AssertionError("a slice was read")
     yield
@@ -155,6 +184,24 @@ class ShapeDependent(torch.nn.Module):
         return x * x.shape[2]
 
 
+class DepthState(Norm):  # a parameter that differs along depth: a window would read the wrong depths of it
+    def __init__(self):
+        super().__init__(torch.nn.Identity())
+        self.pos = torch.nn.Parameter(torch.randn(1, 2, 6, 1, 1))
+
+    def forward(self, x):
+        return self.conv(x) + self.pos
+
+
+class InPlaceShared(Norm):  # in place on a tensor the concatenation reads too: the whole volume's result
+    def __init__(self):  # depends on program order
+        super().__init__(torch.nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        h = self.conv(x)
+        return torch.cat([self.conv(self.layer(h)), h], 1)
+
+
 @pytest.mark.parametrize("net,match", [
     (Norm(torch.nn.InstanceNorm3d(2)), "reads the whole volume"),
     (Norm(torch.nn.GroupNorm(1, 2)), "reads the whole volume"),
@@ -165,6 +212,8 @@ class ShapeDependent(torch.nn.Module):
     (Norm(torch.nn.Conv3d(2, 2, 3, padding=1, padding_mode="reflect")), "pad with zeros only"),
     (Norm(torch.nn.Upsample(scale_factor=1.5)), "integer factors"),
     (ShapeDependent(), "shape or attributes"),
+    (DepthState(), r"state of shape \(1, 2, 6, 1, 1\), which varies along depth"),
+    (InPlaceShared(), "changes 'conv' in place .* which 'cat' reads too"),
 ])
 def test_a_layer_that_cannot_stream_is_named_before_any_slice_is_read(net, match):
     with pytest.raises(ValueError, match=match):

@@ -8,7 +8,8 @@ to the input depth slices they read, and knows the depth it outputs for a given 
     pooling           as a convolution without padding
     upsampling        nearest: [a // f, (b-1) // f + 1); trilinear: the two neighbours of each source point
     pointwise         outputs [a, b) read [a, b) of every input: activations, batch norm and dropout in
-                      eval mode, residual adds, concatenations along channels
+                      eval mode, residual adds, concatenations along channels, products with parameters or
+                      buffers that are the same at every depth (size 1 there: per-channel scales)
     (2+1)D block      its temporal convolution's slices (``tritonconv.nn.Conv2Plus1d``; the depth padding
                       is applied to the block's mid tensor, as the whole-volume call does)
 
@@ -21,13 +22,14 @@ as the stream ends, so a generator of unknown length works; the result equals ``
 Every decision depends on shapes only, so :func:`plan` runs the same engine on shapes alone (no data,
 no kernel) and reports the peak bytes a run will hold; :func:`stream` checks a run against it.
 Only what streams exactly is accepted: a node that reads the whole depth (instance or group norm,
-attention, global pooling, anything in training mode) raises ``ValueError`` naming the node before a
-slice is read.
+attention, global pooling, anything in training mode, state that varies along depth, a layer that changes
+in place a tensor another layer reads) raises ``ValueError`` naming the node before a slice is read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import operator
@@ -49,14 +51,15 @@ peak reached by then holds for any deeper volume, since a node holds a bounded w
 _POINTWISE_MODULES = (
     torch.nn.ReLU, torch.nn.ReLU6, torch.nn.LeakyReLU, torch.nn.PReLU, torch.nn.ELU, torch.nn.SELU, torch.nn.CELU,
     torch.nn.GELU, torch.nn.SiLU, torch.nn.Mish, torch.nn.Sigmoid, torch.nn.Tanh, torch.nn.Hardswish,
-    torch.nn.Hardsigmoid, torch.nn.Softplus, torch.nn.Identity, torch.nn.Dropout, torch.nn.Dropout3d,
+    torch.nn.Hardsigmoid, torch.nn.Hardtanh, torch.nn.Softplus, torch.nn.Identity, torch.nn.Dropout, torch.nn.Dropout3d,
     torch.nn.AlphaDropout, torch.nn.BatchNorm3d,
 )
 _POINTWISE_FUNCTIONS = {
     operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub, torch.mul, torch.relu,
-    torch.sigmoid, torch.tanh, F.relu, F.gelu, F.silu, F.leaky_relu, F.elu,
+    operator.neg, torch.sigmoid, torch.tanh, torch.clamp, torch.clip, torch.neg, F.relu, F.relu6, F.gelu, F.silu,
+    F.leaky_relu, F.elu, F.hardtanh, F.hardswish, F.hardsigmoid, F.mish, F.softplus,
 }
-_POINTWISE_METHODS = {"relu", "sigmoid", "tanh", "add", "sub", "mul", "contiguous"}
+_POINTWISE_METHODS = {"relu", "sigmoid", "tanh", "add", "sub", "mul", "div", "neg", "clamp", "clip", "contiguous"}
 _WHOLE_DEPTH = (torch.nn.InstanceNorm3d, torch.nn.GroupNorm, torch.nn.LayerNorm, torch.nn.MultiheadAttention,
                 torch.nn.AdaptiveAvgPool3d, torch.nn.AdaptiveMaxPool3d)
 
@@ -146,8 +149,8 @@ def _pool_rule(m, name: str) -> _Rule:
 
 
 def _upsample_rule(mode: str, factor, align_corners, name: str) -> _Rule:
-    f = shapes.as_tuple(factor, 3, "scale_factor") if not isinstance(factor, float) else (factor,) * 3
-    if any(float(v) != int(v) for v in f) or mode not in ("nearest", "trilinear") or align_corners:
+    f = tuple(factor) if isinstance(factor, (tuple, list)) else (factor,) * 3  # nn.Upsample keeps floats
+    if len(f) != 3 or any(float(v) != int(v) for v in f) or mode not in ("nearest", "trilinear") or align_corners:
         raise ValueError(f"stream: node {name!r} upsamples by {factor} ({mode}, align_corners={align_corners}); "
                          "streamed upsampling needs integer factors, nearest or trilinear without align_corners")
     f = tuple(int(v) for v in f)
@@ -226,7 +229,13 @@ def _module_rule(m: torch.nn.Module, name: str) -> _Rule:
                      "eval mode, activations, adds and channel concatenations)")
 
 
-def _function_rule(node: torch.fx.Node) -> _Rule:
+def _broadcast(shapes_: list) -> tuple[int, int, int]:
+    """(C, H, W) of a pointwise result: its operands' (C, D, H, W) broadcast (D: 1 for streamed operands)."""
+    c, _, h, w = ((1,) * 4 + tuple(torch.broadcast_shapes(*shapes_)))[-4:]
+    return c, h, w
+
+
+def _function_rule(node: torch.fx.Node, constants: list[torch.Tensor]) -> _Rule:
     target, name = node.target, node.name
     if target in (getattr, operator.getitem) or node.op == "call_method" and target in ("size", "dim"):
         raise ValueError(f"stream: node {name!r} reads a tensor's shape or attributes during the forward pass; the "
@@ -235,15 +244,18 @@ def _function_rule(node: torch.fx.Node) -> _Rule:
         dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
         if dim not in (1, -4):
             raise ValueError(f"stream: node {name!r} concatenates along dim {dim}; only channels (dim 1) stream")
-        return _pointwise(lambda *w: torch.cat(w, 1), lambda *s: (sum(c for c, _, _ in s), s[0][1], s[0][2]))
+        parts = node.kwargs.get("tensors", node.args[0] if node.args else ())
+        uses = [sum(a is p for a in parts) for p in node.all_input_nodes]  # a tensor may be concatenated twice
+        return _pointwise(None, lambda *s: (sum(k * c for k, (c, _, _) in zip(uses, s)), s[0][1], s[0][2]))
     if target is F.interpolate:
         kw = dict(zip(("input", "size", "scale_factor", "mode", "align_corners"), node.args)) | dict(node.kwargs)
         if kw.get("size") is not None or kw.get("scale_factor") is None:
             raise ValueError(f"stream: node {name!r} interpolates to a size; streamed upsampling needs a scale factor")
         return _upsample_rule(kw.get("mode", "nearest"), kw["scale_factor"], kw.get("align_corners"), name)
     if node.op == "call_method" and target in _POINTWISE_METHODS or node.op == "call_function" \
-            and target in _POINTWISE_FUNCTIONS:
-        return _pointwise(None)  # run by the engine with the node's own arguments
+            and target in _POINTWISE_FUNCTIONS:  # run by the engine with the node's own arguments
+        consts = [c.shape[-4:] for c in constants]
+        return _pointwise(None, lambda *s: _broadcast([(c, 1, h, w) for c, h, w in s] + consts))
     raise ValueError(f"stream: node {name!r} calls {getattr(target, '__name__', target)!r}, which does not stream "
                      "along depth (or is not known to)")
 
@@ -255,6 +267,7 @@ class _Node:
 
     def __init__(self, name: str, rule: _Rule | None, parents: list[_Node], call=None) -> None:
         self.name, self.rule, self.parents, self.call = name, rule, parents, call
+        self.inplace = False  # a module that writes its input (``inplace=True``)
         self.consumers: list[_Node] = []
         self.depth: int | None = None
         self.shape: tuple[int, int, int] | None = None  # (C, H, W) of every output slice
@@ -295,10 +308,17 @@ class NetworkStream:
 
     def _build(self):
         nodes: dict[str, _Node] = {}
+        self.constants: dict[str, torch.Tensor] = {}  # module state the same at every depth, and what it computes
         inp = out = None
         for node in self.graph.graph.nodes:
-            parents = [nodes[a.name] for a in node.all_input_nodes]
-            if node.op == "placeholder":
+            parents = [nodes[a.name] for a in node.all_input_nodes if a.name in nodes]
+            constants = [self.constants[a.name] for a in node.all_input_nodes if a.name in self.constants]
+            if node.op == "get_attr" or node.op in ("call_function", "call_method") and constants and not parents:
+                self.constants[node.name] = self._constant(node)
+            elif constants and node.op not in ("call_function", "call_method"):
+                raise ValueError(f"stream: node {node.name!r} ({node.op} {node.target}) takes module state as an "
+                                 "input; not streamed")
+            elif node.op == "placeholder":
                 if inp is not None:
                     raise ValueError("stream: the module takes more than one tensor; stream one volume")
                 inp = nodes[node.name] = _Node(node.name, None, [])
@@ -308,10 +328,11 @@ class NetworkStream:
                     raise ValueError("stream: the module returns more than one tensor; stream one output")
                 out = nodes[result.name]
             elif node.op == "call_module":
-                rule = _module_rule(self.graph.get_submodule(node.target), node.name)
-                nodes[node.name] = _Node(node.name, rule, parents)
+                module = self.graph.get_submodule(node.target)
+                nodes[node.name] = _Node(node.name, _module_rule(module, node.name), parents)
+                nodes[node.name].inplace = getattr(module, "inplace", False) is True
             elif node.op in ("call_function", "call_method"):
-                rule = _function_rule(node)
+                rule = _function_rule(node, constants)
                 nodes[node.name] = _Node(node.name, rule, parents, call=node if rule.run is None else None)
             else:
                 raise ValueError(f"stream: node {node.name!r} ({node.op} {node.target}) reads module state or shapes "
@@ -319,7 +340,29 @@ class NetworkStream:
         for n in nodes.values():
             for p in n.parents:
                 p.consumers.append(n)
+        for n in nodes.values():  # the whole volume's readers of a tensor changed in place see it changed or not by
+            if n.inplace and len(n.parents[0].consumers) > 1:  # program order; a stream's, by depth: refused
+                other = next(c for c in n.parents[0].consumers if c is not n)
+                raise ValueError(f"stream: node {n.name!r} changes {n.parents[0].name!r} in place (inplace=True), "
+                                 f"which {other.name!r} reads too; not streamed (set inplace=False)")
         return list(nodes.values()), inp, out
+
+    def _constant(self, node: torch.fx.Node) -> torch.Tensor:
+        """A parameter or buffer (``get_attr``), or a function of such alone, refused if it varies along depth
+        (its third axis from the end), since a streamed window would see the wrong depths of it."""
+        if node.op == "get_attr":
+            value = functools.reduce(getattr, node.target.split("."), self.graph)
+        else:
+            args = torch.fx.node.map_arg((node.args, node.kwargs), lambda a: self.constants[a.name])
+            fn = getattr(torch.Tensor, node.target) if node.op == "call_method" else node.target
+            with torch.no_grad():
+                value = fn(*args[0], **args[1])
+        if not isinstance(value, torch.Tensor) or value.dim() >= 3 and value.shape[-3] != 1:
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"stream: node {node.name!r} ({node.op} {node.target}) reads module state of shape {got}, "
+                             "which varies along depth (or is no tensor); only state the same at every depth "
+                             "(size 1 along depth, as a per-channel scale) streams")
+        return value.detach()
 
     # -- accounting -------------------------------------------------------------------------------
 
@@ -437,9 +480,9 @@ class NetworkStream:
             return torch.empty((self._batch, n.shape[0], b - a, n.shape[1], n.shape[2]), dtype=self._dtype,
                                device="meta")
         if n.call is not None:  # a pointwise function or method: the node's own arguments, windows for tensors
-            it = iter(windows)
-            args = torch.fx.node.map_arg(n.call.args, lambda _: next(it))
-            kwargs = torch.fx.node.map_arg(n.call.kwargs, lambda _: next(it))
+            given = {p.name: w for p, w in zip(n.parents, windows)}
+            value = lambda a: given[a.name] if a.name in given else self.constants[a.name].to(windows[0].device)  # noqa: E731
+            args, kwargs = torch.fx.node.map_arg((n.call.args, n.call.kwargs), value)
             fn = getattr(torch.Tensor, n.call.target) if n.call.op == "call_method" else n.call.target
             out = fn(*args, **kwargs)
         else:
