@@ -202,6 +202,15 @@ class InPlaceShared(Norm):  # in place on a tensor the concatenation reads too: 
         return torch.cat([self.conv(self.layer(h)), h], 1)
 
 
+class InPlaceFunctional(Norm):
+    def __init__(self):
+        super().__init__(torch.nn.Identity())
+
+    def forward(self, x):
+        h = self.conv(x)
+        return torch.nn.functional.leaky_relu(h, 0.1, True) + h
+
+
 @pytest.mark.parametrize("net,match", [
     (Norm(torch.nn.InstanceNorm3d(2)), "reads the whole volume"),
     (Norm(torch.nn.GroupNorm(1, 2)), "reads the whole volume"),
@@ -214,6 +223,7 @@ class InPlaceShared(Norm):  # in place on a tensor the concatenation reads too: 
     (ShapeDependent(), "shape or attributes"),
     (DepthState(), r"state of shape \(1, 2, 6, 1, 1\), which varies along depth"),
     (InPlaceShared(), "changes 'conv' in place .* which 'cat' reads too"),
+    (InPlaceFunctional(), "changes 'conv' in place .* which 'add' reads too"),
 ])
 def test_a_layer_that_cannot_stream_is_named_before_any_slice_is_read(net, match):
     with pytest.raises(ValueError, match=match):

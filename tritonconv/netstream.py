@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import itertools
 import math
 import operator
@@ -235,6 +236,14 @@ def _broadcast(shapes_: list) -> tuple[int, int, int]:
     return c, h, w
 
 
+def _inplace_argument(node: torch.fx.Node) -> bool:
+    """Whether a function call passes ``inplace=True`` (``F.relu(h, inplace=True)``, or by position)."""
+    try:
+        return inspect.signature(node.target).bind(*node.args, **node.kwargs).arguments.get("inplace") is True
+    except (TypeError, ValueError):  # no signature (a builtin, a method's name)
+        return False
+
+
 def _function_rule(node: torch.fx.Node, constants: list[torch.Tensor]) -> _Rule:
     target, name = node.target, node.name
     if target in (getattr, operator.getitem) or node.op == "call_method" and target in ("size", "dim"):
@@ -244,6 +253,8 @@ def _function_rule(node: torch.fx.Node, constants: list[torch.Tensor]) -> _Rule:
         dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
         if dim not in (1, -4):
             raise ValueError(f"stream: node {name!r} concatenates along dim {dim}; only channels (dim 1) stream")
+        if constants:
+            raise ValueError(f"stream: node {name!r} concatenates module state with streamed tensors; not streamed")
         parts = node.kwargs.get("tensors", node.args[0] if node.args else ())
         uses = [sum(a is p for a in parts) for p in node.all_input_nodes]  # a tensor may be concatenated twice
         return _pointwise(None, lambda *s: (sum(k * c for k, (c, _, _) in zip(uses, s)), s[0][1], s[0][2]))
@@ -267,7 +278,7 @@ class _Node:
 
     def __init__(self, name: str, rule: _Rule | None, parents: list[_Node], call=None) -> None:
         self.name, self.rule, self.parents, self.call = name, rule, parents, call
-        self.inplace = False  # a module that writes its input (``inplace=True``)
+        self.inplace = False  # a module or function that writes its input (``inplace=True``)
         self.consumers: list[_Node] = []
         self.depth: int | None = None
         self.shape: tuple[int, int, int] | None = None  # (C, H, W) of every output slice
@@ -334,6 +345,7 @@ class NetworkStream:
             elif node.op in ("call_function", "call_method"):
                 rule = _function_rule(node, constants)
                 nodes[node.name] = _Node(node.name, rule, parents, call=node if rule.run is None else None)
+                nodes[node.name].inplace = _inplace_argument(node)
             else:
                 raise ValueError(f"stream: node {node.name!r} ({node.op} {node.target}) reads module state or shapes "
                                  "during the forward pass; not streamed")
