@@ -100,6 +100,34 @@ def test_module_under_torch_compile():
     assert x.grad is not None and mod.weight.grad is not None
 
 
+def test_torch_jit_trace_records_the_custom_ops(tmp_path):
+    """Under ``torch.jit.trace`` a shape's sizes are tensors: the kernels had been launched with them (an error
+    under the interpreter). Traced calls take the custom ops, which the trace records; the saved trace runs them
+    and differentiates through them; routed calls too."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(tnn.Conv2d(2, 3, 3, padding=1), torch.nn.ReLU(), tnn.ConvTranspose2d(3, 2, 3, stride=2))
+    x, x2 = torch.randn(1, 2, 5, 5), torch.randn(1, 2, 5, 5, requires_grad=True)
+    with pytest.warns(torch.jit.TracerWarning):  # (the transposed layer's output size is kept as traced)
+        traced = torch.jit.trace(net, x)
+    assert {"tritonconv::conv", "tritonconv::conv_transpose"} <= {n.kind() for n in traced.inlined_graph.nodes()}
+    torch.jit.save(traced, tmp_path / "net.pt")
+    loaded = torch.jit.load(tmp_path / "net.pt")
+    y = loaded(x2)
+    (g,) = torch.autograd.grad(y.sum(), x2)
+    reference = copy.deepcopy(net).double()  # torch's own kernels in float64
+    x64 = x2.detach().double().requires_grad_()
+    ref = torch.nn.functional.conv_transpose2d(
+        torch.relu(torch.nn.functional.conv2d(x64, reference[0].weight, reference[0].bias, padding=1)),
+        reference[2].weight, reference[2].bias, stride=2)
+    assert_close(y, ref)
+    assert_close(g, torch.autograd.grad(ref.sum(), x64)[0])
+    conv = torch.nn.Conv2d(2, 3, 3)
+    with tritonconv.enabled():
+        routed = torch.jit.trace(conv, x)
+    assert "tritonconv::conv" in {n.kind() for n in routed.graph.nodes()}
+    assert_close(routed(x), torch.nn.functional.conv2d(x.double(), conv.weight.double(), conv.bias.double()))
+
+
 class _Copies(torch.utils._python_dispatch.TorchDispatchMode):
     """The shapes of the tensors every copying torch op is given while active."""
 

@@ -54,13 +54,19 @@ def is_dtensor(x) -> bool:
 _TRACING_MODES = tuple(getattr(torch._C._TorchDispatchModeKey, key) for key in ("FAKE", "FUNCTIONAL", "PROXY"))
 
 
+def tracing() -> bool:
+    """Whether ``torch.compile`` or ``torch.jit.trace`` is tracing the call (under the latter, a shape's sizes are
+    tensors)."""
+    return torch.compiler.is_compiling() or torch._C._is_tracing()
+
+
 def is_traced(input: torch.Tensor) -> bool:
     """Whether a call is traced rather than run: under ``torch.compile``, on a fake or functional tensor, or with a
     fake, functional or proxy mode on (``FakeTensorMode``, ``torch.export``, ``make_fx``; a dispatch mode of the
     user's, such as a counter, sees the kernels run). Traced calls take tritonconv's custom ops, whose fake kernels
     give the output's shape and strides without launching anything. (torch 2.11 runs Dynamo's fake-tensor
     propagation with ``torch.compiler.is_compiling()`` false.) Under 1 us on a plain tensor with no mode on."""
-    if torch.compiler.is_compiling():
+    if tracing():
         return True
     if type(input) is not torch.Tensor and isinstance(input, (FakeTensor, FunctionalTensor)):
         return True
@@ -140,7 +146,7 @@ def shape_spec(op: str, ndim: int, input: torch.Tensor, weight: torch.Tensor, bi
 def _memoized(shape_spec, *args) -> ConvSpec:
     """``shape_spec(*args)`` through its ``lru_cache``; without it when traced (no cache inside a graph) or
     for unhashable odd argument types."""
-    if torch.compiler.is_compiling():
+    if tracing():
         return shape_spec.__wrapped__(*args)
     try:
         return shape_spec(*args)

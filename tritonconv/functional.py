@@ -328,7 +328,8 @@ def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, 
     if spec.unbatched:
         input = input.unsqueeze(0)
     if _checks.is_traced(input):
-        y = _conv_transpose_op(input, weight, bias, list(spec.input_shape), *_flat(spec), activation)
+        # (ints: under torch.jit.trace a shape's sizes are tensors, and the traced graph keeps this output size)
+        y = _conv_transpose_op(input, weight, bias, [int(n) for n in spec.input_shape], *_flat(spec), activation)
     elif _needs_grad(input, weight, bias):
         y = _ConvTransposeFunction.apply(input, weight, bias, spec, activation, False, output_memory_format(input, weight))
     else:
@@ -384,7 +385,7 @@ def _lookup(op: tuple, tensors: tuple, args: tuple) -> tuple[tuple | None, tuple
     with that signature left (:data:`_calls`, this dispatch generation's), or None. No signature when traced, or
     for arguments the checks will refuse (unhashable, not tensors), or under a ``torch.func`` transform (checked
     every call: the checks refuse ``vmap``)."""
-    if torch.compiler.is_compiling() or _checks.under_functorch():  # traced calls take the custom ops
+    if _checks.tracing() or _checks.under_functorch():  # traced calls take the custom ops
         return None, None
     if list in map(type, args):  # stride=[2, 2] as (2, 2), as the checks take it (routed calls pass lists)
         args = tuple(tuple(a) if isinstance(a, list) else a for a in args)
