@@ -128,6 +128,24 @@ def test_torch_jit_trace_records_the_custom_ops(tmp_path):
     assert_close(routed(x), torch.nn.functional.conv2d(x.double(), conv.weight.double(), conv.bias.double()))
 
 
+@pytest.mark.parametrize("module,x_shape", [
+    (lambda: tnn.Conv1d(2, 3, 3), (2, 2, 9)),
+    (lambda: tnn.ConvTranspose2d(2, 3, 3, stride=2, padding=1), (2, 2, 5, 6)),
+    (lambda: tnn.Conv2Plus1d(2, 3, 3, padding=1), (2, 2, 4, 5, 6)),
+])
+def test_export_keeps_batch_and_width_dynamic(module, x_shape):
+    """``torch.export`` with a dynamic batch and width: the custom ops' fake kernels keep the sizes symbolic (no
+    size is specialised to the example's), and the exported program runs other sizes."""
+    from torch.export import Dim
+
+    torch.manual_seed(0)
+    m = module()
+    x = torch.randn(x_shape)
+    program = torch.export.export(m, (x,), dynamic_shapes=({0: Dim("batch"), len(x_shape) - 1: Dim("width", min=4)},))
+    other = torch.randn(3, *x_shape[1:-1], 11)
+    assert_close(program.module()(other), m(other))
+
+
 class _Copies(torch.utils._python_dispatch.TorchDispatchMode):
     """The shapes of the tensors every copying torch op is given while active."""
 

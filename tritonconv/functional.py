@@ -328,8 +328,10 @@ def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, 
     if spec.unbatched:
         input = input.unsqueeze(0)
     if _checks.is_traced(input):
-        # (ints: under torch.jit.trace a shape's sizes are tensors, and the traced graph keeps this output size)
-        y = _conv_transpose_op(input, weight, bias, [int(n) for n in spec.input_shape], *_flat(spec), activation)
+        # (under torch.jit.trace a shape's sizes are tensors: the traced graph keeps this output size; symbolic sizes
+        # of torch.compile and torch.export stay symbolic)
+        size = [int(n) if isinstance(n, torch.Tensor) else n for n in spec.input_shape]
+        y = _conv_transpose_op(input, weight, bias, size, *_flat(spec), activation)
     elif _needs_grad(input, weight, bias):
         y = _ConvTransposeFunction.apply(input, weight, bias, spec, activation, False, output_memory_format(input, weight))
     else:
