@@ -10,7 +10,8 @@
 
 Every pass runs the problem :func:`tritonconv.geometry.run_spec` gives: a layer of few input channels with
 its positions packed into channels (kernels.pack: a packing launch before the forward and the weight
-gradient, an unpacking one after a strided layer's input gradient; :func:`tritonconv.geometry.pack_factors`),
+gradient, an unpacking one after the input gradient of a strided layer, or of a large unit-stride one;
+:func:`tritonconv.geometry.pack_factors`),
 and the axes a kernel of 1 passes over merged, on views of the caller's tensors (:func:`_merge`).
 
 The first call with a given signature (each tensor's shape, strides, dtype and device; the

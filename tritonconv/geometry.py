@@ -591,6 +591,26 @@ stem packs 3 channels into 16 (5.3x); a 1-channel volume's unit-stride layer wou
 volume of 512**3 voxels: 8 GiB in fp32), so it folds its taps instead."""
 
 
+PACK_TRANSPOSED_MACS = 2**31
+"""A unit-stride layer's transposed pass (its input gradient, or a transposed convolution of few output channels)
+packs its innermost taps when that saves at least this many multiply-adds: unpacked, its ``C_in`` outputs fill
+``PACK_CHANNELS`` columns of every tile (C3D's stem: 3 of 16, 5.3x the useful work), packed ``C_in * R`` of them
+(9 of 16, 1.8x) on ``1/R`` of the reduction, at the price of two launches and the packed gradient's bytes (the
+unpack sums each position's ``R`` overlapping copies). At an H200's 395e12 bf16 multiply-adds per second,
+2**31 is 5.4 us: about the two launches (3 us each, ``costmodel.DATASHEET.t0``), so only layers whose saving
+exceeds them pack (C3D's stem at batch 8: 3e10 saved, predicted 0.38 -> 0.17 ms; a 64 x 64 image batch of 16:
+4e8, left unpacked)."""
+
+
+def _transposed_saving(spec: ConvSpec, factors: tuple[int, ...]) -> int:
+    """Multiply-adds a transposed pass saves when packed by ``factors``, its output's ``C_in`` columns padded to
+    :data:`PACK_CHANNELS` either way: positions x channels x (C_out x taps) x (1 - 1/R)."""
+    positions = spec.input_shape[0] * math.prod(spec.input_shape[2:])
+    reduction = spec.weight_shape[0] * math.prod(spec.weight_shape[2:])
+    r = math.prod(factors)
+    return positions * PACK_CHANNELS * reduction * (r - 1) // r
+
+
 def _packed_channels(c_in: int, factors: tuple[int, ...]) -> int:
     """A packed layer's channels: ``c_in * prod(factors)`` rounded up to a multiple of :data:`PACK_CHANNELS`."""
     return -(-c_in * math.prod(factors) // PACK_CHANNELS) * PACK_CHANNELS
@@ -604,16 +624,18 @@ def pack_factors(spec: ConvSpec, transposed: bool = False) -> tuple[int, ...] | 
     innermost axis with taps (C3D's 3x3x3 stem: 3 x 3 = 9 channels, then 3 x 3 x 1 taps); at most four chunks
     of channels packed, and at most :data:`PACK_EXPANSION` times the input's elements. Else None: the layer
     runs as written (few channels per group fold their taps instead). A ``transposed`` pass (the input
-    gradient) packs by space to depth only: it runs at the plain tiles' rate unpacked too, and a unit-stride
-    packing's overlapping copies would write ``k`` times its output's bytes."""
+    gradient) packs by space to depth, and by its taps only where that saves :data:`PACK_TRANSPOSED_MACS` (the
+    unit-stride packing's adjoint sums ``R`` overlapping copies of each position: two launches and more bytes)."""
     c_in, kernel = spec.weight_shape[1], spec.weight_shape[2:]
     if spec.groups != 1 or c_in >= PACK_CHANNELS or any(d != 1 for d in spec.dilation):
         return None
     if max(spec.stride) > 1:
         factors = spec.stride
-    elif max(kernel) > 1 and not transposed:
+    elif max(kernel) > 1:
         last = max(a for a, k in enumerate(kernel) if k > 1)  # the innermost axis with taps
         factors = tuple(k if a == last else 1 for a, k in enumerate(kernel))
+        if transposed and _transposed_saving(spec, factors) < PACK_TRANSPOSED_MACS:
+            return None
     else:
         return None
     packed = _packed_channels(c_in, factors)
