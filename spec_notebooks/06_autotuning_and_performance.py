@@ -71,7 +71,9 @@ assert {k for v, k in low if v < 20} == {"depthwise_k31", "mobilenet_dw_3x3"}
 # convolution (the descriptor kernel on Hopper): the strided one (`resnet50_conv1`, 7x7 stride 2) by space
 # to depth, 2 x 2 positions x 3 channels = 12 channels (padded to 16) and 4 x 4 taps at stride 1, 256
 # reduction values per output where the layer has 147 (1.74x the useful work); the unit-stride one
-# (`c3d_conv1`) packs its 3 width taps, 9 channels (16) and 3 x 3 x 1 taps (1.78x). Where a layer of few
+# (`c3d_conv1`) packs its 3 width taps, 9 channels (16) and 3 x 3 x 1 taps (1.78x), and so does its input
+# gradient at this size (its 3 output channels would fill 3 of each tile's 16 columns, 5.3x; packed 2.0x, the
+# unpack summing each position's 3 overlapping copies; `geometry.PACK_TRANSPOSED_MACS`). Where a layer of few
 # channels per group cannot pack (groups, dilation), it folds its taps into the reduction (`fold`): 81 =
 # 27 x 3 values in chunks of 32 for `c3d_conv1` as written (16% padding), each element's tap address and
 # mask computed in the loop, integer-bound (the H200 fit rates folded launches near 15 T multiply-adds/s,
