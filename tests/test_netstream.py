@@ -111,6 +111,9 @@ def test_chunk_from_a_budget():
     small = netstream.plan(net, (1, 2, 4, 4), 12, 1).peak_bytes
     big = netstream.plan(net, (1, 2, 4, 4), 12, 4).peak_bytes
     run = netstream.stream(net, slices(x), budget=(small + big) // 2)
+    one = netstream.plan(net, (1, 2, 4, 4), netstream.PLAN_DEPTH, 1).peak_bytes  # what the planner reads
+    with pytest.raises(ValueError, match=f"holds {one} bytes .* over the budget of {one - 1} bytes"):
+        netstream.stream(net, slices(x), budget=one - 1)
     with torch.no_grad():
         out = torch.cat(list(run), 2)
         assert_close(out, net(x).double())

@@ -564,7 +564,8 @@ def stream(module: torch.nn.Module, slices: Iterable[torch.Tensor], *, chunk: in
         on the CPU).
     :returns: a :class:`NetworkStream`; iterate it for the output slabs ``(N, C_out, k, H_out, W_out)``.
     :raises ValueError: a node that cannot stream (named), a module that cannot be traced, an empty stream,
-        slices of different shapes, or depths the network cannot take.
+        slices of different shapes, depths the network cannot take, or (``chunk`` None) a ``budget`` too small
+        for one output slice at a time.
     """
     if chunk is None:
         it = iter(slices)
@@ -575,6 +576,10 @@ def stream(module: torch.nn.Module, slices: Iterable[torch.Tensor], *, chunk: in
         dev = torch.device(device) if device is not None else next(module.parameters()).device
         budget = memory.default_budget(dev) if budget is None else budget
         shape = (first.shape[0], first.shape[1], first.shape[-2], first.shape[-1])
+        need = plan(module, shape, PLAN_DEPTH, 1, first.dtype).peak_bytes
+        if need > budget:
+            raise ValueError(f"stream: one output slice at a time holds {need} bytes (stream.plan), over the budget of "
+                             f"{budget} bytes; give a larger `budget`, or `chunk=1` to run without planning")
         chunk = 1
         for c in (2, 4, 8, 16, 32, 64):
             if plan(module, shape, PLAN_DEPTH, c, first.dtype).peak_bytes > budget:
