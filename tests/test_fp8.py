@@ -73,6 +73,11 @@ def test_quantize_round_trips_within_the_formats_precision():
         assert ((whole[0] - w[0]).norm() / w[0].norm()) > ((back[0] - w[0]).norm() / w[0].norm())  # per-channel wins
     q, s = fp8.quantize(torch.zeros(3))
     assert s.item() == 1.0 and not q.float().any()
+    # non-finite values: the scale is the finite values' (an infinite one had rounded every finite value to 0)
+    t = torch.tensor([float("inf"), -float("inf"), float("nan"), 2.0, -448.0])
+    q, s = fp8.quantize(t)
+    assert s.item() == 1.0 and q.float()[3:].tolist() == [2.0, -448.0] and q.float()[:2].tolist() == [448.0, -448.0]
+    assert q.float()[2].isnan()
 
 
 class SmallCNN(torch.nn.Module):

@@ -40,7 +40,9 @@ OUT_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 def quantize(tensor: torch.Tensor, per_channel_dim: int | None = None, dtype: torch.dtype = torch.float8_e4m3fn
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(q, scale)`` with ``q = round(tensor / scale)`` in ``dtype`` and ``scale = amax / dtype's largest value``
-    (amax scaling; an all-zero slice gets scale 1).
+    (amax scaling; an all-zero slice gets scale 1). ``amax`` is over the finite values: an infinity saturates to the
+    format's largest value and a NaN stays NaN, so a convolution of ``q`` is off where they are, as torch's is, and
+    not everywhere (an infinite scale would have rounded every finite value to 0).
 
     :param tensor: any float tensor.
     :param per_channel_dim: None for one scale (a 0-d fp32 tensor), or the dimension that gets one scale per index
@@ -53,11 +55,12 @@ def quantize(tensor: torch.Tensor, per_channel_dim: int | None = None, dtype: to
     if not tensor.is_floating_point():
         raise TypeError(f"quantize: expected `tensor` to be floating point, got {tensor.dtype}")
     t = tensor.float()
+    magnitude = t.abs().nan_to_num_(nan=0.0, posinf=0.0)  # the finite values' (no host sync)
     if per_channel_dim is None:
-        amax = t.abs().amax()
+        amax = magnitude.amax()
     else:
         dims = [d for d in range(t.dim()) if d != per_channel_dim % t.dim()]
-        amax = t.abs().amax(dim=dims) if dims else t.abs()
+        amax = magnitude.amax(dim=dims) if dims else magnitude
     scale = torch.where(amax > 0, amax / torch.finfo(dtype).max, torch.ones_like(amax))
     return _round(t / _along(scale, t.dim(), per_channel_dim), dtype), scale
 
