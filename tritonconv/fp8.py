@@ -41,8 +41,8 @@ def quantize(tensor: torch.Tensor, per_channel_dim: int | None = None, dtype: to
              ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(q, scale)`` with ``q = round(tensor / scale)`` in ``dtype`` and ``scale = amax / dtype's largest value``
     (amax scaling; an all-zero slice gets scale 1). ``amax`` is over the finite values: an infinity saturates to the
-    format's largest value and a NaN stays NaN, so a convolution of ``q`` is off where they are, as torch's is, and
-    not everywhere (an infinite scale would have rounded every finite value to 0).
+    format's largest value and a NaN stays NaN, so only the outputs they reach differ from the float layer's (an
+    infinite scale would round every finite value to 0 and dequantise to NaN).
 
     :param tensor: any float tensor.
     :param per_channel_dim: None for one scale (a 0-d fp32 tensor), or the dimension that gets one scale per index
