@@ -100,6 +100,7 @@ def test_module_under_torch_compile():
     assert x.grad is not None and mod.weight.grad is not None
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")  # (torch 2.13's notices)
 def test_torch_jit_trace_records_the_custom_ops(tmp_path):
     """Under ``torch.jit.trace`` a shape's sizes are tensors: the kernels had been launched with them (an error
     under the interpreter). Traced calls take the custom ops, which the trace records; the saved trace runs them
