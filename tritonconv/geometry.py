@@ -595,8 +595,9 @@ PACK_TRANSPOSED_MACS = 2**31
 """A unit-stride layer's transposed pass (its input gradient, or a transposed convolution of few output channels)
 packs its innermost taps when that saves at least this many multiply-adds: unpacked, its ``C_in`` outputs fill
 ``PACK_CHANNELS`` columns of every tile (C3D's stem: 3 of 16, 5.3x the useful work), packed ``C_in * R`` of them
-(9 of 16, 1.8x) on ``1/R`` of the reduction, at the price of two launches and the packed gradient's bytes (the
-unpack sums each position's ``R`` overlapping copies). At an H200's 395e12 bf16 multiply-adds per second,
+(9 of 16) on ``1/R`` of the reduction (2.04x the useful work with the packed positions' halo and the tiles,
+``benchmarks.work``), at the price of two launches and the packed gradient's bytes (the unpack sums each
+position's ``R`` overlapping copies). At an H200's 395e12 bf16 multiply-adds per second,
 2**31 is 5.4 us: about the two launches (3 us each, ``costmodel.DATASHEET.t0``), so only layers whose saving
 exceeds them pack (C3D's stem at batch 8: 3e10 saved, predicted 0.38 -> 0.17 ms; a 64 x 64 image batch of 16:
 4e8, left unpacked)."""
