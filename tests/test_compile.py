@@ -374,8 +374,17 @@ def test_direct_path_reuses_the_compiled_kernel_and_falls_back_when_specialisati
     c, d = torch.empty(64), torch.empty(64)
     direct(cpu, (4,), c, d)
     (call,) = compiled.calls
-    assert call[:7] == (4, 1, 1, 7, "function", "packed", ("metadata", (4, 1, 1), 7))
+    runtime = triton.knobs.runtime
+    assert call[:9] == (4, 1, 1, 7, "function", "packed", None, runtime.launch_enter_hook, runtime.launch_exit_hook)
     assert call[9:] == (c, d, 10, 16, 3) and len(through_run) == 1
+    hooks = triton.knobs.runtime.launch_enter_hook  # Triton's chain of hooks (3.6, 3.9), empty: no metadata made
+    hook = lambda metadata: None  # noqa: E731
+    hooks.add(hook)  # a profiler's: the launch metadata as Triton makes it
+    try:
+        direct(cpu, (4,), c, d)
+    finally:
+        hooks.remove(hook)
+    assert compiled.calls.pop()[:8] == (4, 1, 1, 7, "function", "packed", ("metadata", (4, 1, 1), 7), hooks)
     misaligned = torch.empty(65)[1:]
     direct(cpu, (4,), misaligned, d)
     assert len(through_run) == 2 and len(compiled.calls) == 1

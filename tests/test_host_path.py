@@ -37,6 +37,40 @@ def test_a_seen_signature_skips_checks_and_config_choice(monkeypatch):
     assert (len(checks), len(choices)) == (5, 5)
 
 
+def test_autograd_calls_bind_no_signature(monkeypatch):
+    """torch's ``Function.apply`` binds each call's arguments with ``inspect.signature`` (more host time than a
+    cached call) where a function has ``setup_context``; tritonconv's skip it outside ``torch.func`` transforms,
+    whose calls still take torch's path and give the same gradients."""
+    import inspect
+
+    x = torch.randn(2, 3, 7, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 3, 3, 2, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 4, 4, 7, dtype=torch.float64)
+    def loss(x, w, b, conv):  # a double backward too: every autograd function of the package runs
+        y = conv(x, w, b, stride=(2, 1), padding=1, activation="silu")
+        (gx,) = torch.autograd.grad((y * g).sum(), x, create_graph=True)
+        return (y * g).sum() + (gx * gx).sum()
+
+    def silu_conv(x, w, b, **kw):
+        kw.pop("activation")
+        return F.silu(F.conv2d(x, w, b, **kw))
+
+    expected = torch.autograd.grad(loss(x, w, b, silu_conv), (x, w, b))
+    tritonconv.conv2d(x, w, b, stride=(2, 1), padding=1, activation="silu").sum().backward()  # seen once
+    bound = counting(monkeypatch, inspect, "signature")
+    got = torch.autograd.grad(loss(x, w, b, tritonconv.conv2d), (x, w, b))
+    assert not bound
+    for a, e in zip(got, expected):
+        assert_close(a, e)
+    # under torch.func.grad, torch's own apply (it binds) with the same result
+    through_func = torch.func.grad(lambda w: tritonconv.conv2d(x.detach(), w, b.detach(), padding=1).square().sum())(
+        w.detach())
+    assert bound
+    assert_close(through_func, torch.func.grad(lambda w: F.conv2d(x.detach(), w, b.detach(), padding=1)
+                                               .square().sum())(w.detach()))
+
+
 def test_bad_arguments_fail_on_a_seen_signature_too():
     x, w = torch.randn(1, 3, 6, 6), torch.randn(4, 3, 3, 3)
     tritonconv.conv2d(x, w)

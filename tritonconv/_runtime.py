@@ -214,9 +214,11 @@ class Direct:
                 grid = (*grid, 1, 1)
                 full = (*tensors, *rest)
                 runtime = triton.knobs.runtime
+                enter = runtime.launch_enter_hook  # a chain of hooks (a profiler's): their launch metadata, if any
+                metadata = None if enter is None or getattr(enter, "calls", None) == [] else \
+                    compiled.launch_metadata(grid[:3], stream, *full)
                 compiled.run(grid[0], grid[1], grid[2], stream, compiled.function, compiled.packed_metadata,
-                             compiled.launch_metadata(grid[:3], stream, *full), runtime.launch_enter_hook,
-                             runtime.launch_exit_hook, *full)
+                             metadata, enter, runtime.launch_exit_hook, *full)
                 return compiled
         compiled = self.kernel[device][grid](*tensors, *self.fixed, **self.options)
         if DIRECT and not interpreting(device) and hasattr(compiled, "packed_metadata") and hasattr(compiled, "run"):

@@ -24,6 +24,28 @@ from .geometry import alloc_weight_grad, grad_channels_inner, memory_format_of, 
 
 Tensor = torch.Tensor
 
+try:  # what torch's Function.apply calls outside torch.func transforms (torch 2.11 to 2.13)
+    from torch._functorch.utils import unwrap_dead_wrappers as _unwrap_dead_wrappers
+except ImportError:  # pragma: no cover - another torch: its own apply
+    _unwrap_dead_wrappers = None
+_transforms_active = getattr(torch._C, "_are_functorch_transforms_active", None)
+
+
+class _Function(torch.autograd.Function):
+    """An autograd function whose ``apply`` skips torch's per-call binding of the arguments.
+
+    For a function with ``setup_context`` (as ``torch.func`` transforms ask), torch's ``Function.apply`` binds
+    every call's arguments to ``forward``'s signature to fill in defaults (``inspect.signature`` and ``bind``:
+    more host time than the rest of a cached call). tritonconv passes every argument positionally, so the
+    binding changes nothing: outside a transform ``apply`` goes straight to autograd, as torch's does after
+    binding; inside one (or on a torch without these hooks) it is torch's own."""
+
+    @classmethod
+    def apply(cls, *args):
+        if _unwrap_dead_wrappers is None or _transforms_active is None or _transforms_active():
+            return super().apply(*args)
+        return super(torch.autograd.Function, cls).apply(*_unwrap_dead_wrappers(args))
+
 
 def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tensor], z: Optional[Tensor]) -> Tensor:
     """``grad_y * act'(z)``: ReLU needs the output ``y``, GELU (erf) and SiLU the pre-activation ``z``."""
@@ -89,7 +111,7 @@ class _Eager:
         return _ConvTransposeFunction.apply(input, weight, bias, spec, None, flip, fmt)
 
 
-class _ConvFunction(torch.autograd.Function):
+class _ConvFunction(_Function):
     """``act(conv(input, weight) + bias)``. Forward and context apart (``setup_context``), as ``torch.func.grad``
     asks of an autograd function."""
 
@@ -109,7 +131,7 @@ class _ConvFunction(torch.autograd.Function):
         return (*grads, None, None, None)
 
 
-class _WeightGradFunction(torch.autograd.Function):
+class _WeightGradFunction(_Function):
     """The weight gradient ``dW = wgrad(dy, x)`` as a function of ``dy`` and ``x``, for double backward:
     ``<wgrad(dy, x), G> = <dy, conv(x, G)> = <conv_transpose(dy, G), x>``."""
 
@@ -253,7 +275,7 @@ def _transpose_backward(grad_y, input, weight, bias, y, spec: ConvSpec, activati
     return grad_input, grad_weight, grad_bias
 
 
-class _ConvTransposeFunction(torch.autograd.Function):
+class _ConvTransposeFunction(_Function):
     """``act(conv_transpose(input, weight) + bias)``, written in ``fmt``: the transposed op, and the input
     gradient of a convolution (no bias, no activation)."""
 
