@@ -7,7 +7,7 @@ Each case draws a configuration from ``random.Random(seed + i)``: 1-D, 2-D or 3-
 transposed convolution; batch, channels, groups (depthwise included), kernel, stride (also larger
 than the kernel), padding (``'same'`` too), dilation, output padding, bias, contiguous or
 channels-last operands, a weight and bias sliced out of larger tensors (every other element, the others NaN),
-fp32, fp16 or bf16; and the configs: the ones a call would take (cached or
+an output gradient expanded, sliced or with its axes reversed in memory, fp32, fp16 or bf16; and the configs: the ones a call would take (cached or
 heuristic), or for each launch one drawn from every candidate the tuner may time (``tuning.candidates``:
 descriptor tiles and relayout copies where the device has TMA, split and folded reductions...), since a
 cached config also serves the other shapes of its bucket untimed. tritonconv's output and its input, weight and bias
@@ -71,11 +71,14 @@ def draw(seed: int) -> dict:
         sizes[-1] = -(-sizes[-1] // 8) * 8  # 16-byte rows in 16 bits: NC(D)HW descriptor boxes, rows read whole
     v = random.Random(f"views:{seed}")  # (likewise)
     views = v.random() < 0.25 and v.choice(("sliced", "expanded"))
+    gv = random.Random(f"grad:{seed}")  # the output gradient's strides (likewise)
+    grad_view = gv.random() < 0.3 and gv.choice(("expanded", "sliced", "reversed"))
     return {"seed": seed, "ndim": ndim, "transposed": transposed, "N": r.randint(1, 3), "C": cin_g * groups,
             "OC": cout_g * groups, "groups": groups, "k": k, "stride": s, "padding": p, "dilation": d,
             "output_padding": op, "sizes": sizes, "bias": r.random() < 0.5,
             "dtype": str(r.choice(DTYPES)).removeprefix("torch."),
-            "channels_last": ndim > 1 and r.random() < 0.5, "configs": r.choice(("chosen", "drawn")), "views": views}
+            "channels_last": ndim > 1 and r.random() < 0.5, "configs": r.choice(("chosen", "drawn")), "views": views,
+            "grad_view": grad_view}
 
 
 @contextlib.contextmanager
@@ -134,6 +137,19 @@ def check(case: dict, device: torch.device) -> dict:
     def grad(t: torch.Tensor) -> torch.Tensor:  # a base's gradient, where it is compared
         return t.grad[..., ::2] if views == "sliced" else t.grad
 
+    def grad_output(shape: tuple, dt: torch.dtype) -> torch.Tensor:
+        """The output's gradient: dense, or (``grad_view``) equal along the batch and the last axis (stride 0, as
+        ``y.sum()``'s), every other element of a wider tensor, or dense with its axes in reverse order."""
+        gen, kind = torch.Generator().manual_seed(case["seed"] + 1), case.get("grad_view")
+        if kind == "expanded":
+            return torch.randn(1, *shape[1:-1], 1, generator=gen).to(device, dt).expand(shape)
+        if kind == "sliced":
+            return torch.randn(*shape[:-1], 2 * shape[-1], generator=gen).to(device, dt)[..., ::2]
+        if kind == "reversed":
+            axes = tuple(reversed(range(len(shape))))
+            return torch.randn(shape[::-1], generator=gen).to(device, dt).permute(axes)
+        return torch.randn(shape, generator=gen).to(device, dt)
+
     def run(fn, dt):
         # fresh leaves each run (copy=True: a same-device, same-dtype .to() would return the tensor itself, and the
         # next implementation's gradients would add to this one's)
@@ -142,8 +158,7 @@ def check(case: dict, device: torch.device) -> dict:
         wl = (geometry.to_layout(wl, layout) if case["ndim"] > 1 else wl).requires_grad_()
         bl = None if b is None else base(b).to(device, dt, copy=True).requires_grad_()
         y = fn(xs, view(wl, w.shape), None if bl is None else view(bl, b.shape), *args)
-        dy = torch.randn(y.shape, generator=torch.Generator().manual_seed(case["seed"] + 1)).to(device, dt)
-        y.backward(dy)
+        y.backward(grad_output(y.shape, dt))
         return [y, xs.grad, grad(wl)] + ([grad(bl)] if bl is not None else [])
 
     ref = run(getattr(F, name), torch.float64)

@@ -194,6 +194,20 @@ def test_fuzz_draws_valid_cases_and_catches_a_planted_fault(monkeypatch, capsys)
     assert fuzz.check(viewed, torch.device("cpu"))["ok"]
     monkeypatch.setattr(geometry, "bias_step", lambda bias: 1)
     assert not fuzz.check(viewed, torch.device("cpu"))["ok"]
+    monkeypatch.undo()
+    # an output gradient expanded (stride 0), sliced or with its axes reversed: a backward reading it as dense fails
+    for kind in ("expanded", "sliced", "reversed"):
+        case = next(c for c in map(fuzz.draw, range(300)) if c["grad_view"] == kind and c["ndim"] == 1)
+        assert fuzz.check(case, torch.device("cpu"))["ok"], kind
+
+    class Dense(torch.autograd.Function):  # the gradient's storage read as if it were dense
+        forward = staticmethod(lambda ctx, y: y.view_as(y))
+        backward = staticmethod(lambda ctx, g: torch.as_strided(g, g.shape, torch.empty(g.shape).stride()))
+
+    sliced = next(c for c in map(fuzz.draw, range(300)) if c["grad_view"] == "sliced" and c["ndim"] == 1
+                  and not c["transposed"])
+    monkeypatch.setattr(tritonconv, "conv1d", lambda *a, **k: Dense.apply(real(*a, **k)))
+    assert not fuzz.check(sliced, torch.device("cpu"))["ok"]
 
 
 def test_fuzz_holds_an_ill_conditioned_result_to_torchs_own_error():
