@@ -208,3 +208,12 @@ def test_routed_calls_are_checked_once_per_signature(transposed, monkeypatch):
         first, again = op(), op()
     assert len(checks) == 1 and sum(report.routed.values()) == 2
     assert torch.equal(first, again)
+    # plain tensors and parameters that tritonconv runs are told apart from the rest without its argument checks
+    module = torch.nn.Conv2d(4, 3, 3, padding=1)
+    with torch.no_grad(), tritonconv.enabled():
+        module(x)  # its signature seen
+    tensor_checks = []
+    monkeypatch.setattr(_checks, "check_tensors", lambda *a: tensor_checks.append(1))
+    with torch.no_grad(), tritonconv.enabled() as report:
+        module(x), op()
+    assert not tensor_checks and sum(report.routed.values()) == 2
