@@ -168,6 +168,8 @@ def _convolution(input, weight, bias, stride, padding, dilation, transposed, out
     if why is None:
         ndim = input.dim() - 2
         name = f"conv_transpose{ndim}d" if transposed else f"conv{ndim}d"
+        stride, padding, dilation = tuple(stride), tuple(padding), tuple(dilation)  # (the operator's lists, as keys)
+        output_padding = tuple(output_padding)
         if transposed:
             y = functional._conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, groups, dilation,
                                            None)
