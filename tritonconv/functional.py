@@ -90,13 +90,13 @@ class _Eager:
     def forward(input, weight, bias, spec, flip):
         if not torch.is_grad_enabled():
             return dispatch.conv_forward(input, weight, bias, spec, None, flip)
-        return _ConvFunction.apply(input, weight, bias, spec, None, flip)
+        return _ConvFunction.apply(input, weight, bias, spec, None, flip, None)
 
     @staticmethod
     def grad_input(grad_z, weight, spec, flip, fmt):
         if not torch.is_grad_enabled():
             return dispatch.conv_transpose(grad_z, weight, None, spec, None, flip, fmt)
-        return _ConvTransposeFunction.apply(grad_z, weight, None, spec, None, flip, fmt)
+        return _ConvTransposeFunction.apply(grad_z, weight, None, spec, None, flip, fmt, None)
 
     @staticmethod
     def grad_weight(grad_z, input, spec, flip, channels_inner):
@@ -108,7 +108,7 @@ class _Eager:
     def transpose(input, weight, bias, spec, flip, fmt):
         if not torch.is_grad_enabled():
             return dispatch.conv_transpose(input, weight, bias, spec, None, flip, fmt)
-        return _ConvTransposeFunction.apply(input, weight, bias, spec, None, flip, fmt)
+        return _ConvTransposeFunction.apply(input, weight, bias, spec, None, flip, fmt, None)
 
 
 class _ConvFunction(_Function):
@@ -116,19 +116,22 @@ class _ConvFunction(_Function):
     asks of an autograd function."""
 
     @staticmethod
-    def forward(input, weight, bias, spec, activation, flip):
-        return dispatch.conv_forward(input, weight, bias, spec, activation, flip)
+    def forward(input, weight, bias, spec, activation, flip, plan):
+        """``plan``: the dispatch plan of a seen call signature (:func:`_conv`), or None: looked up."""
+        if plan is None:
+            return dispatch.conv_forward(input, weight, bias, spec, activation, flip)
+        return plan(input, weight, bias)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        input, weight, bias, spec, activation, flip = inputs
+        input, weight, bias, spec, activation, flip, _ = inputs
         ctx.save_for_backward(input, weight, bias, output if activation == "relu" else None)
         ctx.spec, ctx.activation, ctx.flip = spec, activation, flip
 
     @staticmethod
     def backward(ctx, grad_y):
         grads = _backward(grad_y, *ctx.saved_tensors, ctx.spec, ctx.activation, ctx.flip, ctx.needs_input_grad, _Eager)
-        return (*grads, None, None, None)
+        return (*grads, None, None, None, None)
 
 
 class _WeightGradFunction(_Function):
@@ -149,9 +152,9 @@ class _WeightGradFunction(_Function):
     def backward(ctx, grad):
         grad_output, input = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        d_grad_output = _ConvFunction.apply(input, grad, None, ctx.spec, None, ctx.flip) if needs[0] else None
+        d_grad_output = _ConvFunction.apply(input, grad, None, ctx.spec, None, ctx.flip, None) if needs[0] else None
         d_input = _ConvTransposeFunction.apply(grad_output, grad, None, ctx.spec, None, ctx.flip,
-                                               memory_format_of(input)) if needs[1] else None
+                                               memory_format_of(input), None) if needs[1] else None
         return d_grad_output, d_input, None, None, None
 
 
@@ -280,12 +283,15 @@ class _ConvTransposeFunction(_Function):
     gradient of a convolution (no bias, no activation)."""
 
     @staticmethod
-    def forward(input, weight, bias, spec, activation, flip, fmt):
-        return dispatch.conv_transpose(input, weight, bias, spec, activation, flip, fmt)
+    def forward(input, weight, bias, spec, activation, flip, fmt, plan):
+        """``plan``: the dispatch plan of a seen call signature (:func:`_conv_transpose`), or None: looked up."""
+        if plan is None:
+            return dispatch.conv_transpose(input, weight, bias, spec, activation, flip, fmt)
+        return plan(input, weight, bias)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        input, weight, bias, spec, activation, flip, fmt = inputs
+        input, weight, bias, spec, activation, flip, fmt, _ = inputs
         ctx.save_for_backward(input, weight, bias, output if activation == "relu" else None)
         ctx.spec, ctx.activation, ctx.flip, ctx.fmt = spec, activation, flip, fmt
 
@@ -293,7 +299,7 @@ class _ConvTransposeFunction(_Function):
     def backward(ctx, grad_y):
         grads = _transpose_backward(grad_y, *ctx.saved_tensors, ctx.spec, ctx.activation, ctx.flip, ctx.fmt,
                                     ctx.needs_input_grad, _Eager)
-        return (*grads, None, None, None, None)
+        return (*grads, None, None, None, None, None)
 
 
 def _transpose_spec(input_shape, output_shape, weight_shape, stride, padding, dilation, groups) -> ConvSpec:
@@ -354,13 +360,14 @@ def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, 
         # of torch.compile and torch.export stay symbolic)
         size = [int(n) if isinstance(n, torch.Tensor) else n for n in spec.input_shape]
         y = _conv_transpose_op(input, weight, bias, size, *_flat(spec), activation)
-    elif _needs_grad(input, weight, bias):
-        y = _ConvTransposeFunction.apply(input, weight, bias, spec, activation, False, output_memory_format(input, weight))
     else:
-        if plan is None:
-            plan = _remember(key, spec, dispatch.transpose_plan(input, weight, bias, spec, activation, False,
-                                                                 output_memory_format(input, weight)))
-        y = plan(input, weight, bias)
+        fmt, grad = output_memory_format(input, weight), _needs_grad(input, weight, bias)
+        if plan is None and (key is not None or not grad):  # (no plan for a torch.func transform's wrappers)
+            plan = _remember(key, spec, dispatch.transpose_plan(input, weight, bias, spec, activation, False, fmt))
+        if grad:
+            y = _ConvTransposeFunction.apply(input, weight, bias, spec, activation, False, fmt, plan)
+        else:
+            y = plan(input, weight, bias)
     return y.squeeze(0) if spec.unbatched else y
 
 
@@ -433,8 +440,8 @@ def _remember(key: tuple | None, spec, plan):
 
 def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activation, flip):
     """Checked, then launched. A call whose signature was seen before (tensor shapes, strides, dtypes, devices
-    and every argument) is valid for the same reasons as then: it skips the checks, and without gradients goes
-    straight to the dispatch plan that call built."""
+    and every argument) is valid for the same reasons as then: it skips the checks and goes straight to the dispatch
+    plan that call built (with gradients, through the autograd function)."""
     input, weight, bias = autocast(input, weight, bias)
     key, hit = _lookup(("conv", ndim), (input, weight, bias), (stride, padding, dilation, groups, activation, flip))
     if hit is not None:
@@ -448,12 +455,14 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
         input = input.unsqueeze(0)
     if _checks.is_traced(input):
         y = _conv_op(input, weight, bias, *_flat(spec), activation, flip)
-    elif _needs_grad(input, weight, bias):
-        y = _ConvFunction.apply(input, weight, bias, spec, activation, flip)
     else:
-        if plan is None:
+        grad = _needs_grad(input, weight, bias)
+        if plan is None and (key is not None or not grad):  # (no plan for a torch.func transform's wrappers)
             plan = _remember(key, spec, dispatch.forward_plan(input, weight, bias, spec, activation, flip))
-        y = plan(input, weight, bias)
+        if grad:
+            y = _ConvFunction.apply(input, weight, bias, spec, activation, flip, plan)
+        else:
+            y = plan(input, weight, bias)
     return y.squeeze(0) if spec.unbatched else y
 
 
