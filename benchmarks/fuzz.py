@@ -3,19 +3,18 @@
     python -m benchmarks.fuzz --device cuda --seed 0 --budget-s 30    # a GPU: compiled kernels vs cuDNN
     python -m benchmarks.fuzz --device cpu --count 6                  # the interpreter, a few cases
 
-Each case draws a configuration from ``random.Random(seed + i)``: 1-D, 2-D or 3-D; convolution or
-transposed convolution; batch, channels, groups (depthwise included), kernel, stride (also larger
-than the kernel), padding (``'same'`` too), dilation, output padding, bias, contiguous or
-channels-last operands, a weight and bias sliced out of larger tensors (every other element, the others NaN),
-an output gradient expanded, sliced or with its axes reversed in memory, fp32, fp16 or bf16; and the configs: the ones a call would take (cached or
-heuristic), or for each launch one drawn from every candidate the tuner may time (``tuning.candidates``:
-descriptor tiles and relayout copies where the device has TMA, split and folded reductions...), since a
-cached config also serves the other shapes of its bucket untimed. tritonconv's output and its input, weight and bias
-gradients (through autograd, as training runs them) are compared with float64 PyTorch on the same
-operands, and so are PyTorch's own in the case's dtype (cuDNN on a GPU), by relative L2 error; a
-case fails when tritonconv's error on a tensor passes the dtype's tolerance and twice PyTorch's own on it (what the
-operands' rounding to the dtype costs an ill-conditioned result: a one-channel bias gradient in fp16 summing to
-near zero erred 0.024 in PyTorch). One JSON line per case, then a
+Each case draws a configuration from ``random.Random(seed + i)``: 1-D, 2-D or 3-D; convolution or transposed
+convolution; batch, channels, groups (depthwise included), kernel, stride (also larger than the kernel), padding
+(``'same'`` too), dilation, output padding, bias, contiguous or channels-last operands, a weight and bias sliced
+out of larger tensors (every other element, the others NaN), an output gradient expanded, sliced or with its axes
+reversed in memory, fp32, fp16 or bf16; and the configs: the ones a call would take (cached or heuristic), or for
+each launch one drawn from every candidate the tuner may time (``tuning.candidates``: descriptor tiles and relayout
+copies where the device has TMA, split and folded reductions...), since a cached config also serves the other
+shapes of its bucket untimed. tritonconv's output and its input, weight and bias gradients (through autograd, as
+training runs them) are compared with float64 PyTorch on the same operands, and so are PyTorch's own in the case's
+dtype (cuDNN on a GPU), by relative L2 error; a case fails when tritonconv's error on a tensor passes the dtype's
+tolerance and twice PyTorch's own on it (what the operands' rounding to the dtype costs an ill-conditioned result:
+a one-channel bias gradient in fp16 summing to near zero erred 0.024 in PyTorch). One JSON line per case, then a
 summary; the exit status is 1 if any case failed. A case whose drawn config is out of the GPU's resources (as
 tuning skips it) is not run (``ok`` null). A failing case is reproduced by its seed alone.
 """

@@ -18,6 +18,7 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as F
 
 import tritonconv
 from tritonconv import _checks, _runtime, dispatch, geometry, tuning
@@ -70,6 +71,9 @@ def training_step(module: torch.nn.Module, x: torch.Tensor) -> None:
         module(x).sum().backward()
 
 
+ROUTED = ("routed F.conv2d (tritonconv.enabled())", "routed torch.nn.Conv2d forward + backward")  # timed routing on
+
+
 def cases() -> dict[str, callable]:
     """name -> a call to time (small problems: the host work, not the data, is what costs)."""
     torch.manual_seed(0)
@@ -83,6 +87,7 @@ def cases() -> dict[str, callable]:
     w11 = torch.randn(16, 16, 1, 1)
     wt = torch.randn(16, 16, 3, 1, 1).contiguous(memory_format=torch.channels_last_3d)
     module = tritonconv.nn.Conv2d(16, 16, 3, padding=1)
+    torch_module = torch.nn.Conv2d(16, 16, 3, padding=1)
     xs, ws = torch.randn(1, 3, 16, 16), torch.randn(16, 3, 7, 7)  # a stem: positions packed into channels
     xg = x2.clone().requires_grad_()
     xb, wb = x2cl.to(torch.bfloat16), w2cl.to(torch.bfloat16)  # the descriptor kernel, as Hopper runs it
@@ -109,6 +114,8 @@ def cases() -> dict[str, callable]:
                                                                                         False, tma),
         "conv_transpose2d, stride 2": lambda: tritonconv.conv_transpose2d(x2, w2, stride=2, padding=1, output_padding=1),
         "nn.Conv2d forward + backward": lambda: training_step(module, xg),
+        ROUTED[0]: lambda: F.conv2d(x2, w2, b2, padding=1),
+        ROUTED[1]: lambda: training_step(torch_module, xg),
         "input gradient (conv2d)": lambda: dispatch.conv_grad_input(dy, w2, spec, False, fmt),
         "weight gradient (conv2d)": lambda: dispatch.conv_grad_weight(dy, x2, spec, False),
         "input gradient, channels-last": lambda: dispatch.conv_grad_input(dycl, w2t, spec, False, torch.channels_last),
@@ -124,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     with stubbed_launches(), torch.no_grad():
         for name, fn in cases().items():
-            us = per_call_us(fn, args.calls, args.repeat)
+            with tritonconv.enabled(name in ROUTED):
+                us = per_call_us(fn, args.calls, args.repeat)
             if args.json:
                 print(json.dumps({"case": name, "us_per_call": round(us, 2), "torch": torch.__version__}))
             else:
