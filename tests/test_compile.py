@@ -385,6 +385,13 @@ def test_direct_path_reuses_the_compiled_kernel_and_falls_back_when_specialisati
     finally:
         hooks.remove(hook)
     assert compiled.calls.pop()[:8] == (4, 1, 1, 7, "function", "packed", ("metadata", (4, 1, 1), 7), hooks)
+    leaving = triton.knobs.runtime.launch_exit_hook  # an exit hook alone reads the metadata too
+    leaving.add(hook)
+    try:
+        direct(cpu, (4,), c, d)
+    finally:
+        leaving.remove(hook)
+    assert compiled.calls.pop()[6] == ("metadata", (4, 1, 1), 7)
     misaligned = torch.empty(65)[1:]
     direct(cpu, (4,), misaligned, d)
     assert len(through_run) == 2 and len(compiled.calls) == 1

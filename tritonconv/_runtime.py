@@ -178,6 +178,11 @@ class Counters:
         return found
 
 
+def _no_hooks(chain) -> bool:
+    """Whether a launch hook (Triton's ``HookChain``; None) would call nothing."""
+    return chain is None or getattr(chain, "calls", None) == []
+
+
 class Direct:
     """One call site of a kernel, launched below ``JITFunction.run`` once it has run there.
 
@@ -214,11 +219,11 @@ class Direct:
                 grid = (*grid, 1, 1)
                 full = (*tensors, *rest)
                 runtime = triton.knobs.runtime
-                enter = runtime.launch_enter_hook  # a chain of hooks (a profiler's): their launch metadata, if any
-                metadata = None if enter is None or getattr(enter, "calls", None) == [] else \
-                    compiled.launch_metadata(grid[:3], stream, *full)
+                enter, leave = runtime.launch_enter_hook, runtime.launch_exit_hook  # chains of hooks (a profiler's)
+                metadata = None if enter is None or _no_hooks(enter) and _no_hooks(leave) else \
+                    compiled.launch_metadata(grid[:3], stream, *full)  # (what the hooks read)
                 compiled.run(grid[0], grid[1], grid[2], stream, compiled.function, compiled.packed_metadata,
-                             metadata, enter, runtime.launch_exit_hook, *full)
+                             metadata, enter, leave, *full)
                 return compiled
         compiled = self.kernel[device][grid](*tensors, *self.fixed, **self.options)
         if DIRECT and not interpreting(device) and hasattr(compiled, "packed_metadata") and hasattr(compiled, "run"):
