@@ -410,6 +410,21 @@ def test_float64_bias_gradient_sums_in_float64():
         assert_close(*grads, torch.float64)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_16_bit_bias_gradient_is_the_fp32_sum_rounded_once(dtype):
+    """A 16-bit bias gradient is one reduction in the bias's dtype, which torch accumulates in fp32: bit for bit the
+    sum into fp32 rounded once after (as it was computed before, with a cast's launch more), in both layouts."""
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        x = torch.randn(3, 4, 9, 11).to(dtype=dtype, memory_format=fmt)
+        w, dy = torch.randn(6, 4, 3, 3, dtype=dtype), torch.randn(3, 6, 9, 11, dtype=dtype)
+        b = torch.randn(6, dtype=dtype, requires_grad=True)
+        tritonconv.conv2d(x, w, b, padding=1).backward(dy)
+        assert torch.equal(b.grad, dy.sum((0, 2, 3), dtype=torch.float32).to(dtype))
+        bt = torch.randn(4, dtype=dtype, requires_grad=True)  # a transposed convolution's: its output's channels
+        tritonconv.conv_transpose2d(dy, w, bt, padding=1).backward(x)
+        assert torch.equal(bt.grad, x.sum((0, 2, 3), dtype=torch.float32).to(dtype))
+
+
 def test_weight_gradient_op_keeps_its_earlier_signature():
     """torch.compile caches compiled backward graphs on disk; one compiled before the weight gradient's layout
     argument existed calls the op without it: it still runs (a contiguous gradient, the same values)."""
