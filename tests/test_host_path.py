@@ -47,6 +47,7 @@ def test_autograd_calls_bind_no_signature(monkeypatch):
     w = torch.randn(4, 3, 3, 2, dtype=torch.float64, requires_grad=True)
     b = torch.randn(4, dtype=torch.float64, requires_grad=True)
     g = torch.randn(2, 4, 4, 7, dtype=torch.float64)
+
     def loss(x, w, b, conv):  # a double backward too: every autograd function of the package runs
         y = conv(x, w, b, stride=(2, 1), padding=1, activation="silu")
         (gx,) = torch.autograd.grad((y * g).sum(), x, create_graph=True)
