@@ -96,6 +96,18 @@ def refuse_vmap(op: str, hint: str = "") -> None:
                                   f"read tensors by address){hint}")
 
 
+_PLAIN = (torch.Tensor, torch.nn.Parameter)  # no tensor subclass with rules of its own (such as DTensor)
+
+
+def plain_and_supported(input, weight, bias) -> bool:
+    """A quick yes for the common call that :func:`check_tensors` passes (and a convolution of 1 to 3 spatial axes
+    with input channels): plain tensors or parameters, one supported dtype, one device. False says nothing: the
+    checks then say why. (``torch.func.vmap`` is not looked at: callers check transforms first.)"""
+    return (type(input) in _PLAIN and type(weight) in _PLAIN and 3 <= input.dim() <= 5 and input.shape[1] > 0
+            and input.dtype in SUPPORTED_DTYPES and weight.dtype == input.dtype and weight.device == input.device
+            and (bias is None or (type(bias) in _PLAIN and bias.dtype == input.dtype and bias.device == input.device)))
+
+
 def check_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
     """Same dtype (a supported float) and same device for input, weight and bias; no ``DTensor``; not under
     ``torch.func.vmap``."""

@@ -65,8 +65,9 @@ def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tenso
 
 def _bias_grad(grad_z: Tensor, dtype: torch.dtype) -> Tensor:
     """The bias gradient in ``dtype`` (the bias's): ``grad_z`` summed over every axis but the channels. One reduction:
-    torch accumulates 16-bit sums in fp32 and rounds once, as a sum into fp32 and a cast after would (bit for bit,
-    tested), without the second launch; fp32 and float64 in their own type."""
+    torch accumulates 16-bit sums in fp32 and rounds once, as a sum into fp32 and a cast after would (bit for bit on
+    the CPU, tested; within one rounding of the exact sum elsewhere), without the second launch; fp32 and float64 in
+    their own type."""
     return grad_z.sum(dim=(0, *range(2, grad_z.dim())), dtype=dtype)
 
 

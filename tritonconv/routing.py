@@ -135,16 +135,11 @@ def _count(routed: str | None, why: str | None = None) -> None:
             rep.left[why] += 1
 
 
-_PLAIN = (torch.Tensor, torch.nn.Parameter)  # no subclass with rules of its own (DTensor: below)
-
-
 def _why_not(input, weight, bias) -> str | None:
     """Why tritonconv does not take this call, or None: a DTensor (torch's sharding rules), a rank it has no
     kernel for, or what tritonconv's own argument checks refuse (dtypes, devices; their message)."""
-    if (type(input) in _PLAIN and type(weight) in _PLAIN and 3 <= input.dim() <= 5 and input.shape[1]
-            and input.dtype in _checks.SUPPORTED_DTYPES and weight.dtype == input.dtype and weight.device == input.device
-            and (bias is None or (type(bias) in _PLAIN and bias.dtype == input.dtype and bias.device == input.device))):
-        return None  # plain tensors that pass every check below (the common call, decided in a few attribute reads)
+    if _checks.plain_and_supported(input, weight, bias):  # the common call, in a few attribute reads
+        return None
     if any(is_dtensor(t) for t in (input, weight, bias) if t is not None):
         return "DTensor: torch's sharding rules"
     if not 3 <= input.dim() <= 5:
