@@ -164,7 +164,10 @@ def loop_census(cubin: bytes, arch: int) -> dict:
     the kernel holds more than one such loop (unrolled copies; the weight gradient's loops, one for each way its
     programs read ``x``), each one's instructions and plain global loads, in address order; ``loop_local``, the
     main loop's local-memory loads and stores (``LDL``, ``STL``: registers spilled and reloaded at every step; ptxas's
-    spill count covers the whole kernel, where a spill outside the main loop costs once per tap or tile)."""
+    spill count covers the whole kernel, where a spill outside the main loop costs once per tap or tile);
+    ``loop_mma_register_a``, its Hopper MMAs whose first operand comes from registers (loaded from shared memory by
+    ``LDSM`` first), and ``loop_mma_drains``, its waits for every MMA in flight to finish (the next one issues after
+    the pipe drains; a pipelined loop waits for all but the last group)."""
     code = sass(cubin, arch)
     loops = backward_loops(code)
     def math_in(first: int, last: int) -> int:
@@ -206,6 +209,10 @@ def loop_census(cubin: bytes, arch: int) -> dict:
 
     loads = [o for o, _ in body if o.split(".")[0] == "LDG"]
     integer = sum(r in INTEGER for r in roots)
+    # an MMA whose first operand is registers (HGMMA's "Rd, Ra, gdesc[...]": loaded from shared memory by LDSM), and
+    # the waits for every MMA in flight to finish (WARPGROUP.DEPBAR.LE gsb0, 0x0) before the loop's next one issues
+    register_a = sum(o.startswith(MATH) and re.search(r"\bR\d+, R\d+, gdesc", t) is not None for o, t in body)
+    drains = sum(o.startswith("WARPGROUP.DEPBAR") and re.search(r"gsb0,\s*0x0\b", t) is not None for o, t in body)
     innermost = [(a, b) for a, b in loops if sum(a <= c <= b and o.startswith(MATH) for c, o, _ in code) == math_ops
                  and not any(a <= x and y <= b and (x, y) != (a, b) for x, y in loops
                              if any(x <= c <= y and o.startswith(MATH) for c, o, _ in code))]
@@ -217,6 +224,7 @@ def loop_census(cubin: bytes, arch: int) -> dict:
             "loop_integer": integer, "integer_per_math": round(integer / math_ops, 2),
             "loop_instructions": len(body), "loop_outer_extra": outer_extra,
             "loop_local": sum(r in ("LDL", "STL") for r in roots),
+            "loop_mma_register_a": register_a, "loop_mma_drains": drains,
             "loop_variants": variants if len(variants) > 1 else []}
 
 

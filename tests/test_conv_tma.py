@@ -503,6 +503,42 @@ def test_patches_spanning_images_stop_at_the_batch(op, x_shape, w_shape, kwargs,
     assert len(launched) == (4 if "stride" not in kwargs else 3)
 
 
+POSITIONS_N_CASES = [  # (op, input, weight, arguments, layout, config): patches spanning rows and images, NC(D)HW boxes
+    ("conv2d", (3, 16, 5, 6), (24, 16, 3, 3), dict(padding=1), "channels_last", dict(tile_h=2, tile_b=2)),
+    ("conv2d", (2, 16, 9, 11), (72, 16, 3, 3), dict(padding=(2, 1), dilation=(2, 1)), "channels_last",
+     dict(tile_h=4, split_k=3)),  # two channel tiles, the flat loop split (its partial tiles meet transposed back)
+    ("conv3d", (2, 16, 3, 8, 10), (16, 16, 1, 3, 3), dict(padding=(0, 1, 1), stride=(1, 2, 2)), "channels_last",
+     dict(tile_h=2, tile_b=2)),  # the strided input's phase view
+    ("conv2d", (2, 16, 9, 16), (24, 16, 1, 1), dict(), "contiguous", dict(tile_h=2)),  # NC(D)HW boxes, rows on 16 bytes
+]
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,kwargs,layout,tiles", POSITIONS_N_CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_transposed_mma_matches_torch(op, x_shape, w_shape, kwargs, layout, tiles, dtype, monkeypatch):
+    """Tiles whose MMA runs transposed (output channels x positions, :func:`tritonconv.kernels.tma.positions_as_n`):
+    the forward (bias, relu, flipped kernel) and the input gradient (unit stride: as a forward; strided: by phase),
+    through the descriptor kernel with ``POSITIONS_N``, against torch in float64; fp32 tiles of the same shape run
+    the MMA as written."""
+    transposed = []
+    monkeypatch.setattr(tma, "Direct", lambda kernel, args, kwargs, _d=tma.Direct: transposed.append(
+        kwargs["POSITIONS_N"]) or _d(kernel, args, kwargs))
+    x = geometry.to_layout(torch.randn(x_shape, device=DEVICE, dtype=torch.float64), layout).requires_grad_()
+    w = torch.randn(w_shape, device=DEVICE, dtype=torch.float64)
+    b = torch.randn(w_shape[0], device=DEVICE, dtype=torch.float64)
+    y = getattr(F, op)(x, w.flip(list(range(2, w.dim()))), b, **kwargs)
+    dy = geometry.to_layout(torch.randn_like(y), layout)
+    (ref_dx,) = torch.autograd.grad(y, x, dy)
+    xs, ws, bs, dys = (t.detach().to(dtype) for t in (x, w, b, dy))
+    cfg = tuning.Config(32, 64, 16, group_m=1, num_stages=1, **tiles)
+    spec = conv_spec(op, int(op[-2]), xs, ws, bs, kwargs.get("stride", 1), kwargs.get("padding", 0),
+                     kwargs.get("dilation", 1), 1)
+    assert_close(run(op, xs, ws, bs, cfg, "relu", flip=True, **kwargs), F.relu(y), dtype)
+    dx = dispatch.conv_grad_input(dys, ws, spec, True, geometry.output_memory_format(xs, ws), cfg)
+    assert_close(dx, ref_dx, dtype)
+    assert transposed == [dtype == torch.bfloat16] * 2
+
+
 def test_flip_and_nchw_input(monkeypatch):
     """True convolution (flipped kernel) through descriptors; an NCHW input whose rows are no 16-byte multiple
     (9 fp32 columns), given a descriptor config, is read in place by the pointer kernel with the same tiles."""

@@ -67,15 +67,18 @@ from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, s
 
 @device
 def _weight_box(w_desc, c0, n0, kd, kh, kw, KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, FLIP: tl.constexpr,
-                W_COLS_INNER: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                W_COLS_INNER: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, ROWS_N: tl.constexpr):
     """The weight's ``[BLOCK_K, BLOCK_N]`` operand of tap ``(kd, kh, kw)`` (reversed on every axis with ``FLIP``: a
-    true convolution), reduction channels from ``c0``, output channels from ``n0``."""
+    true convolution), reduction channels from ``c0``, output channels from ``n0``; ``ROWS_N``: its transpose
+    ``[BLOCK_N, BLOCK_K]``, each box transposed once at most."""
     if FLIP:
         kd, kh, kw = KD - 1 - kd, KH - 1 - kh, KW - 1 - kw
-    if W_COLS_INNER:  # a box [BLOCK_K, 1, 1, 1, BLOCK_N] of [C_in, KD, KH, KW, C_out]: the MMA's operand as is
-        return w_desc.load([c0, kd, kh, kw, n0]).reshape(BLOCK_K, BLOCK_N)
-    # [BLOCK_N, 1, 1, 1, BLOCK_K] of [C_out, KD, KH, KW, C_in], transposed (K-major: what fp8 needs)
-    return tl.trans(w_desc.load([n0, kd, kh, kw, c0]).reshape(BLOCK_N, BLOCK_K))
+    if W_COLS_INNER:  # a box [1, 1, 1, BLOCK_K, BLOCK_N] of [KD, KH, KW, C_in, C_out]: the MMA's operand as is
+        box = w_desc.load([kd, kh, kw, c0, n0]).reshape(BLOCK_K, BLOCK_N)
+        return tl.trans(box) if ROWS_N else box
+    # [1, 1, 1, BLOCK_N, BLOCK_K] of [KD, KH, KW, C_out, C_in], transposed (K-major: what fp8 needs)
+    box = w_desc.load([kd, kh, kw, n0, c0]).reshape(BLOCK_N, BLOCK_K)
+    return box if ROWS_N else tl.trans(box)
 
 
 @kernel
@@ -89,7 +92,7 @@ def _conv_tma_kernel(
     UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, CHANNELS_INNER: tl.constexpr, W_COLS_INNER: tl.constexpr,
     TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, PHASED: tl.constexpr, SPLIT: tl.constexpr, NC_SHIFT: tl.constexpr,
-    NC_DEAL: tl.constexpr,
+    NC_DEAL: tl.constexpr, POSITIONS_N: tl.constexpr,
 ):
     """One program: ``TILE_B x TILE_H x TILE_W`` output positions (images x rows x columns) of one depth slice x
     ``BLOCK_N`` channels.
@@ -117,6 +120,10 @@ def _conv_tma_kernel(
     along height and width, :func:`tritonconv._descriptors.nc_dealt`): ``x`` is the view pairing each two rows, a
     box reads ``2 * TILE_W`` columns from the even row's first (column 0) or the odd row's (column ``X_STEP``, the
     input's width), and its columns are dealt into the tap's phase (:func:`tritonconv._tile.deal`).
+
+    ``POSITIONS_N`` (the flat loop: :func:`positions_as_n`): the MMA computes the tile transposed,
+    output channels x positions, the weight's box its first operand and the input's its second, transposed back after
+    the loop. A box of several rows or images stays in shared memory only as the second operand.
     """
     BLOCK_M: tl.constexpr = TILE_B * TILE_H * TILE_W
     pid = tl.program_id(0)
@@ -149,7 +156,10 @@ def _conv_tma_kernel(
     if SPLIT:  # this split's run of the flat loop's steps
         first = tl.program_id(1) * STEPS_PER_SPLIT
         last = tl.minimum(first + STEPS_PER_SPLIT, last)
-    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
+    if POSITIONS_N:
+        acc = tl.full((BLOCK_N, BLOCK_M), 0.0, tl.float32)
+    else:
+        acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     if NC_SHIFT:  # NC(D)HW rows read whole from column 0; the width taps move the products along the rows instead
         col_in = tl.arange(0, BLOCK_M) % TILE_W  # a position's column in its row
         # (dealt: the width taps unrolled, so where the padding and dilation are constants (Triton makes a 1 one) each
@@ -173,7 +183,7 @@ def _conv_tma_kernel(
                     a = x_desc.load([nb0, c0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, 0])
                     a = tl.trans(a.reshape(BLOCK_K, BLOCK_M))
                 part = mma(part, a, _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP, W_COLS_INNER, BLOCK_N,
-                                                BLOCK_K), UPCAST, DOT_PRECISION, tl.float32)
+                                                BLOCK_K, False), UPCAST, DOT_PRECISION, tl.float32)
                 c0, _, kh, kd = next_step(c0, 0, kh, kd, BLOCK_K, k_steps * BLOCK_K, 1, KH)
             if NC_SHIFT == 2:
                 acc = add_apart(acc, part, s, col_in, BLOCK_M, TILE_W)
@@ -214,10 +224,16 @@ def _conv_tma_kernel(
                 else:  # NC(D)HW (TILE_B = 1): a box [1, BLOCK_K, 1, TILE_H, TILE_W], channels x positions, transposed for the MMA
                     a = x_desc.load([nb0, c0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw])
                     a = tl.trans(a.reshape(BLOCK_K, BLOCK_M))
-            b = _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP, W_COLS_INNER, BLOCK_N, BLOCK_K)
-            acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
+            if POSITIONS_N:  # acc^T += w^T a^T: the input's box the MMA's second operand, in shared memory
+                wt = _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP, W_COLS_INNER, BLOCK_N, BLOCK_K, True)
+                acc = mma(acc, wt, tl.trans(a), UPCAST, DOT_PRECISION, tl.float32)
+            else:
+                b = _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP, W_COLS_INNER, BLOCK_N, BLOCK_K, False)
+                acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
             if PHASED:  # the next (tap, chunk): channels fastest, then width, height and depth taps, by carries
                 c0, mw, mh, md = next_step(c0, mw, mh, md, BLOCK_K, k_steps * BLOCK_K, cw, ch)
+        if POSITIONS_N:
+            acc = tl.trans(acc)
 
     finish = True
     if SPLIT:  # the splits' partial tiles meet in the last split to arrive, added in split order
@@ -267,6 +283,14 @@ def transposed_as_forward(spec: ConvSpec) -> ConvSpec:
     c_out, c_in = spec.weight_shape[:2]
     return dataclasses.replace(spec, padding=pads, input_shape=spec.output_shape, output_shape=spec.input_shape,
                                weight_shape=(c_in, c_out, *kernel))
+
+
+def taps_first(weight: torch.Tensor) -> tuple[list[int], list[int]]:
+    """Sizes and strides of a weight view ``[O, I, ...]`` (``I`` innermost) as ``[KD, KH, KW, O, I]``: its
+    descriptor's box ``[1, 1, 1, rows, columns]`` is a matrix with unit axes leading, which Triton keeps in shared memory
+    as either operand of the MMA (a box ``[rows, 1, 1, 1, columns]`` it reshapes in registers as the first)."""
+    sizes, strides = as_5d(weight)  # [O, KD, KH, KW, I]
+    return [*sizes[1:4], sizes[0], sizes[4]], [*strides[1:4], strides[0], strides[4]]
 
 
 def weight_view(weight: torch.Tensor) -> torch.Tensor | None:
@@ -329,6 +353,22 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config
     return describable(x, _x_view(x, spec, config)[1]) and describable(view)
 
 
+def positions_as_n(inner: bool, nc_shift: int, config: Config, element_size: int) -> bool:
+    """Whether the kernel's MMA computes its tile transposed (``POSITIONS_N``): output channels as the MMA's rows, the
+    positions as its columns. Triton (3.6, 3.9) keeps a box in shared memory as the MMA's first operand only where its
+    unit axes lead: a channels-innermost box spanning rows or images (``tile_b * tile_h > 1``) or an NC(D)HW one
+    (channels x positions) it reshapes in registers there (``LDSM`` loads, ``wgmma`` from registers, and in most such
+    loops a wait for each MMA to finish before the next issues), but not as the second, where Hopper's MMA reads both
+    operands from shared memory (``tests/test_compile.py``). The first operand's rows are then the output channels: at
+    least 64 (one warp group's MMA rows); 16- or 8-bit channels innermost, 16-bit NC(D)HW (8-bit MMAs read their second
+    operand K-major); not the NC(D)HW rows read whole (``NC_SHIFT``: their sum moves along the tile's rows)."""
+    if config.block_n < 64:
+        return False
+    if inner:
+        return config.tile_b * config.tile_h > 1 and element_size <= 2
+    return not nc_shift and element_size == 2
+
+
 def _nc_shift(x: torch.Tensor, spec: ConvSpec, config: Config) -> int:
     """The kernel's ``NC_SHIFT`` for ``x`` (:func:`tritonconv._descriptors.nc_row_shift`; 0 channels innermost)."""
     if channels_inner(x):
@@ -374,8 +414,8 @@ class Launch:
                              f"tile width {tile_w}, {tile_b} images and strides {spec.stride}")
         self.x_layout = (*(as_5d(x) if by_phase else _x_view(x, spec, config)), box)
         cols_inner = weight_view(weight) is not weight  # output channels innermost: boxes of reduction x columns
-        self.w_layout = (*as_5d(weight_view(weight)), [config.block_k, 1, 1, 1, config.block_n] if cols_inner
-                         else [config.block_n, 1, 1, 1, config.block_k])
+        self.w_layout = (*taps_first(weight_view(weight)), [1, 1, 1, config.block_k, config.block_n] if cols_inner
+                         else [1, 1, 1, config.block_n, config.block_k])
         _, xh, _, od, oh, ow, sd, sh, sw, pd, ph, pw, dd, dh, dw = geometry_3d(x.shape[2:], y.shape[2:], spec)
         c_out, c_in = spec.weight_shape[:2] if not by_phase else reversed(spec.weight_shape[:2])
         m = y.shape[0] * od * oh * ow
@@ -403,7 +443,7 @@ class Launch:
             CHANNELS_INNER=inner, W_COLS_INNER=cols_inner,
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
             PHASE_H=sh if inner else 1, PHASE_W=sw if inner else 1, PHASED=by_phase, SPLIT=self.splits > 1,
-            NC_SHIFT=nc_shift, NC_DEAL=dealt,
+            NC_SHIFT=nc_shift, NC_DEAL=dealt, POSITIONS_N=positions_as_n(inner, nc_shift, config, x.element_size()),
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.nc_shift = nc_shift  # how NC(D)HW rows are read whole (_descriptors.nc_row_shift; 0: not)
