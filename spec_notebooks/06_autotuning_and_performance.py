@@ -314,6 +314,15 @@ fig.tight_layout()
 # (`UTMALDG`: TMA bulk copies; `LDGSTS`: asynchronous copies; `LDG`: plain loads, with their width),
 # and the integer instructions spent on indices and addresses per math instruction. Programs per SM
 # come from ptxas's registers and the shared memory. Channels-last against NC(D)HW, both read in place.
+#
+# It also counts the Hopper MMAs whose first operand comes from registers (copied there from shared
+# memory by `LDSM` first) and the waits that let every MMA in flight finish before the loop's next
+# one issues (a drained pipe). Triton keeps a box in shared memory as the MMA's first operand only
+# where its unit axes lead, so a descriptor patch spanning rows or images runs its MMA transposed,
+# output channels x positions, the patch as the second operand (`kernels.tma.positions_as_n`; tiles
+# of at least 64 output channels): those forwards and input gradients read both operands from shared
+# memory and never drain. The weight gradient's patches are its reduction, in both operands, so one
+# of them still goes through registers there.
 
 # %%
 census = [r for r in compile_report(CPU_TRITON) if r["dtype"] == "bf16" and "loop_math" in r]
@@ -326,6 +335,13 @@ for layout in ("channels_last", "contiguous"):
     print(f"{layout:>13}: {len(rows)} GEMM kernels; tiles arrive by {dict(how)}; integer instructions per MMA "
           f"instruction {ratio[0]}-{ratio[-1]} (median {ratio[len(ratio) // 2]}); programs per SM "
           f"{min(r['ctas_per_sm'] for r in rows)}-{max(r['ctas_per_sm'] for r in rows)}")
+    for k, label in enumerate(("forward", "input gradient", "weight gradient")):
+        hopper = [r for r in rows if pass_of[r["kind"]] == k and r["loop_math_op"] == "HGMMA"]
+        print(f"{'':>15}{label}: {len(hopper)} HGMMA loops, {sum(r['loop_mma_register_a'] > 0 for r in hopper)} with "
+              f"the first operand from registers, {sum(r['loop_mma_drains'] > 0 for r in hopper)} draining the pipe")
+transposed = [r for r in census if r["kernel"] == "_conv_tma_kernel" and r["layout"] == "channels_last"
+              and r["config"]["block_n"] >= 64 and r["config"]["tile_b"] * r["config"]["tile_h"] > 1]
+assert transposed and all(r["loop_mma_register_a"] == 0 and r["loop_mma_drains"] == 0 for r in transposed)
 
 fig, axes = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
 for ax, layout in zip(axes, ("channels_last", "contiguous")):

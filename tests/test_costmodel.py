@@ -415,7 +415,8 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
     ``tuning.smem_bytes`` leaves out: counting it loses as many 128 x 128 tiles as it gains 64 x 64 ones; 111 since
     R(2+1)D's spatial weight gradients take such tiles, 64 x 64 and 64 x 128 on 4 warps, for one pointer launch that
     agreed: ptxas's shared memory gives them 3 and 2 programs per SM where the model says 4 and 3; 134 since
-    ``costmodel.shared_bytes`` counts the stages the compiler keeps, that third tile included);
+    ``costmodel.shared_bytes`` counts the stages the compiler keeps, that third tile included; 136 since descriptor
+    tiles may run their MMA transposed, ``costmodel.TRANSPOSED_REGISTERS``);
     ``benchmarks.static`` counts by the same rule (``costmodel.occupancy``)."""
     rows = census_report()
     for r in rows:
@@ -428,7 +429,7 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
         problem, cfg = suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"])
         agree += costmodel.ctas_per_sm(problem, cfg, device) == r["ctas_per_sm"]
         assert costmodel.occupancy(r["registers"], r["shared_bytes"], r["num_warps"], device.smem) == r["ctas_per_sm"]
-    assert len(rows) == 156 and agree >= 134, agree
+    assert len(rows) == 156 and agree >= 136, agree
 
 
 def test_the_models_shared_memory_is_ptxas_counts_for_the_descriptor_kernels():

@@ -52,14 +52,15 @@ import triton
 from . import cache, geometry, shapes, tuning
 from ._descriptors import nc_dealt
 from .geometry import Config, Problem
-from .kernels import gemm, weight_grad
+from .kernels import gemm, tma, weight_grad
 
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS",
-           "NC_FLAT_ISSUE", "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS",
+           "NC_FLAT_ISSUE", "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "TRANSPOSED_REGISTERS", "UNFITTED_SHARES",
+           "WGRAD_RUNS_REGISTERS",
            "Device", "aligned", "apart", "by_rows", "nc_flat", "nc_rows", "nc_runs", "row_reads", "tap_runs", "wgrad_runs",
            "gemm_launch", "ctas_per_sm", "device_for", "efficiency",
            "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds",
-           "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds", "shared_bytes"]
+           "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds", "shared_bytes", "transposed_mma"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,11 +255,11 @@ REGISTERS = {"_conv_kernel": (36, 1.75), "_conv_weight_grad_kernel": (46, 2.5), 
 """Per GEMM kernel, ``(base, per_accumulator)``: its registers per thread estimated as ``base + per_accumulator *
 BLOCK_M * BLOCK_N / threads`` (the fp32 accumulator's share of a thread, plus addresses, masks and the pipeline's
 state), at most 255. Fitted on ptxas's counts for sm_90 (Triton 3.9; ``benchmarks/results/static/``, the suite's
-heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 134 of its 156 GEMM kernels with the
-estimated shared memory (:func:`shared_bytes`; as many with the compiled; the aligned rows' variants by
-:data:`ALIGNED_REGISTERS`, :data:`ALIGNED_EACH_REGISTERS` and :data:`WGRAD_RUNS_REGISTERS`), where one estimate for
-all (the accumulator plus 64) gives 90. The pointer weight gradient's count grows fastest: 173-254 registers at
-128 x 128 on 8 warps, one program per SM."""
+heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 136 of its 156 GEMM kernels with the
+estimated shared memory (:func:`shared_bytes`; the aligned rows' variants by :data:`ALIGNED_REGISTERS`,
+:data:`ALIGNED_EACH_REGISTERS` and :data:`WGRAD_RUNS_REGISTERS`, transposed MMAs by :data:`TRANSPOSED_REGISTERS`),
+where one estimate for all (the accumulator plus 64) gives 90. The pointer weight gradient's count grows fastest:
+173-254 registers at 128 x 128 on 8 warps, one program per SM."""
 
 
 ALIGNED_REGISTERS = (96, 0.5)
@@ -300,12 +301,20 @@ def kernel_of(problem: Problem, config: Config) -> str:
     return f"_conv{grad}_tma_kernel" if config.tile_h else f"_conv{grad}_kernel"
 
 
+TRANSPOSED_REGISTERS = (26, 1.0)
+""":data:`REGISTERS` for the descriptor kernel where its MMA runs transposed (:func:`transposed_mma`: both operands in
+shared memory, no first operand's fragments in registers): ptxas (sm_90, Triton 3.9) gives every such launch of the
+suite 90-100 registers at 64 accumulator registers a thread and 58 at 32, where the MMA as written took 94-128."""
+
+
 def registers(problem: Problem, config: Config) -> int:
     """Estimated registers per thread of a GEMM launch (:data:`REGISTERS`)."""
     kernel = kernel_of(problem, config)
     base, per_accumulator = REGISTERS[kernel]
     if kernel == "_conv_kernel" and aligned(problem, config):
         base, per_accumulator = ALIGNED_EACH_REGISTERS if apart(problem, config) else ALIGNED_REGISTERS
+    elif kernel == "_conv_tma_kernel" and transposed_mma(problem, config):
+        base, per_accumulator = TRANSPOSED_REGISTERS
     elif kernel == "_conv_tma_kernel" and nc_rows(problem, config):
         base, per_accumulator = ALIGNED_EACH_REGISTERS if nc_rows(problem, config) == 2 else NC_ROWS_REGISTERS
     elif kernel == "_conv_weight_grad_kernel" and wgrad_runs(problem, config)[:2] != (1, 1):
@@ -335,7 +344,8 @@ def shared_bytes(problem: Problem, config: Config) -> int:
     Triton 3.9 and 3.6, the committed report). The descriptor kernels keep ``S`` stages of ``B`` and ``S - 1`` of
     ``A``, ``A`` twice as wide where a forward deals its NC(D)HW columns into stride phases
     (:func:`tritonconv._descriptors.nc_dealt`); ``S`` of both where channels-innermost activations are read in
-    one-row patches; ``S - 1`` of both below 64 rows (no warpgroup MMA); where an NC(D)HW weight gradient reads
+    one-row patches or where the MMA runs transposed (:func:`transposed_mma`: ``A`` its second operand); ``S - 1`` of
+    both below 64 rows (no warpgroup MMA); where an NC(D)HW weight gradient reads
     ``x``'s boxes in runs (:func:`nc_runs`), ``S - 1`` of ``A`` and of two ``B`` boxes, and one ``B`` of the shifted
     runs; plus a barrier pair per stage. The pointer kernels: :func:`tritonconv.tuning.smem_bytes` (``S`` of both;
     ptxas gives their NC(D)HW variants a third to twice that, by variant and Triton version, and registers set their
@@ -349,6 +359,8 @@ def shared_bytes(problem: Problem, config: Config) -> int:
     barriers = 16 * stages
     if nc_runs(problem, config):
         return (stages - 1) * (a + 2 * b) + b + barriers
+    if transposed_mma(problem, config):
+        return stages * (a + b) + barriers
     if config.block_m < 64:
         return (stages - 1) * (a + b) + barriers
     if problem.layout == "channels_last" and config.tile_h == config.tile_b == 1:
@@ -438,6 +450,16 @@ def apart(problem: Problem, config: Config) -> bool:
 
 
 @functools.lru_cache(maxsize=4096)
+def transposed_mma(problem: Problem, config: Config) -> bool:
+    """Whether a descriptor forward or input-gradient launch runs its MMA transposed, output channels x positions
+    (:func:`tritonconv.kernels.tma.positions_as_n`)."""
+    problem, config = launched(problem, config)
+    if not config.tile_h or problem.kind not in ("conv", "conv_t"):
+        return False
+    return tma.positions_as_n(problem.layout == "channels_last", tuning.nc_rows(problem, config), config,
+                              getattr(torch, problem.dtype).itemsize)
+
+
 def nc_rows(problem: Problem, config: Config) -> int:
     """How a descriptor launch reads NC(D)HW rows whole from column 0, where a tap's box would start off 16 bytes
     (:func:`tritonconv._descriptors.nc_row_shift`: 1, the sum moves between width taps; 2, each tap's products apart);

@@ -269,13 +269,40 @@ def covered(sizes: tuple[int, ...], patch: tuple[int, ...]) -> int:
     return math.prod(triton.cdiv(size, side) * side for size, side in zip(sizes, patch))
 
 
+ROW_SLACK = 1.15
+"""The most a channels-innermost weight gradient's one-row patches may pad its rows for the heuristic to take them
+(:func:`one_row_patches`)."""
+
+
+def one_row_patches(problem: Problem, positions: int) -> bool:
+    """Whether a channels-innermost weight gradient takes descriptor patches of one row of ``positions`` columns,
+    where they pad its rows at most :data:`ROW_SLACK` (rows of 56 and 112 in 64 and 128: 1.14x; 64: exact) and its
+    output channels take tiles of 64 or more beside them. Its
+    patches are the reduction of both operands, and Triton (3.6, 3.9) keeps a box spanning rows or images in shared
+    memory as the MMA's second operand only: the first goes through registers and most such loops wait out every
+    MMA (the SASS census, ``benchmarks.static``), where one-row boxes feed both from shared memory."""
+    if problem.kind != "conv_wgrad" or problem.layout != "channels_last":
+        return False
+    height, width = tma_plane(problem)
+    padding = covered((width,), (positions,)) / width
+    # (and leaving the output channels a tile of 64 or more within slack: a warp group's MMA rows; R(2+1)D's 144 mid
+    # channels would take 16-row tiles beside 56-wide rows in 64)
+    return height > 1 and padding <= ROW_SLACK and within_slack((problem.gemm[0],), (128,), padding)[0] >= 64
+
+
 def tma_patch(problem: Problem, positions: int) -> dict[str, int]:
     """The patch fields (``tile_b``, ``tile_h``) of ``problem``'s descriptor configs of ``positions`` positions
     (:func:`tma_tile`): several images per patch where a channels-innermost plane is small (14 x 14 in 2 x 2
     patches of 16 images: exact, where one image's 8 x 8 padded 1.31x); NC(D)HW rows read whole (:func:`nc_row_tile`)
-    as many rows of that width as fill the patch (56-wide rows: 2 x 64 for 128 positions, 1.14x)."""
-    if planes_as_rows(problem):  # patches of one row
+    as many rows of that width as fill the patch (56-wide rows: 2 x 64 for 128 positions, 1.14x); a weight gradient's
+    rows one at a time where they fill the patch within slack (:func:`one_row_patches`)."""
+    if planes_as_rows(problem) or one_row_patches(problem, positions):  # patches of one row
         return dict(tile_b=1, tile_h=1)
+    return spanning_patch(problem, positions)
+
+
+def spanning_patch(problem: Problem, positions: int) -> dict[str, int]:
+    """:func:`tma_patch`'s fields where it may span rows and images (the patches padding the positions least)."""
     width = nc_row_tile(problem)
     if width and positions >= width:  # NC(D)HW rows read whole: tiles of whole rows
         return dict(tile_b=1, tile_h=positions // width)
@@ -375,10 +402,11 @@ def tma_candidates(problem: Problem) -> list[Config]:
         for (bm, bn, bk, warps, stages), split in itertools.product(SPACES["conv_wgrad"], SPLITS):
             if bk < 64 or (split > 1 and triton.cdiv(red, split) < 4 * bk):
                 continue
-            cfg = Config(clamp_pow2(rows, 16, bm), clamp_pow2(cols, 16, bn), bk, group_m=1, num_warps=warps,
-                         num_stages=stages, split_k=split, **tma_patch(problem, bk))
-            if cfg not in out and descriptors_launch(problem, cfg):
-                out.append(cfg)
+            for patch in (tma_patch(problem, bk), spanning_patch(problem, bk)):  # one-row patches, and spanning ones
+                cfg = Config(clamp_pow2(rows, 16, bm), clamp_pow2(cols, 16, bn), bk, group_m=1, num_warps=warps,
+                             num_stages=stages, split_k=split, **patch)
+                if cfg not in out and descriptors_launch(problem, cfg):
+                    out.append(cfg)
         return out
     low_k = min_k(problem)
     splits = FORWARD_SPLITS if small_output(problem) and not problem.by_phase else (1,)  # split in the kernel
