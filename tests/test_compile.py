@@ -279,8 +279,9 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
 def test_hopper_mma_reads_both_operands_from_shared_memory():
     """The descriptor kernels with the configs a Hopper GPU's heuristic picks: forwards and input gradients on patches
     spanning rows and images (3x3 and 1x1 layers, a split one under one wave, strided by phase), NC(D)HW boxes and
-    1-D rows, and weight gradients on one-row patches (rows of 56 and 64); each main loop's HGMMAs read both operands
-    from shared memory (none from registers, so no ``LDSM`` copies) and never wait for the pipe to drain
+    1-D rows, and weight gradients on one-row patches (channels-last rows of 56 and 64; NC(D)HW rows, dy's boxes
+    channels x positions with their unit axes leading, ``weight_grad.channels_fourth``); each main loop's HGMMAs read
+    both operands from shared memory (none from registers, so no ``LDSM`` copies) and never wait for the pipe to drain
     (:func:`tritonconv.kernels.tma.positions_as_n`, :func:`tritonconv.tuning.one_row_patches`: before them, most of
     these loops waited out every MMA)."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
@@ -289,7 +290,9 @@ def test_hopper_mma_reads_both_operands_from_shared_memory():
               ("resnet50_ds_1x1s2", "conv2d", "conv", "channels_last"), ("r3d18_l2_s2", "conv3d", "conv_t", "channels_last"),
               ("resnet50_l1_1x1", "conv2d", "conv", "contiguous"), ("tcn_k3", "conv1d", "conv", "channels_last"),
               ("resnet50_l1_3x3", "conv2d", "conv_wgrad", "channels_last"),  # one-row patches (tuning.one_row_patches)
-              ("deeplab_3x3_d2", "conv2d", "conv_wgrad", "channels_last"), ("r3d18_l1", "conv3d", "conv_wgrad", "channels_last")]
+              ("deeplab_3x3_d2", "conv2d", "conv_wgrad", "channels_last"), ("r3d18_l1", "conv3d", "conv_wgrad", "channels_last"),
+              ("resnet50_l1_1x1", "conv2d", "conv_wgrad", "contiguous"),  # dy's one-row boxes [1, 1, 1, C, W]
+              ("tcn_k3_d8", "conv1d", "conv_wgrad", "contiguous")]
     for name, op, kind, layout in layers:
         entry = next(e for e in suite[op] if e["name"] == name)
         problem = tuning.Problem.of(kind, "bfloat16", layout, **shapes.suite_problem(op, entry))

@@ -416,7 +416,7 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
     R(2+1)D's spatial weight gradients take such tiles, 64 x 64 and 64 x 128 on 4 warps, for one pointer launch that
     agreed: ptxas's shared memory gives them 3 and 2 programs per SM where the model says 4 and 3; 134 since
     ``costmodel.shared_bytes`` counts the stages the compiler keeps, that third tile included; 136 since descriptor
-    tiles may run their MMA transposed, ``costmodel.TRANSPOSED_REGISTERS``);
+    tiles may run their MMA transposed and weight gradients take one-row boxes, ``costmodel.SHARED_MMA_REGISTERS``);
     ``benchmarks.static`` counts by the same rule (``costmodel.occupancy``)."""
     rows = census_report()
     for r in rows:

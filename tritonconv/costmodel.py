@@ -55,12 +55,13 @@ from .geometry import Config, Problem
 from .kernels import gemm, tma, weight_grad
 
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS",
-           "NC_FLAT_ISSUE", "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "TRANSPOSED_REGISTERS", "UNFITTED_SHARES",
+           "NC_FLAT_ISSUE", "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "SHARED_MMA_REGISTERS", "UNFITTED_SHARES",
            "WGRAD_RUNS_REGISTERS",
            "Device", "aligned", "apart", "by_rows", "nc_flat", "nc_rows", "nc_runs", "row_reads", "tap_runs", "wgrad_runs",
            "gemm_launch", "ctas_per_sm", "device_for", "efficiency",
-           "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "pack_seconds", "pass_seconds",
-           "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds", "shared_bytes", "transposed_mma"]
+           "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "one_row_mma", "pack_seconds",
+           "pass_seconds", "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds", "shared_bytes",
+           "transposed_mma"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,7 +258,7 @@ BLOCK_M * BLOCK_N / threads`` (the fp32 accumulator's share of a thread, plus ad
 state), at most 255. Fitted on ptxas's counts for sm_90 (Triton 3.9; ``benchmarks/results/static/``, the suite's
 heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 136 of its 156 GEMM kernels with the
 estimated shared memory (:func:`shared_bytes`; the aligned rows' variants by :data:`ALIGNED_REGISTERS`,
-:data:`ALIGNED_EACH_REGISTERS` and :data:`WGRAD_RUNS_REGISTERS`, transposed MMAs by :data:`TRANSPOSED_REGISTERS`),
+:data:`ALIGNED_EACH_REGISTERS` and :data:`WGRAD_RUNS_REGISTERS`, MMAs fed from shared memory by :data:`SHARED_MMA_REGISTERS`),
 where one estimate for all (the accumulator plus 64) gives 90. The pointer weight gradient's count grows fastest:
 173-254 registers at 128 x 128 on 8 warps, one program per SM."""
 
@@ -301,10 +302,11 @@ def kernel_of(problem: Problem, config: Config) -> str:
     return f"_conv{grad}_tma_kernel" if config.tile_h else f"_conv{grad}_kernel"
 
 
-TRANSPOSED_REGISTERS = (26, 1.0)
-""":data:`REGISTERS` for the descriptor kernel where its MMA runs transposed (:func:`transposed_mma`: both operands in
-shared memory, no first operand's fragments in registers): ptxas (sm_90, Triton 3.9) gives every such launch of the
-suite 90-100 registers at 64 accumulator registers a thread and 58 at 32, where the MMA as written took 94-128."""
+SHARED_MMA_REGISTERS = (26, 1.0)
+""":data:`REGISTERS` for the descriptor kernels' launches whose MMA reads both operands from shared memory where it
+took the first from registers before (:func:`transposed_mma`, :func:`one_row_mma`; no first operand's fragments in
+registers): ptxas (sm_90, Triton 3.9) gives the suite's such launches 90-102 registers at 64 accumulator registers a
+thread, 58 at 32 and 42 at 16, where they took 94-128, 62-72 and 48-60."""
 
 
 def registers(problem: Problem, config: Config) -> int:
@@ -313,8 +315,8 @@ def registers(problem: Problem, config: Config) -> int:
     base, per_accumulator = REGISTERS[kernel]
     if kernel == "_conv_kernel" and aligned(problem, config):
         base, per_accumulator = ALIGNED_EACH_REGISTERS if apart(problem, config) else ALIGNED_REGISTERS
-    elif kernel == "_conv_tma_kernel" and transposed_mma(problem, config):
-        base, per_accumulator = TRANSPOSED_REGISTERS
+    elif transposed_mma(problem, config) or one_row_mma(problem, config) and not nc_flat(problem, config):
+        base, per_accumulator = SHARED_MMA_REGISTERS
     elif kernel == "_conv_tma_kernel" and nc_rows(problem, config):
         base, per_accumulator = ALIGNED_EACH_REGISTERS if nc_rows(problem, config) == 2 else NC_ROWS_REGISTERS
     elif kernel == "_conv_weight_grad_kernel" and wgrad_runs(problem, config)[:2] != (1, 1):
@@ -344,8 +346,9 @@ def shared_bytes(problem: Problem, config: Config) -> int:
     Triton 3.9 and 3.6, the committed report). The descriptor kernels keep ``S`` stages of ``B`` and ``S - 1`` of
     ``A``, ``A`` twice as wide where a forward deals its NC(D)HW columns into stride phases
     (:func:`tritonconv._descriptors.nc_dealt`); ``S`` of both where channels-innermost activations are read in
-    one-row patches or where the MMA runs transposed (:func:`transposed_mma`: ``A`` its second operand); ``S - 1`` of
-    both below 64 rows (no warpgroup MMA); where an NC(D)HW weight gradient reads
+    one-row patches or where the MMA runs transposed (:func:`transposed_mma`: ``A`` its second operand), and an NC(D)HW
+    weight gradient's one-row boxes (:func:`one_row_mma`); ``S - 1`` of both below 64 rows (no warpgroup MMA); where an
+    NC(D)HW weight gradient reads
     ``x``'s boxes in runs (:func:`nc_runs`), ``S - 1`` of ``A`` and of two ``B`` boxes, and one ``B`` of the shifted
     runs; plus a barrier pair per stage. The pointer kernels: :func:`tritonconv.tuning.smem_bytes` (``S`` of both;
     ptxas gives their NC(D)HW variants a third to twice that, by variant and Triton version, and registers set their
@@ -358,7 +361,9 @@ def shared_bytes(problem: Problem, config: Config) -> int:
         return tuning.smem_bytes(config, itemsize)
     barriers = 16 * stages
     if nc_runs(problem, config):
-        return (stages - 1) * (a + 2 * b) + b + barriers
+        return (stages if one_row_mma(problem, config) else stages - 1) * a + (stages - 1) * 2 * b + b + barriers
+    if problem.kind == "conv_wgrad" and problem.layout == "contiguous" and one_row_mma(problem, config):
+        return stages * (a + b) + barriers
     if transposed_mma(problem, config):
         return stages * (a + b) + barriers
     if config.block_m < 64:
@@ -458,6 +463,17 @@ def transposed_mma(problem: Problem, config: Config) -> bool:
         return False
     return tma.positions_as_n(problem.layout == "channels_last", tuning.nc_rows(problem, config), config,
                               getattr(torch, problem.dtype).itemsize)
+
+
+def one_row_mma(problem: Problem, config: Config) -> bool:
+    """Whether a descriptor weight-gradient launch reads boxes of one row that its MMA takes from shared memory where
+    boxes of several rows went through registers: a channels-innermost one's one-row patches on planes of several rows
+    (:func:`tritonconv.tuning.one_row_patches`), an NC(D)HW one's dy boxes of one row (``weight_grad.channels_fourth``,
+    its planes read as rows among them)."""
+    problem, config = launched(problem, config)
+    if problem.kind != "conv_wgrad" or not config.tile_h or config.tile_h * config.tile_b > 1:
+        return False
+    return tuning.tma_plane(problem)[0] > 1 if problem.layout == "channels_last" else True
 
 
 def nc_rows(problem: Problem, config: Config) -> int:

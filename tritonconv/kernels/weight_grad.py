@@ -425,6 +425,8 @@ def _conv_weight_grad_tma_kernel(
                 for _ in range(first, tl.minimum(first + STEPS_PER_SPLIT, STEPS)):
                     if DY_INNER:  # [TILE_B, 1, TILE_H, TILE_W, BLOCK_M] of NDHWC: positions x channels, transposed
                         a = tl.trans(dy_desc.load([nb, od, oh0, ow0, m0]).reshape(BLOCK_K, BLOCK_M))
+                    elif TILE_H == 1:  # [1, 1, 1, BLOCK_M, TILE_W] of NC(D)HW viewed as [N, D, H, C, W] (dy_view)
+                        a = dy_desc.load([nb, od, oh0, m0, ow0]).reshape(BLOCK_M, BLOCK_K)
                     else:  # [1, BLOCK_M, 1, TILE_H, TILE_W] of NC(D)HW (TILE_B = 1): channels x positions
                         a = dy_desc.load([nb, m0, od, oh0, ow0]).reshape(BLOCK_M, BLOCK_K)
                     id_ = od * sd - pd + kd * dd
@@ -494,6 +496,15 @@ def descriptors_usable(grad_output: torch.Tensor, input: torch.Tensor, spec: Con
     return channels_inner(input) or nc_box_runs(spec, tile_w, input.element_size()) > 0
 
 
+def channels_fourth(layout: tuple) -> tuple:
+    """An NC(D)HW descriptor layout ``(sizes, strides, box)`` of ``[N, C, D, H, W]`` with one-row boxes ``[1, C', 1, 1,
+    W']`` as ``[N, D, H, C, W]`` (the channels moved next to the width): its boxes ``[1, 1, 1, C', W']`` are the
+    MMA's first operand (channels x positions) with their unit axes leading, which Triton keeps in shared memory (a
+    box ``[1, C', 1, 1, W']`` it reshapes in registers, and most such loops wait out every MMA)."""
+    order = (0, 2, 3, 1, 4)
+    return tuple([part[i] for i in order] for part in layout)
+
+
 class DescriptorLaunch(Partials):
     """:func:`_conv_weight_grad_tma_kernel` prepared for tensors laid out as ``grad_output`` and ``input``
     (:func:`descriptors_usable`); calling it gets the two descriptors (:class:`tritonconv._runtime.Descriptors`),
@@ -523,6 +534,8 @@ class DescriptorLaunch(Partials):
         self.x_kinds = 0b10 if channels_inner(input) else nc_box_runs(spec, tile_w, input.element_size())
         self.flat = flat
         self.dy_layout = layout(grad_output, config.block_m, as_5d(grad_output))
+        if not channels_inner(grad_output) and tile_h == 1:
+            self.dy_layout = channels_fourth(self.dy_layout)
         interp = interpreting(input.device)
         tiles = math.prod(kernel_size) * triton.cdiv(c_out, config.block_m) * triton.cdiv(c_in, config.block_n)
         self.grid = (tiles, splits)
