@@ -774,6 +774,9 @@ WGRAD_CASES = [  # the weight gradient through descriptors: channels-last and NC
     ("conv2d", (2, 16, 4, 10), (24, 16, 3, 3), dict(padding=1), "contiguous"),
     ("conv3d", (1, 16, 3, 4, 6), (16, 16, 3, 3, 3), dict(padding=1), "contiguous"),
     ("conv2d", (1, 16, 8, 14), (8, 16, 5, 5), dict(padding=2), "contiguous"),  # splits inside a plane
+    # NC(D)HW dy in boxes of one row viewed [N, D, H, C, W] (weight_grad.channels_fourth: x's boxes as they are)
+    ("conv1d", (2, 16, 72), (8, 16, 3), dict(padding=8, dilation=8), "contiguous"),
+    ("conv2d", (2, 16, 3, 64), (24, 16, 1, 1), dict(), "contiguous"),
 ]
 
 

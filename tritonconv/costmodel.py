@@ -315,7 +315,7 @@ def registers(problem: Problem, config: Config) -> int:
     base, per_accumulator = REGISTERS[kernel]
     if kernel == "_conv_kernel" and aligned(problem, config):
         base, per_accumulator = ALIGNED_EACH_REGISTERS if apart(problem, config) else ALIGNED_REGISTERS
-    elif transposed_mma(problem, config) or one_row_mma(problem, config) and not nc_flat(problem, config):
+    elif transposed_mma(problem, config) or one_row_mma(problem, config):
         base, per_accumulator = SHARED_MMA_REGISTERS
     elif kernel == "_conv_tma_kernel" and nc_rows(problem, config):
         base, per_accumulator = ALIGNED_EACH_REGISTERS if nc_rows(problem, config) == 2 else NC_ROWS_REGISTERS
@@ -361,7 +361,7 @@ def shared_bytes(problem: Problem, config: Config) -> int:
         return tuning.smem_bytes(config, itemsize)
     barriers = 16 * stages
     if nc_runs(problem, config):
-        return (stages if one_row_mma(problem, config) else stages - 1) * a + (stages - 1) * 2 * b + b + barriers
+        return (stages - 1) * (a + 2 * b) + b + barriers
     if problem.kind == "conv_wgrad" and problem.layout == "contiguous" and one_row_mma(problem, config):
         return stages * (a + b) + barriers
     if transposed_mma(problem, config):
@@ -468,12 +468,14 @@ def transposed_mma(problem: Problem, config: Config) -> bool:
 def one_row_mma(problem: Problem, config: Config) -> bool:
     """Whether a descriptor weight-gradient launch reads boxes of one row that its MMA takes from shared memory where
     boxes of several rows went through registers: a channels-innermost one's one-row patches on planes of several rows
-    (:func:`tritonconv.tuning.one_row_patches`), an NC(D)HW one's dy boxes of one row (``weight_grad.channels_fourth``,
-    its planes read as rows among them)."""
+    (:func:`tritonconv.tuning.one_row_patches`), an NC(D)HW one's dy boxes of one row where x's are read as they are
+    (``weight_grad.channels_fourth``; not in runs, :func:`nc_runs`, nor planes as rows)."""
     problem, config = launched(problem, config)
     if problem.kind != "conv_wgrad" or not config.tile_h or config.tile_h * config.tile_b > 1:
         return False
-    return tuning.tma_plane(problem)[0] > 1 if problem.layout == "channels_last" else True
+    if problem.layout == "channels_last":
+        return tuning.tma_plane(problem)[0] > 1
+    return not nc_runs(problem, config) and not nc_flat(problem, config)
 
 
 def nc_rows(problem: Problem, config: Config) -> int:

@@ -331,7 +331,7 @@ def _conv_weight_grad_tma_kernel(
     X_INNER: tl.constexpr, DY_INNER: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr,
     DOT_PRECISION: tl.constexpr, TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, EVEN: tl.constexpr,
-    X_VEC: tl.constexpr, X_KINDS: tl.constexpr, FLAT: tl.constexpr, SEAMS: tl.constexpr,
+    X_VEC: tl.constexpr, X_KINDS: tl.constexpr, FLAT: tl.constexpr, SEAMS: tl.constexpr, DY_FOURTH: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split of the patches.
 
@@ -425,7 +425,7 @@ def _conv_weight_grad_tma_kernel(
                 for _ in range(first, tl.minimum(first + STEPS_PER_SPLIT, STEPS)):
                     if DY_INNER:  # [TILE_B, 1, TILE_H, TILE_W, BLOCK_M] of NDHWC: positions x channels, transposed
                         a = tl.trans(dy_desc.load([nb, od, oh0, ow0, m0]).reshape(BLOCK_K, BLOCK_M))
-                    elif TILE_H == 1:  # [1, 1, 1, BLOCK_M, TILE_W] of NC(D)HW viewed as [N, D, H, C, W] (dy_view)
+                    elif DY_FOURTH:  # [1, 1, 1, BLOCK_M, TILE_W] of NC(D)HW viewed as [N, D, H, C, W] (channels_fourth)
                         a = dy_desc.load([nb, od, oh0, m0, ow0]).reshape(BLOCK_M, BLOCK_K)
                     else:  # [1, BLOCK_M, 1, TILE_H, TILE_W] of NC(D)HW (TILE_B = 1): channels x positions
                         a = dy_desc.load([nb, m0, od, oh0, ow0]).reshape(BLOCK_M, BLOCK_K)
@@ -500,7 +500,10 @@ def channels_fourth(layout: tuple) -> tuple:
     """An NC(D)HW descriptor layout ``(sizes, strides, box)`` of ``[N, C, D, H, W]`` with one-row boxes ``[1, C', 1, 1,
     W']`` as ``[N, D, H, C, W]`` (the channels moved next to the width): its boxes ``[1, 1, 1, C', W']`` are the
     MMA's first operand (channels x positions) with their unit axes leading, which Triton keeps in shared memory (a
-    box ``[1, C', 1, 1, W']`` it reshapes in registers, and most such loops wait out every MMA)."""
+    box ``[1, C', 1, 1, W']`` it reshapes in registers, and most such loops wait out every MMA). Taken for dy where x's
+    boxes are read as they are (``X_KINDS`` 2, not planes as rows): where x's runs move in registers the loop waits
+    for them anyway, and the stage of dy it adds in shared memory halved 128 x 128 tiles' programs per SM
+    (``tcn_k3``, ``c3d_conv3a``: 2 -> 1)."""
     order = (0, 2, 3, 1, 4)
     return tuple([part[i] for i in order] for part in layout)
 
@@ -534,7 +537,8 @@ class DescriptorLaunch(Partials):
         self.x_kinds = 0b10 if channels_inner(input) else nc_box_runs(spec, tile_w, input.element_size())
         self.flat = flat
         self.dy_layout = layout(grad_output, config.block_m, as_5d(grad_output))
-        if not channels_inner(grad_output) and tile_h == 1:
+        dy_fourth = not channels_inner(grad_output) and tile_h == 1 and self.x_kinds == 0b10 and not flat
+        if dy_fourth:
             self.dy_layout = channels_fourth(self.dy_layout)
         interp = interpreting(input.device)
         tiles = math.prod(kernel_size) * triton.cdiv(c_out, config.block_m) * triton.cdiv(c_in, config.block_n)
@@ -548,7 +552,7 @@ class DescriptorLaunch(Partials):
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_M=config.block_m, BLOCK_N=config.block_n,
             PHASE_H=phase_h, PHASE_W=phase_w, EVEN=c_out % config.block_m == 0 and c_in % config.block_n == 0,
-            X_VEC=16 // input.element_size(), X_KINDS=self.x_kinds, FLAT=flat, SEAMS=16,
+            X_VEC=16 // input.element_size(), X_KINDS=self.x_kinds, FLAT=flat, SEAMS=16, DY_FOURTH=dy_fourth,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_weight_grad_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
