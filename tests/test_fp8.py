@@ -241,6 +241,32 @@ def test_the_descriptor_kernel_runs_fp8_too():
     assert static.instruction(ptx) == "wgmma" and "e4m3" in ptx and static.ptxas_report(ptx, 90)["spill_store_bytes"] == 0
 
 
+def test_fp8_descriptor_patches_run_the_mma_transposed():
+    """fp8 tiles of 64 output channels on patches spanning rows and images (``tma.positions_as_n``): output channels x
+    positions, both operands K-major as fp8 MMA wants; the dequantised convolution's result, and compiled for sm_90
+    wgmma on e4m3 fed from shared memory, no drain, no spill."""
+    from benchmarks import static
+
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(2, 32, 5, 6, generator=g).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(72, 32, 3, 3, generator=g).contiguous(memory_format=torch.channels_last)
+    (xq, xs), (wq, ws) = fp8.quantize(x), fp8.quantize(w, per_channel_dim=0)
+    spec = shape_spec("fp8.conv2d", 2, xq, wq, None, 1, 1, 1, 1)
+    cfg = tuning.Config(64, 64, 32, group_m=1, num_warps=4, num_stages=2, tile_h=4, tile_b=2)
+    with static.recording() as launches:
+        y = dispatch.scaled_forward_plan(xq, wq, None, ws, spec, "relu", torch.float32, cfg)(xq, wq, None, ws, xs)
+    ((fn, args, kwargs, _),) = launches
+    assert fn.fn.__name__ == "_conv_tma_kernel" and kwargs["SCALED"] and kwargs["POSITIONS_N"]
+    want = reference(2, xq, xs, wq, ws, None, dict(padding=1), "relu")
+    torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+    pytest.importorskip("triton.backends.nvidia")
+    out = static.compile_for(90, fn, args, kwargs)
+    assert static.instruction(out.asm["ptx"]) == "wgmma" and "e4m3" in out.asm["ptx"]
+    assert static.ptxas_report(out.asm["ptx"], 90)["spill_store_bytes"] == 0
+    loop = static.loop_census(out.asm["cubin"], 90)
+    assert loop["loop_math_op"] == "QGMMA" and loop["loop_mma_register_a"] == 0 and loop["loop_mma_drains"] == 0, loop
+
+
 @pytest.mark.parametrize("kernel,padding,stride,nc_shift", [(1, 0, 1, 0), (3, 1, 1, 2), (3, 1, 2, 1)])
 def test_nchw_fp8_boxes_through_descriptors(kernel, padding, stride, nc_shift):
     """An NCHW fp8 input read in place as descriptor boxes of channels x positions (rows of 16-byte multiples: 32

@@ -25,9 +25,10 @@ NC(D)HW layers run the pointer kernel.
 Coordinates outside the tensor, the zero padding, are filled with zeros by the copy engine, so
 the main loop computes no addresses and no masks: one flat loop over (tap, channel chunk) with
 scalar coordinates, which the compiler pipelines into asynchronous bulk copies feeding ``wgmma``.
-The weight tile is a box of ``[C_out, KD, KH, KW, C_in]`` (reduction channels innermost), or, for a 16-bit
-weight with its output channels innermost (the input gradient's view of ``tritonconv.nn``'s layout), of
-``[C_in, KD, KH, KW, C_out]`` (:func:`weight_view`): no per-call copy of the weight in either. 1-D and
+The weight tile is a box of the weight viewed ``[KD, KH, KW, C_out, C_in]`` (reduction channels innermost, the tap
+axes first: :func:`taps_first`), or, for a 16-bit weight with its output channels innermost (the input gradient's view
+of ``tritonconv.nn``'s layout), ``[KD, KH, KW, C_in, C_out]`` (:func:`weight_view`): no per-call copy of the weight in
+either. Where a patch spans rows or images the MMA computes the tile transposed (:func:`positions_as_n`). 1-D and
 2-D problems are the 3-D one with unit sizes (as everywhere in tritonconv). The epilogue stores through pointers (any output
 layout). The input gradient of a unit-stride convolution is itself such a forward convolution
 (:func:`transposed_as_forward`), so the transposed pass takes this kernel too; a strided one (channels innermost)
