@@ -348,11 +348,10 @@ def shared_bytes(problem: Problem, config: Config) -> int:
     (:func:`tritonconv._descriptors.nc_dealt`); ``S`` of both where channels-innermost activations are read in
     one-row patches or where the MMA runs transposed (:func:`transposed_mma`: ``A`` its second operand), and an NC(D)HW
     weight gradient's one-row boxes (:func:`one_row_mma`); ``S - 1`` of both below 64 rows (no warpgroup MMA); where an
-    NC(D)HW weight gradient reads
-    ``x``'s boxes in runs (:func:`nc_runs`), ``S - 1`` of ``A`` and of two ``B`` boxes, and one ``B`` of the shifted
-    runs; plus a barrier pair per stage. The pointer kernels: :func:`tritonconv.tuning.smem_bytes` (``S`` of both;
-    ptxas gives their NC(D)HW variants a third to twice that, by variant and Triton version, and registers set their
-    programs per SM more often)."""
+    NC(D)HW weight gradient reads ``x``'s boxes in runs (:func:`nc_runs`), ``S - 1`` of ``A`` and of two ``B`` boxes,
+    and one ``B`` of the shifted runs; plus a barrier pair per stage. The pointer kernels:
+    :func:`tritonconv.tuning.smem_bytes` (``S`` of both; ptxas gives their NC(D)HW variants a third to twice that, by
+    variant and Triton version, and registers set their programs per SM more often)."""
     problem, config = launched(problem, config)
     itemsize = getattr(torch, problem.dtype).itemsize
     stages = config.num_stages
@@ -465,6 +464,7 @@ def transposed_mma(problem: Problem, config: Config) -> bool:
                               getattr(torch, problem.dtype).itemsize)
 
 
+@functools.lru_cache(maxsize=4096)
 def one_row_mma(problem: Problem, config: Config) -> bool:
     """Whether a descriptor weight-gradient launch reads boxes of one row that its MMA takes from shared memory where
     boxes of several rows went through registers: a channels-innermost one's one-row patches on planes of several rows
@@ -478,6 +478,7 @@ def one_row_mma(problem: Problem, config: Config) -> bool:
     return not nc_runs(problem, config) and not nc_flat(problem, config)
 
 
+@functools.lru_cache(maxsize=4096)
 def nc_rows(problem: Problem, config: Config) -> int:
     """How a descriptor launch reads NC(D)HW rows whole from column 0, where a tap's box would start off 16 bytes
     (:func:`tritonconv._descriptors.nc_row_shift`: 1, the sum moves between width taps; 2, each tap's products apart);
