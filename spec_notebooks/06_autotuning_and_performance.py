@@ -18,7 +18,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from tritonconv import cache, shapes, tuning
+from tritonconv import cache, geometry, shapes, tuning
+from tritonconv.kernels import tma
 from tritonconv.shapes import is_depthwise
 
 ROOT = Path.cwd().parent
@@ -340,7 +341,7 @@ for layout in ("channels_last", "contiguous"):
         print(f"{'':>15}{label}: {len(hopper)} HGMMA loops, {sum(r['loop_mma_register_a'] > 0 for r in hopper)} with "
               f"the first operand from registers, {sum(r['loop_mma_drains'] > 0 for r in hopper)} draining the pipe")
 transposed = [r for r in census if r["kernel"] == "_conv_tma_kernel" and r["layout"] == "channels_last"
-              and r["config"]["block_n"] >= 64 and r["config"]["tile_b"] * r["config"]["tile_h"] > 1]
+              and tma.positions_as_n(True, 0, geometry.Config(**r["config"]), 2)]
 assert transposed and all(r["loop_mma_register_a"] == 0 and r["loop_mma_drains"] == 0 for r in transposed)
 
 fig, axes = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)

@@ -469,13 +469,13 @@ def one_row_mma(problem: Problem, config: Config) -> bool:
     """Whether a descriptor weight-gradient launch reads boxes of one row that its MMA takes from shared memory where
     boxes of several rows went through registers: a channels-innermost one's one-row patches on planes of several rows
     (:func:`tritonconv.tuning.one_row_patches`), an NC(D)HW one's dy boxes of one row where x's are read as they are
-    (``weight_grad.channels_fourth``; not in runs, :func:`nc_runs`, nor planes as rows)."""
+    (``weight_grad.dy_channels_fourth``)."""
     problem, config = launched(problem, config)
     if problem.kind != "conv_wgrad" or not config.tile_h or config.tile_h * config.tile_b > 1:
         return False
     if problem.layout == "channels_last":
         return tuning.tma_plane(problem)[0] > 1
-    return not nc_runs(problem, config) and not nc_flat(problem, config)
+    return weight_grad.dy_channels_fourth(False, config.tile_h, nc_runs(problem, config) or 0b10, nc_flat(problem, config))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -500,12 +500,17 @@ def channels_fourth(layout: tuple) -> tuple:
     """An NC(D)HW descriptor layout ``(sizes, strides, box)`` of ``[N, C, D, H, W]`` with one-row boxes ``[1, C', 1, 1,
     W']`` as ``[N, D, H, C, W]`` (the channels moved next to the width): its boxes ``[1, 1, 1, C', W']`` are the
     MMA's first operand (channels x positions) with their unit axes leading, which Triton keeps in shared memory (a
-    box ``[1, C', 1, 1, W']`` it reshapes in registers, and most such loops wait out every MMA). Taken for dy where x's
-    boxes are read as they are (``X_KINDS`` 2, not planes as rows): where x's runs move in registers the loop waits
-    for them anyway, and the stage of dy it adds in shared memory halved 128 x 128 tiles' programs per SM
-    (``tcn_k3``, ``c3d_conv3a``: 2 -> 1)."""
+    box ``[1, C', 1, 1, W']`` it reshapes in registers, and most such loops wait out every MMA)."""
     order = (0, 2, 3, 1, 4)
     return tuple([part[i] for i in order] for part in layout)
+
+
+def dy_channels_fourth(dy_inner: bool, tile_h: int, x_kinds: int, flat: bool) -> bool:
+    """Whether the kernel reads dy through :func:`channels_fourth` (``DY_FOURTH``): NC(D)HW dy in boxes of one row, where
+    x's boxes are read as they are (``X_KINDS`` 2, not planes as rows). Where x's runs move in registers the loop waits
+    for them anyway, and the stage of dy this adds in shared memory halved 128 x 128 tiles' programs per SM
+    (``tcn_k3``, ``c3d_conv3a``: 2 -> 1)."""
+    return not dy_inner and tile_h == 1 and x_kinds == 0b10 and not flat
 
 
 class DescriptorLaunch(Partials):
@@ -537,7 +542,7 @@ class DescriptorLaunch(Partials):
         self.x_kinds = 0b10 if channels_inner(input) else nc_box_runs(spec, tile_w, input.element_size())
         self.flat = flat
         self.dy_layout = layout(grad_output, config.block_m, as_5d(grad_output))
-        dy_fourth = not channels_inner(grad_output) and tile_h == 1 and self.x_kinds == 0b10 and not flat
+        dy_fourth = dy_channels_fourth(channels_inner(grad_output), tile_h, self.x_kinds, flat)
         if dy_fourth:
             self.dy_layout = channels_fourth(self.dy_layout)
         interp = interpreting(input.device)
