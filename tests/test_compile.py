@@ -279,18 +279,23 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
 def test_hopper_mma_reads_both_operands_from_shared_memory():
     """The descriptor kernels with the configs a Hopper GPU's heuristic picks: forwards and input gradients on patches
     spanning rows and images (3x3 and 1x1 layers, a split one under one wave, strided by phase), NC(D)HW boxes and
-    1-D rows, and weight gradients on one-row patches (channels-last rows of 56 and 64; NC(D)HW rows, dy's boxes
-    channels x positions with their unit axes leading, ``weight_grad.channels_fourth``); each main loop's HGMMAs read
-    both operands from shared memory (none from registers, so no ``LDSM`` copies) and never wait for the pipe to drain
-    (:func:`tritonconv.kernels.tma.positions_as_n`, :func:`tritonconv.tuning.one_row_patches`: before them, most of
-    these loops waited out every MMA)."""
+    1-D rows, and weight gradients on one-row patches (channels-last rows of 64, planes of 56 x 56 and 28 x 28 read as
+    rows, their seams' products taken out after the main loop; NC(D)HW rows, dy's boxes channels x positions with their
+    unit axes leading, ``weight_grad.channels_fourth``); each main loop's HGMMAs read both operands from shared memory
+    (none from registers, so no ``LDSM`` copies) and never wait for the pipe to drain
+    (:func:`tritonconv.kernels.tma.positions_as_n`, :func:`tritonconv.tuning.one_row_patches`,
+    :func:`tritonconv.tuning.plane_patches`: before them, most of these loops waited out every MMA). An NC(D)HW weight
+    gradient reading planes as rows (x's runs moved in registers by design) waits at most once a step: the seams' loop
+    before its main loop had made it wait out every MMA."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
     layers = [("resnet50_l1_3x3", "conv2d", "conv", "channels_last"), ("resnet50_l1_3x3", "conv2d", "conv_t", "channels_last"),
               ("resnet50_l3_3x3", "conv2d", "conv", "channels_last"), ("resnet50_l4_3x3", "conv2d", "conv", "channels_last"),
               ("resnet50_ds_1x1s2", "conv2d", "conv", "channels_last"), ("r3d18_l2_s2", "conv3d", "conv_t", "channels_last"),
               ("resnet50_l1_1x1", "conv2d", "conv", "contiguous"), ("tcn_k3", "conv1d", "conv", "channels_last"),
-              ("resnet50_l1_3x3", "conv2d", "conv_wgrad", "channels_last"),  # one-row patches (tuning.one_row_patches)
-              ("deeplab_3x3_d2", "conv2d", "conv_wgrad", "channels_last"), ("r3d18_l1", "conv3d", "conv_wgrad", "channels_last"),
+              ("resnet50_l1_3x3", "conv2d", "conv_wgrad", "channels_last"),  # planes as rows (tuning.plane_patches)
+              ("c3d_conv3a", "conv3d", "conv_wgrad", "channels_last"),
+              ("deeplab_3x3_d2", "conv2d", "conv_wgrad", "channels_last"),  # one row (tuning.one_row_patches)
+              ("r3d18_l1", "conv3d", "conv_wgrad", "channels_last"), ("c3d_conv3a", "conv3d", "conv_wgrad", "contiguous"),
               ("resnet50_l1_1x1", "conv2d", "conv_wgrad", "contiguous"),  # dy's one-row boxes [1, 1, 1, C, W]
               ("tcn_k3_d8", "conv1d", "conv_wgrad", "contiguous")]
     for name, op, kind, layout in layers:
@@ -299,6 +304,10 @@ def test_hopper_mma_reads_both_operands_from_shared_memory():
         census = static.compiled_census(90, problem, tuning.heuristic(problem, interpret=False, tma=True))
         assert census["kernel"].startswith("_conv_") and "tma" in census["kernel"], (name, kind)
         assert census["loop_math_op"] == "HGMMA", (name, kind)
+        if census.get("seam_loop") and layout == "contiguous":  # NC(D)HW planes: x's runs in registers, by design;
+            # Triton 3.6 waits once a step for the MMAs reading them, 3.9 not at all (both waited 4 times before)
+            assert census["loop_mma_drains"] <= 1, (name, kind, census)
+            continue
         assert census["loop_mma_register_a"] == 0 and census["loop_mma_drains"] == 0, (name, kind, census)
 
 

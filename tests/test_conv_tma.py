@@ -14,7 +14,7 @@ from conftest import assert_close
 import tritonconv
 from tritonconv import dispatch, geometry, tuning
 from tritonconv._checks import conv_spec, conv_transpose_spec
-from tritonconv._descriptors import flat_shifts, nc_flat
+from tritonconv._descriptors import flat_shifts, nc_flat, seam_share
 from tritonconv.kernels import tma, weight_grad
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -299,6 +299,65 @@ def test_random_planes_as_rows(seed, monkeypatch):
         assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref, x.dtype)
         assert flat == [(True, bool(seed))], spec
         done += 1
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_random_channels_last_planes_as_rows(seed, monkeypatch):
+    """Seeded random channels-last weight gradients read planes as rows (``Config.planes``): 2-D and 3-D, odd widths,
+    kernels 1-5 wide, dilation, padding up to past the taps' reach (the width's keeping the output as wide), depth
+    strides, patches wider and narrower than a plane, split or not, flipped or not, fp32 and bf16, against torch in
+    float64; the second seed with int64 offsets (the threshold lowered). Every case has a tap whose columns move, so
+    the seams' products are taken out."""
+    r = random.Random(7400 + seed)
+    flat = []
+    monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch", lambda *a, _f=weight_grad.DescriptorLaunch.launch:
+                        flat.append((a[0].flat, a[0].kwargs["INT64"])) or _f(*a))
+    if seed:
+        monkeypatch.setattr(geometry, "INT32_MAX", 16)
+    i = 0
+    while i < 3:
+        nd = 2 + i % 2
+        k = [r.randint(1, 3) for _ in range(nd - 1)] + [r.choice([3, 5])]
+        d = r.randint(1, 2)
+        pad = [r.randint(0, kk) for kk in k[:-1]] + [(k[-1] - 1) * d // 2]
+        stride = (r.randint(1, 2), 1, 1)[3 - nd:]
+        sizes = [r.randint(1, 3) for _ in range(nd - 2)] + [r.randint(2, 5), r.choice([5, 7, 9, 13])]
+        dtype = (torch.float32, torch.bfloat16)[i % 2]
+        x = geometry.to_layout(torch.randn((r.randint(1, 2), 16, *sizes), device=DEVICE, dtype=dtype), "channels_last")
+        w = torch.randn((r.choice([8, 24]), 16, *k), device=DEVICE, dtype=dtype)
+        dilation = (1,) * (nd - 1) + (d,)
+        try:
+            spec = conv_spec(f"conv{nd}d", nd, x, w, None, stride, tuple(pad), dilation, 1)
+        except ValueError:  # an output of no positions
+            continue
+        w64 = w.double().requires_grad_()
+        y = getattr(F, f"conv{nd}d")(x.double(), w64, stride=stride, padding=tuple(pad), dilation=dilation)
+        dy = geometry.to_layout(torch.randn(y.shape, device=DEVICE, dtype=dtype), "channels_last")
+        (ref,) = torch.autograd.grad(y, w64, dy.double())
+        flip = r.random() < 0.5
+        expected = ref.flip(tuple(range(2, ref.dim()))) if flip else ref
+        cfg = geometry.Config(16, 16, r.choice([16, 64]), 1, 4, 2, split_k=r.choice([1, 3]), tile_h=1, planes=1)
+        assert weight_grad.descriptors_usable(dy, x, spec, cfg), spec
+        flat.clear()
+        assert_close(dispatch.conv_grad_weight(dy, x, spec, flip, cfg), expected, dtype)
+        assert flat == [(True, bool(seed))], spec
+        i += 1
+
+
+def test_channels_last_planes_only_where_a_tap_moves_them_whole():
+    """A channels-last config asking for planes read as rows launches the descriptor kernel only where a tap moves
+    a plane's positions as a whole (``_descriptors.flat_geometry``: unit height and width stride, the output as wide
+    as the input); elsewhere it runs the pointer kernel (``descriptors_usable`` is false)."""
+    cfg = geometry.Config(16, 16, 64, 1, 4, 2, tile_h=1, planes=1)
+    x = geometry.to_layout(torch.randn(1, 16, 6, 10), "channels_last")
+    w = torch.randn(8, 16, 3, 3)
+    for kwargs, usable in ((dict(padding=1), True), (dict(padding=(1, 0)), False), (dict(padding=1, stride=(1, 2)), False),
+                           (dict(padding=1, stride=(2, 1)), False)):
+        spec = conv_spec("conv2d", 2, x, w, None, kwargs.get("stride", 1), kwargs["padding"], 1, 1)
+        dy = geometry.to_layout(torch.empty(spec.output_shape), "channels_last")
+        assert weight_grad.descriptors_usable(dy, x, spec, cfg) == usable, kwargs
+        assert not weight_grad.descriptors_usable(dy, x, spec, dataclasses.replace(cfg, tile_h=2))  # planes: one row
+    assert seam_share(conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1)) == 2 / 30  # taps -1, 0, 1 over 10 columns
 
 
 NC_ROW_CASES = [  # NC(D)HW rows read whole from column 0 (op, input, weight, arguments, tile width, how the taps move)
@@ -691,7 +750,7 @@ def test_descriptor_patches_only_where_they_pad_the_plane_little():
     their patches pad the output positions at most TMA_PADDING. Channels-innermost patches span images, so small
     planes pad little (14 x 14 and 17 x 17 at batch 32: at most 1.06x, taken); an NC(D)HW box is one image's
     (17 x 24 in rows of 8 bf16 columns or more: 1.41x, not taken). 56 x 56: two images' 8 x 8 patches, exact; the
-    weight gradient's one row of 64 (1.14x: ``tuning.one_row_patches``)."""
+    weight gradient's planes read as rows in 64 (exact: ``tuning.plane_patches``, where one row of 64 padded 1.14x)."""
     def chosen(kind, hw, batch=32):
         problem = tuning.Problem.of(kind, "bfloat16", "channels_last", (batch, 128, hw, hw), (128, 128, 3, 3), 1, 1)
         cfg = tuning.heuristic(problem, interpret=False, tma=True)
@@ -700,7 +759,7 @@ def test_descriptor_patches_only_where_they_pad_the_plane_little():
     for kind in ("conv", "conv_t", "conv_wgrad"):
         cfg, problem, positions = chosen(kind, 56)
         if kind == "conv_wgrad":
-            assert cfg.patch(positions) == (1, 1, 64) and tuning.tma_padding(problem, positions) == 64 / 56
+            assert cfg.patch(positions) == (1, 1, 64) and cfg.planes and tuning.tma_padding(problem, positions) == 1.0
         else:
             assert cfg.tile_h and tuning.tma_padding(problem, positions) == 1.0 and cfg.patch(positions)[1:] == (8, 8)
         for hw in (14, 17):
@@ -813,7 +872,7 @@ def test_weight_gradient_through_descriptors(op, x_shape, w_shape, kwargs, layou
     shifts = flat_shifts(spec) if planes else [t * dilation - pad for t in range(w_shape[-1])]
     off = any(s * x.element_size() % 16 for s in shifts)
     assert (layout == "contiguous" and off) == any(kinds > 0b10 for kinds in launched)  # NC(D)HW taps off 16 bytes
-    assert flat == [planes] * len(picked) and nc_flat(spec, x.element_size()) == planes
+    assert flat == [planes or bool(cfg.planes) for cfg in picked] and nc_flat(spec, x.element_size()) == planes
 
 
 def test_weight_gradient_descriptors_only_where_they_apply(monkeypatch):

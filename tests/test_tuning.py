@@ -449,26 +449,30 @@ def test_the_gpu_heuristic_plans_problems_beyond_this_machines_memory():
         assert tuning.heuristic(p, False, 132, True).tile_h  # a descriptor config, checked, for every pass
 
 
-@pytest.mark.parametrize("name,op,one_row", [("resnet50_l1_3x3", "conv2d", True), ("deeplab_3x3_d2", "conv2d", True),
-                                             ("r3d18_l1", "conv3d", True), ("resnet50_l3_3x3", "conv2d", False),
-                                             ("c3d_conv3a", "conv3d", False), ("r2plus1d18_l1", "conv2plus1d", False)])
-def test_weight_gradient_patches_of_one_row_where_rows_fill_them(name, op, one_row):
+@pytest.mark.parametrize("name,op,patches", [
+    ("resnet50_l1_3x3", "conv2d", "planes"), ("deeplab_3x3_d2", "conv2d", "one row"), ("r3d18_l1", "conv3d", "planes"),
+    ("resnet50_l3_3x3", "conv2d", "spanning"), ("c3d_conv3a", "conv3d", "planes"),
+    ("r2plus1d18_l1", "conv2plus1d", "spanning"), ("r2plus1d18_l2", "conv2plus1d", "spanning")])
+def test_weight_gradient_patches_of_one_row_where_rows_or_planes_fill_them(name, op, patches):
     """A channels-last weight gradient on Hopper takes descriptor patches of one row where its rows fill them within
-    ``ROW_SLACK`` (56 and 64 wide in 64) and its output channels keep tiles of 64 or more (not R(2+1)D's 144 mid
-    channels beside rows padded 1.14x), else patches spanning rows and images (14 and 28 wide); NC(D)HW ones as
-    before. The tuner's candidates hold both shapes."""
+    ``ROW_SLACK`` (64 wide), or reads its planes as rows where they fill them within it, seams counted, and better (56
+    x 56 and 28 x 28 planes), its output channels keeping tiles of 64 or more (not R(2+1)D's 144 and 288 mid channels),
+    else patches spanning rows and images (14 wide); NC(D)HW ones as before. The tuner's candidates hold every
+    shape."""
     from tritonconv import shapes, tune
 
     suite = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "shapes.json").read_text())
     prob = dict(tune.suite_problems(suite))[name if op != "conv2plus1d" else f"{name}:spatial"]
     problem = tuning.Problem.of("conv_wgrad", "bfloat16", "channels_last", **prob)
     cfg = tuning.heuristic(problem, interpret=False, tma=True)
-    assert tuning.one_row_patches(problem, cfg.block_k) == one_row
-    assert (cfg.tile_b, cfg.tile_h) == (1, 1) if one_row else cfg.tile_b * cfg.tile_h > 1
-    assert cfg.block_m >= 64 or not one_row
-    if one_row:
-        patches = {(c.tile_b, c.tile_h) for c in tuning.tma_candidates(problem)}
-        assert (1, 1) in patches and any(b * h > 1 for b, h in patches)
+    assert tuning.one_row_patches(problem, cfg.block_k) == (patches == "one row")
+    assert tuning.plane_patches(problem, cfg.block_k) == bool(cfg.planes) == (patches == "planes")
+    assert (cfg.tile_b, cfg.tile_h) == (1, 1) if patches != "spanning" else cfg.tile_b * cfg.tile_h > 1
+    assert cfg.block_m >= 64 or patches == "spanning"
+    assert tuning.tma_padding(problem, cfg.block_k) <= (tuning.ROW_SLACK if patches != "spanning" else 1.0)
+    shapes_offered = {(c.tile_b, c.tile_h, c.planes) for c in tuning.tma_candidates(problem)}
+    assert (1, 1, 0) in shapes_offered and any(b * h > 1 for b, h, _ in shapes_offered)
+    assert ((1, 1, 1) in shapes_offered) == tuning.can_read_planes(problem)
     nchw = tuning.Problem.of("conv_wgrad", "bfloat16", "contiguous", **prob)
-    assert not tuning.one_row_patches(nchw, 64)
+    assert not tuning.one_row_patches(nchw, 64) and not tuning.plane_patches(nchw, 64)
     assert not shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"])

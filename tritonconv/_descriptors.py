@@ -75,20 +75,35 @@ def nc_boxes_aligned(spec: ConvSpec, tile_w: int, itemsize: int) -> bool:
             and (taps == 1 or dilation * itemsize % 16 == 0))
 
 
+def flat_geometry(spec: ConvSpec) -> bool:
+    """Whether a tap moves a plane's positions as a whole, the plane read as one row: unit height and width stride and
+    the output as wide as the input (a tap then shifts every position of the plane by :func:`flat_shifts`; rows past
+    the plane's edges lie outside it: zeros). A position whose tap column leaves its row (at the rows' seams) reads the
+    row before's or after's column there; the weight gradient's descriptor kernel takes those products out again, read
+    by address, exactly but for rounding: an inf or nan in x's first or last column makes the gradient of the taps that
+    wrapped onto it nan (as it makes the taps that read it non-finite)."""
+    return (len(spec.stride) >= 2 and tuple(spec.stride[-2:]) == (1, 1)
+            and spec.output_shape[-1] == spec.input_shape[-1])
+
+
 def nc_flat(spec: ConvSpec, itemsize: int) -> bool:
-    """Whether the weight gradient's descriptor kernel reads an NC(D)HW layer's planes as rows (:func:`flat_view`): its
-    rows are no box's (not 16-byte multiples: 28 bf16 columns) but its planes are (28 x 28), at unit height and width
-    stride, the output as wide as the input (so a tap moves a plane's positions as a whole, by :func:`flat_shifts`; rows
-    past the plane's edges lie outside the box: zeros). A position whose tap column leaves its row (at the rows' seams)
-    reads the row before's or after's column there; the kernel takes those products out again, read by address (rows of
-    28 and a 3x3 tap: one position a row, 1/28 of the reduction), exactly but for rounding: an inf or nan in x's first or
-    last column makes the gradient of the taps that wrapped onto it nan (as it makes the taps that read it non-finite).
-    Rows of 16-byte multiples are read as rows."""
-    if len(spec.stride) < 2 or tuple(spec.stride[-2:]) != (1, 1) or spec.output_shape[-1] != spec.input_shape[-1]:
+    """Whether the weight gradient's descriptor kernel reads an NC(D)HW layer's planes as rows (:func:`flat_view`,
+    :func:`flat_geometry`): its rows are no box's (not 16-byte multiples: 28 bf16 columns) but its planes are (28 x
+    28); rows of 28 and a 3x3 tap put one position a row at the seams, 1/28 of the reduction. Rows of 16-byte
+    multiples are read as rows. (Channels innermost, a config chooses it: ``Config.planes``.)"""
+    if not flat_geometry(spec):
         return False
     (h, w), (oh, ow) = spec.input_shape[-2:], spec.output_shape[-2:]
     vec = 16 // itemsize
     return w % vec != 0 and h * w % vec == 0 and oh * ow % vec == 0
+
+
+def seam_share(spec: ConvSpec) -> float:
+    """The share of a weight gradient's (tap, position) products that fall on the rows' seams where its planes are read
+    as rows (:func:`flat_geometry`), and are read again by address: ``|kw*dw - pw| / W`` per tap, over the taps."""
+    (kw,), ((pw, _),), (dw,) = spec.weight_shape[-1:], spec.padding[-1:], spec.dilation[-1:]
+    width = spec.input_shape[-1]
+    return sum(min(abs(c), width) for c in tap_shifts(kw, 1, pw, dw, False)) / (kw * width)
 
 
 def flat_shifts(spec: ConvSpec) -> list[int]:
@@ -99,13 +114,27 @@ def flat_shifts(spec: ConvSpec) -> list[int]:
 
 
 def flat_view(t: torch.Tensor) -> tuple[list[int], list[int]] | None:
-    """Sizes and strides of an NC(D)HW tensor (:func:`as_5d`) with each plane as one row (``[N, C, D, 1, H*W]``), or
-    None where its planes are not dense."""
+    """Sizes and strides of a tensor (:func:`as_5d`) with each plane as one row: ``[N, C, D, 1, H*W]`` (NC(D)HW),
+    ``[N, D, 1, H*W, C]`` (channels innermost); None where its planes are not dense (a row pitch other than a row's
+    positions')."""
     sizes, strides = as_5d(t)
+    if channels_inner(t):
+        n, d, h, w, c = sizes
+        if h > 1 and strides[2] != w * strides[3]:
+            return None
+        return [n, d, 1, h * w, c], [strides[0], strides[1], h * w * strides[3], strides[3], 1]
     n, c, d, h, w = sizes
     if strides[-1] != 1 or (h > 1 and strides[-2] != w):
         return None
     return [n, c, d, 1, h * w], [*strides[:3], h * w, 1]
+
+
+def flat_strides(t: torch.Tensor) -> tuple[int, int, int, int]:
+    """The strides of images, channels, depth slices and a plane's positions of a tensor :func:`flat_view` views."""
+    sizes, strides = flat_view(t)
+    if channels_inner(t):
+        return strides[0], 1, strides[1], strides[3]
+    return strides[0], strides[1], strides[2], 1
 
 
 def nc_box_runs(spec: ConvSpec, tile_w: int, itemsize: int) -> int:

@@ -84,7 +84,7 @@ def config_text(cfg: Config) -> str:
     """A config in a few words: tiles (rows x columns x reduction step), warps, and what else it asks."""
     text = f"{cfg.block_m}x{cfg.block_n}x{cfg.block_k} w{cfg.num_warps} s{cfg.num_stages}"
     if cfg.tile_h:
-        text += f" patch {cfg.tile_b}x{cfg.tile_h}"
+        text += f" patch {cfg.tile_b}x{cfg.tile_h}" + (" planes" if cfg.planes else "")
     if cfg.split_k > 1:
         text += f" split {cfg.split_k}"
     if cfg.fold:
@@ -127,6 +127,8 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
         words.append("NC(D)HW planes as rows, x's runs read on in registers, the rows' seams taken out")
     elif costmodel.nc_runs(ran, cfg):
         words.append("NC(D)HW boxes, x's runs read on in registers")
+    elif cfg.tile_h and cfg.planes and ran.kind == "conv_wgrad":
+        words.append("planes as rows, the rows' seams taken out")
     if costmodel.folds(ran, cfg):
         words.append("taps folded")
     return ", ".join(words)

@@ -47,6 +47,7 @@ class Config:
     tile_h: int = 0  # > 0: the tensor-descriptor kernels (kernels.tma), patches of tile_b x tile_h x tile_w positions
     tile_b: int = 1  # images per descriptor patch (channels-innermost reads only): small planes fill a tile
     relayout: int = 0  # 1: NC(D)HW activations read copied channels innermost first (a tuning candidate, tuning.relaid)
+    planes: int = 0  # 1: a channels-innermost weight gradient's one-row descriptor patches run along planes read as rows
 
     @property
     def accumulator(self) -> int:

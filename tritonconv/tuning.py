@@ -36,7 +36,7 @@ import triton
 
 from . import cache, geometry
 from ._checks import ConvSpec
-from ._descriptors import folds_stride, nc_box_runs, nc_flat, nc_row_shift, nc_row_width
+from ._descriptors import flat_geometry, folds_stride, nc_box_runs, nc_flat, nc_row_shift, nc_row_width, seam_share
 from ._runtime import TensorDescriptor
 from .geometry import DEPTHWISE_KIND, KINDS, Config, Problem
 from .kernels import tma, weight_grad
@@ -270,14 +270,15 @@ def covered(sizes: tuple[int, ...], patch: tuple[int, ...]) -> int:
 
 
 ROW_SLACK = 1.15
-"""The most a channels-innermost weight gradient's one-row patches may pad its rows for the heuristic to take them
-(:func:`one_row_patches`)."""
+"""The most a channels-innermost weight gradient's one-row patches may pad its rows, or its planes read as rows
+(their seams' products counted), for the heuristic to take them (:func:`one_row_patches`, :func:`plane_patches`)."""
 
 
 def one_row_patches(problem: Problem, positions: int) -> bool:
     """Whether a channels-innermost weight gradient takes descriptor patches of one row of ``positions`` columns,
-    where they pad its rows at most :data:`ROW_SLACK` (rows of 56 and 112 in 64 and 128: 1.14x; 64: exact) and its
-    output channels take tiles of 64 or more beside them. Its
+    where they pad its rows at most :data:`ROW_SLACK` (rows of 64 exactly; 112 in 128: 1.14x) and no more than its
+    planes read as rows would (:func:`plane_cost`: rows of 56 in 64 pad 1.14x, their planes 1.0x and their seams
+    1.01x), and its output channels take tiles of 64 or more beside them. Its
     patches are the reduction of both operands, and Triton (3.6, 3.9) keeps a box spanning rows or images in shared
     memory as the MMA's second operand only: the first goes through registers and most such loops wait out every
     MMA (the SASS census, ``benchmarks.static``), where one-row boxes feed both from shared memory."""
@@ -287,17 +288,48 @@ def one_row_patches(problem: Problem, positions: int) -> bool:
     padding = covered((width,), (positions,)) / width
     # (and leaving the output channels a tile of 64 or more within slack: a warp group's MMA rows; R(2+1)D's 144 mid
     # channels would take 16-row tiles beside 56-wide rows in 64)
-    return height > 1 and padding <= ROW_SLACK and within_slack((problem.gemm[0],), (128,), padding)[0] >= 64
+    return (height > 1 and padding <= min(ROW_SLACK, plane_cost(problem, positions))
+            and within_slack((problem.gemm[0],), (128,), padding)[0] >= 64)
+
+
+def plane_patches(problem: Problem, positions: int) -> bool:
+    """Whether a channels-innermost weight gradient reads its planes as rows in one-row patches of ``positions``
+    (``Config.planes``, :func:`tritonconv.kernels.weight_grad.planes_as_rows`) where that costs at most
+    :data:`ROW_SLACK` (:func:`plane_cost`) and less than one-row patches (:func:`one_row_patches`): ``c3d_conv3a``'s 28
+    x 28 planes in 64 (1.06x, its 3x3 taps' seams 1.02x more), where the patches spanning rows that cover them exactly
+    took the MMA's first operand through registers and waited out every MMA; ``resnet50_l1_3x3``'s 56 x 56 (exact,
+    seams 1.01x, where one-row patches pad 1.14x). Its output channels take tiles of 64 or more beside them, as
+    :func:`one_row_patches` asks."""
+    return (plane_cost(problem, positions) <= ROW_SLACK and not one_row_patches(problem, positions)
+            and within_slack((problem.gemm[0],), (128,), plane_padding(problem, positions))[0] >= 64)
+
+
+def plane_cost(problem: Problem, positions: int) -> float:
+    """Multiply-adds a weight gradient's patches of ``positions`` issue over its useful ones where they read its planes
+    as rows (:func:`plane_padding`, the seams' products read again counted:
+    :func:`tritonconv._descriptors.seam_share`); infinite where they cannot (:func:`can_read_planes`)."""
+    if not can_read_planes(problem):
+        return math.inf
+    return plane_padding(problem, positions) * (1 + seam_share(problem.spec))
+
+
+def plane_padding(problem: Problem, positions: int) -> float:
+    """How much patches of ``positions`` pad the output's planes read as rows."""
+    plane = math.prod(tma_plane(problem))
+    return covered((plane,), (positions,)) / max(plane, 1)
 
 
 def tma_patch(problem: Problem, positions: int) -> dict[str, int]:
-    """The patch fields (``tile_b``, ``tile_h``) of ``problem``'s descriptor configs of ``positions`` positions
-    (:func:`tma_tile`): several images per patch where a channels-innermost plane is small (14 x 14 in 2 x 2
+    """The patch fields (``tile_b``, ``tile_h``, ``planes``) of ``problem``'s descriptor configs of ``positions``
+    positions (:func:`tma_tile`): several images per patch where a channels-innermost plane is small (14 x 14 in 2 x 2
     patches of 16 images: exact, where one image's 8 x 8 padded 1.31x); NC(D)HW rows read whole (:func:`nc_row_tile`)
     as many rows of that width as fill the patch (56-wide rows: 2 x 64 for 128 positions, 1.14x); a weight gradient's
-    rows one at a time where they fill the patch within slack (:func:`one_row_patches`)."""
+    rows one at a time where they fill the patch within slack (:func:`one_row_patches`), else its planes as rows where
+    those do (:func:`plane_patches`)."""
     if planes_as_rows(problem) or one_row_patches(problem, positions):  # patches of one row
         return dict(tile_b=1, tile_h=1)
+    if plane_patches(problem, positions):
+        return dict(tile_b=1, tile_h=1, planes=1)
     return spanning_patch(problem, positions)
 
 
@@ -308,6 +340,13 @@ def spanning_patch(problem: Problem, positions: int) -> dict[str, int]:
         return dict(tile_b=1, tile_h=positions // width)
     images, rows = tma_tile(*tma_plane(problem), positions, tma_min_width(problem), tma_batch(problem))
     return dict(tile_b=images, tile_h=rows)
+
+
+def can_read_planes(problem: Problem) -> bool:
+    """Whether a weight gradient's descriptor configs may read its planes as rows (``Config.planes``): channels
+    innermost, planes of several rows that a tap moves as a whole (:func:`tritonconv._descriptors.flat_geometry`)."""
+    return (problem.kind == "conv_wgrad" and problem.layout == "channels_last" and flat_geometry(problem.spec)
+            and tma_plane(problem)[0] > 1)
 
 
 def tma_batch(problem: Problem) -> int:
@@ -329,6 +368,8 @@ def tma_padding(problem: Problem, positions: int) -> float:
     """Positions the descriptor kernels' patches of ``positions`` cover (:func:`tma_patch`) over the output's."""
     sizes = (tma_batch(problem), *tma_plane(problem))
     patch = tma_patch(problem, positions)
+    if patch.get("planes"):
+        return plane_padding(problem, positions)
     images, rows = patch["tile_b"], patch["tile_h"]
     return covered(sizes, (images, rows, positions // (images * rows))) / max(math.prod(sizes), 1)
 
@@ -394,7 +435,8 @@ def descriptors_launch(problem: Problem, config: Config) -> bool:
 def tma_candidates(problem: Problem) -> list[Config]:
     """The descriptor kernels' configs for an eligible problem: forward and input gradient tiles of ``block_m``
     positions (:data:`TMA_SPACE`), weight-gradient tiles of :data:`SPACES`' channels with ``block_k`` positions
-    of at least 64 per step, every split count that keeps four steps per partial sum; each one that
+    of at least 64 per step (patches spanning rows and images, of one row, planes read as rows), every split count that
+    keeps four steps per partial sum; each one that
     :func:`launches a descriptor kernel <descriptors_launch>`."""
     rows, cols, red = problem.gemm
     out: list[Config] = []
@@ -402,7 +444,9 @@ def tma_candidates(problem: Problem) -> list[Config]:
         for (bm, bn, bk, warps, stages), split in itertools.product(SPACES["conv_wgrad"], SPLITS):
             if bk < 64 or (split > 1 and triton.cdiv(red, split) < 4 * bk):
                 continue
-            for patch in (tma_patch(problem, bk), spanning_patch(problem, bk)):  # one-row patches, and spanning ones
+            one_row = [dict(tile_b=1, tile_h=1)] if problem.layout == "channels_last" else []
+            planes = [dict(tile_b=1, tile_h=1, planes=1)] if can_read_planes(problem) else []
+            for patch in (tma_patch(problem, bk), spanning_patch(problem, bk), *one_row, *planes):
                 cfg = Config(clamp_pow2(rows, 16, bm), clamp_pow2(cols, 16, bn), bk, group_m=1, num_warps=warps,
                              num_stages=stages, split_k=split, **patch)
                 if cfg not in out and descriptors_launch(problem, cfg):

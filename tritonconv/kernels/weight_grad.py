@@ -38,10 +38,13 @@ transposed in shared memory for the MMA's first operand). NC(D)HW operands are r
 boxes ``[1, channels, 1, TILE_H, TILE_W]`` of ``[N, C, D, H, W]``; where a width tap's first column lies ``r``
 elements past a 16-byte boundary (a 3x3 layer's outer taps), ``x`` is read as the two boxes from that boundary and
 16 bytes on, each row's 16-byte runs taken ``r`` columns on in registers, at unit width stride
-(:func:`tritonconv._descriptors.nc_box_runs`); rows of no 16-byte multiple (28 columns) in planes of one are read as
-``[N, C, D, 1, H*W]``, each plane one row, a tap moving it by ``(kh*dh - ph) * W + kw*dw - pw``: at the rows' seams a
-tap column that leaves its row reads the next row's (the previous row's), and those products, read by address (one
-position a row for a 3x3 tap), are taken out (:func:`tritonconv._descriptors.nc_flat`). Strided along height or width,
+(:func:`tritonconv._descriptors.nc_box_runs`). Planes are read as rows (:func:`planes_as_rows`) where NC(D)HW rows
+are of no 16-byte multiple (28 columns) in planes of one, and channels-innermost where a config asks
+(``Config.planes``: boxes of one row whose reshape for the MMA keeps both operands in shared memory, on planes no
+row-spanning patch fills so): ``[N, C, D, 1, H*W]`` or ``[N, D, 1, H*W, C]``, each plane one row, a tap moving it by
+``(kh*dh - ph) * W + kw*dw - pw``: at the rows' seams a tap column that leaves its row reads the next row's (the
+previous row's), and those products, read by address (one position a row for a 3x3 tap), are taken out
+(:func:`tritonconv._descriptors.flat_geometry`). Strided along height or width,
 channels-innermost ``x`` is read through the view that folds the strides into its axes, as the forward descriptor
 kernel reads it (:func:`tritonconv._descriptors.phase_view`). Its reduction splits as the pointer kernel's.
 """
@@ -56,7 +59,17 @@ import triton.language as tl
 
 from .. import geometry
 from .._checks import ConvSpec
-from .._descriptors import as_5d, channels_inner, describable, flat_view, input_view, nc_box_runs, nc_flat
+from .._descriptors import (
+    as_5d,
+    channels_inner,
+    describable,
+    flat_geometry,
+    flat_strides,
+    flat_view,
+    input_view,
+    nc_box_runs,
+    nc_flat,
+)
 from .._runtime import Descriptors, Direct, TensorDescriptor, capability, interpreting, kernel
 from .._runtime import target_options as _target_options
 from .._tile import deal, mma, next_rows, patch, repeat, run_kind, shift_runs, tap, tile_positions
@@ -326,7 +339,7 @@ class Launch(Partials):
 def _conv_weight_grad_tma_kernel(
     x_desc, dy_desc, dw_ptr, x_ptr, dy_ptr,
     C_in, C_out, OD, OH, OW, XH, sd, pd, ph, pw, dd, dh, dw,
-    sws, swo, swi, swt, STEPS, STEPS_PER_SPLIT, D, RW, ROWS, XHW, sxn, sxc, sxd, syn, syc, syd,
+    sws, swo, swi, swt, STEPS, STEPS_PER_SPLIT, D, RW, ROWS, XHW, sxn, sxc, sxd, sxp, syn, syc, syd, syp,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
     X_INNER: tl.constexpr, DY_INNER: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr,
     DOT_PRECISION: tl.constexpr, TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
@@ -339,11 +352,11 @@ def _conv_weight_grad_tma_kernel(
     a tap whose first column is ``r`` past a boundary reads the box from that boundary and the box ``X_VEC`` on, and
     takes each row's runs ``r`` columns on in registers (:func:`tritonconv._tile.shift_runs`); a loop for each offset
     some tap takes (``X_KINDS``, bit ``r + 1``), each program running its tap's. ``FLAT``: each plane one row
-    (:func:`tritonconv._descriptors.nc_flat`: ``OH`` 1, ``OW`` the plane's positions, ``ROWS`` rows of ``RW``; ``x``'s
-    ``XHW``), a tap shifting it by ``(kh*dh - ph) * RW + kw*dw - pw``; a position whose tap column ``c`` leaves its row
-    (the ``|c|`` columns at the rows' seams) reads the row before's or after's in the main loop, so the program first
-    sums those products, of ``dY`` and ``x`` read by address (``x_ptr``, ``dy_ptr``; ``SEAMS`` positions a step, this
-    split's seam positions only), and starts the main loop from minus that sum.
+    (:func:`planes_as_rows`: ``OH`` 1, ``OW`` the plane's positions, ``ROWS`` rows of ``RW``; ``x``'s ``XHW``), a tap
+    shifting it by ``(kh*dh - ph) * RW + kw*dw - pw``; a position whose tap column ``c`` leaves its row (the ``|c|``
+    columns at the rows' seams) reads the row before's or after's in the main loop, so after it the program takes
+    those products out, of ``dY`` and ``x`` read by address (``x_ptr``, ``dy_ptr``, strides of images, channels, depth
+    slices and a plane's positions; ``SEAMS`` positions a step, this split's seam positions only).
 
     Programs run input-channel tile fastest, so those reading the same ``dY`` boxes run together (L2). ``EVEN``:
     the channel tiles divide both channel counts, so the epilogue stores without a mask (a 128 x 128 tile's
@@ -375,45 +388,6 @@ def _conv_weight_grad_tma_kernel(
     shift = c
     if FLAT:  # and the rows (of RW columns), planes read as rows
         shift += (kh * dh - ph) * RW
-    if FLAT and c != 0:  # the rows' seams: each row's |c| positions whose tap column leaves it read the row before's
-        # (after's) in the main loop; their products summed here first and negated, so the main loop adds to minus them
-        cols = tl.maximum(c, -c)
-        last = tl.minimum(first + STEPS_PER_SPLIT, STEPS)
-        per_plane = (OW + TILE_W - 1) // TILE_W  # the main loop's steps per plane
-        chan_m = m0 + tl.arange(0, BLOCK_M)
-        chan_n = n0 + tl.arange(0, BLOCK_N)
-        if INT64:
-            chan_m = chan_m.to(tl.int64)
-            chan_n = chan_n.to(tl.int64)
-        for plane in range(first // per_plane, (last - 1) // per_plane + 1):  # this split's (image, depth) planes
-            pnb = plane // OD
-            pod = plane % OD
-            pid_ = pod * sd - pd + kd * dd
-            if INT64:  # (a plane's offsets: of images, depth slices)
-                pnb = pnb.to(tl.int64)
-                pod = pod.to(tl.int64)
-                pid_ = pid_.to(tl.int64)
-            if (pid_ >= 0) & (pid_ < D):  # (else the main loop read zeros of x there)
-                for j in range(cols):  # the rows' seam columns
-                    col = tl.where(c < 0, j, RW - cols + j)
-                    for r0 in range(0, ROWS, SEAMS):
-                        p = (r0 + tl.arange(0, SEAMS)) * RW + col  # the positions, in their plane
-                        step = plane * per_plane + p // TILE_W  # the main loop's step that read each
-                        ok = (p < ROWS * RW) & (step >= first) & (step < last)
-                        q = p + shift  # x's position the main loop read there
-                        ok_x = ok & (q >= 0) & (q < XHW)
-                        if EVEN:  # (the channel tiles divide the channels)
-                            ok_m = ok[None, :]
-                            ok_n = ok_x[:, None]
-                        else:
-                            ok_m = (chan_m < C_out)[:, None] & ok[None, :]
-                            ok_n = ok_x[:, None] & (chan_n < C_in)[None, :]
-                        a = tl.load(dy_ptr + chan_m[:, None] * syc + (pnb * syn + pod * syd + p)[None, :], mask=ok_m,
-                                    other=0.0)
-                        b = tl.load(x_ptr + chan_n[None, :] * sxc + (pnb * sxn + pid_ * sxd + q)[:, None], mask=ok_n,
-                                    other=0.0)
-                        acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
-        acc = -acc  # (negation is exact)
     if X_KINDS == 2:  # every box as it is
         reads = 1
     else:
@@ -459,6 +433,50 @@ def _conv_weight_grad_tma_kernel(
                     od = tl.where(volume_done, 0, od)
                     nb = tl.where(volume_done, nb + TILE_B, nb)
 
+    if FLAT and c != 0:  # the rows' seams: each row's |c| positions whose tap column leaves it read the row before's
+        # (after's) in the main loop; their products taken out: added to the negated sum, negated back (exact). After
+        # the main loop, not before: a main loop starting from a sum the seams' MMA left waited out each of its MMAs
+        acc = -acc
+        cols = tl.maximum(c, -c)
+        last = tl.minimum(first + STEPS_PER_SPLIT, STEPS)
+        per_plane = (OW + TILE_W - 1) // TILE_W  # the main loop's steps per plane
+        chan_m = m0 + tl.arange(0, BLOCK_M)
+        chan_n = n0 + tl.arange(0, BLOCK_N)
+        if INT64:
+            chan_m = chan_m.to(tl.int64)
+            chan_n = chan_n.to(tl.int64)
+        for plane in range(first // per_plane, (last - 1) // per_plane + 1):  # this split's (image, depth) planes
+            pnb = plane // OD
+            pod = plane % OD
+            pid_ = pod * sd - pd + kd * dd
+            if INT64:  # (a plane's offsets: of images, depth slices)
+                pnb = pnb.to(tl.int64)
+                pod = pod.to(tl.int64)
+                pid_ = pid_.to(tl.int64)
+            if (pid_ >= 0) & (pid_ < D):  # (else the main loop read zeros of x there)
+                for j in range(cols):  # the rows' seam columns
+                    col = tl.where(c < 0, j, RW - cols + j)
+                    for r0 in range(0, ROWS, SEAMS):
+                        p = (r0 + tl.arange(0, SEAMS)) * RW + col  # the positions, in their plane
+                        step = plane * per_plane + p // TILE_W  # the main loop's step that read each
+                        ok = (p < ROWS * RW) & (step >= first) & (step < last)
+                        q = p + shift  # x's position the main loop read there
+                        ok_x = ok & (q >= 0) & (q < XHW)
+                        if INT64:
+                            p = p.to(tl.int64)
+                            q = q.to(tl.int64)
+                        if EVEN:  # (the channel tiles divide the channels)
+                            ok_m = ok[None, :]
+                            ok_n = ok_x[:, None]
+                        else:
+                            ok_m = (chan_m < C_out)[:, None] & ok[None, :]
+                            ok_n = ok_x[:, None] & (chan_n < C_in)[None, :]
+                        a = tl.load(dy_ptr + chan_m[:, None] * syc + (pnb * syn + pod * syd + p * syp)[None, :],
+                                    mask=ok_m, other=0.0)
+                        b = tl.load(x_ptr + chan_n[None, :] * sxc + (pnb * sxn + pid_ * sxd + q * sxp)[:, None],
+                                    mask=ok_n, other=0.0)
+                        acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
+        acc = -acc
     offs_m = m0 + tl.arange(0, BLOCK_M)
     offs_n = n0 + tl.arange(0, BLOCK_N)
     if INT64:
@@ -476,17 +494,17 @@ def descriptors_usable(grad_output: torch.Tensor, input: torch.Tensor, spec: Con
     """Whether this kernel computes the weight gradient with ``config``'s tiles: one group, unit H/W stride or strides
     ``x``'s view folds (:func:`tritonconv._descriptors.input_view`, channels innermost), each operand channels- or
     width-innermost (NC(D)HW: box rows of 16-byte multiples, ``x``'s boxes starting on 16 bytes or read in runs at unit
-    width stride, :func:`tritonconv._descriptors.nc_box_runs`; or planes read as rows, patches of one row,
-    :func:`tritonconv._descriptors.nc_flat`), 16-byte strides, no fp64 (its accumulator is fp32). The
+    width stride, :func:`tritonconv._descriptors.nc_box_runs`), or planes read as rows in patches of one row
+    (:func:`planes_as_rows`, both operands in one layout), 16-byte strides, no fp64 (its accumulator is fp32). The
     base addresses must be 16-byte aligned too (:func:`tritonconv._descriptors.aligned`, checked per call)."""
     if TensorDescriptor is None or not config.tile_h or spec.groups != 1 or input.dtype == torch.float64:
         return False
     tile_b, tile_h, tile_w = config.patch(config.block_k)
-    if not channels_inner(input) and nc_flat(spec, input.element_size()):  # planes as rows: patches of one row
+    if planes_as_rows(input, spec, config):  # patches of one row, planes as rows
         views = [flat_view(t) for t in (grad_output, input)]
-        return (tile_b == tile_h == 1 and not channels_inner(grad_output) and None not in views
-                and all(describable(t, v[1]) for t, v in zip((grad_output, input), views))
-                and nc_box_runs(spec, tile_w, input.element_size()) > 0)
+        return (tile_b == tile_h == 1 and flat_geometry(spec) and channels_inner(grad_output) == channels_inner(input)
+                and None not in views and all(describable(t, v[1]) for t, v in zip((grad_output, input), views))
+                and (channels_inner(input) or nc_box_runs(spec, tile_w, input.element_size()) > 0))
     view = input_view(input, spec, config.block_n)
     if view is None or not describable(input, view[1]):
         return False
@@ -494,6 +512,14 @@ def descriptors_usable(grad_output: torch.Tensor, input: torch.Tensor, spec: Con
         if not describable(t) or (not channels_inner(t) and (tile_w * t.element_size() % 16 or tile_b > 1)):
             return False
     return channels_inner(input) or nc_box_runs(spec, tile_w, input.element_size()) > 0
+
+
+def planes_as_rows(input: torch.Tensor, spec: ConvSpec, config: Config) -> bool:
+    """Whether the kernel reads each plane as one row (``FLAT``, :func:`tritonconv._descriptors.flat_geometry`): an
+    NC(D)HW input where its rows are no box's (:func:`tritonconv._descriptors.nc_flat`), a channels-innermost one where
+    the config asks (``Config.planes``: 28 x 28 planes in patches of 64 positions, 1.06x, where the row-spanning patches
+    that cover them exactly take the MMA's first operand through registers)."""
+    return bool(config.planes) if channels_inner(input) else nc_flat(spec, input.element_size())
 
 
 def channels_fourth(layout: tuple) -> tuple:
@@ -513,6 +539,26 @@ def dy_channels_fourth(dy_inner: bool, tile_h: int, x_kinds: int, flat: bool) ->
     return not dy_inner and tile_h == 1 and x_kinds == 0b10 and not flat
 
 
+SEAMS = 16
+"""Seam positions per step of the loop that reads them by address (planes read as rows, :func:`planes_as_rows`)."""
+
+
+def seam_work(spec: ConvSpec, tile_w: int, per_split: int, steps: int) -> int:
+    """Positions x taps that the seam loop of a launch reading planes as rows (:func:`planes_as_rows`) runs over, per
+    pair of channel tiles: :data:`SEAMS` a step, each split's planes, each tap whose columns move, in the planes whose
+    depth slice the tap reads."""
+    xd, _, _, od, oh, ow, sd, _, _, pd, _, _, dd, _, _ = geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec)
+    kd, kh, kw = as_3d(tuple(spec.weight_shape[2:]), 1)
+    columns = kh * sum(abs(c) for c in geometry.tap_shifts(kw, 1, spec.padding[-1][0], spec.dilation[-1], False))
+    per_plane = triton.cdiv(oh * ow, tile_w)
+    visits = [0] * od  # each output depth slice's planes' visits, over the splits
+    for first in range(0, steps, per_split):
+        for plane in range(first // per_plane, (min(first + per_split, steps) - 1) // per_plane + 1):
+            visits[plane % od] += 1
+    read = sum(v for o, v in enumerate(visits) for t in range(kd) if 0 <= o * sd - pd + t * dd < xd)
+    return read * columns * triton.cdiv(oh, SEAMS) * SEAMS
+
+
 class DescriptorLaunch(Partials):
     """:func:`_conv_weight_grad_tma_kernel` prepared for tensors laid out as ``grad_output`` and ``input``
     (:func:`descriptors_usable`); calling it gets the two descriptors (:class:`tritonconv._runtime.Descriptors`),
@@ -524,10 +570,10 @@ class DescriptorLaunch(Partials):
         tile_b, tile_h, tile_w = config.patch(config.block_k)
         xd, xh, xw, od, oh, ow, sd, phase_h, phase_w, pd, ph, pw, dd, dh, dw = geometry_3d(spec.input_shape[2:],
                                                                                             spec.output_shape[2:], spec)
-        flat = not channels_inner(input) and nc_flat(spec, input.element_size())
-        seams = (0,) * 10  # planes as rows: x's depth, the rows' width, the output's rows, x's plane, then by address
+        flat = planes_as_rows(input, spec, config)
+        seams = (0,) * 12  # planes as rows: x's depth, the rows' width, the output's rows, x's plane, then by address
         if flat:  # each plane one row (its rows' seams taken out by address)
-            seams = (xd, xw, oh, xh * xw, *flat_view(input)[1][:3], *flat_view(grad_output)[1][:3])
+            seams = (xd, xw, oh, xh * xw, *flat_strides(input), *flat_strides(grad_output))
             oh, ow = 1, oh * ow
         positions = grad_output.shape[0] * od * oh * ow
         steps = triton.cdiv(grad_output.shape[0], tile_b) * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w)
@@ -551,13 +597,16 @@ class DescriptorLaunch(Partials):
         self.args = (c_in, c_out, od, oh, ow, xh, sd, pd, ph, pw, dd, dh, dw, *self.store, steps, per_split, *seams,
                      *as_3d(tuple(kernel_size), 1))
         self._work = tiles * steps * config.block_m * config.block_n * config.block_k
+        if flat:  # and the seams' products, read again by address (the loop over them after the main loop)
+            self._work += seam_work(spec, tile_w, per_split, steps) \
+                * triton.cdiv(c_out, config.block_m) * config.block_m * triton.cdiv(c_in, config.block_n) * config.block_n
         self.kwargs = dict(
             X_INNER=channels_inner(input), DY_INNER=channels_inner(grad_output),
             INT64=needs_int64(self.partial, *((input, grad_output) if flat else ())),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_M=config.block_m, BLOCK_N=config.block_n,
             PHASE_H=phase_h, PHASE_W=phase_w, EVEN=c_out % config.block_m == 0 and c_in % config.block_n == 0,
-            X_VEC=16 // input.element_size(), X_KINDS=self.x_kinds, FLAT=flat, SEAMS=16, DY_FOURTH=dy_fourth,
+            X_VEC=16 // input.element_size(), X_KINDS=self.x_kinds, FLAT=flat, SEAMS=SEAMS, DY_FOURTH=dy_fourth,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_weight_grad_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
