@@ -809,6 +809,38 @@ def test_input_gradient_through_descriptors(op, x_shape, w_shape, kwargs, flip, 
     assert len(launched) == len(configs)
 
 
+@pytest.mark.parametrize("kind,stride", [("conv", 1), ("conv_t", 1), ("conv", 2), ("conv_t", 2)])
+def test_narrow_channel_tiles_take_one_row_patches(kind, stride, monkeypatch):
+    """A channels-last forward or input gradient whose channel tile is under 64 (so its MMA does not run transposed)
+    takes patches of one row on Hopper where its written rows fill them (``tuning.one_row_tile``: rows of 64 here,
+    strided 2 too, the input gradient by phase), where patches spanning rows would put the MMA's first operand in
+    registers; the tuner's candidates hold both shapes. Each runs through the descriptor kernel against torch."""
+    launched = []
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: launched.append(a[0]) or _f(*a, **k))
+    x = geometry.to_layout(torch.randn(2, 16, 3 * stride, 64 * stride, device=DEVICE, dtype=torch.float64),
+                           "channels_last").requires_grad_()
+    w = torch.randn(24, 16, 3, 3, device=DEVICE, dtype=torch.float64)
+    b = torch.randn(24, device=DEVICE, dtype=torch.float64)
+    y = F.conv2d(x, w, b, stride=stride, padding=1)
+    dy = geometry.to_layout(torch.randn_like(y), "channels_last")
+    (ref_dx,) = torch.autograd.grad(y, x, dy)
+    x32, w32, dy32 = x.detach().float(), w.float(), dy.float()
+    spec = conv_spec("conv2d", 2, x32, w32, None, stride, 1, 1, 1)
+    problem = tuning.Problem.for_launch(kind, dy32 if kind == "conv_t" else x32, spec)
+    cfg = tuning.heuristic(dataclasses.replace(problem, dtype="bfloat16"), interpret=False, tma=True)
+    assert cfg.block_n < 64 and (cfg.tile_b, cfg.tile_h, cfg.block_m) == (1, 1, 64)
+    assert tuning.tma_patch(problem, 128) != dict(tile_b=1, tile_h=1)  # (the patch it took the place of spans rows)
+    configs = tuning.tma_candidates(problem)
+    assert {c.tile_b * c.tile_h == 1 for c in configs} == {True, False}
+    for c in (cfg, *configs):
+        if kind == "conv":
+            assert_close(dispatch.conv_forward(x32, w32, b.float(), spec, None, False, c), y.detach())
+        else:
+            assert_close(dispatch.conv_grad_input(dy32, w32, spec, False, geometry.output_memory_format(x32, w32), c),
+                         ref_dx)
+    assert len(launched) >= len(configs) + 1
+
+
 WGRAD_CASES = [  # the weight gradient through descriptors: channels-last and NC(D)HW operands, strided channels-last
     ("conv2d", (2, 16, 9, 11), (24, 16, 3, 3), dict(padding=1), "channels_last"),
     ("conv3d", (1, 8, 5, 6, 7), (16, 8, 3, 3, 3), dict(padding=1, stride=(2, 1, 1)), "channels_last"),
