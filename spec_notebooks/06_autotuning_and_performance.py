@@ -323,7 +323,10 @@ fig.tight_layout()
 # output channels x positions, the patch as the second operand (`kernels.tma.positions_as_n`; tiles
 # of at least 64 output channels): those forwards and input gradients read both operands from shared
 # memory and never drain. The weight gradient's patches are its reduction, in both operands, so one
-# of them still goes through registers there.
+# of them goes through registers where a patch spans rows; it reads one row at a time where the rows
+# fill a patch (`tuning.one_row_patches`), or each plane as one row where the planes do
+# (`tuning.plane_patches`, `Config.planes`: the products at the rows' seams taken out after the main
+# loop), and both operands stay in shared memory.
 
 # %%
 census = [r for r in compile_report(CPU_TRITON) if r["dtype"] == "bf16" and "loop_math" in r]
@@ -343,6 +346,9 @@ for layout in ("channels_last", "contiguous"):
 transposed = [r for r in census if r["kernel"] == "_conv_tma_kernel" and r["layout"] == "channels_last"
               and tma.positions_as_n(True, 0, geometry.Config(**r["config"]), 2)]
 assert transposed and all(r["loop_mma_register_a"] == 0 and r["loop_mma_drains"] == 0 for r in transposed)
+planes = [r for r in census if r["kind"] == "conv_wgrad" and r["config"].get("planes")]
+assert planes and all(r["loop_mma_register_a"] == 0 and r["loop_mma_drains"] == 0 for r in planes)
+print("weight gradients reading planes as rows:", ", ".join(sorted({r["name"] for r in planes})))
 
 fig, axes = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
 for ax, layout in zip(axes, ("channels_last", "contiguous")):
