@@ -263,13 +263,17 @@ def test_random_nchw_rows_whole_layers(seed, monkeypatch):
         done += 1
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("seed", range(2))
-def test_random_planes_as_rows(seed, monkeypatch):
-    """Seeded random NC(D)HW weight gradients whose rows are no 16-byte multiple and whose planes are (2-D and 3-D,
-    kernels 1-5 wide, dilation, height padding up to past the taps' reach, the width padded to keep it): through the
-    descriptor kernel reading planes as rows, split or not, against torch in float64; the second seed with int64
-    offsets (the threshold lowered)."""
-    r = random.Random(7300 + seed)
+def test_random_planes_as_rows(layout, seed, monkeypatch):
+    """Seeded random weight gradients through the descriptor kernel reading planes as rows (2-D and 3-D, kernels 1-5
+    wide, dilation, padding up to past the taps' reach, the width's keeping the output as wide; split or not): NC(D)HW
+    ones whose rows are no 16-byte multiple and whose planes are (fp32), channels-last ones where the config asks
+    (``Config.planes``: odd widths, depth strides, patches wider and narrower than a plane, flipped or not, fp32 and
+    bf16); against torch in float64, the second seed with int64 offsets (the threshold lowered). Every case has a tap
+    whose columns move, so the seams' products are taken out."""
+    inner = layout == "channels_last"
+    r = random.Random((7400 if inner else 7300) + seed)
     flat = []
     monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch", lambda *a, _f=weight_grad.DescriptorLaunch.launch:
                         flat.append((a[0].flat, a[0].kwargs["INT64"])) or _f(*a))
@@ -277,71 +281,38 @@ def test_random_planes_as_rows(seed, monkeypatch):
         monkeypatch.setattr(geometry, "INT32_MAX", 16)
     done = 0
     while done < 3:
-        nd = r.randint(2, 3)
-        k = [r.randint(1, 3) for _ in range(nd - 1)] + [r.choice([3, 5])]
-        d = r.randint(1, 2)
-        width = r.choice([6, 10, 14, 18])  # fp32 rows of 24-72 bytes
-        height = r.choice([2, 4, 6])  # planes of 16-byte multiples
-        pad = [r.randint(0, kk) for kk in k[:-1]] + [(k[-1] - 1) * d // 2]
-        sizes = [r.randint(1, 3) for _ in range(nd - 2)] + [height, width]
-        x = torch.randn((r.randint(1, 2), 16, *sizes), device=DEVICE)
-        w = torch.randn((r.choice([8, 24]), 16, *k), device=DEVICE)
-        dilation = (1,) * (nd - 1) + (d,)
-        spec = conv_spec(f"conv{nd}d", nd, x, w, None, 1, tuple(pad), dilation, 1)
-        if min(spec.output_shape[2:]) < 1 or not nc_flat(spec, 4):
-            continue
-        w64 = w.double().requires_grad_()
-        y = getattr(F, f"conv{nd}d")(x.double(), w64, padding=tuple(pad), dilation=dilation)
-        dy = torch.randn(y.shape, device=DEVICE)
-        (ref,) = torch.autograd.grad(y, w64, dy.double())
-        cfg = geometry.Config(16, 16, 64, 1, 4, 2, split_k=r.choice([1, 3]), tile_h=1)
-        flat.clear()
-        assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref, x.dtype)
-        assert flat == [(True, bool(seed))], spec
-        done += 1
-
-
-@pytest.mark.parametrize("seed", range(2))
-def test_random_channels_last_planes_as_rows(seed, monkeypatch):
-    """Seeded random channels-last weight gradients read planes as rows (``Config.planes``): 2-D and 3-D, odd widths,
-    kernels 1-5 wide, dilation, padding up to past the taps' reach (the width's keeping the output as wide), depth
-    strides, patches wider and narrower than a plane, split or not, flipped or not, fp32 and bf16, against torch in
-    float64; the second seed with int64 offsets (the threshold lowered). Every case has a tap whose columns move, so
-    the seams' products are taken out."""
-    r = random.Random(7400 + seed)
-    flat = []
-    monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch", lambda *a, _f=weight_grad.DescriptorLaunch.launch:
-                        flat.append((a[0].flat, a[0].kwargs["INT64"])) or _f(*a))
-    if seed:
-        monkeypatch.setattr(geometry, "INT32_MAX", 16)
-    i = 0
-    while i < 3:
-        nd = 2 + i % 2
+        nd = 2 + done % 2 if inner else r.randint(2, 3)
         k = [r.randint(1, 3) for _ in range(nd - 1)] + [r.choice([3, 5])]
         d = r.randint(1, 2)
         pad = [r.randint(0, kk) for kk in k[:-1]] + [(k[-1] - 1) * d // 2]
-        stride = (r.randint(1, 2), 1, 1)[3 - nd:]
-        sizes = [r.randint(1, 3) for _ in range(nd - 2)] + [r.randint(2, 5), r.choice([5, 7, 9, 13])]
-        dtype = (torch.float32, torch.bfloat16)[i % 2]
-        x = geometry.to_layout(torch.randn((r.randint(1, 2), 16, *sizes), device=DEVICE, dtype=dtype), "channels_last")
+        if inner:  # odd widths, any height
+            plane, stride = [r.randint(2, 5), r.choice([5, 7, 9, 13])], (r.randint(1, 2), 1, 1)[3 - nd:]
+        else:  # fp32 rows of 24-72 bytes in planes of 16-byte multiples
+            plane, stride = [r.choice([2, 4, 6]), r.choice([6, 10, 14, 18])], 1
+        sizes = [r.randint(1, 3) for _ in range(nd - 2)] + plane
+        dtype = (torch.float32, torch.bfloat16)[done % 2] if inner else torch.float32
+        x = geometry.to_layout(torch.randn((r.randint(1, 2), 16, *sizes), device=DEVICE, dtype=dtype), layout)
         w = torch.randn((r.choice([8, 24]), 16, *k), device=DEVICE, dtype=dtype)
         dilation = (1,) * (nd - 1) + (d,)
         try:
             spec = conv_spec(f"conv{nd}d", nd, x, w, None, stride, tuple(pad), dilation, 1)
         except ValueError:  # an output of no positions
             continue
+        if not inner and not nc_flat(spec, 4):
+            continue
         w64 = w.double().requires_grad_()
         y = getattr(F, f"conv{nd}d")(x.double(), w64, stride=stride, padding=tuple(pad), dilation=dilation)
-        dy = geometry.to_layout(torch.randn(y.shape, device=DEVICE, dtype=dtype), "channels_last")
+        dy = geometry.to_layout(torch.randn(y.shape, device=DEVICE, dtype=dtype), layout)
         (ref,) = torch.autograd.grad(y, w64, dy.double())
-        flip = r.random() < 0.5
+        flip = inner and r.random() < 0.5
         expected = ref.flip(tuple(range(2, ref.dim()))) if flip else ref
-        cfg = geometry.Config(16, 16, r.choice([16, 64]), 1, 4, 2, split_k=r.choice([1, 3]), tile_h=1, planes=1)
+        cfg = geometry.Config(16, 16, r.choice([16, 64]) if inner else 64, 1, 4, 2, split_k=r.choice([1, 3]), tile_h=1,
+                              planes=int(inner))
         assert weight_grad.descriptors_usable(dy, x, spec, cfg), spec
         flat.clear()
         assert_close(dispatch.conv_grad_weight(dy, x, spec, flip, cfg), expected, dtype)
         assert flat == [(True, bool(seed))], spec
-        i += 1
+        done += 1
 
 
 def test_channels_last_planes_only_where_a_tap_moves_them_whole():
