@@ -783,7 +783,7 @@ def test_input_gradient_through_descriptors(op, x_shape, w_shape, kwargs, flip, 
 @pytest.mark.parametrize("kind,stride", [("conv", 1), ("conv_t", 1), ("conv", 2), ("conv_t", 2)])
 def test_narrow_channel_tiles_take_one_row_patches(kind, stride, monkeypatch):
     """A channels-last forward or input gradient whose channel tile is under 64 (so its MMA does not run transposed)
-    takes patches of one row on Hopper where its written rows fill them (``tuning.one_row_tile``: rows of 64 here,
+    takes patches of one row on Hopper where its written rows fill them (``tuning.one_row_forward``: rows of 64 here,
     strided 2 too, the input gradient by phase), where patches spanning rows would put the MMA's first operand in
     registers; the tuner's candidates hold both shapes. Each runs through the descriptor kernel against torch."""
     launched = []

@@ -131,7 +131,7 @@ def flat_view(t: torch.Tensor) -> tuple[list[int], list[int]] | None:
 
 def flat_strides(t: torch.Tensor) -> tuple[int, int, int, int]:
     """The strides of images, channels, depth slices and a plane's positions of a tensor :func:`flat_view` views."""
-    sizes, strides = flat_view(t)
+    _, strides = flat_view(t)
     if channels_inner(t):
         return strides[0], 1, strides[1], strides[3]
     return strides[0], strides[1], strides[2], 1

@@ -468,7 +468,8 @@ def transposed_mma(problem: Problem, config: Config) -> bool:
 def one_row_mma(problem: Problem, config: Config) -> bool:
     """Whether a descriptor weight-gradient launch reads boxes of one row that its MMA takes from shared memory where
     boxes of several rows went through registers: a channels-innermost one's one-row patches on planes of several rows
-    (:func:`tritonconv.tuning.one_row_patches`), an NC(D)HW one's dy boxes of one row where x's are read as they are
+    (:func:`tritonconv.tuning.one_row_patches`; planes read as rows too, :func:`tritonconv.tuning.plane_patches`), an
+    NC(D)HW one's dy boxes of one row where x's are read as they are
     (``weight_grad.dy_channels_fourth``)."""
     problem, config = launched(problem, config)
     if problem.kind != "conv_wgrad" or not config.tile_h or config.tile_h * config.tile_b > 1:

@@ -292,23 +292,22 @@ def one_row_patches(problem: Problem, positions: int) -> bool:
             and within_slack((problem.gemm[0],), (128,), padding)[0] >= 64)
 
 
-def one_row_tile(problem: Problem, config: Config) -> int:
-    """Positions per one-row patch a channels-innermost forward or input gradient takes in place of ``config``'s
-    patch spanning rows or images where the MMA cannot run transposed (channel tiles under 64,
+def one_row_forward(problem: Problem, config: Config) -> bool:
+    """Whether a channels-innermost forward or input gradient takes patches of one row of ``config``'s positions in
+    place of its patches spanning rows or images, where the MMA cannot run transposed (channel tiles under 64,
     :func:`tritonconv.kernels.tma.positions_as_n`), so that its first operand, a box of one row, stays in shared
-    memory: ``config``'s positions where their patches pad the written rows at most :data:`ROW_SLACK` and no more than
-    ``config``'s patches pad the planes (``ct_anisotropic``'s rows of 128 in 128, exact: no register copies and no
-    wait for each MMA in the SASS census, where its 8-row patches took 2 and 1, 4 and 4 in the input gradient; not
-    R(2+1)D's rows of 56); 0 where the patch stays as it is. (The 3-D U-Net's rows of 64 would take tiles of 64
+    memory: where those pad the written rows at most :data:`ROW_SLACK` and no more than ``config``'s patches pad the
+    planes (``ct_anisotropic``'s rows of 128 in 128, exact: no register copies and no wait for each MMA in the SASS
+    census, where its 8-row patches took 2 and 1, 4 and 4 in the input gradient; not R(2+1)D's rows of 56). (The 3-D
+    U-Net's rows of 64 would take tiles of 64
     positions, where its 128 x 32 tiles on 8 rows take 4 and 4: 109 instructions for 2 MMAs a step against 151 for 4,
     and the model, which does not see the waits, predicts them 18% slower; the tuner's candidates hold both.)"""
     itemsize = getattr(torch, problem.dtype).itemsize
     if (problem.layout != "channels_last" or problem.kind not in ("conv", "conv_t") or not config.tile_h
             or config.tile_b * config.tile_h == 1 or tma.positions_as_n(True, 0, config, itemsize)):
-        return 0
-    height, width = tma_plane(problem)
-    padding = covered((width,), (config.block_m,)) / width
-    return config.block_m if padding <= min(ROW_SLACK, tma_padding(problem, config.block_m)) else 0
+        return False
+    width = tma_plane(problem)[1]
+    return covered((width,), (config.block_m,)) / width <= min(ROW_SLACK, tma_padding(problem, config.block_m))
 
 
 def plane_patches(problem: Problem, positions: int) -> bool:
@@ -455,7 +454,7 @@ def tma_candidates(problem: Problem) -> list[Config]:
     """The descriptor kernels' configs for an eligible problem: forward and input gradient tiles of ``block_m``
     positions (:data:`TMA_SPACE`), weight-gradient tiles of :data:`SPACES`' channels with ``block_k`` positions
     of at least 64 per step (patches spanning rows and images, of one row, planes read as rows), every split count that
-    keeps four steps per partial sum (forwards' channel tiles under 64 on patches of one row too, :func:`one_row_tile`);
+    keeps four steps per partial sum (forwards' channel tiles under 64 on patches of one row too, :func:`one_row_forward`);
     each one that
     :func:`launches a descriptor kernel <descriptors_launch>`."""
     rows, cols, red = problem.gemm
@@ -477,8 +476,8 @@ def tma_candidates(problem: Problem) -> list[Config]:
     for block_m, (bn, bk, warps, stages), split in itertools.product((64, 128), TMA_SPACE, splits):
         base = Config(block_m, clamp_pow2(cols, 16, bn), clamp_pow2(red, low_k, max(bk, low_k)), group_m=1,
                       num_warps=warps, num_stages=stages, split_k=split, **tma_patch(problem, block_m))
-        row = one_row_tile(problem, base)  # and patches of one row where channel tiles under 64 run untransposed
-        for cfg in (base, dataclasses.replace(base, tile_b=1, tile_h=1)) if row else (base,):
+        one_row = one_row_forward(problem, base)  # and patches of one row where channel tiles under 64 run untransposed
+        for cfg in (base, dataclasses.replace(base, tile_b=1, tile_h=1)) if one_row else (base,):
             if (split == 1 or problem.taps * triton.cdiv(red, cfg.block_k) >= 2 * split) and cfg not in out \
                     and descriptors_launch(problem, cfg):
                 out.append(cfg)  # each split keeps two (tap, chunk) steps at least
@@ -641,7 +640,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             warps = 8 if tma_m * block_n >= 128 * 128 else 4
             chosen = dataclasses.replace(cfg, block_m=tma_m, block_n=block_n, block_k=descriptor_k, group_m=1,
                                          num_warps=warps, **tma_patch(problem, tma_m))
-            if one_row_tile(problem, chosen):  # the MMA's first operand a box of one row (channel tiles under 64 do
+            if one_row_forward(problem, chosen):  # the MMA's first operand a box of one row (channel tiles under 64 do
                 chosen = dataclasses.replace(chosen, tile_b=1, tile_h=1)  # not run transposed)
             cfg = chosen if descriptors_launch(problem, chosen) else cfg
     return cfg
