@@ -468,6 +468,8 @@ def tma_candidates(problem: Problem) -> list[Config]:
             for patch in (tma_patch(problem, bk), spanning_patch(problem, bk), *one_row, *planes):
                 cfg = Config(clamp_pow2(rows, 16, bm), clamp_pow2(cols, 16, bn), bk, group_m=1, num_warps=warps,
                              num_stages=stages, split_k=split, **patch)
+                if cfg.planes and cfg.block_m < 64:  # planes are read for Hopper's MMA, which takes 64 rows at least
+                    continue  # (narrower tiles run Ampere's, from registers; 16 x 16 x 256 spilled 8 B, Triton 3.9)
                 if cfg not in out and descriptors_launch(problem, cfg):
                     out.append(cfg)
         return out
