@@ -133,7 +133,8 @@ def show(device_name: str | None) -> None:
                 print(f"    {key}  ->  BM={cfg['block_m']} BN={cfg['block_n']} BK={cfg['block_k']} "
                       f"warps={cfg['num_warps']} stages={cfg['num_stages']} split={cfg.get('split_k', 1)} "
                       f"fold={cfg.get('fold', 0)} tile_h={cfg.get('tile_h', 0)} tile_b={cfg.get('tile_b', 1)}"
-                      f"{' relayout' if cfg.get('relayout') else ''} ({value.get('ms', float('nan')):.4f} ms)")
+                      f"{' planes' if cfg.get('planes') else ''}{' relayout' if cfg.get('relayout') else ''} "
+                      f"({value.get('ms', float('nan')):.4f} ms)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
