@@ -361,9 +361,7 @@ def shared_bytes(problem: Problem, config: Config) -> int:
     barriers = 16 * stages
     if nc_runs(problem, config):
         return (stages - 1) * (a + 2 * b) + b + barriers
-    if problem.kind == "conv_wgrad" and problem.layout == "contiguous" and one_row_mma(problem, config):
-        return stages * (a + b) + barriers
-    if transposed_mma(problem, config):
+    if transposed_mma(problem, config) or (problem.layout == "contiguous" and one_row_mma(problem, config)):
         return stages * (a + b) + barriers
     if config.block_m < 64:
         return (stages - 1) * (a + b) + barriers

@@ -299,9 +299,9 @@ def one_row_forward(problem: Problem, config: Config) -> bool:
     memory: where those pad the written rows at most :data:`ROW_SLACK` and no more than ``config``'s patches pad the
     planes (``ct_anisotropic``'s rows of 128 in 128, exact: no register copies and no wait for each MMA in the SASS
     census, where its 8-row patches took 2 and 1, 4 and 4 in the input gradient; not R(2+1)D's rows of 56). (The 3-D
-    U-Net's rows of 64 would take tiles of 64
-    positions, where its 128 x 32 tiles on 8 rows take 4 and 4: 109 instructions for 2 MMAs a step against 151 for 4,
-    and the model, which does not see the waits, predicts them 18% slower; the tuner's candidates hold both.)"""
+    U-Net's rows of 64 would take tiles of 64 positions, where its 128 x 32 tiles on 8 rows take 4 and 4: 109
+    instructions for 2 MMAs a step against 151 for 4, and the model, which does not see the waits, predicts them 18%
+    slower; the tuner's candidates hold both.)"""
     itemsize = getattr(torch, problem.dtype).itemsize
     if (problem.layout != "channels_last" or problem.kind not in ("conv", "conv_t") or not config.tile_h
             or config.tile_b * config.tile_h == 1 or tma.positions_as_n(True, 0, config, itemsize)):
@@ -460,11 +460,11 @@ def tma_candidates(problem: Problem) -> list[Config]:
     rows, cols, red = problem.gemm
     out: list[Config] = []
     if problem.kind == "conv_wgrad":
+        one_row = [dict(tile_b=1, tile_h=1)] if problem.layout == "channels_last" else []
+        planes = [dict(tile_b=1, tile_h=1, planes=1)] if can_read_planes(problem) else []
         for (bm, bn, bk, warps, stages), split in itertools.product(SPACES["conv_wgrad"], SPLITS):
             if bk < 64 or (split > 1 and triton.cdiv(red, split) < 4 * bk):
                 continue
-            one_row = [dict(tile_b=1, tile_h=1)] if problem.layout == "channels_last" else []
-            planes = [dict(tile_b=1, tile_h=1, planes=1)] if can_read_planes(problem) else []
             for patch in (tma_patch(problem, bk), spanning_patch(problem, bk), *one_row, *planes):
                 cfg = Config(clamp_pow2(rows, 16, bm), clamp_pow2(cols, 16, bn), bk, group_m=1, num_warps=warps,
                              num_stages=stages, split_k=split, **patch)

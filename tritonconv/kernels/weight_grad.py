@@ -40,8 +40,8 @@ elements past a 16-byte boundary (a 3x3 layer's outer taps), ``x`` is read as th
 16 bytes on, each row's 16-byte runs taken ``r`` columns on in registers, at unit width stride
 (:func:`tritonconv._descriptors.nc_box_runs`). Planes are read as rows (:func:`planes_as_rows`) where NC(D)HW rows
 are of no 16-byte multiple (28 columns) in planes of one, and channels-innermost where a config asks
-(``Config.planes``: boxes of one row whose reshape for the MMA keeps both operands in shared memory, on planes no
-row-spanning patch fills so): ``[N, C, D, 1, H*W]`` or ``[N, D, 1, H*W, C]``, each plane one row, a tap moving it by
+(``Config.planes``: boxes of one row, which the MMA reads both from shared memory, where one-row patches of the rows
+would pad them more): ``[N, C, D, 1, H*W]`` or ``[N, D, 1, H*W, C]``, each plane one row, a tap moving it by
 ``(kh*dh - ph) * W + kw*dw - pw``: at the rows' seams a tap column that leaves its row reads the next row's (the
 previous row's), and those products, read by address (one position a row for a 3x3 tap), are taken out
 (:func:`tritonconv._descriptors.flat_geometry`). Strided along height or width,
