@@ -4,20 +4,20 @@
     python -m benchmarks.fuzz --device cpu --count 6                  # the interpreter, a few cases
 
 Each case draws a configuration from ``random.Random(seed + i)``: 1-D, 2-D or 3-D; convolution or transposed
-convolution; batch, channels, groups (depthwise included), kernel, stride (also larger than the kernel), padding
-(``'same'`` too), dilation, output padding, bias, contiguous or channels-last operands, a weight and bias sliced
-out of larger tensors (every other element, the others NaN), an output gradient expanded, sliced or with its axes
-reversed in memory, fp32, fp16 or bf16; and the configs: the ones a call would take (cached or heuristic), or for
-each launch one drawn from every candidate the tuner may time (``tuning.candidates``: descriptor tiles and relayout
-copies where the device has TMA, split and folded reductions...), since a cached config also serves the other
-shapes of its bucket untimed. tritonconv's output and its input, weight and bias gradients (through autograd, as
-training runs them) are compared with float64 PyTorch on the same operands, and so are PyTorch's own in the case's
-dtype (cuDNN on a GPU), by relative L2 error; a case fails when tritonconv's error on a tensor passes the dtype's
-tolerance and twice PyTorch's own on it (what the operands' rounding to the dtype costs an ill-conditioned result:
-a one-channel bias gradient in fp16 summing to near zero erred 0.024 in PyTorch). One JSON line per case, then a
-summary; the exit status is 1 if any case failed. A case whose drawn config is out of the GPU's resources (as
-tuning skips it) is not run (``ok`` null). A failing case is reproduced by its seed alone.
-"""
+convolution; batch, channels, groups (depthwise included; a share of cases one group of the suite's 32-128 channels,
+half of those with unit stride and 'same' padding in 16 bits, as its layers), kernel, stride (also larger than the
+kernel), padding (``'same'`` too), dilation, output padding, bias, contiguous or channels-last operands, a weight
+and bias sliced out of larger tensors (every other element, the others NaN), an output gradient expanded, sliced or
+with its axes reversed in memory, fp32, fp16 or bf16; and the configs: the ones a call would take (cached or
+heuristic), or for each launch one drawn from every candidate the tuner may time (``tuning.candidates``: descriptor
+tiles and relayout copies where the device has TMA, split and folded reductions...), since a cached config also
+serves the other shapes of its bucket untimed. tritonconv's output and its input, weight and bias gradients (through
+autograd, as training runs them) are compared with float64 PyTorch on the same operands, and so are PyTorch's own in
+the case's dtype (cuDNN on a GPU), by relative L2 error; a case fails when tritonconv's error on a tensor passes the
+dtype's tolerance and twice PyTorch's own on it (what the operands' rounding to the dtype costs an ill-conditioned
+result: a one-channel bias gradient in fp16 summing to near zero erred 0.024 in PyTorch). One JSON line per case,
+then a summary; the exit status is 1 if any case failed. A case whose drawn config is out of the GPU's resources (as
+tuning skips it) is not run (``ok`` null). A failing case is reproduced by its seed alone."""
 
 from __future__ import annotations
 
@@ -38,6 +38,10 @@ from tritonconv import dispatch, geometry, tuning
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 CHANNELS = (1, 2, 3, 4, 5, 6, 8, 16)  # per group; 8 and 16 make 16-byte rows in 16 bits (descriptor tiles)
+WIDE = 0.15
+"""The share of cases of one group of :data:`WIDE_CHANNELS`: tiles of 64 and 128 output channels, which the
+suite's layers take (and with them the patches only such tiles take: planes read as rows, one-row patches)."""
+WIDE_CHANNELS = (32, 64, 128)
 TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2}  # rel. L2 vs float64 (as benchmarks.run)
 
 
@@ -51,6 +55,10 @@ def draw(seed: int) -> dict:
     cin_g, cout_g = r.choice(CHANNELS), r.choice(CHANNELS)
     if depthwise:
         groups, cin_g = r.randint(2, 8), 1
+    wide = random.Random(f"wide:{seed}")  # (a stream of its own: the other draws stay as they were)
+    is_wide = wide.random() < WIDE
+    if is_wide:  # one group of the suite's channel counts: the tiles and patches its layers take
+        groups, cin_g, cout_g = 1, wide.choice(WIDE_CHANNELS), wide.choice(WIDE_CHANNELS[1:])
     kmax = (7, 5, 3)[ndim - 1]
     k = [r.randint(1, kmax) for _ in range(ndim)]
     s = [r.choice((1, 1, 2, 3, 5)) for _ in range(ndim)]
@@ -72,12 +80,18 @@ def draw(seed: int) -> dict:
     views = v.random() < 0.25 and v.choice(("sliced", "expanded"))
     gv = random.Random(f"grad:{seed}")  # the output gradient's strides (likewise)
     grad_view = gv.random() < 0.3 and gv.choice(("expanded", "sliced", "reversed"))
-    return {"seed": seed, "ndim": ndim, "transposed": transposed, "N": r.randint(1, 3), "C": cin_g * groups,
+    case = {"seed": seed, "ndim": ndim, "transposed": transposed, "N": r.randint(1, 3), "C": cin_g * groups,
             "OC": cout_g * groups, "groups": groups, "k": k, "stride": s, "padding": p, "dilation": d,
             "output_padding": op, "sizes": sizes, "bias": r.random() < 0.5,
             "dtype": str(r.choice(DTYPES)).removeprefix("torch."),
             "channels_last": ndim > 1 and r.random() < 0.5, "configs": r.choice(("chosen", "drawn")), "views": views,
             "grad_view": grad_view}
+    if is_wide and wide.random() < 0.5:  # half of them shaped as the suite's layers: unit stride, 'same', 16 bits
+        k = [wide.choice((1, 3, 3, 5)) for _ in range(ndim)]
+        case.update(transposed=False, k=k, stride=[1] * ndim, padding="same", dilation=[1] * ndim,
+                    output_padding=None, dtype=wide.choice(("float16", "bfloat16")),
+                    sizes=[wide.randint(max(ki - 1, 2), size_max) for ki in k])
+    return case
 
 
 @contextlib.contextmanager

@@ -93,7 +93,9 @@ def compile_for(arch: int, fn, args, kwargs):
 
 
 def ptxas_report(ptx: str, arch: int) -> dict:
-    """Registers, spills and static shared memory from ``ptxas -v`` on ``ptx``."""
+    """Registers, spills and static shared memory from ``ptxas -v`` on ``ptx``, and ``wgmma_serialized``: why ptxas
+    serialized the kernel's Hopper MMAs (its "Potential Performance Loss" note, C7515: each MMA then waits for the one
+    before to finish), or ``""``."""
     from triton.backends.nvidia.compiler import get_ptxas, sm_arch_from_capability
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,8 +108,10 @@ def ptxas_report(ptx: str, arch: int) -> dict:
         found = re.search(pattern, log)
         return int(found.group(1)) if found else 0
 
+    serialized = re.search(r"wgmma\.mma_async instructions are serialized due to (.*?)(?: in the function|$)", log, re.M)
     return {"registers": number(r"Used (\d+) registers"), "spill_store_bytes": number(r"(\d+) bytes spill stores"),
-            "spill_load_bytes": number(r"(\d+) bytes spill loads")}
+            "spill_load_bytes": number(r"(\d+) bytes spill loads"),
+            "wgmma_serialized": serialized.group(1).strip() if serialized else ""}
 
 
 MATH = ("HGMMA", "QGMMA", "HMMA", "IMMA", "DMMA", "FFMA", "DFMA", "HFMA2")
