@@ -152,11 +152,14 @@ def _conv_tma_kernel(
                                   TILE_B, TILE_H, TILE_W)
         t0d, cd, t0h, ch, t0w, cw, ed, eh, ew = 0, KD, 0, KH, 0, KW, 1, 1, 1
 
-    k_steps = (C_in + BLOCK_K - 1) // BLOCK_K
+    # (at least 1, as written: a loop the compiler sees may run no step has a path around it that zeroes the
+    # accumulator's registers between its last MMA and the wait for it, and ptxas then waits out every MMA)
+    k_steps = tl.maximum((C_in + BLOCK_K - 1) // BLOCK_K, 1)
     first, last = 0, cd * ch * cw * k_steps
-    if SPLIT:  # this split's run of the flat loop's steps
+    if SPLIT:  # this split's run of the flat loop's steps (none empty: geometry.step_splits)
         first = tl.program_id(1) * STEPS_PER_SPLIT
         last = tl.minimum(first + STEPS_PER_SPLIT, last)
+        tl.assume(last > first)
     if POSITIONS_N:
         acc = tl.full((BLOCK_N, BLOCK_M), 0.0, tl.float32)
     else:

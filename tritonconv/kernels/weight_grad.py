@@ -382,6 +382,10 @@ def _conv_weight_grad_tma_kernel(
         qw = kw * dw - pw + PHASE_W * pw
         col, chan = qw // PHASE_W - pw, (qw % PHASE_W) * C_in + n0
     first = split * STEPS_PER_SPLIT  # this split's first patch, then the next ones in (nb, od, oh, ow) order
+    # (none empty: an empty batch launches nothing, geometry.step_splits cuts no empty split; a loop the compiler sees
+    # may run no step has a path around it that zeroes the accumulator's registers between its last MMA and the wait
+    # for it, and ptxas then waits out every MMA)
+    tl.assume(tl.minimum(first + STEPS_PER_SPLIT, STEPS) > first)
     nb, od, oh0, ow0 = patch(first, OD, tiles_h, tiles_w, TILE_B, TILE_H, TILE_W)
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     c = kw * dw - pw  # the columns this tap moves x's positions by
