@@ -284,7 +284,7 @@ def test_hopper_mma_reads_both_operands_from_shared_memory():
     unit axes leading, ``weight_grad.channels_fourth``); each main loop's HGMMAs read both operands from shared memory
     (none from registers, so no ``LDSM`` copies) and never wait for the pipe to drain
     (:func:`tritonconv.kernels.tma.positions_as_n`, :func:`tritonconv.tuning.one_row_patches`,
-    :func:`tritonconv.tuning.plane_patches`: before them, most of these loops waited out every MMA). An NC(D)HW weight
+    :func:`tritonconv.tuning.plane_patches`: before them, most of these loops copied it through registers). An NC(D)HW weight
     gradient reading planes as rows (x's runs moved in registers by design) waits at most once a step: the seams' loop
     before its main loop had made it wait out every MMA."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())

@@ -280,8 +280,9 @@ def one_row_patches(problem: Problem, positions: int) -> bool:
     planes read as rows would (:func:`plane_cost`: rows of 56 in 64 pad 1.14x, their planes 1.0x and their seams
     1.01x), and its output channels take tiles of 64 or more beside them. Its
     patches are the reduction of both operands, and Triton (3.6, 3.9) keeps a box spanning rows or images in shared
-    memory as the MMA's second operand only: the first goes through registers and most such loops wait out every
-    MMA (the SASS census, ``benchmarks.static``), where one-row boxes feed both from shared memory."""
+    memory as the MMA's second operand only: the first goes through registers (``LDSM`` copies: 120 instructions a
+    step of 128 x 128 x 64 on 8 warps against 98-101, the SASS census, ``benchmarks.static``), where one-row boxes
+    feed both from shared memory."""
     if problem.kind != "conv_wgrad" or problem.layout != "channels_last":
         return False
     height, width = tma_plane(problem)
@@ -297,11 +298,11 @@ def one_row_forward(problem: Problem, config: Config) -> bool:
     place of its patches spanning rows or images, where the MMA cannot run transposed (channel tiles under 64,
     :func:`tritonconv.kernels.tma.positions_as_n`), so that its first operand, a box of one row, stays in shared
     memory: where those pad the written rows at most :data:`ROW_SLACK` and no more than ``config``'s patches pad the
-    planes (``ct_anisotropic``'s rows of 128 in 128, exact: no register copies and no wait for each MMA in the SASS
-    census, where its 8-row patches took 2 and 1, 4 and 4 in the input gradient; not R(2+1)D's rows of 56). (The 3-D
-    U-Net's rows of 64 would take tiles of 64 positions, where its 128 x 32 tiles on 8 rows take 4 and 4: 109
-    instructions for 2 MMAs a step against 151 for 4, and the model, which does not see the waits, predicts them 18%
-    slower; the tuner's candidates hold both.)"""
+    planes (``ct_anisotropic``'s rows of 128 in 128, exact: no register copies in the SASS census, where its 8-row
+    patches took 2, 4 in the input gradient; not R(2+1)D's rows of 56). (The 3-D U-Net's rows of 64 would take tiles
+    of 64 positions: 109 instructions for 2 MMAs a step, where its 128 x 32 tiles on 8 rows take 141 for 4 with their
+    register copies (Triton 3.9; 133 on 3.6), and the model predicts them 18% slower; the tuner's candidates hold
+    both.)"""
     itemsize = getattr(torch, problem.dtype).itemsize
     if (problem.layout != "channels_last" or problem.kind not in ("conv", "conv_t") or not config.tile_h
             or config.tile_b * config.tile_h == 1 or tma.positions_as_n(True, 0, config, itemsize)):
@@ -315,7 +316,7 @@ def plane_patches(problem: Problem, positions: int) -> bool:
     (``Config.planes``, :func:`tritonconv.kernels.weight_grad.planes_as_rows`) where that costs at most
     :data:`ROW_SLACK` (:func:`plane_cost`) and less than one-row patches (:func:`one_row_patches`): ``c3d_conv3a``'s 28
     x 28 planes in 64 (1.06x, its 3x3 taps' seams 1.02x more), where the patches spanning rows that cover them exactly
-    took the MMA's first operand through registers and waited out every MMA; ``resnet50_l1_3x3``'s 56 x 56 (exact,
+    took the MMA's first operand through registers; ``resnet50_l1_3x3``'s 56 x 56 (exact,
     seams 1.01x, where one-row patches pad 1.14x). Its output channels take tiles of 64 or more beside them, as
     :func:`one_row_patches` asks."""
     return (plane_cost(problem, positions) <= ROW_SLACK and not one_row_patches(problem, positions)

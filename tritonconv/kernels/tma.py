@@ -361,9 +361,9 @@ def positions_as_n(inner: bool, nc_shift: int, config: Config, element_size: int
     """Whether the kernel's MMA computes its tile transposed (``POSITIONS_N``): output channels as the MMA's rows, the
     positions as its columns. Triton (3.6, 3.9) keeps a box in shared memory as the MMA's first operand only where its
     unit axes lead: a channels-innermost box spanning rows or images (``tile_b * tile_h > 1``) or an NC(D)HW one
-    (channels x positions) it reshapes in registers there (``LDSM`` loads, ``wgmma`` from registers, and in most such
-    loops a wait for each MMA to finish before the next issues), but not as the second, where Hopper's MMA reads both
-    operands from shared memory (``tests/test_compile.py``). The first operand's rows are then the output channels: at
+    (channels x positions) it reshapes in registers there (``LDSM`` loads into registers before each ``wgmma``: more
+    instructions a step and more registers), but not as the second, where Hopper's MMA reads both operands from shared
+    memory (``tests/test_compile.py``). The first operand's rows are then the output channels: at
     least 64 (one warp group's MMA rows); 16- or 8-bit channels innermost, 16-bit NC(D)HW (8-bit MMAs read their second
     operand K-major); not the NC(D)HW rows read whole (``NC_SHIFT``: their sum moves along the tile's rows)."""
     if config.block_n < 64:

@@ -439,7 +439,7 @@ def _conv_weight_grad_tma_kernel(
 
     if FLAT and c != 0:  # the rows' seams: each row's |c| positions whose tap column leaves it read the row before's
         # (after's) in the main loop; their products taken out: added to the negated sum, negated back (exact). After
-        # the main loop, not before: a main loop starting from a sum the seams' MMA left waited out each of its MMAs
+        # the main loop, not before: ptxas waited out each MMA of a main loop starting from a sum the seams' MMA left
         acc = -acc
         cols = tl.maximum(c, -c)
         last = tl.minimum(first + STEPS_PER_SPLIT, STEPS)
@@ -530,7 +530,7 @@ def channels_fourth(layout: tuple) -> tuple:
     """An NC(D)HW descriptor layout ``(sizes, strides, box)`` of ``[N, C, D, H, W]`` with one-row boxes ``[1, C', 1, 1,
     W']`` as ``[N, D, H, C, W]`` (the channels moved next to the width): its boxes ``[1, 1, 1, C', W']`` are the
     MMA's first operand (channels x positions) with their unit axes leading, which Triton keeps in shared memory (a
-    box ``[1, C', 1, 1, W']`` it reshapes in registers, and most such loops wait out every MMA)."""
+    box ``[1, C', 1, 1, W']`` it reshapes in registers, ``LDSM`` copies in every step)."""
     order = (0, 2, 3, 1, 4)
     return tuple([part[i] for i in order] for part in layout)
 
