@@ -327,6 +327,13 @@ fig.tight_layout()
 # fill a patch (`tuning.one_row_patches`), or each plane as one row where the planes do
 # (`tuning.plane_patches`, `Config.planes`: the products at the rows' seams taken out after the main
 # loop), and both operands stay in shared memory.
+#
+# A loop may also drain because ptxas serializes the function's MMAs, and ptxas says so: its note C7515
+# ("wgmma.mma_async instructions are serialized due to ...", the report's `wgmma_serialized`). Nine of
+# the suite's kernels were (fifteen on Triton 3.9): a main loop whose trip count is a runtime value has a
+# path around it for no step, which zeroes the accumulator, and where that block lay between the loop's
+# last MMA and the wait for it, ptxas waited out every MMA. The kernels tell the compiler every loop runs
+# (`tl.assume`; the interpreter asserts it on every launch), and none is serialized now.
 
 # %%
 census = [r for r in compile_report(CPU_TRITON) if r["dtype"] == "bf16" and "loop_math" in r]
@@ -342,9 +349,11 @@ for layout in ("channels_last", "contiguous"):
     for k, label in enumerate(("forward", "input gradient", "weight gradient")):
         hopper = [r for r in rows if pass_of[r["kind"]] == k and r["loop_math_op"] == "HGMMA"]
         print(f"{'':>15}{label}: {len(hopper)} HGMMA loops, {sum(r['loop_mma_register_a'] > 0 for r in hopper)} with "
-              f"the first operand from registers, {sum(r['loop_mma_drains'] > 0 for r in hopper)} draining the pipe")
+              f"the first operand from registers, {sum(r['loop_mma_drains'] > 0 for r in hopper)} draining the pipe, "
+              f"{sum(bool(r['wgmma_serialized']) for r in hopper)} serialized by ptxas")
 transposed = [r for r in census if r["kernel"] == "_conv_tma_kernel" and r["layout"] == "channels_last"
               and tma.positions_as_n(True, 0, geometry.Config(**r["config"]), 2)]
+assert not any(r["wgmma_serialized"] for r in census), "ptxas serialized a kernel's MMAs"
 assert transposed and all(r["loop_mma_register_a"] == 0 and r["loop_mma_drains"] == 0 for r in transposed)
 planes = [r for r in census if r["kind"] == "conv_wgrad" and r["config"].get("planes")]
 assert planes and all(r["loop_mma_register_a"] == 0 and r["loop_mma_drains"] == 0 for r in planes)

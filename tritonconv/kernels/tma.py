@@ -141,8 +141,7 @@ def _conv_tma_kernel(
         t0d, cd, t0h, ch, t0w, cw = tl.load(row), tl.load(row + 1), tl.load(row + 2), tl.load(row + 3), \
             tl.load(row + 4), tl.load(row + 5)
         ed, eh, ew = step_d, step_h, step_w
-        # tap first + m*e reads dy at j + base - m*in (the divisions are exact: t*d = phase + p (mod s)); the loop
-        # carries (md, mh, mw, c0) forward instead of dividing its index (runtime divisors cost ~20 instructions)
+        # tap first + m*e reads dy at j + base - m*in (the divisions are exact: t*d = phase + p (mod s))
         base_d, in_d = (phd + pd - t0d * dd) // sd, ed * dd // sd
         base_h, in_h = (phh + ph - t0h * dh) // PHASE_H, eh * dh // PHASE_H
         base_w, in_w = (phw + pw - t0w * dw) // PHASE_W, ew * dw // PHASE_W
@@ -151,6 +150,7 @@ def _conv_tma_kernel(
         nb0, od, oh0, ow0 = patch(pid // tiles_n, OD, (OH + TILE_H - 1) // TILE_H, (OW + TILE_W - 1) // TILE_W,
                                   TILE_B, TILE_H, TILE_W)
         t0d, cd, t0h, ch, t0w, cw, ed, eh, ew = 0, KD, 0, KH, 0, KW, 1, 1, 1
+        md, mh, mw, c0 = 0, 0, 0, 0
 
     # (at least 1, as written: a loop the compiler sees may run no step has a path around it that zeroes the
     # accumulator's registers between its last MMA and the wait for it, and ptxas then waits out every MMA)
@@ -160,6 +160,9 @@ def _conv_tma_kernel(
         first = tl.program_id(1) * STEPS_PER_SPLIT
         last = tl.minimum(first + STEPS_PER_SPLIT, last)
         tl.assume(last > first)
+        c0 = (first % k_steps) * BLOCK_K  # its first step's chunk and taps, divided once; then by carries
+        t = first // k_steps
+        mw, mh, md = t % cw, (t // cw) % ch, t // (cw * ch)
     if POSITIONS_N:
         acc = tl.full((BLOCK_N, BLOCK_M), 0.0, tl.float32)
     else:
@@ -201,17 +204,14 @@ def _conv_tma_kernel(
                     else:
                         acc = shift_rows(acc, dw, col_in, BLOCK_M, 0)
     else:
-        for i in range(first, last):  # one flat loop: (tap, channel chunk), scalar index math only
+        # one flat loop over (tap, channel chunk), scalar index math only: the counters (md, mh, mw, c0) carried
+        # forward, not divided out of a step index (a runtime divisor costs some 20 instructions a step)
+        for _ in range(first, last):
+            kd, kh, kw = t0d + md * ed, t0h + mh * eh, t0w + mw * ew
             if PHASED:  # a box [TILE_B, 1, TILE_H, TILE_W, BLOCK_K] of the output gradient, NDHWC
-                kd, kh, kw = t0d + md * ed, t0h + mh * eh, t0w + mw * ew
                 a = x_desc.load([nb0, jd + base_d - md * in_d, jh0 + base_h - mh * in_h, jw0 + base_w - mw * in_w, c0])
                 a = a.reshape(BLOCK_M, BLOCK_K)
             else:
-                c0 = (i % k_steps) * BLOCK_K
-                t = i // k_steps
-                kw = t0w + (t % cw) * ew
-                kh = t0h + ((t // cw) % ch) * eh
-                kd = t0d + (t // (cw * ch)) * ed
                 if CHANNELS_INNER:  # a box [TILE_B, 1, TILE_H, TILE_W, BLOCK_K] of NDHWC: positions x channels
                     if PHASE_H * PHASE_W == 1:
                         a = x_desc.load([nb0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, ow0 - pw + kw * dw, c0])
@@ -234,8 +234,8 @@ def _conv_tma_kernel(
             else:
                 b = _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP, W_COLS_INNER, BLOCK_N, BLOCK_K, False)
                 acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
-            if PHASED:  # the next (tap, chunk): channels fastest, then width, height and depth taps, by carries
-                c0, mw, mh, md = next_step(c0, mw, mh, md, BLOCK_K, k_steps * BLOCK_K, cw, ch)
+            # the next (tap, chunk): channels fastest, then width, height and depth taps, by carries
+            c0, mw, mh, md = next_step(c0, mw, mh, md, BLOCK_K, k_steps * BLOCK_K, cw, ch)
         if POSITIONS_N:
             acc = tl.trans(acc)
 
