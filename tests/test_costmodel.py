@@ -406,7 +406,7 @@ def test_tunings_timings_are_samples_and_judge_the_ranking(tmp_path):
 def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
     """Per kernel of the committed sm_90 compile report (the suite's heuristic tiles, both layouts), the model names
     the kernel the launch runs; per GEMM kernel, its CTAs per SM (estimated registers and shared memory) equal those
-    of ptxas's registers and the compiled shared memory on at least 111 of the 156 (the estimate before
+    of ptxas's registers and the compiled shared memory on at least 134 of the 156 (the estimate before
     ``costmodel.REGISTERS``, the accumulator plus 64 for every kernel: 90; 122 before the NC(D)HW weight gradient read
     its rows in runs, where ptxas gives one tile 128-160 registers from layer to layer:
     ``costmodel.WGRAD_RUNS_REGISTERS`` agrees on 9 of those 16; 115 since the descriptor kernel reads NC(D)HW rows
@@ -416,8 +416,10 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
     R(2+1)D's spatial weight gradients take such tiles, 64 x 64 and 64 x 128 on 4 warps, for one pointer launch that
     agreed: ptxas's shared memory gives them 3 and 2 programs per SM where the model says 4 and 3; 134 since
     ``costmodel.shared_bytes`` counts the stages the compiler keeps, that third tile included; 136 since descriptor
-    tiles may run their MMA transposed and weight gradients take one-row boxes, ``costmodel.SHARED_MMA_REGISTERS``);
-    ``benchmarks.static`` counts by the same rule (``costmodel.occupancy``)."""
+    tiles may run their MMA transposed and weight gradients take one-row boxes, ``costmodel.SHARED_MMA_REGISTERS``;
+    134 since no loop has ptxas serialize its MMAs: the forwards taking their first operand through registers keep
+    two MMAs' fragments live, 10-34 registers over the estimate on ``unet3d_64cube`` and R(2+1)D's first spatial
+    layer); ``benchmarks.static`` counts by the same rule (``costmodel.occupancy``)."""
     rows = census_report()
     for r in rows:
         assert costmodel.kernel_of(suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"])) \
@@ -429,7 +431,7 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
         problem, cfg = suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"])
         agree += costmodel.ctas_per_sm(problem, cfg, device) == r["ctas_per_sm"]
         assert costmodel.occupancy(r["registers"], r["shared_bytes"], r["num_warps"], device.smem) == r["ctas_per_sm"]
-    assert len(rows) == 156 and agree >= 136, agree
+    assert len(rows) == 156 and agree >= 134, agree
 
 
 def test_the_models_shared_memory_is_ptxas_counts_for_the_descriptor_kernels():

@@ -256,11 +256,13 @@ REGISTERS = {"_conv_kernel": (36, 1.75), "_conv_weight_grad_kernel": (46, 2.5), 
 """Per GEMM kernel, ``(base, per_accumulator)``: its registers per thread estimated as ``base + per_accumulator *
 BLOCK_M * BLOCK_N / threads`` (the fp32 accumulator's share of a thread, plus addresses, masks and the pipeline's
 state), at most 255. Fitted on ptxas's counts for sm_90 (Triton 3.9; ``benchmarks/results/static/``, the suite's
-heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 136 of its 156 GEMM kernels with the
+heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 134 of its 156 GEMM kernels with the
 estimated shared memory (:func:`shared_bytes`; the aligned rows' variants by :data:`ALIGNED_REGISTERS`,
 :data:`ALIGNED_EACH_REGISTERS` and :data:`WGRAD_RUNS_REGISTERS`, MMAs fed from shared memory by :data:`SHARED_MMA_REGISTERS`),
 where one estimate for all (the accumulator plus 64) gives 90. The pointer weight gradient's count grows fastest:
-173-254 registers at 128 x 128 on 8 warps, one program per SM."""
+173-254 registers at 128 x 128 on 8 warps, one program per SM. The descriptor forwards whose MMA takes its first
+operand through registers hold 10-34 more than their estimate since they keep two MMAs in flight (``unet3d_64cube``
+74 where 64, R(2+1)D's first spatial layer 98: 6 and 4 programs per SM where the estimate gives 8 and 5)."""
 
 
 ALIGNED_REGISTERS = (96, 0.5)
