@@ -300,9 +300,8 @@ def one_row_forward(problem: Problem, config: Config) -> bool:
     memory: where those pad the written rows at most :data:`ROW_SLACK` and no more than ``config``'s patches pad the
     planes (``ct_anisotropic``'s rows of 128 in 128, exact: no register copies in the SASS census, where its 8-row
     patches took 2, 4 in the input gradient; not R(2+1)D's rows of 56). (The 3-D U-Net's rows of 64 would take tiles
-    of 64 positions: 109 instructions for 2 MMAs a step, where its 128 x 32 tiles on 8 rows take 141 for 4 with their
-    register copies (Triton 3.9; 133 on 3.6), and the model predicts them 18% slower; the tuner's candidates hold
-    both.)"""
+    of 64 positions, 2 MMAs a step where its 128 x 32 tiles on 8 rows issue 4 with their register copies, and the
+    model predicts them 18% slower; the tuner's candidates hold both.)"""
     itemsize = getattr(torch, problem.dtype).itemsize
     if (problem.layout != "channels_last" or problem.kind not in ("conv", "conv_t") or not config.tile_h
             or config.tile_b * config.tile_h == 1 or tma.positions_as_n(True, 0, config, itemsize)):

@@ -152,8 +152,9 @@ def _conv_tma_kernel(
         t0d, cd, t0h, ch, t0w, cw, ed, eh, ew = 0, KD, 0, KH, 0, KW, 1, 1, 1
         md, mh, mw, c0 = 0, 0, 0, 0
 
-    # (at least 1, as written: a loop the compiler sees may run no step has a path around it that zeroes the
-    # accumulator's registers between its last MMA and the wait for it, and ptxas then waits out every MMA)
+    # (at least 1, as it is for any C_in, so that the compiler sees the loop run: a loop it thinks may run no step
+    # has a path around it that zeroes the accumulator between its last MMA and the wait for it, and ptxas then
+    # waits out every MMA)
     k_steps = tl.maximum((C_in + BLOCK_K - 1) // BLOCK_K, 1)
     first, last = 0, cd * ch * cw * k_steps
     if SPLIT:  # this split's run of the flat loop's steps (none empty: geometry.step_splits)
