@@ -92,7 +92,8 @@ def _conv_tma_kernel(
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, SCALED: tl.constexpr,
     UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, CHANNELS_INNER: tl.constexpr, W_COLS_INNER: tl.constexpr,
     TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, PHASED: tl.constexpr, SPLIT: tl.constexpr, NC_SHIFT: tl.constexpr,
+    PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, PHASED: tl.constexpr, TAPLESS: tl.constexpr, SPLIT: tl.constexpr,
+    NC_SHIFT: tl.constexpr,
     NC_DEAL: tl.constexpr, POSITIONS_N: tl.constexpr,
 ):
     """One program: ``TILE_B x TILE_H x TILE_W`` output positions (images x rows x columns) of one depth slice x
@@ -157,6 +158,8 @@ def _conv_tma_kernel(
     # waits out every MMA)
     k_steps = tl.maximum((C_in + BLOCK_K - 1) // BLOCK_K, 1)
     first, last = 0, cd * ch * cw * k_steps
+    if PHASED and not TAPLESS:  # (every stride phase has taps; a phase no tap reaches runs no step)
+        tl.assume(last > first)
     if SPLIT:  # this split's run of the flat loop's steps (none empty: geometry.step_splits)
         first = tl.program_id(1) * STEPS_PER_SPLIT
         last = tl.minimum(first + STEPS_PER_SPLIT, last)
@@ -447,7 +450,8 @@ class Launch:
             UPCAST=interp and x.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(x.dtype, interp),
             CHANNELS_INNER=inner, W_COLS_INNER=cols_inner,
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
-            PHASE_H=sh if inner else 1, PHASE_W=sw if inner else 1, PHASED=by_phase, SPLIT=self.splits > 1,
+            PHASE_H=sh if inner else 1, PHASE_W=sw if inner else 1, PHASED=by_phase,
+            TAPLESS=by_phase and not all(row[1] * row[3] * row[5] for row in table), SPLIT=self.splits > 1,
             NC_SHIFT=nc_shift, NC_DEAL=dealt, POSITIONS_N=positions_as_n(inner, nc_shift, config, x.element_size()),
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
