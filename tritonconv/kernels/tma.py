@@ -108,6 +108,8 @@ def _conv_tma_kernel(
     ``JD x JH x JW``), from the taps reaching that phase, ``count`` of them from ``first`` in steps ``step_*``
     (the host's table ``taps_ptr[phase]``, :func:`tritonconv.shapes.phase_table`); tap ``t`` reads the output
     gradient at ``j + (phase + p - t*d) / s`` (an exact division), so consecutive positions of a phase read a box.
+    ``TAPLESS``: some phase no tap reaches (a 1x1 layer's at stride 2), whose programs run no step; otherwise the
+    compiler is told every program's loop runs, as where not phased (see ``k_steps`` below).
 
     ``SPLIT`` (not with ``PHASED``; outputs under one wave of tiles): program ``(pid, split)`` runs ``STEPS_PER_SPLIT``
     of the flat loop's (tap, channel chunk) steps from ``split * STEPS_PER_SPLIT``, and the partial tiles meet in
