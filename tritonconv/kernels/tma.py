@@ -148,12 +148,11 @@ def _conv_tma_kernel(
         base_d, in_d = (phd + pd - t0d * dd) // sd, ed * dd // sd
         base_h, in_h = (phh + ph - t0h * dh) // PHASE_H, eh * dh // PHASE_H
         base_w, in_w = (phw + pw - t0w * dw) // PHASE_W, ew * dw // PHASE_W
-        md, mh, mw, c0 = 0, 0, 0, 0
     else:  # every tap, from 0 in steps of 1
         nb0, od, oh0, ow0 = patch(pid // tiles_n, OD, (OH + TILE_H - 1) // TILE_H, (OW + TILE_W - 1) // TILE_W,
                                   TILE_B, TILE_H, TILE_W)
         t0d, cd, t0h, ch, t0w, cw, ed, eh, ew = 0, KD, 0, KH, 0, KW, 1, 1, 1
-        md, mh, mw, c0 = 0, 0, 0, 0
+    md, mh, mw, c0 = 0, 0, 0, 0  # the flat loop's counters: depth, height and width taps, channel chunk
 
     # (at least 1, as it is for any C_in, so that the compiler sees the loop run: a loop it thinks may run no step
     # has a path around it that zeroes the accumulator between its last MMA and the wait for it, and ptxas then
