@@ -333,8 +333,9 @@ fig.tight_layout()
 # the suite's kernels were (fifteen on Triton 3.9): a main loop whose trip count is a runtime value has a
 # path around it for no step, which zeroes the accumulator, and where that block lay between the loop's
 # last MMA and the wait for it, ptxas waited out every MMA. The kernels tell the compiler every loop runs
-# (`tl.assume`; the interpreter asserts it on every launch), and none of these is serialized now (the
-# fused (2+1)D kernel, not in this report, still is on channels-last tensors, for another reason).
+# (`tl.assume`; the interpreter asserts it on every launch), and none of these is serialized now (nor
+# the fused (2+1)D kernel, not in this report, since its temporal padding stopped being a select on the
+# spatial MMA's accumulator).
 
 # %%
 census = [r for r in compile_report(CPU_TRITON) if r["dtype"] == "bf16" and "loop_math" in r]

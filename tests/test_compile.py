@@ -17,7 +17,7 @@ import triton
 
 import tritonconv
 from benchmarks import static
-from tritonconv import dispatch, shapes, tune, tuning
+from tritonconv import dispatch, geometry, shapes, tune, tuning
 from tritonconv._checks import conv_spec
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -337,12 +337,33 @@ def test_ptxas_never_waits_out_every_hopper_mma():
         assert census["wgmma_serialized"] == "" and census["loop_mma_drains"] == 0, (name, kind, census)
 
 
+def test_fused_2plus1d_keeps_its_mmas_in_flight(monkeypatch):
+    """The fused (2+1)D kernel's channels-last launches (R(2+1)D-18's first block: 64 -> 144 -> 64 channels, mid
+    with neither bias nor activation, as torchvision's blocks have it, and with both): ptxas serializes none of their
+    MMAs, and their main loops never wait for the pipe. Without bias and activation it did on both Triton versions
+    while the mid tile's temporal padding was a select on the spatial MMA's accumulator ("non wgmma instructions
+    reading accumulator registers": 4 waits a step)."""
+    fused_config = tuning.fused_2plus1d_config
+    monkeypatch.setattr(tuning, "fused_2plus1d_config", lambda *sizes, interp, **kw: fused_config(*sizes, interp=False, **kw))
+    monkeypatch.setattr(geometry, "WEIGHT_COPY_MACS", 0)  # weights channels-innermost, as a layer's size has them
+    x = torch.empty(2, 64, 4, 14, 14, dtype=torch.bfloat16).to(memory_format=torch.channels_last_3d)
+    ws, wt = torch.empty(144, 64, 1, 3, 3, dtype=torch.bfloat16), torch.empty(64, 144, 3, 1, 1, dtype=torch.bfloat16)
+    with static.recording(execute=False) as launches:
+        tritonconv.conv2plus1d(x, ws, wt, padding=1, fused=True)
+        tritonconv.conv2plus1d(x, ws, wt, torch.empty(144, dtype=torch.bfloat16), padding=1, mid_activation="relu",
+                               fused=True)
+    assert len(launches) == 2
+    for fn, args, kwargs, _ in launches:
+        out = static.compile_for(90, fn, args, kwargs)
+        census = {**static.ptxas_report(out.asm["ptx"], 90), **static.loop_census(out.asm["cubin"], 90)}
+        assert census["loop_math_op"] == "HGMMA" and census["spill_store_bytes"] == 0, census
+        assert census["wgmma_serialized"] == "" and census["loop_mma_drains"] == 0, (kwargs["HAS_BS"], census)
+
+
 def test_descriptor_input_gradient_reads_the_weight_as_it_is_laid_out():
     """The input gradient of a weight laid out as ``tritonconv.nn`` keeps it (input channels innermost: the
     transposed pass's columns) reads it as boxes of reduction x columns, the MMA's second operand N-major, with
     no copy: TMA copies into HGMMA, no spills, channels-last (3x3) and NCHW (1x1) tiles."""
-    from tritonconv import geometry
-
     for layout, k in (("channels_last", 3), ("contiguous", 1)):
         x = geometry.to_layout(torch.randn(8, 64, 8, 16, dtype=torch.bfloat16), layout)
         w = geometry.channels_inner(torch.randn(128, 64, k, k, dtype=torch.bfloat16))

@@ -4,6 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import assert_close
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import tritonconv
 from tritonconv import geometry, shapes
@@ -39,6 +41,54 @@ def test_matches_composed_torch(fused, x_shape, c_mid, c_out, k, stride, padding
     out = tritonconv.conv2plus1d(x, ws, wt, bs, bt, stride, padding, dilation, mid_activation=mid_act,
                                  activation=act, fused=fused)
     assert_close(out, composed(x, ws, wt, bs, bt, stride, padding, dilation, mid_act, act))
+
+
+@pytest.mark.parametrize("mid_act", list(ACT))
+def test_fused_temporal_padding_takes_no_mid_bias(mid_act):
+    """Frames of pure temporal padding (2 before, 2 after a 1-tap temporal conv): the fused kernel's mid rows there
+    are zero, though its spatial bias is not (the rows read x as zeros, take no bias, and every mid activation maps 0
+    to 0), so those outputs are the temporal bias alone."""
+    x = torch.randn(1, 3, 3, 5, 4)
+    ws, wt, bs, bt = torch.randn(6, 3, 1, 3, 3), torch.randn(5, 6, 1, 1, 1), torch.randn(6) + 2, torch.randn(5)
+    out = tritonconv.conv2plus1d(x, ws, wt, bs, bt, padding=(2, 1, 1), mid_activation=mid_act, fused=True)
+    assert out.shape == (1, 5, 7, 5, 4)
+    assert torch.equal(out[:, :, [0, 1, 5, 6]], bt.view(1, 5, 1, 1, 1).expand(1, 5, 4, 5, 4))
+    assert_close(out, composed(x, ws, wt, bs, bt, (1, 1, 1), (2, 1, 1), (1, 1, 1), mid_act))
+
+
+@st.composite
+def factorized_problems(draw):
+    """A random (2+1)D layer, small for the interpreter; now and then over 64 input or mid channels (more than one
+    chunk of the spatial reduction, or of mid, per program)."""
+    c_in = draw(st.sampled_from([1, 2, 3, 5, 70]))
+    c_mid = draw(st.sampled_from([1, 4, 17, 66]))
+    k = [draw(st.integers(1, 3)) for _ in range(3)]
+    stride = [draw(st.integers(1, 3)) for _ in range(3)]
+    dilation = [draw(st.integers(1, 2)) for _ in range(3)]
+    padding = [draw(st.integers(0, 2)) for _ in range(3)]
+    sizes = [draw(st.integers(1, 6)) for _ in range(3)]
+    span = [(ki - 1) * di + 1 for ki, di in zip(k, dilation)]
+    assume(all(s + 2 * p >= sp for s, p, sp in zip(sizes, padding, span)))
+    return dict(x_shape=(draw(st.integers(1, 2)), c_in, *sizes), c_mid=c_mid, c_out=draw(st.integers(1, 5)), k=k,
+                stride=tuple(stride), padding=tuple(padding), dilation=tuple(dilation),
+                mid_act=draw(st.sampled_from(list(ACT))), act=draw(st.sampled_from(list(ACT))),
+                bias=draw(st.booleans()), channels_last=draw(st.booleans()))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(factorized_problems())
+def test_fused_random_configurations(p):
+    """The fused kernel against composed torch on random layers: strides, dilations, padding up to the kernel's
+    span, channels-last or not, biases or not, every activation on mid and output."""
+    x = torch.randn(p["x_shape"])
+    if p["channels_last"]:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    ws = torch.randn(p["c_mid"], p["x_shape"][1], 1, *p["k"][1:])
+    wt = torch.randn(p["c_out"], p["c_mid"], p["k"][0], 1, 1)
+    bs, bt = (torch.randn(p["c_mid"]), torch.randn(p["c_out"])) if p["bias"] else (None, None)
+    out = tritonconv.conv2plus1d(x, ws, wt, bs, bt, p["stride"], p["padding"], p["dilation"],
+                                 mid_activation=p["mid_act"], activation=p["act"], fused=True)
+    assert_close(out, composed(x, ws, wt, bs, bt, p["stride"], p["padding"], p["dilation"], p["mid_act"], p["act"]))
 
 
 @pytest.mark.parametrize("fused", [False, True])

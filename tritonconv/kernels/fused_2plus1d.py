@@ -3,10 +3,15 @@ in one launch, the mid tensor kept in registers.
 
 A program owns a tile of output positions x output channels and, for each temporal tap,
 computes the ``mid`` rows it needs on the fly (spatial GEMM over ``C_in x kh x kw``), applies
-``b_s`` and ``act_mid`` in registers, zeroes the rows that fall in the temporal padding,
-rounds to the input dtype as the two-launch path stores ``mid``, and feeds them to the
-temporal GEMM. ``mid`` never touches global memory; the price is recomputing each ``mid`` row
-``kt / st`` times (and once per output-channel tile).
+``b_s`` and ``act_mid`` in registers, rounds to the input dtype as the two-launch path stores
+``mid``, and feeds them to the temporal GEMM. ``mid`` never touches global memory; the price is
+recomputing each ``mid`` row ``kt / st`` times (and once per output-channel tile).
+
+The rows that fall in the temporal padding read ``x`` as zeros and take no bias, so they are zero
+(every activation maps 0 to 0) with no select on the spatial GEMM's accumulator: on Hopper such a
+select made ptxas serialize every MMA of the function ("non wgmma instructions reading accumulator
+registers"). Where a spatial weight is infinite or NaN those rows are NaN, as zero padding makes
+any convolution's.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import triton.language as tl
 from .. import geometry
 from .._checks import ConvSpec
 from .._runtime import Direct, interpreting, kernel
-from .._tile import activate, mma, tap, tile_positions
+from .._tile import activate, mma, next_step, tap, tile_positions
 from ..geometry import Config, dot_precision, needs_int64
 
 
@@ -65,24 +70,23 @@ def _conv2plus1d_kernel(
             ok_c = cm < C_mid
             mid = tl.full((BLOCK_M, BLOCK_C), 0.0, ACC)
             k_steps = (C_in + BLOCK_K - 1) // BLOCK_K
-            for i in range(KH * KW * k_steps):  # (spatial tap, chunk) flat: the pipeline runs across taps
-                kh = i // k_steps // KW
-                kw = i // k_steps % KW
+            c_in0, kw, kh = 0, 0, 0  # the chunk's first channel and the tap, carried (no division by k_steps)
+            for _ in range(KH * KW * k_steps):  # (spatial tap, chunk) flat: the pipeline runs across taps
                 ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
                 iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
                 ok = ok_t & ok_h & ok_w
-                ci = (i % k_steps) * BLOCK_K + offs_k
+                ci = c_in0 + offs_k
                 ok_k = ci < C_in
                 a = tl.load((x_rows + ih * sxh + iw * sxw)[:, None] + ci[None, :] * sxc,
                             mask=ok[:, None] & ok_k[None, :], other=0.0)
                 b = tl.load((ws_ptr + cm * wso + kh * wsh + kw * wsw)[None, :] + ci[:, None] * wsi,
                             mask=ok_k[:, None] & ok_c[None, :], other=0.0)
                 mid = mma(mid, a, b, UPCAST, DOT_PRECISION, ACC)
-            if HAS_BS:
-                mid += tl.load(bs_ptr + cm * sbs, mask=ok_c, other=0.0).to(ACC)[None, :]
-            mid = activate(mid, MID_ACT)
-            mid = tl.where(ok_t[:, None], mid, 0.0)  # temporal zero padding of mid, after its bias
-            mid = mid.to(x_ptr.dtype.element_ty)  # as the two-launch path stores it
+                c_in0, kw, kh, _ = next_step(c_in0, kw, kh, 0, BLOCK_K, k_steps * BLOCK_K, KW, KH)
+            if HAS_BS:  # not on the temporal padding's rows: x is read as zeros there, so they stay zero
+                bias = tl.load(bs_ptr + cm * sbs, mask=ok_c, other=0.0).to(ACC)
+                mid += tl.where(ok_t[:, None], bias[None, :], 0.0)
+            mid = activate(mid, MID_ACT).to(x_ptr.dtype.element_ty)  # each maps 0 to 0; rounded as `mid` is stored
             wt = tl.load(wt_ptr + offs_n[None, :] * wto + cm[:, None] * wti + j * wtt,
                          mask=ok_c[:, None] & mask_n[None, :], other=0.0)
             acc = mma(acc, mid, wt, UPCAST, DOT_PRECISION, ACC)
