@@ -75,6 +75,7 @@ def factorized_problems(draw):
                 bias=draw(st.booleans()), channels_last=draw(st.booleans()))
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp")  # SiLU's exp(-x) is inf below -88: x / inf = -0
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(factorized_problems())
 def test_fused_random_configurations(p):
