@@ -317,9 +317,10 @@ def test_ptxas_never_waits_out_every_hopper_mma():
     among them) keep two MMAs in flight: ptxas serializes none (its C7515 note, "non wgmma instructions defining
     accumulator registers": the path around a loop it cannot see run, which zeroed the accumulator between the last
     MMA and the wait for it, until the kernels told the compiler every loop runs), and the main loop never waits for
-    the pipe to drain. Before: 9 of the suite's kernels serialized on Triton 3.6, 15 on 3.9. And a strided input
-    gradient by stride phase whose every phase has taps (a tuner candidate, serialized on 3.6 until such launches told
-    the compiler the same; a phase no tap reaches runs no step)."""
+    the pipe to drain. Before: 9 of the suite's kernels serialized on Triton 3.6, 15 on 3.9. And tuner candidates
+    serialized on 3.6 until their kernels told the compiler the same: a strided input gradient by stride phase whose
+    every phase has taps (a phase no tap reaches runs no step), and pointer-kernel forwards (channels-last 128 x 256
+    tiles; NCHW stem rows)."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
     layers = [("unet3d_64cube", "conv3d", "conv", "channels_last", None),
               ("c3d_conv1", "conv3d", "conv_t", "contiguous", None),
@@ -327,7 +328,9 @@ def test_ptxas_never_waits_out_every_hopper_mma():
               ("resnet50_l3_3x3", "conv2d", "conv_wgrad", "channels_last", None),
               ("r3d18_l2_s2", "conv3d", "conv_wgrad", "channels_last", None),
               ("ct_anisotropic", "conv3d", "conv_t", "contiguous",
-               tuning.Config(64, 16, 32, num_warps=4, num_stages=4, tile_h=8, relayout=1))]
+               tuning.Config(64, 16, 32, num_warps=4, num_stages=4, tile_h=8, relayout=1)),
+              ("resnet50_l4_3x3", "conv2d", "conv", "channels_last", tuning.Config(128, 256, 64, 8, 8, 3)),
+              ("resnet50_conv1", "conv2d", "conv", "contiguous", tuning.Config(128, 16, 16, 8, 4, 3))]
     for name, op, kind, layout, cfg in layers:
         entry = next(e for e in suite[op] if e["name"] == name)
         problem = tuning.Problem.of(kind, "bfloat16", layout, **shapes.suite_problem(op, entry))

@@ -151,6 +151,16 @@ def test_phase_taps_are_the_taps_reaching_each_phase():
         assert sum(count for _, count in phases) == k  # each tap reaches one phase
 
 
+@pytest.mark.parametrize("k,s", [(1, 2), (2, 3)])
+def test_phases_no_tap_reaches(k, s):
+    """Stride phases no tap reaches (three of four of a 1x1 kernel's at stride 2) write the bias alone: their programs
+    run no step of the main loop, which the kernel then does not promise the compiler it runs (``TAPLESS``; the
+    interpreter asserts the promise where it is made). Channels enough that the layer is not packed."""
+    x, w, b = torch.randn(1, 32, 5, 4), torch.randn(32, 16, k, k), torch.randn(16)
+    out = tritonconv.conv_transpose2d(x, w, b, stride=s)
+    assert_close(out, F.conv_transpose2d(x.double(), w.double(), b.double(), stride=s))
+
+
 def test_strided_transposed_passes_issue_no_masked_tap_work():
     """By stride phase, the input gradient of a strided layer issues the matrix work of its forward pass
     (every tap for every position would be stride**ndim times that: 4x in 2D, 8x in 3D)."""

@@ -73,9 +73,9 @@ def _conv_kernel(
     sxn, sxc, sxd, sxh, sxw,
     swg, swn, swk, swd, swh, sww,
     syn, syc, syd, syh, syw, R_PER_SPLIT, JD, JH, JW, ed, eh, ew, s_step, VW, STEP_RUNS, PITCH, OWR, sb,
-    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr, FOLD: tl.constexpr,
-    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, SCALED: tl.constexpr, SPLIT: tl.constexpr,
-    INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr, TAPLESS: tl.constexpr,
+    FOLD: tl.constexpr, HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, SCALED: tl.constexpr,
+    SPLIT: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
     BLOCK_W: tl.constexpr, ROW_VEC: tl.constexpr, SHIFT: tl.constexpr, FLAT: tl.constexpr, DEAL: tl.constexpr,
     RUN_VEC: tl.constexpr, RUN_KINDS: tl.constexpr,
@@ -95,6 +95,11 @@ def _conv_kernel(
     of them from ``first`` in steps of ``e`` (``ed, eh, ew``), read from the host-made table
     ``taps_ptr[phase] = (first_d, count_d, first_h, count_h, first_w, count_w)``
     (:func:`tritonconv.shapes.phase_taps`). No matrix product is issued for a tap that adds nothing.
+
+    Every main loop tells the compiler it runs (``tl.assume``; Triton's interpreter asserts it): a loop it
+    thinks may run no step has a path around it that zeroes the accumulator, and on Hopper ptxas then waits
+    out every MMA where that path falls between the last MMA and the wait for it. ``TAPLESS``: some stride
+    phase no tap reaches (a 1x1 layer's at stride 2), whose programs run no step, so no such promise.
 
     ``FOLD`` (forward only, for few input channels per group): the reduction runs over the
     flattened ``k = ((kd*KH + kh)*KW + kw)*C_in_g + c`` in ``BLOCK_K`` chunks instead of tap by
@@ -168,6 +173,7 @@ def _conv_kernel(
     acc = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)  # fp32, or fp64 for fp64 operands
     if FOLD:
         # every split runs R_PER_SPLIT / BLOCK_K steps (the last one's past the reduction are masked: ok_k)
+        tl.assume(R_PER_SPLIT >= BLOCK_K)
         for k0 in range(split * R_PER_SPLIT, (split + 1) * R_PER_SPLIT, BLOCK_K):
             k = k0 + offs_k
             c = k % C_in_g
@@ -219,7 +225,10 @@ def _conv_kernel(
                 if s != 0:
                     part = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
             md, mh, chunk = 0, 0, 0
-            for _ in range(cd * ch * k_steps):
+            steps = cd * ch * k_steps
+            if not TAPLESS:
+                tl.assume(steps > 0)
+            for _ in range(steps):
                 kh = t0h + mh * eh
                 kd = t0d + md * ed
                 cin = c_lo + chunk * BLOCK_K + offs_k
@@ -294,7 +303,10 @@ def _conv_kernel(
                         lo_ok = tl.max_constancy((first >= 0) & (first < W), [RUN_VEC])
                         hi_ok = tl.max_constancy((first + RUN_VEC >= 0) & (first + RUN_VEC < W), [RUN_VEC])
                         md, mh, chunk = 0, 0, 0
-                        for _ in range(cd * ch * k_steps):
+                        steps = cd * ch * k_steps
+                        if not TAPLESS:
+                            tl.assume(steps > 0)
+                        for _ in range(steps):
                             kh = t0h + mh * eh
                             kd = t0d + md * ed
                             id_, ok_d = axis_tap(jd, phd, sd, pd, kd, dd, D, TRANSPOSED)
@@ -325,7 +337,10 @@ def _conv_kernel(
         k_steps = R_PER_SPLIT // BLOCK_K  # a multiple of BLOCK_K; channels past C_in_g are masked (ok_k)
         # the loop carries its (depth, height, width) tap and chunk counters (next_step): chunks fastest, then taps
         md, mh, mw, chunk = 0, 0, 0, 0
-        for _ in range(cd * ch * cw * k_steps):
+        steps = cd * ch * cw * k_steps
+        if not TAPLESS:
+            tl.assume(steps > 0)
+        for _ in range(steps):
             kw = t0w + mw * ew
             kh = t0h + mh * eh
             kd = t0d + md * ed
@@ -437,7 +452,8 @@ class Launch:
                       * self.splits * (per_split // config.block_k) * sum(phase_taps)
                       * config.block_m * config.block_n * config.block_k)
         self.kwargs = target_options(dict(
-            TRANSPOSED=transposed, FOLD=fold, HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
+            TRANSPOSED=transposed, TAPLESS=transposed and not all(row[1] * row[3] * row[5] for row in table),
+            FOLD=fold, HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
             SCALED=scale_step is not None, SPLIT=self.splits > 1, INT64=needs_int64(x, weight, y, rows=m),
             UPCAST=interp and x.dtype == torch.bfloat16,
             DOT_PRECISION=dot_precision(x.dtype, interp), ACC=geometry.tl_accumulator(x.dtype),
