@@ -96,10 +96,12 @@ def _conv_kernel(
     ``taps_ptr[phase] = (first_d, count_d, first_h, count_h, first_w, count_w)``
     (:func:`tritonconv.shapes.phase_taps`). No matrix product is issued for a tap that adds nothing.
 
-    Every main loop tells the compiler it runs (``tl.assume``; Triton's interpreter asserts it): a loop it
-    thinks may run no step has a path around it that zeroes the accumulator, and on Hopper ptxas then waits
-    out every MMA where that path falls between the last MMA and the wait for it. ``TAPLESS``: some stride
-    phase no tap reaches (a 1x1 layer's at stride 2), whose programs run no step, so no such promise.
+    The tap-by-tap and folded loops tell the compiler they run (``tl.assume``; Triton's interpreter asserts
+    it): a loop it thinks may run no step has a path around it that zeroes the accumulator, and on Hopper
+    ptxas then waits out every MMA where that path falls between the last MMA and the wait for it.
+    ``TAPLESS``: some stride phase no tap reaches (a 1x1 layer's at stride 2), whose programs run no step,
+    so no such promise. (The NC(D)HW rows' loops make none: they read the accumulator between taps anyway,
+    and the promise cost an fp32 launch a spill.)
 
     ``FOLD`` (forward only, for few input channels per group): the reduction runs over the
     flattened ``k = ((kd*KH + kh)*KW + kw)*C_in_g + c`` in ``BLOCK_K`` chunks instead of tap by
@@ -225,10 +227,7 @@ def _conv_kernel(
                 if s != 0:
                     part = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
             md, mh, chunk = 0, 0, 0
-            steps = cd * ch * k_steps
-            if not TAPLESS:
-                tl.assume(steps > 0)
-            for _ in range(steps):
+            for _ in range(cd * ch * k_steps):
                 kh = t0h + mh * eh
                 kd = t0d + md * ed
                 cin = c_lo + chunk * BLOCK_K + offs_k
@@ -303,10 +302,7 @@ def _conv_kernel(
                         lo_ok = tl.max_constancy((first >= 0) & (first < W), [RUN_VEC])
                         hi_ok = tl.max_constancy((first + RUN_VEC >= 0) & (first + RUN_VEC < W), [RUN_VEC])
                         md, mh, chunk = 0, 0, 0
-                        steps = cd * ch * k_steps
-                        if not TAPLESS:
-                            tl.assume(steps > 0)
-                        for _ in range(steps):
+                        for _ in range(cd * ch * k_steps):
                             kh = t0h + mh * eh
                             kd = t0d + md * ed
                             id_, ok_d = axis_tap(jd, phd, sd, pd, kd, dd, D, TRANSPOSED)
