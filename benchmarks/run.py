@@ -195,7 +195,9 @@ def pass_cases(op: str, entry: dict, dtype, layout: str, device, pas: str):
     such a set), the fp32 reference, the pass's useful FLOPs and minimum bytes.
 
     ``forward``: tritonconv's public op (a (2+1)D layer: ``tritonconv.conv2plus1d``, fused or two launches as
-    it chooses) against ``torch.nn.functional`` (cuDNN); (2+1)D also against cuDNN's full 3-D convolution.
+    it chooses) against ``torch.nn.functional`` (cuDNN); (2+1)D also against cuDNN's full 3-D convolution, and
+    tritonconv's fused launch beside (``tritonconv_fused``; ``speedup_vs_tritonconv_fused``: its time over the
+    op's).
     ``input_grad`` / ``weight_grad``: the gradient kernels alone, tritonconv's (what its autograd backward
     launches) against ``aten.convolution_backward`` with one output asked for (what PyTorch's backward runs),
     through every stage of the layer, given the output gradient (and each stage's input)."""
@@ -234,7 +236,9 @@ def pass_cases(op: str, entry: dict, dtype, layout: str, device, pas: str):
             w3 = (stages[1].weight.shape[0], x_shape[1], *entry["k"])
             full = Stage("conv3d", torch.randn(w3, device=device, dtype=dtype) / math.sqrt(math.prod(w3[1:])),
                          entry["s"], entry["p"])
-            extra = {"cudnn_full3d": lambda o: full.forward(o["x"])}
+            extra = {"cudnn_full3d": lambda o: full.forward(o["x"]),  # and the one fused launch, beside the two
+                     "tritonconv_fused": lambda o: tritonconv.conv2plus1d(o["x"], *w, stride=entry["s"],
+                                                                          padding=entry["p"], fused=True)}
         else:
             ours = lambda o: getattr(tritonconv, op)(o["x"], w[0], None, *stages[0].args)  # noqa: E731
             extra = {}
@@ -296,7 +300,9 @@ def run(args, sink=None) -> list[dict]:
             entry = shrink(entry) if args.smoke else entry
             make, impls, *_ = pass_cases(op, entry, DTYPES[dname], layout, device, pas)
             with torch.no_grad():
-                impls["tritonconv"](make())
+                for impl in ("tritonconv", "tritonconv_fused"):
+                    if impl in impls:
+                        impls[impl](make())
         if device.type == "cuda":
             torch.cuda.synchronize()
         return []
@@ -384,7 +390,7 @@ def measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, pas
         if ms:
             row[impl].update(TFLOPs=flops / ms / 1e9, GBps=nbytes / ms / 1e6)
     ours = row.get("tritonconv", {}).get("ms")
-    for other in ("cudnn", "torch_compile", "cudnn_full3d"):
+    for other in ("cudnn", "torch_compile", "cudnn_full3d", "tritonconv_fused"):
         theirs = row.get(other, {}).get("ms") if isinstance(row.get(other), dict) else None
         if ours and theirs:
             row[f"speedup_vs_{other}"] = theirs / ours
