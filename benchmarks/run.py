@@ -47,6 +47,8 @@ DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, 
 TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2,  # rel. L2 vs fp32 reference (TF32 allowed)
        torch.float8_e4m3fn: 0.1}  # fp8: against the fp32 convolution of the unquantised operands (rounding included)
 OPS = ("conv1d", "conv2d", "conv3d", "conv2plus1d")
+COMPARED = ("cudnn", "torch_compile", "cudnn_full3d", "tritonconv_fused")
+"""The implementations a row compares tritonconv's with: ``speedup_vs_<name>``, their time over tritonconv's."""
 PASSES = ("forward", "input_grad", "weight_grad")
 
 
@@ -390,7 +392,7 @@ def measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, pas
         if ms:
             row[impl].update(TFLOPs=flops / ms / 1e9, GBps=nbytes / ms / 1e6)
     ours = row.get("tritonconv", {}).get("ms")
-    for other in ("cudnn", "torch_compile", "cudnn_full3d", "tritonconv_fused"):
+    for other in COMPARED:
         theirs = row.get(other, {}).get("ms") if isinstance(row.get(other), dict) else None
         if ours and theirs:
             row[f"speedup_vs_{other}"] = theirs / ours

@@ -352,7 +352,8 @@ def test_notes_predictions_are_checkable_claims_on_suite_layers():
     for p in found:
         metric, op, value = p["claim"].split()
         assert set(p["layers"]) <= names and p["pass"] in run.PASSES and p["layout"] in readout.LAYOUTS, p
-        assert metric in ("speedup_vs_cudnn", "eager_speedup_vs_cudnn", "roofline_fraction") and op in readout.OPS
+        metrics = {f"speedup_vs_{other}" for other in run.COMPARED} | {"eager_speedup_vs_cudnn", "roofline_fraction"}
+        assert metric in metrics and op in readout.OPS, p
         float(value)
 
 
