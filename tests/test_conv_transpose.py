@@ -151,6 +151,12 @@ def test_phase_taps_are_the_taps_reaching_each_phase():
         assert sum(count for _, count in phases) == k  # each tap reaches one phase
 
 
+def test_tapless_phase_says_whether_some_phase_has_no_tap():
+    table = lambda k, s: shapes.phase_table((1, k, k), (1, s, s), (0, 0, 0), (1, 1, 1))[1]  # noqa: E731
+    assert shapes.tapless_phase(table(1, 2)) and shapes.tapless_phase(table(2, 3))
+    assert not shapes.tapless_phase(table(3, 2)) and not shapes.tapless_phase(table(2, 2))
+
+
 @pytest.mark.parametrize("k,s", [(1, 2), (2, 3)])
 def test_phases_no_tap_reaches(k, s):
     """Stride phases no tap reaches (three of four of a 1x1 kernel's at stride 2) write the bias alone: their programs

@@ -216,6 +216,12 @@ def phase_table(kernel: Sequence[int], stride: Sequence[int], padding: Sequence[
     return tuple(step for step, _ in axes), table
 
 
+def tapless_phase(table: Sequence[Sequence[int]]) -> bool:
+    """Whether some stride phase of a :func:`phase_table` table is reached by no tap (a 1x1 kernel's three of four at
+    stride 2): its programs run no step of the kernels' main loop."""
+    return not all(row[1] * row[3] * row[5] for row in table)
+
+
 def merge_axes(
     input_shape: Sequence[int],
     weight_shape: Sequence[int],

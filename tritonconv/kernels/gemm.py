@@ -448,7 +448,7 @@ class Launch:
                       * self.splits * (per_split // config.block_k) * sum(phase_taps)
                       * config.block_m * config.block_n * config.block_k)
         self.kwargs = target_options(dict(
-            TRANSPOSED=transposed, TAPLESS=transposed and not all(row[1] * row[3] * row[5] for row in table),
+            TRANSPOSED=transposed, TAPLESS=transposed and shapes.tapless_phase(table),
             FOLD=fold, HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
             SCALED=scale_step is not None, SPLIT=self.splits > 1, INT64=needs_int64(x, weight, y, rows=m),
             UPCAST=interp and x.dtype == torch.bfloat16,

@@ -452,7 +452,7 @@ class Launch:
             CHANNELS_INNER=inner, W_COLS_INNER=cols_inner,
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
             PHASE_H=sh if inner else 1, PHASE_W=sw if inner else 1, PHASED=by_phase,
-            TAPLESS=by_phase and not all(row[1] * row[3] * row[5] for row in table), SPLIT=self.splits > 1,
+            TAPLESS=by_phase and shapes.tapless_phase(table), SPLIT=self.splits > 1,
             NC_SHIFT=nc_shift, NC_DEAL=dealt, POSITIONS_N=positions_as_n(inner, nc_shift, config, x.element_size()),
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
