@@ -280,8 +280,8 @@ def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, dev
     GPU does so in a worker process, not in the one that keeps the results) and those whose kernels
     spill registers (ptxas's report of the real compile; a spilling tile is slower than one that fits),
     unless every candidate of a problem spills; the heuristic's config (for ``sm_count`` SMs) is timed
-    whenever it ran, the baseline a winner must beat (with Triton 3.6, two of the suite's spill 36 B outside
-    their main loops: ``benchmarks/results/static``).
+    whenever it ran, the baseline a winner must beat (it may spill: on sm_80 a few of the suite's do, outside their
+    main loops, ``benchmarks/results/static``).
     """
     candidates = {problem: (only or {}).get(problem) or tuning.candidates(problem, smem, tma) for _, problem in todo}
     tasks = [(problem, cfgs[i:i + 4]) for problem, cfgs in candidates.items() for i in range(0, len(cfgs), 4)]

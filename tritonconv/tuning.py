@@ -73,6 +73,7 @@ SPACES: dict[str, list[tuple[int, int, int, int, int]]] = {
 SPACES["conv_t"] = SPACES["conv"]
 SPACES["conv_dw_t"] = SPACES["conv_dw"]
 SPLITS = (1, 2, 4, 8, 16, 32)  # weight-gradient split counts tried
+WIDE_DTYPES = ("float32", "float64")  # 4- and 8-byte operands: the pointer kernel's tiles step 16 channels at most
 FORWARD_SPLITS = (1, 2, 4)  # for outputs of at most SMALL_OUTPUT elements (conv, conv_t)
 SMALL_OUTPUT = 2**21
 DEFAULT_SMEM = 232448  # bytes of shared memory per block on H100/H200 (opt-in), for pruning without a GPU
@@ -556,7 +557,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         block_n = clamp_pow2(width * cols, 16, 64) if interpret else fit_pow2(width * cols, 16, 128)
         if interpret:
             return Config(block_m, block_n, clamp_pow2(red, 16, 16384 // max(block_m, block_n)), 1, 1, 1, fold=fold)
-        block_k = 64 if block_m * block_n <= 64 * 64 else 32
+        # fp32 and fp64: 16-wide steps (see the forward's below; fp32's 32-wide ones spilled 4-220 B on sm_80)
+        block_k = 16 if problem.dtype in WIDE_DTYPES else 64 if block_m * block_n <= 64 * 64 else 32
         tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, block_m)
                     * triton.cdiv(width * cols, block_n))
         split = wave_split(tiles, 2 * sm_count, triton.cdiv(red, 8 * block_k), sm_count)
@@ -615,12 +617,20 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     # addresses need registers that 4 warps do not have (ptxas spills; python -m benchmarks.static)
     # and strided transposed passes of 128 x 64 tiles (their phase's tap table: r3d18_l2_s2 spilled 24 B on 4)
     phases = problem.kind == "conv_t" and any(s > 1 for s in problem.stride)
-    warps = 8 if block_m * block_n >= (128 * 64 if phases else 128 * 128) or problem.layout == "contiguous" else 4
+    warps = 8 if block_m * block_n >= (128 * 64 if phases else 128 * 128) or problem.layout == "contiguous" \
+        or hoisted_rows(problem, block_m, block_n, tma) else 4
     if fold:  # the gather's per-element index math doubles register use (ptxas: 128x64x64, 4 warps spills)
         block_k, warps = max(min(block_k, 32), min_k(problem)), 8
+    if problem.dtype in WIDE_DTYPES:  # IEEE fp32 products are FMA loops whose operands the compiler holds in
+        # registers: 64-wide steps spilled 2-10 KB a thread on sm_90 (1,000-6,000 local accesses a step) on the
+        # channels-last suite's forwards and input gradients, 32-wide ones up to 76 B on sm_80 and 128 x 64 on 4 warps
+        # 24 B on sm_90; 16-wide steps issue 1.03x the instructions per FMA (tf32 MMAs: 24 B at 64-wide steps, none at
+        # 32 or 16); fp64's MMAs 620 B at 64-wide steps on 4 warps (resnet50_l1_3x3, sm_90), none at 16 on 8
+        block_k = max(min(block_k, 16), min_k(problem))
+        warps = 8 if block_m * block_n >= 128 * 64 else warps
     descriptor_k = block_k  # (a descriptor loop computes no addresses: the NC(D)HW clamp below is the pointer kernel's)
     if problem.layout == "contiguous":  # NC(D)HW read in place: see conv_wgrad (fp32 128 x 64 x 32 spilled 8-16 B)
-        block_k = max(min(block_k, 16 if problem.dtype == "float32" else 32), min_k(problem))
+        block_k = max(min(block_k, 32), min_k(problem))
     stages = 2 if problem.taps * red <= block_k else 3
     split = 1
     tiles = max(1, problem.groups * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))  # 0 rows: empty batch
@@ -657,6 +667,17 @@ def fused_2plus1d_config(m: int, c_in: int, c_mid: int, c_out: int, interp: bool
     if interp:
         return Config(clamp_pow2(m, 16, 8192 // max(block_k, block_n)), block_n, block_k, 1, 1, 1)
     return Config(64, block_n, block_k, group_m=1, num_warps=4 if channels_last else 8, num_stages=2)
+
+
+def hoisted_rows(problem: Problem, block_m: int, block_n: int, tma: bool) -> bool:
+    """Whether a pointer-kernel forward tile of ``block_m x block_n`` needs 8 warps before Hopper (no tensor memory
+    accelerator, ``tma`` False): with one tap, its rows' addresses and masks do not change along the loop, and the
+    compiler holds them across it beside the accumulator and both MMA operands (``mma.sync`` reads them from
+    registers). ptxas for sm_80 spilled 216-488 B of 64 x 128 x 64 and 128 x 64 x 64 one-tap tiles on 4 warps, 14-47
+    local accesses a step of the main loop (``resnet50_ds_1x1s2``, sampled 1x1 and 1-wide layers); on 8 warps, 213-239
+    registers, none, and as many instructions per MMA. Layers with more taps compute those addresses per tap, and
+    no sampled one spilled in its loop on 4 warps (``benchmarks/NOTES.md``, 2026-12-02)."""
+    return not tma and problem.kind == "conv" and problem.taps == 1 and block_m * block_n >= 64 * 128
 
 
 def small_output(problem: Problem) -> bool:
