@@ -397,6 +397,22 @@ def test_fused_2plus1d_keeps_its_mmas_in_flight(monkeypatch):
         assert census["wgmma_serialized"] == "" and census["loop_mma_drains"] == 0, (kwargs["HAS_BS"], census)
 
 
+def test_fused_2plus1d_fp32_does_not_spill(monkeypatch):
+    """The fused (2+1)D kernel in fp32 (FMA loops) steps 16 input and 16 mid channels on 8 warps: on 64-wide steps on 4
+    warps its channels-last launch spilled 2,320 B on sm_90, 33 local accesses a step."""
+    fused_config = tuning.fused_2plus1d_config
+    monkeypatch.setattr(tuning, "fused_2plus1d_config", lambda *sizes, interp, **kw: fused_config(*sizes, interp=False, **kw))
+    monkeypatch.setattr(geometry, "WEIGHT_COPY_MACS", 0)
+    ws, wt = torch.empty(144, 64, 1, 3, 3), torch.empty(64, 144, 3, 1, 1)
+    with static.recording(execute=False) as launches:
+        for fmt in (torch.channels_last_3d, torch.contiguous_format):
+            tritonconv.conv2plus1d(torch.empty(2, 64, 4, 14, 14).to(memory_format=fmt), ws, wt, padding=1, fused=True)
+    assert len(launches) == 2
+    for fn, args, kwargs, _ in launches:
+        assert (kwargs["BLOCK_K"], kwargs["BLOCK_C"], kwargs["num_warps"]) == (16, 16, 8)
+        assert static.ptxas_report(static.compile_for(90, fn, args, kwargs).asm["ptx"], 90)["spill_store_bytes"] == 0
+
+
 def test_descriptor_input_gradient_reads_the_weight_as_it_is_laid_out():
     """The input gradient of a weight laid out as ``tritonconv.nn`` keeps it (input channels innermost: the
     transposed pass's columns) reads it as boxes of reduction x columns, the MMA's second operand N-major, with

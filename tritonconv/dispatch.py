@@ -599,7 +599,7 @@ def conv2plus1d_fused(x, ws, bs, wt, bt, spatial: ConvSpec, temporal: ConvSpec, 
         if cfg is None:
             m = y.shape[0] * math.prod(y.shape[2:])
             cfg = tuning.fused_2plus1d_config(m, ws.shape[1], ws.shape[0], wt.shape[0], interp=interpreting(x.device),
-                                              channels_last=y.stride(1) == 1)
+                                              channels_last=y.stride(1) == 1, dtype=str(x.dtype)[6:])
         out = (tuple(y.shape), y.dtype, fmt)
         copy = any(geometry.weight_copy_pays(s.input_shape, s.weight_shape, s.output_shape) for s in (spatial, temporal))
         lay_s, lay_t = (_same if _channel_axis_inner(w) or not copy else channels_inner for w in (ws, wt))

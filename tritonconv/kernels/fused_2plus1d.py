@@ -109,7 +109,8 @@ class Launch:
         c_mid, c_in = ws.shape[:2]
         m = y.shape[0] * math.prod(y.shape[2:])
         interp = interpreting(x.device)
-        block_c = min(64, triton.next_power_of_2(max(c_mid, 16)))
+        # the mid step: 16 channels for 4- and 8-byte operands, whose FMA loops hold both dots' operands in registers
+        block_c = min(64 if x.element_size() <= 2 else 16, triton.next_power_of_2(max(c_mid, 16)))
         st, (sh, sw) = temporal.stride[0], spatial.stride[1:]
         self.empty = y.numel() == 0
         block_w = geometry.row_block(m, y.shape[-1], config.block_m) \
