@@ -110,6 +110,7 @@ def test_one_tap_forwards_do_not_spill_in_their_loop_on_ampere():
     (row,) = static.report(80, ["bf16"], ["channels_last"], ["conv"], mini)
     assert (row["kernel"], row["num_warps"], row["instruction"]) == ("_conv_kernel", 8, "mma")
     assert row["spill_store_bytes"] == 0 and row["loop_local"] == 0, row
+
     def layer(k: int) -> tuning.Problem:  # 1568 positions, 512 -> 512 channels: 64 x 128 tiles
         return tuning.Problem.of("conv", "bfloat16", "channels_last", input_shape=(32, 512, 7, 7),
                                  weight_shape=(512, 512, k, k), output_shape=(32, 512, 7, 7), stride=[1, 1],
@@ -123,7 +124,7 @@ def test_one_tap_forwards_do_not_spill_in_their_loop_on_ampere():
 
 @pytest.mark.parametrize("arch", [90, 80])
 def test_fp32_channels_last_tiles_do_not_spill_in_their_loop(arch):
-    """fp32 forwards and input gradients read channels-last step 32 channels at most, 128 x 64 tiles and up on 8
+    """fp32 forwards and input gradients read channels-last step 16 channels at most, 128 x 64 tiles and up on 8
     warps: at 64-wide steps their FMA loops spilled 2-10 KB a thread on sm_90, 1,000-6,000 local accesses a step."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
     names = {"resnet50_l1_3x3", "tcn_k3"}

@@ -566,12 +566,12 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         # 8 warps and smaller steps (ptxas spills otherwise; tests/test_compile.py)
         strided = problem.layout == "contiguous"
         if strided:
-            block_m, block_n, block_k = (min(block_m, 64), min(block_n, 64), 16) if problem.dtype == "float32" \
+            block_m, block_n, block_k = (min(block_m, 64), min(block_n, 64), 16) if problem.dtype in WIDE_DTYPES \
                 else (block_m, block_n, 32)
-        warps = 8 if strided or (problem.dtype == "float32" and block_m * block_n >= 128 * 128) else 4  # fp32: spills
+        warps = 8 if strided or (problem.dtype in WIDE_DTYPES and block_m * block_n >= 128 * 128) else 4  # fp32: spills
         # NC(D)HW fp32 64 x 64 x 16 tiles spilled 4-16 B with 2-3 stages on 4 or 8 warps (Triton 3.6 or 3.9,
         # sm_80 or sm_90, depending on the layer); one stage on 8 warps spilled on none (tests/test_compile.py)
-        stages = 1 if strided and problem.dtype == "float32" else 3
+        stages = 1 if strided and problem.dtype in WIDE_DTYPES else 3
         if fold:  # per-element tap masks: 8 warps (fp32 64 x 32 x 64 tiles on 4 spilled 76-108 B on sm_80)
             return Config(block_m, block_n, block_k, group_m=1, num_warps=8, num_stages=stages, split_k=split,
                           fold=fold)
