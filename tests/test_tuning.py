@@ -412,6 +412,22 @@ def test_tiles_fit_the_channels_they_cover():
     assert tuning.heuristic(problem, interpret=False).block_n == 32
 
 
+@pytest.mark.parametrize("kind", ["conv", "conv_t", "conv_wgrad"])
+def test_wide_dtypes_step_few_channels(kind):
+    """fp32 and fp64 GEMM tiles (FMA loops, fp64 MMAs: operands held in registers) step 16 channels in the
+    heuristic's configs and at most 32 among the tuner's candidates, where 16-bit ones step 64 and more (fp32's 64-wide
+    steps spilled kilobytes a thread in their main loops: tests/test_compile.py)."""
+    def steps(dtype: str) -> tuple[int, set[int]]:
+        problem = tuning.Problem.of(kind, dtype, "channels_last", (8, 64, 28, 28), (128, 64, 3, 3), 1, (1, 1))
+        return (tuning.heuristic(problem, interpret=False).block_k,
+                {c.block_k for c in tuning.candidates(problem, tma=True) if not c.tile_h})
+
+    for dtype in ("float32", "float64"):
+        default, tried = steps(dtype)
+        assert default == 16 and max(tried) == 32, (dtype, default, tried)
+    assert max(steps("bfloat16")[1]) >= 64
+
+
 def test_problems_are_rebuilt_from_their_cache_keys():
     """A cache entry's key gives back its problem (the cost model is fitted on tunings' timings by key)."""
     for kind in tuning.KINDS:

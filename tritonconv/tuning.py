@@ -126,8 +126,12 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
     # columns' offsets are hoisted out of its loop: fewer multiply-adds and integer instructions per useful one)
     folds = ((wgrad_max_fold(problem),) if wgrad else (0, 1)) if can_fold(problem) else (0,)
     low_k = min_k(problem)
+    # fp32 and fp64 GEMM tiles step at most 32 channels: their 64-wide steps spill kilobytes (see heuristic), which the
+    # tuning would compile only to drop, and the model, blind to spills, would rank among its best
+    wide = problem.dtype in WIDE_DTYPES and not problem.kind.startswith("conv_dw")
     out: list[Config] = []
     for (bm, bn, bk, warps, stages), split, fold in itertools.product(SPACES[problem.kind], splits, folds):
+        bk = min(bk, 32) if wide else bk
         reduction = problem.taps * red if fold and not wgrad else triton.cdiv(red, split)
         cfg = Config(  # unused blocks of the depthwise kernels stay at their declared 16
             block_m=bm if problem.kind == "conv_dw_wgrad" else clamp_pow2(rows, 16, bm),
