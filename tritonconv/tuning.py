@@ -626,14 +626,15 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     if fold:  # the gather's per-element index math doubles register use (ptxas: 128x64x64, 4 warps spills)
         block_k, warps = max(min(block_k, 32), min_k(problem)), 8
     if problem.dtype in WIDE_DTYPES:  # IEEE fp32 products are FMA loops whose operands the compiler holds in
-        # registers: 64-wide steps spilled 2-10 KB a thread on sm_90 (1,000-6,000 local accesses a step) on the
-        # channels-last suite's forwards and input gradients, 32-wide ones up to 76 B on sm_80 and 128 x 64 on 4 warps
-        # 24 B on sm_90; 16-wide steps issue 1.03x the instructions per FMA (tf32 MMAs: 24 B at 64-wide steps, none at
-        # 32 or 16); fp64's MMAs 620 B at 64-wide steps on 4 warps (resnet50_l1_3x3, sm_90), none at 16 on 8
+        # registers: 64-wide steps spilled in the main loops of 35 of the channels-last suite's 84 fp32 kernels on
+        # sm_90 (32 of them 2-10 KB a thread, about 1,000-6,500 local accesses a step), 32-wide ones up to 76 B on
+        # sm_80 and 128 x 64 on 4 warps 24 B on sm_90; 16-wide steps issue 1.03x the instructions per FMA (tf32 MMAs:
+        # 24 B at 64-wide steps, none at 32 or 16); fp64's MMAs 620 B at 64-wide steps on 4 warps (resnet50_l1_3x3,
+        # sm_90), none at 16 on 8
         block_k = max(min(block_k, 16), min_k(problem))
         warps = 8 if block_m * block_n >= 128 * 64 else warps
     descriptor_k = block_k  # (a descriptor loop computes no addresses: the NC(D)HW clamp below is the pointer kernel's)
-    if problem.layout == "contiguous":  # NC(D)HW read in place: see conv_wgrad (fp32 128 x 64 x 32 spilled 8-16 B)
+    if problem.layout == "contiguous":  # NC(D)HW read in place: see conv_wgrad (32-channel steps; fp32's 16, above)
         block_k = max(min(block_k, 32), min_k(problem))
     stages = 2 if problem.taps * red <= block_k else 3
     split = 1
@@ -680,8 +681,8 @@ def hoisted_rows(problem: Problem, block_m: int, block_n: int, tma: bool) -> boo
     """Whether a pointer-kernel forward tile of ``block_m x block_n`` needs 8 warps before Hopper (no tensor memory
     accelerator, ``tma`` False): with one tap, its rows' addresses and masks do not change along the loop, and the
     compiler holds them across it beside the accumulator and both MMA operands (``mma.sync`` reads them from
-    registers). ptxas for sm_80 spilled 216-488 B of 64 x 128 x 64 and 128 x 64 x 64 one-tap tiles on 4 warps, 14-47
-    local accesses a step of the main loop (``resnet50_ds_1x1s2``, sampled 1x1 and 1-wide layers); on 8 warps, 213-239
+    registers). ptxas for sm_80 spilled 8-488 B of 64 x 128 x 64 and 128 x 64 x 64 one-tap tiles on 4 warps, 2-47
+    local accesses a step of the main loop (``resnet50_ds_1x1s2``, sampled 1x1 and 1-wide layers); on 8 warps, 176-239
     registers, none, and as many instructions per MMA. Layers with more taps compute those addresses per tap, and
     no sampled one spilled in its loop on 4 warps (``benchmarks/NOTES.md``, 2026-12-02)."""
     return not tma and problem.kind == "conv" and problem.taps == 1 and block_m * block_n >= 64 * 128
