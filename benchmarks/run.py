@@ -2,6 +2,7 @@
 
     python -m benchmarks.run --dtype bf16 --layout channels_last contiguous --passes forward input_grad weight_grad
     python -m benchmarks.run --smoke          # CPU: tiny shapes through the interpreter, keeps the harness working
+    python -m benchmarks.run --dtype fp32 --tf32 --layout channels_last   # fp32 multiplied in TF32 on both sides
 
 For every layer of ``benchmarks/shapes.json`` (the shared suite), dtype, layout and pass
 (``forward``; ``input_grad`` and ``weight_grad``, the gradient kernels alone), in one process:
@@ -46,6 +47,7 @@ ROOT = Path(__file__).resolve().parent
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16, "fp8": torch.float8_e4m3fn}
 TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2,  # rel. L2 vs fp32 reference (TF32 allowed)
        torch.float8_e4m3fn: 0.1}  # fp8: against the fp32 convolution of the unquantised operands (rounding included)
+TF32_TOL = 2e-3  # fp32 with --tf32: products of 10-bit mantissas (benchmarks.kernelbench's)
 OPS = ("conv1d", "conv2d", "conv3d", "conv2plus1d")
 COMPARED = ("cudnn", "torch_compile", "cudnn_full3d", "tritonconv_fused")
 """The implementations a row compares tritonconv's with: ``speedup_vs_<name>``, their time over tritonconv's."""
@@ -365,6 +367,9 @@ def measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, pas
         impls["torch_compile"] = torch.compile(impls["cudnn"], mode="max-autotune-no-cudagraphs", dynamic=False)
     row = {**meta, "op": op, "name": entry["name"], "shape": entry, "dtype": str(dtype)[6:], "layout": layout,
            "pass": pas, "gflop": flops / 1e9, "mbytes": nbytes / 1e6}
+    tol = TOL[dtype]
+    if geometry.allows_tf32(dtype):  # --tf32: tritonconv's products TF32 too, as cuDNN's (torch's default for them)
+        row["precision"], tol = "tf32", TF32_TOL
     with torch.no_grad():
         ref = ref_fn(sets[0])
     for impl, fn in impls.items():
@@ -383,8 +388,8 @@ def measure(op, entry, dtype, layout, device, bench, compile_ok, meta, roof, pas
             with torch.no_grad():
                 return fn(sets[state["i"]])
 
-        timed = bench(call) if err <= TOL[dtype] else {"ms": None}
-        row[impl] = {**timed, "rel_err": err, "ok": err <= TOL[dtype]}
+        timed = bench(call) if err <= tol else {"ms": None}
+        row[impl] = {**timed, "rel_err": err, "ok": err <= tol}
         ms = timed["ms"]
         if impl == "tritonconv":  # which kernels and configs the timed calls used (memoized by then)
             row[impl]["configs"] = launched_configs(call)
@@ -424,6 +429,8 @@ def main(argv=None) -> int:
                    help="forward, input gradient, weight gradient (each timed alone)")
     p.add_argument("--smoke", action="store_true", help="CPU: tiny shapes under the interpreter (checks, not speed)")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile(max-autotune)")
+    p.add_argument("--tf32", action="store_true", help="fp32 products in TF32 (torch's matmul precision \"high\"), as "
+                   "cuDNN's fp32 convolutions multiply unless torch.backends.cudnn.allow_tf32 is off")
     p.add_argument("--names", nargs="+", help="only these layers (names from the suite file)")
     p.add_argument("--budget-s", type=float, default=None, help="start no new case after this many seconds")
     p.add_argument("--warm", action="store_true", help="only compile: run tritonconv's side of each case once, no row")
@@ -432,6 +439,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(ROOT / "results"))
     p.add_argument("--file", help="the rows' file name in --out (default: <date>_<device>[_<tag>].jsonl)")
     args = p.parse_args(argv)
+    if args.tf32:
+        torch.set_float32_matmul_precision("high")
     if not args.smoke and not torch.cuda.is_available():
         print("benchmarks need a CUDA GPU; use --smoke on the CPU", file=sys.stderr)
         return 2

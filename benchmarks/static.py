@@ -3,6 +3,7 @@
     python -m benchmarks.static                     # sm_90, bf16, both layouts, forward + backward kernels
     python -m benchmarks.static --arch 80 --dtype fp16 --kinds conv
     python -m benchmarks.static --rows              # NC(D)HW row tiles beside the same tiles channels-last
+    python -m benchmarks.static --dtype fp32 --tf32  # fp32 products in TF32 (torch's matmul precision "high")
 
 For every layer of ``benchmarks/shapes.json`` the kernel launches a GPU would make with its
 default (heuristic) configs are recorded from CPU tensors, without running them, compiled for
@@ -81,6 +82,8 @@ def compile_for(arch: int, fn, args, kwargs):
 
     if "UPCAST" in kwargs:
         kwargs = {**kwargs, "UPCAST": False}  # the interpreter-only bf16 workaround is off on GPUs
+    if kwargs.get("DOT_PRECISION") == "ieee":  # fp32 products as a GPU multiplies them (TF32 where torch allows it)
+        kwargs = {**kwargs, "DOT_PRECISION": geometry.dot_precision(torch.float32, interp=False)}
     options = TARGET_OPTIONS.get(fn.fn.__name__)
     if options:  # the launch options a GPU of that arch gets (recorded on the CPU: none)
         kwargs = options(kwargs, arch)
@@ -300,7 +303,8 @@ def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], s
     for name, prob, dtype, layout, kind in todo:
         if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
             kind = tuning.DEPTHWISE_KIND[kind]
-        problem = tuning.Problem.of(kind, tune.DTYPES[dtype], layout, **prob)
+        problem = tuning.Problem.of(kind, tune.DTYPES[dtype], layout, **prob,
+                                    tf32=geometry.allows_tf32(getattr(torch, tune.DTYPES[dtype])))
         cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)  # as a GPU of that arch chooses
         with recording(execute=False) as launches:
             tune.runner(problem, cpu)(cfg)
@@ -309,8 +313,8 @@ def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], s
                 continue
             compiled = compile_for(arch, fn, args, kwargs)
             ptx = compiled.asm["ptx"]
-            rows.append({"name": name, "kind": kind, "dtype": dtype, "layout": layout, "kernel": fn.fn.__name__,
-                         "config": vars(cfg), "num_warps": kwargs.get("num_warps"),
+            rows.append({"name": name, "kind": kind, "dtype": "tf32" if problem.tf32 else dtype, "layout": layout,
+                         "kernel": fn.fn.__name__, "config": vars(cfg), "num_warps": kwargs.get("num_warps"),
                          "shared_bytes": compiled.metadata.shared, "instruction": instruction(ptx),
                          "activations_along": activations_along(fn.fn.__name__, compiled.asm["ttgir"]),
                          "vector_width": vector_width(fn.fn.__name__, compiled.asm["ttgir"]),
@@ -501,7 +505,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kinds", nargs="+", choices=list(tuning.DEPTHWISE_KIND), default=list(tuning.DEPTHWISE_KIND))
     p.add_argument("--out", type=Path, default=ROOT / "results" / "static", help="where the JSON lines go")
     p.add_argument("--rows", action="store_true", help="NC(D)HW row tiles against the same tiles channels-last")
+    p.add_argument("--tf32", action="store_true", help="fp32 products in TF32 (torch's matmul precision \"high\")")
     args = p.parse_args(argv)
+    if args.tf32:
+        torch.set_float32_matmul_precision("high")
     meta = {"what": "static compile report (no GPU, no timing)", "arch": f"sm_{args.arch}", "triton": triton.__version__,
             "torch": torch.__version__, "date": dt.date.today().isoformat()}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -526,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path}")
         return 0
     rows = report(args.arch, args.dtype, args.layout, args.kinds, json.loads(args.suite.read_text()))
-    path = report_path(args.arch, args.dtype, args.out)
+    path = report_path(args.arch, args.dtype, args.out, "-tf32" * args.tf32)
     path.write_text("".join(json.dumps({**meta, **row}) + "\n" for row in rows))
     spills, reloads = [r for r in rows if r["spill_store_bytes"]], [r for r in rows if r.get("loop_local")]
     print(f"{len(rows)} kernels compiled for sm_{args.arch}; {len(spills)} spill registers, {len(reloads)} of them in "

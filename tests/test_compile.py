@@ -135,6 +135,24 @@ def test_fp32_channels_last_tiles_do_not_spill_in_their_loop(arch):
     assert [r for r in rows if r["spill_store_bytes"] > 32] == []
 
 
+def test_tf32_layers_take_descriptor_tiles_that_read_shared_memory(monkeypatch):
+    """fp32 multiplied in TF32 (torch's matmul precision "high"): the heuristic gives channels-last layers the
+    descriptor kernels, 32-wide steps; they compile to wgmma without spilling, and the forward passes read both MMA
+    operands from shared memory, ``resnet50_l3_3x3``'s patches of 16 images transposed (positions as the MMA's
+    columns) as 16-bit tiles are (through registers they issued 1.9-2.2 warp instructions per 1000 multiply-adds
+    where they issue 1.5-1.8; the pointer kernel's TF32 tiles 7.4-10.4)."""
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    mini = {"conv2d": [e for e in suite["conv2d"] if e["name"] in ("resnet50_l1_3x3", "resnet50_l3_3x3")]}
+    rows = static.report(90, ["fp32"], ["channels_last"], ["conv", "conv_t", "conv_wgrad"], mini)
+    assert {r["kernel"] for r in rows} == {"_conv_tma_kernel", "_conv_weight_grad_tma_kernel"}
+    assert {(r["dtype"], r["instruction"], r["config"]["block_k"]) for r in rows} == {("tf32", "wgmma", 32)}
+    assert [r for r in rows if r["spill_store_bytes"]] == []
+    passes = [r for r in rows if r["kind"] != "conv_wgrad"]
+    assert len(passes) == 4 and [r["loop_mma_register_a"] for r in passes] == [0] * 4
+    assert max(r["config"]["tile_b"] for r in passes) == 16
+
+
 def test_aligned_rows_let_ptxas_use_every_register_below_hopper():
     """Below sm_90 an aligned-rows launch (forward, input gradient, or weight gradient reading runs) compiles with
     ``maxnreg`` (ptxas otherwise traded a few spilled bytes for occupancy there); Hopper, the CPU, and 2-byte rows

@@ -544,12 +544,17 @@ POSITIONS_N_CASES = [  # (op, input, weight, arguments, layout, config): patches
 
 
 @pytest.mark.parametrize("op,x_shape,w_shape,kwargs,layout,tiles", POSITIONS_N_CASES)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, "tf32", torch.bfloat16])
 def test_transposed_mma_matches_torch(op, x_shape, w_shape, kwargs, layout, tiles, dtype, monkeypatch):
     """Tiles whose MMA runs transposed (output channels x positions, :func:`tritonconv.kernels.tma.positions_as_n`):
     the forward (bias, relu, flipped kernel) and the input gradient (unit stride: as a forward; strided: by phase),
-    through the descriptor kernel with ``POSITIONS_N``, against torch in float64; fp32 tiles of the same shape run
-    the MMA as written."""
+    through the descriptor kernel with ``POSITIONS_N``, against torch in float64; IEEE fp32 tiles of the same shape
+    run the MMA as written, fp32 ones multiplied in TF32 transposed where channels are innermost (the interpreter
+    multiplies them in IEEE: the tiles are what is tested)."""
+    tf32 = dtype == "tf32"
+    if tf32:
+        monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
+        dtype = torch.float32
     transposed = []
     monkeypatch.setattr(tma, "Direct", lambda kernel, args, kwargs, _d=tma.Direct: transposed.append(
         kwargs["POSITIONS_N"]) or _d(kernel, args, kwargs))
@@ -566,7 +571,7 @@ def test_transposed_mma_matches_torch(op, x_shape, w_shape, kwargs, layout, tile
     assert_close(run(op, xs, ws, bs, cfg, "relu", flip=True, **kwargs), F.relu(y), dtype)
     dx = dispatch.conv_grad_input(dys, ws, spec, True, geometry.output_memory_format(xs, ws), cfg)
     assert_close(dx, ref_dx, dtype)
-    assert transposed == [dtype == torch.bfloat16] * 2
+    assert transposed == [dtype == torch.bfloat16 or (tf32 and layout == "channels_last")] * 2
 
 
 def test_flip_and_nchw_input(monkeypatch):

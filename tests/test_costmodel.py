@@ -154,17 +154,19 @@ def test_committed_kernelbench_predictions_are_current():
 
 
 def test_ieee_fp32_products_are_rated_apart_from_tf32():
-    """fp32 GEMM launches take ``ieee_macs`` with IEEE products and a quarter of the tensor-core rate with TF32."""
+    """fp32 GEMM launches take ``ieee_macs`` with IEEE products; with TF32 (``Problem.tf32``, whatever torch's
+    precision is now) a quarter of the tensor-core rate on pointer tiles, half the descriptor tiles' 16-bit rate."""
     p = tuning.Problem.of("conv", "float32", "channels_last", (8, 64, 56, 56), (64, 64, 3, 3), 1, 1)
     cfg = tuning.heuristic(p, False, 132, True)
     slow = dataclasses.replace(costmodel.DATASHEET, ieee_macs=1e9, bandwidth=1e18, t0=0.0)
     macs, _ = costmodel.issued(p, cfg)
     assert costmodel.predict(p, cfg, slow) >= macs / 1e9
-    try:
-        torch.set_float32_matmul_precision("high")
-        assert costmodel.predict(p, cfg, slow) < macs / 1e11
-    finally:
-        torch.set_float32_matmul_precision("highest")
+    tf32 = dataclasses.replace(p, tf32=True)
+    assert costmodel.predict(tf32, cfg, slow) < macs / 1e11
+    assert costmodel.rate_of(tf32, cfg) == ("mma_macs", 0.25 * costmodel.PASS_ISSUE["conv"])
+    tiles = tuning.heuristic(tf32, False, 132, True)
+    assert tiles.tile_h and costmodel.rate_of(tf32, tiles) == ("tma_macs", 0.5)
+    assert costmodel.rate_of(dataclasses.replace(p, dtype="bfloat16"), tiles) == ("tma_macs", 1.0)
 
 
 def test_tuner_times_only_the_models_best_candidates(tmp_path, monkeypatch):

@@ -120,3 +120,15 @@ def test_the_shipped_h200_constants_are_named_as_fitted(monkeypatch):
     report = tritonconv.explain(meta(2, 16, 12, 12, channels_last=True), meta(16, 16, 3, 3), padding=1)
     assert report.fitted and report.gpu == "NVIDIA H200" and "fitted on its measured rows" in str(report)
     assert geometry.layout_of(meta(2, 16, 12, 12, channels_last=True)) == report.written.layout == "channels_last"
+
+
+def test_fp32_is_explained_in_the_precision_torch_allows(monkeypatch):
+    """fp32 under torch's matmul precision "high": the problems are TF32's, channels-last passes take descriptor
+    tiles, and the text says TF32; under "highest" IEEE products on the pointer kernel."""
+    x, w = meta(8, 64, 28, 28, dtype=torch.float32, channels_last=True), meta(64, 64, 3, 3, dtype=torch.float32)
+    ieee = tritonconv.explain(x, w, padding=1, gpu=GPU)
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
+    tf32 = tritonconv.explain(x, w, padding=1, gpu=GPU)
+    assert not any(p.problem.tf32 or p.config.tile_h for p in ieee.passes) and "TF32" not in str(ieee)
+    assert all(p.problem.tf32 and p.config.tile_h for p in tf32.passes) and "float32 (TF32 products)" in str(tf32)
+    assert all(t.predicted_ms < i.predicted_ms for t, i in zip(tf32.passes, ieee.passes))

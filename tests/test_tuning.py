@@ -1,5 +1,6 @@
 """Tuning cache and config choice, on CPU: keys, round trip, atomic and concurrent writes, bad files."""
 
+import dataclasses
 import json
 import math
 import os
@@ -12,11 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tritonconv
-from tritonconv import cache, geometry, tuning
+from tritonconv import cache, dispatch, geometry, tuning
 from tritonconv.tune import main as tune_main
 from tritonconv.tune import runner
 
@@ -426,6 +428,54 @@ def test_wide_dtypes_step_few_channels(kind):
         default, tried = steps(dtype)
         assert default == 16 and max(tried) == 32, (dtype, default, tried)
     assert max(steps("bfloat16")[1]) >= 64
+
+
+@pytest.mark.parametrize("kind", ["conv", "conv_t", "conv_wgrad"])
+def test_tf32_channels_last_problems_take_descriptor_tiles(kind):
+    """fp32 multiplied in TF32 (``Problem.tf32``): on Hopper a channels-last unit-stride layer takes the descriptor
+    kernels, stepping 32 channels (positions in a weight gradient) where 16-bit tiles step 64; IEEE fp32 keeps the
+    pointer kernel's 16-wide FMA tiles; TF32 read NC(D)HW too (its boxes would go through registers)."""
+    def chosen(dtype: str, tf32: bool, layout: str = "channels_last") -> tuning.Config:
+        problem = tuning.Problem.of(kind, dtype, layout, (8, 64, 56, 56), (64, 64, 3, 3), 1, (1, 1), tf32=tf32)
+        return tuning.heuristic(problem, interpret=False, tma=True)
+
+    tf32, ieee, half = chosen("float32", True), chosen("float32", False), chosen("bfloat16", False)
+    assert tf32.tile_h and half.tile_h and not ieee.tile_h
+    assert (tf32.block_k, ieee.block_k, half.block_k) == (32, 16, 64)
+    assert (tf32.block_m, tf32.block_n, tf32.patch(tf32.block_m)) == (half.block_m, half.block_n,
+                                                                        half.patch(tf32.block_m)) or kind == "conv_wgrad"
+    assert not chosen("float32", True, "contiguous").tile_h
+    assert not tuning.heuristic(dataclasses.replace(tuning.Problem.of(kind, "float32", "channels_last", (8, 64, 56, 56),
+                                                                      (64, 64, 3, 3), 1, (1, 1)), tf32=True),
+                                interpret=False, tma=False).tile_h  # no descriptors before Hopper
+
+
+def test_tf32_is_part_of_a_problems_key():
+    """TF32 and IEEE fp32 problems never share a cache entry; IEEE keys read as before TF32 had one; only fp32 has it."""
+    ieee = problem()
+    tf32 = dataclasses.replace(ieee, tf32=True)
+    assert tf32.key() == ieee.key() + "|tf32" and tf32.bucket() == ieee.bucket() + "|tf32"
+    assert tuning.Problem.from_key(tf32.key()) == tf32 and tuning.Problem.from_key(ieee.key()) == ieee
+    with pytest.raises(ValueError, match="tf32 applies to float32"):
+        dataclasses.replace(ieee, dtype="bfloat16", tf32=True)
+
+
+def test_the_dispatch_asks_for_tf32_tiles_as_torch_allows(monkeypatch):
+    """A float32 launch's problem is TF32 exactly when torch's matmul precision allows TF32 products."""
+    seen = []
+    choose = tuning.choose
+    monkeypatch.setattr(tuning, "choose", lambda p, *a, **k: seen.append(p.tf32) or choose(p, *a, **k))
+    x, w = torch.randn(1, 4, 5, 5), torch.randn(8, 4, 3, 3)
+    dispatch.clear_plans()  # (a plan chooses its config once)
+    before = torch.get_float32_matmul_precision()
+    try:
+        for precision in ("highest", "high", "medium"):
+            torch.set_float32_matmul_precision(precision)
+            assert_close(tritonconv.conv2d(x, w, padding=1), torch.conv2d(x, w, padding=1))
+        tritonconv.conv2d(x.bfloat16(), w.bfloat16(), padding=1)
+    finally:
+        torch.set_float32_matmul_precision(before)
+    assert seen == [False, True, True, False]
 
 
 def test_problems_are_rebuilt_from_their_cache_keys():

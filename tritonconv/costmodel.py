@@ -461,7 +461,7 @@ def transposed_mma(problem: Problem, config: Config) -> bool:
     if not config.tile_h or problem.kind not in ("conv", "conv_t"):
         return False
     return tma.positions_as_n(problem.layout == "channels_last", tuning.nc_rows(problem, config), config,
-                              getattr(torch, problem.dtype).itemsize)
+                              getattr(torch, problem.dtype).itemsize, problem.tf32)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -515,20 +515,22 @@ def relayout_seconds(problem: Problem, device: Device) -> float:
 
 def rate_of(problem: Problem, config: Config) -> tuple[str, float]:
     """The :class:`Device` rate a launch runs at, and the factor applied to it: ``fma_macs`` for the depthwise
-    kernels and fp64 dots (half of it), ``ieee_macs`` for IEEE fp32 dots, a quarter of ``mma_macs`` for TF32 ones;
-    else the kernel's 16-bit rate (``tma_macs``, ``fold_macs``, ``row_macs``, ``mma_macs``), twice it for fp8; the
-    pointer kernels' (``mma_macs``, ``row_macs``) at their pass's share of the forward's (:data:`PASS_ISSUE`)."""
+    kernels and fp64 dots (half of it), ``ieee_macs`` for IEEE fp32 dots, a quarter of ``mma_macs`` for the pointer
+    kernel's TF32 ones (:attr:`~tritonconv.geometry.Problem.tf32`); else the kernel's 16-bit rate (``tma_macs``,
+    ``fold_macs``, ``row_macs``, ``mma_macs``), twice it for fp8, half of it for TF32 descriptor tiles (the tensor
+    cores' TF32 rate; unfitted, no TF32 row measured); the pointer kernels' (``mma_macs``, ``row_macs``) at their
+    pass's share of the forward's (:data:`PASS_ISSUE`)."""
     problem, config = launched(problem, config)
     if problem.kind.startswith("conv_dw") or problem.dtype == "float64":
         return "fma_macs", 0.5 if problem.dtype == "float64" else 1.0
-    if problem.dtype == "float32":
-        if torch.get_float32_matmul_precision() == "highest":
-            return "ieee_macs", 1.0
+    if problem.dtype == "float32" and not problem.tf32:
+        return "ieee_macs", 1.0
+    if problem.dtype == "float32" and not config.tile_h:
         return "mma_macs", 0.25 * PASS_ISSUE[problem.kind]
     name = ("tma_macs" if config.tile_h else "fold_macs" if folds(problem, config)
             else ("aligned_macs" if aligned(problem, config) else "row_macs") if by_rows(problem, config)
             else "mma_macs")
-    factor = 2.0 if problem.dtype.startswith("float8") else 1.0  # fp8 tensor-core products: twice as fast
+    factor = 2.0 if problem.dtype.startswith("float8") else 0.5 if problem.tf32 else 1.0  # the tensor cores' rates
     if name == "tma_macs" and nc_rows(problem, config):
         factor *= NC_ROWS_ISSUE[problem.kind]
     elif name == "tma_macs" and nc_flat(problem, config):

@@ -64,7 +64,8 @@ class Explanation:
         layout = "channels-last" if p.layout == "channels_last" else "NC(D)HW"
         model = "fitted on its measured rows" if self.fitted else "the H200 datasheet's constants (none fitted for it)"
         lines = [f"{self.op}: input {p.input_shape}, weight {p.weight_shape}, stride {p.stride}, padding "
-                 f"{p.padding}, dilation {p.dilation}, groups {p.groups}; {p.dtype}, {layout} activations",
+                 f"{p.padding}, dilation {p.dilation}, groups {p.groups}; {p.dtype}{' (TF32 products)' * p.tf32}, "
+                 f"{layout} activations",
                  f"on {self.gpu}; cost model {model}: predicted device times, not measurements"]
         table = [("pass", "kernel", "config", "from", "issued", "predicted", "model best", "channels-last")]
         for s in self.passes:
@@ -170,11 +171,12 @@ def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     device = costmodel.device_for(gpu)
     tma = any(name in gpu for name in TMA_NAMES) if tma is None else tma
     depthwise = shapes.is_depthwise(spec.input_shape, spec.weight_shape, spec.groups)
+    tf32 = geometry.allows_tf32(input.dtype)  # as a GPU would multiply now
 
     def written(kind: str) -> Problem:  # the layer as the caller wrote it, for the pass of ``kind``
         kind = DEPTHWISE_KIND[kind] if depthwise else kind
         return Problem(kind, dtype, layout, spec.input_shape, spec.weight_shape, spec.output_shape, spec.stride,
-                       spec.padding, spec.dilation, spec.groups)
+                       spec.padding, spec.dilation, spec.groups, tf32)
 
     useful = shapes.conv_macs(spec.input_shape, spec.weight_shape, spec.output_shape)
     passes = []

@@ -79,17 +79,20 @@ class Problem:
     padding: tuple[tuple[int, int], ...]
     dilation: tuple[int, ...]
     groups: int
+    tf32: bool = False  # float32 products in TF32 (torch's matmul precision "high" or "medium", compiled kernels)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"expected kind to be one of {KINDS}, got {self.kind!r}")
+        if self.tf32 and self.dtype != "float32":
+            raise ValueError(f"tf32 applies to float32 problems only, got dtype {self.dtype!r}")
         if self.kind.startswith("conv_dw") != shapes.is_depthwise(self.input_shape, self.weight_shape, self.groups):
             raise ValueError(f"kind {self.kind!r} does not fit groups={self.groups}, input {self.input_shape}, "
                              f"weight {self.weight_shape}: depthwise layers take the conv_dw* kinds, others not")
 
     @classmethod
     def of(cls, kind: str, dtype: str, layout: str, input_shape, weight_shape, stride=1, padding=0, dilation=1,
-           groups: int = 1, output_shape=None, as_run: bool = True) -> Problem:
+           groups: int = 1, output_shape=None, as_run: bool = True, tf32: bool = False) -> Problem:
         """Build from convolution arguments (e.g. :func:`tritonconv.shapes.suite_problem`'s dict): the problem
         the kernels run (:func:`run_spec`: stems packed, axes a kernel of 1 passes over merged), as the dispatch runs
         it, unless not ``as_run`` (the layer as written: launches measured before the dispatch packed and merged)."""
@@ -97,7 +100,8 @@ class Problem:
         stride, dilation = shapes.as_tuple(stride, ndim, "stride"), shapes.as_tuple(dilation, ndim, "dilation")
         pads = shapes.resolve_padding(padding, weight_shape[2:], stride, dilation)
         out = shapes.conv_output_shape(input_shape, weight_shape, stride, pads, dilation, groups)
-        written = cls(kind, dtype, layout, tuple(input_shape), tuple(weight_shape), out, stride, pads, dilation, groups)
+        written = cls(kind, dtype, layout, tuple(input_shape), tuple(weight_shape), out, stride, pads, dilation, groups,
+                      tf32)
         return written.as_run() if as_run else written
 
     def as_run(self) -> Problem:
@@ -108,14 +112,15 @@ class Problem:
         layout = "channels_last" if pack and self.kind != "conv_t" and pack_factors(self.spec) else self.layout
         spec = run_spec(self.spec, pack, self.kind == "conv_t")
         return Problem(self.kind, self.dtype, layout, spec.input_shape, spec.weight_shape, spec.output_shape,
-                       spec.stride, spec.padding, spec.dilation, spec.groups)
+                       spec.stride, spec.padding, spec.dilation, spec.groups, self.tf32)
 
     @classmethod
-    def for_launch(cls, kind: str, tensor: torch.Tensor, spec: ConvSpec, layout: str | None = None) -> Problem:
+    def for_launch(cls, kind: str, tensor: torch.Tensor, spec: ConvSpec, layout: str | None = None,
+                   tf32: bool = False) -> Problem:
         """The problem of a kernel launch: ``tensor`` is the one read (dtype; layout unless given), ``spec``
-        the checked convolution."""
+        the checked convolution, ``tf32`` whether its float32 products are TF32 (:func:`dot_precision`)."""
         return cls(kind, str(tensor.dtype)[6:], layout or layout_of(tensor), spec.input_shape, spec.weight_shape,
-                   spec.output_shape, spec.stride, spec.padding, spec.dilation, spec.groups)
+                   spec.output_shape, spec.stride, spec.padding, spec.dilation, spec.groups, tf32)
 
     @property
     def gemm(self) -> tuple[int, int, int]:
@@ -161,13 +166,19 @@ class Problem:
         """Exact cache key."""
         pads = "x".join(f"{b},{a}" for b, a in self.padding)
         return (f"{self.kind}|{self.dtype}|{self.layout}|x={_dims(self.input_shape)}|w={_dims(self.weight_shape)}"
-                f"|s={_dims(self.stride)}|p={pads}|d={_dims(self.dilation)}|g={self.groups}")
+                f"|s={_dims(self.stride)}|p={pads}|d={_dims(self.dilation)}|g={self.groups}{self._tf32_tag}")
+
+    @property
+    def _tf32_tag(self) -> str:
+        """The keys' last field: ``|tf32`` for TF32 products (none else, so IEEE keys read as before it existed)."""
+        return "|tf32" if self.tf32 else ""
 
     @classmethod
     def from_key(cls, key: str) -> Problem:
         """The problem whose :meth:`key` is ``key`` (a cache entry's)."""
         kind, dtype, layout, *fields = key.split("|")
-        f = dict(field.split("=", 1) for field in fields)
+        tf32 = fields[-1] == "tf32"
+        f = dict(field.split("=", 1) for field in fields[:len(fields) - tf32])
 
         def dims(text: str) -> tuple[int, ...]:
             return tuple(int(v) for v in text.split("x"))
@@ -175,13 +186,14 @@ class Problem:
         x, w, stride, dilation, groups = dims(f["x"]), dims(f["w"]), dims(f["s"]), dims(f["d"]), int(f["g"])
         pads = tuple(tuple(int(v) for v in pair.split(",")) for pair in f["p"].split("x"))
         out = shapes.conv_output_shape(x, w, stride, pads, dilation, groups)
-        return cls(kind, dtype, layout, x, w, out, stride, pads, dilation, groups)
+        return cls(kind, dtype, layout, x, w, out, stride, pads, dilation, groups, tf32)
 
     def bucket(self) -> str:
         """Bucket key: the exact key with batch and spatial sizes replaced by the row count's power of two."""
         rows = self.gemm[2] if self.kind.endswith("wgrad") else self.gemm[0]
         return (f"{self.kind}|{self.dtype}|{self.layout}|c={self.input_shape[1]}|w={_dims(self.weight_shape)}"
-                f"|s={_dims(self.stride)}|d={_dims(self.dilation)}|g={self.groups}|rows~{triton.next_power_of_2(rows)}")
+                f"|s={_dims(self.stride)}|d={_dims(self.dilation)}|g={self.groups}|rows~{triton.next_power_of_2(rows)}"
+                f"{self._tf32_tag}")
 
 
 def _dims(values) -> str:
@@ -719,13 +731,17 @@ def tl_accumulator(dtype: torch.dtype) -> tl.dtype:
     return tl.float64 if dtype == torch.float64 else tl.float32
 
 
+def allows_tf32(dtype: torch.dtype) -> bool:
+    """Whether a compiled launch multiplies ``dtype`` operands in TF32: float32 where torch's matmul precision is
+    ``"high"`` or ``"medium"`` (:attr:`Problem.tf32`; the tiles chosen for it are the same under the interpreter)."""
+    return dtype == torch.float32 and torch.get_float32_matmul_precision() != "highest"
+
+
 def dot_precision(dtype: torch.dtype, interp: bool) -> str | None:
     """fp32 products: exact IEEE unless torch's matmul precision allows TF32 (compiled only)."""
     if dtype != torch.float32:
         return None
-    if interp or torch.get_float32_matmul_precision() == "highest":
-        return "ieee"
-    return "tf32"
+    return "tf32" if allows_tf32(dtype) and not interp else "ieee"
 
 
 # --- split reductions ------------------------------------------------------------------------------

@@ -205,7 +205,8 @@ def problems(args: argparse.Namespace) -> list[tuple[str, tuning.Problem]]:
                     kind = TRANSPOSED_KIND[kind] if transposed and transposed[0] else kind
                     if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
                         kind = tuning.DEPTHWISE_KIND[kind]
-                    out.append((name, tuning.Problem.of(kind, DTYPES[dtype], layout, **prob)))
+                    out.append((name, tuning.Problem.of(kind, DTYPES[dtype], layout, **prob,
+                                                        tf32=geometry.allows_tf32(getattr(torch, DTYPES[dtype])))))
     return out
 
 

@@ -161,6 +161,22 @@ def fp8(problem: Problem) -> bool:
     return problem.dtype.startswith("float8")
 
 
+def mma_tiles(problem: Problem) -> bool:
+    """Whether the heuristic may give ``problem`` descriptor tiles: its products are tensor-core MMAs reading shared
+    memory. 16- and 8-bit operands; fp32 multiplied in TF32 (``Problem.tf32``) with channels innermost, where the
+    MMA reads them K-major (an NC(D)HW box would go through registers); not IEEE fp32, whose products are FMA loops
+    from registers (``benchmarks/NOTES.md``, 2026-12-02)."""
+    return problem.dtype in ("float16", "bfloat16") or fp8(problem) or (problem.tf32
+                                                                         and problem.layout == "channels_last")
+
+
+TF32_STEP = 32
+"""The reduction step of TF32 descriptor tiles (channels; positions in a weight gradient): 4-byte operands fill
+shared memory twice as fast as 16-bit ones, and 32-wide steps of the suite's 3x3 layers issue 1.5-1.8 warp
+instructions per 1000 multiply-adds on sm_90 where 16-wide ones issue 3.4-4.0 (the pointer kernel's TF32 tiles:
+7.4-10.4)."""
+
+
 def min_k(problem: Problem) -> int:
     """The smallest reduction block ``tl.dot`` takes: 32 for 8-bit operands (the fp8 MMA's K), else 16."""
     return 32 if fp8(problem) else 16
@@ -309,7 +325,7 @@ def one_row_forward(problem: Problem, config: Config) -> bool:
     model predicts them 18% slower; the tuner's candidates hold both.)"""
     itemsize = getattr(torch, problem.dtype).itemsize
     if (problem.layout != "channels_last" or problem.kind not in ("conv", "conv_t") or not config.tile_h
-            or config.tile_b * config.tile_h == 1 or tma.positions_as_n(True, 0, config, itemsize)):
+            or config.tile_b * config.tile_h == 1 or tma.positions_as_n(True, 0, config, itemsize, problem.tf32)):
         return False
     width = tma_plane(problem)[1]
     return covered((width,), (config.block_m,)) / width <= min(ROW_SLACK, tma_padding(problem, config.block_m))
@@ -534,7 +550,10 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     prediction too); each where its patches pad the plane at most :data:`TMA_PADDING`. An NC(D)HW forward or
     input gradient takes it too where its boxes start on 16 bytes or its rows fit a tile whole
     (:func:`nc_row_tile`: a prediction, ``benchmarks/NOTES.md``), with the channels-last problem's reduction step and
-    no narrower a channel tile than the pointer kernel's.
+    no narrower a channel tile than the pointer kernel's. Channels-last fp32 problems multiplied in TF32
+    (:attr:`Problem.tf32 <tritonconv.geometry.Problem.tf32>`, :func:`mma_tiles`) take the descriptor kernels on the
+    same rules, stepping :data:`TF32_STEP` (a prediction from the compile report: 4-5x fewer warp instructions per
+    multiply-add than the pointer kernel's TF32 tiles, ``benchmarks/NOTES.md``, 2026-12-02).
     """
     rows, cols, red = problem.gemm
     if problem.kind in ("conv_dw", "conv_dw_t"):
@@ -579,20 +598,21 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         if fold:  # per-element tap masks: 8 warps (fp32 64 x 32 x 64 tiles on 4 spilled 76-108 B on sm_80)
             return Config(block_m, block_n, block_k, group_m=1, num_warps=8, num_stages=stages, split_k=split,
                           fold=fold)
-        if tma and problem.dtype in ("float16", "bfloat16") and tma_eligible(problem) \
-                and tma_padding(problem, 64) <= TMA_PADDING:
-            # the descriptor kernel: patches of 64 positions per step (four k-steps of the MMA), no per-element
-            # addresses (a prediction, benchmarks/NOTES.md P16: the pointer kernel's loop issues 27-331 integer
-            # instructions per MMA); channel tiles padding little beside the patches' padding
-            tma_m, tma_n = within_slack((rows, width * cols), (block_m, block_n), tma_padding(problem, 64))
+        positions = TF32_STEP if problem.tf32 else 64
+        if tma and mma_tiles(problem) and not fp8(problem) and tma_eligible(problem) \
+                and tma_padding(problem, positions) <= TMA_PADDING:
+            # the descriptor kernel: patches of 64 positions per step (four k-steps of the MMA; TF32's 32), no
+            # per-element addresses (a prediction, benchmarks/NOTES.md P16: the pointer kernel's loop issues 27-331
+            # integer instructions per MMA); channel tiles padding little beside the patches' padding
+            tma_m, tma_n = within_slack((rows, width * cols), (block_m, block_n), tma_padding(problem, positions))
 
             def on_descriptors(tma_m: int) -> Config:
                 tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, tma_m)
                             * triton.cdiv(width * cols, tma_n))
-                return Config(tma_m, tma_n, 64, group_m=1, num_warps=8 if tma_m * tma_n >= 128 * 128 else 4,
+                return Config(tma_m, tma_n, positions, group_m=1, num_warps=8 if tma_m * tma_n >= 128 * 128 else 4,
                               num_stages=3, split_k=wave_split(tiles, 2 * sm_count, triton.cdiv(red, 8 * block_k),
                                                                sm_count),
-                              **tma_patch(problem, 64))
+                              **tma_patch(problem, positions))
 
             chosen = on_descriptors(tma_m)
             # NC(D)HW x read in runs (nc_runs): their moves in registers paid for by 64 output channels or more (32-row
@@ -625,6 +645,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         or hoisted_rows(problem, block_m, block_n, tma) else 4
     if fold:  # the gather's per-element index math doubles register use (ptxas: 128x64x64, 4 warps spills)
         block_k, warps = max(min(block_k, 32), min_k(problem)), 8
+    natural_k = block_k
     if problem.dtype in WIDE_DTYPES:  # IEEE fp32 products are FMA loops whose operands the compiler holds in
         # registers: 64-wide steps spilled in the main loops of 35 of the channels-last suite's 84 fp32 kernels on
         # sm_90 (32 of them 2-10 KB a thread, about 1,000-6,500 local accesses a step), 32-wide ones up to 76 B on
@@ -633,7 +654,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         # sm_90), none at 16 on 8
         block_k = max(min(block_k, 16), min_k(problem))
         warps = 8 if block_m * block_n >= 128 * 64 else warps
-    descriptor_k = block_k  # (a descriptor loop computes no addresses: the NC(D)HW clamp below is the pointer kernel's)
+    # (a descriptor loop computes no addresses: the NC(D)HW clamp below is the pointer kernel's)
+    descriptor_k = max(min(natural_k, TF32_STEP), min_k(problem)) if problem.tf32 else block_k
     if problem.layout == "contiguous":  # NC(D)HW read in place: see conv_wgrad (32-channel steps; fp32's 16, above)
         block_k = max(min(block_k, 32), min_k(problem))
     stages = 2 if problem.taps * red <= block_k else 3
@@ -642,8 +664,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     if not fold and tiles < sm_count and small_output(problem):  # under one wave: split the reduction
         split = max(1, min(triton.cdiv(sm_count, tiles), red // (2 * block_k), FORWARD_SPLITS[-1]))
     cfg = Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
-    if tma and problem.kind in ("conv", "conv_t") and (problem.dtype in ("float16", "bfloat16") or fp8(problem)) \
-            and tma_eligible(problem) and not fold and (split == 1 or not problem.by_phase):
+    if tma and problem.kind in ("conv", "conv_t") and mma_tiles(problem) and tma_eligible(problem) and not fold \
+            and (split == 1 or not problem.by_phase):
         # patches of 64 positions where they pad less than 128 (one image's 56 x 56: 8 x 8 exactly, 8 x 16 1.14x;
         # spanning two images, 128 as 2 x 8 x 8: exact too, so 128)
         tma_m = min((block_m, 64), key=lambda m: (tma_padding(problem, m), -m))

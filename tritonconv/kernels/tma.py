@@ -362,19 +362,22 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config
     return describable(x, _x_view(x, spec, config)[1]) and describable(view)
 
 
-def positions_as_n(inner: bool, nc_shift: int, config: Config, element_size: int) -> bool:
+def positions_as_n(inner: bool, nc_shift: int, config: Config, element_size: int, tf32: bool = False) -> bool:
     """Whether the kernel's MMA computes its tile transposed (``POSITIONS_N``): output channels as the MMA's rows, the
     positions as its columns. Triton (3.6, 3.9) keeps a box in shared memory as the MMA's first operand only where its
     unit axes lead: a channels-innermost box spanning rows or images (``tile_b * tile_h > 1``) or an NC(D)HW one
     (channels x positions) it reshapes in registers there (``LDSM`` loads into registers before each ``wgmma``: more
     instructions a step and more registers), but not as the second, where Hopper's MMA reads both operands from shared
     memory (``tests/test_compile.py``). The first operand's rows are then the output channels: at
-    least 64 (one warp group's MMA rows); 16- or 8-bit channels innermost, 16-bit NC(D)HW (8-bit MMAs read their second
-    operand K-major); not the NC(D)HW rows read whole (``NC_SHIFT``: their sum moves along the tile's rows)."""
+    least 64 (one warp group's MMA rows); 16- or 8-bit channels innermost, or fp32 ones multiplied in TF32 (``tf32``:
+    the patch then stays in shared memory, 1.5-1.8 warp instructions per 1000 multiply-adds of the suite's 3x3 layers
+    on sm_90 where it went through registers at 1.9-2.2; IEEE products are FMA loops, and transposed they spilled
+    0.8-1.9 KB), 16-bit NC(D)HW (8-bit and TF32 MMAs read their second operand K-major); not the NC(D)HW rows read
+    whole (``NC_SHIFT``: their sum moves along the tile's rows)."""
     if config.block_n < 64:
         return False
     if inner:
-        return config.tile_b * config.tile_h > 1 and element_size <= 2
+        return config.tile_b * config.tile_h > 1 and (element_size <= 2 or tf32)
     return not nc_shift and element_size == 2
 
 
@@ -453,7 +456,8 @@ class Launch:
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
             PHASE_H=sh if inner else 1, PHASE_W=sw if inner else 1, PHASED=by_phase,
             TAPLESS=by_phase and shapes.tapless_phase(table), SPLIT=self.splits > 1,
-            NC_SHIFT=nc_shift, NC_DEAL=dealt, POSITIONS_N=positions_as_n(inner, nc_shift, config, x.element_size()),
+            NC_SHIFT=nc_shift, NC_DEAL=dealt,
+            POSITIONS_N=positions_as_n(inner, nc_shift, config, x.element_size(), geometry.allows_tf32(x.dtype)),
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.nc_shift = nc_shift  # how NC(D)HW rows are read whole (_descriptors.nc_row_shift; 0: not)
