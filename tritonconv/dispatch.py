@@ -77,10 +77,8 @@ def _config(kind: str, tensor: torch.Tensor, spec: ConvSpec, layout: str | None,
     """The config of a launch reading ``tensor`` (tuned, cached or heuristic; see :mod:`tritonconv.tuning`)."""
     if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):
         kind = DEPTHWISE_KIND[kind]
-    interp = interpreting(tensor.device)
-    problem = geometry.Problem.for_launch(kind, tensor, spec, layout,
-                                          tf32=geometry.allows_tf32(tensor.dtype))
-    return tuning.choose(problem, tensor.device, interp, run, costmodel.ranking)
+    problem = geometry.Problem.for_launch(kind, tensor, spec, layout, tf32=geometry.allows_tf32(tensor.dtype))
+    return tuning.choose(problem, tensor.device, interpreting(tensor.device), run, costmodel.ranking)
 
 
 # --- operand layouts --------------------------------------------------------------------------

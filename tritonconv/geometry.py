@@ -118,7 +118,7 @@ class Problem:
     def for_launch(cls, kind: str, tensor: torch.Tensor, spec: ConvSpec, layout: str | None = None,
                    tf32: bool = False) -> Problem:
         """The problem of a kernel launch: ``tensor`` is the one read (dtype; layout unless given), ``spec``
-        the checked convolution, ``tf32`` whether its float32 products are TF32 (:func:`dot_precision`)."""
+        the checked convolution, ``tf32`` whether its float32 products are TF32 (:func:`allows_tf32`)."""
         return cls(kind, str(tensor.dtype)[6:], layout or layout_of(tensor), spec.input_shape, spec.weight_shape,
                    spec.output_shape, spec.stride, spec.padding, spec.dilation, spec.groups, tf32)
 

@@ -166,15 +166,15 @@ def mma_tiles(problem: Problem) -> bool:
     memory. 16- and 8-bit operands; fp32 multiplied in TF32 (``Problem.tf32``) with channels innermost, where the
     MMA reads them K-major (an NC(D)HW box would go through registers); not IEEE fp32, whose products are FMA loops
     from registers (``benchmarks/NOTES.md``, 2026-12-02)."""
-    return problem.dtype in ("float16", "bfloat16") or fp8(problem) or (problem.tf32
-                                                                         and problem.layout == "channels_last")
+    tf32 = problem.tf32 and problem.layout == "channels_last"
+    return problem.dtype in ("float16", "bfloat16") or fp8(problem) or tf32
 
 
 TF32_STEP = 32
 """The reduction step of TF32 descriptor tiles (channels; positions in a weight gradient): 4-byte operands fill
-shared memory twice as fast as 16-bit ones, and 32-wide steps of the suite's 3x3 layers issue 1.5-1.8 warp
-instructions per 1000 multiply-adds on sm_90 where 16-wide ones issue 3.4-4.0 (the pointer kernel's TF32 tiles:
-7.4-10.4)."""
+shared memory twice as fast as 16-bit ones, and on the suite's 3x3 forwards 32-wide steps issued 1.9-2.2 warp
+instructions per 1000 multiply-adds on sm_90 where 16-wide ones issued 3.4-4.0 (both with the patch through
+registers; transposed, 32-wide: 1.5-1.8; the pointer kernel's TF32 tiles: 4.4-9.2)."""
 
 
 def min_k(problem: Problem) -> int:
