@@ -137,10 +137,10 @@ def test_fp32_channels_last_tiles_do_not_spill_in_their_loop(arch):
 
 def test_tf32_layers_take_descriptor_tiles_that_read_shared_memory(monkeypatch):
     """fp32 multiplied in TF32 (torch's matmul precision "high"): the heuristic gives channels-last layers the
-    descriptor kernels, 32-wide steps; they compile to wgmma without spilling, and the forward passes read both MMA
-    operands from shared memory, ``resnet50_l3_3x3``'s patches of 16 images transposed (positions as the MMA's
-    columns) as 16-bit tiles are (through registers they issued 1.9-2.2 warp instructions per 1000 multiply-adds
-    where they issue 1.5-1.8; the pointer kernel's TF32 tiles on these passes, 7.4-9.6)."""
+    descriptor kernels, 32-wide steps; they compile to wgmma without spilling, and the forward and input-gradient
+    passes read both MMA operands from shared memory, ``resnet50_l3_3x3``'s patches of 16 images transposed
+    (positions as the MMA's columns) as 16-bit tiles are (through registers they issued 1.9-2.2 warp instructions per
+    1000 multiply-adds where they issue 1.5-1.8; the pointer kernel's TF32 tiles on these passes, 7.4-9.6)."""
     monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
     suite = json.loads((static.ROOT / "shapes.json").read_text())
     mini = {"conv2d": [e for e in suite["conv2d"] if e["name"] in ("resnet50_l1_3x3", "resnet50_l3_3x3")]}
