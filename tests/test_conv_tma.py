@@ -1082,3 +1082,48 @@ def test_split_descriptor_reductions_meet_in_the_kernel(op, x_shape, w_shape, kw
                               block_k=16)
     assert_close(dispatch.conv_grad_input(dy, w, spec, False, geometry.output_memory_format(x, w), cfg), dx_ref)
     assert splits == [1 if stride != 1 else 3]
+
+
+TF32_CASES = [  # channels-last layers whose Hopper TF32 configs take patches of rows, spanning images, of one row,
+    ("conv2d", (2, 64, 8, 8), (64, 64, 3, 3), dict(padding=1)),  # planes as rows (weight gradient)
+    ("conv2d", (2, 32, 8, 16), (64, 32, 3, 3), dict(padding=1, stride=2)),
+    ("conv1d", (2, 16, 64), (64, 16, 3), dict(padding=2, dilation=2)),
+    ("conv3d", (2, 16, 2, 8, 8), (64, 16, 3, 3, 3), dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,kwargs", TF32_CASES)
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
+def test_tf32_heuristic_configs_match_torch(op, x_shape, w_shape, kwargs, layout, monkeypatch):
+    """fp32 multiplied in TF32 (torch's matmul precision "high"): the heuristic's Hopper configs, 32-wide steps on the
+    descriptor kernels where 16-bit ones take them (32-position weight-gradient patches), compute the forward, input
+    gradient and weight gradient, channels-last and NC(D)HW, against torch in float64 (the interpreter multiplies in
+    IEEE: the tiles are what is tested)."""
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
+    launched = []
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: launched.append(1) or _f(*a, **k))
+    monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch",
+                        lambda *a, _f=weight_grad.DescriptorLaunch.launch: launched.append(2) or _f(*a))
+    x = geometry.to_layout(torch.randn(x_shape, device=DEVICE, dtype=torch.float64), layout).requires_grad_()
+    w = torch.randn(w_shape, device=DEVICE, dtype=torch.float64).requires_grad_()
+    b = torch.randn(w_shape[0], device=DEVICE, dtype=torch.float64)
+    y = getattr(F, op)(x, w, b, **kwargs)
+    dy = geometry.to_layout(torch.randn_like(y), layout)
+    ref_dx, ref_dw = torch.autograd.grad(y, (x, w), dy)
+    xs, ws, bs, dys = (t.detach().float() for t in (x, w, b, dy))
+    spec = conv_spec(op, int(op[-2]), xs, ws, bs, kwargs.get("stride", 1), kwargs.get("padding", 0),
+                     kwargs.get("dilation", 1), 1)
+    passes = {"conv": (xs, lambda cfg: run(op, xs, ws, bs, cfg, **kwargs), y),
+              "conv_t": (dys, lambda cfg: dispatch.conv_grad_input(dys, ws, spec, False, geometry.output_memory_format(xs, ws),
+                                                                  cfg),
+                         ref_dx),
+              "conv_wgrad": (xs, lambda cfg: dispatch.conv_grad_weight(dys, xs, spec, False, cfg), ref_dw)}
+    expected = []
+    for kind, (read, call, ref) in passes.items():
+        problem = tuning.Problem.for_launch(kind, read, spec, tf32=geometry.allows_tf32(read.dtype))
+        cfg = tuning.heuristic(problem, interpret=False, tma=True)
+        half = tuning.heuristic(dataclasses.replace(problem, dtype="bfloat16", tf32=False), interpret=False, tma=True)
+        assert problem.tf32 and bool(cfg.tile_h) == bool(half.tile_h) and cfg.block_k <= tuning.TF32_STEP, (kind, cfg)
+        expected += [2 if kind == "conv_wgrad" else 1] * bool(cfg.tile_h)
+        assert_close(call(cfg), ref, torch.float32)
+    assert launched == expected and (len(expected) >= 2 or layout == "contiguous")  # (NC(D)HW strided: no descriptors)

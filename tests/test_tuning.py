@@ -418,15 +418,20 @@ def test_tiles_fit_the_channels_they_cover():
 def test_wide_dtypes_step_few_channels(kind):
     """fp32 and fp64 GEMM tiles (FMA loops, fp64 MMAs: operands held in registers) step 16 channels in the
     heuristic's configs and at most 32 among the tuner's candidates, where 16-bit ones step 64 and more (fp32's 64-wide
-    steps spilled kilobytes a thread in their main loops: tests/test_compile.py)."""
-    def steps(dtype: str) -> tuple[int, set[int]]:
-        problem = tuning.Problem.of(kind, dtype, "channels_last", (8, 64, 28, 28), (128, 64, 3, 3), 1, (1, 1))
-        return (tuning.heuristic(problem, interpret=False).block_k,
-                {c.block_k for c in tuning.candidates(problem, tma=True) if not c.tile_h})
+    steps spilled kilobytes a thread in their main loops: tests/test_compile.py); TF32's step 32, descriptor
+    candidates too."""
+    def steps(dtype: str, tf32: bool = False) -> tuple[int, set[int], int]:
+        problem = tuning.Problem.of(kind, dtype, "channels_last", (8, 64, 28, 28), (128, 64, 3, 3), 1, (1, 1),
+                                    tf32=tf32)
+        tried = tuning.candidates(problem, tma=True)
+        return (tuning.heuristic(problem, interpret=False).block_k, {c.block_k for c in tried if not c.tile_h or tf32},
+                sum(bool(c.tile_h) for c in tried))
 
     for dtype in ("float32", "float64"):
-        default, tried = steps(dtype)
+        default, tried, _ = steps(dtype)
         assert default == 16 and max(tried) == 32, (dtype, default, tried)
+    _, tried, descriptors = steps("float32", tf32=True)
+    assert max(tried) == 32 and descriptors and steps("float64")[2] == 0
     assert max(steps("bfloat16")[1]) >= 64
 
 

@@ -162,12 +162,12 @@ def fp8(problem: Problem) -> bool:
 
 
 def mma_tiles(problem: Problem) -> bool:
-    """Whether the heuristic may give ``problem`` descriptor tiles: its products are tensor-core MMAs reading shared
-    memory. 16- and 8-bit operands; fp32 multiplied in TF32 (``Problem.tf32``) with channels innermost, where the
-    MMA reads them K-major (an NC(D)HW box would go through registers); not IEEE fp32, whose products are FMA loops
-    from registers (``benchmarks/NOTES.md``, 2026-12-02)."""
-    tf32 = problem.tf32 and problem.layout == "channels_last"
-    return problem.dtype in ("float16", "bfloat16") or fp8(problem) or tf32
+    """Whether the heuristic may give ``problem`` descriptor tiles: its products are tensor-core MMAs. 16- and 8-bit
+    operands, and fp32 multiplied in TF32 (``Problem.tf32``; an NC(D)HW box, which the TF32 MMA cannot read from shared
+    memory as it is, goes through registers, and still issues 2.0-4.1 warp instructions per 1000 multiply-adds on sm_90
+    where the pointer kernel's TF32 tiles issue 7.2-12.8); not IEEE fp32, whose products are FMA loops
+    (``benchmarks/NOTES.md``, 2026-12-02)."""
+    return problem.dtype in ("float16", "bfloat16") or fp8(problem) or problem.tf32
 
 
 TF32_STEP = 32
@@ -474,17 +474,22 @@ def descriptors_launch(problem: Problem, config: Config) -> bool:
 def tma_candidates(problem: Problem) -> list[Config]:
     """The descriptor kernels' configs for an eligible problem: forward and input gradient tiles of ``block_m``
     positions (:data:`TMA_SPACE`), weight-gradient tiles of :data:`SPACES`' channels with ``block_k`` positions
-    of at least 64 per step (patches spanning rows and images, of one row, planes read as rows), every split count that
+    of at least 64 per step (patches spanning rows and images, of one row, planes read as rows; TF32 tiles of either
+    step :data:`TF32_STEP`, as the heuristic's: 64-wide TF32 steps hold twice a 16-bit stage's shared memory, one
+    128 x 64 program per SM on sm_90, where 32-wide ones issue 1.5-1.8 warp instructions per 1000 multiply-adds,
+    far under the MMA's pace), every split count that
     keeps four steps per partial sum (forwards' channel tiles under 64 on patches of one row too, :func:`one_row_forward`);
     each one that
     :func:`launches a descriptor kernel <descriptors_launch>`."""
     rows, cols, red = problem.gemm
     out: list[Config] = []
+    step = TF32_STEP if problem.tf32 else 1 << 30
     if problem.kind == "conv_wgrad":
         one_row = [dict(tile_b=1, tile_h=1)] if problem.layout == "channels_last" else []
         planes = [dict(tile_b=1, tile_h=1, planes=1)] if can_read_planes(problem) else []
         for (bm, bn, bk, warps, stages), split in itertools.product(SPACES["conv_wgrad"], SPLITS):
-            if bk < 64 or (split > 1 and triton.cdiv(red, split) < 4 * bk):
+            bk = min(bk, step) if bk >= 64 else 0
+            if not bk or (split > 1 and triton.cdiv(red, split) < 4 * bk):
                 continue
             for patch in (tma_patch(problem, bk), spanning_patch(problem, bk), *one_row, *planes):
                 cfg = Config(clamp_pow2(rows, 16, bm), clamp_pow2(cols, 16, bn), bk, group_m=1, num_warps=warps,
@@ -497,7 +502,7 @@ def tma_candidates(problem: Problem) -> list[Config]:
     low_k = min_k(problem)
     splits = FORWARD_SPLITS if small_output(problem) and not problem.by_phase else (1,)  # split in the kernel
     for block_m, (bn, bk, warps, stages), split in itertools.product((64, 128), TMA_SPACE, splits):
-        base = Config(block_m, clamp_pow2(cols, 16, bn), clamp_pow2(red, low_k, max(bk, low_k)), group_m=1,
+        base = Config(block_m, clamp_pow2(cols, 16, bn), clamp_pow2(red, low_k, max(min(bk, step), low_k)), group_m=1,
                       num_warps=warps, num_stages=stages, split_k=split, **tma_patch(problem, block_m))
         one_row = one_row_forward(problem, base)  # and patches of one row where channel tiles under 64 run untransposed
         for cfg in (base, dataclasses.replace(base, tile_b=1, tile_h=1)) if one_row else (base,):
@@ -661,8 +666,11 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     stages = 2 if problem.taps * red <= block_k else 3
     split = 1
     tiles = max(1, problem.groups * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))  # 0 rows: empty batch
-    if not fold and tiles < sm_count and small_output(problem):  # under one wave: split the reduction
-        split = max(1, min(triton.cdiv(sm_count, tiles), red // (2 * block_k), FORWARD_SPLITS[-1]))
+    if not fold and tiles < sm_count and small_output(problem):  # under one wave: split the reduction, each part
+        # two steps at least (TF32's: two of its descriptor tiles' 32-wide steps, not of the pointer tiles' 16; an input
+        # gradient by phase split in more parts would lose the descriptor kernel, which runs it unsplit)
+        split = max(1, min(triton.cdiv(sm_count, tiles), red // (2 * (descriptor_k if problem.tf32 else block_k)),
+                           FORWARD_SPLITS[-1]))
     cfg = Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
     if tma and problem.kind in ("conv", "conv_t") and mma_tiles(problem) and tma_eligible(problem) and not fold \
             and (split == 1 or not problem.by_phase):
