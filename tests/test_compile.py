@@ -140,17 +140,21 @@ def test_tf32_layers_take_descriptor_tiles_that_read_shared_memory(monkeypatch):
     descriptor kernels, 32-wide steps; they compile to wgmma without spilling, and the forward and input-gradient
     passes read both MMA operands from shared memory, ``resnet50_l3_3x3``'s patches of 16 images transposed
     (positions as the MMA's columns) as 16-bit tiles are (through registers they issued 1.9-2.2 warp instructions per
-    1000 multiply-adds where they issue 1.5-1.8; the pointer kernel's TF32 tiles on these passes, 7.4-9.6)."""
+    1000 multiply-adds where they issue 1.5-1.8; the pointer kernel's TF32 tiles on these passes, 7.4-9.6). NC(D)HW
+    ``resnet50_l1_3x3`` takes them too, its first operand through registers; no MMA is serialized."""
     monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
     suite = json.loads((static.ROOT / "shapes.json").read_text())
     mini = {"conv2d": [e for e in suite["conv2d"] if e["name"] in ("resnet50_l1_3x3", "resnet50_l3_3x3")]}
     rows = static.report(90, ["fp32"], ["channels_last"], ["conv", "conv_t", "conv_wgrad"], mini)
     assert {r["kernel"] for r in rows} == {"_conv_tma_kernel", "_conv_weight_grad_tma_kernel"}
     assert {(r["dtype"], r["instruction"], r["config"]["block_k"]) for r in rows} == {("tf32", "wgmma", 32)}
-    assert [r for r in rows if r["spill_store_bytes"]] == []
     passes = [r for r in rows if r["kind"] != "conv_wgrad"]
     assert len(passes) == 4 and [r["loop_mma_register_a"] for r in passes] == [0] * 4
     assert max(r["config"]["tile_b"] for r in passes) == 16
+    nchw = {"conv2d": [e for e in suite["conv2d"] if e["name"] == "resnet50_l1_3x3"]}
+    rows += static.report(90, ["fp32"], ["contiguous"], ["conv", "conv_t", "conv_wgrad"], nchw)
+    assert [r["kernel"] for r in rows[-3:]] == ["_conv_tma_kernel"] * 2 + ["_conv_weight_grad_tma_kernel"]
+    assert [r for r in rows if r["spill_store_bytes"] or r["wgmma_serialized"]] == []
 
 
 def test_aligned_rows_let_ptxas_use_every_register_below_hopper():

@@ -36,7 +36,7 @@ import triton
 
 from . import cache, geometry
 from ._checks import ConvSpec
-from ._descriptors import flat_geometry, folds_stride, nc_box_runs, nc_dealt, nc_flat, nc_row_shift, nc_row_width, seam_share
+from ._descriptors import flat_geometry, folds_stride, nc_box_runs, nc_flat, nc_row_shift, nc_row_width, seam_share
 from ._runtime import TensorDescriptor
 from .geometry import DEPTHWISE_KIND, KINDS, Config, Problem
 from .kernels import tma, weight_grad
@@ -165,11 +165,9 @@ def mma_tiles(problem: Problem) -> bool:
     """Whether the heuristic may give ``problem`` descriptor tiles: its products are tensor-core MMAs. 16- and 8-bit
     operands, and fp32 multiplied in TF32 (``Problem.tf32``; an NC(D)HW box, which the TF32 MMA cannot read from shared
     memory as it is, goes through registers, and still issues 2.0-4.1 warp instructions per 1000 multiply-adds on sm_90
-    where the pointer kernel's TF32 tiles issue 7.2-12.8), but for an NC(D)HW forward strided 2 (rows dealt in
-    registers, :func:`~tritonconv._descriptors.nc_dealt`: Triton 3.6's ptxas waits out each of its TF32 MMAs); not
-    IEEE fp32, whose products are FMA loops (``benchmarks/NOTES.md``, 2026-12-02)."""
-    dealt = problem.layout == "contiguous" and problem.kind == "conv" and nc_dealt(problem.spec)
-    return problem.dtype in ("float16", "bfloat16") or fp8(problem) or (problem.tf32 and not dealt)
+    where the pointer kernel's TF32 tiles issue 7.2-12.8); not IEEE fp32, whose products are FMA loops
+    (``benchmarks/NOTES.md``, 2026-12-02)."""
+    return problem.dtype in ("float16", "bfloat16") or fp8(problem) or problem.tf32
 
 
 TF32_STEP = 32
