@@ -555,10 +555,11 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     prediction too); each where its patches pad the plane at most :data:`TMA_PADDING`. An NC(D)HW forward or
     input gradient takes it too where its boxes start on 16 bytes or its rows fit a tile whole
     (:func:`nc_row_tile`: a prediction, ``benchmarks/NOTES.md``), with the channels-last problem's reduction step and
-    no narrower a channel tile than the pointer kernel's. Channels-last fp32 problems multiplied in TF32
+    no narrower a channel tile than the pointer kernel's. fp32 problems multiplied in TF32
     (:attr:`Problem.tf32 <tritonconv.geometry.Problem.tf32>`, :func:`mma_tiles`) take the descriptor kernels on the
-    same rules, stepping :data:`TF32_STEP` (a prediction from the compile report: 4-5x fewer warp instructions per
-    multiply-add than the pointer kernel's TF32 tiles, ``benchmarks/NOTES.md``, 2026-12-02).
+    same rules, stepping :data:`TF32_STEP` (a prediction from the compile report: over the suite's kernels that move,
+    1.9-9.8x fewer warp instructions per multiply-add than the pointer kernel's TF32 tiles channels-last, 2.0-7.0x
+    NC(D)HW; ``benchmarks/NOTES.md``, 2026-12-02).
     """
     rows, cols, red = problem.gemm
     if problem.kind in ("conv_dw", "conv_dw_t"):
