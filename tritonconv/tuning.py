@@ -586,8 +586,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         block_n = clamp_pow2(width * cols, 16, 64) if interpret else fit_pow2(width * cols, 16, 128)
         if interpret:
             return Config(block_m, block_n, clamp_pow2(red, 16, 16384 // max(block_m, block_n)), 1, 1, 1, fold=fold)
-        # fp32 and fp64: 16-wide steps (see the forward's below; fp32's 32-wide ones spilled 4-220 B on sm_80)
-        block_k = 16 if problem.dtype in WIDE_DTYPES else 64 if block_m * block_n <= 64 * 64 else 32
+        # fp32 and fp64: 16-wide steps (see the forward's below; fp32's 32-wide ones spilled 4-220 B on sm_80), TF32 32
+        block_k = 64 if block_m * block_n <= 64 * 64 else 32
+        block_k = (TF32_STEP if problem.tf32 else 16) if problem.dtype in WIDE_DTYPES else block_k
         tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, block_m)
                     * triton.cdiv(width * cols, block_n))
         split = wave_split(tiles, 2 * sm_count, triton.cdiv(red, 8 * block_k), sm_count)
@@ -651,27 +652,23 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         or hoisted_rows(problem, block_m, block_n, tma) else 4
     if fold:  # the gather's per-element index math doubles register use (ptxas: 128x64x64, 4 warps spills)
         block_k, warps = max(min(block_k, 32), min_k(problem)), 8
-    natural_k = block_k
     if problem.dtype in WIDE_DTYPES:  # IEEE fp32 products are FMA loops whose operands the compiler holds in
         # registers: 64-wide steps spilled in the main loops of 35 of the channels-last suite's 84 fp32 kernels on
         # sm_90 (32 of them 2-10 KB a thread, about 1,000-6,500 local accesses a step), 32-wide ones up to 76 B on
         # sm_80 and 128 x 64 on 4 warps 24 B on sm_90; 16-wide steps issue 1.03x the instructions per FMA (tf32 MMAs:
         # 24 B at 64-wide steps, none at 32 or 16); fp64's MMAs 620 B at 64-wide steps on 4 warps (resnet50_l1_3x3,
-        # sm_90), none at 16 on 8
-        block_k = max(min(block_k, 16), min_k(problem))
+        # sm_90), none at 16 on 8. TF32 MMAs step 32 (TF32_STEP; on sm_80 1.16x fewer instructions per multiply-add
+        # than 16-wide steps, median over a sample of the suite's layers, none spilling)
+        block_k = max(min(block_k, TF32_STEP if problem.tf32 else 16), min_k(problem))
         warps = 8 if block_m * block_n >= 128 * 64 else warps
-    # (a descriptor loop computes no addresses: the NC(D)HW clamp below is the pointer kernel's)
-    descriptor_k = max(min(natural_k, TF32_STEP), min_k(problem)) if problem.tf32 else block_k
+    descriptor_k = block_k  # (a descriptor loop computes no addresses: the NC(D)HW clamp below is the pointer kernel's)
     if problem.layout == "contiguous":  # NC(D)HW read in place: see conv_wgrad (32-channel steps; fp32's 16, above)
         block_k = max(min(block_k, 32), min_k(problem))
     stages = 2 if problem.taps * red <= block_k else 3
     split = 1
     tiles = max(1, problem.groups * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))  # 0 rows: empty batch
-    if not fold and tiles < sm_count and small_output(problem):  # under one wave: split the reduction, each part
-        # two steps at least (TF32's: two of its descriptor tiles' 32-wide steps, not of the pointer tiles' 16; an input
-        # gradient by phase split in more parts would lose the descriptor kernel, which runs it unsplit)
-        split = max(1, min(triton.cdiv(sm_count, tiles), red // (2 * (descriptor_k if problem.tf32 else block_k)),
-                           FORWARD_SPLITS[-1]))
+    if not fold and tiles < sm_count and small_output(problem):  # under one wave: split the reduction
+        split = max(1, min(triton.cdiv(sm_count, tiles), red // (2 * block_k), FORWARD_SPLITS[-1]))
     cfg = Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
     if tma and problem.kind in ("conv", "conv_t") and mma_tiles(problem) and tma_eligible(problem) and not fold \
             and (split == 1 or not problem.by_phase):
