@@ -140,7 +140,7 @@ def test_tf32_layers_take_descriptor_tiles_that_read_shared_memory(monkeypatch):
     descriptor kernels, 32-wide steps; they compile to wgmma without spilling, and the forward and input-gradient
     passes read both MMA operands from shared memory, ``resnet50_l3_3x3``'s patches of 16 images transposed
     (positions as the MMA's columns) as 16-bit tiles are (through registers they issued 1.9-2.2 warp instructions per
-    1000 multiply-adds where they issue 1.5-1.8; the pointer kernel's TF32 tiles on these passes, 7.4-9.6). NC(D)HW
+    1000 multiply-adds where they issue 1.5-1.8; the pointer kernel's 16-wide TF32 tiles, 7.4-9.6). NC(D)HW
     ``resnet50_l1_3x3`` takes them too, its first operand through registers; no MMA is serialized."""
     monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
     suite = json.loads((static.ROOT / "shapes.json").read_text())

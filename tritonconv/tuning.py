@@ -165,7 +165,7 @@ def mma_tiles(problem: Problem) -> bool:
     """Whether the heuristic may give ``problem`` descriptor tiles: its products are tensor-core MMAs. 16- and 8-bit
     operands, and fp32 multiplied in TF32 (``Problem.tf32``; an NC(D)HW box, which the TF32 MMA cannot read from shared
     memory as it is, goes through registers, and still issues 2.0-4.1 warp instructions per 1000 multiply-adds on sm_90
-    where the pointer kernel's TF32 tiles issue 7.2-12.8); not IEEE fp32, whose products are FMA loops
+    where the pointer kernel's 16-wide TF32 tiles issued 7.2-12.8); not IEEE fp32, whose products are FMA loops
     (``benchmarks/NOTES.md``, 2026-12-02)."""
     return problem.dtype in ("float16", "bfloat16") or fp8(problem) or problem.tf32
 
@@ -174,7 +174,7 @@ TF32_STEP = 32
 """The reduction step of TF32 descriptor tiles (channels; positions in a weight gradient): 4-byte operands fill
 shared memory twice as fast as 16-bit ones, and on the suite's 3x3 forwards 32-wide steps issued 1.9-2.2 warp
 instructions per 1000 multiply-adds on sm_90 where 16-wide ones issued 3.4-4.0 (both with the patch through
-registers; transposed, 32-wide: 1.5-1.8; the pointer kernel's TF32 tiles: 4.4-9.2)."""
+registers; transposed, 32-wide: 1.5-1.8; the pointer kernel's 16-wide TF32 tiles: 4.4-9.2)."""
 
 
 def min_k(problem: Problem) -> int:
@@ -558,7 +558,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     no narrower a channel tile than the pointer kernel's. fp32 problems multiplied in TF32
     (:attr:`Problem.tf32 <tritonconv.geometry.Problem.tf32>`, :func:`mma_tiles`) take the descriptor kernels on the
     same rules, stepping :data:`TF32_STEP` (a prediction from the compile report: over the suite's kernels that move,
-    1.9-9.8x fewer warp instructions per multiply-add than the pointer kernel's TF32 tiles channels-last, 2.0-7.0x
+    1.9-9.8x fewer warp instructions per multiply-add than the pointer kernel's 16-wide TF32 tiles channels-last, 2.0-7.0x
     NC(D)HW; ``benchmarks/NOTES.md``, 2026-12-02).
     """
     rows, cols, red = problem.gemm
