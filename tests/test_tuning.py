@@ -439,7 +439,7 @@ def test_wide_dtypes_step_few_channels(kind):
 def test_tf32_problems_take_descriptor_tiles(kind):
     """fp32 multiplied in TF32 (``Problem.tf32``): on Hopper a unit-stride layer takes the descriptor kernels,
     channels-last and NC(D)HW, stepping 32 channels (positions in a weight gradient) where 16-bit tiles step 64; IEEE
-    fp32 keeps the pointer kernel's 16-wide FMA tiles, and so does TF32 before Hopper."""
+    fp32 keeps the pointer kernel's 16-wide FMA tiles; TF32 before Hopper takes its 32-wide ones."""
     def chosen(dtype: str, tf32: bool, layout: str = "channels_last") -> tuning.Config:
         problem = tuning.Problem.of(kind, dtype, layout, (8, 64, 56, 56), (64, 64, 3, 3), 1, (1, 1), tf32=tf32)
         return tuning.heuristic(problem, interpret=False, tma=True)
@@ -450,9 +450,10 @@ def test_tf32_problems_take_descriptor_tiles(kind):
     assert (tf32.block_m, tf32.block_n, tf32.patch(tf32.block_m)) == (half.block_m, half.block_n,
                                                                         half.patch(tf32.block_m)) or kind == "conv_wgrad"
     assert chosen("float32", True, "contiguous").tile_h and not chosen("float32", False, "contiguous").tile_h
-    assert not tuning.heuristic(dataclasses.replace(tuning.Problem.of(kind, "float32", "channels_last", (8, 64, 56, 56),
-                                                                      (64, 64, 3, 3), 1, (1, 1)), tf32=True),
-                                interpret=False, tma=False).tile_h  # no descriptors before Hopper
+    ampere = tuning.heuristic(dataclasses.replace(tuning.Problem.of(kind, "float32", "channels_last", (8, 64, 56, 56),
+                                                                    (64, 64, 3, 3), 1, (1, 1)), tf32=True),
+                              interpret=False, tma=False)
+    assert not ampere.tile_h and ampere.block_k == 32  # no descriptors before Hopper
 
 
 def test_tf32_is_part_of_a_problems_key():
