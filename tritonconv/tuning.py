@@ -73,7 +73,7 @@ SPACES: dict[str, list[tuple[int, int, int, int, int]]] = {
 SPACES["conv_t"] = SPACES["conv"]
 SPACES["conv_dw_t"] = SPACES["conv_dw"]
 SPLITS = (1, 2, 4, 8, 16, 32)  # weight-gradient split counts tried
-WIDE_DTYPES = ("float32", "float64")  # 4- and 8-byte operands: the pointer kernel's tiles step 16 channels at most
+WIDE_DTYPES = ("float32", "float64")  # 4- and 8-byte operands: the pointer kernel's tiles step few channels (wide_step)
 FORWARD_SPLITS = (1, 2, 4)  # for outputs of at most SMALL_OUTPUT elements (conv, conv_t)
 SMALL_OUTPUT = 2**21
 DEFAULT_SMEM = 232448  # bytes of shared memory per block on H100/H200 (opt-in), for pruning without a GPU
@@ -164,9 +164,9 @@ def fp8(problem: Problem) -> bool:
 def mma_tiles(problem: Problem) -> bool:
     """Whether the heuristic may give ``problem`` descriptor tiles: its products are tensor-core MMAs. 16- and 8-bit
     operands, and fp32 multiplied in TF32 (``Problem.tf32``; an NC(D)HW box, which the TF32 MMA cannot read from shared
-    memory as it is, goes through registers, and still issues 2.0-4.1 warp instructions per 1000 multiply-adds on sm_90
-    where the pointer kernel's 16-wide TF32 tiles issued 7.2-12.8); not IEEE fp32, whose products are FMA loops
-    (``benchmarks/NOTES.md``, 2026-12-02)."""
+    memory as it is, goes through registers, and the 51 suite kernels that take them still issue 2.0-7.0x fewer warp
+    instructions per multiply-add on sm_90 than on the pointer kernel's 16-wide TF32 tiles); not IEEE fp32, whose
+    products are FMA loops (``benchmarks/NOTES.md``, 2026-12-02)."""
     return problem.dtype in ("float16", "bfloat16") or fp8(problem) or problem.tf32
 
 
@@ -175,6 +175,12 @@ TF32_STEP = 32
 shared memory twice as fast as 16-bit ones, and on the suite's 3x3 forwards 32-wide steps issued 1.9-2.2 warp
 instructions per 1000 multiply-adds on sm_90 where 16-wide ones issued 3.4-4.0 (both with the patch through
 registers; transposed, 32-wide: 1.5-1.8; the pointer kernel's 16-wide TF32 tiles: 4.4-9.2)."""
+
+
+def wide_step(problem: Problem) -> int:
+    """The widest reduction step of a 4- or 8-byte pointer tile (:data:`WIDE_DTYPES`): 16 for IEEE fp32 and fp64, whose
+    products hold their operands in registers (see :func:`heuristic`), :data:`TF32_STEP` for TF32 MMAs."""
+    return TF32_STEP if problem.tf32 else 16
 
 
 def min_k(problem: Problem) -> int:
@@ -483,13 +489,17 @@ def tma_candidates(problem: Problem) -> list[Config]:
     :func:`launches a descriptor kernel <descriptors_launch>`."""
     rows, cols, red = problem.gemm
     out: list[Config] = []
-    step = TF32_STEP if problem.tf32 else 1 << 30
+    def step(bk: int) -> int:  # TF32's steps: at most TF32_STEP
+        return min(bk, TF32_STEP) if problem.tf32 else bk
+
     if problem.kind == "conv_wgrad":
         one_row = [dict(tile_b=1, tile_h=1)] if problem.layout == "channels_last" else []
         planes = [dict(tile_b=1, tile_h=1, planes=1)] if can_read_planes(problem) else []
         for (bm, bn, bk, warps, stages), split in itertools.product(SPACES["conv_wgrad"], SPLITS):
-            bk = min(bk, step) if bk >= 64 else 0
-            if not bk or (split > 1 and triton.cdiv(red, split) < 4 * bk):
+            if bk < 64:
+                continue
+            bk = step(bk)
+            if split > 1 and triton.cdiv(red, split) < 4 * bk:
                 continue
             for patch in (tma_patch(problem, bk), spanning_patch(problem, bk), *one_row, *planes):
                 cfg = Config(clamp_pow2(rows, 16, bm), clamp_pow2(cols, 16, bn), bk, group_m=1, num_warps=warps,
@@ -502,7 +512,7 @@ def tma_candidates(problem: Problem) -> list[Config]:
     low_k = min_k(problem)
     splits = FORWARD_SPLITS if small_output(problem) and not problem.by_phase else (1,)  # split in the kernel
     for block_m, (bn, bk, warps, stages), split in itertools.product((64, 128), TMA_SPACE, splits):
-        base = Config(block_m, clamp_pow2(cols, 16, bn), clamp_pow2(red, low_k, max(min(bk, step), low_k)), group_m=1,
+        base = Config(block_m, clamp_pow2(cols, 16, bn), clamp_pow2(red, low_k, max(step(bk), low_k)), group_m=1,
                       num_warps=warps, num_stages=stages, split_k=split, **tma_patch(problem, block_m))
         one_row = one_row_forward(problem, base)  # and patches of one row where channel tiles under 64 run untransposed
         for cfg in (base, dataclasses.replace(base, tile_b=1, tile_h=1)) if one_row else (base,):
@@ -587,8 +597,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         if interpret:
             return Config(block_m, block_n, clamp_pow2(red, 16, 16384 // max(block_m, block_n)), 1, 1, 1, fold=fold)
         # fp32 and fp64: 16-wide steps (see the forward's below; fp32's 32-wide ones spilled 4-220 B on sm_80), TF32 32
-        block_k = 64 if block_m * block_n <= 64 * 64 else 32
-        block_k = (TF32_STEP if problem.tf32 else 16) if problem.dtype in WIDE_DTYPES else block_k
+        block_k = wide_step(problem) if problem.dtype in WIDE_DTYPES else 64 if block_m * block_n <= 64 * 64 else 32
         tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, block_m)
                     * triton.cdiv(width * cols, block_n))
         split = wave_split(tiles, 2 * sm_count, triton.cdiv(red, 8 * block_k), sm_count)
@@ -659,7 +668,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         # 24 B at 64-wide steps, none at 32 or 16); fp64's MMAs 620 B at 64-wide steps on 4 warps (resnet50_l1_3x3,
         # sm_90), none at 16 on 8. TF32 MMAs step 32 (TF32_STEP; on sm_80 1.16x fewer instructions per multiply-add
         # than 16-wide steps, median over a sample of the suite's layers, none spilling)
-        block_k = max(min(block_k, TF32_STEP if problem.tf32 else 16), min_k(problem))
+        block_k = max(min(block_k, wide_step(problem)), min_k(problem))
         warps = 8 if block_m * block_n >= 128 * 64 else warps
     descriptor_k = block_k  # (a descriptor loop computes no addresses: the NC(D)HW clamp below is the pointer kernel's)
     if problem.layout == "contiguous":  # NC(D)HW read in place: see conv_wgrad (32-channel steps; fp32's 16, above)
