@@ -509,15 +509,20 @@ def test_c3d_stems_input_gradient_packs_at_its_size():
 
 
 def test_packing_is_bounded_in_memory():
-    """A packed input holds at most geometry.PACK_EXPANSION times the input's elements; layers past it fold."""
-    def factors(c, k, stride):
+    """A packed input holds at most geometry.PACK_EXPANSION times the input's elements (twice that for 1-byte
+    operands, packed in chunks of 32 channels); layers past it fold."""
+    def factors(c, k, stride, itemsize=2):
         x, w = torch.empty(1, c, 8, 8, 8), torch.empty(4, c, k, k, k)
-        return geometry.pack_factors(_checks.conv_spec("conv3d", 3, x, w, None, stride, 1, 1, 1))
+        return geometry.pack_factors(_checks.conv_spec("conv3d", 3, x, w, None, stride, 1, 1, 1), itemsize=itemsize)
 
     assert factors(3, 3, 1) == (1, 1, 3)  # C3D's stem: 16 / 3 = 5.3x its input's elements
     assert factors(1, 3, 1) is None  # a CT volume's first layer would hold 16x: it folds instead
     assert factors(1, 3, 2) == (2, 2, 2)  # strided: 16 / 8 = 2x
     assert factors(16, 3, 2) is None and factors(3, 3, 4) is None  # a full chunk already; 192 channels packed
+    assert factors(3, 3, 1, itemsize=1) == (1, 1, 3)  # fp8: 32 / 3 = 10.7x, half a 16-bit copy's bytes
+    assert factors(1, 3, 1, itemsize=1) is None and factors(2, 3, 1, itemsize=1) is None  # 32x, 16x
+    spec = _checks.conv_spec("conv2d", 2, torch.empty(1, 3, 16, 16), torch.empty(8, 3, 7, 7), None, 2, 3, 1, 1)
+    assert [geometry.packed(spec, (2, 2), size).weight_shape for size in (2, 1)] == [(8, 16, 4, 4), (8, 32, 4, 4)]
 
 
 def test_unpack_launch_is_the_packings_adjoint():

@@ -15,7 +15,7 @@ from tritonconv._checks import shape_spec
 CASES = [  # (ndim, input shape, weight shape, kwargs)
     (1, (2, 8, 37), (16, 8, 5), dict(padding=2, dilation=2)),
     (2, (2, 8, 9, 11), (12, 4, 3, 3), dict(padding=1, groups=2)),
-    (2, (1, 3, 13, 12), (8, 3, 7, 7), dict(stride=2, padding=3)),  # a stem: folded taps
+    (2, (1, 3, 13, 12), (8, 3, 7, 7), dict(stride=2, padding=3)),  # a stem: positions packed into channels
     (2, (2, 16, 7, 6), (8, 16, 1, 1), dict(stride=(2, 1))),
     (3, (1, 8, 5, 7, 6), (8, 8, 3, 3, 3), dict(padding="same")),
     (3, (2, 8, 4, 6, 5), (16, 8, 3, 1, 1), dict(stride=(2, 1, 1), padding=(1, 0, 0))),  # H and W merged
@@ -217,6 +217,41 @@ def test_fp8_products_compile_to_tensor_core_instructions_without_spills():
         report = static.ptxas_report(ptx, arch)
         assert static.instruction(ptx) == instruction and "e4m3" in ptx and report["spill_store_bytes"] == 0, report
     assert math.isfinite(report["registers"])
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kwargs,factors", [
+    ((2, 3, 32, 30), (64, 3, 7, 7), dict(stride=2, padding=3), (2, 2)),  # ResNet's stem: space to depth, 12 channels
+    ((1, 3, 5, 9, 11), (64, 3, 3, 3, 3), dict(padding=1), (1, 1, 3)),  # C3D's: its width taps, 9 channels
+])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_fp8_stems_pack_positions_into_chunks_of_32_channels(x_shape, w_shape, kwargs, factors, layout, monkeypatch):
+    """A layer of few input channels packs its positions into channels as 16-bit ones do, in chunks of 32 (fp8's
+    MMA reduction): two packing launches, then the packed convolution on the heuristic's Hopper tiles (the descriptor
+    kernel), the dequantised convolution's result; compiled for sm_90, wgmma on e4m3, no spill. Before, fp8 stems
+    gathered their taps per element (the pointer kernel's folded loop: 19-40 warp instructions per 1000 multiply-adds
+    on the suite's stems, against 1.1-1.3 packed)."""
+    from benchmarks import static
+
+    g = torch.Generator().manual_seed(11)
+    ndim = len(x_shape) - 2
+    x = tritonconv.geometry.to_layout(torch.randn(x_shape, generator=g), layout)
+    w, b = torch.randn(w_shape, generator=g), torch.randn(w_shape[0], generator=g)
+    (xq, xs), (wq, ws) = fp8.quantize(x), fp8.quantize(w, per_channel_dim=0)
+    spec = shape_spec(f"fp8.conv{ndim}d", ndim, xq, wq, b, kwargs.get("stride", 1), kwargs["padding"], 1, 1)
+    assert tritonconv.geometry.pack_factors(spec, itemsize=1) == factors
+    assert tritonconv.geometry.packed(spec, factors, itemsize=1).weight_shape[1] == 32
+    monkeypatch.setattr(tuning, "choose", lambda problem, *_: tuning.heuristic(problem, interpret=False, tma=True))
+    with static.recording() as launches:
+        y = getattr(fp8, f"conv{ndim}d")(xq, wq, b, input_scale=xs, weight_scale=ws, out_dtype=torch.float32,
+                                         activation="relu", **kwargs)
+    assert [fn.fn.__name__ for fn, *_ in launches] == ["_pack_kernel", "_pack_kernel", "_conv_tma_kernel"]
+    want = reference(ndim, xq, xs, wq, ws, b, kwargs, "relu")
+    torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
+    assert y.stride() == want.contiguous(memory_format=tritonconv.geometry.output_memory_format(x, w)).stride()
+    pytest.importorskip("triton.backends.nvidia")
+    fn, args, kw, _ = launches[-1]
+    ptx = static.compile_for(90, fn, args, kw).asm["ptx"]
+    assert static.instruction(ptx) == "wgmma" and "e4m3" in ptx and static.ptxas_report(ptx, 90)["spill_store_bytes"] == 0
 
 
 def test_the_descriptor_kernel_runs_fp8_too():

@@ -585,13 +585,13 @@ def pack_seconds(written: Problem, device: Device) -> float:
     other written, at the device's bandwidth, plus a launch; 0 where ``written`` (the layer as written, not as run)
     does not pack."""
     spec = written.spec
-    factors = geometry.pack_factors(spec, written.kind == "conv_t")
-    if factors is None or written.kind not in ("conv", "conv_t", "conv_wgrad") or written.dtype.startswith("float8"):
+    factors = geometry.pack_factors(spec, written.kind == "conv_t", written.itemsize)
+    if factors is None or written.kind not in ("conv", "conv_t", "conv_wgrad"):
         return 0.0
-    packed = geometry.packed(spec, factors)
+    packed = geometry.packed(spec, factors, written.itemsize)
     elements = sum(math.prod(shape) for shape in (written.input_shape, packed.input_shape, written.weight_shape,
                                                   packed.weight_shape))
-    return 2 * device.t0 + elements * getattr(torch, written.dtype).itemsize / device.bandwidth
+    return 2 * device.t0 + elements * written.itemsize / device.bandwidth
 
 
 def pass_seconds(written: Problem, config: Config, device: Device) -> float:

@@ -361,6 +361,20 @@ class _ScaledPass:
 
 
 @dataclasses.dataclass(frozen=True)
+class _ScaledPacked:
+    """An fp8 stem's forward pass run packed (:func:`tritonconv.geometry.pack_factors`, 1-byte operands): its input
+    and its weight packed by a launch each (the weight's per-channel scales unchanged: packing keeps the output
+    channels), then the packed convolution's scaled pass."""
+
+    pack_x: pack.Launch
+    pack_w: pack.Launch
+    inner: _ScaledPass
+
+    def __call__(self, x, w, b, weight_scale, input_scale) -> torch.Tensor:
+        return self.inner(self.pack_x(x), self.pack_w(w), b, weight_scale, input_scale)
+
+
+@dataclasses.dataclass(frozen=True)
 class _ScaledDescriptors:
     """The descriptor kernel for an fp8 forward where the bases are 16-byte aligned, else the pointer kernel."""
 
@@ -397,17 +411,31 @@ def scaled_forward_plan(
         one = torch.ones((), device=input.device)  # tuning times the kernel with a unit input scale
         run = lambda c: scaled_forward_plan(  # noqa: E731
             input, weight, bias, weight_scale, spec, activation, out_dtype, c)(input, weight, bias, weight_scale, one)
-        m, views = _merge(spec, (input, weight, y))
-        x, w, yv = (input, weight, y) if views is None else _viewed((input, weight, y), views)
-        cfg = config or _config("conv", x, m, geometry.layout_of(x), run)
-        lay_w, wc = _operand_layouts(x, w, m, False, cfg)
-        step = weight_scale.stride(0) if weight_scale.dim() else 0
-        launch = gemm.Launch(x, wc, bias, yv, m, False, activation, False, dataclasses.replace(cfg, tile_h=0), step)
-        if cfg.tile_h and tma.usable(x, wc, m, cfg):  # tile loads by tensor descriptor, where the bases are aligned
-            launch = _ScaledDescriptors(tma.Launch(x, wc, bias, yv, m, activation, False, cfg, step), launch)
-        return _ScaledPass(out, _weight_viewed(lay_w, views and views[1]), launch)
+        factors = geometry.pack_factors(spec, itemsize=1)
+        if factors:  # a stem: its positions packed into channels, in chunks of 32 (fp8's MMA reduction)
+            spec_p = geometry.packed(spec, factors, itemsize=1)
+            xp, wp = (geometry.empty_channels_inner(shape, input.dtype, input.device)
+                      for shape in (spec_p.input_shape, spec_p.weight_shape))  # stand-ins, as packed per call
+            inner = _scaled_pass(xp, wp, bias, weight_scale, y, out, spec_p, activation, config, run)
+            return _ScaledPacked(pack.input_launch(input, spec, spec_p, factors),
+                                 pack.weight_launch(_meta(weight), spec_p, factors), inner)
+        return _scaled_pass(input, weight, bias, weight_scale, y, out, spec, activation, config, run)
 
     return _plan(key, build)
+
+
+def _scaled_pass(input, weight, bias, weight_scale, y, out, spec: ConvSpec, activation, config, run) -> _ScaledPass:
+    """Build an fp8 forward pass of ``spec`` for operands laid out as ``input`` and ``weight`` into ``y`` (meta: the
+    output's layout; ``out`` its shape, dtype and memory format)."""
+    m, views = _merge(spec, (input, weight, y))
+    x, w, yv = (input, weight, y) if views is None else _viewed((input, weight, y), views)
+    cfg = config or _config("conv", x, m, geometry.layout_of(x), run)
+    lay_w, wc = _operand_layouts(x, w, m, False, cfg)
+    step = weight_scale.stride(0) if weight_scale.dim() else 0
+    launch = gemm.Launch(x, wc, bias, yv, m, False, activation, False, dataclasses.replace(cfg, tile_h=0), step)
+    if cfg.tile_h and tma.usable(x, wc, m, cfg):  # tile loads by tensor descriptor, where the bases are aligned
+        launch = _ScaledDescriptors(tma.Launch(x, wc, bias, yv, m, activation, False, cfg, step), launch)
+    return _ScaledPass(out, _weight_viewed(lay_w, views and views[1]), launch)
 
 
 def conv_forward(

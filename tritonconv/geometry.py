@@ -107,10 +107,11 @@ class Problem:
     def as_run(self) -> Problem:
         """The problem the kernels run for this one as written (:func:`run_spec`: stems packed, axes a kernel of 1
         passes over merged), as the dispatch runs it."""
-        pack = self.kind in ("conv", "conv_t", "conv_wgrad") and not self.dtype.startswith("float8")
+        pack = self.kind in ("conv", "conv_t", "conv_wgrad")
         # the packed input, read, is laid out channels innermost whatever the caller's
-        layout = "channels_last" if pack and self.kind != "conv_t" and pack_factors(self.spec) else self.layout
-        spec = run_spec(self.spec, pack, self.kind == "conv_t")
+        layout = "channels_last" if pack and self.kind != "conv_t" and pack_factors(self.spec, itemsize=self.itemsize) \
+            else self.layout
+        spec = run_spec(self.spec, pack, self.kind == "conv_t", self.itemsize)
         return Problem(self.kind, self.dtype, layout, spec.input_shape, spec.weight_shape, spec.output_shape,
                        spec.stride, spec.padding, spec.dilation, spec.groups, self.tf32)
 
@@ -146,6 +147,11 @@ class Problem:
         (input gradient), both (weight gradient)."""
         return {"conv": [self.input_shape], "conv_t": [self.output_shape],
                 "conv_wgrad": [self.input_shape, self.output_shape]}[self.kind.replace("_dw", "")]
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per operand element."""
+        return shapes.DTYPE_BYTES[self.dtype]
 
     @property
     def spec(self) -> ConvSpec:
@@ -598,10 +604,17 @@ PACK_CHANNELS = 16
 """The tensor cores' reduction chunk (16-bit): a layer with fewer input channels per tap leaves lanes idle."""
 
 
+def pack_chunk(itemsize: int) -> int:
+    """The channels a packed layer's are padded to a multiple of: the MMA's reduction chunk, :data:`PACK_CHANNELS`
+    (32 for 1-byte operands: fp8's MMA reduces 32 at a time)."""
+    return 2 * PACK_CHANNELS if itemsize == 1 else PACK_CHANNELS
+
+
 PACK_EXPANSION = 6
 """A packed input holds at most this many times the input's elements (about ``C' / (C * prod(stride))``): C3D's
 stem packs 3 channels into 16 (5.3x); a 1-channel volume's unit-stride layer would hold 16x its input (a CT
-volume of 512**3 voxels: 8 GiB in fp32), so it folds its taps instead."""
+volume of 512**3 voxels: 8 GiB in fp32), so it folds its taps instead. Twice as many for 1-byte operands (their
+packed copy has half a 16-bit one's bytes: C3D's stem in fp8 packs 3 channels into 32, 10.7x)."""
 
 
 PACK_TRANSPOSED_MACS = 2**31
@@ -625,12 +638,13 @@ def _transposed_saving(spec: ConvSpec, factors: tuple[int, ...]) -> int:
     return positions * PACK_CHANNELS * reduction * (r - 1) // r
 
 
-def _packed_channels(c_in: int, factors: tuple[int, ...]) -> int:
-    """A packed layer's channels: ``c_in * prod(factors)`` rounded up to a multiple of :data:`PACK_CHANNELS`."""
-    return -(-c_in * math.prod(factors) // PACK_CHANNELS) * PACK_CHANNELS
+def _packed_channels(c_in: int, factors: tuple[int, ...], itemsize: int) -> int:
+    """A packed layer's channels: ``c_in * prod(factors)`` rounded up to a multiple of :func:`pack_chunk`."""
+    chunk = pack_chunk(itemsize)
+    return -(-c_in * math.prod(factors) // chunk) * chunk
 
 
-def pack_factors(spec: ConvSpec, transposed: bool = False) -> tuple[int, ...] | None:
+def pack_factors(spec: ConvSpec, transposed: bool = False, itemsize: int = 2) -> tuple[int, ...] | None:
     """The positions per axis a layer of few input channels packs into its channels
     (:func:`tritonconv.shapes.pack_positions`), when it has one group, no dilation and fewer than
     :data:`PACK_CHANNELS` input channels: a strided layer its strides (space to depth: ResNet's stem, 3
@@ -639,7 +653,8 @@ def pack_factors(spec: ConvSpec, transposed: bool = False) -> tuple[int, ...] | 
     of channels packed, and at most :data:`PACK_EXPANSION` times the input's elements. Else None: the layer
     runs as written (few channels per group fold their taps instead). A ``transposed`` pass (the input
     gradient) packs by space to depth, and by its taps only where that saves :data:`PACK_TRANSPOSED_MACS` (the
-    unit-stride packing's adjoint sums ``R`` overlapping copies of each position: two launches and more bytes)."""
+    unit-stride packing's adjoint sums ``R`` overlapping copies of each position: two launches and more bytes).
+    ``itemsize``: the operands' bytes (1-byte ones pack into chunks of 32, :func:`pack_chunk`)."""
     c_in, kernel = spec.weight_shape[1], spec.weight_shape[2:]
     if spec.groups != 1 or c_in >= PACK_CHANNELS or any(d != 1 for d in spec.dilation):
         return None
@@ -652,27 +667,27 @@ def pack_factors(spec: ConvSpec, transposed: bool = False) -> tuple[int, ...] | 
             return None
     else:
         return None
-    packed = _packed_channels(c_in, factors)
-    if packed > 4 * PACK_CHANNELS or packed > PACK_EXPANSION * c_in * math.prod(spec.stride):
+    packed = _packed_channels(c_in, factors, itemsize)
+    expansion = PACK_EXPANSION * (2 if itemsize == 1 else 1)
+    if packed > 4 * pack_chunk(itemsize) or packed > expansion * c_in * math.prod(spec.stride):
         return None
     return factors
 
 
-def packed(spec: ConvSpec, factors: tuple[int, ...]) -> ConvSpec:
+def packed(spec: ConvSpec, factors: tuple[int, ...], itemsize: int = 2) -> ConvSpec:
     """``spec`` with ``factors`` positions per axis packed into its channels, padded to a multiple of
-    :data:`PACK_CHANNELS` (:func:`tritonconv.shapes.pack_positions`)."""
+    :func:`pack_chunk` (:func:`tritonconv.shapes.pack_positions`)."""
     x, w, y, stride, pads, dilation = shapes.pack_positions(spec.input_shape, spec.weight_shape, spec.output_shape,
                                                             spec.stride, factors,
-                                                            _packed_channels(spec.weight_shape[1], factors))
+                                                            _packed_channels(spec.weight_shape[1], factors, itemsize))
     return ConvSpec(spec.ndim, stride, pads, dilation, 1, x, w, y, spec.unbatched)
 
 
-def run_spec(spec: ConvSpec, pack: bool = True, transposed: bool = False) -> ConvSpec:
-    """The convolution the kernels run for ``spec`` (its ``transposed`` pass: the input gradient): packed
-    (:func:`pack_factors`; only if ``pack``: 16-, 32- and 64-bit layers pack, fp8 layers do not), then merged
-    (:func:`merged`)."""
-    factors = pack_factors(spec, transposed) if pack else None
-    return merged(packed(spec, factors) if factors else spec)
+def run_spec(spec: ConvSpec, pack: bool = True, transposed: bool = False, itemsize: int = 2) -> ConvSpec:
+    """The convolution the kernels run for ``spec`` (its ``transposed`` pass: the input gradient) on operands of
+    ``itemsize`` bytes: packed (:func:`pack_factors`, if ``pack``), then merged (:func:`merged`)."""
+    factors = pack_factors(spec, transposed, itemsize) if pack else None
+    return merged(packed(spec, factors, itemsize) if factors else spec)
 
 
 def merged(spec: ConvSpec) -> ConvSpec:

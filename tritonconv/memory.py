@@ -112,11 +112,12 @@ def packed_bytes(spec: ConvSpec, dtype: str) -> int:
 
     :param spec: the checked convolution.
     :param dtype: its tensors' dtype, as :func:`conv_device_bytes` takes it."""
-    factors = geometry.pack_factors(spec)
+    size = shapes.DTYPE_BYTES[dtype]
+    factors = geometry.pack_factors(spec, itemsize=size)
     if factors is None:
         return 0
-    packed = geometry.packed(spec, factors)
-    return (math.prod(packed.input_shape) + math.prod(packed.weight_shape)) * shapes.DTYPE_BYTES[dtype]
+    packed = geometry.packed(spec, factors, size)
+    return (math.prod(packed.input_shape) + math.prod(packed.weight_shape)) * size
 
 
 @dataclass(frozen=True)
