@@ -113,6 +113,33 @@ def test_converted_cnn_is_close_to_its_float_version(calibrated):
     assert got.dtype == torch.float32 and relative(got, want) < 0.1, relative(got, want)
 
 
+@pytest.mark.parametrize("ndim,layout", [(1, "contiguous"), (2, "contiguous"), (2, "channels_last"),
+                                         (3, "contiguous")])
+def test_a_converted_layer_reads_its_activations_channels_innermost(ndim, layout, monkeypatch):
+    """``fp8.Conv`` quantises its input channels innermost in the pass that rounds it, so an NC(D)HW model's layer
+    runs the kernels' channels-last tiles (on Hopper the descriptor kernel, where NC(D)HW fp8 rows of 56 bytes allow
+    no descriptor box), its weight held channels innermost (no per-call copy); the output in the input's layout;
+    the functional convolution of the same quantised operands within bf16's rounding (the layer writes bf16)."""
+    from benchmarks import static
+
+    g = torch.Generator().manual_seed(13)
+    sizes = {1: (2, 64, 56), 2: (2, 64, 8, 8), 3: (1, 64, 2, 8, 8)}[ndim]
+    x = tritonconv.geometry.to_layout(torch.randn(sizes, generator=g), layout)
+    layer = getattr(torch.nn, f"Conv{ndim}d")(64, 64, 3, padding=1)
+    converted = fp8.convert(torch.nn.Sequential(layer))[0]
+    assert converted.weight.stride(1) == 1
+    monkeypatch.setattr(tuning, "choose", lambda problem, *_: tuning.heuristic(problem, interpret=False, tma=True))
+    with static.recording() as launches, torch.no_grad():
+        y = converted(x)
+    ((fn, args, _, _),) = launches
+    assert fn.fn.__name__ == "_conv_tma_kernel" and args[0].base.stride(1) == 1  # the quantised input, channels inner
+    assert tritonconv.geometry.memory_format_of(y) == tritonconv.geometry.memory_format_of(x) and y.dtype == x.dtype
+    xq, xs = fp8.quantize(x)
+    want = getattr(fp8, f"conv{ndim}d")(xq, converted.weight, converted.bias, padding=1, input_scale=xs,
+                                        weight_scale=converted.weight_scale, out_dtype=torch.float32)
+    torch.testing.assert_close(y, want, rtol=2**-8, atol=2**-8 * want.abs().max().item())  # y rounded to bf16
+
+
 def test_converted_3d_unet_is_close_to_its_float_version():
     """MONAI's UNet (3-D, strided and transposed convolutions, instance norm): its convolutions on fp8, the
     transposed ones left; the output within 10% of the fp32 model's (measured here about 5.5%)."""

@@ -394,23 +394,25 @@ def scaled_forward_plan(
     activation: str | None,
     out_dtype: torch.dtype,
     config: Config | None = None,
+    out_format: torch.memory_format | None = None,
 ) -> Callable:
     """The plan of a forward convolution of 8-bit float operands (``tritonconv.fp8``), dequantised in the
-    kernel's epilogue: ``plan(input, weight, bias, weight_scale, input_scale)`` -> ``out_dtype``. The pointer GEMM
-    kernel, or the descriptor kernel for a config that asks for it (both epilogues scale); depthwise problems are
-    refused before this."""
+    kernel's epilogue: ``plan(input, weight, bias, weight_scale, input_scale)`` -> ``out_dtype``, in ``out_format``
+    (None: torch's rule). The pointer GEMM kernel, or the descriptor kernel for a config that asks for it (both
+    epilogues scale); depthwise problems are refused before this."""
     key = ("scaled", tensor_key(input), tensor_key(weight), tensor_key(bias), tensor_key(weight_scale), spec,
-           activation, out_dtype, config)
+           activation, out_dtype, config, out_format)
 
     def build() -> _ScaledPass:
-        fmt = geometry.output_memory_format(input, weight)
+        fmt = out_format or geometry.output_memory_format(input, weight)
         y = torch.empty(spec.output_shape, device="meta", dtype=out_dtype, memory_format=fmt)
         out = (tuple(y.shape), out_dtype, fmt)
         if input.device.type == "meta":
             return _ScaledPass(out, _same, lambda x, w, b, y, scales: y)
         one = torch.ones((), device=input.device)  # tuning times the kernel with a unit input scale
         run = lambda c: scaled_forward_plan(  # noqa: E731
-            input, weight, bias, weight_scale, spec, activation, out_dtype, c)(input, weight, bias, weight_scale, one)
+            input, weight, bias, weight_scale, spec, activation, out_dtype, c, out_format)(input, weight, bias,
+                                                                                          weight_scale, one)
         factors = geometry.pack_factors(spec, itemsize=1)
         if factors:  # a stem: its positions packed into channels, in chunks of 32 (fp8's MMA reduction)
             spec_p = geometry.packed(spec, factors, itemsize=1)

@@ -26,9 +26,8 @@ from collections.abc import Iterable
 
 import torch
 
-from . import _checks, dispatch, functional, shapes
+from . import _checks, dispatch, functional, geometry, shapes
 from ._checks import ACTIVATIONS
-from .geometry import output_memory_format
 
 __all__ = ["FP8_DTYPES", "OUT_DTYPES", "Conv", "FP8Report", "conv1d", "conv2d", "conv3d", "convert", "dequantize",
            "quantize"]
@@ -55,14 +54,19 @@ def quantize(tensor: torch.Tensor, per_channel_dim: int | None = None, dtype: to
     if not tensor.is_floating_point():
         raise TypeError(f"quantize: expected `tensor` to be floating point, got {tensor.dtype}")
     t = tensor.float()
+    scale = _amax_scale(t, per_channel_dim, dtype)
+    return _round(t / _along(scale, t.dim(), per_channel_dim), dtype), scale
+
+
+def _amax_scale(t: torch.Tensor, per_channel_dim: int | None, dtype: torch.dtype) -> torch.Tensor:
+    """:func:`quantize`'s scale of the fp32 tensor ``t``."""
     magnitude = t.abs().nan_to_num_(nan=0.0, posinf=0.0)  # the finite values' (no host sync)
     if per_channel_dim is None:
         amax = magnitude.amax()
     else:
         dims = [d for d in range(t.dim()) if d != per_channel_dim % t.dim()]
         amax = magnitude.amax(dim=dims) if dims else magnitude
-    scale = torch.where(amax > 0, amax / torch.finfo(dtype).max, torch.ones_like(amax))
-    return _round(t / _along(scale, t.dim(), per_channel_dim), dtype), scale
+    return torch.where(amax > 0, amax / torch.finfo(dtype).max, torch.ones_like(amax))
 
 
 def _along(scale: torch.Tensor, ndim: int, per_channel_dim: int | None) -> torch.Tensor:
@@ -72,10 +76,12 @@ def _along(scale: torch.Tensor, ndim: int, per_channel_dim: int | None) -> torch
     return scale.view([-1 if d == per_channel_dim % ndim else 1 for d in range(ndim)])
 
 
-def _round(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``t`` (already divided by its scale) in ``dtype``, saturating at its largest value."""
+def _round(t: torch.Tensor, dtype: torch.dtype, channels_inner: bool = False) -> torch.Tensor:
+    """``t`` (already divided by its scale) in ``dtype``, saturating at its largest value; ``channels_inner``: laid
+    out with dimension 1 innermost (NLC, NHWC, NDHWC memory), in the same pass."""
     top = torch.finfo(dtype).max
-    return t.clamp(-top, top).to(dtype)
+    t = t.clamp(-top, top)
+    return geometry.empty_channels_inner(t.shape, dtype, t.device).copy_(t) if channels_inner else t.to(dtype)
 
 
 def dequantize(q: torch.Tensor, scale: torch.Tensor, per_channel_dim: int | None = None) -> torch.Tensor:
@@ -133,7 +139,9 @@ def _check(op: str, input, weight, bias, input_scale, weight_scale, out_dtype, a
 
 
 def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, input_scale, weight_scale, out_dtype,
-          activation):
+          activation, out_channels_last: bool | None = None):
+    """The checked convolution; its output channels-last (4-D and 5-D) or not as ``out_channels_last`` says, or by
+    torch's rule (None: channels-last where the input or the weight is)."""
     op = f"fp8.conv{ndim}d"
     _check(op, input, weight, bias, input_scale, weight_scale, out_dtype, activation)
     spec = _checks.shape_spec(op, ndim, input, weight, bias, stride, padding, dilation, groups)
@@ -144,34 +152,44 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, input_sc
     w_scale = weight_scale.float().reshape(-1) if weight_scale.numel() > 1 else weight_scale.float().reshape(())
     x_scale = input_scale.float().reshape(())
     if _checks.is_traced(x):  # torch.compile, torch.export, fake tensors: the custom op
-        y = _conv_fp8_op(x, weight, bias, w_scale, x_scale, *functional._flat(spec), activation, out_dtype)
+        y = _conv_fp8_op(x, weight, bias, w_scale, x_scale, *functional._flat(spec), activation, out_dtype,
+                         out_channels_last)
     else:
-        y = _launch(x, weight, bias, w_scale, x_scale, spec, activation, out_dtype)
+        y = _launch(x, weight, bias, w_scale, x_scale, spec, activation, out_dtype, out_channels_last)
     return y.squeeze(0) if spec.unbatched else y
 
 
-def _launch(x, weight, bias, w_scale, x_scale, spec, activation, out_dtype) -> torch.Tensor:
+def _out_format(x: torch.Tensor, weight: torch.Tensor, channels_last: bool | None) -> torch.memory_format:
+    """The batched output's memory format (:func:`_conv`'s ``out_channels_last``)."""
+    if channels_last is None:
+        return geometry.output_memory_format(x, weight)
+    return geometry.CHANNELS_LAST.get(x.dim(), torch.contiguous_format) if channels_last else torch.contiguous_format
+
+
+def _launch(x, weight, bias, w_scale, x_scale, spec, activation, out_dtype, out_channels_last) -> torch.Tensor:
     """The checked, batched convolution on the kernels (eager calls and the custom op alike)."""
-    return dispatch.scaled_forward_plan(x, weight, bias, w_scale, spec, activation, out_dtype)(x, weight, bias, w_scale,
-                                                                                              x_scale)
+    plan = dispatch.scaled_forward_plan(x, weight, bias, w_scale, spec, activation, out_dtype,
+                                        out_format=_out_format(x, weight, out_channels_last))
+    return plan(x, weight, bias, w_scale, x_scale)
 
 
 @torch.library.custom_op("tritonconv::conv_fp8", mutates_args=())
 def _conv_fp8_op(
     input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, weight_scale: torch.Tensor,
     input_scale: torch.Tensor, stride: list[int], padding: list[int], dilation: list[int], groups: int,
-    activation: str | None, out_dtype: torch.dtype,
+    activation: str | None, out_dtype: torch.dtype, out_channels_last: bool | None,
 ) -> torch.Tensor:
     """What ``torch.compile`` sees of a checked fp8 convolution (batched; scales as the kernel takes them)."""
     spec = functional._spec(input.shape, weight.shape, stride, padding, dilation, groups)
-    return _launch(input, weight, bias, weight_scale, input_scale, spec, activation, out_dtype)
+    return _launch(input, weight, bias, weight_scale, input_scale, spec, activation, out_dtype, out_channels_last)
 
 
 @_conv_fp8_op.register_fake
-def _(input, weight, bias, weight_scale, input_scale, stride, padding, dilation, groups, activation, out_dtype):
+def _(input, weight, bias, weight_scale, input_scale, stride, padding, dilation, groups, activation, out_dtype,
+      out_channels_last):
     spec = functional._spec(input.shape, weight.shape, stride, padding, dilation, groups)
     return input.new_empty(spec.output_shape, dtype=out_dtype).contiguous(
-        memory_format=output_memory_format(input, weight))
+        memory_format=_out_format(input, weight, out_channels_last))
 
 
 _DOC = """{n}-D convolution of fp8 operands, dequantised: ``act(conv{n}d(input * input_scale, weight * weight_scale)
@@ -222,7 +240,9 @@ for _n, _fn in ((1, conv1d), (2, conv2d), (3, conv3d)):
 
 class Conv(torch.nn.Module):
     """An inference convolution on fp8 operands: the weight quantized once per output channel, the input
-    quantized per call with a fixed scale (``input_scale``, from calibration) or its own amax (dynamic).
+    quantized per call with a fixed scale (``input_scale``, from calibration) or its own amax (dynamic). Both are
+    held channels innermost (the input laid out so by the pass that rounds it: the kernels' fastest tiles, whatever
+    the caller's layout); the output is written in the input's layout.
 
     :param weight: the float weight ``(C_out, C_in / groups, *k)``, quantized here.
     :param bias: the float bias or None (kept in fp32).
@@ -240,7 +260,7 @@ class Conv(torch.nn.Module):
                  dtype: torch.dtype = torch.float8_e4m3fn) -> None:
         super().__init__()
         q, scale = quantize(weight.detach(), per_channel_dim=0, dtype=dtype)
-        self.register_buffer("weight", q)
+        self.register_buffer("weight", geometry.channels_inner(q))  # as the kernels read it in place
         self.register_buffer("weight_scale", scale)
         self.register_buffer("bias", None if bias is None else bias.detach().float())
         self.register_buffer("input_scale", None if input_scale is None else torch.tensor(float(input_scale),
@@ -250,13 +270,16 @@ class Conv(torch.nn.Module):
         self.ndim = weight.dim() - 2
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if self.input_scale is None:
-            x, scale = quantize(input, dtype=self.dtype)
-        else:
-            scale = self.input_scale
-            x = _round(input.float() / scale, self.dtype)
+        # quantized channels innermost, in the pass that rounds it (the layout every kernel reads fastest: on Hopper
+        # the descriptor kernel where NC(D)HW fp8 rows of no 16-byte multiple leave the pointer kernel), the output
+        # written in the input's layout
+        t = input.float()
+        scale = _amax_scale(t, None, self.dtype) if self.input_scale is None else self.input_scale
+        batched = input.dim() == self.ndim + 2
+        x = _round(t / scale, self.dtype, channels_inner=batched)
+        out_cl = batched and geometry.memory_format_of(input) != torch.contiguous_format
         y = _conv(self.ndim, x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, scale,
-                  self.weight_scale, self.out_dtype, None)
+                  self.weight_scale, self.out_dtype, None, out_cl)
         return y if input.dtype not in OUT_DTYPES else y.to(input.dtype)
 
     def extra_repr(self) -> str:
