@@ -216,7 +216,7 @@ def test_weight_gradient_with_taps_folded_into_the_columns(op, x_shape, w_shape,
     flipped or not, against torch. The heuristic folds such layers (fewer columns issued: 5.3x -> 1.09x for 7x7
     on 3) where they are not packed: unit-stride stems, groups, dilation (strided stems pack their positions into
     channels by default, tests/test_conv.py; not packed here, to reach the folded kernel with strides)."""
-    monkeypatch.setattr(geometry, "pack_factors", lambda spec: None)
+    monkeypatch.setattr(geometry, "pack_factors", lambda spec, transposed=False, itemsize=2: None)
     x = torch.randn(x_shape, device=DEVICE).contiguous(memory_format=fmt)
     w = torch.randn(w_shape, device=DEVICE)
     groups = kw.get("groups", 1)

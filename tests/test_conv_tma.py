@@ -35,7 +35,7 @@ CASES = [  # op, input, weight, arguments: odd sizes that no tile divides, paddi
 def layers_as_written(monkeypatch):
     """The descriptor kernels' own rules, on layers as written: the 8-channel layers here (the fewest a 16-byte
     bf16 row holds) would otherwise pack their positions into channels first (tests/test_conv.py tests that)."""
-    monkeypatch.setattr(geometry, "pack_factors", lambda spec, transposed=False: None)
+    monkeypatch.setattr(geometry, "pack_factors", lambda spec, transposed=False, itemsize=2: None)
 
 
 def run(op, x, w, b, cfg, activation=None, flip=False, **kwargs):
@@ -816,6 +816,34 @@ def test_narrow_channel_tiles_take_one_row_patches(kind, stride, monkeypatch):
             assert_close(dispatch.conv_grad_input(dy32, w32, spec, False, geometry.output_memory_format(x32, w32), c),
                          ref_dx)
     assert len(launched) >= len(configs) + 1
+
+
+@pytest.mark.parametrize("layout", ["channels_last", "contiguous"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_wide_patches_match_torch(layout, dtype, monkeypatch):
+    """Patches of 256 positions beside channel tiles of 32 (``tuning.wide_patch``: the 3-D U-Net's), spanning rows
+    channels-last and of whole rows NC(D)HW, in the forward and the input gradient, each through the descriptor
+    kernel, against torch (bias and relu on the forward)."""
+    launched = []
+    monkeypatch.setattr(tma.Launch, "__call__", lambda *a, _f=tma.Launch.__call__, **k: launched.append(1) or _f(*a, **k))
+    x = geometry.to_layout(torch.randn(1, 16, 3, 8, 32, device=DEVICE, dtype=torch.float64), layout).requires_grad_()
+    w = torch.randn(24, 16, 3, 3, 3, device=DEVICE, dtype=torch.float64)
+    b = torch.randn(24, device=DEVICE, dtype=torch.float64)
+    y = F.conv3d(x, w, b, padding=1)
+    dy = geometry.to_layout(torch.randn_like(y), layout)
+    (ref_dx,) = torch.autograd.grad(y, x, dy)
+    xd, wd, dyd = x.detach().to(dtype), w.to(dtype), dy.to(dtype)
+    spec = conv_spec("conv3d", 3, xd, wd, None, 1, 1, 1, 1)
+    for kind in ("conv", "conv_t"):
+        problem = tuning.Problem.for_launch(kind, dyd if kind == "conv_t" else xd, spec)
+        cfg = tuning.Config(256, 32, 16, group_m=1, num_warps=4, num_stages=3, **tuning.tma_patch(problem, 256))
+        assert cfg.tile_h > 1 and tuning.descriptors_launch(problem, cfg), cfg
+        if kind == "conv":
+            assert_close(run("conv3d", xd, wd, b.to(dtype), cfg, "relu", padding=1), F.relu(y.detach()), dtype)
+        else:
+            assert_close(dispatch.conv_grad_input(dyd, wd, spec, False, geometry.output_memory_format(xd, wd), cfg),
+                         ref_dx, dtype)
+    assert len(launched) == 2
 
 
 WGRAD_CASES = [  # the weight gradient through descriptors: channels-last and NC(D)HW operands, strided channels-last

@@ -550,3 +550,23 @@ def test_weight_gradient_patches_of_one_row_where_rows_or_planes_fill_them(name,
     nchw = tuning.Problem.of("conv_wgrad", "bfloat16", "contiguous", **prob)
     assert not tuning.one_row_patches(nchw, 64) and not tuning.plane_patches(nchw, 64)
     assert not shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"])
+
+
+def test_narrow_channel_tiles_take_wide_patches():
+    """Descriptor forwards and input gradients whose channel tiles are 32 or narrower (and so run untransposed, the patch
+    through registers) take 256 positions on 4 warps where that pads no more and leaves two waves of programs
+    (``tuning.wide_patch``): the 3-D U-Net's 32 channels in both layouts and passes, in bf16, fp8 and TF32; not 64-wide
+    tiles, not a small volume; the tuner's candidates hold them beside narrow tiles only."""
+    unet = dict(input_shape=(2, 32, 64, 64, 64), weight_shape=(32, 32, 3, 3, 3), padding=1)
+    for kind, layout, dtype, tf32 in [("conv", "channels_last", "bfloat16", False), ("conv_t", "contiguous", "bfloat16", False),
+                                      ("conv", "contiguous", "float8_e4m3fn", False), ("conv", "channels_last", "float32", True)]:
+        problem = tuning.Problem.of(kind, dtype, layout, **unet, tf32=tf32)
+        cfg = tuning.heuristic(problem, interpret=False, tma=True)
+        assert (cfg.block_m, cfg.block_n, cfg.num_warps) == (256, 32, 4) and cfg.tile_h, (kind, layout, dtype, cfg)
+        assert tuning.tma_padding(problem, 256) == 1.0 and any(c.block_m == 256 for c in tuning.tma_candidates(problem))
+    wide = tuning.Problem.of("conv", "bfloat16", "channels_last", (2, 64, 64, 64, 64), (64, 64, 3, 3, 3), padding=1)
+    assert tuning.heuristic(wide, interpret=False, tma=True).block_m == 128  # 64 channels: transposed MMAs
+    small = tuning.Problem.of("conv", "bfloat16", "channels_last", (1, 32, 16, 32, 32), (32, 32, 3, 3, 3), padding=1)
+    assert tuning.heuristic(small, interpret=False, tma=True).block_m == 128  # 64 programs of 256: under two waves
+    assert not any(c.block_m == 256 and (c.block_n > 32 or c.num_warps != 4) for c in tuning.tma_candidates(
+        tuning.Problem.of("conv", "bfloat16", "channels_last", (2, 32, 64, 64, 64), (128, 32, 3, 3, 3), padding=1)))

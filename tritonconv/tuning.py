@@ -337,6 +337,28 @@ def one_row_forward(problem: Problem, config: Config) -> bool:
     return covered((width,), (config.block_m,)) / width <= min(ROW_SLACK, tma_padding(problem, config.block_m))
 
 
+WIDE_PATCH = 256
+"""Positions of a descriptor forward's (or input gradient's) patch beside channel tiles of at most 32 (:func:`wide_patch`)."""
+
+
+def wide_patch(problem: Problem, config: Config) -> bool:
+    """Whether a descriptor forward or input gradient of 128-position patches over at most 32 output channels (the
+    3-D U-Net's 32, R(2+1)D's 144 mid channels in 32-wide tiles) takes :data:`WIDE_PATCH` positions instead, on the
+    same 4 warps: a main-loop step of those narrow tiles issued about 125-145 warp instructions a warp for 2-4 MMAs
+    (its first operand through registers: the patch spans rows), 3.75 and 2.21 per 1000 multiply-adds on sm_90 (bf16,
+    ``unet3d_64cube``, ``r2plus1d18_l1:spatial``), past the 16-bit MMA's pace (about 2.1); 256 positions take twice the
+    MMAs for 10-20% more instructions: 2.12 and 1.32, 128 and 179 registers, no spill. Where the wider patches pad the
+    positions no more and still fill two waves of the SMs' programs, four to a 132-SM GPU (the 256 registers a thread
+    of 512 positions would need allow two)."""
+    if (not config.tile_h or config.block_m != 128 or config.block_n > 32 or config.num_warps != 4
+            or config.tile_b * config.tile_h == 1 or tma.positions_as_n(
+                problem.layout == "channels_last", 0, config, problem.itemsize, problem.tf32)):
+        return False
+    rows, cols, _ = problem.gemm
+    tiles = problem.groups * triton.cdiv(rows, WIDE_PATCH) * triton.cdiv(cols, config.block_n)
+    return tiles >= 2 * 4 * 132 and tma_padding(problem, WIDE_PATCH) <= tma_padding(problem, config.block_m)
+
+
 def plane_patches(problem: Problem, positions: int) -> bool:
     """Whether a channels-innermost weight gradient reads its planes as rows in one-row patches of ``positions``
     (``Config.planes``, :func:`tritonconv.kernels.weight_grad.planes_as_rows`) where that costs at most
@@ -479,14 +501,13 @@ def descriptors_launch(problem: Problem, config: Config) -> bool:
 
 def tma_candidates(problem: Problem) -> list[Config]:
     """The descriptor kernels' configs for an eligible problem: forward and input gradient tiles of ``block_m``
-    positions (:data:`TMA_SPACE`), weight-gradient tiles of :data:`SPACES`' channels with ``block_k`` positions
-    of at least 64 per step (patches spanning rows and images, of one row, planes read as rows; TF32 tiles of either
-    step :data:`TF32_STEP`, as the heuristic's: 64-wide TF32 steps hold twice a 16-bit stage's shared memory, one
-    128 x 64 program per SM on sm_90, where 32-wide ones issue 1.5-1.8 warp instructions per 1000 multiply-adds,
-    far under the MMA's pace), every split count that
-    keeps four steps per partial sum (forwards' channel tiles under 64 on patches of one row too, :func:`one_row_forward`);
-    each one that
-    :func:`launches a descriptor kernel <descriptors_launch>`."""
+    positions (:data:`TMA_SPACE`; :data:`WIDE_PATCH` beside channel tiles of at most 32 on 4 warps), weight-gradient
+    tiles of :data:`SPACES`' channels with ``block_k`` positions of at least 64 per step (patches spanning rows and
+    images, of one row, planes read as rows; TF32 tiles of either step :data:`TF32_STEP`, as the heuristic's: 64-wide
+    TF32 steps hold twice a 16-bit stage's shared memory, one 128 x 64 program per SM on sm_90, where 32-wide ones
+    issue 1.5-1.8 warp instructions per 1000 multiply-adds, far under the MMA's pace), every split count that keeps
+    four steps per partial sum (forwards' channel tiles under 64 on patches of one row too, :func:`one_row_forward`);
+    each one that :func:`launches a descriptor kernel <descriptors_launch>`."""
     rows, cols, red = problem.gemm
     out: list[Config] = []
     def step(bk: int) -> int:  # TF32's steps: at most TF32_STEP
@@ -511,9 +532,11 @@ def tma_candidates(problem: Problem) -> list[Config]:
         return out
     low_k = min_k(problem)
     splits = FORWARD_SPLITS if small_output(problem) and not problem.by_phase else (1,)  # split in the kernel
-    for block_m, (bn, bk, warps, stages), split in itertools.product((64, 128), TMA_SPACE, splits):
+    for block_m, (bn, bk, warps, stages), split in itertools.product((64, 128, WIDE_PATCH), TMA_SPACE, splits):
         base = Config(block_m, clamp_pow2(cols, 16, bn), clamp_pow2(red, low_k, max(step(bk), low_k)), group_m=1,
                       num_warps=warps, num_stages=stages, split_k=split, **tma_patch(problem, block_m))
+        if block_m == WIDE_PATCH and (base.block_n > 32 or warps != 4):  # wide patches beside narrow tiles only
+            continue
         one_row = one_row_forward(problem, base)  # and patches of one row where channel tiles under 64 run untransposed
         for cfg in (base, dataclasses.replace(base, tile_b=1, tile_h=1)) if one_row else (base,):
             if (split == 1 or problem.taps * triton.cdiv(red, cfg.block_k) >= 2 * split) and cfg not in out \
@@ -696,6 +719,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
                                          num_warps=warps, **tma_patch(problem, tma_m))
             if one_row_forward(problem, chosen):  # the MMA's first operand a box of one row (channel tiles under 64 do
                 chosen = dataclasses.replace(chosen, tile_b=1, tile_h=1)  # not run transposed)
+            elif wide_patch(problem, chosen):
+                chosen = dataclasses.replace(chosen, block_m=WIDE_PATCH, **tma_patch(problem, WIDE_PATCH))
             cfg = chosen if descriptors_launch(problem, chosen) else cfg
     return cfg
 
