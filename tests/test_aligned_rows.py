@@ -4,6 +4,7 @@ forward's rows dealt into phases, or a strided input gradient's phases' rows (``
 ``geometry.aligned_planes``; the pointer kernel's ``ROW_VEC``, ``SHIFT``, ``FLAT``, ``DEAL``): the choice, and the
 forward and the input gradient against torch in float64, each case checked to take its path."""
 
+import dataclasses
 import math
 
 import pytest
@@ -500,6 +501,32 @@ def test_strided_weight_gradient_deals_its_runs_in_bf16(stride):
     assert (kwargs["X_VEC"], kwargs["X_KINDS"], kwargs["X_DEAL"]) == (8, 0b100000110, stride)
     ref = torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), (1, stride), 1)
     assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref, torch.bfloat16)
+
+def test_narrow_strided_weight_gradient_steps_256_positions():
+    """A 16-bit NC(D)HW weight gradient over channel tiles of at most 32 x 32 (``tuning.NARROW_WGRAD_STEP``:
+    ``ct_anisotropic``'s 32 x 16, strided (1, 2, 2)) steps 256 positions on the pointer kernel, its x read in 16-byte
+    runs dealt in registers (at 32 positions a tile held too few for runs), against torch."""
+    from benchmarks import static
+
+    g = torch.Generator().manual_seed(17)
+    x, w = torch.randn(1, 16, 2, 12, 64, generator=g).bfloat16(), torch.randn(32, 16, 1, 3, 3, generator=g).bfloat16()
+    spec = conv_spec("conv3d", 3, x, w, None, (1, 2, 2), (0, 1, 1), 1, 1)
+    dy = torch.randn(spec.output_shape, generator=g).bfloat16()
+    problem = tuning.Problem.for_launch("conv_wgrad", x, spec)
+    cfg = tuning.heuristic(problem, interpret=False, tma=True)
+    assert (cfg.block_m, cfg.block_n, cfg.block_k, cfg.tile_h) == (32, 16, 256, 0), cfg
+    with static.recording(execute=False) as launches:
+        dispatch.conv_grad_weight(dy, x, spec, False, cfg)
+    (kwargs,) = [kw for fn, _, kw, _ in launches if fn.fn.__name__ == "_conv_weight_grad_kernel"]
+    assert (kwargs["X_VEC"], kwargs["X_DEAL"]) == (8, 2)
+    ref = torch.nn.grad.conv3d_weight(x.double(), w.shape, dy.double(), (1, 2, 2), (0, 1, 1))
+    assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref, torch.bfloat16)
+    wide = tuning.Problem.of("conv_wgrad", "bfloat16", "contiguous", (1, 64, 2, 12, 64), (64, 64, 1, 3, 3),
+                             stride=(1, 2, 2), padding=(0, 1, 1))
+    assert tuning.heuristic(wide, interpret=False, tma=True).block_k == 32  # 64-wide tiles keep their steps
+    fp32 = dataclasses.replace(problem, dtype="float32")
+    assert tuning.heuristic(fp32, interpret=False, tma=True).block_k == 16
+
 
 def row_runs(x_shape, w_shape, stride=1, padding=1, dilation=1, transposed=False, block=32, dtype=torch.bfloat16,
              fmt=None, per_thread=16):

@@ -180,6 +180,27 @@ def test_narrow_channel_tiles_on_wide_patches_issue_fewer_instructions():
         assert per_mac[1] <= 0.65 * per_mac[0], per_mac
 
 
+def test_narrow_weight_gradients_step_positions_enough_to_issue_fewer_instructions():
+    """``tuning.NARROW_WGRAD_STEP``: the 3-D U-Net's channels-last weight gradient (32 x 32 descriptor tiles) and
+    ``ct_anisotropic``'s NCDHW one (32 x 16 pointer tiles, strided) step 256 positions; compiled for sm_90 they spill
+    nothing and their main loops issue at most half the warp instructions per multiply-add of the steps they replace
+    (64 and 32 positions)."""
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    for name, layout, kernel, before in (("unet3d_64cube", "channels_last", "_conv_weight_grad_tma_kernel", 64),
+                                         ("ct_anisotropic", "contiguous", "_conv_weight_grad_kernel", 32)):
+        (entry,) = [e for e in suite["conv3d"] if e["name"] == name]
+        problem = tuning.Problem.of("conv_wgrad", "bfloat16", layout, **shapes.suite_problem("conv3d", entry))
+        cfg = tuning.heuristic(problem, interpret=False, tma=True)
+        assert cfg.block_k == 256 and max(cfg.block_m, cfg.block_n) == 32, cfg
+        old = dataclasses.replace(cfg, block_k=before, **(tuning.tma_patch(problem, before) if cfg.tile_h else {}))
+        per_mac = []
+        for c in (old, cfg):
+            census = static.compiled_census(90, problem, c)
+            assert census["kernel"] == kernel and census["spill_store_bytes"] == 0, census
+            per_mac.append(census["loop_instructions"] * c.num_warps / (c.block_m * c.block_n * c.block_k))
+        assert per_mac[1] <= 0.5 * per_mac[0], (name, per_mac)
+
+
 def test_aligned_rows_let_ptxas_use_every_register_below_hopper():
     """Below sm_90 an aligned-rows launch (forward, input gradient, or weight gradient reading runs) compiles with
     ``maxnreg`` (ptxas otherwise traded a few spilled bytes for occupancy there); Hopper, the CPU, and 2-byte rows

@@ -359,6 +359,20 @@ def wide_patch(problem: Problem, config: Config) -> bool:
     return tiles >= 2 * 4 * 132 and tma_padding(problem, WIDE_PATCH) <= tma_padding(problem, config.block_m)
 
 
+NARROW_WGRAD_STEP = 256
+"""Positions a step of a 16-bit weight gradient over channel tiles of at most 32 x 32 (both kernels): a step's fixed
+costs (barriers, copies issued, counters; the pointer kernel's addresses) outweighed its 2-4 MMAs at 64 positions
+(32 on the NC(D)HW pointer tiles). sm_90, Triton 3.9, warp instructions per 1000 multiply-adds: the descriptor kernel
+6.29 -> 2.52 (32 x 32, a 3-D U-Net's 32 channels), 11.47 -> 4.46 (32 x 16); the NC(D)HW pointer kernel at strides
+(1, 2, 2) and (2, 2), its runs of x read 16 bytes at a time once a tile holds two per thread: 61.5 -> 18.5
+(``ct_anisotropic``, 32 x 16; Triton 3.6: 58.6 -> 24.4), 30.5 -> 9.6 (32 x 32), 122 -> 36 (16 x 16); no spill (128
+positions spilled 12-24 B on two of them). Such tiles also fill their shared memory at 0.27-0.4x the MMA rate
+(:func:`tritonconv.costmodel.fill_bytes`), which bounds them whatever their step: 256 positions bring the descriptor
+loops to that bound where they issued past it, and the pointer loops most of the way. Not 64 x 16 or 64 x 32 tiles
+(the stems', ``telemetry_k9``'s): their fill bound is the tighter one already, and 256 positions in 3 stages would
+leave one program per SM."""
+
+
 def plane_patches(problem: Problem, positions: int) -> bool:
     """Whether a channels-innermost weight gradient reads its planes as rows in one-row patches of ``positions``
     (``Config.planes``, :func:`tritonconv.kernels.weight_grad.planes_as_rows`) where that costs at most
@@ -627,9 +641,10 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         # NC(D)HW operands read in place (tiled by rows): per-element addresses need the registers of
         # 8 warps and smaller steps (ptxas spills otherwise; tests/test_compile.py)
         strided = problem.layout == "contiguous"
+        narrow = problem.dtype in ("float16", "bfloat16") and max(block_m, block_n) <= 32
         if strided:
             block_m, block_n, block_k = (min(block_m, 64), min(block_n, 64), 16) if problem.dtype in WIDE_DTYPES \
-                else (block_m, block_n, 32)
+                else (block_m, block_n, NARROW_WGRAD_STEP if narrow else 32)
         warps = 8 if strided or (problem.dtype in WIDE_DTYPES and block_m * block_n >= 128 * 128) else 4  # fp32: spills
         # NC(D)HW fp32 64 x 64 x 16 tiles spilled 4-16 B with 2-3 stages on 4 or 8 warps (Triton 3.6 or 3.9,
         # sm_80 or sm_90, depending on the layer); one stage on 8 warps spilled on none (tests/test_compile.py)
@@ -638,6 +653,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             return Config(block_m, block_n, block_k, group_m=1, num_warps=8, num_stages=stages, split_k=split,
                           fold=fold)
         positions = TF32_STEP if problem.tf32 else 64
+        if narrow and tma_padding(problem, NARROW_WGRAD_STEP) <= tma_padding(problem, positions):
+            positions = NARROW_WGRAD_STEP
         if tma and mma_tiles(problem) and not fp8(problem) and tma_eligible(problem) \
                 and tma_padding(problem, positions) <= TMA_PADDING:
             # the descriptor kernel: patches of 64 positions per step (four k-steps of the MMA; TF32's 32), no
