@@ -341,22 +341,22 @@ WIDE_PATCH = 256
 """Positions of a descriptor forward's (or input gradient's) patch beside channel tiles of at most 32 (:func:`wide_patch`)."""
 
 
-def wide_patch(problem: Problem, config: Config) -> bool:
+def wide_patch(problem: Problem, config: Config, sm_count: int = 132) -> bool:
     """Whether a descriptor forward or input gradient of 128-position patches over at most 32 output channels (the
     3-D U-Net's 32, R(2+1)D's 144 mid channels in 32-wide tiles) takes :data:`WIDE_PATCH` positions instead, on the
     same 4 warps: a main-loop step of those narrow tiles issued about 125-145 warp instructions a warp for 2-4 MMAs
     (its first operand through registers: the patch spans rows), 3.75 and 2.21 per 1000 multiply-adds on sm_90 (bf16,
     ``unet3d_64cube``, ``r2plus1d18_l1:spatial``), past the 16-bit MMA's pace (about 2.1); 256 positions take twice the
     MMAs for 10-20% more instructions: 2.12 and 1.32, 128 and 179 registers, no spill. Where the wider patches pad the
-    positions no more and still fill two waves of the SMs' programs, four to a 132-SM GPU (the 256 registers a thread
-    of 512 positions would need allow two)."""
+    positions no more and still fill two waves of four programs on each of ``sm_count`` SMs (the 256 registers a
+    thread of 512 positions would need allow two programs)."""
     if (not config.tile_h or config.block_m != 128 or config.block_n > 32 or config.num_warps != 4
             or config.tile_b * config.tile_h == 1 or tma.positions_as_n(
                 problem.layout == "channels_last", 0, config, problem.itemsize, problem.tf32)):
         return False
     rows, cols, _ = problem.gemm
     tiles = problem.groups * triton.cdiv(rows, WIDE_PATCH) * triton.cdiv(cols, config.block_n)
-    return tiles >= 2 * 4 * 132 and tma_padding(problem, WIDE_PATCH) <= tma_padding(problem, config.block_m)
+    return tiles >= 2 * 4 * sm_count and tma_padding(problem, WIDE_PATCH) <= tma_padding(problem, config.block_m)
 
 
 NARROW_WGRAD_STEP = 256
@@ -736,7 +736,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
                                          num_warps=warps, **tma_patch(problem, tma_m))
             if one_row_forward(problem, chosen):  # the MMA's first operand a box of one row (channel tiles under 64 do
                 chosen = dataclasses.replace(chosen, tile_b=1, tile_h=1)  # not run transposed)
-            elif wide_patch(problem, chosen):
+            elif wide_patch(problem, chosen, sm_count):
                 chosen = dataclasses.replace(chosen, block_m=WIDE_PATCH, **tma_patch(problem, WIDE_PATCH))
             cfg = chosen if descriptors_launch(problem, chosen) else cfg
     return cfg
