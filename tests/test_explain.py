@@ -132,3 +132,19 @@ def test_fp32_is_explained_in_the_precision_torch_allows(monkeypatch):
     assert not any(p.problem.tf32 or p.config.tile_h for p in ieee.passes) and "TF32" not in str(ieee)
     assert all(p.problem.tf32 and p.config.tile_h for p in tf32.passes) and "float32 (TF32 products)" in str(tf32)
     assert all(t.predicted_ms < i.predicted_ms for t, i in zip(tf32.passes, ieee.passes))
+
+
+def test_fp8_layers_are_explained_forward_only():
+    """``tritonconv.fp8`` operands: the forward alone (inference), as ``fp8.conv2d`` runs it, a stem packed into chunks
+    of 32 channels (fp8's MMA reduction) on the descriptor kernel; weights of another dtype and depthwise layers refused."""
+    fp8 = torch.float8_e4m3fn
+    x, w = torch.empty(32, 3, 224, 224, device="meta", dtype=fp8), torch.empty(64, 3, 7, 7, device="meta", dtype=fp8)
+    found = tritonconv.explain(x, w, stride=2, padding=3)
+    (forward,) = found.passes
+    assert found.op == "fp8.conv2d" and forward.name == "forward" and forward.problem.weight_shape == (64, 32, 4, 4)
+    assert forward.kernel == "descriptor (TMA) GEMM, packed 3->32 ch" and "float8_e4m3fn" in str(found)
+    with pytest.raises(TypeError, match="weight"):
+        tritonconv.explain(x, w.to(torch.float8_e5m2), stride=2, padding=3)
+    with pytest.raises(ValueError, match="depthwise"):
+        tritonconv.explain(torch.empty(2, 32, 8, 8, device="meta", dtype=fp8),
+                           torch.empty(32, 1, 3, 3, device="meta", dtype=fp8), padding=1, groups=32)

@@ -20,7 +20,7 @@ import dataclasses
 import torch
 
 from . import cache, costmodel, geometry, shapes, tuning
-from ._checks import conv_spec
+from ._checks import conv_spec, shape_spec
 from ._descriptors import nc_dealt
 from .geometry import DEPTHWISE_KIND, Config, Problem
 
@@ -147,7 +147,8 @@ def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
             dilation=1, groups: int = 1, *, gpu: str = "NVIDIA H200", tma: bool | None = None) -> Explanation:
     """What ``conv{1,2,3}d(input, weight, bias, stride, padding, dilation, groups)`` runs on a GPU called ``gpu``,
     pass by pass, and the cost model's predictions of it; nothing runs and no memory is needed (``device="meta"``
-    tensors serve). The arguments are checked as the convolution checks them.
+    tensors serve). The arguments are checked as the convolution checks them. fp8 operands (``tritonconv.fp8``'s
+    ``float8_e4m3fn`` or ``float8_e5m2``): its forward only.
 
     :param input: the layer's input: its shape, dtype and layout (NC(D)HW or channels-last) are what count.
     :param weight: the layer's weight, ``(C_out, C_in / groups, *kernel)``.
@@ -162,15 +163,20 @@ def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
         kernels use; None: as its name says (:data:`TMA_NAMES`).
     """
     ndim = weight.dim() - 2
-    op = f"conv{ndim}d"
+    dtype = str(input.dtype).removeprefix("torch.")
+    quantised = dtype.startswith("float8")  # tritonconv.fp8's forward
+    op = f"fp8.conv{ndim}d" if quantised else f"conv{ndim}d"
     if ndim not in (1, 2, 3):
         raise ValueError(f"explain: expected `weight` of 3 to 5 dimensions (conv1d to conv3d), got {weight.dim()}")
-    spec = conv_spec(op, ndim, input, weight, bias, stride, padding, dilation, groups)
-    dtype = str(input.dtype).removeprefix("torch.")
+    if quantised and weight.dtype != input.dtype:
+        raise TypeError(f"explain: expected `weight` dtype {input.dtype} as the fp8 input's, got {weight.dtype}")
+    spec = (shape_spec if quantised else conv_spec)(op, ndim, input, weight, bias, stride, padding, dilation, groups)
     layout = geometry.layout_of(input if input.dim() == ndim + 2 else input.unsqueeze(0))
     device = costmodel.device_for(gpu)
     tma = any(name in gpu for name in TMA_NAMES) if tma is None else tma
     depthwise = shapes.is_depthwise(spec.input_shape, spec.weight_shape, spec.groups)
+    if quantised and depthwise:
+        raise ValueError(f"explain: {op} refuses depthwise layers (groups == input channels, {spec.groups})")
     tf32 = geometry.allows_tf32(input.dtype)  # as a GPU would multiply now
 
     def written(kind: str) -> Problem:  # the layer as the caller wrote it, for the pass of ``kind``
@@ -180,7 +186,7 @@ def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 
     useful = shapes.conv_macs(spec.input_shape, spec.weight_shape, spec.output_shape)
     passes = []
-    for name, kind in PASSES.items():
+    for name, kind in list(PASSES.items())[:1] if quantised else PASSES.items():  # fp8: inference, forward only
         layer = written(kind)
         problem, cfg, source = _plan(layer, device, tma)
         best = costmodel.rank(problem, tuning.candidates(problem, tma=tma, sm_count=device.sms) or [cfg], device)[0]
