@@ -29,3 +29,19 @@ def test_readme_opens_with_the_quick_start_before_the_capability_list():
     assert text.index("## Quick start") < text.index("## Performance") < text.index("## What it does")
     intro = text.split("<!-- --8<-- [start:intro] -->")[1].split("## Quick start")[0].strip()
     assert len(intro.splitlines()) == 3
+
+
+def test_the_explain_example_prints_what_the_readme_says():
+    """The README's ``tritonconv.explain`` example, run as written: the forward's channels-last saving it quotes is the
+    one printed (the cost model or the heuristic moving changes it)."""
+    import re
+
+    import tritonconv  # noqa: F401  (the example's namespace)
+
+    text = ROOT.joinpath("README.md").read_text()
+    section = text.split("### What a layer runs: `tritonconv.explain`")[1]
+    code = section.split("```python")[1].split("```")[0].replace("print(", "found = (")
+    scope: dict = {"torch": __import__("torch"), "tritonconv": tritonconv}
+    exec(code, scope)
+    quoted = re.search(r"here\s+([\d.]+)x less time for the forward", section).group(1)
+    assert f"forward: channels-last activations predict {quoted}x less time" in str(scope["found"])
