@@ -293,6 +293,10 @@ EPILOGUES = {"_sum_partials_kernel"}
 census; ``tests/test_compile.py`` compiles them with every other variant."""
 
 
+DTYPES = {**tune.DTYPES, "fp8": "float8_e4m3fn"}
+"""The dtypes a report compiles: the tuner's, and fp8 (``tritonconv.fp8``: forwards only, depthwise layers refused)."""
+
+
 def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], suite: dict) -> list[dict]:
     """One row per main kernel of each suite layer's pass (the heuristic's config for ``arch``): ptxas's report,
     the main loop's census, programs per SM."""
@@ -301,10 +305,13 @@ def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], s
     todo = [(name, prob, dtype, layout, kind) for name, prob in tune.suite_problems(suite)
             for dtype in dtypes for layout in layouts for kind in kinds]
     for name, prob, dtype, layout, kind in todo:
-        if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
+        depthwise = shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"])
+        if dtype == "fp8" and (kind != "conv" or depthwise):
+            continue
+        if depthwise:
             kind = tuning.DEPTHWISE_KIND[kind]
-        problem = tuning.Problem.of(kind, tune.DTYPES[dtype], layout, **prob,
-                                    tf32=geometry.allows_tf32(getattr(torch, tune.DTYPES[dtype])))
+        problem = tuning.Problem.of(kind, DTYPES[dtype], layout, **prob,
+                                    tf32=geometry.allows_tf32(getattr(torch, DTYPES[dtype])))
         cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)  # as a GPU of that arch chooses
         with recording(execute=False) as launches:
             tune.runner(problem, cpu)(cfg)
@@ -500,13 +507,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.static", description=__doc__.split("\n\n")[0])
     p.add_argument("--suite", type=Path, default=ROOT / "shapes.json")
     p.add_argument("--arch", type=int, default=90, help="compute capability, e.g. 90 (H100/H200), 80 (A100)")
-    p.add_argument("--dtype", nargs="+", choices=list(tune.DTYPES), default=["bf16"])
+    p.add_argument("--dtype", nargs="+", choices=list(DTYPES), default=["bf16"],
+                   help="fp8: tritonconv.fp8's e4m3 forwards")
     p.add_argument("--layout", nargs="+", choices=["channels_last", "contiguous"], default=["channels_last", "contiguous"])
     p.add_argument("--kinds", nargs="+", choices=list(tuning.DEPTHWISE_KIND), default=list(tuning.DEPTHWISE_KIND))
     p.add_argument("--out", type=Path, default=ROOT / "results" / "static", help="where the JSON lines go")
     p.add_argument("--rows", action="store_true", help="NC(D)HW row tiles against the same tiles channels-last")
     p.add_argument("--tf32", action="store_true", help="fp32 products in TF32 (torch's matmul precision \"high\")")
     args = p.parse_args(argv)
+    if args.rows and "fp8" in args.dtype:
+        p.error("--rows compares 16- and 32-bit NC(D)HW row tiles; fp8 has no report of them")
     if args.tf32:
         torch.set_float32_matmul_precision("high")
     meta = {"what": "static compile report (no GPU, no timing)", "arch": f"sm_{args.arch}", "triton": triton.__version__,

@@ -373,3 +373,23 @@ def test_an_fp8_problem_tunes_and_the_cost_model_counts_its_rate_and_bytes():
     assert costmodel.moved(problem, cfg) == (32 * 30 + 16 * 32 * 9) + 2 * 16 * 30  # 1-byte operands, 2-byte output
     fast = dataclasses.replace(costmodel.DATASHEET, bandwidth=1e30, t0=0.0)  # the products alone
     assert math.isclose(costmodel.predict(bf16, cfg, fast), 2 * costmodel.predict(problem, cfg, fast))
+
+
+def test_the_tuner_and_the_compile_report_run_fp8_forwards():
+    """``tune.runner`` times an fp8 problem through its scaled plan (the scaled kernel on fp8 operands laid out as the
+    problem says, under the interpreter here); ``benchmarks.static --dtype fp8`` compiles the forwards alone (no
+    gradient in fp8), on sm_90 wgmma on e4m3."""
+    from benchmarks import static
+    from tritonconv import tune
+
+    problem = tuning.Problem.of("conv", "float8_e4m3fn", "channels_last", (1, 16, 5, 7), (16, 16, 3, 3), padding=1)
+    with static.recording() as launches:
+        y = tune.runner(problem, torch.device("cpu"))(tuning.heuristic(problem, interpret=True))
+    ((fn, args, kwargs, _),) = launches
+    assert kwargs["SCALED"] and args[0].dtype == torch.float8_e4m3fn and args[0].stride(1) == 1
+    assert y.shape == problem.output_shape and y.dtype == torch.bfloat16 and torch.isfinite(y.float()).all()
+    pytest.importorskip("triton.backends.nvidia")
+    mini = {"conv2d": [dict(name="l", N=2, C=32, H=9, W=16, OC=64, k=[3, 3], s=[1, 1], p=[1, 1], d=[1, 1])]}
+    rows = static.report(90, ["fp8"], ["channels_last"], ["conv", "conv_t", "conv_wgrad"], mini)
+    assert [(r["kind"], r["dtype"], r["instruction"]) for r in rows] == [("conv", "fp8", "wgmma")]
+    assert rows[0]["spill_store_bytes"] == 0 and rows[0]["loop_math_op"] == "QGMMA"

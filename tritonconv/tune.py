@@ -95,13 +95,22 @@ def kernelbench_problems(data: dict) -> Iterator[tuple[str, dict, bool]]:
 
 def runner(problem: tuning.Problem, device: torch.device) -> Callable[[tuning.Config], torch.Tensor]:
     """Random operands for ``problem`` on ``device`` and a function launching its kernel with a given config
-    (what the tuner times; it returns the kernel's output)."""
+    (what the tuner times; it returns the kernel's output); an fp8 problem's (``tritonconv.fp8``, forward only)
+    through its scaled plan."""
     dtype = getattr(torch, problem.dtype)
 
     def rand(shape, layout=problem.layout):
         return geometry.to_layout(torch.randn(shape, device=device, dtype=dtype), layout)
 
     spec = problem.spec
+    if tuning.fp8(problem):  # tritonconv.fp8's forward: operands rounded to fp8, unit scales, a bf16 output
+        def rounded(shape, layout):
+            return geometry.to_layout(torch.randn(shape, device=device), layout).to(dtype)
+
+        xq, wq = rounded(problem.input_shape, problem.layout), rounded(problem.weight_shape, tuning.weight_layout(problem))
+        ws, one = torch.ones(problem.weight_shape[0], device=device), torch.ones((), device=device)
+        return lambda cfg: dispatch.scaled_forward_plan(xq, wq, None, ws, spec, None, torch.bfloat16, cfg)(
+            xq, wq, None, ws, one)
     w = rand(problem.weight_shape, tuning.weight_layout(problem))  # as the benchmarks hold weights
     if problem.kind in ("conv", "conv_dw"):
         x = rand(problem.input_shape)
