@@ -6,18 +6,19 @@
 Each case draws a configuration from ``random.Random(seed + i)``: 1-D, 2-D or 3-D; convolution or transposed
 convolution; batch, channels, groups (depthwise included; a share of cases one group of the suite's 32-128 channels,
 half of those with unit stride and 'same' padding in 16 bits, as its layers), kernel, stride (also larger than the
-kernel), padding (``'same'`` too), dilation, output padding, bias, contiguous or channels-last operands, a weight
-and bias sliced out of larger tensors (every other element, the others NaN), an output gradient expanded, sliced or
-with its axes reversed in memory, fp32, fp16 or bf16; and the configs: the ones a call would take (cached or
-heuristic), or for each launch one drawn from every candidate the tuner may time (``tuning.candidates``: descriptor
-tiles and relayout copies where the device has TMA, split and folded reductions...), since a cached config also
-serves the other shapes of its bucket untimed. tritonconv's output and its input, weight and bias gradients (through
-autograd, as training runs them) are compared with float64 PyTorch on the same operands, and so are PyTorch's own in
-the case's dtype (cuDNN on a GPU), by relative L2 error; a case fails when tritonconv's error on a tensor passes the
-dtype's tolerance and twice PyTorch's own on it (what the operands' rounding to the dtype costs an ill-conditioned
-result: a one-channel bias gradient in fp16 summing to near zero erred 0.024 in PyTorch). One JSON line per case,
-then a summary; the exit status is 1 if any case failed. A case whose drawn config is out of the GPU's resources (as
-tuning skips it) is not run (``ok`` null). A failing case is reproduced by its seed alone."""
+kernel), padding (``'same'`` too), dilation, output padding, bias, contiguous or channels-last operands, a weight and
+bias sliced out of larger tensors (every other element, the others NaN), an output gradient expanded, sliced or with
+its axes reversed in memory, fp32, fp16 or bf16 (a share of forwards in fp8, :data:`FP8`); and the configs: the ones a
+call would take (cached or heuristic), or for each launch one drawn from every candidate the tuner may time
+(``tuning.candidates``: descriptor tiles and relayout copies where the device has TMA, split and folded
+reductions...), since a cached config also serves the other shapes of its bucket untimed. tritonconv's output and its
+input, weight and bias gradients (through autograd, as training runs them) are compared with float64 PyTorch on the
+same operands, and so are PyTorch's own in the case's dtype (cuDNN on a GPU), by relative L2 error; a case fails when
+tritonconv's error on a tensor passes the dtype's tolerance and twice PyTorch's own on it (what the operands' rounding
+to the dtype costs an ill-conditioned result: a one-channel bias gradient in fp16 summing to near zero erred 0.024 in
+PyTorch). One JSON line per case, then a summary; the exit status is 1 if any case failed. A case whose drawn config
+is out of the GPU's resources (as tuning skips it) is not run (``ok`` null). A failing case is reproduced by its seed
+alone."""
 
 from __future__ import annotations
 
@@ -42,7 +43,12 @@ WIDE = 0.15
 """The share of cases of one group of :data:`WIDE_CHANNELS`: tiles of 64 and 128 output channels, which the
 suite's layers take (and with them the patches only such tiles take: planes read as rows, one-row patches)."""
 WIDE_CHANNELS = (32, 64, 128)
-TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2}  # rel. L2 vs float64 (as benchmarks.run)
+TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2,  # rel. L2 vs float64 (as benchmarks.run)
+       torch.float8_e4m3fn: 1e-4}  # fp8: exact products summed in fp32, against the dequantised operands in float64
+FP8 = 0.1
+"""The share of forward, non-depthwise cases run in fp8 (``tritonconv.fp8``, e4m3): ``fp8.convNd`` on operands
+quantised in the case's layout, or a converted ``fp8.Conv`` module (its input quantised channels innermost, its output
+in the input's layout) with a static input scale; against the dequantised operands' convolution."""
 
 
 def draw(seed: int) -> dict:
@@ -91,6 +97,9 @@ def draw(seed: int) -> dict:
         case.update(transposed=False, k=k, stride=[1] * ndim, padding="same", dilation=[1] * ndim,
                     output_padding=None, dtype=wide.choice(("float16", "bfloat16")),
                     sizes=[wide.randint(max(ki - 1, 2), size_max) for ki in k])
+    q = random.Random(f"fp8:{seed}")  # (likewise)
+    if q.random() < FP8 and not depthwise and not transposed:  # tritonconv.fp8's forward, functional or a module
+        case.update(dtype="float8_e4m3fn", views=False, fp8=q.choice(("functional", "module")))
     return case
 
 
@@ -174,6 +183,8 @@ def check(case: dict, device: torch.device) -> dict:
         y.backward(grad_output(y.shape, dt))
         return [y, xs.grad, grad(wl)] + ([grad(bl)] if bl is not None else [])
 
+    if case.get("fp8"):
+        return check_fp8(case, device, x, w, b, name, args, layout)
     ref = run(getattr(F, name), torch.float64)
     row = {**case}
     tma = device.type == "cpu" or torch.cuda.get_device_capability(device)[0] >= 9  # the interpreter emulates TMA
@@ -196,6 +207,50 @@ def check(case: dict, device: torch.device) -> dict:
             row["picked"] = picked
     errs, theirs = row["tritonconv"], row.get("torch", {})
     row["ok"] = "error" not in errs and all(e <= max(TOL[dtype], 2 * theirs.get(k, 0.0)) for k, e in errs.items())
+    return row
+
+
+def check_fp8(case: dict, device: torch.device, x, w, b, name: str, args: tuple, layout: str) -> dict:
+    """An fp8 case (:data:`FP8`): tritonconv's output (fp32) and PyTorch's fp32 convolution of the dequantised operands
+    against float64's, as :func:`check` compares."""
+    from tritonconv import fp8
+
+    xq, xs = fp8.quantize(geometry.to_layout(x.to(device), layout))
+    wq, ws = fp8.quantize(geometry.to_layout(w.to(device), layout) if case["ndim"] > 1 else w.to(device), 0)
+    bias = None if b is None else b.to(device)
+    xd, wd = fp8.dequantize(xq, xs), fp8.dequantize(wq, ws, 0)
+    ref = getattr(F, name)(xd.double(), wd.double(), None if bias is None else bias.double(), *args)
+    row, tma = {**case}, device.type == "cpu" or torch.cuda.get_device_capability(device)[0] >= 9
+
+    def ours() -> torch.Tensor:
+        if case["fp8"] == "functional":
+            return getattr(fp8, name)(xq, wq, bias, *args, input_scale=xs, weight_scale=ws, out_dtype=torch.float32)
+        conv = getattr(torch.nn, f"Conv{case['ndim']}d")(case["C"], case["OC"], case["k"], *args[:1], padding=args[1],
+                                                         dilation=args[2], groups=args[3], bias=bias is not None)
+        with torch.no_grad():
+            conv.weight.copy_(wd)  # quantised again by the module: the same values, per-channel scales alike
+            if bias is not None:
+                conv.bias.copy_(bias)
+        module = fp8.Conv(conv.weight.to(device), None if bias is None else conv.bias.to(device), conv.stride,
+                          conv.padding, conv.dilation, conv.groups, input_scale=xs.item(), out_dtype=torch.float32)
+        return module(xd)  # rounds to xq again (xs is its amax scale)
+
+    picked: list[dict] = []
+    drawing = case.get("configs") == "drawn"
+    for impl, fn in (("tritonconv", ours), ("torch", lambda: getattr(F, name)(xd, wd, bias, *args))):
+        try:
+            with drawn_configs(case["seed"] + 2, tma, picked) if drawing and impl == "tritonconv" else \
+                    contextlib.nullcontext(), torch.no_grad():
+                row[impl] = {"out": rel_err(fn(), ref)}
+        except Exception as exc:
+            if drawing and isinstance(exc, OutOfResources):
+                row[impl], row["picked"], row["ok"] = {"skipped": f"{exc}"[:300]}, picked, None
+                return row
+            row[impl] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    if picked:
+        row["picked"] = picked
+    errs, theirs = row["tritonconv"], row.get("torch", {})
+    row["ok"] = "error" not in errs and errs["out"] <= max(TOL[torch.float8_e4m3fn], 2 * theirs.get("out", 0.0))
     return row
 
 

@@ -146,6 +146,24 @@ def test_gradient_passes_are_timed_alone_and_checked(tmp_path, monkeypatch):
     assert run.main([*args[:-1], "bad.jsonl", "--passes", "weight_grad"]) == 1
 
 
+def test_fuzz_runs_fp8_forwards_and_catches_a_planted_fault(monkeypatch):
+    """A share of forward cases run in fp8 (``fuzz.FP8``), functional or through a converted ``fp8.Conv``, against the
+    dequantised operands' convolution; an fp8 convolution off by a little fails its case."""
+    from benchmarks import fuzz
+    from tritonconv import fp8
+
+    cases = [c for c in map(fuzz.draw, range(400)) if c.get("fp8")]
+    assert 0.03 < len(cases) / 400 < 0.15 and {c["fp8"] for c in cases} == {"functional", "module"}
+    assert not any(c["transposed"] or c["views"] for c in cases)
+    for kind in ("functional", "module"):
+        case = next(c for c in cases if c["fp8"] == kind and c["ndim"] == 2)
+        assert fuzz.check(case, torch.device("cpu"))["ok"], case
+    case = next(c for c in cases if c["fp8"] == "functional" and c["ndim"] == 2)
+    real = fp8.conv2d
+    monkeypatch.setattr(fp8, "conv2d", lambda *a, **k: real(*a, **k) * 1.001)
+    assert fuzz.check(case, torch.device("cpu"))["ok"] is False
+
+
 def test_fuzz_draws_valid_cases_and_catches_a_planted_fault(monkeypatch, capsys):
     """Every drawn configuration is one torch accepts; a tritonconv op off by a little fails its case."""
     from benchmarks import fuzz
