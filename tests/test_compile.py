@@ -158,6 +158,21 @@ def test_tf32_layers_take_descriptor_tiles_that_read_shared_memory(monkeypatch):
     assert [r for r in rows if r["spill_store_bytes"] or r["wgmma_serialized"]] == []
 
 
+def test_tf32_nchw_strided_forwards_keep_their_mmas_in_flight(monkeypatch):
+    """TF32 NCHW forwards strided 2 (their rows dealt into phases in registers) step 16 channels on the descriptor
+    kernel (``tuning.TF32_DEALT_STEP``): at 32, Triton 3.6 had ptxas serialize every MMA of ``resnet50_l2_3x3s2``'s and
+    ``r3d18_l2_s2``'s loops; at 16 neither Triton does."""
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    for op, name in (("conv2d", "resnet50_l2_3x3s2"), ("conv3d", "r3d18_l2_s2")):
+        (entry,) = [e for e in suite[op] if e["name"] == name]
+        problem = tuning.Problem.of("conv", "float32", "contiguous", **shapes.suite_problem(op, entry), tf32=True)
+        cfg = tuning.heuristic(problem, interpret=False, tma=True)
+        assert cfg.tile_h and cfg.block_k == tuning.TF32_DEALT_STEP, cfg
+        census = static.compiled_census(90, problem, cfg)
+        assert census["wgmma_serialized"] == "" and census["spill_store_bytes"] == 0, census
+
+
 def test_narrow_channel_tiles_on_wide_patches_issue_fewer_instructions():
     """The 3-D U-Net's 32 output channels (``tuning.wide_patch``): its heuristic forward and input-gradient tiles take
     256 positions in both layouts and compile for sm_90 without spilling or serialized MMAs, their main loops issuing

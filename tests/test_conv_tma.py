@@ -1118,6 +1118,7 @@ TF32_CASES = [  # channels-last layers whose Hopper TF32 configs take patches of
     ("conv2d", (2, 32, 8, 16), (64, 32, 3, 3), dict(padding=1, stride=2)),
     ("conv1d", (2, 16, 64), (64, 16, 3), dict(padding=2, dilation=2)),
     ("conv3d", (2, 16, 2, 8, 8), (64, 16, 3, 3, 3), dict(padding=1)),
+    ("conv2d", (2, 32, 8, 32), (64, 32, 3, 3), dict(padding=1, stride=2)),  # NCHW: rows dealt, 16-wide steps
 ]
 
 

@@ -36,7 +36,7 @@ import triton
 
 from . import cache, geometry
 from ._checks import ConvSpec
-from ._descriptors import flat_geometry, folds_stride, nc_box_runs, nc_flat, nc_row_shift, nc_row_width, seam_share
+from ._descriptors import flat_geometry, folds_stride, nc_box_runs, nc_dealt, nc_flat, nc_row_shift, nc_row_width, seam_share
 from ._runtime import TensorDescriptor
 from .geometry import DEPTHWISE_KIND, KINDS, Config, Problem
 from .kernels import tma, weight_grad
@@ -357,6 +357,15 @@ def wide_patch(problem: Problem, config: Config, sm_count: int = 132) -> bool:
     rows, cols, _ = problem.gemm
     tiles = problem.groups * triton.cdiv(rows, WIDE_PATCH) * triton.cdiv(cols, config.block_n)
     return tiles >= 2 * 4 * sm_count and tma_padding(problem, WIDE_PATCH) <= tma_padding(problem, config.block_m)
+
+
+TF32_DEALT_STEP = 16
+"""Channels a step of a TF32 NC(D)HW forward strided 2 along height and width (its rows dealt into phases in
+registers, :func:`tritonconv._descriptors.nc_dealt`) on the descriptor kernel: at 32 (:data:`TF32_STEP`) Triton 3.6,
+the GPU machine's, loads the dealt operand's registers for the step's four 8-deep MMAs at the top of the loop while
+the last step's are in flight, and ptxas serializes every MMA ("non wgmma instructions defining input registers of
+a wgmma", ``resnet50_l2_3x3s2``, ``r3d18_l2_s2``); at 16, two MMAs a step, none serialized on 3.6 or 3.9: 3.5-3.7
+warp instructions per 1000 multiply-adds on sm_90 (2.1 at 32), under the TF32 MMA's pace (about 4.2)."""
 
 
 NARROW_WGRAD_STEP = 256
@@ -711,6 +720,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         block_k = max(min(block_k, wide_step(problem)), min_k(problem))
         warps = 8 if block_m * block_n >= 128 * 64 else warps
     descriptor_k = block_k  # (a descriptor loop computes no addresses: the NC(D)HW clamp below is the pointer kernel's)
+    if problem.tf32 and problem.kind == "conv" and problem.layout == "contiguous" and nc_dealt(problem.spec):
+        descriptor_k = min(descriptor_k, TF32_DEALT_STEP)
     if problem.layout == "contiguous":  # NC(D)HW read in place: see conv_wgrad (32-channel steps; fp32's 16, above)
         block_k = max(min(block_k, 32), min_k(problem))
     stages = 2 if problem.taps * red <= block_k else 3
