@@ -697,3 +697,31 @@ for name, (net, shape) in nets.items():
             got = fp8.convert(copy.deepcopy(net), calibration=batches)(x)
             err = ((got.float() - want).norm() / want.norm()).item()
             print(f"{name:>12}, {mode:>10} scales: relative error {err:.2f}, within 10%: {err < 0.1}")
+
+# %% [markdown]
+# ### What the compiler makes of the fp8 forwards (no GPU)
+#
+# The same compile report for `tritonconv.fp8`'s forwards (`python -m benchmarks.static --dtype fp8`, e4m3, the
+# heuristic's Hopper configs), from both Tritons: warp instructions the main loop issues per 1000 multiply-adds. An
+# H200 SM completes 1000 fp8 multiply-adds in about a quarter of a cycle, one warp-instruction issue or so, so loops
+# near 1 keep the tensor cores fed. Stems pack their positions into chunks of 32 channels (fp8's MMA reduction) and run
+# the descriptor kernel; NC(D)HW rows of 56, 28 or 14 bytes allow no descriptor box, so most NC(D)HW layers run the
+# pointer kernel, which is why a converted `fp8.Conv` quantises its input channels innermost.
+
+# %%
+def fp8_report(version: str) -> list[dict]:
+    return [json.loads(line) for line in (static_dir / f"static-sm90-triton{version}-fp8.jsonl").read_text().splitlines()]
+
+
+for version in (CPU_TRITON, GPU_TRITON):
+    rows = fp8_report(version)
+    assert rows and all(r["kind"] == "conv" and r["spill_store_bytes"] == 0 and not r["wgmma_serialized"] for r in rows)
+    for layout in ("channels_last", "contiguous"):
+        mine = [r for r in rows if r["layout"] == layout]
+        per = sorted(round(1000 * r["loop_instructions"] * r["num_warps"] / math.prod(
+            r["config"][k] for k in ("block_m", "block_n", "block_k")), 2) for r in mine)
+        descriptor = sum(r["kernel"] == "_conv_tma_kernel" for r in mine)
+        print(f"Triton {version}, {layout:>13}: {len(mine)} forwards, {descriptor} on the descriptor kernel; "
+              f"{per[0]}-{per[-1]} warp instructions per 1000 multiply-adds (median {per[len(per) // 2]})")
+stems = [r for r in fp8_report(CPU_TRITON) if r["name"] in ("resnet50_conv1", "c3d_conv1")]
+assert len(stems) == 4 and all(r["kernel"] == "_conv_tma_kernel" for r in stems)
