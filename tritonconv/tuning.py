@@ -347,9 +347,9 @@ def wide_patch(problem: Problem, config: Config, sm_count: int = 132) -> bool:
     same 4 warps: a main-loop step of those narrow tiles issued about 125-145 warp instructions a warp for 2-4 MMAs
     (its first operand through registers: the patch spans rows), 3.75 and 2.21 per 1000 multiply-adds on sm_90 (bf16,
     ``unet3d_64cube``, ``r2plus1d18_l1:spatial``), past the 16-bit MMA's pace (about 2.1); 256 positions take twice the
-    MMAs for 10-20% more instructions: 2.12 and 1.32, 128 and 179 registers, no spill. Where the wider patches pad the
-    positions no more and still fill two waves of four programs on each of ``sm_count`` SMs (the 256 registers a
-    thread of 512 positions would need allow two programs)."""
+    MMAs for 10-20% more instructions: 2.12 and 1.32, 128 and 179 registers, no spill. Taken where the wider patches
+    pad the positions no more and still fill two waves of four programs on each of ``sm_count`` SMs (not 512
+    positions: the 256 registers a thread would need allow two programs)."""
     if (not config.tile_h or config.block_m != 128 or config.block_n > 32 or config.num_warps != 4
             or config.tile_b * config.tile_h == 1 or tma.positions_as_n(
                 problem.layout == "channels_last", 0, config, problem.itemsize, problem.tf32)):
@@ -666,9 +666,10 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             positions = NARROW_WGRAD_STEP
         if tma and mma_tiles(problem) and not fp8(problem) and tma_eligible(problem) \
                 and tma_padding(problem, positions) <= TMA_PADDING:
-            # the descriptor kernel: patches of 64 positions per step (four k-steps of the MMA; TF32's 32), no
-            # per-element addresses (a prediction, benchmarks/NOTES.md P16: the pointer kernel's loop issues 27-331
-            # integer instructions per MMA); channel tiles padding little beside the patches' padding
+            # the descriptor kernel: patches of 64 positions per step (four k-steps of the MMA; TF32's 32; narrow
+            # 16-bit tiles' NARROW_WGRAD_STEP), no per-element addresses (a prediction, benchmarks/NOTES.md P16: the
+            # pointer kernel's loop issues 27-331 integer instructions per MMA); channel tiles padding little beside
+            # the patches' padding
             tma_m, tma_n = within_slack((rows, width * cols), (block_m, block_n), tma_padding(problem, positions))
 
             def on_descriptors(tma_m: int) -> Config:
