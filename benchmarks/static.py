@@ -117,7 +117,7 @@ def ptxas_report(ptx: str, arch: int) -> dict:
             "wgmma_serialized": serialized.group(1).strip() if serialized else ""}
 
 
-MATH = ("HGMMA", "QGMMA", "HMMA", "IMMA", "DMMA", "FFMA", "DFMA", "HFMA2")
+MATH = ("HGMMA", "QGMMA", "HMMA", "QMMA", "IMMA", "DMMA", "FFMA", "DFMA", "HFMA2")  # QMMA: fp8 on Ada (sm_89)
 INTEGER = {"IMAD", "IADD3", "IADD", "VIADD", "LEA", "SHF", "LOP3", "ISETP", "SEL", "IMNMX", "VIMNMX", "IABS", "SGXT",
            "PRMT", "BMSK", "FLO", "POPC"}
 LOAD_BYTES = {"128": 16, "64": 8, "U16": 2, "S16": 2, "U8": 1, "S8": 1}

@@ -239,10 +239,12 @@ def test_fp8_products_compile_to_tensor_core_instructions_without_spills():
         tuning.choose = choose
     ((fn, args, kwargs, _),) = launches
     assert kwargs["SCALED"] and kwargs["BLOCK_K"] >= 32
-    for arch, instruction in ((90, "wgmma"), (89, "mma")):
-        ptx = static.compile_for(arch, fn, args, kwargs).asm["ptx"]
+    for arch, instruction, sass_op in ((90, "wgmma", "QGMMA"), (89, "mma", "QMMA")):
+        compiled = static.compile_for(arch, fn, args, kwargs)
+        ptx = compiled.asm["ptx"]
         report = static.ptxas_report(ptx, arch)
         assert static.instruction(ptx) == instruction and "e4m3" in ptx and report["spill_store_bytes"] == 0, report
+        assert static.loop_census(compiled.asm["cubin"], arch)["loop_math_op"] == sass_op  # the census counts them
     assert math.isfinite(report["registers"])
 
 
