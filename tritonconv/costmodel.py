@@ -355,7 +355,7 @@ def shared_bytes(problem: Problem, config: Config) -> int:
     :func:`tritonconv.tuning.smem_bytes` (``S`` of both; ptxas gives their NC(D)HW variants a third to twice that, by
     variant and Triton version, and registers set their programs per SM more often)."""
     problem, config = launched(problem, config)
-    itemsize = getattr(torch, problem.dtype).itemsize
+    itemsize = problem.itemsize
     stages = config.num_stages
     a, b = config.block_m * config.block_k * itemsize, config.block_k * config.block_n * itemsize
     if not config.tile_h:
@@ -393,7 +393,7 @@ def fill_bytes(problem: Problem, config: Config) -> float:
     problem, config = launched(problem, config)
     if problem.kind.startswith("conv_dw"):
         return 0.0
-    return getattr(torch, problem.dtype).itemsize * (1 / config.block_m + 1 / config.block_n)
+    return problem.itemsize * (1 / config.block_m + 1 / config.block_n)
 
 
 def by_rows(problem: Problem, config: Config) -> bool:
@@ -461,7 +461,7 @@ def transposed_mma(problem: Problem, config: Config) -> bool:
     if not config.tile_h or problem.kind not in ("conv", "conv_t"):
         return False
     return tma.positions_as_n(problem.layout == "channels_last", tuning.nc_rows(problem, config), config,
-                              getattr(torch, problem.dtype).itemsize, problem.tf32)
+                              problem.itemsize, problem.tf32)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -509,7 +509,7 @@ def folds(problem: Problem, config: Config) -> bool:
 def relayout_seconds(problem: Problem, device: Device) -> float:
     """The copies a relayout config (``Config.relayout``) makes before its launch: each NC(D)HW activation the pass
     reads (:attr:`~tritonconv.geometry.Problem.reads`) read and written once channels innermost, a launch each."""
-    itemsize = getattr(torch, problem.dtype).itemsize
+    itemsize = problem.itemsize
     return sum(device.t0 + 2 * math.prod(shape) * itemsize / device.bandwidth for shape in problem.reads)
 
 

@@ -315,6 +315,13 @@ class _Packed:
         return self.inner(self.pack_x(x), self.pack_w(_flipped(w, self.flip)), b)
 
 
+def _packed_stand_ins(spec_p: ConvSpec, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A packed layer's input and weight as the packing launches lay them out (channels innermost, ``x``'s dtype and
+    device): stand-ins for the packed pass's launch arguments (sizes, strides, device; tuning runs the whole plan)."""
+    return tuple(geometry.empty_channels_inner(shape, x.dtype, x.device)
+                 for shape in (spec_p.input_shape, spec_p.weight_shape))
+
+
 def _packed_plan(x, weight, bias, y, fmt, spec: ConvSpec, factors, activation, flip: bool, config, run) -> _Packed:
     """Build a stem's packed forward plan; ``y`` (meta) in the caller's format ``fmt``, which the packed pass
     writes (its input is packed channels innermost)."""
@@ -322,7 +329,7 @@ def _packed_plan(x, weight, bias, y, fmt, spec: ConvSpec, factors, activation, f
     axes = tuple(range(2, weight.dim())) if flip else ()
     pack_w = pack.weight_launch(_flipped(_meta(weight), axes), spec_p, factors)
     # the packed operands as they will be laid out (stand-ins: sizes, strides, device; tuning runs ``run``)
-    xp, wp = (geometry.empty_channels_inner(shape, x.dtype, x.device) for shape in (spec_p.input_shape, spec_p.weight_shape))
+    xp, wp = _packed_stand_ins(spec_p, x)
     inner = _pass_plan(xp, wp, bias, y, fmt, spec_p, False, activation, False, config, run)
     return _Packed(pack.input_launch(x, spec, spec_p, factors), pack_w, axes, inner)
 
@@ -416,8 +423,7 @@ def scaled_forward_plan(
         factors = geometry.pack_factors(spec, itemsize=1)
         if factors:  # a stem: its positions packed into channels, in chunks of 32 (fp8's MMA reduction)
             spec_p = geometry.packed(spec, factors, itemsize=1)
-            xp, wp = (geometry.empty_channels_inner(shape, input.dtype, input.device)
-                      for shape in (spec_p.input_shape, spec_p.weight_shape))  # stand-ins, as packed per call
+            xp, wp = _packed_stand_ins(spec_p, input)
             inner = _scaled_pass(xp, wp, bias, weight_scale, y, out, spec_p, activation, config, run)
             return _ScaledPacked(pack.input_launch(input, spec, spec_p, factors),
                                  pack.weight_launch(_meta(weight), spec_p, factors), inner)

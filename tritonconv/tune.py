@@ -99,15 +99,12 @@ def runner(problem: tuning.Problem, device: torch.device) -> Callable[[tuning.Co
     through its scaled plan."""
     dtype = getattr(torch, problem.dtype)
 
-    def rand(shape, layout=problem.layout):
-        return geometry.to_layout(torch.randn(shape, device=device, dtype=dtype), layout)
+    def rand(shape, layout=problem.layout):  # drawn in fp32 and rounded (torch draws no fp8)
+        return geometry.to_layout(torch.randn(shape, device=device), layout).to(dtype)
 
     spec = problem.spec
-    if tuning.fp8(problem):  # tritonconv.fp8's forward: operands rounded to fp8, unit scales, a bf16 output
-        def rounded(shape, layout):
-            return geometry.to_layout(torch.randn(shape, device=device), layout).to(dtype)
-
-        xq, wq = rounded(problem.input_shape, problem.layout), rounded(problem.weight_shape, tuning.weight_layout(problem))
+    if tuning.fp8(problem):  # tritonconv.fp8's forward: unit scales, a bf16 output
+        xq, wq = rand(problem.input_shape), rand(problem.weight_shape, tuning.weight_layout(problem))
         ws, one = torch.ones(problem.weight_shape[0], device=device), torch.ones((), device=device)
         return lambda cfg: dispatch.scaled_forward_plan(xq, wq, None, ws, spec, None, torch.bfloat16, cfg)(
             xq, wq, None, ws, one)

@@ -234,14 +234,14 @@ def nc_row_tile(problem: Problem) -> int:
     0 elsewhere (channels innermost, the weight gradient, boxes that start on 16 bytes as they are, rows too wide)."""
     if problem.layout != "contiguous" or problem.kind not in ("conv", "conv_t"):
         return 0
-    return nc_row_width(as_forward(problem), getattr(torch, problem.dtype).itemsize)
+    return nc_row_width(as_forward(problem), problem.itemsize)
 
 
 def planes_as_rows(problem: Problem) -> bool:
     """Whether the descriptor kernel reads an NC(D)HW weight gradient's planes as rows
     (:func:`tritonconv._descriptors.nc_flat`: rows of no 16-byte multiple in planes of one)."""
     return (problem.kind == "conv_wgrad" and problem.layout == "contiguous" and problem.groups == 1
-            and nc_flat(problem.spec, getattr(torch, problem.dtype).itemsize))
+            and nc_flat(problem.spec, problem.itemsize))
 
 
 def nc_rows(problem: Problem, config: Config) -> int:
@@ -249,7 +249,7 @@ def nc_rows(problem: Problem, config: Config) -> int:
     1, the sum moves between width taps; 2, each tap's products apart); 0 where it does not (:func:`nc_row_tile`)."""
     if not config.tile_h or not nc_row_tile(problem):
         return 0
-    return nc_row_shift(as_forward(problem), config.patch(config.block_m)[2], getattr(torch, problem.dtype).itemsize,
+    return nc_row_shift(as_forward(problem), config.patch(config.block_m)[2], problem.itemsize,
                         config.accumulator)
 
 
@@ -329,7 +329,7 @@ def one_row_forward(problem: Problem, config: Config) -> bool:
     patches took 2, 4 in the input gradient; not R(2+1)D's rows of 56). (The 3-D U-Net's rows of 64 would take tiles
     of 64 positions, 2 MMAs a step where its 128 x 32 tiles on 8 rows issue 4 with their register copies, and the
     model predicts them 18% slower; the tuner's candidates hold both.)"""
-    itemsize = getattr(torch, problem.dtype).itemsize
+    itemsize = problem.itemsize
     if (problem.layout != "channels_last" or problem.kind not in ("conv", "conv_t") or not config.tile_h
             or config.tile_b * config.tile_h == 1 or tma.positions_as_n(True, 0, config, itemsize, problem.tf32)):
         return False
