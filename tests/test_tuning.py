@@ -404,6 +404,24 @@ def test_weight_gradient_splits_end_on_a_full_round():
     assert (cfg.block_m, cfg.block_n, cfg.split_k) == (64, 64, 29)
 
 
+@pytest.mark.parametrize("shape, weight", [((32, 128, 17, 17), (128, 128, 1, 7)), ((8, 32, 64, 64, 64), (32, 32, 3, 3, 3)),
+                                           ((32, 128, 56, 56), (128, 128, 3, 3))])
+def test_descriptor_weight_gradient_splits_run_eight_steps(shape, weight):
+    """A descriptor weight gradient's split leaves each program at least 8 of its own steps (``Config.block_k``
+    positions: 64, or 256 on narrow tiles): ``anisotropic_1x7`` (9,248 positions) split 37 ways where its steps were
+    counted at the pointer kernel's 32 positions, under 4 steps a program (its partials, 37 x 114,688 fp32 sums, moved
+    more bytes than the layer's operands); now 18."""
+    stride = 2 if shape[-1] == 56 else 1
+    problem = tuning.Problem.of("conv_wgrad", "bfloat16", "channels_last", shape, weight, stride,
+                                tuple(k // 2 for k in weight[2:]))
+    cfg = tuning.heuristic(problem, interpret=False, sm_count=132, tma=True)
+    assert cfg.tile_h, "the descriptor kernel"
+    positions = problem.gemm[2]
+    assert cfg.split_k == 1 or positions / (cfg.split_k * cfg.block_k) >= 8
+    if weight[-2:] == (1, 7):
+        assert cfg.split_k == 18
+
+
 def test_tiles_fit_the_channels_they_cover():
     """The heuristic's GPU tiles pad a channel count by at most 15% where a power of two allows: R(2+1)D's
     144 / 288 / 576 mid channels take 32 / 64 / 128 (128-wide tiles issued up to 1.78x their work)."""

@@ -676,8 +676,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
                 tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, tma_m)
                             * triton.cdiv(width * cols, tma_n))
                 return Config(tma_m, tma_n, positions, group_m=1, num_warps=8 if tma_m * tma_n >= 128 * 128 else 4,
-                              num_stages=3, split_k=wave_split(tiles, 2 * sm_count, triton.cdiv(red, 8 * block_k),
-                                                               sm_count),
+                              num_stages=3, split_k=wave_split(tiles, 2 * sm_count, triton.cdiv(red, 8 * positions),
+                                                               sm_count),  # at least 8 steps a split, as below
                               **tma_patch(problem, positions))
 
             chosen = on_descriptors(tma_m)
