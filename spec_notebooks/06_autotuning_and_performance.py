@@ -603,9 +603,11 @@ else:
 # `tritonconv.costmodel` predicts a launch's device time from what the CPU knows: the multiply-adds
 # the launch issues (padding and tile edges included), its waves over the SMs, the bytes it must
 # move, the bytes its tiles load from L2 per multiply-add ($L = $ itemsize $\times (1/M + 1/N)$ for
-# $M \times N$ tiles: small tiles cannot feed the tensor cores), and a handful of per-device constants
-# (one rate per kernel family, the bandwidth, an L2 fill rate, a launch cost):
-# $t = t_0 + \max(W \cdot \mathrm{softmax}(1/R,\ L/BW_{L2}) / e,\ B / BW)$, the soft maximum an 8-norm.
+# $M \times N$ tiles: small tiles cannot feed the tensor cores), the time the descriptor kernels' main loops
+# take to issue their instructions per multiply-add ($I$: a step's warp instructions, $92 + 3.8\,m$ on each warp for
+# its $m$ MMA instructions, fitted on the compile reports' SASS), and a handful of per-device constants
+# (one rate per kernel family, the bandwidth, an L2 fill rate, an issue rate, a launch cost):
+# $t = t_0 + \max(W \cdot \mathrm{softmax}(1/R,\ L/BW_{L2},\ I) / e,\ B / BW)$, the soft maximum an 8-norm.
 # `python -m benchmarks.costfit` fits the constants on
 # the committed rows, leaving out those whose time was the host's; rows timed call by call also get
 # a fitted host cost per launch added. Each layer is also predicted by a fit without its own rows
@@ -664,6 +666,39 @@ shared_ok = sum(abs(costmodel.shared_bytes(tuning.Problem.of(r["kind"], "bfloat1
 print(f"descriptor kernels whose estimated shared memory is ptxas's within 64 bytes: {shared_ok} of "
       f"{sum(r['kernel'].endswith('_tma_kernel') for r in gemm)}")
 assert agree >= 134
+
+# %% [markdown]
+# The issue term $I$ needs a step's warp instructions. The model counts a step's MMA instructions from its tile
+# (`costmodel.mma_instructions`: Hopper's warpgroup MMA takes 64 rows and 32 bytes of the reduction an instruction;
+# under 64 rows the warp-level MMA, 16 x 8 outputs an instruction) and adds a fixed cost per step and warp (barriers,
+# the descriptors' loads, the loop's counters; `costmodel.STEP_ISSUE`, fitted on the compile reports' SASS). Against
+# the compiled default configs (bf16, both layouts, both Tritons), and then what bounds each suite pass on an H200 by
+# the model (`costmodel.bound`, the largest of its terms; `tritonconv.explain` prints it per pass):
+
+# %%
+issue = []
+for version in (CPU_TRITON, GPU_TRITON):
+    for r in compile_report(version):
+        if r["dtype"] == "bf16" and r["kernel"].endswith("_tma_kernel"):
+            p = tuning.Problem.of(r["kind"], "bfloat16", r["layout"], **suite_probs[r["name"]])
+            cfg = tuning.Config(**r["config"])
+            assert costmodel.mma_instructions(p, cfg) == r["loop_math"]
+            issue.append(costmodel.step_instructions(p, cfg) / r["loop_instructions"])
+issue.sort()
+print(f"{len(issue)} descriptor kernels: MMA instructions a step as the census counts them on every one; warp "
+      f"instructions a step within 1.5x of the census on {sum(1 / 1.5 <= q <= 1.5 for q in issue)} "
+      f"(estimate / census {issue[0]:.2f}-{issue[-1]:.2f}, median {issue[len(issue) // 2]:.2f})")
+assert sum(1 / 1.5 <= q <= 1.5 for q in issue) >= 0.9 * len(issue)
+bound_of = Counter()
+for name, prob in suite_probs.items():
+    for layout in ("channels_last", "contiguous"):
+        for kind in ("conv", "conv_t", "conv_wgrad"):
+            kind = tuning.DEPTHWISE_KIND[kind] if is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]) \
+                else kind
+            p = tuning.Problem.of(kind, "bfloat16", layout, **prob)
+            bound_of[layout, costmodel.bound(p, tuning.heuristic(p, False, h200.sms, True), h200)] += 1
+for layout in ("channels_last", "contiguous"):
+    print(f"{layout:>13} passes bound by: " + ", ".join(f"{b} {n}" for (lay, b), n in sorted(bound_of.items()) if lay == layout))
 
 # %% [markdown]
 # ## FP8 inference: how far a converted model moves

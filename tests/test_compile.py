@@ -18,7 +18,7 @@ import triton
 
 import tritonconv
 from benchmarks import static
-from tritonconv import dispatch, geometry, shapes, tune, tuning
+from tritonconv import costmodel, dispatch, geometry, shapes, tune, tuning
 from tritonconv._checks import conv_spec
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -214,6 +214,30 @@ def test_narrow_weight_gradients_step_positions_enough_to_issue_fewer_instructio
             assert census["kernel"] == kernel and census["spill_store_bytes"] == 0, census
             per_mac.append(census["loop_instructions"] * c.num_warps / (c.block_m * c.block_n * c.block_k))
         assert per_mac[1] <= 0.5 * per_mac[0], (name, per_mac)
+
+
+def test_weight_gradients_under_64_output_channels_run_the_warpgroup_mma_transposed(monkeypatch):
+    """A channels-last descriptor weight gradient whose output-channel tile is under 64 rows beside 64 input channels
+    or more runs its MMA transposed (``weight_grad.input_channels_as_m``), so Hopper's warpgroup MMA (``HGMMA``, 64
+    rows) runs where the warp-level one (``HMMA``, 16 a step) did: R(2+1)D's first spatial pass (144 output channels
+    in 160, not 192), bf16 stepping 256 positions at most 2.0 warp instructions per 1000 useful multiply-adds (3.7 on
+    ``HMMA`` at 64 positions; 64-row tiles 2.5), TF32 on the warpgroup MMA too; nothing spilled or serialized, and
+    ``costmodel.mma_instructions`` the census's count."""
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    prob = dict(tune.suite_problems(suite))["r2plus1d18_l1:spatial"]
+    for dtype in ("bfloat16", "float32"):
+        problem = tuning.Problem.of("conv_wgrad", dtype, "channels_last", prob["input_shape"], prob["weight_shape"],
+                                    prob["stride"], prob["padding"], prob["dilation"], prob["groups"],
+                                    tf32=dtype == "float32")
+        cfg = tuning.heuristic(problem, interpret=False, tma=True)
+        assert cfg.tile_h and (cfg.block_m, cfg.block_n) == (32, 64), cfg
+        assert cfg.block_k == (tuning.NARROW_WGRAD_STEP if dtype == "bfloat16" else tuning.TF32_STEP), cfg
+        census = static.compiled_census(90, problem, cfg)
+        assert census["spill_store_bytes"] == 0 and not census["wgmma_serialized"], census
+        assert census["loop_math_op"] == "HGMMA" and census["loop_math"] == costmodel.mma_instructions(problem, cfg)
+        per_useful = census["loop_instructions"] * cfg.num_warps * 160 / (cfg.block_m * cfg.block_n * cfg.block_k * 144)
+        assert dtype == "float32" or per_useful <= 2.0e-3, per_useful
 
 
 def test_aligned_rows_let_ptxas_use_every_register_below_hopper():

@@ -912,6 +912,37 @@ def test_weight_gradient_through_descriptors(op, x_shape, w_shape, kwargs, layou
     assert flat == [planes or bool(cfg.planes) for cfg in picked] and nc_flat(spec, x.element_size()) == planes
 
 
+@pytest.mark.parametrize("op,x_shape,w_shape,kwargs,planes", [
+    ("conv2d", (2, 72, 5, 7), (24, 72, 3, 3), dict(padding=1), 0),  # 72 input channels: a tile edge past them
+    ("conv3d", (1, 64, 3, 4, 6), (40, 64, 1, 3, 3), dict(padding=(0, 1, 1)), 0),
+    ("conv1d", (2, 64, 37), (24, 64, 3), dict(padding=2, dilation=2), 0),
+    ("conv2d", (2, 72, 8, 8), (24, 72, 3, 3), dict(padding=1), 1),  # planes as rows, the seams' products taken out
+])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_weight_gradient_runs_input_channels_as_the_mmas_rows(op, x_shape, w_shape, kwargs, planes, dtype, monkeypatch):
+    """Channels-last weight-gradient tiles of fewer than 64 output channels beside 64 input channels or more run the
+    MMA transposed (``weight_grad.input_channels_as_m``: input x output channels, the sum turned back after the main
+    loop), split or not, flipped or not, planes read as rows or not: against torch."""
+    used = []
+    monkeypatch.setattr(weight_grad.DescriptorLaunch, "launch", lambda *a, _f=weight_grad.DescriptorLaunch.launch:
+                        used.append((a[0].kwargs["IN_AS_M"], a[0].flat)) or _f(*a))
+    x = geometry.to_layout(torch.randn(x_shape, device=DEVICE, dtype=dtype), "channels_last")
+    w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
+    spec = conv_spec(op, int(op[-2]), x, w, None, 1, kwargs["padding"], kwargs.get("dilation", 1), 1)
+    dy = geometry.to_layout(torch.randn(spec.output_shape, device=DEVICE, dtype=dtype), "channels_last")
+    w64 = w.double().requires_grad_()
+    (ref,) = torch.autograd.grad(getattr(F, op)(x.double(), w64, **kwargs), w64, dy.double())
+    if planes:
+        base = tuning.Config(32, 64, 64, num_warps=4, num_stages=3, tile_h=1, tile_b=1, planes=1)
+    else:
+        problem = tuning.Problem.for_launch("conv_wgrad", x, spec)
+        base = dataclasses.replace(next(c for c in tuning.tma_candidates(problem)), block_m=32, block_n=64, planes=0)
+    for cfg, flip in ((base, False), (dataclasses.replace(base, block_m=16, block_n=128, split_k=3, num_warps=8), True)):
+        expected = ref.flip(tuple(range(2, ref.dim()))) if flip else ref
+        assert_close(dispatch.conv_grad_weight(dy, x, spec, flip, cfg), expected, dtype)
+    assert used == [(True, bool(planes))] * 2
+
+
 def test_weight_gradient_descriptors_only_where_they_apply(monkeypatch):
     """A descriptor config reaching a weight gradient the kernel cannot take (H/W stride 2 on 9 rows; an NCHW input strided
     along its width, whose boxes no view reads; a base 4 bytes into a line, checked per call) runs the pointer kernel

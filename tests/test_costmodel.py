@@ -447,3 +447,56 @@ def test_the_models_shared_memory_is_ptxas_counts_for_the_descriptor_kernels():
     for r in rows:
         problem, cfg = suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"])
         assert abs(costmodel.shared_bytes(problem, cfg) - r["shared_bytes"]) <= 64, (r["name"], r["kind"], r["layout"])
+
+
+def test_descriptor_steps_issue_what_the_committed_census_counts():
+    """Per descriptor kernel of the committed sm_90 compile reports (the suite's heuristic tiles, bf16, TF32 and fp8,
+    both layouts and passes, Triton 3.9 and 3.6): ``costmodel.mma_instructions`` is the census's MMA instructions per
+    step and warp (warpgroup MMAs of 64 rows, warp-level ones under 64), and ``costmodel.step_instructions`` is within
+    1.5x of the loop's warp instructions on at least 95% of them (``costmodel.STEP_ISSUE``); so the issue term rates a
+    128 x 32 x 16 step on 4 warps past the MMA's time, a 128 x 128 x 64 one on 8 warps well under it."""
+    from benchmarks import static
+
+    dtypes = {"bf16": "bfloat16", "tf32": "float32", "fp8": "float8_e4m3fn"}
+    ratios = []
+    for version, (report, dtype) in itertools.product(("3.9.0", "3.6.0"), (("bf16", "bf16"), ("fp32", "tf32"),
+                                                                            ("fp8", "fp8"))):
+        suffix = "-tf32" if dtype == "tf32" else ""
+        path = static.report_path(90, [report], work.ROOT / "results" / "static", suffix, version)
+        for r in map(json.loads, path.read_text().splitlines()):
+            if not r["kernel"].endswith("_tma_kernel"):
+                continue
+            prob = dict(tune.suite_problems(SUITE))[r["name"]]
+            problem = dataclasses.replace(costfit.problem_of(r["kind"], dtypes[r["dtype"]], r["layout"], prob),
+                                          tf32=dtype == "tf32")
+            cfg = geometry.Config(**r["config"])
+            assert costmodel.mma_instructions(problem, cfg) == r["loop_math"], (version, r["name"], r["kind"], r["layout"])
+            ratios.append(costmodel.step_instructions(problem, cfg) / r["loop_instructions"])
+    assert len(ratios) >= 500
+    assert sum(1 / 1.5 <= q <= 1.5 for q in ratios) >= 0.95 * len(ratios)
+    device = costmodel.device_for("NVIDIA H200")
+    p = suite_problem("resnet50_l1_3x3")
+    narrow, wide = tuning.Config(128, 32, 16, num_warps=4, tile_h=2), tuning.Config(128, 128, 64, num_warps=8, tile_h=2)
+    assert costmodel.issue_seconds(p, narrow, device) > 1.5 / device.tma_macs
+    assert costmodel.issue_seconds(p, wide, device) < 0.5 / device.tma_macs
+    assert costmodel.issue_seconds(p, dataclasses.replace(wide, tile_h=0), device) == 0.0  # the pointer kernel
+
+
+def test_a_launch_is_bound_by_its_largest_limit():
+    """``costmodel.bounds`` are the pieces ``predict`` combines (the soft maximum of compute, L2 fill and issue, or
+    memory, plus the launch), and ``costmodel.bound`` names the largest: a 512-channel 3x3 layer on wide tiles by its
+    multiply-adds, the same on 128 x 32 x 16 descriptor steps by their issue, on 16 x 16 pointer tiles by filling
+    them from L2, the CT volume's 16 -> 32 channels by memory, a one-image 8-channel layer by the launch."""
+    device = costmodel.device_for("NVIDIA H200")
+    wide = suite_problem("deeplab_3x3_d2")
+    cases = [(wide, tuning.Config(128, 128, 64, num_warps=8, tile_h=1), "compute"),
+             (wide, tuning.Config(128, 32, 16, num_warps=4, tile_h=1), "issue"),
+             (wide, tuning.Config(16, 16, 64), "L2 fill"),
+             (suite_problem("ct_anisotropic"), tuning.heuristic(suite_problem("ct_anisotropic"), False, 132, True), "memory"),
+             (tuning.Problem.of("conv", "bfloat16", "channels_last", (1, 8, 8, 8), (8, 8, 3, 3), 1, 1),
+              tuning.Config(64, 16, 16), "launch")]
+    for problem, cfg, limit in cases:
+        t = costmodel.bounds(problem, cfg, device)
+        assert math.isclose(costmodel.predict(problem, cfg, device), device.t0 + max(
+            costmodel.soft_max(t["compute"], t["L2 fill"], t["issue"]), t["memory"]), rel_tol=1e-12)
+        assert costmodel.bound(problem, cfg, device) == limit, (cfg, t)

@@ -49,6 +49,7 @@ def test_each_pass_is_the_launch_a_call_takes_and_the_models_time_of_it():
     text = str(report)
     assert "H200 datasheet" in text and "forward" in text and "weight gradient" in text
     assert explanation.config_text(report.passes[0].config) in text
+    assert "bound by" in text and all(p.bound == costmodel.bound(p.problem, p.config, device) for p in report.passes)
 
 
 def test_how_nchw_rows_are_read_is_named():

@@ -23,6 +23,12 @@ it runs with) on a GPU described by :class:`Device`::
   where that is slower than the MMA rate, it sets the rate (small tiles: on an H200, 32 x 32 tiles at most 0.4x the
   MMA rate, 16 x 16 ones 0.2x), so ``W / (R e)`` reads ``W * softmax(1/R, L / l2_bandwidth) / e``
   (:func:`soft_max`);
+* ``I``: the descriptor kernels' instruction issue: each step of a ``BLOCK_M x BLOCK_N x BLOCK_K`` tile issues
+  :func:`step_instructions` warp instructions on each of its warps (the SASS census's, estimated), at ``issue_rate``
+  for all SMs together; where that is slower than the MMA it sets the rate (narrow tiles: on an H200 a 128 x 32 x 16
+  step on 4 warps issues 2.4x the MMA's time, a 128 x 128 x 64 one on 8 warps 0.3x), so the descriptor kernels'
+  ``W / (R e)`` reads ``W * softmax(1/R, L / l2_bandwidth, I) / e`` (the pointer kernels' issue is in their rates'
+  census shares, :data:`ROW_ISSUE` and the rest);
 * ``e``: the wave efficiency (:func:`efficiency`): the grid runs in waves of at most CTAs-per-SM programs on every
   SM (:func:`occupancy`, the hardware's allocation rule, from the tile's shared memory, its warps and its kernel's
   registers, :data:`REGISTERS`); a wave lasts as long as its fullest SM takes to run its programs at the SM's rate,
@@ -54,14 +60,14 @@ from ._descriptors import nc_dealt
 from .geometry import Config, Problem
 from .kernels import gemm, tma, weight_grad
 
-__all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS",
-           "NC_FLAT_ISSUE", "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE", "SHARED_MMA_REGISTERS", "UNFITTED_SHARES",
-           "WGRAD_RUNS_REGISTERS",
-           "Device", "aligned", "apart", "by_rows", "nc_flat", "nc_rows", "nc_runs", "row_reads", "tap_runs", "wgrad_runs",
-           "gemm_launch", "ctas_per_sm", "device_for", "efficiency",
-           "fill_bytes", "folds", "issued", "kernel_of", "launched", "occupancy", "one_row_mma", "pack_seconds",
-           "pass_seconds", "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds", "shared_bytes",
-           "transposed_mma"]
+__all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "NC_FLAT_ISSUE",
+           "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE",
+           "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "aligned", "apart",
+           "bound", "bounds", "by_rows", "ctas_per_sm", "Device", "device_for", "efficiency", "fill_bytes", "folds",
+           "gemm_launch", "input_channels_as_m", "issue_seconds", "issued", "kernel_of", "launched",
+           "mma_instructions", "nc_flat", "nc_rows", "nc_runs", "occupancy", "one_row_mma", "pack_seconds",
+           "pass_seconds", "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds", "row_reads",
+           "shared_bytes", "step_instructions", "tap_runs", "transposed_mma", "wgrad_runs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +95,8 @@ class Device:
     :param l2_bandwidth: bytes per second the SMs together load from L2 into shared memory (the GEMM kernels'
         operand tiles, :func:`fill_bytes`): unfitted, 64 bytes per SM per clock at an H200's 1.98 GHz, about 16.7e12
         (its 2026-11-26 rows ran 128 x 128 descriptor tiles at up to 250e12 multiply-adds/s: 7.8e12 bytes/s).
+    :param issue_rate: warp instructions per second the SMs together issue (:func:`step_instructions`): unfitted, four
+        schedulers per SM issuing one a clock, at an H200's 132 SMs and 1.98 GHz.
     """
 
     name: str
@@ -105,6 +113,7 @@ class Device:
     aligned_macs: float | None = None
     l2_bandwidth: float = 16.7e12
     saturating_warps: int = 8
+    issue_rate: float = 132 * 4 * 1.98e9
 
 
 DATASHEET = Device("NVIDIA H200", 132, 395e12, 395e12, 395e12, 33.5e12, 4.3e12, 3e-6)
@@ -365,6 +374,8 @@ def shared_bytes(problem: Problem, config: Config) -> int:
         return (stages - 1) * (a + 2 * b) + b + barriers
     if transposed_mma(problem, config) or (problem.layout == "contiguous" and one_row_mma(problem, config)):
         return stages * (a + b) + barriers
+    if input_channels_as_m(problem, config):  # dy's box the MMA's second operand, every stage kept
+        return stages * a + (stages - 1) * b + barriers
     if config.block_m < 64:
         return (stages - 1) * (a + b) + barriers
     if problem.layout == "channels_last" and config.tile_h == config.tile_b == 1:
@@ -464,6 +475,15 @@ def transposed_mma(problem: Problem, config: Config) -> bool:
                               problem.itemsize, problem.tf32)
 
 
+def input_channels_as_m(problem: Problem, config: Config) -> bool:
+    """Whether a descriptor weight-gradient launch runs its MMA transposed, input channels as its rows
+    (:func:`tritonconv.kernels.weight_grad.input_channels_as_m`)."""
+    problem, config = launched(problem, config)
+    inner = problem.layout == "channels_last"
+    return (problem.kind == "conv_wgrad" and bool(config.tile_h)
+            and weight_grad.input_channels_as_m(inner, inner, config.block_m, config.block_n))
+
+
 @functools.lru_cache(maxsize=4096)
 def one_row_mma(problem: Problem, config: Config) -> bool:
     """Whether a descriptor weight-gradient launch reads boxes of one row that its MMA takes from shared memory where
@@ -540,26 +560,85 @@ def rate_of(problem: Problem, config: Config) -> tuple[str, float]:
     return name, factor * PASS_ISSUE[problem.kind] if name in ("mma_macs", *UNFITTED_SHARES) else factor
 
 
-def soft_max(a: float, b: float) -> float:
-    """The larger of two times, smoothly (their 8-norm: at most 1.09x the larger, 1.0x where one dominates): the
-    MMA and the fill of its tiles overlap in the software pipeline, not perfectly; and a fit sees both terms."""
-    return (a ** 8 + b ** 8) ** 0.125
+STEP_ISSUE = (92, 3.8)
+"""``(base, per_mma)``: the warp instructions a descriptor kernel's main loop issues per step and warp, estimated as
+``base + per_mma * m``, ``m`` its MMA instructions per step and warp (:func:`mma_instructions`): the barriers, the
+descriptors' loads and the loop's counters, and each MMA's own. Fitted (least squares of the logarithms) on the
+committed sm_90 compile reports' 568 descriptor kernels (the suite's heuristic tiles, bf16, TF32 and fp8, both layouts
+and passes, Triton 3.9 and 3.6; ``benchmarks/results/static/``, ``loop_instructions``): within 1.5x of the census on
+97% of them, 1.25x on 81%. Its misses are NC(D)HW launches that move sums or take rows apart in their loops (up to 2x
+the estimate), which their rates' census shares (:data:`NC_ROWS_ISSUE` and the rest) already count."""
+
+
+def mma_instructions(problem: Problem, config: Config) -> int:
+    """A descriptor launch's MMA instructions per step and warp: Hopper's warpgroup MMA takes 64 rows (the
+    output channels where it runs transposed, :func:`transposed_mma`; a weight gradient's input channels,
+    :func:`input_channels_as_m`) of the tile per warpgroup and 32 bytes of the
+    reduction (16 16-bit elements, 8 TF32, 32 fp8) an instruction, the tile's columns in one; tiles of fewer than 64
+    rows take the warp-level MMA, 16 x 8 outputs an instruction shared over the warps. The census's count on all but
+    none of the committed reports' descriptor kernels (``tests/test_costmodel.py``)."""
+    problem, config = launched(problem, config)
+    depth = config.block_k // (32 // problem.itemsize)
+    rows = config.block_n if transposed_mma(problem, config) or input_channels_as_m(problem, config) else config.block_m
+    if rows < 64:
+        return max(1, config.block_m * config.block_n // (16 * 8 * config.num_warps)) * depth
+    return max(1, rows // 64 // max(1, config.num_warps // 4)) * depth
+
+
+def step_instructions(problem: Problem, config: Config) -> float:
+    """Warp instructions a descriptor launch's main loop issues per step and warp (:data:`STEP_ISSUE`)."""
+    base, per_mma = STEP_ISSUE
+    return base + per_mma * mma_instructions(problem, config)
+
+
+def issue_seconds(problem: Problem, config: Config, device: Device) -> float:
+    """Seconds per issued multiply-add that a descriptor launch's instructions take to issue on the whole device
+    (:func:`step_instructions`, ``Device.issue_rate``); 0 for the pointer and depthwise kernels, whose rates carry
+    their issue (:data:`ROW_ISSUE` and the rest)."""
+    problem, config = launched(problem, config)
+    if not config.tile_h:
+        return 0.0
+    steps_macs = config.block_m * config.block_n * config.block_k
+    return config.num_warps * step_instructions(problem, config) / (steps_macs * device.issue_rate)
+
+
+def soft_max(*times: float) -> float:
+    """The largest of some times, smoothly (their 8-norm: at most 1.09x the largest of two, 1.0x where one dominates):
+    the MMA, the fill of its tiles and the issue of the loop's instructions overlap in the software pipeline, not
+    perfectly; and a fit sees every term."""
+    return sum(t ** 8 for t in times) ** 0.125
+
+
+def bounds(problem: Problem, config: Config, device: Device) -> dict[str, float]:
+    """The seconds each of a launch's limits would take alone (a relayout config's launch on its copies,
+    :func:`launched`; the copies are not in them): ``"compute"`` (``W / (R e)``: tensor cores or FMA units),
+    ``"L2 fill"`` (``W L / (BW_L2 e)``), ``"issue"`` (``W I / e``), ``"memory"`` (``B / BW``); :func:`predict`
+    combines them."""
+    problem, config = launched(problem, config)
+    macs, ctas = issued(problem, config)
+    name, factor = rate_of(problem, config)
+    rate = getattr(device, name)
+    if rate is None:  # row_macs or aligned_macs unfitted: the pointer rate at the census's issue share
+        rate = device.mma_macs * UNFITTED_SHARES[name][problem.kind]
+    waves = macs / efficiency(ctas, ctas_per_sm(problem, config, device), config.num_warps, device)
+    return {"compute": waves / (rate * factor), "L2 fill": waves * fill_bytes(problem, config) / device.l2_bandwidth,
+            "issue": waves * issue_seconds(problem, config, device), "memory": moved(problem, config) / device.bandwidth}
 
 
 def predict(problem: Problem, config: Config, device: Device) -> float:
     """Predicted device seconds of one launch (the module docstring gives the form); a relayout config's copies
     included (:func:`relayout_seconds`)."""
-    if config.relayout:
-        return predict(*launched(problem, config), device) + relayout_seconds(problem, device)
-    macs, ctas = issued(problem, config)
-    name, factor = rate_of(problem, config)
-    rate = getattr(device, name)
-    if rate is None:  # row_macs or aligned_macs unfitted: the pointer rate at the census's issue share
-        rate = device.mma_macs * UNFITTED_SHARES[name][launched(problem, config)[0].kind]
-    rate *= factor
-    per_mac = soft_max(1 / rate, fill_bytes(problem, config) / device.l2_bandwidth)  # the MMA, or filling its tiles
-    e = efficiency(ctas, ctas_per_sm(problem, config, device), config.num_warps, device)
-    return device.t0 + max(macs * per_mac / e, moved(problem, config) / device.bandwidth)
+    t = bounds(problem, config, device)
+    copies = relayout_seconds(problem, device) if config.relayout else 0.0
+    return device.t0 + max(soft_max(t["compute"], t["L2 fill"], t["issue"]), t["memory"]) + copies
+
+
+def bound(problem: Problem, config: Config, device: Device) -> str:
+    """What limits a launch most, in :func:`bounds`' words, or ``"launch"`` where its fixed cost (``Device.t0``)
+    outlasts every limit."""
+    t = bounds(problem, config, device)
+    limit = max(t, key=t.get)
+    return limit if t[limit] > device.t0 else "launch"
 
 
 def efficiency(ctas: int, per_sm: int, warps: int, device: Device) -> float:

@@ -7,10 +7,12 @@
 For each pass of the layer (forward, input gradient, weight gradient): the problem the kernels run (a stem
 packed into channels, axes a kernel of 1 passes over merged), the kernel and the config a call on ``gpu`` takes
 (that GPU's tuning cache, the user's or the one shipped with the library, else the heuristic's; with tuning on, a
-first call times the cost model's best candidates instead), the multiply-adds it issues over the useful ones, and
-:mod:`tritonconv.costmodel`'s predicted device time, beside the model's best candidate and, for NC(D)HW
-activations, the same pass on channels-last ones. These are predictions, not measurements: the model's constants
-come from one GPU session's rows (``benchmarks/NOTES.md`` says how well they predicted).
+first call times the cost model's best candidates instead), the multiply-adds it issues over the useful ones,
+:mod:`tritonconv.costmodel`'s predicted device time and what limits it most (its multiply-adds, filling the tiles
+from L2, issuing the loop's instructions, memory, or the launch itself: :func:`tritonconv.costmodel.bound`), beside
+the model's best candidate and, for NC(D)HW activations, the same pass on channels-last ones. These are
+predictions, not measurements: the model's constants come from one GPU session's rows (``benchmarks/NOTES.md`` says
+how well they predicted).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Pass:
     kernel: str  # the kernel, in words
     issued: float  # multiply-adds issued (padding, tile edges) over the useful ones
     predicted_ms: float  # the model's device time (a packed layer's packing launches included)
+    bound: str  # what limits the kernel's launch most, in the model's words (costmodel.bound)
     best: Config  # the model's best candidate of the tuner's
     best_ms: float
     channels_last_ms: float | None  # NC(D)HW activations: the same pass on channels-last ones; else None
@@ -67,13 +70,14 @@ class Explanation:
                  f"{p.padding}, dilation {p.dilation}, groups {p.groups}; {p.dtype}{' (TF32 products)' * p.tf32}, "
                  f"{layout} activations",
                  f"on {self.gpu}; cost model {model}: predicted device times, not measurements"]
-        table = [("pass", "kernel", "config", "from", "issued", "predicted", "model best", "channels-last")]
+        table = [("pass", "kernel", "config", "from", "issued", "predicted", "bound by", "model best", "channels-last")]
         for s in self.passes:
             table.append((s.name, s.kernel, config_text(s.config), s.source, f"{s.issued:.2f}x", f"{s.predicted_ms:.4f} ms",
-                          f"{s.best_ms:.4f} ms", "-" if s.channels_last_ms is None else f"{s.channels_last_ms:.4f} ms"))
+                          s.bound, f"{s.best_ms:.4f} ms",
+                          "-" if s.channels_last_ms is None else f"{s.channels_last_ms:.4f} ms"))
         widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-        lines += ["  ".join(cell.ljust(w) if i < 4 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-                  for row in table]
+        lines += ["  ".join(cell.ljust(w) if i < 4 or i == 6 else cell.rjust(w)
+                            for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in table]
         notes = [f"{s.name}: the model's best candidate, {config_text(s.best)}, predicts {s.predicted_ms / s.best_ms:.2f}x "
                  "less time; a tuning on that GPU times it" for s in self.passes if s.best_ms < s.predicted_ms / 1.1]
         notes += [f"{s.name}: channels-last activations predict {s.predicted_ms / s.channels_last_ms:.2f}x less time"
@@ -196,7 +200,7 @@ def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
             channels_last = 1e3 * costmodel.pass_seconds(inner, _plan(inner, device, tma)[1], device)
         passes.append(Pass(name, problem, cfg, source, describe(layer, problem, cfg),
                            costmodel.issued(problem, cfg)[0] / max(useful, 1),
-                           1e3 * costmodel.pass_seconds(layer, cfg, device), best,
+                           1e3 * costmodel.pass_seconds(layer, cfg, device), costmodel.bound(problem, cfg, device), best,
                            1e3 * costmodel.pass_seconds(layer, best, device), channels_last))
     return Explanation(op, written("conv"), device.name, costmodel.fitted_path(gpu).exists(), tuple(passes))
 

@@ -379,7 +379,10 @@ positions spilled 12-24 B on two of them). Such tiles also fill their shared mem
 (:func:`tritonconv.costmodel.fill_bytes`), which bounds them whatever their step: 256 positions bring the descriptor
 loops to that bound where they issued past it, and the pointer loops most of the way. Not 64 x 16 or 64 x 32 tiles
 (the stems', ``telemetry_k9``'s): their fill bound is the tighter one already, and 256 positions in 3 stages would
-leave one program per SM."""
+leave one program per SM. Channels-innermost tiles of fewer than 64 output channels beside 64 input channels or more
+step it too: their kernel runs the MMA transposed (:func:`tritonconv.kernels.weight_grad.input_channels_as_m`), 64 x 32
+(R(2+1)D's first spatial pass, 144 output channels in 160: 3.7 -> 1.6-1.9 warp instructions per 1000 useful
+multiply-adds on sm_90, where 64-row tiles, 192 channels, issued 2.5)."""
 
 
 def plane_patches(problem: Problem, positions: int) -> bool:
@@ -650,7 +653,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         # NC(D)HW operands read in place (tiled by rows): per-element addresses need the registers of
         # 8 warps and smaller steps (ptxas spills otherwise; tests/test_compile.py)
         strided = problem.layout == "contiguous"
-        narrow = problem.dtype in ("float16", "bfloat16") and max(block_m, block_n) <= 32
+        narrow = problem.dtype in ("float16", "bfloat16") and (max(block_m, block_n) <= 32 or (  # (or run transposed:
+            problem.layout == "channels_last" and block_m < 64 <= block_n))  # weight_grad.input_channels_as_m)
         if strided:
             block_m, block_n, block_k = (min(block_m, 64), min(block_n, 64), 16) if problem.dtype in WIDE_DTYPES \
                 else (block_m, block_n, NARROW_WGRAD_STEP if narrow else 32)
@@ -687,7 +691,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             # exactly, 64 rows pad them instead (R(2+1)D's mid channels, 144 as 192 and 288 as 320: 2.15 and 1.80 warp
             # instructions per 1000 issued multiply-adds, where the pointer kernel's 32 x 64 and 64 x 128 row tiles
             # issued 17.9 and 5.38); under 64 output channels, tiles of at most 32 x 32 elements on 4 warps (no spill; the
-            # 3-D U-Net's 32 channels: 7.73, where the pointer kernel's 32 x 32 x 32 on 8 warps issued 28.6)
+            # 3-D U-Net's 32 channels: 7.73, where the pointer kernel's 32 x 32 x 32 on 8 warps issued 28.6). Channels
+            # innermost, a tile under 64 rows keeps its fit: the kernel runs its MMA transposed where the input-channel
+            # tile has 64 or more (weight_grad.input_channels_as_m)
             if tma_m < 64 <= rows and nc_runs(problem, chosen):
                 chosen = on_descriptors(64)
             if descriptors_launch(problem, chosen) and (chosen.block_m >= 64 or chosen.block_m * chosen.block_n <= 32 * 32

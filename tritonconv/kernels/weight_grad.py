@@ -345,6 +345,7 @@ def _conv_weight_grad_tma_kernel(
     DOT_PRECISION: tl.constexpr, TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, EVEN: tl.constexpr,
     X_VEC: tl.constexpr, X_KINDS: tl.constexpr, FLAT: tl.constexpr, SEAMS: tl.constexpr, DY_FOURTH: tl.constexpr,
+    IN_AS_M: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split of the patches.
 
@@ -357,6 +358,9 @@ def _conv_weight_grad_tma_kernel(
     columns at the rows' seams) reads the row before's or after's in the main loop, so after it the program takes
     those products out, of ``dY`` and ``x`` read by address (``x_ptr``, ``dy_ptr``, strides of images, channels, depth
     slices and a plane's positions; ``SEAMS`` positions a step, this split's seam positions only).
+
+    ``IN_AS_M`` (:func:`input_channels_as_m`): the MMA runs transposed, input x output channels, its sum turned back
+    after the main loop.
 
     Programs run input-channel tile fastest, so those reading the same ``dY`` boxes run together (L2). ``EVEN``:
     the channel tiles divide both channel counts, so the epilogue stores without a mask (a 128 x 128 tile's
@@ -387,7 +391,10 @@ def _conv_weight_grad_tma_kernel(
     # for it, and ptxas then waits out every MMA)
     tl.assume(tl.minimum(first + STEPS_PER_SPLIT, STEPS) > first)
     nb, od, oh0, ow0 = patch(first, OD, tiles_h, tiles_w, TILE_B, TILE_H, TILE_W)
-    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
+    if IN_AS_M:
+        acc = tl.full((BLOCK_N, BLOCK_M), 0.0, tl.float32)
+    else:
+        acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
     c = kw * dw - pw  # the columns this tap moves x's positions by
     shift = c
     if FLAT:  # and the rows (of RW columns), planes read as rows
@@ -402,7 +409,9 @@ def _conv_weight_grad_tma_kernel(
                 R: tl.constexpr = kind - 1
                 for _ in range(first, tl.minimum(first + STEPS_PER_SPLIT, STEPS)):
                     if DY_INNER:  # [TILE_B, 1, TILE_H, TILE_W, BLOCK_M] of NDHWC: positions x channels, transposed
-                        a = tl.trans(dy_desc.load([nb, od, oh0, ow0, m0]).reshape(BLOCK_K, BLOCK_M))
+                        a = dy_desc.load([nb, od, oh0, ow0, m0]).reshape(BLOCK_K, BLOCK_M)
+                        if not IN_AS_M:
+                            a = tl.trans(a)
                     elif DY_FOURTH:  # [1, 1, 1, BLOCK_M, TILE_W] of NC(D)HW viewed as [N, D, H, C, W] (channels_fourth)
                         a = dy_desc.load([nb, od, oh0, m0, ow0]).reshape(BLOCK_M, BLOCK_K)
                     else:  # [1, BLOCK_M, 1, TILE_H, TILE_W] of NC(D)HW (TILE_B = 1): channels x positions
@@ -425,7 +434,10 @@ def _conv_weight_grad_tma_kernel(
                         lo = x_desc.load([nb, n0, id_, ih, iw - R]).reshape(BLOCK_N, BLOCK_K)
                         hi = x_desc.load([nb, n0, id_, ih, iw - R + X_VEC]).reshape(BLOCK_N, BLOCK_K)
                         b = tl.trans(shift_runs(lo, hi, R, BLOCK_N, BLOCK_K, X_VEC))
-                    acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
+                    if IN_AS_M:  # (input channels x positions) x (positions x output channels)
+                        acc = mma(acc, tl.trans(b), a, UPCAST, DOT_PRECISION, tl.float32)
+                    else:
+                        acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
                     ow0 += TILE_W  # the next patch by carries, not divisions (scalar coordinates only)
                     row_done = ow0 >= OW
                     ow0 = tl.where(row_done, 0, ow0)
@@ -437,6 +449,8 @@ def _conv_weight_grad_tma_kernel(
                     od = tl.where(volume_done, 0, od)
                     nb = tl.where(volume_done, nb + TILE_B, nb)
 
+    if IN_AS_M:
+        acc = tl.trans(acc)
     if FLAT and c != 0:  # the rows' seams: each row's |c| positions whose tap column leaves it read the row before's
         # (after's) in the main loop; their products taken out: added to the negated sum, negated back (exact). After
         # the main loop, not before: ptxas waited out each MMA of a main loop starting from a sum the seams' MMA left
@@ -543,6 +557,15 @@ def dy_channels_fourth(dy_inner: bool, tile_h: int, x_kinds: int, flat: bool) ->
     return not dy_inner and tile_h == 1 and x_kinds == 0b10 and not flat
 
 
+def input_channels_as_m(dy_inner: bool, x_inner: bool, block_m: int, block_n: int) -> bool:
+    """Whether the kernel runs its MMA transposed, input channels as its rows (``IN_AS_M``): channels-innermost
+    operands whose output-channel tile is under 64 rows where the input-channel tile has 64 or more. Hopper's warpgroup
+    MMA takes 64 rows at least; under them the warp-level MMA ran (R(2+1)D's first spatial pass, 144 output channels on
+    32 x 64 tiles: 16 ``HMMA`` a step, 3.7 warp instructions per 1000 useful multiply-adds on sm_90), where transposed
+    the tile runs 4 warpgroup MMAs a step with its 32 output channels as the MMA's columns."""
+    return dy_inner and x_inner and block_m < 64 <= block_n
+
+
 SEAMS = 16
 """Seam positions per step of the loop that reads them by address (planes read as rows, :func:`planes_as_rows`)."""
 
@@ -611,6 +634,8 @@ class DescriptorLaunch(Partials):
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_M=config.block_m, BLOCK_N=config.block_n,
             PHASE_H=phase_h, PHASE_W=phase_w, EVEN=c_out % config.block_m == 0 and c_in % config.block_n == 0,
             X_VEC=16 // input.element_size(), X_KINDS=self.x_kinds, FLAT=flat, SEAMS=SEAMS, DY_FOURTH=dy_fourth,
+            IN_AS_M=input_channels_as_m(channels_inner(grad_output), channels_inner(input), config.block_m,
+                                        config.block_n),
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_conv_weight_grad_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
