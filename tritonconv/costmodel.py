@@ -26,7 +26,7 @@ it runs with) on a GPU described by :class:`Device`::
 * ``I``: the descriptor kernels' instruction issue: each step of a ``BLOCK_M x BLOCK_N x BLOCK_K`` tile issues
   :func:`step_instructions` warp instructions on each of its warps (the SASS census's, estimated), at ``issue_rate``
   for all SMs together; where that is slower than the MMA it sets the rate (narrow tiles: on an H200 a 128 x 32 x 16
-  step on 4 warps issues 2.4x the MMA's time, a 128 x 128 x 64 one on 8 warps 0.3x), so the descriptor kernels'
+  step on 4 warps issues 2.3x the MMA's time, a 128 x 128 x 64 one on 8 warps 0.3x), so the descriptor kernels'
   ``W / (R e)`` reads ``W * softmax(1/R, L / l2_bandwidth, I) / e`` (the pointer kernels' issue is in their rates'
   census shares, :data:`ROW_ISSUE` and the rest);
 * ``e``: the wave efficiency (:func:`efficiency`): the grid runs in waves of at most CTAs-per-SM programs on every
@@ -566,7 +566,7 @@ STEP_ISSUE = (92, 3.8)
 descriptors' loads and the loop's counters, and each MMA's own. Fitted (least squares of the logarithms) on the
 committed sm_90 compile reports' 568 descriptor kernels (the suite's heuristic tiles, bf16, TF32 and fp8, both layouts
 and passes, Triton 3.9 and 3.6; ``benchmarks/results/static/``, ``loop_instructions``): within 1.5x of the census on
-97% of them, 1.25x on 81%. Its misses are NC(D)HW launches that move sums or take rows apart in their loops (up to 2x
+97% of them, 1.25x on 82%. Its misses are NC(D)HW launches that move sums or take rows apart in their loops (up to 2x
 the estimate), which their rates' census shares (:data:`NC_ROWS_ISSUE` and the rest) already count."""
 
 
@@ -575,8 +575,8 @@ def mma_instructions(problem: Problem, config: Config) -> int:
     output channels where it runs transposed, :func:`transposed_mma`; a weight gradient's input channels,
     :func:`input_channels_as_m`) of the tile per warpgroup and 32 bytes of the
     reduction (16 16-bit elements, 8 TF32, 32 fp8) an instruction, the tile's columns in one; tiles of fewer than 64
-    rows take the warp-level MMA, 16 x 8 outputs an instruction shared over the warps. The census's count on all but
-    none of the committed reports' descriptor kernels (``tests/test_costmodel.py``)."""
+    rows take the warp-level MMA, 16 x 8 outputs an instruction shared over the warps. The census's count on every
+    descriptor kernel of the committed reports (``tests/test_costmodel.py``)."""
     problem, config = launched(problem, config)
     depth = config.block_k // (32 // problem.itemsize)
     rows = config.block_n if transposed_mma(problem, config) or input_channels_as_m(problem, config) else config.block_m

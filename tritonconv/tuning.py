@@ -653,8 +653,10 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         # NC(D)HW operands read in place (tiled by rows): per-element addresses need the registers of
         # 8 warps and smaller steps (ptxas spills otherwise; tests/test_compile.py)
         strided = problem.layout == "contiguous"
-        narrow = problem.dtype in ("float16", "bfloat16") and (max(block_m, block_n) <= 32 or (  # (or run transposed:
-            problem.layout == "channels_last" and block_m < 64 <= block_n))  # weight_grad.input_channels_as_m)
+        # 16-bit tiles of at most 32 x 32, or channels-innermost ones under 64 output channels beside 64 input channels
+        # or more (their MMA run transposed, weight_grad.input_channels_as_m), step NARROW_WGRAD_STEP positions
+        narrow = problem.dtype in ("float16", "bfloat16") and (
+            max(block_m, block_n) <= 32 or (problem.layout == "channels_last" and block_m < 64 <= block_n))
         if strided:
             block_m, block_n, block_k = (min(block_m, 64), min(block_n, 64), 16) if problem.dtype in WIDE_DTYPES \
                 else (block_m, block_n, NARROW_WGRAD_STEP if narrow else 32)

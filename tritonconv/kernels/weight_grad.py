@@ -561,8 +561,9 @@ def input_channels_as_m(dy_inner: bool, x_inner: bool, block_m: int, block_n: in
     """Whether the kernel runs its MMA transposed, input channels as its rows (``IN_AS_M``): channels-innermost
     operands whose output-channel tile is under 64 rows where the input-channel tile has 64 or more. Hopper's warpgroup
     MMA takes 64 rows at least; under them the warp-level MMA ran (R(2+1)D's first spatial pass, 144 output channels on
-    32 x 64 tiles: 16 ``HMMA`` a step, 3.7 warp instructions per 1000 useful multiply-adds on sm_90), where transposed
-    the tile runs 4 warpgroup MMAs a step with its 32 output channels as the MMA's columns."""
+    32 x 64 tiles: 16 ``HMMA`` a step of 64 positions, 3.7 warp instructions per 1000 useful multiply-adds on sm_90);
+    transposed, the warpgroup MMA runs, the 32 output channels its columns (16 ``HGMMA`` a step of 256 positions,
+    :data:`tritonconv.tuning.NARROW_WGRAD_STEP`: 1.6-1.9)."""
     return dy_inner and x_inner and block_m < 64 <= block_n
 
 
