@@ -217,15 +217,19 @@ def layer_seconds(kind: str, dtype: str, layout: str, prob: dict, device: costmo
 
 
 def predictions(suite: dict, device: costmodel.Device, dtype: str = "bfloat16") -> list[dict]:
-    """Predicted device ms of every suite layer, pass and layout the GPU slot times, with its configs."""
+    """Predicted device ms of every suite layer, pass and layout the GPU slot times, with its configs and what the
+    model says bounds each launch (:func:`tritonconv.costmodel.bound`; the readout groups its errors by it)."""
     out = []
     for name, convs in stages(suite).items():
         for pas, kind in PASS_KINDS.items():
             for layout in ("channels_last", "contiguous"):
                 order = convs[::-1] if pas == "input_grad" else convs
                 timed = [layer_seconds(kind, dtype, layout, prob, device) for prob in order]
+                bounds = [costmodel.bound(problem_of(kind, dtype, layout, prob), cfg, device)
+                          for prob, (_, cfg) in zip(order, timed)]
                 out.append({"device": device.name, "name": name, "pass": pas, "layout": layout, "dtype": dtype,
-                            "predicted_ms": 1e3 * sum(t for t, _ in timed), "configs": [vars(c) for _, c in timed]})
+                            "predicted_ms": 1e3 * sum(t for t, _ in timed), "configs": [vars(c) for _, c in timed],
+                            "bound": "+".join(bounds)})
     return out
 
 

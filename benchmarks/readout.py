@@ -30,6 +30,7 @@ import json
 import operator
 import re
 import shutil
+import statistics
 import sys
 import xml.etree.ElementTree as ET
 from collections import defaultdict
@@ -322,18 +323,26 @@ def readout(folder: Path, results: Path = RESULTS, cache_dir: Path = ROOT / "aut
         verdict, measured = judge(p, latest)
         report.append(f"| {p['id']} | {', '.join(p['layers'])} | {p['pass']} | {p['layout']} | `{p['claim']}` | "
                       f"{measured} | {verdict} |")
-    predicted = {(r["name"], r["pass"], r["layout"]): r["predicted_ms"]
+    predicted = {(r["name"], r["pass"], r["layout"]): r
                  for r in read_rows(predictions_dir / f"{rows[0]['device'].replace(' ', '_')}.jsonl")}
     pairs = [(r, predicted[key]) for r in latest for key in [(r["name"], r.get("pass", "forward"), r["layout"])]
              if key in predicted and (r.get("tritonconv") or {}).get("ms")]
     if pairs:
-        ratios = [p / r["tritonconv"]["ms"] for r, p in pairs]
+        ratios = [p["predicted_ms"] / r["tritonconv"]["ms"] for r, p in pairs]
         within = sum(1 / 1.5 <= q <= 1.5 for q in ratios)
+        by_bound: dict[str, list[float]] = {}
+        for (_, p), q in zip(pairs, ratios):
+            by_bound.setdefault(p.get("bound", "?"), []).append(q)
         report += ["", "## The cost model's predictions (benchmarks/predictions/), against this slot", "",
                    f"Within 1.5x of the measured device time: {within} of {len(pairs)} rows (target: 80%).", "",
-                   "| layer | pass | layout | predicted ms | measured ms | predicted / measured |", "|---|---|---|---|---|---|"]
-        report += [f"| {r['name']} | {r.get('pass', 'forward')} | {LAYOUT_NAME[r['layout']]} | {p:.4f} | "
-                   f"{r['tritonconv']['ms']:.4f} | {p / r['tritonconv']['ms']:.2f} |" for (r, p) in pairs]
+                   "By what the model said bounds each launch (a term whose rows it over- or under-predicts alike is the "
+                   "constant to refit: `Device.l2_bandwidth` for L2 fill, `issue_rate` for issue):", "",
+                   *[f"- {bound}: {len(qs)} rows, median predicted / measured {statistics.median(qs):.2f}"
+                     for bound, qs in sorted(by_bound.items())], "",
+                   "| layer | pass | layout | bound | predicted ms | measured ms | predicted / measured |",
+                   "|---|---|---|---|---|---|---|"]
+        report += [f"| {r['name']} | {r.get('pass', 'forward')} | {LAYOUT_NAME[r['layout']]} | {p.get('bound', '?')} | "
+                   f"{p['predicted_ms']:.4f} | {r['tritonconv']['ms']:.4f} | {q:.2f} |" for (r, p), q in zip(pairs, ratios)]
     if quantised:
         report += ["", "## FP8 forward (tritonconv.fp8, e4m3, channels-last) against cuDNN in bf16", ""]
         for fam in FAMILY.values():

@@ -431,7 +431,7 @@ def test_readout_commits_tabulates_draws_and_compares(tmp_path):
     predictions = tmp_path / "predictions"
     predictions.mkdir()
     (predictions / "Test_GPU.jsonl").write_text(json.dumps({"name": "tcn_k3", "pass": "forward", "layout": "channels_last",
-                                                             "predicted_ms": 1.2}) + "\n")
+                                                             "predicted_ms": 1.2, "bound": "memory"}) + "\n")
     (predictions / "Test_GPU_kernelbench.jsonl").write_text(json.dumps({"name": "87_pointwise", "dtype": "bfloat16",
                                                                          "predicted_ms": 2.0, "speedup": 1.5}) + "\n")
     args = dict(results=results, cache_dir=cache_dir, readme=readme, notes=notes, predictions_dir=predictions)
@@ -461,5 +461,6 @@ def test_readout_commits_tabulates_draws_and_compares(tmp_path):
     assert "- bfloat16: predicted faster than PyTorch on 1 of 1, measured faster on 0 of them" in text
     assert "| 87_pointwise | bfloat16 | 2.000 | 4.000 | 0.50 | 1.50 | 0.50 |" in text
     assert "- 2D: 1 layers, geomean 1.60x (quantisation error vs fp32: up to 0.040)" in text  # fp8, apart
-    assert "| tcn_k3 | forward | channels-last | 1.2000 |" in text
+    assert "| tcn_k3 | forward | channels-last | memory | 1.2000 |" in text
+    assert "- memory: 1 rows, median predicted / measured" in text
     assert "- resnet50 [32, 3, 224, 224] bfloat16: torch 100.0 ms, tritonconv 200.0 ms (0.50x); routed {'conv2d': 53}" in text
