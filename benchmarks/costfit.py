@@ -13,7 +13,8 @@ timed call by call whose time is within 1.5x of the host's cost of their launche
 launch, 0.0833 ms on the H200 session of 2026-11-26, ``benchmarks.dispatch``) measured the host, not
 the kernels: they are marked and left out of the fit. The fit adjusts the tensor-core rate, the
 bandwidth and the launch cost (log-space least squares, ``scipy.optimize.least_squares``); the FMA
-rate keeps its datasheet value unless depthwise rows are in the fit. Its honesty: every layer is
+rate keeps its datasheet value unless depthwise rows are in the fit, the L2 fill and issue rates theirs unless at
+least three device-timed rows are bound by them (:func:`fit`). Its honesty: every layer is
 also predicted by a fit without that layer's rows (leave-one-layer-out), and both errors are
 printed (median ratio, share within 1.5x).
 """
@@ -149,12 +150,32 @@ def log_errors(samples: list[dict], device: costmodel.Device, host_ms: float = 0
     return [math.log(predicted_ms(s, device, host_ms) / s["measured_ms"]) for s in samples]
 
 
+TERM_CONSTANTS = {"L2 fill": "l2_bandwidth", "issue": "issue_rate"}
+"""The model's terms whose constants are unfitted until device-timed rows are bound by them (:func:`fit`)."""
+MIN_BOUND_ROWS = 3
+BOUND_MARGIN = 1.5
+
+
+def bound_by(problem: Problem, config: Config, device: costmodel.Device, term: str) -> bool:
+    """Whether ``term`` bounds a launch by :data:`BOUND_MARGIN` over every other of its terms
+    (:func:`tritonconv.costmodel.bounds`): a row whose terms are near each other would let a fit trade one constant for
+    another."""
+    t = costmodel.bounds(problem, config, device)
+    return t[term] >= BOUND_MARGIN * max(v for k, v in t.items() if k != term)
+
+
 def fit(fitted: list[dict], start: costmodel.Device) -> tuple[costmodel.Device, float]:
     """The rates, bandwidth and launch cost minimising the squared log error over ``fitted``; a kernel's rate
-    only when ``fitted`` has launches of it (the others keep ``start``'s); and, when rows timed call by call are
-    among them, the host milliseconds per launch those timings added (else 0)."""
+    only when ``fitted`` has launches of it (the others keep ``start``'s); the L2 fill rate and the issue rate where
+    at least :data:`MIN_BOUND_ROWS` device-timed rows (CUDA graph replays, not calls timed one by one, whose host time
+    hides the kernels') have a launch bound by that term (:func:`bound_by`, :data:`TERM_CONSTANTS`); and, when rows timed
+    call by call are among them, the host milliseconds per launch those timings added (else 0)."""
     used = {costmodel.rate_of(p, c)[0] for s in fitted for p, c in s["launches"]}
     names = ["bandwidth", "t0"] + sorted(used)
+    for term, name in TERM_CONSTANTS.items():  # an unfitted term's constant, where device-timed rows are bound by it
+        bound = [s for s in fitted if not s["call_by_call"] and any(bound_by(p, c, start, term) for p, c in s["launches"])]
+        if len(bound) >= MIN_BOUND_ROWS:
+            names.append(name)
     for name in costmodel.UNFITTED_SHARES:  # NC(D)HW rows measured: their rate fitted, from the pointer kernels'
         if name in used:  # (else it stays None)
             start = dataclasses.replace(start, **{name: getattr(start, name) or start.mma_macs})
@@ -169,9 +190,10 @@ def fit(fitted: list[dict], start: costmodel.Device) -> tuple[costmodel.Device, 
         return log_errors(fitted, dev, extra)
 
     theta0 = [math.log(getattr(start, n)) for n in names]
-    low = {"bandwidth": math.log(0.5), "t0": -3}  # bandwidth: at least half the measured copy; rates: down to 1/50
+    low = {"bandwidth": math.log(0.5), "t0": -3, "l2_bandwidth": -2.0, "issue_rate": -1.4}  # rates: down to 1/50
+    high = {"t0": 1.2, "l2_bandwidth": 0.7}  # t0 <= 10 us; the L2's fill up to twice the 64 bytes a clock assumed
     bounds = ([math.log(getattr(start, n)) + low.get(n, -4) for n in names] + [0.0] * host,
-              [math.log(getattr(start, n)) + (1.2 if n == "t0" else 0.01) for n in names] + [0.2] * host)  # t0 <= 10 us
+              [math.log(getattr(start, n)) + high.get(n, 0.01) for n in names] + [0.2] * host)
     theta = least_squares(residuals, theta0 + [0.03] * host, bounds=bounds).x
     return device(theta[:len(names)]), float(theta[len(names)]) if host else 0.0
 

@@ -500,3 +500,26 @@ def test_a_launch_is_bound_by_its_largest_limit():
         assert math.isclose(costmodel.predict(problem, cfg, device), device.t0 + max(
             costmodel.soft_max(t["compute"], t["L2 fill"], t["issue"]), t["memory"]), rel_tol=1e-12)
         assert costmodel.bound(problem, cfg, device) == limit, (cfg, t)
+
+
+def test_the_fill_and_issue_rates_are_fitted_where_device_timed_rows_are_bound_by_them():
+    """``costfit.fit`` fits ``l2_bandwidth`` and ``issue_rate`` only where at least three device-timed rows have a launch
+    the model calls bound by that term: made-up rows of small descriptor tiles (bound by filling them from L2), narrow
+    steps (by their issue) and wide tiles (by the tensor cores), timed with a slower L2 and issue rate than assumed,
+    give both back; the same rows timed call by call (the 2026-11-26 rows' kind) leave them as they were."""
+    truth = dataclasses.replace(costmodel.DATASHEET, l2_bandwidth=9e12, issue_rate=0.7e12)
+    start = dataclasses.replace(costmodel.DATASHEET, name="Test")
+    tiles = {"L2 fill": tuning.Config(64, 32, 64, num_warps=4, tile_h=1),
+             "issue": tuning.Config(128, 64, 16, num_warps=8, tile_h=1),
+             "compute": tuning.Config(128, 128, 64, num_warps=8, tile_h=1)}
+    rows = []
+    for batch, (term, cfg) in itertools.product((8, 16, 32), tiles.items()):
+        p = tuning.Problem.of("conv", "bfloat16", "channels_last", (batch, 256, 28, 28), (256, 256, 3, 3), 1, 1)
+        assert costmodel.bound(p, cfg, start) == term, (term, costmodel.bounds(p, cfg, start))
+        rows.append({"name": f"{term}{batch}", "launches": [(p, cfg)], "call_by_call": False, "host_bound": False,
+                     "measured_ms": 1e3 * costmodel.predict(p, cfg, truth)})
+    fitted, _ = costfit.fit(rows, start)
+    assert math.isclose(fitted.l2_bandwidth, truth.l2_bandwidth, rel_tol=0.1), fitted
+    assert math.isclose(fitted.issue_rate, truth.issue_rate, rel_tol=0.1), fitted
+    timed_one_by_one = costfit.fit([{**r, "call_by_call": True} for r in rows], start)[0]
+    assert (timed_one_by_one.l2_bandwidth, timed_one_by_one.issue_rate) == (start.l2_bandwidth, start.issue_rate)
