@@ -592,14 +592,14 @@ def test_narrow_channel_tiles_take_wide_patches():
 
 def test_narrow_weight_gradients_step_256_positions():
     """16-bit weight gradients over channel tiles of at most 32 x 32 (``tuning.NARROW_WGRAD_STEP``) step 256 positions
-    on the descriptor kernel, where the patches pad no more (the 3-D U-Net's 32 channels, both layouts); 64 x 16 (a
-    stem's) and TF32 tiles keep theirs."""
+    on the descriptor kernel, where the patches pad no more (the 3-D U-Net's 32 channels, both layouts), TF32 ones 128
+    (``tuning.narrow_step``: the same bytes a row); 64 x 16 tiles (a stem's) keep theirs."""
     unet = dict(input_shape=(2, 32, 64, 64, 64), weight_shape=(32, 32, 3, 3, 3), padding=1)
     for layout in ("channels_last", "contiguous"):
         cfg = tuning.heuristic(tuning.Problem.of("conv_wgrad", "bfloat16", layout, **unet), interpret=False, tma=True)
         assert (cfg.block_m, cfg.block_n, cfg.block_k) == (32, 32, 256) and cfg.tile_h, cfg
     tf32 = tuning.Problem.of("conv_wgrad", "float32", "channels_last", **unet, tf32=True)
-    assert tuning.heuristic(tf32, interpret=False, tma=True).block_k == tuning.TF32_STEP
+    assert tuning.heuristic(tf32, interpret=False, tma=True).block_k == 128 == tuning.narrow_step(tf32)
     stem = tuning.Problem.of("conv_wgrad", "bfloat16", "channels_last", (32, 3, 224, 224), (64, 3, 7, 7), stride=2,
                              padding=3)
     cfg = tuning.heuristic(stem, interpret=False, tma=True)

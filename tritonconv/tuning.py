@@ -382,7 +382,18 @@ loops to that bound where they issued past it, and the pointer loops most of the
 leave one program per SM. Channels-innermost tiles of fewer than 64 output channels beside 64 input channels or more
 step it too: their kernel runs the MMA transposed (:func:`tritonconv.kernels.weight_grad.input_channels_as_m`), 64 x 32
 (R(2+1)D's first spatial pass, 144 output channels in 160: 3.7 -> 1.6-1.9 warp instructions per 1000 useful
-multiply-adds on sm_90, where 64-row tiles, 192 channels, issued 2.5)."""
+multiply-adds on sm_90, where 64-row tiles, 192 channels, issued 2.5). TF32 tiles step half as many positions
+(:func:`narrow_step`)."""
+
+
+def narrow_step(problem: Problem) -> int:
+    """Positions a step of a narrow weight-gradient tile takes (:data:`NARROW_WGRAD_STEP`): 256 in 16 bits, 128 in
+    TF32, the same bytes a row. TF32 at its 32 (:data:`TF32_STEP`) issued 14.7 warp instructions per 1000 multiply-adds
+    on the 3-D U-Net's 32 x 32 channel tiles (12.8 NCDHW), 27.3 on the CT volume's 32 x 16, 7.1-7.5 on R(2+1)D's first
+    spatial pass run transposed (sm_90, Triton 3.9 and 3.6); at 128, 7.3 (5.0), 12.6-12.7 and 3.6, no spill (86-156
+    registers): the U-Net's and the CT volume's then bound by filling their tiles from L2
+    (:func:`tritonconv.costmodel.fill_bytes`), R(2+1)D's under the TF32 MMA's pace."""
+    return NARROW_WGRAD_STEP * 2 // problem.itemsize
 
 
 def plane_patches(problem: Problem, positions: int) -> bool:
@@ -653,9 +664,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         # NC(D)HW operands read in place (tiled by rows): per-element addresses need the registers of
         # 8 warps and smaller steps (ptxas spills otherwise; tests/test_compile.py)
         strided = problem.layout == "contiguous"
-        # 16-bit tiles of at most 32 x 32, or channels-innermost ones under 64 output channels beside 64 input channels
-        # or more (their MMA run transposed, weight_grad.input_channels_as_m), step NARROW_WGRAD_STEP positions
-        narrow = problem.dtype in ("float16", "bfloat16") and (
+        # tiles of at most 32 x 32, or channels-innermost ones under 64 output channels beside 64 input channels or
+        # more (their MMA run transposed, weight_grad.input_channels_as_m), step narrow_step positions: 16-bit and TF32
+        narrow = (problem.dtype in ("float16", "bfloat16") or problem.tf32) and (
             max(block_m, block_n) <= 32 or (problem.layout == "channels_last" and block_m < 64 <= block_n))
         if strided:
             block_m, block_n, block_k = (min(block_m, 64), min(block_n, 64), 16) if problem.dtype in WIDE_DTYPES \
@@ -668,8 +679,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             return Config(block_m, block_n, block_k, group_m=1, num_warps=8, num_stages=stages, split_k=split,
                           fold=fold)
         positions = TF32_STEP if problem.tf32 else 64
-        if narrow and tma_padding(problem, NARROW_WGRAD_STEP) <= tma_padding(problem, positions):
-            positions = NARROW_WGRAD_STEP
+        if narrow and tma_padding(problem, narrow_step(problem)) <= tma_padding(problem, positions):
+            positions = narrow_step(problem)
         if tma and mma_tiles(problem) and not fp8(problem) and tma_eligible(problem) \
                 and tma_padding(problem, positions) <= TMA_PADDING:
             # the descriptor kernel: patches of 64 positions per step (four k-steps of the MMA; TF32's 32; narrow
