@@ -187,17 +187,25 @@ def check(case: dict, device: torch.device) -> dict:
     if case.get("fp8"):
         return check_fp8(case, device, x, w, b, name, args, layout)
     ref = run(getattr(F, name), torch.float64)
+    return compare(case, device, (("tritonconv", lambda: run(getattr(tritonconv, name), dtype)),
+                                  ("torch", lambda: run(getattr(F, name), dtype))), ref, TOL[dtype])
+
+
+def compare(case: dict, device: torch.device, impls: tuple, ref: list, tol: float) -> dict:
+    """The case's row: each implementation's (``(name, fn)``, ``fn`` returning its tensors in ``ref``'s order: output,
+    then input, weight and bias gradients) relative errors against ``ref``; tritonconv's under configs drawn from the
+    tuner's candidates where the case asks (a drawn config the GPU cannot launch, as tuning skips it, leaves the case
+    not run, ``ok`` null); ``ok`` where tritonconv raised nothing and each error is within ``tol`` or twice PyTorch's."""
     row = {**case}
     tma = device.type == "cpu" or torch.cuda.get_device_capability(device)[0] >= 9  # the interpreter emulates TMA
-    for impl, fn in (("tritonconv", getattr(tritonconv, name)), ("torch", getattr(F, name))):
+    for impl, fn in impls:
         picked: list[dict] = []
         drawing = impl == "tritonconv" and case.get("configs") == "drawn"
         try:
             with drawn_configs(case["seed"] + 2, tma, picked) if drawing else contextlib.nullcontext():
-                outs = run(fn, dtype)
+                outs = fn()
         except Exception as exc:  # a crash is a result of the case
             if drawing and isinstance(exc, OutOfResources):
-                # a drawn config this GPU cannot launch (tuning skips it too): the case is not run
                 row[impl], row["picked"], row["ok"] = {"skipped": f"{exc}"[:300]}, picked, None
                 return row
             row[impl] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
@@ -207,7 +215,7 @@ def check(case: dict, device: torch.device) -> dict:
         if picked:
             row["picked"] = picked
     errs, theirs = row["tritonconv"], row.get("torch", {})
-    row["ok"] = "error" not in errs and all(e <= max(TOL[dtype], 2 * theirs.get(k, 0.0)) for k, e in errs.items())
+    row["ok"] = "error" not in errs and all(e <= max(tol, 2 * theirs.get(k, 0.0)) for k, e in errs.items())
     return row
 
 
@@ -221,7 +229,6 @@ def check_fp8(case: dict, device: torch.device, x, w, b, name: str, args: tuple,
     bias = None if b is None else b.to(device)
     xd, wd = fp8.dequantize(xq, xs), fp8.dequantize(wq, ws, 0)
     ref = getattr(F, name)(xd.double(), wd.double(), None if bias is None else bias.double(), *args)
-    row, tma = {**case}, device.type == "cpu" or torch.cuda.get_device_capability(device)[0] >= 9
 
     def ours() -> torch.Tensor:
         if case["fp8"] == "functional":
@@ -236,23 +243,13 @@ def check_fp8(case: dict, device: torch.device, x, w, b, name: str, args: tuple,
                           conv.padding, conv.dilation, conv.groups, input_scale=xs.item(), out_dtype=torch.float32)
         return module(xd)  # rounds to xq again (xs is its amax scale)
 
-    picked: list[dict] = []
-    drawing = case.get("configs") == "drawn"
-    for impl, fn in (("tritonconv", ours), ("torch", lambda: getattr(F, name)(xd, wd, bias, *args))):
-        try:
-            with drawn_configs(case["seed"] + 2, tma, picked) if drawing and impl == "tritonconv" else \
-                    contextlib.nullcontext(), torch.no_grad():
-                row[impl] = {"out": rel_err(fn(), ref)}
-        except Exception as exc:
-            if drawing and isinstance(exc, OutOfResources):
-                row[impl], row["picked"], row["ok"] = {"skipped": f"{exc}"[:300]}, picked, None
-                return row
-            row[impl] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
-    if picked:
-        row["picked"] = picked
-    errs, theirs = row["tritonconv"], row.get("torch", {})
-    row["ok"] = "error" not in errs and errs["out"] <= max(TOL[torch.float8_e4m3fn], 2 * theirs.get("out", 0.0))
-    return row
+    def output(fn) -> list[torch.Tensor]:  # inference: the output alone, no graph
+        with torch.no_grad():
+            return [fn()]
+
+    return compare(case, device, (("tritonconv", lambda: output(ours)),
+                                  ("torch", lambda: output(lambda: getattr(F, name)(xd, wd, bias, *args)))),
+                   [ref], TOL[torch.float8_e4m3fn])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -540,9 +540,10 @@ def tma_candidates(problem: Problem) -> list[Config]:
     """The descriptor kernels' configs for an eligible problem: forward and input gradient tiles of ``block_m``
     positions (:data:`TMA_SPACE`; :data:`WIDE_PATCH` beside channel tiles of at most 32 on 4 warps), weight-gradient
     tiles of :data:`SPACES`' channels with ``block_k`` positions of at least 64 per step (patches spanning rows and
-    images, of one row, planes read as rows; TF32 tiles of either step :data:`TF32_STEP`, as the heuristic's: 64-wide
-    TF32 steps hold twice a 16-bit stage's shared memory, one 128 x 64 program per SM on sm_90, where 32-wide ones
-    issue 1.5-1.8 warp instructions per 1000 multiply-adds, far under the MMA's pace), every split count that keeps
+    images, of one row, planes read as rows; TF32 tiles of either step :data:`TF32_STEP`: 64-wide TF32 steps hold twice
+    a 16-bit stage's shared memory, one 128 x 64 program per SM on sm_90, where 32-wide ones issue 1.5-1.8 warp
+    instructions per 1000 multiply-adds, far under the MMA's pace; the heuristic's narrow TF32 tiles step
+    :func:`narrow_step`'s 128, which a tuning times as the heuristic's config, not among these), every split count that keeps
     four steps per partial sum (forwards' channel tiles under 64 on patches of one row too, :func:`one_row_forward`);
     each one that :func:`launches a descriptor kernel <descriptors_launch>`."""
     rows, cols, red = problem.gemm
@@ -670,7 +671,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             max(block_m, block_n) <= 32 or (problem.layout == "channels_last" and block_m < 64 <= block_n))
         if strided:
             block_m, block_n, block_k = (min(block_m, 64), min(block_n, 64), 16) if problem.dtype in WIDE_DTYPES \
-                else (block_m, block_n, NARROW_WGRAD_STEP if narrow else 32)
+                else (block_m, block_n, narrow_step(problem) if narrow else 32)
         warps = 8 if strided or (problem.dtype in WIDE_DTYPES and block_m * block_n >= 128 * 128) else 4  # fp32: spills
         # NC(D)HW fp32 64 x 64 x 16 tiles spilled 4-16 B with 2-3 stages on 4 or 8 warps (Triton 3.6 or 3.9,
         # sm_80 or sm_90, depending on the layer); one stage on 8 warps spilled on none (tests/test_compile.py)
@@ -684,7 +685,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         if tma and mma_tiles(problem) and not fp8(problem) and tma_eligible(problem) \
                 and tma_padding(problem, positions) <= TMA_PADDING:
             # the descriptor kernel: patches of 64 positions per step (four k-steps of the MMA; TF32's 32; narrow
-            # 16-bit tiles' NARROW_WGRAD_STEP), no per-element addresses (a prediction, benchmarks/NOTES.md P16: the
+            # tiles' narrow_step), no per-element addresses (a prediction, benchmarks/NOTES.md P16: the
             # pointer kernel's loop issues 27-331 integer instructions per MMA); channel tiles padding little beside
             # the patches' padding
             tma_m, tma_n = within_slack((rows, width * cols), (block_m, block_n), tma_padding(problem, positions))
