@@ -352,15 +352,30 @@ def test_depthwise_gradients_take_their_own_kernels(monkeypatch, ndim, fmt):
     assert sorted(calls) == ["depthwise_forward"] * 4 + ["depthwise_grad_input"] * 2 + ["depthwise_grad_weight"] * 2
 
 
-def test_split_reduction_of_depthwise_weight_gradient():
-    x, dy = torch.randn(3, 4, 10, 9), torch.randn(3, 8, 5, 5)
-    w = torch.randn(8, 1, 3, 3)
-    spec = conv_spec("conv2d", 2, x, w, None, 2, 1, 1, 4)
-    whole = dispatch.conv_grad_weight(dy, x, spec)
-    split = dispatch.conv_grad_weight(dy, x, spec, config=tuning.Config(16, 16, 16, split_k=3))
-    assert_close(split, whole)
-    ref = torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), stride=2, padding=1, groups=4)
-    assert_close(whole, ref)
+DW_TILES = [  # (taps, channels, positions a step, splits): tap and channel tiles with ragged last ones, one position a
+    (2, 2, 1, 3), (4, 4, 4, 2), (16, 8, 64, 1), (1, 16, 8, 5), (32, 1, 2, 4)]  # step (a carry each), steps past a plane
+
+
+@pytest.mark.parametrize("tile", DW_TILES, ids=str)
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", [
+    (1, (2, 5, 19), (5, 1, 5), dict(stride=2, padding=3, dilation=2, groups=5)),
+    (2, (3, 4, 10, 9), (8, 1, 3, 3), dict(stride=2, padding=1, groups=4)),  # multiplier 2
+    (3, (2, 3, 4, 5, 6), (3, 1, 2, 3, 3), dict(padding=(0, 2, 1), dilation=(1, 2, 1), groups=3)),
+])
+@pytest.mark.parametrize("fmt", ["contiguous", "channels_last"])
+def test_depthwise_weight_gradient_tiles(tile, ndim, x_shape, w_shape, kw, fmt):
+    """The depthwise weight gradient on tiles of taps x channels x positions (every tap of a tile from one load of the
+    output gradient a step, positions advanced by carries) matches torch in float64, whichever tile and split."""
+    x, w = torch.randn(x_shape, dtype=torch.float64), torch.randn(w_shape, dtype=torch.float64)
+    x = x if fmt == "contiguous" else geometry.to_layout(x, "channels_last")
+    ref_y = getattr(torch.nn.functional, f"conv{ndim}d")(x, w, **kw)
+    dy = torch.randn_like(ref_y)
+    spec = conv_spec(f"conv{ndim}d", ndim, x, w, None, kw.get("stride", 1), kw["padding"], kw.get("dilation", 1),
+                     kw["groups"])
+    block_m, block_n, block_k, split = tile
+    got = dispatch.conv_grad_weight(dy, x, spec, config=tuning.Config(block_m, block_n, block_k, split_k=split))
+    ref = getattr(torch.nn.grad, f"conv{ndim}d_weight")(x, w.shape, dy, **kw)
+    assert_close(got, ref)
 
 
 def test_int64_offsets_path_depthwise(monkeypatch):

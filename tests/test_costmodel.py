@@ -8,6 +8,7 @@ import statistics
 
 import pytest
 import torch
+import triton
 
 from benchmarks import costfit, work
 from tritonconv import cache, costmodel, geometry, shapes, tune, tuning
@@ -264,6 +265,21 @@ def census_report(suffix: str = "") -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def test_depthwise_issue_restates_the_committed_census():
+    """``DEPTHWISE_ISSUE`` restates the committed sm_90 bf16 census of the suite's depthwise kernels: each layer's
+    main loop, in warp instructions per 1000 multiply-adds its tile issues a step, within 16% of its layout's and
+    pass's figure."""
+    rows = [r for r in census_report() if r["kind"].startswith("conv_dw")]
+    assert {(r["layout"], r["kind"]) for r in rows} == {(layout, kind) for layout, kinds in costmodel.DEPTHWISE_ISSUE.items()
+                                                      for kind in kinds}
+    for r in rows:
+        c = r["config"]
+        # a step: the weight gradient's taps x channels x positions; else one tap of positions x channels
+        step = c["block_m"] * c["block_n"] * (c["block_k"] if r["kind"] == "conv_dw_wgrad" else 1)
+        per_1000 = 1000 * r["loop_instructions"] * c["num_warps"] / step
+        assert abs(per_1000 / costmodel.DEPTHWISE_ISSUE[r["layout"]][r["kind"]] - 1) <= 0.16, (r["name"], r["kind"], per_1000)
+
+
 def test_row_issue_shares_are_the_committed_census_medians():
     """``ROW_ISSUE`` and ``ALIGNED_ISSUE`` restate the committed SASS census of the suite's NC(D)HW row tiles
     against the same tiles channels-last (``python -m benchmarks.static --rows``): per pass, the median ratio, to two
@@ -339,7 +355,8 @@ def test_the_models_work_is_what_the_kernels_dots_multiply(kind, monkeypatch):
     """``issued``'s multiply-adds are those the launch's ``tl.dot`` calls multiply when the kernel runs (under the
     interpreter, every program: masked lanes, padded channels, patch edges, split tails and skipped taps as they
     are), for candidates of every kind: pointer and descriptor tiles, splits, stride phases, folds. The depthwise
-    kernels multiply on FMA units: the useful multiply-adds, no dot."""
+    kernels multiply on FMA units, no dot: the useful multiply-adds, the weight gradient's over its tiles of taps
+    (the last one's padding included)."""
     from triton.runtime import interpreter
 
     counted = []
@@ -362,6 +379,8 @@ def test_the_models_work_is_what_the_kernels_dots_multiply(kind, monkeypatch):
             counted.clear()
             tune.runner(p, torch.device("cpu"))(cfg)
             useful = shapes.conv_macs(p.input_shape, p.weight_shape, p.output_shape)
+            if kind == "conv_dw_wgrad":  # 9 taps in tiles of block_m
+                useful = useful * triton.cdiv(9, cfg.block_m) * cfg.block_m // 9
             assert costmodel.issued(p, cfg)[0] == (useful if depthwise else sum(counted)), (kind, layout, x, cfg)
 
 

@@ -370,7 +370,7 @@ def test_gpu_heuristic_takes_an_empty_batch(kind):
     p = tuning.Problem.of(kind, "bfloat16", "channels_last", (0, 4, 9, 9), weight, 1, 1, groups=4 if depthwise else 1,
                           as_run=False)
     cfg = tuning.heuristic(p, interpret=False, sm_count=132)
-    assert cfg.split_k >= 1 and cfg.block_m >= 16
+    assert cfg.split_k >= 1 and cfg.block_m >= (1 if kind == "conv_dw_wgrad" else 16)  # its rows: taps, no dot
 
 
 @given(tiles=st.integers(1, 600), most=st.integers(1, 300), sm_count=st.sampled_from((78, 108, 132)))

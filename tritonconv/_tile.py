@@ -31,6 +31,31 @@ def positions(m, OD, OH, OW):
 
 
 @device
+def inside(i, size):
+    """``0 <= i < size``, one unsigned compare."""
+    if i.dtype == tl.int64:
+        return i.to(tl.uint64, bitcast=True) < size
+    return i.to(tl.uint32, bitcast=True) < size
+
+
+@device
+def advance(nb, od, oh, ow, STEP_N, STEP_D, STEP_H, STEP_W, OD, OH, OW):
+    """Output positions ``(batch, od, oh, ow)`` moved on by a constant count of flat positions, given as its own
+    ``(batches, depth, rows, columns)`` (:func:`tritonconv.geometry.position_step`), by carries instead of divisions:
+    each coordinate is below its size, so a carry is 0 or 1."""
+    ow += STEP_W
+    wrap = ow >= OW
+    ow = tl.where(wrap, ow - OW, ow)
+    oh += STEP_H + wrap.to(oh.dtype)
+    wrap = oh >= OH
+    oh = tl.where(wrap, oh - OH, oh)
+    od += STEP_D + wrap.to(od.dtype)
+    wrap = od >= OD
+    od = tl.where(wrap, od - OD, od)
+    return nb + STEP_N + wrap.to(nb.dtype), od, oh, ow
+
+
+@device
 def elements(TOTAL, C, D, H, W, INT64: tl.constexpr, BLOCK: tl.constexpr):
     """This program's ``BLOCK`` flat elements of a ``(N, D, H, W, C)`` tensor, channels fastest (the element-wise
     kernels' index): ``(flat offsets, in range, batch, d, h, w, channel)``."""

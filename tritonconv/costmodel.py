@@ -27,7 +27,8 @@ it runs with) on a GPU described by :class:`Device`::
   :func:`step_instructions` warp instructions on each of its warps (the SASS census's, estimated), at ``issue_rate``
   for all SMs together; where that is slower than the MMA it sets the rate (narrow tiles: on an H200 a 128 x 32 x 16
   step on 4 warps issues 2.3x the MMA's time, a 128 x 128 x 64 one on 8 warps 0.3x), so the descriptor kernels'
-  ``W / (R e)`` reads ``W * softmax(1/R, L / l2_bandwidth, I) / e`` (the pointer kernels' issue is in their rates'
+  ``W / (R e)`` reads ``W * softmax(1/R, L / l2_bandwidth, I) / e``; the depthwise kernels' FMAs likewise, at the
+  census's instructions per multiply-add (:data:`DEPTHWISE_ISSUE`) (the pointer kernels' issue is in their rates'
   census shares, :data:`ROW_ISSUE` and the rest);
 * ``e``: the wave efficiency (:func:`efficiency`): the grid runs in waves of at most CTAs-per-SM programs on every
   SM (:func:`occupancy`, the hardware's allocation rule, from the tile's shared memory, its warps and its kernel's
@@ -60,7 +61,7 @@ from ._descriptors import nc_dealt
 from .geometry import Config, Problem
 from .kernels import gemm, tma, weight_grad
 
-__all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "NC_FLAT_ISSUE",
+__all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "DEPTHWISE_ISSUE", "NC_FLAT_ISSUE",
            "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE",
            "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "aligned", "apart",
            "bound", "bounds", "by_rows", "ctas_per_sm", "Device", "device_for", "efficiency", "fill_bytes", "folds",
@@ -219,10 +220,12 @@ def launched(problem: Problem, config: Config) -> tuple[Problem, Config]:
 def issued(problem: Problem, config: Config) -> tuple[int, int]:
     """(multiply-adds issued, CTAs) of ``problem``'s launch with ``config`` (nothing runs)."""
     problem, config = launched(problem, config)
-    if problem.kind.startswith("conv_dw"):  # FMA kernels over (positions x channels) tiles: no padding counted
-        rows, cols, _ = problem.gemm  # the weight gradient's rows are taps, one per program (no row tiles)
+    if problem.kind.startswith("conv_dw"):  # FMA kernels over (positions x channels) tiles: no channel padding counted
+        rows, cols, _ = problem.gemm  # the weight gradient's rows are taps, block_m a program (the last tile's padded)
         macs = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
-        row_tiles = rows if problem.kind == "conv_dw_wgrad" else triton.cdiv(rows, config.block_m)
+        row_tiles = triton.cdiv(rows, config.block_m)
+        if problem.kind == "conv_dw_wgrad":
+            macs = macs * row_tiles * config.block_m // max(rows, 1)
         return macs, row_tiles * triton.cdiv(cols, config.block_n) * max(config.split_k, 1)
     c_out, c_in_g = problem.weight_shape[:2]
     if config.tile_h and problem.kind != "conv_wgrad":  # images x rows x columns patches of the written planes
@@ -591,11 +594,22 @@ def step_instructions(problem: Problem, config: Config) -> float:
     return base + per_mma * mma_instructions(problem, config)
 
 
+DEPTHWISE_ISSUE = {"channels_last": {"conv_dw": 168, "conv_dw_t": 166, "conv_dw_wgrad": 160},
+                   "contiguous": {"conv_dw": 360, "conv_dw_t": 344, "conv_dw_wgrad": 285}}
+"""Warp instructions the depthwise kernels' main loops issue per 1000 multiply-adds issued, per layout and pass: the
+SASS census's (sm_90, bf16, Triton 3.9) on the suite's two depthwise layers with the heuristic's tiles, averaged
+(``benchmarks/results/static/``; each layer within 16% of its pass's figure). An fp32 FMA with its operands' loads
+and conversions, their masks and addresses; 31.25 would be the FMAs alone, so these kernels are bound by issue
+where their bytes allow it (the 31-tap 1-D layer's weight gradient: 3x its bytes' time on an H200)."""
+
+
 def issue_seconds(problem: Problem, config: Config, device: Device) -> float:
-    """Seconds per issued multiply-add that a descriptor launch's instructions take to issue on the whole device
-    (:func:`step_instructions`, ``Device.issue_rate``); 0 for the pointer and depthwise kernels, whose rates carry
-    their issue (:data:`ROW_ISSUE` and the rest)."""
+    """Seconds per issued multiply-add that a launch's instructions take to issue on the whole device: a descriptor
+    launch's (:func:`step_instructions`) or a depthwise one's (:data:`DEPTHWISE_ISSUE`), at ``Device.issue_rate``; 0
+    for the pointer GEMM kernels, whose rates carry their issue (:data:`ROW_ISSUE` and the rest)."""
     problem, config = launched(problem, config)
+    if problem.kind.startswith("conv_dw"):
+        return DEPTHWISE_ISSUE[problem.layout][problem.kind] / (1000 * device.issue_rate)
     if not config.tile_h:
         return 0.0
     steps_macs = config.block_m * config.block_n * config.block_k

@@ -769,6 +769,17 @@ def step_splits(steps: int, split_k: int) -> tuple[int, int]:
     return per_split, max(1, triton.cdiv(steps, per_split))
 
 
+def position_step(count: int, output_sizes: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """``count`` flat output positions as ``(batches, depth, rows, columns)`` of the ``output_sizes`` (1-3 spatial
+    axes, as :func:`as_3d` pads them): what a loop that steps ``count`` positions adds to each coordinate before
+    carrying (:func:`tritonconv._tile.advance`)."""
+    od, oh, ow = as_3d(tuple(output_sizes), 1)
+    rest, w = divmod(count, ow)
+    rest, h = divmod(rest, oh)
+    n, d = divmod(rest, od)
+    return n, d, h, w
+
+
 def split_sizes(length: int, config: Config) -> tuple[int, int]:
     """``(per_split, splits)``: a reduction of ``length`` cut into ``config.split_k`` parts of whole ``block_k`` steps
     (:func:`step_splits`; ``per_split`` in elements)."""

@@ -65,9 +65,11 @@ SPACES: dict[str, list[tuple[int, int, int, int, int]]] = {
         (64, 64, 16, 4, 1), (128, 32, 16, 4, 1), (32, 128, 16, 4, 1), (128, 64, 16, 8, 1),
         (256, 16, 16, 4, 1), (64, 128, 16, 8, 1), (256, 32, 16, 8, 1), (16, 256, 16, 4, 1),
     ],
-    "conv_dw_wgrad": [  # (-, channels, positions per step, warps, stages)
-        (16, 64, 64, 4, 1), (16, 32, 128, 4, 1), (16, 128, 32, 4, 1), (16, 16, 256, 4, 1),
-        (16, 64, 128, 8, 1), (16, 128, 64, 8, 1), (16, 256, 16, 4, 1),
+    "conv_dw_wgrad": [  # (taps at most, channels, positions a step, warps, stages), dw_wgrad_tile fits them;
+        # channels-last tiles span 32 channels or more (16-byte loads), NC(D)HW ones 32 positions or more
+        (8, 64, 16, 4, 1), (4, 64, 32, 4, 1), (16, 64, 8, 4, 1), (32, 64, 4, 4, 1), (2, 64, 64, 4, 1), (8, 32, 32, 4, 1),
+        (8, 128, 16, 8, 1), (4, 16, 128, 4, 1), (8, 8, 128, 4, 1), (4, 8, 256, 4, 1), (16, 16, 32, 4, 1),
+        (2, 16, 256, 4, 1), (8, 16, 128, 8, 1),
     ],
 }
 SPACES["conv_t"] = SPACES["conv"]
@@ -110,6 +112,15 @@ def smem_bytes(config: Config, itemsize: int) -> int:
     return config.num_stages * (config.block_m * config.block_k + config.block_k * config.block_n) * itemsize
 
 
+def dw_wgrad_tile(problem: Problem, taps: int, channels: int, elements: int) -> tuple[int, int, int]:
+    """A depthwise weight gradient's tile (:func:`tritonconv.kernels.depthwise._depthwise_weight_grad_kernel`):
+    ``(taps, channels, positions a step)``, the first two the problem's own (powers of two) up to ``taps`` and
+    ``channels``, the positions filling ``elements`` sums (at least one, at most the problem's)."""
+    rows, cols, red = problem.gemm
+    block_m, block_n = clamp_pow2(rows, 1, taps), clamp_pow2(cols, 1, channels)
+    return block_m, block_n, clamp_pow2(red, 1, max(1, elements // (block_m * block_n)))
+
+
 def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = False, sm_count: int = 132) -> list[Config]:
     """The kernel's config space pruned for ``problem``: no block far above its dimension, none over smem; and the
     heuristic's config (for a GPU of ``sm_count`` SMs).
@@ -130,11 +141,21 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
     # tuning would compile only to drop, and the model, blind to spills, would rank among its best
     wide = problem.dtype in WIDE_DTYPES and not problem.kind.startswith("conv_dw")
     out: list[Config] = []
+    if problem.kind == "conv_dw_wgrad":  # tiles of taps x channels x positions (no shared memory)
+        for (bm, bn, bk, warps, stages), split in itertools.product(SPACES[problem.kind], splits):
+            if (bn if problem.layout == "channels_last" else bk) < 32:
+                continue
+            tile = dw_wgrad_tile(problem, bm, bn, bm * bn * bk)
+            cfg = Config(*tile, group_m=1, num_warps=warps, num_stages=stages, split_k=split)
+            if (split == 1 or triton.cdiv(red, split) >= 8 * tile[2]) and cfg not in out:  # 8 steps a split at least
+                out.append(cfg)
+        chosen = heuristic(problem, interpret=False, sm_count=sm_count, tma=tma)
+        return out + [chosen] if chosen not in out else out
     for (bm, bn, bk, warps, stages), split, fold in itertools.product(SPACES[problem.kind], splits, folds):
         bk = min(bk, 32) if wide else bk
         reduction = problem.taps * red if fold and not wgrad else triton.cdiv(red, split)
         cfg = Config(  # unused blocks of the depthwise kernels stay at their declared 16
-            block_m=bm if problem.kind == "conv_dw_wgrad" else clamp_pow2(rows, 16, bm),
+            block_m=clamp_pow2(rows, 16, bm),
             block_n=clamp_pow2(cols * (folded_taps(problem, fold) if wgrad else 1), 16, bn),
             block_k=bk if problem.kind in ("conv_dw", "conv_dw_t") else clamp_pow2(reduction, low_k, max(bk, low_k)),
             group_m=8 if problem.kind in ("conv", "conv_t") else 1,
@@ -642,12 +663,19 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             return Config(block_m // 2, block_n, 16, group_m=1, num_warps=8, num_stages=1)  # tile (ptxas spills)
         return Config(block_m, block_n, 16, group_m=1, num_warps=4, num_stages=1)
     if problem.kind == "conv_dw_wgrad":
-        block_n = clamp_pow2(cols, 16, 64)
-        if interpret:
-            return Config(16, block_n, clamp_pow2(red, 16, 16384 // block_n), 1, 1, 1)
-        tiles = max(1, rows * triton.cdiv(cols, block_n))  # max: an empty problem still gets a config
-        split = max(1, min(triton.cdiv(4 * sm_count, tiles), triton.cdiv(red, 8 * 64)))
-        return Config(16, block_n, 64, group_m=1, num_warps=4, num_stages=1, split_k=split)
+        if interpret:  # the fewest numpy steps: every tap, up to 64K elements a step
+            block_m, block_n, block_k = dw_wgrad_tile(problem, 64, 64, 64 * 1024)
+            return Config(block_m, block_n, block_k, 1, 1, 1)
+        # 8K sums a program on 4 warps; 8 taps, or 4 where they pad the taps less (9: 12, not 16); channels-last tiles
+        # 64 channels wide (16-byte loads), NC(D)HW ones 128 positions (a warp's loads along rows). SASS (sm_90,
+        # bf16): 240-271 warp instructions per 1000 useful multiply-adds on the suite's 3x3 layer channels-last, 144
+        # on its 31 taps; NC(D)HW 377 and 297 (benchmarks/NOTES.md, thirtieth session)
+        taps = 8 if triton.cdiv(rows, 8) * 8 <= triton.cdiv(rows, 4) * 4 else 4
+        channels = 64 if problem.layout == "channels_last" else 8192 // (clamp_pow2(rows, 1, taps) * 128)
+        block_m, block_n, block_k = dw_wgrad_tile(problem, taps, channels, 8192)
+        tiles = max(1, triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))  # max: an empty problem still gets one
+        split = max(1, min(triton.cdiv(4 * sm_count, tiles), triton.cdiv(red, 8 * block_k)))
+        return Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=1, split_k=split)
     if problem.kind == "conv_wgrad":
         # tap axes folded into the columns where that issues fewer columns (3-channel stems: all but depth)
         fold = min(range(wgrad_max_fold(problem) + 1 if can_fold(problem) else 1),

@@ -28,7 +28,7 @@ import triton.language as tl
 from .. import geometry
 from .._checks import ConvSpec
 from .._runtime import Direct, kernel
-from .._tile import activate, positions, tap, weight_tap
+from .._tile import activate, advance, inside, positions, tap, weight_tap
 from ..geometry import Config, as_3d, geometry_3d, needs_int64, split_sizes, strides_3d
 
 
@@ -96,46 +96,78 @@ def _depthwise_weight_grad_kernel(
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     syn, syc, syd, syh, syw,
-    sws, swo, P_PER_SPLIT,
-    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, INT64: tl.constexpr, ACC: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    sws, swo, P_PER_SPLIT, STEP_N, STEP_D, STEP_H, STEP_W,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, CHANNELS_FAST: tl.constexpr, INT64: tl.constexpr,
+    ACC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
 ):
-    """One program: ``BLOCK_N`` output channels of one tap, over one split of the positions."""
+    """One program: ``BLOCK_M`` taps x ``BLOCK_N`` output channels over one split of the positions, ``BLOCK_K``
+    positions a step: each step loads its output gradient once for all its taps. The sums are held per
+    (tap, position, channel), ``[BLOCK_M, BLOCK_K, BLOCK_N]`` (``CHANNELS_FAST``: channels the innermost axis, the
+    loads' contiguous one in channels-last; else positions, NC(D)HW's), and summed over the positions at the end.
+    A step's positions advance by carries (``STEP_*``: ``BLOCK_K`` as batches, depth, rows and columns)."""
     pid = tl.program_id(0)
     split = tl.program_id(1)
     tiles_n = (C_out + BLOCK_N - 1) // BLOCK_N
     pid_n = pid % tiles_n
-    t = pid // tiles_n  # this program's tap
-    kw = t % KW
-    kh = (t // KW) % KH
-    kd = t // (KW * KH)
+    t = (pid // tiles_n) * BLOCK_M + tl.arange(0, BLOCK_M)  # this program's taps
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     first_p = split * P_PER_SPLIT
     if INT64:
         offs_n = offs_n.to(tl.int64)
         first_p = first_p.to(tl.int64)
-    mask_n = offs_n < C_out
-    dy_cols = dy_ptr + offs_n * syc
-    x_cols = x_ptr + (offs_n // MULT) * sxc
-
-    acc = tl.full((BLOCK_K, BLOCK_N), 0.0, ACC)
-    for p0 in range(0, P_PER_SPLIT, BLOCK_K):
-        offs_p = first_p + p0 + tl.arange(0, BLOCK_K)
-        mask_p = offs_p < P
-        nb, od, oh, ow = positions(offs_p, OD, OH, OW)
-        id_, ok_d = tap(od, sd, pd, kd, dd, D, False)
-        ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
-        iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
-        ok = mask_p & ok_d & ok_h & ok_w
+    t_in = tl.minimum(t, KD * KH * KW - 1)  # taps past the last read the last one's (not stored: no mask in the loop)
+    kw = t_in % KW
+    kh = (t_in // KW) % KH
+    kd = t_in // (KW * KH)
+    dy_c = offs_n * syc
+    x_c = (offs_n // MULT) * sxc
+    ok_n = offs_n < C_out
+    x_t = (kd * dd * sxd + kh * dh * sxh + kw * dw * sxw)[:, None, None]  # each tap's shift
+    kd, kh, kw = (kd * dd)[:, None, None], (kh * dh)[:, None, None], (kw * dw)[:, None, None]
+    offs_p = first_p + tl.arange(0, BLOCK_K)
+    nb, od, oh, ow = positions(offs_p, OD, OH, OW)  # the first step's; later ones by carries
+    # the tile's axes: taps first, then positions and channels (CHANNELS_FAST) or channels and positions
+    if CHANNELS_FAST:
+        dy_c, x_c, ok_n = dy_c[None, None, :], x_c[None, None, :], ok_n[None, None, :]
+        acc = tl.full((BLOCK_M, BLOCK_K, BLOCK_N), 0.0, ACC)
+    else:
+        dy_c, x_c, ok_n = dy_c[None, :, None], x_c[None, :, None], ok_n[None, :, None]
+        acc = tl.full((BLOCK_M, BLOCK_N, BLOCK_K), 0.0, ACC)
+    for _ in range(0, P_PER_SPLIT, BLOCK_K):
+        id0, ih0, iw0 = od * sd - pd, oh * sh - ph, ow * sw - pw
         dy_p = nb * syn + od * syd + oh * syh + ow * syw
-        x_p = nb * sxn + id_ * sxd + ih * sxh + iw * sxw
-        a = tl.load(dy_cols[None, :] + dy_p[:, None], mask=mask_p[:, None] & mask_n[None, :], other=0.0)
-        b = tl.load(x_cols[None, :] + x_p[:, None], mask=ok[:, None] & mask_n[None, :], other=0.0)
+        x_p = nb * sxn + id0 * sxd + ih0 * sxh + iw0 * sxw
+        # per position: in range, and inside the input along each axis of one tap
+        ok_p = offs_p < P
+        if KD == 1:
+            ok_p &= inside(id0, D)
+        if KH == 1:
+            ok_p &= inside(ih0, H)
+        if KW == 1:
+            ok_p &= inside(iw0, W)
+        if CHANNELS_FAST:
+            id0, ih0, iw0 = id0[None, :, None], ih0[None, :, None], iw0[None, :, None]
+            dy_p, x_p, ok_p = dy_p[None, :, None], x_p[None, :, None], ok_p[None, :, None]
+        else:
+            id0, ih0, iw0 = id0[None, None, :], ih0[None, None, :], iw0[None, None, :]
+            dy_p, x_p, ok_p = dy_p[None, None, :], x_p[None, None, :], ok_p[None, None, :]
+        ok = ok_p  # per (tap, position) along the other axes
+        if KD > 1:
+            ok &= inside(id0 + kd, D)
+        if KH > 1:
+            ok &= inside(ih0 + kh, H)
+        if KW > 1:
+            ok &= inside(iw0 + kw, W)
+        a = tl.load(dy_ptr + dy_p + dy_c, mask=ok_p & ok_n, other=0.0)  # once for every tap (0 where no tap reads x)
+        b = tl.load(x_ptr + x_p + x_t + x_c, mask=ok & ok_n, other=0.0)
         acc += a.to(ACC) * b.to(ACC)
+        offs_p += BLOCK_K
+        nb, od, oh, ow = advance(nb, od, oh, ow, STEP_N, STEP_D, STEP_H, STEP_W, OD, OH, OW)
 
     # tl.sum is Triton's own @jit helper, which the interpreted twin cannot call; tl.reduce is a builtin.
-    total = tl.reduce(acc, 0, tl.standard._sum_combine)
-    tl.store(dw_ptr + split * sws + offs_n * swo + t, total, mask=mask_n)
+    total = tl.reduce(acc, 1 if CHANNELS_FAST else 2, tl.standard._sum_combine)  # [taps, channels]
+    tl.store(dw_ptr + split * sws + offs_n[None, :] * swo + t[:, None], total,
+             mask=(t < KD * KH * KW)[:, None] & (offs_n < C_out)[None, :])
 
 
 class Launch:
@@ -173,7 +205,8 @@ class Launch:
 class WeightGradLaunch:
     """The weight gradient, prepared for tensors laid out as ``grad_output`` and ``input``: fp32 partial
     sums over splits of the positions (``partial_shape``: ``(splits, C_out, 1, taps)``), which the caller adds in
-    split order by a second launch (:class:`tritonconv.kernels.partials.Sum`)."""
+    split order by a second launch (:class:`tritonconv.kernels.partials.Sum`). ``config.block_m`` taps,
+    ``block_n`` channels and ``block_k`` positions a step per program."""
 
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> None:
         c_out, _, *kernel_size = spec.weight_shape
@@ -184,14 +217,15 @@ class WeightGradLaunch:
         self.direct, self.dtype, self.inner_grad = False, input.dtype, False  # partials, always (Partials' terms)
         self.partial_shape = (splits, c_out, 1, taps)
         partial = torch.empty(self.partial_shape, device="meta")
-        self.grid = (taps * triton.cdiv(c_out, config.block_n), splits)
+        self.grid = (triton.cdiv(taps, config.block_m) * triton.cdiv(c_out, config.block_n), splits)
         self.args = (
             positions, c_out, c_out // spec.groups, *geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
             *strides_3d(input), *strides_3d(grad_output), *partial.stride()[:2], per_split,
+            *(geometry.position_step(config.block_k, grad_output.shape[2:]) if positions else (0, 0, 0, 0)),
             *as_3d(tuple(kernel_size), 1),
         )
-        self.kwargs = dict(INT64=needs_int64(input, grad_output, partial, rows=positions),
-                           ACC=geometry.tl_accumulator(input.dtype), BLOCK_N=config.block_n,
+        self.kwargs = dict(CHANNELS_FAST=channels_fast(input), INT64=needs_int64(input, grad_output, partial, rows=positions),
+                           ACC=geometry.tl_accumulator(input.dtype), BLOCK_M=config.block_m, BLOCK_N=config.block_n,
                            BLOCK_K=config.block_k, num_warps=config.num_warps, num_stages=config.num_stages)
         self.launcher = Direct(_depthwise_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
@@ -203,3 +237,9 @@ class WeightGradLaunch:
         else:
             self.launcher(input.device, self.grid, input, grad_output, partial)
         return partial
+
+
+def channels_fast(input: torch.Tensor) -> bool:
+    """Whether the weight gradient's tiles run along channels (their loads' contiguous axis: channels-last
+    activations of more than one channel), else along positions (NC(D)HW)."""
+    return input.stride(1) == 1 and input.shape[1] > 1
