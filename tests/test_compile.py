@@ -11,6 +11,7 @@ file first: a kernel its Triton version cannot compile shows in seconds.
 
 import dataclasses
 import json
+import re
 
 import pytest
 import torch
@@ -284,6 +285,46 @@ def test_aligned_rows_let_ptxas_use_every_register_below_hopper():
     assert kwargs["DEAL"] == 2 and "maxnreg" not in kwargs
     assert ".maxnreg 255" in static.compile_for(80, fn, args, kwargs).asm["ptx"]
     assert ".maxnreg" not in static.compile_for(90, fn, args, kwargs).asm["ptx"]
+
+
+@pytest.mark.parametrize("arch", [90, 80])
+def test_depthwise_tiles_load_along_the_contiguous_axis_without_spilling(arch):
+    """The depthwise kernels' activation tiles lay their threads along the axis memory holds contiguous: channels
+    channels-last, positions NC(D)HW (the forward's and input gradient's rows of ``BLOCK_W``, whose consecutive
+    addresses the compiler sees; a 1-D weight gradient's [taps, channels, positions]); the heuristic's tiles of the
+    suite's depthwise layers in bf16, every pass, compile without spilling (sm_80: in their main loops). Where the
+    compiler proves no contiguity the two Tritons order lanes differently (3.9 along a tile's last axis, 3.6 along its
+    first: the thirtieth session's log in ``benchmarks/NOTES.md``): the NCHW weight gradient of the 2-D layer is not
+    asserted along either."""
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    for name, prob in tune.suite_problems(suite):
+        if not shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
+            continue
+        for kind in ("conv_dw", "conv_dw_t", "conv_dw_wgrad"):
+            for layout in ("channels_last", "contiguous"):
+                problem = tuning.Problem.of(kind, "bfloat16", layout, **prob)
+                cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)
+                with static.recording(execute=False) as launches:
+                    tune.runner(problem, torch.device("cpu"))(cfg)
+                fn, args, kwargs, _ = launches[0]
+                compiled = static.compile_for(arch, fn, args, kwargs)
+                if arch == 90:
+                    assert static.ptxas_report(compiled.asm["ptx"], arch)["spill_store_bytes"] == 0, (name, kind, layout)
+                else:  # sm_80: a few bytes outside the main loop (4-8 B, mobilenet_dw_3x3's channels-last forward tiles)
+                    assert static.loop_census(compiled.asm["cubin"], arch)["loop_local"] == 0, (name, kind, layout)
+                wgrad = kind == "conv_dw_wgrad"
+                if wgrad and layout == "contiguous" and len(problem.input_shape) > 3:
+                    continue
+                ttgir = compiled.asm["ttgir"]
+                orders = dict(re.findall(r"^(#blocked\d*) = #ttg\.blocked<\{.*?order = \[([\d, ]+)\]", ttgir, re.M))
+                tiles = re.findall(r"= tt\.load .*: tensor<((?:\d+x)+)!tt\.ptr<bf16>, (#blocked\d*)>", ttgir)
+                assert len(tiles) == (2 if wgrad else 1), (name, kind, layout)  # dy and x; x (dy)
+                # the contiguous axis: the weight gradient's last ([taps, positions, channels] channels-last, [taps,
+                # channels, positions] NCL); the forward's [positions, channels] channels (1) or positions (0)
+                axis = -1 if wgrad else 1 if layout == "channels_last" else 0
+                for dims, blocked in tiles:
+                    rank = dims.count("x")
+                    assert int(orders[blocked].split(",")[0]) == axis % rank, (name, kind, layout, dims)
 
 
 @pytest.mark.parametrize("arch", [90, 80])

@@ -437,13 +437,17 @@ def test_wide_dtypes_step_few_channels(kind):
     """fp32 and fp64 GEMM tiles (FMA loops, fp64 MMAs: operands held in registers) step 16 channels in the
     heuristic's configs and at most 32 among the tuner's candidates, where 16-bit ones step 64 and more (fp32's 64-wide
     steps spilled kilobytes a thread in their main loops: tests/test_compile.py); TF32's step 32, descriptor
-    candidates too."""
+    candidates too, but for narrow weight-gradient tiles (``tuning.narrow_step``: at most 128)."""
     def steps(dtype: str, tf32: bool = False) -> tuple[int, set[int], int]:
         problem = tuning.Problem.of(kind, dtype, "channels_last", (8, 64, 28, 28), (128, 64, 3, 3), 1, (1, 1),
                                     tf32=tf32)
         tried = tuning.candidates(problem, tma=True)
-        return (tuning.heuristic(problem, interpret=False).block_k, {c.block_k for c in tried if not c.tile_h or tf32},
-                sum(bool(c.tile_h) for c in tried))
+        def narrow(c: tuning.Config) -> bool:  # a narrow descriptor weight-gradient tile (channels-last)
+            return bool(c.tile_h) and kind == "conv_wgrad" and (max(c.block_m, c.block_n) <= 32 or c.block_m < 64 <= c.block_n)
+
+        assert not tf32 or all(c.block_k <= 128 for c in tried if narrow(c))
+        return (tuning.heuristic(problem, interpret=False).block_k,
+                {c.block_k for c in tried if (not c.tile_h or tf32) and not narrow(c)}, sum(bool(c.tile_h) for c in tried))
 
     for dtype in ("float32", "float64"):
         default, tried, _ = steps(dtype)
@@ -600,6 +604,9 @@ def test_narrow_weight_gradients_step_256_positions():
         assert (cfg.block_m, cfg.block_n, cfg.block_k) == (32, 32, 256) and cfg.tile_h, cfg
     tf32 = tuning.Problem.of("conv_wgrad", "float32", "channels_last", **unet, tf32=True)
     assert tuning.heuristic(tf32, interpret=False, tma=True).block_k == 128 == tuning.narrow_step(tf32)
+    # the tuner's descriptor candidates too: narrow TF32 tiles up to 128 positions a step, wide ones TF32_STEP
+    steps = {(c.block_m, c.block_n, c.block_k) for c in tuning.tma_candidates(tf32)}
+    assert (32, 32, 128) in steps and all(k <= 128 if max(m, n) <= 32 else k == tuning.TF32_STEP for m, n, k in steps)
     stem = tuning.Problem.of("conv_wgrad", "bfloat16", "channels_last", (32, 3, 224, 224), (64, 3, 7, 7), stride=2,
                              padding=3)
     cfg = tuning.heuristic(stem, interpret=False, tma=True)

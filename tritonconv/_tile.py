@@ -31,11 +31,13 @@ def positions(m, OD, OH, OW):
 
 
 @device
-def inside(i, size):
-    """``0 <= i < size``, one unsigned compare."""
-    if i.dtype == tl.int64:
-        return i.to(tl.uint64, bitcast=True) < size
-    return i.to(tl.uint32, bitcast=True) < size
+def inside(i, size, INT64: tl.constexpr):
+    """``0 <= i < size``: one unsigned compare where ``i`` is 32-bit, two where it is 64-bit (``INT64``)."""
+    if INT64:
+        ok = (i >= 0) & (i < size)
+    else:
+        ok = i.to(tl.uint32, bitcast=True) < size
+    return ok
 
 
 @device

@@ -68,7 +68,7 @@ __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATA
            "gemm_launch", "input_channels_as_m", "issue_seconds", "issued", "kernel_of", "launched",
            "mma_instructions", "nc_flat", "nc_rows", "nc_runs", "occupancy", "one_row_mma", "pack_seconds",
            "pass_seconds", "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds", "row_reads",
-           "shared_bytes", "step_instructions", "tap_runs", "transposed_mma", "wgrad_runs"]
+           "shared_bytes", "step_instructions", "tap_axes", "tap_runs", "transposed_mma", "wgrad_runs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,6 +226,12 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
         row_tiles = triton.cdiv(rows, config.block_m)
         if problem.kind == "conv_dw_wgrad":
             macs = macs * row_tiles * config.block_m // max(rows, 1)
+        else:  # NC(D)HW tiles of rows (kernels.depthwise.Launch; channels-last ones flat)
+            read, written = (problem.input_shape, problem.output_shape) if problem.kind == "conv_dw" else (
+                problem.output_shape, problem.input_shape)
+            if problem.layout == "contiguous" or read[1] == 1:
+                block_w = geometry.row_block(rows, written[-1], config.block_m)
+                row_tiles = geometry.position_tiles(rows, written[-1], config.block_m, block_w)
         return macs, row_tiles * triton.cdiv(cols, config.block_n) * max(config.split_k, 1)
     c_out, c_in_g = problem.weight_shape[:2]
     if config.tile_h and problem.kind != "conv_wgrad":  # images x rows x columns patches of the written planes
@@ -594,13 +600,21 @@ def step_instructions(problem: Problem, config: Config) -> float:
     return base + per_mma * mma_instructions(problem, config)
 
 
-DEPTHWISE_ISSUE = {"channels_last": {"conv_dw": 168, "conv_dw_t": 166, "conv_dw_wgrad": 160},
-                   "contiguous": {"conv_dw": 360, "conv_dw_t": 344, "conv_dw_wgrad": 285}}
-"""Warp instructions the depthwise kernels' main loops issue per 1000 multiply-adds issued, per layout and pass: the
-SASS census's (sm_90, bf16, Triton 3.9) on the suite's two depthwise layers with the heuristic's tiles, averaged
-(``benchmarks/results/static/``; each layer within 16% of its pass's figure). An fp32 FMA with its operands' loads
-and conversions, their masks and addresses; 31.25 would be the FMAs alone, so these kernels are bound by issue
-where their bytes allow it (the 31-tap 1-D layer's weight gradient: 3x its bytes' time on an H200)."""
+DEPTHWISE_ISSUE = {"channels_last": {"conv_dw": (163, 9), "conv_dw_t": (163, 2), "conv_dw_wgrad": (139, 41)},
+                   "contiguous": {"conv_dw": (262, 111), "conv_dw_t": (262, 111), "conv_dw_wgrad": (288, 562)}}
+"""Per layout and pass, ``(first, further)``: the warp instructions the depthwise kernels' main loops issue per 1000
+multiply-adds issued, with taps along one axis, and what each further axis of taps adds (its bounds and addresses:
+per element in NC(D)HW, where a thread's elements are positions; shared by 8 channels channels-last). An fp32 FMA
+is 31.25 of them; the rest are the operands' loads, their conversions, masks and addresses. Restated from the SASS
+census (sm_90, bf16, Triton 3.9; ``benchmarks/results/static/``) of the suite's two depthwise layers with the
+heuristic's tiles, a 1-D one (31 taps) and a 2-D one (3 x 3); 3-D layers are extrapolated. So these kernels are bound
+by issue where their bytes allow it: the 31-tap layer's weight gradient takes 3x its bytes' time on an H200. (Triton 3.6,
+the GPU machine's, issues 0.4-1.6x these: its NC(D)HW 2-D weight gradient 0.44x, its channels-last one 1.6x.)"""
+
+
+def tap_axes(problem: Problem) -> int:
+    """The axes of a problem's kernel with more than one tap (at least 1)."""
+    return max(1, sum(k > 1 for k in problem.weight_shape[2:]))
 
 
 def issue_seconds(problem: Problem, config: Config, device: Device) -> float:
@@ -609,7 +623,8 @@ def issue_seconds(problem: Problem, config: Config, device: Device) -> float:
     for the pointer GEMM kernels, whose rates carry their issue (:data:`ROW_ISSUE` and the rest)."""
     problem, config = launched(problem, config)
     if problem.kind.startswith("conv_dw"):
-        return DEPTHWISE_ISSUE[problem.layout][problem.kind] / (1000 * device.issue_rate)
+        first, further = DEPTHWISE_ISSUE[problem.layout][problem.kind]
+        return (first + further * (tap_axes(problem) - 1)) / (1000 * device.issue_rate)
     if not config.tile_h:
         return 0.0
     steps_macs = config.block_m * config.block_n * config.block_k

@@ -563,14 +563,14 @@ def tma_candidates(problem: Problem) -> list[Config]:
     tiles of :data:`SPACES`' channels with ``block_k`` positions of at least 64 per step (patches spanning rows and
     images, of one row, planes read as rows; TF32 tiles of either step :data:`TF32_STEP`: 64-wide TF32 steps hold twice
     a 16-bit stage's shared memory, one 128 x 64 program per SM on sm_90, where 32-wide ones issue 1.5-1.8 warp
-    instructions per 1000 multiply-adds, far under the MMA's pace; the heuristic's narrow TF32 tiles step
-    :func:`narrow_step`'s 128, which a tuning times as the heuristic's config, not among these), every split count that keeps
-    four steps per partial sum (forwards' channel tiles under 64 on patches of one row too, :func:`one_row_forward`);
-    each one that :func:`launches a descriptor kernel <descriptors_launch>`."""
+    instructions per 1000 multiply-adds, far under the MMA's pace; narrow TF32 tiles at most :func:`narrow_step`'s 128, as
+    the heuristic's), every split count that keeps four steps per partial sum (forwards' channel tiles under 64 on
+    patches of one row too, :func:`one_row_forward`); each one that :func:`launches a descriptor kernel
+    <descriptors_launch>`."""
     rows, cols, red = problem.gemm
     out: list[Config] = []
-    def step(bk: int) -> int:  # TF32's steps: at most TF32_STEP
-        return min(bk, TF32_STEP) if problem.tf32 else bk
+    def step(bk: int, narrow: bool = False) -> int:  # TF32's steps: at most TF32_STEP, a narrow tile's narrow_step
+        return min(bk, narrow_step(problem) if narrow else TF32_STEP) if problem.tf32 else bk
 
     if problem.kind == "conv_wgrad":
         one_row = [dict(tile_b=1, tile_h=1)] if problem.layout == "channels_last" else []
@@ -578,12 +578,12 @@ def tma_candidates(problem: Problem) -> list[Config]:
         for (bm, bn, bk, warps, stages), split in itertools.product(SPACES["conv_wgrad"], SPLITS):
             if bk < 64:
                 continue
-            bk = step(bk)
+            bm, bn = clamp_pow2(rows, 16, bm), clamp_pow2(cols, 16, bn)
+            bk = step(bk, max(bm, bn) <= 32 or (problem.layout == "channels_last" and bm < 64 <= bn))
             if split > 1 and triton.cdiv(red, split) < 4 * bk:
                 continue
             for patch in (tma_patch(problem, bk), spanning_patch(problem, bk), *one_row, *planes):
-                cfg = Config(clamp_pow2(rows, 16, bm), clamp_pow2(cols, 16, bn), bk, group_m=1, num_warps=warps,
-                             num_stages=stages, split_k=split, **patch)
+                cfg = Config(bm, bn, bk, group_m=1, num_warps=warps, num_stages=stages, split_k=split, **patch)
                 if cfg.planes and cfg.block_m < 64:  # planes are read for Hopper's MMA, which takes 64 rows at least
                     continue  # (narrower tiles run Ampere's, from registers; 16 x 16 x 256 spilled 8 B, Triton 3.9)
                 if cfg not in out and descriptors_launch(problem, cfg):
@@ -659,20 +659,30 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         if interpret:
             return Config(clamp_pow2(rows, 16, 16384 // block_n), block_n, 16, 1, 1, 1)
         block_m = 128 if block_n <= 32 else 64
-        if problem.layout == "contiguous":  # strided NCHW tiles: per-element addresses, so 8 warps on half the
-            return Config(block_m // 2, block_n, 16, group_m=1, num_warps=8, num_stages=1)  # tile (ptxas spills)
+        if problem.layout == "contiguous":  # NC(D)HW row tiles (consecutive addresses along them: a warp's lanes run
+            # there on Triton 3.6 and 3.9), 128 positions x 16 channels on 4 warps: sm_90 SASS 262-410 warp instructions
+            # per 1000 multiply-adds (Triton 3.6: 314-410) on the suite's two layers, where 32 x 64 on 8 warps spilled
+            # 8 B on 3.6 (benchmarks/NOTES.md, thirtieth session)
+            return Config(128, clamp_pow2(cols, 1, 16), 16, group_m=1, num_warps=4, num_stages=1)
         return Config(block_m, block_n, 16, group_m=1, num_warps=4, num_stages=1)
     if problem.kind == "conv_dw_wgrad":
         if interpret:  # the fewest numpy steps: every tap, up to 64K elements a step
             block_m, block_n, block_k = dw_wgrad_tile(problem, 64, 64, 64 * 1024)
             return Config(block_m, block_n, block_k, 1, 1, 1)
         # 8K sums a program on 4 warps; 8 taps, or 4 where they pad the taps less (9: 12, not 16); channels-last tiles
-        # 64 channels wide (16-byte loads), NC(D)HW ones 128 positions (a warp's loads along rows). SASS (sm_90,
-        # bf16): 240-271 warp instructions per 1000 useful multiply-adds on the suite's 3x3 layer channels-last, 144
-        # on its 31 taps; NC(D)HW 377 and 297 (benchmarks/NOTES.md, thirtieth session)
+        # 64 channels wide (16-byte loads), 1-D NC(D)HW ones 128 positions (a warp's loads along rows), NC(D)HW ones of
+        # more axes 2K sums of 32 positions (their tiles [taps, positions, channels], kernels.depthwise). SASS (sm_90,
+        # bf16, Triton 3.9 / 3.6): per 1000 useful multiply-adds, channels-last 240 / 389 on the suite's 3x3 layer, 144
+        # / 177 on its 31 taps; NC(D)HW 1,133 / 500 and 297 / 315 (benchmarks/NOTES.md, thirtieth session)
+        # (4-byte operands half the sums: fp32's 4 x 64 x 32 spilled 16 B on Triton 3.6)
         taps = 8 if triton.cdiv(rows, 8) * 8 <= triton.cdiv(rows, 4) * 4 else 4
-        channels = 64 if problem.layout == "channels_last" else 8192 // (clamp_pow2(rows, 1, taps) * 128)
-        block_m, block_n, block_k = dw_wgrad_tile(problem, taps, channels, 8192)
+        block_m, sums = clamp_pow2(rows, 1, taps), 16384 // problem.itemsize
+        if problem.layout == "channels_last":
+            block_m, block_n, block_k = dw_wgrad_tile(problem, taps, 64, sums)
+        elif len(problem.input_shape) == 3:
+            block_m, block_n, block_k = dw_wgrad_tile(problem, taps, max(1, sums // (block_m * 128)), sums)
+        else:
+            block_m, block_n, block_k = dw_wgrad_tile(problem, taps, max(1, sums // (block_m * 128)), sums // 4)
         tiles = max(1, triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))  # max: an empty problem still gets one
         split = max(1, min(triton.cdiv(4 * sm_count, tiles), triton.cdiv(red, 8 * block_k)))
         return Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=1, split_k=split)

@@ -28,7 +28,7 @@ import triton.language as tl
 from .. import geometry
 from .._checks import ConvSpec
 from .._runtime import Direct, kernel
-from .._tile import activate, advance, inside, positions, tap, weight_tap
+from .._tile import activate, advance, inside, positions, tap, tile_positions, weight_tap
 from ..geometry import Config, as_3d, geometry_3d, needs_int64, split_sizes, strides_3d
 
 
@@ -43,21 +43,20 @@ def _depthwise_kernel(
     syn, syc, syd, syh, syw, sb,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, ACC: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr,
 ):
-    """``x`` is read (sizes D, H, W), ``y`` written (``C`` channels, sizes OD, OH, OW, ``M`` positions)."""
+    """``x`` is read (sizes D, H, W), ``y`` written (``C`` channels, sizes OD, OH, OW, ``M`` positions); a tile's
+    positions a flat run (``BLOCK_W = 0``, channels-last) or rows of ``BLOCK_W`` (NC(D)HW: the compiler then sees
+    consecutive addresses along them and lays a warp's lanes there, :mod:`tritonconv._tile`)."""
     pid = tl.program_id(0)
     tiles_n = (C + BLOCK_N - 1) // BLOCK_N
     pid_m = pid // tiles_n
     pid_n = pid % tiles_n
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     if INT64:
-        offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
         offs_n = offs_n.to(tl.int64)
-    mask_m = offs_m < M
     mask_n = offs_n < C
-    nb, od, oh, ow = positions(offs_m, OD, OH, OW)
+    nb, od, oh, ow, mask_m = tile_positions(pid_m, M, OD, OH, OW, BLOCK_M, BLOCK_W, INT64)
     x_rows = x_ptr + nb * sxn
     x_first = (offs_n // DIV) * REP  # first channel read for each channel written
     w_first = offs_n * REP  # and its weight row
@@ -140,11 +139,11 @@ def _depthwise_weight_grad_kernel(
         # per position: in range, and inside the input along each axis of one tap
         ok_p = offs_p < P
         if KD == 1:
-            ok_p &= inside(id0, D)
+            ok_p &= inside(id0, D, INT64)
         if KH == 1:
-            ok_p &= inside(ih0, H)
+            ok_p &= inside(ih0, H, INT64)
         if KW == 1:
-            ok_p &= inside(iw0, W)
+            ok_p &= inside(iw0, W, INT64)
         if CHANNELS_FAST:
             id0, ih0, iw0 = id0[None, :, None], ih0[None, :, None], iw0[None, :, None]
             dy_p, x_p, ok_p = dy_p[None, :, None], x_p[None, :, None], ok_p[None, :, None]
@@ -153,11 +152,11 @@ def _depthwise_weight_grad_kernel(
             dy_p, x_p, ok_p = dy_p[None, None, :], x_p[None, None, :], ok_p[None, None, :]
         ok = ok_p  # per (tap, position) along the other axes
         if KD > 1:
-            ok &= inside(id0 + kd, D)
+            ok &= inside(id0 + kd, D, INT64)
         if KH > 1:
-            ok &= inside(ih0 + kh, H)
+            ok &= inside(ih0 + kh, H, INT64)
         if KW > 1:
-            ok &= inside(iw0 + kw, W)
+            ok &= inside(iw0 + kw, W, INT64)
         a = tl.load(dy_ptr + dy_p + dy_c, mask=ok_p & ok_n, other=0.0)  # once for every tap (0 where no tap reads x)
         b = tl.load(x_ptr + x_p + x_t + x_c, mask=ok & ok_n, other=0.0)
         acc += a.to(ACC) * b.to(ACC)
@@ -180,8 +179,10 @@ class Launch:
         channels = y.shape[1]
         mult = spec.weight_shape[0] // spec.groups
         m = y.shape[0] * math.prod(y.shape[2:])
+        block_w = 0 if channels_fast(x) else geometry.row_block(m, y.shape[-1], config.block_m)
         self.empty = y.numel() == 0
-        self.grid = (triton.cdiv(m, config.block_m) * triton.cdiv(channels, config.block_n),)
+        self.grid = (geometry.position_tiles(m, y.shape[-1], config.block_m, block_w)
+                     * triton.cdiv(channels, config.block_n),)
         self.args = (
             m, channels, 1 if transposed else mult, mult if transposed else 1,
             *geometry_3d(x.shape[2:], y.shape[2:], spec),
@@ -191,7 +192,7 @@ class Launch:
         self.kwargs = dict(
             TRANSPOSED=transposed, HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
             INT64=needs_int64(x, weight, y, rows=m), ACC=geometry.tl_accumulator(x.dtype),
-            BLOCK_M=config.block_m, BLOCK_N=config.block_n,
+            BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_W=block_w,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_depthwise_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
@@ -224,7 +225,10 @@ class WeightGradLaunch:
             *(geometry.position_step(config.block_k, grad_output.shape[2:]) if positions else (0, 0, 0, 0)),
             *as_3d(tuple(kernel_size), 1),
         )
-        self.kwargs = dict(CHANNELS_FAST=channels_fast(input), INT64=needs_int64(input, grad_output, partial, rows=positions),
+        # NC(D)HW tiles run along positions on a 1-D layer only: Triton 3.6 lays such 2-D and 3-D tiles' lanes along
+        # their channels and spills (9 KB on mobilenet_dw_3x3's); [taps, positions, channels] it runs along positions
+        fast = channels_fast(input) or input.dim() > 3
+        self.kwargs = dict(CHANNELS_FAST=fast, INT64=needs_int64(input, grad_output, partial, rows=positions),
                            ACC=geometry.tl_accumulator(input.dtype), BLOCK_M=config.block_m, BLOCK_N=config.block_n,
                            BLOCK_K=config.block_k, num_warps=config.num_warps, num_stages=config.num_stages)
         self.launcher = Direct(_depthwise_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
@@ -240,6 +244,6 @@ class WeightGradLaunch:
 
 
 def channels_fast(input: torch.Tensor) -> bool:
-    """Whether the weight gradient's tiles run along channels (their loads' contiguous axis: channels-last
+    """Whether a depthwise launch's tiles run along channels (their loads' contiguous axis: channels-last
     activations of more than one channel), else along positions (NC(D)HW)."""
     return input.stride(1) == 1 and input.shape[1] > 1
