@@ -32,8 +32,9 @@ def assert_valid(cfg, problem, name):
             cols *= tuning.folded_taps(problem, cfg.fold)
         else:
             red *= problem.taps
+    low = 1 if problem.kind.startswith("conv_dw") else 16  # tl.dot: powers of two >= 16; the FMA kernels' any
     for block in (cfg.block_m, cfg.block_n, cfg.block_k):
-        assert block >= 16 and block & (block - 1) == 0, (name, cfg)  # tl.dot: powers of two >= 16
+        assert block >= low and block & (block - 1) == 0, (name, cfg)
     assert cfg.block_m <= max(16, 2 * rows) and cfg.block_n <= max(16, 2 * cols), (name, cfg)
     assert cfg.block_k <= max(16, 2 * red), (name, cfg)
     assert cfg.num_warps in (1, 2, 4, 8) and cfg.num_stages >= 1 and cfg.split_k >= 1, (name, cfg)

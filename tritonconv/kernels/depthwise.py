@@ -102,7 +102,8 @@ def _depthwise_weight_grad_kernel(
     """One program: ``BLOCK_M`` taps x ``BLOCK_N`` output channels over one split of the positions, ``BLOCK_K``
     positions a step: each step loads its output gradient once for all its taps. The sums are held per
     (tap, position, channel), ``[BLOCK_M, BLOCK_K, BLOCK_N]`` (``CHANNELS_FAST``: channels the innermost axis, the
-    loads' contiguous one in channels-last; else positions, NC(D)HW's), and summed over the positions at the end.
+    loads' contiguous one channels-last; else ``[BLOCK_M, BLOCK_N, BLOCK_K]``, positions innermost, a 1-D NCL
+    layer's: :class:`WeightGradLaunch`), and summed over the positions at the end.
     A step's positions advance by carries (``STEP_*``: ``BLOCK_K`` as batches, depth, rows and columns)."""
     pid = tl.program_id(0)
     split = tl.program_id(1)
@@ -244,6 +245,6 @@ class WeightGradLaunch:
 
 
 def channels_fast(input: torch.Tensor) -> bool:
-    """Whether a depthwise launch's tiles run along channels (their loads' contiguous axis: channels-last
-    activations of more than one channel), else along positions (NC(D)HW)."""
+    """Whether a depthwise launch's activations hold their channels contiguous (channels-last, more than one
+    channel), so its tiles' loads run along channels; else along positions (NC(D)HW: rows)."""
     return input.stride(1) == 1 and input.shape[1] > 1
