@@ -8,7 +8,7 @@ it runs with) on a GPU described by :class:`Device`::
 * ``W``: the multiply-adds the launch issues, masked lanes included (the GEMM kernels' own count,
   ``Launch.mma_work``: channel padding to the tile, tile edges, split tails, the taps a transposed
   pass masks; the descriptor kernels' TILE_B x TILE_H x TILE_W output patches; the useful multiply-adds of
-  a depthwise kernel, which runs on FMA units);
+  a depthwise kernel, which runs on FMA units, its weight gradient's last tile of taps padded);
 * ``R``: the kernel's rate on the device, multiply-adds per second: ``mma_macs`` for the pointer GEMM
   kernels' 16-bit ``tl.dot`` (a quarter of it for TF32), ``row_macs`` for them on NC(D)HW tiles
   (:func:`by_rows`; unfitted, ``mma_macs`` scaled by the census's :data:`ROW_ISSUE`), ``aligned_macs`` on NC(D)HW
@@ -59,7 +59,7 @@ import triton
 from . import cache, geometry, shapes, tuning
 from ._descriptors import nc_dealt
 from .geometry import Config, Problem
-from .kernels import gemm, tma, weight_grad
+from .kernels import depthwise, gemm, tma, weight_grad
 
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "DEPTHWISE_ISSUE", "NC_FLAT_ISSUE",
            "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE",
@@ -226,12 +226,11 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
         row_tiles = triton.cdiv(rows, config.block_m)
         if problem.kind == "conv_dw_wgrad":
             macs = macs * row_tiles * config.block_m // max(rows, 1)
-        else:  # NC(D)HW tiles of rows (kernels.depthwise.Launch; channels-last ones flat)
+        else:  # NC(D)HW tiles of rows, channels-last ones flat (kernels.depthwise.Launch)
             read, written = (problem.input_shape, problem.output_shape) if problem.kind == "conv_dw" else (
                 problem.output_shape, problem.input_shape)
-            if problem.layout == "contiguous" or read[1] == 1:
-                block_w = geometry.row_block(rows, written[-1], config.block_m)
-                row_tiles = geometry.position_tiles(rows, written[-1], config.block_m, block_w)
+            fast = depthwise.layout_channels_fast(problem.layout, read[1])
+            row_tiles = depthwise.position_tiling(fast, rows, written[-1], config.block_m)[1]
         return macs, row_tiles * triton.cdiv(cols, config.block_n) * max(config.split_k, 1)
     c_out, c_in_g = problem.weight_shape[:2]
     if config.tile_h and problem.kind != "conv_wgrad":  # images x rows x columns patches of the written planes
@@ -608,7 +607,8 @@ per element in NC(D)HW, where a thread's elements are positions; shared by 8 cha
 is 31.25 of them; the rest are the operands' loads, their conversions, masks and addresses. Restated from the SASS
 census (sm_90, bf16, Triton 3.9; ``benchmarks/results/static/``) of the suite's two depthwise layers with the
 heuristic's tiles, a 1-D one (31 taps) and a 2-D one (3 x 3); 3-D layers are extrapolated. So these kernels are bound
-by issue where their bytes allow it: the 31-tap layer's weight gradient takes 3x its bytes' time on an H200. (Triton 3.6,
+by issue where their bytes allow it: by this model the 31-tap layer's weight gradient takes 3x its bytes' time on an
+H200. (Triton 3.6,
 the GPU machine's, issues 0.4-1.6x these: its NC(D)HW 2-D weight gradient 0.44x, its channels-last one 1.6x.)"""
 
 

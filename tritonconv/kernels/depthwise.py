@@ -180,10 +180,9 @@ class Launch:
         channels = y.shape[1]
         mult = spec.weight_shape[0] // spec.groups
         m = y.shape[0] * math.prod(y.shape[2:])
-        block_w = 0 if channels_fast(x) else geometry.row_block(m, y.shape[-1], config.block_m)
+        block_w, tiles = position_tiling(channels_fast(x), m, y.shape[-1], config.block_m)
         self.empty = y.numel() == 0
-        self.grid = (geometry.position_tiles(m, y.shape[-1], config.block_m, block_w)
-                     * triton.cdiv(channels, config.block_n),)
+        self.grid = (tiles * triton.cdiv(channels, config.block_n),)
         self.args = (
             m, channels, 1 if transposed else mult, mult if transposed else 1,
             *geometry_3d(x.shape[2:], y.shape[2:], spec),
@@ -247,4 +246,18 @@ class WeightGradLaunch:
 def channels_fast(input: torch.Tensor) -> bool:
     """Whether a depthwise launch's activations hold their channels contiguous (channels-last, more than one
     channel), so its tiles' loads run along channels; else along positions (NC(D)HW: rows)."""
-    return input.stride(1) == 1 and input.shape[1] > 1
+    return layout_channels_fast("channels_last" if input.stride(1) == 1 else "contiguous", input.shape[1])
+
+
+def layout_channels_fast(layout: str, channels: int) -> bool:
+    """:func:`channels_fast` of activations in ``layout`` (``"channels_last"`` or ``"contiguous"``) with
+    ``channels`` channels."""
+    return layout == "channels_last" and channels > 1
+
+
+def position_tiling(fast: bool, positions: int, width: int, block: int) -> tuple[int, int]:
+    """The forward kernel's ``BLOCK_W`` and its tiles of ``block`` positions over ``positions`` written in rows
+    ``width`` wide: flat where its loads run along channels (``fast``, :func:`channels_fast`), else rows
+    (:func:`tritonconv.geometry.row_block`)."""
+    block_w = 0 if fast else geometry.row_block(positions, width, block)
+    return block_w, geometry.position_tiles(positions, width, block, block_w)
