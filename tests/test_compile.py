@@ -291,11 +291,10 @@ def test_aligned_rows_let_ptxas_use_every_register_below_hopper():
 def test_depthwise_tiles_load_along_the_contiguous_axis_without_spilling(arch):
     """The depthwise kernels' activation tiles lay their threads along the axis memory holds contiguous: channels
     channels-last, positions NC(D)HW (the forward's and input gradient's rows of ``BLOCK_W``, whose consecutive
-    addresses the compiler sees; a 1-D weight gradient's [taps, channels, positions]); the heuristic's tiles of the
-    suite's depthwise layers in bf16, every pass, compile without spilling (sm_80: in their main loops). Where the
-    compiler proves no contiguity the two Tritons order lanes differently (3.9 along a tile's last axis, 3.6 along its
-    first: the thirtieth session's log in ``benchmarks/NOTES.md``): the NCHW weight gradient of the 2-D layer is not
-    asserted along either."""
+    addresses the compiler sees; the weight gradient's [taps, channels, positions] on row tiles too); the heuristic's
+    tiles of the suite's depthwise layers in bf16, every pass, compile without spilling (sm_80: in their main loops).
+    (Where the compiler proves no contiguity the two Tritons order lanes differently, 3.9 along a tile's last axis, 3.6
+    along its first: the thirtieth session's log in ``benchmarks/NOTES.md``; row tiles leave neither a choice.)"""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
     for name, prob in tune.suite_problems(suite):
         if not shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
@@ -313,14 +312,12 @@ def test_depthwise_tiles_load_along_the_contiguous_axis_without_spilling(arch):
                 else:  # sm_80: a few bytes outside the main loop (4-8 B, mobilenet_dw_3x3's channels-last forward tiles)
                     assert static.loop_census(compiled.asm["cubin"], arch)["loop_local"] == 0, (name, kind, layout)
                 wgrad = kind == "conv_dw_wgrad"
-                if wgrad and layout == "contiguous" and len(problem.input_shape) > 3:
-                    continue
                 ttgir = compiled.asm["ttgir"]
                 orders = dict(re.findall(r"^(#blocked\d*) = #ttg\.blocked<\{.*?order = \[([\d, ]+)\]", ttgir, re.M))
                 tiles = re.findall(r"= tt\.load .*: tensor<((?:\d+x)+)!tt\.ptr<bf16>, (#blocked\d*)>", ttgir)
                 assert len(tiles) == (2 if wgrad else 1), (name, kind, layout)  # dy and x; x (dy)
                 # the contiguous axis: the weight gradient's last ([taps, positions, channels] channels-last, [taps,
-                # channels, positions] NCL); the forward's [positions, channels] channels (1) or positions (0)
+                # channels, positions] NC(D)HW); the forward's [positions, channels] channels (1) or positions (0)
                 axis = -1 if wgrad else 1 if layout == "channels_last" else 0
                 for dims, blocked in tiles:
                     rank = dims.count("x")

@@ -48,13 +48,21 @@ def advance(nb, od, oh, ow, STEP_N, STEP_D, STEP_H, STEP_W, OD, OH, OW):
     ow += STEP_W
     wrap = ow >= OW
     ow = tl.where(wrap, ow - OW, ow)
-    oh += STEP_H + wrap.to(oh.dtype)
+    nb, od, oh = advance_rows(nb, od, oh, STEP_N, STEP_D, STEP_H + wrap.to(oh.dtype), OD, OH)
+    return nb, od, oh, ow
+
+
+@device
+def advance_rows(nb, od, oh, STEP_N, STEP_D, STEP_H, OD, OH):
+    """Rows ``(batch, od, oh)`` moved on by a count of rows given as ``(batches, depth, rows)``, by carries (each
+    step below its size, ``STEP_H`` at most ``OH``): :func:`advance` without the columns."""
+    oh += STEP_H
     wrap = oh >= OH
     oh = tl.where(wrap, oh - OH, oh)
     od += STEP_D + wrap.to(od.dtype)
     wrap = od >= OD
     od = tl.where(wrap, od - OD, od)
-    return nb + STEP_N + wrap.to(nb.dtype), od, oh, ow
+    return nb + STEP_N + wrap.to(nb.dtype), od, oh
 
 
 @device

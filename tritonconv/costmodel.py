@@ -600,16 +600,17 @@ def step_instructions(problem: Problem, config: Config) -> float:
 
 
 DEPTHWISE_ISSUE = {"channels_last": {"conv_dw": (163, 9), "conv_dw_t": (163, 2), "conv_dw_wgrad": (139, 41)},
-                   "contiguous": {"conv_dw": (262, 111), "conv_dw_t": (262, 111), "conv_dw_wgrad": (288, 562)}}
+                   "contiguous": {"conv_dw": (262, 111), "conv_dw_t": (262, 111), "conv_dw_wgrad": (285, 0)}}
 """Per layout and pass, ``(first, further)``: the warp instructions the depthwise kernels' main loops issue per 1000
 multiply-adds issued, with taps along one axis, and what each further axis of taps adds (its bounds and addresses:
 per element in NC(D)HW, where a thread's elements are positions; shared by 8 channels channels-last). An fp32 FMA
 is 31.25 of them; the rest are the operands' loads, their conversions, masks and addresses. Restated from the SASS
 census (sm_90, bf16, Triton 3.9; ``benchmarks/results/static/``) of the suite's two depthwise layers with the
-heuristic's tiles, a 1-D one (31 taps) and a 2-D one (3 x 3); 3-D layers are extrapolated. So these kernels are bound
-by issue where their bytes allow it: by this model the 31-tap layer's weight gradient takes 3x its bytes' time on an
-H200. (Triton 3.6,
-the GPU machine's, issues 0.4-1.6x these: its NC(D)HW 2-D weight gradient 0.44x, its channels-last one 1.6x.)"""
+heuristic's tiles, a 1-D one (31 taps) and a 2-D one (3 x 3); 3-D layers are extrapolated. The NC(D)HW weight
+gradient's row tiles issue as much for two axes of taps as for one (281 and 289: its bounds are per position, shared by
+a thread's taps and channels). So these kernels are bound by issue where their bytes allow it: by this model the 31-tap
+layer's weight gradient takes 3x its bytes' time on an H200. (Triton 3.6, the GPU machine's, issues 1.0-1.6x these:
+its channels-last 2-D weight gradient 1.6x.)"""
 
 
 def tap_axes(problem: Problem) -> int:

@@ -669,20 +669,19 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         if interpret:  # the fewest numpy steps: every tap, up to 64K elements a step
             block_m, block_n, block_k = dw_wgrad_tile(problem, 64, 64, 64 * 1024)
             return Config(block_m, block_n, block_k, 1, 1, 1)
-        # 8K sums a program on 4 warps; 8 taps, or 4 where they pad the taps less (9: 12, not 16); channels-last tiles
-        # 64 channels wide (16-byte loads), 1-D NC(D)HW ones 128 positions (a warp's loads along rows), NC(D)HW ones of
-        # more axes 2K sums of 32 positions (their tiles [taps, positions, channels], kernels.depthwise). SASS (sm_90,
-        # bf16, Triton 3.9 / 3.6): per 1000 useful multiply-adds, channels-last 240 / 389 on the suite's 3x3 layer, 144
-        # / 177 on its 31 taps; NC(D)HW 1,133 / 500 and 297 / 315 (benchmarks/NOTES.md, thirtieth session)
+        # 8K sums a program on 4 warps. Channels-last: 8 taps, or 4 where they pad the taps less (9: 12, not 16), 64
+        # channels (16-byte loads). NC(D)HW: row tiles of 128 positions (kernels.depthwise; a warp's lanes along the rows
+        # on both Tritons), 4 taps (fewer instructions than 8 on both layers, both Tritons). SASS (sm_90, bf16, Triton
+        # 3.9 / 3.6), per 1000 useful multiply-adds: channels-last 240 / 389 on the suite's 3x3 layer, 144 / 177 on its
+        # 31 taps; NC(D)HW 374 / 373 and 298 / 304 (benchmarks/NOTES.md, thirty-first session)
         # (4-byte operands half the sums: fp32's 4 x 64 x 32 spilled 16 B on Triton 3.6)
-        taps = 8 if triton.cdiv(rows, 8) * 8 <= triton.cdiv(rows, 4) * 4 else 4
-        block_m, sums = clamp_pow2(rows, 1, taps), 16384 // problem.itemsize
+        sums = 16384 // problem.itemsize
         if problem.layout == "channels_last":
+            taps = 8 if triton.cdiv(rows, 8) * 8 <= triton.cdiv(rows, 4) * 4 else 4
             block_m, block_n, block_k = dw_wgrad_tile(problem, taps, 64, sums)
-        elif len(problem.input_shape) == 3:
-            block_m, block_n, block_k = dw_wgrad_tile(problem, taps, max(1, sums // (block_m * 128)), sums)
         else:
-            block_m, block_n, block_k = dw_wgrad_tile(problem, taps, max(1, sums // (block_m * 128)), sums // 4)
+            block_m = clamp_pow2(rows, 1, 4)
+            block_m, block_n, block_k = dw_wgrad_tile(problem, 4, max(1, sums // (block_m * 128)), sums)
         tiles = max(1, triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))  # max: an empty problem still gets one
         split = max(1, min(triton.cdiv(4 * sm_count, tiles), triton.cdiv(red, 8 * block_k)))
         return Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=1, split_k=split)

@@ -28,7 +28,7 @@ import triton.language as tl
 from .. import geometry
 from .._checks import ConvSpec
 from .._runtime import Direct, kernel
-from .._tile import activate, advance, inside, positions, tap, tile_positions, weight_tap
+from .._tile import activate, advance, advance_rows, inside, positions, tap, tile_positions, weight_tap
 from ..geometry import Config, as_3d, geometry_3d, needs_int64, split_sizes, strides_3d
 
 
@@ -96,15 +96,18 @@ def _depthwise_weight_grad_kernel(
     sxn, sxc, sxd, sxh, sxw,
     syn, syc, syd, syh, syw,
     sws, swo, P_PER_SPLIT, STEP_N, STEP_D, STEP_H, STEP_W,
-    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, CHANNELS_FAST: tl.constexpr, INT64: tl.constexpr,
-    ACC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, INT64: tl.constexpr,
+    ACC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr,
 ):
     """One program: ``BLOCK_M`` taps x ``BLOCK_N`` output channels over one split of the positions, ``BLOCK_K``
-    positions a step: each step loads its output gradient once for all its taps. The sums are held per
-    (tap, position, channel), ``[BLOCK_M, BLOCK_K, BLOCK_N]`` (``CHANNELS_FAST``: channels the innermost axis, the
-    loads' contiguous one channels-last; else ``[BLOCK_M, BLOCK_N, BLOCK_K]``, positions innermost, a 1-D NCL
-    layer's: :class:`WeightGradLaunch`), and summed over the positions at the end.
-    A step's positions advance by carries (``STEP_*``: ``BLOCK_K`` as batches, depth, rows and columns)."""
+    positions a step: each step loads its output gradient once for all its taps, and the sums are held per (tap,
+    position, channel) and summed over the positions at the end. A step's positions are a flat run (``BLOCK_W = 0``,
+    channels-last: the sums ``[BLOCK_M, BLOCK_K, BLOCK_N]``, channels innermost, the loads' contiguous axis) or
+    ``BLOCK_K / BLOCK_W`` rows of ``BLOCK_W`` columns (NC(D)HW: ``[BLOCK_M, BLOCK_N, BLOCK_K]``, positions innermost,
+    whose consecutive addresses the compiler sees along the rows, :mod:`tritonconv._tile`), width tiles fastest.
+    Steps advance by carries, no division: flat runs by ``STEP_*`` (``BLOCK_K`` positions as batches, depth, rows and
+    columns), row tiles by a width tile, then by ``STEP_*`` (``BLOCK_K / BLOCK_W`` rows) where the widths wrap.
+    ``P_PER_SPLIT``: a split's positions, whole steps (row tiles: ``BLOCK_K`` a tile)."""
     pid = tl.program_id(0)
     split = tl.program_id(1)
     tiles_n = (C_out + BLOCK_N - 1) // BLOCK_N
@@ -124,13 +127,17 @@ def _depthwise_weight_grad_kernel(
     ok_n = offs_n < C_out
     x_t = (kd * dd * sxd + kh * dh * sxh + kw * dw * sxw)[:, None, None]  # each tap's shift
     kd, kh, kw = (kd * dd)[:, None, None], (kh * dh)[:, None, None], (kw * dw)[:, None, None]
-    offs_p = first_p + tl.arange(0, BLOCK_K)
-    nb, od, oh, ow = positions(offs_p, OD, OH, OW)  # the first step's; later ones by carries
-    # the tile's axes: taps first, then positions and channels (CHANNELS_FAST) or channels and positions
-    if CHANNELS_FAST:
+    if BLOCK_W == 0:  # flat runs: the first step's positions (later ones by carries)
+        offs_p = first_p + tl.arange(0, BLOCK_K)
+        nb, od, oh, ow = positions(offs_p, OD, OH, OW)
         dy_c, x_c, ok_n = dy_c[None, None, :], x_c[None, None, :], ok_n[None, None, :]
         acc = tl.full((BLOCK_M, BLOCK_K, BLOCK_N), 0.0, ACC)
-    else:
+    else:  # row tiles: the first tile's
+        tiles_w = (OW + BLOCK_W - 1) // BLOCK_W
+        batches = P // (OD * OH * OW)
+        tw = (first_p // BLOCK_K) % tiles_w
+        col = tl.arange(0, BLOCK_K) % BLOCK_W
+        nb, od, oh, ow, _ = tile_positions(first_p // BLOCK_K, P, OD, OH, OW, BLOCK_K, BLOCK_W, INT64)
         dy_c, x_c, ok_n = dy_c[None, :, None], x_c[None, :, None], ok_n[None, :, None]
         acc = tl.full((BLOCK_M, BLOCK_N, BLOCK_K), 0.0, ACC)
     for _ in range(0, P_PER_SPLIT, BLOCK_K):
@@ -138,14 +145,17 @@ def _depthwise_weight_grad_kernel(
         dy_p = nb * syn + od * syd + oh * syh + ow * syw
         x_p = nb * sxn + id0 * sxd + ih0 * sxh + iw0 * sxw
         # per position: in range, and inside the input along each axis of one tap
-        ok_p = offs_p < P
+        if BLOCK_W == 0:
+            ok_p = offs_p < P
+        else:
+            ok_p = (nb < batches) & (ow < OW)
         if KD == 1:
             ok_p &= inside(id0, D, INT64)
         if KH == 1:
             ok_p &= inside(ih0, H, INT64)
         if KW == 1:
             ok_p &= inside(iw0, W, INT64)
-        if CHANNELS_FAST:
+        if BLOCK_W == 0:
             id0, ih0, iw0 = id0[None, :, None], ih0[None, :, None], iw0[None, :, None]
             dy_p, x_p, ok_p = dy_p[None, :, None], x_p[None, :, None], ok_p[None, :, None]
         else:
@@ -161,11 +171,19 @@ def _depthwise_weight_grad_kernel(
         a = tl.load(dy_ptr + dy_p + dy_c, mask=ok_p & ok_n, other=0.0)  # once for every tap (0 where no tap reads x)
         b = tl.load(x_ptr + x_p + x_t + x_c, mask=ok & ok_n, other=0.0)
         acc += a.to(ACC) * b.to(ACC)
-        offs_p += BLOCK_K
-        nb, od, oh, ow = advance(nb, od, oh, ow, STEP_N, STEP_D, STEP_H, STEP_W, OD, OH, OW)
+        if BLOCK_W == 0:
+            offs_p += BLOCK_K
+            nb, od, oh, ow = advance(nb, od, oh, ow, STEP_N, STEP_D, STEP_H, STEP_W, OD, OH, OW)
+        else:  # the next width tile; the next rows where the widths wrap
+            tw += 1
+            wrap = tw >= tiles_w
+            tw = tl.where(wrap, 0, tw)
+            ow = tw * BLOCK_W + col
+            rows = wrap.to(oh.dtype)
+            nb, od, oh = advance_rows(nb, od, oh, STEP_N * rows, STEP_D * rows, STEP_H * rows, OD, OH)
 
     # tl.sum is Triton's own @jit helper, which the interpreted twin cannot call; tl.reduce is a builtin.
-    total = tl.reduce(acc, 1 if CHANNELS_FAST else 2, tl.standard._sum_combine)  # [taps, channels]
+    total = tl.reduce(acc, 1 if BLOCK_W == 0 else 2, tl.standard._sum_combine)  # [taps, channels]
     tl.store(dw_ptr + split * sws + offs_n[None, :] * swo + t[:, None], total,
              mask=(t < KD * KH * KW)[:, None] & (offs_n < C_out)[None, :])
 
@@ -213,24 +231,25 @@ class WeightGradLaunch:
         c_out, _, *kernel_size = spec.weight_shape
         taps = math.prod(kernel_size)
         positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
-        per_split, splits = split_sizes(positions, config)
+        width = grad_output.shape[-1]
+        block_w, tiles = position_tiling(channels_fast(input), positions, width, config.block_k)
+        per_split, splits = split_sizes(tiles * config.block_k, config)  # row tiles: block_k slots each
         self.spec, self.flip, self.empty = spec, flip, positions == 0
         self.direct, self.dtype, self.inner_grad = False, input.dtype, False  # partials, always (Partials' terms)
         self.partial_shape = (splits, c_out, 1, taps)
         partial = torch.empty(self.partial_shape, device="meta")
         self.grid = (triton.cdiv(taps, config.block_m) * triton.cdiv(c_out, config.block_n), splits)
+        step = config.block_k // block_w * width if block_w else config.block_k  # positions a step (row tiles: rows)
         self.args = (
             positions, c_out, c_out // spec.groups, *geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
             *strides_3d(input), *strides_3d(grad_output), *partial.stride()[:2], per_split,
-            *(geometry.position_step(config.block_k, grad_output.shape[2:]) if positions else (0, 0, 0, 0)),
+            *(geometry.position_step(step, grad_output.shape[2:]) if positions else (0, 0, 0, 0)),
             *as_3d(tuple(kernel_size), 1),
         )
-        # NC(D)HW tiles run along positions on a 1-D layer only: Triton 3.6 lays such 2-D and 3-D tiles' lanes along
-        # their channels and spills (9 KB on mobilenet_dw_3x3's); [taps, positions, channels] it runs along positions
-        fast = channels_fast(input) or input.dim() > 3
-        self.kwargs = dict(CHANNELS_FAST=fast, INT64=needs_int64(input, grad_output, partial, rows=positions),
+        self.kwargs = dict(INT64=needs_int64(input, grad_output, partial, rows=(tiles + 1) * config.block_k),
                            ACC=geometry.tl_accumulator(input.dtype), BLOCK_M=config.block_m, BLOCK_N=config.block_n,
-                           BLOCK_K=config.block_k, num_warps=config.num_warps, num_stages=config.num_stages)
+                           BLOCK_K=config.block_k, BLOCK_W=block_w, num_warps=config.num_warps,
+                           num_stages=config.num_stages)
         self.launcher = Direct(_depthwise_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
     def __call__(self, grad_output, input) -> torch.Tensor:
