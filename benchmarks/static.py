@@ -235,6 +235,26 @@ def loop_census(cubin: bytes, arch: int) -> dict:
             "loop_variants": variants if len(variants) > 1 else []}
 
 
+def fma_loops(cubin: bytes, arch: int) -> list[list[int]]:
+    """The FMA kernels' innermost loops (the depthwise kernels'): ``[instructions, FFMAs]`` per iteration of each loop
+    holding fp32 FMAs and no loop that does, in address order (one per way an NC(D)HW forward reads its rows,
+    ``RUN_KINDS``; a loop's FFMAs may be several taps', its tap loops unrolled). :func:`fma_issue` sums them."""
+    code = sass(cubin, arch)
+    loops = backward_loops(code)
+    def ffma(a: int, b: int) -> int:
+        return sum(a <= c <= b and o.startswith("FFMA") for c, o, _ in code)
+
+    innermost = [(a, b) for a, b in loops if ffma(a, b) and not any(
+        a <= x and y <= b and (x, y) != (a, b) and ffma(x, y) for x, y in loops)]
+    return [[sum(a <= c <= b for c, _, _ in code), ffma(a, b)] for a, b in sorted(innermost)]
+
+
+def fma_issue(loops: list[list[int]]) -> float:
+    """Warp instructions per 1000 multiply-adds of an FMA kernel's main loops (:func:`fma_loops`, each loop at equal
+    weight: one per way of reading, each about as many taps): an FFMA is 32 multiply-adds a warp, 31.25 per 1000."""
+    return 1000 * sum(i for i, _ in loops) / (32 * sum(f for _, f in loops))
+
+
 def ctas_per_sm(arch: int, registers: int, shared: int, warps: int) -> int:
     """Programs resident per SM from ptxas's registers and the shared memory (:func:`tritonconv.costmodel.occupancy`,
     the rule the cost model applies to its estimates): 228 KiB of shared memory on sm_90, 164 KiB on sm_80."""
@@ -328,6 +348,8 @@ def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], s
                          **ptxas_report(ptx, arch), **loop_census(compiled.asm["cubin"], arch)})
             rows[-1]["ctas_per_sm"] = ctas_per_sm(arch, rows[-1]["registers"], compiled.metadata.shared,
                                                   kwargs.get("num_warps", 4))
+            if kind.startswith("conv_dw"):
+                rows[-1].update(fma_loops=fma_loops(compiled.asm["cubin"], arch), **run_args(kwargs))
             print(f"{name:>24} {kind:>13} {dtype} {layout:>13} {rows[-1]['kernel']:>30} "
                   f"regs={rows[-1]['registers']:3d} spill={rows[-1]['spill_store_bytes']:5d}B "
                   f"smem={rows[-1]['shared_bytes'] // 1024:3d}KiB {rows[-1]['instruction']} "

@@ -378,6 +378,43 @@ def test_depthwise_weight_gradient_tiles(tile, ndim, x_shape, w_shape, kw, fmt):
     assert_close(got, ref)
 
 
+DW_RUNS = [  # NC(D)HW depthwise layers at unit width stride, rows read in runs: width taps on and off a run boundary on
+    # both sides, dilated ones two columns apart, a channel multiplier of 2, a height stride, 'same' padding
+    (1, (2, 3, 24), (3, 1, 5), dict(padding=2, groups=3)),
+    (1, (1, 2, 40), (4, 1, 7), dict(padding=6, dilation=2, groups=2)),
+    (2, (2, 3, 6, 16), (3, 1, 3, 3), dict(padding=1, groups=3)),
+    (2, (1, 2, 7, 12), (4, 1, 2, 3), dict(stride=(2, 1), padding=(1, 0), groups=2)),
+    (3, (1, 2, 3, 4, 8), (2, 1, 2, 3, 3), dict(padding="same", groups=2)),
+]
+
+
+@pytest.mark.parametrize("block", [None, 16, 64])  # the heuristic's tile; rows cut in width tiles; several rows a tile
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", DW_RUNS)
+def test_depthwise_rows_read_in_runs(monkeypatch, block, ndim, x_shape, w_shape, kw):
+    """NC(D)HW depthwise forwards and input gradients at unit width stride read x's rows in aligned runs, each width
+    tap's columns taken from a run and the next where its shift is off a run boundary (``RUN_VEC``), and match torch."""
+    from tritonconv.kernels import depthwise
+
+    runs = []
+    init = depthwise.Launch.__init__
+    monkeypatch.setattr(depthwise.Launch, "__init__", lambda self, *a: init(self, *a) or runs.append(
+        self.kwargs["RUN_VEC"]))
+    x, w = torch.randn(x_shape, dtype=torch.float32), torch.randn(w_shape, dtype=torch.float32)
+    b = torch.randn(w_shape[0])
+    spec = conv_spec(f"conv{ndim}d", ndim, x, w, b, kw.get("stride", 1), kw["padding"], kw.get("dilation", 1),
+                     kw["groups"])
+    config = None if block is None else tuning.Config(block, 2, 16)
+    got = dispatch.conv_forward(x, w, b, spec, activation="silu", config=config)
+    ref = F.silu(getattr(F, f"conv{ndim}d")(x.double(), w.double(), b.double(), **kw))
+    assert_close(got, ref, torch.float32)
+    dy = torch.randn(ref.shape)
+    got = dispatch.conv_grad_input(dy, w, spec, config=config)
+    x64 = x.double().requires_grad_()
+    ref, = torch.autograd.grad(getattr(F, f"conv{ndim}d")(x64, w.double(), **kw), x64, dy.double())
+    assert_close(got, ref, torch.float32)
+    assert len(runs) == 2 and min(runs) > 1, runs
+
+
 def test_int64_offsets_path_depthwise(monkeypatch):
     monkeypatch.setattr(geometry, "INT32_MAX", 16)
     check_grads(2, (2, 3, 9, 8), (6, 1, 3, 3), stride=2, padding=1, groups=3)

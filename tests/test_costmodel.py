@@ -269,16 +269,22 @@ def test_depthwise_issue_restates_the_committed_census():
     """``DEPTHWISE_ISSUE`` restates the committed sm_90 bf16 census of the suite's depthwise kernels: each layer's
     main loop, in warp instructions per 1000 multiply-adds its tile issues a step, within 2% of its layout's and pass's
     figure for its axes of taps."""
+    from benchmarks import static
+
     rows = [r for r in census_report() if r["kind"].startswith("conv_dw")]
     assert len(rows) == 12
     for r in rows:
         c, prob = r["config"], dict(tune.suite_problems(SUITE))[r["name"]]
         problem = tuning.Problem.of(r["kind"], "bfloat16", r["layout"], **prob)
-        # a step: the weight gradient's taps x channels x positions; else one tap of positions x channels
-        step = c["block_m"] * c["block_n"] * (c["block_k"] if r["kind"] == "conv_dw_wgrad" else 1)
-        per_1000 = 1000 * r["loop_instructions"] * c["num_warps"] / step
-        first, further = costmodel.DEPTHWISE_ISSUE[r["layout"]][r["kind"]]
-        assert per_1000 == pytest.approx(first + further * (costmodel.tap_axes(problem) - 1), rel=0.02), (r["name"], r["kind"])
+        runs = costmodel.depthwise_runs(problem, tuning.Config(**c))
+        assert runs == (r.get("run_vec", 0) > 1) == (r["layout"] == "contiguous" and r["kind"] != "conv_dw_wgrad")
+        if len(r["fma_loops"]) == 1:  # one loop, a step of it: the weight gradient's taps x channels x positions, else
+            # one tap of positions x channels (where the runs' loops hold some taps each)
+            step = c["block_m"] * c["block_n"] * (c["block_k"] if r["kind"] == "conv_dw_wgrad" else 1)
+            assert static.fma_issue(r["fma_loops"]) == pytest.approx(1000 * r["loop_instructions"] * c["num_warps"] / step)
+        first, further = costmodel.DEPTHWISE_ISSUE["runs" if runs else r["layout"]][r["kind"]]
+        assert static.fma_issue(r["fma_loops"]) == pytest.approx(first + further * (costmodel.tap_axes(problem) - 1),
+                                                                 rel=0.02), (r["name"], r["kind"])
 
 
 def test_row_issue_shares_are_the_committed_census_medians():

@@ -600,17 +600,37 @@ def step_instructions(problem: Problem, config: Config) -> float:
 
 
 DEPTHWISE_ISSUE = {"channels_last": {"conv_dw": (163, 9), "conv_dw_t": (163, 2), "conv_dw_wgrad": (139, 41)},
-                   "contiguous": {"conv_dw": (262, 111), "conv_dw_t": (262, 111), "conv_dw_wgrad": (285, 0)}}
+                   "contiguous": {"conv_dw": (262, 111), "conv_dw_t": (262, 111), "conv_dw_wgrad": (285, 0)},
+                   "runs": {"conv_dw": (164, -7), "conv_dw_t": (163, -9)}}
 """Per layout and pass, ``(first, further)``: the warp instructions the depthwise kernels' main loops issue per 1000
 multiply-adds issued, with taps along one axis, and what each further axis of taps adds (its bounds and addresses:
 per element in NC(D)HW, where a thread's elements are positions; shared by 8 channels channels-last). An fp32 FMA
 is 31.25 of them; the rest are the operands' loads, their conversions, masks and addresses. Restated from the SASS
-census (sm_90, bf16, Triton 3.9; ``benchmarks/results/static/``) of the suite's two depthwise layers with the
-heuristic's tiles, a 1-D one (31 taps) and a 2-D one (3 x 3); 3-D layers are extrapolated. The NC(D)HW weight
-gradient's row tiles issue as much for two axes of taps as for one (281 and 289: its bounds are per position, shared by
-a thread's taps and channels). So these kernels are bound by issue where their bytes allow it: by this model the 31-tap
+census (sm_90, bf16, Triton 3.9; ``benchmarks/results/static/``; ``benchmarks.static.fma_issue``) of the suite's two
+depthwise layers with the heuristic's tiles, a 1-D one (31 taps) and a 2-D one (3 x 3); 3-D layers are extrapolated.
+
+``"runs"``: NC(D)HW forwards and input gradients at unit width stride, whose rows are read in aligned runs
+(:func:`depthwise_runs`), as cheap as channels-last: a further axis's taps share a run loop's addresses and masks (its
+height taps unrolled in the width tap's loop), so it costs less. ``"contiguous"``'s forward and input gradient: NC(D)HW
+rows read an element at a time (strided widths, widths of no run's multiple), the thirtieth session's census of the
+suite's layers on 128-position tiles, before their runs (the heuristic's 256-position tiles issued 226-296 on a
+strided and an odd-width 3 x 3 layer, where 128 issued 240-373: this overstates them). The NC(D)HW weight gradient's
+row tiles issue as much for two axes of taps as for one (281 and 289: its bounds are per position, shared by a
+thread's taps and channels). So these kernels are bound by issue where their bytes allow it: by this model the 31-tap
 layer's weight gradient takes 3x its bytes' time on an H200. (Triton 3.6, the GPU machine's, issues 1.0-1.6x these:
 its channels-last 2-D weight gradient 1.6x.)"""
+
+
+def depthwise_runs(problem: Problem, config: Config) -> bool:
+    """Whether a depthwise forward or input gradient reads its NC(D)HW rows in runs
+    (:func:`tritonconv.kernels.depthwise.row_runs`, on stand-ins laid out as the problem's)."""
+    if problem.kind == "conv_dw_wgrad" or problem.layout == "channels_last":
+        return False
+    transposed = problem.kind == "conv_dw_t"
+    read, written = (problem.output_shape, problem.input_shape) if transposed else (problem.input_shape,
+                                                                                    problem.output_shape)
+    x = tuning.standin(read, getattr(torch, problem.dtype), False, "meta")
+    return depthwise.row_runs(x, written, problem.spec, transposed, config)[0] > 1
 
 
 def tap_axes(problem: Problem) -> int:
@@ -624,7 +644,7 @@ def issue_seconds(problem: Problem, config: Config, device: Device) -> float:
     for the pointer GEMM kernels, whose rates carry their issue (:data:`ROW_ISSUE` and the rest)."""
     problem, config = launched(problem, config)
     if problem.kind.startswith("conv_dw"):
-        first, further = DEPTHWISE_ISSUE[problem.layout][problem.kind]
+        first, further = DEPTHWISE_ISSUE["runs" if depthwise_runs(problem, config) else problem.layout][problem.kind]
         return (first + further * (tap_axes(problem) - 1)) / (1000 * device.issue_rate)
     if not config.tile_h:
         return 0.0

@@ -660,10 +660,11 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             return Config(clamp_pow2(rows, 16, 16384 // block_n), block_n, 16, 1, 1, 1)
         block_m = 128 if block_n <= 32 else 64
         if problem.layout == "contiguous":  # NC(D)HW row tiles (consecutive addresses along them: a warp's lanes run
-            # there on Triton 3.6 and 3.9), 128 positions x 16 channels on 4 warps: sm_90 SASS 262-373 warp instructions
-            # per 1000 multiply-adds (Triton 3.6: 315-373) on the suite's two layers, where 32 x 64 on 8 warps spilled
-            # 8 B on 3.6 (benchmarks/NOTES.md, thirtieth session)
-            return Config(128, clamp_pow2(cols, 1, 16), 16, group_m=1, num_warps=4, num_stages=1)
+            # there on Triton 3.6 and 3.9; unit width strides read in runs), 256 positions x 16 channels on 4 warps:
+            # sm_90 SASS 152-165 warp instructions per 1000 multiply-adds on the suite's two layers (Triton 3.9 and
+            # 3.6; 128 positions: 152-188), 226-296 at a width stride of 2 or an odd width, no runs (128: 240-373);
+            # 32 x 64 on 8 warps spilled 8 B on 3.6 (benchmarks/NOTES.md, thirtieth and thirty-first sessions)
+            return Config(256, clamp_pow2(cols, 1, 16), 16, group_m=1, num_warps=4, num_stages=1)
         return Config(block_m, block_n, 16, group_m=1, num_warps=4, num_stages=1)
     if problem.kind == "conv_dw_wgrad":
         if interpret:  # the fewest numpy steps: every tap, up to 64K elements a step

@@ -28,7 +28,7 @@ import triton.language as tl
 from .. import geometry
 from .._checks import ConvSpec
 from .._runtime import Direct, kernel
-from .._tile import activate, advance, advance_rows, inside, positions, tap, tile_positions, weight_tap
+from .._tile import activate, advance, advance_rows, inside, positions, run_kind, shift_runs, tap, tile_positions, weight_tap
 from ..geometry import Config, as_3d, geometry_3d, needs_int64, split_sizes, strides_3d
 
 
@@ -43,7 +43,7 @@ def _depthwise_kernel(
     syn, syc, syd, syh, syw, sb,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, TRANSPOSED: tl.constexpr,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, ACC: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr, RUN_VEC: tl.constexpr, RUN_KINDS: tl.constexpr,
 ):
     """``x`` is read (sizes D, H, W), ``y`` written (``C`` channels, sizes OD, OH, OW, ``M`` positions); a tile's
     positions a flat run (``BLOCK_W = 0``, channels-last) or rows of ``BLOCK_W`` (NC(D)HW: the compiler then sees
@@ -61,23 +61,59 @@ def _depthwise_kernel(
     x_first = (offs_n // DIV) * REP  # first channel read for each channel written
     w_first = offs_n * REP  # and its weight row
 
-    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
-    for kd in range(KD):
-        id_, ok_d = tap(od, sd, pd, kd, dd, D, TRANSPOSED)
-        ok_d = ok_d & mask_m
-        for kh in range(KH):
-            ih, ok_h = tap(oh, sh, ph, kh, dh, H, TRANSPOSED)
-            ok_dh = ok_d & ok_h
-            for kw in range(KW):
-                iw, ok_w = tap(ow, sw, pw, kw, dw, W, TRANSPOSED)
-                ok = ok_dh & ok_w
-                w_tap = w_ptr + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
-                x_tap = x_rows + id_ * sxd + ih * sxh + iw * sxw
-                for j in range(REP):
-                    wv = tl.load(w_tap + (w_first + j) * swo, mask=mask_n, other=0.0).to(ACC)
-                    xv = tl.load(x_tap[:, None] + ((x_first + j) * sxc)[None, :],
-                                 mask=ok[:, None] & mask_n[None, :], other=0.0).to(ACC)
-                    acc += xv * wv[None, :]
+    if RUN_VEC > 1:  # NC(D)HW rows at unit width stride read in aligned runs of RUN_VEC (geometry.row_runs): a width
+        # tap whose shift is a multiple of the run reads the runs at its columns, another each run and the next, read the
+        # columns on that its shift is off, in registers (_tile.shift_runs); a loop for each way some tap reads
+        # (RUN_KINDS), over that way's taps. The sums [channels, positions]: the runs along the last axis.
+        sums = tl.full((BLOCK_N, BLOCK_M), 0.0, ACC)
+        rows_ok = nb < M // (OW * OH * OD)  # (the columns past a row read what they read and are not stored)
+        for kind in tl.static_range(1, RUN_VEC + 1):
+            if (RUN_KINDS >> kind) & 1:
+                for kw in range(KW):
+                    shift = pw - kw * dw if TRANSPOSED else kw * dw - pw  # the column position 0 reads
+                    if run_kind(shift, RUN_VEC) == kind:
+                        r: tl.constexpr = kind - 1
+                        first = ow + (shift - r)  # each position's column in the run read
+                        lo_ok = tl.max_constancy((first >= 0) & (first < W), [RUN_VEC])
+                        hi_ok = tl.max_constancy((first + RUN_VEC >= 0) & (first + RUN_VEC < W), [RUN_VEC])
+                        for kd in range(KD):
+                            id_, ok_d = tap(od, sd, pd, kd, dd, D, TRANSPOSED)
+                            for kh in range(KH):
+                                ih, ok_h = tap(oh, sh, ph, kh, dh, H, TRANSPOSED)
+                                ok = tl.max_constancy(rows_ok & ok_d & ok_h, [RUN_VEC])
+                                at = tl.max_constancy(tl.multiple_of(nb * sxn + id_ * sxd + ih * sxh + (shift - r),
+                                                                     RUN_VEC), [RUN_VEC]) + ow
+                                w_tap = w_ptr + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
+                                for j in range(REP):
+                                    wv = tl.load(w_tap + (w_first + j) * swo, mask=mask_n, other=0.0).to(ACC)
+                                    chans = tl.multiple_of((x_first + j) * sxc, RUN_VEC)
+                                    lo = tl.load(x_ptr + (chans[:, None] + at[None, :]),
+                                                 mask=mask_n[:, None] & (ok & lo_ok)[None, :], other=0.0)
+                                    if r != 0:  # (the zero padding is whole runs: a moved run's columns are zeros
+                                        # where x's are)
+                                        hi = tl.load(x_ptr + (chans[:, None] + (at + RUN_VEC)[None, :]),
+                                                     mask=mask_n[:, None] & (ok & hi_ok)[None, :], other=0.0)
+                                        lo = shift_runs(lo, hi, r, BLOCK_N, BLOCK_M, RUN_VEC)
+                                    sums += lo.to(ACC) * wv[:, None]
+        acc = tl.trans(sums)
+    else:
+        acc = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
+        for kd in range(KD):
+            id_, ok_d = tap(od, sd, pd, kd, dd, D, TRANSPOSED)
+            ok_d = ok_d & mask_m
+            for kh in range(KH):
+                ih, ok_h = tap(oh, sh, ph, kh, dh, H, TRANSPOSED)
+                ok_dh = ok_d & ok_h
+                for kw in range(KW):
+                    iw, ok_w = tap(ow, sw, pw, kw, dw, W, TRANSPOSED)
+                    ok = ok_dh & ok_w
+                    w_tap = w_ptr + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
+                    x_tap = x_rows + id_ * sxd + ih * sxh + iw * sxw
+                    for j in range(REP):
+                        wv = tl.load(w_tap + (w_first + j) * swo, mask=mask_n, other=0.0).to(ACC)
+                        xv = tl.load(x_tap[:, None] + ((x_first + j) * sxc)[None, :],
+                                     mask=ok[:, None] & mask_n[None, :], other=0.0).to(ACC)
+                        acc += xv * wv[None, :]
 
     if HAS_BIAS:
         acc += tl.load(b_ptr + offs_n * sb, mask=mask_n, other=0.0).to(ACC)[None, :]
@@ -199,6 +235,7 @@ class Launch:
         mult = spec.weight_shape[0] // spec.groups
         m = y.shape[0] * math.prod(y.shape[2:])
         block_w, tiles = position_tiling(channels_fast(x), m, y.shape[-1], config.block_m)
+        runs = row_runs(x, y.shape, spec, transposed, config)
         self.empty = y.numel() == 0
         self.grid = (tiles * triton.cdiv(channels, config.block_n),)
         self.args = (
@@ -210,7 +247,7 @@ class Launch:
         self.kwargs = dict(
             TRANSPOSED=transposed, HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
             INT64=needs_int64(x, weight, y, rows=m), ACC=geometry.tl_accumulator(x.dtype),
-            BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_W=block_w,
+            BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_W=block_w, RUN_VEC=runs[0], RUN_KINDS=runs[1],
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_depthwise_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
@@ -272,6 +309,20 @@ def layout_channels_fast(layout: str, channels: int) -> bool:
     """:func:`channels_fast` of activations in ``layout`` (``"channels_last"`` or ``"contiguous"``) with
     ``channels`` channels."""
     return layout == "channels_last" and channels > 1
+
+
+def row_runs(x: torch.Tensor, written: tuple[int, ...], spec: ConvSpec, transposed: bool,
+             config: Config) -> tuple[int, int]:
+    """How the forward kernel reads ``x`` for a tensor shaped ``written`` (the input gradient's, ``transposed``):
+    ``(RUN_VEC, RUN_KINDS)``, NC(D)HW row tiles at unit width stride in runs (:func:`tritonconv.geometry.row_runs`);
+    ``(0, 0)``, one element at a time."""
+    positions = written[0] * math.prod(written[2:])
+    block_w = position_tiling(channels_fast(x), positions, written[-1], config.block_m)[0]
+    if not block_w or spec.stride[-1] != 1:
+        return 0, 0
+    per_thread = config.block_m * config.block_n // (32 * config.num_warps)
+    return geometry.row_runs(x, positions, written[-1], spec.weight_shape[-1], 1, spec.padding[-1][0],
+                             spec.dilation[-1], transposed, config.block_m, per_thread)
 
 
 def position_tiling(fast: bool, positions: int, width: int, block: int) -> tuple[int, int]:
