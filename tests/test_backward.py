@@ -391,14 +391,17 @@ DW_RUNS = [  # NC(D)HW depthwise layers at unit width stride, rows read in runs:
 @pytest.mark.parametrize("block", [None, 16, 64])  # the heuristic's tile; rows cut in width tiles; several rows a tile
 @pytest.mark.parametrize("ndim,x_shape,w_shape,kw", DW_RUNS)
 def test_depthwise_rows_read_in_runs(monkeypatch, block, ndim, x_shape, w_shape, kw):
-    """NC(D)HW depthwise forwards and input gradients at unit width stride read x's rows in aligned runs, each width
-    tap's columns taken from a run and the next where its shift is off a run boundary (``RUN_VEC``), and match torch."""
+    """NC(D)HW depthwise layers at unit width stride read x's rows in aligned runs, each width tap's columns taken from a
+    run and the next where its shift is off a run boundary (the forward's and input gradient's ``RUN_VEC``, the weight
+    gradient's ``X_VEC``, its programs' taps then one width tap's), and match torch, every pass."""
     from tritonconv.kernels import depthwise
 
     runs = []
-    init = depthwise.Launch.__init__
+    init, init_w = depthwise.Launch.__init__, depthwise.WeightGradLaunch.__init__
     monkeypatch.setattr(depthwise.Launch, "__init__", lambda self, *a: init(self, *a) or runs.append(
         self.kwargs["RUN_VEC"]))
+    monkeypatch.setattr(depthwise.WeightGradLaunch, "__init__", lambda self, *a: init_w(self, *a) or runs.append(
+        self.kwargs["X_VEC"]))
     x, w = torch.randn(x_shape, dtype=torch.float32), torch.randn(w_shape, dtype=torch.float32)
     b = torch.randn(w_shape[0])
     spec = conv_spec(f"conv{ndim}d", ndim, x, w, b, kw.get("stride", 1), kw["padding"], kw.get("dilation", 1),
@@ -409,10 +412,13 @@ def test_depthwise_rows_read_in_runs(monkeypatch, block, ndim, x_shape, w_shape,
     assert_close(got, ref, torch.float32)
     dy = torch.randn(ref.shape)
     got = dispatch.conv_grad_input(dy, w, spec, config=config)
-    x64 = x.double().requires_grad_()
-    ref, = torch.autograd.grad(getattr(F, f"conv{ndim}d")(x64, w.double(), **kw), x64, dy.double())
+    x64, w64 = x.double().requires_grad_(), w.double().requires_grad_()
+    ref, ref_w = torch.autograd.grad(getattr(F, f"conv{ndim}d")(x64, w64, **kw), (x64, w64), dy.double())
     assert_close(got, ref, torch.float32)
-    assert len(runs) == 2 and min(runs) > 1, runs
+    # the weight gradient: the heuristic's tile, or 2 (depth, height) taps x 2 channels x block positions, 3 splits
+    got = dispatch.conv_grad_weight(dy, x, spec, config=config and tuning.Config(2, 2, block, split_k=3))
+    assert_close(got, ref_w, torch.float32)
+    assert len(runs) == 3 and min(runs) > 1, runs
 
 
 def test_int64_offsets_path_depthwise(monkeypatch):

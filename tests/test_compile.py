@@ -292,8 +292,8 @@ def test_depthwise_tiles_load_along_the_contiguous_axis_without_spilling(arch):
     """The depthwise kernels' activation tiles lay their threads along the axis memory holds contiguous: channels
     channels-last, positions NC(D)HW (the forward's and input gradient's rows of ``BLOCK_W``, whose consecutive
     addresses the compiler sees, read in aligned runs, 16 bytes a load; the weight gradient's [taps, channels,
-    positions] on row tiles too); the heuristic's tiles of the suite's depthwise layers in bf16, every pass, compile
-    without spilling (sm_80: in their main loops).
+    positions] on row tiles too, its x and output gradient in runs); the heuristic's tiles of the suite's depthwise
+    layers in bf16, every pass, compile without spilling (sm_80: in their main loops).
     (Where the compiler proves no contiguity the two Tritons order lanes differently, 3.9 along a tile's last axis, 3.6
     along its first: the thirtieth session's log in ``benchmarks/NOTES.md``; row tiles leave neither a choice.)"""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
@@ -318,18 +318,19 @@ def test_depthwise_tiles_load_along_the_contiguous_axis_without_spilling(arch):
                            re.findall(r"^(#blocked\d*) = #ttg\.blocked<\{sizePerThread = \[([\d, ]+)\].*?order = "
                                       r"\[([\d, ]+)\]", ttgir, re.M)}
                 tiles = re.findall(r"= tt\.load .*: tensor<((?:\d+x)+)!tt\.ptr<bf16>, (#blocked\d*)>", ttgir)
-                runs = kwargs.get("RUN_VEC", 0) > 1
-                assert runs == (layout == "contiguous" and not wgrad), (name, kind, layout)
+                vec = kwargs.get("X_VEC" if wgrad else "RUN_VEC", 0)
+                runs = vec > 1
+                assert runs == (layout == "contiguous"), (name, kind, layout)
                 # dy and x; x (dy); NC(D)HW rows in runs: each way of reading a run (and the next)
-                assert len(tiles) == (2 if wgrad else 1) or runs and len(tiles) > 1, (name, kind, layout)
+                assert len(tiles) == (2 if wgrad else 1) or runs and len(tiles) > 2, (name, kind, layout)
                 # the contiguous axis: the weight gradient's last ([taps, positions, channels] channels-last, [taps,
                 # channels, positions] NC(D)HW); the forward's [positions, channels] channels (1), its runs'
-                # [channels, positions] positions (1), RUN_VEC a thread
+                # [channels, positions] positions (1), the run a thread
                 axis = -1 if wgrad or runs else 1
                 for dims, blocked in tiles:
                     order, per_thread = layouts[blocked]
                     assert order == axis % dims.count("x"), (name, kind, layout, dims)
-                    assert not runs or per_thread[order] == kwargs["RUN_VEC"], (name, kind, per_thread)
+                    assert not runs or per_thread[order] == vec, (name, kind, per_thread)
                 if runs:  # 16-byte loads in the main loops
                     assert static.loop_census(compiled.asm["cubin"], arch)["loop_load_bytes"] == 16, (name, kind)
 

@@ -224,7 +224,8 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
         rows, cols, _ = problem.gemm  # the weight gradient's rows are taps, block_m a program (the last tile's padded)
         macs = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
         row_tiles = triton.cdiv(rows, config.block_m)
-        if problem.kind == "conv_dw_wgrad":
+        if problem.kind == "conv_dw_wgrad":  # (x read in runs: tiles of one width tap's taps)
+            row_tiles = depthwise.tap_tiles(problem.weight_shape[2:], config.block_m, tuning.dw_wgrad_runs(problem, config))
             macs = macs * row_tiles * config.block_m // max(rows, 1)
         else:  # NC(D)HW tiles of rows, channels-last ones flat (kernels.depthwise.Launch)
             read, written = (problem.input_shape, problem.output_shape) if problem.kind == "conv_dw" else (
@@ -601,7 +602,7 @@ def step_instructions(problem: Problem, config: Config) -> float:
 
 DEPTHWISE_ISSUE = {"channels_last": {"conv_dw": (163, 9), "conv_dw_t": (163, 2), "conv_dw_wgrad": (139, 41)},
                    "contiguous": {"conv_dw": (262, 111), "conv_dw_t": (262, 111), "conv_dw_wgrad": (285, 0)},
-                   "runs": {"conv_dw": (164, -7), "conv_dw_t": (163, -9)}}
+                   "runs": {"conv_dw": (164, -7), "conv_dw_t": (163, -9), "conv_dw_wgrad": (205, 0)}}
 """Per layout and pass, ``(first, further)``: the warp instructions the depthwise kernels' main loops issue per 1000
 multiply-adds issued, with taps along one axis, and what each further axis of taps adds (its bounds and addresses:
 per element in NC(D)HW, where a thread's elements are positions; shared by 8 channels channels-last). An fp32 FMA
@@ -609,9 +610,10 @@ is 31.25 of them; the rest are the operands' loads, their conversions, masks and
 census (sm_90, bf16, Triton 3.9; ``benchmarks/results/static/``; ``benchmarks.static.fma_issue``) of the suite's two
 depthwise layers with the heuristic's tiles, a 1-D one (31 taps) and a 2-D one (3 x 3); 3-D layers are extrapolated.
 
-``"runs"``: NC(D)HW forwards and input gradients at unit width stride, whose rows are read in aligned runs
-(:func:`depthwise_runs`), as cheap as channels-last: a further axis's taps share a run loop's addresses and masks (its
-height taps unrolled in the width tap's loop), so it costs less. ``"contiguous"``'s forward and input gradient: NC(D)HW
+``"runs"``: NC(D)HW layers at unit width stride, whose rows are read in aligned runs (:func:`depthwise_runs`): the
+forward and input gradient as cheap as channels-last (a further axis's taps share a run loop's addresses and masks,
+its height taps unrolled in the width tap's loop, so it costs less), the weight gradient one tap a program (its output
+gradient read per tap, in runs too). ``"contiguous"``'s forward and input gradient: NC(D)HW
 rows read an element at a time (strided widths, widths of no run's multiple), the thirtieth session's census of the
 suite's layers on 128-position tiles, before their runs (the heuristic's 256-position tiles issued 226-296 on a
 strided and an odd-width 3 x 3 layer, where 128 issued 240-373: this overstates them). The NC(D)HW weight gradient's
@@ -622,9 +624,11 @@ its channels-last 2-D weight gradient 1.6x.)"""
 
 
 def depthwise_runs(problem: Problem, config: Config) -> bool:
-    """Whether a depthwise forward or input gradient reads its NC(D)HW rows in runs
-    (:func:`tritonconv.kernels.depthwise.row_runs`, on stand-ins laid out as the problem's)."""
-    if problem.kind == "conv_dw_wgrad" or problem.layout == "channels_last":
+    """Whether a depthwise launch reads its NC(D)HW rows in runs (:func:`tritonconv.kernels.depthwise.row_runs`, the
+    weight gradient's :func:`tritonconv.tuning.dw_wgrad_runs`; on stand-ins laid out as the problem's)."""
+    if problem.kind == "conv_dw_wgrad":
+        return tuning.dw_wgrad_runs(problem, config)
+    if problem.layout == "channels_last":
         return False
     transposed = problem.kind == "conv_dw_t"
     read, written = (problem.output_shape, problem.input_shape) if transposed else (problem.input_shape,

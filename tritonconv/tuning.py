@@ -39,7 +39,7 @@ from ._checks import ConvSpec
 from ._descriptors import flat_geometry, folds_stride, nc_box_runs, nc_dealt, nc_flat, nc_row_shift, nc_row_width, seam_share
 from ._runtime import TensorDescriptor
 from .geometry import DEPTHWISE_KIND, KINDS, Config, Problem
-from .kernels import tma, weight_grad
+from .kernels import depthwise, tma, weight_grad
 
 log = logging.getLogger("tritonconv")
 
@@ -119,6 +119,16 @@ def dw_wgrad_tile(problem: Problem, taps: int, channels: int, elements: int) -> 
     rows, cols, red = problem.gemm
     block_m, block_n = clamp_pow2(rows, 1, taps), clamp_pow2(cols, 1, channels)
     return block_m, block_n, clamp_pow2(red, 1, max(1, elements // (block_m * block_n)))
+
+
+def dw_wgrad_runs(problem: Problem, config: Config) -> bool:
+    """Whether a depthwise weight gradient with ``config`` reads x's NC(D)HW rows in runs, a program's taps then one
+    width tap's (:func:`tritonconv.kernels.depthwise.wgrad_runs`, on stand-ins laid out as the problem's)."""
+    if problem.kind != "conv_dw_wgrad" or problem.layout == "channels_last":
+        return False
+    dtype = getattr(torch, problem.dtype)
+    dy, x = (standin(shape, dtype, False, "meta") for shape in (problem.output_shape, problem.input_shape))
+    return depthwise.wgrad_runs(dy, x, problem.spec, config)[1] > 1
 
 
 def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = False, sm_count: int = 132) -> list[Config]:
@@ -667,25 +677,33 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             return Config(256, clamp_pow2(cols, 1, 16), 16, group_m=1, num_warps=4, num_stages=1)
         return Config(block_m, block_n, 16, group_m=1, num_warps=4, num_stages=1)
     if problem.kind == "conv_dw_wgrad":
-        if interpret:  # the fewest numpy steps: every tap, up to 64K elements a step
+        if interpret:  # the fewest numpy steps: every tap (a width tap's, x read in runs), up to 64K elements a step
             block_m, block_n, block_k = dw_wgrad_tile(problem, 64, 64, 64 * 1024)
+            if dw_wgrad_runs(problem, Config(block_m, block_n, block_k, 1, 1, 1)):
+                block_m = clamp_pow2(math.prod(problem.weight_shape[2:-1]), 1, 64)
             return Config(block_m, block_n, block_k, 1, 1, 1)
         # 8K sums a program on 4 warps. Channels-last: 8 taps, or 4 where they pad the taps less (9: 12, not 16), 64
         # channels (16-byte loads). NC(D)HW: row tiles of 128 positions (kernels.depthwise; a warp's lanes along the rows
-        # on both Tritons), 4 taps (fewer instructions than 8 on both layers, both Tritons). SASS (sm_90, bf16, Triton
-        # 3.9 / 3.6), per 1000 useful multiply-adds: channels-last 240 / 389 on the suite's 3x3 layer, 144 / 177 on its
-        # 31 taps; NC(D)HW 374 / 373 and 298 / 304 (benchmarks/NOTES.md, thirty-first session)
+        # on both Tritons); x's rows read in runs (unit width stride), one tap a program x 64 channels (a program's taps
+        # are one width tap's, and 1 beat 2 or 4 (d, h) taps on the 3 x 3 layer), else 4 taps (fewer instructions than
+        # 8). SASS (sm_90, bf16, Triton 3.9 / 3.6), per 1000 useful multiply-adds: channels-last 240 / 389 on the
+        # suite's 3x3 layer, 144 / 177 on its 31 taps; NC(D)HW in runs 204 / 242 and 205 / 217 (4 taps a program, no
+        # runs: 374 / 373 and 298 / 304) (benchmarks/NOTES.md, thirty-first session)
         # (4-byte operands half the sums: fp32's 4 x 64 x 32 spilled 16 B on Triton 3.6)
         sums = 16384 // problem.itemsize
         if problem.layout == "channels_last":
             taps = 8 if triton.cdiv(rows, 8) * 8 <= triton.cdiv(rows, 4) * 4 else 4
             block_m, block_n, block_k = dw_wgrad_tile(problem, taps, 64, sums)
         else:
-            block_m = clamp_pow2(rows, 1, 4)
-            block_m, block_n, block_k = dw_wgrad_tile(problem, 4, max(1, sums // (block_m * 128)), sums)
-        tiles = max(1, triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))  # max: an empty problem still gets one
+            block_m, block_n, block_k = dw_wgrad_tile(problem, 1, sums // 128, sums)
+            if not dw_wgrad_runs(problem, Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=1)):
+                block_m = clamp_pow2(rows, 1, 4)
+                block_m, block_n, block_k = dw_wgrad_tile(problem, 4, max(1, sums // (block_m * 128)), sums)
+        cfg = Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=1)
+        taps = depthwise.tap_tiles(problem.weight_shape[2:], block_m, dw_wgrad_runs(problem, cfg))
+        tiles = max(1, taps * triton.cdiv(cols, block_n))  # max: an empty problem still gets one
         split = max(1, min(triton.cdiv(4 * sm_count, tiles), triton.cdiv(red, 8 * block_k)))
-        return Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=1, split_k=split)
+        return dataclasses.replace(cfg, split_k=split)
     if problem.kind == "conv_wgrad":
         # tap axes folded into the columns where that issues fewer columns (3-channel stems: all but depth)
         fold = min(range(wgrad_max_fold(problem) + 1 if can_fold(problem) else 1),

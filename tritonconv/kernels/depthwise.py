@@ -134,6 +134,7 @@ def _depthwise_weight_grad_kernel(
     sws, swo, P_PER_SPLIT, STEP_N, STEP_D, STEP_H, STEP_W,
     KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, INT64: tl.constexpr,
     ACC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr,
+    DY_VEC: tl.constexpr, X_VEC: tl.constexpr, X_KINDS: tl.constexpr,
 ):
     """One program: ``BLOCK_M`` taps x ``BLOCK_N`` output channels over one split of the positions, ``BLOCK_K``
     positions a step: each step loads its output gradient once for all its taps, and the sums are held per (tap,
@@ -143,25 +144,46 @@ def _depthwise_weight_grad_kernel(
     whose consecutive addresses the compiler sees along the rows, :mod:`tritonconv._tile`), width tiles fastest.
     Steps advance by carries, no division: flat runs by ``STEP_*`` (``BLOCK_K`` positions as batches, depth, rows and
     columns), row tiles by a width tile, then by ``STEP_*`` (``BLOCK_K / BLOCK_W`` rows) where the widths wrap.
-    ``P_PER_SPLIT``: a split's positions, whole steps (row tiles: ``BLOCK_K`` a tile)."""
+    ``P_PER_SPLIT``: a split's positions, whole steps (row tiles: ``BLOCK_K`` a tile).
+
+    NC(D)HW rows at unit width stride (:func:`tritonconv.geometry.wgrad_runs`): ``DY_VEC > 1``, ``dY`` read in runs
+    of ``DY_VEC`` from run boundaries; ``X_VEC > 1``, ``x`` too, a program's taps then sharing one width tap (a tile of
+    ``BLOCK_M`` (depth, height) taps: their rows whole multiples of a run apart) whose shift picks the way it reads
+    (``X_KINDS``, bit ``k`` for way ``k`` of :func:`tritonconv.geometry.run_kind`, a loop each): the runs at its
+    columns, or each run and the next, read the columns on that its shift is off, in registers (:func:`shift_runs`)."""
     pid = tl.program_id(0)
     split = tl.program_id(1)
     tiles_n = (C_out + BLOCK_N - 1) // BLOCK_N
     pid_n = pid % tiles_n
-    t = (pid // tiles_n) * BLOCK_M + tl.arange(0, BLOCK_M)  # this program's taps
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     first_p = split * P_PER_SPLIT
     if INT64:
         offs_n = offs_n.to(tl.int64)
         first_p = first_p.to(tl.int64)
-    t_in = tl.minimum(t, KD * KH * KW - 1)  # taps past the last read the last one's (not stored: no mask in the loop)
+    if X_VEC > 1:  # a tile of (depth, height) taps at one width tap
+        tg = pid // tiles_n
+        kw_s = tg % KW
+        t_dh = (tg // KW) * BLOCK_M + tl.arange(0, BLOCK_M)
+        t = t_dh * KW + kw_s  # this program's taps (past the last where t_dh is: not stored)
+        t_in = tl.minimum(t_dh, KD * KH - 1) * KW + kw_s
+    else:
+        t = (pid // tiles_n) * BLOCK_M + tl.arange(0, BLOCK_M)  # this program's taps
+        t_in = tl.minimum(t, KD * KH * KW - 1)  # taps past the last read the last one's (not stored: no mask in the loop)
+        kw_s = 0
     kw = t_in % KW
     kh = (t_in // KW) % KH
     kd = t_in // (KW * KH)
     dy_c = offs_n * syc
     x_c = (offs_n // MULT) * sxc
     ok_n = offs_n < C_out
-    x_t = (kd * dd * sxd + kh * dh * sxh + kw * dw * sxw)[:, None, None]  # each tap's shift
+    x_t = kd * dd * sxd + kh * dh * sxh  # each tap's shift (the width tap's: with the columns in runs)
+    if X_VEC == 1:
+        x_t += kw * dw * sxw
+    if DY_VEC > 1:  # (dY's strides and width multiples of DY_VEC: a run's mask is its first element's)
+        dy_c = tl.multiple_of(dy_c, DY_VEC)
+    if X_VEC > 1:  # (x's too, and a program's taps whole rows apart)
+        x_c, x_t = tl.multiple_of(x_c, X_VEC), tl.multiple_of(x_t, X_VEC)
+    x_t = x_t[:, None, None]
     kd, kh, kw = (kd * dd)[:, None, None], (kh * dh)[:, None, None], (kw * dw)[:, None, None]
     if BLOCK_W == 0:  # flat runs: the first step's positions (later ones by carries)
         offs_p = first_p + tl.arange(0, BLOCK_K)
@@ -173,50 +195,82 @@ def _depthwise_weight_grad_kernel(
         batches = P // (OD * OH * OW)
         tw = (first_p // BLOCK_K) % tiles_w
         col = tl.arange(0, BLOCK_K) % BLOCK_W
-        nb, od, oh, ow, _ = tile_positions(first_p // BLOCK_K, P, OD, OH, OW, BLOCK_K, BLOCK_W, INT64)
+        nb, od, oh, ow, _ok = tile_positions(first_p // BLOCK_K, P, OD, OH, OW, BLOCK_K, BLOCK_W, INT64)
         dy_c, x_c, ok_n = dy_c[None, :, None], x_c[None, :, None], ok_n[None, :, None]
         acc = tl.full((BLOCK_M, BLOCK_N, BLOCK_K), 0.0, ACC)
-    for _ in range(0, P_PER_SPLIT, BLOCK_K):
-        id0, ih0, iw0 = od * sd - pd, oh * sh - ph, ow * sw - pw
-        dy_p = nb * syn + od * syd + oh * syh + ow * syw
-        x_p = nb * sxn + id0 * sxd + ih0 * sxh + iw0 * sxw
-        # per position: in range, and inside the input along each axis of one tap
-        if BLOCK_W == 0:
-            ok_p = offs_p < P
-        else:
-            ok_p = (nb < batches) & (ow < OW)
-        if KD == 1:
-            ok_p &= inside(id0, D, INT64)
-        if KH == 1:
-            ok_p &= inside(ih0, H, INT64)
-        if KW == 1:
-            ok_p &= inside(iw0, W, INT64)
-        if BLOCK_W == 0:
-            id0, ih0, iw0 = id0[None, :, None], ih0[None, :, None], iw0[None, :, None]
-            dy_p, x_p, ok_p = dy_p[None, :, None], x_p[None, :, None], ok_p[None, :, None]
-        else:
-            id0, ih0, iw0 = id0[None, None, :], ih0[None, None, :], iw0[None, None, :]
-            dy_p, x_p, ok_p = dy_p[None, None, :], x_p[None, None, :], ok_p[None, None, :]
-        ok = ok_p  # per (tap, position) along the other axes
-        if KD > 1:
-            ok &= inside(id0 + kd, D, INT64)
-        if KH > 1:
-            ok &= inside(ih0 + kh, H, INT64)
-        if KW > 1:
-            ok &= inside(iw0 + kw, W, INT64)
-        a = tl.load(dy_ptr + dy_p + dy_c, mask=ok_p & ok_n, other=0.0)  # once for every tap (0 where no tap reads x)
-        b = tl.load(x_ptr + x_p + x_t + x_c, mask=ok & ok_n, other=0.0)
-        acc += a.to(ACC) * b.to(ACC)
-        if BLOCK_W == 0:
-            offs_p += BLOCK_K
-            nb, od, oh, ow = advance(nb, od, oh, ow, STEP_N, STEP_D, STEP_H, STEP_W, OD, OH, OW)
-        else:  # the next width tile; the next rows where the widths wrap
-            tw += 1
-            wrap = tw >= tiles_w
-            tw = tl.where(wrap, 0, tw)
-            ow = tw * BLOCK_W + col
-            rows = wrap.to(oh.dtype)
-            nb, od, oh = advance_rows(nb, od, oh, STEP_N * rows, STEP_D * rows, STEP_H * rows, OD, OH)
+    shift = kw_s * dw - pw  # the column this program's width tap reads for position 0 (X_VEC > 1)
+    reads = run_kind(shift, X_VEC)
+    for kind in tl.static_range(X_VEC + 1):  # a loop for each way some tap of the launch reads x (X_KINDS)
+        if (X_KINDS >> kind) & 1:
+            if reads == kind:
+                for _step in range(0, P_PER_SPLIT, BLOCK_K):
+                    id0, ih0, iw0 = od * sd - pd, oh * sh - ph, ow * sw - pw
+                    rows_dy = nb * syn + od * syd + oh * syh
+                    rows_x = nb * sxn + id0 * sxd + ih0 * sxh
+                    # per position: in range, and inside the input along each axis of one tap
+                    if BLOCK_W == 0:
+                        ok_p = offs_p < P
+                    else:
+                        ok_p = (nb < batches) & (ow < OW)
+                    if KD == 1:
+                        ok_p &= inside(id0, D, INT64)
+                    if KH == 1:
+                        ok_p &= inside(ih0, H, INT64)
+                    if KW == 1 and kind == 0:
+                        ok_p &= inside(iw0, W, INT64)
+                    if DY_VEC > 1:  # a row's base on a run boundary, constant along each run; its columns consecutive
+                        dy_p = tl.max_constancy(tl.multiple_of(rows_dy, DY_VEC), [DY_VEC]) + ow
+                        ok_p = tl.max_constancy(ok_p, [DY_VEC])
+                    else:
+                        dy_p = rows_dy + ow * syw
+                    if kind > 0:  # x in runs from the boundary `r` columns below the tap's
+                        r: tl.constexpr = kind - 1
+                        first = ow + (shift - r)  # each position's column in the run read
+                        at = tl.max_constancy(tl.multiple_of(rows_x + (shift - r), X_VEC), [X_VEC]) + ow
+                        ok_p = tl.max_constancy(ok_p, [X_VEC])
+                        ok_w = tl.max_constancy((first >= 0) & (first < W), [X_VEC])
+                    else:
+                        at = rows_x + iw0 * sxw
+                    if BLOCK_W == 0:
+                        id0, ih0, iw0 = id0[None, :, None], ih0[None, :, None], iw0[None, :, None]
+                        dy_p, at, ok_p = dy_p[None, :, None], at[None, :, None], ok_p[None, :, None]
+                    else:
+                        id0, ih0, iw0 = id0[None, None, :], ih0[None, None, :], iw0[None, None, :]
+                        dy_p, at, ok_p = dy_p[None, None, :], at[None, None, :], ok_p[None, None, :]
+                    ok = ok_p  # per (tap, position) along the other axes
+                    if KD > 1:
+                        ok &= inside(id0 + kd, D, INT64)
+                    if KH > 1:
+                        ok &= inside(ih0 + kh, H, INT64)
+                    # once for every tap (0 where no tap reads x)
+                    a = tl.load(dy_ptr + dy_p + dy_c, mask=ok_p & ok_n, other=0.0)
+                    if kind == 0:
+                        if KW > 1:
+                            ok &= inside(iw0 + kw, W, INT64)
+                        b = tl.load(x_ptr + at + x_t + x_c, mask=ok & ok_n, other=0.0)
+                    else:
+                        if X_VEC > 1:  # (a scalar kind otherwise; this branch is compiled only with runs)
+                            ok = tl.max_constancy(ok, [1, 1, X_VEC])  # (a tap's bounds per row: constant along it)
+                            b = tl.load(x_ptr + at + x_t + x_c, mask=ok & ok_n & ok_w[None, None, :], other=0.0)
+                            if r != 0:  # (the zero padding is whole runs: a moved run's columns are zeros where x's are)
+                                ok_w = tl.max_constancy((first + X_VEC >= 0) & (first + X_VEC < W), [X_VEC])
+                                hi = tl.load(x_ptr + at + X_VEC + x_t + x_c, mask=ok & ok_n & ok_w[None, None, :],
+                                             other=0.0)
+                                b = tl.reshape(shift_runs(tl.reshape(b, (BLOCK_M * BLOCK_N, BLOCK_K)),
+                                                          tl.reshape(hi, (BLOCK_M * BLOCK_N, BLOCK_K)), r,
+                                                          BLOCK_M * BLOCK_N, BLOCK_K, X_VEC),
+                                               (BLOCK_M, BLOCK_N, BLOCK_K))
+                    acc += a.to(ACC) * b.to(ACC)
+                    if BLOCK_W == 0:
+                        offs_p += BLOCK_K
+                        nb, od, oh, ow = advance(nb, od, oh, ow, STEP_N, STEP_D, STEP_H, STEP_W, OD, OH, OW)
+                    else:  # the next width tile; the next rows where the widths wrap
+                        tw += 1
+                        wrap = tw >= tiles_w
+                        tw = tl.where(wrap, 0, tw)
+                        ow = tw * BLOCK_W + col
+                        rows = wrap.to(oh.dtype)
+                        nb, od, oh = advance_rows(nb, od, oh, STEP_N * rows, STEP_D * rows, STEP_H * rows, OD, OH)
 
     # tl.sum is Triton's own @jit helper, which the interpreted twin cannot call; tl.reduce is a builtin.
     total = tl.reduce(acc, 1 if BLOCK_W == 0 else 2, tl.standard._sum_combine)  # [taps, channels]
@@ -270,12 +324,13 @@ class WeightGradLaunch:
         positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
         width = grad_output.shape[-1]
         block_w, tiles = position_tiling(channels_fast(input), positions, width, config.block_k)
+        dy_vec, x_vec, x_kinds = wgrad_runs(grad_output, input, spec, config)
         per_split, splits = split_sizes(tiles * config.block_k, config)  # row tiles: block_k slots each
         self.spec, self.flip, self.empty = spec, flip, positions == 0
         self.direct, self.dtype, self.inner_grad = False, input.dtype, False  # partials, always (Partials' terms)
         self.partial_shape = (splits, c_out, 1, taps)
         partial = torch.empty(self.partial_shape, device="meta")
-        self.grid = (triton.cdiv(taps, config.block_m) * triton.cdiv(c_out, config.block_n), splits)
+        self.grid = (tap_tiles(kernel_size, config.block_m, x_vec > 1) * triton.cdiv(c_out, config.block_n), splits)
         step = config.block_k // block_w * width if block_w else config.block_k  # positions a step (row tiles: rows)
         self.args = (
             positions, c_out, c_out // spec.groups, *geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
@@ -285,8 +340,8 @@ class WeightGradLaunch:
         )
         self.kwargs = dict(INT64=needs_int64(input, grad_output, partial, rows=(tiles + 1) * config.block_k),
                            ACC=geometry.tl_accumulator(input.dtype), BLOCK_M=config.block_m, BLOCK_N=config.block_n,
-                           BLOCK_K=config.block_k, BLOCK_W=block_w, num_warps=config.num_warps,
-                           num_stages=config.num_stages)
+                           BLOCK_K=config.block_k, BLOCK_W=block_w, DY_VEC=dy_vec, X_VEC=x_vec, X_KINDS=x_kinds,
+                           num_warps=config.num_warps, num_stages=config.num_stages)
         self.launcher = Direct(_depthwise_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
     def __call__(self, grad_output, input) -> torch.Tensor:
@@ -314,15 +369,39 @@ def layout_channels_fast(layout: str, channels: int) -> bool:
 def row_runs(x: torch.Tensor, written: tuple[int, ...], spec: ConvSpec, transposed: bool,
              config: Config) -> tuple[int, int]:
     """How the forward kernel reads ``x`` for a tensor shaped ``written`` (the input gradient's, ``transposed``):
-    ``(RUN_VEC, RUN_KINDS)``, NC(D)HW row tiles at unit width stride in runs (:func:`tritonconv.geometry.row_runs`);
-    ``(0, 0)``, one element at a time."""
+    ``(RUN_VEC, RUN_KINDS)``, NC(D)HW row tiles at unit width stride in runs (:func:`tritonconv.geometry.row_runs`) of
+    at least :data:`tritonconv.geometry.RUNS_NEAR_BYTES` (runs of 2 bf16 elements issued as many instructions as none
+    on a 14-wide 3 x 3 layer); ``(0, 0)``, one element at a time."""
     positions = written[0] * math.prod(written[2:])
     block_w = position_tiling(channels_fast(x), positions, written[-1], config.block_m)[0]
     if not block_w or spec.stride[-1] != 1:
         return 0, 0
     per_thread = config.block_m * config.block_n // (32 * config.num_warps)
-    return geometry.row_runs(x, positions, written[-1], spec.weight_shape[-1], 1, spec.padding[-1][0],
+    runs = geometry.row_runs(x, positions, written[-1], spec.weight_shape[-1], 1, spec.padding[-1][0],
                              spec.dilation[-1], transposed, config.block_m, per_thread)
+    return runs if runs[0] * x.element_size() >= geometry.RUNS_NEAR_BYTES else (0, 0)
+
+
+def wgrad_runs(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, config: Config) -> tuple[int, int, int]:
+    """How the weight gradient reads its NC(D)HW rows: ``(DY_VEC, X_VEC, X_KINDS)``
+    (:func:`tritonconv.geometry.wgrad_runs`, at unit width stride, on row tiles, x's runs at least
+    :data:`tritonconv.geometry.RUNS_NEAR_BYTES`: 2 bf16 elements spilled 180 B on a 14-wide 3 x 3 layer's tile of 64
+    channels); ``(1, 1, 1)``, an element at a time."""
+    positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
+    block_w = position_tiling(channels_fast(input), positions, grad_output.shape[-1], config.block_k)[0]
+    if not block_w or spec.stride[-1] != 1:
+        return 1, 1, 1
+    per_thread = config.block_m * config.block_n * config.block_k // (32 * config.num_warps)
+    runs = geometry.wgrad_runs(grad_output, input, spec, block_w, 0, per_thread)
+    return runs if runs[1] * input.element_size() >= geometry.RUNS_NEAR_BYTES else (1, 1, 1)
+
+
+def tap_tiles(kernel_size: tuple[int, ...], block: int, runs: bool) -> int:
+    """The weight gradient's programs along the taps, ``block`` taps each: of all taps, or with x read in runs
+    (:func:`wgrad_runs`) of the (depth, height) taps, for each width tap."""
+    if runs:
+        return kernel_size[-1] * triton.cdiv(math.prod(kernel_size[:-1]), block)
+    return triton.cdiv(math.prod(kernel_size), block)
 
 
 def position_tiling(fast: bool, positions: int, width: int, block: int) -> tuple[int, int]:
