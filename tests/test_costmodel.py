@@ -277,7 +277,7 @@ def test_depthwise_issue_restates_the_committed_census():
         c, prob = r["config"], dict(tune.suite_problems(SUITE))[r["name"]]
         problem = tuning.Problem.of(r["kind"], "bfloat16", r["layout"], **prob)
         runs = costmodel.depthwise_runs(problem, tuning.Config(**c))
-        assert runs == (r.get("run_vec", 0) > 1) == (r["layout"] == "contiguous")
+        assert runs == r.get("run_vec", 0) and (runs > 1) == (r["layout"] == "contiguous")
         if len(r["fma_loops"]) == 1:  # one loop, a step of it: the weight gradient's taps x channels x positions, else
             # one tap of positions x channels (where the runs' loops hold some taps each)
             step = c["block_m"] * c["block_n"] * (c["block_k"] if r["kind"] == "conv_dw_wgrad" else 1)

@@ -90,8 +90,13 @@ def test_stems_depthwise_and_merged_layers_say_what_runs():
     assert "packed 3->16 ch" in forward.kernel and forward.problem.weight_shape[1] == 16 and forward.issued > 1.5
     dw = tritonconv.explain(meta(2, 32, 14, 14), meta(32, 1, 3, 3), padding=1, groups=32, gpu=GPU)
     assert [p.problem.kind for p in dw.passes] == ["conv_dw", "conv_dw_t", "conv_dw_wgrad"]
-    assert all(p.kernel == "depthwise (FMA)" for p in dw.passes)
+    # rows of 14 (28 bytes): runs of 2 elements, declined (kernels.depthwise.row_runs)
+    assert all(p.kernel == "depthwise (FMA), NC(D)HW rows" for p in dw.passes)
     assert [p.issued for p in dw.passes] == [1.0, 1.0, 12 / 9]  # the weight gradient's 9 taps in tiles of 4
+    wide = tritonconv.explain(meta(2, 32, 16, 16), meta(32, 1, 3, 3), padding=1, groups=32, gpu=GPU)
+    assert [p.kernel for p in wide.passes] == ["depthwise (FMA), NC(D)HW rows, in runs of 8"] * 2 + [
+        "depthwise (FMA), NC(D)HW rows, in runs of 8, one width tap's taps a program"]
+    assert [p.issued for p in wide.passes] == [1.0, 1.0, 1.0]  # one tap a program
     pointwise = tritonconv.explain(meta(2, 16, 4, 6, 6, dtype=torch.float32), meta(8, 16, 1, 1, 1, dtype=torch.float32),
                                    gpu=GPU)
     assert all("axes merged" in p.kernel for p in pointwise.passes)

@@ -623,18 +623,19 @@ layer's weight gradient takes 3x its bytes' time on an H200. (Triton 3.6, the GP
 its channels-last 2-D weight gradient 1.6x.)"""
 
 
-def depthwise_runs(problem: Problem, config: Config) -> bool:
-    """Whether a depthwise launch reads its NC(D)HW rows in runs (:func:`tritonconv.kernels.depthwise.row_runs`, the
-    weight gradient's :func:`tritonconv.tuning.dw_wgrad_runs`; on stand-ins laid out as the problem's)."""
+def depthwise_runs(problem: Problem, config: Config) -> int:
+    """The runs (elements) in which a depthwise launch reads its NC(D)HW rows, or 0
+    (:func:`tritonconv.kernels.depthwise.row_runs`, the weight gradient's :func:`tritonconv.tuning.dw_wgrad_runs`; on
+    stand-ins laid out as the problem's)."""
     if problem.kind == "conv_dw_wgrad":
         return tuning.dw_wgrad_runs(problem, config)
     if problem.layout == "channels_last":
-        return False
+        return 0
     transposed = problem.kind == "conv_dw_t"
     read, written = (problem.output_shape, problem.input_shape) if transposed else (problem.input_shape,
                                                                                     problem.output_shape)
     x = tuning.standin(read, getattr(torch, problem.dtype), False, "meta")
-    return depthwise.row_runs(x, written, problem.spec, transposed, config)[0] > 1
+    return depthwise.row_runs(x, written, problem.spec, transposed, config)[0]
 
 
 def tap_axes(problem: Problem) -> int:

@@ -125,6 +125,10 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
         else:
             words.append("NC(D)HW rows, aligned" + (f", dealt into {rows.deal} phases" if rows.deal > 1 else "")
                          + (", each tap's products moved" if rows.each else ""))
+    elif kernel.startswith("_depthwise") and ran.layout == "contiguous":
+        runs = costmodel.depthwise_runs(ran, cfg)
+        words.append("NC(D)HW rows" + (f", in runs of {runs}" if runs else "")
+                     + (", one width tap's taps a program" if runs and ran.kind == "conv_dw_wgrad" else ""))
     elif costmodel.nc_rows(ran, cfg):
         words.append("NC(D)HW rows whole" + (", dealt into 2 phases" if nc_dealt(ran.spec) else "")
                      + (", each tap's products moved" if costmodel.nc_rows(ran, cfg) == 2 else ""))

@@ -121,14 +121,16 @@ def dw_wgrad_tile(problem: Problem, taps: int, channels: int, elements: int) -> 
     return block_m, block_n, clamp_pow2(red, 1, max(1, elements // (block_m * block_n)))
 
 
-def dw_wgrad_runs(problem: Problem, config: Config) -> bool:
-    """Whether a depthwise weight gradient with ``config`` reads x's NC(D)HW rows in runs, a program's taps then one
-    width tap's (:func:`tritonconv.kernels.depthwise.wgrad_runs`, on stand-ins laid out as the problem's)."""
+def dw_wgrad_runs(problem: Problem, config: Config) -> int:
+    """The runs (elements) in which a depthwise weight gradient with ``config`` reads x's NC(D)HW rows, a program's taps
+    then one width tap's, or 0 (:func:`tritonconv.kernels.depthwise.wgrad_runs`, on stand-ins laid out as the
+    problem's)."""
     if problem.kind != "conv_dw_wgrad" or problem.layout == "channels_last":
-        return False
+        return 0
     dtype = getattr(torch, problem.dtype)
     dy, x = (standin(shape, dtype, False, "meta") for shape in (problem.output_shape, problem.input_shape))
-    return depthwise.wgrad_runs(dy, x, problem.spec, config)[1] > 1
+    vec = depthwise.wgrad_runs(dy, x, problem.spec, config)[1]
+    return vec if vec > 1 else 0
 
 
 def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = False, sm_count: int = 132) -> list[Config]:
