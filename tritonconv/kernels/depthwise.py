@@ -15,6 +15,10 @@ The first two share :func:`_depthwise_kernel`: a program owns ``BLOCK_M`` positi
 contiguous. The weight gradient is a reduction over positions per (channel, tap), split
 into partial sums added afterwards in split order by one more launch (:mod:`tritonconv.kernels.partials`;
 deterministic, no atomics).
+
+NC(D)HW tiles are rows of consecutive positions (:func:`position_tiling`), and at unit width stride every pass reads
+its rows in aligned runs (:func:`row_runs`, :func:`wgrad_runs`): a width tap whose shift is off a run boundary reads
+each run and the next and takes its columns in registers (:func:`tritonconv._tile.shift_runs`), as the GEMM kernels do.
 """
 
 from __future__ import annotations
