@@ -424,6 +424,7 @@ def test_depthwise_rows_read_in_runs(monkeypatch, block, ndim, x_shape, w_shape,
 def test_int64_offsets_path_depthwise(monkeypatch):
     monkeypatch.setattr(geometry, "INT32_MAX", 16)
     check_grads(2, (2, 3, 9, 8), (6, 1, 3, 3), stride=2, padding=1, groups=3)
+    check_grads(2, (2, 3, 5, 8), (6, 1, 3, 3), padding=1, groups=3)  # unit stride: rows read in runs
 
 
 def test_split_reduction_of_input_gradient(monkeypatch):
