@@ -421,6 +421,39 @@ def test_depthwise_rows_read_in_runs(monkeypatch, block, ndim, x_shape, w_shape,
     assert len(runs) == 3 and min(runs) > 1, runs
 
 
+def test_depthwise_weight_gradient_splits_meet_in_the_kernel(monkeypatch):
+    """The depthwise weight gradient is one launch: its splits' sums meet in the last split to arrive, added in split
+    order (0 + 1) + 2, bit for bit, again on a second call (the counters reset themselves); the reverse order differs
+    (the check can fail); the taps written reversed for a flipped kernel."""
+    from benchmarks import static
+    from tritonconv.kernels import depthwise
+
+    g = torch.Generator().manual_seed(5)
+    x = geometry.to_layout(torch.randn(2, 6, 9, 8, generator=g), "channels_last")
+    w = torch.randn(6, 1, 3, 3, generator=g)
+    spec = conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 6)
+    dy = torch.randn(spec.output_shape, generator=g)
+    workspaces = []
+    alloc = geometry.alloc_output
+    monkeypatch.setattr(depthwise.geometry, "alloc_output", lambda shape, *a: workspaces.append(alloc(shape, *a)) or
+                        workspaces[-1])
+    cfg = tuning.Config(16, 8, 8, split_k=3)  # one tile: every tap and channel
+    first = dispatch.conv_grad_weight(dy, x, spec, config=cfg)
+    again = dispatch.conv_grad_weight(dy, x, spec, config=cfg)
+    assert torch.equal(first, again)
+    ws = [t for t in workspaces if t.dim() == 1]
+    assert len(ws) == 2
+    parts = ws[0].view(3, 16, 8)[:, :9, :6]  # [split, tap, channel]
+    assert torch.equal(first.view(6, 9).T, (parts[0] + parts[1]) + parts[2])
+    assert not torch.equal(first.view(6, 9).T, (parts[2] + parts[1]) + parts[0])
+    assert_close(first, torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), padding=1, groups=6))
+    with static.recording(execute=False) as launches:
+        dispatch.conv_grad_weight(dy, x, spec, config=cfg)
+    assert len(launches) == 1 and launches[0][3][1] == 3  # one launch, three splits
+    flipped = dispatch.conv_grad_weight(dy, x, spec, True, config=cfg)
+    assert torch.equal(flipped, first.flip(2, 3))
+
+
 def test_int64_offsets_path_depthwise(monkeypatch):
     monkeypatch.setattr(geometry, "INT32_MAX", 16)
     check_grads(2, (2, 3, 9, 8), (6, 1, 3, 3), stride=2, padding=1, groups=3)

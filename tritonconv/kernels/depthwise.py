@@ -13,8 +13,8 @@ The first two share :func:`_depthwise_kernel`: a program owns ``BLOCK_M`` positi
 ``(n // DIV) * REP + j`` for ``j < REP`` (forward: ``DIV = mult, REP = 1``; input grad:
 ``DIV = 1, REP = mult``). In channels-last the ``BLOCK_N`` loads of one position are
 contiguous. The weight gradient is a reduction over positions per (channel, tap), split
-into partial sums added afterwards in split order by one more launch (:mod:`tritonconv.kernels.partials`;
-deterministic, no atomics).
+into partial sums that meet in the last split to arrive, added there in split order (one launch, deterministic:
+:func:`tritonconv._tile.meet_splits`).
 
 NC(D)HW tiles are rows of consecutive positions (:func:`position_tiling`), and at unit width stride every pass reads
 its rows in aligned runs (:func:`row_runs`, :func:`wgrad_runs`): a width tap whose shift is off a run boundary reads
@@ -31,8 +31,20 @@ import triton.language as tl
 
 from .. import geometry
 from .._checks import ConvSpec
-from .._runtime import Direct, kernel
-from .._tile import activate, advance, advance_rows, inside, positions, run_kind, shift_runs, tap, tile_positions, weight_tap
+from .._runtime import Counters, Direct, kernel
+from .._tile import (
+    activate,
+    advance,
+    advance_rows,
+    inside,
+    meet_splits,
+    positions,
+    run_kind,
+    shift_runs,
+    tap,
+    tile_positions,
+    weight_tap,
+)
 from ..geometry import Config, as_3d, geometry_3d, needs_int64, split_sizes, strides_3d
 
 
@@ -130,13 +142,13 @@ def _depthwise_kernel(
 @kernel
 @triton.jit
 def _depthwise_weight_grad_kernel(
-    x_ptr, dy_ptr, dw_ptr,
+    x_ptr, dy_ptr, dw_ptr, ws_ptr, cnt_ptr,
     P, C_out, MULT, D, H, W, OD, OH, OW,
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     syn, syc, syd, syh, syw,
-    sws, swo, P_PER_SPLIT, STEP_N, STEP_D, STEP_H, STEP_W,
-    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, INT64: tl.constexpr,
+    sgo, sgt, P_PER_SPLIT, STEP_N, STEP_D, STEP_H, STEP_W,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, SPLIT: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr,
     ACC: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr,
     DY_VEC: tl.constexpr, X_VEC: tl.constexpr, X_KINDS: tl.constexpr,
 ):
@@ -148,7 +160,9 @@ def _depthwise_weight_grad_kernel(
     whose consecutive addresses the compiler sees along the rows, :mod:`tritonconv._tile`), width tiles fastest.
     Steps advance by carries, no division: flat runs by ``STEP_*`` (``BLOCK_K`` positions as batches, depth, rows and
     columns), row tiles by a width tile, then by ``STEP_*`` (``BLOCK_K / BLOCK_W`` rows) where the widths wrap.
-    ``P_PER_SPLIT``: a split's positions, whole steps (row tiles: ``BLOCK_K`` a tile).
+    ``P_PER_SPLIT``: a split's positions, whole steps (row tiles: ``BLOCK_K`` a tile). The splits' sums meet in the last
+    split to arrive (``SPLIT``, :func:`tritonconv._tile.meet_splits`: added in split order, one launch), which writes
+    the gradient (``sgo``, ``sgt``: its strides per channel and flat tap; ``FLIP``, the taps reversed) in its dtype.
 
     NC(D)HW rows at unit width stride (:func:`tritonconv.geometry.wgrad_runs`): ``DY_VEC > 1``, ``dY`` read in runs
     of ``DY_VEC`` from run boundaries; ``X_VEC > 1``, ``x`` too, a program's taps then sharing one width tap (a tile of
@@ -278,8 +292,14 @@ def _depthwise_weight_grad_kernel(
 
     # tl.sum is Triton's own @jit helper, which the interpreted twin cannot call; tl.reduce is a builtin.
     total = tl.reduce(acc, 1 if BLOCK_W == 0 else 2, tl.standard._sum_combine)  # [taps, channels]
-    tl.store(dw_ptr + split * sws + offs_n[None, :] * swo + t[:, None], total,
-             mask=(t < KD * KH * KW)[:, None] & (offs_n < C_out)[None, :])
+    finish = True
+    if SPLIT:
+        total, finish = meet_splits(total, ws_ptr, cnt_ptr, pid, tl.num_programs(0), split, tl.num_programs(1), BLOCK_M,
+                                    BLOCK_N)
+    if finish:
+        out_t = KD * KH * KW - 1 - t if FLIP else t  # (every spatial axis reversed: the flat tap reversed)
+        tl.store(dw_ptr + offs_n[None, :] * sgo + out_t[:, None] * sgt, total.to(dw_ptr.dtype.element_ty),
+                 mask=(t < KD * KH * KW)[:, None] & (offs_n < C_out)[None, :])
 
 
 class Launch:
@@ -317,10 +337,9 @@ class Launch:
 
 
 class WeightGradLaunch:
-    """The weight gradient, prepared for tensors laid out as ``grad_output`` and ``input``: fp32 partial
-    sums over splits of the positions (``partial_shape``: ``(splits, C_out, 1, taps)``), which the caller adds in
-    split order by a second launch (:class:`tritonconv.kernels.partials.Sum`). ``config.block_m`` taps,
-    ``block_n`` channels and ``block_k`` positions a step per program."""
+    """The weight gradient, prepared for tensors laid out as ``grad_output`` and ``input``; calling it returns the
+    gradient, contiguous, in the input's dtype, from one launch (``direct``: split sums met in the kernel).
+    ``config.block_m`` taps, ``block_n`` channels and ``block_k`` positions a step per program."""
 
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> None:
         c_out, _, *kernel_size = spec.weight_shape
@@ -331,31 +350,36 @@ class WeightGradLaunch:
         dy_vec, x_vec, x_kinds = wgrad_runs(grad_output, input, spec, config)
         per_split, splits = split_sizes(tiles * config.block_k, config)  # row tiles: block_k slots each
         self.spec, self.flip, self.empty = spec, flip, positions == 0
-        self.direct, self.dtype, self.inner_grad = False, input.dtype, False  # partials, always (Partials' terms)
-        self.partial_shape = (splits, c_out, 1, taps)
-        partial = torch.empty(self.partial_shape, device="meta")
+        self.direct, self.dtype, self.inner_grad = True, input.dtype, False  # the gradient itself, contiguous
+        self.shape = tuple(spec.weight_shape)
         self.grid = (tap_tiles(kernel_size, config.block_m, x_vec > 1) * triton.cdiv(c_out, config.block_n), splits)
+        # split partial tiles (accumulator dtype), tile-major; a ticket counter per tile, per stream
+        self.workspace = (splits * self.grid[0] * config.block_m * config.block_n) if splits > 1 else 0
+        self.counters = Counters(self.grid[0])
         step = config.block_k // block_w * width if block_w else config.block_k  # positions a step (row tiles: rows)
         self.args = (
             positions, c_out, c_out // spec.groups, *geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
-            *strides_3d(input), *strides_3d(grad_output), *partial.stride()[:2], per_split,
+            *strides_3d(input), *strides_3d(grad_output), taps, 1, per_split,
             *(geometry.position_step(step, grad_output.shape[2:]) if positions else (0, 0, 0, 0)),
             *as_3d(tuple(kernel_size), 1),
         )
-        self.kwargs = dict(INT64=needs_int64(input, grad_output, partial, rows=(tiles + 1) * config.block_k),
+        self.kwargs = dict(SPLIT=splits > 1, FLIP=flip,
+                           INT64=needs_int64(input, grad_output, rows=max((tiles + 1) * config.block_k,
+                                                                          self.workspace)),
                            ACC=geometry.tl_accumulator(input.dtype), BLOCK_M=config.block_m, BLOCK_N=config.block_n,
                            BLOCK_K=config.block_k, BLOCK_W=block_w, DY_VEC=dy_vec, X_VEC=x_vec, X_KINDS=x_kinds,
                            num_warps=config.num_warps, num_stages=config.num_stages)
         self.launcher = Direct(_depthwise_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
     def __call__(self, grad_output, input) -> torch.Tensor:
-        """Launch; returns the partials (``partial_shape``)."""
-        partial = geometry.alloc_output(self.partial_shape, input.device, geometry.accumulator(input.dtype))
+        """Launch; returns the gradient."""
+        grad = geometry.alloc_output(self.shape, input.device, self.dtype)
         if self.empty:  # an empty batch: the gradient is exactly zero
-            partial.zero_()
-        else:
-            self.launcher(input.device, self.grid, input, grad_output, partial)
-        return partial
+            return grad.zero_()
+        ws = (geometry.alloc_output((self.workspace,), input.device, geometry.accumulator(self.dtype))
+              if self.workspace else grad)
+        self.launcher(input.device, self.grid, input, grad_output, grad, ws, self.counters(input.device))
+        return grad
 
 
 def channels_fast(input: torch.Tensor) -> bool:
