@@ -400,9 +400,8 @@ def row_runs(x: torch.Tensor, written: tuple[int, ...], spec: ConvSpec, transpos
     ``(RUN_VEC, RUN_KINDS)``, NC(D)HW row tiles at unit width stride in runs (:func:`tritonconv.geometry.row_runs`) of
     at least :data:`tritonconv.geometry.RUNS_NEAR_BYTES` (runs of 2 bf16 elements issued as many instructions as none
     on a 14-wide 3 x 3 layer); ``(0, 0)``, one element at a time."""
-    positions = written[0] * math.prod(written[2:])
-    block_w = position_tiling(channels_fast(x), positions, written[-1], config.block_m)[0]
-    if not block_w or spec.stride[-1] != 1:
+    positions, block_w = unit_stride_rows(x, written, spec, config.block_m)
+    if not block_w:
         return 0, 0
     per_thread = config.block_m * config.block_n // (32 * config.num_warps)
     runs = geometry.row_runs(x, positions, written[-1], spec.weight_shape[-1], 1, spec.padding[-1][0],
@@ -415,13 +414,20 @@ def wgrad_runs(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, c
     (:func:`tritonconv.geometry.wgrad_runs`, at unit width stride, on row tiles, x's runs at least
     :data:`tritonconv.geometry.RUNS_NEAR_BYTES`: 2 bf16 elements spilled 180 B on a 14-wide 3 x 3 layer's tile of 64
     channels); ``(1, 1, 1)``, an element at a time."""
-    positions = grad_output.shape[0] * math.prod(grad_output.shape[2:])
-    block_w = position_tiling(channels_fast(input), positions, grad_output.shape[-1], config.block_k)[0]
-    if not block_w or spec.stride[-1] != 1:
+    block_w = unit_stride_rows(input, grad_output.shape, spec, config.block_k)[1]
+    if not block_w:
         return 1, 1, 1
     per_thread = config.block_m * config.block_n * config.block_k // (32 * config.num_warps)
     runs = geometry.wgrad_runs(grad_output, input, spec, block_w, 0, per_thread)
     return runs if runs[1] * input.element_size() >= geometry.RUNS_NEAR_BYTES else (1, 1, 1)
+
+
+def unit_stride_rows(x: torch.Tensor, written: tuple[int, ...], spec: ConvSpec, block: int) -> tuple[int, int]:
+    """``(positions, BLOCK_W)`` of a launch reading ``x`` over the positions of a tensor shaped ``written`` in tiles of
+    ``block``: its row tiles' width where they are rows (:func:`position_tiling`) at unit width stride, else 0."""
+    positions = written[0] * math.prod(written[2:])
+    block_w = position_tiling(channels_fast(x), positions, written[-1], block)[0]
+    return positions, block_w if spec.stride[-1] == 1 else 0
 
 
 def tap_tiles(kernel_size: tuple[int, ...], block: int, runs: bool) -> int:
