@@ -150,11 +150,15 @@ def sass(cubin: bytes, arch: int) -> list[tuple[int, str, str]]:
 
 
 def backward_loops(code: list[tuple[int, str, str]]) -> list[tuple[int, int]]:
-    """The ``(first, last)`` addresses of each backward branch's range in :func:`sass`'s listing: the loops."""
+    """The ``(first, last)`` addresses of each backward branch's range in :func:`sass`'s listing: the loops. A branch
+    placed out of line, after the kernel's last ``EXIT``, back into its body (a Hopper wait's retry, whose range would
+    span the rest of the kernel from inside a loop) is no loop of the listing's order and is left out."""
+    last_exit = max((a for a, op, _ in code if op.startswith("EXIT")), default=None)
     loops = []
     for address, op, text in code:
         target = re.search(r"\(\s*(-?\d+)\s*\)", text)
-        if op.startswith("BRA") and target and 0 <= int(target.group(1)) <= address:
+        if op.startswith("BRA") and target and 0 <= int(target.group(1)) <= address and not (
+                last_exit is not None and int(target.group(1)) < last_exit < address):
             loops.append((int(target.group(1)), address))
     return loops
 
@@ -309,8 +313,8 @@ def vector_width(kernel: str, ttgir: str) -> int | None:
 
 
 EPILOGUES = {"_sum_partials_kernel"}
-"""Element-wise launches after a pass's main kernel (a split weight gradient's partials added): no main loop to
-census; ``tests/test_compile.py`` compiles them with every other variant."""
+"""Element-wise launches after a pass's main kernel (the partials of a weight gradient of many splits added): no main
+loop to census; ``tests/test_compile.py`` compiles them with every other variant."""
 
 
 DTYPES = {**tune.DTYPES, "fp8": "float8_e4m3fn"}
@@ -480,8 +484,6 @@ def runs_instructions_per_math(problem: tuning.Problem, census: dict, patch: int
     loop's instructions added, per plane, against the main loop's steps of ``patch`` positions)."""
     kinds = [k for k in range(census.get("run_vec", 1) + 1) if census.get("run_kinds", 1) >> k & 1]
     variants = census.get("loop_variants") or []
-    if census.get("kernel") == "_conv_weight_grad_tma_kernel":  # its offsets' loops, then two more its pipeline makes
-        variants = variants[:len(kinds)]
     if len(kinds) < 2 or len(variants) != len(kinds):
         return census["loop_instructions"] / census["loop_math"]
     run = problem.as_run()  # (the problem the kernel runs: axes merged, stems packed)

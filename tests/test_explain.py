@@ -59,7 +59,7 @@ def test_how_nchw_rows_are_read_is_named():
     tiles without), the input gradient's phases' rows of dy each tap's products moved; stride 3: 2-byte rows."""
     same = tritonconv.explain(meta(8, 64, 64, 64), meta(64, 64, 3, 3), padding=1, gpu=GPU).passes
     assert [p.kernel for p in same][:2] == ["descriptor (TMA) GEMM, NC(D)HW rows whole, each tap's products moved"] * 2
-    assert same[2].kernel.endswith("NC(D)HW boxes, x's runs read on in registers")  # the weight gradient's
+    assert "NC(D)HW boxes, x's runs read on in registers, " in same[2].kernel  # the weight gradient's
     same = tritonconv.explain(meta(8, 64, 64, 64), meta(64, 64, 3, 3), padding=1, gpu=GPU, tma=False).passes
     assert [p.kernel.endswith("NC(D)HW rows, aligned, each tap's products moved") for p in same] == [True, True, False]
     valid = tritonconv.explain(meta(8, 32, 64, 512), meta(64, 32, 5, 9), gpu=GPU).passes[0]
@@ -71,6 +71,18 @@ def test_how_nchw_rows_are_read_is_named():
     assert strided[0].kernel.endswith("NC(D)HW rows, aligned, dealt into 2 phases")
     three = tritonconv.explain(meta(8, 64, 66, 66), meta(64, 64, 3, 3), stride=3, padding=1, gpu=GPU).passes[0]
     assert three.kernel.endswith("NC(D)HW rows")
+
+
+def test_a_weight_gradients_splits_are_said_to_meet_in_the_kernel_or_in_a_second_launch():
+    """A weight gradient of many positions and few channel tiles splits them: 29 splits of 64 x 64 tiles would leave
+    its last split 448 KiB to read back (past ``geometry.MEET_BYTES``), so a second launch adds them; 7 x 7 planes of
+    512 channels split in 2, met in the kernel."""
+    many = tritonconv.explain(meta(8, 64, 64, 64), meta(64, 64, 3, 3), padding=1, gpu=GPU).passes[2]
+    few = tritonconv.explain(meta(32, 512, 7, 7, channels_last=True), meta(512, 512, 3, 3), padding=1, gpu=GPU).passes[2]
+    for p, splits, meet in ((many, 29, False), (few, 2, True)):
+        cfg = p.config
+        assert geometry.splits_meet(splits, cfg.block_m, cfg.block_n) == meet
+        assert p.kernel.endswith(f"{splits} splits " + ("met in the kernel" if meet else "added by a second launch"))
 
 
 def test_a_tuned_config_in_the_cache_is_the_one_explained():

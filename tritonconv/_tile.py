@@ -303,16 +303,16 @@ def meet_splits(acc, ws_ptr, cnt_ptr, tile, tiles, split, splits, BLOCK_M: tl.co
     launch. Returns ``(acc, finish)``: the whole sum and True in that split, the partial and False in the others."""
     tile_elems = BLOCK_M * BLOCK_N
     cell = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
-    part = ws_ptr + tile.to(tl.int64) * tile_elems + cell
+    base = ws_ptr + tile.to(tl.int64) * tile_elems  # this tile's partial of split 0
     step = tiles.to(tl.int64) * tile_elems  # one split's tiles
-    tl.store(part + split * step, acc)
+    tl.store(base + split * step + cell, acc)
     tl.debug_barrier()  # every thread's partial stored before the ticket is taken
     ticket = tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel")
     finish = ticket == splits - 1
     if finish:
-        acc = tl.load(part, cache_modifier=".cg")
+        acc = tl.load(base + cell, cache_modifier=".cg")
         for other in range(1, splits):
-            acc += tl.load(part + other * step, cache_modifier=".cg")
+            acc += tl.load(base + other * step + cell, cache_modifier=".cg")
         tl.store(cnt_ptr + tile, 0)  # ready for the next launch
     return acc, finish
 

@@ -140,6 +140,10 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
         words.append("planes as rows, the rows' seams taken out")
     if costmodel.folds(ran, cfg):
         words.append("taps folded")
+    if kernel.startswith("_conv_weight_grad"):  # a split reduction's partials: met in the kernel, or a second launch
+        launch = costmodel.gemm_launch(ran, cfg)
+        if launch.grid[1] > 1:
+            words.append(f"{launch.grid[1]} splits " + ("met in the kernel" if launch.meet else "added by a second launch"))
     return ", ".join(words)
 
 

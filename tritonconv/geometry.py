@@ -780,6 +780,20 @@ def position_step(count: int, output_sizes: tuple[int, ...]) -> tuple[int, int, 
     return n, d, h, w
 
 
+MEET_BYTES = 256 * 1024
+"""The most bytes of other splits' partial tiles that the last split of a weight-gradient tile reads back to meet them
+in the kernel (:func:`splits_meet`). One program reads them, a few loads deep: at some 100 GB/s an SM from L2 (an
+estimate, not yet timed), 256 KiB take about 2.5 us, what one more launch costs; the sum launch spreads the same reads
+over the whole GPU, so past this it wins (``tcn_k3``'s 44 splits of 128 x 128 tiles: 2.75 MiB a program)."""
+
+
+def splits_meet(splits: int, block_m: int, block_n: int, itemsize: int = 4) -> bool:
+    """Whether a weight-gradient launch's ``splits`` partial ``block_m x block_n`` tiles (of ``itemsize``-byte
+    accumulators) meet in the kernel (:func:`tritonconv._tile.meet_splits`), the last split of each tile reading the
+    others' back (at most :data:`MEET_BYTES`), rather than in a second launch (:mod:`tritonconv.kernels.partials`)."""
+    return splits > 1 and (splits - 1) * block_m * block_n * itemsize <= MEET_BYTES
+
+
 def split_sizes(length: int, config: Config) -> tuple[int, int]:
     """``(per_split, splits)``: a reduction of ``length`` cut into ``config.split_k`` parts of whole ``block_k`` steps
     (:func:`step_splits`; ``per_split`` in elements)."""

@@ -9,7 +9,7 @@
                     reduction; on Hopper, tile loads by tensor descriptor
     fused_2plus1d   (2+1)D convolution in one launch
     pack            positions packed into channels (layers of few input channels), and back
-    partials        a weight gradient from its split partial sums: added in order, flipped, cast, laid out
+    partials        a weight gradient from the partial sums of many splits: added in order, flipped, cast, laid out
 
 A kernel file imports only the ground layer (geometry, shapes, checks, runtime, device
 functions, descriptors). A ``Launch`` is prepared once per call signature with the config the caller

@@ -1,7 +1,9 @@
 """A weight gradient from its split partial sums, in one launch.
 
-A weight-gradient launch whose reduction is split (``Config.split_k``) writes one fp32 (fp64 for fp64 operands)
-partial gradient per split, ``(splits, C_out, C_in_g, taps)``. This kernel adds them in split order
+A weight-gradient launch whose reduction is split (``Config.split_k``) into more splits than meet in its own kernel
+(:func:`tritonconv.geometry.splits_meet`: the last split of a tile would read too many tiles back alone) writes one
+fp32 (fp64 for fp64 operands) partial gradient per split, ``(splits, C_out, C_in_g, taps)``. This kernel, its reads
+spread over the whole GPU, adds them in split order
 ``0, 1, ..., S-1`` (a fixed order: bitwise the same on every run), reverses the taps for a flipped kernel, casts
 to the weight's dtype and stores in the gradient's layout (contiguous, or input channels innermost as
 ``tritonconv.nn`` lays its weights out): what took torch a sum, a flip, a cast and a copy.

@@ -11,9 +11,10 @@ reduction runs over output positions in tiles of ``BLOCK_K`` (rows of ``BLOCK_W`
 operands, read in place: :mod:`tritonconv._tile`; ``dY`` in aligned runs along its rows, ``x`` too, each run
 read on in registers where the tap's shift is off a run boundary:
 :func:`tritonconv.geometry.wgrad_runs`). The reduction can be split
-(``Config.split_k``) into independent partial sums, added afterwards in split order by one more
-launch (:mod:`tritonconv.kernels.partials`), so that layers with few channels but many positions
-still fill the GPU; results stay deterministic (no atomics).
+(``Config.split_k``) into partial sums, so that layers with few channels but many positions still fill the GPU,
+added in split order (deterministic): in the kernel by the last split to finish a tile where the others' tiles are
+few enough to read back (:func:`tritonconv.geometry.splits_meet`), else by one more launch
+(:mod:`tritonconv.kernels.partials`): :class:`Partials`.
 
 Few input channels per group (stems: 3) would fill a 16-wide column tile with zeros per tap (5.3x the
 useful multiply-adds), so a config's ``fold`` folds trailing tap axes into the columns: 1, the width
@@ -70,22 +71,22 @@ from .._descriptors import (
     nc_box_runs,
     nc_flat,
 )
-from .._runtime import Descriptors, Direct, TensorDescriptor, capability, interpreting, kernel
+from .._runtime import Counters, Descriptors, Direct, TensorDescriptor, capability, interpreting, kernel
 from .._runtime import target_options as _target_options
-from .._tile import deal, mma, next_rows, patch, repeat, run_kind, shift_runs, tap, tile_positions
+from .._tile import deal, meet_splits, mma, next_rows, patch, repeat, run_kind, shift_runs, tap, tile_positions
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
 
 @kernel
 @triton.jit
 def _conv_weight_grad_kernel(
-    x_ptr, dy_ptr, dw_ptr,
+    x_ptr, dy_ptr, dw_ptr, ws_ptr, cnt_ptr,
     P, C_in_g, C_out_g, D, H, W, OD, OH, OW,
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     syn, syc, syd, syh, syw,
     sws, swo, swi, swt, STEPS_PER_SPLIT,
-    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, FOLD: tl.constexpr,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, FOLD: tl.constexpr, SPLIT: tl.constexpr, FLIP: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr, CARRY: tl.constexpr,
     DY_VEC: tl.constexpr, X_VEC: tl.constexpr, X_KINDS: tl.constexpr, X_DEAL: tl.constexpr,
@@ -126,20 +127,21 @@ def _conv_weight_grad_kernel(
         kh = offs_n // (C_in_g * KW)
         kd = t
         x_cols = x_ptr + (group * C_in_g + ci) * sxc + kh * dh * sxh + kw * dw * sxw  # [BLOCK_N]
-        w_cols = ci * swi + ((t * KH + kh) * KW + kw) * swt
+        w_tap = (t * KH + kh) * KW + kw  # each column's flat tap
     elif FOLD == 1:  # column j = kw * C_in_g + ci: with channels innermost, a run of x's memory
         kw = offs_n // C_in_g
         ci = offs_n % C_in_g
         kh = t % KH
         kd = t // KH
         x_cols = x_ptr + (group * C_in_g + ci) * sxc + kw * dw * sxw  # [BLOCK_N]
-        w_cols = ci * swi + (t * KW + kw) * swt
+        w_tap = t * KW + kw
     else:
         kw = t % KW
         kh = (t // KW) % KH
         kd = t // (KW * KH)
         x_cols = x_ptr + (group * C_in_g + offs_n) * sxc  # [BLOCK_N]
-        w_cols = offs_n * swi + t * swt
+        ci = offs_n
+        w_tap = t
     mask_m = offs_m < C_out_g
     mask_n = offs_n < cols
     dy_rows = dy_ptr + (group * C_out_g + offs_m) * syc  # [BLOCK_M]
@@ -233,8 +235,16 @@ def _conv_weight_grad_kernel(
                     if CARRY:
                         tw, nb, od, oh, row = next_rows(tw, nb, od, oh, row, tiles_w, OD, OH, ROWS)
 
-    out = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + w_cols[None, :]
-    tl.store(out, acc.to(dw_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+    finish = True
+    if SPLIT:  # the splits' partial tiles meet in the last split to arrive, added in split order
+        acc, finish = meet_splits(acc, ws_ptr, cnt_ptr, pid, tl.num_programs(0), split, tl.num_programs(1), BLOCK_M,
+                                  BLOCK_N)
+    if finish:
+        if FLIP:  # every spatial axis reversed: the flat tap reversed
+            w_tap = KD * KH * KW - 1 - w_tap
+        w_cols = ci * swi + w_tap * swt
+        out = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + w_cols[None, :]
+        tl.store(out, acc.to(dw_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
 def target_options(kwargs: dict, capability: int | None) -> dict:
@@ -244,21 +254,31 @@ def target_options(kwargs: dict, capability: int | None) -> dict:
 
 
 class Partials:
-    """What a weight-gradient launch writes and how the gradient comes out of it: the gradient itself, in the
-    input's dtype, when there is one split and no flip (``direct``: no partials to add, no cast: one launch);
-    else fp32 partials (one per split, ``partial_shape``: ``(splits, C_out, C_in_g, taps)``), which the caller
-    adds in split order by a second launch (:class:`tritonconv.kernels.partials.Sum`). The gradient is
-    contiguous, or with its input channels innermost (``inner_grad``, :func:`tritonconv.geometry.alloc_weight_grad`:
-    the layout of ``tritonconv.nn``'s weights, which autograd then keeps without a copy). Subclasses set
-    ``launcher``, ``grid``, ``args``, ``kwargs`` and may override :meth:`launch`."""
+    """What a weight-gradient launch writes and how the gradient comes out of it: the gradient itself, in the input's
+    dtype (``direct``: one launch), where the reduction is one split or its splits meet in the kernel (``meet``,
+    :func:`tritonconv.geometry.splits_meet`: each split stores its partial tile in a workspace of ``splits x tiles``
+    tiles in the accumulator's dtype and takes a ticket from its tile's counter, one set per stream; the last to arrive
+    adds them in split order and writes the gradient, flipped where asked: :func:`tritonconv._tile.meet_splits`); else,
+    many splits, fp32 partials (one per split, ``partial_shape``: ``(splits, C_out, C_in_g, taps)``), which the caller
+    adds in split order by a second launch spread over the GPU (:class:`tritonconv.kernels.partials.Sum`). Either way
+    deterministic. The gradient is contiguous, or with its input channels innermost (``inner_grad``,
+    :func:`tritonconv.geometry.alloc_weight_grad`: the layout of ``tritonconv.nn``'s weights, which autograd then
+    keeps without a copy). Subclasses set ``launcher``, ``grid``, ``args``, ``kwargs`` and may override
+    :meth:`launch`."""
 
-    def __init__(self, spec: ConvSpec, flip: bool, splits: int, positions: int, dtype: torch.dtype,
-                 inner_grad: bool) -> None:
+    MEETS = False
+    """Whether the kernel's splits may meet in it (:func:`tritonconv.geometry.splits_meet`)."""
+
+    def __init__(self, spec: ConvSpec, flip: bool, splits: int, tiles: int, positions: int, dtype: torch.dtype,
+                 inner_grad: bool, config: Config) -> None:
         c_out, c_in_g, *kernel_size = spec.weight_shape
         self.spec, self.flip, self.empty, self.inner_grad = spec, flip, positions == 0, inner_grad
+        self.acc = geometry.accumulator(dtype)  # of the partials
+        itemsize = torch.empty((), dtype=self.acc).element_size()
+        self.meet = self.MEETS and geometry.splits_meet(splits, config.block_m, config.block_n, itemsize)
         self.partial_shape = (splits, c_out, c_in_g, math.prod(kernel_size))
-        self.direct = splits == 1 and not flip
-        self.out = (tuple(spec.weight_shape), dtype) if self.direct else (self.partial_shape, geometry.accumulator(dtype))
+        self.direct = splits == 1 or self.meet
+        self.out = (tuple(spec.weight_shape), dtype) if self.direct else (self.partial_shape, self.acc)
         self.partial = torch.empty(self.partial_shape, device="meta")  # its strides; the int64 decision
         self.dtype = dtype  # the gradient's
         if self.direct:  # the gradient itself, laid out as asked: (co, ci, tap) strides, taps flattened
@@ -266,13 +286,15 @@ class Partials:
             self.store = (0, *grad.reshape(c_out, c_in_g, -1).stride())
         else:  # fp32 partials: added in split order, flipped, cast and laid out by kernels.partials' launch
             self.store = self.partial.stride()
+        self.workspace_elems = splits * tiles * config.block_m * config.block_n if self.meet else 0
+        self.counters = Counters(tiles)  # the output tiles' tickets, per stream
 
     def mma_work(self) -> int:
         """Multiply-adds the launch's ``tl.dot`` calls issue, masked lanes included."""
         return 0 if self.empty else self._work
 
-    def launch(self, grad_output, input, out) -> None:
-        self.launcher(input.device, self.grid, input, grad_output, out)
+    def launch(self, grad_output, input, out, ws, cnt) -> None:
+        self.launcher(input.device, self.grid, input, grad_output, out, ws, cnt)
 
     def __call__(self, grad_output, input) -> torch.Tensor:
         """Launch; returns the gradient when :attr:`direct`, else the partials (``partial_shape``)."""
@@ -280,15 +302,21 @@ class Partials:
         out = (geometry.alloc_weight_grad(shape, input.device, dtype, self.inner_grad) if self.direct
                else geometry.alloc_output(shape, input.device, dtype))
         if self.empty:  # an empty batch: the gradient is exactly zero
-            out.zero_()
-        else:
-            self.launch(grad_output, input, out)
+            return out.zero_()
+        ws, cnt = ((geometry.alloc_output((self.workspace_elems,), input.device, self.acc), self.counters(input.device))
+                   if self.meet else (out, out))
+        self.launch(grad_output, input, out, ws, cnt)
         return out
 
 
 class Launch(Partials):
     """:func:`_conv_weight_grad_kernel` prepared for tensors laid out as ``grad_output`` and ``input``;
-    calling it returns the gradient in the input's dtype (:class:`Partials`)."""
+    calling it returns the gradient in the input's dtype (:class:`Partials`).
+
+    Its splits do not meet in the kernel (``MEETS``): there ptxas reads the other splits' tiles back four loads deep
+    and held 20-50 registers more (sm_90, Triton 3.9: a program an SM fewer on 3 of the suite's fp32 weight gradients,
+    128 x 128 tiles on 8 warps, 128 -> 165; sm_80: on 11 of its TF32 ones), and a cap on registers cannot tell what
+    its main loop needs (the same tiles hold 128 registers on some layers, 209-254 on others)."""
 
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config,
                  inner_grad: bool = False) -> None:
@@ -305,14 +333,14 @@ class Launch(Partials):
         # rows carried from tile to tile where a tile holds at most a plane's (1-D rows: sizes of 1 divide for free)
         carry = bool(block_w) and 1 < height and config.block_k // block_w <= height
         per_split, splits = geometry.step_splits(steps, config.split_k)  # position tiles per split
-        super().__init__(spec, flip, splits, positions, input.dtype, inner_grad)
         fold = min(config.fold, geometry.max_wgrad_fold(spec.weight_shape))  # trailing tap axes folded (not D)
         folded = geometry.folded_taps(spec.weight_shape, fold)
+        grid_taps, cols = taps // folded, folded * c_in_g
+        tiles = spec.groups * grid_taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(cols, config.block_n)
+        super().__init__(spec, flip, splits, tiles, positions, input.dtype, inner_grad, config)
         per_thread = config.block_n * config.block_k // (32 * config.num_warps)  # elements of x's tile per thread
         self.runs = geometry.wgrad_runs(grad_output, input, spec, block_w, fold, per_thread)  # dY's and x's runs, loops
         x_deal = spec.stride[-1] if self.runs[1] > 1 else 1  # x's runs at a width stride: dealt
-        grid_taps, cols = taps // folded, folded * c_in_g
-        tiles = spec.groups * grid_taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(cols, config.block_n)
         self.grid = (tiles, splits)
         self.args = (
             positions, c_in_g, c_out_g, *geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec),
@@ -321,7 +349,7 @@ class Launch(Partials):
         )
         self._work = tiles * splits * per_split * config.block_m * config.block_n * config.block_k
         self.kwargs = target_options(dict(
-            FOLD=fold,
+            FOLD=fold, SPLIT=self.meet, FLIP=flip and self.direct,
             INT64=needs_int64(input, grad_output, self.partial, rows=positions),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             ACC=geometry.tl_accumulator(input.dtype),
@@ -337,10 +365,10 @@ class Launch(Partials):
 @kernel
 @triton.jit
 def _conv_weight_grad_tma_kernel(
-    x_desc, dy_desc, dw_ptr, x_ptr, dy_ptr,
+    x_desc, dy_desc, dw_ptr, x_ptr, dy_ptr, ws_ptr, cnt_ptr,
     C_in, C_out, OD, OH, OW, XH, sd, pd, ph, pw, dd, dh, dw,
     sws, swo, swi, swt, STEPS, STEPS_PER_SPLIT, D, RW, ROWS, XHW, sxn, sxc, sxd, sxp, syn, syc, syd, syp,
-    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, SPLIT: tl.constexpr, FLIP: tl.constexpr,
     X_INNER: tl.constexpr, DY_INNER: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr,
     DOT_PRECISION: tl.constexpr, TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, EVEN: tl.constexpr,
@@ -495,17 +523,23 @@ def _conv_weight_grad_tma_kernel(
                                     mask=ok_n, other=0.0)
                         acc = mma(acc, a, b, UPCAST, DOT_PRECISION, tl.float32)
         acc = -acc
-    offs_m = m0 + tl.arange(0, BLOCK_M)
-    offs_n = n0 + tl.arange(0, BLOCK_N)
-    if INT64:
-        offs_m = offs_m.to(tl.int64)
-        offs_n = offs_n.to(tl.int64)
-        split = split.to(tl.int64)
-    out = dw_ptr + split * sws + offs_m[:, None] * swo + offs_n[None, :] * swi + t * swt
-    if EVEN:
-        tl.store(out, acc.to(dw_ptr.dtype.element_ty))
-    else:
-        tl.store(out, acc.to(dw_ptr.dtype.element_ty), mask=(offs_m < C_out)[:, None] & (offs_n < C_in)[None, :])
+    finish = True
+    if SPLIT:  # the splits' partial tiles meet in the last split to arrive, added in split order
+        acc, finish = meet_splits(acc, ws_ptr, cnt_ptr, pid, tl.num_programs(0), split, tl.num_programs(1), BLOCK_M,
+                                  BLOCK_N)
+    if finish:
+        offs_m = m0 + tl.arange(0, BLOCK_M)
+        offs_n = n0 + tl.arange(0, BLOCK_N)
+        if INT64:
+            offs_m = offs_m.to(tl.int64)
+            offs_n = offs_n.to(tl.int64)
+            split = split.to(tl.int64)
+        out_t = KD * KH * KW - 1 - t if FLIP else t  # (every spatial axis reversed: the flat tap reversed)
+        out = dw_ptr + split * sws + offs_m[:, None] * swo + offs_n[None, :] * swi + out_t * swt
+        if EVEN:
+            tl.store(out, acc.to(dw_ptr.dtype.element_ty))
+        else:
+            tl.store(out, acc.to(dw_ptr.dtype.element_ty), mask=(offs_m < C_out)[:, None] & (offs_n < C_in)[None, :])
 
 
 def descriptors_usable(grad_output: torch.Tensor, input: torch.Tensor, spec: ConvSpec, config: Config) -> bool:
@@ -567,6 +601,15 @@ def input_channels_as_m(dy_inner: bool, x_inner: bool, block_m: int, block_n: in
     return dy_inner and x_inner and block_m < 64 <= block_n
 
 
+SPLIT_REGISTERS = 128
+"""The registers a thread of a descriptor launch on 8 warps whose splits meet in the kernel is held to (``maxnreg``):
+two programs an SM. The meeting reads each other split's partial tile back beside the sum, on 128 x 128 tiles 64 fp32
+registers a thread each, and ptxas then chose 164-168 registers for NC(D)HW tiles read in runs (``deeplab_3x3_d2``,
+``c3d_conv3a``; sm_90, bf16, Triton 3.9 and 3.6): one program an SM where unsplit they had two. Held to 128, 84-148 B
+spill outside the main loop, once a program, and the main loop issues no more (``deeplab_3x3_d2``: 104 instructions
+where 112)."""
+
+
 SEAMS = 16
 """Seam positions per step of the loop that reads them by address (planes read as rows, :func:`planes_as_rows`)."""
 
@@ -590,7 +633,10 @@ def seam_work(spec: ConvSpec, tile_w: int, per_split: int, steps: int) -> int:
 class DescriptorLaunch(Partials):
     """:func:`_conv_weight_grad_tma_kernel` prepared for tensors laid out as ``grad_output`` and ``input``
     (:func:`descriptors_usable`); calling it gets the two descriptors (:class:`tritonconv._runtime.Descriptors`),
-    launches and returns the gradient in the input's dtype (:class:`Partials`)."""
+    launches and returns the gradient in the input's dtype (:class:`Partials`). Its splits meet in the kernel where few
+    (``MEETS``; on 8 warps held to :data:`SPLIT_REGISTERS`)."""
+
+    MEETS = True
 
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config,
                  inner_grad: bool = False) -> None:
@@ -606,7 +652,8 @@ class DescriptorLaunch(Partials):
         positions = grad_output.shape[0] * od * oh * ow
         steps = triton.cdiv(grad_output.shape[0], tile_b) * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w)
         per_split, splits = geometry.step_splits(steps, config.split_k)
-        super().__init__(spec, flip, splits, positions, input.dtype, inner_grad)
+        tiles = math.prod(kernel_size) * triton.cdiv(c_out, config.block_m) * triton.cdiv(c_in, config.block_n)
+        super().__init__(spec, flip, splits, tiles, positions, input.dtype, inner_grad, config)
 
         def layout(t: torch.Tensor, channels: int, view: tuple) -> tuple:
             box = [tile_b, 1, tile_h, tile_w, channels] if channels_inner(t) else [1, channels, 1, tile_h, tile_w]
@@ -620,7 +667,6 @@ class DescriptorLaunch(Partials):
         if dy_fourth:
             self.dy_layout = channels_fourth(self.dy_layout)
         interp = interpreting(input.device)
-        tiles = math.prod(kernel_size) * triton.cdiv(c_out, config.block_m) * triton.cdiv(c_in, config.block_n)
         self.grid = (tiles, splits)
         self.args = (c_in, c_out, od, oh, ow, xh, sd, pd, ph, pw, dd, dh, dw, *self.store, steps, per_split, *seams,
                      *as_3d(tuple(kernel_size), 1))
@@ -630,6 +676,7 @@ class DescriptorLaunch(Partials):
                 * triton.cdiv(c_out, config.block_m) * config.block_m * triton.cdiv(c_in, config.block_n) * config.block_n
         self.kwargs = dict(
             X_INNER=channels_inner(input), DY_INNER=channels_inner(grad_output),
+            SPLIT=self.meet, FLIP=flip and self.direct,
             INT64=needs_int64(self.partial, *((input, grad_output) if flat else ())),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_M=config.block_m, BLOCK_N=config.block_n,
@@ -639,8 +686,11 @@ class DescriptorLaunch(Partials):
                                         config.block_n),
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
+        if self.meet and config.num_warps == 8:  # two programs an SM, as unsplit (SPLIT_REGISTERS)
+            self.kwargs["maxnreg"] = SPLIT_REGISTERS
         self.launcher = Direct(_conv_weight_grad_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
         self.x_desc, self.dy_desc = Descriptors(self.launcher, *self.x_layout), Descriptors(self.launcher, *self.dy_layout)
 
-    def launch(self, grad_output, input, out) -> None:
-        self.launcher(input.device, self.grid, self.x_desc(input), self.dy_desc(grad_output), out, input, grad_output)
+    def launch(self, grad_output, input, out, ws, cnt) -> None:
+        self.launcher(input.device, self.grid, self.x_desc(input), self.dy_desc(grad_output), out, input, grad_output,
+                      ws, cnt)
