@@ -315,7 +315,7 @@ def run(args, sink=None) -> list[dict]:
             else f"cpu ({platform.processor() or 'x86'}) interpreter smoke")
     meta = {"device": name, "torch": torch.__version__, "triton": triton.__version__,
             "cuda": torch.version.cuda, "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "smoke": args.smoke}
+            "smoke": args.smoke, "meet_bytes": geometry.MEET_BYTES}
     start = time.monotonic()
     roof = ceilings(device, bench)
     print(json.dumps({**meta, **roof}))
@@ -435,12 +435,24 @@ def main(argv=None) -> int:
     p.add_argument("--budget-s", type=float, default=None, help="start no new case after this many seconds")
     p.add_argument("--warm", action="store_true", help="only compile: run tritonconv's side of each case once, no row")
     p.add_argument("--shard", type=shard, default=(0, 1), help="with --warm: I/N, this process's share of the cases")
+    p.add_argument("--meet-bytes", type=int, default=None,
+                   help="geometry.MEET_BYTES for this run (each row records it): 0 adds every weight gradient's split "
+                        "partials by a second launch, to time the in-kernel meeting against it")
     p.add_argument("--tag", default="", help="appended to the result file names (e.g. 'tuned', 'heuristic')")
     p.add_argument("--out", default=str(ROOT / "results"))
     p.add_argument("--file", help="the rows' file name in --out (default: <date>_<device>[_<tag>].jsonl)")
     args = p.parse_args(argv)
     if args.tf32:
         torch.set_float32_matmul_precision("high")
+    meet_bytes = geometry.MEET_BYTES
+    geometry.MEET_BYTES = meet_bytes if args.meet_bytes is None else args.meet_bytes
+    try:
+        return _main(args)
+    finally:
+        geometry.MEET_BYTES = meet_bytes
+
+
+def _main(args: argparse.Namespace) -> int:
     if not args.smoke and not torch.cuda.is_available():
         print("benchmarks need a CUDA GPU; use --smoke on the CPU", file=sys.stderr)
         return 2

@@ -15,6 +15,20 @@ from tritonconv import geometry
 from tritonconv import tuning as tc_tuning
 
 
+def test_meet_bytes_are_set_for_the_run_and_recorded(tmp_path):
+    """``--meet-bytes 0``: the run's weight gradients add every split's partials by a second launch; each row records
+    the setting, and the library's own comes back after the run."""
+    from tritonconv import geometry
+
+    default = geometry.MEET_BYTES
+    assert run.main(["--smoke", "--dtype", "bf16", "--layout", "channels_last", "--ops", "conv1d", "--names", "tcn_k3",
+                     "--passes", "weight_grad", "--meet-bytes", "0", "--out", str(tmp_path)]) == 0
+    (jsonl,) = tmp_path.glob("*.jsonl")
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert rows and all(r["meet_bytes"] == 0 and r["tritonconv"]["ok"] for r in rows)
+    assert geometry.MEET_BYTES == default
+
+
 def test_smoke_run_writes_checked_rows(tmp_path):
     assert run.main(["--smoke", "--dtype", "bf16", "--layout", "channels_last", "--ops", "conv1d", "conv2plus1d",
                      "--out", str(tmp_path)]) == 0
