@@ -461,23 +461,6 @@ def test_split_descriptor_weight_gradient_meets_and_keeps_two_programs_an_sm():
     assert "atom.global.gpu.acq_rel.add" in ptx and "ld.global.cg" in ptx
 
 
-def test_split_descriptor_weight_gradient_keeps_two_programs_an_sm():
-    """The Hopper heuristic's weight gradient of NC(D)HW 3x3 layers (``deeplab_3x3_d2``, ``c3d_conv3a``: descriptor
-    tiles of 128 x 128 on 8 warps, x's runs read on in registers) splits its positions in 2 or 4 and meets the splits
-    in the kernel; held to ``weight_grad.SPLIT_REGISTERS`` it keeps two programs an SM (ptxas chose 166 registers:
-    one), and what spills is outside its main loop."""
-    from tritonconv.kernels import weight_grad
-
-    suite = json.loads((static.ROOT / "shapes.json").read_text())
-    mini = {dim: [e for e in suite[dim] if e["name"] in ("deeplab_3x3_d2", "c3d_conv3a")] for dim in ("conv2d", "conv3d")}
-    rows = static.report(90, ["bf16"], ["contiguous"], ["conv_wgrad"], mini)
-    assert len(rows) == 2
-    for r in rows:
-        assert r["kernel"] == "_conv_weight_grad_tma_kernel" and 1 < r["config"]["split_k"] <= 4, r
-        assert r["num_warps"] == 8 and r["registers"] <= weight_grad.SPLIT_REGISTERS and r["ctas_per_sm"] == 2, r
-        assert r["loop_local"] == 0 and r["spill_store_bytes"] <= 256, r
-
-
 def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
     """The tensor-descriptor kernels (offered to the tuner on compute capability 9+): their loads become
     TMA bulk tensor copies feeding wgmma, without spills, for a spread of the configs the tuner tries
