@@ -80,13 +80,13 @@ from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, s
 @kernel
 @triton.jit
 def _conv_weight_grad_kernel(
-    x_ptr, dy_ptr, dw_ptr, ws_ptr, cnt_ptr,
+    x_ptr, dy_ptr, dw_ptr,
     P, C_in_g, C_out_g, D, H, W, OD, OH, OW,
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     syn, syc, syd, syh, syw,
     sws, swo, swi, swt, STEPS_PER_SPLIT,
-    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, FOLD: tl.constexpr, SPLIT: tl.constexpr, FLIP: tl.constexpr,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, FOLD: tl.constexpr, FLIP: tl.constexpr,
     INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr, CARRY: tl.constexpr,
     DY_VEC: tl.constexpr, X_VEC: tl.constexpr, X_KINDS: tl.constexpr, X_DEAL: tl.constexpr,
@@ -235,16 +235,10 @@ def _conv_weight_grad_kernel(
                     if CARRY:
                         tw, nb, od, oh, row = next_rows(tw, nb, od, oh, row, tiles_w, OD, OH, ROWS)
 
-    finish = True
-    if SPLIT:  # the splits' partial tiles meet in the last split to arrive, added in split order
-        acc, finish = meet_splits(acc, ws_ptr, cnt_ptr, pid, tl.num_programs(0), split, tl.num_programs(1), BLOCK_M,
-                                  BLOCK_N)
-    if finish:
-        if FLIP:  # every spatial axis reversed: the flat tap reversed
-            w_tap = KD * KH * KW - 1 - w_tap
-        w_cols = ci * swi + w_tap * swt
-        out = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + w_cols[None, :]
-        tl.store(out, acc.to(dw_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+    if FLIP:  # (one split: the gradient itself) every spatial axis reversed: the flat tap reversed
+        w_tap = KD * KH * KW - 1 - w_tap
+    out = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + (ci * swi + w_tap * swt)[None, :]
+    tl.store(out, acc.to(dw_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
 def target_options(kwargs: dict, capability: int | None) -> dict:
@@ -294,7 +288,9 @@ class Partials:
         return 0 if self.empty else self._work
 
     def launch(self, grad_output, input, out, ws, cnt) -> None:
-        self.launcher(input.device, self.grid, input, grad_output, out, ws, cnt)
+        """Launch the kernel writing ``out`` (``ws`` and ``cnt``: the meeting's workspace and counters, where ``meet``;
+        the pointer kernel's splits never meet)."""
+        self.launcher(input.device, self.grid, input, grad_output, out)
 
     def __call__(self, grad_output, input) -> torch.Tensor:
         """Launch; returns the gradient when :attr:`direct`, else the partials (``partial_shape``)."""
@@ -349,7 +345,7 @@ class Launch(Partials):
         )
         self._work = tiles * splits * per_split * config.block_m * config.block_n * config.block_k
         self.kwargs = target_options(dict(
-            FOLD=fold, SPLIT=self.meet, FLIP=flip and self.direct,
+            FOLD=fold, FLIP=flip and self.direct,
             INT64=needs_int64(input, grad_output, self.partial, rows=positions),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             ACC=geometry.tl_accumulator(input.dtype),
