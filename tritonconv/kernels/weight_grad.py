@@ -268,8 +268,7 @@ class Partials:
         c_out, c_in_g, *kernel_size = spec.weight_shape
         self.spec, self.flip, self.empty, self.inner_grad = spec, flip, positions == 0, inner_grad
         self.acc = geometry.accumulator(dtype)  # of the partials
-        itemsize = torch.empty((), dtype=self.acc).element_size()
-        self.meet = self.MEETS and geometry.splits_meet(splits, config.block_m, config.block_n, itemsize)
+        self.meet = self.MEETS and geometry.splits_meet(splits, config.block_m, config.block_n, self.acc.itemsize)
         self.partial_shape = (splits, c_out, c_in_g, math.prod(kernel_size))
         self.direct = splits == 1 or self.meet
         self.out = (tuple(spec.weight_shape), dtype) if self.direct else (self.partial_shape, self.acc)
@@ -311,7 +310,7 @@ class Launch(Partials):
 
     Its splits do not meet in the kernel (``MEETS``): there ptxas reads the other splits' tiles back four loads deep
     and held 20-50 registers more (sm_90, Triton 3.9: a program an SM fewer on 3 of the suite's fp32 weight gradients,
-    128 x 128 tiles on 8 warps, 128 -> 165; sm_80: on 11 of its TF32 ones), and a cap on registers cannot tell what
+    128 x 128 tiles on 8 warps, 128 -> 165; sm_80: on 12 of its TF32 ones), and a cap on registers cannot tell what
     its main loop needs (the same tiles hold 128 registers on some layers, 209-254 on others)."""
 
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config,
@@ -603,7 +602,7 @@ two programs an SM. The meeting reads each other split's partial tile back besid
 registers a thread each, and ptxas then chose 164-168 registers for NC(D)HW tiles read in runs (``deeplab_3x3_d2``,
 ``c3d_conv3a``; sm_90, bf16, Triton 3.9 and 3.6): one program an SM where unsplit they had two. Held to 128, 84-148 B
 spill outside the main loop, once a program, and the main loop issues no more (``deeplab_3x3_d2``: 104 instructions
-where 112)."""
+a step where unsplit 115)."""
 
 
 SEAMS = 16
