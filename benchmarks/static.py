@@ -429,11 +429,12 @@ def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> li
 def nc_row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> list[dict]:
     """Per suite layer and pass whose NC(D)HW launch the descriptor kernel runs reading rows whole
     (:func:`costmodel.nc_rows`, the heuristic's config for ``arch``) or, the weight gradient, x's boxes in runs
-    (:func:`costmodel.nc_runs`): the main loop's census of that launch and of the channels-last problem's heuristic
-    launch, and ``ratio``, the channels-last loop's warp instructions per multiply-add over the rows' with the moves
-    between width taps spread over the steps (:func:`row_instructions_per_math`; the runs' loops weighed by their taps,
-    :func:`runs_instructions_per_math`), at most 1: what :data:`tritonconv.costmodel.NC_ROWS_ISSUE` and
-    :data:`~tritonconv.costmodel.NC_RUNS_ISSUE` hold until such launches are measured."""
+    (:func:`costmodel.nc_runs`): the main loop's census of that launch, the warp instructions it issues a step with the
+    moves between width taps spread over the steps (:func:`row_instructions_per_math`; the runs' loops weighed by their
+    taps, :func:`runs_instructions_per_math`), and ``ratio``, the cost model's estimate for a descriptor step of its
+    tiles (:func:`tritonconv.costmodel.step_instructions`, fitted on every descriptor kernel) over that, at most 1:
+    what :data:`tritonconv.costmodel.NC_ROWS_ISSUE` and :data:`~tritonconv.costmodel.NC_RUNS_ISSUE` hold. The
+    estimate, not the channels-last launch's census, so the share does not move when the channels-last kernels do."""
     rows = []
     for name, prob in tune.suite_problems(suite):
         if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
@@ -444,21 +445,18 @@ def nc_row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) ->
             runs = costmodel.nc_runs(problem, cfg)
             if not costmodel.nc_rows(problem, cfg) and not runs:
                 continue
-            inner_problem = dataclasses.replace(problem, layout="channels_last")
-            inner_cfg = tuning.heuristic(inner_problem, interpret=False, tma=arch >= 90)
-            nc, inner = compiled_census(arch, problem, cfg), compiled_census(arch, inner_problem, inner_cfg)
+            nc = compiled_census(arch, problem, cfg)
             per_math = runs_instructions_per_math(problem, nc, cfg.block_k) if runs else \
                 row_instructions_per_math(problem, cfg, nc)
-            per_mac = per_math * nc["loop_math"] * cfg.num_warps / (cfg.block_m * cfg.block_n * cfg.block_k)
-            inner_per_mac = inner["loop_instructions"] * inner_cfg.num_warps / (inner_cfg.block_m * inner_cfg.block_n
-                                                                                * inner_cfg.block_k)
-            ratio = min(1.0, inner_per_mac / per_mac)
+            per_step, estimate = per_math * nc["loop_math"], costmodel.step_instructions(problem, cfg)
+            ratio = min(1.0, estimate / per_step)
             how = "nc_flat" if costmodel.nc_flat(problem, cfg) else "nc_runs" if runs else "nc_rows"
             rows.append({"name": name, "kind": kind, "dtype": dtype, "config": vars(cfg), "rows": nc, how: True,
-                         "channels_last": inner, "channels_last_config": vars(inner_cfg), "ratio": round(ratio, 3)})
+                         "step_instructions": round(per_step, 1), "estimate": round(estimate, 1),
+                         "ratio": round(ratio, 3)})
             label = {"nc_flat": "planes as rows", "nc_runs": "runs", "nc_rows": "rows whole"}[how]
-            print(f"{name:>24} {kind:>10} {dtype} descriptor {label}: {per_mac * 1e3:.2f} "
-                  f"warp instructions per 1000 multiply-adds, channels-last {inner_per_mac * 1e3:.2f} ({ratio:.2f}x)", flush=True)
+            print(f"{name:>24} {kind:>10} {dtype} descriptor {label}: {per_step:.0f} warp instructions a step and "
+                  f"warp, the model's estimate {estimate:.0f} ({ratio:.2f}x)", flush=True)
     return rows
 
 

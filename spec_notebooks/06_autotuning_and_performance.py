@@ -205,12 +205,12 @@ for op in ("conv1d", "conv2d", "conv3d"):
 # rows, and the descriptor kernel takes them where every box starts on 16 bytes (1x1 and
 # `(k, 1, 1)` layers) or, a 16-bit forward or input gradient, where a tile holds its rows (of 16-byte
 # multiples) whole, read from column 0, the width taps moving the sum along the rows
-# (`_descriptors.nc_row_shift`: rows of 56 and 64; rated at `costmodel.NC_ROWS_ISSUE` of the
-# descriptor rate), and a 16-bit weight gradient on tiles of 64 output channels or more, x's boxes
+# (`_descriptors.nc_row_shift`: rows of 56 and 64; the model counts their loop's instructions as the descriptor
+# estimate over the census's share, `costmodel.NC_ROWS_ISSUE`), and a 16-bit weight gradient on tiles of 64 output channels or more, x's boxes
 # from the 16-byte boundary below each tap and 16 bytes on, each row's runs taken on in registers
-# (`_descriptors.nc_box_runs`; rated at `costmodel.NC_RUNS_ISSUE`); where the rows are no 16-byte multiple (28
+# (`_descriptors.nc_box_runs`; `costmodel.NC_RUNS_ISSUE`); where the rows are no 16-byte multiple (28
 # columns) and the planes are, it reads each plane as one row, the products of the positions whose tap column leaves
-# their row taken out (`_descriptors.nc_flat`; rated at `costmodel.NC_FLAT_ISSUE`). On Hopper the tuner also times, for an NC(D)HW layer (but in fp8), the
+# their row taken out (`_descriptors.nc_flat`; `costmodel.NC_FLAT_ISSUE`). On Hopper the tuner also times, for an NC(D)HW layer (but in fp8), the
 # channels-last descriptor tiles on a copy of the activations the pass reads (`Config.relayout`,
 # `tuning.relaid`: one copy per call, the output still written NC(D)HW); the heuristic never
 # takes one, so a copy runs only where a GPU measured it to pay. What the cost model (H200

@@ -265,6 +265,27 @@ def census_report(suffix: str = "") -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.parametrize("version", ["3.9.0", "3.6.0"])
+def test_rows_census_compiles_the_launches_of_the_suite_report(version):
+    """The committed ``--rows`` census is of the kernels the committed suite report compiled: each of its NC(D)HW
+    launches whose tiles the suite report's NC(D)HW launch of that layer and pass has (the heuristic's; the pointer
+    rows a GPU without a TMA unit runs are not there) shows the same census. A kernel change that regenerates
+    one report and not the other (the census shares, :data:`costmodel.NC_ROWS_ISSUE` and the rest, then restate a
+    kernel no longer built) fails here."""
+    from benchmarks import static
+
+    folder = work.ROOT / "results" / "static"
+    suite = {(r["name"], r["kind"]): r for r in map(json.loads, static.report_path(90, ["bf16"], folder, "", version)
+                                                     .read_text().splitlines()) if r["layout"] == "contiguous"}
+    rows = [json.loads(line) for line in static.report_path(90, ["bf16"], folder, "-rows", version)
+            .read_text().splitlines()]
+    keys = ("kernel", "registers", "spill_store_bytes", "loop_math", "loop_instructions", "loop_outer_extra", "loop_tma")
+    same = [(r, suite[r["name"], r["kind"]]) for r in rows if suite[r["name"], r["kind"]]["config"] == r["config"]]
+    assert len(same) >= 40
+    for r, s in same:
+        assert {k: r["rows"][k] for k in keys} == {k: s[k] for k in keys}, (r["name"], r["kind"])
+
+
 def test_depthwise_issue_restates_the_committed_census():
     """``DEPTHWISE_ISSUE`` restates the committed sm_90 bf16 census of the suite's depthwise kernels: each layer's
     main loop, in warp instructions per 1000 multiply-adds its tile issues a step, within 2% of its layout's and pass's
@@ -292,9 +313,10 @@ def test_row_issue_shares_are_the_committed_census_medians():
     against the same tiles channels-last (``python -m benchmarks.static --rows``): per pass, the median ratio, to two
     places, of the rows that load 2 bytes at a time and of those read in aligned runs (each median over 3 layers or
     more: the 2-byte classes shrink as more rows are read in runs, 4 forwards and 3 input gradients since the eleventh
-    session); ``NC_ROWS_ISSUE`` that of the descriptor launches reading rows whole against the channels-last
-    descriptor launches, ``NC_RUNS_ISSUE`` that of the weight gradients reading x in runs (TMA copies, no plain load
-    in their main loops), ``NC_FLAT_ISSUE`` that of the suite's weight gradients reading planes as rows."""
+    session); ``NC_ROWS_ISSUE`` that of the descriptor launches reading rows whole, the model's estimate for their
+    steps (``costmodel.step_instructions``, recorded beside the census) over the census, ``NC_RUNS_ISSUE`` that of the
+    weight gradients reading x in runs (TMA copies, no plain load in their main loops), ``NC_FLAT_ISSUE`` that of the
+    suite's weight gradients reading planes as rows."""
     from benchmarks import static
 
     rows = census_report("-rows")
@@ -308,6 +330,10 @@ def test_row_issue_shares_are_the_committed_census_medians():
             ratios = [r["ratio"] for r in members if r["kind"] == kind]
             assert len(ratios) >= least and round(statistics.median(ratios), 2) == share and max(ratios) <= 1, kind
     assert all(r["rows"]["loop_tma"] > 0 and r["rows"]["loop_loads"] == 0 for r in whole + runs + flat)
+    for r in whole + runs + flat:  # the estimate is the model's, and the share the estimate over the census
+        problem, cfg = suite_problem(r["name"], r["kind"], "contiguous"), tuning.Config(**r["config"])
+        assert round(costmodel.step_instructions(problem, cfg), 1) == r["estimate"], r["name"]
+        assert r["ratio"] == pytest.approx(min(1.0, r["estimate"] / r["step_instructions"]), abs=2e-3), r["name"]
     for aligned, shares in ((False, costmodel.ROW_ISSUE), (True, costmodel.ALIGNED_ISSUE)):
         for kind, share in shares.items():
             ratios = [r["ratio"] for r in rows if r["kind"] == kind and r["aligned"] == aligned]
@@ -506,6 +532,13 @@ def test_descriptor_steps_issue_what_the_committed_census_counts():
     assert costmodel.issue_seconds(p, narrow, device) > 1.5 / device.tma_macs
     assert costmodel.issue_seconds(p, wide, device) < 0.5 / device.tma_macs
     assert costmodel.issue_seconds(p, dataclasses.replace(wide, tile_h=0), device) == 0.0  # the pointer kernel
+    # NC(D)HW rows read whole: the same tiles' estimate over the census's share, the tensor cores' rate untouched
+    nc = suite_problem("resnet50_l1_3x3", layout="contiguous")
+    rows = tuning.heuristic(nc, False, device.sms, True)
+    assert costmodel.nc_rows(nc, rows) and costmodel.rate_of(nc, rows) == ("tma_macs", 1.0)
+    step = rows.num_warps * costmodel.step_instructions(nc, rows) / (rows.block_m * rows.block_n * rows.block_k)
+    assert math.isclose(costmodel.issue_seconds(nc, rows, device),
+                        step / (costmodel.NC_ROWS_ISSUE["conv"] * device.issue_rate))
 
 
 def test_a_launch_is_bound_by_its_largest_limit():

@@ -24,7 +24,8 @@ it runs with) on a GPU described by :class:`Device`::
   MMA rate, 16 x 16 ones 0.2x), so ``W / (R e)`` reads ``W * softmax(1/R, L / l2_bandwidth) / e``
   (:func:`soft_max`);
 * ``I``: the descriptor kernels' instruction issue: each step of a ``BLOCK_M x BLOCK_N x BLOCK_K`` tile issues
-  :func:`step_instructions` warp instructions on each of its warps (the SASS census's, estimated), at ``issue_rate``
+  :func:`step_instructions` warp instructions on each of its warps (the SASS census's, estimated; over the census's
+  share, :func:`nc_share`, for NC(D)HW launches that move sums or read rows in runs), at ``issue_rate``
   for all SMs together; where that is slower than the MMA it sets the rate (narrow tiles: on an H200 a 128 x 32 x 16
   step on 4 warps issues 2.3x the MMA's time, a 128 x 128 x 64 one on 8 warps 0.3x), so the descriptor kernels'
   ``W / (R e)`` reads ``W * softmax(1/R, L / l2_bandwidth, I) / e``; the depthwise kernels' FMAs likewise, at the
@@ -66,7 +67,7 @@ __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATA
            "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "aligned", "apart",
            "bound", "bounds", "by_rows", "ctas_per_sm", "Device", "device_for", "efficiency", "fill_bytes", "folds",
            "gemm_launch", "input_channels_as_m", "issue_seconds", "issued", "kernel_of", "launched",
-           "mma_instructions", "nc_flat", "nc_rows", "nc_runs", "occupancy", "one_row_mma", "pack_seconds",
+           "mma_instructions", "nc_flat", "nc_rows", "nc_runs", "nc_share", "occupancy", "one_row_mma", "pack_seconds",
            "pass_seconds", "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds", "row_reads",
            "shared_bytes", "step_instructions", "tap_axes", "tap_runs", "transposed_mma", "wgrad_runs"]
 
@@ -135,15 +136,16 @@ def device_for(name: str) -> Device:
         return dataclasses.replace(DATASHEET, name=name)
 
 
-ROW_ISSUE = {"conv": 0.61, "conv_t": 0.71, "conv_wgrad": 1.07}
+ROW_ISSUE = {"conv": 0.62, "conv_t": 0.72, "conv_wgrad": 1.01}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles (:func:`by_rows`) are rated at
 while ``Device.row_macs`` is unfitted: the median, over the suite's layers, of the channels-last main loop's
 instructions per MMA over the rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the
 rows' loop adds the 2-byte loads' addresses and masks). An issue-bound estimate, not a measurement; the rows'
-synchronous loads, whose latency the pipeline does not hide, are not in it."""
+synchronous loads, whose latency the pipeline does not hide, are not in it. Restated in the thirty-third session from
+the kernels as built (0.61 / 0.71 / 1.07 had restated a census of 2026-12-01, before later kernel changes)."""
 
 
-ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.24, "conv_wgrad": 1.40}
+ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.23, "conv_wgrad": 1.44}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles read in aligned runs
 (:func:`aligned`) are rated at while ``Device.aligned_macs`` is unfitted: the median, over the suite's layers, of the
 channels-last main loop's instructions per MMA over the aligned rows', theirs counting the moves of the sum between
@@ -158,47 +160,37 @@ runs with every tap a column off would be shorter than 8 bytes (:func:`tritoncon
 ``deeplab_3x3_d2``'s weight gradient 1.36 -> 1.59 (the weight gradient's median 1.36 -> 1.40), ``telemetry_k9``'s
 forward 0.69 -> 0.79; and weight gradients strided along the width read x in runs dealt in registers
 (:func:`tritonconv.geometry.wgrad_runs`: ``resnet50_l2_3x3s2`` 1.09, ``r3d18_l2_s2`` 1.91; the weight gradient's
-median stays 1.40, over 14 launches, while ``deeplab_3x3_d2``'s, on descriptors since, left it)."""
+median stays 1.40, over 14 launches, while ``deeplab_3x3_d2``'s, on descriptors since, left it). Restated in the
+thirty-third session from the kernels as built: 1.24 -> 1.23, 1.40 -> 1.44 (the census of 2026-12-01 had stood)."""
 
-NC_ROWS_ISSUE = {"conv": 0.79, "conv_t": 0.83}
-"""Per pass, the share of the descriptor rate (``tma_macs``, fitted on channels-innermost launches) that descriptor
-launches reading NC(D)HW rows whole from column 0 (:func:`nc_rows`) are rated at: the median, over the suite's such
-launches, of the channels-last descriptor loop's warp instructions per multiply-add (its heuristic tiles) over theirs, the
+NC_ROWS_ISSUE = {"conv": 0.53, "conv_t": 0.60}
+"""Per pass, the share of their main loop's issue that the model's estimate for a descriptor step of their tiles
+(:func:`step_instructions`) counts, for descriptor launches reading NC(D)HW rows whole from column 0 (:func:`nc_rows`):
+the median, over the suite's such launches, of the estimate over the census's warp instructions a step and warp, the
 moves of the sum (or of each width tap's products) between width taps spread over the steps, at most 1 (sm_90 SASS,
-``python -m benchmarks.static --rows``). An issue-bound estimate, not a measurement: the moves go through shared
-memory while the tensor cores wait, which the census counts only as instructions. The forward's median (0.97 over the
-unit-stride launches) fell to 0.85 when the forwards strided 2, dealt (0.72-0.77: the deal's instructions in every
-step), joined them. Since the thirteenth session the census counts warp instructions (a loop's instructions times the
-config's warps; the NC(D)HW configs had taken 8 warps where the channels-last ones take 4, and issued 1.5-2x the warp
-instructions of 4, which the heuristic now gives them): forward 0.85 -> 0.79, input gradient 0.97 -> 0.83."""
+``python -m benchmarks.static --rows``, ``ratio``). :func:`issue_seconds` divides the estimate by it. An issue-bound
+estimate, not a measurement: the moves go through shared memory while the tensor cores wait, which the census counts
+only as instructions. Until the thirty-third session the share divided the rate (``tma_macs``) and compared the
+channels-last launch's census, not the estimate: the channels-last loops' fewer instructions since their MMA read
+both operands from shared memory (180 -> 101 a step on ``resnet50_l1_3x3``) then moved it (0.79 -> 0.53), though
+the NC(D)HW launches had not changed, and the issue term counted their estimate again."""
 
-NC_RUNS_ISSUE = {"conv_wgrad": 0.91}
-"""Per pass, the share of the descriptor rate (``tma_macs``) that NC(D)HW weight-gradient descriptor launches reading
-x's boxes in runs (:func:`nc_runs`: a width tap off a 16-byte boundary reads the box below and the box 16 bytes on,
-each row's runs taken on in registers) are rated at: the median, over the suite's such launches, of the channels-last
-descriptor loop's warp instructions per multiply-add (its heuristic tiles) over theirs, each offset's loop weighed by
-the taps that run it, at most 1 (0.70-1.0 over 8 launches; 2-8x fewer than the pointer kernel's NC(D)HW rows issued)
-(sm_90 SASS, ``python -m benchmarks.static --rows``). An issue-bound estimate, not a measurement: the second box
-doubles x's shared-memory traffic, which the census does not see. Since the fifteenth session ``r2plus1d18_l1``'s
-spatial pass (144 output channels on 64-row tiles, 1.00) and ``unet3d_64cube`` (32 x 32 tiles, 0.78) are among them:
-the median stays 0.91."""
+NC_RUNS_ISSUE = {"conv_wgrad": 0.78}
+"""As :data:`NC_ROWS_ISSUE`, for the NC(D)HW weight-gradient descriptor launches reading x's boxes in runs
+(:func:`nc_runs`: a width tap off a 16-byte boundary reads the box below and the box 16 bytes on, each row's runs
+taken on in registers), each offset's loop weighed by the taps that run it. The second box doubles x's shared-memory
+traffic, which the census does not see."""
 
-NC_FLAT_ISSUE = {"conv_wgrad": 0.63}
-"""The share of the descriptor rate (``tma_macs``) that NC(D)HW weight-gradient descriptor launches reading each plane
-as one row (:func:`nc_flat`: rows of no 16-byte multiple, 28 bf16 columns) are rated at, as :data:`NC_RUNS_ISSUE`: the
-median census of the suite's two such launches (sm_90 SASS, ``python -m benchmarks.static --rows``). ``c3d_conv3a``'s
-main loops read x in runs at every offset a 28-column row puts a tap at (137-174 instructions a step of 128 x 128 x 64
-on 8 warps); the seam loop (258 instructions per 16 seam positions, read by address) adds about a fifth per plane: 1.44
-warp instructions per 1000 multiply-adds, against the channels-last descriptor loop's 1.01 and the pointer kernel's
-NC(D)HW rows' 2.84, each census weighed by the taps that run its loops (a mask in every step, tried first: 1.95): 0.70.
-``r2plus1d18_l2``'s spatial pass (since the fifteenth session: 64 x 128 x 64 on 4 warps, 288 output channels padded
-to 320): 1.80 against 1.00, the pointer rows' 5.38: 0.56."""
+NC_FLAT_ISSUE = {"conv_wgrad": 0.58}
+"""As :data:`NC_RUNS_ISSUE`, for the NC(D)HW weight-gradient descriptor launches reading each plane as one row
+(:func:`nc_flat`: rows of no 16-byte multiple, 28 bf16 columns; ``c3d_conv3a`` and ``r2plus1d18_l2``'s spatial pass),
+the seam loop (read by address) spread over its plane's steps."""
 
 UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
 
 
-PASS_ISSUE = {"conv": 1.0, "conv_t": 0.89, "conv_wgrad": 0.66}
+PASS_ISSUE = {"conv": 1.0, "conv_t": 0.90, "conv_wgrad": 0.66}
 """Per pass, the pointer GEMM kernels' rate as a share of their forward's (``mma_macs`` and ``row_macs`` are fitted on
 forward launches): the median, over the suite's layers, of the channels-last forward main loop's instructions per
 MMA over the pass's, each with its heuristic tiles (sm_90 SASS, the channels-last sides of ``python -m
@@ -560,12 +552,6 @@ def rate_of(problem: Problem, config: Config) -> tuple[str, float]:
             else ("aligned_macs" if aligned(problem, config) else "row_macs") if by_rows(problem, config)
             else "mma_macs")
     factor = 2.0 if problem.dtype.startswith("float8") else 0.5 if problem.tf32 else 1.0  # the tensor cores' rates
-    if name == "tma_macs" and nc_rows(problem, config):
-        factor *= NC_ROWS_ISSUE[problem.kind]
-    elif name == "tma_macs" and nc_flat(problem, config):
-        factor *= NC_FLAT_ISSUE[problem.kind]
-    elif name == "tma_macs" and nc_runs(problem, config):
-        factor *= NC_RUNS_ISSUE[problem.kind]
     return name, factor * PASS_ISSUE[problem.kind] if name in ("mma_macs", *UNFITTED_SHARES) else factor
 
 
@@ -576,7 +562,7 @@ descriptors' loads and the loop's counters, and each MMA's own. Fitted (least sq
 committed sm_90 compile reports' 568 descriptor kernels (the suite's heuristic tiles, bf16, TF32 and fp8, both layouts
 and passes, Triton 3.9 and 3.6; ``benchmarks/results/static/``, ``loop_instructions``): within 1.5x of the census on
 97% of them, 1.25x on 82%. Its misses are NC(D)HW launches that move sums or take rows apart in their loops (up to 2x
-the estimate), which their rates' census shares (:data:`NC_ROWS_ISSUE` and the rest) already count."""
+the estimate), whose census shares (:data:`NC_ROWS_ISSUE` and the rest) :func:`issue_seconds` divides it by."""
 
 
 def mma_instructions(problem: Problem, config: Config) -> int:
@@ -654,7 +640,18 @@ def issue_seconds(problem: Problem, config: Config, device: Device) -> float:
     if not config.tile_h:
         return 0.0
     steps_macs = config.block_m * config.block_n * config.block_k
-    return config.num_warps * step_instructions(problem, config) / (steps_macs * device.issue_rate)
+    return config.num_warps * step_instructions(problem, config) / (nc_share(problem, config) * steps_macs
+                                                                    * device.issue_rate)
+
+
+def nc_share(problem: Problem, config: Config) -> float:
+    """The share of a descriptor launch's issue that :func:`step_instructions` counts: its NC(D)HW class's census
+    share (:data:`NC_ROWS_ISSUE`, :data:`NC_FLAT_ISSUE`, :data:`NC_RUNS_ISSUE`), else 1."""
+    if nc_rows(problem, config):
+        return NC_ROWS_ISSUE[problem.kind]
+    if nc_flat(problem, config):
+        return NC_FLAT_ISSUE[problem.kind]
+    return NC_RUNS_ISSUE[problem.kind] if nc_runs(problem, config) else 1.0
 
 
 def soft_max(*times: float) -> float:
