@@ -2,7 +2,8 @@
 
     python -m benchmarks.static                     # sm_90, bf16, both layouts, forward + backward kernels
     python -m benchmarks.static --arch 80 --dtype fp16 --kinds conv
-    python -m benchmarks.static --rows              # NC(D)HW row tiles beside the same tiles channels-last
+    python -m benchmarks.static --rows              # NC(D)HW row tiles beside the same tiles channels-last (pointer)
+                                                    # or the model's step estimate (descriptors)
     python -m benchmarks.static --dtype fp32 --tf32  # fp32 products in TF32 (torch's matmul precision "high")
 
 For every layer of ``benchmarks/shapes.json`` the kernel launches a GPU would make with its
@@ -534,7 +535,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layout", nargs="+", choices=["channels_last", "contiguous"], default=["channels_last", "contiguous"])
     p.add_argument("--kinds", nargs="+", choices=list(tuning.DEPTHWISE_KIND), default=list(tuning.DEPTHWISE_KIND))
     p.add_argument("--out", type=Path, default=ROOT / "results" / "static", help="where the JSON lines go")
-    p.add_argument("--rows", action="store_true", help="NC(D)HW row tiles against the same tiles channels-last")
+    p.add_argument("--rows", action="store_true",
+                   help="NC(D)HW row tiles against the same tiles channels-last (pointer) or the model's step estimate")
     p.add_argument("--tf32", action="store_true", help="fp32 products in TF32 (torch's matmul precision \"high\")")
     args = p.parse_args(argv)
     if args.rows and "fp8" in args.dtype:
