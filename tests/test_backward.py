@@ -161,25 +161,31 @@ def test_split_reduction_of_weight_gradient():
 @pytest.mark.parametrize("flip", [False, True])
 @pytest.mark.parametrize("inner", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_split_weight_gradient_meets_its_partials_in_the_kernel(monkeypatch, plain_allocation, flip, inner, dtype):
-    """A weight gradient on descriptor tiles of a few splits is one launch and no torch op but allocations (and a view):
-    each split stores its fp32 partial tile in the workspace and the last to arrive adds them in split order ((p0 + p1)
-    + p2, bit for bit in fp32, on a second call too: the counters reset themselves; the reverse order's sum differs, so
-    the check can fail), reverses the taps for ``flip``, casts to the weight's dtype and lays the gradient out
-    contiguous or with its input channels innermost (``tritonconv.nn``'s weights). (Triton's interpreter casts fp32 to
-    bf16 by truncation, a GPU to nearest: bf16 is checked against torch's gradient.)"""
+@pytest.mark.parametrize("descriptors", [False, True])
+def test_split_weight_gradient_meets_its_partials_in_the_kernel(monkeypatch, plain_allocation, flip, inner, dtype,
+                                                                descriptors):
+    """A weight gradient of a few splits, on descriptor tiles or the pointer kernel's, is one launch and no torch op but
+    allocations (and a view): each split stores its fp32 partial tile in the workspace and the last to arrive adds them
+    in split order ((p0 + p1) + p2, bit for bit in fp32, on a second call too: the counters reset themselves; the
+    reverse order's sum differs, so the check can fail; the pointer kernel adds them 16 rows at a time,
+    ``weight_grad.MEET_ROWS``: 32-row tiles here, two such slices), reverses the taps for ``flip``, casts to the
+    weight's dtype and lays the gradient out contiguous or with its input channels innermost (``tritonconv.nn``'s
+    weights). (Triton's interpreter casts fp32 to bf16 by truncation, a GPU to nearest: bf16 is checked against torch's
+    gradient.)"""
     from test_conv import OpLog
 
     from benchmarks import static
     from tritonconv.kernels import weight_grad
 
+    layout = "channels_last" if descriptors else "contiguous"
     g = torch.Generator().manual_seed(5)
-    x = geometry.to_layout(torch.randn(2, 16, 9, 7, generator=g).to(dtype), "channels_last")
+    x = geometry.to_layout(torch.randn(2, 16, 9, 7, generator=g).to(dtype), layout)
     w = torch.empty(24, 16, 3, 2, dtype=dtype)
     spec = conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1)
-    dy = geometry.to_layout(torch.randn(spec.output_shape, generator=g).to(dtype), "channels_last")
-    cfg = tuning.Config(32, 16, 16, split_k=3, tile_h=1)  # descriptor tiles, one of channels a tap: 6 tiles
-    assert weight_grad.descriptors_usable(dy, x, spec, cfg)
+    dy = geometry.to_layout(torch.randn(spec.output_shape, generator=g).to(dtype), layout)
+    cfg = tuning.Config(32, 16, 16, split_k=3, tile_h=int(descriptors))  # one tile of channels a tap: 6 tiles
+    assert weight_grad.descriptors_usable(dy, x, spec, cfg) == descriptors
+    assert weight_grad.MEET_ROWS < cfg.block_m
     assert geometry.splits_meet(3, 32, 16) and not geometry.splits_meet(1, 32, 16)
     workspaces = []
     alloc = geometry.alloc_output
@@ -202,7 +208,8 @@ def test_split_weight_gradient_meets_its_partials_in_the_kernel(monkeypatch, pla
         assert not torch.equal(grad, gradient((parts[2] + parts[1]) + parts[0]))
     with static.recording(execute=False) as launches, OpLog() as log:
         dispatch.conv_grad_weight(dy, x, spec, flip, cfg, channels_inner=inner)
-    assert [(fn.fn.__name__, grid[1]) for fn, _, _, grid in launches] == [("_conv_weight_grad_tma_kernel", 3)]
+    kernel = "_conv_weight_grad_tma_kernel" if descriptors else "_conv_weight_grad_kernel"
+    assert [(fn.fn.__name__, grid[1]) for fn, _, _, grid in launches] == [(kernel, 3)]
     assert set(log.ops) <= {"empty", "empty_strided", "permute"}, log.ops  # permute: the inner layout's view
 
 
@@ -212,8 +219,8 @@ def test_split_weight_gradient_meets_its_partials_in_the_kernel(monkeypatch, pla
 @pytest.mark.parametrize("descriptors", [False, True])
 def test_split_weight_gradient_adds_its_partials_in_a_second_launch_in_split_order(monkeypatch, plain_allocation, flip,
                                                                                  inner, dtype, descriptors):
-    """A split weight gradient on the pointer kernel's tiles, or on descriptor tiles of more splits than meet in the
-    kernel (``geometry.MEET_BYTES`` set to 0 here), is two launches and no torch op but allocations (and a view): the
+    """A split weight gradient of more splits than meet in the kernel (``geometry.MEET_BYTES`` set to 0 here), on the
+    pointer kernel's tiles or on descriptor tiles, is two launches and no torch op but allocations (and a view): the
     GEMM's fp32 partials, then one launch adding them in split order ((p0 + p1) + p2, bit for bit in fp32; the reverse
     order's sum differs, so the check can fail), reversing the taps for ``flip``, casting to the weight's dtype and
     laying the gradient out contiguous or with its input channels innermost (``tritonconv.nn``'s weights). (Triton's
@@ -230,8 +237,7 @@ def test_split_weight_gradient_adds_its_partials_in_a_second_launch_in_split_ord
     spec = conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1)
     dy = geometry.to_layout(torch.randn(spec.output_shape, generator=g).to(dtype), layout)
     cfg = tuning.Config(32, 16, 16, split_k=3, tile_h=int(descriptors))
-    if descriptors:
-        monkeypatch.setattr(geometry, "MEET_BYTES", 0)
+    monkeypatch.setattr(geometry, "MEET_BYTES", 0)
     seen = []
     real = partials.Sum.__call__
     monkeypatch.setattr(partials.Sum, "__call__", lambda self, p, grad: seen.append(p.clone()) or real(self, p, grad))

@@ -318,6 +318,38 @@ def meet_splits(acc, ws_ptr, cnt_ptr, tile, tiles, split, splits, BLOCK_M: tl.co
 
 
 @device
+def arrive(acc, ws_ptr, cnt_ptr, tile, tiles, split, splits, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """The first half of :func:`meet_splits` for kernels that add the partials row by row (:func:`met_rows`): split
+    ``split`` stores its partial of tile ``tile`` in the workspace and takes a ticket. True in the split that drew the
+    last (which then adds the partials and resets the counter, :func:`met_rows` and :func:`reset_ticket`); ``acc`` is
+    not needed after it, so the adding holds a few rows' registers, not a second tile's."""
+    cell = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+    tl.store(ws_ptr + tile.to(tl.int64) * (BLOCK_M * BLOCK_N) + split * (tiles.to(tl.int64) * (BLOCK_M * BLOCK_N))
+             + cell, acc)
+    tl.debug_barrier()  # every thread's partial stored before the ticket is taken
+    return tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel") == splits - 1
+
+
+@device
+def met_rows(ws_ptr, tile, tiles, splits, r0, ROWS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Rows ``r0 .. r0 + ROWS`` of tile ``tile``'s partials (stored by :func:`arrive`) added in split order ``0, 1,
+    ..., S-1``, as :func:`meet_splits` adds them (the same sum, bit for bit)."""
+    cell = (r0 + tl.arange(0, ROWS))[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+    base = ws_ptr + tile.to(tl.int64) * (BLOCK_M * BLOCK_N)
+    step = tiles.to(tl.int64) * (BLOCK_M * BLOCK_N)
+    part = tl.load(base + cell, cache_modifier=".cg")
+    for other in range(1, splits):
+        part += tl.load(base + other * step + cell, cache_modifier=".cg")
+    return part
+
+
+@device
+def reset_ticket(cnt_ptr, tile):
+    """Tile ``tile``'s counter back to 0 for the next launch (by the split that drew the last ticket)."""
+    tl.store(cnt_ptr + tile, 0)
+
+
+@device
 def run_kind(shift, VEC: tl.constexpr):
     """:func:`tritonconv.geometry.run_kind` on the device: how a pointer kernel reads NC(D)HW rows for a width tap
     shifting their columns by ``shift`` in runs of ``VEC`` (0 an element at a time; ``r + 1``, the runs from the

@@ -73,23 +73,37 @@ from .._descriptors import (
 )
 from .._runtime import Counters, Descriptors, Direct, TensorDescriptor, capability, interpreting, kernel
 from .._runtime import target_options as _target_options
-from .._tile import deal, meet_splits, mma, next_rows, patch, repeat, run_kind, shift_runs, tap, tile_positions
+from .._tile import (
+    arrive,
+    deal,
+    meet_splits,
+    met_rows,
+    mma,
+    next_rows,
+    patch,
+    repeat,
+    reset_ticket,
+    run_kind,
+    shift_runs,
+    tap,
+    tile_positions,
+)
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 
 
 @kernel
 @triton.jit
 def _conv_weight_grad_kernel(
-    x_ptr, dy_ptr, dw_ptr,
+    x_ptr, dy_ptr, dw_ptr, ws_ptr, cnt_ptr,
     P, C_in_g, C_out_g, D, H, W, OD, OH, OW,
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     syn, syc, syd, syh, syw,
     sws, swo, swi, swt, STEPS_PER_SPLIT,
-    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, FOLD: tl.constexpr, FLIP: tl.constexpr,
-    INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
+    KD: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr, FOLD: tl.constexpr, SPLIT: tl.constexpr,
+    FLIP: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr, CARRY: tl.constexpr,
-    DY_VEC: tl.constexpr, X_VEC: tl.constexpr, X_KINDS: tl.constexpr, X_DEAL: tl.constexpr,
+    DY_VEC: tl.constexpr, X_VEC: tl.constexpr, X_KINDS: tl.constexpr, X_DEAL: tl.constexpr, MEET_ROWS: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split; with
     ``FOLD`` 1 (2), of (output channel, (width tap, input channel)) columns of one (depth, height) tap
@@ -235,10 +249,22 @@ def _conv_weight_grad_kernel(
                     if CARRY:
                         tw, nb, od, oh, row = next_rows(tw, nb, od, oh, row, tiles_w, OD, OH, ROWS)
 
-    if FLIP:  # (one split: the gradient itself) every spatial axis reversed: the flat tap reversed
+    if FLIP:  # (the gradient itself) every spatial axis reversed: the flat tap reversed
         w_tap = KD * KH * KW - 1 - w_tap
-    out = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + (ci * swi + w_tap * swt)[None, :]
-    tl.store(out, acc.to(dw_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+    cols_at = (ci * swi + w_tap * swt)[None, :]
+    if SPLIT:  # the splits' partial tiles meet in the last split to arrive, added in split order a few rows at a time
+        if arrive(acc, ws_ptr, cnt_ptr, pid, tl.num_programs(0), split, tl.num_programs(1), BLOCK_M, BLOCK_N):
+            for r0 in tl.static_range(0, BLOCK_M, MEET_ROWS):
+                part = met_rows(ws_ptr, pid, tl.num_programs(0), tl.num_programs(1), r0, MEET_ROWS, BLOCK_M, BLOCK_N)
+                rows = pid_m * BLOCK_M + r0 + tl.arange(0, MEET_ROWS)
+                if INT64:
+                    rows = rows.to(tl.int64)
+                out = dw_ptr + (group * C_out_g + rows)[:, None] * swo + cols_at
+                tl.store(out, part.to(dw_ptr.dtype.element_ty), mask=(rows < C_out_g)[:, None] & mask_n[None, :])
+            reset_ticket(cnt_ptr, pid)
+    else:
+        out = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + cols_at
+        tl.store(out, acc.to(dw_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
 def target_options(kwargs: dict, capability: int | None) -> dict:
@@ -287,9 +313,9 @@ class Partials:
         return 0 if self.empty else self._work
 
     def launch(self, grad_output, input, out, ws, cnt) -> None:
-        """Launch the kernel writing ``out`` (``ws`` and ``cnt``: the meeting's workspace and counters, where ``meet``;
-        the pointer kernel's splits never meet)."""
-        self.launcher(input.device, self.grid, input, grad_output, out)
+        """Launch the kernel writing ``out`` (``ws`` and ``cnt``: the meeting's workspace and counters, where
+        ``meet``)."""
+        self.launcher(input.device, self.grid, input, grad_output, out, ws, cnt)
 
     def __call__(self, grad_output, input) -> torch.Tensor:
         """Launch; returns the gradient when :attr:`direct`, else the partials (``partial_shape``)."""
@@ -304,14 +330,22 @@ class Partials:
         return out
 
 
+MEET_ROWS = 16
+"""Rows of a tile the pointer kernel's last split adds at a time when its splits meet (:func:`tritonconv._tile.met_rows`):
+a 16 x 128 fp32 slice is 16 registers a thread on 4 warps, where a whole reloaded tile held beside the sum was 128."""
+
+
 class Launch(Partials):
     """:func:`_conv_weight_grad_kernel` prepared for tensors laid out as ``grad_output`` and ``input``;
     calling it returns the gradient in the input's dtype (:class:`Partials`).
 
-    Its splits do not meet in the kernel (``MEETS``): there ptxas reads the other splits' tiles back four loads deep
-    and held 20-50 registers more (sm_90, Triton 3.9: a program an SM fewer on 3 of the suite's fp32 weight gradients,
-    128 x 128 tiles on 8 warps, 128 -> 165; sm_80: on 12 of its TF32 ones), and a cap on registers cannot tell what
-    its main loop needs (the same tiles hold 128 registers on some layers, 209-254 on others)."""
+    Its splits meet in the kernel where few (``MEETS``), the last adding the partials :data:`MEET_ROWS` rows at a time
+    once its own is stored (:func:`tritonconv._tile.arrive`, :func:`tritonconv._tile.met_rows`): added whole beside the
+    sum (:func:`tritonconv._tile.meet_splits`), ptxas read the other tiles back four loads deep and held 20-50
+    registers more (fp32 128 x 128 tiles on 8 warps, 128 -> 165), and no cap on registers can tell what the main loop
+    needs (the same tiles hold 128 registers on some layers, 209-254 on others)."""
+
+    MEETS = True
 
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config,
                  inner_grad: bool = False) -> None:
@@ -344,15 +378,17 @@ class Launch(Partials):
         )
         self._work = tiles * splits * per_split * config.block_m * config.block_n * config.block_k
         self.kwargs = target_options(dict(
-            FOLD=fold, FLIP=flip and self.direct,
+            FOLD=fold, SPLIT=self.meet, FLIP=flip and self.direct,
             INT64=needs_int64(input, grad_output, self.partial, rows=positions),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             ACC=geometry.tl_accumulator(input.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, BLOCK_W=block_w,
             CARRY=carry, DY_VEC=self.runs[0], X_VEC=self.runs[1], X_KINDS=self.runs[2], X_DEAL=x_deal,
+            MEET_ROWS=min(MEET_ROWS, config.block_m),
             num_warps=config.num_warps, num_stages=config.num_stages,
         ), capability(input.device))
         self.launcher = Direct(_conv_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
+
 
 
 # --- tile loads by tensor descriptor (Hopper) ---------------------------------------------------
