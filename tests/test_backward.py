@@ -168,16 +168,19 @@ def test_split_weight_gradient_meets_its_partials_in_the_kernel(monkeypatch, pla
     allocations (and a view): each split stores its fp32 partial tile in the workspace and the last to arrive adds them
     in split order ((p0 + p1) + p2, bit for bit in fp32, on a second call too: the counters reset themselves; the
     reverse order's sum differs, so the check can fail; the pointer kernel adds them 16 rows at a time,
-    ``weight_grad.MEET_ROWS``: 32-row tiles here, two such slices), reverses the taps for ``flip``, casts to the
-    weight's dtype and lays the gradient out contiguous or with its input channels innermost (``tritonconv.nn``'s
-    weights). (Triton's interpreter casts fp32 to bf16 by truncation, a GPU to nearest: bf16 is checked against torch's
-    gradient.)"""
+    ``weight_grad.MEET_ROWS``: 32-row tiles here, two such slices; it meets 16-bit splits only,
+    ``weight_grad.pointer_meets``, made to meet fp32 ones here for the exact check), reverses the taps for ``flip``,
+    casts to the weight's dtype and lays the gradient out contiguous or with its input channels innermost
+    (``tritonconv.nn``'s weights). (Triton's interpreter casts fp32 to bf16 by truncation, a GPU to nearest: bf16 is
+    checked against torch's gradient.)"""
     from test_conv import OpLog
 
     from benchmarks import static
     from tritonconv.kernels import weight_grad
 
     layout = "channels_last" if descriptors else "contiguous"
+    assert weight_grad.pointer_meets(dtype) == (dtype == torch.bfloat16)
+    monkeypatch.setattr(weight_grad, "pointer_meets", lambda dtype: True)
     g = torch.Generator().manual_seed(5)
     x = geometry.to_layout(torch.randn(2, 16, 9, 7, generator=g).to(dtype), layout)
     w = torch.empty(24, 16, 3, 2, dtype=dtype)
@@ -199,7 +202,8 @@ def test_split_weight_gradient_meets_its_partials_in_the_kernel(monkeypatch, pla
     assert_close(grad, ref.flip((2, 3)) if flip else ref, dtype)
     workspaces = [t for t in workspaces if t.dim() == 1]
     assert [t.dtype for t in workspaces] == [torch.float32] * 2
-    parts = workspaces[0].view(3, 6, 32, 16)[:, :, :24]  # [split, tap, output channel, input channel]
+    ws = workspaces[0]  # [split, tap, ...] (the pointer kernel's split-minor: [tap, split, ...], _tile.arrive)
+    parts = (ws.view(3, 6, 32, 16) if descriptors else ws.view(6, 3, 32, 16).transpose(0, 1))[:, :, :24]
     def gradient(total: torch.Tensor) -> torch.Tensor:  # [tap, co, ci] -> the weight's shape
         out = total.permute(1, 2, 0).reshape(w.shape)
         return out.flip((2, 3)) if flip else out
@@ -220,7 +224,8 @@ def test_split_weight_gradient_meets_its_partials_in_the_kernel(monkeypatch, pla
 def test_split_weight_gradient_adds_its_partials_in_a_second_launch_in_split_order(monkeypatch, plain_allocation, flip,
                                                                                  inner, dtype, descriptors):
     """A split weight gradient of more splits than meet in the kernel (``geometry.MEET_BYTES`` set to 0 here), on the
-    pointer kernel's tiles or on descriptor tiles, is two launches and no torch op but allocations (and a view): the
+    pointer kernel's tiles or on descriptor tiles, or of fp32 operands on the pointer kernel's at any size
+    (``weight_grad.pointer_meets``), is two launches and no torch op but allocations (and a view): the
     GEMM's fp32 partials, then one launch adding them in split order ((p0 + p1) + p2, bit for bit in fp32; the reverse
     order's sum differs, so the check can fail), reversing the taps for ``flip``, casting to the weight's dtype and
     laying the gradient out contiguous or with its input channels innermost (``tritonconv.nn``'s weights). (Triton's
@@ -237,7 +242,8 @@ def test_split_weight_gradient_adds_its_partials_in_a_second_launch_in_split_ord
     spec = conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1)
     dy = geometry.to_layout(torch.randn(spec.output_shape, generator=g).to(dtype), layout)
     cfg = tuning.Config(32, 16, 16, split_k=3, tile_h=int(descriptors))
-    monkeypatch.setattr(geometry, "MEET_BYTES", 0)
+    if descriptors or dtype != torch.float32:
+        monkeypatch.setattr(geometry, "MEET_BYTES", 0)
     seen = []
     real = partials.Sum.__call__
     monkeypatch.setattr(partials.Sum, "__call__", lambda self, p, grad: seen.append(p.clone()) or real(self, p, grad))

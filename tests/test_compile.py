@@ -44,8 +44,12 @@ def problems():
     spec = conv_spec("conv1d", 1, x32, rand(5, 20, 3, dtype=torch.float32), None, 1, 1, 1, 1)
     dispatch.conv_forward(x32, rand(5, 20, 3, dtype=torch.float32), None, spec, "relu", False,
                           tuning.Config(16, 16, 16, split_k=2))
-    # a split weight gradient on the pointer kernel: its partials added by the second launch
+    # a split weight gradient on the pointer kernel: fp32 partials added by the second launch, 16-bit ones met in the
+    # kernel (weight_grad.pointer_meets)
     dispatch.conv_grad_weight(rand(2, 5, 9, dtype=torch.float32), x32, spec, False, tuning.Config(16, 16, 16, split_k=2))
+    x16 = rand(2, 20, 9)
+    spec16 = conv_spec("conv1d", 1, x16, rand(5, 20, 3), None, 1, 1, 1, 1)
+    dispatch.conv_grad_weight(rand(2, 5, 9), x16, spec16, False, tuning.Config(16, 16, 16, split_k=2))
     x1 = rand(2, 3, 11).requires_grad_()  # 1-D on 3 channels: the weight gradient folds its width taps
     tritonconv.conv1d(x1, rand(4, 3, 5).requires_grad_(), padding=2).sum().backward()
     xd = rand(2, 3, 9, 8, fmt=torch.channels_last).requires_grad_()  # depthwise, multiplier 2
@@ -459,6 +463,36 @@ def test_split_descriptor_weight_gradient_meets_and_keeps_two_programs_an_sm():
     assert kwargs["SPLIT"] and grid[1] == cfg.split_k and kwargs["maxnreg"] == weight_grad.SPLIT_REGISTERS
     ptx = static.compile_for(90, fn, args, kwargs).asm["ptx"]
     assert "atom.global.gpu.acq_rel.add" in ptx and "ld.global.cg" in ptx
+
+
+@pytest.mark.parametrize("arch", [90, 80])
+def test_split_pointer_weight_gradient_meets_row_by_row_and_keeps_its_programs_an_sm(arch):
+    """The pointer kernel's split weight gradients meet in the kernel (a ticket, the partials read back through L2)
+    and hold no more than their unsplit launch's programs an SM: the last split adds the partials
+    ``weight_grad.MEET_ROWS`` rows at a time once its own is stored (added whole beside the sum they had held 20-50
+    registers more). The NC(D)HW 7 x 7 layer Hopper runs on the pointer kernel (``resnet50_l4_3x3``, 128 x 128 tiles
+    on 8 warps, 2 splits) and, on Ampere, the same layer's channels-last one (4 warps, 246 registers unsplit)."""
+    from tritonconv.kernels import weight_grad
+
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    entry = next(e for e in suite["conv2d"] if e["name"] == "resnet50_l4_3x3")
+    layout = "contiguous" if arch == 90 else "channels_last"
+    problem = tuning.Problem.of("conv_wgrad", "bfloat16", layout, **shapes.suite_problem("conv2d", entry))
+    cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)
+    with static.recording(execute=False) as launches:
+        tune.runner(problem, torch.device("cpu"))(cfg)
+    ((fn, args, kwargs, grid),) = launches
+    assert fn.fn.__name__ == "_conv_weight_grad_kernel" and kwargs["SPLIT"] and grid[1] == cfg.split_k > 1
+    assert kwargs["MEET_ROWS"] == weight_grad.MEET_ROWS < cfg.block_m
+    reports = []
+    for split in (True, False):
+        compiled = static.compile_for(arch, fn, args, {**kwargs, "SPLIT": split})
+        reports.append({**static.ptxas_report(compiled.asm["ptx"], arch), "shared": compiled.metadata.shared})
+        if split:
+            assert "atom.global.gpu.acq_rel.add" in compiled.asm["ptx"] and "ld.global.cg" in compiled.asm["ptx"]
+    met, unmet = ({**r, "ctas": static.ctas_per_sm(arch, r["registers"], r["shared"], kwargs["num_warps"])}
+                  for r in reports)
+    assert met["spill_store_bytes"] == 0 and met["ctas"] >= unmet["ctas"], (met, unmet)
 
 
 def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():

@@ -218,6 +218,24 @@ def test_relayout_configs_pay_for_their_copies():
         assert costmodel.issued(p, cfg) == costmodel.issued(tuning.as_relaid(p), dataclasses.replace(cfg, relayout=0))
 
 
+@pytest.mark.parametrize("tma", [False, True])
+def test_split_partials_added_apart_pay_a_second_launch(monkeypatch, tma):
+    """A weight gradient whose split partials are too many to meet in the kernel (``geometry.splits_meet``, on pointer
+    and descriptor tiles alike) is two launches: the model adds the second's fixed cost, and no more (its bytes are in
+    both); a split that meets, and an unsplit launch, pay one."""
+    device = costmodel.DATASHEET
+    p = tuning.Problem.of("conv_wgrad", "bfloat16", "channels_last", (8, 64, 28, 30), (128, 64, 3, 3), 1, 1)
+    cfg = dataclasses.replace(tuning.heuristic(p, False, device.sms, tma), split_k=4)
+    assert geometry.splits_meet(4, cfg.block_m, cfg.block_n)
+    met = costmodel.predict(p, cfg, device)
+    assert not costmodel.sums_apart(p, cfg) and not costmodel.sums_apart(p, dataclasses.replace(cfg, split_k=1))
+    monkeypatch.setattr(geometry, "MEET_BYTES", 0)
+    assert costmodel.sums_apart(p, cfg) and not costmodel.sums_apart(p, dataclasses.replace(cfg, split_k=1))
+    assert math.isclose(costmodel.predict(p, cfg, device), met + device.t0)
+    forward = tuning.Problem.of("conv", "bfloat16", "channels_last", (8, 64, 28, 30), (128, 64, 3, 3), 1, 1)
+    assert not costmodel.sums_apart(forward, cfg)  # a split forward's partials always meet
+
+
 def test_nchw_row_tiles_get_their_own_rate_when_their_rows_are_fitted():
     """Pointer launches over NC(D)HW tiles, 1-D to 3-D, are rated ``row_macs`` (until fitted, the pointer rate at the
     census's issue share, ``ROW_ISSUE``); a fit on rows that include them recovers a rate of their own, one without

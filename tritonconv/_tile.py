@@ -318,28 +318,31 @@ def meet_splits(acc, ws_ptr, cnt_ptr, tile, tiles, split, splits, BLOCK_M: tl.co
 
 
 @device
-def arrive(acc, ws_ptr, cnt_ptr, tile, tiles, split, splits, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    """The first half of :func:`meet_splits` for kernels that add the partials row by row (:func:`met_rows`): split
-    ``split`` stores its partial of tile ``tile`` in the workspace and takes a ticket. True in the split that drew the
-    last (which then adds the partials and resets the counter, :func:`met_rows` and :func:`reset_ticket`); ``acc`` is
-    not needed after it, so the adding holds a few rows' registers, not a second tile's."""
+def arrive(acc, ws_ptr, cnt_ptr, tile, split, splits, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """The first half of :func:`meet_splits` for kernels that add the partials a few rows at a time (:func:`met_rows`):
+    split ``split`` stores its partial of tile ``tile`` in the workspace ``ws_ptr`` (split-minor, ``[tile, split,
+    BLOCK_M, BLOCK_N]``: a tile's partials one constant stride apart) and takes a ticket from the tile's counter
+    (``cnt_ptr``, an atomic add after a barrier, acquire-release). True in the split that drew the last, which then adds
+    the partials and resets the counter (:func:`met_rows`, :func:`reset_ticket`); ``acc`` is not needed after it, so
+    the adding holds a few rows' registers, not a second tile's."""
+    TILE: tl.constexpr = BLOCK_M * BLOCK_N
     cell = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
-    tl.store(ws_ptr + tile.to(tl.int64) * (BLOCK_M * BLOCK_N) + split * (tiles.to(tl.int64) * (BLOCK_M * BLOCK_N))
-             + cell, acc)
+    tl.store(ws_ptr + (tile.to(tl.int64) * splits + split) * TILE + cell, acc)
     tl.debug_barrier()  # every thread's partial stored before the ticket is taken
     return tl.atomic_add(cnt_ptr + tile, 1, sem="acq_rel") == splits - 1
 
 
 @device
-def met_rows(ws_ptr, tile, tiles, splits, r0, ROWS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def met_rows(ws_ptr, tile, splits, r0, ROWS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """Rows ``r0 .. r0 + ROWS`` of tile ``tile``'s partials (stored by :func:`arrive`) added in split order ``0, 1,
-    ..., S-1``, as :func:`meet_splits` adds them (the same sum, bit for bit)."""
-    cell = (r0 + tl.arange(0, ROWS))[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
-    base = ws_ptr + tile.to(tl.int64) * (BLOCK_M * BLOCK_N)
-    step = tiles.to(tl.int64) * (BLOCK_M * BLOCK_N)
-    part = tl.load(base + cell, cache_modifier=".cg")
+    ..., S-1``, as :func:`meet_splits` adds them (the same sum, bit for bit); the partials a constant stride apart, so
+    the loads the compiler unrolls share their addresses."""
+    TILE: tl.constexpr = BLOCK_M * BLOCK_N
+    rows = ws_ptr + tile.to(tl.int64) * splits * TILE + (r0 + tl.arange(0, ROWS))[:, None] * BLOCK_N \
+        + tl.arange(0, BLOCK_N)[None, :]
+    part = tl.load(rows, cache_modifier=".cg")
     for other in range(1, splits):
-        part += tl.load(base + other * step + cell, cache_modifier=".cg")
+        part += tl.load(rows + other * TILE, cache_modifier=".cg")
     return part
 
 

@@ -40,7 +40,8 @@ it runs with) on a GPU described by :class:`Device`::
 * ``t0``: a launch's fixed cost on the device (not the host's).
 
 A layer that launches several kernels costs the sum (a packed layer's packing launches, :func:`pack_seconds`,
-and a relayout config's copies, :func:`relayout_seconds`, included). The constants are fitted on measured rows
+a relayout config's copies, :func:`relayout_seconds`, and the second launch of a weight gradient whose splits do not
+meet in the kernel, :func:`sums_apart`, included). The constants are fitted on measured rows
 (``python -m benchmarks.costfit``, rows whose time was the host's excluded) and stored per device
 in ``autotune_cache/costmodel/<device>.json``; :data:`DATASHEET` holds unfitted defaults. The tuner uses
 :func:`rank` to time only the candidates the model puts first.
@@ -69,7 +70,7 @@ __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATA
            "gemm_launch", "input_channels_as_m", "issue_seconds", "issued", "kernel_of", "launched",
            "mma_instructions", "nc_flat", "nc_rows", "nc_runs", "nc_share", "occupancy", "one_row_mma", "pack_seconds",
            "pass_seconds", "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds", "row_reads",
-           "shared_bytes", "step_instructions", "tap_axes", "tap_runs", "transposed_mma", "wgrad_runs"]
+           "shared_bytes", "step_instructions", "sums_apart", "tap_axes", "tap_runs", "transposed_mma", "wgrad_runs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,11 +191,12 @@ UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
 
 
-PASS_ISSUE = {"conv": 1.0, "conv_t": 0.90, "conv_wgrad": 0.66}
+PASS_ISSUE = {"conv": 1.0, "conv_t": 0.90, "conv_wgrad": 0.65}
 """Per pass, the pointer GEMM kernels' rate as a share of their forward's (``mma_macs`` and ``row_macs`` are fitted on
 forward launches): the median, over the suite's layers, of the channels-last forward main loop's instructions per
 MMA over the pass's, each with its heuristic tiles (sm_90 SASS, the channels-last sides of ``python -m
-benchmarks.static --rows``; ``benchmarks.static.pass_shares``). An issue-bound estimate, not a measurement."""
+benchmarks.static --rows``; ``benchmarks.static.pass_shares``). An issue-bound estimate, not a measurement. The weight
+gradient's 0.66 -> 0.65 in the thirty-fourth session, when the pointer kernel's splits began to meet in the kernel."""
 
 
 def launched(problem: Problem, config: Config) -> tuple[Problem, Config]:
@@ -677,12 +679,26 @@ def bounds(problem: Problem, config: Config, device: Device) -> dict[str, float]
             "issue": waves * issue_seconds(problem, config, device), "memory": moved(problem, config) / device.bandwidth}
 
 
+def sums_apart(problem: Problem, config: Config) -> bool:
+    """Whether a GEMM weight gradient's split partials are added by a second launch (:mod:`tritonconv.kernels.partials`,
+    its bytes in :func:`moved`) rather than in the kernel: too many to read back (:func:`tritonconv.geometry.splits_meet`),
+    or on the pointer kernel in 32 or 64 bits (:func:`tritonconv.kernels.weight_grad.pointer_meets`)."""
+    if problem.kind != "conv_wgrad" or config.split_k <= 1:
+        return False
+    dtype = getattr(torch, problem.dtype)
+    if kernel_of(problem, config) == "_conv_weight_grad_kernel" and not weight_grad.pointer_meets(dtype):
+        return True
+    return not geometry.splits_meet(config.split_k, config.block_m, config.block_n, geometry.accumulator(dtype).itemsize)
+
+
 def predict(problem: Problem, config: Config, device: Device) -> float:
     """Predicted device seconds of one launch (the module docstring gives the form); a relayout config's copies
-    included (:func:`relayout_seconds`)."""
+    included (:func:`relayout_seconds`), and a second launch's fixed cost where split partials are added apart
+    (:func:`sums_apart`)."""
     t = bounds(problem, config, device)
     copies = relayout_seconds(problem, device) if config.relayout else 0.0
-    return device.t0 + max(soft_max(t["compute"], t["L2 fill"], t["issue"]), t["memory"]) + copies
+    launches = 2 if sums_apart(problem, config) else 1
+    return launches * device.t0 + max(soft_max(t["compute"], t["L2 fill"], t["issue"]), t["memory"]) + copies
 
 
 def bound(problem: Problem, config: Config, device: Device) -> str:

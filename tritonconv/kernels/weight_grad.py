@@ -253,9 +253,9 @@ def _conv_weight_grad_kernel(
         w_tap = KD * KH * KW - 1 - w_tap
     cols_at = (ci * swi + w_tap * swt)[None, :]
     if SPLIT:  # the splits' partial tiles meet in the last split to arrive, added in split order a few rows at a time
-        if arrive(acc, ws_ptr, cnt_ptr, pid, tl.num_programs(0), split, tl.num_programs(1), BLOCK_M, BLOCK_N):
+        if arrive(acc, ws_ptr, cnt_ptr, pid, split, tl.num_programs(1), BLOCK_M, BLOCK_N):
             for r0 in tl.static_range(0, BLOCK_M, MEET_ROWS):
-                part = met_rows(ws_ptr, pid, tl.num_programs(0), tl.num_programs(1), r0, MEET_ROWS, BLOCK_M, BLOCK_N)
+                part = met_rows(ws_ptr, pid, tl.num_programs(1), r0, MEET_ROWS, BLOCK_M, BLOCK_N)
                 rows = pid_m * BLOCK_M + r0 + tl.arange(0, MEET_ROWS)
                 if INT64:
                     rows = rows.to(tl.int64)
@@ -330,6 +330,19 @@ class Partials:
         return out
 
 
+def pointer_meets(dtype: torch.dtype) -> bool:
+    """Whether the pointer kernel's splits may meet in it (:attr:`Partials.MEETS`; then where few,
+    :func:`tritonconv.geometry.splits_meet`): for 16-bit operands. Added whole beside the sum
+    (:func:`tritonconv._tile.meet_splits`), ptxas read the other tiles back four loads deep and held 20-50 registers
+    more (fp32 128 x 128 tiles on 8 warps, 128 -> 165; sm_80 bf16, 368 bytes spilled on four 128 x 128 tiles on 4
+    warps), and no cap on registers can tell what the main loop needs (the same tiles hold 128 registers on some
+    layers, 209-254 on others); added :data:`MEET_ROWS` rows at a time, no 16-bit suite launch spills or loses a
+    program an SM on sm_90 (Triton 3.9 and 3.6) and one does on sm_80 (``telemetry_k9``'s NCL one, 78 -> 83
+    registers, 3 -> 2 programs), but the TF32 ones on sm_80 lose a program on 7 of the suite's NC(D)HW launches
+    (storing the fp32 tile to the workspace holds some 15-25 registers more there): those keep the second launch."""
+    return torch.empty((), dtype=dtype).element_size() <= 2
+
+
 MEET_ROWS = 16
 """Rows of a tile the pointer kernel's last split adds at a time when its splits meet (:func:`tritonconv._tile.met_rows`):
 a 16 x 128 fp32 slice is 16 registers a thread on 4 warps, where a whole reloaded tile held beside the sum was 128."""
@@ -339,13 +352,9 @@ class Launch(Partials):
     """:func:`_conv_weight_grad_kernel` prepared for tensors laid out as ``grad_output`` and ``input``;
     calling it returns the gradient in the input's dtype (:class:`Partials`).
 
-    Its splits meet in the kernel where few (``MEETS``), the last adding the partials :data:`MEET_ROWS` rows at a time
-    once its own is stored (:func:`tritonconv._tile.arrive`, :func:`tritonconv._tile.met_rows`): added whole beside the
-    sum (:func:`tritonconv._tile.meet_splits`), ptxas read the other tiles back four loads deep and held 20-50
-    registers more (fp32 128 x 128 tiles on 8 warps, 128 -> 165), and no cap on registers can tell what the main loop
-    needs (the same tiles hold 128 registers on some layers, 209-254 on others)."""
-
-    MEETS = True
+    Its splits meet in the kernel where few and its operands 16-bit (:func:`pointer_meets`), the last adding the
+    partials :data:`MEET_ROWS` rows at a time once its own is stored (:func:`tritonconv._tile.arrive`,
+    :func:`tritonconv._tile.met_rows`)."""
 
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config,
                  inner_grad: bool = False) -> None:
@@ -366,6 +375,7 @@ class Launch(Partials):
         folded = geometry.folded_taps(spec.weight_shape, fold)
         grid_taps, cols = taps // folded, folded * c_in_g
         tiles = spec.groups * grid_taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(cols, config.block_n)
+        self.MEETS = pointer_meets(input.dtype)
         super().__init__(spec, flip, splits, tiles, positions, input.dtype, inner_grad, config)
         per_thread = config.block_n * config.block_k // (32 * config.num_warps)  # elements of x's tile per thread
         self.runs = geometry.wgrad_runs(grad_output, input, spec, block_w, fold, per_thread)  # dY's and x's runs, loops
