@@ -217,6 +217,38 @@ def test_split_weight_gradient_meets_its_partials_in_the_kernel(monkeypatch, pla
     assert set(log.ops) <= {"empty", "empty_strided", "permute"}, log.ops  # permute: the inner layout's view
 
 
+POINTER_MEET_CASES = [  # 16-bit splits meeting on the pointer kernel: folds, groups, strides, dilation, 1-D to 3-D
+    ("conv1d", (2, 6, 11), (8, 3, 3), dict(padding=1, groups=2), "contiguous", tuning.Config(16, 16, 16, split_k=3, fold=1)),
+    ("conv2d", (1, 3, 9, 8), (8, 3, 3, 2), dict(padding=1, dilation=(2, 1)), "channels_last",
+     tuning.Config(16, 32, 16, split_k=2, fold=2)),
+    ("conv3d", (2, 16, 5, 6, 7), (24, 16, 3, 1, 2), dict(stride=(2, 1, 2), padding=(1, 0, 1)), "channels_last",
+     tuning.Config(16, 16, 32, split_k=5)),
+]
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,kw,layout,cfg", POINTER_MEET_CASES)
+def test_pointer_weight_gradient_splits_meet_on_folds_groups_and_strides(op, x_shape, w_shape, kw, layout, cfg):
+    """The pointer kernel's 16-bit splits meeting in the kernel (one launch, the last adding the partials a few rows
+    at a time) on folded taps, groups, dilation and strides, 1-D to 3-D, flipped: against torch, and two calls equal
+    bit for bit."""
+    from benchmarks import static
+
+    nd = len(w_shape) - 2
+    g = torch.Generator().manual_seed(11)
+    x = geometry.to_layout(torch.randn(x_shape, generator=g).half(), layout)
+    w = torch.empty(w_shape, dtype=torch.float16)
+    args = [kw.get(a, d) for a, d in (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1))]
+    spec = conv_spec(op, nd, x, w, None, *args)
+    dy = geometry.to_layout(torch.randn(spec.output_shape, generator=g).half(), layout)
+    with static.recording() as launches:
+        grad = dispatch.conv_grad_weight(dy, x, spec, True, cfg)
+    assert [(fn.fn.__name__, kwargs["SPLIT"], grid[1] > 1) for fn, _, kwargs, grid in launches] == \
+        [("_conv_weight_grad_kernel", True, True)]
+    assert torch.equal(grad, dispatch.conv_grad_weight(dy, x, spec, True, cfg))
+    ref = getattr(torch.nn.grad, f"{op}_weight")(x.double(), w.shape, dy.double(), *args)
+    assert_close(grad, ref.flip(tuple(range(2, 2 + nd))), torch.float16)
+
+
 @pytest.mark.parametrize("flip", [False, True])
 @pytest.mark.parametrize("inner", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

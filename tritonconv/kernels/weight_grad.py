@@ -400,7 +400,6 @@ class Launch(Partials):
         self.launcher = Direct(_conv_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
 
 
-
 # --- tile loads by tensor descriptor (Hopper) ---------------------------------------------------
 
 @kernel
