@@ -330,7 +330,10 @@ fig.tight_layout()
 #
 # Weight gradients on descriptor tiles whose splits meet in the kernel (the last split reads the others'
 # partial tiles back, beside the sum) are held to 128 registers on 8 warps (`weight_grad.SPLIT_REGISTERS`),
-# two programs an SM: two NC(D)HW ones spill a little outside their main loops, once a program.
+# two programs an SM: two NC(D)HW ones spill a little outside their main loops, once a program. The pointer
+# kernel's 16-bit splits (the NC(D)HW weight gradients Hopper runs on it) meet another way: the last split
+# stores its own partial with the others and, its sum no longer needed, adds them 16 rows at a time
+# (`weight_grad.MEET_ROWS`), so they hold no more registers than unsplit.
 #
 # A loop may also drain because ptxas serializes the function's MMAs, and ptxas says so: its note C7515
 # ("wgmma.mma_async instructions are serialized due to ...", the report's `wgmma_serialized`). Nine of
