@@ -681,14 +681,11 @@ def bounds(problem: Problem, config: Config, device: Device) -> dict[str, float]
 
 def sums_apart(problem: Problem, config: Config) -> bool:
     """Whether a GEMM weight gradient's split partials are added by a second launch (:mod:`tritonconv.kernels.partials`,
-    its bytes in :func:`moved`) rather than in the kernel: too many to read back (:func:`tritonconv.geometry.splits_meet`),
-    or on the pointer kernel in 32 or 64 bits (:func:`tritonconv.kernels.weight_grad.pointer_meets`)."""
-    if problem.kind != "conv_wgrad" or config.split_k <= 1:
-        return False
-    dtype = getattr(torch, problem.dtype)
-    if kernel_of(problem, config) == "_conv_weight_grad_kernel" and not weight_grad.pointer_meets(dtype):
-        return True
-    return not geometry.splits_meet(config.split_k, config.block_m, config.block_n, geometry.accumulator(dtype).itemsize)
+    its bytes in :func:`moved`) rather than in the kernel (:func:`tritonconv.kernels.weight_grad.meets`, as the dispatch
+    asks it)."""
+    return (problem.kind == "conv_wgrad" and config.split_k > 1
+            and not weight_grad.meets(kernel_of(problem, config) == "_conv_weight_grad_tma_kernel",
+                                      getattr(torch, problem.dtype), config.split_k, config.block_m, config.block_n))
 
 
 def predict(problem: Problem, config: Config, device: Device) -> float:

@@ -286,15 +286,15 @@ class Partials:
     keeps without a copy). Subclasses set ``launcher``, ``grid``, ``args``, ``kwargs`` and may override
     :meth:`launch`."""
 
-    MEETS = False
-    """Whether the kernel's splits may meet in it (:func:`tritonconv.geometry.splits_meet`)."""
+    DESCRIPTORS = False
+    """Whether the kernel loads its tiles by tensor descriptor (whose splits meet wherever few: :func:`meets`)."""
 
     def __init__(self, spec: ConvSpec, flip: bool, splits: int, tiles: int, positions: int, dtype: torch.dtype,
                  inner_grad: bool, config: Config) -> None:
         c_out, c_in_g, *kernel_size = spec.weight_shape
         self.spec, self.flip, self.empty, self.inner_grad = spec, flip, positions == 0, inner_grad
         self.acc = geometry.accumulator(dtype)  # of the partials
-        self.meet = self.MEETS and geometry.splits_meet(splits, config.block_m, config.block_n, self.acc.itemsize)
+        self.meet = meets(self.DESCRIPTORS, dtype, splits, config.block_m, config.block_n)
         self.partial_shape = (splits, c_out, c_in_g, math.prod(kernel_size))
         self.direct = splits == 1 or self.meet
         self.out = (tuple(spec.weight_shape), dtype) if self.direct else (self.partial_shape, self.acc)
@@ -330,17 +330,25 @@ class Partials:
         return out
 
 
+def meets(descriptors: bool, dtype: torch.dtype, splits: int, block_m: int, block_n: int) -> bool:
+    """Whether a weight-gradient launch's ``splits`` partial tiles meet in its kernel rather than in a second launch:
+    where few enough to read back (:func:`tritonconv.geometry.splits_meet`), on descriptor tiles or on the pointer
+    kernel's with 16-bit operands (:func:`pointer_meets`). The dispatch and the cost model both ask this."""
+    return ((descriptors or pointer_meets(dtype))
+            and geometry.splits_meet(splits, block_m, block_n, geometry.accumulator(dtype).itemsize))
+
+
 def pointer_meets(dtype: torch.dtype) -> bool:
-    """Whether the pointer kernel's splits may meet in it (:attr:`Partials.MEETS`; then where few,
-    :func:`tritonconv.geometry.splits_meet`): for 16-bit operands. Added whole beside the sum
+    """Whether the pointer kernel's splits may meet in it (:func:`meets`): for 16-bit operands. Added whole beside the sum
     (:func:`tritonconv._tile.meet_splits`), ptxas read the other tiles back four loads deep and held 20-50 registers
     more (fp32 128 x 128 tiles on 8 warps, 128 -> 165; sm_80 bf16, 368 bytes spilled on four 128 x 128 tiles on 4
     warps), and no cap on registers can tell what the main loop needs (the same tiles hold 128 registers on some
     layers, 209-254 on others); added :data:`MEET_ROWS` rows at a time, no 16-bit suite launch spills or loses a
-    program an SM on sm_90 (Triton 3.9 and 3.6) and one does on sm_80 (``telemetry_k9``'s NCL one, 78 -> 83
+    program an SM on sm_90 (Triton 3.9 and 3.6) and one does on sm_80 (``telemetry_k9``'s NCL one, 80 -> 83
     registers, 3 -> 2 programs), but the TF32 ones on sm_80 lose a program on 7 of the suite's NC(D)HW launches
-    (storing the fp32 tile to the workspace holds some 15-25 registers more there): those keep the second launch."""
-    return torch.empty((), dtype=dtype).element_size() <= 2
+    (12-26 registers more; storing the fp32 tile to the workspace alone held 23 more on ``resnet50_l4_3x3``'s): those
+    keep the second launch."""
+    return dtype.itemsize <= 2
 
 
 MEET_ROWS = 16
@@ -375,7 +383,6 @@ class Launch(Partials):
         folded = geometry.folded_taps(spec.weight_shape, fold)
         grid_taps, cols = taps // folded, folded * c_in_g
         tiles = spec.groups * grid_taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(cols, config.block_n)
-        self.MEETS = pointer_meets(input.dtype)
         super().__init__(spec, flip, splits, tiles, positions, input.dtype, inner_grad, config)
         per_thread = config.block_n * config.block_k // (32 * config.num_warps)  # elements of x's tile per thread
         self.runs = geometry.wgrad_runs(grad_output, input, spec, block_w, fold, per_thread)  # dY's and x's runs, loops
@@ -674,9 +681,9 @@ class DescriptorLaunch(Partials):
     """:func:`_conv_weight_grad_tma_kernel` prepared for tensors laid out as ``grad_output`` and ``input``
     (:func:`descriptors_usable`); calling it gets the two descriptors (:class:`tritonconv._runtime.Descriptors`),
     launches and returns the gradient in the input's dtype (:class:`Partials`). Its splits meet in the kernel where few
-    (``MEETS``; on 8 warps held to :data:`SPLIT_REGISTERS`)."""
+    (:func:`meets`; on 8 warps held to :data:`SPLIT_REGISTERS`)."""
 
-    MEETS = True
+    DESCRIPTORS = True
 
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config,
                  inner_grad: bool = False) -> None:
