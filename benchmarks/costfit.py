@@ -231,10 +231,10 @@ def summary(rows: list[dict], key: str) -> str:
 def layer_seconds(kind: str, dtype: str, layout: str, prob: dict, device: costmodel.Device) -> tuple[float, Config]:
     """Predicted device seconds of one convolution's pass (packing launches included) and the config a GPU call
     would use: the cache shipped for the GPU machine's Triton (:data:`SLOT_TRITON`, whatever Triton runs here),
-    else the heuristic; no tuning."""
+    else the default (:func:`tritonconv.costmodel.default`); no tuning."""
     written = problem_of(kind, dtype, layout, prob, as_run=False)
     hit = cache.lookup(device.name, written.as_run(), SLOT_TRITON)
-    cfg = hit[0] if hit else tuning.heuristic(written.as_run(), False, device.sms, tma=True)
+    cfg = hit[0] if hit else costmodel.default(written.as_run(), device, tma=True)
     return costmodel.pass_seconds(written, cfg, device), cfg
 
 
@@ -282,14 +282,16 @@ def kernelbench_predictions(device: costmodel.Device, measured: list[dict],
 
 
 def heuristic_check(suite: dict, device: costmodel.Device, layout: str = "channels_last") -> list[dict]:
-    """Per suite problem (bf16, ``layout``, each kernel kind): the heuristic's predicted time against the model's best
+    """Per suite problem (bf16, ``layout``, each kernel kind): the default config's predicted time (the heuristic's, a
+    weight gradient's split count ranked: :func:`tritonconv.costmodel.default`) against the model's best
     candidate's, and (NC(D)HW) against its best that reads the activations in place (no relayout copy)."""
     out = []
     for name, prob in tune.suite_problems(suite):
         for kind in PASS_KINDS.values():
             problem = problem_of(kind, "bfloat16", layout, prob)
-            heuristic = tuning.heuristic(problem, False, device.sms, True)
-            ranked = costmodel.rank(problem, tuning.candidates(problem, tma=True) or [heuristic], device)
+            heuristic = costmodel.default(problem, device, True)
+            rank = costmodel.ranked_by(device)
+            ranked = rank(problem, tuning.candidates(problem, tma=True, sm_count=device.sms, rank=rank))
             in_place = next((c for c in ranked if not c.relayout), heuristic)
             h, b, i = (costmodel.predict(problem, c, device) for c in (heuristic, ranked[0], in_place))
             out.append({"name": name, "kind": problem.kind, "heuristic_ms": 1e3 * h, "model_best_ms": 1e3 * b,

@@ -70,6 +70,15 @@ TARGET_OPTIONS = {"_conv_kernel": gemm.target_options, "_conv_weight_grad_kernel
 """Per kernel with launch options that depend on the GPU, the function its launches take them from."""
 
 
+MODEL = costmodel.device_for("NVIDIA H200")
+
+
+def chosen(problem: tuning.Problem, tma: bool) -> tuning.Config:
+    """The config a GPU call of ``problem`` takes untuned (:func:`tritonconv.costmodel.default`): for every arch with
+    the H200's constants and 132 SMs, as the heuristic counted them before its weight gradients' splits were ranked."""
+    return costmodel.default(problem, MODEL, tma)
+
+
 def compile_for(arch: int, fn, args, kwargs):
     """Compile ``fn`` for ``sm_<arch>`` exactly as a GPU launch with these arguments would.
 
@@ -337,7 +346,7 @@ def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], s
             kind = tuning.DEPTHWISE_KIND[kind]
         problem = tuning.Problem.of(kind, DTYPES[dtype], layout, **prob,
                                     tf32=geometry.allows_tf32(getattr(torch, DTYPES[dtype])))
-        cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)  # as a GPU of that arch chooses
+        cfg = chosen(problem, arch >= 90)  # as a GPU of that arch chooses
         with recording(execute=False) as launches:
             tune.runner(problem, cpu)(cfg)
         for fn, args, kwargs, _ in launches:
@@ -406,10 +415,10 @@ def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> li
             continue
         for dtype, kind in ((d, k) for d in dtypes for k in kinds if not k.startswith("conv_dw")):
             problem = tuning.Problem.of(kind, tune.DTYPES[dtype], "contiguous", **prob)
-            cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)
+            cfg = chosen(problem, arch >= 90)
             if costmodel.nc_rows(problem, cfg) or costmodel.nc_runs(problem, cfg):  # descriptors here: the pointer rows
                 # a GPU without them runs
-                cfg = tuning.heuristic(problem, interpret=False)
+                cfg = chosen(problem, False)
             if not costmodel.by_rows(problem, cfg):
                 continue
             by_rows = compiled_census(arch, problem, cfg)
@@ -442,7 +451,7 @@ def nc_row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) ->
             continue
         for dtype, kind in ((d, k) for d in dtypes for k in kinds):
             problem = tuning.Problem.of(kind, tune.DTYPES[dtype], "contiguous", **prob)
-            cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)
+            cfg = chosen(problem, arch >= 90)
             runs = costmodel.nc_runs(problem, cfg)
             if not costmodel.nc_rows(problem, cfg) and not runs:
                 continue

@@ -175,7 +175,7 @@ def test_tuner_times_only_the_models_best_candidates(tmp_path, monkeypatch):
     no other."""
     p = tuning.Problem.of("conv", "float32", "channels_last", (1, 8, 9, 9), (16, 8, 3, 3), 1, 1)
     device = dataclasses.replace(costmodel.DATASHEET, name=GPU)
-    monkeypatch.setattr(costmodel, "device_for", lambda name: device)
+    monkeypatch.setattr(costmodel, "device_for", lambda name, sms=None: device)
     best = costmodel.rank(p, tuning.candidates(p), device)[:3]
     default = tuning.heuristic(p, False, 132)
     assert default not in best  # so the search times four
@@ -600,3 +600,59 @@ def test_the_fill_and_issue_rates_are_fitted_where_device_timed_rows_are_bound_b
     assert math.isclose(fitted.issue_rate, truth.issue_rate, rel_tol=0.1), fitted
     timed_one_by_one = costfit.fit([{**r, "call_by_call": True} for r in rows], start)[0]
     assert (timed_one_by_one.l2_bandwidth, timed_one_by_one.issue_rate) == (start.l2_bandwidth, start.issue_rate)
+
+
+def test_default_weight_gradient_splits_are_the_models_pick_within_bounds():
+    """``tuning.default`` (the config an untuned GPU call takes): a weight gradient keeps the heuristic's tiles with
+    the split count the ranking predicts fastest among ``split_choices`` (each split 8 reduction steps or more, the
+    partials ``SPLIT_BYTES`` at most; fewest first, so the fewest on ties); ``split_tiles`` counts each split's
+    programs as the launch does; the other passes, and any call without a ranking, keep the heuristic's config."""
+    device = costmodel.device_for("NVIDIA H200")
+    moved = 0
+    for (name, prob), layout in itertools.product(tune.suite_problems(SUITE), ("channels_last", "contiguous")):
+        for kind in ("conv", "conv_t", "conv_wgrad"):
+            p = costfit.problem_of(kind, "bfloat16", layout, prob)
+            heuristic = tuning.heuristic(p, False, device.sms, True)
+            chosen = costmodel.default(p, device, True)
+            assert tuning.default(p, device.sms, True) == heuristic
+            if not p.kind.endswith("wgrad"):
+                assert chosen == heuristic and tuning.split_choices(p, heuristic) == [heuristic]
+                continue
+            choices = tuning.split_choices(p, heuristic)
+            tiles = tuning.split_tiles(p, heuristic)
+            splits = [c.split_k for c in choices]
+            assert splits == sorted(set(splits)) and splits[0] == 1 and heuristic in choices, name
+            assert all(dataclasses.replace(c, split_k=heuristic.split_k) == heuristic for c in choices)
+            assert max(splits) <= max(1, triton.cdiv(p.gemm[2], 8 * heuristic.block_k))
+            assert all(s == 1 or 4 * s * tiles * heuristic.block_m * heuristic.block_n <= tuning.SPLIT_BYTES
+                       for s in splits)
+            assert costmodel.issued(p, chosen)[1] == chosen.split_k * tiles, (name, layout)
+            times = {c.split_k: costmodel.predict(p, c, device) for c in choices}
+            assert chosen in choices and times[chosen.split_k] == min(times.values())
+            assert all(times[s] > times[chosen.split_k] for s in splits if s < chosen.split_k)  # fewest on ties
+            moved += chosen != heuristic
+    assert moved >= 20  # the heuristic's own count is rarely the model's pick
+    rows = {r["name"]: r for r in costfit.heuristic_check(SUITE, device) if r["kind"] == "conv_wgrad"}
+    assert rows["resnet50_ds_1x1s2"]["best"]["split_k"] == 1 and rows["resnet50_ds_1x1s2"]["ratio"] < 1.05
+
+
+def test_default_split_configs_compute_the_weight_gradient():
+    """A default config whose split count the ranking set (here the most ``split_choices`` allows) computes the weight
+    gradient torch does, under the interpreter, on NCHW and channels-last operands, folded and grouped."""
+    from tritonconv import dispatch
+
+    last_first = lambda p, configs: configs[::-1]  # noqa: E731  a ranking preferring the most splits
+    for x, w, stride, groups, layout in (((2, 16, 9, 12), (24, 16, 3, 3), 1, 1, "channels_last"),
+                                         ((2, 8, 25, 24), (16, 4, 3, 3), 2, 2, "contiguous"),
+                                         ((4, 16, 101), (8, 16, 5), 1, 1, "contiguous")):
+        p = tuning.Problem.of("conv_wgrad", "float32", layout, x, w, stride, 1, groups=groups)
+        cfg = tuning.default(p, 132, False, last_first)
+        assert cfg.split_k == max(c.split_k for c in tuning.split_choices(p, tuning.heuristic(p, False))) > 1, p
+        xt = geometry.to_layout(torch.randn(x), layout)
+        y = torch.nn.functional.conv2d if len(x) == 4 else torch.nn.functional.conv1d
+        dy = geometry.to_layout(torch.randn(y(xt, torch.randn(w), stride=stride, padding=1, groups=groups).shape), layout)
+        got = dispatch.conv_grad_weight(dy, xt, p.spec, False, cfg)
+        want = torch.ops.aten.convolution_backward(dy, xt, torch.randn(w), None, [stride] * (len(x) - 2),
+                                                   [1] * (len(x) - 2), [1] * (len(x) - 2), False,
+                                                   [0] * (len(x) - 2), groups, [False, True, False])[1]
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)

@@ -29,7 +29,7 @@ def meta(*shape, dtype=torch.bfloat16, channels_last=False):
 
 
 def test_each_pass_is_the_launch_a_call_takes_and_the_models_time_of_it():
-    """An NCHW 3x3 layer: forward, input gradient and weight gradient, each the heuristic's config on the problem
+    """An NCHW 3x3 layer: forward, input gradient and weight gradient, each the default config on the problem
     the kernels run, its predicted time the model's for that launch, the model's best candidate no slower, and the
     same pass on channels-last activations beside it; the text names the datasheet's constants."""
     x, w = meta(8, 64, 28, 30), meta(128, 64, 3, 3)
@@ -39,11 +39,11 @@ def test_each_pass_is_the_launch_a_call_takes_and_the_models_time_of_it():
     for p, kind in zip(report.passes, ("conv", "conv_t", "conv_wgrad")):
         written = tuning.Problem.of(kind, "bfloat16", "contiguous", x.shape, w.shape, 1, 1, as_run=False)
         assert p.problem == written.as_run() and p.source == "heuristic"
-        assert p.config == tuning.heuristic(p.problem, False, device.sms, True)
+        assert p.config == costmodel.default(p.problem, device, True)  # the heuristic's, splits ranked
         assert math.isclose(p.predicted_ms, 1e3 * costmodel.pass_seconds(written, p.config, device))
         assert p.best_ms <= p.predicted_ms and p.issued >= 1.0
         inner = dataclasses.replace(written, layout="channels_last")
-        cfg = tuning.heuristic(inner.as_run(), False, device.sms, True)
+        cfg = costmodel.default(inner.as_run(), device, True)
         assert math.isclose(p.channels_last_ms, 1e3 * costmodel.pass_seconds(inner, cfg, device))
     assert "NC(D)HW rows, aligned" in report.passes[0].kernel  # rows of 30 in 32: the pointer kernel's aligned rows
     text = str(report)

@@ -300,7 +300,7 @@ def test_tune_all_resumes_orders_by_dtype_and_layout_and_stops_on_budget(tmp_pat
     target = tmp_path / "shipped"
     assert tune_all(todo[:1], "cpu", GPU, target, bench, tuning.DEFAULT_SMEM, 132, jobs=2) == ["a"]
     n = len(tuning.candidates(todo[0][1]))
-    assert (f"compiled {n} candidate kernels; 0 spill registers (not timed, but for the heuristic's); 0 failed"
+    assert (f"compiled {n} candidate kernels; 0 spill registers (not timed, but for the default's); 0 failed"
             in capsys.readouterr().out)
     assert tune_all(todo, "cpu", GPU, target, bench, tuning.DEFAULT_SMEM, 132, budget_s=0.0) == []  # resumed: 'a' skipped
     assert "2 left for a next run" in capsys.readouterr().out

@@ -66,10 +66,10 @@ from .kernels import depthwise, gemm, tma, weight_grad
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "DEPTHWISE_ISSUE", "NC_FLAT_ISSUE",
            "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE",
            "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "aligned", "apart",
-           "bound", "bounds", "by_rows", "ctas_per_sm", "Device", "device_for", "efficiency", "fill_bytes", "folds",
+           "bound", "bounds", "by_rows", "ctas_per_sm", "default", "Device", "device_for", "efficiency", "fill_bytes", "folds",
            "gemm_launch", "input_channels_as_m", "issue_seconds", "issued", "kernel_of", "launched",
            "mma_instructions", "nc_flat", "nc_rows", "nc_runs", "nc_share", "occupancy", "one_row_mma", "pack_seconds",
-           "pass_seconds", "predict", "rank", "ranking", "rate_of", "registers", "relayout_seconds", "row_reads",
+           "pass_seconds", "predict", "rank", "ranked_by", "ranking", "rate_of", "registers", "relayout_seconds", "row_reads",
            "shared_bytes", "step_instructions", "sums_apart", "tap_axes", "tap_runs", "transposed_mma", "wgrad_runs"]
 
 
@@ -129,12 +129,13 @@ def fitted_path(name: str) -> Path:
     return cache.shipped_dir() / "costmodel" / f"{name.replace(' ', '_')}.json"
 
 
-def device_for(name: str) -> Device:
-    """The fitted constants of the device called ``name`` (:func:`fitted_path`), else :data:`DATASHEET` renamed."""
+def device_for(name: str, sms: int | None = None) -> Device:
+    """The fitted constants of the device called ``name`` (:func:`fitted_path`), else :data:`DATASHEET` renamed (and
+    given ``sms`` SMs, where given)."""
     try:
         return Device(**json.loads(fitted_path(name).read_text()))
     except (OSError, json.JSONDecodeError, TypeError):
-        return dataclasses.replace(DATASHEET, name=name)
+        return dataclasses.replace(DATASHEET, name=name, sms=sms or DATASHEET.sms)
 
 
 ROW_ISSUE = {"conv": 0.62, "conv_t": 0.72, "conv_wgrad": 1.01}
@@ -750,7 +751,19 @@ def rank(problem: Problem, configs: list[Config], device: Device) -> list[Config
     return sorted(configs, key=lambda cfg: predict(problem, cfg, device))
 
 
-def ranking(device_name: str) -> tuning.Rank:
-    """:func:`rank` with the constants of the GPU called ``device_name`` (:func:`device_for`): what a tuning in the
-    library shortlists its candidates by (:func:`tritonconv.tuning.shortlist`)."""
-    return lambda problem, configs: rank(problem, configs, device_for(device_name))  # constants read when tuning
+def ranking(device_name: str, sms: int | None = None) -> tuning.Rank:
+    """:func:`rank` with the constants of the GPU called ``device_name`` (:func:`device_for`; ``sms``: its SM count,
+    where the constants are not its own): what a tuning in the library shortlists its candidates by, and what sets a
+    default weight gradient's split count (:func:`tritonconv.tuning.shortlist`, :func:`tritonconv.tuning.default`)."""
+    return lambda problem, configs: rank(problem, configs, device_for(device_name, sms))  # constants read when used
+
+
+def ranked_by(device: Device) -> tuning.Rank:
+    """:func:`rank` with ``device``'s constants."""
+    return lambda problem, configs: rank(problem, configs, device)
+
+
+def default(problem: Problem, device: Device, tma: bool) -> Config:
+    """The config a launch of ``problem`` takes on ``device`` with nothing cached or tuned
+    (:func:`tritonconv.tuning.default`, its split count ranked with ``device``'s constants)."""
+    return tuning.default(problem, device.sms, tma, ranked_by(device))

@@ -6,7 +6,8 @@
 
 For each pass of the layer (forward, input gradient, weight gradient): the problem the kernels run (a stem
 packed into channels, axes a kernel of 1 passes over merged), the kernel and the config a call on ``gpu`` takes
-(that GPU's tuning cache, the user's or the one shipped with the library, else the heuristic's; with tuning on, a
+(that GPU's tuning cache, the user's or the one shipped with the library, else the heuristic's, a weight gradient's
+split count the model's pick, :func:`tritonconv.tuning.default`; with tuning on, a
 first call times the cost model's best candidates instead), the multiply-adds it issues over the useful ones,
 :mod:`tritonconv.costmodel`'s predicted device time and what limits it most (its multiply-adds, filling the tiles
 from L2, issuing the loop's instructions, memory, or the launch itself: :func:`tritonconv.costmodel.bound`), beside
@@ -151,7 +152,7 @@ def _plan(written: Problem, device: costmodel.Device, tma: bool) -> tuple[Proble
     """The problem run, and the config a call on ``device`` takes with no tuning, and where it comes from."""
     problem = written.as_run()
     hit = cache.lookup(device.name, problem)
-    cfg, source = hit if hit else (tuning.heuristic(problem, False, device.sms, tma), "heuristic")
+    cfg, source = hit if hit else (costmodel.default(problem, device, tma), "heuristic")
     return problem, cfg, source
 
 
@@ -201,7 +202,8 @@ def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     for name, kind in list(PASSES.items())[:1] if quantised else PASSES.items():  # fp8: inference, forward only
         layer = written(kind)
         problem, cfg, source = _plan(layer, device, tma)
-        best = costmodel.rank(problem, tuning.candidates(problem, tma=tma, sm_count=device.sms) or [cfg], device)[0]
+        rank = costmodel.ranked_by(device)
+        best = rank(problem, tuning.candidates(problem, tma=tma, sm_count=device.sms, rank=rank) or [cfg])[0]
         channels_last = None
         if layout == "contiguous":
             inner = dataclasses.replace(layer, layout="channels_last")

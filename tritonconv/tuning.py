@@ -10,8 +10,9 @@ The dispatcher describes a launch as a :class:`Problem` and calls :func:`choose`
    space are timed (:func:`do_bench_median`: replays of a CUDA graph), each verified against the
    heuristic config's output, and the winner is written to the user cache: the
    ``TRITONCONV_AUTOTUNE_TOP`` (6) that the dispatcher's ranking (:mod:`tritonconv.costmodel`)
-   predicts fastest, and the heuristic's config (:func:`shortlist`); ``TRITONCONV_AUTOTUNE_TOP=0``
-   times every candidate. With ``TRITONCONV_AUTOTUNE=0`` the heuristic config is used.
+   predicts fastest, and the default config (:func:`shortlist`); ``TRITONCONV_AUTOTUNE_TOP=0``
+   times every candidate. With ``TRITONCONV_AUTOTUNE=0`` the default config is used: the heuristic's,
+   a weight gradient's split count the ranking's fastest (:func:`default`).
 
 Bucketing: an unseen shape reuses the config of a tuned shape that has the same kernel,
 dtype, layout, channels, kernel size, stride, dilation and groups and whose GEMM row count
@@ -135,9 +136,10 @@ def dw_wgrad_runs(problem: Problem, config: Config) -> int:
     return vec if vec > 1 else 0
 
 
-def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = False, sm_count: int = 132) -> list[Config]:
+def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = False, sm_count: int = 132,
+               rank: Rank | None = None) -> list[Config]:
     """The kernel's config space pruned for ``problem``: no block far above its dimension, none over smem; and the
-    heuristic's config (for a GPU of ``sm_count`` SMs).
+    default config (for a GPU of ``sm_count`` SMs, its split count by ``rank``: :func:`default`).
 
     ``tma``: the device has a tensor memory accelerator (compute capability 9+); eligible
     problems then also try the descriptor kernels (:func:`tma_candidates`), and NC(D)HW ones those kernels on
@@ -163,7 +165,7 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
             cfg = Config(*tile, group_m=1, num_warps=warps, num_stages=stages, split_k=split)
             if (split == 1 or triton.cdiv(red, split) >= 8 * tile[2]) and cfg not in out:  # 8 steps a split at least
                 out.append(cfg)
-        chosen = heuristic(problem, interpret=False, sm_count=sm_count, tma=tma)
+        chosen = default(problem, sm_count, tma, rank)
         return out + [chosen] if chosen not in out else out
     for (bm, bn, bk, warps, stages), split, fold in itertools.product(SPACES[problem.kind], splits, folds):
         bk = min(bk, 32) if wide else bk
@@ -184,8 +186,8 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
         out += [cfg for cfg in tma_candidates(problem) if smem_bytes(cfg, itemsize) <= smem_limit]
     if tma:
         out += [cfg for cfg in relaid(problem) if smem_bytes(cfg, itemsize) <= smem_limit]
-    chosen = heuristic(problem, interpret=False, sm_count=sm_count, tma=tma)  # always a candidate (its tiles may fit the channels
-    return out + [chosen] if chosen not in out else out  # better than the space's powers of two)
+    chosen = default(problem, sm_count, tma, rank)  # always a candidate (its tiles may fit the channels better
+    return out + [chosen] if chosen not in out else out  # than the space's powers of two)
 
 
 TMA_SPACE = ((128, 64, 4, 4), (128, 64, 8, 3), (256, 64, 8, 3), (64, 64, 4, 4))  # block_n, block_k, warps, stages
@@ -645,6 +647,51 @@ def wave_split(tiles: int, target: int, most: int, sm_count: int) -> int:
                key=lambda s: (Fraction(triton.cdiv(tiles * s, sm_count), s), s))
 
 
+Rank = Callable[[Problem, list[Config]], list[Config]]
+"""Orders a problem's candidates, the predicted fastest first (:func:`tritonconv.costmodel.rank` with a device's
+constants)."""
+
+
+SPLIT_BYTES = 64 * 2**20
+"""The most bytes of fp32 partial sums a weight gradient's default config holds (:func:`split_choices`): the
+suite's largest choice by the model (``deeplab_3x3_d2``'s 7 splits of 144 tiles) takes 63 MiB; the heuristic's own
+took up to 18 MiB. Tuning's candidates (:data:`SPLITS`) are not bounded by it."""
+
+
+def split_tiles(problem: Problem, config: Config) -> int:
+    """The programs each split of a weight gradient's launch with ``config`` runs: its output tiles (at least one)."""
+    rows, cols, _ = problem.gemm
+    if problem.kind == "conv_dw_wgrad":
+        taps = depthwise.tap_tiles(problem.weight_shape[2:], config.block_m, dw_wgrad_runs(problem, config))
+        return max(1, taps * triton.cdiv(cols, config.block_n))
+    width = folded_taps(problem, config.fold)
+    return max(1, problem.groups * problem.taps // width * triton.cdiv(rows, config.block_m)
+               * triton.cdiv(width * cols, config.block_n))
+
+
+def split_choices(problem: Problem, config: Config) -> list[Config]:
+    """A weight gradient's ``config`` with each split count its default may take, fewest first: every count that
+    leaves each split 8 reduction steps at least (as :func:`heuristic`'s) and its partials :data:`SPLIT_BYTES` at
+    most; ``[config]`` for other kinds."""
+    if problem.kind not in ("conv_wgrad", "conv_dw_wgrad"):
+        return [config]
+    most = max(1, triton.cdiv(problem.gemm[2], 8 * config.block_k))
+    tile_bytes = 4 * split_tiles(problem, config) * config.block_m * config.block_n
+    return [dataclasses.replace(config, split_k=s) for s in range(1, most + 1) if s == 1 or s * tile_bytes <= SPLIT_BYTES]
+
+
+def default(problem: Problem, sm_count: int = 132, tma: bool = False, rank: Rank | None = None) -> Config:
+    """The config a GPU launch of ``problem`` takes with nothing cached or tuned: :func:`heuristic`'s, a weight
+    gradient's split count the one ``rank`` predicts fastest of :func:`split_choices` (the fewest on ties) where a
+    ranking is given. The heuristic's own count fills its waves of programs one to an SM and weighs no partial sums'
+    bytes; the model (:mod:`tritonconv.costmodel`) counts programs an SM and the partials' traffic: on the suite's bf16
+    weight gradients (H200 constants, ``python -m benchmarks.costfit --heuristic-check``) it predicts 2.0x on
+    ``resnet50_ds_1x1s2`` (one split, not two: 16 MiB of partials), 1.3-1.5x on ``resnet50_l2_3x3s2`` (9 splits,
+    not 29), ``deeplab_3x3_d2`` (7, not 2: whole waves of two programs an SM) and ``anisotropic_1x7``."""
+    cfg = heuristic(problem, False, sm_count, tma)
+    return rank(problem, split_choices(problem, cfg))[0] if rank is not None else cfg
+
+
 def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool = False) -> Config:
     """A deterministic config from the problem's sizes (``tl.dot`` needs every block >= 16).
 
@@ -934,17 +981,13 @@ def autotune_top() -> int:
     return int(value)
 
 
-Rank = Callable[[Problem, list[Config]], list[Config]]
-"""Orders a problem's candidates, the predicted fastest first (:func:`tritonconv.costmodel.rank` with a device's
-constants)."""
-
-
-def shortlist(problem: Problem, ranked: list[Config], top: int, sm_count: int, tma: bool) -> list[Config]:
-    """The candidates a pruned search times: the first ``top`` of ``ranked``, and the heuristic's config, so that
-    a tuned entry (a relayout config's copies, say) replaces the default only where it measured faster."""
-    best = ranked[:top]
-    default = heuristic(problem, False, sm_count, tma)
-    return best if default in best else [*best, default]
+def shortlist(problem: Problem, configs: list[Config], rank: Rank, top: int, sm_count: int, tma: bool) -> list[Config]:
+    """The candidates a pruned search times: the first ``top`` of ``configs`` as ``rank`` orders them, and the
+    default config (:func:`default`), so that a tuned entry (a relayout config's copies, say) replaces the default
+    only where it measured faster."""
+    best = rank(problem, configs)[:top]
+    fallback = default(problem, sm_count, tma, rank)
+    return best if fallback in best else [*best, fallback]
 
 
 def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callable, smem_limit: int,
@@ -955,8 +998,8 @@ def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callabl
     win."""
     reference = run(heuristic(problem, False, sm_count)).float()
     best, best_ms = None, math.inf
-    every = candidates(problem, smem_limit, tma, sm_count)
-    listed = set(shortlist(problem, rank(problem, every), top, sm_count, tma)) if rank is not None and top else set(every)
+    every = candidates(problem, smem_limit, tma, sm_count, rank)
+    listed = set(shortlist(problem, every, rank, top, sm_count, tma)) if rank is not None and top else set(every)
     for cfg in every:
         if cfg in skip or cfg not in listed:
             continue
@@ -976,7 +1019,7 @@ def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callabl
         if ms < best_ms:
             best, best_ms = cfg, ms
     if best is None:
-        best, best_ms = heuristic(problem, False, sm_count, tma), math.nan
+        best, best_ms = default(problem, sm_count, tma, rank), math.nan
     return best, best_ms
 
 
@@ -1005,16 +1048,16 @@ def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Te
         cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms, timing_since(before), timed)})
         return cfg
     stats["heuristic"] += 1
-    return heuristic(problem, False, sm_count, tma)
+    return default(problem, sm_count, tma, rank)
 
 
 _memo: dict[tuple, Config] = {}
 
 
 def choose(problem: Problem, device: torch.device, interp: bool, run: Callable[[Config], torch.Tensor],
-           ranking: Callable[[str], Rank] | None = None) -> Config:
+           ranking: Callable[[str, int], Rank] | None = None) -> Config:
     """The config a launch uses (see the module docstring for the order); ``ranking``: the candidates' ranking on a
-    GPU of a given name, for a tuning's shortlist (:func:`resolve`)."""
+    GPU of a given name and SM count, for a tuning's shortlist and the default's split count (:func:`resolve`)."""
     if interp:
         stats["interpreter"] += 1
         return heuristic(problem, interpret=True)
@@ -1027,10 +1070,10 @@ def choose(problem: Problem, device: torch.device, interp: bool, run: Callable[[
     cfg = resolve(problem, props.name, run, autotune=autotune_enabled(),
                   smem_limit=getattr(props, "shared_memory_per_block_optin", DEFAULT_SMEM),
                   sm_count=props.multi_processor_count, tma=props.major >= 9,
-                  rank=ranking(props.name) if ranking is not None else None)
+                  rank=ranking(props.name, props.multi_processor_count) if ranking is not None else None)
     _memo[memo_key] = cfg
     return cfg
 
 
-__all__ = ["DEPTHWISE_KIND", "KINDS", "Config", "Problem", "candidates", "choose", "heuristic", "resolve", "shortlist",
-           "stats", "tune"]
+__all__ = ["DEPTHWISE_KIND", "KINDS", "Config", "Problem", "candidates", "choose", "default", "heuristic", "resolve",
+           "shortlist", "split_choices", "stats", "tune"]
