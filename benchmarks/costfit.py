@@ -290,8 +290,8 @@ def heuristic_check(suite: dict, device: costmodel.Device, layout: str = "channe
         for kind in PASS_KINDS.values():
             problem = problem_of(kind, "bfloat16", layout, prob)
             heuristic = costmodel.default(problem, device, True)
-            rank = costmodel.ranked_by(device)
-            ranked = rank(problem, tuning.candidates(problem, tma=True, sm_count=device.sms, rank=rank))
+            model = costmodel.predicting(device)
+            ranked = tuning.ranked(problem, tuning.candidates(problem, tma=True, sm_count=device.sms, predict=model), model)
             in_place = next((c for c in ranked if not c.relayout), heuristic)
             h, b, i = (costmodel.predict(problem, c, device) for c in (heuristic, ranked[0], in_place))
             out.append({"name": name, "kind": problem.kind, "heuristic_ms": 1e3 * h, "model_best_ms": 1e3 * b,

@@ -331,9 +331,11 @@ DTYPES = {**tune.DTYPES, "fp8": "float8_e4m3fn"}
 """The dtypes a report compiles: the tuner's, and fp8 (``tritonconv.fp8``: forwards only, depthwise layers refused)."""
 
 
-def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], suite: dict) -> list[dict]:
-    """One row per main kernel of each suite layer's pass (the heuristic's config for ``arch``): ptxas's report,
-    the main loop's census, programs per SM."""
+def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], suite: dict,
+           choose=None) -> list[dict]:
+    """One row per main kernel of each suite layer's pass (the default config for ``arch``, :func:`chosen`, or
+    ``choose(problem, tma)``'s): ptxas's report, the main loop's census, programs per SM."""
+    choose = choose or chosen
     rows = []
     cpu = torch.device("cpu")
     todo = [(name, prob, dtype, layout, kind) for name, prob in tune.suite_problems(suite)
@@ -346,7 +348,7 @@ def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], s
             kind = tuning.DEPTHWISE_KIND[kind]
         problem = tuning.Problem.of(kind, DTYPES[dtype], layout, **prob,
                                     tf32=geometry.allows_tf32(getattr(torch, DTYPES[dtype])))
-        cfg = chosen(problem, arch >= 90)  # as a GPU of that arch chooses
+        cfg = choose(problem, arch >= 90)  # as a GPU of that arch chooses
         with recording(execute=False) as launches:
             tune.runner(problem, cpu)(cfg)
         for fn, args, kwargs, _ in launches:

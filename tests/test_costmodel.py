@@ -450,7 +450,7 @@ def test_every_candidate_of_every_kind_can_be_ranked(kind):
                     w = (x[1], 1, *w[2:])
                 p = tuning.Problem.of(kind, dtype, layout, x, w, stride, 1, groups=x[1] if depthwise else 1)
                 configs = tuning.candidates(p, tma=True)
-                ranked = costmodel.ranking("NVIDIA H200")(p, configs)
+                ranked = tuning.ranked(p, configs, costmodel.model("NVIDIA H200"))
                 assert sorted(map(str, ranked)) == sorted(map(str, configs)), (kind, dtype, layout, x)
 
 
@@ -604,9 +604,9 @@ def test_the_fill_and_issue_rates_are_fitted_where_device_timed_rows_are_bound_b
 
 def test_default_weight_gradient_splits_are_the_models_pick_within_bounds():
     """``tuning.default`` (the config an untuned GPU call takes): a weight gradient keeps the heuristic's tiles with
-    the split count the ranking predicts fastest among ``split_choices`` (each split 8 reduction steps or more, the
-    partials ``SPLIT_BYTES`` at most; fewest first, so the fewest on ties); ``split_tiles`` counts each split's
-    programs as the launch does; the other passes, and any call without a ranking, keep the heuristic's config."""
+    the fewest splits of ``split_choices`` (each split 8 reduction steps or more, the partials ``SPLIT_BYTES`` at most)
+    that the model predicts within ``SPLIT_SLACK`` of the fastest; ``split_tiles`` counts each split's programs as the
+    launch does; the other passes, and any call without a model, keep the heuristic's config."""
     device = costmodel.device_for("NVIDIA H200")
     moved = 0
     for (name, prob), layout in itertools.product(tune.suite_problems(SUITE), ("channels_last", "contiguous")):
@@ -628,8 +628,8 @@ def test_default_weight_gradient_splits_are_the_models_pick_within_bounds():
                        for s in splits)
             assert costmodel.issued(p, chosen)[1] == chosen.split_k * tiles, (name, layout)
             times = {c.split_k: costmodel.predict(p, c, device) for c in choices}
-            assert chosen in choices and times[chosen.split_k] == min(times.values())
-            assert all(times[s] > times[chosen.split_k] for s in splits if s < chosen.split_k)  # fewest on ties
+            assert chosen in choices and times[chosen.split_k] <= tuning.SPLIT_SLACK * min(times.values())
+            assert all(times[s] > tuning.SPLIT_SLACK * min(times.values()) for s in splits if s < chosen.split_k)
             moved += chosen != heuristic
     assert moved >= 20  # the heuristic's own count is rarely the model's pick
     rows = {r["name"]: r for r in costfit.heuristic_check(SUITE, device) if r["kind"] == "conv_wgrad"}
@@ -641,12 +641,12 @@ def test_default_split_configs_compute_the_weight_gradient():
     gradient torch does, under the interpreter, on NCHW and channels-last operands, folded and grouped."""
     from tritonconv import dispatch
 
-    last_first = lambda p, configs: configs[::-1]  # noqa: E731  a ranking preferring the most splits
+    most_first = lambda p, cfg: 2.0 ** -cfg.split_k  # noqa: E731  a model preferring the most splits
     for x, w, stride, groups, layout in (((2, 16, 9, 12), (24, 16, 3, 3), 1, 1, "channels_last"),
                                          ((2, 8, 25, 24), (16, 4, 3, 3), 2, 2, "contiguous"),
                                          ((4, 16, 101), (8, 16, 5), 1, 1, "contiguous")):
         p = tuning.Problem.of("conv_wgrad", "float32", layout, x, w, stride, 1, groups=groups)
-        cfg = tuning.default(p, 132, False, last_first)
+        cfg = tuning.default(p, 132, False, most_first)
         assert cfg.split_k == max(c.split_k for c in tuning.split_choices(p, tuning.heuristic(p, False))) > 1, p
         xt = geometry.to_layout(torch.randn(x), layout)
         y = torch.nn.functional.conv2d if len(x) == 4 else torch.nn.functional.conv1d

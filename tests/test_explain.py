@@ -74,15 +74,16 @@ def test_how_nchw_rows_are_read_is_named():
 
 
 def test_a_weight_gradients_splits_are_said_to_meet_in_the_kernel_or_in_a_second_launch():
-    """A weight gradient of many positions and few channel tiles splits them: 29 splits of 64 x 64 tiles would leave
-    its last split 448 KiB to read back (past ``geometry.MEET_BYTES``), so a second launch adds them; 7 x 7 planes of
-    512 channels split in 2, met in the kernel."""
-    many = tritonconv.explain(meta(8, 64, 64, 64), meta(64, 64, 3, 3), padding=1, gpu=GPU).passes[2]
+    """A weight gradient of many positions and few channel tiles splits them: 64 x 64 positions of 128 channels in more
+    splits of 128 x 128 tiles than its last split may read back (past ``geometry.MEET_BYTES``), so a second launch adds
+    them; 7 x 7 planes of 512 channels split in 2, met in the kernel."""
+    many = tritonconv.explain(meta(16, 128, 64, 64, channels_last=True), meta(128, 128, 3, 3), padding=1,
+                              gpu=GPU).passes[2]
     few = tritonconv.explain(meta(32, 512, 7, 7, channels_last=True), meta(512, 512, 3, 3), padding=1, gpu=GPU).passes[2]
-    for p, splits, meet in ((many, 29, False), (few, 2, True)):
+    for p, meet in ((many, False), (few, True)):
         cfg = p.config
-        assert geometry.splits_meet(splits, cfg.block_m, cfg.block_n) == meet
-        assert p.kernel.endswith(f"{splits} splits " + ("met in the kernel" if meet else "added by a second launch"))
+        assert cfg.split_k > 1 and geometry.splits_meet(cfg.split_k, cfg.block_m, cfg.block_n) == meet
+        assert p.kernel.endswith(f"{cfg.split_k} splits " + ("met in the kernel" if meet else "added by a second launch"))
 
 
 def test_a_tuned_config_in_the_cache_is_the_one_explained():

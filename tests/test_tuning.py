@@ -208,13 +208,13 @@ def test_second_process_does_no_tuning():
 
 
 def test_tuning_in_the_library_times_the_ranked_shortlist_and_the_default(monkeypatch):
-    """With a ranking, a tuning times the ``TRITONCONV_AUTOTUNE_TOP`` first candidates and the heuristic's config, in
-    the candidates' order; ``TRITONCONV_AUTOTUNE_TOP=0`` (or no ranking) times them all."""
-    as_given = lambda problem, configs: list(configs)  # noqa: E731  a ranking: the first candidates "fastest"
-    for i, (top, rank) in enumerate((("2", as_given), ("0", as_given), ("2", None))):
+    """With a model, a tuning times the ``TRITONCONV_AUTOTUNE_TOP`` candidates it predicts fastest and the default
+    config, in the candidates' order; ``TRITONCONV_AUTOTUNE_TOP=0`` (or no model) times them all."""
+    for i, (top, model) in enumerate((("2", True), ("0", True), ("2", False))):
         p = problem(c_out=6 + i)  # channels differ: no cache or bucket hit between the three
         every, default = tuning.candidates(p), tuning.heuristic(p, False)
-        expected = every[:2] + [default] if top == "2" and rank else every
+        predict = (lambda problem, cfg, every=every: every.index(cfg)) if model else None  # the first "fastest"
+        expected = every[:2] + [default] if top == "2" and model else every
         assert default not in every[:2]
         monkeypatch.setenv("TRITONCONV_AUTOTUNE_TOP", top)
         timed = []
@@ -223,8 +223,8 @@ def test_tuning_in_the_library_times_the_ranked_shortlist_and_the_default(monkey
             timed.append(fn.__defaults__[0])
             return 1.0
 
-        tuning.resolve(p, GPU, runner(p, torch.device("cpu")), autotune=True, bench=bench, rank=rank)
-        assert timed == [c for c in every if c in expected], (top, rank)
+        tuning.resolve(p, GPU, runner(p, torch.device("cpu")), autotune=True, bench=bench, predict=predict)
+        assert timed == [c for c in every if c in expected], (top, model)
     monkeypatch.setenv("TRITONCONV_AUTOTUNE_TOP", "all")
     with pytest.raises(ValueError, match="TRITONCONV_AUTOTUNE_TOP"):
         tuning.autotune_top()

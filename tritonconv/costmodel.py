@@ -69,7 +69,7 @@ __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATA
            "bound", "bounds", "by_rows", "ctas_per_sm", "default", "Device", "device_for", "efficiency", "fill_bytes", "folds",
            "gemm_launch", "input_channels_as_m", "issue_seconds", "issued", "kernel_of", "launched",
            "mma_instructions", "nc_flat", "nc_rows", "nc_runs", "nc_share", "occupancy", "one_row_mma", "pack_seconds",
-           "pass_seconds", "predict", "rank", "ranked_by", "ranking", "rate_of", "registers", "relayout_seconds", "row_reads",
+           "pass_seconds", "predict", "predicting", "model", "rank", "rate_of", "registers", "relayout_seconds", "row_reads",
            "shared_bytes", "step_instructions", "sums_apart", "tap_axes", "tap_runs", "transposed_mma", "wgrad_runs"]
 
 
@@ -192,12 +192,14 @@ UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
 
 
-PASS_ISSUE = {"conv": 1.0, "conv_t": 0.90, "conv_wgrad": 0.65}
+PASS_ISSUE = {"conv": 1.0, "conv_t": 0.90, "conv_wgrad": 0.66}
 """Per pass, the pointer GEMM kernels' rate as a share of their forward's (``mma_macs`` and ``row_macs`` are fitted on
 forward launches): the median, over the suite's layers, of the channels-last forward main loop's instructions per
 MMA over the pass's, each with its heuristic tiles (sm_90 SASS, the channels-last sides of ``python -m
 benchmarks.static --rows``; ``benchmarks.static.pass_shares``). An issue-bound estimate, not a measurement. The weight
-gradient's 0.66 -> 0.65 in the thirty-fourth session, when the pointer kernel's splits began to meet in the kernel."""
+gradient's 0.66 -> 0.65 in the thirty-fourth session, when the pointer kernel's splits began to meet in the kernel, and
+back to 0.66 in the thirty-fifth, when the default split counts moved (:func:`tritonconv.tuning.default`) and the
+census's launches with them."""
 
 
 def launched(problem: Problem, config: Config) -> tuple[Problem, Config]:
@@ -325,7 +327,8 @@ thread, 58 at 32 and 42 at 16, where they took 94-128, 62-72 and 48-60."""
 
 
 def registers(problem: Problem, config: Config) -> int:
-    """Estimated registers per thread of a GEMM launch (:data:`REGISTERS`)."""
+    """Estimated registers per thread of a GEMM launch (:data:`REGISTERS`; a descriptor weight gradient on 8 warps held
+    to :data:`tritonconv.kernels.weight_grad.SPLIT_REGISTERS`, as launched)."""
     kernel = kernel_of(problem, config)
     base, per_accumulator = REGISTERS[kernel]
     if kernel == "_conv_kernel" and aligned(problem, config):
@@ -336,7 +339,8 @@ def registers(problem: Problem, config: Config) -> int:
         base, per_accumulator = ALIGNED_EACH_REGISTERS if nc_rows(problem, config) == 2 else NC_ROWS_REGISTERS
     elif kernel == "_conv_weight_grad_kernel" and wgrad_runs(problem, config)[:2] != (1, 1):
         base, per_accumulator = WGRAD_RUNS_REGISTERS
-    return min(255, round(base + per_accumulator * config.accumulator))
+    held = weight_grad.SPLIT_REGISTERS if kernel == "_conv_weight_grad_tma_kernel" and config.num_warps == 8 else 255
+    return min(held, round(base + per_accumulator * config.accumulator))
 
 
 def occupancy(registers: int, shared: int, warps: int, smem: int) -> int:
@@ -748,22 +752,22 @@ def pass_seconds(written: Problem, config: Config, device: Device) -> float:
 
 def rank(problem: Problem, configs: list[Config], device: Device) -> list[Config]:
     """``configs`` fastest first by :func:`predict` (ties keep the given order)."""
-    return sorted(configs, key=lambda cfg: predict(problem, cfg, device))
+    return tuning.ranked(problem, configs, predicting(device))
 
 
-def ranking(device_name: str, sms: int | None = None) -> tuning.Rank:
-    """:func:`rank` with the constants of the GPU called ``device_name`` (:func:`device_for`; ``sms``: its SM count,
+def model(device_name: str, sms: int | None = None) -> tuning.Predict:
+    """:func:`predict` with the constants of the GPU called ``device_name`` (:func:`device_for`; ``sms``: its SM count,
     where the constants are not its own): what a tuning in the library shortlists its candidates by, and what sets a
     default weight gradient's split count (:func:`tritonconv.tuning.shortlist`, :func:`tritonconv.tuning.default`)."""
-    return lambda problem, configs: rank(problem, configs, device_for(device_name, sms))  # constants read when used
+    return predicting(device_for(device_name, sms))
 
 
-def ranked_by(device: Device) -> tuning.Rank:
-    """:func:`rank` with ``device``'s constants."""
-    return lambda problem, configs: rank(problem, configs, device)
+def predicting(device: Device) -> tuning.Predict:
+    """:func:`predict` with ``device``'s constants."""
+    return lambda problem, config: predict(problem, config, device)
 
 
 def default(problem: Problem, device: Device, tma: bool) -> Config:
     """The config a launch of ``problem`` takes on ``device`` with nothing cached or tuned
-    (:func:`tritonconv.tuning.default`, its split count ranked with ``device``'s constants)."""
-    return tuning.default(problem, device.sms, tma, ranked_by(device))
+    (:func:`tritonconv.tuning.default`, its split count predicted with ``device``'s constants)."""
+    return tuning.default(problem, device.sms, tma, predicting(device))

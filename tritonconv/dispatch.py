@@ -78,7 +78,7 @@ def _config(kind: str, tensor: torch.Tensor, spec: ConvSpec, layout: str | None,
     if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):
         kind = DEPTHWISE_KIND[kind]
     problem = geometry.Problem.for_launch(kind, tensor, spec, layout, tf32=geometry.allows_tf32(tensor.dtype))
-    return tuning.choose(problem, tensor.device, interpreting(tensor.device), run, costmodel.ranking)
+    return tuning.choose(problem, tensor.device, interpreting(tensor.device), run, costmodel.model)
 
 
 # --- operand layouts --------------------------------------------------------------------------

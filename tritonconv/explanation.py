@@ -202,8 +202,9 @@ def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     for name, kind in list(PASSES.items())[:1] if quantised else PASSES.items():  # fp8: inference, forward only
         layer = written(kind)
         problem, cfg, source = _plan(layer, device, tma)
-        rank = costmodel.ranked_by(device)
-        best = rank(problem, tuning.candidates(problem, tma=tma, sm_count=device.sms, rank=rank) or [cfg])[0]
+        model = costmodel.predicting(device)
+        best = tuning.ranked(problem, tuning.candidates(problem, tma=tma, sm_count=device.sms, predict=model) or [cfg],
+                             model)[0]
         channels_last = None
         if layout == "contiguous":
             inner = dataclasses.replace(layer, layout="channels_last")

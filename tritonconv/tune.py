@@ -276,7 +276,7 @@ def _compile_candidates(problem: tuning.Problem, configs: list[tuning.Config], d
 
 
 def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, device: str = "cuda",
-               tma: bool = False, only: dict | None = None, sm_count: int = 132, rank: tuning.Rank | None = None
+               tma: bool = False, only: dict | None = None, sm_count: int = 132, model: tuning.Predict | None = None
                ) -> dict[tuning.Problem, set[tuning.Config]]:
     """Compile every candidate of ``todo`` ((name, problem) pairs) in ``jobs`` processes on ``device`` (a few
     configs per task, for balance): the candidates that fit ``smem`` bytes of shared memory, the
@@ -286,11 +286,11 @@ def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, dev
     Returns the configs not to time, per problem: those that failed there (so a config that faults the
     GPU does so in a worker process, not in the one that keeps the results) and those whose kernels
     spill registers (ptxas's report of the real compile; a spilling tile is slower than one that fits),
-    unless every candidate of a problem spills; the default config (for ``sm_count`` SMs, split by ``rank``) is timed
+    unless every candidate of a problem spills; the default config (for ``sm_count`` SMs, split by ``model``) is timed
     whenever it ran, the baseline a winner must beat (it may spill: on sm_80 a few of the suite's do, outside their
     main loops, ``benchmarks/results/static``).
     """
-    candidates = {problem: (only or {}).get(problem) or tuning.candidates(problem, smem, tma, sm_count, rank)
+    candidates = {problem: (only or {}).get(problem) or tuning.candidates(problem, smem, tma, sm_count, model)
                   for _, problem in todo}
     tasks = [(problem, cfgs[i:i + 4]) for problem, cfgs in candidates.items() for i in range(0, len(cfgs), 4)]
     results: dict[tuning.Problem, dict[tuning.Config, bool | str | None]] = {}
@@ -306,7 +306,7 @@ def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, dev
     print(f"compiled {counts[True] + counts['spills']} candidate kernels; {counts['spills']} spill registers (not timed, "
           f"but for the default's); "
           f"{counts[False]} failed (not timed); {counts[None]} not tried (a worker's GPU context was lost)")
-    return not_to_time(results, candidates, {p: tuning.default(p, sm_count, tma, rank) for p in candidates})
+    return not_to_time(results, candidates, {p: tuning.default(p, sm_count, tma, model) for p in candidates})
 
 
 def not_to_time(results: dict, candidates: dict, keep: dict | None = None) -> dict[tuning.Problem, set[tuning.Config]]:
@@ -373,14 +373,14 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
     def out_of_time() -> bool:
         return budget_s is not None and time.monotonic() - start > budget_s
 
-    rank = costmodel.ranking(device_name, sm_count)  # the default config's split count, and the shortlist with top
+    model = costmodel.model(device_name, sm_count)  # the default config's split count, and the shortlist with top
     for first in range(0, len(todo), chunk if jobs > 0 else len(todo) or 1):
         group = todo[first:first + chunk] if jobs > 0 else todo
         if out_of_time():
             break
-        every = {problem: tuning.candidates(problem, smem, tma, sm_count, rank) for _, problem in group}
-        only = {p: tuning.shortlist(p, cfgs, rank, top, sm_count, tma) for p, cfgs in every.items()} if top else None
-        skip = precompile(group, smem, jobs, device, tma, only, sm_count, rank) if jobs > 0 else {}
+        every = {problem: tuning.candidates(problem, smem, tma, sm_count, model) for _, problem in group}
+        only = {p: tuning.shortlist(p, cfgs, model, top, sm_count, tma) for p, cfgs in every.items()} if top else None
+        skip = precompile(group, smem, jobs, device, tma, only, sm_count, model) if jobs > 0 else {}
         if only:  # the candidates the model ranks lower are not timed either
             skip = {p: set(skip.get(p, ())) | (set(cfgs) - set(only[p])) for p, cfgs in every.items()}
         bar = tqdm(group, desc=f"tuning on {device_name}", unit="problem")
@@ -391,7 +391,7 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
             before = Counter(tuning.stats)
             timed: list[tuple[tuning.Config, float]] = []
             cfg, ms = tuning.tune(problem, runner(problem, torch.device(device)), bench, smem, sm_count, tma,
-                                  skip=skip.get(problem, set()), rank=rank, timed=timed)
+                                  skip=skip.get(problem, set()), predict=model, timed=timed)
             entry = cache.entry(problem, cfg, ms, tuning.timing_since(before), timed)
             cache.store(device_name, {problem.key(): entry}, target)
             done.append(name)

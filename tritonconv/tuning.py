@@ -9,10 +9,10 @@ The dispatcher describes a launch as a :class:`Problem` and calls :func:`choose`
 3. Nothing cached: with ``TRITONCONV_AUTOTUNE=1`` (the default) candidates of the kernel's config
    space are timed (:func:`do_bench_median`: replays of a CUDA graph), each verified against the
    heuristic config's output, and the winner is written to the user cache: the
-   ``TRITONCONV_AUTOTUNE_TOP`` (6) that the dispatcher's ranking (:mod:`tritonconv.costmodel`)
+   ``TRITONCONV_AUTOTUNE_TOP`` (6) that the dispatcher's model (:mod:`tritonconv.costmodel`)
    predicts fastest, and the default config (:func:`shortlist`); ``TRITONCONV_AUTOTUNE_TOP=0``
    times every candidate. With ``TRITONCONV_AUTOTUNE=0`` the default config is used: the heuristic's,
-   a weight gradient's split count the ranking's fastest (:func:`default`).
+   a weight gradient's split count the model's pick (:func:`default`).
 
 Bucketing: an unseen shape reuses the config of a tuned shape that has the same kernel,
 dtype, layout, channels, kernel size, stride, dilation and groups and whose GEMM row count
@@ -137,9 +137,9 @@ def dw_wgrad_runs(problem: Problem, config: Config) -> int:
 
 
 def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = False, sm_count: int = 132,
-               rank: Rank | None = None) -> list[Config]:
+               predict: Predict | None = None) -> list[Config]:
     """The kernel's config space pruned for ``problem``: no block far above its dimension, none over smem; and the
-    default config (for a GPU of ``sm_count`` SMs, its split count by ``rank``: :func:`default`).
+    default config (for a GPU of ``sm_count`` SMs, its split count by ``predict``: :func:`default`).
 
     ``tma``: the device has a tensor memory accelerator (compute capability 9+); eligible
     problems then also try the descriptor kernels (:func:`tma_candidates`), and NC(D)HW ones those kernels on
@@ -165,7 +165,7 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
             cfg = Config(*tile, group_m=1, num_warps=warps, num_stages=stages, split_k=split)
             if (split == 1 or triton.cdiv(red, split) >= 8 * tile[2]) and cfg not in out:  # 8 steps a split at least
                 out.append(cfg)
-        chosen = default(problem, sm_count, tma, rank)
+        chosen = default(problem, sm_count, tma, predict)
         return out + [chosen] if chosen not in out else out
     for (bm, bn, bk, warps, stages), split, fold in itertools.product(SPACES[problem.kind], splits, folds):
         bk = min(bk, 32) if wide else bk
@@ -186,7 +186,7 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
         out += [cfg for cfg in tma_candidates(problem) if smem_bytes(cfg, itemsize) <= smem_limit]
     if tma:
         out += [cfg for cfg in relaid(problem) if smem_bytes(cfg, itemsize) <= smem_limit]
-    chosen = default(problem, sm_count, tma, rank)  # always a candidate (its tiles may fit the channels better
+    chosen = default(problem, sm_count, tma, predict)  # always a candidate (its tiles may fit the channels better
     return out + [chosen] if chosen not in out else out  # than the space's powers of two)
 
 
@@ -647,15 +647,22 @@ def wave_split(tiles: int, target: int, most: int, sm_count: int) -> int:
                key=lambda s: (Fraction(triton.cdiv(tiles * s, sm_count), s), s))
 
 
-Rank = Callable[[Problem, list[Config]], list[Config]]
-"""Orders a problem's candidates, the predicted fastest first (:func:`tritonconv.costmodel.rank` with a device's
-constants)."""
+Predict = Callable[[Problem, Config], float]
+"""A launch's predicted device seconds (:func:`tritonconv.costmodel.predict` with a device's constants)."""
 
 
+def ranked(problem: Problem, configs: list[Config], predict: Predict) -> list[Config]:
+    """``configs`` fastest first by ``predict`` (ties keep the given order)."""
+    return sorted(configs, key=lambda cfg: predict(problem, cfg))
+
+
+SPLIT_SLACK = 1.03
+"""How much slower than the fastest split count a default's fewer splits may be predicted (:func:`default`): a
+model's few percent are within its error, and fewer splits hold fewer partials and programs."""
 SPLIT_BYTES = 64 * 2**20
-"""The most bytes of fp32 partial sums a weight gradient's default config holds (:func:`split_choices`): the
-suite's largest choice by the model (``deeplab_3x3_d2``'s 7 splits of 144 tiles) takes 63 MiB; the heuristic's own
-took up to 18 MiB. Tuning's candidates (:data:`SPLITS`) are not bounded by it."""
+"""The most bytes of fp32 partial sums a weight gradient's default config holds (:func:`split_choices`): the suite's
+largest default (``deeplab_3x3_d2``'s 6 splits of 144 tiles of 128 x 128) holds 54 MiB, where the heuristic's own
+counts held up to 18 MiB. Tuning's candidates (:data:`SPLITS`) are not bounded by it."""
 
 
 def split_tiles(problem: Problem, config: Config) -> int:
@@ -680,16 +687,21 @@ def split_choices(problem: Problem, config: Config) -> list[Config]:
     return [dataclasses.replace(config, split_k=s) for s in range(1, most + 1) if s == 1 or s * tile_bytes <= SPLIT_BYTES]
 
 
-def default(problem: Problem, sm_count: int = 132, tma: bool = False, rank: Rank | None = None) -> Config:
+def default(problem: Problem, sm_count: int = 132, tma: bool = False, predict: Predict | None = None) -> Config:
     """The config a GPU launch of ``problem`` takes with nothing cached or tuned: :func:`heuristic`'s, a weight
-    gradient's split count the one ``rank`` predicts fastest of :func:`split_choices` (the fewest on ties) where a
-    ranking is given. The heuristic's own count fills its waves of programs one to an SM and weighs no partial sums'
-    bytes; the model (:mod:`tritonconv.costmodel`) counts programs an SM and the partials' traffic: on the suite's bf16
-    weight gradients (H200 constants, ``python -m benchmarks.costfit --heuristic-check``) it predicts 2.0x on
-    ``resnet50_ds_1x1s2`` (one split, not two: 16 MiB of partials), 1.3-1.5x on ``resnet50_l2_3x3s2`` (9 splits,
-    not 29), ``deeplab_3x3_d2`` (7, not 2: whole waves of two programs an SM) and ``anisotropic_1x7``."""
+    gradient's split count, where a model is given, the fewest of :func:`split_choices` that ``predict`` puts within
+    :data:`SPLIT_SLACK` of the fastest. The heuristic's own count fills rounds of one program an SM and weighs no
+    partial sums' bytes; the model (:mod:`tritonconv.costmodel`) counts the programs an SM holds, the partials'
+    traffic and a second launch. On the suite's bf16 channels-last weight gradients (H200 constants, ``python -m
+    benchmarks.costfit --heuristic-check``; predictions, not measurements) it predicts 2.0x on ``resnet50_ds_1x1s2``
+    (one split, not two: 16 MiB of partials less), 1.3-1.5x on ``resnet50_l2_3x3s2`` (9 splits, not 29),
+    ``resnet50_l3_3x3`` (3, not 7) and ``anisotropic_1x7`` (10, not 18), 1.28x on ``deeplab_3x3_d2`` (6, not 2: 144
+    tiles in whole rounds of two programs an SM)."""
     cfg = heuristic(problem, False, sm_count, tma)
-    return rank(problem, split_choices(problem, cfg))[0] if rank is not None else cfg
+    if predict is None:
+        return cfg
+    times = {choice: predict(problem, choice) for choice in split_choices(problem, cfg)}
+    return next(choice for choice, t in times.items() if t <= SPLIT_SLACK * min(times.values()))
 
 
 def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool = False) -> Config:
@@ -974,32 +986,33 @@ _TUNE_TOL = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2, "float64": 1e-1
 
 def autotune_top() -> int:
     """``TRITONCONV_AUTOTUNE_TOP``: how many candidates a tuning in the library times beside the heuristic's,
-    those its ranking predicts fastest (:func:`shortlist`); 0: every candidate. Default 6."""
+    those its model predicts fastest (:func:`shortlist`); 0: every candidate. Default 6."""
     value = os.environ.get("TRITONCONV_AUTOTUNE_TOP", "6")
     if not value.isdigit():
         raise ValueError(f"expected TRITONCONV_AUTOTUNE_TOP to be a count (0: every candidate), got {value!r}")
     return int(value)
 
 
-def shortlist(problem: Problem, configs: list[Config], rank: Rank, top: int, sm_count: int, tma: bool) -> list[Config]:
-    """The candidates a pruned search times: the first ``top`` of ``configs`` as ``rank`` orders them, and the
+def shortlist(problem: Problem, configs: list[Config], predict: Predict, top: int, sm_count: int,
+              tma: bool) -> list[Config]:
+    """The candidates a pruned search times: the ``top`` of ``configs`` that ``predict`` puts fastest, and the
     default config (:func:`default`), so that a tuned entry (a relayout config's copies, say) replaces the default
     only where it measured faster."""
-    best = rank(problem, configs)[:top]
-    fallback = default(problem, sm_count, tma, rank)
+    best = ranked(problem, configs, predict)[:top]
+    fallback = default(problem, sm_count, tma, predict)
     return best if fallback in best else [*best, fallback]
 
 
 def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callable, smem_limit: int,
-         sm_count: int, tma: bool = False, skip: Collection[Config] = (), rank: Rank | None = None,
+         sm_count: int, tma: bool = False, skip: Collection[Config] = (), predict: Predict | None = None,
          top: int = 0, timed: list[tuple[Config, float]] | None = None) -> tuple[Config, float]:
-    """Benchmark every candidate (but ``skip``; with ``rank`` and ``top``, only :func:`shortlist`'s), each
+    """Benchmark every candidate (but ``skip``; with ``predict`` and ``top``, only :func:`shortlist`'s), each
     (config, ms) appended to ``timed`` when given; a config must reproduce the heuristic config's output to
     win."""
     reference = run(heuristic(problem, False, sm_count)).float()
     best, best_ms = None, math.inf
-    every = candidates(problem, smem_limit, tma, sm_count, rank)
-    listed = set(shortlist(problem, every, rank, top, sm_count, tma)) if rank is not None and top else set(every)
+    every = candidates(problem, smem_limit, tma, sm_count, predict)
+    listed = set(shortlist(problem, every, predict, top, sm_count, tma)) if predict is not None and top else set(every)
     for cfg in every:
         if cfg in skip or cfg not in listed:
             continue
@@ -1019,15 +1032,15 @@ def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callabl
         if ms < best_ms:
             best, best_ms = cfg, ms
     if best is None:
-        best, best_ms = default(problem, sm_count, tma, rank), math.nan
+        best, best_ms = default(problem, sm_count, tma, predict), math.nan
     return best, best_ms
 
 
 def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Tensor] | None, *,
             autotune: bool, bench: Callable = do_bench_median, smem_limit: int = DEFAULT_SMEM,
-            sm_count: int = 132, tma: bool = False, rank: Rank | None = None) -> Config:
+            sm_count: int = 132, tma: bool = False, predict: Predict | None = None) -> Config:
     """Config for ``problem`` on a GPU called ``device_name``: caches, then tuning (of :func:`autotune_top`'s
-    shortlist by ``rank``, or every candidate without one) or the heuristic."""
+    shortlist by ``predict``, or every candidate without one) or the default config (:func:`default`)."""
     hit = cache.lookup(device_name, problem)
     if hit is not None:
         cfg, how = hit
@@ -1042,21 +1055,21 @@ def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Te
                 "or set TRITONCONV_AUTOTUNE=0 to use the default config")
         before = Counter(stats)
         timed: list[tuple[Config, float]] = []
-        cfg, ms = tune(problem, run, bench, smem_limit, sm_count, tma, rank=rank, top=autotune_top(), timed=timed)
+        cfg, ms = tune(problem, run, bench, smem_limit, sm_count, tma, predict=predict, top=autotune_top(), timed=timed)
         stats["tuned"] += 1
         log.info("tritonconv: tuned %s on %s: %s (%.4f ms)", problem.key(), device_name, cfg, ms)
         cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms, timing_since(before), timed)})
         return cfg
     stats["heuristic"] += 1
-    return default(problem, sm_count, tma, rank)
+    return default(problem, sm_count, tma, predict)
 
 
 _memo: dict[tuple, Config] = {}
 
 
 def choose(problem: Problem, device: torch.device, interp: bool, run: Callable[[Config], torch.Tensor],
-           ranking: Callable[[str, int], Rank] | None = None) -> Config:
-    """The config a launch uses (see the module docstring for the order); ``ranking``: the candidates' ranking on a
+           model: Callable[[str, int], Predict] | None = None) -> Config:
+    """The config a launch uses (see the module docstring for the order); ``model``: the predicted launch times on a
     GPU of a given name and SM count, for a tuning's shortlist and the default's split count (:func:`resolve`)."""
     if interp:
         stats["interpreter"] += 1
@@ -1070,10 +1083,10 @@ def choose(problem: Problem, device: torch.device, interp: bool, run: Callable[[
     cfg = resolve(problem, props.name, run, autotune=autotune_enabled(),
                   smem_limit=getattr(props, "shared_memory_per_block_optin", DEFAULT_SMEM),
                   sm_count=props.multi_processor_count, tma=props.major >= 9,
-                  rank=ranking(props.name, props.multi_processor_count) if ranking is not None else None)
+                  predict=model(props.name, props.multi_processor_count) if model is not None else None)
     _memo[memo_key] = cfg
     return cfg
 
 
 __all__ = ["DEPTHWISE_KIND", "KINDS", "Config", "Problem", "candidates", "choose", "default", "heuristic", "resolve",
-           "shortlist", "split_choices", "stats", "tune"]
+           "ranked", "shortlist", "split_choices", "stats", "tune"]

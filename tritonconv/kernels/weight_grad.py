@@ -649,12 +649,13 @@ def input_channels_as_m(dy_inner: bool, x_inner: bool, block_m: int, block_n: in
 
 
 SPLIT_REGISTERS = 128
-"""The registers a thread of a descriptor launch on 8 warps whose splits meet in the kernel is held to (``maxnreg``):
-two programs an SM. The meeting reads each other split's partial tile back beside the sum, on 128 x 128 tiles 64 fp32
-registers a thread each, and ptxas then chose 164-168 registers for NC(D)HW tiles read in runs (``deeplab_3x3_d2``,
+"""The registers a thread of a descriptor launch on 8 warps is held to (``maxnreg``): two programs an SM. Where the
+splits meet, the last reads each other split's partial tile back beside the sum, on 128 x 128 tiles 64 fp32 registers
+a thread each, and ptxas then chose 164-168 registers for NC(D)HW tiles read in runs (``deeplab_3x3_d2``,
 ``c3d_conv3a``; sm_90, bf16, Triton 3.9 and 3.6): one program an SM where unsplit they had two. Held to 128, 84-148 B
 spill outside the main loop, once a program, and the main loop issues no more (``deeplab_3x3_d2``: 104 instructions
-a step where unsplit 115)."""
+a step where unsplit 115). Unmet, Triton 3.6 gave ``c3d_conv3a``'s channels-last TF32 one 159 registers; held, it
+spills 4 B outside its main loop; the suite's other 8-warp launches take 128 or fewer unheld."""
 
 
 SEAMS = 16
@@ -681,7 +682,7 @@ class DescriptorLaunch(Partials):
     """:func:`_conv_weight_grad_tma_kernel` prepared for tensors laid out as ``grad_output`` and ``input``
     (:func:`descriptors_usable`); calling it gets the two descriptors (:class:`tritonconv._runtime.Descriptors`),
     launches and returns the gradient in the input's dtype (:class:`Partials`). Its splits meet in the kernel where few
-    (:func:`meets`; on 8 warps held to :data:`SPLIT_REGISTERS`)."""
+    (:func:`meets`); on 8 warps it is held to :data:`SPLIT_REGISTERS`."""
 
     DESCRIPTORS = True
 
@@ -733,7 +734,7 @@ class DescriptorLaunch(Partials):
                                         config.block_n),
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
-        if self.meet and config.num_warps == 8:  # two programs an SM, as unsplit (SPLIT_REGISTERS)
+        if config.num_warps == 8:  # two programs an SM (SPLIT_REGISTERS)
             self.kwargs["maxnreg"] = SPLIT_REGISTERS
         self.launcher = Direct(_conv_weight_grad_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
         self.x_desc, self.dy_desc = Descriptors(self.launcher, *self.x_layout), Descriptors(self.launcher, *self.dy_layout)
