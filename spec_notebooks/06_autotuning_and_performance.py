@@ -12,13 +12,15 @@
 # sections are the heuristic default a GPU launch uses before (or without) tuning.
 
 # %%
+import dataclasses
 import json
+import statistics
 from collections import Counter
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from tritonconv import cache, geometry, shapes, tuning
+from tritonconv import cache, costmodel, geometry, shapes, tuning
 from tritonconv.kernels import tma, weight_grad
 from tritonconv.shapes import is_depthwise
 
@@ -124,9 +126,34 @@ for op, name in (("conv2d", "resnet50_conv1"), ("conv3d", "c3d_conv1")):
 # process's memo, then the user's cache file, then the shipped `autotune_cache/` (its winners
 # timed from CUDA graph replays only), each by exact key first and then by bucket; with nothing cached and `TRITONCONV_AUTOTUNE=1` the
 # pruned candidates are benchmarked (each checked against the heuristic's output first): the
-# `TRITONCONV_AUTOTUNE_TOP` (6) the cost model below predicts fastest, and the heuristic's own
+# `TRITONCONV_AUTOTUNE_TOP` (6) the cost model below predicts fastest, and the default config
 # (`tuning.shortlist`; 0 benchmarks them all). The winner is written to the user cache, with every
-# config timed and its time. Keys and buckets of one suite layer:
+# config timed and its time; with `TRITONCONV_AUTOTUNE=0` the default config runs. The default is the
+# heuristic's, but for a weight gradient's split count (`tuning.default`): the fewest splits the cost model
+# predicts within 3% of the fastest (`tuning.SPLIT_SLACK`) for the heuristic's tiles, their partials at most
+# 64 MiB (`tuning.SPLIT_BYTES`). The heuristic alone counts rounds of one program an SM
+# (`tuning.wave_split`); the model counts the programs an SM holds, the partials' bytes and the second
+# launch that adds them where they do not meet. Predictions, not measurements (the H200's constants):
+#
+# %%
+h200 = costmodel.device_for("NVIDIA H200")
+print(f"{'layer':>24} {'heuristic':>16} {'default':>16}   (bf16 channels-last weight gradients: splits, predicted ms)")
+gains = []
+for name, prob in ((s["name"], shapes.suite_problem(op, s)) for op in ("conv1d", "conv2d", "conv3d") for s in suite[op]):
+    if is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
+        continue
+    p = tuning.Problem.of("conv_wgrad", "bfloat16", "channels_last", **prob)
+    heuristic, chosen = tuning.heuristic(p, False, h200.sms, True), costmodel.default(p, h200, True)
+    t_h, t_d = costmodel.predict(p, heuristic, h200), costmodel.predict(p, chosen, h200)
+    assert t_d <= tuning.SPLIT_SLACK * t_h and dataclasses.replace(chosen, split_k=heuristic.split_k) == heuristic
+    gains.append(t_h / t_d)
+    if abs(t_h / t_d - 1) > 0.1:
+        print(f"{name:>24} {heuristic.split_k:5d} {1e3 * t_h:8.4f} ms {chosen.split_k:5d} {1e3 * t_d:8.4f} ms  ({t_h / t_d:.2f}x)")
+print(f"{len(gains)} layers: the default predicted {statistics.geometric_mean(gains):.2f}x the heuristic's speed "
+      f"(geometric mean), {min(gains):.2f}-{max(gains):.2f}x")
+
+# %% [markdown]
+# Keys and buckets of one suite layer:
 
 # %%
 prob = shapes.suite_problem("conv2d", suite["conv2d"][1])
@@ -220,9 +247,6 @@ for op in ("conv1d", "conv2d", "conv3d"):
 # `costmodel.ROW_ISSUE`, from the SASS of `python -m benchmarks.static --rows`):
 
 # %%
-from tritonconv import costmodel
-
-h200 = costmodel.device_for("NVIDIA H200")
 lines = [f"{'layer':>18} {'pass':>10} {'in place ms':>12} {'relaid ms':>10} {'in place / relaid':>18}"]
 for op in ("conv2d", "conv3d"):
     for s in suite[op]:
@@ -328,9 +352,9 @@ fig.tight_layout()
 # (`tuning.plane_patches`, `Config.planes`: the products at the rows' seams taken out after the main
 # loop), and both operands stay in shared memory.
 #
-# Weight gradients on descriptor tiles whose splits meet in the kernel (the last split reads the others'
-# partial tiles back, beside the sum) are held to 128 registers on 8 warps (`weight_grad.SPLIT_REGISTERS`),
-# two programs an SM: two NC(D)HW ones spill a little outside their main loops, once a program. The pointer
+# Weight gradients on descriptor tiles on 8 warps are held to 128 registers (`weight_grad.SPLIT_REGISTERS`), two
+# programs an SM: where splits meet in the kernel the last split reads the others' partial tiles back beside the
+# sum, and ptxas had taken 164-168 registers; held, what spills is outside the main loops, once a program. The pointer
 # kernel's 16-bit splits (the NC(D)HW weight gradients Hopper runs on it) meet another way: the last split
 # stores its own partial with the others and, its sum no longer needed, adds them 16 rows at a time
 # (`weight_grad.MEET_ROWS`), so they hold no more registers than unsplit.
@@ -347,10 +371,10 @@ fig.tight_layout()
 # %%
 census = [r for r in compile_report(CPU_TRITON) if r["dtype"] == "bf16" and "loop_math" in r]
 assert all(r["loop_local"] == 0 for r in census), "a default config spills in its main loop"
-held = [r for r in census if r["spill_store_bytes"]]  # held to weight_grad.SPLIT_REGISTERS for their splits' meeting
+held = [r for r in census if r["spill_store_bytes"]]  # held to weight_grad.SPLIT_REGISTERS
 assert all(r["kind"] == "conv_wgrad" and r["num_warps"] == 8 and r["registers"] <= weight_grad.SPLIT_REGISTERS
            for r in held), "a default config spills"
-print("spilling outside the main loop, held to", weight_grad.SPLIT_REGISTERS, "registers for their splits' meeting:",
+print("spilling outside the main loop, held to", weight_grad.SPLIT_REGISTERS, "registers:",
       ", ".join(f"{r['name']} ({r['layout']}, {r['spill_store_bytes']} B)" for r in held))
 for layout in ("channels_last", "contiguous"):
     rows = [r for r in census if r["layout"] == layout and not r["kind"].startswith("conv_dw")]
