@@ -695,8 +695,8 @@ def default(problem: Problem, sm_count: int = 132, tma: bool = False, predict: P
     traffic and a second launch. On the suite's bf16 channels-last weight gradients (H200 constants, ``python -m
     benchmarks.costfit --heuristic-check``; predictions, not measurements) it predicts 2.0x on ``resnet50_ds_1x1s2``
     (one split, not two: 16 MiB of partials less), 1.3-1.5x on ``resnet50_l2_3x3s2`` (9 splits, not 29),
-    ``resnet50_l3_3x3`` (3, not 7) and ``anisotropic_1x7`` (10, not 18), 1.28x on ``deeplab_3x3_d2`` (6, not 2: 144
-    tiles in whole rounds of two programs an SM)."""
+    ``resnet50_l3_3x3`` (3, not 7) and ``anisotropic_1x7`` (10, not 18), 1.28x on ``deeplab_3x3_d2`` (6, not 2: its
+    last, partial round of two programs an SM a seventh of the time, not a third)."""
     cfg = heuristic(problem, False, sm_count, tma)
     if predict is None:
         return cfg
