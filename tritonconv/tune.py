@@ -15,7 +15,8 @@ CUDA graph replays is skipped (``--retune`` tunes it again; host-timed entries a
 again), so a run cut short by ``--budget-s`` resumes where it stopped. ``--jobs N`` first compiles
 the candidates of every few problems in ``N`` worker processes (filling Triton's on-disk kernel
 cache), so the timing loop, which must run one kernel at a time, does not wait on the compiler;
-candidates whose kernels spill registers (ptxas's report of that compile) are not timed, but for the heuristic's.
+candidates whose kernels spill registers (ptxas's report of that compile) are not timed, but for the default
+config (:func:`tritonconv.tuning.default`).
 
 Every layer is tuned for the forward kernel and, with ``--kinds``, for the two backward
 kernels (``conv_t``: input gradient, ``conv_wgrad``: weight gradient). A ``conv2plus1d``
@@ -359,7 +360,7 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
     problem after ``budget_s`` seconds; with ``jobs`` > 0 compiles the candidates of each ``chunk``
     problems in that many processes first (:func:`precompile`; spilling and failing candidates are not
     timed). With ``top``, only the ``top`` candidates :mod:`tritonconv.costmodel` predicts fastest (with the
-    device's fitted constants) and the heuristic's are compiled and timed (:func:`tritonconv.tuning.shortlist`).
+    device's fitted constants) and the default config are compiled and timed (:func:`tritonconv.tuning.shortlist`).
     Returns the names of the problems tuned, in order.
     """
     have = cache.read(target / cache.file_name(device_name), device_name)

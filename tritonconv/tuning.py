@@ -985,7 +985,7 @@ _TUNE_TOL = {"float32": 1e-4, "float16": 1e-2, "bfloat16": 5e-2, "float64": 1e-1
 
 
 def autotune_top() -> int:
-    """``TRITONCONV_AUTOTUNE_TOP``: how many candidates a tuning in the library times beside the heuristic's,
+    """``TRITONCONV_AUTOTUNE_TOP``: how many candidates a tuning in the library times beside the default config,
     those its model predicts fastest (:func:`shortlist`); 0: every candidate. Default 6."""
     value = os.environ.get("TRITONCONV_AUTOTUNE_TOP", "6")
     if not value.isdigit():
