@@ -137,6 +137,26 @@ def ranking_report(tuned: list[dict], device: costmodel.Device) -> dict:
             "median_ratio": statistics.median(ratios) if ratios else math.nan}
 
 
+def split_report(tuned: list[dict], device: costmodel.Device) -> dict:
+    """The default's split counts against the heuristic's (:func:`tritonconv.tuning.default`, the model's pick for the
+    heuristic's tiles), where a tuning timed both (:func:`tritonconv.tuning.shortlist` times both): per problem the
+    heuristic's measured time over the default's; problems, those the default ran faster, their median ratio."""
+    by_problem: dict[str, dict[Config, float]] = {}
+    problems = {}
+    for s in tuned:
+        (problem, config), = s["launches"]
+        by_problem.setdefault(s["name"], {})[config] = s["measured_ms"]
+        problems[s["name"]] = problem
+    ratios = []
+    for name, times in by_problem.items():
+        problem = problems[name]
+        own, chosen = tuning.heuristic(problem, False, device.sms, True), costmodel.default(problem, device, True)
+        if own != chosen and own in times and chosen in times:
+            ratios.append(times[own] / times[chosen])
+    return {"problems": len(ratios), "default_faster": sum(r > 1 for r in ratios),
+            "median_ratio": statistics.median(ratios) if ratios else math.nan}
+
+
 def predicted_ms(sample: dict, device: costmodel.Device, host_ms: float = 0.0) -> float:
     """The sample's predicted time: its launches' device time, plus for a row timed call by call ``host_ms`` per
     launch (the part of the host's cost that the timing did not hide; fitted)."""

@@ -290,6 +290,7 @@ def tuning_ranked(folder: Path, device: str) -> list[str]:
     if not tuned:
         return []
     rep = costfit.ranking_report(tuned, costmodel.device_for(device))
+    splits = costfit.split_report(tuned, costmodel.device_for(device))
     entries = {key: value for path in files for key, value in json.loads(path.read_text()).get("entries", {}).items()
                if key in {s["name"] for s in tuned}}
     nchw = [key for key in entries if key.split("|")[2] == "contiguous"]
@@ -297,6 +298,9 @@ def tuning_ranked(folder: Path, device: str) -> list[str]:
     return ["", "## Tuning, against the cost model", "",
             f"{len(tuned)} candidates timed for {rep['problems']} problems; the one the model predicted fastest was "
             f"within 5% of the fastest timed on {rep['within_5pct']} (median {rep['median_ratio']:.3f}x).",
+            "", f"Weight gradients whose default split count the model moved from the heuristic's, both timed: "
+            f"{splits['problems']}; the default faster on {splits['default_faster']} (the heuristic's time over the "
+            f"default's, median {splits['median_ratio']:.3f}x).",
             "", f"NC(D)HW problems tuned: {len(nchw)}; won by a relayout config (activations copied channels innermost): "
             f"{len(relaid)}" + "".join(f"\n- `{key}`" for key in relaid)]
 

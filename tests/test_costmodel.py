@@ -656,3 +656,26 @@ def test_default_split_configs_compute_the_weight_gradient():
                                                    [1] * (len(x) - 2), [1] * (len(x) - 2), False,
                                                    [0] * (len(x) - 2), groups, [False, True, False])[1]
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_tunings_time_the_heuristics_split_beside_the_default_and_the_readout_compares_them(tmp_path):
+    """Where the model moved a weight gradient's split count, the candidates and a pruned tuning's shortlist hold both
+    the default config and the heuristic's own, so a GPU tuning times both; ``costfit.split_report`` reads those
+    timings back (the heuristic's time over the default's, per problem)."""
+    device = costmodel.device_for("NVIDIA H200")
+    p = suite_problem("resnet50_ds_1x1s2", "conv_wgrad", "channels_last")
+    own, chosen = tuning.heuristic(p, False, device.sms, True), costmodel.default(p, device, True)
+    assert (own.split_k, chosen.split_k) == (2, 1)
+    model = costmodel.predicting(device)
+    every = tuning.candidates(p, tma=True, sm_count=device.sms, predict=model)
+    listed = tuning.shortlist(p, every, model, 3, device.sms, True)
+    assert {own, chosen} <= set(every) and {own, chosen} <= set(listed) and len(listed) <= 5
+    forward = suite_problem("resnet50_ds_1x1s2", "conv", "channels_last")  # no split moved: the default alone
+    assert tuning.baselines(forward, device.sms, True, model) == [tuning.heuristic(forward, False, device.sms, True)]
+    other = next(c for c in every if c not in (own, chosen))
+    timed = [(chosen, 0.011), (own, 0.020), (other, 0.012)]
+    path = tmp_path / "NVIDIA_H200__triton-3.6.0.json"
+    path.write_text(json.dumps({"device": "NVIDIA H200",
+                                "entries": {p.key(): cache.entry(p, chosen, 0.011, "cuda_graph", timed)}}))
+    report = costfit.split_report(costfit.tuning_samples([path], "NVIDIA H200"), device)
+    assert report["problems"] == 1 and report["default_faster"] == 1 and math.isclose(report["median_ratio"], 0.020 / 0.011)

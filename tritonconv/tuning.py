@@ -139,7 +139,8 @@ def dw_wgrad_runs(problem: Problem, config: Config) -> int:
 def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = False, sm_count: int = 132,
                predict: Predict | None = None) -> list[Config]:
     """The kernel's config space pruned for ``problem``: no block far above its dimension, none over smem; and the
-    default config (for a GPU of ``sm_count`` SMs, its split count by ``predict``: :func:`default`).
+    default config (for a GPU of ``sm_count`` SMs, its split count by ``predict``: :func:`default`) and the heuristic's
+    (:func:`baselines`).
 
     ``tma``: the device has a tensor memory accelerator (compute capability 9+); eligible
     problems then also try the descriptor kernels (:func:`tma_candidates`), and NC(D)HW ones those kernels on
@@ -165,8 +166,7 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
             cfg = Config(*tile, group_m=1, num_warps=warps, num_stages=stages, split_k=split)
             if (split == 1 or triton.cdiv(red, split) >= 8 * tile[2]) and cfg not in out:  # 8 steps a split at least
                 out.append(cfg)
-        chosen = default(problem, sm_count, tma, predict)
-        return out + [chosen] if chosen not in out else out
+        return out + [cfg for cfg in baselines(problem, sm_count, tma, predict) if cfg not in out]
     for (bm, bn, bk, warps, stages), split, fold in itertools.product(SPACES[problem.kind], splits, folds):
         bk = min(bk, 32) if wide else bk
         reduction = problem.taps * red if fold and not wgrad else triton.cdiv(red, split)
@@ -186,8 +186,14 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
         out += [cfg for cfg in tma_candidates(problem) if smem_bytes(cfg, itemsize) <= smem_limit]
     if tma:
         out += [cfg for cfg in relaid(problem) if smem_bytes(cfg, itemsize) <= smem_limit]
-    chosen = default(problem, sm_count, tma, predict)  # always a candidate (its tiles may fit the channels better
-    return out + [chosen] if chosen not in out else out  # than the space's powers of two)
+    # always candidates (their tiles may fit the channels better than the space's powers of two)
+    return out + [cfg for cfg in baselines(problem, sm_count, tma, predict) if cfg not in out]
+
+
+def baselines(problem: Problem, sm_count: int, tma: bool, predict: Predict | None) -> list[Config]:
+    """The default config (:func:`default`) and, where the model moved its split count, the heuristic's own."""
+    chosen, own = default(problem, sm_count, tma, predict), heuristic(problem, False, sm_count, tma)
+    return [chosen] if own == chosen else [chosen, own]
 
 
 TMA_SPACE = ((128, 64, 4, 4), (128, 64, 8, 3), (256, 64, 8, 3), (64, 64, 4, 4))  # block_n, block_k, warps, stages
@@ -997,10 +1003,12 @@ def shortlist(problem: Problem, configs: list[Config], predict: Predict, top: in
               tma: bool) -> list[Config]:
     """The candidates a pruned search times: the ``top`` of ``configs`` that ``predict`` puts fastest, and the
     default config (:func:`default`), so that a tuned entry (a relayout config's copies, say) replaces the default
-    only where it measured faster."""
+    only where it measured faster; and the heuristic's own, where the model moved its split count, so that the
+    tuning's timings judge that move (``python -m benchmarks.readout``)."""
     best = ranked(problem, configs, predict)[:top]
-    fallback = default(problem, sm_count, tma, predict)
-    return best if fallback in best else [*best, fallback]
+    for baseline in (default(problem, sm_count, tma, predict), heuristic(problem, False, sm_count, tma)):
+        best += [baseline] if baseline not in best else []
+    return best
 
 
 def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callable, smem_limit: int,
