@@ -38,7 +38,7 @@ def test_each_pass_is_the_launch_a_call_takes_and_the_models_time_of_it():
     assert [p.name for p in report.passes] == ["forward", "input gradient", "weight gradient"] and not report.fitted
     for p, kind in zip(report.passes, ("conv", "conv_t", "conv_wgrad")):
         written = tuning.Problem.of(kind, "bfloat16", "contiguous", x.shape, w.shape, 1, 1, as_run=False)
-        assert p.problem == written.as_run() and p.source == "heuristic"
+        assert p.problem == written.as_run() and p.source == "default"
         assert p.config == costmodel.default(p.problem, device, True)  # the heuristic's, splits ranked
         assert math.isclose(p.predicted_ms, 1e3 * costmodel.pass_seconds(written, p.config, device))
         assert p.best_ms <= p.predicted_ms and p.issued >= 1.0

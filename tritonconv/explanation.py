@@ -43,7 +43,8 @@ class Pass:
     name: str  # "forward", "input gradient" or "weight gradient"
     problem: Problem  # as the kernels run it
     config: Config
-    source: str  # where the config comes from: "cache", "bucket" (a tuned shape's of the same kind) or "heuristic"
+    source: str  # where the config comes from: "cache", "bucket" (a tuned shape's of the same kind) or "default"
+    # (the heuristic's, a weight gradient's split count the model's: tuning.default)
     kernel: str  # the kernel, in words
     issued: float  # multiply-adds issued (padding, tile edges) over the useful ones
     predicted_ms: float  # the model's device time (a packed layer's packing launches included)
@@ -152,7 +153,7 @@ def _plan(written: Problem, device: costmodel.Device, tma: bool) -> tuple[Proble
     """The problem run, and the config a call on ``device`` takes with no tuning, and where it comes from."""
     problem = written.as_run()
     hit = cache.lookup(device.name, problem)
-    cfg, source = hit if hit else (costmodel.default(problem, device, tma), "heuristic")
+    cfg, source = hit if hit else (costmodel.default(problem, device, tma), "default")
     return problem, cfg, source
 
 
