@@ -327,8 +327,8 @@ thread, 58 at 32 and 42 at 16, where they took 94-128, 62-72 and 48-60."""
 
 
 def registers(problem: Problem, config: Config) -> int:
-    """Estimated registers per thread of a GEMM launch (:data:`REGISTERS`; a descriptor weight gradient on 8 warps held
-    to :data:`tritonconv.kernels.weight_grad.SPLIT_REGISTERS`, as launched)."""
+    """Estimated registers per thread of a GEMM launch (:data:`REGISTERS`; a descriptor weight gradient held as launched,
+    :func:`tritonconv.kernels.weight_grad.held_registers`)."""
     kernel = kernel_of(problem, config)
     base, per_accumulator = REGISTERS[kernel]
     if kernel == "_conv_kernel" and aligned(problem, config):
@@ -339,8 +339,8 @@ def registers(problem: Problem, config: Config) -> int:
         base, per_accumulator = ALIGNED_EACH_REGISTERS if nc_rows(problem, config) == 2 else NC_ROWS_REGISTERS
     elif kernel == "_conv_weight_grad_kernel" and wgrad_runs(problem, config)[:2] != (1, 1):
         base, per_accumulator = WGRAD_RUNS_REGISTERS
-    held = weight_grad.SPLIT_REGISTERS if kernel == "_conv_weight_grad_tma_kernel" and config.num_warps == 8 else 255
-    return min(held, round(base + per_accumulator * config.accumulator))
+    held = weight_grad.held_registers(config.num_warps) if kernel == "_conv_weight_grad_tma_kernel" else None
+    return min(held or 255, round(base + per_accumulator * config.accumulator))
 
 
 def occupancy(registers: int, shared: int, warps: int, smem: int) -> int:

@@ -769,9 +769,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
                 block_m = clamp_pow2(rows, 1, 4)
                 block_m, block_n, block_k = dw_wgrad_tile(problem, 4, max(1, sums // (block_m * 128)), sums)
         cfg = Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=1)
-        taps = depthwise.tap_tiles(problem.weight_shape[2:], block_m, dw_wgrad_runs(problem, cfg))
-        tiles = max(1, taps * triton.cdiv(cols, block_n))  # max: an empty problem still gets one
-        split = max(1, min(triton.cdiv(4 * sm_count, tiles), triton.cdiv(red, 8 * block_k)))
+        split = max(1, min(triton.cdiv(4 * sm_count, split_tiles(problem, cfg)), triton.cdiv(red, 8 * block_k)))
         return dataclasses.replace(cfg, split_k=split)
     if problem.kind == "conv_wgrad":
         # tap axes folded into the columns where that issues fewer columns (3-channel stems: all but depth)
@@ -784,8 +782,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             return Config(block_m, block_n, clamp_pow2(red, 16, 16384 // max(block_m, block_n)), 1, 1, 1, fold=fold)
         # fp32 and fp64: 16-wide steps (see the forward's below; fp32's 32-wide ones spilled 4-220 B on sm_80), TF32 32
         block_k = wide_step(problem) if problem.dtype in WIDE_DTYPES else 64 if block_m * block_n <= 64 * 64 else 32
-        tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, block_m)
-                    * triton.cdiv(width * cols, block_n))
+        tiles = split_tiles(problem, Config(block_m, block_n, block_k, fold=fold))
         split = wave_split(tiles, 2 * sm_count, triton.cdiv(red, 8 * block_k), sm_count)
         # NC(D)HW operands read in place (tiled by rows): per-element addresses need the registers of
         # 8 warps and smaller steps (ptxas spills otherwise; tests/test_compile.py)
@@ -816,8 +813,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             tma_m, tma_n = within_slack((rows, width * cols), (block_m, block_n), tma_padding(problem, positions))
 
             def on_descriptors(tma_m: int) -> Config:
-                tiles = max(1, problem.groups * problem.taps // width * triton.cdiv(rows, tma_m)
-                            * triton.cdiv(width * cols, tma_n))
+                tiles = split_tiles(problem, Config(tma_m, tma_n, positions))
                 return Config(tma_m, tma_n, positions, group_m=1, num_warps=8 if tma_m * tma_n >= 128 * 128 else 4,
                               num_stages=3, split_k=wave_split(tiles, 2 * sm_count, triton.cdiv(red, 8 * positions),
                                                                sm_count),  # at least 8 steps a split, as below
@@ -1006,9 +1002,7 @@ def shortlist(problem: Problem, configs: list[Config], predict: Predict, top: in
     only where it measured faster; and the heuristic's own, where the model moved its split count, so that the
     tuning's timings judge that move (``python -m benchmarks.readout``)."""
     best = ranked(problem, configs, predict)[:top]
-    for baseline in (default(problem, sm_count, tma, predict), heuristic(problem, False, sm_count, tma)):
-        best += [baseline] if baseline not in best else []
-    return best
+    return best + [cfg for cfg in baselines(problem, sm_count, tma, predict) if cfg not in best]
 
 
 def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callable, smem_limit: int,

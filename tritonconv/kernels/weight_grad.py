@@ -658,6 +658,12 @@ a step where unsplit 115). Unmet, Triton 3.6 gave ``c3d_conv3a``'s channels-last
 spills 4 B outside its main loop; the suite's other 8-warp launches take 128 or fewer unheld."""
 
 
+def held_registers(num_warps: int) -> int | None:
+    """The registers a thread of a descriptor weight-gradient launch on ``num_warps`` warps is held to
+    (:data:`SPLIT_REGISTERS` on 8), or None: ptxas chooses. The launch and the cost model both ask this."""
+    return SPLIT_REGISTERS if num_warps == 8 else None
+
+
 SEAMS = 16
 """Seam positions per step of the loop that reads them by address (planes read as rows, :func:`planes_as_rows`)."""
 
@@ -734,8 +740,8 @@ class DescriptorLaunch(Partials):
                                         config.block_n),
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
-        if config.num_warps == 8:  # two programs an SM (SPLIT_REGISTERS)
-            self.kwargs["maxnreg"] = SPLIT_REGISTERS
+        if held_registers(config.num_warps):  # two programs an SM
+            self.kwargs["maxnreg"] = held_registers(config.num_warps)
         self.launcher = Direct(_conv_weight_grad_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
         self.x_desc, self.dy_desc = Descriptors(self.launcher, *self.x_layout), Descriptors(self.launcher, *self.dy_layout)
 
