@@ -1,7 +1,10 @@
 """Bad input gets an exception naming the argument and what was expected, never a wrong answer."""
 
+import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 import tritonconv
 
@@ -38,6 +41,16 @@ CASES = [
     ("input None", lambda: tritonconv.conv2d(None, w2), TypeError, r"`input` to be a torch.Tensor, got NoneType"),
     ("stride float", lambda: tritonconv.conv2d(x2, w2, stride=1.5), ValueError, r"`stride` to be an int or 2 ints, got 1.5"),
     ("padding None", lambda: tritonconv.conv2d(x2, w2, padding=None), ValueError, r"`padding` to be an int or 2 ints"),
+    ("sparse input", lambda: tritonconv.conv2d(x2.to_sparse(), w2), TypeError,
+     r"`input` to be a dense \(strided\) tensor, got layout torch.sparse_coo"),
+    ("sparse weight", lambda: tritonconv.conv2d(x2, w2.to_sparse()), TypeError,
+     r"`weight` to be a dense \(strided\) tensor, got layout torch.sparse_coo"),
+    ("sparse bias", lambda: tritonconv.conv2d(x2, w2, torch.randn(6).to_sparse()), TypeError,
+     r"`bias` to be a dense \(strided\) tensor"),
+    ("mkldnn input", lambda: tritonconv.conv2d(x2.to_mkldnn(), w2), TypeError, r"got layout torch._mkldnn"),
+    ("padding pairs float", lambda: tritonconv.conv2d(x2, w2, padding=((1.5, 1), (1, 1))), ValueError,
+     r"`padding` to have 2 \(before, after\) pairs of ints"),
+    ("groups float", lambda: tritonconv.conv2d(x2, w2, groups=1.5), ValueError, r"`groups` to be a positive int, got 1.5"),
     ("unsupported device", lambda: tritonconv._runtime.interpreting(torch.device("mps")), ValueError, r"got device mps"),
 ]
 
@@ -64,6 +77,7 @@ NAMED = [  # (function name the message must start with, call): every family's a
     ("conv_transpose2d", lambda: tritonconv.conv_transpose2d(x2, torch.randn(4, 6, 3, 3), padding=-1)),
     ("conv_transpose2d", lambda: tritonconv.conv_transpose2d(x2, torch.randn(4, 6, 3, 3), stride=2, output_padding=3)),
     ("conv_transpose3d", lambda: tritonconv.conv_transpose3d(x3, torch.randn(4, 6, 3, 3, 3), stride=(1, 2))),
+    ("conv_transpose2d", lambda: tritonconv.conv_transpose2d(x2.to_sparse(), torch.randn(4, 6, 3, 3))),
     ("conv_transpose3d", lambda: tritonconv.conv_transpose3d(x3, torch.randn(5, 6, 3, 3, 3))),
     ("conv2plus1d", lambda: tritonconv.conv2plus1d(x3, torch.randn(5, 4, 1, 3, 3), torch.randn(6, 5, 3, 1, 1), stride=0)),
     ("conv2plus1d", lambda: tritonconv.conv2plus1d(x3, torch.randn(5, 4, 1, 3, 3), torch.randn(6, 5, 3, 1, 1),
@@ -83,3 +97,18 @@ def test_messages_name_their_function_once(name, call):
     prefix = message.split(": ", 1)[0]
     assert prefix.split(" ")[0] == name, message
     assert message.count(f"{prefix}:") == 1 and message.count(f"{name}: {name}") == 0, message
+
+
+def test_integer_arguments_from_numpy_and_tensors_work_as_in_torch():
+    """``F.conv2d`` takes numpy integers and 0-d integer tensors for its integer arguments, and so do tritonconv's
+    functions and modules (a model built from numpy hyperparameters converts and runs); results as torch's."""
+    np = pytest.importorskip("numpy")
+    x, w = torch.randn(2, 4, 9, 9), torch.randn(6, 2, 3, 3)
+    args = dict(stride=np.int64(2), padding=(np.int32(1), torch.tensor(0)), dilation=torch.tensor(1), groups=np.int64(2))
+    torch.testing.assert_close(tritonconv.conv2d(x, w, **args), F.conv2d(x, w, **args), rtol=1e-4, atol=1e-4)
+    wt = torch.randn(4, 3, 3, 3)
+    targs = dict(stride=np.int64(2), padding=np.int64(1), output_padding=np.int64(1), groups=torch.tensor(1))
+    torch.testing.assert_close(tritonconv.conv_transpose2d(x, wt, **targs), F.conv_transpose2d(x, wt, **targs),
+                               rtol=1e-4, atol=1e-4)
+    layer = torch.nn.Conv2d(np.int64(4), np.int64(6), np.int64(3), stride=np.int64(2), padding=np.int64(1))
+    torch.testing.assert_close(tritonconv.nn.convert(copy.deepcopy(layer))(x), layer(x), rtol=1e-4, atol=1e-4)

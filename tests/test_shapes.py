@@ -50,6 +50,26 @@ def test_padding_forms():
         shapes.resolve_padding("same", (3,), stride=2)
 
 
+def test_integer_arguments_are_taken_as_torch_takes_them():
+    """numpy integers and 0-d integer tensors count as ints (torch's ``F.conv2d`` takes them), returned as plain ints;
+    bools (torch refuses ``stride=True``), numpy and tensor bools, floats and 1-element float tensors do not."""
+    import numpy as np
+    for value in (2, np.int64(2), np.int32(2), np.uint8(2), torch.tensor(2)):
+        assert shapes.as_int(value) == 2 and type(shapes.as_int(value)) is int
+        assert shapes.as_tuple(value, 3, "stride") == (2, 2, 2)
+        assert all(type(v) is int for v in shapes.as_tuple((1, value), 2, "stride"))
+    for value in (True, np.True_, torch.tensor(True), 2.0, np.float64(2.0), torch.tensor(2.0), "2", None):
+        assert shapes.as_int(value) is None
+        with pytest.raises(ValueError, match="`stride` to be an int or 2 ints"):
+            shapes.as_tuple(value, 2, "stride")
+        with pytest.raises(ValueError, match="`stride` to be an int or 2 ints"):
+            shapes.as_tuple((1, value), 2, "stride")
+    assert shapes.resolve_padding(((np.int64(1), 0), (torch.tensor(0), 2)), (3, 3)) == ((1, 0), (0, 2))
+    for pairs in (((1.5, 0), (0, 1)), ((1, 0, 1), (0, 1)), ((True, 0), (0, 1))):
+        with pytest.raises(ValueError, match=r"`padding` to have 2 \(before, after\) pairs of ints"):
+            shapes.resolve_padding(pairs, (3, 3))
+
+
 def test_receptive_field_resnet_stem():
     # conv 7x7 s2, maxpool 3x3 s2, two 3x3 s1: R = 1, 7, 11, 19, 27
     assert shapes.receptive_field([7, 3, 3, 3], [2, 2, 1, 1]) == [1, 7, 11, 19, 27]

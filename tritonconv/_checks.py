@@ -96,6 +96,7 @@ def refuse_vmap(op: str, hint: str = "") -> None:
                                   f"read tensors by address){hint}")
 
 
+_STRIDED = torch.strided
 _PLAIN = (torch.Tensor, torch.nn.Parameter)  # no tensor subclass with rules of its own (such as DTensor)
 
 
@@ -105,7 +106,9 @@ def plain_and_supported(input, weight, bias) -> bool:
     checks then say why. (``torch.func.vmap`` is not looked at: callers check transforms first.)"""
     return (type(input) in _PLAIN and type(weight) in _PLAIN and 3 <= input.dim() <= 5 and input.shape[1] > 0
             and input.dtype in SUPPORTED_DTYPES and weight.dtype == input.dtype and weight.device == input.device
-            and (bias is None or (type(bias) in _PLAIN and bias.dtype == input.dtype and bias.device == input.device)))
+            and input.layout is _STRIDED and weight.layout is _STRIDED
+            and (bias is None or (type(bias) in _PLAIN and bias.dtype == input.dtype and bias.device == input.device
+                                  and bias.layout is _STRIDED)))
 
 
 def check_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
@@ -115,6 +118,8 @@ def check_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torc
     for name, t in named.items():
         if (t is not None or name != "bias") and not isinstance(t, torch.Tensor):
             raise TypeError(f"{op}: expected `{name}` to be a torch.Tensor, got {type(t).__name__}")
+        if t is not None and t.layout is not _STRIDED:  # sparse, MKL-DNN, nested: no addresses to read elements at
+            raise TypeError(f"{op}: expected `{name}` to be a dense (strided) tensor, got layout {t.layout}")
         if is_dtensor(t):
             raise TypeError(f"{op}: expected `{name}` to be a plain tensor, got a DTensor: sharded tensors go through "
                             f"tritonconv.distributed.{op} (tritonconv.nn's modules send them there)")
@@ -168,6 +173,14 @@ def _memoized(shape_spec, *args) -> ConvSpec:
         return shape_spec.__wrapped__(*args)
 
 
+def _groups(op: str, groups) -> int:
+    """``groups`` as a plain int (:func:`tritonconv.shapes.as_int`), or a ValueError naming it."""
+    value = shapes.as_int(groups)
+    if value is None or value <= 0:
+        raise ValueError(f"{op}: expected `groups` to be a positive int, got {groups!r}")
+    return value
+
+
 def _freeze(value):
     return tuple(_freeze(v) for v in value) if isinstance(value, list | tuple) else value
 
@@ -188,8 +201,7 @@ def _shape_spec(op, ndim, input_shape, weight_shape, bias_shape, stride, padding
     unbatched = len(input_shape) == ndim + 1
     input_shape = (1, *input_shape) if unbatched else input_shape
     c_in, c_out = input_shape[1], weight_shape[0]
-    if not isinstance(groups, int) or isinstance(groups, bool) or groups <= 0:
-        raise ValueError(f"{op}: expected `groups` to be a positive int, got {groups!r}")
+    groups = _groups(op, groups)
     if c_in == 0:  # (torch returns an empty tensor of 0 channels here, not the bias; the kernels reduce nothing)
         raise ValueError(f"{op}: expected `input` with at least one channel, got shape {input_shape}")
     if c_in % groups:
@@ -248,8 +260,7 @@ def _transpose_shape_spec(op, ndim, input_shape, weight_shape, bias_shape, strid
     unbatched = len(input_shape) == ndim + 1
     input_shape = (1, *input_shape) if unbatched else input_shape
     c_in = input_shape[1]
-    if not isinstance(groups, int) or isinstance(groups, bool) or groups <= 0:
-        raise ValueError(f"{op}: expected `groups` to be a positive int, got {groups!r}")
+    groups = _groups(op, groups)
     if c_in == 0:
         raise ValueError(f"{op}: expected `input` with at least one channel, got shape {input_shape}")
     if c_in % groups:

@@ -307,8 +307,9 @@ class NetworkStream:
 
     def __init__(self, module: torch.nn.Module, slices: Iterable[torch.Tensor], chunk: int = 1,
                  device=None, dry: bool = False) -> None:
-        if not isinstance(chunk, int) or chunk < 1:
+        if (shapes.as_int(chunk) or 0) < 1:
             raise ValueError(f"stream: expected `chunk` to be a positive int, got {chunk!r}")
+        chunk = shapes.as_int(chunk)
         self.graph = _trace(module)
         self.chunk, self.dry = chunk, dry
         first = next(iter(module.parameters()), None)

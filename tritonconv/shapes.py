@@ -12,6 +12,7 @@ resolved to ``(before, after)`` pairs so that torch's asymmetric ``'same'`` is e
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ IntOrSeq = int | Sequence[int]
 Padding = str | int | Sequence[int] | Sequence[tuple[int, int]]
 
 __all__ = [
+    "as_int",
     "as_tuple",
     "conv_output_size",
     "resolve_padding",
@@ -43,23 +45,41 @@ __all__ = [
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "float8_e4m3fn": 1, "float8_e5m2": 1}
 
 
+def as_int(value) -> int | None:
+    """``value`` as torch takes an integer argument (``stride=numpy.int64(2)``, ``groups=torch.tensor(2)``): an
+    ``int`` or anything else with ``__index__`` (a numpy integer, a 0-d integer tensor) as a plain ``int``; None for
+    a bool (torch refuses ``stride=True``), a float, or anything else."""
+    if isinstance(value, bool) or "bool" in str(getattr(value, "dtype", "")):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def as_tuple(value: IntOrSeq, ndim: int, name: str = "value") -> tuple[int, ...]:
     """Broadcast an int ``value`` to ``ndim`` entries, or check a sequence has ``ndim`` ints (one is broadcast).
+    Integers are taken as torch takes them (:func:`as_int`: numpy integers, 0-d integer tensors) and returned as
+    plain ints.
 
     :param name: the argument's name in the error message.
-    :raises ValueError: not an int nor ``ndim`` ints (bools refused).
+    :raises ValueError: not an int nor ``ndim`` ints (bools and floats refused).
     """
-    if isinstance(value, int) and not isinstance(value, bool):
+    if type(value) is int:  # the common call, first
         return (value,) * ndim
+    single = as_int(value)
+    if single is not None:
+        return (single,) * ndim
     try:
         values = tuple(value)
     except TypeError:  # a float, None: not a sequence either
         raise ValueError(f"expected `{name}` to be an int or {ndim} ints, got {value!r}") from None
     if len(values) == 1:
         values = values * ndim
-    if len(values) != ndim or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+    ints = tuple(v if type(v) is int else as_int(v) for v in values)
+    if len(ints) != ndim or None in ints:
         raise ValueError(f"expected `{name}` to be an int or {ndim} ints, got {value!r}")
-    return values
+    return ints
 
 
 def conv_output_size(
@@ -123,9 +143,9 @@ def resolve_padding(
             return tuple((t // 2, t - t // 2) for t in totals)
         raise ValueError(f"expected `padding` to be 'same', 'valid', an int or {ndim} ints, got {padding!r}")
     if isinstance(padding, (tuple, list)) and padding and all(isinstance(p, (tuple, list)) for p in padding):
-        pairs = tuple((int(b), int(a)) for b, a in padding)
-        if len(pairs) != ndim:
-            raise ValueError(f"expected `padding` to have {ndim} (before, after) pairs, got {padding!r}")
+        pairs = tuple(tuple(map(as_int, pair)) for pair in padding)
+        if len(pairs) != ndim or any(len(pair) != 2 or None in pair for pair in pairs):
+            raise ValueError(f"expected `padding` to have {ndim} (before, after) pairs of ints, got {padding!r}")
     else:
         pairs = tuple((p, p) for p in as_tuple(padding, ndim, "padding"))
     if any(p < 0 for pair in pairs for p in pair):
