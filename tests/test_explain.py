@@ -50,6 +50,14 @@ def test_each_pass_is_the_launch_a_call_takes_and_the_models_time_of_it():
     assert "H200 datasheet" in text and "forward" in text and "weight gradient" in text
     assert explanation.config_text(report.passes[0].config) in text
     assert "bound by" in text and all(p.bound == costmodel.bound(p.problem, p.config, device) for p in report.passes)
+    # a block per pass, its lines within 100 characters; a faster best candidate and channels-last named with the ratio
+    assert max(map(len, text.splitlines())) <= 100
+    blocks = text.split("\n\n")[1:]
+    assert [b.split(" ", 1)[0] for b in blocks] == ["forward", "input", "weight"]
+    for p, block in zip(report.passes, blocks):
+        assert f"{p.predicted_ms:.4f} ms, bound by {p.bound}" in block and f"{p.channels_last_ms:.4f} ms" in block
+        faster = p.best_ms < p.predicted_ms / 1.1
+        assert (f"{p.predicted_ms / p.best_ms:.2f}x less time" in " ".join(block.split())) == faster
 
 
 def test_how_nchw_rows_are_read_is_named():

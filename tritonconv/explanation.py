@@ -19,6 +19,7 @@ how well they predicted).
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 
 import torch
 
@@ -56,7 +57,7 @@ class Pass:
 
 @dataclasses.dataclass(frozen=True)
 class Explanation:
-    """:func:`explain`'s answer; ``str()`` renders it as a table."""
+    """:func:`explain`'s answer; ``str()`` renders it, a block of lines per pass."""
 
     op: str
     written: Problem  # the forward problem as the caller wrote it
@@ -68,23 +69,32 @@ class Explanation:
         p = self.written
         layout = "channels-last" if p.layout == "channels_last" else "NC(D)HW"
         model = "fitted on its measured rows" if self.fitted else "the H200 datasheet's constants (none fitted for it)"
-        lines = [f"{self.op}: input {p.input_shape}, weight {p.weight_shape}, stride {p.stride}, padding "
-                 f"{p.padding}, dilation {p.dilation}, groups {p.groups}; {p.dtype}{' (TF32 products)' * p.tf32}, "
-                 f"{layout} activations",
-                 f"on {self.gpu}; cost model {model}: predicted device times, not measurements"]
-        table = [("pass", "kernel", "config", "from", "issued", "predicted", "bound by", "model best", "channels-last")]
+        lines = textwrap.wrap(f"{self.op}: input {p.input_shape}, weight {p.weight_shape}, stride {p.stride}, padding "
+                              f"{p.padding}, dilation {p.dilation}, groups {p.groups}; {p.dtype}"
+                              f"{' (TF32 products)' * p.tf32}, {layout} activations", 100, subsequent_indent="  ")
+        lines += textwrap.wrap(f"on {self.gpu}; cost model {model}: predicted device times, not measurements", 100,
+                               subsequent_indent="  ")
         for s in self.passes:
-            table.append((s.name, s.kernel, config_text(s.config), s.source, f"{s.issued:.2f}x", f"{s.predicted_ms:.4f} ms",
-                          s.bound, f"{s.best_ms:.4f} ms",
-                          "-" if s.channels_last_ms is None else f"{s.channels_last_ms:.4f} ms"))
-        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-        lines += ["  ".join(cell.ljust(w) if i < 4 or i == 6 else cell.rjust(w)
-                            for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in table]
-        notes = [f"{s.name}: the model's best candidate, {config_text(s.best)}, predicts {s.predicted_ms / s.best_ms:.2f}x "
-                 "less time; a tuning on that GPU times it" for s in self.passes if s.best_ms < s.predicted_ms / 1.1]
-        notes += [f"{s.name}: channels-last activations predict {s.predicted_ms / s.channels_last_ms:.2f}x less time"
-                  for s in self.passes if s.channels_last_ms is not None and s.channels_last_ms < s.predicted_ms / 1.1]
-        return "\n".join(lines + notes)
+            head = f"{s.predicted_ms:.4f} ms, bound by {s.bound}"
+            if s.channels_last_ms is not None:
+                ratio = s.predicted_ms / s.channels_last_ms
+                head += f" (channels-last activations: {s.channels_last_ms:.4f} ms" + (
+                    f", {ratio:.2f}x less)" if ratio > 1.1 else ")")
+            best = "the same" if s.best == s.config else f"{config_text(s.best)}: {s.best_ms:.4f} ms"
+            if s.best_ms < s.predicted_ms / 1.1:
+                best += f", {s.predicted_ms / s.best_ms:.2f}x less time; a tuning on that GPU times it"
+            lines += ["", f"{s.name:<16} {head}",
+                      *_field("kernel", s.kernel),
+                      *_field("config", f"{config_text(s.config)} ({s.source}), issuing {s.issued:.2f}x the useful "
+                                        "multiply-adds"),
+                      *_field("model's best", best)]
+        return "\n".join(lines)
+
+
+def _field(name: str, text: str, width: int = 100) -> list[str]:
+    """``name`` and ``text`` as indented lines of at most ``width`` characters, continued under the text."""
+    return textwrap.wrap(text, width, initial_indent=f"  {name:<15}", subsequent_indent=" " * 17,
+                         break_on_hyphens=False)
 
 
 def config_text(cfg: Config) -> str:
