@@ -6,7 +6,9 @@ On a GPU each case runs twice: the first call launches through ``JITFunction.run
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +28,9 @@ CASES = [
 ]
 
 
-def main() -> None:
+def main(argv: list[str] = ()) -> None:
+    argparse.ArgumentParser(prog="python -m tritonconv", description=__doc__.split("\n\n")[0].split(": ", 1)[1]
+                            + " Exits 1 if any case fails.").parse_args(list(argv))
     os.environ.setdefault("TRITONCONV_AUTOTUNE", "0")  # a check of the kernels: cached or default configs, no tuning
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     compiled = not interpreting(device)
@@ -58,4 +62,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
