@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tritonconv
-from tritonconv import cache, dispatch, geometry, tuning
+from tritonconv import _runtime, cache, dispatch, geometry, tuning
 from tritonconv.tune import main as tune_main
 from tritonconv.tune import runner
 
@@ -611,3 +611,71 @@ def test_narrow_weight_gradients_step_256_positions():
                              padding=3)
     cfg = tuning.heuristic(stem, interpret=False, tma=True)
     assert (cfg.block_m, cfg.block_k) == (64, 64), cfg
+
+
+def test_a_tuning_compiles_every_candidate_at_once_before_timing_any(monkeypatch):
+    """``tune`` runs the heuristic's config and every candidate it times once inside ``_runtime.compile_ahead`` (each
+    launch compiles its kernel, on Triton's executor, and launches nothing), then runs and times them in turn; a
+    config that fails inside it is still tried after (and skipped where it fails again)."""
+    p = problem(c_out=7)
+    every, first = tuning.candidates(p), tuning.heuristic(p, False)
+    broken = every[1]
+    seen = []
+
+    def run(cfg):
+        ahead = _runtime._ahead.get()
+        seen.append((cfg, ahead))
+        if cfg == broken:
+            raise RuntimeError("out of resources")
+        return torch.ones(3)
+
+    best, _ = tuning.tune(p, run, lambda fn: 1.0, tuning.DEFAULT_SMEM, 132)
+    compiled = [cfg for cfg, ahead in seen if ahead]
+    assert compiled == [first, *every] and all(not ahead for _, ahead in seen[len(compiled):])
+    assert [cfg for cfg, _ in seen[len(compiled):]] == [first, *every]  # the reference, then each in turn
+    assert best == every[0]
+
+
+def test_compile_ahead_compiles_launches_and_runs_none(monkeypatch):
+    """Inside ``compile_ahead`` a compiled kernel's launch goes to ``JITFunction.warmup`` (with its grid, under
+    Triton's compile-only executor mode) and launches nothing, so no launch site keeps it as launched; an interpreted
+    launch does nothing. Outside, launches run."""
+    from triton.runtime import _async_compile
+
+    kernel = _runtime.Kernel(_fill_ones())
+    y = torch.zeros(8)
+    with _runtime.compile_ahead():
+        kernel[y.device][(1,)](y, 8, BLOCK=8)
+    assert torch.equal(y, torch.zeros(8))  # the interpreted launch did nothing
+    kernel[y.device][(1,)](y, 8, BLOCK=8)
+    assert torch.equal(y, torch.ones(8))
+    warmed = []
+
+    class Jit:  # a compiled kernel as a GPU has it
+        def warmup(self, *args, grid, **kwargs):
+            warmed.append((args, grid, kwargs, _async_compile.active_mode.get() is not None))
+
+    monkeypatch.setattr(_runtime, "interpreting", lambda device: False)
+    kernel.compiled = Jit()
+    site = _runtime.Direct(kernel, (8,), {"BLOCK": 8})
+    with _runtime.compile_ahead(workers=2):
+        assert site(torch.device("cuda"), (3,), y) is None
+    assert warmed == [((y, 8), (3,), {"BLOCK": 8}, True)] and not site.ready(torch.device("cuda"))
+    import concurrent.futures  # inside a caller's own compile-only mode (one at a time), its executor compiles them
+    with concurrent.futures.ThreadPoolExecutor(1) as pool, _async_compile.AsyncCompileMode(pool) as theirs:
+        with _runtime.compile_ahead():
+            site(torch.device("cuda"), (2,), y)
+        assert _async_compile.active_mode.get() is theirs and not _runtime._ahead.get()
+    assert len(warmed) == 2 and warmed[-1][1] == (2,)
+
+
+def _fill_ones():
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def fill_ones(y_ptr, n, BLOCK: tl.constexpr):
+        offs = tl.arange(0, BLOCK)
+        tl.store(y_ptr + offs, tl.full((BLOCK,), 1.0, tl.float32), mask=offs < n)
+
+    return fill_ones

@@ -22,6 +22,7 @@ power of two. Batch and spatial sizes vary within a bucket; channel counts never
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -35,7 +36,7 @@ from fractions import Fraction
 import torch
 import triton
 
-from . import cache, geometry
+from . import _runtime, cache, geometry
 from ._checks import ConvSpec
 from ._descriptors import flat_geometry, folds_stride, nc_box_runs, nc_dealt, nc_flat, nc_row_shift, nc_row_width, seam_share
 from ._runtime import TensorDescriptor
@@ -1010,14 +1011,18 @@ def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callabl
          top: int = 0, timed: list[tuple[Config, float]] | None = None) -> tuple[Config, float]:
     """Benchmark every candidate (but ``skip``; with ``predict`` and ``top``, only :func:`shortlist`'s), each
     (config, ms) appended to ``timed`` when given; a config must reproduce the heuristic config's output to
-    win."""
-    reference = run(heuristic(problem, False, sm_count)).float()
-    best, best_ms = None, math.inf
+    win. Their kernels are compiled first, all at once, on threads (:func:`tritonconv._runtime.compile_ahead`)."""
     every = candidates(problem, smem_limit, tma, sm_count, predict)
     listed = set(shortlist(problem, every, predict, top, sm_count, tma)) if predict is not None and top else set(every)
-    for cfg in every:
-        if cfg in skip or cfg not in listed:
-            continue
+    todo = [cfg for cfg in every if cfg in listed and cfg not in skip]
+    first = heuristic(problem, False, sm_count)
+    with _runtime.compile_ahead():  # every kernel the candidates launch compiled at once, in threads; then run in turn
+        for cfg in [first, *todo]:
+            with contextlib.suppress(Exception):  # (a config that fails here fails again below, and is reported)
+                run(cfg)
+    reference = run(first).float()
+    best, best_ms = None, math.inf
+    for cfg in todo:
         try:
             out = run(cfg).float()
         except Exception as err:  # e.g. out of resources for this config on this device
