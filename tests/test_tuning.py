@@ -679,3 +679,19 @@ def _fill_ones():
         tl.store(y_ptr + offs, tl.full((BLOCK,), 1.0, tl.float32), mask=offs < n)
 
     return fill_ones
+
+
+def test_first_calls_tuning_are_announced_once_per_gpu(monkeypatch):
+    """A process's first tuning on a GPU warns (``TuningWarning``) that first calls tune, naming the cache and how to
+    tune ahead or not at all; later tunings on it say nothing."""
+    monkeypatch.setattr(tuning, "_announced", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for c_out in (9, 10):
+            p = problem(c_out=c_out)
+            tuning.resolve(p, GPU, runner(p, torch.device("cpu")), autotune=True, bench=fake_bench)
+        p = problem(c_out=11)
+        tuning.resolve(p, "Other GPU", runner(p, torch.device("cpu")), autotune=True, bench=fake_bench)
+    said = [str(w.message) for w in caught if issubclass(w.category, tuning.TuningWarning)]
+    assert len(said) == 2 and GPU in said[0] and "Other GPU" in said[1]
+    assert str(cache.user_dir()) in said[0] and "python -m tritonconv.tune" in said[0] and "TRITONCONV_AUTOTUNE=0" in said[0]

@@ -29,6 +29,7 @@ import itertools
 import logging
 import math
 import os
+import warnings
 from collections import Counter
 from collections.abc import Callable, Collection
 from fractions import Fraction
@@ -1060,6 +1061,7 @@ def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Te
                 f"tritonconv: no tuned config for {problem.key()} on {device_name}, and tuning cannot run inside a "
                 "CUDA graph capture (it times kernels and synchronises); call the model once before capturing, "
                 "or set TRITONCONV_AUTOTUNE=0 to use the default config")
+        _announce(problem, device_name)
         before = Counter(stats)
         timed: list[tuple[Config, float]] = []
         cfg, ms = tune(problem, run, bench, smem_limit, sm_count, tma, predict=predict, top=autotune_top(), timed=timed)
@@ -1069,6 +1071,24 @@ def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Te
         return cfg
     stats["heuristic"] += 1
     return default(problem, sm_count, tma, predict)
+
+
+_announced: set[str] = set()
+
+
+def _announce(problem: Problem, device_name: str) -> None:
+    """Say once per process and GPU that first calls tune (a warning: the first steps of a model are slower), and how
+    to tune ahead or not at all."""
+    if device_name not in _announced:
+        _announced.add(device_name)
+        warnings.warn(f"tritonconv: tuning {problem.key()} on {device_name}: the first call of each new shape times a "
+                      f"few configs (a second or more each) and caches the fastest in {cache.user_dir()}; "
+                      "`python -m tritonconv.tune` tunes ahead, TRITONCONV_AUTOTUNE=0 takes the default configs",
+                      TuningWarning, stacklevel=2)
+
+
+class TuningWarning(UserWarning):
+    """A first call on a GPU is tuning (:func:`resolve`); ``warnings.simplefilter("ignore", TuningWarning)`` hides it."""
 
 
 _memo: dict[tuple, Config] = {}
@@ -1095,5 +1115,5 @@ def choose(problem: Problem, device: torch.device, interp: bool, run: Callable[[
     return cfg
 
 
-__all__ = ["DEPTHWISE_KIND", "KINDS", "Config", "Problem", "candidates", "choose", "default", "heuristic", "resolve",
-           "ranked", "shortlist", "split_choices", "stats", "tune"]
+__all__ = ["DEPTHWISE_KIND", "KINDS", "Config", "Problem", "TuningWarning", "candidates", "choose", "default",
+           "heuristic", "resolve", "ranked", "shortlist", "split_choices", "stats", "tune"]
