@@ -21,10 +21,12 @@ iteration issues, not how fast it runs. The same recording serves ``tests/test_c
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -332,14 +334,16 @@ DTYPES = {**tune.DTYPES, "fp8": "float8_e4m3fn"}
 
 
 def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], suite: dict,
-           choose=None) -> list[dict]:
+           choose=None, jobs: int = 1) -> list[dict]:
     """One row per main kernel of each suite layer's pass (the default config for ``arch``, :func:`chosen`, or
-    ``choose(problem, tma)``'s): ptxas's report, the main loop's census, programs per SM."""
+    ``choose(problem, tma)``'s): ptxas's report, the main loop's census, programs per SM. ``jobs``: threads compiling
+    and disassembling at once (Triton's compiler, ptxas and nvdisasm release the GIL); the rows keep the suite's
+    order."""
     choose = choose or chosen
-    rows = []
     cpu = torch.device("cpu")
     todo = [(name, prob, dtype, layout, kind) for name, prob in tune.suite_problems(suite)
             for dtype in dtypes for layout in layouts for kind in kinds]
+    launched = []  # (name, kind, dtype, layout, problem, config, (fn, args, kwargs)) of every main kernel, in order
     for name, prob, dtype, layout, kind in todo:
         depthwise = shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"])
         if dtype == "fp8" and (kind != "conv" or depthwise):
@@ -351,26 +355,38 @@ def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], s
         cfg = choose(problem, arch >= 90)  # as a GPU of that arch chooses
         with recording(execute=False) as launches:
             tune.runner(problem, cpu)(cfg)
-        for fn, args, kwargs, _ in launches:
-            if fn.fn.__name__ in EPILOGUES:
-                continue
-            compiled = compile_for(arch, fn, args, kwargs)
-            ptx = compiled.asm["ptx"]
-            rows.append({"name": name, "kind": kind, "dtype": "tf32" if problem.tf32 else dtype, "layout": layout,
-                         "kernel": fn.fn.__name__, "config": vars(cfg), "num_warps": kwargs.get("num_warps"),
-                         "shared_bytes": compiled.metadata.shared, "instruction": instruction(ptx),
-                         "activations_along": activations_along(fn.fn.__name__, compiled.asm["ttgir"]),
-                         "vector_width": vector_width(fn.fn.__name__, compiled.asm["ttgir"]),
-                         **ptxas_report(ptx, arch), **loop_census(compiled.asm["cubin"], arch)})
-            rows[-1]["ctas_per_sm"] = ctas_per_sm(arch, rows[-1]["registers"], compiled.metadata.shared,
-                                                  kwargs.get("num_warps", 4))
-            if kind.startswith("conv_dw"):
-                rows[-1].update(fma_loops=fma_loops(compiled.asm["cubin"], arch), **run_args(kwargs))
-            print(f"{name:>24} {kind:>13} {dtype} {layout:>13} {rows[-1]['kernel']:>30} "
-                  f"regs={rows[-1]['registers']:3d} spill={rows[-1]['spill_store_bytes']:5d}B "
-                  f"smem={rows[-1]['shared_bytes'] // 1024:3d}KiB {rows[-1]['instruction']} "
-                  f"along={rows[-1]['activations_along']} vec={rows[-1]['vector_width']}", flush=True)
+        launched += [(name, kind, dtype, layout, problem, cfg, (fn, args, kwargs)) for fn, args, kwargs, _ in launches
+                     if fn.fn.__name__ not in EPILOGUES]
+
+    def row(item) -> dict:
+        name, kind, dtype, layout, problem, cfg, (fn, args, kwargs) = item
+        compiled = compile_for(arch, fn, args, kwargs)
+        ptx = compiled.asm["ptx"]
+        found = {"name": name, "kind": kind, "dtype": "tf32" if problem.tf32 else dtype, "layout": layout,
+                 "kernel": fn.fn.__name__, "config": vars(cfg), "num_warps": kwargs.get("num_warps"),
+                 "shared_bytes": compiled.metadata.shared, "instruction": instruction(ptx),
+                 "activations_along": activations_along(fn.fn.__name__, compiled.asm["ttgir"]),
+                 "vector_width": vector_width(fn.fn.__name__, compiled.asm["ttgir"]),
+                 **ptxas_report(ptx, arch), **loop_census(compiled.asm["cubin"], arch)}
+        found["ctas_per_sm"] = ctas_per_sm(arch, found["registers"], compiled.metadata.shared, kwargs.get("num_warps", 4))
+        if kind.startswith("conv_dw"):
+            found.update(fma_loops=fma_loops(compiled.asm["cubin"], arch), **run_args(kwargs))
+        return found
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
+        rows = []
+        for found in pool.map(row, launched):
+            rows.append(found)
+            print(f"{found['name']:>24} {found['kind']:>13} {dtype_of(found)} {found['layout']:>13} {found['kernel']:>30} "
+                  f"regs={found['registers']:3d} spill={found['spill_store_bytes']:5d}B "
+                  f"smem={found['shared_bytes'] // 1024:3d}KiB {found['instruction']} "
+                  f"along={found['activations_along']} vec={found['vector_width']}", flush=True)
     return rows
+
+
+def dtype_of(row: dict) -> str:
+    """A row's operand dtype as the command line names it (TF32 rows: fp32)."""
+    return "fp32" if row["dtype"] == "tf32" else row["dtype"]
 
 
 def compiled_census(arch: int, problem: tuning.Problem, cfg) -> dict:
@@ -549,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", action="store_true",
                    help="NC(D)HW row tiles against the same tiles channels-last (pointer) or the model's step estimate")
     p.add_argument("--tf32", action="store_true", help="fp32 products in TF32 (torch's matmul precision \"high\")")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="threads compiling at once (default: every CPU)")
     args = p.parse_args(argv)
     if args.rows and "fp8" in args.dtype:
         p.error("--rows compares 16- and 32-bit NC(D)HW row tiles; fp8 has no report of them")
@@ -577,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pointer kernels' rate per pass, as a share of the forward's (channels-last): {pass_shares(pairs)}")
         print(f"wrote {path}")
         return 0
-    rows = report(args.arch, args.dtype, args.layout, args.kinds, json.loads(args.suite.read_text()))
+    rows = report(args.arch, args.dtype, args.layout, args.kinds, json.loads(args.suite.read_text()), jobs=args.jobs)
     path = report_path(args.arch, args.dtype, args.out, "-tf32" * args.tf32)
     path.write_text("".join(json.dumps({**meta, **row}) + "\n" for row in rows))
     spills, reloads = [r for r in rows if r["spill_store_bytes"]], [r for r in rows if r.get("loop_local")]
