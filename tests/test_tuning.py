@@ -743,3 +743,21 @@ def test_compile_ahead_compiles_tritonconvs_kernels_on_threads_through_tritons_o
     assert len(threads) == 2 and all(name.startswith("tritonconv-compile") for name in threads), threads
     compiled = list(jit.device_caches[0][0].values())
     assert len(compiled) == 2 and all(k.metadata.target.arch == 90 for k in compiled)
+
+
+def test_compile_threads_share_the_cpus_among_local_processes(monkeypatch):
+    """``compile_ahead``'s threads: ``TRITONCONV_COMPILE_THREADS``, else the process's CPUs over torchrun's
+    ``LOCAL_WORLD_SIZE``, between 1 and 16; a bad setting is an error naming it."""
+    monkeypatch.setattr(_runtime.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    monkeypatch.delenv("TRITONCONV_COMPILE_THREADS", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert _runtime.compile_threads() == 16
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    assert _runtime.compile_threads() == 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "128")
+    assert _runtime.compile_threads() == 1
+    monkeypatch.setenv("TRITONCONV_COMPILE_THREADS", "3")
+    assert _runtime.compile_threads() == 3
+    monkeypatch.setenv("TRITONCONV_COMPILE_THREADS", "0")
+    with pytest.raises(ValueError, match="TRITONCONV_COMPILE_THREADS"):
+        _runtime.compile_threads()

@@ -134,10 +134,23 @@ class _Warmup:
         return warmup
 
 
+def compile_threads() -> int:
+    """Threads :func:`compile_ahead` compiles on: ``TRITONCONV_COMPILE_THREADS``, else this process's CPUs shared
+    among the processes ``torchrun`` started on the machine (``LOCAL_WORLD_SIZE``), at most 16."""
+    value = os.environ.get("TRITONCONV_COMPILE_THREADS")
+    if value is not None:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"expected TRITONCONV_COMPILE_THREADS to be a positive int, got {value!r}")
+        return int(value)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    local = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    return max(1, min(16, cpus // (int(local) if local.isdigit() and int(local) > 0 else 1)))
+
+
 @contextlib.contextmanager
 def compile_ahead(workers: int | None = None):
     """Inside it, a compiled kernel's launch compiles the kernel for the launch's arguments in one of ``workers``
-    threads (default: the CPU count, at most 16) and launches nothing; leaving it waits for every compile, whose
+    threads (default: :func:`compile_threads`) and launches nothing; leaving it waits for every compile, whose
     kernels later launches find compiled. A tuning runs its candidates in it first, so that their kernels compile
     at once (Triton's compiler releases the GIL: 12 kernels for sm_90 compiled 1.7x faster on 2 threads than on one
     on a 2-core machine), then times them one by one. An interpreted launch has nothing to compile and does nothing; a
@@ -152,7 +165,7 @@ def compile_ahead(workers: int | None = None):
         if _async_mode.get() is not None:  # a caller's own mode (one at a time): its executor compiles them
             yield
         else:
-            workers = workers or min(16, os.cpu_count() or 1)
+            workers = workers or compile_threads()
             with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="tritonconv-compile") as pool, \
                     AsyncCompileMode(pool, ignore_errors=True):
                 yield
