@@ -352,7 +352,7 @@ fig.tight_layout()
 # (`tuning.plane_patches`, `Config.planes`: the products at the rows' seams taken out after the main
 # loop), and both operands stay in shared memory.
 #
-# Weight gradients on descriptor tiles on 8 warps are held to 128 registers (`weight_grad.SPLIT_REGISTERS`), two
+# Weight gradients on descriptor tiles on 8 warps are held to 128 registers (`weight_grad.HELD_REGISTERS`), two
 # programs an SM: where splits meet in the kernel the last split reads the others' partial tiles back beside the
 # sum, and ptxas had taken 164-168 registers; held, what spills is outside the main loops, once a program. The pointer
 # kernel's 16-bit splits (the NC(D)HW weight gradients Hopper runs on it) meet another way: the last split
@@ -371,10 +371,10 @@ fig.tight_layout()
 # %%
 census = [r for r in compile_report(CPU_TRITON) if r["dtype"] == "bf16" and "loop_math" in r]
 assert all(r["loop_local"] == 0 for r in census), "a default config spills in its main loop"
-held = [r for r in census if r["spill_store_bytes"]]  # held to weight_grad.SPLIT_REGISTERS
-assert all(r["kind"] == "conv_wgrad" and r["num_warps"] == 8 and r["registers"] <= weight_grad.SPLIT_REGISTERS
+held = [r for r in census if r["spill_store_bytes"]]  # held to weight_grad.HELD_REGISTERS
+assert all(r["kind"] == "conv_wgrad" and r["num_warps"] == 8 and r["registers"] <= weight_grad.HELD_REGISTERS
            for r in held), "a default config spills"
-print("spilling outside the main loop, held to", weight_grad.SPLIT_REGISTERS, "registers:",
+print("spilling outside the main loop, held to", weight_grad.HELD_REGISTERS, "registers:",
       ", ".join(f"{r['name']} ({r['layout']}, {r['spill_store_bytes']} B)" for r in held))
 for layout in ("channels_last", "contiguous"):
     rows = [r for r in census if r["layout"] == layout and not r["kind"].startswith("conv_dw")]

@@ -443,7 +443,7 @@ def test_split_descriptor_weight_gradient_meets_and_keeps_two_programs_an_sm():
     """The Hopper heuristic's weight gradients of NC(D)HW 3x3 layers (``deeplab_3x3_d2``, ``c3d_conv3a``: descriptor
     tiles of 128 x 128 on 8 warps, x's runs read on in registers) split their positions in 2 or 4 and meet the splits
     in the kernel, one launch: a ticket (acquire-release atomic add) and the partials read back through L2. Held to
-    ``weight_grad.SPLIT_REGISTERS`` they keep two programs an SM (ptxas chose 164-168 registers: one), and what spills
+    ``weight_grad.HELD_REGISTERS`` they keep two programs an SM (ptxas chose 164-168 registers: one), and what spills
     is outside their main loops. (The default configs split them 6 and 12 ways, past ``geometry.MEET_BYTES``: a
     second launch adds those.)"""
     from tritonconv.kernels import weight_grad
@@ -455,14 +455,14 @@ def test_split_descriptor_weight_gradient_meets_and_keeps_two_programs_an_sm():
     assert len(rows) == 2
     for r in rows:
         assert r["kernel"] == "_conv_weight_grad_tma_kernel" and 1 < r["config"]["split_k"] <= 4, r
-        assert r["num_warps"] == 8 and r["registers"] <= weight_grad.SPLIT_REGISTERS and r["ctas_per_sm"] == 2, r
+        assert r["num_warps"] == 8 and r["registers"] <= weight_grad.HELD_REGISTERS and r["ctas_per_sm"] == 2, r
         assert r["loop_local"] == 0 and r["spill_store_bytes"] <= 256, r
     problem = tuning.Problem.of("conv_wgrad", "bfloat16", "contiguous", **shapes.suite_problem("conv2d", mini["conv2d"][0]))
     cfg = tuning.heuristic(problem, interpret=False, tma=True)
     with static.recording(execute=False) as launches:
         tune.runner(problem, torch.device("cpu"))(cfg)
     ((fn, args, kwargs, grid),) = launches
-    assert kwargs["SPLIT"] and grid[1] == cfg.split_k and kwargs["maxnreg"] == weight_grad.SPLIT_REGISTERS
+    assert kwargs["SPLIT"] and grid[1] == cfg.split_k and kwargs["maxnreg"] == weight_grad.HELD_REGISTERS
     ptx = static.compile_for(90, fn, args, kwargs).asm["ptx"]
     assert "atom.global.gpu.acq_rel.add" in ptx and "ld.global.cg" in ptx
 

@@ -648,7 +648,7 @@ def input_channels_as_m(dy_inner: bool, x_inner: bool, block_m: int, block_n: in
     return dy_inner and x_inner and block_m < 64 <= block_n
 
 
-SPLIT_REGISTERS = 128
+HELD_REGISTERS = 128
 """The registers a thread of a descriptor launch on 8 warps is held to (``maxnreg``): two programs an SM. Where the
 splits meet, the last reads each other split's partial tile back beside the sum, on 128 x 128 tiles 64 fp32 registers
 a thread each, and ptxas then chose 164-168 registers for NC(D)HW tiles read in runs (``deeplab_3x3_d2``,
@@ -660,8 +660,8 @@ spills 4 B outside its main loop; the suite's other 8-warp launches take 128 or 
 
 def held_registers(num_warps: int) -> int | None:
     """The registers a thread of a descriptor weight-gradient launch on ``num_warps`` warps is held to
-    (:data:`SPLIT_REGISTERS` on 8), or None: ptxas chooses. The launch and the cost model both ask this."""
-    return SPLIT_REGISTERS if num_warps == 8 else None
+    (:data:`HELD_REGISTERS` on 8), or None: ptxas chooses. The launch and the cost model both ask this."""
+    return HELD_REGISTERS if num_warps == 8 else None
 
 
 SEAMS = 16
@@ -688,7 +688,7 @@ class DescriptorLaunch(Partials):
     """:func:`_conv_weight_grad_tma_kernel` prepared for tensors laid out as ``grad_output`` and ``input``
     (:func:`descriptors_usable`); calling it gets the two descriptors (:class:`tritonconv._runtime.Descriptors`),
     launches and returns the gradient in the input's dtype (:class:`Partials`). Its splits meet in the kernel where few
-    (:func:`meets`); on 8 warps it is held to :data:`SPLIT_REGISTERS`."""
+    (:func:`meets`); on 8 warps it is held to :data:`HELD_REGISTERS`."""
 
     DESCRIPTORS = True
 
