@@ -16,7 +16,8 @@ again), so a run cut short by ``--budget-s`` resumes where it stopped. ``--jobs 
 the candidates of every few problems in ``N`` worker processes (filling Triton's on-disk kernel
 cache), so the timing loop, which must run one kernel at a time, does not wait on the compiler;
 candidates whose kernels spill registers (ptxas's report of that compile) are not timed, but for the default
-config (:func:`tritonconv.tuning.default`).
+config (:func:`tritonconv.tuning.default`). With ``--jobs 0`` each problem's candidates compile on threads before
+it is timed, as a first call's tuning in the library does (:func:`tritonconv._runtime.compile_ahead`).
 
 Every layer is tuned for the forward kernel and, with ``--kinds``, for the two backward
 kernels (``conv_t``: input gradient, ``conv_wgrad``: weight gradient). A ``conv2plus1d``
@@ -173,7 +174,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="suite rows (benchmarks.run JSON lines): tune the layers furthest behind cuDNN first")
     p.add_argument("--budget-s", type=float, default=None, help="start no new problem after this many seconds")
     p.add_argument("--jobs", type=int, default=min(16, os.cpu_count() or 1),
-                   help="processes compiling the candidates before timing (0: compile while timing)")
+                   help="processes compiling the candidates of several problems before timing (0: each problem's on threads, as a first call's tuning does)")
     args = p.parse_args(argv)
     if not args.show and (args.suite is None) == (args.op is None):
         p.error("give a suite file or --op with --input and --weight (not both)")
