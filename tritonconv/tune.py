@@ -174,7 +174,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="suite rows (benchmarks.run JSON lines): tune the layers furthest behind cuDNN first")
     p.add_argument("--budget-s", type=float, default=None, help="start no new problem after this many seconds")
     p.add_argument("--jobs", type=int, default=min(16, os.cpu_count() or 1),
-                   help="processes compiling the candidates of several problems before timing (0: each problem's on threads, as a first call's tuning does)")
+                   help="processes compiling the candidates of several problems before timing "
+                        "(0: each problem's on threads, as a first call's tuning does)")
     args = p.parse_args(argv)
     if not args.show and (args.suite is None) == (args.op is None):
         p.error("give a suite file or --op with --input and --weight (not both)")
