@@ -667,6 +667,10 @@ def test_compile_ahead_compiles_launches_and_runs_none(monkeypatch):
             site(torch.device("cuda"), (2,), y)
         assert _async_compile.active_mode.get() is theirs and not _runtime._ahead.get()
     assert len(warmed) == 2 and warmed[-1][1] == (2,)
+    monkeypatch.setattr(_runtime, "AsyncCompileMode", None)  # a Triton without that mode: compiled in turn, not launched
+    with _runtime.compile_ahead():
+        site(torch.device("cuda"), (4,), y)
+    assert len(warmed) == 3 and warmed[-1][1:] == ((4,), {"BLOCK": 8}, False) and not site.ready(torch.device("cuda"))
 
 
 def _fill_ones():

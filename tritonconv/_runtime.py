@@ -31,7 +31,7 @@ import triton
 from triton.runtime import interpreter
 from triton.runtime.interpreter import InterpretedFunction
 
-try:  # Triton's compile-only launches run on an executor (Triton 3.5+; private: without it compile_ahead compiles nothing)
+try:  # Triton's compile-only launches on an executor (Triton 3.5+; private: without it compile_ahead compiles in turn)
     from triton.runtime._async_compile import AsyncCompileMode
     from triton.runtime._async_compile import active_mode as _async_mode
 except ImportError:  # pragma: no cover - older Triton
@@ -156,14 +156,11 @@ def compile_ahead(workers: int | None = None):
     on a 2-core machine), then times them one by one. An interpreted launch has nothing to compile and does nothing; a
     launch site already compiled (:class:`Direct`) launches. A compile that fails is left to fail again, and be
     reported, where the launch runs. Inside a caller's own compile-only mode (one may be active at a time) its executor
-    compiles them; without that mode (older Triton) launches run as ever."""
-    if AsyncCompileMode is None:
-        yield
-        return
+    compiles them; without that mode (older Triton) each launch compiles in turn."""
     token = _ahead.set(True)
     try:
-        if _async_mode.get() is not None:  # a caller's own mode (one at a time): its executor compiles them
-            yield
+        if AsyncCompileMode is None or _async_mode.get() is not None:  # compiled here, one by one, or by a caller's
+            yield  # own mode's executor (one mode at a time)
         else:
             workers = workers or compile_threads()
             with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="tritonconv-compile") as pool, \
