@@ -7,7 +7,8 @@ The dispatcher describes a launch as a :class:`Problem` and calls :func:`choose`
 2. On a GPU: this process's memo, then the persistent caches (:mod:`tritonconv.cache`: the
    user's, then the one shipped in the package), exact shape first, then the shape's bucket.
 3. Nothing cached: with ``TRITONCONV_AUTOTUNE=1`` (the default) candidates of the kernel's config
-   space are timed (:func:`do_bench_median`: replays of a CUDA graph), each verified against the
+   space are compiled at once on threads (:func:`tritonconv._runtime.compile_ahead`), then timed
+   (:func:`do_bench_median`: replays of a CUDA graph), each verified against the
    heuristic config's output, and the winner is written to the user cache: the
    ``TRITONCONV_AUTOTUNE_TOP`` (6) that the dispatcher's model (:mod:`tritonconv.costmodel`)
    predicts fastest, and the default config (:func:`shortlist`); ``TRITONCONV_AUTOTUNE_TOP=0``
