@@ -125,7 +125,8 @@ for op, name in (("conv2d", "resnet50_conv1"), ("conv3d", "c3d_conv1")):
 # Under the interpreter: the heuristic, always (reproducible CPU runs). On a GPU: this
 # process's memo, then the user's cache file, then the shipped `autotune_cache/` (its winners
 # timed from CUDA graph replays only), each by exact key first and then by bucket; with nothing cached and `TRITONCONV_AUTOTUNE=1` the
-# pruned candidates are benchmarked (each checked against the heuristic's output first): the
+# pruned candidates are compiled at once on threads (`_runtime.compile_ahead`), then benchmarked (each
+# checked against the heuristic's output first): the
 # `TRITONCONV_AUTOTUNE_TOP` (6) the cost model below predicts fastest, and the default config
 # (`tuning.shortlist`; 0 benchmarks them all). The winner is written to the user cache, with every
 # config timed and its time; with `TRITONCONV_AUTOTUNE=0` the default config runs. The default is the
