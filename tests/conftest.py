@@ -98,3 +98,25 @@ def assert_close(out: torch.Tensor, ref: torch.Tensor, dtype: torch.dtype | str 
             f"{int((diff > 1e-3 * ref64.abs().max()).sum())} of {out.numel()} elements off; "
             f"worst at flat {worst.tolist()}: got {out64.flatten()[worst].tolist()}, want {ref64.flatten()[worst].tolist()}"
         )
+
+
+@pytest.fixture
+def compile_threads_seen(monkeypatch) -> list[str]:
+    """The names of the threads each kernel compile submitted to Triton's compile-only mode ran on
+    (``tritonconv._runtime.compile_ahead``), in the order they started."""
+    import threading
+
+    from triton.runtime import _async_compile
+
+    threads: list[str] = []
+    submit = _async_compile.AsyncCompileMode.submit
+
+    def recording(self, key, compile_fn, *rest):
+        def traced():
+            threads.append(threading.current_thread().name)
+            return compile_fn()
+
+        return submit(self, key, traced, *rest)
+
+    monkeypatch.setattr(_async_compile.AsyncCompileMode, "submit", recording)
+    return threads

@@ -147,30 +147,15 @@ def test_a_routed_block_trains_in_a_cuda_graph():
     assert rel_err(static_y, y64) < 1e-5 and rel_err(static_x.grad, x64.grad) < 1e-5
 
 
-def test_a_tuning_compiles_its_candidates_in_threads(monkeypatch, tmp_path):
+def test_a_tuning_compiles_its_candidates_in_threads(monkeypatch, tmp_path, compile_threads_seen):
     """On a GPU a first call's tuning compiles its candidates' kernels at once on worker threads
     (``_runtime.compile_ahead``: Triton's compile-only launches, ``JITFunction.warmup``), then times them; the tuned
     call is still torch's result. (A fused activation and a flipped kernel: variants no other test compiles.)"""
-    import threading
-
-    from triton.runtime import _async_compile
-
     from tritonconv import tuning
 
     monkeypatch.setenv("TRITONCONV_CACHE_DIR", str(tmp_path / "user"))
     monkeypatch.setenv("TRITONCONV_AUTOTUNE", "1")
     monkeypatch.setenv("TRITONCONV_AUTOTUNE_TOP", "3")
-    threads = []
-    submit = _async_compile.AsyncCompileMode.submit
-
-    def recording(self, key, compile_fn, *rest):
-        def traced():
-            threads.append(threading.current_thread().name)
-            return compile_fn()
-
-        return submit(self, key, traced, *rest)
-
-    monkeypatch.setattr(_async_compile.AsyncCompileMode, "submit", recording)
     tuning._memo.clear()
     x = torch.randn(3, 24, 13, 11, device="cuda", dtype=torch.float16)
     w = torch.randn(40, 24, 3, 3, device="cuda", dtype=torch.float16)
@@ -179,4 +164,5 @@ def test_a_tuning_compiles_its_candidates_in_threads(monkeypatch, tmp_path):
     assert tuning.stats["tuned"] == before + 1
     ref = torch.nn.functional.silu(torch.nn.functional.conv2d(x.double(), w.double().flip(2, 3), padding=1))
     assert rel_err(y, ref) < 2e-3
+    threads = compile_threads_seen
     assert len(threads) >= 2 and all(name.startswith("tritonconv-compile") for name in threads), threads

@@ -701,15 +701,14 @@ def test_first_calls_tuning_are_announced_once_per_gpu(monkeypatch):
     assert str(cache.user_dir()) in said[0] and "python -m tritonconv.tune" in said[0] and "TRITONCONV_AUTOTUNE=0" in said[0]
 
 
-def test_compile_ahead_compiles_tritonconvs_kernels_on_threads_through_tritons_own_path(monkeypatch):
+def test_compile_ahead_compiles_tritonconvs_kernels_on_threads_through_tritons_own_path(monkeypatch,
+                                                                                      compile_threads_seen):
     """Triton's real compile-only path, without a GPU: a stand-in CUDA driver (an sm_90 target, device 0) and launches
     taken as compiled. A tuning's candidates run inside ``compile_ahead`` go through ``JITFunction.warmup`` and
     Triton's ``AsyncCompileMode``: every kernel compiles on the pool's threads, none launches, and leaving the block
     leaves them in the kernel's cache, where the timing loop's launches find them."""
-    import threading
-
     from triton.backends.compiler import GPUTarget
-    from triton.runtime import _async_compile, driver
+    from triton.runtime import driver
 
     from tritonconv.kernels import gemm
 
@@ -723,20 +722,9 @@ def test_compile_ahead_compiles_tritonconvs_kernels_on_threads_through_tritons_o
         def get_current_target(self):
             return GPUTarget("cuda", 90, 32)
 
-    threads = []
-    submit = _async_compile.AsyncCompileMode.submit
-
-    def recording(self, key, compile_fn, *rest):
-        def traced():
-            threads.append(threading.current_thread().name)
-            return compile_fn()
-
-        return submit(self, key, traced, *rest)
-
     jit = gemm._conv_kernel.compiled
     monkeypatch.setattr(driver, "_active", StandIn())
     monkeypatch.setattr(jit, "device_caches", type(jit.device_caches)(jit.device_caches.default_factory))
-    monkeypatch.setattr(_async_compile.AsyncCompileMode, "submit", recording)
     monkeypatch.setattr(_runtime, "interpreting", lambda device: False)
     p = tuning.Problem.of("conv", "float16", "channels_last", (2, 16, 7, 9), (32, 16, 3, 3), 1, 1, as_run=False)
     configs = [tuning.heuristic(p, False), tuning.Config(64, 32, 32, group_m=1, num_warps=4, num_stages=2)]
@@ -744,6 +732,7 @@ def test_compile_ahead_compiles_tritonconvs_kernels_on_threads_through_tritons_o
     with _runtime.compile_ahead(workers=2):
         for cfg in configs:
             run(cfg)
+    threads = compile_threads_seen
     assert len(threads) == 2 and all(name.startswith("tritonconv-compile") for name in threads), threads
     compiled = list(jit.device_caches[0][0].values())
     assert len(compiled) == 2 and all(k.metadata.target.arch == 90 for k in compiled)
