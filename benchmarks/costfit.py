@@ -149,10 +149,9 @@ def split_report(tuned: list[dict], device: costmodel.Device) -> dict:
         problems[s["name"]] = problem
     ratios = []
     for name, times in by_problem.items():
-        problem = problems[name]
-        own, chosen = tuning.heuristic(problem, False, device.sms, True), costmodel.default(problem, device, True)
-        if own != chosen and own in times and chosen in times:
-            ratios.append(times[own] / times[chosen])
+        pair = tuning.baselines(problems[name], device.sms, True, costmodel.predicting(device))  # [default, heuristic's]
+        if len(pair) == 2 and all(cfg in times for cfg in pair):
+            ratios.append(times[pair[1]] / times[pair[0]])
     return {"problems": len(ratios), "default_faster": sum(r > 1 for r in ratios),
             "median_ratio": statistics.median(ratios) if ratios else math.nan}
 

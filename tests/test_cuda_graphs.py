@@ -150,7 +150,8 @@ def test_a_routed_block_trains_in_a_cuda_graph():
 def test_a_tuning_compiles_its_candidates_in_threads(monkeypatch, tmp_path, compile_threads_seen):
     """On a GPU a first call's tuning compiles its candidates' kernels at once on worker threads
     (``_runtime.compile_ahead``: Triton's compile-only launches, ``JITFunction.warmup``), then times them; the tuned
-    call is still torch's result. (A fused activation and a flipped kernel: variants no other test compiles.)"""
+    call is still torch's result. (A fused activation and a flipped kernel: variants other tests are unlikely to have
+    compiled in this process.)"""
     from tritonconv import tuning
 
     monkeypatch.setenv("TRITONCONV_CACHE_DIR", str(tmp_path / "user"))

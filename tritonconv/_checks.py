@@ -174,11 +174,11 @@ def _memoized(shape_spec, *args) -> ConvSpec:
 
 
 def _groups(op: str, groups) -> int:
-    """``groups`` as a plain int (:func:`tritonconv.shapes.as_int`), or a ValueError naming it."""
-    value = shapes.as_int(groups)
-    if value is None or value <= 0:
-        raise ValueError(f"{op}: expected `groups` to be a positive int, got {groups!r}")
-    return value
+    """``groups`` as a plain int (:func:`tritonconv.shapes.positive_int`), or a ValueError naming the op and it."""
+    try:
+        return shapes.positive_int(groups, "groups")
+    except ValueError as err:
+        raise ValueError(f"{op}: {err}") from None
 
 
 def _freeze(value):

@@ -307,9 +307,10 @@ class NetworkStream:
 
     def __init__(self, module: torch.nn.Module, slices: Iterable[torch.Tensor], chunk: int = 1,
                  device=None, dry: bool = False) -> None:
-        if (shapes.as_int(chunk) or 0) < 1:
-            raise ValueError(f"stream: expected `chunk` to be a positive int, got {chunk!r}")
-        chunk = shapes.as_int(chunk)
+        try:
+            chunk = shapes.positive_int(chunk, "chunk")
+        except ValueError as err:
+            raise ValueError(f"stream: {err}") from None
         self.graph = _trace(module)
         self.chunk, self.dry = chunk, dry
         first = next(iter(module.parameters()), None)

@@ -21,6 +21,7 @@ Padding = str | int | Sequence[int] | Sequence[tuple[int, int]]
 
 __all__ = [
     "as_int",
+    "positive_int",
     "as_tuple",
     "conv_output_size",
     "resolve_padding",
@@ -55,6 +56,14 @@ def as_int(value) -> int | None:
         return operator.index(value)
     except TypeError:
         return None
+
+
+def positive_int(value, name: str = "value") -> int:
+    """``value`` as a positive plain int (:func:`as_int`), or a ValueError naming ``name``."""
+    found = as_int(value)
+    if found is None or found < 1:
+        raise ValueError(f"expected `{name}` to be a positive int, got {value!r}")
+    return found
 
 
 def as_tuple(value: IntOrSeq, ndim: int, name: str = "value") -> tuple[int, ...]:

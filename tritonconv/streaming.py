@@ -37,9 +37,10 @@ class Conv3dStream:
         if not isinstance(weight, torch.Tensor) or weight.dim() != 5:
             raise ValueError(f"conv3d_stream: expected `weight` of rank 5 (C_out, C_in/groups, kd, kh, kw), got "
                              f"{tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__}")
-        if chunk is not None and (shapes.as_int(chunk) or 0) < 1:
-            raise ValueError(f"conv3d_stream: expected `chunk` to be a positive int or None, got {chunk!r}")
-        chunk = None if chunk is None else shapes.as_int(chunk)
+        try:
+            chunk = None if chunk is None else shapes.positive_int(chunk, "chunk")
+        except ValueError:
+            raise ValueError(f"conv3d_stream: expected `chunk` to be a positive int or None, got {chunk!r}") from None
         _checks.check_activation(activation, "conv3d_stream")
         self.device = torch.device(device) if device is not None else weight.device
         self.weight = weight.to(self.device)
@@ -206,9 +207,10 @@ class StreamingConv1d:
         if not isinstance(weight, torch.Tensor) or weight.dim() != 3:
             raise ValueError("StreamingConv1d: expected `weight` of rank 3 (C_out, C_in/groups, K), got "
                              f"{tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__}")
-        if (shapes.as_int(dilation) or 0) < 1:
-            raise ValueError(f"StreamingConv1d: expected `dilation` to be a positive int, got {dilation!r}")
-        dilation = shapes.as_int(dilation)
+        try:
+            dilation = shapes.positive_int(dilation, "dilation")
+        except ValueError as err:
+            raise ValueError(f"StreamingConv1d: {err}") from None
         _checks.check_activation(activation, "StreamingConv1d")
         self.weight, self.bias, self.dilation, self.groups, self.activation = weight, bias, dilation, groups, activation
         self.context = (weight.shape[2] - 1) * dilation

@@ -1082,8 +1082,8 @@ def _announce(problem: Problem, device_name: str) -> None:
     to tune ahead or not at all."""
     if device_name not in _announced:
         _announced.add(device_name)
-        warnings.warn(f"tritonconv: tuning {problem.key()} on {device_name}: the first call of each new shape times a "
-                      f"few configs (a second or more each) and caches the fastest in {cache.user_dir()}; "
+        warnings.warn(f"tritonconv: tuning {problem.key()} on {device_name}: the first call of each new shape compiles and "
+                      f"times a few configs and caches the fastest in {cache.user_dir()}; "
                       "`python -m tritonconv.tune` tunes ahead, TRITONCONV_AUTOTUNE=0 takes the default configs",
                       TuningWarning, stacklevel=2)
 
