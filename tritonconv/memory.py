@@ -214,3 +214,7 @@ class TensorBytes(TorchDispatchMode):
         if entry[0] == 0:
             del self._held[key]
             self.live -= entry[1]
+
+
+__all__ = ["TensorBytes", "conv_device_bytes", "packed_bytes", "default_budget", "StreamPlan", "plan_stream",
+           "ShardShare", "shard_shares"]

@@ -360,3 +360,7 @@ class P3DBlock(torch.nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, variant={self.variant!r}, activation={self.activation}")
+
+
+__all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "Conv2Plus1d",
+           "P3DBlock", "ConversionReport", "convert", "lay_out_weight", "SUPPORTED_DTYPES"]

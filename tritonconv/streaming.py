@@ -21,7 +21,7 @@ import torch
 
 from . import _checks, dispatch, functional, memory, shapes
 from .geometry import Config
-from .netstream import NetworkPlan, NetworkStream, plan, stream  # noqa: F401  whole networks (tritonconv.netstream)
+from .netstream import NetworkPlan, NetworkStream, plan, stream  # whole networks (tritonconv.netstream)
 
 
 class Conv3dStream:
@@ -237,3 +237,6 @@ class StreamingConv1d:
         return y.squeeze(0) if unbatched else y
 
     __call__ = step
+
+
+__all__ = ["Conv3dStream", "conv3d_stream", "StreamingConv1d", "NetworkPlan", "NetworkStream", "plan", "stream"]
