@@ -176,3 +176,81 @@ def test_fp8_layers_are_explained_forward_only():
     with pytest.raises(ValueError, match="depthwise"):
         tritonconv.explain(torch.empty(2, 32, 8, 8, device="meta", dtype=fp8),
                            torch.empty(32, 1, 3, 3, device="meta", dtype=fp8), padding=1, groups=32)
+
+
+class _Shared(torch.nn.Module):
+    """A stem, a frozen 3x3 layer called twice, a transposed layer and a depthwise tritonconv layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 16, 7, stride=2, padding=3)
+        self.norm = torch.nn.BatchNorm2d(16)
+        self.frozen = torch.nn.Conv2d(16, 16, 3, padding=1).requires_grad_(False)
+        self.up = torch.nn.ConvTranspose2d(16, 8, 2, stride=2)
+        self.dw = tritonconv.nn.Conv2d(8, 8, 3, padding=1, groups=8)
+
+    def forward(self, x):
+        x = self.norm(self.stem(x))
+        return self.dw(self.up(self.frozen(self.frozen(x).relu())))
+
+
+def test_a_models_convolutions_are_explained_layer_by_layer_without_running_it():
+    """Every convolution of a model, torch's and tritonconv's, each distinct one once with its count of calls, is
+    :func:`tritonconv.explain`'s answer for its operands; a step runs the passes it needs (no input gradient for the
+    model's input, no weight gradient for a frozen layer; a transposed layer's forward is its transpose's input
+    gradient); the model's parameters and buffers are untouched; the table fits 100 columns."""
+    torch.manual_seed(0)
+    model = _Shared().to(torch.bfloat16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    report = tritonconv.explain_model(model, meta(4, 3, 32, 32), gpu=GPU)
+    assert [(layer.op, layer.calls) for layer in report.layers] == [("conv", 1), ("conv", 2), ("conv_transpose", 1),
+                                                                     ("conv", 1)]
+    assert [sorted(layer.runs) for layer in report.layers] == [
+        ["forward", "weight gradient"], ["forward", "input gradient"],
+        ["forward", "input gradient", "weight gradient"], ["forward", "input gradient", "weight gradient"]]
+    stem, frozen, up, dw = report.layers
+    assert stem.explanation == tritonconv.explain(meta(4, 3, 32, 32), meta(16, 3, 7, 7), stride=2, padding=3, gpu=GPU)
+    assert frozen.explanation == tritonconv.explain(meta(4, 16, 16, 16), meta(16, 16, 3, 3), padding=1, gpu=GPU)
+    transposed = tritonconv.explain(meta(4, 8, 32, 32), meta(16, 8, 2, 2), stride=2, gpu=GPU)  # the conv it transposes
+    assert up.runs == {"forward": transposed.passes[1], "input gradient": transposed.passes[0],
+                       "weight gradient": transposed.passes[2]}
+    assert dw.explanation == tritonconv.explain(meta(4, 8, 32, 32), meta(8, 1, 3, 3), padding=1, groups=8, gpu=GPU)
+    assert math.isclose(report.ms, sum(layer.calls * p.predicted_ms for layer in report.layers
+                                       for p in layer.runs.values()))
+    assert report.channels_last_ms < report.ms and not report.fitted and not report.left
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # num_batches_tracked included
+    text = str(report)
+    assert max(map(len, text.splitlines())) <= 100
+    assert ("with channels-last activations" in text) == (report.channels_last_ms < report.ms / 1.05)
+    assert all(layer.text() in text for layer in report.layers) and "convT2d 16->8 2x2/2 4x16x16 bf16 NC" in text
+    inference = tritonconv.explain_model(model, meta(4, 3, 32, 32), gpu=GPU, training=False)
+    assert [sorted(layer.runs) for layer in inference.layers] == [["forward"]] * 4
+
+
+def test_functions_routed_calls_real_tensors_and_channels_last_models():
+    """A plain function of real tensors (no gradient wanted: forwards only), the same under
+    ``tritonconv.enabled()`` (tritonconv's custom ops recorded instead of torch's), and a channels-last model, whose
+    report gives no channels-last advice; a model with no convolution is an error."""
+    torch.manual_seed(0)
+    x, w = torch.randn(2, 4, 9, 11), torch.randn(6, 4, 3, 3)
+
+    def fn(x):
+        return torch.nn.functional.conv2d(x, w, padding=1).relu()
+
+    plain = tritonconv.explain_model(fn, x, gpu=GPU)
+    with tritonconv.enabled():
+        routed = tritonconv.explain_model(fn, x, gpu=GPU)
+    assert plain == routed and len(plain.layers) == 1 and list(plain.layers[0].runs) == ["forward"]
+    assert plain.layers[0].explanation == tritonconv.explain(x, w, padding=1, gpu=GPU)
+    model = _Shared().to(torch.bfloat16).to(memory_format=torch.channels_last)
+    report = tritonconv.explain_model(model, meta(4, 3, 32, 32, channels_last=True), gpu=GPU)
+    assert all(layer.explanation.written.layout == "channels_last" for layer in report.layers)
+    assert report.channels_last_ms == report.ms and "channels-last activations" not in str(report)
+    nchw = tritonconv.explain_model(torch.nn.Conv2d(64, 64, 3, padding=1).to(torch.bfloat16), meta(32, 64, 56, 56),
+                                    gpu=GPU)  # a layer whose NCHW passes the model puts slower
+    assert f"with channels-last activations: {nchw.channels_last_ms:.4f} ms" in str(nchw)
+    assert nchw.channels_last_ms < nchw.ms / 1.05 and str(nchw).startswith("1 convolution call, 1 distinct")
+    with pytest.raises(ValueError, match="ran no convolution"):
+        tritonconv.explain_model(torch.nn.Linear(3, 3), torch.randn(2, 3))
+    with pytest.raises(ValueError, match="reads its tensors' values"):
+        tritonconv.explain_model(lambda x: fn(x) if fn(x).sum() > 0 else x, x)

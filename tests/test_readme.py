@@ -46,3 +46,18 @@ def test_the_explain_example_prints_what_the_readme_says():
     quoted = re.search(r"here\s+([\d.]+)x less time for the forward", section).group(1)
     forward = str(scope["found"]).split("\n\n")[1]
     assert forward.startswith("forward") and "channels-last activations: " in forward and f"{quoted}x less)" in forward
+
+
+def test_the_explain_model_example_runs_as_written():
+    """The README's ``tritonconv.explain_model`` example, run as written: a row per layer, the stem with no input
+    gradient."""
+    import tritonconv
+
+    section = ROOT.joinpath("README.md").read_text().split("### What a layer runs: `tritonconv.explain`")[1]
+    code = section.split("```python")[2].split("```")[0].replace("print(", "found = (")
+    scope: dict = {"torch": __import__("torch"), "tritonconv": tritonconv}
+    exec(code, scope)
+    report = scope["found"]
+    assert [sorted(layer.runs) for layer in report.layers] == [["forward", "weight gradient"],
+                                                                ["forward", "input gradient", "weight gradient"]]
+    assert "conv2d 3->64 7x7/2 32x224x224 bf16 NC" in str(report)

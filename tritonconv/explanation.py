@@ -19,9 +19,15 @@ how well they predicted).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import textwrap
+from collections import Counter
+from collections.abc import Callable
 
 import torch
+from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException, FakeTensorMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_map
 
 from . import cache, costmodel, geometry, shapes, tuning
 from ._checks import conv_spec, shape_spec
@@ -227,4 +233,250 @@ def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     return Explanation(op, written("conv"), device.name, costmodel.fitted_path(gpu).exists(), tuple(passes))
 
 
-__all__ = ["Explanation", "Pass", "config_text", "describe", "explain"]
+# --- a whole model -------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """One convolution a model runs, as far as its cost goes: the operands' sizes, strides and dtypes, the arguments,
+    and which gradients a training step takes of it. ``transposed``: a transposed convolution, recorded as the
+    convolution it transposes (``input`` shaped as that one's input: the transposed op's output)."""
+
+    op: str  # "conv", "conv_transpose" or "conv_fp8"
+    input: tuple  # (shape, strides, dtype)
+    weight: tuple
+    stride: tuple[int, ...]
+    padding: tuple[tuple[int, int], ...]
+    dilation: tuple[int, ...]
+    groups: int
+    grads: tuple[bool, bool]  # (the input's, the weight's) gradient taken in training
+
+    def explain(self, gpu: str, tma: bool | None) -> Explanation:
+        x, w = (torch.empty_strided(shape, strides, dtype=dtype, device="meta") for shape, strides, dtype in
+                (self.input, self.weight))
+        return explain(x, w, None, self.stride, self.padding, self.dilation, self.groups, gpu=gpu, tma=tma)
+
+
+def _about(t: torch.Tensor) -> tuple:
+    return tuple(t.shape), tuple(t.stride()), t.dtype
+
+
+def _pairs(padding) -> tuple[tuple[int, int], ...]:
+    """A custom op's flat ``[before, after, ...]`` padding as pairs."""
+    return tuple(zip(padding[::2], padding[1::2]))
+
+
+def _call(func, args: tuple) -> _Call | None:
+    """The :class:`_Call` of a dispatched op: torch's ``aten.convolution`` (what ``F.conv*`` and ``torch.nn.Conv*``
+    run) or tritonconv's custom ops (its calls on fake tensors); None for any other op."""
+    name = func.name()
+    if name == "aten::convolution":
+        x, w, _, stride, padding, dilation, transposed, output_padding, groups = args
+        if transposed:  # the convolution transposed: its input is this op's output
+            sizes = [shapes.conv_transpose_output_size(n, k, s, p, o, d) for n, k, s, p, o, d in
+                     zip(x.shape[2:], w.shape[2:], stride, padding, output_padding, dilation)]
+            return _transposed(x, w, (x.shape[0], w.shape[1] * groups, *sizes), stride,
+                               tuple((p, p) for p in padding), dilation, groups)
+        return _Call("conv", _about(x), _about(w), tuple(stride), tuple((p, p) for p in padding), tuple(dilation),
+                     groups, (x.requires_grad, w.requires_grad))
+    if name == "tritonconv::conv":
+        x, w, _, stride, padding, dilation, groups = args[:7]
+        return _Call("conv", _about(x), _about(w), tuple(stride), _pairs(padding), tuple(dilation), groups,
+                     (x.requires_grad, w.requires_grad))
+    if name == "tritonconv::conv_transpose":
+        x, w, _, output_shape, stride, padding, dilation, groups = args[:8]
+        return _transposed(x, w, tuple(output_shape), stride, _pairs(padding), dilation, groups)
+    if name == "tritonconv::conv_fp8":  # inference only
+        x, w, _, _, _, stride, padding, dilation, groups = args[:9]
+        return _Call("conv_fp8", _about(x), _about(w), tuple(stride), _pairs(padding), tuple(dilation), groups,
+                     (False, False))
+    return None
+
+
+def _transposed(x: torch.Tensor, w: torch.Tensor, output_shape: tuple, stride, padding, dilation, groups) -> _Call:
+    """A transposed convolution of ``x`` as the convolution it transposes, whose input is laid out as tritonconv
+    writes the transposed op's output (:func:`tritonconv.geometry.output_memory_format`)."""
+    fmt = geometry.output_memory_format(x, w)
+    out = torch.empty(output_shape, dtype=x.dtype, device="meta").contiguous(memory_format=fmt)
+    return _Call("conv_transpose", _about(out), _about(w), tuple(stride), tuple(padding), tuple(dilation), groups,
+                 (x.requires_grad, w.requires_grad))
+
+
+class _Recorder(TorchDispatchMode):
+    """Every convolution dispatched inside the block (:func:`_call`), in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[_Call] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        call = _call(func, args)
+        if call is not None:
+            self.calls.append(call)
+        return func(*args, **(kwargs or {}))
+
+
+TRANSPOSED_PASSES = {"forward": "input gradient", "input gradient": "forward", "weight gradient": "weight gradient"}
+"""A transposed convolution's passes, as the passes of the convolution it transposes (:func:`explain`'s)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """A convolution of a model (calls with the same operands' shapes, layouts and arguments), with the passes a
+    step runs: ``runs`` maps each pass's name, in the layer's own terms, to :func:`explain`'s pass that computes it
+    (a transposed convolution's forward is its transpose's input gradient, :data:`TRANSPOSED_PASSES`)."""
+
+    calls: int
+    op: str  # "conv", "conv_transpose" or "conv_fp8"
+    explanation: Explanation
+    runs: dict[str, Pass]
+
+    @property
+    def ms(self) -> float:
+        """Predicted device time of every call's passes."""
+        return self.calls * sum(p.predicted_ms for p in self.runs.values())
+
+    @property
+    def channels_last_ms(self) -> float:
+        """The same with channels-last activations (this layer's own time where they are already)."""
+        return self.calls * sum(p.channels_last_ms or p.predicted_ms for p in self.runs.values())
+
+    def text(self) -> str:
+        """The layer in a few words: op, channels, kernel, stride, dilation, groups, input sizes, dtype, layout."""
+        p = self.explanation.written
+        ndim = len(p.weight_shape) - 2
+        c_out, c_in = p.weight_shape[0], p.weight_shape[1] * p.groups
+        if self.op == "conv_transpose":  # its own input and output channels, and its input's sizes
+            c_in, c_out, sizes = c_out, c_in, p.output_shape
+        else:
+            sizes = p.input_shape
+        kernel = "x".join(map(str, p.weight_shape[2:]))
+        words = [f"{'convT' if self.op == 'conv_transpose' else 'conv'}{ndim}d{' fp8' * (self.op == 'conv_fp8')}",
+                 f"{c_in}->{c_out}", kernel + (f"/{_dims(p.stride)}" if max(p.stride) > 1 else "")]
+        words += [f"d{_dims(p.dilation)}"] * (max(p.dilation) > 1) + [f"g{p.groups}"] * (p.groups > 1)
+        words += ["x".join(map(str, (sizes[0], *sizes[2:]))),
+                  {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(p.dtype, p.dtype),
+                  "CL" if p.layout == "channels_last" else "NC"]
+        return " ".join(words)
+
+
+def _dims(values: tuple[int, ...]) -> str:
+    return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
+
+
+COLUMNS = {"forward": "fwd ms", "input gradient": "dx ms", "weight gradient": "dw ms"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelExplanation:
+    """:func:`explain_model`'s answer: the model's convolutions in the order they first ran; ``str()`` renders a
+    table of them and the totals. Predicted device times on ``gpu``, not measurements."""
+
+    gpu: str
+    fitted: bool
+    training: bool
+    layers: tuple[Layer, ...]
+    left: tuple[str, ...]  # convolutions tritonconv leaves to torch, with the reason
+
+    @property
+    def ms(self) -> float:
+        """Predicted device time of the convolutions of one call (with ``training``: forward and backward)."""
+        return sum(layer.ms for layer in self.layers)
+
+    @property
+    def channels_last_ms(self) -> float:
+        """The same, with every activation channels-last."""
+        return sum(layer.channels_last_ms for layer in self.layers)
+
+    def __str__(self) -> str:
+        calls = sum(layer.calls for layer in self.layers)
+        model = "fitted on its measured rows" if self.fitted else "the H200 datasheet's constants (none fitted for it)"
+        lines = textwrap.wrap(f"{calls} convolution call{'s' * (calls > 1)}, {len(self.layers)} distinct, "
+                              f"{'forward and backward' if self.training else 'forward only'}, on {self.gpu}; "
+                              f"cost model {model}: predicted device times of all a layer's calls, not "
+                              "measurements; - : a pass the step does not run; NC: NC(D)HW activations, CL: channels-last", 100)
+        lines += ["", f"{'#':>3} {'calls':>5}  {'layer':<44}" + "".join(f"{c:>10}" for c in COLUMNS.values())
+                  + f"{'share':>7}"]
+        total = self.ms or 1.0
+        for i, layer in enumerate(self.layers, 1):
+            cells = "".join(f"{layer.runs[name].predicted_ms * layer.calls:>10.4f}" if name in layer.runs
+                            else f"{'-':>10}" for name in COLUMNS)
+            text = layer.text()
+            text = text if len(text) <= 44 else text[:43] + "~"
+            lines.append(f"{i:>3} {layer.calls:>5}  {text:<44}{cells}{100 * layer.ms / total:>6.1f}%")
+        by_pass = {name: sum(layer.calls * layer.runs[name].predicted_ms for layer in self.layers if name in layer.runs)
+                   for name in COLUMNS}
+        lines += ["", f"total {self.ms:.4f} ms: " + ", ".join(f"{name}s {ms:.4f}" for name, ms in by_pass.items() if ms)]
+        if self.channels_last_ms < self.ms / 1.05:
+            lines += textwrap.wrap(f"with channels-last activations: {self.channels_last_ms:.4f} ms, "
+                                   f"{self.ms / self.channels_last_ms:.2f}x less (model.to(memory_format="
+                                   "torch.channels_last), and the inputs)", 100)
+        if self.left:
+            lines += ["", "left to torch (tritonconv does not run them):", *(f"  {text}" for text in self.left)]
+        return "\n".join(lines)
+
+
+def explain_model(model: Callable, *inputs, gpu: str = "NVIDIA H200", tma: bool | None = None,
+                  training: bool = True, **kwargs) -> ModelExplanation:
+    """What tritonconv runs for every convolution of ``model(*inputs, **kwargs)`` on a GPU called ``gpu``, and the
+    cost model's predicted device times (:func:`explain`, layer by layer), without running it: the model runs on
+    fake tensors (``FakeTensorMode``: shapes, strides and dtypes only, no memory, no kernel), its parameters and
+    buffers untouched. It records torch's convolutions (``F.conv*``, ``torch.nn.Conv*``, transposed ones too)
+    and tritonconv's (``tritonconv.nn`` layers, ``tritonconv.enabled()``, ``tritonconv.fp8``): what
+    ``tritonconv.enable()`` or ``tritonconv.nn.convert`` would run on tritonconv. With ``training``, each layer's
+    backward too: the input gradient where its input requires one (not a model input's), the weight gradient
+    where its weight does (not a frozen layer's). Predictions, not measurements.
+
+    :param model: a ``torch.nn.Module`` (run through ``torch.func.functional_call`` on fake copies of its
+        parameters and buffers) or any callable.
+    :param inputs: the model's inputs, real or ``device="meta"`` tensors: their shapes, dtypes and layouts count.
+    :param gpu: as :func:`explain`'s.
+    :param tma: as :func:`explain`'s.
+    :param training: count the backward passes (else the forwards only).
+    :raises ValueError: the model runs no convolution, or reads its tensors' values (``.item()``, a branch on a
+        tensor), which fake tensors do not have.
+    """
+    recorder = _Recorder()
+    params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
+    device = next((t.device for t in params), torch.device("cpu"))  # where meta inputs are taken to be
+    with FakeTensorMode(allow_non_fake_inputs=True) as fake:
+        def faked(t):
+            if not isinstance(t, torch.Tensor):
+                return t
+            if t.device.type == "meta":  # no data to convert: a fake tensor of its layout on the model's device
+                return torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device).requires_grad_(
+                    t.requires_grad)
+            return fake.from_tensor(t)
+
+        fake_inputs, fake_kwargs = tree_map(faked, (inputs, kwargs))
+        with torch.enable_grad() if training else torch.no_grad(), recorder:
+            try:
+                if isinstance(model, torch.nn.Module):
+                    state = {name: faked(t) for name, t in
+                             itertools.chain(model.named_parameters(), model.named_buffers())}
+                    torch.func.functional_call(model, state, fake_inputs, fake_kwargs)
+                else:
+                    model(*fake_inputs, **fake_kwargs)
+            except (DataDependentOutputException, DynamicOutputShapeException) as err:
+                raise ValueError(f"explain_model: the model reads its tensors' values ({err}: `.item()`, a branch on "
+                                 "a tensor, a data-dependent shape), which fake tensors do not have; explain its "
+                                 "layers with tritonconv.explain") from err
+    if not recorder.calls:
+        raise ValueError("explain_model: the model ran no convolution (torch's or tritonconv's)")
+    layers, left, fitted = [], [], False
+    for call, calls in Counter(recorder.calls).items():
+        try:
+            explanation = call.explain(gpu, tma)
+        except (TypeError, ValueError) as err:
+            left.append(f"{calls} x {call.op} {call.input[0]} {call.weight[0]}: {err}")
+            continue
+        fitted = explanation.fitted
+        passes = {p.name: p for p in explanation.passes}
+        taken = {"forward": True, "input gradient": call.grads[0] and training,
+                 "weight gradient": call.grads[1] and training}
+        names = TRANSPOSED_PASSES if call.op == "conv_transpose" else {name: name for name in COLUMNS}
+        runs = {name: passes[names[name]] for name in COLUMNS if taken[name] and names[name] in passes}
+        layers.append(Layer(calls, call.op, explanation, runs))
+    return ModelExplanation(costmodel.device_for(gpu).name, fitted, training, tuple(layers), tuple(left))
+
+
+__all__ = ["Explanation", "Layer", "ModelExplanation", "Pass", "config_text", "describe", "explain", "explain_model"]
