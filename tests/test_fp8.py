@@ -221,6 +221,11 @@ def test_bad_inputs_get_clear_errors(monkeypatch):
     with pytest.raises(RuntimeError, match=r"compute capability 8.9 or newer .*A100-SXM4-80GB is 8.0"):
         fp8._check_device("fp8.conv2d", torch.device("cuda", 0))
     assert "fp8" in dir(tritonconv)
+    conv = torch.nn.Conv2d(4, 8, 3)  # a model that is itself a convolution: nothing to replace it in, said so
+    with pytest.raises(ValueError, match=r"`model` is itself a Conv2d.*fp8.convert\(torch.nn.Sequential\(conv\)\)\[0\]"):
+        fp8.convert(conv)
+    assert list(conv.state_dict()) == ["weight", "bias"]
+    assert isinstance(fp8.convert(torch.nn.Sequential(conv))[0], fp8.Conv)
 
 
 def test_fp8_products_compile_to_tensor_core_instructions_without_spills():

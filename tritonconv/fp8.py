@@ -331,6 +331,7 @@ def convert(model: torch.nn.Module, calibration: Iterable | None = None, out_dty
     :param out_dtype: what the fp8 convolutions write (bf16 default); their outputs return in the input's dtype.
     :param dtype: the fp8 dtype.
     :param report: return the :class:`FP8Report` instead of the model.
+    :raises ValueError: ``model`` is itself a convolution to convert (nothing holds it to replace it in place).
     Left as they were, with the reason in the report: transposed and depthwise convolutions, other padding modes,
     fp64 weights, classes overriding ``forward``.
     """
@@ -342,6 +343,9 @@ def convert(model: torch.nn.Module, calibration: Iterable | None = None, out_dty
                 found.left[why] += 1
             else:
                 targets.append((name, module))
+    if targets and targets[0][0] == "":  # no parent to hold its replacement
+        raise ValueError(f"fp8.convert: `model` is itself a {type(model).__name__}, which cannot be replaced in place; "
+                         "convert a module holding it, e.g. fp8.convert(torch.nn.Sequential(conv))[0]")
     amax = {}
     if calibration is not None:
         hooks = [m.register_forward_pre_hook(
