@@ -222,7 +222,7 @@ def test_a_models_convolutions_are_explained_layer_by_layer_without_running_it()
     text = str(report)
     assert max(map(len, text.splitlines())) <= 100
     assert ("with channels-last activations" in text) == (report.channels_last_ms < report.ms / 1.05)
-    assert all(layer.text() in text for layer in report.layers) and "convT2d 16->8 2x2/2 4x16x16 bf16 NC" in text
+    assert all(layer.text() in text for layer in report.layers) and "convT2d 16->8 k2x2/2 4x16x16 bf16 NC" in text
     inference = tritonconv.explain_model(model, meta(4, 3, 32, 32), gpu=GPU, training=False)
     assert [sorted(layer.runs) for layer in inference.layers] == [["forward"]] * 4
 
@@ -250,6 +250,13 @@ def test_functions_routed_calls_real_tensors_and_channels_last_models():
                                     gpu=GPU)  # a layer whose NCHW passes the model puts slower
     assert f"with channels-last activations: {nchw.channels_last_ms:.4f} ms" in str(nchw)
     assert nchw.channels_last_ms < nchw.ms / 1.05 and str(nchw).startswith("1 convolution call, 1 distinct")
+    fp8 = tritonconv.explain_model(tritonconv.fp8.convert(torch.nn.Sequential(torch.nn.Conv2d(32, 64, 3))),
+                                   meta(2, 32, 12, 12), gpu=GPU)  # quantised: forward only, in fp8
+    assert [(layer.op, list(layer.runs)) for layer in fp8.layers] == [("conv_fp8", ["forward"])]
+    assert "conv2d 32->64 k3x3 2x12x12 fp8e4m3" in str(fp8)
+    factorized = tritonconv.explain_model(tritonconv.nn.Conv2Plus1d(8, 16, 3, padding=1), meta(2, 8, 4, 6, 6,
+                                                                                                dtype=torch.float32))
+    assert [layer.explanation.written.weight_shape[2:] for layer in factorized.layers] == [(1, 3, 3), (3, 1, 1)]
     with pytest.raises(ValueError, match="ran no convolution"):
         tritonconv.explain_model(torch.nn.Linear(3, 3), torch.randn(2, 3))
     with pytest.raises(ValueError, match="reads its tensors' values"):

@@ -60,4 +60,4 @@ def test_the_explain_model_example_runs_as_written():
     report = scope["found"]
     assert [sorted(layer.runs) for layer in report.layers] == [["forward", "weight gradient"],
                                                                 ["forward", "input gradient", "weight gradient"]]
-    assert "conv2d 3->64 7x7/2 32x224x224 bf16 NC" in str(report)
+    assert "conv2d 3->64 k7x7/2 32x224x224 bf16 NC" in str(report)

@@ -350,13 +350,17 @@ class Layer:
         else:
             sizes = p.input_shape
         kernel = "x".join(map(str, p.weight_shape[2:]))
-        words = [f"{'convT' if self.op == 'conv_transpose' else 'conv'}{ndim}d{' fp8' * (self.op == 'conv_fp8')}",
-                 f"{c_in}->{c_out}", kernel + (f"/{_dims(p.stride)}" if max(p.stride) > 1 else "")]
+        words = [f"{'convT' if self.op == 'conv_transpose' else 'conv'}{ndim}d",
+                 f"{c_in}->{c_out}", f"k{kernel}" + (f"/{_dims(p.stride)}" if max(p.stride) > 1 else "")]
         words += [f"d{_dims(p.dilation)}"] * (max(p.dilation) > 1) + [f"g{p.groups}"] * (p.groups > 1)
         words += ["x".join(map(str, (sizes[0], *sizes[2:]))),
-                  {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(p.dtype, p.dtype),
+                  DTYPE_WORDS.get(p.dtype, p.dtype),
                   "CL" if p.layout == "channels_last" else "NC"]
         return " ".join(words)
+
+
+DTYPE_WORDS = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "float64": "fp64", "float8_e4m3fn": "fp8e4m3",
+               "float8_e5m2": "fp8e5m2"}
 
 
 def _dims(values: tuple[int, ...]) -> str:
