@@ -167,3 +167,27 @@ def test_a_tuning_compiles_its_candidates_in_threads(monkeypatch, tmp_path, comp
     assert rel_err(y, ref) < 2e-3
     threads = compile_threads_seen
     assert len(threads) >= 2 and all(name.startswith("tritonconv-compile") for name in threads), threads
+
+
+def test_a_model_tuned_ahead_calls_its_tuned_configs_and_tunes_nothing(monkeypatch, tmp_path):
+    """``tune.ahead`` tunes every problem a training step of the model runs (found on fake tensors; candidates compiled
+    on threads, ``jobs=0``), after which the step takes every config from the cache and tunes nothing, and still
+    gives torch's gradients."""
+    from tritonconv import cache, tune, tuning
+
+    monkeypatch.setenv("TRITONCONV_CACHE_DIR", str(tmp_path / "user"))
+    monkeypatch.setenv("TRITONCONV_AUTOTUNE", "1")
+    cache.clear_memory()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(16, 24, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.ConvTranspose2d(24, 8, 2, stride=2)).cuda().to(memory_format=torch.channels_last)
+    ref = copy.deepcopy(model).double()
+    x = torch.randn(2, 16, 13, 11, device="cuda").contiguous(memory_format=torch.channels_last)
+    tnn.convert(model)
+    names = tune.ahead(model, x, jobs=0, top=2)
+    assert len(names) == len(tune.model_problems(model, x, gpu=torch.cuda.get_device_name())) == 5
+    before = tuning.stats.copy()
+    model(x).square().mean().backward()
+    assert tuning.stats["tuned"] == before["tuned"] and tuning.stats["heuristic"] == before["heuristic"]
+    ref(x.double()).square().mean().backward()
+    assert rel_err(model[0].weight.grad, ref[0].weight.grad) < 1e-3

@@ -754,3 +754,41 @@ def test_compile_threads_share_the_cpus_among_local_processes(monkeypatch):
     monkeypatch.setenv("TRITONCONV_COMPILE_THREADS", "0")
     with pytest.raises(ValueError, match="TRITONCONV_COMPILE_THREADS"):
         _runtime.compile_threads()
+
+
+def test_a_models_problems_are_those_its_calls_choose_configs_for_and_tune_ahead(tmp_path, monkeypatch):
+    """``tune.model_problems`` lists, from fake tensors, exactly the problems a training step of the model chooses
+    configs for (each once: the model's input takes no gradient, a transposed layer's passes are its transpose's);
+    ``tune_all`` on them fills the cache that ``explain_model`` (and so a call) then reads; ``tune.ahead`` needs CUDA."""
+    import copy
+
+    from tritonconv import tune
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.ConvTranspose2d(8, 4, 2, stride=2))
+    x = torch.randn(1, 3, 5, 7)
+    todo = tune.model_problems(model, x, gpu=GPU)
+    assert [p.kind for _, p in todo] == ["conv", "conv_wgrad", "conv_t", "conv", "conv_wgrad"]
+    assert [name.split(":")[0] for name, _ in todo] == ["1", "1", "2", "2", "2"]
+    chosen, choose = [], tuning.choose
+    monkeypatch.setattr(tuning, "choose", lambda problem, *args: chosen.append(problem) or choose(problem, *args))
+    converted = tritonconv.nn.convert(copy.deepcopy(model))  # its weights channels innermost: outputs channels-last
+    layouts = []
+    for run, routed in ((model, True), (converted, False)):  # as the model runs: routed, or converted
+        chosen.clear()
+        dispatch.clear_plans()
+        with tritonconv.enabled(routed):
+            run(x).sum().backward()
+        assert set(chosen) == {p for _, p in tune.model_problems(run, x, gpu=GPU)}
+        layouts.append({p.layout for p in chosen})
+    assert "contiguous" in layouts[0] and layouts[1] == {"channels_last"}  # (a packed stem reads channels-last)
+    assert all(p.source == "default" for layer in tritonconv.explain_model(model, x, gpu=GPU).layers
+               for p in layer.runs.values())
+    assert tune.tune_all(todo, "cpu", GPU, cache.user_dir(), fake_bench, tuning.DEFAULT_SMEM, 132, top=1) == \
+        [name for name, _ in todo]
+    cache.clear_memory()
+    assert all(p.source == "cache" for layer in tritonconv.explain_model(model, x, gpu=GPU).layers
+               for p in layer.runs.values())
+    with pytest.raises(RuntimeError, match="tune.ahead: needs a CUDA GPU"):
+        tune.ahead(model, x)

@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import _runtime, cache, costmodel, dispatch, geometry, shapes, tuning
+from . import _runtime, cache, costmodel, dispatch, explanation, geometry, shapes, tuning
 
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
@@ -66,7 +66,8 @@ def suite_problems(suite: dict) -> Iterator[tuple[str, dict]]:
         yield entry["name"] + ":temporal", shapes.suite_problem("conv3d", temporal)
 
 
-__all__ = ["kernelbench_problems", "main", "precompile", "runner", "show", "suite_problems", "tune_all"]
+__all__ = ["ahead", "kernelbench_problems", "main", "model_problems", "precompile", "runner", "show",
+           "suite_problems", "tune_all"]
 
 TRANSPOSED_KIND = {"conv": "conv_t", "conv_t": "conv", "conv_wgrad": "conv_wgrad"}
 """A transposed convolution's passes are those of the convolution it transposes: its forward is that
@@ -432,6 +433,58 @@ def main(argv: list[str] | None = None) -> int:
                      top=args.top)
     record_names(args.names_out, tuned)
     return 0
+
+
+def model_problems(model: Callable, *inputs, gpu: str = "NVIDIA H200", tma: bool | None = None,
+                   training: bool = True, **kwargs) -> list[tuple[str, tuning.Problem]]:
+    """(name, problem) for every pass a call of ``model(*inputs, **kwargs)`` runs on a GPU called ``gpu``, each
+    problem once, in the order the layers first ran: :func:`tritonconv.explain_model`'s layers (the model run on fake
+    tensors; with ``training``, the gradients a step takes), each named ``<layer's number>:<the layer in words>``.
+
+    :param model: a module or any callable, as it will run (converted, or routed by ``tritonconv.enable()``).
+    :param inputs: its inputs, real or ``device="meta"`` tensors.
+    :param gpu: the GPU's name: its cache says which problems are tuned (:func:`tritonconv.explain`).
+    :param tma: the GPU has a tensor memory accelerator; None: as its name says.
+    :param training: the backward's problems too.
+    """
+    report = explanation.explain_model(model, *inputs, gpu=gpu, tma=tma, training=training, **kwargs)
+    found: dict[str, tuple[str, tuning.Problem]] = {}
+    for number, layer in enumerate(report.layers, 1):
+        for run in layer.runs.values():
+            found.setdefault(run.problem.key(), (f"{number}:{layer.text()}", run.problem))
+    return list(found.values())
+
+
+def ahead(model: Callable, *inputs, training: bool = True, jobs: int | None = None, top: int | None = None,
+          ship: bool = False, budget_s: float | None = None, retune: bool = False, **kwargs) -> list[str]:
+    """Tune, on this process's CUDA GPU, every problem ``model(*inputs, **kwargs)`` runs (:func:`model_problems`:
+    found on fake tensors, nothing run), before its first call would tune them one by one: the candidates of every
+    few problems compiled in ``jobs`` processes at once (default: the CPUs, up to 16; 0: each problem's on threads),
+    then timed (:func:`tune_all`: ``top`` of them, default ``TRITONCONV_AUTOTUNE_TOP``'s, beside the default config),
+    into the user's cache (``ship``: the shipped ``autotune_cache/``); problems already tuned from CUDA graph
+    replays are skipped unless ``retune``; no new problem starts after ``budget_s`` seconds. Later calls in this
+    process take the tuned configs. Returns the names of the problems tuned.
+
+    :param model: a module or any callable, as it will run (converted, or routed by ``tritonconv.enable()``).
+    :param inputs: its inputs (their shapes, dtypes and layouts count), real or ``device="meta"`` tensors.
+    :param training: tune the backward's problems too.
+    :raises RuntimeError: no CUDA GPU (:func:`tritonconv.explain_model` and :func:`model_problems` run anywhere).
+    """
+    if not torch.cuda.is_available():
+        raise RuntimeError("tune.ahead: needs a CUDA GPU to time kernels on (tritonconv.explain_model and "
+                           "tune.model_problems list what it would tune, on any machine)")
+    props = torch.cuda.get_device_properties(torch.cuda.current_device())
+    tma = props.major >= 9
+    todo = model_problems(model, *inputs, gpu=props.name, tma=tma, training=training, **kwargs)
+    smem = getattr(props, "shared_memory_per_block_optin", tuning.DEFAULT_SMEM)
+    done = tune_all(todo, "cuda", props.name, cache.shipped_dir() if ship else cache.user_dir(),
+                    tuning.do_bench_median, smem, props.multi_processor_count, budget_s=budget_s,
+                    jobs=min(16, os.cpu_count() or 1) if jobs is None else jobs, retune=retune, tma=tma,
+                    top=tuning.autotune_top() if top is None else top)
+    tuning.forget()  # the configs chosen before, and the plans holding them: later calls look theirs up again
+    cache.clear_memory()
+    dispatch.clear_plans()
+    return done
 
 
 def record_names(path: Path | None, names: list[str]) -> None:

@@ -1084,7 +1084,8 @@ def _announce(problem: Problem, device_name: str) -> None:
         _announced.add(device_name)
         warnings.warn(f"tritonconv: tuning {problem.key()} on {device_name}: the first call of each new shape compiles and "
                       f"times a few configs and caches the fastest in {cache.user_dir()}; "
-                      "`python -m tritonconv.tune` tunes ahead, TRITONCONV_AUTOTUNE=0 takes the default configs",
+                      "`python -m tritonconv.tune` or `tritonconv.tune.ahead(model, *inputs)` tunes ahead, "
+                      "TRITONCONV_AUTOTUNE=0 takes the default configs",
                       TuningWarning, stacklevel=2)
 
 
@@ -1093,6 +1094,12 @@ class TuningWarning(UserWarning):
 
 
 _memo: dict[tuple, Config] = {}
+
+
+def forget() -> None:
+    """Drop the configs this process has chosen (:func:`choose`'s memo): the next launch of each problem looks its
+    config up again."""
+    _memo.clear()
 
 
 def choose(problem: Problem, device: torch.device, interp: bool, run: Callable[[Config], torch.Tensor],
@@ -1117,4 +1124,4 @@ def choose(problem: Problem, device: torch.device, interp: bool, run: Callable[[
 
 
 __all__ = ["DEPTHWISE_KIND", "KINDS", "Config", "Problem", "TuningWarning", "candidates", "choose", "default",
-           "heuristic", "resolve", "ranked", "shortlist", "split_choices", "stats", "tune"]
+           "forget", "heuristic", "resolve", "ranked", "shortlist", "split_choices", "stats", "tune"]
