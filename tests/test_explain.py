@@ -259,5 +259,10 @@ def test_functions_routed_calls_real_tensors_and_channels_last_models():
     assert [layer.explanation.written.weight_shape[2:] for layer in factorized.layers] == [(1, 3, 3), (3, 1, 1)]
     with pytest.raises(ValueError, match="ran no convolution"):
         tritonconv.explain_model(torch.nn.Linear(3, 3), torch.randn(2, 3))
+    empty = torch.randn(4, 0, 3, 3)  # no input channels: torch runs it, tritonconv leaves it to torch (as routed)
+    left = tritonconv.explain_model(lambda x: torch.nn.functional.conv2d(x, empty), torch.randn(1, 0, 8, 8), gpu=GPU)
+    assert not left.layers and left.left == ("1 x conv (1, 0, 8, 8) (4, 0, 3, 3): conv2d: expected `input` with at "
+                                             "least one channel, got shape (1, 0, 8, 8)",)
+    assert str(left).startswith("0 convolution calls") and str(left).endswith(left.left[0])
     with pytest.raises(ValueError, match="reads its tensors' values"):
         tritonconv.explain_model(lambda x: fn(x) if fn(x).sum() > 0 else x, x)

@@ -238,8 +238,8 @@ def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 @dataclasses.dataclass(frozen=True)
 class _Call:
     """One convolution a model runs, as far as its cost goes: the operands' sizes, strides and dtypes, the arguments,
-    and which gradients a training step takes of it. ``transposed``: a transposed convolution, recorded as the
-    convolution it transposes (``input`` shaped as that one's input: the transposed op's output)."""
+    and which gradients a training step takes of it. A transposed convolution (``op`` ``"conv_transpose"``) is
+    recorded as the convolution it transposes (``input`` shaped as that one's input: the transposed op's output)."""
 
     op: str  # "conv", "conv_transpose" or "conv_fp8"
     input: tuple  # (shape, strides, dtype)
@@ -394,10 +394,13 @@ class ModelExplanation:
     def __str__(self) -> str:
         calls = sum(layer.calls for layer in self.layers)
         model = "fitted on its measured rows" if self.fitted else "the H200 datasheet's constants (none fitted for it)"
-        lines = textwrap.wrap(f"{calls} convolution call{'s' * (calls > 1)}, {len(self.layers)} distinct, "
+        lines = textwrap.wrap(f"{calls} convolution call{'s' * (calls != 1)}, {len(self.layers)} distinct, "
                               f"{'forward and backward' if self.training else 'forward only'}, on {self.gpu}; "
                               f"cost model {model}: predicted device times of all a layer's calls, not "
                               "measurements; - : a pass the step does not run; NC: NC(D)HW activations, CL: channels-last", 100)
+        if not self.layers:  # every convolution left to torch
+            return "\n".join([*lines, "", "left to torch (tritonconv does not run them):",
+                              *(f"  {text}" for text in self.left)])
         lines += ["", f"{'#':>3} {'calls':>5}  {'layer':<44}" + "".join(f"{c:>10}" for c in COLUMNS.values())
                   + f"{'share':>7}"]
         total = self.ms or 1.0
@@ -468,21 +471,21 @@ def explain_model(model: Callable, *inputs, gpu: str = "NVIDIA H200", tma: bool 
                                  "layers with tritonconv.explain") from err
     if not recorder.calls:
         raise ValueError("explain_model: the model ran no convolution (torch's or tritonconv's)")
-    layers, left, fitted = [], [], False
+    layers, left = [], []
     for call, calls in Counter(recorder.calls).items():
         try:
             explanation = call.explain(gpu, tma)
         except (TypeError, ValueError) as err:
             left.append(f"{calls} x {call.op} {call.input[0]} {call.weight[0]}: {err}")
             continue
-        fitted = explanation.fitted
         passes = {p.name: p for p in explanation.passes}
         taken = {"forward": True, "input gradient": call.grads[0] and training,
                  "weight gradient": call.grads[1] and training}
         names = TRANSPOSED_PASSES if call.op == "conv_transpose" else {name: name for name in COLUMNS}
         runs = {name: passes[names[name]] for name in COLUMNS if taken[name] and names[name] in passes}
         layers.append(Layer(calls, call.op, explanation, runs))
-    return ModelExplanation(costmodel.device_for(gpu).name, fitted, training, tuple(layers), tuple(left))
+    return ModelExplanation(costmodel.device_for(gpu).name, costmodel.fitted_path(gpu).exists(), training,
+                            tuple(layers), tuple(left))
 
 
 __all__ = ["Explanation", "Layer", "ModelExplanation", "Pass", "config_text", "describe", "explain", "explain_model"]
