@@ -186,3 +186,23 @@ def test_pack_positions_refuses_factors_off_the_stride():
         shapes.pack_positions((1, 3, 9, 9), (4, 3, 3, 3), (1, 4, 4, 4), (2, 2), (3, 2), 16)
     with pytest.raises(ValueError, match="at least 12 channels"):
         shapes.pack_positions((1, 3, 9, 9), (4, 3, 3, 3), (1, 4, 4, 4), (2, 2), (2, 2), 8)
+
+
+def test_shape_helpers_refuse_what_has_no_shape():
+    """The public shape helpers say what is wrong where their arithmetic would divide by zero, compare shapes of
+    different ranks by their overlap, or plan a 3-D stream with a 2-D weight."""
+    from tritonconv import memory
+
+    with pytest.raises(ValueError, match=r"kernel, stride and dilation of at least 1, got kernel=3, stride=0"):
+        shapes.conv_output_size(8, 3, stride=0)
+    with pytest.raises(ValueError, match=r"of one rank, at least 3, got \(1, 3, 8, 8\) and \(4, 3, 3, 3, 3\)"):
+        shapes.conv_output_shape((1, 3, 8, 8), (4, 3, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"of one rank, at least 3"):
+        shapes.conv_output_shape((1, 3), (4, 3))
+    with pytest.raises(ValueError, match=r"`parts` to be at least 1, got 0"):
+        shapes.chunk_sizes(5, 0)
+    with pytest.raises(ValueError, match=r"plan_stream: expected a depth slice \(N, C, H, W\) and a 3-D weight"):
+        memory.plan_stream((1, 4, 16, 16), (8, 4, 3, 3), budget=10**6)
+    with pytest.raises(ValueError, match=r"`stride` to be a positive int, got 0"):
+        memory.plan_stream((1, 4, 16, 16), (8, 4, 3, 3, 3), stride=0, budget=10**6)
+    assert shapes.conv_output_size(2, 5) == -2  # an impossible layer's size: the callers' checks refuse it

@@ -79,8 +79,15 @@ def plan_stream(slice_shape, weight_shape, stride: int = 1, dilation: int = 1, d
     plan then says what it holds. ``packed``: a function, ``packed(chunk)`` the bytes a chunk's convolution
     adds when it packs positions into channels (:func:`packed_bytes`; affine in the chunk), if it does.
 
-    :raises ValueError: when one output slice alone needs more than the budget.
+    :raises ValueError: a ``slice_shape`` not of 4 sizes or a ``weight_shape`` not of 5, a stride or dilation
+        below 1, an unknown ``dtype``; one output slice alone needing more than the budget.
     """
+    if len(slice_shape) != 4 or len(weight_shape) != 5:
+        raise ValueError(f"plan_stream: expected a depth slice (N, C, H, W) and a 3-D weight (C_out, C_in / groups, "
+                         f"kD, kH, kW), got {tuple(slice_shape)} and {tuple(weight_shape)}")
+    stride, dilation = shapes.positive_int(stride, "stride"), shapes.positive_int(dilation, "dilation")
+    if dtype not in shapes.DTYPE_BYTES:
+        raise ValueError(f"plan_stream: expected `dtype` to be one of {sorted(shapes.DTYPE_BYTES)}, got {dtype!r}")
     size = shapes.DTYPE_BYTES[dtype]
     if output_slice_shape is None:
         output_slice_shape = (slice_shape[0], weight_shape[0], *slice_shape[2:])

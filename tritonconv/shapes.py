@@ -105,7 +105,11 @@ def conv_output_size(
     :param stride: ``S``.
     :param padding: ``P`` on both sides, or a ``(before, after)`` pair.
     :param dilation: ``d``.
+    :raises ValueError: a kernel, stride or dilation below 1.
     """
+    if kernel < 1 or stride < 1 or dilation < 1:
+        raise ValueError(f"expected a kernel, stride and dilation of at least 1, got kernel={kernel!r}, "
+                         f"stride={stride!r}, dilation={dilation!r}")
     before, after = (padding, padding) if isinstance(padding, int) else padding
     span = dilation * (kernel - 1) + 1  # extent of the dilated kernel
     return (size + before + after - span) // stride + 1
@@ -178,8 +182,12 @@ def conv_output_shape(
     :param padding: as :func:`resolve_padding` takes it.
     :param dilation: int or one per spatial dimension.
     :param groups: not used for the shape (accepted so a call's arguments pass through unchanged).
-    :raises ValueError: as :func:`as_tuple` and :func:`resolve_padding`.
+    :raises ValueError: shapes of different ranks, or of fewer than 3 dimensions; as :func:`as_tuple`,
+        :func:`resolve_padding` and :func:`conv_output_size`.
     """
+    if len(weight_shape) != len(input_shape) or len(input_shape) < 3:
+        raise ValueError(f"expected `input_shape` (N, C, *spatial) and `weight_shape` (C_out, C_in / groups, *kernel) "
+                         f"of one rank, at least 3, got {tuple(input_shape)} and {tuple(weight_shape)}")
     ndim = len(input_shape) - 2
     kernel = tuple(weight_shape[2:])
     stride_t = as_tuple(stride, ndim, "stride")
@@ -483,7 +491,11 @@ def conv2plus1d_bytes(input_shape: Sequence[int], c_mid: int, c_out: int, kernel
 
 def chunk_sizes(length: int, parts: int) -> tuple[int, ...]:
     """``torch.chunk``'s split of ``length`` into ``parts`` (``DTensor``'s ``Shard``): ``ceil(length / parts)``
-    each, the last ones smaller or empty."""
+    each, the last ones smaller or empty.
+
+    :raises ValueError: ``parts`` below 1."""
+    if parts < 1:
+        raise ValueError(f"expected `parts` to be at least 1, got {parts!r}")
     full = -(-length // parts)
     return tuple(max(0, min(length, full * (r + 1)) - full * r) for r in range(parts))
 
