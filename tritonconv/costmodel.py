@@ -56,12 +56,12 @@ import math
 from pathlib import Path
 
 import torch
-import triton
 
 from . import cache, geometry, shapes, tuning
 from ._descriptors import nc_dealt
 from .geometry import Config, Problem
 from .kernels import depthwise, gemm, tma, weight_grad
+from .shapes import cdiv
 
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "DEPTHWISE_ISSUE", "NC_FLAT_ISSUE",
            "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE",
@@ -220,7 +220,7 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
     if problem.kind.startswith("conv_dw"):  # FMA kernels over (positions x channels) tiles: no channel padding counted
         rows, cols, _ = problem.gemm  # the weight gradient's rows are taps, block_m a program (the last tile's padded)
         macs = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
-        row_tiles = triton.cdiv(rows, config.block_m)
+        row_tiles = cdiv(rows, config.block_m)
         if problem.kind == "conv_dw_wgrad":  # (x read in runs: tiles of one width tap's taps)
             row_tiles = depthwise.tap_tiles(problem.weight_shape[2:], config.block_m, tuning.dw_wgrad_runs(problem, config))
             macs = macs * row_tiles * config.block_m // max(rows, 1)
@@ -229,16 +229,16 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
                 problem.output_shape, problem.input_shape)
             fast = depthwise.layout_channels_fast(problem.layout, read[1])
             row_tiles = depthwise.position_tiling(fast, rows, written[-1], config.block_m)[1]
-        return macs, row_tiles * triton.cdiv(cols, config.block_n) * max(config.split_k, 1)
+        return macs, row_tiles * cdiv(cols, config.block_n) * max(config.split_k, 1)
     c_out, c_in_g = problem.weight_shape[:2]
     if config.tile_h and problem.kind != "conv_wgrad":  # images x rows x columns patches of the written planes
         written = tuning.tma_written(problem)  # (one stride phase's, for a strided input gradient: each tap reaches
         n, od, (oh, ow) = written[0], geometry.as_3d(written[2:], 1)[0], tuning.tma_plane(problem)  # one phase)
         _, cols, red = problem.gemm  # the input gradient runs as a forward convolution: channel axes swapped
         tile_b, tile_h, tile_w = config.patch(config.block_m)
-        patches = triton.cdiv(n, tile_b) * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w)
-        ctas = patches * triton.cdiv(cols, config.block_n)
-        steps = problem.taps * triton.cdiv(red, config.block_k)  # (tap, channel chunk) steps
+        patches = cdiv(n, tile_b) * od * cdiv(oh, tile_h) * cdiv(ow, tile_w)
+        ctas = patches * cdiv(cols, config.block_n)
+        steps = problem.taps * cdiv(red, config.block_k)  # (tap, channel chunk) steps
         parts = math.prod(problem.stride) if problem.by_phase else geometry.step_splits(steps, config.split_k)[1]
         return ctas * config.block_m * config.block_n * steps * config.block_k, ctas * parts  # per tile: phases or splits
     launch = gemm_launch(problem, config)

@@ -436,7 +436,7 @@ def explain_model(model: Callable, *inputs, gpu: str = "NVIDIA H200", tma: bool 
     where its weight does (not a frozen layer's). Predictions, not measurements.
 
     :param model: a ``torch.nn.Module`` (run through ``torch.func.functional_call`` on fake copies of its
-        parameters and buffers) or any callable.
+        parameters and buffers; a model built on ``device="meta"`` serves) or any callable.
     :param inputs: the model's inputs, real or ``device="meta"`` tensors: their shapes, dtypes and layouts count.
     :param gpu: as :func:`explain`'s.
     :param tma: as :func:`explain`'s.
@@ -446,7 +446,7 @@ def explain_model(model: Callable, *inputs, gpu: str = "NVIDIA H200", tma: bool 
     """
     recorder = _Recorder()
     params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
-    device = next((t.device for t in params), torch.device("cpu"))  # where meta inputs are taken to be
+    device = next((t.device for t in params if t.device.type != "meta"), torch.device("cpu"))  # where meta tensors go
     with FakeTensorMode(allow_non_fake_inputs=True) as fake:
         def faked(t):
             if not isinstance(t, torch.Tensor):

@@ -18,11 +18,11 @@ import math
 from dataclasses import dataclass, fields
 
 import torch
-import triton
 import triton.language as tl
 
 from . import shapes
 from ._checks import ConvSpec
+from .shapes import cdiv, next_power_of_2
 
 INT32_MAX = 2**31 - 1
 
@@ -198,7 +198,7 @@ class Problem:
         """Bucket key: the exact key with batch and spatial sizes replaced by the row count's power of two."""
         rows = self.gemm[2] if self.kind.endswith("wgrad") else self.gemm[0]
         return (f"{self.kind}|{self.dtype}|{self.layout}|c={self.input_shape[1]}|w={_dims(self.weight_shape)}"
-                f"|s={_dims(self.stride)}|d={_dims(self.dilation)}|g={self.groups}|rows~{triton.next_power_of_2(rows)}"
+                f"|s={_dims(self.stride)}|d={_dims(self.dilation)}|g={self.groups}|rows~{next_power_of_2(rows)}"
                 f"{self._tf32_tag}")
 
 
@@ -474,12 +474,12 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
         return AlignedRows(min(vec, exact), exact, exact, -(-width_out // exact))
     if steps < ALIGNED_MIN_STEPS:
         return AlignedRows()
-    whole = max(8, triton.next_power_of_2(max(width, width_out + s_max)))
+    whole = max(8, next_power_of_2(max(width, width_out + s_max)))
     step = (block - reach) // vec * vec  # segments of block columns; the outputs a segment stores start reach - s_max in
     options = [AlignedRows(min(vec, whole), whole, whole)] if whole <= block and s_max >= 0 else []
     if step >= vec and s_max >= 0 and not phased:
         options.append(AlignedRows(vec, block, step, max(1, -(-(width_out - (reach - s_max)) // step))))
-    own = max(8, triton.next_power_of_2(max(width, width_out)))  # whole rows, each tap's products moved
+    own = max(8, next_power_of_2(max(width, width_out)))  # whole rows, each tap's products moved
     if own <= block and accumulator <= ALIGNED_EACH_ACCUMULATOR:
         options.append(AlignedRows(min(vec, own), own, own, 1, True))
     return _narrowest(options, positions, width_out, block, exact)
@@ -514,9 +514,9 @@ def _dealt(width: int, width_out: int, positions: int, reach: int, pad: int, str
     if steps < ALIGNED_MIN_STEPS and (reach or pad):
         return AlignedRows()
     s_max = (reach - pad) // stride  # (Python floors)
-    least = max(8, triton.next_power_of_2(-(-width // stride)))  # s * block_w >= width
-    whole = max(least, triton.next_power_of_2(width_out + max(s_max, 0)))
-    own = max(least, triton.next_power_of_2(width_out))
+    least = max(8, next_power_of_2(-(-width // stride)))  # s * block_w >= width
+    whole = max(least, next_power_of_2(width_out + max(s_max, 0)))
+    own = max(least, next_power_of_2(width_out))
     options = [AlignedRows(min(vec, whole), whole, whole, 1, False, stride)] if whole <= block and s_max >= 0 else []
     if own <= block and accumulator <= ALIGNED_EACH_ACCUMULATOR and (reach or pad):
         options.append(AlignedRows(min(vec, own), own, own, 1, True, stride))
@@ -565,8 +565,8 @@ def position_tiles(positions: int, width: int, block: int, block_w: int) -> int:
     """Tiles of ``block`` positions over ``positions`` (rows ``width`` wide): flat (``block_w = 0``) or rows of
     ``block_w`` (the kernels' :func:`tritonconv._tile.position_tiles`)."""
     if block_w == 0 or positions == 0:
-        return triton.cdiv(positions, block)
-    return triton.cdiv(positions // width, block // block_w) * triton.cdiv(width, block_w)
+        return cdiv(positions, block)
+    return cdiv(positions // width, block // block_w) * cdiv(width, block_w)
 
 
 def is_channels_inner(t: torch.Tensor) -> bool:
@@ -765,8 +765,8 @@ def step_splits(steps: int, split_k: int) -> tuple[int, int]:
     """``(per_split, splits)``: a reduction loop of ``steps`` steps cut into at most ``split_k`` runs of equal
     length, the last shorter; ``splits`` is how many a launch gets (9 steps cut 4 ways: 3 splits of 3). An empty
     loop is one (zero) split."""
-    per_split = max(1, triton.cdiv(steps, max(split_k, 1)))
-    return per_split, max(1, triton.cdiv(steps, per_split))
+    per_split = max(1, cdiv(steps, max(split_k, 1)))
+    return per_split, max(1, cdiv(steps, per_split))
 
 
 def position_step(count: int, output_sizes: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -797,7 +797,7 @@ def splits_meet(splits: int, block_m: int, block_n: int, itemsize: int = 4) -> b
 def split_sizes(length: int, config: Config) -> tuple[int, int]:
     """``(per_split, splits)``: a reduction of ``length`` cut into ``config.split_k`` parts of whole ``block_k`` steps
     (:func:`step_splits`; ``per_split`` in elements)."""
-    per_split, splits = step_splits(triton.cdiv(length, config.block_k), config.split_k)
+    per_split, splits = step_splits(cdiv(length, config.block_k), config.split_k)
     return per_split * config.block_k, splits
 
 

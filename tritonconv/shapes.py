@@ -46,6 +46,18 @@ __all__ = [
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "float8_e4m3fn": 1, "float8_e5m2": 1}
 
 
+def cdiv(a: int, b: int) -> int:
+    """``ceil(a / b)`` for ints (``b > 0``), as ``triton.cdiv`` computes it, in plain Python: the host code (plans, the
+    tuner, the cost model) calls it thousands of times, and ``triton.cdiv`` is a constexpr function whose every call
+    from Python costs microseconds."""
+    return (a + b - 1) // b
+
+
+def next_power_of_2(n: int) -> int:
+    """The smallest power of 2 at least ``n`` (0 for ``n <= 0``), as ``triton.next_power_of_2``, in plain Python."""
+    return 1 << (n - 1).bit_length() if n > 0 else 0
+
+
 def as_int(value) -> int | None:
     """``value`` as torch takes an integer argument (``stride=numpy.int64(2)``, ``groups=torch.tensor(2)``): an
     ``int`` or anything else with ``__index__`` (a numpy integer, a 0-d integer tensor) as a plain ``int``; None for

@@ -44,6 +44,7 @@ from ._descriptors import flat_geometry, folds_stride, nc_box_runs, nc_dealt, nc
 from ._runtime import TensorDescriptor
 from .geometry import DEPTHWISE_KIND, KINDS, Config, Problem
 from .kernels import depthwise, tma, weight_grad
+from .shapes import cdiv, next_power_of_2
 
 log = logging.getLogger("tritonconv")
 
@@ -88,7 +89,7 @@ DEFAULT_SMEM = 232448  # bytes of shared memory per block on H100/H200 (opt-in),
 
 
 def clamp_pow2(value: int, low: int, high: int) -> int:
-    return max(low, min(high, triton.next_power_of_2(max(value, 1))))
+    return max(low, min(high, next_power_of_2(max(value, 1))))
 
 
 def fit_pow2(value: int, low: int, high: int, slack: float = 1.15) -> int:
@@ -96,7 +97,7 @@ def fit_pow2(value: int, low: int, high: int, slack: float = 1.15) -> int:
     (a tile padding a dimension less: 144 -> 32, 288 -> 64, 576 -> 128 where :func:`clamp_pow2` gives 128,
     issuing 1.3-1.8x the multiply-adds); when none does, the one padding least."""
     sizes = [1 << i for i in range(low.bit_length() - 1, high.bit_length()) if low <= 1 << i <= high]
-    padded = {p: triton.cdiv(max(value, 1), p) * p for p in sizes}
+    padded = {p: cdiv(max(value, 1), p) * p for p in sizes}
     fits = [p for p in sizes if padded[p] <= slack * max(value, 1)]
     return max(fits) if fits else min(sizes, key=lambda p: (padded[p], -p))
 
@@ -108,7 +109,7 @@ def within_slack(sizes: tuple[int, ...], tiles: tuple[int, ...], padding: float,
     out = []
     for size, tile in zip(sizes, tiles):
         tile = fit_pow2(size, 16, tile, slack / padding)
-        padding *= triton.cdiv(max(size, 1), tile) * tile / max(size, 1)
+        padding *= cdiv(max(size, 1), tile) * tile / max(size, 1)
         out.append(tile)
     return tuple(out)
 
@@ -167,12 +168,12 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
                 continue
             tile = dw_wgrad_tile(problem, bm, bn, bm * bn * bk)
             cfg = Config(*tile, group_m=1, num_warps=warps, num_stages=stages, split_k=split)
-            if (split == 1 or triton.cdiv(red, split) >= 8 * tile[2]) and cfg not in out:  # 8 steps a split at least
+            if (split == 1 or cdiv(red, split) >= 8 * tile[2]) and cfg not in out:  # 8 steps a split at least
                 out.append(cfg)
         return out + [cfg for cfg in baselines(problem, sm_count, tma, predict) if cfg not in out]
     for (bm, bn, bk, warps, stages), split, fold in itertools.product(SPACES[problem.kind], splits, folds):
         bk = min(bk, 32) if wide else bk
-        reduction = problem.taps * red if fold and not wgrad else triton.cdiv(red, split)
+        reduction = problem.taps * red if fold and not wgrad else cdiv(red, split)
         cfg = Config(  # unused blocks of the depthwise kernels stay at their declared 16
             block_m=clamp_pow2(rows, 16, bm),
             block_n=clamp_pow2(cols * (folded_taps(problem, fold) if wgrad else 1), 16, bn),
@@ -181,7 +182,7 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
             num_warps=warps if wgrad or bm * bn >= 64 * 64 else min(warps, 4),
             num_stages=stages, split_k=split, fold=fold,
         )
-        if split > 1 and ((fold and not wgrad) or triton.cdiv(red, split) < (4 if wgrad else 1) * cfg.block_k):
+        if split > 1 and ((fold and not wgrad) or cdiv(red, split) < (4 if wgrad else 1) * cfg.block_k):
             continue  # each partial sum keeps at least four reduction steps (forward: one per tap)
         if smem_bytes(cfg, itemsize) <= smem_limit and cfg not in out:
             out.append(cfg)
@@ -339,7 +340,7 @@ def tma_tile(out_h: int, out_w: int, block_m: int, min_w: int = 1, batch: int = 
 
 def covered(sizes: tuple[int, ...], patch: tuple[int, ...]) -> int:
     """Positions the patches of shape ``patch`` cover on axes of ``sizes`` (each axis rounded up to whole patches)."""
-    return math.prod(triton.cdiv(size, side) * side for size, side in zip(sizes, patch))
+    return math.prod(cdiv(size, side) * side for size, side in zip(sizes, patch))
 
 
 ROW_SLACK = 1.15
@@ -401,7 +402,7 @@ def wide_patch(problem: Problem, config: Config, sm_count: int = 132) -> bool:
                 problem.layout == "channels_last", 0, config, problem.itemsize, problem.tf32)):
         return False
     rows, cols, _ = problem.gemm
-    tiles = problem.groups * triton.cdiv(rows, WIDE_PATCH) * triton.cdiv(cols, config.block_n)
+    tiles = problem.groups * cdiv(rows, WIDE_PATCH) * cdiv(cols, config.block_n)
     return tiles >= 2 * 4 * sm_count and tma_padding(problem, WIDE_PATCH) <= tma_padding(problem, config.block_m)
 
 
@@ -605,7 +606,7 @@ def tma_candidates(problem: Problem) -> list[Config]:
                 continue
             bm, bn = clamp_pow2(rows, 16, bm), clamp_pow2(cols, 16, bn)
             bk = step(bk, max(bm, bn) <= 32 or (problem.layout == "channels_last" and bm < 64 <= bn))
-            if split > 1 and triton.cdiv(red, split) < 4 * bk:
+            if split > 1 and cdiv(red, split) < 4 * bk:
                 continue
             for patch in (tma_patch(problem, bk), spanning_patch(problem, bk), *one_row, *planes):
                 cfg = Config(bm, bn, bk, group_m=1, num_warps=warps, num_stages=stages, split_k=split, **patch)
@@ -623,7 +624,7 @@ def tma_candidates(problem: Problem) -> list[Config]:
             continue
         one_row = one_row_forward(problem, base)  # and patches of one row where channel tiles under 64 run untransposed
         for cfg in (base, dataclasses.replace(base, tile_b=1, tile_h=1)) if one_row else (base,):
-            if (split == 1 or problem.taps * triton.cdiv(red, cfg.block_k) >= 2 * split) and cfg not in out \
+            if (split == 1 or problem.taps * cdiv(red, cfg.block_k) >= 2 * split) and cfg not in out \
                     and descriptors_launch(problem, cfg):
                 out.append(cfg)  # each split keeps two (tap, chunk) steps at least
     return out
@@ -651,9 +652,9 @@ def wave_split(tiles: int, target: int, most: int, sm_count: int) -> int:
     (``ceil(tiles * s / sm_count) / s`` least: a round on every SM for each ``1/s`` of a tile's work), the fewest on
     ties. Rounding the target's count up instead gave 9 taps' tiles 30 splits (270 programs: two rounds on 126 SMs,
     three on 6, so the layer's time is three rounds' where 29 splits, 261 programs, take two)."""
-    high = max(1, min(triton.cdiv(target, tiles), most))
-    return min(range(max(1, triton.cdiv(high, 2)), high + 1),
-               key=lambda s: (Fraction(triton.cdiv(tiles * s, sm_count), s), s))
+    high = max(1, min(cdiv(target, tiles), most))
+    return min(range(max(1, cdiv(high, 2)), high + 1),
+               key=lambda s: (Fraction(cdiv(tiles * s, sm_count), s), s))
 
 
 Predict = Callable[[Problem, Config], float]
@@ -679,10 +680,10 @@ def split_tiles(problem: Problem, config: Config) -> int:
     rows, cols, _ = problem.gemm
     if problem.kind == "conv_dw_wgrad":
         taps = depthwise.tap_tiles(problem.weight_shape[2:], config.block_m, dw_wgrad_runs(problem, config))
-        return max(1, taps * triton.cdiv(cols, config.block_n))
+        return max(1, taps * cdiv(cols, config.block_n))
     width = folded_taps(problem, config.fold)
-    return max(1, problem.groups * problem.taps // width * triton.cdiv(rows, config.block_m)
-               * triton.cdiv(width * cols, config.block_n))
+    return max(1, problem.groups * problem.taps // width * cdiv(rows, config.block_m)
+               * cdiv(width * cols, config.block_n))
 
 
 def split_choices(problem: Problem, config: Config) -> list[Config]:
@@ -691,7 +692,7 @@ def split_choices(problem: Problem, config: Config) -> list[Config]:
     most; ``[config]`` for other kinds."""
     if problem.kind not in ("conv_wgrad", "conv_dw_wgrad"):
         return [config]
-    most = max(1, triton.cdiv(problem.gemm[2], 8 * config.block_k))
+    most = max(1, cdiv(problem.gemm[2], 8 * config.block_k))
     tile_bytes = 4 * split_tiles(problem, config) * config.block_m * config.block_n
     return [dataclasses.replace(config, split_k=s) for s in range(1, most + 1) if s == 1 or s * tile_bytes <= SPLIT_BYTES]
 
@@ -764,7 +765,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         # (4-byte operands half the sums: fp32's 4 x 64 x 32 spilled 16 B on Triton 3.6)
         sums = 16384 // problem.itemsize
         if problem.layout == "channels_last":
-            taps = 8 if triton.cdiv(rows, 8) * 8 <= triton.cdiv(rows, 4) * 4 else 4
+            taps = 8 if cdiv(rows, 8) * 8 <= cdiv(rows, 4) * 4 else 4
             block_m, block_n, block_k = dw_wgrad_tile(problem, taps, 64, sums)
         else:
             block_m, block_n, block_k = dw_wgrad_tile(problem, 1, sums // 128, sums)
@@ -772,7 +773,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
                 block_m = clamp_pow2(rows, 1, 4)
                 block_m, block_n, block_k = dw_wgrad_tile(problem, 4, max(1, sums // (block_m * 128)), sums)
         cfg = Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=1)
-        split = max(1, min(triton.cdiv(4 * sm_count, split_tiles(problem, cfg)), triton.cdiv(red, 8 * block_k)))
+        split = max(1, min(cdiv(4 * sm_count, split_tiles(problem, cfg)), cdiv(red, 8 * block_k)))
         return dataclasses.replace(cfg, split_k=split)
     if problem.kind == "conv_wgrad":
         # tap axes folded into the columns where that issues fewer columns (3-channel stems: all but depth)
@@ -786,7 +787,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         # fp32 and fp64: 16-wide steps (see the forward's below; fp32's 32-wide ones spilled 4-220 B on sm_80), TF32 32
         block_k = wide_step(problem) if problem.dtype in WIDE_DTYPES else 64 if block_m * block_n <= 64 * 64 else 32
         tiles = split_tiles(problem, Config(block_m, block_n, block_k, fold=fold))
-        split = wave_split(tiles, 2 * sm_count, triton.cdiv(red, 8 * block_k), sm_count)
+        split = wave_split(tiles, 2 * sm_count, cdiv(red, 8 * block_k), sm_count)
         # NC(D)HW operands read in place (tiled by rows): per-element addresses need the registers of
         # 8 warps and smaller steps (ptxas spills otherwise; tests/test_compile.py)
         strided = problem.layout == "contiguous"
@@ -818,7 +819,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             def on_descriptors(tma_m: int) -> Config:
                 tiles = split_tiles(problem, Config(tma_m, tma_n, positions))
                 return Config(tma_m, tma_n, positions, group_m=1, num_warps=8 if tma_m * tma_n >= 128 * 128 else 4,
-                              num_stages=3, split_k=wave_split(tiles, 2 * sm_count, triton.cdiv(red, 8 * positions),
+                              num_stages=3, split_k=wave_split(tiles, 2 * sm_count, cdiv(red, 8 * positions),
                                                                sm_count),  # at least 8 steps a split, as below
                               **tma_patch(problem, positions))
 
@@ -871,9 +872,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         block_k = max(min(block_k, 32), min_k(problem))
     stages = 2 if problem.taps * red <= block_k else 3
     split = 1
-    tiles = max(1, problem.groups * triton.cdiv(rows, block_m) * triton.cdiv(cols, block_n))  # 0 rows: empty batch
+    tiles = max(1, problem.groups * cdiv(rows, block_m) * cdiv(cols, block_n))  # 0 rows: empty batch
     if not fold and tiles < sm_count and small_output(problem):  # under one wave: split the reduction
-        split = max(1, min(triton.cdiv(sm_count, tiles), red // (2 * block_k), FORWARD_SPLITS[-1]))
+        split = max(1, min(cdiv(sm_count, tiles), red // (2 * block_k), FORWARD_SPLITS[-1]))
     cfg = Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
     if tma and problem.kind in ("conv", "conv_t") and mma_tiles(problem) and tma_eligible(problem) and not fold \
             and (split == 1 or not problem.by_phase):
@@ -951,7 +952,7 @@ def wgrad_columns(problem: Problem, fold: int, block_n: int) -> int:
     """Columns a weight gradient's tiles of ``block_n`` issue over every tap: per tap of the axes not folded, tiles
     of ``folded taps x C_in_g`` columns."""
     width = folded_taps(problem, fold)
-    return problem.taps // width * triton.cdiv(width * problem.gemm[1], block_n) * block_n
+    return problem.taps // width * cdiv(width * problem.gemm[1], block_n) * block_n
 
 
 # --- choosing a config -------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from .._tile import (
     weight_tap,
 )
 from ..geometry import Config, as_3d, geometry_3d, needs_int64, split_sizes, strides_3d
+from ..shapes import cdiv
 
 
 @kernel
@@ -315,7 +316,7 @@ class Launch:
         block_w, tiles = position_tiling(channels_fast(x), m, y.shape[-1], config.block_m)
         runs = row_runs(x, y.shape, spec, transposed, config)
         self.empty = y.numel() == 0
-        self.grid = (tiles * triton.cdiv(channels, config.block_n),)
+        self.grid = (tiles * cdiv(channels, config.block_n),)
         self.args = (
             m, channels, 1 if transposed else mult, mult if transposed else 1,
             *geometry_3d(x.shape[2:], y.shape[2:], spec),
@@ -352,7 +353,7 @@ class WeightGradLaunch:
         self.spec, self.flip, self.empty = spec, flip, positions == 0
         self.direct, self.dtype, self.inner_grad = True, input.dtype, False  # the gradient itself, contiguous
         self.shape = tuple(spec.weight_shape)
-        self.grid = (tap_tiles(kernel_size, config.block_m, x_vec > 1) * triton.cdiv(c_out, config.block_n), splits)
+        self.grid = (tap_tiles(kernel_size, config.block_m, x_vec > 1) * cdiv(c_out, config.block_n), splits)
         # split partial tiles (accumulator dtype), tile-major; a ticket counter per tile, per stream
         self.workspace = (splits * self.grid[0] * config.block_m * config.block_n) if splits > 1 else 0
         self.counters = Counters(self.grid[0])
@@ -434,8 +435,8 @@ def tap_tiles(kernel_size: tuple[int, ...], block: int, runs: bool) -> int:
     """The weight gradient's programs along the taps, ``block`` taps each: of all taps, or with x read in runs
     (:func:`wgrad_runs`) of the (depth, height) taps, for each width tap."""
     if runs:
-        return kernel_size[-1] * triton.cdiv(math.prod(kernel_size[:-1]), block)
-    return triton.cdiv(math.prod(kernel_size), block)
+        return kernel_size[-1] * cdiv(math.prod(kernel_size[:-1]), block)
+    return cdiv(math.prod(kernel_size), block)
 
 
 def position_tiling(fast: bool, positions: int, width: int, block: int) -> tuple[int, int]:

@@ -27,6 +27,7 @@ from .._checks import ConvSpec
 from .._runtime import Direct, interpreting, kernel
 from .._tile import activate, mma, next_step, tap, tile_positions
 from ..geometry import Config, dot_precision, needs_int64
+from ..shapes import cdiv, next_power_of_2
 
 
 @kernel
@@ -110,13 +111,13 @@ class Launch:
         m = y.shape[0] * math.prod(y.shape[2:])
         interp = interpreting(x.device)
         # the mid step: 16 channels for 4- and 8-byte operands, whose FMA loops hold both dots' operands in registers
-        block_c = min(64 if x.element_size() <= 2 else 16, triton.next_power_of_2(max(c_mid, 16)))
+        block_c = min(64 if x.element_size() <= 2 else 16, next_power_of_2(max(c_mid, 16)))
         st, (sh, sw) = temporal.stride[0], spatial.stride[1:]
         self.empty = y.numel() == 0
         block_w = geometry.row_block(m, y.shape[-1], config.block_m) \
             if geometry.width_inner(x) or geometry.width_inner(y) else 0  # rows of positions (see _tile)
         self.grid = (geometry.position_tiles(m, y.shape[-1], config.block_m, block_w)
-                     * triton.cdiv(wt.shape[0], config.block_n),)
+                     * cdiv(wt.shape[0], config.block_n),)
         self.args = (
             m, c_in, c_mid, wt.shape[0], *x.shape[2:], *y.shape[2:],
             st, sh, sw, temporal.padding[0][0], spatial.padding[1][0], spatial.padding[2][0],

@@ -62,6 +62,7 @@ from .._tile import (
     weight_tap,
 )
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, split_sizes, strides_3d
+from ..shapes import cdiv
 
 
 @kernel
@@ -399,7 +400,7 @@ class Launch:
         if transposed:  # by stride phase: rows per phase, and the taps reaching each phase
             stride, kernel = as_3d(spec.stride, 1), as_3d(spec.weight_shape[2:], 1)
             pads, dilation = as_3d(tuple(b for b, _ in spec.padding), 0), as_3d(spec.dilation, 1)
-            j = tuple(triton.cdiv(o, st) for o, st in zip(as_3d(y.shape[2:], 1), stride))
+            j = tuple(cdiv(o, st) for o, st in zip(as_3d(y.shape[2:], 1), stride))
             rows, phases = y.shape[0] * math.prod(j), math.prod(stride)
             steps, table = shapes.phase_table(kernel, stride, pads, dilation)
             self.taps = torch.tensor(table, dtype=torch.int32, device=x.device)
@@ -431,7 +432,7 @@ class Launch:
         elif geometry.width_inner(x) or geometry.width_inner(y):
             block_w = geometry.row_block(rows, width, config.block_m)
         tiles_m = geometry.position_tiles(*tiled, config.block_m, block_w)
-        self.grid = (spec.groups * tiles_m * triton.cdiv(c_write, config.block_n), self.splits, phases)
+        self.grid = (spec.groups * tiles_m * cdiv(c_write, config.block_n), self.splits, phases)
         # split partial tiles (accumulator dtype), tile-major; a ticket counter per output tile, per stream
         self.workspace_elems = self.splits * self.grid[0] * phases * config.block_m * config.block_n
         self.counters = Counters(self.grid[0] * self.grid[2])  # the output tiles' tickets, per stream
@@ -444,7 +445,7 @@ class Launch:
         )
         # matrix work per program, for mma_work(): tile volume x reduction steps, per phase
         phase_taps = [math.prod(row[1::2]) for row in table] if transposed else [1 if fold else math.prod(taps)]
-        self._work = (spec.groups * tiles_m * triton.cdiv(c_write, config.block_n)
+        self._work = (spec.groups * tiles_m * cdiv(c_write, config.block_n)
                       * self.splits * (per_split // config.block_k) * sum(phase_taps)
                       * config.block_m * config.block_n * config.block_k)
         self.kwargs = target_options(dict(

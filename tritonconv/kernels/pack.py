@@ -28,6 +28,7 @@ from .._checks import ConvSpec
 from .._runtime import Direct, kernel
 from .._tile import activate, elements
 from ..geometry import as_3d, bias_step, empty_channels_inner, needs_int64, strides_3d, tl_accumulator
+from ..shapes import cdiv
 
 
 @kernel
@@ -63,7 +64,7 @@ class Launch:
         self.shape = shape
         total = math.prod(shape)
         self.empty = total == 0
-        self.grid = (triton.cdiv(total, self.BLOCK),)
+        self.grid = (cdiv(total, self.BLOCK),)
         self.args = (total, x.shape[1], shape[1], *as_3d(x.shape[2:], 1), *as_3d(shape[2:], 1), *as_3d(factors, 1),
                      *as_3d(stride, 1), *as_3d(before, 0), *strides_3d(x))
         self.kwargs = dict(INT64=needs_int64(x, rows=total), BLOCK=self.BLOCK, num_warps=4)
@@ -132,7 +133,7 @@ class UnpackLaunch:
                  before: tuple[int, ...], activation: str | None = None) -> None:
         total = y.numel()
         self.empty = total == 0
-        self.grid = (triton.cdiv(total, self.BLOCK),)
+        self.grid = (cdiv(total, self.BLOCK),)
         self.args = (total, y.shape[1], *as_3d(y.shape[2:], 1), *as_3d(g.shape[2:], 1), *as_3d(factors, 1),
                      *as_3d(stride, 1), *as_3d(before, 0), *strides_3d(g), *strides_3d(y), bias_step(bias))
         self.kwargs = dict(HAS_BIAS=bias is not None, ACTIVATION=activation, INT64=needs_int64(g, y, rows=total),

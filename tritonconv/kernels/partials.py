@@ -17,6 +17,7 @@ import triton.language as tl
 
 from .._runtime import Direct, interpreting, kernel
 from ..geometry import needs_int64
+from ..shapes import cdiv, next_power_of_2
 
 
 @kernel
@@ -51,8 +52,8 @@ class Sum:
     def __init__(self, partial_shape: tuple[int, ...], grad: torch.Tensor, flip: bool, device: torch.device) -> None:
         splits, c_out, c_in, taps = partial_shape
         total = c_out * c_in * taps
-        block = min(triton.next_power_of_2(max(total, 1)), 16384) if interpreting(device) else 1024
-        self.grid = (triton.cdiv(total, block),)
+        block = min(next_power_of_2(max(total, 1)), 16384) if interpreting(device) else 1024
+        self.grid = (cdiv(total, block),)
         partial = torch.empty(partial_shape, device="meta")
         self.empty = total == 0
         args = (splits, total, c_in, taps, partial.stride(0), *grad.reshape(c_out, c_in, taps).stride())

@@ -64,6 +64,7 @@ from .._descriptors import (
 from .._runtime import Counters, Descriptors, Direct, device, interpreting, kernel
 from .._tile import activate, add_apart, deal, dealt_tap, meet_splits, mma, next_step, patch, shift_rows
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
+from ..shapes import cdiv
 
 
 @device
@@ -433,14 +434,14 @@ class Launch:
         m = y.shape[0] * od * oh * ow
         self.empty = m == 0
         if by_phase:  # positions o = phase + s*j per axis, j in jd x jh x jw; the taps reaching each phase
-            jd, jh, jw = triton.cdiv(od, sd), triton.cdiv(oh, sh), triton.cdiv(ow, sw)
+            jd, jh, jw = cdiv(od, sd), cdiv(oh, sh), cdiv(ow, sw)
             steps, table = shapes.phase_table(as_3d(spec.weight_shape[2:], 1), (sd, sh, sw), (pd, ph, pw), (dd, dh, dw))
             self.taps = torch.tensor(table, dtype=torch.int32, device=x.device)
         else:
             (jd, jh, jw), steps, self.taps = (od, oh, ow), (1, 1, 1), None
-        tiles = (triton.cdiv(c_out, config.block_n) * triton.cdiv(y.shape[0], tile_b) * jd * triton.cdiv(jh, tile_h)
-                 * triton.cdiv(jw, tile_w))
-        steps_total = math.prod(spec.weight_shape[2:]) * triton.cdiv(c_in, config.block_k)  # (tap, chunk) steps
+        tiles = (cdiv(c_out, config.block_n) * cdiv(y.shape[0], tile_b) * jd * cdiv(jh, tile_h)
+                 * cdiv(jw, tile_w))
+        steps_total = math.prod(spec.weight_shape[2:]) * cdiv(c_in, config.block_k)  # (tap, chunk) steps
         per_split, self.splits = geometry.step_splits(steps_total, 1 if by_phase or nc_shift else config.split_k)
         self.grid = (tiles, sd * sh * sw if by_phase else self.splits)
         self.workspace_elems = self.splits * tiles * config.block_m * config.block_n  # fp32 partial tiles

@@ -89,6 +89,7 @@ from .._tile import (
     tile_positions,
 )
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
+from ..shapes import cdiv
 
 
 @kernel
@@ -382,7 +383,7 @@ class Launch(Partials):
         fold = min(config.fold, geometry.max_wgrad_fold(spec.weight_shape))  # trailing tap axes folded (not D)
         folded = geometry.folded_taps(spec.weight_shape, fold)
         grid_taps, cols = taps // folded, folded * c_in_g
-        tiles = spec.groups * grid_taps * triton.cdiv(c_out_g, config.block_m) * triton.cdiv(cols, config.block_n)
+        tiles = spec.groups * grid_taps * cdiv(c_out_g, config.block_m) * cdiv(cols, config.block_n)
         super().__init__(spec, flip, splits, tiles, positions, input.dtype, inner_grad, config)
         per_thread = config.block_n * config.block_k // (32 * config.num_warps)  # elements of x's tile per thread
         self.runs = geometry.wgrad_runs(grad_output, input, spec, block_w, fold, per_thread)  # dY's and x's runs, loops
@@ -675,13 +676,13 @@ def seam_work(spec: ConvSpec, tile_w: int, per_split: int, steps: int) -> int:
     xd, _, _, od, oh, ow, sd, _, _, pd, _, _, dd, _, _ = geometry_3d(spec.input_shape[2:], spec.output_shape[2:], spec)
     kd, kh, kw = as_3d(tuple(spec.weight_shape[2:]), 1)
     columns = kh * sum(abs(c) for c in geometry.tap_shifts(kw, 1, spec.padding[-1][0], spec.dilation[-1], False))
-    per_plane = triton.cdiv(oh * ow, tile_w)
+    per_plane = cdiv(oh * ow, tile_w)
     visits = [0] * od  # each output depth slice's planes' visits, over the splits
     for first in range(0, steps, per_split):
         for plane in range(first // per_plane, (min(first + per_split, steps) - 1) // per_plane + 1):
             visits[plane % od] += 1
     read = sum(v for o, v in enumerate(visits) for t in range(kd) if 0 <= o * sd - pd + t * dd < xd)
-    return read * columns * triton.cdiv(oh, SEAMS) * SEAMS
+    return read * columns * cdiv(oh, SEAMS) * SEAMS
 
 
 class DescriptorLaunch(Partials):
@@ -704,9 +705,9 @@ class DescriptorLaunch(Partials):
             seams = (xd, xw, oh, xh * xw, *flat_strides(input), *flat_strides(grad_output))
             oh, ow = 1, oh * ow
         positions = grad_output.shape[0] * od * oh * ow
-        steps = triton.cdiv(grad_output.shape[0], tile_b) * od * triton.cdiv(oh, tile_h) * triton.cdiv(ow, tile_w)
+        steps = cdiv(grad_output.shape[0], tile_b) * od * cdiv(oh, tile_h) * cdiv(ow, tile_w)
         per_split, splits = geometry.step_splits(steps, config.split_k)
-        tiles = math.prod(kernel_size) * triton.cdiv(c_out, config.block_m) * triton.cdiv(c_in, config.block_n)
+        tiles = math.prod(kernel_size) * cdiv(c_out, config.block_m) * cdiv(c_in, config.block_n)
         super().__init__(spec, flip, splits, tiles, positions, input.dtype, inner_grad, config)
 
         def layout(t: torch.Tensor, channels: int, view: tuple) -> tuple:
@@ -727,7 +728,7 @@ class DescriptorLaunch(Partials):
         self._work = tiles * steps * config.block_m * config.block_n * config.block_k
         if flat:  # and the seams' products, read again by address (the loop over them after the main loop)
             self._work += seam_work(spec, tile_w, per_split, steps) \
-                * triton.cdiv(c_out, config.block_m) * config.block_m * triton.cdiv(c_in, config.block_n) * config.block_n
+                * cdiv(c_out, config.block_m) * config.block_m * cdiv(c_in, config.block_n) * config.block_n
         self.kwargs = dict(
             X_INNER=channels_inner(input), DY_INNER=channels_inner(grad_output),
             SPLIT=self.meet, FLIP=flip and self.direct,
