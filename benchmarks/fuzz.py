@@ -6,19 +6,19 @@
 Each case draws a configuration from ``random.Random(seed + i)``: 1-D, 2-D or 3-D; convolution or transposed
 convolution; batch, channels, groups (depthwise included; a share of cases one group of the suite's 32-128 channels,
 half of those with unit stride and 'same' padding in 16 bits, as its layers), kernel, stride (also larger than the
-kernel), padding (``'same'`` too), dilation, output padding, bias, contiguous or channels-last operands, a weight and
-bias sliced out of larger tensors (every other element, the others NaN), an output gradient expanded, sliced or with
-its axes reversed in memory, fp32, fp16 or bf16 (a share of forwards in fp8, :data:`FP8`); and the configs: the ones a
-call would take (cached or heuristic), or for each launch one drawn from every candidate the tuner may time
-(``tuning.candidates``: descriptor tiles and relayout copies where the device has TMA, split and folded
-reductions...), since a cached config also serves the other shapes of its bucket untimed. tritonconv's output and its
-input, weight and bias gradients (through autograd, as training runs them) are compared with float64 PyTorch on the
-same operands, and so are PyTorch's own in the case's dtype (cuDNN on a GPU), by relative L2 error; a case fails when
-tritonconv's error on a tensor passes the dtype's tolerance and twice PyTorch's own on it (what the operands' rounding
-to the dtype costs an ill-conditioned result: a one-channel bias gradient in fp16 summing to near zero erred 0.024 in
-PyTorch). One JSON line per case, then a summary; the exit status is 1 if any case failed. A case whose drawn config
-is out of the GPU's resources (as tuning skips it) is not run (``ok`` null). A failing case is reproduced by its seed
-alone."""
+kernel; a share of cases patch embeddings, :data:`PATCH`), padding (``'same'`` too), dilation, output padding, bias,
+contiguous or channels-last operands, a weight and bias sliced out of larger tensors (every other element, the others
+NaN), an output gradient expanded, sliced or with its axes reversed in memory, fp32, fp16 or bf16 (a share of forwards
+in fp8, :data:`FP8`); and the configs: the ones a call would take (cached or heuristic), or for each launch one drawn
+from every candidate the tuner may time (``tuning.candidates``: descriptor tiles and relayout copies where the device
+has TMA, split and folded reductions...), since a cached config also serves the other shapes of its bucket untimed.
+tritonconv's output and its input, weight and bias gradients (through autograd, as training runs them) are compared
+with float64 PyTorch on the same operands, and so are PyTorch's own in the case's dtype (cuDNN on a GPU), by relative
+L2 error; a case fails when tritonconv's error on a tensor passes the dtype's tolerance and twice PyTorch's own on it
+(what the operands' rounding to the dtype costs an ill-conditioned result: a one-channel bias gradient in fp16 summing
+to near zero erred 0.024 in PyTorch). One JSON line per case, then a summary; the exit status is 1 if any case failed.
+A case whose drawn config is out of the GPU's resources (as tuning skips it) is not run (``ok`` null). A failing case
+is reproduced by its seed alone."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ suite's layers take (and with them the patches only such tiles take: planes read
 WIDE_CHANNELS = (32, 64, 128)
 TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2,  # rel. L2 vs float64 (as benchmarks.run)
        torch.float8_e4m3fn: 1e-4}  # fp8: exact products summed in fp32, against the dequantised operands in float64
+PATCH = 0.05
+"""The share of patch embeddings: kernel = stride, no padding or dilation, one group of few channels (a ViT's
+16 x 16 / 16 on RGB), whose positions pack into more than four chunks of channels (``geometry.PACK_ISSUED``); a
+transposed one is a decoder's un-patchify."""
 FP8 = 0.1
 """The share of forward, non-depthwise cases run in fp8 (``tritonconv.fp8``, e4m3): ``fp8.convNd`` on operands
 quantised in the case's layout, or a converted ``fp8.Conv`` module (its input quantised channels innermost, its output
@@ -97,6 +101,14 @@ def draw(seed: int) -> dict:
         case.update(transposed=False, k=k, stride=[1] * ndim, padding="same", dilation=[1] * ndim,
                     output_padding=None, dtype=wide.choice(("float16", "bfloat16")),
                     sizes=[wide.randint(max(ki - 1, 2), size_max) for ki in k])
+    pe = random.Random(f"patch:{seed}")  # (likewise)
+    if pe.random() < PATCH:
+        k = [pe.choice(((8, 16, 32), (4, 5, 8), (2, 4))[ndim - 1]) for _ in range(ndim)]
+        unpatch = case["transposed"]
+        sizes = ([pe.randint(1, 3) for _ in k] if unpatch  # an un-patchify's input: 1-3 patches per axis
+                 else [ki * pe.randint(1, 3) + pe.randint(0, ki - 1) for ki in k])  # the last ki - 1 positions unread
+        case.update(groups=1, C=pe.choice(CHANNELS), OC=pe.choice(CHANNELS), k=k, stride=k, padding=[0] * ndim,
+                    dilation=[1] * ndim, output_padding=[0] * ndim if unpatch else None, sizes=sizes)
     q = random.Random(f"fp8:{seed}")  # (likewise)
     one_each = case["groups"] > 1 and case["C"] == case["groups"]  # one channel a group: depthwise, which fp8 refuses
     if q.random() < FP8 and not one_each and not transposed:  # tritonconv.fp8's forward, functional or a module

@@ -386,6 +386,9 @@ STEMS = [
     (3, (1, 3, 4, 6, 7), (4, 3, 3, 3, 3), dict(padding=1), (1, 1, 3)),  # C3D's, unit stride: width taps packed
     (2, (2, 5, 6, 9), (3, 5, 2, 3), dict(padding=(1, 0)), (1, 3)),  # unit stride, 15 channels, no padding on W
     (3, (1, 3, 4, 5, 3), (4, 3, 3, 3, 1), dict(padding=(1, 1, 0)), (1, 3, 1)),  # height taps packed, then merged
+    (2, (1, 3, 17, 26), (5, 3, 8, 8), dict(stride=8, padding=0), (8, 8)),  # a patch embedding: 192 channels, 1 tap
+    (3, (1, 3, 4, 8, 9), (4, 3, 2, 4, 4), dict(stride=(2, 4, 4), padding=0), (2, 4, 4)),  # a video one: 96 channels
+    (1, (2, 3, 70), (6, 3, 32), dict(stride=32, padding=0), (32,)),  # 96 channels, the last 6 positions left out
 ]
 
 
@@ -518,7 +521,8 @@ def test_packing_is_bounded_in_memory():
     assert factors(3, 3, 1) == (1, 1, 3)  # C3D's stem: 16 / 3 = 5.3x its input's elements
     assert factors(1, 3, 1) is None  # a CT volume's first layer would hold 16x: it folds instead
     assert factors(1, 3, 2) == (2, 2, 2)  # strided: 16 / 8 = 2x
-    assert factors(16, 3, 2) is None and factors(3, 3, 4) is None  # a full chunk already; 192 channels packed
+    assert factors(16, 3, 2) is None and factors(3, 3, 4) is None  # a full chunk already; 192 channels, 27 used
+    assert factors(3, 4, 4) == (4, 4, 4) == factors(3, 4, 4, itemsize=1)  # 192 channels, all used: a patch embedding
     assert factors(3, 3, 1, itemsize=1) == (1, 1, 3)  # fp8: 32 / 3 = 10.7x, half a 16-bit copy's bytes
     assert factors(1, 3, 1, itemsize=1) is None and factors(2, 3, 1, itemsize=1) is None  # 32x, 16x
     spec = _checks.conv_spec("conv2d", 2, torch.empty(1, 3, 16, 16), torch.empty(8, 3, 7, 7), None, 2, 3, 1, 1)

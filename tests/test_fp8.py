@@ -253,12 +253,14 @@ def test_fp8_products_compile_to_tensor_core_instructions_without_spills():
     assert math.isfinite(report["registers"])
 
 
-@pytest.mark.parametrize("x_shape,w_shape,kwargs,factors", [
-    ((2, 3, 32, 30), (64, 3, 7, 7), dict(stride=2, padding=3), (2, 2)),  # ResNet's stem: space to depth, 12 channels
-    ((1, 3, 5, 9, 11), (64, 3, 3, 3, 3), dict(padding=1), (1, 1, 3)),  # C3D's: its width taps, 9 channels
+@pytest.mark.parametrize("x_shape,w_shape,kwargs,factors,packed", [
+    ((2, 3, 32, 30), (64, 3, 7, 7), dict(stride=2, padding=3), (2, 2), 32),  # ResNet's stem: space to depth, 12
+    ((1, 3, 5, 9, 11), (64, 3, 3, 3, 3), dict(padding=1), (1, 1, 3), 32),  # C3D's: its width taps, 9 channels
+    ((1, 3, 66, 69), (64, 3, 8, 8), dict(stride=8, padding=0), (8, 8), 192),  # a patch embedding: 192, 1 tap
 ])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
-def test_fp8_stems_pack_positions_into_chunks_of_32_channels(x_shape, w_shape, kwargs, factors, layout, monkeypatch):
+def test_fp8_stems_pack_positions_into_chunks_of_32_channels(x_shape, w_shape, kwargs, factors, packed, layout,
+                                                            monkeypatch):
     """A layer of few input channels packs its positions into channels as 16-bit ones do, in chunks of 32 (fp8's
     MMA reduction): two packing launches, then the packed convolution on the heuristic's Hopper tiles (the descriptor
     kernel), the dequantised convolution's result; compiled for sm_90, wgmma on e4m3, no spill. Before, fp8 stems
@@ -273,7 +275,7 @@ def test_fp8_stems_pack_positions_into_chunks_of_32_channels(x_shape, w_shape, k
     (xq, xs), (wq, ws) = fp8.quantize(x), fp8.quantize(w, per_channel_dim=0)
     spec = shape_spec(f"fp8.conv{ndim}d", ndim, xq, wq, b, kwargs.get("stride", 1), kwargs["padding"], 1, 1)
     assert tritonconv.geometry.pack_factors(spec, itemsize=1) == factors
-    assert tritonconv.geometry.packed(spec, factors, itemsize=1).weight_shape[1] == 32
+    assert tritonconv.geometry.packed(spec, factors, itemsize=1).weight_shape[1] == packed
     monkeypatch.setattr(tuning, "choose", lambda problem, *_: tuning.heuristic(problem, interpret=False, tma=True))
     with static.recording() as launches:
         y = getattr(fp8, f"conv{ndim}d")(xq, wq, b, input_scale=xs, weight_scale=ws, out_dtype=torch.float32,

@@ -617,6 +617,14 @@ volume of 512**3 voxels: 8 GiB in fp32), so it folds its taps instead. Twice as 
 packed copy has half a 16-bit one's bytes: C3D's stem in fp8 packs 3 channels into 32, 10.7x)."""
 
 
+PACK_ISSUED = 1.15
+"""Past four chunks of packed channels, a strided layer packs only where its packed reduction issues at most this
+many times its useful multiply-adds (``C' * prod(ceil(k / s))`` over ``C * prod(k)``): a patch embedding, whose
+kernel is its stride (a ViT's 16 x 16 on 3 channels: 768 channels packed, one tap, 1.0x), becomes one GEMM on the
+descriptor tiles where it folded its 768 taps per element; a stride far past the kernel, whose packed taps would be
+mostly zeros, does not pack."""
+
+
 PACK_TRANSPOSED_MACS = 2**31
 """A unit-stride layer's transposed pass (its input gradient, or a transposed convolution of few output channels)
 packs its innermost taps when that saves at least this many multiply-adds: unpacked, its ``C_in`` outputs fill
@@ -647,14 +655,16 @@ def _packed_channels(c_in: int, factors: tuple[int, ...], itemsize: int) -> int:
 def pack_factors(spec: ConvSpec, transposed: bool = False, itemsize: int = 2) -> tuple[int, ...] | None:
     """The positions per axis a layer of few input channels packs into its channels
     (:func:`tritonconv.shapes.pack_positions`), when it has one group, no dilation and fewer than
-    :data:`PACK_CHANNELS` input channels: a strided layer its strides (space to depth: ResNet's stem, 3
-    channels at stride 2 x 2, packs 12; AlexNet's, stride 4 x 4, 48), a unit-stride one the taps of its
-    innermost axis with taps (C3D's 3x3x3 stem: 3 x 3 = 9 channels, then 3 x 3 x 1 taps); at most four chunks
-    of channels packed, and at most :data:`PACK_EXPANSION` times the input's elements. Else None: the layer
-    runs as written (few channels per group fold their taps instead). A ``transposed`` pass (the input
-    gradient) packs by space to depth, and by its taps only where that saves :data:`PACK_TRANSPOSED_MACS` (the
-    unit-stride packing's adjoint sums ``R`` overlapping copies of each position: two launches and more bytes).
-    ``itemsize``: the operands' bytes (1-byte ones pack into chunks of 32, :func:`pack_chunk`)."""
+    :data:`PACK_CHANNELS` input channels: a strided layer its strides (space to depth: ResNet's stem, 3 channels at
+    stride 2 x 2, packs 12; AlexNet's, stride 4 x 4, 48), a unit-stride one the taps of its innermost axis with taps
+    (C3D's 3x3x3 stem: 3 x 3 = 9 channels, then 3 x 3 x 1 taps); at most four chunks of channels packed (more only by
+    a strided layer whose packed reduction issues at most :data:`PACK_ISSUED` times its useful one: a patch embedding,
+    ViT's 16 x 16 / 16 on 3 channels as a 1 x 1 on 768), and at most :data:`PACK_EXPANSION` times the input's
+    elements. Else None: the layer runs as written (few channels per group fold their taps instead). A ``transposed``
+    pass (the input gradient) packs by space to depth, and by its taps only where that saves
+    :data:`PACK_TRANSPOSED_MACS` (the unit-stride packing's adjoint sums ``R`` overlapping copies of each position:
+    two launches and more bytes). ``itemsize``: the operands' bytes (1-byte ones pack into chunks of 32,
+    :func:`pack_chunk`)."""
     c_in, kernel = spec.weight_shape[1], spec.weight_shape[2:]
     if spec.groups != 1 or c_in >= PACK_CHANNELS or any(d != 1 for d in spec.dilation):
         return None
@@ -669,8 +679,12 @@ def pack_factors(spec: ConvSpec, transposed: bool = False, itemsize: int = 2) ->
         return None
     packed = _packed_channels(c_in, factors, itemsize)
     expansion = PACK_EXPANSION * (2 if itemsize == 1 else 1)
-    if packed > 4 * pack_chunk(itemsize) or packed > expansion * c_in * math.prod(spec.stride):
+    if packed > expansion * c_in * math.prod(spec.stride):
         return None
+    if packed > 4 * pack_chunk(itemsize):
+        taps = math.prod(-(-k // r) for k, r in zip(kernel, factors))
+        if max(spec.stride) == 1 or packed * taps > PACK_ISSUED * c_in * math.prod(kernel):
+            return None
     return factors
 
 
