@@ -235,6 +235,11 @@ def test_a_models_convolutions_are_explained_layer_by_layer_without_running_it()
     assert all(layer.text() in text for layer in report.layers) and "convT2d 16->8 k2x2/2 4x16x16 bf16 NC" in text
     inference = tritonconv.explain_model(model, meta(4, 3, 32, 32), gpu=GPU, training=False)
     assert [sorted(layer.runs) for layer in inference.layers] == [["forward"]] * 4
+    video = torch.nn.Conv3d(3, 64, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3)).to(torch.bfloat16)
+    rows = str(tritonconv.explain_model(video, meta(2, 3, 16, 112, 112), gpu=GPU)).splitlines()
+    row = next(i for i, line in enumerate(rows) if line.startswith("  1     1  "))
+    words = "conv3d 3->64 k3x7x7/1x2x2 2x16x112x112 bf16 NC"  # past the column's 44: it goes on under itself
+    assert rows[row][11:55].rstrip() + " " + rows[row + 1].strip() == words and rows[row + 1].startswith(" " * 11)
 
 
 def test_functions_routed_calls_real_tensors_and_channels_last_models():

@@ -407,9 +407,9 @@ class ModelExplanation:
         for i, layer in enumerate(self.layers, 1):
             cells = "".join(f"{layer.runs[name].predicted_ms * layer.calls:>10.4f}" if name in layer.runs
                             else f"{'-':>10}" for name in COLUMNS)
-            text = layer.text()
-            text = text if len(text) <= 44 else text[:43] + "~"
-            lines.append(f"{i:>3} {layer.calls:>5}  {text:<44}{cells}{100 * layer.ms / total:>6.1f}%")
+            first, *rest = textwrap.wrap(layer.text(), 44)  # a long one goes on under itself
+            lines.append(f"{i:>3} {layer.calls:>5}  {first:<44}{cells}{100 * layer.ms / total:>6.1f}%")
+            lines += [f"{'':>11}{more}" for more in rest]
         by_pass = {name: sum(layer.calls * layer.runs[name].predicted_ms for layer in self.layers if name in layer.runs)
                    for name in COLUMNS}
         lines += ["", f"total {self.ms:.4f} ms: " + ", ".join(f"{name}s {ms:.4f}" for name, ms in by_pass.items() if ms)]
