@@ -497,7 +497,35 @@ def test_split_pointer_weight_gradient_meets_row_by_row_and_keeps_its_programs_a
     assert met["spill_store_bytes"] == 0 and met["ctas"] >= unmet["ctas"], (met, unmet)
 
 
-def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
+# (layer, op, entry overrides, pass, layout): the descriptor kernels' passes compiled for sm_90 below
+DESCRIPTOR_PASSES = [("resnet50_l3_3x3", "conv2d", {}, "conv", "channels_last"),
+                     ("resnet50_l3_3x3", "conv2d", {}, "conv_t", "channels_last"),
+                     ("resnet50_l1_1x1", "conv2d", {}, "conv", "channels_last"),
+                     ("resnet50_l1_1x1", "conv2d", {}, "conv", "contiguous"),
+                     ("resnet50_l1_1x1", "conv2d", {}, "conv_t", "contiguous"),
+                     ("resnet50_l1_3x3", "conv2d", {}, "conv", "contiguous"),  # NC(D)HW rows whole: the sum moves
+                     ("deeplab_3x3_d2", "conv2d", {}, "conv_t", "contiguous"),  # ... each tap's products apart
+                     ("resnet50_l2_3x3s2", "conv2d", {}, "conv", "contiguous"),  # ... strided 2: dealt
+                     ("tcn_k3_d8", "conv1d", {}, "conv", "channels_last"),
+                     ("r3d18_l2_s2", "conv3d", {"s": [2, 1, 1]}, "conv", "channels_last"),
+                     ("resnet50_l3_3x3", "conv2d", {}, "conv_wgrad", "channels_last"),
+                     ("resnet50_l1_1x1", "conv2d", {}, "conv_wgrad", "contiguous"),
+                     ("resnet50_l1_3x3", "conv2d", {}, "conv_wgrad", "contiguous"),  # NC(D)HW x in runs: 1 and 7 on
+                     ("deeplab_3x3_d2", "conv2d", {}, "conv_wgrad", "contiguous"),  # ... 2 and 6 on
+                     ("c3d_conv3a", "conv3d", {}, "conv_wgrad", "contiguous"),  # NC(D)HW planes as rows, the seams taken out
+                     ("r3d18_l1", "conv3d", {}, "conv_wgrad", "channels_last"),
+                     ("resnet50_l2_3x3s2", "conv2d", {}, "conv", "channels_last"),  # strides folded into the input's view
+                     ("resnet50_l2_3x3s2", "conv2d", {}, "conv_wgrad", "channels_last"),
+                     ("resnet50_l2_3x3s2", "conv2d", {}, "conv_t", "channels_last"),  # by stride phase
+                     ("r3d18_l2_s2", "conv3d", {}, "conv_t", "channels_last"),
+                     ("r3d18_l2_s2", "conv3d", {}, "conv_wgrad", "channels_last"),  # slices and rows on one axis
+                     ("resnet50_l4_3x3", "conv2d", {}, "conv", "channels_last"),  # under one wave: split in the kernel
+                     ("downsample_k7_s4", "conv1d", {}, "conv", "channels_last"),
+                     ("ct_anisotropic", "conv3d", {}, "conv", "channels_last")]  # depth slices as images
+
+
+@pytest.mark.parametrize("name,op,override,kind,layout", DESCRIPTOR_PASSES)
+def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper(name, op, override, kind, layout):
     """The tensor-descriptor kernels (offered to the tuner on compute capability 9+): their loads become
     TMA bulk tensor copies feeding wgmma, without spills, for a spread of the configs the tuner tries (three a pass)
     on a 3x3 layer (forward, input and weight gradient), a 1x1 layer (channels-last, and NCHW read as boxes
@@ -506,52 +534,23 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper():
     layer, 3-D layers (depth stride 2; a weight gradient) and strided layers' forward and weight gradient (height
     and width strides folded into the input's view) and input gradient (by stride phase)."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
-    layers = [("resnet50_l3_3x3", "conv2d", {}, "conv", "channels_last"),
-              ("resnet50_l3_3x3", "conv2d", {}, "conv_t", "channels_last"),
-              ("resnet50_l1_1x1", "conv2d", {}, "conv", "channels_last"),
-              ("resnet50_l1_1x1", "conv2d", {}, "conv", "contiguous"),
-              ("resnet50_l1_1x1", "conv2d", {}, "conv_t", "contiguous"),
-              ("resnet50_l1_3x3", "conv2d", {}, "conv", "contiguous"),  # NC(D)HW rows whole: the sum moves
-              ("deeplab_3x3_d2", "conv2d", {}, "conv_t", "contiguous"),  # ... each tap's products apart
-              ("resnet50_l2_3x3s2", "conv2d", {}, "conv", "contiguous"),  # ... strided 2: dealt
-              ("tcn_k3_d8", "conv1d", {}, "conv", "channels_last"),
-              ("r3d18_l2_s2", "conv3d", {"s": [2, 1, 1]}, "conv", "channels_last"),
-              ("resnet50_l3_3x3", "conv2d", {}, "conv_wgrad", "channels_last"),
-              ("resnet50_l1_1x1", "conv2d", {}, "conv_wgrad", "contiguous"),
-              ("resnet50_l1_3x3", "conv2d", {}, "conv_wgrad", "contiguous"),  # NC(D)HW x in runs: 1 and 7 on
-              ("deeplab_3x3_d2", "conv2d", {}, "conv_wgrad", "contiguous"),  # ... 2 and 6 on
-              ("c3d_conv3a", "conv3d", {}, "conv_wgrad", "contiguous"),  # NC(D)HW planes as rows, the seams taken out
-              ("r3d18_l1", "conv3d", {}, "conv_wgrad", "channels_last"),
-              ("resnet50_l2_3x3s2", "conv2d", {}, "conv", "channels_last"),  # strides folded into the input's view
-              ("resnet50_l2_3x3s2", "conv2d", {}, "conv_wgrad", "channels_last"),
-              ("resnet50_l2_3x3s2", "conv2d", {}, "conv_t", "channels_last"),  # by stride phase
-              ("r3d18_l2_s2", "conv3d", {}, "conv_t", "channels_last"),
-              ("r3d18_l2_s2", "conv3d", {}, "conv_wgrad", "channels_last"),  # slices and rows on one axis
-              ("resnet50_l4_3x3", "conv2d", {}, "conv", "channels_last"),  # under one wave: split in the kernel
-              ("downsample_k7_s4", "conv1d", {}, "conv", "channels_last"),
-              ("ct_anisotropic", "conv3d", {}, "conv", "channels_last")]  # depth slices as images
-    compiled = 0
-    for name, op, override, kind, layout in layers:
-        entry = {**next(e for e in suite[op] if e["name"] == name), **override}
-        problem = tuning.Problem.of(kind, "bfloat16", layout, **shapes.suite_problem(op, entry))
-        assert tuning.tma_eligible(problem)
-        candidates = tuning.tma_candidates(problem)
-        for cfg in candidates[::-(-len(candidates) // 3)]:  # three spread over them, the first among them
-            with static.recording(execute=False) as launches:
-                tune.runner(problem, torch.device("cpu"))(cfg)
-            ((fn, args, kwargs, _),) = [launch for launch in launches if launch[0].fn.__name__ not in static.EPILOGUES]
-            assert fn.fn.__name__ == ("_conv_weight_grad_tma_kernel" if kind == "conv_wgrad" else "_conv_tma_kernel")
-            out = static.compile_for(90, fn, args, kwargs)
-            ptx = out.asm["ptx"]
-            wgmma = cfg.block_m >= 64  # a warpgroup's MMA takes 64 rows; narrower tiles run Ampere's mma
-            assert "cp.async.bulk.tensor" in ptx and static.instruction(ptx) == ("wgmma" if wgmma else "mma"), \
-                (name, kind, cfg)
-            loop = static.loop_census(out.asm["cubin"], 90)  # the SASS main loop: TMA copies feed HGMMA
-            assert loop["loop_tma"] > 0 and loop["loop_math_op"] == ("HGMMA" if wgmma else "HMMA"), (name, loop)
-            assert loop["loop_loads"] == 0, (name, loop)
-            assert static.ptxas_report(ptx, 90)["spill_store_bytes"] == 0, (name, kind, cfg)
-            compiled += 1
-    assert compiled >= 20
+    entry = {**next(e for e in suite[op] if e["name"] == name), **override}
+    problem = tuning.Problem.of(kind, "bfloat16", layout, **shapes.suite_problem(op, entry))
+    assert tuning.tma_eligible(problem)
+    candidates = tuning.tma_candidates(problem)
+    for cfg in candidates[::-(-len(candidates) // 3)]:  # three spread over them, the first among them
+        with static.recording(execute=False) as launches:
+            tune.runner(problem, torch.device("cpu"))(cfg)
+        ((fn, args, kwargs, _),) = [launch for launch in launches if launch[0].fn.__name__ not in static.EPILOGUES]
+        assert fn.fn.__name__ == ("_conv_weight_grad_tma_kernel" if kind == "conv_wgrad" else "_conv_tma_kernel")
+        out = static.compile_for(90, fn, args, kwargs)
+        ptx = out.asm["ptx"]
+        wgmma = cfg.block_m >= 64  # a warpgroup's MMA takes 64 rows; narrower tiles run Ampere's mma
+        assert "cp.async.bulk.tensor" in ptx and static.instruction(ptx) == ("wgmma" if wgmma else "mma"), cfg
+        loop = static.loop_census(out.asm["cubin"], 90)  # the SASS main loop: TMA copies feed HGMMA
+        assert loop["loop_tma"] > 0 and loop["loop_math_op"] == ("HGMMA" if wgmma else "HMMA"), loop
+        assert loop["loop_loads"] == 0, loop
+        assert static.ptxas_report(ptx, 90)["spill_store_bytes"] == 0, cfg
 
 
 def test_hopper_mma_reads_both_operands_from_shared_memory():
