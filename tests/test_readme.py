@@ -15,12 +15,15 @@ def quick_start() -> str:
 
 def test_quick_start_is_short_and_runs_as_written(tmp_path):
     code = quick_start()
-    assert len(code.splitlines()) <= 20
-    for shown in ("tritonconv.conv2d", "tritonconv.nn.Conv3d", "tritonconv.nn.convert", "conv3d_stream", "tune.main"):
+    assert len(code.splitlines()) <= 22
+    for shown in ("tritonconv.conv2d", "tritonconv.nn.Conv3d", "tritonconv.nn.convert", "conv3d_stream",
+                  "explain_model", "tune.ahead"):
         assert shown in code
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    slabs = [eval(line) for line in done.stdout.splitlines()]  # the printed slab shapes
+    table, slabs = done.stdout.split("\n(", 1)  # explain_model's table, then the printed slab shapes
+    assert "conv1d 4->8 k5 2x50 fp32 NC" in table and "predicted device times" in table, table
+    slabs = [eval(line) for line in ("(" + slabs).splitlines()]
     assert all(s[:2] == (1, 8) and s[3:] == (16, 16) for s in slabs) and sum(s[2] for s in slabs) == 12, slabs
 
 
