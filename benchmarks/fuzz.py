@@ -46,9 +46,9 @@ WIDE_CHANNELS = (32, 64, 128)
 TOL = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 3e-2,  # rel. L2 vs float64 (as benchmarks.run)
        torch.float8_e4m3fn: 1e-4}  # fp8: exact products summed in fp32, against the dequantised operands in float64
 PATCH = 0.05
-"""The share of patch embeddings: kernel = stride, no padding or dilation, one group of few channels (a ViT's
-16 x 16 / 16 on RGB), whose positions pack into more than four chunks of channels (``geometry.PACK_ISSUED``); a
-transposed one is a decoder's un-patchify."""
+"""The share of patch embeddings: kernel = stride (or half as long again), no padding or dilation, one group of few
+channels (a ViT's 16 x 16 / 16 on RGB), whose positions pack into more than four chunks of channels
+(``geometry.PACK_ISSUED``); a transposed one is a decoder's un-patchify."""
 FP8 = 0.1
 """The share of forward, non-depthwise cases run in fp8 (``tritonconv.fp8``, e4m3): ``fp8.convNd`` on operands
 quantised in the case's layout, or a converted ``fp8.Conv`` module (its input quantised channels innermost, its output
@@ -102,12 +102,13 @@ def draw(seed: int) -> dict:
                     output_padding=None, dtype=wide.choice(("float16", "bfloat16")),
                     sizes=[wide.randint(max(ki - 1, 2), size_max) for ki in k])
     pe = random.Random(f"patch:{seed}")  # (likewise)
-    if pe.random() < PATCH:
-        k = [pe.choice(((8, 16, 32), (4, 5, 8), (2, 4))[ndim - 1]) for _ in range(ndim)]
+    if pe.random() < PATCH:  # the kernel its stride, or half as long again (a framing: 2 packed taps)
+        s = [pe.choice(((8, 16, 32), (4, 5, 8), (2, 4))[ndim - 1]) for _ in range(ndim)]
+        k = [si + pe.choice((0, 0, si // 2)) for si in s]
         unpatch = case["transposed"]
         sizes = ([pe.randint(1, 3) for _ in k] if unpatch  # an un-patchify's input: 1-3 patches per axis
                  else [ki * pe.randint(1, 3) + pe.randint(0, ki - 1) for ki in k])  # the last ki - 1 positions unread
-        case.update(groups=1, C=pe.choice(CHANNELS), OC=pe.choice(CHANNELS), k=k, stride=k, padding=[0] * ndim,
+        case.update(groups=1, C=pe.choice(CHANNELS), OC=pe.choice(CHANNELS), k=k, stride=s, padding=[0] * ndim,
                     dilation=[1] * ndim, output_padding=[0] * ndim if unpatch else None, sizes=sizes)
     q = random.Random(f"fp8:{seed}")  # (likewise)
     one_each = case["groups"] > 1 and case["C"] == case["groups"]  # one channel a group: depthwise, which fp8 refuses

@@ -389,6 +389,7 @@ STEMS = [
     (2, (1, 3, 17, 26), (5, 3, 8, 8), dict(stride=8, padding=0), (8, 8)),  # a patch embedding: 192 channels, 1 tap
     (3, (1, 3, 4, 8, 9), (4, 3, 2, 4, 4), dict(stride=(2, 4, 4), padding=0), (2, 4, 4)),  # a video one: 96 channels
     (1, (2, 3, 70), (6, 3, 32), dict(stride=32, padding=0), (32,)),  # 96 channels, the last 6 positions left out
+    (1, (1, 1, 1000), (4, 1, 400), dict(stride=160, padding=0), (160,)),  # an audio front end's framing: 3 taps
 ]
 
 
@@ -523,6 +524,8 @@ def test_packing_is_bounded_in_memory():
     assert factors(1, 3, 2) == (2, 2, 2)  # strided: 16 / 8 = 2x
     assert factors(16, 3, 2) is None and factors(3, 3, 4) is None  # a full chunk already; 192 channels, 27 used
     assert factors(3, 4, 4) == (4, 4, 4) == factors(3, 4, 4, itemsize=1)  # 192 channels, all used: a patch embedding
+    frames = _checks.conv_spec("conv1d", 1, torch.empty(1, 1, 2000), torch.empty(8, 1, 400), None, 160, 0, 1, 1)
+    assert geometry.pack_factors(frames) == (160,)  # an audio front end's framing: 160 channels, 3 taps, 1.2x
     assert factors(3, 3, 1, itemsize=1) == (1, 1, 3)  # fp8: 32 / 3 = 10.7x, half a 16-bit copy's bytes
     assert factors(1, 3, 1, itemsize=1) is None and factors(2, 3, 1, itemsize=1) is None  # 32x, 16x
     spec = _checks.conv_spec("conv2d", 2, torch.empty(1, 3, 16, 16), torch.empty(8, 3, 7, 7), None, 2, 3, 1, 1)
