@@ -5,20 +5,20 @@
 
 Each case draws a configuration from ``random.Random(seed + i)``: 1-D, 2-D or 3-D; convolution or transposed
 convolution; batch, channels, groups (depthwise included; a share of cases one group of the suite's 32-128 channels,
-half of those with unit stride and 'same' padding in 16 bits, as its layers), kernel, stride (also larger than the
-kernel; a share of cases patch embeddings, :data:`PATCH`), padding (``'same'`` too), dilation, output padding, bias,
-contiguous or channels-last operands, a weight and bias sliced out of larger tensors (every other element, the others
-NaN), an output gradient expanded, sliced or with its axes reversed in memory, fp32, fp16 or bf16 (a share of forwards
-in fp8, :data:`FP8`); and the configs: the ones a call would take (cached or heuristic), or for each launch one drawn
-from every candidate the tuner may time (``tuning.candidates``: descriptor tiles and relayout copies where the device
-has TMA, split and folded reductions...), since a cached config also serves the other shapes of its bucket untimed.
-tritonconv's output and its input, weight and bias gradients (through autograd, as training runs them) are compared
-with float64 PyTorch on the same operands, and so are PyTorch's own in the case's dtype (cuDNN on a GPU), by relative
-L2 error; a case fails when tritonconv's error on a tensor passes the dtype's tolerance and twice PyTorch's own on it
-(what the operands' rounding to the dtype costs an ill-conditioned result: a one-channel bias gradient in fp16 summing
-to near zero erred 0.024 in PyTorch). One JSON line per case, then a summary; the exit status is 1 if any case failed.
-A case whose drawn config is out of the GPU's resources (as tuning skips it) is not run (``ok`` null). A failing case
-is reproduced by its seed alone."""
+half of those with unit stride and 'same' padding in 16 bits, as its layers; a share narrow groups, :data:`NARROW`),
+kernel, stride (also larger than the kernel; a share of cases patch embeddings, :data:`PATCH`), padding (``'same'``
+too), dilation, output padding, bias, contiguous or channels-last operands, a weight and bias sliced out of larger
+tensors (every other element, the others NaN), an output gradient expanded, sliced or with its axes reversed in memory,
+fp32, fp16 or bf16 (a share of forwards in fp8, :data:`FP8`); and the configs: the ones a call would take (cached or
+heuristic), or for each launch one drawn from every candidate the tuner may time (``tuning.candidates``: descriptor
+tiles and relayout copies where the device has TMA, split and folded reductions...), since a cached config also serves
+the other shapes of its bucket untimed. tritonconv's output and its input, weight and bias gradients (through autograd,
+as training runs them) are compared with float64 PyTorch on the same operands, and so are PyTorch's own in the case's
+dtype (cuDNN on a GPU), by relative L2 error; a case fails when tritonconv's error on a tensor passes the dtype's
+tolerance and twice PyTorch's own on it (what the operands' rounding to the dtype costs an ill-conditioned result: a
+one-channel bias gradient in fp16 summing to near zero erred 0.024 in PyTorch). One JSON line per case, then a summary;
+the exit status is 1 if any case failed. A case whose drawn config is out of the GPU's resources (as tuning skips it) is
+not run (``ok`` null). A failing case is reproduced by its seed alone."""
 
 from __future__ import annotations
 
@@ -49,6 +49,9 @@ PATCH = 0.05
 """The share of patch embeddings: kernel = stride (or half as long again), no padding or dilation, one group of few
 channels (a ViT's 16 x 16 / 16 on RGB), whose positions pack into more than four chunks of channels
 (``geometry.PACK_ISSUED``); a transposed one is a decoder's un-patchify."""
+NARROW = 0.1
+"""The share of layers of narrow groups (ResNeXt's 4 channels a group, RegNet's 8): 4 to 16 groups of 2 to 8 input and
+output channels, which run with groups merged on a block-diagonal weight (``geometry.group_merge``)."""
 FP8 = 0.1
 """The share of forward, non-depthwise cases run in fp8 (``tritonconv.fp8``, e4m3): ``fp8.convNd`` on operands
 quantised in the case's layout, or a converted ``fp8.Conv`` module (its input quantised channels innermost, its output
@@ -101,6 +104,10 @@ def draw(seed: int) -> dict:
         case.update(transposed=False, k=k, stride=[1] * ndim, padding="same", dilation=[1] * ndim,
                     output_padding=None, dtype=wide.choice(("float16", "bfloat16")),
                     sizes=[wide.randint(max(ki - 1, 2), size_max) for ki in k])
+    ng = random.Random(f"narrow:{seed}")  # (likewise)
+    if ng.random() < NARROW and not is_wide:
+        groups, cin_g, cout_g = ng.choice((4, 8, 16)), ng.choice((2, 4, 8)), ng.choice((2, 4, 8))
+        case.update(groups=groups, C=cin_g * groups, OC=cout_g * groups)
     pe = random.Random(f"patch:{seed}")  # (likewise)
     if pe.random() < PATCH:  # the kernel its stride, or half as long again (a framing: 2 packed taps)
         s = [pe.choice(((8, 16, 32), (4, 5, 8), (2, 4))[ndim - 1]) for _ in range(ndim)]

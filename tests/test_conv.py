@@ -495,6 +495,72 @@ def test_unit_stride_transposed_passes_pack_their_taps_where_that_saves_work(ndi
             assert_close(mine, theirs)
 
 
+# (ndim, input, weight, kwargs, merge): groups of at most 8 channels on a side run merge at a time, block-diagonal
+NARROW_GROUPS = [
+    (2, (2, 32, 7, 9), (32, 4, 3, 3), dict(groups=8, padding=1), 4),  # ResNeXt's 4 a group: 2 groups of 16
+    (1, (2, 16, 23), (16, 8, 3), dict(groups=2, stride=2, dilation=2, padding=1), 2),  # RegNet's 8: merged whole
+    (3, (1, 32, 4, 5, 6), (16, 8, 3, 3, 3), dict(groups=4, padding=(1, 0, 1)), 4),  # 4 output channels a group
+    (2, (1, 16, 9, 8), (16, 2, 3, 2), dict(groups=8, stride=(2, 3)), 8),  # 2 a group, strided past the kernel
+]
+
+
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw,merge", NARROW_GROUPS)
+def test_narrow_groups_run_merged_on_a_block_diagonal_weight(ndim, x_shape, w_shape, kw, merge):
+    """A grouped layer of at most 8 channels a group on either side runs ``merge`` groups as one: every pass is one
+    convolution launch of the merged layer (tiles, not folded taps), its weight laid out block-diagonally per call,
+    its weight gradient the merged one's diagonal blocks in the weight's layout; forward (bias, activation, flipped
+    or not), both gradients and the transposed convolution against torch, in both layouts, on a weight read at
+    strides of its own."""
+    spec = _checks.conv_spec("conv", ndim, torch.empty(x_shape), torch.empty(w_shape), None, kw.get("stride", 1),
+                             kw.get("padding", 0), kw.get("dilation", 1), kw["groups"])
+    assert geometry.group_merge(spec) == merge and geometry.run_spec(spec).groups == kw["groups"] // merge
+    assert geometry.group_merge(spec, itemsize=1) is None  # fp8 runs grouped layers as written
+    transpose = {1: tritonconv.conv_transpose1d, 2: tritonconv.conv_transpose2d, 3: tritonconv.conv_transpose3d}[ndim]
+    torch_transpose = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[ndim]
+    for layout, flip in (("contiguous", False), ("channels_last", True)):
+        x = geometry.to_layout(torch.randn(x_shape, device=DEVICE), layout).requires_grad_()
+        w = geometry.to_layout(torch.randn(w_shape, device=DEVICE), layout).requires_grad_()
+        b = torch.randn(w_shape[0], device=DEVICE, requires_grad=True)
+        with static.recording() as launches:
+            out = OURS[ndim](x, w, b, activation="relu", flip=flip, **kw)
+        assert [fn.__name__ for fn, *_ in launches] in (["_conv_kernel"], ["_conv_tma_kernel"])
+        assert not any(kwargs.get("FOLD") for _, _, kwargs, _ in launches)  # tiles, not taps gathered
+        assert isinstance(dispatch.forward_plan(x, w, b, spec, "relu", flip), dispatch._GroupsMerged)
+        wf = w.flip(list(range(2, 2 + ndim))) if flip else w
+        ref = F.relu(TORCH[ndim](x.double(), wf.double(), b.double(), **kw))
+        assert_close(out, ref)
+        assert out.is_contiguous(memory_format=geometry.output_memory_format(x, w))
+        dy = torch.randn_like(out)
+        for g, r in zip(torch.autograd.grad(out, (x, w, b), dy), torch.autograd.grad(ref, (x, w, b), dy.double())):
+            assert_close(g, r)
+        grad_w = torch.autograd.grad(OURS[ndim](x, w, flip=flip, **kw), w, dy)[0]
+        assert geometry.is_channels_inner(grad_w) == geometry.is_channels_inner(w)  # in the weight's layout
+        # the transposed convolution of the same weight, and a weight read at strides of its own (every other
+        # output channel of one twice as large)
+        wide = torch.randn((2 * w_shape[0], *w_shape[1:]), device=DEVICE)[::2]
+        t = torch.randn(out.shape, device=DEVICE)
+        args = dict(stride=kw.get("stride", 1), padding=kw.get("padding", 0), dilation=kw.get("dilation", 1),
+                    groups=kw["groups"])
+        assert_close(transpose(t, wide, **args), torch_transpose(t.double(), wide.double(), **args))
+        assert_close(OURS[ndim](x, wide, **kw), TORCH[ndim](x.double(), wide.double(), **kw))
+
+
+def test_groups_merge_only_where_a_group_is_narrow():
+    """The merge is the fewest groups (dividing ``groups``) that fill a 16-channel chunk on both sides, for groups
+    of at most 8 channels on a side; none for wider groups, depthwise layers, or groups too few to fill a chunk."""
+    def merge(x_shape, w_shape, groups):
+        spec = _checks.conv_spec("conv", 2, torch.empty(x_shape), torch.empty(w_shape), None, 1, 1, 1, groups)
+        return geometry.group_merge(spec)
+
+    assert merge((1, 128, 8, 8), (128, 4, 3, 3), 32) == 4  # ResNeXt-50 32x4d's first stage
+    assert merge((1, 256, 8, 8), (256, 8, 3, 3), 32) == 2  # its second, RegNet's 8 a group
+    assert merge((1, 48, 8, 8), (48, 6, 3, 3), 8) == 4  # 6 a group: 4 of them (24) fill a chunk
+    assert merge((1, 128, 8, 8), (16, 32, 3, 3), 4) == 4  # 4 output channels a group
+    assert merge((1, 512, 8, 8), (512, 16, 3, 3), 32) is None  # 16 a group already fill one
+    assert merge((1, 12, 8, 8), (12, 2, 3, 3), 6) is None  # 6 groups of 2: 12 channels merged whole
+    assert merge((1, 32, 8, 8), (64, 1, 3, 3), 32) is None  # depthwise, a multiplier of 2: its own kernel
+
+
 def test_c3d_stems_input_gradient_packs_at_its_size():
     """At C3D's size (batch 8, 16 x 112 x 112) the stem's input gradient packs its width taps (5.3x the useful
     multiply-adds unpacked, 1.8x packed); the cost model predicts it faster packed, launches included."""

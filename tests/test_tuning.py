@@ -765,12 +765,15 @@ def test_a_models_problems_are_those_its_calls_choose_configs_for_and_tune_ahead
     from tritonconv import tune
 
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
-                                torch.nn.ConvTranspose2d(8, 4, 2, stride=2))
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(16, 16, 3, padding=1, groups=4),  # narrow groups, run merged
+                                torch.nn.ConvTranspose2d(16, 4, 2, stride=2))
     x = torch.randn(1, 3, 5, 7)
     todo = tune.model_problems(model, x, gpu=GPU)
-    assert [p.kind for _, p in todo] == ["conv", "conv_wgrad", "conv_t", "conv", "conv_wgrad"]
-    assert [name.split(":")[0] for name, _ in todo] == ["1", "1", "2", "2", "2"]
+    assert [p.kind for _, p in todo] == ["conv", "conv_wgrad", "conv", "conv_t", "conv_wgrad", "conv_t", "conv",
+                                         "conv_wgrad"]
+    assert [name.split(":")[0] for name, _ in todo] == ["1", "1", "2", "2", "2", "3", "3", "3"]
+    assert {p.groups for name, p in todo if name.startswith("2")} == {1}  # 4 groups of 4 merged into one
     chosen, choose = [], tuning.choose
     monkeypatch.setattr(tuning, "choose", lambda problem, *args: chosen.append(problem) or choose(problem, *args))
     converted = tritonconv.nn.convert(copy.deepcopy(model))  # its weights channels innermost: outputs channels-last
@@ -779,7 +782,8 @@ def test_a_models_problems_are_those_its_calls_choose_configs_for_and_tune_ahead
         chosen.clear()
         dispatch.clear_plans()
         with tritonconv.enabled(routed):
-            run(x).sum().backward()
+            (run(x) ** 2).sum().backward()  # a loss whose gradient is laid out as the output, as the model takes it
+            # (a bare sum's gradient is an expanded tensor, read as NC(D)HW)
         assert set(chosen) == {p for _, p in tune.model_problems(run, x, gpu=GPU)}
         layouts.append({p.layout for p in chosen})
     assert "contiguous" in layouts[0] and layouts[1] == {"channels_last"}  # (a packed stem reads channels-last)

@@ -39,11 +39,11 @@ it runs with) on a GPU described by :class:`Device`::
   of a split reduction (NC(D)HW operands are read in place: no copy); ``BW``: the device's bandwidth;
 * ``t0``: a launch's fixed cost on the device (not the host's).
 
-A layer that launches several kernels costs the sum (a packed layer's packing launches, :func:`pack_seconds`,
-a relayout config's copies, :func:`relayout_seconds`, and the second launch of a weight gradient whose splits do not
-meet in the kernel, :func:`sums_apart`, included). The constants are fitted on measured rows
-(``python -m benchmarks.costfit``, rows whose time was the host's excluded) and stored per device
-in ``autotune_cache/costmodel/<device>.json``; :data:`DATASHEET` holds unfitted defaults. The tuner uses
+A layer that launches several kernels costs the sum (a packed layer's packing launches and a layer of merged groups'
+block-diagonal weight, :func:`pack_seconds`, a relayout config's copies, :func:`relayout_seconds`, and the second
+launch of a weight gradient whose splits do not meet in the kernel, :func:`sums_apart`, included). The constants are
+fitted on measured rows (``python -m benchmarks.costfit``, rows whose time was the host's excluded) and stored per
+device in ``autotune_cache/costmodel/<device>.json``; :data:`DATASHEET` holds unfitted defaults. The tuner uses
 :func:`rank` to time only the candidates the model puts first.
 """
 
@@ -732,10 +732,20 @@ def pack_seconds(written: Problem, device: Device) -> float:
     forward packs its input and its weight, the weight gradient packs its input and unpacks the gradient, the input
     gradient packs the weight and unpacks its result; each moves its tensor and the packed one, one read and the
     other written, at the device's bandwidth, plus a launch; 0 where ``written`` (the layer as written, not as run)
-    does not pack."""
+    does not pack. A layer of narrow groups run merged (:func:`tritonconv.geometry.group_merge`) lays out its
+    block-diagonal weight in two (zeroing it, copying the blocks) and takes its weight gradient's diagonal blocks in
+    one."""
     spec = written.spec
+    if written.kind not in ("conv", "conv_t", "conv_wgrad"):
+        return 0.0
+    merge = geometry.group_merge(spec, written.itemsize)
+    if merge:
+        weight = math.prod(written.weight_shape) * written.itemsize
+        if written.kind == "conv_wgrad":
+            return device.t0 + 2 * weight / device.bandwidth
+        return 2 * device.t0 + (merge + 2) * weight / device.bandwidth
     factors = geometry.pack_factors(spec, written.kind == "conv_t", written.itemsize)
-    if factors is None or written.kind not in ("conv", "conv_t", "conv_wgrad"):
+    if factors is None:
         return 0.0
     packed = geometry.packed(spec, factors, written.itemsize)
     elements = sum(math.prod(shape) for shape in (written.input_shape, packed.input_shape, written.weight_shape,

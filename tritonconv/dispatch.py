@@ -11,8 +11,10 @@
 Every pass runs the problem :func:`tritonconv.geometry.run_spec` gives: a layer of few input channels with
 its positions packed into channels (kernels.pack: a packing launch before the forward and the weight
 gradient, an unpacking one after the input gradient of a strided layer, or of a large unit-stride one;
-:func:`tritonconv.geometry.pack_factors`),
-and the axes a kernel of 1 passes over merged, on views of the caller's tensors (:func:`_merge`).
+:func:`tritonconv.geometry.pack_factors`), a layer of narrow groups with its groups merged (its weight laid out
+block-diagonally per call, its weight gradient the merged one's diagonal blocks;
+:func:`tritonconv.geometry.group_merge`), and the axes a kernel of 1 passes over merged, on views of the caller's
+tensors (:func:`_merge`).
 
 The first call with a given signature (each tensor's shape, strides, dtype and device; the
 checked spec and the other arguments) builds a *plan*: the kernel family, its config (from
@@ -353,6 +355,49 @@ class _PackedTranspose:
 
 
 @dataclasses.dataclass(frozen=True)
+class _GroupsMerged:
+    """A forward or transposed pass of a layer of narrow groups run with ``merge`` of its groups as one
+    (:func:`tritonconv.geometry.group_merge`): its weight laid out block-diagonally, channels innermost (a zeroed
+    tensor and a copy, per call: the weight may have changed in place), then the merged layer's pass."""
+
+    groups: int
+    merge: int
+    shape: tuple[int, ...]  # the block-diagonal weight's
+    inner: Callable  # the merged layer's pass: (x, block-diagonal weight, b) -> y
+
+    def __call__(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        merged = geometry.empty_channels_inner(self.shape, w.dtype, w.device)
+        return self.inner(x, geometry.block_diagonal(w, self.groups, self.merge, merged), b)
+
+
+@dataclasses.dataclass(frozen=True)
+class _DiagonalGrad:
+    """The weight gradient of a layer of narrow groups run merged (:class:`_GroupsMerged`): the merged layer's,
+    then its diagonal blocks copied into the weight's shape and layout."""
+
+    groups: int
+    merge: int
+    shape: tuple[int, ...]  # the weight's
+    channels_inner: bool
+    inner: Callable  # the merged layer's weight gradient: (dy, x) -> the block-diagonal weight's gradient
+
+    def __call__(self, dy: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        grad = self.inner(dy, x)
+        out = geometry.alloc_weight_grad(self.shape, grad.device, grad.dtype, self.channels_inner)
+        return geometry.diagonal_blocks(grad, self.groups, self.merge, out)
+
+
+def _merged_weight(spec: ConvSpec, weight: torch.Tensor) -> tuple[ConvSpec, int, torch.Tensor] | None:
+    """The merged layer of a layer of narrow groups (:func:`tritonconv.geometry.group_merge`), its merge, and a
+    stand-in for its block-diagonal weight as laid out per call (channels innermost); None for other layers."""
+    merge = geometry.group_merge(spec, weight.element_size())
+    if merge is None or weight.device.type == "meta":
+        return None
+    merged = geometry.groups_merged(spec, merge)
+    return merged, merge, geometry.empty_channels_inner(merged.weight_shape, weight.dtype, weight.device)
+
+
+@dataclasses.dataclass(frozen=True)
 class _ScaledPass:
     """An fp8 forward pass: allocate ``y`` in the output dtype, lay out the weight, launch with the call's
     scales."""
@@ -482,6 +527,11 @@ def forward_plan(
         factors = geometry.pack_factors(spec)
         if factors and input.device.type != "meta":
             return _packed_plan(input, weight, bias, y, fmt, spec, factors, activation, flip, config, run)
+        merged = _merged_weight(spec, weight)
+        if merged:
+            spec_g, merge, wg = merged
+            return _GroupsMerged(spec.groups, merge, spec_g.weight_shape,  # y in the format the caller's weight gives
+                                 _pass_plan(input, wg, bias, y, fmt, spec_g, False, activation, flip, config, run))
         return _pass_plan(input, weight, bias, y, fmt, spec, False, activation, flip, config, run)
 
     return _plan(key, build)
@@ -538,6 +588,11 @@ def transpose_plan(
                                     transpose_plan(input, wp, None, spec_p, None, False, packed_fmt, config),
                                     pack.input_grad_launch(packed, bias, y, spec, factors, activation),
                                     (tuple(y.shape), y.dtype, memory_format))
+        merged = _merged_weight(spec, weight)
+        if merged:
+            spec_g, merge, wg = merged
+            return _GroupsMerged(spec.groups, merge, spec_g.weight_shape,
+                                 transpose_plan(input, wg, bias, spec_g, activation, flip, memory_format, config))
         return _pass_plan(input, weight, bias, y, memory_format, spec, True, activation, flip, config,
                           lambda cfg: conv_transpose(input, weight, bias, spec, activation, flip, memory_format, cfg))
 
@@ -598,6 +653,11 @@ def grad_weight_plan(
             return _PackedGrad(pack.input_launch(input, spec, spec_p, factors),
                                grad_weight_plan(grad_output, xp, spec_p, False, config), spec, factors, flip,
                                channels_inner)
+        merge = geometry.group_merge(spec, input.element_size())
+        if merge:  # narrow groups: the merged layer's gradient (its own plan), its diagonal blocks
+            inner = grad_weight_plan(grad_output, input, geometry.groups_merged(spec, merge), flip, config,
+                                     channels_inner)
+            return _DiagonalGrad(spec.groups, merge, spec.weight_shape, channels_inner, inner)
         m, views = _merge(spec, (grad_output, input))
         dy, x = (grad_output, input) if views is None else _viewed((grad_output, input), views)
         # both operands read in place, in any layout; depthwise layers: no tensor cores

@@ -121,7 +121,9 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
     ran, cfg = costmodel.launched(problem, config)
     kernel = costmodel.kernel_of(problem, config)
     words = [KERNELS[kernel]]
-    if problem.weight_shape[1] != written.weight_shape[1]:  # a stem's positions packed into its channels
+    if problem.groups != written.groups:  # narrow groups merged, the weight block-diagonal
+        words.append(f"groups merged {written.groups // problem.groups} at a time, block-diagonal")
+    elif problem.weight_shape[1] != written.weight_shape[1]:  # a stem's positions packed into its channels
         words.append(f"packed {written.weight_shape[1]}->{problem.weight_shape[1]} ch")
     elif problem.input_shape != written.input_shape:
         words.append("axes merged")

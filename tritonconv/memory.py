@@ -1,13 +1,13 @@
 """Device-memory estimates and the streaming planner.
 
-The kernels are implicit GEMMs: no im2col buffer, so a one-shot convolution holds its input,
-weight, bias and output (activations are read in place, in any layout), plus, in large problems, a
-copy of a weight not laid out for the kernels (:func:`tritonconv.geometry.weight_copy_pays`), the
-split partial sums of small outputs and of the weight gradient, a layer of few input channels' packed
-input (:func:`packed_bytes`), and, where tuning chose a relayout config for NC(D)HW activations
-(``Config.relayout``), their channels-innermost copy. Streaming keeps its input ring channels-last.
-:func:`plan_stream` sizes the slabs of :func:`tritonconv.streaming.conv3d_stream`; :class:`TensorBytes`
-measures what a block of torch calls holds, on the CPU too.
+The kernels are implicit GEMMs: no im2col buffer, so a one-shot convolution holds its input, weight, bias and output
+(activations are read in place, in any layout), plus, in large problems, a copy of a weight not laid out for the
+kernels (:func:`tritonconv.geometry.weight_copy_pays`), the split partial sums of small outputs and of the weight
+gradient, a layer of few input channels' packed input and a layer of narrow groups' block-diagonal weight
+(:func:`packed_bytes`), and, where tuning chose a relayout config for NC(D)HW activations (``Config.relayout``), their
+channels-innermost copy. Streaming keeps its input ring channels-last. :func:`plan_stream` sizes the slabs of
+:func:`tritonconv.streaming.conv3d_stream`; :class:`TensorBytes` measures what a block of torch calls holds, on the
+CPU too.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def plan_stream(slice_shape, weight_shape, stride: int = 1, dilation: int = 1, d
     :class:`TensorBytes` in notebook 05). ``budget`` defaults
     to :func:`default_budget` of ``device``. A given ``chunk`` is taken as it is (no budget): the
     plan then says what it holds. ``packed``: a function, ``packed(chunk)`` the bytes a chunk's convolution
-    adds when it packs positions into channels (:func:`packed_bytes`; affine in the chunk), if it does.
+    adds when it packs positions into channels or merges groups (:func:`packed_bytes`; affine in the chunk), if it does.
 
     :raises ValueError: a ``slice_shape`` not of 4 sizes or a ``weight_shape`` not of 5, a stride or dilation
         below 1, an unknown ``dtype``; one output slice alone needing more than the budget.
@@ -115,11 +115,15 @@ def plan_stream(slice_shape, weight_shape, stride: int = 1, dilation: int = 1, d
 
 def packed_bytes(spec: ConvSpec, dtype: str) -> int:
     """Bytes a convolution's call holds beyond its operands when it packs positions into channels
-    (:func:`tritonconv.geometry.pack_factors`): the packed input and the packed weight; 0 if it does not pack.
+    (:func:`tritonconv.geometry.pack_factors`): the packed input and the packed weight; when it merges narrow groups
+    (:func:`tritonconv.geometry.group_merge`): the block-diagonal weight; else 0.
 
     :param spec: the checked convolution.
     :param dtype: its tensors' dtype, as :func:`conv_device_bytes` takes it."""
     size = shapes.DTYPE_BYTES[dtype]
+    merge = geometry.group_merge(spec, size)
+    if merge:
+        return merge * math.prod(spec.weight_shape) * size
     factors = geometry.pack_factors(spec, itemsize=size)
     if factors is None:
         return 0
