@@ -83,6 +83,24 @@ def test_unbatched_and_channels_last():
     assert_close(out, F.conv_transpose2d(xl.double(), w.double(), stride=2, padding=1))
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+def test_input_gradient_is_laid_out_as_the_input(compiled):
+    """Torch's rule for an input gradient: the input's layout, whatever the output gradient's (a bare ``.sum()``'s
+    is expanded, read as NC(D)HW); eager, and through torch.compile's graphs (the custom ops)."""
+    for ndim, fmt in ((2, torch.channels_last), (3, torch.channels_last_3d), (2, torch.contiguous_format)):
+        x = rand((2, 8, 3, 4, 5)[: ndim + 2], fmt=fmt).requires_grad_()
+        w = rand((8, 4, *(2,) * ndim), fmt=torch.contiguous_format if fmt != torch.contiguous_format else
+                 {2: torch.channels_last, 3: torch.channels_last_3d}[ndim])  # the other layout than x's
+        op = OURS[ndim]
+        if compiled:
+            op = torch.compile(op, backend="aot_eager", fullgraph=True)
+        out = op(x, w, stride=2)
+        (grad,) = torch.autograd.grad(out.sum(), x)
+        assert grad.is_contiguous(memory_format=fmt), grad.stride()
+        xd = x.detach().double().requires_grad_()
+        assert_close(grad, torch.autograd.grad(TORCH[ndim](xd, w.double(), stride=2).sum(), xd)[0])
+
+
 def test_output_size_formula_matches_torch():
     for size, k, s, p, op, d in [(5, 3, 2, 1, 1, 1), (7, 2, 3, 0, 2, 1), (4, 3, 1, 2, 0, 2), (3, 3, 2, 0, 2, 3)]:
         x, w = torch.zeros(1, 1, size, device="meta"), torch.zeros(1, 1, k, device="meta")

@@ -782,8 +782,7 @@ def test_a_models_problems_are_those_its_calls_choose_configs_for_and_tune_ahead
         chosen.clear()
         dispatch.clear_plans()
         with tritonconv.enabled(routed):
-            (run(x) ** 2).sum().backward()  # a loss whose gradient is laid out as the output, as the model takes it
-            # (a bare sum's gradient is an expanded tensor, read as NC(D)HW)
+            run(x).sum().backward()  # (the transposed layer's input gradient in its input's layout, as torch's)
         assert set(chosen) == {p for _, p in tune.model_problems(run, x, gpu=GPU)}
         layouts.append({p.layout for p in chosen})
     assert "contiguous" in layouts[0] and layouts[1] == {"channels_last"}  # (a packed stem reads channels-last)

@@ -499,9 +499,11 @@ def conv_forward(
     activation: str | None = None,
     flip: bool = False,
     config: Config | None = None,
+    memory_format: torch.memory_format | None = None,
 ) -> torch.Tensor:
-    """Forward convolution of a checked, batched problem; returns the output tensor."""
-    return forward_plan(input, weight, bias, spec, activation, flip, config)(input, weight, bias)
+    """Forward convolution of a checked, batched problem; returns the output tensor, in ``memory_format`` (None:
+    torch's rule for a convolution's output, :func:`tritonconv.geometry.output_memory_format`)."""
+    return forward_plan(input, weight, bias, spec, activation, flip, config, memory_format)(input, weight, bias)
 
 
 def forward_plan(
@@ -512,17 +514,18 @@ def forward_plan(
     activation: str | None = None,
     flip: bool = False,
     config: Config | None = None,
+    memory_format: torch.memory_format | None = None,
 ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]:
     """The plan of :func:`conv_forward` for tensors laid out as these: ``plan(input, weight, bias)``."""
     key = ("forward", tensor_key(input), tensor_key(weight), tensor_key(bias), spec, activation, flip, config,
-           torch.get_float32_matmul_precision())
+           memory_format, torch.get_float32_matmul_precision())
 
     def build() -> Callable:
-        fmt = geometry.output_memory_format(input, weight)
+        fmt = memory_format or geometry.output_memory_format(input, weight)
         y = torch.empty(spec.output_shape, device="meta", dtype=input.dtype, memory_format=fmt)  # its layout only
 
         def run(cfg: Config) -> torch.Tensor:
-            return conv_forward(input, weight, bias, spec, activation, flip, cfg)
+            return conv_forward(input, weight, bias, spec, activation, flip, cfg, memory_format)
 
         factors = geometry.pack_factors(spec)
         if factors and input.device.type != "meta":

@@ -90,10 +90,11 @@ class _Eager:
     microseconds of host time). Module lookups at call time, so tests can patch them."""
 
     @staticmethod
-    def forward(input, weight, bias, spec, flip):
+    def forward(input, weight, bias, spec, flip, fmt=None):
         if not torch.is_grad_enabled():
-            return dispatch.conv_forward(input, weight, bias, spec, None, flip)
-        return _ConvFunction.apply(input, weight, bias, spec, None, flip, None)
+            return dispatch.conv_forward(input, weight, bias, spec, None, flip, memory_format=fmt)
+        plan = None if fmt is None else dispatch.forward_plan(input, weight, bias, spec, None, flip, memory_format=fmt)
+        return _ConvFunction.apply(input, weight, bias, spec, None, flip, plan)
 
     @staticmethod
     def grad_input(grad_z, weight, spec, flip, fmt):
@@ -178,16 +179,28 @@ def _flat(spec: ConvSpec) -> tuple:
 @torch.library.custom_op("tritonconv::conv", mutates_args=())
 def _conv_op(
     input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: list[int], padding: list[int],
-    dilation: list[int], groups: int, activation: Optional[str], flip: bool,
+    dilation: list[int], groups: int, activation: Optional[str], flip: bool, channels_last: Optional[bool] = None,
 ) -> Tensor:
+    # channels_last (the output's layout; None: torch's rule for a convolution's) has a default so that graphs
+    # compiled (and cached on disk by torch.compile) before it existed still call this op
     spec = _spec(input.shape, weight.shape, stride, padding, dilation, groups)
-    return dispatch.conv_forward(input, weight, bias, spec, activation, flip)
+    return dispatch.conv_forward(input, weight, bias, spec, activation, flip,
+                                 memory_format=_output_format(input, channels_last))
+
+
+def _output_format(input: Tensor, channels_last: Optional[bool]) -> Optional[torch.memory_format]:
+    """The memory format a forward op's ``channels_last`` asks for (None: torch's rule, the dispatch's default)."""
+    if channels_last is None:
+        return None
+    return {4: torch.channels_last, 5: torch.channels_last_3d}.get(input.dim(), torch.contiguous_format) \
+        if channels_last else torch.contiguous_format
 
 
 @_conv_op.register_fake
-def _(input, weight, bias, stride, padding, dilation, groups, activation, flip):
+def _(input, weight, bias, stride, padding, dilation, groups, activation, flip, channels_last=None):
     spec = _spec(input.shape, weight.shape, stride, padding, dilation, groups)
-    return input.new_empty(spec.output_shape).contiguous(memory_format=output_memory_format(input, weight))
+    fmt = _output_format(input, channels_last) or output_memory_format(input, weight)
+    return input.new_empty(spec.output_shape).contiguous(memory_format=fmt)
 
 
 @torch.library.custom_op("tritonconv::conv_grad_input", mutates_args=())
@@ -227,8 +240,9 @@ class _Ops:
     """Kernel launches for the compiled path: every launch is a custom op."""
 
     @staticmethod
-    def forward(input, weight, bias, spec, flip):
-        return _conv_op(input, weight, bias, *_flat(spec), None, flip)
+    def forward(input, weight, bias, spec, flip, fmt=None):
+        return _conv_op(input, weight, bias, *_flat(spec), None, flip,
+                        None if fmt is None else fmt != torch.contiguous_format)
 
     @staticmethod
     def grad_input(grad_z, weight, spec, flip, fmt):
@@ -250,7 +264,7 @@ def _first_order_only() -> None:
 
 
 def _setup_context(ctx, inputs, output):
-    input, weight, bias, stride, padding, dilation, groups, activation, flip = inputs
+    input, weight, bias, stride, padding, dilation, groups, activation, flip = inputs[:9]  # (and channels_last)
     ctx.save_for_backward(input, weight, bias, output if activation == "relu" else None)
     ctx.spec = _spec(input.shape, weight.shape, stride, padding, dilation, groups)
     ctx.activation, ctx.flip = activation, flip
@@ -259,7 +273,7 @@ def _setup_context(ctx, inputs, output):
 def _op_backward(ctx, grad_y):
     _first_order_only()
     grads = _backward(grad_y, *ctx.saved_tensors, ctx.spec, ctx.activation, ctx.flip, ctx.needs_input_grad[:3], _Ops)
-    return (*grads, None, None, None, None, None, None)
+    return (*grads, None, None, None, None, None, None, None)  # (channels_last too)
 
 
 _conv_op.register_autograd(_op_backward, setup_context=_setup_context)
@@ -273,7 +287,8 @@ def _transpose_backward(grad_y, input, weight, bias, y, spec: ConvSpec, activati
     ``grad_z``, the weight's the convolution's weight gradient with the roles of its tensors swapped."""
     z = ops.transpose(input, weight, bias, spec, flip, fmt) if activation in ("gelu", "silu") else None
     grad_z = activation_grad(grad_y, activation, y, z)
-    grad_input = ops.forward(grad_z, weight, None, spec, flip) if needs[0] else None
+    # the input's gradient in the input's layout (torch's rule for an input gradient), whatever grad_z's
+    grad_input = ops.forward(grad_z, weight, None, spec, flip, memory_format_of(input)) if needs[0] else None
     grad_weight = ops.grad_weight(input, grad_z, spec, flip, grad_channels_inner(weight)) if needs[1] else None
     grad_bias = None
     if bias is not None and needs[2]:
