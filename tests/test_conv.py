@@ -377,6 +377,20 @@ def test_merged_axes_need_dense_views():
 
 # (ndim, input, weight, kwargs, positions packed per axis): layers of few input channels, run with positions
 # packed into channels
+def _check_relu_pass(ndim, x, w, b, out, flip, kw):
+    """``out = relu(conv(x, w, b))`` (``flip``ped or not) against torch in float64: its values and torch's output
+    layout, its three gradients, and the weight's gradient in the weight's layout."""
+    wf = w.flip(list(range(2, 2 + ndim))) if flip else w
+    ref = F.relu(TORCH[ndim](x.double(), wf.double(), b.double(), **kw))
+    assert_close(out, ref)
+    assert out.is_contiguous(memory_format=geometry.output_memory_format(x, w))
+    dy = torch.randn_like(out)
+    for g, r in zip(torch.autograd.grad(out, (x, w, b), dy), torch.autograd.grad(ref, (x, w, b), dy.double())):
+        assert_close(g, r)
+    grad_w = torch.autograd.grad(OURS[ndim](x, w, b, flip=flip, **kw), w, dy)[0]
+    assert geometry.is_channels_inner(grad_w) == geometry.is_channels_inner(w)  # in the weight's layout
+
+
 STEMS = [
     (2, (2, 3, 15, 13), (8, 3, 7, 7), dict(stride=2, padding=3), (2, 2)),  # ResNet's: 12 channels (16), 4x4 taps
     (2, (1, 2, 9, 10), (5, 2, 3, 4), dict(stride=(2, 3), padding=(1, 2)), (2, 3)),  # anisotropic: 12 channels
@@ -419,15 +433,7 @@ def test_stems_pack_positions_into_channels(ndim, x_shape, w_shape, kw, factors)
             dx = torch.autograd.grad(out, x, torch.ones_like(out), retain_graph=True)[0]
         unpacks = [fn.__name__ for fn, *_ in launches].count("_unpack_kernel")  # the weight's gradient (computed too)
         assert unpacks == 1 + (max(spec.stride) > 1) and dx.shape == x.shape  # and space to depth's input gradient
-        wf = w.flip(list(range(2, 2 + ndim))) if flip else w
-        ref = F.relu(TORCH[ndim](x.double(), wf.double(), b.double(), **kw))
-        assert_close(out, ref)
-        assert out.is_contiguous(memory_format=geometry.output_memory_format(x, w))
-        dy = torch.randn_like(out)
-        for g, r in zip(torch.autograd.grad(out, (x, w, b), dy), torch.autograd.grad(ref, (x, w, b), dy.double())):
-            assert_close(g, r)
-        grad_w = torch.autograd.grad(OURS[ndim](x, w, b, flip=flip, **kw), w, dy)[0]
-        assert geometry.is_channels_inner(grad_w) == geometry.is_channels_inner(w)  # in the weight's layout
+        _check_relu_pass(ndim, x, w, b, out, flip, kw)
         xr, wr = packed_reference(x.detach(), w.detach(), spec.stride, spec.padding, factors, packed.weight_shape[2:],
                                   packed.input_shape[2:], packed.input_shape[1])
         assert torch.equal(pack.input_launch(x, spec, packed, factors)(x.detach()), xr)
@@ -526,15 +532,7 @@ def test_narrow_groups_run_merged_on_a_block_diagonal_weight(ndim, x_shape, w_sh
         assert [fn.__name__ for fn, *_ in launches] in (["_conv_kernel"], ["_conv_tma_kernel"])
         assert not any(kwargs.get("FOLD") for _, _, kwargs, _ in launches)  # tiles, not taps gathered
         assert isinstance(dispatch.forward_plan(x, w, b, spec, "relu", flip), dispatch._GroupsMerged)
-        wf = w.flip(list(range(2, 2 + ndim))) if flip else w
-        ref = F.relu(TORCH[ndim](x.double(), wf.double(), b.double(), **kw))
-        assert_close(out, ref)
-        assert out.is_contiguous(memory_format=geometry.output_memory_format(x, w))
-        dy = torch.randn_like(out)
-        for g, r in zip(torch.autograd.grad(out, (x, w, b), dy), torch.autograd.grad(ref, (x, w, b), dy.double())):
-            assert_close(g, r)
-        grad_w = torch.autograd.grad(OURS[ndim](x, w, flip=flip, **kw), w, dy)[0]
-        assert geometry.is_channels_inner(grad_w) == geometry.is_channels_inner(w)  # in the weight's layout
+        _check_relu_pass(ndim, x, w, b, out, flip, kw)
         # the transposed convolution of the same weight, and a weight read at strides of its own (every other
         # output channel of one twice as large)
         wide = torch.randn((2 * w_shape[0], *w_shape[1:]), device=DEVICE)[::2]

@@ -709,6 +709,7 @@ def test_compile_ahead_compiles_tritonconvs_kernels_on_threads_through_tritons_o
     leaves them in the kernel's cache, where the timing loop's launches find them."""
     from triton.backends.compiler import GPUTarget
     from triton.runtime import driver
+    from triton.runtime._async_compile import AsyncCompileMode
 
     from tritonconv.kernels import gemm
 
@@ -726,8 +727,11 @@ def test_compile_ahead_compiles_tritonconvs_kernels_on_threads_through_tritons_o
     monkeypatch.setattr(driver, "_active", StandIn())
     monkeypatch.setattr(jit, "device_caches", type(jit.device_caches)(jit.device_caches.default_factory))
     monkeypatch.setattr(_runtime, "interpreting", lambda device: False)
+    # a compile that fails raises here, where a tuning leaves it to fail again, and be reported, where it launches
+    monkeypatch.setattr(_runtime, "AsyncCompileMode", lambda pool, ignore_errors: AsyncCompileMode(pool))
     p = tuning.Problem.of("conv", "float16", "channels_last", (2, 16, 7, 9), (32, 16, 3, 3), 1, 1, as_run=False)
     configs = [tuning.heuristic(p, False), tuning.Config(64, 32, 32, group_m=1, num_warps=4, num_stages=2)]
+    assert configs[0] != configs[1]
     run = runner(p, torch.device("cpu"))
     with _runtime.compile_ahead(workers=2):
         for cfg in configs:
