@@ -20,7 +20,7 @@ import torch
 
 from . import _checks, dispatch, shapes
 from ._checks import ConvSpec
-from .geometry import alloc_weight_grad, grad_channels_inner, memory_format_of, output_memory_format
+from .geometry import CHANNELS_LAST, alloc_weight_grad, grad_channels_inner, memory_format_of, output_memory_format
 
 Tensor = torch.Tensor
 
@@ -192,8 +192,7 @@ def _output_format(input: Tensor, channels_last: Optional[bool]) -> Optional[tor
     """The memory format a forward op's ``channels_last`` asks for (None: torch's rule, the dispatch's default)."""
     if channels_last is None:
         return None
-    return {4: torch.channels_last, 5: torch.channels_last_3d}.get(input.dim(), torch.contiguous_format) \
-        if channels_last else torch.contiguous_format
+    return CHANNELS_LAST.get(input.dim(), torch.contiguous_format) if channels_last else torch.contiguous_format
 
 
 @_conv_op.register_fake
@@ -209,7 +208,7 @@ def _grad_input_op(
     dilation: list[int], groups: int, flip: bool, channels_last: bool,
 ) -> Tensor:
     spec = _spec(input_shape, weight.shape, stride, padding, dilation, groups)
-    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}[len(input_shape)] if channels_last else torch.contiguous_format
+    fmt = CHANNELS_LAST[len(input_shape)] if channels_last else torch.contiguous_format
     return dispatch.conv_grad_input(grad, weight, spec, flip, fmt)
 
 

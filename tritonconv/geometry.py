@@ -3,8 +3,7 @@
 * :class:`Problem` (what a launch computes, as far as the choice of config is concerned) and
   :class:`Config` (a kernel's tile sizes and launch parameters), the kinds of kernel launch;
 * the problem the kernels run (:func:`run_spec`: stems packed, narrow groups merged, axes a kernel of 1 passes
-  over merged), and the
-  kernels' 3-D view of every problem (a 1-D input ``(N, C, L)`` is ``(N, C, 1, 1, L)``, a
+  over merged), and the kernels' 3-D view of every problem (a 1-D input ``(N, C, L)`` is ``(N, C, 1, 1, L)``, a
   2-D one ``(N, C, 1, H, W)``, through sizes and strides only), the int64 decision;
 * layouts (channels innermost or not), output allocation and memory format, the split-size
   rule and the sum of split partials.
@@ -704,13 +703,13 @@ def packed(spec: ConvSpec, factors: tuple[int, ...], itemsize: int = 2) -> ConvS
 GROUP_MERGE_CHANNELS = 8
 """A grouped layer whose groups have at most this many input or output channels (ResNeXt's 32 groups of 4, RegNet's of
 8) runs with its groups merged a few at a time (:func:`group_merge`): its weight laid out block-diagonally (zeros
-between the groups, :func:`block_diagonal`), so each merged group fills the tensor cores' 16-channel chunk. Its tiles
-issue that many times the useful multiply-adds, at the tiles' rate; as written, a forward folded 4 channels' taps into
-its reduction, gathered element by element (the loop the H200 measured at about 15e12 multiply-adds a second against
-the tiles' 4e14), and an input gradient filled 4 of every 16 columns and reduction channels (16x the useful
-multiply-adds). ResNeXt-50's first-stage 3 x 3 (32 groups of 4, 128 x 56 x 56, batch 32, bf16), predicted with the
-H200's constants, the block-diagonal weight's launches included: forward 0.170 -> 0.022 ms, input gradient 0.064 ->
-0.022, weight gradient 0.175 -> 0.031."""
+between the groups, :func:`block_diagonal`), so each merged group fills the tensor cores' 16-channel chunk. The merged
+layer issues as many times the useful multiply-adds as groups it merges, at the tiles' rate; as written, a forward
+folded 4 channels' taps into its reduction, gathered element by element (the loop the H200 measured at about 15e12
+multiply-adds a second against the tiles' 4e14), and an input gradient filled 4 of every 16 columns and reduction
+channels (16x the useful multiply-adds). ResNeXt-50's first-stage 3 x 3 (32 groups of 4, 128 x 56 x 56, batch 32,
+bf16), predicted with the H200's constants, the block-diagonal weight's launches included: forward 0.170 -> 0.022 ms,
+input gradient 0.064 -> 0.022, weight gradient 0.175 -> 0.031."""
 
 
 def group_merge(spec: ConvSpec, itemsize: int = 2) -> int | None:
@@ -763,13 +762,12 @@ def run_spec(spec: ConvSpec, pack: bool = True, transposed: bool = False, itemsi
     """The convolution the kernels run for ``spec`` (its ``transposed`` pass: the input gradient) on operands of
     ``itemsize`` bytes: packed (:func:`pack_factors`, if ``pack``) or its groups merged (:func:`group_merge`), then
     its axes merged (:func:`merged`)."""
-    factors = pack_factors(spec, transposed, itemsize) if pack else None
-    merge = group_merge(spec, itemsize) if pack else None
-    if factors:
-        spec = packed(spec, factors, itemsize)
-    elif merge:
-        spec = groups_merged(spec, merge)
-    return merged(spec)
+    if not pack:
+        return merged(spec)
+    if factors := pack_factors(spec, transposed, itemsize):
+        return merged(packed(spec, factors, itemsize))
+    merge = group_merge(spec, itemsize)
+    return merged(groups_merged(spec, merge) if merge else spec)
 
 
 def merged(spec: ConvSpec) -> ConvSpec:
