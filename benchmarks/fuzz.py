@@ -6,7 +6,8 @@
 Each case draws a configuration from ``random.Random(seed + i)``: 1-D, 2-D or 3-D; convolution or transposed
 convolution; batch, channels, groups (depthwise included; a share of cases one group of the suite's 32-128 channels,
 half of those with unit stride and 'same' padding in 16 bits, as its layers; a share narrow groups, :data:`NARROW`),
-kernel, stride (also larger than the kernel; a share of cases patch embeddings, :data:`PATCH`), padding (``'same'``
+kernel, stride (also larger than the kernel; a share of cases patch embeddings, :data:`PATCH`, or long NC(D)HW rows
+strided 2, :data:`LONG`), padding (``'same'``
 too), dilation, output padding, bias, contiguous or channels-last operands, a weight and bias sliced out of larger
 tensors (every other element, the others NaN), an output gradient expanded, sliced or with its axes reversed in memory,
 fp32, fp16 or bf16 (a share of forwards in fp8, :data:`FP8`); and the configs: the ones a call would take (cached or
@@ -52,6 +53,10 @@ channels (a ViT's 16 x 16 / 16 on RGB), whose positions pack into more than four
 NARROW = 0.1
 """The share of layers of narrow groups (ResNeXt's 4 channels a group, RegNet's 8): 4 to 16 groups of 2 to 8 input and
 output channels, which run with groups merged on a block-diagonal weight (``geometry.group_merge``)."""
+LONG = 0.05
+"""The share of forwards strided 2 along NC(D)HW rows longer than a tile (Whisper's second layer: 3000 columns): rows of
+320 to 960 columns in one group of 32 to 128 input channels (two or more steps a width tap), which read their rows
+aligned and dealt into phases in segments (``geometry.DEALT_SEGMENT_STRIDES``)."""
 FP8 = 0.1
 """The share of forward, non-depthwise cases run in fp8 (``tritonconv.fp8``, e4m3): ``fp8.convNd`` on operands
 quantised in the case's layout, or a converted ``fp8.Conv`` module (its input quantised channels innermost, its output
@@ -109,7 +114,8 @@ def draw(seed: int) -> dict:
         groups, cin_g, cout_g = ng.choice((4, 8, 16)), ng.choice((2, 4, 8)), ng.choice((2, 4, 8))
         case.update(groups=groups, C=cin_g * groups, OC=cout_g * groups)
     pe = random.Random(f"patch:{seed}")  # (likewise)
-    if pe.random() < PATCH:  # the kernel its stride, or half as long again (a framing: 2 packed taps)
+    patch = pe.random() < PATCH
+    if patch:  # the kernel its stride, or half as long again (a framing: 2 packed taps)
         s = [pe.choice(((8, 16, 32), (4, 5, 8), (2, 4))[ndim - 1]) for _ in range(ndim)]
         k = [si + pe.choice((0, 0, si // 2)) for si in s]
         unpatch = case["transposed"]
@@ -117,6 +123,14 @@ def draw(seed: int) -> dict:
                  else [ki * pe.randint(1, 3) + pe.randint(0, ki - 1) for ki in k])  # the last ki - 1 positions unread
         case.update(groups=1, C=pe.choice(CHANNELS), OC=pe.choice(CHANNELS), k=k, stride=s, padding=[0] * ndim,
                     dilation=[1] * ndim, output_padding=[0] * ndim if unpatch else None, sizes=sizes)
+    lr = random.Random(f"long:{seed}")  # (likewise)
+    if lr.random() < LONG and not transposed and not patch:  # a row of 320-960 columns strided 2, NC(D)HW
+        k, d = case["k"], case["dilation"]
+        span = (k[-1] - 1) * d[-1] + 1
+        case.update(groups=1, C=lr.choice((32, 64, 128)), OC=lr.choice((16, 32, 64)), channels_last=False,
+                    stride=case["stride"][:-1] + [2], padding=[0] * ndim if case["padding"] == "same" else case["padding"],
+                    sizes=case["sizes"][:-1] + [8 * lr.randint(40, 120)])
+        case["padding"][-1] = lr.randint(0, span // 2 + 1)
     q = random.Random(f"fp8:{seed}")  # (likewise)
     one_each = case["groups"] > 1 and case["C"] == case["groups"]  # one channel a group: depthwise, which fp8 refuses
     if q.random() < FP8 and not one_each and not transposed:  # tritonconv.fp8's forward, functional or a module

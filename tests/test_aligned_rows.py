@@ -100,6 +100,22 @@ def test_a_strided_forward_deals_its_rows_into_phases():
     assert geometry.aligned_rows(x, 28, 32 * 28 * 28, 3, 2, 1, 1, False, 128, 1, 64) == geometry.AlignedRows()  # 1 step
 
 
+def test_a_strided_forwards_long_rows_are_dealt_in_segments(monkeypatch):
+    """A row too long for a tile: segments of the block's dealt columns, ``step`` apart (a multiple of the run, the
+    shifts' spread short of the block), a segment storing ``step`` outputs from ``-sigma_min`` on (the first from 0):
+    Whisper's second layer (stride 2, padding 1, shifts -1 and 0: 3000 columns, 1500 outputs in 13 segments of 120).
+    Not where the segments would issue past :data:`~tritonconv.geometry.ALIGNED_ROWS_PAD` the exact tiles' positions,
+    nor at stride 4 (:data:`~tritonconv.geometry.DEALT_SEGMENT_STRIDES`: the suite's ``downsample_k7_s4``): 2-byte
+    rows; under the tests' ``DEALT_SEGMENT_STRIDES`` stride 4 too (its 69 segments for 8192 outputs)."""
+    assert geometry.aligned_rows(nchw(8, 384, 3000), 1500, 8 * 1500, 3, 2, 1, 1, False, 128, 12) == \
+        geometry.AlignedRows(8, 128, 120, 13, False, 2)
+    assert geometry.aligned_rows(nchw(2, 16, 256), 63, 2 * 63, 5, 4, 0, 1, False, 32, 4) == geometry.AlignedRows()
+    downsample = nchw(16, 64, 32768), 8192, 16 * 8192, 7, 4, 3, 1, False, 128, 4
+    assert geometry.aligned_rows(*downsample) == geometry.AlignedRows()
+    monkeypatch.setattr(geometry, "DEALT_SEGMENT_STRIDES", (2, 4))
+    assert geometry.aligned_rows(*downsample) == geometry.AlignedRows(8, 128, 120, 69, False, 4)
+
+
 def test_aligned_rows_without_a_moving_tap_keep_the_exact_rows():
     x = nchw(4, 16, 7, 56)
     exact = geometry.row_block(4 * 7 * 56, 56, 128)
@@ -144,6 +160,14 @@ CASES = [  # (input shape, weight shape, stride, padding, dilation, groups, conf
     ((2, 16, 42), (16, 16, 5), 4, 5, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (2, 1)),
     ((2, 16, 40), (16, 16, 3), 2, 2, 2, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (1, 1)),
     ((2, 16, 30), (16, 16, 3), 2, 0, 3, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 1, (1, 2)),
+    # a strided forward's long rows dealt in segments (the input gradient's phases: no segments, 2-byte rows): 1-D
+    # strided 2 and 4 (shifts -1 and 0; stride 4's as the test allows it), dilated (shifts -1 to 1), without padding
+    # (0 and 1), 2-D
+    ((2, 16, 200), (16, 16, 3), 2, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 4, (1, None)),
+    ((2, 16, 400), (16, 16, 7), 4, 3, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 4, (1, None)),
+    ((1, 16, 300), (16, 16, 3), 2, 2, 2, 1, tuning.Config(64, 16, 8, num_warps=4, num_stages=1), 3, (1, None)),
+    ((1, 16, 452), (16, 16, 5), 4, 0, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 4, (1, None)),
+    ((1, 16, 2, 260), (8, 16, 3, 3), 2, 1, 1, 1, tuning.Config(32, 16, 8, num_warps=4, num_stages=1), 5, (1, None)),
 ]
 
 
@@ -165,6 +189,7 @@ def test_forward_and_input_gradient_on_aligned_rows(case, int64, monkeypatch):
     the forward."""
     if int64:
         monkeypatch.setattr(geometry, "INT32_MAX", 16)
+    monkeypatch.setattr(geometry, "DEALT_SEGMENT_STRIDES", (2, 4))  # the kernel's stride-4 segments too
     x_shape, w_shape, stride, padding, dilation, groups, cfg, segments, shift = CASES[case]
     ndim = len(w_shape) - 2
     x = torch.randn(x_shape)
@@ -209,16 +234,20 @@ def test_bf16_forward_on_aligned_rows():
                  torch.bfloat16)
 
 
-@pytest.mark.parametrize("x_shape,w_shape,stride,padding", [((1, 16, 2, 112), (16, 16, 3, 3), 2, 1),
-                                                            ((1, 16, 256), (16, 16, 7), 4, 3)])
-def test_bf16_forward_dealt_into_phases(x_shape, w_shape, stride, padding):
-    """16-bit rows read 16 bytes at a time, twice (four times) the tile's width, dealt into phases."""
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding,segments", [((1, 16, 2, 112), (16, 16, 3, 3), 2, 1, 1),
+                                                                     ((1, 16, 256), (16, 16, 7), 4, 3, 1),
+                                                                     ((1, 16, 896), (16, 16, 7), 4, 3, 4)])
+def test_bf16_forward_dealt_into_phases(x_shape, w_shape, stride, padding, segments, monkeypatch):
+    """16-bit rows read 16 bytes at a time, twice (four times) the tile's width, dealt into phases; a long row in
+    segments 56 dealt columns apart (224 outputs; stride 4's segments as the tests allow them)."""
     nd = len(w_shape) - 2
     x, w = torch.randn(x_shape).bfloat16(), torch.randn(w_shape).bfloat16()
     spec = conv_spec(f"conv{nd}d", nd, x, w, None, stride, padding, 1, 1)
     cfg = tuning.Config(64, 16, 8, num_warps=4, num_stages=1)  # two steps a tap
+    monkeypatch.setattr(geometry, "DEALT_SEGMENT_STRIDES", (2, 4))
     (kwargs,) = kernel_args(lambda: dispatch.conv_forward(x, w, None, spec, None, False, cfg))
     assert kwargs["ROW_VEC"] == 8 and kwargs["BLOCK_W"] == 64 and kwargs["DEAL"] == stride
+    assert kwargs["VW"] == segments * 64 and kwargs["STEP_RUNS"] * 8 == (56 if segments > 1 else 64)
     assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg),
                  TORCH[nd](x.double(), w.double(), None, stride, padding), torch.bfloat16)
 

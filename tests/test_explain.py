@@ -64,7 +64,8 @@ def test_how_nchw_rows_are_read_is_named():
     """Rows of 64 with 'same' padding: each tap's products moved (on descriptor boxes of whole rows with a TMA unit, the
     pointer kernel's aligned rows without), the weight gradient's x boxes read in runs; 2-D rows of 512 with no padding:
     planes as rows; a width stride 2: the forward's rows dealt into 2 phases (descriptor boxes with a TMA unit, pointer
-    tiles without), the input gradient's phases' rows of dy each tap's products moved; stride 3: 2-byte rows."""
+    tiles without), the input gradient's phases' rows of dy each tap's products moved; a long 1-D row strided 2 (Whisper's
+    second layer), dealt in segments; stride 3: 2-byte rows."""
     same = tritonconv.explain(meta(8, 64, 64, 64), meta(64, 64, 3, 3), padding=1, gpu=GPU).passes
     assert [p.kernel for p in same][:2] == ["descriptor (TMA) GEMM, NC(D)HW rows whole, each tap's products moved"] * 2
     assert "NC(D)HW boxes, x's runs read on in registers, " in same[2].kernel  # the weight gradient's
@@ -77,6 +78,8 @@ def test_how_nchw_rows_are_read_is_named():
     assert strided[1].kernel.endswith("NC(D)HW rows, aligned, each tap's products moved")
     strided = tritonconv.explain(meta(8, 64, 64, 64), meta(64, 64, 3, 3), stride=2, padding=1, gpu=GPU, tma=False).passes
     assert strided[0].kernel.endswith("NC(D)HW rows, aligned, dealt into 2 phases")
+    whisper = tritonconv.explain(meta(8, 384, 3000), meta(384, 384, 3), stride=2, padding=1, gpu=GPU).passes[0]
+    assert whisper.kernel.endswith("NC(D)HW rows, aligned, dealt into 2 phases, in segments 120 apart")
     three = tritonconv.explain(meta(8, 64, 66, 66), meta(64, 64, 3, 3), stride=3, padding=1, gpu=GPU).passes[0]
     assert three.kernel.endswith("NC(D)HW rows")
 

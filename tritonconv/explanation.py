@@ -144,6 +144,7 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
             words.append("NC(D)HW planes as rows, aligned")
         else:
             words.append("NC(D)HW rows, aligned" + (f", dealt into {rows.deal} phases" if rows.deal > 1 else "")
+                         + (f", in segments {rows.step} apart" if rows.segments > 1 else "")
                          + (", each tap's products moved" if rows.each else ""))
     elif kernel.startswith("_depthwise") and ran.layout == "contiguous":
         runs = costmodel.depthwise_runs(ran, cfg)

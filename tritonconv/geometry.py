@@ -413,7 +413,7 @@ class AlignedRows:
     """How the pointer kernel reads NC(D)HW rows in aligned runs (:func:`aligned_rows`): runs of ``vec`` elements,
     tiles ``block_w`` columns wide, a row in ``segments`` tiles starting ``step`` columns apart (one: whole rows);
     ``each``: each width tap's products moved to their columns (whole rows), not the sum between taps; ``deal``: a
-    forward's width stride, its rows read ``deal`` times as wide and dealt into phases (whole rows)."""
+    forward's width stride, its rows read ``deal`` times as wide and dealt into phases (whole rows or segments)."""
 
     vec: int = 0
     block_w: int = 0
@@ -452,7 +452,7 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
     the input gradient runs by stride phase (each phase's positions read dy at unit steps, its taps' shifts
     ``d / gcd(s, d)`` apart: the sum moves where no phase's shifts are negative; whole rows only); a forward strided
     by :data:`DEALT_STRIDES` reads its rows dealt into phases (``deal``, :func:`_dealt`, runs of at least
-    :data:`DEALT_RUN_BYTES`)."""
+    :data:`DEALT_RUN_BYTES`; whole rows or segments)."""
     width = x.shape[-1]
     reach = (kernel_w - 1) * dilation_w  # the columns between a tile's first and last tap
     s_max = pad_w if transposed else reach - pad_w
@@ -505,20 +505,36 @@ the 2-byte rows' instructions per MMA in the sm_90 SASS (``resnet50_ds_1x1s2``: 
 0.58x (``resnet50_l2_3x3s2``: 81 against 140, the moves spread over the steps)."""
 
 
+DEALT_SEGMENT_STRIDES = (2,)
+"""The width strides whose forward deals a long row in segments (:func:`aligned_rows`). sm_90 SASS of the default
+config (128 x 64 x 32, 8 warps; ``benchmarks.static``), instructions per MMA with the moves between taps, 2-byte rows
+-> segments: stride 2, 3 taps, 384 channels (Whisper's second layer) 120 -> 75, 128 channels 120 -> 86, 64 channels
+120 -> 102, a 2-D 3 x 3 layer over rows of 3840, 64 channels, 152 -> 89; stride 4, 7 taps (``downsample_k7_s4``),
+64 channels 134 -> 243 and 256 channels 134 -> 147, 179 registers where the 2-byte rows took 112: a row read four
+times as wide and seven unrolled tap loops, each with its pipeline's prologue and epilogue."""
+
+
 def _dealt(width: int, width_out: int, positions: int, reach: int, pad: int, stride: int, vec: int, exact: int,
            block: int, steps: int, accumulator: int) -> AlignedRows:
     """:func:`aligned_rows` for a forward's width stride ``s``: a tile of whole output rows ``block_w`` wide reads
     ``s * block_w`` input columns from the first (at least the row), dealt into phases; tap ``t`` reads column
     ``s*ow + t*d - p = s*(ow + sigma_t) + q_t`` (floors), phase ``q_t``, its products belonging ``sigma_t`` columns
     left, moved as for unit strides (the sum by ``sigma_{t+1} - sigma_t`` between taps, at least 0: ``block_w`` holds
-    ``width_out + sigma_max``; or each tap's products). A kernel 1 wide, no padding: phase 0, nothing moves."""
+    ``width_out + sigma_max``; or each tap's products). A kernel 1 wide, no padding: phase 0, nothing moves. A row
+    longer than a tile: segments of ``block`` dealt columns ``step`` apart (a multiple of the run, at most ``block -
+    (sigma_max - sigma_min)``; a segment reads ``s * block`` input columns from ``s * seg * step``), the sum moving;
+    segment ``seg`` stores outputs ``[seg*step - sigma_min, (seg+1)*step - sigma_min)`` (the first from 0: what it
+    lacks below is padding)."""
     if steps < ALIGNED_MIN_STEPS and (reach or pad):
         return AlignedRows()
-    s_max = (reach - pad) // stride  # (Python floors)
+    s_min, s_max = -pad // stride, (reach - pad) // stride  # (Python floors)
     least = max(8, next_power_of_2(-(-width // stride)))  # s * block_w >= width
     whole = max(least, next_power_of_2(width_out + max(s_max, 0)))
     own = max(least, next_power_of_2(width_out))
     options = [AlignedRows(min(vec, whole), whole, whole, 1, False, stride)] if whole <= block and s_max >= 0 else []
+    step = (block - (s_max - s_min)) // vec * vec
+    if step >= vec and s_max >= 0 and stride in DEALT_SEGMENT_STRIDES:
+        options.append(AlignedRows(vec, block, step, max(1, -(-(width_out + s_min) // step)), False, stride))
     if own <= block and accumulator <= ALIGNED_EACH_ACCUMULATOR and (reach or pad):
         options.append(AlignedRows(min(vec, own), own, own, 1, True, stride))
     return _narrowest(options, positions, width_out, block, exact)

@@ -206,9 +206,11 @@ def _conv_kernel(
         col_ok = tl.max_constancy((col // ROW_VEC) < (W // ROW_VEC), [ROW_VEC])  # W % ROW_VEC == 0: col < W
         row_ok = (nb < M // (JW * JH * JD) if TRANSPOSED else nb < M // (OW * OH * OD)) & (od < OD) & (oh < OH)
         if DEAL > 1:  # a forward's width stride: the tile's rows read DEAL * BLOCK_W input columns from the first, dealt
-            # into phases (_tile.deal); the same rows as the tile's, tiled DEAL times wider
+            # into phases (_tile.deal); the same rows as the tile's, tiled DEAL times wider, a segment's from DEAL * its
+            # first dealt column (seg * step)
             wnb, wod, woh, wcol, w_ok = tile_positions(pid_m, m_tiled * DEAL, OD, OH, width * DEAL, BLOCK_M * DEAL,
                                                        BLOCK_W * DEAL, INT64)
+            wcol -= seg * DEAL * (BLOCK_W - step)
             w_ok = w_ok & tl.max_constancy((wcol // ROW_VEC) < (W // ROW_VEC), [ROW_VEC])
             w_at = wnb * sxn + wcol  # (few vectors held across the taps: the row's first tap, offsets, mask)
             wd0 = wod * sd - pd
@@ -273,10 +275,12 @@ def _conv_kernel(
         else:
             # the largest shift: the last tap's (transposed, the first of the phase's: t0w = 0 at unit width stride)
             s_max, _ = axis_tap(0, phw, sw, pw, t0w if TRANSPOSED else KW - 1, dw, W, TRANSPOSED)
-            if DEAL > 1:
+            if DEAL > 1:  # (dealt: a segment after the first stores from -(the least shift) on, past the shifts' spread)
                 _, s_max = dealt_tap(KW - 1, pw, dw, DEAL)
+                first = -dealt_tap(0, pw, dw, DEAL)[1]
+            else:  # a segment after the first stores from past its taps' reach on
+                first = (KW - 1) * dw - s_max
             jw = col - s_max
-            first = (KW - 1) * dw - s_max  # a segment after the first stores from past its taps' reach on
             lo = tl.where(seg > 0, seg * step + first, 0)
             mask_m = row_ok & (jw >= lo) & (jw < (seg + 1) * step + first)
         ow = phw + sw * jw if TRANSPOSED else jw  # transposed: the column of the stride phase's position j
