@@ -739,7 +739,8 @@ def test_compile_ahead_compiles_tritonconvs_kernels_on_threads_through_tritons_o
     threads = compile_threads_seen
     assert len(threads) == 2 and all(name.startswith("tritonconv-compile") for name in threads), threads
     compiled = list(jit.device_caches[0][0].values())
-    assert len(compiled) == 2 and all(k.metadata.target.arch == 90 for k in compiled)
+    kept = [(k.metadata.num_warps, k.metadata.num_stages, k.metadata.shared) for k in compiled]
+    assert len(compiled) == 2 and all(k.metadata.target.arch == 90 for k in compiled), (configs, kept)
 
 
 def test_compile_threads_share_the_cpus_among_local_processes(monkeypatch):
