@@ -743,6 +743,46 @@ def test_compile_ahead_compiles_tritonconvs_kernels_on_threads_through_tritons_o
     assert len(compiled) == 2 and all(k.metadata.target.arch == 90 for k in compiled), (configs, kept)
 
 
+def test_compile_threads_parse_kernels_one_at_a_time():
+    """Before Python 3.12 ``ast.parse`` is not safe across threads (python/cpython#106905): threads parsing tritonconv's
+    kernels (Triton's ``JITFunction.parse``, which every compile runs) while the collector runs finalizers raised
+    ``SystemError: AST constructor recursion depth mismatch`` (on 3.11.7, about 40 of 900 parses; it failed the
+    threaded compile test now and then). ``compile_ahead`` has them parse one at a time."""
+    import gc
+    import threading
+
+    from tritonconv.kernels import gemm
+
+    with _runtime.compile_ahead(workers=2):
+        pass
+
+    class Finalized:  # a cycle the collector frees, running Python code in whichever thread it interrupts
+        def __init__(self):
+            self.me = self
+
+        def __del__(self):
+            sum(range(50))
+
+    errors = []
+
+    def parse():
+        garbage = []
+        for _ in range(100):
+            try:
+                gemm._conv_kernel.compiled.parse()
+            except SystemError as err:
+                errors.append(err)
+            garbage = garbage[-20:] + [[Finalized() for _ in range(200)]]
+
+    threads = [threading.Thread(target=parse) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    gc.collect()
+    assert not errors, errors[:2]
+
+
 def test_compile_threads_share_the_cpus_among_local_processes(monkeypatch):
     """``compile_ahead``'s threads: ``TRITONCONV_COMPILE_THREADS``, else the process's CPUs over torchrun's
     ``LOCAL_WORLD_SIZE``, between 1 and 16; a bad setting is an error naming it."""

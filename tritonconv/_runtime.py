@@ -23,6 +23,7 @@ import dataclasses
 import functools
 import inspect
 import os
+import sys
 import threading
 
 import numpy as np
@@ -147,6 +148,30 @@ def compile_threads() -> int:
     return max(1, min(16, cpus // (int(local) if local.isdigit() and int(local) > 0 else 1)))
 
 
+_PARSE_LOCK = threading.RLock()
+
+
+def parse_one_at_a_time() -> None:
+    """Have Triton's ``JITFunction.parse`` (every compile parses its kernel's and helpers' source) run in one thread at
+    a time, where CPython's ``ast.parse`` is not safe across threads: before 3.12, its AST constructor's recursion depth
+    is shared by the interpreter's threads, so a thread switch inside one parse (a finalizer run by the collector) can
+    make another raise ``SystemError: AST constructor recursion depth mismatch`` (python/cpython#106905; 6 threads
+    parsing ``_conv_kernel`` 150 times each raised it about 40 times on 3.11.7, never on 3.12.1). Done once; a no-op on
+    3.12 and later. Parsing is a sliver of a compile, so the threads lose nothing."""
+    cls = triton.runtime.jit.JITFunction
+    if sys.version_info >= (3, 12) or getattr(cls.parse, "_one_at_a_time", False):
+        return
+    parse = cls.parse
+
+    @functools.wraps(parse)
+    def locked(self):
+        with _PARSE_LOCK:
+            return parse(self)
+
+    locked._one_at_a_time = True
+    cls.parse = locked
+
+
 @contextlib.contextmanager
 def compile_ahead(workers: int | None = None):
     """Inside it, a compiled kernel's launch compiles the kernel for the launch's arguments in one of ``workers``
@@ -156,13 +181,15 @@ def compile_ahead(workers: int | None = None):
     on a 2-core machine), then times them one by one. An interpreted launch has nothing to compile and does nothing; a
     launch site already compiled (:class:`Direct`) launches. A compile that fails is left to fail again, and be
     reported, where the launch runs. Inside a caller's own compile-only mode (one may be active at a time) its executor
-    compiles them; without that mode (older Triton) each launch compiles in turn."""
+    compiles them; without that mode (older Triton) each launch compiles in turn. Before Python 3.12 the threads parse
+    kernels' source one at a time (:func:`parse_one_at_a_time`)."""
     token = _ahead.set(True)
     try:
         if AsyncCompileMode is None or _async_mode.get() is not None:  # compiled here, one by one, or by a caller's
             yield  # own mode's executor (one mode at a time)
         else:
             workers = workers or compile_threads()
+            parse_one_at_a_time()
             with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="tritonconv-compile") as pool, \
                     AsyncCompileMode(pool, ignore_errors=True):
                 yield
