@@ -55,8 +55,8 @@ NARROW = 0.1
 output channels, which run with groups merged on a block-diagonal weight (``geometry.group_merge``)."""
 LONG = 0.05
 """The share of forwards strided 2 along NC(D)HW rows longer than a tile (Whisper's second layer: 3000 columns): rows of
-320 to 960 columns in one group of 32 to 128 input channels (two or more steps a width tap), which read their rows
-aligned and dealt into phases in segments (``geometry.DEALT_SEGMENT_STRIDES``)."""
+320 to 960 columns in one group of 32 to 128 input channels, which read their rows aligned and dealt into phases in
+segments (``geometry.DEALT_SEGMENT_STRIDES``) where a width tap takes two or more steps of the main loop."""
 FP8 = 0.1
 """The share of forward, non-depthwise cases run in fp8 (``tritonconv.fp8``, e4m3): ``fp8.convNd`` on operands
 quantised in the case's layout, or a converted ``fp8.Conv`` module (its input quantised channels innermost, its output

@@ -156,8 +156,9 @@ def parse_one_at_a_time() -> None:
     a time, where CPython's ``ast.parse`` is not safe across threads: before 3.12, its AST constructor's recursion depth
     is shared by the interpreter's threads, so a thread switch inside one parse (a finalizer run by the collector) can
     make another raise ``SystemError: AST constructor recursion depth mismatch`` (python/cpython#106905; 6 threads
-    parsing ``_conv_kernel`` 150 times each raised it about 40 times on 3.11.7, never on 3.12.1). Done once; a no-op on
-    3.12 and later. Parsing is a sliver of a compile, so the threads lose nothing."""
+    parsing ``_conv_kernel`` 150 times each raised it 35-46 times on 3.11.7; plain ``ast.parse`` in threads raised it
+    on 3.11.7, never on 3.12.1 or 3.13.0). Done once; a no-op on 3.12 and later. Only the parse is serialized: the code
+    generation, LLVM and ptxas after it still run on the threads at once."""
     cls = triton.runtime.jit.JITFunction
     if sys.version_info >= (3, 12) or getattr(cls.parse, "_one_at_a_time", False):
         return
