@@ -6,8 +6,8 @@
 Each case draws a configuration from ``random.Random(seed + i)``: 1-D, 2-D or 3-D; convolution or transposed
 convolution; batch, channels, groups (depthwise included; a share of cases one group of the suite's 32-128 channels,
 half of those with unit stride and 'same' padding in 16 bits, as its layers; a share narrow groups, :data:`NARROW`),
-kernel, stride (also larger than the kernel; a share of cases patch embeddings, :data:`PATCH`, or long NC(D)HW rows
-strided 2, :data:`LONG`), padding (``'same'``
+kernel, stride (also larger than the kernel; a share of cases patch embeddings, :data:`PATCH`, long NC(D)HW rows
+strided 2, :data:`LONG`, or NC(D)HW planes read as rows, :data:`PLANES`), padding (``'same'``
 too), dilation, output padding, bias, contiguous or channels-last operands, a weight and bias sliced out of larger
 tensors (every other element, the others NaN), an output gradient expanded, sliced or with its axes reversed in memory,
 fp32, fp16 or bf16 (a share of forwards in fp8, :data:`FP8`); and the configs: the ones a call would take (cached or
@@ -57,6 +57,10 @@ LONG = 0.05
 """The share of forwards strided 2 along NC(D)HW rows longer than a tile (Whisper's second layer: 3000 columns): rows of
 320 to 960 columns in one group of 32 to 128 input channels, which read their rows aligned and dealt into phases in
 segments (``geometry.DEALT_SEGMENT_STRIDES``) where a width tap takes two or more steps of the main loop."""
+PLANES = 0.05
+"""The share of NC(D)HW 2-D and 3-D forwards whose rows are no 16-byte multiple in 16 bits but whose planes are: 4 or 8
+rows of 6 to 28 columns, 'same' padding, unit strides, one group of 8 to 64 input channels, which read each plane as one
+row on descriptor tiles where the device has TMA (``tuning.planes_as_rows``), their input gradients too."""
 FP8 = 0.1
 """The share of forward, non-depthwise cases run in fp8 (``tritonconv.fp8``, e4m3): ``fp8.convNd`` on operands
 quantised in the case's layout, or a converted ``fp8.Conv`` module (its input quantised channels innermost, its output
@@ -131,6 +135,11 @@ def draw(seed: int) -> dict:
                     stride=case["stride"][:-1] + [2], padding=[0] * ndim if case["padding"] == "same" else case["padding"],
                     sizes=case["sizes"][:-1] + [8 * lr.randint(40, 120)])
         case["padding"][-1] = lr.randint(0, span // 2 + 1)
+    pl = random.Random(f"planes:{seed}")  # (likewise)
+    if pl.random() < PLANES and ndim > 1 and not patch:  # planes of 16-byte multiples, rows not (in 16 bits)
+        case.update(transposed=False, channels_last=False, groups=1, C=pl.choice((8, 16, 32, 64)),
+                    OC=pl.choice((16, 32, 64)), stride=[1] * ndim, padding="same", output_padding=None,
+                    sizes=case["sizes"][:-2] + [pl.choice((4, 8)), pl.choice((6, 10, 12, 14, 20, 28))])
     q = random.Random(f"fp8:{seed}")  # (likewise)
     one_each = case["groups"] > 1 and case["C"] == case["groups"]  # one channel a group: depthwise, which fp8 refuses
     if q.random() < FP8 and not one_each and not transposed:  # tritonconv.fp8's forward, functional or a module

@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import math
 import os
 import re
 import statistics
@@ -38,7 +39,7 @@ import torch
 import triton
 
 from tritonconv import _runtime, costmodel, geometry, shapes, tune, tuning
-from tritonconv._descriptors import flat_shifts
+from tritonconv._descriptors import flat_shifts, plane_taps
 from tritonconv.kernels import gemm, weight_grad
 
 ROOT = Path(__file__).resolve().parent
@@ -457,11 +458,13 @@ def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> li
 def nc_row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> list[dict]:
     """Per suite layer and pass whose NC(D)HW launch the descriptor kernel runs reading rows whole
     (:func:`costmodel.nc_rows`, the heuristic's config for ``arch``) or, the weight gradient, x's boxes in runs
-    (:func:`costmodel.nc_runs`): the main loop's census of that launch, the warp instructions it issues a step with the
-    moves between width taps spread over the steps (:func:`row_instructions_per_math`; the runs' loops weighed by their
-    taps, :func:`runs_instructions_per_math`), and ``ratio``, the cost model's estimate for a descriptor step of its
+    (:func:`costmodel.nc_runs`), or planes as rows (:func:`costmodel.nc_flat`): the main loop's census of that launch,
+    the warp instructions it issues a step with the moves between width taps spread over the steps
+    (:func:`row_instructions_per_math`; the runs' loops weighed by their taps, :func:`runs_instructions_per_math` and
+    :func:`planes_instructions_per_math`), and ``ratio``, the cost model's estimate for a descriptor step of its
     tiles (:func:`tritonconv.costmodel.step_instructions`, fitted on every descriptor kernel) over that, at most 1:
-    what :data:`tritonconv.costmodel.NC_ROWS_ISSUE` and :data:`~tritonconv.costmodel.NC_RUNS_ISSUE` hold. The
+    what :data:`tritonconv.costmodel.NC_ROWS_ISSUE`, :data:`~tritonconv.costmodel.NC_RUNS_ISSUE` and
+    :data:`~tritonconv.costmodel.NC_FLAT_ISSUE` hold. The
     estimate, not the channels-last launch's census, so the share does not move when the channels-last kernels do."""
     rows = []
     for name, prob in tune.suite_problems(suite):
@@ -471,11 +474,12 @@ def nc_row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) ->
             problem = tuning.Problem.of(kind, tune.DTYPES[dtype], "contiguous", **prob)
             cfg = chosen(problem, arch >= 90)
             runs = costmodel.nc_runs(problem, cfg)
-            if not costmodel.nc_rows(problem, cfg) and not runs:
+            planes = costmodel.nc_flat(problem, cfg) and kind != "conv_wgrad"  # (the weight gradient's: runs)
+            if not costmodel.nc_rows(problem, cfg) and not runs and not planes:
                 continue
             nc = compiled_census(arch, problem, cfg)
             per_math = runs_instructions_per_math(problem, nc, cfg.block_k) if runs else \
-                row_instructions_per_math(problem, cfg, nc)
+                planes_instructions_per_math(problem, nc) if planes else row_instructions_per_math(problem, cfg, nc)
             per_step, estimate = per_math * nc["loop_math"], costmodel.step_instructions(problem, cfg)
             ratio = min(1.0, estimate / per_step)
             how = "nc_flat" if costmodel.nc_flat(problem, cfg) else "nc_runs" if runs else "nc_rows"
@@ -500,6 +504,22 @@ def row_instructions_per_math(problem: tuning.Problem, cfg, census: dict) -> flo
     taps = problem.weight_shape[-1] / (problem.stride[-1] if problem.by_phase else 1)
     moves = taps - (0 if costmodel.apart(problem, cfg) or costmodel.nc_rows(problem, cfg) == 2 else 1)
     return (census["loop_instructions"] * steps + census["loop_outer_extra"] * moves) / (census["loop_math"] * steps)
+
+
+def planes_instructions_per_math(problem: tuning.Problem, census: dict) -> float:
+    """A forward or input-gradient launch reading NC(D)HW planes as rows (:func:`tritonconv.costmodel.nc_flat`): its
+    instructions per math instruction over its taps, each loop (one per width tap and offset some tap takes,
+    :func:`tritonconv._descriptors.plane_taps`, in address order, as in the source) at the share of the taps that run
+    it (each tap its channel chunks)."""
+    run = problem.as_run()
+    spec = tuning.as_forward(run)
+    groups, table = plane_taps(spec, run.itemsize)
+    depth, rows, period = math.prod(spec.weight_shape[2:-2]), spec.weight_shape[-2], table[-1]
+    counts = [depth * len(range(first, rows, period)) for g, first in enumerate(table[:-1]) if groups >> g & 1]
+    variants = census.get("loop_variants") or [[census["loop_instructions"], 0]]
+    if len(variants) != len(counts):
+        return census["loop_instructions"] / census["loop_math"]
+    return sum(n * v[0] for n, v in zip(counts, variants)) / (sum(counts) * census["loop_math"])
 
 
 def runs_instructions_per_math(problem: tuning.Problem, census: dict, patch: int = 0) -> float:
@@ -578,7 +598,8 @@ def main(argv: list[str] | None = None) -> int:
         suite = json.loads(args.suite.read_text())
         pairs = row_pairs(args.arch, args.dtype, [k for k in args.kinds if k in costmodel.ROW_ISSUE], suite)
         whole = nc_row_pairs(args.arch, args.dtype, [k for k in args.kinds if k in costmodel.NC_ROWS_ISSUE
-                                                     or k in costmodel.NC_RUNS_ISSUE], suite)  # (NC_FLAT_ISSUE's too)
+                                                     or k in costmodel.NC_RUNS_ISSUE or k in costmodel.NC_FLAT_ISSUE],
+                             suite)
         path = report_path(args.arch, args.dtype, args.out, "-rows")
         path.write_text("".join(json.dumps({**meta, **row}) + "\n" for row in pairs + whole))
         classes = (("", costmodel.ROW_ISSUE, [r for r in pairs if not r["aligned"]]),

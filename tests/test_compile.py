@@ -513,6 +513,8 @@ DESCRIPTOR_PASSES = [("resnet50_l3_3x3", "conv2d", {}, "conv", "channels_last"),
                      ("resnet50_l1_3x3", "conv2d", {}, "conv_wgrad", "contiguous"),  # NC(D)HW x in runs: 1 and 7 on
                      ("deeplab_3x3_d2", "conv2d", {}, "conv_wgrad", "contiguous"),  # ... 2 and 6 on
                      ("c3d_conv3a", "conv3d", {}, "conv_wgrad", "contiguous"),  # NC(D)HW planes as rows, the seams taken out
+                     ("c3d_conv3a", "conv3d", {}, "conv", "contiguous"),  # ... the seams masked
+                     ("c3d_conv3a", "conv3d", {}, "conv_t", "contiguous"),
                      ("r3d18_l1", "conv3d", {}, "conv_wgrad", "channels_last"),
                      ("resnet50_l2_3x3s2", "conv2d", {}, "conv", "channels_last"),  # strides folded into the input's view
                      ("resnet50_l2_3x3s2", "conv2d", {}, "conv_wgrad", "channels_last"),
@@ -530,7 +532,7 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper(na
     TMA bulk tensor copies feeding wgmma, without spills, for a spread of the configs the tuner tries (three a pass)
     on a 3x3 layer (forward, input and weight gradient), a 1x1 layer (channels-last, and NCHW read as boxes
     of channels x positions, forward and both gradients), NCHW 3x3 layers' rows read whole (the weight gradient's
-    x in runs read on in registers; rows of 28 columns, planes as rows), a dilated 1-D
+    x in runs read on in registers; rows of 28 columns, planes as rows, every pass), a dilated 1-D
     layer, 3-D layers (depth stride 2; a weight gradient) and strided layers' forward and weight gradient (height
     and width strides folded into the input's view) and input gradient (by stride phase)."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())

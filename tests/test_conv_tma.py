@@ -208,6 +208,58 @@ def test_planes_as_rows_where_rows_are_no_box():
                                  1)) == [-12, -11, -10, 8, 9, 10]  # (kh*dh - ph) * W + kw*dw - pw
 
 
+NC_PLANE_CASES = [  # NC(D)HW forwards whose rows are no 16-byte multiple but whose planes are (op, input, weight, args)
+    ("conv2d", (2, 16, 4, 10), (24, 16, 3, 3), dict(padding=1)),  # seams on both sides, offsets 0-7
+    ("conv2d", (1, 24, 4, 14), (16, 24, 3, 5), dict(padding=(1, 4), dilation=(1, 2))),  # columns 2 and 4 off; 24 channels
+    ("conv2d", (1, 8, 8, 10), (16, 8, 5, 3), dict(padding=(0, 1))),  # no height padding: 4 rows of 8
+    ("conv3d", (1, 8, 3, 4, 6), (16, 8, 3, 3, 3), dict(padding=1)),  # depth taps
+    ("conv3d", (2, 8, 5, 4, 6), (8, 8, 3, 3, 3), dict(padding=1, stride=(2, 1, 1))),  # a depth stride (forward only)
+]
+
+
+@pytest.mark.parametrize("op,x_shape,w_shape,kwargs", NC_PLANE_CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_nchw_planes_as_rows_forward_and_input_gradient(op, x_shape, w_shape, kwargs, dtype, monkeypatch):
+    """NC(D)HW layers whose rows no box starts on 16 bytes (10, 14 and 6 columns) but whose planes do read each plane
+    as one row (``_descriptors.plane_taps``): a loop per width tap and offset past 16 bytes, the runs moved in
+    registers, the positions whose tap column leaves the row masked. The forward (bias, an activation, the kernel
+    flipped) and the unit-stride input gradient (a forward of dy) against torch, on tiles smaller and larger than a
+    plane, each launch asserting that it read planes as rows."""
+    flats = []
+    monkeypatch.setattr(tma.Launch, "__call__",
+                        lambda self, *a, _f=tma.Launch.__call__, **k: flats.append(self.nc_flat) or _f(self, *a, **k))
+    x = torch.randn(x_shape, device=DEVICE, dtype=dtype)
+    w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
+    b = torch.randn(w_shape[0], device=DEVICE, dtype=dtype)
+    nd = int(op[-2])
+    spec = conv_spec(op, nd, x, w, b, kwargs.get("stride", 1), kwargs["padding"], kwargs.get("dilation", 1), 1)
+    forward_and_input_gradient_match(op, x, w, b, spec, kwargs, [
+        (geometry.Config(block_m, 16, 16, 1, 4, 2, tile_h=1, tile_b=1), flip) for block_m, flip in ((32, False), (64, True))])
+    strided = any(s > 1 for s in spec.stride)  # by stride phase: the pointer kernel (NC(D)HW)
+    assert flats == [True, True] + ([] if strided else [True])
+
+
+def test_planes_as_rows_for_forwards_where_rows_are_no_box():
+    """Forwards and unit-stride input gradients read NC(D)HW planes as rows where the weight gradient does
+    (``tuning.planes_as_rows``): ``c3d_conv3a``'s and ResNet-50's 28 x 28 layers, not channels-last, not by stride phase,
+    not in fp8 (runs of 16 one-byte columns have no register moves), not rows of 16-byte multiples (56 columns). On a
+    GPU with descriptors the heuristic gives them 128-position patches of one row, which launch."""
+    def problem(kind, x_shape, w_shape, dtype="bfloat16", layout="contiguous", stride=1):
+        return tuning.Problem.of(kind, dtype, layout, x_shape, w_shape, stride, 1)
+    c3d = (8, 128, 8, 28, 28), (256, 128, 3, 3, 3)
+    for kind in ("conv", "conv_t", "conv_wgrad"):
+        assert tuning.planes_as_rows(problem(kind, *c3d))
+        assert not tuning.planes_as_rows(problem(kind, *c3d, layout="channels_last"))
+    assert tuning.planes_as_rows(problem("conv", (32, 128, 28, 28), (128, 128, 3, 3)))
+    assert not tuning.planes_as_rows(problem("conv_t", (32, 128, 28, 28), (128, 128, 3, 3), stride=2))
+    assert not tuning.planes_as_rows(problem("conv", *c3d, dtype="float8_e4m3fn"))
+    assert not tuning.planes_as_rows(problem("conv", (32, 64, 56, 56), (64, 64, 3, 3)))
+    for kind in ("conv", "conv_t"):
+        p = problem(kind, *c3d)
+        cfg = tuning.heuristic(p, interpret=False, tma=True)
+        assert (cfg.tile_h, cfg.tile_b, cfg.block_m, cfg.split_k) == (1, 1, 128, 1) and tuning.descriptors_launch(p, cfg)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_random_nchw_rows_whole_layers(seed, monkeypatch):
     """Seeded random NC(D)HW layers (1-D to 3-D, widths of 16-byte rows, kernels 1-5 wide, padding up to past the
@@ -331,6 +383,22 @@ def test_channels_last_planes_only_where_a_tap_moves_them_whole():
     assert seam_share(conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1)) == 2 / 30  # taps -1, 0, 1 over 10 columns
 
 
+def forward_and_input_gradient_match(op, x, w, b, spec, kwargs, configs):
+    """The forward (bias, a ReLU; each ``(config, flip)``: the kernel flipped, a true convolution) and the input
+    gradient (the last config) against torch in float64; returns the output gradient drawn."""
+    nd = int(op[-2])
+    for cfg, flip in configs:
+        w_ref = w.double().flip(list(range(2, 2 + nd))) if flip else w.double()
+        ref = F.relu(getattr(F, op)(x.double(), w_ref, b.double(), **kwargs))
+        assert_close(dispatch.conv_forward(x, w, b, spec, "relu", flip, cfg), ref, x.dtype)
+    x64 = x.double().requires_grad_()
+    y = getattr(F, op)(x64, w.double(), **kwargs)
+    dy = torch.randn(y.shape, device=x.device, dtype=x.dtype)
+    (ref_dx,) = torch.autograd.grad(y, x64, dy.double())
+    assert_close(dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg), ref_dx, x.dtype)
+    return dy
+
+
 NC_ROW_CASES = [  # NC(D)HW rows read whole from column 0 (op, input, weight, arguments, tile width, how the taps move)
     ("conv2d", (2, 16, 5, 8), (24, 16, 3, 3), dict(padding=1), 16, 1),  # the sum moves; rows padded to the tile
     ("conv2d", (1, 8, 6, 16), (16, 8, 3, 3), dict(padding=1), 16, 2),  # rows of the tile's width: products apart
@@ -358,15 +426,7 @@ def test_nchw_rows_whole_through_descriptors(op, x_shape, w_shape, kwargs, tile_
     spec = conv_spec(op, nd, x, w, b, 1, kwargs.get("padding", 0), kwargs.get("dilation", 1), 1)
     rows = 32 // tile_w if tile_w < 32 else 1
     cfg = geometry.Config(tile_w * rows, 16, 16, 1, 4, 2, tile_h=rows)
-    for flip in (False, True):
-        w_ref = w.double().flip(list(range(2, 2 + nd))) if flip else w.double()
-        ref = F.relu(getattr(F, op)(x.double(), w_ref, b.double(), **kwargs))
-        assert_close(dispatch.conv_forward(x, w, b, spec, "relu", flip, cfg), ref, dtype)
-    x64 = x.double().requires_grad_()
-    y = getattr(F, op)(x64, w.double(), **kwargs)
-    dy = torch.randn(y.shape, device=DEVICE, dtype=dtype)
-    (ref_dx,) = torch.autograd.grad(y, x64, dy.double())
-    assert_close(dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg), ref_dx, dtype)
+    dy = forward_and_input_gradient_match(op, x, w, b, spec, kwargs, [(cfg, False), (cfg, True)])
     # the input gradient runs as a forward convolution of dy: its rows whole too where they are 16-byte multiples
     dx_rows = dy.shape[-1] * dy.element_size() % 16 == 0
     assert shifts[:2] == [shift, shift] and (shifts[2:] == [tma_shift(spec, tile_w, dy)] if dx_rows else shifts[2:] == [])

@@ -334,7 +334,7 @@ def test_row_issue_shares_are_the_committed_census_medians():
     session); ``NC_ROWS_ISSUE`` that of the descriptor launches reading rows whole, the model's estimate for their
     steps (``costmodel.step_instructions``, recorded beside the census) over the census, ``NC_RUNS_ISSUE`` that of the
     weight gradients reading x in runs (TMA copies, no plain load in their main loops), ``NC_FLAT_ISSUE`` that of the
-    suite's weight gradients reading planes as rows."""
+    suite's launches reading planes as rows (two a pass: ``c3d_conv3a``'s and R(2+1)D's second spatial pass)."""
     from benchmarks import static
 
     rows = census_report("-rows")

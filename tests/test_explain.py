@@ -45,7 +45,7 @@ def test_each_pass_is_the_launch_a_call_takes_and_the_models_time_of_it():
         inner = dataclasses.replace(written, layout="channels_last")
         cfg = costmodel.default(inner.as_run(), device, True)
         assert math.isclose(p.channels_last_ms, 1e3 * costmodel.pass_seconds(inner, cfg, device))
-    assert "NC(D)HW rows, aligned" in report.passes[0].kernel  # rows of 30 in 32: the pointer kernel's aligned rows
+    assert "NC(D)HW planes as rows" in report.passes[0].kernel  # rows of 30 (60 bytes) in planes of 840: descriptors
     text = str(report)
     assert "H200 datasheet" in text and "forward" in text and "weight gradient" in text
     assert explanation.config_text(report.passes[0].config) in text
@@ -65,7 +65,8 @@ def test_how_nchw_rows_are_read_is_named():
     pointer kernel's aligned rows without), the weight gradient's x boxes read in runs; 2-D rows of 512 with no padding:
     planes as rows; a width stride 2: the forward's rows dealt into 2 phases (descriptor boxes with a TMA unit, pointer
     tiles without), the input gradient's phases' rows of dy each tap's products moved; a long 1-D row strided 2 (Whisper's
-    second layer), dealt in segments; stride 3: 2-byte rows."""
+    second layer), dealt in segments; stride 3: 2-byte rows; rows of 28 in planes of 784 (``c3d_conv3a``): planes as
+    rows on descriptor boxes, the forward's and input gradient's seams masked, the weight gradient's taken out."""
     same = tritonconv.explain(meta(8, 64, 64, 64), meta(64, 64, 3, 3), padding=1, gpu=GPU).passes
     assert [p.kernel for p in same][:2] == ["descriptor (TMA) GEMM, NC(D)HW rows whole, each tap's products moved"] * 2
     assert "NC(D)HW boxes, x's runs read on in registers, " in same[2].kernel  # the weight gradient's
@@ -82,6 +83,9 @@ def test_how_nchw_rows_are_read_is_named():
     assert whisper.kernel.endswith("NC(D)HW rows, aligned, dealt into 2 phases, in segments 120 apart")
     three = tritonconv.explain(meta(8, 64, 66, 66), meta(64, 64, 3, 3), stride=3, padding=1, gpu=GPU).passes[0]
     assert three.kernel.endswith("NC(D)HW rows")
+    c3d = tritonconv.explain(meta(8, 128, 8, 28, 28), meta(256, 128, 3, 3, 3), padding=1, gpu=GPU).passes
+    planes = "descriptor (TMA) GEMM, NC(D)HW planes as rows, x's runs read on in registers, the rows' seams "
+    assert [p.kernel for p in c3d[:2]] == [planes + "masked"] * 2 and c3d[2].kernel.startswith(planes + "taken out")
 
 
 def test_a_weight_gradients_splits_are_said_to_meet_in_the_kernel_or_in_a_second_launch():

@@ -87,11 +87,13 @@ def flat_geometry(spec: ConvSpec) -> bool:
 
 
 def nc_flat(spec: ConvSpec, itemsize: int) -> bool:
-    """Whether the weight gradient's descriptor kernel reads an NC(D)HW layer's planes as rows (:func:`flat_view`,
+    """Whether the descriptor kernels read an NC(D)HW layer's planes as rows (:func:`flat_view`,
     :func:`flat_geometry`): its rows are no box's (not 16-byte multiples: 28 bf16 columns) but its planes are (28 x
     28); rows of 28 and a 3x3 tap put one position a row at the seams, 1/28 of the reduction. Rows of 16-byte
-    multiples are read as rows. (Channels innermost, a config chooses it: ``Config.planes``.)"""
-    if not flat_geometry(spec):
+    multiples are read as rows; 8-bit elements never as planes. The weight gradient's kernel (channels innermost, a
+    config chooses it: ``Config.planes``), the forward's (:func:`plane_taps`; ``spec`` the forward convolution it
+    runs, an input gradient's too)."""
+    if not flat_geometry(spec) or itemsize == 1:  # (fp8's runs of 16 have no register moves: _tile.shift_runs)
         return False
     (h, w), (oh, ow) = spec.input_shape[-2:], spec.output_shape[-2:]
     vec = 16 // itemsize
@@ -111,6 +113,29 @@ def flat_shifts(spec: ConvSpec) -> list[int]:
     ``(kh*dh - ph) * W + kw*dw - pw``, height taps outer."""
     (kh, kw), ((ph, _), (pw, _)), (dh, dw) = spec.weight_shape[-2:], spec.padding[-2:], spec.dilation[-2:]
     return [(i * dh - ph) * spec.input_shape[-1] + c for i in range(kh) for c in tap_shifts(kw, 1, pw, dw, False)]
+
+
+def plane_taps(spec: ConvSpec, itemsize: int) -> tuple[int, list[int]]:
+    """How the descriptor forward reads an NC(D)HW input's planes as rows (:func:`nc_flat`): tap ``(kd, kh, kw)``
+    shifts a plane's positions by ``s = (kh*dh - ph) * W + kw*dw - pw`` (:func:`flat_shifts`), and a box must start on
+    16 bytes (``vec`` elements), so it reads from the boundary ``r = s mod vec`` columns below and the box ``vec`` on,
+    each run taken ``r`` columns on in registers. The kernel loops over the taps by width tap and offset (``NC_FLAT``:
+    bit ``kw * vec + r`` where some tap takes them), so each loop's seams (positions whose column ``c + kw*dw - pw``
+    leaves the row) are one mask and each loop's register moves one pattern. A width tap's height taps ``period =
+    vec / gcd(dh*W, vec)`` apart share an offset, so a loop's taps are every depth tap and every ``period``-th height tap
+    from its first. Returns the bitmask and the kernel's table: each loop's first height tap (``KW * vec`` of them, in
+    bit order), then ``period``."""
+    vec = 16 // itemsize
+    kw_n, kh_n = spec.weight_shape[-1], spec.weight_shape[-2]
+    (dh, dw), (ph, pw), width = spec.dilation[-2:], (spec.padding[-2][0], spec.padding[-1][0]), spec.input_shape[-1]
+    period = vec // math.gcd(dh * width, vec)
+    first = [0] * (kw_n * vec)
+    bits = 0
+    for kw in range(kw_n):
+        for kh in range(min(period, kh_n)):
+            group = kw * vec + ((kh * dh - ph) * width + kw * dw - pw) % vec
+            first[group], bits = kh, bits | 1 << group
+    return bits, first + [period]
 
 
 def flat_view(t: torch.Tensor) -> tuple[list[int], list[int]] | None:

@@ -147,7 +147,7 @@ synchronous loads, whose latency the pipeline does not hide, are not in it. Rest
 the kernels as built (0.61 / 0.71 / 1.07 had restated a census of 2026-12-01, before later kernel changes)."""
 
 
-ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.23, "conv_wgrad": 1.44}
+ALIGNED_ISSUE = {"conv": 0.96, "conv_t": 1.18, "conv_wgrad": 1.44}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles read in aligned runs
 (:func:`aligned`) are rated at while ``Device.aligned_macs`` is unfitted: the median, over the suite's layers, of the
 channels-last main loop's instructions per MMA over the aligned rows', theirs counting the moves of the sum between
@@ -163,7 +163,9 @@ runs with every tap a column off would be shorter than 8 bytes (:func:`tritoncon
 forward 0.69 -> 0.79; and weight gradients strided along the width read x in runs dealt in registers
 (:func:`tritonconv.geometry.wgrad_runs`: ``resnet50_l2_3x3s2`` 1.09, ``r3d18_l2_s2`` 1.91; the weight gradient's
 median stays 1.40, over 14 launches, while ``deeplab_3x3_d2``'s, on descriptors since, left it). Restated in the
-thirty-third session from the kernels as built: 1.24 -> 1.23, 1.40 -> 1.44 (the census of 2026-12-01 had stood)."""
+thirty-third session from the kernels as built: 1.24 -> 1.23, 1.40 -> 1.44 (the census of 2026-12-01 had stood). In
+the forty-first, 0.98 -> 0.96 and 1.23 -> 1.18: ``c3d_conv3a``'s forward and input gradient (1.20, 1.27) left the
+pointer kernel for planes read as rows on descriptors (:data:`NC_FLAT_ISSUE`)."""
 
 NC_ROWS_ISSUE = {"conv": 0.53, "conv_t": 0.60}
 """Per pass, the share of their main loop's issue that the model's estimate for a descriptor step of their tiles
@@ -183,23 +185,27 @@ NC_RUNS_ISSUE = {"conv_wgrad": 0.78}
 taken on in registers), each offset's loop weighed by the taps that run it. The second box doubles x's shared-memory
 traffic, which the census does not see."""
 
-NC_FLAT_ISSUE = {"conv_wgrad": 0.58}
-"""As :data:`NC_RUNS_ISSUE`, for the NC(D)HW weight-gradient descriptor launches reading each plane as one row
-(:func:`nc_flat`: rows of no 16-byte multiple, 28 bf16 columns; ``c3d_conv3a`` and ``r2plus1d18_l2``'s spatial pass),
-the seam loop (read by address) spread over its plane's steps."""
+NC_FLAT_ISSUE = {"conv": 0.45, "conv_t": 0.49, "conv_wgrad": 0.58}
+"""As :data:`NC_RUNS_ISSUE`, for the NC(D)HW descriptor launches reading each plane as one row (:func:`nc_flat`: rows
+of no 16-byte multiple, 28 bf16 columns; ``c3d_conv3a`` and ``r2plus1d18_l2``'s spatial pass): the weight gradient's
+with its seam loop (read by address) spread over its plane's steps; the forward's and input gradient's (since the
+forty-first session) each loop over a width tap and offset (:func:`tritonconv._descriptors.plane_taps`) weighed by
+the taps that run it, those off the centre column masking their seams in every step (243-252 warp instructions a
+step on ``c3d_conv3a``'s 128 x 128 tiles, where the centre column's loops issue 128 and 172)."""
 
 UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
 
 
-PASS_ISSUE = {"conv": 1.0, "conv_t": 0.90, "conv_wgrad": 0.66}
+PASS_ISSUE = {"conv": 1.0, "conv_t": 0.90, "conv_wgrad": 0.70}
 """Per pass, the pointer GEMM kernels' rate as a share of their forward's (``mma_macs`` and ``row_macs`` are fitted on
 forward launches): the median, over the suite's layers, of the channels-last forward main loop's instructions per
 MMA over the pass's, each with its heuristic tiles (sm_90 SASS, the channels-last sides of ``python -m
 benchmarks.static --rows``; ``benchmarks.static.pass_shares``). An issue-bound estimate, not a measurement. The weight
 gradient's 0.66 -> 0.65 in the thirty-fourth session, when the pointer kernel's splits began to meet in the kernel, and
 back to 0.66 in the thirty-fifth, when the default split counts moved (:func:`tritonconv.tuning.default`) and the
-census's launches with them."""
+census's launches with them; 0.70 in the forty-first, when ``c3d_conv3a``'s NC(D)HW forward and input gradient left
+the pointer kernel, and their pairs the census."""
 
 
 def launched(problem: Problem, config: Config) -> tuple[Problem, Config]:
@@ -319,6 +325,11 @@ def kernel_of(problem: Problem, config: Config) -> str:
     return f"_conv{grad}_tma_kernel" if config.tile_h else f"_conv{grad}_kernel"
 
 
+NC_FLAT_REGISTERS = (160, 1.0)
+"""The same for the descriptor forwards reading NC(D)HW planes as rows (:func:`nc_flat`, the forward and input gradient:
+two boxes of each run, the runs moved and masked in registers beside the accumulator): ptxas on sm_90 gave 215-255
+registers at 64 accumulator elements a thread (Triton 3.9; 156-204 on 3.6), one program per SM on 8 warps, two on 4."""
+
 SHARED_MMA_REGISTERS = (26, 1.0)
 """:data:`REGISTERS` for the descriptor kernels' launches whose MMA reads both operands from shared memory where it
 took the first from registers before (:func:`transposed_mma`, :func:`one_row_mma`; no first operand's fragments in
@@ -335,6 +346,8 @@ def registers(problem: Problem, config: Config) -> int:
         base, per_accumulator = ALIGNED_EACH_REGISTERS if apart(problem, config) else ALIGNED_REGISTERS
     elif transposed_mma(problem, config) or one_row_mma(problem, config):
         base, per_accumulator = SHARED_MMA_REGISTERS
+    elif kernel == "_conv_tma_kernel" and nc_flat(problem, config):
+        base, per_accumulator = NC_FLAT_REGISTERS
     elif kernel == "_conv_tma_kernel" and nc_rows(problem, config):
         base, per_accumulator = ALIGNED_EACH_REGISTERS if nc_rows(problem, config) == 2 else NC_ROWS_REGISTERS
     elif kernel == "_conv_weight_grad_kernel" and wgrad_runs(problem, config)[:2] != (1, 1):
@@ -368,7 +381,8 @@ def shared_bytes(problem: Problem, config: Config) -> int:
     one-row patches or where the MMA runs transposed (:func:`transposed_mma`: ``A`` its second operand), and an NC(D)HW
     weight gradient's one-row boxes (:func:`one_row_mma`); ``S - 1`` of both below 64 rows (no warpgroup MMA); where an
     NC(D)HW weight gradient reads ``x``'s boxes in runs (:func:`nc_runs`), ``S - 1`` of ``A`` and of two ``B`` boxes,
-    and one ``B`` of the shifted runs; plus a barrier pair per stage. The pointer kernels:
+    and one ``B`` of the shifted runs; where a forward reads NC(D)HW planes as rows (:func:`nc_flat`), ``S - 1`` of two
+    ``A`` boxes, ``S`` of ``B`` and 512 elements a warp (moving the runs); plus a barrier pair per stage. The pointer kernels:
     :func:`tritonconv.tuning.smem_bytes` (``S`` of both; ptxas gives their NC(D)HW variants a third to twice that, by
     variant and Triton version, and registers set their programs per SM more often)."""
     problem, config = launched(problem, config)
@@ -380,6 +394,8 @@ def shared_bytes(problem: Problem, config: Config) -> int:
     barriers = 16 * stages
     if nc_runs(problem, config):
         return (stages - 1) * (a + 2 * b) + b + barriers
+    if nc_flat(problem, config) and problem.kind != "conv_wgrad":  # two A boxes a stage (each run and the next), and a
+        return (stages - 1) * 2 * a + stages * b + config.num_warps * 512 * itemsize + barriers  # warp's move scratch
     if transposed_mma(problem, config) or (problem.layout == "contiguous" and one_row_mma(problem, config)):
         return stages * (a + b) + barriers
     if input_channels_as_m(problem, config):  # dy's box the MMA's second operand, every stage kept
@@ -480,7 +496,7 @@ def transposed_mma(problem: Problem, config: Config) -> bool:
     if not config.tile_h or problem.kind not in ("conv", "conv_t"):
         return False
     return tma.positions_as_n(problem.layout == "channels_last", tuning.nc_rows(problem, config), config,
-                              problem.itemsize, problem.tf32)
+                              problem.itemsize, problem.tf32, nc_flat(problem, config))
 
 
 def input_channels_as_m(problem: Problem, config: Config) -> bool:
@@ -522,8 +538,8 @@ def nc_runs(problem: Problem, config: Config) -> int:
 
 
 def nc_flat(problem: Problem, config: Config) -> bool:
-    """Whether a descriptor weight-gradient launch reads an NC(D)HW input's planes as rows
-    (:func:`tritonconv.tuning.planes_as_rows`)."""
+    """Whether a descriptor launch reads an NC(D)HW input's planes as rows (:func:`tritonconv.tuning.planes_as_rows`:
+    a weight gradient's, a forward's, a unit-stride input gradient's)."""
     problem, config = launched(problem, config)
     return bool(config.tile_h) and tuning.planes_as_rows(problem)
 

@@ -246,8 +246,8 @@ def tma_eligible(problem: Problem) -> bool:
     gradient's written channels too), and for an NC(D)HW read rows of 16-byte multiples with every box of
     the convolution's input starting on one (:func:`tritonconv._descriptors.nc_boxes_aligned`) or, a forward or input
     gradient, rows a tile holds whole (:func:`nc_row_tile`; a forward strided 2 along height and width too, dealt);
-    the weight gradient's at any shift (:func:`tritonconv._descriptors.nc_box_runs`), or its planes read as rows where
-    they are 16-byte multiples and its rows are not (:func:`tritonconv._descriptors.nc_flat`)."""
+    the weight gradient's at any shift (:func:`tritonconv._descriptors.nc_box_runs`); any pass's planes read as rows
+    where they are 16-byte multiples and its rows are not (:func:`planes_as_rows`)."""
     itemsize = torch.empty(0, dtype=getattr(torch, problem.dtype)).element_size()
     wgrad = problem.kind == "conv_wgrad"
     rows, cols, red = problem.gemm
@@ -285,10 +285,14 @@ def nc_row_tile(problem: Problem) -> int:
 
 
 def planes_as_rows(problem: Problem) -> bool:
-    """Whether the descriptor kernel reads an NC(D)HW weight gradient's planes as rows
-    (:func:`tritonconv._descriptors.nc_flat`: rows of no 16-byte multiple in planes of one)."""
-    return (problem.kind == "conv_wgrad" and problem.layout == "contiguous" and problem.groups == 1
-            and nc_flat(problem.spec, problem.itemsize))
+    """Whether the descriptor kernels read an NC(D)HW problem's planes as rows (:func:`tritonconv._descriptors.nc_flat`:
+    rows of no 16-byte multiple in planes of one): a weight gradient's, a forward's, a unit-stride input gradient's
+    (run as a forward, :func:`as_forward`)."""
+    if problem.layout != "contiguous" or problem.groups != 1 or problem.kind not in ("conv", "conv_t", "conv_wgrad"):
+        return False
+    if problem.kind == "conv_t" and problem.by_phase:
+        return False
+    return nc_flat(problem.spec if problem.kind == "conv_wgrad" else as_forward(problem), problem.itemsize)
 
 
 def nc_rows(problem: Problem, config: Config) -> int:
@@ -730,7 +734,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     prediction too); each where its patches pad the plane at most :data:`TMA_PADDING`. An NC(D)HW forward or
     input gradient takes it too where its boxes start on 16 bytes or its rows fit a tile whole
     (:func:`nc_row_tile`: a prediction, ``benchmarks/NOTES.md``), with the channels-last problem's reduction step and
-    no narrower a channel tile than the pointer kernel's. fp32 problems multiplied in TF32
+    no narrower a channel tile than the pointer kernel's; so does one whose planes are read as rows
+    (:func:`planes_as_rows`: 28 x 28, on the pointer kernel's 128 positions; a prediction too). fp32 problems
+    multiplied in TF32
     (:attr:`Problem.tf32 <tritonconv.geometry.Problem.tf32>`, :func:`mma_tiles`) take the descriptor kernels on the
     same rules, stepping :data:`TF32_STEP` (a prediction from the compile report: over the suite's kernels that move,
     1.9-9.8x fewer warp instructions per multiply-add than the pointer kernel's 16-wide TF32 tiles channels-last, 2.0-7.0x
@@ -879,8 +885,10 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     if tma and problem.kind in ("conv", "conv_t") and mma_tiles(problem) and tma_eligible(problem) and not fold \
             and (split == 1 or not problem.by_phase):
         # patches of 64 positions where they pad less than 128 (one image's 56 x 56: 8 x 8 exactly, 8 x 16 1.14x;
-        # spanning two images, 128 as 2 x 8 x 8: exact too, so 128)
-        tma_m = min((block_m, 64), key=lambda m: (tma_padding(problem, m), -m))
+        # spanning two images, 128 as 2 x 8 x 8: exact too, so 128); NC(D)HW planes read as rows take the pointer
+        # kernel's (128 positions of a 28 x 28 plane pad it 1.14x, as 32-wide rows did; 64 would read the weight twice
+        # as often: c3d_conv3a predicted 0.154 ms, bound by the L2's fill, against 0.134, benchmarks/NOTES.md)
+        tma_m = block_m if planes_as_rows(problem) else min((block_m, 64), key=lambda m: (tma_padding(problem, m), -m))
         if tma_padding(problem, tma_m) <= TMA_PADDING:
             # channels beside the patches (NC(D)HW too: the 64 above is the pointer kernel's, for its row addresses)
             (block_n,) = within_slack((cols,), (clamp_pow2(cols, 16, 128),), tma_padding(problem, tma_m))

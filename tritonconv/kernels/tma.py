@@ -55,14 +55,17 @@ from .._descriptors import (
     as_5d,
     channels_inner,
     describable,
+    flat_view,
     input_view,
     nc_boxes_aligned,
     nc_dealt,
+    nc_flat,
     nc_pair_view,
     nc_row_shift,
+    plane_taps,
 )
 from .._runtime import Counters, Descriptors, Direct, device, interpreting, kernel
-from .._tile import activate, add_apart, deal, dealt_tap, meet_splits, mma, next_step, patch, shift_rows
+from .._tile import activate, add_apart, deal, dealt_tap, meet_splits, mma, next_step, patch, shift_rows, shift_runs
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 from ..shapes import cdiv
 
@@ -95,7 +98,7 @@ def _conv_tma_kernel(
     TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, PHASED: tl.constexpr, TAPLESS: tl.constexpr, SPLIT: tl.constexpr,
     NC_SHIFT: tl.constexpr,
-    NC_DEAL: tl.constexpr, POSITIONS_N: tl.constexpr,
+    NC_DEAL: tl.constexpr, POSITIONS_N: tl.constexpr, NC_FLAT: tl.constexpr, NC_VEC: tl.constexpr,
 ):
     """One program: ``TILE_B x TILE_H x TILE_W`` output positions (images x rows x columns) of one depth slice x
     ``BLOCK_N`` channels.
@@ -149,6 +152,9 @@ def _conv_tma_kernel(
         base_d, in_d = (phd + pd - t0d * dd) // sd, ed * dd // sd
         base_h, in_h = (phh + ph - t0h * dh) // PHASE_H, eh * dh // PHASE_H
         base_w, in_w = (phw + pw - t0w * dw) // PHASE_W, ew * dw // PHASE_W
+    elif NC_FLAT:  # planes as rows: patches of TILE_W consecutive positions of one (image, depth slice)'s plane
+        nb0, od, oh0, ow0 = patch(pid // tiles_n, OD, 1, (OH * OW + TILE_W - 1) // TILE_W, 1, 1, TILE_W)
+        t0d, cd, t0h, ch, t0w, cw, ed, eh, ew = 0, KD, 0, KH, 0, KW, 1, 1, 1
     else:  # every tap, from 0 in steps of 1
         nb0, od, oh0, ow0 = patch(pid // tiles_n, OD, (OH + TILE_H - 1) // TILE_H, (OW + TILE_W - 1) // TILE_W,
                                   TILE_B, TILE_H, TILE_W)
@@ -209,6 +215,41 @@ def _conv_tma_kernel(
                             acc = shift_rows(acc, move, col_in, BLOCK_M, 0)
                     else:
                         acc = shift_rows(acc, dw, col_in, BLOCK_M, 0)
+    elif NC_FLAT:  # each plane one row (the view [N, C, D, 1, H*W]), tap (kd, kh, kw) shifting it (kh*dh - ph) * OW +
+        # kw*dw - pw: a loop per width tap and offset `off` past 16 bytes (_descriptors.plane_taps: every depth tap and
+        # every `period`-th height tap from the loop's first, in the host's table), its boxes from the boundary below and
+        # NC_VEC on, each run read `off` columns on in registers; the positions whose column kw*dw - pw on leaves their
+        # row (read the row before's or after's) masked
+        col_in = (ow0 + tl.arange(0, BLOCK_M)) % OW  # a position's column in its row (the output as wide as x)
+        period = tl.load(taps_ptr + KW * NC_VEC)
+        for kw in tl.static_range(KW):
+            c = kw * dw - pw
+            keep = (col_in + c >= 0) & (col_in + c < OW)
+            for off in tl.static_range(NC_VEC):
+                if (NC_FLAT >> (kw * NC_VEC + off)) & 1:
+                    kh_first = tl.load(taps_ptr + kw * NC_VEC + off)
+                    kh, kd, c0 = kh_first, 0, 0
+                    for _ in range(KD * ((KH - kh_first + period - 1) // period) * k_steps):
+                        start = ow0 + (kh * dh - ph) * OW + c - off  # (a multiple of NC_VEC)
+                        id_ = od * sd - pd + kd * dd
+                        if off == 0:
+                            a = x_desc.load([nb0, c0, id_, 0, start]).reshape(BLOCK_K, BLOCK_M)
+                        else:
+                            lo = x_desc.load([nb0, c0, id_, 0, start]).reshape(BLOCK_K, BLOCK_M)
+                            hi = x_desc.load([nb0, c0, id_, 0, start + NC_VEC]).reshape(BLOCK_K, BLOCK_M)
+                            a = shift_runs(lo, hi, off, BLOCK_K, BLOCK_M, NC_VEC)
+                        a = tl.trans(a)
+                        if c != 0:
+                            a = tl.where(keep[:, None], a, 0.0)
+                        acc = mma(acc, a, _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP, W_COLS_INNER,
+                                                      BLOCK_N, BLOCK_K, False), UPCAST, DOT_PRECISION, tl.float32)
+                        c0 += BLOCK_K  # the next (chunk, height tap, depth tap), by carries
+                        tap_done = c0 >= k_steps * BLOCK_K
+                        c0 = tl.where(tap_done, 0, c0)
+                        kh = tl.where(tap_done, kh + period, kh)
+                        rows_done = kh >= KH
+                        kh = tl.where(rows_done, kh_first, kh)
+                        kd = tl.where(rows_done, kd + 1, kd)
     else:
         # one flat loop over (tap, channel chunk), scalar index math only: the counters (md, mh, mw, c0) carried
         # forward, not divided out of a step index (a runtime divisor costs some 20 instructions a step)
@@ -264,6 +305,11 @@ def _conv_tma_kernel(
             oh = phh + PHASE_H * (jh0 + (r // TILE_W) % TILE_H)
             ow = phw + PHASE_W * (jw0 + r % TILE_W)
             inside = (nb < NB) & (od < OD) & (oh < OH) & (ow < OW)
+        elif NC_FLAT:  # a plane's position p at its (row, column)
+            p = ow0 + r
+            oh = p // OW
+            ow = p % OW
+            inside = (nb < NB) & (p < OH * OW)
         else:
             oh = oh0 + (r // TILE_W) % TILE_H
             ow = ow0 + r % TILE_W
@@ -337,10 +383,11 @@ def phased(spec: ConvSpec, transposed: bool) -> bool:
 def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config, transposed: bool = False) -> bool:
     """Whether this kernel computes the problem with ``config``'s tiles: one group, a channel axis of the weight
     innermost (:func:`weight_view`), ``x`` channels-innermost or width-innermost (NC(D)HW: then box rows of
-    16-byte multiples), 16-byte strides; unit stride along height and width, or (forward, channels innermost)
-    strides its :func:`input view <tritonconv._descriptors.phase_view>` folds, with tiles of whole channel chunks
-    (a box never reaches the next column's channels). NC(D)HW: one image per box, and boxes starting on 16 bytes or
-    rows read whole (:func:`tritonconv._descriptors.nc_row_shift`, unsplit).
+    16-byte multiples, or planes of them), 16-byte strides; unit stride along height and width, or (forward, channels
+    innermost) strides its :func:`input view <tritonconv._descriptors.phase_view>` folds, with tiles of whole channel
+    chunks (a box never reaches the next column's channels). NC(D)HW: one image per box, and boxes starting on 16
+    bytes or rows read whole (:func:`tritonconv._descriptors.nc_row_shift`, unsplit), or planes read as rows in patches
+    of one row (:func:`tritonconv._descriptors.nc_flat`, unsplit).
     ``transposed``: the input gradient of the convolution ``spec`` (``x`` its output gradient, ``weight`` its
     weight): a forward convolution at unit stride, else by stride phase (``x`` channels innermost). The base
     addresses must be 16-byte aligned too (:func:`tritonconv._descriptors.aligned`, checked per call: a view may
@@ -355,15 +402,20 @@ def usable(x: torch.Tensor, weight: torch.Tensor, spec: ConvSpec, config: Config
     view = weight_view(weight)
     if spec.groups != 1 or view is None or x.dtype == torch.float64:  # fp32 accumulator
         return False
-    if not channels_inner(x):  # one image per box; boxes on 16 bytes as they are, or rows whole (unsplit), or dealt
+    if not channels_inner(x):  # one image per box; boxes on 16 bytes as they are, or rows whole (unsplit), or dealt,
+        # or planes as rows (patches of one row, unsplit)
         shift = _nc_shift(x, spec, config)
         as_they_are = not nc_dealt(spec) and nc_boxes_aligned(spec, config.patch(config.block_m)[2], x.element_size())
-        if config.tile_b > 1 or (shift and config.split_k > 1) or not (shift or as_they_are):
+        if nc_flat(spec, x.element_size()):
+            if config.tile_b > 1 or config.tile_h != 1 or config.split_k > 1:
+                return False
+        elif config.tile_b > 1 or (shift and config.split_k > 1) or not (shift or as_they_are):
             return False
     return describable(x, _x_view(x, spec, config)[1]) and describable(view)
 
 
-def positions_as_n(inner: bool, nc_shift: int, config: Config, element_size: int, tf32: bool = False) -> bool:
+def positions_as_n(inner: bool, nc_shift: int, config: Config, element_size: int, tf32: bool = False,
+                   flat: bool = False) -> bool:
     """Whether the kernel's MMA computes its tile transposed (``POSITIONS_N``): output channels as the MMA's rows, the
     positions as its columns. Triton (3.6, 3.9) keeps a box in shared memory as the MMA's first operand only where its
     unit axes lead: a channels-innermost box spanning rows or images (``tile_b * tile_h > 1``) or an NC(D)HW one
@@ -374,8 +426,9 @@ def positions_as_n(inner: bool, nc_shift: int, config: Config, element_size: int
     the patch then stays in shared memory, 1.5-1.8 warp instructions per 1000 multiply-adds of the suite's 3x3 layers
     on sm_90 where it went through registers at 1.9-2.2; IEEE products are FMA loops, and transposed they spilled
     0.8-1.9 KB), 16-bit NC(D)HW (8-bit and TF32 MMAs read their second operand K-major); not the NC(D)HW rows read
-    whole (``NC_SHIFT``: their sum moves along the tile's rows)."""
-    if config.block_n < 64:
+    whole (``NC_SHIFT``: their sum moves along the tile's rows), nor planes read as rows (``flat``, ``NC_FLAT``: the
+    operand moved and masked in registers)."""
+    if config.block_n < 64 or flat:
         return False
     if inner:
         return config.tile_b * config.tile_h > 1 and (element_size <= 2 or tf32)
@@ -391,9 +444,14 @@ def _nc_shift(x: torch.Tensor, spec: ConvSpec, config: Config) -> int:
 
 def _x_view(x: torch.Tensor, spec: ConvSpec, config: Config) -> list[list[int]]:
     """Sizes then strides of the forward input view the descriptor reads (:func:`tritonconv._descriptors.input_view`;
-    an NC(D)HW one strided 2, :func:`tritonconv._descriptors.nc_pair_view`); ``[[], [0]]`` (no view a descriptor takes)
-    where there is none."""
-    view = nc_pair_view(x) if not channels_inner(x) and nc_dealt(spec) else input_view(x, spec, config.block_k)
+    an NC(D)HW one strided 2, :func:`tritonconv._descriptors.nc_pair_view`; planes as rows,
+    :func:`tritonconv._descriptors.flat_view`); ``[[], [0]]`` (no view a descriptor takes) where there is none."""
+    if not channels_inner(x) and nc_dealt(spec):
+        view = nc_pair_view(x)
+    elif not channels_inner(x) and nc_flat(spec, x.element_size()):
+        view = flat_view(x)
+    else:
+        view = input_view(x, spec, config.block_k)
     return [[], [0]] if view is None else list(view)
 
 
@@ -421,6 +479,9 @@ class Launch:
         # forward strided 2 dealt from boxes twice as wide (_descriptors.nc_dealt)
         nc_shift = 0 if by_phase else _nc_shift(x, spec, config)
         dealt = 2 if nc_shift and nc_dealt(spec) else 1
+        # NC(D)HW planes as rows (_descriptors.plane_taps: the width taps and offsets some tap takes, and their table)
+        flat, plane_table = plane_taps(spec, x.element_size()) if not inner and nc_flat(spec, x.element_size()) \
+            else (0, None)
         box = [tile_b, 1, tile_h, tile_w, config.block_k] if inner else [1, config.block_k, 1, tile_h, dealt * tile_w]
         if not inner and (tile_w * x.element_size() % 16 or tile_b > 1 or by_phase):
             raise ValueError(f"an NC(D)HW box needs rows of 16-byte multiples, one image and no stride phases, got "
@@ -439,10 +500,12 @@ class Launch:
             self.taps = torch.tensor(table, dtype=torch.int32, device=x.device)
         else:
             (jd, jh, jw), steps, self.taps = (od, oh, ow), (1, 1, 1), None
+            if flat:  # patches along each plane's positions
+                (jh, jw), self.taps = (1, oh * ow), torch.tensor(plane_table, dtype=torch.int32, device=x.device)
         tiles = (cdiv(c_out, config.block_n) * cdiv(y.shape[0], tile_b) * jd * cdiv(jh, tile_h)
                  * cdiv(jw, tile_w))
         steps_total = math.prod(spec.weight_shape[2:]) * cdiv(c_in, config.block_k)  # (tap, chunk) steps
-        per_split, self.splits = geometry.step_splits(steps_total, 1 if by_phase or nc_shift else config.split_k)
+        per_split, self.splits = geometry.step_splits(steps_total, 1 if by_phase or nc_shift or flat else config.split_k)
         self.grid = (tiles, sd * sh * sw if by_phase else self.splits)
         self.workspace_elems = self.splits * tiles * config.block_m * config.block_n  # fp32 partial tiles
         self.counters = Counters(tiles)  # the output tiles' tickets, per stream (split launches)
@@ -457,11 +520,13 @@ class Launch:
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
             PHASE_H=sh if inner else 1, PHASE_W=sw if inner else 1, PHASED=by_phase,
             TAPLESS=by_phase and shapes.tapless_phase(table), SPLIT=self.splits > 1,
-            NC_SHIFT=nc_shift, NC_DEAL=dealt,
-            POSITIONS_N=positions_as_n(inner, nc_shift, config, x.element_size(), geometry.allows_tf32(x.dtype)),
+            NC_SHIFT=nc_shift, NC_DEAL=dealt, NC_FLAT=flat, NC_VEC=16 // x.element_size(),
+            POSITIONS_N=positions_as_n(inner, nc_shift, config, x.element_size(), geometry.allows_tf32(x.dtype),
+                                       bool(flat)),
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.nc_shift = nc_shift  # how NC(D)HW rows are read whole (_descriptors.nc_row_shift; 0: not)
+        self.nc_flat = bool(flat)  # ... or NC(D)HW planes read as rows (_descriptors.plane_taps)
         self.launcher = Direct(_conv_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
         self.x_desc, self.w_desc = Descriptors(self.launcher, *self.x_layout), Descriptors(self.launcher, *self.w_layout)
 
