@@ -95,6 +95,8 @@ def compile_for(arch: int, fn, args, kwargs):
 
     if "UPCAST" in kwargs:
         kwargs = {**kwargs, "UPCAST": False}  # the interpreter-only bf16 workaround is off on GPUs
+    if "INLINE_PTX" in kwargs:
+        kwargs = {**kwargs, "INLINE_PTX": True}  # (the interpreter runs none)
     if kwargs.get("DOT_PRECISION") == "ieee":  # fp32 products as a GPU multiplies them (TF32 where torch allows it)
         kwargs = {**kwargs, "DOT_PRECISION": geometry.dot_precision(torch.float32, interp=False)}
     options = TARGET_OPTIONS.get(fn.fn.__name__)

@@ -555,6 +555,25 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper(na
         assert static.ptxas_report(ptx, 90)["spill_store_bytes"] == 0, cfg
 
 
+@pytest.mark.parametrize("kind", ["conv", "conv_t"])
+def test_planes_as_rows_mask_their_seams_a_register_pair_at_a_time(kind):
+    """``c3d_conv3a``'s NCDHW forward and input gradient read planes as rows on the heuristic's tiles: the positions
+    whose tap column leaves their row are zeroed by one 32-bit AND per pair of bf16 elements (``_tile.keep_columns``,
+    inline PTX), not a select per element (``selp.b16``: each element unpacked, selected and repacked, some 45 more
+    SASS instructions in each of the four loops of six that mask, sm_90)."""
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    entry = next(e for e in suite["conv3d"] if e["name"] == "c3d_conv3a")
+    problem = tuning.Problem.of(kind, "bfloat16", "contiguous", **shapes.suite_problem("conv3d", entry))
+    with static.recording(execute=False) as launches:
+        tune.runner(problem, torch.device("cpu"))(static.chosen(problem, True))
+    ((fn, args, kwargs, _),) = [launch for launch in launches if launch[0].fn.__name__ not in static.EPILOGUES]
+    assert kwargs["NC_FLAT"] and not kwargs["INLINE_PTX"]  # recorded on the CPU: the interpreter runs no PTX
+    ptx = static.compile_for(90, fn, args, kwargs).asm["ptx"]
+    masks = sum("and.b32" in block.split("end inline asm")[0] for block in ptx.split("begin inline asm")[1:])
+    selects = re.findall(r"selp\.b16\s+%rs\d+, %rs\d+, 0,", ptx)  # an element or zero (the where: 128 here)
+    assert masks >= 16 and not selects, (masks, len(selects))
+
+
 def test_hopper_mma_reads_both_operands_from_shared_memory():
     """The descriptor kernels with the configs a Hopper GPU's heuristic picks: forwards and input gradients on patches
     spanning rows and images (3x3 and 1x1 layers, a split one under one wave, strided by phase), NC(D)HW boxes and

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tritonconv import geometry
 from tritonconv._runtime import kernel
-from tritonconv._tile import position_tiles, positions, run_kind, shift_runs, tap, tile_positions
+from tritonconv._tile import keep_columns, position_tiles, positions, run_kind, shift_runs, tap, tile_positions
 
 
 @kernel
@@ -127,3 +127,25 @@ def test_run_kind_on_the_device_is_the_host_rule(vec):
     kinds = torch.full((64,), -1, dtype=torch.int32)
     _run_kind_kernel[kinds.device][(1,)](kinds, -32, vec, 64)
     assert kinds.tolist() == [geometry.run_kind(shift, vec) for shift in range(-32, 32)]
+
+
+@kernel
+@triton.jit
+def _keep_columns_kernel(a_ptr, out_ptr, OW, c, LEAD: tl.constexpr, WIDTH: tl.constexpr):
+    col = tl.arange(0, WIDTH) % OW
+    at = tl.arange(0, LEAD)[:, None] * WIDTH + tl.arange(0, WIDTH)[None, :]
+    tl.store(out_ptr + at, keep_columns(tl.load(a_ptr + at), (col + c >= 0) & (col + c < OW), False))
+
+
+@pytest.mark.parametrize("c", [-2, -1, 1, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_keep_columns_zeroes_the_positions_whose_tap_leaves_their_row(c, dtype):
+    """A planes-as-rows tile (channels x positions of rows of 7 read as one row) keeps the positions whose tap column
+    ``col + c`` stays in the row and zeroes the others (the seams), every channel alike (the interpreter's path; a GPU
+    ANDs register pairs, ``tests/test_compile.py``)."""
+    a = torch.randn(4, 32).to(dtype)
+    out = torch.full_like(a, float("nan"))
+    _keep_columns_kernel[a.device][(1,)](a, out, 7, c, 4, 32)
+    col = torch.arange(32) % 7
+    keep = (col + c >= 0) & (col + c < 7)
+    assert torch.equal(out, torch.where(keep[None, :], a, torch.zeros_like(a)))

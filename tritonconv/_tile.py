@@ -406,3 +406,17 @@ def shift_runs(lo, hi, R: tl.constexpr, LEAD: tl.constexpr, WIDTH: tl.constexpr,
     RUNS: tl.constexpr = WIDTH // VEC
     out = _funnel(tl.reshape(lo, (LEAD, RUNS, VEC)), tl.reshape(hi, (LEAD, RUNS, VEC)), R, LEAD, RUNS, VEC)
     return tl.reshape(out, (LEAD, WIDTH))
+
+
+@device
+def keep_columns(a, keep, INLINE_PTX: tl.constexpr):
+    """``a`` (``[rows, columns]``) with its columns where ``keep`` is false zeroed. Compiled (``INLINE_PTX``), a
+    16-bit tile is masked a pair of elements at a time, an AND of each 32-bit register with its columns' mask (inline
+    PTX): ``tl.where`` unpacks, selects and repacks each element, about 4x the instructions (sm_90, Triton 3.9)."""
+    if INLINE_PTX and a.dtype.primitive_bitwidth == 16:
+        bits = tl.broadcast_to(tl.where(keep, -1, 0).to(tl.int16)[None, :], a.shape)
+        out = tl.inline_asm_elementwise("and.b32 $0, $1, $2;", "=r,r,r", [a.to(tl.int16, bitcast=True), bits],
+                                        dtype=tl.int16, is_pure=True, pack=2).to(a.dtype, bitcast=True)
+    else:
+        out = tl.where(keep[None, :], a, 0.0)
+    return out

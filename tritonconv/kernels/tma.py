@@ -65,7 +65,19 @@ from .._descriptors import (
     plane_taps,
 )
 from .._runtime import Counters, Descriptors, Direct, device, interpreting, kernel
-from .._tile import activate, add_apart, deal, dealt_tap, meet_splits, mma, next_step, patch, shift_rows, shift_runs
+from .._tile import (
+    activate,
+    add_apart,
+    deal,
+    dealt_tap,
+    keep_columns,
+    meet_splits,
+    mma,
+    next_step,
+    patch,
+    shift_rows,
+    shift_runs,
+)
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 from ..shapes import cdiv
 
@@ -99,6 +111,7 @@ def _conv_tma_kernel(
     PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, PHASED: tl.constexpr, TAPLESS: tl.constexpr, SPLIT: tl.constexpr,
     NC_SHIFT: tl.constexpr,
     NC_DEAL: tl.constexpr, POSITIONS_N: tl.constexpr, NC_FLAT: tl.constexpr, NC_VEC: tl.constexpr,
+    INLINE_PTX: tl.constexpr,
 ):
     """One program: ``TILE_B x TILE_H x TILE_W`` output positions (images x rows x columns) of one depth slice x
     ``BLOCK_N`` channels.
@@ -238,9 +251,9 @@ def _conv_tma_kernel(
                             lo = x_desc.load([nb0, c0, id_, 0, start]).reshape(BLOCK_K, BLOCK_M)
                             hi = x_desc.load([nb0, c0, id_, 0, start + NC_VEC]).reshape(BLOCK_K, BLOCK_M)
                             a = shift_runs(lo, hi, off, BLOCK_K, BLOCK_M, NC_VEC)
-                        a = tl.trans(a)
                         if c != 0:
-                            a = tl.where(keep[:, None], a, 0.0)
+                            a = keep_columns(a, keep, INLINE_PTX)
+                        a = tl.trans(a)
                         acc = mma(acc, a, _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP, W_COLS_INNER,
                                                       BLOCK_N, BLOCK_K, False), UPCAST, DOT_PRECISION, tl.float32)
                         c0 += BLOCK_K  # the next (chunk, height tap, depth tap), by carries
@@ -523,6 +536,7 @@ class Launch:
             NC_SHIFT=nc_shift, NC_DEAL=dealt, NC_FLAT=flat, NC_VEC=16 // x.element_size(),
             POSITIONS_N=positions_as_n(inner, nc_shift, config, x.element_size(), geometry.allows_tf32(x.dtype),
                                        bool(flat)),
+            INLINE_PTX=not interp,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.nc_shift = nc_shift  # how NC(D)HW rows are read whole (_descriptors.nc_row_shift; 0: not)
