@@ -224,19 +224,22 @@ def test_nchw_planes_as_rows_forward_and_input_gradient(op, x_shape, w_shape, kw
     as one row (``_descriptors.plane_taps``): a loop per width tap and offset past 16 bytes, the runs moved in
     registers, the positions whose tap column leaves the row masked. The forward (bias, an activation, the kernel
     flipped) and the unit-stride input gradient (a forward of dy) against torch, on tiles smaller and larger than a
-    plane, each launch asserting that it read planes as rows."""
+    plane, each launch asserting that it read planes as rows; 16-bit ones on 64 output channels or more computing the
+    tile transposed (the moved box the MMA's second operand, ``POSITIONS_N``)."""
     flats = []
-    monkeypatch.setattr(tma.Launch, "__call__",
-                        lambda self, *a, _f=tma.Launch.__call__, **k: flats.append(self.nc_flat) or _f(self, *a, **k))
+    monkeypatch.setattr(tma.Launch, "__call__", lambda self, *a, _f=tma.Launch.__call__, **k: flats.append(
+        (self.nc_flat, self.kwargs["POSITIONS_N"])) or _f(self, *a, **k))
     x = torch.randn(x_shape, device=DEVICE, dtype=dtype)
     w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
     b = torch.randn(w_shape[0], device=DEVICE, dtype=dtype)
     nd = int(op[-2])
     spec = conv_spec(op, nd, x, w, b, kwargs.get("stride", 1), kwargs["padding"], kwargs.get("dilation", 1), 1)
     forward_and_input_gradient_match(op, x, w, b, spec, kwargs, [
-        (geometry.Config(block_m, 16, 16, 1, 4, 2, tile_h=1, tile_b=1), flip) for block_m, flip in ((32, False), (64, True))])
+        (geometry.Config(block_m, block_n, 16, 1, 4, 2, tile_h=1, tile_b=1), flip)
+        for block_m, block_n, flip in ((32, 16, False), (64, 16, True), (64, 64, False))])
     strided = any(s > 1 for s in spec.stride)  # by stride phase: the pointer kernel (NC(D)HW)
-    assert flats == [True, True] + ([] if strided else [True])
+    transposed = dtype == torch.bfloat16
+    assert flats == [(True, False), (True, False), (True, transposed)] + ([] if strided else [(True, transposed)])
 
 
 def test_planes_as_rows_for_forwards_where_rows_are_no_box():

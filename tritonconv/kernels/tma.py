@@ -142,7 +142,7 @@ def _conv_tma_kernel(
     box reads ``2 * TILE_W`` columns from the even row's first (column 0) or the odd row's (column ``X_STEP``, the
     input's width), and its columns are dealt into the tap's phase (:func:`tritonconv._tile.deal`).
 
-    ``POSITIONS_N`` (the flat loop: :func:`positions_as_n`): the MMA computes the tile transposed,
+    ``POSITIONS_N`` (the flat loop and planes as rows: :func:`positions_as_n`): the MMA computes the tile transposed,
     output channels x positions, the weight's box its first operand and the input's its second, transposed back after
     the loop. A box of several rows or images stays in shared memory only as the second operand.
     """
@@ -253,9 +253,13 @@ def _conv_tma_kernel(
                             a = shift_runs(lo, hi, off, BLOCK_K, BLOCK_M, NC_VEC)
                         if c != 0:
                             a = keep_columns(a, keep, INLINE_PTX)
-                        a = tl.trans(a)
-                        acc = mma(acc, a, _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP, W_COLS_INNER,
-                                                      BLOCK_N, BLOCK_K, False), UPCAST, DOT_PRECISION, tl.float32)
+                        if POSITIONS_N:
+                            acc = mma(acc, _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP, W_COLS_INNER,
+                                                       BLOCK_N, BLOCK_K, True), a, UPCAST, DOT_PRECISION, tl.float32)
+                        else:
+                            acc = mma(acc, tl.trans(a), _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP,
+                                                                    W_COLS_INNER, BLOCK_N, BLOCK_K, False), UPCAST,
+                                      DOT_PRECISION, tl.float32)
                         c0 += BLOCK_K  # the next (chunk, height tap, depth tap), by carries
                         tap_done = c0 >= k_steps * BLOCK_K
                         c0 = tl.where(tap_done, 0, c0)
@@ -263,6 +267,8 @@ def _conv_tma_kernel(
                         rows_done = kh >= KH
                         kh = tl.where(rows_done, kh_first, kh)
                         kd = tl.where(rows_done, kd + 1, kd)
+        if POSITIONS_N:
+            acc = tl.trans(acc)
     else:
         # one flat loop over (tap, channel chunk), scalar index math only: the counters (md, mh, mw, c0) carried
         # forward, not divided out of a step index (a runtime divisor costs some 20 instructions a step)
@@ -438,11 +444,14 @@ def positions_as_n(inner: bool, nc_shift: int, config: Config, element_size: int
     least 64 (one warp group's MMA rows); 16- or 8-bit channels innermost, or fp32 ones multiplied in TF32 (``tf32``:
     the patch then stays in shared memory, 1.5-1.8 warp instructions per 1000 multiply-adds of the suite's 3x3 layers
     on sm_90 where it went through registers at 1.9-2.2; IEEE products are FMA loops, and transposed they spilled
-    0.8-1.9 KB), 16-bit NC(D)HW (8-bit and TF32 MMAs read their second operand K-major); not the NC(D)HW rows read
-    whole (``NC_SHIFT``: their sum moves along the tile's rows), nor planes read as rows (``flat``, ``NC_FLAT``: the
-    operand moved and masked in registers)."""
-    if config.block_n < 64 or flat:
+    0.8-1.9 KB), 16-bit NC(D)HW (8-bit and TF32 MMAs read their second operand K-major), planes read as rows among them
+    (``flat``, ``NC_FLAT``: a box moved or masked in registers goes back to shared memory as the second operand, where
+    as the first it went there and was loaded back by ``LDSM``; ``c3d_conv3a``'s loops 127-214 -> 109-186 instructions a
+    step, Triton 3.9); not the NC(D)HW rows read whole (``NC_SHIFT``: their sum moves along the tile's rows)."""
+    if config.block_n < 64:
         return False
+    if flat:
+        return element_size == 2
     if inner:
         return config.tile_b * config.tile_h > 1 and (element_size <= 2 or tf32)
     return not nc_shift and element_size == 2
