@@ -185,15 +185,17 @@ NC_RUNS_ISSUE = {"conv_wgrad": 0.78}
 taken on in registers), each offset's loop weighed by the taps that run it. The second box doubles x's shared-memory
 traffic, which the census does not see."""
 
-NC_FLAT_ISSUE = {"conv": 0.53, "conv_t": 0.56, "conv_wgrad": 0.58}
+NC_FLAT_ISSUE = {"conv": 0.58, "conv_t": 0.61, "conv_wgrad": 0.58}
 """As :data:`NC_RUNS_ISSUE`, for the NC(D)HW descriptor launches reading each plane as one row (:func:`nc_flat`: rows
 of no 16-byte multiple, 28 bf16 columns; ``c3d_conv3a`` and ``r2plus1d18_l2``'s spatial pass): the weight gradient's
 with its seam loop (read by address) spread over its plane's steps; the forward's and input gradient's (since the
 forty-first session) each loop over a width tap and offset (:func:`tritonconv._descriptors.plane_taps`) weighed by
-the taps that run it, those off the centre column masking their seams in every step (203-214 warp instructions a
-step on ``c3d_conv3a``'s 128 x 128 tiles, where the centre column's loops issue 127 and 171). In the forty-second
-session 0.45 -> 0.53 and 0.49 -> 0.56: the masks AND register pairs (:func:`tritonconv._tile.keep_columns`) where each
-element was unpacked, selected and repacked (243-252 instructions a step)."""
+the taps that run it, those off the centre column masking their seams in every step (185-186 warp instructions a
+step on ``c3d_conv3a``'s 128 x 128 tiles, where the centre column's loops issue 109 and 153). In the forty-second
+session 0.45 -> 0.58 and 0.49 -> 0.61: the masks AND register pairs (:func:`tritonconv._tile.keep_columns`) where each
+element was unpacked, selected and repacked, and the MMA runs transposed, the moved box its second operand in shared
+memory (:func:`transposed_mma`) where it was loaded back into registers as the first (243-252 instructions a step,
+128 and 172 at the centre)."""
 
 UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
