@@ -14,7 +14,7 @@ from conftest import assert_close
 import tritonconv
 from tritonconv import dispatch, geometry, tuning
 from tritonconv._checks import conv_spec, conv_transpose_spec
-from tritonconv._descriptors import flat_shifts, nc_flat, seam_share
+from tritonconv._descriptors import flat_shifts, nc_flat, nc_volume, seam_share
 from tritonconv.kernels import tma, weight_grad
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -212,7 +212,9 @@ NC_PLANE_CASES = [  # NC(D)HW forwards whose rows are no 16-byte multiple but wh
     ("conv2d", (2, 16, 4, 10), (24, 16, 3, 3), dict(padding=1)),  # seams on both sides, offsets 0-7
     ("conv2d", (1, 24, 4, 14), (16, 24, 3, 5), dict(padding=(1, 4), dilation=(1, 2))),  # columns 2 and 4 off; 24 channels
     ("conv2d", (1, 8, 8, 10), (16, 8, 5, 3), dict(padding=(0, 1))),  # no height padding: 4 rows of 8
-    ("conv3d", (1, 8, 3, 4, 6), (16, 8, 3, 3, 3), dict(padding=1)),  # depth taps
+    ("conv3d", (1, 8, 3, 4, 6), (16, 8, 3, 3, 3), dict(padding=1)),  # depth taps: the volume one row
+    ("conv3d", (2, 8, 4, 4, 6), (8, 8, 3, 3, 3), dict(padding=(2, 1, 1), dilation=(2, 1, 1))),  # ... dilated
+    ("conv3d", (1, 8, 4, 4, 6), (8, 8, 3, 3, 3), dict(padding=(0, 1, 1))),  # a shallower output: each plane a row
     ("conv3d", (2, 8, 5, 4, 6), (8, 8, 3, 3, 3), dict(padding=1, stride=(2, 1, 1))),  # a depth stride (forward only)
 ]
 
@@ -224,11 +226,11 @@ def test_nchw_planes_as_rows_forward_and_input_gradient(op, x_shape, w_shape, kw
     as one row (``_descriptors.plane_taps``): a loop per width tap and offset past 16 bytes, the runs moved in
     registers, the positions whose tap column leaves the row masked. The forward (bias, an activation, the kernel
     flipped) and the unit-stride input gradient (a forward of dy) against torch, on tiles smaller and larger than a
-    plane, each launch asserting that it read planes as rows; 16-bit ones on 64 output channels or more computing the
-    tile transposed (the moved box the MMA's second operand, ``POSITIONS_N``)."""
+    plane, each launch asserting that it read planes as rows, 3-D ones as deep and tall as their input their volumes
+    (``_descriptors.nc_volume``: the planes' seams masked too), never with the MMA transposed (``POSITIONS_N``)."""
     flats = []
     monkeypatch.setattr(tma.Launch, "__call__", lambda self, *a, _f=tma.Launch.__call__, **k: flats.append(
-        (self.nc_flat, self.kwargs["POSITIONS_N"])) or _f(self, *a, **k))
+        (self.nc_flat, self.kwargs["POSITIONS_N"], self.nc_volume)) or _f(self, *a, **k))
     x = torch.randn(x_shape, device=DEVICE, dtype=dtype)
     w = torch.randn(w_shape, device=DEVICE, dtype=dtype)
     b = torch.randn(w_shape[0], device=DEVICE, dtype=dtype)
@@ -238,8 +240,24 @@ def test_nchw_planes_as_rows_forward_and_input_gradient(op, x_shape, w_shape, kw
         (geometry.Config(block_m, block_n, 16, 1, 4, 2, tile_h=1, tile_b=1), flip)
         for block_m, block_n, flip in ((32, 16, False), (64, 16, True), (64, 64, False))])
     strided = any(s > 1 for s in spec.stride)  # by stride phase: the pointer kernel (NC(D)HW)
-    transposed = dtype == torch.bfloat16
-    assert flats == [(True, False), (True, False), (True, transposed)] + ([] if strided else [(True, transposed)])
+    volume = nd == 3 and nc_volume(spec)
+    assert volume == (nd == 3 and kwargs["padding"] != (0, 1, 1) and not strided)
+    assert flats == [(True, False, volume)] * (3 if strided else 4)
+
+
+def test_volumes_as_rows_only_over_dense_depth_slices(monkeypatch):
+    """An NCDHW input whose depth slices are not dense (a slice of a taller volume: plane pitch 48, not 4 x 6) reads
+    each plane as a row, not its volume; the input gradient's output gradient, dense, reads its volume; both right."""
+    flats = []
+    monkeypatch.setattr(tma.Launch, "__call__", lambda self, *a, _f=tma.Launch.__call__, **k: flats.append(
+        (self.nc_flat, self.nc_volume)) or _f(self, *a, **k))
+    x = torch.randn(1, 8, 3, 8, 6, device=DEVICE, dtype=torch.bfloat16)[:, :, :, :4]
+    w, b = torch.randn(16, 8, 3, 3, 3, device=DEVICE, dtype=torch.bfloat16), torch.randn(16, device=DEVICE, dtype=torch.bfloat16)
+    spec = conv_spec("conv3d", 3, x, w, b, 1, 1, 1, 1)
+    assert nc_volume(spec) and tma._x_view(x, spec, geometry.Config(32, 16, 16, tile_h=1))[0] == [1, 8, 3, 1, 24]
+    forward_and_input_gradient_match("conv3d", x, w, b, spec, dict(padding=1),
+                                     [(geometry.Config(32, 16, 16, 1, 4, 2, tile_h=1, tile_b=1), False)])
+    assert flats == [(True, False), (True, True)]
 
 
 def test_planes_as_rows_for_forwards_where_rows_are_no_box():

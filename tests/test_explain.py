@@ -65,8 +65,9 @@ def test_how_nchw_rows_are_read_is_named():
     pointer kernel's aligned rows without), the weight gradient's x boxes read in runs; 2-D rows of 512 with no padding:
     planes as rows; a width stride 2: the forward's rows dealt into 2 phases (descriptor boxes with a TMA unit, pointer
     tiles without), the input gradient's phases' rows of dy each tap's products moved; a long 1-D row strided 2 (Whisper's
-    second layer), dealt in segments; stride 3: 2-byte rows; rows of 28 in planes of 784 (``c3d_conv3a``): planes as
-    rows on descriptor boxes, the forward's and input gradient's seams masked, the weight gradient's taken out."""
+    second layer), dealt in segments; stride 3: 2-byte rows; rows of 28 in planes of 784 (``c3d_conv3a``): its volumes
+    as rows for the forward and input gradient on descriptor boxes, their seams masked, planes as rows for the weight
+    gradient, its seams taken out, and for a forward shallower than its input."""
     same = tritonconv.explain(meta(8, 64, 64, 64), meta(64, 64, 3, 3), padding=1, gpu=GPU).passes
     assert [p.kernel for p in same][:2] == ["descriptor (TMA) GEMM, NC(D)HW rows whole, each tap's products moved"] * 2
     assert "NC(D)HW boxes, x's runs read on in registers, " in same[2].kernel  # the weight gradient's
@@ -85,7 +86,10 @@ def test_how_nchw_rows_are_read_is_named():
     assert three.kernel.endswith("NC(D)HW rows")
     c3d = tritonconv.explain(meta(8, 128, 8, 28, 28), meta(256, 128, 3, 3, 3), padding=1, gpu=GPU).passes
     planes = "descriptor (TMA) GEMM, NC(D)HW planes as rows, x's runs read on in registers, the rows' seams "
-    assert [p.kernel for p in c3d[:2]] == [planes + "masked"] * 2 and c3d[2].kernel.startswith(planes + "taken out")
+    volumes = "descriptor (TMA) GEMM, NC(D)HW volumes as rows, x's runs read on in registers, the rows' and planes' seams"
+    assert [p.kernel for p in c3d[:2]] == [volumes + " masked"] * 2 and c3d[2].kernel.startswith(planes + "taken out")
+    shallow = tritonconv.explain(meta(8, 128, 8, 28, 28), meta(256, 128, 3, 3, 3), padding=(0, 1, 1), gpu=GPU).passes
+    assert shallow[0].kernel == planes + "masked"  # an output shallower than its input: each plane one row
 
 
 def test_a_weight_gradients_splits_are_said_to_meet_in_the_kernel_or_in_a_second_launch():

@@ -100,6 +100,17 @@ def nc_flat(spec: ConvSpec, itemsize: int) -> bool:
     return w % vec != 0 and h * w % vec == 0 and oh * ow % vec == 0
 
 
+def nc_volume(spec: ConvSpec) -> bool:
+    """Whether planes read as rows (:func:`nc_flat`) run on across an NC(D)HW input's depth slices, the volume one row
+    (:func:`flat_view` ``volume``): a 3-D layer at unit depth stride whose output is as deep and as tall as its input,
+    so a tap moves every position of the volume by ``((kd*dd - pd) * H + kh*dh - ph) * W + kw*dw - pw`` and the
+    programs tile the volume's positions, not each plane's (``c3d_conv3a``'s 8 slices of 784 positions: 49 tiles of
+    128 where 8 x 7 padded them 1.14x). Positions whose tap row leaves their plane read the slice before's or after's
+    row and are masked as the rows' seams are; slices before and after the volume lie outside it (zeros)."""
+    return (len(spec.stride) == 3 and spec.stride[0] == 1 and spec.output_shape[-3] == spec.input_shape[-3]
+            and spec.output_shape[-2] == spec.input_shape[-2])
+
+
 def seam_share(spec: ConvSpec) -> float:
     """The share of a weight gradient's (tap, position) products that fall on the rows' seams where its planes are read
     as rows (:func:`flat_geometry`), and are read again by address: ``|kw*dw - pw| / W`` per tap, over the taps."""
@@ -138,10 +149,20 @@ def plane_taps(spec: ConvSpec, itemsize: int) -> tuple[int, list[int]]:
     return bits, first + [period]
 
 
-def flat_view(t: torch.Tensor) -> tuple[list[int], list[int]] | None:
+def plane_row_seams(spec: ConvSpec, itemsize: int) -> int:
+    """The loops of :func:`plane_taps` (its bitmask's bits) holding a height tap off the centre row (``kh*dh != ph``):
+    where volumes are read as rows (:func:`nc_volume`) those mask the positions whose tap row leaves their plane."""
+    bits, table = plane_taps(spec, itemsize)
+    kh_n, dh, ph, period = spec.weight_shape[-2], spec.dilation[-2], spec.padding[-2][0], table[-1]
+    return sum(1 << g for g, first in enumerate(table[:-1])
+               if bits >> g & 1 and any(kh * dh != ph for kh in range(first, kh_n, period)))
+
+
+def flat_view(t: torch.Tensor, volume: bool = False) -> tuple[list[int], list[int]] | None:
     """Sizes and strides of a tensor (:func:`as_5d`) with each plane as one row: ``[N, C, D, 1, H*W]`` (NC(D)HW),
-    ``[N, D, 1, H*W, C]`` (channels innermost); None where its planes are not dense (a row pitch other than a row's
-    positions')."""
+    ``[N, D, 1, H*W, C]`` (channels innermost); with ``volume`` (NC(D)HW, :func:`nc_volume`) the volume as one row,
+    ``[N, C, 1, 1, D*H*W]``. None where its planes (volumes) are not dense (a row pitch other than a row's positions',
+    a slice pitch other than a plane's)."""
     sizes, strides = as_5d(t)
     if channels_inner(t):
         n, d, h, w, c = sizes
@@ -151,6 +172,10 @@ def flat_view(t: torch.Tensor) -> tuple[list[int], list[int]] | None:
     n, c, d, h, w = sizes
     if strides[-1] != 1 or (h > 1 and strides[-2] != w):
         return None
+    if volume:
+        if d > 1 and strides[2] != h * w:
+            return None
+        return [n, c, 1, 1, d * h * w], [*strides[:2], d * h * w, d * h * w, 1]
     return [n, c, d, 1, h * w], [*strides[:3], h * w, 1]
 
 

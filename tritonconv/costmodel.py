@@ -244,6 +244,8 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
     if config.tile_h and problem.kind != "conv_wgrad":  # images x rows x columns patches of the written planes
         written = tuning.tma_written(problem)  # (one stride phase's, for a strided input gradient: each tap reaches
         n, od, (oh, ow) = written[0], geometry.as_3d(written[2:], 1)[0], tuning.tma_plane(problem)  # one phase)
+        if tuning.volumes_as_rows(problem, config):  # a volume's positions one row
+            od, ow = 1, od * ow
         _, cols, red = problem.gemm  # the input gradient runs as a forward convolution: channel axes swapped
         tile_b, tile_h, tile_w = config.patch(config.block_m)
         patches = cdiv(n, tile_b) * od * cdiv(oh, tile_h) * cdiv(ow, tile_w)
@@ -332,9 +334,9 @@ def kernel_of(problem: Problem, config: Config) -> str:
 NC_FLAT_REGISTERS = (160, 1.0)
 """The same for the descriptor forwards reading NC(D)HW planes as rows (:func:`nc_flat`, the forward and input gradient:
 two boxes of each run, the runs moved and masked in registers beside the accumulator): ptxas on sm_90 gave 215-255
-registers at 64 accumulator elements a thread (Triton 3.9; 156-204 on 3.6), one program per SM on 8 warps, two on 4;
-since their 16-bit MMAs run transposed (:func:`transposed_mma`, the forty-second session) 254-255 at 64 and 98-101 at
-32 (3.9; ``c3d_conv3a``'s tuner candidates)."""
+registers at 64 accumulator elements a thread (Triton 3.9; 156-204 on 3.6), one program per SM on 8 warps, two on 4.
+Volumes read as rows (:func:`tritonconv._descriptors.nc_volume`, the planes' seams masked too): 255 (3.9), 166 (3.6)
+on ``c3d_conv3a``'s 128 x 128 tiles, no spill."""
 
 SHARED_MMA_REGISTERS = (26, 1.0)
 """:data:`REGISTERS` for the descriptor kernels' launches whose MMA reads both operands from shared memory where it
@@ -388,8 +390,7 @@ def shared_bytes(problem: Problem, config: Config) -> int:
     weight gradient's one-row boxes (:func:`one_row_mma`); ``S - 1`` of both below 64 rows (no warpgroup MMA); where an
     NC(D)HW weight gradient reads ``x``'s boxes in runs (:func:`nc_runs`), ``S - 1`` of ``A`` and of two ``B`` boxes,
     and one ``B`` of the shifted runs; where a forward reads NC(D)HW planes as rows (:func:`nc_flat`), ``S - 1`` of two
-    ``A`` boxes, ``S`` of ``B`` and 512 elements a warp (moving the runs; transposed, the moved box, the MMA's second
-operand, where it is larger); plus a barrier pair per stage. The pointer kernels:
+    ``A`` boxes, ``S`` of ``B`` and 512 elements a warp (moving the runs); plus a barrier pair per stage. The pointer kernels:
     :func:`tritonconv.tuning.smem_bytes` (``S`` of both; ptxas gives their NC(D)HW variants a third to twice that, by
     variant and Triton version, and registers set their programs per SM more often)."""
     problem, config = launched(problem, config)
@@ -402,9 +403,7 @@ operand, where it is larger); plus a barrier pair per stage. The pointer kernels
     if nc_runs(problem, config):
         return (stages - 1) * (a + 2 * b) + b + barriers
     if nc_flat(problem, config) and problem.kind != "conv_wgrad":  # two A boxes a stage (each run and the next), and a
-        scratch = config.num_warps * 512 * itemsize  # warp's move scratch, or (transposed) the moved box, held once
-        return (stages - 1) * 2 * a + stages * b + (max(a, scratch) if transposed_mma(problem, config) else scratch) \
-            + barriers
+        return (stages - 1) * 2 * a + stages * b + config.num_warps * 512 * itemsize + barriers  # warp's move scratch
     if transposed_mma(problem, config) or (problem.layout == "contiguous" and one_row_mma(problem, config)):
         return stages * (a + b) + barriers
     if input_channels_as_m(problem, config):  # dy's box the MMA's second operand, every stage kept

@@ -154,8 +154,11 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
         words.append("NC(D)HW rows whole" + (", dealt into 2 phases" if nc_dealt(ran.spec) else "")
                      + (", each tap's products moved" if costmodel.nc_rows(ran, cfg) == 2 else ""))
     elif costmodel.nc_flat(ran, cfg):
-        words.append("NC(D)HW planes as rows, x's runs read on in registers, the rows' seams "
-                     + ("taken out" if ran.kind == "conv_wgrad" else "masked"))
+        if tuning.volumes_as_rows(ran, cfg):
+            words.append("NC(D)HW volumes as rows, x's runs read on in registers, the rows' and planes' seams masked")
+        else:
+            words.append("NC(D)HW planes as rows, x's runs read on in registers, the rows' seams "
+                         + ("taken out" if ran.kind == "conv_wgrad" else "masked"))
     elif costmodel.nc_runs(ran, cfg):
         words.append("NC(D)HW boxes, x's runs read on in registers")
     elif cfg.tile_h and cfg.planes and ran.kind == "conv_wgrad":

@@ -40,7 +40,17 @@ import triton
 
 from . import _runtime, cache, geometry
 from ._checks import ConvSpec
-from ._descriptors import flat_geometry, folds_stride, nc_box_runs, nc_dealt, nc_flat, nc_row_shift, nc_row_width, seam_share
+from ._descriptors import (
+    flat_geometry,
+    folds_stride,
+    nc_box_runs,
+    nc_dealt,
+    nc_flat,
+    nc_row_shift,
+    nc_row_width,
+    nc_volume,
+    seam_share,
+)
 from ._runtime import TensorDescriptor
 from .geometry import DEPTHWISE_KIND, KINDS, Config, Problem
 from .kernels import depthwise, tma, weight_grad
@@ -293,6 +303,14 @@ def planes_as_rows(problem: Problem) -> bool:
     if problem.kind == "conv_t" and problem.by_phase:
         return False
     return nc_flat(problem.spec if problem.kind == "conv_wgrad" else as_forward(problem), problem.itemsize)
+
+
+def volumes_as_rows(problem: Problem, config: Config) -> bool:
+    """Whether a forward or input gradient reading planes as rows (:func:`planes_as_rows`) reads each image's volume as
+    one row with ``config``'s tiles (:func:`tritonconv._descriptors.nc_volume`, :func:`tritonconv.kernels.tma.volume_fits`;
+    its depth slices dense, as a problem's tensors are)."""
+    return (problem.kind != "conv_wgrad" and planes_as_rows(problem) and nc_volume(as_forward(problem))
+            and tma.volume_fits(config))
 
 
 def nc_rows(problem: Problem, config: Config) -> int:

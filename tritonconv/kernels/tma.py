@@ -62,6 +62,8 @@ from .._descriptors import (
     nc_flat,
     nc_pair_view,
     nc_row_shift,
+    nc_volume,
+    plane_row_seams,
     plane_taps,
 )
 from .._runtime import Counters, Descriptors, Direct, device, interpreting, kernel
@@ -111,7 +113,7 @@ def _conv_tma_kernel(
     PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, PHASED: tl.constexpr, TAPLESS: tl.constexpr, SPLIT: tl.constexpr,
     NC_SHIFT: tl.constexpr,
     NC_DEAL: tl.constexpr, POSITIONS_N: tl.constexpr, NC_FLAT: tl.constexpr, NC_VEC: tl.constexpr,
-    INLINE_PTX: tl.constexpr,
+    NC_VOLUME: tl.constexpr, NC_ROW_SEAMS: tl.constexpr, INLINE_PTX: tl.constexpr,
 ):
     """One program: ``TILE_B x TILE_H x TILE_W`` output positions (images x rows x columns) of one depth slice x
     ``BLOCK_N`` channels.
@@ -142,7 +144,7 @@ def _conv_tma_kernel(
     box reads ``2 * TILE_W`` columns from the even row's first (column 0) or the odd row's (column ``X_STEP``, the
     input's width), and its columns are dealt into the tap's phase (:func:`tritonconv._tile.deal`).
 
-    ``POSITIONS_N`` (the flat loop and planes as rows: :func:`positions_as_n`): the MMA computes the tile transposed,
+    ``POSITIONS_N`` (the flat loop: :func:`positions_as_n`): the MMA computes the tile transposed,
     output channels x positions, the weight's box its first operand and the input's its second, transposed back after
     the loop. A box of several rows or images stays in shared memory only as the second operand.
     """
@@ -165,6 +167,9 @@ def _conv_tma_kernel(
         base_d, in_d = (phd + pd - t0d * dd) // sd, ed * dd // sd
         base_h, in_h = (phh + ph - t0h * dh) // PHASE_H, eh * dh // PHASE_H
         base_w, in_w = (phw + pw - t0w * dw) // PHASE_W, ew * dw // PHASE_W
+    elif NC_VOLUME:  # volumes as rows: patches of TILE_W consecutive positions of one image's volume
+        nb0, od, oh0, ow0 = patch(pid // tiles_n, 1, 1, (OD * OH * OW + TILE_W - 1) // TILE_W, 1, 1, TILE_W)
+        t0d, cd, t0h, ch, t0w, cw, ed, eh, ew = 0, KD, 0, KH, 0, KW, 1, 1, 1
     elif NC_FLAT:  # planes as rows: patches of TILE_W consecutive positions of one (image, depth slice)'s plane
         nb0, od, oh0, ow0 = patch(pid // tiles_n, OD, 1, (OH * OW + TILE_W - 1) // TILE_W, 1, 1, TILE_W)
         t0d, cd, t0h, ch, t0w, cw, ed, eh, ew = 0, KD, 0, KH, 0, KW, 1, 1, 1
@@ -234,32 +239,40 @@ def _conv_tma_kernel(
         # NC_VEC on, each run read `off` columns on in registers; the positions whose column kw*dw - pw on leaves their
         # row (read the row before's or after's) masked
         col_in = (ow0 + tl.arange(0, BLOCK_M)) % OW  # a position's column in its row (the output as wide as x)
+        row_in = ((ow0 + tl.arange(0, BLOCK_M)) // OW) % OH  # (volumes: its row in its plane, as tall as x's)
+        rows_kept = tl.full([BLOCK_M], 0, tl.int32)  # (volumes: bit kh where height tap kh keeps a position's row inside)
+        if NC_VOLUME:
+            for t in tl.static_range(KH):
+                rows_kept |= ((row_in + (t * dh - ph) >= 0) & (row_in + (t * dh - ph) < OH)).to(tl.int32) << t
         period = tl.load(taps_ptr + KW * NC_VEC)
         for kw in tl.static_range(KW):
             c = kw * dw - pw
             keep = (col_in + c >= 0) & (col_in + c < OW)
+            kept = tl.where(keep, rows_kept, 0)
             for off in tl.static_range(NC_VEC):
                 if (NC_FLAT >> (kw * NC_VEC + off)) & 1:
                     kh_first = tl.load(taps_ptr + kw * NC_VEC + off)
                     kh, kd, c0 = kh_first, 0, 0
                     for _ in range(KD * ((KH - kh_first + period - 1) // period) * k_steps):
-                        start = ow0 + (kh * dh - ph) * OW + c - off  # (a multiple of NC_VEC)
-                        id_ = od * sd - pd + kd * dd
+                        if NC_VOLUME:  # (a volume: the depth tap a shift too, slices as deep as x's)
+                            start = ow0 + ((kd * dd - pd) * OH + kh * dh - ph) * OW + c - off  # (a multiple of NC_VEC)
+                            id_ = 0
+                        else:
+                            start = ow0 + (kh * dh - ph) * OW + c - off
+                            id_ = od * sd - pd + kd * dd
                         if off == 0:
                             a = x_desc.load([nb0, c0, id_, 0, start]).reshape(BLOCK_K, BLOCK_M)
                         else:
                             lo = x_desc.load([nb0, c0, id_, 0, start]).reshape(BLOCK_K, BLOCK_M)
                             hi = x_desc.load([nb0, c0, id_, 0, start + NC_VEC]).reshape(BLOCK_K, BLOCK_M)
                             a = shift_runs(lo, hi, off, BLOCK_K, BLOCK_M, NC_VEC)
-                        if c != 0:
+                        if (NC_ROW_SEAMS >> (kw * NC_VEC + off)) & 1:  # the rows' and the planes' seams (volumes)
+                            a = keep_columns(a, ((kept >> kh) & 1) != 0, INLINE_PTX)
+                        elif c != 0:
                             a = keep_columns(a, keep, INLINE_PTX)
-                        if POSITIONS_N:
-                            acc = mma(acc, _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP, W_COLS_INNER,
-                                                       BLOCK_N, BLOCK_K, True), a, UPCAST, DOT_PRECISION, tl.float32)
-                        else:
-                            acc = mma(acc, tl.trans(a), _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP,
-                                                                    W_COLS_INNER, BLOCK_N, BLOCK_K, False), UPCAST,
-                                      DOT_PRECISION, tl.float32)
+                        acc = mma(acc, tl.trans(a), _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP,
+                                                                W_COLS_INNER, BLOCK_N, BLOCK_K, False), UPCAST,
+                                  DOT_PRECISION, tl.float32)
                         c0 += BLOCK_K  # the next (chunk, height tap, depth tap), by carries
                         tap_done = c0 >= k_steps * BLOCK_K
                         c0 = tl.where(tap_done, 0, c0)
@@ -267,8 +280,6 @@ def _conv_tma_kernel(
                         rows_done = kh >= KH
                         kh = tl.where(rows_done, kh_first, kh)
                         kd = tl.where(rows_done, kd + 1, kd)
-        if POSITIONS_N:
-            acc = tl.trans(acc)
     else:
         # one flat loop over (tap, channel chunk), scalar index math only: the counters (md, mh, mw, c0) carried
         # forward, not divided out of a step index (a runtime divisor costs some 20 instructions a step)
@@ -324,6 +335,11 @@ def _conv_tma_kernel(
             oh = phh + PHASE_H * (jh0 + (r // TILE_W) % TILE_H)
             ow = phw + PHASE_W * (jw0 + r % TILE_W)
             inside = (nb < NB) & (od < OD) & (oh < OH) & (ow < OW)
+        elif NC_VOLUME:  # a volume's position p at its (slice, row, column); the slice added below (od is 0)
+            p = ow0 + r
+            oh = (p // OW) % OH
+            ow = p % OW
+            inside = (nb < NB) & (p < OD * OH * OW)
         elif NC_FLAT:  # a plane's position p at its (row, column)
             p = ow0 + r
             oh = p // OW
@@ -342,6 +358,8 @@ def _conv_tma_kernel(
             nb = nb.to(tl.int64)
             offs_n = offs_n.to(tl.int64)
         y_rows = nb * syn + od * syd + oh * syh + ow * syw
+        if NC_VOLUME:
+            y_rows += (p // (OH * OW)).to(nb.dtype) * syd
         tl.store(y_ptr + (y_rows[:, None] + (offs_n * syc)[None, :]), acc.to(y_ptr.dtype.element_ty),
                  mask=inside[:, None] & mask_n[None, :])
 
@@ -444,14 +462,13 @@ def positions_as_n(inner: bool, nc_shift: int, config: Config, element_size: int
     least 64 (one warp group's MMA rows); 16- or 8-bit channels innermost, or fp32 ones multiplied in TF32 (``tf32``:
     the patch then stays in shared memory, 1.5-1.8 warp instructions per 1000 multiply-adds of the suite's 3x3 layers
     on sm_90 where it went through registers at 1.9-2.2; IEEE products are FMA loops, and transposed they spilled
-    0.8-1.9 KB), 16-bit NC(D)HW (8-bit and TF32 MMAs read their second operand K-major), planes read as rows among them
-    (``flat``, ``NC_FLAT``: a box moved or masked in registers goes back to shared memory as the second operand, where
-    as the first it went there and was loaded back by ``LDSM``; ``c3d_conv3a``'s loops 127-214 -> 109-186 instructions a
-    step, Triton 3.9); not the NC(D)HW rows read whole (``NC_SHIFT``: their sum moves along the tile's rows)."""
-    if config.block_n < 64:
+    0.8-1.9 KB), 16-bit NC(D)HW (8-bit and TF32 MMAs read their second operand K-major); not the NC(D)HW rows read
+    whole (``NC_SHIFT``: their sum moves along the tile's rows), nor planes read as rows (``flat``, ``NC_FLAT``: the
+    operand moved and masked in registers; as the second operand, stored back to shared memory each step, the MMA must
+    finish before the next step's store: ptxas waits for it, where loaded into registers as the first (``LDSM``) it
+    does not, though ``c3d_conv3a``'s loops then issue 127-214 instructions a step, not 109-186)."""
+    if config.block_n < 64 or flat:
         return False
-    if flat:
-        return element_size == 2
     if inner:
         return config.tile_b * config.tile_h > 1 and (element_size <= 2 or tf32)
     return not nc_shift and element_size == 2
@@ -464,6 +481,20 @@ def _nc_shift(x: torch.Tensor, spec: ConvSpec, config: Config) -> int:
     return nc_row_shift(spec, config.patch(config.block_m)[2], x.element_size(), config.accumulator)
 
 
+def volume_fits(config: Config) -> bool:
+    """Whether ``config``'s tiles read NC(D)HW volumes as rows (:func:`tritonconv._descriptors.nc_volume`): at most 64
+    accumulator elements a thread and 16 output channels a warp. Triton 3.9's ptxas spills the rest, outside their
+    loops (``c3d_conv3a``'s 64 x 128 tiles on 4 warps 444 bytes, 128 x 128 on 4 3,340, 64 x 256 and 128 x 256 on 8 360
+    and 2,852; none on Triton 3.6), which read each plane as a row instead."""
+    return config.accumulator <= 64 and config.block_n <= 16 * config.num_warps
+
+
+def _volume(x: torch.Tensor, spec: ConvSpec, config: Config) -> bool:
+    """Whether a forward reading ``x``'s planes as rows reads its volumes as rows (:func:`tritonconv._descriptors.nc_volume`,
+    its depth slices dense, :func:`volume_fits`)."""
+    return nc_volume(spec) and volume_fits(config) and flat_view(x, True) is not None
+
+
 def _x_view(x: torch.Tensor, spec: ConvSpec, config: Config) -> list[list[int]]:
     """Sizes then strides of the forward input view the descriptor reads (:func:`tritonconv._descriptors.input_view`;
     an NC(D)HW one strided 2, :func:`tritonconv._descriptors.nc_pair_view`; planes as rows,
@@ -471,7 +502,7 @@ def _x_view(x: torch.Tensor, spec: ConvSpec, config: Config) -> list[list[int]]:
     if not channels_inner(x) and nc_dealt(spec):
         view = nc_pair_view(x)
     elif not channels_inner(x) and nc_flat(spec, x.element_size()):
-        view = flat_view(x)
+        view = flat_view(x, True) if _volume(x, spec, config) else flat_view(x)
     else:
         view = input_view(x, spec, config.block_k)
     return [[], [0]] if view is None else list(view)
@@ -522,8 +553,10 @@ class Launch:
             self.taps = torch.tensor(table, dtype=torch.int32, device=x.device)
         else:
             (jd, jh, jw), steps, self.taps = (od, oh, ow), (1, 1, 1), None
-            if flat:  # patches along each plane's positions
+            if flat:  # patches along each plane's (volume's) positions
                 (jh, jw), self.taps = (1, oh * ow), torch.tensor(plane_table, dtype=torch.int32, device=x.device)
+                if _volume(x, spec, config):
+                    jd, jw = 1, od * oh * ow
         tiles = (cdiv(c_out, config.block_n) * cdiv(y.shape[0], tile_b) * jd * cdiv(jh, tile_h)
                  * cdiv(jw, tile_w))
         steps_total = math.prod(spec.weight_shape[2:]) * cdiv(c_in, config.block_k)  # (tap, chunk) steps
@@ -543,6 +576,8 @@ class Launch:
             PHASE_H=sh if inner else 1, PHASE_W=sw if inner else 1, PHASED=by_phase,
             TAPLESS=by_phase and shapes.tapless_phase(table), SPLIT=self.splits > 1,
             NC_SHIFT=nc_shift, NC_DEAL=dealt, NC_FLAT=flat, NC_VEC=16 // x.element_size(),
+            NC_VOLUME=bool(flat) and _volume(x, spec, config),
+            NC_ROW_SEAMS=plane_row_seams(spec, x.element_size()) if flat and _volume(x, spec, config) else 0,
             POSITIONS_N=positions_as_n(inner, nc_shift, config, x.element_size(), geometry.allows_tf32(x.dtype),
                                        bool(flat)),
             INLINE_PTX=not interp,
@@ -550,6 +585,7 @@ class Launch:
         )
         self.nc_shift = nc_shift  # how NC(D)HW rows are read whole (_descriptors.nc_row_shift; 0: not)
         self.nc_flat = bool(flat)  # ... or NC(D)HW planes read as rows (_descriptors.plane_taps)
+        self.nc_volume = self.kwargs["NC_VOLUME"]  # ... volumes as rows (_descriptors.nc_volume)
         self.launcher = Direct(_conv_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
         self.x_desc, self.w_desc = Descriptors(self.launcher, *self.x_layout), Descriptors(self.launcher, *self.w_layout)
 
