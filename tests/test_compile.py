@@ -556,22 +556,32 @@ def test_descriptor_kernel_compiles_to_bulk_tensor_copies_and_wgmma_on_hopper(na
 
 
 @pytest.mark.parametrize("kind", ["conv", "conv_t"])
-def test_planes_as_rows_mask_their_seams_a_register_pair_at_a_time(kind):
-    """``c3d_conv3a``'s NCDHW forward and input gradient read planes as rows on the heuristic's tiles: the positions
-    whose tap column leaves their row are zeroed by one 32-bit AND per pair of bf16 elements (``_tile.keep_columns``,
-    inline PTX), not a select per element (``selp.b16``: each element unpacked, selected and repacked, some 45 more
-    SASS instructions in each of the four loops of six that mask, sm_90)."""
+def test_volumes_as_rows_mask_their_seams_a_register_pair_at_a_time_and_never_drain_the_pipe(kind):
+    """``c3d_conv3a``'s NCDHW forward and input gradient read its volumes as rows on the heuristic's tiles: the positions
+    whose tap column leaves their row, or whose tap row leaves their plane, are zeroed by one 32-bit AND per pair of
+    bf16 elements (``_tile.keep_columns``, inline PTX), not a select per element (``selp.b16``: each element unpacked,
+    selected and repacked, some 45 more SASS instructions a step, sm_90); and none of the six loops (a width tap and
+    offset each) waits for its MMAs to finish before the next step (the moved box the MMA's first operand, from
+    registers: as its second, stored back to shared memory, five of the six waited every step)."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
     entry = next(e for e in suite["conv3d"] if e["name"] == "c3d_conv3a")
     problem = tuning.Problem.of(kind, "bfloat16", "contiguous", **shapes.suite_problem("conv3d", entry))
     with static.recording(execute=False) as launches:
         tune.runner(problem, torch.device("cpu"))(static.chosen(problem, True))
     ((fn, args, kwargs, _),) = [launch for launch in launches if launch[0].fn.__name__ not in static.EPILOGUES]
-    assert kwargs["NC_FLAT"] and not kwargs["INLINE_PTX"]  # recorded on the CPU: the interpreter runs no PTX
-    ptx = static.compile_for(90, fn, args, kwargs).asm["ptx"]
+    assert kwargs["NC_VOLUME"] and kwargs["NC_ROW_SEAMS"] and not kwargs["POSITIONS_N"]
+    assert not kwargs["INLINE_PTX"]  # recorded on the CPU: the interpreter runs no PTX
+    compiled = static.compile_for(90, fn, args, kwargs)
+    ptx = compiled.asm["ptx"]
     masks = sum("and.b32" in block.split("end inline asm")[0] for block in ptx.split("begin inline asm")[1:])
     selects = re.findall(r"selp\.b16\s+%rs\d+, %rs\d+, 0,", ptx)  # an element or zero (the where: 128 here)
     assert masks >= 16 and not selects, (masks, len(selects))
+    code = static.sass(compiled.asm["cubin"], 90)
+    math = [(a, b) for a, b in static.backward_loops(code) if any(a <= c <= b and o.startswith("HGMMA") for c, o, _ in code)]
+    loops = [m for m in math if not any(n != m and m[0] <= n[0] and n[1] <= m[1] for n in math)]
+    drains = [sum(a <= c <= b and o.startswith("WARPGROUP.DEPBAR") and re.search(r"gsb0,\s*0x0\b", t) is not None
+                  for c, o, t in code) for a, b in loops]
+    assert drains == [0] * 6, drains
 
 
 def test_hopper_mma_reads_both_operands_from_shared_memory():

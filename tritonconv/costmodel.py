@@ -185,7 +185,7 @@ NC_RUNS_ISSUE = {"conv_wgrad": 0.78}
 taken on in registers), each offset's loop weighed by the taps that run it. The second box doubles x's shared-memory
 traffic, which the census does not see."""
 
-NC_FLAT_ISSUE = {"conv": 0.58, "conv_t": 0.61, "conv_wgrad": 0.58}
+NC_FLAT_ISSUE = {"conv": 0.47, "conv_t": 0.51, "conv_wgrad": 0.58}
 """As :data:`NC_RUNS_ISSUE`, for the NC(D)HW descriptor launches reading each plane as one row (:func:`nc_flat`: rows
 of no 16-byte multiple, 28 bf16 columns; ``c3d_conv3a`` and ``r2plus1d18_l2``'s spatial pass): the weight gradient's
 with its seam loop (read by address) spread over its plane's steps; the forward's and input gradient's (since the
