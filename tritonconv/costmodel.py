@@ -190,12 +190,12 @@ NC_FLAT_ISSUE = {"conv": 0.47, "conv_t": 0.51, "conv_wgrad": 0.58}
 of no 16-byte multiple, 28 bf16 columns; ``c3d_conv3a`` and ``r2plus1d18_l2``'s spatial pass): the weight gradient's
 with its seam loop (read by address) spread over its plane's steps; the forward's and input gradient's (since the
 forty-first session) each loop over a width tap and offset (:func:`tritonconv._descriptors.plane_taps`) weighed by
-the taps that run it, those off the centre column masking their seams in every step (185-186 warp instructions a
-step on ``c3d_conv3a``'s 128 x 128 tiles, where the centre column's loops issue 109 and 153). In the forty-second
-session 0.45 -> 0.58 and 0.49 -> 0.61: the masks AND register pairs (:func:`tritonconv._tile.keep_columns`) where each
-element was unpacked, selected and repacked, and the MMA runs transposed, the moved box its second operand in shared
-memory (:func:`transposed_mma`) where it was loaded back into registers as the first (243-252 instructions a step,
-128 and 172 at the centre)."""
+the taps that run it, those off the centre column masking their seams in every step. In the forty-second session
+0.45 -> 0.47 and 0.49 -> 0.51: the masks AND register pairs (:func:`tritonconv._tile.keep_columns`) where each element
+was unpacked, selected and repacked (``c3d_conv3a``'s masked loops 243-252 -> 203-214 warp instructions a step on its
+128 x 128 tiles), and 3-D layers as deep and tall as their input read volumes as rows
+(:func:`tritonconv._descriptors.nc_volume`: no plane padded to whole tiles, but the loops holding a height tap off
+the centre row mask the planes' seams too: 129-236 a step, 213 over the taps, where planes issued 190)."""
 
 UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""

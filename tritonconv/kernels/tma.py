@@ -144,6 +144,14 @@ def _conv_tma_kernel(
     box reads ``2 * TILE_W`` columns from the even row's first (column 0) or the odd row's (column ``X_STEP``, the
     input's width), and its columns are dealt into the tap's phase (:func:`tritonconv._tile.deal`).
 
+    ``NC_FLAT`` (NC(D)HW planes as rows, :func:`tritonconv._descriptors.plane_taps`): ``x`` the view ``[N, C, D, 1,
+    H*W]``, a patch ``TILE_W`` consecutive positions of a plane, a loop per width tap and offset past 16 bytes (the
+    bits), the runs moved in registers, the positions whose tap column leaves their row masked
+    (:func:`tritonconv._tile.keep_columns`: ``INLINE_PTX``, an AND per register pair where compiled). ``NC_VOLUME``
+    (:func:`tritonconv._descriptors.nc_volume`): the view ``[N, C, 1, 1, D*H*W]``, a patch consecutive positions of an
+    image's volume, a depth tap a shift too; the loops of ``NC_ROW_SEAMS`` (height taps off the centre row) mask the
+    positions whose tap row leaves their plane as well.
+
     ``POSITIONS_N`` (the flat loop: :func:`positions_as_n`): the MMA computes the tile transposed,
     output channels x positions, the weight's box its first operand and the input's its second, transposed back after
     the loop. A box of several rows or images stays in shared memory only as the second operand.
