@@ -258,6 +258,8 @@ def test_volumes_as_rows_only_over_dense_depth_slices(monkeypatch):
     forward_and_input_gradient_match("conv3d", x, w, b, spec, dict(padding=1),
                                      [(geometry.Config(32, 16, 16, 1, 4, 2, tile_h=1, tile_b=1), False)])
     assert flats == [(True, False), (True, True)]
+    tall = conv_spec("conv3d", 3, torch.empty(1, 16, 2, 40, 6), torch.empty(8, 16, 1, 33, 3), None, 1, (0, 16, 1), 1, 1)
+    assert nc_flat(tall, 2) and not nc_volume(tall)  # 33 height taps: more than the masks' 31 bits
 
 
 def test_planes_as_rows_for_forwards_where_rows_are_no_box():

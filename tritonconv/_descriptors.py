@@ -106,9 +106,10 @@ def nc_volume(spec: ConvSpec) -> bool:
     so a tap moves every position of the volume by ``((kd*dd - pd) * H + kh*dh - ph) * W + kw*dw - pw`` and the
     programs tile the volume's positions, not each plane's (``c3d_conv3a``'s 8 slices of 784 positions: 49 tiles of
     128 where 8 x 7 padded them 1.14x). Positions whose tap row leaves their plane read the slice before's or after's
-    row and are masked as the rows' seams are; slices before and after the volume lie outside it (zeros)."""
+    row and are masked as the rows' seams are (a bit a height tap per position: at most 31 height taps); slices before
+    and after the volume lie outside it (zeros)."""
     return (len(spec.stride) == 3 and spec.stride[0] == 1 and spec.output_shape[-3] == spec.input_shape[-3]
-            and spec.output_shape[-2] == spec.input_shape[-2])
+            and spec.output_shape[-2] == spec.input_shape[-2] and spec.weight_shape[-2] <= 31)
 
 
 def seam_share(spec: ConvSpec) -> float:
