@@ -904,8 +904,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             and (split == 1 or not problem.by_phase):
         # patches of 64 positions where they pad less than 128 (one image's 56 x 56: 8 x 8 exactly, 8 x 16 1.14x;
         # spanning two images, 128 as 2 x 8 x 8: exact too, so 128); NC(D)HW planes read as rows take the pointer
-        # kernel's (128 positions of a 28 x 28 plane pad it 1.14x, as 32-wide rows did; 64 would read the weight twice
-        # as often: c3d_conv3a predicted 0.155 ms, bound by the L2's fill, against 0.135, benchmarks/NOTES.md)
+        # kernel's (128 positions of a 28 x 28 plane pad it 1.14x, as 32-wide rows did, and a volume read as one row
+        # not at all; 64 would read the weight twice as often: c3d_conv3a predicted 0.155 ms on planes, bound by the
+        # L2's fill, against 0.135, benchmarks/NOTES.md, 2026-12-04)
         tma_m = block_m if planes_as_rows(problem) else min((block_m, 64), key=lambda m: (tma_padding(problem, m), -m))
         if tma_padding(problem, tma_m) <= TMA_PADDING:
             # channels beside the patches (NC(D)HW too: the 64 above is the pointer kernel's, for its row addresses)

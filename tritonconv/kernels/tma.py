@@ -175,11 +175,10 @@ def _conv_tma_kernel(
         base_d, in_d = (phd + pd - t0d * dd) // sd, ed * dd // sd
         base_h, in_h = (phh + ph - t0h * dh) // PHASE_H, eh * dh // PHASE_H
         base_w, in_w = (phw + pw - t0w * dw) // PHASE_W, ew * dw // PHASE_W
-    elif NC_VOLUME:  # volumes as rows: patches of TILE_W consecutive positions of one image's volume
-        nb0, od, oh0, ow0 = patch(pid // tiles_n, 1, 1, (OD * OH * OW + TILE_W - 1) // TILE_W, 1, 1, TILE_W)
-        t0d, cd, t0h, ch, t0w, cw, ed, eh, ew = 0, KD, 0, KH, 0, KW, 1, 1, 1
-    elif NC_FLAT:  # planes as rows: patches of TILE_W consecutive positions of one (image, depth slice)'s plane
-        nb0, od, oh0, ow0 = patch(pid // tiles_n, OD, 1, (OH * OW + TILE_W - 1) // TILE_W, 1, 1, TILE_W)
+    elif NC_FLAT:  # planes as rows: patches of TILE_W consecutive positions of one (image, depth slice)'s plane, or
+        # (NC_VOLUME) of one image's volume
+        slices, positions = (1, OD * OH * OW) if NC_VOLUME else (OD, OH * OW)
+        nb0, od, oh0, ow0 = patch(pid // tiles_n, slices, 1, (positions + TILE_W - 1) // TILE_W, 1, 1, TILE_W)
         t0d, cd, t0h, ch, t0w, cw, ed, eh, ew = 0, KD, 0, KH, 0, KW, 1, 1, 1
     else:  # every tap, from 0 in steps of 1
         nb0, od, oh0, ow0 = patch(pid // tiles_n, OD, (OH + TILE_H - 1) // TILE_H, (OW + TILE_W - 1) // TILE_W,
@@ -343,16 +342,15 @@ def _conv_tma_kernel(
             oh = phh + PHASE_H * (jh0 + (r // TILE_W) % TILE_H)
             ow = phw + PHASE_W * (jw0 + r % TILE_W)
             inside = (nb < NB) & (od < OD) & (oh < OH) & (ow < OW)
-        elif NC_VOLUME:  # a volume's position p at its (slice, row, column); the slice added below (od is 0)
-            p = ow0 + r
-            oh = (p // OW) % OH
-            ow = p % OW
-            inside = (nb < NB) & (p < OD * OH * OW)
-        elif NC_FLAT:  # a plane's position p at its (row, column)
+        elif NC_FLAT:  # a plane's position p at its (row, column); a volume's (NC_VOLUME) its slice too, added below
             p = ow0 + r
             oh = p // OW
             ow = p % OW
-            inside = (nb < NB) & (p < OH * OW)
+            if NC_VOLUME:  # (od is 0)
+                oh = oh % OH
+                inside = (nb < NB) & (p < OD * OH * OW)
+            else:
+                inside = (nb < NB) & (p < OH * OW)
         else:
             oh = oh0 + (r // TILE_W) % TILE_H
             ow = ow0 + r % TILE_W
@@ -543,6 +541,7 @@ class Launch:
         # NC(D)HW planes as rows (_descriptors.plane_taps: the width taps and offsets some tap takes, and their table)
         flat, plane_table = plane_taps(spec, x.element_size()) if not inner and nc_flat(spec, x.element_size()) \
             else (0, None)
+        volume = bool(flat) and _volume(x, spec, config)  # ... each image's volume as one row (_descriptors.nc_volume)
         box = [tile_b, 1, tile_h, tile_w, config.block_k] if inner else [1, config.block_k, 1, tile_h, dealt * tile_w]
         if not inner and (tile_w * x.element_size() % 16 or tile_b > 1 or by_phase):
             raise ValueError(f"an NC(D)HW box needs rows of 16-byte multiples, one image and no stride phases, got "
@@ -563,7 +562,7 @@ class Launch:
             (jd, jh, jw), steps, self.taps = (od, oh, ow), (1, 1, 1), None
             if flat:  # patches along each plane's (volume's) positions
                 (jh, jw), self.taps = (1, oh * ow), torch.tensor(plane_table, dtype=torch.int32, device=x.device)
-                if _volume(x, spec, config):
+                if volume:
                     jd, jw = 1, od * oh * ow
         tiles = (cdiv(c_out, config.block_n) * cdiv(y.shape[0], tile_b) * jd * cdiv(jh, tile_h)
                  * cdiv(jw, tile_w))
@@ -584,8 +583,7 @@ class Launch:
             PHASE_H=sh if inner else 1, PHASE_W=sw if inner else 1, PHASED=by_phase,
             TAPLESS=by_phase and shapes.tapless_phase(table), SPLIT=self.splits > 1,
             NC_SHIFT=nc_shift, NC_DEAL=dealt, NC_FLAT=flat, NC_VEC=16 // x.element_size(),
-            NC_VOLUME=bool(flat) and _volume(x, spec, config),
-            NC_ROW_SEAMS=plane_row_seams(spec, x.element_size()) if flat and _volume(x, spec, config) else 0,
+            NC_VOLUME=volume, NC_ROW_SEAMS=plane_row_seams(spec, x.element_size()) if volume else 0,
             POSITIONS_N=positions_as_n(inner, nc_shift, config, x.element_size(), geometry.allows_tf32(x.dtype),
                                        bool(flat)),
             INLINE_PTX=not interp,
@@ -593,7 +591,7 @@ class Launch:
         )
         self.nc_shift = nc_shift  # how NC(D)HW rows are read whole (_descriptors.nc_row_shift; 0: not)
         self.nc_flat = bool(flat)  # ... or NC(D)HW planes read as rows (_descriptors.plane_taps)
-        self.nc_volume = self.kwargs["NC_VOLUME"]  # ... volumes as rows (_descriptors.nc_volume)
+        self.nc_volume = volume
         self.launcher = Direct(_conv_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
         self.x_desc, self.w_desc = Descriptors(self.launcher, *self.x_layout), Descriptors(self.launcher, *self.w_layout)
 
