@@ -193,7 +193,9 @@ def loop_census(cubin: bytes, arch: int) -> dict:
     spill count covers the whole kernel, where a spill outside the main loop costs once per tap or tile);
     ``loop_mma_register_a``, its Hopper MMAs whose first operand comes from registers (loaded from shared memory by
     ``LDSM`` first), and ``loop_mma_drains``, its waits for every MMA in flight to finish (the next one issues after
-    the pipe drains; a pipelined loop waits for all but the last group)."""
+    the pipe drains; a pipelined loop waits for all but the last group); ``loop_drains``, those waits in each loop
+    that holds the main loop's MMAs and no loop that does (the main loop, its unrolled copies, the weight gradient's
+    loop for each way it reads ``x``), in address order (:func:`tritonconv.costmodel.drained` says which)."""
     code = sass(cubin, arch)
     loops = backward_loops(code)
     def math_in(first: int, last: int) -> int:
@@ -244,13 +246,15 @@ def loop_census(cubin: bytes, arch: int) -> dict:
                              if any(x <= c <= y and o.startswith(MATH) for c, o, _ in code))]
     variants = [[sum(a <= c <= b for c, _, _ in code), sum(a <= c <= b and o.split(".")[0] == "LDG" for c, o, _ in code)]
                 for a, b in sorted(innermost)]
+    loop_drains = [sum(a <= c <= b and o.startswith("WARPGROUP.DEPBAR") and re.search(r"gsb0,\s*0x0\b", t) is not None
+                       for c, o, t in code) for a, b in sorted(innermost)]
     return {"loop_math": math_ops, "loop_math_op": next(o.split(".")[0] for o, _ in body if o.startswith(MATH)),
             "loop_tma": roots.count("UTMALDG"), "loop_async_copies": roots.count("LDGSTS"),
             "loop_async_bytes": widest("LDGSTS"), "loop_loads": len(loads), "loop_load_bytes": widest("LDG"),
             "loop_integer": integer, "integer_per_math": round(integer / math_ops, 2),
             "loop_instructions": len(body), "loop_outer_extra": outer_extra,
             "loop_local": sum(r in ("LDL", "STL") for r in roots),
-            "loop_mma_register_a": register_a, "loop_mma_drains": drains,
+            "loop_mma_register_a": register_a, "loop_mma_drains": drains, "loop_drains": loop_drains,
             "loop_variants": variants if len(variants) > 1 else []}
 
 

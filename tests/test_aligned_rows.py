@@ -531,6 +531,40 @@ def test_strided_weight_gradient_deals_its_runs_in_bf16(stride):
     ref = torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), (1, stride), 1)
     assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref, torch.bfloat16)
 
+X_AS_M_CASES = [  # x shape, weight shape, stride, padding, config: x moved, the MMA transposed (X_AS_M)
+    ((2, 72, 3, 24), (24, 72, 3, 3), 1, 1, tuning.Config(16, 64, 32, num_warps=4, num_stages=1)),  # runs 1 on, 1 back
+    ((1, 72, 4, 64), (24, 72, 3, 3), (1, 2), 1, tuning.Config(16, 64, 32, num_warps=4, num_stages=1, split_k=2)),  # dealt
+    ((2, 64, 40), (8, 64, 5), 1, 2, tuning.Config(16, 64, 32, num_warps=4, num_stages=1)),  # 1-D, 5 taps
+]
+
+
+@pytest.mark.parametrize("case", range(len(X_AS_M_CASES)))
+def test_weight_gradient_moves_x_as_the_mmas_first_operand(case):
+    """Where the weight gradient moves x's runs in registers (read off their boundary, or dealt at a width stride) and
+    reads dY's in runs, on input-channel tiles of 64 or more, its MMA runs transposed, x the first operand
+    (``weight_grad.x_as_m``: Hopper's MMA reads it from registers, where as the second operand each step stored it to
+    shared memory and waited for the MMAs reading the last), the sum turned back after the loop: against torch in
+    float64, bf16, masked channel tiles (72 input channels in tiles of 64), a split meeting in the kernel."""
+    from benchmarks import static
+    from tritonconv.kernels import weight_grad
+
+    x_shape, w_shape, stride, padding, cfg = X_AS_M_CASES[case]
+    ndim = len(w_shape) - 2
+    g = torch.Generator().manual_seed(40 + case)
+    x, w = torch.randn(x_shape, generator=g).bfloat16(), torch.empty(w_shape, dtype=torch.bfloat16)
+    spec = conv_spec(f"conv{ndim}d", ndim, x, w, None, stride, padding, 1, 1)
+    dy = torch.randn(spec.output_shape, generator=g).bfloat16()
+    with static.recording(execute=False) as launches:
+        dispatch.conv_grad_weight(dy, x, spec, False, cfg)
+    (kwargs,) = [kw for fn, _, kw, _ in launches if fn.fn.__name__ == "_conv_weight_grad_kernel"]
+    assert kwargs["X_AS_M"] and kwargs["X_VEC"] > 1 and kwargs["DY_VEC"] > 1, kwargs
+    assert not weight_grad.x_as_m((kwargs["DY_VEC"], kwargs["X_VEC"], kwargs["X_KINDS"]), kwargs["X_DEAL"], 0, 32)
+    assert not weight_grad.x_as_m((1, kwargs["X_VEC"], kwargs["X_KINDS"]), kwargs["X_DEAL"], 0, 64)  # dY 2 bytes
+    assert not weight_grad.x_as_m((8, 8, 0b10), 1, 0, 64)  # every tap's runs as they are: nothing moved
+    ref = getattr(torch.nn.grad, f"conv{ndim}d_weight")(x.double(), w_shape, dy.double(), stride, padding)
+    assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref, torch.bfloat16)
+
+
 def test_narrow_strided_weight_gradient_steps_256_positions():
     """A 16-bit NC(D)HW weight gradient over channel tiles of at most 32 x 32 (``tuning.NARROW_WGRAD_STEP``:
     ``ct_anisotropic``'s 32 x 16, strided (1, 2, 2)) steps 256 positions on the pointer kernel, its x read in 16-byte

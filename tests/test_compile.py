@@ -584,6 +584,27 @@ def test_volumes_as_rows_mask_their_seams_a_register_pair_at_a_time_and_never_dr
     assert drains == [0] * 6, drains
 
 
+def test_pointer_weight_gradients_moving_x_keep_their_mmas_in_flight():
+    """``resnet50_l3_3x3``'s NCHW weight gradient on the heuristic's tiles (the pointer kernel: rows of 14 read in runs,
+    the outer width taps' moved a column in registers) runs its MMA transposed (``weight_grad.x_as_m``): x the first
+    operand, from registers, and neither loop waits for its MMAs (``loop_drains``), with no spill; as the second
+    operand (``X_AS_M`` off) the moved loop stores it to shared memory each step and waits out every MMA first."""
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    entry = next(e for e in suite["conv2d"] if e["name"] == "resnet50_l3_3x3")
+    problem = tuning.Problem.of("conv_wgrad", "bfloat16", "contiguous", **shapes.suite_problem("conv2d", entry))
+    with static.recording(execute=False) as launches:
+        tune.runner(problem, torch.device("cpu"))(static.chosen(problem, True))
+    ((fn, args, kwargs, _),) = [launch for launch in launches if launch[0].fn.__name__ not in static.EPILOGUES]
+    assert fn.fn.__name__ == "_conv_weight_grad_kernel" and kwargs["X_AS_M"] and kwargs["X_KINDS"] & ~0b10
+    waits = {}
+    for as_m in (True, False):
+        compiled = static.compile_for(90, fn, args, {**kwargs, "X_AS_M": as_m})
+        census = static.loop_census(compiled.asm["cubin"], 90)
+        assert static.ptxas_report(compiled.asm["ptx"], 90)["spill_store_bytes"] == 0
+        waits[as_m] = census["loop_drains"]
+    assert waits[True] == [0, 0] and waits[False] == [0, 1], waits
+
+
 def test_hopper_mma_reads_both_operands_from_shared_memory():
     """The descriptor kernels with the configs a Hopper GPU's heuristic picks: forwards and input gradients on patches
     spanning rows and images (3x3 and 1x1 layers, a split one under one wave, strided by phase), NC(D)HW boxes and

@@ -560,10 +560,11 @@ def test_descriptor_steps_issue_what_the_committed_census_counts():
 
 
 def test_a_launch_is_bound_by_its_largest_limit():
-    """``costmodel.bounds`` are the pieces ``predict`` combines (the soft maximum of compute, L2 fill and issue, or
-    memory, plus the launch), and ``costmodel.bound`` names the largest: a 512-channel 3x3 layer on wide tiles by its
-    multiply-adds, the same on 128 x 32 x 16 descriptor steps by their issue, on 16 x 16 pointer tiles by filling
-    them from L2, the CT volume's 16 -> 32 channels by memory, a one-image 8-channel layer by the launch."""
+    """``costmodel.bounds`` are the pieces ``predict`` combines (the soft maximum of compute, L2 fill and issue, the
+    MMA waits, or memory, plus the launch), and ``costmodel.bound`` names the largest: a 512-channel 3x3 layer on wide
+    tiles by its multiply-adds, the same on 128 x 32 x 16 descriptor steps by their issue, on 16 x 16 pointer tiles
+    by filling them from L2, the CT volume's 16 -> 32 channels by memory, a one-image 8-channel layer by the launch,
+    an NCHW weight gradient over 7 x 7 planes (2-byte rows, one program an SM) by its loop's waits for its MMAs."""
     device = costmodel.device_for("NVIDIA H200")
     wide = suite_problem("deeplab_3x3_d2")
     cases = [(wide, tuning.Config(128, 128, 64, num_warps=8, tile_h=1), "compute"),
@@ -572,11 +573,55 @@ def test_a_launch_is_bound_by_its_largest_limit():
              (suite_problem("ct_anisotropic"), tuning.heuristic(suite_problem("ct_anisotropic"), False, 132, True), "memory"),
              (tuning.Problem.of("conv", "bfloat16", "channels_last", (1, 8, 8, 8), (8, 8, 3, 3), 1, 1),
               tuning.Config(64, 16, 16), "launch")]
+    nc_wgrad = suite_problem("resnet50_l4_3x3", "conv_wgrad", "contiguous")  # 2-byte rows, one program an SM
+    cases.append((nc_wgrad, costmodel.default(nc_wgrad, device, True), "MMA waits"))
     for problem, cfg, limit in cases:
         t = costmodel.bounds(problem, cfg, device)
         assert math.isclose(costmodel.predict(problem, cfg, device), device.t0 + max(
-            costmodel.soft_max(t["compute"], t["L2 fill"], t["issue"]), t["memory"]), rel_tol=1e-12)
+            costmodel.soft_max(t["compute"], t["L2 fill"], t["issue"]), t["MMA waits"], t["memory"]), rel_tol=1e-12)
         assert costmodel.bound(problem, cfg, device) == limit, (cfg, t)
+
+
+def test_loops_the_model_calls_drained_are_those_the_census_sees_wait_for_their_mmas():
+    """``costmodel.drained`` is the share of a launch's taps in loops that wait for every MMA each step: on every
+    kernel of the committed sm_90 compile reports (the suite's heuristic tiles, bf16, fp16, TF32 and fp8, both layouts
+    and passes, Triton 3.9 and 3.6) it is 0 where no main loop waits (``loop_drains``), 1 where every one does, and
+    between where some do. And the waits cost where one program an SM has nothing to overlap them with:
+    ``costmodel.chain_seconds`` adds the MMAs' time to the loop's issue there, and hides them at two programs an SM."""
+    from benchmarks import static
+
+    dtypes = {"bf16": "bfloat16", "fp16": "float16", "tf32": "float32", "fp32": "float32", "fp8": "float8_e4m3fn"}
+    seen = {"none": 0, "all": 0, "some": 0}
+    for version, dtype in itertools.product(("3.9.0", "3.6.0"), ("bf16", "tf32", "fp8")):
+        names = ["fp32"] if dtype == "tf32" else [dtype]
+        path = static.report_path(90, names, work.ROOT / "results" / "static", "-tf32" if dtype == "tf32" else "",
+                                  version)
+        for r in map(json.loads, path.read_text().splitlines()):
+            if "loop_drains" not in r:  # (the depthwise kernels' FMA loops)
+                continue
+            prob = dict(tune.suite_problems(SUITE))[r["name"]]
+            problem = dataclasses.replace(costfit.problem_of(r["kind"], dtypes[r["dtype"]], r["layout"], prob),
+                                          tf32=dtype == "tf32")
+            share, waits = costmodel.drained(problem, geometry.Config(**r["config"])), r["loop_drains"]
+            case = "none" if not any(waits) else "all" if all(waits) else "some"
+            assert {"none": share == 0, "all": share == 1, "some": 0 < share < 1}[case], (
+                version, r["name"], r["kind"], r["layout"], dtype, share, waits)
+            seen[case] += 1
+    assert min(seen.values()) >= 4, seen
+    device = costmodel.device_for("NVIDIA H200")
+    one = suite_problem("resnet50_l4_3x3", "conv_wgrad", "contiguous")
+    cfg = costmodel.default(one, device, True)
+    t = costmodel.bounds(one, cfg, device)
+    assert costmodel.drained(one, cfg) == 1 and costmodel.ctas_per_sm(one, cfg, device) == 1
+    assert t["MMA waits"] > 1.3 * costmodel.soft_max(t["compute"], t["L2 fill"], t["issue"])
+    two = suite_problem("deeplab_3x3_d2", "conv_wgrad", "contiguous")  # x moved in runs, two programs an SM
+    cfg = costmodel.default(two, device, True)
+    assert costmodel.drained(two, cfg) == 1 and costmodel.ctas_per_sm(two, cfg, device) == 2
+    assert costmodel.bounds(two, cfg, device)["MMA waits"] == 0
+    before_hopper = dataclasses.replace(device, async_mma=False)
+    assert costmodel.bounds(one, costmodel.default(one, before_hopper, True), before_hopper)["MMA waits"] == 0
+    assert not costmodel.device_for("NVIDIA A100-SXM4-80GB").async_mma
+    assert costmodel.device_for("NVIDIA H100 80GB HBM3").async_mma
 
 
 def test_the_fill_and_issue_rates_are_fitted_where_device_timed_rows_are_bound_by_them():

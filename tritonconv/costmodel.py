@@ -37,6 +37,10 @@ it runs with) on a GPU described by :class:`Device`::
   which the SM reaches once ``saturating_warps`` warps are resident, and a share of it below that;
 * ``B``: the bytes the launch must move: its operands and output once, plus the fp32 partial sums
   of a split reduction (NC(D)HW operands are read in place: no copy); ``BW``: the device's bandwidth;
+* ``D``: on Hopper, loops that wait for every MMA in flight each step (:func:`drained`: an operand moved through
+  registers into shared memory) run their MMAs and their other instructions one after the other, overlapped only
+  across the programs resident on an SM: their steps take ``(W / R_tc + I_or_W / R) / k`` where that is longer
+  (:func:`chain_seconds`; ``k`` programs an SM, so one program an SM pays the sum);
 * ``t0``: a launch's fixed cost on the device (not the host's).
 
 A layer that launches several kernels costs the sum (a packed layer's packing launches and a layer of merged groups'
@@ -58,19 +62,20 @@ from pathlib import Path
 import torch
 
 from . import cache, geometry, shapes, tuning
-from ._descriptors import nc_dealt
+from ._descriptors import flat_shifts, nc_dealt
 from .geometry import Config, Problem
 from .kernels import depthwise, gemm, tma, weight_grad
 from .shapes import cdiv
 
-__all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "DEPTHWISE_ISSUE", "NC_FLAT_ISSUE",
-           "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE",
-           "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "aligned", "apart",
-           "bound", "bounds", "by_rows", "ctas_per_sm", "default", "Device", "device_for", "efficiency", "fill_bytes", "folds",
-           "gemm_launch", "input_channels_as_m", "issue_seconds", "issued", "kernel_of", "launched",
-           "mma_instructions", "nc_flat", "nc_rows", "nc_runs", "nc_share", "occupancy", "one_row_mma", "pack_seconds",
-           "pass_seconds", "predict", "predicting", "model", "rank", "rate_of", "registers", "relayout_seconds", "row_reads",
-           "shared_bytes", "step_instructions", "sums_apart", "tap_axes", "tap_runs", "transposed_mma", "wgrad_runs"]
+__all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "DEPTHWISE_ISSUE", "HOPPER",
+           "NC_FLAT_ISSUE", "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS",
+           "ROW_ISSUE", "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "aligned",
+           "apart", "bound", "bounds", "by_rows", "chain_seconds", "ctas_per_sm", "default", "Device", "device_for",
+           "drained", "efficiency", "fill_bytes", "folds", "gemm_launch", "input_channels_as_m", "issue_seconds",
+           "issued", "kernel_of", "launched", "mma_instructions", "nc_flat", "nc_rows", "nc_runs", "nc_share",
+           "occupancy", "one_row_mma", "pack_seconds", "pass_seconds", "predict", "predicting", "model", "rank",
+           "rate_of", "registers", "relayout_seconds", "row_reads", "shared_bytes", "step_instructions", "sums_apart",
+           "tap_axes", "tap_runs", "transposed_mma", "wgrad_runs", "x_as_m"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +105,9 @@ class Device:
         (its 2026-11-26 rows ran 128 x 128 descriptor tiles at up to 250e12 multiply-adds/s: 7.8e12 bytes/s).
     :param issue_rate: warp instructions per second the SMs together issue (:func:`step_instructions`): unfitted, four
         schedulers per SM issuing one a clock, at an H200's 132 SMs and 1.98 GHz.
+    :param async_mma: whether the tensor cores run a loop's MMAs while the loop issues on (Hopper's warpgroup MMA), so
+        that a loop that waits for them every step (:func:`drained`) runs its MMAs and its instructions one after the
+        other (:func:`chain_seconds`); False before Hopper.
     """
 
     name: str
@@ -117,6 +125,7 @@ class Device:
     l2_bandwidth: float = 16.7e12
     saturating_warps: int = 8
     issue_rate: float = 132 * 4 * 1.98e9
+    async_mma: bool = True
 
 
 DATASHEET = Device("NVIDIA H200", 132, 395e12, 395e12, 395e12, 33.5e12, 4.3e12, 3e-6)
@@ -131,11 +140,16 @@ def fitted_path(name: str) -> Path:
 
 def device_for(name: str, sms: int | None = None) -> Device:
     """The fitted constants of the device called ``name`` (:func:`fitted_path`), else :data:`DATASHEET` renamed (and
-    given ``sms`` SMs, where given)."""
+    given ``sms`` SMs, where given; ``async_mma`` where the name is a Hopper GPU's: :data:`HOPPER`)."""
     try:
         return Device(**json.loads(fitted_path(name).read_text()))
     except (OSError, json.JSONDecodeError, TypeError):
-        return dataclasses.replace(DATASHEET, name=name, sms=sms or DATASHEET.sms)
+        return dataclasses.replace(DATASHEET, name=name, sms=sms or DATASHEET.sms,
+                                   async_mma=any(tag in name for tag in HOPPER))
+
+
+HOPPER = ("H100", "H200", "H800", "H20", "GH200")
+"""Words in the names of Hopper GPUs (warpgroup MMAs, ``Device.async_mma``), as torch reports them."""
 
 
 ROW_ISSUE = {"conv": 0.62, "conv_t": 0.72, "conv_wgrad": 1.01}
@@ -469,6 +483,14 @@ def wgrad_runs(problem: Problem, config: Config) -> tuple[int, int, int]:
     return gemm_launch(problem, config).runs
 
 
+def x_as_m(problem: Problem, config: Config) -> bool:
+    """Whether a pointer weight-gradient launch over NC(D)HW row tiles runs its MMA transposed, the ``x`` it moves in
+    registers the first operand (:func:`tritonconv.kernels.weight_grad.x_as_m`)."""
+    problem, config = launched(problem, config)
+    runs = wgrad_runs(problem, config)
+    return runs[1] > 1 and weight_grad.x_as_m(runs, problem.spec.stride[-1], 0, config.block_n)
+
+
 @functools.lru_cache(maxsize=4096)
 def tap_runs(problem: Problem, config: Config) -> tuple[int, int]:
     """How a pointer launch over NC(D)HW row tiles (:func:`by_rows`) reads each width tap's columns in runs, ``(vec,
@@ -685,6 +707,79 @@ def nc_share(problem: Problem, config: Config) -> float:
     return NC_RUNS_ISSUE[problem.kind] if nc_runs(problem, config) else 1.0
 
 
+def drained(problem: Problem, config: Config) -> float:
+    """The share of a launch's main-loop steps in loops that wait for every MMA in flight to finish before the next
+    step issues (Hopper's warpgroup MMA; the SASS census's ``loop_drains``, one count a loop): the loops that pass an
+    MMA operand through registers on its way to shared memory, where the next step's store must wait for the MMAs
+    reading the last one's; 0 where the warp-level MMA runs (tiles of fewer than 64 rows). From the census of the
+    suite's sm_90 kernels (``tests/test_costmodel.py`` checks this against every committed report):
+
+    * the pointer kernel's NC(D)HW row tiles (:func:`by_rows`) read 2 bytes at a time, or a weight gradient's ``x``
+      dealt (a width stride) or moved in runs (:func:`wgrad_runs`: its width taps off a run boundary) where it is the
+      MMA's second operand (where its first, from registers, none: :func:`tritonconv.kernels.weight_grad.x_as_m`);
+    * the descriptor weight gradient's NC(D)HW ``x`` moved in runs (:func:`nc_runs`: its taps, planes read as rows
+      too, off 16 bytes), or boxes of 16-byte rows (8-column patches), which the MMA cannot read swizzled, copied
+      within shared memory every step;
+    * the descriptor forward's NC(D)HW rows dealt (:func:`tritonconv._descriptors.nc_dealt`) on steps one MMA deep
+      (16 channels of 16 bits): ``ct_anisotropic``'s, whose 16 input channels allow no deeper step (at 32, no wait).
+
+    Channels-last launches read their operands into shared memory by copy engine or asynchronous copies: 0."""
+    problem, config = launched(problem, config)
+    rows = config.block_n if transposed_mma(problem, config) or input_channels_as_m(problem, config) else config.block_m
+    if problem.layout == "channels_last" or problem.kind not in ("conv", "conv_t", "conv_wgrad") or rows < 64 or (
+            problem.dtype in ("float32", "float64") and not problem.tf32):
+        return 0.0
+    vec = 16 // problem.itemsize  # elements of a 16-byte run
+    def off(shifts: list[int], run: int) -> float:  # the share of taps whose runs move in registers
+        return sum(geometry.run_kind(t, run) != 1 for t in shifts) / len(shifts)
+    spec = problem.spec
+    if not config.tile_h:
+        if not by_rows(problem, config):
+            return 0.0
+        if problem.kind != "conv_wgrad":
+            return 0.0 if aligned(problem, config) else 1.0
+        x_vec = wgrad_runs(problem, config)[1]
+        if x_vec == 1:
+            return 1.0
+        if x_as_m(problem, config):  # the moved x from registers
+            return 0.0
+        if spec.stride[-1] > 1:
+            return 1.0
+        return off(geometry.tap_shifts(spec.weight_shape[-1], 1, spec.padding[-1][0], spec.dilation[-1], False), x_vec)
+    if problem.kind == "conv_wgrad":
+        if config.patch(config.block_k)[2] * problem.itemsize == 16:
+            return 1.0
+        if not nc_runs(problem, config):
+            return 0.0
+        shifts = flat_shifts(spec) if nc_flat(problem, config) else geometry.tap_shifts(
+            spec.weight_shape[-1], 1, spec.padding[-1][0], spec.dilation[-1], False)
+        return off(shifts, vec)
+    return 1.0 if nc_rows(problem, config) and nc_dealt(spec) and config.block_k * problem.itemsize <= 32 else 0.0
+
+
+def chain_seconds(problem: Problem, config: Config, device: Device, t: dict[str, float]) -> float:
+    """Where a launch's loops wait for their MMAs every step (:func:`drained`), the time its programs take when each
+    step's MMAs and its other instructions run one after the other rather than overlapped: a program's step takes its
+    MMAs' time on the tensor cores (the descriptor kernels' rate, ``tma_macs``) plus its instructions' issue (the
+    descriptor kernels' ``t["issue"]``; the pointer kernels' rates carry their issue, ``t["compute"]``), and the
+    ``k`` programs resident on an SM (:func:`ctas_per_sm`, at most the grid's share of an SM) overlap each other's.
+    So with two or more programs an SM the waits mostly hide; with one, the loop's time is the sum. Those steps take
+    this where it is longer than the overlapped time (:func:`soft_max` of the other limits), the rest overlap: the
+    drained share ``d`` of them adds ``d * (chain - overlapped)``. 0 where no loop waits (or ``Device.async_mma`` is
+    False)."""
+    share = drained(problem, config) if device.async_mma else 0.0
+    if not share:
+        return 0.0
+    run, run_config = launched(problem, config)
+    macs, ctas = issued(run, run_config)
+    resident = ctas_per_sm(problem, config, device)
+    factor = 2.0 if run.dtype.startswith("float8") else 0.5 if run.tf32 else 1.0  # the tensor cores' rates
+    tensor = macs / (efficiency(ctas, resident, run_config.num_warps, device) * device.tma_macs * factor)
+    chain = (tensor + (t["issue"] if run_config.tile_h else t["compute"])) / min(resident, max(1, -(-ctas // device.sms)))
+    overlapped = soft_max(t["compute"], t["L2 fill"], t["issue"])
+    return overlapped + share * (chain - overlapped) if chain > overlapped else 0.0
+
+
 def soft_max(*times: float) -> float:
     """The largest of some times, smoothly (their 8-norm: at most 1.09x the largest of two, 1.0x where one dominates):
     the MMA, the fill of its tiles and the issue of the loop's instructions overlap in the software pipeline, not
@@ -695,8 +790,9 @@ def soft_max(*times: float) -> float:
 def bounds(problem: Problem, config: Config, device: Device) -> dict[str, float]:
     """The seconds each of a launch's limits would take alone (a relayout config's launch on its copies,
     :func:`launched`; the copies are not in them): ``"compute"`` (``W / (R e)``: tensor cores or FMA units),
-    ``"L2 fill"`` (``W L / (BW_L2 e)``), ``"issue"`` (``W I / e``), ``"memory"`` (``B / BW``); :func:`predict`
-    combines them."""
+    ``"L2 fill"`` (``W L / (BW_L2 e)``), ``"issue"`` (``W I / e``), ``"memory"`` (``B / BW``), and ``"MMA waits"``:
+    the first three's time where loops that wait for their MMAs every step run them one after the other
+    (:func:`chain_seconds`; 0 where that is no longer); :func:`predict` combines them."""
     problem, config = launched(problem, config)
     macs, ctas = issued(problem, config)
     name, factor = rate_of(problem, config)
@@ -704,8 +800,9 @@ def bounds(problem: Problem, config: Config, device: Device) -> dict[str, float]
     if rate is None:  # row_macs or aligned_macs unfitted: the pointer rate at the census's issue share
         rate = device.mma_macs * UNFITTED_SHARES[name][problem.kind]
     waves = macs / efficiency(ctas, ctas_per_sm(problem, config, device), config.num_warps, device)
-    return {"compute": waves / (rate * factor), "L2 fill": waves * fill_bytes(problem, config) / device.l2_bandwidth,
-            "issue": waves * issue_seconds(problem, config, device), "memory": moved(problem, config) / device.bandwidth}
+    t = {"compute": waves / (rate * factor), "L2 fill": waves * fill_bytes(problem, config) / device.l2_bandwidth,
+         "issue": waves * issue_seconds(problem, config, device), "memory": moved(problem, config) / device.bandwidth}
+    return {**t, "MMA waits": chain_seconds(problem, config, device, t)}
 
 
 def sums_apart(problem: Problem, config: Config) -> bool:
@@ -724,7 +821,8 @@ def predict(problem: Problem, config: Config, device: Device) -> float:
     t = bounds(problem, config, device)
     copies = relayout_seconds(problem, device) if config.relayout else 0.0
     launches = 2 if sums_apart(problem, config) else 1
-    return launches * device.t0 + max(soft_max(t["compute"], t["L2 fill"], t["issue"]), t["memory"]) + copies
+    overlapped = max(soft_max(t["compute"], t["L2 fill"], t["issue"]), t["MMA waits"])
+    return launches * device.t0 + max(overlapped, t["memory"]) + copies
 
 
 def bound(problem: Problem, config: Config, device: Device) -> str:

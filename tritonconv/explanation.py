@@ -10,7 +10,8 @@ packed into channels, axes a kernel of 1 passes over merged), the kernel and the
 split count the model's pick, :func:`tritonconv.tuning.default`; with tuning on, a
 first call times the cost model's best candidates instead), the multiply-adds it issues over the useful ones,
 :mod:`tritonconv.costmodel`'s predicted device time and what limits it most (its multiply-adds, filling the tiles
-from L2, issuing the loop's instructions, memory, or the launch itself: :func:`tritonconv.costmodel.bound`), beside
+from L2, issuing the loop's instructions, loops that wait for their MMAs, memory, or the launch itself:
+:func:`tritonconv.costmodel.bound`), beside
 the model's best candidate and, for NC(D)HW activations, the same pass on channels-last ones. These are
 predictions, not measurements: the model's constants come from one GPU session's rows (``benchmarks/NOTES.md`` says
 how well they predicted).
@@ -134,8 +135,10 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
         dy_vec, x_vec, _ = costmodel.wgrad_runs(ran, cfg)
         runs, _ = costmodel.tap_runs(ran, cfg)
         if ran.kind == "conv_wgrad":
+            as_m = costmodel.x_as_m(ran, cfg)
             words.append("NC(D)HW rows" + (f", dY in runs of {dy_vec}" if dy_vec > 1 else "")
-                         + (f", x in runs of {x_vec}" if x_vec > 1 else ""))
+                         + (f", x in runs of {x_vec}" if x_vec > 1 else "")
+                         + (", x moved as the MMA's first operand" if as_m else ""))
         elif runs > 1:
             words.append(f"NC(D)HW rows, each tap's in runs of {runs}")
         elif not rows.vec:

@@ -105,6 +105,7 @@ def _conv_weight_grad_kernel(
     FLIP: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr, CARRY: tl.constexpr,
     DY_VEC: tl.constexpr, X_VEC: tl.constexpr, X_KINDS: tl.constexpr, X_DEAL: tl.constexpr, MEET_ROWS: tl.constexpr,
+    X_AS_M: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split; with
     ``FOLD`` 1 (2), of (output channel, (width tap, input channel)) columns of one (depth, height) tap
@@ -161,7 +162,10 @@ def _conv_weight_grad_kernel(
     mask_n = offs_n < cols
     dy_rows = dy_ptr + (group * C_out_g + offs_m) * syc  # [BLOCK_M]
 
-    acc = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
+    if X_AS_M:
+        acc = tl.full((BLOCK_N, BLOCK_M), 0.0, ACC)
+    else:
+        acc = tl.full((BLOCK_M, BLOCK_N), 0.0, ACC)
     if CARRY:  # tiles of rows, at most OH rows each: the first tile's positions divided out, the next ones carried
         ROWS: tl.constexpr = BLOCK_K // BLOCK_W
         tiles_w = (OW + BLOCK_W - 1) // BLOCK_W
@@ -246,9 +250,15 @@ def _conv_weight_grad_kernel(
                             hi = tl.load(x_at[:, None] + (at + X_VEC)[None, :], mask=mask_n[:, None] & ok_hi[None, :],
                                          other=0.0)
                             b = tl.trans(shift_runs(lo, hi, r, BLOCK_N, BLOCK_K, X_VEC))
-                    acc = mma(acc, a, b, UPCAST, DOT_PRECISION, ACC)
+                    if X_AS_M:  # (input channels x positions) x (positions x output channels)
+                        acc = mma(acc, tl.trans(b), tl.trans(a), UPCAST, DOT_PRECISION, ACC)
+                    else:
+                        acc = mma(acc, a, b, UPCAST, DOT_PRECISION, ACC)
                     if CARRY:
                         tw, nb, od, oh, row = next_rows(tw, nb, od, oh, row, tiles_w, OD, OH, ROWS)
+
+    if X_AS_M:
+        acc = tl.trans(acc)
 
     if FLIP:  # (the gradient itself) every spatial axis reversed: the flat tap reversed
         w_tap = KD * KH * KW - 1 - w_tap
@@ -266,6 +276,17 @@ def _conv_weight_grad_kernel(
     else:
         out = dw_ptr + split * sws + (group * C_out_g + offs_m)[:, None] * swo + cols_at
         tl.store(out, acc.to(dw_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
+
+
+def x_as_m(runs: tuple[int, int, int], deal: int, fold: int, block_n: int) -> bool:
+    """Whether :func:`_conv_weight_grad_kernel` runs its MMA transposed, input channels as its rows (``X_AS_M``): where
+    some tap's ``x`` is moved in registers (runs read off their boundary, or dealt at a width stride) while ``dY`` is
+    read in runs (copied into shared memory as it is), on input-channel tiles the warpgroup MMA takes (64 rows or
+    more). Untransposed, the moved ``x`` is the MMA's second operand, which it reads from shared memory: each step
+    stores it there and, before that, waits for every MMA reading the last one (Hopper's MMA runs on while the loop
+    issues; the census's ``loop_drains``). Transposed, it is the first operand, read from registers."""
+    dy_vec, x_vec, kinds = runs
+    return x_vec > 1 and dy_vec > 1 and not fold and block_n >= 64 and (deal > 1 or kinds & ~0b10 != 0)
 
 
 def target_options(kwargs: dict, capability: int | None) -> dict:
@@ -402,7 +423,7 @@ class Launch(Partials):
             ACC=geometry.tl_accumulator(input.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, BLOCK_W=block_w,
             CARRY=carry, DY_VEC=self.runs[0], X_VEC=self.runs[1], X_KINDS=self.runs[2], X_DEAL=x_deal,
-            MEET_ROWS=min(MEET_ROWS, config.block_m),
+            MEET_ROWS=min(MEET_ROWS, config.block_m), X_AS_M=x_as_m(self.runs, x_deal, fold, config.block_n),
             num_warps=config.num_warps, num_stages=config.num_stages,
         ), capability(input.device))
         self.launcher = Direct(_conv_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
