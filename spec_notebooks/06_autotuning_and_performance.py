@@ -414,7 +414,7 @@ for layout in ("channels_last", "contiguous"):
     for k, label in enumerate(("forward", "input gradient", "weight gradient")):
         hopper = [r for r in rows if pass_of[r["kind"]] == k and r["loop_math_op"] == "HGMMA"]
         print(f"{'':>15}{label}: {len(hopper)} HGMMA loops, {sum(r['loop_mma_register_a'] > 0 for r in hopper)} with "
-              f"the first operand from registers, {sum(r['loop_mma_drains'] > 0 for r in hopper)} draining the pipe, "
+              f"the first operand from registers, {sum(any(r['loop_drains']) for r in hopper)} waiting for their MMAs, "
               f"{sum(bool(r['wgmma_serialized']) for r in hopper)} serialized by ptxas")
 transposed = [r for r in census if r["kernel"] == "_conv_tma_kernel" and r["layout"] == "channels_last"
               and tma.positions_as_n(True, 0, geometry.Config(**r["config"]), 2)]
@@ -762,6 +762,36 @@ for name, prob in suite_probs.items():
             bound_of[layout, costmodel.bound(p, tuning.heuristic(p, False, h200.sms, True), h200)] += 1
 for layout in ("channels_last", "contiguous"):
     print(f"{layout:>13} passes bound by: " + ", ".join(f"{b} {n}" for (lay, b), n in sorted(bound_of.items()) if lay == layout))
+
+# %% [markdown]
+# Hopper's MMA runs on while the loop issues its next instructions, and a software-pipelined loop waits only for
+# the MMAs of steps before the last. A loop that passes an MMA operand through registers into shared memory waits
+# for every MMA in flight each step instead: the next step's store must not overwrite what they read. The census
+# counts those waits in every loop that holds the main loop's MMAs (`loop_drains`). NC(D)HW rows read 2 bytes at a
+# time wait, and so do the descriptor weight gradient's moved x runs and its 8-column patches (16-byte box rows,
+# copied within shared memory). The pointer weight gradient that moves x's runs runs its MMA transposed, x from
+# registers, and does not wait (`weight_grad.x_as_m`). The model says which launches wait (`costmodel.drained`, the
+# share of their taps). While one program waits, another on the same SM can issue, so the model charges a drained
+# step its MMA time plus its instructions' issue, over the programs an SM holds (`costmodel.chain_seconds`, the
+# bound "MMA waits"): at two programs an SM the waits hide, at one they cost. Against the compiled default configs
+# (bf16, both Tritons):
+
+# %%
+waits = Counter()
+for version in (CPU_TRITON, GPU_TRITON):
+    for r in compile_report(version):
+        if r["dtype"] == "bf16" and "loop_drains" in r:
+            p = tuning.Problem.of(r["kind"], "bfloat16", r["layout"], **suite_probs[r["name"]])
+            share, loops = costmodel.drained(p, tuning.Config(**r["config"])), r["loop_drains"]
+            case = "no loop waits" if not any(loops) else "every loop waits" if all(loops) else "some loops wait"
+            assert (share == 0) == (case == "no loop waits") and (share == 1) == (case == "every loop waits"), r["name"]
+            waits[r["layout"], case] += 1
+for layout in ("channels_last", "contiguous"):
+    print(f"{layout:>13} kernels: " + ", ".join(f"{n} {case}" for (lay, case), n in sorted(waits.items()) if lay == layout)
+          + " (the model's share agrees on each)")
+waiting = [(r["name"], r["pass"]) for r in map(json.loads, (ROOT / "benchmarks" / "predictions" / "NVIDIA_H200.jsonl")
+                                                .read_text().splitlines()) if "MMA waits" in r["bound"]]
+print("predicted bound by their MMA waits (one program an SM):", ", ".join(f"{n} {p}" for n, p in waiting))
 
 # %% [markdown]
 # ## FP8 inference: how far a converted model moves

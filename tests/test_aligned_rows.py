@@ -535,6 +535,7 @@ X_AS_M_CASES = [  # x shape, weight shape, stride, padding, config: x moved, the
     ((2, 72, 3, 24), (24, 72, 3, 3), 1, 1, tuning.Config(16, 64, 32, num_warps=4, num_stages=1)),  # runs 1 on, 1 back
     ((1, 72, 4, 64), (24, 72, 3, 3), (1, 2), 1, tuning.Config(16, 64, 32, num_warps=4, num_stages=1, split_k=2)),  # dealt
     ((2, 64, 40), (8, 64, 5), 1, 2, tuning.Config(16, 64, 32, num_warps=4, num_stages=1)),  # 1-D, 5 taps
+    ((2, 64, 3, 24), (16, 64, 3, 3), 1, 1, tuning.Config(16, 64, 16, num_warps=4, num_stages=1)),  # fp32: runs of 4
 ]
 
 
@@ -544,16 +545,17 @@ def test_weight_gradient_moves_x_as_the_mmas_first_operand(case):
     reads dY's in runs, on input-channel tiles of 64 or more, its MMA runs transposed, x the first operand
     (``weight_grad.x_as_m``: Hopper's MMA reads it from registers, where as the second operand each step stored it to
     shared memory and waited for the MMAs reading the last), the sum turned back after the loop: against torch in
-    float64, bf16, masked channel tiles (72 input channels in tiles of 64), a split meeting in the kernel."""
+    float64, bf16 and fp32, masked channel tiles (72 input channels in tiles of 64), a split meeting in the kernel."""
     from benchmarks import static
     from tritonconv.kernels import weight_grad
 
     x_shape, w_shape, stride, padding, cfg = X_AS_M_CASES[case]
     ndim = len(w_shape) - 2
     g = torch.Generator().manual_seed(40 + case)
-    x, w = torch.randn(x_shape, generator=g).bfloat16(), torch.empty(w_shape, dtype=torch.bfloat16)
+    dtype = torch.float32 if case == 3 else torch.bfloat16
+    x, w = torch.randn(x_shape, generator=g).to(dtype), torch.empty(w_shape, dtype=dtype)
     spec = conv_spec(f"conv{ndim}d", ndim, x, w, None, stride, padding, 1, 1)
-    dy = torch.randn(spec.output_shape, generator=g).bfloat16()
+    dy = torch.randn(spec.output_shape, generator=g).to(dtype)
     with static.recording(execute=False) as launches:
         dispatch.conv_grad_weight(dy, x, spec, False, cfg)
     (kwargs,) = [kw for fn, _, kw, _ in launches if fn.fn.__name__ == "_conv_weight_grad_kernel"]
@@ -562,7 +564,7 @@ def test_weight_gradient_moves_x_as_the_mmas_first_operand(case):
     assert not weight_grad.x_as_m((1, kwargs["X_VEC"], kwargs["X_KINDS"]), kwargs["X_DEAL"], 0, 64)  # dY 2 bytes
     assert not weight_grad.x_as_m((8, 8, 0b10), 1, 0, 64)  # every tap's runs as they are: nothing moved
     ref = getattr(torch.nn.grad, f"conv{ndim}d_weight")(x.double(), w_shape, dy.double(), stride, padding)
-    assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref, torch.bfloat16)
+    assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref, dtype)
 
 
 def test_narrow_strided_weight_gradient_steps_256_positions():

@@ -67,7 +67,9 @@ def test_how_nchw_rows_are_read_is_named():
     tiles without), the input gradient's phases' rows of dy each tap's products moved; a long 1-D row strided 2 (Whisper's
     second layer), dealt in segments; stride 3: 2-byte rows; rows of 28 in planes of 784 (``c3d_conv3a``): its volumes
     as rows for the forward and input gradient on descriptor boxes, their seams masked, planes as rows for the weight
-    gradient, its seams taken out, and for a forward shallower than its input."""
+    gradient, its seams taken out, and for a forward shallower than its input; a weight gradient moving x's runs
+    (rows of 14) runs its MMA transposed, x the first operand, and one reading 2-byte rows (of 7) is bound by its
+    loop's waits for its MMAs."""
     same = tritonconv.explain(meta(8, 64, 64, 64), meta(64, 64, 3, 3), padding=1, gpu=GPU).passes
     assert [p.kernel for p in same][:2] == ["descriptor (TMA) GEMM, NC(D)HW rows whole, each tap's products moved"] * 2
     assert "NC(D)HW boxes, x's runs read on in registers, " in same[2].kernel  # the weight gradient's
@@ -84,6 +86,10 @@ def test_how_nchw_rows_are_read_is_named():
     assert whisper.kernel.endswith("NC(D)HW rows, aligned, dealt into 2 phases, in segments 120 apart")
     three = tritonconv.explain(meta(8, 64, 66, 66), meta(64, 64, 3, 3), stride=3, padding=1, gpu=GPU).passes[0]
     assert three.kernel.endswith("NC(D)HW rows")
+    l3 = tritonconv.explain(meta(32, 256, 14, 14), meta(256, 256, 3, 3), padding=1, gpu=GPU).passes[2]  # rows of 14
+    assert "x in runs of 2, x moved as the MMA's first operand" in l3.kernel and l3.bound != "MMA waits"
+    l4 = tritonconv.explain(meta(32, 512, 7, 7), meta(512, 512, 3, 3), padding=1, gpu=GPU).passes[2]  # rows of 7
+    assert "first operand" not in l4.kernel and l4.bound == "MMA waits"  # 2-byte rows: one program an SM waits
     c3d = tritonconv.explain(meta(8, 128, 8, 28, 28), meta(256, 128, 3, 3, 3), padding=1, gpu=GPU).passes
     planes = "descriptor (TMA) GEMM, NC(D)HW planes as rows, x's runs read on in registers, the rows' seams "
     volumes = "descriptor (TMA) GEMM, NC(D)HW volumes as rows, x's runs read on in registers, the rows' and planes' seams"

@@ -161,7 +161,7 @@ synchronous loads, whose latency the pipeline does not hide, are not in it. Rest
 the kernels as built (0.61 / 0.71 / 1.07 had restated a census of 2026-12-01, before later kernel changes)."""
 
 
-ALIGNED_ISSUE = {"conv": 0.96, "conv_t": 1.18, "conv_wgrad": 1.44}
+ALIGNED_ISSUE = {"conv": 0.96, "conv_t": 1.18, "conv_wgrad": 1.33}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles read in aligned runs
 (:func:`aligned`) are rated at while ``Device.aligned_macs`` is unfitted: the median, over the suite's layers, of the
 channels-last main loop's instructions per MMA over the aligned rows', theirs counting the moves of the sum between
@@ -179,7 +179,9 @@ forward 0.69 -> 0.79; and weight gradients strided along the width read x in run
 median stays 1.40, over 14 launches, while ``deeplab_3x3_d2``'s, on descriptors since, left it). Restated in the
 thirty-third session from the kernels as built: 1.24 -> 1.23, 1.40 -> 1.44 (the census of 2026-12-01 had stood). In
 the forty-first, 0.98 -> 0.96 and 1.23 -> 1.18: ``c3d_conv3a``'s forward and input gradient (1.20, 1.27) left the
-pointer kernel for planes read as rows on descriptors (:data:`NC_FLAT_ISSUE`)."""
+pointer kernel for planes read as rows on descriptors (:data:`NC_FLAT_ISSUE`). In the forty-third, 1.44 -> 1.33: the
+weight gradients moving x run their MMA transposed (:func:`x_as_m`), their loops no longer waiting for their MMAs
+but a few instructions longer (``resnet50_l2_3x3s2``'s 206-233 a step -> 211-253)."""
 
 NC_ROWS_ISSUE = {"conv": 0.53, "conv_t": 0.60}
 """Per pass, the share of their main loop's issue that the model's estimate for a descriptor step of their tiles
@@ -718,36 +720,44 @@ def drained(problem: Problem, config: Config) -> float:
       dealt (a width stride) or moved in runs (:func:`wgrad_runs`: its width taps off a run boundary) where it is the
       MMA's second operand (where its first, from registers, none: :func:`tritonconv.kernels.weight_grad.x_as_m`);
     * the descriptor weight gradient's NC(D)HW ``x`` moved in runs (:func:`nc_runs`: its taps, planes read as rows
-      too, off 16 bytes), or boxes of 16-byte rows (8-column patches), which the MMA cannot read swizzled, copied
-      within shared memory every step;
+      too, off 16 bytes), or patches of several rows, whose box is laid out anew for the MMA every step;
     * the descriptor forward's NC(D)HW rows dealt (:func:`tritonconv._descriptors.nc_dealt`) on steps one MMA deep
       (16 channels of 16 bits): ``ct_anisotropic``'s, whose 16 input channels allow no deeper step (at 32, no wait).
 
-    Channels-last launches read their operands into shared memory by copy engine or asynchronous copies: 0."""
+    Channels-last launches read their operands into shared memory by copy engine or asynchronous copies: 0. TF32
+    (fp32 multiplied in TF32) differs where its MMA, which reads no operand transposed from shared memory, takes one
+    through registers: every loop of a weight gradient on channels-last tiles, of a dealt pointer weight gradient
+    (transposed too) and of a dealt pointer forward waits; a pointer forward's 4-byte elements, copied
+    asynchronously, do not. fp8 (forwards only) is not modelled: its MMA too reads no operand transposed, and 16 of
+    the suite's 52 fp8 forwards wait (the NC(D)HW pointer ones, some descriptor ones), on both Tritons."""
     problem, config = launched(problem, config)
     rows = config.block_n if transposed_mma(problem, config) or input_channels_as_m(problem, config) else config.block_m
-    if problem.layout == "channels_last" or problem.kind not in ("conv", "conv_t", "conv_wgrad") or rows < 64 or (
+    if problem.kind not in ("conv", "conv_t", "conv_wgrad") or rows < 64 or problem.itemsize == 1 or (
             problem.dtype in ("float32", "float64") and not problem.tf32):
         return 0.0
+    tf32, wgrad, spec = problem.tf32, problem.kind == "conv_wgrad", problem.spec
+    if problem.layout == "channels_last":
+        return 1.0 if tf32 and wgrad else 0.0
     vec = 16 // problem.itemsize  # elements of a 16-byte run
     def off(shifts: list[int], run: int) -> float:  # the share of taps whose runs move in registers
         return sum(geometry.run_kind(t, run) != 1 for t in shifts) / len(shifts)
-    spec = problem.spec
     if not config.tile_h:
         if not by_rows(problem, config):
             return 0.0
-        if problem.kind != "conv_wgrad":
+        if not wgrad:
+            if tf32:
+                return 1.0 if aligned(problem, config) and row_reads(problem, config)[0].deal > 1 else 0.0
             return 0.0 if aligned(problem, config) else 1.0
         x_vec = wgrad_runs(problem, config)[1]
-        if x_vec == 1:
+        if x_vec == 1 or (tf32 and spec.stride[-1] > 1):
             return 1.0
         if x_as_m(problem, config):  # the moved x from registers
             return 0.0
         if spec.stride[-1] > 1:
             return 1.0
         return off(geometry.tap_shifts(spec.weight_shape[-1], 1, spec.padding[-1][0], spec.dilation[-1], False), x_vec)
-    if problem.kind == "conv_wgrad":
-        if config.patch(config.block_k)[2] * problem.itemsize == 16:
+    if wgrad:
+        if config.tile_h * config.tile_b > 1:  # patches of several rows: x's box reshaped for the MMA every step
             return 1.0
         if not nc_runs(problem, config):
             return 0.0

@@ -119,7 +119,8 @@ def _conv_weight_grad_kernel(
     ``X_DEAL`` (2 or 4) a run holds ``X_VEC / X_DEAL`` positions' ``X_DEAL`` consecutive columns each, the positions'
     own dealt out in registers (:func:`tritonconv._tile.deal`). The loop is compiled once for each of these ways that
     some tap takes (``X_KINDS``, bit ``k`` for way ``k`` of :func:`tritonconv.geometry.run_kind`), each program running
-    its tap's (one branch per program)."""
+    its tap's (one branch per program). ``X_AS_M`` (:func:`x_as_m`): the MMA runs transposed, input x output channels,
+    the moved ``x`` its first operand (from registers on Hopper), the sum turned back after the loop."""
     pid = tl.program_id(0)
     split = tl.program_id(1)
     TAPS: tl.constexpr = KD if FOLD == 2 else KD * KH if FOLD == 1 else KD * KH * KW  # taps of the grid
