@@ -789,9 +789,15 @@ for version in (CPU_TRITON, GPU_TRITON):
 for layout in ("channels_last", "contiguous"):
     print(f"{layout:>13} kernels: " + ", ".join(f"{n} {case}" for (lay, case), n in sorted(waits.items()) if lay == layout)
           + " (the model's share agrees on each)")
-waiting = [(r["name"], r["pass"]) for r in map(json.loads, (ROOT / "benchmarks" / "predictions" / "NVIDIA_H200.jsonl")
-                                                .read_text().splitlines()) if "MMA waits" in r["bound"]]
-print("predicted bound by their MMA waits (one program an SM):", ", ".join(f"{n} {p}" for n, p in waiting))
+waiting = []
+for name, prob in suite_probs.items():
+    for layout in ("channels_last", "contiguous"):
+        for kind in ("conv", "conv_t", "conv_wgrad"):
+            if not is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
+                p = tuning.Problem.of(kind, "bfloat16", layout, **prob)
+                if costmodel.bound(p, costmodel.default(p, h200, True), h200) == "MMA waits":
+                    waiting.append(f"{name} {kind} ({layout})")
+print("predicted bound by their MMA waits (one program an SM):", ", ".join(waiting))
 
 # %% [markdown]
 # ## FP8 inference: how far a converted model moves

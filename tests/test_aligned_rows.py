@@ -535,7 +535,7 @@ X_AS_M_CASES = [  # x shape, weight shape, stride, padding, config: x moved, the
     ((2, 72, 3, 24), (24, 72, 3, 3), 1, 1, tuning.Config(16, 64, 32, num_warps=4, num_stages=1)),  # runs 1 on, 1 back
     ((1, 72, 4, 64), (24, 72, 3, 3), (1, 2), 1, tuning.Config(16, 64, 32, num_warps=4, num_stages=1, split_k=2)),  # dealt
     ((2, 64, 40), (8, 64, 5), 1, 2, tuning.Config(16, 64, 32, num_warps=4, num_stages=1)),  # 1-D, 5 taps
-    ((2, 64, 3, 24), (16, 64, 3, 3), 1, 1, tuning.Config(16, 64, 16, num_warps=4, num_stages=1)),  # fp32: runs of 4
+    ((2, 64, 3, 24), (16, 64, 3, 3), 1, 1, tuning.Config(16, 64, 16, num_warps=4, num_stages=1)),  # fp16
 ]
 
 
@@ -545,14 +545,14 @@ def test_weight_gradient_moves_x_as_the_mmas_first_operand(case):
     reads dY's in runs, on input-channel tiles of 64 or more, its MMA runs transposed, x the first operand
     (``weight_grad.x_as_m``: Hopper's MMA reads it from registers, where as the second operand each step stored it to
     shared memory and waited for the MMAs reading the last), the sum turned back after the loop: against torch in
-    float64, bf16 and fp32, masked channel tiles (72 input channels in tiles of 64), a split meeting in the kernel."""
+    float64, bf16 and fp16, masked channel tiles (72 input channels in tiles of 64), a split meeting in the kernel."""
     from benchmarks import static
     from tritonconv.kernels import weight_grad
 
     x_shape, w_shape, stride, padding, cfg = X_AS_M_CASES[case]
     ndim = len(w_shape) - 2
     g = torch.Generator().manual_seed(40 + case)
-    dtype = torch.float32 if case == 3 else torch.bfloat16
+    dtype = torch.float16 if case == 3 else torch.bfloat16
     x, w = torch.randn(x_shape, generator=g).to(dtype), torch.empty(w_shape, dtype=dtype)
     spec = conv_spec(f"conv{ndim}d", ndim, x, w, None, stride, padding, 1, 1)
     dy = torch.randn(spec.output_shape, generator=g).to(dtype)
@@ -560,9 +560,10 @@ def test_weight_gradient_moves_x_as_the_mmas_first_operand(case):
         dispatch.conv_grad_weight(dy, x, spec, False, cfg)
     (kwargs,) = [kw for fn, _, kw, _ in launches if fn.fn.__name__ == "_conv_weight_grad_kernel"]
     assert kwargs["X_AS_M"] and kwargs["X_VEC"] > 1 and kwargs["DY_VEC"] > 1, kwargs
-    assert not weight_grad.x_as_m((kwargs["DY_VEC"], kwargs["X_VEC"], kwargs["X_KINDS"]), kwargs["X_DEAL"], 0, 32)
-    assert not weight_grad.x_as_m((1, kwargs["X_VEC"], kwargs["X_KINDS"]), kwargs["X_DEAL"], 0, 64)  # dY 2 bytes
-    assert not weight_grad.x_as_m((8, 8, 0b10), 1, 0, 64)  # every tap's runs as they are: nothing moved
+    assert not weight_grad.x_as_m((kwargs["DY_VEC"], kwargs["X_VEC"], kwargs["X_KINDS"]), kwargs["X_DEAL"], 0, 32, 2)
+    assert not weight_grad.x_as_m((1, kwargs["X_VEC"], kwargs["X_KINDS"]), kwargs["X_DEAL"], 0, 64, 2)  # dY 2 bytes
+    assert not weight_grad.x_as_m((8, 8, 0b10), 1, 0, 64, 2)  # every tap's runs as they are: nothing moved
+    assert not weight_grad.x_as_m((4, 4, 0b110), 1, 0, 64, 4)  # fp32: not transposed
     ref = getattr(torch.nn.grad, f"conv{ndim}d_weight")(x.double(), w_shape, dy.double(), stride, padding)
     assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref, dtype)
 

@@ -39,8 +39,8 @@ it runs with) on a GPU described by :class:`Device`::
   of a split reduction (NC(D)HW operands are read in place: no copy); ``BW``: the device's bandwidth;
 * ``D``: on Hopper, loops that wait for every MMA in flight each step (:func:`drained`: an operand moved through
   registers into shared memory) run their MMAs and their other instructions one after the other, overlapped only
-  across the programs resident on an SM: their steps take ``(W / R_tc + I_or_W / R) / k`` where that is longer
-  (:func:`chain_seconds`; ``k`` programs an SM, so one program an SM pays the sum);
+  across the ``k`` programs resident on an SM: their steps take (MMA time + issue time) / ``k`` where that is longer
+  than the overlapped time (:func:`chain_seconds`: one program an SM pays the sum, two or more mostly hide it);
 * ``t0``: a launch's fixed cost on the device (not the host's).
 
 A layer that launches several kernels costs the sum (a packed layer's packing launches and a layer of merged groups'
@@ -490,7 +490,7 @@ def x_as_m(problem: Problem, config: Config) -> bool:
     registers the first operand (:func:`tritonconv.kernels.weight_grad.x_as_m`)."""
     problem, config = launched(problem, config)
     runs = wgrad_runs(problem, config)
-    return runs[1] > 1 and weight_grad.x_as_m(runs, problem.spec.stride[-1], 0, config.block_n)
+    return runs[1] > 1 and weight_grad.x_as_m(runs, problem.spec.stride[-1], 0, config.block_n, problem.itemsize)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -726,10 +726,10 @@ def drained(problem: Problem, config: Config) -> float:
 
     Channels-last launches read their operands into shared memory by copy engine or asynchronous copies: 0. TF32
     (fp32 multiplied in TF32) differs where its MMA, which reads no operand transposed from shared memory, takes one
-    through registers: every loop of a weight gradient on channels-last tiles, of a dealt pointer weight gradient
-    (transposed too) and of a dealt pointer forward waits; a pointer forward's 4-byte elements, copied
-    asynchronously, do not. fp8 (forwards only) is not modelled: its MMA too reads no operand transposed, and 16 of
-    the suite's 52 fp8 forwards wait (the NC(D)HW pointer ones, some descriptor ones), on both Tritons."""
+    through registers: every loop of a weight gradient on channels-last tiles and of a dealt pointer forward waits;
+    a pointer forward's 4-byte elements, copied asynchronously, do not (and fp32 weight gradients are not run
+    transposed). fp8 (forwards only) is not modelled: its MMA too reads no operand transposed, and 16 of the suite's
+    52 fp8 forwards wait (the NC(D)HW pointer ones, some descriptor ones), on both Tritons."""
     problem, config = launched(problem, config)
     rows = config.block_n if transposed_mma(problem, config) or input_channels_as_m(problem, config) else config.block_m
     if problem.kind not in ("conv", "conv_t", "conv_wgrad") or rows < 64 or problem.itemsize == 1 or (
@@ -749,7 +749,7 @@ def drained(problem: Problem, config: Config) -> float:
                 return 1.0 if aligned(problem, config) and row_reads(problem, config)[0].deal > 1 else 0.0
             return 0.0 if aligned(problem, config) else 1.0
         x_vec = wgrad_runs(problem, config)[1]
-        if x_vec == 1 or (tf32 and spec.stride[-1] > 1):
+        if x_vec == 1:
             return 1.0
         if x_as_m(problem, config):  # the moved x from registers
             return 0.0

@@ -279,15 +279,18 @@ def _conv_weight_grad_kernel(
         tl.store(out, acc.to(dw_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
 
 
-def x_as_m(runs: tuple[int, int, int], deal: int, fold: int, block_n: int) -> bool:
+def x_as_m(runs: tuple[int, int, int], deal: int, fold: int, block_n: int, itemsize: int) -> bool:
     """Whether :func:`_conv_weight_grad_kernel` runs its MMA transposed, input channels as its rows (``X_AS_M``): where
-    some tap's ``x`` is moved in registers (runs read off their boundary, or dealt at a width stride) while ``dY`` is
-    read in runs (copied into shared memory as it is), on input-channel tiles the warpgroup MMA takes (64 rows or
-    more). Untransposed, the moved ``x`` is the MMA's second operand, which it reads from shared memory: each step
-    stores it there and, before that, waits for every MMA reading the last one (Hopper's MMA runs on while the loop
-    issues; the census's ``loop_drains``). Transposed, it is the first operand, read from registers."""
+    some tap's 16-bit ``x`` is moved in registers (runs read off their boundary, or dealt at a width stride) while
+    ``dY`` is read in runs (copied into shared memory as it is), on input-channel tiles the warpgroup MMA takes (64
+    rows or more). Untransposed, the moved ``x`` is the MMA's second operand, which it reads from shared memory: each
+    step stores it there and, before that, waits for every MMA reading the last one (Hopper's MMA runs on while the
+    loop issues; the census's ``loop_drains``). Transposed, it is the first operand, read from registers. Not for
+    fp32: its dealt TF32 loops waited transposed too (the TF32 MMA reads no operand transposed), and Triton 3.6 spilled
+    4 B of ``tcn_k3``'s IEEE fp32 one."""
     dy_vec, x_vec, kinds = runs
-    return x_vec > 1 and dy_vec > 1 and not fold and block_n >= 64 and (deal > 1 or kinds & ~0b10 != 0)
+    return (itemsize == 2 and x_vec > 1 and dy_vec > 1 and not fold and block_n >= 64
+            and (deal > 1 or kinds & ~0b10 != 0))
 
 
 def target_options(kwargs: dict, capability: int | None) -> dict:
@@ -424,7 +427,8 @@ class Launch(Partials):
             ACC=geometry.tl_accumulator(input.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, BLOCK_W=block_w,
             CARRY=carry, DY_VEC=self.runs[0], X_VEC=self.runs[1], X_KINDS=self.runs[2], X_DEAL=x_deal,
-            MEET_ROWS=min(MEET_ROWS, config.block_m), X_AS_M=x_as_m(self.runs, x_deal, fold, config.block_n),
+            MEET_ROWS=min(MEET_ROWS, config.block_m),
+            X_AS_M=x_as_m(self.runs, x_deal, fold, config.block_n, input.element_size()),
             num_warps=config.num_warps, num_stages=config.num_stages,
         ), capability(input.device))
         self.launcher = Direct(_conv_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
