@@ -240,14 +240,16 @@ def loop_census(cubin: bytes, arch: int) -> dict:
     # an MMA whose first operand is registers (HGMMA's "Rd, Ra, gdesc[...]": loaded from shared memory by LDSM), and
     # the waits for every MMA in flight to finish (WARPGROUP.DEPBAR.LE gsb0, 0x0) before the loop's next one issues
     register_a = sum(o.startswith(MATH) and re.search(r"\bR\d+, R\d+, gdesc", t) is not None for o, t in body)
-    drains = sum(o.startswith("WARPGROUP.DEPBAR") and re.search(r"gsb0,\s*0x0\b", t) is not None for o, t in body)
+    def drain(o: str, t: str) -> bool:
+        return o.startswith("WARPGROUP.DEPBAR") and re.search(r"gsb0,\s*0x0\b", t) is not None
+
+    drains = sum(drain(o, t) for o, t in body)
     innermost = [(a, b) for a, b in loops if sum(a <= c <= b and o.startswith(MATH) for c, o, _ in code) == math_ops
                  and not any(a <= x and y <= b and (x, y) != (a, b) for x, y in loops
                              if any(x <= c <= y and o.startswith(MATH) for c, o, _ in code))]
     variants = [[sum(a <= c <= b for c, _, _ in code), sum(a <= c <= b and o.split(".")[0] == "LDG" for c, o, _ in code)]
                 for a, b in sorted(innermost)]
-    loop_drains = [sum(a <= c <= b and o.startswith("WARPGROUP.DEPBAR") and re.search(r"gsb0,\s*0x0\b", t) is not None
-                       for c, o, t in code) for a, b in sorted(innermost)]
+    loop_drains = [sum(a <= c <= b and drain(o, t) for c, o, t in code) for a, b in sorted(innermost)]
     return {"loop_math": math_ops, "loop_math_op": next(o.split(".")[0] for o, _ in body if o.startswith(MATH)),
             "loop_tma": roots.count("UTMALDG"), "loop_async_copies": roots.count("LDGSTS"),
             "loop_async_bytes": widest("LDGSTS"), "loop_loads": len(loads), "loop_load_bytes": widest("LDG"),

@@ -75,7 +75,7 @@ __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATA
            "issued", "kernel_of", "launched", "mma_instructions", "nc_flat", "nc_rows", "nc_runs", "nc_share",
            "occupancy", "one_row_mma", "pack_seconds", "pass_seconds", "predict", "predicting", "model", "rank",
            "rate_of", "registers", "relayout_seconds", "row_reads", "shared_bytes", "step_instructions", "sums_apart",
-           "tap_axes", "tap_runs", "transposed_mma", "wgrad_runs", "x_as_m"]
+           "tap_axes", "tap_runs", "tensor_factor", "transposed_mma", "wgrad_runs", "x_as_m"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -490,7 +490,7 @@ def x_as_m(problem: Problem, config: Config) -> bool:
     registers the first operand (:func:`tritonconv.kernels.weight_grad.x_as_m`)."""
     problem, config = launched(problem, config)
     runs = wgrad_runs(problem, config)
-    return runs[1] > 1 and weight_grad.x_as_m(runs, problem.spec.stride[-1], 0, config.block_n, problem.itemsize)
+    return weight_grad.x_as_m(runs, problem.spec.stride[-1], 0, config.block_n, problem.itemsize)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -606,8 +606,13 @@ def rate_of(problem: Problem, config: Config) -> tuple[str, float]:
     name = ("tma_macs" if config.tile_h else "fold_macs" if folds(problem, config)
             else ("aligned_macs" if aligned(problem, config) else "row_macs") if by_rows(problem, config)
             else "mma_macs")
-    factor = 2.0 if problem.dtype.startswith("float8") else 0.5 if problem.tf32 else 1.0  # the tensor cores' rates
+    factor = tensor_factor(problem)
     return name, factor * PASS_ISSUE[problem.kind] if name in ("mma_macs", *UNFITTED_SHARES) else factor
+
+
+def tensor_factor(problem: Problem) -> float:
+    """The tensor cores' rate for ``problem``'s operands over their 16-bit rate: twice it for fp8, half for TF32."""
+    return 2.0 if problem.dtype.startswith("float8") else 0.5 if problem.tf32 else 1.0
 
 
 STEP_ISSUE = (92, 3.8)
@@ -739,6 +744,8 @@ def drained(problem: Problem, config: Config) -> float:
     if problem.layout == "channels_last":
         return 1.0 if tf32 and wgrad else 0.0
     vec = 16 // problem.itemsize  # elements of a 16-byte run
+    width_taps = geometry.tap_shifts(spec.weight_shape[-1], 1, spec.padding[-1][0], spec.dilation[-1], False)
+
     def off(shifts: list[int], run: int) -> float:  # the share of taps whose runs move in registers
         return sum(geometry.run_kind(t, run) != 1 for t in shifts) / len(shifts)
     if not config.tile_h:
@@ -755,19 +762,18 @@ def drained(problem: Problem, config: Config) -> float:
             return 0.0
         if spec.stride[-1] > 1:
             return 1.0
-        return off(geometry.tap_shifts(spec.weight_shape[-1], 1, spec.padding[-1][0], spec.dilation[-1], False), x_vec)
+        return off(width_taps, x_vec)
     if wgrad:
         if config.tile_h * config.tile_b > 1:  # patches of several rows: x's box reshaped for the MMA every step
             return 1.0
         if not nc_runs(problem, config):
             return 0.0
-        shifts = flat_shifts(spec) if nc_flat(problem, config) else geometry.tap_shifts(
-            spec.weight_shape[-1], 1, spec.padding[-1][0], spec.dilation[-1], False)
-        return off(shifts, vec)
+        return off(flat_shifts(spec) if nc_flat(problem, config) else width_taps, vec)
     return 1.0 if nc_rows(problem, config) and nc_dealt(spec) and config.block_k * problem.itemsize <= 32 else 0.0
 
 
-def chain_seconds(problem: Problem, config: Config, device: Device, t: dict[str, float]) -> float:
+def chain_seconds(problem: Problem, config: Config, device: Device, t: dict[str, float], waves: float,
+                  ctas: int) -> float:
     """Where a launch's loops wait for their MMAs every step (:func:`drained`), the time its programs take when each
     step's MMAs and its other instructions run one after the other rather than overlapped: a program's step takes its
     MMAs' time on the tensor cores (the descriptor kernels' rate, ``tma_macs``) plus its instructions' issue (the
@@ -776,16 +782,14 @@ def chain_seconds(problem: Problem, config: Config, device: Device, t: dict[str,
     So with two or more programs an SM the waits mostly hide; with one, the loop's time is the sum. Those steps take
     this where it is longer than the overlapped time (:func:`soft_max` of the other limits), the rest overlap: the
     drained share ``d`` of them adds ``d * (chain - overlapped)``. 0 where no loop waits (or ``Device.async_mma`` is
-    False)."""
+    False). ``problem`` and ``config`` as launched (:func:`launched`), ``t`` the other limits, ``waves`` the launch's
+    multiply-adds over its wave efficiency and ``ctas`` its grid, as :func:`bounds` has them."""
     share = drained(problem, config) if device.async_mma else 0.0
     if not share:
         return 0.0
-    run, run_config = launched(problem, config)
-    macs, ctas = issued(run, run_config)
-    resident = ctas_per_sm(problem, config, device)
-    factor = 2.0 if run.dtype.startswith("float8") else 0.5 if run.tf32 else 1.0  # the tensor cores' rates
-    tensor = macs / (efficiency(ctas, resident, run_config.num_warps, device) * device.tma_macs * factor)
-    chain = (tensor + (t["issue"] if run_config.tile_h else t["compute"])) / min(resident, max(1, -(-ctas // device.sms)))
+    tensor = waves / (device.tma_macs * tensor_factor(problem))
+    per_sm = min(ctas_per_sm(problem, config, device), max(1, cdiv(ctas, device.sms)))
+    chain = (tensor + (t["issue"] if config.tile_h else t["compute"])) / per_sm
     overlapped = soft_max(t["compute"], t["L2 fill"], t["issue"])
     return overlapped + share * (chain - overlapped) if chain > overlapped else 0.0
 
@@ -812,7 +816,7 @@ def bounds(problem: Problem, config: Config, device: Device) -> dict[str, float]
     waves = macs / efficiency(ctas, ctas_per_sm(problem, config, device), config.num_warps, device)
     t = {"compute": waves / (rate * factor), "L2 fill": waves * fill_bytes(problem, config) / device.l2_bandwidth,
          "issue": waves * issue_seconds(problem, config, device), "memory": moved(problem, config) / device.bandwidth}
-    return {**t, "MMA waits": chain_seconds(problem, config, device, t)}
+    return {**t, "MMA waits": chain_seconds(problem, config, device, t, waves, ctas)}
 
 
 def sums_apart(problem: Problem, config: Config) -> bool:
