@@ -859,3 +859,21 @@ for version in (CPU_TRITON, GPU_TRITON):
               f"{per[0]}-{per[-1]} warp instructions per 1000 multiply-adds (median {per[len(per) // 2]})")
 stems = [r for r in fp8_report(CPU_TRITON) if r["name"] in ("resnet50_conv1", "c3d_conv1")]
 assert len(stems) == 4 and all(r["kernel"] == "_conv_tma_kernel" for r in stems)
+
+# %% [markdown]
+# fp8's MMA, like TF32's, reads no operand transposed from shared memory, so more of its loops take an operand through
+# registers and wait for their MMAs each step (above): every NC(D)HW pointer forward (aligned runs too), and the
+# descriptor forwards whose MMA takes its first operand from registers (`costmodel.first_from_registers`: NC(D)HW boxes,
+# or patches of several rows) on steps one MMA deep (32 channels). The model's share against the census:
+
+# %%
+for version in (CPU_TRITON, GPU_TRITON):
+    waiting = Counter()
+    for r in fp8_report(version):
+        p = tuning.Problem.of("conv", "float8_e4m3fn", r["layout"], **suite_probs[r["name"]])
+        share, loops = costmodel.drained(p, tuning.Config(**r["config"])), r["loop_drains"]
+        assert share == (1.0 if all(loops) else 0.0) and (all(loops) or not any(loops)), r["name"]
+        waiting[r["layout"], r["kernel"]] += share == 1
+    print(f"Triton {version}: fp8 forwards waiting for their MMAs: "
+          + ", ".join(f"{n} {layout} on {kernel}" for (layout, kernel), n in sorted(waiting.items()))
+          + " (the model's share agrees on each)")

@@ -584,17 +584,18 @@ def test_a_launch_is_bound_by_its_largest_limit():
 
 def test_loops_the_model_calls_drained_are_those_the_census_sees_wait_for_their_mmas():
     """``costmodel.drained`` is the share of a launch's taps in loops that wait for every MMA each step: on every
-    kernel of the committed sm_90 compile reports (the suite's heuristic tiles, bf16 and TF32 on Triton 3.9 and 3.6,
-    fp16 on 3.9; both layouts and passes) it is 0 where no main loop waits (``loop_drains``), 1 where every one does,
-    and between where some do (fp8, not modelled, is 0). And the waits cost where one program an SM has nothing to
-    overlap them with: ``costmodel.chain_seconds`` adds the MMAs' time to the loop's issue there, and hides them at two
-    programs an SM."""
+    kernel of the committed sm_90 compile reports (the suite's heuristic tiles, bf16, TF32 and fp8 on Triton 3.9 and
+    3.6, fp16 on 3.9; both layouts and passes) it is 0 where no main loop waits (``loop_drains``), 1 where every one
+    does, and between where some do; and ``costmodel.first_from_registers`` says which descriptor forwards' MMAs take
+    their first operand from registers (``loop_mma_register_a``). And the waits cost where one program an SM has
+    nothing to overlap them with: ``costmodel.chain_seconds`` adds the MMAs' time to the loop's issue there, and hides
+    them at two programs an SM."""
     from benchmarks import static
 
-    dtypes = {"bf16": "bfloat16", "fp16": "float16", "tf32": "float32"}
+    dtypes = {"bf16": "bfloat16", "fp16": "float16", "tf32": "float32", "fp8": "float8_e4m3fn"}
     reports = [(version, names, "-tf32" if names == ["fp32"] else "") for version in ("3.9.0", "3.6.0")
-               for names in (["bf16"], ["fp32"])] + [("3.9.0", ["bf16", "fp16"], "")]
-    seen = {"none": 0, "all": 0, "some": 0}
+               for names in (["bf16"], ["fp32"], ["fp8"])] + [("3.9.0", ["bf16", "fp16"], "")]
+    seen = {"none": 0, "all": 0, "some": 0, "fp8 waits": 0, "first from registers": 0, "both from shared": 0}
     for version, names, suffix in reports:
         path = static.report_path(90, names, work.ROOT / "results" / "static", suffix, version)
         for r in map(json.loads, path.read_text().splitlines()):
@@ -603,11 +604,17 @@ def test_loops_the_model_calls_drained_are_those_the_census_sees_wait_for_their_
             prob = dict(tune.suite_problems(SUITE))[r["name"]]
             problem = dataclasses.replace(costfit.problem_of(r["kind"], dtypes[r["dtype"]], r["layout"], prob),
                                           tf32=suffix == "-tf32")
-            share, waits = costmodel.drained(problem, geometry.Config(**r["config"])), r["loop_drains"]
+            cfg = geometry.Config(**r["config"])
+            share, waits = costmodel.drained(problem, cfg), r["loop_drains"]
             case = "none" if not any(waits) else "all" if all(waits) else "some"
-            assert {"none": share == 0, "all": share == 1, "some": 0 < share < 1}[case], (
-                version, r["name"], r["kind"], r["layout"], r["dtype"], share, waits)
+            where = (version, r["name"], r["kind"], r["layout"], r["dtype"])
+            assert {"none": share == 0, "all": share == 1, "some": 0 < share < 1}[case], (*where, share, waits)
             seen[case] += 1
+            seen["fp8 waits"] += r["dtype"] == "fp8" and case != "none"
+            if cfg.tile_h and r["kind"] in ("conv", "conv_t"):
+                first = costmodel.first_from_registers(problem, cfg)
+                assert first == (r["loop_mma_register_a"] > 0), (*where, first, r["loop_mma_register_a"])
+                seen["first from registers" if first else "both from shared"] += 1
     assert min(seen.values()) >= 4, seen
     device = costmodel.device_for("NVIDIA H200")
     one = suite_problem("resnet50_l4_3x3", "conv_wgrad", "contiguous")

@@ -68,14 +68,14 @@ from .kernels import depthwise, gemm, tma, weight_grad
 from .shapes import cdiv
 
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "DEPTHWISE_ISSUE", "HOPPER",
-           "NC_FLAT_ISSUE", "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS",
-           "ROW_ISSUE", "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "aligned",
-           "apart", "bound", "bounds", "by_rows", "chain_seconds", "ctas_per_sm", "default", "Device", "device_for",
-           "drained", "efficiency", "fill_bytes", "folds", "gemm_launch", "input_channels_as_m", "issue_seconds",
-           "issued", "kernel_of", "launched", "mma_instructions", "nc_flat", "nc_rows", "nc_runs", "nc_share",
-           "occupancy", "one_row_mma", "pack_seconds", "pass_seconds", "predict", "predicting", "model", "rank",
-           "rate_of", "registers", "relayout_seconds", "row_reads", "shared_bytes", "step_instructions", "sums_apart",
-           "tap_axes", "tap_runs", "tensor_factor", "transposed_mma", "wgrad_runs", "x_as_m"]
+           "NC_FLAT_ISSUE", "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "REGISTERS", "ROW_ISSUE",
+           "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "aligned", "apart", "bound",
+           "bounds", "by_rows", "chain_seconds", "ctas_per_sm", "default", "Device", "device_for", "drained", "efficiency",
+           "fill_bytes", "first_from_registers", "folds", "gemm_launch", "input_channels_as_m", "issue_seconds", "issued",
+           "kernel_of", "launched", "mma_instructions", "nc_flat", "nc_rows", "nc_runs", "nc_share", "occupancy", "one_row_mma",
+           "pack_seconds", "pass_seconds", "predict", "predicting", "model", "rank", "rate_of", "registers", "relayout_seconds",
+           "row_reads", "shared_bytes", "step_instructions", "sums_apart", "tap_axes", "tap_runs", "tensor_factor",
+           "transposed_mma", "wgrad_runs", "x_as_m"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -726,21 +726,25 @@ def drained(problem: Problem, config: Config) -> float:
       MMA's second operand (where its first, from registers, none: :func:`tritonconv.kernels.weight_grad.x_as_m`);
     * the descriptor weight gradient's NC(D)HW ``x`` moved in runs (:func:`nc_runs`: its taps, planes read as rows
       too, off 16 bytes), or patches of several rows, whose box is laid out anew for the MMA every step;
-    * the descriptor forward's NC(D)HW rows dealt (:func:`tritonconv._descriptors.nc_dealt`) on steps one MMA deep
-      (16 channels of 16 bits): ``ct_anisotropic``'s, whose 16 input channels allow no deeper step (at 32, no wait).
+    * the descriptor forward's steps one MMA deep (32 bytes of reduction: 16 channels of 16 bits, 32 of fp8) whose
+      first operand the MMA takes from registers (:func:`first_from_registers`): ``ct_anisotropic``'s NC(D)HW rows,
+      whose 16 input channels allow no deeper step (at 32, no wait); in fp8, ``unet3d_64cube``'s and the NC(D)HW
+      ``r2plus1d18_l1`` temporal layer's too.
 
-    Channels-last launches read their operands into shared memory by copy engine or asynchronous copies: 0. TF32
-    (fp32 multiplied in TF32) differs where its MMA, which reads no operand transposed from shared memory, takes one
-    through registers: every loop of a weight gradient on channels-last tiles and of a dealt pointer forward waits;
-    a pointer forward's 4-byte elements, copied asynchronously, do not (and fp32 weight gradients are not run
-    transposed). fp8 (forwards only) is not modelled: its MMA too reads no operand transposed, and 16 of the suite's
-    52 fp8 forwards wait (the NC(D)HW pointer ones, some descriptor ones), on both Tritons."""
+    Channels-last launches read their operands into shared memory by copy engine or asynchronous copies: 0 (but for
+    the last rule). TF32 (fp32 multiplied in TF32) and fp8 differ where their MMA, which reads no operand transposed
+    from shared memory, takes one through registers: in TF32 every loop of a weight gradient on channels-last tiles
+    and of a dealt pointer forward waits, a pointer forward's 4-byte elements, copied asynchronously, do not (and fp32
+    weight gradients are not run transposed); in fp8 (forwards only) every NC(D)HW pointer forward waits, aligned
+    runs or not."""
     problem, config = launched(problem, config)
     rows = config.block_n if transposed_mma(problem, config) or input_channels_as_m(problem, config) else config.block_m
-    if problem.kind not in ("conv", "conv_t", "conv_wgrad") or rows < 64 or problem.itemsize == 1 or (
+    if problem.kind not in ("conv", "conv_t", "conv_wgrad") or rows < 64 or (
             problem.dtype in ("float32", "float64") and not problem.tf32):
         return 0.0
     tf32, wgrad, spec = problem.tf32, problem.kind == "conv_wgrad", problem.spec
+    if first_from_registers(problem, config):  # a descriptor forward's
+        return 1.0 if config.block_k * problem.itemsize <= 32 else 0.0
     if problem.layout == "channels_last":
         return 1.0 if tf32 and wgrad else 0.0
     vec = 16 // problem.itemsize  # elements of a 16-byte run
@@ -752,6 +756,8 @@ def drained(problem: Problem, config: Config) -> float:
         if not by_rows(problem, config):
             return 0.0
         if not wgrad:
+            if problem.itemsize == 1:
+                return 1.0
             if tf32:
                 return 1.0 if aligned(problem, config) and row_reads(problem, config)[0].deal > 1 else 0.0
             return 0.0 if aligned(problem, config) else 1.0
@@ -769,7 +775,18 @@ def drained(problem: Problem, config: Config) -> float:
         if not nc_runs(problem, config):
             return 0.0
         return off(flat_shifts(spec) if nc_flat(problem, config) else width_taps, vec)
-    return 1.0 if nc_rows(problem, config) and nc_dealt(spec) and config.block_k * problem.itemsize <= 32 else 0.0
+    return 0.0
+
+
+def first_from_registers(problem: Problem, config: Config) -> bool:
+    """Whether a descriptor forward or input-gradient launch's MMA takes its first operand (the positions' tile) from
+    registers, loaded there from shared memory: where it is not run transposed (:func:`transposed_mma`) and its box is
+    not the MMA's tile as it lies, NC(D)HW (positions innermost) or patches of several rows. The census's
+    ``loop_mma_register_a`` on every such kernel of the committed sm_90 reports (bf16, fp16, TF32, fp8; Triton 3.9 and
+    3.6; ``tests/test_costmodel.py``)."""
+    problem, config = launched(problem, config)
+    return (problem.kind in ("conv", "conv_t") and bool(config.tile_h) and not transposed_mma(problem, config)
+            and (problem.layout != "channels_last" or config.tile_h * config.tile_b > 1))
 
 
 def chain_seconds(problem: Problem, config: Config, device: Device, t: dict[str, float], waves: float,
