@@ -2,6 +2,7 @@
 
     python -m benchmarks.costfit                     # fit on benchmarks/results/*.jsonl, print each row and the errors
     python -m benchmarks.costfit --write             # also store the constants and the per-row fit (notebook 06)
+    python -m benchmarks.costfit --restate           # the per-row fit with the stored constants (the model changed)
     python -m benchmarks.costfit --predict           # predicted device times of every row the next GPU slot times
                                                      # (the suite's, and KernelBench's beside PyTorch's last times)
     python -m benchmarks.costfit --heuristic-check   # the heuristic's config against the model's best, per problem
@@ -217,11 +218,13 @@ def fit(fitted: list[dict], start: costmodel.Device) -> tuple[costmodel.Device, 
     return device(theta[:len(names)]), float(theta[len(names)]) if host else 0.0
 
 
-def evaluate(all_samples: list[dict], start: costmodel.Device) -> tuple[costmodel.Device, float, list[dict]]:
+def evaluate(all_samples: list[dict], start: costmodel.Device,
+             kept: tuple[costmodel.Device, float] | None = None) -> tuple[costmodel.Device, float, list[dict]]:
     """The fit on every kernel-bound sample (constants, host ms per call-by-call launch), and per sample its
-    in-fit and left-out (its layer excluded) prediction."""
+    in-fit and left-out (its layer excluded) prediction; with ``kept``, those constants and host ms in place of the
+    fit's (the left-out fits still made)."""
     used = [s for s in all_samples if not s["host_bound"]]
-    device, extra = fit(used, start)
+    device, extra = kept or fit(used, start)
     loo = {}
     for name in sorted({s["name"] for s in used}):
         others = [s for s in used if s["name"] != name]
@@ -236,6 +239,14 @@ def evaluate(all_samples: list[dict], start: costmodel.Device) -> tuple[costmode
             row["left_out_ms"] = predicted_ms(s, *loo[s["name"]])
         rows.append(row)
     return device, extra, rows
+
+
+def stored_host_ms(found: list[dict]) -> float:
+    """The host milliseconds per call-by-call launch of the stored fit (:data:`FIT_ROWS`): a row timed call by call's
+    predicted time over its launches' device time, per launch."""
+    stored = {r["name"]: r for r in map(json.loads, FIT_ROWS.read_text().splitlines())}
+    s = next(s for s in found if s["call_by_call"] and s["name"] in stored)
+    return (stored[s["name"]]["predicted_ms"] - stored[s["name"]]["device_ms"]) / len(s["launches"])
 
 
 def summary(rows: list[dict], key: str) -> str:
@@ -352,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="NVIDIA H200", help="the rows' device (and the constants' name)")
     p.add_argument("--host-ms", type=float, default=HOST_MS, help="host cost of one call-by-call launch, ms")
     p.add_argument("--write", action="store_true", help="store the constants (autotune_cache/costmodel/) and the per-row fit")
+    p.add_argument("--restate", action="store_true",
+                   help="rewrite the per-row fit with the stored constants (after a change of the model's form)")
     p.add_argument("--predict", action="store_true", help=f"write {PREDICTIONS.name}/<device>.jsonl for the next slot")
     p.add_argument("--heuristic-check", action="store_true", help="heuristic config vs the model's best, per problem")
     p.add_argument("--layout", choices=("channels_last", "contiguous"), default="channels_last",
@@ -385,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for r in load_rows(files) if r["device"] == args.device]
     tuned = tuning_samples(sorted(cache.shipped_dir().glob("*.json")), args.device)
     found = samples(rows, suite, args.host_ms) + tuned
-    device, extra, fitted = evaluate(found, dataclasses.replace(costmodel.DATASHEET, name=args.device))
+    kept = (costmodel.device_for(args.device), stored_host_ms(found)) if args.restate else None
+    device, extra, fitted = evaluate(found, dataclasses.replace(costmodel.DATASHEET, name=args.device), kept)
     for r in fitted:
         flag = "host-bound (not fitted)" if r["host_bound"] else f"left out {r['left_out_ms']:.4f} ms"
         print(f"{r['name']:>18} {r['pass']:>11} {r['layout']:>13} measured {r['measured_ms']:.4f} ms  "
@@ -403,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(json.dumps(dataclasses.asdict(device), indent=1, sort_keys=True) + "\n")
         FIT_ROWS.write_text("".join(json.dumps(r) + "\n" for r in fitted))
         print(f"wrote {path} and {FIT_ROWS}")
+    elif args.restate:
+        FIT_ROWS.write_text("".join(json.dumps(r) + "\n" for r in fitted))
+        print(f"wrote {FIT_ROWS} with the stored constants")
     return 0
 
 

@@ -5,6 +5,7 @@
     python -m benchmarks.static --rows              # NC(D)HW row tiles beside the same tiles channels-last (pointer)
                                                     # or the model's step estimate (descriptors)
     python -m benchmarks.static --dtype fp32 --tf32  # fp32 products in TF32 (torch's matmul precision "high")
+    python -m benchmarks.static --tiles             # every pointer tile the tuner holds, on a few layers (POINTER_STEP)
 
 For every layer of ``benchmarks/shapes.json`` the kernel launches a GPU would make with its
 default (heuristic) configs are recorded from CPU tensors, without running them, compiled for
@@ -349,36 +350,99 @@ def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], s
     and disassembling at once (Triton's compiler, ptxas and nvdisasm release the GIL); the rows keep the suite's
     order."""
     choose = choose or chosen
+    todo = []
+    for name, prob in tune.suite_problems(suite):
+        for dtype, layout, kind in ((d, lay, k) for d in dtypes for lay in layouts for k in kinds):
+            depthwise = shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"])
+            if dtype == "fp8" and (kind != "conv" or depthwise):
+                continue
+            if depthwise:
+                kind = tuning.DEPTHWISE_KIND[kind]
+            problem = tuning.Problem.of(kind, DTYPES[dtype], layout, **prob,
+                                        tf32=geometry.allows_tf32(getattr(torch, DTYPES[dtype])))
+            todo.append((name, dtype, problem, choose(problem, arch >= 90)))  # as a GPU of that arch chooses
+    return compile_rows(arch, todo, jobs)
+
+
+TILE_LAYERS = (("resnet50_l3_3x3", "conv"), ("c3d_conv3a", "conv"), ("tcn_k3", "conv"), ("downsample_k7_s4", "conv"),
+               ("resnet50_l1_1x1", "conv"), ("telemetry_k9", "conv"), ("deeplab_3x3_d2", "conv_t"),
+               ("r3d18_l1", "conv_t"), ("r3d18_l1", "conv_wgrad"), ("resnet50_l1_1x1", "conv_wgrad"),
+               ("deeplab_3x3_d2", "conv_wgrad"), ("tcn_k3", "conv_wgrad"))
+"""The suite layers and passes whose pointer tiles :func:`tile_report` compiles (``--tiles``): 1-D, 2-D and 3-D,
+strided, 1 x 1 and dilated, forward, input gradient and weight gradient."""
+
+
+def tile_report(arch: int, dtype: str, suite: dict, jobs: int = 1) -> list[dict]:
+    """:func:`report`'s rows for every pointer-kernel tile the tuner's candidates hold (:func:`tritonconv.tuning.candidates`:
+    distinct tiles, warps and stages, one split count each) of :data:`TILE_LAYERS`'s channels-last problems: what the
+    pointer kernels' loop issues per step against the tile's shape (:data:`tritonconv.costmodel.POINTER_STEP`)."""
+    probs = dict(tune.suite_problems(suite))
+    todo = []
+    for name, kind in TILE_LAYERS:
+        problem = tuning.Problem.of(kind, DTYPES[dtype], "channels_last", **probs[name])
+        seen = set()
+        for cfg in tuning.candidates(problem, tma=arch >= 90):
+            tile = (cfg.block_m, cfg.block_n, cfg.block_k, cfg.num_warps, cfg.num_stages)
+            if not (cfg.tile_h or cfg.relayout or cfg.fold or tile in seen):
+                seen.add(tile)
+                todo.append((name, dtype, problem, cfg))
+    return compile_rows(arch, todo, jobs)
+
+
+def pointer_samples(tiles: list[dict], pairs: list[dict], suite: dict) -> list[tuple[str, tuple[float, ...], int]]:
+    """``(kernel, terms, warp instructions a step)`` of every pointer kernel that spills no register in the tiles report
+    (:func:`tile_report`) and on the channels-last side of the rows report (:func:`row_pairs`), ``terms`` its
+    :func:`tritonconv.costmodel.pointer_step_terms`."""
+    probs = dict(tune.suite_problems(suite))
+    found = [(r["name"], r["kind"], r["dtype"], r["config"], r) for r in tiles] + [
+        (r["name"], r["kind"], r["dtype"], r["config"], r["channels_last"]) for r in pairs]
+    out = []
+    for name, kind, dtype, config, census in found:
+        if census["kernel"] in costmodel.POINTER_STEP and not census["spill_store_bytes"]:
+            problem = tuning.Problem.of(kind, DTYPES[dtype], "channels_last", **probs[name])
+            terms = costmodel.pointer_step_terms(problem, tuning.Config(**config))
+            out.append((census["kernel"], terms, census["loop_instructions"]))
+    return out
+
+
+def pointer_step_fit(samples: list[tuple[str, tuple[float, ...], int]]) -> dict[str, tuple[float, ...]]:
+    """Per pointer kernel, :data:`tritonconv.costmodel.POINTER_STEP`'s coefficients: the least squares of the relative
+    error of their estimate over :func:`pointer_samples`' instructions, to two places (the fixed part to one)."""
+    import numpy as np
+
+    fit = {}
+    for kernel in costmodel.POINTER_STEP:
+        terms = np.array([t for k, t, _ in samples if k == kernel])
+        counts = np.array([n for k, _, n in samples if k == kernel], dtype=float)
+        coef = np.linalg.lstsq(terms / counts[:, None], np.ones(len(counts)), rcond=None)[0]
+        fit[kernel] = (round(float(coef[0]), 1), *(round(float(c), 2) for c in coef[1:]))
+    return fit
+
+
+def compile_rows(arch: int, todo: list[tuple[str, str, tuning.Problem, tuning.Config]], jobs: int) -> list[dict]:
+    """For each ``(layer name, dtype name, problem, config)``, a row per main kernel its launch compiles to (the
+    rows in order): ptxas's report, the main loop's census, programs per SM."""
     cpu = torch.device("cpu")
-    todo = [(name, prob, dtype, layout, kind) for name, prob in tune.suite_problems(suite)
-            for dtype in dtypes for layout in layouts for kind in kinds]
-    launched = []  # (name, kind, dtype, layout, problem, config, (fn, args, kwargs)) of every main kernel, in order
-    for name, prob, dtype, layout, kind in todo:
-        depthwise = shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"])
-        if dtype == "fp8" and (kind != "conv" or depthwise):
-            continue
-        if depthwise:
-            kind = tuning.DEPTHWISE_KIND[kind]
-        problem = tuning.Problem.of(kind, DTYPES[dtype], layout, **prob,
-                                    tf32=geometry.allows_tf32(getattr(torch, DTYPES[dtype])))
-        cfg = choose(problem, arch >= 90)  # as a GPU of that arch chooses
+    launched = []  # (name, dtype, problem, config, (fn, args, kwargs)) of every main kernel, in order
+    for name, dtype, problem, cfg in todo:
         with recording(execute=False) as launches:
             tune.runner(problem, cpu)(cfg)
-        launched += [(name, kind, dtype, layout, problem, cfg, (fn, args, kwargs)) for fn, args, kwargs, _ in launches
+        launched += [(name, dtype, problem, cfg, (fn, args, kwargs)) for fn, args, kwargs, _ in launches
                      if fn.fn.__name__ not in EPILOGUES]
 
     def row(item) -> dict:
-        name, kind, dtype, layout, problem, cfg, (fn, args, kwargs) = item
+        name, dtype, problem, cfg, (fn, args, kwargs) = item
         compiled = compile_for(arch, fn, args, kwargs)
         ptx = compiled.asm["ptx"]
-        found = {"name": name, "kind": kind, "dtype": "tf32" if problem.tf32 else dtype, "layout": layout,
-                 "kernel": fn.fn.__name__, "config": vars(cfg), "num_warps": kwargs.get("num_warps"),
-                 "shared_bytes": compiled.metadata.shared, "instruction": instruction(ptx),
+        found = {"name": name, "kind": problem.kind, "dtype": "tf32" if problem.tf32 else dtype,
+                 "layout": problem.layout, "kernel": fn.fn.__name__, "config": vars(cfg),
+                 "num_warps": kwargs.get("num_warps"), "shared_bytes": compiled.metadata.shared,
+                 "instruction": instruction(ptx),
                  "activations_along": activations_along(fn.fn.__name__, compiled.asm["ttgir"]),
                  "vector_width": vector_width(fn.fn.__name__, compiled.asm["ttgir"]),
                  **ptxas_report(ptx, arch), **loop_census(compiled.asm["cubin"], arch)}
         found["ctas_per_sm"] = ctas_per_sm(arch, found["registers"], compiled.metadata.shared, kwargs.get("num_warps", 4))
-        if kind.startswith("conv_dw"):
+        if problem.kind.startswith("conv_dw"):
             found.update(fma_loops=fma_loops(compiled.asm["cubin"], arch), **run_args(kwargs))
         return found
 
@@ -592,6 +656,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "results" / "static", help="where the JSON lines go")
     p.add_argument("--rows", action="store_true",
                    help="NC(D)HW row tiles against the same tiles channels-last (pointer) or the model's step estimate")
+    p.add_argument("--tiles", action="store_true",
+                   help="every pointer tile of the tuner's candidates on a few channels-last layers, and their step fit")
     p.add_argument("--tf32", action="store_true", help="fp32 products in TF32 (torch's matmul precision \"high\")")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="threads compiling at once (default: every CPU)")
     args = p.parse_args(argv)
@@ -621,6 +687,21 @@ def main(argv: list[str] | None = None) -> int:
                 if ratios:
                     print(f"{kind}{label}: median ratio {statistics.median(ratios):.2f} over {len(ratios)} layers")
         print(f"pointer kernels' rate per pass, as a share of the forward's (channels-last): {pass_shares(pairs)}")
+        print(f"wrote {path}")
+        return 0
+    if args.tiles:
+        suite = json.loads(args.suite.read_text())
+        rows = tile_report(args.arch, args.dtype[0], suite, jobs=args.jobs)
+        path = report_path(args.arch, args.dtype[:1], args.out, "-tiles")
+        path.write_text("".join(json.dumps({**meta, **row}) + "\n" for row in rows))
+        pairs_path = report_path(args.arch, args.dtype[:1], args.out, "-rows")
+        pairs = [json.loads(line) for line in pairs_path.read_text().splitlines()] if pairs_path.exists() else []
+        samples = pointer_samples(rows, [r for r in pairs if "channels_last" in r], suite)
+        fit = pointer_step_fit(samples)
+        for kernel, coef in fit.items():
+            ratios = [sum(c * t for c, t in zip(coef, terms)) / n for k, terms, n in samples if k == kernel]
+            print(f"{kernel}: POINTER_STEP {coef}, within 1.5x of the census on "
+                  f"{sum(1 / 1.5 <= q <= 1.5 for q in ratios)} of {len(ratios)}")
         print(f"wrote {path}")
         return 0
     rows = report(args.arch, args.dtype, args.layout, args.kinds, json.loads(args.suite.read_text()), jobs=args.jobs)

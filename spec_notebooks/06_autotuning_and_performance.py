@@ -666,9 +666,10 @@ else:
 # `tritonconv.costmodel` predicts a launch's device time from what the CPU knows: the multiply-adds
 # the launch issues (padding and tile edges included), its waves over the SMs, the bytes it must
 # move, the bytes its tiles load from L2 per multiply-add ($L = $ itemsize $\times (1/M + 1/N)$ for
-# $M \times N$ tiles: small tiles cannot feed the tensor cores), the time the descriptor kernels' main loops
-# take to issue their instructions per multiply-add ($I$: a step's warp instructions, $92 + 3.8\,m$ on each warp for
-# its $m$ MMA instructions, fitted on the compile reports' SASS), and a handful of per-device constants
+# $M \times N$ tiles: small tiles cannot feed the tensor cores), the time the GEMM kernels' main loops
+# take to issue their instructions per multiply-add ($I$: a step's warp instructions on each warp, $92 + 3.8\,m$ for
+# a descriptor kernel's $m$ MMA instructions, and for a pointer kernel's a fixed part, its MMAs and the 16-byte vectors
+# each thread loads of its operand tiles, fitted on the compile reports' SASS), and a handful of per-device constants
 # (one rate per kernel family, the bandwidth, an L2 fill rate, an issue rate, a launch cost):
 # $t = t_0 + \max(W \cdot \mathrm{softmax}(1/R,\ L/BW_{L2},\ I) / e,\ B / BW)$, the soft maximum an 8-norm.
 # `python -m benchmarks.costfit` fits the constants on
@@ -734,9 +735,13 @@ assert agree >= 134
 # The issue term $I$ needs a step's warp instructions. The model counts a step's MMA instructions from its tile
 # (`costmodel.mma_instructions`: Hopper's warpgroup MMA takes 64 rows and 32 bytes of the reduction an instruction;
 # under 64 rows the warp-level MMA, 16 x 8 outputs an instruction) and adds a fixed cost per step and warp (barriers,
-# the descriptors' loads, the loop's counters; `costmodel.STEP_ISSUE`, fitted on the compile reports' SASS). Against
-# the compiled default configs (bf16, both layouts, both Tritons), and then what bounds each suite pass on an H200 by
-# the model (`costmodel.bound`, the largest of its terms; `tritonconv.explain` prints it per pass):
+# the descriptors' loads, the loop's counters; `costmodel.STEP_ISSUE`, fitted on the compile reports' SASS). A pointer
+# kernel's step also loads its operand tiles through registers, so its estimate weighs the 16-byte vectors each thread
+# loads, more per spatial axis past the first (`costmodel.POINTER_STEP`, fitted on every pointer tile the tuner holds
+# on 12 channels-last layers and passes, `python -m benchmarks.static --tiles`); an NC(D)HW launch issues it over its
+# class's census share. Against the compiled default configs (bf16, both layouts, both Tritons; the pointer ones are
+# NC(D)HW, none of them in the fit), and then what bounds each suite pass on an H200 by the model (`costmodel.bound`,
+# the largest of its terms; `tritonconv.explain` prints it per pass):
 
 # %%
 issue = []
@@ -752,6 +757,18 @@ print(f"{len(issue)} descriptor kernels: MMA instructions a step as the census c
       f"instructions a step within 1.5x of the census on {sum(1 / 1.5 <= q <= 1.5 for q in issue)} "
       f"(estimate / census {issue[0]:.2f}-{issue[-1]:.2f}, median {issue[len(issue) // 2]:.2f})")
 assert sum(1 / 1.5 <= q <= 1.5 for q in issue) >= 0.9 * len(issue)
+pointer = []
+for version in (CPU_TRITON, GPU_TRITON):
+    for r in compile_report(version):
+        if r["dtype"] == "bf16" and r["kernel"] in costmodel.POINTER_STEP:
+            p = tuning.Problem.of(r["kind"], "bfloat16", r["layout"], **suite_probs[r["name"]])
+            cfg = tuning.Config(**r["config"])
+            pointer.append(costmodel.step_instructions(p, cfg) / costmodel.nc_share(p, cfg) / r["loop_instructions"])
+pointer.sort()
+print(f"{len(pointer)} pointer kernels: warp instructions a step within 1.5x of the census on "
+      f"{sum(1 / 1.5 <= q <= 1.5 for q in pointer)} (estimate / census {pointer[0]:.2f}-{pointer[-1]:.2f}, median "
+      f"{pointer[len(pointer) // 2]:.2f})")
+assert sum(1 / 1.5 <= q <= 1.5 for q in pointer) >= 0.9 * len(pointer)
 bound_of = Counter()
 for name, prob in suite_probs.items():
     for layout in ("channels_last", "contiguous"):

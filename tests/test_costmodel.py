@@ -88,16 +88,18 @@ def test_wave_efficiency_counts_the_warps_that_saturate_an_sm():
 
 def test_small_tiles_are_rated_by_filling_their_operand_tiles():
     """Each reduction step loads a tile's two operands from L2 (``fill_bytes``: itemsize x (1/BLOCK_M + 1/BLOCK_N) per
-    multiply-add): 16 x 16 tiles run far below the MMA rate where 128 x 128 ones do not, and without that term (an
-    unbounded L2) the two would be rated alike; so the model ranks no narrow tile first on a wide compute-bound
-    weight gradient."""
+    multiply-add): 16 x 16 tiles run far below the MMA rate where 128 x 128 ones do not, and without that term and the
+    issue of their loops' instructions (an unbounded L2 and issue rate) the two would be rated alike; so the model
+    ranks no narrow tile first on a wide compute-bound weight gradient."""
     device = costmodel.device_for("NVIDIA H200")
     p = suite_problem("deeplab_3x3_d2")  # compute-bound, 512 channels
     big, small = tuning.Config(128, 128, 64, num_warps=8), tuning.Config(16, 16, 64)
     assert costmodel.fill_bytes(p, big) == 2 * (1 / 128 + 1 / 128) and costmodel.fill_bytes(p, small) == 2 * (2 / 16)
     assert costmodel.predict(p, small, device) > 3 * costmodel.predict(p, big, device)
-    unbounded = dataclasses.replace(device, l2_bandwidth=1e30)
+    unbounded = dataclasses.replace(device, l2_bandwidth=1e30, issue_rate=1e30)
     assert costmodel.predict(p, small, unbounded) < 1.5 * costmodel.predict(p, big, unbounded)
+    filled = dataclasses.replace(device, issue_rate=1e30)
+    assert costmodel.predict(p, small, filled) > 3 * costmodel.predict(p, big, filled)
     wgrad = suite_problem("deeplab_3x3_d2", "conv_wgrad")
     best = costmodel.rank(wgrad, tuning.candidates(wgrad, tma=True), device)[0]
     assert min(best.block_m, best.block_n) >= 64, best
@@ -254,8 +256,9 @@ def test_nchw_row_tiles_get_their_own_rate_when_their_rows_are_fitted():
     assert not any(costmodel.by_rows(p, pointer) for p in others)
     assert [costmodel.aligned(p, pointer) for p in (nchw, ncl, aligned)] == [False, False, True]
     assert costmodel.rate_of(aligned, pointer)[0] == "aligned_macs"
-    truth = dataclasses.replace(costmodel.DATASHEET, mma_macs=2.5e14, row_macs=0.8e14)
-    start = dataclasses.replace(costmodel.DATASHEET, name="Test")
+    # (issue unbounded: the rates alone)
+    truth = dataclasses.replace(costmodel.DATASHEET, mma_macs=2.5e14, row_macs=0.8e14, issue_rate=1e30)
+    start = dataclasses.replace(costmodel.DATASHEET, name="Test", issue_rate=1e30)
     for p, name, shares in ((nchw, "row_macs", costmodel.ROW_ISSUE), (aligned, "aligned_macs", costmodel.ALIGNED_ISSUE)):
         assert getattr(start, name) is None and costmodel.predict(p, pointer, start) == costmodel.predict(
             p, pointer, dataclasses.replace(start, **{name: start.mma_macs * shares["conv"]}))
@@ -549,7 +552,9 @@ def test_descriptor_steps_issue_what_the_committed_census_counts():
     narrow, wide = tuning.Config(128, 32, 16, num_warps=4, tile_h=2), tuning.Config(128, 128, 64, num_warps=8, tile_h=2)
     assert costmodel.issue_seconds(p, narrow, device) > 1.5 / device.tma_macs
     assert costmodel.issue_seconds(p, wide, device) < 0.5 / device.tma_macs
-    assert costmodel.issue_seconds(p, dataclasses.replace(wide, tile_h=0), device) == 0.0  # the pointer kernel
+    pointer = dataclasses.replace(wide, tile_h=0)  # the pointer kernel: its own step estimate (POINTER_STEP)
+    assert math.isclose(costmodel.issue_seconds(p, pointer, device), pointer.num_warps * costmodel.step_instructions(
+        p, pointer) / (pointer.block_m * pointer.block_n * pointer.block_k * device.issue_rate))
     # NC(D)HW rows read whole: the same tiles' estimate over the census's share, the tensor cores' rate untouched
     nc = suite_problem("resnet50_l1_3x3", layout="contiguous")
     rows = tuning.heuristic(nc, False, device.sms, True)
@@ -562,14 +567,16 @@ def test_descriptor_steps_issue_what_the_committed_census_counts():
 def test_a_launch_is_bound_by_its_largest_limit():
     """``costmodel.bounds`` are the pieces ``predict`` combines (the soft maximum of compute, L2 fill and issue, the
     MMA waits, or memory, plus the launch), and ``costmodel.bound`` names the largest: a 512-channel 3x3 layer on wide
-    tiles by its multiply-adds, the same on 128 x 32 x 16 descriptor steps by their issue, on 16 x 16 pointer tiles
-    by filling them from L2, the CT volume's 16 -> 32 channels by memory, a one-image 8-channel layer by the launch,
-    an NCHW weight gradient over 7 x 7 planes (2-byte rows, one program an SM) by its loop's waits for its MMAs."""
+    tiles by its multiply-adds, the same on 128 x 32 x 16 descriptor steps and 16 x 16 pointer tiles by their
+    issue, on 64 x 64 descriptor tiles by filling them from L2, the CT volume's 16 -> 32 channels by memory, a
+    one-image 8-channel layer by the launch, an NCHW weight gradient over 7 x 7 planes (2-byte rows, one program an
+    SM) by its loop's waits for its MMAs."""
     device = costmodel.device_for("NVIDIA H200")
     wide = suite_problem("deeplab_3x3_d2")
     cases = [(wide, tuning.Config(128, 128, 64, num_warps=8, tile_h=1), "compute"),
              (wide, tuning.Config(128, 32, 16, num_warps=4, tile_h=1), "issue"),
-             (wide, tuning.Config(16, 16, 64), "L2 fill"),
+             (wide, tuning.Config(16, 16, 64), "issue"),
+             (wide, tuning.Config(64, 64, 64, num_warps=4, tile_h=8), "L2 fill"),
              (suite_problem("ct_anisotropic"), tuning.heuristic(suite_problem("ct_anisotropic"), False, 132, True), "memory"),
              (tuning.Problem.of("conv", "bfloat16", "channels_last", (1, 8, 8, 8), (8, 8, 3, 3), 1, 1),
               tuning.Config(64, 16, 16), "launch")]
@@ -580,6 +587,50 @@ def test_a_launch_is_bound_by_its_largest_limit():
         assert math.isclose(costmodel.predict(problem, cfg, device), device.t0 + max(
             costmodel.soft_max(t["compute"], t["L2 fill"], t["issue"]), t["MMA waits"], t["memory"]), rel_tol=1e-12)
         assert costmodel.bound(problem, cfg, device) == limit, (cfg, t)
+
+
+def test_pointer_steps_issue_what_the_committed_census_counts():
+    """``costmodel.POINTER_STEP`` is the fit (``benchmarks.static.pointer_step_fit``) of the committed sm_90 census of
+    every pointer tile the tuner holds on ``benchmarks.static.TILE_LAYERS`` (``--tiles``) and of the NC(D)HW pointer
+    launches' tiles channels-last (``--rows``), within 1.5x of it on at least 90% of each kernel's compiles; over
+    their class's share (``costmodel.nc_share``) it is within 1.5x of the suite's heuristic NC(D)HW pointer launches
+    (bf16, TF32, fp8; Triton 3.9 and 3.6; not in the fit) on at least 90% of them. So narrow tiles, and 8 warps on a
+    64 x 64 x 32 step, are bound by issue; a 128 x 128 x 64 step on 8 warps is not, and the IEEE fp32 dot (FMA units)
+    and folded taps (their own fitted rate) are not charged."""
+    from benchmarks import static
+
+    folder = work.ROOT / "results" / "static"
+    tiles = [json.loads(line) for line in static.report_path(90, ["bf16"], folder, "-tiles", static.CENSUS_TRITON)
+             .read_text().splitlines()]
+    pairs = [json.loads(line) for line in static.report_path(90, ["bf16"], folder, "-rows", static.CENSUS_TRITON)
+             .read_text().splitlines()]
+    samples = static.pointer_samples(tiles, [r for r in pairs if "channels_last" in r], SUITE)
+    assert static.pointer_step_fit(samples) == costmodel.POINTER_STEP
+    for kernel, coef in costmodel.POINTER_STEP.items():
+        ratios = [sum(c * t for c, t in zip(coef, terms)) / n for k, terms, n in samples if k == kernel]
+        assert len(ratios) >= 40 and sum(1 / 1.5 <= q <= 1.5 for q in ratios) >= 0.9 * len(ratios), kernel
+    dtypes = {"bf16": "bfloat16", "tf32": "float32", "fp8": "float8_e4m3fn"}
+    ratios = []
+    for version, (report, dtype) in itertools.product(("3.9.0", "3.6.0"), (("bf16", "bf16"), ("fp32", "tf32"),
+                                                                            ("fp8", "fp8"))):
+        path = static.report_path(90, [report], folder, "-tf32" if dtype == "tf32" else "", version)
+        for r in map(json.loads, path.read_text().splitlines()):
+            if r["kernel"] in costmodel.POINTER_STEP and r["layout"] == "contiguous":
+                prob = dict(tune.suite_problems(SUITE))[r["name"]]
+                problem = dataclasses.replace(costfit.problem_of(r["kind"], dtypes[r["dtype"]], r["layout"], prob),
+                                              tf32=dtype == "tf32")
+                cfg = geometry.Config(**r["config"])
+                ratios.append(costmodel.step_instructions(problem, cfg) / costmodel.nc_share(problem, cfg)
+                              / r["loop_instructions"])
+    assert len(ratios) >= 100 and sum(1 / 1.5 <= q <= 1.5 for q in ratios) >= 0.9 * len(ratios)
+    device = costmodel.device_for("NVIDIA H200")
+    p = suite_problem("resnet50_l3_3x3")
+    narrow, wide = tuning.Config(64, 64, 32, num_warps=8), tuning.Config(128, 128, 64, num_warps=8)
+    assert costmodel.issue_seconds(p, narrow, device) > 1.5 / device.mma_macs
+    assert costmodel.issue_seconds(p, wide, device) < 0.5 / device.mma_macs
+    assert costmodel.bound(p, tuning.Config(32, 32, 64, num_warps=4), device) == "issue"
+    ieee = dataclasses.replace(p, dtype="float32", tf32=False)
+    assert costmodel.issue_seconds(ieee, wide, device) == 0.0
 
 
 def test_loops_the_model_calls_drained_are_those_the_census_sees_wait_for_their_mmas():

@@ -153,8 +153,9 @@ def test_stems_depthwise_and_merged_layers_say_what_runs():
 def test_narrow_groups_are_explained_merged_and_predicted_faster_than_as_written(monkeypatch):
     """ResNeXt-50's first-stage 3 x 3 (32 groups of 4, batch 32, bf16): every pass one GEMM with 4 groups merged,
     issuing 4x the useful multiply-adds on tiles, predicted (the H200's shipped constants) faster than as written:
-    5x where that folds its taps (the forward and the weight gradient), 2.5x where its tiles are 4 channels of 16 on
-    both sides (the input gradient); the block-diagonal weight's launches counted."""
+    5x where that folds its taps (the forward), 2x the weight gradient (its 16 x 16 tiles bound by their loop's
+    issue), 2.5x where its tiles are 4 channels of 16 on both sides (the input gradient); the block-diagonal weight's
+    launches counted."""
     monkeypatch.setattr(cache, "shipped_dir", SHIPPED)
     x, w = meta(32, 128, 56, 56, channels_last=True), meta(128, 4, 3, 3)
     merged = tritonconv.explain(x, w, padding=1, groups=32, gpu="NVIDIA H200")
@@ -164,7 +165,7 @@ def test_narrow_groups_are_explained_merged_and_predicted_faster_than_as_written
     assert all(p.issued == pytest.approx(4, rel=0.01) for p in merged.passes)
     assert ["taps folded" in p.kernel for p in written.passes] == [True, False, True]
     speedups = [q.predicted_ms / p.predicted_ms for p, q in zip(merged.passes, written.passes)]
-    assert speedups[0] > 5 and speedups[1] > 2.5 and speedups[2] > 5, speedups
+    assert speedups[0] > 5 and speedups[1] > 2.5 and speedups[2] > 2, speedups
     device = costmodel.device_for("NVIDIA H200")
     for p in merged.passes:
         launches = 1e3 * costmodel.predict(p.problem, p.config, device)

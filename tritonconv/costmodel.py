@@ -23,14 +23,16 @@ it runs with) on a GPU described by :class:`Device`::
   where that is slower than the MMA rate, it sets the rate (small tiles: on an H200, 32 x 32 tiles at most 0.4x the
   MMA rate, 16 x 16 ones 0.2x), so ``W / (R e)`` reads ``W * softmax(1/R, L / l2_bandwidth) / e``
   (:func:`soft_max`);
-* ``I``: the descriptor kernels' instruction issue: each step of a ``BLOCK_M x BLOCK_N x BLOCK_K`` tile issues
-  :func:`step_instructions` warp instructions on each of its warps (the SASS census's, estimated; over the census's
-  share, :func:`nc_share`, for NC(D)HW launches that move sums or read rows in runs), at ``issue_rate``
+* ``I``: the GEMM kernels' instruction issue: each step of a ``BLOCK_M x BLOCK_N x BLOCK_K`` tile issues
+  :func:`step_instructions` warp instructions on each of its warps (the SASS census's, estimated from the tile:
+  :data:`STEP_ISSUE` for the descriptor kernels, :data:`POINTER_STEP` for the pointer ones; over the census's
+  share, :func:`nc_share`, for NC(D)HW launches that move sums or read rows), at ``issue_rate``
   for all SMs together; where that is slower than the MMA it sets the rate (narrow tiles: on an H200 a 128 x 32 x 16
-  step on 4 warps issues 2.3x the MMA's time, a 128 x 128 x 64 one on 8 warps 0.3x), so the descriptor kernels'
-  ``W / (R e)`` reads ``W * softmax(1/R, L / l2_bandwidth, I) / e``; the depthwise kernels' FMAs likewise, at the
-  census's instructions per multiply-add (:data:`DEPTHWISE_ISSUE`) (the pointer kernels' issue is in their rates'
-  census shares, :data:`ROW_ISSUE` and the rest);
+  descriptor step on 4 warps issues 2.3x the MMA's time, a 128 x 128 x 64 one on 8 warps 0.3x; a pointer 64 x 64 x 32
+  step on 8 warps 1.9x the pointer rate's, a 128 x 128 x 64 one 0.4x), so ``W / (R e)`` reads
+  ``W * softmax(1/R, L / l2_bandwidth, I) / e``; the depthwise kernels' FMAs likewise, at the census's instructions
+  per multiply-add (:data:`DEPTHWISE_ISSUE`) (the pointer kernels' rates per pass and NC(D)HW class keep their
+  census shares, :data:`PASS_ISSUE`, :data:`ROW_ISSUE` and the rest);
 * ``e``: the wave efficiency (:func:`efficiency`): the grid runs in waves of at most CTAs-per-SM programs on every
   SM (:func:`occupancy`, the hardware's allocation rule, from the tile's shared memory, its warps and its kernel's
   registers, :data:`REGISTERS`); a wave lasts as long as its fullest SM takes to run its programs at the SM's rate,
@@ -641,9 +643,38 @@ def mma_instructions(problem: Problem, config: Config) -> int:
 
 
 def step_instructions(problem: Problem, config: Config) -> float:
-    """Warp instructions a descriptor launch's main loop issues per step and warp (:data:`STEP_ISSUE`)."""
+    """Warp instructions a descriptor launch's main loop issues per step and warp (:data:`STEP_ISSUE`), or a pointer
+    launch's (:data:`POINTER_STEP`)."""
+    problem, config = launched(problem, config)
+    if not config.tile_h:
+        return sum(c * t for c, t in zip(POINTER_STEP[kernel_of(problem, config)], pointer_step_terms(problem, config)))
     base, per_mma = STEP_ISSUE
     return base + per_mma * mma_instructions(problem, config)
+
+
+POINTER_STEP = {"_conv_kernel": (73.1, 12.43, 5.02, 7.45), "_conv_weight_grad_kernel": (84.6, 2.18, 18.78, 12.78)}
+"""Per pointer GEMM kernel (the forward's, which runs the input gradient too, and the weight gradient's), the
+coefficients of the warp instructions its main loop issues per step and warp on channels-last tiles, over
+:func:`pointer_step_terms`: a step's fixed part (barriers, counters, the pipeline's waits), each MMA instruction, and
+each 16-byte vector a thread loads of the two operand tiles (its addresses, masks and copy), plus as much again per
+spatial axis past the first (an element's position taken apart axis by axis). Fitted (least squares of the relative
+error, ``python -m benchmarks.static --tiles``) on the sm_90 census (Triton 3.9) of every tile the tuner's candidates
+hold on 12 suite layers and passes and of the NC(D)HW pointer launches' tiles channels-last (the ``--rows`` report):
+within 1.5x of the census on 133 of the forward kernel's 137 compiles (1.25x on 124) and 46 of the weight gradient's
+50 (a weight gradient's loop varies more with its layer: 1.25x on 33). NC(D)HW launches issue this over their
+class's census share (:data:`ROW_ISSUE`, :data:`ALIGNED_ISSUE`), which puts the suite's heuristic NC(D)HW pointer
+launches (bf16, TF32, fp8; Triton 3.9 and 3.6; their censuses not in the fit) within 1.5x of their census on 137 of
+142. A static count at the peak issue rate: the loops' latencies (the rows' synchronous loads) are not in it."""
+
+
+def pointer_step_terms(problem: Problem, config: Config) -> tuple[float, float, float, float]:
+    """What :data:`POINTER_STEP` weighs, per step and warp of a pointer launch: 1, its MMA instructions
+    (:func:`mma_instructions`), the 16-byte vectors each thread loads of its ``BLOCK_M x BLOCK_K`` and ``BLOCK_K x
+    BLOCK_N`` operand tiles, and those vectors times the spatial axes past the first."""
+    problem, config = launched(problem, config)
+    vectors = ((config.block_m + config.block_n) * config.block_k * problem.itemsize
+               / (16 * 32 * config.num_warps))
+    return 1.0, float(mma_instructions(problem, config)), vectors, vectors * (len(problem.input_shape) - 3)
 
 
 DEPTHWISE_ISSUE = {"channels_last": {"conv_dw": (163, 9), "conv_dw_t": (163, 2), "conv_dw_wgrad": (139, 41)},
@@ -690,14 +721,15 @@ def tap_axes(problem: Problem) -> int:
 
 
 def issue_seconds(problem: Problem, config: Config, device: Device) -> float:
-    """Seconds per issued multiply-add that a launch's instructions take to issue on the whole device: a descriptor
-    launch's (:func:`step_instructions`) or a depthwise one's (:data:`DEPTHWISE_ISSUE`), at ``Device.issue_rate``; 0
-    for the pointer GEMM kernels, whose rates carry their issue (:data:`ROW_ISSUE` and the rest)."""
+    """Seconds per issued multiply-add that a launch's instructions take to issue on the whole device: a GEMM
+    launch's (:func:`step_instructions`, over its NC(D)HW class's census share, :func:`nc_share`) or a depthwise
+    one's (:data:`DEPTHWISE_ISSUE`), at ``Device.issue_rate``; 0 for launches on FMA units (IEEE fp32 and fp64
+    dots) and those folding taps (``fold_macs``, fitted with their issue)."""
     problem, config = launched(problem, config)
     if problem.kind.startswith("conv_dw"):
         first, further = DEPTHWISE_ISSUE["runs" if depthwise_runs(problem, config) else problem.layout][problem.kind]
         return (first + further * (tap_axes(problem) - 1)) / (1000 * device.issue_rate)
-    if not config.tile_h:
+    if not config.tile_h and rate_of(problem, config)[0] not in ("mma_macs", *UNFITTED_SHARES):
         return 0.0
     steps_macs = config.block_m * config.block_n * config.block_k
     return config.num_warps * step_instructions(problem, config) / (nc_share(problem, config) * steps_macs
@@ -705,8 +737,12 @@ def issue_seconds(problem: Problem, config: Config, device: Device) -> float:
 
 
 def nc_share(problem: Problem, config: Config) -> float:
-    """The share of a descriptor launch's issue that :func:`step_instructions` counts: its NC(D)HW class's census
-    share (:data:`NC_ROWS_ISSUE`, :data:`NC_FLAT_ISSUE`, :data:`NC_RUNS_ISSUE`), else 1."""
+    """The share of a GEMM launch's issue that :func:`step_instructions` counts: its NC(D)HW class's census share
+    (a pointer launch's :data:`ROW_ISSUE` or :data:`ALIGNED_ISSUE`; a descriptor one's :data:`NC_ROWS_ISSUE`,
+    :data:`NC_FLAT_ISSUE`, :data:`NC_RUNS_ISSUE`), else 1."""
+    if not launched(problem, config)[1].tile_h:
+        name = rate_of(problem, config)[0]
+        return UNFITTED_SHARES[name][launched(problem, config)[0].kind] if name in UNFITTED_SHARES else 1.0
     if nc_rows(problem, config):
         return NC_ROWS_ISSUE[problem.kind]
     if nc_flat(problem, config):
@@ -793,8 +829,8 @@ def chain_seconds(problem: Problem, config: Config, device: Device, t: dict[str,
                   ctas: int) -> float:
     """Where a launch's loops wait for their MMAs every step (:func:`drained`), the time its programs take when each
     step's MMAs and its other instructions run one after the other rather than overlapped: a program's step takes its
-    MMAs' time on the tensor cores (the descriptor kernels' rate, ``tma_macs``) plus its instructions' issue (the
-    descriptor kernels' ``t["issue"]``; the pointer kernels' rates carry their issue, ``t["compute"]``), and the
+    MMAs' time on the tensor cores (the descriptor kernels' rate, ``tma_macs``) plus its other instructions (the
+    descriptor kernels' issue, ``t["issue"]``; the pointer kernels' time at their fitted rate, ``t["compute"]``), and the
     ``k`` programs resident on an SM (:func:`ctas_per_sm`, at most the grid's share of an SM) overlap each other's.
     So with two or more programs an SM the waits mostly hide; with one, the loop's time is the sum. Those steps take
     this where it is longer than the overlapped time (:func:`soft_max` of the other limits), the rest overlap: the
