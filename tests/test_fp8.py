@@ -380,7 +380,7 @@ def test_an_fp8_problem_tunes_and_the_cost_model_counts_its_rate_and_bytes():
     bf16 = dataclasses.replace(problem, dtype="bfloat16")
     cfg = tuning.Config(64, 16, 32, num_warps=4, num_stages=2)
     assert costmodel.moved(problem, cfg) == (32 * 30 + 16 * 32 * 9) + 2 * 16 * 30  # 1-byte operands, 2-byte output
-    fast = dataclasses.replace(costmodel.DATASHEET, bandwidth=1e30, t0=0.0)  # the products alone
+    fast = dataclasses.replace(costmodel.DATASHEET, bandwidth=1e30, t0=0.0, issue_rate=1e30)  # the products alone
     assert math.isclose(costmodel.predict(bf16, cfg, fast), 2 * costmodel.predict(problem, cfg, fast))
 
 
