@@ -661,7 +661,8 @@ spatial axis past the first (an element's position taken apart axis by axis). Fi
 error, ``python -m benchmarks.static --tiles``) on the sm_90 census (Triton 3.9) of every tile the tuner's candidates
 hold on 12 suite layers and passes and of the NC(D)HW pointer launches' tiles channels-last (the ``--rows`` report):
 within 1.5x of the census on 133 of the forward kernel's 137 compiles (1.25x on 124) and 46 of the weight gradient's
-50 (a weight gradient's loop varies more with its layer: 1.25x on 33). NC(D)HW launches issue this over their
+50 (a weight gradient's loop varies more with its layer: 1.25x on 33); on Triton 3.6's compiles of the same tiles
+(the GPU machine's), 134 of 137 and 46 of 50. NC(D)HW launches issue this over their
 class's census share (:data:`ROW_ISSUE`, :data:`ALIGNED_ISSUE`), which puts the suite's heuristic NC(D)HW pointer
 launches (bf16, TF32, fp8; Triton 3.9 and 3.6; their censuses not in the fit) within 1.5x of their census on 137 of
 142. A static count at the peak issue rate: the loops' latencies (the rows' synchronous loads) are not in it."""
