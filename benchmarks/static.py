@@ -364,22 +364,26 @@ def report(arch: int, dtypes: list[str], layouts: list[str], kinds: list[str], s
     return compile_rows(arch, todo, jobs)
 
 
-TILE_LAYERS = (("resnet50_l3_3x3", "conv"), ("c3d_conv3a", "conv"), ("tcn_k3", "conv"), ("downsample_k7_s4", "conv"),
-               ("resnet50_l1_1x1", "conv"), ("telemetry_k9", "conv"), ("deeplab_3x3_d2", "conv_t"),
-               ("r3d18_l1", "conv_t"), ("r3d18_l1", "conv_wgrad"), ("resnet50_l1_1x1", "conv_wgrad"),
-               ("deeplab_3x3_d2", "conv_wgrad"), ("tcn_k3", "conv_wgrad"))
-"""The suite layers and passes whose pointer tiles :func:`tile_report` compiles (``--tiles``): 1-D, 2-D and 3-D,
-strided, 1 x 1 and dilated, forward, input gradient and weight gradient."""
+TILE_LAYERS = tuple((name, kind, "channels_last") for name, kind in (
+    ("resnet50_l3_3x3", "conv"), ("c3d_conv3a", "conv"), ("tcn_k3", "conv"), ("downsample_k7_s4", "conv"),
+    ("resnet50_l1_1x1", "conv"), ("telemetry_k9", "conv"), ("deeplab_3x3_d2", "conv_t"), ("r3d18_l1", "conv_t"),
+    ("r3d18_l1", "conv_wgrad"), ("resnet50_l1_1x1", "conv_wgrad"), ("deeplab_3x3_d2", "conv_wgrad"),
+    ("tcn_k3", "conv_wgrad"))) + tuple((name, kind, "contiguous") for name, kind in (
+        ("resnet50_l2_3x3s2", "conv"), ("c3d_conv3a", "conv"), ("tcn_k3", "conv"), ("resnet50_l3_3x3", "conv_t")))
+"""The suite layers, passes and layouts whose pointer tiles :func:`tile_report` compiles (``--tiles``): channels-last
+ones 1-D, 2-D and 3-D, strided, 1 x 1 and dilated, forward, input gradient and weight gradient (what
+:data:`tritonconv.costmodel.POINTER_STEP` is fitted on); NC(D)HW forwards and an input gradient reading their rows in
+aligned runs (:data:`tritonconv.costmodel.ALIGNED_REGISTERS`)."""
 
 
 def tile_report(arch: int, dtype: str, suite: dict, jobs: int = 1) -> list[dict]:
     """:func:`report`'s rows for every pointer-kernel tile the tuner's candidates hold (:func:`tritonconv.tuning.candidates`:
-    distinct tiles, warps and stages, one split count each) of :data:`TILE_LAYERS`'s channels-last problems: what the
-    pointer kernels' loop issues per step against the tile's shape (:data:`tritonconv.costmodel.POINTER_STEP`)."""
+    distinct tiles, warps and stages, one split count each) of :data:`TILE_LAYERS`'s problems: what the pointer
+    kernels' loop issues per step, and the registers it holds, against the tile's shape."""
     probs = dict(tune.suite_problems(suite))
     todo = []
-    for name, kind in TILE_LAYERS:
-        problem = tuning.Problem.of(kind, DTYPES[dtype], "channels_last", **probs[name])
+    for name, kind, layout in TILE_LAYERS:
+        problem = tuning.Problem.of(kind, DTYPES[dtype], layout, **probs[name])
         seen = set()
         for cfg in tuning.candidates(problem, tma=arch >= 90):
             tile = (cfg.block_m, cfg.block_n, cfg.block_k, cfg.num_warps, cfg.num_stages)
@@ -394,7 +398,7 @@ def pointer_samples(tiles: list[dict], pairs: list[dict], suite: dict) -> list[t
     (:func:`tile_report`) and on the channels-last side of the rows report (:func:`row_pairs`), ``terms`` its
     :func:`tritonconv.costmodel.pointer_step_terms`."""
     probs = dict(tune.suite_problems(suite))
-    found = [(r["name"], r["kind"], r["dtype"], r["config"], r) for r in tiles] + [
+    found = [(r["name"], r["kind"], r["dtype"], r["config"], r) for r in tiles if r["layout"] == "channels_last"] + [
         (r["name"], r["kind"], r["dtype"], r["config"], r["channels_last"]) for r in pairs]
     out = []
     for name, kind, dtype, config, census in found:

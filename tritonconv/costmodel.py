@@ -310,11 +310,17 @@ operand through registers hold 10-34 more than their estimate since they keep tw
 74 where 64, R(2+1)D's first spatial layer 98: 6 and 4 programs per SM where the estimate gives 8 and 5)."""
 
 
-ALIGNED_REGISTERS = (96, 0.5)
-"""``(base, per_accumulator)`` of the pointer kernel reading NC(D)HW rows in aligned runs (:func:`aligned`), in
-place of its :data:`REGISTERS` entry: the move of the sum along the rows (a gather) holds some 100-120 registers
-whatever the tile (ptxas on sm_90, the committed report: 108-123 at 128 x 64 and 64 x 64 on 8 warps, 74-79 at
-128 x 16, 78 and 108 at 128 x 32)."""
+ALIGNED_REGISTERS = (48, 1.25, 2.5)
+"""``(base, per_accumulator, per_operand)`` of the pointer kernel reading NC(D)HW rows in aligned runs
+(:func:`aligned`), in place of its :data:`REGISTERS` entry: ``base + per_accumulator * BLOCK_M * BLOCK_N / threads +
+per_operand * r``, ``r`` the registers a thread's share of a step's two operand tiles fills (the runs are moved and
+masked in registers on their way to shared memory, and the sum along the rows is moved too). Chosen (a grid over the
+three) to give ptxas's programs per SM on the most kernels: on sm_90 (Triton 3.9) the committed report's 156 GEMM
+kernels agree as with ``(96, 0.5)`` before (:func:`ctas_per_sm`; that one was fitted on the heuristic's 8-warp tiles,
+108-123 registers at 128 x 64 and 64 x 64, 74-79 at 128 x 16), and the tiles report's NC(D)HW aligned candidates
+(``python -m benchmarks.static --tiles``: 4-warp tiles of 164-255 registers, several spilling) on 42 of 56 where
+``(96, 0.5)`` gave 17 (Triton 3.6's compiles of the same tiles: 44 and 18; ``tests/test_costmodel.py``). A
+spill is not modelled: the estimate stops at 255."""
 
 
 WGRAD_RUNS_REGISTERS = (30, 1.75)
@@ -369,7 +375,11 @@ def registers(problem: Problem, config: Config) -> int:
     kernel = kernel_of(problem, config)
     base, per_accumulator = REGISTERS[kernel]
     if kernel == "_conv_kernel" and aligned(problem, config):
-        base, per_accumulator = ALIGNED_EACH_REGISTERS if apart(problem, config) else ALIGNED_REGISTERS
+        if not apart(problem, config):  # the step's operand tiles pass through registers too
+            base, per_accumulator, per_operand = ALIGNED_REGISTERS
+            return min(255, round(base + per_accumulator * config.accumulator + per_operand * config.block_k * (
+                config.block_m + config.block_n) * problem.itemsize / (4 * 32 * config.num_warps)))
+        base, per_accumulator = ALIGNED_EACH_REGISTERS
     elif kernel == "_conv_tma_kernel" and nc_flat(problem, config):
         base, per_accumulator = NC_FLAT_REGISTERS
     elif transposed_mma(problem, config) or one_row_mma(problem, config):
