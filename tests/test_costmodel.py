@@ -531,6 +531,26 @@ def test_aligned_rows_registers_give_ptxas_programs_per_sm_on_the_tuners_tiles()
     assert costmodel.registers(nc, tuning.Config(128, 64, 64, num_warps=4)) > 240
 
 
+def test_the_tiles_the_model_expects_to_spill_do_and_rank_last():
+    """``costmodel.spills`` names only launches ptxas spills (the committed sm_90 tiles reports, Triton 3.9 and 3.6:
+    at least 8 named on each, none wrongly), and the model's rankings put them last (a tuning times no config that
+    spills), where ``predict`` still gives their time."""
+    from benchmarks import static
+
+    for version in ("3.9.0", "3.6.0"):
+        path = static.report_path(90, ["bf16"], work.ROOT / "results" / "static", "-tiles", version)
+        named = [r for r in map(json.loads, path.read_text().splitlines())
+                 if costmodel.spills(suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"]))]
+        assert len(named) >= 8 and all(r["spill_store_bytes"] for r in named), version
+    device = costmodel.device_for("NVIDIA H200")
+    p = suite_problem("resnet50_l3_3x3", layout="contiguous")
+    configs = [c for c in tuning.candidates(p, tma=True) if not c.relayout]
+    ranked = costmodel.rank(p, configs, device)
+    spilling = [costmodel.spills(p, c) for c in ranked]
+    assert any(spilling) and spilling == sorted(spilling)
+    assert all(math.isfinite(costmodel.predict(p, c, device)) for c in ranked)
+
+
 def test_the_models_shared_memory_is_ptxas_counts_for_the_descriptor_kernels():
     """``costmodel.shared_bytes`` of every descriptor launch of the committed sm_90 report (both layouts, every pass:
     one-row and multi-row patches, NC(D)HW boxes transposed, dealt, read in runs, tiles under 64 rows) is the
