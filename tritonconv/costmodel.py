@@ -319,8 +319,8 @@ three) to give ptxas's programs per SM on the most kernels: on sm_90 (Triton 3.9
 kernels agree as with ``(96, 0.5)`` before (:func:`ctas_per_sm`; that one was fitted on the heuristic's 8-warp tiles,
 108-123 registers at 128 x 64 and 64 x 64, 74-79 at 128 x 16), and the tiles report's NC(D)HW aligned candidates
 (``python -m benchmarks.static --tiles``: 4-warp tiles of 164-255 registers, several spilling) on 42 of 56 where
-``(96, 0.5)`` gave 17 (Triton 3.6's compiles of the same tiles: 44 and 18; ``tests/test_costmodel.py``). A
-spill is not modelled: the estimate stops at 255."""
+``(96, 0.5)`` gave 17 (Triton 3.6's compiles of the same tiles: 44 and 18; ``tests/test_costmodel.py``). Past
+255 the launch spills (:func:`spills`); :func:`registers` stops there."""
 
 
 WGRAD_RUNS_REGISTERS = (30, 1.75)
