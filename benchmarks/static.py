@@ -423,6 +423,12 @@ def pointer_step_fit(samples: list[tuple[str, tuple[float, ...], int]]) -> dict[
     return fit
 
 
+def pointer_step_ratios(samples: list[tuple[str, tuple[float, ...], int]], kernel: str,
+                        coef: tuple[float, ...]) -> list[float]:
+    """``kernel``'s estimates with ``coef`` over the census, per :func:`pointer_samples` sample of it."""
+    return [sum(c * t for c, t in zip(coef, terms)) / n for k, terms, n in samples if k == kernel]
+
+
 def compile_rows(arch: int, todo: list[tuple[str, str, tuning.Problem, tuning.Config]], jobs: int) -> list[dict]:
     """For each ``(layer name, dtype name, problem, config)``, a row per main kernel its launch compiles to (the
     rows in order): ptxas's report, the main loop's census, programs per SM."""
@@ -661,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", action="store_true",
                    help="NC(D)HW row tiles against the same tiles channels-last (pointer) or the model's step estimate")
     p.add_argument("--tiles", action="store_true",
-                   help="every pointer tile of the tuner's candidates on a few channels-last layers, and their step fit")
+                   help="every pointer tile of the tuner's candidates on a few layers, and their step fit")
     p.add_argument("--tf32", action="store_true", help="fp32 products in TF32 (torch's matmul precision \"high\")")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="threads compiling at once (default: every CPU)")
     args = p.parse_args(argv)
@@ -703,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
         samples = pointer_samples(rows, [r for r in pairs if "channels_last" in r], suite)
         fit = pointer_step_fit(samples)
         for kernel, coef in fit.items():
-            ratios = [sum(c * t for c, t in zip(coef, terms)) / n for k, terms, n in samples if k == kernel]
+            ratios = pointer_step_ratios(samples, kernel, coef)
             print(f"{kernel}: POINTER_STEP {coef}, within 1.5x of the census on "
                   f"{sum(1 / 1.5 <= q <= 1.5 for q in ratios)} of {len(ratios)}")
         print(f"wrote {path}")

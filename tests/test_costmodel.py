@@ -654,7 +654,7 @@ def test_pointer_steps_issue_what_the_committed_census_counts():
                          .read_text().splitlines()] for suffix in ("-tiles", "-rows"))
         samples = static.pointer_samples(tiles, [r for r in pairs if "channels_last" in r], SUITE)
         for kernel, coef in costmodel.POINTER_STEP.items():
-            ratios = [sum(c * t for c, t in zip(coef, terms)) / n for k, terms, n in samples if k == kernel]
+            ratios = static.pointer_step_ratios(samples, kernel, coef)
             assert len(ratios) >= 40 and sum(1 / 1.5 <= q <= 1.5 for q in ratios) >= 0.9 * len(ratios), kernel
     dtypes = {"bf16": "bfloat16", "tf32": "float32", "fp8": "float8_e4m3fn"}
     ratios = []

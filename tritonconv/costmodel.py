@@ -72,12 +72,12 @@ from .shapes import cdiv
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "DEPTHWISE_ISSUE", "HOPPER",
            "NC_FLAT_ISSUE", "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "POINTER_STEP", "REGISTERS",
            "ROW_ISSUE", "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "aligned", "apart",
-           "bound", "bounds", "by_rows", "chain_seconds", "ctas_per_sm", "default", "Device", "device_for", "drained",
-           "efficiency", "fill_bytes", "first_from_registers", "folds", "gemm_launch", "input_channels_as_m", "issue_seconds",
-           "issued", "kernel_of", "launched", "mma_instructions", "nc_flat", "nc_rows", "nc_runs", "nc_share", "occupancy",
-           "one_row_mma", "pack_seconds", "pass_seconds", "pointer_step_terms", "predict", "predicting", "model", "rank",
-           "rate_of", "registers", "relayout_seconds", "row_reads", "shared_bytes", "spills", "step_instructions", "sums_apart",
-           "tap_axes", "tap_runs", "tensor_factor", "transposed_mma", "wanted_registers", "wgrad_runs", "x_as_m"]
+           "bound", "bounds", "by_rows", "chain_seconds", "counts_operands", "ctas_per_sm", "default", "Device", "device_for",
+           "drained", "efficiency", "fill_bytes", "first_from_registers", "folds", "gemm_launch", "input_channels_as_m",
+           "issue_seconds", "issued", "kernel_of", "launched", "mma_instructions", "nc_flat", "nc_rows", "nc_runs", "nc_share",
+           "occupancy", "one_row_mma", "pack_seconds", "pass_seconds", "pointer_step_terms", "predict", "predicting", "model",
+           "rank", "rate_of", "registers", "relayout_seconds", "row_reads", "shared_bytes", "spills", "step_instructions",
+           "sums_apart", "tap_axes", "tap_runs", "tensor_factor", "transposed_mma", "wanted_registers", "wgrad_runs", "x_as_m"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -382,20 +382,24 @@ def spills(problem: Problem, config: Config) -> bool:
     tiles (the aligned NC(D)HW pointer launches, :data:`ALIGNED_REGISTERS`), an estimate past 255. On the committed
     sm_90 tiles reports (Triton 3.9 and 3.6) all 10 such launches it names spill, and 7-8 spills it does not name;
     elsewhere False (unknown)."""
-    kernel = kernel_of(problem, config)
-    return (kernel == "_conv_kernel" and aligned(problem, config) and not apart(problem, config)
-            and wanted_registers(problem, config) > 255)
+    return counts_operands(problem, config) and wanted_registers(problem, config) > 255
+
+
+def counts_operands(problem: Problem, config: Config) -> bool:
+    """Whether a launch's register estimate counts the step's operand tiles (:data:`ALIGNED_REGISTERS`): the pointer
+    kernel reading NC(D)HW rows in aligned runs, its products not held apart."""
+    return kernel_of(problem, config) == "_conv_kernel" and aligned(problem, config) and not apart(problem, config)
 
 
 def wanted_registers(problem: Problem, config: Config) -> float:
     """:func:`registers`'s estimate before its cap."""
+    if counts_operands(problem, config):  # the step's operand tiles pass through registers too
+        base, per_accumulator, per_operand = ALIGNED_REGISTERS
+        return base + per_accumulator * config.accumulator + per_operand * config.block_k * (
+            config.block_m + config.block_n) * problem.itemsize / (4 * 32 * config.num_warps)
     kernel = kernel_of(problem, config)
     base, per_accumulator = REGISTERS[kernel]
     if kernel == "_conv_kernel" and aligned(problem, config):
-        if not apart(problem, config):  # the step's operand tiles pass through registers too
-            base, per_accumulator, per_operand = ALIGNED_REGISTERS
-            return base + per_accumulator * config.accumulator + per_operand * config.block_k * (
-                config.block_m + config.block_n) * problem.itemsize / (4 * 32 * config.num_warps)
         base, per_accumulator = ALIGNED_EACH_REGISTERS
     elif kernel == "_conv_tma_kernel" and nc_flat(problem, config):
         base, per_accumulator = NC_FLAT_REGISTERS
@@ -769,7 +773,7 @@ def nc_share(problem: Problem, config: Config) -> float:
     :data:`NC_FLAT_ISSUE`, :data:`NC_RUNS_ISSUE`), else 1."""
     if not launched(problem, config)[1].tile_h:
         name = rate_of(problem, config)[0]
-        return UNFITTED_SHARES[name][launched(problem, config)[0].kind] if name in UNFITTED_SHARES else 1.0
+        return UNFITTED_SHARES[name][problem.kind] if name in UNFITTED_SHARES else 1.0
     if nc_rows(problem, config):
         return NC_ROWS_ISSUE[problem.kind]
     if nc_flat(problem, config):
