@@ -673,3 +673,35 @@ def test_forward_and_input_gradient_reading_each_taps_runs(case, int64, monkeypa
     assert_close(forward(), ref.relu())
     (ref_dx,) = torch.autograd.grad(TORCH[ndim](padded, wd, None, stride, 0, dilation), xd, dy.double())
     assert_close(input_gradient(), ref_dx)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,wide", [
+    ((1, 64, 14, 14), (64, 64, 3, 3), 1, True),   # rows of 14 in aligned runs, a column off (ResNet-50's third stage)
+    ((2, 64, 7, 7), (64, 64, 3, 3), 1, True),     # rows of 7: 2 bytes at a time (its fourth stage)
+    ((1, 64, 3, 6, 6), (64, 64, 3, 1, 1), 1, True),  # a temporal (2+1)D pass
+    ((1, 64, 14, 14), (64, 64, 1, 1), 2, False),  # one tap: its 2-byte gathers are the step
+])
+def test_nc_64_by_64_tiles_step_64_channels_on_4_warps(x_shape, w_shape, stride, wide):
+    """16-bit NC(D)HW forwards and unit-stride input gradients on the pointer kernel's 64 x 64 tiles step 64 channels
+    on 4 warps where they have more than one tap (``tuning.nc_wide_step``), 32 on 8 otherwise; the GPU's tiles run
+    under the interpreter against torch."""
+    ndim = len(w_shape) - 2
+    g = torch.Generator().manual_seed(45)
+    x, w = torch.randn(x_shape, generator=g).bfloat16(), torch.randn(w_shape, generator=g).bfloat16()
+    padding = tuple(k // 2 for k in w_shape[2:])
+    spec = conv_spec(f"conv{ndim}d", ndim, x, w, None, stride, padding, 1, 1)
+    dy = torch.randn(spec.output_shape, generator=g).bfloat16()
+    for kind in ("conv", "conv_t"):
+        problem = tuning.Problem.for_launch(kind, dy if kind == "conv_t" else x, spec)
+        cfg = tuning.heuristic(problem, interpret=False, tma=True)
+        assert not cfg.tile_h and (cfg.block_m, cfg.block_n) == (64, 64), (kind, cfg)
+        stepped = wide and not problem.by_phase
+        assert (cfg.block_k, cfg.num_warps) == ((64, 4) if stepped else (32, 8)), (kind, cfg)
+        xd, wd = x.double().requires_grad_(), w.double()
+        ref = TORCH[ndim](xd, wd, None, stride, padding)
+        if kind == "conv":
+            assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg), ref, torch.bfloat16)
+        else:
+            (ref_dx,) = torch.autograd.grad(ref, xd, dy.double())
+            got = dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg)
+            assert_close(got, ref_dx, torch.bfloat16)

@@ -154,16 +154,18 @@ HOPPER = ("H100", "H200", "H800", "H20", "GH200")
 """Words in the names of Hopper GPUs (warpgroup MMAs, ``Device.async_mma``), as torch reports them."""
 
 
-ROW_ISSUE = {"conv": 0.62, "conv_t": 0.72, "conv_wgrad": 1.01}
+ROW_ISSUE = {"conv": 0.64, "conv_t": 0.68, "conv_wgrad": 1.01}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles (:func:`by_rows`) are rated at
 while ``Device.row_macs`` is unfitted: the median, over the suite's layers, of the channels-last main loop's
 instructions per MMA over the rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the
 rows' loop adds the 2-byte loads' addresses and masks). An issue-bound estimate, not a measurement; the rows'
 synchronous loads, whose latency the pipeline does not hide, are not in it. Restated in the thirty-third session from
-the kernels as built (0.61 / 0.71 / 1.07 had restated a census of 2026-12-01, before later kernel changes)."""
+the kernels as built (0.61 / 0.71 / 1.07 had restated a census of 2026-12-01, before later kernel changes). In the
+forty-fifth, 0.62 -> 0.64 and 0.72 -> 0.68: ``resnet50_l4_3x3``'s rows of 7 step 64 channels on 4 warps
+(:func:`tritonconv.tuning.nc_wide_step`), their pairs' channels-last sides with them."""
 
 
-ALIGNED_ISSUE = {"conv": 0.96, "conv_t": 1.18, "conv_wgrad": 1.33}
+ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.18, "conv_wgrad": 1.33}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles read in aligned runs
 (:func:`aligned`) are rated at while ``Device.aligned_macs`` is unfitted: the median, over the suite's layers, of the
 channels-last main loop's instructions per MMA over the aligned rows', theirs counting the moves of the sum between
@@ -183,7 +185,8 @@ thirty-third session from the kernels as built: 1.24 -> 1.23, 1.40 -> 1.44 (the 
 the forty-first, 0.98 -> 0.96 and 1.23 -> 1.18: ``c3d_conv3a``'s forward and input gradient (1.20, 1.27) left the
 pointer kernel for planes read as rows on descriptors (:data:`NC_FLAT_ISSUE`). In the forty-third, 1.44 -> 1.33: the
 weight gradients moving x run their MMA transposed (:func:`x_as_m`), their loops no longer waiting for their MMAs
-but a few instructions longer (``resnet50_l2_3x3s2``'s 206-233 a step -> 211-253)."""
+but a few instructions longer (``resnet50_l2_3x3s2``'s 206-233 a step -> 211-253). In the forty-fifth, 0.96 -> 0.98:
+the 64 x 64 forwards of more than one tap step 64 channels on 4 warps (:func:`tritonconv.tuning.nc_wide_step`)."""
 
 NC_ROWS_ISSUE = {"conv": 0.53, "conv_t": 0.60}
 """Per pass, the share of their main loop's issue that the model's estimate for a descriptor step of their tiles
@@ -219,7 +222,7 @@ UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
 
 
-PASS_ISSUE = {"conv": 1.0, "conv_t": 0.90, "conv_wgrad": 0.70}
+PASS_ISSUE = {"conv": 1.0, "conv_t": 0.93, "conv_wgrad": 0.66}
 """Per pass, the pointer GEMM kernels' rate as a share of their forward's (``mma_macs`` and ``row_macs`` are fitted on
 forward launches): the median, over the suite's layers, of the channels-last forward main loop's instructions per
 MMA over the pass's, each with its heuristic tiles (sm_90 SASS, the channels-last sides of ``python -m
@@ -227,7 +230,9 @@ benchmarks.static --rows``; ``benchmarks.static.pass_shares``). An issue-bound e
 gradient's 0.66 -> 0.65 in the thirty-fourth session, when the pointer kernel's splits began to meet in the kernel, and
 back to 0.66 in the thirty-fifth, when the default split counts moved (:func:`tritonconv.tuning.default`) and the
 census's launches with them; 0.70 in the forty-first, when ``c3d_conv3a``'s NC(D)HW forward and input gradient left
-the pointer kernel, and their pairs the census."""
+the pointer kernel, and their pairs the census; 0.90 -> 0.93 and 0.70 -> 0.66 in the forty-fifth, when the 64 x 64
+NC(D)HW forwards and input gradients of more than one tap took 64-wide steps on 4 warps
+(:func:`tritonconv.tuning.nc_wide_step`), and their pairs' channels-last sides with them."""
 
 
 def launched(problem: Problem, config: Config) -> tuple[Problem, Config]:
@@ -682,7 +687,7 @@ def step_instructions(problem: Problem, config: Config) -> float:
     return base + per_mma * mma_instructions(problem, config)
 
 
-POINTER_STEP = {"_conv_kernel": (73.1, 12.43, 5.02, 7.45), "_conv_weight_grad_kernel": (84.6, 2.18, 18.78, 12.78)}
+POINTER_STEP = {"_conv_kernel": (76.9, 13.95, 3.66, 7.1), "_conv_weight_grad_kernel": (84.6, 2.18, 18.78, 12.78)}
 """Per pointer GEMM kernel (the forward's, which runs the input gradient too, and the weight gradient's), the
 coefficients of the warp instructions its main loop issues per step and warp on channels-last tiles, over
 :func:`pointer_step_terms`: a step's fixed part (barriers, counters, the pipeline's waits), each MMA instruction, and
@@ -690,11 +695,11 @@ each 16-byte vector a thread loads of the two operand tiles (its addresses, mask
 spatial axis past the first (an element's position taken apart axis by axis). Fitted (least squares of the relative
 error, ``python -m benchmarks.static --tiles``) on the sm_90 census (Triton 3.9) of every tile the tuner's candidates
 hold on 12 suite layers and passes and of the NC(D)HW pointer launches' tiles channels-last (the ``--rows`` report):
-within 1.5x of the census on 133 of the forward kernel's 137 compiles (1.25x on 124) and 46 of the weight gradient's
+within 1.5x of the census on 132 of the forward kernel's 137 compiles (1.25x on 125) and 46 of the weight gradient's
 50 (a weight gradient's loop varies more with its layer: 1.25x on 33); on Triton 3.6's compiles of the same tiles
-(the GPU machine's), 134 of 137 and 46 of 50. NC(D)HW launches issue this over their
+(the GPU machine's), 133 of 137 and 46 of 50. NC(D)HW launches issue this over their
 class's census share (:data:`ROW_ISSUE`, :data:`ALIGNED_ISSUE`), which puts the suite's heuristic NC(D)HW pointer
-launches (bf16, TF32, fp8; Triton 3.9 and 3.6; their censuses not in the fit) within 1.5x of their census on 137 of
+launches (bf16, TF32, fp8; Triton 3.9 and 3.6; their censuses not in the fit) within 1.5x of their census on 135 of
 142. A static count at the peak issue rate: the loops' latencies (the rows' synchronous loads) are not in it."""
 
 

@@ -406,6 +406,23 @@ def one_row_forward(problem: Problem, config: Config) -> bool:
     return covered((width,), (config.block_m,)) / width <= min(ROW_SLACK, tma_padding(problem, config.block_m))
 
 
+def nc_wide_step(problem: Problem, block_m: int, block_n: int, block_k: int) -> bool:
+    """Whether a 16-bit NC(D)HW forward or unit-stride input gradient on the pointer kernel's 64 x 64 tiles steps 64
+    channels on 4 warps, where NC(D)HW tiles step 32 on 8 (``block_k`` the step its channels allow): layers of more
+    than one tap. Their loop's fixed part (the tap's row addresses and masks, the pipeline's waits) is paid per step,
+    so 64-wide steps halve it per multiply-add. sm_90 SASS (Triton 3.9 / 3.6), warp instructions per 1000
+    multiply-adds, 64 x 64 x 32 on 8 warps -> 64 x 64 x 64 on 4: ``resnet50_l3_3x3``'s forward 6.84 / 6.84 -> 3.71 /
+    3.52 and input gradient 7.08 / 6.84 -> 3.45 / 3.33 (rows in aligned runs), R(2+1)D's third block 5.9-7.5 ->
+    2.4-3.8, ``resnet50_l4_3x3``'s (rows of 7, 2 bytes at a time) 10.4-11.4 -> 5.3-6.3; 95-240 registers, no spill,
+    as many programs an SM or more; sm_80 (Triton 3.9) 6.1-9.6 -> 3.3-6.1, no spill, as many warps an SM. One tap
+    (``resnet50_ds_1x1s2``, strided 1 x 1) is left on 8 warps: its 2-byte gathers are the step (8.36 -> 8.09 on Triton
+    3.9, at 243 registers, half the warps an SM). Strided input gradients (by phase) are not sampled
+    (``benchmarks/NOTES.md``, forty-fifth session)."""
+    return (problem.layout == "contiguous" and problem.kind in ("conv", "conv_t") and not problem.by_phase
+            and problem.dtype in ("float16", "bfloat16") and problem.taps > 1
+            and (block_m, block_n, block_k) == (64, 64, 64))
+
+
 WIDE_PATCH = 256
 """Positions of a descriptor forward's (or input gradient's) patch beside channel tiles of at most 32 (:func:`wide_patch`)."""
 
@@ -892,7 +909,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     descriptor_k = block_k  # (a descriptor loop computes no addresses: the NC(D)HW clamp below is the pointer kernel's)
     if problem.tf32 and problem.kind == "conv" and problem.layout == "contiguous" and nc_dealt(problem.spec):
         descriptor_k = min(descriptor_k, TF32_DEALT_STEP)
-    if problem.layout == "contiguous":  # NC(D)HW read in place: see conv_wgrad (32-channel steps; fp32's 16, above)
+    if problem.layout == "contiguous" and not fold and nc_wide_step(problem, block_m, block_n, block_k):
+        warps = 4  # 64-wide steps on 64 x 64 tiles of more than one tap
+    elif problem.layout == "contiguous":  # NC(D)HW read in place: see conv_wgrad (32-channel steps; fp32's 16, above)
         block_k = max(min(block_k, 32), min_k(problem))
     stages = 2 if problem.taps * red <= block_k else 3
     split = 1
