@@ -481,7 +481,7 @@ def test_tunings_timings_are_samples_and_judge_the_ranking(tmp_path):
 def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
     """Per kernel of the committed sm_90 compile report (the suite's heuristic tiles, both layouts), the model names
     the kernel the launch runs; per GEMM kernel, its CTAs per SM (estimated registers and shared memory) equal those
-    of ptxas's registers and the compiled shared memory on at least 134 of the 156 (the estimate before
+    of ptxas's registers and the compiled shared memory on at least 145 of the 156 (the estimate before
     ``costmodel.REGISTERS``, the accumulator plus 64 for every kernel: 90; 122 before the NC(D)HW weight gradient read
     its rows in runs, where ptxas gives one tile 128-160 registers from layer to layer:
     ``costmodel.WGRAD_RUNS_REGISTERS`` agrees on 9 of those 16; 115 since the descriptor kernel reads NC(D)HW rows
@@ -494,7 +494,10 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
     tiles may run their MMA transposed and weight gradients take one-row boxes, ``costmodel.SHARED_MMA_REGISTERS``;
     134 since no loop has ptxas serialize its MMAs: the forwards taking their first operand through registers keep
     two MMAs' fragments live, 10-34 registers over the estimate on ``unet3d_64cube`` and R(2+1)D's first spatial
-    layer); ``benchmarks.static`` counts by the same rule (``costmodel.occupancy``)."""
+    layer; 142 since the aligned NC(D)HW launches' estimate counts their operand tiles, ``costmodel.ALIGNED_REGISTERS``;
+    139 since 64 x 64 NC(D)HW tiles of more than one tap step 64 channels on 4 warps, ``tuning.nc_wide_step``; 145 since
+    that estimate counts the runs a thread moves a step); ``benchmarks.static`` counts by the same rule
+    (``costmodel.occupancy``)."""
     rows = census_report()
     for r in rows:
         assert costmodel.kernel_of(suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"])) \
@@ -506,15 +509,16 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
         problem, cfg = suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"])
         agree += costmodel.ctas_per_sm(problem, cfg, device) == r["ctas_per_sm"]
         assert costmodel.occupancy(r["registers"], r["shared_bytes"], r["num_warps"], device.smem) == r["ctas_per_sm"]
-    assert len(rows) == 156 and agree >= 134, agree
+    assert len(rows) == 156 and agree >= 145, agree
 
 
 def test_aligned_rows_registers_give_ptxas_programs_per_sm_on_the_tuners_tiles():
     """The NC(D)HW pointer launches reading rows in aligned runs hold registers for the step's operand tiles as well
     as the accumulator (``costmodel.ALIGNED_REGISTERS``): on the committed sm_90 census of every such tile the
     tuner holds on ``benchmarks.static.TILE_LAYERS``'s NC(D)HW layers (``--tiles``, Triton 3.9), the model's programs
-    per SM are ptxas's on at least 70% of them (42 of 56; the accumulator's share alone, ``(96, 0.5)``, gave 17); a
-    128 x 64 x 64 tile on 4 warps (255 registers and a spill on ``resnet50_l2_3x3s2``) is estimated past 240."""
+    per SM are ptxas's on at least 80% of them (48 of 56; without the runs a thread handles, ``(48, 1.25, 2.5)``, 42;
+    the accumulator's share alone, ``(96, 0.5)``, 17); a 128 x 64 x 64 tile on 4 warps (255 registers and a spill on
+    ``resnet50_l2_3x3s2``, its rows dealt) is estimated past 240."""
     from benchmarks import static
 
     path = static.report_path(90, ["bf16"], work.ROOT / "results" / "static", "-tiles", static.CENSUS_TRITON)
@@ -526,7 +530,7 @@ def test_aligned_rows_registers_give_ptxas_programs_per_sm_on_the_tuners_tiles()
             count += 1
             agree += costmodel.ctas_per_sm(problem, cfg, device) == costmodel.occupancy(
                 r["registers"], r["shared_bytes"], r["num_warps"], device.smem)
-    assert count >= 50 and agree >= 0.7 * count, (agree, count)
+    assert count >= 50 and agree >= 0.8 * count, (agree, count)
     nc = suite_problem("resnet50_l2_3x3s2", layout="contiguous")
     assert costmodel.registers(nc, tuning.Config(128, 64, 64, num_warps=4)) > 240
 

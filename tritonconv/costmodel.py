@@ -306,7 +306,7 @@ REGISTERS = {"_conv_kernel": (36, 1.75), "_conv_weight_grad_kernel": (46, 2.5), 
 """Per GEMM kernel, ``(base, per_accumulator)``: its registers per thread estimated as ``base + per_accumulator *
 BLOCK_M * BLOCK_N / threads`` (the fp32 accumulator's share of a thread, plus addresses, masks and the pipeline's
 state), at most 255. Fitted on ptxas's counts for sm_90 (Triton 3.9; ``benchmarks/results/static/``, the suite's
-heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 134 of its 156 GEMM kernels with the
+heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 145 of its 156 GEMM kernels with the
 estimated shared memory (:func:`shared_bytes`; the aligned rows' variants by :data:`ALIGNED_REGISTERS`,
 :data:`ALIGNED_EACH_REGISTERS` and :data:`WGRAD_RUNS_REGISTERS`, MMAs fed from shared memory by :data:`SHARED_MMA_REGISTERS`),
 where one estimate for all (the accumulator plus 64) gives 90. The pointer weight gradient's count grows fastest:
@@ -315,17 +315,18 @@ operand through registers hold 10-34 more than their estimate since they keep tw
 74 where 64, R(2+1)D's first spatial layer 98: 6 and 4 programs per SM where the estimate gives 8 and 5)."""
 
 
-ALIGNED_REGISTERS = (48, 1.25, 2.5)
-"""``(base, per_accumulator, per_operand)`` of the pointer kernel reading NC(D)HW rows in aligned runs
+ALIGNED_REGISTERS = (76, 1.0, 0.5, 6.0)
+"""``(base, per_accumulator, per_operand, per_run)`` of the pointer kernel reading NC(D)HW rows in aligned runs
 (:func:`aligned`), in place of its :data:`REGISTERS` entry: ``base + per_accumulator * BLOCK_M * BLOCK_N / threads +
-per_operand * r``, ``r`` the registers a thread's share of a step's two operand tiles fills (the runs are moved and
-masked in registers on their way to shared memory, and the sum along the rows is moved too). Chosen (a grid over the
-three) to give ptxas's programs per SM on the most kernels: on sm_90 (Triton 3.9) the committed report's 156 GEMM
-kernels agree as with ``(96, 0.5)`` before (:func:`ctas_per_sm`; that one was fitted on the heuristic's 8-warp tiles,
-108-123 registers at 128 x 64 and 64 x 64, 74-79 at 128 x 16), and the tiles report's NC(D)HW aligned candidates
-(``python -m benchmarks.static --tiles``: 4-warp tiles of 164-255 registers, several spilling) on 42 of 56 where
-``(96, 0.5)`` gave 17 (Triton 3.6's compiles of the same tiles: 44 and 18; ``tests/test_costmodel.py``). Past
-255 the launch spills (:func:`spills`); :func:`registers` stops there."""
+per_operand * r + per_run * n``, ``r`` the registers a thread's share of a step's two operand tiles fills and ``n`` the
+runs of the activations' tile it handles a step (``BLOCK_M * BLOCK_K * deal / (threads * vec)``: each run is moved and
+masked in registers on its way to shared memory, a dealt one taken apart into phases; the sum along the rows is moved
+too). Chosen (a grid over the four) to give ptxas's programs per SM on the most of the committed sm_90 reports' such
+kernels (Triton 3.9; the heuristic's and the tiles report's, ``python -m benchmarks.static --tiles``) with every launch
+it puts past 255 spilling: 60 of 71 (Triton 3.6's compiles: 62), where ``(48, 1.25, 2.5)`` without the runs gave 48
+(51) and ``(96, 0.5)`` with the accumulator alone fewer still. Runs of 2 elements (rows of 14 a column off,
+``resnet50_l3_3x3``) hold 227-240 registers on 64 x 64 x 64 tiles on 4 warps where runs of 8 hold 164-174 and the
+temporal pass's each-tap runs 128. Past 255 the launch spills (:func:`spills`); :func:`registers` stops there."""
 
 
 WGRAD_RUNS_REGISTERS = (30, 1.75)
@@ -385,7 +386,7 @@ def registers(problem: Problem, config: Config) -> int:
 def spills(problem: Problem, config: Config) -> bool:
     """Whether the model expects ptxas to spill a launch's registers: where its estimate counts the step's operand
     tiles (the aligned NC(D)HW pointer launches, :data:`ALIGNED_REGISTERS`), an estimate past 255. On the committed
-    sm_90 tiles reports (Triton 3.9 and 3.6) all 10 such launches it names spill, and 7-8 spills it does not name;
+    sm_90 tiles reports (Triton 3.9 and 3.6) all 14 such launches it names spill, and 5-6 spills it does not name;
     elsewhere False (unknown)."""
     return counts_operands(problem, config) and wanted_registers(problem, config) > 255
 
@@ -398,10 +399,13 @@ def counts_operands(problem: Problem, config: Config) -> bool:
 
 def wanted_registers(problem: Problem, config: Config) -> float:
     """:func:`registers`'s estimate before its cap."""
-    if counts_operands(problem, config):  # the step's operand tiles pass through registers too
-        base, per_accumulator, per_operand = ALIGNED_REGISTERS
-        return base + per_accumulator * config.accumulator + per_operand * config.block_k * (
-            config.block_m + config.block_n) * problem.itemsize / (4 * 32 * config.num_warps)
+    if counts_operands(problem, config):  # the step's operand tiles pass through registers too, in runs
+        base, per_accumulator, per_operand, per_run = ALIGNED_REGISTERS
+        rows, threads = row_reads(problem, config)[0], 32 * config.num_warps
+        vec = rows.vec or tap_runs(problem, config)[0]
+        return (base + per_accumulator * config.accumulator
+                + per_operand * config.block_k * (config.block_m + config.block_n) * problem.itemsize / (4 * threads)
+                + per_run * config.block_m * config.block_k * rows.deal / (threads * vec))
     kernel = kernel_of(problem, config)
     base, per_accumulator = REGISTERS[kernel]
     if kernel == "_conv_kernel" and aligned(problem, config):
