@@ -39,10 +39,24 @@ def pytest_collection_modifyitems(config, items):
     items[:] = kept
 
 
+class DrawnOnTheGenerator(torch.overrides.TorchFunctionMode):
+    """``torch.randn(..., generator=g)`` without a device draws on ``g``'s device and moves the draw to the default
+    device: a seeded test's CPU generator then serves CUDA tensors too (CUDA refuses a CPU generator), with the same
+    numbers on either."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        g = kwargs.get("generator")
+        if func is torch.randn and g is not None and kwargs.get("device") is None:
+            return func(*args, **kwargs, device=g.device).to(torch.get_default_device())
+        return func(*args, **kwargs)
+
+
 # TRITONCONV_TEST_DEVICE=cuda (the GPU session's check stage): tensors made without a device are CUDA
-# tensors, so every kernel test runs the compiled kernels rather than the interpreter.
+# tensors, so every kernel test runs the compiled kernels rather than the interpreter; seeded draws as on the CPU.
 if os.environ.get("TRITONCONV_TEST_DEVICE", "cpu") == "cuda":
     torch.set_default_device("cuda")
+    DrawnOnTheGenerator().__enter__()
 
 
 @pytest.fixture(autouse=True)
