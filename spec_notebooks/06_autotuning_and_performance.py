@@ -787,8 +787,9 @@ for layout in ("channels_last", "contiguous"):
 # counts those waits in every loop that holds the main loop's MMAs (`loop_drains`). NC(D)HW rows read 2 bytes at a
 # time wait, and so do the descriptor weight gradient's moved x runs and its patches of several rows (their box laid
 # out anew for the MMA every step: in bf16 8 x 8 patches, their 16-byte box rows copied within shared memory). The
-# 16-bit pointer weight gradient that moves x's runs runs its MMA transposed, x from registers, and does not wait (`weight_grad.x_as_m`). The model says which launches wait (`costmodel.drained`, the
-# share of their taps). While one program waits, another on the same SM can issue, so the model charges a drained
+# 16-bit pointer weight gradient that moves x's runs runs its MMA transposed, x from registers, and does not wait
+# (`weight_grad.x_as_m`). The model says which launches wait (`costmodel.drained`, the share of their taps). While
+# one program waits, another on the same SM can issue, so the model charges a drained
 # step its MMA time plus its instructions' issue, over the programs an SM holds (`costmodel.chain_seconds`, the
 # bound "MMA waits"): at two programs an SM the waits hide, at one they cost. Against the compiled default configs
 # (bf16, both Tritons):

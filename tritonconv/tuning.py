@@ -414,7 +414,8 @@ def nc_wide_step(problem: Problem, block_m: int, block_n: int, block_k: int) -> 
     multiply-adds, 64 x 64 x 32 on 8 warps -> 64 x 64 x 64 on 4: ``resnet50_l3_3x3``'s forward 6.84 / 6.84 -> 3.71 /
     3.52 and input gradient 7.08 / 6.84 -> 3.45 / 3.33 (rows in aligned runs), R(2+1)D's third block 5.9-7.5 ->
     2.4-3.8, ``resnet50_l4_3x3``'s (rows of 7, 2 bytes at a time) 10.4-11.4 -> 5.3-6.3; 95-240 registers, no spill,
-    as many programs an SM but on the rows of 7 (5 -> 3-5); sm_80 (Triton 3.9) 6.1-9.6 -> 3.3-6.1, no spill. One tap
+    as many programs an SM but on the rows of 7 (5 -> 3-5) and Triton 3.6's temporal pass (4 -> 3); sm_80 (Triton
+    3.9) 6.1-9.6 -> 3.3-6.1, no spill. One tap
     (``resnet50_ds_1x1s2``, strided 1 x 1) is left on 8 warps: its 2-byte gathers are the step (8.36 -> 8.09 on Triton
     3.9, at 243 registers, half the warps an SM). Strided input gradients (by phase) are not sampled
     (``benchmarks/NOTES.md``, forty-fifth session)."""
