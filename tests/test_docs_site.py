@@ -93,7 +93,7 @@ def pages(out: Path) -> list[str]:
 def test_every_page_loads_with_its_images_links_and_formulas(site, browser):
     out, base = site
     paths = pages(out)
-    assert {"", "guide", "performance", "architecture", "api/functional", "api/nn"} <= set(paths)
+    assert {"", "guide", "performance", "architecture", "kernels", "api/functional", "api/nn"} <= set(paths)
     notebooks = [p for p in paths if p.startswith("notebooks/")]
     assert len(notebooks) == len(list((ROOT / "spec_notebooks").glob("*.ipynb"))) == 7
     links: dict[str, str] = {}

@@ -34,6 +34,18 @@ def test_readme_opens_with_the_quick_start_before_the_capability_list():
     assert len(intro.splitlines()) == 3
 
 
+def test_the_capability_list_is_a_list_a_reader_can_scan():
+    """"What it does" names each capability in a few lines; how the kernels do it is a section (and a page) of its
+    own."""
+    text = ROOT.joinpath("README.md").read_text()
+    features = text.split("## What it does")[1].split("<!-- --8<-- [end:features] -->")[0]
+    bullets = re.split(r"\n\* ", features)[1:]
+    assert len(features.splitlines()) <= 60 and 8 <= len(bullets)
+    assert all(len(bullet.splitlines()) <= 7 for bullet in bullets), [b[:60] for b in bullets if len(b.splitlines()) > 7]
+    assert '"How the kernels work"' in features and "## How the kernels work" in text.split("[start:kernels]")[1]
+    assert '--8<-- "README.md:kernels"' in ROOT.joinpath("docs", "kernels.md").read_text()
+
+
 def test_the_explain_example_prints_what_the_readme_says():
     """The README's ``tritonconv.explain`` example, run as written: the forward's channels-last saving it quotes is the
     one printed (the cost model or the heuristic moving changes it)."""
