@@ -15,6 +15,9 @@ CASES = [
     ("rank", lambda: tritonconv.conv2d(torch.randn(4, 8), w2), ValueError, r"`input` of rank 4 \(N, C, H, W\) or 3"),
     ("weight rank", lambda: tritonconv.conv2d(x2, torch.randn(6, 4, 3)), ValueError, r"`weight` of rank 4"),
     ("channels", lambda: tritonconv.conv2d(x2, torch.randn(6, 3, 3, 3)), ValueError, r"\(C_out, 4, \.\.\.\)"),
+    ("channels, unbatched", lambda: tritonconv.conv2d(torch.randn(2, 4, 8), w2), ValueError,
+     r"\(C_out, 2, \.\.\.\) for 2 input channels .* \(`input` of shape \(2, 4, 8\) is read as unbatched, \(C_in, H, W\); "
+     r"a batch needs rank 4"),
     ("groups divide in", lambda: tritonconv.conv2d(x2, torch.randn(6, 4, 3, 3), groups=3), ValueError,
      r"`groups` to divide the input channels 4, got groups=3"),
     ("groups divide out", lambda: tritonconv.conv2d(x2, torch.randn(5, 2, 3, 3), groups=2), ValueError,
@@ -86,6 +89,19 @@ NAMED = [  # (function name the message must start with, call): every family's a
     ("conv2d", lambda: tritonconv.nn.Conv2d(4, 6, 3, stride=0)(x2)),
     ("conv3d", lambda: tritonconv.nn.Conv3d(4, 6, 3, dilation=0)(x3)),
 ]
+
+
+def test_an_unbatched_reading_is_named_where_it_sets_the_channels():
+    """A batch missing an axis reads as an unbatched input (torch's rule): the channel count the message quotes comes
+    from that reading, so the message says so; a batched input's message does not."""
+    with pytest.raises(ValueError, match=r"for 4 input channels, got \(6, 2, 3\) \(`input` of shape \(4, 9\) is read "
+                                         r"as unbatched, \(C_in, L\); a batch needs rank 3\)$"):
+        tritonconv.conv_transpose1d(torch.randn(4, 9), torch.randn(6, 2, 3))
+    with pytest.raises(ValueError, match=r"groups=2 \(`input` of shape \(3, 5, 5, 5\) is read as unbatched"):
+        tritonconv.conv3d(torch.randn(3, 5, 5, 5), torch.randn(4, 1, 3, 3, 3), groups=2)
+    with pytest.raises(ValueError) as err:
+        tritonconv.conv2d(x2, torch.randn(6, 3, 3, 3))
+    assert "unbatched" not in str(err.value)
 
 
 @pytest.mark.parametrize("name,call", NAMED, ids=[f"{n}-{i}" for i, (n, _) in enumerate(NAMED)])

@@ -205,13 +205,14 @@ def _shape_spec(op, ndim, input_shape, weight_shape, bias_shape, stride, padding
     if c_in == 0:  # (torch returns an empty tensor of 0 channels here, not the bias; the kernels reduce nothing)
         raise ValueError(f"{op}: expected `input` with at least one channel, got shape {input_shape}")
     if c_in % groups:
-        raise ValueError(f"{op}: expected `groups` to divide the input channels {c_in}, got groups={groups}")
+        raise ValueError(f"{op}: expected `groups` to divide the input channels {c_in}, got groups={groups}"
+                         f"{_unbatched_note(ndim, input_shape, unbatched)}")
     if c_out == 0 or c_out % groups:
         raise ValueError(f"{op}: expected `weight` output channels ({c_out}) to be a positive multiple of groups={groups}")
     if weight_shape[1] != c_in // groups:
         raise ValueError(
             f"{op}: expected `weight` of shape (C_out, {c_in // groups}, ...) for {c_in} input channels and "
-            f"groups={groups}, got {weight_shape}"
+            f"groups={groups}, got {weight_shape}{_unbatched_note(ndim, input_shape, unbatched)}"
         )
     _positive("weight kernel size", weight_shape[2:], op)
     if bias_shape is not None and bias_shape != (c_out,):
@@ -264,10 +265,11 @@ def _transpose_shape_spec(op, ndim, input_shape, weight_shape, bias_shape, strid
     if c_in == 0:
         raise ValueError(f"{op}: expected `input` with at least one channel, got shape {input_shape}")
     if c_in % groups:
-        raise ValueError(f"{op}: expected `groups` to divide the input channels {c_in}, got groups={groups}")
+        raise ValueError(f"{op}: expected `groups` to divide the input channels {c_in}, got groups={groups}"
+                         f"{_unbatched_note(ndim, input_shape, unbatched)}")
     if weight_shape[0] != c_in:
         raise ValueError(f"{op}: expected `weight` of shape ({c_in}, C_out/groups, ...) for {c_in} input channels, "
-                         f"got {weight_shape}")
+                         f"got {weight_shape}{_unbatched_note(ndim, input_shape, unbatched)}")
     if weight_shape[1] == 0:
         raise ValueError(f"{op}: expected `weight` with at least one output channel per group, got {weight_shape}")
     _positive("weight kernel size", weight_shape[2:], op)
@@ -296,6 +298,15 @@ def _transpose_shape_spec(op, ndim, input_shape, weight_shape, bias_shape, strid
                          f"dilation {dilation_t}")
     return ConvSpec(ndim, stride_t, tuple((p, p) for p in pad_t), dilation_t, groups, (input_shape[0], c_out, *out),
                     weight_shape, input_shape, unbatched)
+
+
+def _unbatched_note(ndim: int, input_shape: tuple[int, ...], unbatched: bool) -> str:
+    """Where an input of one rank less than a batch was read as unbatched (torch's rule), the channel count a
+    message quotes is its first size: say so, since a batch missing an axis reads the same way."""
+    if not unbatched:
+        return ""
+    return (f" (`input` of shape {input_shape[1:]} is read as unbatched, (C_in, {_axes(ndim)}); a batch needs rank "
+            f"{ndim + 2})")
 
 
 def _axes(ndim: int, prefix: str = "") -> str:
