@@ -245,6 +245,22 @@ def min_k(problem: Problem) -> int:
     return 32 if fp8(problem) else 16
 
 
+NARROWEST_MMA_TILE = 32
+"""The narrowest output-channel tile the forward and input-gradient heuristic gives a tensor-core problem of at least
+that many channels, and the narrowest reduction step of its pointer tiles: a 16-wide one that covers the channels
+exactly spends each step's fixed instructions on a quarter of the multiply-adds of a 64-wide one. KernelBench's
+48-channel 3-D layers (NCDHW) on 128 x 16 x 16 pointer tiles: predicted 3.4-3.7 ms, bound by issue; on 128 x 64 x 32,
+padding the channels 1.33x, 1.15-1.2 ms. A descriptor step keeps the fit (its loop computes no addresses, and 64-wide
+steps over 48 channels predicted slower there), and so does the weight gradient (the same floor on its channel tiles
+predicted slower on 4 of the 5 KernelBench problems it moved)."""
+
+
+def narrowest(problem: Problem, size: int, low: int) -> int:
+    """The smallest tile :func:`fit_pow2` may give ``size`` channels of ``problem`` in the forward heuristic: ``low``,
+    or :data:`NARROWEST_MMA_TILE` for a tensor-core problem (:func:`mma_tiles`) of at least that many."""
+    return max(low, NARROWEST_MMA_TILE) if mma_tiles(problem) and size >= NARROWEST_MMA_TILE else low
+
+
 def tma_eligible(problem: Problem) -> bool:
     """Whether the descriptor kernels can run ``problem``: one group, no fp64, unit stride along H and W for the
     forward pass and the weight gradient (channels-last, also strides their input view folds,
@@ -885,7 +901,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     block_n = clamp_pow2(cols, 16, 64 if problem.layout == "contiguous" else 128)  # see num_warps below
     block_k = clamp_pow2(problem.taps * red if fold else red, min_k(problem), 64)
     if not interpret:  # tiles that pad the channels least (the interpreter: the largest, fewest numpy steps)
-        block_n = fit_pow2(cols, 16, block_n)
+        block_n = fit_pow2(cols, narrowest(problem, cols, 16), block_n)
         block_k = fit_pow2(problem.taps * red if fold else red, min_k(problem), block_k)
     if interpret:
         return Config(clamp_pow2(rows, 16, 16384 // max(block_k, block_n)), block_n, block_k, 1, 1, 1, fold=fold)
@@ -908,6 +924,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         block_k = max(min(block_k, wide_step(problem)), min_k(problem))
         warps = 8 if block_m * block_n >= 128 * 64 else warps
     descriptor_k = block_k  # (a descriptor loop computes no addresses: the NC(D)HW clamp below is the pointer kernel's)
+    if not fold and narrowest(problem, red, block_k) > block_k:  # (and its steps no narrower than NARROWEST_MMA_TILE)
+        block_k = fit_pow2(red, NARROWEST_MMA_TILE, wide_step(problem) if problem.dtype in WIDE_DTYPES else 64)
     if problem.tf32 and problem.kind == "conv" and problem.layout == "contiguous" and nc_dealt(problem.spec):
         descriptor_k = min(descriptor_k, TF32_DEALT_STEP)
     if nc_wide_step(problem, block_m, block_n, block_k):
