@@ -710,12 +710,13 @@ def test_nc_64_by_64_tiles_step_64_channels_on_4_warps(x_shape, w_shape, stride,
 @pytest.mark.parametrize("x_shape,w_shape,channels_last", [
     ((1, 48, 5, 6, 7), (48, 48, 3, 3, 3), False),  # KernelBench's 48-channel volumes (16 x 16 tiles covered them)
     ((2, 48, 37), (80, 48, 3), False),             # 80 output channels: 32-wide tiles, 1.2x
-    ((1, 48, 9, 11), (48, 48, 3, 3), True),         # channels-last, on the pointer kernel
+    ((2, 48, 16, 16), (48, 48, 3, 3), True),        # channels-last: the pointer kernel, and descriptors (a TMA unit)
 ])
 def test_channel_tiles_of_tensor_core_problems_no_narrower_than_32(x_shape, w_shape, channels_last):
     """A 16-bit forward or input gradient of 32 channels or more gets output-channel tiles and pointer steps of 32 or
-    more (``tuning.NARROWEST_MMA_TILE``) where 16 covered the channels exactly; the GPU's tiles run under the
-    interpreter against torch, the padded channels masked."""
+    more (``tuning.NARROWEST_MMA_TILE``) where 16 covered the channels exactly, and channels-last descriptor tiles
+    the same channel tiles (their steps keep the fit); the GPU's tiles run under the interpreter against torch, the
+    padded channels masked."""
     ndim = len(w_shape) - 2
     g = torch.Generator().manual_seed(46)
     x, w = torch.randn(x_shape, generator=g).bfloat16(), torch.randn(w_shape, generator=g).bfloat16()
@@ -726,13 +727,15 @@ def test_channel_tiles_of_tensor_core_problems_no_narrower_than_32(x_shape, w_sh
     dy = torch.randn(spec.output_shape, generator=g).bfloat16()
     if channels_last:
         dy = dy.contiguous(memory_format=torch.channels_last)
-    for kind in ("conv", "conv_t"):
+    launches = [(kind, tma) for kind in ("conv", "conv_t") for tma in ((False, True) if channels_last else (False,))]
+    for kind, tma in launches:
         problem = tuning.Problem.for_launch(kind, dy if kind == "conv_t" else x, spec)
-        cfg = tuning.heuristic(problem, interpret=False, tma=False)
+        cfg = tuning.heuristic(problem, interpret=False, tma=tma)
+        assert bool(cfg.tile_h) == tma, (kind, cfg)
         old = dataclasses.replace(cfg, block_n=tuning.fit_pow2(problem.gemm[1], 16, 64),
                                   block_k=tuning.fit_pow2(problem.gemm[2], 16, 64))
         assert (old.block_n, old.block_k) != (cfg.block_n, cfg.block_k) and min(old.block_n, old.block_k) == 16
-        assert min(cfg.block_n, cfg.block_k) >= 32, (kind, cfg)
+        assert cfg.block_n >= 32 and cfg.block_k == (old.block_k if tma else max(32, cfg.block_k)), (kind, cfg)
         xd, wd = x.double().requires_grad_(), w.double()
         ref = TORCH[ndim](xd, wd, None, 1, padding)
         if kind == "conv":

@@ -112,13 +112,14 @@ def fit_pow2(value: int, low: int, high: int, slack: float = 1.15) -> int:
     return max(fits) if fits else min(sizes, key=lambda p: (padded[p], -p))
 
 
-def within_slack(sizes: tuple[int, ...], tiles: tuple[int, ...], padding: float, slack: float = 1.15) -> tuple[int, ...]:
-    """Channel tiles (powers of two, each at most the one given) narrowed where the positions' ``padding`` times
-    theirs would pass ``slack``: a descriptor patch padding a 14 x 14 plane 1.14x leaves 576 channels the 64-wide
-    tile that covers them exactly, not the 128-wide one padding them 1.11x (1.27x together)."""
+def within_slack(sizes: tuple[int, ...], tiles: tuple[int, ...], padding: float, slack: float = 1.15,
+                 low: int = 16) -> tuple[int, ...]:
+    """Channel tiles (powers of two, each at most the one given and at least ``low``) narrowed where the positions'
+    ``padding`` times theirs would pass ``slack``: a descriptor patch padding a 14 x 14 plane 1.14x leaves 576 channels
+    the 64-wide tile that covers them exactly, not the 128-wide one padding them 1.11x (1.27x together)."""
     out = []
     for size, tile in zip(sizes, tiles):
-        tile = fit_pow2(size, 16, tile, slack / padding)
+        tile = fit_pow2(size, min(low, tile), tile, slack / padding)
         padding *= cdiv(max(size, 1), tile) * tile / max(size, 1)
         out.append(tile)
     return tuple(out)
@@ -247,12 +248,13 @@ def min_k(problem: Problem) -> int:
 
 NARROWEST_MMA_TILE = 32
 """The narrowest output-channel tile the forward and input-gradient heuristic gives a tensor-core problem of at least
-that many channels, and the narrowest reduction step of its pointer tiles: a 16-wide one that covers the channels
-exactly spends each step's fixed instructions on a quarter of the multiply-adds of a 64-wide one. KernelBench's
-48-channel 3-D layers (NCDHW) on 128 x 16 x 16 pointer tiles: predicted 3.4-3.7 ms, bound by issue; on 128 x 64 x 32,
-padding the channels 1.33x, 1.15-1.2 ms. A descriptor step keeps the fit (its loop computes no addresses, and 64-wide
-steps over 48 channels predicted slower there), and so does the weight gradient (the same floor on its channel tiles
-predicted slower on 4 of the 5 KernelBench problems it moved)."""
+that many channels (pointer and descriptor tiles), and the narrowest reduction step of its pointer tiles: a 16-wide
+tile that covers the channels exactly spends each step's fixed instructions on a quarter of the multiply-adds of a
+64-wide one. KernelBench's 48-channel volumes on 128 x 16 x 16 pointer tiles (NCDHW): predicted 3.4-3.7 ms, bound by
+issue; on 128 x 64 x 32, padding the channels 1.33x, 1.15-1.2 ms (channels-last descriptor tiles: 1.06 and 3.30 ms
+-> 0.55 and 1.11). A descriptor step keeps the fit (its loop computes no addresses: 64-wide steps over 48 channels
+predicted slower there), and so does the weight gradient (the same floor on its channel tiles predicted slower on 4
+of the 5 KernelBench problems it moved)."""
 
 
 def narrowest(problem: Problem, size: int, low: int) -> int:
@@ -948,7 +950,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         tma_m = block_m if planes_as_rows(problem) else min((block_m, 64), key=lambda m: (tma_padding(problem, m), -m))
         if tma_padding(problem, tma_m) <= TMA_PADDING:
             # channels beside the patches (NC(D)HW too: the 64 above is the pointer kernel's, for its row addresses)
-            (block_n,) = within_slack((cols,), (clamp_pow2(cols, 16, 128),), tma_padding(problem, tma_m))
+            (block_n,) = within_slack((cols,), (clamp_pow2(cols, 16, 128),), tma_padding(problem, tma_m),
+                                      low=narrowest(problem, cols, 16))
             if problem.layout == "contiguous":  # no narrower than the pointer kernel's (rows whole pad 1.14x already:
                 block_n = max(block_n, cfg.block_n)  # a 16-wide tile for 144 channels would starve its MMA)
             # 8 warps for 128 x 128 tiles only, NC(D)HW too (its epilogue's addresses spill on none of the suite's on 4,
