@@ -744,3 +744,21 @@ def test_channel_tiles_of_tensor_core_problems_no_narrower_than_32(x_shape, w_sh
             (ref_dx,) = torch.autograd.grad(ref, xd, dy.double())
             fmt = torch.channels_last if channels_last else torch.contiguous_format
             assert_close(dispatch.conv_grad_input(dy, w, spec, False, fmt, cfg), ref_dx, torch.bfloat16)
+
+
+def test_nc_tensor_core_forwards_of_few_channels_walk_their_taps_on_a_gpu():
+    """A forward of at most 8 input channels a tap folds its taps into the reduction (``tuning.folds_taps``) under the
+    interpreter, channels-last and in IEEE fp32, but not on NC(D)HW tensor-core tiles on a GPU: there the per-tap loop,
+    3 channels padded to 16, runs (KernelBench's 3-channel 3x5x7 volumes), here under the interpreter against torch."""
+    g = torch.Generator().manual_seed(47)
+    x, w = torch.randn(1, 3, 4, 5, 11, generator=g).bfloat16(), torch.randn(8, 3, 2, 3, 7, generator=g).bfloat16()
+    spec = conv_spec("conv3d", 3, x, w, None, 1, 0, 1, 1)
+    assert not geometry.pack_factors(spec)  # packing its 7 width taps would hold 7x the input
+    problem = tuning.Problem.for_launch("conv", x, spec)
+    cfg = tuning.heuristic(problem, interpret=False, tma=True)
+    assert not cfg.fold and tuning.heuristic(problem, interpret=True).fold
+    last = tuning.Problem.for_launch("conv", x.contiguous(memory_format=torch.channels_last_3d), spec)
+    fp32 = tuning.Problem.for_launch("conv", x.float(), spec)
+    assert all(tuning.heuristic(p, interpret=False, tma=True).fold for p in (last, fp32))
+    ref = F.conv3d(x.double(), w.double())
+    assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg), ref, torch.bfloat16)

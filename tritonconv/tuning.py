@@ -899,7 +899,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
                                                         or not nc_runs(problem, chosen)):
                 return chosen
         return Config(block_m, block_n, block_k, group_m=1, num_warps=warps, num_stages=stages, split_k=split)
-    fold = int(can_fold(problem) and red <= 8)  # per-tap chunks would be half zeros or worse
+    fold = int(folds_taps(problem, interpret))
     block_n = clamp_pow2(cols, 16, 64 if problem.layout == "contiguous" else 128)  # see num_warps below
     block_k = clamp_pow2(problem.taps * red if fold else red, min_k(problem), 64)
     if not interpret:  # tiles that pad the channels least (the interpreter: the largest, fewest numpy steps)
@@ -996,6 +996,19 @@ def small_output(problem: Problem) -> bool:
     """Few enough output elements that one wave of tiles may leave SMs idle: split candidates are tried."""
     rows, cols, _ = problem.gemm
     return rows * cols * problem.groups <= SMALL_OUTPUT
+
+
+def folds_taps(problem: Problem, interpret: bool) -> bool:
+    """Whether the forward heuristic folds the taps into the reduction (:func:`can_fold`): where a tap's chunk of input
+    channels would be half zeros or worse (at most 8 channels), but not for NC(D)HW tensor-core tiles on a GPU. There
+    the per-tap loop, its channels padded to 16, issues fewer warp instructions per useful multiply-add than the
+    folded gather (sm_90 SASS, Triton 3.9: KernelBench's 3-channel 3x5x7 volumes ``60`` and ``66``, whose packing would
+    hold 7x the input: 36.8 and 34.8 per 1000 useful against 45.6), and the folded loop measured 12-15e12
+    multiply-adds a second on the H200 (the fitted ``fold_macs``): predicted 5.34 and 2.51 ms folded, 2.88 and 1.35
+    per tap. Channels-last per-tap tiles read 3 channels a tap 2 bytes at a time (109 per 1000 useful against 30
+    folded): they fold, as IEEE fp32 does and the interpreter (fewer numpy steps)."""
+    return can_fold(problem) and problem.gemm[2] <= 8 and (
+        interpret or not mma_tiles(problem) or problem.layout == "channels_last")
 
 
 def can_fold(problem: Problem) -> bool:
