@@ -926,8 +926,9 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
         block_k = max(min(block_k, wide_step(problem)), min_k(problem))
         warps = 8 if block_m * block_n >= 128 * 64 else warps
     descriptor_k = block_k  # (a descriptor loop computes no addresses: the NC(D)HW clamp below is the pointer kernel's)
-    if not fold and narrowest(problem, red, block_k) > block_k:  # (and its steps no narrower than NARROWEST_MMA_TILE)
-        block_k = fit_pow2(red, NARROWEST_MMA_TILE, wide_step(problem) if problem.dtype in WIDE_DTYPES else 64)
+    floor = narrowest(problem, red, min_k(problem))  # (and its steps no narrower than NARROWEST_MMA_TILE)
+    if not fold and block_k < floor:
+        block_k = fit_pow2(red, floor, wide_step(problem) if problem.dtype in WIDE_DTYPES else 64)
     if problem.tf32 and problem.kind == "conv" and problem.layout == "contiguous" and nc_dealt(problem.spec):
         descriptor_k = min(descriptor_k, TF32_DEALT_STEP)
     if nc_wide_step(problem, block_m, block_n, block_k):
