@@ -762,3 +762,39 @@ def test_nc_tensor_core_forwards_of_few_channels_walk_their_taps_on_a_gpu():
     assert all(tuning.heuristic(p, interpret=False, tma=True).fold for p in (last, fp32))
     ref = F.conv3d(x.double(), w.double())
     assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg), ref, torch.bfloat16)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,kind,tma", [
+    ((1, 16, 129, 131), (32, 16, 3, 3), "conv", True),    # 32 output channels: 256 rows on Hopper, 128 before it
+    ((1, 16, 129, 131), (32, 16, 3, 3), "conv", False),
+    ((2, 16, 8201), (32, 16, 9), "conv_t", False),       # an input gradient over 16 channels: 256 rows everywhere
+])
+def test_nc_narrow_pointer_tiles_take_256_rows_on_4_warps(x_shape, w_shape, kind, tma):
+    """16-bit NC(D)HW forwards and input gradients on the pointer kernel's 128-row tiles of at most 32 channels (16
+    before Hopper), of at least ``tuning.LONG_ROWS_MIN`` rows, take 256 rows on 4 warps (``tuning.nc_long_rows``); the
+    GPU's tiles run under the interpreter against torch, the last tile's rows masked."""
+    ndim = len(w_shape) - 2
+    g = torch.Generator().manual_seed(47)
+    x, w = torch.randn(x_shape, generator=g).bfloat16(), torch.randn(w_shape, generator=g).bfloat16()
+    padding = tuple(k // 2 for k in w_shape[2:])
+    spec = conv_spec(f"conv{ndim}d", ndim, x, w, None, 1, padding, 1, 1)
+    dy = torch.randn(spec.output_shape, generator=g).bfloat16()
+    problem = tuning.Problem.for_launch(kind, dy if kind == "conv_t" else x, spec)
+    cfg = tuning.heuristic(problem, interpret=False, tma=tma)
+    rows, cols, _ = problem.gemm
+    assert rows >= tuning.LONG_ROWS_MIN and rows % 256 and not cfg.tile_h, cfg
+    long = cols <= (32 if tma else 16)
+    assert (cfg.block_m, cfg.num_warps) == ((256, 4) if long else (128, 8)), (kind, tma, cfg)
+    narrow = dataclasses.replace(cfg, block_m=128, num_warps=8)
+    assert not tuning.nc_long_rows(dataclasses.replace(problem, layout="channels_last"), narrow, tma)
+    assert not tuning.nc_long_rows(dataclasses.replace(problem, dtype="float32"), narrow, tma)
+    if not long:
+        return
+    xd, wd = x.double().requires_grad_(), w.double()
+    ref = TORCH[ndim](xd, wd, None, 1, padding)
+    if kind == "conv":
+        assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg), ref, torch.bfloat16)
+    else:
+        (ref_dx,) = torch.autograd.grad(ref, xd, dy.double())
+        got = dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg)
+        assert_close(got, ref_dx, torch.bfloat16)

@@ -222,7 +222,7 @@ UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
 
 
-PASS_ISSUE = {"conv": 1.0, "conv_t": 0.93, "conv_wgrad": 0.66}
+PASS_ISSUE = {"conv": 1.0, "conv_t": 0.94, "conv_wgrad": 0.66}
 """Per pass, the pointer GEMM kernels' rate as a share of their forward's (``mma_macs`` and ``row_macs`` are fitted on
 forward launches): the median, over the suite's layers, of the channels-last forward main loop's instructions per
 MMA over the pass's, each with its heuristic tiles (sm_90 SASS, the channels-last sides of ``python -m
@@ -232,7 +232,8 @@ back to 0.66 in the thirty-fifth, when the default split counts moved (:func:`tr
 census's launches with them; 0.70 in the forty-first, when ``c3d_conv3a``'s NC(D)HW forward and input gradient left
 the pointer kernel, and their pairs the census; 0.90 -> 0.93 and 0.70 -> 0.66 in the forty-fifth, when the 64 x 64
 NC(D)HW forwards and input gradients of more than one tap took 64-wide steps on 4 warps
-(:func:`tritonconv.tuning.nc_wide_step`), and their pairs' channels-last sides with them."""
+(:func:`tritonconv.tuning.nc_wide_step`), and their pairs' channels-last sides with them; the input gradient's 0.93 ->
+0.94 in the forty-seventh, when three narrow NC(D)HW input gradients took 256 rows (:func:`tritonconv.tuning.nc_long_rows`)."""
 
 
 def launched(problem: Problem, config: Config) -> tuple[Problem, Config]:
@@ -691,7 +692,7 @@ def step_instructions(problem: Problem, config: Config) -> float:
     return base + per_mma * mma_instructions(problem, config)
 
 
-POINTER_STEP = {"_conv_kernel": (76.9, 13.95, 3.66, 7.1), "_conv_weight_grad_kernel": (84.6, 2.18, 18.78, 12.78)}
+POINTER_STEP = {"_conv_kernel": (74.3, 14.73, 3.63, 7.1), "_conv_weight_grad_kernel": (84.6, 2.18, 18.78, 12.78)}
 """Per pointer GEMM kernel (the forward's, which runs the input gradient too, and the weight gradient's), the
 coefficients of the warp instructions its main loop issues per step and warp on channels-last tiles, over
 :func:`pointer_step_terms`: a step's fixed part (barriers, counters, the pipeline's waits), each MMA instruction, and
@@ -699,12 +700,14 @@ each 16-byte vector a thread loads of the two operand tiles (its addresses, mask
 spatial axis past the first (an element's position taken apart axis by axis). Fitted (least squares of the relative
 error, ``python -m benchmarks.static --tiles``) on the sm_90 census (Triton 3.9) of every tile the tuner's candidates
 hold on 12 suite layers and passes and of the NC(D)HW pointer launches' tiles channels-last (the ``--rows`` report):
-within 1.5x of the census on 132 of the forward kernel's 137 compiles (1.25x on 125) and 46 of the weight gradient's
+within 1.5x of the census on 132 of the forward kernel's 137 compiles (1.25x on 126) and 46 of the weight gradient's
 50 (a weight gradient's loop varies more with its layer: 1.25x on 33); on Triton 3.6's compiles of the same tiles
-(the GPU machine's), 133 of 137 and 46 of 50. NC(D)HW launches issue this over their
-class's census share (:data:`ROW_ISSUE`, :data:`ALIGNED_ISSUE`), which puts the suite's heuristic NC(D)HW pointer
-launches (bf16, TF32, fp8; Triton 3.9 and 3.6; their censuses not in the fit) within 1.5x of their census on 135 of
-142. A static count at the peak issue rate: the loops' latencies (the rows' synchronous loads) are not in it."""
+(the GPU machine's), 133 of 137 and 46 of 50. Restated in the forty-seventh session (76.9, 13.95, 3.66 -> 74.3,
+14.73, 3.63) as three NC(D)HW input gradients' tiles took 256 rows (:func:`tritonconv.tuning.nc_long_rows`).
+NC(D)HW launches issue this over their class's census share (:data:`ROW_ISSUE`, :data:`ALIGNED_ISSUE`), which puts
+the suite's heuristic NC(D)HW pointer launches (bf16, TF32, fp8; Triton 3.9 and 3.6; their censuses not in the fit)
+within 1.5x of their census on 131 of 142. A static count at the peak issue rate: the loops' latencies (the rows'
+synchronous loads) are not in it."""
 
 
 def pointer_step_terms(problem: Problem, config: Config) -> tuple[float, float, float, float]:

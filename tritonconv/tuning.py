@@ -442,6 +442,30 @@ def nc_wide_step(problem: Problem, block_m: int, block_n: int, block_k: int) -> 
             and (block_m, block_n, block_k) == (64, 64, 64))
 
 
+LONG_ROWS = 256
+"""The rows of a 16-bit NC(D)HW forward's or input gradient's narrow pointer tile (:func:`nc_long_rows`)."""
+LONG_ROWS_MIN = 16384
+"""The fewest GEMM rows (output positions) a launch has before its narrow tiles take :data:`LONG_ROWS` rows: 64 row
+tiles of 256 (a guard; no suite or KernelBench problem has between 8,192, where 128-row tiles start, and that many)."""
+
+
+def nc_long_rows(problem: Problem, config: Config, tma: bool) -> bool:
+    """Whether a 16-bit NC(D)HW forward or input gradient on the pointer kernel's 128-row tiles of at most 32 output
+    channels (16 before Hopper, ``tma`` False), unsplit, of at least :data:`LONG_ROWS_MIN` rows, takes
+    :data:`LONG_ROWS` rows on 4 warps. A step's fixed instructions (the tap's row addresses and masks, the pipeline's
+    waits) are then spread over twice the multiply-adds (the accumulator: 64 fp32 registers a thread at 32 channels).
+    sm_90 SASS, warp instructions per 1000 issued multiply-adds in the main loop (Triton 3.9 / 3.6), 128 rows on 8
+    warps -> 256 on 4: ``telemetry_k9``'s input gradient 6.35 / 6.16 -> 2.32 / 2.26, ``resnet50_conv1``'s 13.4 /
+    12.6 -> 4.67 / 4.58, ``ct_anisotropic``'s 19.5 / 16.7 -> 6.35 / 5.80, KernelBench's transposed ``58``, ``70``,
+    ``71``, ``72``, ``78`` 2.6-3.6x fewer (1.8-3.7x with the moves of the sum between width taps); 142-255 registers,
+    no spill, as many programs an SM but ``resnet50_conv1``'s (3 -> 2). sm_80 (Triton 3.9): 16-wide tiles 12.1-34.7
+    -> 5.1-11.0, no spill (one program an SM fewer on ``ct_anisotropic`` and ``58``); its 32-wide tiles on 4 warps
+    spilled 4-40 B (``70``, ``71``), so they keep 128 rows there (``benchmarks/NOTES.md``, forty-seventh session)."""
+    return (problem.layout == "contiguous" and problem.kind in ("conv", "conv_t")
+            and problem.dtype in ("float16", "bfloat16") and not config.fold and config.split_k == 1
+            and config.block_m == 128 and config.block_n <= (32 if tma else 16) and problem.gemm[0] >= LONG_ROWS_MIN)
+
+
 WIDE_PATCH = 256
 """Positions of a descriptor forward's (or input gradient's) patch beside channel tiles of at most 32 (:func:`wide_patch`)."""
 
@@ -965,6 +989,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
             elif wide_patch(problem, chosen, sm_count):
                 chosen = dataclasses.replace(chosen, block_m=WIDE_PATCH, **tma_patch(problem, WIDE_PATCH))
             cfg = chosen if descriptors_launch(problem, chosen) else cfg
+    if not cfg.tile_h and nc_long_rows(problem, cfg, tma):  # narrow NC(D)HW pointer tiles: 256 rows on 4 warps
+        cfg = dataclasses.replace(cfg, block_m=LONG_ROWS, num_warps=4)
     return cfg
 
 
