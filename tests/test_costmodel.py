@@ -481,7 +481,7 @@ def test_tunings_timings_are_samples_and_judge_the_ranking(tmp_path):
 def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
     """Per kernel of the committed sm_90 compile report (the suite's heuristic tiles, both layouts), the model names
     the kernel the launch runs; per GEMM kernel, its CTAs per SM (estimated registers and shared memory) equal those
-    of ptxas's registers and the compiled shared memory on at least 145 of the 156 (the estimate before
+    of ptxas's registers and the compiled shared memory on at least 146 of the 156 (the estimate before
     ``costmodel.REGISTERS``, the accumulator plus 64 for every kernel: 90; 122 before the NC(D)HW weight gradient read
     its rows in runs, where ptxas gives one tile 128-160 registers from layer to layer:
     ``costmodel.WGRAD_RUNS_REGISTERS`` agrees on 9 of those 16; 115 since the descriptor kernel reads NC(D)HW rows
@@ -496,7 +496,8 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
     two MMAs' fragments live, 10-34 registers over the estimate on ``unet3d_64cube`` and R(2+1)D's first spatial
     layer; 142 since the aligned NC(D)HW launches' estimate counts their operand tiles, ``costmodel.ALIGNED_REGISTERS``;
     139 since 64 x 64 NC(D)HW tiles of more than one tap step 64 channels on 4 warps, ``tuning.nc_wide_step``; 145 since
-    that estimate counts the runs a thread moves a step); ``benchmarks.static`` counts by the same rule
+    that estimate counts the runs a thread moves a step; 146 since narrow NC(D)HW input gradients take 256 rows on 4
+    warps, ``tuning.nc_long_rows``); ``benchmarks.static`` counts by the same rule
     (``costmodel.occupancy``)."""
     rows = census_report()
     for r in rows:
@@ -509,7 +510,7 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
         problem, cfg = suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"])
         agree += costmodel.ctas_per_sm(problem, cfg, device) == r["ctas_per_sm"]
         assert costmodel.occupancy(r["registers"], r["shared_bytes"], r["num_warps"], device.smem) == r["ctas_per_sm"]
-    assert len(rows) == 156 and agree >= 145, agree
+    assert len(rows) == 156 and agree >= 146, agree
 
 
 def test_aligned_rows_registers_give_ptxas_programs_per_sm_on_the_tuners_tiles():

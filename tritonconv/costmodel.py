@@ -307,7 +307,7 @@ REGISTERS = {"_conv_kernel": (36, 1.75), "_conv_weight_grad_kernel": (46, 2.5), 
 """Per GEMM kernel, ``(base, per_accumulator)``: its registers per thread estimated as ``base + per_accumulator *
 BLOCK_M * BLOCK_N / threads`` (the fp32 accumulator's share of a thread, plus addresses, masks and the pipeline's
 state), at most 255. Fitted on ptxas's counts for sm_90 (Triton 3.9; ``benchmarks/results/static/``, the suite's
-heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 145 of its 156 GEMM kernels with the
+heuristic tiles in both layouts) to give the CTAs per SM ptxas's counts give: on 146 of its 156 GEMM kernels with the
 estimated shared memory (:func:`shared_bytes`; the aligned rows' variants by :data:`ALIGNED_REGISTERS`,
 :data:`ALIGNED_EACH_REGISTERS` and :data:`WGRAD_RUNS_REGISTERS`, MMAs fed from shared memory by :data:`SHARED_MMA_REGISTERS`),
 where one estimate for all (the accumulator plus 64) gives 90. The pointer weight gradient's count grows fastest:
