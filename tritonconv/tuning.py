@@ -820,109 +820,129 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     1.9-9.8x fewer warp instructions per multiply-add than the pointer kernel's 16-wide TF32 tiles channels-last, 2.0-7.0x
     NC(D)HW; ``benchmarks/NOTES.md``, 2026-12-02).
     """
+    return {"conv_dw": depthwise_heuristic, "conv_dw_t": depthwise_heuristic, "conv_dw_wgrad": depthwise_wgrad_heuristic,
+            "conv_wgrad": wgrad_heuristic}.get(problem.kind, forward_heuristic)(problem, interpret, sm_count, tma)
+
+
+def depthwise_heuristic(problem: Problem, interpret: bool, sm_count: int, tma: bool) -> Config:
+    """:func:`heuristic`'s depthwise forward and input gradient: FMA tiles of positions x channels."""
+    rows, cols, _ = problem.gemm
+    block_n = clamp_pow2(cols, 16, 64)
+    if interpret:
+        return Config(clamp_pow2(rows, 16, 16384 // block_n), block_n, 16, 1, 1, 1)
+    block_m = 128 if block_n <= 32 else 64
+    if problem.layout == "contiguous":  # NC(D)HW row tiles (consecutive addresses along them: a warp's lanes run
+        # there on Triton 3.6 and 3.9; unit width strides read in runs), 256 positions x 16 channels on 4 warps:
+        # sm_90 SASS 152-165 warp instructions per 1000 multiply-adds on the suite's two layers (Triton 3.9 and
+        # 3.6; 128 positions: 152-188), 226-296 at a width stride of 2 or an odd width, no runs (128: 240-373);
+        # 32 x 64 on 8 warps spilled 8 B on 3.6 (benchmarks/NOTES.md, thirtieth and thirty-first sessions)
+        return Config(256, clamp_pow2(cols, 1, 16), 16, group_m=1, num_warps=4, num_stages=1)
+    return Config(block_m, block_n, 16, group_m=1, num_warps=4, num_stages=1)
+
+
+def depthwise_wgrad_heuristic(problem: Problem, interpret: bool, sm_count: int, tma: bool) -> Config:
+    """:func:`heuristic`'s depthwise weight gradient: tiles of taps x channels x positions, split to fill the SMs."""
+    rows, _, red = problem.gemm
+    if interpret:  # the fewest numpy steps: every tap (a width tap's, x read in runs), up to 64K elements a step
+        block_m, block_n, block_k = dw_wgrad_tile(problem, 64, 64, 64 * 1024)
+        if dw_wgrad_runs(problem, Config(block_m, block_n, block_k, 1, 1, 1)):
+            block_m = clamp_pow2(math.prod(problem.weight_shape[2:-1]), 1, 64)
+        return Config(block_m, block_n, block_k, 1, 1, 1)
+    # 8K sums a program on 4 warps. Channels-last: 8 taps, or 4 where they pad the taps less (9: 12, not 16), 64
+    # channels (16-byte loads). NC(D)HW: row tiles of 128 positions (kernels.depthwise; a warp's lanes along the rows
+    # on both Tritons); x's rows read in runs (unit width stride), one tap a program x 64 channels (a program's taps
+    # are one width tap's, and 1 beat 2 or 4 (d, h) taps on the 3 x 3 layer), else 4 taps (fewer instructions than
+    # 8). SASS (sm_90, bf16, Triton 3.9 / 3.6), per 1000 useful multiply-adds: channels-last 240 / 389 on the
+    # suite's 3x3 layer, 144 / 177 on its 31 taps; NC(D)HW in runs 204 / 242 and 205 / 217 (4 taps a program, no
+    # runs: 374 / 373 and 298 / 304) (benchmarks/NOTES.md, thirty-first session)
+    # (4-byte operands half the sums: fp32's 4 x 64 x 32 spilled 16 B on Triton 3.6)
+    sums = 16384 // problem.itemsize
+    if problem.layout == "channels_last":
+        taps = 8 if cdiv(rows, 8) * 8 <= cdiv(rows, 4) * 4 else 4
+        block_m, block_n, block_k = dw_wgrad_tile(problem, taps, 64, sums)
+    else:
+        block_m, block_n, block_k = dw_wgrad_tile(problem, 1, sums // 128, sums)
+        if not dw_wgrad_runs(problem, Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=1)):
+            block_m = clamp_pow2(rows, 1, 4)
+            block_m, block_n, block_k = dw_wgrad_tile(problem, 4, max(1, sums // (block_m * 128)), sums)
+    cfg = Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=1)
+    split = max(1, min(cdiv(4 * sm_count, split_tiles(problem, cfg)), cdiv(red, 8 * block_k)))
+    return dataclasses.replace(cfg, split_k=split)
+
+
+def wgrad_heuristic(problem: Problem, interpret: bool, sm_count: int, tma: bool) -> Config:
+    """:func:`heuristic`'s GEMM weight gradient: output x input channels (taps folded in where that issues fewer
+    columns) over positions, on the pointer kernel or its descriptor kernel, split to fill the SMs."""
     rows, cols, red = problem.gemm
-    if problem.kind in ("conv_dw", "conv_dw_t"):
-        block_n = clamp_pow2(cols, 16, 64)
-        if interpret:
-            return Config(clamp_pow2(rows, 16, 16384 // block_n), block_n, 16, 1, 1, 1)
-        block_m = 128 if block_n <= 32 else 64
-        if problem.layout == "contiguous":  # NC(D)HW row tiles (consecutive addresses along them: a warp's lanes run
-            # there on Triton 3.6 and 3.9; unit width strides read in runs), 256 positions x 16 channels on 4 warps:
-            # sm_90 SASS 152-165 warp instructions per 1000 multiply-adds on the suite's two layers (Triton 3.9 and
-            # 3.6; 128 positions: 152-188), 226-296 at a width stride of 2 or an odd width, no runs (128: 240-373);
-            # 32 x 64 on 8 warps spilled 8 B on 3.6 (benchmarks/NOTES.md, thirtieth and thirty-first sessions)
-            return Config(256, clamp_pow2(cols, 1, 16), 16, group_m=1, num_warps=4, num_stages=1)
-        return Config(block_m, block_n, 16, group_m=1, num_warps=4, num_stages=1)
-    if problem.kind == "conv_dw_wgrad":
-        if interpret:  # the fewest numpy steps: every tap (a width tap's, x read in runs), up to 64K elements a step
-            block_m, block_n, block_k = dw_wgrad_tile(problem, 64, 64, 64 * 1024)
-            if dw_wgrad_runs(problem, Config(block_m, block_n, block_k, 1, 1, 1)):
-                block_m = clamp_pow2(math.prod(problem.weight_shape[2:-1]), 1, 64)
-            return Config(block_m, block_n, block_k, 1, 1, 1)
-        # 8K sums a program on 4 warps. Channels-last: 8 taps, or 4 where they pad the taps less (9: 12, not 16), 64
-        # channels (16-byte loads). NC(D)HW: row tiles of 128 positions (kernels.depthwise; a warp's lanes along the rows
-        # on both Tritons); x's rows read in runs (unit width stride), one tap a program x 64 channels (a program's taps
-        # are one width tap's, and 1 beat 2 or 4 (d, h) taps on the 3 x 3 layer), else 4 taps (fewer instructions than
-        # 8). SASS (sm_90, bf16, Triton 3.9 / 3.6), per 1000 useful multiply-adds: channels-last 240 / 389 on the
-        # suite's 3x3 layer, 144 / 177 on its 31 taps; NC(D)HW in runs 204 / 242 and 205 / 217 (4 taps a program, no
-        # runs: 374 / 373 and 298 / 304) (benchmarks/NOTES.md, thirty-first session)
-        # (4-byte operands half the sums: fp32's 4 x 64 x 32 spilled 16 B on Triton 3.6)
-        sums = 16384 // problem.itemsize
-        if problem.layout == "channels_last":
-            taps = 8 if cdiv(rows, 8) * 8 <= cdiv(rows, 4) * 4 else 4
-            block_m, block_n, block_k = dw_wgrad_tile(problem, taps, 64, sums)
-        else:
-            block_m, block_n, block_k = dw_wgrad_tile(problem, 1, sums // 128, sums)
-            if not dw_wgrad_runs(problem, Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=1)):
-                block_m = clamp_pow2(rows, 1, 4)
-                block_m, block_n, block_k = dw_wgrad_tile(problem, 4, max(1, sums // (block_m * 128)), sums)
-        cfg = Config(block_m, block_n, block_k, group_m=1, num_warps=4, num_stages=1)
-        split = max(1, min(cdiv(4 * sm_count, split_tiles(problem, cfg)), cdiv(red, 8 * block_k)))
-        return dataclasses.replace(cfg, split_k=split)
-    if problem.kind == "conv_wgrad":
-        # tap axes folded into the columns where that issues fewer columns (3-channel stems: all but depth)
-        fold = min(range(wgrad_max_fold(problem) + 1 if can_fold(problem) else 1),
-                   key=lambda f: wgrad_columns(problem, f, fit_pow2(folded_taps(problem, f) * cols, 16, 128)))
-        width = folded_taps(problem, fold)
-        block_m = clamp_pow2(rows, 16, 64) if interpret else fit_pow2(rows, 16, 128)
-        block_n = clamp_pow2(width * cols, 16, 64) if interpret else fit_pow2(width * cols, 16, 128)
-        if interpret:
-            return Config(block_m, block_n, clamp_pow2(red, 16, 16384 // max(block_m, block_n)), 1, 1, 1, fold=fold)
-        # fp32 and fp64: 16-wide steps (see the forward's below; fp32's 32-wide ones spilled 4-220 B on sm_80), TF32 32
-        block_k = wide_step(problem) if problem.dtype in WIDE_DTYPES else 64 if block_m * block_n <= 64 * 64 else 32
-        tiles = split_tiles(problem, Config(block_m, block_n, block_k, fold=fold))
-        split = wave_split(tiles, 2 * sm_count, cdiv(red, 8 * block_k), sm_count)
-        # NC(D)HW operands read in place (tiled by rows): per-element addresses need the registers of
-        # 8 warps and smaller steps (ptxas spills otherwise; tests/test_compile.py)
-        strided = problem.layout == "contiguous"
-        # tiles of at most 32 x 32, or channels-innermost ones under 64 output channels beside 64 input channels or
-        # more (their MMA run transposed, weight_grad.input_channels_as_m), step narrow_step positions: 16-bit and TF32
-        narrow = (problem.dtype in ("float16", "bfloat16") or problem.tf32) and (
-            max(block_m, block_n) <= 32 or (problem.layout == "channels_last" and block_m < 64 <= block_n))
-        if strided:
-            block_m, block_n, block_k = (min(block_m, 64), min(block_n, 64), 16) if problem.dtype in WIDE_DTYPES \
-                else (block_m, block_n, narrow_step(problem) if narrow else 32)
-        warps = 8 if strided or (problem.dtype in WIDE_DTYPES and block_m * block_n >= 128 * 128) else 4  # fp32: spills
-        # NC(D)HW fp32 64 x 64 x 16 tiles spilled 4-16 B with 2-3 stages on 4 or 8 warps (Triton 3.6 or 3.9,
-        # sm_80 or sm_90, depending on the layer); one stage on 8 warps spilled on none (tests/test_compile.py)
-        stages = 1 if strided and problem.dtype in WIDE_DTYPES else 3
-        if fold:  # per-element tap masks: 8 warps (fp32 64 x 32 x 64 tiles on 4 spilled 76-108 B on sm_80)
-            return Config(block_m, block_n, block_k, group_m=1, num_warps=8, num_stages=stages, split_k=split,
-                          fold=fold)
-        positions = TF32_STEP if problem.tf32 else 64
-        if narrow and tma_padding(problem, narrow_step(problem)) <= tma_padding(problem, positions):
-            positions = narrow_step(problem)
-        if tma and mma_tiles(problem) and not fp8(problem) and tma_eligible(problem) \
-                and tma_padding(problem, positions) <= TMA_PADDING:
-            # the descriptor kernel: patches of 64 positions per step (four k-steps of the MMA; TF32's 32; narrow
-            # tiles' narrow_step), no per-element addresses (a prediction, benchmarks/NOTES.md P16: the
-            # pointer kernel's loop issues 27-331 integer instructions per MMA); channel tiles padding little beside
-            # the patches' padding
-            tma_m, tma_n = within_slack((rows, width * cols), (block_m, block_n), tma_padding(problem, positions))
+    # tap axes folded into the columns where that issues fewer columns (3-channel stems: all but depth)
+    fold = min(range(wgrad_max_fold(problem) + 1 if can_fold(problem) else 1),
+               key=lambda f: wgrad_columns(problem, f, fit_pow2(folded_taps(problem, f) * cols, 16, 128)))
+    width = folded_taps(problem, fold)
+    block_m = clamp_pow2(rows, 16, 64) if interpret else fit_pow2(rows, 16, 128)
+    block_n = clamp_pow2(width * cols, 16, 64) if interpret else fit_pow2(width * cols, 16, 128)
+    if interpret:
+        return Config(block_m, block_n, clamp_pow2(red, 16, 16384 // max(block_m, block_n)), 1, 1, 1, fold=fold)
+    # fp32 and fp64: 16-wide steps (see the forward's below; fp32's 32-wide ones spilled 4-220 B on sm_80), TF32 32
+    block_k = wide_step(problem) if problem.dtype in WIDE_DTYPES else 64 if block_m * block_n <= 64 * 64 else 32
+    tiles = split_tiles(problem, Config(block_m, block_n, block_k, fold=fold))
+    split = wave_split(tiles, 2 * sm_count, cdiv(red, 8 * block_k), sm_count)
+    # NC(D)HW operands read in place (tiled by rows): per-element addresses need the registers of
+    # 8 warps and smaller steps (ptxas spills otherwise; tests/test_compile.py)
+    strided = problem.layout == "contiguous"
+    # tiles of at most 32 x 32, or channels-innermost ones under 64 output channels beside 64 input channels or
+    # more (their MMA run transposed, weight_grad.input_channels_as_m), step narrow_step positions: 16-bit and TF32
+    narrow = (problem.dtype in ("float16", "bfloat16") or problem.tf32) and (
+        max(block_m, block_n) <= 32 or (problem.layout == "channels_last" and block_m < 64 <= block_n))
+    if strided:
+        block_m, block_n, block_k = (min(block_m, 64), min(block_n, 64), 16) if problem.dtype in WIDE_DTYPES \
+            else (block_m, block_n, narrow_step(problem) if narrow else 32)
+    warps = 8 if strided or (problem.dtype in WIDE_DTYPES and block_m * block_n >= 128 * 128) else 4  # fp32: spills
+    # NC(D)HW fp32 64 x 64 x 16 tiles spilled 4-16 B with 2-3 stages on 4 or 8 warps (Triton 3.6 or 3.9,
+    # sm_80 or sm_90, depending on the layer); one stage on 8 warps spilled on none (tests/test_compile.py)
+    stages = 1 if strided and problem.dtype in WIDE_DTYPES else 3
+    if fold:  # per-element tap masks: 8 warps (fp32 64 x 32 x 64 tiles on 4 spilled 76-108 B on sm_80)
+        return Config(block_m, block_n, block_k, group_m=1, num_warps=8, num_stages=stages, split_k=split,
+                      fold=fold)
+    positions = TF32_STEP if problem.tf32 else 64
+    if narrow and tma_padding(problem, narrow_step(problem)) <= tma_padding(problem, positions):
+        positions = narrow_step(problem)
+    if tma and mma_tiles(problem) and not fp8(problem) and tma_eligible(problem) \
+            and tma_padding(problem, positions) <= TMA_PADDING:
+        # the descriptor kernel: patches of 64 positions per step (four k-steps of the MMA; TF32's 32; narrow
+        # tiles' narrow_step), no per-element addresses (a prediction, benchmarks/NOTES.md P16: the
+        # pointer kernel's loop issues 27-331 integer instructions per MMA); channel tiles padding little beside
+        # the patches' padding
+        tma_m, tma_n = within_slack((rows, width * cols), (block_m, block_n), tma_padding(problem, positions))
 
-            def on_descriptors(tma_m: int) -> Config:
-                tiles = split_tiles(problem, Config(tma_m, tma_n, positions))
-                return Config(tma_m, tma_n, positions, group_m=1, num_warps=8 if tma_m * tma_n >= 128 * 128 else 4,
-                              num_stages=3, split_k=wave_split(tiles, 2 * sm_count, cdiv(red, 8 * positions),
-                                                               sm_count),  # at least 8 steps a split, as below
-                              **tma_patch(problem, positions))
+        def on_descriptors(tma_m: int) -> Config:
+            tiles = split_tiles(problem, Config(tma_m, tma_n, positions))
+            return Config(tma_m, tma_n, positions, group_m=1, num_warps=8 if tma_m * tma_n >= 128 * 128 else 4,
+                          num_stages=3, split_k=wave_split(tiles, 2 * sm_count, cdiv(red, 8 * positions),
+                                                           sm_count),  # at least 8 steps a split, as below
+                          **tma_patch(problem, positions))
 
-            chosen = on_descriptors(tma_m)
-            # NC(D)HW x read in runs (nc_runs): their moves in registers paid for by 64 output channels or more (32-row
-            # tiles issued 0.43-0.78x the channels-last loop's rate, and 32 x 64 spilled 36 B on 4 warps; 64 and more,
-            # 0.70-1.0x: python -m benchmarks.static --rows); where narrower tiles would cover the output channels
-            # exactly, 64 rows pad them instead (R(2+1)D's mid channels, 144 as 192 and 288 as 320: 2.15 and 1.80 warp
-            # instructions per 1000 issued multiply-adds, where the pointer kernel's 32 x 64 and 64 x 128 row tiles
-            # issued 17.9 and 5.38); under 64 output channels, tiles of at most 32 x 32 elements on 4 warps (no spill; the
-            # 3-D U-Net's 32 channels: 7.73, where the pointer kernel's 32 x 32 x 32 on 8 warps issued 28.6). Channels
-            # innermost, a tile under 64 rows keeps its fit: the kernel runs its MMA transposed where the input-channel
-            # tile has 64 or more (weight_grad.input_channels_as_m)
-            if tma_m < 64 <= rows and nc_runs(problem, chosen):
-                chosen = on_descriptors(64)
-            if descriptors_launch(problem, chosen) and (chosen.block_m >= 64 or chosen.block_m * chosen.block_n <= 32 * 32
-                                                        or not nc_runs(problem, chosen)):
-                return chosen
-        return Config(block_m, block_n, block_k, group_m=1, num_warps=warps, num_stages=stages, split_k=split)
+        chosen = on_descriptors(tma_m)
+        # NC(D)HW x read in runs (nc_runs): their moves in registers paid for by 64 output channels or more (32-row
+        # tiles issued 0.43-0.78x the channels-last loop's rate, and 32 x 64 spilled 36 B on 4 warps; 64 and more,
+        # 0.70-1.0x: python -m benchmarks.static --rows); where narrower tiles would cover the output channels
+        # exactly, 64 rows pad them instead (R(2+1)D's mid channels, 144 as 192 and 288 as 320: 2.15 and 1.80 warp
+        # instructions per 1000 issued multiply-adds, where the pointer kernel's 32 x 64 and 64 x 128 row tiles
+        # issued 17.9 and 5.38); under 64 output channels, tiles of at most 32 x 32 elements on 4 warps (no spill; the
+        # 3-D U-Net's 32 channels: 7.73, where the pointer kernel's 32 x 32 x 32 on 8 warps issued 28.6). Channels
+        # innermost, a tile under 64 rows keeps its fit: the kernel runs its MMA transposed where the input-channel
+        # tile has 64 or more (weight_grad.input_channels_as_m)
+        if tma_m < 64 <= rows and nc_runs(problem, chosen):
+            chosen = on_descriptors(64)
+        if descriptors_launch(problem, chosen) and (chosen.block_m >= 64 or chosen.block_m * chosen.block_n <= 32 * 32
+                                                    or not nc_runs(problem, chosen)):
+            return chosen
+    return Config(block_m, block_n, block_k, group_m=1, num_warps=warps, num_stages=stages, split_k=split)
+
+
+def forward_heuristic(problem: Problem, interpret: bool, sm_count: int, tma: bool) -> Config:
+    """:func:`heuristic`'s forward and input gradient (a forward convolution of the transposed problem): positions x
+    output channels over input channels and taps, on the pointer kernel or the descriptor kernel."""
+    rows, cols, red = problem.gemm
     fold = int(folds_taps(problem, interpret))
     block_n = clamp_pow2(cols, 16, 64 if problem.layout == "contiguous" else 128)  # see num_warps below
     block_k = clamp_pow2(problem.taps * red if fold else red, min_k(problem), 64)
