@@ -987,31 +987,40 @@ def forward_heuristic(problem: Problem, interpret: bool, sm_count: int, tma: boo
     cfg = Config(block_m, block_n, block_k, num_warps=warps, num_stages=stages, split_k=split, fold=fold)
     if tma and problem.kind in ("conv", "conv_t") and mma_tiles(problem) and tma_eligible(problem) and not fold \
             and (split == 1 or not problem.by_phase):
-        # patches of 64 positions where they pad less than 128 (one image's 56 x 56: 8 x 8 exactly, 8 x 16 1.14x;
-        # spanning two images, 128 as 2 x 8 x 8: exact too, so 128); NC(D)HW planes read as rows take the pointer
-        # kernel's (128 positions of a 28 x 28 plane pad it 1.14x, as 32-wide rows did, and a volume read as one row
-        # not at all; 64 would read the weight twice as often: c3d_conv3a predicted 0.155 ms on planes, bound by the
-        # L2's fill, against 0.135, benchmarks/NOTES.md, 2026-12-04)
-        tma_m = block_m if planes_as_rows(problem) else min((block_m, 64), key=lambda m: (tma_padding(problem, m), -m))
-        if tma_padding(problem, tma_m) <= TMA_PADDING:
-            # channels beside the patches (NC(D)HW too: the 64 above is the pointer kernel's, for its row addresses)
-            (block_n,) = within_slack((cols,), (clamp_pow2(cols, 16, 128),), tma_padding(problem, tma_m),
-                                      low=narrowest(problem, cols, 16))
-            if problem.layout == "contiguous":  # no narrower than the pointer kernel's (rows whole pad 1.14x already:
-                block_n = max(block_n, cfg.block_n)  # a 16-wide tile for 144 channels would starve its MMA)
-            # 8 warps for 128 x 128 tiles only, NC(D)HW too (its epilogue's addresses spill on none of the suite's on 4,
-            # and 8 warps issued 1.5-2x the warp instructions per multiply-add: benchmarks/NOTES.md, thirteenth session)
-            warps = 8 if tma_m * block_n >= 128 * 128 else 4
-            chosen = dataclasses.replace(cfg, block_m=tma_m, block_n=block_n, block_k=descriptor_k, group_m=1,
-                                         num_warps=warps, **tma_patch(problem, tma_m))
-            if one_row_forward(problem, chosen):  # the MMA's first operand a box of one row (channel tiles under 64 do
-                chosen = dataclasses.replace(chosen, tile_b=1, tile_h=1)  # not run transposed)
-            elif wide_patch(problem, chosen, sm_count):
-                chosen = dataclasses.replace(chosen, block_m=WIDE_PATCH, **tma_patch(problem, WIDE_PATCH))
-            cfg = chosen if descriptors_launch(problem, chosen) else cfg
+        cfg = forward_descriptors(problem, cfg, descriptor_k, sm_count) or cfg
     if not cfg.tile_h and nc_long_rows(problem, cfg, tma):  # narrow NC(D)HW pointer tiles: 256 rows on 4 warps
         cfg = dataclasses.replace(cfg, block_m=LONG_ROWS, num_warps=4)
     return cfg
+
+
+def forward_descriptors(problem: Problem, cfg: Config, step: int, sm_count: int) -> Config | None:
+    """:func:`forward_heuristic`'s descriptor-kernel config beside its pointer config ``cfg`` (``step``: the
+    descriptor loop's reduction step), or None where its patches pad the positions more than :data:`TMA_PADDING` or
+    it does not launch (:func:`descriptors_launch`)."""
+    cols = problem.gemm[1]
+    # patches of 64 positions where they pad less than 128 (one image's 56 x 56: 8 x 8 exactly, 8 x 16 1.14x;
+    # spanning two images, 128 as 2 x 8 x 8: exact too, so 128); NC(D)HW planes read as rows take the pointer
+    # kernel's (128 positions of a 28 x 28 plane pad it 1.14x, as 32-wide rows did, and a volume read as one row
+    # not at all; 64 would read the weight twice as often: c3d_conv3a predicted 0.155 ms on planes, bound by the
+    # L2's fill, against 0.135, benchmarks/NOTES.md, 2026-12-04)
+    tma_m = cfg.block_m if planes_as_rows(problem) else min((cfg.block_m, 64), key=lambda m: (tma_padding(problem, m), -m))
+    if tma_padding(problem, tma_m) > TMA_PADDING:
+        return None
+    # channels beside the patches (NC(D)HW too: the pointer tile's 64-channel cap is for its row addresses)
+    (block_n,) = within_slack((cols,), (clamp_pow2(cols, 16, 128),), tma_padding(problem, tma_m),
+                              low=narrowest(problem, cols, 16))
+    if problem.layout == "contiguous":  # no narrower than the pointer kernel's (rows whole pad 1.14x already:
+        block_n = max(block_n, cfg.block_n)  # a 16-wide tile for 144 channels would starve its MMA)
+    # 8 warps for 128 x 128 tiles only, NC(D)HW too (its epilogue's addresses spill on none of the suite's on 4,
+    # and 8 warps issued 1.5-2x the warp instructions per multiply-add: benchmarks/NOTES.md, thirteenth session)
+    warps = 8 if tma_m * block_n >= 128 * 128 else 4
+    chosen = dataclasses.replace(cfg, block_m=tma_m, block_n=block_n, block_k=step, group_m=1,
+                                 num_warps=warps, **tma_patch(problem, tma_m))
+    if one_row_forward(problem, chosen):  # the MMA's first operand a box of one row (channel tiles under 64 do
+        chosen = dataclasses.replace(chosen, tile_b=1, tile_h=1)  # not run transposed)
+    elif wide_patch(problem, chosen, sm_count):
+        chosen = dataclasses.replace(chosen, block_m=WIDE_PATCH, **tma_patch(problem, WIDE_PATCH))
+    return chosen if descriptors_launch(problem, chosen) else None
 
 
 def fused_2plus1d_config(m: int, c_in: int, c_mid: int, c_out: int, interp: bool, channels_last: bool = True,
