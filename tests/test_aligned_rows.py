@@ -764,25 +764,27 @@ def test_nc_tensor_core_forwards_of_few_channels_walk_their_taps_on_a_gpu():
     assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg), ref, torch.bfloat16)
 
 
-@pytest.mark.parametrize("x_shape,w_shape,kind,tma", [
-    ((1, 16, 129, 131), (32, 16, 3, 3), "conv", True),    # 32 output channels: 256 rows on Hopper, 128 before it
-    ((1, 16, 129, 131), (32, 16, 3, 3), "conv", False),
-    ((2, 16, 8201), (32, 16, 9), "conv_t", False),       # an input gradient over 16 channels: 256 rows everywhere
+@pytest.mark.parametrize("x_shape,w_shape,stride,groups,kind,tma", [
+    ((1, 16, 129, 131), (32, 16, 3, 3), 1, 1, "conv", True),   # 32 output channels: 256 rows on Hopper, not before
+    ((1, 16, 129, 131), (32, 16, 3, 3), 1, 1, "conv", False),
+    ((2, 16, 8201), (32, 16, 9), 1, 1, "conv_t", False),      # an input gradient over 16 channels: 256 rows everywhere
+    ((1, 16, 9, 40, 49), (16, 8, 3, 3, 3), 2, 2, "conv_t", True),  # strided, grouped: by stride phase
 ])
-def test_nc_narrow_pointer_tiles_take_256_rows_on_4_warps(x_shape, w_shape, kind, tma):
+def test_nc_narrow_pointer_tiles_take_256_rows_on_4_warps(x_shape, w_shape, stride, groups, kind, tma):
     """16-bit NC(D)HW forwards and input gradients on the pointer kernel's 128-row tiles of at most 32 channels (16
     before Hopper), of at least ``tuning.LONG_ROWS_MIN`` rows, take 256 rows on 4 warps (``tuning.nc_long_rows``); the
-    GPU's tiles run under the interpreter against torch, the last tile's rows masked."""
+    GPU's tiles run under the interpreter against torch (a strided, grouped input gradient by stride phase among
+    them), the last tile's rows masked."""
     ndim = len(w_shape) - 2
     g = torch.Generator().manual_seed(47)
     x, w = torch.randn(x_shape, generator=g).bfloat16(), torch.randn(w_shape, generator=g).bfloat16()
     padding = tuple(k // 2 for k in w_shape[2:])
-    spec = conv_spec(f"conv{ndim}d", ndim, x, w, None, 1, padding, 1, 1)
+    spec = conv_spec(f"conv{ndim}d", ndim, x, w, None, stride, padding, 1, groups)
     dy = torch.randn(spec.output_shape, generator=g).bfloat16()
     problem = tuning.Problem.for_launch(kind, dy if kind == "conv_t" else x, spec)
     cfg = tuning.heuristic(problem, interpret=False, tma=tma)
     rows, cols, _ = problem.gemm
-    assert rows >= tuning.LONG_ROWS_MIN and rows % 256 and not cfg.tile_h, cfg
+    assert rows >= tuning.LONG_ROWS_MIN and rows % 256 and not cfg.tile_h and problem.by_phase == (stride > 1), cfg
     long = cols <= (32 if tma else 16)
     assert (cfg.block_m, cfg.num_warps) == ((256, 4) if long else (128, 8)), (kind, tma, cfg)
     narrow = dataclasses.replace(cfg, block_m=128, num_warps=8)
@@ -791,7 +793,7 @@ def test_nc_narrow_pointer_tiles_take_256_rows_on_4_warps(x_shape, w_shape, kind
     if not long:
         return
     xd, wd = x.double().requires_grad_(), w.double()
-    ref = TORCH[ndim](xd, wd, None, 1, padding)
+    ref = TORCH[ndim](xd, wd, None, stride, padding, 1, groups)
     if kind == "conv":
         assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg), ref, torch.bfloat16)
     else:
