@@ -675,6 +675,18 @@ def test_forward_and_input_gradient_reading_each_taps_runs(case, int64, monkeypa
     assert_close(input_gradient(), ref_dx)
 
 
+def assert_pass_matches_torch(kind, x, w, dy, spec, cfg, *args, fmt=torch.contiguous_format):
+    """``spec``'s forward (``kind`` "conv") or input gradient ("conv_t", written in ``fmt``) on ``cfg``'s tiles against
+    torch in float64, ``args`` torch's (stride, padding, dilation, groups)."""
+    xd = x.double().requires_grad_()
+    ref = TORCH[x.dim() - 2](xd, w.double(), None, *args)
+    if kind == "conv":
+        assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg), ref, torch.bfloat16)
+    else:
+        (ref_dx,) = torch.autograd.grad(ref, xd, dy.double())
+        assert_close(dispatch.conv_grad_input(dy, w, spec, False, fmt, cfg), ref_dx, torch.bfloat16)
+
+
 @pytest.mark.parametrize("x_shape,w_shape,stride,wide", [
     ((1, 64, 14, 14), (64, 64, 3, 3), 1, True),   # rows of 14 in aligned runs, a column off (ResNet-50's third stage)
     ((2, 64, 7, 7), (64, 64, 3, 3), 1, True),     # rows of 7: 2 bytes at a time (its fourth stage)
@@ -697,14 +709,7 @@ def test_nc_64_by_64_tiles_step_64_channels_on_4_warps(x_shape, w_shape, stride,
         assert not cfg.tile_h and (cfg.block_m, cfg.block_n) == (64, 64), (kind, cfg)
         stepped = wide and not problem.by_phase
         assert (cfg.block_k, cfg.num_warps) == ((64, 4) if stepped else (32, 8)), (kind, cfg)
-        xd, wd = x.double().requires_grad_(), w.double()
-        ref = TORCH[ndim](xd, wd, None, stride, padding)
-        if kind == "conv":
-            assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg), ref, torch.bfloat16)
-        else:
-            (ref_dx,) = torch.autograd.grad(ref, xd, dy.double())
-            got = dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg)
-            assert_close(got, ref_dx, torch.bfloat16)
+        assert_pass_matches_torch(kind, x, w, dy, spec, cfg, stride, padding)
 
 
 @pytest.mark.parametrize("x_shape,w_shape,channels_last", [
@@ -736,14 +741,8 @@ def test_channel_tiles_of_tensor_core_problems_no_narrower_than_32(x_shape, w_sh
                                   block_k=tuning.fit_pow2(problem.gemm[2], 16, 64))
         assert (old.block_n, old.block_k) != (cfg.block_n, cfg.block_k) and min(old.block_n, old.block_k) == 16
         assert cfg.block_n >= 32 and cfg.block_k == (old.block_k if tma else max(32, cfg.block_k)), (kind, cfg)
-        xd, wd = x.double().requires_grad_(), w.double()
-        ref = TORCH[ndim](xd, wd, None, 1, padding)
-        if kind == "conv":
-            assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg), ref, torch.bfloat16)
-        else:
-            (ref_dx,) = torch.autograd.grad(ref, xd, dy.double())
-            fmt = torch.channels_last if channels_last else torch.contiguous_format
-            assert_close(dispatch.conv_grad_input(dy, w, spec, False, fmt, cfg), ref_dx, torch.bfloat16)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        assert_pass_matches_torch(kind, x, w, dy, spec, cfg, 1, padding, fmt=fmt)
 
 
 def test_nc_tensor_core_forwards_of_few_channels_walk_their_taps_on_a_gpu():
@@ -792,11 +791,4 @@ def test_nc_narrow_pointer_tiles_take_256_rows_on_4_warps(x_shape, w_shape, stri
     assert not tuning.nc_long_rows(dataclasses.replace(problem, dtype="float32"), narrow, tma)
     if not long:
         return
-    xd, wd = x.double().requires_grad_(), w.double()
-    ref = TORCH[ndim](xd, wd, None, stride, padding, 1, groups)
-    if kind == "conv":
-        assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg), ref, torch.bfloat16)
-    else:
-        (ref_dx,) = torch.autograd.grad(ref, xd, dy.double())
-        got = dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg)
-        assert_close(got, ref_dx, torch.bfloat16)
+    assert_pass_matches_torch(kind, x, w, dy, spec, cfg, stride, padding, 1, groups)
