@@ -503,6 +503,13 @@ def run_args(kwargs: dict) -> dict:
     return {"run_vec": vec, "run_kinds": kinds} if vec and vec > 1 else {}
 
 
+def pair_config(problem: tuning.Problem, arch: int) -> tuning.Config:
+    """The config :func:`row_pairs` compiles for an NC(D)HW ``problem``: the default for ``arch`` (:func:`chosen`), or
+    where that reads rows whole or x in runs on descriptors, the pointer rows a GPU without them runs."""
+    cfg = chosen(problem, arch >= 90)
+    return chosen(problem, False) if costmodel.nc_rows(problem, cfg) or costmodel.nc_runs(problem, cfg) else cfg
+
+
 def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> list[dict]:
     """Per suite layer and pass whose NC(D)HW launch the pointer kernel tiles by rows (:func:`costmodel.by_rows`, the
     heuristic's config for ``arch``; where that reads rows whole on descriptors, :func:`nc_row_pairs`, the pointer
@@ -516,10 +523,7 @@ def row_pairs(arch: int, dtypes: list[str], kinds: list[str], suite: dict) -> li
             continue
         for dtype, kind in ((d, k) for d in dtypes for k in kinds if not k.startswith("conv_dw")):
             problem = tuning.Problem.of(kind, tune.DTYPES[dtype], "contiguous", **prob)
-            cfg = chosen(problem, arch >= 90)
-            if costmodel.nc_rows(problem, cfg) or costmodel.nc_runs(problem, cfg):  # descriptors here: the pointer rows
-                # a GPU without them runs
-                cfg = chosen(problem, False)
+            cfg = pair_config(problem, arch)
             if not costmodel.by_rows(problem, cfg):
                 continue
             by_rows = compiled_census(arch, problem, cfg)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import tritonconv
 from benchmarks import dispatch, run
 from tritonconv import cache as tc_cache
-from tritonconv import geometry
+from tritonconv import geometry, tune, tuning
 from tritonconv import tuning as tc_tuning
 
 
@@ -359,6 +359,34 @@ def test_committed_work_report_is_current():
     assert not [r for r in committed if r["ratio"] > 1.15 and r["name"] not in stems]
     packed = [r for r in committed if r["name"] in stems and (r["name"], r["kind"]) != ("c3d_conv1", "conv_t")]
     assert all(set(r["stride"]) == {1} and r["kernel"] == "descriptor" and r["ratio"] < 2.05 for r in packed), packed
+
+
+def test_committed_compile_reports_record_todays_default_configs():
+    """Every committed compile report (``benchmarks/results/static/``, but the tuner's tiles, ``--tiles``) records, row by
+    row, the config a GPU of its arch takes today (``benchmarks.static.chosen``; the ``--rows`` pairs'
+    ``benchmarks.static.pair_config``): the census, the model's constants fitted on it and notebook 06 describe the
+    kernels that run, and a change of a default config is followed by its rows, recompiled."""
+    from benchmarks import static
+
+    probs = dict(tune.suite_problems(json.loads((static.ROOT / "shapes.json").read_text())))
+    dtypes = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "tf32": "float32", "fp8": "float8_e4m3fn"}
+    today: dict[tuple, dict] = {}  # (reports of both Tritons, and a launch's several kernels, share their configs)
+    stale, seen = [], 0
+    for path in sorted((static.ROOT / "results" / "static").glob("static-*.jsonl")):
+        if path.name.endswith("-tiles.jsonl"):
+            continue
+        for r in map(json.loads, path.read_text().splitlines()):
+            arch, layout = int(r["arch"].removeprefix("sm_")), r.get("layout", "contiguous")  # (--rows pairs: NC(D)HW)
+            key = (arch, r["name"], r["kind"], r["dtype"], layout, "channels_last" in r)
+            if key not in today:
+                problem = tuning.Problem.of(r["kind"], dtypes[r["dtype"]], layout, **probs[r["name"]],
+                                            tf32=r["dtype"] == "tf32")
+                today[key] = vars(static.pair_config(problem, arch) if "channels_last" in r
+                                  else static.chosen(problem, arch >= 90))
+            seen += 1
+            if today[key] != r["config"]:
+                stale.append((path.name, r["name"], r["kind"], r["dtype"], layout))
+    assert seen > 1500 and not stale, stale
 
 
 def test_kernelbench_work_report_counts_every_gemm_layer():
