@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import tritonconv
 from benchmarks import dispatch, run
 from tritonconv import cache as tc_cache
-from tritonconv import geometry, tune, tuning
+from tritonconv import geometry, tune
 from tritonconv import tuning as tc_tuning
 
 
@@ -379,8 +379,8 @@ def test_committed_compile_reports_record_todays_default_configs():
             arch, layout = int(r["arch"].removeprefix("sm_")), r.get("layout", "contiguous")  # (--rows pairs: NC(D)HW)
             key = (arch, r["name"], r["kind"], r["dtype"], layout, "channels_last" in r)
             if key not in today:
-                problem = tuning.Problem.of(r["kind"], dtypes[r["dtype"]], layout, **probs[r["name"]],
-                                            tf32=r["dtype"] == "tf32")
+                problem = tc_tuning.Problem.of(r["kind"], dtypes[r["dtype"]], layout, **probs[r["name"]],
+                                               tf32=r["dtype"] == "tf32")
                 today[key] = vars(static.pair_config(problem, arch) if "channels_last" in r
                                   else static.chosen(problem, arch >= 90))
             seen += 1

@@ -820,8 +820,7 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     1.9-9.8x fewer warp instructions per multiply-add than the pointer kernel's 16-wide TF32 tiles channels-last, 2.0-7.0x
     NC(D)HW; ``benchmarks/NOTES.md``, 2026-12-02).
     """
-    return {"conv_dw": depthwise_heuristic, "conv_dw_t": depthwise_heuristic, "conv_dw_wgrad": depthwise_wgrad_heuristic,
-            "conv_wgrad": wgrad_heuristic}.get(problem.kind, forward_heuristic)(problem, interpret, sm_count, tma)
+    return HEURISTICS.get(problem.kind, forward_heuristic)(problem, interpret, sm_count, tma)
 
 
 def depthwise_heuristic(problem: Problem, interpret: bool, sm_count: int, tma: bool) -> Config:
@@ -1022,6 +1021,11 @@ def forward_descriptors(problem: Problem, cfg: Config, step: int, sm_count: int)
         chosen = dataclasses.replace(chosen, block_m=WIDE_PATCH, **tma_patch(problem, WIDE_PATCH))
     return chosen if descriptors_launch(problem, chosen) else None
 
+
+HEURISTICS: dict[str, Callable[[Problem, bool, int, bool], Config]] = {
+    "conv_dw": depthwise_heuristic, "conv_dw_t": depthwise_heuristic, "conv_dw_wgrad": depthwise_wgrad_heuristic,
+    "conv_wgrad": wgrad_heuristic}
+"""Per kernel kind, :func:`heuristic`'s family (the forward's, :func:`forward_heuristic`, for the rest)."""
 
 def fused_2plus1d_config(m: int, c_in: int, c_mid: int, c_out: int, interp: bool, channels_last: bool = True,
                          dtype: str = "bfloat16") -> Config:
