@@ -131,9 +131,11 @@ def draw(seed: int) -> dict:
     if lr.random() < LONG and not transposed and not patch:  # a row of 320-960 columns strided 2, NC(D)HW
         k, d = case["k"], case["dilation"]
         span = (k[-1] - 1) * d[-1] + 1
+        pads = [0] * ndim if case["padding"] == "same" else case["padding"]
+        lead = [max(n, (ki - 1) * di + 1 - 2 * pi)  # an axis 'same' padded before keeps a positive size unpadded
+                for n, ki, di, pi in zip(case["sizes"][:-1], k, d, pads)]
         case.update(groups=1, C=lr.choice((32, 64, 128)), OC=lr.choice((16, 32, 64)), channels_last=False,
-                    stride=case["stride"][:-1] + [2], padding=[0] * ndim if case["padding"] == "same" else case["padding"],
-                    sizes=case["sizes"][:-1] + [8 * lr.randint(40, 120)])
+                    stride=case["stride"][:-1] + [2], padding=pads, sizes=lead + [8 * lr.randint(40, 120)])
         case["padding"][-1] = lr.randint(0, span // 2 + 1)
     pl = random.Random(f"planes:{seed}")  # (likewise)
     if pl.random() < PLANES and ndim > 1 and not patch:  # planes of 16-byte multiples, rows not (in 16 bits)

@@ -352,7 +352,11 @@ def test_nchw_tiles_load_and_store_along_positions_without_spilling(arch):
     mini = {op: [e for e in suite[op] if e["name"] in names] for op in ("conv1d", "conv2d", "conv3d")}
     rows = static.report(arch, ["bf16", "fp32"], ["contiguous"], ["conv", "conv_t", "conv_wgrad"], mini)
     assert len(rows) == 4 * 2 * 3
-    assert [r for r in rows if r["spill_store_bytes"]] == []
+    assert [(r["name"], r["kind"], r["dtype"]) for r in rows if r["loop_local"]] == []
+    # none spills but on sm_80 under Triton 3.6: 8 bytes outside the main loop, resnet50_l3_3x3's 16-bit forward and
+    # input gradient on 64-channel steps (tuning.nc_wide_step; their loops 1.4-1.7x fewer warp instructions per
+    # multiply-add, two programs an SM where one)
+    assert [r for r in rows if r["spill_store_bytes"] > (0 if arch == 90 else 32)] == []
     assert {r["instruction"] for r in rows if r["dtype"] == "bf16"} == {"wgmma" if arch == 90 else "mma"}
     # on Hopper r3d18_l1's 16-bit forward and input gradient read their rows of 56 whole on descriptor boxes,
     # resnet50_l2_3x3s2's forward its rows dealt, and r3d18_l1's and tcn_k3's weight gradients x's boxes in runs

@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import operator
 
 import pytest
 import torch
@@ -68,6 +69,24 @@ def test_integer_arguments_are_taken_as_torch_takes_them():
     for pairs in (((1.5, 0), (0, 1)), ((1, 0, 1), (0, 1)), ((True, 0), (0, 1))):
         with pytest.raises(ValueError, match=r"`padding` to have 2 \(before, after\) pairs of ints"):
             shapes.resolve_padding(pairs, (3, 3))
+
+
+def test_integer_arguments_never_index_a_sequence(monkeypatch):
+    """``operator.index`` on a tuple raised, under torch 2.11's Dynamo, an error of Dynamo's own, not the TypeError
+    ``as_int`` catches: every ``torch.compile``-d call failed there (the GPU machine's torch). Sequences are told
+    apart first: with an ``operator.index`` that refuses them as that Dynamo did, arguments still resolve."""
+    import types
+
+    def strict(value):
+        if isinstance(value, (tuple, list)):
+            raise RuntimeError("operator.index on a sequence")
+        return operator.index(value)
+
+    monkeypatch.setattr(shapes, "operator", types.SimpleNamespace(index=strict))
+    assert shapes.as_int((1,)) is None and shapes.as_int([2]) is None
+    assert shapes.as_tuple((1, 2), 2, "stride") == (1, 2) and shapes.as_tuple([3], 2, "dilation") == (3, 3)
+    assert shapes.resolve_padding((1, 2), (3, 3), (1, 1), (2, 1)) == ((1, 1), (2, 2))
+    assert shapes.conv_output_shape((1, 2, 9, 9), (4, 2, 3, 3), (2, 1), (1, 0), (1, 2)) == (1, 4, 5, 5)
 
 
 def test_receptive_field_resnet_stem():

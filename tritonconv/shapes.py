@@ -62,8 +62,8 @@ def as_int(value) -> int | None:
     """``value`` as torch takes an integer argument (``stride=numpy.int64(2)``, ``groups=torch.tensor(2)``): an
     ``int`` or anything else with ``__index__`` (a numpy integer, a 0-d integer tensor) as a plain ``int``; None for
     a bool (torch refuses ``stride=True``), a float, or anything else."""
-    if isinstance(value, bool) or "bool" in str(getattr(value, "dtype", "")):
-        return None
+    if isinstance(value, (bool, tuple, list)) or "bool" in str(getattr(value, "dtype", "")):
+        return None  # (a sequence refused before operator.index: torch 2.11's Dynamo raises its own error there)
     try:
         return operator.index(value)
     except TypeError:

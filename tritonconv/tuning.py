@@ -433,7 +433,8 @@ def nc_wide_step(problem: Problem, block_m: int, block_n: int, block_k: int) -> 
     3.52 and input gradient 7.08 / 6.84 -> 3.45 / 3.33 (rows in aligned runs), R(2+1)D's third block 5.9-7.5 ->
     2.4-3.8, ``resnet50_l4_3x3``'s (rows of 7, 2 bytes at a time) 10.4-11.4 -> 5.3-6.3; 95-240 registers, no spill,
     as many programs an SM but on the rows of 7 (5 -> 3-5) and Triton 3.6's temporal pass (4 -> 3); sm_80 (Triton
-    3.9) 6.1-9.6 -> 3.3-6.1, no spill. One tap
+    3.9) 6.1-9.6 -> 3.3-6.1, no spill (Triton 3.6: 5.0-10.5 -> 2.8-6.3, 8-12 bytes spilled outside the main loop on
+    the rows of 14, none in it). One tap
     (``resnet50_ds_1x1s2``, strided 1 x 1) is left on 8 warps: its 2-byte gathers are the step (8.36 -> 8.09 on Triton
     3.9, at 243 registers, half the warps an SM). Strided input gradients (by phase) are not sampled
     (``benchmarks/NOTES.md``, forty-fifth session)."""
