@@ -18,8 +18,9 @@ as training runs them) are compared with float64 PyTorch on the same operands, a
 dtype (cuDNN on a GPU), by relative L2 error; a case fails when tritonconv's error on a tensor passes the dtype's
 tolerance and twice PyTorch's own on it (what the operands' rounding to the dtype costs an ill-conditioned result: a
 one-channel bias gradient in fp16 summing to near zero erred 0.024 in PyTorch). One JSON line per case, then a summary;
-the exit status is 1 if any case failed. A case whose drawn config is out of the GPU's resources (as tuning skips it) is
-not run (``ok`` null). A failing case is reproduced by its seed alone."""
+the exit status is 1 if any case failed (an error of the harness's own, ``harness`` in its row, fails its case and the
+run goes on). A case whose drawn config is out of the GPU's resources (as tuning skips it) is not run (``ok`` null). A
+failing case is reproduced by its seed alone."""
 
 from __future__ import annotations
 
@@ -315,7 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.count):
             if args.budget_s is not None and time.monotonic() - start > args.budget_s:
                 break
-            row = check(draw(args.seed + i), device)
+            case = draw(args.seed + i)
+            try:
+                row = check(case, device)
+            except Exception as exc:  # the harness's own fault (a reference that raised): a failed case, not the end
+                row = {**case, "harness": f"{type(exc).__name__}: {exc}"[:300], "ok": False}
             sink.write(json.dumps(row) + "\n")
             sink.flush()
             done += 1

@@ -241,7 +241,9 @@ def outcome(folder: Path) -> list[str]:
     if fuzz:
         wrong = [r["seed"] for r in fuzz if r.get("ok") is False or "ok" not in r]
         unrun = sum(r.get("ok", False) is None for r in fuzz)
+        harness = [r["seed"] for r in fuzz if "harness" in r]
         lines.append(f"- fuzz: {len(fuzz)} random configurations, {len(wrong)} wrong" + (f" (seeds {wrong})" if wrong else "")
+                     + (f", {len(harness)} of them the harness's own error (seeds {harness})" if harness else "")
                      + (f", {unrun} not run (a drawn config out of the GPU's resources)" if unrun else ""))
     log = folder / "slot.log"
     if log.is_file():

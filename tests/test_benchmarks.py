@@ -204,6 +204,14 @@ def test_fuzz_draws_valid_cases_and_catches_a_planted_fault(monkeypatch, capsys)
                                            case["padding"], case["dilation"])[2:]
         assert min(out) > 0, case
     assert fuzz.main(["--device", "cpu", "--count", "2", "--seed", "7"]) == 0
+    with monkeypatch.context() as m:  # an error of the harness's own fails its case, and the run goes on
+        m.setattr(fuzz, "check", lambda case, device: (_ for _ in ()).throw(RuntimeError("reference raised"))
+                  if case["seed"] == 8 else {**case, "ok": True})
+        capsys.readouterr()
+        assert fuzz.main(["--device", "cpu", "--count", "3", "--seed", "7"]) == 1
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+        assert [(r["seed"], r["ok"], r.get("harness")) for r in rows] == [
+            (7, True, None), (8, False, "RuntimeError: reference raised"), (9, True, None)]
     drawn = next(c for c in map(fuzz.draw, range(100))
                  if c["configs"] == "drawn" and c["ndim"] == 1 and c["C"] >= 8 and c["groups"] == 1)
     row = fuzz.check(drawn, torch.device("cpu"))  # each launch's config drawn from the tuner's candidates
