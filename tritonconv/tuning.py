@@ -1028,6 +1028,7 @@ HEURISTICS: dict[str, Callable[[Problem, bool, int, bool], Config]] = {
     "conv_wgrad": wgrad_heuristic}
 """Per kernel kind, :func:`heuristic`'s family (the forward's, :func:`forward_heuristic`, for the rest)."""
 
+
 def fused_2plus1d_config(m: int, c_in: int, c_mid: int, c_out: int, interp: bool, channels_last: bool = True,
                          dtype: str = "bfloat16") -> Config:
     """Tiles of the fused (2+1)D kernel (``block_k`` is the input-channel step; the mid step is the kernel's,
