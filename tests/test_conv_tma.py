@@ -262,6 +262,47 @@ def test_volumes_as_rows_only_over_dense_depth_slices(monkeypatch):
     assert nc_flat(tall, 2) and not nc_volume(tall)  # 33 height taps: more than the masks' 31 bits
 
 
+@pytest.mark.parametrize("x_shape,w_shape,padding", [
+    ((1, 8, 3, 4, 6), (16, 8, 3, 3, 3), 1),  # the volume one row
+    ((2, 8, 4, 4, 6), (8, 8, 3, 3, 3), (0, 1, 1)),  # each plane a row
+    ((1, 8, 4, 10), (16, 8, 3, 3), 1),  # 2-D
+])
+def test_planes_as_rows_store_runs_where_the_output_is_dense(x_shape, w_shape, padding):
+    """A forward reading planes (volumes) as rows stores each position at ``p * syw`` where the output's positions are
+    one run (``Y_RUN``: :func:`tritonconv.kernels.tma.positions_run`, contiguous or channels-last), by row and column
+    where they are not (a slice of a wider output; of a taller one, a volume's): right both ways, nothing written past
+    the slice."""
+    nd = len(x_shape) - 2
+    op = f"conv{nd}d"
+    x = torch.randn(x_shape, device=DEVICE, dtype=torch.bfloat16)
+    w = torch.randn(w_shape, device=DEVICE, dtype=torch.bfloat16)
+    b = torch.randn(w_shape[0], device=DEVICE, dtype=torch.bfloat16)
+    spec = conv_spec(op, nd, x, w, b, 1, padding, 1, 1)
+    ref = getattr(F, op)(x.double(), w.double(), b.double(), padding=padding)
+    cfg = geometry.Config(32, 16, 16, 1, 4, 2, tile_h=1, tile_b=1)
+    wider = torch.full((*ref.shape[:-1], ref.shape[-1] + 3), float("nan"), device=DEVICE, dtype=x.dtype)
+    taller = torch.full((*ref.shape[:-2], ref.shape[-2] + 2, ref.shape[-1]), float("nan"), device=DEVICE, dtype=x.dtype)
+    outputs = [(torch.full(ref.shape, float("nan"), device=DEVICE, dtype=x.dtype), True),
+               (geometry.to_layout(torch.full(ref.shape, float("nan"), device=DEVICE, dtype=x.dtype), "channels_last"), True),
+               (wider[..., :ref.shape[-1]], False), (taller[..., :ref.shape[-2], :], None)]
+    for y, run in outputs:
+        launch = tma.Launch(x, tma.lay_out(w), b, y, spec, None, False, cfg)
+        run = not launch.nc_volume if run is None else run  # (a taller plane's rows still one run; a volume's not)
+        assert launch.nc_flat and launch.kwargs["Y_RUN"] == run == tma.positions_run(y, launch.nc_volume)
+        assert_close(launch(x, tma.lay_out(w), b, y), ref, x.dtype)
+    assert wider[..., ref.shape[-1]:].isnan().all() and taller[..., ref.shape[-2]:, :].isnan().all()
+
+
+def test_positions_run():
+    """Planes' (volumes') positions as one run: dense layouts yes, a slice of a wider row or a taller plane no; a 1-D
+    output's row always; a volume's slices dense only where their pitch is a plane's."""
+    y = torch.empty(2, 3, 4, 5, 6)
+    assert tma.positions_run(y, True) and tma.positions_run(y.to(memory_format=torch.channels_last_3d), True)
+    assert not tma.positions_run(y[..., :5]) and not tma.positions_run(y[..., :4, :], True)
+    assert tma.positions_run(y[:, :, :2]) and tma.positions_run(y[:, :, :, :4]) and not tma.positions_run(y[:, :, :, :4], True)
+    assert tma.positions_run(torch.empty(2, 3, 9)[..., :5]) and tma.positions_run(torch.empty(2, 3, 1, 7)[..., :3])
+
+
 def test_planes_as_rows_for_forwards_where_rows_are_no_box():
     """Forwards and unit-stride input gradients read NC(D)HW planes as rows where the weight gradient does
     (``tuning.planes_as_rows``): ``c3d_conv3a``'s and ResNet-50's 28 x 28 layers, not channels-last, not by stride phase,

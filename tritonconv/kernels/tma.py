@@ -113,7 +113,7 @@ def _conv_tma_kernel(
     PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, PHASED: tl.constexpr, TAPLESS: tl.constexpr, SPLIT: tl.constexpr,
     NC_SHIFT: tl.constexpr,
     NC_DEAL: tl.constexpr, POSITIONS_N: tl.constexpr, NC_FLAT: tl.constexpr, NC_VEC: tl.constexpr,
-    NC_VOLUME: tl.constexpr, NC_ROW_SEAMS: tl.constexpr, INLINE_PTX: tl.constexpr,
+    NC_VOLUME: tl.constexpr, NC_ROW_SEAMS: tl.constexpr, Y_RUN: tl.constexpr, INLINE_PTX: tl.constexpr,
 ):
     """One program: ``TILE_B x TILE_H x TILE_W`` output positions (images x rows x columns) of one depth slice x
     ``BLOCK_N`` channels.
@@ -150,7 +150,9 @@ def _conv_tma_kernel(
     (:func:`tritonconv._tile.keep_columns`: ``INLINE_PTX``, an AND per register pair where compiled). ``NC_VOLUME``
     (:func:`tritonconv._descriptors.nc_volume`): the view ``[N, C, 1, 1, D*H*W]``, a patch consecutive positions of an
     image's volume, a depth tap a shift too; the loops of ``NC_ROW_SEAMS`` (height taps off the centre row) mask the
-    positions whose tap row leaves their plane as well.
+    positions whose tap row leaves their plane as well. ``Y_RUN``: the output's positions of a plane (a volume's) are one
+    run at stride ``syw`` (any dense layout: :func:`positions_run`), stored at ``p * syw``, where dividing each
+    position into its row and column left the epilogue some 3,000 instructions (Triton 3.7 and 3.9; 3.7 spilled there).
 
     ``POSITIONS_N`` (the flat loop: :func:`positions_as_n`): the MMA computes the tile transposed,
     output channels x positions, the weight's box its first operand and the input's its second, transposed back after
@@ -342,15 +344,16 @@ def _conv_tma_kernel(
             oh = phh + PHASE_H * (jh0 + (r // TILE_W) % TILE_H)
             ow = phw + PHASE_W * (jw0 + r % TILE_W)
             inside = (nb < NB) & (od < OD) & (oh < OH) & (ow < OW)
-        elif NC_FLAT:  # a plane's position p at its (row, column); a volume's (NC_VOLUME) its slice too, added below
+        elif NC_FLAT:  # a plane's position p (a volume's: NC_VOLUME, od 0), of JW
             p = ow0 + r
-            oh = p // OW
-            ow = p % OW
-            if NC_VOLUME:  # (od is 0)
-                oh = oh % OH
-                inside = (nb < NB) & (p < OD * OH * OW)
-            else:
-                inside = (nb < NB) & (p < OH * OW)
+            inside = (nb < NB) & (p < JW)
+            if Y_RUN:  # the output's positions one run at stride syw (any dense layout): p itself, no division
+                oh, ow = 0, p
+            else:  # p at its (row, column); a volume's its slice too, added below
+                oh = p // OW
+                ow = p % OW
+                if NC_VOLUME:
+                    oh = oh % OH
         else:
             oh = oh0 + (r // TILE_W) % TILE_H
             ow = ow0 + r % TILE_W
@@ -363,8 +366,9 @@ def _conv_tma_kernel(
         if INT64:
             nb = nb.to(tl.int64)
             offs_n = offs_n.to(tl.int64)
+            ow = ow.to(tl.int64)  # (a run's position: an image's worth of strides)
         y_rows = nb * syn + od * syd + oh * syh + ow * syw
-        if NC_VOLUME:
+        if NC_VOLUME and not Y_RUN:
             y_rows += (p // (OH * OW)).to(nb.dtype) * syd
         tl.store(y_ptr + (y_rows[:, None] + (offs_n * syc)[None, :]), acc.to(y_ptr.dtype.element_ty),
                  mask=inside[:, None] & mask_n[None, :])
@@ -514,6 +518,15 @@ def _x_view(x: torch.Tensor, spec: ConvSpec, config: Config) -> list[list[int]]:
     return [[], [0]] if view is None else list(view)
 
 
+def positions_run(y: torch.Tensor, volume: bool = False) -> bool:
+    """Whether the positions of each of ``y``'s planes (``volume``: of each image's volume) are one run at the width's
+    stride: each row's pitch a row's positions' and (``volume``) each depth slice's a plane's, as in any dense
+    layout (a slice of a wider tensor's is not)."""
+    _, _, sd, sh, sw = strides_3d(y)
+    d, h, w = as_3d(y.shape[2:], 1)
+    return (h == 1 or sh == w * sw) and (not volume or d == 1 or sd == h * w * sw)
+
+
 class Launch:
     """:func:`_conv_tma_kernel` prepared for tensors laid out as ``x``, ``weight``, ``y``: a forward
     convolution (``x`` channels- or width-innermost, a channel axis of ``weight`` innermost, :func:`usable`
@@ -584,6 +597,7 @@ class Launch:
             TAPLESS=by_phase and shapes.tapless_phase(table), SPLIT=self.splits > 1,
             NC_SHIFT=nc_shift, NC_DEAL=dealt, NC_FLAT=flat, NC_VEC=16 // x.element_size(),
             NC_VOLUME=volume, NC_ROW_SEAMS=plane_row_seams(spec, x.element_size()) if volume else 0,
+            Y_RUN=bool(flat) and positions_run(y, volume),
             POSITIONS_N=positions_as_n(inner, nc_shift, config, x.element_size(), geometry.allows_tf32(x.dtype),
                                        bool(flat)),
             INLINE_PTX=not interp,
