@@ -196,7 +196,10 @@ def loop_census(cubin: bytes, arch: int) -> dict:
     ``LDSM`` first), and ``loop_mma_drains``, its waits for every MMA in flight to finish (the next one issues after
     the pipe drains; a pipelined loop waits for all but the last group); ``loop_drains``, those waits in each loop
     that holds the main loop's MMAs and no loop that does (the main loop, its unrolled copies, the weight gradient's
-    loop for each way it reads ``x``), in address order (:func:`tritonconv.costmodel.drained` says which)."""
+    loop for each way it reads ``x``), in address order (:func:`tritonconv.costmodel.drained` says which);
+    ``epilogue_instructions``, those after the last loop holding math to the last ``EXIT`` (once a tile: the output's
+    addresses, masks and stores, a split's partials met), its stores (``epilogue_stores``, ``STG``) and the widest
+    one's bytes (``epilogue_store_bytes``: 16 where the output is stored in vectors)."""
     code = sass(cubin, arch)
     loops = backward_loops(code)
     def math_in(first: int, last: int) -> int:
@@ -245,6 +248,10 @@ def loop_census(cubin: bytes, arch: int) -> dict:
         return o.startswith("WARPGROUP.DEPBAR") and re.search(r"gsb0,\s*0x0\b", t) is not None
 
     drains = sum(drain(o, t) for o, t in body)
+    math_end = max(b for a, b in loops if math_in(a, b))  # the epilogue: after the last loop holding math, to the last EXIT
+    last_exit = max((a for a, o, _ in code if o.startswith("EXIT")), default=code[-1][0])
+    epilogue = [o for a, o, _ in code if math_end < a <= last_exit]
+    stores = [o for o in epilogue if o.split(".")[0] == "STG"]
     innermost = [(a, b) for a, b in loops if sum(a <= c <= b and o.startswith(MATH) for c, o, _ in code) == math_ops
                  and not any(a <= x and y <= b and (x, y) != (a, b) for x, y in loops
                              if any(x <= c <= y and o.startswith(MATH) for c, o, _ in code))]
@@ -258,7 +265,9 @@ def loop_census(cubin: bytes, arch: int) -> dict:
             "loop_instructions": len(body), "loop_outer_extra": outer_extra,
             "loop_local": sum(r in ("LDL", "STL") for r in roots),
             "loop_mma_register_a": register_a, "loop_mma_drains": drains, "loop_drains": loop_drains,
-            "loop_variants": variants if len(variants) > 1 else []}
+            "loop_variants": variants if len(variants) > 1 else [],
+            "epilogue_instructions": len(epilogue), "epilogue_stores": len(stores),
+            "epilogue_store_bytes": max((LOAD_BYTES.get(o.split(".")[-1], 4) for o in stores), default=0)}
 
 
 def fma_loops(cubin: bytes, arch: int) -> list[list[int]]:

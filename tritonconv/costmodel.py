@@ -206,7 +206,7 @@ NC_RUNS_ISSUE = {"conv_wgrad": 0.78}
 taken on in registers), each offset's loop weighed by the taps that run it. The second box doubles x's shared-memory
 traffic, which the census does not see."""
 
-NC_FLAT_ISSUE = {"conv": 0.47, "conv_t": 0.51, "conv_wgrad": 0.58}
+NC_FLAT_ISSUE = {"conv": 0.47, "conv_t": 0.50, "conv_wgrad": 0.58}
 """As :data:`NC_RUNS_ISSUE`, for the NC(D)HW descriptor launches reading each plane as one row (:func:`nc_flat`: rows
 of no 16-byte multiple, 28 bf16 columns; ``c3d_conv3a`` and ``r2plus1d18_l2``'s spatial pass): the weight gradient's
 with its seam loop (read by address) spread over its plane's steps; the forward's and input gradient's (since the
@@ -216,7 +216,9 @@ the taps that run it, those off the centre column masking their seams in every s
 was unpacked, selected and repacked (``c3d_conv3a``'s masked loops 243-252 -> 203-214 warp instructions a step on its
 128 x 128 tiles), and 3-D layers as deep and tall as their input read volumes as rows
 (:func:`tritonconv._descriptors.nc_volume`: no plane padded to whole tiles, but the loops holding a height tap off
-the centre row mask the planes' seams too: 129-236 a step, 213 over the taps, where planes issued 190)."""
+the centre row mask the planes' seams too: 129-236 a step, 213 over the taps, where planes issued 190). In the
+forty-ninth session the input gradient's 0.51 -> 0.50: its loops, compiled beside an epilogue that stores runs
+(``Y_RUN``), moved within 1%."""
 
 UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
@@ -362,12 +364,14 @@ def kernel_of(problem: Problem, config: Config) -> str:
     return f"_conv{grad}_tma_kernel" if config.tile_h else f"_conv{grad}_kernel"
 
 
-NC_FLAT_REGISTERS = (160, 1.0)
+NC_FLAT_REGISTERS = (88, 1.0)
 """The same for the descriptor forwards reading NC(D)HW planes as rows (:func:`nc_flat`, the forward and input gradient:
-two boxes of each run, the runs moved and masked in registers beside the accumulator): ptxas on sm_90 gave 215-255
-registers at 64 accumulator elements a thread (Triton 3.9; 156-204 on 3.6), one program per SM on 8 warps, two on 4.
-Volumes read as rows (:func:`tritonconv._descriptors.nc_volume`, the planes' seams masked too): 255 (3.9), 166 (3.6)
-on ``c3d_conv3a``'s 128 x 128 tiles, no spill."""
+two boxes of each run, the runs moved and masked in registers beside the accumulator; volumes as rows,
+:func:`tritonconv._descriptors.nc_volume`, the planes' seams masked too): ptxas on sm_90 (Triton 3.9) gave 117-120
+registers at 32 accumulator elements a thread, 147-189 at 64 and 209-243 at 128 (planes; volumes stop at 64: every
+descriptor candidate of ``c3d_conv3a``'s and R(2+1)D's second spatial pass, forward and input gradient, 29 launches, all
+given ptxas's programs per SM by this estimate). ``(160, 1.0)`` fitted the 215-255 they held when the epilogue divided
+each output position into its row and column (before ``Y_RUN``: 25 of the 29)."""
 
 SHARED_MMA_REGISTERS = (26, 1.0)
 """:data:`REGISTERS` for the descriptor kernels' launches whose MMA reads both operands from shared memory where it

@@ -493,10 +493,12 @@ def _nc_shift(x: torch.Tensor, spec: ConvSpec, config: Config) -> int:
 
 def volume_fits(config: Config) -> bool:
     """Whether ``config``'s tiles read NC(D)HW volumes as rows (:func:`tritonconv._descriptors.nc_volume`): at most 64
-    accumulator elements a thread and 16 output channels a warp. Triton 3.9's ptxas spills the rest, outside their
-    loops (``c3d_conv3a``'s 64 x 128 tiles on 4 warps 444 bytes, 128 x 128 on 4 3,340, 64 x 256 and 128 x 256 on 8 360
-    and 2,852; none on Triton 3.6), which read each plane as a row instead."""
-    return config.accumulator <= 64 and config.block_n <= 16 * config.num_warps
+    accumulator elements a thread. At 128 (128 x 128 tiles on 4 warps) ptxas holds 255 registers and Triton 3.6's spills
+    4-8 bytes on ``c3d_conv3a``'s and R(2+1)D's input gradients, where reading each plane as a row holds 242 and spills
+    none. At 64 none spills on Triton 3.6, 3.7 or 3.9 (every descriptor candidate of both layers; 150-157 registers on
+    64 x 128 tiles on 4 warps). Before the epilogue stored runs (``Y_RUN``), Triton 3.9 spilled 360-3,340 bytes on
+    tiles of more than 16 output channels a warp, which this rule then refused."""
+    return config.accumulator <= 64
 
 
 def _volume(x: torch.Tensor, spec: ConvSpec, config: Config) -> bool:
