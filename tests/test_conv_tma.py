@@ -267,11 +267,14 @@ def test_volumes_as_rows_only_over_dense_depth_slices(monkeypatch):
     ((2, 8, 4, 4, 6), (8, 8, 3, 3, 3), (0, 1, 1)),  # each plane a row
     ((1, 8, 4, 10), (16, 8, 3, 3), 1),  # 2-D
 ])
-def test_planes_as_rows_store_runs_where_the_output_is_dense(x_shape, w_shape, padding):
+@pytest.mark.parametrize("int64", [False, True])
+def test_planes_as_rows_store_runs_where_the_output_is_dense(x_shape, w_shape, padding, int64, monkeypatch):
     """A forward reading planes (volumes) as rows stores each position at ``p * syw`` where the output's positions are
     one run (``Y_RUN``: :func:`tritonconv.kernels.tma.positions_run`, contiguous or channels-last), by row and column
     where they are not (a slice of a wider output; of a taller one, a volume's): right both ways, nothing written past
-    the slice."""
+    the slice; with 32-bit offsets and 64-bit ones (the threshold lowered)."""
+    if int64:
+        monkeypatch.setattr(geometry, "INT32_MAX", 16)
     nd = len(x_shape) - 2
     op = f"conv{nd}d"
     x = torch.randn(x_shape, device=DEVICE, dtype=torch.bfloat16)
@@ -289,6 +292,7 @@ def test_planes_as_rows_store_runs_where_the_output_is_dense(x_shape, w_shape, p
         launch = tma.Launch(x, tma.lay_out(w), b, y, spec, None, False, cfg)
         run = not launch.nc_volume if run is None else run  # (a taller plane's rows still one run; a volume's not)
         assert launch.nc_flat and launch.kwargs["Y_RUN"] == run == tma.positions_run(y, launch.nc_volume)
+        assert launch.kwargs["INT64"] == int64
         assert_close(launch(x, tma.lay_out(w), b, y), ref, x.dtype)
     assert wider[..., ref.shape[-1]:].isnan().all() and taller[..., ref.shape[-2]:, :].isnan().all()
 
