@@ -394,6 +394,12 @@ fig.tight_layout()
 # (`tl.assume`; the interpreter asserts it on every launch), and none of these is serialized now (nor
 # the fused (2+1)D kernel, not in this report, since its temporal padding stopped being a select on the
 # spatial MMA's accumulator).
+#
+# After its loops a program stores its tile once (the epilogue: the output's addresses and masks, a split's
+# partials met). Where the output's positions are a run it stores vectors of 16 bytes; the NC(D)HW forwards
+# reading planes as rows divided each position into its row and column there, some 3,300 instructions a thread
+# on Triton 3.9 and 3.7 (255 registers, two-byte stores; Triton 3.7 spilled there), and since the forty-ninth
+# session store a dense output as the run it is (`kernels.tma.positions_run`).
 
 # %%
 census = [r for r in compile_report(CPU_TRITON) if r["dtype"] == "bf16" and "loop_math" in r]
@@ -411,6 +417,9 @@ for layout in ("channels_last", "contiguous"):
     print(f"{layout:>13}: {len(rows)} GEMM kernels; tiles arrive by {dict(how)}; integer instructions per MMA "
           f"instruction {ratio[0]}-{ratio[-1]} (median {ratio[len(ratio) // 2]}); programs per SM "
           f"{min(r['ctas_per_sm'] for r in rows)}-{max(r['ctas_per_sm'] for r in rows)}")
+    epilogue = sorted(r["epilogue_instructions"] for r in rows)
+    print(f"{'':>15}after the loops: {epilogue[0]}-{epilogue[-1]} instructions (median {epilogue[len(epilogue) // 2]}); "
+          f"the output stored 16 bytes at a time by {sum(r['epilogue_store_bytes'] == 16 for r in rows)} of them")
     for k, label in enumerate(("forward", "input gradient", "weight gradient")):
         hopper = [r for r in rows if pass_of[r["kind"]] == k and r["loop_math_op"] == "HGMMA"]
         print(f"{'':>15}{label}: {len(hopper)} HGMMA loops, {sum(r['loop_mma_register_a'] > 0 for r in hopper)} with "
@@ -420,6 +429,9 @@ transposed = [r for r in census if r["kernel"] == "_conv_tma_kernel" and r["layo
               and tma.positions_as_n(True, 0, geometry.Config(**r["config"]), 2)]
 assert not any(r["wgmma_serialized"] for r in census), "ptxas serialized a kernel's MMAs"
 assert transposed and all(r["loop_mma_register_a"] == 0 and r["loop_mma_drains"] == 0 for r in transposed)
+flat = [r for r in census if r["kernel"] == "_conv_tma_kernel" and r["layout"] == "contiguous"
+        and r["name"] in ("c3d_conv3a", "r2plus1d18_l2:spatial")]  # planes (volumes) read as rows
+assert len(flat) == 4 and all(r["epilogue_store_bytes"] == 16 and r["epilogue_instructions"] < 400 for r in flat)
 planes = [r for r in census if r["kind"] == "conv_wgrad" and r["config"].get("planes")]
 assert planes and all(r["loop_mma_register_a"] == 0 and r["loop_mma_drains"] == 0 for r in planes)
 print("weight gradients reading planes as rows:", ", ".join(sorted({r["name"] for r in planes})))
