@@ -141,7 +141,8 @@ LOAD_BYTES = {"128": 16, "64": 8, "U16": 2, "S16": 2, "U8": 1, "S8": 1}
 
 def sass(cubin: bytes, arch: int) -> list[tuple[int, str, str]]:
     """The kernel's SASS from ``nvdisasm`` (shipped with Triton's wheel): ``(address, opcode, text)`` per
-    instruction, a branch's text holding its target's address."""
+    instruction, a branch's text holding its target's address, a guarded instruction's text starting with its
+    predicate (``@P0``, ``@!P1``)."""
     from triton.backends.nvidia.compiler import get_ptxas
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,14 +156,39 @@ def sass(cubin: bytes, arch: int) -> list[tuple[int, str, str]]:
         if label:
             pending.append(label.group(1))
             continue
-        found = re.match(r"\s*/\*([0-9a-f]+)\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)(.*)", line)
+        found = re.match(r"\s*/\*([0-9a-f]+)\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)(.*)", line)
         if found:
             address = int(found.group(1), 16)
             for name in pending:
                 labels[name] = address
             pending = []
-            out.append((address, found.group(2), found.group(3)))
+            out.append((address, found.group(3), (found.group(2) or "") + found.group(4)))
     return [(a, op, re.sub(r"\.L_x_\d+", lambda m: str(labels.get(m.group(0), -1)), text)) for a, op, text in out]
+
+
+def longest_path(code: list[tuple[int, str, str]], first: int, last: int, skip: tuple[int, int]) -> int:
+    """Instructions on the longest path through :func:`sass`'s range ``[first, last]`` from its first instruction to
+    its last (one iteration of the loop whose back branch ends it), those in ``skip`` (a loop inside, counted apart)
+    left out: a guarded branch goes either way, an unguarded one (or one guarded by ``@PT``) to its target only, a
+    backward one inside is not taken. Where an iteration runs one of several branches (moves of different steps),
+    their sum overstates it."""
+    region = [(a, op, text) for a, op, text in code if first <= a <= last]
+    at = {a: i for i, (a, _, _) in enumerate(region)}
+    weight = [0 if skip[0] <= a <= skip[1] else 1 for a, _, _ in region]
+    best = [-1] * len(region)
+    best[0] = weight[0]
+    for i, (a, op, text) in enumerate(region[:-1]):
+        if best[i] < 0:
+            continue
+        guarded = text.startswith("@") and not text.startswith("@PT")
+        target = re.search(r"\(\s*(-?\d+)\s*\)", text) if op.startswith("BRA") else None
+        to = int(target.group(1)) if target else None
+        following = [at[to]] if to is not None and a < to and to in at else []
+        if guarded or not (op.startswith(("BRA", "EXIT"))) or (to is not None and to <= a):
+            following.append(i + 1)
+        for j in following:
+            best[j] = max(best[j], best[i] + weight[j])
+    return max(best[-1], 0)
 
 
 def backward_loops(code: list[tuple[int, str, str]]) -> list[tuple[int, int]]:
@@ -184,8 +210,9 @@ def loop_census(cubin: bytes, arch: int) -> dict:
     (tensor-core MMAs, else FMAs) and no other such range, the one holding the most, per iteration: math instructions,
     TMA bulk copies (``UTMALDG``), asynchronous copies (``LDGSTS``) and plain global loads, with each kind's widest
     bytes, integer instructions (address and index arithmetic) and their count per math instruction; and the
-    instructions of the loop around it outside it, if that loop holds no other math (``loop_outer_extra``: the aligned
-    rows' move of the sum between width taps, with the main loop's prologue and epilogue); where that loop is unrolled
+    instructions of the loop around it outside it, if that loop holds no other math, on the longest path of one
+    iteration (:func:`longest_path`: where the move is a branch of several, one of them) (``loop_outer_extra``: the
+    aligned rows' move of the sum between width taps, with the main loop's prologue and epilogue); where that loop is unrolled
     (a strided forward's width taps, dealt: copies of the main loop, about as long, one after another), the
     instructions between one copy and the next, on average; ``loop_variants``, where
     the kernel holds more than one such loop (unrolled copies; the weight gradient's loops, one for each way its
@@ -220,7 +247,7 @@ def loop_census(cubin: bytes, arch: int) -> dict:
     math_ops, body, (first, last) = best
     around = [(a, b) for a, b in loops if inside((first, last), (a, b)) and math_in(a, b) == math_ops]
     outer = min(around, key=lambda ab: ab[1] - ab[0], default=None)  # the loop around the main loop, if any
-    outer_extra = sum(outer[0] <= a <= outer[1] for a, _, _ in code) - len(body) if outer else 0
+    outer_extra = longest_path(code, *outer, (first, last)) if outer else 0
     def length(m: tuple[int, int]) -> int:
         return sum(m[0] <= a <= m[1] for a, _, _ in code)
 

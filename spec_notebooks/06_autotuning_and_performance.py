@@ -399,7 +399,10 @@ fig.tight_layout()
 # partials met). Where the output's positions are a run it stores vectors of 16 bytes; the NC(D)HW forwards
 # reading planes as rows divided each position into its row and column there, some 3,300 instructions a thread
 # on Triton 3.9 and 3.7 (255 registers, two-byte stores; Triton 3.7 spilled there), and since the forty-ninth
-# session store a dense output as the run it is (`kernels.tma.positions_run`).
+# session store a dense output as the run it is (`kernels.tma.positions_run`). Those reading rows whole ended their
+# sum one column off the output's ('same' padding: the sum at the largest shift) and stored each element alone; since
+# the fiftieth session the sum ends at shift 0 (`_descriptors.nc_shift_order`) and the epilogue is told the rows'
+# pitch (`kernels.tma.store_runs`): 16-byte stores, 8 on rows of 56 bytes.
 
 # %%
 census = [r for r in compile_report(CPU_TRITON) if r["dtype"] == "bf16" and "loop_math" in r]
@@ -432,6 +435,10 @@ assert transposed and all(r["loop_mma_register_a"] == 0 and r["loop_mma_drains"]
 flat = [r for r in census if r["kernel"] == "_conv_tma_kernel" and r["layout"] == "contiguous"
         and r["name"] in ("c3d_conv3a", "r2plus1d18_l2:spatial")]  # planes (volumes) read as rows
 assert len(flat) == 4 and all(r["epilogue_store_bytes"] == 16 and r["epilogue_instructions"] < 400 for r in flat)
+whole = [r for r in census if r["kernel"] == "_conv_tma_kernel" and r["layout"] == "contiguous"
+         and r["name"] in ("resnet50_l1_3x3", "r3d18_l1", "r2plus1d18_l1:spatial", "resnet50_l2_3x3s2", "r3d18_l2_s2")]
+assert len(whole) == 8 and all(r["epilogue_store_bytes"] == (8 if "s2" in r["name"] else 16) for r in whole)
+print("rows read whole, after the loops:", ", ".join(f"{r['name']} {r['kind']} {r['epilogue_instructions']}" for r in whole))
 planes = [r for r in census if r["kind"] == "conv_wgrad" and r["config"].get("planes")]
 assert planes and all(r["loop_mma_register_a"] == 0 and r["loop_mma_drains"] == 0 for r in planes)
 print("weight gradients reading planes as rows:", ", ".join(sorted({r["name"] for r in planes})))

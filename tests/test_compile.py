@@ -608,6 +608,45 @@ def test_planes_as_rows_store_their_outputs_16_bytes_at_a_time(name, kind):
     assert census["epilogue_instructions"] < 400, census
 
 
+@pytest.mark.parametrize("name,kind,store_bytes", [
+    ("resnet50_l1_3x3", "conv", 16), ("resnet50_l1_3x3", "conv_t", 16), ("r2plus1d18_l1:spatial", "conv", 16),
+    ("r3d18_l2_s2", "conv", 8),  # (rows of 28: 56 bytes)
+])
+def test_rows_read_whole_store_their_outputs_in_runs(name, kind, store_bytes):
+    """The NC(D)HW descriptor forwards and input gradients reading rows whole (``NC_SHIFT`` 1), on the heuristic's
+    tiles, end their sum at shift 0 ('same' padding; :func:`tritonconv._descriptors.nc_shift_order`) and are told
+    the output rows' pitch and width multiples of a run (``Y_ALIGN``): they store runs of the rows, 16 bytes a store
+    (8 where rows are 56 bytes), every output element once, in some 200 instructions after the last loop, no spill,
+    and no loop waits for its MMAs. In increasing shift the sum ended at column 1 and every element was stored alone
+    (64 two-byte stores a thread, 400-480 instructions). The unit-stride taps run one loop whose moves are branches
+    of constant steps: unrolled, Triton 3.6 waited out every MMA of each copy of the steps' loop."""
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    problem = tuning.Problem.of(kind, "bfloat16", "contiguous", **dict(tune.suite_problems(suite))[name])
+    with static.recording(execute=False) as launches:
+        tune.runner(problem, torch.device("cpu"))(static.chosen(problem, True))
+    ((fn, args, kwargs, _),) = [launch for launch in launches if launch[0].fn.__name__ not in static.EPILOGUES]
+    assert kwargs["NC_SHIFT"] == 1 and kwargs["Y_ALIGN"] == store_bytes // 2
+    compiled = static.compile_for(90, fn, args, kwargs)
+    assert static.ptxas_report(compiled.asm["ptx"], 90)["spill_store_bytes"] == 0
+    census = static.loop_census(compiled.asm["cubin"], 90)
+    tile_bytes = kwargs["TILE_H"] * kwargs["TILE_W"] * kwargs["BLOCK_N"] * 2
+    assert census["epilogue_store_bytes"] == store_bytes
+    assert census["epilogue_stores"] * store_bytes * 32 * kwargs["num_warps"] == tile_bytes
+    assert census["epilogue_instructions"] < 300 and not any(census["loop_drains"]), census
+
+
+def test_the_census_counts_one_iteration_down_its_longest_path():
+    """``static.longest_path``: a guarded branch goes either way, an unguarded one only to its target, a loop inside
+    (``skip``) counts 0, a backward branch inside is not taken: an if/else of two and three instructions counts the
+    longer (the static sum counts both), and with the longer skipped, the other."""
+    code = [(0, "ISETP", ""), (16, "BRA", "@P0 (96)"), (32, "IMAD", ""), (48, "IMAD", ""), (64, "IMAD", ""),
+            (80, "BRA", " (128)"), (96, "IMAD", ""), (112, "IMAD", ""), (128, "BRA", "@!P1 (128)"), (144, "IADD3", ""),
+            (160, "BRA", "@P2 (0)")]
+    assert static.longest_path(code, 0, 160, (-1, -1)) == 9  # 0-80, 128-160: the three
+    assert static.longest_path(code, 0, 160, (32, 64)) == 7  # 0, 16, 96, 112, 128, 144, 160: the two
+    assert static.longest_path([(0, "IMAD", ""), (16, "EXIT", ""), (32, "BRA", "@P0 (0)")], 0, 32, (-1, -1)) == 0
+
+
 def test_pointer_weight_gradients_moving_x_keep_their_mmas_in_flight():
     """``resnet50_l3_3x3``'s NCHW weight gradient on the heuristic's tiles (the pointer kernel: rows of 14 read in runs,
     the outer width taps' moved a column in registers) runs its MMA transposed (``weight_grad.x_as_m``): x the first

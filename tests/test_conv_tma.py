@@ -307,6 +307,20 @@ def test_positions_run():
     assert tma.positions_run(torch.empty(2, 3, 9)[..., :5]) and tma.positions_run(torch.empty(2, 3, 1, 7)[..., :3])
 
 
+def test_store_runs():
+    """``Y_ALIGN``: the most positions, at most 16 bytes, that divide the output rows' pitch, their width and the shift
+    the sum ends at; 1 at another width stride (channels-last), and where Triton's own specialisation (multiples of
+    16) tells the compiler as much and no shift is computed."""
+    y = torch.empty(2, 3, 5, 56, dtype=torch.bfloat16)
+    assert tma.store_runs(y) == 8 and tma.store_runs(y, 0) == 8 and tma.store_runs(y, 2) == 2
+    assert tma.store_runs(y.float()) == 4 and tma.store_runs(torch.empty(2, 3, 5, 28, dtype=torch.bfloat16), 0) == 4
+    assert tma.store_runs(y.to(memory_format=torch.channels_last), 0) == 1
+    assert tma.store_runs(y[..., :54]) == 2  # a slice: its pitch 56, its width 54
+    square = torch.empty(2, 3, 5, 64, dtype=torch.bfloat16)
+    assert tma.store_runs(square) == 1 and tma.store_runs(square, 0) == 8  # (a computed shift: the hint says it)
+    assert tma.store_runs(torch.empty(2, 3, 24, dtype=torch.float16)) == 8  # 1-D: no row pitch
+
+
 def test_planes_as_rows_for_forwards_where_rows_are_no_box():
     """Forwards and unit-stride input gradients read NC(D)HW planes as rows where the weight gradient does
     (``tuning.planes_as_rows``): ``c3d_conv3a``'s and ResNet-50's 28 x 28 layers, not channels-last, not by stride phase,
@@ -621,6 +635,53 @@ def test_nchw_rows_whole_only_where_they_fit():
     assert not costmodel.nc_rows(problem, tuning.heuristic(problem, interpret=False))  # no TMA unit: the pointer kernel
     split = dataclasses.replace(cfg, split_k=2)
     assert not tuning.descriptors_launch(problem, split) and not costmodel.nc_rows(problem, split)
+
+
+def test_rows_whole_sum_their_taps_ending_at_the_least_shift():
+    """``NC_SHIFT`` 1 runs the width taps of negative shift first in increasing shift, then the others in decreasing
+    shift (:func:`tritonconv._descriptors.nc_shift_order`), so that the sum ends at the least shift at or above 0 (0
+    for 'same' padding: the epilogue's runs start where the output's rows do). Simulated on a tile's columns, over
+    every small layer whose rows :func:`nc_row_shift` reads so: every output column's sum holds exactly the taps that
+    read inside the row, none lost off either end of the tile on the way (one that was left behind where it leaves
+    the tile would be); strided 2, its phase's columns (dealt)."""
+    from tritonconv._descriptors import nc_row_shift, nc_shift_order
+    assert nc_shift_order(conv_spec("conv2d", 2, torch.empty(1, 8, 9, 56), torch.empty(8, 8, 3, 3), None, 1, 1, 1,
+                                    1)) == [0, 2, 1]
+    checked = set()
+    for taps, pad, dilation, width, stride in ((k, p, d, w, s) for k in range(1, 6) for p in range(0, 9)
+                                               for d in (1, 2, 3) for w in (8, 16, 24) for s in (1, 2)):
+        if width + 2 * pad < (taps - 1) * dilation + 1:
+            continue
+        x = torch.empty(1, 8, 4 if stride == 2 else 3, width)
+        forward = conv_spec("conv2d", 2, x, torch.empty(8, 8, 1, taps), None, (stride, stride), (0, pad), (1, dilation), 1)
+        for spec in [forward] + [tma.transposed_as_forward(forward)] * (stride == 1):  # (an input gradient: padding
+            if nc_row_shift(spec, 32, 2) == 1:  # past the taps' reach, its own negative)
+                checked.add(check_shift_order(spec, 32))
+    assert checked == {(s, last, neg) for s in (1, 2) for last in (False, True) for neg in (False, True)
+                       if neg or not last or s == 1}, checked  # (positive shifts alone from a negative padding)
+
+
+def check_shift_order(spec, tile_w: int) -> tuple[int, bool, bool]:
+    """Simulate :func:`nc_shift_order` on a tile's columns (see above); -> (stride, s_last > 0, a negative shift)."""
+    from tritonconv._descriptors import nc_last_shift, nc_shift_order, nc_shifts
+    taps, width, (pad, _) = spec.weight_shape[-1], spec.input_shape[-1], spec.padding[-1]
+    dilation, stride = spec.dilation[-1], spec.stride[-1]
+    shifts, order = nc_shifts(spec), nc_shift_order(spec)
+    assert sorted(order) == list(range(taps)) and max(shifts) >= 0 and order[-1] == min(
+        t for t in range(taps) if shifts[t] >= 0) and nc_last_shift(spec) == shifts[order[-1]] >= 0
+    tile = [set() for _ in range(tile_w)]  # the taps summed in each column
+    for i, t in enumerate(order):
+        phase = (t * dilation - pad) % stride  # (strided: the row dealt, column c of a phase input stride*c + q)
+        for c in range(tile_w):
+            if stride * c + phase < width:  # inside the row: a product (past it or before it the padding, zero)
+                tile[c].add(t)
+        if i + 1 < len(order):
+            move = shifts[order[i + 1]] - shifts[t]
+            tile = [tile[c - move] if 0 <= c - move < tile_w else set() for c in range(tile_w)]
+    for o in range(spec.output_shape[-1]):
+        want = {t for t in range(taps) if 0 <= stride * o + t * dilation - pad < width}
+        assert tile[o + nc_last_shift(spec)] == want, (taps, pad, dilation, width, stride, o)
+    return stride, nc_last_shift(spec) > 0, min(shifts) < 0
 
 
 @pytest.mark.parametrize("op,x_shape,w_shape,kwargs", [

@@ -497,8 +497,9 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
     layer; 142 since the aligned NC(D)HW launches' estimate counts their operand tiles, ``costmodel.ALIGNED_REGISTERS``;
     139 since 64 x 64 NC(D)HW tiles of more than one tap step 64 channels on 4 warps, ``tuning.nc_wide_step``; 145 since
     that estimate counts the runs a thread moves a step; 146 since narrow NC(D)HW input gradients take 256 rows on 4
-    warps, ``tuning.nc_long_rows``); ``benchmarks.static`` counts by the same rule
-    (``costmodel.occupancy``)."""
+    warps, ``tuning.nc_long_rows``; 145 since the NC(D)HW rows read whole end their sum at shift 0 and store runs,
+    which Triton 3.9 gives more registers, ``costmodel.NC_ROWS_REGISTERS``); ``benchmarks.static`` counts by the same
+    rule (``costmodel.occupancy``)."""
     rows = census_report()
     for r in rows:
         assert costmodel.kernel_of(suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"])) \
@@ -510,7 +511,7 @@ def test_the_models_occupancy_is_ptxas_counts_on_the_committed_report():
         problem, cfg = suite_problem(r["name"], r["kind"], r["layout"]), geometry.Config(**r["config"])
         agree += costmodel.ctas_per_sm(problem, cfg, device) == r["ctas_per_sm"]
         assert costmodel.occupancy(r["registers"], r["shared_bytes"], r["num_warps"], device.smem) == r["ctas_per_sm"]
-    assert len(rows) == 156 and agree >= 146, agree
+    assert len(rows) == 156 and agree >= 145, agree
 
 
 def test_aligned_rows_registers_give_ptxas_programs_per_sm_on_the_tuners_tiles():

@@ -222,8 +222,8 @@ def nc_row_shift(spec: ConvSpec, tile_w: int, itemsize: int, accumulator: int = 
     """How an NC(D)HW box of ``tile_w`` columns reads whole rows from column 0 (always a 16-byte boundary) where a
     tap's shift ``s_t = t*d - p`` would move its box off one: the products of input column ``c`` belong to output
     column ``c - s_t``, and the kernel moves them there along the tile's rows (a gather per width tap and tile, not
-    per step). 1: the sum moves ``d`` columns between taps (taps in increasing shift) and the epilogue stores
-    column ``c`` at ``c - s_max``, which needs ``s_max >= 0`` and ``width_out + s_max`` columns; 2: each tap's
+    per step). 1: the sum moves between taps (in :func:`nc_shift_order`) and the epilogue stores column ``c`` at
+    ``c - s_last``, which needs ``s_max >= 0`` and ``width_out + s_max`` columns; 2: each tap's
     products summed apart and moved ``-s_t`` columns into the sum (a second accumulator, of ``accumulator`` elements
     per thread: at most :data:`NC_EACH_ACCUMULATOR`), rows at their own width. A forward strided 2 along height and
     width reads its rows dealt (:func:`nc_dealt`; the shifts ``floor(s_t / 2)``). 0: no such tile (a row wider than
@@ -244,6 +244,34 @@ def nc_row_shift(spec: ConvSpec, tile_w: int, itemsize: int, accumulator: int = 
     if s_max >= 0 and width_out + s_max <= tile_w:
         return 1
     return 2 if accumulator <= NC_EACH_ACCUMULATOR else 0
+
+
+def nc_shifts(spec: ConvSpec) -> list[int]:
+    """The width taps' shifts along the rows :func:`nc_row_shift` reads whole: ``t*d - p`` output columns, or dealt
+    (:func:`nc_dealt`) ``floor((t*d - p) / 2)``; nondecreasing in ``t``."""
+    (pad, _), dilation, taps = spec.padding[-1], spec.dilation[-1], spec.weight_shape[-1]
+    return [(t * dilation - pad) // (2 if nc_dealt(spec) else 1) for t in range(taps)]
+
+
+def nc_shift_order(spec: ConvSpec) -> list[int]:
+    """The order in which ``NC_SHIFT`` 1 (:func:`nc_row_shift`) runs its width taps: those of negative shift in
+    increasing shift, then the others in decreasing shift, so that the sum ends at the least shift ``s_last >= 0``
+    (0 wherever a tap reads the output's own column: 'same' padding, none): column ``c`` is then output column ``c -
+    s_last``, and the epilogue's runs of columns start where the output's rows do. No partial sum of an output column
+    leaves the tile on the way: it sits at ``o + s``, inside while ``s >= 0`` (the tile holds ``width_out + s_max``
+    columns), and before that only where its products so far read the padding (zero). The kernel computes the same."""
+    neg, taps = nc_negative_shifts(spec), spec.weight_shape[-1]
+    return list(range(neg)) + list(range(taps - 1, neg - 1, -1))
+
+
+def nc_negative_shifts(spec: ConvSpec) -> int:
+    """How many width taps :func:`nc_shifts` moves by a negative shift (the first ones); the kernel's ``NC_NEG``."""
+    return sum(s < 0 for s in nc_shifts(spec))
+
+
+def nc_last_shift(spec: ConvSpec) -> int:
+    """``s_last``, the shift of the width tap :func:`nc_shift_order` runs last."""
+    return nc_shifts(spec)[nc_shift_order(spec)[-1]]
 
 
 def nc_dealt(spec: ConvSpec) -> bool:

@@ -188,7 +188,7 @@ weight gradients moving x run their MMA transposed (:func:`x_as_m`), their loops
 but a few instructions longer (``resnet50_l2_3x3s2``'s 206-233 a step -> 211-253). In the forty-fifth, 0.96 -> 0.98:
 the 64 x 64 forwards of more than one tap step 64 channels on 4 warps (:func:`tritonconv.tuning.nc_wide_step`)."""
 
-NC_ROWS_ISSUE = {"conv": 0.53, "conv_t": 0.60}
+NC_ROWS_ISSUE = {"conv": 0.52, "conv_t": 0.60}
 """Per pass, the share of their main loop's issue that the model's estimate for a descriptor step of their tiles
 (:func:`step_instructions`) counts, for descriptor launches reading NC(D)HW rows whole from column 0 (:func:`nc_rows`):
 the median, over the suite's such launches, of the estimate over the census's warp instructions a step and warp, the
@@ -198,7 +198,10 @@ estimate, not a measurement: the moves go through shared memory while the tensor
 only as instructions. Until the thirty-third session the share divided the rate (``tma_macs``) and compared the
 channels-last launch's census, not the estimate: the channels-last loops' fewer instructions since their MMA read
 both operands from shared memory (180 -> 101 a step on ``resnet50_l1_3x3``) then moved it (0.79 -> 0.53), though
-the NC(D)HW launches had not changed, and the issue term counted their estimate again."""
+the NC(D)HW launches had not changed, and the issue term counted their estimate again. In the fiftieth session
+0.53 -> 0.52: the forwards' width taps unrolled in :func:`tritonconv._descriptors.nc_shift_order`, so that the sum
+ends where the epilogue stores 16-byte runs, move it 20-42 instructions dearer; the 200-240 instructions a tile
+saved after the loops are no term of the model's."""
 
 NC_RUNS_ISSUE = {"conv_wgrad": 0.78}
 """As :data:`NC_ROWS_ISSUE`, for the NC(D)HW weight-gradient descriptor launches reading x's boxes in runs
@@ -338,12 +341,16 @@ gave 40-75 registers at 2-16 accumulator elements per thread, 78-102 at 32, 128-
 such launches, 8 warps; 9 of them get ptxas's programs per SM from this estimate, 2 from :data:`REGISTERS`'s)."""
 
 
-NC_ROWS_REGISTERS = (42, 1.25)
+NC_ROWS_REGISTERS = (42, 2.0)
 """The same for the descriptor kernel reading NC(D)HW rows whole with the sum moving between width taps
 (:func:`nc_rows` 1; with each tap's products apart, 2, :data:`ALIGNED_EACH_REGISTERS`, the pointer kernel's: 254 on
-``deeplab_3x3_d2``'s 128 x 128 tiles): ptxas on sm_90 gave 55-86 registers at 16 accumulator elements per thread,
-86-90 at 32, 126-134 at 64 (the committed report's 9 such launches, 8 warps); the plain descriptor kernel's
-:data:`REGISTERS` entry plus 18, the fit that gives the most of the report's kernels ptxas's programs per SM."""
+``deeplab_3x3_d2``'s 128 x 128 tiles): ptxas on sm_90 (Triton 3.9) gives the suite's such launches 76 registers at 32
+accumulator elements a thread and 126-212 at 64 (the dealt forwards on 8 warps 126 and 144, the unit-stride ones on 4
+warps 153-212); 170 at 64 gives ptxas's programs per SM on all of them but ``r3d18_l2_s2``'s forward and R(2+1)D's
+first spatial input gradient. ``(42, 1.25)`` until the fiftieth session, when the unit-stride sum's moves became a
+branch of two constant steps and the epilogue stores runs (:func:`tritonconv._descriptors.nc_shift_order`): Triton 3.9
+gave them 126-196 before, and gives 144-212 now; Triton 3.6 (the GPU machine's) 145-168 before and 144-172 now, its
+4-warp launches keeping their programs per SM."""
 
 
 ALIGNED_EACH_REGISTERS = (70, 3.2)

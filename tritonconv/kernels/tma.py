@@ -18,7 +18,8 @@ channels x ``TILE_H x TILE_W`` positions) transposed for the MMA, where every bo
 16-byte boundary (:func:`tritonconv._descriptors.nc_boxes_aligned`: 1x1 and (k,1,1) layers, say). Where a width tap's
 shift would start it off one (a 3x3 layer's one column), rows of 16-byte multiples that a tile holds whole are read
 from column 0 and the width taps move the sum along the rows instead (``NC_SHIFT``,
-:func:`tritonconv._descriptors.nc_row_shift`: ResNet's 56-wide rows in tiles 64 wide); a forward strided 2 along height
+:func:`tritonconv._descriptors.nc_row_shift`: ResNet's 56-wide rows in tiles 64 wide), ending where each output column
+is its own, so that the epilogue stores runs of 16 bytes (:func:`store_runs`); a forward strided 2 along height
 and width reads them through a view pairing each two rows, boxes twice the tile's width from the even row's first
 column or the odd row's, dealt into phases in registers (``NC_DEAL``, :func:`tritonconv._descriptors.nc_dealt`); other
 NC(D)HW layers run the pointer kernel.
@@ -60,6 +61,8 @@ from .._descriptors import (
     nc_boxes_aligned,
     nc_dealt,
     nc_flat,
+    nc_last_shift,
+    nc_negative_shifts,
     nc_pair_view,
     nc_row_shift,
     nc_volume,
@@ -100,6 +103,30 @@ def _weight_box(w_desc, c0, n0, kd, kh, kw, KD: tl.constexpr, KH: tl.constexpr, 
     return box if ROWS_N else tl.trans(box)
 
 
+@device
+def _row_tap(part, x_desc, w_desc, nb0, n0, d0, oh0, X_STEP, ph, dh, dd, kw, q, k_steps, KD: tl.constexpr,
+             KH: tl.constexpr, KW: tl.constexpr, FLIP: tl.constexpr, W_COLS_INNER: tl.constexpr, BLOCK_M: tl.constexpr,
+             BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, NC_DEAL: tl.constexpr, UPCAST: tl.constexpr,
+             DOT_PRECISION: tl.constexpr):
+    """Width tap ``kw``'s products summed into ``part``, NC(D)HW rows read whole (the kernel's ``NC_SHIFT``): a loop
+    over its (depth tap, height tap, chunk) steps, channels fastest, by carries; each step a box of ``BLOCK_K``
+    channels x whole rows from column 0 of slice ``d0 + kd*dd`` (dealt, ``NC_DEAL`` 2: twice as wide from the even
+    row's first column or the odd row's, its columns of phase ``q``), transposed for the MMA."""
+    c0, kh, kd = 0, 0, 0
+    for _ in range(KD * KH * k_steps):
+        if NC_DEAL > 1:  # input row 2*oh + kh*dh - ph: pair (row // 2), the even row from column 0, the odd from column
+            qh = kh * dh + ph  # X_STEP (offset by 2*ph: the operands of // and % stay >= 0)
+            wide = x_desc.load([nb0, c0, d0 + kd * dd, oh0 + qh // 2 - ph, (qh % 2) * X_STEP])
+            a = deal(wide.reshape(BLOCK_K, NC_DEAL * BLOCK_M), q, BLOCK_K, BLOCK_M, NC_DEAL)
+        else:
+            a = x_desc.load([nb0, c0, d0 + kd * dd, oh0 - ph + kh * dh, 0])
+            a = tl.trans(a.reshape(BLOCK_K, BLOCK_M))
+        part = mma(part, a, _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP, W_COLS_INNER, BLOCK_N, BLOCK_K,
+                                        False), UPCAST, DOT_PRECISION, tl.float32)
+        c0, _, kh, kd = next_step(c0, 0, kh, kd, BLOCK_K, k_steps * BLOCK_K, 1, KH)
+    return part
+
+
 @kernel
 @triton.jit
 def _conv_tma_kernel(
@@ -111,9 +138,10 @@ def _conv_tma_kernel(
     UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, CHANNELS_INNER: tl.constexpr, W_COLS_INNER: tl.constexpr,
     TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, PHASED: tl.constexpr, TAPLESS: tl.constexpr, SPLIT: tl.constexpr,
-    NC_SHIFT: tl.constexpr,
+    NC_SHIFT: tl.constexpr, NC_NEG: tl.constexpr,
     NC_DEAL: tl.constexpr, POSITIONS_N: tl.constexpr, NC_FLAT: tl.constexpr, NC_VEC: tl.constexpr,
-    NC_VOLUME: tl.constexpr, NC_ROW_SEAMS: tl.constexpr, Y_RUN: tl.constexpr, INLINE_PTX: tl.constexpr,
+    NC_VOLUME: tl.constexpr, NC_ROW_SEAMS: tl.constexpr, Y_RUN: tl.constexpr, Y_ALIGN: tl.constexpr,
+    INLINE_PTX: tl.constexpr,
 ):
     """One program: ``TILE_B x TILE_H x TILE_W`` output positions (images x rows x columns) of one depth slice x
     ``BLOCK_N`` channels.
@@ -136,13 +164,21 @@ def _conv_tma_kernel(
 
     ``NC_SHIFT`` (NC(D)HW, unit width stride, ``TILE_W`` columns holding whole rows:
     :func:`tritonconv._descriptors.nc_row_shift`): every box starts its rows at column 0, a 16-byte boundary, and
-    the width taps run outermost in increasing shift ``s = kw*dw - pw``, each over its (depth tap, height tap,
-    chunk) steps; the products of column ``c`` belong to output column ``c - s``. 1: the sum moves ``dw`` columns
-    along the rows between taps, and column ``c`` is stored at ``c - s_max``; 2: each tap's products summed apart
-    and moved ``-s`` columns into the sum (:func:`tritonconv._tile.add_apart`). ``NC_DEAL`` 2 (a forward strided 2
-    along height and width, :func:`tritonconv._descriptors.nc_dealt`): ``x`` is the view pairing each two rows, a
-    box reads ``2 * TILE_W`` columns from the even row's first (column 0) or the odd row's (column ``X_STEP``, the
-    input's width), and its columns are dealt into the tap's phase (:func:`tritonconv._tile.deal`).
+    the width taps run outermost, each over its (depth tap, height tap, chunk) steps; the products of column ``c``
+    of tap ``kw`` belong to output column ``c - s``, ``s = kw*dw - pw`` its shift. 1: the ``NC_NEG`` taps of
+    negative shift first in increasing shift, then the others in decreasing shift
+    (:func:`tritonconv._descriptors.nc_shift_order`), the sum moved along the rows between taps by constant steps
+    (where the padding and dilation are constants), and column ``c`` stored at ``c - s_last``, the last tap's shift
+    (0 for 'same' padding: the stored runs start where the output's rows do; in increasing shift the sum ended at
+    ``s_max``, one column off); 2: each tap's products summed apart and moved ``-s`` columns into the sum
+    (:func:`tritonconv._tile.add_apart`). ``Y_ALIGN`` (not by phase, not planes as rows): the
+    output's row pitch and width (and ``s_last``) are multiples of it, which the host checked
+    (:func:`store_runs`): the compiler then stores runs of ``Y_ALIGN`` positions at once, 16 bytes where they are 8
+    16-bit ones (each one alone before, 400-480 instructions after the loops where some 200 do now).
+    ``NC_DEAL`` 2 (a forward strided 2 along height and width, :func:`tritonconv._descriptors.nc_dealt`): ``x`` is
+    the view pairing each two rows, a box reads ``2 * TILE_W`` columns from the even row's first (column 0) or the
+    odd row's (column ``X_STEP``, the input's width), and its columns are dealt into the tap's phase
+    (:func:`tritonconv._tile.deal`).
 
     ``NC_FLAT`` (NC(D)HW planes as rows, :func:`tritonconv._descriptors.plane_taps`): ``x`` the view ``[N, C, D, 1,
     H*W]``, a patch ``TILE_W`` consecutive positions of a plane, a loop per width tap and offset past 16 bytes (the
@@ -206,42 +242,46 @@ def _conv_tma_kernel(
         acc = tl.full((BLOCK_N, BLOCK_M), 0.0, tl.float32)
     else:
         acc = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
-    if NC_SHIFT:  # NC(D)HW rows read whole from column 0; the width taps move the products along the rows instead
+    if NC_SHIFT == 1:  # NC(D)HW rows read whole from column 0, the width taps moving the sum along the rows, in
+        # _descriptors.nc_shift_order: the NC_NEG taps of negative shift first, in increasing shift, then the others in
+        # decreasing shift, so that the sum ends at the least shift >= 0
         col_in = tl.arange(0, BLOCK_M) % TILE_W  # a position's column in its row
-        # (dealt: the width taps unrolled, so where the padding and dilation are constants (Triton makes a 1 one) each
-        # tap's phase and shift are too: no selects)
-        for kw in tl.range(KW, loop_unroll_factor=KW if NC_DEAL > 1 else 1):
-            if NC_DEAL > 1:  # the tap's phase q of the dealt row, its shift s in output columns
+        if NC_DEAL > 1:  # dealt: the taps unrolled, so that each tap's phase (where the padding and dilation are
+            # constants, its shift and move too) is a constant: no selects
+            for i in tl.static_range(KW):
+                kw = i if i < NC_NEG else KW - 1 - i + NC_NEG
                 q, s = dealt_tap(kw, pw, dw, NC_DEAL)
-            else:
-                q, s = 0, kw * dw - pw
+                acc = _row_tap(acc, x_desc, w_desc, nb0, n0, od * sd - pd, oh0, X_STEP, ph, dh, dd, kw, q, k_steps, KD,
+                               KH, KW, FLIP, W_COLS_INNER, BLOCK_M, BLOCK_N, BLOCK_K, NC_DEAL, UPCAST, DOT_PRECISION)
+                if i < KW - 1:  # the sum so far moves to the next tap's shift (either way, or not at all)
+                    move = dealt_tap(i + 1 if i + 1 < NC_NEG else KW - 2 - i + NC_NEG, pw, dw, NC_DEAL)[1] - s
+                    if move != 0:
+                        acc = shift_rows(acc, move, col_in, BLOCK_M, TILE_W)
+        else:  # unit stride: one loop over the taps (unrolled, on Triton 3.6 every copy of the steps' loop, whose MMA
+            # reads its box from shared memory, waited out every MMA), the move after each a branch of constant steps
+            # (one step the compiler cannot see moves the sum some 400 instructions dearer): dw right between the
+            # negative shifts, on to the largest after the last of them, dw left after that
+            for i in tl.range(KW):
+                kw = tl.where(i < NC_NEG, i, KW - 1 - i + NC_NEG)
+                acc = _row_tap(acc, x_desc, w_desc, nb0, n0, od * sd - pd, oh0, X_STEP, ph, dh, dd, kw, 0, k_steps, KD,
+                               KH, KW, FLIP, W_COLS_INNER, BLOCK_M, BLOCK_N, BLOCK_K, 1, UPCAST, DOT_PRECISION)
+                if i < NC_NEG - 1:
+                    acc = shift_rows(acc, dw, col_in, BLOCK_M, 0)
+                elif i == NC_NEG - 1:
+                    acc = shift_rows(acc, (KW - NC_NEG) * dw, col_in, BLOCK_M, 0)
+                elif i < KW - 1:
+                    acc = shift_rows(acc, -dw, col_in, BLOCK_M, TILE_W)
+    elif NC_SHIFT == 2:  # ... each width tap's products summed apart and moved -s columns into the sum (a 0 shift's
+        # summed into it)
+        col_in = tl.arange(0, BLOCK_M) % TILE_W
+        for kw in tl.range(KW, loop_unroll_factor=KW if NC_DEAL > 1 else 1):  # (dealt: unrolled, as above)
+            q, s = dealt_tap(kw, pw, dw, NC_DEAL) if NC_DEAL > 1 else (0, kw * dw - pw)
             part = acc
-            if NC_SHIFT == 2:  # this tap's products apart (into acc itself where they need no move)
-                if s != 0:
-                    part = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
-            c0, kh, kd = 0, 0, 0
-            for _ in range(KD * KH * k_steps):  # (depth tap, height tap, chunk), channels fastest, by carries
-                if NC_DEAL > 1:  # input row 2*oh + kh*dh - ph: pair (row // 2), the even row from column 0, the odd
-                    qh = kh * dh + ph  # from column X_STEP (offset by 2*ph: the operands of // and % stay >= 0)
-                    wide = x_desc.load([nb0, c0, od * sd - pd + kd * dd, oh0 + qh // 2 - ph, (qh % 2) * X_STEP])
-                    a = deal(wide.reshape(BLOCK_K, NC_DEAL * BLOCK_M), q, BLOCK_K, BLOCK_M, NC_DEAL)
-                else:
-                    a = x_desc.load([nb0, c0, od * sd - pd + kd * dd, oh0 - ph + kh * dh, 0])
-                    a = tl.trans(a.reshape(BLOCK_K, BLOCK_M))
-                part = mma(part, a, _weight_box(w_desc, c0, n0, kd, kh, kw, KD, KH, KW, FLIP, W_COLS_INNER, BLOCK_N,
-                                                BLOCK_K, False), UPCAST, DOT_PRECISION, tl.float32)
-                c0, _, kh, kd = next_step(c0, 0, kh, kd, BLOCK_K, k_steps * BLOCK_K, 1, KH)
-            if NC_SHIFT == 2:
-                acc = add_apart(acc, part, s, col_in, BLOCK_M, TILE_W)
-            else:
-                acc = part
-                if kw < KW - 1:  # the sum so far moves to the next tap's shift: dw columns right, or dealt 0 or more
-                    if NC_DEAL > 1:
-                        move = dealt_tap(kw + 1, pw, dw, NC_DEAL)[1] - s
-                        if move != 0:
-                            acc = shift_rows(acc, move, col_in, BLOCK_M, 0)
-                    else:
-                        acc = shift_rows(acc, dw, col_in, BLOCK_M, 0)
+            if s != 0:
+                part = tl.full((BLOCK_M, BLOCK_N), 0.0, tl.float32)
+            part = _row_tap(part, x_desc, w_desc, nb0, n0, od * sd - pd, oh0, X_STEP, ph, dh, dd, kw, q, k_steps, KD, KH,
+                            KW, FLIP, W_COLS_INNER, BLOCK_M, BLOCK_N, BLOCK_K, NC_DEAL, UPCAST, DOT_PRECISION)
+            acc = add_apart(acc, part, s, col_in, BLOCK_M, TILE_W)
     elif NC_FLAT:  # each plane one row (the view [N, C, D, 1, H*W]), tap (kd, kh, kw) shifting it (kh*dh - ph) * OW +
         # kw*dw - pw: a loop per width tap and offset `off` past 16 bytes (_descriptors.plane_taps: every depth tap and
         # every `period`-th height tap from the loop's first, in the host's table), its boxes from the boundary below and
@@ -357,12 +397,17 @@ def _conv_tma_kernel(
         else:
             oh = oh0 + (r // TILE_W) % TILE_H
             ow = ow0 + r % TILE_W
-            if NC_SHIFT == 1:  # column c holds output column c - s_max
-                if NC_DEAL > 1:
-                    ow -= dealt_tap(KW - 1, pw, dw, NC_DEAL)[1]
-                else:
-                    ow -= (KW - 1) * dw - pw
-            inside = (nb < NB) & (oh < OH) & (ow >= 0) & (ow < OW)
+            if NC_SHIFT == 1:  # column c holds output column c - s, s the last tap's shift (the least >= 0)
+                s_last = dealt_tap(NC_NEG, pw, dw, NC_DEAL)[1] if NC_DEAL > 1 else NC_NEG * dw - pw
+                if Y_ALIGN > 1:  # (a multiple of Y_ALIGN: the host's word)
+                    s_last = s_last // Y_ALIGN * Y_ALIGN
+                ow -= s_last
+            ow_end = OW
+            if Y_ALIGN > 1:  # the rows' pitch and width multiples of Y_ALIGN (the host's word), so that the compiler
+                # stores runs of Y_ALIGN positions at once
+                syh = syh // Y_ALIGN * Y_ALIGN
+                ow_end = OW // Y_ALIGN * Y_ALIGN
+            inside = (nb < NB) & (oh < OH) & (ow >= 0) & (ow < ow_end)
         if INT64:
             nb = nb.to(tl.int64)
             offs_n = offs_n.to(tl.int64)
@@ -529,6 +574,22 @@ def positions_run(y: torch.Tensor, volume: bool = False) -> bool:
     return (h == 1 or sh == w * sw) and (not volume or d == 1 or sd == h * w * sw)
 
 
+def store_runs(y: torch.Tensor, shift: int | None = None) -> int:
+    """The kernel's ``Y_ALIGN`` for an output ``y`` whose tiles hold whole runs of a row's columns (from column
+    ``-shift`` on, the shift the kernel computes where the sum ends, ``NC_SHIFT`` 1): the most positions (a power of
+    two, at most 16 bytes) of which the rows' pitch, the width and ``shift`` are multiples, at unit width stride (else
+    1), so that the epilogue stores them at once. 1 where no shift is computed and the pitch and width are multiples
+    of 16, which Triton's specialisation of integer arguments tells the compiler itself (the hint's arithmetic, a few
+    instructions, then buys nothing)."""
+    _, _, _, sh, sw = strides_3d(y)
+    if sw == 1 and shift is None and not (sh % 16 or y.shape[-1] % 16):
+        return 1
+    runs = 16 // y.element_size()
+    while runs > 1 and (sw != 1 or sh % runs or y.shape[-1] % runs or (shift or 0) % runs):
+        runs //= 2
+    return runs
+
+
 class Launch:
     """:func:`_conv_tma_kernel` prepared for tensors laid out as ``x``, ``weight``, ``y``: a forward
     convolution (``x`` channels- or width-innermost, a channel axis of ``weight`` innermost, :func:`usable`
@@ -597,9 +658,11 @@ class Launch:
             TILE_B=tile_b, TILE_H=tile_h, TILE_W=tile_w, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
             PHASE_H=sh if inner else 1, PHASE_W=sw if inner else 1, PHASED=by_phase,
             TAPLESS=by_phase and shapes.tapless_phase(table), SPLIT=self.splits > 1,
-            NC_SHIFT=nc_shift, NC_DEAL=dealt, NC_FLAT=flat, NC_VEC=16 // x.element_size(),
+            NC_SHIFT=nc_shift, NC_NEG=nc_negative_shifts(spec) if nc_shift == 1 else 0, NC_DEAL=dealt, NC_FLAT=flat,
+            NC_VEC=16 // x.element_size(),
             NC_VOLUME=volume, NC_ROW_SEAMS=plane_row_seams(spec, x.element_size()) if volume else 0,
             Y_RUN=bool(flat) and positions_run(y, volume),
+            Y_ALIGN=1 if by_phase or flat else store_runs(y, nc_last_shift(spec) if nc_shift == 1 else None),
             POSITIONS_N=positions_as_n(inner, nc_shift, config, x.element_size(), geometry.allows_tf32(x.dtype),
                                        bool(flat)),
             INLINE_PTX=not interp,
