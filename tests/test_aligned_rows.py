@@ -223,15 +223,88 @@ def test_forward_and_input_gradient_on_aligned_rows(case, int64, monkeypatch):
 
 
 def test_bf16_forward_on_aligned_rows():
-    """16-bit operands: runs of 8 (16 bytes), the interpreter multiplying in fp32."""
+    """16-bit operands: runs of 8 (16 bytes), the interpreter multiplying in fp32; the sum ends at shift 0 (the tap
+    of shift -1 first, then 1, then 0: ``NEG`` 1), so that the output is stored 8 positions (16 bytes) at a time
+    (``Y_ALIGN``), the input gradient's too."""
     x = torch.randn(1, 16, 2, 56).bfloat16()
     w = torch.randn(16, 16, 3, 3).bfloat16()
     spec = conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1)
+    dy = torch.randn(spec.output_shape).bfloat16()
     cfg = tuning.Config(64, 16, 16, num_warps=4, num_stages=1)
-    (kwargs,) = kernel_args(lambda: dispatch.conv_forward(x, w, None, spec, None, False, cfg))
-    assert kwargs["ROW_VEC"] == 8 and kwargs["BLOCK_W"] == 64
+    for run in (lambda: dispatch.conv_forward(x, w, None, spec, None, False, cfg),
+                lambda: dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg)):
+        (kwargs,) = kernel_args(run)
+        assert kwargs["ROW_VEC"] == 8 and kwargs["BLOCK_W"] == 64
+        assert kwargs["SHIFT"] == 1 and kwargs["NEG"] == 1 and kwargs["Y_ALIGN"] == 8
     assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg), F.conv2d(x.double(), w.double(), padding=1),
                  torch.bfloat16)
+    xd = x.double().requires_grad_()
+    (ref,) = torch.autograd.grad(F.conv2d(xd, w.double(), padding=1), xd, dy.double())
+    assert_close(dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg), ref, torch.bfloat16)
+
+
+def test_the_moving_sum_ends_at_the_least_shift():
+    """``geometry.row_shifts``, ``shift_order``, ``moved_first``: a row tile moving its sum runs the taps of negative
+    shift first, increasing, then the others decreasing, ending at the least shift >= 0; where that would move the
+    sum right by two different steps and left too (5 taps and more, 'same' padding) in a loop not unrolled, every tap
+    in increasing shift (the sum ends at the largest); a dealt row's unrolled taps keep the order."""
+    assert geometry.row_shifts(3, 1, 1, 1, False) == [-1, 0, 1]
+    assert geometry.row_shifts(3, 1, 1, 1, True) == [-1, 0, 1]  # (p - t*d, increasing)
+    assert geometry.row_shifts(3, 1, 0, 2, True) == [-4, -2, 0]
+    assert geometry.row_shifts(3, 2, 1, 1, True) == []  # by stride phase
+    assert geometry.row_shifts(3, 2, 1, 1, False, 2) == [-1, 0, 0]  # dealt
+    assert geometry.shift_order([-1, 0, 1]) == [0, 2, 1]
+    assert geometry.shift_order([-2, -1, 0, 1, 2]) == [0, 1, 4, 3, 2]
+    assert geometry.shift_order([0, 1, 2]) == [2, 1, 0]
+    assert geometry.moved_first([-1, 0, 1]) == 1 and geometry.moved_first([0, 1, 2]) == 0
+    assert geometry.moved_first([-2, -1, 0]) == 2  # (one right move: the last one's as long)
+    assert geometry.moved_first([-2, -1, 0, 1, 2]) == 5 and geometry.moved_first([-2, -1, 0, 1, 2], True) == 2
+    assert geometry.moved_first([-3, -2, -1]) == 3
+
+
+def test_stored_runs():
+    """``geometry.stored_runs``: the output's width, every stride of an axis longer than 1 and the shift the sum ends
+    at multiples of the run, 16 bytes at most (and ``most``); a row in segments' outputs from the least shift's
+    negation rounded up within the slack; 1 where the width's stride is not 1, or every shift is above 0."""
+    assert geometry.stored_runs(nchw(2, 64, 56, 56)) == 8
+    assert geometry.stored_runs(nchw(2, 64, 28, 28)) == 4 and geometry.stored_runs(nchw(2, 64, 14, 14)) == 2
+    assert geometry.stored_runs(nchw(2, 64, 56, 56, dtype=torch.float32)) == 4
+    assert geometry.stored_runs(nchw(2, 64, 56, 56), shift=1) == 1 and geometry.stored_runs(nchw(2, 64, 56, 56), 4) == 4
+    assert geometry.stored_runs(nchw(2, 64, 56, 56), most=2) == 2
+    assert geometry.stored_runs(nchw(1, 64, 1000), lead=1, slack=6) == 4  # (rounded up 3 columns; 8 would take 7)
+    assert geometry.stored_runs(nchw(1, 64, 1000), lead=1, slack=7) == 8
+    assert geometry.stored_runs(nchw(1, 64, 1000), lead=-2) == 1
+    assert geometry.stored_runs(nchw(2, 64, 56, 56).to(memory_format=torch.channels_last)) == 1
+    sliced = torch.empty(2, 66, 56, 56, dtype=torch.bfloat16, device="meta")[:, 1:65]  # channel stride 56 * 56, batch 66 * 56 * 56
+    assert geometry.stored_runs(sliced) == 8
+    odd = torch.empty(2, 64, 56, 60, dtype=torch.bfloat16, device="meta")[..., :56]  # rows 60 apart
+    assert geometry.stored_runs(odd) == 4
+    assert geometry.stored_runs(torch.empty(1, 64, 56, 56, dtype=torch.bfloat16, device="meta")[:, :, :, :].as_strided(
+        (1, 64, 56, 56), (64 * 3137, 3137, 56, 1))) == 1  # (a channel stride of no run: 3137)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,padding,dilation,neg,y_align,segments", [
+    ((1, 64, 300), (16, 64, 3), 1, 1, 1, 2, 5),  # a long row in segments 60 apart (runs of 4, slack 2): from column 2
+    ((1, 16, 2, 40), (16, 16, 5, 5), 2, 1, 5, 2, 1),  # 'same' 5 x 5: every tap in increasing shift, ending at 2
+    ((1, 16, 2, 40), (16, 16, 3, 5), (1, 8), (1, 2), 4, 8, 1),  # shifts -8, -6, -4, -2, 0: one move right each
+])
+def test_bf16_rows_moving_their_sum_store_in_runs(x_shape, w_shape, padding, dilation, neg, y_align, segments):
+    """16-bit rows: the order the sum moves in (``NEG``) and the runs the epilogue stores (``Y_ALIGN``), forward and
+    input gradient against torch: a long 1-D row in segments, whose outputs a segment stores start at a multiple of
+    the run (a column on, within its slack), 'same' 5 x 5, taps of negative shift and 0 only."""
+    nd = len(w_shape) - 2
+    x, w = torch.randn(x_shape).bfloat16(), torch.randn(w_shape).bfloat16()
+    spec = conv_spec(f"conv{nd}d", nd, x, w, None, 1, padding, dilation, 1)
+    dy = torch.randn(spec.output_shape).bfloat16()
+    cfg = tuning.Config(64, 16, 16, num_warps=4, num_stages=1)
+    (kwargs,) = kernel_args(lambda: dispatch.conv_forward(x, w, None, spec, None, False, cfg))
+    assert kwargs["SHIFT"] == 1 and kwargs["NEG"] == neg and kwargs["Y_ALIGN"] == y_align
+    assert kwargs["VW"] == segments * kwargs["BLOCK_W"]
+    xd = x.double().requires_grad_()
+    ref = TORCH[nd](xd, w.double(), None, 1, padding, dilation)
+    assert_close(dispatch.conv_forward(x, w, None, spec, None, False, cfg), ref, torch.bfloat16)
+    (ref_dx,) = torch.autograd.grad(ref, xd, dy.double())
+    assert_close(dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format, cfg), ref_dx, torch.bfloat16)
 
 
 @pytest.mark.parametrize("x_shape,w_shape,stride,padding,segments", [((1, 16, 2, 112), (16, 16, 3, 3), 2, 1, 1),

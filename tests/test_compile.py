@@ -635,6 +635,33 @@ def test_rows_read_whole_store_their_outputs_in_runs(name, kind, store_bytes):
     assert census["epilogue_instructions"] < 300 and not any(census["loop_drains"]), census
 
 
+@pytest.mark.parametrize("arch,name,kind,store_bytes", [
+    (90, "tcn_k3", "conv", 8),  # (a long row in segments: runs of 4 within the slack)
+    (90, "resnet50_l3_3x3", "conv_t", 4),  # (rows of 14: 28 bytes)
+    (80, "resnet50_l1_3x3", "conv", 16), (80, "resnet50_l1_3x3", "conv_t", 16), (80, "c3d_conv3a", "conv_t", 8),
+])
+def test_pointer_rows_moving_their_sum_store_their_outputs_in_runs(arch, name, kind, store_bytes):
+    """The pointer kernel's NC(D)HW rows moving their sum (``SHIFT`` 1), on the heuristic's tiles for Hopper (Triton
+    3.9 and 3.6 alike) and Ampere, end it at shift 0 (``geometry.moved_first``) and are told the output's strides and
+    width multiples of a run (``Y_ALIGN``): every output element stored once, ``store_bytes`` a store, no spill, no loop
+    waiting for its MMAs. In increasing shift the sum ended at column 1 and every element was stored alone (2 bytes a
+    store, 250-370 instructions after the loops)."""
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    problem = tuning.Problem.of(kind, "bfloat16", "contiguous", **dict(tune.suite_problems(suite))[name])
+    with static.recording(execute=False) as launches:
+        tune.runner(problem, torch.device("cpu"))(static.chosen(problem, arch >= 90))
+    ((fn, args, kwargs, _),) = [launch for launch in launches if launch[0].fn.__name__ not in static.EPILOGUES]
+    assert fn.fn.__name__ == "_conv_kernel" and kwargs["SHIFT"] == 1 and kwargs["NEG"] == 1
+    assert kwargs["Y_ALIGN"] == store_bytes // 2
+    compiled = static.compile_for(arch, fn, args, kwargs)
+    assert static.ptxas_report(compiled.asm["ptx"], arch)["spill_store_bytes"] == 0
+    census = static.loop_census(compiled.asm["cubin"], arch)
+    assert census["epilogue_store_bytes"] == store_bytes
+    tile_bytes = kwargs["BLOCK_M"] * kwargs["BLOCK_N"] * 2
+    assert census["epilogue_stores"] * store_bytes * 32 * kwargs["num_warps"] == tile_bytes
+    assert not any(census["loop_drains"]), census
+
+
 def test_the_census_counts_one_iteration_down_its_longest_path():
     """``static.longest_path``: a guarded branch goes either way, an unguarded one only to its target, a loop inside
     (``skip``) counts 0, a backward branch inside is not taken: an if/else of two and three instructions counts the

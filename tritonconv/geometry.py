@@ -540,6 +540,56 @@ def _dealt(width: int, width_out: int, positions: int, reach: int, pad: int, str
     return _narrowest(options, positions, width_out, block, exact)
 
 
+def row_shifts(kernel_w: int, stride_w: int, pad_w: int, dilation_w: int, transposed: bool, deal: int = 1) -> list[int]:
+    """The width taps' shifts along the rows of a pointer row tile that moves its sum (:func:`aligned_rows`), in
+    increasing order, where every program runs the same taps: a forward's ``t*d - p`` (dealt, ``floor((t*d - p) /
+    deal)``), a unit-stride input gradient's ``p - t*d``; ``[]`` for an input gradient by stride phase (each phase its
+    own taps, no shift negative)."""
+    if transposed:
+        return [] if stride_w > 1 else sorted(pad_w - t * dilation_w for t in range(kernel_w))
+    return [(t * dilation_w - pad_w) // deal for t in range(kernel_w)]
+
+
+def shift_order(shifts: list[int]) -> list[int]:
+    """The order in which a kernel moving its sum along the rows runs taps of increasing ``shifts`` (their places in
+    that order): those of negative shift in increasing shift, then the others in decreasing shift, so that the sum
+    ends at the least shift ``s >= 0`` (0 wherever a tap reads the output's own column: 'same' padding, none). Column
+    ``c`` then holds output column ``c - s``, and the epilogue's runs of columns start where the output's rows do. No
+    partial sum of an output column leaves the tile on the way: it sits at ``o + s``, inside while ``s >= 0`` (the
+    tile holds ``width_out + s_max`` columns, or a segment's outputs' taps), and before that only where its products
+    so far read the padding (zero)."""
+    neg = sum(s < 0 for s in shifts)
+    return list(range(neg)) + list(range(len(shifts) - 1, neg - 1, -1))
+
+
+def moved_first(shifts: list[int], unrolled: bool = False) -> int:
+    """How many of a pointer row tile's width taps (``shifts``, increasing: :func:`row_shifts`) its moving sum runs
+    first in increasing shift (the kernel's ``NEG``), the others after them in decreasing shift: those of negative
+    shift (:func:`shift_order`); every one (the sum ending at the largest shift) where that order would move the sum
+    right by two different steps and left too (two or more negative shifts and two or more others, taps 5 wide and
+    more with 'same' padding) in a loop that is not ``unrolled`` (a dealt row's is): the compiler makes the two right
+    moves, a branch of constant steps, one move of a step it cannot see (two to three times the instructions)."""
+    neg = sum(s < 0 for s in shifts)
+    return neg if unrolled or neg <= 1 or len(shifts) - neg <= 1 else len(shifts)
+
+
+def stored_runs(y: torch.Tensor, shift: int = 0, lead: int = 0, slack: int | None = None, most: int = 16) -> int:
+    """The pointer kernel's ``Y_ALIGN`` for an NC(D)HW output ``y`` whose row tiles hold runs of a row's columns from
+    column ``-shift`` on (:func:`shift_order`'s last shift): the most positions (a power of two, at most 16 bytes and
+    ``most``) of which ``shift``, the width and every stride of an axis longer than 1 are multiples, the width's
+    stride 1, so that the epilogue stores that many at once (1: one at a time). A row in segments (``slack`` given):
+    a segment's outputs start at ``lead`` (the least shift's negation) rounded up to a multiple, at most ``slack``
+    columns past it; 1 where ``lead < 0`` (every shift above 0: the kernel rounds ``lead`` up as a nonnegative)."""
+    sizes, strides = (*y.shape[:2], *as_3d(tuple(y.shape[2:]), 1)), strides_3d(y)
+    if (y.shape[-1] > 1 and strides[-1] != 1) or lead < 0:
+        return 1
+    runs = min(most, 16 // y.element_size())
+    while runs > 1 and (shift % runs or y.shape[-1] % runs or -lead % runs > (slack if slack is not None else runs)
+                        or any(n > 1 and st % runs for n, st in zip(sizes[:-1], strides[:-1]))):
+        runs //= 2
+    return runs
+
+
 @dataclass(frozen=True)
 class AlignedPlanes:
     """A forward's NC(D)HW planes read as flattened rows (:func:`aligned_planes`): the sizes the kernel sees of the

@@ -79,7 +79,7 @@ def _conv_kernel(
     SPLIT: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
     BLOCK_W: tl.constexpr, ROW_VEC: tl.constexpr, SHIFT: tl.constexpr, FLAT: tl.constexpr, DEAL: tl.constexpr,
-    RUN_VEC: tl.constexpr, RUN_KINDS: tl.constexpr,
+    RUN_VEC: tl.constexpr, RUN_KINDS: tl.constexpr, NEG: tl.constexpr, Y_ALIGN: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of output positions x output channels of one group.
 
@@ -166,6 +166,9 @@ def _conv_kernel(
         row = taps_ptr + phase * 6
         t0d, cd, t0h, ch, t0w, cw = tl.load(row), tl.load(row + 1), tl.load(row + 2), tl.load(row + 3), \
             tl.load(row + 4), tl.load(row + 5)
+        if SHIFT == 1 and NEG < KW:  # (rows moving their sum in geometry.moved_first's order: a unit width stride,
+            # every width tap reaching every position; as constants, the order's moves cost no registers)
+            t0w, cw = 0, KW
     else:  # every tap, from 0 in steps of 1
         nb, od, oh, ow, mask_m = tile_positions(pid_m, m_tiled, OD, OH, width, BLOCK_M, BLOCK_W, INT64)  # once
         t0d, cd, t0h, ch, t0w, cw = 0, KD, 0, KH, 0, KW
@@ -194,9 +197,11 @@ def _conv_kernel(
             b = tl.load(w_cols[None, :] + w_k[:, None], mask=ok_k[:, None] & mask_n[None, :], other=0.0)
             acc = mma(acc, a, b, UPCAST, DOT_PRECISION, ACC)
     elif ROW_VEC:  # NC(D)HW rows read at their own columns in aligned runs of ROW_VEC (geometry.aligned_rows): width
-        # taps in increasing order of their shift, each a flat loop over (depth tap, height tap, chunk) into acc, which
-        # moves one tap's shift along the rows between taps (SHIFT 1); the epilogue stores column c at ow = c - (largest
-        # shift). SHIFT 2 (whole rows at their own width): each tap's products summed apart, then moved to their columns
+        # taps each a flat loop over (depth tap, height tap, chunk) into acc, which moves from one tap's shift to the
+        # next's along the rows between taps (SHIFT 1), the taps in geometry.shift_order's order (the NEG of negative
+        # shift in increasing shift, then the others in decreasing shift: the sum ends at the least shift >= 0, 0 for
+        # 'same' padding); the epilogue stores column c at ow = c - (that shift). SHIFT 2 (whole rows at their own
+        # width): each tap's products summed apart, then moved to their columns
         c_lo = split * R_PER_SPLIT
         k_steps = R_PER_SPLIT // BLOCK_K
         seg = pid_m % (VW // BLOCK_W)  # the tile's segment of its rows (a scalar: _tile.tile_positions' width tile)
@@ -218,7 +223,10 @@ def _conv_kernel(
         # (dealt: the width taps unrolled, so where the padding and dilation are constants (Triton makes a 1 one) each
         # tap's phase and shift are too: no selects)
         for mw in tl.range(cw, loop_unroll_factor=KW if DEAL > 1 else 1):
-            kw = t0w + (cw - 1 - mw) * ew if TRANSPOSED else mw  # shifts pw - kw*dw, or kw*dw - pw: increasing
+            i = mw  # the tap's place in increasing order of shift
+            if SHIFT == 1:
+                i = tl.where(mw < NEG, mw, cw - 1 - mw + NEG)
+            kw = t0w + (cw - 1 - i) * ew if TRANSPOSED else i  # shifts pw - kw*dw, or kw*dw - pw: increasing in i
             if DEAL > 1:  # the tap's phase q of the row, its shift s in output columns
                 q, s = dealt_tap(kw, pw, dw, DEAL)
             else:
@@ -259,32 +267,61 @@ def _conv_kernel(
             else:
                 acc = part
                 if SHIFT == 1:
-                    if mw < cw - 1:  # the next tap's shift is dw more: the sum so far moves dw columns right
-                        if DEAL > 1:  # (dealt: its shift in output columns, 0 or more)
-                            _, s_next = dealt_tap(kw + 1, pw, dw, DEAL)
+                    if mw < cw - 1:  # the sum so far moves on to the next tap's shift
+                        if DEAL > 1:  # (dealt, unrolled: each tap's shift in output columns, either way, or none)
+                            _, s_next = dealt_tap(tl.where(mw + 1 < NEG, mw + 1, cw - 2 - mw + NEG), pw, dw, DEAL)
                             step_w = s_next - s
-                            if step_w != 0:
+                            if step_w > 0:
                                 acc = shift_rows(acc, step_w, col_in, BLOCK_M, 0)
-                        elif TRANSPOSED:  # (a stride phase's taps: ew apart, their shifts ew * dw / sw)
-                            acc = shift_rows(acc, ew * dw // sw, col_in, BLOCK_M, 0)
-                        else:
-                            acc = shift_rows(acc, dw, col_in, BLOCK_M, 0)
+                            elif step_w < 0:
+                                acc = shift_rows(acc, step_w, col_in, BLOCK_M, BLOCK_W)
+                        else:  # consecutive shifts `apart` apart (a stride phase's taps: ew apart, their shifts
+                            # ew * dw / sw): one right between the negative ones (NEG = KW: every tap), on to the
+                            # largest after the last of them, one left after that; a branch of constant steps where dw
+                            # (and the phase's steps) are 1 (geometry.moved_first: where the first two differ, no more
+                            # than one move right, which the compiler would make one move of a step it cannot see)
+                            apart = ew * dw // sw if TRANSPOSED else dw
+                            if NEG >= KW:  # (every tap in increasing shift: a stride phase's fewer, the compiler
+                                # cannot see it)
+                                acc = shift_rows(acc, apart, col_in, BLOCK_M, 0)
+                            elif mw < NEG - 1:
+                                acc = shift_rows(acc, apart, col_in, BLOCK_M, 0)
+                            elif mw == NEG - 1:
+                                acc = shift_rows(acc, (KW - NEG) * apart, col_in, BLOCK_M, 0)
+                            else:
+                                acc = shift_rows(acc, -apart, col_in, BLOCK_M, BLOCK_W)
         if SHIFT == 2:  # every output at its own column
             jw = col
             mask_m = row_ok
         else:
-            # the largest shift: the last tap's (transposed, the first of the phase's: t0w = 0 at unit width stride)
-            s_max, _ = axis_tap(0, phw, sw, pw, t0w if TRANSPOSED else KW - 1, dw, W, TRANSPOSED)
-            if DEAL > 1:  # (dealt: a segment after the first stores from -(the least shift) on, past the shifts' spread)
-                _, s_max = dealt_tap(KW - 1, pw, dw, DEAL)
-                first = -dealt_tap(0, pw, dw, DEAL)[1]
-            else:  # a segment after the first stores from past its taps' reach on
-                first = (KW - 1) * dw - s_max
-            jw = col - s_max
+            # the shift the sum ends at (the tap run last: place NEG in increasing order, or the last where NEG takes
+            # every tap), and the least: a segment after the first stores from -(the least) on
+            LAST: tl.constexpr = NEG if NEG < KW else KW - 1
+            if DEAL > 1:
+                s_last, s_least = dealt_tap(LAST, pw, dw, DEAL)[1], dealt_tap(0, pw, dw, DEAL)[1]
+            else:
+                if TRANSPOSED:  # (a stride phase's taps: cw of them)
+                    s_last, _ = axis_tap(0, phw, sw, pw, t0w + (cw - 1 - tl.where(NEG < cw, NEG, cw - 1)) * ew, dw, W,
+                                         TRANSPOSED)
+                else:
+                    s_last, _ = axis_tap(0, phw, sw, pw, LAST, dw, W, TRANSPOSED)
+                s_least, _ = axis_tap(0, phw, sw, pw, t0w + (cw - 1) * ew if TRANSPOSED else 0, dw, W, TRANSPOSED)
+                if TAPLESS:  # (a stride phase no width tap reaches: its zeros at their own columns)
+                    s_last = tl.where(cw > 0, s_last, 0)
+                    s_least = tl.where(cw > 0, s_least, 0)
+            first = -s_least
+            if Y_ALIGN > 1:  # (multiples of Y_ALIGN, the host's word: a segment's outputs stored from the next one up,
+                # within its slack)
+                s_last = s_last // Y_ALIGN * Y_ALIGN
+                first = (first + Y_ALIGN - 1) // Y_ALIGN * Y_ALIGN
+            jw = col - s_last
             lo = tl.where(seg > 0, seg * step + first, 0)
             mask_m = row_ok & (jw >= lo) & (jw < (seg + 1) * step + first)
         ow = phw + sw * jw if TRANSPOSED else jw  # transposed: the column of the stride phase's position j
-        mask_m = mask_m & (ow < OW)
+        ow_end = OW
+        if Y_ALIGN > 1:
+            ow_end = OW // Y_ALIGN * Y_ALIGN
+        mask_m = mask_m & (ow < ow_end)
         if FLAT:  # a plane's rows at the input's pitch: back to the output's (row, column), past its width not stored
             oh = ow // PITCH
             ow = ow % PITCH
@@ -369,6 +406,10 @@ def _conv_kernel(
         if HAS_BIAS:
             acc += tl.load(b_ptr + (group * C_out_g + offs_n) * sb, mask=mask_n, other=0.0).to(ACC)[None, :]
         acc = activate(acc, ACTIVATION)
+        if Y_ALIGN > 1:  # the output's strides but the width's and its width multiples of Y_ALIGN (the host's word), so
+            # that the compiler stores runs of Y_ALIGN positions at once
+            syn, syc, syd, syh = syn // Y_ALIGN * Y_ALIGN, syc // Y_ALIGN * Y_ALIGN, syd // Y_ALIGN * Y_ALIGN, \
+                syh // Y_ALIGN * Y_ALIGN
         y_rows = nb * syn + od * syd + oh * syh + ow * syw  # offsets, not pointers: half the registers per element
         y_cols = (group * C_out_g + offs_n) * syc
         tl.store(y_ptr + (y_rows[:, None] + y_cols[None, :]), acc.to(y_ptr.dtype.element_ty),
@@ -431,6 +472,18 @@ class Launch:
             x, rows, width, spec.weight_shape[-1], spec.stride[-1], spec.padding[-1][0], spec.dilation[-1], transposed,
             config.block_m, config.block_k * config.block_m // (32 * config.num_warps))
         row_vec, block_w, tiled = aligned.vec, aligned.block_w, (rows, width)
+        # the moving sum's width taps (geometry.shift_order) and the runs its epilogue stores (not by stride phase,
+        # not planes as rows)
+        shifts = geometry.row_shifts(spec.weight_shape[-1], spec.stride[-1], spec.padding[-1][0], spec.dilation[-1],
+                                     transposed, aligned.deal) if row_vec and not aligned.each else []
+        neg = spec.weight_shape[-1] if transposed and spec.stride[-1] > 1 else geometry.moved_first(
+            shifts, aligned.deal > 1)  # (by stride phase: every tap in increasing shift, each phase's own)
+        y_align = 1
+        if row_vec and not pitch and (aligned.each or shifts):
+            spread = shifts[-1] - shifts[0] if shifts else 0
+            y_align = geometry.stored_runs(
+                y, shifts[min(neg, len(shifts) - 1)] if shifts else 0, -shifts[0] if shifts else 0,
+                block_w - aligned.step - spread if aligned.segments > 1 else None, row_vec)
         if row_vec:  # tiled as rows of its segments
             tiled = (rows // width * aligned.segments * block_w, aligned.segments * block_w)
         elif geometry.width_inner(x) or geometry.width_inner(y):
@@ -460,7 +513,7 @@ class Launch:
             DOT_PRECISION=dot_precision(x.dtype, interp), ACC=geometry.tl_accumulator(x.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
             BLOCK_W=block_w, ROW_VEC=row_vec, FLAT=bool(pitch), DEAL=aligned.deal, RUN_VEC=runs[0], RUN_KINDS=runs[1],
-            SHIFT=2 if aligned.each else int(bool(row_vec) and spec.weight_shape[-1] > 1),
+            SHIFT=2 if aligned.each else int(bool(row_vec) and spec.weight_shape[-1] > 1), NEG=neg, Y_ALIGN=y_align,
             num_warps=config.num_warps, num_stages=config.num_stages,
         ), capability(x.device))
         self.rows = aligned  # how NC(D)HW rows are read in aligned runs (geometry.aligned_rows; vec 0: not)
