@@ -275,7 +275,7 @@ def test_stored_runs():
     assert geometry.stored_runs(nchw(1, 64, 1000), lead=1, slack=7) == 8
     assert geometry.stored_runs(nchw(1, 64, 1000), lead=-2) == 1
     assert geometry.stored_runs(nchw(2, 64, 56, 56).to(memory_format=torch.channels_last)) == 1
-    sliced = torch.empty(2, 66, 56, 56, dtype=torch.bfloat16, device="meta")[:, 1:65]  # channel stride 56 * 56, batch 66 * 56 * 56
+    sliced = torch.empty(2, 66, 56, 56, dtype=torch.bfloat16, device="meta")[:, 1:65]  # (channels 56 * 56 apart)
     assert geometry.stored_runs(sliced) == 8
     odd = torch.empty(2, 64, 56, 60, dtype=torch.bfloat16, device="meta")[..., :56]  # rows 60 apart
     assert geometry.stored_runs(odd) == 4
