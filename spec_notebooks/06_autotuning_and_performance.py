@@ -402,7 +402,9 @@ fig.tight_layout()
 # session store a dense output as the run it is (`kernels.tma.positions_run`). Those reading rows whole ended their
 # sum one column off the output's ('same' padding: the sum at the largest shift) and stored each element alone; since
 # the fiftieth session the sum ends at shift 0 (`_descriptors.nc_shift_order`) and the epilogue is told the rows'
-# pitch (`kernels.tma.store_runs`): 16-byte stores, 8 on rows of 56 bytes.
+# pitch (`kernels.tma.store_runs`): 16-byte stores, 8 on rows of 56 bytes. The pointer kernel's rows moving their sum
+# (`SHIFT` 1) do the same since the fifty-first session (`geometry.moved_first`, `geometry.stored_runs`): a run as long
+# as the rows' width and pitch allow (4 bytes on rows of 14), a long row's segments' within their slack.
 
 # %%
 census = [r for r in compile_report(CPU_TRITON) if r["dtype"] == "bf16" and "loop_math" in r]
@@ -439,6 +441,12 @@ whole = [r for r in census if r["kernel"] == "_conv_tma_kernel" and r["layout"] 
          and r["name"] in ("resnet50_l1_3x3", "r3d18_l1", "r2plus1d18_l1:spatial", "resnet50_l2_3x3s2", "r3d18_l2_s2")]
 assert len(whole) == 8 and all(r["epilogue_store_bytes"] == (8 if "s2" in r["name"] else 16) for r in whole)
 print("rows read whole, after the loops:", ", ".join(f"{r['name']} {r['kind']} {r['epilogue_instructions']}" for r in whole))
+moving = [r for r in census if r["kernel"] == "_conv_kernel" and r["layout"] == "contiguous"
+          and r["name"] in ("tcn_k3", "resnet50_l3_3x3", "r2plus1d18_l3:spatial") and r["kind"] in ("conv", "conv_t")]
+assert len(moving) == 6 and all(r["epilogue_store_bytes"] == (8 if r["name"] == "tcn_k3" else 4) for r in moving)
+print("pointer rows moving their sum, after the loops:",
+      ", ".join(f"{r['name']} {r['kind']} {r['epilogue_instructions']} ({r['epilogue_store_bytes']}-byte stores)"
+                for r in moving))
 planes = [r for r in census if r["kind"] == "conv_wgrad" and r["config"].get("planes")]
 assert planes and all(r["loop_mma_register_a"] == 0 and r["loop_mma_drains"] == 0 for r in planes)
 print("weight gradients reading planes as rows:", ", ".join(sorted({r["name"] for r in planes})))

@@ -245,9 +245,9 @@ def test_bf16_forward_on_aligned_rows():
 
 def test_the_moving_sum_ends_at_the_least_shift():
     """``geometry.row_shifts``, ``shift_order``, ``moved_first``: a row tile moving its sum runs the taps of negative
-    shift first, increasing, then the others decreasing, ending at the least shift >= 0; where that would move the
-    sum right by two different steps and left too (5 taps and more, 'same' padding) in a loop not unrolled, every tap
-    in increasing shift (the sum ends at the largest); a dealt row's unrolled taps keep the order."""
+    shift first, increasing, then the others decreasing, ending at the least shift >= 0, where the kernel unrolls the
+    taps (at most ``UNROLLED_TAPS``, at most one of them negative or at most one not; a dealt row's, any); else every
+    tap in increasing shift (the sum ends at the largest)."""
     assert geometry.row_shifts(3, 1, 1, 1, False) == [-1, 0, 1]
     assert geometry.row_shifts(3, 1, 1, 1, True) == [-1, 0, 1]  # (p - t*d, increasing)
     assert geometry.row_shifts(3, 1, 0, 2, True) == [-4, -2, 0]
@@ -260,6 +260,8 @@ def test_the_moving_sum_ends_at_the_least_shift():
     assert geometry.moved_first([-2, -1, 0]) == 2  # (one right move: the last one's as long)
     assert geometry.moved_first([-2, -1, 0, 1, 2]) == 5 and geometry.moved_first([-2, -1, 0, 1, 2], True) == 2
     assert geometry.moved_first([-3, -2, -1]) == 3
+    assert geometry.moved_first(list(range(geometry.UNROLLED_TAPS))) == 0
+    assert geometry.moved_first(list(range(geometry.UNROLLED_TAPS + 1))) == geometry.UNROLLED_TAPS + 1
 
 
 def test_stored_runs():

@@ -9,7 +9,7 @@ import math
 import torch
 
 from ._checks import ConvSpec
-from .geometry import run_kind, tap_shifts
+from .geometry import run_kind, shift_order, tap_shifts
 
 
 def as_5d(t: torch.Tensor) -> tuple[list[int], list[int]]:
@@ -254,14 +254,11 @@ def nc_shifts(spec: ConvSpec) -> list[int]:
 
 
 def nc_shift_order(spec: ConvSpec) -> list[int]:
-    """The order in which ``NC_SHIFT`` 1 (:func:`nc_row_shift`) runs its width taps: those of negative shift in
-    increasing shift, then the others in decreasing shift, so that the sum ends at the least shift ``s_last >= 0``
-    (0 wherever a tap reads the output's own column: 'same' padding, none): column ``c`` is then output column ``c -
-    s_last``, and the epilogue's runs of columns start where the output's rows do. No partial sum of an output column
-    leaves the tile on the way: it sits at ``o + s``, inside while ``s >= 0`` (the tile holds ``width_out + s_max``
-    columns), and before that only where its products so far read the padding (zero). The kernel computes the same."""
-    neg, taps = nc_negative_shifts(spec), spec.weight_shape[-1]
-    return list(range(neg)) + list(range(taps - 1, neg - 1, -1))
+    """The order in which ``NC_SHIFT`` 1 (:func:`nc_row_shift`) runs its width taps, :func:`nc_shifts`'
+    :func:`tritonconv.geometry.shift_order` (those of negative shift in increasing shift, then the others in decreasing
+    shift: the sum ends at the least shift ``s_last >= 0``, where the output's rows start, no partial sum leaving the
+    tile on the way). The kernel computes the same."""
+    return shift_order(nc_shifts(spec))
 
 
 def nc_negative_shifts(spec: ConvSpec) -> int:

@@ -436,9 +436,10 @@ def aligned_rows(x: torch.Tensor, width_out: int, positions: int, kernel_w: int,
 
     A width tap ``t`` reads column ``ow + s_t`` (``s_t = t*d - p``; the transposed pass ``p - t*d``): one element
     off for a 3x3 layer, which starts every run off its boundary. Read at the position's own column ``c`` instead,
-    the taps' products belong to output column ``c - s_t``. The kernel adds them tap by tap in increasing ``s_t``
-    (steps of ``d``), moving the sum ``d`` columns along the tile's rows between taps (a gather per tap and tile,
-    not per step), and stores column ``c`` at ``c - s_max``. A tile then holds a whole row (``block_w``, a power of
+    the taps' products belong to output column ``c - s_t``. The kernel adds them tap by tap, moving the sum along the
+    tile's rows between taps (a gather per tap and tile, not per step; :func:`moved_first`'s order, ending at the least
+    shift ``s >= 0`` or the largest), and stores column ``c`` at ``c - s``, in runs (:func:`stored_runs`). A tile then
+    holds a whole row (``block_w``, a power of
     two, at least the input's width and ``width_out + s_max``), or a segment of a long one: tiles of ``block`` columns
     ``step`` apart (a multiple of ``vec``, at most ``block - (k-1)*d``: each output's taps inside one tile, each
     output stored by one). A row whose slack for the moving sum would cost a wider tile (64 columns and 'same'
@@ -562,15 +563,24 @@ def shift_order(shifts: list[int]) -> list[int]:
     return list(range(neg)) + list(range(len(shifts) - 1, neg - 1, -1))
 
 
-def moved_first(shifts: list[int], unrolled: bool = False) -> int:
+def moved_first(shifts: list[int], dealt: bool = False) -> int:
     """How many of a pointer row tile's width taps (``shifts``, increasing: :func:`row_shifts`) its moving sum runs
     first in increasing shift (the kernel's ``NEG``), the others after them in decreasing shift: those of negative
-    shift (:func:`shift_order`); every one (the sum ending at the largest shift) where that order would move the sum
-    right by two different steps and left too (two or more negative shifts and two or more others, taps 5 wide and
-    more with 'same' padding) in a loop that is not ``unrolled`` (a dealt row's is): the compiler makes the two right
-    moves, a branch of constant steps, one move of a step it cannot see (two to three times the instructions)."""
+    shift (:func:`shift_order`), where the kernel unrolls its taps (each move then a constant step): a dealt row's, and
+    rows of at most :data:`UNROLLED_TAPS` taps of which at most one is negative or at most one is not (3 x 3 'same'
+    padding, none); else every one, the sum ending at the largest shift, as the taps run in one loop (unrolled there,
+    9 taps of 'same' padding moved right by two different steps and left, some 50 instructions a tap more than the
+    epilogue's runs save; in one loop of branches, the compiler made the two right moves one of a step it could not
+    see, and held their indices in registers)."""
     neg = sum(s < 0 for s in shifts)
-    return neg if unrolled or neg <= 1 or len(shifts) - neg <= 1 else len(shifts)
+    if dealt or (len(shifts) <= UNROLLED_TAPS and (neg <= 1 or len(shifts) - neg <= 1)):
+        return neg
+    return len(shifts)
+
+
+UNROLLED_TAPS = 9
+"""The most width taps a pointer row tile moving its sum in :func:`shift_order`'s order unrolls (:func:`moved_first`):
+the suite's widest such kernel's (a 1-D layer's 9)."""
 
 
 def stored_runs(y: torch.Tensor, shift: int = 0, lead: int = 0, slack: int | None = None, most: int = 16) -> int:

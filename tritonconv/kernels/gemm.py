@@ -109,6 +109,12 @@ def _conv_kernel(
     tap, so a stem's 3 channels fill a chunk with taps rather than 13 zeros; the tap
     coordinates become per-element (an implicit im2col tile).
 
+    NC(D)HW rows moving their sum between width taps (``SHIFT`` 1): the ``NEG`` taps first in increasing shift, then
+    the others in decreasing shift (:func:`tritonconv.geometry.moved_first`; ``NEG = KW``: every tap increasing), so
+    that the sum ends where the output's rows start; ``Y_ALIGN``: the output's strides, width and that shift multiples
+    of a run of that many positions (:func:`tritonconv.geometry.stored_runs`), which the epilogue tells the compiler
+    so that it stores runs at once.
+
     Split reduction (``SPLIT``, ``program_id(1)``, for outputs too small to fill the GPU): split ``s``
     sums reduction channels ``[s*R_PER_SPLIT, (s+1)*R_PER_SPLIT)`` of every tap (flattened
     ``k`` with ``FOLD``) and stores its partial tile in the workspace ``ws_ptr`` (tile-major,
@@ -220,9 +226,9 @@ def _conv_kernel(
             w_at = wnb * sxn + wcol  # (few vectors held across the taps: the row's first tap, offsets, mask)
             wd0 = wod * sd - pd
             wh0 = woh * sh - ph
-        # (dealt: the width taps unrolled, so where the padding and dilation are constants (Triton makes a 1 one) each
-        # tap's phase and shift are too: no selects)
-        for mw in tl.range(cw, loop_unroll_factor=KW if DEAL > 1 else 1):
+        # (dealt, or moving in geometry.moved_first's order: the width taps unrolled, so where the padding and
+        # dilation are constants (Triton makes a 1 one) each tap's phase, shift and move are too: no selects, no branch)
+        for mw in tl.range(cw, loop_unroll_factor=KW if DEAL > 1 or (SHIFT == 1 and NEG < KW) else 1):
             i = mw  # the tap's place in increasing order of shift
             if SHIFT == 1:
                 i = tl.where(mw < NEG, mw, cw - 1 - mw + NEG)
@@ -276,13 +282,11 @@ def _conv_kernel(
                             elif step_w < 0:
                                 acc = shift_rows(acc, step_w, col_in, BLOCK_M, BLOCK_W)
                         else:  # consecutive shifts `apart` apart (a stride phase's taps: ew apart, their shifts
-                            # ew * dw / sw): one right between the negative ones (NEG = KW: every tap), on to the
-                            # largest after the last of them, one left after that; a branch of constant steps where dw
-                            # (and the phase's steps) are 1 (geometry.moved_first: where the first two differ, no more
-                            # than one move right, which the compiler would make one move of a step it cannot see)
+                            # ew * dw / sw): one right between the negative ones (NEG = KW: every tap, one loop), on to
+                            # the largest after the last of them, one left after that (unrolled: constants where dw, and
+                            # the phase's steps, are 1)
                             apart = ew * dw // sw if TRANSPOSED else dw
-                            if NEG >= KW:  # (every tap in increasing shift: a stride phase's fewer, the compiler
-                                # cannot see it)
+                            if NEG >= KW:  # (a stride phase's taps fewer than KW: the compiler cannot see the others)
                                 acc = shift_rows(acc, apart, col_in, BLOCK_M, 0)
                             elif mw < NEG - 1:
                                 acc = shift_rows(acc, apart, col_in, BLOCK_M, 0)
