@@ -267,12 +267,15 @@ def test_the_moving_sum_ends_at_the_least_shift():
 def test_stored_runs():
     """``geometry.stored_runs``: the output's width, every stride of an axis longer than 1 and the shift the sum ends
     at multiples of the run, 16 bytes at most (and ``most``); a row in segments' outputs from the least shift's
-    negation rounded up within the slack; 1 where the width's stride is not 1, or every shift is above 0."""
+    negation rounded up within the slack; 1 where the width's stride is not 1, or every shift is above 0, or no shift
+    is computed and Triton knows the multiples of 16."""
     assert geometry.stored_runs(nchw(2, 64, 56, 56)) == 8
     assert geometry.stored_runs(nchw(2, 64, 28, 28)) == 4 and geometry.stored_runs(nchw(2, 64, 14, 14)) == 2
     assert geometry.stored_runs(nchw(2, 64, 56, 56, dtype=torch.float32)) == 4
     assert geometry.stored_runs(nchw(2, 64, 56, 56), shift=1) == 1 and geometry.stored_runs(nchw(2, 64, 56, 56), 4) == 4
     assert geometry.stored_runs(nchw(2, 64, 56, 56), most=2) == 2
+    assert geometry.stored_runs(nchw(2, 64, 64, 64)) == 1  # (no shift computed, every stride a multiple of 16:
+    assert geometry.stored_runs(nchw(2, 64, 64, 64), shift=0) == 8  # Triton's own word)
     assert geometry.stored_runs(nchw(1, 64, 1000), lead=1, slack=6) == 4  # (rounded up 3 columns; 8 would take 7)
     assert geometry.stored_runs(nchw(1, 64, 1000), lead=1, slack=7) == 8
     assert geometry.stored_runs(nchw(1, 64, 1000), lead=-2) == 1

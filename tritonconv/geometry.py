@@ -583,16 +583,23 @@ UNROLLED_TAPS = 9
 the suite's widest such kernel's (a 1-D layer's 9)."""
 
 
-def stored_runs(y: torch.Tensor, shift: int = 0, lead: int = 0, slack: int | None = None, most: int = 16) -> int:
+def stored_runs(y: torch.Tensor, shift: int | None = None, lead: int = 0, slack: int | None = None,
+                most: int = 16) -> int:
     """The pointer kernel's ``Y_ALIGN`` for an NC(D)HW output ``y`` whose row tiles hold runs of a row's columns from
     column ``-shift`` on (:func:`shift_order`'s last shift): the most positions (a power of two, at most 16 bytes and
     ``most``) of which ``shift``, the width and every stride of an axis longer than 1 are multiples, the width's
     stride 1, so that the epilogue stores that many at once (1: one at a time). A row in segments (``slack`` given):
     a segment's outputs start at ``lead`` (the least shift's negation) rounded up to a multiple, at most ``slack``
-    columns past it; 1 where ``lead < 0`` (every shift above 0: the kernel rounds ``lead`` up as a nonnegative)."""
+    columns past it; 1 where ``lead < 0`` (every shift above 0: the kernel rounds ``lead`` up as a nonnegative). 1 too
+    where no shift is computed (``shift`` None: the rows at their own columns) and the width and those strides are
+    multiples of 16, which Triton's specialisation of integer arguments tells the compiler itself (the hint's
+    arithmetic, a few instructions, then buys nothing)."""
     sizes, strides = (*y.shape[:2], *as_3d(tuple(y.shape[2:]), 1)), strides_3d(y)
     if (y.shape[-1] > 1 and strides[-1] != 1) or lead < 0:
         return 1
+    if shift is None and not (y.shape[-1] % 16 or any(n > 1 and st % 16 for n, st in zip(sizes[:-1], strides[:-1]))):
+        return 1
+    shift = shift or 0
     runs = min(most, 16 // y.element_size())
     while runs > 1 and (shift % runs or y.shape[-1] % runs or -lead % runs > (slack if slack is not None else runs)
                         or any(n > 1 and st % runs for n, st in zip(sizes[:-1], strides[:-1]))):

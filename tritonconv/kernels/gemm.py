@@ -476,18 +476,18 @@ class Launch:
             x, rows, width, spec.weight_shape[-1], spec.stride[-1], spec.padding[-1][0], spec.dilation[-1], transposed,
             config.block_m, config.block_k * config.block_m // (32 * config.num_warps))
         row_vec, block_w, tiled = aligned.vec, aligned.block_w, (rows, width)
-        # the moving sum's width taps (geometry.shift_order) and the runs its epilogue stores (not by stride phase,
-        # not planes as rows)
-        shifts = geometry.row_shifts(spec.weight_shape[-1], spec.stride[-1], spec.padding[-1][0], spec.dilation[-1],
-                                     transposed, aligned.deal) if row_vec and not aligned.each else []
-        neg = spec.weight_shape[-1] if transposed and spec.stride[-1] > 1 else geometry.moved_first(
-            shifts, aligned.deal > 1)  # (by stride phase: every tap in increasing shift, each phase's own)
+        # the moving sum's width taps (SHIFT 1: geometry.moved_first's order; by stride phase, each phase's in
+        # increasing shift) and the runs the epilogue stores (not by stride phase, not planes as rows)
+        phased, taps_w = transposed and spec.stride[-1] > 1, spec.weight_shape[-1]
+        moving = bool(row_vec) and not aligned.each and taps_w > 1
+        shifts = geometry.row_shifts(taps_w, spec.stride[-1], spec.padding[-1][0], spec.dilation[-1], transposed,
+                                     aligned.deal) if moving else []
+        neg = taps_w if phased else geometry.moved_first(shifts, aligned.deal > 1)
         y_align = 1
-        if row_vec and not pitch and (aligned.each or shifts):
-            spread = shifts[-1] - shifts[0] if shifts else 0
-            y_align = geometry.stored_runs(
-                y, shifts[min(neg, len(shifts) - 1)] if shifts else 0, -shifts[0] if shifts else 0,
-                block_w - aligned.step - spread if aligned.segments > 1 else None, row_vec)
+        if row_vec and not pitch and not phased:
+            slack = block_w - aligned.step - (shifts[-1] - shifts[0] if shifts else 0)
+            y_align = geometry.stored_runs(y, shifts[min(neg, len(shifts) - 1)] if shifts else None,
+                                           -shifts[0] if shifts else 0, slack if aligned.segments > 1 else None, row_vec)
         if row_vec:  # tiled as rows of its segments
             tiled = (rows // width * aligned.segments * block_w, aligned.segments * block_w)
         elif geometry.width_inner(x) or geometry.width_inner(y):
