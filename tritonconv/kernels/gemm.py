@@ -301,7 +301,10 @@ def _conv_kernel(
             # the shift the sum ends at (the tap run last: place NEG in increasing order, or the last where NEG takes
             # every tap), and the least: a segment after the first stores from -(the least) on
             LAST: tl.constexpr = NEG if NEG < KW else KW - 1
-            if DEAL > 1:
+            if SHIFT == 0:  # (no tap moves: a kernel 1 wide, no padding, its tap's shift 0; not computed, so that the
+                # compiler sees the output's runs where Triton's multiples of 16 say them)
+                s_last, s_least = 0, 0
+            elif DEAL > 1:
                 s_last, s_least = dealt_tap(LAST, pw, dw, DEAL)[1], dealt_tap(0, pw, dw, DEAL)[1]
             else:
                 if TRANSPOSED:  # (a stride phase's taps: cw of them)
