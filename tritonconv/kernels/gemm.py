@@ -230,7 +230,7 @@ def _conv_kernel(
         # dilation are constants (Triton makes a 1 one) each tap's phase, shift and move are too: no selects, no branch)
         for mw in tl.range(cw, loop_unroll_factor=KW if DEAL > 1 or (SHIFT == 1 and NEG < KW) else 1):
             i = mw  # the tap's place in increasing order of shift
-            if SHIFT == 1:
+            if SHIFT == 1 and NEG < KW:
                 i = tl.where(mw < NEG, mw, cw - 1 - mw + NEG)
             kw = t0w + (cw - 1 - i) * ew if TRANSPOSED else i  # shifts pw - kw*dw, or kw*dw - pw: increasing in i
             if DEAL > 1:  # the tap's phase q of the row, its shift s in output columns
@@ -306,16 +306,13 @@ def _conv_kernel(
                 s_last, s_least = 0, 0
             elif DEAL > 1:
                 s_last, s_least = dealt_tap(LAST, pw, dw, DEAL)[1], dealt_tap(0, pw, dw, DEAL)[1]
+            elif TRANSPOSED and NEG >= KW:  # (a stride phase's taps in increasing shift: its first tap's the largest;
+                # at most the taps' reach less the least)
+                s_last, _ = axis_tap(0, phw, sw, pw, t0w, dw, W, TRANSPOSED)
+                s_least = s_last - (KW - 1) * dw
             else:
-                if TRANSPOSED:  # (a stride phase's taps: cw of them)
-                    s_last, _ = axis_tap(0, phw, sw, pw, t0w + (cw - 1 - tl.where(NEG < cw, NEG, cw - 1)) * ew, dw, W,
-                                         TRANSPOSED)
-                else:
-                    s_last, _ = axis_tap(0, phw, sw, pw, LAST, dw, W, TRANSPOSED)
-                s_least, _ = axis_tap(0, phw, sw, pw, t0w + (cw - 1) * ew if TRANSPOSED else 0, dw, W, TRANSPOSED)
-                if TAPLESS:  # (a stride phase no width tap reaches: its zeros at their own columns)
-                    s_last = tl.where(cw > 0, s_last, 0)
-                    s_least = tl.where(cw > 0, s_least, 0)
+                s_last, _ = axis_tap(0, phw, sw, pw, (KW - 1 - LAST) if TRANSPOSED else LAST, dw, W, TRANSPOSED)
+                s_least, _ = axis_tap(0, phw, sw, pw, KW - 1 if TRANSPOSED else 0, dw, W, TRANSPOSED)
             first = -s_least
             if Y_ALIGN > 1:  # (multiples of Y_ALIGN, the host's word: a segment's outputs stored from the next one up,
                 # within its slack)
