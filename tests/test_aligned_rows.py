@@ -246,8 +246,8 @@ def test_bf16_forward_on_aligned_rows():
 def test_the_moving_sum_ends_at_the_least_shift():
     """``geometry.row_shifts``, ``shift_order``, ``moved_first``: a row tile moving its sum runs the taps of negative
     shift first, increasing, then the others decreasing, ending at the least shift >= 0, where the kernel unrolls the
-    taps (at most ``UNROLLED_TAPS``, at most one of them negative or at most one not; a dealt row's, any); else every
-    tap in increasing shift (the sum ends at the largest)."""
+    taps (at most ``UNROLLED_TAPS``, at most one of them negative; a dealt row's, any); else every tap in increasing
+    shift (the sum ends at the largest: where at most one is not negative, the same order)."""
     assert geometry.row_shifts(3, 1, 1, 1, False) == [-1, 0, 1]
     assert geometry.row_shifts(3, 1, 1, 1, True) == [-1, 0, 1]  # (p - t*d, increasing)
     assert geometry.row_shifts(3, 1, 0, 2, True) == [-4, -2, 0]
@@ -257,9 +257,9 @@ def test_the_moving_sum_ends_at_the_least_shift():
     assert geometry.shift_order([-2, -1, 0, 1, 2]) == [0, 1, 4, 3, 2]
     assert geometry.shift_order([0, 1, 2]) == [2, 1, 0]
     assert geometry.moved_first([-1, 0, 1]) == 1 and geometry.moved_first([0, 1, 2]) == 0
-    assert geometry.moved_first([-2, -1, 0]) == 2  # (one right move: the last one's as long)
+    assert geometry.moved_first([-2, -1, 0]) == 3 and geometry.moved_first([-1, 0]) == 2  # (the same order)
     assert geometry.moved_first([-2, -1, 0, 1, 2]) == 5 and geometry.moved_first([-2, -1, 0, 1, 2], True) == 2
-    assert geometry.moved_first([-3, -2, -1]) == 3
+    assert geometry.moved_first([-3, -2, -1]) == 3 and geometry.moved_first([-1, 0, 0], True) == 1
     assert geometry.moved_first(list(range(geometry.UNROLLED_TAPS))) == 0
     assert geometry.moved_first(list(range(geometry.UNROLLED_TAPS + 1))) == geometry.UNROLLED_TAPS + 1
 
@@ -291,7 +291,7 @@ def test_stored_runs():
 @pytest.mark.parametrize("x_shape,w_shape,padding,dilation,neg,y_align,segments", [
     ((1, 64, 300), (16, 64, 3), 1, 1, 1, 2, 5),  # a long row in segments 60 apart (runs of 4, slack 2): from column 2
     ((1, 16, 2, 40), (16, 16, 5, 5), 2, 1, 5, 2, 1),  # 'same' 5 x 5: every tap in increasing shift, ending at 2
-    ((1, 16, 2, 40), (16, 16, 3, 5), (1, 8), (1, 2), 4, 8, 1),  # shifts -8, -6, -4, -2, 0: one move right each
+    ((1, 16, 2, 40), (16, 16, 3, 5), (1, 8), (1, 2), 5, 8, 1),  # shifts -8, -6, -4, -2, 0: increasing, ending at 0
 ])
 def test_bf16_rows_moving_their_sum_store_in_runs(x_shape, w_shape, padding, dilation, neg, y_align, segments):
     """16-bit rows: the order the sum moves in (``NEG``) and the runs the epilogue stores (``Y_ALIGN``), forward and

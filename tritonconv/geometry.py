@@ -567,13 +567,14 @@ def moved_first(shifts: list[int], dealt: bool = False) -> int:
     """How many of a pointer row tile's width taps (``shifts``, increasing: :func:`row_shifts`) its moving sum runs
     first in increasing shift (the kernel's ``NEG``), the others after them in decreasing shift: those of negative
     shift (:func:`shift_order`), where the kernel unrolls its taps (each move then a constant step): a dealt row's, and
-    rows of at most :data:`UNROLLED_TAPS` taps of which at most one is negative or at most one is not (3 x 3 'same'
-    padding, none); else every one, the sum ending at the largest shift, as the taps run in one loop (unrolled there,
-    9 taps of 'same' padding moved right by two different steps and left, some 50 instructions a tap more than the
-    epilogue's runs save; in one loop of branches, the compiler made the two right moves one of a step it could not
-    see, and held their indices in registers)."""
+    rows of at most :data:`UNROLLED_TAPS` taps of which at most one is negative (3 x 3 'same' padding, none); else
+    every one, the sum ending at the largest shift, the taps in one loop: where at most one is not negative that is the
+    same order (unrolled, a transposed 'valid' layer's three taps took 4-11 registers more: one program an SM of 8 warps
+    instead of two), and 'same' padding of more taps moves the sum right by two different steps and left (unrolled, 9
+    taps took 52 instructions more between each two than the runs saved once; in one loop of branches, the compiler
+    made the two right moves one of a step it could not see, and held their indices in registers)."""
     neg = sum(s < 0 for s in shifts)
-    if dealt or (len(shifts) <= UNROLLED_TAPS and (neg <= 1 or len(shifts) - neg <= 1)):
+    if dealt or (len(shifts) <= UNROLLED_TAPS and neg <= 1 and neg < len(shifts) - 1):
         return neg
     return len(shifts)
 

@@ -517,7 +517,7 @@ class Launch:
             DOT_PRECISION=dot_precision(x.dtype, interp), ACC=geometry.tl_accumulator(x.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
             BLOCK_W=block_w, ROW_VEC=row_vec, FLAT=bool(pitch), DEAL=aligned.deal, RUN_VEC=runs[0], RUN_KINDS=runs[1],
-            SHIFT=2 if aligned.each else int(bool(row_vec) and spec.weight_shape[-1] > 1), NEG=neg, Y_ALIGN=y_align,
+            SHIFT=2 if aligned.each else int(moving), NEG=neg, Y_ALIGN=y_align,
             num_warps=config.num_warps, num_stages=config.num_stages,
         ), capability(x.device))
         self.rows = aligned  # how NC(D)HW rows are read in aligned runs (geometry.aligned_rows; vec 0: not)
