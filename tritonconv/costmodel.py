@@ -199,8 +199,9 @@ only as instructions. Until the thirty-third session the share divided the rate 
 channels-last launch's census, not the estimate: the channels-last loops' fewer instructions since their MMA read
 both operands from shared memory (180 -> 101 a step on ``resnet50_l1_3x3``) then moved it (0.79 -> 0.53), though
 the NC(D)HW launches had not changed, and the issue term counted their estimate again. In the fiftieth session
-0.53 -> 0.52: the forwards' width taps unrolled in :func:`tritonconv._descriptors.nc_shift_order`, so that the sum
-ends where the epilogue stores 16-byte runs, move it 20-42 instructions dearer; the 200-240 instructions a tile
+0.53 -> 0.52: the width taps run in :func:`tritonconv._descriptors.nc_shift_order` (unrolled where dealt, else one
+loop whose move is a branch of two constant steps), so that the sum ends where the epilogue stores 16-byte runs, and
+move it 20-42 instructions dearer; the 200-240 instructions a tile
 saved after the loops are no term of the model's."""
 
 NC_RUNS_ISSUE = {"conv_wgrad": 0.78}
