@@ -279,6 +279,7 @@ def test_stored_runs():
     assert geometry.stored_runs(nchw(1, 64, 1000), lead=1, slack=6) == 4  # (rounded up 3 columns; 8 would take 7)
     assert geometry.stored_runs(nchw(1, 64, 1000), lead=1, slack=7) == 8
     assert geometry.stored_runs(nchw(1, 64, 1000), lead=-2) == 1
+    assert geometry.stored_runs(nchw(2, 3, 24, dtype=torch.float16)) == 8  # (1-D: no row pitch)
     assert geometry.stored_runs(nchw(2, 64, 56, 56).to(memory_format=torch.channels_last)) == 1
     sliced = torch.empty(2, 66, 56, 56, dtype=torch.bfloat16, device="meta")[:, 1:65]  # (channels 56 * 56 apart)
     assert geometry.stored_runs(sliced) == 8

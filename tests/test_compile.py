@@ -664,6 +664,30 @@ def test_pointer_rows_moving_their_sum_store_their_outputs_in_runs(arch, name, k
     assert len(census["loop_drains"]) == 3 and not any(census["loop_drains"]), census
 
 
+@pytest.mark.parametrize("kind", ["conv", "conv_t"])
+def test_descriptor_rows_whose_channels_are_no_16_apart_store_their_outputs_in_runs(monkeypatch, kind):
+    """The descriptor kernel is told every output stride a multiple of its run (``geometry.stored_runs``, the pointer
+    kernel's rule), not the rows' pitch alone: R(2+1)D's third temporal pass in TF32, rows of 392 fp32 outputs whose
+    channels are 392 apart (a multiple of 4, not of 16, so Triton's specialisation does not say it), stores 16 bytes a
+    store, every output element once, no spill. Told the pitch alone, it stored 4 bytes at a time (64 stores a thread
+    and 440 instructions after the loop for the forward)."""
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    problem = tuning.Problem.of(kind, "float32", "contiguous", **dict(tune.suite_problems(suite))["r2plus1d18_l3:temporal"],
+                                tf32=True)
+    with static.recording(execute=False) as launches:
+        tune.runner(problem, torch.device("cpu"))(static.chosen(problem, True))
+    ((fn, args, kwargs, _),) = [launch for launch in launches if launch[0].fn.__name__ not in static.EPILOGUES]
+    assert fn.fn.__name__ == "_conv_tma_kernel" and kwargs["Y_ALIGN"] == 4
+    assert dict(zip(fn.arg_names, args))["syc"] % 16  # (what Triton's specialisation leaves unsaid)
+    compiled = static.compile_for(90, fn, args, kwargs)
+    assert static.ptxas_report(compiled.asm["ptx"], 90)["spill_store_bytes"] == 0
+    census = static.loop_census(compiled.asm["cubin"], 90)
+    tile_bytes = kwargs["TILE_B"] * kwargs["TILE_H"] * kwargs["TILE_W"] * kwargs["BLOCK_N"] * 4
+    assert census["epilogue_store_bytes"] == 16
+    assert census["epilogue_stores"] * 16 * 32 * kwargs["num_warps"] == tile_bytes, census
+
+
 def test_the_census_counts_one_iteration_down_its_longest_path():
     """``static.longest_path``: a guarded branch goes either way, an unguarded one only to its target, a loop inside
     (``skip``) counts 0, a backward branch inside is not taken: an if/else of two and three instructions counts the

@@ -307,20 +307,6 @@ def test_positions_run():
     assert tma.positions_run(torch.empty(2, 3, 9)[..., :5]) and tma.positions_run(torch.empty(2, 3, 1, 7)[..., :3])
 
 
-def test_store_runs():
-    """``Y_ALIGN``: the most positions, at most 16 bytes, that divide the output rows' pitch, their width and the shift
-    the sum ends at; 1 at another width stride (channels-last), and where Triton's own specialisation (multiples of
-    16) tells the compiler as much and no shift is computed."""
-    y = torch.empty(2, 3, 5, 56, dtype=torch.bfloat16)
-    assert tma.store_runs(y) == 8 and tma.store_runs(y, 0) == 8 and tma.store_runs(y, 2) == 2
-    assert tma.store_runs(y.float()) == 4 and tma.store_runs(torch.empty(2, 3, 5, 28, dtype=torch.bfloat16), 0) == 4
-    assert tma.store_runs(y.to(memory_format=torch.channels_last), 0) == 1
-    assert tma.store_runs(y[..., :54]) == 2  # a slice: its pitch 56, its width 54
-    square = torch.empty(2, 3, 5, 64, dtype=torch.bfloat16)
-    assert tma.store_runs(square) == 1 and tma.store_runs(square, 0) == 8  # (a computed shift: the hint says it)
-    assert tma.store_runs(torch.empty(2, 3, 24, dtype=torch.float16)) == 8  # 1-D: no row pitch
-
-
 def test_planes_as_rows_for_forwards_where_rows_are_no_box():
     """Forwards and unit-stride input gradients read NC(D)HW planes as rows where the weight gradient does
     (``tuning.planes_as_rows``): ``c3d_conv3a``'s and ResNet-50's 28 x 28 layers, not channels-last, not by stride phase,

@@ -19,10 +19,10 @@ channels x ``TILE_H x TILE_W`` positions) transposed for the MMA, where every bo
 shift would start it off one (a 3x3 layer's one column), rows of 16-byte multiples that a tile holds whole are read
 from column 0 and the width taps move the sum along the rows instead (``NC_SHIFT``,
 :func:`tritonconv._descriptors.nc_row_shift`: ResNet's 56-wide rows in tiles 64 wide), ending where each output column
-is its own, so that the epilogue stores runs of 16 bytes (:func:`store_runs`); a forward strided 2 along height
-and width reads them through a view pairing each two rows, boxes twice the tile's width from the even row's first
-column or the odd row's, dealt into phases in registers (``NC_DEAL``, :func:`tritonconv._descriptors.nc_dealt`); other
-NC(D)HW layers run the pointer kernel.
+is its own, so that the epilogue stores runs of 16 bytes (:func:`tritonconv.geometry.stored_runs`); a forward
+strided 2 along height and width reads them through a view pairing each two rows, boxes twice the tile's width from
+the even row's first column or the odd row's, dealt into phases in registers (``NC_DEAL``,
+:func:`tritonconv._descriptors.nc_dealt`); other NC(D)HW layers run the pointer kernel.
 Coordinates outside the tensor, the zero padding, are filled with zeros by the copy engine, so
 the main loop computes no addresses and no masks: one flat loop over (tap, channel chunk) with
 scalar coordinates, which the compiler pipelines into asynchronous bulk copies feeding ``wgmma``.
@@ -172,9 +172,10 @@ def _conv_tma_kernel(
     (0 for 'same' padding: the stored runs start where the output's rows do; in increasing shift the sum ended at
     ``s_max``, one column off); 2: each tap's products summed apart and moved ``-s`` columns into the sum
     (:func:`tritonconv._tile.add_apart`). ``Y_ALIGN`` (not by phase, not planes as rows): the
-    output's row pitch and width (and ``s_last``) are multiples of it, which the host checked
-    (:func:`store_runs`): the compiler then stores runs of ``Y_ALIGN`` positions at once, 16 bytes where they are 8
-    16-bit ones (each one alone before, 400-480 instructions after the loops where some 200 do now).
+    output's strides but the width's, its width (and ``s_last``) are multiples of it, which the host checked
+    (:func:`tritonconv.geometry.stored_runs`, as the pointer kernel's): the compiler then stores runs of ``Y_ALIGN``
+    positions at once, 16 bytes where they are 8 16-bit ones (each one alone before, 400-480 instructions after the
+    loops where some 200 do now).
     ``NC_DEAL`` 2 (a forward strided 2 along height and width, :func:`tritonconv._descriptors.nc_dealt`): ``x`` is
     the view pairing each two rows, a box reads ``2 * TILE_W`` columns from the even row's first (column 0) or the
     odd row's (column ``X_STEP``, the input's width), and its columns are dealt into the tap's phase
@@ -403,9 +404,10 @@ def _conv_tma_kernel(
                     s_last = s_last // Y_ALIGN * Y_ALIGN
                 ow -= s_last
             ow_end = OW
-            if Y_ALIGN > 1:  # the rows' pitch and width multiples of Y_ALIGN (the host's word), so that the compiler
-                # stores runs of Y_ALIGN positions at once
-                syh = syh // Y_ALIGN * Y_ALIGN
+            if Y_ALIGN > 1:  # the output's strides but the width's and its width multiples of Y_ALIGN (the host's
+                # word), so that the compiler stores runs of Y_ALIGN positions at once
+                syn, syc, syd, syh = syn // Y_ALIGN * Y_ALIGN, syc // Y_ALIGN * Y_ALIGN, syd // Y_ALIGN * Y_ALIGN, \
+                    syh // Y_ALIGN * Y_ALIGN
                 ow_end = OW // Y_ALIGN * Y_ALIGN
             inside = (nb < NB) & (oh < OH) & (ow >= 0) & (ow < ow_end)
         if INT64:
@@ -574,22 +576,6 @@ def positions_run(y: torch.Tensor, volume: bool = False) -> bool:
     return (h == 1 or sh == w * sw) and (not volume or d == 1 or sd == h * w * sw)
 
 
-def store_runs(y: torch.Tensor, shift: int | None = None) -> int:
-    """The kernel's ``Y_ALIGN`` for an output ``y`` whose tiles hold whole runs of a row's columns (from column
-    ``-shift`` on, the shift the kernel computes where the sum ends, ``NC_SHIFT`` 1): the most positions (a power of
-    two, at most 16 bytes) of which the rows' pitch, the width and ``shift`` are multiples, at unit width stride (else
-    1), so that the epilogue stores them at once. 1 where no shift is computed and the pitch and width are multiples
-    of 16, which Triton's specialisation of integer arguments tells the compiler itself (the hint's arithmetic, a few
-    instructions, then buys nothing)."""
-    _, _, _, sh, sw = strides_3d(y)
-    if sw == 1 and shift is None and not (sh % 16 or y.shape[-1] % 16):
-        return 1
-    runs = 16 // y.element_size()
-    while runs > 1 and (sw != 1 or sh % runs or y.shape[-1] % runs or (shift or 0) % runs):
-        runs //= 2
-    return runs
-
-
 class Launch:
     """:func:`_conv_tma_kernel` prepared for tensors laid out as ``x``, ``weight``, ``y``: a forward
     convolution (``x`` channels- or width-innermost, a channel axis of ``weight`` innermost, :func:`usable`
@@ -662,7 +648,7 @@ class Launch:
             NC_VEC=16 // x.element_size(),
             NC_VOLUME=volume, NC_ROW_SEAMS=plane_row_seams(spec, x.element_size()) if volume else 0,
             Y_RUN=bool(flat) and positions_run(y, volume),
-            Y_ALIGN=1 if by_phase or flat else store_runs(y, nc_last_shift(spec) if nc_shift == 1 else None),
+            Y_ALIGN=1 if by_phase or flat else geometry.stored_runs(y, nc_last_shift(spec) if nc_shift == 1 else None),
             POSITIONS_N=positions_as_n(inner, nc_shift, config, x.element_size(), geometry.allows_tf32(x.dtype),
                                        bool(flat)),
             INLINE_PTX=not interp,
