@@ -257,11 +257,12 @@ def test_split_weight_gradient_adds_its_partials_in_a_second_launch_in_split_ord
                                                                                  inner, dtype, descriptors):
     """A split weight gradient of more splits than meet in the kernel (``geometry.MEET_BYTES`` set to 0 here), on the
     pointer kernel's tiles or on descriptor tiles, or of fp32 operands on the pointer kernel's at any size
-    (``weight_grad.pointer_meets``), is two launches and no torch op but allocations (and a view): the
-    GEMM's fp32 partials, then one launch adding them in split order ((p0 + p1) + p2, bit for bit in fp32; the reverse
-    order's sum differs, so the check can fail), reversing the taps for ``flip``, casting to the weight's dtype and
-    laying the gradient out contiguous or with its input channels innermost (``tritonconv.nn``'s weights). (Triton's
-    interpreter casts fp32 to bf16 by truncation, a GPU to nearest: bf16 is checked against torch's gradient.)"""
+    (``weight_grad.pointer_meets``), is two launches and no torch op but allocations (and views): the GEMM's fp32
+    partials (taps first, input channels innermost), then one launch adding them in split order ((p0 + p1) + p2, bit
+    for bit in fp32; the reverse order's sum differs, so the check can fail), reversing the taps for ``flip``, casting
+    to the weight's dtype and laying the gradient out contiguous or with its input channels innermost
+    (``tritonconv.nn``'s weights). (Triton's interpreter casts fp32 to bf16 by truncation, a GPU to nearest: bf16 is
+    checked against torch's gradient.)"""
     from test_conv import OpLog
 
     from benchmarks import static
@@ -282,12 +283,13 @@ def test_split_weight_gradient_adds_its_partials_in_a_second_launch_in_split_ord
     grad = dispatch.conv_grad_weight(dy, x, spec, flip, cfg, channels_inner=inner)
     (parts,) = seen
     assert parts.shape[0] == 3 and parts.dtype == torch.float32
+    assert parts.stride()[1:] == (parts.shape[2], 1, parts.shape[1] * parts.shape[2])  # taps first, input channels in
     assert grad.dtype == dtype and grad.shape == w.shape and (grad.stride(1) == 1) == inner
     ref = torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), padding=1)
     assert_close(grad, ref.flip((2, 3)) if flip else ref, dtype)
     if dtype == torch.float32:
-        expected = ((parts[0] + parts[1]) + parts[2]).view(spec.weight_shape)
-        reverse = ((parts[2] + parts[1]) + parts[0]).view(spec.weight_shape)
+        expected = ((parts[0] + parts[1]) + parts[2]).reshape(spec.weight_shape)
+        reverse = ((parts[2] + parts[1]) + parts[0]).reshape(spec.weight_shape)
         if flip:
             expected, reverse = expected.flip((2, 3)), reverse.flip((2, 3))
         assert torch.equal(grad, expected) and not torch.equal(grad, reverse)

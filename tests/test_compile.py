@@ -688,6 +688,37 @@ def test_descriptor_rows_whose_channels_are_no_16_apart_store_their_outputs_in_r
     assert census["epilogue_stores"] * 16 * 32 * kwargs["num_warps"] == tile_bytes, census
 
 
+@pytest.mark.parametrize("arch,name,layout,kernel", [
+    (90, "tcn_k3", "contiguous", "_conv_weight_grad_tma_kernel"),
+    (90, "tcn_k3", "channels_last", "_conv_weight_grad_tma_kernel"),
+    (90, "resnet50_l2_3x3s2", "contiguous", "_conv_weight_grad_kernel"),
+    (80, "tcn_k3", "channels_last", "_conv_weight_grad_kernel"),
+    (90, "resnet50_ds_1x1s2", "channels_last", "_conv_weight_grad_tma_kernel"),  # (one split: the gradient itself)
+])
+def test_weight_gradient_tiles_store_runs_along_their_input_channels(arch, name, layout, kernel):
+    """A weight-gradient tile, (output, input) channels of one tap, stores 16 bytes a store, every element once: the
+    split partials are laid out taps first and input channels innermost (``geometry.alloc_partials``; their sum's
+    launch reads them in that order), and a one-tap layer's descriptor tile adds no tap offset (the program's tap, 0,
+    which the compiler could not tell). In ``(C_out, C_in, taps)`` order they stored every element alone: 4 bytes a
+    store, 64-128 stores a thread and 540-1,010 instructions after the loops (``tcn_k3``, ``resnet50_l2_3x3s2``);
+    ``resnet50_ds_1x1s2``'s bf16 gradient 2 bytes a store, 631 instructions."""
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    problem = tuning.Problem.of("conv_wgrad", "bfloat16", layout, **dict(tune.suite_problems(suite))[name])
+    with static.recording(execute=False) as launches:
+        tune.runner(problem, torch.device("cpu"))(static.chosen(problem, arch >= 90))
+    (fn, args, kwargs, _), *after = launches
+    assert fn.fn.__name__ == kernel
+    partials = [f.fn.__name__ for f, *_ in after] == ["_sum_partials_kernel"]
+    assert partials == (name != "resnet50_ds_1x1s2")
+    compiled = static.compile_for(arch, fn, args, kwargs)
+    assert static.ptxas_report(compiled.asm["ptx"], arch)["spill_store_bytes"] == 0
+    census = static.loop_census(compiled.asm["cubin"], arch)
+    tile_bytes = kwargs["BLOCK_M"] * kwargs["BLOCK_N"] * (4 if partials else 2)
+    assert census["epilogue_store_bytes"] == 16
+    assert census["epilogue_stores"] * 16 * 32 * kwargs["num_warps"] == tile_bytes, census
+    assert census["epilogue_instructions"] < 450, census
+
+
 def test_the_census_counts_one_iteration_down_its_longest_path():
     """``static.longest_path``: a guarded branch goes either way, an unguarded one only to its target, a loop inside
     (``skip``) counts 0, a backward branch inside is not taken: an if/else of two and three instructions counts the

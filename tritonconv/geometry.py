@@ -983,6 +983,15 @@ def grad_channels_inner(weight: torch.Tensor) -> bool:
     return is_channels_inner(weight) and not weight.is_contiguous()
 
 
+def alloc_partials(shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Uninitialised split partial weight gradients ``(splits, C_out, C_in_g, taps)``, laid out taps before channels
+    and input channels innermost (``(splits, taps, C_out, C_in_g)`` memory): a weight-gradient tile, (output, input)
+    channels of one tap, stores runs along its input channels (in ``(C_out, C_in_g, taps)`` order, each element alone
+    ``taps`` apart, or a 1 x 1 layer's a tap the compiler could not tell was 0)."""
+    splits, c_out, c_in, taps = shape
+    return alloc_output((splits, taps, c_out, c_in), device, dtype).permute(0, 2, 3, 1)
+
+
 def alloc_weight_grad(shape: tuple[int, ...], device: torch.device, dtype: torch.dtype,
                       channels_inner: bool) -> torch.Tensor:
     """An uninitialised weight gradient, contiguous or with its input channels innermost (``(C_out, *k, C_in)``

@@ -305,7 +305,8 @@ class Partials:
     :func:`tritonconv.geometry.splits_meet`: each split stores its partial tile in a workspace of ``splits x tiles``
     tiles in the accumulator's dtype and takes a ticket from its tile's counter, one set per stream; the last to arrive
     adds them in split order and writes the gradient, flipped where asked: :func:`tritonconv._tile.meet_splits`); else,
-    many splits, fp32 partials (one per split, ``partial_shape``: ``(splits, C_out, C_in_g, taps)``), which the caller
+    many splits, fp32 partials (one per split, ``partial_shape``: ``(splits, C_out, C_in_g, taps)``, laid out taps
+    first and input channels innermost: :func:`tritonconv.geometry.alloc_partials`), which the caller
     adds in split order by a second launch spread over the GPU (:class:`tritonconv.kernels.partials.Sum`). Either way
     deterministic. The gradient is contiguous, or with its input channels innermost (``inner_grad``,
     :func:`tritonconv.geometry.alloc_weight_grad`: the layout of ``tritonconv.nn``'s weights, which autograd then
@@ -324,7 +325,7 @@ class Partials:
         self.partial_shape = (splits, c_out, c_in_g, math.prod(kernel_size))
         self.direct = splits == 1 or self.meet
         self.out = (tuple(spec.weight_shape), dtype) if self.direct else (self.partial_shape, self.acc)
-        self.partial = torch.empty(self.partial_shape, device="meta")  # its strides; the int64 decision
+        self.partial = geometry.alloc_partials(self.partial_shape, torch.device("meta"), self.acc)  # strides; int64
         self.dtype = dtype  # the gradient's
         if self.direct:  # the gradient itself, laid out as asked: (co, ci, tap) strides, taps flattened
             grad = geometry.alloc_weight_grad(tuple(spec.weight_shape), torch.device("meta"), dtype, inner_grad)
@@ -347,7 +348,7 @@ class Partials:
         """Launch; returns the gradient when :attr:`direct`, else the partials (``partial_shape``)."""
         shape, dtype = self.out
         out = (geometry.alloc_weight_grad(shape, input.device, dtype, self.inner_grad) if self.direct
-               else geometry.alloc_output(shape, input.device, dtype))
+               else geometry.alloc_partials(shape, input.device, dtype))
         if self.empty:  # an empty batch: the gradient is exactly zero
             return out.zero_()
         ws, cnt = ((geometry.alloc_output((self.workspace_elems,), input.device, self.acc), self.counters(input.device))
@@ -608,8 +609,10 @@ def _conv_weight_grad_tma_kernel(
             offs_m = offs_m.to(tl.int64)
             offs_n = offs_n.to(tl.int64)
             split = split.to(tl.int64)
-        out_t = KD * KH * KW - 1 - t if FLIP else t  # (every spatial axis reversed: the flat tap reversed)
-        out = dw_ptr + split * sws + offs_m[:, None] * swo + offs_n[None, :] * swi + out_t * swt
+        out = dw_ptr + split * sws + offs_m[:, None] * swo + offs_n[None, :] * swi
+        if KD * KH * KW > 1:  # (one tap: its index 0, which the compiler cannot tell from the program's, and the runs
+            # along the input channels would be stored an element at a time)
+            out += (KD * KH * KW - 1 - t if FLIP else t) * swt  # (FLIP: every spatial axis reversed, the flat tap too)
         if EVEN:
             tl.store(out, acc.to(dw_ptr.dtype.element_ty))
         else:
