@@ -401,10 +401,15 @@ fig.tight_layout()
 # on Triton 3.9 and 3.7 (255 registers, two-byte stores; Triton 3.7 spilled there), and since the forty-ninth
 # session store a dense output as the run it is (`kernels.tma.positions_run`). Those reading rows whole ended their
 # sum one column off the output's ('same' padding: the sum at the largest shift) and stored each element alone; since
-# the fiftieth session the sum ends at shift 0 (`_descriptors.nc_shift_order`) and the epilogue is told the rows'
-# pitch (`kernels.tma.store_runs`): 16-byte stores, 8 on rows of 56 bytes. The pointer kernel's rows moving their sum
-# (`SHIFT` 1) do the same since the fifty-first session (`geometry.moved_first`, `geometry.stored_runs`): a run as long
-# as the rows' width and pitch allow (4 bytes on rows of 14), a long row's segments' within their slack.
+# the fiftieth session the sum ends at shift 0 (`_descriptors.nc_shift_order`) and the epilogue is told the output's
+# strides and width are multiples of a run (`geometry.stored_runs`; the rows' pitch alone before the fifty-second
+# session): 16-byte stores, 8 on rows of 56 bytes. The pointer kernel's rows moving their sum (`SHIFT` 1) do the same
+# since the fifty-first session (`geometry.moved_first`): a run as long as the rows' width and pitch allow (4 bytes
+# on rows of 14), a long row's segments' within their slack. The weight gradients' tiles, (output, input) channels of
+# one tap, stored each element of their split partials alone (4 bytes, 64-128 stores a thread, the partials laid out
+# `(splits, C_out, C_in, taps)`); since the fifty-second session the partials are laid out taps first, input channels
+# innermost (`geometry.alloc_partials`): every GEMM weight gradient of the suite but one stores 16 bytes at a time
+# (`ct_anisotropic`'s NCDHW one meets its splits in the kernel on 32 x 16 tiles of 8 warps: two fp32 a thread).
 
 # %%
 census = [r for r in compile_report(CPU_TRITON) if r["dtype"] == "bf16" and "loop_math" in r]
@@ -447,6 +452,8 @@ assert len(moving) == 6 and all(r["epilogue_store_bytes"] == (8 if r["name"] == 
 print("pointer rows moving their sum, after the loops:",
       ", ".join(f"{r['name']} {r['kind']} {r['epilogue_instructions']} ({r['epilogue_store_bytes']}-byte stores)"
                 for r in moving))
+narrow = [r["name"] for r in census if r["kind"] == "conv_wgrad" and r["epilogue_store_bytes"] < 16]
+assert narrow == ["ct_anisotropic"], narrow
 planes = [r for r in census if r["kind"] == "conv_wgrad" and r["config"].get("planes")]
 assert planes and all(r["loop_mma_register_a"] == 0 and r["loop_mma_drains"] == 0 for r in planes)
 print("weight gradients reading planes as rows:", ", ".join(sorted({r["name"] for r in planes})))

@@ -154,7 +154,7 @@ HOPPER = ("H100", "H200", "H800", "H20", "GH200")
 """Words in the names of Hopper GPUs (warpgroup MMAs, ``Device.async_mma``), as torch reports them."""
 
 
-ROW_ISSUE = {"conv": 0.64, "conv_t": 0.68, "conv_wgrad": 1.01}
+ROW_ISSUE = {"conv": 0.64, "conv_t": 0.68, "conv_wgrad": 1.0}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles (:func:`by_rows`) are rated at
 while ``Device.row_macs`` is unfitted: the median, over the suite's layers, of the channels-last main loop's
 instructions per MMA over the rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the
@@ -162,7 +162,9 @@ rows' loop adds the 2-byte loads' addresses and masks). An issue-bound estimate,
 synchronous loads, whose latency the pipeline does not hide, are not in it. Restated in the thirty-third session from
 the kernels as built (0.61 / 0.71 / 1.07 had restated a census of 2026-12-01, before later kernel changes). In the
 forty-fifth, 0.62 -> 0.64 and 0.72 -> 0.68: ``resnet50_l4_3x3``'s rows of 7 step 64 channels on 4 warps
-(:func:`tritonconv.tuning.nc_wide_step`), their pairs' channels-last sides with them."""
+(:func:`tritonconv.tuning.nc_wide_step`), their pairs' channels-last sides with them. In the fifty-second, the weight
+gradient's 1.01 -> 1.0: its split partials stored in 16-byte runs (:func:`tritonconv.geometry.alloc_partials`),
+``downsample_k7_s4``'s NCL loop took 7 instructions more a step (158 -> 165)."""
 
 
 ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.18, "conv_wgrad": 1.33}
@@ -210,7 +212,7 @@ NC_RUNS_ISSUE = {"conv_wgrad": 0.78}
 taken on in registers), each offset's loop weighed by the taps that run it. The second box doubles x's shared-memory
 traffic, which the census does not see."""
 
-NC_FLAT_ISSUE = {"conv": 0.47, "conv_t": 0.50, "conv_wgrad": 0.58}
+NC_FLAT_ISSUE = {"conv": 0.47, "conv_t": 0.50, "conv_wgrad": 0.54}
 """As :data:`NC_RUNS_ISSUE`, for the NC(D)HW descriptor launches reading each plane as one row (:func:`nc_flat`: rows
 of no 16-byte multiple, 28 bf16 columns; ``c3d_conv3a`` and ``r2plus1d18_l2``'s spatial pass): the weight gradient's
 with its seam loop (read by address) spread over its plane's steps; the forward's and input gradient's (since the
@@ -222,13 +224,15 @@ was unpacked, selected and repacked (``c3d_conv3a``'s masked loops 243-252 -> 20
 (:func:`tritonconv._descriptors.nc_volume`: no plane padded to whole tiles, but the loops holding a height tap off
 the centre row mask the planes' seams too: 129-236 a step, 213 over the taps, where planes issued 190). In the
 forty-ninth session the input gradient's 0.51 -> 0.50: its loops, compiled beside an epilogue that stores runs
-(``Y_RUN``), moved within 1%."""
+(``Y_RUN``), moved within 1%. In the fifty-second session the weight gradient's 0.58 -> 0.54: its partials stored
+in 16-byte runs (:func:`tritonconv.geometry.alloc_partials`), ptxas gives ``c3d_conv3a``'s loops 12-18 instructions
+more a step (117 -> 129 on the main loop, Triton 3.9)."""
 
 UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
 
 
-PASS_ISSUE = {"conv": 1.0, "conv_t": 0.94, "conv_wgrad": 0.66}
+PASS_ISSUE = {"conv": 1.0, "conv_t": 0.94, "conv_wgrad": 0.65}
 """Per pass, the pointer GEMM kernels' rate as a share of their forward's (``mma_macs`` and ``row_macs`` are fitted on
 forward launches): the median, over the suite's layers, of the channels-last forward main loop's instructions per
 MMA over the pass's, each with its heuristic tiles (sm_90 SASS, the channels-last sides of ``python -m
@@ -239,7 +243,9 @@ census's launches with them; 0.70 in the forty-first, when ``c3d_conv3a``'s NC(D
 the pointer kernel, and their pairs the census; 0.90 -> 0.93 and 0.70 -> 0.66 in the forty-fifth, when the 64 x 64
 NC(D)HW forwards and input gradients of more than one tap took 64-wide steps on 4 warps
 (:func:`tritonconv.tuning.nc_wide_step`), and their pairs' channels-last sides with them; the input gradient's 0.93 ->
-0.94 in the forty-seventh, when three narrow NC(D)HW input gradients took 256 rows (:func:`tritonconv.tuning.nc_long_rows`)."""
+0.94 in the forty-seventh, when three narrow NC(D)HW input gradients took 256 rows (:func:`tritonconv.tuning.nc_long_rows`);
+the weight gradient's 0.66 -> 0.65 in the fifty-second, when its split partials were stored in 16-byte runs
+(:func:`tritonconv.geometry.alloc_partials`) and some of its channels-last loops took a few instructions more."""
 
 
 def launched(problem: Problem, config: Config) -> tuple[Problem, Config]:
@@ -704,7 +710,7 @@ def step_instructions(problem: Problem, config: Config) -> float:
     return base + per_mma * mma_instructions(problem, config)
 
 
-POINTER_STEP = {"_conv_kernel": (74.3, 14.73, 3.63, 7.1), "_conv_weight_grad_kernel": (84.6, 2.18, 18.78, 12.78)}
+POINTER_STEP = {"_conv_kernel": (74.3, 14.73, 3.63, 7.1), "_conv_weight_grad_kernel": (85.0, 2.17, 18.76, 12.77)}
 """Per pointer GEMM kernel (the forward's, which runs the input gradient too, and the weight gradient's), the
 coefficients of the warp instructions its main loop issues per step and warp on channels-last tiles, over
 :func:`pointer_step_terms`: a step's fixed part (barriers, counters, the pipeline's waits), each MMA instruction, and
@@ -715,7 +721,9 @@ hold on 12 suite layers and passes and of the NC(D)HW pointer launches' tiles ch
 within 1.5x of the census on 132 of the forward kernel's 137 compiles (1.25x on 126) and 46 of the weight gradient's
 50 (a weight gradient's loop varies more with its layer: 1.25x on 33); on Triton 3.6's compiles of the same tiles
 (the GPU machine's), 133 of 137 and 46 of 50. Restated in the forty-seventh session (76.9, 13.95, 3.66 -> 74.3,
-14.73, 3.63) as three NC(D)HW input gradients' tiles took 256 rows (:func:`tritonconv.tuning.nc_long_rows`).
+14.73, 3.63) as three NC(D)HW input gradients' tiles took 256 rows (:func:`tritonconv.tuning.nc_long_rows`); the
+weight gradient's in the fifty-second session (84.6, 2.18, 18.78, 12.78 -> 85.0, 2.17, 18.76, 12.77) as its split
+partials were stored in 16-byte runs.
 NC(D)HW launches issue this over their class's census share (:data:`ROW_ISSUE`, :data:`ALIGNED_ISSUE`), which puts
 the suite's heuristic NC(D)HW pointer launches (bf16, TF32, fp8; Triton 3.9 and 3.6; their censuses not in the fit)
 within 1.5x of their census on 131 of 142. A static count at the peak issue rate: the loops' latencies (the rows'
