@@ -301,6 +301,28 @@ def test_split_weight_gradient_adds_its_partials_in_a_second_launch_in_split_ord
     assert set(log.ops) <= {"empty", "empty_strided", "permute"}, log.ops  # permute: the inner layout's view
 
 
+@pytest.mark.parametrize("descriptors", [False, True])
+def test_split_weight_gradient_partials_added_apart_with_int64_offsets(monkeypatch, plain_allocation, descriptors):
+    """The partials of a weight gradient split 3 ways and added apart, laid out taps first, with 64-bit offsets in both
+    launches (``geometry.INT32_MAX`` set to 16 here): the gradient as torch's, flipped."""
+    from benchmarks import static
+
+    monkeypatch.setattr(geometry, "INT32_MAX", 16)
+    monkeypatch.setattr(geometry, "MEET_BYTES", 0)
+    layout = "channels_last" if descriptors else "contiguous"
+    g = torch.Generator().manual_seed(11)
+    x = geometry.to_layout(torch.randn(2, 16, 7, 9, generator=g), layout)
+    w = torch.empty(24, 16, 2, 3)
+    spec = conv_spec("conv2d", 2, x, w, None, 1, (1, 0), 1, 1)
+    dy = geometry.to_layout(torch.randn(spec.output_shape, generator=g), layout)
+    with static.recording() as launches:
+        grad = dispatch.conv_grad_weight(dy, x, spec, True, tuning.Config(32, 16, 16, split_k=3, tile_h=int(descriptors)))
+    assert [(fn.fn.__name__.split("_")[-2], kwargs["INT64"]) for fn, _, kwargs, _ in launches] == \
+        [("tma" if descriptors else "grad", True), ("partials", True)]
+    ref = torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), padding=(1, 0))
+    assert_close(grad, ref.flip((2, 3)), torch.float32)
+
+
 FOLD_CASES = [  # few input channels per group: stems (3 channels, 7x7 stride 2; 3x3x3), narrow groups, 1-D
     ("conv2d", (2, 3, 17, 19), (8, 3, 7, 7), dict(stride=2, padding=3), torch.channels_last),
     ("conv2d", (1, 4, 9, 11), (6, 2, 3, 5), dict(padding=(1, 4), dilation=(1, 2), groups=2), torch.contiguous_format),
