@@ -986,8 +986,8 @@ def grad_channels_inner(weight: torch.Tensor) -> bool:
 def alloc_partials(shape: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """Uninitialised split partial weight gradients ``(splits, C_out, C_in_g, taps)``, laid out taps before channels
     and input channels innermost (``(splits, taps, C_out, C_in_g)`` memory): a weight-gradient tile, (output, input)
-    channels of one tap, stores runs along its input channels (in ``(C_out, C_in_g, taps)`` order, each element alone
-    ``taps`` apart, or a 1 x 1 layer's a tap the compiler could not tell was 0)."""
+    channels of one tap, stores runs of 16 bytes along its input channels (in ``(C_out, C_in_g, taps)`` order the
+    input channels were ``taps`` apart and each element was stored alone)."""
     splits, c_out, c_in, taps = shape
     return alloc_output((splits, taps, c_out, c_in), device, dtype).permute(0, 2, 3, 1)
 
