@@ -475,7 +475,8 @@ def _conv_weight_grad_tma_kernel(
     tiles_m = (C_out + BLOCK_M - 1) // BLOCK_M
     n0 = (pid % tiles_n) * BLOCK_N
     m0 = ((pid // tiles_n) % tiles_m) * BLOCK_M
-    t = pid // (tiles_n * tiles_m)  # this program's tap
+    t = pid // (tiles_n * tiles_m) if KD * KH * KW > 1 else 0  # this program's tap (one: 0, as the compiler then sees,
+    # so that a 1 x 1 layer's tile stores its runs along the input channels 16 bytes at a time)
     kw = t % KW
     kh = (t // KW) % KH
     kd = t // (KW * KH)
@@ -609,10 +610,8 @@ def _conv_weight_grad_tma_kernel(
             offs_m = offs_m.to(tl.int64)
             offs_n = offs_n.to(tl.int64)
             split = split.to(tl.int64)
-        out = dw_ptr + split * sws + offs_m[:, None] * swo + offs_n[None, :] * swi
-        if KD * KH * KW > 1:  # (one tap: its index 0, which the compiler cannot tell from the program's, and the runs
-            # along the input channels would be stored an element at a time)
-            out += (KD * KH * KW - 1 - t if FLIP else t) * swt  # (FLIP: every spatial axis reversed, the flat tap too)
+        out_t = KD * KH * KW - 1 - t if FLIP else t  # (every spatial axis reversed: the flat tap reversed)
+        out = dw_ptr + split * sws + offs_m[:, None] * swo + offs_n[None, :] * swi + out_t * swt
         if EVEN:
             tl.store(out, acc.to(dw_ptr.dtype.element_ty))
         else:
