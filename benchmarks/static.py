@@ -333,16 +333,17 @@ the variables of those names in the kernel's source, ``store`` its output tile."
 
 
 def tile_orders(ttgir: str) -> dict[str, tuple[tuple[int, ...], int]]:
-    """Per 2-D tile a kernel loads (by source variable, ``a``/``b``; plain or asynchronous loads) or stores
+    """Per tile a kernel loads (by source variable, ``a``/``b``; plain or asynchronous loads) or stores
     (``store``), from Triton's GPU IR: its thread order (the first axis is the one whose consecutive
     elements sit in consecutive lanes, where the compiler proved consecutive addresses: the accesses
-    coalesce along it) and the elements each thread moves at once along that axis (its vector width)."""
+    coalesce along it) and the elements each thread moves at once along that axis (its vector width). A tile stored
+    flat (``Y_ACROSS``: the output tile transposed and flattened, positions fastest) is 1-D: its one axis, 0."""
     layouts = {name: (tuple(int(v) for v in order.split(",")), tuple(int(v) for v in per_thread.split(",")))
                for name, per_thread, order in re.findall(
                    r"^(#blocked\d*) = #ttg\.blocked<\{sizePerThread = \[([\d, ]+)\].*?order = \[([\d, ]+)\]", ttgir, re.M)}
     tiles = {}
     for line in ttgir.splitlines():
-        found = re.search(r"tensor<\d+x\d+x!tt\.ptr<[^>]+>, (#blocked\d*)>", line)
+        found = re.search(r"tensor<\d+(?:x\d+)?x!tt\.ptr<[^>]+>, (#blocked\d*)>", line)
         if not found:
             continue
         name = re.match(r"\s*%([ab])_\d+ = (?:tt\.load|ttg\.async_copy_global_to_local) ", line)

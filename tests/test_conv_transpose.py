@@ -185,6 +185,47 @@ def test_phases_no_tap_reaches(k, s):
     assert_close(out, F.conv_transpose2d(x.double(), w.double(), b.double(), stride=s))
 
 
+@pytest.mark.parametrize("ndim,descriptors,fmt", [
+    (2, False, torch.contiguous_format), (2, True, torch.channels_last),
+    (1, True, torch.contiguous_format),  # dy channels innermost on descriptors, dx NCL: stored across (Y_ACROSS)
+])
+def test_a_tiles_stride_phases_are_neighbouring_programs(monkeypatch, ndim, descriptors, fmt):
+    """A strided input gradient's programs vary the stride phase fastest: the first ``2**ndim`` programs (stride 2)
+    write one tile of every phase, so that a tile's phases run together and the elements they write into the same
+    sectors of an NC(D)HW output meet in L2 (phase after phase, an output larger than L2 would leave it in part-written
+    sectors, each written ``s`` times). Only those programs run here (the others' outputs stay NaN); what they write
+    is the gradient."""
+    from tritonconv import _runtime, dispatch, geometry
+    from tritonconv._checks import conv_spec
+
+    size = (11, 13)[-ndim:]
+    inner = (lambda t: t.transpose(1, -1).contiguous().transpose(1, -1)) if descriptors else (lambda t: t)
+    x, w = inner(rand((1, 16, *size))), rand((16, 16, *(3,) * ndim))
+    spec = conv_spec(f"conv{ndim}d", ndim, x, w, None, 2, 1, 1, 1)
+    dy = inner(rand(spec.output_shape))
+    cfg = geometry.Config(32, 16, 16, 1, 4, 2, **(dict(tile_h=1, tile_b=1) if descriptors else {}))
+    getitem = _runtime.Kernel.__getitem__
+
+    def first_programs(self, device):  # the GEMM kernels' launches run their first programs (one per phase) alone
+        launcher = getitem(self, device)
+        if self.compiled.fn.__name__ not in ("_conv_kernel", "_conv_tma_kernel"):
+            return launcher
+        ran.append(self.compiled.fn.__name__)
+        return type("First", (), {"__getitem__": lambda _, grid: launcher[(2 ** ndim,) + (1,) * (len(grid) - 1)]})()
+
+    ran = []
+    monkeypatch.setattr(_runtime.Kernel, "__getitem__", first_programs)
+    dx = dispatch.conv_transpose(dy, w, None, spec, memory_format=fmt, config=cfg)
+    assert ran == ["_conv_tma_kernel" if descriptors else "_conv_kernel"]
+    written = ~dx[0].isnan().all(0)  # positions some channel of which was written
+    at = written.nonzero()
+    assert {tuple(p) for p in (at % 2).tolist()} == set(itertools.product((0, 1), repeat=ndim))  # every phase
+    tile = {tuple(j) for j in (at // 2).tolist()}
+    every_phase = torch.tensor([tuple(o // 2 for o in pos) in tile for pos in itertools.product(*map(range, size))])
+    assert torch.equal(written.flatten(), every_phase)  # each phase's positions of one tile of j, no other
+    ref = getattr(torch.nn.grad, f"conv{ndim}d_input")(x.shape, w.double(), dy.double(), stride=2, padding=1)
+    assert_close(dx[..., written], ref[..., written])
+
 def test_strided_transposed_passes_issue_no_masked_tap_work():
     """By stride phase, the input gradient of a strided layer issues the matrix work of its forward pass
     (every tap for every position would be stride**ndim times that: 4x in 2D, 8x in 3D)."""

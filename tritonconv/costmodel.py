@@ -167,7 +167,7 @@ gradient's 1.01 -> 1.0: its split partials stored in 16-byte runs (:func:`triton
 ``downsample_k7_s4``'s NCL loop took 7 instructions more a step (158 -> 165)."""
 
 
-ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.18, "conv_wgrad": 1.33}
+ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.25, "conv_wgrad": 1.33}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles read in aligned runs
 (:func:`aligned`) are rated at while ``Device.aligned_macs`` is unfitted: the median, over the suite's layers, of the
 channels-last main loop's instructions per MMA over the aligned rows', theirs counting the moves of the sum between
@@ -188,7 +188,10 @@ the forty-first, 0.98 -> 0.96 and 1.23 -> 1.18: ``c3d_conv3a``'s forward and inp
 pointer kernel for planes read as rows on descriptors (:data:`NC_FLAT_ISSUE`). In the forty-third, 1.44 -> 1.33: the
 weight gradients moving x run their MMA transposed (:func:`x_as_m`), their loops no longer waiting for their MMAs
 but a few instructions longer (``resnet50_l2_3x3s2``'s 206-233 a step -> 211-253). In the forty-fifth, 0.96 -> 0.98:
-the 64 x 64 forwards of more than one tap step 64 channels on 4 warps (:func:`tritonconv.tuning.nc_wide_step`)."""
+the 64 x 64 forwards of more than one tap step 64 channels on 4 warps (:func:`tritonconv.tuning.nc_wide_step`). In the
+fifty-third, the input gradient's 1.18 -> 1.25: the input gradient took its stride phase from the program's index (a
+constant 0 at unit stride), and ptxas gave R(2+1)D's third spatial pass channels-last 271 -> 299 instructions a step
+(1.14 -> 1.25) and its temporal pass's rows 191 -> 182 (1.11 -> 1.16), past the median of 15."""
 
 NC_ROWS_ISSUE = {"conv": 0.52, "conv_t": 0.60}
 """Per pass, the share of their main loop's issue that the model's estimate for a descriptor step of their tiles
@@ -232,7 +235,7 @@ UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
 
 
-PASS_ISSUE = {"conv": 1.0, "conv_t": 0.94, "conv_wgrad": 0.65}
+PASS_ISSUE = {"conv": 1.0, "conv_t": 0.92, "conv_wgrad": 0.65}
 """Per pass, the pointer GEMM kernels' rate as a share of their forward's (``mma_macs`` and ``row_macs`` are fitted on
 forward launches): the median, over the suite's layers, of the channels-last forward main loop's instructions per
 MMA over the pass's, each with its heuristic tiles (sm_90 SASS, the channels-last sides of ``python -m
@@ -245,7 +248,10 @@ NC(D)HW forwards and input gradients of more than one tap took 64-wide steps on 
 (:func:`tritonconv.tuning.nc_wide_step`), and their pairs' channels-last sides with them; the input gradient's 0.93 ->
 0.94 in the forty-seventh, when three narrow NC(D)HW input gradients took 256 rows (:func:`tritonconv.tuning.nc_long_rows`);
 the weight gradient's 0.66 -> 0.65 in the fifty-second, when its split partials were stored in 16-byte runs
-(:func:`tritonconv.geometry.alloc_partials`) and some of its channels-last loops took a few instructions more."""
+(:func:`tritonconv.geometry.alloc_partials`) and some of its channels-last loops took a few instructions more; the
+input gradient's 0.94 -> 0.92 in the fifty-third, when it took its stride phase from the program's index (a constant
+0 at unit stride) and ptxas moved some channels-last loops by a few instructions (R(2+1)D's third spatial pass 271 ->
+299)."""
 
 
 def launched(problem: Problem, config: Config) -> tuple[Problem, Config]:
@@ -710,7 +716,7 @@ def step_instructions(problem: Problem, config: Config) -> float:
     return base + per_mma * mma_instructions(problem, config)
 
 
-POINTER_STEP = {"_conv_kernel": (74.3, 14.73, 3.63, 7.1), "_conv_weight_grad_kernel": (85.0, 2.17, 18.76, 12.77)}
+POINTER_STEP = {"_conv_kernel": (74.5, 14.54, 3.66, 7.26), "_conv_weight_grad_kernel": (85.0, 2.17, 18.76, 12.77)}
 """Per pointer GEMM kernel (the forward's, which runs the input gradient too, and the weight gradient's), the
 coefficients of the warp instructions its main loop issues per step and warp on channels-last tiles, over
 :func:`pointer_step_terms`: a step's fixed part (barriers, counters, the pipeline's waits), each MMA instruction, and
@@ -723,7 +729,10 @@ within 1.5x of the census on 132 of the forward kernel's 137 compiles (1.25x on 
 (the GPU machine's), 133 of 137 and 46 of 50. Restated in the forty-seventh session (76.9, 13.95, 3.66 -> 74.3,
 14.73, 3.63) as three NC(D)HW input gradients' tiles took 256 rows (:func:`tritonconv.tuning.nc_long_rows`); the
 weight gradient's in the fifty-second session (84.6, 2.18, 18.78, 12.78 -> 85.0, 2.17, 18.76, 12.77) as its split
-partials were stored in 16-byte runs.
+partials were stored in 16-byte runs; the forward's in the fifty-third (74.3, 14.73, 3.63, 7.1 -> 74.5, 14.54, 3.66,
+7.26) as the input gradient took its stride phase from the program's index (at unit stride a constant 0 the
+compiler sees, where it was the grid's third index), which moved some unit-stride input gradients' loops by a few
+instructions either way.
 NC(D)HW launches issue this over their class's census share (:data:`ROW_ISSUE`, :data:`ALIGNED_ISSUE`), which puts
 the suite's heuristic NC(D)HW pointer launches (bf16, TF32, fp8; Triton 3.9 and 3.6; their censuses not in the fit)
 within 1.5x of their census on 131 of 142. A static count at the peak issue rate: the loops' latencies (the rows'

@@ -79,7 +79,7 @@ def _conv_kernel(
     SPLIT: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
     BLOCK_W: tl.constexpr, ROW_VEC: tl.constexpr, SHIFT: tl.constexpr, FLAT: tl.constexpr, DEAL: tl.constexpr,
-    RUN_VEC: tl.constexpr, RUN_KINDS: tl.constexpr, NEG: tl.constexpr, Y_ALIGN: tl.constexpr,
+    RUN_VEC: tl.constexpr, RUN_KINDS: tl.constexpr, NEG: tl.constexpr, Y_ALIGN: tl.constexpr, Y_ACROSS: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of output positions x output channels of one group.
 
@@ -91,7 +91,9 @@ def _conv_kernel(
     when that is an integer (the gradient of the forward pass with respect to its input, and the
     transposed convolution). Only some taps reach a given output: those with
     ``t*d = o + p (mod s)`` per axis. So the transposed pass runs by *stride phase*
-    (``program_id(2)``): a program's positions share ``o mod s`` on every axis (``o = phase + s*j``,
+    (``program_id(0) % (sd*sh*sw)``: a tile's phases are neighbouring programs, which run together, so that the
+    elements they write into the same sectors of an NC(D)HW output meet in L2): a program's positions share
+    ``o mod s`` on every axis (``o = phase + s*j``,
     ``j`` in ``JD x JH x JW``), and it loops over only the taps reaching that phase, ``count``
     of them from ``first`` in steps of ``e`` (``ed, eh, ew``), read from the host-made table
     ``taps_ptr[phase] = (first_d, count_d, first_h, count_h, first_w, count_w)``
@@ -113,7 +115,10 @@ def _conv_kernel(
     the others in decreasing shift (:func:`tritonconv.geometry.moved_first`; ``NEG = KW``: every tap increasing), so
     that the sum ends where the output's rows start; ``Y_ALIGN``: the output's strides, width and that shift multiples
     of a run of that many positions (:func:`tritonconv.geometry.stored_runs`), which the epilogue tells the compiler
-    so that it stores runs at once.
+    so that it stores runs at once. ``Y_ACROSS`` (by stride phase into an NC(D)HW output: positions ``s`` apart, no
+    run): the tile is stored transposed and flat, so that a warp's lanes take consecutive positions of the phase (a
+    few sectors of a row a store) rather than 32 channels (32 rows), whichever way a Triton version breaks the tie
+    between two axes of one element a run.
 
     Split reduction (``SPLIT``, ``program_id(1)``, for outputs too small to fill the GPU): split ``s``
     sums reduction channels ``[s*R_PER_SPLIT, (s+1)*R_PER_SPLIT)`` of every tap (flattened
@@ -134,6 +139,9 @@ def _conv_kernel(
     """
     pid = tl.program_id(0)
     split = tl.program_id(1)
+    if TRANSPOSED:  # the stride phase varies fastest (1 at unit stride)
+        phase = pid % (sd * sh * sw)
+        pid = pid // (sd * sh * sw)
     # Builtins and our _tile device functions only (not tl.cdiv, tl.zeros, tl.sum: Triton's own
     # @jit helpers, which the interpreted twin of this kernel cannot call; see _runtime).
     # position tiles: flat runs, or rows of BLOCK_W (NC(D)HW operands; see _tile); aligned rows (ROW_VEC) are tiled as
@@ -160,7 +168,6 @@ def _conv_kernel(
     mask_n = offs_n < C_out_g
 
     if TRANSPOSED:  # this program's stride phase: positions o = phase + s*j, and the taps that reach them
-        phase = tl.program_id(2)
         nb, jd, jh, jw, mask_m = tile_positions(pid_m, m_tiled, JD, JH, width, BLOCK_M, BLOCK_W, INT64)
         phd = phase // (sh * sw)
         phh = (phase // sw) % sh
@@ -401,8 +408,8 @@ def _conv_kernel(
 
     finish = True
     if SPLIT:  # the splits' partial tiles meet in the last split to arrive, added in split order
-        acc, finish = meet_splits(acc, ws_ptr, cnt_ptr, tl.program_id(2) * tl.num_programs(0) + tl.program_id(0),
-                                  tl.num_programs(0) * tl.num_programs(2), split, tl.num_programs(1), BLOCK_M, BLOCK_N)
+        acc, finish = meet_splits(acc, ws_ptr, cnt_ptr, tl.program_id(0), tl.num_programs(0), split, tl.num_programs(1),
+                                  BLOCK_M, BLOCK_N)
     if finish:
         if SCALED:
             scale = tl.load(s_ptr + (group * C_out_g + offs_n) * s_step, mask=mask_n, other=0.0).to(ACC)
@@ -416,8 +423,14 @@ def _conv_kernel(
                 syh // Y_ALIGN * Y_ALIGN
         y_rows = nb * syn + od * syd + oh * syh + ow * syw  # offsets, not pointers: half the registers per element
         y_cols = (group * C_out_g + offs_n) * syc
-        tl.store(y_ptr + (y_rows[:, None] + y_cols[None, :]), acc.to(y_ptr.dtype.element_ty),
-                 mask=mask_m[:, None] & mask_n[None, :])
+        if Y_ACROSS:
+            FLAT_TILE: tl.constexpr = BLOCK_M * BLOCK_N
+            tl.store(y_ptr + tl.reshape(y_cols[:, None] + y_rows[None, :], (FLAT_TILE,)),
+                     tl.reshape(tl.trans(acc.to(y_ptr.dtype.element_ty)), (FLAT_TILE,)),
+                     mask=tl.reshape(mask_n[:, None] & mask_m[None, :], (FLAT_TILE,)))
+        else:
+            tl.store(y_ptr + (y_rows[:, None] + y_cols[None, :]), acc.to(y_ptr.dtype.element_ty),
+                     mask=mask_m[:, None] & mask_n[None, :])
 
 
 def target_options(kwargs: dict, capability: int | None) -> dict:
@@ -493,10 +506,10 @@ class Launch:
         elif geometry.width_inner(x) or geometry.width_inner(y):
             block_w = geometry.row_block(rows, width, config.block_m)
         tiles_m = geometry.position_tiles(*tiled, config.block_m, block_w)
-        self.grid = (spec.groups * tiles_m * cdiv(c_write, config.block_n), self.splits, phases)
+        self.grid = (phases * spec.groups * tiles_m * cdiv(c_write, config.block_n), self.splits)  # (phases fastest)
         # split partial tiles (accumulator dtype), tile-major; a ticket counter per output tile, per stream
-        self.workspace_elems = self.splits * self.grid[0] * phases * config.block_m * config.block_n
-        self.counters = Counters(self.grid[0] * self.grid[2])  # the output tiles' tickets, per stream
+        self.workspace_elems = self.splits * self.grid[0] * config.block_m * config.block_n
+        self.counters = Counters(self.grid[0])  # the output tiles' tickets, per stream
         taps = as_3d(spec.weight_shape[2:], 1)
         self.args = (  # scale_step: fp8 dequantises with per-call scales (the weight scale's step per channel)
             rows, c_read, c_write, *geometry_3d(read, written, spec),
@@ -518,6 +531,7 @@ class Launch:
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
             BLOCK_W=block_w, ROW_VEC=row_vec, FLAT=bool(pitch), DEAL=aligned.deal, RUN_VEC=runs[0], RUN_KINDS=runs[1],
             SHIFT=2 if aligned.each else int(moving), NEG=neg, Y_ALIGN=y_align,
+            Y_ACROSS=phased and geometry.width_inner(y),
             num_warps=config.num_warps, num_stages=config.num_stages,
         ), capability(x.device))
         self.rows = aligned  # how NC(D)HW rows are read in aligned runs (geometry.aligned_rows; vec 0: not)

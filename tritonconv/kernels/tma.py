@@ -140,7 +140,7 @@ def _conv_tma_kernel(
     PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, PHASED: tl.constexpr, TAPLESS: tl.constexpr, SPLIT: tl.constexpr,
     NC_SHIFT: tl.constexpr, NC_NEG: tl.constexpr,
     NC_DEAL: tl.constexpr, POSITIONS_N: tl.constexpr, NC_FLAT: tl.constexpr, NC_VEC: tl.constexpr,
-    NC_VOLUME: tl.constexpr, NC_ROW_SEAMS: tl.constexpr, Y_RUN: tl.constexpr, Y_ALIGN: tl.constexpr,
+    NC_VOLUME: tl.constexpr, NC_ROW_SEAMS: tl.constexpr, Y_RUN: tl.constexpr, Y_ALIGN: tl.constexpr, Y_ACROSS: tl.constexpr,
     INLINE_PTX: tl.constexpr,
 ):
     """One program: ``TILE_B x TILE_H x TILE_W`` output positions (images x rows x columns) of one depth slice x
@@ -150,13 +150,16 @@ def _conv_tma_kernel(
     ``SCALED`` (fp8 operands): the epilogue dequantises as the pointer kernel's does (``acc * si * s[n]``);
     the weight tile is loaded K-major, the layout Hopper's fp8 MMA takes for its second operand.
 
-    ``PHASED`` (a strided input gradient, ``x`` the output gradient, channels innermost): program ``(pid, phase)``
-    writes positions ``o = phase + s*j`` of one stride phase (strides ``sd``, ``PHASE_H``, ``PHASE_W``; ``j`` in
+    ``PHASED`` (a strided input gradient, ``x`` the output gradient, channels innermost): program ``pid`` (the phase
+    varying fastest: a tile's phases run together, their writes meeting in L2) writes positions ``o = phase + s*j``
+    of one stride phase (strides ``sd``, ``PHASE_H``, ``PHASE_W``; ``j`` in
     ``JD x JH x JW``), from the taps reaching that phase, ``count`` of them from ``first`` in steps ``step_*``
     (the host's table ``taps_ptr[phase]``, :func:`tritonconv.shapes.phase_table`); tap ``t`` reads the output
     gradient at ``j + (phase + p - t*d) / s`` (an exact division), so consecutive positions of a phase read a box.
     ``TAPLESS``: some phase no tap reaches (a 1x1 layer's at stride 2), whose programs run no step; otherwise the
-    compiler is told every program's loop runs, as where not phased (see ``k_steps`` below).
+    compiler is told every program's loop runs, as where not phased (see ``k_steps`` below). ``Y_ACROSS`` (by phase
+    into an NC(D)HW output, a 1-D layer's NCL gradient): the tile stored transposed and flat, a warp's lanes along
+    the phase's positions (as the pointer kernel's).
 
     ``SPLIT`` (not with ``PHASED``; outputs under one wave of tiles): program ``(pid, split)`` runs ``STEPS_PER_SPLIT``
     of the flat loop's (tap, channel chunk) steps from ``split * STEPS_PER_SPLIT``, and the partial tiles meet in
@@ -197,10 +200,12 @@ def _conv_tma_kernel(
     """
     BLOCK_M: tl.constexpr = TILE_B * TILE_H * TILE_W
     pid = tl.program_id(0)
+    if PHASED:  # the stride phase varies fastest
+        phase = pid % (sd * PHASE_H * PHASE_W)
+        pid = pid // (sd * PHASE_H * PHASE_W)
     tiles_n = (C_out + BLOCK_N - 1) // BLOCK_N
     n0 = (pid % tiles_n) * BLOCK_N
-    if PHASED:  # patches of j; this program's phase and the taps that reach it
-        phase = tl.program_id(1)
+    if PHASED:  # patches of j; the taps that reach this program's phase
         nb0, jd, jh0, jw0 = patch(pid // tiles_n, JD, (JH + TILE_H - 1) // TILE_H, (JW + TILE_W - 1) // TILE_W,
                                   TILE_B, TILE_H, TILE_W)
         phd = phase // (PHASE_H * PHASE_W)
@@ -417,8 +422,14 @@ def _conv_tma_kernel(
         y_rows = nb * syn + od * syd + oh * syh + ow * syw
         if NC_VOLUME and not Y_RUN:
             y_rows += (p // (OH * OW)).to(nb.dtype) * syd
-        tl.store(y_ptr + (y_rows[:, None] + (offs_n * syc)[None, :]), acc.to(y_ptr.dtype.element_ty),
-                 mask=inside[:, None] & mask_n[None, :])
+        if Y_ACROSS:
+            FLAT_TILE: tl.constexpr = BLOCK_M * BLOCK_N
+            tl.store(y_ptr + tl.reshape((offs_n * syc)[:, None] + y_rows[None, :], (FLAT_TILE,)),
+                     tl.reshape(tl.trans(acc.to(y_ptr.dtype.element_ty)), (FLAT_TILE,)),
+                     mask=tl.reshape(mask_n[:, None] & inside[None, :], (FLAT_TILE,)))
+        else:
+            tl.store(y_ptr + (y_rows[:, None] + (offs_n * syc)[None, :]), acc.to(y_ptr.dtype.element_ty),
+                     mask=inside[:, None] & mask_n[None, :])
 
 
 def transposed_as_forward(spec: ConvSpec) -> ConvSpec:
@@ -630,7 +641,7 @@ class Launch:
                  * cdiv(jw, tile_w))
         steps_total = math.prod(spec.weight_shape[2:]) * cdiv(c_in, config.block_k)  # (tap, chunk) steps
         per_split, self.splits = geometry.step_splits(steps_total, 1 if by_phase or nc_shift or flat else config.split_k)
-        self.grid = (tiles, sd * sh * sw if by_phase else self.splits)
+        self.grid = (tiles * sd * sh * sw, 1) if by_phase else (tiles, self.splits)  # (by phase: phases fastest)
         self.workspace_elems = self.splits * tiles * config.block_m * config.block_n  # fp32 partial tiles
         self.counters = Counters(tiles)  # the output tiles' tickets, per stream (split launches)
         x_step = x.shape[-1] if dealt > 1 else xh  # the view's step: a pair's odd row's column, or a slice's rows
@@ -649,6 +660,7 @@ class Launch:
             NC_VOLUME=volume, NC_ROW_SEAMS=plane_row_seams(spec, x.element_size()) if volume else 0,
             Y_RUN=bool(flat) and positions_run(y, volume),
             Y_ALIGN=1 if by_phase or flat else geometry.stored_runs(y, nc_last_shift(spec) if nc_shift == 1 else None),
+            Y_ACROSS=by_phase and geometry.width_inner(y),
             POSITIONS_N=positions_as_n(inner, nc_shift, config, x.element_size(), geometry.allows_tf32(x.dtype),
                                        bool(flat)),
             INLINE_PTX=not interp,
