@@ -749,6 +749,7 @@ def test_stride_phases_store_their_nc_rows_with_lanes_along_positions(arch, name
     census = static.loop_census(compiled.asm["cubin"], arch)
     assert census["epilogue_instructions"] < 460, census
 
+
 def test_the_census_counts_one_iteration_down_its_longest_path():
     """``static.longest_path``: a guarded branch goes either way, an unguarded one only to its target, a loop inside
     (``skip``) counts 0, a backward branch inside is not taken: an if/else of two and three instructions counts the

@@ -226,6 +226,7 @@ def test_a_tiles_stride_phases_are_neighbouring_programs(monkeypatch, ndim, desc
     ref = getattr(torch.nn.grad, f"conv{ndim}d_input")(x.shape, w.double(), dy.double(), stride=2, padding=1)
     assert_close(dx[..., written], ref[..., written])
 
+
 def test_strided_transposed_passes_issue_no_masked_tap_work():
     """By stride phase, the input gradient of a strided layer issues the matrix work of its forward pass
     (every tap for every position would be stride**ndim times that: 4x in 2D, 8x in 3D)."""

@@ -347,6 +347,19 @@ def met_rows(ws_ptr, tile, splits, r0, ROWS: tl.constexpr, BLOCK_M: tl.constexpr
 
 
 @device
+def store_across(y_ptr, rows, cols, acc, mask_m, mask_n, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Store a ``BLOCK_M x BLOCK_N`` tile (positions x channels) at offsets ``rows[:, None] + cols[None, :]`` from
+    ``y_ptr`` transposed and flat, positions fastest (``Y_ACROSS``, :func:`tritonconv.geometry.stored_across`: a
+    stride phase's positions of an NC(D)HW output, no run along either axis), so that a warp's lanes take
+    consecutive positions (a few sectors of a row a store), not 32 channels (32 rows), whichever way a Triton version
+    breaks the tie between two axes of one element a run."""
+    FLAT: tl.constexpr = BLOCK_M * BLOCK_N
+    tl.store(y_ptr + tl.reshape(cols[:, None] + rows[None, :], (FLAT,)),
+             tl.reshape(tl.trans(acc.to(y_ptr.dtype.element_ty)), (FLAT,)),
+             mask=tl.reshape(mask_n[:, None] & mask_m[None, :], (FLAT,)))
+
+
+@device
 def reset_ticket(cnt_ptr, tile):
     """Tile ``tile``'s counter back to 0 for the next launch (by the split that drew the last ticket)."""
     tl.store(cnt_ptr + tile, 0)

@@ -282,6 +282,13 @@ def width_inner(t: torch.Tensor) -> bool:
     return t.stride(-1) == 1 and t.shape[-1] > 1 and not is_channels_inner(t)
 
 
+def stored_across(y: torch.Tensor, width_stride: int) -> bool:
+    """Whether a pass by stride phase stores its tiles transposed (``Y_ACROSS``, :func:`tritonconv._tile.store_across`):
+    an NC(D)HW output (:func:`width_inner`) strided along its width, whose phases' positions are ``width_stride``
+    apart, no run along either axis of a tile."""
+    return width_stride > 1 and width_inner(y)
+
+
 def row_block(positions: int, width: int, block: int) -> int:
     """``BLOCK_W``: how many consecutive positions of a row (``width`` wide, ``positions`` in all) a tile of
     ``block`` positions takes (a power of two from 8 to ``block``; the rest of the tile is further rows),

@@ -57,6 +57,7 @@ from .._tile import (
     run_kind,
     shift_rows,
     shift_runs,
+    store_across,
     tap,
     tile_positions,
     weight_tap,
@@ -116,9 +117,8 @@ def _conv_kernel(
     that the sum ends where the output's rows start; ``Y_ALIGN``: the output's strides, width and that shift multiples
     of a run of that many positions (:func:`tritonconv.geometry.stored_runs`), which the epilogue tells the compiler
     so that it stores runs at once. ``Y_ACROSS`` (by stride phase into an NC(D)HW output: positions ``s`` apart, no
-    run): the tile is stored transposed and flat, so that a warp's lanes take consecutive positions of the phase (a
-    few sectors of a row a store) rather than 32 channels (32 rows), whichever way a Triton version breaks the tie
-    between two axes of one element a run.
+    run): the tile is stored transposed and flat, a warp's lanes along the phase's positions
+    (:func:`tritonconv._tile.store_across`).
 
     Split reduction (``SPLIT``, ``program_id(1)``, for outputs too small to fill the GPU): split ``s``
     sums reduction channels ``[s*R_PER_SPLIT, (s+1)*R_PER_SPLIT)`` of every tap (flattened
@@ -424,10 +424,7 @@ def _conv_kernel(
         y_rows = nb * syn + od * syd + oh * syh + ow * syw  # offsets, not pointers: half the registers per element
         y_cols = (group * C_out_g + offs_n) * syc
         if Y_ACROSS:
-            FLAT_TILE: tl.constexpr = BLOCK_M * BLOCK_N
-            tl.store(y_ptr + tl.reshape(y_cols[:, None] + y_rows[None, :], (FLAT_TILE,)),
-                     tl.reshape(tl.trans(acc.to(y_ptr.dtype.element_ty)), (FLAT_TILE,)),
-                     mask=tl.reshape(mask_n[:, None] & mask_m[None, :], (FLAT_TILE,)))
+            store_across(y_ptr, y_rows, y_cols, acc, mask_m, mask_n, BLOCK_M, BLOCK_N)
         else:
             tl.store(y_ptr + (y_rows[:, None] + y_cols[None, :]), acc.to(y_ptr.dtype.element_ty),
                      mask=mask_m[:, None] & mask_n[None, :])
@@ -531,7 +528,7 @@ class Launch:
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, GROUP_M=config.group_m,
             BLOCK_W=block_w, ROW_VEC=row_vec, FLAT=bool(pitch), DEAL=aligned.deal, RUN_VEC=runs[0], RUN_KINDS=runs[1],
             SHIFT=2 if aligned.each else int(moving), NEG=neg, Y_ALIGN=y_align,
-            Y_ACROSS=phased and geometry.width_inner(y),
+            Y_ACROSS=transposed and geometry.stored_across(y, spec.stride[-1]),
             num_warps=config.num_warps, num_stages=config.num_stages,
         ), capability(x.device))
         self.rows = aligned  # how NC(D)HW rows are read in aligned runs (geometry.aligned_rows; vec 0: not)

@@ -82,6 +82,7 @@ from .._tile import (
     patch,
     shift_rows,
     shift_runs,
+    store_across,
 )
 from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, strides_3d
 from ..shapes import cdiv
@@ -159,7 +160,7 @@ def _conv_tma_kernel(
     ``TAPLESS``: some phase no tap reaches (a 1x1 layer's at stride 2), whose programs run no step; otherwise the
     compiler is told every program's loop runs, as where not phased (see ``k_steps`` below). ``Y_ACROSS`` (by phase
     into an NC(D)HW output, a 1-D layer's NCL gradient): the tile stored transposed and flat, a warp's lanes along
-    the phase's positions (as the pointer kernel's).
+    the phase's positions (:func:`tritonconv._tile.store_across`).
 
     ``SPLIT`` (not with ``PHASED``; outputs under one wave of tiles): program ``(pid, split)`` runs ``STEPS_PER_SPLIT``
     of the flat loop's (tap, channel chunk) steps from ``split * STEPS_PER_SPLIT``, and the partial tiles meet in
@@ -423,10 +424,7 @@ def _conv_tma_kernel(
         if NC_VOLUME and not Y_RUN:
             y_rows += (p // (OH * OW)).to(nb.dtype) * syd
         if Y_ACROSS:
-            FLAT_TILE: tl.constexpr = BLOCK_M * BLOCK_N
-            tl.store(y_ptr + tl.reshape((offs_n * syc)[:, None] + y_rows[None, :], (FLAT_TILE,)),
-                     tl.reshape(tl.trans(acc.to(y_ptr.dtype.element_ty)), (FLAT_TILE,)),
-                     mask=tl.reshape(mask_n[:, None] & inside[None, :], (FLAT_TILE,)))
+            store_across(y_ptr, y_rows, offs_n * syc, acc, inside, mask_n, BLOCK_M, BLOCK_N)
         else:
             tl.store(y_ptr + (y_rows[:, None] + (offs_n * syc)[None, :]), acc.to(y_ptr.dtype.element_ty),
                      mask=inside[:, None] & mask_n[None, :])
@@ -660,7 +658,7 @@ class Launch:
             NC_VOLUME=volume, NC_ROW_SEAMS=plane_row_seams(spec, x.element_size()) if volume else 0,
             Y_RUN=bool(flat) and positions_run(y, volume),
             Y_ALIGN=1 if by_phase or flat else geometry.stored_runs(y, nc_last_shift(spec) if nc_shift == 1 else None),
-            Y_ACROSS=by_phase and geometry.width_inner(y),
+            Y_ACROSS=by_phase and geometry.stored_across(y, spec.stride[-1]),
             POSITIONS_N=positions_as_n(inner, nc_shift, config, x.element_size(), geometry.allows_tf32(x.dtype),
                                        bool(flat)),
             INLINE_PTX=not interp,
