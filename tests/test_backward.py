@@ -242,11 +242,47 @@ def test_pointer_weight_gradient_splits_meet_on_folds_groups_and_strides(op, x_s
     dy = geometry.to_layout(torch.randn(spec.output_shape, generator=g).half(), layout)
     with static.recording() as launches:
         grad = dispatch.conv_grad_weight(dy, x, spec, True, cfg)
-    assert [(fn.fn.__name__, kwargs["SPLIT"], grid[1] > 1) for fn, _, kwargs, grid in launches] == \
-        [("_conv_weight_grad_kernel", True, True)]
+    assert [(fn.fn.__name__, kwargs["SPLIT"], grid[1] > 1, kwargs["SPLITS"]) for fn, _, kwargs, grid in launches] == \
+        [("_conv_weight_grad_kernel", True, True, launches[0][3][1])]
     assert torch.equal(grad, dispatch.conv_grad_weight(dy, x, spec, True, cfg))
     ref = getattr(torch.nn.grad, f"{op}_weight")(x.double(), w.shape, dy.double(), *args)
     assert_close(grad, ref.flip(tuple(range(2, 2 + nd))), torch.float16)
+
+
+def test_pointer_meeting_adds_fewer_rows_at_a_time_where_the_other_splits_would_hold_too_many_registers(monkeypatch):
+    """The pointer kernel's last split loads every other split's slice of a few rows at once, then adds them
+    (``_tile.met_rows``): ``weight_grad.meet_rows`` halves the slice while those loads would hold more than
+    ``weight_grad.MEET_REGISTERS`` registers a thread. With the budget cut to one register, slices of one row: the same
+    gradient bit for bit as 16 rows a slice, and torch's."""
+    from benchmarks import static
+    from tritonconv.kernels import weight_grad
+
+    for splits, bm, bn, warps in [(2, 128, 128, 8), (4, 128, 128, 8), (17, 64, 64, 4), (14, 64, 64, 8), (65, 32, 32, 4),
+                                  (9, 128, 64, 4), (3, 16, 16, 4), (200, 16, 16, 4)]:
+        rows = weight_grad.meet_rows(splits, bm, bn, warps)
+        assert rows & (rows - 1) == 0 and 1 <= rows <= min(weight_grad.MEET_ROWS, bm)
+        held = (splits - 1) * rows * bn / (32 * warps)  # registers a thread of the others' slices
+        assert held <= weight_grad.MEET_REGISTERS or rows == 1
+        assert rows == min(weight_grad.MEET_ROWS, bm) or 2 * held > weight_grad.MEET_REGISTERS
+    assert weight_grad.meet_rows(4, 128, 128, 8) == 16 and weight_grad.meet_rows(17, 64, 64, 4) == 4
+
+    g = torch.Generator().manual_seed(12)
+    x = torch.randn(2, 16, 7, 9, generator=g).half()  # (16 input channels: not packed as a stem's few)
+    w = torch.empty(16, 16, 3, 3, dtype=torch.float16)
+    spec = conv_spec("conv2d", 2, x, w, None, 1, 1, 1, 1)
+    dy = torch.randn(spec.output_shape, generator=g).half()
+    cfg = tuning.Config(16, 16, 16, split_k=3)
+    grads = []
+    for budget in (weight_grad.MEET_REGISTERS, 1 / 64):
+        monkeypatch.setattr(weight_grad, "MEET_REGISTERS", budget)
+        dispatch.clear_plans()  # (a plan prepares its launch once)
+        with static.recording() as launches:
+            grads.append(dispatch.conv_grad_weight(dy, x, spec, False, cfg))
+        ((fn, _, kwargs, grid),) = launches
+        assert (kwargs["SPLIT"], kwargs["SPLITS"], kwargs["MEET_ROWS"]) == (True, 3, 16 if budget >= 1 else 1) and \
+            grid[1] == 3
+    assert torch.equal(grads[0], grads[1])
+    assert_close(grads[0], torch.nn.grad.conv2d_weight(x.double(), w.shape, dy.double(), padding=1), torch.float16)
 
 
 @pytest.mark.parametrize("flip", [False, True])

@@ -476,8 +476,11 @@ def test_split_pointer_weight_gradient_meets_row_by_row_and_keeps_its_programs_a
     """The pointer kernel's split weight gradients meet in the kernel (a ticket, the partials read back through L2)
     and hold no more than their unsplit launch's programs an SM: the last split adds the partials
     ``weight_grad.MEET_ROWS`` rows at a time once its own is stored (added whole beside the sum they had held 20-50
-    registers more). The NC(D)HW 7 x 7 layer Hopper runs on the pointer kernel (``resnet50_l4_3x3``, 128 x 128 tiles
-    on 8 warps, 2 splits) and, on Ampere, the same layer's channels-last one (4 warps, 246 registers unsplit)."""
+    registers more), the split count a constant (``SPLITS``): no loop after the main loop but a slice's one at a time,
+    unrolled whole, every load of a slice issued before its first add (a loop over the splits, unrolled by four with
+    its remainders, went to L2 and back two to seven times a slice). The NC(D)HW 7 x 7 layer Hopper runs on the
+    pointer kernel (``resnet50_l4_3x3``, 128 x 128 tiles on 8 warps, 4 splits) and, on Ampere, the same layer's
+    channels-last one (4 warps, 246 registers unsplit)."""
     from tritonconv.kernels import weight_grad
 
     suite = json.loads((static.ROOT / "shapes.json").read_text())
@@ -489,13 +492,16 @@ def test_split_pointer_weight_gradient_meets_row_by_row_and_keeps_its_programs_a
         tune.runner(problem, torch.device("cpu"))(cfg)
     ((fn, args, kwargs, grid),) = launches
     assert fn.fn.__name__ == "_conv_weight_grad_kernel" and kwargs["SPLIT"] and grid[1] == cfg.split_k > 1
-    assert kwargs["MEET_ROWS"] == weight_grad.MEET_ROWS < cfg.block_m
+    assert kwargs["MEET_ROWS"] == weight_grad.MEET_ROWS < cfg.block_m and kwargs["SPLITS"] == cfg.split_k
     reports = []
     for split in (True, False):
         compiled = static.compile_for(arch, fn, args, {**kwargs, "SPLIT": split})
         reports.append({**static.ptxas_report(compiled.asm["ptx"], arch), "shared": compiled.metadata.shared})
         if split:
             assert "atom.global.gpu.acq_rel.add" in compiled.asm["ptx"] and "ld.global.cg" in compiled.asm["ptx"]
+            code = static.sass(compiled.asm["cubin"], arch)
+            main = max(static.backward_loops(code), key=lambda loop: loop[1] - loop[0])
+            assert [(a, b) for a, b in static.backward_loops(code) if a > main[1] and b > a] == []
     met, unmet = ({**r, "ctas": static.ctas_per_sm(arch, r["registers"], r["shared"], kwargs["num_warps"])}
                   for r in reports)
     assert met["spill_store_bytes"] == 0 and met["ctas"] >= unmet["ctas"], (met, unmet)

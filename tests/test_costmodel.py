@@ -224,18 +224,54 @@ def test_relayout_configs_pay_for_their_copies():
 def test_split_partials_added_apart_pay_a_second_launch(monkeypatch, tma):
     """A weight gradient whose split partials are too many to meet in the kernel (``geometry.splits_meet``, on pointer
     and descriptor tiles alike) is two launches: the model adds the second's fixed cost, and no more (its bytes are in
-    both); a split that meets, and an unsplit launch, pay one."""
+    both); a split that meets, and an unsplit launch, pay one, and the meeting pays its last splits' reading the
+    partials back (``costmodel.meet_seconds``), which a sum apart does not."""
     device = costmodel.DATASHEET
     p = tuning.Problem.of("conv_wgrad", "bfloat16", "channels_last", (8, 64, 28, 30), (128, 64, 3, 3), 1, 1)
     cfg = dataclasses.replace(tuning.heuristic(p, False, device.sms, tma), split_k=4)
     assert geometry.splits_meet(4, cfg.block_m, cfg.block_n)
-    met = costmodel.predict(p, cfg, device)
+    met, back = costmodel.predict(p, cfg, device), costmodel.meet_seconds(p, cfg, device)
+    assert back > 0 and costmodel.meet_seconds(p, dataclasses.replace(cfg, split_k=1), device) == 0
     assert not costmodel.sums_apart(p, cfg) and not costmodel.sums_apart(p, dataclasses.replace(cfg, split_k=1))
     monkeypatch.setattr(geometry, "MEET_BYTES", 0)
     assert costmodel.sums_apart(p, cfg) and not costmodel.sums_apart(p, dataclasses.replace(cfg, split_k=1))
-    assert math.isclose(costmodel.predict(p, cfg, device), met + device.t0)
+    assert costmodel.meeting(p, cfg) == (0, 1) and costmodel.meet_seconds(p, cfg, device) == 0
+    assert math.isclose(costmodel.predict(p, cfg, device), met - back + device.t0)
     forward = tuning.Problem.of("conv", "bfloat16", "channels_last", (8, 64, 28, 30), (128, 64, 3, 3), 1, 1)
     assert not costmodel.sums_apart(forward, cfg)  # a split forward's partials always meet
+
+
+MEETING_CASES = [  # (layer, pass, layout, config, meets): split partials meeting in the kernel or not, every GEMM family
+    ("resnet50_l4_3x3", "conv_wgrad", "contiguous", None, True),  # pointer weight gradient (the default: 4 splits)
+    ("resnet50_l4_3x3", "conv_wgrad", "channels_last", None, True),  # descriptor weight gradient (2)
+    ("resnet50_l1_3x3", "conv_wgrad", "channels_last", None, False),  # 29 splits of 64 x 64: added apart
+    ("resnet50_l4_3x3", "conv", "channels_last", None, True),  # descriptor forward (2)
+    ("resnet50_l4_3x3", "conv_t", "contiguous", tuning.Config(64, 64, 32, split_k=3), True),  # pointer input gradient
+    ("resnet50_l1_3x3", "conv", "channels_last", None, False),  # unsplit
+]
+
+
+@pytest.mark.parametrize("name,kind,layout,cfg,meets", MEETING_CASES)
+def test_the_models_meeting_is_the_launchs_grid(name, kind, layout, cfg, meets):
+    """``costmodel.meeting`` is the launch's own ``(tiles, splits)`` where its split partials meet in the kernel (the
+    main kernel's grid, prepared on stand-ins; ``SPLIT`` set), else ``(0, 1)``; ``costmodel.meet_seconds`` reads the
+    other splits' partial tiles back at one SM's share of the L2 bandwidth, an SM's share of the tiles in turn."""
+    from benchmarks import static
+
+    device = costmodel.device_for("NVIDIA H200")
+    problem = suite_problem(name, kind, layout)
+    cfg = cfg or costmodel.default(problem, device, True)
+    with static.recording(execute=False) as launches:
+        tune.runner(problem, torch.device("cpu"))(cfg)
+    fn, _, kwargs, grid = next(launch for launch in launches if launch[0].fn.__name__ not in static.EPILOGUES)
+    tiles, splits = costmodel.meeting(problem, cfg)
+    assert bool(kwargs.get("SPLIT")) == meets, (fn.fn.__name__, cfg)
+    if meets:
+        assert (tiles, splits) == tuple(grid[:2]) and splits > 1, (fn.fn.__name__, grid)
+        back = (splits - 1) * cfg.block_m * cfg.block_n * 4 * math.ceil(tiles / device.sms)
+        assert math.isclose(costmodel.meet_seconds(problem, cfg, device), back * device.sms / device.l2_bandwidth)
+    else:
+        assert (tiles, splits) == (0, 1) and costmodel.meet_seconds(problem, cfg, device) == 0
 
 
 def test_nchw_row_tiles_get_their_own_rate_when_their_rows_are_fitted():
@@ -633,7 +669,8 @@ def test_a_launch_is_bound_by_its_largest_limit():
     for problem, cfg, limit in cases:
         t = costmodel.bounds(problem, cfg, device)
         assert math.isclose(costmodel.predict(problem, cfg, device), device.t0 + max(
-            costmodel.soft_max(t["compute"], t["L2 fill"], t["issue"]), t["MMA waits"], t["memory"]), rel_tol=1e-12)
+            costmodel.soft_max(t["compute"], t["L2 fill"], t["issue"]), t["MMA waits"], t["memory"])
+            + costmodel.meet_seconds(problem, cfg, device), rel_tol=1e-12)
         assert costmodel.bound(problem, cfg, device) == limit, (cfg, t)
 
 

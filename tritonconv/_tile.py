@@ -333,15 +333,17 @@ def arrive(acc, ws_ptr, cnt_ptr, tile, split, splits, BLOCK_M: tl.constexpr, BLO
 
 
 @device
-def met_rows(ws_ptr, tile, splits, r0, ROWS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def met_rows(ws_ptr, tile, SPLITS: tl.constexpr, r0, ROWS: tl.constexpr, BLOCK_M: tl.constexpr,
+             BLOCK_N: tl.constexpr):
     """Rows ``r0 .. r0 + ROWS`` of tile ``tile``'s partials (stored by :func:`arrive`) added in split order ``0, 1,
-    ..., S-1``, as :func:`meet_splits` adds them (the same sum, bit for bit); the partials a constant stride apart, so
-    the loads the compiler unrolls share their addresses."""
+    ..., S-1``, as :func:`meet_splits` adds them (the same sum, bit for bit); the partials a constant stride apart and
+    their count a constant, so the loop unrolls whole and every load is issued before the first add waits (one trip
+    to L2 a slice, not one per unrolled group and remainder)."""
     TILE: tl.constexpr = BLOCK_M * BLOCK_N
-    rows = ws_ptr + tile.to(tl.int64) * splits * TILE + (r0 + tl.arange(0, ROWS))[:, None] * BLOCK_N \
+    rows = ws_ptr + tile.to(tl.int64) * SPLITS * TILE + (r0 + tl.arange(0, ROWS))[:, None] * BLOCK_N \
         + tl.arange(0, BLOCK_N)[None, :]
     part = tl.load(rows, cache_modifier=".cg")
-    for other in range(1, splits):
+    for other in tl.static_range(1, SPLITS):
         part += tl.load(rows + other * TILE, cache_modifier=".cg")
     return part
 

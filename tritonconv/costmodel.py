@@ -3,7 +3,7 @@
 For one launch (a :class:`~tritonconv.geometry.Problem` and the :class:`~tritonconv.geometry.Config`
 it runs with) on a GPU described by :class:`Device`::
 
-    t = t0 + max(W / (R * e), B / BW)
+    t = t0 + max(W / (R * e), B / BW) + S
 
 * ``W``: the multiply-adds the launch issues, masked lanes included (the GEMM kernels' own count,
   ``Launch.mma_work``: channel padding to the tile, tile edges, split tails, the taps a transposed
@@ -43,7 +43,9 @@ it runs with) on a GPU described by :class:`Device`::
   registers into shared memory) run their MMAs and their other instructions one after the other, overlapped only
   across the ``k`` programs resident on an SM: their steps take (MMA time + issue time) / ``k`` where that is longer
   than the overlapped time (:func:`chain_seconds`: one program an SM pays the sum, two or more mostly hide it);
-* ``t0``: a launch's fixed cost on the device (not the host's).
+* ``t0``: a launch's fixed cost on the device (not the host's);
+* ``S``: where a split reduction's partial tiles meet in the kernel, the last split of each tile reads the others'
+  back from L2 alone after the main loops, an SM's share of those tiles one after another (:func:`meet_seconds`).
 
 A layer that launches several kernels costs the sum (a packed layer's packing launches and a layer of merged groups'
 block-diagonal weight, :func:`pack_seconds`, a relayout config's copies, :func:`relayout_seconds`, and the second
@@ -69,15 +71,17 @@ from .geometry import Config, Problem
 from .kernels import depthwise, gemm, tma, weight_grad
 from .shapes import cdiv
 
-__all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "DEPTHWISE_ISSUE", "HOPPER",
-           "NC_FLAT_ISSUE", "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "POINTER_STEP", "REGISTERS",
-           "ROW_ISSUE", "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "aligned", "apart",
-           "bound", "bounds", "by_rows", "chain_seconds", "counts_operands", "ctas_per_sm", "default", "Device", "device_for",
-           "drained", "efficiency", "fill_bytes", "first_from_registers", "folds", "gemm_launch", "input_channels_as_m",
-           "issue_seconds", "issued", "kernel_of", "launched", "mma_instructions", "nc_flat", "nc_rows", "nc_runs", "nc_share",
-           "occupancy", "one_row_mma", "pack_seconds", "pass_seconds", "pointer_step_terms", "predict", "predicting", "model",
-           "rank", "rate_of", "registers", "relayout_seconds", "row_reads", "shared_bytes", "spills", "step_instructions",
-           "sums_apart", "tap_axes", "tap_runs", "tensor_factor", "transposed_mma", "wanted_registers", "wgrad_runs", "x_as_m"]
+__all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "DEPTHWISE_ISSUE", "Device",
+           "HOPPER", "NC_FLAT_ISSUE", "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE",
+           "POINTER_STEP", "REGISTERS", "ROW_ISSUE", "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES",
+           "WGRAD_RUNS_REGISTERS", "aligned", "apart", "bound", "bounds", "by_rows", "chain_seconds",
+           "counts_operands", "ctas_per_sm", "default", "device_for", "drained", "efficiency", "fill_bytes",
+           "first_from_registers", "folds", "gemm_launch", "input_channels_as_m", "issue_seconds", "issued",
+           "kernel_of", "launched", "meet_seconds", "meeting", "mma_instructions", "model", "nc_flat", "nc_rows",
+           "nc_runs", "nc_share", "occupancy", "one_row_mma", "pack_seconds", "pass_seconds", "pointer_step_terms",
+           "predict", "predicting", "rank", "rate_of", "registers", "relayout_seconds", "row_reads", "shared_bytes",
+           "spills", "step_instructions", "sums_apart", "tap_axes", "tap_runs", "tensor_factor", "tma_splits",
+           "tma_tiles", "transposed_mma", "wanted_registers", "wgrad_runs", "x_as_m"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,21 +286,67 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
             fast = depthwise.layout_channels_fast(problem.layout, read[1])
             row_tiles = depthwise.position_tiling(fast, rows, written[-1], config.block_m)[1]
         return macs, row_tiles * cdiv(cols, config.block_n) * max(config.split_k, 1)
-    c_out, c_in_g = problem.weight_shape[:2]
-    if config.tile_h and problem.kind != "conv_wgrad":  # images x rows x columns patches of the written planes
-        written = tuning.tma_written(problem)  # (one stride phase's, for a strided input gradient: each tap reaches
-        n, od, (oh, ow) = written[0], geometry.as_3d(written[2:], 1)[0], tuning.tma_plane(problem)  # one phase)
-        if tuning.volumes_as_rows(problem, config):  # a volume's positions one row
-            od, ow = 1, od * ow
-        _, cols, red = problem.gemm  # the input gradient runs as a forward convolution: channel axes swapped
-        tile_b, tile_h, tile_w = config.patch(config.block_m)
-        patches = cdiv(n, tile_b) * od * cdiv(oh, tile_h) * cdiv(ow, tile_w)
-        ctas = patches * cdiv(cols, config.block_n)
-        steps = problem.taps * cdiv(red, config.block_k)  # (tap, channel chunk) steps
-        parts = math.prod(problem.stride) if problem.by_phase else geometry.step_splits(steps, config.split_k)[1]
+    if config.tile_h and problem.kind != "conv_wgrad":
+        ctas, steps = tma_tiles(problem, config)
+        parts = math.prod(problem.stride) if problem.by_phase else tma_splits(problem, config, steps)
         return ctas * config.block_m * config.block_n * steps * config.block_k, ctas * parts  # per tile: phases or splits
     launch = gemm_launch(problem, config)
     return launch.mma_work(), math.prod(launch.grid)
+
+
+def tma_tiles(problem: Problem, config: Config) -> tuple[int, int]:
+    """``(tiles, steps)`` of a descriptor forward or input gradient (as launched, :func:`launched`): its images x rows x
+    columns patches of the written planes times its output-channel tiles (one stride phase's, for a strided input
+    gradient: each tap reaches one phase), and each tile's (tap, channel chunk) reduction steps."""
+    written = tuning.tma_written(problem)
+    n, od, (oh, ow) = written[0], geometry.as_3d(written[2:], 1)[0], tuning.tma_plane(problem)
+    if tuning.volumes_as_rows(problem, config):  # a volume's positions one row
+        od, ow = 1, od * ow
+    _, cols, red = problem.gemm  # the input gradient runs as a forward convolution: channel axes swapped
+    tile_b, tile_h, tile_w = config.patch(config.block_m)
+    patches = cdiv(n, tile_b) * od * cdiv(oh, tile_h) * cdiv(ow, tile_w)
+    return patches * cdiv(cols, config.block_n), problem.taps * cdiv(red, config.block_k)
+
+
+def tma_splits(problem: Problem, config: Config, steps: int) -> int:
+    """The splits of a descriptor forward's or input gradient's ``steps`` (tap, channel chunk) steps, as
+    :class:`tritonconv.kernels.tma.Launch` cuts them: none by stride phase, nor where NC(D)HW rows are read whole
+    (:func:`nc_rows`) or planes as rows (:func:`nc_flat`)."""
+    if problem.by_phase or nc_rows(problem, config) or nc_flat(problem, config):
+        return 1
+    return geometry.step_splits(steps, config.split_k)[1]
+
+
+def meeting(problem: Problem, config: Config) -> tuple[int, int]:
+    """``(tiles, splits)`` of a GEMM launch whose split partial tiles meet in the kernel (:func:`tritonconv._tile.meet_splits`:
+    a forward's or input gradient's always, a weight gradient's where few, :func:`tritonconv.kernels.weight_grad.meets`):
+    its output tiles and the splits of each; ``(0, 1)`` where the reduction is not split, its partials are added apart
+    (:func:`sums_apart`), or the launch is a depthwise one (not modelled: partial tiles of at most 64 x 64)."""
+    problem, config = launched(problem, config)
+    if problem.kind.startswith("conv_dw") or config.split_k <= 1:
+        return 0, 1
+    if problem.kind == "conv_wgrad":
+        launch = gemm_launch(problem, config)
+        return launch.grid if launch.meet else (0, 1)
+    if config.tile_h:
+        tiles, steps = tma_tiles(problem, config)
+        return tiles, tma_splits(problem, config, steps)
+    launch = gemm_launch(problem, config)
+    return launch.grid[0], launch.splits
+
+
+def meet_seconds(problem: Problem, config: Config, device: Device) -> float:
+    """The seconds a split launch's partial tiles take to meet in the kernel after its main loops (:func:`meeting`):
+    the last split of each tile to arrive reads the others' partial tiles (accumulator dtype) back from L2 alone, at
+    one SM's share of ``l2_bandwidth``; the last splits run in the grid's last waves (the split is its slowest index),
+    an SM's share of them, ``ceil(tiles / sms)``, reading one after another. ``resnet50_l4_3x3``'s NCHW weight
+    gradient, 144 tiles of 128 x 128 in 4 splits: 2 x 192 KiB, 3.1 us on an H200 (unfitted)."""
+    tiles, splits = meeting(problem, config)
+    if splits <= 1:
+        return 0.0
+    config = launched(problem, config)[1]
+    back = (splits - 1) * config.block_m * config.block_n * geometry.accumulator(getattr(torch, problem.dtype)).itemsize
+    return math.ceil(tiles / device.sms) * back * device.sms / device.l2_bandwidth
 
 
 def gemm_launch(problem: Problem, config: Config) -> gemm.Launch | weight_grad.Launch | weight_grad.DescriptorLaunch:
@@ -955,13 +1005,13 @@ def sums_apart(problem: Problem, config: Config) -> bool:
 
 def predict(problem: Problem, config: Config, device: Device) -> float:
     """Predicted device seconds of one launch (the module docstring gives the form); a relayout config's copies
-    included (:func:`relayout_seconds`), and a second launch's fixed cost where split partials are added apart
-    (:func:`sums_apart`)."""
+    included (:func:`relayout_seconds`), a second launch's fixed cost where split partials are added apart
+    (:func:`sums_apart`), and where they meet in the kernel, the last splits' reading them back (:func:`meet_seconds`)."""
     t = bounds(problem, config, device)
     copies = relayout_seconds(problem, device) if config.relayout else 0.0
     launches = 2 if sums_apart(problem, config) else 1
     overlapped = max(soft_max(t["compute"], t["L2 fill"], t["issue"]), t["MMA waits"])
-    return launches * device.t0 + max(overlapped, t["memory"]) + copies
+    return launches * device.t0 + max(overlapped, t["memory"]) + meet_seconds(problem, config, device) + copies
 
 
 def bound(problem: Problem, config: Config, device: Device) -> str:

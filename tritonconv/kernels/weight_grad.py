@@ -105,6 +105,7 @@ def _conv_weight_grad_kernel(
     FLIP: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr, CARRY: tl.constexpr,
     DY_VEC: tl.constexpr, X_VEC: tl.constexpr, X_KINDS: tl.constexpr, X_DEAL: tl.constexpr, MEET_ROWS: tl.constexpr,
+    SPLITS: tl.constexpr,
     X_AS_M: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split; with
@@ -120,7 +121,10 @@ def _conv_weight_grad_kernel(
     own dealt out in registers (:func:`tritonconv._tile.deal`). The loop is compiled once for each of these ways that
     some tap takes (``X_KINDS``, bit ``k`` for way ``k`` of :func:`tritonconv.geometry.run_kind`), each program running
     its tap's (one branch per program). ``X_AS_M`` (:func:`x_as_m`): the MMA runs transposed, input x output channels,
-    the moved ``x`` its first operand (from registers on Hopper), the sum turned back after the loop."""
+    the moved ``x`` its first operand (from registers on Hopper), the sum turned back after the loop.
+
+    ``SPLIT``: the ``SPLITS`` splits (the grid's second axis, told as a constant so that the adding unrolls whole) meet
+    in the kernel, the last to arrive adding their partials ``MEET_ROWS`` rows at a time (:func:`meet_rows`)."""
     pid = tl.program_id(0)
     split = tl.program_id(1)
     TAPS: tl.constexpr = KD if FOLD == 2 else KD * KH if FOLD == 1 else KD * KH * KW  # taps of the grid
@@ -265,9 +269,9 @@ def _conv_weight_grad_kernel(
         w_tap = KD * KH * KW - 1 - w_tap
     cols_at = (ci * swi + w_tap * swt)[None, :]
     if SPLIT:  # the splits' partial tiles meet in the last split to arrive, added in split order a few rows at a time
-        if arrive(acc, ws_ptr, cnt_ptr, pid, split, tl.num_programs(1), BLOCK_M, BLOCK_N):
+        if arrive(acc, ws_ptr, cnt_ptr, pid, split, SPLITS, BLOCK_M, BLOCK_N):
             for r0 in tl.static_range(0, BLOCK_M, MEET_ROWS):
-                part = met_rows(ws_ptr, pid, tl.num_programs(1), r0, MEET_ROWS, BLOCK_M, BLOCK_N)
+                part = met_rows(ws_ptr, pid, SPLITS, r0, MEET_ROWS, BLOCK_M, BLOCK_N)
                 rows = pid_m * BLOCK_M + r0 + tl.arange(0, MEET_ROWS)
                 if INT64:
                     rows = rows.to(tl.int64)
@@ -379,8 +383,25 @@ def pointer_meets(dtype: torch.dtype) -> bool:
 
 
 MEET_ROWS = 16
-"""Rows of a tile the pointer kernel's last split adds at a time when its splits meet (:func:`tritonconv._tile.met_rows`):
-a 16 x 128 fp32 slice is 16 registers a thread on 4 warps, where a whole reloaded tile held beside the sum was 128."""
+"""Rows of a tile the pointer kernel's last split adds at a time when its splits meet (:func:`tritonconv._tile.met_rows`),
+at most: a 16 x 128 fp32 slice is 16 registers a thread on 4 warps, where a whole reloaded tile held beside the sum was
+128. Fewer where the other splits' slices, all loaded at once, would hold more than :data:`MEET_REGISTERS`
+(:func:`meet_rows`)."""
+
+MEET_REGISTERS = 32
+"""The most registers a thread of the pointer kernel's last split holds of the other splits' partial slices, which it
+loads all at once before adding them (:func:`meet_rows`); its own sum is no longer held then (:func:`tritonconv._tile.arrive`)."""
+
+
+def meet_rows(splits: int, block_m: int, block_n: int, num_warps: int) -> int:
+    """Rows of a ``block_m x block_n`` tile the pointer kernel's last split adds at a time when ``splits`` partials meet
+    (``MEET_ROWS``): :data:`MEET_ROWS` at most, halved while the other ``splits - 1`` splits' fp32 slices would take
+    more than :data:`MEET_REGISTERS` registers a thread (``resnet50_l4_3x3``'s 4 splits of 128 x 128 tiles on 8 warps:
+    16 rows, 24 registers; 17 splits of 64 x 64 on 4: 8 rows, 64)."""
+    rows = min(MEET_ROWS, block_m)
+    while rows > 1 and (splits - 1) * rows * block_n > MEET_REGISTERS * 32 * num_warps:
+        rows //= 2
+    return rows
 
 
 class Launch(Partials):
@@ -388,8 +409,8 @@ class Launch(Partials):
     calling it returns the gradient in the input's dtype (:class:`Partials`).
 
     Its splits meet in the kernel where few and its operands 16-bit (:func:`pointer_meets`), the last adding the
-    partials :data:`MEET_ROWS` rows at a time once its own is stored (:func:`tritonconv._tile.arrive`,
-    :func:`tritonconv._tile.met_rows`)."""
+    partials a few rows at a time once its own is stored (:func:`meet_rows`; :func:`tritonconv._tile.arrive`,
+    :func:`tritonconv._tile.met_rows`: the split count a constant, ``SPLITS``, so each slice's loads go out at once)."""
 
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config,
                  inner_grad: bool = False) -> None:
@@ -428,7 +449,8 @@ class Launch(Partials):
             ACC=geometry.tl_accumulator(input.dtype),
             BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k, BLOCK_W=block_w,
             CARRY=carry, DY_VEC=self.runs[0], X_VEC=self.runs[1], X_KINDS=self.runs[2], X_DEAL=x_deal,
-            MEET_ROWS=min(MEET_ROWS, config.block_m),
+            MEET_ROWS=meet_rows(splits, config.block_m, config.block_n, config.num_warps),
+            SPLITS=splits if self.meet else 1,
             X_AS_M=x_as_m(self.runs, x_deal, fold, config.block_n, input.element_size()),
             num_warps=config.num_warps, num_stages=config.num_stages,
         ), capability(input.device))
