@@ -160,7 +160,8 @@ for name, a, b in zip(("forward", "input gradient", "weight gradient"),
 # predicts within 3% of the fastest (`tuning.SPLIT_SLACK`) for the heuristic's tiles, their partials at most
 # 64 MiB (`tuning.SPLIT_BYTES`). The heuristic alone counts rounds of one program an SM
 # (`tuning.wave_split`); the model counts the programs an SM holds, the partials' bytes and the second
-# launch that adds them where they do not meet. Predictions, not measurements (the H200's constants):
+# launch that adds them where they do not meet, or where they meet, the last splits' reading them back.
+# Predictions, not measurements (the H200's constants):
 #
 # %%
 h200 = costmodel.device_for("NVIDIA H200")
@@ -383,8 +384,9 @@ fig.tight_layout()
 # programs an SM: where splits meet in the kernel the last split reads the others' partial tiles back beside the
 # sum, and ptxas had taken 164-168 registers; held, what spills is outside the main loops, once a program. The pointer
 # kernel's 16-bit splits (the NC(D)HW weight gradients Hopper runs on it) meet another way: the last split
-# stores its own partial with the others and, its sum no longer needed, adds them 16 rows at a time
-# (`weight_grad.MEET_ROWS`), so they hold no more registers than unsplit.
+# stores its own partial with the others and, its sum no longer needed, adds them 16 rows at a time or fewer
+# (`weight_grad.meet_rows`), so they hold no more registers than unsplit; the split count is a constant of the kernel,
+# so a slice's loads all go out before the first add.
 #
 # A loop may also drain because ptxas serializes the function's MMAs, and ptxas says so: its note C7515
 # ("wgmma.mma_async instructions are serialized due to ...", the report's `wgmma_serialized`). Nine of
@@ -705,7 +707,9 @@ else:
 # a descriptor kernel's $m$ MMA instructions, and for a pointer kernel's a fixed part, its MMAs and the 16-byte vectors
 # each thread loads of its operand tiles, fitted on the compile reports' SASS), and a handful of per-device constants
 # (one rate per kernel family, the bandwidth, an L2 fill rate, an issue rate, a launch cost):
-# $t = t_0 + \max(W \cdot \mathrm{softmax}(1/R,\ L/BW_{L2},\ I) / e,\ B / BW)$, the soft maximum an 8-norm.
+# $t = t_0 + \max(W \cdot \mathrm{softmax}(1/R,\ L/BW_{L2},\ I) / e,\ B / BW) + S$, the soft maximum an 8-norm, $S$
+# the last splits' reading the others' partial tiles back through one SM's share of $BW_{L2}$ where a split reduction
+# meets in the kernel (`costmodel.meet_seconds`; an SM's share of the tiles, one after another).
 # `python -m benchmarks.costfit` fits the constants on
 # the committed rows, leaving out those whose time was the host's; rows timed call by call also get
 # a fitted host cost per launch added. Each layer is also predicted by a fit without its own rows

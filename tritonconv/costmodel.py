@@ -158,7 +158,7 @@ HOPPER = ("H100", "H200", "H800", "H20", "GH200")
 """Words in the names of Hopper GPUs (warpgroup MMAs, ``Device.async_mma``), as torch reports them."""
 
 
-ROW_ISSUE = {"conv": 0.64, "conv_t": 0.68, "conv_wgrad": 1.0}
+ROW_ISSUE = {"conv": 0.64, "conv_t": 0.68, "conv_wgrad": 0.99}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles (:func:`by_rows`) are rated at
 while ``Device.row_macs`` is unfitted: the median, over the suite's layers, of the channels-last main loop's
 instructions per MMA over the rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the
@@ -168,7 +168,8 @@ the kernels as built (0.61 / 0.71 / 1.07 had restated a census of 2026-12-01, be
 forty-fifth, 0.62 -> 0.64 and 0.72 -> 0.68: ``resnet50_l4_3x3``'s rows of 7 step 64 channels on 4 warps
 (:func:`tritonconv.tuning.nc_wide_step`), their pairs' channels-last sides with them. In the fifty-second, the weight
 gradient's 1.01 -> 1.0: its split partials stored in 16-byte runs (:func:`tritonconv.geometry.alloc_partials`),
-``downsample_k7_s4``'s NCL loop took 7 instructions more a step (158 -> 165)."""
+``downsample_k7_s4``'s NCL loop took 7 instructions more a step (158 -> 165). In the fifty-fourth, 1.0 -> 0.99: the
+rows' weight gradients took the split counts the model gives them once it charged a meeting (:func:`meet_seconds`)."""
 
 
 ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.25, "conv_wgrad": 1.33}
@@ -766,7 +767,7 @@ def step_instructions(problem: Problem, config: Config) -> float:
     return base + per_mma * mma_instructions(problem, config)
 
 
-POINTER_STEP = {"_conv_kernel": (74.5, 14.54, 3.66, 7.26), "_conv_weight_grad_kernel": (85.0, 2.17, 18.76, 12.77)}
+POINTER_STEP = {"_conv_kernel": (74.5, 14.54, 3.66, 7.26), "_conv_weight_grad_kernel": (84.8, 2.17, 18.79, 12.77)}
 """Per pointer GEMM kernel (the forward's, which runs the input gradient too, and the weight gradient's), the
 coefficients of the warp instructions its main loop issues per step and warp on channels-last tiles, over
 :func:`pointer_step_terms`: a step's fixed part (barriers, counters, the pipeline's waits), each MMA instruction, and
@@ -782,7 +783,8 @@ weight gradient's in the fifty-second session (84.6, 2.18, 18.78, 12.78 -> 85.0,
 partials were stored in 16-byte runs; the forward's in the fifty-third (74.3, 14.73, 3.63, 7.1 -> 74.5, 14.54, 3.66,
 7.26) as the input gradient took its stride phase from the program's index (at unit stride a constant 0 the
 compiler sees, where it was the grid's third index), which moved some unit-stride input gradients' loops by a few
-instructions either way.
+instructions either way; the weight gradient's in the fifty-fourth (85.0, 2.17, 18.76 -> 84.8, 2.17, 18.79) as the
+rows' weight gradients took the model's split counts once it charged a meeting (:func:`meet_seconds`).
 NC(D)HW launches issue this over their class's census share (:data:`ROW_ISSUE`, :data:`ALIGNED_ISSUE`), which puts
 the suite's heuristic NC(D)HW pointer launches (bf16, TF32, fp8; Triton 3.9 and 3.6; their censuses not in the fit)
 within 1.5x of their census on 131 of 142. A static count at the peak issue rate: the loops' latencies (the rows'

@@ -955,7 +955,8 @@ MEET_BYTES = 256 * 1024
 """The most bytes of other splits' partial tiles that the last split of a weight-gradient tile reads back to meet them
 in the kernel (:func:`splits_meet`). One program reads them, a few loads deep: at some 100 GB/s an SM from L2 (an
 estimate, not yet timed), 256 KiB take about 2.5 us, what one more launch costs; the sum launch spreads the same reads
-over the whole GPU, so past this it wins (``tcn_k3``'s 44 splits of 128 x 128 tiles: 2.75 MiB a program)."""
+over the whole GPU, so past this it wins (``tcn_k3``'s 44 splits of 128 x 128 tiles: 2.75 MiB a program). The cost
+model charges the reading back at one SM's share of the L2 bandwidth (:func:`tritonconv.costmodel.meet_seconds`)."""
 
 
 def splits_meet(splits: int, block_m: int, block_n: int, itemsize: int = 4) -> bool:
