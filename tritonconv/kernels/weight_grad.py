@@ -397,7 +397,7 @@ def meet_rows(splits: int, block_m: int, block_n: int, num_warps: int) -> int:
     """Rows of a ``block_m x block_n`` tile the pointer kernel's last split adds at a time when ``splits`` partials meet
     (``MEET_ROWS``): :data:`MEET_ROWS` at most, halved while the other ``splits - 1`` splits' fp32 slices would take
     more than :data:`MEET_REGISTERS` registers a thread (``resnet50_l4_3x3``'s 4 splits of 128 x 128 tiles on 8 warps:
-    16 rows, 24 registers; 17 splits of 64 x 64 on 4: 8 rows, 64)."""
+    16 rows, 24 registers; 17 splits of 64 x 64 on 4: 4 rows, 32)."""
     rows = min(MEET_ROWS, block_m)
     while rows > 1 and (splits - 1) * rows * block_n > MEET_REGISTERS * 32 * num_warps:
         rows //= 2
