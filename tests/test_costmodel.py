@@ -248,14 +248,17 @@ MEETING_CASES = [  # (layer, pass, layout, config, meets): split partials meetin
     ("resnet50_l4_3x3", "conv", "channels_last", None, True),  # descriptor forward (2)
     ("resnet50_l4_3x3", "conv_t", "contiguous", tuning.Config(64, 64, 32, split_k=3), True),  # pointer input gradient
     ("resnet50_l1_3x3", "conv", "channels_last", None, False),  # unsplit
+    ("depthwise_k31", "conv_wgrad", "channels_last", None, True),  # depthwise weight gradient: taps x channels tiles
+    ("depthwise_k31", "conv", "channels_last", tuning.Config(64, 64, 16, split_k=4), False),  # depthwise: never split
 ]
 
 
 @pytest.mark.parametrize("name,kind,layout,cfg,meets", MEETING_CASES)
 def test_the_models_meeting_is_the_launchs_grid(name, kind, layout, cfg, meets):
     """``costmodel.meeting`` is the launch's own ``(tiles, splits)`` where its split partials meet in the kernel (the
-    main kernel's grid, prepared on stand-ins; ``SPLIT`` set), else ``(0, 1)``; ``costmodel.meet_seconds`` reads the
-    other splits' partial tiles back at one SM's share of the L2 bandwidth, an SM's share of the tiles in turn."""
+    main kernel's grid, prepared on stand-ins; ``SPLIT`` set; GEMM and depthwise kernels), else ``(0, 1)``;
+    ``costmodel.meet_seconds`` reads the other splits' partial tiles back at one SM's share of the L2 bandwidth, an
+    SM's share of the tiles in turn."""
     from benchmarks import static
 
     device = costmodel.device_for("NVIDIA H200")

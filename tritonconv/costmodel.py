@@ -321,11 +321,17 @@ def tma_splits(problem: Problem, config: Config, steps: int) -> int:
 def meeting(problem: Problem, config: Config) -> tuple[int, int]:
     """``(tiles, splits)`` of a GEMM launch whose split partial tiles meet in the kernel (:func:`tritonconv._tile.meet_splits`:
     a forward's or input gradient's always, a weight gradient's where few, :func:`tritonconv.kernels.weight_grad.meets`):
-    its output tiles and the splits of each; ``(0, 1)`` where the reduction is not split, its partials are added apart
-    (:func:`sums_apart`), or the launch is a depthwise one (not modelled: partial tiles of at most 64 x 64)."""
+    its output tiles and the splits of each (a depthwise weight gradient's too: tiles of taps x channels); ``(0, 1)``
+    where the reduction is not split or its partials are added apart (:func:`sums_apart`)."""
     problem, config = launched(problem, config)
-    if problem.kind.startswith("conv_dw") or config.split_k <= 1:
+    if problem.kind in ("conv_dw", "conv_dw_t") or config.split_k <= 1:
         return 0, 1
+    if problem.kind == "conv_dw_wgrad":
+        dtype, inner = getattr(torch, problem.dtype), problem.layout == "channels_last"
+        launch = depthwise.WeightGradLaunch(*(tuning.standin(shape, dtype, inner)
+                                              for shape in (problem.output_shape, problem.input_shape)),
+                                            problem.spec, False, config)
+        return launch.grid if launch.grid[1] > 1 else (0, 1)
     if problem.kind == "conv_wgrad":
         launch = gemm_launch(problem, config)
         return launch.grid if launch.meet else (0, 1)
