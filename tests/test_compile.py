@@ -478,9 +478,9 @@ def test_split_pointer_weight_gradient_meets_row_by_row_and_keeps_its_programs_a
     ``weight_grad.MEET_ROWS`` rows at a time once its own is stored (added whole beside the sum they had held 20-50
     registers more), the split count a constant (``SPLITS``): no loop after the main loop but a slice's one at a time,
     unrolled whole, every load of a slice issued before its first add (a loop over the splits, unrolled by four with
-    its remainders, went to L2 and back two to seven times a slice). The NC(D)HW 7 x 7 layer Hopper runs on the
-    pointer kernel (``resnet50_l4_3x3``, 128 x 128 tiles on 8 warps, 4 splits) and, on Ampere, the same layer's
-    channels-last one (4 warps, 246 registers unsplit)."""
+    its remainders, went to L2 and back twice a slice here: 3 other splits, a pair, then one). The NC(D)HW 7 x 7
+    layer Hopper runs on the pointer kernel (``resnet50_l4_3x3``, 128 x 128 tiles on 8 warps, 4 splits) and, on
+    Ampere, the same layer's channels-last one (4 warps, 246 registers unsplit)."""
     from tritonconv.kernels import weight_grad
 
     suite = json.loads((static.ROOT / "shapes.json").read_text())

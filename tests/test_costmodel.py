@@ -241,7 +241,7 @@ def test_split_partials_added_apart_pay_a_second_launch(monkeypatch, tma):
     assert not costmodel.sums_apart(forward, cfg)  # a split forward's partials always meet
 
 
-MEETING_CASES = [  # (layer, pass, layout, config, meets): split partials meeting in the kernel or not, every GEMM family
+MEETING_CASES = [  # (layer, pass, layout, config, meets): split partials meeting in the kernel or not, every kernel family
     ("resnet50_l4_3x3", "conv_wgrad", "contiguous", None, True),  # pointer weight gradient (the default: 4 splits)
     ("resnet50_l4_3x3", "conv_wgrad", "channels_last", None, True),  # descriptor weight gradient (2)
     ("resnet50_l1_3x3", "conv_wgrad", "channels_last", None, False),  # 29 splits of 64 x 64: added apart

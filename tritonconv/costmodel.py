@@ -80,7 +80,7 @@ __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATA
            "kernel_of", "launched", "meet_seconds", "meeting", "mma_instructions", "model", "nc_flat", "nc_rows",
            "nc_runs", "nc_share", "occupancy", "one_row_mma", "pack_seconds", "pass_seconds", "pointer_step_terms",
            "predict", "predicting", "rank", "rate_of", "registers", "relayout_seconds", "row_reads", "shared_bytes",
-           "spills", "step_instructions", "sums_apart", "tap_axes", "tap_runs", "tensor_factor", "tma_splits",
+           "spills", "standin", "step_instructions", "sums_apart", "tap_axes", "tap_runs", "tensor_factor", "tma_splits",
            "tma_tiles", "transposed_mma", "wanted_registers", "wgrad_runs", "x_as_m"]
 
 
@@ -319,17 +319,15 @@ def tma_splits(problem: Problem, config: Config, steps: int) -> int:
 
 
 def meeting(problem: Problem, config: Config) -> tuple[int, int]:
-    """``(tiles, splits)`` of a GEMM launch whose split partial tiles meet in the kernel (:func:`tritonconv._tile.meet_splits`:
-    a forward's or input gradient's always, a weight gradient's where few, :func:`tritonconv.kernels.weight_grad.meets`):
-    its output tiles and the splits of each (a depthwise weight gradient's too: tiles of taps x channels); ``(0, 1)``
-    where the reduction is not split or its partials are added apart (:func:`sums_apart`)."""
+    """``(tiles, splits)`` of a launch whose split partial tiles meet in the kernel (:func:`tritonconv._tile.meet_splits`:
+    a GEMM forward's or input gradient's always, a GEMM weight gradient's where few,
+    :func:`tritonconv.kernels.weight_grad.meets`, a depthwise weight gradient's always): its output tiles and the splits
+    of each; ``(0, 1)`` where the reduction is not split or its partials are added apart (:func:`sums_apart`)."""
     problem, config = launched(problem, config)
     if problem.kind in ("conv_dw", "conv_dw_t") or config.split_k <= 1:
         return 0, 1
     if problem.kind == "conv_dw_wgrad":
-        dtype, inner = getattr(torch, problem.dtype), problem.layout == "channels_last"
-        launch = depthwise.WeightGradLaunch(*(tuning.standin(shape, dtype, inner)
-                                              for shape in (problem.output_shape, problem.input_shape)),
+        launch = depthwise.WeightGradLaunch(standin(problem, problem.output_shape), standin(problem, problem.input_shape),
                                             problem.spec, False, config)
         return launch.grid if launch.grid[1] > 1 else (0, 1)
     if problem.kind == "conv_wgrad":
@@ -362,19 +360,23 @@ def gemm_launch(problem: Problem, config: Config) -> gemm.Launch | weight_grad.L
     :func:`launched`)."""
     dtype = getattr(torch, problem.dtype)
     spec = problem.spec
-    def activation(shape):  # laid out as the problem's layout says (NC(D)HW tensors are tiled by rows)
-        return tuning.standin(shape, dtype, problem.layout == "channels_last")
-
     if problem.kind == "conv_wgrad":
         family = weight_grad.DescriptorLaunch if config.tile_h else weight_grad.Launch
-        return family(activation(problem.output_shape), activation(problem.input_shape), spec, False, config)
+        return family(standin(problem, problem.output_shape), standin(problem, problem.input_shape), spec, False, config)
     transposed = problem.kind == "conv_t"
     read, written = ((problem.output_shape, problem.input_shape) if transposed
                      else (problem.input_shape, problem.output_shape))
     swapped = (problem.weight_shape[1], problem.weight_shape[0], *problem.weight_shape[2:])
     weight = (tuning.standin(swapped, dtype, True).transpose(0, 1) if transposed
               else tuning.standin(problem.weight_shape, dtype, True))
-    return gemm.Launch(activation(read), weight, None, activation(written), spec, transposed, None, False, config)
+    return gemm.Launch(standin(problem, read), weight, None, standin(problem, written), spec, transposed, None, False,
+                       config)
+
+
+def standin(problem: Problem, shape: tuple[int, ...]) -> torch.Tensor:
+    """An activation of ``shape`` in ``problem``'s dtype, laid out as its layout says (NC(D)HW tensors are tiled by
+    rows): what :func:`gemm_launch` and :func:`meeting` prepare launches on (:func:`tritonconv.tuning.standin`)."""
+    return tuning.standin(shape, getattr(torch, problem.dtype), problem.layout == "channels_last")
 
 
 REGISTERS = {"_conv_kernel": (36, 1.75), "_conv_weight_grad_kernel": (46, 2.5), "_conv_tma_kernel": (24, 1.25),
