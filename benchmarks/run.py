@@ -262,7 +262,8 @@ def pass_cases(op: str, entry: dict, dtype, layout: str, device, pas: str):
         return g
 
     def ours_wgrad(o):
-        return torch.cat([dispatch.conv_grad_weight(g, x, s.spec(x), False).flatten()
+        return torch.cat([dispatch.conv_grad_weight(g, x, s.spec(x), False,
+                                                     channels_inner=geometry.grad_channels_inner(s.weight)).flatten()
                           for s, x, g in zip(stages, o["acts"], o["grads"])])
 
     def cudnn_wgrad(o, upcast=False):

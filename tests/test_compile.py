@@ -507,6 +507,43 @@ def test_split_pointer_weight_gradient_meets_row_by_row_and_keeps_its_programs_a
     assert met["spill_store_bytes"] == 0 and met["ctas"] >= unmet["ctas"], (met, unmet)
 
 
+@pytest.mark.parametrize("layout,dims,inner", [("channels_last", 2, True), ("channels_last", 1, False),
+                                               ("contiguous", 2, False)])
+def test_the_tuner_times_weight_gradients_laid_out_as_their_weights(layout, dims, inner):
+    """``tune.runner`` (what the tuner times and the compile reports count) writes a weight gradient laid out as the
+    weight it is for is held (``tuning.weight_layout``: input channels innermost beside 2-D and 3-D channels-last
+    activations, as ``tritonconv.nn``'s and a channels-last model's weights, whose gradients autograd writes so), and
+    the gradient is torch's (under the interpreter: odd sizes, 3 splits)."""
+    shape = {1: ((2, 20, 13), (7, 20, 3)), 2: ((2, 20, 9, 7), (7, 20, 3, 3))}[dims]  # (20 channels: not packed)
+    problem = tuning.Problem.of("conv_wgrad", "float32", layout, *shape, padding=1)
+    assert (tuning.weight_layout(problem) == "channels_last") == inner
+    torch.manual_seed(0)
+    dw = tune.runner(problem, torch.device("cpu"))(tuning.Config(16, 16, 16, num_stages=1, split_k=3))
+    assert geometry.grad_channels_inner(dw) == inner and dw.shape == problem.weight_shape
+
+
+@pytest.mark.parametrize("arch,name", [(90, "resnet50_l3_3x3"), (80, "resnet50_l4_3x3")])
+def test_a_channels_last_weight_gradient_stores_runs_where_its_splits_meet(arch, name):
+    """A weight-gradient tile holds one tap's output x input channels: of a contiguous (O, I, kh, kw) weight's
+    gradient no two neighbours (input channels ``kh * kw`` apart), so where the splits meet the last one stored it 2
+    bytes at a time (64 stores a thread on ``resnet50_l3_3x3``'s 128 x 128 tiles on 8 warps, 908 SASS instructions
+    after the main loops, sm_90). Laid out as the channels-last weight it is for (input channels innermost), what
+    the tuner now times: no 2-byte store after the main loops, on the compile report's configs (the descriptor
+    kernel's 3 splits on sm_90; on sm_80 the pointer kernel's, ``resnet50_l4_3x3``'s 3)."""
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    entry = next(e for e in suite["conv2d"] if e["name"] == name)
+    problem = tuning.Problem.of("conv_wgrad", "bfloat16", "channels_last", **shapes.suite_problem("conv2d", entry))
+    cfg = static.chosen(problem, arch >= 90)
+    with static.recording(execute=False) as launches:
+        tune.runner(problem, torch.device("cpu"))(cfg)
+    ((fn, args, kwargs, grid),) = [launch for launch in launches if launch[0].fn.__name__ not in static.EPILOGUES]
+    assert kwargs["SPLIT"] and grid[1] == cfg.split_k > 1, (kwargs, grid)
+    code = static.sass(static.compile_for(arch, fn, args, kwargs).asm["cubin"], arch)
+    main = max(static.backward_loops(code), key=lambda loop: loop[1] - loop[0])
+    stores = [op for a, op, _ in code if a > main[1] and op.startswith("STG")]
+    assert "STG.E.128" in stores and not [op for op in stores if op.endswith((".U16", ".16"))], stores
+
+
 # (layer, op, entry overrides, pass, layout): the descriptor kernels' passes compiled for sm_90 below
 DESCRIPTOR_PASSES = [("resnet50_l3_3x3", "conv2d", {}, "conv", "channels_last"),
                      ("resnet50_l3_3x3", "conv2d", {}, "conv_t", "channels_last"),

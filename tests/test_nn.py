@@ -194,6 +194,26 @@ def test_weight_gradient_written_in_the_parameters_layout(module, x_shape):
     assert_close(grad, expected)
 
 
+def test_a_first_calls_tuning_times_the_weight_gradient_laid_out_as_its_parameter(monkeypatch):
+    """Where a first call tunes (on a GPU), the candidates it times write the weight gradient as the call will:
+    laid out as its parameter (``tritonconv.nn``'s, input channels innermost), not contiguous."""
+    from tritonconv import dispatch, tuning
+
+    timed = []
+
+    def choose(problem, device, interp, run, model=None):
+        cfg = tuning.Config(16, 16, 16, num_stages=1)
+        timed.append(run(cfg).stride())
+        return cfg
+
+    monkeypatch.setattr(tuning, "choose", choose)
+    dispatch.clear_plans()
+    m = tnn.Conv2d(16, 4, 3, padding=1)
+    m(torch.randn(2, 16, 7, 9)).sum().backward()
+    dispatch.clear_plans()
+    assert m.weight.stride() in timed and m.weight.stride() != m.weight.contiguous().stride(), timed
+
+
 def test_autocast_runs_the_layers_as_torchs():
     """Under ``torch.autocast`` a layer (and a direct call) runs in the region's dtype, as torch's convolutions do:
     the output's dtype is torch's, its values torch's within that dtype's tolerance, the gradients reach the fp32

@@ -360,9 +360,10 @@ def gemm_launch(problem: Problem, config: Config) -> gemm.Launch | weight_grad.L
     :func:`launched`)."""
     dtype = getattr(torch, problem.dtype)
     spec = problem.spec
-    if problem.kind == "conv_wgrad":
+    if problem.kind == "conv_wgrad":  # the gradient laid out as the weight is held (tuning.weight_layout)
         family = weight_grad.DescriptorLaunch if config.tile_h else weight_grad.Launch
-        return family(standin(problem, problem.output_shape), standin(problem, problem.input_shape), spec, False, config)
+        return family(standin(problem, problem.output_shape), standin(problem, problem.input_shape), spec, False, config,
+                      tuning.weight_layout(problem) == "channels_last")
     transposed = problem.kind == "conv_t"
     read, written = ((problem.output_shape, problem.input_shape) if transposed
                      else (problem.input_shape, problem.output_shape))

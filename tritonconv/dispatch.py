@@ -664,7 +664,8 @@ def grad_weight_plan(
         m, views = _merge(spec, (grad_output, input))
         dy, x = (grad_output, input) if views is None else _viewed((grad_output, input), views)
         # both operands read in place, in any layout; depthwise layers: no tensor cores
-        cfg = config or _config("conv_wgrad", x, m, None, lambda c: conv_grad_weight(grad_output, input, spec, flip, c))
+        cfg = config or _config("conv_wgrad", x, m, None,
+                                lambda c: conv_grad_weight(grad_output, input, spec, flip, c, channels_inner))
         if is_depthwise(m.input_shape, m.weight_shape, m.groups):
             launch = _summed(depthwise.WeightGradLaunch(dy, x, m, flip, cfg), x.device)
         else:

@@ -120,7 +120,8 @@ def runner(problem: tuning.Problem, device: torch.device) -> Callable[[tuning.Co
         fmt = geometry.output_memory_format(dy, w)  # the input gradient's layout follows the forward input's
         return lambda cfg: dispatch.conv_grad_input(dy, w, spec, False, fmt, cfg)
     x = rand(problem.input_shape)
-    return lambda cfg: dispatch.conv_grad_weight(dy, x, spec, False, cfg)
+    inner = geometry.grad_channels_inner(w)  # the gradient laid out as its weight, as autograd writes it
+    return lambda cfg: dispatch.conv_grad_weight(dy, x, spec, False, cfg, inner)
 
 
 def show(device_name: str | None) -> None:
