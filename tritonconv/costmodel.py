@@ -158,7 +158,7 @@ HOPPER = ("H100", "H200", "H800", "H20", "GH200")
 """Words in the names of Hopper GPUs (warpgroup MMAs, ``Device.async_mma``), as torch reports them."""
 
 
-ROW_ISSUE = {"conv": 0.64, "conv_t": 0.68, "conv_wgrad": 0.99}
+ROW_ISSUE = {"conv": 0.64, "conv_t": 0.68, "conv_wgrad": 1.0}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles (:func:`by_rows`) are rated at
 while ``Device.row_macs`` is unfitted: the median, over the suite's layers, of the channels-last main loop's
 instructions per MMA over the rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the
@@ -169,10 +169,12 @@ forty-fifth, 0.62 -> 0.64 and 0.72 -> 0.68: ``resnet50_l4_3x3``'s rows of 7 step
 (:func:`tritonconv.tuning.nc_wide_step`), their pairs' channels-last sides with them. In the fifty-second, the weight
 gradient's 1.01 -> 1.0: its split partials stored in 16-byte runs (:func:`tritonconv.geometry.alloc_partials`),
 ``downsample_k7_s4``'s NCL loop took 7 instructions more a step (158 -> 165). In the fifty-fourth, 1.0 -> 0.99: the
-rows' weight gradients took the split counts the model gives them once it charged a meeting (:func:`meet_seconds`)."""
+rows' weight gradients took the split counts the model gives them once it charged a meeting (:func:`meet_seconds`); in
+the fifty-fifth, 0.99 -> 1.0: the channels-last sides' weight gradients written as their weights are held (input
+channels innermost, :func:`tritonconv.tuning.weight_layout`), ``resnet50_l4_3x3``'s loop 12 instructions shorter."""
 
 
-ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.25, "conv_wgrad": 1.33}
+ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.25, "conv_wgrad": 1.34}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles read in aligned runs
 (:func:`aligned`) are rated at while ``Device.aligned_macs`` is unfitted: the median, over the suite's layers, of the
 channels-last main loop's instructions per MMA over the aligned rows', theirs counting the moves of the sum between
@@ -196,7 +198,8 @@ but a few instructions longer (``resnet50_l2_3x3s2``'s 206-233 a step -> 211-253
 the 64 x 64 forwards of more than one tap step 64 channels on 4 warps (:func:`tritonconv.tuning.nc_wide_step`). In the
 fifty-third, the input gradient's 1.18 -> 1.25: the input gradient took its stride phase from the program's index (a
 constant 0 at unit stride), and ptxas gave R(2+1)D's third spatial pass channels-last 271 -> 299 instructions a step
-(1.14 -> 1.25) and its temporal pass's rows 191 -> 182 (1.11 -> 1.16), past the median of 15."""
+(1.14 -> 1.25) and its temporal pass's rows 191 -> 182 (1.11 -> 1.16), past the median of 15. In the fifty-fifth, the
+weight gradient's 1.33 -> 1.34: the channels-last sides written as their weights are held (input channels innermost)."""
 
 NC_ROWS_ISSUE = {"conv": 0.52, "conv_t": 0.60}
 """Per pass, the share of their main loop's issue that the model's estimate for a descriptor step of their tiles
@@ -776,7 +779,7 @@ def step_instructions(problem: Problem, config: Config) -> float:
     return base + per_mma * mma_instructions(problem, config)
 
 
-POINTER_STEP = {"_conv_kernel": (74.5, 14.54, 3.66, 7.26), "_conv_weight_grad_kernel": (84.8, 2.17, 18.79, 12.77)}
+POINTER_STEP = {"_conv_kernel": (74.5, 14.54, 3.66, 7.26), "_conv_weight_grad_kernel": (84.4, 2.08, 18.87, 12.9)}
 """Per pointer GEMM kernel (the forward's, which runs the input gradient too, and the weight gradient's), the
 coefficients of the warp instructions its main loop issues per step and warp on channels-last tiles, over
 :func:`pointer_step_terms`: a step's fixed part (barriers, counters, the pipeline's waits), each MMA instruction, and
@@ -785,7 +788,7 @@ spatial axis past the first (an element's position taken apart axis by axis). Fi
 error, ``python -m benchmarks.static --tiles``) on the sm_90 census (Triton 3.9) of every tile the tuner's candidates
 hold on 12 suite layers and passes and of the NC(D)HW pointer launches' tiles channels-last (the ``--rows`` report):
 within 1.5x of the census on 132 of the forward kernel's 137 compiles (1.25x on 126) and 46 of the weight gradient's
-50 (a weight gradient's loop varies more with its layer: 1.25x on 33); on Triton 3.6's compiles of the same tiles
+50 (a weight gradient's loop varies more with its layer: 1.25x on 31); on Triton 3.6's compiles of the same tiles
 (the GPU machine's), 133 of 137 and 46 of 50. Restated in the forty-seventh session (76.9, 13.95, 3.66 -> 74.3,
 14.73, 3.63) as three NC(D)HW input gradients' tiles took 256 rows (:func:`tritonconv.tuning.nc_long_rows`); the
 weight gradient's in the fifty-second session (84.6, 2.18, 18.78, 12.78 -> 85.0, 2.17, 18.76, 12.77) as its split
@@ -793,7 +796,9 @@ partials were stored in 16-byte runs; the forward's in the fifty-third (74.3, 14
 7.26) as the input gradient took its stride phase from the program's index (at unit stride a constant 0 the
 compiler sees, where it was the grid's third index), which moved some unit-stride input gradients' loops by a few
 instructions either way; the weight gradient's in the fifty-fourth (85.0, 2.17, 18.76 -> 84.8, 2.17, 18.79) as the
-rows' weight gradients took the model's split counts once it charged a meeting (:func:`meet_seconds`).
+rows' weight gradients took the model's split counts once it charged a meeting (:func:`meet_seconds`); in the
+fifty-fifth (84.8, 2.17, 18.79, 12.77 -> 84.4, 2.08, 18.87, 12.9) as the channels-last weight gradients were compiled
+writing their gradients as their weights are held (:func:`tritonconv.tuning.weight_layout`).
 NC(D)HW launches issue this over their class's census share (:data:`ROW_ISSUE`, :data:`ALIGNED_ISSUE`), which puts
 the suite's heuristic NC(D)HW pointer launches (bf16, TF32, fp8; Triton 3.9 and 3.6; their censuses not in the fit)
 within 1.5x of their census on 131 of 142. A static count at the peak issue rate: the loops' latencies (the rows'

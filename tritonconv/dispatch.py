@@ -653,8 +653,9 @@ def grad_weight_plan(
         if factors:  # a stem: the packed convolution's weight gradient (its own plan), unpacked
             spec_p = geometry.packed(spec, factors)
             xp = geometry.empty_channels_inner(spec_p.input_shape, input.dtype, input.device)  # as packed per call
+            # (the packed gradient with its input channels innermost: its tiles, one tap's, store runs)
             return _PackedGrad(pack.input_launch(input, spec, spec_p, factors),
-                               grad_weight_plan(grad_output, xp, spec_p, False, config), spec, factors, flip,
+                               grad_weight_plan(grad_output, xp, spec_p, False, config, True), spec, factors, flip,
                                channels_inner)
         merge = geometry.group_merge(spec, input.element_size())
         if merge:  # narrow groups: the merged layer's gradient (its own plan), its diagonal blocks
