@@ -153,6 +153,7 @@ def worker(rank: int, world: int, init: str, errors: str) -> None:
             data_parallel()
             conv2plus1d(rank, world)
             train_two_steps(rank, world)
+        open(f"{errors}-done.{rank}", "w").close()  # every check of this rank ran and passed
     except Exception:
         with open(f"{errors}.{rank}", "w") as f:
             f.write(traceback.format_exc())
@@ -388,11 +389,19 @@ def train_two_steps(rank: int, world: int) -> None:
 
 @pytest.mark.parametrize("world", [2, 4])
 def test_sharded_convolutions_equal_one_process(tmp_path, world):
+    """Every rank's checks pass. A rank that dies is a failure unless every rank had finished its checks: gloo has
+    aborted a worker at teardown, after the checks and the last barrier ("terminate called without an active
+    exception", twice in some fifty CI runs), which says nothing of the convolutions."""
     errors = str(tmp_path / "errors")
-    mp.start_processes(worker, args=(world, f"file://{tmp_path / 'store'}", errors), nprocs=world,
-                       start_method="spawn", join=True)
+    try:
+        mp.start_processes(worker, args=(world, f"file://{tmp_path / 'store'}", errors), nprocs=world,
+                           start_method="spawn", join=True)
+    except mp.ProcessExitedException:
+        if len(list(tmp_path.glob("errors-done.*"))) < world:
+            raise
     failures = [p.read_text() for p in sorted(tmp_path.glob("errors.*"))]
     assert not failures, "\n".join(failures)
+    assert len(list(tmp_path.glob("errors-done.*"))) == world
 
 
 def test_halo_plan():
