@@ -512,8 +512,8 @@ def test_split_pointer_weight_gradient_meets_row_by_row_and_keeps_its_programs_a
 def test_the_tuner_times_weight_gradients_laid_out_as_their_weights(layout, dims, inner):
     """``tune.runner`` (what the tuner times and the compile reports count) writes a weight gradient laid out as the
     weight it is for is held (``tuning.weight_layout``: input channels innermost beside 2-D and 3-D channels-last
-    activations, as ``tritonconv.nn``'s and a channels-last model's weights, whose gradients autograd writes so), and
-    the gradient is torch's (under the interpreter: odd sizes, 3 splits)."""
+    activations, as ``tritonconv.nn``'s and a channels-last model's weights, whose gradients autograd writes so; run
+    here under the interpreter, on 3 splits; such gradients' values against torch: ``tests/test_nn.py``)."""
     shape = {1: ((2, 20, 13), (7, 20, 3)), 2: ((2, 20, 9, 7), (7, 20, 3, 3))}[dims]  # (20 channels: not packed)
     problem = tuning.Problem.of("conv_wgrad", "float32", layout, *shape, padding=1)
     assert (tuning.weight_layout(problem) == "channels_last") == inner
