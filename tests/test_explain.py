@@ -187,6 +187,13 @@ def test_real_tensors_and_unbatched_inputs_work_and_bad_arguments_get_the_convol
         tritonconv.explain(meta(2, 4, 9), meta(8, 4), gpu=GPU)
     with pytest.raises(TypeError, match="dtype"):
         tritonconv.explain(meta(2, 4, 9, 9), meta(8, 4, 3, 3, dtype=torch.float16), gpu=GPU)
+    layer = torch.nn.Conv2d(4, 8, 3)  # a module where a tensor goes: named, and where a module goes
+    with pytest.raises(TypeError, match=r"`input` to be a torch.Tensor, got Conv2d: .*explain_model"):
+        tritonconv.explain(layer, meta(2, 4, 9, 9), gpu=GPU)
+    with pytest.raises(TypeError, match="`weight` to be a torch.Tensor, got Conv2d"):
+        tritonconv.explain(meta(2, 4, 9, 9), layer, gpu=GPU)
+    with pytest.raises(TypeError, match="`model` to be a module or a function, got Tensor"):
+        tritonconv.explain_model(meta(2, 4, 9, 9), layer, gpu=GPU)
 
 
 def test_a_gpu_without_tma_gets_no_descriptor_kernels():

@@ -202,6 +202,10 @@ def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     :param tma: the GPU has a tensor memory accelerator (compute capability 9.0 and up), which the descriptor
         kernels use; None: as its name says (:data:`TMA_NAMES`).
     """
+    for name, t in (("input", input), ("weight", weight)):
+        if not isinstance(t, torch.Tensor):
+            hint = ": a model's layers, tritonconv.explain_model(model, x)" if isinstance(t, torch.nn.Module) else ""
+            raise TypeError(f"explain: expected `{name}` to be a torch.Tensor, got {type(t).__name__}{hint}")
     ndim = weight.dim() - 2
     dtype = str(input.dtype).removeprefix("torch.")
     quantised = dtype.startswith("float8")  # tritonconv.fp8's forward
@@ -454,6 +458,8 @@ def explain_model(model: Callable, *inputs, gpu: str = "NVIDIA H200", tma: bool 
     :raises ValueError: the model runs no convolution, or reads its tensors' values (``.item()``, a branch on a
         tensor), which fake tensors do not have.
     """
+    if not callable(model):
+        raise TypeError(f"explain_model: expected `model` to be a module or a function, got {type(model).__name__}")
     recorder = _Recorder()
     params = list(model.parameters()) if isinstance(model, torch.nn.Module) else []
     device = next((t.device for t in params if t.device.type != "meta"), torch.device("cpu"))  # where meta tensors go
