@@ -99,6 +99,13 @@ def test_weights_it_cannot_run_are_left(dtype):
     assert report.left == {"Conv2d": (1, f"weight dtype {str(dtype)[6:]} not supported")}
 
 
+def test_what_is_not_a_module_gets_a_clear_error():
+    with pytest.raises(TypeError, match="convert: expected `model` to be a torch.nn.Module, got Tensor"):
+        tnn.convert(torch.randn(2, 3))
+    with pytest.raises(TypeError, match="fp8.convert: expected `model` to be a torch.nn.Module, got Tensor"):
+        tritonconv.fp8.convert(torch.randn(2, 3))
+
+
 def test_uninitialised_lazy_module_is_left():
     lazy = torch.nn.LazyConv2d(4, 3)
     report = tnn.convert(torch.nn.Sequential(lazy), report=True)

@@ -335,6 +335,8 @@ def convert(model: torch.nn.Module, calibration: Iterable | None = None, out_dty
     Left as they were, with the reason in the report: transposed and depthwise convolutions, other padding modes,
     fp64 weights, classes overriding ``forward``.
     """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"fp8.convert: expected `model` to be a torch.nn.Module, got {type(model).__name__}")
     found, targets = FP8Report(), []
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.modules.conv._ConvNd):

@@ -175,6 +175,8 @@ def convert(model: torch.nn.Module, verbose: bool = False, report: bool = False)
     yet initialised. Parameters, buffers and hooks stay as they are (the modules change class, not
     state; a conv's weight is stored channels-innermost, :func:`lay_out_weight`).
     """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"convert: expected `model` to be a torch.nn.Module, got {type(model).__name__}")
     found = ConversionReport()
     for module in model.modules():
         base = next((c for c in type(module).__mro__ if c in _SWAP), None)
