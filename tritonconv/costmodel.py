@@ -163,15 +163,8 @@ ROW_ISSUE = {"conv": 0.64, "conv_t": 0.68, "conv_wgrad": 1.0}
 while ``Device.row_macs`` is unfitted: the median, over the suite's layers, of the channels-last main loop's
 instructions per MMA over the rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the
 rows' loop adds the 2-byte loads' addresses and masks). An issue-bound estimate, not a measurement; the rows'
-synchronous loads, whose latency the pipeline does not hide, are not in it. Restated in the thirty-third session from
-the kernels as built (0.61 / 0.71 / 1.07 had restated a census of 2026-12-01, before later kernel changes). In the
-forty-fifth, 0.62 -> 0.64 and 0.72 -> 0.68: ``resnet50_l4_3x3``'s rows of 7 step 64 channels on 4 warps
-(:func:`tritonconv.tuning.nc_wide_step`), their pairs' channels-last sides with them. In the fifty-second, the weight
-gradient's 1.01 -> 1.0: its split partials stored in 16-byte runs (:func:`tritonconv.geometry.alloc_partials`),
-``downsample_k7_s4``'s NCL loop took 7 instructions more a step (158 -> 165). In the fifty-fourth, 1.0 -> 0.99: the
-rows' weight gradients took the split counts the model gives them once it charged a meeting (:func:`meet_seconds`); in
-the fifty-fifth, 0.99 -> 1.0: the channels-last sides' weight gradients written as their weights are held (input
-channels innermost, :func:`tritonconv.tuning.weight_layout`), ``resnet50_l4_3x3``'s loop 12 instructions shorter."""
+synchronous loads, whose latency the pipeline does not hide, are not in it. Restated from the committed census
+whenever the kernels change it (``tests/test_costmodel.py``); each restatement is in ``benchmarks/NOTES.md``'s log."""
 
 
 ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.25, "conv_wgrad": 1.34}
@@ -179,27 +172,10 @@ ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.25, "conv_wgrad": 1.34}
 (:func:`aligned`) are rated at while ``Device.aligned_macs`` is unfitted: the median, over the suite's layers, of the
 channels-last main loop's instructions per MMA over the aligned rows', theirs counting the moves of the sum between
 width taps spread over the steps (sm_90 SASS, ``python -m benchmarks.static --rows``). An issue-bound estimate, not a
-measurement. One share for all aligned launches of a pass, so it moves with the layers that join them: the strided
-forwards, dealt into phases (0.85-0.98), took the forward's from 1.12; the input gradients by phase (1.29) leave the
-input gradient's near where it was (1.24). Since the eleventh session the launches reading each width tap's columns in
-runs (:func:`tap_runs`; each of their loops weighed by the taps that run it) count too: forwards and input gradients
-at 0.69-1.29 (the input gradient's median 1.25 -> 1.24), the weight gradient's launches reading x in runs at
-0.79-2.24. Since the thirteenth session a tap any number of columns off a run boundary reads 16-byte runs where the
-runs with every tap a column off would be shorter than 8 bytes (:func:`tritonconv.geometry.run_length`):
-``deeplab_3x3_d2``'s weight gradient 1.36 -> 1.59 (the weight gradient's median 1.36 -> 1.40), ``telemetry_k9``'s
-forward 0.69 -> 0.79; and weight gradients strided along the width read x in runs dealt in registers
-(:func:`tritonconv.geometry.wgrad_runs`: ``resnet50_l2_3x3s2`` 1.09, ``r3d18_l2_s2`` 1.91; the weight gradient's
-median stays 1.40, over 14 launches, while ``deeplab_3x3_d2``'s, on descriptors since, left it). Restated in the
-thirty-third session from the kernels as built: 1.24 -> 1.23, 1.40 -> 1.44 (the census of 2026-12-01 had stood). In
-the forty-first, 0.98 -> 0.96 and 1.23 -> 1.18: ``c3d_conv3a``'s forward and input gradient (1.20, 1.27) left the
-pointer kernel for planes read as rows on descriptors (:data:`NC_FLAT_ISSUE`). In the forty-third, 1.44 -> 1.33: the
-weight gradients moving x run their MMA transposed (:func:`x_as_m`), their loops no longer waiting for their MMAs
-but a few instructions longer (``resnet50_l2_3x3s2``'s 206-233 a step -> 211-253). In the forty-fifth, 0.96 -> 0.98:
-the 64 x 64 forwards of more than one tap step 64 channels on 4 warps (:func:`tritonconv.tuning.nc_wide_step`). In the
-fifty-third, the input gradient's 1.18 -> 1.25: the input gradient took its stride phase from the program's index (a
-constant 0 at unit stride), and ptxas gave R(2+1)D's third spatial pass channels-last 271 -> 299 instructions a step
-(1.14 -> 1.25) and its temporal pass's rows 191 -> 182 (1.11 -> 1.16), past the median of 15. In the fifty-fifth, the
-weight gradient's 1.33 -> 1.34: the channels-last sides written as their weights are held (input channels innermost)."""
+measurement. One share for all aligned launches of a pass: the strided forwards, dealt into phases (0.85-0.98), the
+input gradients by phase, the launches reading each width tap's columns in runs (:func:`tap_runs`; each of their loops
+weighed by the taps that run it) and the weight gradients reading x in runs, dealt in registers where strided along
+the width (:func:`tritonconv.geometry.wgrad_runs`: 0.79-2.24). Restated as :data:`ROW_ISSUE` is."""
 
 NC_ROWS_ISSUE = {"conv": 0.52, "conv_t": 0.60}
 """Per pass, the share of their main loop's issue that the model's estimate for a descriptor step of their tiles
@@ -208,14 +184,7 @@ the median, over the suite's such launches, of the estimate over the census's wa
 moves of the sum (or of each width tap's products) between width taps spread over the steps, at most 1 (sm_90 SASS,
 ``python -m benchmarks.static --rows``, ``ratio``). :func:`issue_seconds` divides the estimate by it. An issue-bound
 estimate, not a measurement: the moves go through shared memory while the tensor cores wait, which the census counts
-only as instructions. Until the thirty-third session the share divided the rate (``tma_macs``) and compared the
-channels-last launch's census, not the estimate: the channels-last loops' fewer instructions since their MMA read
-both operands from shared memory (180 -> 101 a step on ``resnet50_l1_3x3``) then moved it (0.79 -> 0.53), though
-the NC(D)HW launches had not changed, and the issue term counted their estimate again. In the fiftieth session
-0.53 -> 0.52: the width taps run in :func:`tritonconv._descriptors.nc_shift_order` (unrolled where dealt, else one
-loop whose move is a branch of two constant steps), so that the sum ends where the epilogue stores 16-byte runs, and
-move it 20-42 instructions dearer; the 200-240 instructions a tile
-saved after the loops are no term of the model's."""
+only as instructions. Restated as :data:`ROW_ISSUE` is."""
 
 NC_RUNS_ISSUE = {"conv_wgrad": 0.78}
 """As :data:`NC_ROWS_ISSUE`, for the NC(D)HW weight-gradient descriptor launches reading x's boxes in runs
@@ -224,20 +193,12 @@ taken on in registers), each offset's loop weighed by the taps that run it. The 
 traffic, which the census does not see."""
 
 NC_FLAT_ISSUE = {"conv": 0.47, "conv_t": 0.50, "conv_wgrad": 0.54}
-"""As :data:`NC_RUNS_ISSUE`, for the NC(D)HW descriptor launches reading each plane as one row (:func:`nc_flat`: rows
-of no 16-byte multiple, 28 bf16 columns; ``c3d_conv3a`` and ``r2plus1d18_l2``'s spatial pass): the weight gradient's
-with its seam loop (read by address) spread over its plane's steps; the forward's and input gradient's (since the
-forty-first session) each loop over a width tap and offset (:func:`tritonconv._descriptors.plane_taps`) weighed by
-the taps that run it, those off the centre column masking their seams in every step. In the forty-second session
-0.45 -> 0.47 and 0.49 -> 0.51: the masks AND register pairs (:func:`tritonconv._tile.keep_columns`) where each element
-was unpacked, selected and repacked (``c3d_conv3a``'s masked loops 243-252 -> 203-214 warp instructions a step on its
-128 x 128 tiles), and 3-D layers as deep and tall as their input read volumes as rows
-(:func:`tritonconv._descriptors.nc_volume`: no plane padded to whole tiles, but the loops holding a height tap off
-the centre row mask the planes' seams too: 129-236 a step, 213 over the taps, where planes issued 190). In the
-forty-ninth session the input gradient's 0.51 -> 0.50: its loops, compiled beside an epilogue that stores runs
-(``Y_RUN``), moved within 1%. In the fifty-second session the weight gradient's 0.58 -> 0.54: its partials stored
-in 16-byte runs (:func:`tritonconv.geometry.alloc_partials`), ptxas gives ``c3d_conv3a``'s loops 12-18 instructions
-more a step (117 -> 129 on the main loop, Triton 3.9)."""
+"""As :data:`NC_RUNS_ISSUE`, for the NC(D)HW descriptor launches reading each plane (a 3-D layer's volume, where as
+deep and tall as its input: :func:`tritonconv._descriptors.nc_volume`) as one row (:func:`nc_flat`: rows of no
+16-byte multiple, 28 bf16 columns; ``c3d_conv3a`` and ``r2plus1d18_l2``'s spatial pass): the weight gradient's with
+its seam loop (read by address) spread over its plane's steps; the forward's and input gradient's each loop over a
+width tap and offset (:func:`tritonconv._descriptors.plane_taps`) weighed by the taps that run it, those off the
+centre column (or row) masking their seams in every step. Restated as :data:`ROW_ISSUE` is."""
 
 UNFITTED_SHARES = {"row_macs": ROW_ISSUE, "aligned_macs": ALIGNED_ISSUE}
 """The rates rated, until fitted, as the pointer rate (``mma_macs``) at a census share per pass."""
@@ -247,19 +208,8 @@ PASS_ISSUE = {"conv": 1.0, "conv_t": 0.92, "conv_wgrad": 0.65}
 """Per pass, the pointer GEMM kernels' rate as a share of their forward's (``mma_macs`` and ``row_macs`` are fitted on
 forward launches): the median, over the suite's layers, of the channels-last forward main loop's instructions per
 MMA over the pass's, each with its heuristic tiles (sm_90 SASS, the channels-last sides of ``python -m
-benchmarks.static --rows``; ``benchmarks.static.pass_shares``). An issue-bound estimate, not a measurement. The weight
-gradient's 0.66 -> 0.65 in the thirty-fourth session, when the pointer kernel's splits began to meet in the kernel, and
-back to 0.66 in the thirty-fifth, when the default split counts moved (:func:`tritonconv.tuning.default`) and the
-census's launches with them; 0.70 in the forty-first, when ``c3d_conv3a``'s NC(D)HW forward and input gradient left
-the pointer kernel, and their pairs the census; 0.90 -> 0.93 and 0.70 -> 0.66 in the forty-fifth, when the 64 x 64
-NC(D)HW forwards and input gradients of more than one tap took 64-wide steps on 4 warps
-(:func:`tritonconv.tuning.nc_wide_step`), and their pairs' channels-last sides with them; the input gradient's 0.93 ->
-0.94 in the forty-seventh, when three narrow NC(D)HW input gradients took 256 rows (:func:`tritonconv.tuning.nc_long_rows`);
-the weight gradient's 0.66 -> 0.65 in the fifty-second, when its split partials were stored in 16-byte runs
-(:func:`tritonconv.geometry.alloc_partials`) and some of its channels-last loops took a few instructions more; the
-input gradient's 0.94 -> 0.92 in the fifty-third, when it took its stride phase from the program's index (a constant
-0 at unit stride) and ptxas moved some channels-last loops by a few instructions (R(2+1)D's third spatial pass 271 ->
-299)."""
+benchmarks.static --rows``; ``benchmarks.static.pass_shares``). An issue-bound estimate, not a measurement. Restated as
+:data:`ROW_ISSUE` is."""
 
 
 def launched(problem: Problem, config: Config) -> tuple[Problem, Config]:
@@ -423,10 +373,8 @@ NC_ROWS_REGISTERS = (42, 2.0)
 ``deeplab_3x3_d2``'s 128 x 128 tiles): ptxas on sm_90 (Triton 3.9) gives the suite's such launches 76 registers at 32
 accumulator elements a thread and 126-212 at 64 (the dealt forwards on 8 warps 126 and 144, the unit-stride ones on 4
 warps 153-212); 170 at 64 gives ptxas's programs per SM on all of them but ``r3d18_l2_s2``'s forward and R(2+1)D's
-first spatial input gradient. ``(42, 1.25)`` until the fiftieth session, when the unit-stride sum's moves became a
-branch of two constant steps and the epilogue stores runs (:func:`tritonconv._descriptors.nc_shift_order`): Triton 3.9
-gave them 126-196 before, and gives 144-212 now; Triton 3.6 (the GPU machine's) 145-168 before and 144-172 now, its
-4-warp launches keeping their programs per SM."""
+first spatial input gradient (Triton 3.6, the GPU machine's, gives 144-172, its 4-warp launches keeping their
+programs per SM)."""
 
 
 ALIGNED_EACH_REGISTERS = (70, 3.2)
@@ -789,20 +737,11 @@ error, ``python -m benchmarks.static --tiles``) on the sm_90 census (Triton 3.9)
 hold on 12 suite layers and passes and of the NC(D)HW pointer launches' tiles channels-last (the ``--rows`` report):
 within 1.5x of the census on 132 of the forward kernel's 137 compiles (1.25x on 126) and 46 of the weight gradient's
 50 (a weight gradient's loop varies more with its layer: 1.25x on 31); on Triton 3.6's compiles of the same tiles
-(the GPU machine's), 133 of 137 and 46 of 50. Restated in the forty-seventh session (76.9, 13.95, 3.66 -> 74.3,
-14.73, 3.63) as three NC(D)HW input gradients' tiles took 256 rows (:func:`tritonconv.tuning.nc_long_rows`); the
-weight gradient's in the fifty-second session (84.6, 2.18, 18.78, 12.78 -> 85.0, 2.17, 18.76, 12.77) as its split
-partials were stored in 16-byte runs; the forward's in the fifty-third (74.3, 14.73, 3.63, 7.1 -> 74.5, 14.54, 3.66,
-7.26) as the input gradient took its stride phase from the program's index (at unit stride a constant 0 the
-compiler sees, where it was the grid's third index), which moved some unit-stride input gradients' loops by a few
-instructions either way; the weight gradient's in the fifty-fourth (85.0, 2.17, 18.76 -> 84.8, 2.17, 18.79) as the
-rows' weight gradients took the model's split counts once it charged a meeting (:func:`meet_seconds`); in the
-fifty-fifth (84.8, 2.17, 18.79, 12.77 -> 84.4, 2.08, 18.87, 12.9) as the channels-last weight gradients were compiled
-writing their gradients as their weights are held (:func:`tritonconv.tuning.weight_layout`).
-NC(D)HW launches issue this over their class's census share (:data:`ROW_ISSUE`, :data:`ALIGNED_ISSUE`), which puts
-the suite's heuristic NC(D)HW pointer launches (bf16, TF32, fp8; Triton 3.9 and 3.6; their censuses not in the fit)
-within 1.5x of their census on 131 of 142. A static count at the peak issue rate: the loops' latencies (the rows'
-synchronous loads) are not in it."""
+(the GPU machine's), 133 of 137 and 46 of 50. Refitted whenever the kernels change the census
+(``tests/test_costmodel.py``; each refit is in ``benchmarks/NOTES.md``'s log). NC(D)HW launches issue this over
+their class's census share (:data:`ROW_ISSUE`, :data:`ALIGNED_ISSUE`), which puts the suite's heuristic NC(D)HW
+pointer launches (bf16, TF32, fp8; Triton 3.9 and 3.6; their censuses not in the fit) within 1.5x of their census on
+133 of 142. A static count at the peak issue rate: the loops' latencies (the rows' synchronous loads) are not in it."""
 
 
 def pointer_step_terms(problem: Problem, config: Config) -> tuple[float, float, float, float]:
@@ -829,8 +768,8 @@ depthwise layers with the heuristic's tiles, a 1-D one (31 taps) and a 2-D one (
 forward and input gradient as cheap as channels-last (a further axis's taps share a run loop's addresses and masks,
 its height taps unrolled in the width tap's loop, so it costs less), the weight gradient one tap a program (its output
 gradient read per tap, in runs too). ``"contiguous"``'s forward and input gradient: NC(D)HW
-rows read an element at a time (strided widths, widths of no run's multiple), the thirtieth session's census of the
-suite's layers on 128-position tiles, before their runs (the heuristic's 256-position tiles issued 226-296 on a
+rows read an element at a time (strided widths, widths of no run's multiple), a census of the suite's layers on
+128-position tiles, before their runs (the heuristic's 256-position tiles issued 226-296 on a
 strided and an odd-width 3 x 3 layer, where 128 issued 240-373: this overstates them). The NC(D)HW weight gradient's
 row tiles issue as much for two axes of taps as for one (281 and 289: its bounds are per position, shared by a
 thread's taps and channels). So these kernels are bound by issue where their bytes allow it: by this model the 31-tap
