@@ -246,6 +246,9 @@ def test_depths_the_network_cannot_take_fail_as_the_whole_volume_does():
         list(netstream.stream(randomize_norms(Plain()), slices(torch.randn(1, 1, 2, 4, 4)), chunk=1))
     with pytest.raises(ValueError, match="yielded nothing"):
         list(netstream.stream(net, iter([]), chunk=1))
+    for chunk in (1, None):  # a volume where its slices go: iterated, its items would pass as slices of 2 images
+        with pytest.raises(TypeError, match=r"got a tensor \(1, 2, 13, 4, 4\).*\[x\].*x.unbind\(2\)"):
+            netstream.stream(net, x, chunk=chunk)
     with pytest.raises(ValueError, match="cannot be traced"):
         netstream.stream(Data(), never_read(), chunk=1)
 

@@ -122,6 +122,11 @@ def test_stream_errors():
         list(streaming.conv3d_stream([torch.randn(1, 3, 8, 8)], w))
     with pytest.raises(ValueError, match="chunk"):
         streaming.conv3d_stream([], w, chunk=0)
+    volume = torch.randn(1, 3, 3, 8, 8)  # iterated, item 0 (3, 3, 8, 8) would pass as a slice of 3 images
+    with pytest.raises(TypeError, match=r"`slices` to be an iterable .* got a tensor \(1, 3, 3, 8, 8\).*x.unbind\(2\)"):
+        streaming.conv3d_stream(volume, w, padding=1)
+    whole = torch.cat(list(streaming.conv3d_stream([volume], w, padding=1)), 2)  # the volume as one slab
+    assert_close(whole, torch.nn.functional.conv3d(volume, w, padding=1))
 
 
 def causal(x, w, b, dilation, groups):

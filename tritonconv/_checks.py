@@ -45,6 +45,15 @@ def check_activation(activation: str | None, op: str, name: str = "activation") 
         raise ValueError(f"{op}: expected `{name}` to be one of {ACTIVATIONS}, got {activation!r}")
 
 
+def check_stream_slices(slices, op: str) -> None:
+    """A stream's ``slices`` are an iterable of depth slices or slabs, not a tensor: iterated, an ``(N, C, D, H, W)``
+    volume's items would be read as slices of other sizes (``(C, D, H, W)``: ``C`` images of ``D`` channels)."""
+    if isinstance(slices, torch.Tensor):
+        raise TypeError(f"{op}: expected `slices` to be an iterable of depth slices or slabs, got a tensor "
+                        f"{tuple(slices.shape)}: a whole (N, C, D, H, W) volume is one slab, [x], or its depth slices, "
+                        f"x.unbind(2)")
+
+
 def is_dtensor(x) -> bool:
     """Whether ``x`` is a ``torch.distributed.tensor.DTensor`` (without importing that package)."""
     module = sys.modules.get("torch.distributed.tensor")

@@ -41,7 +41,7 @@ import torch
 import torch.fx
 import torch.nn.functional as F
 
-from . import functional, memory, shapes
+from . import _checks, functional, memory, shapes
 from . import nn as tnn
 from .conv2plus1d import conv2plus1d
 
@@ -568,7 +568,9 @@ def stream(module: torch.nn.Module, slices: Iterable[torch.Tensor], *, chunk: in
     :raises ValueError: a node that cannot stream (named), a module that cannot be traced, an empty stream,
         slices of different shapes, depths the network cannot take, or (``chunk`` None) a ``budget`` too small
         for one output slice at a time.
+    :raises TypeError: ``slices`` a tensor (a volume: pass ``[x]`` or ``x.unbind(2)``).
     """
+    _checks.check_stream_slices(slices, "stream")
     if chunk is None:
         it = iter(slices)
         first = next(it, None)

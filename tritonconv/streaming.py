@@ -37,6 +37,7 @@ class Conv3dStream:
         if not isinstance(weight, torch.Tensor) or weight.dim() != 5:
             raise ValueError(f"conv3d_stream: expected `weight` of rank 5 (C_out, C_in/groups, kd, kh, kw), got "
                              f"{tuple(weight.shape) if isinstance(weight, torch.Tensor) else type(weight).__name__}")
+        _checks.check_stream_slices(slices, "conv3d_stream")
         try:
             chunk = None if chunk is None else shapes.positive_int(chunk, "chunk")
         except ValueError:
@@ -180,6 +181,7 @@ def conv3d_stream(slices: Iterable[torch.Tensor], weight: torch.Tensor, bias: to
     :raises ValueError: a weight not of rank 5, a bad ``chunk`` or activation, an empty stream, a slice of
         the wrong shape (naming its index), a depth too short for the kernel, or any error of
         :func:`tritonconv.conv3d` (at the first slice).
+    :raises TypeError: ``slices`` a tensor (a volume: pass ``[x]`` or ``x.unbind(2)``).
     """
     return Conv3dStream(slices, weight, bias, stride, padding, dilation, groups, device=device, chunk=chunk,
                         activation=activation, budget=budget)
