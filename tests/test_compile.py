@@ -507,21 +507,6 @@ def test_split_pointer_weight_gradient_meets_row_by_row_and_keeps_its_programs_a
     assert met["spill_store_bytes"] == 0 and met["ctas"] >= unmet["ctas"], (met, unmet)
 
 
-@pytest.mark.parametrize("layout,dims,inner", [("channels_last", 2, True), ("channels_last", 1, False),
-                                               ("contiguous", 2, False)])
-def test_the_tuner_times_weight_gradients_laid_out_as_their_weights(layout, dims, inner):
-    """``tune.runner`` (what the tuner times and the compile reports count) writes a weight gradient laid out as the
-    weight it is for is held (``tuning.weight_layout``: input channels innermost beside 2-D and 3-D channels-last
-    activations, as ``tritonconv.nn``'s and a channels-last model's weights, whose gradients autograd writes so; run
-    here under the interpreter, on 3 splits; such gradients' values against torch: ``tests/test_nn.py``)."""
-    shape = {1: ((2, 20, 13), (7, 20, 3)), 2: ((2, 20, 9, 7), (7, 20, 3, 3))}[dims]  # (20 channels: not packed)
-    problem = tuning.Problem.of("conv_wgrad", "float32", layout, *shape, padding=1)
-    assert (tuning.weight_layout(problem) == "channels_last") == inner
-    torch.manual_seed(0)
-    dw = tune.runner(problem, torch.device("cpu"))(tuning.Config(16, 16, 16, num_stages=1, split_k=3))
-    assert geometry.grad_channels_inner(dw) == inner and dw.shape == problem.weight_shape
-
-
 @pytest.mark.parametrize("arch,name", [(90, "resnet50_l3_3x3"), (80, "resnet50_l4_3x3")])
 def test_a_channels_last_weight_gradient_stores_runs_where_its_splits_meet(arch, name):
     """A weight-gradient tile holds one tap's output x input channels: of a contiguous (O, I, kh, kw) weight's

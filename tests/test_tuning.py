@@ -840,3 +840,18 @@ def test_a_models_problems_are_those_its_calls_choose_configs_for_and_tune_ahead
                for p in layer.runs.values())
     with pytest.raises(RuntimeError, match="tune.ahead: needs a CUDA GPU"):
         tune.ahead(model, x)
+
+
+@pytest.mark.parametrize("layout,dims,inner", [("channels_last", 2, True), ("channels_last", 1, False),
+                                               ("contiguous", 2, False)])
+def test_the_tuner_times_weight_gradients_laid_out_as_their_weights(layout, dims, inner):
+    """``tune.runner`` (what the tuner times and the compile reports count) writes a weight gradient laid out as the
+    weight it is for is held (``tuning.weight_layout``: input channels innermost beside 2-D and 3-D channels-last
+    activations, as ``tritonconv.nn``'s and a channels-last model's weights, whose gradients autograd writes so; run
+    here under the interpreter, on 3 splits; such gradients' values against torch: ``tests/test_nn.py``)."""
+    shape = {1: ((2, 20, 13), (7, 20, 3)), 2: ((2, 20, 9, 7), (7, 20, 3, 3))}[dims]  # (20 channels: not packed)
+    problem = tuning.Problem.of("conv_wgrad", "float32", layout, *shape, padding=1)
+    assert (tuning.weight_layout(problem) == "channels_last") == inner
+    torch.manual_seed(0)
+    dw = runner(problem, torch.device("cpu"))(tuning.Config(16, 16, 16, num_stages=1, split_k=3))
+    assert geometry.grad_channels_inner(dw) == inner and dw.shape == problem.weight_shape

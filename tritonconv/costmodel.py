@@ -172,10 +172,10 @@ ALIGNED_ISSUE = {"conv": 0.98, "conv_t": 1.25, "conv_wgrad": 1.34}
 (:func:`aligned`) are rated at while ``Device.aligned_macs`` is unfitted: the median, over the suite's layers, of the
 channels-last main loop's instructions per MMA over the aligned rows', theirs counting the moves of the sum between
 width taps spread over the steps (sm_90 SASS, ``python -m benchmarks.static --rows``). An issue-bound estimate, not a
-measurement. One share for all aligned launches of a pass: the strided forwards, dealt into phases (0.85-0.98), the
-input gradients by phase, the launches reading each width tap's columns in runs (:func:`tap_runs`; each of their loops
+measurement. One share for all aligned launches of a pass: the strided forwards, dealt into phases, the input
+gradients by phase, the launches reading each width tap's columns in runs (:func:`tap_runs`; each of their loops
 weighed by the taps that run it) and the weight gradients reading x in runs, dealt in registers where strided along
-the width (:func:`tritonconv.geometry.wgrad_runs`: 0.79-2.24). Restated as :data:`ROW_ISSUE` is."""
+the width (:func:`tritonconv.geometry.wgrad_runs`). Restated as :data:`ROW_ISSUE` is."""
 
 NC_ROWS_ISSUE = {"conv": 0.52, "conv_t": 0.60}
 """Per pass, the share of their main loop's issue that the model's estimate for a descriptor step of their tiles
