@@ -88,6 +88,30 @@ def test_every_kernel_variant_compiles(monkeypatch, arch):
         assert compiled.asm["cubin"], fn.fn.__name__
 
 
+def test_every_launch_asks_for_fused_multiply_adds_whatever_tritons_default(monkeypatch):
+    """Every kernel family's launch asks for fused multiply-adds (``_runtime.COMPILE_OPTIONS``), so it compiles the same
+    where Triton's default is off (``TRITON_DEFAULT_FP_FUSION=0``; Triton 3.10's default) and Triton 3.9 has nothing to
+    warn about (its warning that the default will change): each kernel's PTX multiplies and adds in one instruction."""
+    import warnings
+
+    monkeypatch.setattr(tuning, "choose", lambda problem, *_: tuning.heuristic(problem, interpret=False))
+    with static.recording(execute=False) as launches:
+        problems()
+    assert launches and all(kwargs.get("enable_fp_fusion") is True for _, _, kwargs, _ in launches)
+    monkeypatch.setenv("TRITON_DEFAULT_FP_FUSION", "0")
+    warn_once = getattr(getattr(triton, "_utils", None), "warn_once", None)
+    if warn_once is not None:
+        warn_once.cache_clear()  # (it warns once a process)
+    fn, args, kwargs, _ = next(launch for launch in launches if launch[0].fn.__name__ == "_depthwise_kernel")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ptx = static.compile_for(90, fn, args, kwargs).asm["ptx"]
+    assert "fma.rn.f32" in ptx
+    assert not [w for w in caught if "FP_FUSION" in str(w.message)]
+    fused_off = {k: v for k, v in kwargs.items() if k != "enable_fp_fusion"}  # what Triton's default compiles now
+    assert "fma.rn.f32" not in static.compile_for(90, fn, args, fused_off).asm["ptx"]
+
+
 def test_default_configs_do_not_spill_on_hopper(capsys):
     """The heuristic's tiles fit the register file (ptxas reports no spills) for representative layers:
     a 3x3 layer read channels-last and NCHW (written back NCHW), a folded stem, a depthwise layer."""

@@ -52,6 +52,10 @@ def force_interpreter() -> bool:
 DIRECT = os.environ.get("TRITONCONV_DIRECT", "1") != "0"
 """Whether :class:`Direct` launches below ``JITFunction.run`` (``TRITONCONV_DIRECT=0``: never)."""
 
+COMPILE_OPTIONS = {"enable_fp_fusion": True}
+"""Options every compiled launch asks for (:class:`Direct`): fused multiply-adds, which Triton chose by default through
+3.9 (with a warning, in 3.9, that 3.10 turns them off). Asked for, every kernel compiles the same on every Triton."""
+
 
 def overflow_checks(on: bool) -> None:
     """Triton's interpreter computes a 64-bit check of every 32-bit integer add, subtract and multiply for overflow,
@@ -282,8 +286,8 @@ class Direct:
     A kernel launch site prepared once per call signature (the kernels' ``Launch`` objects) passes the
     same scalars, constexprs and options every time; only its leading arguments, the tensors (and tensor
     descriptors) it reads and writes, change. So the site gives those once, here: ``fixed`` (the arguments
-    after the tensors, in signature order) and ``options`` (constexprs by name, launch options), and each
-    call passes only the tensors. The first call goes through ``JITFunction.run`` (binding,
+    after the tensors, in signature order) and ``options`` (constexprs by name, launch options, after
+    :data:`COMPILE_OPTIONS`), and each call passes only the tensors. The first call goes through ``JITFunction.run`` (binding,
     specialisation, the compile cache) and keeps the compiled kernel with every argument after the
     tensors in the kernel's signature order (defaults applied); later calls put the new tensors in front
     and call the compiled kernel's launcher as ``JITFunction.run`` does (grid, stream, function, packed
@@ -294,7 +298,7 @@ class Direct:
 
     def __init__(self, kernel: Kernel, fixed: tuple = (), options: dict | None = None) -> None:
         self.kernel = kernel
-        self.fixed, self.options = tuple(fixed), dict(options or {})
+        self.fixed, self.options = tuple(fixed), {**COMPILE_OPTIONS, **(options or {})}
         self.compiled = None  # (device, compiled kernel, the arguments after the tensors, the aligned tensors)
 
     def ready(self, device: torch.device) -> bool:
