@@ -242,10 +242,6 @@ def _restore_converted(cls: type, state: dict) -> torch.nn.Module:
     return module
 
 
-def _triple(value, name: str) -> tuple:
-    return value if isinstance(value, str) else shapes.as_tuple(value, 3, name)
-
-
 class Conv2Plus1d(torch.nn.Module):
     """(2+1)D convolution: ``temporal(mid_activation(spatial(x)))`` via :func:`tritonconv.conv2plus1d`.
 
