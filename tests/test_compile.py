@@ -97,7 +97,11 @@ def test_every_launch_asks_for_fused_multiply_adds_whatever_tritons_default(monk
     monkeypatch.setattr(tuning, "choose", lambda problem, *_: tuning.heuristic(problem, interpret=False))
     with static.recording(execute=False) as launches:
         problems()
-    assert launches and all(kwargs.get("enable_fp_fusion") is True for _, _, kwargs, _ in launches)
+        for kind in ("conv", "conv_wgrad"):  # the descriptor kernels
+            problem = tuning.Problem.of(kind, "bfloat16", "channels_last", (1, 16, 8, 8), (16, 16, 3, 3), 1, 1)
+            tune.runner(problem, torch.device("cpu"))(tuning.heuristic(problem, interpret=False, tma=True))
+    assert len({fn.fn.__name__ for fn, _, _, _ in launches}) == 10
+    assert all(kwargs.get("enable_fp_fusion") is True for _, _, kwargs, _ in launches)
     monkeypatch.setenv("TRITON_DEFAULT_FP_FUSION", "0")
     warn_once = getattr(getattr(triton, "_utils", None), "warn_once", None)
     if warn_once is not None:
