@@ -660,7 +660,8 @@ def test_compile_ahead_compiles_launches_and_runs_none(monkeypatch):
     site = _runtime.Direct(kernel, (8,), {"BLOCK": 8})
     with _runtime.compile_ahead(workers=2):
         assert site(torch.device("cuda"), (3,), y) is None
-    assert warmed == [((y, 8), (3,), {"BLOCK": 8}, True)] and not site.ready(torch.device("cuda"))
+    options = {**_runtime.COMPILE_OPTIONS, "BLOCK": 8}  # the call site's, after the options every launch asks for
+    assert warmed == [((y, 8), (3,), options, True)] and not site.ready(torch.device("cuda"))
     import concurrent.futures  # inside a caller's own compile-only mode (one at a time), its executor compiles them
     with concurrent.futures.ThreadPoolExecutor(1) as pool, _async_compile.AsyncCompileMode(pool) as theirs:
         with _runtime.compile_ahead():
@@ -670,7 +671,7 @@ def test_compile_ahead_compiles_launches_and_runs_none(monkeypatch):
     monkeypatch.setattr(_runtime, "AsyncCompileMode", None)  # a Triton without that mode: compiled in turn, not launched
     with _runtime.compile_ahead():
         site(torch.device("cuda"), (4,), y)
-    assert len(warmed) == 3 and warmed[-1][1:] == ((4,), {"BLOCK": 8}, False) and not site.ready(torch.device("cuda"))
+    assert len(warmed) == 3 and warmed[-1][1:] == ((4,), options, False) and not site.ready(torch.device("cuda"))
 
 
 def _fill_ones():
