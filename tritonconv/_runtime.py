@@ -287,12 +287,12 @@ class Direct:
     same scalars, constexprs and options every time; only its leading arguments, the tensors (and tensor
     descriptors) it reads and writes, change. So the site gives those once, here: ``fixed`` (the arguments
     after the tensors, in signature order) and ``options`` (constexprs by name, launch options, after
-    :data:`COMPILE_OPTIONS`), and each call passes only the tensors. The first call goes through ``JITFunction.run`` (binding,
-    specialisation, the compile cache) and keeps the compiled kernel with every argument after the
-    tensors in the kernel's signature order (defaults applied); later calls put the new tensors in front
-    and call the compiled kernel's launcher as ``JITFunction.run`` does (grid, stream, function, packed
-    metadata, launch metadata and hooks, every argument constexprs included). A tensor whose address lost
-    the 16-byte alignment the kernel was specialised for, or a different device, goes through
+    :data:`COMPILE_OPTIONS`), and each call passes only the tensors. The first call goes through
+    ``JITFunction.run`` (binding, specialisation, the compile cache) and keeps the compiled kernel with every
+    argument after the tensors in the kernel's signature order (defaults applied); later calls put the new
+    tensors in front and call the compiled kernel's launcher as ``JITFunction.run`` does (grid, stream,
+    function, packed metadata, launch metadata and hooks, every argument constexprs included). A tensor whose
+    address lost the 16-byte alignment the kernel was specialised for, or a different device, goes through
     ``JITFunction.run`` again. The interpreter always runs as before.
     """
 
