@@ -123,6 +123,30 @@ def test_every_launch_asks_for_fused_multiply_adds_whatever_tritons_default(monk
     assert "fma.rn.f32" not in static.compile_for(90, fn, args, fused_off).asm["ptx"]
 
 
+def test_defaults_fitted_to_a_smaller_gpu_compile_within_its_shared_memory():
+    """The default a GPU with less shared memory takes (``tuning.fit_shared``) compiles within it where the heuristic's
+    does not: for sm_86 (Ampere and Ada cards' 99 KiB a block), ``unet3d_64cube``'s NCDHW weight gradient (114,688
+    bytes: a first call there stopped with Triton's ``OutOfResources``); and the suite's other NC(D)HW launches whose
+    tiles ptxas puts furthest past their estimate (``resnet50_l2_3x3s2``'s NCHW weight gradient, ``ct_anisotropic``'s
+    NCDHW input and weight gradients) fit too."""
+    arch, limit = 86, 101376
+    probs = dict(tune.suite_problems(json.loads((static.ROOT / "shapes.json").read_text())))
+    over = 0
+    for name, kind in (("unet3d_64cube", "conv_wgrad"), ("resnet50_l2_3x3s2", "conv_wgrad"), ("ct_anisotropic", "conv_t"),
+                       ("ct_anisotropic", "conv_wgrad")):
+        problem = tuning.Problem.of(kind, "bfloat16", "contiguous", **probs[name])
+        own = tuning.heuristic(problem, False, 82)
+        shared = []
+        for cfg in (own, tuning.default(problem, 82, False, None, limit)):
+            with static.recording(execute=False) as launches:
+                tune.runner(problem, torch.device("cpu"))(cfg)
+            fn, args, kwargs, _ = next(launch for launch in launches if launch[0].fn.__name__ not in static.EPILOGUES)
+            shared.append(static.compile_for(arch, fn, args, kwargs).metadata.shared)
+        assert shared[1] <= limit, (name, kind, shared)
+        over += shared[0] > limit
+    assert over == 1
+
+
 def test_default_configs_do_not_spill_on_hopper(capsys):
     """The heuristic's tiles fit the register file (ptxas reports no spills) for representative layers:
     a 3x3 layer read channels-last and NCHW (written back NCHW), a folded stem, a depthwise layer."""

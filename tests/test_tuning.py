@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tritonconv
-from tritonconv import _runtime, cache, dispatch, geometry, tuning
+from tritonconv import _runtime, cache, dispatch, geometry, shapes, tuning
 from tritonconv.tune import main as tune_main
 from tritonconv.tune import runner
 
@@ -856,3 +856,60 @@ def test_the_tuner_times_weight_gradients_laid_out_as_their_weights(layout, dims
     torch.manual_seed(0)
     dw = runner(problem, torch.device("cpu"))(tuning.Config(16, 16, 16, num_stages=1, split_k=3))
     assert geometry.grad_channels_inner(dw) == inner and dw.shape == problem.weight_shape
+
+
+def test_defaults_fit_the_shared_memory_of_smaller_gpus():
+    """On a GPU with less shared memory a block than an H100 (``fit_shared``: an A100's 163 KiB, 99 KiB on Ampere, Ada
+    and GeForce Blackwell cards, 64 KiB on Turing), the default config (and the tuning's reference and baselines) has
+    fewer stages, then the pointer kernel's tiles, then shorter steps and smaller tiles, until its tiles (times
+    ``shared_margin``: up to twice them on NC(D)HW pointer launches) fit; at an H100's it is the heuristic's,
+    unchanged, on every suite problem."""
+    suite = json.loads((Path(__file__).parents[1] / "benchmarks" / "shapes.json").read_text())
+    from tritonconv import tune
+
+    shrunk = 0
+    for _, prob in tune.suite_problems(suite):
+        for layout in ("channels_last", "contiguous"):
+            for kind in ("conv", "conv_t", "conv_wgrad"):
+                for dtype in ("bfloat16", "float32"):
+                    depthwise = shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"])
+                    p = tuning.Problem.of(tuning.DEPTHWISE_KIND[kind] if depthwise else kind, dtype, layout, **prob)
+                    for tma in (False, True):
+                        own = tuning.heuristic(p, False, 132, tma)
+                        assert tuning.default(p, 132, tma) == own
+                        for limit in (166912, 101376, 65536):
+                            cfg = tuning.default(p, 132, tma, None, limit)
+                            assert p.kind.startswith("conv_dw") or tuning.fits_shared(p, cfg, limit), (p.key(), cfg)
+                            if cfg != own:
+                                shrunk += 1
+                                assert cfg.num_stages >= 2 and min(cfg.block_m, cfg.block_n, cfg.block_k) >= 16
+                                assert cfg.num_stages < own.num_stages or own.num_stages == 2, (own, cfg)
+                                assert (cfg.split_k, cfg.group_m, cfg.num_warps, cfg.fold) == (
+                                    own.split_k, own.group_m, own.num_warps, own.fold)
+    assert shrunk > 50
+    nc = tuning.Problem.of("conv_wgrad", "bfloat16", "contiguous", (2, 32, 64, 64, 64), (32, 32, 3, 3, 3), 1, 1)
+    cfg = tuning.Config(32, 32, 256, num_warps=8, num_stages=3, split_k=19)  # unet3d_64cube's: 114,688 B on sm_86
+    assert not tuning.fits_shared(nc, cfg, 101376)
+    assert tuning.fit_shared(nc, cfg, 101376) == dataclasses.replace(cfg, num_stages=2, block_k=128)
+    descriptor = tuning.Config(128, 128, 64, num_warps=8, num_stages=4, tile_h=2, tile_b=2)
+    cl = dataclasses.replace(nc, layout="channels_last")
+    assert tuning.fit_shared(cl, descriptor, 101376) == dataclasses.replace(descriptor, num_stages=3)
+    assert tuning.fit_shared(cl, descriptor, 65536).tile_h == 0  # the pointer kernel's tiles where TMA's do not fit
+
+
+def test_resolving_on_a_smaller_gpu_takes_the_fitted_default(monkeypatch):
+    """``resolve`` with nothing cached and no tuning returns the default fitted to the GPU's shared memory, and a
+    tuning's reference run (the heuristic's config, that every candidate must reproduce) is fitted too."""
+    monkeypatch.setattr(cache, "lookup", lambda *args: None)
+    p = tuning.Problem.of("conv_wgrad", "bfloat16", "contiguous", (2, 32, 64, 64, 64), (32, 32, 3, 3, 3), 1, 1)
+    cfg = tuning.resolve(p, "Small GPU", None, autotune=False, smem_limit=65536, sm_count=82)
+    assert cfg == tuning.default(p, 82, False, None, 65536) and tuning.fits_shared(p, cfg, 65536)
+    assert cfg != tuning.resolve(p, "Small GPU", None, autotune=False, sm_count=82)
+    ran = []
+
+    def run(config):
+        ran.append(config)
+        return torch.zeros(4)
+
+    tuning.tune(p, run, lambda fn: 1.0, 65536, 82)
+    assert tuning.fits_shared(p, ran[0], 65536)  # the reference, run first

@@ -311,7 +311,7 @@ def precompile(todo: list[tuple[str, tuning.Problem]], smem: int, jobs: int, dev
     print(f"compiled {counts[True] + counts['spills']} candidate kernels; {counts['spills']} spill registers (not timed, "
           f"but for the default's); "
           f"{counts[False]} failed (not timed); {counts[None]} not tried (a worker's GPU context was lost)")
-    return not_to_time(results, candidates, {p: tuning.default(p, sm_count, tma, model) for p in candidates})
+    return not_to_time(results, candidates, {p: tuning.default(p, sm_count, tma, model, smem) for p in candidates})
 
 
 def not_to_time(results: dict, candidates: dict, keep: dict | None = None) -> dict[tuning.Problem, set[tuning.Config]]:
@@ -384,7 +384,8 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
         if out_of_time():
             break
         every = {problem: tuning.candidates(problem, smem, tma, sm_count, model) for _, problem in group}
-        only = {p: tuning.shortlist(p, cfgs, model, top, sm_count, tma) for p, cfgs in every.items()} if top else None
+        only = {p: tuning.shortlist(p, cfgs, model, top, sm_count, tma, smem) for p, cfgs in every.items()} if top \
+            else None
         skip = precompile(group, smem, jobs, device, tma, only, sm_count, model) if jobs > 0 else {}
         if only:  # the candidates the model ranks lower are not timed either
             skip = {p: set(skip.get(p, ())) | (set(cfgs) - set(only[p])) for p, cfgs in every.items()}

@@ -130,6 +130,50 @@ def smem_bytes(config: Config, itemsize: int) -> int:
     return config.num_stages * (config.block_m * config.block_k + config.block_k * config.block_n) * itemsize
 
 
+def shared_margin(problem: Problem, config: Config) -> float:
+    """How many times its pipeline's operand tiles (:func:`smem_bytes`) a launch may hold in shared memory, beside 1 KiB
+    of barriers: the most ptxas's counts reach over them on the committed compile reports (sm_80, sm_90; Triton 3.9
+    and 3.6), with sm_86's and sm_120's compiles of the suite's defaults: 2 on NC(D)HW pointer launches (a weight
+    gradient's rows moved through shared memory, a tile converted for its store: ``resnet50_l2_3x3s2``'s NCHW weight
+    gradient 98,304 bytes for 49,152 of tiles on sm_90), 1.5 on NC(D)HW descriptor ones (1.32 at most) and on 4- and
+    8-byte channels-last pointer ones (1.31), 1 on the others (16- and 8-bit channels-last: their tiles)."""
+    if problem.layout == "contiguous":
+        return 1.5 if config.tile_h else 2.0
+    return 1.5 if problem.itemsize >= 4 and not config.tile_h else 1.0
+
+
+def fits_shared(problem: Problem, config: Config, smem_limit: int) -> bool:
+    """Whether a GEMM launch of ``problem`` with ``config`` surely fits ``smem_limit`` bytes of shared memory a block
+    (:func:`shared_margin` times its tiles, and 1 KiB of barriers)."""
+    return shared_margin(problem, config) * smem_bytes(config, problem.itemsize) + 1024 <= smem_limit
+
+
+def fit_shared(problem: Problem, config: Config, smem_limit: int) -> Config:
+    """``config``, or where a GPU's ``smem_limit`` bytes of shared memory a block may not hold it (:func:`fits_shared`;
+    GPUs with less than an H100's: an A100's 163 KiB, the 99 KiB of Ampere and Ada cards and of Blackwell's GeForce
+    ones, a Turing card's 64 KiB), one that fits: fewer stages (to 2), then the pointer kernel's tiles for a descriptor
+    config, then shorter steps and smaller tiles (to 16). Without it such a GPU's first call of a layer whose default
+    holds more stopped with Triton's ``OutOfResources`` (compiled for sm_86: ``unet3d_64cube``'s NCDHW weight gradient
+    needs 114,688 bytes). Conservative where Triton stages no copies: compiled for sm_75 (Turing), the four suite
+    launches furthest past their estimate held 64 KiB or less unfitted. Depthwise kernels hold no tiles there:
+    unchanged."""
+    if smem_limit >= DEFAULT_SMEM or problem.kind.startswith("conv_dw"):
+        return config
+    while not fits_shared(problem, config, smem_limit):
+        if config.num_stages > 2:
+            config = dataclasses.replace(config, num_stages=config.num_stages - 1)
+        elif config.tile_h:
+            config = dataclasses.replace(config, tile_h=0, tile_b=1, planes=0)
+        elif config.block_k > 16:
+            config = dataclasses.replace(config, block_k=config.block_k // 2)
+        elif max(config.block_m, config.block_n) > 16:  # the longer side halved
+            side = "block_m" if config.block_m >= config.block_n else "block_n"
+            config = dataclasses.replace(config, **{side: getattr(config, side) // 2})
+        else:
+            break
+    return config
+
+
 def dw_wgrad_tile(problem: Problem, taps: int, channels: int, elements: int) -> tuple[int, int, int]:
     """A depthwise weight gradient's tile (:func:`tritonconv.kernels.depthwise._depthwise_weight_grad_kernel`):
     ``(taps, channels, positions a step)``, the first two the problem's own (powers of two) up to ``taps`` and
@@ -181,7 +225,7 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
             cfg = Config(*tile, group_m=1, num_warps=warps, num_stages=stages, split_k=split)
             if (split == 1 or cdiv(red, split) >= 8 * tile[2]) and cfg not in out:  # 8 steps a split at least
                 out.append(cfg)
-        return out + [cfg for cfg in baselines(problem, sm_count, tma, predict) if cfg not in out]
+        return out + [cfg for cfg in baselines(problem, sm_count, tma, predict, smem_limit) if cfg not in out]
     for (bm, bn, bk, warps, stages), split, fold in itertools.product(SPACES[problem.kind], splits, folds):
         bk = min(bk, 32) if wide else bk
         reduction = problem.taps * red if fold and not wgrad else cdiv(red, split)
@@ -202,12 +246,15 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
     if tma:
         out += [cfg for cfg in relaid(problem) if smem_bytes(cfg, itemsize) <= smem_limit]
     # always candidates (their tiles may fit the channels better than the space's powers of two)
-    return out + [cfg for cfg in baselines(problem, sm_count, tma, predict) if cfg not in out]
+    return out + [cfg for cfg in baselines(problem, sm_count, tma, predict, smem_limit) if cfg not in out]
 
 
-def baselines(problem: Problem, sm_count: int, tma: bool, predict: Predict | None) -> list[Config]:
-    """The default config (:func:`default`) and, where the model moved its split count, the heuristic's own."""
-    chosen, own = default(problem, sm_count, tma, predict), heuristic(problem, False, sm_count, tma)
+def baselines(problem: Problem, sm_count: int, tma: bool, predict: Predict | None,
+              smem_limit: int = DEFAULT_SMEM) -> list[Config]:
+    """The default config (:func:`default`) and, where the model moved its split count, the heuristic's own (both
+    fitted to ``smem_limit``)."""
+    chosen = default(problem, sm_count, tma, predict, smem_limit)
+    own = fit_shared(problem, heuristic(problem, False, sm_count, tma), smem_limit)
     return [chosen] if own == chosen else [chosen, own]
 
 
@@ -780,7 +827,8 @@ def split_choices(problem: Problem, config: Config) -> list[Config]:
     return [dataclasses.replace(config, split_k=s) for s in range(1, most + 1) if s == 1 or s * tile_bytes <= SPLIT_BYTES]
 
 
-def default(problem: Problem, sm_count: int = 132, tma: bool = False, predict: Predict | None = None) -> Config:
+def default(problem: Problem, sm_count: int = 132, tma: bool = False, predict: Predict | None = None,
+            smem_limit: int = DEFAULT_SMEM) -> Config:
     """The config a GPU launch of ``problem`` takes with nothing cached or tuned: :func:`heuristic`'s, a weight
     gradient's split count, where a model is given, the fewest of :func:`split_choices` that ``predict`` puts within
     :data:`SPLIT_SLACK` of the fastest. The heuristic's own count fills rounds of one program an SM and weighs no
@@ -789,8 +837,9 @@ def default(problem: Problem, sm_count: int = 132, tma: bool = False, predict: P
     benchmarks.costfit --heuristic-check``; predictions, not measurements) it predicts 2.0x on ``resnet50_ds_1x1s2``
     (one split, not two: 16 MiB of partials less), 1.3-1.5x on ``resnet50_l2_3x3s2`` (9 splits, not 29),
     ``resnet50_l3_3x3`` (3, not 7) and ``anisotropic_1x7`` (10, not 18), 1.28x on ``deeplab_3x3_d2`` (6, not 2: its
-    last, partial round of two programs an SM a seventh of the time, not a third)."""
-    cfg = heuristic(problem, False, sm_count, tma)
+    last, partial round of two programs an SM a seventh of the time, not a third). On a GPU of ``smem_limit`` bytes of
+    shared memory a block, less than an H100's, the heuristic's config fitted to it (:func:`fit_shared`)."""
+    cfg = fit_shared(problem, heuristic(problem, False, sm_count, tma), smem_limit)
     if predict is None:
         return cfg
     times = {choice: predict(problem, choice) for choice in split_choices(problem, cfg)}
@@ -1143,13 +1192,13 @@ def autotune_top() -> int:
 
 
 def shortlist(problem: Problem, configs: list[Config], predict: Predict, top: int, sm_count: int,
-              tma: bool) -> list[Config]:
+              tma: bool, smem_limit: int = DEFAULT_SMEM) -> list[Config]:
     """The candidates a pruned search times: the ``top`` of ``configs`` that ``predict`` puts fastest, and the
     default config (:func:`default`), so that a tuned entry (a relayout config's copies, say) replaces the default
     only where it measured faster; and the heuristic's own, where the model moved its split count, so that the
     tuning's timings judge that move (``python -m benchmarks.readout``)."""
     best = ranked(problem, configs, predict)[:top]
-    return best + [cfg for cfg in baselines(problem, sm_count, tma, predict) if cfg not in best]
+    return best + [cfg for cfg in baselines(problem, sm_count, tma, predict, smem_limit) if cfg not in best]
 
 
 def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callable, smem_limit: int,
@@ -1159,9 +1208,10 @@ def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callabl
     (config, ms) appended to ``timed`` when given; a config must reproduce the heuristic config's output to
     win. Their kernels are compiled first, all at once, on threads (:func:`tritonconv._runtime.compile_ahead`)."""
     every = candidates(problem, smem_limit, tma, sm_count, predict)
-    listed = set(shortlist(problem, every, predict, top, sm_count, tma)) if predict is not None and top else set(every)
+    listed = set(shortlist(problem, every, predict, top, sm_count, tma, smem_limit)) if predict is not None and top \
+        else set(every)
     todo = [cfg for cfg in every if cfg in listed and cfg not in skip]
-    first = heuristic(problem, False, sm_count)
+    first = fit_shared(problem, heuristic(problem, False, sm_count), smem_limit)
     with _runtime.compile_ahead():  # every kernel the candidates launch compiled at once, in threads; then run in turn
         for cfg in [first, *todo]:
             with contextlib.suppress(Exception):  # (a config that fails here fails again below, and is reported)
@@ -1185,7 +1235,7 @@ def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callabl
         if ms < best_ms:
             best, best_ms = cfg, ms
     if best is None:
-        best, best_ms = default(problem, sm_count, tma, predict), math.nan
+        best, best_ms = default(problem, sm_count, tma, predict, smem_limit), math.nan
     return best, best_ms
 
 
@@ -1215,7 +1265,7 @@ def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Te
         cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms, timing_since(before), timed)})
         return cfg
     stats["heuristic"] += 1
-    return default(problem, sm_count, tma, predict)
+    return default(problem, sm_count, tma, predict, smem_limit)
 
 
 _announced: set[str] = set()
