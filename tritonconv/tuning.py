@@ -253,8 +253,7 @@ def baselines(problem: Problem, sm_count: int, tma: bool, predict: Predict | Non
               smem_limit: int = DEFAULT_SMEM) -> list[Config]:
     """The default config (:func:`default`) and, where the model moved its split count, the heuristic's own (both
     fitted to ``smem_limit``)."""
-    chosen = default(problem, sm_count, tma, predict, smem_limit)
-    own = fit_shared(problem, heuristic(problem, False, sm_count, tma), smem_limit)
+    chosen, own = default(problem, sm_count, tma, predict, smem_limit), default(problem, sm_count, tma, None, smem_limit)
     return [chosen] if own == chosen else [chosen, own]
 
 
@@ -1211,7 +1210,7 @@ def tune(problem: Problem, run: Callable[[Config], torch.Tensor], bench: Callabl
     listed = set(shortlist(problem, every, predict, top, sm_count, tma, smem_limit)) if predict is not None and top \
         else set(every)
     todo = [cfg for cfg in every if cfg in listed and cfg not in skip]
-    first = fit_shared(problem, heuristic(problem, False, sm_count), smem_limit)
+    first = default(problem, sm_count, False, None, smem_limit)  # the heuristic's pointer tiles, fitted
     with _runtime.compile_ahead():  # every kernel the candidates launch compiled at once, in threads; then run in turn
         for cfg in [first, *todo]:
             with contextlib.suppress(Exception):  # (a config that fails here fails again below, and is reported)
