@@ -489,7 +489,7 @@ def compile_rows(arch: int, todo: list[tuple[str, str, tuning.Problem, tuning.Co
                  "vector_width": vector_width(fn.fn.__name__, compiled.asm["ttgir"]),
                  **ptxas_report(ptx, arch), **loop_census(compiled.asm["cubin"], arch)}
         found["ctas_per_sm"] = ctas_per_sm(arch, found["registers"], compiled.metadata.shared, kwargs.get("num_warps", 4))
-        if problem.kind.startswith("conv_dw"):
+        if fn.fn.__name__.startswith("_depthwise"):  # (the banded kernel's MMA loop: the census above)
             found.update(fma_loops=fma_loops(compiled.asm["cubin"], arch), **run_args(kwargs))
         return found
 

@@ -57,6 +57,13 @@ def problems():
     xd = rand(2, 3, 9, 8, fmt=torch.channels_last).requires_grad_()  # depthwise, multiplier 2
     tritonconv.conv2d(xd, rand(6, 1, 3, 3).requires_grad_(), rand(6), padding=1, groups=3,
                       activation="relu").sum().backward()
+    xw = rand(2, 8, 3, 20, fmt=torch.channels_last).requires_grad_()  # depthwise, 1 x 9 taps: the banded kernel,
+    # forward (bias, activation, flip) and input gradient; bf16 NCL, dilated, no bias
+    tritonconv.conv2d(xw, rand(8, 1, 1, 9).requires_grad_(), rand(8), padding=(0, 4), groups=8, activation="silu",
+                      flip=True).sum().backward()
+    xn = rand(1, 8, 30, dtype=torch.bfloat16).requires_grad_()
+    tritonconv.conv1d(xn, rand(8, 1, 9, dtype=torch.bfloat16).requires_grad_(), padding=8, dilation=2,
+                      groups=8).sum().backward()
     x64 = rand(1, 4, 5, 5, dtype=torch.float64).requires_grad_()  # fp64 accumulation, the transposed pass; 4
     # channels at stride 2: every pass packs positions into 16 channels (the pack and unpack launches)
     tritonconv.conv2d(x64, rand(4, 4, 3, 3, dtype=torch.float64).requires_grad_(), stride=2, padding=1).sum().backward()
@@ -84,7 +91,8 @@ def test_every_kernel_variant_compiles(monkeypatch, arch):
             variants.setdefault(key + ("tf32",), (fn, args, {**kwargs, "DOT_PRECISION": "tf32"}))
     names = {key[0] for key in variants}
     assert names == {"_conv_kernel", "_conv_weight_grad_kernel", "_depthwise_kernel", "_depthwise_weight_grad_kernel",
-                     "_sum_partials_kernel", "_conv2plus1d_kernel", "_pack_kernel", "_unpack_kernel"}, names
+                     "_banded_kernel", "_sum_partials_kernel", "_conv2plus1d_kernel", "_pack_kernel",
+                     "_unpack_kernel"}, names
     warn_once = getattr(getattr(triton, "_utils", None), "warn_once", None)
     if warn_once is not None:
         warn_once.cache_clear()  # (Triton warns of each deprecation once a process)
@@ -107,7 +115,7 @@ def test_every_launch_asks_for_fused_multiply_adds_whatever_tritons_default(monk
         for kind in ("conv", "conv_wgrad"):  # the descriptor kernels
             problem = tuning.Problem.of(kind, "bfloat16", "channels_last", (1, 16, 8, 8), (16, 16, 3, 3), 1, 1)
             tune.runner(problem, torch.device("cpu"))(tuning.heuristic(problem, interpret=False, tma=True))
-    assert len({fn.fn.__name__ for fn, _, _, _ in launches}) == 10
+    assert len({fn.fn.__name__ for fn, _, _, _ in launches}) == 11
     assert all(kwargs.get("enable_fp_fusion") is True for _, _, kwargs, _ in launches)
     monkeypatch.setenv("TRITON_DEFAULT_FP_FUSION", "0")
     warn_once = getattr(getattr(triton, "_utils", None), "warn_once", None)
@@ -353,6 +361,26 @@ def test_aligned_rows_let_ptxas_use_every_register_below_hopper():
 
 
 @pytest.mark.parametrize("arch", [90, 80])
+def test_banded_kernel_runs_on_the_tensor_cores(arch):
+    """The banded depthwise kernel with the heuristic's tiles, on the suite's 31-tap layer's forward and input gradient
+    in both layouts (bf16): no spill, its main loop's products tensor-core MMAs (the warp-level ``HMMA``, on Hopper
+    too) and no FMA, channels-last ``x`` loaded 16 bytes at a time, and at most 20 warp instructions per 1000 useful
+    multiply-adds (the FMA kernel: 163-164; ``costmodel.BANDED_ISSUE``)."""
+    prob = dict(tune.suite_problems(json.loads((static.ROOT / "shapes.json").read_text())))["depthwise_k31"]
+    for kind in ("conv_dw", "conv_dw_t"):
+        for layout in ("channels_last", "contiguous"):
+            problem = tuning.Problem.of(kind, "bfloat16", layout, **prob)
+            cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)
+            census = static.compiled_census(arch, problem, cfg)
+            assert census["kernel"] == "_banded_kernel" and census["spill_store_bytes"] == 0, (kind, layout)
+            assert census["loop_math_op"] == "HMMA" and census["loop_local"] == 0
+            useful = cfg.block_n * cfg.block_k * cfg.block_m * problem.taps  # a step's
+            assert 1000 * census["loop_instructions"] * cfg.num_warps / useful <= 20, (kind, layout, census)
+            if layout == "channels_last":
+                assert census["loop_load_bytes"] == 16
+
+
+@pytest.mark.parametrize("arch", [90, 80])
 def test_depthwise_tiles_load_along_the_contiguous_axis_without_spilling(arch):
     """The depthwise kernels' activation tiles lay their threads along the axis memory holds contiguous: channels
     channels-last, positions NC(D)HW (the forward's and input gradient's rows of ``BLOCK_W``, whose consecutive
@@ -377,6 +405,8 @@ def test_depthwise_tiles_load_along_the_contiguous_axis_without_spilling(arch):
                     assert static.ptxas_report(compiled.asm["ptx"], arch)["spill_store_bytes"] == 0, (name, kind, layout)
                 else:  # sm_80: a few bytes outside the main loop (4-8 B, mobilenet_dw_3x3's channels-last forward tiles)
                     assert static.loop_census(compiled.asm["cubin"], arch)["loop_local"] == 0, (name, kind, layout)
+                if fn.fn.__name__ == "_banded_kernel":  # on the tensor cores (test_banded_kernel_runs_on_the_tensor_cores)
+                    continue
                 wgrad = kind == "conv_dw_wgrad"
                 ttgir = compiled.asm["ttgir"]
                 layouts = {name: (int(order.split(",")[0]), [int(v) for v in per.split(",")]) for name, per, order in
@@ -1021,7 +1051,7 @@ def test_direct_launches_pass_what_jitfunction_run_passes(monkeypatch):
         assert len(rest) == len(expected) - n, fn.fn.__name__
         assert all(a is b or a == b for a, b in zip(rest, expected[n:])), fn.fn.__name__
         seen.add(fn.fn.__name__)
-    assert len(seen) == 10
+    assert len(seen) == 11
 
 
 class FakeCompiled:

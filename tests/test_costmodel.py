@@ -455,26 +455,29 @@ def test_the_models_work_is_what_the_kernels_dots_multiply(kind, monkeypatch):
     counted = []
     dot = interpreter.InterpreterBuilder.create_dot
 
-    def counting(self, a, b, d, *args):
-        counted.append(a.data.shape[-2] * a.data.shape[-1] * b.data.shape[-1])
+    def counting(self, a, b, d, *args):  # (a batched dot's: each product of the batch)
+        counted.append(a.data.size * b.data.shape[-1])
         return dot(self, a, b, d, *args)
 
     monkeypatch.setattr(interpreter.InterpreterBuilder, "create_dot", counting)
     depthwise = kind.startswith("conv_dw")
     cases = (((2, 16, 9, 12), (24, 16, 3, 3), 1, 1, "channels_last"), ((2, 16, 8, 8), (16, 16, 3, 3), 2, 1, "channels_last"),
              ((1, 3, 6, 10), (8, 3, 3, 3), 1, 1, "channels_last"), ((2, 16, 5, 12), (24, 16, 3, 3), 1, 1, "contiguous"),
-             ((2, 16, 4, 16), (8, 16, 1, 1), 1, 0, "contiguous"))  # NC(D)HW: row tiles; 1x1 boxes
+             ((2, 16, 4, 16), (8, 16, 1, 1), 1, 0, "contiguous"),  # NC(D)HW: row tiles; 1x1 boxes
+             ((2, 12, 3, 40), (16, 12, 1, 9), 1, 4, "channels_last"))  # depthwise: the banded kernel's too
     for x, w, stride, pad, layout in cases:
         if depthwise:
             w = (x[1], 1, *w[2:])
         p = tuning.Problem.of(kind, "bfloat16", layout, x, w, stride, pad, groups=x[1] if depthwise else 1)
-        for cfg in tuning.candidates(p, tma=True)[::9]:  # as run: a 3-channel layer packed
+        for cfg in tuning.candidates(p, tma=True)[::9] + tuning.banded_candidates(p, 4)[:2]:  # (a 3-channel layer packed)
             counted.clear()
             tune.runner(p, torch.device("cpu"))(cfg)
             useful = shapes.conv_macs(p.input_shape, p.weight_shape, p.output_shape)
             if kind == "conv_dw_wgrad":  # 9 taps in tiles of block_m
                 useful = useful * triton.cdiv(9, cfg.block_m) * cfg.block_m // 9
-            assert costmodel.issued(p, cfg)[0] == (useful if depthwise else sum(counted)), (kind, layout, x, cfg)
+            fma = depthwise and not costmodel.runs_banded(p, cfg)
+            assert costmodel.issued(p, cfg)[0] == (useful if fma else sum(counted)), (kind, layout, x, cfg)
+            assert counted or fma
 
 
 @pytest.mark.parametrize("kind", tuning.KINDS)

@@ -68,20 +68,21 @@ import torch
 from . import cache, geometry, shapes, tuning
 from ._descriptors import flat_shifts, nc_dealt
 from .geometry import Config, Problem
-from .kernels import depthwise, gemm, tma, weight_grad
+from .kernels import banded, depthwise, gemm, tma, weight_grad
 from .shapes import cdiv
 
-__all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "DATASHEET", "DEPTHWISE_ISSUE", "Device",
-           "HOPPER", "NC_FLAT_ISSUE", "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE",
-           "POINTER_STEP", "REGISTERS", "ROW_ISSUE", "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES",
-           "WGRAD_RUNS_REGISTERS", "aligned", "apart", "bound", "bounds", "by_rows", "chain_seconds",
-           "counts_operands", "ctas_per_sm", "default", "device_for", "drained", "efficiency", "fill_bytes",
-           "first_from_registers", "folds", "gemm_launch", "input_channels_as_m", "issue_seconds", "issued",
-           "kernel_of", "launched", "meet_seconds", "meeting", "mma_instructions", "model", "nc_flat", "nc_rows",
-           "nc_runs", "nc_share", "occupancy", "one_row_mma", "pack_seconds", "pass_seconds", "pointer_step_terms",
-           "predict", "predicting", "rank", "rate_of", "registers", "relayout_seconds", "row_reads", "shared_bytes",
-           "spills", "standin", "step_instructions", "sums_apart", "tap_axes", "tap_runs", "tensor_factor", "tma_splits",
-           "tma_tiles", "transposed_mma", "wanted_registers", "wgrad_runs", "x_as_m"]
+__all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "BANDED_ISSUE", "BANDED_MMA",
+           "BANDED_REGISTERS", "DATASHEET", "DEPTHWISE_ISSUE", "Device", "HOPPER", "NC_FLAT_ISSUE", "NC_ROWS_ISSUE",
+           "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "POINTER_STEP", "REGISTERS", "ROW_ISSUE",
+           "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "aligned", "apart", "bound",
+           "bounds", "by_rows", "chain_seconds", "counts_operands", "ctas_per_sm", "default", "device_for", "drained",
+           "efficiency", "fill_bytes", "first_from_registers", "folds", "gemm_launch", "input_channels_as_m",
+           "issue_seconds", "issued", "kernel_of", "launched", "meet_seconds", "meeting", "mma_instructions", "model",
+           "nc_flat", "nc_rows", "nc_runs", "nc_share", "occupancy", "one_row_mma", "pack_seconds", "pass_seconds",
+           "pointer_step_terms", "predict", "predicting", "rank", "rate_of", "registers", "relayout_seconds",
+           "row_reads", "runs_banded", "shared_bytes", "spills", "standin", "step_instructions", "sums_apart",
+           "tap_axes", "tap_runs", "tensor_factor", "tma_splits", "tma_tiles", "transposed_mma", "wanted_registers",
+           "wgrad_runs", "x_as_m"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,6 +228,12 @@ def launched(problem: Problem, config: Config) -> tuple[Problem, Config]:
 def issued(problem: Problem, config: Config) -> tuple[int, int]:
     """(multiply-adds issued, CTAs) of ``problem``'s launch with ``config`` (nothing runs)."""
     problem, config = launched(problem, config)
+    if runs_banded(problem, config):  # every step's segments x their window x its channels, masked ones included
+        written = problem.input_shape if problem.kind == "conv_dw_t" else problem.output_shape
+        _, per, programs = banded.tiling(written, config)
+        tiles = cdiv(written[1], config.block_n)
+        rows = banded.rows(problem.spec, config)
+        return tiles * config.block_n * programs * per * config.block_m * rows, tiles * programs
     if problem.kind.startswith("conv_dw"):  # FMA kernels over (positions x channels) tiles: no channel padding counted
         rows, cols, _ = problem.gemm  # the weight gradient's rows are taps, block_m a program (the last tile's padded)
         macs = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
@@ -387,8 +394,11 @@ tiles from 128 x 16 to 64 x 64 and 128 x 64)."""
 def kernel_of(problem: Problem, config: Config) -> str:
     """The kernel a launch runs (:func:`launched`): ``_conv_kernel`` and ``_conv_tma_kernel`` for the forward and
     the input gradient, ``_conv_weight_grad_kernel`` and ``_conv_weight_grad_tma_kernel`` for the weight gradient;
-    ``_depthwise_kernel`` and ``_depthwise_weight_grad_kernel`` for depthwise layers."""
+    ``_depthwise_kernel`` (or ``_banded_kernel``, :func:`runs_banded`) and ``_depthwise_weight_grad_kernel`` for
+    depthwise layers."""
     problem, config = launched(problem, config)
+    if runs_banded(problem, config):
+        return "_banded_kernel"
     if problem.kind.startswith("conv_dw"):
         return "_depthwise_weight_grad_kernel" if problem.kind == "conv_dw_wgrad" else "_depthwise_kernel"
     grad = "_weight_grad" if problem.kind == "conv_wgrad" else ""
@@ -466,8 +476,11 @@ def occupancy(registers: int, shared: int, warps: int, smem: int) -> int:
 
 def ctas_per_sm(problem: Problem, config: Config, device: Device) -> int:
     """Resident CTAs per SM (:func:`occupancy`, at least 1) from the tile's shared memory, its warps and its estimated
-    registers (:func:`registers`); the depthwise kernels (no operand tiles in shared memory): as their warps allow, at
-    most 8."""
+    registers (:func:`registers`; the banded kernel's, :data:`BANDED_REGISTERS`); the FMA depthwise kernels (no operand
+    tiles in shared memory): as their warps allow, at most 8."""
+    if runs_banded(problem, config):
+        return max(1, occupancy(BANDED_REGISTERS[problem.layout], shared_bytes(problem, config), config.num_warps,
+                                device.smem))
     if problem.kind.startswith("conv_dw"):
         return max(1, min(64 // config.num_warps, 8))
     return max(1, occupancy(registers(problem, config), shared_bytes(problem, config), config.num_warps, device.smem))
@@ -485,9 +498,12 @@ def shared_bytes(problem: Problem, config: Config) -> int:
     and one ``B`` of the shifted runs; where a forward reads NC(D)HW planes as rows (:func:`nc_flat`), ``S - 1`` of two
     ``A`` boxes, ``S`` of ``B`` and 512 elements a warp (moving the runs); plus a barrier pair per stage. The pointer kernels:
     :func:`tritonconv.tuning.smem_bytes` (``S`` of both; ptxas gives their NC(D)HW variants a third to twice that, by
-    variant and Triton version, and registers set their programs per SM more often)."""
+    variant and Triton version, and registers set their programs per SM more often). The banded depthwise kernel:
+    :func:`tritonconv.kernels.banded.shared_bytes`."""
     problem, config = launched(problem, config)
     itemsize = problem.itemsize
+    if runs_banded(problem, config):
+        return banded.shared_bytes(problem.spec, config, itemsize)
     stages = config.num_stages
     a, b = config.block_m * config.block_k * itemsize, config.block_k * config.block_n * itemsize
     if not config.tile_h:
@@ -512,11 +528,11 @@ def shared_bytes(problem: Problem, config: Config) -> int:
 
 def moved(problem: Problem, config: Config) -> int:
     """Bytes a launch moves at least: operands and output once (in any layout: nothing is copied), split
-    partials."""
+    partials (the banded kernel's programs split the positions, not a sum: none)."""
     base = shapes.conv_bytes(problem.input_shape, problem.weight_shape, problem.output_shape, problem.dtype)
     written = math.prod(problem.weight_shape) if problem.kind.endswith("wgrad") else (
         math.prod(problem.input_shape) if problem.kind.endswith("_t") else math.prod(problem.output_shape))
-    partials = 2 * 4 * written * config.split_k if config.split_k > 1 else 0
+    partials = 2 * 4 * written * config.split_k if config.split_k > 1 and not runs_banded(problem, config) else 0
     if problem.dtype.startswith("float8"):  # fp8 operands, a 16-bit output (tritonconv.fp8's default)
         base += math.prod(problem.output_shape)
     return base + partials
@@ -525,8 +541,11 @@ def moved(problem: Problem, config: Config) -> int:
 def fill_bytes(problem: Problem, config: Config) -> float:
     """Bytes a GEMM launch loads into shared memory per multiply-add issued: each reduction step of a
     ``BLOCK_M x BLOCK_N`` tile loads ``BLOCK_K`` columns of its two operands (a relayout config's: the
-    channels-last problem's tiles); 0 for the depthwise kernels (no operand tiles)."""
+    channels-last problem's tiles); the banded depthwise kernel's ``x`` a step, ``itemsize / block_m``; 0 for the FMA
+    depthwise kernels (no operand tiles)."""
     problem, config = launched(problem, config)
+    if runs_banded(problem, config):  # a step's x, a window for each segment's block_m outputs; the band once
+        return problem.itemsize / config.block_m
     if problem.kind.startswith("conv_dw"):
         return 0.0
     return problem.itemsize * (1 / config.block_m + 1 / config.block_n)
@@ -667,13 +686,16 @@ def relayout_seconds(problem: Problem, device: Device) -> float:
 
 
 def rate_of(problem: Problem, config: Config) -> tuple[str, float]:
-    """The :class:`Device` rate a launch runs at, and the factor applied to it: ``fma_macs`` for the depthwise
-    kernels and fp64 dots (half of it), ``ieee_macs`` for IEEE fp32 dots, a quarter of ``mma_macs`` for the pointer
-    kernel's TF32 ones (:attr:`~tritonconv.geometry.Problem.tf32`); else the kernel's 16-bit rate (``tma_macs``,
+    """The :class:`Device` rate a launch runs at, and the factor applied to it: ``mma_macs`` at :data:`BANDED_MMA` for
+    the banded depthwise kernel; ``fma_macs`` for the FMA depthwise kernels and fp64 dots (half of it), ``ieee_macs``
+    for IEEE fp32 dots, a quarter of ``mma_macs`` for the pointer kernel's TF32 ones
+    (:attr:`~tritonconv.geometry.Problem.tf32`); else the kernel's 16-bit rate (``tma_macs``,
     ``fold_macs``, ``row_macs``, ``mma_macs``), twice it for fp8, half of it for TF32 descriptor tiles (the tensor
     cores' TF32 rate; unfitted, no TF32 row measured); the pointer kernels' (``mma_macs``, ``row_macs``) at their
     pass's share of the forward's (:data:`PASS_ISSUE`)."""
     problem, config = launched(problem, config)
+    if runs_banded(problem, config):
+        return "mma_macs", BANDED_MMA
     if problem.kind.startswith("conv_dw") or problem.dtype == "float64":
         return "fma_macs", 0.5 if problem.dtype == "float64" else 1.0
     if problem.dtype == "float32" and not problem.tf32:
@@ -755,6 +777,29 @@ def pointer_step_terms(problem: Problem, config: Config) -> tuple[float, float, 
     return 1.0, float(mma_instructions(problem, config)), vectors, vectors * (len(problem.input_shape) - 3)
 
 
+def runs_banded(problem: Problem, config: Config) -> bool:
+    """Whether a depthwise launch runs the banded kernel (:func:`tritonconv.kernels.banded.runs`: its taps the tensor
+    cores' reduction)."""
+    return problem.kind in ("conv_dw", "conv_dw_t") and banded.runs(
+        problem.spec, getattr(torch, problem.dtype), problem.kind == "conv_dw_t", config)
+
+
+BANDED_ISSUE = {"channels_last": 7.3, "contiguous": 8.9}
+"""Per layout, the warp instructions the banded depthwise kernel's main loop issues per 1000 multiply-adds issued
+(the window's masked rows included: 31 taps in a window of 64, 2.06 issued a useful one): the SASS census (sm_90, bf16,
+Triton 3.9; ``benchmarks.static``) of ``depthwise_k31``'s forward and input gradient with the heuristic's 32 x 8 x 32
+tiles on 8 warps, 475 and 580 a step of 524,288 (Triton 3.6: 435-501 channels-last, 1,339-1,436 NCL). Unfitted."""
+
+BANDED_REGISTERS = {"channels_last": 96, "contiguous": 128}
+"""Per layout, the banded kernel's registers (ptxas, the same compiles: 91-92 and 128; Triton 3.6 80-87 and
+204-210)."""
+
+BANDED_MMA = 0.5
+"""The banded kernel's tensor-core rate as a share of ``mma_macs``: its batched ``tl.dot`` (one product per channel)
+runs the warp-level MMA (``mma.sync``, ``HMMA`` in the SASS), where the pointer kernels' fitted 16-bit rate is of
+Hopper's warpgroup MMA; unmeasured, half (conservative before Hopper, whose pointer kernels run the same MMA)."""
+
+
 DEPTHWISE_ISSUE = {"channels_last": {"conv_dw": (163, 9), "conv_dw_t": (163, 2), "conv_dw_wgrad": (139, 41)},
                    "contiguous": {"conv_dw": (262, 111), "conv_dw_t": (262, 111), "conv_dw_wgrad": (285, 0)},
                    "runs": {"conv_dw": (164, -7), "conv_dw_t": (163, -9), "conv_dw_wgrad": (205, 0)}}
@@ -801,9 +846,11 @@ def tap_axes(problem: Problem) -> int:
 def issue_seconds(problem: Problem, config: Config, device: Device) -> float:
     """Seconds per issued multiply-add that a launch's instructions take to issue on the whole device: a GEMM
     launch's (:func:`step_instructions`, over its NC(D)HW class's census share, :func:`nc_share`) or a depthwise
-    one's (:data:`DEPTHWISE_ISSUE`), at ``Device.issue_rate``; 0 for launches on FMA units (IEEE fp32 and fp64
-    dots) and those folding taps (``fold_macs``, fitted with their issue)."""
+    one's (:data:`DEPTHWISE_ISSUE`, the banded kernel's :data:`BANDED_ISSUE`), at ``Device.issue_rate``; 0 for
+    launches on FMA units (IEEE fp32 and fp64 dots) and those folding taps (``fold_macs``, fitted with their issue)."""
     problem, config = launched(problem, config)
+    if runs_banded(problem, config):
+        return BANDED_ISSUE[problem.layout] / (1000 * device.issue_rate)
     if problem.kind.startswith("conv_dw"):
         first, further = DEPTHWISE_ISSUE["runs" if depthwise_runs(problem, config) else problem.layout][problem.kind]
         return (first + further * (tap_axes(problem) - 1)) / (1000 * device.issue_rate)

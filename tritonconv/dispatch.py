@@ -1,6 +1,7 @@
 """The one place that picks, for a checked problem, the kernel family and its config, and launches it.
 
-    forward          depthwise layers -> kernels.depthwise; others -> kernels.gemm, or
+    forward          depthwise layers -> kernels.depthwise, or kernels.banded when the config folds the taps
+                     (``fold``) and the taps lie along the width; others -> kernels.gemm, or
                      kernels.tma when the config says so (``tile_h > 0``) and the operands allow
     input gradient,  the transposed pass of the same families (kernels.tma as a forward
     transposed conv  convolution of the output gradient, unit strides only)
@@ -44,7 +45,7 @@ from . import _descriptors, costmodel, geometry, tuning
 from ._checks import ConvSpec
 from ._runtime import interpreting
 from .geometry import DEPTHWISE_KIND, Config, channels_inner, is_channels_inner
-from .kernels import depthwise, fused_2plus1d, gemm, pack, partials, tma, weight_grad
+from .kernels import banded, depthwise, fused_2plus1d, gemm, pack, partials, tma, weight_grad
 from .shapes import is_depthwise
 
 MAX_PLANS = 4096
@@ -281,9 +282,10 @@ def _pass_plan(x, weight, bias, y, fmt, spec: ConvSpec, transposed: bool, activa
     spec, views = _merge(spec, (x, weight, y), transposed)
     if views is not None:
         x, weight, y = _viewed((x, weight, y), views)
-    if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # no tensor cores; any strides in place
+    if is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):  # any strides in place
         config = config or _config(kind, x, spec, None, run)
-        return _Pass(out, _same, depthwise.Launch(x, weight, bias, y, spec, transposed, activation, flip, config), spec)
+        launch = banded.Launch if banded.runs(spec, x.dtype, transposed, config) else depthwise.Launch
+        return _Pass(out, _same, launch(x, weight, bias, y, spec, transposed, activation, flip, config), spec)
     layout = geometry.layout_of(x)  # of the caller's tensor: the configs differ by how y is written
     config = config or _config(kind, x, spec, layout, run)
     relaid = _relaid(config, x)

@@ -34,6 +34,7 @@ from . import cache, costmodel, geometry, shapes, tuning
 from ._checks import conv_spec, shape_spec
 from ._descriptors import nc_dealt
 from .geometry import DEPTHWISE_KIND, Config, Problem
+from .kernels import banded
 
 PASSES = {"forward": "conv", "input gradient": "conv_t", "weight gradient": "conv_wgrad"}
 TMA_NAMES = ("H100", "H200", "H800", "H20", "GH200", "B100", "B200", "GB200")
@@ -41,7 +42,8 @@ TMA_NAMES = ("H100", "H200", "H800", "H20", "GH200", "B100", "B200", "GB200")
 
 KERNELS = {"_conv_kernel": "pointer GEMM", "_conv_tma_kernel": "descriptor (TMA) GEMM",
            "_conv_weight_grad_kernel": "pointer GEMM", "_conv_weight_grad_tma_kernel": "descriptor (TMA) GEMM",
-           "_depthwise_kernel": "depthwise (FMA)", "_depthwise_weight_grad_kernel": "depthwise (FMA)"}
+           "_depthwise_kernel": "depthwise (FMA)", "_depthwise_weight_grad_kernel": "depthwise (FMA)",
+           "_banded_kernel": "depthwise (tensor cores, banded taps)"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +151,9 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
             words.append("NC(D)HW rows, aligned" + (f", dealt into {rows.deal} phases" if rows.deal > 1 else "")
                          + (f", in segments {rows.step} apart" if rows.segments > 1 else "")
                          + (", each tap's products moved" if rows.each else ""))
+    elif kernel == "_banded_kernel":
+        rows = banded.rows(ran.spec, cfg)
+        words.append(f"{ran.weight_shape[-1]} taps banded, windows of {rows} inputs for segments of {cfg.block_m}")
     elif kernel.startswith("_depthwise") and ran.layout == "contiguous":
         runs = costmodel.depthwise_runs(ran, cfg)
         words.append("NC(D)HW rows" + (f", in runs of {runs}" if runs else "")

@@ -53,7 +53,7 @@ from ._descriptors import (
 )
 from ._runtime import TensorDescriptor
 from .geometry import DEPTHWISE_KIND, KINDS, Config, Problem
-from .kernels import depthwise, tma, weight_grad
+from .kernels import banded, depthwise, tma, weight_grad
 from .shapes import cdiv, next_power_of_2
 
 log = logging.getLogger("tritonconv")
@@ -155,9 +155,19 @@ def fit_shared(problem: Problem, config: Config, smem_limit: int) -> Config:
     config, then shorter steps and smaller tiles (to 16). Without it such a GPU's first call of a layer whose default
     holds more stopped with Triton's ``OutOfResources`` (compiled for sm_86: ``unet3d_64cube``'s NCDHW weight gradient
     needs 114,688 bytes). Conservative where Triton stages no copies: compiled for sm_75 (Turing), the four suite
-    launches furthest past their estimate held 64 KiB or less unfitted. Depthwise kernels hold no tiles there:
-    unchanged."""
-    if smem_limit >= DEFAULT_SMEM or problem.kind.startswith("conv_dw"):
+    launches furthest past their estimate held 64 KiB or less unfitted. The FMA depthwise kernels hold no tiles there:
+    unchanged; the banded kernel's (:func:`banded_config`) take fewer segments a step (to 16), then fewer channels (to
+    4), else the FMA kernel's tiles."""
+    if smem_limit >= DEFAULT_SMEM or (problem.kind.startswith("conv_dw") and not config.fold):
+        return config
+    if problem.kind.startswith("conv_dw"):
+        while banded.shared_bytes(problem.spec, config, problem.itemsize) + 1024 > smem_limit:
+            if config.block_k > 16:
+                config = dataclasses.replace(config, block_k=config.block_k // 2)
+            elif config.block_n > 4:
+                config = dataclasses.replace(config, block_n=config.block_n // 2)
+            else:
+                return fma_depthwise(problem)
         return config
     while not fits_shared(problem, config, smem_limit):
         if config.num_stages > 2:
@@ -245,6 +255,7 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
         out += [cfg for cfg in tma_candidates(problem) if smem_bytes(cfg, itemsize) <= smem_limit]
     if tma:
         out += [cfg for cfg in relaid(problem) if smem_bytes(cfg, itemsize) <= smem_limit]
+    out += [cfg for cfg in banded_candidates(problem, sm_count, smem_limit) if cfg not in out]
     # always candidates (their tiles may fit the channels better than the space's powers of two)
     return out + [cfg for cfg in baselines(problem, sm_count, tma, predict, smem_limit) if cfg not in out]
 
@@ -872,8 +883,66 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
     return HEURISTICS.get(problem.kind, forward_heuristic)(problem, interpret, sm_count, tma)
 
 
+BANDED_TAPS = 8
+"""Taps from which the heuristic runs a 16-bit depthwise forward or input gradient whose taps lie along the width on
+the tensor cores (:func:`banded_config`): at the FMA kernel's census (``costmodel.DEPTHWISE_ISSUE``, 163 warp
+instructions per 1000 multiply-adds channels-last) an output's taps take as long to issue as its 4 bytes to move (an
+H200's fitted 2.7 TB/s) at about 9.5 taps; below, both kernels are bound by the bytes."""
+
+BANDED_WINDOW = 128
+"""The widest band the heuristic's banded tiles hold (:func:`tritonconv.kernels.banded.window`: 8 channels x 16
+segments x 128 inputs of ``x`` a step)."""
+
+
+def banded_config(problem: Problem, sm_count: int) -> Config | None:
+    """The banded kernel's tiles (:mod:`tritonconv.kernels.banded`) for a depthwise forward or input gradient it
+    computes, or None: segments of :func:`~tritonconv.kernels.banded.segment` outputs, 8 channels (16-byte loads
+    channels-last), 32 segments a step (16 for windows past 64), 8 warps, one stage, split along the segments into
+    about four programs an SM. SASS on ``depthwise_k31`` (sm_90, bf16, 32 x 8 x 32): 15.0 and 14.9 warp instructions
+    per 1000 useful multiply-adds channels-last (Triton 3.6: 13.7, 15.8), 18.3 NCL (3.6: 42-45), 80-210 registers,
+    no spill; the FMA kernel's 163 and 164 (``benchmarks/NOTES.md``, fifty-seventh session)."""
+    transposed = problem.kind == "conv_dw_t"
+    spec = problem.spec
+    if problem.kind not in ("conv_dw", "conv_dw_t") or not banded.applies(spec, getattr(torch, problem.dtype), transposed):
+        return None
+    taps, stride, dilation = spec.weight_shape[-1], spec.stride[-1], spec.dilation[-1]
+    seg = banded.segment(taps, stride, dilation)
+    rows = banded.window(taps, stride, dilation, seg)
+    if rows > BANDED_WINDOW:
+        return None
+    written = problem.input_shape if transposed else problem.output_shape
+    block_k = min(32, 2048 // rows)
+    steps = cdiv(banded.segments(written, seg), block_k)
+    split = max(1, min(steps, cdiv(4 * sm_count, cdiv(written[1], 8))))
+    return Config(seg, 8, block_k, group_m=1, num_warps=8, num_stages=1, split_k=split, fold=1)
+
+
+def banded_candidates(problem: Problem, sm_count: int, smem_limit: int = DEFAULT_SMEM) -> list[Config]:
+    """The banded kernel's tiles the tuner tries for a depthwise pass it computes, from 3 taps: the heuristic's
+    (:func:`banded_config`), with 16 channels, with half the segments a step, on 4 warps, and split half and twice as
+    many ways; those that fit ``smem_limit`` (:func:`tritonconv.kernels.banded.shared_bytes`)."""
+    cfg = banded_config(problem, sm_count) if problem.taps >= 3 else None  # (one or two taps: a window of 16, 8-16x
+    if cfg is None:  # the useful multiply-adds)
+        return []
+    variants = [cfg, dataclasses.replace(cfg, block_n=16), dataclasses.replace(cfg, block_k=max(16, cfg.block_k // 2)),
+                dataclasses.replace(cfg, num_warps=4), dataclasses.replace(cfg, split_k=max(1, cfg.split_k // 2)),
+                dataclasses.replace(cfg, split_k=2 * cfg.split_k)]
+    out = []
+    for c in variants:
+        if banded.shared_bytes(problem.spec, c, problem.itemsize) + 1024 <= smem_limit and c not in out:
+            out.append(c)
+    return out
+
+
 def depthwise_heuristic(problem: Problem, interpret: bool, sm_count: int, tma: bool) -> Config:
-    """:func:`heuristic`'s depthwise forward and input gradient: FMA tiles of positions x channels."""
+    """:func:`heuristic`'s depthwise forward and input gradient: FMA tiles of positions x channels (:func:`fma_depthwise`),
+    or on a GPU from :data:`BANDED_TAPS` taps along the width, the banded kernel's (:func:`banded_config`)."""
+    banded_cfg = None if interpret or problem.taps < BANDED_TAPS else banded_config(problem, sm_count)
+    return banded_cfg or fma_depthwise(problem, interpret)
+
+
+def fma_depthwise(problem: Problem, interpret: bool = False) -> Config:
+    """The FMA depthwise kernel's tiles (:mod:`tritonconv.kernels.depthwise`) for a forward or input gradient."""
     rows, cols, _ = problem.gemm
     block_n = clamp_pow2(cols, 16, 64)
     if interpret:

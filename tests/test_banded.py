@@ -1,0 +1,134 @@
+"""The banded depthwise kernel (``tritonconv.kernels.banded``): a row of taps as the tensor cores' reduction.
+
+On a GPU the heuristic gives it 16-bit depthwise layers of 8 taps or more along the width; under the interpreter the
+tests ask for it (the heuristic's banded tiles, small splits) and check it against torch in float64.
+"""
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tritonconv
+from tritonconv import geometry, tuning
+from tritonconv.kernels import banded
+
+CASES = [  # (ndim, input, weight, kwargs)
+    (1, (2, 20, 77), (20, 1, 31), dict(padding=15, groups=20)),  # Conformer's 31 taps; channels over 8-wide tiles
+    (1, (2, 8, 40), (16, 1, 5), dict(padding=2, groups=8, stride=2)),  # multiplier 2, strided (forward only)
+    (1, (3, 9, 41), (9, 1, 5), dict(padding=4, groups=9, dilation=2)),
+    (1, (1, 8, 33), (8, 1, 3), dict(groups=8, stride=3, dilation=2)),  # stride past the kernel
+    (1, (2, 8, 30), (8, 1, 8), dict(groups=8, padding="same")),  # even taps: 3 before, 4 after
+    (1, (1, 8, 12), (8, 1, 9), dict(groups=8, padding=20)),  # padding past the taps' reach
+    (2, (2, 6, 5, 19), (6, 1, 1, 7), dict(groups=6, padding=(1, 3))),  # rows padded: some read nothing
+    (2, (1, 8, 6, 17), (8, 1, 1, 9), dict(groups=8, stride=(2, 1), padding=(1, 4))),  # a strided height
+    (3, (1, 5, 3, 2, 21), (5, 1, 1, 1, 9), dict(groups=5, padding=(0, 1, 4))),
+]
+
+
+@pytest.fixture
+def banded_tiles(monkeypatch):
+    """Every depthwise forward and input gradient the banded kernel computes takes its heuristic tiles (a GPU's, split
+    for 4 SMs: several programs along the segments); the count of its launches."""
+    heuristic, launches = tuning.heuristic, []
+    def chosen(problem, *args, **kwargs):
+        return tuning.banded_config(problem, 4) or heuristic(problem, *args, **kwargs)
+    monkeypatch.setattr(tuning, "heuristic", chosen)
+    init = banded.Launch.__init__
+    def prepared(self, x, weight, bias, y, spec, transposed, *args):  # the passes it is prepared for
+        launches.append("input_grad" if transposed else "forward")
+        init(self, x, weight, bias, y, spec, transposed, *args)
+    monkeypatch.setattr(banded.Launch, "__init__", prepared)
+    return launches
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.double() - b).abs().max() / b.abs().max()).item()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", CASES)
+def test_matches_torch(banded_tiles, ndim, x_shape, w_shape, kw, channels_last, dtype):
+    """Forward (bias, fused activation) and input gradient against torch in float64, in both layouts; the weight
+    gradient (the FMA kernel's) rides along. A strided input gradient or one of a multiplier past 1 runs the FMA
+    kernel."""
+    g = torch.Generator().manual_seed(len(banded_tiles))
+    x = torch.randn(x_shape, generator=g).to(dtype)
+    if channels_last:
+        x = x.movedim(1, -1).contiguous().movedim(-1, 1)
+    w = torch.randn(w_shape, generator=g).to(dtype).requires_grad_()
+    b = torch.randn(w_shape[0], generator=g).to(dtype)
+    x.requires_grad_()
+    y = getattr(tritonconv, f"conv{ndim}d")(x, w, b, activation="gelu", **kw)
+    dy = torch.randn(y.shape, generator=g).to(dtype)
+    y.backward(dy)
+    xr, wr = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
+    yr = F.gelu(getattr(F, f"conv{ndim}d")(xr, wr, b.double(), **kw))
+    yr.backward(dy.double())
+    tol = 2e-2 if dtype == torch.bfloat16 else 2e-3  # the output's rounding
+    assert rel_err(y, yr) < tol and rel_err(x.grad, xr.grad) < tol and rel_err(w.grad, wr.grad) < tol
+    strided = kw.get("stride", 1) != 1
+    assert set(banded_tiles) == ({"forward"} if strided or w_shape[0] != x_shape[1] else {"forward", "input_grad"})
+
+
+def test_flip_reads_the_taps_reversed(banded_tiles):
+    x, w = torch.randn(2, 8, 29, dtype=torch.float16), torch.randn(8, 1, 11, dtype=torch.float16)
+    out = tritonconv.conv1d(x, w, padding=3, groups=8, flip=True)
+    assert rel_err(out, F.conv1d(x.double(), w.flip(-1).double(), padding=3, groups=8)) < 2e-3
+    assert banded_tiles
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # (the interpreter's numpy: inf * 0)
+def test_non_finite_input_reaches_its_segments_only(banded_tiles):
+    """The documented limit: an infinity in ``x`` reaches (as NaN, times the band's zeros) every output of a segment
+    whose window holds it, and no other; finite elsewhere."""
+    x = torch.randn(1, 8, 256, dtype=torch.float16)
+    x[0, 3, 100] = float("inf")
+    out = tritonconv.conv1d(x, torch.randn(8, 1, 31, dtype=torch.float16), padding=15, groups=8)
+    segment = banded.segment(31, 1, 1)  # 32 outputs, each window 62 inputs from 15 before
+    reached = [s for s in range(256 // segment) if s * segment - 15 <= 100 < s * segment - 15 + 62]
+    bad = (~out[0, 3].isfinite()).nonzero().flatten().tolist()
+    assert bad and {o // segment for o in bad} <= set(reached)
+    assert out[:, [c for c in range(8) if c != 3]].isfinite().all()
+    assert banded_tiles
+
+
+def test_heuristic_takes_the_banded_kernel_for_long_16_bit_rows_on_a_gpu():
+    def config(kind="conv_dw", dtype="bfloat16", x=(4, 32, 256), w=(32, 1, 31), stride=1, interpret=False, **kw):
+        problem = tuning.Problem.of(kind, dtype, "channels_last", x, w, stride, 15, **kw, groups=x[1])
+        return tuning.heuristic(problem, interpret=interpret, sm_count=132)
+    chosen = config()
+    assert chosen.fold and (chosen.block_m, chosen.block_n, chosen.block_k) == (32, 8, 32)
+    assert config(kind="conv_dw_t").fold
+    assert config(stride=2).fold and not config(kind="conv_dw_t", stride=2).fold  # (the input gradient by phases)
+    assert not config(dtype="float32").fold  # exact FMAs
+    assert not config(interpret=True).fold
+    assert not config(w=(32, 1, 7)).fold  # below BANDED_TAPS: both kernels bound by the bytes
+    assert not config(x=(4, 32, 64, 64), w=(32, 1, 3, 3)).fold  # taps along two axes
+    assert not config(w=(32, 1, 127)).fold  # a band past BANDED_WINDOW
+    assert config(x=(4, 32, 8, 256), w=(32, 1, 1, 31)).fold  # 1 x k: rows of any height
+
+
+def test_segment_and_window():
+    assert (banded.segment(31, 1, 1), banded.window(31, 1, 1, 32)) == (32, 64)  # 62 inputs in 64
+    assert (banded.segment(9, 1, 1), banded.window(9, 1, 1, 16)) == (16, 32)  # 24 in 32 (32 outputs: 40 in 64)
+    assert banded.window(3, 1, 1, 16) == 32 and banded.window(2, 1, 1, 8) == 16  # at least the MMA's 16
+    assert banded.window(5, 2, 3, 16) == 64  # 15 * 2 + 4 * 3 + 1 = 43
+    written, cfg = (3, 8, 2, 100), geometry.Config(32, 8, 16, 1, 8, 1, split_k=5, fold=1)
+    segs, per, programs = banded.tiling(written, cfg)
+    assert segs == 3 * 2 * 4 and per % 16 == 0 and (programs - 1) * per < segs <= programs * per
+
+
+def test_fitted_to_a_smaller_gpu(monkeypatch):
+    """On a GPU with less shared memory a block, the banded tiles take fewer segments a step, then fewer channels."""
+    problem = tuning.Problem.of("conv_dw", "bfloat16", "channels_last", (16, 256, 4096), (256, 1, 31), 1, 15,
+                                groups=256)
+    chosen = tuning.heuristic(problem, interpret=False, sm_count=132)
+    assert banded.shared_bytes(problem.spec, chosen, 2) == 65536
+    for limit in (101376, 65536, 26624):
+        fitted = tuning.fit_shared(problem, chosen, limit)
+        assert fitted.fold and banded.shared_bytes(problem.spec, fitted, 2) + 1024 <= limit
+    assert tuning.fit_shared(problem, chosen, 65536) == dataclasses.replace(chosen, block_k=16)
+    assert not tuning.fit_shared(problem, chosen, 8192).fold  # the FMA kernel's tiles

@@ -1,0 +1,205 @@
+"""Depthwise convolution on tensor cores: a row of taps as a banded reduction.
+
+:mod:`tritonconv.kernels.depthwise` runs each tap as a multiply-add on FMA units, and loads, converts and addresses
+its operand once per tap: on a long 1-D kernel (Conformer's 31 taps) that is about five warp instructions a
+multiply-add, so the layer is bound by issue, not by its bytes. Here a channel's taps along the width become a band:
+``P`` consecutive outputs from ``o0`` read a window of ``(P - 1)*s + (taps - 1)*d + 1`` inputs, and::
+
+    y[b, c, o0 + q] = sum_j x[b, c // DIV, o0*s - pad + j] * band[c, j, q],   band[c, j, q] = w[c, 0, t] where j = q*s + t*d
+
+(0 elsewhere). Per channel, ``BLOCK_K`` segments of ``P`` outputs are one ``[segments, window] x [window, P]``
+product, and ``BLOCK_N`` channels one batched ``tl.dot`` on the tensor cores, the window padded to a power of two
+(``KJ``): ``KJ / taps`` the useful multiply-adds (2.06x for 31 taps in segments of 32), for some 18 warp instructions
+per 1000 useful ones where the FMA kernel issues 163 (sm_90, ``benchmarks.static``). A program loads its band once and
+runs over its share of the segments (``PER`` of them, ``BLOCK_K`` a step); a segment lies within one row
+``(b, od, oh)``, whose depth and height taps are single (``KD = KH = 1``).
+
+The input gradient at unit strides is this forward on the output gradient with the taps reversed and padding
+``(taps - 1)*d - pad`` (:func:`as_forward`), one output channel per input channel.
+
+A NaN or infinity in ``x`` reaches every output of a segment whose window holds it (times the band's zeros), not only
+the outputs its taps reach, as in cuDNN's Winograd and FFT algorithms; finite inputs give the exact products summed
+in fp32, as the FMA kernel's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from .. import geometry
+from .._checks import ConvSpec
+from .._runtime import Direct, interpreting, kernel
+from .._tile import activate, inside, mma
+from ..geometry import Config, dot_precision, geometry_3d, needs_int64, strides_3d
+from ..shapes import cdiv
+
+
+@kernel
+@triton.jit
+def _banded_kernel(
+    x_ptr, w_ptr, b_ptr, y_ptr,
+    C, DIV, D, H, W, OD, OH, OW, TAPS, SEGS, PER,
+    sd, sh, sw, pd, ph, pw, dd, dh, dw,
+    sxn, sxc, sxd, sxh, sxw,
+    swo, sww,
+    syn, syc, syd, syh, syw, sb,
+    HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr,
+    UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, P: tl.constexpr, KJ: tl.constexpr,
+):
+    """``BLOCK_N`` channels of ``y`` (``C``) over segments ``[PER * program_id(1), + PER)`` of the ``SEGS`` (all rows'
+    ``ceil(OW / P)`` each), ``BLOCK_K`` a step; ``x`` read (sizes D, H, W), channel ``c // DIV`` for channel ``c``."""
+    pid_c = tl.program_id(0)
+    first = tl.program_id(1) * PER
+    c = pid_c * BLOCK_N + tl.arange(0, BLOCK_N)
+    if INT64:
+        c = c.to(tl.int64)
+        first = first.to(tl.int64)
+    ok_c = c < C
+    j = tl.arange(0, KJ)
+    q = tl.arange(0, P)
+    # the band, once: window element j of output q is tap t where j = q*s + t*d
+    rel = j[:, None] - q[None, :] * sw
+    t = rel // dw
+    ok_t = (rel >= 0) & (rel % dw == 0) & (t < TAPS)
+    if FLIP:
+        t = TAPS - 1 - t
+    band = tl.load(w_ptr + c[:, None, None] * swo + (t * sww)[None, :, :], mask=ok_c[:, None, None] & ok_t[None, :, :],
+                   other=0.0)
+    window = (P - 1) * sw + (TAPS - 1) * dw + 1
+    x_c = (c // DIV) * sxc
+    per_row = (OW + P - 1) // P
+    last = tl.minimum(first + PER, SEGS)
+    g0 = first + tl.arange(0, BLOCK_K)
+    for step in range(0, PER, BLOCK_K):
+        g = g0 + step  # this step's segments
+        ok_g = g < last
+        row = g // per_row
+        o0 = (g % per_row) * P
+        oh = row % OH
+        od = (row // OH) % OD
+        nb = row // (OH * OD)
+        id_ = od * sd - pd  # the row's one depth and height tap
+        ih = oh * sh - ph
+        ok_r = ok_g & inside(id_, D, INT64) & inside(ih, H, INT64)
+        i = (o0 * sw - pw)[:, None] + j[None, :]  # [segments, window]
+        ok_i = ok_r[:, None] & inside(i, W, INT64) & (j < window)[None, :]
+        at = (nb * sxn + id_ * sxd + ih * sxh)[:, None] + i * sxw
+        xv = tl.load(x_ptr + x_c[:, None, None] + at[None, :, :], mask=ok_c[:, None, None] & ok_i[None, :, :],
+                     other=0.0)
+        acc = tl.full((BLOCK_N, BLOCK_K, P), 0.0, tl.float32)
+        acc = mma(acc, xv, band, UPCAST, DOT_PRECISION, tl.float32)  # [channels, segments, outputs]
+        if HAS_BIAS:
+            acc += tl.load(b_ptr + c * sb, mask=ok_c, other=0.0).to(tl.float32)[:, None, None]
+        acc = activate(acc, ACTIVATION)
+        o = o0[:, None] + q[None, :]
+        ok_o = ok_g[:, None] & (o < OW)
+        to = (nb * syn + od * syd + oh * syh)[:, None] + o * syw
+        tl.store(y_ptr + (c * syc)[:, None, None] + to[None, :, :], acc.to(y_ptr.dtype.element_ty),
+                 mask=ok_c[:, None, None] & ok_o[None, :, :])
+
+
+def applies(spec: ConvSpec, dtype: torch.dtype, transposed: bool) -> bool:
+    """Whether the banded kernel computes this depthwise pass: its taps along the width alone (``1 x ... x k``), 16-bit
+    operands (tensor cores; fp32 stays exact on FMA units), and the input gradient at unit strides with one output
+    channel per input channel."""
+    *outer, _ = spec.weight_shape[2:]
+    if math.prod(outer) != 1 or dtype not in (torch.float16, torch.bfloat16):
+        return False
+    return not transposed or (set(spec.stride) == {1} and spec.weight_shape[0] == spec.groups)
+
+
+def runs(spec: ConvSpec, dtype: torch.dtype, transposed: bool, config: Config) -> bool:
+    """Whether a depthwise pass with ``config`` runs this kernel: a config that folds the taps into the reduction
+    (``Config.fold``) on a pass it computes (:func:`applies`); else the FMA kernel (:mod:`tritonconv.kernels.depthwise`)."""
+    return bool(config.fold) and applies(spec, dtype, transposed)
+
+
+def as_forward(spec: ConvSpec, transposed: bool, flip: bool) -> tuple[int, bool]:
+    """``(padding before, flip)`` along the width of the forward this pass runs as: itself, or the input gradient's
+    (unit stride: the taps reversed, padding ``(taps - 1)*d - pad``)."""
+    pad = spec.padding[-1][0]
+    if not transposed:
+        return pad, flip
+    return (spec.weight_shape[-1] - 1) * spec.dilation[-1] - pad, not flip
+
+
+def window(taps: int, stride: int, dilation: int, segment: int) -> int:
+    """The band's rows: a segment of ``segment`` outputs' window, ``(segment - 1)*stride + (taps - 1)*dilation + 1``
+    inputs, padded to a power of two (at least 16, the tensor cores' reduction)."""
+    return max(16, triton.next_power_of_2((segment - 1) * stride + (taps - 1) * dilation + 1))
+
+
+def segment(taps: int, stride: int, dilation: int) -> int:
+    """The outputs a segment spans: the longest (16 to 64) whose window pads to no more rows than 16 outputs' does
+    (:func:`window`): 31 taps take 32 (a window of 62 in 64), 9 taps 16 (24 in 32)."""
+    shortest = window(taps, stride, dilation, 16)
+    return max(p for p in (16, 32, 64) if window(taps, stride, dilation, p) == shortest)
+
+
+def segments(written: tuple[int, ...], segment: int) -> int:
+    """The segments of ``segment`` outputs in a tensor shaped ``written``: ``ceil(width / segment)`` a row."""
+    return written[0] * math.prod(written[2:-1]) * cdiv(written[-1], segment)
+
+
+def tiling(written: tuple[int, ...], config: Config) -> tuple[int, int, int]:
+    """``(segments, PER, programs)`` of a launch writing a tensor shaped ``written``: its segments, each program's share
+    of them (whole steps of ``block_k``) and the programs along them (about ``split_k``)."""
+    segs = segments(written, config.block_m)
+    per = max(1, cdiv(cdiv(segs, config.split_k), config.block_k)) * config.block_k
+    return segs, per, cdiv(segs, per)
+
+
+def rows(spec: ConvSpec, config: Config) -> int:
+    """The band's rows (``KJ``, :func:`window`) of a pass with ``config`` (the input gradient's: its forward's, at unit
+    stride)."""
+    return window(spec.weight_shape[-1], spec.stride[-1], spec.dilation[-1], config.block_m)
+
+
+def shared_bytes(spec: ConvSpec, config: Config, itemsize: int) -> int:
+    """Shared memory a program holds (ptxas's count on sm_80 and sm_90, Triton 3.9 and 3.6): its band, ``block_n x KJ
+    x block_m``, and a step's ``x``, ``block_n x block_k x KJ``, laid out there for the MMA."""
+    return config.block_n * rows(spec, config) * (config.block_m + config.block_k) * itemsize
+
+
+class Launch:
+    """:func:`_banded_kernel` prepared for tensors laid out as ``x``, ``weight``, ``y``; calling it reads ``x`` and
+    writes ``y``: the forward pass, or with ``transposed`` the input gradient (``x`` the output gradient). ``config``:
+    ``block_m`` outputs a segment, ``block_n`` channels, ``block_k`` segments a step, ``split_k`` programs along the
+    segments (each ``PER`` of them, whole steps)."""
+
+    def __init__(self, x, weight, bias, y, spec: ConvSpec, transposed: bool, activation: str | None, flip: bool,
+                 config: Config) -> None:
+        channels = y.shape[1]
+        taps = spec.weight_shape[-1]
+        pad, flip = as_forward(spec, transposed, flip)
+        segs, per, programs = tiling(tuple(y.shape), config)
+        interp = interpreting(x.device)
+        self.empty = y.numel() == 0
+        self.grid = (cdiv(channels, config.block_n), programs)
+        geo = list(geometry_3d(x.shape[2:], y.shape[2:], spec))  # sizes; per axis strides, paddings, dilations
+        geo[11] = pad
+        if transposed:  # (unit strides: dx's row (id, ih) reads dy's (id + pd, ih + ph))
+            geo[9], geo[10] = -geo[9], -geo[10]
+        self.args = (
+            channels, 1 if transposed else channels // x.shape[1], *geo[:6], taps, segs, per, *geo[6:],
+            *strides_3d(x), weight.stride(0), weight.stride(-1), *strides_3d(y), geometry.bias_step(bias),
+        )
+        self.kwargs = dict(
+            HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
+            INT64=needs_int64(x, weight, y, rows=segs * config.block_m),
+            UPCAST=interp and x.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(x.dtype, interp),
+            BLOCK_N=config.block_n, BLOCK_K=config.block_k, P=config.block_m,
+            KJ=rows(spec, config),
+            num_warps=config.num_warps, num_stages=config.num_stages,
+        )
+        self.launcher = Direct(_banded_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
+
+    def __call__(self, x, weight, bias, y) -> torch.Tensor:
+        if not self.empty:
+            self.launcher(x.device, self.grid, x, weight, bias if bias is not None else weight, y)
+        return y
