@@ -6,8 +6,10 @@ where the heuristic takes them) would make with its default (heuristic) config i
 runs) and asked for the multiply-adds its ``tl.dot``
 calls issue, masked lanes included: channels padded to the tile, tile edges, split tails and,
 before stride phases, the taps a transposed pass masked off. ``ratio = issued / useful``
-(:func:`tritonconv.shapes.conv_macs`); 1.0 is no waste. Depthwise layers run FMA kernels
-without ``tl.dot`` and are left out. Counts, not timings: no GPU needed. ``--kernelbench``: the
+(:func:`tritonconv.shapes.conv_macs`); 1.0 is no waste. Depthwise layers' passes on the banded kernel
+(``tritonconv.kernels.banded``: a window of inputs padded to a power of two for each segment of outputs) count
+as that kernel's dots issue them; those on the FMA kernels (no ``tl.dot``, the useful multiply-adds) are left out.
+Counts, not timings: no GPU needed. ``--kernelbench``: the
 same for KernelBench level 1's problems (NCHW).
 """
 
@@ -30,37 +32,41 @@ MODEL = costmodel.device_for("NVIDIA H200")  # whose SM count and constants rank
 def report(suite: dict, dtype: str = "bf16", kinds=("conv", "conv_t", "conv_wgrad")) -> list[dict]:
     rows = []
     for name, prob in tune.suite_problems(suite):
-        if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
-            continue
+        depthwise = shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"])
         for kind in kinds:
-            problem = geometry.Problem.of(kind, tune.DTYPES[dtype], "channels_last", **prob)
+            problem = geometry.Problem.of(geometry.DEPTHWISE_KIND[kind] if depthwise else kind, tune.DTYPES[dtype],
+                                          "channels_last", **prob)
             useful = shapes.conv_macs(prob["input_shape"], prob["weight_shape"], problem.output_shape)  # as written
             cfg = costmodel.default(problem, MODEL, True)
+            if depthwise and not costmodel.runs_banded(problem, cfg):  # FMA loops: the useful multiply-adds
+                continue
             issued, _ = costmodel.issued(problem, cfg)
-            rows.append({"name": name, "kind": kind, "stride": list(problem.stride), "useful_macs": useful,
+            rows.append({"name": name, "kind": problem.kind, "stride": list(problem.stride), "useful_macs": useful,
                          "issued_macs": issued, "ratio": round(issued / useful, 3),
-                         "kernel": "descriptor" if cfg.tile_h else "pointer"})
+                         "kernel": "banded" if depthwise else "descriptor" if cfg.tile_h else "pointer"})
     return rows
 
 
 def kernelbench_report(dtype: str = "bf16") -> list[dict]:
     """The same count for KernelBench level 1's convolutions (``kernelbench_level1_conv.json``: NCHW, as its
     harness makes its inputs), one row per layer: the forward launch, or for a transposed convolution the
-    transposed pass of the convolution it reverses (``conv_t``). Depthwise layers (FMA kernels) are left out."""
+    transposed pass of the convolution it reverses (``conv_t``). Depthwise layers on the FMA kernels are left out."""
     from benchmarks.kernelbench import SUITE
 
     rows = []
     for name, prob, transposed in tune.kernelbench_problems(json.loads(SUITE.read_text())):
-        if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
-            continue
-        kind = "conv_t" if transposed else "conv"
+        depthwise = shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"])
+        kind = ("conv_dw_t" if depthwise else "conv_t") if transposed else ("conv_dw" if depthwise else "conv")
         problem = geometry.Problem.of(kind, tune.DTYPES[dtype], "contiguous", **prob)
         written = geometry.Problem.of(kind, tune.DTYPES[dtype], "contiguous", **prob, as_run=False)
         useful = shapes.conv_macs(written.input_shape, written.weight_shape, written.output_shape)
         cfg = costmodel.default(problem, MODEL, True)
+        if depthwise and not costmodel.runs_banded(problem, cfg):
+            continue
         issued, _ = costmodel.issued(problem, cfg)
         rows.append({"name": name.split(":")[0], "kind": kind, "useful_macs": useful, "issued_macs": issued,
-                     "ratio": round(issued / useful, 3), "kernel": "descriptor" if cfg.tile_h else "pointer"})
+                     "ratio": round(issued / useful, 3),
+                     "kernel": "banded" if depthwise else "descriptor" if cfg.tile_h else "pointer"})
     return rows
 
 

@@ -39,7 +39,8 @@ print(f"committed GPU result files: {len(results)}, shipped tuning files: {len(c
 # Arithmetic intensity = FLOPs / minimum bytes. A GPU's ridge point is its matrix rate over
 # its memory bandwidth; for an H100 the datasheet figures (about 990 dense bf16 TFLOP/s,
 # 3.35 TB/s; not measured here) put it near 300 FLOP/byte. Layers far below the ridge are
-# memory-bound: their target is bandwidth, not tensor-core rate.
+# memory-bound: their target is bandwidth, not tensor-core rate. (`fold` on a depthwise layer: its
+# taps are the tensor cores' reduction, `kernels/banded.py`, where FMA loops would be bound by issue.)
 
 # %%
 intensity = {}
@@ -306,7 +307,11 @@ print("\n".join(lines))
 # images where a plane is small, so they pad the suite's channels-last planes at most 1.14x (one
 # image's patches padded 14 x 14 and 7 x 7 planes 1.31x), and channel tiles narrow beside a patch
 # that pads; every layer and pass issues at most 1.15x its useful work but the stems, whose packed
-# channels (12 or 9 in 16) and taps (7 x 7 in 4 x 4 packed) pad (the largest ratios below).
+# channels (12 or 9 in 16) and taps (7 x 7 in 4 x 4 packed) pad, and the 31-tap depthwise layer's
+# forward and input gradient, on the tensor cores as a band of taps (`kernels/banded.py`): each
+# segment of 32 outputs reads a window of 62 inputs padded to 64, 2.06x, where the FMA kernel's
+# loads, conversions and addresses per tap issued 11x the instructions (the largest ratios below;
+# the other depthwise passes run FMA loops, the useful multiply-adds, and are not drawn).
 
 # %%
 static_dir = ROOT / "benchmarks" / "results" / "static"
@@ -328,7 +333,8 @@ print(f"  registers {min(r['registers'] for r in static)}-{max(r['registers'] fo
       f"spilled bytes {sum(r['spill_store_bytes'] for r in static)}, instructions {sorted({r['instruction'] for r in static})}")
 assert max(r["registers"] for r in static) <= 255 and max(r["shared_bytes"] for r in static) <= 227 * 1024
 worst = sorted(work, key=lambda r: -r["ratio"])[:6]
-assert all(r["ratio"] <= 1.15 for r in work if r["name"] not in ("resnet50_conv1", "c3d_conv1"))
+assert all(r["ratio"] <= 1.15 for r in work if r["name"] not in ("resnet50_conv1", "c3d_conv1") and r["kernel"] != "banded")
+assert all(r["ratio"] <= 2.1 for r in work if r["kernel"] == "banded")
 print("work issued / useful, largest:", ", ".join(f"{r['name']} {r['kind']} {r['ratio']:.2f}" for r in worst))
 least = min(work, key=lambda r: r["ratio"])
 print(f"smallest: {least['name']} {least['kind']} {least['ratio']:.3f} (conv_macs counts the forward's padding taps as "
