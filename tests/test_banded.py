@@ -1,7 +1,7 @@
-"""The banded depthwise kernel (``tritonconv.kernels.banded``): a row of taps as the tensor cores' reduction.
+"""The banded depthwise kernels (``tritonconv.kernels.banded``): a row of taps as the tensor cores' reduction.
 
-On a GPU the heuristic gives it 16-bit depthwise layers of 8 taps or more along the width; under the interpreter the
-tests ask for it (the heuristic's banded tiles, small splits) and check it against torch in float64.
+On a GPU the heuristic gives them 16-bit depthwise layers of 8 taps or more along the width; under the interpreter the
+tests ask for them (the heuristic's banded tiles, small splits) and check them against torch in float64.
 """
 
 import dataclasses
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import tritonconv
-from tritonconv import geometry, tuning
+from tritonconv import _checks, dispatch, geometry, tuning
 from tritonconv.kernels import banded
 
 CASES = [  # (ndim, input, weight, kwargs)
@@ -29,17 +29,21 @@ CASES = [  # (ndim, input, weight, kwargs)
 
 @pytest.fixture
 def banded_tiles(monkeypatch):
-    """Every depthwise forward and input gradient the banded kernel computes takes its heuristic tiles (a GPU's, split
-    for 4 SMs: several programs along the segments); the count of its launches."""
+    """Every depthwise pass the banded kernels compute takes their heuristic tiles (a GPU's, split for 4 SMs: several
+    programs along the segments, whose weight-gradient sums meet); the passes they are prepared for."""
     heuristic, launches = tuning.heuristic, []
     def chosen(problem, *args, **kwargs):
         return tuning.banded_config(problem, 4) or heuristic(problem, *args, **kwargs)
     monkeypatch.setattr(tuning, "heuristic", chosen)
-    init = banded.Launch.__init__
+    init, init_wgrad = banded.Launch.__init__, banded.WeightGradLaunch.__init__
     def prepared(self, x, weight, bias, y, spec, transposed, *args):  # the passes it is prepared for
         launches.append("input_grad" if transposed else "forward")
         init(self, x, weight, bias, y, spec, transposed, *args)
+    def prepared_wgrad(self, *args):
+        launches.append("weight_grad")
+        init_wgrad(self, *args)
     monkeypatch.setattr(banded.Launch, "__init__", prepared)
+    monkeypatch.setattr(banded.WeightGradLaunch, "__init__", prepared_wgrad)
     return launches
 
 
@@ -51,9 +55,8 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("ndim,x_shape,w_shape,kw", CASES)
 def test_matches_torch(banded_tiles, ndim, x_shape, w_shape, kw, channels_last, dtype):
-    """Forward (bias, fused activation) and input gradient against torch in float64, in both layouts; the weight
-    gradient (the FMA kernel's) rides along. A strided input gradient or one of a multiplier past 1 runs the FMA
-    kernel."""
+    """Forward (bias, fused activation), input gradient and weight gradient against torch in float64, in both
+    layouts. A strided input gradient or one of a multiplier past 1 runs the FMA kernel."""
     g = torch.Generator().manual_seed(len(banded_tiles))
     x = torch.randn(x_shape, generator=g).to(dtype)
     if channels_last:
@@ -70,7 +73,8 @@ def test_matches_torch(banded_tiles, ndim, x_shape, w_shape, kw, channels_last, 
     tol = 2e-2 if dtype == torch.bfloat16 else 2e-3  # the output's rounding
     assert rel_err(y, yr) < tol and rel_err(x.grad, xr.grad) < tol and rel_err(w.grad, wr.grad) < tol
     strided = kw.get("stride", 1) != 1
-    assert set(banded_tiles) == ({"forward"} if strided or w_shape[0] != x_shape[1] else {"forward", "input_grad"})
+    assert set(banded_tiles) == {"forward", "weight_grad"} | (
+        set() if strided or w_shape[0] != x_shape[1] else {"input_grad"})
 
 
 def test_flip_reads_the_taps_reversed(banded_tiles):
@@ -101,9 +105,10 @@ def test_heuristic_takes_the_banded_kernel_for_long_16_bit_rows_on_a_gpu():
         return tuning.heuristic(problem, interpret=interpret, sm_count=132)
     chosen = config()
     assert chosen.fold and (chosen.block_m, chosen.block_n, chosen.block_k) == (32, 8, 32)
-    assert config(kind="conv_dw_t").fold
+    assert config(kind="conv_dw_t").fold and config(kind="conv_dw_wgrad").fold
+    assert config(kind="conv_dw_wgrad").block_k == 16  # (fewer, longer programs: each ends summing diagonals)
     assert config(stride=2).fold and not config(kind="conv_dw_t", stride=2).fold  # (the input gradient by phases)
-    assert not config(dtype="float32").fold  # exact FMAs
+    assert not config(dtype="float32").fold and not config(kind="conv_dw_wgrad", dtype="float32").fold  # exact FMAs
     assert not config(interpret=True).fold
     assert not config(w=(32, 1, 7)).fold  # below BANDED_TAPS: both kernels bound by the bytes
     assert not config(x=(4, 32, 64, 64), w=(32, 1, 3, 3)).fold  # taps along two axes
@@ -132,3 +137,18 @@ def test_fitted_to_a_smaller_gpu(monkeypatch):
         assert fitted.fold and banded.shared_bytes(problem.spec, fitted, 2) + 1024 <= limit
     assert tuning.fit_shared(problem, chosen, 65536) == dataclasses.replace(chosen, block_k=16)
     assert not tuning.fit_shared(problem, chosen, 8192).fold  # the FMA kernel's tiles
+
+
+def test_weight_gradient_splits_meet_in_a_fixed_order(banded_tiles):
+    """The weight gradient's programs along the segments meet in the kernel in split order: two calls equal bit for
+    bit, and equal to one unsplit launch's within rounding."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 8, 200, generator=g).to(torch.float16)
+    dy = torch.randn(3, 8, 200, generator=g).to(torch.float16)
+    spec = _checks.conv_spec("conv1d", 1, x, torch.empty(8, 1, 31, dtype=x.dtype), None, 1, 15, 1, 8)
+    cfg = tuning.banded_config(geometry.Problem.for_launch("conv_dw_wgrad", x, spec), 4)
+    first, second = (dispatch.conv_grad_weight(dy, x, spec, False, cfg) for _ in range(2))
+    single = dispatch.conv_grad_weight(dy, x, spec, False, dataclasses.replace(cfg, split_k=1))
+    assert cfg.split_k > 1 and torch.equal(first, second) and banded_tiles == ["weight_grad"] * 2
+    assert rel_err(first, single.double()) < 2e-3
+    assert rel_err(first, torch.nn.grad.conv1d_weight(x.double(), (8, 1, 31), dy.double(), padding=15, groups=8)) < 2e-3

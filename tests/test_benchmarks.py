@@ -378,8 +378,13 @@ def test_committed_work_report_is_current():
     # columns: 5.3x, at the plain rate; unit-stride packing's copies overlap, so it does not pack). The descriptor
     # kernels' patches span images where a plane is small (14 x 14, 7 x 7, 17 x 17, 28 x 28), and their channel
     # tiles narrow beside a patch that pads (tuning.within_slack), so no other layer or pass passes 1.15.
+    # The banded depthwise passes (kernels/banded.py: 31 taps in windows of 64, 2.06x on the tensor cores, where the
+    # FMA kernels issue 8-11x the warp instructions) pass it on purpose.
     stems = {"resnet50_conv1", "c3d_conv1"}
-    assert not [r for r in committed if r["ratio"] > 1.15 and r["name"] not in stems]
+    assert not [r for r in committed if r["ratio"] > 1.15 and r["name"] not in stems and r["kernel"] != "banded"]
+    assert {(r["name"], r["kind"]) for r in committed if r["kernel"] == "banded"} == {
+        ("depthwise_k31", k) for k in ("conv_dw", "conv_dw_t", "conv_dw_wgrad")}
+    assert all(r["ratio"] <= 2.1 for r in committed if r["kernel"] == "banded")
     packed = [r for r in committed if r["name"] in stems and (r["name"], r["kind"]) != ("c3d_conv1", "conv_t")]
     assert all(set(r["stride"]) == {1} and r["kernel"] == "descriptor" and r["ratio"] < 2.05 for r in packed), packed
 

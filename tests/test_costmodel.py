@@ -12,6 +12,7 @@ import triton
 
 from benchmarks import costfit, work
 from tritonconv import cache, costmodel, geometry, shapes, tune, tuning
+from tritonconv.kernels import banded
 
 SUITE = json.loads((work.ROOT / "shapes.json").read_text())
 GPU = "Test GPU"
@@ -352,8 +353,8 @@ def test_depthwise_issue_restates_the_committed_census():
     figure for its axes of taps."""
     from benchmarks import static
 
-    rows = [r for r in census_report() if r["kind"].startswith("conv_dw")]
-    assert len(rows) == 12
+    rows = [r for r in census_report() if r["kernel"].startswith("_depthwise")]  # (the banded ones: the next test)
+    assert len(rows) == 6
     for r in rows:
         c, prob = r["config"], dict(tune.suite_problems(SUITE))[r["name"]]
         problem = tuning.Problem.of(r["kind"], "bfloat16", r["layout"], **prob)
@@ -366,6 +367,27 @@ def test_depthwise_issue_restates_the_committed_census():
         first, further = costmodel.DEPTHWISE_ISSUE["runs" if runs else r["layout"]][r["kind"]]
         assert static.fma_issue(r["fma_loops"]) == pytest.approx(first + further * (costmodel.tap_axes(problem) - 1),
                                                                  rel=0.02), (r["name"], r["kind"])
+
+
+def test_banded_issue_restates_the_committed_census():
+    """``BANDED_ISSUE`` and ``BANDED_REGISTERS`` restate the committed sm_90 bf16 census of the banded depthwise kernels
+    (``depthwise_k31``'s three passes in both layouts): each main loop's warp instructions per 1000 multiply-adds a step
+    issues (channels x segments x outputs x window), within 2% of its layout's and pass's figure, and its registers
+    within 8 of the estimate."""
+    rows = [r for r in census_report() if r["kernel"].startswith("_banded")]
+    assert {(r["kind"], r["layout"]) for r in rows} == {(k, lay) for k in ("conv_dw", "conv_dw_t", "conv_dw_wgrad")
+                                                         for lay in ("channels_last", "contiguous")}
+    for r in rows:
+        c, prob = r["config"], dict(tune.suite_problems(SUITE))[r["name"]]
+        problem = tuning.Problem.of(r["kind"], "bfloat16", r["layout"], **prob)
+        cfg = tuning.Config(**c)
+        assert costmodel.runs_banded(problem, cfg) and costmodel.kernel_of(problem, cfg) == r["kernel"]
+        step = c["block_n"] * c["block_k"] * c["block_m"] * banded.rows(problem.spec, cfg)
+        wgrad = r["kind"] == "conv_dw_wgrad"
+        issue = 1000 * r["loop_instructions"] * c["num_warps"] / step
+        assert issue == pytest.approx(costmodel.BANDED_ISSUE[r["layout"]][wgrad], rel=0.02), (r["kind"], r["layout"])
+        assert abs(r["registers"] - costmodel.BANDED_REGISTERS[r["layout"]][wgrad]) <= 8, (r["kind"], r["layout"])
+        assert r["shared_bytes"] == costmodel.shared_bytes(problem, cfg)
 
 
 def test_row_issue_shares_are_the_committed_census_medians():

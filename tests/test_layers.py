@@ -13,8 +13,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tritonconv"
 
 LAYERS = {  # module -> layer; a module may import only from its own layer or below
     "shapes": 0, "_checks": 0, "_runtime": 0, "_tile": 0, "geometry": 0, "memory": 0, "_descriptors": 0,
-    "kernels": 1, "kernels.gemm": 1, "kernels.depthwise": 1, "kernels.tma": 1, "kernels.weight_grad": 1,
-    "kernels.fused_2plus1d": 1, "kernels.pack": 1, "kernels.partials": 1,
+    "kernels": 1, "kernels.gemm": 1, "kernels.depthwise": 1, "kernels.banded": 1, "kernels.tma": 1,
+    "kernels.weight_grad": 1, "kernels.fused_2plus1d": 1, "kernels.pack": 1, "kernels.partials": 1,
     "cache": 2, "tuning": 2, "costmodel": 2,
     "dispatch": 3,
     "functional": 4, "conv2plus1d": 4, "streaming": 4, "netstream": 4, "distributed": 4, "nn": 4, "tune": 4,

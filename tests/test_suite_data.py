@@ -4,8 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from tritonconv import shapes, tuning
+from tritonconv.kernels import banded
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = json.loads((ROOT / "benchmarks" / "shapes.json").read_text())
@@ -26,6 +28,14 @@ def suite_problems():
 
 def assert_valid(cfg, problem, name):
     rows, cols, red = problem.gemm
+    if cfg.fold and problem.kind.startswith("conv_dw"):  # the banded kernels: segments, channels, segments a step
+        assert banded.applies(problem.spec, getattr(torch, problem.dtype), problem.kind == "conv_dw_t"), (name, cfg)
+        for block in (cfg.block_m, cfg.block_n, cfg.block_k):
+            assert block & (block - 1) == 0, (name, cfg)
+        assert cfg.block_m >= 16 and cfg.block_k >= 16 and cfg.block_n <= max(8, 2 * cols), (name, cfg)
+        wgrad = problem.kind == "conv_dw_wgrad"
+        assert banded.shared_bytes(problem.spec, cfg, problem.itemsize, wgrad) <= tuning.DEFAULT_SMEM, (name, cfg)
+        return
     if cfg.fold:  # taps folded into the reduction (forward) or the columns (weight gradient)
         assert tuning.can_fold(problem), (name, cfg)
         if problem.kind == "conv_wgrad":

@@ -230,10 +230,10 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
     problem, config = launched(problem, config)
     if runs_banded(problem, config):  # every step's segments x their window x its channels, masked ones included
         written = problem.input_shape if problem.kind == "conv_dw_t" else problem.output_shape
-        _, per, programs = banded.tiling(written, config)
+        segs, _, programs = banded.tiling(written, config)  # (each program's share whole steps, the last's the rest)
         tiles = cdiv(written[1], config.block_n)
         rows = banded.rows(problem.spec, config)
-        return tiles * config.block_n * programs * per * config.block_m * rows, tiles * programs
+        return tiles * config.block_n * cdiv(segs, config.block_k) * config.block_k * config.block_m * rows, tiles * programs
     if problem.kind.startswith("conv_dw"):  # FMA kernels over (positions x channels) tiles: no channel padding counted
         rows, cols, _ = problem.gemm  # the weight gradient's rows are taps, block_m a program (the last tile's padded)
         macs = shapes.conv_macs(problem.input_shape, problem.weight_shape, problem.output_shape)
@@ -286,6 +286,9 @@ def meeting(problem: Problem, config: Config) -> tuple[int, int]:
     problem, config = launched(problem, config)
     if problem.kind in ("conv_dw", "conv_dw_t") or config.split_k <= 1:
         return 0, 1
+    if runs_banded(problem, config):  # every channel tile's programs along the segments
+        programs = banded.tiling(problem.output_shape, config)[2]
+        return (cdiv(problem.output_shape[1], config.block_n), programs) if programs > 1 else (0, 1)
     if problem.kind == "conv_dw_wgrad":
         launch = depthwise.WeightGradLaunch(standin(problem, problem.output_shape), standin(problem, problem.input_shape),
                                             problem.spec, False, config)
@@ -309,8 +312,9 @@ def meet_seconds(problem: Problem, config: Config, device: Device) -> float:
     tiles, splits = meeting(problem, config)
     if splits <= 1:
         return 0.0
-    config = launched(problem, config)[1]
-    back = (splits - 1) * config.block_m * config.block_n * geometry.accumulator(getattr(torch, problem.dtype)).itemsize
+    problem, config = launched(problem, config)
+    rows = banded.tap_tile(problem.spec) if runs_banded(problem, config) else config.block_m  # (a banded tile: every tap)
+    back = (splits - 1) * rows * config.block_n * geometry.accumulator(getattr(torch, problem.dtype)).itemsize
     return math.ceil(tiles / device.sms) * back * device.sms / device.l2_bandwidth
 
 
@@ -394,11 +398,11 @@ tiles from 128 x 16 to 64 x 64 and 128 x 64)."""
 def kernel_of(problem: Problem, config: Config) -> str:
     """The kernel a launch runs (:func:`launched`): ``_conv_kernel`` and ``_conv_tma_kernel`` for the forward and
     the input gradient, ``_conv_weight_grad_kernel`` and ``_conv_weight_grad_tma_kernel`` for the weight gradient;
-    ``_depthwise_kernel`` (or ``_banded_kernel``, :func:`runs_banded`) and ``_depthwise_weight_grad_kernel`` for
-    depthwise layers."""
+    ``_depthwise_kernel`` and ``_depthwise_weight_grad_kernel`` for depthwise layers (``_banded_kernel`` and
+    ``_banded_weight_grad_kernel`` where they run banded, :func:`runs_banded`)."""
     problem, config = launched(problem, config)
     if runs_banded(problem, config):
-        return "_banded_kernel"
+        return "_banded_weight_grad_kernel" if problem.kind == "conv_dw_wgrad" else "_banded_kernel"
     if problem.kind.startswith("conv_dw"):
         return "_depthwise_weight_grad_kernel" if problem.kind == "conv_dw_wgrad" else "_depthwise_kernel"
     grad = "_weight_grad" if problem.kind == "conv_wgrad" else ""
@@ -479,8 +483,8 @@ def ctas_per_sm(problem: Problem, config: Config, device: Device) -> int:
     registers (:func:`registers`; the banded kernel's, :data:`BANDED_REGISTERS`); the FMA depthwise kernels (no operand
     tiles in shared memory): as their warps allow, at most 8."""
     if runs_banded(problem, config):
-        return max(1, occupancy(BANDED_REGISTERS[problem.layout], shared_bytes(problem, config), config.num_warps,
-                                device.smem))
+        held = BANDED_REGISTERS[problem.layout][problem.kind == "conv_dw_wgrad"]
+        return max(1, occupancy(held, shared_bytes(problem, config), config.num_warps, device.smem))
     if problem.kind.startswith("conv_dw"):
         return max(1, min(64 // config.num_warps, 8))
     return max(1, occupancy(registers(problem, config), shared_bytes(problem, config), config.num_warps, device.smem))
@@ -503,7 +507,7 @@ def shared_bytes(problem: Problem, config: Config) -> int:
     problem, config = launched(problem, config)
     itemsize = problem.itemsize
     if runs_banded(problem, config):
-        return banded.shared_bytes(problem.spec, config, itemsize)
+        return banded.shared_bytes(problem.spec, config, itemsize, problem.kind == "conv_dw_wgrad")
     stages = config.num_stages
     a, b = config.block_m * config.block_k * itemsize, config.block_k * config.block_n * itemsize
     if not config.tile_h:
@@ -528,11 +532,12 @@ def shared_bytes(problem: Problem, config: Config) -> int:
 
 def moved(problem: Problem, config: Config) -> int:
     """Bytes a launch moves at least: operands and output once (in any layout: nothing is copied), split
-    partials (the banded kernel's programs split the positions, not a sum: none)."""
+    partials (the banded forward's and input gradient's programs split the positions, not a sum: none)."""
     base = shapes.conv_bytes(problem.input_shape, problem.weight_shape, problem.output_shape, problem.dtype)
     written = math.prod(problem.weight_shape) if problem.kind.endswith("wgrad") else (
         math.prod(problem.input_shape) if problem.kind.endswith("_t") else math.prod(problem.output_shape))
-    partials = 2 * 4 * written * config.split_k if config.split_k > 1 and not runs_banded(problem, config) else 0
+    split = config.split_k > 1 and (problem.kind.endswith("wgrad") or not runs_banded(problem, config))
+    partials = 2 * 4 * written * config.split_k if split else 0
     if problem.dtype.startswith("float8"):  # fp8 operands, a 16-bit output (tritonconv.fp8's default)
         base += math.prod(problem.output_shape)
     return base + partials
@@ -541,11 +546,13 @@ def moved(problem: Problem, config: Config) -> int:
 def fill_bytes(problem: Problem, config: Config) -> float:
     """Bytes a GEMM launch loads into shared memory per multiply-add issued: each reduction step of a
     ``BLOCK_M x BLOCK_N`` tile loads ``BLOCK_K`` columns of its two operands (a relayout config's: the
-    channels-last problem's tiles); the banded depthwise kernel's ``x`` a step, ``itemsize / block_m``; 0 for the FMA
-    depthwise kernels (no operand tiles)."""
+    channels-last problem's tiles); the banded depthwise kernels' ``x`` a step, ``itemsize / block_m`` (the weight
+    gradient's output gradient too, ``itemsize / KJ``); 0 for the FMA depthwise kernels (no operand tiles)."""
     problem, config = launched(problem, config)
-    if runs_banded(problem, config):  # a step's x, a window for each segment's block_m outputs; the band once
-        return problem.itemsize / config.block_m
+    if runs_banded(problem, config):  # a step's x, a window for each segment's block_m outputs (the weight gradient's
+        # output gradient too); the band once
+        wgrad = problem.kind == "conv_dw_wgrad"
+        return problem.itemsize * (1 / config.block_m + (1 / banded.rows(problem.spec, config) if wgrad else 0))
     if problem.kind.startswith("conv_dw"):
         return 0.0
     return problem.itemsize * (1 / config.block_m + 1 / config.block_n)
@@ -780,19 +787,21 @@ def pointer_step_terms(problem: Problem, config: Config) -> tuple[float, float, 
 def runs_banded(problem: Problem, config: Config) -> bool:
     """Whether a depthwise launch runs the banded kernel (:func:`tritonconv.kernels.banded.runs`: its taps the tensor
     cores' reduction)."""
-    return problem.kind in ("conv_dw", "conv_dw_t") and banded.runs(
+    return problem.kind.startswith("conv_dw") and banded.runs(
         problem.spec, getattr(torch, problem.dtype), problem.kind == "conv_dw_t", config)
 
 
-BANDED_ISSUE = {"channels_last": 7.3, "contiguous": 8.9}
-"""Per layout, the warp instructions the banded depthwise kernel's main loop issues per 1000 multiply-adds issued
-(the window's masked rows included: 31 taps in a window of 64, 2.06 issued a useful one): the SASS census (sm_90, bf16,
-Triton 3.9; ``benchmarks.static``) of ``depthwise_k31``'s forward and input gradient with the heuristic's 32 x 8 x 32
-tiles on 8 warps, 475 and 580 a step of 524,288 (Triton 3.6: 435-501 channels-last, 1,339-1,436 NCL). Unfitted."""
+BANDED_ISSUE = {"channels_last": (7.3, 8.3), "contiguous": (8.9, 9.0)}
+"""Per layout, the warp instructions the banded depthwise kernels' main loops issue per 1000 multiply-adds issued
+(the window's masked rows included: 31 taps in a window of 64, 2.06 issued a useful one), the forward's and input
+gradient's, then the weight gradient's: the SASS census (sm_90, bf16, Triton 3.9; ``benchmarks.static``) of
+``depthwise_k31`` with the heuristic's tiles on 8 warps, 32 x 8 x 32 (475 and 582 a step of 524,288; Triton 3.6:
+429-498 channels-last, 1,344-1,429 NCL) and the weight gradient's 32 x 8 x 16 (271 and 294 a step of 262,144; 3.6:
+244 and 630; its diagonals and meeting, about 720 a program after the loop, not counted). Unfitted."""
 
-BANDED_REGISTERS = {"channels_last": 96, "contiguous": 128}
-"""Per layout, the banded kernel's registers (ptxas, the same compiles: 91-92 and 128; Triton 3.6 80-87 and
-204-210)."""
+BANDED_REGISTERS = {"channels_last": (96, 128), "contiguous": (128, 180)}
+"""Per layout, the banded kernels' registers, the forward's and input gradient's, then the weight gradient's (ptxas,
+the same compiles: 91-94 and 128 channels-last, 128 and 178 NCL; Triton 3.6: 87-93, 121, 207-209, 191)."""
 
 BANDED_MMA = 0.5
 """The banded kernel's tensor-core rate as a share of ``mma_macs``: its batched ``tl.dot`` (one product per channel)
@@ -850,7 +859,7 @@ def issue_seconds(problem: Problem, config: Config, device: Device) -> float:
     launches on FMA units (IEEE fp32 and fp64 dots) and those folding taps (``fold_macs``, fitted with their issue)."""
     problem, config = launched(problem, config)
     if runs_banded(problem, config):
-        return BANDED_ISSUE[problem.layout] / (1000 * device.issue_rate)
+        return BANDED_ISSUE[problem.layout][problem.kind == "conv_dw_wgrad"] / (1000 * device.issue_rate)
     if problem.kind.startswith("conv_dw"):
         first, further = DEPTHWISE_ISSUE["runs" if depthwise_runs(problem, config) else problem.layout][problem.kind]
         return (first + further * (tap_axes(problem) - 1)) / (1000 * device.issue_rate)

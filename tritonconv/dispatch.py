@@ -5,8 +5,8 @@
                      kernels.tma when the config says so (``tile_h > 0``) and the operands allow
     input gradient,  the transposed pass of the same families (kernels.tma as a forward
     transposed conv  convolution of the output gradient, unit strides only)
-    weight gradient  depthwise layers -> kernels.depthwise; others -> kernels.weight_grad, or
-                     its descriptor kernel when the config says so and the operands allow
+    weight gradient  depthwise layers -> kernels.depthwise, or kernels.banded as the forward; others ->
+                     kernels.weight_grad, or its descriptor kernel when the config says so and the operands allow
     (2+1)D fused     kernels.fused_2plus1d
 
 Every pass runs the problem :func:`tritonconv.geometry.run_spec` gives: a layer of few input channels with
@@ -670,7 +670,8 @@ def grad_weight_plan(
         cfg = config or _config("conv_wgrad", x, m, None,
                                 lambda c: conv_grad_weight(grad_output, input, spec, flip, c, channels_inner))
         if is_depthwise(m.input_shape, m.weight_shape, m.groups):
-            launch = _summed(depthwise.WeightGradLaunch(dy, x, m, flip, cfg), x.device)
+            kernel = banded.WeightGradLaunch if banded.runs(m, x.dtype, False, cfg) else depthwise.WeightGradLaunch
+            launch = _summed(kernel(dy, x, m, flip, cfg), x.device)
         else:
             relaid = _relaid(cfg, dy, x)
             if relaid:  # both read copied channels innermost

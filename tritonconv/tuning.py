@@ -161,13 +161,14 @@ def fit_shared(problem: Problem, config: Config, smem_limit: int) -> Config:
     if smem_limit >= DEFAULT_SMEM or (problem.kind.startswith("conv_dw") and not config.fold):
         return config
     if problem.kind.startswith("conv_dw"):
-        while banded.shared_bytes(problem.spec, config, problem.itemsize) + 1024 > smem_limit:
+        wgrad = problem.kind == "conv_dw_wgrad"
+        while banded.shared_bytes(problem.spec, config, problem.itemsize, wgrad) + 1024 > smem_limit:
             if config.block_k > 16:
                 config = dataclasses.replace(config, block_k=config.block_k // 2)
             elif config.block_n > 4:
                 config = dataclasses.replace(config, block_n=config.block_n // 2)
             else:
-                return fma_depthwise(problem)
+                return fma_depthwise_wgrad(problem) if problem.kind == "conv_dw_wgrad" else fma_depthwise(problem)
         return config
     while not fits_shared(problem, config, smem_limit):
         if config.num_stages > 2:
@@ -235,6 +236,7 @@ def candidates(problem: Problem, smem_limit: int = DEFAULT_SMEM, tma: bool = Fal
             cfg = Config(*tile, group_m=1, num_warps=warps, num_stages=stages, split_k=split)
             if (split == 1 or cdiv(red, split) >= 8 * tile[2]) and cfg not in out:  # 8 steps a split at least
                 out.append(cfg)
+        out += [cfg for cfg in banded_candidates(problem, sm_count, smem_limit) if cfg not in out]
         return out + [cfg for cfg in baselines(problem, sm_count, tma, predict, smem_limit) if cfg not in out]
     for (bm, bn, bk, warps, stages), split, fold in itertools.product(SPACES[problem.kind], splits, folds):
         bk = min(bk, 32) if wide else bk
@@ -818,6 +820,8 @@ counts held up to 18 MiB. Tuning's candidates (:data:`SPLITS`) are not bounded b
 def split_tiles(problem: Problem, config: Config) -> int:
     """The programs each split of a weight gradient's launch with ``config`` runs: its output tiles (at least one)."""
     rows, cols, _ = problem.gemm
+    if problem.kind == "conv_dw_wgrad" and config.fold:  # the banded kernel's tiles of every tap x block_n channels
+        return cdiv(cols, config.block_n)
     if problem.kind == "conv_dw_wgrad":
         taps = depthwise.tap_tiles(problem.weight_shape[2:], config.block_m, dw_wgrad_runs(problem, config))
         return max(1, taps * cdiv(cols, config.block_n))
@@ -829,8 +833,10 @@ def split_tiles(problem: Problem, config: Config) -> int:
 def split_choices(problem: Problem, config: Config) -> list[Config]:
     """A weight gradient's ``config`` with each split count its default may take, fewest first: every count that
     leaves each split 8 reduction steps at least (as :func:`heuristic`'s) and its partials :data:`SPLIT_BYTES` at
-    most; ``[config]`` for other kinds."""
-    if problem.kind not in ("conv_wgrad", "conv_dw_wgrad"):
+    most; ``[config]`` for other kinds and for the banded depthwise kernel, whose split is its programs along the
+    segments, a memory-bound launch's (the model's memory term takes the device's whole bandwidth however few programs
+    run, so it would take the fewest: 2 on ``depthwise_k31``, 64 programs for 132 SMs)."""
+    if problem.kind not in ("conv_wgrad", "conv_dw_wgrad") or config.fold and problem.kind == "conv_dw_wgrad":
         return [config]
     most = max(1, cdiv(problem.gemm[2], 8 * config.block_k))
     tile_bytes = 4 * split_tiles(problem, config) * config.block_m * config.block_n
@@ -895,15 +901,16 @@ segments x 128 inputs of ``x`` a step)."""
 
 
 def banded_config(problem: Problem, sm_count: int) -> Config | None:
-    """The banded kernel's tiles (:mod:`tritonconv.kernels.banded`) for a depthwise forward or input gradient it
-    computes, or None: segments of :func:`~tritonconv.kernels.banded.segment` outputs, 8 channels (16-byte loads
-    channels-last), 32 segments a step (16 for windows past 64), 8 warps, one stage, split along the segments into
-    about four programs an SM. SASS on ``depthwise_k31`` (sm_90, bf16, 32 x 8 x 32): 15.0 and 14.9 warp instructions
-    per 1000 useful multiply-adds channels-last (Triton 3.6: 13.7, 15.8), 18.3 NCL (3.6: 42-45), 80-210 registers,
-    no spill; the FMA kernel's 163 and 164 (``benchmarks/NOTES.md``, fifty-seventh session)."""
+    """The banded kernels' tiles (:mod:`tritonconv.kernels.banded`) for a depthwise pass they compute, or None:
+    segments of :func:`~tritonconv.kernels.banded.segment` outputs, 8 channels (16-byte loads channels-last), 32
+    segments a step (16 for windows past 64; the weight gradient's 16), 8 warps, one stage, split along the segments
+    into about four programs an SM (the weight gradient's two). SASS on ``depthwise_k31`` (sm_90, bf16): the forward and
+    input gradient 15.0 and 14.9 warp instructions per 1000 useful multiply-adds channels-last (Triton 3.6: 13.7,
+    15.8), 18.3 NCL (3.6: 42-45), the weight gradient 17.2 and 18.6 (3.6: 15.2, 39.7), 80-210 registers, no spill;
+    the FMA kernels' 139-164 and 205 (``benchmarks/NOTES.md``, fifty-seventh session)."""
     transposed = problem.kind == "conv_dw_t"
     spec = problem.spec
-    if problem.kind not in ("conv_dw", "conv_dw_t") or not banded.applies(spec, getattr(torch, problem.dtype), transposed):
+    if not problem.kind.startswith("conv_dw") or not banded.applies(spec, getattr(torch, problem.dtype), transposed):
         return None
     taps, stride, dilation = spec.weight_shape[-1], spec.stride[-1], spec.dilation[-1]
     seg = banded.segment(taps, stride, dilation)
@@ -911,9 +918,10 @@ def banded_config(problem: Problem, sm_count: int) -> Config | None:
     if rows > BANDED_WINDOW:
         return None
     written = problem.input_shape if transposed else problem.output_shape
-    block_k = min(32, 2048 // rows)
+    wgrad = problem.kind == "conv_dw_wgrad"  # (its programs end summing diagonals and meeting: fewer, longer ones)
+    block_k = 16 if wgrad else min(32, 2048 // rows)
     steps = cdiv(banded.segments(written, seg), block_k)
-    split = max(1, min(steps, cdiv(4 * sm_count, cdiv(written[1], 8))))
+    split = max(1, min(steps, cdiv((2 if wgrad else 4) * sm_count, cdiv(written[1], 8))))
     return Config(seg, 8, block_k, group_m=1, num_warps=8, num_stages=1, split_k=split, fold=1)
 
 
@@ -928,8 +936,9 @@ def banded_candidates(problem: Problem, sm_count: int, smem_limit: int = DEFAULT
                 dataclasses.replace(cfg, num_warps=4), dataclasses.replace(cfg, split_k=max(1, cfg.split_k // 2)),
                 dataclasses.replace(cfg, split_k=2 * cfg.split_k)]
     out = []
+    wgrad = problem.kind == "conv_dw_wgrad"
     for c in variants:
-        if banded.shared_bytes(problem.spec, c, problem.itemsize) + 1024 <= smem_limit and c not in out:
+        if banded.shared_bytes(problem.spec, c, problem.itemsize, wgrad) + 1024 <= smem_limit and c not in out:
             out.append(c)
     return out
 
@@ -958,7 +967,14 @@ def fma_depthwise(problem: Problem, interpret: bool = False) -> Config:
 
 
 def depthwise_wgrad_heuristic(problem: Problem, interpret: bool, sm_count: int, tma: bool) -> Config:
-    """:func:`heuristic`'s depthwise weight gradient: tiles of taps x channels x positions, split to fill the SMs."""
+    """:func:`heuristic`'s depthwise weight gradient: tiles of taps x channels x positions, split to fill the SMs; on a
+    GPU from :data:`BANDED_TAPS` taps along the width, the banded kernel's (:func:`banded_config`)."""
+    banded_cfg = None if interpret or problem.taps < BANDED_TAPS else banded_config(problem, sm_count)
+    return banded_cfg or fma_depthwise_wgrad(problem, interpret, sm_count)
+
+
+def fma_depthwise_wgrad(problem: Problem, interpret: bool = False, sm_count: int = 132) -> Config:
+    """The FMA depthwise weight-gradient kernel's tiles (:mod:`tritonconv.kernels.depthwise`), split to fill the SMs."""
     rows, _, red = problem.gemm
     if interpret:  # the fewest numpy steps: every tap (a width tap's, x read in runs), up to 64K elements a step
         block_m, block_n, block_k = dw_wgrad_tile(problem, 64, 64, 64 * 1024)

@@ -3,6 +3,8 @@
     gemm            N-d implicit GEMM: forward and transposed pass (input gradient), taps folded
                     into the reduction, split reductions
     depthwise       depthwise layers without tensor cores: forward, input and weight gradients
+    banded          depthwise layers whose taps lie along the width, on tensor cores: each channel's
+                    taps a band, the reduction of a batched dot (forward, input and weight gradients)
     tma             forward and transposed passes with tile loads by tensor descriptor (Hopper's TMA;
                     strides folded into a view of the input, or by stride phase), split reductions
     weight_grad     weight gradient as a GEMM per tap (taps folded for few channels), split

@@ -32,10 +32,34 @@ import triton.language as tl
 
 from .. import geometry
 from .._checks import ConvSpec
-from .._runtime import Direct, interpreting, kernel
-from .._tile import activate, inside, mma
+from .._runtime import Counters, Direct, device, interpreting, kernel
+from .._tile import activate, inside, meet_splits, mma
 from ..geometry import Config, dot_precision, geometry_3d, needs_int64, strides_3d
 from ..shapes import cdiv
+
+
+@device
+def segment_rows(g, per_row, P: tl.constexpr, OD, OH, D, H, sd, sh, pd, ph, INT64: tl.constexpr):
+    """Segments ``g`` (``per_row`` a row of ``P`` outputs) -> their rows ``(nb, od, oh)``, first outputs ``o0``, the one
+    depth and height tap's rows read ``(id, ih)``, and whether those lie inside the input."""
+    row = g // per_row
+    o0 = (g % per_row) * P
+    oh = row % OH
+    od = (row // OH) % OD
+    nb = row // (OH * OD)
+    id_ = od * sd - pd
+    ih = oh * sh - ph
+    return nb, od, oh, o0, id_, ih, inside(id_, D, INT64) & inside(ih, H, INT64)
+
+
+@device
+def load_windows(x_ptr, x_c, ok_c, nb, id_, ih, o0, ok, j, window, W, sxn, sxd, sxh, sxw, sw, pw, INT64: tl.constexpr):
+    """``x``'s windows ``[channels, segments, KJ]``: segment ``g``'s inputs ``o0*s - pad + j`` of its row, for ``j``
+    below ``window`` (0 past it, outside the input, and where ``ok`` is False); ``x_c``, the channels' offsets."""
+    i = (o0 * sw - pw)[:, None] + j[None, :]
+    ok_i = ok[:, None] & inside(i, W, INT64) & (j < window)[None, :]
+    at = (nb * sxn + id_ * sxd + ih * sxh)[:, None] + i * sxw
+    return tl.load(x_ptr + x_c[:, None, None] + at[None, :, :], mask=ok_c[:, None, None] & ok_i[None, :, :], other=0.0)
 
 
 @kernel
@@ -75,22 +99,12 @@ def _banded_kernel(
     per_row = (OW + P - 1) // P
     last = tl.minimum(first + PER, SEGS)
     g0 = first + tl.arange(0, BLOCK_K)
-    for step in range(0, PER, BLOCK_K):
+    for step in range(0, last - first, BLOCK_K):  # (the last program's share: the segments left)
         g = g0 + step  # this step's segments
         ok_g = g < last
-        row = g // per_row
-        o0 = (g % per_row) * P
-        oh = row % OH
-        od = (row // OH) % OD
-        nb = row // (OH * OD)
-        id_ = od * sd - pd  # the row's one depth and height tap
-        ih = oh * sh - ph
-        ok_r = ok_g & inside(id_, D, INT64) & inside(ih, H, INT64)
-        i = (o0 * sw - pw)[:, None] + j[None, :]  # [segments, window]
-        ok_i = ok_r[:, None] & inside(i, W, INT64) & (j < window)[None, :]
-        at = (nb * sxn + id_ * sxd + ih * sxh)[:, None] + i * sxw
-        xv = tl.load(x_ptr + x_c[:, None, None] + at[None, :, :], mask=ok_c[:, None, None] & ok_i[None, :, :],
-                     other=0.0)
+        nb, od, oh, o0, id_, ih, ok_r = segment_rows(g, per_row, P, OD, OH, D, H, sd, sh, pd, ph, INT64)
+        xv = load_windows(x_ptr, x_c, ok_c, nb, id_, ih, o0, ok_g & ok_r, j, window, W, sxn, sxd, sxh, sxw, sw, pw,
+                          INT64)
         acc = tl.full((BLOCK_N, BLOCK_K, P), 0.0, tl.float32)
         acc = mma(acc, xv, band, UPCAST, DOT_PRECISION, tl.float32)  # [channels, segments, outputs]
         if HAS_BIAS:
@@ -103,10 +117,73 @@ def _banded_kernel(
                  mask=ok_c[:, None, None] & ok_o[None, :, :])
 
 
+@kernel
+@triton.jit
+def _banded_weight_grad_kernel(
+    x_ptr, dy_ptr, dw_ptr, ws_ptr, cnt_ptr,
+    C, DIV, D, H, W, OD, OH, OW, TAPS, SEGS, PER,
+    sd, sh, sw, pd, ph, pw, dd, dh, dw,
+    sxn, sxc, sxd, sxh, sxw,
+    syn, syc, syd, syh, syw,
+    sgo, sgt,
+    SPLIT: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, P: tl.constexpr, KJ: tl.constexpr,
+):
+    """The weight gradient of ``BLOCK_N`` channels (``C``, ``BLOCK_M`` taps a tile) over segments ``[PER *
+    program_id(1), + PER)`` of the output gradient's ``SEGS``, ``BLOCK_K`` a step: each step adds the segments' output
+    gradients times their windows of ``x``, ``G[c, q, j] += sum_g dy[c, g, o0 + q] * x[c // DIV, g, j]`` (a batched
+    dot over the segments), and at the end tap ``t``'s gradient is ``G``'s diagonal ``sum_q G[c, q, q*s + t*d]``.
+    The splits' sums meet in the last split to arrive (``SPLIT``, :func:`tritonconv._tile.meet_splits`: in split
+    order, one launch), which writes the gradient (``sgo``, ``sgt``: its strides per channel and tap; ``FLIP``, the
+    taps reversed) in its dtype."""
+    pid_c = tl.program_id(0)
+    split = tl.program_id(1)
+    first = split * PER
+    c = pid_c * BLOCK_N + tl.arange(0, BLOCK_N)
+    if INT64:
+        c = c.to(tl.int64)
+        first = first.to(tl.int64)
+    ok_c = c < C
+    j = tl.arange(0, KJ)
+    q = tl.arange(0, P)
+    window = (P - 1) * sw + (TAPS - 1) * dw + 1
+    x_c = (c // DIV) * sxc
+    per_row = (OW + P - 1) // P
+    last = tl.minimum(first + PER, SEGS)
+    g0 = first + tl.arange(0, BLOCK_K)
+    acc = tl.full((BLOCK_N, P, KJ), 0.0, tl.float32)
+    for step in range(0, last - first, BLOCK_K):  # (the last program's share: the segments left)
+        g = g0 + step  # this step's segments
+        ok_g = g < last
+        nb, od, oh, o0, id_, ih, ok_r = segment_rows(g, per_row, P, OD, OH, D, H, sd, sh, pd, ph, INT64)
+        xv = load_windows(x_ptr, x_c, ok_c, nb, id_, ih, o0, ok_g & ok_r, j, window, W, sxn, sxd, sxh, sxw, sw, pw,
+                          INT64)
+        o = o0[None, :] + q[:, None]  # [outputs, segments]
+        ok_o = ok_g[None, :] & (o < OW)
+        at = (nb * syn + od * syd + oh * syh)[None, :] + o * syw
+        dyv = tl.load(dy_ptr + (c * syc)[:, None, None] + at[None, :, :], mask=ok_c[:, None, None] & ok_o[None, :, :],
+                      other=0.0)
+        acc = mma(acc, dyv, xv, UPCAST, DOT_PRECISION, tl.float32)  # [channels, outputs, window]
+    # tap t: the diagonal j = q*s + t*d (taps past the last read a clamped one and are not stored)
+    t = tl.arange(0, BLOCK_M)
+    at_t = tl.minimum(q[:, None] * sw + t[None, :] * dw, KJ - 1)
+    diagonals = tl.gather(acc, tl.broadcast_to(at_t[None, :, :], (BLOCK_N, P, BLOCK_M)), 2)
+    # tl.sum is Triton's own @jit helper, which the interpreted twin cannot call; tl.reduce is a builtin.
+    total = tl.trans(tl.reduce(diagonals, 1, tl.standard._sum_combine))  # [taps, channels]
+    finish = True
+    if SPLIT:
+        total, finish = meet_splits(total, ws_ptr, cnt_ptr, pid_c, tl.num_programs(0), split, tl.num_programs(1),
+                                    BLOCK_M, BLOCK_N)
+    if finish:
+        out_t = TAPS - 1 - t if FLIP else t
+        tl.store(dw_ptr + c[None, :] * sgo + out_t[:, None] * sgt, total.to(dw_ptr.dtype.element_ty),
+                 mask=(t < TAPS)[:, None] & ok_c[None, :])
+
+
 def applies(spec: ConvSpec, dtype: torch.dtype, transposed: bool) -> bool:
-    """Whether the banded kernel computes this depthwise pass: its taps along the width alone (``1 x ... x k``), 16-bit
-    operands (tensor cores; fp32 stays exact on FMA units), and the input gradient at unit strides with one output
-    channel per input channel."""
+    """Whether the banded kernels compute this depthwise pass (the weight gradient's: as the forward's): its taps along
+    the width alone (``1 x ... x k``), 16-bit operands (tensor cores; fp32 stays exact on FMA units), and the input
+    gradient at unit strides with one output channel per input channel."""
     *outer, _ = spec.weight_shape[2:]
     if math.prod(outer) != 1 or dtype not in (torch.float16, torch.bfloat16):
         return False
@@ -160,10 +237,18 @@ def rows(spec: ConvSpec, config: Config) -> int:
     return window(spec.weight_shape[-1], spec.stride[-1], spec.dilation[-1], config.block_m)
 
 
-def shared_bytes(spec: ConvSpec, config: Config, itemsize: int) -> int:
-    """Shared memory a program holds (ptxas's count on sm_80 and sm_90, Triton 3.9 and 3.6): its band, ``block_n x KJ
-    x block_m``, and a step's ``x``, ``block_n x block_k x KJ``, laid out there for the MMA."""
+def shared_bytes(spec: ConvSpec, config: Config, itemsize: int, wgrad: bool = False) -> int:
+    """Shared memory a program holds (ptxas's count on sm_90, Triton 3.9 and 3.6, and sm_80): its band, ``block_n x KJ
+    x block_m``, and a step's ``x``, ``block_n x block_k x KJ``, laid out there for the MMA; the weight gradient's, a
+    step's ``x`` and output gradient (``block_n x block_m x block_k``), at least 32 KiB (its diagonals' gather)."""
+    if wgrad:
+        return max(config.block_n * config.block_k * (rows(spec, config) + config.block_m) * itemsize, 32768)
     return config.block_n * rows(spec, config) * (config.block_m + config.block_k) * itemsize
+
+
+def tap_tile(spec: ConvSpec) -> int:
+    """The weight gradient's taps a tile (``BLOCK_M``): a power of two."""
+    return triton.next_power_of_2(spec.weight_shape[-1])
 
 
 class Launch:
@@ -203,3 +288,44 @@ class Launch:
         if not self.empty:
             self.launcher(x.device, self.grid, x, weight, bias if bias is not None else weight, y)
         return y
+
+
+class WeightGradLaunch:
+    """:func:`_banded_weight_grad_kernel` prepared for tensors laid out as ``grad_output`` and ``input``; calling it
+    returns the gradient, contiguous, in the input's dtype, from one launch (``direct``: split sums met in the kernel).
+    ``config`` as :class:`Launch`'s, ``split_k`` the programs along the segments, whose sums meet."""
+
+    def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> None:
+        c_out, taps = spec.weight_shape[0], spec.weight_shape[-1]
+        segs, per, programs = tiling(tuple(grad_output.shape), config)
+        interp = interpreting(input.device)
+        self.spec, self.flip, self.empty = spec, flip, segs == 0
+        self.direct, self.dtype, self.inner_grad = True, input.dtype, False  # the gradient itself, contiguous
+        self.shape = tuple(spec.weight_shape)
+        self.grid = (cdiv(c_out, config.block_n), programs)
+        tile_t = tap_tile(spec)
+        # split partial tiles (fp32), tile-major; a ticket counter per tile, per stream
+        self.workspace = programs * self.grid[0] * tile_t * config.block_n if programs > 1 else 0
+        self.counters = Counters(self.grid[0])
+        geo = list(geometry_3d(input.shape[2:], grad_output.shape[2:], spec))
+        self.args = (
+            c_out, c_out // input.shape[1], *geo[:6], taps, segs, per, *geo[6:],
+            *strides_3d(input), *strides_3d(grad_output), taps, 1,
+        )
+        self.kwargs = dict(
+            SPLIT=programs > 1, FLIP=flip,
+            INT64=needs_int64(input, grad_output, rows=max(segs * config.block_m, self.workspace)),
+            UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
+            BLOCK_M=tile_t, BLOCK_N=config.block_n, BLOCK_K=config.block_k, P=config.block_m, KJ=rows(spec, config),
+            num_warps=config.num_warps, num_stages=config.num_stages,
+        )
+        self.launcher = Direct(_banded_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
+
+    def __call__(self, grad_output, input) -> torch.Tensor:
+        """Launch; returns the gradient."""
+        grad = geometry.alloc_output(self.shape, input.device, self.dtype)
+        if self.empty:  # an empty batch: the gradient is exactly zero
+            return grad.zero_()
+        ws = geometry.alloc_output((self.workspace,), input.device, torch.float32) if self.workspace else grad
+        self.launcher(input.device, self.grid, input, grad_output, grad, ws, self.counters(input.device))
+        return grad
