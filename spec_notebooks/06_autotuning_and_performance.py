@@ -308,10 +308,10 @@ print("\n".join(lines))
 # image's patches padded 14 x 14 and 7 x 7 planes 1.31x), and channel tiles narrow beside a patch
 # that pads; every layer and pass issues at most 1.15x its useful work but the stems, whose packed
 # channels (12 or 9 in 16) and taps (7 x 7 in 4 x 4 packed) pad, and the 31-tap depthwise layer's
-# forward and input gradient, on the tensor cores as a band of taps (`kernels/banded.py`): each
-# segment of 32 outputs reads a window of 62 inputs padded to 64, 2.06x, where the FMA kernel's
-# loads, conversions and addresses per tap issued 11x the instructions (the largest ratios below;
-# the other depthwise passes run FMA loops, the useful multiply-adds, and are not drawn).
+# three passes, on the tensor cores as a band of taps (`kernels/banded.py`): each segment of 32
+# outputs reads a window of 62 inputs padded to 64, 2.06x, where the FMA kernels' loads,
+# conversions and addresses per tap issued 8-11x the instructions (the largest ratios below; the
+# 3 x 3 depthwise layer's passes run FMA loops, the useful multiply-adds, and are not drawn).
 
 # %%
 static_dir = ROOT / "benchmarks" / "results" / "static"

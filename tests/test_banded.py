@@ -16,6 +16,7 @@ from tritonconv.kernels import banded
 
 CASES = [  # (ndim, input, weight, kwargs)
     (1, (2, 20, 77), (20, 1, 31), dict(padding=15, groups=20)),  # Conformer's 31 taps; channels over 8-wide tiles
+    (1, (2, 8, 96), (8, 1, 31), dict(padding=15, groups=8)),  # NCL rows of whole 16-byte runs: windows read in runs
     (1, (2, 8, 40), (16, 1, 5), dict(padding=2, groups=8, stride=2)),  # multiplier 2, strided (forward only)
     (1, (3, 9, 41), (9, 1, 5), dict(padding=4, groups=9, dilation=2)),
     (1, (1, 8, 33), (8, 1, 3), dict(groups=8, stride=3, dilation=2)),  # stride past the kernel
@@ -152,3 +153,31 @@ def test_weight_gradient_splits_meet_in_a_fixed_order(banded_tiles):
     assert cfg.split_k > 1 and torch.equal(first, second) and banded_tiles == ["weight_grad"] * 2
     assert rel_err(first, single.double()) < 2e-3
     assert rel_err(first, torch.nn.grad.conv1d_weight(x.double(), (8, 1, 31), dy.double(), padding=15, groups=8)) < 2e-3
+
+
+def test_windows_read_in_runs_where_rows_allow():
+    """NCL rows whose strides and width are whole 16-byte runs read their windows in runs, from a run boundary ``R``
+    columns before them (``R = -pad mod 8``), where that leaves the band as wide; else 2 bytes at a time."""
+    def runs(shape, taps, pad, stride=1, segment=32, dtype=torch.bfloat16, channels_last=False):
+        x = torch.empty(shape, dtype=dtype)
+        if channels_last:
+            x = x.movedim(1, -1).contiguous().movedim(-1, 1)
+        spec = _checks.conv_spec("conv1d", 1, x, torch.empty(shape[1], 1, taps, dtype=dtype), None, stride, pad, 1,
+                                 shape[1])
+        return banded.window_runs(x, spec, geometry.Config(segment, 8, 32, fold=1), pad)
+    assert runs((2, 8, 96), 31, 15) == (8, 1)  # 62 inputs and 1 before: 64
+    assert runs((2, 8, 96), 31, 13) == (0, 0)  # 3 before: 65, a band of 128
+    assert runs((2, 8, 100), 31, 15) == (0, 0)  # rows of no whole run
+    assert runs((2, 8, 96), 31, 15, channels_last=True) == (0, 0)  # channels innermost: 16-byte loads already
+    assert runs((2, 8, 96), 9, 4, segment=16) == (8, 4)  # 24 + 4 in 32
+
+
+def test_explain_names_the_banded_kernels():
+    """``tritonconv.explain`` says which passes of a layer run banded on a GPU, and how they read their rows."""
+    x = torch.empty(16, 256, 4096, device="meta", dtype=torch.bfloat16)
+    w = torch.empty(256, 1, 31, device="meta", dtype=torch.bfloat16)
+    text = str(tritonconv.explain(x, w, None, 1, 15, 1, 256))
+    assert text.count("depthwise (tensor cores, banded taps)") == 3 and text.count("NC(D)HW rows in runs") == 3
+    assert "splits met in the kernel" in text
+    fp32 = str(tritonconv.explain(x.float(), w.float(), None, 1, 15, 1, 256))
+    assert "banded" not in fp32 and fp32.count("depthwise (FMA)") == 3

@@ -371,9 +371,9 @@ def test_depthwise_issue_restates_the_committed_census():
 
 def test_banded_issue_restates_the_committed_census():
     """``BANDED_ISSUE`` and ``BANDED_REGISTERS`` restate the committed sm_90 bf16 census of the banded depthwise kernels
-    (``depthwise_k31``'s three passes in both layouts): each main loop's warp instructions per 1000 multiply-adds a step
-    issues (channels x segments x outputs x window), within 2% of its layout's and pass's figure, and its registers
-    within 8 of the estimate."""
+    (``depthwise_k31``'s three passes, channels-last and NCL rows read in runs): each main loop's warp instructions per
+    1000 multiply-adds a step issues (channels x segments x outputs x window), within 2% of its way of reading's and
+    pass's figure, and its registers within 8 of the estimate."""
     rows = [r for r in census_report() if r["kernel"].startswith("_banded")]
     assert {(r["kind"], r["layout"]) for r in rows} == {(k, lay) for k in ("conv_dw", "conv_dw_t", "conv_dw_wgrad")
                                                          for lay in ("channels_last", "contiguous")}
@@ -385,8 +385,10 @@ def test_banded_issue_restates_the_committed_census():
         step = c["block_n"] * c["block_k"] * c["block_m"] * banded.rows(problem.spec, cfg)
         wgrad = r["kind"] == "conv_dw_wgrad"
         issue = 1000 * r["loop_instructions"] * c["num_warps"] / step
-        assert issue == pytest.approx(costmodel.BANDED_ISSUE[r["layout"]][wgrad], rel=0.02), (r["kind"], r["layout"])
-        assert abs(r["registers"] - costmodel.BANDED_REGISTERS[r["layout"]][wgrad]) <= 8, (r["kind"], r["layout"])
+        reads = costmodel.banded_reads(problem, cfg)  # (the suite's NCL rows: whole runs)
+        assert reads == ("channels_last" if r["layout"] == "channels_last" else "runs")
+        assert issue == pytest.approx(costmodel.BANDED_ISSUE[reads][wgrad], rel=0.02), (r["kind"], r["layout"])
+        assert abs(r["registers"] - costmodel.BANDED_REGISTERS[reads][wgrad]) <= 8, (r["kind"], r["layout"])
         assert r["shared_bytes"] == costmodel.shared_bytes(problem, cfg)
 
 
@@ -828,7 +830,8 @@ def test_default_weight_gradient_splits_are_the_models_pick_within_bounds():
     """``tuning.default`` (the config an untuned GPU call takes): a weight gradient keeps the heuristic's tiles with
     the fewest splits of ``split_choices`` (each split 8 reduction steps or more, the partials ``SPLIT_BYTES`` at most)
     that the model predicts within ``SPLIT_SLACK`` of the fastest; ``split_tiles`` counts each split's programs as the
-    launch does; the other passes, and any call without a model, keep the heuristic's config."""
+    launch does; the other passes, the banded depthwise kernel's weight gradient, and any call without a model keep the
+    heuristic's config."""
     device = costmodel.device_for("NVIDIA H200")
     moved = 0
     for (name, prob), layout in itertools.product(tune.suite_problems(SUITE), ("channels_last", "contiguous")):
@@ -839,6 +842,11 @@ def test_default_weight_gradient_splits_are_the_models_pick_within_bounds():
             assert tuning.default(p, device.sms, True) == heuristic
             if not p.kind.endswith("wgrad"):
                 assert chosen == heuristic and tuning.split_choices(p, heuristic) == [heuristic]
+                continue
+            if costmodel.runs_banded(p, heuristic):  # its programs along the segments: the heuristic's count
+                programs = banded.tiling(p.output_shape, heuristic)[2]
+                assert chosen == heuristic and tuning.split_choices(p, heuristic) == [heuristic]
+                assert costmodel.issued(p, chosen)[1] == programs * tuning.split_tiles(p, heuristic) and programs > 1
                 continue
             choices = tuning.split_choices(p, heuristic)
             tiles = tuning.split_tiles(p, heuristic)

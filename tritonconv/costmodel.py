@@ -74,15 +74,15 @@ from .shapes import cdiv
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "BANDED_ISSUE", "BANDED_MMA",
            "BANDED_REGISTERS", "DATASHEET", "DEPTHWISE_ISSUE", "Device", "HOPPER", "NC_FLAT_ISSUE", "NC_ROWS_ISSUE",
            "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "POINTER_STEP", "REGISTERS", "ROW_ISSUE",
-           "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "aligned", "apart", "bound",
-           "bounds", "by_rows", "chain_seconds", "counts_operands", "ctas_per_sm", "default", "device_for", "drained",
-           "efficiency", "fill_bytes", "first_from_registers", "folds", "gemm_launch", "input_channels_as_m",
-           "issue_seconds", "issued", "kernel_of", "launched", "meet_seconds", "meeting", "mma_instructions", "model",
-           "nc_flat", "nc_rows", "nc_runs", "nc_share", "occupancy", "one_row_mma", "pack_seconds", "pass_seconds",
-           "pointer_step_terms", "predict", "predicting", "rank", "rate_of", "registers", "relayout_seconds",
-           "row_reads", "runs_banded", "shared_bytes", "spills", "standin", "step_instructions", "sums_apart",
-           "tap_axes", "tap_runs", "tensor_factor", "tma_splits", "tma_tiles", "transposed_mma", "wanted_registers",
-           "wgrad_runs", "x_as_m"]
+           "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "aligned", "apart",
+           "banded_reads", "bound", "bounds", "by_rows", "chain_seconds", "counts_operands", "ctas_per_sm", "default",
+           "device_for", "drained", "efficiency", "fill_bytes", "first_from_registers", "folds", "gemm_launch",
+           "input_channels_as_m", "issue_seconds", "issued", "kernel_of", "launched", "meet_seconds", "meeting",
+           "mma_instructions", "model", "nc_flat", "nc_rows", "nc_runs", "nc_share", "occupancy", "one_row_mma",
+           "pack_seconds", "pass_seconds", "pointer_step_terms", "predict", "predicting", "rank", "rate_of",
+           "registers", "relayout_seconds", "row_reads", "runs_banded", "shared_bytes", "spills", "standin",
+           "step_instructions", "sums_apart", "tap_axes", "tap_runs", "tensor_factor", "tma_splits", "tma_tiles",
+           "transposed_mma", "wanted_registers", "wgrad_runs", "x_as_m"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -483,7 +483,7 @@ def ctas_per_sm(problem: Problem, config: Config, device: Device) -> int:
     registers (:func:`registers`; the banded kernel's, :data:`BANDED_REGISTERS`); the FMA depthwise kernels (no operand
     tiles in shared memory): as their warps allow, at most 8."""
     if runs_banded(problem, config):
-        held = BANDED_REGISTERS[problem.layout][problem.kind == "conv_dw_wgrad"]
+        held = BANDED_REGISTERS[banded_reads(problem, config)][problem.kind == "conv_dw_wgrad"]
         return max(1, occupancy(held, shared_bytes(problem, config), config.num_warps, device.smem))
     if problem.kind.startswith("conv_dw"):
         return max(1, min(64 // config.num_warps, 8))
@@ -791,17 +791,33 @@ def runs_banded(problem: Problem, config: Config) -> bool:
         problem.spec, getattr(torch, problem.dtype), problem.kind == "conv_dw_t", config)
 
 
-BANDED_ISSUE = {"channels_last": (7.3, 8.3), "contiguous": (8.9, 9.0)}
-"""Per layout, the warp instructions the banded depthwise kernels' main loops issue per 1000 multiply-adds issued
-(the window's masked rows included: 31 taps in a window of 64, 2.06 issued a useful one), the forward's and input
-gradient's, then the weight gradient's: the SASS census (sm_90, bf16, Triton 3.9; ``benchmarks.static``) of
-``depthwise_k31`` with the heuristic's tiles on 8 warps, 32 x 8 x 32 (475 and 582 a step of 524,288; Triton 3.6:
-429-498 channels-last, 1,344-1,429 NCL) and the weight gradient's 32 x 8 x 16 (271 and 294 a step of 262,144; 3.6:
-244 and 630; its diagonals and meeting, about 720 a program after the loop, not counted). Unfitted."""
+BANDED_ISSUE = {"channels_last": (7.3, 8.3), "runs": (3.1, 4.3), "contiguous": (8.9, 9.0)}
+"""Per way of reading ``x`` (:func:`banded_reads`), the warp instructions the banded depthwise kernels' main loops issue
+per 1000 multiply-adds issued (the window's masked rows included: 31 taps in a window of 64, 2.06 issued a useful
+one), the forward's and input gradient's, then the weight gradient's: the SASS census (sm_90, bf16, Triton 3.9;
+``benchmarks.static``) of ``depthwise_k31`` with the heuristic's tiles on 8 warps, 32 x 8 x 32 (channels-last 475 a
+step of 524,288, NCL rows in runs 203; Triton 3.6: 429-498 and 469-549) and the weight gradient's 32 x 8 x 16 (271 and
+141 a step of 262,144; 3.6: 244 and 227; its diagonals and meeting, about 720 a program after the loop, not counted);
+NCL rows read 2 bytes at a time (no whole runs) from the same layer's compiles before it read runs (582 and 294 a step;
+3.6: 1,344-1,429 and 630). Unfitted."""
 
-BANDED_REGISTERS = {"channels_last": (96, 128), "contiguous": (128, 180)}
-"""Per layout, the banded kernels' registers, the forward's and input gradient's, then the weight gradient's (ptxas,
-the same compiles: 91-94 and 128 channels-last, 128 and 178 NCL; Triton 3.6: 87-93, 121, 207-209, 191)."""
+BANDED_REGISTERS = {"channels_last": (96, 128), "runs": (100, 128), "contiguous": (128, 180)}
+"""Per way of reading ``x``, the banded kernels' registers, the forward's and input gradient's, then the weight
+gradient's (ptxas, the same compiles: 91-94 and 128 channels-last, 98-100 and 128 in runs, 128 and 178 2 bytes at a
+time; Triton 3.6: 87-93, 121; 97-98, 128; 207-209, 191)."""
+
+
+def banded_reads(problem: Problem, config: Config) -> str:
+    """How a banded launch reads ``x`` (the input gradient's output gradient): ``"channels_last"``, ``"runs"`` (NCL rows
+    in aligned 16-byte runs, :func:`tritonconv.kernels.banded.window_runs`, on a stand-in laid out as the problem's),
+    or ``"contiguous"`` (NCL rows 2 bytes at a time)."""
+    if problem.layout == "channels_last":
+        return "channels_last"
+    transposed = problem.kind == "conv_dw_t"
+    read = problem.output_shape if transposed else problem.input_shape
+    pad = banded.as_forward(problem.spec, transposed, False)[0]
+    x = tuning.standin(read, getattr(torch, problem.dtype), False, "meta")
+    return "runs" if banded.window_runs(x, problem.spec, config, pad)[0] else "contiguous"
 
 BANDED_MMA = 0.5
 """The banded kernel's tensor-core rate as a share of ``mma_macs``: its batched ``tl.dot`` (one product per channel)
@@ -859,7 +875,7 @@ def issue_seconds(problem: Problem, config: Config, device: Device) -> float:
     launches on FMA units (IEEE fp32 and fp64 dots) and those folding taps (``fold_macs``, fitted with their issue)."""
     problem, config = launched(problem, config)
     if runs_banded(problem, config):
-        return BANDED_ISSUE[problem.layout][problem.kind == "conv_dw_wgrad"] / (1000 * device.issue_rate)
+        return BANDED_ISSUE[banded_reads(problem, config)][problem.kind == "conv_dw_wgrad"] / (1000 * device.issue_rate)
     if problem.kind.startswith("conv_dw"):
         first, further = DEPTHWISE_ISSUE["runs" if depthwise_runs(problem, config) else problem.layout][problem.kind]
         return (first + further * (tap_axes(problem) - 1)) / (1000 * device.issue_rate)

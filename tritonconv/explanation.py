@@ -43,7 +43,8 @@ TMA_NAMES = ("H100", "H200", "H800", "H20", "GH200", "B100", "B200", "GB200")
 KERNELS = {"_conv_kernel": "pointer GEMM", "_conv_tma_kernel": "descriptor (TMA) GEMM",
            "_conv_weight_grad_kernel": "pointer GEMM", "_conv_weight_grad_tma_kernel": "descriptor (TMA) GEMM",
            "_depthwise_kernel": "depthwise (FMA)", "_depthwise_weight_grad_kernel": "depthwise (FMA)",
-           "_banded_kernel": "depthwise (tensor cores, banded taps)"}
+           "_banded_kernel": "depthwise (tensor cores, banded taps)",
+           "_banded_weight_grad_kernel": "depthwise (tensor cores, banded taps)"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,9 +152,12 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
             words.append("NC(D)HW rows, aligned" + (f", dealt into {rows.deal} phases" if rows.deal > 1 else "")
                          + (f", in segments {rows.step} apart" if rows.segments > 1 else "")
                          + (", each tap's products moved" if rows.each else ""))
-    elif kernel == "_banded_kernel":
+    elif kernel.startswith("_banded"):
         rows = banded.rows(ran.spec, cfg)
-        words.append(f"{ran.weight_shape[-1]} taps banded, windows of {rows} inputs for segments of {cfg.block_m}")
+        words.append(f"{ran.weight_shape[-1]} taps banded, windows of {rows} inputs for segments of {cfg.block_m}"
+                     + (", NC(D)HW rows in runs" if costmodel.banded_reads(ran, cfg) == "runs" else ""))
+        if ran.kind == "conv_dw_wgrad" and cfg.split_k > 1:
+            words.append(f"{banded.tiling(ran.output_shape, cfg)[2]} splits met in the kernel")
     elif kernel.startswith("_depthwise") and ran.layout == "contiguous":
         runs = costmodel.depthwise_runs(ran, cfg)
         words.append("NC(D)HW rows" + (f", in runs of {runs}" if runs else "")

@@ -9,19 +9,23 @@ multiply-add, so the layer is bound by issue, not by its bytes. Here a channel's
 
 (0 elsewhere). Per channel, ``BLOCK_K`` segments of ``P`` outputs are one ``[segments, window] x [window, P]``
 product, and ``BLOCK_N`` channels one batched ``tl.dot`` on the tensor cores, the window padded to a power of two
-(``KJ``): ``KJ / taps`` the useful multiply-adds (2.06x for 31 taps in segments of 32), for some 18 warp instructions
-per 1000 useful ones where the FMA kernel issues 163 (sm_90, ``benchmarks.static``). A program loads its band once and
-runs over its share of the segments (``PER`` of them, ``BLOCK_K`` a step); a segment lies within one row
-``(b, od, oh)``, whose depth and height taps are single (``KD = KH = 1``).
+(``KJ``): ``KJ / taps`` the useful multiply-adds (2.06x for 31 taps in segments of 32), for 6-17 warp instructions
+per 1000 useful ones where the FMA kernels issue 139-205 (sm_90, ``benchmarks.static``). A program loads its band once
+and runs over its share of the segments (``PER`` of them, ``BLOCK_K`` a step); a segment lies within one row
+``(b, od, oh)``, whose depth and height taps are single (``KD = KH = 1``). Rows held contiguous in whole 16-byte runs
+(NC(D)HW, :func:`window_runs`) are read in those runs, from ``R`` columns before each window, the band ``R`` rows lower.
 
 The input gradient at unit strides is this forward on the output gradient with the taps reversed and padding
-``(taps - 1)*d - pad`` (:func:`as_forward`), one output channel per input channel.
+``(taps - 1)*d - pad`` (:func:`as_forward`), one output channel per input channel. The weight gradient sums
+``G[c, q, j] += dy[b, c, o0 + q] * x[b, c // DIV, o0*s - pad + j]`` over the segments (a batched dot whose reduction is
+the segments), and tap ``t``'s gradient is the diagonal ``sum_q G[c, q, q*s + t*d]``; its programs' sums meet in the
+kernel in a fixed order.
 
-A NaN or infinity in ``x`` reaches every output of a segment whose window holds it (times the band's zeros), not only
-the outputs its taps reach, as in cuDNN's Winograd and FFT algorithms; finite inputs give the exact products summed
-in fp32, as the FMA kernel's.
+A NaN or infinity in the forward's (input gradient's) ``x`` reaches every output of a segment whose window (read in
+runs: rounded out to them) holds it (times the band's zeros), not only the outputs its taps reach, as in cuDNN's
+Winograd and FFT algorithms; the weight gradient reads only its true products' diagonals. Finite inputs give the
+exact products summed in fp32, as the FMA kernels'.
 """
-
 from __future__ import annotations
 
 import math
@@ -53,12 +57,24 @@ def segment_rows(g, per_row, P: tl.constexpr, OD, OH, D, H, sd, sh, pd, ph, INT6
 
 
 @device
-def load_windows(x_ptr, x_c, ok_c, nb, id_, ih, o0, ok, j, window, W, sxn, sxd, sxh, sxw, sw, pw, INT64: tl.constexpr):
-    """``x``'s windows ``[channels, segments, KJ]``: segment ``g``'s inputs ``o0*s - pad + j`` of its row, for ``j``
-    below ``window`` (0 past it, outside the input, and where ``ok`` is False); ``x_c``, the channels' offsets."""
-    i = (o0 * sw - pw)[:, None] + j[None, :]
-    ok_i = ok[:, None] & inside(i, W, INT64) & (j < window)[None, :]
-    at = (nb * sxn + id_ * sxd + ih * sxh)[:, None] + i * sxw
+def load_windows(x_ptr, x_c, ok_c, nb, id_, ih, o0, ok, j, window, W, sxn, sxd, sxh, sxw, sw, pw, R,
+                 RUN: tl.constexpr, INT64: tl.constexpr):
+    """``x``'s windows ``[channels, segments, KJ]``: segment ``g``'s inputs ``o0*s - pad - R + j`` of its row, for ``j``
+    below ``window + R`` (0 past it, outside the input, and where ``ok`` is False); ``x_c``, the channels' offsets.
+    ``RUN`` (> 1): the rows are contiguous and read in aligned runs of ``RUN`` from run boundaries (``R`` columns before
+    the windows', :func:`window_runs`), their masks whole runs'."""
+    start = o0 * sw - pw - R
+    rows = nb * sxn + id_ * sxd + ih * sxh
+    if RUN > 1:
+        start, rows = tl.multiple_of(start, RUN), tl.multiple_of(rows, RUN)
+    i = start[:, None] + j[None, :]
+    if RUN > 1:
+        ok_i = ok[:, None] & inside(i, W, INT64) & (j < (window + R + RUN - 1) // RUN * RUN)[None, :]
+        ok_i = tl.max_constancy(ok_i, [1, RUN])
+        at = rows[:, None] + i
+    else:
+        ok_i = ok[:, None] & inside(i, W, INT64) & (j < window)[None, :]
+        at = rows[:, None] + i * sxw
     return tl.load(x_ptr + x_c[:, None, None] + at[None, :, :], mask=ok_c[:, None, None] & ok_i[None, :, :], other=0.0)
 
 
@@ -66,17 +82,18 @@ def load_windows(x_ptr, x_c, ok_c, nb, id_, ih, o0, ok, j, window, W, sxn, sxd, 
 @triton.jit
 def _banded_kernel(
     x_ptr, w_ptr, b_ptr, y_ptr,
-    C, DIV, D, H, W, OD, OH, OW, TAPS, SEGS, PER,
+    C, DIV, D, H, W, OD, OH, OW, TAPS, SEGS, PER, R,
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     swo, sww,
     syn, syc, syd, syh, syw, sb,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr,
     UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, P: tl.constexpr, KJ: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, P: tl.constexpr, KJ: tl.constexpr, RUN: tl.constexpr,
 ):
     """``BLOCK_N`` channels of ``y`` (``C``) over segments ``[PER * program_id(1), + PER)`` of the ``SEGS`` (all rows'
-    ``ceil(OW / P)`` each), ``BLOCK_K`` a step; ``x`` read (sizes D, H, W), channel ``c // DIV`` for channel ``c``."""
+    ``ceil(OW / P)`` each), ``BLOCK_K`` a step; ``x`` read (sizes D, H, W), channel ``c // DIV`` for channel ``c``, its
+    windows from ``R`` columns early (:func:`load_windows`), the band as many rows lower."""
     pid_c = tl.program_id(0)
     first = tl.program_id(1) * PER
     c = pid_c * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -87,7 +104,7 @@ def _banded_kernel(
     j = tl.arange(0, KJ)
     q = tl.arange(0, P)
     # the band, once: window element j of output q is tap t where j = q*s + t*d
-    rel = j[:, None] - q[None, :] * sw
+    rel = j[:, None] - R - q[None, :] * sw
     t = rel // dw
     ok_t = (rel >= 0) & (rel % dw == 0) & (t < TAPS)
     if FLIP:
@@ -103,8 +120,8 @@ def _banded_kernel(
         g = g0 + step  # this step's segments
         ok_g = g < last
         nb, od, oh, o0, id_, ih, ok_r = segment_rows(g, per_row, P, OD, OH, D, H, sd, sh, pd, ph, INT64)
-        xv = load_windows(x_ptr, x_c, ok_c, nb, id_, ih, o0, ok_g & ok_r, j, window, W, sxn, sxd, sxh, sxw, sw, pw,
-                          INT64)
+        xv = load_windows(x_ptr, x_c, ok_c, nb, id_, ih, o0, ok_g & ok_r, j, window, W, sxn, sxd, sxh, sxw, sw, pw, R,
+                          RUN, INT64)
         acc = tl.full((BLOCK_N, BLOCK_K, P), 0.0, tl.float32)
         acc = mma(acc, xv, band, UPCAST, DOT_PRECISION, tl.float32)  # [channels, segments, outputs]
         if HAS_BIAS:
@@ -121,13 +138,14 @@ def _banded_kernel(
 @triton.jit
 def _banded_weight_grad_kernel(
     x_ptr, dy_ptr, dw_ptr, ws_ptr, cnt_ptr,
-    C, DIV, D, H, W, OD, OH, OW, TAPS, SEGS, PER,
+    C, DIV, D, H, W, OD, OH, OW, TAPS, SEGS, PER, R,
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     syn, syc, syd, syh, syw,
     sgo, sgt,
     SPLIT: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, P: tl.constexpr, KJ: tl.constexpr,
+    RUN: tl.constexpr,
 ):
     """The weight gradient of ``BLOCK_N`` channels (``C``, ``BLOCK_M`` taps a tile) over segments ``[PER *
     program_id(1), + PER)`` of the output gradient's ``SEGS``, ``BLOCK_K`` a step: each step adds the segments' output
@@ -156,8 +174,8 @@ def _banded_weight_grad_kernel(
         g = g0 + step  # this step's segments
         ok_g = g < last
         nb, od, oh, o0, id_, ih, ok_r = segment_rows(g, per_row, P, OD, OH, D, H, sd, sh, pd, ph, INT64)
-        xv = load_windows(x_ptr, x_c, ok_c, nb, id_, ih, o0, ok_g & ok_r, j, window, W, sxn, sxd, sxh, sxw, sw, pw,
-                          INT64)
+        xv = load_windows(x_ptr, x_c, ok_c, nb, id_, ih, o0, ok_g & ok_r, j, window, W, sxn, sxd, sxh, sxw, sw, pw, R,
+                          RUN, INT64)
         o = o0[None, :] + q[:, None]  # [outputs, segments]
         ok_o = ok_g[None, :] & (o < OW)
         at = (nb * syn + od * syd + oh * syh)[None, :] + o * syw
@@ -166,7 +184,7 @@ def _banded_weight_grad_kernel(
         acc = mma(acc, dyv, xv, UPCAST, DOT_PRECISION, tl.float32)  # [channels, outputs, window]
     # tap t: the diagonal j = q*s + t*d (taps past the last read a clamped one and are not stored)
     t = tl.arange(0, BLOCK_M)
-    at_t = tl.minimum(q[:, None] * sw + t[None, :] * dw, KJ - 1)
+    at_t = tl.minimum(R + q[:, None] * sw + t[None, :] * dw, KJ - 1)
     diagonals = tl.gather(acc, tl.broadcast_to(at_t[None, :, :], (BLOCK_N, P, BLOCK_M)), 2)
     # tl.sum is Triton's own @jit helper, which the interpreted twin cannot call; tl.reduce is a builtin.
     total = tl.trans(tl.reduce(diagonals, 1, tl.standard._sum_combine))  # [taps, channels]
@@ -205,10 +223,10 @@ def as_forward(spec: ConvSpec, transposed: bool, flip: bool) -> tuple[int, bool]
     return (spec.weight_shape[-1] - 1) * spec.dilation[-1] - pad, not flip
 
 
-def window(taps: int, stride: int, dilation: int, segment: int) -> int:
+def window(taps: int, stride: int, dilation: int, segment: int, shift: int = 0) -> int:
     """The band's rows: a segment of ``segment`` outputs' window, ``(segment - 1)*stride + (taps - 1)*dilation + 1``
-    inputs, padded to a power of two (at least 16, the tensor cores' reduction)."""
-    return max(16, triton.next_power_of_2((segment - 1) * stride + (taps - 1) * dilation + 1))
+    inputs (and ``shift`` before it), padded to a power of two (at least 16, the tensor cores' reduction)."""
+    return max(16, triton.next_power_of_2((segment - 1) * stride + (taps - 1) * dilation + 1 + shift))
 
 
 def segment(taps: int, stride: int, dilation: int) -> int:
@@ -221,6 +239,22 @@ def segment(taps: int, stride: int, dilation: int) -> int:
 def segments(written: tuple[int, ...], segment: int) -> int:
     """The segments of ``segment`` outputs in a tensor shaped ``written``: ``ceil(width / segment)`` a row."""
     return written[0] * math.prod(written[2:-1]) * cdiv(written[-1], segment)
+
+
+def window_runs(x: torch.Tensor, spec: ConvSpec, config: Config, pad: int) -> tuple[int, int]:
+    """``(RUN, R)``: where ``x`` (the tensor read, its padding before ``pad``) holds its rows contiguous and every other
+    stride and its width in whole 16-byte runs, its windows are read in those runs, from ``R = -pad mod RUN`` columns
+    before their own starts (a segment's start, ``block_m * stride`` a segment, is on a run: so is every window's
+    less ``R``), the band ``R`` rows lower; where that leaves it as wide (:func:`rows`: 31 taps at padding 15, 62 + 1 in
+    64). Else ``(0, 0)``: 2 bytes at a time."""
+    run = 16 // x.element_size()
+    sizes = (x.stride(0), x.stride(1), *x.stride()[2:-1], x.shape[-1], config.block_m * spec.stride[-1])
+    shift = -pad % run
+    taps, stride, dilation = spec.weight_shape[-1], spec.stride[-1], spec.dilation[-1]
+    if x.stride(-1) != 1 or any(v % run for v in sizes) or window(taps, stride, dilation, config.block_m, shift) > rows(
+            spec, config):
+        return 0, 0
+    return run, shift
 
 
 def tiling(written: tuple[int, ...], config: Config) -> tuple[int, int, int]:
@@ -263,6 +297,7 @@ class Launch:
         taps = spec.weight_shape[-1]
         pad, flip = as_forward(spec, transposed, flip)
         segs, per, programs = tiling(tuple(y.shape), config)
+        run, shift = window_runs(x, spec, config, pad)
         interp = interpreting(x.device)
         self.empty = y.numel() == 0
         self.grid = (cdiv(channels, config.block_n), programs)
@@ -271,15 +306,14 @@ class Launch:
         if transposed:  # (unit strides: dx's row (id, ih) reads dy's (id + pd, ih + ph))
             geo[9], geo[10] = -geo[9], -geo[10]
         self.args = (
-            channels, 1 if transposed else channels // x.shape[1], *geo[:6], taps, segs, per, *geo[6:],
+            channels, 1 if transposed else channels // x.shape[1], *geo[:6], taps, segs, per, shift, *geo[6:],
             *strides_3d(x), weight.stride(0), weight.stride(-1), *strides_3d(y), geometry.bias_step(bias),
         )
         self.kwargs = dict(
             HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
             INT64=needs_int64(x, weight, y, rows=segs * config.block_m),
             UPCAST=interp and x.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(x.dtype, interp),
-            BLOCK_N=config.block_n, BLOCK_K=config.block_k, P=config.block_m,
-            KJ=rows(spec, config),
+            BLOCK_N=config.block_n, BLOCK_K=config.block_k, P=config.block_m, KJ=rows(spec, config), RUN=run,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_banded_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
@@ -298,6 +332,7 @@ class WeightGradLaunch:
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> None:
         c_out, taps = spec.weight_shape[0], spec.weight_shape[-1]
         segs, per, programs = tiling(tuple(grad_output.shape), config)
+        run, shift = window_runs(input, spec, config, spec.padding[-1][0])
         interp = interpreting(input.device)
         self.spec, self.flip, self.empty = spec, flip, segs == 0
         self.direct, self.dtype, self.inner_grad = True, input.dtype, False  # the gradient itself, contiguous
@@ -309,7 +344,7 @@ class WeightGradLaunch:
         self.counters = Counters(self.grid[0])
         geo = list(geometry_3d(input.shape[2:], grad_output.shape[2:], spec))
         self.args = (
-            c_out, c_out // input.shape[1], *geo[:6], taps, segs, per, *geo[6:],
+            c_out, c_out // input.shape[1], *geo[:6], taps, segs, per, shift, *geo[6:],
             *strides_3d(input), *strides_3d(grad_output), taps, 1,
         )
         self.kwargs = dict(
@@ -317,6 +352,7 @@ class WeightGradLaunch:
             INT64=needs_int64(input, grad_output, rows=max(segs * config.block_m, self.workspace)),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             BLOCK_M=tile_t, BLOCK_N=config.block_n, BLOCK_K=config.block_k, P=config.block_m, KJ=rows(spec, config),
+            RUN=run,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_banded_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
