@@ -904,10 +904,10 @@ def banded_config(problem: Problem, sm_count: int) -> Config | None:
     """The banded kernels' tiles (:mod:`tritonconv.kernels.banded`) for a depthwise pass they compute, or None:
     segments of :func:`~tritonconv.kernels.banded.segment` outputs, 8 channels (16-byte loads channels-last), 32
     segments a step (16 for windows past 64; the weight gradient's 16), 8 warps, one stage, split along the segments
-    into about four programs an SM (the weight gradient's two). SASS on ``depthwise_k31`` (sm_90, bf16): the forward and
-    input gradient 15.0 and 14.9 warp instructions per 1000 useful multiply-adds channels-last (Triton 3.6: 13.7,
-    15.8), 18.3 NCL (3.6: 42-45), the weight gradient 17.2 and 18.6 (3.6: 15.2, 39.7), 80-210 registers, no spill;
-    the FMA kernels' 139-164 and 205 (``benchmarks/NOTES.md``, fifty-seventh session)."""
+    into about four programs an SM (the weight gradient's two). SASS on ``depthwise_k31`` (sm_90, bf16), warp
+    instructions per 1000 useful multiply-adds, forward, input and weight gradient: channels-last 14.7, 14.9 and 17.0
+    (Triton 3.6: 13.3, 15.7, 15.4), NCL rows in runs 6.4, 6.4 and 8.9 (3.6: 14.8, 17.3, 14.3), 88-128 registers, no
+    spill; the FMA kernels' 139-205 (``benchmarks/NOTES.md``, fifty-seventh session)."""
     transposed = problem.kind == "conv_dw_t"
     spec = problem.spec
     if not problem.kind.startswith("conv_dw") or not banded.applies(spec, getattr(torch, problem.dtype), transposed):

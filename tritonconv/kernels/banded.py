@@ -43,9 +43,27 @@ from ..shapes import cdiv
 
 
 @device
-def segment_rows(g, per_row, P: tl.constexpr, OD, OH, D, H, sd, sh, pd, ph, INT64: tl.constexpr):
-    """Segments ``g`` (``per_row`` a row of ``P`` outputs) -> their rows ``(nb, od, oh)``, first outputs ``o0``, the one
-    depth and height tap's rows read ``(id, ih)``, and whether those lie inside the input."""
+def program_share(C, PER, SEGS, INT64: tl.constexpr, BLOCK_N: tl.constexpr):
+    """This program's channels ``c`` (``program_id(0)``'s tile of ``BLOCK_N``) and which of them exist, and its segments
+    ``[first, last)``: ``program_id(1)``'s ``PER`` of the ``SEGS`` (the last program's, the rest)."""
+    c = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    first = tl.program_id(1) * PER
+    if INT64:
+        c = c.to(tl.int64)
+        first = first.to(tl.int64)
+    return c, c < C, first, tl.minimum(first + PER, SEGS)
+
+
+@device
+def step_windows(x_ptr, x_c, ok_c, g, last, per_row, j, window, P: tl.constexpr, OD, OH, D, H, W, sd, sh, pd, ph,
+                 sxn, sxd, sxh, sxw, sw, pw, R, RUN: tl.constexpr, INT64: tl.constexpr):
+    """A step's segments ``g`` (``per_row`` a row of ``P`` outputs; those from ``last`` on not the program's): their rows
+    ``(nb, od, oh)``, first outputs ``o0``, which are the program's, and ``x``'s windows ``[channels, segments, KJ]``:
+    each segment's inputs ``o0*s - pad - R + j`` of the row its one depth and height tap reads, for ``j`` below ``window
+    + R`` (0 past it, outside the input, and for segments not the program's); ``x_c``, the channels' offsets. ``RUN``
+    (> 1): the rows are contiguous and read in aligned runs of ``RUN`` from run boundaries (``R`` columns before the
+    windows', :func:`window_runs`), their masks whole runs'."""
+    ok_g = g < last
     row = g // per_row
     o0 = (g % per_row) * P
     oh = row % OH
@@ -53,16 +71,7 @@ def segment_rows(g, per_row, P: tl.constexpr, OD, OH, D, H, sd, sh, pd, ph, INT6
     nb = row // (OH * OD)
     id_ = od * sd - pd
     ih = oh * sh - ph
-    return nb, od, oh, o0, id_, ih, inside(id_, D, INT64) & inside(ih, H, INT64)
-
-
-@device
-def load_windows(x_ptr, x_c, ok_c, nb, id_, ih, o0, ok, j, window, W, sxn, sxd, sxh, sxw, sw, pw, R,
-                 RUN: tl.constexpr, INT64: tl.constexpr):
-    """``x``'s windows ``[channels, segments, KJ]``: segment ``g``'s inputs ``o0*s - pad - R + j`` of its row, for ``j``
-    below ``window + R`` (0 past it, outside the input, and where ``ok`` is False); ``x_c``, the channels' offsets.
-    ``RUN`` (> 1): the rows are contiguous and read in aligned runs of ``RUN`` from run boundaries (``R`` columns before
-    the windows', :func:`window_runs`), their masks whole runs'."""
+    ok = ok_g & inside(id_, D, INT64) & inside(ih, H, INT64)
     start = o0 * sw - pw - R
     rows = nb * sxn + id_ * sxd + ih * sxh
     if RUN > 1:
@@ -75,7 +84,8 @@ def load_windows(x_ptr, x_c, ok_c, nb, id_, ih, o0, ok, j, window, W, sxn, sxd, 
     else:
         ok_i = ok[:, None] & inside(i, W, INT64) & (j < window)[None, :]
         at = rows[:, None] + i * sxw
-    return tl.load(x_ptr + x_c[:, None, None] + at[None, :, :], mask=ok_c[:, None, None] & ok_i[None, :, :], other=0.0)
+    xv = tl.load(x_ptr + x_c[:, None, None] + at[None, :, :], mask=ok_c[:, None, None] & ok_i[None, :, :], other=0.0)
+    return nb, od, oh, o0, ok_g, xv
 
 
 @kernel
@@ -93,14 +103,8 @@ def _banded_kernel(
 ):
     """``BLOCK_N`` channels of ``y`` (``C``) over segments ``[PER * program_id(1), + PER)`` of the ``SEGS`` (all rows'
     ``ceil(OW / P)`` each), ``BLOCK_K`` a step; ``x`` read (sizes D, H, W), channel ``c // DIV`` for channel ``c``, its
-    windows from ``R`` columns early (:func:`load_windows`), the band as many rows lower."""
-    pid_c = tl.program_id(0)
-    first = tl.program_id(1) * PER
-    c = pid_c * BLOCK_N + tl.arange(0, BLOCK_N)
-    if INT64:
-        c = c.to(tl.int64)
-        first = first.to(tl.int64)
-    ok_c = c < C
+    windows from ``R`` columns early (:func:`step_windows`), the band as many rows lower."""
+    c, ok_c, first, last = program_share(C, PER, SEGS, INT64, BLOCK_N)
     j = tl.arange(0, KJ)
     q = tl.arange(0, P)
     # the band, once: window element j of output q is tap t where j = q*s + t*d
@@ -114,14 +118,10 @@ def _banded_kernel(
     window = (P - 1) * sw + (TAPS - 1) * dw + 1
     x_c = (c // DIV) * sxc
     per_row = (OW + P - 1) // P
-    last = tl.minimum(first + PER, SEGS)
     g0 = first + tl.arange(0, BLOCK_K)
     for step in range(0, last - first, BLOCK_K):  # (the last program's share: the segments left)
-        g = g0 + step  # this step's segments
-        ok_g = g < last
-        nb, od, oh, o0, id_, ih, ok_r = segment_rows(g, per_row, P, OD, OH, D, H, sd, sh, pd, ph, INT64)
-        xv = load_windows(x_ptr, x_c, ok_c, nb, id_, ih, o0, ok_g & ok_r, j, window, W, sxn, sxd, sxh, sxw, sw, pw, R,
-                          RUN, INT64)
+        nb, od, oh, o0, ok_g, xv = step_windows(x_ptr, x_c, ok_c, g0 + step, last, per_row, j, window, P, OD, OH, D, H,
+                                                W, sd, sh, pd, ph, sxn, sxd, sxh, sxw, sw, pw, R, RUN, INT64)
         acc = tl.full((BLOCK_N, BLOCK_K, P), 0.0, tl.float32)
         acc = mma(acc, xv, band, UPCAST, DOT_PRECISION, tl.float32)  # [channels, segments, outputs]
         if HAS_BIAS:
@@ -154,28 +154,17 @@ def _banded_weight_grad_kernel(
     The splits' sums meet in the last split to arrive (``SPLIT``, :func:`tritonconv._tile.meet_splits`: in split
     order, one launch), which writes the gradient (``sgo``, ``sgt``: its strides per channel and tap; ``FLIP``, the
     taps reversed) in its dtype."""
-    pid_c = tl.program_id(0)
-    split = tl.program_id(1)
-    first = split * PER
-    c = pid_c * BLOCK_N + tl.arange(0, BLOCK_N)
-    if INT64:
-        c = c.to(tl.int64)
-        first = first.to(tl.int64)
-    ok_c = c < C
+    c, ok_c, first, last = program_share(C, PER, SEGS, INT64, BLOCK_N)
     j = tl.arange(0, KJ)
     q = tl.arange(0, P)
     window = (P - 1) * sw + (TAPS - 1) * dw + 1
     x_c = (c // DIV) * sxc
     per_row = (OW + P - 1) // P
-    last = tl.minimum(first + PER, SEGS)
     g0 = first + tl.arange(0, BLOCK_K)
     acc = tl.full((BLOCK_N, P, KJ), 0.0, tl.float32)
     for step in range(0, last - first, BLOCK_K):  # (the last program's share: the segments left)
-        g = g0 + step  # this step's segments
-        ok_g = g < last
-        nb, od, oh, o0, id_, ih, ok_r = segment_rows(g, per_row, P, OD, OH, D, H, sd, sh, pd, ph, INT64)
-        xv = load_windows(x_ptr, x_c, ok_c, nb, id_, ih, o0, ok_g & ok_r, j, window, W, sxn, sxd, sxh, sxw, sw, pw, R,
-                          RUN, INT64)
+        nb, od, oh, o0, ok_g, xv = step_windows(x_ptr, x_c, ok_c, g0 + step, last, per_row, j, window, P, OD, OH, D, H,
+                                                W, sd, sh, pd, ph, sxn, sxd, sxh, sxw, sw, pw, R, RUN, INT64)
         o = o0[None, :] + q[:, None]  # [outputs, segments]
         ok_o = ok_g[None, :] & (o < OW)
         at = (nb * syn + od * syd + oh * syh)[None, :] + o * syw
@@ -190,8 +179,8 @@ def _banded_weight_grad_kernel(
     total = tl.trans(tl.reduce(diagonals, 1, tl.standard._sum_combine))  # [taps, channels]
     finish = True
     if SPLIT:
-        total, finish = meet_splits(total, ws_ptr, cnt_ptr, pid_c, tl.num_programs(0), split, tl.num_programs(1),
-                                    BLOCK_M, BLOCK_N)
+        total, finish = meet_splits(total, ws_ptr, cnt_ptr, tl.program_id(0), tl.num_programs(0), tl.program_id(1),
+                                    tl.num_programs(1), BLOCK_M, BLOCK_N)
     if finish:
         out_t = TAPS - 1 - t if FLIP else t
         tl.store(dw_ptr + c[None, :] * sgo + out_t[:, None] * sgt, total.to(dw_ptr.dtype.element_ty),
