@@ -890,8 +890,8 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
 
 
 BANDED_TAPS = 8
-"""Taps from which the heuristic runs a 16-bit depthwise forward or input gradient whose taps lie along the width on
-the tensor cores (:func:`banded_config`): at the FMA kernel's census (``costmodel.DEPTHWISE_ISSUE``, 163 warp
+"""Taps from which the heuristic runs a 16-bit depthwise pass whose taps lie along the width on the tensor cores
+(:func:`banded_config`): at the FMA kernel's census (``costmodel.DEPTHWISE_ISSUE``, 163 warp
 instructions per 1000 multiply-adds channels-last) an output's taps take as long to issue as its 4 bytes to move (an
 H200's fitted 2.7 TB/s) at about 9.5 taps; below, both kernels are bound by the bytes."""
 
@@ -926,7 +926,7 @@ def banded_config(problem: Problem, sm_count: int) -> Config | None:
 
 
 def banded_candidates(problem: Problem, sm_count: int, smem_limit: int = DEFAULT_SMEM) -> list[Config]:
-    """The banded kernel's tiles the tuner tries for a depthwise pass it computes, from 3 taps: the heuristic's
+    """The banded kernels' tiles the tuner tries for a depthwise pass they compute, from 3 taps: the heuristic's
     (:func:`banded_config`), with 16 channels, with half the segments a step, on 4 warps, and split half and twice as
     many ways; those that fit ``smem_limit`` (:func:`tritonconv.kernels.banded.shared_bytes`)."""
     cfg = banded_config(problem, sm_count) if problem.taps >= 3 else None  # (one or two taps: a window of 16, 8-16x
