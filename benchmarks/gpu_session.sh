@@ -51,10 +51,10 @@ if ((gpu)); then
   kernelbench=(python3 -m benchmarks.kernelbench --dtype bf16 fp32)
   fuzz=(python3 -m benchmarks.fuzz --device cuda --seed "$(date +%j)")
   # first what only a GPU can check (graph capture, TMA descriptors and wgmma, the aligned rows' vector hints and
-  # gather, the fused (2+1)D kernel's MMAs), since the step may end before the rest: these files compile about 1,000
-  # kernel variants (counted under the interpreter, 2026-11-29), where the 2026-11-26 slot ran 361 tests in 87 s on 8
-  # processes
-  tests="tests/test_cuda_graphs.py tests/test_conv_tma.py tests/test_aligned_rows.py tests/test_backward.py tests/test_conv2plus1d.py tests/test_conv.py"
+  # gather, the banded depthwise kernels' batched MMAs, runs and diagonals, the fused (2+1)D kernel's MMAs), since the
+  # step may end before the rest: these files compile about 1,000 kernel variants (counted under the interpreter,
+  # 2026-11-29), where the 2026-11-26 slot ran 361 tests in 87 s on 8 processes
+  tests="tests/test_cuda_graphs.py tests/test_conv_tma.py tests/test_aligned_rows.py tests/test_banded.py tests/test_backward.py tests/test_conv2plus1d.py tests/test_conv.py"
   tune=(python3 -m tritonconv.tune benchmarks/shapes.json --ship --dtype bf16 --layout channels_last contiguous
         --kinds conv conv_t conv_wgrad --behind "$OUT/suite.jsonl" --top 6)
   spec=(python3 -m tritonconv.spec --device cuda --workers 4 --junitxml "$OUT/spec.xml")
