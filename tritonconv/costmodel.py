@@ -813,10 +813,8 @@ def banded_reads(problem: Problem, config: Config) -> str:
     or ``"contiguous"`` (NCL rows 2 bytes at a time)."""
     if problem.layout == "channels_last":
         return "channels_last"
-    transposed = problem.kind == "conv_dw_t"
-    read = problem.output_shape if transposed else problem.input_shape
-    pad = banded.as_forward(problem.spec, transposed, False)[0]
-    x = tuning.standin(read, getattr(torch, problem.dtype), False, "meta")
+    pad = banded.as_forward(problem.spec, problem.kind == "conv_dw_t", False)[0]
+    x = tuning.standin(problem.reads[0], getattr(torch, problem.dtype), False, "meta")  # (x, or dy for conv_dw_t)
     return "runs" if banded.window_runs(x, problem.spec, config, pad)[0] else "contiguous"
 
 BANDED_MMA = 0.5
