@@ -1,7 +1,8 @@
-"""The banded depthwise kernels (``tritonconv.kernels.banded``): a row of taps as the tensor cores' reduction.
+"""The banded depthwise kernels (``tritonconv.kernels.banded``): a segment's taps as the tensor cores' reduction.
 
-On a GPU the heuristic gives them 16-bit depthwise layers of 8 taps or more along the width; under the interpreter the
-tests ask for them (the heuristic's banded tiles, small splits) and check them against torch in float64.
+On a GPU the heuristic gives them 16-bit depthwise layers of 8 taps or more (one along the depth) whose band issues at
+most 8 multiply-adds a useful one; under the interpreter the tests ask for them (the heuristic's banded tiles, small
+splits) and check them against torch in float64.
 """
 
 import dataclasses
@@ -25,6 +26,14 @@ CASES = [  # (ndim, input, weight, kwargs)
     (2, (2, 6, 5, 19), (6, 1, 1, 7), dict(groups=6, padding=(1, 3))),  # rows padded: some read nothing
     (2, (1, 8, 6, 17), (8, 1, 1, 9), dict(groups=8, stride=(2, 1), padding=(1, 4))),  # a strided height
     (3, (1, 5, 3, 2, 21), (5, 1, 1, 1, 9), dict(groups=5, padding=(0, 1, 4))),
+    # taps along the height too: segments of several rows, windows flattened
+    (2, (2, 10, 11, 13), (10, 1, 3, 3), dict(groups=10, padding=1)),  # MobileNet's 3 x 3: 4 x 8 outputs, 6 x 10 inputs
+    (2, (1, 8, 17, 19), (8, 1, 7, 7), dict(groups=8, padding=3)),  # ConvNeXt's 7 x 7: 2 x 8 outputs, 8 x 14 inputs
+    (2, (2, 8, 9, 23), (8, 1, 3, 7), dict(groups=8)),  # no padding, taps of two lengths
+    (2, (1, 8, 13, 15), (16, 1, 3, 3), dict(groups=8, padding=1, stride=2)),  # multiplier 2, strided
+    (2, (1, 8, 14, 15), (8, 1, 3, 5), dict(groups=8, padding=(2, 4), dilation=2)),
+    (2, (1, 8, 10, 12), (8, 1, 4, 4), dict(groups=8, padding="same")),  # even taps: 1 before, 2 after
+    (3, (1, 8, 3, 9, 11), (8, 1, 1, 5, 3), dict(groups=8, padding=(1, 2, 1))),  # 1 x kh x kw: a plane of padding read
 ]
 
 
@@ -92,7 +101,7 @@ def test_non_finite_input_reaches_its_segments_only(banded_tiles):
     x = torch.randn(1, 8, 256, dtype=torch.float16)
     x[0, 3, 100] = float("inf")
     out = tritonconv.conv1d(x, torch.randn(8, 1, 31, dtype=torch.float16), padding=15, groups=8)
-    segment = banded.segment(31, 1, 1)  # 32 outputs, each window 62 inputs from 15 before
+    segment = banded.segment(spec_of((1, 8, 256), (31,)))  # 32 outputs, each window 62 inputs from 15 before
     reached = [s for s in range(256 // segment) if s * segment - 15 <= 100 < s * segment - 15 + 62]
     bad = (~out[0, 3].isfinite()).nonzero().flatten().tolist()
     assert bad and {o // segment for o in bad} <= set(reached)
@@ -112,19 +121,68 @@ def test_heuristic_takes_the_banded_kernel_for_long_16_bit_rows_on_a_gpu():
     assert not config(dtype="float32").fold and not config(kind="conv_dw_wgrad", dtype="float32").fold  # exact FMAs
     assert not config(interpret=True).fold
     assert not config(w=(32, 1, 7)).fold  # below BANDED_TAPS: both kernels bound by the bytes
-    assert not config(x=(4, 32, 64, 64), w=(32, 1, 3, 3)).fold  # taps along two axes
     assert not config(w=(32, 1, 127)).fold  # a band past BANDED_WINDOW
     assert config(x=(4, 32, 8, 256), w=(32, 1, 1, 31)).fold  # 1 x k: rows of any height
+    square = config(x=(4, 32, 64, 64), w=(32, 1, 3, 3))  # 3 x 3: 7.1 issued a useful one, 16 segments a step
+    assert square.fold and (square.block_m, square.block_k) == (32, 16)
+    assert config(x=(4, 32, 64, 64), w=(32, 1, 7, 7)).fold and config(x=(4, 32, 9, 64, 64), w=(32, 1, 1, 5, 5)).fold
+    assert not config(x=(4, 32, 64, 64), w=(32, 1, 3, 3), stride=2).fold  # windows of 81 in 128: 14.2 issued
+    assert not config(x=(4, 32, 9, 64, 64), w=(32, 1, 3, 3, 3)).fold  # taps along the depth: the FMA kernel
+    assert not config(x=(4, 32, 64, 64), w=(32, 1, 3, 3), interpret=True).fold
+
+
+def spec_of(x_shape, taps, stride=1, dilation=1):
+    """A depthwise layer's checked spec: ``x_shape``'s channels, ``taps`` its kernel."""
+    x = torch.empty(x_shape, dtype=torch.float16)
+    w = torch.empty(x_shape[1], 1, *taps, dtype=torch.float16)
+    return _checks.conv_spec(f"conv{len(taps)}d", len(taps), x, w, None, stride, 0, dilation, x_shape[1])
 
 
 def test_segment_and_window():
-    assert (banded.segment(31, 1, 1), banded.window(31, 1, 1, 32)) == (32, 64)  # 62 inputs in 64
-    assert (banded.segment(9, 1, 1), banded.window(9, 1, 1, 16)) == (16, 32)  # 24 in 32 (32 outputs: 40 in 64)
-    assert banded.window(3, 1, 1, 16) == 32 and banded.window(2, 1, 1, 8) == 16  # at least the MMA's 16
-    assert banded.window(5, 2, 3, 16) == 64  # 15 * 2 + 4 * 3 + 1 = 43
+    """A segment's outputs, rows and window (the band's rows) follow the taps."""
+    def chosen(x_shape, taps, stride=1, dilation=1):
+        spec = spec_of(x_shape, taps, stride, dilation)
+        outputs = banded.segment(spec)
+        rows = banded.segment_rows(spec, outputs)
+        return outputs, rows, banded.window(spec, outputs, rows)
+    assert chosen((1, 8, 64), (31,)) == (32, 1, 64)  # 62 inputs in 64
+    assert chosen((1, 8, 64), (9,)) == (16, 1, 32)  # 24 in 32 (32 outputs: 40 in 64)
+    assert chosen((1, 8, 64), (3,))[2] == 32 and chosen((1, 8, 64), (2,))[2] == 32  # at least the MMA's 16
+    assert banded.window(spec_of((1, 8, 64), (5,), 2, 3), 16) == 64  # 15 * 2 + 4 * 3 + 1 = 43
+    assert chosen((1, 8, 32, 32), (1, 31)) == (32, 1, 64)  # one row of taps: one row of outputs
+    assert chosen((1, 8, 32, 32), (3, 3)) == (32, 4, 64)  # 6 x 10 inputs in 64 (16 outputs: 64 too)
+    assert chosen((1, 8, 32, 32), (7, 7)) == (16, 2, 128)  # 8 x 14 in 128, not 4 x 4's 10 x 10 (as few rows)
+    assert chosen((1, 8, 32, 32), (3, 7)) == (16, 2, 64)  # 4 x 14 in 64
+    assert chosen((1, 8, 32, 32), (5, 5)) == (16, 4, 64)  # 8 x 8: no input padded
+    assert chosen((1, 8, 4, 32, 32), (1, 3, 3))[1:] == (4, 64)
     written, cfg = (3, 8, 2, 100), geometry.Config(32, 8, 16, 1, 8, 1, split_k=5, fold=1)
-    segs, per, programs = banded.tiling(written, cfg)
+    segs, per, programs = banded.tiling(written, spec_of((3, 8, 2, 108), (1, 9)), cfg)
     assert segs == 3 * 2 * 4 and per % 16 == 0 and (programs - 1) * per < segs <= programs * per
+    assert banded.tiling(written, spec_of((3, 8, 4, 102), (3, 3)), cfg)[0] == 3 * 1 * 13  # rows of 4 x 8
+    assert banded.segment_grid(written, spec_of((3, 8, 4, 102), (3, 3)), cfg) == (1, 13, 1, 0, 0, 3)  # 16 = 13 + 3
+
+
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", [
+    (1, (3, 8, 300), (8, 1, 9), dict(padding=4, groups=8)),
+    (2, (3, 8, 21, 30), (8, 1, 3, 3), dict(padding=1, groups=8)),
+    (3, (2, 8, 3, 9, 19), (8, 1, 1, 3, 5), dict(padding=(0, 1, 2), groups=8)),
+])
+def test_steps_move_over_rows_planes_and_batches(ndim, x_shape, w_shape, kw):
+    """One program over every segment, 16 a step: the steps move the segments' rows, planes and batches on by carries
+    (``segment_grid``), forward and weight gradient, against torch."""
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(x_shape, generator=g).to(torch.float16)
+    w = torch.randn(w_shape, generator=g).to(torch.float16)
+    spec = _checks.conv_spec(f"conv{ndim}d", ndim, x, w, None, 1, kw["padding"], 1, kw["groups"])
+    outputs = banded.segment(spec)
+    cfg = geometry.Config(outputs, 8, 16, group_m=1, num_warps=8, num_stages=1, split_k=1, fold=1)
+    assert banded.tiling(spec.output_shape, spec, cfg)[0] > 3 * 16  # several steps, past a batch
+    y = dispatch.conv_forward(x, w, None, spec, config=cfg)
+    assert rel_err(y, getattr(F, f"conv{ndim}d")(x.double(), w.double(), **kw)) < 2e-3
+    dy = torch.randn(y.shape, generator=g).to(torch.float16)
+    grad = dispatch.conv_grad_weight(dy, x, spec, False, cfg)
+    ref = getattr(torch.nn.grad, f"conv{ndim}d_weight")(x.double(), w_shape, dy.double(), **kw)
+    assert rel_err(grad, ref) < 2e-3
 
 
 def test_fitted_to_a_smaller_gpu(monkeypatch):
@@ -170,6 +228,9 @@ def test_windows_read_in_runs_where_rows_allow():
     assert runs((2, 8, 100), 31, 15) == (0, 0)  # rows of no whole run
     assert runs((2, 8, 96), 31, 15, channels_last=True) == (0, 0)  # channels innermost: 16-byte loads already
     assert runs((2, 8, 96), 9, 4, segment=16) == (8, 4)  # 24 + 4 in 32
+    x = torch.empty(2, 8, 16, 96, dtype=torch.bfloat16)  # whole runs, but segments of several rows: 2 bytes at a time
+    spec = _checks.conv_spec("conv2d", 2, x, torch.empty(8, 1, 3, 3, dtype=x.dtype), None, 1, 1, 1, 8)
+    assert banded.window_runs(x, spec, geometry.Config(32, 8, 16, fold=1), 1) == (0, 0)
 
 
 def test_explain_names_the_banded_kernels():
@@ -181,3 +242,6 @@ def test_explain_names_the_banded_kernels():
     assert "splits met in the kernel" in text
     fp32 = str(tritonconv.explain(x.float(), w.float(), None, 1, 15, 1, 256))
     assert "banded" not in fp32 and fp32.count("depthwise (FMA)") == 3
+    x2 = torch.empty(32, 96, 56, 56, device="meta", dtype=torch.bfloat16)  # ConvNeXt's 7 x 7
+    text = str(tritonconv.explain(x2, torch.empty(96, 1, 7, 7, device="meta", dtype=torch.bfloat16), None, 1, 3, 1, 96))
+    assert text.count("7 x 7 taps banded, windows of 128 inputs for") == 3 and text.count("segments of 2 x 8") == 3

@@ -230,7 +230,7 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
     problem, config = launched(problem, config)
     if runs_banded(problem, config):  # every step's segments x their window x its channels, masked ones included
         written = problem.input_shape if problem.kind == "conv_dw_t" else problem.output_shape
-        segs, _, programs = banded.tiling(written, config)  # (each program's share whole steps, the last's the rest)
+        segs, _, programs = banded.tiling(written, problem.spec, config)  # (each program's share whole steps, the last's the rest)
         tiles = cdiv(written[1], config.block_n)
         rows = banded.rows(problem.spec, config)
         return tiles * config.block_n * cdiv(segs, config.block_k) * config.block_k * config.block_m * rows, tiles * programs
@@ -287,7 +287,7 @@ def meeting(problem: Problem, config: Config) -> tuple[int, int]:
     if problem.kind in ("conv_dw", "conv_dw_t") or config.split_k <= 1:
         return 0, 1
     if runs_banded(problem, config):  # every channel tile's programs along the segments
-        programs = banded.tiling(problem.output_shape, config)[2]
+        programs = banded.tiling(problem.output_shape, problem.spec, config)[2]
         return (cdiv(problem.output_shape[1], config.block_n), programs) if programs > 1 else (0, 1)
     if problem.kind == "conv_dw_wgrad":
         launch = depthwise.WeightGradLaunch(standin(problem, problem.output_shape), standin(problem, problem.input_shape),
@@ -813,7 +813,7 @@ def banded_reads(problem: Problem, config: Config) -> str:
     or ``"contiguous"`` (NCL rows 2 bytes at a time)."""
     if problem.layout == "channels_last":
         return "channels_last"
-    pad = banded.as_forward(problem.spec, problem.kind == "conv_dw_t", False)[0]
+    pad = banded.as_forward(problem.spec, problem.kind == "conv_dw_t", False)[0][-1]
     x = tuning.standin(problem.reads[0], getattr(torch, problem.dtype), False, "meta")  # (x, or dy for conv_dw_t)
     return "runs" if banded.window_runs(x, problem.spec, config, pad)[0] else "contiguous"
 

@@ -890,10 +890,16 @@ def heuristic(problem: Problem, interpret: bool, sm_count: int = 132, tma: bool 
 
 
 BANDED_TAPS = 8
-"""Taps from which the heuristic runs a 16-bit depthwise pass whose taps lie along the width on the tensor cores
-(:func:`banded_config`): at the FMA kernel's census (``costmodel.DEPTHWISE_ISSUE``, 163 warp
-instructions per 1000 multiply-adds channels-last) an output's taps take as long to issue as its 4 bytes to move (an
-H200's fitted 2.7 TB/s) at about 9.5 taps; below, both kernels are bound by the bytes."""
+"""Taps from which the heuristic runs a 16-bit depthwise pass on the tensor cores (:func:`banded_config`): at the FMA
+kernel's census (``costmodel.DEPTHWISE_ISSUE``, 163 warp instructions per 1000 multiply-adds channels-last) an output's
+taps take as long to issue as its 4 bytes to move (an H200's fitted 2.7 TB/s) at about 9.5 taps; below, both kernels
+are bound by the bytes."""
+
+BANDED_ISSUED = 8
+"""The most multiply-adds the heuristic's band issues a useful one (its window over the taps, :func:`banded_issued`):
+3 x 3 taps in segments of 4 x 8 outputs issue 7.1 (windows of 60 in 64) for 72 warp instructions per 1000 useful
+multiply-adds where the FMA kernel issues 163; at a stride of 2 their windows pad to 128 (14.2), and the FMA kernel
+keeps them."""
 
 BANDED_WINDOW = 128
 """The widest band the heuristic's banded tiles hold (:func:`tritonconv.kernels.banded.window`: 8 channels x 16
@@ -912,15 +918,17 @@ def banded_config(problem: Problem, sm_count: int) -> Config | None:
     spec = problem.spec
     if not problem.kind.startswith("conv_dw") or not banded.applies(spec, getattr(torch, problem.dtype), transposed):
         return None
-    taps, stride, dilation = spec.weight_shape[-1], spec.stride[-1], spec.dilation[-1]
-    seg = banded.segment(taps, stride, dilation)
-    rows = banded.window(taps, stride, dilation, seg)
+    seg = banded.segment(spec)
+    seg_rows = banded.segment_rows(spec, seg)
+    rows = banded.window(spec, seg, seg_rows)
     if rows > BANDED_WINDOW:
         return None
     written = problem.input_shape if transposed else problem.output_shape
     wgrad = problem.kind == "conv_dw_wgrad"  # (its programs end summing diagonals and meeting: fewer, longer ones)
-    block_k = 16 if wgrad else min(32, 2048 // rows)
-    steps = cdiv(banded.segments(written, seg), block_k)
+    # (segments of several rows: 16 a step; 32 gave 3 x 3 taps 168 registers, one program an SM, for 6% fewer
+    # instructions)
+    block_k = 16 if wgrad or seg_rows > 1 else min(32, 2048 // rows)
+    steps = cdiv(banded.segments(written, seg, seg_rows), block_k)
     split = max(1, min(steps, cdiv((2 if wgrad else 4) * sm_count, cdiv(written[1], 8))))
     return Config(seg, 8, block_k, group_m=1, num_warps=8, num_stages=1, split_k=split, fold=1)
 
@@ -943,11 +951,22 @@ def banded_candidates(problem: Problem, sm_count: int, smem_limit: int = DEFAULT
     return out
 
 
+def banded_issued(problem: Problem, config: Config) -> float:
+    """The multiply-adds a banded launch with ``config`` issues a useful one: its window over the taps."""
+    return banded.rows(problem.spec, config) / problem.taps
+
+
+def heuristic_banded(problem: Problem, interpret: bool, sm_count: int) -> Config | None:
+    """The banded kernel's tiles where the heuristic takes them: on a GPU, from :data:`BANDED_TAPS` taps, issuing at
+    most :data:`BANDED_ISSUED` multiply-adds a useful one; else None."""
+    cfg = None if interpret or problem.taps < BANDED_TAPS else banded_config(problem, sm_count)
+    return cfg if cfg and banded_issued(problem, cfg) <= BANDED_ISSUED else None
+
+
 def depthwise_heuristic(problem: Problem, interpret: bool, sm_count: int, tma: bool) -> Config:
     """:func:`heuristic`'s depthwise forward and input gradient: FMA tiles of positions x channels (:func:`fma_depthwise`),
-    or on a GPU from :data:`BANDED_TAPS` taps along the width, the banded kernel's (:func:`banded_config`)."""
-    banded_cfg = None if interpret or problem.taps < BANDED_TAPS else banded_config(problem, sm_count)
-    return banded_cfg or fma_depthwise(problem, interpret)
+    or on a GPU the banded kernel's (:func:`heuristic_banded`)."""
+    return heuristic_banded(problem, interpret, sm_count) or fma_depthwise(problem, interpret)
 
 
 def fma_depthwise(problem: Problem, interpret: bool = False) -> Config:
@@ -968,9 +987,8 @@ def fma_depthwise(problem: Problem, interpret: bool = False) -> Config:
 
 def depthwise_wgrad_heuristic(problem: Problem, interpret: bool, sm_count: int, tma: bool) -> Config:
     """:func:`heuristic`'s depthwise weight gradient: tiles of taps x channels x positions, split to fill the SMs; on a
-    GPU from :data:`BANDED_TAPS` taps along the width, the banded kernel's (:func:`banded_config`)."""
-    banded_cfg = None if interpret or problem.taps < BANDED_TAPS else banded_config(problem, sm_count)
-    return banded_cfg or fma_depthwise_wgrad(problem, interpret, sm_count)
+    GPU the banded kernel's (:func:`heuristic_banded`)."""
+    return heuristic_banded(problem, interpret, sm_count) or fma_depthwise_wgrad(problem, interpret, sm_count)
 
 
 def fma_depthwise_wgrad(problem: Problem, interpret: bool = False, sm_count: int = 132) -> Config:

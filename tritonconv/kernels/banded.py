@@ -37,8 +37,8 @@ import triton.language as tl
 from .. import geometry
 from .._checks import ConvSpec
 from .._runtime import Counters, Direct, device, interpreting, kernel
-from .._tile import activate, inside, meet_splits, mma
-from ..geometry import Config, dot_precision, geometry_3d, needs_int64, strides_3d
+from .._tile import activate, advance, inside, meet_splits, mma
+from ..geometry import Config, dot_precision, geometry_3d, needs_int64, position_step, strides_3d
 from ..shapes import cdiv
 
 
@@ -55,125 +55,180 @@ def program_share(C, PER, SEGS, INT64: tl.constexpr, BLOCK_N: tl.constexpr):
 
 
 @device
-def step_windows(x_ptr, x_c, ok_c, g, last, per_row, j, window, P: tl.constexpr, OD, OH, D, H, W, sd, sh, pd, ph,
-                 sxn, sxd, sxh, sxw, sw, pw, R, RUN: tl.constexpr, INT64: tl.constexpr):
-    """A step's segments ``g`` (``per_row`` a row of ``P`` outputs; those from ``last`` on not the program's): their rows
-    ``(nb, od, oh)``, first outputs ``o0``, which are the program's, and ``x``'s windows ``[channels, segments, KJ]``:
-    each segment's inputs ``o0*s - pad - R + j`` of the row its one depth and height tap reads, for ``j`` below ``window
-    + R`` (0 past it, outside the input, and for segments not the program's); ``x_c``, the channels' offsets. ``RUN``
-    (> 1): the rows are contiguous and read in aligned runs of ``RUN`` from run boundaries (``R`` columns before the
-    windows', :func:`window_runs`), their masks whole runs'."""
-    ok_g = g < last
-    row = g // per_row
-    o0 = (g % per_row) * P
-    oh = row % OH
-    od = (row // OH) % OD
-    nb = row // (OH * OD)
-    id_ = od * sd - pd
-    ih = oh * sh - ph
-    ok = ok_g & inside(id_, D, INT64) & inside(ih, H, INT64)
-    start = o0 * sw - pw - R
-    rows = nb * sxn + id_ * sxd + ih * sxh
-    if RUN > 1:
-        start, rows = tl.multiple_of(start, RUN), tl.multiple_of(rows, RUN)
-    i = start[:, None] + j[None, :]
-    if RUN > 1:
-        ok_i = ok[:, None] & inside(i, W, INT64) & (j < (window + R + RUN - 1) // RUN * RUN)[None, :]
-        ok_i = tl.max_constancy(ok_i, [1, RUN])
-        at = rows[:, None] + i
+def band_coordinates(j, q, WW, R, P: tl.constexpr, PH: tl.constexpr, ROWS: tl.constexpr):
+    """Window element ``j``'s row and column ``(a, b)`` (its inputs ``WW`` a row; one row: ``R`` columns early) and
+    output ``q``'s row and column ``(u, v)`` in its segment of ``PH`` rows of ``P // PH``."""
+    if ROWS:
+        a, b = j // WW, j % WW
+        u, v = q // (P // PH), q % (P // PH)
     else:
-        ok_i = ok[:, None] & inside(i, W, INT64) & (j < window)[None, :]
-        at = rows[:, None] + i * sxw
-    xv = tl.load(x_ptr + x_c[:, None, None] + at[None, :, :], mask=ok_c[:, None, None] & ok_i[None, :, :], other=0.0)
-    return nb, od, oh, o0, ok_g, xv
+        a, b = j * 0, j - R
+        u, v = q * 0, q
+    return a, b, u, v
+
+
+@device
+def first_segments(first, OD, OHS, OWS, BLOCK_K: tl.constexpr):
+    """Segments ``g = first + [0, BLOCK_K)`` and their coordinates ``(nb, od, ohb, owb)`` on the grid of segments
+    (``OHS`` rows of ``OWS`` a plane); a step moves them on by carries (:func:`tritonconv._tile.advance`)."""
+    g = first + tl.arange(0, BLOCK_K)
+    owb = g % OWS
+    rest = g // OWS
+    ohb = rest % OHS
+    rest = rest // OHS
+    return g, rest // OD, rest % OD, ohb, owb
+
+
+@device
+def step_windows(x_ptr, x_c, ok_c, ok_g, nb, od, oh0, o0, j, a, b, inputs, D, H, W, sd, sh, pd, ph,
+                 sxn, sxd, sxh, sxw, sw, pw, R, ROWS: tl.constexpr, RUN: tl.constexpr, INT64: tl.constexpr):
+    """``x``'s windows ``[channels, segments, KJ]`` of a step's segments (batch, depth, first output row and column
+    ``(nb, od, oh0, o0)``; ``ok_g``, the program's): element ``j`` (row ``a``, column ``b``; 0 from ``inputs`` on,
+    outside the input, and for segments not the program's) is input ``(oh0*sh - ph + a, o0*sw - pw + b)`` of the plane
+    the segment's one depth tap reads (``ROWS``: segments of several rows or taps along the height; else one row, ``b =
+    j - R``); ``x_c``, the channels' offsets. ``RUN`` (> 1, one row): the rows are contiguous and read in aligned runs
+    of ``RUN`` from run boundaries (``R`` columns before the windows', :func:`window_runs`), their masks whole runs'."""
+    id_ = od * sd - pd
+    ih = oh0 * sh - ph
+    start = o0 * sw - pw
+    ok = ok_g & inside(id_, D, INT64)
+    if ROWS:
+        ih_j = ih[:, None] + a[None, :]
+        i = start[:, None] + b[None, :]
+        ok_i = ok[:, None] & inside(ih_j, H, INT64) & inside(i, W, INT64) & (j < inputs)[None, :]
+        at = (nb * sxn + id_ * sxd + ih * sxh + start * sxw)[:, None] + (a * sxh + b * sxw)[None, :]
+    else:
+        ok = ok & inside(ih, H, INT64)
+        start -= R
+        rows = nb * sxn + id_ * sxd + ih * sxh
+        if RUN > 1:
+            start, rows = tl.multiple_of(start, RUN), tl.multiple_of(rows, RUN)
+        i = start[:, None] + j[None, :]
+        if RUN > 1:
+            ok_i = ok[:, None] & inside(i, W, INT64) & (j < (inputs + R + RUN - 1) // RUN * RUN)[None, :]
+            ok_i = tl.max_constancy(ok_i, [1, RUN])
+            at = rows[:, None] + i
+        else:
+            ok_i = ok[:, None] & inside(i, W, INT64) & (j < inputs)[None, :]
+            at = rows[:, None] + i * sxw
+    return tl.load(x_ptr + x_c[:, None, None] + at[None, :, :], mask=ok_c[:, None, None] & ok_i[None, :, :], other=0.0)
+
+
+@device
+def segment_outputs(nb, od, oh0, o0, ok_g, u, v, OH, OW, sn, sd, sh, sw, ROWS: tl.constexpr, SEGS_AXIS: tl.constexpr):
+    """The offsets and mask of a step's outputs, ``[segments, P]`` (``SEGS_AXIS`` 0) or ``[P, segments]`` (1): output
+    ``(u, v)`` of each segment (strides ``sn``, ``sd``, ``sh``, ``sw``), those past the output's rows and columns and of
+    segments not the program's masked."""
+    o = tl.expand_dims(o0, 1 - SEGS_AXIS) + tl.expand_dims(v, SEGS_AXIS)
+    ok = tl.expand_dims(ok_g, 1 - SEGS_AXIS) & (o < OW)
+    if ROWS:
+        oh = tl.expand_dims(oh0, 1 - SEGS_AXIS) + tl.expand_dims(u, SEGS_AXIS)
+        return tl.expand_dims(nb * sn + od * sd, 1 - SEGS_AXIS) + oh * sh + o * sw, ok & (oh < OH)
+    return tl.expand_dims(nb * sn + od * sd + oh0 * sh, 1 - SEGS_AXIS) + o * sw, ok
 
 
 @kernel
 @triton.jit
 def _banded_kernel(
     x_ptr, w_ptr, b_ptr, y_ptr,
-    C, DIV, D, H, W, OD, OH, OW, TAPS, SEGS, PER, R,
+    C, DIV, D, H, W, OD, OH, OW, TAPS, SEGS, PER, R, OHS, OWS, STEP_N, STEP_D, STEP_H, STEP_W,
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
-    swo, sww,
+    swo, swh, sww,
     syn, syc, syd, syh, syw, sb,
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr,
     UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, P: tl.constexpr, KJ: tl.constexpr, RUN: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, P: tl.constexpr, PH: tl.constexpr, KH: tl.constexpr,
+    KJ: tl.constexpr, RUN: tl.constexpr,
 ):
-    """``BLOCK_N`` channels of ``y`` (``C``) over segments ``[PER * program_id(1), + PER)`` of the ``SEGS`` (all rows'
-    ``ceil(OW / P)`` each), ``BLOCK_K`` a step; ``x`` read (sizes D, H, W), channel ``c // DIV`` for channel ``c``, its
-    windows from ``R`` columns early (:func:`step_windows`), the band as many rows lower."""
+    """``BLOCK_N`` channels of ``y`` (``C``) over segments ``[PER * program_id(1), + PER)`` of the ``SEGS`` (``PH``
+    rows x ``P // PH`` columns of outputs each), ``BLOCK_K`` a step; ``x`` read (sizes D, H, W), channel ``c // DIV``
+    for channel ``c``, its windows flattened (:func:`step_windows`; ``KH`` taps along the height, ``TAPS`` along the
+    width; one row's from ``R`` columns early, the band as many rows lower)."""
+    ROWS: tl.constexpr = PH > 1 or KH > 1
     c, ok_c, first, last = program_share(C, PER, SEGS, INT64, BLOCK_N)
     j = tl.arange(0, KJ)
     q = tl.arange(0, P)
-    # the band, once: window element j of output q is tap t where j = q*s + t*d
-    rel = j[:, None] - R - q[None, :] * sw
-    t = rel // dw
-    ok_t = (rel >= 0) & (rel % dw == 0) & (t < TAPS)
+    ww = (P // PH - 1) * sw + (TAPS - 1) * dw + 1  # a window's inputs a row, and in all
+    inputs = ((PH - 1) * sh + (KH - 1) * dh + 1) * ww if ROWS else ww
+    a, b, u, v = band_coordinates(j, q, ww, R, P, PH, ROWS)
+    # the band, once: window element (a, b) of output (u, v) is tap (th, tw) where a = u*sh + th*dh, b = v*sw + tw*dw
+    rel_h = a[:, None] - u[None, :] * sh
+    rel_w = b[:, None] - v[None, :] * sw
+    th, tw = rel_h // dh, rel_w // dw
+    ok_t = (rel_h >= 0) & (rel_h % dh == 0) & (th < KH) & (rel_w >= 0) & (rel_w % dw == 0) & (tw < TAPS)
     if FLIP:
-        t = TAPS - 1 - t
-    band = tl.load(w_ptr + c[:, None, None] * swo + (t * sww)[None, :, :], mask=ok_c[:, None, None] & ok_t[None, :, :],
-                   other=0.0)
-    window = (P - 1) * sw + (TAPS - 1) * dw + 1
+        th, tw = KH - 1 - th, TAPS - 1 - tw
+    band = tl.load(w_ptr + c[:, None, None] * swo + (th * swh + tw * sww)[None, :, :],
+                   mask=ok_c[:, None, None] & ok_t[None, :, :], other=0.0)
     x_c = (c // DIV) * sxc
-    per_row = (OW + P - 1) // P
-    g0 = first + tl.arange(0, BLOCK_K)
-    for step in range(0, last - first, BLOCK_K):  # (the last program's share: the segments left)
-        nb, od, oh, o0, ok_g, xv = step_windows(x_ptr, x_c, ok_c, g0 + step, last, per_row, j, window, P, OD, OH, D, H,
-                                                W, sd, sh, pd, ph, sxn, sxd, sxh, sxw, sw, pw, R, RUN, INT64)
+    g, nb, od, ohb, owb = first_segments(first, OD, OHS, OWS, BLOCK_K)
+    for _ in range(0, last - first, BLOCK_K):  # (the last program's share: the segments left)
+        ok_g, oh0, o0 = g < last, ohb * PH, owb * (P // PH)
+        xv = step_windows(x_ptr, x_c, ok_c, ok_g, nb, od, oh0, o0, j, a, b, inputs, D, H, W, sd, sh, pd, ph, sxn, sxd,
+                          sxh, sxw, sw, pw, R, ROWS, RUN, INT64)
         acc = tl.full((BLOCK_N, BLOCK_K, P), 0.0, tl.float32)
         acc = mma(acc, xv, band, UPCAST, DOT_PRECISION, tl.float32)  # [channels, segments, outputs]
         if HAS_BIAS:
             acc += tl.load(b_ptr + c * sb, mask=ok_c, other=0.0).to(tl.float32)[:, None, None]
         acc = activate(acc, ACTIVATION)
-        o = o0[:, None] + q[None, :]
-        ok_o = ok_g[:, None] & (o < OW)
-        to = (nb * syn + od * syd + oh * syh)[:, None] + o * syw
+        to, ok_o = segment_outputs(nb, od, oh0, o0, ok_g, u, v, OH, OW, syn, syd, syh, syw, ROWS, 0)
         tl.store(y_ptr + (c * syc)[:, None, None] + to[None, :, :], acc.to(y_ptr.dtype.element_ty),
                  mask=ok_c[:, None, None] & ok_o[None, :, :])
+        g += BLOCK_K
+        nb, od, ohb, owb = advance(nb, od, ohb, owb, STEP_N, STEP_D, STEP_H, STEP_W, OD, OHS, OWS)
 
 
 @kernel
 @triton.jit
 def _banded_weight_grad_kernel(
     x_ptr, dy_ptr, dw_ptr, ws_ptr, cnt_ptr,
-    C, DIV, D, H, W, OD, OH, OW, TAPS, SEGS, PER, R,
+    C, DIV, D, H, W, OD, OH, OW, TAPS, SEGS, PER, R, OHS, OWS, STEP_N, STEP_D, STEP_H, STEP_W,
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     syn, syc, syd, syh, syw,
     sgo, sgt,
     SPLIT: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, P: tl.constexpr, KJ: tl.constexpr,
-    RUN: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, P: tl.constexpr, PH: tl.constexpr,
+    KH: tl.constexpr, KJ: tl.constexpr, RUN: tl.constexpr,
 ):
-    """The weight gradient of ``BLOCK_N`` channels (``C``, ``BLOCK_M`` taps a tile) over segments ``[PER *
-    program_id(1), + PER)`` of the output gradient's ``SEGS``, ``BLOCK_K`` a step: each step adds the segments' output
-    gradients times their windows of ``x``, ``G[c, q, j] += sum_g dy[c, g, o0 + q] * x[c // DIV, g, j]`` (a batched
-    dot over the segments), and at the end tap ``t``'s gradient is ``G``'s diagonal ``sum_q G[c, q, q*s + t*d]``.
-    The splits' sums meet in the last split to arrive (``SPLIT``, :func:`tritonconv._tile.meet_splits`: in split
-    order, one launch), which writes the gradient (``sgo``, ``sgt``: its strides per channel and tap; ``FLIP``, the
-    taps reversed) in its dtype."""
+    """The weight gradient of ``BLOCK_N`` channels (``C``, ``BLOCK_M`` taps a tile: ``KH x TAPS`` flattened) over
+    segments ``[PER * program_id(1), + PER)`` of the output gradient's ``SEGS``, ``BLOCK_K`` a step: each step adds the
+    segments' output gradients times their windows of ``x``, ``G[c, q, j] += sum_g dy[c, g, q] * x[c // DIV, g, j]``
+    (a batched dot over the segments), and at the end tap ``(th, tw)``'s gradient is ``G``'s diagonal ``sum_q G[c, q,
+    j]`` where window element ``j`` is output ``q``'s tap ``(th, tw)``. The splits' sums meet in the last split to
+    arrive (``SPLIT``, :func:`tritonconv._tile.meet_splits`: in split order, one launch), which writes the gradient
+    (``sgo``, ``sgt``: its strides per channel and flattened tap; ``FLIP``, the taps reversed) in its dtype."""
+    ROWS: tl.constexpr = PH > 1 or KH > 1
     c, ok_c, first, last = program_share(C, PER, SEGS, INT64, BLOCK_N)
     j = tl.arange(0, KJ)
     q = tl.arange(0, P)
-    window = (P - 1) * sw + (TAPS - 1) * dw + 1
+    ww = (P // PH - 1) * sw + (TAPS - 1) * dw + 1
+    inputs = ((PH - 1) * sh + (KH - 1) * dh + 1) * ww if ROWS else ww
+    a, b, u, v = band_coordinates(j, q, ww, R, P, PH, ROWS)
     x_c = (c // DIV) * sxc
-    per_row = (OW + P - 1) // P
-    g0 = first + tl.arange(0, BLOCK_K)
+    g, nb, od, ohb, owb = first_segments(first, OD, OHS, OWS, BLOCK_K)
     acc = tl.full((BLOCK_N, P, KJ), 0.0, tl.float32)
-    for step in range(0, last - first, BLOCK_K):  # (the last program's share: the segments left)
-        nb, od, oh, o0, ok_g, xv = step_windows(x_ptr, x_c, ok_c, g0 + step, last, per_row, j, window, P, OD, OH, D, H,
-                                                W, sd, sh, pd, ph, sxn, sxd, sxh, sxw, sw, pw, R, RUN, INT64)
-        o = o0[None, :] + q[:, None]  # [outputs, segments]
-        ok_o = ok_g[None, :] & (o < OW)
-        at = (nb * syn + od * syd + oh * syh)[None, :] + o * syw
+    for _ in range(0, last - first, BLOCK_K):  # (the last program's share: the segments left)
+        ok_g, oh0, o0 = g < last, ohb * PH, owb * (P // PH)
+        xv = step_windows(x_ptr, x_c, ok_c, ok_g, nb, od, oh0, o0, j, a, b, inputs, D, H, W, sd, sh, pd, ph, sxn, sxd,
+                          sxh, sxw, sw, pw, R, ROWS, RUN, INT64)
+        at, ok_o = segment_outputs(nb, od, oh0, o0, ok_g, u, v, OH, OW, syn, syd, syh, syw, ROWS, 1)  # [P, segments]
         dyv = tl.load(dy_ptr + (c * syc)[:, None, None] + at[None, :, :], mask=ok_c[:, None, None] & ok_o[None, :, :],
                       other=0.0)
         acc = mma(acc, dyv, xv, UPCAST, DOT_PRECISION, tl.float32)  # [channels, outputs, window]
-    # tap t: the diagonal j = q*s + t*d (taps past the last read a clamped one and are not stored)
+        g += BLOCK_K
+        nb, od, ohb, owb = advance(nb, od, ohb, owb, STEP_N, STEP_D, STEP_H, STEP_W, OD, OHS, OWS)
+    # tap (th, tw) of output (u, v): window element (u*sh + th*dh, v*sw + tw*dw) (one row: R columns on); taps past
+    # the last read a clamped one and are not stored
     t = tl.arange(0, BLOCK_M)
-    at_t = tl.minimum(R + q[:, None] * sw + t[None, :] * dw, KJ - 1)
+    th, tw = t // TAPS, t % TAPS
+    col = v[:, None] * sw + tw[None, :] * dw
+    if ROWS:
+        at_t = (u[:, None] * sh + th[None, :] * dh) * ww + col
+    else:
+        at_t = R + col
+    at_t = tl.minimum(at_t, KJ - 1)
     diagonals = tl.gather(acc, tl.broadcast_to(at_t[None, :, :], (BLOCK_N, P, BLOCK_M)), 2)
     # tl.sum is Triton's own @jit helper, which the interpreted twin cannot call; tl.reduce is a builtin.
     total = tl.trans(tl.reduce(diagonals, 1, tl.standard._sum_combine))  # [taps, channels]
@@ -182,17 +237,16 @@ def _banded_weight_grad_kernel(
         total, finish = meet_splits(total, ws_ptr, cnt_ptr, tl.program_id(0), tl.num_programs(0), tl.program_id(1),
                                     tl.num_programs(1), BLOCK_M, BLOCK_N)
     if finish:
-        out_t = TAPS - 1 - t if FLIP else t
+        out_t = KH * TAPS - 1 - t if FLIP else t
         tl.store(dw_ptr + c[None, :] * sgo + out_t[:, None] * sgt, total.to(dw_ptr.dtype.element_ty),
-                 mask=(t < TAPS)[:, None] & ok_c[None, :])
+                 mask=(t < KH * TAPS)[:, None] & ok_c[None, :])
 
 
 def applies(spec: ConvSpec, dtype: torch.dtype, transposed: bool) -> bool:
-    """Whether the banded kernels compute this depthwise pass (the weight gradient's: as the forward's): its taps along
-    the width alone (``1 x ... x k``), 16-bit operands (tensor cores; fp32 stays exact on FMA units), and the input
-    gradient at unit strides with one output channel per input channel."""
-    *outer, _ = spec.weight_shape[2:]
-    if math.prod(outer) != 1 or dtype not in (torch.float16, torch.bfloat16):
+    """Whether the banded kernels compute this depthwise pass (the weight gradient's: as the forward's): one tap along
+    the depth (``k``, ``kh x kw``, ``1 x kh x kw``), 16-bit operands (tensor cores; fp32 stays exact on FMA units), and
+    the input gradient at unit strides with one output channel per input channel."""
+    if math.prod(spec.weight_shape[2:-2]) != 1 or dtype not in (torch.float16, torch.bfloat16):
         return False
     return not transposed or (set(spec.stride) == {1} and spec.weight_shape[0] == spec.groups)
 
@@ -203,53 +257,75 @@ def runs(spec: ConvSpec, dtype: torch.dtype, transposed: bool, config: Config) -
     return bool(config.fold) and applies(spec, dtype, transposed)
 
 
-def as_forward(spec: ConvSpec, transposed: bool, flip: bool) -> tuple[int, bool]:
-    """``(padding before, flip)`` along the width of the forward this pass runs as: itself, or the input gradient's
-    (unit stride: the taps reversed, padding ``(taps - 1)*d - pad``)."""
-    pad = spec.padding[-1][0]
+def as_forward(spec: ConvSpec, transposed: bool, flip: bool) -> tuple[tuple[int, ...], bool]:
+    """``(padding before per axis, flip)`` of the forward this pass runs as: itself, or the input gradient's (unit
+    strides: the taps reversed, padding ``(taps - 1)*d - pad``)."""
+    pads = tuple(before for before, _ in spec.padding)
     if not transposed:
-        return pad, flip
-    return (spec.weight_shape[-1] - 1) * spec.dilation[-1] - pad, not flip
+        return pads, flip
+    return tuple((k - 1) * d - p for k, d, p in zip(spec.weight_shape[2:], spec.dilation, pads)), not flip
 
 
-def window(taps: int, stride: int, dilation: int, segment: int, shift: int = 0) -> int:
-    """The band's rows: a segment of ``segment`` outputs' window, ``(segment - 1)*stride + (taps - 1)*dilation + 1``
-    inputs (and ``shift`` before it), padded to a power of two (at least 16, the tensor cores' reduction)."""
-    return max(16, triton.next_power_of_2((segment - 1) * stride + (taps - 1) * dilation + 1 + shift))
+def axes(spec: ConvSpec) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """``(taps, stride, dilation)`` along the height (a 1-D layer's: ``(1, 1, 1)``), then along the width."""
+    n = len(spec.stride)
+    def axis(i: int) -> tuple[int, int, int]:
+        return spec.weight_shape[2 + i], spec.stride[i], spec.dilation[i]
+    return axis(n - 2) if n > 1 else (1, 1, 1), axis(n - 1)
 
 
-def segment(taps: int, stride: int, dilation: int) -> int:
-    """The outputs a segment spans: the longest (16 to 64) whose window pads to no more rows than 16 outputs' does
-    (:func:`window`): 31 taps take 32 (a window of 62 in 64), 9 taps 16 (24 in 32)."""
-    shortest = window(taps, stride, dilation, 16)
-    return max(p for p in (16, 32, 64) if window(taps, stride, dilation, p) == shortest)
+def window(spec: ConvSpec, outputs: int, rows: int = 1, shift: int = 0) -> int:
+    """The band's rows (``KJ``): the inputs a segment of ``outputs`` outputs in ``rows`` rows reads, ``((rows - 1)*sh +
+    (kh - 1)*dh + 1) x ((outputs/rows - 1)*sw + (kw - 1)*dw + 1)`` (and ``shift`` before them, one row), padded to a
+    power of two (at least 16, the tensor cores' reduction)."""
+    (kh, sh, dh), (kw, sw, dw) = axes(spec)
+    inputs = ((rows - 1) * sh + (kh - 1) * dh + 1) * ((outputs // rows - 1) * sw + (kw - 1) * dw + 1)
+    return max(16, triton.next_power_of_2(inputs + shift))
 
 
-def segments(written: tuple[int, ...], segment: int) -> int:
-    """The segments of ``segment`` outputs in a tensor shaped ``written``: ``ceil(width / segment)`` a row."""
-    return written[0] * math.prod(written[2:-1]) * cdiv(written[-1], segment)
+def segment_rows(spec: ConvSpec, outputs: int) -> int:
+    """The rows of a segment of ``outputs`` outputs (``PH``): one where the taps lie along the width alone; else the
+    power of two whose window pads to the fewest inputs (:func:`window`), the fewest rows of those (3 x 3 taps in 32
+    outputs: 4 rows of 8, 6 x 10 inputs in 64; 7 x 7 in 16: 2 rows of 8, 8 x 14 in 128)."""
+    if axes(spec)[0][0] == 1:
+        return 1
+    return min((2 ** i for i in range(outputs.bit_length())), key=lambda r: (window(spec, outputs, r), r))
+
+
+def segment(spec: ConvSpec) -> int:
+    """The outputs a segment spans: the most (16 to 64) whose window pads to no more inputs than 16 outputs' does
+    (:func:`window`, :func:`segment_rows`): 31 taps take 32 (a window of 62 in 64), 9 taps 16 (24 in 32), 3 x 3 32."""
+    def padded(p: int) -> int:
+        return window(spec, p, segment_rows(spec, p))
+    return max(p for p in (16, 32, 64) if padded(p) == padded(16))
+
+
+def segments(written: tuple[int, ...], outputs: int, rows: int = 1) -> int:
+    """The segments of ``outputs`` outputs in ``rows`` rows in a tensor shaped ``written``: ``ceil(height / rows) x
+    ceil(width / (outputs / rows))`` a plane."""
+    *outer, height, width = (1, *written[2:])
+    return written[0] * math.prod(outer) * cdiv(height, rows) * cdiv(width, outputs // rows)
 
 
 def window_runs(x: torch.Tensor, spec: ConvSpec, config: Config, pad: int) -> tuple[int, int]:
-    """``(RUN, R)``: where ``x`` (the tensor read, its padding before ``pad``) holds its rows contiguous and every other
-    stride and its width in whole 16-byte runs, its windows are read in those runs, from ``R = -pad mod RUN`` columns
-    before their own starts (a segment's start, ``block_m * stride`` a segment, is on a run: so is every window's
-    less ``R``), the band ``R`` rows lower; where that leaves it as wide (:func:`rows`: 31 taps at padding 15, 62 + 1 in
-    64). Else ``(0, 0)``: 2 bytes at a time."""
+    """``(RUN, R)``: where the segments are one row of taps along the width alone and ``x`` (the tensor read, its
+    padding before ``pad``) holds its rows contiguous and every other stride and its width in whole 16-byte runs, its
+    windows are read in those runs, from ``R = -pad mod RUN`` columns before their own starts (a segment's start,
+    ``block_m * stride`` a segment, is on a run: so is every window's less ``R``), the band ``R`` rows lower; where that
+    leaves it as wide (:func:`rows`: 31 taps at padding 15, 62 + 1 in 64). Else ``(0, 0)``: 2 bytes at a time."""
     run = 16 // x.element_size()
     sizes = (x.stride(0), x.stride(1), *x.stride()[2:-1], x.shape[-1], config.block_m * spec.stride[-1])
     shift = -pad % run
-    taps, stride, dilation = spec.weight_shape[-1], spec.stride[-1], spec.dilation[-1]
-    if x.stride(-1) != 1 or any(v % run for v in sizes) or window(taps, stride, dilation, config.block_m, shift) > rows(
-            spec, config):
+    if (axes(spec)[0][0] > 1 or x.stride(-1) != 1 or any(v % run for v in sizes)
+            or window(spec, config.block_m, 1, shift) > rows(spec, config)):
         return 0, 0
     return run, shift
 
 
-def tiling(written: tuple[int, ...], config: Config) -> tuple[int, int, int]:
+def tiling(written: tuple[int, ...], spec: ConvSpec, config: Config) -> tuple[int, int, int]:
     """``(segments, PER, programs)`` of a launch writing a tensor shaped ``written``: its segments, each program's share
     of them (whole steps of ``block_k``) and the programs along them (about ``split_k``)."""
-    segs = segments(written, config.block_m)
+    segs = segments(written, config.block_m, segment_rows(spec, config.block_m))
     per = max(1, cdiv(cdiv(segs, config.split_k), config.block_k)) * config.block_k
     return segs, per, cdiv(segs, per)
 
@@ -257,7 +333,7 @@ def tiling(written: tuple[int, ...], config: Config) -> tuple[int, int, int]:
 def rows(spec: ConvSpec, config: Config) -> int:
     """The band's rows (``KJ``, :func:`window`) of a pass with ``config`` (the input gradient's: its forward's, at unit
     stride)."""
-    return window(spec.weight_shape[-1], spec.stride[-1], spec.dilation[-1], config.block_m)
+    return window(spec, config.block_m, segment_rows(spec, config.block_m))
 
 
 def shared_bytes(spec: ConvSpec, config: Config, itemsize: int, wgrad: bool = False) -> int:
@@ -270,39 +346,56 @@ def shared_bytes(spec: ConvSpec, config: Config, itemsize: int, wgrad: bool = Fa
 
 
 def tap_tile(spec: ConvSpec) -> int:
-    """The weight gradient's taps a tile (``BLOCK_M``): a power of two."""
-    return triton.next_power_of_2(spec.weight_shape[-1])
+    """The weight gradient's taps a tile (``BLOCK_M``): every tap, a power of two."""
+    return triton.next_power_of_2(math.prod(spec.weight_shape[2:]))
+
+
+def segment_grid(written: tuple[int, ...], spec: ConvSpec, config: Config) -> tuple[int, ...]:
+    """``(OHS, OWS, STEP_N, STEP_D, STEP_H, STEP_W)``: a plane's rows of segments and segments a row in a tensor shaped
+    ``written``, and a step's ``block_k`` segments as batches, depth, rows and columns of them
+    (:func:`tritonconv.geometry.position_step`)."""
+    outputs, seg_rows = config.block_m, segment_rows(spec, config.block_m)
+    *outer, height, width = (1, *written[2:])
+    grid = (cdiv(height, seg_rows), cdiv(width, outputs // seg_rows))
+    return (*grid, *position_step(config.block_k, (math.prod(outer), *grid)))
+
+
+def kernel_geometry(x_sizes, y_sizes, spec: ConvSpec, pads: tuple[int, ...]) -> tuple[int, ...]:
+    """:func:`tritonconv.geometry.geometry_3d` with the paddings before of the forward the pass runs as
+    (:func:`as_forward`)."""
+    geo = geometry_3d(x_sizes, y_sizes, spec)
+    return (*geo[:9], *geometry.as_3d(pads, 0), *geo[12:])
 
 
 class Launch:
     """:func:`_banded_kernel` prepared for tensors laid out as ``x``, ``weight``, ``y``; calling it reads ``x`` and
     writes ``y``: the forward pass, or with ``transposed`` the input gradient (``x`` the output gradient). ``config``:
-    ``block_m`` outputs a segment, ``block_n`` channels, ``block_k`` segments a step, ``split_k`` programs along the
-    segments (each ``PER`` of them, whole steps)."""
+    ``block_m`` outputs a segment (:func:`segment_rows` rows of them), ``block_n`` channels, ``block_k`` segments a
+    step, ``split_k`` programs along the segments (each ``PER`` of them, whole steps)."""
 
     def __init__(self, x, weight, bias, y, spec: ConvSpec, transposed: bool, activation: str | None, flip: bool,
                  config: Config) -> None:
         channels = y.shape[1]
-        taps = spec.weight_shape[-1]
-        pad, flip = as_forward(spec, transposed, flip)
-        segs, per, programs = tiling(tuple(y.shape), config)
-        run, shift = window_runs(x, spec, config, pad)
+        (kh, _, _), (taps, _, _) = axes(spec)
+        pads, flip = as_forward(spec, transposed, flip)
+        segs, per, programs = tiling(tuple(y.shape), spec, config)
+        run, shift = window_runs(x, spec, config, pads[-1])
         interp = interpreting(x.device)
         self.empty = y.numel() == 0
         self.grid = (cdiv(channels, config.block_n), programs)
-        geo = list(geometry_3d(x.shape[2:], y.shape[2:], spec))  # sizes; per axis strides, paddings, dilations
-        geo[11] = pad
-        if transposed:  # (unit strides: dx's row (id, ih) reads dy's (id + pd, ih + ph))
-            geo[9], geo[10] = -geo[9], -geo[10]
+        geo = kernel_geometry(x.shape[2:], y.shape[2:], spec, pads)  # (transposed: unit strides, taps reversed)
         self.args = (
-            channels, 1 if transposed else channels // x.shape[1], *geo[:6], taps, segs, per, shift, *geo[6:],
-            *strides_3d(x), weight.stride(0), weight.stride(-1), *strides_3d(y), geometry.bias_step(bias),
+            channels, 1 if transposed else channels // x.shape[1], *geo[:6], taps, segs, per, shift,
+            *segment_grid(tuple(y.shape), spec, config), *geo[6:],
+            *strides_3d(x), weight.stride(0), weight.stride(-2) if kh > 1 else 0, weight.stride(-1), *strides_3d(y),
+            geometry.bias_step(bias),
         )
         self.kwargs = dict(
             HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
             INT64=needs_int64(x, weight, y, rows=segs * config.block_m),
             UPCAST=interp and x.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(x.dtype, interp),
-            BLOCK_N=config.block_n, BLOCK_K=config.block_k, P=config.block_m, KJ=rows(spec, config), RUN=run,
+            BLOCK_N=config.block_n, BLOCK_K=config.block_k, P=config.block_m, PH=segment_rows(spec, config.block_m),
+            KH=kh, KJ=rows(spec, config), RUN=run,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_banded_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
@@ -319,8 +412,9 @@ class WeightGradLaunch:
     ``config`` as :class:`Launch`'s, ``split_k`` the programs along the segments, whose sums meet."""
 
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> None:
-        c_out, taps = spec.weight_shape[0], spec.weight_shape[-1]
-        segs, per, programs = tiling(tuple(grad_output.shape), config)
+        c_out = spec.weight_shape[0]
+        (kh, _, _), (taps, _, _) = axes(spec)
+        segs, per, programs = tiling(tuple(grad_output.shape), spec, config)
         run, shift = window_runs(input, spec, config, spec.padding[-1][0])
         interp = interpreting(input.device)
         self.spec, self.flip, self.empty = spec, flip, segs == 0
@@ -331,17 +425,18 @@ class WeightGradLaunch:
         # split partial tiles (fp32), tile-major; a ticket counter per tile, per stream
         self.workspace = programs * self.grid[0] * tile_t * config.block_n if programs > 1 else 0
         self.counters = Counters(self.grid[0])
-        geo = list(geometry_3d(input.shape[2:], grad_output.shape[2:], spec))
+        geo = geometry_3d(input.shape[2:], grad_output.shape[2:], spec)
         self.args = (
-            c_out, c_out // input.shape[1], *geo[:6], taps, segs, per, shift, *geo[6:],
-            *strides_3d(input), *strides_3d(grad_output), taps, 1,
+            c_out, c_out // input.shape[1], *geo[:6], taps, segs, per, shift,
+            *segment_grid(tuple(grad_output.shape), spec, config), *geo[6:],
+            *strides_3d(input), *strides_3d(grad_output), kh * taps, 1,
         )
         self.kwargs = dict(
             SPLIT=programs > 1, FLIP=flip,
             INT64=needs_int64(input, grad_output, rows=max(segs * config.block_m, self.workspace)),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
-            BLOCK_M=tile_t, BLOCK_N=config.block_n, BLOCK_K=config.block_k, P=config.block_m, KJ=rows(spec, config),
-            RUN=run,
+            BLOCK_M=tile_t, BLOCK_N=config.block_n, BLOCK_K=config.block_k, P=config.block_m,
+            PH=segment_rows(spec, config.block_m), KH=kh, KJ=rows(spec, config), RUN=run,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_banded_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
