@@ -110,8 +110,9 @@ def test_non_finite_input_reaches_its_segments_only(banded_tiles):
 
 
 def test_heuristic_takes_the_banded_kernel_for_long_16_bit_rows_on_a_gpu():
-    def config(kind="conv_dw", dtype="bfloat16", x=(4, 32, 256), w=(32, 1, 31), stride=1, interpret=False, **kw):
-        problem = tuning.Problem.of(kind, dtype, "channels_last", x, w, stride, 15, **kw, groups=x[1])
+    def config(kind="conv_dw", dtype="bfloat16", x=(4, 32, 256), w=(32, 1, 31), stride=1, interpret=False,
+               layout="channels_last", **kw):
+        problem = tuning.Problem.of(kind, dtype, layout, x, w, stride, 15, **kw, groups=x[1])
         return tuning.heuristic(problem, interpret=interpret, sm_count=132)
     chosen = config()
     assert chosen.fold and (chosen.block_m, chosen.block_n, chosen.block_k) == (32, 8, 32)
@@ -129,6 +130,12 @@ def test_heuristic_takes_the_banded_kernel_for_long_16_bit_rows_on_a_gpu():
     assert not config(x=(4, 32, 64, 64), w=(32, 1, 3, 3), stride=2).fold  # windows of 81 in 128: 14.2 issued
     assert not config(x=(4, 32, 9, 64, 64), w=(32, 1, 3, 3, 3)).fold  # taps along the depth: the FMA kernel
     assert not config(x=(4, 32, 64, 64), w=(32, 1, 3, 3), interpret=True).fold
+    assert config(layout="contiguous").fold and config(x=(4, 32, 8, 256), w=(32, 1, 1, 31), layout="contiguous").fold
+    for kind in ("conv_dw", "conv_dw_t", "conv_dw_wgrad"):  # NCHW windows of several rows: the FMA kernel's runs
+        assert not config(kind, x=(4, 32, 64, 64), w=(32, 1, 7, 7), layout="contiguous").fold
+        square = [tuning.Problem.of(kind, "bfloat16", lay, (4, 32, 64, 64), (32, 1, 3, 3), 1, 1, groups=32)
+                  for lay in ("channels_last", "contiguous")]
+        assert tuning.banded_candidates(square[0], 132) and not tuning.banded_candidates(square[1], 132)
 
 
 def spec_of(x_shape, taps, stride=1, dilation=1):
@@ -243,5 +250,8 @@ def test_explain_names_the_banded_kernels():
     fp32 = str(tritonconv.explain(x.float(), w.float(), None, 1, 15, 1, 256))
     assert "banded" not in fp32 and fp32.count("depthwise (FMA)") == 3
     x2 = torch.empty(32, 96, 56, 56, device="meta", dtype=torch.bfloat16)  # ConvNeXt's 7 x 7
-    text = str(tritonconv.explain(x2, torch.empty(96, 1, 7, 7, device="meta", dtype=torch.bfloat16), None, 1, 3, 1, 96))
+    w2 = torch.empty(96, 1, 7, 7, device="meta", dtype=torch.bfloat16)
+    text = str(tritonconv.explain(x2.to(memory_format=torch.channels_last), w2, None, 1, 3, 1, 96))
     assert text.count("7 x 7 taps banded, windows of 128 inputs for") == 3 and text.count("segments of 2 x 8") == 3
+    nchw = str(tritonconv.explain(x2, w2, None, 1, 3, 1, 96))  # NCHW: the FMA kernel, its rows in aligned runs
+    assert "banded" not in nchw and nchw.count("depthwise (FMA)") == 3

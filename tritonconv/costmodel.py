@@ -230,7 +230,8 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
     problem, config = launched(problem, config)
     if runs_banded(problem, config):  # every step's segments x their window x its channels, masked ones included
         written = problem.input_shape if problem.kind == "conv_dw_t" else problem.output_shape
-        segs, _, programs = banded.tiling(written, problem.spec, config)  # (each program's share whole steps, the last's the rest)
+        # (each program's share whole steps, the last's the rest)
+        segs, _, programs = banded.tiling(written, problem.spec, config)
         tiles = cdiv(written[1], config.block_n)
         rows = banded.rows(problem.spec, config)
         return tiles * config.block_n * cdiv(segs, config.block_k) * config.block_k * config.block_m * rows, tiles * programs
@@ -791,26 +792,34 @@ def runs_banded(problem: Problem, config: Config) -> bool:
         problem.spec, getattr(torch, problem.dtype), problem.kind == "conv_dw_t", config)
 
 
-BANDED_ISSUE = {"channels_last": (7.2, 8.3), "runs": (3.1, 4.3), "contiguous": (8.9, 9.0)}
+BANDED_ISSUE = {"channels_last": (5.3, 7.0), "runs": (3.2, 4.4), "contiguous": (8.9, 9.3),
+                "channels_last, rows": (10.7, 9.8), "contiguous, rows": (13.1, 12.8)}
 """Per way of reading ``x`` (:func:`banded_reads`), the warp instructions the banded depthwise kernels' main loops issue
-per 1000 multiply-adds issued (the window's masked rows included: 31 taps in a window of 64, 2.06 issued a useful
-one), the forward's and input gradient's, then the weight gradient's: the SASS census (sm_90, bf16, Triton 3.9;
-``benchmarks.static``) of ``depthwise_k31`` with the heuristic's tiles on 8 warps, 32 x 8 x 32 (channels-last 466-474
-a step of 524,288, NCL rows in runs 203; Triton 3.6: 422-498 and 469-549) and the weight gradient's 32 x 8 x 16 (271 and
-141 a step of 262,144; 3.6: 244 and 227; its diagonals and meeting, about 720 a program after the loop, not counted);
-NCL rows read 2 bytes at a time (no whole runs) from the same layer's compiles before it read runs (582 and 294 a step;
-3.6: 1,344-1,429 and 630). Unfitted."""
+per 1000 multiply-adds issued (the window's masked rows included), the forward's and input gradient's, then the weight
+gradient's: the SASS census (sm_90, bf16, Triton 3.9; ``benchmarks.static``) with the heuristic's tiles on 8 warps.
+One-row segments, ``depthwise_k31`` (31 taps in windows of 64, 2.06 issued a useful one), 32 x 8 x 32 (channels-last
+348-349 a step of 524,288, NCL rows in runs 208-210; Triton 3.6: 386-466 and 307-398) and the weight gradient's 32 x 8
+x 16 (229 and 144 a step of 262,144; 3.6: 236 and 158; its diagonals and meeting after the loop not counted); NCL rows
+read 2 bytes at a time (no whole runs) from the same layer's compiles on rows of 4,095 (586-587 and 305; 3.6: 906-994
+and 464). Segments of several rows, ``mobilenet_dw_3x3`` (3 x 3 taps in segments of 4 x 8 outputs, windows of 6 x 10
+in 64, 7.1 issued a useful one), 32 x 8 x 16 both passes (channels-last 352 and 322 a step of 262,144; 3.6: 315-316 and
+263; NCHW, 2 bytes at a time, 428 and 418; 3.6: 1,311 and 1,302, which the heuristic leaves to the FMA kernel). Unfitted."""
 
-BANDED_REGISTERS = {"channels_last": (96, 128), "runs": (100, 128), "contiguous": (128, 180)}
+BANDED_REGISTERS = {"channels_last": (126, 128), "runs": (102, 158), "contiguous": (226, 217),
+                    "channels_last, rows": (99, 150), "contiguous, rows": (128, 226)}
 """Per way of reading ``x``, the banded kernels' registers, the forward's and input gradient's, then the weight
-gradient's (ptxas, the same compiles: 94-97 and 128 channels-last, 98-100 and 128 in runs, 128 and 178 2 bytes at a
-time; Triton 3.6: 88-93, 119; 97-98, 128; 207-209, 191)."""
+gradient's (ptxas, the same compiles: 124-126 and 128 channels-last, 100-102 and 158 in runs, 168-226 and 217 2 bytes
+at a time, 99 and 150 in rows channels-last, 128 and 226 NCHW; Triton 3.6: 98-101, 122; 94-127, 128; 219-255, 220;
+98-112, 148; 255, 255 with 80 B spilled)."""
 
 
 def banded_reads(problem: Problem, config: Config) -> str:
-    """How a banded launch reads ``x`` (the input gradient's output gradient): ``"channels_last"``, ``"runs"`` (NCL rows
-    in aligned 16-byte runs, :func:`tritonconv.kernels.banded.window_runs`, on a stand-in laid out as the problem's),
-    or ``"contiguous"`` (NCL rows 2 bytes at a time)."""
+    """How a banded launch reads ``x`` (the input gradient's output gradient): one-row segments ``"channels_last"``,
+    ``"runs"`` (NCL rows in aligned 16-byte runs, :func:`tritonconv.kernels.banded.window_runs`, on a stand-in laid out
+    as the problem's) or ``"contiguous"`` (NCL rows 2 bytes at a time); segments of several rows (taps along the
+    height, :func:`tritonconv.kernels.banded.segment_rows`) ``"channels_last, rows"`` or ``"contiguous, rows"``."""
+    if banded.axes(problem.spec)[0][0] > 1:
+        return f"{problem.layout}, rows"
     if problem.layout == "channels_last":
         return "channels_last"
     pad = banded.as_forward(problem.spec, problem.kind == "conv_dw_t", False)[0][-1]
@@ -832,6 +841,8 @@ per element in NC(D)HW, where a thread's elements are positions; shared by 8 cha
 is 31.25 of them; the rest are the operands' loads, their conversions, masks and addresses. Restated from the SASS
 census (sm_90, bf16, Triton 3.9; ``benchmarks/results/static/``; ``benchmarks.static.fma_issue``) of the suite's two
 depthwise layers with the heuristic's tiles, a 1-D one (31 taps) and a 2-D one (3 x 3); 3-D layers are extrapolated.
+(On a GPU the heuristic now runs both channels-last, and the 1-D one's NCL rows, banded, :data:`BANDED_ISSUE`: their
+committed census restates the NCHW 3 x 3 layer's FMA loops; the others are from the compiles before.)
 
 ``"runs"``: NC(D)HW layers at unit width stride, whose rows are read in aligned runs (:func:`depthwise_runs`): the
 forward and input gradient as cheap as channels-last (a further axis's taps share a run loop's addresses and masks,

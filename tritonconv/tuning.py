@@ -903,17 +903,18 @@ keeps them."""
 
 BANDED_WINDOW = 128
 """The widest band the heuristic's banded tiles hold (:func:`tritonconv.kernels.banded.window`: 8 channels x 16
-segments x 128 inputs of ``x`` a step)."""
+segments x 128 inputs of ``x`` a step; 7 x 7 taps' 8 x 14 in 128)."""
 
 
 def banded_config(problem: Problem, sm_count: int) -> Config | None:
     """The banded kernels' tiles (:mod:`tritonconv.kernels.banded`) for a depthwise pass they compute, or None:
     segments of :func:`~tritonconv.kernels.banded.segment` outputs, 8 channels (16-byte loads channels-last), 32
-    segments a step (16 for windows past 64; the weight gradient's 16), 8 warps, one stage, split along the segments
-    into about four programs an SM (the weight gradient's two). SASS on ``depthwise_k31`` (sm_90, bf16), warp
-    instructions per 1000 useful multiply-adds, forward, input and weight gradient: channels-last 14.7, 14.9 and 17.0
-    (Triton 3.6: 13.3, 15.7, 15.4), NCL rows in runs 6.4, 6.4 and 8.9 (3.6: 14.8, 17.3, 14.3), 88-128 registers, no
-    spill; the FMA kernels' 139-205 (``benchmarks/NOTES.md``, fifty-seventh session)."""
+    segments a step (16 for windows past 64, for segments of several rows, and the weight gradient's), 8 warps, one
+    stage, split along the segments into about four programs an SM (the weight gradient's two). SASS (sm_90, bf16),
+    warp instructions per 1000 useful multiply-adds, forward, input and weight gradient: ``depthwise_k31``
+    channels-last 11.0, 11.0 and 14.4 (Triton 3.6: 12.2, 14.7, 14.9), NCL rows in runs 6.6, 6.6 and 9.1 (3.6: 9.7,
+    12.5, 10.0); ``mobilenet_dw_3x3`` channels-last 76, 76 and 70 (3.6: 69, 68, 57); 99-158 registers, no spill; the
+    FMA kernels' 139-205 (``benchmarks/NOTES.md``, fifty-seventh and fifty-eighth sessions)."""
     transposed = problem.kind == "conv_dw_t"
     spec = problem.spec
     if not problem.kind.startswith("conv_dw") or not banded.applies(spec, getattr(torch, problem.dtype), transposed):
@@ -934,11 +935,14 @@ def banded_config(problem: Problem, sm_count: int) -> Config | None:
 
 
 def banded_candidates(problem: Problem, sm_count: int, smem_limit: int = DEFAULT_SMEM) -> list[Config]:
-    """The banded kernels' tiles the tuner tries for a depthwise pass they compute, from 3 taps: the heuristic's
-    (:func:`banded_config`), with 16 channels, with half the segments a step, on 4 warps, and split half and twice as
-    many ways; those that fit ``smem_limit`` (:func:`tritonconv.kernels.banded.shared_bytes`)."""
-    cfg = banded_config(problem, sm_count) if problem.taps >= 3 else None  # (one or two taps: a window of 16, 8-16x
-    if cfg is None:  # the useful multiply-adds)
+    """The banded kernels' tiles the tuner tries for a depthwise pass they compute, from 3 taps (NC(D)HW ones with taps
+    along the height: none, as :func:`heuristic_banded`): the heuristic's (:func:`banded_config`), with 16 channels,
+    with half the segments a step, on 4 warps, and split half and twice as many ways; those that fit ``smem_limit``
+    (:func:`tritonconv.kernels.banded.shared_bytes`)."""
+    rows_nc = problem.layout == "contiguous" and banded.axes(problem.spec)[0][0] > 1
+    # (one or two taps: a window of 16, 8-16x the useful multiply-adds)
+    cfg = banded_config(problem, sm_count) if problem.taps >= 3 and not rows_nc else None
+    if cfg is None:
         return []
     variants = [cfg, dataclasses.replace(cfg, block_n=16), dataclasses.replace(cfg, block_k=max(16, cfg.block_k // 2)),
                 dataclasses.replace(cfg, num_warps=4), dataclasses.replace(cfg, split_k=max(1, cfg.split_k // 2)),
@@ -958,8 +962,13 @@ def banded_issued(problem: Problem, config: Config) -> float:
 
 def heuristic_banded(problem: Problem, interpret: bool, sm_count: int) -> Config | None:
     """The banded kernel's tiles where the heuristic takes them: on a GPU, from :data:`BANDED_TAPS` taps, issuing at
-    most :data:`BANDED_ISSUED` multiply-adds a useful one; else None."""
-    cfg = None if interpret or problem.taps < BANDED_TAPS else banded_config(problem, sm_count)
+    most :data:`BANDED_ISSUED` multiply-adds a useful one, and with taps along the height only channels-last; else
+    None. (NC(D)HW windows of several rows read 2 bytes at a time: on Triton 3.6 the 3 x 3 layer's main loops took 255
+    registers for 284 warp instructions per 1000 useful multiply-adds, and 7 x 7 spilled; the FMA kernel reads those
+    rows in aligned runs, 155-165.)"""
+    if interpret or problem.taps < BANDED_TAPS or (problem.layout == "contiguous" and banded.axes(problem.spec)[0][0] > 1):
+        return None
+    cfg = banded_config(problem, sm_count)
     return cfg if cfg and banded_issued(problem, cfg) <= BANDED_ISSUED else None
 
 

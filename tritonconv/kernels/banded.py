@@ -1,25 +1,29 @@
-"""Depthwise convolution on tensor cores: a row of taps as a banded reduction.
+"""Depthwise convolution on tensor cores: a segment's taps as a banded reduction.
 
 :mod:`tritonconv.kernels.depthwise` runs each tap as a multiply-add on FMA units, and loads, converts and addresses
 its operand once per tap: on a long 1-D kernel (Conformer's 31 taps) that is about five warp instructions a
-multiply-add, so the layer is bound by issue, not by its bytes. Here a channel's taps along the width become a band:
-``P`` consecutive outputs from ``o0`` read a window of ``(P - 1)*s + (taps - 1)*d + 1`` inputs, and::
+multiply-add, so the layer is bound by issue, not by its bytes. Here a channel's taps become a band. Along the width
+alone, ``P`` consecutive outputs from ``o0`` read a window of ``(P - 1)*s + (taps - 1)*d + 1`` inputs, and::
 
     y[b, c, o0 + q] = sum_j x[b, c // DIV, o0*s - pad + j] * band[c, j, q],   band[c, j, q] = w[c, 0, t] where j = q*s + t*d
 
-(0 elsewhere). Per channel, ``BLOCK_K`` segments of ``P`` outputs are one ``[segments, window] x [window, P]``
-product, and ``BLOCK_N`` channels one batched ``tl.dot`` on the tensor cores, the window padded to a power of two
-(``KJ``): ``KJ / taps`` the useful multiply-adds (2.06x for 31 taps in segments of 32), for 6-17 warp instructions
-per 1000 useful ones where the FMA kernels issue 139-205 (sm_90, ``benchmarks.static``). A program loads its band once
-and runs over its share of the segments (``PER`` of them, ``BLOCK_K`` a step); a segment lies within one row
-``(b, od, oh)``, whose depth and height taps are single (``KD = KH = 1``). Rows held contiguous in whole 16-byte runs
-(NC(D)HW, :func:`window_runs`) are read in those runs, from ``R`` columns before each window, the band ``R`` rows lower.
+(0 elsewhere). With taps along the height too (``kh x kw``, ``1 x kh x kw``), a segment is ``PH`` rows of ``P / PH``
+outputs (:func:`segment_rows`: 4 x 8 for 3 x 3 taps, 2 x 8 for 7 x 7) and its window the ``((PH - 1)*sh + (kh - 1)*dh
++ 1) x ((P/PH - 1)*sw + (kw - 1)*dw + 1)`` inputs they read, flattened row by row: element ``j = a*WW + b`` of output
+``(u, v)`` is tap ``(th, tw)`` where ``a = u*sh + th*dh`` and ``b = v*sw + tw*dw``. Per channel, ``BLOCK_K`` segments
+are one ``[segments, window] x [window, P]`` product, and ``BLOCK_N`` channels one batched ``tl.dot`` on the tensor
+cores, the window padded to a power of two (``KJ``): ``KJ / taps`` the useful multiply-adds (2.06 for 31 taps in
+segments of 32, 2.6 for 7 x 7, 7.1 for 3 x 3), for 7-76 warp instructions per 1000 useful ones where the FMA kernels
+issue 139-205 (sm_90, ``benchmarks.static``). A program loads its band once and runs over its share of the segments
+(``PER`` of them, ``BLOCK_K`` a step, moved on by carries); a segment lies within one plane ``(b, od)``, whose depth
+tap is single (``KD = 1``). One-row windows of rows held contiguous in whole 16-byte runs (NC(D)HW,
+:func:`window_runs`) are read in those runs, from ``R`` columns before each window, the band ``R`` rows lower.
 
 The input gradient at unit strides is this forward on the output gradient with the taps reversed and padding
-``(taps - 1)*d - pad`` (:func:`as_forward`), one output channel per input channel. The weight gradient sums
-``G[c, q, j] += dy[b, c, o0 + q] * x[b, c // DIV, o0*s - pad + j]`` over the segments (a batched dot whose reduction is
-the segments), and tap ``t``'s gradient is the diagonal ``sum_q G[c, q, q*s + t*d]``; its programs' sums meet in the
-kernel in a fixed order.
+``(taps - 1)*d - pad`` on each axis (:func:`as_forward`), one output channel per input channel. The weight gradient
+sums ``G[c, q, j] += dy[b, c, segment's output q] * x[b, c // DIV, segment's input j]`` over the segments (a batched
+dot whose reduction is the segments), and tap ``(th, tw)``'s gradient is the diagonal ``sum_q G[c, q, j(q, th, tw)]``;
+its programs' sums meet in the kernel in a fixed order.
 
 A NaN or infinity in the forward's (input gradient's) ``x`` reaches every output of a segment whose window (read in
 runs: rounded out to them) holds it (times the band's zeros), not only the outputs its taps reach, as in cuDNN's
