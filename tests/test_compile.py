@@ -10,6 +10,7 @@ file first: a kernel its Triton version cannot compile shows in seconds.
 """
 
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -54,9 +55,15 @@ def problems():
     dispatch.conv_grad_weight(rand(2, 5, 9), x16, spec16, False, tuning.Config(16, 16, 16, split_k=2))
     x1 = rand(2, 3, 11).requires_grad_()  # 1-D on 3 channels: the weight gradient folds its width taps
     tritonconv.conv1d(x1, rand(4, 3, 5).requires_grad_(), padding=2).sum().backward()
-    xd = rand(2, 3, 9, 8, fmt=torch.channels_last).requires_grad_()  # depthwise, multiplier 2
+    xd = rand(2, 3, 9, 8, fmt=torch.channels_last).requires_grad_()  # depthwise 3 x 3, multiplier 2: the banded
+    # kernel's segments of several rows (forward, weight gradient), the FMA kernel's input gradient
     tritonconv.conv2d(xd, rand(6, 1, 3, 3).requires_grad_(), rand(6), padding=1, groups=3,
                       activation="relu").sum().backward()
+    xf = rand(2, 4, 7, 6, fmt=torch.channels_last).requires_grad_()  # depthwise 2 x 3: FMA loops, every pass
+    tritonconv.conv2d(xf, rand(4, 1, 2, 3).requires_grad_(), rand(4), padding=1, groups=4,
+                      activation="relu").sum().backward()
+    xr = rand(1, 8, 6, 16).requires_grad_()  # NCHW 3 x 3: FMA loops over rows read in aligned runs
+    tritonconv.conv2d(xr, rand(8, 1, 3, 3).requires_grad_(), padding=1, groups=8).sum().backward()
     xw = rand(2, 8, 3, 20, fmt=torch.channels_last).requires_grad_()  # depthwise, 1 x 9 taps: the banded kernel,
     # forward (bias, activation, flip) and input gradient; bf16 NCL, dilated, no bias
     tritonconv.conv2d(xw, rand(8, 1, 1, 9).requires_grad_(), rand(8), padding=(0, 4), groups=8, activation="silu",
@@ -363,19 +370,21 @@ def test_aligned_rows_let_ptxas_use_every_register_below_hopper():
 @pytest.mark.parametrize("arch", [90, 80])
 def test_banded_kernel_runs_on_the_tensor_cores(arch):
     """The banded depthwise kernels with the heuristic's tiles, on the suite's 31-tap layer's forward, input gradient
-    and weight gradient in both layouts (bf16): no spill, their main loops' products tensor-core MMAs (the warp-level
-    ``HMMA``, on Hopper too) and no FMA, channels-last ``x`` loaded 16 bytes at a time, and at most 20 warp instructions
-    per 1000 useful multiply-adds (the FMA kernels: 139-205; ``costmodel.BANDED_ISSUE``)."""
-    prob = dict(tune.suite_problems(json.loads((static.ROOT / "shapes.json").read_text())))["depthwise_k31"]
-    for kind in ("conv_dw", "conv_dw_t", "conv_dw_wgrad"):
-        for layout in ("channels_last", "contiguous"):
-            problem = tuning.Problem.of(kind, "bfloat16", layout, **prob)
+    and weight gradient in both layouts and its 3 x 3 layer's channels-last (bf16): no spill, their main loops' products
+    tensor-core MMAs (the warp-level ``HMMA``, on Hopper too) and no FMA, channels-last ``x`` loaded 16 bytes at a
+    time, and at most 20 (31 taps) and 80 (3 x 3) warp instructions per 1000 useful multiply-adds (the FMA kernels:
+    139-205; ``costmodel.BANDED_ISSUE``)."""
+    suite = dict(tune.suite_problems(json.loads((static.ROOT / "shapes.json").read_text())))
+    for name, layouts, most in (("depthwise_k31", ("channels_last", "contiguous"), 20),
+                                ("mobilenet_dw_3x3", ("channels_last",), 80)):
+        for kind, layout in itertools.product(("conv_dw", "conv_dw_t", "conv_dw_wgrad"), layouts):
+            problem = tuning.Problem.of(kind, "bfloat16", layout, **suite[name])
             cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)
             census = static.compiled_census(arch, problem, cfg)
-            assert census["kernel"].startswith("_banded") and census["spill_store_bytes"] == 0, (kind, layout)
+            assert census["kernel"].startswith("_banded") and census["spill_store_bytes"] == 0, (name, kind, layout)
             assert census["loop_math_op"] == "HMMA" and census["loop_local"] == 0
             useful = cfg.block_n * cfg.block_k * cfg.block_m * problem.taps  # a step's
-            assert 1000 * census["loop_instructions"] * cfg.num_warps / useful <= 20, (kind, layout, census)
+            assert 1000 * census["loop_instructions"] * cfg.num_warps / useful <= most, (name, kind, layout, census)
             if layout == "channels_last":
                 assert census["loop_load_bytes"] == 16
 
