@@ -3,8 +3,9 @@
     gemm            N-d implicit GEMM: forward and transposed pass (input gradient), taps folded
                     into the reduction, split reductions
     depthwise       depthwise layers without tensor cores: forward, input and weight gradients
-    banded          depthwise layers whose taps lie along the width, on tensor cores: each channel's
-                    taps a band, the reduction of a batched dot (forward, input and weight gradients)
+    banded          depthwise layers (one tap along the depth) on tensor cores: each channel's taps a
+                    band over a segment's window, the reduction of a batched dot (forward, input and
+                    weight gradients)
     tma             forward and transposed passes with tile loads by tensor descriptor (Hopper's TMA;
                     strides folded into a view of the input, or by stride phase), split reductions
     weight_grad     weight gradient as a GEMM per tap (taps folded for few channels), split
