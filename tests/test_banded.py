@@ -34,6 +34,9 @@ CASES = [  # (ndim, input, weight, kwargs)
     (2, (1, 8, 14, 15), (8, 1, 3, 5), dict(groups=8, padding=(2, 4), dilation=2)),
     (2, (1, 8, 10, 12), (8, 1, 4, 4), dict(groups=8, padding="same")),  # even taps: 1 before, 2 after
     (3, (1, 8, 3, 9, 11), (8, 1, 1, 5, 3), dict(groups=8, padding=(1, 2, 1))),  # 1 x kh x kw: a plane of padding read
+    # NCHW rows of whole 16-byte runs: windows of several rows read in runs, the segments' grid starting early
+    (2, (2, 8, 9, 24), (8, 1, 7, 7), dict(groups=8, padding=3)),  # 2 x 8 outputs, 8 rows of 16 inputs, 5 columns early
+    (2, (1, 8, 10, 16), (8, 1, 3, 7), dict(groups=8)),  # 2 x 8 outputs, 4 rows of 16, none early
 ]
 
 
@@ -131,11 +134,16 @@ def test_heuristic_takes_the_banded_kernel_for_long_16_bit_rows_on_a_gpu():
     assert not config(x=(4, 32, 9, 64, 64), w=(32, 1, 3, 3, 3)).fold  # taps along the depth: the FMA kernel
     assert not config(x=(4, 32, 64, 64), w=(32, 1, 3, 3), interpret=True).fold
     assert config(layout="contiguous").fold and config(x=(4, 32, 8, 256), w=(32, 1, 1, 31), layout="contiguous").fold
-    for kind in ("conv_dw", "conv_dw_t", "conv_dw_wgrad"):  # NCHW windows of several rows: the FMA kernel's runs
-        assert not config(kind, x=(4, 32, 64, 64), w=(32, 1, 7, 7), layout="contiguous").fold
+    for kind in ("conv_dw", "conv_dw_t", "conv_dw_wgrad"):  # NCHW windows of several rows: read in runs where the
+        # rows allow and the band issues at most 4x, else the FMA kernel's runs
+        assert config(kind, x=(4, 32, 64, 64), w=(32, 1, 7, 7), layout="contiguous").fold
+        assert not config(kind, x=(4, 32, 64, 60), w=(32, 1, 7, 7), layout="contiguous").fold
+        assert not config(kind, x=(4, 32, 64, 64), w=(32, 1, 3, 3), layout="contiguous").fold
         square = [tuning.Problem.of(kind, "bfloat16", lay, (4, 32, 64, 64), (32, 1, 3, 3), 1, 1, groups=32)
                   for lay in ("channels_last", "contiguous")]
-        assert tuning.banded_candidates(square[0], 132) and not tuning.banded_candidates(square[1], 132)
+        assert tuning.banded_candidates(square[0], 132) and tuning.banded_candidates(square[1], 132)
+        odd = tuning.Problem.of(kind, "bfloat16", "contiguous", (4, 32, 64, 60), (32, 1, 3, 3), 1, 1, groups=32)
+        assert not tuning.banded_candidates(odd, 132)  # (NCHW rows of no whole run)
 
 
 def spec_of(x_shape, taps, stride=1, dilation=1):
@@ -166,7 +174,8 @@ def test_segment_and_window():
     segs, per, programs = banded.tiling(written, spec_of((3, 8, 2, 108), (1, 9)), cfg)
     assert segs == 3 * 2 * 4 and per % 16 == 0 and (programs - 1) * per < segs <= programs * per
     assert banded.tiling(written, spec_of((3, 8, 4, 102), (3, 3)), cfg)[0] == 3 * 1 * 13  # rows of 4 x 8
-    assert banded.segment_grid(written, spec_of((3, 8, 4, 102), (3, 3)), cfg) == (1, 13, 1, 0, 0, 3)  # 16 = 13 + 3
+    assert banded.segment_grid(written, cfg, banded.Reading(0, 0, 0, 4, 10)) == (1, 13, 1, 0, 0, 3)  # 16 = 13 + 3
+    assert banded.segment_grid(written, cfg, banded.Reading(8, 0, 7, 4, 16)) == (1, 14, 1, 0, 0, 2)  # 7 early: 14 a row
 
 
 @pytest.mark.parametrize("ndim,x_shape,w_shape,kw", [
@@ -221,23 +230,28 @@ def test_weight_gradient_splits_meet_in_a_fixed_order(banded_tiles):
 
 
 def test_windows_read_in_runs_where_rows_allow():
-    """NCL rows whose strides and width are whole 16-byte runs read their windows in runs, from a run boundary ``R``
-    columns before them (``R = -pad mod 8``), where that leaves the band as wide; else 2 bytes at a time."""
-    def runs(shape, taps, pad, stride=1, segment=32, dtype=torch.bfloat16, channels_last=False):
+    """NC(D)HW rows whose strides and width are whole 16-byte runs read their windows in runs, where that leaves the band
+    as wide; else 2 bytes at a time. One-row windows from a run boundary ``R`` columns before them (``R = -pad mod
+    8``); windows of several rows each row from a run boundary, in whole runs, the segments' grid ``E = -pad mod 8``
+    columns early (rows of 8 outputs or a multiple)."""
+    def read(shape, taps, pad, stride=1, segment=32, dtype=torch.bfloat16, channels_last=False):
         x = torch.empty(shape, dtype=dtype)
         if channels_last:
             x = x.movedim(1, -1).contiguous().movedim(-1, 1)
-        spec = _checks.conv_spec("conv1d", 1, x, torch.empty(shape[1], 1, taps, dtype=dtype), None, stride, pad, 1,
-                                 shape[1])
-        return banded.window_runs(x, spec, geometry.Config(segment, 8, 32, fold=1), pad)
-    assert runs((2, 8, 96), 31, 15) == (8, 1)  # 62 inputs and 1 before: 64
-    assert runs((2, 8, 96), 31, 13) == (0, 0)  # 3 before: 65, a band of 128
-    assert runs((2, 8, 100), 31, 15) == (0, 0)  # rows of no whole run
-    assert runs((2, 8, 96), 31, 15, channels_last=True) == (0, 0)  # channels innermost: 16-byte loads already
-    assert runs((2, 8, 96), 9, 4, segment=16) == (8, 4)  # 24 + 4 in 32
-    x = torch.empty(2, 8, 16, 96, dtype=torch.bfloat16)  # whole runs, but segments of several rows: 2 bytes at a time
-    spec = _checks.conv_spec("conv2d", 2, x, torch.empty(8, 1, 3, 3, dtype=x.dtype), None, 1, 1, 1, 8)
-    assert banded.window_runs(x, spec, geometry.Config(32, 8, 16, fold=1), 1) == (0, 0)
+        w = torch.empty(shape[1], 1, *taps, dtype=dtype)
+        spec = _checks.conv_spec(f"conv{len(taps)}d", len(taps), x, w, None, stride, pad, 1, shape[1])
+        return banded.reading(x, spec, geometry.Config(segment, 8, 32, fold=1), pad)
+    assert read((2, 8, 96), (31,), 15) == (8, 1, 0, 1, 0)  # 62 inputs and 1 before: 64
+    assert read((2, 8, 96), (31,), 13).run == 0  # 3 before: 65, a band of 128
+    assert read((2, 8, 100), (31,), 15).run == 0  # rows of no whole run
+    assert read((2, 8, 96), (31,), 15, channels_last=True).run == 0  # channels innermost: 16-byte loads already
+    assert read((2, 8, 96), (9,), 4, segment=16) == (8, 4, 0, 1, 0)  # 24 + 4 in 32
+    assert read((2, 8, 16, 96), (3, 3), 1, segment=16) == (8, 0, 7, 2, 16)  # 2 x 8 outputs: 4 rows of 10 in 16
+    assert read((2, 8, 16, 96), (3, 3), 1) == (0, 0, 0, 4, 10)  # 4 x 8: 6 rows of 16 would pad to 128, not 64
+    assert read((2, 8, 16, 96), (7, 7), 3, segment=16) == (8, 0, 5, 2, 16)  # 8 rows of 14 in 16
+    assert read((2, 8, 16, 90), (7, 7), 3, segment=16).run == 0  # rows of no whole run
+    assert read((2, 8, 16, 96), (7, 7), 3, segment=16, channels_last=True).run == 0
+    assert read((2, 8, 16, 96), (7, 7), 3, stride=2, segment=16).run == 0  # (a strided width: 2 bytes at a time)
 
 
 def test_explain_names_the_banded_kernels():
@@ -253,5 +267,8 @@ def test_explain_names_the_banded_kernels():
     w2 = torch.empty(96, 1, 7, 7, device="meta", dtype=torch.bfloat16)
     text = str(tritonconv.explain(x2.to(memory_format=torch.channels_last), w2, None, 1, 3, 1, 96))
     assert text.count("7 x 7 taps banded, windows of 128 inputs for") == 3 and text.count("segments of 2 x 8") == 3
-    nchw = str(tritonconv.explain(x2, w2, None, 1, 3, 1, 96))  # NCHW: the FMA kernel, its rows in aligned runs
-    assert "banded" not in nchw and nchw.count("depthwise (FMA)") == 3
+    nchw = str(tritonconv.explain(x2, w2, None, 1, 3, 1, 96))  # NCHW: rows read in runs
+    assert nchw.count("depthwise (tensor cores, banded taps)") == 3 and nchw.count("NC(D)HW rows in runs") == 3
+    w3 = torch.empty(96, 1, 3, 3, device="meta", dtype=torch.bfloat16)  # NCHW 3 x 3: the FMA kernel's runs
+    square = str(tritonconv.explain(x2, w3, None, 1, 1, 1, 96))
+    assert "banded" not in square and square.count("depthwise (FMA)") == 3

@@ -64,6 +64,8 @@ def problems():
                       activation="relu").sum().backward()
     xr = rand(1, 8, 6, 16).requires_grad_()  # NCHW 3 x 3: FMA loops over rows read in aligned runs
     tritonconv.conv2d(xr, rand(8, 1, 3, 3).requires_grad_(), padding=1, groups=8).sum().backward()
+    x7 = rand(1, 8, 9, 16).requires_grad_()  # NCHW 7 x 7: the banded kernel's windows of several rows read in runs
+    tritonconv.conv2d(x7, rand(8, 1, 7, 7).requires_grad_(), rand(8), padding=3, groups=8).sum().backward()
     xw = rand(2, 8, 3, 20, fmt=torch.channels_last).requires_grad_()  # depthwise, 1 x 9 taps: the banded kernel,
     # forward (bias, activation, flip) and input gradient; bf16 NCL, dilated, no bias
     tritonconv.conv2d(xw, rand(8, 1, 1, 9).requires_grad_(), rand(8), padding=(0, 4), groups=8, activation="silu",
@@ -370,13 +372,15 @@ def test_aligned_rows_let_ptxas_use_every_register_below_hopper():
 @pytest.mark.parametrize("arch", [90, 80])
 def test_banded_kernel_runs_on_the_tensor_cores(arch):
     """The banded depthwise kernels with the heuristic's tiles, on the suite's 31-tap layer's forward, input gradient
-    and weight gradient in both layouts and its 3 x 3 layer's channels-last (bf16): no spill, their main loops' products
-    tensor-core MMAs (the warp-level ``HMMA``, on Hopper too) and no FMA, channels-last ``x`` loaded 16 bytes at a
-    time, and at most 20 (31 taps) and 80 (3 x 3) warp instructions per 1000 useful multiply-adds (the FMA kernels:
-    139-205; ``costmodel.BANDED_ISSUE``)."""
+    and weight gradient in both layouts, its 3 x 3 layer's channels-last and a ConvNeXt 7 x 7 layer's NCHW, its
+    windows' rows read in runs (bf16): no spill, their main loops' products tensor-core MMAs (the warp-level ``HMMA``,
+    on Hopper too) and no FMA, ``x`` loaded 16 bytes at a time (not the 31-tap NCL rows), and at most 20 (31 taps), 80
+    (3 x 3) and 60 (7 x 7) warp instructions per 1000 useful multiply-adds (the FMA kernels: 139-205;
+    ``costmodel.BANDED_ISSUE``)."""
     suite = dict(tune.suite_problems(json.loads((static.ROOT / "shapes.json").read_text())))
+    suite["convnext_7x7"] = dict(input_shape=(32, 96, 56, 56), weight_shape=(96, 1, 7, 7), padding=3, groups=96)
     for name, layouts, most in (("depthwise_k31", ("channels_last", "contiguous"), 20),
-                                ("mobilenet_dw_3x3", ("channels_last",), 80)):
+                                ("mobilenet_dw_3x3", ("channels_last",), 80), ("convnext_7x7", ("contiguous",), 60)):
         for kind, layout in itertools.product(("conv_dw", "conv_dw_t", "conv_dw_wgrad"), layouts):
             problem = tuning.Problem.of(kind, "bfloat16", layout, **suite[name])
             cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)
@@ -385,7 +389,7 @@ def test_banded_kernel_runs_on_the_tensor_cores(arch):
             assert census["loop_math_op"] == "HMMA" and census["loop_local"] == 0
             useful = cfg.block_n * cfg.block_k * cfg.block_m * problem.taps  # a step's
             assert 1000 * census["loop_instructions"] * cfg.num_warps / useful <= most, (name, kind, layout, census)
-            if layout == "channels_last":
+            if layout == "channels_last" or name == "convnext_7x7":
                 assert census["loop_load_bytes"] == 16
 
 

@@ -231,7 +231,7 @@ def issued(problem: Problem, config: Config) -> tuple[int, int]:
     if runs_banded(problem, config):  # every step's segments x their window x its channels, masked ones included
         written = problem.input_shape if problem.kind == "conv_dw_t" else problem.output_shape
         # (each program's share whole steps, the last's the rest)
-        segs, _, programs = banded.tiling(written, problem.spec, config)
+        segs, _, programs = banded.tiling(written, problem.spec, config, tuning.banded_reading(problem, config))
         tiles = cdiv(written[1], config.block_n)
         rows = banded.rows(problem.spec, config)
         return tiles * config.block_n * cdiv(segs, config.block_k) * config.block_k * config.block_m * rows, tiles * programs
@@ -288,7 +288,7 @@ def meeting(problem: Problem, config: Config) -> tuple[int, int]:
     if problem.kind in ("conv_dw", "conv_dw_t") or config.split_k <= 1:
         return 0, 1
     if runs_banded(problem, config):  # every channel tile's programs along the segments
-        programs = banded.tiling(problem.output_shape, problem.spec, config)[2]
+        programs = banded.tiling(problem.output_shape, problem.spec, config, tuning.banded_reading(problem, config))[2]
         return (cdiv(problem.output_shape[1], config.block_n), programs) if programs > 1 else (0, 1)
     if problem.kind == "conv_dw_wgrad":
         launch = depthwise.WeightGradLaunch(standin(problem, problem.output_shape), standin(problem, problem.input_shape),
@@ -793,7 +793,7 @@ def runs_banded(problem: Problem, config: Config) -> bool:
 
 
 BANDED_ISSUE = {"channels_last": (5.3, 7.0), "runs": (3.2, 4.4), "contiguous": (8.9, 9.3),
-                "channels_last, rows": (10.7, 9.8), "contiguous, rows": (13.1, 12.8)}
+                "channels_last, rows": (10.7, 9.8), "runs, rows": (6.8, 7.0), "contiguous, rows": (13.1, 12.8)}
 """Per way of reading ``x`` (:func:`banded_reads`), the warp instructions the banded depthwise kernels' main loops issue
 per 1000 multiply-adds issued (the window's masked rows included), the forward's and input gradient's, then the weight
 gradient's: the SASS census (sm_90, bf16, Triton 3.9; ``benchmarks.static``) with the heuristic's tiles on 8 warps.
@@ -803,28 +803,28 @@ x 16 (229 and 144 a step of 262,144; 3.6: 236 and 158; its diagonals and meeting
 read 2 bytes at a time (no whole runs) from the same layer's compiles on rows of 4,095 (586-587 and 305; 3.6: 906-994
 and 464). Segments of several rows, ``mobilenet_dw_3x3`` (3 x 3 taps in segments of 4 x 8 outputs, windows of 6 x 10
 in 64, 7.1 issued a useful one), 32 x 8 x 16 both passes (channels-last 352 and 322 a step of 262,144; 3.6: 315-316 and
-263; NCHW, 2 bytes at a time, 428 and 418; 3.6: 1,311 and 1,302, which the heuristic leaves to the FMA kernel). Unfitted."""
+263; NCHW, 2 bytes at a time, 428 and 418; 3.6: 1,311 and 1,302, which the heuristic leaves to the FMA kernel). NCHW
+windows of several rows read in aligned runs (:func:`tritonconv.kernels.banded.reading`), not a suite layer's: a ConvNeXt
+7 x 7 layer (32 x 96 x 56 x 56; 2 x 8 segments, windows of 8 x 16 in 128), 16 x 8 x 16, 221-222 and 230 a step (3.6:
+624-707 and 613; KernelBench's 3 x 7, 4 x 16 in 64: 169, 3.6: 221). Unfitted."""
 
 BANDED_REGISTERS = {"channels_last": (126, 128), "runs": (102, 158), "contiguous": (226, 217),
-                    "channels_last, rows": (99, 150), "contiguous, rows": (128, 226)}
+                    "channels_last, rows": (99, 150), "runs, rows": (80, 164), "contiguous, rows": (128, 226)}
 """Per way of reading ``x``, the banded kernels' registers, the forward's and input gradient's, then the weight
 gradient's (ptxas, the same compiles: 124-126 and 128 channels-last, 100-102 and 158 in runs, 168-226 and 217 2 bytes
-at a time, 99 and 150 in rows channels-last, 128 and 226 NCHW; Triton 3.6: 98-101, 122; 94-127, 128; 219-255, 220;
-98-112, 148; 255, 255 with 80 B spilled)."""
+at a time, 99 and 150 in rows channels-last, 78-80 and 164 in rows in runs, 128 and 226 NCHW; Triton 3.6: 98-101, 122;
+94-127, 128; 219-255, 220; 98-112, 148; 138-152, 220; 255, 255 with 80 B spilled)."""
 
 
 def banded_reads(problem: Problem, config: Config) -> str:
-    """How a banded launch reads ``x`` (the input gradient's output gradient): one-row segments ``"channels_last"``,
-    ``"runs"`` (NCL rows in aligned 16-byte runs, :func:`tritonconv.kernels.banded.window_runs`, on a stand-in laid out
-    as the problem's) or ``"contiguous"`` (NCL rows 2 bytes at a time); segments of several rows (taps along the
-    height, :func:`tritonconv.kernels.banded.segment_rows`) ``"channels_last, rows"`` or ``"contiguous, rows"``."""
-    if banded.axes(problem.spec)[0][0] > 1:
-        return f"{problem.layout}, rows"
-    if problem.layout == "channels_last":
-        return "channels_last"
-    pad = banded.as_forward(problem.spec, problem.kind == "conv_dw_t", False)[0][-1]
-    x = tuning.standin(problem.reads[0], getattr(torch, problem.dtype), False, "meta")  # (x, or dy for conv_dw_t)
-    return "runs" if banded.window_runs(x, problem.spec, config, pad)[0] else "contiguous"
+    """How a banded launch reads ``x`` (:func:`tritonconv.tuning.banded_reading`): one-row segments
+    ``"channels_last"``, ``"runs"`` (NC(D)HW rows in aligned 16-byte runs) or ``"contiguous"`` (NC(D)HW rows 2 bytes
+    at a time); segments of several rows (taps along the height) ``"channels_last, rows"``, ``"runs, rows"`` or
+    ``"contiguous, rows"``."""
+    read = tuning.banded_reading(problem, config)
+    way = "channels_last" if problem.layout == "channels_last" else "runs" if read.run else "contiguous"
+    return f"{way}, rows" if banded.axes(problem.spec)[0][0] > 1 else way
+
 
 BANDED_MMA = 0.5
 """The banded kernel's tensor-core rate as a share of ``mma_macs``: its batched ``tl.dot`` (one product per channel)

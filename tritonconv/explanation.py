@@ -154,12 +154,13 @@ def describe(written: Problem, problem: Problem, config: Config) -> str:
                          + (", each tap's products moved" if rows.each else ""))
     elif kernel.startswith("_banded"):
         taps = " x ".join(map(str, ran.weight_shape[2:]))
-        seg_rows = banded.segment_rows(ran.spec, cfg.block_m)
+        seg_rows = tuning.banded_reading(ran, cfg).rows
         segment = f"{seg_rows} x {cfg.block_m // seg_rows}" if seg_rows > 1 else f"{cfg.block_m}"
         words.append(f"{taps} taps banded, windows of {banded.rows(ran.spec, cfg)} inputs for segments of {segment}"
-                     + (", NC(D)HW rows in runs" if costmodel.banded_reads(ran, cfg) == "runs" else ""))
+                     + (", NC(D)HW rows in runs" if costmodel.banded_reads(ran, cfg).startswith("runs") else ""))
         if ran.kind == "conv_dw_wgrad" and cfg.split_k > 1:
-            words.append(f"{banded.tiling(ran.output_shape, ran.spec, cfg)[2]} splits met in the kernel")
+            programs = banded.tiling(ran.output_shape, ran.spec, cfg, tuning.banded_reading(ran, cfg))[2]
+            words.append(f"{programs} splits met in the kernel")
     elif kernel.startswith("_depthwise") and ran.layout == "contiguous":
         runs = costmodel.depthwise_runs(ran, cfg)
         words.append("NC(D)HW rows" + (f", in runs of {runs}" if runs else "")

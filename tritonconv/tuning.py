@@ -901,6 +901,13 @@ BANDED_ISSUED = 8
 multiply-adds where the FMA kernel issues 163; at a stride of 2 their windows pad to 128 (14.2), and the FMA kernel
 keeps them."""
 
+BANDED_NC_ISSUED = 4
+"""The most multiply-adds the heuristic's band issues a useful one on NC(D)HW layers with taps along the height (their
+windows' rows read in aligned runs, :func:`tritonconv.kernels.banded.reading`; else the FMA kernel): on Triton 3.6 (the
+GPU machine's) their main loops issue 41-56 warp instructions per 1000 useful multiply-adds at 3 x 7 and 7 x 7 taps
+(2.6-3.0 issued a useful one), but 200-218 at 3 x 3 (7.1) and 78 at 5 x 5 (5.1), where the FMA kernel's runs issue
+155-165 (Triton 3.9: 18-31 and 55-73)."""
+
 BANDED_WINDOW = 128
 """The widest band the heuristic's banded tiles hold (:func:`tritonconv.kernels.banded.window`: 8 channels x 16
 segments x 128 inputs of ``x`` a step; 7 x 7 taps' 8 x 14 in 128)."""
@@ -908,20 +915,24 @@ segments x 128 inputs of ``x`` a step; 7 x 7 taps' 8 x 14 in 128)."""
 
 def banded_config(problem: Problem, sm_count: int) -> Config | None:
     """The banded kernels' tiles (:mod:`tritonconv.kernels.banded`) for a depthwise pass they compute, or None:
-    segments of :func:`~tritonconv.kernels.banded.segment` outputs, 8 channels (16-byte loads channels-last), 32
+    segments of :func:`~tritonconv.kernels.banded.segment` outputs (NC(D)HW rows of whole 16-byte runs with taps along
+    the height: those whose windows' rows are read in runs), 8 channels (16-byte loads channels-last), 32
     segments a step (16 for windows past 64, for segments of several rows, and the weight gradient's), 8 warps, one
     stage, split along the segments into about four programs an SM (the weight gradient's two). SASS (sm_90, bf16),
     warp instructions per 1000 useful multiply-adds, forward, input and weight gradient: ``depthwise_k31``
     channels-last 11.0, 11.0 and 14.4 (Triton 3.6: 12.2, 14.7, 14.9), NCL rows in runs 6.6, 6.6 and 9.1 (3.6: 9.7,
-    12.5, 10.0); ``mobilenet_dw_3x3`` channels-last 76, 76 and 70 (3.6: 69, 68, 57); 99-158 registers, no spill; the
-    FMA kernels' 139-205 (``benchmarks/NOTES.md``, fifty-seventh and fifty-eighth sessions)."""
+    12.5, 10.0); ``mobilenet_dw_3x3`` channels-last 76, 76 and 70 (3.6: 69, 68, 57); a ConvNeXt 7 x 7 layer NCHW in runs
+    18, 18 and 18 (3.6: 50, 56, 49); 78-164 registers, no spill; the FMA kernels' 139-205 (``benchmarks/NOTES.md``,
+    fifty-seventh and fifty-eighth sessions)."""
     transposed = problem.kind == "conv_dw_t"
     spec = problem.spec
     if not problem.kind.startswith("conv_dw") or not banded.applies(spec, getattr(torch, problem.dtype), transposed):
         return None
-    seg = banded.segment(spec)
-    seg_rows = banded.segment_rows(spec, seg)
-    rows = banded.window(spec, seg, seg_rows)
+    run = banded.aligned_run(standin(problem.reads[0], getattr(torch, problem.dtype), False, "meta")) if (
+        problem.layout == "contiguous" and banded.axes(spec)[0][0] > 1) else 0
+    seg = banded.segment(spec, max(run, 1))  # (NC(D)HW rows in runs: segments whose windows' rows are whole runs)
+    rows = banded.window(spec, seg, banded.segment_rows(spec, seg))
+    seg_rows = banded.segment_rows(spec, seg, max(run, 1))
     if rows > BANDED_WINDOW:
         return None
     written = problem.input_shape if transposed else problem.output_shape
@@ -936,13 +947,12 @@ def banded_config(problem: Problem, sm_count: int) -> Config | None:
 
 def banded_candidates(problem: Problem, sm_count: int, smem_limit: int = DEFAULT_SMEM) -> list[Config]:
     """The banded kernels' tiles the tuner tries for a depthwise pass they compute, from 3 taps (NC(D)HW ones with taps
-    along the height: none, as :func:`heuristic_banded`): the heuristic's (:func:`banded_config`), with 16 channels,
-    with half the segments a step, on 4 warps, and split half and twice as many ways; those that fit ``smem_limit``
-    (:func:`tritonconv.kernels.banded.shared_bytes`)."""
-    rows_nc = problem.layout == "contiguous" and banded.axes(problem.spec)[0][0] > 1
+    along the height: where their rows are read in runs, as :func:`heuristic_banded`): the heuristic's
+    (:func:`banded_config`), with 16 channels, with half the segments a step, on 4 warps, and split half and twice as
+    many ways; those that fit ``smem_limit`` (:func:`tritonconv.kernels.banded.shared_bytes`)."""
     # (one or two taps: a window of 16, 8-16x the useful multiply-adds)
-    cfg = banded_config(problem, sm_count) if problem.taps >= 3 and not rows_nc else None
-    if cfg is None:
+    cfg = banded_config(problem, sm_count) if problem.taps >= 3 else None
+    if cfg is None or (banded_nc_rows(problem) and not banded_reading(problem, cfg).run):
         return []
     variants = [cfg, dataclasses.replace(cfg, block_n=16), dataclasses.replace(cfg, block_k=max(16, cfg.block_k // 2)),
                 dataclasses.replace(cfg, num_warps=4), dataclasses.replace(cfg, split_k=max(1, cfg.split_k // 2)),
@@ -960,16 +970,33 @@ def banded_issued(problem: Problem, config: Config) -> float:
     return banded.rows(problem.spec, config) / problem.taps
 
 
+def banded_reading(problem: Problem, config: Config) -> banded.Reading:
+    """How a banded launch with ``config`` tiles its output and reads ``x`` (the input gradient's output gradient):
+    :func:`tritonconv.kernels.banded.reading` on a stand-in laid out as the problem's."""
+    pad = banded.as_forward(problem.spec, problem.kind == "conv_dw_t", False)[0][-1]
+    x = standin(problem.reads[0], getattr(torch, problem.dtype), problem.layout == "channels_last", "meta")
+    return banded.reading(x, problem.spec, config, pad)
+
+
+def banded_nc_rows(problem: Problem) -> bool:
+    """An NC(D)HW depthwise problem with taps along the height: banded segments of several rows."""
+    return problem.layout == "contiguous" and banded.axes(problem.spec)[0][0] > 1
+
+
 def heuristic_banded(problem: Problem, interpret: bool, sm_count: int) -> Config | None:
     """The banded kernel's tiles where the heuristic takes them: on a GPU, from :data:`BANDED_TAPS` taps, issuing at
-    most :data:`BANDED_ISSUED` multiply-adds a useful one, and with taps along the height only channels-last; else
-    None. (NC(D)HW windows of several rows read 2 bytes at a time: on Triton 3.6 the 3 x 3 layer's main loops took 255
-    registers for 284 warp instructions per 1000 useful multiply-adds, and 7 x 7 spilled; the FMA kernel reads those
-    rows in aligned runs, 155-165.)"""
-    if interpret or problem.taps < BANDED_TAPS or (problem.layout == "contiguous" and banded.axes(problem.spec)[0][0] > 1):
+    most :data:`BANDED_ISSUED` multiply-adds a useful one; NC(D)HW layers with taps along the height where their
+    windows' rows are read in aligned runs and at most :data:`BANDED_NC_ISSUED` (2 bytes at a time, on Triton 3.6 the
+    3 x 3 layer's main loops took 255 registers for 284 warp instructions per 1000 useful multiply-adds, and 7 x 7
+    spilled; the FMA kernel reads those rows in aligned runs, 155-165); else None."""
+    if interpret or problem.taps < BANDED_TAPS:
         return None
     cfg = banded_config(problem, sm_count)
-    return cfg if cfg and banded_issued(problem, cfg) <= BANDED_ISSUED else None
+    if cfg is None or banded_issued(problem, cfg) > BANDED_ISSUED:
+        return None
+    if banded_nc_rows(problem) and (banded_issued(problem, cfg) > BANDED_NC_ISSUED or not banded_reading(problem, cfg).run):
+        return None
+    return cfg
 
 
 def depthwise_heuristic(problem: Problem, interpret: bool, sm_count: int, tma: bool) -> Config:

@@ -16,8 +16,9 @@ cores, the window padded to a power of two (``KJ``): ``KJ / taps`` the useful mu
 segments of 32, 2.6 for 7 x 7, 7.1 for 3 x 3), for 7-76 warp instructions per 1000 useful ones where the FMA kernels
 issue 139-205 (sm_90, ``benchmarks.static``). A program loads its band once and runs over its share of the segments
 (``PER`` of them, ``BLOCK_K`` a step, moved on by carries); a segment lies within one plane ``(b, od)``, whose depth
-tap is single (``KD = 1``). One-row windows of rows held contiguous in whole 16-byte runs (NC(D)HW,
-:func:`window_runs`) are read in those runs, from ``R`` columns before each window, the band ``R`` rows lower.
+tap is single (``KD = 1``). Rows held contiguous in whole 16-byte runs (NC(D)HW, :func:`reading`) are read in those
+runs: one-row windows from ``R`` columns before each, the band ``R`` rows lower; windows of several rows row by row from
+run boundaries, whole runs a row (``WWP`` apart in the band), the segments' grid starting ``E`` columns early.
 
 The input gradient at unit strides is this forward on the output gradient with the taps reversed and padding
 ``(taps - 1)*d - pad`` on each axis (:func:`as_forward`), one output channel per input channel. The weight gradient
@@ -33,6 +34,7 @@ exact products summed in fp32, as the FMA kernels'.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import triton
@@ -59,7 +61,7 @@ def program_share(C, PER, SEGS, INT64: tl.constexpr, BLOCK_N: tl.constexpr):
 
 
 @device
-def band_coordinates(j, q, WW, R, P: tl.constexpr, PH: tl.constexpr, ROWS: tl.constexpr):
+def band_coordinates(j, q, WW: tl.constexpr, R, P: tl.constexpr, PH: tl.constexpr, ROWS: tl.constexpr):
     """Window element ``j``'s row and column ``(a, b)`` (its inputs ``WW`` a row; one row: ``R`` columns early) and
     output ``q``'s row and column ``(u, v)`` in its segment of ``PH`` rows of ``P // PH``."""
     if ROWS:
@@ -91,7 +93,7 @@ def step_windows(x_ptr, x_c, ok_c, ok_g, nb, od, oh0, o0, j, a, b, inputs, D, H,
     outside the input, and for segments not the program's) is input ``(oh0*sh - ph + a, o0*sw - pw + b)`` of the plane
     the segment's one depth tap reads (``ROWS``: segments of several rows or taps along the height; else one row, ``b =
     j - R``); ``x_c``, the channels' offsets. ``RUN`` (> 1, one row): the rows are contiguous and read in aligned runs
-    of ``RUN`` from run boundaries (``R`` columns before the windows', :func:`window_runs`), their masks whole runs'."""
+    of ``RUN`` from run boundaries (``R`` columns before the windows', :func:`reading`), their masks whole runs'."""
     id_ = od * sd - pd
     ih = oh0 * sh - ph
     start = o0 * sw - pw
@@ -100,7 +102,13 @@ def step_windows(x_ptr, x_c, ok_c, ok_g, nb, od, oh0, o0, j, a, b, inputs, D, H,
         ih_j = ih[:, None] + a[None, :]
         i = start[:, None] + b[None, :]
         ok_i = ok[:, None] & inside(ih_j, H, INT64) & inside(i, W, INT64) & (j < inputs)[None, :]
-        at = (nb * sxn + id_ * sxd + ih * sxh + start * sxw)[:, None] + (a * sxh + b * sxw)[None, :]
+        rows = nb * sxn + id_ * sxd + ih * sxh + start * sxw
+        off = a * sxh + b * sxw
+        if RUN > 1:  # (every window row starts on a run, WWP and the strides whole runs)
+            rows = tl.multiple_of(rows, RUN)
+            off = tl.max_contiguous(tl.multiple_of(off, RUN), RUN)
+            ok_i = tl.max_constancy(ok_i, [1, RUN])
+        at = rows[:, None] + off[None, :]
     else:
         ok = ok & inside(ih, H, INT64)
         start -= R
@@ -119,15 +127,17 @@ def step_windows(x_ptr, x_c, ok_c, ok_g, nb, od, oh0, o0, j, a, b, inputs, D, H,
 
 
 @device
-def segment_outputs(nb, od, oh0, o0, ok_g, u, v, OH, OW, sn, sd, sh, sw, ROWS: tl.constexpr, SEGS_AXIS: tl.constexpr):
+def segment_outputs(nb, od, oh0, o0, ok_g, u, v, OH, OW, sn, sd, sh, sw, ROWS: tl.constexpr, SEGS_AXIS: tl.constexpr,
+                    INT64: tl.constexpr):
     """The offsets and mask of a step's outputs, ``[segments, P]`` (``SEGS_AXIS`` 0) or ``[P, segments]`` (1): output
     ``(u, v)`` of each segment (strides ``sn``, ``sd``, ``sh``, ``sw``), those past the output's rows and columns and of
-    segments not the program's masked."""
+    segments not the program's masked (several rows: the columns before the first too, where the grid starts early)."""
     o = tl.expand_dims(o0, 1 - SEGS_AXIS) + tl.expand_dims(v, SEGS_AXIS)
-    ok = tl.expand_dims(ok_g, 1 - SEGS_AXIS) & (o < OW)
     if ROWS:
+        ok = tl.expand_dims(ok_g, 1 - SEGS_AXIS) & inside(o, OW, INT64)
         oh = tl.expand_dims(oh0, 1 - SEGS_AXIS) + tl.expand_dims(u, SEGS_AXIS)
         return tl.expand_dims(nb * sn + od * sd, 1 - SEGS_AXIS) + oh * sh + o * sw, ok & (oh < OH)
+    ok = tl.expand_dims(ok_g, 1 - SEGS_AXIS) & (o < OW)
     return tl.expand_dims(nb * sn + od * sd + oh0 * sh, 1 - SEGS_AXIS) + o * sw, ok
 
 
@@ -135,7 +145,7 @@ def segment_outputs(nb, od, oh0, o0, ok_g, u, v, OH, OW, sn, sd, sh, sw, ROWS: t
 @triton.jit
 def _banded_kernel(
     x_ptr, w_ptr, b_ptr, y_ptr,
-    C, DIV, D, H, W, OD, OH, OW, TAPS, SEGS, PER, R, OHS, OWS, STEP_N, STEP_D, STEP_H, STEP_W,
+    C, DIV, D, H, W, OD, OH, OW, TAPS, SEGS, PER, R, E, OHS, OWS, STEP_N, STEP_D, STEP_H, STEP_W,
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     swo, swh, sww,
@@ -143,7 +153,7 @@ def _banded_kernel(
     HAS_BIAS: tl.constexpr, ACTIVATION: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr,
     UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, P: tl.constexpr, PH: tl.constexpr, KH: tl.constexpr,
-    KJ: tl.constexpr, RUN: tl.constexpr,
+    KJ: tl.constexpr, WWP: tl.constexpr, RUN: tl.constexpr,
 ):
     """``BLOCK_N`` channels of ``y`` (``C``) over segments ``[PER * program_id(1), + PER)`` of the ``SEGS`` (``PH``
     rows x ``P // PH`` columns of outputs each), ``BLOCK_K`` a step; ``x`` read (sizes D, H, W), channel ``c // DIV``
@@ -153,9 +163,9 @@ def _banded_kernel(
     c, ok_c, first, last = program_share(C, PER, SEGS, INT64, BLOCK_N)
     j = tl.arange(0, KJ)
     q = tl.arange(0, P)
-    ww = (P // PH - 1) * sw + (TAPS - 1) * dw + 1  # a window's inputs a row, and in all
-    inputs = ((PH - 1) * sh + (KH - 1) * dh + 1) * ww if ROWS else ww
-    a, b, u, v = band_coordinates(j, q, ww, R, P, PH, ROWS)
+    ww = (P // PH - 1) * sw + (TAPS - 1) * dw + 1  # a window's inputs a row (several rows: WWP apart), and in all
+    inputs = ((PH - 1) * sh + (KH - 1) * dh + 1) * WWP if ROWS else ww
+    a, b, u, v = band_coordinates(j, q, WWP, R, P, PH, ROWS)
     # the band, once: window element (a, b) of output (u, v) is tap (th, tw) where a = u*sh + th*dh, b = v*sw + tw*dw
     rel_h = a[:, None] - u[None, :] * sh
     rel_w = b[:, None] - v[None, :] * sw
@@ -168,7 +178,7 @@ def _banded_kernel(
     x_c = (c // DIV) * sxc
     g, nb, od, ohb, owb = first_segments(first, OD, OHS, OWS, BLOCK_K)
     for _ in range(0, last - first, BLOCK_K):  # (the last program's share: the segments left)
-        ok_g, oh0, o0 = g < last, ohb * PH, owb * (P // PH)
+        ok_g, oh0, o0 = g < last, ohb * PH, owb * (P // PH) - E
         xv = step_windows(x_ptr, x_c, ok_c, ok_g, nb, od, oh0, o0, j, a, b, inputs, D, H, W, sd, sh, pd, ph, sxn, sxd,
                           sxh, sxw, sw, pw, R, ROWS, RUN, INT64)
         acc = tl.full((BLOCK_N, BLOCK_K, P), 0.0, tl.float32)
@@ -176,7 +186,7 @@ def _banded_kernel(
         if HAS_BIAS:
             acc += tl.load(b_ptr + c * sb, mask=ok_c, other=0.0).to(tl.float32)[:, None, None]
         acc = activate(acc, ACTIVATION)
-        to, ok_o = segment_outputs(nb, od, oh0, o0, ok_g, u, v, OH, OW, syn, syd, syh, syw, ROWS, 0)
+        to, ok_o = segment_outputs(nb, od, oh0, o0, ok_g, u, v, OH, OW, syn, syd, syh, syw, ROWS, 0, INT64)
         tl.store(y_ptr + (c * syc)[:, None, None] + to[None, :, :], acc.to(y_ptr.dtype.element_ty),
                  mask=ok_c[:, None, None] & ok_o[None, :, :])
         g += BLOCK_K
@@ -187,14 +197,14 @@ def _banded_kernel(
 @triton.jit
 def _banded_weight_grad_kernel(
     x_ptr, dy_ptr, dw_ptr, ws_ptr, cnt_ptr,
-    C, DIV, D, H, W, OD, OH, OW, TAPS, SEGS, PER, R, OHS, OWS, STEP_N, STEP_D, STEP_H, STEP_W,
+    C, DIV, D, H, W, OD, OH, OW, TAPS, SEGS, PER, R, E, OHS, OWS, STEP_N, STEP_D, STEP_H, STEP_W,
     sd, sh, sw, pd, ph, pw, dd, dh, dw,
     sxn, sxc, sxd, sxh, sxw,
     syn, syc, syd, syh, syw,
     sgo, sgt,
     SPLIT: tl.constexpr, FLIP: tl.constexpr, INT64: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, P: tl.constexpr, PH: tl.constexpr,
-    KH: tl.constexpr, KJ: tl.constexpr, RUN: tl.constexpr,
+    KH: tl.constexpr, KJ: tl.constexpr, WWP: tl.constexpr, RUN: tl.constexpr,
 ):
     """The weight gradient of ``BLOCK_N`` channels (``C``, ``BLOCK_M`` taps a tile: ``KH x TAPS`` flattened) over
     segments ``[PER * program_id(1), + PER)`` of the output gradient's ``SEGS``, ``BLOCK_K`` a step: each step adds the
@@ -208,16 +218,16 @@ def _banded_weight_grad_kernel(
     j = tl.arange(0, KJ)
     q = tl.arange(0, P)
     ww = (P // PH - 1) * sw + (TAPS - 1) * dw + 1
-    inputs = ((PH - 1) * sh + (KH - 1) * dh + 1) * ww if ROWS else ww
-    a, b, u, v = band_coordinates(j, q, ww, R, P, PH, ROWS)
+    inputs = ((PH - 1) * sh + (KH - 1) * dh + 1) * WWP if ROWS else ww
+    a, b, u, v = band_coordinates(j, q, WWP, R, P, PH, ROWS)
     x_c = (c // DIV) * sxc
     g, nb, od, ohb, owb = first_segments(first, OD, OHS, OWS, BLOCK_K)
     acc = tl.full((BLOCK_N, P, KJ), 0.0, tl.float32)
     for _ in range(0, last - first, BLOCK_K):  # (the last program's share: the segments left)
-        ok_g, oh0, o0 = g < last, ohb * PH, owb * (P // PH)
+        ok_g, oh0, o0 = g < last, ohb * PH, owb * (P // PH) - E
         xv = step_windows(x_ptr, x_c, ok_c, ok_g, nb, od, oh0, o0, j, a, b, inputs, D, H, W, sd, sh, pd, ph, sxn, sxd,
                           sxh, sxw, sw, pw, R, ROWS, RUN, INT64)
-        at, ok_o = segment_outputs(nb, od, oh0, o0, ok_g, u, v, OH, OW, syn, syd, syh, syw, ROWS, 1)  # [P, segments]
+        at, ok_o = segment_outputs(nb, od, oh0, o0, ok_g, u, v, OH, OW, syn, syd, syh, syw, ROWS, 1, INT64)  # [P, segments]
         dyv = tl.load(dy_ptr + (c * syc)[:, None, None] + at[None, :, :], mask=ok_c[:, None, None] & ok_o[None, :, :],
                       other=0.0)
         acc = mma(acc, dyv, xv, UPCAST, DOT_PRECISION, tl.float32)  # [channels, outputs, window]
@@ -229,7 +239,7 @@ def _banded_weight_grad_kernel(
     th, tw = t // TAPS, t % TAPS
     col = v[:, None] * sw + tw[None, :] * dw
     if ROWS:
-        at_t = (u[:, None] * sh + th[None, :] * dh) * ww + col
+        at_t = (u[:, None] * sh + th[None, :] * dh) * WWP + col
     else:
         at_t = R + col
     at_t = tl.minimum(at_t, KJ - 1)
@@ -278,58 +288,95 @@ def axes(spec: ConvSpec) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
     return axis(n - 2) if n > 1 else (1, 1, 1), axis(n - 1)
 
 
-def window(spec: ConvSpec, outputs: int, rows: int = 1, shift: int = 0) -> int:
-    """The band's rows (``KJ``): the inputs a segment of ``outputs`` outputs in ``rows`` rows reads, ``((rows - 1)*sh +
-    (kh - 1)*dh + 1) x ((outputs/rows - 1)*sw + (kw - 1)*dw + 1)`` (and ``shift`` before them, one row), padded to a
-    power of two (at least 16, the tensor cores' reduction)."""
+def window_shape(spec: ConvSpec, outputs: int, rows: int = 1) -> tuple[int, int]:
+    """The inputs a segment of ``outputs`` outputs in ``rows`` rows reads: ``((rows - 1)*sh + (kh - 1)*dh + 1)`` rows
+    of ``((outputs/rows - 1)*sw + (kw - 1)*dw + 1)``."""
     (kh, sh, dh), (kw, sw, dw) = axes(spec)
-    inputs = ((rows - 1) * sh + (kh - 1) * dh + 1) * ((outputs // rows - 1) * sw + (kw - 1) * dw + 1)
-    return max(16, triton.next_power_of_2(inputs + shift))
+    return (rows - 1) * sh + (kh - 1) * dh + 1, (outputs // rows - 1) * sw + (kw - 1) * dw + 1
 
 
-def segment_rows(spec: ConvSpec, outputs: int) -> int:
+def window(spec: ConvSpec, outputs: int, rows: int = 1, shift: int = 0, run: int = 1) -> int:
+    """The band's rows (``KJ``): the inputs a segment of ``outputs`` outputs in ``rows`` rows reads (:func:`window_shape`;
+    one row: and ``shift`` before them), each row rounded up to whole runs of ``run``, padded to a power of two (at
+    least 16, the tensor cores' reduction)."""
+    height, width = window_shape(spec, outputs, rows)
+    return max(16, triton.next_power_of_2(height * cdiv(width + shift, run) * run))
+
+
+def segment_rows(spec: ConvSpec, outputs: int, run: int = 1) -> int:
     """The rows of a segment of ``outputs`` outputs (``PH``): one where the taps lie along the width alone; else the
-    power of two whose window pads to the fewest inputs (:func:`window`), the fewest rows of those (3 x 3 taps in 32
-    outputs: 4 rows of 8, 6 x 10 inputs in 64; 7 x 7 in 16: 2 rows of 8, 8 x 14 in 128)."""
+    power of two whose window pads to the fewest inputs (:func:`window`; read in runs of ``run``: rows of a multiple of
+    ``run`` outputs, each window row whole runs), the fewest rows of those (3 x 3 taps in 32 outputs: 4 rows of 8, 6 x
+    10 inputs in 64; 7 x 7 in 16: 2 rows of 8, 8 x 14 in 128; 3 x 3 in 16 read in runs of 8: 2 rows of 8, 4 x 16)."""
     if axes(spec)[0][0] == 1:
         return 1
-    return min((2 ** i for i in range(outputs.bit_length())), key=lambda r: (window(spec, outputs, r), r))
+    choices = [2 ** i for i in range(outputs.bit_length()) if (outputs >> i) % run == 0]
+    return min(choices, key=lambda r: (window(spec, outputs, r, run=run), r))
 
 
-def segment(spec: ConvSpec) -> int:
+def segment(spec: ConvSpec, run: int = 1) -> int:
     """The outputs a segment spans: the most (16 to 64) whose window pads to no more inputs than 16 outputs' does
-    (:func:`window`, :func:`segment_rows`): 31 taps take 32 (a window of 62 in 64), 9 taps 16 (24 in 32), 3 x 3 32."""
+    (:func:`window`, :func:`segment_rows`; ``run``: read in runs): 31 taps take 32 (a window of 62 in 64), 9 taps 16 (24
+    in 32), 3 x 3 32 (in runs of 8: 16)."""
     def padded(p: int) -> int:
-        return window(spec, p, segment_rows(spec, p))
+        return window(spec, p, segment_rows(spec, p, run), run=run)
     return max(p for p in (16, 32, 64) if padded(p) == padded(16))
 
 
-def segments(written: tuple[int, ...], outputs: int, rows: int = 1) -> int:
+def segments(written: tuple[int, ...], outputs: int, rows: int = 1, early: int = 0) -> int:
     """The segments of ``outputs`` outputs in ``rows`` rows in a tensor shaped ``written``: ``ceil(height / rows) x
-    ceil(width / (outputs / rows))`` a plane."""
+    ceil((width + early) / (outputs / rows))`` a plane (``early``: columns the grid starts before the first)."""
     *outer, height, width = (1, *written[2:])
-    return written[0] * math.prod(outer) * cdiv(height, rows) * cdiv(width, outputs // rows)
+    return written[0] * math.prod(outer) * cdiv(height, rows) * cdiv(width + early, outputs // rows)
 
 
-def window_runs(x: torch.Tensor, spec: ConvSpec, config: Config, pad: int) -> tuple[int, int]:
-    """``(RUN, R)``: where the segments are one row of taps along the width alone and ``x`` (the tensor read, its
-    padding before ``pad``) holds its rows contiguous and every other stride and its width in whole 16-byte runs, its
-    windows are read in those runs, from ``R = -pad mod RUN`` columns before their own starts (a segment's start,
-    ``block_m * stride`` a segment, is on a run: so is every window's less ``R``), the band ``R`` rows lower; where that
-    leaves it as wide (:func:`rows`: 31 taps at padding 15, 62 + 1 in 64). Else ``(0, 0)``: 2 bytes at a time."""
+def aligned_run(x: torch.Tensor) -> int:
+    """The elements of a 16-byte run where ``x`` holds its rows contiguous and every other stride and its width in
+    whole runs (its rows can be read in aligned runs); else 0."""
     run = 16 // x.element_size()
-    sizes = (x.stride(0), x.stride(1), *x.stride()[2:-1], x.shape[-1], config.block_m * spec.stride[-1])
-    shift = -pad % run
-    if (axes(spec)[0][0] > 1 or x.stride(-1) != 1 or any(v % run for v in sizes)
-            or window(spec, config.block_m, 1, shift) > rows(spec, config)):
-        return 0, 0
-    return run, shift
+    return run if x.stride(-1) == 1 and not any(v % run for v in (*x.stride()[:-1], x.shape[-1])) else 0
 
 
-def tiling(written: tuple[int, ...], spec: ConvSpec, config: Config) -> tuple[int, int, int]:
-    """``(segments, PER, programs)`` of a launch writing a tensor shaped ``written``: its segments, each program's share
-    of them (whole steps of ``block_k``) and the programs along them (about ``split_k``)."""
-    segs = segments(written, config.block_m, segment_rows(spec, config.block_m))
+class Reading(NamedTuple):
+    """How a banded launch tiles its output and reads its windows (:func:`reading`)."""
+
+    run: int  # > 1: windows read in aligned runs of this many elements (16 bytes); 0: an element at a time
+    shift: int  # one-row windows read in runs: the columns read before each (``R``)
+    early: int  # windows of several rows read in runs: the columns the segment grid starts before the first (``E``)
+    rows: int  # a segment's rows (``PH``, :func:`segment_rows`)
+    pitch: int  # windows of several rows: the inputs a window row takes in the band (``WWP``; whole runs)
+
+
+def reading(x: torch.Tensor, spec: ConvSpec, config: Config, pad: int) -> Reading:
+    """How a launch with ``config`` reads ``x`` (the tensor read, its padding before ``pad`` along the width): where
+    ``x`` holds its rows contiguous and every other stride and its width in whole 16-byte runs, its windows are read in
+    those runs, where that leaves the band as wide (:func:`rows`). One-row windows from ``R = -pad mod RUN`` columns
+    before their own starts (a segment's start, ``block_m * stride`` a segment, is on a run), the band ``R`` rows
+    lower (31 taps at padding 15: 62 + 1 in 64). Windows of several rows (unit width stride) each row from a run
+    boundary, whole runs a row (``pitch``), the segments' grid starting ``E = -pad mod RUN`` columns early so that
+    every segment's window does (its outputs there masked): segments of rows of a multiple of ``RUN`` outputs (3 x 3
+    taps in 16: 2 x 8 outputs, 4 x 16 inputs in 64; 7 x 7 in 16: 8 x 16 in 128). Else 2 bytes at a time."""
+    outputs, sw = config.block_m, spec.stride[-1]
+    run = aligned_run(x)
+    band = rows(spec, config)
+    if axes(spec)[0][0] == 1:
+        if run and outputs * sw % run == 0 and window(spec, outputs, 1, -pad % run) <= band:
+            return Reading(run, -pad % run, 0, 1, 0)
+        return Reading(0, 0, 0, 1, 0)
+    if run and sw == 1:
+        seg_rows = segment_rows(spec, outputs, run)
+        if window(spec, outputs, seg_rows, run=run) <= band:
+            return Reading(run, 0, -pad % run, seg_rows, cdiv(window_shape(spec, outputs, seg_rows)[1], run) * run)
+    seg_rows = segment_rows(spec, outputs)
+    return Reading(0, 0, 0, seg_rows, window_shape(spec, outputs, seg_rows)[1])
+
+
+def tiling(written: tuple[int, ...], spec: ConvSpec, config: Config, read: Reading | None = None) -> tuple[int, int, int]:
+    """``(segments, PER, programs)`` of a launch writing a tensor shaped ``written`` (reading as ``read``; None: an
+    element at a time): its segments, each program's share of them (whole steps of ``block_k``) and the programs along
+    them (about ``split_k``)."""
+    read = read or Reading(0, 0, 0, segment_rows(spec, config.block_m), 0)
+    segs = segments(written, config.block_m, read.rows, read.early)
     per = max(1, cdiv(cdiv(segs, config.split_k), config.block_k)) * config.block_k
     return segs, per, cdiv(segs, per)
 
@@ -354,13 +401,12 @@ def tap_tile(spec: ConvSpec) -> int:
     return triton.next_power_of_2(math.prod(spec.weight_shape[2:]))
 
 
-def segment_grid(written: tuple[int, ...], spec: ConvSpec, config: Config) -> tuple[int, ...]:
+def segment_grid(written: tuple[int, ...], config: Config, read: Reading) -> tuple[int, ...]:
     """``(OHS, OWS, STEP_N, STEP_D, STEP_H, STEP_W)``: a plane's rows of segments and segments a row in a tensor shaped
-    ``written``, and a step's ``block_k`` segments as batches, depth, rows and columns of them
+    ``written`` (reading as ``read``), and a step's ``block_k`` segments as batches, depth, rows and columns of them
     (:func:`tritonconv.geometry.position_step`)."""
-    outputs, seg_rows = config.block_m, segment_rows(spec, config.block_m)
     *outer, height, width = (1, *written[2:])
-    grid = (cdiv(height, seg_rows), cdiv(width, outputs // seg_rows))
+    grid = (cdiv(height, read.rows), cdiv(width + read.early, config.block_m // read.rows))
     return (*grid, *position_step(config.block_k, (math.prod(outer), *grid)))
 
 
@@ -382,15 +428,15 @@ class Launch:
         channels = y.shape[1]
         (kh, _, _), (taps, _, _) = axes(spec)
         pads, flip = as_forward(spec, transposed, flip)
-        segs, per, programs = tiling(tuple(y.shape), spec, config)
-        run, shift = window_runs(x, spec, config, pads[-1])
+        read = reading(x, spec, config, pads[-1])
+        segs, per, programs = tiling(tuple(y.shape), spec, config, read)
         interp = interpreting(x.device)
         self.empty = y.numel() == 0
         self.grid = (cdiv(channels, config.block_n), programs)
         geo = kernel_geometry(x.shape[2:], y.shape[2:], spec, pads)  # (transposed: unit strides, taps reversed)
         self.args = (
-            channels, 1 if transposed else channels // x.shape[1], *geo[:6], taps, segs, per, shift,
-            *segment_grid(tuple(y.shape), spec, config), *geo[6:],
+            channels, 1 if transposed else channels // x.shape[1], *geo[:6], taps, segs, per, read.shift, read.early,
+            *segment_grid(tuple(y.shape), config, read), *geo[6:],
             *strides_3d(x), weight.stride(0), weight.stride(-2) if kh > 1 else 0, weight.stride(-1), *strides_3d(y),
             geometry.bias_step(bias),
         )
@@ -398,8 +444,8 @@ class Launch:
             HAS_BIAS=bias is not None, ACTIVATION=activation, FLIP=flip,
             INT64=needs_int64(x, weight, y, rows=segs * config.block_m),
             UPCAST=interp and x.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(x.dtype, interp),
-            BLOCK_N=config.block_n, BLOCK_K=config.block_k, P=config.block_m, PH=segment_rows(spec, config.block_m),
-            KH=kh, KJ=rows(spec, config), RUN=run,
+            BLOCK_N=config.block_n, BLOCK_K=config.block_k, P=config.block_m, PH=read.rows, KH=kh,
+            KJ=rows(spec, config), WWP=read.pitch, RUN=read.run,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_banded_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
@@ -418,8 +464,8 @@ class WeightGradLaunch:
     def __init__(self, grad_output, input, spec: ConvSpec, flip: bool, config: Config) -> None:
         c_out = spec.weight_shape[0]
         (kh, _, _), (taps, _, _) = axes(spec)
-        segs, per, programs = tiling(tuple(grad_output.shape), spec, config)
-        run, shift = window_runs(input, spec, config, spec.padding[-1][0])
+        read = reading(input, spec, config, spec.padding[-1][0])
+        segs, per, programs = tiling(tuple(grad_output.shape), spec, config, read)
         interp = interpreting(input.device)
         self.spec, self.flip, self.empty = spec, flip, segs == 0
         self.direct, self.dtype, self.inner_grad = True, input.dtype, False  # the gradient itself, contiguous
@@ -431,8 +477,8 @@ class WeightGradLaunch:
         self.counters = Counters(self.grid[0])
         geo = geometry_3d(input.shape[2:], grad_output.shape[2:], spec)
         self.args = (
-            c_out, c_out // input.shape[1], *geo[:6], taps, segs, per, shift,
-            *segment_grid(tuple(grad_output.shape), spec, config), *geo[6:],
+            c_out, c_out // input.shape[1], *geo[:6], taps, segs, per, read.shift, read.early,
+            *segment_grid(tuple(grad_output.shape), config, read), *geo[6:],
             *strides_3d(input), *strides_3d(grad_output), kh * taps, 1,
         )
         self.kwargs = dict(
@@ -440,7 +486,7 @@ class WeightGradLaunch:
             INT64=needs_int64(input, grad_output, rows=max(segs * config.block_m, self.workspace)),
             UPCAST=interp and input.dtype == torch.bfloat16, DOT_PRECISION=dot_precision(input.dtype, interp),
             BLOCK_M=tile_t, BLOCK_N=config.block_n, BLOCK_K=config.block_k, P=config.block_m,
-            PH=segment_rows(spec, config.block_m), KH=kh, KJ=rows(spec, config), RUN=run,
+            PH=read.rows, KH=kh, KJ=rows(spec, config), WWP=read.pitch, RUN=read.run,
             num_warps=config.num_warps, num_stages=config.num_stages,
         )
         self.launcher = Direct(_banded_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
