@@ -798,8 +798,8 @@ BANDED_ISSUE = {"channels_last": (5.3, 7.0), "runs": (3.2, 4.4), "contiguous": (
 per 1000 multiply-adds issued (the window's masked rows included), the forward's and input gradient's, then the weight
 gradient's: the SASS census (sm_90, bf16, Triton 3.9; ``benchmarks.static``) with the heuristic's tiles on 8 warps.
 One-row segments, ``depthwise_k31`` (31 taps in windows of 64, 2.06 issued a useful one), 32 x 8 x 32 (channels-last
-348-349 a step of 524,288, NCL rows in runs 208-210; Triton 3.6: 386-466 and 307-398) and the weight gradient's 32 x 8
-x 16 (229 and 144 a step of 262,144; 3.6: 236 and 158; its diagonals and meeting after the loop not counted); NCL rows
+347-348 a step of 524,288, NCL rows in runs 207-209; Triton 3.6: 392-470 and 311-402) and the weight gradient's 32 x 8
+x 16 (229 and 145 a step of 262,144; 3.6: 238 and 159; its diagonals and meeting after the loop not counted); NCL rows
 read 2 bytes at a time (no whole runs) from the same layer's compiles on rows of 4,095 (586-587 and 305; 3.6: 906-994
 and 464). Segments of several rows, ``mobilenet_dw_3x3`` (3 x 3 taps in segments of 4 x 8 outputs, windows of 6 x 10
 in 64, 7.1 issued a useful one), 32 x 8 x 16 both passes (channels-last 352 and 322 a step of 262,144; 3.6: 315-316 and

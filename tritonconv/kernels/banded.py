@@ -16,9 +16,9 @@ cores, the window padded to a power of two (``KJ``): ``KJ / taps`` the useful mu
 segments of 32, 2.6 for 7 x 7, 7.1 for 3 x 3), for 7-76 warp instructions per 1000 useful ones where the FMA kernels
 issue 139-205 (sm_90, ``benchmarks.static``). A program loads its band once and runs over its share of the segments
 (``PER`` of them, ``BLOCK_K`` a step, moved on by carries); a segment lies within one plane ``(b, od)``, whose depth
-tap is single (``KD = 1``). Rows held contiguous in whole 16-byte runs (NC(D)HW, :func:`reading`) are read in those
-runs: one-row windows from ``R`` columns before each, the band ``R`` rows lower; windows of several rows row by row from
-run boundaries, whole runs a row (``WWP`` apart in the band), the segments' grid starting ``E`` columns early.
+tap is single (``KD = 1``). Rows held contiguous in whole 16- or 8-byte runs (NC(D)HW, :func:`reading`) are read in
+those runs: one-row windows from ``R`` columns before each, the band ``R`` rows lower; windows of several rows row by
+row from run boundaries, whole runs a row (``WWP`` apart in the band), the segments' grid starting ``E`` columns early.
 
 The input gradient at unit strides is this forward on the output gradient with the taps reversed and padding
 ``(taps - 1)*d - pad`` on each axis (:func:`as_forward`), one output channel per input channel. The weight gradient
@@ -176,6 +176,8 @@ def _banded_kernel(
     band = tl.load(w_ptr + c[:, None, None] * swo + (th * swh + tw * sww)[None, :, :],
                    mask=ok_c[:, None, None] & ok_t[None, :, :], other=0.0)
     x_c = (c // DIV) * sxc
+    if RUN > 1:  # (every stride whole runs)
+        x_c = tl.multiple_of(x_c, RUN)
     g, nb, od, ohb, owb = first_segments(first, OD, OHS, OWS, BLOCK_K)
     for _ in range(0, last - first, BLOCK_K):  # (the last program's share: the segments left)
         ok_g, oh0, o0 = g < last, ohb * PH, owb * (P // PH) - E
@@ -221,6 +223,8 @@ def _banded_weight_grad_kernel(
     inputs = ((PH - 1) * sh + (KH - 1) * dh + 1) * WWP if ROWS else ww
     a, b, u, v = band_coordinates(j, q, WWP, R, P, PH, ROWS)
     x_c = (c // DIV) * sxc
+    if RUN > 1:  # (every stride whole runs)
+        x_c = tl.multiple_of(x_c, RUN)
     g, nb, od, ohb, owb = first_segments(first, OD, OHS, OWS, BLOCK_K)
     acc = tl.full((BLOCK_N, P, KJ), 0.0, tl.float32)
     for _ in range(0, last - first, BLOCK_K):  # (the last program's share: the segments left)
@@ -332,9 +336,12 @@ def segments(written: tuple[int, ...], outputs: int, rows: int = 1, early: int =
 
 def aligned_run(x: torch.Tensor) -> int:
     """The elements of a 16-byte run where ``x`` holds its rows contiguous and every other stride and its width in
-    whole runs (its rows can be read in aligned runs); else 0."""
-    run = 16 // x.element_size()
-    return run if x.stride(-1) == 1 and not any(v % run for v in (*x.stride()[:-1], x.shape[-1])) else 0
+    whole runs (its rows can be read in aligned runs), else of an 8-byte run where they are whole such runs (rows of
+    28: ConvNeXt's second stage); else 0."""
+    for run in (16 // x.element_size(), 8 // x.element_size()):
+        if x.stride(-1) == 1 and not any(v % run for v in (*x.stride()[:-1], x.shape[-1])):
+            return run
+    return 0
 
 
 class Reading(NamedTuple):
@@ -349,13 +356,14 @@ class Reading(NamedTuple):
 
 def reading(x: torch.Tensor, spec: ConvSpec, config: Config, pad: int) -> Reading:
     """How a launch with ``config`` reads ``x`` (the tensor read, its padding before ``pad`` along the width): where
-    ``x`` holds its rows contiguous and every other stride and its width in whole 16-byte runs, its windows are read in
-    those runs, where that leaves the band as wide (:func:`rows`). One-row windows from ``R = -pad mod RUN`` columns
-    before their own starts (a segment's start, ``block_m * stride`` a segment, is on a run), the band ``R`` rows
-    lower (31 taps at padding 15: 62 + 1 in 64). Windows of several rows (unit width stride) each row from a run
-    boundary, whole runs a row (``pitch``), the segments' grid starting ``E = -pad mod RUN`` columns early so that
-    every segment's window does (its outputs there masked): segments of rows of a multiple of ``RUN`` outputs (3 x 3
-    taps in 16: 2 x 8 outputs, 4 x 16 inputs in 64; 7 x 7 in 16: 8 x 16 in 128). Else 2 bytes at a time."""
+    ``x`` holds its rows contiguous and every other stride and its width in whole 16- or 8-byte runs
+    (:func:`aligned_run`), its windows are read in those runs, where that leaves the band as wide (:func:`rows`).
+    One-row windows from ``R = -pad mod RUN`` columns before their own starts (a segment's start, ``block_m * stride``
+    a segment, is on a run), the band ``R`` rows lower (31 taps at padding 15: 62 + 1 in 64). Windows of several rows
+    (unit width stride) each row from a run boundary, whole runs a row (``pitch``), the segments' grid starting ``E =
+    -pad mod RUN`` columns early so that every segment's window does (its outputs there masked): segments of rows of a
+    multiple of ``RUN`` outputs (3 x 3 taps in 16: 2 x 8 outputs, 4 x 16 inputs in 64; 7 x 7 in 16: 8 x 16 in 128).
+    Else 2 bytes at a time."""
     outputs, sw = config.block_m, spec.stride[-1]
     run = aligned_run(x)
     band = rows(spec, config)
