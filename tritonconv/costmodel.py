@@ -806,7 +806,8 @@ in 64, 7.1 issued a useful one), 32 x 8 x 16 both passes (channels-last 352 and 
 263; NCHW, 2 bytes at a time, 428 and 418; 3.6: 1,311 and 1,302, which the heuristic leaves to the FMA kernel). NCHW
 windows of several rows read in aligned runs (:func:`tritonconv.kernels.banded.reading`), not a suite layer's: a ConvNeXt
 7 x 7 layer (32 x 96 x 56 x 56; 2 x 8 segments, windows of 8 x 16 in 128), 16 x 8 x 16, 221-222 and 230 a step (3.6:
-624-707 and 613; KernelBench's 3 x 7, 4 x 16 in 64: 169, 3.6: 221). Unfitted."""
+624-707 and 613; KernelBench's 3 x 7, 4 x 16 in 64: 169, 3.6: 221). Rows of 8-byte runs take the 16-byte figures
+(their census issues more: 1-D rows of 4,092 368 and 225 a step, ConvNeXt's rows of 28 267-269 and 243). Unfitted."""
 
 BANDED_REGISTERS = {"channels_last": (126, 128), "runs": (102, 158), "contiguous": (226, 217),
                     "channels_last, rows": (99, 150), "runs, rows": (80, 164), "contiguous, rows": (128, 226)}
