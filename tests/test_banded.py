@@ -39,6 +39,7 @@ CASES = [  # (ndim, input, weight, kwargs)
     (2, (1, 8, 10, 16), (8, 1, 3, 7), dict(groups=8)),  # 2 x 8 outputs, 4 rows of 16, none early
     (2, (1, 8, 7, 12), (8, 1, 5, 5), dict(groups=8, padding=2)),  # rows of 8-byte runs: 4 x 4, 8 rows of 8, 2 early
     (1, (2, 8, 44), (8, 1, 9), dict(groups=8, padding=4)),  # NCL rows of 8-byte runs: 24 inputs, on a run
+    (2, (1, 8, 9, 14), (8, 1, 7, 7), dict(groups=8, padding=3)),  # rows of 4-byte runs: 8 rows of 14, 1 early
 ]
 
 
@@ -139,12 +140,12 @@ def test_heuristic_takes_the_banded_kernel_for_long_16_bit_rows_on_a_gpu():
     for kind in ("conv_dw", "conv_dw_t", "conv_dw_wgrad"):  # NCHW windows of several rows: read in runs where the
         # rows allow and the band issues at most 4x, else the FMA kernel's runs
         assert config(kind, x=(4, 32, 64, 64), w=(32, 1, 7, 7), layout="contiguous").fold
-        assert not config(kind, x=(4, 32, 64, 58), w=(32, 1, 7, 7), layout="contiguous").fold
+        assert not config(kind, x=(4, 32, 64, 57), w=(32, 1, 7, 7), layout="contiguous").fold
         assert not config(kind, x=(4, 32, 64, 64), w=(32, 1, 3, 3), layout="contiguous").fold
         square = [tuning.Problem.of(kind, "bfloat16", lay, (4, 32, 64, 64), (32, 1, 3, 3), 1, 1, groups=32)
                   for lay in ("channels_last", "contiguous")]
         assert tuning.banded_candidates(square[0], 132) and tuning.banded_candidates(square[1], 132)
-        odd = tuning.Problem.of(kind, "bfloat16", "contiguous", (4, 32, 64, 58), (32, 1, 3, 3), 1, 1, groups=32)
+        odd = tuning.Problem.of(kind, "bfloat16", "contiguous", (4, 32, 64, 57), (32, 1, 3, 3), 1, 1, groups=32)
         assert not tuning.banded_candidates(odd, 132)  # (NCHW rows of no whole run)
 
 
@@ -245,16 +246,17 @@ def test_windows_read_in_runs_where_rows_allow():
         return banded.reading(x, spec, geometry.Config(segment, 8, 32, fold=1), pad)
     assert read((2, 8, 96), (31,), 15) == (8, 1, 0, 1, 0)  # 62 inputs and 1 before: 64
     assert read((2, 8, 96), (31,), 13).run == 0  # 3 before: 65, a band of 128
-    assert read((2, 8, 102), (31,), 15).run == 0  # rows of no whole run
+    assert read((2, 8, 101), (31,), 15).run == 0  # rows of no whole run
     assert read((2, 8, 96), (31,), 15, channels_last=True).run == 0  # channels innermost: 16-byte loads already
     assert read((2, 8, 96), (9,), 4, segment=16) == (8, 4, 0, 1, 0)  # 24 + 4 in 32
     assert read((2, 8, 16, 96), (3, 3), 1, segment=16) == (8, 0, 7, 2, 16)  # 2 x 8 outputs: 4 rows of 10 in 16
     assert read((2, 8, 16, 96), (3, 3), 1) == (0, 0, 0, 4, 10)  # 4 x 8: 6 rows of 16 would pad to 128, not 64
     assert read((2, 8, 16, 96), (7, 7), 3, segment=16) == (8, 0, 5, 2, 16)  # 8 rows of 14 in 16
-    assert read((2, 8, 16, 90), (7, 7), 3, segment=16).run == 0  # rows of no whole run
+    assert read((2, 8, 16, 91), (7, 7), 3, segment=16).run == 0  # rows of no whole run
     assert read((2, 8, 16, 96), (7, 7), 3, segment=16, channels_last=True).run == 0
     assert read((2, 8, 16, 96), (7, 7), 3, stride=2, segment=16).run == 0  # (a strided width: 2 bytes at a time)
     assert read((2, 8, 16, 92), (7, 7), 3, segment=16) == (4, 0, 1, 2, 16)  # rows of 8-byte runs (ConvNeXt's 28)
+    assert read((2, 8, 16, 14), (7, 7), 3, segment=16) == (2, 0, 1, 2, 14)  # 4-byte runs (its 14): 8 rows of 14
     assert read((2, 8, 100), (31,), 15) == (4, 1, 0, 1, 0)  # (one row: 62 and 1 before)
 
 

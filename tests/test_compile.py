@@ -66,6 +66,8 @@ def problems():
     tritonconv.conv2d(xr, rand(8, 1, 3, 3).requires_grad_(), padding=1, groups=8).sum().backward()
     x7 = rand(1, 8, 9, 16).requires_grad_()  # NCHW 7 x 7: the banded kernel's windows of several rows read in runs
     tritonconv.conv2d(x7, rand(8, 1, 7, 7).requires_grad_(), rand(8), padding=3, groups=8).sum().backward()
+    x4 = rand(1, 8, 9, 14)  # (rows of 4-byte runs)
+    tritonconv.conv2d(x4, rand(8, 1, 7, 7), padding=3, groups=8)
     xw = rand(2, 8, 3, 20, fmt=torch.channels_last).requires_grad_()  # depthwise, 1 x 9 taps: the banded kernel,
     # forward (bias, activation, flip) and input gradient; bf16 NCL, dilated, no bias
     tritonconv.conv2d(xw, rand(8, 1, 1, 9).requires_grad_(), rand(8), padding=(0, 4), groups=8, activation="silu",

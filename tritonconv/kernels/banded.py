@@ -16,9 +16,10 @@ cores, the window padded to a power of two (``KJ``): ``KJ / taps`` the useful mu
 segments of 32, 2.6 for 7 x 7, 7.1 for 3 x 3), for 7-76 warp instructions per 1000 useful ones where the FMA kernels
 issue 139-205 (sm_90, ``benchmarks.static``). A program loads its band once and runs over its share of the segments
 (``PER`` of them, ``BLOCK_K`` a step, moved on by carries); a segment lies within one plane ``(b, od)``, whose depth
-tap is single (``KD = 1``). Rows held contiguous in whole 16- or 8-byte runs (NC(D)HW, :func:`reading`) are read in
-those runs: one-row windows from ``R`` columns before each, the band ``R`` rows lower; windows of several rows row by
-row from run boundaries, whole runs a row (``WWP`` apart in the band), the segments' grid starting ``E`` columns early.
+tap is single (``KD = 1``). Rows held contiguous in whole 16-, 8- or 4-byte runs (NC(D)HW, :func:`reading`) are read
+in those runs: one-row windows from ``R`` columns before each, the band ``R`` rows lower; windows of several rows row
+by row from run boundaries, whole runs a row (``WWP`` apart in the band), the segments' grid starting ``E`` columns
+early.
 
 The input gradient at unit strides is this forward on the output gradient with the taps reversed and padding
 ``(taps - 1)*d - pad`` on each axis (:func:`as_forward`), one output channel per input channel. The weight gradient
@@ -336,9 +337,9 @@ def segments(written: tuple[int, ...], outputs: int, rows: int = 1, early: int =
 
 def aligned_run(x: torch.Tensor) -> int:
     """The elements of a 16-byte run where ``x`` holds its rows contiguous and every other stride and its width in
-    whole runs (its rows can be read in aligned runs), else of an 8-byte run where they are whole such runs (rows of
-    28: ConvNeXt's second stage); else 0."""
-    for run in (16 // x.element_size(), 8 // x.element_size()):
+    whole runs (its rows can be read in aligned runs), else of an 8- or 4-byte run where they are whole such runs (rows
+    of 28 and 14: ConvNeXt's second and third stages); else 0."""
+    for run in (16 // x.element_size(), 8 // x.element_size(), 4 // x.element_size()):
         if x.stride(-1) == 1 and not any(v % run for v in (*x.stride()[:-1], x.shape[-1])):
             return run
     return 0
@@ -356,7 +357,7 @@ class Reading(NamedTuple):
 
 def reading(x: torch.Tensor, spec: ConvSpec, config: Config, pad: int) -> Reading:
     """How a launch with ``config`` reads ``x`` (the tensor read, its padding before ``pad`` along the width): where
-    ``x`` holds its rows contiguous and every other stride and its width in whole 16- or 8-byte runs
+    ``x`` holds its rows contiguous and every other stride and its width in whole 16-, 8- or 4-byte runs
     (:func:`aligned_run`), its windows are read in those runs, where that leaves the band as wide (:func:`rows`).
     One-row windows from ``R = -pad mod RUN`` columns before their own starts (a segment's start, ``block_m * stride``
     a segment, is on a run), the band ``R`` rows lower (31 taps at padding 15: 62 + 1 in 64). Windows of several rows
