@@ -819,8 +819,8 @@ at a time, 99 and 150 in rows channels-last, 78-80 and 164 in rows in runs, 128 
 
 def banded_reads(problem: Problem, config: Config) -> str:
     """How a banded launch reads ``x`` (:func:`tritonconv.tuning.banded_reading`): one-row segments
-    ``"channels_last"``, ``"runs"`` (NC(D)HW rows in aligned 16-byte runs) or ``"contiguous"`` (NC(D)HW rows 2 bytes
-    at a time); segments of several rows (taps along the height) ``"channels_last, rows"``, ``"runs, rows"`` or
+    ``"channels_last"``, ``"runs"`` (NC(D)HW rows in aligned 16-, 8- or 4-byte runs) or ``"contiguous"`` (NC(D)HW rows
+    2 bytes at a time); segments of several rows (taps along the height) ``"channels_last, rows"``, ``"runs, rows"`` or
     ``"contiguous, rows"``."""
     read = tuning.banded_reading(problem, config)
     way = "channels_last" if problem.layout == "channels_last" else "runs" if read.run else "contiguous"

@@ -915,8 +915,9 @@ segments x 128 inputs of ``x`` a step; 7 x 7 taps' 8 x 14 in 128)."""
 
 def banded_config(problem: Problem, sm_count: int) -> Config | None:
     """The banded kernels' tiles (:mod:`tritonconv.kernels.banded`) for a depthwise pass they compute, or None:
-    segments of :func:`~tritonconv.kernels.banded.segment` outputs (NC(D)HW rows of whole 16-byte runs with taps along
-    the height: those whose windows' rows are read in runs), 8 channels (16-byte loads channels-last), 32
+    segments of :func:`~tritonconv.kernels.banded.segment` outputs (NC(D)HW rows of whole runs with taps along the
+    height: those whose windows' rows are read in runs, :func:`~tritonconv.kernels.banded.aligned_run`), 8 channels
+    (16-byte loads channels-last), 32
     segments a step (16 for windows past 64, for segments of several rows, and the weight gradient's), 8 warps, one
     stage, split along the segments into about four programs an SM (the weight gradient's two). SASS (sm_90, bf16),
     warp instructions per 1000 useful multiply-adds, forward, input and weight gradient: ``depthwise_k31``
@@ -929,7 +930,7 @@ def banded_config(problem: Problem, sm_count: int) -> Config | None:
     if not problem.kind.startswith("conv_dw") or not banded.applies(spec, getattr(torch, problem.dtype), transposed):
         return None
     run = banded.aligned_run(standin(problem.reads[0], getattr(torch, problem.dtype), False, "meta")) if (
-        problem.layout == "contiguous" and banded.axes(spec)[0][0] > 1) else 0
+        banded_nc_rows(problem)) else 0
     seg = banded.segment(spec, max(run, 1))  # (NC(D)HW rows in runs: segments whose windows' rows are whole runs)
     rows = banded.window(spec, seg, banded.segment_rows(spec, seg))
     seg_rows = banded.segment_rows(spec, seg, max(run, 1))
@@ -988,7 +989,7 @@ def heuristic_banded(problem: Problem, interpret: bool, sm_count: int) -> Config
     most :data:`BANDED_ISSUED` multiply-adds a useful one; NC(D)HW layers with taps along the height where their
     windows' rows are read in aligned runs and at most :data:`BANDED_NC_ISSUED` (2 bytes at a time, on Triton 3.6 the
     3 x 3 layer's main loops took 255 registers for 284 warp instructions per 1000 useful multiply-adds, and 7 x 7
-    spilled; the FMA kernel reads those rows in aligned runs, 155-165); else None."""
+    spilled; the FMA kernel issues 155-165 where it reads such rows in aligned runs); else None."""
     if interpret or problem.taps < BANDED_TAPS:
         return None
     cfg = banded_config(problem, sm_count)

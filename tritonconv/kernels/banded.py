@@ -93,8 +93,9 @@ def step_windows(x_ptr, x_c, ok_c, ok_g, nb, od, oh0, o0, j, a, b, inputs, D, H,
     ``(nb, od, oh0, o0)``; ``ok_g``, the program's): element ``j`` (row ``a``, column ``b``; 0 from ``inputs`` on,
     outside the input, and for segments not the program's) is input ``(oh0*sh - ph + a, o0*sw - pw + b)`` of the plane
     the segment's one depth tap reads (``ROWS``: segments of several rows or taps along the height; else one row, ``b =
-    j - R``); ``x_c``, the channels' offsets. ``RUN`` (> 1, one row): the rows are contiguous and read in aligned runs
-    of ``RUN`` from run boundaries (``R`` columns before the windows', :func:`reading`), their masks whole runs'."""
+    j - R``); ``x_c``, the channels' offsets. ``RUN`` (> 1): the rows are contiguous and read in aligned runs of ``RUN``
+    from run boundaries (one row: ``R`` columns before the windows'; several rows: each window row, whole runs; see
+    :func:`reading`), their masks whole runs'."""
     id_ = od * sd - pd
     ih = oh0 * sh - ph
     start = o0 * sw - pw
