@@ -208,6 +208,26 @@ def test_one_tap_forwards_do_not_spill_in_their_loop_on_ampere():
     assert tuning.heuristic(one, False, tma=True).num_warps == 4  # Hopper: its descriptor tiles
 
 
+def test_one_tap_weights_in_torchs_layout_are_read_16_bytes_at_a_time():
+    """A 1 x 1 weight in torch's layout, ``(C_out, C_in, 1, 1)`` (what ``nn.Conv2d`` holds), has tap strides of 1;
+    passed as they were, they hid from the compiler that each tap's channels start on 16 bytes, and the pointer
+    kernel loaded the weight 2 bytes at a time (sm_80 ``resnet50_l1_1x1``'s forward: 364 instructions a step, 1.42x
+    its 16-byte loop's 256). A one-tap axis is passed with stride 0 (``geometry.tap_strides``): the forward and the
+    input gradient read it in 16-byte copies, channels-last on Ampere and NCHW on Hopper, where only the NCHW rows of a
+    strided input are still read 2 bytes at a time."""
+    suite = json.loads((static.ROOT / "shapes.json").read_text())
+    mini = {"conv2d": [e for e in suite["conv2d"] if e["name"] in ("resnet50_l1_1x1", "resnet50_ds_1x1s2")]}
+    rows = static.report(80, ["bf16"], ["channels_last"], ["conv", "conv_t"], mini)
+    assert len(rows) == 4 and {r["kernel"] for r in rows} == {"_conv_kernel"}
+    assert [(r["name"], r["kind"], r["loop_loads"]) for r in rows if r["loop_loads"] or r["loop_async_bytes"] != 16] == []
+    mini["conv2d"] = [e for e in mini["conv2d"] if e["name"] == "resnet50_ds_1x1s2"]
+    for row in static.report(90, ["bf16"], ["contiguous"], ["conv", "conv_t"], mini):
+        cfg = row["config"]
+        x_elements = cfg["block_m"] * cfg["block_k"] // (32 * cfg["num_warps"])  # a thread's share of x's tile
+        assert row["kernel"] == "_conv_kernel" and row["loop_async_bytes"] == 16, row
+        assert (row["loop_loads"], row["loop_load_bytes"]) == (x_elements, 2), row
+
+
 @pytest.mark.parametrize("arch", [90, 80])
 def test_fp32_channels_last_tiles_do_not_spill_in_their_loop(arch):
     """fp32 forwards and input gradients read channels-last step 16 channels at most, 128 x 64 tiles and up on 8

@@ -249,6 +249,45 @@ def test_weights_and_biases_are_read_in_any_strides(channels):
         assert_close(tritonconv.conv2plus1d(x3, ws, wt3, bs, bt3, padding=(0, 1, 1), fused=fused), ref)
 
 
+def test_weights_of_one_tap_along_an_axis_are_read_whatever_that_axis_stride():
+    """A weight axis of one tap is passed to the kernels with stride 0 (``geometry.tap_strides``: a 1 x 1 weight in
+    torch's layout has tap strides of 1, which hid its 16-byte alignment from the compiler). Such weights sliced out of
+    larger ones (odd strides and offsets on those axes), expanded, or in either layout give torch's results, forward
+    and both gradients, 1-D to 3-D, grouped and depthwise."""
+    g = torch.Generator().manual_seed(7)
+    rand = lambda *shape: torch.randn(*shape, generator=g)  # noqa: E731
+    cases = [  # (input, weight, conv kwargs)
+        (rand(2, 4, 5, 6), rand(6, 4, 3, 5)[:, :, 1:2, 2:3], {}),  # 1 x 1, tap strides 5 and 1, offset 7
+        (rand(2, 4, 5, 6), rand(6, 4, 3, 5)[:, :, 1:2, 2:3], {"stride": 2}),
+        (rand(2, 4, 5, 6), rand(6, 4, 3, 5)[:, :, 2:3, :], {"padding": (0, 2)}),  # 1 x 5: one tap along the height
+        (rand(2, 4, 5, 6), rand(6, 4, 5, 4)[:, :, :3, 3:4], {"padding": (1, 0)}),  # 3 x 1
+        (rand(2, 4, 7), rand(6, 2, 3)[:, :, 1:2].expand(6, 2, 1), {"groups": 2}),  # 1-D, expanded over channels
+        (rand(1, 4, 3, 4, 5), rand(6, 4, 2, 3, 3)[:, :, 1:2, 1:2, :], {"padding": (0, 0, 1)}),  # 1 x 1 x 3
+        (rand(2, 4, 5, 6), rand(4, 1, 3, 5)[:, :, 1:2, :], {"groups": 4, "padding": (0, 2)}),  # depthwise 1 x 5
+    ]
+    for x, w, kwargs in cases:
+        ndim = w.dim() - 2
+        for fmt in (None, "channels_last") if ndim == 2 else (None,):
+            xi = (x.contiguous(memory_format=torch.channels_last) if fmt else x).requires_grad_()
+            wi = w.clone().requires_grad_() if w.stride(0) == 0 else w.detach().requires_grad_()
+            ours = OURS[ndim](xi, wi, **kwargs)
+            dy = torch.randn(ours.shape, generator=g)
+            grads = torch.autograd.grad(ours, (xi, wi), dy)
+            xr, wr = x.double().requires_grad_(), w.double().requires_grad_()
+            ref = getattr(F, f"conv{ndim}d")(xr, wr, **kwargs)
+            for got, want in zip((ours, *grads), (ref, *torch.autograd.grad(ref, (xr, wr), dy.double()))):
+                assert_close(got, want)
+
+
+def test_one_tap_axes_pass_stride_zero():
+    """``geometry.tap_strides``: a weight's (depth, height, width) tap strides, 0 along an axis of one tap."""
+    assert geometry.tap_strides(torch.empty(256, 64, 1, 1)) == (0, 0, 0)  # torch's layout: strides (64, 1, 1, 1)
+    assert geometry.tap_strides(torch.empty(8, 4, 1, 7)) == (0, 0, 1)
+    assert geometry.tap_strides(torch.empty(8, 4, 3, 3).contiguous(memory_format=torch.channels_last)) == (0, 12, 4)
+    assert geometry.tap_strides(torch.empty(8, 4, 5)) == (0, 0, 1)
+    assert geometry.tap_strides(torch.empty(8, 4, 2, 1, 3)) == (3, 0, 1)
+
+
 def test_threads_calling_at_once_get_torchs_results():
     """Calls from several threads at once (the interpreter keeps a launch's state in globals: they failed, or could
     mix, before interpreted launches took a lock) each get torch's result."""

@@ -888,6 +888,14 @@ def strides_3d(t: torch.Tensor) -> tuple[int, ...]:
     return (*t.stride()[:2], *as_3d(t.stride()[2:], 0))
 
 
+def tap_strides(weight: torch.Tensor) -> tuple[int, ...]:
+    """(depth, height, width) strides of a weight's taps as the kernels step them: 0 along an axis of one tap, whose
+    stride no tap offset uses. A 1 x 1 weight in torch's layout, ``(C_out, C_in, 1, 1)``, has tap strides of 1, which
+    hide from the compiler that each tap's channels start on 16 bytes: its loads went 2 bytes at a time (sm_80 SASS,
+    ``resnet50_l1_1x1``'s forward: 364 -> 186 instructions a step, ``benchmarks/NOTES.md``, 2026-12-06)."""
+    return tuple(0 if n == 1 else s for n, s in zip(as_3d(tuple(weight.shape[2:]), 1), as_3d(weight.stride()[2:], 0)))
+
+
 def geometry_3d(x_sizes, y_sizes, spec: ConvSpec) -> tuple[int, ...]:
     """The kernels' geometry arguments: sizes read (D, H, W), written (OD, OH, OW), then per axis the
     stride, padding before and dilation, all as 3-D."""

@@ -1238,7 +1238,11 @@ def hoisted_rows(problem: Problem, block_m: int, block_n: int, tma: bool) -> boo
     registers). ptxas for sm_80 spilled 8-488 B of 64 x 128 x 64 and 128 x 64 x 64 one-tap tiles on 4 warps, 2-47
     local accesses a step of the main loop (``resnet50_ds_1x1s2``, sampled 1x1 and 1-wide layers); on 8 warps, 176-239
     registers, none, and as many instructions per MMA. Layers with more taps compute those addresses per tap, and
-    no sampled one spilled in its loop on 4 warps (``benchmarks/NOTES.md``, 2026-12-02)."""
+    no sampled one spilled in its loop on 4 warps (``benchmarks/NOTES.md``, 2026-12-02). Those spills came with
+    operands loaded 2 bytes at a time (the weight's, :func:`tritonconv.geometry.tap_strides`): with the weight in
+    16-byte copies, 13 of 14 sampled one-tap layers spilled nothing on 4 warps (Triton 3.9 and 3.6, 14-25% fewer
+    instructions per MMA), but one of 24 channels, whose loads stay 2 bytes wide, spilled 1,020 B in its loop
+    (2026-12-06); the rule stands."""
     return not tma and problem.kind == "conv" and problem.taps == 1 and block_m * block_n >= 64 * 128
 
 

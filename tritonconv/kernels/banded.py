@@ -45,7 +45,7 @@ from .. import geometry
 from .._checks import ConvSpec
 from .._runtime import Counters, Direct, device, interpreting, kernel
 from .._tile import activate, advance, inside, meet_splits, mma
-from ..geometry import Config, dot_precision, geometry_3d, needs_int64, position_step, strides_3d
+from ..geometry import Config, dot_precision, geometry_3d, needs_int64, position_step, strides_3d, tap_strides
 from ..shapes import cdiv
 
 
@@ -447,7 +447,7 @@ class Launch:
         self.args = (
             channels, 1 if transposed else channels // x.shape[1], *geo[:6], taps, segs, per, read.shift, read.early,
             *segment_grid(tuple(y.shape), config, read), *geo[6:],
-            *strides_3d(x), weight.stride(0), weight.stride(-2) if kh > 1 else 0, weight.stride(-1), *strides_3d(y),
+            *strides_3d(x), weight.stride(0), *tap_strides(weight)[1:], *strides_3d(y),
             geometry.bias_step(bias),
         )
         self.kwargs = dict(

@@ -45,7 +45,7 @@ from .._tile import (
     tile_positions,
     weight_tap,
 )
-from ..geometry import Config, as_3d, geometry_3d, needs_int64, split_sizes, strides_3d
+from ..geometry import Config, as_3d, geometry_3d, needs_int64, split_sizes, strides_3d, tap_strides
 from ..shapes import cdiv
 
 
@@ -320,7 +320,7 @@ class Launch:
         self.args = (
             m, channels, 1 if transposed else mult, mult if transposed else 1,
             *geometry_3d(x.shape[2:], y.shape[2:], spec),
-            *strides_3d(x), weight.stride(0), *strides_3d(weight)[2:], *strides_3d(y), geometry.bias_step(bias),
+            *strides_3d(x), weight.stride(0), *tap_strides(weight), *strides_3d(y), geometry.bias_step(bias),
             *as_3d(spec.weight_shape[2:], 1),
         )
         self.kwargs = dict(

@@ -62,7 +62,7 @@ from .._tile import (
     tile_positions,
     weight_tap,
 )
-from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, split_sizes, strides_3d
+from ..geometry import Config, as_3d, dot_precision, geometry_3d, needs_int64, split_sizes, strides_3d, tap_strides
 from ..shapes import cdiv
 
 
@@ -510,7 +510,7 @@ class Launch:
         taps = as_3d(spec.weight_shape[2:], 1)
         self.args = (  # scale_step: fp8 dequantises with per-call scales (the weight scale's step per channel)
             rows, c_read, c_write, *geometry_3d(read, written, spec),
-            *strides_3d(x), c_out_g * s_out, swn, swk, *strides_3d(weight)[2:], *strides_3d(y), per_split, *j, *steps,
+            *strides_3d(x), c_out_g * s_out, swn, swk, *tap_strides(weight), *strides_3d(y), per_split, *j, *steps,
             scale_step or 0, aligned.segments * block_w, aligned.step // max(row_vec, 1), pitch, y.shape[-1],
             geometry.bias_step(bias), *taps,
         )
