@@ -786,8 +786,9 @@ assert agree >= 134
 # under 64 rows the warp-level MMA, 16 x 8 outputs an instruction) and adds a fixed cost per step and warp (barriers,
 # the descriptors' loads, the loop's counters; `costmodel.STEP_ISSUE`, fitted on the compile reports' SASS). A pointer
 # kernel's step also loads its operand tiles through registers, so its estimate weighs the 16-byte vectors each thread
-# loads, more per spatial axis past the first (`costmodel.POINTER_STEP`, fitted on every pointer tile the tuner holds
-# on 12 channels-last layers and passes, `python -m benchmarks.static --tiles`); an NC(D)HW launch issues it over its
+# loads (the forward kernel's once per axis its taps move along: a 1 x 1 layer's loop holds its addresses), more per
+# spatial axis past the first (`costmodel.POINTER_STEP`, fitted on every pointer tile the tuner holds on 12 channels-last
+# layers and passes, `python -m benchmarks.static --tiles`); an NC(D)HW launch issues it over its
 # class's census share. Against the compiled default configs (bf16, both layouts, both Tritons; the pointer ones are
 # NC(D)HW, none of them in the fit), and then what bounds each suite pass on an H200 by the model (`costmodel.bound`,
 # the largest of its terms; `tritonconv.explain` prints it per pass):

@@ -159,7 +159,7 @@ HOPPER = ("H100", "H200", "H800", "H20", "GH200")
 """Words in the names of Hopper GPUs (warpgroup MMAs, ``Device.async_mma``), as torch reports them."""
 
 
-ROW_ISSUE = {"conv": 0.64, "conv_t": 0.68, "conv_wgrad": 1.0}
+ROW_ISSUE = {"conv": 0.59, "conv_t": 0.68, "conv_wgrad": 1.0}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles (:func:`by_rows`) are rated at
 while ``Device.row_macs`` is unfitted: the median, over the suite's layers, of the channels-last main loop's
 instructions per MMA over the rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the
@@ -758,31 +758,36 @@ def step_instructions(problem: Problem, config: Config) -> float:
     return base + per_mma * mma_instructions(problem, config)
 
 
-POINTER_STEP = {"_conv_kernel": (74.5, 14.54, 3.66, 7.26), "_conv_weight_grad_kernel": (84.4, 2.08, 18.87, 12.9)}
+POINTER_STEP = {"_conv_kernel": (74.2, 10.79, 6.17, 1.93), "_conv_weight_grad_kernel": (84.4, 2.08, 18.87, 12.9)}
 """Per pointer GEMM kernel (the forward's, which runs the input gradient too, and the weight gradient's), the
 coefficients of the warp instructions its main loop issues per step and warp on channels-last tiles, over
 :func:`pointer_step_terms`: a step's fixed part (barriers, counters, the pipeline's waits), each MMA instruction, and
-each 16-byte vector a thread loads of the two operand tiles (its addresses, masks and copy), plus as much again per
-spatial axis past the first (an element's position taken apart axis by axis). Fitted (least squares of the relative
-error, ``python -m benchmarks.static --tiles``) on the sm_90 census (Triton 3.9) of every tile the tuner's candidates
-hold on 12 suite layers and passes and of the NC(D)HW pointer launches' tiles channels-last (the ``--rows`` report):
-within 1.5x of the census on 132 of the forward kernel's 137 compiles (1.25x on 126) and 46 of the weight gradient's
-50 (a weight gradient's loop varies more with its layer: 1.25x on 31); on Triton 3.6's compiles of the same tiles
-(the GPU machine's), 133 of 137 and 46 of 50. Refitted whenever the kernels change the census
+the 16-byte vectors a thread loads of the two operand tiles (their addresses, masks and copies): the forward's once per
+axis its taps move along (a one-tap axis's addresses are held across the loop: a 1 x 1 layer's loop computes none),
+the weight gradient's once; plus those vectors per spatial axis past the first (an element's position taken apart
+axis by axis). Fitted (least squares of the relative error, ``python -m benchmarks.static --tiles``) on the sm_90
+census (Triton 3.9) of every tile the tuner's candidates hold on 12 suite layers and passes and of the NC(D)HW pointer
+launches' tiles channels-last (the ``--rows`` report): within 1.5x of the census on 136 of the forward kernel's 139
+compiles (1.25x on 130) and 46 of the weight gradient's 50 (a weight gradient's loop varies more with its layer: 1.25x
+on 31); on Triton 3.6's compiles of the same tiles (the GPU machine's), 138 of 139 and 46 of 50. (Until 2026-12-06 the
+forward's vectors counted once each, plus once per spatial axis past the first: a 1 x 1 weight in torch's layout was
+then read 2 bytes at a time, which hid what its loop saves.) Refitted whenever the kernels change the census
 (``tests/test_costmodel.py``; each refit is in ``benchmarks/NOTES.md``'s log). NC(D)HW launches issue this over
 their class's census share (:data:`ROW_ISSUE`, :data:`ALIGNED_ISSUE`), which puts the suite's heuristic NC(D)HW
 pointer launches (bf16, TF32, fp8; Triton 3.9 and 3.6; their censuses not in the fit) within 1.5x of their census on
-133 of 142. A static count at the peak issue rate: the loops' latencies (the rows' synchronous loads) are not in it."""
+128 of 142. A static count at the peak issue rate: the loops' latencies (the rows' synchronous loads) are not in it."""
 
 
 def pointer_step_terms(problem: Problem, config: Config) -> tuple[float, float, float, float]:
     """What :data:`POINTER_STEP` weighs, per step and warp of a pointer launch: 1, its MMA instructions
     (:func:`mma_instructions`), the 16-byte vectors each thread loads of its ``BLOCK_M x BLOCK_K`` and ``BLOCK_K x
-    BLOCK_N`` operand tiles, and those vectors times the spatial axes past the first."""
+    BLOCK_N`` operand tiles (the forward kernel's times the kernel's axes of more than one tap), and those vectors times
+    the spatial axes past the first."""
     problem, config = launched(problem, config)
     vectors = ((config.block_m + config.block_n) * config.block_k * problem.itemsize
                / (16 * 32 * config.num_warps))
-    return 1.0, float(mma_instructions(problem, config)), vectors, vectors * (len(problem.input_shape) - 3)
+    moved = sum(k > 1 for k in problem.weight_shape[2:]) if kernel_of(problem, config) == "_conv_kernel" else 1
+    return 1.0, float(mma_instructions(problem, config)), vectors * moved, vectors * (len(problem.input_shape) - 3)
 
 
 def runs_banded(problem: Problem, config: Config) -> bool:
