@@ -766,16 +766,17 @@ def assert_pass_matches_torch(kind, x, w, dy, spec, cfg, *args, fmt=torch.contig
         assert_close(dispatch.conv_grad_input(dy, w, spec, False, fmt, cfg), ref_dx, torch.bfloat16)
 
 
-@pytest.mark.parametrize("x_shape,w_shape,stride,wide", [
-    ((1, 64, 14, 14), (64, 64, 3, 3), 1, True),   # rows of 14 in aligned runs, a column off (ResNet-50's third stage)
-    ((2, 64, 7, 7), (64, 64, 3, 3), 1, True),     # rows of 7: 2 bytes at a time (its fourth stage)
-    ((1, 64, 3, 6, 6), (64, 64, 3, 1, 1), 1, True),  # a temporal (2+1)D pass
-    ((1, 64, 14, 14), (64, 64, 1, 1), 2, False),  # one tap: its 2-byte gathers are the step
+@pytest.mark.parametrize("x_shape,w_shape,stride", [
+    ((1, 64, 14, 14), (64, 64, 3, 3), 1),   # rows of 14 in aligned runs, a column off (ResNet-50's third stage)
+    ((2, 64, 7, 7), (64, 64, 3, 3), 1),     # rows of 7: 2 bytes at a time (its fourth stage)
+    ((1, 64, 3, 6, 6), (64, 64, 3, 1, 1), 1),  # a temporal (2+1)D pass
+    ((1, 64, 14, 14), (64, 64, 1, 1), 2),   # one tap, strided: the forward (its input gradient by phase: 32)
+    ((2, 64, 7, 7), (64, 64, 1, 1), 1),     # one tap: its weight in 16-byte copies (geometry.tap_strides)
 ])
-def test_nc_64_by_64_tiles_step_64_channels_on_4_warps(x_shape, w_shape, stride, wide):
+def test_nc_64_by_64_tiles_step_64_channels_on_4_warps(x_shape, w_shape, stride):
     """16-bit NC(D)HW forwards and unit-stride input gradients on the pointer kernel's 64 x 64 tiles step 64 channels
-    on 4 warps where they have more than one tap (``tuning.nc_wide_step``), 32 on 8 otherwise; the GPU's tiles run
-    under the interpreter against torch."""
+    on 4 warps (``tuning.nc_wide_step``; one-tap layers too since their weight is read in 16-byte copies), strided input
+    gradients (by phase) 32 on 8; the GPU's tiles run under the interpreter against torch."""
     ndim = len(w_shape) - 2
     g = torch.Generator().manual_seed(45)
     x, w = torch.randn(x_shape, generator=g).bfloat16(), torch.randn(w_shape, generator=g).bfloat16()
@@ -786,8 +787,7 @@ def test_nc_64_by_64_tiles_step_64_channels_on_4_warps(x_shape, w_shape, stride,
         problem = tuning.Problem.for_launch(kind, dy if kind == "conv_t" else x, spec)
         cfg = tuning.heuristic(problem, interpret=False, tma=True)
         assert not cfg.tile_h and (cfg.block_m, cfg.block_n) == (64, 64), (kind, cfg)
-        stepped = wide and not problem.by_phase
-        assert (cfg.block_k, cfg.num_warps) == ((64, 4) if stepped else (32, 8)), (kind, cfg)
+        assert (cfg.block_k, cfg.num_warps) == ((32, 8) if problem.by_phase else (64, 4)), (kind, cfg)
         assert_pass_matches_torch(kind, x, w, dy, spec, cfg, stride, padding)
 
 

@@ -159,7 +159,7 @@ HOPPER = ("H100", "H200", "H800", "H20", "GH200")
 """Words in the names of Hopper GPUs (warpgroup MMAs, ``Device.async_mma``), as torch reports them."""
 
 
-ROW_ISSUE = {"conv": 0.59, "conv_t": 0.68, "conv_wgrad": 1.0}
+ROW_ISSUE = {"conv": 0.49, "conv_t": 0.68, "conv_wgrad": 1.0}
 """Per pass, the share of the pass's channels-last pointer rate that NC(D)HW row tiles (:func:`by_rows`) are rated at
 while ``Device.row_macs`` is unfitted: the median, over the suite's layers, of the channels-last main loop's
 instructions per MMA over the rows' with the same tiles (sm_90 SASS, ``python -m benchmarks.static --rows``: the
@@ -758,7 +758,7 @@ def step_instructions(problem: Problem, config: Config) -> float:
     return base + per_mma * mma_instructions(problem, config)
 
 
-POINTER_STEP = {"_conv_kernel": (74.2, 10.79, 6.17, 1.93), "_conv_weight_grad_kernel": (84.4, 2.08, 18.87, 12.9)}
+POINTER_STEP = {"_conv_kernel": (75.4, 10.68, 6.09, 1.96), "_conv_weight_grad_kernel": (84.4, 2.08, 18.87, 12.9)}
 """Per pointer GEMM kernel (the forward's, which runs the input gradient too, and the weight gradient's), the
 coefficients of the warp instructions its main loop issues per step and warp on channels-last tiles, over
 :func:`pointer_step_terms`: a step's fixed part (barriers, counters, the pipeline's waits), each MMA instruction, and
@@ -775,7 +775,7 @@ then read 2 bytes at a time, which hid what its loop saves.) Refitted whenever t
 (``tests/test_costmodel.py``; each refit is in ``benchmarks/NOTES.md``'s log). NC(D)HW launches issue this over
 their class's census share (:data:`ROW_ISSUE`, :data:`ALIGNED_ISSUE`), which puts the suite's heuristic NC(D)HW
 pointer launches (bf16, TF32, fp8; Triton 3.9 and 3.6; their censuses not in the fit) within 1.5x of their census on
-128 of 142. A static count at the peak issue rate: the loops' latencies (the rows' synchronous loads) are not in it."""
+131 of 142. A static count at the peak issue rate: the loops' latencies (the rows' synchronous loads) are not in it."""
 
 
 def pointer_step_terms(problem: Problem, config: Config) -> tuple[float, float, float, float]:

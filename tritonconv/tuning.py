@@ -485,21 +485,22 @@ def one_row_forward(problem: Problem, config: Config) -> bool:
 
 def nc_wide_step(problem: Problem, block_m: int, block_n: int, block_k: int) -> bool:
     """Whether a 16-bit NC(D)HW forward or unit-stride input gradient on the pointer kernel's 64 x 64 tiles steps 64
-    channels on 4 warps, where NC(D)HW tiles step 32 on 8 (``block_k`` the step its channels allow): layers of more
-    than one tap. Their loop's fixed part (the tap's row addresses and masks, the pipeline's waits) is paid per step,
-    so 64-wide steps halve it per multiply-add. sm_90 SASS (Triton 3.9 / 3.6), warp instructions per 1000
+    channels on 4 warps, where NC(D)HW tiles step 32 on 8 (``block_k`` the step its channels allow). Their loop's
+    fixed part (the tap's row addresses and masks, the pipeline's waits) is paid per step, so 64-wide steps halve it
+    per multiply-add. sm_90 SASS (Triton 3.9 / 3.6), warp instructions per 1000
     multiply-adds, 64 x 64 x 32 on 8 warps -> 64 x 64 x 64 on 4: ``resnet50_l3_3x3``'s forward 6.84 / 6.84 -> 3.71 /
     3.52 and input gradient 7.08 / 6.84 -> 3.45 / 3.33 (rows in aligned runs), R(2+1)D's third block 5.9-7.5 ->
     2.4-3.8, ``resnet50_l4_3x3``'s (rows of 7, 2 bytes at a time) 10.4-11.4 -> 5.3-6.3; 95-240 registers, no spill,
     as many programs an SM but on the rows of 7 (5 -> 3-5) and Triton 3.6's temporal pass (4 -> 3); sm_80 (Triton
     3.9) 6.1-9.6 -> 3.3-6.1, no spill (Triton 3.6: 5.0-10.5 -> 2.8-6.3, 8-12 bytes spilled outside the main loop on
-    the rows of 14, none in it). One tap
-    (``resnet50_ds_1x1s2``, strided 1 x 1) is left on 8 warps: its 2-byte gathers are the step (8.36 -> 8.09 on Triton
-    3.9, at 243 registers, half the warps an SM). Strided input gradients (by phase) are not sampled
-    (``benchmarks/NOTES.md``, forty-fifth session)."""
+    the rows of 14, none in it). One-tap layers too, since their weight arrives in 16-byte copies
+    (:func:`tritonconv.geometry.tap_strides`; before, its 2-byte loads were the step: 8.36 -> 8.09 at 243 registers):
+    ``resnet50_ds_1x1s2``'s forward 8.06 / 8.36 -> 6.01 / 4.33 (168 and 130 registers, 3 programs an SM where 3 / 4),
+    a 1 x 1 layer on 7 x 7 planes (512 -> 2048 channels, batch 32) 7.8 / 8.3 -> 3.8 / 4.3 and its input gradient 10.6
+    / 11.2 -> 6.1 / 6.2; sm_80 4.3-6.2 where 7.6-10.4, no spill (``benchmarks/NOTES.md``, 2026-12-06). Strided input
+    gradients (by phase) are not sampled (``benchmarks/NOTES.md``, forty-fifth session)."""
     return (problem.layout == "contiguous" and problem.kind in ("conv", "conv_t") and not problem.by_phase
-            and problem.dtype in ("float16", "bfloat16") and problem.taps > 1
-            and (block_m, block_n, block_k) == (64, 64, 64))
+            and problem.dtype in ("float16", "bfloat16") and (block_m, block_n, block_k) == (64, 64, 64))
 
 
 LONG_ROWS = 256
