@@ -188,24 +188,26 @@ def test_default_configs_do_not_spill_on_hopper(capsys):
 
 
 def test_one_tap_forwards_do_not_spill_in_their_loop_on_ampere():
-    """Before Hopper a one-tap forward's 64 x 128 tile runs 8 warps (``tuning.hoisted_rows``): on 4, ptxas for
-    sm_80 spilled 396 B of ``resnet50_ds_1x1s2``'s, 51 local accesses a step of its main loop, while its weight was read
-    2 bytes at a time (with 16-byte copies none of 13 sampled layers spills on 4, but one of 24 channels, whose loads
-    stay 2 bytes wide, 1,020 B). Layers with taps keep 4 warps on such tiles, and Hopper keeps its descriptor tiles."""
+    """Before Hopper a one-tap forward's 64 x 128 tile runs 8 warps where its input channels are no multiple of 16
+    (``tuning.hoisted_rows``: its loads 2 bytes wide, a 24-channel layer spilled 1,020 B in its loop on 4), 4 where they
+    are: ``resnet50_ds_1x1s2``'s, which spilled 396 B on 4 warps (51 local accesses a step) while its weight was read 2
+    bytes at a time, now none, in 16-byte copies. Layers with taps keep 4 warps on such tiles, and Hopper keeps its
+    descriptor tiles."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
     mini = {"conv2d": [e for e in suite["conv2d"] if e["name"] == "resnet50_ds_1x1s2"]}
     (row,) = static.report(80, ["bf16"], ["channels_last"], ["conv"], mini)
-    assert (row["kernel"], row["num_warps"], row["instruction"]) == ("_conv_kernel", 8, "mma")
-    assert row["spill_store_bytes"] == 0 and row["loop_local"] == 0, row
+    assert (row["kernel"], row["num_warps"], row["instruction"]) == ("_conv_kernel", 4, "mma")
+    assert row["spill_store_bytes"] == 0 and row["loop_local"] == 0 and row["loop_async_bytes"] == 16, row
 
-    def layer(k: int) -> tuning.Problem:  # 1568 positions, 512 -> 512 channels: 64 x 128 tiles
-        return tuning.Problem.of("conv", "bfloat16", "channels_last", input_shape=(32, 512, 7, 7),
-                                 weight_shape=(512, 512, k, k), output_shape=(32, 512, 7, 7), stride=[1, 1],
+    def layer(k: int, channels: int = 512) -> tuning.Problem:  # 1568 positions, 512 output channels: 64 x 128 tiles
+        return tuning.Problem.of("conv", "bfloat16", "channels_last", input_shape=(32, channels, 7, 7),
+                                 weight_shape=(512, channels, k, k), output_shape=(32, 512, 7, 7), stride=[1, 1],
                                  padding=[k // 2] * 2, dilation=[1, 1], groups=1)
 
-    three, one = layer(3), layer(1)
+    three, one, narrow = layer(3), layer(1), layer(1, 24)
     assert (tuning.heuristic(three, False).block_m, tuning.heuristic(three, False).block_n) == (64, 128)
-    assert (tuning.heuristic(three, False).num_warps, tuning.heuristic(one, False).num_warps) == (4, 8)
+    assert [tuning.heuristic(p, False).num_warps for p in (three, one, narrow)] == [4, 4, 8]
+    assert (tuning.heuristic(narrow, False).block_m, tuning.heuristic(narrow, False).block_n) == (64, 128)
     assert tuning.heuristic(one, False, tma=True).num_warps == 4  # Hopper: its descriptor tiles
 
 

@@ -1234,17 +1234,20 @@ def fused_2plus1d_config(m: int, c_in: int, c_mid: int, c_out: int, interp: bool
 
 def hoisted_rows(problem: Problem, block_m: int, block_n: int, tma: bool) -> bool:
     """Whether a pointer-kernel forward tile of ``block_m x block_n`` needs 8 warps before Hopper (no tensor memory
-    accelerator, ``tma`` False): with one tap, its rows' addresses and masks do not change along the loop, and the
-    compiler holds them across it beside the accumulator and both MMA operands (``mma.sync`` reads them from
-    registers). ptxas for sm_80 spilled 8-488 B of 64 x 128 x 64 and 128 x 64 x 64 one-tap tiles on 4 warps, 2-47
-    local accesses a step of the main loop (``resnet50_ds_1x1s2``, sampled 1x1 and 1-wide layers); on 8 warps, 176-239
-    registers, none, and as many instructions per MMA. Layers with more taps compute those addresses per tap, and
-    no sampled one spilled in its loop on 4 warps (``benchmarks/NOTES.md``, 2026-12-02). Those spills came with
-    operands loaded 2 bytes at a time (the weight's, :func:`tritonconv.geometry.tap_strides`): with the weight in
-    16-byte copies, 13 of 14 sampled one-tap layers spilled nothing on 4 warps (Triton 3.9 and 3.6, 14-25% fewer
-    instructions per MMA), but one of 24 channels, whose loads stay 2 bytes wide, spilled 1,020 B in its loop
-    (2026-12-06); the rule stands."""
-    return not tma and problem.kind == "conv" and problem.taps == 1 and block_m * block_n >= 64 * 128
+    accelerator, ``tma`` False): one tap over input channels of no multiple of 16. With one tap, its rows' addresses
+    and masks do not change along the loop, and the compiler holds them across it beside the accumulator and both MMA
+    operands (``mma.sync`` reads them from registers). ptxas for sm_80 spilled 8-488 B of 64 x 128 x 64 and 128 x 64
+    x 64 one-tap tiles on 4 warps, 2-47 local accesses a step of the main loop (``resnet50_ds_1x1s2``, sampled 1x1
+    and 1-wide layers); on 8 warps, 176-239 registers, none, and as many instructions per MMA. Layers with more taps
+    compute those addresses per tap, and no sampled one spilled in its loop on 4 warps (``benchmarks/NOTES.md``,
+    2026-12-02). Those spills came with operands loaded 2 bytes at a time (the weight's,
+    :func:`tritonconv.geometry.tap_strides`): with the weight in 16-byte copies, every sampled one-tap layer whose
+    input channels are a multiple of 16 (what the compiler sees of an integer: its loads 16 bytes wide) spilled nothing
+    on 4 warps and issued 14-25% fewer instructions per MMA (Triton 3.9 and 3.6: 13 random layers, 1-D to 3-D, and 16
+    to 112 channels), where one of 24 channels, whose loads stay 2 bytes wide, spilled 1,020 B in its loop
+    (2026-12-06). So the rule holds for those alone."""
+    return not tma and problem.kind == "conv" and problem.taps == 1 and block_m * block_n >= 64 * 128 \
+        and problem.gemm[2] % 16 != 0
 
 
 def small_output(problem: Problem) -> bool:
