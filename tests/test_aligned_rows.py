@@ -871,3 +871,31 @@ def test_nc_narrow_pointer_tiles_take_256_rows_on_4_warps(x_shape, w_shape, stri
     if not long:
         return
     assert_pass_matches_torch(kind, x, w, dy, spec, cfg, stride, padding, 1, groups)
+
+
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding,dilation", [
+    ((2, 128, 40), (128, 128, 1), 1, 1, 1),            # one width tap, padded: its shift is the padding's
+    ((2, 128, 40), (128, 128, 1), 2, 2, 1),            # by stride phase
+    ((2, 128, 5, 40), (128, 128, 3, 1), 1, (1, 2), 1),
+    ((2, 128, 9, 40), (128, 128, 3, 1), (2, 1), (1, 1), 1),
+    ((2, 16, 6, 1, 8), (16, 16, 3, 3, 1), (2, 1, 1), (1, 3, 1), (1, 2, 1)),  # the fuzz's case (seed 5920360)
+])
+def test_one_padded_width_tap_moves_the_rows_it_reads_aligned(x_shape, w_shape, stride, padding, dilation):
+    """An input gradient whose kernel is one tap wide along padded rows, read in aligned runs at their own columns, holds
+    its products a column off per column of padding: they move (``SHIFT`` 1) to the output's column like any tap's. With
+    one width tap they stood still (its shift taken for a padless kernel's 0), every output column read from the one
+    beside it (relative error 1.4, no error raised); the GPU's tiles and the interpreter's, against torch."""
+    ndim = len(w_shape) - 2
+    g = torch.Generator().manual_seed(59)
+    x, w = torch.randn(x_shape, generator=g), torch.randn(w_shape, generator=g)
+    spec = conv_spec(f"conv{ndim}d", ndim, x, w, None, stride, padding, dilation, 1)
+    dy = torch.randn(spec.output_shape, generator=g)
+    problem = tuning.Problem.for_launch("conv_t", dy, spec)
+    moved = []
+    for interpret in (True, False):
+        cfg = tuning.heuristic(problem, interpret=interpret)
+        (kwargs,) = kernel_args(lambda cfg=cfg: dispatch.conv_grad_input(dy, w, spec, False, torch.contiguous_format,
+                                                                         cfg))
+        moved.append(bool(kwargs["ROW_VEC"]) and kwargs["SHIFT"] == 1)
+        assert_pass_matches_torch("conv_t", x, w, dy, spec, cfg, stride, padding, dilation)
+    assert any(moved)  # (the other config may read its rows 2 bytes at a time)

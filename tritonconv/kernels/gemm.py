@@ -489,7 +489,8 @@ class Launch:
         # the moving sum's width taps (SHIFT 1: geometry.moved_first's order; by stride phase, each phase's in
         # increasing shift) and the runs the epilogue stores (not by stride phase, not planes as rows)
         phased, taps_w = transposed and spec.stride[-1] > 1, spec.weight_shape[-1]
-        moving = bool(row_vec) and not aligned.each and taps_w > 1
+        moving = bool(row_vec) and not aligned.each and (taps_w > 1 or spec.padding[-1][0] != 0)  # (one padded tap
+        # moves too: its shift is the padding's)
         shifts = geometry.row_shifts(taps_w, spec.stride[-1], spec.padding[-1][0], spec.dilation[-1], transposed,
                                      aligned.deal) if moving else []
         neg = taps_w if phased else geometry.moved_first(shifts, aligned.deal > 1)
