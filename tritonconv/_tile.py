@@ -16,9 +16,15 @@ Loops step from one tile or tap to the next by carrying their counters (:func:`n
 a division by a runtime size costs some 20 instructions, a carry a compare and a select.
 """
 
+import triton
 import triton.language as tl
 
 from ._runtime import device
+
+TIES_OUTERMOST = tl.constexpr(tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 7))
+"""Whether this Triton, laying out a load or store, takes its axes of equal contiguity outermost first (before 3.7:
+after the contiguous axis, the lanes and warps go along axis 0) rather than innermost first (3.7 on). A kernel that
+wants one such axis to take the lanes builds its tile so under either rule (:func:`load_across`)."""
 
 
 @device
@@ -359,6 +365,37 @@ def store_across(y_ptr, rows, cols, acc, mask_m, mask_n, BLOCK_M: tl.constexpr, 
     tl.store(y_ptr + tl.reshape(cols[:, None] + rows[None, :], (FLAT,)),
              tl.reshape(tl.trans(acc.to(y_ptr.dtype.element_ty)), (FLAT,)),
              mask=tl.reshape(mask_n[:, None] & mask_m[None, :], (FLAT,)))
+
+
+@device
+def load_lanes(ptr, outer, inner, ok_outer, ok_inner):
+    """``ptr + outer[:, None, None] + inner[None, :, :]``, ``[A, B, X]`` (0 where ``ok_outer`` or ``ok_inner`` is
+    False), laid out with a warp's lanes along ``B`` next after the contiguous axis (``A`` or ``X``): the tile is built
+    with ``B`` first where this Triton breaks ties between axes of one element a run outermost first
+    (:data:`TIES_OUTERMOST`), last where innermost first, then turned. The banded kernels' channels are ``A`` and
+    their segments ``B``, so that each thread addresses one segment or two, not eight."""
+    if TIES_OUTERMOST:
+        v = tl.load(ptr + inner[:, None, :] + outer[None, :, None], mask=ok_inner[:, None, :] & ok_outer[None, :, None],
+                    other=0.0)
+        v = tl.permute(v, (1, 0, 2))
+    else:
+        v = tl.load(ptr + outer[:, None, None] + tl.trans(inner)[None, :, :],
+                    mask=ok_outer[:, None, None] & tl.trans(ok_inner)[None, :, :], other=0.0)
+        v = tl.permute(v, (0, 2, 1))
+    return v
+
+
+@device
+def store_lanes(ptr, outer, inner, value, ok_outer, ok_inner):
+    """Store ``value`` (``[A, B, X]``) at ``ptr + outer[:, None, None] + inner[None, :, :]`` where ``ok_outer`` and
+    ``ok_inner``, laid out as :func:`load_lanes` lays out its loads."""
+    value = value.to(ptr.dtype.element_ty)
+    if TIES_OUTERMOST:
+        tl.store(ptr + inner[:, None, :] + outer[None, :, None], tl.permute(value, (1, 0, 2)),
+                 mask=ok_inner[:, None, :] & ok_outer[None, :, None])
+    else:
+        tl.store(ptr + outer[:, None, None] + tl.trans(inner)[None, :, :], tl.permute(value, (0, 2, 1)),
+                 mask=ok_outer[:, None, None] & tl.trans(ok_inner)[None, :, :])
 
 
 @device

@@ -902,13 +902,6 @@ BANDED_ISSUED = 8
 multiply-adds where the FMA kernel issues 163; at a stride of 2 their windows pad to 128 (14.2), and the FMA kernel
 keeps them."""
 
-BANDED_NC_ISSUED = 4
-"""The most multiply-adds the heuristic's band issues a useful one on NC(D)HW layers with taps along the height (their
-windows' rows read in aligned runs, :func:`tritonconv.kernels.banded.reading`; else the FMA kernel): on Triton 3.6 (the
-GPU machine's) their main loops issue 41-56 warp instructions per 1000 useful multiply-adds at 3 x 7 and 7 x 7 taps
-(2.6-3.0 issued a useful one), but 200-218 at 3 x 3 (7.1) and 78 at 5 x 5 (5.1), where the FMA kernel's runs issue
-155-165 (Triton 3.9: 18-31 and 55-73)."""
-
 BANDED_WINDOW = 128
 """The widest band the heuristic's banded tiles hold (:func:`tritonconv.kernels.banded.window`: 8 channels x 16
 segments x 128 inputs of ``x`` a step; 7 x 7 taps' 8 x 14 in 128)."""
@@ -988,15 +981,15 @@ def banded_nc_rows(problem: Problem) -> bool:
 def heuristic_banded(problem: Problem, interpret: bool, sm_count: int) -> Config | None:
     """The banded kernel's tiles where the heuristic takes them: on a GPU, from :data:`BANDED_TAPS` taps, issuing at
     most :data:`BANDED_ISSUED` multiply-adds a useful one; NC(D)HW layers with taps along the height where their
-    windows' rows are read in aligned runs and at most :data:`BANDED_NC_ISSUED` (2 bytes at a time, on Triton 3.6 the
-    3 x 3 layer's main loops took 255 registers for 284 warp instructions per 1000 useful multiply-adds, and 7 x 7
-    spilled; the FMA kernel issues 155-165 where it reads such rows in aligned runs); else None."""
+    windows' rows are read in aligned runs (2 bytes at a time, on Triton 3.6 the 3 x 3 layer's main loops took 255
+    registers for 284 warp instructions per 1000 useful multiply-adds, and 7 x 7 spilled; in runs 66-89, where the FMA
+    kernel's runs issue 155-165); else None."""
     if interpret or problem.taps < BANDED_TAPS:
         return None
     cfg = banded_config(problem, sm_count)
     if cfg is None or banded_issued(problem, cfg) > BANDED_ISSUED:
         return None
-    if banded_nc_rows(problem) and (banded_issued(problem, cfg) > BANDED_NC_ISSUED or not banded_reading(problem, cfg).run):
+    if banded_nc_rows(problem) and not banded_reading(problem, cfg).run:
         return None
     return cfg
 

@@ -44,7 +44,7 @@ import triton.language as tl
 from .. import geometry
 from .._checks import ConvSpec
 from .._runtime import Counters, Direct, device, interpreting, kernel
-from .._tile import activate, advance, inside, meet_splits, mma
+from .._tile import activate, advance, inside, load_lanes, meet_splits, mma, store_lanes
 from ..geometry import Config, dot_precision, geometry_3d, needs_int64, position_step, strides_3d, tap_strides
 from ..shapes import cdiv
 
@@ -125,22 +125,20 @@ def step_windows(x_ptr, x_c, ok_c, ok_g, nb, od, oh0, o0, j, a, b, inputs, D, H,
         else:
             ok_i = ok[:, None] & inside(i, W, INT64) & (j < inputs)[None, :]
             at = rows[:, None] + i * sxw
-    return tl.load(x_ptr + x_c[:, None, None] + at[None, :, :], mask=ok_c[:, None, None] & ok_i[None, :, :], other=0.0)
+    return load_lanes(x_ptr, x_c, at, ok_c, ok_i)
 
 
 @device
-def segment_outputs(nb, od, oh0, o0, ok_g, u, v, OH, OW, sn, sd, sh, sw, ROWS: tl.constexpr, SEGS_AXIS: tl.constexpr,
-                    INT64: tl.constexpr):
-    """The offsets and mask of a step's outputs, ``[segments, P]`` (``SEGS_AXIS`` 0) or ``[P, segments]`` (1): output
-    ``(u, v)`` of each segment (strides ``sn``, ``sd``, ``sh``, ``sw``), those past the output's rows and columns and of
-    segments not the program's masked (several rows: the columns before the first too, where the grid starts early)."""
-    o = tl.expand_dims(o0, 1 - SEGS_AXIS) + tl.expand_dims(v, SEGS_AXIS)
+def segment_outputs(nb, od, oh0, o0, ok_g, u, v, OH, OW, sn, sd, sh, sw, ROWS: tl.constexpr, INT64: tl.constexpr):
+    """The offsets and mask of a step's outputs, ``[segments, P]``: output ``(u, v)`` of each segment (strides ``sn``,
+    ``sd``, ``sh``, ``sw``), those past the output's rows and columns and of segments not the program's masked (several
+    rows: the columns before the first too, where the grid starts early)."""
+    o = o0[:, None] + v[None, :]
     if ROWS:
-        ok = tl.expand_dims(ok_g, 1 - SEGS_AXIS) & inside(o, OW, INT64)
-        oh = tl.expand_dims(oh0, 1 - SEGS_AXIS) + tl.expand_dims(u, SEGS_AXIS)
-        return tl.expand_dims(nb * sn + od * sd, 1 - SEGS_AXIS) + oh * sh + o * sw, ok & (oh < OH)
-    ok = tl.expand_dims(ok_g, 1 - SEGS_AXIS) & (o < OW)
-    return tl.expand_dims(nb * sn + od * sd + oh0 * sh, 1 - SEGS_AXIS) + o * sw, ok
+        ok = ok_g[:, None] & inside(o, OW, INT64)
+        oh = oh0[:, None] + u[None, :]
+        return (nb * sn + od * sd)[:, None] + oh * sh + o * sw, ok & (oh < OH)
+    return (nb * sn + od * sd + oh0 * sh)[:, None] + o * sw, ok_g[:, None] & (o < OW)
 
 
 @kernel
@@ -190,9 +188,8 @@ def _banded_kernel(
         if HAS_BIAS:
             acc += tl.load(b_ptr + c * sb, mask=ok_c, other=0.0).to(tl.float32)[:, None, None]
         acc = activate(acc, ACTIVATION)
-        to, ok_o = segment_outputs(nb, od, oh0, o0, ok_g, u, v, OH, OW, syn, syd, syh, syw, ROWS, 0, INT64)
-        tl.store(y_ptr + (c * syc)[:, None, None] + to[None, :, :], acc.to(y_ptr.dtype.element_ty),
-                 mask=ok_c[:, None, None] & ok_o[None, :, :])
+        to, ok_o = segment_outputs(nb, od, oh0, o0, ok_g, u, v, OH, OW, syn, syd, syh, syw, ROWS, INT64)
+        store_lanes(y_ptr, c * syc, to, acc, ok_c, ok_o)
         g += BLOCK_K
         nb, od, ohb, owb = advance(nb, od, ohb, owb, STEP_N, STEP_D, STEP_H, STEP_W, OD, OHS, OWS)
 
@@ -233,9 +230,8 @@ def _banded_weight_grad_kernel(
         ok_g, oh0, o0 = g < last, ohb * PH, owb * (P // PH) - E
         xv = step_windows(x_ptr, x_c, ok_c, ok_g, nb, od, oh0, o0, j, a, b, inputs, D, H, W, sd, sh, pd, ph, sxn, sxd,
                           sxh, sxw, sw, pw, R, ROWS, RUN, INT64)
-        at, ok_o = segment_outputs(nb, od, oh0, o0, ok_g, u, v, OH, OW, syn, syd, syh, syw, ROWS, 1, INT64)  # [P, segments]
-        dyv = tl.load(dy_ptr + (c * syc)[:, None, None] + at[None, :, :], mask=ok_c[:, None, None] & ok_o[None, :, :],
-                      other=0.0)
+        at, ok_o = segment_outputs(nb, od, oh0, o0, ok_g, u, v, OH, OW, syn, syd, syh, syw, ROWS, INT64)
+        dyv = tl.permute(load_lanes(dy_ptr, c * syc, at, ok_c, ok_o), (0, 2, 1))  # [channels, outputs, segments]
         acc = mma(acc, dyv, xv, UPCAST, DOT_PRECISION, tl.float32)  # [channels, outputs, window]
         g += BLOCK_K
         nb, od, ohb, owb = advance(nb, od, ohb, owb, STEP_N, STEP_D, STEP_H, STEP_W, OD, OHS, OWS)
