@@ -5,7 +5,8 @@
     python -m benchmarks.static --rows              # NC(D)HW row tiles beside the same tiles channels-last (pointer)
                                                     # or the model's step estimate (descriptors)
     python -m benchmarks.static --dtype fp32 --tf32  # fp32 products in TF32 (torch's matmul precision "high")
-    python -m benchmarks.static --tiles             # every pointer tile the tuner holds, on a few layers (POINTER_STEP)
+    python -m benchmarks.static --tiles             # every pointer tile the tuner holds, on a few layers (POINTER_STEP),
+                                                    # and the FMA depthwise kernels (DEPTHWISE_ISSUE)
 
 For every layer of ``benchmarks/shapes.json`` the kernel launches a GPU would make with its
 default (heuristic) configs are recorded from CPU tensors, without running them, compiled for
@@ -26,6 +27,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import math
 import os
@@ -413,10 +415,18 @@ ones 1-D, 2-D and 3-D, strided, 1 x 1 and dilated, forward, input gradient and w
 aligned runs (:data:`tritonconv.costmodel.ALIGNED_REGISTERS`)."""
 
 
+FMA_LAYERS = (("mobilenet_dw_3x3", "contiguous"),)
+"""The suite's depthwise layers whose FMA kernels :func:`tile_report` compiles (``--tiles``), every pass, with the tiles a
+GPU's heuristic gives the FMA kernels (:func:`tritonconv.tuning.fma_depthwise`, :func:`~tritonconv.tuning.fma_depthwise_wgrad`)
+where it does not run the banded ones: what :data:`tritonconv.costmodel.DEPTHWISE_ISSUE` restates, the suite report's
+16-bit depthwise launches being banded."""
+
+
 def tile_report(arch: int, dtype: str, suite: dict, jobs: int = 1) -> list[dict]:
     """:func:`report`'s rows for every pointer-kernel tile the tuner's candidates hold (:func:`tritonconv.tuning.candidates`:
     distinct tiles, warps and stages, one split count each) of :data:`TILE_LAYERS`'s problems: what the pointer
-    kernels' loop issues per step, and the registers it holds, against the tile's shape."""
+    kernels' loop issues per step, and the registers it holds, against the tile's shape; then the FMA depthwise kernels
+    of :data:`FMA_LAYERS`."""
     probs = dict(tune.suite_problems(suite))
     todo = []
     for name, kind, layout in TILE_LAYERS:
@@ -427,6 +437,10 @@ def tile_report(arch: int, dtype: str, suite: dict, jobs: int = 1) -> list[dict]
             if not (cfg.tile_h or cfg.relayout or cfg.fold or tile in seen):
                 seen.add(tile)
                 todo.append((name, dtype, problem, cfg))
+    for (name, layout), kind in itertools.product(FMA_LAYERS, ("conv_dw", "conv_dw_t", "conv_dw_wgrad")):
+        problem = tuning.Problem.of(kind, DTYPES[dtype], layout, **probs[name])
+        todo.append((name, dtype, problem, (tuning.fma_depthwise_wgrad if kind == "conv_dw_wgrad"
+                                            else tuning.fma_depthwise)(problem)))
     return compile_rows(arch, todo, jobs)
 
 

@@ -24,7 +24,7 @@ from ._runtime import device
 TIES_OUTERMOST = tl.constexpr(tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 7))
 """Whether this Triton, laying out a load or store, takes its axes of equal contiguity outermost first (before 3.7:
 after the contiguous axis, the lanes and warps go along axis 0) rather than innermost first (3.7 on). A kernel that
-wants one such axis to take the lanes builds its tile so under either rule (:func:`load_across`)."""
+wants one such axis to take the lanes builds its tile so under either rule (:func:`load_lanes`)."""
 
 
 @device

@@ -484,7 +484,8 @@ def ctas_per_sm(problem: Problem, config: Config, device: Device) -> int:
     registers (:func:`registers`; the banded kernel's, :data:`BANDED_REGISTERS`); the FMA depthwise kernels (no operand
     tiles in shared memory): as their warps allow, at most 8."""
     if runs_banded(problem, config):
-        held = BANDED_REGISTERS[banded_reads(problem, config)][problem.kind == "conv_dw_wgrad"]
+        passes = ("conv_dw", "conv_dw_t", "conv_dw_wgrad")
+        held = BANDED_REGISTERS[banded_reads(problem, config)][passes.index(problem.kind)]
         return max(1, occupancy(held, shared_bytes(problem, config), config.num_warps, device.smem))
     if problem.kind.startswith("conv_dw"):
         return max(1, min(64 // config.num_warps, 8))
@@ -797,29 +798,31 @@ def runs_banded(problem: Problem, config: Config) -> bool:
         problem.spec, getattr(torch, problem.dtype), problem.kind == "conv_dw_t", config)
 
 
-BANDED_ISSUE = {"channels_last": (5.3, 7.0), "runs": (3.2, 4.4), "contiguous": (8.9, 9.3),
-                "channels_last, rows": (10.7, 9.8), "runs, rows": (6.8, 7.0), "contiguous, rows": (13.1, 12.8)}
+BANDED_ISSUE = {"channels_last": (4.7, 6.8), "runs": (3.1, 4.0), "contiguous": (9.3, 10.2),
+                "channels_last, rows": (7.3, 6.8), "runs, rows": (10.2, 9.4), "contiguous, rows": (13.8, 13.6)}
 """Per way of reading ``x`` (:func:`banded_reads`), the warp instructions the banded depthwise kernels' main loops issue
 per 1000 multiply-adds issued (the window's masked rows included), the forward's and input gradient's, then the weight
-gradient's: the SASS census (sm_90, bf16, Triton 3.9; ``benchmarks.static``) with the heuristic's tiles on 8 warps.
-One-row segments, ``depthwise_k31`` (31 taps in windows of 64, 2.06 issued a useful one), 32 x 8 x 32 (channels-last
-347-348 a step of 524,288, NCL rows in runs 207-209; Triton 3.6: 392-470 and 311-402) and the weight gradient's 32 x 8
-x 16 (229 and 145 a step of 262,144; 3.6: 238 and 159; its diagonals and meeting after the loop not counted); NCL rows
-read 2 bytes at a time (no whole runs) from the same layer's compiles on rows of 4,095 (586-587 and 305; 3.6: 906-994
-and 464). Segments of several rows, ``mobilenet_dw_3x3`` (3 x 3 taps in segments of 4 x 8 outputs, windows of 6 x 10
-in 64, 7.1 issued a useful one), 32 x 8 x 16 both passes (channels-last 352 and 322 a step of 262,144; 3.6: 315-316 and
-263; NCHW, 2 bytes at a time, 428 and 418; 3.6: 1,311 and 1,302, which the heuristic leaves to the FMA kernel). NCHW
-windows of several rows read in aligned runs (:func:`tritonconv.kernels.banded.reading`), not a suite layer's: a ConvNeXt
-7 x 7 layer (32 x 96 x 56 x 56; 2 x 8 segments, windows of 8 x 16 in 128), 16 x 8 x 16, 221-222 and 230 a step (3.6:
-624-707 and 613; KernelBench's 3 x 7, 4 x 16 in 64: 169, 3.6: 221). Rows of 8-byte runs take the 16-byte figures
-(their census issues more: 1-D rows of 4,092 368 and 225 a step, ConvNeXt's rows of 28 267-269 and 243). Unfitted."""
+gradient's: the SASS census (sm_90, bf16, Triton 3.9; ``benchmarks.static``) with the heuristic's tiles on 8 warps,
+each tile's lanes along its segments (:func:`tritonconv._tile.load_lanes`). One-row segments, ``depthwise_k31`` (31
+taps in windows of 64, 2.06 issued a useful one), 32 x 8 x 32 (channels-last 307-311 a step of 524,288, NCL rows in
+runs 205-206; Triton 3.6: 315-402 and 231-296) and the weight gradient's 32 x 8 x 16 (224 and 131 a step of 262,144;
+3.6: 210 and 149; its diagonals and meeting after the loop not counted); NCL rows read 2 bytes at a time (no whole
+runs) from the same layer's compiles on rows of 4,095 (610-611 and 333; 3.6: 741-829 and 413). Segments of several
+rows, ``mobilenet_dw_3x3`` (3 x 3 taps, 7.1 issued a useful one): channels-last 4 x 8 outputs, windows of 6 x 10 in
+64, 32 x 8 x 16 (238 both passes and 223 a step of 262,144; 3.6: 226-306 and 211); NCHW rows read in runs
+(:func:`tritonconv.kernels.banded.reading`: 2 x 8 outputs, windows of 4 rows of 16 in 64), 16 x 8 x 16 (166-168 and
+154 a step of 131,072; 3.6: 173-206 and 173); NCHW rows of 57 columns, 2 bytes at a time, 32 x 8 x 16 (451-456 and
+445; 3.6: 511-597 and 521). Windows of more rows issue less per multiply-add issued: a ConvNeXt 7 x 7 layer (32 x 96 x
+56 x 56; 2 x 8 outputs, windows of 8 x 16 in 128) NCHW in runs 6.8 and 6.2 (221-222 and 202 a step), which the
+model rates at the 3 x 3 layer's 10.2 and 9.4. Rows of 8-byte runs take the 16-byte figures. Unfitted."""
 
-BANDED_REGISTERS = {"channels_last": (126, 128), "runs": (102, 158), "contiguous": (226, 217),
-                    "channels_last, rows": (99, 150), "runs, rows": (80, 164), "contiguous, rows": (128, 226)}
-"""Per way of reading ``x``, the banded kernels' registers, the forward's and input gradient's, then the weight
-gradient's (ptxas, the same compiles: 124-126 and 128 channels-last, 100-102 and 158 in runs, 168-226 and 217 2 bytes
-at a time, 99 and 150 in rows channels-last, 78-80 and 164 in rows in runs, 128 and 226 NCHW; Triton 3.6: 98-101, 122;
-94-127, 128; 219-255, 220; 98-112, 148; 138-152, 220; 255, 255 with 80 B spilled)."""
+BANDED_REGISTERS = {"channels_last": (110, 144, 128), "runs": (102, 98, 146), "contiguous": (164, 168, 196),
+                    "channels_last, rows": (80, 93, 142), "runs, rows": (78, 80, 127),
+                    "contiguous, rows": (128, 128, 207)}
+"""Per way of reading ``x``, the banded kernels' registers, the forward's, the input gradient's and the weight
+gradient's (ptxas, sm_90, Triton 3.9, the same compiles; 3.6: 110, 128, 128; 100, 97, 128; 160-164, 154; 80, 92, 136;
+76, 78, 102; 128, 128, 165). The input gradient of the 31-tap layer channels-last takes 144 (one program an SM);
+held to 128 it spilled 32 B into its main loop."""
 
 
 def banded_reads(problem: Problem, config: Config) -> str:
@@ -847,8 +850,9 @@ per element in NC(D)HW, where a thread's elements are positions; shared by 8 cha
 is 31.25 of them; the rest are the operands' loads, their conversions, masks and addresses. Restated from the SASS
 census (sm_90, bf16, Triton 3.9; ``benchmarks/results/static/``; ``benchmarks.static.fma_issue``) of the suite's two
 depthwise layers with the heuristic's tiles, a 1-D one (31 taps) and a 2-D one (3 x 3); 3-D layers are extrapolated.
-(On a GPU the heuristic now runs both channels-last, and the 1-D one's NCL rows, banded, :data:`BANDED_ISSUE`: their
-committed census restates the NCHW 3 x 3 layer's FMA loops; the others are from the compiles before.)
+(On a GPU the heuristic now runs both layers' 16-bit passes banded, :data:`BANDED_ISSUE`, in either layout; the tiles
+report keeps the NCHW 3 x 3 layer's FMA loops, ``benchmarks.static.FMA_LAYERS``, which these restate; the others are
+from the compiles before.)
 
 ``"runs"``: NC(D)HW layers at unit width stride, whose rows are read in aligned runs (:func:`depthwise_runs`): the
 forward and input gradient as cheap as channels-last (a further axis's taps share a run loop's addresses and masks,

@@ -915,10 +915,10 @@ def banded_config(problem: Problem, sm_count: int) -> Config | None:
     segments a step (16 for windows past 64, for segments of several rows, and the weight gradient's), 8 warps, one
     stage, split along the segments into about four programs an SM (the weight gradient's two). SASS (sm_90, bf16),
     warp instructions per 1000 useful multiply-adds, forward, input and weight gradient: ``depthwise_k31``
-    channels-last 11.0, 11.0 and 14.4 (Triton 3.6: 12.2, 14.7, 14.9), NCL rows in runs 6.6, 6.6 and 9.1 (3.6: 9.7,
-    12.5, 10.0); ``mobilenet_dw_3x3`` channels-last 76, 76 and 70 (3.6: 69, 68, 57); a ConvNeXt 7 x 7 layer NCHW in runs
-    18, 18 and 18 (3.6: 50, 56, 49); 78-164 registers, no spill; the FMA kernels' 139-205 (``benchmarks/NOTES.md``,
-    fifty-seventh and fifty-eighth sessions)."""
+    channels-last 9.8, 9.7 and 14.1 (Triton 3.6: 9.9, 12.7, 13.2), NCL rows in runs 6.5, 6.5 and 8.3 (3.6: 7.3, 9.3,
+    9.4); ``mobilenet_dw_3x3`` channels-last 52, 52 and 48 (3.6: 49, 66, 46), NCHW in runs 73, 72 and 67 (3.6: 75, 89,
+    75); a ConvNeXt 7 x 7 layer NCHW in runs 18, 18 and 16 (3.6: 17, 25, 16); 76-156 registers, no spill; the FMA
+    kernels' 139-205 (``benchmarks/NOTES.md``, fifty-seventh, fifty-eighth and sixtieth sessions)."""
     transposed = problem.kind == "conv_dw_t"
     spec = problem.spec
     if not problem.kind.startswith("conv_dw") or not banded.applies(spec, getattr(torch, problem.dtype), transposed):

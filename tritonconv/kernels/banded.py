@@ -19,7 +19,9 @@ issue 139-205 (sm_90, ``benchmarks.static``). A program loads its band once and 
 tap is single (``KD = 1``). Rows held contiguous in whole 16-, 8- or 4-byte runs (NC(D)HW, :func:`reading`) are read
 in those runs: one-row windows from ``R`` columns before each, the band ``R`` rows lower; windows of several rows row
 by row from run boundaries, whole runs a row (``WWP`` apart in the band), the segments' grid starting ``E`` columns
-early.
+early. A step's windows and outputs are laid out with a warp's lanes along the segments
+(:func:`tritonconv._tile.load_lanes`), so that a thread addresses one segment or two on either Triton's rule for axes
+of equal contiguity.
 
 The input gradient at unit strides is this forward on the output gradient with the taps reversed and padding
 ``(taps - 1)*d - pad`` on each axis (:func:`as_forward`), one output channel per input channel. The weight gradient
