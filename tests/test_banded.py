@@ -6,6 +6,7 @@ splits) and check them against torch in float64.
 """
 
 import dataclasses
+import itertools
 
 import pytest
 import torch
@@ -163,18 +164,13 @@ def test_heuristic_takes_the_banded_kernel_for_long_16_bit_rows_on_a_gpu():
     assert not config(x=(4, 32, 9, 64, 64), w=(32, 1, 3, 3, 3)).fold  # taps along the depth: the FMA kernel
     assert not config(x=(4, 32, 64, 64), w=(32, 1, 3, 3), interpret=True).fold
     assert config(layout="contiguous").fold and config(x=(4, 32, 8, 256), w=(32, 1, 1, 31), layout="contiguous").fold
-    for kind in ("conv_dw", "conv_dw_t", "conv_dw_wgrad"):  # NCHW windows of several rows: read in runs where the
-        # rows allow, else the FMA kernel's runs
-        assert config(kind, x=(4, 32, 64, 64), w=(32, 1, 7, 7), layout="contiguous").fold
-        assert not config(kind, x=(4, 32, 64, 57), w=(32, 1, 7, 7), layout="contiguous").fold
-        assert config(kind, x=(4, 32, 64, 64), w=(32, 1, 3, 3), layout="contiguous").fold
-        assert config(kind, x=(4, 32, 56, 56), w=(32, 1, 5, 5), layout="contiguous").fold
-        assert not config(kind, x=(4, 32, 64, 57), w=(32, 1, 3, 3), layout="contiguous").fold
-        square = [tuning.Problem.of(kind, "bfloat16", lay, (4, 32, 64, 64), (32, 1, 3, 3), 1, 1, groups=32)
-                  for lay in ("channels_last", "contiguous")]
-        assert tuning.banded_candidates(square[0], 132) and tuning.banded_candidates(square[1], 132)
-        odd = tuning.Problem.of(kind, "bfloat16", "contiguous", (4, 32, 64, 57), (32, 1, 3, 3), 1, 1, groups=32)
-        assert not tuning.banded_candidates(odd, 132)  # (NCHW rows of no whole run)
+    for kind in ("conv_dw", "conv_dw_t", "conv_dw_wgrad"):  # NCHW windows of several rows, read in runs or 2 bytes
+        # at a time (rows of no whole run)
+        for width, taps in itertools.product((64, 57), ((7, 7), (5, 5), (3, 3))):
+            assert config(kind, x=(4, 32, 56, width), w=(32, 1, *taps), layout="contiguous").fold
+            square = tuning.Problem.of(kind, "bfloat16", "contiguous", (4, 32, 56, width), (32, 1, *taps), 1, 1,
+                                       groups=32)
+            assert tuning.banded_candidates(square, 132)
 
 
 def spec_of(x_shape, taps, stride=1, dilation=1):
@@ -303,6 +299,8 @@ def test_explain_names_the_banded_kernels():
     assert text.count("7 x 7 taps banded, windows of 128 inputs for") == 3 and text.count("segments of 2 x 8") == 3
     nchw = str(tritonconv.explain(x2, w2, None, 1, 3, 1, 96))  # NCHW: rows read in runs
     assert nchw.count("depthwise (tensor cores, banded taps)") == 3 and nchw.count("NC(D)HW rows in runs") == 3
-    w3 = torch.empty(96, 1, 3, 3, device="meta", dtype=torch.bfloat16)  # NCHW 3 x 3: the FMA kernel's runs
+    w3 = torch.empty(96, 1, 3, 3, device="meta", dtype=torch.bfloat16)  # NCHW 3 x 3: banded too, rows in runs
     square = str(tritonconv.explain(x2, w3, None, 1, 1, 1, 96))
-    assert "banded" not in square and square.count("depthwise (FMA)") == 3
+    assert square.count("3 x 3 taps banded") == 3 and square.count("NC(D)HW rows in runs") == 3
+    odd = str(tritonconv.explain(x2[..., :55], w3, None, 1, 1, 1, 96))  # rows of 55: 2 bytes at a time, banded
+    assert odd.count("3 x 3 taps banded") == 3 and "in runs" not in odd

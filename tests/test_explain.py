@@ -143,10 +143,17 @@ def test_stems_depthwise_and_merged_layers_say_what_runs():
         assert all(p.predicted_ms < q.predicted_ms / 5 for p, q in zip(vit.passes[::2], alternative.passes[::2]))
     dw = tritonconv.explain(meta(2, 32, 14, 14), meta(32, 1, 3, 3), padding=1, groups=32, gpu=GPU)
     assert [p.problem.kind for p in dw.passes] == ["conv_dw", "conv_dw_t", "conv_dw_wgrad"]
+    # 16 bits, 9 taps: the band on the tensor cores, rows of 14 (28 bytes) read in 4-byte runs, windows of 64 for 9
+    # taps and segments of 4 x 8 over 14 x 14 planes
+    assert all(p.kernel.startswith("depthwise (tensor cores, banded taps), 3 x 3 taps banded") for p in dw.passes)
+    assert all(p.kernel.endswith("NC(D)HW rows in runs") and 64 / 9 < p.issued < 10 for p in dw.passes)
+    with pytest.MonkeyPatch.context() as m:  # the FMA kernels, where the band does not run (fewer taps than this)
+        m.setattr(tuning, "BANDED_TAPS", 10)
+        dw = tritonconv.explain(meta(2, 32, 14, 14), meta(32, 1, 3, 3), padding=1, groups=32, gpu=GPU)
+        wide = tritonconv.explain(meta(2, 32, 16, 16), meta(32, 1, 3, 3), padding=1, groups=32, gpu=GPU)
     # rows of 14 (28 bytes): runs of 2 elements, declined (kernels.depthwise.row_runs)
     assert all(p.kernel == "depthwise (FMA), NC(D)HW rows" for p in dw.passes)
     assert [p.issued for p in dw.passes] == [1.0, 1.0, 12 / 9]  # the weight gradient's 9 taps in tiles of 4
-    wide = tritonconv.explain(meta(2, 32, 16, 16), meta(32, 1, 3, 3), padding=1, groups=32, gpu=GPU)
     assert [p.kernel for p in wide.passes] == ["depthwise (FMA), NC(D)HW rows, in runs of 8"] * 2 + [
         "depthwise (FMA), NC(D)HW rows, in runs of 8, one width tap's taps a program"]
     assert [p.issued for p in wide.passes] == [1.0, 1.0, 1.0]  # one tap a program

@@ -941,13 +941,12 @@ def banded_config(problem: Problem, sm_count: int) -> Config | None:
 
 
 def banded_candidates(problem: Problem, sm_count: int, smem_limit: int = DEFAULT_SMEM) -> list[Config]:
-    """The banded kernels' tiles the tuner tries for a depthwise pass they compute, from 3 taps (NC(D)HW ones with taps
-    along the height: where their rows are read in runs, as :func:`heuristic_banded`): the heuristic's
+    """The banded kernels' tiles the tuner tries for a depthwise pass they compute, from 3 taps: the heuristic's
     (:func:`banded_config`), with 16 channels, with half the segments a step, on 4 warps, and split half and twice as
     many ways; those that fit ``smem_limit`` (:func:`tritonconv.kernels.banded.shared_bytes`)."""
     # (one or two taps: a window of 16, 8-16x the useful multiply-adds)
     cfg = banded_config(problem, sm_count) if problem.taps >= 3 else None
-    if cfg is None or (banded_nc_rows(problem) and not banded_reading(problem, cfg).run):
+    if cfg is None:
         return []
     variants = [cfg, dataclasses.replace(cfg, block_n=16), dataclasses.replace(cfg, block_k=max(16, cfg.block_k // 2)),
                 dataclasses.replace(cfg, num_warps=4), dataclasses.replace(cfg, split_k=max(1, cfg.split_k // 2)),
@@ -980,16 +979,14 @@ def banded_nc_rows(problem: Problem) -> bool:
 
 def heuristic_banded(problem: Problem, interpret: bool, sm_count: int) -> Config | None:
     """The banded kernel's tiles where the heuristic takes them: on a GPU, from :data:`BANDED_TAPS` taps, issuing at
-    most :data:`BANDED_ISSUED` multiply-adds a useful one; NC(D)HW layers with taps along the height where their
-    windows' rows are read in aligned runs (2 bytes at a time, on Triton 3.6 the 3 x 3 layer's main loops took 255
-    registers for 284 warp instructions per 1000 useful multiply-adds, and 7 x 7 spilled; in runs 66-89, where the FMA
-    kernel's runs issue 155-165); else None."""
+    most :data:`BANDED_ISSUED` multiply-adds a useful one, in either layout. NC(D)HW windows of several rows issue, per
+    1000 useful multiply-adds (sm_90 SASS, Triton 3.9 / 3.6), 16-18 / 16-25 at 7 x 7 taps and 67-73 / 75-89 at 3 x 3
+    read in runs, 52-56 / 63-70 and 97-99 / 111-130 2 bytes at a time (rows of 57), where the FMA kernel issues 152-165
+    on rows in runs and 226-296 on others; else None."""
     if interpret or problem.taps < BANDED_TAPS:
         return None
     cfg = banded_config(problem, sm_count)
     if cfg is None or banded_issued(problem, cfg) > BANDED_ISSUED:
-        return None
-    if banded_nc_rows(problem) and not banded_reading(problem, cfg).run:
         return None
     return cfg
 
