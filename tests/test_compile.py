@@ -402,7 +402,8 @@ def test_banded_kernel_runs_on_the_tensor_cores(arch):
     and at most 20 (31 taps), 70 and 95 (3 x 3 channels-last and NCHW), 30 (7 x 7) and 75 (7 x 7, 2 bytes at a time)
     warp instructions per 1000 useful multiply-adds (the FMA kernels: 139-296; ``costmodel.BANDED_ISSUE``), on either
     Triton's rule for laying out axes of equal contiguity (``_tile.load_lanes``: the rule the other way gave 3.6's NCHW
-    3 x 3 loops 200-218, 3.9's channels-last 70-75 and its 7 x 7 41)."""
+    3 x 3 loops 200-218, 3.9's channels-last 70-75 and its 7 x 7 41); each input gradient's loop within 5% of its
+    forward's (its band's taps reversed: on Triton 3.6 1.24-1.44x before its band took ``load_lanes`` too)."""
     suite = dict(tune.suite_problems(json.loads((static.ROOT / "shapes.json").read_text())))
     suite["convnext_7x7"] = dict(input_shape=(32, 96, 56, 56), weight_shape=(96, 1, 7, 7), padding=3, groups=96)
     suite["convnext_7x7_57"] = dict(input_shape=(32, 96, 56, 57), weight_shape=(96, 1, 7, 7), padding=3, groups=96)
@@ -410,10 +411,12 @@ def test_banded_kernel_runs_on_the_tensor_cores(arch):
     for name, layout, most in (("depthwise_k31", "channels_last", 20), ("depthwise_k31", "contiguous", 20),
                                ("mobilenet_dw_3x3", "channels_last", 70), ("mobilenet_dw_3x3", "contiguous", 95),
                                *(("convnext_7x7", lay, 30) for lay in both), ("convnext_7x7_57", "contiguous", 75)):
+        loops = {}
         for kind in ("conv_dw", "conv_dw_t", "conv_dw_wgrad"):
             problem = tuning.Problem.of(kind, "bfloat16", layout, **suite[name])
             cfg = tuning.heuristic(problem, interpret=False, tma=arch >= 90)
             census = static.compiled_census(arch, problem, cfg)
+            loops[kind] = cfg, census["loop_instructions"]
             assert census["kernel"].startswith("_banded") and census["spill_store_bytes"] == 0, (name, kind, layout)
             assert census["loop_math_op"] == "HMMA" and census["loop_local"] == 0
             useful = cfg.block_n * cfg.block_k * cfg.block_m * problem.taps  # a step's
@@ -422,6 +425,8 @@ def test_banded_kernel_runs_on_the_tensor_cores(arch):
                 assert census["loop_load_bytes"] == 2
             elif name != "depthwise_k31" or layout == "channels_last":
                 assert census["loop_load_bytes"] == 16
+        (forward_cfg, forward), (input_cfg, input_grad) = loops["conv_dw"], loops["conv_dw_t"]
+        assert forward_cfg == input_cfg and input_grad <= 1.05 * forward, (name, layout, forward, input_grad)
 
 
 @pytest.mark.parametrize("arch", [90, 80])

@@ -372,8 +372,10 @@ def load_lanes(ptr, outer, inner, ok_outer, ok_inner):
     """``ptr + outer[:, None, None] + inner[None, :, :]``, ``[A, B, X]`` (0 where ``ok_outer`` or ``ok_inner`` is
     False), laid out with a warp's lanes along ``B`` next after the contiguous axis (``A`` or ``X``): the tile is built
     with ``B`` first where this Triton breaks ties between axes of one element a run outermost first
-    (:data:`TIES_OUTERMOST`), last where innermost first, then turned. The banded kernels' channels are ``A`` and
-    their segments ``B``, so that each thread addresses one segment or two, not eight."""
+    (:data:`TIES_OUTERMOST`), last where innermost first, then turned. The banded kernels' channels are ``A``; their
+    segments are ``B``, so that each thread addresses one segment or two, not eight, and their band's window positions
+    (the MMA's reduction), so that Triton 3.6 reads the band from shared memory by ``ldmatrix`` whichever way its taps
+    run (reversed, for the input gradient, it took 64 ``LDS`` and 32 byte permutes a step)."""
     if TIES_OUTERMOST:
         v = tl.load(ptr + inner[:, None, :] + outer[None, :, None], mask=ok_inner[:, None, :] & ok_outer[None, :, None],
                     other=0.0)

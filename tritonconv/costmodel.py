@@ -484,8 +484,7 @@ def ctas_per_sm(problem: Problem, config: Config, device: Device) -> int:
     registers (:func:`registers`; the banded kernel's, :data:`BANDED_REGISTERS`); the FMA depthwise kernels (no operand
     tiles in shared memory): as their warps allow, at most 8."""
     if runs_banded(problem, config):
-        passes = ("conv_dw", "conv_dw_t", "conv_dw_wgrad")
-        held = BANDED_REGISTERS[banded_reads(problem, config)][passes.index(problem.kind)]
+        held = BANDED_REGISTERS[banded_reads(problem, config)][problem.kind == "conv_dw_wgrad"]
         return max(1, occupancy(held, shared_bytes(problem, config), config.num_warps, device.smem))
     if problem.kind.startswith("conv_dw"):
         return max(1, min(64 // config.num_warps, 8))
@@ -803,26 +802,25 @@ BANDED_ISSUE = {"channels_last": (4.7, 6.8), "runs": (3.1, 4.0), "contiguous": (
 """Per way of reading ``x`` (:func:`banded_reads`), the warp instructions the banded depthwise kernels' main loops issue
 per 1000 multiply-adds issued (the window's masked rows included), the forward's and input gradient's, then the weight
 gradient's: the SASS census (sm_90, bf16, Triton 3.9; ``benchmarks.static``) with the heuristic's tiles on 8 warps,
-each tile's lanes along its segments (:func:`tritonconv._tile.load_lanes`). One-row segments, ``depthwise_k31`` (31
-taps in windows of 64, 2.06 issued a useful one), 32 x 8 x 32 (channels-last 307-311 a step of 524,288, NCL rows in
-runs 205-206; Triton 3.6: 315-402 and 231-296) and the weight gradient's 32 x 8 x 16 (224 and 131 a step of 262,144;
-3.6: 210 and 149; its diagonals and meeting after the loop not counted); NCL rows read 2 bytes at a time (no whole
-runs) from the same layer's compiles on rows of 4,095 (610-611 and 333; 3.6: 741-829 and 413). Segments of several
+each tile's lanes along its segments and its band's window (:func:`tritonconv._tile.load_lanes`). One-row segments,
+``depthwise_k31`` (31 taps in windows of 64, 2.06 issued a useful one), 32 x 8 x 32 (channels-last 311 a step of
+524,288, NCL rows in runs 205; Triton 3.6: 315 and 224-231) and the weight gradient's 32 x 8 x 16 (224 and 131 a step
+of 262,144; 3.6: 210 and 149; its diagonals and meeting after the loop not counted); NCL rows read 2 bytes at a time
+(no whole runs) from the same layer's compiles on rows of 4,095 (610 and 333; 3.6: 741 and 413). Segments of several
 rows, ``mobilenet_dw_3x3`` (3 x 3 taps, 7.1 issued a useful one): channels-last 4 x 8 outputs, windows of 6 x 10 in
-64, 32 x 8 x 16 (238 both passes and 223 a step of 262,144; 3.6: 226-306 and 211); NCHW rows read in runs
-(:func:`tritonconv.kernels.banded.reading`: 2 x 8 outputs, windows of 4 rows of 16 in 64), 16 x 8 x 16 (166-168 and
-154 a step of 131,072; 3.6: 173-206 and 173); NCHW rows of 57 columns, 2 bytes at a time, 32 x 8 x 16 (451-456 and
-445; 3.6: 511-597 and 521). Windows of more rows issue less per multiply-add issued: a ConvNeXt 7 x 7 layer (32 x 96 x
-56 x 56; 2 x 8 outputs, windows of 8 x 16 in 128) NCHW in runs 6.8 and 6.2 (221-222 and 202 a step), which the
-model rates at the 3 x 3 layer's 10.2 and 9.4. Rows of 8-byte runs take the 16-byte figures. Unfitted."""
+64, 32 x 8 x 16 (235-238 and 223 a step of 262,144; 3.6: 226 and 211); NCHW rows read in runs
+(:func:`tritonconv.kernels.banded.reading`: 2 x 8 outputs, windows of 4 rows of 16 in 64), 16 x 8 x 16 (167 and 154 a
+step of 131,072; 3.6: 173 and 173); NCHW rows of 57 columns, 2 bytes at a time, 32 x 8 x 16 (451 and 445; 3.6: 511
+and 521). Windows of more rows issue less per multiply-add issued: a ConvNeXt 7 x 7 layer (32 x 96 x 56 x 56; 2 x 8
+outputs, windows of 8 x 16 in 128) NCHW in runs 6.8 and 6.2 (222 and 202 a step), which the model rates at the 3 x 3
+layer's 10.2 and 9.4. Rows of 8-byte runs take the 16-byte figures. Unfitted."""
 
-BANDED_REGISTERS = {"channels_last": (110, 144, 128), "runs": (102, 98, 146), "contiguous": (164, 168, 196),
-                    "channels_last, rows": (80, 93, 142), "runs, rows": (78, 80, 127),
-                    "contiguous, rows": (128, 128, 207)}
-"""Per way of reading ``x``, the banded kernels' registers, the forward's, the input gradient's and the weight
-gradient's (ptxas, sm_90, Triton 3.9, the same compiles; 3.6: 110, 128, 128; 100, 97, 128; 160-164, 154; 80, 92, 136;
-76, 78, 102; 128, 128, 165). The input gradient of the 31-tap layer channels-last takes 144 (one program an SM);
-held to 128 it spilled 32 B into its main loop."""
+BANDED_REGISTERS = {"channels_last": (110, 128), "runs": (100, 146), "contiguous": (164, 196),
+                    "channels_last, rows": (86, 142), "runs, rows": (80, 127), "contiguous, rows": (128, 207)}
+"""Per way of reading ``x``, the banded kernels' registers, the forward's and input gradient's, then the weight
+gradient's (ptxas, sm_90, Triton 3.9, the same compiles: 110 and 128 channels-last, 100 and 146 in runs, 164 and 196
+2 bytes at a time, 80-93 and 142 in rows channels-last, 80 and 127 in rows in runs, 128 and 207 NCHW 2 bytes at a
+time; Triton 3.6: 110, 128; 97-100, 128; 164, 154; 80, 136; 76, 102; 128, 165)."""
 
 
 def banded_reads(problem: Problem, config: Config) -> str:

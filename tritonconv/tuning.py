@@ -915,9 +915,9 @@ def banded_config(problem: Problem, sm_count: int) -> Config | None:
     segments a step (16 for windows past 64, for segments of several rows, and the weight gradient's), 8 warps, one
     stage, split along the segments into about four programs an SM (the weight gradient's two). SASS (sm_90, bf16),
     warp instructions per 1000 useful multiply-adds, forward, input and weight gradient: ``depthwise_k31``
-    channels-last 9.8, 9.7 and 14.1 (Triton 3.6: 9.9, 12.7, 13.2), NCL rows in runs 6.5, 6.5 and 8.3 (3.6: 7.3, 9.3,
-    9.4); ``mobilenet_dw_3x3`` channels-last 52, 52 and 48 (3.6: 49, 66, 46), NCHW in runs 73, 72 and 67 (3.6: 75, 89,
-    75); a ConvNeXt 7 x 7 layer NCHW in runs 18, 18 and 16 (3.6: 17, 25, 16); 76-156 registers, no spill; the FMA
+    channels-last 9.8, 9.8 and 14.1 (Triton 3.6: 9.9, 9.9, 13.2), NCL rows in runs 6.5, 6.5 and 8.3 (3.6: 7.3, 7.1,
+    9.4); ``mobilenet_dw_3x3`` channels-last 52, 51 and 48 (3.6: 49, 49, 46), NCHW in runs 73, 73 and 67 (3.6: 75, 75,
+    75); a ConvNeXt 7 x 7 layer NCHW in runs 18, 18 and 16 (3.6: 17, 17, 16); 76-146 registers, no spill; the FMA
     kernels' 139-205 (``benchmarks/NOTES.md``, fifty-seventh, fifty-eighth and sixtieth sessions)."""
     transposed = problem.kind == "conv_dw_t"
     spec = problem.spec
@@ -980,9 +980,9 @@ def banded_nc_rows(problem: Problem) -> bool:
 def heuristic_banded(problem: Problem, interpret: bool, sm_count: int) -> Config | None:
     """The banded kernel's tiles where the heuristic takes them: on a GPU, from :data:`BANDED_TAPS` taps, issuing at
     most :data:`BANDED_ISSUED` multiply-adds a useful one, in either layout. NC(D)HW windows of several rows issue, per
-    1000 useful multiply-adds (sm_90 SASS, Triton 3.9 / 3.6), 16-18 / 16-25 at 7 x 7 taps and 67-73 / 75-89 at 3 x 3
-    read in runs, 52-56 / 63-70 and 97-99 / 111-130 2 bytes at a time (rows of 57), where the FMA kernel issues 152-165
-    on rows in runs and 226-296 on others; else None."""
+    1000 useful multiply-adds (sm_90 SASS, Triton 3.9 / 3.6), 16-18 / 16-17 at 7 x 7 taps and 67-73 / 75 at 3 x 3 read
+    in runs, 52-56 / 63-64 and 97-99 / 111-113 2 bytes at a time (rows of 57), where the FMA kernel issues 152-165 on
+    rows in runs and 226-296 on others; else None."""
     if interpret or problem.taps < BANDED_TAPS:
         return None
     cfg = banded_config(problem, sm_count)

@@ -175,8 +175,7 @@ def _banded_kernel(
     ok_t = (rel_h >= 0) & (rel_h % dh == 0) & (th < KH) & (rel_w >= 0) & (rel_w % dw == 0) & (tw < TAPS)
     if FLIP:
         th, tw = KH - 1 - th, TAPS - 1 - tw
-    band = tl.load(w_ptr + c[:, None, None] * swo + (th * swh + tw * sww)[None, :, :],
-                   mask=ok_c[:, None, None] & ok_t[None, :, :], other=0.0)
+    band = load_lanes(w_ptr, c * swo, th * swh + tw * sww, ok_c, ok_t)
     x_c = (c // DIV) * sxc
     if RUN > 1:  # (every stride whole runs)
         x_c = tl.multiple_of(x_c, RUN)
