@@ -6,12 +6,13 @@ import shutil
 import pytest
 import torch
 import torch.nn.functional as F
+import triton.language as tl
 from conftest import assert_close
 from hypothesis import HealthCheck, given, settings
 from test_conv import ACT, GRID, OURS, TORCH, conv_problems
 
 import tritonconv
-from tritonconv import dispatch, functional, geometry, shapes, tuning
+from tritonconv import _tile, dispatch, functional, geometry, shapes, tuning
 from tritonconv._checks import conv_spec
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -508,6 +509,17 @@ def test_depthwise_gradients_take_their_own_kernels(monkeypatch, ndim, fmt):
                     activation="silu", **kw)
     # silu keeps no activation: the backward recomputes the pre-activation (a second forward)
     assert sorted(calls) == ["depthwise_forward"] * 4 + ["depthwise_grad_input"] * 2 + ["depthwise_grad_weight"] * 2
+
+
+@pytest.mark.parametrize("ties_outermost", [False, True])
+@pytest.mark.parametrize("ndim,fmt", [(2, torch.channels_last), (3, torch.channels_last_3d)])
+def test_depthwise_weight_gradient_on_either_layout_rule(monkeypatch, ties_outermost, ndim, fmt):
+    """The FMA depthwise weight gradient's channels-last ``x`` tile, built for either Triton's rule for axes of equal
+    contiguity (``_tile.load_middle``: loaded with its first two axes swapped where ties go outermost first, before
+    Triton 3.7; the interpreter runs whichever it is told), gives torch's gradients."""
+    monkeypatch.setattr(_tile, "TIES_OUTERMOST", tl.constexpr(ties_outermost))
+    sizes, kernel = {2: ((7, 6), (3, 2)), 3: ((4, 5, 3), (2, 3, 3))}[ndim]
+    check_grads(ndim, (2, 3, *sizes), (6, 1, *kernel), groups=3, x_format=fmt, padding=1, dilation=2)
 
 
 DW_TILES = [  # (taps, channels, positions a step, splits): tap and channel tiles with ragged last ones, one position a

@@ -429,6 +429,20 @@ def test_banded_kernel_runs_on_the_tensor_cores(arch):
         assert forward_cfg == input_cfg and input_grad <= 1.05 * forward, (name, layout, forward, input_grad)
 
 
+def test_channels_last_depthwise_weight_gradient_lanes_run_along_the_positions():
+    """The FMA depthwise weight gradient's channels-last ``[taps, positions, channels]`` tile lays a warp's lanes along
+    the positions after the channels on either Triton (``_tile.load_middle``): the suite's two depthwise layers in fp32
+    (the FMA kernels on a GPU; their bf16 runs banded), sm_90, at most 200 (31 taps) and 280 (3 x 3) warp
+    instructions a step, no spill, 16-byte loads; Triton 3.6, its lanes along the taps, issued 393 and 428."""
+    suite = dict(tune.suite_problems(json.loads((static.ROOT / "shapes.json").read_text())))
+    for name, most in (("depthwise_k31", 200), ("mobilenet_dw_3x3", 280)):
+        problem = tuning.Problem.of("conv_dw_wgrad", "float32", "channels_last", **suite[name])
+        cfg = tuning.heuristic(problem, interpret=False, tma=True)
+        census = static.compiled_census(90, problem, cfg)
+        assert census["kernel"] == "_depthwise_weight_grad_kernel" and census["spill_store_bytes"] == 0, name
+        assert census["loop_instructions"] <= most and census["loop_load_bytes"] == 16, (name, census)
+
+
 @pytest.mark.parametrize("arch", [90, 80])
 def test_depthwise_tiles_load_along_the_contiguous_axis_without_spilling(arch):
     """The depthwise kernels' activation tiles lay their threads along the axis memory holds contiguous: channels

@@ -24,7 +24,8 @@ from ._runtime import device
 TIES_OUTERMOST = tl.constexpr(tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 7))
 """Whether this Triton, laying out a load or store, takes its axes of equal contiguity outermost first (before 3.7:
 after the contiguous axis, the lanes and warps go along axis 0) rather than innermost first (3.7 on). A kernel that
-wants one such axis to take the lanes builds its tile so under either rule (:func:`load_lanes`)."""
+wants one such axis to take the lanes builds its tile so under either rule (:func:`load_lanes`,
+:func:`load_middle`)."""
 
 
 @device
@@ -384,6 +385,20 @@ def load_lanes(ptr, outer, inner, ok_outer, ok_inner):
         v = tl.load(ptr + outer[:, None, None] + tl.trans(inner)[None, :, :],
                     mask=ok_outer[:, None, None] & tl.trans(ok_inner)[None, :, :], other=0.0)
         v = tl.permute(v, (0, 2, 1))
+    return v
+
+
+@device
+def load_middle(ptrs, mask):
+    """``tl.load(ptrs, mask, other=0)`` of a 3-D tile whose last axis is the contiguous one, laid out with a warp's lanes
+    along its middle axis next: Triton's own choice from 3.7; before (:data:`TIES_OUTERMOST`) the tile is loaded with
+    its first two axes swapped and turned back. The FMA depthwise weight gradient's channels-last ``[taps, positions,
+    channels]``, whose lanes Triton 3.6 ran along the taps (each thread every position's addresses: 2-2.7x the
+    instructions)."""
+    if TIES_OUTERMOST:
+        v = tl.permute(tl.load(tl.permute(ptrs, (1, 0, 2)), mask=tl.permute(mask, (1, 0, 2)), other=0.0), (1, 0, 2))
+    else:
+        v = tl.load(ptrs, mask=mask, other=0.0)
     return v
 
 

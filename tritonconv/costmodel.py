@@ -861,8 +861,8 @@ rows read an element at a time (strided widths, widths of no run's multiple), a 
 strided and an odd-width 3 x 3 layer, where 128 issued 240-373: this overstates them). The NC(D)HW weight gradient's
 row tiles issue as much for two axes of taps as for one (281 and 289: its bounds are per position, shared by a
 thread's taps and channels). So these kernels are bound by issue where their bytes allow it: by this model the 31-tap
-layer's weight gradient takes 3x its bytes' time on an H200. (Triton 3.6, the GPU machine's, issues 1.0-1.6x these:
-its channels-last 2-D weight gradient 1.6x.)"""
+layer's weight gradient takes 3x its bytes' time on an H200. (Triton 3.6, the GPU machine's, issues 1.0-1.1x these;
+its channels-last weight gradients 1.6-2.7x until their tiles' lanes ran along the positions, ``_tile.load_middle``.)"""
 
 
 def depthwise_runs(problem: Problem, config: Config) -> int:

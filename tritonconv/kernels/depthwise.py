@@ -37,6 +37,7 @@ from .._tile import (
     advance,
     advance_rows,
     inside,
+    load_middle,
     meet_splits,
     positions,
     run_kind,
@@ -266,7 +267,10 @@ def _depthwise_weight_grad_kernel(
                     if kind == 0:
                         if KW > 1:
                             ok &= inside(iw0 + kw, W, INT64)
-                        b = tl.load(x_ptr + at + x_t + x_c, mask=ok & ok_n, other=0.0)
+                        if BLOCK_W == 0:  # [taps, positions, channels]: a warp's lanes along the positions
+                            b = load_middle(x_ptr + at + x_t + x_c, ok & ok_n)
+                        else:
+                            b = tl.load(x_ptr + at + x_t + x_c, mask=ok & ok_n, other=0.0)
                     else:
                         if X_VEC > 1:  # (a scalar kind otherwise; this branch is compiled only with runs)
                             ok = tl.max_constancy(ok, [1, 1, X_VEC])  # (a tap's bounds per row: constant along it)
