@@ -898,9 +898,9 @@ are bound by the bytes."""
 
 BANDED_ISSUED = 8
 """The most multiply-adds the heuristic's band issues a useful one (its window over the taps, :func:`banded_issued`):
-3 x 3 taps in segments of 4 x 8 outputs issue 7.1 (windows of 60 in 64) for 72 warp instructions per 1000 useful
-multiply-adds where the FMA kernel issues 163; at a stride of 2 their windows pad to 128 (14.2), and the FMA kernel
-keeps them."""
+3 x 3 taps in segments of 4 x 8 outputs issue 7.1 (windows of 60 in 64) for 48-52 warp instructions per 1000 useful
+multiply-adds channels-last (NCHW rows in runs, 2 x 8 outputs in 4 x 16: 67-73) where the FMA kernel issues 152-163;
+at a stride of 2 their windows pad to 128 (14.2), and the FMA kernel keeps them."""
 
 BANDED_WINDOW = 128
 """The widest band the heuristic's banded tiles hold (:func:`tritonconv.kernels.banded.window`: 8 channels x 16
@@ -981,7 +981,7 @@ def heuristic_banded(problem: Problem, interpret: bool, sm_count: int) -> Config
     """The banded kernel's tiles where the heuristic takes them: on a GPU, from :data:`BANDED_TAPS` taps, issuing at
     most :data:`BANDED_ISSUED` multiply-adds a useful one, in either layout. NC(D)HW windows of several rows issue, per
     1000 useful multiply-adds (sm_90 SASS, Triton 3.9 / 3.6), 16-18 / 16-17 at 7 x 7 taps and 67-73 / 75 at 3 x 3 read
-    in runs, 52-56 / 63-64 and 97-99 / 111-113 2 bytes at a time (rows of 57), where the FMA kernel issues 152-165 on
+    in runs, 52-56 / 63-64 and 97-98 / 111-113 2 bytes at a time (rows of 57), where the FMA kernel issues 152-165 on
     rows in runs and 226-296 on others; else None."""
     if interpret or problem.taps < BANDED_TAPS:
         return None
