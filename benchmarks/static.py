@@ -72,7 +72,8 @@ def recording(execute: bool = True):
         _runtime.Kernel.__getitem__ = getitem
 
 
-TARGET_OPTIONS = {"_conv_kernel": gemm.target_options, "_conv_weight_grad_kernel": weight_grad.target_options}
+TARGET_OPTIONS = {"_conv_kernel": gemm.target_options, "_conv_weight_grad_kernel": weight_grad.target_options,
+                  "_conv_weight_grad_tma_kernel": weight_grad.tma_target_options}
 """Per kernel with launch options that depend on the GPU, the function its launches take them from."""
 
 

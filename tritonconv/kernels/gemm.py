@@ -50,6 +50,7 @@ from .._tile import (
     axis_tap,
     deal,
     dealt_tap,
+    fragment,
     meet_splits,
     mma,
     next_step,
@@ -81,6 +82,7 @@ def _conv_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
     BLOCK_W: tl.constexpr, ROW_VEC: tl.constexpr, SHIFT: tl.constexpr, FLAT: tl.constexpr, DEAL: tl.constexpr,
     RUN_VEC: tl.constexpr, RUN_KINDS: tl.constexpr, NEG: tl.constexpr, Y_ALIGN: tl.constexpr, Y_ACROSS: tl.constexpr,
+    FRAGMENTS: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of output positions x output channels of one group.
 
@@ -263,7 +265,7 @@ def _conv_kernel(
                     ok = w_ok & (id_ >= 0) & (id_ < D) & (ih >= 0) & (ih < H)
                     at = tl.multiple_of(w_at + id_ * sxd + ih * sxh, ROW_VEC)
                     wide = tl.load(x_ptr + (chans[:, None] + at[None, :]), mask=ok_k[:, None] & ok[None, :], other=0.0)
-                    a = deal(wide, q, BLOCK_K, BLOCK_M, DEAL)
+                    a = fragment(deal(wide, q, BLOCK_K, BLOCK_M, DEAL), FRAGMENTS)
                 else:
                     id_, ok_d = axis_tap(jd, phd, sd, pd, kd, dd, D, TRANSPOSED)
                     ih, ok_h = axis_tap(jh, phh, sh, ph, kh, dh, H, TRANSPOSED)
@@ -374,7 +376,7 @@ def _conv_kernel(
                                              mask=ok_k[:, None] & (ok & lo_ok)[None, :], other=0.0)
                                 hi = tl.load(x_ptr + (chans[:, None] + (at + RUN_VEC)[None, :]),
                                              mask=ok_k[:, None] & (ok & hi_ok)[None, :], other=0.0)
-                                a = tl.trans(shift_runs(lo, hi, r, BLOCK_K, BLOCK_M, RUN_VEC))
+                                a = tl.trans(fragment(shift_runs(lo, hi, r, BLOCK_K, BLOCK_M, RUN_VEC), FRAGMENTS))
                             w_tap = w_cols + weight_tap(kd, kh, kw, swd, swh, sww, KD, KH, KW, FLIP)
                             b = tl.load(w_tap[None, :] + cin[:, None] * swk, mask=ok_k[:, None] & mask_n[None, :],
                                         other=0.0)
@@ -432,8 +434,10 @@ def _conv_kernel(
 
 def target_options(kwargs: dict, capability: int | None) -> dict:
     """:func:`_conv_kernel`'s launch options for a GPU of compute capability ``capability``
-    (:func:`tritonconv._runtime.target_options`: rows read in aligned runs where ``ROW_VEC`` or ``RUN_VEC``)."""
-    return _target_options(kwargs, capability, bool(kwargs.get("ROW_VEC")) or kwargs.get("RUN_VEC", 0) > 1)
+    (:func:`tritonconv._runtime.target_options`: rows read in aligned runs where ``ROW_VEC`` or ``RUN_VEC``; an MMA of
+    ``BLOCK_M`` rows)."""
+    return _target_options(kwargs, capability, bool(kwargs.get("ROW_VEC")) or kwargs.get("RUN_VEC", 0) > 1,
+                           kwargs["BLOCK_M"])
 
 
 class Launch:
@@ -530,6 +534,7 @@ class Launch:
             BLOCK_W=block_w, ROW_VEC=row_vec, FLAT=bool(pitch), DEAL=aligned.deal, RUN_VEC=runs[0], RUN_KINDS=runs[1],
             SHIFT=2 if aligned.each else int(moving), NEG=neg, Y_ALIGN=y_align,
             Y_ACROSS=transposed and geometry.stored_across(y, spec.stride[-1]),
+            FRAGMENTS=False,
             num_warps=config.num_warps, num_stages=config.num_stages,
         ), capability(x.device))
         self.rows = aligned  # how NC(D)HW rows are read in aligned runs (geometry.aligned_rows; vec 0: not)

@@ -76,6 +76,7 @@ from .._runtime import target_options as _target_options
 from .._tile import (
     arrive,
     deal,
+    fragment,
     meet_splits,
     met_rows,
     mma,
@@ -106,7 +107,7 @@ def _conv_weight_grad_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_W: tl.constexpr, CARRY: tl.constexpr,
     DY_VEC: tl.constexpr, X_VEC: tl.constexpr, X_KINDS: tl.constexpr, X_DEAL: tl.constexpr, MEET_ROWS: tl.constexpr,
     SPLITS: tl.constexpr,
-    X_AS_M: tl.constexpr,
+    X_AS_M: tl.constexpr, FRAGMENTS: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split; with
     ``FOLD`` 1 (2), of (output channel, (width tap, input channel)) columns of one (depth, height) tap
@@ -218,20 +219,20 @@ def _conv_weight_grad_kernel(
                         r2: tl.constexpr = kind - 1
                         ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
                         rows_x = repeat(nb * sxn + id_ * sxd + ih * sxh + (kw * dw - pw - r2), BLOCK_K, X_DEAL)
-                        ok_p = tl.max_constancy(repeat(mask_p & ok_d & ok_h, BLOCK_K, X_DEAL), [X_VEC])
+                        ok_p = repeat(mask_p & ok_d & ok_h, BLOCK_K, X_DEAL)  # (constant along each run: the hints below)
                         ow0 = (tw if CARRY else step % ((OW + BLOCK_W - 1) // BLOCK_W)) * BLOCK_W
                         cols_x = X_DEAL * ow0 + tl.arange(0, X_DEAL * BLOCK_K) % (X_DEAL * BLOCK_W)
                         first = cols_x + (kw * dw - pw - r2)  # each column's in the run read
                         at = tl.max_constancy(tl.multiple_of(rows_x, X_VEC), [X_VEC]) + cols_x
                         at = tl.max_contiguous(tl.multiple_of(at, X_VEC), X_VEC)  # (Triton 3.6 sees no run otherwise)
-                        ok_lo = ok_p & tl.max_constancy((first >= 0) & (first < W), [X_VEC])
+                        ok_lo = tl.max_constancy(ok_p & (first >= 0) & (first < W), [X_VEC])
                         lo = tl.load(x_at[:, None] + at[None, :], mask=mask_n[:, None] & ok_lo[None, :], other=0.0)
                         if r2 > 0:
-                            ok_hi = ok_p & tl.max_constancy((first + X_VEC >= 0) & (first + X_VEC < W), [X_VEC])
+                            ok_hi = tl.max_constancy(ok_p & (first + X_VEC >= 0) & (first + X_VEC < W), [X_VEC])
                             hi = tl.load(x_at[:, None] + (at + X_VEC)[None, :], mask=mask_n[:, None] & ok_hi[None, :],
                                          other=0.0)
                             lo = shift_runs(lo, hi, r2, BLOCK_N, X_DEAL * BLOCK_K, X_VEC)
-                        b = deal(lo, 0, BLOCK_N, BLOCK_K, X_DEAL)
+                        b = fragment(deal(lo, 0, BLOCK_N, BLOCK_K, X_DEAL), FRAGMENTS)
                     elif kind == 0:
                         ih, ok_h = tap(oh, sh, ph, kh, dh, H, False)
                         iw, ok_w = tap(ow, sw, pw, kw, dw, W, False)
@@ -254,7 +255,7 @@ def _conv_weight_grad_kernel(
                             lo = tl.load(x_at[:, None] + at[None, :], mask=mask_n[:, None] & ok_lo[None, :], other=0.0)
                             hi = tl.load(x_at[:, None] + (at + X_VEC)[None, :], mask=mask_n[:, None] & ok_hi[None, :],
                                          other=0.0)
-                            b = tl.trans(shift_runs(lo, hi, r, BLOCK_N, BLOCK_K, X_VEC))
+                            b = tl.trans(fragment(shift_runs(lo, hi, r, BLOCK_N, BLOCK_K, X_VEC), FRAGMENTS))
                     if X_AS_M:  # (input channels x positions) x (positions x output channels)
                         acc = mma(acc, tl.trans(b), tl.trans(a), UPCAST, DOT_PRECISION, ACC)
                     else:
@@ -299,8 +300,17 @@ def x_as_m(runs: tuple[int, int, int], deal: int, fold: int, block_n: int, items
 
 def target_options(kwargs: dict, capability: int | None) -> dict:
     """:func:`_conv_weight_grad_kernel`'s launch options for a GPU of compute capability ``capability``
-    (:func:`tritonconv._runtime.target_options`: rows read in aligned runs where ``DY_VEC`` or ``X_VEC`` exceeds 1)."""
-    return _target_options(kwargs, capability, kwargs.get("DY_VEC", 1) > 1 or kwargs.get("X_VEC", 1) > 1)
+    (:func:`tritonconv._runtime.target_options`: rows read in aligned runs where ``DY_VEC`` or ``X_VEC`` exceeds 1; an
+    MMA of ``BLOCK_N`` rows where it runs transposed, ``X_AS_M``, else ``BLOCK_M``)."""
+    return _target_options(kwargs, capability, kwargs.get("DY_VEC", 1) > 1 or kwargs.get("X_VEC", 1) > 1,
+                           kwargs["BLOCK_N"] if kwargs["X_AS_M"] else kwargs["BLOCK_M"])
+
+
+def tma_target_options(kwargs: dict, capability: int | None) -> dict:
+    """:func:`_conv_weight_grad_tma_kernel`'s launch options for a GPU of compute capability ``capability`` (Hopper or
+    later: :func:`tritonconv._runtime.target_options`, an MMA of ``BLOCK_N`` rows where it runs transposed,
+    ``IN_AS_M``, else ``BLOCK_M``)."""
+    return _target_options(kwargs, capability, False, kwargs["BLOCK_N"] if kwargs["IN_AS_M"] else kwargs["BLOCK_M"])
 
 
 class Partials:
@@ -452,6 +462,7 @@ class Launch(Partials):
             MEET_ROWS=meet_rows(splits, config.block_m, config.block_n, config.num_warps),
             SPLITS=splits if self.meet else 1,
             X_AS_M=x_as_m(self.runs, x_deal, fold, config.block_n, input.element_size()),
+            FRAGMENTS=False,
             num_warps=config.num_warps, num_stages=config.num_stages,
         ), capability(input.device))
         self.launcher = Direct(_conv_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
@@ -470,7 +481,7 @@ def _conv_weight_grad_tma_kernel(
     DOT_PRECISION: tl.constexpr, TILE_B: tl.constexpr, TILE_H: tl.constexpr, TILE_W: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, PHASE_H: tl.constexpr, PHASE_W: tl.constexpr, EVEN: tl.constexpr,
     X_VEC: tl.constexpr, X_KINDS: tl.constexpr, FLAT: tl.constexpr, SEAMS: tl.constexpr, DY_FOURTH: tl.constexpr,
-    IN_AS_M: tl.constexpr,
+    IN_AS_M: tl.constexpr, FRAGMENTS: tl.constexpr,
 ):
     """One program: a ``BLOCK_M x BLOCK_N`` tile of (output, input) channels of one tap, one split of the patches.
 
@@ -559,7 +570,7 @@ def _conv_weight_grad_tma_kernel(
                     else:  # the boxes from the boundary R columns below the tap's and X_VEC on, rows' runs read R on
                         lo = x_desc.load([nb, n0, id_, ih, iw - R]).reshape(BLOCK_N, BLOCK_K)
                         hi = x_desc.load([nb, n0, id_, ih, iw - R + X_VEC]).reshape(BLOCK_N, BLOCK_K)
-                        b = tl.trans(shift_runs(lo, hi, R, BLOCK_N, BLOCK_K, X_VEC))
+                        b = tl.trans(fragment(shift_runs(lo, hi, R, BLOCK_N, BLOCK_K, X_VEC), FRAGMENTS))
                     if IN_AS_M:  # (input channels x positions) x (positions x output channels)
                         acc = mma(acc, tl.trans(b), a, UPCAST, DOT_PRECISION, tl.float32)
                     else:
@@ -779,7 +790,7 @@ class DescriptorLaunch(Partials):
         if flat:  # and the seams' products, read again by address (the loop over them after the main loop)
             self._work += seam_work(spec, tile_w, per_split, steps) \
                 * cdiv(c_out, config.block_m) * config.block_m * cdiv(c_in, config.block_n) * config.block_n
-        self.kwargs = dict(
+        self.kwargs = tma_target_options(dict(
             X_INNER=channels_inner(input), DY_INNER=channels_inner(grad_output),
             SPLIT=self.meet, FLIP=flip and self.direct,
             INT64=needs_int64(self.partial, *((input, grad_output) if flat else ())),
@@ -789,8 +800,9 @@ class DescriptorLaunch(Partials):
             X_VEC=16 // input.element_size(), X_KINDS=self.x_kinds, FLAT=flat, SEAMS=SEAMS, DY_FOURTH=dy_fourth,
             IN_AS_M=input_channels_as_m(channels_inner(grad_output), channels_inner(input), config.block_m,
                                         config.block_n),
+            FRAGMENTS=False,
             num_warps=config.num_warps, num_stages=config.num_stages,
-        )
+        ), capability(input.device))
         if held_registers(config.num_warps):  # two programs an SM
             self.kwargs["maxnreg"] = held_registers(config.num_warps)
         self.launcher = Direct(_conv_weight_grad_tma_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
