@@ -120,7 +120,8 @@ def _conv_kernel(
     of a run of that many positions (:func:`tritonconv.geometry.stored_runs`), which the epilogue tells the compiler
     so that it stores runs at once. ``Y_ACROSS`` (by stride phase into an NC(D)HW output: positions ``s`` apart, no
     run): the tile is stored transposed and flat, a warp's lanes along the phase's positions
-    (:func:`tritonconv._tile.store_across`).
+    (:func:`tritonconv._tile.store_across`). ``FRAGMENTS`` (:func:`target_options`): the rows' moved or dealt runs pass
+    through :func:`tritonconv._tile.fragment`.
 
     Split reduction (``SPLIT``, ``program_id(1)``, for outputs too small to fill the GPU): split ``s``
     sums reduction channels ``[s*R_PER_SPLIT, (s+1)*R_PER_SPLIT)`` of every tap (flattened

@@ -125,7 +125,8 @@ def _conv_weight_grad_kernel(
     the moved ``x`` its first operand (from registers on Hopper), the sum turned back after the loop.
 
     ``SPLIT``: the ``SPLITS`` splits (the grid's second axis, told as a constant so that the adding unrolls whole) meet
-    in the kernel, the last to arrive adding their partials ``MEET_ROWS`` rows at a time (:func:`meet_rows`)."""
+    in the kernel, the last to arrive adding their partials ``MEET_ROWS`` rows at a time (:func:`meet_rows`).
+    ``FRAGMENTS`` (:func:`target_options`): the moved or dealt ``x`` passes through :func:`tritonconv._tile.fragment`."""
     pid = tl.program_id(0)
     split = tl.program_id(1)
     TAPS: tl.constexpr = KD if FOLD == 2 else KD * KH if FOLD == 1 else KD * KH * KW  # taps of the grid
@@ -496,7 +497,8 @@ def _conv_weight_grad_tma_kernel(
     slices and a plane's positions; ``SEAMS`` positions a step, this split's seam positions only).
 
     ``IN_AS_M`` (:func:`input_channels_as_m`): the MMA runs transposed, input x output channels, its sum turned back
-    after the main loop.
+    after the main loop. ``FRAGMENTS`` (:func:`tma_target_options`): the moved ``x`` passes through
+    :func:`tritonconv._tile.fragment`.
 
     Programs run input-channel tile fastest, so those reading the same ``dY`` boxes run together (L2). ``EVEN``:
     the channel tiles divide both channel counts, so the epilogue stores without a mask (a 128 x 128 tile's
