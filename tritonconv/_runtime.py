@@ -248,19 +248,17 @@ def warp_mma(capability: int | None, rows: int) -> bool:
 
 
 def target_options(kwargs: dict, capability: int | None, runs: bool, rows: int) -> dict:
-    """A GEMM launch's options for a GPU of compute capability ``capability`` (``major * 10 + minor``; None: the CPU,
-    unchanged). Below sm_90 a launch reading NC(D)HW rows in aligned runs (``runs``) lets ptxas use every register
-    (``maxnreg``): left to choose, ptxas for sm_80 held such tiles to 128 or 80 registers, for occupancy, and spilled
-    4-12 B (the strided forwards and input gradients, the weight gradient's moved runs in fp32; Triton 3.6 and 3.9); on
-    sm_90 it chose 119-180 without a spill, which a cap of 255 raised (the dealt forward's 122 to 137: one program per
-    SM instead of two), so Hopper keeps ptxas's choice. Where its MMA of ``rows`` rows is the warp-level one
-    (:func:`warp_mma`), the operands it moves in registers pass through :func:`tritonconv._tile.fragment`
-    (``FRAGMENTS``); the warpgroup MMA reads them from shared memory or registers as they are (through the move, its
-    NC(D)HW weight gradients' loops issued up to 7% more)."""
-    if capability is None:
-        return kwargs
+    """A GEMM launch's options for a GPU of compute capability ``capability`` (``major * 10 + minor``; None: the CPU, none
+    but ``FRAGMENTS`` off). Below sm_90 a launch reading NC(D)HW rows in aligned runs (``runs``) lets ptxas use
+    every register (``maxnreg``): left to choose, ptxas for sm_80 held such tiles to 128 or 80 registers, for
+    occupancy, and spilled 4-12 B (the strided forwards and input gradients, the weight gradient's moved runs in
+    fp32; Triton 3.6 and 3.9); on sm_90 it chose 119-180 without a spill, which a cap of 255 raised (the dealt
+    forward's 122 to 137: one program per SM instead of two), so Hopper keeps ptxas's choice. Where its MMA of
+    ``rows`` rows is the warp-level one (:func:`warp_mma`), the operands it moves in registers pass through
+    :func:`tritonconv._tile.fragment` (``FRAGMENTS``); the warpgroup MMA reads them from shared memory or registers
+    as they are (through the move, its NC(D)HW weight gradients' loops issued up to 7% more)."""
     kwargs = {**kwargs, "FRAGMENTS": warp_mma(capability, rows)}
-    if capability < 90 and runs:
+    if capability is not None and capability < 90 and runs:
         kwargs["maxnreg"] = 255
     return kwargs
 

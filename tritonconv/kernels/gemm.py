@@ -535,7 +535,6 @@ class Launch:
             BLOCK_W=block_w, ROW_VEC=row_vec, FLAT=bool(pitch), DEAL=aligned.deal, RUN_VEC=runs[0], RUN_KINDS=runs[1],
             SHIFT=2 if aligned.each else int(moving), NEG=neg, Y_ALIGN=y_align,
             Y_ACROSS=transposed and geometry.stored_across(y, spec.stride[-1]),
-            FRAGMENTS=False,
             num_warps=config.num_warps, num_stages=config.num_stages,
         ), capability(x.device))
         self.rows = aligned  # how NC(D)HW rows are read in aligned runs (geometry.aligned_rows; vec 0: not)

@@ -463,7 +463,6 @@ class Launch(Partials):
             MEET_ROWS=meet_rows(splits, config.block_m, config.block_n, config.num_warps),
             SPLITS=splits if self.meet else 1,
             X_AS_M=x_as_m(self.runs, x_deal, fold, config.block_n, input.element_size()),
-            FRAGMENTS=False,
             num_warps=config.num_warps, num_stages=config.num_stages,
         ), capability(input.device))
         self.launcher = Direct(_conv_weight_grad_kernel, self.args, self.kwargs)  # JITFunction.run once, then its launcher
@@ -802,7 +801,6 @@ class DescriptorLaunch(Partials):
             X_VEC=16 // input.element_size(), X_KINDS=self.x_kinds, FLAT=flat, SEAMS=SEAMS, DY_FOURTH=dy_fourth,
             IN_AS_M=input_channels_as_m(channels_inner(grad_output), channels_inner(input), config.block_m,
                                         config.block_n),
-            FRAGMENTS=False,
             num_warps=config.num_warps, num_stages=config.num_stages,
         ), capability(input.device))
         if held_registers(config.num_warps):  # two programs an SM
