@@ -968,22 +968,30 @@ def test_pointer_weight_gradients_moving_x_keep_their_mmas_in_flight():
     assert waits[True] == [0, 0] and waits[False] == [0, 1], waits
 
 
-def suite_launch(name: str, kind: str, layout: str):
-    """The main kernel launch of a suite layer's pass, bf16, on the config a Hopper GPU takes untuned."""
+def suite_launch(name: str, kind: str, layout: str, dtype: str = "bfloat16", tma: bool = True):
+    """The main kernel launch of a suite layer's pass, in ``dtype`` (``"tf32"``: fp32 multiplied in TF32), on the config
+    a Hopper GPU takes untuned (``tma`` False: a GPU before Hopper)."""
     suite = json.loads((static.ROOT / "shapes.json").read_text())
     prob = dict(tune.suite_problems(suite))[name]
-    problem = tuning.Problem.of(kind, "bfloat16", layout, prob["input_shape"], prob["weight_shape"], prob["stride"],
-                                prob["padding"], prob["dilation"], prob["groups"])
+    problem = tuning.Problem.of(kind, "float32" if dtype == "tf32" else dtype, layout, prob["input_shape"],
+                                prob["weight_shape"], prob["stride"], prob["padding"], prob["dilation"], prob["groups"],
+                                tf32=dtype == "tf32")
     with static.recording(execute=False) as launches:
-        tune.runner(problem, torch.device("cpu"))(static.chosen(problem, True))
+        tune.runner(problem, torch.device("cpu"))(static.chosen(problem, tma))
     ((fn, args, kwargs, _),) = [launch for launch in launches if launch[0].fn.__name__ not in static.EPILOGUES]
     return fn, args, kwargs
+
+
+def kwidths(ttgir: str) -> set[int]:
+    """The register widths (``kWidth``) of a compiled kernel's MMA operands."""
+    return {int(k) for k in re.findall(r"kWidth = (\d+)", ttgir)}
 
 
 def test_moved_operands_pass_through_a_fragment_where_the_mma_is_warp_level():
     """``FRAGMENTS`` (:func:`tritonconv._tile.fragment`) is set for a GPU whose MMA of the tile's rows is the warp-level
     one: before Hopper always, on Hopper under 64 rows (the weight gradient's input channels where it runs transposed);
-    never on the CPU."""
+    never on the CPU. In fp32 only where multiplied in TF32 (IEEE products are no MMA), and not for a forward dealing
+    its rows (its fragments never halved; through the move it issued 1.15x)."""
     from tritonconv.kernels import gemm, weight_grad
 
     assert gemm.target_options({"BLOCK_M": 128, "FRAGMENTS": False}, 80)["FRAGMENTS"]
@@ -995,6 +1003,12 @@ def test_moved_operands_pass_through_a_fragment_where_the_mma_is_warp_level():
     assert not weight_grad.target_options({**wgrad, "X_AS_M": True}, 90)["FRAGMENTS"]
     assert weight_grad.tma_target_options({**wgrad, "IN_AS_M": False}, 90)["FRAGMENTS"]
     assert not weight_grad.tma_target_options({**wgrad, "IN_AS_M": True}, 90)["FRAGMENTS"]
+    assert not gemm.target_options({"BLOCK_M": 128, "DOT_PRECISION": "ieee", "RUN_VEC": 4}, 80)["FRAGMENTS"]
+    assert gemm.target_options({"BLOCK_M": 128, "DOT_PRECISION": "tf32", "RUN_VEC": 4}, 80)["FRAGMENTS"]
+    assert not gemm.target_options({"BLOCK_M": 128, "DOT_PRECISION": "tf32", "DEAL": 2}, 80)["FRAGMENTS"]
+    assert gemm.target_options({"BLOCK_M": 128, "DOT_PRECISION": None, "DEAL": 2}, 80)["FRAGMENTS"]
+    assert weight_grad.target_options({**wgrad, "X_AS_M": False, "DOT_PRECISION": "tf32", "X_DEAL": 2}, 80)["FRAGMENTS"]
+    assert not weight_grad.target_options({**wgrad, "X_AS_M": False, "DOT_PRECISION": "ieee"}, 80)["FRAGMENTS"]
 
 
 @pytest.mark.parametrize("arch", [90, 80])
@@ -1014,26 +1028,50 @@ def test_a_dealt_weight_gradient_reads_x_by_copies_and_its_mma_operands_by_ldmat
     assert static.ptxas_report(compiled.asm["ptx"], arch)["spill_store_bytes"] == 0
     assert len(census["loop_variants"]) == 3 and all(loads == 0 for _, loads in census["loop_variants"]), census
     assert census["loop_async_bytes"] == 16 and census["loop_math_op"] == "HMMA"
-    assert "kWidth = 4" not in compiled.asm["ttgir"] and "kWidth = 2" in compiled.asm["ttgir"]
+    assert kwidths(compiled.asm["ttgir"]) == {2}
     options = static.TARGET_OPTIONS["_conv_weight_grad_kernel"]
     monkeypatch.setitem(static.TARGET_OPTIONS, "_conv_weight_grad_kernel",
                         lambda kw, target: {**options(kw, target), "FRAGMENTS": False})
-    assert "kWidth = 4" in static.compile_for(arch, fn, args, kwargs).asm["ttgir"]
+    assert 4 in kwidths(static.compile_for(arch, fn, args, kwargs).asm["ttgir"])
 
 
-def test_a_moved_descriptor_weight_gradient_on_the_warp_level_mma_reads_dy_by_ldmatrix():
+def test_tf32_weight_gradients_moving_x_on_the_warp_level_mma_keep_their_fragments(monkeypatch):
+    """fp32 multiplied in TF32 on sm_80: ``resnet50_l2_3x3s2``'s NCHW weight gradient (``x``'s rows strided 2, dealt in
+    registers) and ``resnet50_l3_3x3``'s (rows of 14 read in runs, the outer width taps' moved a column) pass ``x``
+    through :func:`tritonconv._tile.fragment` as 16-bit operands do: both operands' fragments keep TF32's width
+    (``kWidth`` 1). Without it (planted) Triton 3.6 halves them (``kWidth`` 2) and the moved loops issued 1.2-1.6x
+    (143-155 -> 94-102 and 138 -> 108 instructions a step with it); Triton 3.9 never halved them. No spill."""
+    monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
+    options = static.TARGET_OPTIONS["_conv_weight_grad_kernel"]
+    for name in ("resnet50_l2_3x3s2", "resnet50_l3_3x3"):
+        fn, args, kwargs = suite_launch(name, "conv_wgrad", "contiguous", "tf32", tma=False)
+        assert fn.fn.__name__ == "_conv_weight_grad_kernel" and (kwargs["X_DEAL"] > 1 or kwargs["X_KINDS"] & ~0b10)
+        compiled = static.compile_for(80, fn, args, kwargs)
+        assert "tf32" in compiled.asm["ptx"] and kwidths(compiled.asm["ttgir"]) == {1}, name
+        assert static.ptxas_report(compiled.asm["ptx"], 80)["spill_store_bytes"] == 0
+        if triton.__version__.startswith("3.6."):
+            with monkeypatch.context() as m:
+                m.setitem(static.TARGET_OPTIONS, "_conv_weight_grad_kernel",
+                          lambda kw, target: {**options(kw, target), "FRAGMENTS": False})
+                assert 2 in kwidths(static.compile_for(80, fn, args, kwargs).asm["ttgir"]), name
+
+
+def test_a_moved_descriptor_weight_gradient_on_the_warp_level_mma_reads_dy_by_ldmatrix(monkeypatch):
     """``unet3d_64cube``'s NCDHW weight gradient on the heuristic's 32 x 32 descriptor tiles (the warp-level MMA on
-    Hopper): its outer width taps' ``x`` moved a column in registers passes through :func:`tritonconv._tile.fragment`,
-    so ``dY``'s box is read by ``ldmatrix`` in every loop and the moved loops issue at most 1.6x the loop reading its
-    boxes as they are (Triton 3.6 halved the fragments through the move's joins: 2.6x, 431-435 instructions a step
-    where 3.9 issued 236-242)."""
-    fn, args, kwargs = suite_launch("unet3d_64cube", "conv_wgrad", "contiguous")
-    assert fn.fn.__name__ == "_conv_weight_grad_tma_kernel" and kwargs["BLOCK_M"] < 64 and not kwargs["IN_AS_M"]
-    compiled = static.compile_for(90, fn, args, kwargs)
-    census = static.loop_census(compiled.asm["cubin"], 90)
-    assert "kWidth = 4" not in compiled.asm["ttgir"] and census["loop_math_op"] == "HMMA"
-    steps = sorted(instructions for instructions, _ in census["loop_variants"])
-    assert len(steps) == 3 and steps[-1] <= 1.6 * steps[0], steps
+    Hopper), in 16 bits and in TF32: its outer width taps' ``x`` moved a column in registers passes through
+    :func:`tritonconv._tile.fragment`, so the operands' fragments keep their width (``kWidth`` 2 in 16 bits, 1 in
+    TF32; ``dY``'s box read by ``ldmatrix`` in 16 bits) in every loop and the moved loops issue at most 1.6x the loop
+    reading its boxes as they are (Triton 3.6 halved the fragments through the move's joins: 2.6x, 431-435
+    instructions a step in 16 bits and 419-424 in TF32, where 3.9 issued 236-242 and 230-235)."""
+    for dtype in ("bfloat16", "tf32"):
+        monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
+        fn, args, kwargs = suite_launch("unet3d_64cube", "conv_wgrad", "contiguous", dtype)
+        assert fn.fn.__name__ == "_conv_weight_grad_tma_kernel" and kwargs["BLOCK_M"] < 64 and not kwargs["IN_AS_M"]
+        compiled = static.compile_for(90, fn, args, kwargs)
+        census = static.loop_census(compiled.asm["cubin"], 90)
+        assert kwidths(compiled.asm["ttgir"]) == {1 if dtype == "tf32" else 2} and census["loop_math_op"] == "HMMA"
+        steps = sorted(instructions for instructions, _ in census["loop_variants"])
+        assert len(steps) == 3 and steps[-1] <= 1.6 * steps[0], (dtype, steps)
 
 
 def test_hopper_mma_reads_both_operands_from_shared_memory():

@@ -918,3 +918,28 @@ def test_resolving_on_a_smaller_gpu_takes_the_fitted_default(monkeypatch):
 
     tuning.tune(p, run, lambda fn: 1.0, 65536, 82)
     assert tuning.fits_shared(p, ran[0], 65536)  # the reference, run first
+
+
+def test_descriptor_forwards_moving_nc_rows_in_registers_take_the_warpgroup_mma():
+    """The descriptor forward (:mod:`tritonconv.kernels.tma`) moves or deals an NC(D)HW tile's rows in registers as its
+    MMA's first operand, ``BLOCK_M`` rows, without :func:`tritonconv._tile.fragment`: sound on Hopper's warpgroup MMA,
+    64 rows or more; under 64 (the warp-level MMA) Triton would halve both operands' fragments through the move's joins.
+    No candidate the tuner may time (nor the default) for the suite's NC(D)HW forwards and input gradients, in 16 bits
+    or TF32, runs it on fewer rows."""
+    from tritonconv import costmodel, tune
+
+    suite = json.loads((Path(__file__).parents[1] / "benchmarks" / "shapes.json").read_text())
+    device = costmodel.device_for("NVIDIA H200")
+    descriptor = 0
+    for _, prob in tune.suite_problems(suite):
+        if shapes.is_depthwise(prob["input_shape"], prob["weight_shape"], prob["groups"]):
+            continue  # (their own kernels)
+        for kind in ("conv", "conv_t"):
+            for dtype, tf32 in (("bfloat16", False), ("float32", True)):
+                p = tuning.Problem.of(kind, dtype, "contiguous", **prob, tf32=tf32)
+                configs = tuning.candidates(p, tma=True, sm_count=device.sms, predict=costmodel.predicting(device))
+                for cfg in [*configs, tuning.default(p, device.sms, True)]:
+                    if costmodel.kernel_of(p, cfg) == "_conv_tma_kernel":
+                        descriptor += 1
+                        assert cfg.block_m >= 64, (p.key(), cfg)
+    assert descriptor > 100

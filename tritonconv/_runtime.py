@@ -241,13 +241,13 @@ def capability(device: torch.device) -> int | None:
 
 
 def warp_mma(capability: int | None, rows: int) -> bool:
-    """Whether a 16-bit ``tl.dot`` of ``rows`` rows compiled for compute capability ``capability`` runs the warp-level
+    """Whether a 16-bit or TF32 ``tl.dot`` of ``rows`` rows compiled for compute capability ``capability`` runs the warp-level
     MMA (``mma.sync``, ``HMMA``): before sm_90 always, on Hopper under 64 rows (its warpgroup MMA takes 64 a
     warpgroup). False where nothing is compiled (None: the CPU)."""
     return capability is not None and (capability < 90 or rows < 64)
 
 
-def target_options(kwargs: dict, capability: int | None, runs: bool, rows: int) -> dict:
+def target_options(kwargs: dict, capability: int | None, runs: bool, rows: int, tf32_fragments: bool = True) -> dict:
     """A GEMM launch's options for a GPU of compute capability ``capability`` (``major * 10 + minor``; None: the CPU, none
     but ``FRAGMENTS`` off). Below sm_90 a launch reading NC(D)HW rows in aligned runs (``runs``) lets ptxas use
     every register (``maxnreg``): left to choose, ptxas for sm_80 held such tiles to 128 or 80 registers, for
@@ -256,8 +256,12 @@ def target_options(kwargs: dict, capability: int | None, runs: bool, rows: int) 
     forward's 122 to 137: one program per SM instead of two), so Hopper keeps ptxas's choice. Where its MMA of
     ``rows`` rows is the warp-level one (:func:`warp_mma`), the operands it moves in registers pass through
     :func:`tritonconv._tile.fragment` (``FRAGMENTS``); the warpgroup MMA reads them from shared memory or registers
-    as they are (through the move, its NC(D)HW weight gradients' loops issued up to 7% more)."""
-    kwargs = {**kwargs, "FRAGMENTS": warp_mma(capability, rows)}
+    as they are (through the move, its NC(D)HW weight gradients' loops issued up to 7% more). Not IEEE fp32 products
+    (``DOT_PRECISION`` ``"ieee"``: no MMA), nor TF32 ones where the launch says the move costs more than it saves
+    (``tf32_fragments`` False: :func:`tritonconv.kernels.gemm.target_options`)."""
+    precision = kwargs.get("DOT_PRECISION")
+    fragments = precision != "ieee" and (precision != "tf32" or tf32_fragments)
+    kwargs = {**kwargs, "FRAGMENTS": fragments and warp_mma(capability, rows)}
     if capability is not None and capability < 90 and runs:
         kwargs["maxnreg"] = 255
     return kwargs

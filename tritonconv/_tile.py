@@ -480,15 +480,19 @@ def shift_runs(lo, hi, R: tl.constexpr, LEAD: tl.constexpr, WIDTH: tl.constexpr,
 @device
 def fragment(t, CUT: tl.constexpr):
     """``t``, an MMA operand built in registers (runs moved, phases dealt), as the MMA takes it. With ``CUT`` (a
-    compiled launch whose MMA is the warp-level one: :func:`tritonconv._runtime.warp_mma`), passed through a move that
-    Triton sees as an effect (inline PTX, not pure), so that its layout pass looks no further back: where it finds a
+    compiled launch whose MMA is the warp-level one: :func:`tritonconv._runtime.target_options`), passed through a move
+    that Triton sees as an effect (inline PTX, not pure), so that its layout pass looks no further back: where it finds a
     join on either operand's way back to its loads (a move's interleaving, or the addresses of a dealt row's), Triton
-    3.6-3.9 halve the register fragments of both operands of a warp-level MMA (``kWidth`` 4 for 16 bits), and the other
-    operand is then read from shared memory 8 bytes at a time by addresses computed per read instead of by ``ldmatrix``
-    (sm_80, Triton 3.6: the NC(D)HW weight gradients' moved loops up to 1.8x 3.9's issue). ptxas drops the move."""
+    3.6-3.9 halve the register fragments of both operands of a warp-level MMA (``kWidth`` 4 for 16 bits; Triton 3.6 also
+    TF32's, 2), and the other operand is then read from shared memory by narrower reads at addresses computed per read
+    (16 bits: 8 bytes at a time instead of by ``ldmatrix``; sm_80, Triton 3.6: the NC(D)HW weight gradients' moved loops
+    up to 1.8x 3.9's issue, in TF32 up to 1.6x). ptxas drops the move."""
     if CUT and t.dtype.primitive_bitwidth == 16:
         t = tl.inline_asm_elementwise("mov.b32 $0, $1;", "=r,r", [t.to(tl.int16, bitcast=True)], dtype=tl.int16,
                                       is_pure=False, pack=2).to(t.dtype, bitcast=True)
+    elif CUT and t.dtype.primitive_bitwidth == 32:
+        t = tl.inline_asm_elementwise("mov.b32 $0, $1;", "=r,r", [t.to(tl.int32, bitcast=True)], dtype=tl.int32,
+                                      is_pure=False, pack=1).to(t.dtype, bitcast=True)
     return t
 
 
