@@ -241,8 +241,8 @@ def capability(device: torch.device) -> int | None:
 
 
 def warp_mma(capability: int | None, rows: int) -> bool:
-    """Whether a 16-bit or TF32 ``tl.dot`` of ``rows`` rows compiled for compute capability ``capability`` runs the warp-level
-    MMA (``mma.sync``, ``HMMA``): before sm_90 always, on Hopper under 64 rows (its warpgroup MMA takes 64 a
+    """Whether a 16-bit or TF32 ``tl.dot`` of ``rows`` rows compiled for compute capability ``capability`` runs the
+    warp-level MMA (``mma.sync``, ``HMMA``): before sm_90 always, on Hopper under 64 rows (its warpgroup MMA takes 64 a
     warpgroup). False where nothing is compiled (None: the CPU)."""
     return capability is not None and (capability < 90 or rows < 64)
 

@@ -486,7 +486,7 @@ def fragment(t, CUT: tl.constexpr):
     3.6-3.9 halve the register fragments of both operands of a warp-level MMA (``kWidth`` 4 for 16 bits; Triton 3.6 also
     TF32's, 2), and the other operand is then read from shared memory by narrower reads at addresses computed per read
     (16 bits: 8 bytes at a time instead of by ``ldmatrix``; sm_80, Triton 3.6: the NC(D)HW weight gradients' moved loops
-    up to 1.8x 3.9's issue, in TF32 up to 1.6x). ptxas drops the move."""
+    up to 1.8x 3.9's issue, in TF32 up to 1.9x). ptxas drops the move."""
     if CUT and t.dtype.primitive_bitwidth == 16:
         t = tl.inline_asm_elementwise("mov.b32 $0, $1;", "=r,r", [t.to(tl.int16, bitcast=True)], dtype=tl.int16,
                                       is_pure=False, pack=2).to(t.dtype, bitcast=True)
