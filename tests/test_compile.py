@@ -1039,7 +1039,7 @@ def test_tf32_weight_gradients_moving_x_on_the_warp_level_mma_keep_their_fragmen
     """fp32 multiplied in TF32 on sm_80: ``resnet50_l2_3x3s2``'s NCHW weight gradient (``x``'s rows strided 2, dealt in
     registers) and ``resnet50_l3_3x3``'s (rows of 14 read in runs, the outer width taps' moved a column) pass ``x``
     through :func:`tritonconv._tile.fragment` as 16-bit operands do: both operands' fragments keep TF32's width
-    (``kWidth`` 1). Without it (planted) Triton 3.6 halves them (``kWidth`` 2) and the moved loops issued 1.3-1.6x
+    (``kWidth`` 1). Without it (planted) Triton 3.6 halves them (``kWidth`` 2) and the moved loops issued 1.3-1.7x
     (143-155 -> 94-102 and 138 -> 108 instructions a step with it); Triton 3.9 never halved them. No spill."""
     monkeypatch.setattr(torch, "get_float32_matmul_precision", lambda: "high")
     options = static.TARGET_OPTIONS["_conv_weight_grad_kernel"]

@@ -487,12 +487,11 @@ def fragment(t, CUT: tl.constexpr):
     TF32's, 2), and the other operand is then read from shared memory by narrower reads at addresses computed per read
     (16 bits: 8 bytes at a time instead of by ``ldmatrix``; sm_80, Triton 3.6: the NC(D)HW weight gradients' moved loops
     up to 1.8x 3.9's issue, in TF32 up to 1.9x). ptxas drops the move."""
-    if CUT and t.dtype.primitive_bitwidth == 16:
-        t = tl.inline_asm_elementwise("mov.b32 $0, $1;", "=r,r", [t.to(tl.int16, bitcast=True)], dtype=tl.int16,
-                                      is_pure=False, pack=2).to(t.dtype, bitcast=True)
-    elif CUT and t.dtype.primitive_bitwidth == 32:
-        t = tl.inline_asm_elementwise("mov.b32 $0, $1;", "=r,r", [t.to(tl.int32, bitcast=True)], dtype=tl.int32,
-                                      is_pure=False, pack=1).to(t.dtype, bitcast=True)
+    BITS: tl.constexpr = t.dtype.primitive_bitwidth
+    if CUT and (BITS == 16 or BITS == 32):  # a 32-bit register holds 32 // BITS elements
+        bits = tl.int16 if BITS == 16 else tl.int32
+        t = tl.inline_asm_elementwise("mov.b32 $0, $1;", "=r,r", [t.to(bits, bitcast=True)], dtype=bits, is_pure=False,
+                                      pack=32 // BITS).to(t.dtype, bitcast=True)
     return t
 
 
