@@ -129,6 +129,88 @@ def test_torch_jit_trace_records_the_custom_ops(tmp_path):
     assert_close(routed(x), torch.nn.functional.conv2d(x.double(), conv.weight.double(), conv.bias.double()))
 
 
+class _Functional(torch.nn.Module):
+    """Every public function of tritonconv called in a forward, as a user's own layer would."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.w2 = torch.nn.Parameter(torch.randn(3, 2, 3, 3))
+        self.w1 = torch.nn.Parameter(torch.randn(2, 3, 2))
+        self.wt = torch.nn.Parameter(torch.randn(2, 2, 2))
+        self.ws = torch.nn.Parameter(torch.randn(3, 2, 1, 2, 2))
+        self.wd = torch.nn.Parameter(torch.randn(2, 3, 2, 1, 1))
+
+    def forward(self, x):
+        h = tritonconv.conv2d(x, self.w2, padding=1, activation="gelu")  # (1, 3, 10, 6)
+        h = tritonconv.conv_transpose1d(tritonconv.conv1d(h.flatten(2), self.w1, stride=2), self.wt, stride=2)
+        return tritonconv.conv2plus1d(h.view(1, 2, 15, 2, 2), self.ws, self.wd, padding=(1, 0, 0))
+
+
+def test_models_trace_with_torch_fx():
+    """``torch.fx.symbolic_trace`` (torchvision's feature extraction, FX quantization and tools) records tritonconv's
+    functions as calls, as it does torch.nn.functional's: its modules trace into them (their padding modes into
+    ``F.pad``), a user's layer calling them likewise, and the graph module runs the kernels, gradients included.
+    P3DBlock's check of its branches' shapes stays in the graph."""
+    net = torch.nn.Sequential(tnn.Conv2d(3, 2, 3, padding=1, padding_mode="reflect"), torch.nn.ReLU(),
+                              tnn.ConvTranspose2d(2, 2, 2, stride=2), _Functional())
+    x = torch.randn(1, 3, 5, 3)
+    graph = torch.fx.symbolic_trace(net)
+    called = [n.target for n in graph.graph.nodes if n.op == "call_function"]
+    assert [f for f in called if f.__module__.startswith("tritonconv")] == [
+        tritonconv.conv2d, tritonconv.conv_transpose2d, tritonconv.conv2d, tritonconv.conv1d,
+        tritonconv.conv_transpose1d, tritonconv.conv2plus1d]
+    assert torch.nn.functional.pad in called
+    y = graph(x)
+    (g,) = torch.autograd.grad(y.square().sum(), graph.get_parameter("3.w1"))
+    ref = copy.deepcopy(net)
+    (g_ref,) = torch.autograd.grad(ref(x).square().sum(), ref[3].w1)
+    assert_close(y, net(x))
+    assert_close(g, g_ref)
+
+    block = tnn.P3DBlock(2, 3, variant="B", stride=(1, 2, 2), padding=0)  # the branches' sizes differ
+    x3 = torch.randn(1, 2, 3, 4, 4)
+    with pytest.raises(ValueError, match="temporal branch"):
+        block(x3)
+    with pytest.raises(AssertionError, match="branches' shapes differ"):
+        torch.fx.symbolic_trace(block)(x3)
+    block = tnn.P3DBlock(2, 3, variant="C")
+    assert_close(torch.fx.symbolic_trace(block)(x3), block(x3))
+
+
+def test_tensor_subclasses_and_function_modes_see_the_public_functions():
+    """tritonconv's functions honour ``__torch_function__`` as torch's do: a subclass overriding it sees the call (and
+    by torch's default gets its own type back), fp8 and (2+1)D functions too."""
+    class Logged(torch.Tensor):
+        calls = []
+
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            cls.calls.append(func)
+            return super().__torch_function__(func, types, args, kwargs or {})
+
+    x, w = torch.randn(1, 2, 5, 5), torch.randn(3, 2, 3, 3)
+    y = tritonconv.conv2d(x.as_subclass(Logged), w, padding=1)
+    assert type(y) is Logged and Logged.calls[0] is tritonconv.conv2d
+    assert_close(y.as_subclass(torch.Tensor), torch.nn.functional.conv2d(x.double(), w.double(), padding=1))
+    ws, wt = torch.randn(3, 2, 1, 3, 3), torch.randn(2, 3, 3, 1, 1)
+    tritonconv.conv2plus1d(torch.randn(1, 2, 3, 5, 5), ws.as_subclass(Logged), wt, padding=1)
+    xq, xs = tritonconv.fp8.quantize(x)
+    wq, wsc = tritonconv.fp8.quantize(w, per_channel_dim=0)
+    tritonconv.fp8.conv2d(xq, wq, input_scale=xs.as_subclass(Logged), weight_scale=wsc)
+    assert [f for f in Logged.calls if f.__module__.startswith("tritonconv")] == [
+        tritonconv.conv2d, tritonconv.conv2plus1d, tritonconv.fp8.conv2d]
+
+    class Seen(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            self.calls = [*getattr(self, "calls", []), func]
+            return func(*args, **(kwargs or {}))
+
+    with Seen() as mode:
+        tritonconv.conv_transpose2d(x, w.transpose(0, 1))
+    assert tritonconv.conv_transpose2d in mode.calls
+
+
 @pytest.mark.parametrize("module,x_shape", [
     (lambda: tnn.Conv1d(2, 3, 3), (2, 2, 9)),
     (lambda: tnn.ConvTranspose2d(2, 3, 3, stride=2, padding=1), (2, 2, 5, 6)),

@@ -19,6 +19,7 @@ first call of a shape times both paths and the faster is cached (see :mod:`trito
 from __future__ import annotations
 
 import torch
+from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from . import _checks, cache, dispatch, functional, geometry, shapes, tuning
 from ._checks import ConvSpec
@@ -139,8 +140,11 @@ def conv2plus1d(
         (``C_in`` -> ``C_mid`` -> ``C_out``), an unknown activation, ``fused=True`` with gradients needed, or
         any error :func:`tritonconv.conv3d` raises for a stage.
     """
-    input, weight_spatial, weight_temporal, bias_spatial, bias_temporal = functional.autocast(
-        input, weight_spatial, weight_temporal, bias_spatial, bias_temporal)
+    tensors = (input, weight_spatial, weight_temporal, bias_spatial, bias_temporal)
+    if has_torch_function_variadic(*tensors):  # as tritonconv.conv3d
+        return handle_torch_function(conv2plus1d, tensors, *tensors, stride, padding, dilation,
+                                     mid_activation=mid_activation, activation=activation, fused=fused)
+    input, weight_spatial, weight_temporal, bias_spatial, bias_temporal = functional.autocast(*tensors)
     spatial, temporal = _checked_stages(input, weight_spatial, weight_temporal, bias_spatial, bias_temporal,
                                         stride, padding, dilation)
     for name, act in (("mid_activation", mid_activation), ("activation", activation)):

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 import torch
+from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from . import _checks, dispatch, functional, geometry, shapes
 from ._checks import ACTIVATIONS
@@ -217,18 +218,30 @@ _AXES = {1: ("L", "K", "L_out"), 2: ("H, W", "kH, kW", "H_out, W_out"), 3: ("D, 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, input_scale, weight_scale,
            out_dtype=torch.bfloat16, activation=None):
+    if has_torch_function_variadic(input, weight, bias, input_scale, weight_scale):  # as tritonconv.conv1d
+        return handle_torch_function(conv1d, (input, weight, bias, input_scale, weight_scale), input, weight, bias,
+                                     stride, padding, dilation, groups, input_scale=input_scale,
+                                     weight_scale=weight_scale, out_dtype=out_dtype, activation=activation)
     return _conv(1, input, weight, bias, stride, padding, dilation, groups, input_scale, weight_scale, out_dtype,
                  activation)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, input_scale, weight_scale,
            out_dtype=torch.bfloat16, activation=None):
+    if has_torch_function_variadic(input, weight, bias, input_scale, weight_scale):  # as tritonconv.conv2d
+        return handle_torch_function(conv2d, (input, weight, bias, input_scale, weight_scale), input, weight, bias,
+                                     stride, padding, dilation, groups, input_scale=input_scale,
+                                     weight_scale=weight_scale, out_dtype=out_dtype, activation=activation)
     return _conv(2, input, weight, bias, stride, padding, dilation, groups, input_scale, weight_scale, out_dtype,
                  activation)
 
 
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, input_scale, weight_scale,
            out_dtype=torch.bfloat16, activation=None):
+    if has_torch_function_variadic(input, weight, bias, input_scale, weight_scale):  # as tritonconv.conv3d
+        return handle_torch_function(conv3d, (input, weight, bias, input_scale, weight_scale), input, weight, bias,
+                                     stride, padding, dilation, groups, input_scale=input_scale,
+                                     weight_scale=weight_scale, out_dtype=out_dtype, activation=activation)
     return _conv(3, input, weight, bias, stride, padding, dilation, groups, input_scale, weight_scale, out_dtype,
                  activation)
 

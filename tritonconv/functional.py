@@ -4,6 +4,9 @@ Eager calls go through a ``torch.autograd.Function`` (the least host time per ca
 ``torch.compile`` the same kernels are reached through ``torch.library`` custom ops
 (``tritonconv::conv``, ``::conv_grad_input``, ``::conv_grad_weight``) with fake
 implementations, so graphs trace them without breaks. Both paths share :func:`_backward`.
+Each public function first hands a call with ``__torch_function__`` overrides on its tensors (a ``torch.fx``
+proxy, a tensor subclass, a function mode) to them, as ``torch.nn.functional``'s do: ``torch.fx.symbolic_trace``
+records it as one node.
 
 Backward: ``grad_z = grad_y * act'(z)`` (ReLU from the saved output; GELU/SiLU recompute the
 pre-activation ``z`` with one forward launch instead of keeping it), then the transposed
@@ -17,6 +20,7 @@ says so when asked for more.
 from typing import Optional
 
 import torch
+from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from . import _checks, dispatch, shapes
 from ._checks import ConvSpec
@@ -390,16 +394,25 @@ def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
                      activation=None):
+    if has_torch_function_variadic(input, weight, bias):  # as conv1d
+        return handle_torch_function(conv_transpose1d, (input, weight, bias), input, weight, bias, stride, padding,
+                                     output_padding, groups, dilation, activation=activation)
     return _conv_transpose(1, input, weight, bias, stride, padding, output_padding, groups, dilation, activation)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
                      activation=None):
+    if has_torch_function_variadic(input, weight, bias):  # as conv2d
+        return handle_torch_function(conv_transpose2d, (input, weight, bias), input, weight, bias, stride, padding,
+                                     output_padding, groups, dilation, activation=activation)
     return _conv_transpose(2, input, weight, bias, stride, padding, output_padding, groups, dilation, activation)
 
 
 def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
                      activation=None):
+    if has_torch_function_variadic(input, weight, bias):  # as conv3d
+        return handle_torch_function(conv_transpose3d, (input, weight, bias), input, weight, bias, stride, padding,
+                                     output_padding, groups, dilation, activation=activation)
     return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups, dilation, activation)
 
 
@@ -484,14 +497,23 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
+    if has_torch_function_variadic(input, weight, bias):  # an fx proxy, a tensor subclass or function mode
+        return handle_torch_function(conv1d, (input, weight, bias), input, weight, bias, stride, padding, dilation,
+                                     groups, activation=activation, flip=flip)
     return _conv(1, input, weight, bias, stride, padding, dilation, groups, activation, flip)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
+    if has_torch_function_variadic(input, weight, bias):  # an fx proxy, a tensor subclass or function mode
+        return handle_torch_function(conv2d, (input, weight, bias), input, weight, bias, stride, padding, dilation,
+                                     groups, activation=activation, flip=flip)
     return _conv(2, input, weight, bias, stride, padding, dilation, groups, activation, flip)
 
 
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
+    if has_torch_function_variadic(input, weight, bias):  # an fx proxy, a tensor subclass or function mode
+        return handle_torch_function(conv3d, (input, weight, bias), input, weight, bias, stride, padding, dilation,
+                                     groups, activation=activation, flip=flip)
     return _conv(3, input, weight, bias, stride, padding, dilation, groups, activation, flip)
 
 

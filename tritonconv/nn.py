@@ -349,10 +349,12 @@ class P3DBlock(torch.nn.Module):
             return self._t(self._s(input))
         s = self._s(input)
         t = self._t(input, self.activation) if self.variant == "B" else self._t(s)
-        if s.shape != t.shape:
+        hint = "use padding='same' (stride 1) or a stride/padding that keeps both equal"
+        if isinstance(s, torch.fx.Proxy):  # torch.fx's symbolic trace: the graph checks the shapes when it runs
+            torch._assert(s.shape == t.shape, f"P3DBlock variant {self.variant}: the branches' shapes differ; {hint}")
+        elif s.shape != t.shape:
             raise ValueError(f"P3DBlock variant {self.variant}: the spatial branch gives {tuple(s.shape)} but the "
-                             f"temporal branch {tuple(t.shape)}; use padding='same' (stride 1) or a stride/padding "
-                             "that keeps both equal")
+                             f"temporal branch {tuple(t.shape)}; {hint}")
         return s + t
 
     def extra_repr(self) -> str:
