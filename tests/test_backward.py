@@ -775,3 +775,92 @@ def test_torch_func_grad_runs_the_kernels_and_vmap_is_refused_by_name():
         assert_close(y[:, 0], F.conv2d(x, w, padding=1), torch.float64)
         with pytest.raises(NotImplementedError, match="routing"):
             grad(lambda ww: F.conv2d(x, ww, padding=1).sum())(w)
+
+
+def _tangent_of(conv, primals, tangents):
+    """The output's tangent of ``conv(*primals)`` in a forward-mode level (``torch.autograd.forward_ad``), operands
+    whose tangent is None left plain."""
+    import torch.autograd.forward_ad as fwAD
+
+    with fwAD.dual_level():
+        duals = [p if t is None else fwAD.make_dual(p, t) for p, t in zip(primals, tangents)]
+        return fwAD.unpack_dual(conv(*duals)).tangent
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # (torch.func.jvp's decompositions, torch 2.13)
+@pytest.mark.parametrize("ndim,activation,flip,kw", [
+    (1, "relu", False, dict(stride=2, padding=1)),
+    (2, "gelu", False, dict(padding=1, dilation=2)),
+    (2, "silu", True, dict(stride=(2, 1), groups=2)),
+    (3, None, False, dict(padding=1)),
+])
+def test_forward_mode_derivatives_match_torchs(ndim, activation, flip, kw):
+    """Forward-mode AD (``torch.autograd.forward_ad``, ``torch.func.jvp``): the output's tangent is the convolution's
+    derivative along the operands' tangents, as torch's: each operand's alone and all together, through the fused
+    activation. (Dual tensors need no gradient: such a call had skipped the autograd function, and its tangent was
+    lost.)"""
+    torch.manual_seed(ndim)
+    x = torch.randn(2, 4, *(7, 6, 5)[:ndim], dtype=torch.float64)
+    w = torch.randn(6, 4 // kw.get("groups", 1), *(3,) * ndim, dtype=torch.float64)
+    b = torch.randn(6, dtype=torch.float64)
+    ours = lambda x, w, b: OURS[ndim](x, w, b, activation=activation, flip=flip, **kw)  # noqa: E731
+    theirs = lambda x, w, b: ACT[activation](  # noqa: E731
+        TORCH[ndim](x, w.flip(list(range(2, 2 + ndim))) if flip else w, b, **kw))
+    tangents = [torch.randn_like(t) for t in (x, w, b)]
+    for which in ([0], [1], [2], [0, 1, 2]):
+        picked = [t if i in which else None for i, t in enumerate(tangents)]
+        got = _tangent_of(ours, (x, w, b), picked)
+        assert got is not None, f"no tangent along {which}"
+        assert_close(got, _tangent_of(theirs, (x, w, b), picked), torch.float64)
+    got = torch.func.jvp(ours, (x, w, b), tuple(tangents))
+    want = torch.func.jvp(theirs, (x, w, b), tuple(tangents))
+    assert_close(got[0], want[0], torch.float64)
+    assert_close(got[1], want[1], torch.float64)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # (torch.func.jvp's decompositions, torch 2.13)
+def test_forward_mode_through_transposed_routed_and_composed_calls():
+    """Tangents through a transposed convolution, a routed ``torch.nn.Conv2d`` (``tritonconv.enabled()``) and
+    (2+1)D; forward over reverse (a Hessian-vector product, ``jvp`` of ``grad``: the weight gradient's tangent) and
+    reverse over forward (a loss of a tangent, as consistency models train) as torch's; fp8 refuses tangents by
+    name."""
+    from torch.func import grad, jvp
+
+    torch.manual_seed(0)
+    x, dx = torch.randn(2, 3, 5, 6, dtype=torch.float64), torch.randn(2, 3, 5, 6, dtype=torch.float64)
+    wt = torch.randn(3, 4, 3, 3, dtype=torch.float64)
+    got = _tangent_of(lambda a, c: tritonconv.conv_transpose2d(a, c, stride=2, output_padding=1, activation="relu"),
+                      (x, wt), (dx, torch.ones_like(wt)))
+    want = _tangent_of(lambda a, c: F.relu(F.conv_transpose2d(a, c, stride=2, output_padding=1)),
+                       (x, wt), (dx, torch.ones_like(wt)))
+    assert_close(got, want, torch.float64)
+
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1).double()
+    with tritonconv.enabled() as counts:
+        got = _tangent_of(conv, (x,), (dx,))
+    assert counts.routed["conv2d"] == 1
+    assert_close(got, _tangent_of(conv, (x,), (dx,)), torch.float64)
+
+    x3, dx3 = torch.randn(1, 3, 4, 5, 5, dtype=torch.float64), torch.randn(1, 3, 4, 5, 5, dtype=torch.float64)
+    ws, wd = torch.randn(4, 3, 1, 3, 3, dtype=torch.float64), torch.randn(2, 4, 3, 1, 1, dtype=torch.float64)
+    got = _tangent_of(lambda a: tritonconv.conv2plus1d(a, ws, wd, padding=1, mid_activation="relu"), (x3,), (dx3,))
+    want = _tangent_of(lambda a: F.conv3d(F.relu(F.conv3d(a, ws, padding=(0, 1, 1))), wd, padding=(1, 0, 0)),
+                       (x3,), (dx3,))
+    assert_close(got, want, torch.float64)
+    with pytest.raises(ValueError, match="no tangents"):
+        _tangent_of(lambda a: tritonconv.conv2plus1d(a, ws, wd, padding=1, fused=True), (x3,), (dx3,))
+
+    w, dw = conv.weight.detach(), torch.randn_like(conv.weight)
+    hvp = jvp(grad(lambda c: tritonconv.conv2d(x, c, padding=1).pow(2).sum()), (w,), (dw,))[1]
+    assert_close(hvp, jvp(grad(lambda c: F.conv2d(x, c, padding=1).pow(2).sum()), (w,), (dw,))[1], torch.float64)
+    wq = w.clone().requires_grad_()
+
+    def loss_of_tangent(fn):
+        return torch.autograd.grad(jvp(lambda a: fn(a, wq), (x,), (dx,))[1].pow(2).sum(), wq)[0]
+    assert_close(loss_of_tangent(lambda a, c: tritonconv.conv2d(a, c, padding=1, activation="silu")),
+                 loss_of_tangent(lambda a, c: F.silu(F.conv2d(a, c, padding=1))), torch.float64)
+
+    xq, xs = tritonconv.fp8.quantize(x.float())
+    wq8, ws8 = tritonconv.fp8.quantize(w.float(), per_channel_dim=0)
+    with pytest.raises(RuntimeError, match="no derivative in either mode"):
+        _tangent_of(lambda s: tritonconv.fp8.conv2d(xq, wq8, input_scale=s, weight_scale=ws8), (xs,), (torch.ones(()),))

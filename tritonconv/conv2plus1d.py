@@ -11,8 +11,8 @@ Two paths compute it:
   global memory, at the price of recomputing each ``mid`` row ``kt / st`` times (and once per
   output-channel tile), so it pays for few channels, where the layer is memory-bound.
 
-``fused=None`` chooses: the two-launch path under the interpreter, when gradients are
-needed, or on a GPU without a measurement; on a GPU with ``TRITONCONV_AUTOTUNE=1`` the
+``fused=None`` chooses: the two-launch path under the interpreter, when gradients (or
+forward-mode tangents) are needed, or on a GPU without a measurement; on a GPU with ``TRITONCONV_AUTOTUNE=1`` the
 first call of a shape times both paths and the faster is cached (see :mod:`tritonconv.cache`).
 """
 
@@ -131,13 +131,13 @@ def conv2plus1d(
     :param dilation: int or ``(t, h, w)``, split the same way.
     :param mid_activation: None, ``'relu'``, ``'gelu'`` or ``'silu'`` after the spatial stage (on the mid tensor).
     :param activation: the same choices, after the temporal stage.
-    :param fused: True runs one launch (the mid tensor never reaches memory; no backward), False two
+    :param fused: True runs one launch (the mid tensor never reaches memory; no backward, no tangents), False two
         launches; None chooses (the fused path on a GPU where it measured faster for the shape, never when
-        gradients are needed or under the interpreter).
+        gradients or tangents are needed, nor under the interpreter).
     :returns: ``(N, C_out, T_out, H_out, W_out)`` (unbatched in, unbatched out) in the input's dtype.
     :raises TypeError: a non-tensor argument, an unsupported dtype or dtypes that differ.
     :raises ValueError: weights that are not ``1 x kh x kw`` / ``kt x 1 x 1``, channels that do not chain
-        (``C_in`` -> ``C_mid`` -> ``C_out``), an unknown activation, ``fused=True`` with gradients needed, or
+        (``C_in`` -> ``C_mid`` -> ``C_out``), an unknown activation, ``fused=True`` with gradients or tangents needed, or
         any error :func:`tritonconv.conv3d` raises for a stage.
     """
     tensors = (input, weight_spatial, weight_temporal, bias_spatial, bias_temporal)
@@ -155,8 +155,10 @@ def conv2plus1d(
             activation)
     grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (input, weight_spatial, weight_temporal, bias_spatial, bias_temporal))
+    grad = grad or functional.forward_mode()
     if fused and grad:
-        raise ValueError("conv2plus1d: the fused path has no backward; use fused=None or False when gradients are needed")
+        raise ValueError("conv2plus1d: the fused path has no backward and no tangents; use fused=None or False when "
+                         "gradients or forward-mode derivatives are needed")
     if fused is None:
         fused = not grad and not interpreting(x.device) and not _checks.is_traced(x) and _choose_fused(*args)
     y = dispatch.conv2plus1d_fused(*args) if fused else _two_launch(*args)

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 import torch
+from torch.autograd.forward_ad import unpack_dual
 from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from . import _checks, dispatch, functional, geometry, shapes
@@ -131,9 +132,12 @@ def _check(op: str, input, weight, bias, input_scale, weight_scale, out_dtype, a
     for name, t in (("weight", weight), ("bias", bias), ("input_scale", input_scale), ("weight_scale", weight_scale)):
         if t is not None and t.device != input.device:
             raise ValueError(f"{op}: expected `{name}` on {input.device} (the input's device), got {t.device}")
-    if any(t is not None and t.requires_grad for t in (input, weight, bias, input_scale, weight_scale)):
-        raise RuntimeError(f"{op}: fp8 convolution is forward only (inference); call it under torch.no_grad() "
-                           "or on tensors that do not require grad")
+    tensors = (input, weight, bias, input_scale, weight_scale)
+    if any(t is not None and t.requires_grad for t in tensors) or _checks.under_functorch() or (
+            functional.forward_mode() and any(t is not None and unpack_dual(t).tangent is not None for t in tensors)):
+        raise RuntimeError(f"{op}: fp8 convolution is forward only (inference), with no derivative in either mode; "
+                           "call it under torch.no_grad() on tensors that do not require grad and carry no tangent, "
+                           "outside torch.func transforms")
     if activation not in ACTIVATIONS:
         raise ValueError(f"{op}: expected `activation` to be one of {ACTIVATIONS}, got {activation!r}")
     _check_device(op, input.device)

@@ -15,11 +15,16 @@ In eager mode every launch of a backward pass is itself an autograd function (th
 a convolution are convolutions), so gradients of gradients flow: double backward for gradient
 penalties, Hessian-vector products. Through ``torch.compile`` the backward is first order and
 says so when asked for more.
+
+Forward mode (``torch.autograd.forward_ad``, ``torch.func.jvp``): each autograd function's ``jvp``
+convolves the tangents (:func:`_tangent`; a convolution is linear in each operand), on the kernels.
 """
 
+import functools
 from typing import Optional
 
 import torch
+from torch.autograd import forward_ad as _forward_ad
 from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from . import _checks, dispatch, shapes
@@ -87,6 +92,29 @@ def _backward(grad_y, input, weight, bias, y, spec: ConvSpec, activation, flip, 
     return grad_input, grad_weight, grad_bias
 
 
+def _sum(*parts: Optional[Tensor]) -> Optional[Tensor]:
+    """The sum of the parts that are not None (zero tangents), or None."""
+    total = None
+    for part in parts:
+        if part is not None:
+            total = part if total is None else total + part
+    return total
+
+
+def _tangent(d_input, d_weight, d_bias, input, weight, bias, y, activation, conv) -> Tensor:
+    """The tangent of ``y = act(conv(input, weight) + bias)`` along the operands' tangents (None: zero), forward mode:
+    the convolution is linear in each operand, so ``dz = conv(d_input, weight) + conv(input, d_weight) + d_bias``,
+    and ``dy = act'(z) dz`` (:func:`activation_grad`; GELU and SiLU recompute ``z`` with one launch). ``conv(x, w,
+    b)`` launches the convolution without activation."""
+    dz = _sum(conv(d_input, weight, None) if d_input is not None else None,
+              conv(input, d_weight, None) if d_weight is not None else None)
+    if d_bias is not None:
+        d_bias = d_bias.view(1, -1, *(1,) * (y.dim() - 2))
+        dz = d_bias.expand_as(y).clone(memory_format=torch.preserve_format) if dz is None else dz + d_bias
+    z = conv(input, weight, bias) if activation in ("gelu", "silu") else None
+    return activation_grad(dz, activation, y, z)
+
+
 class _Eager:
     """Kernel launches for the eager backward. Where the backward itself is differentiated (``create_graph``:
     grad mode on), each is an autograd function so that it is differentiable in turn; in a plain backward (grad
@@ -135,11 +163,19 @@ class _ConvFunction(_Function):
         input, weight, bias, spec, activation, flip, _ = inputs
         ctx.save_for_backward(input, weight, bias, output if activation == "relu" else None)
         ctx.spec, ctx.activation, ctx.flip = spec, activation, flip
+        if forward_mode():
+            ctx.save_for_forward(input, weight, bias, output)
 
     @staticmethod
     def backward(ctx, grad_y):
         grads = _backward(grad_y, *ctx.saved_tensors, ctx.spec, ctx.activation, ctx.flip, ctx.needs_input_grad, _Eager)
         return (*grads, None, None, None, None)
+
+    @staticmethod
+    def jvp(ctx, d_input, d_weight, d_bias, *_):
+        spec, flip = ctx.spec, ctx.flip
+        return _tangent(d_input, d_weight, d_bias, *ctx.saved_tensors, ctx.activation,
+                        lambda x, w, b: _Eager.forward(x, w, b, spec, flip))
 
 
 class _WeightGradFunction(_Function):
@@ -152,9 +188,18 @@ class _WeightGradFunction(_Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        grad_output, input, spec, flip, _ = inputs
+        grad_output, input, spec, flip, channels_inner = inputs
         ctx.save_for_backward(grad_output, input)
-        ctx.spec, ctx.flip = spec, flip
+        ctx.spec, ctx.flip, ctx.channels_inner = spec, flip, channels_inner
+        if forward_mode():
+            ctx.save_for_forward(grad_output, input)
+
+    @staticmethod
+    def jvp(ctx, d_grad_output, d_input, *_):
+        grad_output, input = ctx.saved_tensors
+        wgrad = functools.partial(_Eager.grad_weight, spec=ctx.spec, flip=ctx.flip, channels_inner=ctx.channels_inner)
+        return _sum(wgrad(d_grad_output, input) if d_grad_output is not None else None,
+                    wgrad(grad_output, d_input) if d_input is not None else None)
 
     @staticmethod
     def backward(ctx, grad):
@@ -315,6 +360,14 @@ class _ConvTransposeFunction(_Function):
         input, weight, bias, spec, activation, flip, fmt, _ = inputs
         ctx.save_for_backward(input, weight, bias, output if activation == "relu" else None)
         ctx.spec, ctx.activation, ctx.flip, ctx.fmt = spec, activation, flip, fmt
+        if forward_mode():
+            ctx.save_for_forward(input, weight, bias, output)
+
+    @staticmethod
+    def jvp(ctx, d_input, d_weight, d_bias, *_):
+        spec, flip, fmt = ctx.spec, ctx.flip, ctx.fmt
+        return _tangent(d_input, d_weight, d_bias, *ctx.saved_tensors, ctx.activation,
+                        lambda x, w, b: _Eager.transpose(x, w, b, spec, flip, fmt))
 
     @staticmethod
     def backward(ctx, grad_y):
@@ -418,9 +471,17 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 # --- public functions -------------------------------------------------------------------------
 
+def forward_mode() -> bool:
+    """Whether operands may carry tangents: a forward-mode level open (``torch.autograd.forward_ad.dual_level``), or a
+    ``torch.func`` transform running (``jvp``, ``grad``; its wrapped tensors have no storage to launch on either)."""
+    return _forward_ad._current_level >= 0 or _checks.under_functorch()
+
+
 def _needs_grad(input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> bool:
-    return torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad
-                                        or (bias is not None and bias.requires_grad))
+    """Whether a call goes through its autograd function: a gradient is wanted (grad mode on, an operand requiring
+    one), or tangents may flow (:func:`forward_mode`: the function's ``jvp``)."""
+    return (torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad
+                                         or (bias is not None and bias.requires_grad))) or forward_mode()
 
 
 _calls: dict[tuple, tuple] = {}  # call signature -> (dispatch generation, checked spec(s), dispatch plan or None)
