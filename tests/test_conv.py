@@ -154,6 +154,34 @@ def test_channels_last_in_place_and_out(ndim):
     assert out.is_contiguous(memory_format=fmt)
 
 
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_memory_format_sets_the_outputs_layout(ndim):
+    """``memory_format``: None, torch's rule (the input's or the weight's channels-last); ``torch.preserve_format``,
+    the input's alone; a format, that one; the values the same, with gradients, traced by ``torch.compile`` too."""
+    last = {1: None, 2: torch.channels_last, 3: torch.channels_last_3d}[ndim]
+    x = torch.randn((2, 5) + (5, 4, 3)[:ndim])
+    w = torch.randn((4, 5) + (3,) * ndim)
+    ref = reference(ndim, x, w, None, padding=1)
+    w_last = w if last is None else w.contiguous(memory_format=last)
+    x_last = x if last is None else x.contiguous(memory_format=last)
+    formats = [(x, w_last, None, last), (x, w_last, torch.preserve_format, None), (x_last, w, torch.preserve_format, last),
+               (x_last, w_last, torch.contiguous_format, None), (x, w, last, last)]
+    for xi, wi, asked, want in formats:
+        if asked is None and want is None and last is None:
+            continue
+        xg = xi.clone().requires_grad_()
+        out = OURS[ndim](xg, wi, padding=1, memory_format=asked)
+        layout = torch.contiguous_format if want is None else want
+        assert out.is_contiguous(memory_format=layout) and (want is None or not out.is_contiguous()), (asked, want)
+        assert_close(out, ref)
+        out.backward(torch.ones_like(out))
+        assert xg.grad.shape == x.shape
+    if last is not None:
+        compiled = torch.compile(lambda a, b: OURS[ndim](a, b, padding=1, memory_format=torch.preserve_format),
+                                 backend="aot_eager", fullgraph=True)
+        assert compiled(x, w_last).is_contiguous() and compiled(x_last, w).is_contiguous(memory_format=last)
+
+
 class CopyLog(TorchDispatchMode):
     """The sizes (elements) of the tensors every copying torch op makes while active (clone, copy_, _to_copy)."""
 

@@ -54,6 +54,11 @@ CASES = [
     ("padding pairs float", lambda: tritonconv.conv2d(x2, w2, padding=((1.5, 1), (1, 1))), ValueError,
      r"`padding` to have 2 \(before, after\) pairs of ints"),
     ("groups float", lambda: tritonconv.conv2d(x2, w2, groups=1.5), ValueError, r"`groups` to be a positive int, got 1.5"),
+    ("memory format rank", lambda: tritonconv.conv2d(x2, w2, memory_format=torch.channels_last_3d), ValueError,
+     r"`memory_format` to be one of None, torch.preserve_format, torch.contiguous_format, torch.channels_last, got "
+     r"torch.channels_last_3d"),
+    ("memory format bool", lambda: tritonconv.conv2d(x2, w2, memory_format=True), ValueError,
+     r"`memory_format` to be one of .*, got True"),
     ("unsupported device", lambda: tritonconv._runtime.interpreting(torch.device("mps")), ValueError, r"got device mps"),
 ]
 
@@ -71,6 +76,7 @@ NAMED = [  # (function name the message must start with, call): every family's a
     ("conv1d", lambda: tritonconv.conv1d(x1, w1, stride=0)),
     ("conv1d", lambda: tritonconv.conv1d(x1, w1, dilation=(1, 1))),
     ("conv1d", lambda: tritonconv.conv1d(x1, w1, padding="full")),
+    ("conv1d", lambda: tritonconv.conv1d(x1, w1, memory_format=torch.channels_last)),  # (no 1-D channels-last)
     ("conv3d", lambda: tritonconv.conv3d(x3, w3, stride=(1, 0, 1))),
     ("conv3d", lambda: tritonconv.conv3d(x3, w3, padding=-2)),
     ("conv3d", lambda: tritonconv.conv3d(x3, torch.randn(6, 4, 9, 3, 3))),

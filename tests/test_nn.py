@@ -64,6 +64,71 @@ def test_convert_swaps_every_conv_and_keeps_outputs():
     assert_close(net(x), ref)
 
 
+def test_converted_modules_write_the_layout_torchs_modules_write():
+    """A converted model's convolutions keep their weights channels-innermost (read in place), but write their outputs
+    as torch's modules would: an NC(D)HW input gives an NC(D)HW output (a ``.view`` after a convolution, as many models
+    flatten their features, works as before), a channels-last input a channels-last one, and a model made
+    channels-last before conversion gives channels-last outputs (torch's rule, its weights given so)."""
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv, self.conv3 = torch.nn.Conv2d(3, 4, 3), torch.nn.Conv3d(2, 2, 3, padding=1)
+            self.fc = torch.nn.Linear(4 * 5 * 4, 2)
+
+        def forward(self, x):
+            h = torch.relu(self.conv(x))
+            return self.fc(h.view(h.size(0), -1)), self.conv3(h.view(h.size(0), 2, 2, 5, 4))
+
+    x = torch.randn(2, 3, 7, 6)
+    net = Net()
+    ref = net(x)
+    tnn.convert(net)
+    assert net.conv.weight.is_contiguous(memory_format=torch.channels_last)  # read in place
+    out = net(x)
+    assert out[1].is_contiguous()
+    for got, want in zip(out, ref):
+        assert_close(got, want)
+    assert net.conv(x.contiguous(memory_format=torch.channels_last)).is_contiguous(memory_format=torch.channels_last)
+    assert torch.fx.symbolic_trace(net.conv)(x).is_contiguous()
+
+    made_last = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+    theirs = made_last(x)
+    tnn.convert(made_last)
+    ours = made_last(x)
+    assert theirs.is_contiguous(memory_format=torch.channels_last) and not theirs.is_contiguous()
+    assert ours.is_contiguous(memory_format=torch.channels_last) and not ours.is_contiguous()
+    assert copy.deepcopy(made_last)(x).is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # (torch 2.13's notice)
+def test_revert_gives_torchs_modules_back():
+    """``revert`` undoes ``convert``: torch's classes (a converted subclass its own), the weights as they were given,
+    the same outputs, and what needs torch's modules works (``torch.jit.script``)."""
+    class Same(torch.nn.Conv2d):  # a subclass that only changes __init__ converts (and reverts) as itself
+        pass
+
+    net = small_net().eval()
+    net[3] = Same(8, 8, 3, padding=1, groups=8)
+    net.append(tnn.Conv3d(2, 2, 1))
+    made_last = torch.nn.Conv2d(6, 6, 1).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 10, 10)
+    ref = net(x)
+    classes = [type(m) for m in net.modules()]
+    tnn.convert(net)
+    assert tnn.revert(net) is net
+    assert [type(m) for m in net.modules()] == [torch.nn.Conv3d if c is tnn.Conv3d else c for c in classes]
+    assert all(m.weight.is_contiguous() for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    assert_close(net(x), ref)
+    assert_close(torch.jit.script(net)(x), ref)
+    tnn.revert(tnn.convert(made_last))
+    assert type(made_last) is torch.nn.Conv2d and made_last.weight.is_contiguous(memory_format=torch.channels_last)
+    block = tnn.Conv2Plus1d(2, 3, 3)
+    assert type(tnn.revert(block)) is tnn.Conv2Plus1d and type(block.spatial) is tnn.Conv3d  # no torch counterpart
+    with pytest.raises(TypeError, match="revert: expected `model` to be a torch.nn.Module"):
+        tnn.revert([net])
+
+
 def test_converted_model_trains_like_torch():
     """Same init, same data, SGD: the loss curves agree step by step."""
     torch.manual_seed(0)

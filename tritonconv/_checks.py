@@ -45,6 +45,17 @@ def check_activation(activation: str | None, op: str, name: str = "activation") 
         raise ValueError(f"{op}: expected `{name}` to be one of {ACTIVATIONS}, got {activation!r}")
 
 
+def check_memory_format(memory_format, ndim: int, op: str) -> None:
+    """A convolution's output ``memory_format``: None (torch's rule), ``torch.preserve_format`` (the input's),
+    ``torch.contiguous_format``, or the channels-last format of its rank (``torch.channels_last`` in 2-D,
+    ``torch.channels_last_3d`` in 3-D; torch has none in 1-D)."""
+    last = {2: torch.channels_last, 3: torch.channels_last_3d}.get(ndim)
+    allowed = (None, torch.preserve_format, torch.contiguous_format, *((last,) if last else ()))
+    if not any(memory_format is f for f in allowed):
+        names = ", ".join(str(f) for f in allowed)
+        raise ValueError(f"{op}: expected `memory_format` to be one of {names}, got {memory_format!r}")
+
+
 def check_stream_slices(slices, op: str) -> None:
     """A stream's ``slices`` are an iterable of depth slices or slabs, not a tensor: iterated, an ``(N, C, D, H, W)``
     volume's items would be read as slices of other sizes (``(C, D, H, W)``: ``C`` images of ``D`` channels)."""

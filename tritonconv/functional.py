@@ -126,7 +126,7 @@ class _Eager:
         if not torch.is_grad_enabled():
             return dispatch.conv_forward(input, weight, bias, spec, None, flip, memory_format=fmt)
         plan = None if fmt is None else dispatch.forward_plan(input, weight, bias, spec, None, flip, memory_format=fmt)
-        return _ConvFunction.apply(input, weight, bias, spec, None, flip, plan)
+        return _ConvFunction.apply(input, weight, bias, spec, None, flip, plan, fmt)
 
     @staticmethod
     def grad_input(grad_z, weight, spec, flip, fmt):
@@ -152,15 +152,16 @@ class _ConvFunction(_Function):
     asks of an autograd function."""
 
     @staticmethod
-    def forward(input, weight, bias, spec, activation, flip, plan):
-        """``plan``: the dispatch plan of a seen call signature (:func:`_conv`), or None: looked up."""
+    def forward(input, weight, bias, spec, activation, flip, plan, fmt):
+        """``plan``: the dispatch plan of a seen call signature (:func:`_conv`), or None: looked up, the output in
+        ``fmt`` (None: torch's rule)."""
         if plan is None:
-            return dispatch.conv_forward(input, weight, bias, spec, activation, flip)
+            return dispatch.conv_forward(input, weight, bias, spec, activation, flip, memory_format=fmt)
         return plan(input, weight, bias)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        input, weight, bias, spec, activation, flip, _ = inputs
+        input, weight, bias, spec, activation, flip, _, _ = inputs
         ctx.save_for_backward(input, weight, bias, output if activation == "relu" else None)
         ctx.spec, ctx.activation, ctx.flip = spec, activation, flip
         if forward_mode():
@@ -169,7 +170,7 @@ class _ConvFunction(_Function):
     @staticmethod
     def backward(ctx, grad_y):
         grads = _backward(grad_y, *ctx.saved_tensors, ctx.spec, ctx.activation, ctx.flip, ctx.needs_input_grad, _Eager)
-        return (*grads, None, None, None, None)
+        return (*grads, None, None, None, None, None)
 
     @staticmethod
     def jvp(ctx, d_input, d_weight, d_bias, *_):
@@ -205,7 +206,7 @@ class _WeightGradFunction(_Function):
     def backward(ctx, grad):
         grad_output, input = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        d_grad_output = _ConvFunction.apply(input, grad, None, ctx.spec, None, ctx.flip, None) if needs[0] else None
+        d_grad_output = _ConvFunction.apply(input, grad, None, ctx.spec, None, ctx.flip, None, None) if needs[0] else None
         d_input = _ConvTransposeFunction.apply(grad_output, grad, None, ctx.spec, None, ctx.flip,
                                                memory_format_of(input), None) if needs[1] else None
         return d_grad_output, d_input, None, None, None
@@ -529,53 +530,61 @@ def _remember(key: tuple | None, spec, plan):
     return plan
 
 
-def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activation, flip):
+def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activation, flip, memory_format=None):
     """Checked, then launched. A call whose signature was seen before (tensor shapes, strides, dtypes, devices
     and every argument) is valid for the same reasons as then: it skips the checks and goes straight to the dispatch
     plan that call built (with gradients, through the autograd function)."""
     input, weight, bias = autocast(input, weight, bias)
-    key, hit = _lookup(("conv", ndim), (input, weight, bias), (stride, padding, dilation, groups, activation, flip))
+    key, hit = _lookup(("conv", ndim), (input, weight, bias),
+                       (stride, padding, dilation, groups, activation, flip, memory_format))
     if hit is not None:
         _, spec, plan = hit
     else:
         op = f"conv{ndim}d"
         spec = _checks.conv_spec(op, ndim, input, weight, bias, stride, padding, dilation, groups)
         _checks.check_activation(activation, op)
+        _checks.check_memory_format(memory_format, ndim, op)
         plan = _remember(key, spec, None)
     if spec.unbatched:
         input = input.unsqueeze(0)
+    fmt = memory_format_of(input) if memory_format is torch.preserve_format else memory_format
     if _checks.is_traced(input):
-        y = _conv_op(input, weight, bias, *_flat(spec), activation, flip)
+        y = _conv_op(input, weight, bias, *_flat(spec), activation, flip,
+                     None if fmt is None else fmt != torch.contiguous_format)
     else:
         grad = _needs_grad(input, weight, bias)
         if plan is None and (key is not None or not grad):  # (no plan for a torch.func transform's wrappers)
-            plan = _remember(key, spec, dispatch.forward_plan(input, weight, bias, spec, activation, flip))
+            plan = _remember(key, spec, dispatch.forward_plan(input, weight, bias, spec, activation, flip,
+                                                              memory_format=fmt))
         if grad:
-            y = _ConvFunction.apply(input, weight, bias, spec, activation, flip, plan)
+            y = _ConvFunction.apply(input, weight, bias, spec, activation, flip, plan, fmt)
         else:
             y = plan(input, weight, bias)
     return y.squeeze(0) if spec.unbatched else y
 
 
-def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False,
+           memory_format=None):
     if has_torch_function_variadic(input, weight, bias):  # an fx proxy, a tensor subclass or function mode
         return handle_torch_function(conv1d, (input, weight, bias), input, weight, bias, stride, padding, dilation,
-                                     groups, activation=activation, flip=flip)
-    return _conv(1, input, weight, bias, stride, padding, dilation, groups, activation, flip)
+                                     groups, activation=activation, flip=flip, memory_format=memory_format)
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups, activation, flip, memory_format)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False,
+           memory_format=None):
     if has_torch_function_variadic(input, weight, bias):  # an fx proxy, a tensor subclass or function mode
         return handle_torch_function(conv2d, (input, weight, bias), input, weight, bias, stride, padding, dilation,
-                                     groups, activation=activation, flip=flip)
-    return _conv(2, input, weight, bias, stride, padding, dilation, groups, activation, flip)
+                                     groups, activation=activation, flip=flip, memory_format=memory_format)
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups, activation, flip, memory_format)
 
 
-def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False):
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False,
+           memory_format=None):
     if has_torch_function_variadic(input, weight, bias):  # an fx proxy, a tensor subclass or function mode
         return handle_torch_function(conv3d, (input, weight, bias), input, weight, bias, stride, padding, dilation,
-                                     groups, activation=activation, flip=flip)
-    return _conv(3, input, weight, bias, stride, padding, dilation, groups, activation, flip)
+                                     groups, activation=activation, flip=flip, memory_format=memory_format)
+    return _conv(3, input, weight, bias, stride, padding, dilation, groups, activation, flip, memory_format)
 
 
 _AXES = {1: ("L", "K"), 2: ("H, W", "kH, kW"), 3: ("D, H, W", "kD, kH, kW")}
@@ -597,8 +606,11 @@ _CONV_DOC = """{n}-D convolution, as ``torch.nn.functional.conv{n}d`` (same argu
 :param activation: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias.
 :param flip: reverse the kernel on every spatial axis: the true convolution
     ``y[n] = sum_k x[k] w[n - k]`` instead of the cross-correlation CNNs use.
-:returns: ``(N, C_out, {y})`` in the input's dtype (fp32 accumulation; fp64 for fp64), channels-last when
-    ``input`` or ``weight`` is (torch's rule); unbatched in, unbatched out. Each output size is
+:param memory_format: the output's layout: None, torch's rule (channels-last when ``input`` or ``weight`` is);
+    ``torch.preserve_format``, the input's; or ``torch.contiguous_format``, or ``torch.channels_last``
+    (``channels_last_3d``) for a 2-D (3-D) convolution.
+:returns: ``(N, C_out, {y})`` in the input's dtype (fp32 accumulation; fp64 for fp64), laid out as
+    ``memory_format`` says; unbatched in, unbatched out. Each output size is
     ``floor((size + pad_before + pad_after - dilation * (k - 1) - 1) / stride) + 1``
     (:func:`tritonconv.shapes.conv_output_size`).
 :raises TypeError: ``input``, ``weight`` or ``bias`` not a tensor; an unsupported dtype, or dtypes that differ.

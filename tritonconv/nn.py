@@ -28,9 +28,13 @@ from .conv2plus1d import conv2plus1d
 def lay_out_weight(module: torch.nn.Module) -> None:
     """Store ``module``'s weight (a convolution's) with its input channels innermost (NLC-, NHWC-, NDHWC-like memory), the
     layout tritonconv's GEMM kernels read in place: no copy of the weight per call. Values, shape,
-    ``state_dict`` and the parameter object stay the same (``.to()``/``.cuda()`` keep the layout)."""
+    ``state_dict`` and the parameter object stay the same (``.to()``/``.cuda()`` keep the layout). Whether the weight
+    was channels-last before is kept (``module._given_channels_last``): by torch's rule it makes the output so too,
+    which tritonconv's modules follow; a layout of tritonconv's own does not."""
     with torch.no_grad():
-        module.weight.data = geometry.channels_inner(module.weight.data)
+        weight = module.weight.data
+        module._given_channels_last = geometry.memory_format_of(weight) != torch.contiguous_format
+        module.weight.data = geometry.channels_inner(weight)
 
 
 class _TritonConv:
@@ -53,7 +57,10 @@ class _TritonConv:
         if self.padding_mode != "zeros":  # as torch: pad explicitly, then convolve unpadded
             input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
             padding = 0
-        return self._fn(input, weight, bias, self.stride, padding, self.dilation, self.groups)
+        # the output laid out as torch's module would write it: channels-last where the input is, or (torch's rule)
+        # where the weight was given channels-last; its channels-innermost layout here is tritonconv's own
+        fmt = None if getattr(self, "_given_channels_last", False) else torch.preserve_format
+        return self._fn(input, weight, bias, self.stride, padding, self.dilation, self.groups, memory_format=fmt)
 
 
 class Conv1d(_TritonConv, torch.nn.Conv1d):
@@ -196,6 +203,31 @@ def convert(model: torch.nn.Module, verbose: bool = False, report: bool = False)
     if verbose:
         print(found)
     return found if report else model
+
+
+def revert(model: torch.nn.Module) -> torch.nn.Module:
+    """Undo :func:`convert`, in place; returns ``model``: every convolution module running tritonconv (converted, or
+    made as ``tritonconv.nn.Conv2d`` ...) becomes the torch class it stands for (a converted subclass its own class
+    again), its weight laid out as it was given (:func:`lay_out_weight`), its parameters, buffers and hooks
+    otherwise as they are. For what needs torch's own modules: ``torch.jit.script``, ONNX export, a deployment
+    without tritonconv. Left as they are: subclasses of tritonconv's modules (their class is their own), the (2+1)D
+    and P3D blocks and ``tritonconv.fp8`` layers (quantized weights), which have no torch counterpart.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"revert: expected `model` to be a torch.nn.Module, got {type(model).__name__}")
+    torch_class = {ours: theirs for theirs, ours in _SWAP.items()}
+    blocks = {id(m) for block in model.modules() if isinstance(block, (Conv2Plus1d, P3DBlock)) for m in block.modules()}
+    for module in model.modules():
+        cls = type(module)
+        theirs = cls.__dict__.get("_torch_class") or torch_class.get(cls)
+        if theirs is None or id(module) in blocks:
+            continue
+        module.__class__ = theirs
+        if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)) and not getattr(
+                module, "_given_channels_last", False):
+            with torch.no_grad():
+                module.weight.data = module.weight.data.contiguous()
+    return model
 
 
 def _why_not(module: torch.nn.Module, base: type) -> str | None:
@@ -363,4 +395,4 @@ class P3DBlock(torch.nn.Module):
 
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "Conv2Plus1d",
-           "P3DBlock", "ConversionReport", "convert", "lay_out_weight", "SUPPORTED_DTYPES"]
+           "P3DBlock", "ConversionReport", "convert", "lay_out_weight", "revert", "SUPPORTED_DTYPES"]
