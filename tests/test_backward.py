@@ -864,3 +864,23 @@ def test_forward_mode_through_transposed_routed_and_composed_calls():
     wq8, ws8 = tritonconv.fp8.quantize(w.float(), per_channel_dim=0)
     with pytest.raises(RuntimeError, match="no derivative in either mode"):
         _tangent_of(lambda s: tritonconv.fp8.conv2d(xq, wq8, input_scale=s, weight_scale=ws8), (xs,), (torch.ones(()),))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # (torch.func.jvp's decompositions, torch 2.13)
+def test_what_forward_mode_cannot_give_right_is_refused_by_name():
+    """Torch would give these a zero tangent without a word: a traced call's (``torch.func.linearize`` traces the jvp
+    with ``make_fx``: the custom op has no forward-mode formula) and a tangent's tangent (a jvp of a jvp: torch
+    differentiates an autograd function's ``jvp`` at no outer forward level). Each is refused by name, as a gradient
+    under ``vmap`` (``jacrev``) is; a jvp of a grad and a grad of a jvp run (above)."""
+    from torch.func import jacrev, jvp, linearize
+
+    x, w = torch.randn(1, 2, 5, 5, dtype=torch.float64), torch.randn(3, 2, 3, 3, dtype=torch.float64)
+    f = lambda a: tritonconv.conv2d(a, w, padding=1, activation="gelu")  # noqa: E731
+    with pytest.raises(NotImplementedError, match="conv2d: forward-mode derivatives of a traced call"):
+        linearize(f, x)
+    with pytest.raises(NotImplementedError, match="conv2d: nested forward mode"):
+        jvp(lambda a: jvp(f, (a,), (torch.ones_like(a),))[1], (x,), (torch.ones_like(x),))
+    with pytest.raises(NotImplementedError, match="conv_transpose2d: nested forward mode"):
+        jvp(lambda a: jvp(lambda b: tritonconv.conv_transpose2d(b, w.transpose(0, 1)), (a,), (a,))[1], (x,), (x,))
+    with pytest.raises(NotImplementedError, match="gradient or tangent under torch.func.vmap"):
+        jacrev(lambda a: f(a).sum((0, 2, 3)))(x)

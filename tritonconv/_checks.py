@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
 from torch._subclasses.functional_tensor import FunctionalTensor
+from torch.autograd import forward_ad
 
 from . import shapes
 
@@ -107,6 +108,39 @@ def under_vmap() -> bool:
     from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
     return any(i.key() == TransformType.Vmap for i in retrieve_all_functorch_interpreters())
+
+
+def forward_mode() -> bool:
+    """Whether operands may carry tangents: a forward-mode level open (``torch.autograd.forward_ad.dual_level``), or a
+    ``torch.func`` transform running (``jvp``, ``grad``; its wrapped tensors have no storage to launch on either)."""
+    return forward_ad._current_level >= 0 or under_functorch()
+
+
+def forward_levels() -> int:
+    """The forward-mode levels a call runs under: each ``torch.func.jvp`` (``linearize``, ``jacfwd``) transform, or
+    else an open ``torch.autograd.forward_ad`` level (which ``torch.func.jvp`` opens too)."""
+    levels = int(forward_ad._current_level >= 0)
+    if under_functorch():
+        from torch._C._functorch import TransformType
+        from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+
+        levels = max(levels, sum(i.key() == TransformType.Jvp for i in retrieve_all_functorch_interpreters()))
+    return levels
+
+
+def check_forward_mode(op: str, traced: bool) -> None:
+    """Refuse, by name, the forward-mode derivatives that would come out wrong without a word: a traced call's (its
+    custom op has no forward-mode formula: torch would give a zero tangent), and a tangent's tangent (torch
+    differentiates an autograd function's ``jvp`` at no outer forward level: zero again)."""
+    levels = forward_levels()
+    if levels and traced:
+        raise NotImplementedError(f"{op}: forward-mode derivatives of a traced call (torch.func.linearize, make_fx, "
+                                  "torch.compile or torch.export of a jvp) are not supported: tritonconv's custom ops "
+                                  "have none; run torch.func.jvp eagerly")
+    if levels > 1:
+        raise NotImplementedError(f"{op}: nested forward mode (a jvp of a jvp) is not supported: torch gives an "
+                                  "autograd function's tangent no derivative at an outer forward level, so it would be "
+                                  "zero; a jvp of a grad and a grad of a jvp are supported")
 
 
 def refuse_vmap(op: str, hint: str = "") -> None:

@@ -155,7 +155,7 @@ def conv2plus1d(
             activation)
     grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (input, weight_spatial, weight_temporal, bias_spatial, bias_temporal))
-    grad = grad or functional.forward_mode()
+    grad = grad or _checks.forward_mode()
     if fused and grad:
         raise ValueError("conv2plus1d: the fused path has no backward and no tangents; use fused=None or False when "
                          "gradients or forward-mode derivatives are needed")

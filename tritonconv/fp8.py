@@ -134,7 +134,7 @@ def _check(op: str, input, weight, bias, input_scale, weight_scale, out_dtype, a
             raise ValueError(f"{op}: expected `{name}` on {input.device} (the input's device), got {t.device}")
     tensors = (input, weight, bias, input_scale, weight_scale)
     if any(t is not None and t.requires_grad for t in tensors) or _checks.under_functorch() or (
-            functional.forward_mode() and any(t is not None and unpack_dual(t).tangent is not None for t in tensors)):
+            _checks.forward_mode() and any(t is not None and unpack_dual(t).tangent is not None for t in tensors)):
         raise RuntimeError(f"{op}: fp8 convolution is forward only (inference), with no derivative in either mode; "
                            "call it under torch.no_grad() on tensors that do not require grad and carry no tangent, "
                            "outside torch.func transforms")

@@ -24,11 +24,10 @@ import functools
 from typing import Optional
 
 import torch
-from torch.autograd import forward_ad as _forward_ad
 from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from . import _checks, dispatch, shapes
-from ._checks import ConvSpec
+from ._checks import ConvSpec, forward_mode
 from .geometry import CHANNELS_LAST, alloc_weight_grad, grad_channels_inner, memory_format_of, output_memory_format
 
 Tensor = torch.Tensor
@@ -54,6 +53,13 @@ class _Function(torch.autograd.Function):
         if _unwrap_dead_wrappers is None or _transforms_active is None or _transforms_active():
             return super().apply(*args)
         return super(torch.autograd.Function, cls).apply(*_unwrap_dead_wrappers(args))
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        """Refused by name (``torch.func.jacrev``, ``jacfwd``, ``hessian``: a gradient or tangent under ``vmap``), as
+        a call under ``vmap`` is (:func:`tritonconv._checks.refuse_vmap`)."""
+        raise NotImplementedError("a tritonconv convolution's gradient or tangent under torch.func.vmap (jacrev, jacfwd, "
+                                  "hessian, per-sample gradients) is not supported: its kernels read tensors by address")
 
 
 def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tensor], z: Optional[Tensor]) -> Tensor:
@@ -116,33 +122,34 @@ def _tangent(d_input, d_weight, d_bias, input, weight, bias, y, activation, conv
 
 
 class _Eager:
-    """Kernel launches for the eager backward. Where the backward itself is differentiated (``create_graph``:
-    grad mode on), each is an autograd function so that it is differentiable in turn; in a plain backward (grad
-    mode off) the dispatch is called directly, sparing each launch an ``autograd.Function.apply`` (several
-    microseconds of host time). Module lookups at call time, so tests can patch them."""
+    """Kernel launches for the eager backward and the tangents. Where they are differentiated in turn (``create_graph``:
+    grad mode on; a forward-mode level or ``torch.func`` transform: :func:`forward_mode`, whose outer levels
+    differentiate an inner one's tangents), each is an autograd function; in a plain backward (grad mode off) the
+    dispatch is called directly, sparing each launch an ``autograd.Function.apply`` (several microseconds of host
+    time). Module lookups at call time, so tests can patch them."""
 
     @staticmethod
     def forward(input, weight, bias, spec, flip, fmt=None):
-        if not torch.is_grad_enabled():
+        if not (torch.is_grad_enabled() or forward_mode()):
             return dispatch.conv_forward(input, weight, bias, spec, None, flip, memory_format=fmt)
         plan = None if fmt is None else dispatch.forward_plan(input, weight, bias, spec, None, flip, memory_format=fmt)
         return _ConvFunction.apply(input, weight, bias, spec, None, flip, plan, fmt)
 
     @staticmethod
     def grad_input(grad_z, weight, spec, flip, fmt):
-        if not torch.is_grad_enabled():
+        if not (torch.is_grad_enabled() or forward_mode()):
             return dispatch.conv_transpose(grad_z, weight, None, spec, None, flip, fmt)
         return _ConvTransposeFunction.apply(grad_z, weight, None, spec, None, flip, fmt, None)
 
     @staticmethod
     def grad_weight(grad_z, input, spec, flip, channels_inner):
-        if not torch.is_grad_enabled():
+        if not (torch.is_grad_enabled() or forward_mode()):
             return dispatch.conv_grad_weight(grad_z, input, spec, flip, channels_inner=channels_inner)
         return _WeightGradFunction.apply(grad_z, input, spec, flip, channels_inner)
 
     @staticmethod
     def transpose(input, weight, bias, spec, flip, fmt):
-        if not torch.is_grad_enabled():
+        if not (torch.is_grad_enabled() or forward_mode()):
             return dispatch.conv_transpose(input, weight, bias, spec, None, flip, fmt)
         return _ConvTransposeFunction.apply(input, weight, bias, spec, None, flip, fmt, None)
 
@@ -430,7 +437,10 @@ def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, 
         plan = _remember(key, spec, None)
     if spec.unbatched:
         input = input.unsqueeze(0)
-    if _checks.is_traced(input):
+    traced = _checks.is_traced(input)
+    if forward_mode():
+        _checks.check_forward_mode(f"conv_transpose{ndim}d", traced)
+    if traced:
         # (under torch.jit.trace a shape's sizes are tensors: the traced graph keeps this output size; symbolic sizes
         # of torch.compile and torch.export stay symbolic)
         size = [int(n) if isinstance(n, torch.Tensor) else n for n in spec.input_shape]
@@ -469,12 +479,6 @@ conv_transpose1d, conv_transpose2d, conv_transpose3d = map(_transposed, (1, 2, 3
 
 
 # --- public functions -------------------------------------------------------------------------
-
-def forward_mode() -> bool:
-    """Whether operands may carry tangents: a forward-mode level open (``torch.autograd.forward_ad.dual_level``), or a
-    ``torch.func`` transform running (``jvp``, ``grad``; its wrapped tensors have no storage to launch on either)."""
-    return _forward_ad._current_level >= 0 or _checks.under_functorch()
-
 
 def _needs_grad(input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> bool:
     """Whether a call goes through its autograd function: a gradient is wanted (grad mode on, an operand requiring
@@ -546,7 +550,10 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
     if spec.unbatched:
         input = input.unsqueeze(0)
     fmt = memory_format_of(input) if memory_format is torch.preserve_format else memory_format
-    if _checks.is_traced(input):
+    traced = _checks.is_traced(input)
+    if forward_mode():
+        _checks.check_forward_mode(f"conv{ndim}d", traced)
+    if traced:
         y = _conv_op(input, weight, bias, *_flat(spec), activation, flip,
                      None if fmt is None else fmt != torch.contiguous_format)
     else:
