@@ -220,23 +220,35 @@ _DOC = """{n}-D convolution of fp8 operands, dequantised: ``act(conv{n}d(input *
 _AXES = {1: ("L", "K", "L_out"), 2: ("H, W", "kH, kW", "H_out, W_out"), 3: ("D, H, W", "kD, kH, kW", "D_out, H_out, W_out")}
 
 
-def _convolution(ndim: int):
-    """``conv{ndim}d``: a call with ``__torch_function__`` overrides goes to them (as :func:`tritonconv.conv2d`'s)."""
-    def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, input_scale, weight_scale,
-             out_dtype=torch.bfloat16, activation=None):
-        tensors = (input, weight, bias, input_scale, weight_scale)
-        if has_torch_function_variadic(*tensors):
-            return handle_torch_function(conv, tensors, input, weight, bias, stride, padding, dilation, groups,
-                                         input_scale=input_scale, weight_scale=weight_scale, out_dtype=out_dtype,
-                                         activation=activation)
-        return _conv(ndim, input, weight, bias, stride, padding, dilation, groups, input_scale, weight_scale,
-                     out_dtype, activation)
-    conv.__name__ = conv.__qualname__ = f"conv{ndim}d"
-    conv.__module__ = __name__
-    return conv
+def _convolution(public, ndim, input, weight, bias, stride, padding, dilation, groups, input_scale, weight_scale,
+                 out_dtype, activation):
+    """``conv{ndim}d`` (``public``): a call with ``__torch_function__`` overrides goes to them (as
+    :func:`tritonconv.conv2d`'s); else to :func:`_conv`."""
+    tensors = (input, weight, bias, input_scale, weight_scale)
+    if has_torch_function_variadic(*tensors):
+        return handle_torch_function(public, tensors, input, weight, bias, stride, padding, dilation, groups,
+                                     input_scale=input_scale, weight_scale=weight_scale, out_dtype=out_dtype,
+                                     activation=activation)
+    return _conv(ndim, input, weight, bias, stride, padding, dilation, groups, input_scale, weight_scale, out_dtype,
+                 activation)
 
 
-conv1d, conv2d, conv3d = map(_convolution, (1, 2, 3))
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, input_scale, weight_scale,
+           out_dtype=torch.bfloat16, activation=None):
+    return _convolution(conv1d, 1, input, weight, bias, stride, padding, dilation, groups, input_scale, weight_scale,
+                        out_dtype, activation)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, input_scale, weight_scale,
+           out_dtype=torch.bfloat16, activation=None):
+    return _convolution(conv2d, 2, input, weight, bias, stride, padding, dilation, groups, input_scale, weight_scale,
+                        out_dtype, activation)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, input_scale, weight_scale,
+           out_dtype=torch.bfloat16, activation=None):
+    return _convolution(conv3d, 3, input, weight, bias, stride, padding, dilation, groups, input_scale, weight_scale,
+                        out_dtype, activation)
 
 
 for _n, _fn in ((1, conv1d), (2, conv2d), (3, conv3d)):

@@ -456,26 +456,31 @@ def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, 
     return y.squeeze(0) if spec.unbatched else y
 
 
-def _public(fn, name: str):
-    """``fn`` named as this module's public function ``name`` (what tracebacks, the docs and ``torch.fx``'s graphs
-    print; ``torch.fx`` finds it there by that name)."""
-    fn.__name__ = fn.__qualname__ = name
-    fn.__module__ = __name__
-    return fn
+def _transposed(public, ndim, input, weight, bias, stride, padding, output_padding, groups, dilation, activation):
+    """``conv_transpose{ndim}d`` (``public``): a call with ``__torch_function__`` overrides goes to them (as
+    :func:`_convolution`'s); else to :func:`_conv_transpose`."""
+    if has_torch_function_variadic(input, weight, bias):
+        return handle_torch_function(public, (input, weight, bias), input, weight, bias, stride, padding,
+                                     output_padding, groups, dilation, activation=activation)
+    return _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, groups, dilation, activation)
 
 
-def _transposed(ndim: int):
-    """``conv_transpose{ndim}d``: a call with ``__torch_function__`` overrides goes to them (as :func:`_convolution`'s)."""
-    def conv_transpose(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
-                       activation=None):
-        if has_torch_function_variadic(input, weight, bias):
-            return handle_torch_function(conv_transpose, (input, weight, bias), input, weight, bias, stride, padding,
-                                         output_padding, groups, dilation, activation=activation)
-        return _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, groups, dilation, activation)
-    return _public(conv_transpose, f"conv_transpose{ndim}d")
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                     activation=None):
+    return _transposed(conv_transpose1d, 1, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                       activation)
 
 
-conv_transpose1d, conv_transpose2d, conv_transpose3d = map(_transposed, (1, 2, 3))
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                     activation=None):
+    return _transposed(conv_transpose2d, 2, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                       activation)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1, *,
+                     activation=None):
+    return _transposed(conv_transpose3d, 3, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                       activation)
 
 
 # --- public functions -------------------------------------------------------------------------
@@ -568,19 +573,33 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
     return y.squeeze(0) if spec.unbatched else y
 
 
-def _convolution(ndim: int):
-    """``conv{ndim}d``: a call with ``__torch_function__`` overrides on its tensors (an fx proxy, a tensor subclass, a
-    function mode) goes to them, as ``torch.nn.functional``'s do; else to :func:`_conv`."""
-    def conv(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False,
-             memory_format=None):
-        if has_torch_function_variadic(input, weight, bias):
-            return handle_torch_function(conv, (input, weight, bias), input, weight, bias, stride, padding, dilation,
-                                         groups, activation=activation, flip=flip, memory_format=memory_format)
-        return _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activation, flip, memory_format)
-    return _public(conv, f"conv{ndim}d")
+def _convolution(public, ndim, input, weight, bias, stride, padding, dilation, groups, activation, flip, memory_format):
+    """``conv{ndim}d`` (``public``): a call with ``__torch_function__`` overrides on its tensors (an fx proxy, a tensor
+    subclass, a function mode) goes to them, as ``torch.nn.functional``'s do; else to :func:`_conv`. (Each rank's
+    function is its own, ``ndim`` a literal in it: ``torch.compile`` sees a constant, where a closure shared by the
+    three would be made symbolic once it had seen two.)"""
+    if has_torch_function_variadic(input, weight, bias):
+        return handle_torch_function(public, (input, weight, bias), input, weight, bias, stride, padding, dilation,
+                                     groups, activation=activation, flip=flip, memory_format=memory_format)
+    return _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activation, flip, memory_format)
 
 
-conv1d, conv2d, conv3d = map(_convolution, (1, 2, 3))
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False,
+           memory_format=None):
+    return _convolution(conv1d, 1, input, weight, bias, stride, padding, dilation, groups, activation, flip,
+                        memory_format)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False,
+           memory_format=None):
+    return _convolution(conv2d, 2, input, weight, bias, stride, padding, dilation, groups, activation, flip,
+                        memory_format)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None, flip=False,
+           memory_format=None):
+    return _convolution(conv3d, 3, input, weight, bias, stride, padding, dilation, groups, activation, flip,
+                        memory_format)
 
 
 _AXES = {1: ("L", "K"), 2: ("H, W", "kH, kW"), 3: ("D, H, W", "kD, kH, kW")}
