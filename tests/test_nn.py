@@ -99,6 +99,8 @@ def test_converted_modules_write_the_layout_torchs_modules_write():
     assert theirs.is_contiguous(memory_format=torch.channels_last) and not theirs.is_contiguous()
     assert ours.is_contiguous(memory_format=torch.channels_last) and not ours.is_contiguous()
     assert copy.deepcopy(made_last)(x).is_contiguous(memory_format=torch.channels_last)
+    tnn.lay_out_weight(net.conv)  # laid out again: still the layout it was given that counts
+    assert net.conv(x).is_contiguous()
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # (torch 2.13's notice)

@@ -554,10 +554,12 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
         plan = _remember(key, spec, None)
     if spec.unbatched:
         input = input.unsqueeze(0)
-    fmt = memory_format_of(input) if memory_format is torch.preserve_format else memory_format
     traced = _checks.is_traced(input)
     if forward_mode():
         _checks.check_forward_mode(f"conv{ndim}d", traced)
+    fmt = memory_format  # the output's layout, where no plan holds it yet (the input's: a microsecond to read)
+    if fmt is torch.preserve_format and (plan is None or traced):
+        fmt = memory_format_of(input)
     if traced:
         y = _conv_op(input, weight, bias, *_flat(spec), activation, flip,
                      None if fmt is None else fmt != torch.contiguous_format)

@@ -29,11 +29,12 @@ def lay_out_weight(module: torch.nn.Module) -> None:
     """Store ``module``'s weight (a convolution's) with its input channels innermost (NLC-, NHWC-, NDHWC-like memory), the
     layout tritonconv's GEMM kernels read in place: no copy of the weight per call. Values, shape,
     ``state_dict`` and the parameter object stay the same (``.to()``/``.cuda()`` keep the layout). Whether the weight
-    was channels-last before is kept (``module._given_channels_last``): by torch's rule it makes the output so too,
-    which tritonconv's modules follow; a layout of tritonconv's own does not."""
+    was channels-last when first laid out is kept (``module._given_channels_last``): by torch's rule it makes the
+    output so too, which tritonconv's modules follow; a layout of tritonconv's own does not."""
     with torch.no_grad():
         weight = module.weight.data
-        module._given_channels_last = geometry.memory_format_of(weight) != torch.contiguous_format
+        if "_given_channels_last" not in module.__dict__:
+            module._given_channels_last = geometry.memory_format_of(weight) != torch.contiguous_format
         module.weight.data = geometry.channels_inner(weight)
 
 
