@@ -1,5 +1,6 @@
 """``tritonconv.explain``: each pass as a call on a named GPU would run it, and the cost model's predictions of it."""
 
+import copy
 import dataclasses
 import math
 
@@ -291,6 +292,9 @@ def test_a_models_convolutions_are_explained_layer_by_layer_without_running_it()
     assert max(map(len, text.splitlines())) <= 100
     assert ("with channels-last activations" in text) == (report.channels_last_ms < report.ms / 1.05)
     assert all(layer.text() in text for layer in report.layers) and "convT2d 16->8 k2x2/2 4x16x16 bf16 NC" in text
+    converted = tritonconv.explain_model(tritonconv.nn.convert(copy.deepcopy(model)), meta(4, 3, 32, 32), gpu=GPU)
+    assert [layer.explanation.written.layout for layer in converted.layers] == \
+        [layer.explanation.written.layout for layer in report.layers]  # NC(D)HW throughout, as torch's modules
     inference = tritonconv.explain_model(model, meta(4, 3, 32, 32), gpu=GPU, training=False)
     assert [sorted(layer.runs) for layer in inference.layers] == [["forward"]] * 4
     video = torch.nn.Conv3d(3, 64, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3)).to(torch.bfloat16)

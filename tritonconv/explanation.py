@@ -456,8 +456,8 @@ def explain_model(model: Callable, *inputs, gpu: str = "NVIDIA H200", tma: bool 
     buffers untouched. It records torch's convolutions (``F.conv*``, ``torch.nn.Conv*``, transposed ones too)
     and tritonconv's (``tritonconv.nn`` layers, ``tritonconv.enabled()``, ``tritonconv.fp8``): what
     ``tritonconv.enable()`` or ``tritonconv.nn.convert`` would run on tritonconv, as the model is given: a converted
-    model's layers keep their weights channels innermost, so their outputs are channels-last (torch's rule), where
-    the same model routed keeps NC(D)HW ones. With ``training``, each layer's
+    model's layers keep their weights channels innermost and write the layouts torch's would (NC(D)HW in, NC(D)HW
+    out), as the same model routed does. With ``training``, each layer's
     backward too: the input gradient where its input requires one (not a model input's), the weight gradient
     where its weight does (not a frozen layer's). Predictions, not measurements.
 
