@@ -127,6 +127,18 @@ def test_revert_gives_torchs_modules_back():
     assert type(made_last) is torch.nn.Conv2d and made_last.weight.is_contiguous(memory_format=torch.channels_last)
     block = tnn.Conv2Plus1d(2, 3, 3)
     assert type(tnn.revert(block)) is tnn.Conv2Plus1d and type(block.spatial) is tnn.Conv3d  # no torch counterpart
+
+    import torch.nn.utils.prune as prune  # (its view(-1) fails on channels-last weights, torch's own too)
+    seq = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU()).eval()
+    with pytest.raises(RuntimeError, match="view size"):
+        prune.l1_unstructured(tnn.convert(copy.deepcopy(seq))[0], "weight", 0.3)
+    pruned = copy.deepcopy(seq)
+    prune.l1_unstructured(pruned[0], "weight", 0.3)  # before convert, or after revert: as the README says
+    x2 = torch.randn(2, 3, 6, 6)
+    want = pruned(x2)
+    assert_close(tnn.convert(pruned)(x2), want)
+    fused = torch.ao.quantization.fuse_modules(tnn.revert(tnn.convert(copy.deepcopy(seq))), [["0", "1", "2"]])
+    assert_close(fused(x2), seq(x2))
     with pytest.raises(TypeError, match="revert: expected `model` to be a torch.nn.Module"):
         tnn.revert([net])
 
