@@ -100,14 +100,18 @@ def under_functorch() -> bool:
     return torch._C._functorch.maybe_current_level() is not None
 
 
-def under_vmap() -> bool:
-    """Whether ``torch.func.vmap`` is among the transforms running the call (at any level)."""
+def _transforms() -> list:
+    """The ``torch.func`` transforms running the call (their ``TransformType``s, outermost first; none outside one)."""
     if not under_functorch():
-        return False
-    from torch._C._functorch import TransformType
+        return []
     from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
-    return any(i.key() == TransformType.Vmap for i in retrieve_all_functorch_interpreters())
+    return [i.key() for i in retrieve_all_functorch_interpreters()]
+
+
+def under_vmap() -> bool:
+    """Whether ``torch.func.vmap`` is among the transforms running the call (at any level)."""
+    return torch._C._functorch.TransformType.Vmap in _transforms()
 
 
 def forward_mode() -> bool:
@@ -119,13 +123,8 @@ def forward_mode() -> bool:
 def forward_levels() -> int:
     """The forward-mode levels a call runs under: each ``torch.func.jvp`` (``linearize``, ``jacfwd``) transform, or
     else an open ``torch.autograd.forward_ad`` level (which ``torch.func.jvp`` opens too)."""
-    levels = int(forward_ad._current_level >= 0)
-    if under_functorch():
-        from torch._C._functorch import TransformType
-        from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
-
-        levels = max(levels, sum(i.key() == TransformType.Jvp for i in retrieve_all_functorch_interpreters()))
-    return levels
+    jvps = _transforms().count(torch._C._functorch.TransformType.Jvp)
+    return max(int(forward_ad._current_level >= 0), jvps)
 
 
 def check_forward_mode(op: str, traced: bool) -> None:
