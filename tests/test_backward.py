@@ -1,5 +1,6 @@
 """Gradients of tritonconv.conv1d/2d/3d (input, weight, bias) against torch autograd in float64."""
 
+import copy
 import dataclasses
 import shutil
 
@@ -736,10 +737,9 @@ def test_weight_gradient_rows_carried_across_planes_depths_and_images(block_k, s
             assert_close(dispatch.conv_grad_weight(dy, x, spec, False, cfg), ref)
 
 
-def test_torch_func_grad_runs_the_kernels_and_vmap_is_refused_by_name():
+def test_torch_func_grad_runs_the_kernels():
     """``torch.func.grad`` (and ``functional_call``, and a grad of a grad) differentiates tritonconv's convolutions as
-    torch's, on tritonconv's kernels; ``torch.func.vmap`` is refused with an error that names it (the kernels read
-    tensors by address), whether or not a call of the per-sample shape was seen before."""
+    torch's, on tritonconv's kernels."""
     from torch.func import functional_call, grad, vmap
 
     x, w, b = torch.randn(2, 4, 6, 5, dtype=torch.float64), torch.randn(3, 4, 3, 3, dtype=torch.float64), \
@@ -765,16 +765,146 @@ def test_torch_func_grad_runs_the_kernels_and_vmap_is_refused_by_name():
     want = grad(lambda p: F.conv2d(x, p["weight"], p["bias"], padding=1).pow(2).sum())(params)
     for name in params:
         assert_close(got[name], want[name], torch.float64)
-    for seen in (False, True):
-        if seen:
-            tritonconv.conv2d(x[:1], w, padding=1)
-        with pytest.raises(NotImplementedError, match="torch.func.vmap"):
-            vmap(lambda xi: tritonconv.conv2d(xi[None], w, padding=1))(x)
     with tritonconv.enabled():  # routed: vmap's batching rule folds its dimension before the routing sees the call
         y = vmap(lambda xi: F.conv2d(xi[None], w, padding=1))(x)
         assert_close(y[:, 0], F.conv2d(x, w, padding=1), torch.float64)
         with pytest.raises(NotImplementedError, match="routing"):
             grad(lambda ww: F.conv2d(x, ww, padding=1).sum())(w)
+
+
+def _count_launches(monkeypatch) -> list:
+    """The dispatch's forward, transposed and weight-gradient launches from now on, by name, appended to a list."""
+    launched = []
+
+    def counting(name: str, launch):
+        def counted(*args, **kwargs):
+            launched.append(name)
+            return launch(*args, **kwargs)
+        return counted
+
+    for name in ("conv_forward", "conv_transpose", "conv_grad_weight"):
+        monkeypatch.setattr(dispatch, name, counting(name, getattr(dispatch, name)))
+    return launched
+
+
+def test_vmap_runs_a_batch_of_convolutions_as_one_launch(monkeypatch):
+    """``torch.func.vmap`` over tritonconv's convolutions gives torch's results, and each call under it is one launch
+    for the whole batch: inputs alone batched join the batch axis (any ``in_dims``, nested, chunked, a sample
+    unbatched or channels-last); batched weights and biases (ensembles: ``stack_module_state`` on converted modules)
+    run as one grouped convolution, as do the weight gradients of per-sample gradients. Transposed convolutions
+    and (2+1)D too."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    f64 = dict(dtype=torch.float64)
+    x, w, b = torch.randn(3, 2, 4, 6, 5, **f64), torch.randn(3, 4, 3, 3, **f64), torch.randn(3, **f64)
+    launched = _count_launches(monkeypatch)
+    y = vmap(lambda xi: tritonconv.conv2d(xi, w, b, padding=1, activation="gelu"))(x)
+    assert launched == ["conv_forward"]
+    assert_close(y, F.gelu(F.conv2d(x.flatten(0, 1), w, b, padding=1)).unflatten(0, (3, 2)), torch.float64)
+    ws, bs = torch.randn(5, 4, 2, 3, 3, **f64), torch.randn(5, 4, **f64)  # five weights of 2 groups
+    launched.clear()
+    y = vmap(lambda wi, bi: tritonconv.conv2d(x[0], wi, bi, stride=2, groups=2))(ws, bs)
+    assert launched == ["conv_forward"]
+    assert_close(y, torch.stack([F.conv2d(x[0], wi, bi, stride=2, groups=2) for wi, bi in zip(ws, bs)]), torch.float64)
+    wd = torch.randn(8, 1, 3, **f64)
+    cases = [  # (ours, torch's, operands, vmap's keywords)
+        (lambda xi, wi: tritonconv.conv2d(xi, wi), F.conv2d, (x, ws[:3, :, :1].repeat(1, 1, 4, 1, 1)), {}),
+        (lambda xi: tritonconv.conv3d(xi, w[..., None], padding="same"), lambda xi: F.conv3d(xi, w[..., None], padding="same"),
+         (x.movedim(0, 2).unsqueeze(-1),), dict(in_dims=2)),
+        (lambda xi: tritonconv.conv1d(xi, wd, groups=4, dilation=2),  # depthwise, a sample unbatched
+         lambda xi: F.conv1d(xi, wd, groups=4, dilation=2), (x[:, 0, :, :, 0],), dict(chunk_size=2)),
+        (lambda xi: tritonconv.conv2d(xi, w, memory_format=torch.preserve_format), lambda xi: F.conv2d(xi, w),
+         (x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3),), {}),  # channels innermost
+        (lambda xi, wi: tritonconv.conv_transpose2d(xi, wi, stride=2, output_padding=1, groups=2),
+         lambda xi, wi: F.conv_transpose2d(xi, wi, stride=2, output_padding=1, groups=2),
+         (x, torch.randn(3, 4, 1, 3, 3, **f64)), {}),
+    ]
+    for ours, theirs, args, kw in cases:
+        assert_close(vmap(ours, **kw)(*args), vmap(theirs, **kw)(*args), torch.float64)
+    nested = vmap(vmap(lambda xi: tritonconv.conv2d(xi, w, padding=1)))(x.view(3, 2, 1, 4, 6, 5))
+    assert_close(nested, F.conv2d(x.flatten(0, 1), w, padding=1).view(3, 2, 1, 3, 6, 5), torch.float64)
+    block = tritonconv.nn.Conv2Plus1d(2, 3, 4, 3, padding=1).double()
+    clips = torch.randn(2, 1, 2, 3, 5, 5, **f64)
+    assert_close(vmap(block)(clips), torch.stack([block(c) for c in clips]), torch.float64)
+
+    models = [torch.nn.Sequential(torch.nn.Conv2d(4, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(3, 2, 1)).double()
+              for _ in range(3)]
+    ours = [copy.deepcopy(m) for m in models]
+    for m in ours:
+        tritonconv.nn.convert(m)
+
+    def ensemble(members):
+        params, buffers = stack_module_state(members)
+        base = copy.deepcopy(members[0]).to("meta")
+        return vmap(lambda p, bf: functional_call(base, (p, bf), (x[0],)))(params, buffers)
+
+    launched.clear()
+    assert_close(ensemble(ours), ensemble(models), torch.float64)
+    assert launched == ["conv_forward", "conv_forward"]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # (torch.func.jvp's decompositions, torch 2.13)
+def test_per_sample_gradients_jacobians_and_hessians_match_torchs(monkeypatch):
+    """What runs gradients or tangents under a vmap gives torch's results: per-sample gradients (``vmap`` of ``grad``
+    over a converted model, in as many launches whatever the batch), ``jacrev``, ``jacfwd`` and ``hessian`` (the
+    activations' second derivatives, ``flip``, transposed convolutions); and torch's older vmap, which
+    ``torch.autograd.grad(is_grads_batched=True)`` and ``torch.autograd.functional``'s ``vectorize=True`` run,
+    through the custom ops slice by slice."""
+    from torch.autograd.functional import hessian as vectorized_hessian
+    from torch.autograd.functional import jacobian
+    from torch.func import functional_call, grad, hessian, jacfwd, jacrev, vmap
+
+    f64 = dict(dtype=torch.float64)
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.SiLU(), torch.nn.Conv2d(4, 3, 3, stride=2))
+    model = model.double()
+    ours = copy.deepcopy(model)
+    tritonconv.nn.convert(ours)
+    params = {k: v.detach() for k, v in model.named_parameters()}
+
+    def per_sample(m, xs):
+        loss = lambda p, xi: functional_call(m, p, (xi[None],)).pow(2).sum()  # noqa: E731
+        return vmap(grad(loss), in_dims=(None, 0))(params, xs)
+
+    launched, counts = _count_launches(monkeypatch), []
+    for batch in (3, 5):
+        xs = torch.randn(batch, 2, 7, 7, **f64)
+        got, want = per_sample(ours, xs), per_sample(model, xs)
+        for name in params:
+            assert_close(got[name], want[name], torch.float64)
+        counts.append(sorted(launched))
+        launched.clear()
+    assert counts[0] == counts[1] and len(counts[0]) <= 6, counts
+
+    x, w, b = torch.randn(1, 2, 3, 4, **f64), torch.randn(2, 2, 3, 3, **f64), torch.randn(2, **f64)
+    wt = torch.randn(2, 2, 2, 2, **f64)  # a transposed convolution's (C_in, C_out, ...)
+    pairs = [  # (ours, torch's, operands)
+        (lambda x, w, b: tritonconv.conv2d(x, w, b, padding=1, activation="gelu"),
+         lambda x, w, b: F.gelu(F.conv2d(x, w, b, padding=1)), (x, w, b)),
+        (lambda x, w, b: tritonconv.conv2d(x, w, b, flip=True, activation="silu"),
+         lambda x, w, b: F.silu(F.conv2d(x, w.flip(2, 3), b)), (x, w, b)),
+        (lambda x, w, b: tritonconv.conv_transpose2d(x, w, b, stride=2, activation="gelu"),
+         lambda x, w, b: F.gelu(F.conv_transpose2d(x, w, b, stride=2)), (x, wt, b)),
+    ]
+    for i, (ours_f, theirs_f, args) in enumerate(pairs):
+        for jac in (jacrev, jacfwd):
+            for got, want in zip(jac(ours_f, argnums=(0, 1, 2))(*args), jac(theirs_f, argnums=(0, 1, 2))(*args)):
+                assert_close(got, want, torch.float64)
+        scalar = lambda f, rest=args[1:]: lambda x: f(x, *rest).pow(2).sum()  # noqa: E731
+        assert_close(hessian(scalar(ours_f))(x), hessian(scalar(theirs_f))(x), torch.float64)
+        if i == 2:  # (the older vmap runs a launch per slice: the convolutions alone)
+            continue
+        strategy = ("reverse-mode", "forward-mode")[i]  # (is_grads_batched's backward, and tangents)
+        for got, want in zip(jacobian(ours_f, args, vectorize=True, strategy=strategy), jacobian(theirs_f, args)):
+            assert_close(got, want, torch.float64)
+        assert_close(vectorized_hessian(scalar(ours_f), x, vectorize=True, outer_jacobian_strategy="forward-mode"),
+                     vectorized_hessian(scalar(theirs_f), x), torch.float64)
+    xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
+    y = tritonconv.conv2d(xg, wg, stride=2, padding=1)
+    dy = torch.randn(4, *y.shape, **f64)
+    got = torch.autograd.grad(y, (xg, wg), dy, is_grads_batched=True)
+    want = torch.autograd.grad(F.conv2d(xg, wg, stride=2, padding=1), (xg, wg), dy, is_grads_batched=True)
+    for g, r in zip(got, want):
+        assert_close(g, r, torch.float64)
 
 
 def _tangent_of(conv, primals, tangents):
@@ -870,9 +1000,9 @@ def test_forward_mode_through_transposed_routed_and_composed_calls():
 def test_what_forward_mode_cannot_give_right_is_refused_by_name():
     """Torch would give these a zero tangent without a word: a traced call's (``torch.func.linearize`` traces the jvp
     with ``make_fx``: the custom op has no forward-mode formula) and a tangent's tangent (a jvp of a jvp: torch
-    differentiates an autograd function's ``jvp`` at no outer forward level). Each is refused by name, as a gradient
-    under ``vmap`` (``jacrev``) is; a jvp of a grad and a grad of a jvp run (above)."""
-    from torch.func import jacrev, jvp, linearize
+    differentiates an autograd function's ``jvp`` at no outer forward level). Each is refused by name; a jvp of a
+    grad and a grad of a jvp run (above), and so do ``jacfwd`` and ``hessian`` (below)."""
+    from torch.func import jvp, linearize
 
     x, w = torch.randn(1, 2, 5, 5, dtype=torch.float64), torch.randn(3, 2, 3, 3, dtype=torch.float64)
     f = lambda a: tritonconv.conv2d(a, w, padding=1, activation="gelu")  # noqa: E731
@@ -882,5 +1012,3 @@ def test_what_forward_mode_cannot_give_right_is_refused_by_name():
         jvp(lambda a: jvp(f, (a,), (torch.ones_like(a),))[1], (x,), (torch.ones_like(x),))
     with pytest.raises(NotImplementedError, match="conv_transpose2d: nested forward mode"):
         jvp(lambda a: jvp(lambda b: tritonconv.conv_transpose2d(b, w.transpose(0, 1)), (a,), (a,))[1], (x,), (x,))
-    with pytest.raises(NotImplementedError, match="gradient or tangent under torch.func.vmap"):
-        jacrev(lambda a: f(a).sum((0, 2, 3)))(x)

@@ -165,8 +165,8 @@ def plain_and_supported(input, weight, bias) -> bool:
 
 
 def check_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
-    """Same dtype (a supported float) and same device for input, weight and bias; no ``DTensor``; not under
-    ``torch.func.vmap``."""
+    """Same dtype (a supported float) and same device for input, weight and bias; no ``DTensor``. (Under
+    ``torch.func.vmap`` the shapes are a sample's, as torch's checks see them.)"""
     named = {"input": input, "weight": weight, "bias": bias}
     for name, t in named.items():
         if (t is not None or name != "bias") and not isinstance(t, torch.Tensor):
@@ -176,7 +176,6 @@ def check_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torc
         if is_dtensor(t):
             raise TypeError(f"{op}: expected `{name}` to be a plain tensor, got a DTensor: sharded tensors go through "
                             f"tritonconv.distributed.{op} (tritonconv.nn's modules send them there)")
-    refuse_vmap(op, "; torch.func.grad is supported")
     if input.dtype not in SUPPORTED_DTYPES:
         names = ", ".join(str(d).removeprefix("torch.") for d in SUPPORTED_DTYPES)
         raise TypeError(f"{op}: expected `input` dtype to be one of {names}, got {input.dtype}")

@@ -157,8 +157,8 @@ def conv2plus1d(
         t is not None and t.requires_grad for t in (input, weight_spatial, weight_temporal, bias_spatial, bias_temporal))
     grad = grad or _checks.forward_mode()
     if fused and grad:
-        raise ValueError("conv2plus1d: the fused path has no backward and no tangents; use fused=None or False when "
-                         "gradients or forward-mode derivatives are needed")
+        raise ValueError("conv2plus1d: the fused path has no backward, no tangents and no batching rule; use fused=None "
+                         "or False when gradients or forward-mode derivatives are needed, or under a torch.func transform")
     if fused is None:
         fused = not grad and not interpreting(x.device) and not _checks.is_traced(x) and _choose_fused(*args)
     y = dispatch.conv2plus1d_fused(*args) if fused else _two_launch(*args)

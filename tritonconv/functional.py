@@ -18,8 +18,11 @@ says so when asked for more.
 
 Forward mode (``torch.autograd.forward_ad``, ``torch.func.jvp``): each autograd function's ``jvp``
 convolves the tangents (:func:`_tangent`; a convolution is linear in each operand), on the kernels.
+``torch.func.vmap``: each autograd function's ``vmap`` runs the batch as one launch (:func:`_vmap_conv`), so
+per-sample gradients, ``jacrev``, ``jacfwd`` and ``hessian`` run on the kernels too.
 """
 
+import dataclasses
 import functools
 from typing import Optional
 
@@ -37,6 +40,15 @@ try:  # what torch's Function.apply calls outside torch.func transforms (torch 2
 except ImportError:  # pragma: no cover - another torch: its own apply
     _unwrap_dead_wrappers = None
 _transforms_active = getattr(torch._C, "_are_functorch_transforms_active", None)
+_is_legacy_batched = getattr(torch._C._functorch, "is_legacy_batchedtensor", None)
+
+
+def _older_vmap(*tensors: Tensor) -> bool:
+    """Whether an operand is batched by torch's older vmap (``torch.autograd.grad(is_grads_batched=True)``,
+    ``torch.autograd.functional.jacobian`` and ``hessian`` with ``vectorize=True``): it has no storage a kernel
+    could read, and no batching rule of tritonconv's runs there, but that vmap runs the custom ops (the compiled
+    path's) once per slice."""
+    return _is_legacy_batched is not None and any(_is_legacy_batched(t) for t in tensors)
 
 
 class _Function(torch.autograd.Function):
@@ -54,12 +66,46 @@ class _Function(torch.autograd.Function):
             return super().apply(*args)
         return super(torch.autograd.Function, cls).apply(*_unwrap_dead_wrappers(args))
 
-    @staticmethod
-    def vmap(info, in_dims, *args):
-        """Refused by name (``torch.func.jacrev``, ``jacfwd``, ``hessian``: a gradient or tangent under ``vmap``), as
-        a call under ``vmap`` is (:func:`tritonconv._checks.refuse_vmap`)."""
-        raise NotImplementedError("a tritonconv convolution's gradient or tangent under torch.func.vmap (jacrev, jacfwd, "
-                                  "hessian, per-sample gradients) is not supported: its kernels read tensors by address")
+
+# --- torch.func.vmap: a batch of convolutions as one -------------------------------------------------
+
+def _batched_spec(spec: ConvSpec, batch: int, grouped: bool) -> ConvSpec:
+    """``spec`` for ``batch`` convolutions run as one: their samples side by side (``grouped`` False: the same weight
+    for all, the batch ``batch`` times larger), or their channels side by side, ``batch`` times as many groups (each
+    convolution its own weight). The same for a transposed convolution's spec and a weight gradient's."""
+    if not grouped:
+        return dataclasses.replace(spec, input_shape=(spec.input_shape[0] * batch, *spec.input_shape[1:]),
+                                   output_shape=(spec.output_shape[0] * batch, *spec.output_shape[1:]))
+    times = lambda shape, axis: (*shape[:axis], shape[axis] * batch, *shape[axis + 1:])  # noqa: E731
+    return dataclasses.replace(spec, groups=spec.groups * batch, input_shape=times(spec.input_shape, 1),
+                               weight_shape=times(spec.weight_shape, 0), output_shape=times(spec.output_shape, 1))
+
+
+def _side_by_side(t: Optional[Tensor], dim: Optional[int], batch: int, axis: int) -> Optional[Tensor]:
+    """``t``'s ``batch`` slices along ``dim`` (or ``t`` itself ``batch`` times, ``dim`` None) laid side by side along
+    ``axis``: a grouped convolution's channels (``axis`` 1 of an activation) or weights and biases (``axis`` 0)."""
+    if t is None:
+        return None
+    t = t.movedim(dim, axis) if dim is not None else t.unsqueeze(axis).expand(*t.shape[:axis], batch, *t.shape[axis:])
+    return t.flatten(axis, axis + 1)
+
+
+def _vmap_conv(info, in_dims, input, weight, bias, spec: ConvSpec, launch) -> tuple:
+    """The batching rule of a convolution (or transposed convolution) ``launch(input, weight, bias, spec)`` under
+    ``torch.func.vmap`` (``in_dims``: the vmapped axis of each operand, or None): one launch for the whole batch.
+    Inputs alone batched (``vmap(model)``, per-sample gradients' forward): the vmapped axis joins the batch axis.
+    Weights batched (ensembles, ``jacrev`` of a weight): a grouped convolution of the batch's channels side by side,
+    each group of convolutions its own weight slice (an unbatched operand repeated)."""
+    x_dim, w_dim, b_dim = in_dims[:3]
+    batch = info.batch_size
+    if w_dim is None and b_dim is None:
+        if x_dim is None:
+            return launch(input, weight, bias, spec), None
+        y = launch(input.movedim(x_dim, 0).flatten(0, 1), weight, bias, _batched_spec(spec, batch, False))
+        return y.unflatten(0, (batch, -1)), 0
+    y = launch(_side_by_side(input, x_dim, batch, 1), _side_by_side(weight, w_dim, batch, 0),
+               _side_by_side(bias, b_dim, batch, 0), _batched_spec(spec, batch, True))
+    return y.unflatten(1, (batch, -1)), 1
 
 
 def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tensor], z: Optional[Tensor]) -> Tensor:
@@ -126,10 +172,13 @@ class _Eager:
     grad mode on; a forward-mode level or ``torch.func`` transform: :func:`forward_mode`, whose outer levels
     differentiate an inner one's tangents), each is an autograd function; in a plain backward (grad mode off) the
     dispatch is called directly, sparing each launch an ``autograd.Function.apply`` (several microseconds of host
-    time). Module lookups at call time, so tests can patch them."""
+    time). Operands batched by torch's older vmap (:func:`_older_vmap`) go to the custom ops. Module lookups at call
+    time, so tests can patch them."""
 
     @staticmethod
     def forward(input, weight, bias, spec, flip, fmt=None):
+        if _older_vmap(input, weight):
+            return _Ops.forward(input, weight, bias, spec, flip, fmt)
         if not (torch.is_grad_enabled() or forward_mode()):
             return dispatch.conv_forward(input, weight, bias, spec, None, flip, memory_format=fmt)
         plan = None if fmt is None else dispatch.forward_plan(input, weight, bias, spec, None, flip, memory_format=fmt)
@@ -137,18 +186,25 @@ class _Eager:
 
     @staticmethod
     def grad_input(grad_z, weight, spec, flip, fmt):
+        if _older_vmap(grad_z, weight):
+            return _Ops.grad_input(grad_z, weight, spec, flip, fmt)
         if not (torch.is_grad_enabled() or forward_mode()):
             return dispatch.conv_transpose(grad_z, weight, None, spec, None, flip, fmt)
         return _ConvTransposeFunction.apply(grad_z, weight, None, spec, None, flip, fmt, None)
 
     @staticmethod
     def grad_weight(grad_z, input, spec, flip, channels_inner):
+        if _older_vmap(grad_z, input):
+            return _Ops.grad_weight(grad_z, input, spec, flip, channels_inner)
         if not (torch.is_grad_enabled() or forward_mode()):
             return dispatch.conv_grad_weight(grad_z, input, spec, flip, channels_inner=channels_inner)
         return _WeightGradFunction.apply(grad_z, input, spec, flip, channels_inner)
 
     @staticmethod
     def transpose(input, weight, bias, spec, flip, fmt):
+        if _older_vmap(input, weight):  # (the input gradient's op, which takes ``flip``, and the bias after)
+            y = _Ops.grad_input(input, weight, spec, flip, fmt)
+            return y if bias is None else y + bias.view(-1, *(1,) * (y.dim() - 2))
         if not (torch.is_grad_enabled() or forward_mode()):
             return dispatch.conv_transpose(input, weight, bias, spec, None, flip, fmt)
         return _ConvTransposeFunction.apply(input, weight, bias, spec, None, flip, fmt, None)
@@ -185,6 +241,11 @@ class _ConvFunction(_Function):
         return _tangent(d_input, d_weight, d_bias, *ctx.saved_tensors, ctx.activation,
                         lambda x, w, b: _Eager.forward(x, w, b, spec, flip))
 
+    @staticmethod
+    def vmap(info, in_dims, input, weight, bias, spec, activation, flip, plan, fmt):
+        return _vmap_conv(info, in_dims, input, weight, bias, spec,
+                          lambda x, w, b, sp: _ConvFunction.apply(x, w, b, sp, activation, flip, None, fmt))
+
 
 class _WeightGradFunction(_Function):
     """The weight gradient ``dW = wgrad(dy, x)`` as a function of ``dy`` and ``x``, for double backward:
@@ -210,12 +271,22 @@ class _WeightGradFunction(_Function):
                     wgrad(grad_output, d_input) if d_input is not None else None)
 
     @staticmethod
+    def vmap(info, in_dims, grad_output, input, spec, flip, channels_inner):
+        """Always grouped (:func:`_vmap_conv`): each convolution of the batch has a weight gradient of its own."""
+        if in_dims[0] is None and in_dims[1] is None:
+            return _WeightGradFunction.apply(grad_output, input, spec, flip, channels_inner), None
+        batch = info.batch_size
+        grad = _WeightGradFunction.apply(_side_by_side(grad_output, in_dims[0], batch, 1),
+                                         _side_by_side(input, in_dims[1], batch, 1), _batched_spec(spec, batch, True),
+                                         flip, channels_inner)
+        return grad.unflatten(0, (batch, -1)), 0
+
+    @staticmethod
     def backward(ctx, grad):
         grad_output, input = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        d_grad_output = _ConvFunction.apply(input, grad, None, ctx.spec, None, ctx.flip, None, None) if needs[0] else None
-        d_input = _ConvTransposeFunction.apply(grad_output, grad, None, ctx.spec, None, ctx.flip,
-                                               memory_format_of(input), None) if needs[1] else None
+        d_grad_output = _Eager.forward(input, grad, None, ctx.spec, ctx.flip) if needs[0] else None
+        d_input = _Eager.grad_input(grad_output, grad, ctx.spec, ctx.flip, memory_format_of(input)) if needs[1] else None
         return d_grad_output, d_input, None, None, None
 
 
@@ -378,6 +449,11 @@ class _ConvTransposeFunction(_Function):
                         lambda x, w, b: _Eager.transpose(x, w, b, spec, flip, fmt))
 
     @staticmethod
+    def vmap(info, in_dims, input, weight, bias, spec, activation, flip, fmt, plan):
+        return _vmap_conv(info, in_dims, input, weight, bias, spec,
+                          lambda x, w, b, sp: _ConvTransposeFunction.apply(x, w, b, sp, activation, flip, fmt, None))
+
+    @staticmethod
     def backward(ctx, grad_y):
         grads = _transpose_backward(grad_y, *ctx.saved_tensors, ctx.spec, ctx.activation, ctx.flip, ctx.fmt,
                                     ctx.needs_input_grad, _Eager)
@@ -513,8 +589,8 @@ def autocast(*tensors):
 def _lookup(op: tuple, tensors: tuple, args: tuple) -> tuple[tuple | None, tuple | None]:
     """A call's signature (its tensors' shapes, strides, dtypes and devices, every other argument) and what a call
     with that signature left (:data:`_calls`, this dispatch generation's), or None. No signature when traced, or
-    for arguments the checks will refuse (unhashable, not tensors), or under a ``torch.func`` transform (checked
-    every call: the checks refuse ``vmap``)."""
+    for arguments the checks will refuse (unhashable, not tensors), or under a ``torch.func`` transform (its
+    wrappers' shapes are a sample's: checked every call)."""
     if _checks.tracing() or _checks.under_functorch():  # traced calls take the custom ops
         return None, None
     if list in map(type, args):  # stride=[2, 2] as (2, 2), as the checks take it (routed calls pass lists)

@@ -666,10 +666,20 @@ def is_channels_inner(t: torch.Tensor) -> bool:
     return t.stride(1) == 1 or t.shape[1] == 1
 
 
+def laid_out(t: torch.Tensor, fmt: torch.memory_format) -> bool:
+    """Whether ``t`` is laid out in ``fmt`` (a channels-last format) and not also plain contiguous. False for a
+    ``torch.func.vmap`` wrapper, which answers no layout question but the contiguous one (its layout is its
+    unwrapped tensor's, which the batching rules read)."""
+    try:
+        return t.is_contiguous(memory_format=fmt) and not t.is_contiguous()
+    except RuntimeError:  # "NYI: querying is_contiguous inside of vmap for memory_format other than ..."
+        return False
+
+
 def memory_format_of(t: torch.Tensor) -> torch.memory_format:
     """channels-last when ``t`` is laid out that way (and not also plain contiguous)."""
     fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(t.dim())
-    if fmt is not None and t.is_contiguous(memory_format=fmt) and not t.is_contiguous():
+    if fmt is not None and laid_out(t, fmt):
         return fmt
     return torch.contiguous_format
 
@@ -680,7 +690,7 @@ def output_memory_format(input: torch.Tensor, weight: torch.Tensor) -> torch.mem
     if fmt is None:
         return torch.contiguous_format
     for t in (input, weight):
-        if t.is_contiguous(memory_format=fmt) and not t.is_contiguous():
+        if laid_out(t, fmt):
             return fmt
     return torch.contiguous_format
 
