@@ -226,6 +226,34 @@ class _Functional(torch.nn.Module):
         return tritonconv.conv2plus1d(h.view(1, 2, 15, 2, 2), self.ws, self.wd, padding=(1, 0, 0))
 
 
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")  # (Opacus's hooks on an input needing no gradient)
+@pytest.mark.parametrize("ndim", [1, 2, 3])
+def test_opacus_per_sample_gradients_on_converted_models(ndim):
+    """Differentially private training's per-sample gradients (Opacus's ``GradSampleModule``, its hooks and its
+    ``torch.func`` modes) on a converted model equal those of torch's model: Opacus computes them with ``vmap`` of
+    ``grad`` for a layer class it has no rule of its own for, which runs tritonconv's batching rules."""
+    opacus = pytest.importorskip("opacus")
+    conv = getattr(torch.nn, f"Conv{ndim}d")
+    size = (9, 7, 5)[ndim - 1]
+    model = torch.nn.Sequential(conv(2, 4, 3, padding=1), torch.nn.ReLU(), conv(4, 3, 3, stride=2), torch.nn.Flatten(),
+                                torch.nn.Linear(3 * ((size - 3) // 2 + 1) ** ndim, 2)).double()
+    ours = copy.deepcopy(model)
+    assert tnn.convert(ours, report=True).converted
+    x = torch.randn(3, 2, *(size,) * ndim, dtype=torch.float64)
+
+    def per_sample(m, functorch):
+        grads = opacus.GradSampleModule(copy.deepcopy(m), force_functorch=functorch)
+        grads(x).pow(2).sum().backward()
+        return {name: p.grad_sample for name, p in grads.named_parameters()}
+
+    want = per_sample(model, False)
+    for functorch in (False, True):
+        got = per_sample(ours, functorch)
+        assert got.keys() == want.keys()
+        for name in want:
+            assert_close(got[name], want[name], torch.float64)
+
+
 def test_models_trace_with_torch_fx():
     """``torch.fx.symbolic_trace`` (torchvision's feature extraction, FX quantization and tools) records tritonconv's
     functions as calls, as it does torch.nn.functional's: its modules trace into them (their padding modes into
