@@ -10,8 +10,9 @@ kernel, stride (also larger than the kernel; a share of cases patch embeddings, 
 strided 2, :data:`LONG`, or NC(D)HW planes read as rows, :data:`PLANES`), padding (``'same'``
 too), dilation, output padding, bias, contiguous or channels-last operands, a weight and bias sliced out of larger
 tensors (every other element, the others NaN), an output gradient expanded, sliced or with its axes reversed in memory,
-fp32, fp16 or bf16 (a share of forwards in fp8, :data:`FP8`); and the configs: the ones a call would take (cached or
-heuristic), or for each launch one drawn from every candidate the tuner may time (``tuning.candidates``: descriptor
+fp32, fp16 or bf16 (a share of forwards in fp8, :data:`FP8`), a share under ``torch.func.vmap`` (:data:`VMAP`); and
+the configs: the ones a call would take (cached or heuristic), or for each launch one drawn from every candidate the
+tuner may time (``tuning.candidates``: descriptor
 tiles and relayout copies where the device has TMA, split and folded reductions...), since a cached config also serves
 the other shapes of its bucket untimed. tritonconv's output and its input, weight and bias gradients (through autograd,
 as training runs them) are compared with float64 PyTorch on the same operands, and so are PyTorch's own in the case's
@@ -62,6 +63,10 @@ PLANES = 0.05
 """The share of NC(D)HW 2-D and 3-D forwards whose rows are no 16-byte multiple in 16 bits but whose planes are: 4 or 8
 rows of 6 to 28 columns, 'same' padding, unit strides, one group of 8 to 64 input channels, which read each plane as one
 row on descriptor tiles where the device has TMA (``tuning.planes_as_rows``), their input gradients too."""
+VMAP = 0.05
+"""The share of (non-fp8) cases run under ``torch.func.vmap`` (and differentiated through it): over two weights and
+biases (an ensemble of two: one grouped convolution, twice the groups), or over two inputs (the vmapped axis joins the
+batch); against PyTorch's convolution under the same ``vmap``."""
 FP8 = 0.1
 """The share of forward, non-depthwise cases run in fp8 (``tritonconv.fp8``, e4m3): ``fp8.convNd`` on operands
 quantised in the case's layout, or a converted ``fp8.Conv`` module (its input quantised channels innermost, its output
@@ -147,7 +152,25 @@ def draw(seed: int) -> dict:
     one_each = case["groups"] > 1 and case["C"] == case["groups"]  # one channel a group: depthwise, which fp8 refuses
     if q.random() < FP8 and not one_each and not transposed:  # tritonconv.fp8's forward, functional or a module
         case.update(dtype="float8_e4m3fn", views=False, fp8=q.choice(("functional", "module")))
+    vm = random.Random(f"vmap:{seed}")  # (likewise)
+    if vm.random() < VMAP and not case.get("fp8"):
+        case["vmap"] = vm.choice(("weights", "inputs"))
     return case
+
+
+def under_vmap(fn, over: str):
+    """``fn(x, w, b, *args)`` run under ``torch.func.vmap`` (:data:`VMAP`): over ``(w, w / 2)`` and ``(b, 2 b)``
+    (``over`` "weights"), or over ``(x, x / 2)`` ("inputs"; halves, not negations: an output gradient equal along the
+    new axis would cancel the gradients); the output gains a leading axis of 2."""
+    from torch.func import vmap
+
+    def batched(x, w, b, *args):
+        if over == "inputs":
+            return vmap(lambda xi: fn(xi, w, b, *args))(torch.stack((x, x / 2)))
+        if b is None:
+            return vmap(lambda wi: fn(x, wi, None, *args))(torch.stack((w, w / 2)))
+        return vmap(lambda wi, bi: fn(x, wi, bi, *args))(torch.stack((w, w / 2)), torch.stack((b, 2 * b)))
+    return batched
 
 
 @contextlib.contextmanager
@@ -232,9 +255,12 @@ def check(case: dict, device: torch.device) -> dict:
 
     if case.get("fp8"):
         return check_fp8(case, device, x, w, b, name, args, layout)
-    ref = run(getattr(F, name), torch.float64)
-    return compare(case, device, (("tritonconv", lambda: run(getattr(tritonconv, name), dtype)),
-                                  ("torch", lambda: run(getattr(F, name), dtype))), ref, TOL[dtype])
+    ours, theirs = getattr(tritonconv, name), getattr(F, name)
+    if case.get("vmap"):
+        ours, theirs = under_vmap(ours, case["vmap"]), under_vmap(theirs, case["vmap"])
+    ref = run(theirs, torch.float64)
+    return compare(case, device, (("tritonconv", lambda: run(ours, dtype)), ("torch", lambda: run(theirs, dtype))), ref,
+                   TOL[dtype])
 
 
 def compare(case: dict, device: torch.device, impls: tuple, ref: list, tol: float) -> dict:

@@ -178,6 +178,30 @@ def test_fuzz_runs_fp8_forwards_and_catches_a_planted_fault(monkeypatch):
     assert fuzz.check(case, torch.device("cpu"))["ok"] is False
 
 
+def test_fuzz_runs_cases_under_vmap_and_catches_a_planted_fault(monkeypatch):
+    """A share of cases run under ``torch.func.vmap`` (``fuzz.VMAP``), over two weights or two inputs, against torch's
+    convolution under the same vmap; a batching rule that swaps the batch's members fails its case."""
+    from benchmarks import fuzz
+    from tritonconv import functional
+
+    cases = [c for c in map(fuzz.draw, range(400)) if c.get("vmap")]
+    assert 0.02 < len(cases) / 400 < 0.1 and {c["vmap"] for c in cases} == {"weights", "inputs"}
+    assert not any(c.get("fp8") for c in cases)
+    picked = [next(c for c in map(fuzz.draw, range(1000))
+                   if c.get("vmap") == kind and c["dtype"] == "float32" and c["ndim"] < 3) for kind in ("weights", "inputs")]
+    for case in picked:
+        assert fuzz.check(case, torch.device("cpu"))["ok"], case
+    real = functional._vmap_conv
+
+    def swapped(*args):
+        y, dim = real(*args)
+        return y.flip(dim), dim
+
+    monkeypatch.setattr(functional, "_vmap_conv", swapped)
+    for case in picked:
+        assert fuzz.check(case, torch.device("cpu"))["ok"] is False, case
+
+
 def test_fuzz_draws_valid_cases_and_catches_a_planted_fault(monkeypatch, capsys):
     """Every drawn configuration is one torch accepts; a tritonconv op off by a little fails its case."""
     from benchmarks import fuzz
