@@ -644,17 +644,21 @@ def test_split_reduction_of_input_gradient(monkeypatch):
     ("conv1d", (1, 2, 6), (2, 1, 3), dict(padding=1, groups=2, activation="silu")),  # depthwise
     ("conv_transpose1d", (1, 2, 4), (2, 2, 3), dict(stride=2, padding=1, output_padding=1)),
 ])
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # (torch.func.jvp's decompositions, torch 2.13)
 def test_float64_passes_gradcheck_and_gradgradcheck(op, x_shape, w_shape, kw):
     """float64 runs the same kernels with fp64 accumulation: torch's numerical checks of first and second
-    derivatives pass (they perturb tensors in place through ``.data``, so nothing stale may be read)."""
+    derivatives pass (they perturb tensors in place through ``.data``, so nothing stale may be read), with every
+    check a custom op's author runs: batched gradients (under ``vmap``), forward mode and its batched tangents, and
+    forward mode over the backward."""
     x = torch.randn(x_shape, dtype=torch.float64, requires_grad=True)
     w = torch.randn(w_shape, dtype=torch.float64, requires_grad=True)
     fn = lambda x, w: getattr(tritonconv, op)(x, w, **kw)  # noqa: E731
     ref = _torch_op(op, kw)(x, w, None)
     assert fn(x, w).dtype == torch.float64
     assert_close(fn(x, w), ref, torch.float64)
-    assert torch.autograd.gradcheck(fn, (x, w), fast_mode=True)
-    assert torch.autograd.gradgradcheck(fn, (x, w), fast_mode=True)
+    assert torch.autograd.gradcheck(fn, (x, w), fast_mode=True, check_batched_grad=True, check_forward_ad=True,
+                                    check_batched_forward_grad=True)
+    assert torch.autograd.gradgradcheck(fn, (x, w), fast_mode=True, check_batched_grad=True, check_fwd_over_rev=True)
 
 
 def test_float64_bias_gradient_sums_in_float64():
