@@ -143,6 +143,8 @@ def worker(rank: int, world: int, init: str, errors: str) -> None:
         assert torch.equal(distributed.conv2d(mine, w, padding=1, dim=-1), distributed.conv2d(mine, w, padding=1, dim=3))
         dtensors(world)
         converted_model(world)  # a 1-D mesh on two ranks, 2 x 2 on four
+        if world == 2:
+            fully_sharded(rank, world)
         if world == 4:  # the rest once, on four ranks (end ranks and middle ones; uneven, thin and empty shards)
             for op, x_shape, w_shape, dim, kw in CASES + TRANSPOSED:
                 check_sharded(op, x_shape, w_shape, dim, kw)
@@ -341,6 +343,41 @@ def data_parallel() -> None:
     (y.to_local().square().sum() / (y.numel() / 2)).backward()  # this rank's part of its replica's mean
     for i, (p, e) in enumerate(zip(model.parameters(), expected)):
         compare(f"DDP over batch, domain sharded: parameter {i} grad", p.grad, e)
+
+
+def fully_sharded(rank: int, world: int) -> None:
+    """FSDP2 (``fully_shard``) then ``convert``: each rank's batch half, FSDP's average of the ranks' gradients, gives
+    the one-process gradient of the whole batch's loss, and an optimizer step reaches the parameters FSDP gathers.
+    ``convert`` first is refused by torch (FSDP2 takes no non-contiguous parameter; the weights are laid out
+    channels-innermost): README, "Training and modules"."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    import tritonconv
+
+    def make():
+        torch.manual_seed(6)
+        return torch.nn.Sequential(torch.nn.Conv3d(2, 4, 3, padding=1), torch.nn.SiLU(),
+                                   torch.nn.ConvTranspose3d(4, 2, 2, stride=2)).double()
+
+    mesh = init_device_mesh("cpu", (world,))
+    x = torch.randn(2 * world, 2, 4, 3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    model, sharded = make(), make()
+    for layer in (sharded[0], sharded[2], sharded):
+        fully_shard(layer, mesh=mesh)
+    assert sum(tritonconv.nn.convert(sharded, report=True).converted.values()) == 2
+    mine = x.tensor_split(world)[rank]
+    steps = [torch.optim.SGD(m.parameters(), lr=0.01) for m in (model, sharded)]
+    for step in range(2):
+        model(x).square().mean().backward()
+        sharded(mine).square().mean().backward()
+        for i, (p, e) in enumerate(zip(sharded.parameters(), model.parameters())):
+            compare(f"FSDP2, step {step}: parameter {i} grad", p.grad.full_tensor(), e.grad)
+        for opt in steps:
+            opt.step()
+            opt.zero_grad()
+    with pytest.raises(NotImplementedError, match="non-contiguous parameters"):
+        fully_shard(tritonconv.nn.convert(make()), mesh=mesh)
 
 
 def encoder_decoder(x, params, conv3d, conv_transpose3d):

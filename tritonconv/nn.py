@@ -181,7 +181,8 @@ def convert(model: torch.nn.Module, verbose: bool = False, report: bool = False)
     Left on torch, and named in the report: classes that override those methods (timm's ``Conv2dSame``
     pads in its ``forward``), weights of a dtype or device tritonconv does not run, and lazy modules not
     yet initialised. Parameters, buffers and hooks stay as they are (the modules change class, not
-    state; a conv's weight is stored channels-innermost, :func:`lay_out_weight`).
+    state; a conv's weight is stored channels-innermost, :func:`lay_out_weight`: FSDP2's ``fully_shard``, which
+    takes no non-contiguous parameter, goes first, then ``convert``).
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"convert: expected `model` to be a torch.nn.Module, got {type(model).__name__}")
