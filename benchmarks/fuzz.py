@@ -10,11 +10,11 @@ kernel, stride (also larger than the kernel; a share of cases patch embeddings, 
 strided 2, :data:`LONG`, or NC(D)HW planes read as rows, :data:`PLANES`), padding (``'same'``
 too), dilation, output padding, bias, contiguous or channels-last operands, a weight and bias sliced out of larger
 tensors (every other element, the others NaN), an output gradient expanded, sliced or with its axes reversed in memory,
-fp32, fp16 or bf16 (a share of forwards in fp8, :data:`FP8`), a share under ``torch.func.vmap`` (:data:`VMAP`); and
-the configs: the ones a call would take (cached or heuristic), or for each launch one drawn from every candidate the
-tuner may time (``tuning.candidates``: descriptor
-tiles and relayout copies where the device has TMA, split and folded reductions...), since a cached config also serves
-the other shapes of its bucket untimed. tritonconv's output and its input, weight and bias gradients (through autograd,
+fp32, fp16 or bf16 (a share of forwards in fp8, :data:`FP8`), a share under ``torch.func.vmap`` (:data:`VMAP`), a
+share asked for an output layout (:data:`FORMATS`); and the configs: the ones a call would take (cached or heuristic),
+or for each launch one drawn from every candidate the tuner may time (``tuning.candidates``: descriptor tiles and
+relayout copies where the device has TMA, split and folded reductions...), since a cached config also serves the other
+shapes of its bucket untimed. tritonconv's output and its input, weight and bias gradients (through autograd,
 as training runs them) are compared with float64 PyTorch on the same operands, and so are PyTorch's own in the case's
 dtype (cuDNN on a GPU), by relative L2 error; a case fails when tritonconv's error on a tensor passes the dtype's
 tolerance and twice PyTorch's own on it (what the operands' rounding to the dtype costs an ill-conditioned result: a
@@ -67,6 +67,10 @@ VMAP = 0.05
 """The share of (non-fp8) cases run under ``torch.func.vmap`` (and differentiated through it): over two weights and
 biases (an ensemble of two: one grouped convolution, twice the groups), or over two inputs (the vmapped axis joins the
 batch); against PyTorch's convolution under the same ``vmap``."""
+FORMATS = 0.1
+"""The share of (non-fp8, non-vmap) convolutions asked for an output layout (``memory_format=``): the input's
+(``torch.preserve_format``), contiguous, or the rank's channels-last (2-D and 3-D): an output laid out unlike the
+input is another store of the kernels'. The output's layout is checked too (a wrong one fails the case)."""
 FP8 = 0.1
 """The share of forward, non-depthwise cases run in fp8 (``tritonconv.fp8``, e4m3): ``fp8.convNd`` on operands
 quantised in the case's layout, or a converted ``fp8.Conv`` module (its input quantised channels innermost, its output
@@ -155,7 +159,24 @@ def draw(seed: int) -> dict:
     vm = random.Random(f"vmap:{seed}")  # (likewise)
     if vm.random() < VMAP and not case.get("fp8"):
         case["vmap"] = vm.choice(("weights", "inputs"))
+    mf = random.Random(f"formats:{seed}")  # (likewise)
+    if mf.random() < FORMATS and not (case.get("fp8") or case.get("vmap") or case["transposed"]):
+        case["memory_format"] = mf.choice(("preserve", "contiguous") + (("channels_last",) if ndim > 1 else ()))
     return case
+
+
+def with_memory_format(fn, name: str):
+    """``fn`` (a ``tritonconv.convNd``) asked for the output layout ``name`` (:data:`FORMATS`); raises if the output
+    is laid out otherwise."""
+    fmt = {"preserve": torch.preserve_format, "contiguous": torch.contiguous_format}.get(name)
+
+    def call(x, *args):
+        want = geometry.memory_format_of(x) if fmt is torch.preserve_format else fmt or geometry.CHANNELS_LAST[x.dim()]
+        y = fn(x, *args, memory_format=fmt or geometry.CHANNELS_LAST[x.dim()])
+        if not y.is_contiguous(memory_format=want):
+            raise AssertionError(f"memory_format={name}: the output's strides {y.stride()} are not {want}")
+        return y
+    return call
 
 
 def under_vmap(fn, over: str):
@@ -258,6 +279,8 @@ def check(case: dict, device: torch.device) -> dict:
     ours, theirs = getattr(tritonconv, name), getattr(F, name)
     if case.get("vmap"):
         ours, theirs = under_vmap(ours, case["vmap"]), under_vmap(theirs, case["vmap"])
+    if case.get("memory_format"):
+        ours = with_memory_format(ours, case["memory_format"])
     ref = run(theirs, torch.float64)
     return compare(case, device, (("tritonconv", lambda: run(ours, dtype)), ("torch", lambda: run(theirs, dtype))), ref,
                    TOL[dtype])

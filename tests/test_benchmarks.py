@@ -202,6 +202,23 @@ def test_fuzz_runs_cases_under_vmap_and_catches_a_planted_fault(monkeypatch):
         assert fuzz.check(case, torch.device("cpu"))["ok"] is False, case
 
 
+def test_fuzz_asks_for_output_layouts_and_catches_one_ignored(monkeypatch):
+    """A share of convolutions ask for their output's layout (``fuzz.FORMATS``: the input's, contiguous, channels-last),
+    values and layout checked; a convolution that ignores ``memory_format`` fails its case."""
+    from benchmarks import fuzz
+
+    cases = [c for c in map(fuzz.draw, range(400)) if c.get("memory_format")]
+    assert 0.04 < len(cases) / 400 < 0.15 and {c["memory_format"] for c in cases} == {"preserve", "contiguous",
+                                                                                       "channels_last"}
+    assert not any(c["transposed"] or c.get("fp8") or c.get("vmap") for c in cases)
+    case = next(c for c in cases if c["memory_format"] == "channels_last" and not c["channels_last"] and c["ndim"] == 2)
+    assert fuzz.check(case, torch.device("cpu"))["ok"], case
+    real = tritonconv.conv2d
+    monkeypatch.setattr(tritonconv, "conv2d", lambda *a, memory_format=None, **k: real(*a, **k))
+    row = fuzz.check(case, torch.device("cpu"))
+    assert row["ok"] is False and "memory_format=channels_last" in row["tritonconv"]["error"], row
+
+
 def test_fuzz_draws_valid_cases_and_catches_a_planted_fault(monkeypatch, capsys):
     """Every drawn configuration is one torch accepts; a tritonconv op off by a little fails its case."""
     from benchmarks import fuzz
