@@ -1004,9 +1004,10 @@ def test_forward_mode_through_transposed_routed_and_composed_calls():
 def test_what_forward_mode_cannot_give_right_is_refused_by_name():
     """Torch would give these a zero tangent without a word: a traced call's (``torch.func.linearize`` traces the jvp
     with ``make_fx``: the custom op has no forward-mode formula) and a tangent's tangent (a jvp of a jvp: torch
-    differentiates an autograd function's ``jvp`` at no outer forward level). Each is refused by name; a jvp of a
-    grad and a grad of a jvp run (above), and so do ``jacfwd`` and ``hessian`` (below)."""
-    from torch.func import jvp, linearize
+    differentiates an autograd function's ``jvp`` at no outer forward level; so a ``jacfwd`` of a ``jacfwd``). Each is
+    refused by name; a jvp of a grad and a grad of a jvp run (above), and so do ``jacfwd`` and ``hessian``
+    (``test_per_sample_gradients_jacobians_and_hessians_match_torchs``)."""
+    from torch.func import jacfwd, jvp, linearize
 
     x, w = torch.randn(1, 2, 5, 5, dtype=torch.float64), torch.randn(3, 2, 3, 3, dtype=torch.float64)
     f = lambda a: tritonconv.conv2d(a, w, padding=1, activation="gelu")  # noqa: E731
@@ -1016,3 +1017,5 @@ def test_what_forward_mode_cannot_give_right_is_refused_by_name():
         jvp(lambda a: jvp(f, (a,), (torch.ones_like(a),))[1], (x,), (torch.ones_like(x),))
     with pytest.raises(NotImplementedError, match="conv_transpose2d: nested forward mode"):
         jvp(lambda a: jvp(lambda b: tritonconv.conv_transpose2d(b, w.transpose(0, 1)), (a,), (a,))[1], (x,), (x,))
+    with pytest.raises(NotImplementedError, match="conv2d: nested forward mode"):
+        jacfwd(jacfwd(lambda a: f(a).sum()))(x[..., :3, :3])
