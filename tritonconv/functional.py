@@ -683,7 +683,8 @@ def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
 _AXES = {1: ("L", "K"), 2: ("H, W", "kH, kW"), 3: ("D, H, W", "kD, kH, kW")}
 
 _CONV_DOC = """{n}-D convolution, as ``torch.nn.functional.conv{n}d`` (same arguments, same result); differentiable
-(input, weight, bias; twice: double backward), traced by ``torch.compile(fullgraph=True)``.
+(input, weight, bias; twice: double backward; forward mode), batched by ``torch.func.vmap`` (one launch), traced by
+``torch.compile(fullgraph=True)``.
 
 :param input: ``(N, C_in, {x})``, or ``(C_in, {x})`` unbatched; fp32, fp16, bf16 or fp64; CUDA (compiled
     kernels) or CPU (the same kernels under Triton's interpreter); any strides (channels-last is read in
@@ -713,8 +714,9 @@ _CONV_DOC = """{n}-D convolution, as ``torch.nn.functional.conv{n}d`` (same argu
 """
 
 _TRANSPOSE_DOC = """{n}-D transposed convolution, as ``torch.nn.functional.conv_transpose{n}d`` (same argument order, same
-result); differentiable, traced by ``torch.compile(fullgraph=True)``. The gradient of :func:`conv{n}d` with respect
-to its input, run as a convolution: by stride phase, only the taps that reach each output.
+result); differentiable, batched by ``torch.func.vmap``, traced by ``torch.compile(fullgraph=True)``. The gradient
+of :func:`conv{n}d` with respect to its input, run as a convolution: by stride phase, only the taps that reach each
+output.
 
 :param input: ``(N, C_in, {x})``, or ``(C_in, {x})`` unbatched; dtypes and devices as :func:`conv{n}d`.
 :param weight: ``(C_in, C_out / groups, {k})`` (torch's layout for transposed convolutions).
