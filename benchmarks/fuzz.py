@@ -171,8 +171,9 @@ def with_memory_format(fn, name: str):
     fmt = {"preserve": torch.preserve_format, "contiguous": torch.contiguous_format}.get(name)
 
     def call(x, *args):
-        want = geometry.memory_format_of(x) if fmt is torch.preserve_format else fmt or geometry.CHANNELS_LAST[x.dim()]
-        y = fn(x, *args, memory_format=fmt or geometry.CHANNELS_LAST[x.dim()])
+        asked = fmt or geometry.CHANNELS_LAST[x.dim()]
+        want = geometry.memory_format_of(x) if asked is torch.preserve_format else asked
+        y = fn(x, *args, memory_format=asked)
         if not y.is_contiguous(memory_format=want):
             raise AssertionError(f"memory_format={name}: the output's strides {y.stride()} are not {want}")
         return y

@@ -142,11 +142,12 @@ def check_forward_mode(op: str, traced: bool) -> None:
                                   "zero; a jvp of a grad and a grad of a jvp are supported")
 
 
-def refuse_vmap(op: str, hint: str = "") -> None:
-    """Refuse a call under ``torch.func.vmap`` by name (its batched tensors have no storage a kernel can read)."""
+def refuse_vmap(op: str) -> None:
+    """Refuse, by name, a call under ``torch.func.vmap`` of an op with no batching rule (fp8's: its batched tensors
+    have no storage a kernel can read; ``conv*d``'s autograd functions have rules, ``tritonconv.functional``)."""
     if under_vmap():
-        raise NotImplementedError(f"{op}: called under torch.func.vmap, which tritonconv does not support (its kernels "
-                                  f"read tensors by address){hint}")
+        raise NotImplementedError(f"{op}: called under torch.func.vmap, which it does not support (no batching rule: "
+                                  "call it on the whole batch; tritonconv.conv* run under vmap)")
 
 
 _STRIDED = torch.strided
