@@ -6,22 +6,22 @@
 Each case draws a configuration from ``random.Random(seed + i)``: 1-D, 2-D or 3-D; convolution or transposed
 convolution; batch, channels, groups (depthwise included; a share of cases one group of the suite's 32-128 channels,
 half of those with unit stride and 'same' padding in 16 bits, as its layers; a share narrow groups, :data:`NARROW`),
-kernel, stride (also larger than the kernel; a share of cases patch embeddings, :data:`PATCH`, long NC(D)HW rows
-strided 2, :data:`LONG`, or NC(D)HW planes read as rows, :data:`PLANES`), padding (``'same'``
-too), dilation, output padding, bias, contiguous or channels-last operands, a weight and bias sliced out of larger
-tensors (every other element, the others NaN), an output gradient expanded, sliced or with its axes reversed in memory,
-fp32, fp16 or bf16 (a share of forwards in fp8, :data:`FP8`), a share under ``torch.func.vmap`` (:data:`VMAP`), a
-share asked for an output layout (:data:`FORMATS`); and the configs: the ones a call would take (cached or heuristic),
-or for each launch one drawn from every candidate the tuner may time (``tuning.candidates``: descriptor tiles and
-relayout copies where the device has TMA, split and folded reductions...), since a cached config also serves the other
-shapes of its bucket untimed. tritonconv's output and its input, weight and bias gradients (through autograd,
+kernel, stride (also larger than the kernel; a share of cases patch embeddings, :data:`PATCH`, long NC(D)HW rows strided
+2, :data:`LONG`, or NC(D)HW planes read as rows, :data:`PLANES`), padding (``'same'`` too), dilation, output padding,
+bias, contiguous or channels-last operands, a weight and bias sliced out of larger tensors (every other element, the
+others NaN), an output gradient expanded, sliced or with its axes reversed in memory, fp32, fp16 or bf16 (a share of
+forwards in fp8, :data:`FP8`), a share under ``torch.func.vmap`` (:data:`VMAP`), a share asked for an output layout
+(:data:`FORMATS`), a share in forward mode too (:data:`TANGENTS`); and the configs: the ones a call would take (cached
+or heuristic), or for each launch one drawn from every candidate the tuner may time (``tuning.candidates``: descriptor
+tiles and relayout copies where the device has TMA, split and folded reductions...), since a cached config also serves
+the other shapes of its bucket untimed. tritonconv's output and its input, weight and bias gradients (through autograd,
 as training runs them) are compared with float64 PyTorch on the same operands, and so are PyTorch's own in the case's
 dtype (cuDNN on a GPU), by relative L2 error; a case fails when tritonconv's error on a tensor passes the dtype's
 tolerance and twice PyTorch's own on it (what the operands' rounding to the dtype costs an ill-conditioned result: a
-one-channel bias gradient in fp16 summing to near zero erred 0.024 in PyTorch). One JSON line per case, then a summary;
-the exit status is 1 if any case failed (an error of the harness's own, ``harness`` in its row, fails its case and the
-run goes on). A case whose drawn config is out of the GPU's resources (as tuning skips it) is not run (``ok`` null). A
-failing case is reproduced by its seed alone."""
+one-channel bias gradient in fp16 summing to near zero erred 0.024 in PyTorch); an output's tangent, in forward mode, is
+compared alike. One JSON line per case, then a summary; the exit status is 1 if any case failed (an error of the
+harness's own, ``harness`` in its row, fails its case and the run goes on). A case whose drawn config is out of the
+GPU's resources (as tuning skips it) is not run (``ok`` null). A failing case is reproduced by its seed alone."""
 
 from __future__ import annotations
 
@@ -71,6 +71,10 @@ FORMATS = 0.1
 """The share of (non-fp8, non-vmap) convolutions asked for an output layout (``memory_format=``): the input's
 (``torch.preserve_format``), contiguous, or the rank's channels-last (2-D and 3-D): an output laid out unlike the
 input is another store of the kernels'. The output's layout is checked too (a wrong one fails the case)."""
+TANGENTS = 0.05
+"""The share of (non-fp8, non-vmap) cases whose operands are dual tensors (``torch.autograd.forward_ad``): tangents on
+the input, on the weight and bias, or on all three; the output's tangent (each autograd function's ``jvp``) is
+compared as the output is, and the backward runs through the same call."""
 FP8 = 0.1
 """The share of forward, non-depthwise cases run in fp8 (``tritonconv.fp8``, e4m3): ``fp8.convNd`` on operands
 quantised in the case's layout, or a converted ``fp8.Conv`` module (its input quantised channels innermost, its output
@@ -162,6 +166,9 @@ def draw(seed: int) -> dict:
     mf = random.Random(f"formats:{seed}")  # (likewise)
     if mf.random() < FORMATS and not (case.get("fp8") or case.get("vmap") or case["transposed"]):
         case["memory_format"] = mf.choice(("preserve", "contiguous") + (("channels_last",) if ndim > 1 else ()))
+    tg = random.Random(f"tangents:{seed}")  # (likewise)
+    if tg.random() < TANGENTS and not (case.get("fp8") or case.get("vmap")):
+        case["tangents"] = tg.choice(("inputs", "weights", "all"))
     return case
 
 
@@ -193,6 +200,24 @@ def under_vmap(fn, over: str):
             return vmap(lambda wi: fn(x, wi, None, *args))(torch.stack((w, w / 2)))
         return vmap(lambda wi, bi: fn(x, wi, bi, *args))(torch.stack((w, w / 2)), torch.stack((b, 2 * b)))
     return batched
+
+
+def with_tangents(fn, on: str, seed: int):
+    """``fn(x, w, b, *args)`` on dual tensors (:data:`TANGENTS`): tangents drawn from ``seed`` on the input (``on``
+    "inputs"), on the weight and bias ("weights") or on all; returns the output (still differentiable in reverse mode)
+    and its tangent."""
+    import torch.autograd.forward_ad as fwAD
+
+    def call(x, w, b, *args):
+        gen = torch.Generator().manual_seed(seed)
+        tangents = [torch.randn(t.shape, generator=gen).to(t.device, t.dtype) if t is not None else None
+                    for t in (x, w, b)]  # drawn alike whatever ``on`` is: every call sees the same tangents
+        carried = {"inputs": (True, False, False), "weights": (False, True, True), "all": (True, True, True)}[on]
+        with fwAD.dual_level():
+            duals = [fwAD.make_dual(t, dt) if t is not None and c else t for t, dt, c in zip((x, w, b), tangents, carried)]
+            primal, tangent = fwAD.unpack_dual(fn(*duals, *args))
+        return primal, tangent
+    return call
 
 
 @contextlib.contextmanager
@@ -272,8 +297,9 @@ def check(case: dict, device: torch.device) -> dict:
         wl = (geometry.to_layout(wl, layout) if case["ndim"] > 1 else wl).requires_grad_()
         bl = None if b is None else base(b).to(device, dt, copy=True).requires_grad_()
         y = fn(xs, view(wl, w.shape), None if bl is None else view(bl, b.shape), *args)
+        y, *tangent = y if isinstance(y, tuple) else (y,)  # (with_tangents: the output and its tangent)
         y.backward(grad_output(y.shape, dt))
-        return [y, xs.grad, grad(wl)] + ([grad(bl)] if bl is not None else [])
+        return [y, *tangent, xs.grad, grad(wl)] + ([grad(bl)] if bl is not None else [])
 
     if case.get("fp8"):
         return check_fp8(case, device, x, w, b, name, args, layout)
@@ -282,16 +308,22 @@ def check(case: dict, device: torch.device) -> dict:
         ours, theirs = under_vmap(ours, case["vmap"]), under_vmap(theirs, case["vmap"])
     if case.get("memory_format"):
         ours = with_memory_format(ours, case["memory_format"])
+    names = ("out", "grad_input", "grad_weight", "grad_bias")
+    if case.get("tangents"):
+        ours, theirs = (with_tangents(fn, case["tangents"], case["seed"] + 3) for fn in (ours, theirs))
+        names = ("out", "tangent", *names[1:])
     ref = run(theirs, torch.float64)
     return compare(case, device, (("tritonconv", lambda: run(ours, dtype)), ("torch", lambda: run(theirs, dtype))), ref,
-                   TOL[dtype])
+                   TOL[dtype], names)
 
 
-def compare(case: dict, device: torch.device, impls: tuple, ref: list, tol: float) -> dict:
-    """The case's row: each implementation's (``(name, fn)``, ``fn`` returning its tensors in ``ref``'s order: output,
-    then input, weight and bias gradients) relative errors against ``ref``; tritonconv's under configs drawn from the
-    tuner's candidates where the case asks (a drawn config the GPU cannot launch, as tuning skips it, leaves the case
-    not run, ``ok`` null); ``ok`` where tritonconv raised nothing and each error is within ``tol`` or twice PyTorch's."""
+def compare(case: dict, device: torch.device, impls: tuple, ref: list, tol: float,
+            names: tuple = ("out", "grad_input", "grad_weight", "grad_bias")) -> dict:
+    """The case's row: each implementation's (``(name, fn)``, ``fn`` returning its tensors in ``ref``'s order, which
+    ``names`` names: output, then input, weight and bias gradients) relative errors against ``ref``; tritonconv's
+    under configs drawn from the tuner's candidates where the case asks (a drawn config the GPU cannot launch, as
+    tuning skips it, leaves the case not run, ``ok`` null); ``ok`` where tritonconv raised nothing and each error is
+    within ``tol`` or twice PyTorch's."""
     row = {**case}
     tma = device.type == "cpu" or torch.cuda.get_device_capability(device)[0] >= 9  # the interpreter emulates TMA
     for impl, fn in impls:
@@ -307,7 +339,7 @@ def compare(case: dict, device: torch.device, impls: tuple, ref: list, tol: floa
             row[impl] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
             continue
         errs = [rel_err(o, r) for o, r in zip(outs, ref)]
-        row[impl] = dict(zip(("out", "grad_input", "grad_weight", "grad_bias"), errs))
+        row[impl] = dict(zip(names, errs))
         if picked:
             row["picked"] = picked
     errs, theirs = row["tritonconv"], row.get("torch", {})

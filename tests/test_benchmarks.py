@@ -202,6 +202,28 @@ def test_fuzz_runs_cases_under_vmap_and_catches_a_planted_fault(monkeypatch):
         assert fuzz.check(case, torch.device("cpu"))["ok"] is False, case
 
 
+def test_fuzz_runs_cases_in_forward_mode_and_catches_a_planted_fault(monkeypatch):
+    """A share of cases run on dual tensors (``fuzz.TANGENTS``: tangents on the input, the weight and bias, or all), the
+    output's tangent compared as the output is; a tangent that drops the weight's term fails the cases that carry one."""
+    from benchmarks import fuzz
+    from tritonconv import functional
+
+    cases = [c for c in map(fuzz.draw, range(400)) if c.get("tangents")]
+    assert 0.02 < len(cases) / 400 < 0.1 and {c["tangents"] for c in cases} == {"inputs", "weights", "all"}
+    assert not any(c.get("fp8") or c.get("vmap") for c in cases)
+    picked = {kind: next(c for c in map(fuzz.draw, range(1000)) if c.get("tangents") == kind
+                         and c["dtype"] == "float32" and c["ndim"] < 3) for kind in ("inputs", "weights", "all")}
+    for case in picked.values():
+        row = fuzz.check(case, torch.device("cpu"))
+        assert row["ok"] and row["tritonconv"]["tangent"] < 1e-4, row
+    real = functional._tangent
+    monkeypatch.setattr(functional, "_tangent", lambda di, dw, *a: real(di, None, *a))
+    assert fuzz.check(picked["inputs"], torch.device("cpu"))["ok"]
+    for kind in ("weights", "all"):
+        row = fuzz.check(picked[kind], torch.device("cpu"))
+        assert row["ok"] is False and row["tritonconv"]["tangent"] > 1e-2, row
+
+
 def test_fuzz_asks_for_output_layouts_and_catches_one_ignored(monkeypatch):
     """A share of convolutions ask for their output's layout (``fuzz.FORMATS``: the input's, contiguous, channels-last),
     values and layout checked; a convolution that ignores ``memory_format`` fails its case."""
