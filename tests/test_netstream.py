@@ -168,6 +168,42 @@ def test_per_channel_state_and_repeated_operands_stream():
     assert_close(out, ref.double())
 
 
+class Functional(torch.nn.Module):
+    """Convolutions called as functions on module state: a weight standardised in the forward (as StdConv's), torch's
+    and tritonconv's functions (an activation fused, 'same' padding of an even kernel, asymmetric padding and
+    dilation), transposed ones strided 2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w1, self.b1 = torch.nn.Parameter(torch.randn(4, 2, 3, 3, 3)), torch.nn.Parameter(torch.randn(4))
+        self.w2 = torch.nn.Parameter(torch.randn(3, 4, 2, 3, 1) / 5)
+        self.up1 = torch.nn.Parameter(torch.randn(3, 2, 3, 3, 3) / 5)
+        self.up2 = torch.nn.Parameter(torch.randn(3, 2, 3, 2, 3) / 5)
+        self.w3 = torch.nn.Parameter(torch.randn(2, 4, 3, 1, 3) / 5)
+
+    def forward(self, x):
+        w = self.w1 - self.w1.mean((1, 2, 3, 4), keepdim=True)
+        w = w / (w.var((1, 2, 3, 4), keepdim=True) + 1e-5).sqrt()
+        h = torch.nn.functional.conv3d(x, w, self.b1, padding=(1, 0, 2), dilation=(1, 2, 1))
+        h = tritonconv.conv3d(h, self.w2, None, 1, "same", activation="relu")
+        u = torch.nn.functional.conv_transpose3d(h, self.up1, None, 2, 1, 1)
+        v = tritonconv.conv_transpose3d(h, self.up2, None, 2, (1, 0, 1), (1, 0, 1))
+        return tritonconv.conv3d(torch.cat([u, v], 1), self.w3, stride=(2, 1, 1), padding=(1, 0, 1))
+
+
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_convolutions_called_as_functions_stream(chunk):
+    """``F.conv3d`` and ``tritonconv.conv3d`` (and the transposed ones) on module state, or a function of it alone,
+    stream as their modules do; the plan's depth is the whole volume's."""
+    torch.manual_seed(0)
+    net, x = Functional().eval(), torch.randn(1, 2, 9, 6, 5)
+    with torch.no_grad():
+        ref = net(x.clone())
+        out = torch.cat(list(netstream.stream(net, slices(x, (2, 1)), chunk=chunk)), 2)
+        assert netstream.plan(net, (1, 2, 6, 5), 9, chunk).depth == ref.shape[2]
+    assert_close(out, ref.double())
+
+
 def never_read():
     raise AssertionError("a slice was read")
     yield
@@ -214,6 +250,11 @@ class InPlaceFunctional(Norm):
         return torch.nn.functional.leaky_relu(h, 0.1, True) + h
 
 
+class DynamicWeight(torch.nn.Module):  # a weight computed from the volume: no window holds it whole
+    def forward(self, x):
+        return torch.nn.functional.conv3d(x, torch.relu(x))
+
+
 @pytest.mark.parametrize("net,match", [
     (Norm(torch.nn.InstanceNorm3d(2)), "reads the whole volume"),
     (Norm(torch.nn.GroupNorm(1, 2)), "reads the whole volume"),
@@ -224,7 +265,8 @@ class InPlaceFunctional(Norm):
     (Norm(torch.nn.Conv3d(2, 2, 3, padding=1, padding_mode="reflect")), "pad with zeros only"),
     (Norm(torch.nn.Upsample(scale_factor=1.5)), "integer factors"),
     (ShapeDependent(), "shape or attributes"),
-    (DepthState(), r"state of shape \(1, 2, 6, 1, 1\), which varies along depth"),
+    (DepthState(), r"'add' reads module state 'pos' of shape \(1, 2, 6, 1, 1\), which varies along depth"),
+    (DynamicWeight(), r"'conv3d' \(torch.conv3d\) takes a weight computed from the streamed volume"),
     (InPlaceShared(), "changes 'conv' in place .* which 'cat' reads too"),
     (InPlaceFunctional(), "changes 'conv' in place .* which 'add' reads too"),
 ])

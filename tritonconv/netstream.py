@@ -13,6 +13,10 @@ to the input depth slices they read, and knows the depth it outputs for a given 
     (2+1)D block      its temporal convolution's slices (``tritonconv.nn.Conv2Plus1d``; the depth padding
                       is applied to the block's mid tensor, as the whole-volume call does)
 
+Convolutions stream as modules (torch's or tritonconv's) or as functions (``F.conv3d``, ``tritonconv.conv3d`` and
+the transposed ones) whose weight and bias are module state or computed from it alone (a weight standardised in the
+forward); such state is computed once, before the first slice.
+
 The engine evaluates the graph lazily from the output: to produce the next output slab it asks each
 node for the depth slices it lacks, which asks its inputs in turn, down to the slices generator. Each
 node keeps its computed slabs until no consumer will read them again (a skip connection keeps exactly
@@ -86,45 +90,50 @@ def _pointwise(fn: Callable[..., torch.Tensor] | None, shape=lambda *s: s[0]) ->
     return _Rule(lambda d: d, lambda a, b: (a, b), False, shape, None if fn is None else lambda w, lo, a, b: fn(*w))
 
 
-def _conv_rule(m: torch.nn.Conv3d) -> _Rule:
-    pads = shapes.resolve_padding(m.padding, m.kernel_size, m.stride, m.dilation)
-    (pd, pa), (kd, sd, dd) = pads[0], (m.kernel_size[0], m.stride[0], m.dilation[0])
-    fn = functional.conv3d if isinstance(m, tnn.Conv3d) else F.conv3d
+def _conv_rule(fn, weight, bias, stride, padding, dilation, groups, **extra) -> _Rule:
+    """A convolution ``fn(x, weight, bias, stride, padding, dilation, groups, **extra)`` (torch's or tritonconv's,
+    a module's or a functional call's): depth padding becomes zero slices in its windows."""
+    stride, dilation = shapes.as_tuple(stride, 3, "stride"), shapes.as_tuple(dilation, 3, "dilation")
+    pads = shapes.resolve_padding(padding, weight.shape[2:], stride, dilation)
+    (pd, pa), (kd, sd, dd) = pads[0], (weight.shape[2], stride[0], dilation[0])
     symmetric = all(b == e for b, e in pads[1:])
 
     def run(windows, lo, a, b):
         x = windows[0]
         if symmetric:
-            return fn(x, m.weight, m.bias, m.stride, (0, pads[1][0], pads[2][0]), m.dilation, m.groups)
+            return fn(x, weight, bias, stride, (0, pads[1][0], pads[2][0]), dilation, groups, **extra)
         x = F.pad(x, (*pads[2], *pads[1], 0, 0))
-        return fn(x, m.weight, m.bias, m.stride, 0, m.dilation, m.groups)
+        return fn(x, weight, bias, stride, 0, dilation, groups, **extra)
 
     def shape(s):
         c, h, w = s
-        out = shapes.conv_output_shape((1, c, 1, h, w), m.weight.shape, (1, *m.stride[1:]), ((0, 0), *pads[1:]),
-                                       (1, *m.dilation[1:]))
+        out = shapes.conv_output_shape((1, c, 1, h, w), weight.shape, (1, *stride[1:]), ((0, 0), *pads[1:]),
+                                       (1, *dilation[1:]))
         return out[1], out[3], out[4]
 
     return _Rule(lambda d: shapes.conv_output_size(d, kd, sd, (pd, pa), dd),
                  lambda a, b: (a * sd - pd, (b - 1) * sd - pd + (kd - 1) * dd + 1), True, shape, run)
 
 
-def _transpose_rule(m: torch.nn.ConvTranspose3d, name: str) -> _Rule:
-    (kd, kh, kw), (sd, sh, sw), (pd, ph, pw) = m.kernel_size, m.stride, m.padding
-    (dd, dh, dw), (od, oh, ow) = m.dilation, m.output_padding
+def _transpose_rule(fn, weight, bias, stride, padding, output_padding, groups, dilation, name: str, kind: str,
+                    **extra) -> _Rule:
+    """A transposed convolution ``fn(x, weight, bias, stride, padding, output_padding, groups, dilation, **extra)``:
+    each window's outputs cut to the slices asked for."""
+    (kd, kh, kw), (sd, sh, sw) = weight.shape[2:], shapes.as_tuple(stride, 3, "stride")
+    (pd, ph, pw), (dd, dh, dw) = shapes.as_tuple(padding, 3, "padding"), shapes.as_tuple(dilation, 3, "dilation")
+    od, oh, ow = shapes.as_tuple(output_padding, 3, "output_padding")
     if od > pd:
-        raise ValueError(f"stream: node {name!r} ({type(m).__name__}) has output_padding {od} > padding {pd} along "
+        raise ValueError(f"stream: node {name!r} ({kind}) has output_padding {od} > padding {pd} along "
                          "depth: its last output slices would read no input; not streamed")
-    fn = functional.conv_transpose3d if isinstance(m, tnn.ConvTranspose3d) else F.conv_transpose3d
 
     def run(windows, lo, a, b):
-        y = fn(windows[0], m.weight, m.bias, m.stride, (0, ph, pw), (0, oh, ow), m.groups, m.dilation)
+        y = fn(windows[0], weight, bias, (sd, sh, sw), (0, ph, pw), (0, oh, ow), groups, (dd, dh, dw), **extra)
         first = lo * sd - pd  # the global index of y's first depth slice
         return y[:, :, a - first:b - first]
 
     def shape(s):
         c, h, w = s
-        return (m.weight.shape[1] * m.groups, shapes.conv_transpose_output_size(h, kh, sh, ph, oh, dh),
+        return (weight.shape[1] * groups, shapes.conv_transpose_output_size(h, kh, sh, ph, oh, dh),
                 shapes.conv_transpose_output_size(w, kw, sw, pw, ow, dw))
 
     return _Rule(lambda d: shapes.conv_transpose_output_size(d, kd, sd, pd, od, dd),
@@ -211,9 +220,12 @@ def _module_rule(m: torch.nn.Module, name: str) -> _Rule:
         if m.padding_mode != "zeros":
             raise ValueError(f"stream: node {name!r} ({kind}) pads with {m.padding_mode!r}; streamed convolutions "
                              "pad with zeros only")
-        return _conv_rule(m)
-    if isinstance(m, torch.nn.ConvTranspose3d):
-        return _transpose_rule(m, name)
+        return _conv_rule(functional.conv3d if isinstance(m, tnn.Conv3d) else F.conv3d, m.weight, m.bias, m.stride,
+                          m.padding, m.dilation, m.groups)
+    if isinstance(m, torch.nn.ConvTranspose3d):  # (zero padding only: torch's constructor refuses the others)
+        return _transpose_rule(functional.conv_transpose3d if isinstance(m, tnn.ConvTranspose3d) else
+                               F.conv_transpose3d, m.weight, m.bias, m.stride, m.padding, m.output_padding, m.groups,
+                               m.dilation, name, kind)
     if isinstance(m, (torch.nn.MaxPool3d, torch.nn.AvgPool3d)):
         return _pool_rule(m, name)
     if isinstance(m, torch.nn.Upsample):
@@ -244,7 +256,53 @@ def _inplace_argument(node: torch.fx.Node) -> bool:
         return False
 
 
-def _function_rule(node: torch.fx.Node, constants: list[torch.Tensor]) -> _Rule:
+_CONV_FUNCTIONS = {  # the streamed convolutions called as functions: their positional parameters' names
+    F.conv3d: ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
+    functional.conv3d: ("input", "weight", "bias", "stride", "padding", "dilation", "groups"),
+    F.conv_transpose3d: ("input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation"),
+    functional.conv_transpose3d: ("input", "weight", "bias", "stride", "padding", "output_padding", "groups",
+                                  "dilation"),
+}
+
+
+def _conv_function_rule(node: torch.fx.Node, constants: dict[str, torch.Tensor]) -> _Rule:
+    """``F.conv3d(x, weight, ...)`` or ``tritonconv.conv3d`` (and the transposed ones) on a streamed ``x``, with
+    module state, or a function of it alone (a standardised weight), as weight and bias: a convolution's rule."""
+    names = _CONV_FUNCTIONS[node.target]
+    call = dict(zip(names, node.args)) | dict(node.kwargs)
+    fname = f"{node.target.__module__.split('.')[0]}.{node.target.__name__}"
+    operands = {}
+    for key in ("weight", "bias"):
+        arg = call.get(key)
+        if isinstance(arg, torch.fx.Node) and arg.name not in constants:
+            raise ValueError(f"stream: node {node.name!r} ({fname}) takes a {key} computed from the streamed "
+                             "volume; only module state (or a function of it alone) streams as a weight or bias")
+        operands[key] = constants[arg.name] if isinstance(arg, torch.fx.Node) else arg
+    if not isinstance(call.get("input"), torch.fx.Node) or call["input"].name in constants:
+        raise ValueError(f"stream: node {node.name!r} ({fname}) convolves module state, not the streamed volume")
+    if operands["weight"] is None or operands["weight"].dim() != 5:
+        got = None if operands["weight"] is None else tuple(operands["weight"].shape)
+        raise ValueError(f"stream: node {node.name!r} ({fname}) has weight of shape {got}; expected 5 dimensions")
+    extra = {k: v for k, v in call.items() if k not in names and k != "memory_format"}  # activation, flip
+    get = lambda key, default: call.get(key, default)  # noqa: E731
+    if "output_padding" in names:
+        return _transpose_rule(node.target, operands["weight"], operands["bias"], get("stride", 1), get("padding", 0),
+                               get("output_padding", 0), get("groups", 1), get("dilation", 1), node.name, fname,
+                               **extra)
+    return _conv_rule(node.target, operands["weight"], operands["bias"], get("stride", 1), get("padding", 0),
+                      get("dilation", 1), get("groups", 1), **extra)
+
+
+def _check_constant(node: torch.fx.Node, name: str, value: torch.Tensor) -> None:
+    """Module state ``name`` that ``node`` combines slice by slice with streamed tensors: refused if it varies along
+    depth (its third axis from the end), since a streamed window would see the wrong depths of it."""
+    if value.dim() >= 3 and value.shape[-3] != 1:
+        raise ValueError(f"stream: node {node.name!r} reads module state {name!r} of shape {tuple(value.shape)}, "
+                         "which varies along depth; only state the same at every depth (size 1 along depth, as a "
+                         "per-channel scale) streams")
+
+
+def _function_rule(node: torch.fx.Node, constants: dict[str, torch.Tensor]) -> _Rule:
     target, name = node.target, node.name
     if target in (getattr, operator.getitem) or node.op == "call_method" and target in ("size", "dim"):
         raise ValueError(f"stream: node {name!r} reads a tensor's shape or attributes during the forward pass; the "
@@ -258,6 +316,8 @@ def _function_rule(node: torch.fx.Node, constants: list[torch.Tensor]) -> _Rule:
         parts = node.kwargs.get("tensors", node.args[0] if node.args else ())
         uses = [sum(a is p for a in parts) for p in node.all_input_nodes]  # a tensor may be concatenated twice
         return _pointwise(None, lambda *s: (sum(k * c for k, (c, _, _) in zip(uses, s)), s[0][1], s[0][2]))
+    if target in _CONV_FUNCTIONS:
+        return _conv_function_rule(node, constants)
     if target is F.interpolate:
         kw = dict(zip(("input", "size", "scale_factor", "mode", "align_corners"), node.args)) | dict(node.kwargs)
         if kw.get("size") is not None or kw.get("scale_factor") is None:
@@ -265,7 +325,9 @@ def _function_rule(node: torch.fx.Node, constants: list[torch.Tensor]) -> _Rule:
         return _upsample_rule(kw.get("mode", "nearest"), kw["scale_factor"], kw.get("align_corners"), name)
     if node.op == "call_method" and target in _POINTWISE_METHODS or node.op == "call_function" \
             and target in _POINTWISE_FUNCTIONS:  # run by the engine with the node's own arguments
-        consts = [c.shape[-4:] for c in constants]
+        for key, value in constants.items():
+            _check_constant(node, key, value)
+        consts = [c.shape[-4:] for c in constants.values()]
         return _pointwise(None, lambda *s: _broadcast([(c, 1, h, w) for c, h, w in s] + consts))
     raise ValueError(f"stream: node {name!r} calls {getattr(target, '__name__', target)!r}, which does not stream "
                      "along depth (or is not known to)")
@@ -325,7 +387,7 @@ class NetworkStream:
         inp = out = None
         for node in self.graph.graph.nodes:
             parents = [nodes[a.name] for a in node.all_input_nodes if a.name in nodes]
-            constants = [self.constants[a.name] for a in node.all_input_nodes if a.name in self.constants]
+            constants = {a.name: self.constants[a.name] for a in node.all_input_nodes if a.name in self.constants}
             if node.op == "get_attr" or node.op in ("call_function", "call_method") and constants and not parents:
                 self.constants[node.name] = self._constant(node)
             elif constants and node.op not in ("call_function", "call_method"):
@@ -362,8 +424,8 @@ class NetworkStream:
         return list(nodes.values()), inp, out
 
     def _constant(self, node: torch.fx.Node) -> torch.Tensor:
-        """A parameter or buffer (``get_attr``), or a function of such alone, refused if it varies along depth
-        (its third axis from the end), since a streamed window would see the wrong depths of it."""
+        """A parameter or buffer (``get_attr``), or a function of such alone (computed once, here); a pointwise node
+        that reads it checks it is the same at every depth (:func:`_check_constant`), a convolution takes it whole."""
         if node.op == "get_attr":
             value = functools.reduce(getattr, node.target.split("."), self.graph)
         else:
@@ -371,11 +433,9 @@ class NetworkStream:
             fn = getattr(torch.Tensor, node.target) if node.op == "call_method" else node.target
             with torch.no_grad():
                 value = fn(*args[0], **args[1])
-        if not isinstance(value, torch.Tensor) or value.dim() >= 3 and value.shape[-3] != 1:
-            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            raise ValueError(f"stream: node {node.name!r} ({node.op} {node.target}) reads module state of shape {got}, "
-                             "which varies along depth (or is no tensor); only state the same at every depth "
-                             "(size 1 along depth, as a per-channel scale) streams")
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"stream: node {node.name!r} ({node.op} {node.target}) reads module state that is a "
+                             f"{type(value).__name__}, not a tensor; not streamed")
         return value.detach()
 
     # -- accounting -------------------------------------------------------------------------------
