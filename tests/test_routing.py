@@ -163,6 +163,57 @@ def test_what_tritonconv_does_not_run_falls_back_and_is_counted():
     assert dict(counts.left) == {"no input channels": 1}, counts
 
 
+def test_torch_func_transforms_run_with_routing_on():
+    """Under a ``torch.func`` transform's level (``grad``, ``jvp``, ``jacrev``, ``jacfwd``, ``hessian``, and ``vmap``
+    of ``grad``: per-sample gradients) a routed call, where no autograd function can run, is torch's own convolution
+    with torch's derivatives, counted as left; the results equal torch's. ``vmap`` alone folds its axis before the
+    routing sees the call, which runs tritonconv; so do the tangents torch's forward-mode formulas convolve, those
+    that are ZeroTensors (no storage) left to torch."""
+    from torch.func import functional_call, grad, hessian, jacfwd, jacrev, jvp, vmap
+
+    torch.manual_seed(0)
+    conv, up = torch.nn.Conv2d(2, 3, 3, padding=1).double(), torch.nn.ConvTranspose2d(3, 2, 3, stride=2).double()
+    net = torch.nn.Sequential(conv, torch.nn.Tanh(), up)
+    x, params = torch.randn(3, 2, 4, 5, dtype=torch.float64), dict(net.named_parameters())
+
+    def loss(p, xi):
+        return functional_call(net, p, (xi.unsqueeze(0),)).square().sum()
+
+    def transforms():
+        small = x[:1, :, :3, :3]
+        return {"per-sample grads": vmap(grad(loss), in_dims=(None, 0))(params, x),
+                "grad": grad(loss)(params, x[0]),
+                "jvp": jvp(net, (x,), (torch.randn(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(1)),)),
+                "jacrev": jacrev(lambda v: net(v).sum((0, 2, 3)))(small),
+                "jacfwd": jacfwd(lambda v: conv(v).sum(0))(small),
+                "hessian": hessian(lambda v: net(v).tanh().sum())(small),
+                "jacfwd of jacfwd": jacfwd(jacfwd(lambda v: net(v).tanh().sum()))(small),
+                "vmap": vmap(net)(x[:, None])}
+
+    want = transforms()
+    with tritonconv.enabled() as counts:
+        got = transforms()
+    for name, ref in want.items():
+        flat_ref, flat_got = torch.utils._pytree.tree_leaves(ref), torch.utils._pytree.tree_leaves(got[name])
+        assert all(torch.allclose(a, b, rtol=1e-10, atol=1e-12) for a, b in zip(flat_got, flat_ref)), name
+    assert counts.left["inside a torch.func transform (grad, jvp, ...)"] > 0, counts
+    assert counts.routed["conv2d"] > 0 and counts.routed["conv_transpose2d"] > 0, counts  # vmap alone; tangents
+    assert set(counts.left) <= {"inside a torch.func transform (grad, jvp, ...)",
+                                "a ZeroTensor operand: torch's efficient zeros"}, counts
+
+
+def test_zero_tensors_are_refused_by_name_and_left_to_torch_when_routed():
+    """A ZeroTensor (torch's efficient zeros, which forward-mode formulas make; no storage) is no operand a kernel can
+    read: tritonconv's functions refuse it by name, the routing leaves it to torch, whose result it returns."""
+    z, w, b = torch._efficientzerotensor((1, 2, 5, 5)), torch.randn(3, 2, 3, 3), torch.randn(3)
+    with pytest.raises(TypeError, match="expected `input` to hold its elements, got a ZeroTensor"):
+        tritonconv.conv2d(z, w, b)
+    with tritonconv.enabled() as counts:
+        y = F.conv2d(z, w, b)
+    assert torch.equal(y, b.view(1, 3, 1, 1).expand(1, 3, 3, 3))
+    assert dict(counts.left) == {"a ZeroTensor operand: torch's efficient zeros": 1}, counts
+
+
 def test_torch_compile_traces_the_routed_convolutions_without_a_graph_break():
     from functorch.compile import make_boxed_func
     from torch._dynamo.testing import CompileCounterWithBackend

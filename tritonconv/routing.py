@@ -7,7 +7,9 @@ operator at PyTorch's autograd dispatch keys (``AutogradCPU``, ``AutogradCUDA``)
 :func:`tritonconv.conv1d` ... :func:`tritonconv.conv_transpose3d`, whose own autograd functions
 run the gradients on tritonconv's kernels too (double backward included), and sends what
 tritonconv does not run to torch's own kernel below the autograd keys, with torch's gradient
-(``aten::convolution_backward``): nothing fails that did not fail before.
+(``aten::convolution_backward``). A call inside a ``torch.func`` transform (``grad``, ``jvp``, ...), where no
+autograd function runs from these keys, is torch's own convolution with torch's derivatives (``vmap`` alone folds
+its axis before the call arrives, which then routes). Nothing fails that did not fail before.
 
 Why the autograd keys: a kernel there decides once per call, in the forward, and the backward
 follows the decision through autograd's graph (so it holds on autograd's worker threads and for
@@ -137,7 +139,8 @@ def _count(routed: str | None, why: str | None = None) -> None:
 
 def _why_not(input, weight, bias) -> str | None:
     """Why tritonconv does not take this call, or None: a DTensor (torch's sharding rules), a rank it has no
-    kernel for, or what tritonconv's own argument checks refuse (dtypes, devices; their message)."""
+    kernel for, a ZeroTensor (no storage), or what tritonconv's own argument checks refuse (dtypes, devices; their
+    message)."""
     if _checks.plain_and_supported(input, weight, bias):  # the common call, in a few attribute reads
         return None
     if any(is_dtensor(t) for t in (input, weight, bias) if t is not None):
@@ -146,6 +149,8 @@ def _why_not(input, weight, bias) -> str | None:
         return f"{input.dim() - 2}-D convolution"
     if input.shape[1] == 0:  # tritonconv refuses it; torch returns an empty tensor
         return "no input channels"
+    if any(_checks.is_zero_tensor(t) for t in (input, weight, bias)):
+        return "a ZeroTensor operand: torch's efficient zeros"
     try:
         _checks.check_tensors("convolution", input, weight, bias)
     except (TypeError, ValueError) as err:
@@ -156,9 +161,8 @@ def _why_not(input, weight, bias) -> str | None:
 def _convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
     """``aten::convolution`` at the autograd keys while routing is on."""
     if _checks.under_functorch():  # (vmap alone is not seen here: its batching rule, above, folds its dimension)
-        raise NotImplementedError("convolution under a torch.func transform (grad, jvp, ...) while tritonconv's routing "
-                                  "is registered: not supported; run the transform with routing off in every thread, "
-                                  "or call tritonconv.conv* directly under it")
+        _count(None, "inside a torch.func transform (grad, jvp, ...)")
+        return _torch_own(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups)
     why = "routing off in this thread" if not is_enabled() else _why_not(input, weight, bias)
     if why is None:
         ndim = input.dim() - 2
@@ -175,6 +179,18 @@ def _convolution(input, weight, bias, stride, padding, dilation, transposed, out
         return y
     _count(None, why)
     return _TorchConvolution.apply(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups)
+
+
+def _torch_own(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups) -> torch.Tensor:
+    """torch's own convolution with torch's own derivatives, both modes, for a call at a ``torch.func`` transform's
+    level, where no autograd function (tritonconv's, or :class:`_TorchConvolution`) can run from these keys: the
+    operator ``aten::convolution`` calls, ``aten::_convolution``, whose autograd kernel is torch's, with the flags
+    ``aten::convolution`` would pass it."""
+    cudnn = torch.backends.cudnn
+    return torch.ops.aten._convolution.default(input, weight, bias, stride, padding, dilation, transposed,
+                                               output_padding, groups, cudnn.benchmark,
+                                               cudnn.deterministic or torch.are_deterministic_algorithms_enabled(),
+                                               cudnn.enabled, cudnn.allow_tf32)
 
 
 def _below_autograd(*tensors: torch.Tensor) -> torch._C.DispatchKeySet:
