@@ -209,9 +209,10 @@ def with_tangents(fn, on: str, seed: int):
     import torch.autograd.forward_ad as fwAD
 
     def call(x, w, b, *args):
-        gen = torch.Generator().manual_seed(seed)
-        tangents = [torch.randn(t.shape, generator=gen).to(t.device, t.dtype) if t is not None else None
-                    for t in (x, w, b)]  # drawn alike whatever ``on`` is: every call sees the same tangents
+        gen = torch.Generator().manual_seed(seed)  # drawn alike whatever ``on`` is: every call sees the same tangents;
+        tangents = [None if t is None else  # an expanded operand's expanded alike (a tangent takes its primal's layout)
+                    torch.randn([1 if st == 0 else n for n, st in zip(t.shape, t.stride())], generator=gen)
+                    .to(t.device, t.dtype).expand(t.shape) for t in (x, w, b)]
         carried = {"inputs": (True, False, False), "weights": (False, True, True), "all": (True, True, True)}[on]
         with fwAD.dual_level():
             duals = [fwAD.make_dual(t, dt) if t is not None and c else t for t, dt, c in zip((x, w, b), tangents, carried)]
