@@ -11,17 +11,18 @@ kernel, stride (also larger than the kernel; a share of cases patch embeddings, 
 bias, contiguous or channels-last operands, a weight and bias sliced out of larger tensors (every other element, the
 others NaN), an output gradient expanded, sliced or with its axes reversed in memory, fp32, fp16 or bf16 (a share of
 forwards in fp8, :data:`FP8`), a share under ``torch.func.vmap`` (:data:`VMAP`), a share asked for an output layout
-(:data:`FORMATS`), a share in forward mode too (:data:`TANGENTS`); and the configs: the ones a call would take (cached
-or heuristic), or for each launch one drawn from every candidate the tuner may time (``tuning.candidates``: descriptor
-tiles and relayout copies where the device has TMA, split and folded reductions...), since a cached config also serves
-the other shapes of its bucket untimed. tritonconv's output and its input, weight and bias gradients (through autograd,
-as training runs them) are compared with float64 PyTorch on the same operands, and so are PyTorch's own in the case's
-dtype (cuDNN on a GPU), by relative L2 error; a case fails when tritonconv's error on a tensor passes the dtype's
-tolerance and twice PyTorch's own on it (what the operands' rounding to the dtype costs an ill-conditioned result: a
-one-channel bias gradient in fp16 summing to near zero erred 0.024 in PyTorch); an output's tangent, in forward mode, is
-compared alike. One JSON line per case, then a summary; the exit status is 1 if any case failed (an error of the
-harness's own, ``harness`` in its row, fails its case and the run goes on). A case whose drawn config is out of the
-GPU's resources (as tuning skips it) is not run (``ok`` null). A failing case is reproduced by its seed alone."""
+(:data:`FORMATS`), a share in forward mode too (:data:`TANGENTS`), a share with a fused activation or a flipped kernel
+(:data:`EPILOGUES`); and the configs: the ones a call would take (cached or heuristic), or for each launch one drawn
+from every candidate the tuner may time (``tuning.candidates``: descriptor tiles and relayout copies where the device
+has TMA, split and folded reductions...), since a cached config also serves the other shapes of its bucket untimed.
+tritonconv's output and its input, weight and bias gradients (through autograd, as training runs them) are compared with
+float64 PyTorch on the same operands, and so are PyTorch's own in the case's dtype (cuDNN on a GPU), by relative L2
+error; a case fails when tritonconv's error on a tensor passes the dtype's tolerance and twice PyTorch's own on it (what
+the operands' rounding to the dtype costs an ill-conditioned result: a one-channel bias gradient in fp16 summing to near
+zero erred 0.024 in PyTorch); an output's tangent, in forward mode, is compared alike. One JSON line per case, then a
+summary; the exit status is 1 if any case failed (an error of the harness's own, ``harness`` in its row, fails its case
+and the run goes on). A case whose drawn config is out of the GPU's resources (as tuning skips it) is not run (``ok``
+null). A failing case is reproduced by its seed alone."""
 
 from __future__ import annotations
 
@@ -71,6 +72,11 @@ FORMATS = 0.1
 """The share of (non-fp8, non-vmap) convolutions asked for an output layout (``memory_format=``): the input's
 (``torch.preserve_format``), contiguous, or the rank's channels-last (2-D and 3-D): an output laid out unlike the
 input is another store of the kernels'. The output's layout is checked too (a wrong one fails the case)."""
+EPILOGUES = 0.1
+"""The share of (non-fp8) cases with a fused epilogue: ``activation=`` 'relu', 'gelu' or 'silu' (the kernels'
+epilogue, its slope in the backward and in the tangent) and, for convolutions, ``flip=True`` (a true convolution, the
+kernel reversed along every spatial axis) on its own or beside one; against torch's activation of its convolution
+with the weight flipped."""
 TANGENTS = 0.05
 """The share of (non-fp8, non-vmap) cases whose operands are dual tensors (``torch.autograd.forward_ad``): tangents on
 the input, on the weight and bias, or on all three; the output's tangent (each autograd function's ``jvp``) is
@@ -166,6 +172,11 @@ def draw(seed: int) -> dict:
     mf = random.Random(f"formats:{seed}")  # (likewise)
     if mf.random() < FORMATS and not (case.get("fp8") or case.get("vmap") or case["transposed"]):
         case["memory_format"] = mf.choice(("preserve", "contiguous") + (("channels_last",) if ndim > 1 else ()))
+    ep = random.Random(f"epilogue:{seed}")  # (likewise)
+    if ep.random() < EPILOGUES and not case.get("fp8"):
+        activation = ep.choice((None, "relu", "gelu", "silu"))
+        flip = not case["transposed"] and (activation is None or ep.random() < 0.5)
+        case.update(activation=activation or ("relu" if not flip else None), flip=flip)
     tg = random.Random(f"tangents:{seed}")  # (likewise)
     if tg.random() < TANGENTS and not (case.get("fp8") or case.get("vmap")):
         case["tangents"] = tg.choice(("inputs", "weights", "all"))
@@ -200,6 +211,20 @@ def under_vmap(fn, over: str):
             return vmap(lambda wi: fn(x, wi, None, *args))(torch.stack((w, w / 2)))
         return vmap(lambda wi, bi: fn(x, wi, bi, *args))(torch.stack((w, w / 2)), torch.stack((b, 2 * b)))
     return batched
+
+
+def with_epilogue(ours, theirs, activation: str | None, flip: bool):
+    """``ours`` (a ``tritonconv.convNd``) asked for the fused ``activation`` and ``flip`` (:data:`EPILOGUES`), and
+    ``theirs`` (torch's) followed by the activation, on the weight reversed along its spatial axes where ``flip``."""
+    act = {None: lambda y: y, "relu": F.relu, "gelu": F.gelu, "silu": F.silu}[activation]
+    extra = {"activation": activation, **({"flip": True} if flip else {})}
+
+    def fused(x, w, b, *args, **kwargs):
+        return ours(x, w, b, *args, **extra, **kwargs)
+
+    def composed(x, w, b, *args):
+        return act(theirs(x, w.flip(tuple(range(2, w.dim()))) if flip else w, b, *args))
+    return fused, composed
 
 
 def with_tangents(fn, on: str, seed: int):
@@ -254,6 +279,8 @@ def check(case: dict, device: torch.device) -> dict:
     x = torch.randn(case["N"], c_in, *case["sizes"], generator=g)
     w = torch.randn(w_shape, generator=g) / (w_shape[1] * max(1, len(case["k"]))) ** 0.5
     b = torch.randn(c_out, generator=g) if case["bias"] else None
+    if case.get("activation") == "relu":  # its slope steps at 0: the reference on the operands as the case rounds them,
+        x, w, b = (None if t is None else t.to(dtype).float() for t in (x, w, b))  # or rounding flips it at random
     name = f"conv{'_transpose' if case['transposed'] else ''}{case['ndim']}d"
     if case["transposed"]:
         args = (case["stride"], case["padding"], case["output_padding"], groups, case["dilation"])
@@ -305,6 +332,8 @@ def check(case: dict, device: torch.device) -> dict:
     if case.get("fp8"):
         return check_fp8(case, device, x, w, b, name, args, layout)
     ours, theirs = getattr(tritonconv, name), getattr(F, name)
+    if case.get("activation") or case.get("flip"):
+        ours, theirs = with_epilogue(ours, theirs, case.get("activation"), case.get("flip", False))
     if case.get("vmap"):
         ours, theirs = under_vmap(ours, case["vmap"]), under_vmap(theirs, case["vmap"])
     if case.get("memory_format"):

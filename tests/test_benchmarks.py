@@ -224,6 +224,29 @@ def test_fuzz_runs_cases_in_forward_mode_and_catches_a_planted_fault(monkeypatch
         assert row["ok"] is False and row["tritonconv"]["tangent"] > 1e-2, row
 
 
+def test_fuzz_runs_fused_epilogues_and_catches_planted_faults(monkeypatch):
+    """A share of cases ask for a fused activation and a flipped kernel (``fuzz.EPILOGUES``), against torch's activation
+    of its convolution with the weight reversed; an activation dropped in the forward, or its slope in the backward,
+    fails its case."""
+    from benchmarks import fuzz
+    from tritonconv import functional
+
+    cases = [c for c in map(fuzz.draw, range(400)) if c.get("activation") or c.get("flip")]
+    assert 0.05 < len(cases) / 400 < 0.15 and {c["activation"] for c in cases} == {None, "relu", "gelu", "silu"}
+    assert not any(c.get("fp8") or c["transposed"] and c["flip"] for c in cases)
+    case = next(c for c in map(fuzz.draw, range(1000)) if c.get("activation") == "gelu" and c["flip"]
+                and c["dtype"] == "float32" and c["ndim"] == 2 and not c.get("vmap"))
+    assert fuzz.check(case, torch.device("cpu"))["ok"], case
+    real = tritonconv.conv2d
+    monkeypatch.setattr(tritonconv, "conv2d", lambda *a, activation=None, **k: real(*a, **k))
+    row = fuzz.check(case, torch.device("cpu"))
+    assert row["ok"] is False and row["tritonconv"]["out"] > 1e-2, row
+    monkeypatch.setattr(tritonconv, "conv2d", real)
+    monkeypatch.setattr(functional, "activation_grad", lambda grad_y, *_: grad_y)
+    row = fuzz.check(case, torch.device("cpu"))
+    assert row["ok"] is False and row["tritonconv"]["out"] < 1e-4 < row["tritonconv"]["grad_input"], row
+
+
 def test_fuzz_asks_for_output_layouts_and_catches_one_ignored(monkeypatch):
     """A share of convolutions ask for their output's layout (``fuzz.FORMATS``: the input's, contiguous, channels-last),
     values and layout checked; a convolution that ignores ``memory_format`` fails its case."""
