@@ -78,6 +78,36 @@ def test_converted_subclass_pickles_and_deep_copies():
         assert torch.equal(other(x), net(x))
 
 
+def test_weights_kept_in_torchs_layout_serve_code_that_flattens_parameters():
+    """``convert`` lays weights out channels-innermost, so ``.view(-1)`` of them fails (``parameters_to_vector``,
+    ``torch.optim.LBFGS``), as on torch's channels-last layers; ``lay_out_weights=False`` keeps torch's layout, and
+    LBFGS's steps, the flattened parameters and the output layout are torch's."""
+    def make():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Tanh(), torch.nn.ConvTranspose2d(4, 2, 2, 2)).double()
+
+    x = torch.randn(2, 3, 6, 5, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="view size is not compatible"):
+        torch.nn.utils.parameters_to_vector(tnn.convert(make()).parameters())
+
+    def lbfgs(model):
+        opt = torch.optim.LBFGS(model.parameters(), max_iter=4)
+
+        def closure():
+            opt.zero_grad()
+            loss = model(x).square().mean()
+            loss.backward()
+            return loss
+        opt.step(closure)
+        return torch.nn.utils.parameters_to_vector(model.parameters())
+
+    ours, theirs = tnn.convert(make(), lay_out_weights=False), make()
+    assert isinstance(ours[0], tnn.Conv2d) and ours[0].weight.is_contiguous()
+    assert_close(lbfgs(ours), lbfgs(theirs), torch.float64)
+    for given in (x, x.to(memory_format=torch.channels_last)):
+        assert ours(given).stride() == theirs(given).stride()
+
+
 def test_modules_that_override_the_convolution_are_left_and_named(capsys):
     net = torch.nn.Sequential(SelfPaddingConv2d(2, 3, 3), torch.nn.Flatten(2), OwnConvForward(3, 3, 3),
                               torch.nn.Conv1d(3, 3, 1))

@@ -349,7 +349,7 @@ def fully_sharded(rank: int, world: int) -> None:
     """FSDP2 (``fully_shard``) then ``convert``: each rank's batch half, FSDP's average of the ranks' gradients, gives
     the one-process gradient of the whole batch's loss, and an optimizer step reaches the parameters FSDP gathers.
     ``convert`` first is refused by torch (FSDP2 takes no non-contiguous parameter; the weights are laid out
-    channels-innermost): README, "Training and modules"."""
+    channels-innermost): README, "Training and modules"; ``convert(lay_out_weights=False)`` first is taken."""
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
@@ -378,6 +378,13 @@ def fully_sharded(rank: int, world: int) -> None:
             opt.zero_grad()
     with pytest.raises(NotImplementedError, match="non-contiguous parameters"):
         fully_shard(tritonconv.nn.convert(make()), mesh=mesh)
+    kept, whole = tritonconv.nn.convert(make(), lay_out_weights=False), make()  # torch's layout: either order
+    for layer in (kept[0], kept[2], kept):
+        fully_shard(layer, mesh=mesh)
+    kept(mine).square().mean().backward()
+    whole(x).square().mean().backward()
+    for i, (p, e) in enumerate(zip(kept.parameters(), whole.parameters())):
+        compare(f"FSDP2 after convert(lay_out_weights=False): parameter {i} grad", p.grad.full_tensor(), e.grad)
 
 
 def encoder_decoder(x, params, conv3d, conv_transpose3d):

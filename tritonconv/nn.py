@@ -31,11 +31,15 @@ def lay_out_weight(module: torch.nn.Module) -> None:
     ``state_dict`` and the parameter object stay the same (``.to()``/``.cuda()`` keep the layout). Whether the weight
     was channels-last when first laid out is kept (``module._given_channels_last``): by torch's rule it makes the
     output so too, which tritonconv's modules follow; a layout of tritonconv's own does not."""
+    _note_given_layout(module)
     with torch.no_grad():
-        weight = module.weight.data
-        if "_given_channels_last" not in module.__dict__:
-            module._given_channels_last = geometry.memory_format_of(weight) != torch.contiguous_format
-        module.weight.data = geometry.channels_inner(weight)
+        module.weight.data = geometry.channels_inner(module.weight.data)
+
+
+def _note_given_layout(module: torch.nn.Module) -> None:
+    """Keep whether ``module``'s weight was channels-last as first given (``module._given_channels_last``)."""
+    if "_given_channels_last" not in module.__dict__:
+        module._given_channels_last = geometry.memory_format_of(module.weight) != torch.contiguous_format
 
 
 class _TritonConv:
@@ -170,7 +174,7 @@ class ConversionReport:
         return text
 
 
-def convert(model: torch.nn.Module, verbose: bool = False, report: bool = False):
+def convert(model: torch.nn.Module, verbose: bool = False, report: bool = False, lay_out_weights: bool = True):
     """Make every convolution of ``model`` run tritonconv, in place; returns ``model`` (or, with
     ``report=True``, a :class:`ConversionReport`; ``verbose=True`` prints it, one line).
     Meta-device models convert too (shapes only: summaries, deferred initialisation).
@@ -181,8 +185,11 @@ def convert(model: torch.nn.Module, verbose: bool = False, report: bool = False)
     Left on torch, and named in the report: classes that override those methods (timm's ``Conv2dSame``
     pads in its ``forward``), weights of a dtype or device tritonconv does not run, and lazy modules not
     yet initialised. Parameters, buffers and hooks stay as they are (the modules change class, not
-    state; a conv's weight is stored channels-innermost, :func:`lay_out_weight`: FSDP2's ``fully_shard``, which
-    takes no non-contiguous parameter, goes first, then ``convert``).
+    state), but for a conv's weight, stored channels-innermost (:func:`lay_out_weight`), which the kernels read in
+    place and whose gradient they write 16 bytes at a time. ``lay_out_weights=False`` keeps each weight as it lies
+    (contiguous for torch's layers; read as README's "Weights and biases" says: copied per call in large problems),
+    for code that takes contiguous parameters only: FSDP2's ``fully_shard`` (or shard first, then convert), and
+    what flattens parameters with ``.view(-1)`` (``torch.nn.utils.parameters_to_vector``, ``torch.optim.LBFGS``).
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"convert: expected `model` to be a torch.nn.Module, got {type(model).__name__}")
@@ -201,7 +208,7 @@ def convert(model: torch.nn.Module, verbose: bool = False, report: bool = False)
         if not isinstance(module, (_TritonConv, _TritonConvTranspose)):
             module.__class__ = _converted_class(type(module))
             if isinstance(module, _TritonConv):
-                lay_out_weight(module)
+                (lay_out_weight if lay_out_weights else _note_given_layout)(module)
     if verbose:
         print(found)
     return found if report else model
