@@ -171,7 +171,7 @@ def test_per_channel_state_and_repeated_operands_stream():
 class Functional(torch.nn.Module):
     """Convolutions called as functions on module state: a weight standardised in the forward (as StdConv's), torch's
     and tritonconv's functions (an activation fused, 'same' padding of an even kernel, asymmetric padding and
-    dilation), transposed ones strided 2."""
+    dilation), transposed ones strided 2; pooling called as functions."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -185,16 +185,18 @@ class Functional(torch.nn.Module):
         w = self.w1 - self.w1.mean((1, 2, 3, 4), keepdim=True)
         w = w / (w.var((1, 2, 3, 4), keepdim=True) + 1e-5).sqrt()
         h = torch.nn.functional.conv3d(x, w, self.b1, padding=(1, 0, 2), dilation=(1, 2, 1))
+        h = torch.nn.functional.max_pool3d(h, (2, 1, 1), stride=1)
         h = tritonconv.conv3d(h, self.w2, None, 1, "same", activation="relu")
         u = torch.nn.functional.conv_transpose3d(h, self.up1, None, 2, 1, 1)
         v = tritonconv.conv_transpose3d(h, self.up2, None, 2, (1, 0, 1), (1, 0, 1))
-        return tritonconv.conv3d(torch.cat([u, v], 1), self.w3, stride=(2, 1, 1), padding=(1, 0, 1))
+        y = tritonconv.conv3d(torch.cat([u, v], 1), self.w3, stride=(2, 1, 1), padding=(1, 0, 1))
+        return torch.nn.functional.avg_pool3d(y, (3, 3, 3), (2, 1, 1), (0, 1, 1), count_include_pad=False)
 
 
 @pytest.mark.parametrize("chunk", [1, 3])
 def test_convolutions_called_as_functions_stream(chunk):
     """``F.conv3d`` and ``tritonconv.conv3d`` (and the transposed ones) on module state, or a function of it alone,
-    stream as their modules do; the plan's depth is the whole volume's."""
+    and ``F.max_pool3d`` and ``F.avg_pool3d``, stream as their modules do; the plan's depth is the whole volume's."""
     torch.manual_seed(0)
     net, x = Functional().eval(), torch.randn(1, 2, 9, 6, 5)
     with torch.no_grad():
@@ -267,6 +269,7 @@ class DynamicWeight(torch.nn.Module):  # a weight computed from the volume: no w
     (ShapeDependent(), "shape or attributes"),
     (DepthState(), r"'add' reads module state 'pos' of shape \(1, 2, 6, 1, 1\), which varies along depth"),
     (DynamicWeight(), r"'conv3d' \(torch.conv3d\) takes a weight computed from the streamed volume"),
+    (Norm(torch.nn.MaxPool3d(2, return_indices=True)), r"'layer' \(MaxPool3d\) returns indices too"),
     (InPlaceShared(), "changes 'conv' in place .* which 'cat' reads too"),
     (InPlaceFunctional(), "changes 'conv' in place .* which 'add' reads too"),
 ])

@@ -15,7 +15,8 @@ to the input depth slices they read, and knows the depth it outputs for a given 
 
 Convolutions stream as modules (torch's or tritonconv's) or as functions (``F.conv3d``, ``tritonconv.conv3d`` and
 the transposed ones) whose weight and bias are module state or computed from it alone (a weight standardised in the
-forward); such state is computed once, before the first slice.
+forward); such state is computed once, before the first slice. Pooling streams as modules or as functions
+(``F.max_pool3d``, ``F.avg_pool3d``).
 
 The engine evaluates the graph lazily from the output: to produce the next output slab it asks each
 node for the depth slices it lacks, which asks its inputs in turn, down to the slices generator. Each
@@ -141,13 +142,16 @@ def _transpose_rule(fn, weight, bias, stride, padding, output_padding, groups, d
                  lambda n: (n - 1) * sd + (kd - 1) * dd + 1)
 
 
-def _pool_rule(m, name: str) -> _Rule:
-    k, s, p = (shapes.as_tuple(v, 3, n) for v, n in ((m.kernel_size, "kernel_size"), (m.stride or m.kernel_size,
-                                                                                   "stride"), (m.padding, "padding")))
-    dil = shapes.as_tuple(getattr(m, "dilation", 1), 3, "dilation")
-    if p[0] or m.ceil_mode:
-        raise ValueError(f"stream: node {name!r} ({type(m).__name__}) pads or rounds up along depth "
-                         f"(padding {p[0]}, ceil_mode {m.ceil_mode}); streamed pooling needs neither")
+def _pool_rule(pool, kernel_size, stride, padding, dilation, ceil_mode, return_indices, name: str, kind: str) -> _Rule:
+    """Max or average pooling, ``pool(x)`` (a module, or a functional call with its arguments bound)."""
+    k, s, p = (shapes.as_tuple(v, 3, n) for v, n in ((kernel_size, "kernel_size"), (stride or kernel_size, "stride"),
+                                                      (padding, "padding")))
+    dil = shapes.as_tuple(dilation, 3, "dilation")
+    if p[0] or ceil_mode:
+        raise ValueError(f"stream: node {name!r} ({kind}) pads or rounds up along depth "
+                         f"(padding {p[0]}, ceil_mode {ceil_mode}); streamed pooling needs neither")
+    if return_indices:
+        raise ValueError(f"stream: node {name!r} ({kind}) returns indices too; a stream yields one tensor a node")
 
     def shape(sizes):
         c, h, w = sizes
@@ -155,7 +159,27 @@ def _pool_rule(m, name: str) -> _Rule:
 
     return _Rule(lambda d: shapes.conv_output_size(d, k[0], s[0], 0, dil[0]),
                  lambda a, b: (a * s[0], (b - 1) * s[0] + (k[0] - 1) * dil[0] + 1), False, shape,
-                 lambda w, lo, a, b: m(w[0]))
+                 lambda w, lo, a, b: pool(w[0]))
+
+
+_POOL_FUNCTIONS = {  # pooling called as a function: its positional parameters' names
+    F.max_pool3d: ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
+    F.avg_pool3d: ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
+}
+
+
+def _pool_function_rule(node: torch.fx.Node) -> _Rule:
+    """``F.max_pool3d(x, ...)`` or ``F.avg_pool3d(x, ...)`` on a streamed ``x``: a pooling layer's rule, the call's
+    other arguments bound."""
+    call = dict(zip(_POOL_FUNCTIONS[node.target], node.args)) | dict(node.kwargs)
+    kind = f"torch.nn.functional.{node.target.__name__}"
+    if any(isinstance(v, torch.fx.Node) for k, v in call.items() if k != "input"):
+        raise ValueError(f"stream: node {node.name!r} ({kind}) takes a tensor as an argument other than its input; "
+                         "not streamed")
+    rest = {k: v for k, v in call.items() if k != "input"}
+    return _pool_rule(lambda x: node.target(x, **rest), call["kernel_size"], call.get("stride"), call.get("padding", 0),
+                      call.get("dilation", 1), call.get("ceil_mode", False), call.get("return_indices", False),
+                      node.name, kind)
 
 
 def _upsample_rule(mode: str, factor, align_corners, name: str) -> _Rule:
@@ -227,7 +251,8 @@ def _module_rule(m: torch.nn.Module, name: str) -> _Rule:
                                F.conv_transpose3d, m.weight, m.bias, m.stride, m.padding, m.output_padding, m.groups,
                                m.dilation, name, kind)
     if isinstance(m, (torch.nn.MaxPool3d, torch.nn.AvgPool3d)):
-        return _pool_rule(m, name)
+        return _pool_rule(m, m.kernel_size, m.stride, m.padding, getattr(m, "dilation", 1), m.ceil_mode,
+                          getattr(m, "return_indices", False), name, kind)
     if isinstance(m, torch.nn.Upsample):
         if m.scale_factor is None:
             raise ValueError(f"stream: node {name!r} (Upsample) gives an output size, not a scale factor; the "
@@ -318,6 +343,8 @@ def _function_rule(node: torch.fx.Node, constants: dict[str, torch.Tensor]) -> _
         return _pointwise(None, lambda *s: (sum(k * c for k, (c, _, _) in zip(uses, s)), s[0][1], s[0][2]))
     if target in _CONV_FUNCTIONS:
         return _conv_function_rule(node, constants)
+    if target in _POOL_FUNCTIONS:
+        return _pool_function_rule(node)
     if target is F.interpolate:
         kw = dict(zip(("input", "size", "scale_factor", "mode", "align_corners"), node.args)) | dict(node.kwargs)
         if kw.get("size") is not None or kw.get("scale_factor") is None:
