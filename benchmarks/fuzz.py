@@ -329,6 +329,14 @@ def check(case: dict, device: torch.device) -> dict:
         y.backward(grad_output(y.shape, dt))
         return [y, *tangent, xs.grad, grad(wl)] + ([grad(bl)] if bl is not None else [])
 
+    def torch_run(fn, dt):
+        """``run`` of torch's own convolution in the case's dtype; where no output reads the input (all padding), on
+        the CPU without oneDNN, whose bf16 3-D convolution crashed the process there (torch 2.11 and 2.13)."""
+        padding_only = device.type == "cpu" and not getattr(F, name)(
+            torch.ones(x.shape, dtype=torch.float64), torch.ones(w.shape, dtype=torch.float64), None, *args).any()
+        with torch.backends.mkldnn.flags(enabled=False) if padding_only else contextlib.nullcontext():
+            return run(fn, dt)
+
     if case.get("fp8"):
         return check_fp8(case, device, x, w, b, name, args, layout)
     ours, theirs = getattr(tritonconv, name), getattr(F, name)
@@ -343,8 +351,8 @@ def check(case: dict, device: torch.device) -> dict:
         ours, theirs = (with_tangents(fn, case["tangents"], case["seed"] + 3) for fn in (ours, theirs))
         names = ("out", "tangent", *names[1:])
     ref = run(theirs, torch.float64)
-    return compare(case, device, (("tritonconv", lambda: run(ours, dtype)), ("torch", lambda: run(theirs, dtype))), ref,
-                   TOL[dtype], names)
+    return compare(case, device, (("tritonconv", lambda: run(ours, dtype)), ("torch", lambda: torch_run(theirs, dtype))),
+                   ref, TOL[dtype], names)
 
 
 def compare(case: dict, device: torch.device, impls: tuple, ref: list, tol: float,

@@ -247,6 +247,18 @@ def test_fuzz_runs_fused_epilogues_and_catches_planted_faults(monkeypatch):
     assert row["ok"] is False and row["tritonconv"]["out"] < 1e-4 < row["tritonconv"]["grad_input"], row
 
 
+def test_fuzz_runs_outputs_of_padding_alone_past_torchs_cpu_crash():
+    """Seed 72568 draws a bf16 3-D convolution none of whose outputs reads the input (depth 1 padded by 3, dilated,
+    strided 2): torch's own oneDNN convolution on the CPU crashed the process there (segfault, torch 2.11 and 2.13),
+    so the fuzz runs torch's in such a case without oneDNN; tritonconv's output is the zero it should be."""
+    from benchmarks import fuzz
+
+    case = fuzz.draw(72568)
+    assert case["dtype"] == "bfloat16" and case["ndim"] == 3 and case["sizes"][0] == 1 and case["padding"][0] == 3
+    row = fuzz.check(case, torch.device("cpu"))
+    assert row["ok"] and row["tritonconv"]["out"] == 0.0, row
+
+
 def test_fuzz_asks_for_output_layouts_and_catches_one_ignored(monkeypatch):
     """A share of convolutions ask for their output's layout (``fuzz.FORMATS``: the input's, contiguous, channels-last),
     values and layout checked; a convolution that ignores ``memory_format`` fails its case."""
