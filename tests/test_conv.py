@@ -241,6 +241,43 @@ def test_strided_views():
     assert_close(tritonconv.conv2d(x2, w2), F.conv2d(x2.double(), w2.double()))
 
 
+def test_tensors_whose_storage_holds_other_values_give_torchs_results():
+    """A negative view (``z.conj().imag`` of a complex signal: its storage holds the opposite values, which torch's
+    kernels resolve) as input, weight or bias, and a ZeroTensor (torch's efficient zeros, no storage), give torch's
+    results, also after a plain call of the same signature (whose checks a repeat skips); transposed and (2+1)D too,
+    gradients included, and routed."""
+    def negative(*shape, requires_grad=False):  # a real tensor with the negative bit set (and its complex base)
+        z = torch.randn(*shape, dtype=torch.complex64, requires_grad=requires_grad)
+        t = z.conj().imag
+        assert t.is_neg()
+        return t, z
+
+    (x, _), (w, _), (b, _) = negative(2, 4, 11), negative(3, 4, 3), negative(3)
+    for seen in (False, True):  # then a signature seen (plain tensors of these shapes and strides first)
+        if seen:
+            tritonconv.conv1d(x.resolve_neg(), w.resolve_neg(), b.resolve_neg(), padding=1)
+        assert_close(tritonconv.conv1d(x, w, b, padding=1), F.conv1d(x.double(), w.double(), b.double(), padding=1))
+    grads = []
+    for conv in (tritonconv.conv_transpose2d, F.conv_transpose2d):
+        torch.manual_seed(0)
+        (xt, zx), (wt, zw) = negative(2, 3, 5, 6, requires_grad=True), negative(3, 2, 3, 3, requires_grad=True)
+        y = conv(xt, wt, stride=2)
+        y.backward(torch.linspace(-1, 1, y.numel()).view(y.shape))
+        grads.append((y, zx.grad, zw.grad))
+    for ours, theirs in zip(*grads):
+        assert_close(torch.view_as_real(ours) if ours.is_complex() else ours,
+                     torch.view_as_real(theirs) if theirs.is_complex() else theirs)
+    (x3, _), (ws, _), (wt3, _) = negative(1, 2, 4, 6, 6), negative(5, 2, 1, 3, 3), negative(4, 5, 3, 1, 1)
+    assert_close(tritonconv.conv2plus1d(x3, ws, wt3, padding=1),
+                 F.conv3d(F.conv3d(x3.double(), ws.double(), padding=(0, 1, 1)), wt3.double(), padding=(1, 0, 0)))
+    zero, w2, b2 = torch._efficientzerotensor((1, 2, 5, 5)), torch.randn(3, 2, 3, 3), torch.randn(3)
+    tritonconv.conv2d(torch.randn(1, 2, 5, 5), w2, b2)  # its signature seen
+    with tritonconv.enabled() as counts:
+        for y in (tritonconv.conv2d(zero, w2, b2), F.conv2d(zero, w2, b2)):
+            assert torch.equal(y, b2.view(1, 3, 1, 1).expand(1, 3, 3, 3))
+    assert dict(counts.routed) == {"conv2d": 1} and not counts.left, counts
+
+
 @pytest.mark.parametrize("channels", [3, 16])  # 3: a stem, whose weight a launch packs; 16: weights read in place
 def test_weights_and_biases_are_read_in_any_strides(channels):
     """A weight or bias sliced out of a larger tensor, or expanded from one element (stride 0), is read where it

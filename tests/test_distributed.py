@@ -233,8 +233,9 @@ def dtensors(world: int) -> None:
 
     if world == 2:
         mesh = init_device_mesh("cpu", (2,))
-        x = distribute_tensor(torch.randn(1, 2, 6, 5), mesh, [Shard(2)])
-        for call, message in ((lambda: tritonconv.conv2d(x, torch.randn(3, 2, 3, 3)),
+        x, w = distribute_tensor(torch.randn(1, 2, 6, 5), mesh, [Shard(2)]), torch.randn(3, 2, 3, 3)
+        tritonconv.conv2d(torch.randn(1, 2, 6, 5), w)  # a plain call of x's shape and strides: its signature is seen
+        for call, message in ((lambda: tritonconv.conv2d(x, w),
                                "expected `input` to be a plain tensor, got a DTensor: sharded tensors go through "
                                "tritonconv.distributed.conv2d"),
                               (lambda: tritonconv.nn.Conv2d(2, 3, 3, padding=1, padding_mode="circular")(x),

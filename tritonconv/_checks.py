@@ -154,12 +154,6 @@ _STRIDED = torch.strided
 _PLAIN = (torch.Tensor, torch.nn.Parameter)  # no tensor subclass with rules of its own (such as DTensor)
 
 
-def is_zero_tensor(t: torch.Tensor | None) -> bool:
-    """Whether ``t`` is a ZeroTensor: torch's efficient zeros, which its forward-mode formulas make, with no storage a
-    kernel could read (never under ``torch.compile``, whose tracing has none and cannot ask)."""
-    return t is not None and not torch.compiler.is_compiling() and t._is_zerotensor()
-
-
 def plain_and_supported(input, weight, bias) -> bool:
     """A quick yes for the common call that :func:`check_tensors` passes (and a convolution of 1 to 3 spatial axes
     with input channels): plain tensors or parameters, one supported dtype, one device. False says nothing: the
@@ -167,7 +161,6 @@ def plain_and_supported(input, weight, bias) -> bool:
     return (type(input) in _PLAIN and type(weight) in _PLAIN and 3 <= input.dim() <= 5 and input.shape[1] > 0
             and input.dtype in SUPPORTED_DTYPES and weight.dtype == input.dtype and weight.device == input.device
             and input.layout is _STRIDED and weight.layout is _STRIDED
-            and not (is_zero_tensor(input) or is_zero_tensor(weight) or is_zero_tensor(bias))
             and (bias is None or (type(bias) in _PLAIN and bias.dtype == input.dtype and bias.device == input.device
                                   and bias.layout is _STRIDED)))
 
@@ -184,9 +177,6 @@ def check_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torc
         if is_dtensor(t):
             raise TypeError(f"{op}: expected `{name}` to be a plain tensor, got a DTensor: sharded tensors go through "
                             f"tritonconv.distributed.{op} (tritonconv.nn's modules send them there)")
-        if is_zero_tensor(t):
-            raise TypeError(f"{op}: expected `{name}` to hold its elements, got a ZeroTensor (torch's efficient zeros, "
-                            "with no storage): pass torch.zeros_like of it")
     if input.dtype not in SUPPORTED_DTYPES:
         names = ", ".join(str(d).removeprefix("torch.") for d in SUPPORTED_DTYPES)
         raise TypeError(f"{op}: expected `input` dtype to be one of {names}, got {input.dtype}")

@@ -144,7 +144,7 @@ def conv2plus1d(
     if has_torch_function_variadic(*tensors):  # as tritonconv.conv3d
         return handle_torch_function(conv2plus1d, tensors, *tensors, stride, padding, dilation,
                                      mid_activation=mid_activation, activation=activation, fused=fused)
-    input, weight_spatial, weight_temporal, bias_spatial, bias_temporal = functional.autocast(*tensors)
+    input, weight_spatial, weight_temporal, bias_spatial, bias_temporal = functional.stored(*functional.autocast(*tensors))
     spatial, temporal = _checked_stages(input, weight_spatial, weight_temporal, bias_spatial, bias_temporal,
                                         stride, padding, dilation)
     for name, act in (("mid_activation", mid_activation), ("activation", activation)):

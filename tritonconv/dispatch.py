@@ -63,8 +63,9 @@ def clear_plans() -> None:
 
 
 def tensor_key(t: torch.Tensor | None) -> tuple | None:
-    """What a plan depends on in a tensor: shape, strides, dtype, device (not its data or address)."""
-    return None if t is None else (t.shape, t.stride(), t.dtype, t.device)
+    """What a plan depends on in a tensor: its type (a DTensor is no plain tensor of its shape), shape, strides, dtype,
+    device (not its data or address)."""
+    return None if t is None else (type(t), t.shape, t.stride(), t.dtype, t.device)
 
 
 def _plan(key: tuple, build: Callable[[], Callable]) -> Callable:

@@ -500,7 +500,7 @@ _conv_transpose_op.register_autograd(_transpose_op_backward, setup_context=_tran
 
 def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, groups, dilation, activation):
     """Checked, then launched; a seen signature skips the checks (as :func:`_conv`)."""
-    input, weight, bias = autocast(input, weight, bias)
+    input, weight, bias = stored(*autocast(input, weight, bias))
     key, hit = _lookup(("conv_transpose", ndim), (input, weight, bias),
                        (stride, padding, output_padding, groups, dilation, activation))
     if hit is not None:
@@ -586,8 +586,27 @@ def autocast(*tensors):
                  else t for t in tensors)
 
 
+def stored(*tensors):
+    """``tensors`` with the values their storage holds, as a kernel reads them: a negative view (a real tensor such as
+    ``z.conj().imag``, whose storage holds the opposite values; torch's kernels resolve it) resolved into a copy, a
+    ZeroTensor (torch's efficient zeros, which its forward-mode formulas make, with no storage) materialised; else
+    the tensors themselves (two bits read of each; nothing while ``torch.compile`` traces, which cannot ask)."""
+    if torch.compiler.is_compiling():
+        return tensors
+    try:
+        for t in tensors:
+            if t is not None and (t.is_neg() or t._is_zerotensor()):
+                break
+        else:
+            return tensors
+    except AttributeError:  # not a tensor: the checks say so
+        return tensors
+    return tuple(t.resolve_neg() if isinstance(t, Tensor) and t.is_neg() else
+                 t.clone() if isinstance(t, Tensor) and t._is_zerotensor() else t for t in tensors)
+
+
 def _lookup(op: tuple, tensors: tuple, args: tuple) -> tuple[tuple | None, tuple | None]:
-    """A call's signature (its tensors' shapes, strides, dtypes and devices, every other argument) and what a call
+    """A call's signature (its tensors' types, shapes, strides, dtypes and devices, every other argument) and what a call
     with that signature left (:data:`_calls`, this dispatch generation's), or None. No signature when traced, or
     for arguments the checks will refuse (unhashable, not tensors), or under a ``torch.func`` transform (its
     wrappers' shapes are a sample's: checked every call)."""
@@ -617,7 +636,7 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
     """Checked, then launched. A call whose signature was seen before (tensor shapes, strides, dtypes, devices
     and every argument) is valid for the same reasons as then: it skips the checks and goes straight to the dispatch
     plan that call built (with gradients, through the autograd function)."""
-    input, weight, bias = autocast(input, weight, bias)
+    input, weight, bias = stored(*autocast(input, weight, bias))
     key, hit = _lookup(("conv", ndim), (input, weight, bias),
                        (stride, padding, dilation, groups, activation, flip, memory_format))
     if hit is not None:

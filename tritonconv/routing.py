@@ -139,8 +139,7 @@ def _count(routed: str | None, why: str | None = None) -> None:
 
 def _why_not(input, weight, bias) -> str | None:
     """Why tritonconv does not take this call, or None: a DTensor (torch's sharding rules), a rank it has no
-    kernel for, a ZeroTensor (no storage), or what tritonconv's own argument checks refuse (dtypes, devices; their
-    message)."""
+    kernel for, or what tritonconv's own argument checks refuse (dtypes, devices; their message)."""
     if _checks.plain_and_supported(input, weight, bias):  # the common call, in a few attribute reads
         return None
     if any(is_dtensor(t) for t in (input, weight, bias) if t is not None):
@@ -149,8 +148,6 @@ def _why_not(input, weight, bias) -> str | None:
         return f"{input.dim() - 2}-D convolution"
     if input.shape[1] == 0:  # tritonconv refuses it; torch returns an empty tensor
         return "no input channels"
-    if any(_checks.is_zero_tensor(t) for t in (input, weight, bias)):
-        return "a ZeroTensor operand: torch's efficient zeros"
     try:
         _checks.check_tensors("convolution", input, weight, bias)
     except (TypeError, ValueError) as err:
