@@ -244,8 +244,8 @@ def test_strided_views():
 def test_tensors_whose_storage_holds_other_values_give_torchs_results():
     """A negative view (``z.conj().imag`` of a complex signal: its storage holds the opposite values, which torch's
     kernels resolve) as input, weight or bias, and a ZeroTensor (torch's efficient zeros, no storage), give torch's
-    results, also after a plain call of the same signature (whose checks a repeat skips); transposed and (2+1)D too,
-    gradients included, and routed."""
+    results, also after a plain call of the same signature (whose checks a repeat skips); transposed, (2+1)D, streamed
+    and fp8 too, gradients included, and routed."""
     def negative(*shape, requires_grad=False):  # a real tensor with the negative bit set (and its complex base)
         z = torch.randn(*shape, dtype=torch.complex64, requires_grad=requires_grad)
         t = z.conj().imag
@@ -270,6 +270,16 @@ def test_tensors_whose_storage_holds_other_values_give_torchs_results():
     (x3, _), (ws, _), (wt3, _) = negative(1, 2, 4, 6, 6), negative(5, 2, 1, 3, 3), negative(4, 5, 3, 1, 1)
     assert_close(tritonconv.conv2plus1d(x3, ws, wt3, padding=1),
                  F.conv3d(F.conv3d(x3.double(), ws.double(), padding=(0, 1, 1)), wt3.double(), padding=(1, 0, 0)))
+    (w5, _), (b5, _), x5 = negative(3, 2, 3, 3, 3), negative(3), torch.randn(1, 2, 5, 4, 4)
+    slabs = tritonconv.streaming.conv3d_stream((x5[:, :, i] for i in range(5)), w5, b5, padding=1)
+    assert_close(torch.cat(list(slabs), 2), F.conv3d(x5.double(), w5.double(), b5.double(), padding=1))
+    xq, xs = tritonconv.fp8.quantize(torch.randn(1, 16, 6, 6))
+    wq, ws = tritonconv.fp8.quantize(torch.randn(16, 16, 3, 3), 0)
+    (b8, _), s8 = negative(16), torch.complex(torch.zeros(16), -ws).conj().imag  # ws's values, its storage -ws
+    assert s8.is_neg() and b8.is_neg() and torch.equal(s8, ws)
+    assert_close(tritonconv.fp8.conv2d(xq, wq, b8, input_scale=xs, weight_scale=s8, out_dtype=torch.float32),
+                 tritonconv.fp8.conv2d(xq, wq, b8.resolve_neg(), input_scale=xs, weight_scale=s8.resolve_neg(),
+                                       out_dtype=torch.float32), tol=0)
     zero, w2, b2 = torch._efficientzerotensor((1, 2, 5, 5)), torch.randn(3, 2, 3, 3), torch.randn(3)
     tritonconv.conv2d(torch.randn(1, 2, 5, 5), w2, b2)  # its signature seen
     with tritonconv.enabled() as counts:

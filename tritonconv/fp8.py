@@ -149,6 +149,7 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, input_sc
     torch's rule (None: channels-last where the input or the weight is)."""
     op = f"fp8.conv{ndim}d"
     _check(op, input, weight, bias, input_scale, weight_scale, out_dtype, activation)
+    input, weight, bias, input_scale, weight_scale = functional.stored(input, weight, bias, input_scale, weight_scale)
     spec = _checks.shape_spec(op, ndim, input, weight, bias, stride, padding, dilation, groups)
     if shapes.is_depthwise(spec.input_shape, spec.weight_shape, spec.groups):
         raise ValueError(f"{op}: depthwise convolution (groups == input channels, {spec.groups}) is not supported in "

@@ -44,8 +44,7 @@ class Conv3dStream:
             raise ValueError(f"conv3d_stream: expected `chunk` to be a positive int or None, got {chunk!r}") from None
         _checks.check_activation(activation, "conv3d_stream")
         self.device = torch.device(device) if device is not None else weight.device
-        self.weight = weight.to(self.device)
-        self.bias = None if bias is None else bias.to(self.device)
+        self.weight, self.bias = functional.stored(weight.to(self.device), None if bias is None else bias.to(self.device))
         self.stride = shapes.as_tuple(stride, 3, "stride")
         self.dilation = shapes.as_tuple(dilation, 3, "dilation")
         self.padding = shapes.resolve_padding(padding, weight.shape[2:], self.stride, self.dilation)
