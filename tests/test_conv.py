@@ -243,9 +243,9 @@ def test_strided_views():
 
 def test_tensors_whose_storage_holds_other_values_give_torchs_results():
     """A negative view (``z.conj().imag`` of a complex signal: its storage holds the opposite values, which torch's
-    kernels resolve) as input, weight or bias, and a ZeroTensor (torch's efficient zeros, no storage), give torch's
-    results, also after a plain call of the same signature (whose checks a repeat skips); transposed, (2+1)D, streamed
-    and fp8 too, gradients included, and routed."""
+    kernels resolve) as input, weight, bias, output gradient or tangent, and a ZeroTensor (torch's efficient zeros, no
+    storage), give torch's results, also after a plain call of the same signature (whose checks a repeat skips);
+    transposed, (2+1)D, streamed and fp8 too, gradients included, and routed."""
     def negative(*shape, requires_grad=False):  # a real tensor with the negative bit set (and its complex base)
         z = torch.randn(*shape, dtype=torch.complex64, requires_grad=requires_grad)
         t = z.conj().imag
@@ -267,6 +267,18 @@ def test_tensors_whose_storage_holds_other_values_give_torchs_results():
     for ours, theirs in zip(*grads):
         assert_close(torch.view_as_real(ours) if ours.is_complex() else ours,
                      torch.view_as_real(theirs) if theirs.is_complex() else theirs)
+    import torch.autograd.forward_ad as fwAD
+
+    x1, w1 = torch.randn(2, 4, 9, requires_grad=True), torch.randn(3, 4, 3, requires_grad=True)
+    (g1, _), (h1, _), (tx, _), (tw, _) = negative(2, 3, 7), negative(3, 4, 3), negative(2, 4, 9), negative(3, 4, 3)
+    results = []  # an output gradient, a gradient's gradient and tangents that are negative views
+    for conv in (tritonconv.conv1d, F.conv1d):
+        gx, gw = torch.autograd.grad(conv(x1, w1), (x1, w1), g1, create_graph=True)
+        with fwAD.dual_level():
+            tangent = fwAD.unpack_dual(conv(fwAD.make_dual(x1.detach(), tx), fwAD.make_dual(w1.detach(), tw))).tangent
+        results.append((gx, gw, torch.autograd.grad(gw, x1, h1)[0], tangent))
+    for ours, theirs in zip(*results):
+        assert_close(ours, theirs)
     (x3, _), (ws, _), (wt3, _) = negative(1, 2, 4, 6, 6), negative(5, 2, 1, 3, 3), negative(4, 5, 3, 1, 1)
     assert_close(tritonconv.conv2plus1d(x3, ws, wt3, padding=1),
                  F.conv3d(F.conv3d(x3.double(), ws.double(), padding=(0, 1, 1)), wt3.double(), padding=(1, 0, 0)))

@@ -134,6 +134,7 @@ def _bias_grad(grad_z: Tensor, dtype: torch.dtype) -> Tensor:
 
 def _backward(grad_y, input, weight, bias, y, spec: ConvSpec, activation, flip, needs, ops) -> tuple:
     """Gradients for (input, weight, bias); ``ops`` launches the kernels (eager or custom ops)."""
+    (grad_y,) = stored(grad_y)  # (a negative view given to backward)
     z = ops.forward(input, weight, bias, spec, flip) if activation in ("gelu", "silu") else None
     grad_z = activation_grad(grad_y, activation, y, z)
     grad_input = ops.grad_input(grad_z, weight, spec, flip, memory_format_of(input)) if needs[0] else None
@@ -158,6 +159,7 @@ def _tangent(d_input, d_weight, d_bias, input, weight, bias, y, activation, conv
     the convolution is linear in each operand, so ``dz = conv(d_input, weight) + conv(input, d_weight) + d_bias``,
     and ``dy = act'(z) dz`` (:func:`activation_grad`; GELU and SiLU recompute ``z`` with one launch). ``conv(x, w,
     b)`` launches the convolution without activation."""
+    d_input, d_weight, d_bias = stored(d_input, d_weight, d_bias)  # (a negative view made dual)
     dz = _sum(conv(d_input, weight, None) if d_input is not None else None,
               conv(input, d_weight, None) if d_weight is not None else None)
     if d_bias is not None:
@@ -266,6 +268,7 @@ class _WeightGradFunction(_Function):
     @staticmethod
     def jvp(ctx, d_grad_output, d_input, *_):
         grad_output, input = ctx.saved_tensors
+        d_grad_output, d_input = stored(d_grad_output, d_input)
         wgrad = functools.partial(_Eager.grad_weight, spec=ctx.spec, flip=ctx.flip, channels_inner=ctx.channels_inner)
         return _sum(wgrad(d_grad_output, input) if d_grad_output is not None else None,
                     wgrad(grad_output, d_input) if d_input is not None else None)
@@ -284,6 +287,7 @@ class _WeightGradFunction(_Function):
     @staticmethod
     def backward(ctx, grad):
         grad_output, input = ctx.saved_tensors
+        (grad,) = stored(grad)
         needs = ctx.needs_input_grad
         d_grad_output = _Eager.forward(input, grad, None, ctx.spec, ctx.flip) if needs[0] else None
         d_input = _Eager.grad_input(grad_output, grad, ctx.spec, ctx.flip, memory_format_of(input)) if needs[1] else None
@@ -412,6 +416,7 @@ _conv_op.register_autograd(_op_backward, setup_context=_setup_context)
 def _transpose_backward(grad_y, input, weight, bias, y, spec: ConvSpec, activation, flip, fmt, needs, ops) -> tuple:
     """Gradients of ``y = act(conv_transpose(input, weight) + bias)``: the input's is the convolution of
     ``grad_z``, the weight's the convolution's weight gradient with the roles of its tensors swapped."""
+    (grad_y,) = stored(grad_y)  # (a negative view given to backward)
     z = ops.transpose(input, weight, bias, spec, flip, fmt) if activation in ("gelu", "silu") else None
     grad_z = activation_grad(grad_y, activation, y, z)
     # the input's gradient in the input's layout (torch's rule for an input gradient), whatever grad_z's
