@@ -638,7 +638,7 @@ def _remember(key: tuple | None, spec, plan):
 
 
 def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activation, flip, memory_format=None):
-    """Checked, then launched. A call whose signature was seen before (tensor shapes, strides, dtypes, devices
+    """Checked, then launched. A call whose signature was seen before (tensor types, shapes, strides, dtypes, devices
     and every argument) is valid for the same reasons as then: it skips the checks and goes straight to the dispatch
     plan that call built (with gradients, through the autograd function)."""
     input, weight, bias = stored(*autocast(input, weight, bias))
