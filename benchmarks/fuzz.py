@@ -234,8 +234,8 @@ def with_tangents(fn, on: str, seed: int):
     import torch.autograd.forward_ad as fwAD
 
     def call(x, w, b, *args):
-        gen = torch.Generator().manual_seed(seed)  # drawn alike whatever ``on`` is: every call sees the same tangents;
-        tangents = [None if t is None else  # an expanded operand's expanded alike (a tangent takes its primal's layout)
+        gen = torch.Generator().manual_seed(seed)  # every call draws the same tangents, whatever ``on`` is
+        tangents = [None if t is None else  # an expanded operand's expanded alike: a tangent takes its primal's layout
                     torch.randn([1 if st == 0 else n for n, st in zip(t.shape, t.stride())], generator=gen)
                     .to(t.device, t.dtype).expand(t.shape) for t in (x, w, b)]
         carried = {"inputs": (True, False, False), "weights": (False, True, True), "all": (True, True, True)}[on]
