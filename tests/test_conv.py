@@ -300,6 +300,30 @@ def test_tensors_whose_storage_holds_other_values_give_torchs_results():
     assert dict(counts.routed) == {"conv2d": 1} and not counts.left, counts
 
 
+def test_tensor_subclasses_with_their_own_dispatch_see_the_custom_ops():
+    """A wrapper subclass with ``__torch_dispatch__`` (torch's ``TwoTensor``, as torchao's quantized tensors) has no
+    storage a kernel could read: as input or weight, its call takes the custom ops, which it runs on what it wraps,
+    forward and backward, as torch's convolution does; (2+1)D and transposed too. It had crashed the interpreter."""
+    from torch.testing._internal.two_tensor import TwoTensor
+
+    x, w = torch.randn(1, 2, 4, 6, 6), torch.randn(3, 2, 3, 3, 3)
+    for tx, tw in ((TwoTensor(x, 2 * x), w), (x, TwoTensor(w, -w))):
+        leaf = tw.detach().requires_grad_() if isinstance(tw, TwoTensor) else tw.clone().requires_grad_()
+        y = tritonconv.conv3d(tx, leaf, padding=1)
+        assert isinstance(y, TwoTensor)
+        xa, xb = (tx.a, tx.b) if isinstance(tx, TwoTensor) else (x, x)
+        wa, wb = (tw.a, tw.b) if isinstance(tw, TwoTensor) else (w, w)
+        assert_close(y.a, F.conv3d(xa.double(), wa.double(), padding=1))
+        assert_close(y.b, F.conv3d(xb.double(), wb.double(), padding=1))
+        y.sum().backward()
+        assert isinstance(leaf.grad, TwoTensor)
+    y = tritonconv.conv_transpose2d(TwoTensor(x[:, :, 0].clone(), x[:, :, 1].clone()), w[:2, :, 0], stride=2)
+    assert_close(y.b, F.conv_transpose2d(x[:, :, 1].double(), w[:2, :, 0].double(), stride=2))
+    ws, wt = torch.randn(5, 2, 1, 3, 3), torch.randn(4, 5, 3, 1, 1)
+    y = tritonconv.conv2plus1d(TwoTensor(x, -x), ws, wt, padding=1)
+    assert_close(y.b, F.conv3d(F.conv3d(-x.double(), ws.double(), padding=(0, 1, 1)), wt.double(), padding=(1, 0, 0)))
+
+
 @pytest.mark.parametrize("channels", [3, 16])  # 3: a stem, whose weight a launch packs; 16: weights read in place
 def test_weights_and_biases_are_read_in_any_strides(channels):
     """A weight or bias sliced out of a larger tensor, or expanded from one element (stride 0), is read where it

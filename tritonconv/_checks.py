@@ -81,16 +81,20 @@ def tracing() -> bool:
     return torch.compiler.is_compiling() or torch._C._is_tracing()
 
 
-def is_traced(input: torch.Tensor) -> bool:
-    """Whether a call is traced rather than run: under ``torch.compile``, on a fake or functional tensor, or with a
-    fake, functional or proxy mode on (``FakeTensorMode``, ``torch.export``, ``make_fx``; a dispatch mode of the
-    user's, such as a counter, sees the kernels run). Traced calls take tritonconv's custom ops, whose fake kernels
+def is_traced(*tensors: torch.Tensor | None) -> bool:
+    """Whether a call on ``tensors`` is traced rather than run: under ``torch.compile``, on a fake or functional tensor,
+    or with a fake, functional or proxy mode on (``FakeTensorMode``, ``torch.export``, ``make_fx``; a dispatch mode of
+    the user's, such as a counter, sees the kernels run). Traced calls take tritonconv's custom ops, whose fake kernels
     give the output's shape and strides without launching anything. (torch 2.11 runs Dynamo's fake-tensor
-    propagation with ``torch.compiler.is_compiling()`` false.) Under 1 us on a plain tensor with no mode on."""
+    propagation with ``torch.compiler.is_compiling()`` false.) So does a call on a tensor subclass with a dispatch of
+    its own (``__torch_dispatch__``: a wrapper such as torchao's quantized tensors, with no storage a kernel could
+    read), which then sees the custom ops and runs them on what it wraps. Under 1 us on plain tensors, no mode on."""
     if tracing():
         return True
-    if type(input) is not torch.Tensor and isinstance(input, (FakeTensor, FunctionalTensor)):
-        return True
+    for t in tensors:
+        if type(t) not in _PLAIN and t is not None and (isinstance(t, (FakeTensor, FunctionalTensor))
+                                                        or torch._C._dispatch_keys(t).has(torch._C.DispatchKey.Python)):
+            return True
     return torch._C._len_torch_dispatch_stack() > 0 and any(
         torch._C._get_dispatch_mode(key) is not None for key in _TRACING_MODES)
 

@@ -160,6 +160,6 @@ def conv2plus1d(
         raise ValueError("conv2plus1d: the fused path has no backward, no tangents and no batching rule; use fused=None "
                          "or False when gradients or forward-mode derivatives are needed, or under a torch.func transform")
     if fused is None:
-        fused = not grad and not interpreting(x.device) and not _checks.is_traced(x) and _choose_fused(*args)
+        fused = not grad and not interpreting(x.device) and not _checks.is_traced(*args[:5]) and _choose_fused(*args)
     y = dispatch.conv2plus1d_fused(*args) if fused else _two_launch(*args)
     return y.squeeze(0) if unbatched else y

@@ -518,7 +518,7 @@ def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, 
         plan = _remember(key, spec, None)
     if spec.unbatched:
         input = input.unsqueeze(0)
-    traced = _checks.is_traced(input)
+    traced = _checks.is_traced(input, weight, bias)
     if forward_mode():
         _checks.check_forward_mode(f"conv_transpose{ndim}d", traced)
     if traced:
@@ -654,7 +654,7 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
         plan = _remember(key, spec, None)
     if spec.unbatched:
         input = input.unsqueeze(0)
-    traced = _checks.is_traced(input)
+    traced = _checks.is_traced(input, weight, bias)
     if forward_mode():
         _checks.check_forward_mode(f"conv{ndim}d", traced)
     fmt = memory_format  # the output's layout, where no plan holds it yet (the input's: a microsecond to read)
