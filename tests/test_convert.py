@@ -81,7 +81,7 @@ def test_converted_subclass_pickles_and_deep_copies():
 def test_weights_kept_in_torchs_layout_serve_code_that_flattens_parameters():
     """``convert`` lays weights out channels-innermost, so ``.view(-1)`` of them fails (``parameters_to_vector``,
     ``torch.optim.LBFGS``), as on torch's channels-last layers; ``lay_out_weights=False`` keeps torch's layout, and
-    LBFGS's steps, the flattened parameters and the output layout are torch's."""
+    LBFGS's steps, the flattened parameters, the output layout and a pruned layer's output are torch's."""
     def make():
         torch.manual_seed(0)
         return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Tanh(), torch.nn.ConvTranspose2d(4, 2, 2, 2)).double()
@@ -106,6 +106,11 @@ def test_weights_kept_in_torchs_layout_serve_code_that_flattens_parameters():
     assert_close(lbfgs(ours), lbfgs(theirs), torch.float64)
     for given in (x, x.to(memory_format=torch.channels_last)):
         assert ours(given).stride() == theirs(given).stride()
+    from torch.nn.utils import prune
+
+    for model in (ours, theirs):  # prune's view(-1) too
+        prune.l1_unstructured(model[0], "weight", 0.5)
+    assert_close(ours(x), theirs(x), torch.float64)
 
 
 def test_modules_that_override_the_convolution_are_left_and_named(capsys):

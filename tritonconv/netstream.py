@@ -309,13 +309,12 @@ def _conv_function_rule(node: torch.fx.Node, constants: dict[str, torch.Tensor])
         got = None if operands["weight"] is None else tuple(operands["weight"].shape)
         raise ValueError(f"stream: node {node.name!r} ({fname}) has weight of shape {got}; expected 5 dimensions")
     extra = {k: v for k, v in call.items() if k not in names and k != "memory_format"}  # activation, flip
-    get = lambda key, default: call.get(key, default)  # noqa: E731
     if "output_padding" in names:
-        return _transpose_rule(node.target, operands["weight"], operands["bias"], get("stride", 1), get("padding", 0),
-                               get("output_padding", 0), get("groups", 1), get("dilation", 1), node.name, fname,
-                               **extra)
-    return _conv_rule(node.target, operands["weight"], operands["bias"], get("stride", 1), get("padding", 0),
-                      get("dilation", 1), get("groups", 1), **extra)
+        return _transpose_rule(node.target, operands["weight"], operands["bias"], call.get("stride", 1),
+                               call.get("padding", 0), call.get("output_padding", 0), call.get("groups", 1),
+                               call.get("dilation", 1), node.name, fname, **extra)
+    return _conv_rule(node.target, operands["weight"], operands["bias"], call.get("stride", 1), call.get("padding", 0),
+                      call.get("dilation", 1), call.get("groups", 1), **extra)
 
 
 def _check_constant(node: torch.fx.Node, name: str, value: torch.Tensor) -> None:

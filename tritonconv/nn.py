@@ -188,8 +188,9 @@ def convert(model: torch.nn.Module, verbose: bool = False, report: bool = False,
     state), but for a conv's weight, stored channels-innermost (:func:`lay_out_weight`), which the kernels read in
     place and whose gradient they write 16 bytes at a time. ``lay_out_weights=False`` keeps each weight as it lies
     (contiguous for torch's layers; read as README's "Weights and biases" says: copied per call in large problems),
-    for code that takes contiguous parameters only: FSDP2's ``fully_shard`` (or shard first, then convert), and
-    what flattens parameters with ``.view(-1)`` (``torch.nn.utils.parameters_to_vector``, ``torch.optim.LBFGS``).
+    for code that takes contiguous parameters only: FSDP2's ``fully_shard`` (or shard first, then convert),
+    ``torch.nn.utils.prune``, and what flattens parameters with ``.view(-1)`` (``parameters_to_vector``,
+    ``torch.optim.LBFGS``).
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"convert: expected `model` to be a torch.nn.Module, got {type(model).__name__}")
