@@ -208,6 +208,25 @@ def test_torch_jit_trace_records_the_custom_ops(tmp_path):
     assert_close(routed(x), torch.nn.functional.conv2d(x.double(), conv.weight.double(), conv.bias.double()))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # (torch 2.13's notice)
+def test_torch_jit_script_is_refused_by_name():
+    """TorchScript cannot compile the kernels' Python launch; its own error quoted tritonconv's source (an f-string).
+    Every module of tritonconv's, converted ones and those nested in a model too, says what serves instead."""
+    converted = tnn.convert(torch.nn.Sequential(torch.nn.Conv1d(2, 3, 3), torch.nn.ReLU()))
+    fp8_layer = tritonconv.fp8.convert(torch.nn.Sequential(torch.nn.Conv2d(16, 16, 3)))[0]
+    cases = [(converted, "tritonconv.nn.Conv1d", "revert"), (tnn.ConvTranspose2d(2, 3, 3), "ConvTranspose2d", "revert"),
+             (tnn.Conv2Plus1d(2, 3, 3), "Conv2Plus1d", "no torch counterpart"),
+             (tnn.P3DBlock(2, 3, 3), "P3DBlock", "no torch counterpart"),
+             (fp8_layer, "tritonconv.fp8.Conv", "no torch counterpart")]
+    for module, name, instead in cases:
+        with pytest.raises(TypeError, match=rf"torch.jit.script: \S*{name} runs Triton kernels(.|\n)*{instead}"
+                                            r"(.|\n)*torch.jit.trace"):
+            torch.jit.script(module)
+    x = torch.randn(1, 2, 5)
+    ours = converted(x)
+    assert_close(torch.jit.script(tnn.revert(converted))(x), ours)  # as the message says
+
+
 class _Functional(torch.nn.Module):
     """Every public function of tritonconv called in a forward, as a user's own layer would."""
 

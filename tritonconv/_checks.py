@@ -154,6 +154,17 @@ def refuse_vmap(op: str) -> None:
                                   "call it on the whole batch; tritonconv.conv* run under vmap)")
 
 
+def refuse_scripting(module: torch.nn.Module, instead: str) -> None:
+    """Refuse ``torch.jit.script`` of ``module`` by name (its ``__prepare_scriptable__``; torch calls it on every
+    submodule it scripts): TorchScript cannot compile a Python launch of Triton kernels, and its own error points into
+    tritonconv's source. ``instead`` says what serves, before the tracers named."""
+    cls = type(module)
+    raise TypeError(f"torch.jit.script: {cls.__module__}.{cls.__qualname__} runs Triton kernels launched from Python, "
+                    f"which TorchScript cannot compile (torch has deprecated torch.jit.script). {instead}: "
+                    "torch.export.export, torch.compile and torch.jit.trace record tritonconv's custom ops; a traced "
+                    "module saves with torch.jit.save and loads where tritonconv is imported")
+
+
 _STRIDED = torch.strided
 _PLAIN = (torch.Tensor, torch.nn.Parameter)  # no tensor subclass with rules of its own (such as DTensor)
 

@@ -288,6 +288,9 @@ class Conv(torch.nn.Module):
         self.out_dtype, self.dtype = out_dtype, dtype
         self.ndim = weight.dim() - 2
 
+    def __prepare_scriptable__(self) -> torch.nn.Module:
+        _checks.refuse_scripting(self, "An fp8 layer has no torch counterpart to revert to; trace it")
+
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         # quantized channels innermost, in the pass that rounds it (the layout every kernel reads fastest: on Hopper
         # the descriptor kernel where NC(D)HW fp8 rows of no 16-byte multiple leave the pointer kernel), the output

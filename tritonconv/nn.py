@@ -42,6 +42,10 @@ def _note_given_layout(module: torch.nn.Module) -> None:
         module._given_channels_last = geometry.memory_format_of(module.weight) != torch.contiguous_format
 
 
+_SCRIPT_TORCHS = "Script torch's own modules (tritonconv.nn.revert(model) first), or trace it"
+_SCRIPT_BLOCKS = "The block has no torch counterpart to revert to; trace it"
+
+
 class _TritonConv:
     """Mixin over ``torch.nn.ConvNd``: the convolution runs in tritonconv's kernels."""
 
@@ -51,6 +55,9 @@ class _TritonConv:
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         lay_out_weight(self)
+
+    def __prepare_scriptable__(self) -> torch.nn.Module:
+        _checks.refuse_scripting(self, _SCRIPT_TORCHS)
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         padding = self.padding
@@ -106,6 +113,9 @@ class _TritonConvTranspose:
 
     _fn = None  # tritonconv.functional.conv_transposeNd, set per class
     _sharded = None  # tritonconv.distributed.conv_transposeNd, for DTensor inputs
+
+    def __prepare_scriptable__(self) -> torch.nn.Module:
+        _checks.refuse_scripting(self, _SCRIPT_TORCHS)
 
     def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if self.padding_mode != "zeros":  # as torch
@@ -322,6 +332,9 @@ class Conv2Plus1d(torch.nn.Module):
         self.in_channels, self.out_channels, self.mid_channels = in_channels, out_channels, mid_channels
         self.kernel_size, self.stride, self.dilation = (kt, kh, kw), (st, sh, sw), (dt, dh, dw)
 
+    def __prepare_scriptable__(self) -> torch.nn.Module:
+        _checks.refuse_scripting(self, _SCRIPT_BLOCKS)
+
     def forward(self, input: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
         s, t = self.spatial, self.temporal
         # a DTensor: both stages sharded, one after the other (never fused)
@@ -385,6 +398,9 @@ class P3DBlock(torch.nn.Module):
     def _t(self, x, activation=None):
         t = self.temporal
         return functional.conv3d(x, t.weight, t.bias, t.stride, self.temporal_padding, activation=activation)
+
+    def __prepare_scriptable__(self) -> torch.nn.Module:
+        _checks.refuse_scripting(self, _SCRIPT_BLOCKS)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if self.variant == "A":
