@@ -59,6 +59,17 @@ class _TritonConv:
     def __prepare_scriptable__(self) -> torch.nn.Module:
         _checks.refuse_scripting(self, _SCRIPT_TORCHS)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
+        """torch's; a weight replaced by the one loaded (``load_state_dict(assign=True)``, as after a meta-device
+        construction, or torch's swap of tensors) is a weight given anew: laid out as the one before was (no copy per
+        call), its own layout noted for the output's."""
+        before = self.weight, self.weight.stride()
+        super()._load_from_state_dict(state_dict, prefix, *args)
+        if self.weight is before[0] and self.weight.stride() == before[1]:
+            return  # copied into the weight in place: nothing to do
+        self.__dict__.pop("_given_channels_last", None)
+        (lay_out_weight if before[1][1] == 1 else _note_given_layout)(self)
+
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         padding = self.padding
         if _checks.is_dtensor(input):
