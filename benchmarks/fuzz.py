@@ -9,7 +9,8 @@ half of those with unit stride and 'same' padding in 16 bits, as its layers; a s
 kernel, stride (also larger than the kernel; a share of cases patch embeddings, :data:`PATCH`, long NC(D)HW rows strided
 2, :data:`LONG`, or NC(D)HW planes read as rows, :data:`PLANES`), padding (``'same'`` too), dilation, output padding,
 bias, contiguous or channels-last operands, a weight and bias sliced out of larger tensors (every other element, the
-others NaN), an output gradient expanded, sliced or with its axes reversed in memory, fp32, fp16 or bf16 (a share of
+others NaN), an output gradient expanded, sliced or with its axes reversed in memory, negative views
+(:data:`NEGATED`), fp32, fp16 or bf16 (a share of
 forwards in fp8, :data:`FP8`), a share under ``torch.func.vmap`` (:data:`VMAP`), a share asked for an output layout
 (:data:`FORMATS`), a share in forward mode too (:data:`TANGENTS`), a share with a fused activation or a flipped kernel
 (:data:`EPILOGUES`); and the configs: the ones a call would take (cached or heuristic), or for each launch one drawn
@@ -81,6 +82,10 @@ TANGENTS = 0.05
 """The share of (non-fp8, non-vmap) cases whose operands are dual tensors (``torch.autograd.forward_ad``): tangents on
 the input, on the weight and bias, or on all three; the output's tangent (each autograd function's ``jvp``) is
 compared as the output is, and the backward runs through the same call."""
+NEGATED = 0.05
+"""The share of (non-fp8) cases whose input, weight and bias, or (half of them) whose output gradient, are negative
+views: tensors whose storage holds the opposite of their values (torch's negative bit, as ``z.conj().imag`` of a complex
+signal carries it). A kernel that reads the storage gives the opposite of torch's result."""
 FP8 = 0.1
 """The share of forward, non-depthwise cases run in fp8 (``tritonconv.fp8``, e4m3): ``fp8.convNd`` on operands
 quantised in the case's layout, or a converted ``fp8.Conv`` module (its input quantised channels innermost, its output
@@ -180,6 +185,9 @@ def draw(seed: int) -> dict:
     tg = random.Random(f"tangents:{seed}")  # (likewise)
     if tg.random() < TANGENTS and not (case.get("fp8") or case.get("vmap")):
         case["tangents"] = tg.choice(("inputs", "weights", "all"))
+    nv = random.Random(f"negated:{seed}")  # (likewise)
+    if nv.random() < NEGATED and not case.get("fp8"):
+        case["views" if nv.random() < 0.5 and not case["views"] else "grad_view"] = "negated"
     return case
 
 
@@ -294,24 +302,31 @@ def check(case: dict, device: torch.device) -> dict:
         w, b = w[:, :1].expand(w_shape), None if b is None else b[:1].expand(c_out)
 
     def base(t: torch.Tensor) -> torch.Tensor:  # the tensor an operand is a view of (made a leaf by the caller)
+        if views == "negated":  # the opposite values, read through a negative view
+            return -t
         if views == "sliced":  # t at the even positions of its last axis, NaN between
             return torch.stack((t, torch.full_like(t, float("nan"))), -1).flatten(-2)
         return (t[:, :1] if t.dim() > 1 else t[:1]).clone() if views == "expanded" else t
 
     def view(t: torch.Tensor, shape: tuple) -> torch.Tensor:  # the operand of that shape, a view of its base
+        if views == "negated":
+            return torch._neg_view(t)
         return t[..., ::2] if views == "sliced" else t.expand(shape) if views == "expanded" else t
 
     def grad(t: torch.Tensor) -> torch.Tensor:  # a base's gradient, where it is compared
-        return t.grad[..., ::2] if views == "sliced" else t.grad
+        return t.grad[..., ::2] if views == "sliced" else -t.grad if views == "negated" else t.grad
 
     def grad_output(shape: tuple, dt: torch.dtype) -> torch.Tensor:
         """The output's gradient: dense, or (``grad_view``) equal along the batch and the last axis (stride 0, as
-        ``y.sum()``'s), every other element of a wider tensor, or dense with its axes in reverse order."""
+        ``y.sum()``'s), every other element of a wider tensor, dense with its axes in reverse order, or a negative
+        view."""
         gen, kind = torch.Generator().manual_seed(case["seed"] + 1), case.get("grad_view")
         if kind == "expanded":
             return torch.randn(1, *shape[1:-1], 1, generator=gen).to(device, dt).expand(shape)
         if kind == "sliced":
             return torch.randn(*shape[:-1], 2 * shape[-1], generator=gen).to(device, dt)[..., ::2]
+        if kind == "negated":
+            return torch._neg_view(-torch.randn(shape, generator=gen).to(device, dt))
         if kind == "reversed":
             axes = tuple(reversed(range(len(shape))))
             return torch.randn(shape[::-1], generator=gen).to(device, dt).permute(axes)
@@ -320,14 +335,15 @@ def check(case: dict, device: torch.device) -> dict:
     def run(fn, dt):
         # fresh leaves each run (copy=True: a same-device, same-dtype .to() would return the tensor itself, and the
         # next implementation's gradients would add to this one's)
-        xs = geometry.to_layout(x.to(device, dt, copy=True), layout).requires_grad_()
+        negated = views == "negated"  # (the input a view too; sliced and expanded views are the weight's and bias's)
+        xs = geometry.to_layout((base(x) if negated else x).to(device, dt, copy=True), layout).requires_grad_()
         wl = base(w).to(device, dt, copy=True)
         wl = (geometry.to_layout(wl, layout) if case["ndim"] > 1 else wl).requires_grad_()
         bl = None if b is None else base(b).to(device, dt, copy=True).requires_grad_()
-        y = fn(xs, view(wl, w.shape), None if bl is None else view(bl, b.shape), *args)
+        y = fn(view(xs, x.shape) if negated else xs, view(wl, w.shape), None if bl is None else view(bl, b.shape), *args)
         y, *tangent = y if isinstance(y, tuple) else (y,)  # (with_tangents: the output and its tangent)
         y.backward(grad_output(y.shape, dt))
-        return [y, *tangent, xs.grad, grad(wl)] + ([grad(bl)] if bl is not None else [])
+        return [y, *tangent, grad(xs) if negated else xs.grad, grad(wl)] + ([grad(bl)] if bl is not None else [])
 
     def torch_run(fn, dt):
         """``run`` of torch's own convolution in the case's dtype; where no output reads the input (all padding), on

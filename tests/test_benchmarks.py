@@ -247,6 +247,24 @@ def test_fuzz_runs_fused_epilogues_and_catches_planted_faults(monkeypatch):
     assert row["ok"] is False and row["tritonconv"]["out"] < 1e-4 < row["tritonconv"]["grad_input"], row
 
 
+def test_fuzz_draws_negative_views_and_catches_them_read_raw(monkeypatch):
+    """A share of cases (``fuzz.NEGATED``) pass negative views (storage holding the opposite values): the input, weight
+    and bias, or the output gradient; kernels that read the storage as the values fail them."""
+    from benchmarks import fuzz
+    from tritonconv import functional
+
+    cases = [c for c in map(fuzz.draw, range(600)) if "negated" in (c["views"], c["grad_view"])]
+    assert 0.02 < len(cases) / 600 < 0.08 and not any(c.get("fp8") for c in cases)
+    picked = [next(c for c in cases if c[kind] == "negated" and c["dtype"] == "float32" and c["ndim"] < 3
+                   and not (c.get("tangents") or c.get("vmap"))) for kind in ("views", "grad_view")]
+    for case in picked:
+        assert fuzz.check(case, torch.device("cpu"))["ok"], case
+    monkeypatch.setattr(functional, "stored", lambda *tensors: tensors)  # the storage read as the values
+    for case in picked:  # (the input's and the weight's signs cancel in the output, not in the input's gradient)
+        row = fuzz.check(case, torch.device("cpu"))
+        assert row["ok"] is False and row["tritonconv"]["grad_input"] > 1, row
+
+
 def test_fuzz_runs_outputs_of_padding_alone_past_torchs_cpu_crash():
     """Seed 72568 draws a bf16 3-D convolution none of whose outputs reads the input (depth 1 padded by 3, dilated,
     strided 2): torch's own oneDNN convolution on the CPU crashed the process there (segfault, torch 2.11 and 2.13),
