@@ -9,13 +9,13 @@ half of those with unit stride and 'same' padding in 16 bits, as its layers; a s
 kernel, stride (also larger than the kernel; a share of cases patch embeddings, :data:`PATCH`, long NC(D)HW rows strided
 2, :data:`LONG`, or NC(D)HW planes read as rows, :data:`PLANES`), padding (``'same'`` too), dilation, output padding,
 bias, contiguous or channels-last operands, a weight and bias sliced out of larger tensors (every other element, the
-others NaN), an output gradient expanded, sliced or with its axes reversed in memory, negative views
-(:data:`NEGATED`), fp32, fp16 or bf16 (a share of
-forwards in fp8, :data:`FP8`), a share under ``torch.func.vmap`` (:data:`VMAP`), a share asked for an output layout
-(:data:`FORMATS`), a share in forward mode too (:data:`TANGENTS`), a share with a fused activation or a flipped kernel
-(:data:`EPILOGUES`); and the configs: the ones a call would take (cached or heuristic), or for each launch one drawn
-from every candidate the tuner may time (``tuning.candidates``: descriptor tiles and relayout copies where the device
-has TMA, split and folded reductions...), since a cached config also serves the other shapes of its bucket untimed.
+others NaN), an output gradient expanded, sliced or with its axes reversed in memory, negative views (:data:`NEGATED`),
+fp32, fp16 or bf16 (a share of forwards in fp8, :data:`FP8`), a share under ``torch.func.vmap`` (:data:`VMAP`), a share
+asked for an output layout (:data:`FORMATS`), a share in forward mode too (:data:`TANGENTS`), a share with a fused
+activation or a flipped kernel (:data:`EPILOGUES`); and the configs: the ones a call would take (cached or heuristic),
+or for each launch one drawn from every candidate the tuner may time (``tuning.candidates``: descriptor tiles and
+relayout copies where the device has TMA, split and folded reductions...), since a cached config also serves the other
+shapes of its bucket untimed.
 tritonconv's output and its input, weight and bias gradients (through autograd, as training runs them) are compared with
 float64 PyTorch on the same operands, and so are PyTorch's own in the case's dtype (cuDNN on a GPU), by relative L2
 error; a case fails when tritonconv's error on a tensor passes the dtype's tolerance and twice PyTorch's own on it (what
