@@ -1,6 +1,7 @@
 """Bad input gets an exception naming the argument and what was expected, never a wrong answer."""
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -10,6 +11,14 @@ import tritonconv
 
 x2 = torch.randn(2, 4, 8, 8)
 w2 = torch.randn(6, 4, 3, 3)
+
+
+def _nested(t: torch.Tensor) -> torch.Tensor:
+    """``t``'s components as a nested tensor of torch's older layout (which, unlike the jagged one, calls itself
+    strided and has no sizes to read)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch's notice: a prototype)
+        return torch.nested.nested_tensor(list(t.unbind()))
 
 CASES = [
     ("rank", lambda: tritonconv.conv2d(torch.randn(4, 8), w2), ValueError, r"`input` of rank 4 \(N, C, H, W\) or 3"),
@@ -51,6 +60,9 @@ CASES = [
     ("sparse bias", lambda: tritonconv.conv2d(x2, w2, torch.randn(6).to_sparse()), TypeError,
      r"`bias` to be a dense \(strided\) tensor"),
     ("mkldnn input", lambda: tritonconv.conv2d(x2.to_mkldnn(), w2), TypeError, r"got layout torch._mkldnn"),
+    ("nested input", lambda: tritonconv.conv2d(_nested(x2), w2), TypeError,  # (its layout says strided)
+     r"`input` to be a dense \(strided\) tensor, got a nested tensor: convolve its components one by one"),
+    ("nested weight", lambda: tritonconv.conv2d(x2, _nested(w2)), TypeError, r"`weight` to be a dense .* nested"),
     ("padding pairs float", lambda: tritonconv.conv2d(x2, w2, padding=((1.5, 1), (1, 1))), ValueError,
      r"`padding` to have 2 \(before, after\) pairs of ints"),
     ("groups float", lambda: tritonconv.conv2d(x2, w2, groups=1.5), ValueError, r"`groups` to be a positive int, got 1.5"),

@@ -2,6 +2,7 @@
 
 import math
 import random
+import warnings
 
 import pytest
 import torch
@@ -120,6 +121,13 @@ def test_stream_errors():
         list(streaming.conv3d_stream([torch.randn(1, 3, 8, 8), torch.randn(1, 3, 8, 8).half()], w, padding=1))
     with pytest.raises(ValueError, match="too short"):
         list(streaming.conv3d_stream([torch.randn(1, 3, 8, 8)], w))
+    with pytest.raises(TypeError, match=r"item 0 of `slices` should be a dense \(strided\) tensor, got layout torch.sparse"):
+        list(streaming.conv3d_stream([torch.randn(1, 3, 8, 8).to_sparse()], w))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (torch's notice: nested tensors are a prototype)
+        nested = torch.nested.nested_tensor([torch.randn(3, 3, 8, 8)])
+    with pytest.raises(TypeError, match=r"item 0 of `slices` should be a dense \(strided\) tensor, got a nested tensor"):
+        list(streaming.conv3d_stream([nested], w))
     with pytest.raises(ValueError, match="chunk"):
         streaming.conv3d_stream([], w, chunk=0)
     volume = torch.randn(1, 3, 3, 8, 8)  # iterated, item 0 (3, 3, 8, 8) would pass as a slice of 3 images

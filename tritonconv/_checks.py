@@ -189,6 +189,9 @@ def check_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torc
             raise TypeError(f"{op}: expected `{name}` to be a torch.Tensor, got {type(t).__name__}")
         if t is not None and t.layout is not _STRIDED:  # sparse, MKL-DNN, nested: no addresses to read elements at
             raise TypeError(f"{op}: expected `{name}` to be a dense (strided) tensor, got layout {t.layout}")
+        if t is not None and t.is_nested:  # (torch.nested's older layout, which calls itself strided)
+            raise TypeError(f"{op}: expected `{name}` to be a dense (strided) tensor, got a nested tensor: convolve "
+                            "its components one by one (tensor.unbind())")
         if is_dtensor(t):
             raise TypeError(f"{op}: expected `{name}` to be a plain tensor, got a DTensor: sharded tensors go through "
                             f"tritonconv.distributed.{op} (tritonconv.nn's modules send them there)")

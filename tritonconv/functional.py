@@ -622,7 +622,7 @@ def _lookup(op: tuple, tensors: tuple, args: tuple) -> tuple[tuple | None, tuple
     try:
         key = (*op, *map(dispatch.tensor_key, tensors), *args, torch._C._get_float32_matmul_precision())
         hit = _calls.get(key)
-    except (TypeError, AttributeError):
+    except (TypeError, AttributeError, RuntimeError):  # (not tensors, or tensors with no strides: the checks say so)
         return None, None
     return key, (hit if hit is not None and hit[0] == dispatch.generation else None)
 
