@@ -10,6 +10,8 @@ import tritonconv
 from benchmarks.host import stubbed_launches
 from tritonconv import _checks, cache, dispatch, geometry, tuning
 
+allocate = geometry.alloc_output  # the library's own (each test's fixture poisons outputs through a stand-in)
+
 
 def counting(monkeypatch, module, name):
     calls = []
@@ -35,6 +37,20 @@ def test_a_seen_signature_skips_checks_and_config_choice(monkeypatch):
         for _ in range(2):
             assert_close(tritonconv.conv2d(*args, **kwargs), ref)
     assert (len(checks), len(choices)) == (5, 5)
+
+
+def test_outputs_are_allocated_with_the_strides_torch_gives_their_format():
+    """``geometry.alloc_output`` allocates by strides kept per shape and format (cheaper than ``torch.empty``'s
+    ``memory_format``): the same strides as ``torch.empty``'s, size-1 axes included; a shape given as a list too."""
+    cases = [((2, 3, 5, 7), torch.contiguous_format), ((2, 3, 5, 7), torch.channels_last), ((2, 1, 1, 7), torch.channels_last),
+             ((1, 4, 1, 1), torch.channels_last), ((2, 3, 4, 5, 6), torch.channels_last_3d), ((0, 3, 4, 5), torch.channels_last),
+             ((9,), torch.contiguous_format), ((2, 3, 4, 1, 1), torch.channels_last_3d)]
+    for shape, fmt in cases:
+        for given in (shape, torch.Size(shape), list(shape)):
+            y = allocate(given, torch.device("cpu"), torch.bfloat16, fmt)
+            want = torch.empty(shape, dtype=torch.bfloat16, memory_format=fmt)
+            assert (y.shape, y.stride(), y.dtype) == (want.shape, want.stride(), want.dtype), (shape, fmt)
+    assert allocate((3, 4), torch.device("cpu"), torch.float32).stride() == (4, 1)
 
 
 def test_autograd_calls_bind_no_signature(monkeypatch):

@@ -518,8 +518,8 @@ def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, 
         plan = _remember(key, spec, None)
     if spec.unbatched:
         input = input.unsqueeze(0)
-    traced = _checks.is_traced(input, weight, bias)
-    if forward_mode():
+    traced, tangents = _checks.is_traced(input, weight, bias), forward_mode()
+    if tangents:
         _checks.check_forward_mode(f"conv_transpose{ndim}d", traced)
     if traced:
         # (under torch.jit.trace a shape's sizes are tensors: the traced graph keeps this output size; symbolic sizes
@@ -527,7 +527,7 @@ def _conv_transpose(ndim, input, weight, bias, stride, padding, output_padding, 
         size = [int(n) if isinstance(n, torch.Tensor) else n for n in spec.input_shape]
         y = _conv_transpose_op(input, weight, bias, size, *_flat(spec), activation)
     else:
-        fmt, grad = output_memory_format(input, weight), _needs_grad(input, weight, bias)
+        fmt, grad = output_memory_format(input, weight), _needs_grad(input, weight, bias, tangents)
         if plan is None and (key is not None or not grad):  # (no plan for a torch.func transform's wrappers)
             plan = _remember(key, spec, dispatch.transpose_plan(input, weight, bias, spec, activation, False, fmt))
         if grad:
@@ -566,11 +566,11 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 # --- public functions -------------------------------------------------------------------------
 
-def _needs_grad(input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> bool:
+def _needs_grad(input: Tensor, weight: Tensor, bias: Optional[Tensor], tangents: bool) -> bool:
     """Whether a call goes through its autograd function: a gradient is wanted (grad mode on, an operand requiring
-    one), or tangents may flow (:func:`forward_mode`: the function's ``jvp``)."""
+    one), or ``tangents`` may flow (:func:`forward_mode`, as the caller read it: the function's ``jvp``)."""
     return (torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad
-                                         or (bias is not None and bias.requires_grad))) or forward_mode()
+                                         or (bias is not None and bias.requires_grad))) or tangents
 
 
 _calls: dict[tuple, tuple] = {}  # call signature -> (dispatch generation, checked spec(s), dispatch plan or None)
@@ -654,8 +654,8 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
         plan = _remember(key, spec, None)
     if spec.unbatched:
         input = input.unsqueeze(0)
-    traced = _checks.is_traced(input, weight, bias)
-    if forward_mode():
+    traced, tangents = _checks.is_traced(input, weight, bias), forward_mode()
+    if tangents:
         _checks.check_forward_mode(f"conv{ndim}d", traced)
     fmt = memory_format  # the output's layout, where no plan holds it yet (the input's: a microsecond to read)
     if fmt is torch.preserve_format and (plan is None or traced):
@@ -664,7 +664,7 @@ def _conv(ndim, input, weight, bias, stride, padding, dilation, groups, activati
         y = _conv_op(input, weight, bias, *_flat(spec), activation, flip,
                      None if fmt is None else fmt != torch.contiguous_format)
     else:
-        grad = _needs_grad(input, weight, bias)
+        grad = _needs_grad(input, weight, bias, tangents)
         if plan is None and (key is not None or not grad):  # (no plan for a torch.func transform's wrappers)
             plan = _remember(key, spec, dispatch.forward_plan(input, weight, bias, spec, activation, flip,
                                                               memory_format=fmt))

@@ -15,6 +15,7 @@ Nothing here launches a kernel or chooses a config; the shape algebra itself is
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, fields
 
@@ -698,8 +699,18 @@ def output_memory_format(input: torch.Tensor, weight: torch.Tensor) -> torch.mem
 def alloc_output(
     shape: tuple[int, ...], device: torch.device, dtype: torch.dtype, fmt: torch.memory_format = torch.contiguous_format
 ) -> torch.Tensor:
-    """Uninitialised kernel output (the tests replace this to poison outputs with NaN)."""
-    return torch.empty(shape, device=device, dtype=dtype, memory_format=fmt)
+    """Uninitialised kernel output (the tests replace this to poison outputs with NaN): ``torch.empty``'s, with the
+    strides ``fmt`` gives ``shape`` (kept per shape): a microsecond less a call than its ``memory_format``."""
+    try:
+        return torch.empty_strided(shape, _strides(shape, fmt), device=device, dtype=dtype)
+    except TypeError:  # (a shape given as a list: not kept)
+        return torch.empty(shape, device=device, dtype=dtype, memory_format=fmt)
+
+
+@functools.lru_cache(maxsize=4096)
+def _strides(shape: tuple[int, ...], fmt: torch.memory_format) -> tuple[int, ...]:
+    """The strides ``torch.empty(shape, memory_format=fmt)`` gives (size-1 axes' included)."""
+    return torch.empty(shape, device="meta", memory_format=fmt).stride()
 
 
 PACK_CHANNELS = 16
