@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
@@ -154,7 +155,7 @@ def refuse_vmap(op: str) -> None:
                                   "call it on the whole batch; tritonconv.conv* run under vmap)")
 
 
-def refuse_scripting(module: torch.nn.Module, instead: str) -> None:
+def refuse_scripting(module: torch.nn.Module, instead: str) -> NoReturn:
     """Refuse ``torch.jit.script`` of ``module`` by name (its ``__prepare_scriptable__``; torch calls it on every
     submodule it scripts): TorchScript cannot compile a Python launch of Triton kernels, and its own error points into
     tritonconv's source. ``instead`` says what serves, before the tracers named."""

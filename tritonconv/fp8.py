@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Iterable
+from typing import NoReturn
 
 import torch
 from torch.autograd.forward_ad import unpack_dual
@@ -288,7 +289,7 @@ class Conv(torch.nn.Module):
         self.out_dtype, self.dtype = out_dtype, dtype
         self.ndim = weight.dim() - 2
 
-    def __prepare_scriptable__(self) -> torch.nn.Module:
+    def __prepare_scriptable__(self) -> NoReturn:
         _checks.refuse_scripting(self, "An fp8 layer has no torch counterpart to revert to; trace it")
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:

@@ -699,8 +699,9 @@ def output_memory_format(input: torch.Tensor, weight: torch.Tensor) -> torch.mem
 def alloc_output(
     shape: tuple[int, ...], device: torch.device, dtype: torch.dtype, fmt: torch.memory_format = torch.contiguous_format
 ) -> torch.Tensor:
-    """Uninitialised kernel output (the tests replace this to poison outputs with NaN): ``torch.empty``'s, with the
-    strides ``fmt`` gives ``shape`` (kept per shape): a microsecond less a call than its ``memory_format``."""
+    """Uninitialised kernel output (the tests replace this to poison outputs with NaN): ``torch.empty``'s, made with
+    the strides ``fmt`` gives ``shape`` (kept per shape and format), which costs less a call than its
+    ``memory_format``."""
     try:
         return torch.empty_strided(shape, _strides(shape, fmt), device=device, dtype=dtype)
     except TypeError:  # (a shape given as a list: not kept)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections import Counter
+from typing import NoReturn
 
 import torch
 import torch.nn.functional as F
@@ -56,19 +57,20 @@ class _TritonConv:
         super().__init__(*args, **kwargs)
         lay_out_weight(self)
 
-    def __prepare_scriptable__(self) -> torch.nn.Module:
+    def __prepare_scriptable__(self) -> NoReturn:
         _checks.refuse_scripting(self, _SCRIPT_TORCHS)
 
     def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
         """torch's; a weight replaced by the one loaded (``load_state_dict(assign=True)``, as after a meta-device
         construction, or torch's swap of tensors) is a weight given anew: laid out as the one before was (no copy per
         call), its own layout noted for the output's."""
-        before = self.weight, self.weight.stride()
+        weight = self.weight
+        strides, laid_out = weight.stride(), geometry.is_channels_inner(weight)
         super()._load_from_state_dict(state_dict, prefix, *args)
-        if self.weight is before[0] and self.weight.stride() == before[1]:
+        if self.weight is weight and self.weight.stride() == strides:
             return  # copied into the weight in place: nothing to do
         self.__dict__.pop("_given_channels_last", None)
-        (lay_out_weight if before[1][1] == 1 else _note_given_layout)(self)
+        (lay_out_weight if laid_out else _note_given_layout)(self)
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         padding = self.padding
@@ -125,7 +127,7 @@ class _TritonConvTranspose:
     _fn = None  # tritonconv.functional.conv_transposeNd, set per class
     _sharded = None  # tritonconv.distributed.conv_transposeNd, for DTensor inputs
 
-    def __prepare_scriptable__(self) -> torch.nn.Module:
+    def __prepare_scriptable__(self) -> NoReturn:
         _checks.refuse_scripting(self, _SCRIPT_TORCHS)
 
     def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
@@ -343,7 +345,7 @@ class Conv2Plus1d(torch.nn.Module):
         self.in_channels, self.out_channels, self.mid_channels = in_channels, out_channels, mid_channels
         self.kernel_size, self.stride, self.dilation = (kt, kh, kw), (st, sh, sw), (dt, dh, dw)
 
-    def __prepare_scriptable__(self) -> torch.nn.Module:
+    def __prepare_scriptable__(self) -> NoReturn:
         _checks.refuse_scripting(self, _SCRIPT_BLOCKS)
 
     def forward(self, input: torch.Tensor, fused: bool | None = None) -> torch.Tensor:
@@ -410,7 +412,7 @@ class P3DBlock(torch.nn.Module):
         t = self.temporal
         return functional.conv3d(x, t.weight, t.bias, t.stride, self.temporal_padding, activation=activation)
 
-    def __prepare_scriptable__(self) -> torch.nn.Module:
+    def __prepare_scriptable__(self) -> NoReturn:
         _checks.refuse_scripting(self, _SCRIPT_BLOCKS)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
