@@ -62,15 +62,13 @@ class _TritonConv:
 
     def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
         """torch's; a weight replaced by the one loaded (``load_state_dict(assign=True)``, as after a meta-device
-        construction, or torch's swap of tensors) is a weight given anew: laid out as the one before was (no copy per
-        call), its own layout noted for the output's."""
+        construction, or torch's swap of tensors) is laid out as the one it replaced was (no copy per call). The
+        output's layout stays the one the first weight given decided (:func:`lay_out_weight`)."""
         weight = self.weight
         strides, laid_out = weight.stride(), geometry.is_channels_inner(weight)
         super()._load_from_state_dict(state_dict, prefix, *args)
-        if self.weight is weight and self.weight.stride() == strides:
-            return  # copied into the weight in place: nothing to do
-        self.__dict__.pop("_given_channels_last", None)
-        (lay_out_weight if laid_out else _note_given_layout)(self)
+        if laid_out and (self.weight is not weight or self.weight.stride() != strides):
+            lay_out_weight(self)
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         padding = self.padding
