@@ -170,6 +170,16 @@ _STRIDED = torch.strided
 _PLAIN = (torch.Tensor, torch.nn.Parameter)  # no tensor subclass with rules of its own (such as DTensor)
 
 
+def not_dense(t: torch.Tensor) -> str | None:
+    """What keeps ``t`` from being a dense tensor whose elements a kernel reads by address (``'layout
+    torch.sparse_coo'``, ``'a nested tensor'``), or None."""
+    if t.layout is not _STRIDED:  # sparse, MKL-DNN, torch.nested's jagged layout
+        return f"layout {t.layout}"
+    if t.is_nested:  # torch.nested's older layout, which calls itself strided
+        return "a nested tensor"
+    return None
+
+
 def plain_and_supported(input, weight, bias) -> bool:
     """A quick yes for the common call that :func:`check_tensors` passes (and a convolution of 1 to 3 spatial axes
     with input channels): plain tensors or parameters, one supported dtype, one device. False says nothing: the
@@ -188,11 +198,10 @@ def check_tensors(op: str, input: torch.Tensor, weight: torch.Tensor, bias: torc
     for name, t in named.items():
         if (t is not None or name != "bias") and not isinstance(t, torch.Tensor):
             raise TypeError(f"{op}: expected `{name}` to be a torch.Tensor, got {type(t).__name__}")
-        if t is not None and t.layout is not _STRIDED:  # sparse, MKL-DNN, nested: no addresses to read elements at
-            raise TypeError(f"{op}: expected `{name}` to be a dense (strided) tensor, got layout {t.layout}")
-        if t is not None and t.is_nested:  # (torch.nested's older layout, which calls itself strided)
-            raise TypeError(f"{op}: expected `{name}` to be a dense (strided) tensor, got a nested tensor: convolve "
-                            "its components one by one (tensor.unbind())")
+        why = None if t is None else not_dense(t)
+        if why is not None:
+            raise TypeError(f"{op}: expected `{name}` to be a dense (strided) tensor, got {why}"
+                            + (": convolve its components one by one (tensor.unbind())" if t.is_nested else ""))
         if is_dtensor(t):
             raise TypeError(f"{op}: expected `{name}` to be a plain tensor, got a DTensor: sharded tensors go through "
                             f"tritonconv.distributed.{op} (tritonconv.nn's modules send them there)")

@@ -113,9 +113,9 @@ class Conv3dStream:
                              f"{self.padding[0]})")
 
     def _check(self, index: int, item, slice_shape) -> torch.Tensor:
-        if isinstance(item, torch.Tensor) and (item.layout is not torch.strided or item.is_nested):
-            raise TypeError(f"conv3d_stream: item {index} of `slices` should be a dense (strided) tensor, got "
-                            f"{'a nested tensor' if item.is_nested else f'layout {item.layout}'}")
+        why = _checks.not_dense(item) if isinstance(item, torch.Tensor) else None
+        if why is not None:
+            raise TypeError(f"conv3d_stream: item {index} of `slices` should be a dense (strided) tensor, got {why}")
         if not isinstance(item, torch.Tensor) or item.dim() not in (4, 5):
             got = tuple(item.shape) if isinstance(item, torch.Tensor) else type(item).__name__
             raise ValueError(f"conv3d_stream: item {index} of `slices` should be a slice (N, C, H, W) or a slab "
