@@ -1,4 +1,5 @@
-"""``python -m benchmarks.e2e``: whole training steps of real networks, torch (cuDNN) vs ``tritonconv.enabled()``.
+"""``python -m benchmarks.e2e``: whole training steps of real networks, torch (cuDNN) vs ``tritonconv.enabled()``;
+then their inference, torch vs ``tritonconv.fuse``.
 
     python -m benchmarks.e2e --out e2e.jsonl                 # GPU: torchvision's ResNet-50 and R3D-18, bf16
     python -m benchmarks.e2e --smoke                         # CPU: two small CNNs through the interpreter
@@ -10,7 +11,9 @@ first convolution are compared (they must agree to the dtype's tolerance), the r
 says how many convolutions ran where, then each side's step is timed as a training loop sees it
 (calls from Python, CUDA events around each step, the median of ``--steps``). ResNet-50: batch
 32, 224 x 224, channels-last; R3D-18: batch 8, 16 x 112 x 112 clips, channels-last-3d; bf16
-weights and inputs. ``--warm`` runs one routed step only (compiling the kernels). Rows are JSON
+weights and inputs. Then each network's inference (eval mode, no gradients; :func:`measure_inference`):
+torch's model, the same routed, and ``tritonconv.fuse(model)``; the outputs compared, each timed as the steps are.
+``--warm`` runs one routed step and one fused forward only (compiling the kernels). Rows are JSON
 lines, each written when measured.
 """
 
@@ -104,15 +107,48 @@ def measure(name: str, make, shape, fmt, device, dtype, steps: int, meta: dict, 
     with tritonconv.enabled() as counts:
         loss_ours, grad_ours = step()
     model.load_state_dict(state)
-    rel = lambda a, b: ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30)).item()  # noqa: E731
     row = {**meta, "model": name, "input": list(shape), "dtype": str(dtype)[6:],
-           "loss_rel_diff": rel(loss_ours, loss_torch), "first_conv_grad_rel_err": rel(grad_ours, grad_torch),
+           "loss_rel_diff": _rel(loss_ours, loss_torch), "first_conv_grad_rel_err": _rel(grad_ours, grad_torch),
            "routed": dict(counts.routed), "left": dict(counts.left)}
     row["torch_ms"] = timed(step, steps, device)
     with tritonconv.enabled():
         row["tritonconv_ms"] = timed(step, steps, device)
     row["speedup"] = row["torch_ms"] / row["tritonconv_ms"]
     return row
+
+
+def measure_inference(name: str, make, shape, fmt, device, dtype, steps: int, meta: dict, warm: bool) -> dict | None:
+    """Inference (eval mode, no gradients) three ways: torch's model (cuDNN; batch norms and activations their own
+    launches), the same under ``tritonconv.enabled()`` (tritonconv's convolutions, the rest as torch's), and
+    ``tritonconv.fuse(model)`` (each ``Conv -> BatchNorm -> activation`` one launch). The batch norms' running
+    statistics are drawn away from their initial (0, 1), so that the fold has something to carry."""
+    torch.manual_seed(0)
+    model = make().to(device=device, dtype=dtype, memory_format=fmt).eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(shape, device=device, dtype=dtype).contiguous(memory_format=fmt)
+    fused, found = tritonconv.fuse(model, report=True)
+    with torch.no_grad():
+        if warm:
+            fused(x)
+            return None
+        want, got = model(x), fused(x)
+        row = {**meta, "suite": "e2e-inference", "model": name, "input": list(shape), "dtype": str(dtype)[6:],
+               "out_rel_err": _rel(got, want), "folded": sum(found.folded.values()),
+               "fused": sum(found.fused.values()), "kept": dict(found.kept)}
+        row["torch_ms"] = timed(lambda: model(x), steps, device)
+        with tritonconv.enabled():
+            row["routed_ms"] = timed(lambda: model(x), steps, device)
+        row["tritonconv_ms"] = timed(lambda: fused(x), steps, device)
+    row["speedup"] = row["torch_ms"] / row["tritonconv_ms"]
+    row["fusion_gain"] = row["routed_ms"] / row["tritonconv_ms"]
+    return row
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30)).item()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,13 +169,16 @@ def main(argv: list[str] | None = None) -> int:
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "smoke": args.smoke}
     tol = 1e-4 if dtype == torch.float32 else 5e-2
     bad = []
-    for name, (make, shape, fmt) in networks(args.smoke).items():
-        if args.models and name not in args.models:
-            continue
-        row = measure(name, make, shape, fmt, device, dtype, 2 if args.smoke else args.steps, meta, args.warm)
+    chosen = {name: net for name, net in networks(args.smoke).items() if not args.models or name in args.models}
+    # every training step first, then inference (a deadline that ends the run keeps the training rows)
+    for how, name in [(measure, name) for name in chosen] + [(measure_inference, name) for name in chosen]:
+        row = how(name, *chosen[name], device, dtype, 2 if args.smoke else args.steps, meta, args.warm)
         if row is None:
             continue
-        if not (row["loss_rel_diff"] <= tol and row["first_conv_grad_rel_err"] <= tol * 10) or row["left"]:
+        if how is measure_inference:
+            if not row["out_rel_err"] <= tol or not row["folded"] + row["fused"]:
+                bad.append(f"{name} (inference)")
+        elif not (row["loss_rel_diff"] <= tol and row["first_conv_grad_rel_err"] <= tol * 10) or row["left"]:
             bad.append(name)
         line = json.dumps(row)
         print(line, flush=True)

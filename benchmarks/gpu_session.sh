@@ -9,7 +9,8 @@
 # bf16, channels-last and NCHW, tritonconv beside cuDNN, device and eager times); KernelBench level 1
 # (bf16, then fp32 while time is left; also timed as its own harness times); fp8 forward rows; tuning that resumes where
 # the last slot stopped (host-timed entries and the layers furthest behind cuDNN first), then the tuned
-# layers timed again; whole networks' training steps under tritonconv.enabled() against cuDNN. Files ($OUT
+# layers timed again; whole networks' training steps under tritonconv.enabled() against cuDNN, then their
+# inference under tritonconv.fuse (batch norms folded, activations fused). Files ($OUT
 # if set, else benchmarks/results/slot/): slot.log, spec.xml, fuzz.jsonl, suite.jsonl, kernelbench.jsonl,
 # tuned.jsonl, e2e.jsonl and the tuning cache file. Read them with
 # `python -m benchmarks.readout DIR` (benchmarks/NOTES.md, "Status", names the device call).
@@ -114,6 +115,7 @@ if [ -s "$tuned_list" ]; then
   step retime "${heuristic[@]}" "${suite[@]}" --names "${tuned[@]}" --out "$OUT" --file tuned.jsonl --budget-s $((${deadline[retime]} - 10))
 fi
 rm -f "$tuned_list"
-# whole networks' training steps: torchvision's ResNet-50 and R3D-18 under tritonconv.enabled() vs cuDNN
+# whole networks' training steps: torchvision's ResNet-50 and R3D-18 under tritonconv.enabled() vs cuDNN; then
+# their inference: torch's, routed, and tritonconv.fuse's
 step e2e "${heuristic[@]}" "${e2e[@]}" --out "$OUT/e2e.jsonl"
 ls -la "$OUT"

@@ -368,11 +368,19 @@ def readout(folder: Path, results: Path = RESULTS, cache_dir: Path = ROOT / "aut
         report += kernelbench_predicted(kb, predictions_dir / f"{kb[0]['device'].replace(' ', '_')}_kernelbench.jsonl")
     report += tuning_ranked(folder, rows[0]["device"])
     e2e = [r for r in read_rows(folder / "e2e.jsonl") if r.get("speedup")]
-    if e2e:
+    steps = [r for r in e2e if r.get("suite") != "e2e-inference"]
+    if steps:
         report += ["", "## Whole networks: a training step under tritonconv.enabled() vs torch", ""]
         report += [f"- {r['model']} {r['input']} {r['dtype']}: torch {r['torch_ms']:.1f} ms, tritonconv "
                    f"{r['tritonconv_ms']:.1f} ms ({r['speedup']:.2f}x); routed {r['routed']}, left {r['left'] or 'none'}; "
-                   f"loss rel. diff {r['loss_rel_diff']:.1e}" for r in e2e]
+                   f"loss rel. diff {r['loss_rel_diff']:.1e}" for r in steps]
+    inference = [r for r in e2e if r.get("suite") == "e2e-inference"]
+    if inference:
+        report += ["", "## Whole networks: inference, torch vs tritonconv.enabled() vs tritonconv.fuse", ""]
+        report += [f"- {r['model']} {r['input']} {r['dtype']}: torch {r['torch_ms']:.1f} ms, routed {r['routed_ms']:.1f} "
+                   f"ms, fused {r['tritonconv_ms']:.1f} ms ({r['speedup']:.2f}x torch's, {r['fusion_gain']:.2f}x the routed "
+                   f"run's); {r['folded']} batch norms folded, {r['fused']} activations fused; output rel. diff "
+                   f"{r['out_rel_err']:.1e}" for r in inference]
     text = "\n".join(report) + "\n"
     if dry_run:
         return text

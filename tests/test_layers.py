@@ -18,7 +18,7 @@ LAYERS = {  # module -> layer; a module may import only from its own layer or be
     "cache": 2, "tuning": 2, "costmodel": 2,
     "dispatch": 3,
     "functional": 4, "conv2plus1d": 4, "streaming": 4, "netstream": 4, "distributed": 4, "nn": 4, "tune": 4,
-    "spec": 4, "routing": 4, "fp8": 4, "explanation": 4, "__main__": 4, "": 5,
+    "spec": 4, "routing": 4, "fp8": 4, "explanation": 4, "fusion": 4, "__main__": 4, "": 5,
 }
 
 

@@ -29,7 +29,7 @@ import torch
 from torch.autograd.forward_ad import unpack_dual
 from torch.overrides import handle_torch_function, has_torch_function_variadic
 
-from . import _checks, dispatch, functional, geometry, shapes
+from . import _checks, dispatch, functional, geometry, nn, shapes
 from ._checks import ACTIVATIONS
 
 __all__ = ["FP8_DTYPES", "OUT_DTYPES", "Conv", "FP8Report", "conv1d", "conv2d", "conv3d", "convert", "dequantize",
@@ -273,12 +273,15 @@ class Conv(torch.nn.Module):
     :param input_scale: a float: the static input scale; None: each call's input amax.
     :param out_dtype: the output dtype (default bf16).
     :param dtype: the fp8 dtype of both operands.
+    :param activation: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding, dilation, groups: int,
                  input_scale: float | None = None, out_dtype: torch.dtype = torch.bfloat16,
-                 dtype: torch.dtype = torch.float8_e4m3fn) -> None:
+                 dtype: torch.dtype = torch.float8_e4m3fn, activation: str | None = None) -> None:
+        _checks.check_activation(activation, "fp8.Conv")
         super().__init__()
+        self.activation = activation
         q, scale = quantize(weight.detach(), per_channel_dim=0, dtype=dtype)
         self.register_buffer("weight", geometry.channels_inner(q))  # as the kernels read it in place
         self.register_buffer("weight_scale", scale)
@@ -302,13 +305,14 @@ class Conv(torch.nn.Module):
         x = _round(t / scale, self.dtype, channels_inner=batched)
         out_cl = batched and geometry.memory_format_of(input) != torch.contiguous_format
         y = _conv(self.ndim, x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups, scale,
-                  self.weight_scale, self.out_dtype, None, out_cl)
+                  self.weight_scale, self.out_dtype, self.activation, out_cl)
         return y if input.dtype not in OUT_DTYPES else y.to(input.dtype)
 
     def extra_repr(self) -> str:
         scale = "dynamic" if self.input_scale is None else f"{self.input_scale.item():.4g}"
         return (f"{tuple(self.weight.shape)}, stride={self.stride}, padding={self.padding}, groups={self.groups}, "
-                f"{str(self.dtype)[6:]}, input_scale={scale}")
+                f"{str(self.dtype)[6:]}, input_scale={scale}" + (f", activation={self.activation!r}" if self.activation
+                                                                 else ""))
 
 
 @dataclasses.dataclass
@@ -356,7 +360,7 @@ def convert(model: torch.nn.Module, calibration: Iterable | None = None, out_dty
     :param report: return the :class:`FP8Report` instead of the model.
     :raises ValueError: ``model`` is itself a convolution to convert (nothing holds it to replace it in place).
     Left as they were, with the reason in the report: transposed and depthwise convolutions, other padding modes,
-    fp64 weights, classes overriding ``forward``.
+    fp64 weights, classes overriding ``forward``. A fused ``activation`` (:func:`tritonconv.fuse`) stays fused.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"fp8.convert: expected `model` to be a torch.nn.Module, got {type(model).__name__}")
@@ -387,7 +391,7 @@ def convert(model: torch.nn.Module, calibration: Iterable | None = None, out_dty
     for name, module in targets:
         scale = None if calibration is None else (amax.get(name, 0.0) / top or 1.0)
         fp8 = Conv(module.weight, module.bias, module.stride, module.padding, module.dilation, module.groups, scale,
-                   out_dtype, dtype)
+                   out_dtype, dtype, module.activation if isinstance(module, nn.CONVOLUTIONS) else None)
         parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
         setattr(parent, name.rpartition(".")[2], fp8)
         found.converted[type(module).__name__] += 1

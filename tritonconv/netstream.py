@@ -226,6 +226,11 @@ def _conv2plus1d_rule(m: tnn.Conv2Plus1d) -> _Rule:
     return _Rule(lambda d: shapes.conv_output_size(d, kt, st, (pd, pa), dt), need, False, shape, run)
 
 
+def _fused(m: torch.nn.Module) -> dict:
+    """A tritonconv convolution module's fused activation, as the keyword its function takes (none: no keyword)."""
+    return {"activation": m.activation} if isinstance(m, tnn.CONVOLUTIONS) and m.activation is not None else {}
+
+
 def _module_rule(m: torch.nn.Module, name: str) -> _Rule:
     kind = type(m).__name__
     if isinstance(m, tnn.Conv2Plus1d):
@@ -245,11 +250,11 @@ def _module_rule(m: torch.nn.Module, name: str) -> _Rule:
             raise ValueError(f"stream: node {name!r} ({kind}) pads with {m.padding_mode!r}; streamed convolutions "
                              "pad with zeros only")
         return _conv_rule(functional.conv3d if isinstance(m, tnn.Conv3d) else F.conv3d, m.weight, m.bias, m.stride,
-                          m.padding, m.dilation, m.groups)
+                          m.padding, m.dilation, m.groups, **_fused(m))
     if isinstance(m, torch.nn.ConvTranspose3d):  # (zero padding only: torch's constructor refuses the others)
         return _transpose_rule(functional.conv_transpose3d if isinstance(m, tnn.ConvTranspose3d) else
                                F.conv_transpose3d, m.weight, m.bias, m.stride, m.padding, m.output_padding, m.groups,
-                               m.dilation, name, kind)
+                               m.dilation, name, kind, **_fused(m))
     if isinstance(m, (torch.nn.MaxPool3d, torch.nn.AvgPool3d)):
         return _pool_rule(m, m.kernel_size, m.stride, m.padding, getattr(m, "dilation", 1), m.ceil_mode,
                           getattr(m, "return_indices", False), name, kind)

@@ -43,6 +43,11 @@ def _note_given_layout(module: torch.nn.Module) -> None:
         module._given_channels_last = geometry.memory_format_of(module.weight) != torch.contiguous_format
 
 
+def _with_activation(text: str, activation: str | None) -> str:
+    """A module's ``extra_repr`` (torch's), with its fused activation where it has one."""
+    return text if activation is None else f"{text}, activation={activation!r}"
+
+
 _SCRIPT_TORCHS = "Script torch's own modules (tritonconv.nn.revert(model) first), or trace it"
 _SCRIPT_BLOCKS = "The block has no torch counterpart to revert to; trace it"
 
@@ -52,10 +57,16 @@ class _TritonConv:
 
     _fn = None  # tritonconv.functional.convNd, set per class
     _sharded = None  # tritonconv.distributed.convNd, for DTensor inputs
+    activation: str | None = None  # fused after the bias: None, 'relu', 'gelu' or 'silu' (converted modules: None)
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, activation: str | None = None, **kwargs) -> None:
+        _checks.check_activation(activation, type(self).__name__)
         super().__init__(*args, **kwargs)
+        self.activation = activation
         lay_out_weight(self)
+
+    def extra_repr(self) -> str:
+        return _with_activation(super().extra_repr(), self.activation)
 
     def __prepare_scriptable__(self) -> NoReturn:
         _checks.refuse_scripting(self, _SCRIPT_TORCHS)
@@ -76,20 +87,23 @@ class _TritonConv:
             if self.padding_mode != "zeros":
                 raise ValueError(f"{type(self).__name__}: padding_mode={self.padding_mode!r} on a DTensor input: only "
                                  f"'zeros' is sharded")
-            return self._sharded(input, weight, bias, self.stride, padding, self.dilation, self.groups)
+            return self._sharded(input, weight, bias, self.stride, padding, self.dilation, self.groups,
+                                 activation=self.activation)
         if self.padding_mode != "zeros":  # as torch: pad explicitly, then convolve unpadded
             input = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
             padding = 0
         # the output laid out as torch's module would write it: channels-last where the input is, or (torch's rule)
         # where the weight was given channels-last; its channels-innermost layout here is tritonconv's own
         fmt = None if getattr(self, "_given_channels_last", False) else torch.preserve_format
-        return self._fn(input, weight, bias, self.stride, padding, self.dilation, self.groups, memory_format=fmt)
+        return self._fn(input, weight, bias, self.stride, padding, self.dilation, self.groups, activation=self.activation,
+                        memory_format=fmt)
 
 
 class Conv1d(_TritonConv, torch.nn.Conv1d):
     """``torch.nn.Conv1d`` computed by :func:`tritonconv.conv1d`: torch's constructor (``in_channels``,
     ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``dilation``, ``groups``, ``bias``, ``padding_mode``,
-    ``device``, ``dtype``), parameters and ``state_dict``; the weight is stored channels-innermost
+    ``device``, ``dtype``; and ``activation``: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias),
+    parameters and ``state_dict``; the weight is stored channels-innermost
     (:func:`lay_out_weight`). Input ``(N, C_in, L)`` or unbatched; dtypes, devices and errors as
     :func:`tritonconv.conv1d`."""
 
@@ -100,7 +114,8 @@ class Conv1d(_TritonConv, torch.nn.Conv1d):
 class Conv2d(_TritonConv, torch.nn.Conv2d):
     """``torch.nn.Conv2d`` computed by :func:`tritonconv.conv2d`: torch's constructor (``in_channels``,
     ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``dilation``, ``groups``, ``bias``, ``padding_mode``,
-    ``device``, ``dtype``), parameters and ``state_dict``; the weight is stored channels-innermost
+    ``device``, ``dtype``; and ``activation``: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias),
+    parameters and ``state_dict``; the weight is stored channels-innermost
     (:func:`lay_out_weight`). Input ``(N, C_in, H, W)`` or unbatched; dtypes, devices and errors as
     :func:`tritonconv.conv2d`."""
 
@@ -111,7 +126,8 @@ class Conv2d(_TritonConv, torch.nn.Conv2d):
 class Conv3d(_TritonConv, torch.nn.Conv3d):
     """``torch.nn.Conv3d`` computed by :func:`tritonconv.conv3d`: torch's constructor (``in_channels``,
     ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``dilation``, ``groups``, ``bias``, ``padding_mode``,
-    ``device``, ``dtype``), parameters and ``state_dict``; the weight is stored channels-innermost
+    ``device``, ``dtype``; and ``activation``: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias),
+    parameters and ``state_dict``; the weight is stored channels-innermost
     (:func:`lay_out_weight`). Input ``(N, C_in, D, H, W)`` or unbatched; dtypes, devices and errors as
     :func:`tritonconv.conv3d`."""
 
@@ -124,6 +140,15 @@ class _TritonConvTranspose:
 
     _fn = None  # tritonconv.functional.conv_transposeNd, set per class
     _sharded = None  # tritonconv.distributed.conv_transposeNd, for DTensor inputs
+    activation: str | None = None  # fused after the bias, as :class:`_TritonConv`'s
+
+    def __init__(self, *args, activation: str | None = None, **kwargs) -> None:
+        _checks.check_activation(activation, type(self).__name__)
+        super().__init__(*args, **kwargs)
+        self.activation = activation
+
+    def extra_repr(self) -> str:
+        return _with_activation(super().extra_repr(), self.activation)
 
     def __prepare_scriptable__(self) -> NoReturn:
         _checks.refuse_scripting(self, _SCRIPT_TORCHS)
@@ -135,14 +160,16 @@ class _TritonConvTranspose:
         output_padding = self._output_padding(input, output_size, self.stride, self.padding, self.kernel_size, ndim,
                                               self.dilation)
         fn = self._sharded if _checks.is_dtensor(input) else self._fn
-        return fn(input, self.weight, self.bias, self.stride, self.padding, output_padding, self.groups, self.dilation)
+        return fn(input, self.weight, self.bias, self.stride, self.padding, output_padding, self.groups, self.dilation,
+                  activation=self.activation)
 
 
 class ConvTranspose1d(_TritonConvTranspose, torch.nn.ConvTranspose1d):
     """``torch.nn.ConvTranspose1d`` computed by :func:`tritonconv.conv_transpose1d`: torch's constructor
     (``in_channels``, ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``output_padding``, ``groups``,
-    ``bias``, ``dilation``, ``padding_mode`` (``'zeros'`` only, as torch), ``device``, ``dtype``), parameters and
-    ``state_dict``; ``forward(input, output_size=None)`` as torch's. Errors as
+    ``bias``, ``dilation``, ``padding_mode`` (``'zeros'`` only, as torch), ``device``, ``dtype``; and
+    ``activation``: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias), parameters and ``state_dict``;
+    ``forward(input, output_size=None)`` as torch's. Errors as
     :func:`tritonconv.conv_transpose1d`."""
 
     _fn = staticmethod(functional.conv_transpose1d)
@@ -152,8 +179,9 @@ class ConvTranspose1d(_TritonConvTranspose, torch.nn.ConvTranspose1d):
 class ConvTranspose2d(_TritonConvTranspose, torch.nn.ConvTranspose2d):
     """``torch.nn.ConvTranspose2d`` computed by :func:`tritonconv.conv_transpose2d`: torch's constructor
     (``in_channels``, ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``output_padding``, ``groups``,
-    ``bias``, ``dilation``, ``padding_mode`` (``'zeros'`` only, as torch), ``device``, ``dtype``), parameters and
-    ``state_dict``; ``forward(input, output_size=None)`` as torch's. Errors as
+    ``bias``, ``dilation``, ``padding_mode`` (``'zeros'`` only, as torch), ``device``, ``dtype``; and
+    ``activation``: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias), parameters and ``state_dict``;
+    ``forward(input, output_size=None)`` as torch's. Errors as
     :func:`tritonconv.conv_transpose2d`."""
 
     _fn = staticmethod(functional.conv_transpose2d)
@@ -163,8 +191,9 @@ class ConvTranspose2d(_TritonConvTranspose, torch.nn.ConvTranspose2d):
 class ConvTranspose3d(_TritonConvTranspose, torch.nn.ConvTranspose3d):
     """``torch.nn.ConvTranspose3d`` computed by :func:`tritonconv.conv_transpose3d`: torch's constructor
     (``in_channels``, ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``output_padding``, ``groups``,
-    ``bias``, ``dilation``, ``padding_mode`` (``'zeros'`` only, as torch), ``device``, ``dtype``), parameters and
-    ``state_dict``; ``forward(input, output_size=None)`` as torch's. Errors as
+    ``bias``, ``dilation``, ``padding_mode`` (``'zeros'`` only, as torch), ``device``, ``dtype``; and
+    ``activation``: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias), parameters and ``state_dict``;
+    ``forward(input, output_size=None)`` as torch's. Errors as
     :func:`tritonconv.conv_transpose3d`."""
 
     _fn = staticmethod(functional.conv_transpose3d)
@@ -174,6 +203,8 @@ class ConvTranspose3d(_TritonConvTranspose, torch.nn.ConvTranspose3d):
 _SWAP = {torch.nn.Conv1d: Conv1d, torch.nn.Conv2d: Conv2d, torch.nn.Conv3d: Conv3d,
          torch.nn.ConvTranspose1d: ConvTranspose1d, torch.nn.ConvTranspose2d: ConvTranspose2d,
          torch.nn.ConvTranspose3d: ConvTranspose3d}
+TORCH_CONVOLUTIONS = tuple(_SWAP)  # torch's classes :func:`convert` converts (and their subclasses)
+CONVOLUTIONS = (_TritonConv, _TritonConvTranspose)  # a module running tritonconv's convolution (``activation``) is one
 
 
 @dataclasses.dataclass
@@ -242,17 +273,23 @@ def revert(model: torch.nn.Module) -> torch.nn.Module:
     again), its weight laid out as it was given (:func:`lay_out_weight`), its parameters, buffers and hooks
     otherwise as they are. For what needs torch's own modules: ``torch.jit.script``, ONNX export, a deployment
     without tritonconv. Left as they are: subclasses of tritonconv's modules (their class is their own), the (2+1)D
-    and P3D blocks and ``tritonconv.fp8`` layers (quantized weights), which have no torch counterpart.
+    and P3D blocks and ``tritonconv.fp8`` layers (quantized weights), which have no torch counterpart. A module
+    with a fused ``activation`` (:func:`tritonconv.fuse`) is refused by name, before any module changes.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"revert: expected `model` to be a torch.nn.Module, got {type(model).__name__}")
     torch_class = {ours: theirs for theirs, ours in _SWAP.items()}
     blocks = {id(m) for block in model.modules() if isinstance(block, (Conv2Plus1d, P3DBlock)) for m in block.modules()}
-    for module in model.modules():
-        cls = type(module)
-        theirs = cls.__dict__.get("_torch_class") or torch_class.get(cls)
-        if theirs is None or id(module) in blocks:
-            continue
+    reverted = [(name, module, theirs) for name, module in model.named_modules()
+                if (theirs := type(module).__dict__.get("_torch_class") or torch_class.get(type(module))) is not None
+                and id(module) not in blocks]
+    for name, module, theirs in reverted:  # all checked before any changes
+        if module.activation is not None:
+            raise ValueError(f"revert: {name or 'the model'} ({type(module).__name__}) fuses activation="
+                             f"{module.activation!r} after its convolution, which torch's {theirs.__name__} cannot: set "
+                             f"its `activation` to None and apply the activation after it (torch.nn.functional."
+                             f"{module.activation}) before reverting")
+    for _, module, theirs in reverted:
         module.__class__ = theirs
         if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)) and not getattr(
                 module, "_given_channels_last", False):

@@ -1,0 +1,270 @@
+"""``tritonconv.fuse``: eval-mode batch norms folded into the convolutions before them, activations fused into their
+epilogues, every form torch.fx records; what cannot fuse exactly left as it was; and the modules' ``activation``."""
+
+import copy
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import assert_close
+
+import tritonconv
+from tritonconv import nn as tnn
+
+
+def norm(kind, c: int, affine: bool = True) -> torch.nn.Module:
+    """A batch norm with running statistics and affine parameters far from their initial values."""
+    bn = kind(c, affine=affine)
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2.0)
+    if affine:
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.5, 0.5)
+    return bn
+
+
+class EveryForm(torch.nn.Module):
+    """One chain per rank and form of activation: modules, functions (in place or not), methods."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.n1, self.a1 = torch.nn.Conv1d(3, 5, 3, padding=1), norm(torch.nn.BatchNorm1d, 5), torch.nn.ReLU()
+        self.c2, self.n2 = torch.nn.Conv2d(3, 6, 3, stride=2, bias=False), norm(torch.nn.BatchNorm2d, 6)
+        self.c3, self.n3 = torch.nn.Conv3d(2, 4, 3, padding=1, bias=False), norm(torch.nn.BatchNorm3d, 4, affine=False)
+        self.c4, self.a4 = torch.nn.Conv2d(6, 6, 1), torch.nn.SiLU(inplace=True)
+        self.c5, self.n5 = torch.nn.ConvTranspose2d(6, 3, 3, stride=2), norm(torch.nn.BatchNorm2d, 3)
+        self.c6 = tnn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect")
+        self.c7, self.n7 = torch.nn.Conv2d(4, 4, 3, padding=1), norm(torch.nn.BatchNorm2d, 4)
+
+    def forward(self, x1, x2, x3):
+        y1 = self.a1(self.n1(self.c1(x1)))
+        y2 = F.relu(self.n2(self.c2(x2)), inplace=True)
+        y3 = F.gelu(self.n3(self.c3(x3)))
+        y4 = self.a4(self.c4(y2))
+        y5 = torch.relu(self.n5(self.c5(y4)))
+        y6 = self.c6(y5).relu_()
+        y7 = self.n7(self.c7(y6))  # folded, nothing after
+        return y1, y3, y7
+
+
+def inputs():
+    return torch.randn(2, 3, 11), torch.randn(2, 3, 9, 7), torch.randn(1, 2, 3, 5, 4)
+
+
+def test_fuse_folds_eval_batch_norms_and_fuses_every_form_of_activation():
+    torch.manual_seed(0)
+    model = EveryForm().eval()
+    before = copy.deepcopy(model.state_dict())
+    xs = inputs()
+    with torch.no_grad():
+        want = model(*xs)
+        fused, found = tritonconv.fuse(model, report=True)
+        got = fused(*xs)
+    for g, w in zip(got, want):
+        assert_close(g, w)
+    assert found.folded == {"Conv1d": 1, "Conv2d": 2, "Conv3d": 1, "ConvTranspose2d": 1}
+    assert sum(found.fused.values()) == 6 and not found.kept
+    assert {name: m.activation for name, m in fused.named_modules() if isinstance(m, tnn.CONVOLUTIONS)} == {
+        "c1": "relu", "c2": "relu", "c3": "gelu", "c4": "silu", "c5": "relu", "c6": "relu", "c7": None}
+    assert not any(isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.ReLU, torch.nn.SiLU))
+                   for m in fused.modules())
+    assert "relu" not in fused.code and "gelu" not in fused.code and "n1" not in fused.code
+    assert fused.c2.bias is not None and fused.c2.weight.is_contiguous(memory_format=torch.channels_last)
+    assert "activation='relu'" in repr(fused.c1) and not fused.training
+    # the model given is left as it was: torch's classes, its batch norms, its parameters
+    assert type(model.c1) is torch.nn.Conv1d and model.c2.bias is None and isinstance(model.n2, torch.nn.BatchNorm2d)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_batch_norms_fold_in_fp32_and_round_once():
+    torch.manual_seed(1)
+    conv, bn = torch.nn.Conv2d(4, 8, 3).half(), norm(torch.nn.BatchNorm2d, 8).half()
+    bn.running_var.uniform_(1e-3, 1e-2)  # large scales: rounding the products in fp16 first would show
+    fused = tritonconv.fuse(torch.nn.Sequential(conv, bn).eval()).get_submodule("0")
+    scale = bn.weight.float() * torch.rsqrt(bn.running_var.float() + bn.eps)
+    assert torch.equal(fused.weight, (conv.weight.float() * scale[:, None, None, None]).half())
+    assert torch.equal(fused.bias, ((conv.bias.float() - bn.running_mean.float()) * scale + bn.bias.float()).half())
+    assert fused.weight.dtype == torch.float16
+
+
+class BasicBlock(torch.nn.Module):
+    """As torchvision's ResNet block: one ReLU module called twice, ``+=`` before the last, a downsampling branch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = torch.nn.Conv2d(4, 8, 3, stride=2, padding=1, bias=False), norm(torch.nn.BatchNorm2d, 8)
+        self.conv2, self.bn2 = torch.nn.Conv2d(8, 8, 3, padding=1, bias=False), norm(torch.nn.BatchNorm2d, 8)
+        self.relu = torch.nn.ReLU(inplace=True)
+        self.downsample = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 1, stride=2, bias=False),
+                                              norm(torch.nn.BatchNorm2d, 8))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.downsample(x)
+        return self.relu(out)
+
+
+def test_a_resnet_block_keeps_its_shared_activation_where_it_does_not_fuse():
+    torch.manual_seed(5)
+    model = BasicBlock().eval()
+    x = torch.randn(2, 4, 7, 9)
+    with torch.no_grad():
+        want = model(x)
+        fused, found = tritonconv.fuse(model, report=True)
+        assert_close(fused(x), want)
+    assert found.folded == {"Conv2d": 3} and found.fused == {"Conv2d": 1}
+    assert fused.conv1.activation == "relu" and isinstance(fused.relu, torch.nn.ReLU)  # still called after the sum
+    assert [n.target for n in fused.graph.nodes if n.op == "call_module"] == ["conv1", "conv2", "downsample.0", "relu"]
+
+
+class Shared(torch.nn.Module):
+    """Chains that cannot fuse exactly, each beside one that can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.twice, self.read_twice = torch.nn.Conv2d(3, 3, 3, padding=1), torch.nn.Conv2d(3, 3, 1)
+        self.grouped, self.n_grouped = torch.nn.ConvTranspose2d(4, 4, 2, stride=2, groups=2), norm(torch.nn.BatchNorm2d, 4)
+        self.batch_stats = torch.nn.Conv2d(3, 4, 1)
+        self.n_batch = torch.nn.BatchNorm2d(4, track_running_stats=False)
+        self.tanh_gelu, self.leaky = torch.nn.Conv2d(3, 4, 1), torch.nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        a = torch.relu(self.twice(self.twice(x)))  # one module, two calls
+        b = self.read_twice(a)
+        b = torch.relu(b) + b  # its output read twice
+        c = torch.relu(self.n_grouped(self.grouped(torch.cat([b, b[:, :1]], 1))))
+        d = torch.relu(self.n_batch(self.batch_stats(b)))
+        e = F.gelu(self.tanh_gelu(b), approximate="tanh") + F.leaky_relu(self.leaky(b))
+        return c, d, e
+
+
+def test_fuse_leaves_what_it_cannot_compute_exactly():
+    torch.manual_seed(2)
+    model = Shared().eval()
+    x = torch.randn(2, 3, 6, 5)
+    with torch.no_grad():
+        want = model(x)
+        fused, found = tritonconv.fuse(model, report=True)
+        got = fused(x)
+    for g, w in zip(got, want):
+        assert_close(g, w)
+    assert not found.folded and not found.fused
+    assert found.kept == {"called or read in more than one place": 1,
+                          "batch norm after a grouped transposed convolution": 1,
+                          "batch norm in training mode or without running statistics": 1}
+    assert all(m.activation is None for m in fused.modules() if isinstance(m, tnn.CONVOLUTIONS))
+    assert isinstance(fused.twice, tnn.Conv2d)  # converted all the same
+
+
+def test_a_model_in_training_mode_gets_its_activations_fused_and_trains_as_before():
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.GELU(), torch.nn.Conv2d(4, 4, 3, bias=False),
+                                torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1), torch.nn.SiLU())
+    fused, found = tritonconv.fuse(model, report=True)
+    assert fused.training and found.fused == {"Conv2d": 2} and not found.folded
+    assert found.kept == {"batch norm in training mode or without running statistics": 1}
+    x = torch.randn(2, 3, 8, 7)
+    model(x).square().sum().backward()
+    fused(x).square().sum().backward()
+    for name, p in model.named_parameters():
+        q = fused.get_parameter(name)
+        assert_close(q.grad, p.grad)
+
+
+class ValueFlow(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv1d(2, 2, 3)
+
+    def forward(self, x):
+        return self.conv(x) if x.sum() > 0 else x
+
+
+def test_fuse_refuses_what_it_cannot_trace_and_what_is_not_a_module():
+    with pytest.raises(ValueError, match=r"fuse: ValueFlow cannot be traced .*tritonconv.nn.convert"):
+        tritonconv.fuse(ValueFlow())
+    with pytest.raises(TypeError, match="fuse: expected `model` to be a torch.nn.Module, got function"):
+        tritonconv.fuse(F.relu)
+
+
+def test_fuse_prints_its_report(capsys):
+    model = torch.nn.Sequential(torch.nn.Conv1d(2, 3, 3), norm(torch.nn.BatchNorm1d, 3), torch.nn.ReLU()).eval()
+    tritonconv.fuse(model, verbose=True)
+    assert capsys.readouterr().out.strip() == ("tritonconv.fuse: 1 batch norms folded (Conv1d 1), 1 activations fused "
+                                               "(Conv1d 1)")
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "silu"])
+def test_modules_take_an_activation_fused_after_the_bias(activation):
+    torch.manual_seed(4)
+    act = getattr(F, activation)
+    conv = tnn.Conv2d(3, 4, 3, padding=1, activation=activation)
+    convt = tnn.ConvTranspose1d(3, 2, 3, stride=2, activation=activation)
+    x2, x1 = torch.randn(2, 3, 5, 6), torch.randn(2, 3, 7)
+    assert_close(conv(x2), act(F.conv2d(x2, conv.weight, conv.bias, padding=1)))
+    assert_close(convt(x1), act(F.conv_transpose1d(x1, convt.weight, convt.bias, stride=2)))
+    assert repr(conv).endswith(f"padding=(1, 1), activation={activation!r})")
+    buffer = io.BytesIO()
+    torch.save(conv, buffer)
+    buffer.seek(0)
+    assert torch.load(buffer, weights_only=False).activation == activation
+    assert copy.deepcopy(convt).activation == activation
+
+
+def test_a_bad_activation_and_reverting_a_fused_one_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"Conv3d: expected `activation` to be one of .*got 'tanh'"):
+        tnn.Conv3d(2, 2, 1, activation="tanh")
+    model = torch.nn.Sequential(torch.nn.Conv2d(2, 2, 1), tnn.Conv2d(2, 2, 1, activation="silu"))
+    tnn.convert(model)
+    assert model[0].activation is None  # a converted module fuses nothing
+    with pytest.raises(ValueError, match=r"revert: 1 \(Conv2d\) fuses activation='silu' .* torch's Conv2d cannot"):
+        tnn.revert(model)
+    assert type(model[0]) is tnn.Conv2d  # nothing reverted
+    model[1].activation = None
+    assert type(tnn.revert(model)[1]) is torch.nn.Conv2d
+
+
+def test_fused_volumes_stream_and_fused_layers_quantise_with_their_activations():
+    """The fused activation is the layer's: streamed along depth (``netstream``) and in fp8 (``fp8.convert``)."""
+    from tritonconv import fp8, netstream
+
+    torch.manual_seed(6)
+    model = torch.nn.Sequential(torch.nn.Conv3d(2, 4, 3, padding=1), norm(torch.nn.BatchNorm3d, 4), torch.nn.ReLU(),
+                                torch.nn.Conv3d(4, 3, (3, 1, 1), padding=(1, 0, 0)), torch.nn.SiLU()).eval()
+    fused = tritonconv.fuse(model)
+    x = torch.randn(1, 2, 6, 5, 4)
+    with torch.no_grad():
+        want = model(x)
+        streamed = torch.cat(list(netstream.stream(fused, (x[:, :, i:i + 1] for i in range(6)), chunk=2)), 2)
+    assert_close(streamed, want)
+    plane = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), norm(torch.nn.BatchNorm2d, 16),
+                                torch.nn.ReLU()).eval()
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        want = plane(x)
+        quantised = tritonconv.fuse(plane)
+        found = fp8.convert(quantised, report=True)
+        got = quantised(x)
+    assert found.converted == {"Conv2d": 1} and quantised.get_submodule("0").activation == "relu"
+    assert got.min() >= 0 and ((got.float() - want).norm() / want.norm()).item() < 0.1  # fp8's precision
+
+
+def test_convolutions_fuse_never_runs_are_named_and_a_bare_convolution_is_refused():
+    class OwnForward(torch.nn.Conv2d):  # left on torch by convert
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    torch.manual_seed(7)
+    model = torch.nn.Sequential(OwnForward(3, 4, 1), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 1),
+                                torch.nn.ReLU()).eval()
+    x = torch.randn(1, 3, 4, 5)
+    with torch.no_grad():
+        fused, found = tritonconv.fuse(model, report=True)
+        assert_close(fused(x), model(x))
+    assert found.kept == {"left on torch (tritonconv.nn.convert's report says why)": 1} and found.fused == {"Conv2d": 1}
+    with pytest.raises(ValueError, match=r"fuse: `model` is itself a Conv2d: nothing follows it"):
+        tritonconv.fuse(torch.nn.Conv2d(2, 2, 1))
+    again, found = tritonconv.fuse(fused, report=True)  # fused already: nothing more
+    assert not found.fused and not found.folded and again.get_submodule("2").activation == "relu"

@@ -1,0 +1,208 @@
+"""``tritonconv.fuse``: each convolution of a model with the batch norm and activation after it, as one launch.
+
+In eager PyTorch a ``Conv -> BatchNorm -> ReLU`` runs three kernels, and the two after the convolution read and
+write the whole activation each. :func:`fuse` traces the model with ``torch.fx`` and rewrites every such chain as
+one tritonconv convolution: an eval-mode batch norm folded into the convolution's weight and bias
+(``torch.nn.utils.fusion.fuse_conv_bn_weights``, computed in fp32 at least and rounded once to the weight's dtype),
+the activation computed in the convolution's epilogue (the module's ``activation``). ::
+
+    Conv2d -> BatchNorm2d (eval) -> ReLU      becomes   Conv2d(activation='relu'), its weight and bias folded
+    Conv1d -> SiLU                            becomes   Conv1d(activation='silu')  (training too)
+    ConvTranspose3d -> BatchNorm3d (eval)     becomes   ConvTranspose3d, folded
+
+Fused: ``torch.nn`` convolutions and transposed convolutions (tritonconv's or any :func:`tritonconv.nn.convert`
+converts), each called once in the graph and read by the next node alone; then an eval-mode batch norm that keeps
+running statistics over the convolution's channels (not after a grouped transposed convolution), read by the next
+node alone; then ``ReLU``, ``GELU`` (exact, torch's default) or ``SiLU``, as modules, functions (``F.relu``,
+``torch.relu``, ``F.gelu``, ``F.silu``, in place or not) or methods (``x.relu()``, ``x.relu_()``). Everything else
+stays as it was; every convolution then runs tritonconv (:func:`tritonconv.nn.convert`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections import Counter
+
+import torch
+import torch.nn.functional as F
+from torch.fx import GraphModule, Node
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+from . import nn
+
+__all__ = ["FusionReport", "fuse"]
+
+_MODULES = {torch.nn.ReLU: "relu", torch.nn.GELU: "gelu", torch.nn.SiLU: "silu"}
+_FUNCTIONS = {F.relu: "relu", F.relu_: "relu", torch.relu: "relu", torch.relu_: "relu", F.gelu: "gelu",
+              F.silu: "silu"}
+_METHODS = {"relu": "relu", "relu_": "relu"}
+_KEYWORDS = {"relu": ("inplace",), "gelu": ("approximate",), "silu": ("inplace",)}  # what each may be given
+
+
+@dataclasses.dataclass
+class FusionReport:
+    """What :func:`fuse` did: ``folded`` batch norms and ``fused`` activations, per convolution class name; ``kept``:
+    reason -> convolutions left unfused for it (besides those with nothing to fuse after them)."""
+
+    folded: Counter = dataclasses.field(default_factory=Counter)
+    fused: Counter = dataclasses.field(default_factory=Counter)
+    kept: Counter = dataclasses.field(default_factory=Counter)
+
+    def __str__(self) -> str:
+        def listed(counts):
+            return ", ".join(f"{name} {n}" for name, n in sorted(counts.items())) or "none"
+
+        text = (f"tritonconv.fuse: {sum(self.folded.values())} batch norms folded ({listed(self.folded)}), "
+                f"{sum(self.fused.values())} activations fused ({listed(self.fused)})")
+        return text + (f"; not fused: {listed(self.kept)}" if self.kept else "")
+
+
+class _Tracer(torch.fx.Tracer):
+    """torch.fx's tracer, with every convolution module (torch's subclasses included) and tritonconv's modules leaves."""
+
+    def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
+        return isinstance(m, nn.TORCH_CONVOLUTIONS) or type(m).__module__.startswith("tritonconv.") or \
+            super().is_leaf_module(m, qualname)
+
+
+def fuse(model: torch.nn.Module, verbose: bool = False, report: bool = False):
+    """``model`` with each convolution's following batch norm (eval mode) folded into its weight and bias and its
+    following activation fused into its epilogue (module docstring: which chains), as a ``torch.fx.GraphModule``
+    whose convolutions all run tritonconv. ``model`` itself is left as it is (a copy is fused).
+
+    The result computes what ``model`` computes (to the rounding of the folded weights). Batch norms fold only in
+    eval mode, so fuse an inference model after ``model.eval()``; a model in training mode gets its activations fused
+    alone (exact for training: the gradients run the kernels, through the activation's slope), and a fused model
+    has no batch norm left to train. ``verbose=True`` prints a :class:`FusionReport`; ``report=True`` returns
+    ``(fused model, report)``. A model ``torch.fx`` cannot trace (control flow on values) is refused by name.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"fuse: expected `model` to be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(model, nn.TORCH_CONVOLUTIONS):
+        raise ValueError(f"fuse: `model` is itself a {type(model).__name__}: nothing follows it to fuse (set its "
+                         f"`activation`, or fuse a module holding it)")
+    root = copy.deepcopy(model)
+    try:
+        graph = _Tracer().trace(root)
+    except Exception as err:  # data-dependent control flow, len() of shapes, ...
+        raise ValueError(f"fuse: {type(model).__name__} cannot be traced into a graph (torch.fx: {type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''}); convert it instead "
+                         f"(tritonconv.nn.convert), which needs no graph") from None
+    gm = GraphModule(root, graph, type(model).__name__)
+    gm.training = model.training
+    nn.convert(gm)
+    found = FusionReport()
+    modules = dict(gm.named_modules())
+    calls = Counter(node.target for node in gm.graph.nodes if node.op == "call_module")
+    read = {node.target.rpartition(".")[0] for node in gm.graph.nodes if node.op == "get_attr"}
+    seen = set()
+    for node in list(gm.graph.nodes):
+        conv = modules.get(node.target) if node.op == "call_module" else None
+        ours = isinstance(conv, nn.CONVOLUTIONS)
+        if not isinstance(conv, nn.TORCH_CONVOLUTIONS) or ours and conv.activation is not None:
+            continue  # (not a convolution, or one fused already)
+        why = None
+        if not ours:
+            why = "left on torch (tritonconv.nn.convert's report says why)"
+        elif calls[node.target] > 1 or node.target in read:
+            why = "called or read in more than one place"
+        if why is not None:
+            if node.target not in seen:  # (a module counted once, however many its calls)
+                found.kept[why] += 1
+            seen.add(node.target)
+            continue
+        chain = _chain(node, conv, modules, found)
+        if len(chain) > 1:
+            chain[-1].replace_all_uses_with(node)
+            for done in reversed(chain[1:]):
+                gm.graph.erase_node(done)
+    gm.graph.lint()
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    if verbose:
+        print(found)
+    return (gm, found) if report else gm
+
+
+def _chain(node: Node, conv: torch.nn.Module, modules: dict, found: FusionReport) -> list[Node]:
+    """The nodes from ``node`` (calling ``conv``) on that become ``conv``'s call: ``[node]``, then the batch norm
+    after it (folded into ``conv`` here), then the activation after that (set as ``conv.activation`` here)."""
+    chain, name = [node], type(conv).__name__
+    bn = _only_reader(node)
+    if bn is not None and bn.op == "call_module" and isinstance(modules[bn.target], _BatchNorm):
+        why = _why_not_folded(conv, modules[bn.target])
+        if why is not None:
+            found.kept[why] += 1
+            return chain  # the activation follows the batch norm: nothing to fuse
+        _fold(conv, modules[bn.target])
+        found.folded[name] += 1
+        chain.append(bn)
+    act = _only_reader(chain[-1])
+    activation = None if act is None else _activation(act, chain[-1], modules)
+    if activation is not None:
+        conv.activation = activation
+        found.fused[name] += 1
+        chain.append(act)
+    return chain
+
+
+def _only_reader(node: Node) -> Node | None:
+    """The one node reading ``node``'s value, if exactly one does (and reads it once)."""
+    if len(node.users) != 1:
+        return None
+    (user,) = node.users
+    return user if (*user.args, *user.kwargs.values()).count(node) == 1 else None
+
+
+def _why_not_folded(conv: torch.nn.Module, bn: _BatchNorm) -> str | None:
+    """Why batch norm ``bn`` after ``conv`` cannot fold into it, or None."""
+    if bn.training or not bn.track_running_stats or bn.running_mean is None:
+        return "batch norm in training mode or without running statistics"
+    if bn.num_features != conv.out_channels:
+        return "batch norm over another number of channels"
+    if conv.transposed and conv.groups > 1:
+        return "batch norm after a grouped transposed convolution"
+    return None
+
+
+def _fold(conv: torch.nn.Module, bn: _BatchNorm) -> None:
+    """Fold eval-mode ``bn`` into ``conv``'s weight and bias (new parameters, laid out as the weight was), computed
+    in fp32 at least, rounded once to the weight's and bias's dtypes."""
+    weight, bias = conv.weight, conv.bias
+    acc = torch.promote_types(weight.dtype, torch.float32)
+
+    def up(t):
+        return None if t is None else t.detach().to(acc)
+
+    with torch.no_grad():
+        w, b = fuse_conv_bn_weights(up(weight), up(bias), up(bn.running_mean), up(bn.running_var), bn.eps,
+                                    up(bn.weight), up(bn.bias), transpose=conv.transposed)
+        conv.weight = torch.nn.Parameter(w.to(weight.dtype), weight.requires_grad)
+        conv.bias = torch.nn.Parameter(b.to(weight.dtype if bias is None else bias.dtype),
+                                       weight.requires_grad if bias is None else bias.requires_grad)
+    if not conv.transposed:
+        nn.lay_out_weight(conv)
+
+
+def _activation(node: Node, source: Node, modules: dict) -> str | None:
+    """The activation ``node`` applies to ``source`` (``'relu'``, ``'gelu'``, ``'silu'``) if tritonconv's epilogue
+    computes it, else None."""
+    if node.op == "call_module":
+        module = modules[node.target]
+        found = _MODULES.get(type(module))
+        exact = found != "gelu" or module.approximate == "none"
+        return found if exact and node.args == (source,) and not node.kwargs else None
+    if node.op == "call_method":
+        found = _METHODS.get(node.target)
+        return found if node.args == (source,) and not node.kwargs else None
+    if node.op != "call_function" or node.target not in _FUNCTIONS or not node.args or node.args[0] is not source:
+        return None
+    found = _FUNCTIONS[node.target]
+    names = _KEYWORDS[found]
+    given = {**dict(zip(names, node.args[1:])), **node.kwargs}
+    if len(node.args) > 1 + len(names) or set(given) - set(names):
+        return None
+    return found if given.get("approximate", "none") == "none" else None
+
