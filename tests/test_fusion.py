@@ -268,3 +268,21 @@ def test_convolutions_fuse_never_runs_are_named_and_a_bare_convolution_is_refuse
         tritonconv.fuse(torch.nn.Conv2d(2, 2, 1))
     again, found = tritonconv.fuse(fused, report=True)  # fused already: nothing more
     assert not found.fused and not found.folded and again.get_submodule("2").activation == "relu"
+
+
+def test_torchvisions_resnets_fuse_every_chain_the_readme_counts():
+    """README's example: ResNet-50's 53 batch norms folded, 33 ReLUs fused (on meta tensors: shapes only); ResNet-18
+    fused computes what it computed (where torchvision is installed)."""
+    torchvision = pytest.importorskip("torchvision")
+    with torch.device("meta"):
+        _, found = tritonconv.fuse(torchvision.models.resnet50().eval(), report=True)
+    assert str(found) == "tritonconv.fuse: 53 batch norms folded (Conv2d 53), 33 activations fused (Conv2d 33)"
+    torch.manual_seed(8)
+    model = torchvision.models.resnet18(num_classes=10).eval()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert_close(tritonconv.fuse(model)(x), model(x))
