@@ -61,6 +61,34 @@ def test_activation_derivative(ndim, x_shape, w_shape, kw, activation):
     check_grads(ndim, x_shape, w_shape, activation=activation, **kw)
 
 
+@pytest.mark.parametrize("activation", ["relu6", "hardswish"])
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", [
+    (1, (2, 5, 17), (4, 5, 3), {"padding": 1}),
+    (2, (2, 6, 7, 9), (6, 1, 3, 3), {"groups": 6}),  # depthwise
+    (3, (1, 4, 5, 6, 5), (3, 4, 3, 3, 1), {"stride": 2, "padding": 1}),
+])
+def test_stepped_activations_match_torch_past_their_steps(ndim, x_shape, w_shape, kw, activation):
+    """ReLU6 and hardswish, forward and backward, on convolutions whose outputs cross every step of their slopes (0
+    and 6; -3 and 3), and a transposed one's."""
+    torch.manual_seed(ndim)
+    x, w, b = check_grads(ndim, x_shape, w_shape, activation=activation, **kw)
+    with torch.no_grad():
+        z = TORCH[ndim](x.double(), w.double(), b.double(), **kw)
+        assert_close(OURS[ndim](x, w, b, activation=activation, **kw), ACT[activation](z))
+    assert (z > 6).any() and (z < -3).any() and ((z > 0) & (z < 3)).any()
+    xt = torch.randn(2, 6, 5, 4, device=DEVICE, requires_grad=True)
+    wt = torch.randn(6, 3, 3, 3, device=DEVICE, requires_grad=True)
+    y = tritonconv.conv_transpose2d(xt, wt, stride=2, activation=activation)
+    ref_x, ref_w = (t.detach().double().requires_grad_() for t in (xt, wt))
+    ref = ACT[activation](F.conv_transpose2d(ref_x, ref_w, stride=2))
+    assert_close(y, ref)
+    dy = torch.randn_like(y)
+    y.backward(dy)
+    ref.backward(dy.double())
+    assert_close(xt.grad, ref_x.grad)
+    assert_close(wt.grad, ref_w.grad)
+
+
 @pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID[::4])
 def test_flip_gradients(ndim, x_shape, w_shape, kw):
     check_grads(ndim, x_shape, w_shape, flip=True, activation="relu", **kw)

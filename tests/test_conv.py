@@ -20,7 +20,8 @@ from tritonconv.kernels import gemm
 
 OURS = {1: tritonconv.conv1d, 2: tritonconv.conv2d, 3: tritonconv.conv3d}
 TORCH = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
-ACT = {None: lambda t: t, "relu": F.relu, "gelu": F.gelu, "silu": F.silu}
+ACT = {None: lambda t: t, "relu": F.relu, "relu6": F.relu6, "gelu": F.gelu, "silu": F.silu,
+       "hardswish": F.hardswish}
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 

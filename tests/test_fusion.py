@@ -77,6 +77,35 @@ def test_fuse_folds_eval_batch_norms_and_fuses_every_form_of_activation():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+class MobileBlock(torch.nn.Module):
+    """As MobileNet's blocks: ReLU6 and hardswish after a batch norm, as modules and as functions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expand = torch.nn.Sequential(torch.nn.Conv2d(3, 12, 1, bias=False), norm(torch.nn.BatchNorm2d, 12),
+                                          torch.nn.ReLU6(inplace=True))
+        self.dw, self.n_dw = torch.nn.Conv2d(12, 12, 3, padding=1, groups=12, bias=False), norm(torch.nn.BatchNorm2d, 12)
+        self.project, self.act = torch.nn.Conv2d(12, 4, 1), torch.nn.Hardswish()
+
+    def forward(self, x):
+        y = F.hardswish(self.n_dw(self.dw(self.expand(x) * 4)))  # (* 4: values past every step)
+        return F.relu6(self.act(self.project(y)) * 3, inplace=True)
+
+
+def test_mobilenets_relu6_and_hardswish_fuse():
+    torch.manual_seed(9)
+    model = MobileBlock().eval()
+    x = torch.randn(2, 3, 7, 6)
+    with torch.no_grad():
+        want = model(x)
+        fused, found = tritonconv.fuse(model, report=True)
+        assert_close(fused(x), want)
+    assert found.folded == {"Conv2d": 2} and found.fused == {"Conv2d": 3}
+    assert [fused.get_submodule(n).activation for n in ("expand.0", "dw", "project")] == ["relu6", "hardswish",
+                                                                                           "hardswish"]
+    assert "relu6" in fused.code  # the last one, after a product, stays
+
+
 def test_batch_norms_fold_in_fp32_and_round_once():
     torch.manual_seed(1)
     conv, bn = torch.nn.Conv2d(4, 8, 3).half(), norm(torch.nn.BatchNorm2d, 8).half()
@@ -271,12 +300,17 @@ def test_convolutions_fuse_never_runs_are_named_and_a_bare_convolution_is_refuse
 
 
 def test_torchvisions_resnets_fuse_every_chain_the_readme_counts():
-    """README's example: ResNet-50's 53 batch norms folded, 33 ReLUs fused (on meta tensors: shapes only); ResNet-18
-    fused computes what it computed (where torchvision is installed)."""
+    """README's counts: ResNet-50's 53 batch norms folded, 33 ReLUs fused, and MobileNets', EfficientNet's and VGG's
+    (on meta tensors: shapes only); ResNet-18 fused computes what it computed (where torchvision is installed)."""
     torchvision = pytest.importorskip("torchvision")
     with torch.device("meta"):
         _, found = tritonconv.fuse(torchvision.models.resnet50().eval(), report=True)
     assert str(found) == "tritonconv.fuse: 53 batch norms folded (Conv2d 53), 33 activations fused (Conv2d 33)"
+    for name, folded, fused in (("mobilenet_v2", 52, 35), ("mobilenet_v3_large", 46, 39), ("efficientnet_b0", 49, 49),
+                                ("vgg16_bn", 13, 13)):
+        with torch.device("meta"):
+            _, found = tritonconv.fuse(getattr(torchvision.models, name)().eval(), report=True)
+        assert (found.folded, found.fused) == ({"Conv2d": folded}, {"Conv2d": fused}), name
     torch.manual_seed(8)
     model = torchvision.models.resnet18(num_classes=10).eval()
     for m in model.modules():

@@ -19,7 +19,8 @@ from torch.autograd import forward_ad
 from . import shapes
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
-ACTIVATIONS = (None, "relu", "gelu", "silu")
+ACTIVATIONS = (None, "relu", "relu6", "gelu", "silu", "hardswish")
+SLOPE_FROM_OUTPUT = ("relu", "relu6")  # activations whose slope the output gives (saved); the others' the input z
 
 
 @dataclass(frozen=True)

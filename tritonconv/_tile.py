@@ -280,13 +280,18 @@ def mma(acc, a, b, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.co
 
 @device
 def activate(acc, ACTIVATION: tl.constexpr):
-    """The fused activation epilogue (GELU exact, through erf, as ``torch.nn.functional.gelu``)."""
+    """The fused activation epilogue, each as ``torch.nn.functional``'s computes it (GELU exact, through erf). Each
+    maps 0 to 0."""
     if ACTIVATION == "relu":
         acc = tl.maximum(acc, 0.0)
+    elif ACTIVATION == "relu6":
+        acc = tl.minimum(tl.maximum(acc, 0.0), 6.0)
     elif ACTIVATION == "gelu":
         acc = 0.5 * acc * (1.0 + tl.erf(acc * 0.7071067811865476))
     elif ACTIVATION == "silu":
         acc = acc / (1.0 + tl.exp(-acc))
+    elif ACTIVATION == "hardswish":
+        acc = acc * tl.minimum(tl.maximum(acc + 3.0, 0.0), 6.0) / 6.0
     return acc
 
 

@@ -30,7 +30,7 @@ import torch
 from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from . import _checks, dispatch, shapes
-from ._checks import ConvSpec, forward_mode
+from ._checks import SLOPE_FROM_OUTPUT, ConvSpec, forward_mode
 from .geometry import CHANNELS_LAST, alloc_weight_grad, grad_channels_inner, memory_format_of, output_memory_format
 
 Tensor = torch.Tensor
@@ -109,19 +109,34 @@ def _vmap_conv(info, in_dims, input, weight, bias, spec: ConvSpec, launch) -> tu
 
 
 def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tensor], z: Optional[Tensor]) -> Tensor:
-    """``grad_y * act'(z)``: ReLU needs the output ``y``, GELU (erf) and SiLU the pre-activation ``z``."""
+    """``grad_y * act'(z)``, as torch's derivatives take it: ReLU and ReLU6 read their slope off the output ``y``
+    (:data:`~tritonconv._checks.SLOPE_FROM_OUTPUT`), GELU (erf), SiLU and hardswish off the pre-activation ``z``."""
     if activation is None:
         return grad_y
     if activation == "relu":
         return grad_y * (y > 0)
+    if activation == "relu6":  # (torch's hardtanh: no slope where the input is at or past either bound)
+        return grad_y * ((y > 0) & (y < 6))
     acc = torch.promote_types(z.dtype, torch.float32)
     zf = z.to(acc)
     if activation == "silu":
         s = torch.sigmoid(zf)
         slope = s * (1 + zf * (1 - s))
+    elif activation == "hardswish":
+        slope = torch.where(zf < -3, 0.0, torch.where(zf <= 3, zf / 3 + 0.5, 1.0))
     else:  # gelu: Phi(z) + z * phi(z)
         slope = 0.5 * (1 + torch.erf(zf * 0.7071067811865476)) + zf * torch.exp(-0.5 * zf * zf) * 0.3989422804014327
     return (grad_y.to(acc) * slope).to(grad_y.dtype)
+
+
+def _needs_z(activation: Optional[str]) -> bool:
+    """Whether ``activation``'s slope is read off the pre-activation (recomputed by one launch: it is not saved)."""
+    return activation is not None and activation not in SLOPE_FROM_OUTPUT
+
+
+def _saved_output(output: Tensor, activation: Optional[str]) -> Optional[Tensor]:
+    """What a forward saves for its activation's slope: the output, where the slope is read off it; else None."""
+    return output if activation in SLOPE_FROM_OUTPUT else None
 
 
 def _bias_grad(grad_z: Tensor, dtype: torch.dtype) -> Tensor:
@@ -135,7 +150,7 @@ def _bias_grad(grad_z: Tensor, dtype: torch.dtype) -> Tensor:
 def _backward(grad_y, input, weight, bias, y, spec: ConvSpec, activation, flip, needs, ops) -> tuple:
     """Gradients for (input, weight, bias); ``ops`` launches the kernels (eager or custom ops)."""
     (grad_y,) = stored(grad_y)  # (a negative view given to backward)
-    z = ops.forward(input, weight, bias, spec, flip) if activation in ("gelu", "silu") else None
+    z = ops.forward(input, weight, bias, spec, flip) if _needs_z(activation) else None
     grad_z = activation_grad(grad_y, activation, y, z)
     grad_input = ops.grad_input(grad_z, weight, spec, flip, memory_format_of(input)) if needs[0] else None
     grad_weight = ops.grad_weight(grad_z, input, spec, flip, grad_channels_inner(weight)) if needs[1] else None
@@ -165,7 +180,7 @@ def _tangent(d_input, d_weight, d_bias, input, weight, bias, y, activation, conv
     if d_bias is not None:
         d_bias = d_bias.view(1, -1, *(1,) * (y.dim() - 2))
         dz = d_bias.expand_as(y).clone(memory_format=torch.preserve_format) if dz is None else dz + d_bias
-    z = conv(input, weight, bias) if activation in ("gelu", "silu") else None
+    z = conv(input, weight, bias) if _needs_z(activation) else None
     return activation_grad(dz, activation, y, z)
 
 
@@ -227,7 +242,7 @@ class _ConvFunction(_Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         input, weight, bias, spec, activation, flip, _, _ = inputs
-        ctx.save_for_backward(input, weight, bias, output if activation == "relu" else None)
+        ctx.save_for_backward(input, weight, bias, _saved_output(output, activation))
         ctx.spec, ctx.activation, ctx.flip = spec, activation, flip
         if forward_mode():
             ctx.save_for_forward(input, weight, bias, output)
@@ -396,7 +411,7 @@ def _first_order_only() -> None:
 
 def _setup_context(ctx, inputs, output):
     input, weight, bias, stride, padding, dilation, groups, activation, flip = inputs[:9]  # (and channels_last)
-    ctx.save_for_backward(input, weight, bias, output if activation == "relu" else None)
+    ctx.save_for_backward(input, weight, bias, _saved_output(output, activation))
     ctx.spec = _spec(input.shape, weight.shape, stride, padding, dilation, groups)
     ctx.activation, ctx.flip = activation, flip
 
@@ -417,7 +432,7 @@ def _transpose_backward(grad_y, input, weight, bias, y, spec: ConvSpec, activati
     """Gradients of ``y = act(conv_transpose(input, weight) + bias)``: the input's is the convolution of
     ``grad_z``, the weight's the convolution's weight gradient with the roles of its tensors swapped."""
     (grad_y,) = stored(grad_y)  # (a negative view given to backward)
-    z = ops.transpose(input, weight, bias, spec, flip, fmt) if activation in ("gelu", "silu") else None
+    z = ops.transpose(input, weight, bias, spec, flip, fmt) if _needs_z(activation) else None
     grad_z = activation_grad(grad_y, activation, y, z)
     # the input's gradient in the input's layout (torch's rule for an input gradient), whatever grad_z's
     grad_input = ops.forward(grad_z, weight, None, spec, flip, memory_format_of(input)) if needs[0] else None
@@ -442,7 +457,7 @@ class _ConvTransposeFunction(_Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         input, weight, bias, spec, activation, flip, fmt, _ = inputs
-        ctx.save_for_backward(input, weight, bias, output if activation == "relu" else None)
+        ctx.save_for_backward(input, weight, bias, _saved_output(output, activation))
         ctx.spec, ctx.activation, ctx.flip, ctx.fmt = spec, activation, flip, fmt
         if forward_mode():
             ctx.save_for_forward(input, weight, bias, output)
@@ -488,7 +503,7 @@ def _(input, weight, bias, output_shape, stride, padding, dilation, groups, acti
 
 def _transpose_setup_context(ctx, inputs, output):
     input, weight, bias, output_shape, stride, padding, dilation, groups, activation = inputs
-    ctx.save_for_backward(input, weight, bias, output if activation == "relu" else None)
+    ctx.save_for_backward(input, weight, bias, _saved_output(output, activation))
     ctx.spec = _transpose_spec(input.shape, output_shape, weight.shape, stride, padding, dilation, groups)
     ctx.activation = activation
 
@@ -721,7 +736,7 @@ _CONV_DOC = """{n}-D convolution, as ``torch.nn.functional.conv{n}d`` (same argu
 :param dilation: int or tuple of {n}, >= 1.
 :param groups: divides ``C_in`` and ``C_out``; ``groups == C_in`` (depthwise, any channel multiplier) runs
     the depthwise kernels.
-:param activation: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias.
+:param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'`` or ``'hardswish'``, fused after the bias.
 :param flip: reverse the kernel on every spatial axis: the true convolution
     ``y[n] = sum_k x[k] w[n - k]`` instead of the cross-correlation CNNs use.
 :param memory_format: the output's layout: None, torch's rule (channels-last when ``input`` or ``weight`` is);
@@ -751,7 +766,7 @@ output.
     dilation on that axis.
 :param groups: divides ``C_in`` and ``C_out``.
 :param dilation: int or tuple of {n}, >= 1.
-:param activation: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias.
+:param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'`` or ``'hardswish'``, fused after the bias.
 :returns: ``(N, C_out, {y})`` in the input's dtype, each size
     ``(size - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1``
     (:func:`tritonconv.shapes.conv_transpose_output_size`); channels-last when ``input`` or ``weight`` is.

@@ -13,8 +13,9 @@ the activation computed in the convolution's epilogue (the module's ``activation
 Fused: ``torch.nn`` convolutions and transposed convolutions (tritonconv's or any :func:`tritonconv.nn.convert`
 converts), each called once in the graph and read by the next node alone; then an eval-mode batch norm that keeps
 running statistics over the convolution's channels (not after a grouped transposed convolution), read by the next
-node alone; then ``ReLU``, ``GELU`` (exact, torch's default) or ``SiLU``, as modules, functions (``F.relu``,
-``torch.relu``, ``F.gelu``, ``F.silu``, in place or not) or methods (``x.relu()``, ``x.relu_()``). Everything else
+node alone; then ``ReLU``, ``ReLU6``, ``GELU`` (exact, torch's default), ``SiLU`` or ``Hardswish``, as modules,
+functions (``F.relu``, ``torch.relu``, ``F.relu6``, ``F.gelu``, ``F.silu``, ``F.hardswish``, in place or not) or
+methods (``x.relu()``, ``x.relu_()``). Everything else
 stays as it was; every convolution then runs tritonconv (:func:`tritonconv.nn.convert`).
 """
 
@@ -34,11 +35,13 @@ from . import nn
 
 __all__ = ["FusionReport", "fuse"]
 
-_MODULES = {torch.nn.ReLU: "relu", torch.nn.GELU: "gelu", torch.nn.SiLU: "silu"}
-_FUNCTIONS = {F.relu: "relu", F.relu_: "relu", torch.relu: "relu", torch.relu_: "relu", F.gelu: "gelu",
-              F.silu: "silu"}
+_MODULES = {torch.nn.ReLU: "relu", torch.nn.ReLU6: "relu6", torch.nn.GELU: "gelu", torch.nn.SiLU: "silu",
+            torch.nn.Hardswish: "hardswish"}
+_FUNCTIONS = {F.relu: "relu", F.relu_: "relu", torch.relu: "relu", torch.relu_: "relu", F.relu6: "relu6",
+              F.gelu: "gelu", F.silu: "silu", F.hardswish: "hardswish"}
 _METHODS = {"relu": "relu", "relu_": "relu"}
-_KEYWORDS = {"relu": ("inplace",), "gelu": ("approximate",), "silu": ("inplace",)}  # what each may be given
+_KEYWORDS = {"relu": ("inplace",), "relu6": ("inplace",), "gelu": ("approximate",), "silu": ("inplace",),
+             "hardswish": ("inplace",)}  # what each may be given besides its input
 
 
 @dataclasses.dataclass
@@ -187,7 +190,7 @@ def _fold(conv: torch.nn.Module, bn: _BatchNorm) -> None:
 
 
 def _activation(node: Node, source: Node, modules: dict) -> str | None:
-    """The activation ``node`` applies to ``source`` (``'relu'``, ``'gelu'``, ``'silu'``) if tritonconv's epilogue
+    """The activation ``node`` applies to ``source`` (a name of ``_checks.ACTIVATIONS``) if tritonconv's epilogue
     computes it, else None."""
     if node.op == "call_module":
         module = modules[node.target]

@@ -57,7 +57,7 @@ class _TritonConv:
 
     _fn = None  # tritonconv.functional.convNd, set per class
     _sharded = None  # tritonconv.distributed.convNd, for DTensor inputs
-    activation: str | None = None  # fused after the bias: None, 'relu', 'gelu' or 'silu' (converted modules: None)
+    activation: str | None = None  # fused after the bias: one of _checks.ACTIVATIONS (converted modules: None)
 
     def __init__(self, *args, activation: str | None = None, **kwargs) -> None:
         _checks.check_activation(activation, type(self).__name__)
@@ -102,7 +102,7 @@ class _TritonConv:
 class Conv1d(_TritonConv, torch.nn.Conv1d):
     """``torch.nn.Conv1d`` computed by :func:`tritonconv.conv1d`: torch's constructor (``in_channels``,
     ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``dilation``, ``groups``, ``bias``, ``padding_mode``,
-    ``device``, ``dtype``; and ``activation``: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias),
+    ``device``, ``dtype``; and ``activation``, fused after the bias as the function's ``activation=``),
     parameters and ``state_dict``; the weight is stored channels-innermost
     (:func:`lay_out_weight`). Input ``(N, C_in, L)`` or unbatched; dtypes, devices and errors as
     :func:`tritonconv.conv1d`."""
@@ -114,7 +114,7 @@ class Conv1d(_TritonConv, torch.nn.Conv1d):
 class Conv2d(_TritonConv, torch.nn.Conv2d):
     """``torch.nn.Conv2d`` computed by :func:`tritonconv.conv2d`: torch's constructor (``in_channels``,
     ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``dilation``, ``groups``, ``bias``, ``padding_mode``,
-    ``device``, ``dtype``; and ``activation``: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias),
+    ``device``, ``dtype``; and ``activation``, fused after the bias as the function's ``activation=``),
     parameters and ``state_dict``; the weight is stored channels-innermost
     (:func:`lay_out_weight`). Input ``(N, C_in, H, W)`` or unbatched; dtypes, devices and errors as
     :func:`tritonconv.conv2d`."""
@@ -126,7 +126,7 @@ class Conv2d(_TritonConv, torch.nn.Conv2d):
 class Conv3d(_TritonConv, torch.nn.Conv3d):
     """``torch.nn.Conv3d`` computed by :func:`tritonconv.conv3d`: torch's constructor (``in_channels``,
     ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``dilation``, ``groups``, ``bias``, ``padding_mode``,
-    ``device``, ``dtype``; and ``activation``: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias),
+    ``device``, ``dtype``; and ``activation``, fused after the bias as the function's ``activation=``),
     parameters and ``state_dict``; the weight is stored channels-innermost
     (:func:`lay_out_weight`). Input ``(N, C_in, D, H, W)`` or unbatched; dtypes, devices and errors as
     :func:`tritonconv.conv3d`."""
@@ -168,7 +168,7 @@ class ConvTranspose1d(_TritonConvTranspose, torch.nn.ConvTranspose1d):
     """``torch.nn.ConvTranspose1d`` computed by :func:`tritonconv.conv_transpose1d`: torch's constructor
     (``in_channels``, ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``output_padding``, ``groups``,
     ``bias``, ``dilation``, ``padding_mode`` (``'zeros'`` only, as torch), ``device``, ``dtype``; and
-    ``activation``: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias), parameters and ``state_dict``;
+    ``activation``, fused after the bias as the function's ``activation=``), parameters and ``state_dict``;
     ``forward(input, output_size=None)`` as torch's. Errors as
     :func:`tritonconv.conv_transpose1d`."""
 
@@ -180,7 +180,7 @@ class ConvTranspose2d(_TritonConvTranspose, torch.nn.ConvTranspose2d):
     """``torch.nn.ConvTranspose2d`` computed by :func:`tritonconv.conv_transpose2d`: torch's constructor
     (``in_channels``, ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``output_padding``, ``groups``,
     ``bias``, ``dilation``, ``padding_mode`` (``'zeros'`` only, as torch), ``device``, ``dtype``; and
-    ``activation``: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias), parameters and ``state_dict``;
+    ``activation``, fused after the bias as the function's ``activation=``), parameters and ``state_dict``;
     ``forward(input, output_size=None)`` as torch's. Errors as
     :func:`tritonconv.conv_transpose2d`."""
 
@@ -192,7 +192,7 @@ class ConvTranspose3d(_TritonConvTranspose, torch.nn.ConvTranspose3d):
     """``torch.nn.ConvTranspose3d`` computed by :func:`tritonconv.conv_transpose3d`: torch's constructor
     (``in_channels``, ``out_channels``, ``kernel_size``, ``stride``, ``padding``, ``output_padding``, ``groups``,
     ``bias``, ``dilation``, ``padding_mode`` (``'zeros'`` only, as torch), ``device``, ``dtype``; and
-    ``activation``: None, ``'relu'``, ``'gelu'`` or ``'silu'``, fused after the bias), parameters and ``state_dict``;
+    ``activation``, fused after the bias as the function's ``activation=``), parameters and ``state_dict``;
     ``forward(input, output_size=None)`` as torch's. Errors as
     :func:`tritonconv.conv_transpose3d`."""
 
@@ -354,7 +354,7 @@ class Conv2Plus1d(torch.nn.Module):
     :param kernel_size: ``(kt, kh, kw)`` or one int.
     :param mid_channels: ``M``, the spatial conv's output channels (R(2+1)D's rule when None).
     :param bias: both convs have a bias.
-    :param mid_activation: None, ``'relu'``, ``'gelu'`` or ``'silu'`` between the two convs.
+    :param mid_activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'`` or ``'hardswish'`` between the two convs.
     :param device: of the parameters, as torch's modules take it.
     :param dtype: of the parameters.
     :raises ValueError: as :func:`tritonconv.shapes.as_tuple` and :func:`~tritonconv.shapes.resolve_padding`;
