@@ -310,9 +310,9 @@ class Conv(torch.nn.Module):
 
     def extra_repr(self) -> str:
         scale = "dynamic" if self.input_scale is None else f"{self.input_scale.item():.4g}"
-        return (f"{tuple(self.weight.shape)}, stride={self.stride}, padding={self.padding}, groups={self.groups}, "
-                f"{str(self.dtype)[6:]}, input_scale={scale}" + (f", activation={self.activation!r}" if self.activation
-                                                                 else ""))
+        text = (f"{tuple(self.weight.shape)}, stride={self.stride}, padding={self.padding}, groups={self.groups}, "
+                f"{str(self.dtype)[6:]}, input_scale={scale}")
+        return text if self.activation is None else f"{text}, activation={self.activation!r}"
 
 
 @dataclasses.dataclass
