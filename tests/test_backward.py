@@ -61,6 +61,19 @@ def test_activation_derivative(ndim, x_shape, w_shape, kw, activation):
     check_grads(ndim, x_shape, w_shape, activation=activation, **kw)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_activation_slopes_at_and_beside_their_steps_are_torchs(dtype):
+    """At a step (ReLU's 0, ReLU6's 0 and 6, hardswish's -3 and 3), which a 16-bit output lands on exactly and often,
+    each slope is the one torch's derivative takes (hardswish's is 0 at -3 and 1 at 3, not its middle piece's)."""
+    z = torch.tensor([-7.0, -6.0, -3.0, -2.99, -1e-3, 0.0, 1e-3, 2.99, 3.0, 5.99, 6.0, 7.0], dtype=dtype)
+    for activation in ("relu", "relu6", "gelu", "silu", "hardswish"):
+        leaf = z.clone().requires_grad_()
+        y = ACT[activation](leaf)
+        y.backward(torch.ones_like(y))
+        ours = functional.activation_grad(torch.ones_like(z), activation, y.detach(), z)
+        torch.testing.assert_close(ours, leaf.grad, rtol=1e-2, atol=1e-3, msg=activation)
+
+
 @pytest.mark.parametrize("activation", ["relu6", "hardswish"])
 @pytest.mark.parametrize("ndim,x_shape,w_shape,kw", [
     (1, (2, 5, 17), (4, 5, 3), {"padding": 1}),

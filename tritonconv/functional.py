@@ -123,7 +123,7 @@ def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tenso
         s = torch.sigmoid(zf)
         slope = s * (1 + zf * (1 - s))
     elif activation == "hardswish":
-        slope = torch.where(zf < -3, 0.0, torch.where(zf <= 3, zf / 3 + 0.5, 1.0))
+        slope = torch.where(zf <= -3, 0.0, torch.where(zf < 3, zf / 3 + 0.5, 1.0))  # (torch's bounds, both ends)
     else:  # gelu: Phi(z) + z * phi(z)
         slope = 0.5 * (1 + torch.erf(zf * 0.7071067811865476)) + zf * torch.exp(-0.5 * zf * zf) * 0.3989422804014327
     return (grad_y.to(acc) * slope).to(grad_y.dtype)
