@@ -24,6 +24,17 @@ def norm(kind, c: int, affine: bool = True) -> torch.nn.Module:
     return bn
 
 
+def fused_as_before(model: torch.nn.Module, *xs: torch.Tensor):
+    """``tritonconv.fuse(model, report=True)``, the fused model's outputs on ``xs`` checked against ``model``'s."""
+    with torch.no_grad():
+        want = model(*xs)
+        fused, found = tritonconv.fuse(model, report=True)
+        got = fused(*xs)
+    for g, w in zip(*((t,) if isinstance(t, torch.Tensor) else t for t in (got, want))):
+        assert_close(g, w)
+    return fused, found
+
+
 class EveryForm(torch.nn.Module):
     """One chain per rank and form of activation: modules, functions (in place or not), methods."""
 
@@ -56,13 +67,7 @@ def test_fuse_folds_eval_batch_norms_and_fuses_every_form_of_activation():
     torch.manual_seed(0)
     model = EveryForm().eval()
     before = copy.deepcopy(model.state_dict())
-    xs = inputs()
-    with torch.no_grad():
-        want = model(*xs)
-        fused, found = tritonconv.fuse(model, report=True)
-        got = fused(*xs)
-    for g, w in zip(got, want):
-        assert_close(g, w)
+    fused, found = fused_as_before(model, *inputs())
     assert found.folded == {"Conv1d": 1, "Conv2d": 2, "Conv3d": 1, "ConvTranspose2d": 1}
     assert sum(found.fused.values()) == 6 and not found.kept
     assert {name: m.activation for name, m in fused.named_modules() if isinstance(m, tnn.CONVOLUTIONS)} == {
@@ -94,12 +99,7 @@ class MobileBlock(torch.nn.Module):
 
 def test_mobilenets_relu6_and_hardswish_fuse():
     torch.manual_seed(9)
-    model = MobileBlock().eval()
-    x = torch.randn(2, 3, 7, 6)
-    with torch.no_grad():
-        want = model(x)
-        fused, found = tritonconv.fuse(model, report=True)
-        assert_close(fused(x), want)
+    fused, found = fused_as_before(MobileBlock().eval(), torch.randn(2, 3, 7, 6))
     assert found.folded == {"Conv2d": 2} and found.fused == {"Conv2d": 3}
     assert [fused.get_submodule(n).activation for n in ("expand.0", "dw", "project")] == ["relu6", "hardswish",
                                                                                            "hardswish"]
@@ -137,12 +137,7 @@ class BasicBlock(torch.nn.Module):
 
 def test_a_resnet_block_keeps_its_shared_activation_where_it_does_not_fuse():
     torch.manual_seed(5)
-    model = BasicBlock().eval()
-    x = torch.randn(2, 4, 7, 9)
-    with torch.no_grad():
-        want = model(x)
-        fused, found = tritonconv.fuse(model, report=True)
-        assert_close(fused(x), want)
+    fused, found = fused_as_before(BasicBlock().eval(), torch.randn(2, 4, 7, 9))
     assert found.folded == {"Conv2d": 3} and found.fused == {"Conv2d": 1}
     assert fused.conv1.activation == "relu" and isinstance(fused.relu, torch.nn.ReLU)  # still called after the sum
     assert [n.target for n in fused.graph.nodes if n.op == "call_module"] == ["conv1", "conv2", "downsample.0", "relu"]
@@ -171,14 +166,7 @@ class Shared(torch.nn.Module):
 
 def test_fuse_leaves_what_it_cannot_compute_exactly():
     torch.manual_seed(2)
-    model = Shared().eval()
-    x = torch.randn(2, 3, 6, 5)
-    with torch.no_grad():
-        want = model(x)
-        fused, found = tritonconv.fuse(model, report=True)
-        got = fused(x)
-    for g, w in zip(got, want):
-        assert_close(g, w)
+    fused, found = fused_as_before(Shared().eval(), torch.randn(2, 3, 6, 5))
     assert not found.folded and not found.fused
     assert found.kept == {"called or read in more than one place": 1,
                           "batch norm after a grouped transposed convolution": 1,
@@ -288,10 +276,7 @@ def test_convolutions_fuse_never_runs_are_named_and_a_bare_convolution_is_refuse
     torch.manual_seed(7)
     model = torch.nn.Sequential(OwnForward(3, 4, 1), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 1),
                                 torch.nn.ReLU()).eval()
-    x = torch.randn(1, 3, 4, 5)
-    with torch.no_grad():
-        fused, found = tritonconv.fuse(model, report=True)
-        assert_close(fused(x), model(x))
+    fused, found = fused_as_before(model, torch.randn(1, 3, 4, 5))
     assert found.kept == {"left on torch (tritonconv.nn.convert's report says why)": 1} and found.fused == {"Conv2d": 1}
     with pytest.raises(ValueError, match=r"fuse: `model` is itself a Conv2d: nothing follows it"):
         tritonconv.fuse(torch.nn.Conv2d(2, 2, 1))
