@@ -15,8 +15,8 @@ converts), each called once in the graph and read by the next node alone; then a
 running statistics over the convolution's channels (not after a grouped transposed convolution), read by the next
 node alone; then ``ReLU``, ``ReLU6``, ``GELU`` (exact, torch's default), ``SiLU`` or ``Hardswish``, as modules,
 functions (``F.relu``, ``torch.relu``, ``F.relu6``, ``F.gelu``, ``F.silu``, ``F.hardswish``, in place or not) or
-methods (``x.relu()``, ``x.relu_()``). Everything else
-stays as it was; every convolution then runs tritonconv (:func:`tritonconv.nn.convert`).
+methods (``x.relu()``, ``x.relu_()``). Everything else stays as it was; every convolution then runs tritonconv
+(:func:`tritonconv.nn.convert`).
 """
 
 from __future__ import annotations
@@ -171,8 +171,8 @@ def _why_not_folded(conv: torch.nn.Module, bn: _BatchNorm) -> str | None:
 
 
 def _fold(conv: torch.nn.Module, bn: _BatchNorm) -> None:
-    """Fold eval-mode ``bn`` into ``conv``'s weight and bias (new parameters, laid out as the weight was), computed
-    in fp32 at least, rounded once to the weight's and bias's dtypes."""
+    """Fold eval-mode ``bn`` into ``conv``'s weight and bias (new parameters, laid out as :func:`tritonconv.nn.convert`
+    lays weights out), computed in fp32 at least, rounded once to the weight's and bias's dtypes."""
     weight, bias = conv.weight, conv.bias
     acc = torch.promote_types(weight.dtype, torch.float32)
 
