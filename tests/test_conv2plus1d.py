@@ -12,7 +12,7 @@ from tritonconv import geometry, shapes
 from tritonconv._checks import ACTIVATIONS
 from tritonconv.nn import Conv2Plus1d, P3DBlock
 
-ACT = {None: lambda t: t, "relu": F.relu, "gelu": F.gelu, "silu": F.silu}
+ACT = {None: lambda t: t, "relu": F.relu, "relu6": F.relu6, "gelu": F.gelu, "silu": F.silu, "hardswish": F.hardswish}
 
 
 def composed(x, ws, wt, bs, bt, stride, padding, dilation, mid_activation=None, activation=None,
