@@ -43,33 +43,37 @@ def _note_given_layout(module: torch.nn.Module) -> None:
         module._given_channels_last = geometry.memory_format_of(module.weight) != torch.contiguous_format
 
 
-def _with_activation(text: str, activation: str | None) -> str:
-    """A module's ``extra_repr`` (torch's), with its fused activation where it has one."""
-    return text if activation is None else f"{text}, activation={activation!r}"
-
-
 _SCRIPT_TORCHS = "Script torch's own modules (tritonconv.nn.revert(model) first), or trace it"
 _SCRIPT_BLOCKS = "The block has no torch counterpart to revert to; trace it"
 
 
-class _TritonConv:
-    """Mixin over ``torch.nn.ConvNd``: the convolution runs in tritonconv's kernels."""
+class _Convolution:
+    """Mixin over torch's convolution modules running tritonconv's: the fused ``activation`` (None or a name of
+    ``_checks.ACTIVATIONS``; converted modules: None), in ``repr``; TorchScript refused by name."""
 
-    _fn = None  # tritonconv.functional.convNd, set per class
-    _sharded = None  # tritonconv.distributed.convNd, for DTensor inputs
-    activation: str | None = None  # fused after the bias: one of _checks.ACTIVATIONS (converted modules: None)
+    _fn = None  # tritonconv.functional's function, set per class
+    _sharded = None  # tritonconv.distributed's, for DTensor inputs
+    activation: str | None = None
 
     def __init__(self, *args, activation: str | None = None, **kwargs) -> None:
         _checks.check_activation(activation, type(self).__name__)
         super().__init__(*args, **kwargs)
         self.activation = activation
-        lay_out_weight(self)
 
     def extra_repr(self) -> str:
-        return _with_activation(super().extra_repr(), self.activation)
+        text = super().extra_repr()
+        return text if self.activation is None else f"{text}, activation={self.activation!r}"
 
     def __prepare_scriptable__(self) -> NoReturn:
         _checks.refuse_scripting(self, _SCRIPT_TORCHS)
+
+
+class _TritonConv(_Convolution):
+    """Mixin over ``torch.nn.ConvNd``: the convolution runs in tritonconv's kernels."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        lay_out_weight(self)
 
     def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
         """torch's; a weight replaced by the one loaded (``load_state_dict(assign=True)``, as after a meta-device
@@ -135,23 +139,8 @@ class Conv3d(_TritonConv, torch.nn.Conv3d):
     _sharded = staticmethod(distributed.conv3d)
 
 
-class _TritonConvTranspose:
+class _TritonConvTranspose(_Convolution):
     """Mixin over ``torch.nn.ConvTransposeNd``: the transposed convolution runs in tritonconv's kernels."""
-
-    _fn = None  # tritonconv.functional.conv_transposeNd, set per class
-    _sharded = None  # tritonconv.distributed.conv_transposeNd, for DTensor inputs
-    activation: str | None = None  # fused after the bias, as :class:`_TritonConv`'s
-
-    def __init__(self, *args, activation: str | None = None, **kwargs) -> None:
-        _checks.check_activation(activation, type(self).__name__)
-        super().__init__(*args, **kwargs)
-        self.activation = activation
-
-    def extra_repr(self) -> str:
-        return _with_activation(super().extra_repr(), self.activation)
-
-    def __prepare_scriptable__(self) -> NoReturn:
-        _checks.refuse_scripting(self, _SCRIPT_TORCHS)
 
     def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if self.padding_mode != "zeros":  # as torch
@@ -204,7 +193,7 @@ _SWAP = {torch.nn.Conv1d: Conv1d, torch.nn.Conv2d: Conv2d, torch.nn.Conv3d: Conv
          torch.nn.ConvTranspose1d: ConvTranspose1d, torch.nn.ConvTranspose2d: ConvTranspose2d,
          torch.nn.ConvTranspose3d: ConvTranspose3d}
 TORCH_CONVOLUTIONS = tuple(_SWAP)  # torch's classes :func:`convert` converts (and their subclasses)
-CONVOLUTIONS = (_TritonConv, _TritonConvTranspose)  # a module running tritonconv's convolution (``activation``) is one
+CONVOLUTIONS = _Convolution  # a module running tritonconv's convolution (with an ``activation``) is one
 
 
 @dataclasses.dataclass
@@ -252,13 +241,13 @@ def convert(model: torch.nn.Module, verbose: bool = False, report: bool = False,
         if base is None:
             continue
         name = type(module).__name__
-        why = None if isinstance(module, (_TritonConv, _TritonConvTranspose)) else _why_not(module, base)
+        why = None if isinstance(module, _Convolution) else _why_not(module, base)
         if why is not None:
             count = found.left.get(name, (0, why))[0]
             found.left[name] = (count + 1, why)
             continue
         found.converted[name] += 1
-        if not isinstance(module, (_TritonConv, _TritonConvTranspose)):
+        if not isinstance(module, _Convolution):
             module.__class__ = _converted_class(type(module))
             if isinstance(module, _TritonConv):
                 (lay_out_weight if lay_out_weights else _note_given_layout)(module)
