@@ -5,6 +5,7 @@ including the ones a test run never imports.
 """
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,11 @@ def imports(name: str, path: Path, known: set[str]) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
+    return _graph(PACKAGE)
+
+
+@functools.cache
+def _graph(package: Path) -> dict[str, set[str]]:  # (one parse of the package per test run)
     mods = modules()
     return {name: imports(name, path, set(mods)) for name, path in mods.items()}
 

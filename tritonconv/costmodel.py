@@ -319,10 +319,11 @@ def meet_seconds(problem: Problem, config: Config, device: Device) -> float:
     return math.ceil(tiles / device.sms) * back * device.sms / device.l2_bandwidth
 
 
+@functools.lru_cache(maxsize=64)
 def gemm_launch(problem: Problem, config: Config) -> gemm.Launch | weight_grad.Launch | weight_grad.DescriptorLaunch:
     """The GEMM kernels' launch of ``problem`` with ``config``, prepared on stand-in tensors laid out as the problem's
-    (nothing runs or is cached: the stand-ins are the problem's sizes; ``problem`` and ``config`` as launched,
-    :func:`launched`)."""
+    (nothing runs: the stand-ins are the problem's sizes, never touched; ``problem`` and ``config`` as launched,
+    :func:`launched`). The last few are kept (read, never changed): a prediction asks for one launch several times."""
     dtype = getattr(torch, problem.dtype)
     spec = problem.spec
     if problem.kind == "conv_wgrad":  # the gradient laid out as the weight is held (tuning.weight_layout)
