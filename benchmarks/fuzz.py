@@ -74,12 +74,17 @@ FORMATS = 0.1
 (``torch.preserve_format``), contiguous, or the rank's channels-last (2-D and 3-D): an output laid out unlike the
 input is another store of the kernels'. The output's layout is checked too (a wrong one fails the case)."""
 EPILOGUES = 0.1
-"""The share of (non-fp8) cases with a fused epilogue: ``activation=`` 'relu', 'relu6', 'gelu', 'silu' or 'hardswish' (the
+"""The share of (non-fp8) cases with a fused epilogue: ``activation=`` one of :data:`ACTIVATIONS` (the
 kernels' epilogue, its slope in the backward and in the tangent) and, for convolutions, ``flip=True`` (a true convolution, the
 kernel reversed along every spatial axis) on its own or beside one; against torch's activation of its convolution
 with the weight flipped."""
-STEPPED = ("relu", "relu6", "hardswish")
-"""The activations whose slope steps (ReLU's at 0, ReLU6's at 0 and 6, hardswish's at -3 and 3)."""
+ACTIVATIONS = {None: lambda y: y, "relu": F.relu, "relu6": F.relu6, "gelu": F.gelu, "silu": F.silu,
+               "hardswish": F.hardswish, "leaky_relu(0.2)": lambda y: F.leaky_relu(y, 0.2),
+               "leaky_relu(-0.5)": lambda y: F.leaky_relu(y, -0.5)}
+"""The fused activations the fuzz draws, each with torch's function: a leaky ReLU's slope read off the output (0.2) and
+off the recomputed input (-0.5)."""
+STEPPED = ("relu", "relu6", "hardswish", "leaky_relu(0.2)", "leaky_relu(-0.5)")
+"""The activations whose slope steps (ReLU's and a leaky ReLU's at 0, ReLU6's at 0 and 6, hardswish's at -3 and 3)."""
 TANGENTS = 0.05
 """The share of (non-fp8, non-vmap) cases whose operands are dual tensors (``torch.autograd.forward_ad``): tangents on
 the input, on the weight and bias, or on all three; the output's tangent (each autograd function's ``jvp``) is
@@ -181,7 +186,7 @@ def draw(seed: int) -> dict:
         case["memory_format"] = mf.choice(("preserve", "contiguous") + (("channels_last",) if ndim > 1 else ()))
     ep = random.Random(f"epilogue:{seed}")  # (likewise)
     if ep.random() < EPILOGUES and not case.get("fp8"):
-        activation = ep.choice((None, "relu", "relu6", "gelu", "silu", "hardswish"))
+        activation = ep.choice(tuple(ACTIVATIONS))
         flip = not case["transposed"] and (activation is None or ep.random() < 0.5)
         case.update(activation=activation or ("relu" if not flip else None), flip=flip)
     tg = random.Random(f"tangents:{seed}")  # (likewise)
@@ -226,8 +231,7 @@ def under_vmap(fn, over: str):
 def with_epilogue(ours, theirs, activation: str | None, flip: bool):
     """``ours`` (a ``tritonconv.convNd``) asked for the fused ``activation`` and ``flip`` (:data:`EPILOGUES`), and
     ``theirs`` (torch's) followed by the activation, on the weight reversed along its spatial axes where ``flip``."""
-    act = {None: lambda y: y, "relu": F.relu, "relu6": F.relu6, "gelu": F.gelu, "silu": F.silu,
-           "hardswish": F.hardswish}[activation]
+    act = ACTIVATIONS[activation]
     extra = {"activation": activation, **({"flip": True} if flip else {})}
 
     def fused(x, w, b, *args, **kwargs):

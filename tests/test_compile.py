@@ -40,7 +40,7 @@ def problems():
     b = rand(6).requires_grad_()
     # 2 channels per group: folded taps, activation, flip; backward: transposed pass and weight gradient
     tritonconv.conv2d(x, w, b, stride=2, padding=1, groups=2, activation="gelu", flip=True).sum().backward()
-    for act in ("relu6", "hardswish"):  # the other activations' epilogues (clamps), forward
+    for act in ("relu6", "hardswish", "leaky_relu(0.2)"):  # the other activations' epilogues (clamps, a slope), forward
         tritonconv.conv2d(x.detach(), w.detach(), b.detach(), padding=1, groups=2, activation=act)
     xb = rand(1, 20, 5, 7, dtype=torch.bfloat16).requires_grad_()  # tap by tap; bf16 tl.dot; NCHW output
     tritonconv.conv2d(xb, rand(4, 20, 3, 3, dtype=torch.bfloat16), padding=1, activation="silu").sum().backward()

@@ -12,7 +12,8 @@ from tritonconv import geometry, shapes
 from tritonconv._checks import ACTIVATIONS
 from tritonconv.nn import Conv2Plus1d, P3DBlock
 
-ACT = {None: lambda t: t, "relu": F.relu, "relu6": F.relu6, "gelu": F.gelu, "silu": F.silu, "hardswish": F.hardswish}
+ACT = {None: lambda t: t, "relu": F.relu, "relu6": F.relu6, "gelu": F.gelu, "silu": F.silu, "hardswish": F.hardswish,
+       "leaky_relu": F.leaky_relu, "leaky_relu(0.2)": lambda t: F.leaky_relu(t, 0.2)}
 
 
 def composed(x, ws, wt, bs, bt, stride, padding, dilation, mid_activation=None, activation=None,

@@ -47,6 +47,9 @@ CASES = [
     ("int dtype", lambda: tritonconv.conv2d(x2.int(), w2.int()), TypeError, r"bfloat16, float64, got torch.int32"),
     ("not a tensor", lambda: tritonconv.conv2d(x2, [[1.0]]), TypeError, r"`weight` to be a torch.Tensor, got list"),
     ("activation", lambda: tritonconv.conv2d(x2, w2, activation="tanh"), ValueError, r"`activation` to be one of"),
+    ("leaky slope", lambda: tritonconv.conv2d(x2, w2, activation="leaky_relu(0.2x)"), ValueError,
+     r"or 'leaky_relu\(<slope>\)' \(a finite slope, e.g. 'leaky_relu\(0.2\)'\), got 'leaky_relu\(0.2x\)'"),
+    ("leaky inf", lambda: tritonconv.conv2d(x2, w2, activation="leaky_relu(inf)"), ValueError, r"a finite slope"),
     ("device", lambda: tritonconv.conv2d(x2, w2.to("meta")), ValueError, r"`weight` on cpu"),
     ("no input channels", lambda: tritonconv.conv2d(torch.randn(2, 0, 8, 8), torch.randn(6, 0, 3, 3)), ValueError,
      r"`input` with at least one channel, got shape \(2, 0, 8, 8\)"),  # (a fault under the interpreter before)

@@ -25,6 +25,8 @@ CASES = [  # (ndim, input shape, weight shape, kwargs)
 
 def reference(ndim, xq, xs, wq, ws, bias, kwargs, activation=None):
     y = getattr(F, f"conv{ndim}d")(fp8.dequantize(xq, xs), fp8.dequantize(wq, ws, 0), bias, **kwargs)
+    if activation == "leaky_relu(0.2)":
+        return F.leaky_relu(y, 0.2)
     return getattr(F, activation)(y) if activation else y
 
 
@@ -43,7 +45,7 @@ def test_fp8_convolution_equals_the_dequantised_one(ndim, x_shape, w_shape, kwar
 
 
 @pytest.mark.parametrize("out_dtype", fp8.OUT_DTYPES)
-@pytest.mark.parametrize("activation", [None, "relu", "gelu"])
+@pytest.mark.parametrize("activation", [None, "relu", "gelu", "leaky_relu(0.2)"])
 def test_output_dtypes_activations_layouts_and_splits(out_dtype, activation):
     g = torch.Generator().manual_seed(7)
     x = torch.randn(2, 32, 6, 7, generator=g).contiguous(memory_format=torch.channels_last)

@@ -106,6 +106,46 @@ def test_mobilenets_relu6_and_hardswish_fuse():
     assert "relu6" in fused.code  # the last one, after a product, stays
 
 
+class DarknetBlock(torch.nn.Module):
+    """As Darknet's (YOLO's) and GAN discriminators' blocks: leaky ReLUs of several slopes, as modules and functions, in
+    place or not; one whose slope is a tensor stays."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1, bias=False), norm(torch.nn.BatchNorm2d, 8),
+                                     torch.nn.LeakyReLU(0.1, inplace=True))
+        self.b, self.c, self.d = torch.nn.Conv2d(8, 8, 1), torch.nn.Conv2d(8, 8, 1), torch.nn.Conv2d(8, 4, 1)
+        self.e = torch.nn.Conv2d(4, 4, 1)
+        self.register_buffer("slope", torch.tensor(0.3))
+
+    def forward(self, x):
+        y = F.leaky_relu(self.b(self.a(x)), negative_slope=0.2)
+        y = F.leaky_relu_(self.c(y))
+        y = F.leaky_relu(self.d(y), -0.5)
+        return F.leaky_relu(self.e(y), self.slope)  # (a traced value: stays)
+
+
+def test_darknets_leaky_relus_fuse_with_their_slopes():
+    torch.manual_seed(8)
+    fused, found = fused_as_before(DarknetBlock().eval(), torch.randn(2, 3, 7, 6))
+    assert found.folded == {"Conv2d": 1} and found.fused == {"Conv2d": 4}
+    assert [fused.get_submodule(n).activation for n in ("a.0", "b", "c", "d", "e")] == [
+        "leaky_relu(0.1)", "leaky_relu(0.2)", "leaky_relu", "leaky_relu(-0.5)", None]
+
+
+def test_leaky_relu_names_and_slopes():
+    """A leaky ReLU's activation name carries its slope (torch's default, 0.01, none); the forward saves its output for
+    the slope where that gives it (a slope of 0 or more), else recomputes the input."""
+    from tritonconv import _checks
+
+    assert [_checks.leaky_relu(s) for s in (0.01, 0.2, 0, -1)] == ["leaky_relu", "leaky_relu(0.2)", "leaky_relu(0.0)",
+                                                                   "leaky_relu(-1.0)"]
+    assert [_checks.negative_slope(a) for a in ("leaky_relu", "leaky_relu(0.2)", "leaky_relu(1e-3)", "relu",
+                                                "leaky_relu(nan)", "leaky_relu()", None)] == [0.01, 0.2, 1e-3] + [None] * 4
+    assert [_checks.slope_from_output(a) for a in ("relu", "relu6", "leaky_relu", "leaky_relu(0.0)", "leaky_relu(-0.5)",
+                                                   "gelu", None)] == [True, True, True, True, False, False, False]
+
+
 def test_batch_norms_fold_in_fp32_and_round_once():
     torch.manual_seed(1)
     conv, bn = torch.nn.Conv2d(4, 8, 3).half(), norm(torch.nn.BatchNorm2d, 8).half()
@@ -152,7 +192,7 @@ class Shared(torch.nn.Module):
         self.grouped, self.n_grouped = torch.nn.ConvTranspose2d(4, 4, 2, stride=2, groups=2), norm(torch.nn.BatchNorm2d, 4)
         self.batch_stats = torch.nn.Conv2d(3, 4, 1)
         self.n_batch = torch.nn.BatchNorm2d(4, track_running_stats=False)
-        self.tanh_gelu, self.leaky = torch.nn.Conv2d(3, 4, 1), torch.nn.Conv2d(3, 4, 1)
+        self.tanh_gelu, self.elu = torch.nn.Conv2d(3, 4, 1), torch.nn.Conv2d(3, 4, 1)
 
     def forward(self, x):
         a = torch.relu(self.twice(self.twice(x)))  # one module, two calls
@@ -160,7 +200,7 @@ class Shared(torch.nn.Module):
         b = torch.relu(b) + b  # its output read twice
         c = torch.relu(self.n_grouped(self.grouped(torch.cat([b, b[:, :1]], 1))))
         d = torch.relu(self.n_batch(self.batch_stats(b)))
-        e = F.gelu(self.tanh_gelu(b), approximate="tanh") + F.leaky_relu(self.leaky(b))
+        e = F.gelu(self.tanh_gelu(b), approximate="tanh") + F.elu(self.elu(b))
         return c, d, e
 
 

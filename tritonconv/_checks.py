@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from dataclasses import dataclass
 from typing import NoReturn
@@ -19,8 +20,37 @@ from torch.autograd import forward_ad
 from . import shapes
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
-ACTIVATIONS = (None, "relu", "relu6", "gelu", "silu", "hardswish")
-SLOPE_FROM_OUTPUT = ("relu", "relu6")  # activations whose slope the output gives (saved); the others' the input z
+ACTIVATIONS = (None, "relu", "relu6", "gelu", "silu", "hardswish", "leaky_relu")
+"""The fused activations, as ``torch.nn.functional`` names them; ``"leaky_relu"`` takes torch's negative slope (0.01),
+``"leaky_relu(0.2)"`` another (:func:`leaky_relu`)."""
+
+
+def leaky_relu(negative_slope: float = 0.01) -> str:
+    """The activation name of ``F.leaky_relu(z, negative_slope)``: ``"leaky_relu"`` at torch's default slope, else
+    ``"leaky_relu(<slope>)"``, e.g. ``"leaky_relu(0.2)"``."""
+    slope = float(negative_slope)
+    return "leaky_relu" if slope == 0.01 else f"leaky_relu({slope!r})"
+
+
+def negative_slope(activation: str | None) -> float | None:
+    """A ``leaky_relu`` activation's slope below 0 (:func:`leaky_relu`), or None for any other activation or a name
+    that is none."""
+    if activation == "leaky_relu":
+        return 0.01
+    if not (isinstance(activation, str) and activation.startswith("leaky_relu(") and activation.endswith(")")):
+        return None
+    try:
+        slope = float(activation[len("leaky_relu("):-1])
+    except ValueError:
+        return None
+    return slope if math.isfinite(slope) else None
+
+
+def slope_from_output(activation: str | None) -> bool:
+    """Whether ``activation``'s slope is read off its output (which a forward saves): ReLU's, ReLU6's and a leaky ReLU's
+    of a slope of 0 or more (its output's sign is its input's); the others' off the pre-activation ``z``."""
+    slope = negative_slope(activation)
+    return activation in ("relu", "relu6") or slope is not None and slope >= 0
 
 
 @dataclass(frozen=True)
@@ -44,8 +74,9 @@ def _positive(name: str, values: tuple[int, ...], op: str) -> None:
 
 
 def check_activation(activation: str | None, op: str, name: str = "activation") -> None:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"{op}: expected `{name}` to be one of {ACTIVATIONS}, got {activation!r}")
+    if activation not in ACTIVATIONS and negative_slope(activation) is None:
+        raise ValueError(f"{op}: expected `{name}` to be one of {ACTIVATIONS} or 'leaky_relu(<slope>)' (a finite "
+                         f"slope, e.g. 'leaky_relu(0.2)'), got {activation!r}")
 
 
 def check_memory_format(memory_format, ndim: int, op: str) -> None:

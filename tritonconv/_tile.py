@@ -19,6 +19,7 @@ a division by a runtime size costs some 20 instructions, a carry a compare and a
 import triton
 import triton.language as tl
 
+from ._checks import negative_slope
 from ._runtime import device
 
 TIES_OUTERMOST = tl.constexpr(tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 7))
@@ -280,8 +281,8 @@ def mma(acc, a, b, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.co
 
 @device
 def activate(acc, ACTIVATION: tl.constexpr):
-    """The fused activation epilogue, each as ``torch.nn.functional``'s computes it (GELU exact, through erf). Each
-    maps 0 to 0."""
+    """The fused activation epilogue, each as ``torch.nn.functional``'s computes it (GELU exact, through erf; a leaky
+    ReLU's slope from its name, :func:`leaky_slope`). Each maps 0 to 0."""
     if ACTIVATION == "relu":
         acc = tl.maximum(acc, 0.0)
     elif ACTIVATION == "relu6":
@@ -292,7 +293,14 @@ def activate(acc, ACTIVATION: tl.constexpr):
         acc = acc / (1.0 + tl.exp(-acc))
     elif ACTIVATION == "hardswish":
         acc = acc * tl.minimum(tl.maximum(acc + 3.0, 0.0), 6.0) / 6.0
+    elif leaky_slope(ACTIVATION) is not None:
+        acc = tl.where(acc > 0, acc, acc * leaky_slope(ACTIVATION))
     return acc
+
+
+leaky_slope = triton.constexpr_function(negative_slope)
+"""A ``leaky_relu`` activation's negative slope, or None (:func:`tritonconv._checks.negative_slope`), as a kernel
+compiles."""
 
 
 @device

@@ -30,7 +30,6 @@ from torch.autograd.forward_ad import unpack_dual
 from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from . import _checks, dispatch, functional, geometry, nn, shapes
-from ._checks import ACTIVATIONS
 
 __all__ = ["FP8_DTYPES", "OUT_DTYPES", "Conv", "FP8Report", "conv1d", "conv2d", "conv3d", "convert", "dequantize",
            "quantize"]
@@ -139,8 +138,7 @@ def _check(op: str, input, weight, bias, input_scale, weight_scale, out_dtype, a
         raise RuntimeError(f"{op}: fp8 convolution is forward only (inference), with no derivative in either mode; "
                            "call it under torch.no_grad() on tensors that do not require grad and carry no tangent, "
                            "outside torch.func transforms")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"{op}: expected `activation` to be one of {ACTIVATIONS}, got {activation!r}")
+    _checks.check_activation(activation, op)
     _check_device(op, input.device)
 
 
@@ -213,7 +211,8 @@ _DOC = """{n}-D convolution of fp8 operands, dequantised: ``act(conv{n}d(input *
 :param input_scale: the input's scale, one value (``tritonconv.fp8.quantize``).
 :param weight_scale: one value, or ``(C_out,)``: one per output channel.
 :param out_dtype: ``torch.bfloat16`` (default), ``torch.float16`` or ``torch.float32``.
-:param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'`` or ``'hardswish'``, fused.
+:param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'`` or ``'leaky_relu'``
+    (``'leaky_relu(0.2)'``: another slope), fused.
 :returns: ``(N, C_out, {x_out})`` in ``out_dtype``, channels-last when the input or the weight is.
 :raises TypeError: a dtype that is not fp8 (input, weight), a mixed one, ``out_dtype`` or ``bias`` dtype.
 :raises ValueError: shapes, scale shapes, depthwise, devices.
@@ -273,7 +272,8 @@ class Conv(torch.nn.Module):
     :param input_scale: a float: the static input scale; None: each call's input amax.
     :param out_dtype: the output dtype (default bf16).
     :param dtype: the fp8 dtype of both operands.
-    :param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'`` or ``'hardswish'``, fused after the bias.
+    :param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'`` or ``'leaky_relu'``
+        (``'leaky_relu(0.2)'``: another slope), fused after the bias.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding, dilation, groups: int,

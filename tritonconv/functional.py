@@ -30,7 +30,7 @@ import torch
 from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from . import _checks, dispatch, shapes
-from ._checks import SLOPE_FROM_OUTPUT, ConvSpec, forward_mode
+from ._checks import ConvSpec, forward_mode, negative_slope, slope_from_output
 from .geometry import CHANNELS_LAST, alloc_weight_grad, grad_channels_inner, memory_format_of, output_memory_format
 
 Tensor = torch.Tensor
@@ -109,14 +109,18 @@ def _vmap_conv(info, in_dims, input, weight, bias, spec: ConvSpec, launch) -> tu
 
 
 def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tensor], z: Optional[Tensor]) -> Tensor:
-    """``grad_y * act'(z)``, as torch's derivatives take it: ReLU and ReLU6 read their slope off the output ``y``
-    (:data:`~tritonconv._checks.SLOPE_FROM_OUTPUT`), GELU (erf), SiLU and hardswish off the pre-activation ``z``."""
+    """``grad_y * act'(z)``, as torch's derivatives take it: ReLU, ReLU6 and a leaky ReLU of a slope of 0 or more read
+    their slope off the output ``y`` (:func:`~tritonconv._checks.slope_from_output`), the others off the
+    pre-activation ``z``."""
     if activation is None:
         return grad_y
     if activation == "relu":
         return grad_y * (y > 0)
     if activation == "relu6":  # (torch's hardtanh: no slope where the input is at or past either bound)
         return grad_y * ((y > 0) & (y < 6))
+    slope = negative_slope(activation)
+    if slope is not None:  # (torch's: the negative slope at 0)
+        return torch.where((y if slope_from_output(activation) else z) > 0, grad_y, grad_y * slope)
     acc = torch.promote_types(z.dtype, torch.float32)
     zf = z.to(acc)
     if activation == "silu":
@@ -131,12 +135,12 @@ def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tenso
 
 def _needs_z(activation: Optional[str]) -> bool:
     """Whether ``activation``'s slope is read off the pre-activation (recomputed by one launch: it is not saved)."""
-    return activation is not None and activation not in SLOPE_FROM_OUTPUT
+    return activation is not None and not slope_from_output(activation)
 
 
 def _saved_output(output: Tensor, activation: Optional[str]) -> Optional[Tensor]:
     """What a forward saves for its activation's slope: the output, where the slope is read off it; else None."""
-    return output if activation in SLOPE_FROM_OUTPUT else None
+    return output if slope_from_output(activation) else None
 
 
 def _bias_grad(grad_z: Tensor, dtype: torch.dtype) -> Tensor:
@@ -736,7 +740,8 @@ _CONV_DOC = """{n}-D convolution, as ``torch.nn.functional.conv{n}d`` (same argu
 :param dilation: int or tuple of {n}, >= 1.
 :param groups: divides ``C_in`` and ``C_out``; ``groups == C_in`` (depthwise, any channel multiplier) runs
     the depthwise kernels.
-:param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'`` or ``'hardswish'``, fused after the bias.
+:param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'`` or ``'leaky_relu'``
+    (``'leaky_relu(0.2)'``: another slope), fused after the bias.
 :param flip: reverse the kernel on every spatial axis: the true convolution
     ``y[n] = sum_k x[k] w[n - k]`` instead of the cross-correlation CNNs use.
 :param memory_format: the output's layout: None, torch's rule (channels-last when ``input`` or ``weight`` is);
@@ -766,7 +771,8 @@ output.
     dilation on that axis.
 :param groups: divides ``C_in`` and ``C_out``.
 :param dilation: int or tuple of {n}, >= 1.
-:param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'`` or ``'hardswish'``, fused after the bias.
+:param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'`` or ``'leaky_relu'``
+    (``'leaky_relu(0.2)'``: another slope), fused after the bias.
 :returns: ``(N, C_out, {y})`` in the input's dtype, each size
     ``(size - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1``
     (:func:`tritonconv.shapes.conv_transpose_output_size`); channels-last when ``input`` or ``weight`` is.

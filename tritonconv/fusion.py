@@ -13,10 +13,10 @@ the activation computed in the convolution's epilogue (the module's ``activation
 Fused: ``torch.nn`` convolutions and transposed convolutions (tritonconv's or any :func:`tritonconv.nn.convert`
 converts), each called once in the graph and read by the next node alone; then an eval-mode batch norm that keeps
 running statistics over the convolution's channels (not after a grouped transposed convolution), read by the next
-node alone; then ``ReLU``, ``ReLU6``, ``GELU`` (exact, torch's default), ``SiLU`` or ``Hardswish``, as modules,
-functions (``F.relu``, ``torch.relu``, ``F.relu6``, ``F.gelu``, ``F.silu``, ``F.hardswish``, in place or not) or
-methods (``x.relu()``, ``x.relu_()``). Everything else stays as it was; every convolution then runs tritonconv
-(:func:`tritonconv.nn.convert`).
+node alone; then ``ReLU``, ``ReLU6``, ``GELU`` (exact, torch's default), ``SiLU``, ``Hardswish`` or ``LeakyReLU`` (any
+slope), as modules, functions (``F.relu``, ``torch.relu``, ``F.relu6``, ``F.gelu``, ``F.silu``, ``F.hardswish``,
+``F.leaky_relu`` with a number for its slope, in place or not) or methods (``x.relu()``, ``x.relu_()``). Everything else
+stays as it was; every convolution then runs tritonconv (:func:`tritonconv.nn.convert`).
 """
 
 from __future__ import annotations
@@ -31,17 +31,19 @@ from torch.fx import GraphModule, Node
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
-from . import nn
+from . import _checks, nn
 
 __all__ = ["FusionReport", "fuse"]
 
 _MODULES = {torch.nn.ReLU: "relu", torch.nn.ReLU6: "relu6", torch.nn.GELU: "gelu", torch.nn.SiLU: "silu",
-            torch.nn.Hardswish: "hardswish"}
+            torch.nn.Hardswish: "hardswish", torch.nn.LeakyReLU: "leaky_relu"}
 _FUNCTIONS = {F.relu: "relu", F.relu_: "relu", torch.relu: "relu", torch.relu_: "relu", F.relu6: "relu6",
-              F.gelu: "gelu", F.silu: "silu", F.hardswish: "hardswish"}
+              F.gelu: "gelu", F.silu: "silu", F.hardswish: "hardswish", F.leaky_relu: "leaky_relu",
+              F.leaky_relu_: "leaky_relu"}
 _METHODS = {"relu": "relu", "relu_": "relu"}
 _KEYWORDS = {"relu": ("inplace",), "relu6": ("inplace",), "gelu": ("approximate",), "silu": ("inplace",),
-             "hardswish": ("inplace",)}  # what each may be given besides its input
+             "hardswish": ("inplace",), "leaky_relu": ("negative_slope", "inplace")}  # what each may be given besides
+# its input
 
 
 @dataclasses.dataclass
@@ -190,12 +192,14 @@ def _fold(conv: torch.nn.Module, bn: _BatchNorm) -> None:
 
 
 def _activation(node: Node, source: Node, modules: dict) -> str | None:
-    """The activation ``node`` applies to ``source`` (a name of ``_checks.ACTIVATIONS``) if tritonconv's epilogue
-    computes it, else None."""
+    """The activation ``node`` applies to ``source`` (a name :func:`tritonconv._checks.check_activation` takes) if
+    tritonconv's epilogue computes it, else None."""
     if node.op == "call_module":
         module = modules[node.target]
         found = _MODULES.get(type(module))
         exact = found != "gelu" or module.approximate == "none"
+        if found == "leaky_relu":
+            found = _checks.leaky_relu(module.negative_slope)
         return found if exact and node.args == (source,) and not node.kwargs else None
     if node.op == "call_method":
         found = _METHODS.get(node.target)
@@ -207,5 +211,8 @@ def _activation(node: Node, source: Node, modules: dict) -> str | None:
     given = {**dict(zip(names, node.args[1:])), **node.kwargs}
     if len(node.args) > 1 + len(names) or set(given) - set(names):
         return None
+    if found == "leaky_relu":
+        slope = given.get("negative_slope", 0.01)
+        return _checks.leaky_relu(slope) if isinstance(slope, (int, float)) else None  # (not a traced value)
     return found if given.get("approximate", "none") == "none" else None
 
