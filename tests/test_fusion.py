@@ -131,6 +131,10 @@ def test_darknets_leaky_relus_fuse_with_their_slopes():
     assert found.folded == {"Conv2d": 1} and found.fused == {"Conv2d": 4}
     assert [fused.get_submodule(n).activation for n in ("a.0", "b", "c", "d", "e")] == [
         "leaky_relu(0.1)", "leaky_relu(0.2)", "leaky_relu", "leaky_relu(-0.5)", None]
+    for slope in (float("nan"), float("inf")):  # no slope the epilogue takes: the module stays
+        fused, found = tritonconv.fuse(torch.nn.Sequential(torch.nn.Conv1d(2, 2, 1), torch.nn.LeakyReLU(slope)),
+                                       report=True)
+        assert not found.fused and fused.get_submodule("0").activation is None
 
 
 def test_leaky_relu_names_and_slopes():

@@ -41,9 +41,9 @@ _FUNCTIONS = {F.relu: "relu", F.relu_: "relu", torch.relu: "relu", torch.relu_: 
               F.gelu: "gelu", F.silu: "silu", F.hardswish: "hardswish", F.leaky_relu: "leaky_relu",
               F.leaky_relu_: "leaky_relu"}
 _METHODS = {"relu": "relu", "relu_": "relu"}
+# what each may be given besides its input
 _KEYWORDS = {"relu": ("inplace",), "relu6": ("inplace",), "gelu": ("approximate",), "silu": ("inplace",),
-             "hardswish": ("inplace",), "leaky_relu": ("negative_slope", "inplace")}  # what each may be given besides
-# its input
+             "hardswish": ("inplace",), "leaky_relu": ("negative_slope", "inplace")}
 
 
 @dataclasses.dataclass
@@ -199,7 +199,7 @@ def _activation(node: Node, source: Node, modules: dict) -> str | None:
         found = _MODULES.get(type(module))
         exact = found != "gelu" or module.approximate == "none"
         if found == "leaky_relu":
-            found = _checks.leaky_relu(module.negative_slope)
+            found = _leaky(module.negative_slope)
         return found if exact and node.args == (source,) and not node.kwargs else None
     if node.op == "call_method":
         found = _METHODS.get(node.target)
@@ -212,7 +212,15 @@ def _activation(node: Node, source: Node, modules: dict) -> str | None:
     if len(node.args) > 1 + len(names) or set(given) - set(names):
         return None
     if found == "leaky_relu":
-        slope = given.get("negative_slope", 0.01)
-        return _checks.leaky_relu(slope) if isinstance(slope, (int, float)) else None  # (not a traced value)
+        return _leaky(given.get("negative_slope", 0.01))
     return found if given.get("approximate", "none") == "none" else None
+
+
+def _leaky(slope) -> str | None:
+    """The activation name of a leaky ReLU of ``slope``, or None where the epilogue cannot take it (a traced value, or
+    a slope that is no finite number)."""
+    if not isinstance(slope, (int, float)):
+        return None
+    name = _checks.leaky_relu(slope)
+    return name if _checks.negative_slope(name) is not None else None
 
