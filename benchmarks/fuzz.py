@@ -79,12 +79,13 @@ kernels' epilogue, its slope in the backward and in the tangent) and, for convol
 kernel reversed along every spatial axis) on its own or beside one; against torch's activation of its convolution
 with the weight flipped."""
 ACTIVATIONS = {None: lambda y: y, "relu": F.relu, "relu6": F.relu6, "gelu": F.gelu, "silu": F.silu,
-               "hardswish": F.hardswish, "leaky_relu(0.2)": lambda y: F.leaky_relu(y, 0.2),
-               "leaky_relu(-0.5)": lambda y: F.leaky_relu(y, -0.5)}
+               "hardswish": F.hardswish, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "hardsigmoid": F.hardsigmoid,
+               "leaky_relu(0.2)": lambda y: F.leaky_relu(y, 0.2), "leaky_relu(-0.5)": lambda y: F.leaky_relu(y, -0.5)}
 """The fused activations the fuzz draws, each with torch's function: a leaky ReLU's slope read off the output (0.2) and
 off the recomputed input (-0.5)."""
-STEPPED = ("relu", "relu6", "hardswish", "leaky_relu(0.2)", "leaky_relu(-0.5)")
-"""The activations whose slope steps (ReLU's and a leaky ReLU's at 0, ReLU6's at 0 and 6, hardswish's at -3 and 3)."""
+STEPPED = ("relu", "relu6", "hardswish", "hardsigmoid", "leaky_relu(0.2)", "leaky_relu(-0.5)")
+"""The activations whose slope steps (ReLU's and a leaky ReLU's at 0, ReLU6's at 0 and 6, hardswish's and hardsigmoid's
+at -3 and 3)."""
 TANGENTS = 0.05
 """The share of (non-fp8, non-vmap) cases whose operands are dual tensors (``torch.autograd.forward_ad``): tangents on
 the input, on the weight and bias, or on all three; the output's tangent (each autograd function's ``jvp``) is

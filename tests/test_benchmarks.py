@@ -235,7 +235,8 @@ def test_fuzz_runs_fused_epilogues_and_catches_planted_faults(monkeypatch):
     assert 0.05 < len(cases) / 400 < 0.15
     assert {c["activation"] for c in cases} == set(fuzz.ACTIVATIONS)
     assert not any(c.get("fp8") or c["transposed"] and c["flip"] for c in cases)
-    for stepped in ("relu6", "hardswish", "leaky_relu(-0.5)"):  # (their references round the operands first, as ReLU's)
+    for stepped in ("relu6", "hardswish", "hardsigmoid", "leaky_relu(-0.5)"):  # (their references round the operands
+        # first, as ReLU's)
         case = next(c for c in cases if c["activation"] == stepped and c["ndim"] < 3)
         assert fuzz.check(case, torch.device("cpu"))["ok"], case
     case = next(c for c in map(fuzz.draw, range(2000)) if c.get("activation") == "gelu" and c["flip"]

@@ -40,7 +40,8 @@ def problems():
     b = rand(6).requires_grad_()
     # 2 channels per group: folded taps, activation, flip; backward: transposed pass and weight gradient
     tritonconv.conv2d(x, w, b, stride=2, padding=1, groups=2, activation="gelu", flip=True).sum().backward()
-    for act in ("relu6", "hardswish", "leaky_relu(0.2)"):  # the other activations' epilogues (clamps, a slope), forward
+    for act in ("relu6", "hardswish", "sigmoid", "tanh", "hardsigmoid", "leaky_relu(0.2)"):  # the other activations'
+        # epilogues, forward
         tritonconv.conv2d(x.detach(), w.detach(), b.detach(), padding=1, groups=2, activation=act)
     xb = rand(1, 20, 5, 7, dtype=torch.bfloat16).requires_grad_()  # tap by tap; bf16 tl.dot; NCHW output
     tritonconv.conv2d(xb, rand(4, 20, 3, 3, dtype=torch.bfloat16), padding=1, activation="silu").sum().backward()
@@ -1145,7 +1146,8 @@ def test_fused_2plus1d_keeps_its_mmas_in_flight(monkeypatch):
     with neither bias nor activation, as torchvision's blocks have it, and with both): ptxas serializes none of their
     MMAs, and their main loops never wait for the pipe. Without bias and activation it did on both Triton versions
     while the mid tile's temporal padding was a select on the spatial MMA's accumulator ("non wgmma instructions
-    reading accumulator registers": 4 waits a step)."""
+    reading accumulator registers": 4 waits a step). A mid sigmoid (which maps 0 to 0.5) zeroes the padding's rows after it,
+    on their rounded copy: no MMA serialized either."""
     fused_config = tuning.fused_2plus1d_config
     monkeypatch.setattr(tuning, "fused_2plus1d_config", lambda *sizes, interp, **kw: fused_config(*sizes, interp=False, **kw))
     monkeypatch.setattr(geometry, "WEIGHT_COPY_MACS", 0)  # weights channels-innermost, as a layer's size has them
@@ -1155,7 +1157,8 @@ def test_fused_2plus1d_keeps_its_mmas_in_flight(monkeypatch):
         tritonconv.conv2plus1d(x, ws, wt, padding=1, fused=True)
         tritonconv.conv2plus1d(x, ws, wt, torch.empty(144, dtype=torch.bfloat16), padding=1, mid_activation="relu",
                                fused=True)
-    assert len(launches) == 2
+        tritonconv.conv2plus1d(x, ws, wt, padding=1, mid_activation="sigmoid", fused=True)
+    assert len(launches) == 3
     for fn, args, kwargs, _ in launches:
         out = static.compile_for(90, fn, args, kwargs)
         census = {**static.ptxas_report(out.asm["ptx"], 90), **static.loop_census(out.asm["cubin"], 90)}

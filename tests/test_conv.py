@@ -21,7 +21,8 @@ from tritonconv.kernels import gemm
 OURS = {1: tritonconv.conv1d, 2: tritonconv.conv2d, 3: tritonconv.conv3d}
 TORCH = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 ACT = {None: lambda t: t, "relu": F.relu, "relu6": F.relu6, "gelu": F.gelu, "silu": F.silu,
-       "hardswish": F.hardswish, "leaky_relu": F.leaky_relu, "leaky_relu(0.2)": lambda t: F.leaky_relu(t, 0.2),
+       "hardswish": F.hardswish, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "hardsigmoid": F.hardsigmoid,
+       "leaky_relu": F.leaky_relu, "leaky_relu(0.2)": lambda t: F.leaky_relu(t, 0.2),
        "leaky_relu(-0.5)": lambda t: F.leaky_relu(t, -0.5)}
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -107,7 +108,7 @@ def test_grid_split_reduction(monkeypatch, ndim, x_shape, w_shape, kw, fold):
 
 
 @pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID[::3])
-@pytest.mark.parametrize("activation", ["relu", "gelu", "silu", "leaky_relu(0.2)"])
+@pytest.mark.parametrize("activation", ["relu", "gelu", "silu", "sigmoid", "tanh", "leaky_relu(0.2)"])
 def test_fused_activation(ndim, x_shape, w_shape, kw, activation):
     check(ndim, x_shape, w_shape, activation=activation, **kw)
 

@@ -13,7 +13,8 @@ from tritonconv._checks import ACTIVATIONS
 from tritonconv.nn import Conv2Plus1d, P3DBlock
 
 ACT = {None: lambda t: t, "relu": F.relu, "relu6": F.relu6, "gelu": F.gelu, "silu": F.silu, "hardswish": F.hardswish,
-       "leaky_relu": F.leaky_relu, "leaky_relu(0.2)": lambda t: F.leaky_relu(t, 0.2)}
+       "sigmoid": torch.sigmoid, "tanh": torch.tanh, "hardsigmoid": F.hardsigmoid, "leaky_relu": F.leaky_relu,
+       "leaky_relu(0.2)": lambda t: F.leaky_relu(t, 0.2)}
 
 
 def composed(x, ws, wt, bs, bt, stride, padding, dilation, mid_activation=None, activation=None,
@@ -155,7 +156,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="temporal stage.*not positive"):
         tritonconv.conv2plus1d(x, ws, torch.randn(5, 4, 7, 1, 1))
     with pytest.raises(ValueError, match="mid_activation"):
-        tritonconv.conv2plus1d(x, ws, wt, mid_activation="tanh")
+        tritonconv.conv2plus1d(x, ws, wt, mid_activation="elu")
     with pytest.raises(TypeError, match="weight_temporal|weight.*dtype"):
         tritonconv.conv2plus1d(x, ws, wt.half())
     with pytest.raises(ValueError, match="fused path has no backward"):

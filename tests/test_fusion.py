@@ -131,10 +131,38 @@ def test_darknets_leaky_relus_fuse_with_their_slopes():
     assert found.folded == {"Conv2d": 1} and found.fused == {"Conv2d": 4}
     assert [fused.get_submodule(n).activation for n in ("a.0", "b", "c", "d", "e")] == [
         "leaky_relu(0.1)", "leaky_relu(0.2)", "leaky_relu", "leaky_relu(-0.5)", None]
+    assert found.kept == {"an activation the epilogue lacks (leaky_relu(negative_slope=slope, inplace=False))": 1}
     for slope in (float("nan"), float("inf")):  # no slope the epilogue takes: the module stays
         fused, found = tritonconv.fuse(torch.nn.Sequential(torch.nn.Conv1d(2, 2, 1), torch.nn.LeakyReLU(slope)),
                                        report=True)
         assert not found.fused and fused.get_submodule("0").activation is None
+        assert found.kept == {f"an activation the epilogue lacks (LeakyReLU({slope!r}))": 1}
+
+
+class Heads(torch.nn.Module):
+    """Output layers that end in a squashing: a DCGAN generator's transposed convolution and tanh, a segmentation
+    head's 1 x 1 convolution and sigmoid (a function and a method), a squeeze-excite block's hardsigmoid (MobileNetV3's
+    gate, as a module)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = torch.nn.Sequential(torch.nn.ConvTranspose2d(4, 3, 4, stride=2, padding=1, bias=False), torch.nn.Tanh())
+        self.seg, self.mask = torch.nn.Conv2d(4, 2, 1), torch.nn.Conv2d(4, 1, 1)
+        self.squeeze, self.excite = torch.nn.Conv2d(4, 2, 1), torch.nn.Conv2d(2, 4, 1)
+        self.gate = torch.nn.Hardsigmoid()
+
+    def forward(self, x):
+        s = self.gate(self.excite(F.relu(self.squeeze(x.mean((2, 3), keepdim=True)))))
+        return self.up(x * s), torch.sigmoid(self.seg(x) * 3), self.mask(x).sigmoid(), self.seg(x)
+
+
+def test_output_layers_tanh_and_sigmoids_fuse():
+    torch.manual_seed(10)
+    fused, found = fused_as_before(Heads().eval(), torch.randn(2, 4, 5, 6) * 3)
+    assert found.fused == {"ConvTranspose2d": 1, "Conv2d": 3}
+    assert [fused.get_submodule(n).activation for n in ("up.0", "mask", "squeeze", "excite")] == [
+        "tanh", "sigmoid", "relu", "hardsigmoid"]
+    assert found.kept == {"called or read in more than one place": 1}  # (seg, called twice)
 
 
 def test_leaky_relu_names_and_slopes():
@@ -214,7 +242,9 @@ def test_fuse_leaves_what_it_cannot_compute_exactly():
     assert not found.folded and not found.fused
     assert found.kept == {"called or read in more than one place": 1,
                           "batch norm after a grouped transposed convolution": 1,
-                          "batch norm in training mode or without running statistics": 1}
+                          "batch norm in training mode or without running statistics": 1,
+                          "an activation the epilogue lacks (gelu(approximate='tanh'))": 1,
+                          "an activation the epilogue lacks (elu(alpha=1.0, inplace=False))": 1}
     assert all(m.activation is None for m in fused.modules() if isinstance(m, tnn.CONVOLUTIONS))
     assert isinstance(fused.twice, tnn.Conv2d)  # converted all the same
 
@@ -275,8 +305,8 @@ def test_modules_take_an_activation_fused_after_the_bias(activation):
 
 
 def test_a_bad_activation_and_reverting_a_fused_one_are_refused_by_name():
-    with pytest.raises(ValueError, match=r"Conv3d: expected `activation` to be one of .*got 'tanh'"):
-        tnn.Conv3d(2, 2, 1, activation="tanh")
+    with pytest.raises(ValueError, match=r"Conv3d: expected `activation` to be one of .*got 'elu'"):
+        tnn.Conv3d(2, 2, 1, activation="elu")
     model = torch.nn.Sequential(torch.nn.Conv2d(2, 2, 1), tnn.Conv2d(2, 2, 1, activation="silu"))
     tnn.convert(model)
     assert model[0].activation is None  # a converted module fuses nothing
@@ -335,11 +365,11 @@ def test_torchvisions_resnets_fuse_every_chain_the_readme_counts():
     with torch.device("meta"):
         _, found = tritonconv.fuse(torchvision.models.resnet50().eval(), report=True)
     assert str(found) == "tritonconv.fuse: 53 batch norms folded (Conv2d 53), 33 activations fused (Conv2d 33)"
-    for name, folded, fused in (("mobilenet_v2", 52, 35), ("mobilenet_v3_large", 46, 39), ("efficientnet_b0", 49, 49),
-                                ("vgg16_bn", 13, 13)):
+    for name, folded, fused in (("mobilenet_v2", 52, 35), ("mobilenet_v3_large", 46, 47), ("efficientnet_b0", 49, 65),
+                                ("vgg16_bn", 13, 13)):  # (MobileNetV3's and EfficientNet's squeeze-excite gates too)
         with torch.device("meta"):
             _, found = tritonconv.fuse(getattr(torchvision.models, name)().eval(), report=True)
-        assert (found.folded, found.fused) == ({"Conv2d": folded}, {"Conv2d": fused}), name
+        assert (found.folded, found.fused, found.kept) == ({"Conv2d": folded}, {"Conv2d": fused}, {}), name
     torch.manual_seed(8)
     model = torchvision.models.resnet18(num_classes=10).eval()
     for m in model.modules():

@@ -20,7 +20,7 @@ from torch.autograd import forward_ad
 from . import shapes
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
-ACTIVATIONS = (None, "relu", "relu6", "gelu", "silu", "hardswish", "leaky_relu")
+ACTIVATIONS = (None, "relu", "relu6", "gelu", "silu", "hardswish", "sigmoid", "tanh", "hardsigmoid", "leaky_relu")
 """The fused activations, as ``torch.nn.functional`` names them; ``"leaky_relu"`` takes torch's negative slope (0.01),
 ``"leaky_relu(0.2)"`` another (:func:`leaky_relu`)."""
 
@@ -47,10 +47,17 @@ def negative_slope(activation: str | None) -> float | None:
 
 
 def slope_from_output(activation: str | None) -> bool:
-    """Whether ``activation``'s slope is read off its output (which a forward saves): ReLU's, ReLU6's and a leaky ReLU's
-    of a slope of 0 or more (its output's sign is its input's); the others' off the pre-activation ``z``."""
+    """Whether ``activation``'s slope is read off its output (which a forward saves), as torch's derivatives read
+    ReLU's, ReLU6's, the sigmoid's and tanh's, and a leaky ReLU's of a slope of 0 or more (its output's sign is its
+    input's); the others' off the pre-activation ``z``."""
     slope = negative_slope(activation)
-    return activation in ("relu", "relu6") or slope is not None and slope >= 0
+    return activation in ("relu", "relu6", "sigmoid", "tanh") or slope is not None and slope >= 0
+
+
+def keeps_zero(activation: str | None) -> bool:
+    """Whether ``activation`` maps 0 to 0 (all but the sigmoid's and hardsigmoid's 0.5): a fused (2+1)D kernel's mid
+    rows of temporal padding, zeros, stay zeros through it."""
+    return activation not in ("sigmoid", "hardsigmoid")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ a division by a runtime size costs some 20 instructions, a carry a compare and a
 import triton
 import triton.language as tl
 
+from ._checks import keeps_zero as _keeps_zero
 from ._checks import negative_slope
 from ._runtime import device
 
@@ -281,8 +282,9 @@ def mma(acc, a, b, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.co
 
 @device
 def activate(acc, ACTIVATION: tl.constexpr):
-    """The fused activation epilogue, each as ``torch.nn.functional``'s computes it (GELU exact, through erf; a leaky
-    ReLU's slope from its name, :func:`leaky_slope`). Each maps 0 to 0."""
+    """The fused activation epilogue, each as ``torch.nn.functional``'s computes it (GELU exact, through erf; tanh
+    through exp, odd; a leaky ReLU's slope from its name, :func:`leaky_slope`). All but the sigmoid and hardsigmoid
+    map 0 to 0 (:func:`keeps_zero`)."""
     if ACTIVATION == "relu":
         acc = tl.maximum(acc, 0.0)
     elif ACTIVATION == "relu6":
@@ -293,6 +295,14 @@ def activate(acc, ACTIVATION: tl.constexpr):
         acc = acc / (1.0 + tl.exp(-acc))
     elif ACTIVATION == "hardswish":
         acc = acc * tl.minimum(tl.maximum(acc + 3.0, 0.0), 6.0) / 6.0
+    elif ACTIVATION == "sigmoid":
+        acc = 1.0 / (1.0 + tl.exp(-acc))
+    elif ACTIVATION == "tanh":  # (no overflow: exp of -2|z| <= 1)
+        e = tl.exp(-2.0 * tl.abs(acc))
+        t = (1.0 - e) / (1.0 + e)
+        acc = tl.where(acc < 0, -t, t)
+    elif ACTIVATION == "hardsigmoid":
+        acc = tl.minimum(tl.maximum(acc / 6.0 + 0.5, 0.0), 1.0)
     elif leaky_slope(ACTIVATION) is not None:
         acc = tl.where(acc > 0, acc, acc * leaky_slope(ACTIVATION))
     return acc
@@ -301,6 +311,8 @@ def activate(acc, ACTIVATION: tl.constexpr):
 leaky_slope = triton.constexpr_function(negative_slope)
 """A ``leaky_relu`` activation's negative slope, or None (:func:`tritonconv._checks.negative_slope`), as a kernel
 compiles."""
+keeps_zero = triton.constexpr_function(_keeps_zero)
+"""Whether an activation maps 0 to 0 (:func:`tritonconv._checks.keeps_zero`), as a kernel compiles."""
 
 
 @device

@@ -109,9 +109,9 @@ def _vmap_conv(info, in_dims, input, weight, bias, spec: ConvSpec, launch) -> tu
 
 
 def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tensor], z: Optional[Tensor]) -> Tensor:
-    """``grad_y * act'(z)``, as torch's derivatives take it: ReLU, ReLU6 and a leaky ReLU of a slope of 0 or more read
-    their slope off the output ``y`` (:func:`~tritonconv._checks.slope_from_output`), the others off the
-    pre-activation ``z``."""
+    """``grad_y * act'(z)``, as torch's derivatives take it: ReLU, ReLU6, the sigmoid, tanh and a leaky ReLU of a slope
+    of 0 or more read their slope off the output ``y`` (:func:`~tritonconv._checks.slope_from_output`), the others off
+    the pre-activation ``z``."""
     if activation is None:
         return grad_y
     if activation == "relu":
@@ -121,8 +121,13 @@ def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tenso
     slope = negative_slope(activation)
     if slope is not None:  # (torch's: the negative slope at 0)
         return torch.where((y if slope_from_output(activation) else z) > 0, grad_y, grad_y * slope)
-    acc = torch.promote_types(z.dtype, torch.float32)
+    acc = torch.promote_types(grad_y.dtype, torch.float32)
+    if activation in ("sigmoid", "tanh"):  # y (1 - y), 1 - y^2
+        yf = y.to(acc)
+        return (grad_y.to(acc) * (yf * (1 - yf) if activation == "sigmoid" else 1 - yf * yf)).to(grad_y.dtype)
     zf = z.to(acc)
+    if activation == "hardsigmoid":  # (torch's: 1/6 strictly inside (-3, 3))
+        return torch.where((zf > -3) & (zf < 3), grad_y.to(acc) / 6, 0.0).to(grad_y.dtype)
     if activation == "silu":
         s = torch.sigmoid(zf)
         slope = s * (1 + zf * (1 - s))
@@ -740,8 +745,8 @@ _CONV_DOC = """{n}-D convolution, as ``torch.nn.functional.conv{n}d`` (same argu
 :param dilation: int or tuple of {n}, >= 1.
 :param groups: divides ``C_in`` and ``C_out``; ``groups == C_in`` (depthwise, any channel multiplier) runs
     the depthwise kernels.
-:param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'`` or ``'leaky_relu'``
-    (``'leaky_relu(0.2)'``: another slope), fused after the bias.
+:param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'``, ``'sigmoid'``, ``'tanh'``,
+    ``'hardsigmoid'`` or ``'leaky_relu'`` (``'leaky_relu(0.2)'``: another slope), fused after the bias.
 :param flip: reverse the kernel on every spatial axis: the true convolution
     ``y[n] = sum_k x[k] w[n - k]`` instead of the cross-correlation CNNs use.
 :param memory_format: the output's layout: None, torch's rule (channels-last when ``input`` or ``weight`` is);
@@ -771,8 +776,8 @@ output.
     dilation on that axis.
 :param groups: divides ``C_in`` and ``C_out``.
 :param dilation: int or tuple of {n}, >= 1.
-:param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'`` or ``'leaky_relu'``
-    (``'leaky_relu(0.2)'``: another slope), fused after the bias.
+:param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'``, ``'sigmoid'``, ``'tanh'``,
+    ``'hardsigmoid'`` or ``'leaky_relu'`` (``'leaky_relu(0.2)'``: another slope), fused after the bias.
 :returns: ``(N, C_out, {y})`` in the input's dtype, each size
     ``(size - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1``
     (:func:`tritonconv.shapes.conv_transpose_output_size`); channels-last when ``input`` or ``weight`` is.

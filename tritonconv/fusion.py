@@ -13,10 +13,11 @@ the activation computed in the convolution's epilogue (the module's ``activation
 Fused: ``torch.nn`` convolutions and transposed convolutions (tritonconv's or any :func:`tritonconv.nn.convert`
 converts), each called once in the graph and read by the next node alone; then an eval-mode batch norm that keeps
 running statistics over the convolution's channels (not after a grouped transposed convolution), read by the next
-node alone; then ``ReLU``, ``ReLU6``, ``GELU`` (exact, torch's default), ``SiLU``, ``Hardswish`` or ``LeakyReLU`` (any
-slope), as modules, functions (``F.relu``, ``torch.relu``, ``F.relu6``, ``F.gelu``, ``F.silu``, ``F.hardswish``,
-``F.leaky_relu`` with a number for its slope, in place or not) or methods (``x.relu()``, ``x.relu_()``). Everything else
-stays as it was; every convolution then runs tritonconv (:func:`tritonconv.nn.convert`).
+node alone; then ``ReLU``, ``ReLU6``, ``GELU`` (exact, torch's default), ``SiLU``, ``Hardswish``, ``Sigmoid``,
+``Tanh``, ``Hardsigmoid`` or ``LeakyReLU`` (any slope), as modules, functions (``F.relu``, ``torch.relu``, ``F.relu6``,
+``F.gelu``, ``F.silu``, ``F.hardswish``, ``torch.sigmoid``, ``torch.tanh``, ``F.hardsigmoid``, ``F.leaky_relu`` with a
+number for its slope, in place or not) or methods (``x.relu()``, ``x.sigmoid()``, ``x.tanh()``, in place or not).
+Everything else stays as it was; every convolution then runs tritonconv (:func:`tritonconv.nn.convert`).
 """
 
 from __future__ import annotations
@@ -36,20 +37,30 @@ from . import _checks, nn
 __all__ = ["FusionReport", "fuse"]
 
 _MODULES = {torch.nn.ReLU: "relu", torch.nn.ReLU6: "relu6", torch.nn.GELU: "gelu", torch.nn.SiLU: "silu",
-            torch.nn.Hardswish: "hardswish", torch.nn.LeakyReLU: "leaky_relu"}
+            torch.nn.Hardswish: "hardswish", torch.nn.Sigmoid: "sigmoid", torch.nn.Tanh: "tanh",
+            torch.nn.Hardsigmoid: "hardsigmoid", torch.nn.LeakyReLU: "leaky_relu"}
 _FUNCTIONS = {F.relu: "relu", F.relu_: "relu", torch.relu: "relu", torch.relu_: "relu", F.relu6: "relu6",
-              F.gelu: "gelu", F.silu: "silu", F.hardswish: "hardswish", F.leaky_relu: "leaky_relu",
-              F.leaky_relu_: "leaky_relu"}
-_METHODS = {"relu": "relu", "relu_": "relu"}
+              F.gelu: "gelu", F.silu: "silu", F.hardswish: "hardswish", torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid",
+              torch.sigmoid_: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh", torch.tanh_: "tanh",
+              F.hardsigmoid: "hardsigmoid", F.leaky_relu: "leaky_relu", F.leaky_relu_: "leaky_relu"}
+_METHODS = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "tanh": "tanh",
+            "tanh_": "tanh"}
+_ELEMENTWISE = frozenset((  # torch's elementwise activations (modules, by their functions' names): what fuse reports
+    # as left where the epilogue has no branch for one, or not for its arguments
+    "threshold", "relu", "rrelu", "hardtanh", "relu6", "sigmoid", "hardsigmoid", "tanh", "silu", "mish", "hardswish", "elu",
+    "celu", "selu", "gelu", "hardshrink", "leaky_relu", "logsigmoid", "softplus", "softshrink", "prelu", "softsign",
+    "tanhshrink"))
 # what each may be given besides its input
 _KEYWORDS = {"relu": ("inplace",), "relu6": ("inplace",), "gelu": ("approximate",), "silu": ("inplace",),
-             "hardswish": ("inplace",), "leaky_relu": ("negative_slope", "inplace")}
+             "hardswish": ("inplace",), "sigmoid": (), "tanh": (), "hardsigmoid": ("inplace",),
+             "leaky_relu": ("negative_slope", "inplace")}
 
 
 @dataclasses.dataclass
 class FusionReport:
     """What :func:`fuse` did: ``folded`` batch norms and ``fused`` activations, per convolution class name; ``kept``:
-    reason -> convolutions left unfused for it (besides those with nothing to fuse after them)."""
+    reason -> convolutions left unfused for it (besides those with nothing to fuse after them), among them each
+    activation after one that the epilogue lacks, as written (``"an activation the epilogue lacks (ELU)"``)."""
 
     folded: Counter = dataclasses.field(default_factory=Counter)
     fused: Counter = dataclasses.field(default_factory=Counter)
@@ -150,7 +161,25 @@ def _chain(node: Node, conv: torch.nn.Module, modules: dict, found: FusionReport
         conv.activation = activation
         found.fused[name] += 1
         chain.append(act)
+    elif act is not None and _elementwise(act, modules) is not None:
+        found.kept[f"an activation the epilogue lacks ({_elementwise(act, modules)})"] += 1
     return chain
+
+
+def _elementwise(node: Node, modules: dict) -> str | None:
+    """torch's elementwise activation ``node`` calls, as a reader would write it (a module by its class and what
+    makes it other than the epilogue's, a function or method by its name and arguments past the input), else None."""
+    if node.op == "call_module":
+        module, cls = modules[node.target], type(modules[node.target])
+        if cls.__module__ != "torch.nn.modules.activation" or cls.__name__.lower() not in _ELEMENTWISE | {"leakyrelu"}:
+            return None
+        return cls.__name__ + (f"(approximate={module.approximate!r})" if isinstance(module, torch.nn.GELU) else
+                               f"({module.negative_slope!r})" if isinstance(module, torch.nn.LeakyReLU) else "")
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+    if node.op not in ("call_function", "call_method") or name.rstrip("_") not in _ELEMENTWISE:
+        return None
+    extra = [repr(a) for a in node.args[1:]] + [f"{k}={v!r}" for k, v in node.kwargs.items()]
+    return f"{name}({', '.join(extra)})" if extra else name
 
 
 def _only_reader(node: Node) -> Node | None:

@@ -343,8 +343,9 @@ class Conv2Plus1d(torch.nn.Module):
     :param kernel_size: ``(kt, kh, kw)`` or one int.
     :param mid_channels: ``M``, the spatial conv's output channels (R(2+1)D's rule when None).
     :param bias: both convs have a bias.
-    :param mid_activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'`` or ``'leaky_relu'``
-        (``'leaky_relu(0.2)'``: another slope) between the two convs.
+    :param mid_activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'``, ``'sigmoid'``,
+        ``'tanh'``, ``'hardsigmoid'`` or ``'leaky_relu'`` (``'leaky_relu(0.2)'``: another slope) between the two
+        convs.
     :param device: of the parameters, as torch's modules take it.
     :param dtype: of the parameters.
     :raises ValueError: as :func:`tritonconv.shapes.as_tuple` and :func:`~tritonconv.shapes.resolve_padding`;

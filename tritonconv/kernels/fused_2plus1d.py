@@ -8,10 +8,10 @@ computes the ``mid`` rows it needs on the fly (spatial GEMM over ``C_in x kh x k
 recomputing each ``mid`` row ``kt / st`` times (and once per output-channel tile).
 
 The rows that fall in the temporal padding read ``x`` as zeros and take no bias, so they are zero
-(every activation maps 0 to 0) with no select on the spatial GEMM's accumulator: on Hopper such a
-select made ptxas serialize every MMA of the function ("non wgmma instructions reading accumulator
-registers"). Where a spatial weight is infinite or NaN those rows are NaN, as zero padding makes
-any convolution's.
+(every activation but the sigmoid and hardsigmoid maps 0 to 0; after those two, the rounded rows are
+zeroed) with no select on the spatial GEMM's accumulator: on Hopper such a select made ptxas
+serialize every MMA of the function ("non wgmma instructions reading accumulator registers"). Where a
+spatial weight is infinite or NaN those rows are NaN, as zero padding makes any convolution's.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import triton.language as tl
 from .. import geometry
 from .._checks import ConvSpec
 from .._runtime import Direct, interpreting, kernel
-from .._tile import activate, mma, next_step, tap, tile_positions
+from .._tile import activate, keeps_zero, mma, next_step, tap, tile_positions
 from ..geometry import Config, dot_precision, needs_int64
 from ..shapes import cdiv, next_power_of_2
 
@@ -87,7 +87,9 @@ def _conv2plus1d_kernel(
             if HAS_BS:  # not on the temporal padding's rows: x is read as zeros there, so they stay zero
                 bias = tl.load(bs_ptr + cm * sbs, mask=ok_c, other=0.0).to(ACC)
                 mid += tl.where(ok_t[:, None], bias[None, :], 0.0)
-            mid = activate(mid, MID_ACT).to(x_ptr.dtype.element_ty)  # each maps 0 to 0; rounded as `mid` is stored
+            mid = activate(mid, MID_ACT).to(x_ptr.dtype.element_ty)  # rounded as `mid` is stored
+            if not keeps_zero(MID_ACT):  # the sigmoids' 0.5: the padding's rows zeroed after it (a select on the
+                mid = tl.where(ok_t[:, None], mid, 0.0)  # rounded copy, not on the accumulator)
             wt = tl.load(wt_ptr + offs_n[None, :] * wto + cm[:, None] * wti + j * wtt,
                          mask=ok_c[:, None] & mask_n[None, :], other=0.0)
             acc = mma(acc, mid, wt, UPCAST, DOT_PRECISION, ACC)
