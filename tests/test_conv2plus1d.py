@@ -6,15 +6,12 @@ import torch.nn.functional as F
 from conftest import REL_TOL, assert_close, rel_err
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from test_conv import ACT
 
 import tritonconv
 from tritonconv import geometry, shapes
 from tritonconv._checks import ACTIVATIONS
 from tritonconv.nn import Conv2Plus1d, P3DBlock
-
-ACT = {None: lambda t: t, "relu": F.relu, "relu6": F.relu6, "gelu": F.gelu, "silu": F.silu, "hardswish": F.hardswish,
-       "sigmoid": torch.sigmoid, "tanh": torch.tanh, "hardsigmoid": F.hardsigmoid, "leaky_relu": F.leaky_relu,
-       "leaky_relu(0.2)": lambda t: F.leaky_relu(t, 0.2)}
 
 
 def composed(x, ws, wt, bs, bt, stride, padding, dilation, mid_activation=None, activation=None,

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from test_conv import ACT
 
 import tritonconv
 from tritonconv import dispatch, fp8, tuning
@@ -25,9 +26,7 @@ CASES = [  # (ndim, input shape, weight shape, kwargs)
 
 def reference(ndim, xq, xs, wq, ws, bias, kwargs, activation=None):
     y = getattr(F, f"conv{ndim}d")(fp8.dequantize(xq, xs), fp8.dequantize(wq, ws, 0), bias, **kwargs)
-    if activation == "leaky_relu(0.2)":
-        return F.leaky_relu(y, 0.2)
-    return getattr(F, activation)(y) if activation else y
+    return ACT[activation](y)
 
 
 @pytest.mark.parametrize("ndim,x_shape,w_shape,kwargs", CASES)

@@ -23,11 +23,12 @@ LAYERS = {  # module -> layer; a module may import only from its own layer or be
 }
 
 
-def modules() -> dict[str, Path]:
+def modules(package: Path | None = None) -> dict[str, Path]:
     """Dotted module names relative to the package ('' for the package itself) -> file."""
+    package = package or PACKAGE
     found = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = path.relative_to(PACKAGE).with_suffix("").parts
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package).with_suffix("").parts
         found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
     return found
 
@@ -60,7 +61,7 @@ def graph() -> dict[str, set[str]]:
 
 @functools.cache
 def _graph(package: Path) -> dict[str, set[str]]:  # (one parse of the package per test run)
-    mods = modules()
+    mods = modules(package)
     return {name: imports(name, path, set(mods)) for name, path in mods.items()}
 
 

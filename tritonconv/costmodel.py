@@ -319,11 +319,12 @@ def meet_seconds(problem: Problem, config: Config, device: Device) -> float:
     return math.ceil(tiles / device.sms) * back * device.sms / device.l2_bandwidth
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=8)
 def gemm_launch(problem: Problem, config: Config) -> gemm.Launch | weight_grad.Launch | weight_grad.DescriptorLaunch:
     """The GEMM kernels' launch of ``problem`` with ``config``, prepared on stand-in tensors laid out as the problem's
     (nothing runs: the stand-ins are the problem's sizes, never touched; ``problem`` and ``config`` as launched,
-    :func:`launched`). The last few are kept (read, never changed): a prediction asks for one launch several times."""
+    :func:`launched`). The last 8 are kept (read, never changed; their stand-ins' pages untouched): a prediction asks
+    for one launch several times, then the next config's."""
     dtype = getattr(torch, problem.dtype)
     spec = problem.spec
     if problem.kind == "conv_wgrad":  # the gradient laid out as the weight is held (tuning.weight_layout)

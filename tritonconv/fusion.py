@@ -50,6 +50,7 @@ _ELEMENTWISE = frozenset((  # torch's elementwise activations (modules, by their
     "threshold", "relu", "rrelu", "hardtanh", "relu6", "sigmoid", "hardsigmoid", "tanh", "silu", "mish", "hardswish", "elu",
     "celu", "selu", "gelu", "hardshrink", "leaky_relu", "logsigmoid", "softplus", "softshrink", "prelu", "softsign",
     "tanhshrink"))
+_ELEMENTWISE_MODULES = frozenset(name.replace("_", "") for name in _ELEMENTWISE)  # their classes' names, lower case
 # what each may be given besides its input
 _KEYWORDS = {"relu": ("inplace",), "relu6": ("inplace",), "gelu": ("approximate",), "silu": ("inplace",),
              "hardswish": ("inplace",), "sigmoid": (), "tanh": (), "hardsigmoid": ("inplace",),
@@ -171,7 +172,7 @@ def _elementwise(node: Node, modules: dict) -> str | None:
     makes it other than the epilogue's, a function or method by its name and arguments past the input), else None."""
     if node.op == "call_module":
         module, cls = modules[node.target], type(modules[node.target])
-        if cls.__module__ != "torch.nn.modules.activation" or cls.__name__.lower() not in _ELEMENTWISE | {"leakyrelu"}:
+        if cls.__module__ != "torch.nn.modules.activation" or cls.__name__.lower() not in _ELEMENTWISE_MODULES:
             return None
         return cls.__name__ + (f"(approximate={module.approximate!r})" if isinstance(module, torch.nn.GELU) else
                                f"({module.negative_slope!r})" if isinstance(module, torch.nn.LeakyReLU) else "")
