@@ -78,14 +78,16 @@ EPILOGUES = 0.1
 kernels' epilogue, its slope in the backward and in the tangent) and, for convolutions, ``flip=True`` (a true convolution, the
 kernel reversed along every spatial axis) on its own or beside one; against torch's activation of its convolution
 with the weight flipped."""
-ACTIVATIONS = {None: lambda y: y, "relu": F.relu, "relu6": F.relu6, "gelu": F.gelu, "silu": F.silu,
+ACTIVATIONS = {None: lambda y: y, "relu": F.relu, "relu6": F.relu6, "gelu": F.gelu,
+               "gelu_tanh": lambda y: F.gelu(y, approximate="tanh"), "silu": F.silu, "mish": F.mish,
                "hardswish": F.hardswish, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "hardsigmoid": F.hardsigmoid,
-               "leaky_relu(0.2)": lambda y: F.leaky_relu(y, 0.2), "leaky_relu(-0.5)": lambda y: F.leaky_relu(y, -0.5)}
+               "elu": F.elu, "selu": F.selu, "leaky_relu(0.2)": lambda y: F.leaky_relu(y, 0.2),
+               "leaky_relu(-0.5)": lambda y: F.leaky_relu(y, -0.5)}
 """The fused activations the fuzz draws, each with torch's function: a leaky ReLU's slope read off the output (0.2) and
 off the recomputed input (-0.5)."""
-STEPPED = ("relu", "relu6", "hardswish", "hardsigmoid", "leaky_relu(0.2)", "leaky_relu(-0.5)")
-"""The activations whose slope steps (ReLU's and a leaky ReLU's at 0, ReLU6's at 0 and 6, hardswish's and hardsigmoid's
-at -3 and 3)."""
+STEPPED = ("relu", "relu6", "hardswish", "hardsigmoid", "selu", "leaky_relu(0.2)", "leaky_relu(-0.5)")
+"""The activations whose slope steps (ReLU's, SELU's and a leaky ReLU's at 0, ReLU6's at 0 and 6, hardswish's and
+hardsigmoid's at -3 and 3)."""
 TANGENTS = 0.05
 """The share of (non-fp8, non-vmap) cases whose operands are dual tensors (``torch.autograd.forward_ad``): tangents on
 the input, on the weight and bias, or on all three; the output's tangent (each autograd function's ``jvp``) is

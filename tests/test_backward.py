@@ -55,8 +55,10 @@ def test_gradients_with_the_weight_copied(monkeypatch, ndim, x_shape, w_shape, k
     check_grads(ndim, x_shape, w_shape, **kw)
 
 
-@pytest.mark.parametrize("ndim,x_shape,w_shape,kw", GRID[1::3])
-@pytest.mark.parametrize("activation", ["relu", "gelu", "silu", "sigmoid", "tanh", "leaky_relu(0.2)", "leaky_relu(-0.5)"])
+@pytest.mark.parametrize("ndim,x_shape,w_shape,kw,activation", [
+    (*problem, activation) for activation in ("relu", "gelu", "silu", "sigmoid", "tanh", "leaky_relu(0.2)", "leaky_relu(-0.5)")
+    for problem in GRID[1::3]] + [  # and the exponential ones, on every other of those layers
+    (*problem, activation) for activation in ("gelu_tanh", "mish", "elu", "selu") for problem in GRID[1::6]])
 def test_activation_derivative(ndim, x_shape, w_shape, kw, activation):
     check_grads(ndim, x_shape, w_shape, activation=activation, **kw)
 
@@ -66,10 +68,11 @@ def test_activation_slopes_at_and_beside_their_steps_are_torchs(dtype):
     """At a step (ReLU's and a leaky ReLU's 0, ReLU6's 0 and 6, hardswish's and hardsigmoid's -3 and 3), which a 16-bit
     output lands on exactly and often, each slope is the one torch's derivative takes (hardswish's is 0 at -3 and 1 at
     3, not its middle piece's; hardsigmoid's 0 at both; a leaky ReLU's at 0 its negative slope, read off the output or,
-    for a negative slope, the input); the sigmoid's and tanh's off the output, as torch's."""
+    for a negative slope, the input; SELU's at 0 the one below, scale times alpha); the sigmoid's and tanh's off the
+    output, as torch's."""
     z = torch.tensor([-7.0, -6.0, -3.0, -2.99, -1e-3, 0.0, 1e-3, 2.99, 3.0, 5.99, 6.0, 7.0], dtype=dtype)
-    for activation in ("relu", "relu6", "gelu", "silu", "hardswish", "sigmoid", "tanh", "hardsigmoid", "leaky_relu",
-                       "leaky_relu(0.2)", "leaky_relu(-0.5)"):
+    for activation in ("relu", "relu6", "gelu", "gelu_tanh", "silu", "mish", "hardswish", "sigmoid", "tanh",
+                       "hardsigmoid", "elu", "selu", "leaky_relu", "leaky_relu(0.2)", "leaky_relu(-0.5)"):
         leaf = z.clone().requires_grad_()
         y = ACT[activation](leaf)
         y.backward(torch.ones_like(y))
@@ -77,16 +80,16 @@ def test_activation_slopes_at_and_beside_their_steps_are_torchs(dtype):
         torch.testing.assert_close(ours, leaf.grad, rtol=1e-2, atol=1e-3, msg=activation)
 
 
-@pytest.mark.parametrize("activation", ["relu6", "hardswish", "hardsigmoid", "leaky_relu(-0.5)"])
+@pytest.mark.parametrize("activation", ["relu6", "hardswish", "hardsigmoid", "selu", "leaky_relu(-0.5)"])
 @pytest.mark.parametrize("ndim,x_shape,w_shape,kw", [
     (1, (2, 5, 17), (4, 5, 3), {"padding": 1}),
     (2, (2, 6, 7, 9), (6, 1, 3, 3), {"groups": 6}),  # depthwise
     (3, (1, 4, 5, 6, 5), (3, 4, 3, 3, 1), {"stride": 2, "padding": 1}),
 ])
 def test_stepped_activations_match_torch_past_their_steps(ndim, x_shape, w_shape, kw, activation):
-    """ReLU6, hardswish, hardsigmoid and a leaky ReLU of a negative slope (its slope off the recomputed input), forward
-    and backward, on convolutions whose outputs cross every step of their slopes (0 and 6; -3 and 3; 0), and a
-    transposed one's."""
+    """ReLU6, hardswish, hardsigmoid, SELU and a leaky ReLU of a negative slope (the last two's slopes off the
+    recomputed input), forward and backward, on convolutions whose outputs cross every step of their slopes (0 and 6;
+    -3 and 3; 0), and a transposed one's."""
     torch.manual_seed(ndim)
     x, w, b = check_grads(ndim, x_shape, w_shape, activation=activation, **kw)
     with torch.no_grad():
@@ -456,7 +459,8 @@ def test_random_configurations_gradients(problem):
 def test_activation_grad_formulas():
     z = torch.randn(1000, dtype=torch.float64, requires_grad=True)
     g = torch.randn(1000, dtype=torch.float64)
-    for name in ("relu", "gelu", "silu", "sigmoid", "tanh", "hardsigmoid", "leaky_relu", "leaky_relu(-0.5)"):
+    for name in ("relu", "gelu", "gelu_tanh", "silu", "mish", "sigmoid", "tanh", "hardsigmoid", "elu", "selu",
+                 "leaky_relu", "leaky_relu(-0.5)"):
         (ref,) = torch.autograd.grad(ACT[name](z), z, g)
         ours = functional.activation_grad(g, name, ACT[name](z.detach()), z.detach())
         assert torch.allclose(ours, ref, rtol=1e-6, atol=1e-12), name

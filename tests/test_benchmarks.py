@@ -231,8 +231,8 @@ def test_fuzz_runs_fused_epilogues_and_catches_planted_faults(monkeypatch):
     from benchmarks import fuzz
     from tritonconv import functional
 
-    cases = [c for c in map(fuzz.draw, range(400)) if c.get("activation") or c.get("flip")]
-    assert 0.05 < len(cases) / 400 < 0.15
+    cases = [c for c in map(fuzz.draw, range(1000)) if c.get("activation") or c.get("flip")]
+    assert 0.05 < len(cases) / 1000 < 0.15
     assert {c["activation"] for c in cases} == set(fuzz.ACTIVATIONS)
     assert not any(c.get("fp8") or c["transposed"] and c["flip"] for c in cases)
     for stepped in ("relu6", "hardswish", "hardsigmoid", "leaky_relu(-0.5)"):  # (their references round the operands

@@ -40,8 +40,8 @@ def problems():
     b = rand(6).requires_grad_()
     # 2 channels per group: folded taps, activation, flip; backward: transposed pass and weight gradient
     tritonconv.conv2d(x, w, b, stride=2, padding=1, groups=2, activation="gelu", flip=True).sum().backward()
-    for act in ("relu6", "hardswish", "sigmoid", "tanh", "hardsigmoid", "leaky_relu(0.2)"):  # the other activations'
-        # epilogues, forward
+    for act in ("relu6", "hardswish", "sigmoid", "tanh", "hardsigmoid", "leaky_relu(0.2)", "gelu_tanh", "mish", "elu",
+                "selu"):  # the other activations' epilogues, forward
         tritonconv.conv2d(x.detach(), w.detach(), b.detach(), padding=1, groups=2, activation=act)
     xb = rand(1, 20, 5, 7, dtype=torch.bfloat16).requires_grad_()  # tap by tap; bf16 tl.dot; NCHW output
     tritonconv.conv2d(xb, rand(4, 20, 3, 3, dtype=torch.bfloat16), padding=1, activation="silu").sum().backward()
@@ -79,7 +79,8 @@ def problems():
                       groups=8).sum().backward()
     x64 = rand(1, 4, 5, 5, dtype=torch.float64).requires_grad_()  # fp64 accumulation, the transposed pass; 4
     # channels at stride 2: every pass packs positions into 16 channels (the pack and unpack launches)
-    tritonconv.conv2d(x64, rand(4, 4, 3, 3, dtype=torch.float64).requires_grad_(), stride=2, padding=1).sum().backward()
+    tritonconv.conv2d(x64, rand(4, 4, 3, 3, dtype=torch.float64).requires_grad_(), stride=2, padding=1,
+                      activation="elu").sum().backward()  # (and fp64's exp(z) - 1, through log)
     xs = rand(1, 3, 4, 6, 6)  # (2+1)D fused: mid and output activations, both biases
     tritonconv.conv2plus1d(xs, rand(5, 3, 1, 3, 3), rand(4, 5, 3, 1, 1), rand(5), rand(4), padding=1,
                            mid_activation="relu", activation="gelu", fused=True)

@@ -153,7 +153,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="temporal stage.*not positive"):
         tritonconv.conv2plus1d(x, ws, torch.randn(5, 4, 7, 1, 1))
     with pytest.raises(ValueError, match="mid_activation"):
-        tritonconv.conv2plus1d(x, ws, wt, mid_activation="elu")
+        tritonconv.conv2plus1d(x, ws, wt, mid_activation="softplus")
     with pytest.raises(TypeError, match="weight_temporal|weight.*dtype"):
         tritonconv.conv2plus1d(x, ws, wt.half())
     with pytest.raises(ValueError, match="fused path has no backward"):

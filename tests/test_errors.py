@@ -46,7 +46,7 @@ CASES = [
     ("dtype bias", lambda: tritonconv.conv2d(x2, w2, torch.randn(6).double()), TypeError, r"`bias` dtype"),
     ("int dtype", lambda: tritonconv.conv2d(x2.int(), w2.int()), TypeError, r"bfloat16, float64, got torch.int32"),
     ("not a tensor", lambda: tritonconv.conv2d(x2, [[1.0]]), TypeError, r"`weight` to be a torch.Tensor, got list"),
-    ("activation", lambda: tritonconv.conv2d(x2, w2, activation="elu"), ValueError, r"`activation` to be one of"),
+    ("activation", lambda: tritonconv.conv2d(x2, w2, activation="softplus"), ValueError, r"`activation` to be one of"),
     ("leaky slope", lambda: tritonconv.conv2d(x2, w2, activation="leaky_relu(0.2x)"), ValueError,
      r"or 'leaky_relu\(<slope>\)' \(a finite slope, e.g. 'leaky_relu\(0.2\)'\), got 'leaky_relu\(0.2x\)'"),
     ("leaky inf", lambda: tritonconv.conv2d(x2, w2, activation="leaky_relu(inf)"), ValueError, r"a finite slope"),

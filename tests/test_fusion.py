@@ -136,7 +136,38 @@ def test_darknets_leaky_relus_fuse_with_their_slopes():
         fused, found = tritonconv.fuse(torch.nn.Sequential(torch.nn.Conv1d(2, 2, 1), torch.nn.LeakyReLU(slope)),
                                        report=True)
         assert not found.fused and fused.get_submodule("0").activation is None
-        assert found.kept == {f"an activation the epilogue lacks (LeakyReLU({slope!r}))": 1}
+        assert found.kept == {f"an activation the epilogue lacks (LeakyReLU(negative_slope={slope!r}))": 1}
+
+
+class Smooth(torch.nn.Module):
+    """Blocks with the exponential activations: YOLOv4's Mish, a tanh-approximated GELU, ELU (alpha 1) and SELU, each
+    as a module and as functions (in place, alpha given); an ELU of another alpha, softplus and a PReLU stay."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = torch.nn.ModuleList(torch.nn.Conv2d(4, 4, 3, padding=1) for _ in range(13))
+        self.mish, self.gelu, self.elu = torch.nn.Mish(), torch.nn.GELU(approximate="tanh"), torch.nn.ELU(inplace=True)
+        self.selu, self.elu_half, self.prelu = torch.nn.SELU(), torch.nn.ELU(alpha=0.5), torch.nn.PReLU()
+
+    def forward(self, x):
+        c = self.c
+        y = F.mish(c[1](self.mish(c[0](x))))
+        y = F.gelu(c[3](self.gelu(c[2](y))), approximate="tanh")
+        y = F.elu_(c[5](self.elu(c[4](y))))
+        y = self.selu(c[7](F.elu(c[6](y), alpha=1.0)))
+        y = torch.selu(c[9](F.selu(c[8](y))))
+        return self.prelu(c[12](F.softplus(c[11](self.elu_half(c[10](y))))))
+
+
+def test_exponential_activations_fuse_as_modules_and_functions():
+    torch.manual_seed(11)
+    fused, found = fused_as_before(Smooth().eval(), torch.randn(2, 4, 6, 5))
+    assert [fused.get_submodule(f"c.{i}").activation for i in range(13)] == [
+        "mish", "mish", "gelu_tanh", "gelu_tanh", "elu", "elu", "elu", "selu", "selu", "selu", None, None, None]
+    assert found.fused == {"Conv2d": 10}
+    assert found.kept == {"an activation the epilogue lacks (ELU(alpha=0.5))": 1,
+                          "an activation the epilogue lacks (softplus)": 1,
+                          "an activation the epilogue lacks (PReLU(num_parameters=1))": 1}
 
 
 class Heads(torch.nn.Module):
@@ -215,6 +246,93 @@ def test_a_resnet_block_keeps_its_shared_activation_where_it_does_not_fuse():
     assert [n.target for n in fused.graph.nodes if n.op == "call_module"] == ["conv1", "conv2", "downsample.0", "relu"]
 
 
+class BatchNormAct2d(torch.nn.BatchNorm2d):
+    """timm's ``BatchNormAct2d`` as its forward computes (timm.layers.norm_act, 1.0): a batch norm, then its ``drop``,
+    then its ``act``, with torch.fx tracing through it into ``F.batch_norm`` (and an assert on the rank)."""
+
+    __module__ = "timm.layers.norm_act"
+
+    def __init__(self, c: int, act: torch.nn.Module, drop: torch.nn.Module | None = None) -> None:
+        super().__init__(c)
+        self.drop, self.act = drop or torch.nn.Identity(), act
+        self.running_mean.uniform_(-1, 1)
+        self.running_var.uniform_(0.5, 2.0)
+        self.weight.data.uniform_(0.5, 1.5)
+        self.bias.data.uniform_(-0.5, 0.5)
+
+    def forward(self, x):
+        torch._assert(x.ndim == 4, "expected 4D input")
+        use_stats = self.training or self.running_mean is None
+        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, use_stats, self.momentum,
+                         self.eps)
+        return self.act(self.drop(x))
+
+
+class GELUTanh(torch.nn.Module):
+    """timm's ``GELUTanh`` (timm.layers.activations): one function of its input."""
+
+    __module__ = "timm.layers.activations"
+
+    def forward(self, x):
+        return F.gelu(x, approximate="tanh")
+
+
+class Swish(torch.nn.Module):
+    """timm's ``Swish`` (timm.layers.activations): two operations, which the epilogue's SiLU is, but not as one."""
+
+    __module__ = "timm.layers.activations"
+
+    def forward(self, x):
+        return x.mul(x.sigmoid())
+
+
+class TimmBlocks(torch.nn.Module):
+    """timm's ways of writing ``Conv -> BatchNorm -> activation``: a ``BatchNormAct2d`` holding torch's activation, timm's
+    own, none, or one the epilogue lacks; a ResNet's ``drop_block`` (an ``nn.Identity``) between its batch norm and
+    activation; a dropout inside a ``BatchNormAct2d``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = torch.nn.ModuleList(torch.nn.Conv2d(4, 4, 3, padding=1, bias=False) for _ in range(6))
+        self.n = torch.nn.ModuleList([BatchNormAct2d(4, torch.nn.LeakyReLU(0.1, inplace=True)), BatchNormAct2d(4, GELUTanh()),
+                                      BatchNormAct2d(4, torch.nn.Identity()), BatchNormAct2d(4, Swish()),
+                                      norm(torch.nn.BatchNorm2d, 4),
+                                      BatchNormAct2d(4, torch.nn.ReLU(), drop=torch.nn.Dropout(0.1))])
+        self.drop_block, self.act = torch.nn.Identity(), torch.nn.SiLU()
+
+    def forward(self, x):
+        for i in range(4):
+            x = self.n[i](self.c[i](x))
+        x = self.act(self.drop_block(self.n[4](self.c[4](x))))
+        return self.n[5](self.c[5](x))
+
+
+def test_timms_batch_norms_with_their_activation_inside_fold_and_fuse():
+    torch.manual_seed(12)
+    fused, found = fused_as_before(TimmBlocks().eval(), torch.randn(2, 4, 6, 5))
+    assert [fused.get_submodule(f"c.{i}").activation for i in range(6)] == [
+        "leaky_relu(0.1)", "gelu_tanh", None, None, "silu", None]
+    assert found.folded == {"Conv2d": 5} and found.fused == {"Conv2d": 3}
+    assert found.kept == {"an activation the epilogue lacks (Swish)": 1, "batch norm with a dropout inside": 1}
+    assert isinstance(fused.get_submodule("n.3"), Swish)  # (the batch norm gone, its activation in its place)
+    assert "batch_norm" not in fused.code and "drop_block" not in fused.code
+    fused, found = tritonconv.fuse(TimmBlocks(), report=True)  # training: nothing folds
+    assert not found.folded and found.kept == {"batch norm in training mode or without running statistics": 6}
+
+
+def test_timms_models_fold_and_fuse():
+    """timm's models as timm builds them (where timm is installed; the GPU machine's image has it): counts on meta
+    tensors."""
+    timm = pytest.importorskip("timm")
+    counts = {}
+    for name in ("resnet50", "cspdarknet53", "efficientnet_b0", "mobilenetv3_large_100"):
+        with torch.device("meta"):
+            _, found = tritonconv.fuse(timm.create_model(name).eval(), report=True)
+        counts[name] = (sum(found.folded.values()), sum(found.fused.values()))
+    assert counts == {"resnet50": (53, 33), "cspdarknet53": (67, 67), "efficientnet_b0": (49, 65),
+                      "mobilenetv3_large_100": (46, 48)}
+
+
 class Shared(torch.nn.Module):
     """Chains that cannot fuse exactly, each beside one that can."""
 
@@ -224,7 +342,7 @@ class Shared(torch.nn.Module):
         self.grouped, self.n_grouped = torch.nn.ConvTranspose2d(4, 4, 2, stride=2, groups=2), norm(torch.nn.BatchNorm2d, 4)
         self.batch_stats = torch.nn.Conv2d(3, 4, 1)
         self.n_batch = torch.nn.BatchNorm2d(4, track_running_stats=False)
-        self.tanh_gelu, self.elu = torch.nn.Conv2d(3, 4, 1), torch.nn.Conv2d(3, 4, 1)
+        self.clamped, self.elu_half = torch.nn.Conv2d(3, 4, 1), torch.nn.Conv2d(3, 4, 1)
 
     def forward(self, x):
         a = torch.relu(self.twice(self.twice(x)))  # one module, two calls
@@ -232,7 +350,7 @@ class Shared(torch.nn.Module):
         b = torch.relu(b) + b  # its output read twice
         c = torch.relu(self.n_grouped(self.grouped(torch.cat([b, b[:, :1]], 1))))
         d = torch.relu(self.n_batch(self.batch_stats(b)))
-        e = F.gelu(self.tanh_gelu(b), approximate="tanh") + F.elu(self.elu(b))
+        e = F.hardtanh(self.clamped(b)) + F.elu(self.elu_half(b), 0.5)
         return c, d, e
 
 
@@ -243,8 +361,8 @@ def test_fuse_leaves_what_it_cannot_compute_exactly():
     assert found.kept == {"called or read in more than one place": 1,
                           "batch norm after a grouped transposed convolution": 1,
                           "batch norm in training mode or without running statistics": 1,
-                          "an activation the epilogue lacks (gelu(approximate='tanh'))": 1,
-                          "an activation the epilogue lacks (elu(alpha=1.0, inplace=False))": 1}
+                          "an activation the epilogue lacks (hardtanh(min_val=-1.0, max_val=1.0, inplace=False))": 1,
+                          "an activation the epilogue lacks (elu(alpha=0.5, inplace=False))": 1}
     assert all(m.activation is None for m in fused.modules() if isinstance(m, tnn.CONVOLUTIONS))
     assert isinstance(fused.twice, tnn.Conv2d)  # converted all the same
 
@@ -305,8 +423,8 @@ def test_modules_take_an_activation_fused_after_the_bias(activation):
 
 
 def test_a_bad_activation_and_reverting_a_fused_one_are_refused_by_name():
-    with pytest.raises(ValueError, match=r"Conv3d: expected `activation` to be one of .*got 'elu'"):
-        tnn.Conv3d(2, 2, 1, activation="elu")
+    with pytest.raises(ValueError, match=r"Conv3d: expected `activation` to be one of .*got 'softplus'"):
+        tnn.Conv3d(2, 2, 1, activation="softplus")
     model = torch.nn.Sequential(torch.nn.Conv2d(2, 2, 1), tnn.Conv2d(2, 2, 1, activation="silu"))
     tnn.convert(model)
     assert model[0].activation is None  # a converted module fuses nothing

@@ -20,9 +20,12 @@ from torch.autograd import forward_ad
 from . import shapes
 
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
-ACTIVATIONS = (None, "relu", "relu6", "gelu", "silu", "hardswish", "sigmoid", "tanh", "hardsigmoid", "leaky_relu")
-"""The fused activations, as ``torch.nn.functional`` names them; ``"leaky_relu"`` takes torch's negative slope (0.01),
-``"leaky_relu(0.2)"`` another (:func:`leaky_relu`)."""
+ACTIVATIONS = (None, "relu", "relu6", "gelu", "gelu_tanh", "silu", "mish", "hardswish", "sigmoid", "tanh", "hardsigmoid",
+               "elu", "selu", "leaky_relu")
+"""The activations a kernel's epilogue computes after the bias (``activation=``), each as ``torch.nn.functional``'s
+function of that name computes it with its default arguments: ``"gelu"`` exact (through erf), ``"gelu_tanh"``
+``F.gelu(z, approximate="tanh")``, ``"elu"`` of alpha 1; ``"leaky_relu"`` takes torch's negative slope (0.01),
+``"leaky_relu(0.2)"`` another (:func:`leaky_relu`). Every function and module taking ``activation=`` refers here."""
 
 
 def leaky_relu(negative_slope: float = 0.01) -> str:
@@ -49,7 +52,8 @@ def negative_slope(activation: str | None) -> float | None:
 def slope_from_output(activation: str | None) -> bool:
     """Whether ``activation``'s slope is read off its output (which a forward saves), as torch's derivatives read
     ReLU's, ReLU6's, the sigmoid's and tanh's, and a leaky ReLU's of a slope of 0 or more (its output's sign is its
-    input's); the others' off the pre-activation ``z``."""
+    input's); the others' off the pre-activation ``z`` (the ELU's and SELU's as torch's out-of-place ``elu``: off
+    a 16-bit output, ``y + alpha`` would lose the small slopes far below 0)."""
     slope = negative_slope(activation)
     return activation in ("relu", "relu6", "sigmoid", "tanh") or slope is not None and slope >= 0
 

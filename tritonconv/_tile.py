@@ -281,28 +281,62 @@ def mma(acc, a, b, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, ACC: tl.co
 
 
 @device
+def over_one_plus_exp(num, t):
+    """``num / (1 + exp(t))`` without overflow, through ``e = exp(-|t|)`` (at most 1): ``num e / (1 + e)`` for t > 0."""
+    e = tl.exp(-tl.abs(t))
+    return tl.where(t > 0, num * e, num) / (1.0 + e)
+
+
+@device
+def expm1(z):
+    """``exp(z) - 1`` for ``z <= 0`` without its cancellation near 0 (Triton has no portable expm1): in fp32 Taylor's
+    polynomial to z^6 where |z| < 1/4 (within 1e-7 relative); in fp64 Kahan's ``(exp(z) - 1) z / log(exp(z))``."""
+    u = tl.exp(z)
+    if z.dtype == tl.float64:
+        kahan = (u != 1.0) & (u != 0.0)
+        v = tl.where(kahan, u, 0.5)  # (no log of 0 or division by log(1) = 0 in the lanes not taken)
+        return tl.where(kahan, (v - 1.0) * z / tl.log(v), tl.where(u == 0.0, -1.0, z))
+    p = z * (1.0 + z * (0.5 + z * (0.16666666666666666 + z * (0.041666666666666664 + z * (0.008333333333333333 +
+                                                                                         z * 0.001388888888888889)))))
+    return tl.where(tl.abs(z) < 0.25, p, u - 1.0)
+
+
+@device
 def activate(acc, ACTIVATION: tl.constexpr):
-    """The fused activation epilogue, each as ``torch.nn.functional``'s computes it (GELU exact, through erf; tanh
-    through exp, odd; a leaky ReLU's slope from its name, :func:`leaky_slope`). All but the sigmoid and hardsigmoid
-    map 0 to 0 (:func:`keeps_zero`)."""
+    """The fused activation epilogue (:data:`tritonconv._checks.ACTIVATIONS`), each as ``torch.nn.functional``'s
+    computes it, to a few roundings of the exact value from underflow to overflow (none of them overflows): GELU
+    exact, through erf; the sigmoid, SiLU and tanh-approximated GELU (``z sigmoid(2u)``, which is ``0.5 z (1 + tanh
+    u)`` without its cancellation) through :func:`over_one_plus_exp`; tanh, ELU and SELU through :func:`expm1`; Mish
+    as ``z n / (n + 2)``, ``n = e (e + 2)``, ``e = exp(z)`` (``tanh(softplus z)``; ``z`` past 20, where that is 1 in
+    fp32 and fp64); a leaky ReLU's slope from its name (:func:`leaky_slope`). All but the sigmoid and hardsigmoid map
+    0 to 0 (:func:`keeps_zero`)."""
     if ACTIVATION == "relu":
         acc = tl.maximum(acc, 0.0)
     elif ACTIVATION == "relu6":
         acc = tl.minimum(tl.maximum(acc, 0.0), 6.0)
     elif ACTIVATION == "gelu":
         acc = 0.5 * acc * (1.0 + tl.erf(acc * 0.7071067811865476))
+    elif ACTIVATION == "gelu_tanh":  # (z sigmoid(2u), u = sqrt(2 / pi) (z + 0.044715 z^3))
+        acc = over_one_plus_exp(acc, -1.5957691216057308 * (acc + 0.044715 * acc * acc * acc))
     elif ACTIVATION == "silu":
-        acc = acc / (1.0 + tl.exp(-acc))
+        acc = over_one_plus_exp(acc, -acc)
+    elif ACTIVATION == "mish":
+        e = tl.exp(tl.minimum(acc, 20.0))
+        n = e * (e + 2.0)
+        acc = tl.where(acc > 20.0, acc, acc * n / (n + 2.0))
     elif ACTIVATION == "hardswish":
         acc = acc * tl.minimum(tl.maximum(acc + 3.0, 0.0), 6.0) / 6.0
     elif ACTIVATION == "sigmoid":
-        acc = 1.0 / (1.0 + tl.exp(-acc))
-    elif ACTIVATION == "tanh":  # (no overflow: exp of -2|z| <= 1)
-        e = tl.exp(-2.0 * tl.abs(acc))
-        t = (1.0 - e) / (1.0 + e)
-        acc = tl.where(acc < 0, -t, t)
+        acc = over_one_plus_exp(1.0, -acc)
+    elif ACTIVATION == "tanh":  # (tanh |z| = -m / (2 + m), m = exp(-2|z|) - 1)
+        m = expm1(-2.0 * tl.abs(acc))
+        acc = tl.where(acc < 0, m, -m) / (2.0 + m)
     elif ACTIVATION == "hardsigmoid":
         acc = tl.minimum(tl.maximum(acc / 6.0 + 0.5, 0.0), 1.0)
+    elif ACTIVATION == "elu":
+        acc = tl.where(acc > 0, acc, expm1(tl.minimum(acc, 0.0)))
+    elif ACTIVATION == "selu":  # (torch's scale and alpha)
+        acc = 1.0507009873554805 * tl.where(acc > 0, acc, 1.6732632423543772 * expm1(tl.minimum(acc, 0.0)))
     elif leaky_slope(ACTIVATION) is not None:
         acc = tl.where(acc > 0, acc, acc * leaky_slope(ACTIVATION))
     return acc

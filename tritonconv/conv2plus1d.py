@@ -129,9 +129,8 @@ def conv2plus1d(
     :param stride: int or ``(t, h, w)``: the spatial stage takes the h, w parts, the temporal stage the t part.
     :param padding: int, ``(t, h, w)``, ``'same'`` (stride 1) or ``'valid'``, split the same way.
     :param dilation: int or ``(t, h, w)``, split the same way.
-    :param mid_activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'``, ``'sigmoid'``,
-        ``'tanh'``, ``'hardsigmoid'`` or ``'leaky_relu'`` (``'leaky_relu(0.2)'``: another slope) after the spatial
-        stage (on the mid tensor).
+    :param mid_activation: None or one of :data:`tritonconv.ACTIVATIONS`
+        (``'relu'``, ``'gelu'``, ``'leaky_relu(0.2)'``, ...) after the spatial stage (on the mid tensor).
     :param activation: the same choices, after the temporal stage.
     :param fused: True runs one launch (the mid tensor never reaches memory; no backward, no tangents), False two
         launches; None chooses (the fused path on a GPU where it measured faster for the shape, never when

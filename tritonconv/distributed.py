@@ -354,9 +354,8 @@ def conv1d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, d
     :param out_sizes: every rank's output length along ``dim``: ``'chunk'`` (default) for ``torch.chunk``'s
         split (balanced, as a ``DTensor`` has it), None for the windows that start in its shard (halos from
         the right only), or a list; a tuple of these for several dims.
-    :param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'``, ``'sigmoid'``,
-        ``'tanh'``, ``'hardsigmoid'`` or ``'leaky_relu'`` (``'leaky_relu(0.2)'``: another slope), fused after the
-        bias.
+    :param activation: None or one of :data:`tritonconv.ACTIVATIONS`
+        (``'relu'``, ``'gelu'``, ``'leaky_relu(0.2)'``, ...), fused after the bias.
     :returns: this rank's outputs (module docstring); a rank that owns none gets an empty tensor.
     :raises ValueError: ``dim``, ``group``, ``sizes`` or ``out_sizes`` that do not match the shards and
         groups, DTensor placements other than spatial/batch ``Shard`` and ``Replicate``, or any error of

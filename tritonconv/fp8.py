@@ -211,8 +211,7 @@ _DOC = """{n}-D convolution of fp8 operands, dequantised: ``act(conv{n}d(input *
 :param input_scale: the input's scale, one value (``tritonconv.fp8.quantize``).
 :param weight_scale: one value, or ``(C_out,)``: one per output channel.
 :param out_dtype: ``torch.bfloat16`` (default), ``torch.float16`` or ``torch.float32``.
-:param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'``, ``'sigmoid'``, ``'tanh'``,
-    ``'hardsigmoid'`` or ``'leaky_relu'`` (``'leaky_relu(0.2)'``: another slope), fused.
+:param activation: None or one of :data:`tritonconv.ACTIVATIONS` (``'relu'``, ``'gelu'``, ``'leaky_relu(0.2)'``, ...), fused.
 :returns: ``(N, C_out, {x_out})`` in ``out_dtype``, channels-last when the input or the weight is.
 :raises TypeError: a dtype that is not fp8 (input, weight), a mixed one, ``out_dtype`` or ``bias`` dtype.
 :raises ValueError: shapes, scale shapes, depthwise, devices.
@@ -272,9 +271,8 @@ class Conv(torch.nn.Module):
     :param input_scale: a float: the static input scale; None: each call's input amax.
     :param out_dtype: the output dtype (default bf16).
     :param dtype: the fp8 dtype of both operands.
-    :param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'``, ``'sigmoid'``,
-        ``'tanh'``, ``'hardsigmoid'`` or ``'leaky_relu'`` (``'leaky_relu(0.2)'``: another slope), fused after the
-        bias.
+    :param activation: None or one of :data:`tritonconv.ACTIVATIONS`
+        (``'relu'``, ``'gelu'``, ``'leaky_relu(0.2)'``, ...), fused after the bias.
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding, dilation, groups: int,

@@ -27,6 +27,7 @@ import functools
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch.overrides import handle_torch_function, has_torch_function_variadic
 
 from . import _checks, dispatch, shapes
@@ -108,6 +109,10 @@ def _vmap_conv(info, in_dims, input, weight, bias, spec: ConvSpec, launch) -> tu
     return y.unflatten(1, (batch, -1)), 1
 
 
+_SELU_SCALE, _SELU_ALPHA = 1.0507009873554805, 1.6732632423543772
+"""``F.selu``'s constants (its epilogue's, :func:`tritonconv._tile.activate`)."""
+
+
 def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tensor], z: Optional[Tensor]) -> Tensor:
     """``grad_y * act'(z)``, as torch's derivatives take it: ReLU, ReLU6, the sigmoid, tanh and a leaky ReLU of a slope
     of 0 or more read their slope off the output ``y`` (:func:`~tritonconv._checks.slope_from_output`), the others off
@@ -133,6 +138,15 @@ def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tenso
         slope = s * (1 + zf * (1 - s))
     elif activation == "hardswish":
         slope = torch.where(zf <= -3, 0.0, torch.where(zf < 3, zf / 3 + 0.5, 1.0))  # (torch's bounds, both ends)
+    elif activation in ("elu", "selu"):  # scale above 0, scale alpha exp(z) at or below (torch's elu_backward)
+        scale, alpha = (1.0, 1.0) if activation == "elu" else (_SELU_SCALE, _SELU_ALPHA)
+        slope = torch.where(zf > 0, scale, scale * alpha * torch.exp(zf))
+    elif activation == "mish":  # t + z sigmoid(z) (1 - t^2), t = tanh(softplus(z))
+        t = torch.tanh(F.softplus(zf))
+        slope = t + zf * torch.sigmoid(zf) * (1 - t * t)
+    elif activation == "gelu_tanh":  # (torch's: t = tanh(u), u = sqrt(2 / pi) (z + 0.044715 z^3))
+        t = torch.tanh(0.7978845608028654 * (zf + 0.044715 * zf * zf * zf))
+        slope = 0.5 * (1 + t) + 0.5 * zf * (1 - t * t) * 0.7978845608028654 * (1 + 3 * 0.044715 * zf * zf)
     else:  # gelu: Phi(z) + z * phi(z)
         slope = 0.5 * (1 + torch.erf(zf * 0.7071067811865476)) + zf * torch.exp(-0.5 * zf * zf) * 0.3989422804014327
     return (grad_y.to(acc) * slope).to(grad_y.dtype)
@@ -745,8 +759,8 @@ _CONV_DOC = """{n}-D convolution, as ``torch.nn.functional.conv{n}d`` (same argu
 :param dilation: int or tuple of {n}, >= 1.
 :param groups: divides ``C_in`` and ``C_out``; ``groups == C_in`` (depthwise, any channel multiplier) runs
     the depthwise kernels.
-:param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'``, ``'sigmoid'``, ``'tanh'``,
-    ``'hardsigmoid'`` or ``'leaky_relu'`` (``'leaky_relu(0.2)'``: another slope), fused after the bias.
+:param activation: None or one of :data:`tritonconv.ACTIVATIONS`
+    (``'relu'``, ``'gelu'``, ``'leaky_relu(0.2)'``, ...), fused after the bias.
 :param flip: reverse the kernel on every spatial axis: the true convolution
     ``y[n] = sum_k x[k] w[n - k]`` instead of the cross-correlation CNNs use.
 :param memory_format: the output's layout: None, torch's rule (channels-last when ``input`` or ``weight`` is);
@@ -776,8 +790,8 @@ output.
     dilation on that axis.
 :param groups: divides ``C_in`` and ``C_out``.
 :param dilation: int or tuple of {n}, >= 1.
-:param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'``, ``'sigmoid'``, ``'tanh'``,
-    ``'hardsigmoid'`` or ``'leaky_relu'`` (``'leaky_relu(0.2)'``: another slope), fused after the bias.
+:param activation: None or one of :data:`tritonconv.ACTIVATIONS`
+    (``'relu'``, ``'gelu'``, ``'leaky_relu(0.2)'``, ...), fused after the bias.
 :returns: ``(N, C_out, {y})`` in the input's dtype, each size
     ``(size - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1``
     (:func:`tritonconv.shapes.conv_transpose_output_size`); channels-last when ``input`` or ``weight`` is.

@@ -13,10 +13,14 @@ the activation computed in the convolution's epilogue (the module's ``activation
 Fused: ``torch.nn`` convolutions and transposed convolutions (tritonconv's or any :func:`tritonconv.nn.convert`
 converts), each called once in the graph and read by the next node alone; then an eval-mode batch norm that keeps
 running statistics over the convolution's channels (not after a grouped transposed convolution), read by the next
-node alone; then ``ReLU``, ``ReLU6``, ``GELU`` (exact, torch's default), ``SiLU``, ``Hardswish``, ``Sigmoid``,
-``Tanh``, ``Hardsigmoid`` or ``LeakyReLU`` (any slope), as modules, functions (``F.relu``, ``torch.relu``, ``F.relu6``,
-``F.gelu``, ``F.silu``, ``F.hardswish``, ``torch.sigmoid``, ``torch.tanh``, ``F.hardsigmoid``, ``F.leaky_relu`` with a
-number for its slope, in place or not) or methods (``x.relu()``, ``x.sigmoid()``, ``x.tanh()``, in place or not).
+node alone, or timm's ``BatchNormAct2d`` (a batch norm with its activation inside, which it is replaced by); then
+``ReLU``, ``ReLU6``, ``GELU`` (exact or tanh-approximated), ``SiLU``, ``Mish``, ``Hardswish``, ``Sigmoid``, ``Tanh``,
+``Hardsigmoid``, ``ELU`` (alpha 1), ``SELU`` or ``LeakyReLU`` (any slope), as modules, functions
+(``F.relu``, ``torch.relu``, ``F.relu6``, ``F.gelu``, ``F.silu``, ``F.mish``, ``F.hardswish``, ``torch.sigmoid``,
+``torch.tanh``, ``F.hardsigmoid``, ``F.elu``, ``F.selu``, ``torch.selu``, ``F.leaky_relu`` with a number for its
+slope, in place or not), methods (``x.relu()``, ``x.sigmoid()``, ``x.tanh()``, in place or not) or timm's modules
+of one such function (``GELUTanh``, ``GELU``, ``Sigmoid``, ``Tanh``). An ``nn.Identity`` between any two (timm's
+``drop_block`` where it is off) is passed over.
 Everything else stays as it was; every convolution then runs tritonconv (:func:`tritonconv.nn.convert`).
 """
 
@@ -37,12 +41,14 @@ from . import _checks, nn
 __all__ = ["FusionReport", "fuse"]
 
 _MODULES = {torch.nn.ReLU: "relu", torch.nn.ReLU6: "relu6", torch.nn.GELU: "gelu", torch.nn.SiLU: "silu",
-            torch.nn.Hardswish: "hardswish", torch.nn.Sigmoid: "sigmoid", torch.nn.Tanh: "tanh",
-            torch.nn.Hardsigmoid: "hardsigmoid", torch.nn.LeakyReLU: "leaky_relu"}
+            torch.nn.Mish: "mish", torch.nn.Hardswish: "hardswish", torch.nn.Sigmoid: "sigmoid", torch.nn.Tanh: "tanh",
+            torch.nn.Hardsigmoid: "hardsigmoid", torch.nn.ELU: "elu", torch.nn.SELU: "selu",
+            torch.nn.LeakyReLU: "leaky_relu"}
 _FUNCTIONS = {F.relu: "relu", F.relu_: "relu", torch.relu: "relu", torch.relu_: "relu", F.relu6: "relu6",
-              F.gelu: "gelu", F.silu: "silu", F.hardswish: "hardswish", torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid",
-              torch.sigmoid_: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh", torch.tanh_: "tanh",
-              F.hardsigmoid: "hardsigmoid", F.leaky_relu: "leaky_relu", F.leaky_relu_: "leaky_relu"}
+              F.gelu: "gelu", F.silu: "silu", F.mish: "mish", F.hardswish: "hardswish", torch.sigmoid: "sigmoid",
+              F.sigmoid: "sigmoid", torch.sigmoid_: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh", torch.tanh_: "tanh",
+              F.hardsigmoid: "hardsigmoid", F.elu: "elu", F.elu_: "elu", F.selu: "selu", F.selu_: "selu",
+              torch.selu: "selu", torch.selu_: "selu", F.leaky_relu: "leaky_relu", F.leaky_relu_: "leaky_relu"}
 _METHODS = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "tanh": "tanh",
             "tanh_": "tanh"}
 _ELEMENTWISE = frozenset((  # torch's elementwise activations (modules, by their functions' names): what fuse reports
@@ -51,17 +57,17 @@ _ELEMENTWISE = frozenset((  # torch's elementwise activations (modules, by their
     "celu", "selu", "gelu", "hardshrink", "leaky_relu", "logsigmoid", "softplus", "softshrink", "prelu", "softsign",
     "tanhshrink"))
 _ELEMENTWISE_MODULES = frozenset(name.replace("_", "") for name in _ELEMENTWISE)  # their classes' names, lower case
-# what each may be given besides its input
+# what each may be given besides its input (a module's attributes of those names but ``inplace``)
 _KEYWORDS = {"relu": ("inplace",), "relu6": ("inplace",), "gelu": ("approximate",), "silu": ("inplace",),
-             "hardswish": ("inplace",), "sigmoid": (), "tanh": (), "hardsigmoid": ("inplace",),
-             "leaky_relu": ("negative_slope", "inplace")}
+             "mish": ("inplace",), "hardswish": ("inplace",), "sigmoid": (), "tanh": (), "hardsigmoid": ("inplace",),
+             "elu": ("alpha", "inplace"), "selu": ("inplace",), "leaky_relu": ("negative_slope", "inplace")}
 
 
 @dataclasses.dataclass
 class FusionReport:
     """What :func:`fuse` did: ``folded`` batch norms and ``fused`` activations, per convolution class name; ``kept``:
     reason -> convolutions left unfused for it (besides those with nothing to fuse after them), among them each
-    activation after one that the epilogue lacks, as written (``"an activation the epilogue lacks (ELU)"``)."""
+    activation after one that the epilogue lacks, as written (``"an activation the epilogue lacks (ELU(alpha=0.5))"``)."""
 
     folded: Counter = dataclasses.field(default_factory=Counter)
     fused: Counter = dataclasses.field(default_factory=Counter)
@@ -77,11 +83,17 @@ class FusionReport:
 
 
 class _Tracer(torch.fx.Tracer):
-    """torch.fx's tracer, with every convolution module (torch's subclasses included) and tritonconv's modules leaves."""
+    """torch.fx's tracer, with every convolution module (torch's subclasses included), tritonconv's modules and timm's
+    batch norms with an activation inside leaves."""
 
     def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
         return isinstance(m, nn.TORCH_CONVOLUTIONS) or type(m).__module__.startswith("tritonconv.") or \
-            super().is_leaf_module(m, qualname)
+            _norm_act(m) or super().is_leaf_module(m, qualname)
+
+
+def _norm_act(m: torch.nn.Module) -> bool:
+    """Whether ``m`` is timm's ``BatchNormAct2d``: a batch norm computing ``m.act(m.drop(batch_norm(x)))``."""
+    return isinstance(m, _BatchNorm) and type(m).__name__ == "BatchNormAct2d" and type(m).__module__.startswith("timm.")
 
 
 def fuse(model: torch.nn.Module, verbose: bool = False, report: bool = False):
@@ -130,7 +142,7 @@ def fuse(model: torch.nn.Module, verbose: bool = False, report: bool = False):
                 found.kept[why] += 1
             seen.add(node.target)
             continue
-        chain = _chain(node, conv, modules, found)
+        chain = _chain(node, conv, gm, modules, found)
         if len(chain) > 1:
             chain[-1].replace_all_uses_with(node)
             for done in reversed(chain[1:]):
@@ -143,39 +155,61 @@ def fuse(model: torch.nn.Module, verbose: bool = False, report: bool = False):
     return (gm, found) if report else gm
 
 
-def _chain(node: Node, conv: torch.nn.Module, modules: dict, found: FusionReport) -> list[Node]:
+def _chain(node: Node, conv: torch.nn.Module, gm: GraphModule, modules: dict, found: FusionReport) -> list[Node]:
     """The nodes from ``node`` (calling ``conv``) on that become ``conv``'s call: ``[node]``, then the batch norm
-    after it (folded into ``conv`` here), then the activation after that (set as ``conv.activation`` here)."""
+    after it (folded into ``conv`` here), then the activation after that (set as ``conv.activation`` here), with any
+    ``nn.Identity`` between (timm's blocks hold them where a dropout or an anti-aliasing is off). A batch norm with its
+    activation inside (timm's) is folded and then replaced by its activation, which follows as any would."""
     chain, name = [node], type(conv).__name__
-    bn = _only_reader(node)
-    if bn is not None and bn.op == "call_module" and isinstance(modules[bn.target], _BatchNorm):
-        why = _why_not_folded(conv, modules[bn.target])
+    passed, nxt = _past_identities(node, modules)
+    if nxt is not None and nxt.op == "call_module" and isinstance(modules[nxt.target], _BatchNorm):
+        bn = modules[nxt.target]
+        why = _why_not_folded(conv, bn)
+        if why is None and _norm_act(bn) and not isinstance(bn.drop, torch.nn.Identity):
+            why = "batch norm with a dropout inside"
         if why is not None:
             found.kept[why] += 1
             return chain  # the activation follows the batch norm: nothing to fuse
-        _fold(conv, modules[bn.target])
+        _fold(conv, bn)
         found.folded[name] += 1
-        chain.append(bn)
-    act = _only_reader(chain[-1])
-    activation = None if act is None else _activation(act, chain[-1], modules)
+        chain += passed
+        if _norm_act(bn):  # (an nn.Identity where it has no activation: passed below)
+            gm.set_submodule(nxt.target, bn.act)
+            modules[nxt.target] = bn.act
+        else:
+            chain.append(nxt)
+        passed, nxt = _past_identities(chain[-1], modules)
+    chain += passed
+    activation = None if nxt is None else _activation(nxt, chain[-1], modules)
     if activation is not None:
         conv.activation = activation
         found.fused[name] += 1
-        chain.append(act)
-    elif act is not None and _elementwise(act, modules) is not None:
-        found.kept[f"an activation the epilogue lacks ({_elementwise(act, modules)})"] += 1
+        chain.append(nxt)
+    elif nxt is not None and _elementwise(nxt, modules) is not None:
+        found.kept[f"an activation the epilogue lacks ({_elementwise(nxt, modules)})"] += 1
     return chain
 
 
+def _past_identities(node: Node, modules: dict) -> tuple[list[Node], Node | None]:
+    """The ``nn.Identity`` calls after ``node``, each the one reader of the one before, and the one reader after them
+    (or None)."""
+    passed, nxt = [], _only_reader(node)
+    while nxt is not None and nxt.op == "call_module" and isinstance(modules[nxt.target], torch.nn.Identity) and \
+            nxt.args == ((passed or [node])[-1],) and not nxt.kwargs:
+        passed.append(nxt)
+        nxt = _only_reader(nxt)
+    return passed, nxt
+
+
 def _elementwise(node: Node, modules: dict) -> str | None:
-    """torch's elementwise activation ``node`` calls, as a reader would write it (a module by its class and what
-    makes it other than the epilogue's, a function or method by its name and arguments past the input), else None."""
+    """torch's (or timm's) elementwise activation ``node`` calls, as a reader would write it (a module by its class
+    and its extra_repr, a function or method by its name and arguments past the input), else None."""
     if node.op == "call_module":
         module, cls = modules[node.target], type(modules[node.target])
-        if cls.__module__ != "torch.nn.modules.activation" or cls.__name__.lower() not in _ELEMENTWISE_MODULES:
+        timms = cls.__module__.startswith("timm.layers.activations")
+        if not timms and (cls.__module__ != "torch.nn.modules.activation" or cls.__name__.lower() not in _ELEMENTWISE_MODULES):
             return None
-        return cls.__name__ + (f"(approximate={module.approximate!r})" if isinstance(module, torch.nn.GELU) else
-                               f"({module.negative_slope!r})" if isinstance(module, torch.nn.LeakyReLU) else "")
+        return f"{cls.__name__}({module.extra_repr()})" if module.extra_repr() else cls.__name__
     name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
     if node.op not in ("call_function", "call_method") or name.rstrip("_") not in _ELEMENTWISE:
         return None
@@ -226,11 +260,12 @@ def _activation(node: Node, source: Node, modules: dict) -> str | None:
     tritonconv's epilogue computes it, else None."""
     if node.op == "call_module":
         module = modules[node.target]
+        if node.args != (source,) or node.kwargs:
+            return None
         found = _MODULES.get(type(module))
-        exact = found != "gelu" or module.approximate == "none"
-        if found == "leaky_relu":
-            found = _leaky(module.negative_slope)
-        return found if exact and node.args == (source,) and not node.kwargs else None
+        if found is None:
+            return _one_function(module)
+        return _named(found, {k: getattr(module, k) for k in _KEYWORDS[found] if k != "inplace"})
     if node.op == "call_method":
         found = _METHODS.get(node.target)
         return found if node.args == (source,) and not node.kwargs else None
@@ -241,9 +276,36 @@ def _activation(node: Node, source: Node, modules: dict) -> str | None:
     given = {**dict(zip(names, node.args[1:])), **node.kwargs}
     if len(node.args) > 1 + len(names) or set(given) - set(names):
         return None
+    return _named(found, given)
+
+
+def _one_function(module: torch.nn.Module) -> str | None:
+    """The activation a timm activation module computes (a timm batch norm's ``act``, a leaf of the graph) where its
+    forward is one function or method of its input that the epilogue computes (timm's ``GELU``, ``GELUTanh``,
+    ``Sigmoid``, ``Tanh``), else None."""
+    if not type(module).__module__.startswith("timm."):
+        return None
+    try:
+        graph = _Tracer().trace(module)
+    except Exception:
+        return None
+    nodes = list(graph.nodes)
+    if len(nodes) != 3 or [n.op for n in nodes[::2]] != ["placeholder", "output"] or nodes[2].args != (nodes[1],):
+        return None
+    return _activation(nodes[1], nodes[0], dict(module.named_modules()))
+
+
+def _named(found: str, given: dict) -> str | None:
+    """The epilogue's name of torch's activation ``found`` given ``given`` (its arguments past the input), or None
+    where the epilogue computes no such one (a GELU approximated otherwise than by tanh, an ELU of another alpha)."""
     if found == "leaky_relu":
         return _leaky(given.get("negative_slope", 0.01))
-    return found if given.get("approximate", "none") == "none" else None
+    if found == "gelu":
+        return {"none": "gelu", "tanh": "gelu_tanh"}.get(given.get("approximate", "none"))
+    if found == "elu":
+        alpha = given.get("alpha", 1.0)
+        return "elu" if isinstance(alpha, (int, float)) and alpha == 1.0 else None
+    return found
 
 
 def _leaky(slope) -> str | None:

@@ -49,7 +49,7 @@ _SCRIPT_BLOCKS = "The block has no torch counterpart to revert to; trace it"
 
 class _Convolution:
     """Mixin over torch's convolution modules running tritonconv's: the fused ``activation`` (None or a name of
-    ``_checks.ACTIVATIONS``; converted modules: None), in ``repr``; TorchScript refused by name."""
+    :data:`tritonconv.ACTIVATIONS`; converted modules: None), in ``repr``; TorchScript refused by name."""
 
     _fn = None  # tritonconv.functional's function, set per class
     _sharded = None  # tritonconv.distributed's, for DTensor inputs
@@ -343,9 +343,8 @@ class Conv2Plus1d(torch.nn.Module):
     :param kernel_size: ``(kt, kh, kw)`` or one int.
     :param mid_channels: ``M``, the spatial conv's output channels (R(2+1)D's rule when None).
     :param bias: both convs have a bias.
-    :param mid_activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'``, ``'sigmoid'``,
-        ``'tanh'``, ``'hardsigmoid'`` or ``'leaky_relu'`` (``'leaky_relu(0.2)'``: another slope) between the two
-        convs.
+    :param mid_activation: None or one of :data:`tritonconv.ACTIVATIONS`
+        (``'relu'``, ``'gelu'``, ``'leaky_relu(0.2)'``, ...) between the two convs.
     :param device: of the parameters, as torch's modules take it.
     :param dtype: of the parameters.
     :raises ValueError: as :func:`tritonconv.shapes.as_tuple` and :func:`~tritonconv.shapes.resolve_padding`;

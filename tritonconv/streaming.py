@@ -178,8 +178,7 @@ def conv3d_stream(slices: Iterable[torch.Tensor], weight: torch.Tensor, bias: to
     :param device: where to compute (default: the weight's).
     :param chunk: output depth slices per launch; None takes the largest that fits ``budget`` bytes
         (default: 80% of the free GPU memory, 1 GiB on the CPU) via :func:`tritonconv.memory.plan_stream`.
-    :param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'``, ``'sigmoid'``,
-        ``'tanh'``, ``'hardsigmoid'`` or ``'leaky_relu'`` (``'leaky_relu(0.2)'``: another slope), fused.
+    :param activation: None or one of :data:`tritonconv.ACTIVATIONS` (``'relu'``, ``'gelu'``, ``'leaky_relu(0.2)'``, ...), fused.
     :param budget: device bytes the plan may use when ``chunk`` is None.
     :raises ValueError: a weight not of rank 5, a bad ``chunk`` or activation, an empty stream, a slice of
         the wrong shape (naming its index), a depth too short for the kernel, or any error of
@@ -201,8 +200,7 @@ class StreamingConv1d:
     :param bias: ``(C_out,)`` or None.
     :param dilation: the taps' spacing; the layer carries the last ``(K - 1) * dilation`` samples.
     :param groups: as :func:`tritonconv.conv1d`.
-    :param activation: None, ``'relu'``, ``'relu6'``, ``'gelu'``, ``'silu'``, ``'hardswish'``, ``'sigmoid'``,
-        ``'tanh'``, ``'hardsigmoid'`` or ``'leaky_relu'`` (``'leaky_relu(0.2)'``: another slope), fused.
+    :param activation: None or one of :data:`tritonconv.ACTIVATIONS` (``'relu'``, ``'gelu'``, ``'leaky_relu(0.2)'``, ...), fused.
     :raises ValueError: a weight not of rank 3, a non-positive ``dilation`` or an unknown ``activation``;
         ``step`` raises for a chunk of the wrong rank or length, or whose ``(N, C)`` differ from the stream's
         so far, and as :func:`tritonconv.conv1d` for its channels, groups, dtype and device.
