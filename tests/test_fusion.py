@@ -141,13 +141,15 @@ def test_darknets_leaky_relus_fuse_with_their_slopes():
 
 class Smooth(torch.nn.Module):
     """Blocks with the exponential activations: YOLOv4's Mish, a tanh-approximated GELU, ELU (alpha 1) and SELU, each
-    as a module and as functions (in place, alpha given); an ELU of another alpha, softplus and a PReLU stay."""
+    as a module and as functions (in place, alpha given); a PReLU of one slope (a leaky ReLU of its learned slope, in
+    eval mode); an ELU of another alpha, softplus and a PReLU of a slope per channel stay."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.c = torch.nn.ModuleList(torch.nn.Conv2d(4, 4, 3, padding=1) for _ in range(13))
+        self.c = torch.nn.ModuleList(torch.nn.Conv2d(4, 4, 3, padding=1) for _ in range(14))
         self.mish, self.gelu, self.elu = torch.nn.Mish(), torch.nn.GELU(approximate="tanh"), torch.nn.ELU(inplace=True)
-        self.selu, self.elu_half, self.prelu = torch.nn.SELU(), torch.nn.ELU(alpha=0.5), torch.nn.PReLU()
+        self.selu, self.elu_half, self.prelu = torch.nn.SELU(), torch.nn.ELU(alpha=0.5), torch.nn.PReLU(4)
+        self.prelu_one = torch.nn.PReLU(init=0.3)
 
     def forward(self, x):
         c = self.c
@@ -156,18 +158,22 @@ class Smooth(torch.nn.Module):
         y = F.elu_(c[5](self.elu(c[4](y))))
         y = self.selu(c[7](F.elu(c[6](y), alpha=1.0)))
         y = torch.selu(c[9](F.selu(c[8](y))))
-        return self.prelu(c[12](F.softplus(c[11](self.elu_half(c[10](y))))))
+        y = self.prelu_one(c[13](self.prelu(c[12](F.softplus(c[11](self.elu_half(c[10](y))))))))
+        return y
 
 
 def test_exponential_activations_fuse_as_modules_and_functions():
     torch.manual_seed(11)
     fused, found = fused_as_before(Smooth().eval(), torch.randn(2, 4, 6, 5))
-    assert [fused.get_submodule(f"c.{i}").activation for i in range(13)] == [
-        "mish", "mish", "gelu_tanh", "gelu_tanh", "elu", "elu", "elu", "selu", "selu", "selu", None, None, None]
-    assert found.fused == {"Conv2d": 10}
+    assert [fused.get_submodule(f"c.{i}").activation for i in range(14)] == [
+        "mish", "mish", "gelu_tanh", "gelu_tanh", "elu", "elu", "elu", "selu", "selu", "selu", None, None, None,
+        f"leaky_relu({torch.tensor(0.3).item()!r})"]  # (the fp32 slope, as torch's PReLU multiplies by it)
+    assert found.fused == {"Conv2d": 11}
     assert found.kept == {"an activation the epilogue lacks (ELU(alpha=0.5))": 1,
                           "an activation the epilogue lacks (softplus)": 1,
-                          "an activation the epilogue lacks (PReLU(num_parameters=1))": 1}
+                          "an activation the epilogue lacks (PReLU(num_parameters=4))": 1}
+    _, found = tritonconv.fuse(Smooth(), report=True)  # training: the PReLU's slope is learned
+    assert found.fused == {"Conv2d": 10}
 
 
 class Heads(torch.nn.Module):
@@ -307,6 +313,17 @@ class TimmBlocks(torch.nn.Module):
         return self.n[5](self.c[5](x))
 
 
+class SharedNormAct(torch.nn.Module):
+    """One timm batch norm after two convolutions (it cannot be replaced by its activation)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.n = torch.nn.Conv2d(4, 4, 1), torch.nn.Conv2d(4, 4, 1), BatchNormAct2d(4, torch.nn.ReLU())
+
+    def forward(self, x):
+        return self.n(self.b(self.n(self.a(x))))
+
+
 def test_timms_batch_norms_with_their_activation_inside_fold_and_fuse():
     torch.manual_seed(12)
     fused, found = fused_as_before(TimmBlocks().eval(), torch.randn(2, 4, 6, 5))
@@ -316,6 +333,8 @@ def test_timms_batch_norms_with_their_activation_inside_fold_and_fuse():
     assert found.kept == {"an activation the epilogue lacks (Swish)": 1, "batch norm with a dropout inside": 1}
     assert isinstance(fused.get_submodule("n.3"), Swish)  # (the batch norm gone, its activation in its place)
     assert "batch_norm" not in fused.code and "drop_block" not in fused.code
+    fused, found = fused_as_before(SharedNormAct().eval(), torch.randn(2, 4, 6, 5))
+    assert found.kept == {"batch norm with its activation inside called in more than one place": 2}
     fused, found = tritonconv.fuse(TimmBlocks(), report=True)  # training: nothing folds
     assert not found.folded and found.kept == {"batch norm in training mode or without running statistics": 6}
 

@@ -15,7 +15,8 @@ converts), each called once in the graph and read by the next node alone; then a
 running statistics over the convolution's channels (not after a grouped transposed convolution), read by the next
 node alone, or timm's ``BatchNormAct2d`` (a batch norm with its activation inside, which it is replaced by); then
 ``ReLU``, ``ReLU6``, ``GELU`` (exact or tanh-approximated), ``SiLU``, ``Mish``, ``Hardswish``, ``Sigmoid``, ``Tanh``,
-``Hardsigmoid``, ``ELU`` (alpha 1), ``SELU`` or ``LeakyReLU`` (any slope), as modules, functions
+``Hardsigmoid``, ``ELU`` (alpha 1), ``SELU``, ``LeakyReLU`` (any slope) or an eval-mode ``PReLU`` of one slope, as
+modules, functions
 (``F.relu``, ``torch.relu``, ``F.relu6``, ``F.gelu``, ``F.silu``, ``F.mish``, ``F.hardswish``, ``torch.sigmoid``,
 ``torch.tanh``, ``F.hardsigmoid``, ``F.elu``, ``F.selu``, ``torch.selu``, ``F.leaky_relu`` with a number for its
 slope, in place or not), methods (``x.relu()``, ``x.sigmoid()``, ``x.tanh()``, in place or not) or timm's modules
@@ -167,6 +168,8 @@ def _chain(node: Node, conv: torch.nn.Module, gm: GraphModule, modules: dict, fo
         why = _why_not_folded(conv, bn)
         if why is None and _norm_act(bn) and not isinstance(bn.drop, torch.nn.Identity):
             why = "batch norm with a dropout inside"
+        if why is None and _norm_act(bn) and sum(n.op == "call_module" and n.target == nxt.target for n in gm.graph.nodes) > 1:
+            why = "batch norm with its activation inside called in more than one place"  # (it is replaced: below)
         if why is not None:
             found.kept[why] += 1
             return chain  # the activation follows the batch norm: nothing to fuse
@@ -262,6 +265,8 @@ def _activation(node: Node, source: Node, modules: dict) -> str | None:
         module = modules[node.target]
         if node.args != (source,) or node.kwargs:
             return None
+        if type(module) is torch.nn.PReLU:
+            return _prelu(module)
         found = _MODULES.get(type(module))
         if found is None:
             return _one_function(module)
@@ -277,6 +282,14 @@ def _activation(node: Node, source: Node, modules: dict) -> str | None:
     if len(node.args) > 1 + len(names) or set(given) - set(names):
         return None
     return _named(found, given)
+
+
+def _prelu(module: torch.nn.PReLU) -> str | None:
+    """An eval-mode PReLU of one slope as the leaky ReLU of its learned slope (fixed for inference, as a folded batch
+    norm's statistics are), else None: a slope per channel, which the epilogue cannot take, or one still learned."""
+    if module.training or module.weight.numel() != 1 or module.weight.is_meta:
+        return None
+    return _leaky(module.weight.detach().float().item())
 
 
 def _one_function(module: torch.nn.Module) -> str | None:
