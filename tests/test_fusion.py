@@ -352,6 +352,44 @@ def test_timms_models_fold_and_fuse():
                       "mobilenetv3_large_100": (46, 48)}
 
 
+class FrozenBatchNorm2d(torch.nn.Module):
+    """torchvision's ``FrozenBatchNorm2d`` as its forward computes (torchvision.ops.misc, 0.26): statistics and affine
+    parameters as buffers, which torch.fx traces through into products and sums."""
+
+    __module__ = "torchvision.ops.misc"
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.eps = 1e-5
+        for name, value in (("weight", torch.rand(c) + 0.5), ("bias", torch.rand(c) - 0.5),
+                            ("running_mean", torch.rand(c) - 0.5), ("running_var", torch.rand(c) + 0.5)):
+            self.register_buffer(name, value)
+
+    def forward(self, x):
+        scale = self.weight.reshape(1, -1, 1, 1) * (self.running_var.reshape(1, -1, 1, 1) + self.eps).rsqrt()
+        return x * scale + (self.bias.reshape(1, -1, 1, 1) - self.running_mean.reshape(1, -1, 1, 1) * scale)
+
+
+def test_frozen_batch_norms_fold():
+    """A detection backbone's frozen batch norms (torchvision's) fold as batch norms do: in eval mode."""
+    torch.manual_seed(13)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), FrozenBatchNorm2d(4), torch.nn.ReLU(),
+                                torch.nn.Conv2d(4, 4, 3, bias=False), FrozenBatchNorm2d(4))
+    fused, found = fused_as_before(model.eval(), torch.randn(2, 3, 6, 5))
+    assert found.folded == {"Conv2d": 2} and found.fused == {"Conv2d": 1} and "rsqrt" not in fused.code
+    _, found = tritonconv.fuse(model.train(), report=True)
+    assert not found.folded and found.kept == {"batch norm in training mode or without running statistics": 2}
+
+
+def test_timms_frozen_batch_norms_with_their_activation_fold():
+    timm = pytest.importorskip("timm")
+    model = timm.layers.freeze_batch_norm_2d(torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), timm.layers.BatchNormAct2d(4, act_layer=torch.nn.SiLU))).eval()
+    assert type(model[1]).__name__ == "FrozenBatchNormAct2d"
+    fused, found = fused_as_before(model, torch.randn(2, 3, 6, 5))
+    assert found.folded == {"Conv2d": 1} and fused.get_submodule("0").activation == "silu"
+
+
 class Shared(torch.nn.Module):
     """Chains that cannot fuse exactly, each beside one that can."""
 

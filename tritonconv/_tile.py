@@ -304,12 +304,12 @@ def expm1(z):
 @device
 def activate(acc, ACTIVATION: tl.constexpr):
     """The fused activation epilogue (:data:`tritonconv._checks.ACTIVATIONS`), each as ``torch.nn.functional``'s
-    computes it, to a few roundings of the exact value from underflow to overflow (none of them overflows): GELU
-    exact, through erf; the sigmoid, SiLU and tanh-approximated GELU (``z sigmoid(2u)``, which is ``0.5 z (1 + tanh
-    u)`` without its cancellation) through :func:`over_one_plus_exp`; tanh, ELU and SELU through :func:`expm1`; Mish
-    as ``z n / (n + 2)``, ``n = e (e + 2)``, ``e = exp(z)`` (``tanh(softplus z)``; ``z`` past 20, where that is 1 in
-    fp32 and fp64); a leaky ReLU's slope from its name (:func:`leaky_slope`). All but the sigmoid and hardsigmoid map
-    0 to 0 (:func:`keeps_zero`)."""
+    computes it (GELU exact, through erf, as torch's), the exponential ones to a few roundings of the exact value from
+    underflow to overflow, none overflowing: the sigmoid, SiLU and tanh-approximated GELU (``z sigmoid(2u)``, which is
+    ``0.5 z (1 + tanh u)`` without its cancellation) through :func:`over_one_plus_exp`; tanh, ELU and SELU through
+    :func:`expm1`; Mish as ``z n / (n + 2)``, ``n = e (e + 2)``, ``e = exp(z)`` (``tanh(softplus z)``; ``z`` past 20,
+    where that is 1 in fp32 and fp64). A leaky ReLU's slope comes from its name (:func:`leaky_slope`). All but the
+    sigmoid and hardsigmoid map 0 to 0 (:func:`keeps_zero`)."""
     if ACTIVATION == "relu":
         acc = tl.maximum(acc, 0.0)
     elif ACTIVATION == "relu6":

@@ -13,7 +13,8 @@ the activation computed in the convolution's epilogue (the module's ``activation
 Fused: ``torch.nn`` convolutions and transposed convolutions (tritonconv's or any :func:`tritonconv.nn.convert`
 converts), each called once in the graph and read by the next node alone; then an eval-mode batch norm that keeps
 running statistics over the convolution's channels (not after a grouped transposed convolution), read by the next
-node alone, or timm's ``BatchNormAct2d`` (a batch norm with its activation inside, which it is replaced by); then
+node alone, or timm's ``BatchNormAct2d`` (a batch norm with its activation inside, which it is replaced by), or a
+frozen batch norm (torchvision's ``FrozenBatchNorm2d``, timm's ``FrozenBatchNormAct2d``) in eval mode; then
 ``ReLU``, ``ReLU6``, ``GELU`` (exact or tanh-approximated), ``SiLU``, ``Mish``, ``Hardswish``, ``Sigmoid``, ``Tanh``,
 ``Hardsigmoid``, ``ELU`` (alpha 1), ``SELU``, ``LeakyReLU`` (any slope) or an eval-mode ``PReLU`` of one slope, as
 modules, functions
@@ -89,12 +90,21 @@ class _Tracer(torch.fx.Tracer):
 
     def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
         return isinstance(m, nn.TORCH_CONVOLUTIONS) or type(m).__module__.startswith("tritonconv.") or \
-            _norm_act(m) or super().is_leaf_module(m, qualname)
+            _norm_act(m) or _frozen(m) or super().is_leaf_module(m, qualname)
 
 
 def _norm_act(m: torch.nn.Module) -> bool:
-    """Whether ``m`` is timm's ``BatchNormAct2d``: a batch norm computing ``m.act(m.drop(batch_norm(x)))``."""
-    return isinstance(m, _BatchNorm) and type(m).__name__ == "BatchNormAct2d" and type(m).__module__.startswith("timm.")
+    """Whether ``m`` is timm's ``BatchNormAct2d`` or ``FrozenBatchNormAct2d``: a batch norm computing
+    ``m.act(m.drop(batch_norm(x)))``."""
+    return type(m).__module__.startswith("timm.") and type(m).__name__ in ("BatchNormAct2d", "FrozenBatchNormAct2d")
+
+
+def _frozen(m: torch.nn.Module) -> bool:
+    """Whether ``m`` is a frozen batch norm, its statistics and affine parameters buffers: torchvision's
+    ``FrozenBatchNorm2d`` (its detection and segmentation backbones', timm's too) or timm's ``FrozenBatchNormAct2d``;
+    each computes ``(x - running_mean) * weight / sqrt(running_var + eps) + bias``."""
+    return (type(m).__module__, type(m).__name__) in (("torchvision.ops.misc", "FrozenBatchNorm2d"),
+                                                      ("timm.layers.norm_act", "FrozenBatchNormAct2d"))
 
 
 def fuse(model: torch.nn.Module, verbose: bool = False, report: bool = False):
@@ -163,7 +173,8 @@ def _chain(node: Node, conv: torch.nn.Module, gm: GraphModule, modules: dict, fo
     activation inside (timm's) is folded and then replaced by its activation, which follows as any would."""
     chain, name = [node], type(conv).__name__
     passed, nxt = _past_identities(node, modules)
-    if nxt is not None and nxt.op == "call_module" and isinstance(modules[nxt.target], _BatchNorm):
+    if nxt is not None and nxt.op == "call_module" and (isinstance(modules[nxt.target], _BatchNorm) or
+                                                       _frozen(modules[nxt.target])):
         bn = modules[nxt.target]
         why = _why_not_folded(conv, bn)
         if why is None and _norm_act(bn) and not isinstance(bn.drop, torch.nn.Identity):
@@ -228,18 +239,18 @@ def _only_reader(node: Node) -> Node | None:
     return user if (*user.args, *user.kwargs.values()).count(node) == 1 else None
 
 
-def _why_not_folded(conv: torch.nn.Module, bn: _BatchNorm) -> str | None:
-    """Why batch norm ``bn`` after ``conv`` cannot fold into it, or None."""
-    if bn.training or not bn.track_running_stats or bn.running_mean is None:
+def _why_not_folded(conv: torch.nn.Module, bn: torch.nn.Module) -> str | None:
+    """Why batch norm ``bn`` (frozen or not) after ``conv`` cannot fold into it, or None."""
+    if bn.training or not getattr(bn, "track_running_stats", True) or bn.running_mean is None:
         return "batch norm in training mode or without running statistics"
-    if bn.num_features != conv.out_channels:
+    if bn.running_mean.numel() != conv.out_channels:
         return "batch norm over another number of channels"
     if conv.transposed and conv.groups > 1:
         return "batch norm after a grouped transposed convolution"
     return None
 
 
-def _fold(conv: torch.nn.Module, bn: _BatchNorm) -> None:
+def _fold(conv: torch.nn.Module, bn: torch.nn.Module) -> None:
     """Fold eval-mode ``bn`` into ``conv``'s weight and bias (new parameters, laid out as :func:`tritonconv.nn.convert`
     lays weights out), computed in fp32 at least, rounded once to the weight's and bias's dtypes."""
     weight, bias = conv.weight, conv.bias
