@@ -284,7 +284,7 @@ class GELUTanh(torch.nn.Module):
 
 
 class Swish(torch.nn.Module):
-    """timm's ``Swish`` (timm.layers.activations): two operations, which the epilogue's SiLU is, but not as one."""
+    """timm's ``Swish`` (timm.layers.activations): SiLU written out, ``x * sigmoid(x)``."""
 
     __module__ = "timm.layers.activations"
 
@@ -294,23 +294,24 @@ class Swish(torch.nn.Module):
 
 class TimmBlocks(torch.nn.Module):
     """timm's ways of writing ``Conv -> BatchNorm -> activation``: a ``BatchNormAct2d`` holding torch's activation, timm's
-    own, none, or one the epilogue lacks; a ResNet's ``drop_block`` (an ``nn.Identity``) between its batch norm and
-    activation; a dropout inside a ``BatchNormAct2d``."""
+    own (one function, or SiLU written out), none, or one the epilogue lacks; a ResNet's ``drop_block`` (an
+    ``nn.Identity``) between its batch norm and activation; a dropout inside a ``BatchNormAct2d``."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.c = torch.nn.ModuleList(torch.nn.Conv2d(4, 4, 3, padding=1, bias=False) for _ in range(6))
+        self.c = torch.nn.ModuleList(torch.nn.Conv2d(4, 4, 3, padding=1, bias=False) for _ in range(7))
         self.n = torch.nn.ModuleList([BatchNormAct2d(4, torch.nn.LeakyReLU(0.1, inplace=True)), BatchNormAct2d(4, GELUTanh()),
-                                      BatchNormAct2d(4, torch.nn.Identity()), BatchNormAct2d(4, Swish()),
+                                      BatchNormAct2d(4, torch.nn.Identity()), BatchNormAct2d(4, torch.nn.PReLU(4)),
                                       norm(torch.nn.BatchNorm2d, 4),
-                                      BatchNormAct2d(4, torch.nn.ReLU(), drop=torch.nn.Dropout(0.1))])
+                                      BatchNormAct2d(4, torch.nn.ReLU(), drop=torch.nn.Dropout(0.1)),
+                                      BatchNormAct2d(4, Swish())])
         self.drop_block, self.act = torch.nn.Identity(), torch.nn.SiLU()
 
     def forward(self, x):
         for i in range(4):
             x = self.n[i](self.c[i](x))
         x = self.act(self.drop_block(self.n[4](self.c[4](x))))
-        return self.n[5](self.c[5](x))
+        return self.n[6](self.c[6](self.n[5](self.c[5](x))))
 
 
 class SharedNormAct(torch.nn.Module):
@@ -327,16 +328,17 @@ class SharedNormAct(torch.nn.Module):
 def test_timms_batch_norms_with_their_activation_inside_fold_and_fuse():
     torch.manual_seed(12)
     fused, found = fused_as_before(TimmBlocks().eval(), torch.randn(2, 4, 6, 5))
-    assert [fused.get_submodule(f"c.{i}").activation for i in range(6)] == [
-        "leaky_relu(0.1)", "gelu_tanh", None, None, "silu", None]
-    assert found.folded == {"Conv2d": 5} and found.fused == {"Conv2d": 3}
-    assert found.kept == {"an activation the epilogue lacks (Swish)": 1, "batch norm with a dropout inside": 1}
-    assert isinstance(fused.get_submodule("n.3"), Swish)  # (the batch norm gone, its activation in its place)
+    assert [fused.get_submodule(f"c.{i}").activation for i in range(7)] == [
+        "leaky_relu(0.1)", "gelu_tanh", None, None, "silu", None, "silu"]
+    assert found.folded == {"Conv2d": 6} and found.fused == {"Conv2d": 4}
+    assert found.kept == {"an activation the epilogue lacks (PReLU(num_parameters=4))": 1,
+                          "batch norm with a dropout inside": 1}
+    assert isinstance(fused.get_submodule("n.3"), torch.nn.PReLU)  # (the batch norm gone, its activation in its place)
     assert "batch_norm" not in fused.code and "drop_block" not in fused.code
     fused, found = fused_as_before(SharedNormAct().eval(), torch.randn(2, 4, 6, 5))
     assert found.kept == {"batch norm with its activation inside called in more than one place": 2}
     fused, found = tritonconv.fuse(TimmBlocks(), report=True)  # training: nothing folds
-    assert not found.folded and found.kept == {"batch norm in training mode or without running statistics": 6}
+    assert not found.folded and found.kept == {"batch norm in training mode or without running statistics": 7}
 
 
 def test_timms_models_fold_and_fuse():
@@ -388,6 +390,40 @@ def test_timms_frozen_batch_norms_with_their_activation_fold():
     assert type(model[1]).__name__ == "FrozenBatchNormAct2d"
     fused, found = fused_as_before(model, torch.randn(2, 3, 6, 5))
     assert found.folded == {"Conv2d": 1} and fused.get_submodule("0").activation == "silu"
+
+
+class WrittenOut(torch.nn.Module):
+    """Activations written out as hand-written blocks have them: SiLU as ``x * sigmoid(x)`` (either order, the product
+    in place), ReLU and ReLU6 as clamps and ``hardtanh`` bounds (functions, methods, a module); other bounds, and a
+    product that is no SiLU (``x * sigmoid(x)`` read a third time), stay."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = torch.nn.ModuleList(torch.nn.Conv2d(4, 4, 3, padding=1) for _ in range(10))
+        self.hardtanh = torch.nn.Hardtanh(0.0, 6.0)
+
+    def forward(self, x):
+        c = self.c
+        y = c[0](x)
+        y = c[1](y * torch.sigmoid(y))
+        y = c[2](y.sigmoid() * y)
+        y = y.mul_(y.sigmoid())  # (timm's in-place Swish; without the assignment the graph reads y a third time)
+        y = torch.clamp(c[3](y), min=0)
+        y = c[4](y).clamp(0.0, 6.0)
+        y = F.hardtanh(c[5](y), 0.0, 6.0)
+        y = self.hardtanh(torch.clamp_min(c[6](y), 0))
+        y = c[7](y).clamp(-1, 1)
+        z = c[8](y)
+        return c[9](z * torch.sigmoid(z) + z)
+
+
+def test_activations_written_out_fuse():
+    torch.manual_seed(14)
+    fused, found = fused_as_before(WrittenOut().eval(), torch.randn(2, 4, 6, 5) * 4)
+    assert [fused.get_submodule(f"c.{i}").activation for i in range(10)] == [
+        "silu", "silu", "silu", "relu", "relu6", "relu6", "relu", None, None, None]
+    assert not found.kept  # (clamps are no activation torch names; z is read three times)
+    assert "sigmoid" in fused.code and "hardtanh" in fused.code  # (z's; the module after the clamp, not a convolution's)
 
 
 class Shared(torch.nn.Module):

@@ -21,8 +21,10 @@ modules, functions
 (``F.relu``, ``torch.relu``, ``F.relu6``, ``F.gelu``, ``F.silu``, ``F.mish``, ``F.hardswish``, ``torch.sigmoid``,
 ``torch.tanh``, ``F.hardsigmoid``, ``F.elu``, ``F.selu``, ``torch.selu``, ``F.leaky_relu`` with a number for its
 slope, in place or not), methods (``x.relu()``, ``x.sigmoid()``, ``x.tanh()``, in place or not) or timm's modules
-of one such function (``GELUTanh``, ``GELU``, ``Sigmoid``, ``Tanh``). An ``nn.Identity`` between any two (timm's
-``drop_block`` where it is off) is passed over.
+of one such function (``GELUTanh``, ``GELU``, ``Sigmoid``, ``Tanh``); or written out: SiLU as ``x * sigmoid(x)``
+(timm's ``Swish``), ReLU and ReLU6 as clamps (``x.clamp(min=0)``, ``torch.clamp(x, 0, 6)``, ``F.hardtanh(x, 0,
+6)``, ``nn.Hardtanh(0, 6)``). An ``nn.Identity`` between any two (timm's ``drop_block`` where it is off) is passed
+over.
 Everything else stays as it was; every convolution then runs tritonconv (:func:`tritonconv.nn.convert`).
 """
 
@@ -30,6 +32,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import operator
 from collections import Counter
 
 import torch
@@ -45,14 +49,19 @@ __all__ = ["FusionReport", "fuse"]
 _MODULES = {torch.nn.ReLU: "relu", torch.nn.ReLU6: "relu6", torch.nn.GELU: "gelu", torch.nn.SiLU: "silu",
             torch.nn.Mish: "mish", torch.nn.Hardswish: "hardswish", torch.nn.Sigmoid: "sigmoid", torch.nn.Tanh: "tanh",
             torch.nn.Hardsigmoid: "hardsigmoid", torch.nn.ELU: "elu", torch.nn.SELU: "selu",
-            torch.nn.LeakyReLU: "leaky_relu"}
+            torch.nn.LeakyReLU: "leaky_relu", torch.nn.Hardtanh: "hardtanh"}
 _FUNCTIONS = {F.relu: "relu", F.relu_: "relu", torch.relu: "relu", torch.relu_: "relu", F.relu6: "relu6",
               F.gelu: "gelu", F.silu: "silu", F.mish: "mish", F.hardswish: "hardswish", torch.sigmoid: "sigmoid",
               F.sigmoid: "sigmoid", torch.sigmoid_: "sigmoid", torch.tanh: "tanh", F.tanh: "tanh", torch.tanh_: "tanh",
               F.hardsigmoid: "hardsigmoid", F.elu: "elu", F.elu_: "elu", F.selu: "selu", F.selu_: "selu",
-              torch.selu: "selu", torch.selu_: "selu", F.leaky_relu: "leaky_relu", F.leaky_relu_: "leaky_relu"}
+              torch.selu: "selu", torch.selu_: "selu", F.leaky_relu: "leaky_relu", F.leaky_relu_: "leaky_relu",
+              F.hardtanh: "hardtanh", F.hardtanh_: "hardtanh", torch.clamp: "clamp", torch.clamp_: "clamp",
+              torch.clip: "clamp", torch.clamp_min: "clamp_min", torch.clamp_min_: "clamp_min"}
 _METHODS = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "tanh": "tanh",
-            "tanh_": "tanh"}
+            "tanh_": "tanh", "clamp": "clamp", "clamp_": "clamp", "clip": "clamp", "clip_": "clamp",
+            "clamp_min": "clamp_min", "clamp_min_": "clamp_min"}
+_PRODUCTS = {("call_function", operator.mul), ("call_function", torch.mul), ("call_method", "mul"), ("call_method", "mul_")}
+# (x * sigmoid(x): a SiLU written out)
 _ELEMENTWISE = frozenset((  # torch's elementwise activations (modules, by their functions' names): what fuse reports
     # as left where the epilogue has no branch for one, or not for its arguments
     "threshold", "relu", "rrelu", "hardtanh", "relu6", "sigmoid", "hardsigmoid", "tanh", "silu", "mish", "hardswish", "elu",
@@ -62,7 +71,8 @@ _ELEMENTWISE_MODULES = frozenset(name.replace("_", "") for name in _ELEMENTWISE)
 # what each may be given besides its input (a module's attributes of those names but ``inplace``)
 _KEYWORDS = {"relu": ("inplace",), "relu6": ("inplace",), "gelu": ("approximate",), "silu": ("inplace",),
              "mish": ("inplace",), "hardswish": ("inplace",), "sigmoid": (), "tanh": (), "hardsigmoid": ("inplace",),
-             "elu": ("alpha", "inplace"), "selu": ("inplace",), "leaky_relu": ("negative_slope", "inplace")}
+             "elu": ("alpha", "inplace"), "selu": ("inplace",), "leaky_relu": ("negative_slope", "inplace"),
+             "hardtanh": ("min_val", "max_val", "inplace"), "clamp": ("min", "max"), "clamp_min": ("min",)}
 
 
 @dataclasses.dataclass
@@ -194,11 +204,12 @@ def _chain(node: Node, conv: torch.nn.Module, gm: GraphModule, modules: dict, fo
             chain.append(nxt)
         passed, nxt = _past_identities(chain[-1], modules)
     chain += passed
-    activation = None if nxt is None else _activation(nxt, chain[-1], modules)
+    written = _written_silu(chain[-1], modules) if nxt is None else None
+    activation = "silu" if written else None if nxt is None else _activation(nxt, chain[-1], modules)
     if activation is not None:
         conv.activation = activation
         found.fused[name] += 1
-        chain.append(nxt)
+        chain += written or [nxt]
     elif nxt is not None and _elementwise(nxt, modules) is not None:
         found.kept[f"an activation the epilogue lacks ({_elementwise(nxt, modules)})"] += 1
     return chain
@@ -280,15 +291,13 @@ def _activation(node: Node, source: Node, modules: dict) -> str | None:
             return _prelu(module)
         found = _MODULES.get(type(module))
         if found is None:
-            return _one_function(module)
+            return _traced_activation(module)
         return _named(found, {k: getattr(module, k) for k in _KEYWORDS[found] if k != "inplace"})
-    if node.op == "call_method":
-        found = _METHODS.get(node.target)
-        return found if node.args == (source,) and not node.kwargs else None
-    if node.op != "call_function" or node.target not in _FUNCTIONS or not node.args or node.args[0] is not source:
+    table = _METHODS if node.op == "call_method" else _FUNCTIONS if node.op == "call_function" else {}
+    if node.target not in table or not node.args or node.args[0] is not source:
         return None
-    found = _FUNCTIONS[node.target]
-    names = _KEYWORDS[found]
+    found = table[node.target]
+    names = _KEYWORDS.get(found, ())
     given = {**dict(zip(names, node.args[1:])), **node.kwargs}
     if len(node.args) > 1 + len(names) or set(given) - set(names):
         return None
@@ -303,20 +312,38 @@ def _prelu(module: torch.nn.PReLU) -> str | None:
     return _leaky(module.weight.detach().float().item())
 
 
-def _one_function(module: torch.nn.Module) -> str | None:
+def _traced_activation(module: torch.nn.Module) -> str | None:
     """The activation a timm activation module computes (a timm batch norm's ``act``, a leaf of the graph) where its
-    forward is one function or method of its input that the epilogue computes (timm's ``GELU``, ``GELUTanh``,
-    ``Sigmoid``, ``Tanh``), else None."""
+    forward, traced, is one function or method of its input that the epilogue computes (timm's ``GELU``,
+    ``GELUTanh``, ``Sigmoid``, ``Tanh``) or a SiLU written out (its ``Swish``), else None."""
     if not type(module).__module__.startswith("timm."):
         return None
     try:
         graph = _Tracer().trace(module)
     except Exception:
         return None
-    nodes = list(graph.nodes)
-    if len(nodes) != 3 or [n.op for n in nodes[::2]] != ["placeholder", "output"] or nodes[2].args != (nodes[1],):
+    nodes, modules = list(graph.nodes), dict(module.named_modules())
+    if [n.op for n in nodes[::len(nodes) - 1]] != ["placeholder", "output"] or len(nodes[-1].args) != 1:
         return None
-    return _activation(nodes[1], nodes[0], dict(module.named_modules()))
+    if len(nodes) == 3 and nodes[-1].args[0] is nodes[1]:
+        return _activation(nodes[1], nodes[0], modules)
+    written = _written_silu(nodes[0], modules)
+    return "silu" if written and len(nodes) == 4 and nodes[-1].args[0] is written[-1] else None
+
+
+def _written_silu(node: Node, modules: dict) -> list[Node] | None:
+    """``[sigmoid, product]`` where ``node``'s two readers compute ``node * sigmoid(node)`` (a SiLU written out, as
+    timm's ``Swish`` and hand-written blocks have it, in either order, the product in place or not), else None."""
+    if len(node.users) != 2:
+        return None
+    for sig in node.users:
+        if len(sig.users) != 1 or _activation(sig, node, modules) != "sigmoid":
+            continue
+        (prod,) = sig.users
+        if prod in node.users and (prod.op, prod.target) in _PRODUCTS and len(prod.args) == 2 and \
+                set(prod.args) == {node, sig} and not prod.kwargs:
+            return [sig, prod]
+    return None
 
 
 def _named(found: str, given: dict) -> str | None:
@@ -329,6 +356,13 @@ def _named(found: str, given: dict) -> str | None:
     if found == "elu":
         alpha = given.get("alpha", 1.0)
         return "elu" if isinstance(alpha, (int, float)) and alpha == 1.0 else None
+    if found in ("hardtanh", "clamp", "clamp_min"):  # ReLU and ReLU6 written as bounds
+        low, high = given.get("min_val", -1.0) if found == "hardtanh" else given.get("min"), \
+            given.get("max_val", 1.0) if found == "hardtanh" else given.get("max")
+        bounds = (low, math.inf if high is None else high)
+        if not all(isinstance(b, (int, float)) for b in bounds):
+            return None
+        return {(0, math.inf): "relu", (0, 6): "relu6"}.get(bounds)
     return found
 
 
