@@ -178,9 +178,10 @@ def fuse(model: torch.nn.Module, verbose: bool = False, report: bool = False):
 
 def _chain(node: Node, conv: torch.nn.Module, gm: GraphModule, modules: dict, found: FusionReport) -> list[Node]:
     """The nodes from ``node`` (calling ``conv``) on that become ``conv``'s call: ``[node]``, then the batch norm
-    after it (folded into ``conv`` here), then the activation after that (set as ``conv.activation`` here), with any
-    ``nn.Identity`` between (timm's blocks hold them where a dropout or an anti-aliasing is off). A batch norm with its
-    activation inside (timm's) is folded and then replaced by its activation, which follows as any would."""
+    after it (folded into ``conv`` here), then the activation after that (set as ``conv.activation`` here: one node,
+    or a SiLU written out, two), with any ``nn.Identity`` between (timm's blocks hold them where a dropout or an
+    anti-aliasing is off). A batch norm with its activation inside (timm's) is folded and then replaced by its
+    activation, which follows as any would."""
     chain, name = [node], type(conv).__name__
     passed, nxt = _past_identities(node, modules)
     if nxt is not None and nxt.op == "call_module" and (isinstance(modules[nxt.target], _BatchNorm) or
