@@ -60,8 +60,8 @@ _FUNCTIONS = {F.relu: "relu", F.relu_: "relu", torch.relu: "relu", torch.relu_: 
 _METHODS = {"relu": "relu", "relu_": "relu", "sigmoid": "sigmoid", "sigmoid_": "sigmoid", "tanh": "tanh",
             "tanh_": "tanh", "clamp": "clamp", "clamp_": "clamp", "clip": "clamp", "clip_": "clamp",
             "clamp_min": "clamp_min", "clamp_min_": "clamp_min"}
+# the products of x * sigmoid(x), a SiLU written out
 _PRODUCTS = {("call_function", operator.mul), ("call_function", torch.mul), ("call_method", "mul"), ("call_method", "mul_")}
-# (x * sigmoid(x): a SiLU written out)
 _ELEMENTWISE = frozenset((  # torch's elementwise activations (modules, by their functions' names): what fuse reports
     # as left where the epilogue has no branch for one, or not for its arguments
     "threshold", "relu", "rrelu", "hardtanh", "relu6", "sigmoid", "hardsigmoid", "tanh", "silu", "mish", "hardswish", "elu",
@@ -163,7 +163,7 @@ def fuse(model: torch.nn.Module, verbose: bool = False, report: bool = False):
                 found.kept[why] += 1
             seen.add(node.target)
             continue
-        chain = _chain(node, conv, gm, modules, found)
+        chain = _chain(node, conv, gm, modules, calls, found)
         if len(chain) > 1:
             chain[-1].replace_all_uses_with(node)
             for done in reversed(chain[1:]):
@@ -176,12 +176,13 @@ def fuse(model: torch.nn.Module, verbose: bool = False, report: bool = False):
     return (gm, found) if report else gm
 
 
-def _chain(node: Node, conv: torch.nn.Module, gm: GraphModule, modules: dict, found: FusionReport) -> list[Node]:
+def _chain(node: Node, conv: torch.nn.Module, gm: GraphModule, modules: dict, calls: Counter,
+           found: FusionReport) -> list[Node]:
     """The nodes from ``node`` (calling ``conv``) on that become ``conv``'s call: ``[node]``, then the batch norm
     after it (folded into ``conv`` here), then the activation after that (set as ``conv.activation`` here: one node,
     or a SiLU written out, two), with any ``nn.Identity`` between (timm's blocks hold them where a dropout or an
     anti-aliasing is off). A batch norm with its activation inside (timm's) is folded and then replaced by its
-    activation, which follows as any would."""
+    activation, which follows as any would (``calls``: how often the graph calls each module)."""
     chain, name = [node], type(conv).__name__
     passed, nxt = _past_identities(node, modules)
     if nxt is not None and nxt.op == "call_module" and (isinstance(modules[nxt.target], _BatchNorm) or
@@ -190,7 +191,7 @@ def _chain(node: Node, conv: torch.nn.Module, gm: GraphModule, modules: dict, fo
         why = _why_not_folded(conv, bn)
         if why is None and _norm_act(bn) and not isinstance(bn.drop, torch.nn.Identity):
             why = "batch norm with a dropout inside"
-        if why is None and _norm_act(bn) and sum(n.op == "call_module" and n.target == nxt.target for n in gm.graph.nodes) > 1:
+        if why is None and _norm_act(bn) and calls[nxt.target] > 1:
             why = "batch norm with its activation inside called in more than one place"  # (it is replaced: below)
         if why is not None:
             found.kept[why] += 1
