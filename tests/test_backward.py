@@ -573,7 +573,7 @@ def test_depthwise_weight_gradient_on_either_layout_rule(monkeypatch, ties_outer
 
 
 DW_TILES = [  # (taps, channels, positions a step, splits): tap and channel tiles with ragged last ones, one position a
-    (2, 2, 1, 3), (4, 4, 4, 2), (16, 8, 64, 1), (1, 16, 8, 5), (32, 1, 2, 4)]  # step (a carry each), steps past a plane
+    (8, 2, 1, 3), (4, 4, 4, 2), (16, 8, 64, 1), (1, 16, 8, 5), (32, 1, 2, 4)]  # step (a carry each), steps past a plane
 
 
 @pytest.mark.parametrize("tile", DW_TILES, ids=str)

@@ -129,19 +129,25 @@ def test_every_page_loads_with_its_images_links_and_formulas(site, browser):
         if path in ("", "notebooks/01_1d_temporal_convolution"):
             SHOTS.mkdir(parents=True, exist_ok=True)
             browser.save_screenshot(str(SHOTS / f"{path.replace('/', '_') or 'home'}.png"))
+    anchors: dict[str, set[str] | OSError] = {}  # per page linked to: its ids, each page fetched and parsed once
     for href, where in sorted(links.items()):
         target, _, fragment = href.partition("#")
-        try:
-            with urllib.request.urlopen(target) as response:
-                body = response.read().decode("utf-8", "replace")
-        except OSError as err:
-            problems.append(f"{where}: broken link {href} ({err})")
-            continue
-        if fragment and target.endswith("/"):
-            ids = _Ids()
-            ids.feed(body)
-            if urllib.parse.unquote(fragment) not in ids.ids:
-                problems.append(f"{where}: link to a missing anchor {href}")
+        if target not in anchors:
+            try:
+                with urllib.request.urlopen(target) as response:
+                    body = response.read().decode("utf-8", "replace")
+            except OSError as err:
+                anchors[target] = err
+            else:
+                ids = _Ids()
+                if target.endswith("/"):
+                    ids.feed(body)
+                anchors[target] = ids.ids
+        found = anchors[target]
+        if isinstance(found, OSError):
+            problems.append(f"{where}: broken link {href} ({found})")
+        elif fragment and target.endswith("/") and urllib.parse.unquote(fragment) not in found:
+            problems.append(f"{where}: link to a missing anchor {href}")
     assert not problems, "\n".join(problems)
     assert len(links) > 20  # the navigation and the pages' cross links were followed
     assert (SHOTS / "home.png").stat().st_size > 0 and (SHOTS / "notebooks_01_1d_temporal_convolution.png").exists()
