@@ -86,6 +86,37 @@ def test_position_tiles_cover_every_position_once(n, od, oh, ow, block):
         assert int(count) == tiles and torch.equal(seen, torch.ones_like(seen)), block_w
 
 
+def test_helpers_inside_a_launch_run_without_patching_the_language_again(monkeypatch):
+    """An interpreted launch patches ``triton.language`` once for its kernel; the helpers it calls
+    (``tritonconv._runtime.DeviceFunction``) run in that patch, where Triton's interpreter patched the language again
+    on every helper call (two thirds of an interpreted kernel's time). Called outside a launch, a helper still gets
+    Triton's own patching; an error inside a kernel is Triton's ``InterpreterError``, as before."""
+    from triton.runtime import interpreter
+
+    from tritonconv import _tile
+
+    calls, scopes = [], []
+    patch = interpreter._patch_lang
+    monkeypatch.setattr(interpreter, "_patch_lang",
+                        lambda fn: calls.append(fn.__name__) or scopes.append(patch(fn)) or scopes[-1])
+    n, od, oh, ow, block = 2, 1, 3, 10, 16
+    m = n * od * oh * ow
+    tiles = geometry.position_tiles(m, ow, block, 8)
+    seen, count = torch.zeros(m, dtype=torch.int32), torch.zeros(1, dtype=torch.int32)
+    _tiles_kernel[seen.device][(tiles,)](seen, count, m, od, oh, ow, BLOCK=block, BLOCK_W=8)
+    assert torch.equal(seen, torch.ones_like(seen)) and int(count) == tiles
+    # once, for the launch, however many helper calls its programs made (before it, the interpreter's probe, once)
+    assert calls.count("_tiles_kernel") == 1 and set(calls) <= {"_tiles_kernel", "_loop_to"}, calls
+    calls.clear()
+    try:
+        assert _tile.positions(17, 1, 2, 4) == (2, 0, 0, 1)
+    finally:
+        scopes[-1].restore()  # (Triton leaves a helper's own patch in place)
+    assert calls == ["positions"]
+    with pytest.raises(interpreter.InterpreterError):
+        _positions_kernel[seen.device][(1,)](seen, 1, 1, 1, B=3)  # (a block of 3: not a power of 2)
+
+
 def test_row_block_pads_least_then_runs_widest():
     assert [geometry.row_block(32 * w, w, 64) for w in (7, 14, 28, 56, 112)] == [8, 16, 32, 8, 16]
     assert geometry.row_block(8 * 16000, 16000, 128) == 128  # a few long 1-D rows: whole tiles along them
