@@ -402,7 +402,8 @@ class DeviceFunction(triton.JITFunction):
 
     The compiler inlines a called ``JITFunction`` itself and never invokes it; an interpreted
     kernel calls it as Python, which a plain ``JITFunction`` refuses ("Cannot call @triton.jit'd
-    outside of the scope of a kernel"). This one runs its interpreted twin instead.
+    outside of the scope of a kernel"). This one runs its interpreted twin instead, inside an interpreted launch
+    without patching ``triton.language`` again (the launch has patched it for its kernel).
     """
 
     def __init__(self, fn) -> None:
@@ -415,9 +416,9 @@ class DeviceFunction(triton.JITFunction):
             self._langs = [v for v in self.fn.__globals__.values() if inspect.ismodule(v) and v in (tl, tl.core)]
         if not self._langs or any(tl.core.is_builtin(lang.program_id) for lang in self._langs):
             return self._interpreted(*args, **kwargs)  # outside a launch: Triton patches the language for the call
-        # Inside an interpreted launch, which has patched triton.language for its kernel: Triton's interpreter would
-        # patch it again on every call of a helper (inspecting every member of the language's modules, 2-3 ms), and
-        # drop the patch unrestored; about two thirds of an interpreted kernel's time, for nothing.
+        # Inside an interpreted launch: Triton's interpreter would patch the language again on every helper call
+        # (inspecting every member of its modules, 2-3 ms each) and drop that patch unrestored; about two thirds of
+        # an interpreted kernel's time, for nothing.
         try:
             return self._interpreted.rewrite()(*args, **kwargs)
         except Exception as e:
