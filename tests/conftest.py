@@ -27,8 +27,19 @@ def pytest_configure(config):
     _runtime.overflow_checks(on)
 
 
+LONGEST_FIRST = ("test_compile.py", "test_backward.py", "test_conv_tma.py", "test_benchmarks.py", "test_aligned_rows.py",
+                 "test_docs_site.py", "test_spec_cli.py", "test_costmodel.py", "test_conv.py", "test_distributed.py",
+                 "test_notebooks_catch_faults.py", "test_tuning.py", "test_convert.py")
+"""The test files whose tests take longest in all (CPU, 2026-12-07), longest first: a worker takes a whole file at a
+time (``--dist loadfile``), so these start first and no worker waits at the end for the other's long file (xdist's
+default order, by test count, left the docs site's and the wheel's single tests, two minutes each, to the end)."""
+
+
 def pytest_collection_modifyitems(config, items):
-    """``--first-case-only``: each test function's first case (every function still runs once)."""
+    """The files in :data:`LONGEST_FIRST` first, the rest as collected; ``--first-case-only``: each test function's
+    first case (every function still runs once)."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # (stable: a file's tests keep their order)
     if not config.getoption("--first-case-only"):
         return
     seen, kept, dropped = set(), [], []
