@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tritonconv import geometry
-from tritonconv._runtime import kernel
+from tritonconv._runtime import device, kernel
 from tritonconv._tile import keep_columns, position_tiles, positions, run_kind, shift_runs, tap, tile_positions
 
 
@@ -86,11 +86,23 @@ def test_position_tiles_cover_every_position_once(n, od, oh, ow, block):
         assert int(count) == tiles and torch.equal(seen, torch.ones_like(seen)), block_w
 
 
+@device
+def _checked(x, FAIL: tl.constexpr):
+    tl.static_assert(not FAIL, "a planted failure")
+    return x
+
+
+@kernel
+@triton.jit
+def _checked_kernel(out_ptr, FAIL: tl.constexpr):
+    tl.store(out_ptr, _checked(1, FAIL))
+
+
 def test_helpers_inside_a_launch_run_without_patching_the_language_again(monkeypatch):
     """An interpreted launch patches ``triton.language`` once for its kernel; the helpers it calls
     (``tritonconv._runtime.DeviceFunction``) run in that patch, where Triton's interpreter patched the language again
     on every helper call (two thirds of an interpreted kernel's time). Called outside a launch, a helper still gets
-    Triton's own patching; an error inside a kernel is Triton's ``InterpreterError``, as before."""
+    Triton's own patching; an error inside a helper is Triton's ``InterpreterError``, as before."""
     from triton.runtime import interpreter
 
     from tritonconv import _tile
@@ -102,7 +114,7 @@ def test_helpers_inside_a_launch_run_without_patching_the_language_again(monkeyp
     n, od, oh, ow, block = 2, 1, 3, 10, 16
     m = n * od * oh * ow
     tiles = geometry.position_tiles(m, ow, block, 8)
-    seen, count = torch.zeros(m, dtype=torch.int32), torch.zeros(1, dtype=torch.int32)
+    seen, count = torch.zeros(m, dtype=torch.int32, device="cpu"), torch.zeros(1, dtype=torch.int32, device="cpu")
     _tiles_kernel[seen.device][(tiles,)](seen, count, m, od, oh, ow, BLOCK=block, BLOCK_W=8)
     assert torch.equal(seen, torch.ones_like(seen)) and int(count) == tiles
     # once, for the launch, however many helper calls its programs made (before it, the interpreter's probe, once)
@@ -113,8 +125,11 @@ def test_helpers_inside_a_launch_run_without_patching_the_language_again(monkeyp
     finally:
         scopes[-1].restore()  # (Triton leaves a helper's own patch in place)
     assert calls == ["positions"]
-    with pytest.raises(interpreter.InterpreterError):
-        _positions_kernel[seen.device][(1,)](seen, 1, 1, 1, B=3)  # (a block of 3: not a power of 2)
+    out = torch.zeros(1, dtype=torch.int32, device="cpu")
+    _checked_kernel[out.device][(1,)](out, FAIL=False)
+    assert int(out) == 1
+    with pytest.raises(interpreter.InterpreterError, match="a planted failure"):
+        _checked_kernel[out.device][(1,)](out, FAIL=True)
 
 
 def test_row_block_pads_least_then_runs_widest():
