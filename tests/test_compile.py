@@ -99,8 +99,8 @@ def test_every_kernel_variant_compiles(monkeypatch, arch):
         key = (fn.fn.__name__, tuple(sorted((k, str(v)) for k, v in kwargs.items())),
                tuple(str(a.dtype) for a in args if isinstance(a, torch.Tensor)))
         variants.setdefault(key, (fn, args, kwargs))
-        if "INT64" in kwargs:  # the same launch with 64-bit offsets
-            variants.setdefault(key + ("int64",), (fn, args, {**kwargs, "INT64": True}))
+        if "INT64" in kwargs and arch == 90:  # the same launch with 64-bit offsets (address arithmetic: checked on
+            variants.setdefault(key + ("int64",), (fn, args, {**kwargs, "INT64": True}))  # the GPU's arch once)
         if kwargs.get("DOT_PRECISION") == "ieee":  # fp32 under torch.set_float32_matmul_precision("high")
             variants.setdefault(key + ("tf32",), (fn, args, {**kwargs, "DOT_PRECISION": "tf32"}))
     names = {key[0] for key in variants}

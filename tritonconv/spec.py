@@ -41,6 +41,9 @@ def use_device(device: str | None = None) -> str:
     if torch.device(device).type == "cpu":
         return device
     torch.set_default_device(device)
+    # one factory call first: torch lists its factory functions on the first call under a default device and keeps
+    # that list for the process; made from the wrappers below, it would miss the originals put back later
+    torch.empty(0)
     for name in RANDOM_FACTORIES:
         draw = getattr(torch, name)
         if getattr(draw, "_drawn_on_cpu", False):
