@@ -32,6 +32,7 @@ def test_every_nbval_run_waits_as_long_for_a_notebook_kernel():
 def test_use_device_draws_random_tensors_on_the_cpu(monkeypatch):
     """On another device the notebooks see the CPU's random numbers (here 'meta' stands in for CUDA)."""
     originals = {name: getattr(torch, name) for name in spec.RANDOM_FACTORIES}
+    before = torch.get_default_device()  # (the GPU session's tests: CUDA)
     try:
         torch.manual_seed(0)
         want = torch.randn(5)
@@ -45,7 +46,7 @@ def test_use_device_draws_random_tensors_on_the_cpu(monkeypatch):
         torch.randn(5)
         assert torch.equal(drawn[0], want)  # the same numbers as on the CPU, then moved
     finally:
-        torch.set_default_device("cpu")
+        torch.set_default_device(None if before.type == "cpu" else before)  # (None: no device context left behind)
         for name, fn in originals.items():
             setattr(torch, name, fn)
     with torch.device("meta"):  # nothing stays behind: torch's own factories put back take a device context's device
