@@ -1,4 +1,5 @@
-"""Every kernel variant compiles for Hopper (sm_90) and Ampere (sm_80) GPUs, with or without one.
+"""Every kernel variant compiles for Hopper (sm_90) and Ampere (sm_80) GPUs, with or without one (the 64-bit-offset
+variants for Hopper, the GPU's arch).
 
 The interpreter runs the kernels' Python, not Triton's compiler: a construct the compiler
 rejects (a type mismatch between branches, an unsupported builtin) would pass every CPU
@@ -99,8 +100,9 @@ def test_every_kernel_variant_compiles(monkeypatch, arch):
         key = (fn.fn.__name__, tuple(sorted((k, str(v)) for k, v in kwargs.items())),
                tuple(str(a.dtype) for a in args if isinstance(a, torch.Tensor)))
         variants.setdefault(key, (fn, args, kwargs))
-        if "INT64" in kwargs and arch == 90:  # the same launch with 64-bit offsets (address arithmetic: checked on
-            variants.setdefault(key + ("int64",), (fn, args, {**kwargs, "INT64": True}))  # the GPU's arch once)
+        # the same launch with 64-bit offsets, for the GPU's arch only (address arithmetic, the same on either)
+        if "INT64" in kwargs and arch == 90:
+            variants.setdefault(key + ("int64",), (fn, args, {**kwargs, "INT64": True}))
         if kwargs.get("DOT_PRECISION") == "ieee":  # fp32 under torch.set_float32_matmul_precision("high")
             variants.setdefault(key + ("tf32",), (fn, args, {**kwargs, "DOT_PRECISION": "tf32"}))
     names = {key[0] for key in variants}
