@@ -120,7 +120,7 @@ def fresh_config_choice(monkeypatch):
     monkeypatch.setenv("TRITONCONV_AUTOTUNE", "0")
     tuning._memo.clear()
     dispatch.clear_plans()  # plans hold configs: a test that forces one must build its own
-    costmodel.gemm_launch.cache_clear()  # (launches kept by the model: a test may change what they read)
+    costmodel.forget()  # (launches kept by the model: a test may change what they read)
 
 
 # Relative L2 error allowed per dtype, against an fp32 (fp64 for fp32) reference on the same inputs; "tf32": fp32

@@ -237,7 +237,7 @@ def test_split_partials_added_apart_pay_a_second_launch(monkeypatch, tma):
     assert back > 0 and costmodel.meet_seconds(p, dataclasses.replace(cfg, split_k=1), device) == 0
     assert not costmodel.sums_apart(p, cfg) and not costmodel.sums_apart(p, dataclasses.replace(cfg, split_k=1))
     monkeypatch.setattr(geometry, "MEET_BYTES", 0)
-    costmodel.gemm_launch.cache_clear()  # (the launches kept were prepared under the old bound)
+    costmodel.forget()  # (the launches kept were prepared under the old bound)
     assert costmodel.sums_apart(p, cfg) and not costmodel.sums_apart(p, dataclasses.replace(cfg, split_k=1))
     assert costmodel.meeting(p, cfg) == (0, 1) and costmodel.meet_seconds(p, cfg, device) == 0
     assert math.isclose(costmodel.predict(p, cfg, device), met - back + device.t0)

@@ -72,17 +72,18 @@ from .kernels import banded, depthwise, gemm, tma, weight_grad
 from .shapes import cdiv
 
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "BANDED_ISSUE", "BANDED_MMA",
-           "BANDED_REGISTERS", "DATASHEET", "DEPTHWISE_ISSUE", "Device", "HOPPER", "NC_FLAT_ISSUE", "NC_ROWS_ISSUE",
-           "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "POINTER_STEP", "REGISTERS", "ROW_ISSUE",
-           "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "aligned", "apart",
-           "banded_reads", "bound", "bounds", "by_rows", "chain_seconds", "counts_operands", "ctas_per_sm", "default",
-           "device_for", "drained", "efficiency", "fill_bytes", "first_from_registers", "folds", "gemm_launch",
-           "input_channels_as_m", "issue_seconds", "issued", "kernel_of", "launched", "meet_seconds", "meeting",
-           "mma_instructions", "model", "nc_flat", "nc_rows", "nc_runs", "nc_share", "occupancy", "one_row_mma",
-           "pack_seconds", "pass_seconds", "pointer_step_terms", "predict", "predicting", "rank", "rate_of",
-           "registers", "relayout_seconds", "row_reads", "runs_banded", "shared_bytes", "spills", "standin",
-           "step_instructions", "sums_apart", "tap_axes", "tap_runs", "tensor_factor", "tma_splits", "tma_tiles",
-           "transposed_mma", "wanted_registers", "wgrad_runs", "x_as_m"]
+           "BANDED_REGISTERS", "DATASHEET", "DEPTHWISE_ISSUE", "Device", "HOPPER", "Inputs", "NC_FLAT_ISSUE",
+           "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "POINTER_STEP", "REGISTERS",
+           "ROW_ISSUE", "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "aligned",
+           "apart", "banded_reads", "bound", "bounds", "by_rows", "chain_seconds", "counts_operands", "ctas_per_sm",
+           "default", "device_for", "drained", "efficiency", "fill_bytes", "first_from_registers", "folds", "forget",
+           "gemm_launch", "input_channels_as_m", "inputs", "issue_seconds", "issue_terms", "issue_time", "issued",
+           "kernel_of", "launched", "meet_seconds", "meeting", "met_seconds", "mma_instructions", "model", "nc_flat",
+           "nc_rows", "nc_runs", "nc_share", "occupancy", "one_row_mma", "pack_seconds", "pass_seconds",
+           "pointer_step_terms", "predict", "predicting", "rank", "rate_of", "read_back", "registers",
+           "relayout_seconds", "residency", "resident", "row_reads", "runs_banded", "shared_bytes", "spills",
+           "standin", "step_instructions", "sums_apart", "tap_axes", "tap_runs", "tensor_factor", "tma_splits",
+           "tma_tiles", "transposed_mma", "wanted_registers", "wgrad_runs", "x_as_m"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,6 +214,7 @@ benchmarks.static --rows``; ``benchmarks.static.pass_shares``). An issue-bound e
 :data:`ROW_ISSUE` is."""
 
 
+@functools.lru_cache(maxsize=4096)
 def launched(problem: Problem, config: Config) -> tuple[Problem, Config]:
     """The problem and config the kernel runs: a relayout config's (``Config.relayout``) are the channels-last
     problem's, on copies (:func:`relayout_seconds` prices them); a descriptor config whose boxes the problem's
@@ -310,13 +312,26 @@ def meet_seconds(problem: Problem, config: Config, device: Device) -> float:
     one SM's share of ``l2_bandwidth``; the last splits run in the grid's last waves (the split is its slowest index),
     an SM's share of them, ``ceil(tiles / sms)``, reading one after another. ``resnet50_l4_3x3``'s NCHW weight
     gradient, 144 tiles of 128 x 128 in 4 splits: 2 x 192 KiB, 3.1 us on an H200 (unfitted)."""
+    return met_seconds(read_back(problem, config), device)
+
+
+def read_back(problem: Problem, config: Config) -> tuple[int, int]:
+    """``(tiles, bytes)``: a split launch's tiles whose partials meet in the kernel (:func:`meeting`) and the bytes the
+    last split of each reads back (the other splits' partial tiles, accumulator dtype); ``(0, 0)`` where none meet."""
     tiles, splits = meeting(problem, config)
     if splits <= 1:
-        return 0.0
+        return 0, 0
     problem, config = launched(problem, config)
     rows = banded.tap_tile(problem.spec) if runs_banded(problem, config) else config.block_m  # (a banded tile: every tap)
-    back = (splits - 1) * rows * config.block_n * geometry.accumulator(getattr(torch, problem.dtype)).itemsize
-    return math.ceil(tiles / device.sms) * back * device.sms / device.l2_bandwidth
+    return tiles, (splits - 1) * rows * config.block_n * geometry.accumulator(getattr(torch, problem.dtype)).itemsize
+
+
+def met_seconds(back: tuple[int, int], device: Device) -> float:
+    """:func:`meet_seconds` from a launch's :func:`read_back`, on ``device``."""
+    tiles, each = back
+    if not each:
+        return 0.0
+    return math.ceil(tiles / device.sms) * each * device.sms / device.l2_bandwidth
 
 
 @functools.lru_cache(maxsize=8)
@@ -344,7 +359,14 @@ def gemm_launch(problem: Problem, config: Config) -> gemm.Launch | weight_grad.L
 def standin(problem: Problem, shape: tuple[int, ...]) -> torch.Tensor:
     """An activation of ``shape`` in ``problem``'s dtype, laid out as its layout says (NC(D)HW tensors are tiled by
     rows): what :func:`gemm_launch` and :func:`meeting` prepare launches on (:func:`tritonconv.tuning.standin`)."""
-    return tuning.standin(shape, getattr(torch, problem.dtype), problem.layout == "channels_last")
+    return kept_standin(tuple(shape), problem.dtype, problem.layout == "channels_last")
+
+
+@functools.lru_cache(maxsize=8)
+def kept_standin(shape: tuple[int, ...], dtype: str, channels_inner: bool) -> torch.Tensor:
+    """:func:`standin`'s tensors, the last 8 kept (read for their sizes and strides, never written; their pages
+    untouched): a weight gradient's default prepares a launch on the same two for each split count."""
+    return tuning.standin(shape, getattr(torch, dtype), channels_inner)
 
 
 REGISTERS = {"_conv_kernel": (36, 1.75), "_conv_weight_grad_kernel": (46, 2.5), "_conv_tma_kernel": (24, 1.25),
@@ -483,14 +505,26 @@ def occupancy(registers: int, shared: int, warps: int, smem: int) -> int:
 
 def ctas_per_sm(problem: Problem, config: Config, device: Device) -> int:
     """Resident CTAs per SM (:func:`occupancy`, at least 1) from the tile's shared memory, its warps and its estimated
-    registers (:func:`registers`; the banded kernel's, :data:`BANDED_REGISTERS`); the FMA depthwise kernels (no operand
-    tiles in shared memory): as their warps allow, at most 8."""
+    registers (:func:`residency`)."""
+    return resident(residency(problem, config), config.num_warps, device)
+
+
+def residency(problem: Problem, config: Config) -> tuple[int, int] | int:
+    """What sets a launch's CTAs per SM, device aside: ``(registers, shared bytes)`` (:func:`registers`; the banded
+    kernel's, :data:`BANDED_REGISTERS`; :func:`shared_bytes`), or for the FMA depthwise kernels (no operand tiles in
+    shared memory) the CTAs themselves: as their warps allow, at most 8."""
     if runs_banded(problem, config):
-        held = BANDED_REGISTERS[banded_reads(problem, config)][problem.kind == "conv_dw_wgrad"]
-        return max(1, occupancy(held, shared_bytes(problem, config), config.num_warps, device.smem))
+        return BANDED_REGISTERS[banded_reads(problem, config)][problem.kind == "conv_dw_wgrad"], shared_bytes(problem, config)
     if problem.kind.startswith("conv_dw"):
-        return max(1, min(64 // config.num_warps, 8))
-    return max(1, occupancy(registers(problem, config), shared_bytes(problem, config), config.num_warps, device.smem))
+        return min(64 // config.num_warps, 8)
+    return registers(problem, config), shared_bytes(problem, config)
+
+
+def resident(held: tuple[int, int] | int, warps: int, device: Device) -> int:
+    """:func:`ctas_per_sm` from a launch's :func:`residency` and its warps, on ``device``."""
+    if isinstance(held, int):
+        return max(1, held)
+    return max(1, occupancy(*held, warps, device.smem))
 
 
 def shared_bytes(problem: Problem, config: Config) -> int:
@@ -888,21 +922,33 @@ def tap_axes(problem: Problem) -> int:
 
 
 def issue_seconds(problem: Problem, config: Config, device: Device) -> float:
-    """Seconds per issued multiply-add that a launch's instructions take to issue on the whole device: a GEMM
-    launch's (:func:`step_instructions`, over its NC(D)HW class's census share, :func:`nc_share`) or a depthwise
-    one's (:data:`DEPTHWISE_ISSUE`, the banded kernel's :data:`BANDED_ISSUE`), at ``Device.issue_rate``; 0 for
-    launches on FMA units (IEEE fp32 and fp64 dots) and those folding taps (``fold_macs``, fitted with their issue)."""
+    """Seconds per issued multiply-add that a launch's instructions take to issue on the whole device
+    (:func:`issue_terms`), at ``Device.issue_rate``."""
+    return issue_time(issue_terms(problem, config), device)
+
+
+def issue_terms(problem: Problem, config: Config) -> tuple[float, float]:
+    """``(instructions, multiply-adds)``: the warp instructions a launch issues for so many multiply-adds, a GEMM
+    launch's a step of its warps (:func:`step_instructions`, the step's multiply-adds over its NC(D)HW class's census
+    share, :func:`nc_share`) or a depthwise one's a thousand (:data:`DEPTHWISE_ISSUE`, the banded kernel's
+    :data:`BANDED_ISSUE`); ``(0, 1)`` for launches on FMA units (IEEE fp32 and fp64 dots) and those folding taps
+    (``fold_macs``, fitted with their issue)."""
     problem, config = launched(problem, config)
     if runs_banded(problem, config):
-        return BANDED_ISSUE[banded_reads(problem, config)][problem.kind == "conv_dw_wgrad"] / (1000 * device.issue_rate)
+        return BANDED_ISSUE[banded_reads(problem, config)][problem.kind == "conv_dw_wgrad"], 1000
     if problem.kind.startswith("conv_dw"):
         first, further = DEPTHWISE_ISSUE["runs" if depthwise_runs(problem, config) else problem.layout][problem.kind]
-        return (first + further * (tap_axes(problem) - 1)) / (1000 * device.issue_rate)
+        return first + further * (tap_axes(problem) - 1), 1000
     if not config.tile_h and rate_of(problem, config)[0] not in ("mma_macs", *UNFITTED_SHARES):
-        return 0.0
+        return 0, 1
     steps_macs = config.block_m * config.block_n * config.block_k
-    return config.num_warps * step_instructions(problem, config) / (nc_share(problem, config) * steps_macs
-                                                                    * device.issue_rate)
+    return config.num_warps * step_instructions(problem, config), nc_share(problem, config) * steps_macs
+
+
+def issue_time(terms: tuple[float, float], device: Device) -> float:
+    """:func:`issue_seconds` from a launch's :func:`issue_terms`, on ``device``."""
+    instructions, macs = terms
+    return instructions / (macs * device.issue_rate)
 
 
 def nc_share(problem: Problem, config: Config) -> float:
@@ -994,24 +1040,23 @@ def first_from_registers(problem: Problem, config: Config) -> bool:
             and (problem.layout != "channels_last" or config.tile_h * config.tile_b > 1))
 
 
-def chain_seconds(problem: Problem, config: Config, device: Device, t: dict[str, float], waves: float,
-                  ctas: int) -> float:
+def chain_seconds(f: Inputs, device: Device, t: dict[str, float], waves: float, per_sm: int) -> float:
     """Where a launch's loops wait for their MMAs every step (:func:`drained`), the time its programs take when each
     step's MMAs and its other instructions run one after the other rather than overlapped: a program's step takes its
     MMAs' time on the tensor cores (the descriptor kernels' rate, ``tma_macs``) plus its other instructions (the
     descriptor kernels' issue, ``t["issue"]``; the pointer kernels' time at their fitted rate, ``t["compute"]``), and the
-    ``k`` programs resident on an SM (:func:`ctas_per_sm`, at most the grid's share of an SM) overlap each other's.
-    So with two or more programs an SM the waits mostly hide; with one, the loop's time is the sum. Those steps take
-    this where it is longer than the overlapped time (:func:`soft_max` of the other limits), the rest overlap: the
+    ``k`` programs resident on an SM (``per_sm``, :func:`ctas_per_sm`, at most the grid's share of an SM) overlap each
+    other's. So with two or more programs an SM the waits mostly hide; with one, the loop's time is the sum. Those steps
+    take this where it is longer than the overlapped time (:func:`soft_max` of the other limits), the rest overlap: the
     drained share ``d`` of them adds ``d * (chain - overlapped)``. 0 where no loop waits (or ``Device.async_mma`` is
-    False). ``problem`` and ``config`` as launched (:func:`launched`), ``t`` the other limits, ``waves`` the launch's
-    multiply-adds over its wave efficiency and ``ctas`` its grid, as :func:`bounds` has them."""
-    share = drained(problem, config) if device.async_mma else 0.0
+    False). ``f`` the launch's :func:`inputs`, ``t`` its other limits and ``waves`` its multiply-adds over its wave
+    efficiency, as :func:`bounds` has them."""
+    share = f.drained if device.async_mma else 0.0
     if not share:
         return 0.0
-    tensor = waves / (device.tma_macs * tensor_factor(problem))
-    per_sm = min(ctas_per_sm(problem, config, device), max(1, cdiv(ctas, device.sms)))
-    chain = (tensor + (t["issue"] if config.tile_h else t["compute"])) / per_sm
+    tensor = waves / (device.tma_macs * f.tensor)
+    per_sm = min(per_sm, max(1, cdiv(f.ctas, device.sms)))
+    chain = (tensor + (t["issue"] if f.descriptors else t["compute"])) / per_sm
     overlapped = soft_max(t["compute"], t["L2 fill"], t["issue"])
     return overlapped + share * (chain - overlapped) if chain > overlapped else 0.0
 
@@ -1023,22 +1068,63 @@ def soft_max(*times: float) -> float:
     return sum(t ** 8 for t in times) ** 0.125
 
 
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """What :func:`predict` knows of a launch before any device's constants: the terms of the module docstring's form
+    that the CPU counts, of the launch as it runs (:func:`launched`), gathered once a launch by :func:`inputs`."""
+
+    kind: str  # the pass launched (an unfitted rate's census share is its pass's, :data:`UNFITTED_SHARES`)
+    descriptors: bool  # a descriptor kernel (``tile_h``): its waits for the MMA add the loop's issue, else its compute
+    warps: int
+    macs: int  # W, and the grid (:func:`issued`)
+    ctas: int
+    rate: str  # the :class:`Device` rate the launch runs at, and the factor on it (:func:`rate_of`)
+    factor: float
+    fill: float  # L (:func:`fill_bytes`)
+    issue: tuple[float, float]  # I (:func:`issue_terms`)
+    moved: int  # B (:func:`moved`)
+    drained: float  # D's share of steps (:func:`drained`), at the tensor cores' factor (:func:`tensor_factor`)
+    tensor: float
+    residency: tuple[int, int] | int  # what sets e's CTAs per SM (:func:`residency`)
+    back: tuple[int, int]  # S (:func:`read_back`)
+    launches: int  # 2 where split partials are added by a second launch (:func:`sums_apart`)
+    spills: bool  # :func:`spills`
+
+
+@functools.lru_cache(maxsize=4096)
+def inputs(problem: Problem, config: Config) -> Inputs:
+    """:class:`Inputs` of ``problem``'s launch with ``config``. The last 4096 are kept (:func:`forget` drops them): a
+    fit predicts the same launches under many constants, a tuning ranks its candidates under one."""
+    run, cfg = launched(problem, config)
+    macs, ctas = issued(run, cfg)
+    rate, factor = rate_of(run, cfg)
+    return Inputs(run.kind, bool(cfg.tile_h), cfg.num_warps, macs, ctas, rate, factor, fill_bytes(run, cfg),
+                  issue_terms(run, cfg), moved(run, cfg), drained(run, cfg), tensor_factor(run), residency(run, cfg),
+                  read_back(problem, config), 2 if sums_apart(problem, config) else 1, spills(problem, config))
+
+
+def forget() -> None:
+    """Drop what the model keeps of the launches it has seen (:func:`inputs`, :func:`launched`, :func:`gemm_launch` and
+    its stand-ins): after a change of what they read (a test's bound on the kernels, say)."""
+    for kept in (inputs, launched, gemm_launch, kept_standin):
+        kept.cache_clear()
+
+
 def bounds(problem: Problem, config: Config, device: Device) -> dict[str, float]:
     """The seconds each of a launch's limits would take alone (a relayout config's launch on its copies,
     :func:`launched`; the copies are not in them): ``"compute"`` (``W / (R e)``: tensor cores or FMA units),
     ``"L2 fill"`` (``W L / (BW_L2 e)``), ``"issue"`` (``W I / e``), ``"memory"`` (``B / BW``), and ``"MMA waits"``:
     the first three's time where loops that wait for their MMAs every step run them one after the other
     (:func:`chain_seconds`; 0 where that is no longer); :func:`predict` combines them."""
-    problem, config = launched(problem, config)
-    macs, ctas = issued(problem, config)
-    name, factor = rate_of(problem, config)
-    rate = getattr(device, name)
+    f = inputs(problem, config)
+    rate = getattr(device, f.rate)
     if rate is None:  # row_macs or aligned_macs unfitted: the pointer rate at the census's issue share
-        rate = device.mma_macs * UNFITTED_SHARES[name][problem.kind]
-    waves = macs / efficiency(ctas, ctas_per_sm(problem, config, device), config.num_warps, device)
-    t = {"compute": waves / (rate * factor), "L2 fill": waves * fill_bytes(problem, config) / device.l2_bandwidth,
-         "issue": waves * issue_seconds(problem, config, device), "memory": moved(problem, config) / device.bandwidth}
-    return {**t, "MMA waits": chain_seconds(problem, config, device, t, waves, ctas)}
+        rate = device.mma_macs * UNFITTED_SHARES[f.rate][f.kind]
+    per_sm = resident(f.residency, f.warps, device)
+    waves = f.macs / efficiency(f.ctas, per_sm, f.warps, device)
+    t = {"compute": waves / (rate * f.factor), "L2 fill": waves * f.fill / device.l2_bandwidth,
+         "issue": waves * issue_time(f.issue, device), "memory": f.moved / device.bandwidth}
+    return {**t, "MMA waits": chain_seconds(f, device, t, waves, per_sm)}
 
 
 def sums_apart(problem: Problem, config: Config) -> bool:
@@ -1054,11 +1140,10 @@ def predict(problem: Problem, config: Config, device: Device) -> float:
     """Predicted device seconds of one launch (the module docstring gives the form); a relayout config's copies
     included (:func:`relayout_seconds`), a second launch's fixed cost where split partials are added apart
     (:func:`sums_apart`), and where they meet in the kernel, the last splits' reading them back (:func:`meet_seconds`)."""
-    t = bounds(problem, config, device)
+    f, t = inputs(problem, config), bounds(problem, config, device)
     copies = relayout_seconds(problem, device) if config.relayout else 0.0
-    launches = 2 if sums_apart(problem, config) else 1
     overlapped = max(soft_max(t["compute"], t["L2 fill"], t["issue"]), t["MMA waits"])
-    return launches * device.t0 + max(overlapped, t["memory"]) + meet_seconds(problem, config, device) + copies
+    return f.launches * device.t0 + max(overlapped, t["memory"]) + met_seconds(f.back, device) + copies
 
 
 def bound(problem: Problem, config: Config, device: Device) -> str:
@@ -1133,7 +1218,7 @@ def model(device_name: str, sms: int | None = None) -> tuning.Predict:
 def predicting(device: Device) -> tuning.Predict:
     """:func:`predict` with ``device``'s constants, or infinity for a launch the model expects to spill
     (:func:`spills`): what rankings, shortlists and split counts go by (a tuning times no config that spills)."""
-    return lambda problem, config: math.inf if spills(problem, config) else predict(problem, config, device)
+    return lambda problem, config: math.inf if inputs(problem, config).spills else predict(problem, config, device)
 
 
 def default(problem: Problem, device: Device, tma: bool) -> Config:
