@@ -688,6 +688,39 @@ def test_descriptor_steps_issue_what_the_committed_census_counts():
                         step / (costmodel.NC_ROWS_ISSUE["conv"] * device.issue_rate))
 
 
+def test_a_launchs_inputs_are_the_models_counts_and_hold_no_device():
+    """``costmodel.inputs`` gathers what the CPU counts of a launch as it runs (``costmodel.launched``): its issued
+    multiply-adds and grid, fill, bytes, issue, what sets its CTAs per SM, its meeting splits' read-back, a second
+    launch and spills. Kept, they give any device's prediction what fresh ones give: nothing of the device that
+    asked first stays in them (a relayout config, a descriptor weight gradient that meets, one added apart, a
+    banded depthwise pass; the H200's constants and an Ampere-like GPU's)."""
+    h200 = costmodel.device_for("NVIDIA H200")
+    ampere = dataclasses.replace(h200, name="Ampere-like", sms=108, smem=164 * 1024, async_mma=False, tma_macs=1e14)
+    l4 = suite_problem("resnet50_l4_3x3", "conv_wgrad", "channels_last")
+    cases = [(suite_problem("resnet50_l4_3x3", "conv", "contiguous"), tuning.relaid(suite_problem(
+                 "resnet50_l4_3x3", "conv", "contiguous"))[0]),
+             (l4, costmodel.default(l4, h200, True)),
+             (suite_problem("resnet50_l1_3x3", "conv_wgrad", "channels_last"), None),
+             (suite_problem("depthwise_k31", "conv_wgrad", "channels_last"), None)]
+    for problem, cfg in cases:
+        cfg = cfg or costmodel.default(problem, h200, True)
+        f, (run, run_cfg) = costmodel.inputs(problem, cfg), costmodel.launched(problem, cfg)
+        assert (f.macs, f.ctas) == costmodel.issued(run, run_cfg) and f.kind == run.kind
+        assert (f.fill, f.moved, f.drained) == (costmodel.fill_bytes(run, run_cfg), costmodel.moved(run, run_cfg),
+                                                costmodel.drained(run, run_cfg))
+        assert f.back == costmodel.read_back(problem, cfg) and f.spills == costmodel.spills(problem, cfg)
+        assert f.launches == 1 + costmodel.sums_apart(problem, cfg)
+        for first, second in ((h200, ampere), (ampere, h200)):
+            costmodel.forget()
+            kept = [costmodel.predict(problem, cfg, device) for device in (first, second)]
+            costmodel.forget()
+            assert costmodel.predict(problem, cfg, second) == kept[1], (problem.kind, cfg)
+            assert costmodel.ctas_per_sm(run, run_cfg, second) == costmodel.resident(f.residency, f.warps, second)
+            assert math.isclose(costmodel.issue_seconds(run, run_cfg, second), costmodel.issue_time(f.issue, second))
+    assert {f.launches for f in (costmodel.inputs(p, c or costmodel.default(p, h200, True)) for p, c in cases)} == {1, 2}
+    assert costmodel.inputs(*cases[1]).back[1] > 0 and costmodel.inputs(*cases[0]).kind == "conv"
+
+
 def test_a_launch_is_bound_by_its_largest_limit():
     """``costmodel.bounds`` are the pieces ``predict`` combines (the soft maximum of compute, L2 fill and issue, the
     MMA waits, or memory, plus the launch), and ``costmodel.bound`` names the largest: a 512-channel 3x3 layer on wide
