@@ -52,7 +52,9 @@ block-diagonal weight, :func:`pack_seconds`, a relayout config's copies, :func:`
 launch of a weight gradient whose splits do not meet in the kernel, :func:`sums_apart`, included). The constants are
 fitted on measured rows (``python -m benchmarks.costfit``, rows whose time was the host's excluded) and stored per
 device in ``autotune_cache/costmodel/<device>.json``; :data:`DATASHEET` holds unfitted defaults. The tuner uses
-:func:`rank` to time only the candidates the model puts first.
+:func:`rank` to time only the candidates the model puts first. What the CPU counts of a launch (``W``, ``L``, ``I``,
+``B``, the grid and what sets its CTAs per SM, ``D``'s share, ``S``'s bytes) is gathered once a launch
+(:class:`Inputs`) and combined with a :class:`Device`'s constants after, so a fit or a ranking counts each launch once.
 """
 
 from __future__ import annotations
@@ -928,11 +930,11 @@ def issue_seconds(problem: Problem, config: Config, device: Device) -> float:
 
 
 def issue_terms(problem: Problem, config: Config) -> tuple[float, float]:
-    """``(instructions, multiply-adds)``: the warp instructions a launch issues for so many multiply-adds, a GEMM
-    launch's a step of its warps (:func:`step_instructions`, the step's multiply-adds over its NC(D)HW class's census
-    share, :func:`nc_share`) or a depthwise one's a thousand (:data:`DEPTHWISE_ISSUE`, the banded kernel's
-    :data:`BANDED_ISSUE`); ``(0, 1)`` for launches on FMA units (IEEE fp32 and fp64 dots) and those folding taps
-    (``fold_macs``, fitted with their issue)."""
+    """``(instructions, multiply-adds)``: warp instructions a launch issues and the multiply-adds they issue. A GEMM
+    launch's step on all its warps (:func:`step_instructions`) and the step's multiply-adds times its NC(D)HW class's
+    census share (:func:`nc_share`); a depthwise launch's instructions per 1000 multiply-adds (:data:`DEPTHWISE_ISSUE`,
+    the banded kernel's :data:`BANDED_ISSUE`) and 1000; ``(0, 1)`` for launches on FMA units (IEEE fp32 and fp64 dots)
+    and those folding taps (``fold_macs``, fitted with their issue)."""
     problem, config = launched(problem, config)
     if runs_banded(problem, config):
         return BANDED_ISSUE[banded_reads(problem, config)][problem.kind == "conv_dw_wgrad"], 1000
@@ -1083,8 +1085,8 @@ class Inputs:
     fill: float  # L (:func:`fill_bytes`)
     issue: tuple[float, float]  # I (:func:`issue_terms`)
     moved: int  # B (:func:`moved`)
-    drained: float  # D's share of steps (:func:`drained`), at the tensor cores' factor (:func:`tensor_factor`)
-    tensor: float
+    drained: float  # D: the share of steps in loops that wait for their MMAs (:func:`drained`)
+    tensor: float  # the tensor cores' rate for the operands over their 16-bit rate (:func:`tensor_factor`)
     residency: tuple[int, int] | int  # what sets e's CTAs per SM (:func:`residency`)
     back: tuple[int, int]  # S (:func:`read_back`)
     launches: int  # 2 where split partials are added by a second launch (:func:`sums_apart`)
