@@ -54,7 +54,8 @@ fitted on measured rows (``python -m benchmarks.costfit``, rows whose time was t
 device in ``autotune_cache/costmodel/<device>.json``; :data:`DATASHEET` holds unfitted defaults. The tuner uses
 :func:`rank` to time only the candidates the model puts first. What the CPU counts of a launch (``W``, ``L``, ``I``,
 ``B``, the grid and what sets its CTAs per SM, ``D``'s share, ``S``'s bytes) is gathered once a launch
-(:class:`Inputs`) and combined with a :class:`Device`'s constants after, so a fit or a ranking counts each launch once.
+(:class:`Inputs`) and combined with a :class:`Device`'s constants after, so a fit counts each launch once, however
+many constants it tries.
 """
 
 from __future__ import annotations
@@ -1096,7 +1097,7 @@ class Inputs:
 @functools.lru_cache(maxsize=4096)
 def inputs(problem: Problem, config: Config) -> Inputs:
     """:class:`Inputs` of ``problem``'s launch with ``config``. The last 4096 are kept (:func:`forget` drops them): a
-    fit predicts the same launches under many constants, a tuning ranks its candidates under one."""
+    fit predicts the same launches under many constants."""
     run, cfg = launched(problem, config)
     macs, ctas = issued(run, cfg)
     rate, factor = rate_of(run, cfg)
