@@ -28,6 +28,10 @@ function of that name computes it with its default arguments: ``"gelu"`` exact (
 ``"leaky_relu(0.2)"`` another (:func:`leaky_relu`). Every function and module taking ``activation=`` refers here."""
 
 
+SELU_SCALE, SELU_ALPHA = 1.0507009873554805, 1.6732632423543772
+"""``F.selu``'s scale and alpha: its epilogue's (:func:`tritonconv._tile.activate`) and its derivative's."""
+
+
 def leaky_relu(negative_slope: float = 0.01) -> str:
     """The activation name of ``F.leaky_relu(z, negative_slope)``: ``"leaky_relu"`` at torch's default slope, else
     ``"leaky_relu(<slope>)"``, e.g. ``"leaky_relu(0.2)"``."""

@@ -19,6 +19,8 @@ a division by a runtime size costs some 20 instructions, a carry a compare and a
 import triton
 import triton.language as tl
 
+from ._checks import SELU_ALPHA as _SELU_ALPHA
+from ._checks import SELU_SCALE as _SELU_SCALE
 from ._checks import keeps_zero as _keeps_zero
 from ._checks import negative_slope
 from ._runtime import device
@@ -335,13 +337,15 @@ def activate(acc, ACTIVATION: tl.constexpr):
         acc = tl.minimum(tl.maximum(acc / 6.0 + 0.5, 0.0), 1.0)
     elif ACTIVATION == "elu":
         acc = tl.where(acc > 0, acc, expm1(tl.minimum(acc, 0.0)))
-    elif ACTIVATION == "selu":  # (torch's scale and alpha)
-        acc = 1.0507009873554805 * tl.where(acc > 0, acc, 1.6732632423543772 * expm1(tl.minimum(acc, 0.0)))
+    elif ACTIVATION == "selu":
+        acc = tl.where(acc > 0, acc, expm1(tl.minimum(acc, 0.0)) * SELU_ALPHA) * SELU_SCALE
     elif leaky_slope(ACTIVATION) is not None:
         acc = tl.where(acc > 0, acc, acc * leaky_slope(ACTIVATION))
     return acc
 
 
+SELU_SCALE, SELU_ALPHA = tl.constexpr(_SELU_SCALE), tl.constexpr(_SELU_ALPHA)
+"""``F.selu``'s constants (:data:`tritonconv._checks.SELU_SCALE`), as a kernel reads a global."""
 leaky_slope = triton.constexpr_function(negative_slope)
 """A ``leaky_relu`` activation's negative slope, or None (:func:`tritonconv._checks.negative_slope`), as a kernel
 compiles."""

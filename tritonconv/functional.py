@@ -109,10 +109,6 @@ def _vmap_conv(info, in_dims, input, weight, bias, spec: ConvSpec, launch) -> tu
     return y.unflatten(1, (batch, -1)), 1
 
 
-_SELU_SCALE, _SELU_ALPHA = 1.0507009873554805, 1.6732632423543772
-"""``F.selu``'s constants (its epilogue's, :func:`tritonconv._tile.activate`)."""
-
-
 def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tensor], z: Optional[Tensor]) -> Tensor:
     """``grad_y * act'(z)``, as torch's derivatives take it: ReLU, ReLU6, the sigmoid, tanh and a leaky ReLU of a slope
     of 0 or more read their slope off the output ``y`` (:func:`~tritonconv._checks.slope_from_output`), the others off
@@ -139,7 +135,7 @@ def activation_grad(grad_y: Tensor, activation: Optional[str], y: Optional[Tenso
     elif activation == "hardswish":
         slope = torch.where(zf <= -3, 0.0, torch.where(zf < 3, zf / 3 + 0.5, 1.0))  # (torch's bounds, both ends)
     elif activation in ("elu", "selu"):  # scale above 0, scale alpha exp(z) at or below (torch's elu_backward)
-        scale, alpha = (1.0, 1.0) if activation == "elu" else (_SELU_SCALE, _SELU_ALPHA)
+        scale, alpha = (1.0, 1.0) if activation == "elu" else (_checks.SELU_SCALE, _checks.SELU_ALPHA)
         slope = torch.where(zf > 0, scale, scale * alpha * torch.exp(zf))
     elif activation == "mish":  # t + z sigmoid(z) (1 - t^2), t = tanh(softplus(z))
         t = torch.tanh(F.softplus(zf))
