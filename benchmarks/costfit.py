@@ -4,7 +4,8 @@
     python -m benchmarks.costfit --write             # also store the constants and the per-row fit (notebook 06)
     python -m benchmarks.costfit --restate           # the per-row fit with the stored constants (the model changed)
     python -m benchmarks.costfit --predict           # predicted device times of every row the next GPU slot times
-                                                     # (the suite's, and KernelBench's beside PyTorch's last times)
+                                                     # (the suite's, and KernelBench's beside PyTorch's last times),
+                                                     # on each GPU a slot runs on (SLOT_DEVICES)
     python -m benchmarks.costfit --heuristic-check   # the heuristic's config against the model's best, per problem
                                                      # (--layout contiguous: NC(D)HW, and its best in place)
 
@@ -40,6 +41,7 @@ FIT_ROWS = ROOT / "results" / "static" / "costmodel-fit.jsonl"
 PREDICTIONS = ROOT / "predictions"
 PASS_KINDS = {"forward": "conv", "input_grad": "conv_t", "weight_grad": "conv_wgrad"}
 SLOT_TRITON = "3.6.0"  # the GPU machine's Triton: whose shipped cache file the slot's calls read
+SLOT_DEVICES = ("NVIDIA H200", "NVIDIA H100 80GB HBM3")  # the GPUs a slot runs on (the device tool's two kinds)
 TUNED_PASS = {kind: pas for pas, k in PASS_KINDS.items() for kind in (k, tuning.DEPTHWISE_KIND[k])}  # a kind's pass
 HOST_MS = 0.0833
 
@@ -329,6 +331,15 @@ def heuristic_check(suite: dict, device: costmodel.Device, layout: str = "channe
     return out
 
 
+def start(name: str) -> costmodel.Device:
+    """Where a fit of the device called ``name`` starts: :data:`tritonconv.costmodel.DATASHEET`, carried to it where
+    the model has its datasheet (:data:`tritonconv.costmodel.SHEETS`), else renamed. The constants a fit leaves
+    (those of terms too few rows are bound by) keep these values."""
+    if name in costmodel.SHEETS:
+        return costmodel.carried(costmodel.DATASHEET, name)
+    return dataclasses.replace(costmodel.DATASHEET, name=name)
+
+
 def prediction_path(device: str, suite: str = "") -> Path:
     """``predictions/<device>.jsonl`` (the suite's rows) or ``predictions/<device>_<suite>.jsonl``."""
     return PREDICTIONS / f"{device.replace(' ', '_')}{'_' + suite if suite else ''}.jsonl"
@@ -360,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.costfit", description=__doc__.split("\n\n")[0])
     p.add_argument("files", nargs="*", type=Path, help="measured rows (default: benchmarks/results/*.jsonl)")
     p.add_argument("--suite", type=Path, default=ROOT / "shapes.json")
-    p.add_argument("--device", default="NVIDIA H200", help="the rows' device (and the constants' name)")
+    p.add_argument("--device", help="the rows' device (and the constants' name); default: the newest rows' device "
+                   f"(--predict: each of {', '.join(SLOT_DEVICES)})")
     p.add_argument("--host-ms", type=float, default=HOST_MS, help="host cost of one call-by-call launch, ms")
     p.add_argument("--write", action="store_true", help="store the constants (autotune_cache/costmodel/) and the per-row fit")
     p.add_argument("--restate", action="store_true",
@@ -371,8 +383,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="the activations' layout --heuristic-check takes (contiguous: NC(D)HW)")
     args = p.parse_args(argv)
     suite = json.loads(args.suite.read_text())
+    files = args.files or sorted((ROOT / "results").glob("*.jsonl"))
+    measured = load_rows(files)
+    name = args.device or max(measured, key=lambda r: r["date"], default={"device": SLOT_DEVICES[0]})["device"]
     if args.heuristic_check:
-        checks = heuristic_check(suite, costmodel.device_for(args.device), args.layout)
+        checks = heuristic_check(suite, costmodel.device_for(name), args.layout)
         nc = args.layout == "contiguous"
         for c in checks:
             in_place = f"  in place {c['in_place_ms']:8.4f} ms ({c['in_place_ratio']:.2f}x)" if nc else ""
@@ -382,24 +397,25 @@ def main(argv: list[str] | None = None) -> int:
               + (f", {sum(c['in_place_ratio'] <= 1.1 for c in checks)} of its best in place" if nc else ""))
         return 0
     if args.predict:
-        device = costmodel.device_for(args.device)
         PREDICTIONS.mkdir(exist_ok=True)
-        kb = kernelbench_predictions(device, kernelbench_rows())
-        for path, rows in ((prediction_path(args.device), predictions(suite, device)),
-                           (prediction_path(args.device, "kernelbench"), kb)):
-            path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-            print(f"wrote {len(rows)} predictions to {path}")
-        for dtype in sorted({r["dtype"] for r in kb if r.get("speedup")}):
-            mine = [r for r in kb if r["dtype"] == dtype and r.get("speedup")]
-            print(f"KernelBench {dtype}: predicted faster than PyTorch's measured time on "
-                  f"{sum(r['speedup'] > 1 for r in mine)} of {len(mine)}")
+        for name in [args.device] if args.device else SLOT_DEVICES:
+            device = costmodel.device_for(name)
+            print(f"{name}: the cost model's constants {costmodel.provenance(name)}")
+            kb = kernelbench_predictions(device, kernelbench_rows())
+            for path, rows in ((prediction_path(name), predictions(suite, device)),
+                               (prediction_path(name, "kernelbench"), kb)):
+                path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+                print(f"wrote {len(rows)} predictions to {path}")
+            for dtype in sorted({r["dtype"] for r in kb if r.get("speedup")}):
+                mine = [r for r in kb if r["dtype"] == dtype and r.get("speedup")]
+                print(f"KernelBench {dtype}: predicted faster than PyTorch's measured time on "
+                      f"{sum(r['speedup'] > 1 for r in mine)} of {len(mine)}")
         return 0
-    files = args.files or sorted((ROOT / "results").glob("*.jsonl"))
-    rows = [r for r in load_rows(files) if r["device"] == args.device]
-    tuned = tuning_samples(sorted(cache.shipped_dir().glob("*.json")), args.device)
+    rows = [r for r in measured if r["device"] == name]
+    tuned = tuning_samples(sorted(cache.shipped_dir().glob("*.json")), name)
     found = samples(rows, suite, args.host_ms) + tuned
-    kept = (costmodel.device_for(args.device), stored_host_ms(found)) if args.restate else None
-    device, extra, fitted = evaluate(found, dataclasses.replace(costmodel.DATASHEET, name=args.device), kept)
+    kept = (costmodel.device_for(name), stored_host_ms(found)) if args.restate else None
+    device, extra, fitted = evaluate(found, start(name), kept)
     for r in fitted:
         flag = "host-bound (not fitted)" if r["host_bound"] else f"left out {r['left_out_ms']:.4f} ms"
         print(f"{r['name']:>18} {r['pass']:>11} {r['layout']:>13} measured {r['measured_ms']:.4f} ms  "

@@ -180,6 +180,8 @@ def previous_rows(rows: list[dict], results: Path, exclude: set[Path]) -> tuple[
 
 
 def comparison(rows: list[dict], before: dict) -> list[str]:
+    """Markdown: each row's ratio to cuDNN beside the previous measurement's (its timing, and its device where another
+    GPU measured it: each ratio is to cuDNN on its own GPU)."""
     lines = ["| layer | pass | layout | now (device) | now (eager) | before | change |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         if not r.get("speedup_vs_cudnn"):
@@ -190,7 +192,9 @@ def comparison(rows: list[dict], before: dict) -> list[str]:
         eager = r.get("eager_speedup_vs_cudnn")
         lines.append(f"| {r['name']} | {key[1]} | {LAYOUT_NAME[r['layout']]} | {r['speedup_vs_cudnn']:.2f}x | "
                      + (f"{eager:.2f}x" if eager else "-") + " | "
-                     + (f"{then:.2f}x ({old.get('tritonconv', {}).get('timing', 'host')})" if then else "not measured")
+                     + (f"{then:.2f}x ({old.get('tritonconv', {}).get('timing', 'host')}"
+                        + (f", {old['device']}" if old.get("device", r.get("device")) != r.get("device") else "") + ")"
+                        if then else "not measured")
                      + " | " + (f"{r['speedup_vs_cudnn'] / then:.2f}" if then else "-") + " |")
     return lines
 

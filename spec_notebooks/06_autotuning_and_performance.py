@@ -755,6 +755,23 @@ ax.set_title("cost model: left-out predictions; hollow: host-bound rows (not fit
 fig.tight_layout()
 
 # %% [markdown]
+# A slot runs on an H100 SXM as often as on an H200: the same chip at the same clock, with 3.35 TB/s of HBM3 where
+# the H200 has 4.8 TB/s of HBM3e. Until rows of its own are fitted, an H100 takes the H200's fit carried by their
+# datasheets (`costmodel.SHEETS`, `costmodel.carried`): the SMs' rates scaled by SMs x clock, the bandwidth by the
+# datasheets' ratio. Its predictions (`benchmarks/predictions/`, written with the H200's) differ where the model
+# says memory bounds a launch, by at most that ratio:
+
+# %%
+h100 = costmodel.device_for("NVIDIA H100 80GB HBM3")
+print(f"{h100.name}: {costmodel.provenance(h100.name)}; bandwidth {h100.bandwidth:.3g} B/s (H200 {h200.bandwidth:.3g})")
+predicted = [[json.loads(line) for line in (ROOT / "benchmarks" / "predictions" / f"{name.replace(' ', '_')}.jsonl")
+              .read_text().splitlines()] for name in (h200.name, h100.name)]
+slower = [b["predicted_ms"] / a["predicted_ms"] for a, b in zip(*predicted)]
+print(f"suite rows predicted slower on the H100: {sum(q > 1.001 for q in slower)} of {len(slower)}, at most "
+      f"{max(slower):.2f}x (4.8 / 3.35 = {4.8 / 3.35:.2f})")
+assert min(slower) >= 1 and max(slower) <= 4.8 / 3.35 + 1e-9
+
+# %% [markdown]
 # The wave efficiency $e$ needs the programs each SM holds at once. The model estimates them without
 # compiling: registers per thread from the kernel's accumulator share (`costmodel.REGISTERS`, one line per
 # kernel fitted on ptxas's counts), shared memory from the pipeline's stages as the compiler keeps them

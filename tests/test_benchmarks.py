@@ -609,6 +609,19 @@ def made_up_slot(folder, date="2026-12-01T10:00:00+00:00", scale=1.0):
     return rows
 
 
+def test_readout_names_the_gpu_of_a_previous_measurement_on_another():
+    """Each ratio is to cuDNN on its own GPU: a layer last measured on another GPU (an H200 before an H100 slot) is
+    compared with that GPU named."""
+    from benchmarks import readout
+
+    now = {"name": "tcn_k3", "pass": "forward", "layout": "channels_last", "dtype": "bfloat16", "device": "NVIDIA H100",
+           "speedup_vs_cudnn": 2.0, "tritonconv": {"ms": 1.0, "timing": "cuda_graph"}}
+    key = ("tcn_k3", "forward", "channels_last", "bfloat16")
+    for before, shown in (({**now, "device": "NVIDIA H200", "speedup_vs_cudnn": 1.0}, "1.00x (cuda_graph, NVIDIA H200)"),
+                          ({**now, "speedup_vs_cudnn": 1.0}, "1.00x (cuda_graph) |")):
+        assert shown in readout.comparison([now], {key: before})[-1]
+
+
 def test_readout_commits_tabulates_draws_and_compares(tmp_path):
     """From a slot's files: rows, logs and cache copied where they belong; the README block rewritten with per-family
     geomeans (tuned rows replacing first timings); one chart per pass and layout; the report compares each layer

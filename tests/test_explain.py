@@ -219,6 +219,15 @@ def test_the_shipped_h200_constants_are_named_as_fitted(monkeypatch):
     assert geometry.layout_of(meta(2, 16, 12, 12, channels_last=True)) == report.written.layout == "channels_last"
 
 
+def test_an_h100_is_explained_with_the_h200s_fit_carried_and_says_so(monkeypatch):
+    monkeypatch.setattr(cache, "shipped_dir", SHIPPED)
+    x, w = meta(2, 16, 12, 12, channels_last=True), meta(16, 16, 3, 3)
+    report = tritonconv.explain(x, w, padding=1, gpu="NVIDIA H100 80GB HBM3")
+    assert not report.fitted and report.constants == costmodel.provenance(report.gpu) and "NVIDIA H200's fit" in str(report)
+    model = tritonconv.explain_model(torch.nn.Conv2d(16, 16, 3).to("meta", torch.bfloat16), x, gpu=report.gpu)
+    assert not model.fitted and "carried to it by their datasheets" in " ".join(str(model).split())
+
+
 def test_fp32_is_explained_in_the_precision_torch_allows(monkeypatch):
     """fp32 under torch's matmul precision "high": the problems are TF32's, channels-last passes take descriptor
     tiles, and the text says TF32; under "highest" IEEE products on the pointer kernel."""

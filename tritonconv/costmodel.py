@@ -51,7 +51,8 @@ A layer that launches several kernels costs the sum (a packed layer's packing la
 block-diagonal weight, :func:`pack_seconds`, a relayout config's copies, :func:`relayout_seconds`, and the second
 launch of a weight gradient whose splits do not meet in the kernel, :func:`sums_apart`, included). The constants are
 fitted on measured rows (``python -m benchmarks.costfit``, rows whose time was the host's excluded) and stored per
-device in ``autotune_cache/costmodel/<device>.json``; :data:`DATASHEET` holds unfitted defaults. The tuner uses
+device in ``autotune_cache/costmodel/<device>.json``; a Hopper GPU without its own takes a fitted sibling's, carried
+by their datasheets' ratios (:data:`SHEETS`, :func:`device_for`); :data:`DATASHEET` holds unfitted defaults. The tuner uses
 :func:`rank` to time only the candidates the model puts first. What the CPU counts of a launch (``W``, ``L``, ``I``,
 ``B``, the grid and what sets its CTAs per SM, ``D``'s share, ``S``'s bytes) is gathered once a launch
 (:class:`Inputs`) and combined with a :class:`Device`'s constants after, so a fit counts each launch once, however
@@ -77,16 +78,17 @@ from .shapes import cdiv
 __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "BANDED_ISSUE", "BANDED_MMA",
            "BANDED_REGISTERS", "DATASHEET", "DEPTHWISE_ISSUE", "Device", "HOPPER", "Inputs", "NC_FLAT_ISSUE",
            "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "POINTER_STEP", "REGISTERS",
-           "ROW_ISSUE", "SHARED_MMA_REGISTERS", "STEP_ISSUE", "UNFITTED_SHARES", "WGRAD_RUNS_REGISTERS", "aligned",
-           "apart", "banded_reads", "bound", "bounds", "by_rows", "chain_seconds", "counts_operands", "ctas_per_sm",
-           "default", "device_for", "drained", "efficiency", "fill_bytes", "first_from_registers", "folds", "forget",
-           "gemm_launch", "input_channels_as_m", "inputs", "issue_seconds", "issue_terms", "issue_time", "issued",
-           "kernel_of", "launched", "meet_seconds", "meeting", "met_seconds", "mma_instructions", "model", "nc_flat",
-           "nc_rows", "nc_runs", "nc_share", "occupancy", "one_row_mma", "pack_seconds", "pass_seconds",
-           "pointer_step_terms", "predict", "predicting", "rank", "rate_of", "read_back", "registers",
-           "relayout_seconds", "residency", "resident", "row_reads", "runs_banded", "shared_bytes", "spills",
-           "standin", "step_instructions", "sums_apart", "tap_axes", "tap_runs", "tensor_factor", "tma_splits",
-           "tma_tiles", "transposed_mma", "wanted_registers", "wgrad_runs", "x_as_m"]
+           "ROW_ISSUE", "SHARED_MMA_REGISTERS", "SHEETS", "STEP_ISSUE", "Sheet", "UNFITTED_SHARES",
+           "WGRAD_RUNS_REGISTERS", "aligned", "apart", "banded_reads", "bound", "bounds", "by_rows", "carried",
+           "chain_seconds", "counts_operands", "ctas_per_sm", "default", "device_for", "drained", "efficiency",
+           "fill_bytes", "first_from_registers", "fitted", "folds", "forget", "gemm_launch", "input_channels_as_m",
+           "inputs", "issue_seconds", "issue_terms", "issue_time", "issued", "kernel_of", "launched", "meet_seconds",
+           "meeting", "met_seconds", "mma_instructions", "model", "nc_flat", "nc_rows", "nc_runs", "nc_share",
+           "occupancy", "one_row_mma", "pack_seconds", "pass_seconds", "pointer_step_terms", "predict", "predicting",
+           "provenance", "rank", "rate_of", "read_back", "registers", "relayout_seconds", "residency", "resident",
+           "row_reads", "runs_banded", "shared_bytes", "sibling", "spills", "standin", "step_instructions",
+           "sums_apart", "tap_axes", "tap_runs", "tensor_factor", "tma_splits", "tma_tiles", "transposed_mma",
+           "wanted_registers", "wgrad_runs", "x_as_m"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,19 +146,88 @@ DATASHEET = Device("NVIDIA H200", 132, 395e12, 395e12, 395e12, 33.5e12, 4.3e12, 
 notes: about 790 TFLOP/s and 4.3 TB/s) for every tensor-core kernel, the datasheet's fp32 FMA rate, the IEEE
 fp32 GEMM rate measured (``Device.ieee_macs``), and a launch cost of a few microseconds."""
 
+@dataclasses.dataclass(frozen=True)
+class Sheet:
+    """The datasheet figures by which one GPU's constants carry to another of its architecture (:func:`carried`).
+
+    :param sms: streaming multiprocessors.
+    :param clock: the SMs' boost clock, Hz.
+    :param bandwidth: the device memory's peak bytes per second.
+    """
+
+    sms: int
+    clock: float
+    bandwidth: float
+
+
+SHEETS = {"NVIDIA H200": Sheet(132, 1.98e9, 4.8e12),
+          "NVIDIA H100 80GB HBM3": Sheet(132, 1.98e9, 3.35e12),
+          "NVIDIA H100 PCIe": Sheet(114, 1.755e9, 2.0e12)}
+"""NVIDIA's datasheet figures of the Hopper GPUs the model carries constants between, by the names torch reports: the
+H200, the H100 SXM (the device tool's ``nvidia-h100-x1``: 132 SMs and 50 MB of L2 as torch reported them, a device copy
+at about 3.0 TB/s where the H200's ran at 4.3, the same bf16 matmul rate) and the H100 PCIe. One chip, one SM: what an
+SM does a clock is the same on each; the clocks, the SM counts and the memory differ."""
+
+
+def carried(device: Device, to: str) -> Device:
+    """``device``'s constants carried to the GPU ``to`` (both in :data:`SHEETS`): every rate of the SMs (multiply-adds,
+    L2 fill, instruction issue) scaled by SMs x clock, the memory bandwidth by the datasheets' bandwidths; the launch
+    cost, shared memory and warps per SM kept. An estimate until rows of ``to`` are fitted."""
+    mine, theirs = SHEETS[device.name], SHEETS[to]
+    sm = theirs.sms * theirs.clock / (mine.sms * mine.clock)
+    rates = {field: getattr(device, field) * sm for field in ("mma_macs", "tma_macs", "fold_macs", "fma_macs",
+                                                              "ieee_macs", "l2_bandwidth", "issue_rate")}
+    rates.update({field: None if getattr(device, field) is None else getattr(device, field) * sm
+                  for field in ("row_macs", "aligned_macs")})
+    return dataclasses.replace(device, name=to, sms=theirs.sms,
+                               bandwidth=device.bandwidth * (theirs.bandwidth / mine.bandwidth), **rates)
+
+
 def fitted_path(name: str) -> Path:
     """Where a device's fitted constants ship: ``autotune_cache/costmodel/<name>.json``."""
     return cache.shipped_dir() / "costmodel" / f"{name.replace(' ', '_')}.json"
 
 
-def device_for(name: str, sms: int | None = None) -> Device:
-    """The fitted constants of the device called ``name`` (:func:`fitted_path`), else :data:`DATASHEET` renamed (and
-    given ``sms`` SMs, where given; ``async_mma`` where the name is a Hopper GPU's: :data:`HOPPER`)."""
+def fitted(name: str) -> Device | None:
+    """The constants fitted on rows of the device called ``name`` (:func:`fitted_path`), or None."""
     try:
         return Device(**json.loads(fitted_path(name).read_text()))
     except (OSError, json.JSONDecodeError, TypeError):
-        return dataclasses.replace(DATASHEET, name=name, sms=sms or DATASHEET.sms,
-                                   async_mma=any(tag in name for tag in HOPPER))
+        return None
+
+
+def sibling(name: str) -> str | None:
+    """The GPU of :data:`SHEETS` whose fitted constants a GPU called ``name`` without its own takes (:func:`carried`):
+    the first fitted one, or None where ``name`` is not in :data:`SHEETS`, is fitted itself or has no fitted sibling."""
+    if name not in SHEETS or fitted(name) is not None:
+        return None
+    return next((other for other in SHEETS if other != name and fitted(other) is not None), None)
+
+
+def device_for(name: str, sms: int | None = None) -> Device:
+    """The constants of the device called ``name``: fitted on its rows (:func:`fitted_path`); else a fitted
+    sibling's carried to it (:func:`sibling`, :func:`carried`); else :data:`DATASHEET`, carried to it where it is in
+    :data:`SHEETS`, else renamed (and given ``sms`` SMs, where given; ``async_mma`` where the name is a Hopper GPU's:
+    :data:`HOPPER`)."""
+    own = fitted(name)
+    if own is not None:
+        return own
+    other = sibling(name)
+    if other is not None:
+        return carried(fitted(other), name)
+    if name in SHEETS:
+        return carried(DATASHEET, name)
+    return dataclasses.replace(DATASHEET, name=name, sms=sms or DATASHEET.sms, async_mma=any(tag in name for tag in HOPPER))
+
+
+def provenance(name: str) -> str:
+    """Where :func:`device_for`'s constants for ``name`` come from, in words (:func:`tritonconv.explain`'s header)."""
+    if fitted(name) is not None:
+        return "fitted on its measured rows"
+    other = sibling(name)
+    if other is not None:
+        return f"the {other}'s fit, carried to it by their datasheets (SMs, clocks, memory bandwidth)"
+    return "the H200 datasheet's constants (none fitted for it)"
 
 
 HOPPER = ("H100", "H200", "H800", "H20", "GH200")

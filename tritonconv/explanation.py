@@ -72,13 +72,14 @@ class Explanation:
     op: str
     written: Problem  # the forward problem as the caller wrote it
     gpu: str
-    fitted: bool  # the model's constants were fitted on rows of this GPU (else the H200 datasheet's)
+    fitted: bool  # the model's constants were fitted on rows of this GPU (else a sibling's carried, or a datasheet's)
+    constants: str  # where they come from, in words (tritonconv.costmodel.provenance)
     passes: tuple[Pass, ...]
 
     def __str__(self) -> str:
         p = self.written
         layout = "channels-last" if p.layout == "channels_last" else "NC(D)HW"
-        model = "fitted on its measured rows" if self.fitted else "the H200 datasheet's constants (none fitted for it)"
+        model = self.constants
         lines = textwrap.wrap(f"{self.op}: input {p.input_shape}, weight {p.weight_shape}, stride {p.stride}, padding "
                               f"{p.padding}, dilation {p.dilation}, groups {p.groups}; {p.dtype}"
                               f"{' (TF32 products)' * p.tf32}, {layout} activations", 100, subsequent_indent="  ")
@@ -210,7 +211,8 @@ def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     :param dilation: as ``torch.nn.functional.conv2d``'s.
     :param groups: as ``torch.nn.functional.conv2d``'s.
     :param gpu: the GPU's name as ``torch.cuda.get_device_name()`` gives it: its tuning cache and fitted constants
-        (:func:`tritonconv.costmodel.device_for`; the H200 datasheet's where none were fitted).
+        (:func:`tritonconv.costmodel.device_for`: where none were fitted, a fitted sibling's carried by their
+        datasheets, or the H200 datasheet's).
     :param tma: the GPU has a tensor memory accelerator (compute capability 9.0 and up), which the descriptor
         kernels use; None: as its name says (:data:`TMA_NAMES`).
     """
@@ -256,7 +258,8 @@ def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
                            costmodel.issued(problem, cfg)[0] / max(useful, 1),
                            1e3 * costmodel.pass_seconds(layer, cfg, device), costmodel.bound(problem, cfg, device), best,
                            1e3 * costmodel.pass_seconds(layer, best, device), channels_last))
-    return Explanation(op, written("conv"), device.name, costmodel.fitted_path(gpu).exists(), tuple(passes))
+    return Explanation(op, written("conv"), device.name, costmodel.fitted(gpu) is not None, costmodel.provenance(gpu),
+                       tuple(passes))
 
 
 # --- a whole model -------------------------------------------------------------------------------------
@@ -403,6 +406,7 @@ class ModelExplanation:
 
     gpu: str
     fitted: bool
+    constants: str  # where the constants come from, in words (tritonconv.costmodel.provenance)
     training: bool
     layers: tuple[Layer, ...]
     left: tuple[str, ...]  # convolutions tritonconv leaves to torch, with the reason
@@ -419,7 +423,7 @@ class ModelExplanation:
 
     def __str__(self) -> str:
         calls = sum(layer.calls for layer in self.layers)
-        model = "fitted on its measured rows" if self.fitted else "the H200 datasheet's constants (none fitted for it)"
+        model = self.constants
         lines = textwrap.wrap(f"{calls} convolution call{'s' * (calls != 1)}, {len(self.layers)} distinct, "
                               f"{'forward and backward' if self.training else 'forward only'}, on {self.gpu}; "
                               f"cost model {model}: predicted device times of all a layer's calls, not "
@@ -512,8 +516,8 @@ def explain_model(model: Callable, *inputs, gpu: str = "NVIDIA H200", tma: bool 
         names = TRANSPOSED_PASSES if call.op == "conv_transpose" else {name: name for name in COLUMNS}
         runs = {name: passes[names[name]] for name in COLUMNS if taken[name] and names[name] in passes}
         layers.append(Layer(calls, call.op, explanation, runs))
-    return ModelExplanation(costmodel.device_for(gpu).name, costmodel.fitted_path(gpu).exists(), training,
-                            tuple(layers), tuple(left))
+    return ModelExplanation(costmodel.device_for(gpu).name, costmodel.fitted(gpu) is not None, costmodel.provenance(gpu),
+                            training, tuple(layers), tuple(left))
 
 
 __all__ = ["Explanation", "Layer", "ModelExplanation", "Pass", "config_text", "describe", "explain", "explain_model"]
