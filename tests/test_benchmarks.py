@@ -387,6 +387,23 @@ def test_fuzz_draws_valid_cases_and_catches_a_planted_fault(monkeypatch, capsys)
     assert not fuzz.check(sliced, torch.device("cpu"))["ok"]
 
 
+def test_fuzz_holds_a_bias_gradient_to_its_condition(monkeypatch):
+    """Seed 91153: fp16, an expanded bias, so one sum of 3,696 terms whose L2 norm is 61 times the sum; tritonconv's
+    error (0.017) and PyTorch's (0.008) are both rounding noise, more than twice apart, and the bias gradient's
+    condition floor passes the case. An fp32 case's bias gradients 0.1% off still fail."""
+    from benchmarks import fuzz
+
+    row = fuzz.check(fuzz.draw(91153), torch.device("cpu"))
+    assert row["tritonconv"]["grad_bias"] > 2 * row["torch"]["grad_bias"] and 0.1 < row["floors"]["grad_bias"] < 1
+    assert row["ok"]
+    case = fuzz.draw(90)  # fp32, 64 channels' biases
+    assert case["bias"] and case["dtype"] == "float32" and fuzz.check(case, torch.device("cpu"))["ok"]
+    real = tritonconv.functional._bias_grad
+    monkeypatch.setattr(tritonconv.functional, "_bias_grad", lambda grad_z, dtype: real(grad_z, dtype) * 1.001)
+    row = fuzz.check(case, torch.device("cpu"))
+    assert not row["ok"] and row["tritonconv"]["grad_bias"] > max([fuzz.TOL[torch.float32], *row.get("floors", {}).values()])
+
+
 def test_fuzz_holds_an_ill_conditioned_result_to_torchs_own_error():
     """Seed 53040: a one-channel bias gradient in fp16 whose float64 sum is near zero; the operands' rounding alone
     errs past the fp16 tolerance (PyTorch: 0.024), so tritonconv is held to twice PyTorch's error there."""
@@ -588,7 +605,10 @@ def made_up_slot(folder, date="2026-12-01T10:00:00+00:00", scale=1.0):
     (folder / "kernelbench.jsonl").write_text(json.dumps({**meta, "name": "87_pointwise", "speedup": 0.5,
                                                           "kernelbench_speedup": 0.25, "tritonconv": {"ms": 4.0}}) + "\n")
     fuzzed = ((1, True), (2, False), (3, None))  # passed, wrong, not run
-    (folder / "fuzz.jsonl").write_text("".join(json.dumps({"seed": i, "ok": ok}) + "\n" for i, ok in fuzzed))
+    conditioned = {"seed": 4, "ok": True, "dtype": "float16", "floors": {"grad_bias": 0.3},  # passed by its floor
+                   "tritonconv": {"grad_bias": 0.017}, "torch": {"grad_bias": 0.008}}
+    (folder / "fuzz.jsonl").write_text("".join(json.dumps({"seed": i, "ok": ok}) + "\n" for i, ok in fuzzed)
+                                       + json.dumps(conditioned) + "\n")
     (folder / "spec.xml").write_text('<testsuites><testsuite><testcase classname="spec_notebooks.01"/>'
                                      '<testcase classname="spec_notebooks.02"><failure/></testcase></testsuite></testsuites>')
     (folder / "slot.log").write_text("## 10:00:00 [tests] pytest\n3 passed, 1 failed in 9.0s\n## exit 1\n## exit 124\n"
@@ -655,7 +675,8 @@ def test_readout_commits_tabulates_draws_and_compares(tmp_path):
     assert "| 2D | 0.80x (0.13x) n=1 | 0.25x (0.06x) n=1 |" in block and "rest" in readme.read_text()
     assert "| 1D | 2.00x (0.50x) n=1 | 1.00x (0.25x) n=1 |" in block
     assert "spec notebooks on the GPU: 1 cells passed, 1 failed (in 02)" in text
-    assert "fuzz: 3 random configurations, 1 wrong (seeds [2]), 1 not run" in text and "stopped at their deadline" in text
+    assert "fuzz: 4 random configurations, 1 wrong (seeds [2]), 1 not run" in text and "stopped at their deadline" in text
+    assert "1 passed by their bias gradient's condition alone (seeds [4])" in text
     assert "this slot measured with TRITONCONV_DIRECT=0" in text
     assert ("4 candidates timed for 2 problems; the one the model predicted fastest was within 5% of the fastest "
             "timed on 2") in text
