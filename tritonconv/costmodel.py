@@ -146,6 +146,7 @@ DATASHEET = Device("NVIDIA H200", 132, 395e12, 395e12, 395e12, 33.5e12, 4.3e12, 
 notes: about 790 TFLOP/s and 4.3 TB/s) for every tensor-core kernel, the datasheet's fp32 FMA rate, the IEEE
 fp32 GEMM rate measured (``Device.ieee_macs``), and a launch cost of a few microseconds."""
 
+
 @dataclasses.dataclass(frozen=True)
 class Sheet:
     """The datasheet figures by which one GPU's constants carry to another of its architecture (:func:`carried`).
