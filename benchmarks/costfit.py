@@ -122,8 +122,28 @@ def tuning_samples(cache_files: list[Path], device: str) -> list[dict]:
                 if timed["ms"] and math.isfinite(timed["ms"]):
                     out.append({"name": key, "pass": TUNED_PASS[problem.kind], "layout": problem.layout, "date": "",
                                 "device": device, "measured_ms": timed["ms"], "host_bound": False, "call_by_call": False,
-                                "launches": [(problem, Config.from_dict(timed["config"]))], "source": "tuning"})
+                                "launches": [(problem, Config.from_dict(timed["config"]))], "source": "tuning",
+                                "search": value.get("search")})
     return out
+
+
+def pruned_report(tuned: list[dict], device: costmodel.Device, top: int = 5) -> dict:
+    """Issue 34's test of a pruned search, on the tunings that timed every candidate (:func:`tuning_samples` of
+    entries whose ``search`` is ``"full"``): per problem, the best time among the candidates a shortlist of the
+    model's ``top`` (and the baselines, :func:`tritonconv.tuning.shortlist`) holds over the best of all; problems,
+    those within 5%, their median ratio."""
+    by_problem: dict[str, list[dict]] = {}
+    for s in tuned:
+        if s.get("search") == "full":
+            by_problem.setdefault(s["name"], []).append(s)
+    model, ratios = costmodel.predicting(device), []
+    for group in by_problem.values():
+        problem = group[0]["launches"][0][0]
+        timed = {s["launches"][0][1]: s["measured_ms"] for s in group}
+        listed = tuning.shortlist(problem, list(timed), model, top, device.sms, True)
+        ratios.append(min(timed[c] for c in listed if c in timed) / min(timed.values()))
+    return {"problems": len(ratios), "within_5pct": sum(r <= 1.05 for r in ratios),
+            "median_ratio": statistics.median(ratios) if ratios else math.nan}
 
 
 def ranking_report(tuned: list[dict], device: costmodel.Device) -> dict:

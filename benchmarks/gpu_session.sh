@@ -57,7 +57,7 @@ if ((gpu)); then
   # 2026-11-29), where the 2026-11-26 slot ran 361 tests in 87 s on 8 processes
   tests="tests/test_cuda_graphs.py tests/test_conv_tma.py tests/test_aligned_rows.py tests/test_banded.py tests/test_backward.py tests/test_conv2plus1d.py tests/test_conv.py"
   tune=(python3 -m tritonconv.tune benchmarks/shapes.json --ship --dtype bf16 --layout channels_last contiguous
-        --kinds conv conv_t conv_wgrad --behind "$OUT/suite.jsonl" --top 6)
+        --kinds conv conv_t conv_wgrad --behind "$OUT/suite.jsonl" --top 6 --full 2)
   spec=(python3 -m tritonconv.spec --device cuda --workers 4 --junitxml "$OUT/spec.xml")
   e2e=(python3 -m benchmarks.e2e)
   shards=16
@@ -106,7 +106,8 @@ step suite "${heuristic[@]}" "${suite[@]}" --out "$OUT" --file suite.jsonl --bud
 step fp8 "${heuristic[@]}" "${fp8[@]}" --out "$OUT" --file suite.jsonl --budget-s $((${deadline[fp8]} - 10))
 step kernelbench "${heuristic[@]}" "${kernelbench[@]}" --out "$OUT" --file kernelbench.jsonl --budget-s $((${deadline[kernelbench]} - 15))
 # tuning resumes from the shipped cache (committed from the last slot): host-timed and unmeasured entries,
-# the layers furthest behind cuDNN first; then those layers timed again
+# the layers furthest behind cuDNN first, the model's 6 best candidates each but the first two's (every candidate:
+# full searches, which judge the shortlist); then those layers timed again
 tuned_list=$(mktemp)
 step tune "${tune[@]}" --names-out "$tuned_list" --budget-s $((${deadline[tune]} - 15))
 cp "autotune_cache/$cache_file" "$OUT/" 2>/dev/null || echo "no tuning cache written"

@@ -20,7 +20,8 @@ suite.jsonl, kernelbench.jsonl, tuned.jsonl, e2e.jsonl, the tuning cache file):
     each prediction of ``benchmarks/NOTES.md`` ("Predictions to check", its ``claim`` column)
     held, not held or not measured, and the cost model's predicted device times
     (``benchmarks/predictions/<device>.jsonl``, ``python -m benchmarks.costfit --predict``) against the
-    measured ones. The same markdown is printed.
+    measured ones, and how it ranked what the tuning timed (its pick, its shortlist against the full searches).
+    The same markdown is printed.
 """
 
 from __future__ import annotations
@@ -300,7 +301,8 @@ def kernelbench_predicted(kb: list[dict], path: Path) -> list[str]:
 
 def tuning_ranked(folder: Path, device: str) -> list[str]:
     """How the cost model ranked the candidates the slot's tuning timed (their times are in the cache file's
-    entries, ``candidates``): what issue 34's pruned search rests on."""
+    entries, ``candidates``): what issue 34's pruned search rests on, and on the full searches its test
+    (:func:`benchmarks.costfit.pruned_report`)."""
     from benchmarks import costfit
     from tritonconv import costmodel
 
@@ -310,6 +312,7 @@ def tuning_ranked(folder: Path, device: str) -> list[str]:
         return []
     rep = costfit.ranking_report(tuned, costmodel.device_for(device))
     splits = costfit.split_report(tuned, costmodel.device_for(device))
+    pruned = costfit.pruned_report(tuned, costmodel.device_for(device))
     entries = {key: value for path in files for key, value in json.loads(path.read_text()).get("entries", {}).items()
                if key in {s["name"] for s in tuned}}
     nchw = [key for key in entries if key.split("|")[2] == "contiguous"]
@@ -317,6 +320,9 @@ def tuning_ranked(folder: Path, device: str) -> list[str]:
     return ["", "## Tuning, against the cost model", "",
             f"{len(tuned)} candidates timed for {rep['problems']} problems; the one the model predicted fastest was "
             f"within 5% of the fastest timed on {rep['within_5pct']} (median {rep['median_ratio']:.3f}x).",
+            "", f"Full searches (every candidate timed): {pruned['problems']}; the shortlist of the model's 5 best and the "
+            f"baselines held a config within 5% of the full search's best on {pruned['within_5pct']} (target: 90%; "
+            f"median {pruned['median_ratio']:.3f}x).",
             "", f"Weight gradients whose default split count the model moved from the heuristic's, both timed: "
             f"{splits['problems']}; the default faster on {splits['default_faster']} (the heuristic's time over the "
             f"default's, median {splits['median_ratio']:.3f}x).",

@@ -618,7 +618,7 @@ def made_up_slot(folder, date="2026-12-01T10:00:00+00:00", scale=1.0):
     nchw = tc_tuning.Problem.of("conv", "bfloat16", "contiguous", (8, 64, 28, 30), (128, 64, 3, 3), 1, 1)
     relaid = [(tc_tuning.relaid(nchw)[0], 1.0), (tc_tuning.heuristic(nchw, False, 132, True), 1.0)]
     (folder / "Test_GPU__triton-3.6.0.json").write_text(json.dumps({"device": "Test GPU", "entries": {
-        tuned_problem.key(): tc_cache.entry(tuned_problem, candidates[0][0], 1.0, "cuda_graph", candidates),
+        tuned_problem.key(): tc_cache.entry(tuned_problem, candidates[0][0], 1.0, "cuda_graph", candidates, "full"),
         nchw.key(): tc_cache.entry(nchw, relaid[0][0], 1.0, "cuda_graph", relaid)}}))
     (folder / "e2e.jsonl").write_text(json.dumps({**meta, "model": "resnet50", "input": [32, 3, 224, 224], "torch_ms": 100.0,
                                                   "tritonconv_ms": 200.0, "speedup": 0.5, "routed": {"conv2d": 53},
@@ -680,6 +680,8 @@ def test_readout_commits_tabulates_draws_and_compares(tmp_path):
     assert "this slot measured with TRITONCONV_DIRECT=0" in text
     assert ("4 candidates timed for 2 problems; the one the model predicted fastest was within 5% of the fastest "
             "timed on 2") in text
+    assert ("Full searches (every candidate timed): 1; the shortlist of the model's 5 best and the baselines held a "
+            "config within 5% of the full search's best on 1") in text
     assert "NC(D)HW problems tuned: 1; won by a relayout config (activations copied channels innermost): 1\n- `conv|" in text
     assert "| resnet50_l1_3x3 | forward | channels-last | 0.80x | 0.12x | 0.40x (cuda_graph) | 2.00 |" in text
     assert "| P1 | resnet50_l1_3x3 | forward | channels_last | `speedup_vs_cudnn >= 0.7` | resnet50_l1_3x3 0.80 | held |" in text

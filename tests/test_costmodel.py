@@ -200,6 +200,39 @@ def test_tuner_times_only_the_models_best_candidates(tmp_path, monkeypatch):
     assert timed == [c for c in tuning.candidates(p) if c in best]  # in the candidates' order: the model's three, the default
     entry = cache.read(tmp_path / cache.file_name(GPU), GPU)[p.key()]
     assert geometry.Config.from_dict(entry["config"]) == timed[0]  # the fastest timed (the bench's first)
+    assert entry["search"] == "top 3"
+    q = dataclasses.replace(p, input_shape=(2, 8, 9, 9))  # --full 1: the first problem a full search, the next not
+    timed.clear()
+    assert tune.tune_all([("y", q), ("x", p)], "cpu", GPU, tmp_path, bench, tuning.DEFAULT_SMEM, 132, top=3,
+                         full=1, retune=True) == ["y", "x"]
+    assert len(timed) == len(tuning.candidates(q)) + len(best)
+    entries = cache.read(tmp_path / cache.file_name(GPU), GPU)
+    assert (entries[q.key()]["search"], entries[p.key()]["search"]) == ("full", "top 3")
+    assert len(entries[q.key()]["candidates"]) == len(tuning.candidates(q))
+    groups = []  # compiled in worker processes: the full searches a group of their own, first
+    monkeypatch.setattr(tune, "precompile", lambda group, *args: groups.append([n for n, _ in group]) or {})
+    r = dataclasses.replace(p, input_shape=(3, 8, 9, 9))
+    tune.tune_all([("y", q), ("x", p), ("z", r)], "cpu", GPU, tmp_path, bench, tuning.DEFAULT_SMEM, 132, top=3, full=1,
+                  retune=True, jobs=2, chunk=8)
+    assert groups == [["y"], ["x", "z"]]
+
+
+def test_pruned_report_judges_the_shortlist_on_full_searches():
+    """Issue 34's pruned search, judged on tunings that timed every candidate: the best of the shortlist (the model's
+    top 5 and the baselines) against the best of all; shortlisted tunings are not judged."""
+    p = suite_problem("resnet50_l1_3x3")
+    device = costmodel.device_for("NVIDIA H200")
+    ranked = costmodel.rank(p, tuning.candidates(p, tma=True), device)
+    listed = set(tuning.shortlist(p, ranked, costmodel.predicting(device), 5, device.sms, True))
+    outside = next(c for c in reversed(ranked) if c not in listed)
+
+    def samples(name, fastest, search="full"):
+        return [{"name": name, "search": search, "launches": [(p, c)], "measured_ms": 1.0 if c == fastest else 2.0}
+                for c in ranked]
+
+    report = costfit.pruned_report(samples("a", ranked[0]) + samples("b", outside) + samples("c", outside, "top 6"),
+                                   device)
+    assert (report["problems"], report["within_5pct"]) == (2, 1) and report["median_ratio"] == 1.5
 
 
 @pytest.mark.parametrize("layout", ["channels_last", "contiguous"])

@@ -60,12 +60,15 @@ def file_name(device_name: str, version: str | None = None) -> str:
 
 
 def entry(problem: Problem, config: Config, ms: float, timing: str = "cuda_graph",
-          timed: list[tuple[Config, float]] | None = None) -> dict:
-    """A cache entry: the winning ``config``, its time and how that time was taken (``timing``), and every config
-    the tuning ``timed`` with its milliseconds (``candidates``: what the cost model is fitted and judged on)."""
+          timed: list[tuple[Config, float]] | None = None, search: str | None = None) -> dict:
+    """A cache entry: the winning ``config``, its time and how that time was taken (``timing``), every config the
+    tuning ``timed`` with its milliseconds (``candidates``: what the cost model is fitted and judged on), and which
+    search timed them (``search``: ``"full"``, every candidate, or ``"top N"``, the model's shortlist)."""
     out = {"config": vars(config).copy(), "ms": ms, "bucket": problem.bucket(), "timing": timing}
     if timed:
         out["candidates"] = [{"config": vars(cfg).copy(), "ms": t} for cfg, t in timed]
+    if search:
+        out["search"] = search
     return out
 
 

@@ -18,6 +18,9 @@ cache), so the timing loop, which must run one kernel at a time, does not wait o
 candidates whose kernels spill registers (ptxas's report of that compile) are not timed, but for the default
 config (:func:`tritonconv.tuning.default`). With ``--jobs 0`` each problem's candidates compile on threads before
 it is timed, as a first call's tuning in the library does (:func:`tritonconv._runtime.compile_ahead`).
+``--top N`` times the cost model's N best candidates and the default config; ``--full K`` has the first K problems
+time every candidate beside them (full searches: the readout says how often the shortlist held a config within 5% of
+a full search's best).
 
 Every layer is tuned for the forward kernel and, with ``--kinds``, for the two backward
 kernels (``conv_t``: input gradient, ``conv_wgrad``: weight gradient). A ``conv2plus1d``
@@ -172,6 +175,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="append the names of the layers tuned (with --dry-run: that would be) to this file, one a line")
     p.add_argument("--top", type=int, default=None,
                    help="time only the N candidates the cost model (tritonconv.costmodel) predicts fastest")
+    p.add_argument("--full", type=int, default=0,
+                   help="with --top: the first N problems time every candidate (full searches, to judge the shortlist by)")
     p.add_argument("--behind", nargs="+", type=Path, default=[],
                    help="suite rows (benchmarks.run JSON lines): tune the layers furthest behind cuDNN first")
     p.add_argument("--budget-s", type=float, default=None, help="start no new problem after this many seconds")
@@ -352,7 +357,8 @@ def behind_first(todo: list[tuple[str, tuning.Problem]], rows: list[dict], have:
 
 def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: str, target: Path, bench: Callable,
              smem: int, sm_count: int, *, budget_s: float | None = None, jobs: int = 0, retune: bool = False,
-             tma: bool = False, rows: list[dict] | None = None, chunk: int = 8, top: int | None = None) -> list[str]:
+             tma: bool = False, rows: list[dict] | None = None, chunk: int = 8, top: int | None = None,
+             full: int = 0) -> list[str]:
     """Tune ``todo`` ((name, problem) pairs) into the cache file of ``device_name`` in the directory
     ``target``, launching on ``device`` and timing with ``bench`` (a function of a callable returning
     milliseconds, e.g. :func:`tritonconv.tuning.do_bench_median`).
@@ -364,7 +370,9 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
     problem after ``budget_s`` seconds; with ``jobs`` > 0 compiles the candidates of each ``chunk``
     problems in that many processes first (:func:`precompile`; spilling and failing candidates are not
     timed). With ``top``, only the ``top`` candidates :mod:`tritonconv.costmodel` predicts fastest (with the
-    device's fitted constants) and the default config are compiled and timed (:func:`tritonconv.tuning.shortlist`).
+    device's fitted constants) and the default config are compiled and timed (:func:`tritonconv.tuning.shortlist`),
+    but for the first ``full`` problems, which time every candidate: full searches, beside which the readout judges
+    the shortlist (``benchmarks.costfit.pruned_report``). Each entry says which search it ran (``search``).
     Returns the names of the problems tuned, in order.
     """
     have = cache.read(target / cache.file_name(device_name), device_name)
@@ -374,21 +382,25 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
     if rows:
         todo = behind_first(todo, rows, have)
     start, done = time.monotonic(), []
+    searched_fully = {problem for _, problem in todo[:full]} if top else {problem for _, problem in todo}
 
     def out_of_time() -> bool:
         return budget_s is not None and time.monotonic() - start > budget_s
 
     model = costmodel.model(device_name, sm_count)  # the default config's split count, and the shortlist with top
-    for first in range(0, len(todo), chunk if jobs > 0 else len(todo) or 1):
-        group = todo[first:first + chunk] if jobs > 0 else todo
+    lead = full if top and jobs > 0 else 0  # the full searches compile and run as a group of their own, first
+    groups = [todo[first:first + chunk] for first in range(lead, len(todo), chunk)] if jobs > 0 else [todo]
+    if lead:
+        groups.insert(0, todo[:lead])
+    for group in groups:
         if out_of_time():
             break
         every = {problem: tuning.candidates(problem, smem, tma, sm_count, model) for _, problem in group}
-        only = {p: tuning.shortlist(p, cfgs, model, top, sm_count, tma, smem) for p, cfgs in every.items()} if top \
-            else None
+        only = {p: tuning.shortlist(p, cfgs, model, top, sm_count, tma, smem) for p, cfgs in every.items()
+                if p not in searched_fully} if top else None
         skip = precompile(group, smem, jobs, device, tma, only, sm_count, model) if jobs > 0 else {}
         if only:  # the candidates the model ranks lower are not timed either
-            skip = {p: set(skip.get(p, ())) | (set(cfgs) - set(only[p])) for p, cfgs in every.items()}
+            skip = {p: set(skip.get(p, ())) | (set(cfgs) - set(only.get(p, cfgs))) for p, cfgs in every.items()}
         bar = tqdm(group, desc=f"tuning on {device_name}", unit="problem")
         for name, problem in bar:
             if out_of_time():
@@ -398,7 +410,8 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
             timed: list[tuple[tuning.Config, float]] = []
             cfg, ms = tuning.tune(problem, runner(problem, torch.device(device)), bench, smem, sm_count, tma,
                                   skip=skip.get(problem, set()), predict=model, timed=timed)
-            entry = cache.entry(problem, cfg, ms, tuning.timing_since(before), timed)
+            entry = cache.entry(problem, cfg, ms, tuning.timing_since(before), timed,
+                                "full" if problem in searched_fully else f"top {top}")
             cache.store(device_name, {problem.key(): entry}, target)
             done.append(name)
     print(f"tuned {len(done)} of {len(todo)} problems into {target / cache.file_name(device_name)}"
@@ -432,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             if line.startswith("{") and line.endswith("}")]
     tuned = tune_all(todo, "cuda", device_name, target, tuning.do_bench_median, smem, props.multi_processor_count,
                      budget_s=args.budget_s, jobs=args.jobs, retune=args.retune, tma=props.major >= 9, rows=rows,
-                     top=args.top)
+                     top=args.top, full=args.full)
     record_names(args.names_out, tuned)
     return 0
 

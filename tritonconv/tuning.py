@@ -1396,10 +1396,12 @@ def resolve(problem: Problem, device_name: str, run: Callable[[Config], torch.Te
         _announce(problem, device_name)
         before = Counter(stats)
         timed: list[tuple[Config, float]] = []
-        cfg, ms = tune(problem, run, bench, smem_limit, sm_count, tma, predict=predict, top=autotune_top(), timed=timed)
+        top = autotune_top() if predict is not None else 0
+        cfg, ms = tune(problem, run, bench, smem_limit, sm_count, tma, predict=predict, top=top, timed=timed)
         stats["tuned"] += 1
         log.info("tritonconv: tuned %s on %s: %s (%.4f ms)", problem.key(), device_name, cfg, ms)
-        cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms, timing_since(before), timed)})
+        cache.store(device_name, {problem.key(): cache.entry(problem, cfg, ms, timing_since(before), timed,
+                                                             f"top {top}" if top else "full")})
         return cfg
     stats["heuristic"] += 1
     return default(problem, sm_count, tma, predict, smem_limit)
