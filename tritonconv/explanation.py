@@ -79,11 +79,10 @@ class Explanation:
     def __str__(self) -> str:
         p = self.written
         layout = "channels-last" if p.layout == "channels_last" else "NC(D)HW"
-        model = self.constants
         lines = textwrap.wrap(f"{self.op}: input {p.input_shape}, weight {p.weight_shape}, stride {p.stride}, padding "
                               f"{p.padding}, dilation {p.dilation}, groups {p.groups}; {p.dtype}"
                               f"{' (TF32 products)' * p.tf32}, {layout} activations", 100, subsequent_indent="  ")
-        lines += textwrap.wrap(f"on {self.gpu}; cost model {model}: predicted device times, not measurements", 100,
+        lines += textwrap.wrap(f"on {self.gpu}; cost model {self.constants}: predicted device times, not measurements", 100,
                                subsequent_indent="  ")
         for s in self.passes:
             head = f"{s.predicted_ms:.4f} ms, bound by {s.bound}"
@@ -423,10 +422,9 @@ class ModelExplanation:
 
     def __str__(self) -> str:
         calls = sum(layer.calls for layer in self.layers)
-        model = self.constants
         lines = textwrap.wrap(f"{calls} convolution call{'s' * (calls != 1)}, {len(self.layers)} distinct, "
                               f"{'forward and backward' if self.training else 'forward only'}, on {self.gpu}; "
-                              f"cost model {model}: predicted device times of all a layer's calls, not "
+                              f"cost model {self.constants}: predicted device times of all a layer's calls, not "
                               "measurements; - : a pass the step does not run; NC: NC(D)HW activations, CL: channels-last", 100)
         if not self.layers:  # every convolution left to torch
             return "\n".join([*lines, "", "left to torch (tritonconv does not run them):",
