@@ -212,9 +212,15 @@ def test_tuner_times_only_the_models_best_candidates(tmp_path, monkeypatch):
     groups = []  # compiled in worker processes: the full searches a group of their own, first
     monkeypatch.setattr(tune, "precompile", lambda group, *args: groups.append([n for n, _ in group]) or {})
     r = dataclasses.replace(p, input_shape=(3, 8, 9, 9))
-    tune.tune_all([("y", q), ("x", p), ("z", r)], "cpu", GPU, tmp_path, bench, tuning.DEFAULT_SMEM, 132, top=3, full=1,
-                  retune=True, jobs=2, chunk=8)
-    assert groups == [["y"], ["x", "z"]]
+    wide = tuning.Problem.of("conv_wgrad", "bfloat16", "contiguous", (8, 64, 56, 56), (64, 64, 3, 3), 1, 1)
+    assert len(tuning.candidates(wide)) > tune.FULL_CANDIDATES >= len(tuning.candidates(r))  # too many to time all
+    skipped = {}  # what each problem's timing leaves out (a stand-in for the timing itself)
+    monkeypatch.setattr(tuning, "tune", lambda problem, run, bench, *args, skip=(), **kwargs: (
+        skipped.setdefault(problem, set(skip)), (tuning.candidates(problem)[0], 1.0))[1])
+    assert tune.tune_all([("w", wide), ("x", p), ("z", r)], "cpu", GPU, tmp_path, bench, tuning.DEFAULT_SMEM, 132,
+                         top=3, full=1, retune=True, jobs=2, chunk=8) == ["x", "w", "z"]
+    assert groups == [["x"], ["w", "z"]]  # the first problem of few enough candidates, first and alone
+    assert not skipped[p] and len(tuning.candidates(wide)) - len(skipped[wide]) <= 3 + 2  # the shortlist alone
 
 
 def test_pruned_report_judges_the_shortlist_on_full_searches():

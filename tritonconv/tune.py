@@ -18,9 +18,9 @@ cache), so the timing loop, which must run one kernel at a time, does not wait o
 candidates whose kernels spill registers (ptxas's report of that compile) are not timed, but for the default
 config (:func:`tritonconv.tuning.default`). With ``--jobs 0`` each problem's candidates compile on threads before
 it is timed, as a first call's tuning in the library does (:func:`tritonconv._runtime.compile_ahead`).
-``--top N`` times the cost model's N best candidates and the default config; ``--full K`` has the first K problems
-time every candidate beside them (full searches: the readout says how often the shortlist held a config within 5% of
-a full search's best).
+``--top N`` times the cost model's N best candidates and the default config; ``--full K`` has the first K problems of
+at most 40 candidates time every candidate, first (full searches: the readout says how often the shortlist held a
+config within 5% of a full search's best).
 
 Every layer is tuned for the forward kernel and, with ``--kinds``, for the two backward
 kernels (``conv_t``: input gradient, ``conv_wgrad``: weight gradient). A ``conv2plus1d``
@@ -69,7 +69,7 @@ def suite_problems(suite: dict) -> Iterator[tuple[str, dict]]:
         yield entry["name"] + ":temporal", shapes.suite_problem("conv3d", temporal)
 
 
-__all__ = ["ahead", "kernelbench_problems", "main", "model_problems", "precompile", "runner", "show",
+__all__ = ["FULL_CANDIDATES", "ahead", "kernelbench_problems", "main", "model_problems", "precompile", "runner", "show",
            "suite_problems", "tune_all"]
 
 TRANSPOSED_KIND = {"conv": "conv_t", "conv_t": "conv", "conv_wgrad": "conv_wgrad"}
@@ -176,7 +176,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--top", type=int, default=None,
                    help="time only the N candidates the cost model (tritonconv.costmodel) predicts fastest")
     p.add_argument("--full", type=int, default=0,
-                   help="with --top: the first N problems time every candidate (full searches, to judge the shortlist by)")
+                   help="with --top: the first N problems of at most FULL_CANDIDATES (40) candidates time every "
+                        "candidate, first (full searches, to judge the shortlist by)")
     p.add_argument("--behind", nargs="+", type=Path, default=[],
                    help="suite rows (benchmarks.run JSON lines): tune the layers furthest behind cuDNN first")
     p.add_argument("--budget-s", type=float, default=None, help="start no new problem after this many seconds")
@@ -355,6 +356,11 @@ def behind_first(todo: list[tuple[str, tuning.Problem]], rows: list[dict], have:
     return sorted(todo, key=key)
 
 
+FULL_CANDIDATES = 40
+"""The most candidates a full search (``tune_all``'s ``full``) takes on: a slot's tuning has 45 seconds, and an NC(D)HW
+weight gradient holds up to 229 candidates on Hopper (the suite's median problem 27)."""
+
+
 def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: str, target: Path, bench: Callable,
              smem: int, sm_count: int, *, budget_s: float | None = None, jobs: int = 0, retune: bool = False,
              tma: bool = False, rows: list[dict] | None = None, chunk: int = 8, top: int | None = None,
@@ -371,8 +377,9 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
     problems in that many processes first (:func:`precompile`; spilling and failing candidates are not
     timed). With ``top``, only the ``top`` candidates :mod:`tritonconv.costmodel` predicts fastest (with the
     device's fitted constants) and the default config are compiled and timed (:func:`tritonconv.tuning.shortlist`),
-    but for the first ``full`` problems, which time every candidate: full searches, beside which the readout judges
-    the shortlist (``benchmarks.costfit.pruned_report``). Each entry says which search it ran (``search``).
+    but for the first ``full`` problems of at most :data:`FULL_CANDIDATES` candidates, which go first and time every
+    candidate: full searches, beside which the readout judges the shortlist (``benchmarks.costfit.pruned_report``).
+    Each entry says which search it ran (``search``).
     Returns the names of the problems tuned, in order.
     """
     have = cache.read(target / cache.file_name(device_name), device_name)
@@ -382,13 +389,19 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
     if rows:
         todo = behind_first(todo, rows, have)
     start, done = time.monotonic(), []
-    searched_fully = {problem for _, problem in todo[:full]} if top else {problem for _, problem in todo}
 
     def out_of_time() -> bool:
         return budget_s is not None and time.monotonic() - start > budget_s
 
     model = costmodel.model(device_name, sm_count)  # the default config's split count, and the shortlist with top
-    lead = full if top and jobs > 0 else 0  # the full searches compile and run as a group of their own, first
+    if top:  # the full searches first, the problems of few enough candidates (the order given otherwise)
+        fully = [item for item in todo
+                 if len(tuning.candidates(item[1], smem, tma, sm_count, model)) <= FULL_CANDIDATES][:full]
+        todo = fully + [item for item in todo if item not in fully]
+    else:
+        fully = todo
+    searched_fully = {problem for _, problem in fully}
+    lead = len(fully) if top and jobs > 0 else 0  # the full searches compile and run as a group of their own
     groups = [todo[first:first + chunk] for first in range(lead, len(todo), chunk)] if jobs > 0 else [todo]
     if lead:
         groups.insert(0, todo[:lead])
