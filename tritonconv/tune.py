@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import itertools
 import json
 import math
 import multiprocessing
@@ -395,8 +396,8 @@ def tune_all(todo: list[tuple[str, tuning.Problem]], device: str, device_name: s
 
     model = costmodel.model(device_name, sm_count)  # the default config's split count, and the shortlist with top
     if top:  # the full searches first, the problems of few enough candidates (the order given otherwise)
-        fully = [item for item in todo
-                 if len(tuning.candidates(item[1], smem, tma, sm_count, model)) <= FULL_CANDIDATES][:full]
+        few = (item for item in todo if len(tuning.candidates(item[1], smem, tma, sm_count, model)) <= FULL_CANDIDATES)
+        fully = list(itertools.islice(few, full))
         todo = fully + [item for item in todo if item not in fully]
     else:
         fully = todo
