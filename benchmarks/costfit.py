@@ -41,7 +41,7 @@ FIT_ROWS = ROOT / "results" / "static" / "costmodel-fit.jsonl"
 PREDICTIONS = ROOT / "predictions"
 PASS_KINDS = {"forward": "conv", "input_grad": "conv_t", "weight_grad": "conv_wgrad"}
 SLOT_TRITON = "3.6.0"  # the GPU machine's Triton: whose shipped cache file the slot's calls read
-SLOT_DEVICES = ("NVIDIA H200", "NVIDIA H100 80GB HBM3")  # the GPUs a slot runs on (the device tool's two kinds)
+SLOT_DEVICES = ("NVIDIA H200", "NVIDIA H100 80GB HBM3")  # the GPU machines a slot runs on
 TUNED_PASS = {kind: pas for pas, k in PASS_KINDS.items() for kind in (k, tuning.DEPTHWISE_KIND[k])}  # a kind's pass
 HOST_MS = 0.0833
 

@@ -999,7 +999,7 @@ def test_tunings_time_the_heuristics_split_beside_the_default_and_the_readout_co
 
 
 def test_an_h100_takes_the_h200s_fit_carried_by_their_datasheets(tmp_path, monkeypatch):
-    """The device tool lends an H100 SXM as often as an H200: without rows of its own, an H100 takes the H200's fitted
+    """A slot runs on an H100 SXM as often as on an H200: without rows of its own, an H100 takes the H200's fitted
     constants, its SMs' rates scaled by SMs x clock (the same chip and clock: unchanged on the SXM, 0.77x on the PCIe
     card) and its memory bandwidth by the datasheets' (3.35 / 4.8); rows of its own, once fitted, take over; a GPU the
     model has no datasheet of keeps the H200 datasheet's constants."""

@@ -165,7 +165,7 @@ SHEETS = {"NVIDIA H200": Sheet(132, 1.98e9, 4.8e12),
           "NVIDIA H100 80GB HBM3": Sheet(132, 1.98e9, 3.35e12),
           "NVIDIA H100 PCIe": Sheet(114, 1.755e9, 2.0e12)}
 """NVIDIA's datasheet figures of the Hopper GPUs the model carries constants between, by the names torch reports: the
-H200, the H100 SXM (the device tool's ``nvidia-h100-x1``: 132 SMs and 50 MB of L2 as torch reported them, a device copy
+H200, the H100 SXM (a slot's usual GPU machine: 132 SMs and 50 MB of L2 as torch reported them, a device copy
 at about 3.0 TB/s where the H200's ran at 4.3, the same bf16 matmul rate) and the H100 PCIe. One chip, one SM: what an
 SM does a clock is the same on each; the clocks, the SM counts and the memory differ."""
 
