@@ -397,7 +397,7 @@ def compare(case: dict, device: torch.device, impls: tuple, ref: list, tol: floa
     under configs drawn from the tuner's candidates where the case asks (a drawn config the GPU cannot launch, as
     tuning skips it, leaves the case not run, ``ok`` null); ``ok`` where tritonconv raised nothing and each error is
     within ``tol``, twice PyTorch's, or its floor in ``floors`` (a relative error its conditioning allows; recorded in
-    the row where above ``tol``)."""
+    the row where above ``tol``, and the tensors it alone passed in ``by_floor``)."""
     row = {**case}
     floors = {k: f for k, f in (floors or {}).items() if f > tol}
     if floors:
@@ -422,6 +422,9 @@ def compare(case: dict, device: torch.device, impls: tuple, ref: list, tol: floa
     errs, theirs = row["tritonconv"], row.get("torch", {})
     row["ok"] = "error" not in errs and all(e <= max(tol, 2 * theirs.get(k, 0.0), floors.get(k, 0.0))
                                             for k, e in errs.items())
+    by_floor = [k for k, e in errs.items() if "error" not in errs and max(tol, 2 * theirs.get(k, 0.0)) < e]
+    if row["ok"] and by_floor:  # what its floor alone passed
+        row["by_floor"] = by_floor
     return row
 
 

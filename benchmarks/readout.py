@@ -49,15 +49,6 @@ START, END = "<!-- slot-table:start -->", "<!-- slot-table:end -->"
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
 
-def fuzz_tol(dtype: str) -> float:
-    """The fuzz's tolerance for a case of ``dtype`` (:data:`benchmarks.fuzz.TOL`)."""
-    import torch
-
-    from benchmarks import fuzz
-
-    return fuzz.TOL[getattr(torch, dtype)]
-
-
 def read_rows(path: Path) -> list[dict]:
     """JSON rows of a file, lines cut off by a stopped run left out."""
     rows = []
@@ -256,8 +247,7 @@ def outcome(folder: Path) -> list[str]:
         wrong = [r["seed"] for r in fuzz if r.get("ok") is False or "ok" not in r]
         unrun = sum(r.get("ok", False) is None for r in fuzz)
         harness = [r["seed"] for r in fuzz if "harness" in r]
-        conditioned = [r["seed"] for r in fuzz if r.get("ok") and "floors" in r and (r.get("tritonconv") or {}).get(
-            "grad_bias", 0.0) > max(fuzz_tol(r["dtype"]), 2 * (r.get("torch") or {}).get("grad_bias", 0.0))]
+        conditioned = [r["seed"] for r in fuzz if r.get("ok") and r.get("by_floor")]
         lines.append(f"- fuzz: {len(fuzz)} random configurations, {len(wrong)} wrong" + (f" (seeds {wrong})" if wrong else "")
                      + (f", {len(harness)} of them the harness's own error (seeds {harness})" if harness else "")
                      + (f", {unrun} not run (a drawn config out of the GPU's resources)" if unrun else "")

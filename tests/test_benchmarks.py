@@ -395,7 +395,7 @@ def test_fuzz_holds_a_bias_gradient_to_its_condition(monkeypatch):
 
     row = fuzz.check(fuzz.draw(91153), torch.device("cpu"))
     assert row["tritonconv"]["grad_bias"] > 2 * row["torch"]["grad_bias"] and 0.1 < row["floors"]["grad_bias"] < 1
-    assert row["ok"]
+    assert row["ok"] and row["by_floor"] == ["grad_bias"]
     case = fuzz.draw(90)  # fp32, 64 channels' biases
     assert case["bias"] and case["dtype"] == "float32" and fuzz.check(case, torch.device("cpu"))["ok"]
     real = tritonconv.functional._bias_grad
@@ -606,7 +606,7 @@ def made_up_slot(folder, date="2026-12-01T10:00:00+00:00", scale=1.0):
                                                           "kernelbench_speedup": 0.25, "tritonconv": {"ms": 4.0}}) + "\n")
     fuzzed = ((1, True), (2, False), (3, None))  # passed, wrong, not run
     conditioned = {"seed": 4, "ok": True, "dtype": "float16", "floors": {"grad_bias": 0.3},  # passed by its floor
-                   "tritonconv": {"grad_bias": 0.017}, "torch": {"grad_bias": 0.008}}
+                   "tritonconv": {"grad_bias": 0.017}, "torch": {"grad_bias": 0.008}, "by_floor": ["grad_bias"]}
     (folder / "fuzz.jsonl").write_text("".join(json.dumps({"seed": i, "ok": ok}) + "\n" for i, ok in fuzzed)
                                        + json.dumps(conditioned) + "\n")
     (folder / "spec.xml").write_text('<testsuites><testsuite><testcase classname="spec_notebooks.01"/>'

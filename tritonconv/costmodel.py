@@ -80,15 +80,15 @@ __all__ = ["ALIGNED_EACH_REGISTERS", "ALIGNED_ISSUE", "ALIGNED_REGISTERS", "BAND
            "NC_ROWS_ISSUE", "NC_ROWS_REGISTERS", "NC_RUNS_ISSUE", "PASS_ISSUE", "POINTER_STEP", "REGISTERS",
            "ROW_ISSUE", "SHARED_MMA_REGISTERS", "SHEETS", "STEP_ISSUE", "Sheet", "UNFITTED_SHARES",
            "WGRAD_RUNS_REGISTERS", "aligned", "apart", "banded_reads", "bound", "bounds", "by_rows", "carried",
-           "chain_seconds", "counts_operands", "ctas_per_sm", "default", "device_for", "drained", "efficiency",
-           "fill_bytes", "first_from_registers", "fitted", "folds", "forget", "gemm_launch", "input_channels_as_m",
-           "inputs", "issue_seconds", "issue_terms", "issue_time", "issued", "kernel_of", "launched", "meet_seconds",
-           "meeting", "met_seconds", "mma_instructions", "model", "nc_flat", "nc_rows", "nc_runs", "nc_share",
-           "occupancy", "one_row_mma", "pack_seconds", "pass_seconds", "pointer_step_terms", "predict", "predicting",
-           "provenance", "rank", "rate_of", "read_back", "registers", "relayout_seconds", "residency", "resident",
-           "row_reads", "runs_banded", "shared_bytes", "sibling", "spills", "standin", "step_instructions",
-           "sums_apart", "tap_axes", "tap_runs", "tensor_factor", "tma_splits", "tma_tiles", "transposed_mma",
-           "wanted_registers", "wgrad_runs", "x_as_m"]
+           "chain_seconds", "constants", "counts_operands", "ctas_per_sm", "default", "device_for", "drained",
+           "efficiency", "fill_bytes", "first_from_registers", "fitted", "folds", "forget", "gemm_launch",
+           "input_channels_as_m", "inputs", "issue_seconds", "issue_terms", "issue_time", "issued", "kernel_of",
+           "launched", "meet_seconds", "meeting", "met_seconds", "mma_instructions", "model", "nc_flat", "nc_rows",
+           "nc_runs", "nc_share", "occupancy", "one_row_mma", "pack_seconds", "pass_seconds", "pointer_step_terms",
+           "predict", "predicting", "provenance", "rank", "rate_of", "read_back", "registers", "relayout_seconds",
+           "residency", "resident", "row_reads", "runs_banded", "shared_bytes", "sibling", "spills", "standin",
+           "step_instructions", "sums_apart", "tap_axes", "tap_runs", "tensor_factor", "tma_splits", "tma_tiles",
+           "transposed_mma", "wanted_registers", "wgrad_runs", "x_as_m"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,33 +202,40 @@ def sibling(name: str) -> str | None:
     the first fitted one, or None where ``name`` is not in :data:`SHEETS`, is fitted itself or has no fitted sibling."""
     if name not in SHEETS or fitted(name) is not None:
         return None
-    return next((other for other in SHEETS if other != name and fitted(other) is not None), None)
+    return next((other for other, _ in _fitted_siblings(name)), None)
+
+
+def _fitted_siblings(name: str):
+    """``(name, fitted constants)`` of the other GPUs of :data:`SHEETS` that have a fit, in its order."""
+    return ((other, own) for other in SHEETS if other != name for own in [fitted(other)] if own is not None)
+
+
+def constants(name: str, sms: int | None = None) -> tuple[Device, str]:
+    """The constants of the device called ``name`` and where they come from, in words: fitted on its rows
+    (:func:`fitted_path`); else a fitted sibling's carried to it (:func:`sibling`, :func:`carried`); else
+    :data:`DATASHEET`, carried to it where it is in :data:`SHEETS`, else renamed (and given ``sms`` SMs, where given;
+    ``async_mma`` where the name is a Hopper GPU's: :data:`HOPPER`). Each fit is read once."""
+    own = fitted(name)
+    if own is not None:
+        return own, "fitted on its measured rows"
+    if name in SHEETS:
+        for other, theirs in _fitted_siblings(name):
+            return carried(theirs, name), (f"the {other}'s fit, carried to it by their datasheets (SMs, clocks, memory "
+                                           "bandwidth)")
+        return carried(DATASHEET, name), "the H200 datasheet's constants carried to it by their datasheets (none fitted)"
+    renamed = dataclasses.replace(DATASHEET, name=name, sms=sms or DATASHEET.sms,
+                                  async_mma=any(tag in name for tag in HOPPER))
+    return renamed, "the H200 datasheet's constants (none fitted for it)"
 
 
 def device_for(name: str, sms: int | None = None) -> Device:
-    """The constants of the device called ``name``: fitted on its rows (:func:`fitted_path`); else a fitted
-    sibling's carried to it (:func:`sibling`, :func:`carried`); else :data:`DATASHEET`, carried to it where it is in
-    :data:`SHEETS`, else renamed (and given ``sms`` SMs, where given; ``async_mma`` where the name is a Hopper GPU's:
-    :data:`HOPPER`)."""
-    own = fitted(name)
-    if own is not None:
-        return own
-    other = sibling(name)
-    if other is not None:
-        return carried(fitted(other), name)
-    if name in SHEETS:
-        return carried(DATASHEET, name)
-    return dataclasses.replace(DATASHEET, name=name, sms=sms or DATASHEET.sms, async_mma=any(tag in name for tag in HOPPER))
+    """The constants of the device called ``name`` (:func:`constants`)."""
+    return constants(name, sms)[0]
 
 
 def provenance(name: str) -> str:
     """Where :func:`device_for`'s constants for ``name`` come from, in words (:func:`tritonconv.explain`'s header)."""
-    if fitted(name) is not None:
-        return "fitted on its measured rows"
-    other = sibling(name)
-    if other is not None:
-        return f"the {other}'s fit, carried to it by their datasheets (SMs, clocks, memory bandwidth)"
-    return "the H200 datasheet's constants (none fitted for it)"
+    return constants(name)[1]
 
 
 HOPPER = ("H100", "H200", "H800", "H20", "GH200")

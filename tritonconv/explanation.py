@@ -73,7 +73,7 @@ class Explanation:
     written: Problem  # the forward problem as the caller wrote it
     gpu: str
     fitted: bool  # the model's constants were fitted on rows of this GPU (else a sibling's carried, or a datasheet's)
-    constants: str  # where they come from, in words (tritonconv.costmodel.provenance)
+    constants: str  # where they come from, in words (tritonconv.costmodel.constants)
     passes: tuple[Pass, ...]
 
     def __str__(self) -> str:
@@ -229,7 +229,7 @@ def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
         raise TypeError(f"explain: expected `weight` dtype {input.dtype} as the fp8 input's, got {weight.dtype}")
     spec = (shape_spec if quantised else conv_spec)(op, ndim, input, weight, bias, stride, padding, dilation, groups)
     layout = geometry.layout_of(input if input.dim() == ndim + 2 else input.unsqueeze(0))
-    device = costmodel.device_for(gpu)
+    device, constants = costmodel.constants(gpu)
     tma = any(name in gpu for name in TMA_NAMES) if tma is None else tma
     depthwise = shapes.is_depthwise(spec.input_shape, spec.weight_shape, spec.groups)
     if quantised and depthwise:
@@ -257,8 +257,7 @@ def explain(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
                            costmodel.issued(problem, cfg)[0] / max(useful, 1),
                            1e3 * costmodel.pass_seconds(layer, cfg, device), costmodel.bound(problem, cfg, device), best,
                            1e3 * costmodel.pass_seconds(layer, best, device), channels_last))
-    return Explanation(op, written("conv"), device.name, costmodel.fitted(gpu) is not None, costmodel.provenance(gpu),
-                       tuple(passes))
+    return Explanation(op, written("conv"), device.name, costmodel.fitted(gpu) is not None, constants, tuple(passes))
 
 
 # --- a whole model -------------------------------------------------------------------------------------
@@ -405,7 +404,7 @@ class ModelExplanation:
 
     gpu: str
     fitted: bool
-    constants: str  # where the constants come from, in words (tritonconv.costmodel.provenance)
+    constants: str  # where the constants come from, in words (tritonconv.costmodel.constants)
     training: bool
     layers: tuple[Layer, ...]
     left: tuple[str, ...]  # convolutions tritonconv leaves to torch, with the reason
@@ -514,8 +513,8 @@ def explain_model(model: Callable, *inputs, gpu: str = "NVIDIA H200", tma: bool 
         names = TRANSPOSED_PASSES if call.op == "conv_transpose" else {name: name for name in COLUMNS}
         runs = {name: passes[names[name]] for name in COLUMNS if taken[name] and names[name] in passes}
         layers.append(Layer(calls, call.op, explanation, runs))
-    return ModelExplanation(costmodel.device_for(gpu).name, costmodel.fitted(gpu) is not None, costmodel.provenance(gpu),
-                            training, tuple(layers), tuple(left))
+    device, constants = costmodel.constants(gpu)
+    return ModelExplanation(device.name, costmodel.fitted(gpu) is not None, constants, training, tuple(layers), tuple(left))
 
 
 __all__ = ["Explanation", "Layer", "ModelExplanation", "Pass", "config_text", "describe", "explain", "explain_model"]
